@@ -1,0 +1,74 @@
+/**
+ * `script` agents (DESIGN §6): canned responses per step, optional rules matched on the input,
+ * and directives to fail, answer raw text, or take time. Deterministic, for tests and demos.
+ */
+import { AgentInvocationError } from '../../core/errors';
+import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
+
+interface ScriptRule {
+  when: string;
+  responses: unknown[];
+}
+
+export class ScriptInvoker implements AgentInvoker {
+  async invoke(call: AgentInvocation): Promise<AgentReply> {
+    const responses = pickResponses(call);
+    if (!Array.isArray(responses) || responses.length === 0) {
+      throw new AgentInvocationError(call.agentName, `script agent ${call.agentName} has no responses`);
+    }
+    const nth = call.memory.filter((m) => m.role === 'assistant' && m.agent === call.agentName && !m.inherited).length;
+    const chosen = responses[Math.min(nth, responses.length - 1)];
+    const { delayMs, response } = splitDelay(chosen);
+    if (delayMs > 0) await delay(delayMs, call.signal);
+    if (isObject(response) && '$fail' in response) {
+      throw new AgentInvocationError(call.agentName, String(response.$fail));
+    }
+    if (isObject(response) && '$raw' in response) return { response: String(response.$raw) };
+    return { response: substituteInput(response, call.input) };
+  }
+}
+
+function pickResponses(call: AgentInvocation): unknown {
+  const rules = call.definition.rules as ScriptRule[] | undefined;
+  if (rules?.length) {
+    const text = typeof call.input === 'string' ? call.input : JSON.stringify(call.input ?? null);
+    const rule = rules.find((r) => text.includes(r.when));
+    if (rule) return rule.responses;
+  }
+  return call.definition.responses;
+}
+
+function splitDelay(value: unknown): { delayMs: number; response: unknown } {
+  if (!isObject(value) || !('$delayMs' in value)) return { delayMs: 0, response: value };
+  const { $delayMs, ...rest } = value;
+  return { delayMs: Number($delayMs) || 0, response: rest };
+}
+
+/** Replaces the string "$input" anywhere in the response with the step's input. */
+function substituteInput(value: unknown, input: unknown): unknown {
+  if (value === '$input') return input ?? null;
+  if (Array.isArray(value)) return value.map((v) => substituteInput(v, input));
+  if (isObject(value)) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substituteInput(v, input)]));
+  }
+  return value;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new AgentInvocationError('script', 'aborted'));
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        reject(new AgentInvocationError('script', 'aborted: the branch was cancelled'));
+      },
+      { once: true },
+    );
+  });
+}

@@ -1,0 +1,46 @@
+/**
+ * In-memory StepQueue with at-least-once delivery: the reference for the queue contract.
+ * With `duplicate`, every message is delivered twice under the same message id, as SQS does
+ * when it redelivers a message.
+ */
+import type { StepMessage, StepQueue } from '../../core/ports';
+
+export interface QueuedMessage {
+  messageId: string;
+  body: StepMessage;
+}
+
+export class MemoryQueue implements StepQueue {
+  private readonly items: QueuedMessage[] = [];
+  private readonly waiters: ((m: QueuedMessage) => void)[] = [];
+  private nextId = 0;
+  sent = 0;
+
+  constructor(private readonly options: { duplicate?: boolean } = {}) {}
+
+  async send(messages: StepMessage[]): Promise<void> {
+    for (const body of messages) {
+      const message = { messageId: `m${++this.nextId}`, body: structuredClone(body) };
+      this.sent++;
+      this.push(message);
+      if (this.options.duplicate) this.push({ ...message, body: structuredClone(body) });
+    }
+  }
+
+  /** The next message, waiting for one if the queue is empty. */
+  receive(): Promise<QueuedMessage> {
+    const item = this.items.shift();
+    if (item) return Promise.resolve(item);
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  get depth(): number {
+    return this.items.length;
+  }
+
+  private push(message: QueuedMessage): void {
+    const waiter = this.waiters.shift();
+    if (waiter) waiter(message);
+    else this.items.push(message);
+  }
+}

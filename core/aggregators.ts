@@ -1,0 +1,121 @@
+/** Aggregation strategies (DESIGN §4): the child results of a sync point become one value. */
+import { AggregationError } from './errors';
+import type { AggregatorRef, BranchStatus, WaitFor } from './model';
+
+export interface ChildResult {
+  branchId: string;
+  agent: string;
+  status: BranchStatus;
+  result?: unknown;
+  error?: string;
+}
+
+export interface AggregationContext {
+  waitFor: WaitFor;
+  metadata?: Record<string, unknown>;
+}
+
+export type AggregatorFn = (children: ChildResult[], context: AggregationContext) => unknown;
+
+export class AggregatorRegistry {
+  private readonly fns = new Map<string, AggregatorFn>();
+
+  constructor(initial: Record<string, AggregatorFn> = {}) {
+    for (const [name, fn] of Object.entries(initial)) this.register(name, fn);
+  }
+
+  register(name: string, fn: AggregatorFn): void {
+    if (name === 'default' || name === 'weighted_average' || name.startsWith('agent:')) {
+      throw new AggregationError(`aggregator name "${name}" is reserved`);
+    }
+    if (typeof fn !== 'function') throw new AggregationError(`aggregator "${name}" is not a function`);
+    this.fns.set(name, fn);
+  }
+
+  get(name: string): AggregatorFn | undefined {
+    return this.fns.get(name);
+  }
+
+  names(): string[] {
+    return [...this.fns.keys()];
+  }
+}
+
+/** Children that count: the cancelled ones are left out of every aggregate. */
+function included(children: ChildResult[]): ChildResult[] {
+  return children.filter((c) => c.status !== 'CANCELLED');
+}
+
+export function defaultAggregate(children: ChildResult[], context: AggregationContext) {
+  const counted = included(children);
+  const results: Record<string, unknown> = {};
+  const failures: Record<string, string> = {};
+  for (const child of counted) {
+    if (child.status === 'COMPLETED') results[child.branchId] = child.result ?? null;
+    else failures[child.branchId] = child.error ?? child.status;
+  }
+  return {
+    child_count: counted.length,
+    results,
+    failures,
+    metadata: {
+      aggregation_method: 'default',
+      succeeded: Object.keys(results).length,
+      failed: Object.keys(failures).length,
+      cancelled: children.length - counted.length,
+      wait_for: context.waitFor,
+      ...(context.metadata ?? {}),
+    },
+  };
+}
+
+export function weightedAverage(children: ChildResult[]) {
+  let weighted = 0;
+  let total = 0;
+  for (const child of children) {
+    if (child.status !== 'COMPLETED') continue;
+    const r = child.result as { value?: unknown; weight?: unknown } | null;
+    const value = r && typeof r === 'object' ? r.value : undefined;
+    const weight = r && typeof r === 'object' && r.weight !== undefined ? r.weight : 1;
+    if (typeof value !== 'number' || !Number.isFinite(value)) {
+      throw new AggregationError(`weighted_average: child ${child.branchId} result needs a numeric "value"`);
+    }
+    if (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0) {
+      throw new AggregationError(`weighted_average: child ${child.branchId} "weight" must be a number ≥ 0`);
+    }
+    weighted += value * weight;
+    total += weight;
+  }
+  if (total === 0) throw new AggregationError('weighted_average: the total weight of the succeeded children is 0');
+  return { weighted_average: weighted / total, total_weight: total };
+}
+
+/**
+ * Runs a code aggregator. `agent:<Name>` aggregators are run by the runtime as an AGGREGATION
+ * branch; for those this returns the default aggregate, which becomes that agent's input.
+ */
+export function aggregate(
+  ref: AggregatorRef,
+  children: ChildResult[],
+  context: AggregationContext,
+  registry: AggregatorRegistry,
+): unknown {
+  switch (ref.kind) {
+    case 'default':
+    case 'agent':
+      return defaultAggregate(children, context);
+    case 'weighted_average':
+      return weightedAverage(children);
+    case 'registered': {
+      const fn = registry.get(ref.name);
+      if (!fn) throw new AggregationError(`aggregator "${ref.name}" is not registered`);
+      try {
+        return fn(included(children), context) ?? null;
+      } catch (error) {
+        throw new AggregationError(`aggregator "${ref.name}" threw: ${(error as Error)?.message ?? error}`, {
+          cause: error,
+        });
+      }
+    }
+  }
+}

@@ -1,0 +1,70 @@
+/** Run metrics, computed from the branches (the seed's get_metrics, plus a few more). */
+import type { BranchRecord, BranchStatus } from './model';
+
+export interface RunMetrics {
+  totalCreated: number;
+  activeCount: number;
+  maxDepth: number;
+  avgDepth: number;
+  /** Percentage of ended (non-cancelled) branches that completed; 100 when none ended yet. */
+  successRate: number;
+  completed: number;
+  failed: number;
+  cancelled: number;
+  timedOut: number;
+  byStatus: Record<BranchStatus, number>;
+  fanOut: { spawns: number; maxWidth: number; avgWidth: number };
+  steps: number;
+  usage: { inputTokens: number; outputTokens: number };
+}
+
+type MetricBranch = Pick<BranchRecord, 'status' | 'depth' | 'parentId' | 'parentSeq' | 'stepCount'> &
+  Partial<Pick<BranchRecord, 'usage'>>;
+
+export function computeMetrics(branches: readonly MetricBranch[]): RunMetrics {
+  const byStatus: Record<BranchStatus, number> = {
+    PENDING: 0, RUNNING: 0, WAITING: 0, COMPLETED: 0, FAILED: 0, CANCELLED: 0, TIMED_OUT: 0,
+  };
+  const widths = new Map<string, number>();
+  let depthSum = 0;
+  let maxDepth = 0;
+  let steps = 0;
+  const usage = { inputTokens: 0, outputTokens: 0 };
+  for (const b of branches) {
+    byStatus[b.status]++;
+    depthSum += b.depth;
+    maxDepth = Math.max(maxDepth, b.depth);
+    steps += b.stepCount;
+    usage.inputTokens += b.usage?.inputTokens ?? 0;
+    usage.outputTokens += b.usage?.outputTokens ?? 0;
+    if (b.parentId !== null) {
+      const key = `${b.parentId}#${b.parentSeq}`;
+      widths.set(key, (widths.get(key) ?? 0) + 1);
+    }
+  }
+  const ended = byStatus.COMPLETED + byStatus.FAILED + byStatus.TIMED_OUT;
+  const widthList = [...widths.values()];
+  return {
+    totalCreated: branches.length,
+    activeCount: byStatus.PENDING + byStatus.RUNNING + byStatus.WAITING,
+    maxDepth,
+    avgDepth: round(branches.length ? depthSum / branches.length : 0),
+    successRate: round(ended ? (byStatus.COMPLETED / ended) * 100 : 100),
+    completed: byStatus.COMPLETED,
+    failed: byStatus.FAILED,
+    cancelled: byStatus.CANCELLED,
+    timedOut: byStatus.TIMED_OUT,
+    byStatus,
+    fanOut: {
+      spawns: widthList.length,
+      maxWidth: widthList.length ? Math.max(...widthList) : 0,
+      avgWidth: round(widthList.length ? widthList.reduce((a, b) => a + b, 0) / widthList.length : 0),
+    },
+    steps,
+    usage,
+  };
+}
+
+function round(n: number): number {
+  return Math.round(n * 100) / 100;
+}

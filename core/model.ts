@@ -1,0 +1,236 @@
+/** The branch tree's records and the rules of their status changes. */
+
+export const BRANCH_STATUSES = [
+  'PENDING',
+  'RUNNING',
+  'WAITING',
+  'COMPLETED',
+  'FAILED',
+  'CANCELLED',
+  'TIMED_OUT',
+] as const;
+export type BranchStatus = (typeof BRANCH_STATUSES)[number];
+export type RunStatus = 'RUNNING' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
+
+export const TERMINAL_STATUSES: readonly BranchStatus[] = ['COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'];
+export const ACTIVE_STATUSES: readonly BranchStatus[] = ['PENDING', 'RUNNING', 'WAITING'];
+
+export function isTerminal(status: BranchStatus | RunStatus): boolean {
+  return status !== 'PENDING' && status !== 'RUNNING' && status !== 'WAITING';
+}
+
+const TRANSITIONS: Record<BranchStatus, readonly BranchStatus[]> = {
+  PENDING: ['RUNNING', 'FAILED', 'CANCELLED', 'TIMED_OUT'],
+  RUNNING: ['RUNNING', 'WAITING', 'COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'],
+  WAITING: ['RUNNING', 'WAITING', 'COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'],
+  COMPLETED: [],
+  FAILED: [],
+  CANCELLED: [],
+  TIMED_OUT: [],
+};
+
+/** A terminal branch never changes again. */
+export function canTransition(from: BranchStatus, to: BranchStatus): boolean {
+  return TRANSITIONS[from].includes(to);
+}
+
+/** The statuses from which a branch may move to `to` (used to build conditional writes). */
+export function statusesThatMayBecome(to: BranchStatus): BranchStatus[] {
+  return BRANCH_STATUSES.filter((from) => canTransition(from, to));
+}
+
+export type BranchType = 'SIMPLE' | 'CONVERSATION' | 'NESTED' | 'AGGREGATION';
+
+export interface Limits {
+  maxDepth: number;
+  maxFanOut: number;
+  maxBranches: number;
+  maxConcurrentBranches: number;
+  maxStepsPerBranch: number;
+  branchTimeoutSeconds: number;
+  maxInvalidResponses: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
+  maxDepth: 5,
+  maxFanOut: 50,
+  maxBranches: 1000,
+  maxConcurrentBranches: 10,
+  maxStepsPerBranch: 25,
+  branchTimeoutSeconds: 900,
+  maxInvalidResponses: 2,
+});
+
+export interface FailurePolicy {
+  /** The parent fails as soon as failed children exceed this fraction of its children. */
+  maxFailedFraction: number;
+}
+
+export const DEFAULT_FAILURE_POLICY: Readonly<FailurePolicy> = Object.freeze({ maxFailedFraction: 0.5 });
+
+/** How a run's agents are executed; the invoker adapters interpret `kind` and the rest. */
+export interface AgentDefinition {
+  kind: string;
+  /** Agents this one may hand off to or spawn (copies of itself are always allowed). */
+  allowed?: string[];
+  [setting: string]: unknown;
+}
+
+export type AgentRegistry = Record<string, AgentDefinition>;
+
+export interface Scope {
+  team: string;
+  runId: string;
+}
+
+export interface RunRecord extends Scope {
+  name: string;
+  status: RunStatus;
+  request: unknown;
+  entry: string;
+  agents: AgentRegistry;
+  limits: Limits;
+  failurePolicy: FailurePolicy;
+  /** Name of a registered aggregator module known to the runtime, if any. */
+  aggregators?: string;
+  createdAt: number;
+  endedAt?: number;
+  result?: unknown;
+  error?: string;
+  /** Branches reserved so far against `limits.maxBranches` (the root counts). */
+  branchCount: number;
+}
+
+export interface MemoryEntry {
+  role: 'user' | 'assistant';
+  agent: string;
+  content: unknown;
+  /** True for entries a child copied from its parent (`inherit_memory`). */
+  inherited?: boolean;
+}
+
+export type WaitFor = 'all' | 'any' | number;
+
+/** Reference to how a sync point's child results become one value. */
+export type AggregatorRef =
+  | { kind: 'default' }
+  | { kind: 'weighted_average' }
+  | { kind: 'registered'; name: string }
+  | { kind: 'agent'; agent: string };
+
+export interface ChildSpec {
+  agent: string;
+  input: unknown;
+  type: 'SIMPLE' | 'CONVERSATION';
+  peers?: string[];
+  maxTurns?: number;
+}
+
+/** What a WAITING branch is waiting for: one sync point plus any seed-002 groups still to run. */
+export interface SpawnState {
+  /** The sync point sequence number (1, 2, ...) within this branch. */
+  seq: number;
+  /** The step (agent invocation number) whose response created this spawn. */
+  step: number;
+  /** Index of the first child of this sync point (child ids are `${parentId}.${index}`). */
+  firstIndex: number;
+  children: number;
+  waitFor: WaitFor;
+  aggregator: AggregatorRef;
+  metadata?: Record<string, unknown>;
+  inheritMemory: boolean;
+  /** seed-002 groups still to spawn after this one, each a sync point of its own. */
+  pendingGroups: ChildSpec[][];
+  /** Aggregates of the groups already done (seed-002 resumes the agent with all of them). */
+  groupResults: unknown[];
+  /** True when the spawn came from the seed-002 dialect (changes how the agent is resumed). */
+  grouped: boolean;
+  /** The children of this sync point, kept so an interrupted spawn can be opened again. */
+  childSpecs: ChildSpec[];
+  /** Set when this sync point runs the `agent:<Name>` aggregator over sync point `aggregationOf`. */
+  aggregationOf?: number;
+}
+
+export interface BranchRecord extends Scope {
+  id: string;
+  parentId: string | null;
+  /** The parent's sync point this branch belongs to (null for the root). */
+  parentSeq: number | null;
+  depth: number;
+  type: BranchType;
+  /** The agent the branch started with. */
+  entryAgent: string;
+  /** The agent whose turn it is. */
+  agent: string;
+  status: BranchStatus;
+  /** Optimistic-concurrency version: every write conditions on it and increments it. */
+  version: number;
+  /** Agent invocations done so far. */
+  stepCount: number;
+  invalidCount: number;
+  refusalCount: number;
+  /** The input of the next agent invocation. */
+  input: unknown;
+  memory: MemoryEntry[];
+  peers?: string[];
+  maxTurns?: number;
+  inheritMemory?: boolean;
+  /** Children created so far (so child ids stay unique across several spawns). */
+  childCount: number;
+  spawn?: SpawnState;
+  taskToken?: string;
+  result?: unknown;
+  error?: string;
+  createdAt: number;
+  startedAt?: number;
+  endedAt?: number;
+  /** How the parent's sync point decides (copied here so a child's end needs no extra read). */
+  fanIn?: { waitFor: WaitFor; maxFailedFraction: number };
+  /** The delivery (message id, or `sync:<seq>`) whose write made the latest advance (crash recovery). */
+  advancedBy?: string;
+  /** Agent token usage, summed over the branch's steps (LLM agents). */
+  usage?: { inputTokens: number; outputTokens: number };
+}
+
+export interface SyncCounters {
+  total: number;
+  succeeded: number;
+  failed: number;
+  cancelled: number;
+}
+
+export interface SyncPointRecord extends Scope {
+  parentId: string;
+  seq: number;
+  counters: SyncCounters;
+  /** Ids of children whose end was counted (makes the counter update idempotent). */
+  done: string[];
+  waitFor: WaitFor;
+  maxFailedFraction: number;
+  executionName: string;
+  aggregatedAt?: number;
+  outcome?: 'resume' | 'fail';
+}
+
+export type ChildOutcome = 'succeeded' | 'failed' | 'cancelled';
+
+export function childId(parentId: string, index: number): string {
+  return `${parentId}.${index}`;
+}
+
+export const ROOT_BRANCH_ID = 'root';
+
+/** Deterministic name of a sync point's fan-out execution (idempotent StartExecution). */
+export function fanOutExecutionName(scope: Scope, parentId: string, seq: number): string {
+  const raw = `${scope.runId}-${parentId}-s${seq}`.replace(/[^A-Za-z0-9_-]/g, '_');
+  return raw.length <= 80 ? raw : `${raw.slice(0, 60)}-${hash(raw)}`;
+}
+
+function hash(text: string): string {
+  let h = 2166136261;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 16777619);
+  }
+  return (h >>> 0).toString(36);
+}

@@ -1,0 +1,303 @@
+/**
+ * The agent response protocol (DESIGN §3): turns whatever an agent returned into one typed
+ * decision, or an InvalidAgentResponseError that names what was wrong.
+ */
+import { z } from 'zod';
+import { InvalidAgentResponseError } from './errors';
+import type { AggregatorRef, ChildSpec, WaitFor } from './model';
+
+export type Decision =
+  | { kind: 'handoff'; agent: string; input: unknown }
+  | { kind: 'continue'; input: unknown }
+  | { kind: 'complete'; content: unknown }
+  | SpawnDecision;
+
+export interface SpawnDecision {
+  kind: 'spawn';
+  /** One group per sync point; canonical responses have exactly one group. */
+  groups: ChildSpec[][];
+  /** Seed-002 dialect: the agent resumes with the list of group aggregates. */
+  grouped: boolean;
+  waitFor: WaitFor;
+  aggregator: AggregatorRef;
+  metadata?: Record<string, unknown>;
+  inheritMemory: boolean;
+}
+
+export interface ParseContext {
+  /** The agent that answered (copies in the seed-002 dialect are copies of it). */
+  currentAgent: string;
+  /** The input of the step, handed on where a response gives no input of its own. */
+  currentInput: unknown;
+}
+
+/** Largest raw text we try to read as a response; beyond it the response is invalid. */
+export const MAX_RESPONSE_CHARS = 1_000_000;
+
+const agentName = z.string().trim().min(1, 'must be a non-empty agent name').max(256, 'is too long');
+const waitForSchema = z.union([
+  z.literal('all'),
+  z.literal('any'),
+  z.number().int('must be "all", "any" or a positive integer').positive('must be a positive integer'),
+]);
+const metadataSchema = z.record(z.string(), z.unknown());
+const aggregatorSchema = z.string().trim().min(1, 'must be a non-empty aggregator name');
+
+const childSchema = z.object({
+  agent: agentName,
+  input: z.unknown().optional(),
+  type: z
+    .string()
+    .transform((t) => t.toLowerCase())
+    .pipe(z.enum(['simple', 'conversation']))
+    .optional(),
+  peers: z.array(agentName).optional(),
+  max_turns: z.number().int().positive().max(1000).optional(),
+});
+
+const spawnOptions = {
+  wait_for: waitForSchema.optional(),
+  wait_for_all: z.boolean().optional(),
+  aggregator: aggregatorSchema.optional(),
+  metadata: metadataSchema.optional(),
+  inherit_memory: z.boolean().optional(),
+};
+
+const invokeSchema = z.object({
+  next_action: z.literal('invoke_agent'),
+  action_input: z.union([agentName, z.object({ agent: agentName, input: z.unknown().optional() })]).optional(),
+  agent: agentName.optional(),
+  input: z.unknown().optional(),
+});
+
+const parallelSchema = z.object({
+  next_action: z.literal('parallel_invoke'),
+  agents: z.array(agentName).optional(),
+  action_input: z.record(z.string(), z.unknown()).optional(),
+  agent_requests: z.record(z.string(), z.unknown()).optional(),
+  branches: z.array(childSchema).optional(),
+  ...spawnOptions,
+});
+
+const finalSchema = z.object({
+  next_action: z.literal('final_response'),
+  content: z.unknown().optional(),
+  action_input: z.unknown().optional(),
+});
+
+const nextActionsSchema = z.object({
+  next_actions: z.array(z.array(z.unknown()).min(1, 'a group must hold at least one action')),
+  content: z.unknown().optional(),
+  ...spawnOptions,
+});
+
+const NEXT_ACTIONS = ['invoke_agent', 'parallel_invoke', 'final_response'] as const;
+
+export function parseAgentResponse(raw: unknown, context: ParseContext): Decision {
+  const value = toObject(raw);
+  if ('next_actions' in value) return parseNextActions(value, context);
+  const action = value.next_action;
+  if (action === undefined) {
+    throw new InvalidAgentResponseError(
+      'response must have "next_action" (invoke_agent | parallel_invoke | final_response) or "next_actions"',
+      { field: 'next_action' },
+    );
+  }
+  switch (action) {
+    case 'invoke_agent':
+      return parseInvoke(check(invokeSchema, value), context);
+    case 'parallel_invoke':
+      return parseParallel(check(parallelSchema, value), context);
+    case 'final_response': {
+      const final = check(finalSchema, value);
+      return { kind: 'complete', content: final.content ?? final.action_input ?? null };
+    }
+    default:
+      throw new InvalidAgentResponseError(
+        `next_action must be one of ${NEXT_ACTIONS.join(', ')}, got ${preview(action)}`,
+        { field: 'next_action' },
+      );
+  }
+}
+
+function parseInvoke(value: z.infer<typeof invokeSchema>, context: ParseContext): Decision {
+  const target = typeof value.action_input === 'string' ? value.action_input : value.action_input?.agent ?? value.agent;
+  if (!target) {
+    throw new InvalidAgentResponseError('invoke_agent needs the agent to call in "action_input" or "agent"', {
+      field: 'action_input',
+    });
+  }
+  const explicitInput =
+    typeof value.action_input === 'object' && value.action_input && 'input' in value.action_input
+      ? value.action_input.input
+      : value.input;
+  return { kind: 'handoff', agent: target, input: explicitInput === undefined ? context.currentInput : explicitInput };
+}
+
+function parseParallel(value: z.infer<typeof parallelSchema>, context: ParseContext): SpawnDecision {
+  const inputs = value.action_input ?? value.agent_requests;
+  let children: ChildSpec[];
+  if (value.branches) {
+    if (value.agents) {
+      throw new InvalidAgentResponseError('give either "branches" or "agents", not both', { field: 'agents' });
+    }
+    children = value.branches.map((b, i) => {
+      const type = b.type === 'conversation' ? 'CONVERSATION' : 'SIMPLE';
+      if (type === 'SIMPLE' && (b.peers || b.max_turns)) {
+        throw new InvalidAgentResponseError('peers and max_turns apply to conversation branches only', {
+          field: `branches.${i}.type`,
+        });
+      }
+      return {
+        agent: b.agent,
+        input: b.input === undefined ? context.currentInput : b.input,
+        type,
+        ...(type === 'CONVERSATION' ? { peers: b.peers ?? [], maxTurns: b.max_turns ?? 6 } : {}),
+      };
+    });
+  } else {
+    const names = value.agents ?? (inputs ? Object.keys(inputs) : undefined);
+    if (!names) {
+      throw new InvalidAgentResponseError('parallel_invoke needs "agents" (or "branches")', { field: 'agents' });
+    }
+    if (inputs && value.agents) {
+      const unknown = Object.keys(inputs).find((name) => !value.agents!.includes(name));
+      if (unknown !== undefined) {
+        throw new InvalidAgentResponseError(`action_input names "${unknown}", which is not in "agents"`, {
+          field: `action_input.${unknown}`,
+        });
+      }
+    }
+    children = names.map((agent) => ({
+      agent,
+      input: inputs && Object.hasOwn(inputs, agent) ? inputs[agent] : context.currentInput,
+      type: 'SIMPLE' as const,
+    }));
+  }
+  if (children.length === 0) {
+    throw new InvalidAgentResponseError('parallel_invoke must name at least one agent', {
+      field: value.branches ? 'branches' : 'agents',
+    });
+  }
+  return {
+    kind: 'spawn',
+    groups: [children],
+    grouped: false,
+    ...spawnOptionsOf(value, children.length),
+  };
+}
+
+function parseNextActions(raw: Record<string, unknown>, context: ParseContext): Decision {
+  const value = check(nextActionsSchema, raw);
+  const groups = value.next_actions;
+  if (groups.length === 0) return { kind: 'complete', content: value.content ?? null };
+  if (groups.length === 1 && groups[0].length === 1) return { kind: 'continue', input: groups[0][0] };
+  const specs: ChildSpec[][] = groups.map((group) =>
+    group.map((action) => ({ agent: context.currentAgent, input: action, type: 'SIMPLE' as const })),
+  );
+  const smallest = Math.min(...specs.map((g) => g.length));
+  return { kind: 'spawn', groups: specs, grouped: true, ...spawnOptionsOf(value, smallest) };
+}
+
+function spawnOptionsOf(
+  value: {
+    wait_for?: WaitFor;
+    wait_for_all?: boolean;
+    aggregator?: string;
+    metadata?: Record<string, unknown>;
+    inherit_memory?: boolean;
+  },
+  childCount: number,
+): Omit<SpawnDecision, 'kind' | 'groups' | 'grouped'> {
+  const waitFor: WaitFor = value.wait_for ?? (value.wait_for_all === false ? 'any' : 'all');
+  if (typeof waitFor === 'number' && waitFor > childCount) {
+    throw new InvalidAgentResponseError(
+      `wait_for ${waitFor} is more than the ${childCount} children spawned`,
+      { field: 'wait_for' },
+    );
+  }
+  return {
+    waitFor,
+    aggregator: parseAggregatorRef(value.aggregator ?? 'default'),
+    ...(value.metadata ? { metadata: value.metadata } : {}),
+    inheritMemory: value.inherit_memory ?? false,
+  };
+}
+
+export function parseAggregatorRef(name: string): AggregatorRef {
+  if (name === 'default') return { kind: 'default' };
+  if (name === 'weighted_average') return { kind: 'weighted_average' };
+  if (name.startsWith('agent:')) {
+    const agent = name.slice('agent:'.length).trim();
+    if (!agent) throw new InvalidAgentResponseError('aggregator "agent:" needs an agent name', { field: 'aggregator' });
+    return { kind: 'agent', agent };
+  }
+  return { kind: 'registered', name };
+}
+
+/** Accepts an object, a JSON string, a ```json fenced block, or prose around one JSON object. */
+function toObject(raw: unknown): Record<string, unknown> {
+  let value = raw;
+  if (typeof raw === 'string') value = parseText(raw);
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new InvalidAgentResponseError(`response must be a JSON object, got ${describe(value)}`, { field: '(root)' });
+  }
+  return value as Record<string, unknown>;
+}
+
+function parseText(text: string): unknown {
+  if (text.length > MAX_RESPONSE_CHARS) {
+    throw new InvalidAgentResponseError(
+      `response is ${text.length} characters; at most ${MAX_RESPONSE_CHARS} are read`,
+      { field: '(root)' },
+    );
+  }
+  const trimmed = text.trim();
+  const direct = tryJson(trimmed);
+  if (direct.ok) return direct.value;
+  const fence = /```(?:json|JSON)?\s*\n?([\s\S]*?)```/.exec(trimmed);
+  if (fence) {
+    const fenced = tryJson(fence[1].trim());
+    if (fenced.ok) return fenced.value;
+    throw new InvalidAgentResponseError(`the fenced block is not valid JSON: ${fenced.error}`, { field: '(root)' });
+  }
+  const start = trimmed.indexOf('{');
+  const end = trimmed.lastIndexOf('}');
+  if (start >= 0 && end > start) {
+    const embedded = tryJson(trimmed.slice(start, end + 1));
+    if (embedded.ok) return embedded.value;
+  }
+  throw new InvalidAgentResponseError(`response is not JSON: ${direct.error}`, { field: '(root)' });
+}
+
+function tryJson(text: string): { ok: true; value: unknown } | { ok: false; error: string } {
+  try {
+    return { ok: true, value: JSON.parse(text) };
+  } catch (error) {
+    return { ok: false, error: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+function check<S extends z.ZodType>(schema: S, value: unknown): z.infer<S> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const field = issue.path.length ? issue.path.map(String).join('.') : '(root)';
+  throw new InvalidAgentResponseError(`${field}: ${issue.message}`, { field, cause: parsed.error });
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'string' ? 'a string' : typeof value;
+}
+
+function preview(value: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}

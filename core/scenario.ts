@@ -1,0 +1,118 @@
+/**
+ * The scenario document (DESIGN §6): validated into a run request, with errors that name the
+ * offending field. Reading the file is the caller's job; this module only sees its content.
+ */
+import { z } from 'zod';
+import { ScenarioError } from './errors';
+import type { AgentRegistry, FailurePolicy, Limits } from './model';
+
+export const AGENT_KINDS = ['script', 'http', 'lambda', 'bedrock', 'openai'] as const;
+
+const positiveInt = z.number().int('must be an integer').positive('must be positive');
+const limitsSchema = z
+  .object({
+    maxDepth: positiveInt,
+    maxFanOut: positiveInt,
+    maxBranches: positiveInt,
+    maxConcurrentBranches: positiveInt,
+    maxStepsPerBranch: positiveInt,
+    branchTimeoutSeconds: positiveInt,
+    maxInvalidResponses: z.number().int('must be an integer').min(0, 'must be ≥ 0'),
+  })
+  .partial()
+  .strict();
+
+const ruleSchema = z.object({ when: z.string().min(1), responses: z.array(z.unknown()).min(1) }).strict();
+
+const agentSchema = z
+  .object({
+    kind: z.enum(AGENT_KINDS),
+    allowed: z.array(z.string().min(1)).optional(),
+    description: z.string().optional(),
+    // script
+    responses: z.array(z.unknown()).min(1, 'needs at least one response').optional(),
+    rules: z.array(ruleSchema).optional(),
+    // http
+    url: z.string().url('must be a URL').optional(),
+    timeoutMs: positiveInt.optional(),
+    retries: z.number().int().min(0).max(10).optional(),
+    headers: z.record(z.string(), z.string()).optional(),
+    // lambda
+    functionName: z.string().min(1).optional(),
+    // bedrock / openai
+    modelId: z.string().min(1).optional(),
+    model: z.string().min(1).optional(),
+    baseUrl: z.string().url('must be a URL').optional(),
+    apiKeyEnv: z.string().min(1).optional(),
+    region: z.string().min(1).optional(),
+    system: z.string().optional(),
+    temperature: z.number().min(0).max(2).optional(),
+    maxTokens: positiveInt.optional(),
+  })
+  .strict();
+
+const scenarioSchema = z
+  .object({
+    name: z.string().min(1, 'must be a non-empty name').max(128),
+    description: z.string().optional(),
+    request: z.unknown(),
+    entry: z.string().min(1),
+    limits: limitsSchema.optional(),
+    failurePolicy: z.object({ maxFailedFraction: z.number().min(0).max(1) }).strict().optional(),
+    aggregators: z.string().min(1).optional(),
+    agents: z.record(z.string().min(1), agentSchema),
+  })
+  .strict();
+
+export interface Scenario {
+  name: string;
+  description?: string;
+  request: unknown;
+  entry: string;
+  limits?: Partial<Limits>;
+  failurePolicy?: FailurePolicy;
+  aggregators?: string;
+  agents: AgentRegistry;
+}
+
+const REQUIRED_BY_KIND: Record<(typeof AGENT_KINDS)[number], string[][]> = {
+  script: [['responses', 'rules']],
+  http: [['url']],
+  lambda: [['functionName']],
+  bedrock: [['modelId']],
+  openai: [['model']],
+};
+
+/** Validates a parsed scenario document; `source` names it in errors (a file path or "request"). */
+export function parseScenario(document: unknown, source: string): Scenario {
+  const parsed = scenarioSchema.safeParse(document);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue.path.map(String).join('.') || '(root)';
+    const detail =
+      issue.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}` : issue.message;
+    const where = issue.code === 'unrecognized_keys' && field === '(root)' ? issue.keys[0] : field;
+    throw new ScenarioError(source, `${where}: ${detail}`, where, { cause: parsed.error });
+  }
+  const scenario = parsed.data;
+  const names = Object.keys(scenario.agents);
+  if (names.length === 0) throw new ScenarioError(source, 'agents: at least one agent is needed', 'agents');
+  if (!names.includes(scenario.entry)) {
+    throw new ScenarioError(source, `entry: "${scenario.entry}" is not one of the agents (${names.join(', ')})`, 'entry');
+  }
+  for (const [name, agent] of Object.entries(scenario.agents)) {
+    for (const [i, target] of (agent.allowed ?? []).entries()) {
+      if (!names.includes(target)) {
+        const field = `agents.${name}.allowed.${i}`;
+        throw new ScenarioError(source, `${field}: "${target}" is not one of the agents`, field);
+      }
+    }
+    for (const alternatives of REQUIRED_BY_KIND[agent.kind]) {
+      if (!alternatives.some((key) => agent[key as keyof typeof agent] !== undefined)) {
+        const field = `agents.${name}.${alternatives[0]}`;
+        throw new ScenarioError(source, `${field}: a ${agent.kind} agent needs ${alternatives.join(' or ')}`, field);
+      }
+    }
+  }
+  return scenario as Scenario;
+}

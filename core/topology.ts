@@ -1,0 +1,62 @@
+/** Which agents an agent may name (DESIGN §3): its `allowed` list and copies of itself. */
+import { InvalidAgentResponseError, TopologyViolationError } from './errors';
+import type { AgentRegistry, BranchRecord } from './model';
+import type { Decision } from './protocol';
+
+export interface TopologyContext {
+  agents: AgentRegistry;
+  /** Names of registered custom aggregators. */
+  aggregators: readonly string[];
+  branch: Pick<BranchRecord, 'agent' | 'entryAgent' | 'type' | 'peers'>;
+}
+
+/** The agents the current agent may hand off to or spawn (copies of itself included). */
+export function allowedTargets(context: Pick<TopologyContext, 'agents' | 'branch'>): string[] {
+  const { branch, agents } = context;
+  if (branch.type === 'CONVERSATION') {
+    return unique([branch.entryAgent, ...(branch.peers ?? [])]).filter((a) => a !== branch.agent);
+  }
+  return unique(agents[branch.agent]?.allowed ?? []);
+}
+
+/** Throws TopologyViolationError when the decision names an agent the topology does not allow. */
+export function checkTopology(decision: Decision, context: TopologyContext): void {
+  const { branch, agents } = context;
+  const self = branch.agent;
+  const allowed = new Set(allowedTargets(context));
+  const mayName = (name: string) => name === self || allowed.has(name);
+  const require = (name: string, field: string, how: string) => {
+    if (!Object.hasOwn(agents, name)) {
+      throw new TopologyViolationError(`${how} "${name}" is not a registered agent`, { field });
+    }
+    if (!mayName(name)) {
+      const list = [...allowed].join(', ') || 'none';
+      throw new TopologyViolationError(`${self} may not ${how.toLowerCase()} "${name}" (allowed: ${list})`, { field });
+    }
+  };
+
+  if (decision.kind === 'handoff') {
+    require(decision.agent, 'action_input', 'Call');
+    return;
+  }
+  if (decision.kind !== 'spawn') return;
+  decision.groups.forEach((group, g) =>
+    group.forEach((child, i) => {
+      const field = decision.grouped ? `next_actions.${g}.${i}` : `agents.${i}`;
+      require(child.agent, field, 'Spawn');
+      for (const peer of child.peers ?? []) require(peer, `branches.${i}.peers`, 'Spawn');
+    }),
+  );
+  const aggregator = decision.aggregator;
+  if (aggregator.kind === 'agent') require(aggregator.agent, 'aggregator', 'Aggregate with');
+  if (aggregator.kind === 'registered' && !context.aggregators.includes(aggregator.name)) {
+    const known = ['default', 'weighted_average', ...context.aggregators].join(', ');
+    throw new InvalidAgentResponseError(`aggregator "${aggregator.name}" is not registered (known: ${known})`, {
+      field: 'aggregator',
+    });
+  }
+}
+
+function unique(names: string[]): string[] {
+  return [...new Set(names)];
+}

@@ -1,0 +1,90 @@
+/** Tree views of a run's branches: ASCII (as the seed's visualizer), Mermaid and JSON. */
+import type { BranchRecord } from './model';
+
+export type TreeBranch = Pick<BranchRecord, 'id' | 'parentId' | 'agent' | 'type' | 'status' | 'depth'> &
+  Partial<Pick<BranchRecord, 'result' | 'error' | 'entryAgent'>>;
+
+export interface TreeNode {
+  id: string;
+  agent: string;
+  type: string;
+  status: string;
+  depth: number;
+  error?: string;
+  children: TreeNode[];
+}
+
+/** Children are ordered by their spawn index (ids are `${parent}.${index}`), not lexically. */
+function childOrder(a: TreeBranch, b: TreeBranch): number {
+  const ia = Number(a.id.slice(a.id.lastIndexOf('.') + 1));
+  const ib = Number(b.id.slice(b.id.lastIndexOf('.') + 1));
+  return ia - ib || a.id.localeCompare(b.id);
+}
+
+export function buildTree(branches: readonly TreeBranch[]): TreeNode[] {
+  const byParent = new Map<string | null, TreeBranch[]>();
+  const ids = new Set(branches.map((b) => b.id));
+  for (const b of branches) {
+    const parent = b.parentId !== null && ids.has(b.parentId) ? b.parentId : null;
+    const list = byParent.get(parent) ?? [];
+    list.push(b);
+    byParent.set(parent, list);
+  }
+  const build = (b: TreeBranch): TreeNode => ({
+    id: b.id,
+    agent: b.agent,
+    type: b.type,
+    status: b.status,
+    depth: b.depth,
+    ...(b.error ? { error: b.error } : {}),
+    children: (byParent.get(b.id) ?? []).sort(childOrder).map(build),
+  });
+  return (byParent.get(null) ?? []).sort(childOrder).map(build);
+}
+
+export function renderAscii(branches: readonly TreeBranch[]): string {
+  const lines: string[] = [];
+  const walk = (node: TreeNode, prefix: string, last: boolean, root: boolean) => {
+    const label = `${node.id} ${node.agent} (${node.type.toLowerCase()}) [${node.status}]${node.error ? ` ${truncate(node.error, 80)}` : ''}`;
+    lines.push(root ? label : `${prefix}${last ? '└─ ' : '├─ '}${label}`);
+    const childPrefix = root ? '' : `${prefix}${last ? '   ' : '│  '}`;
+    node.children.forEach((child, i) => walk(child, childPrefix, i === node.children.length - 1, false));
+  };
+  for (const root of buildTree(branches)) walk(root, '', true, true);
+  return lines.join('\n');
+}
+
+const MERMAID_CLASSES: Record<string, string> = {
+  PENDING: 'fill:#eeeeee,stroke:#999999',
+  RUNNING: 'fill:#dbeafe,stroke:#2563eb',
+  WAITING: 'fill:#fef9c3,stroke:#ca8a04',
+  COMPLETED: 'fill:#dcfce7,stroke:#16a34a',
+  FAILED: 'fill:#fee2e2,stroke:#dc2626',
+  CANCELLED: 'fill:#f3f4f6,stroke:#6b7280,stroke-dasharray: 4 2',
+  TIMED_OUT: 'fill:#ffedd5,stroke:#ea580c',
+};
+
+export function renderMermaid(branches: readonly TreeBranch[]): string {
+  const lines = ['flowchart TD'];
+  const nodeId = new Map<string, string>();
+  branches.forEach((b, i) => nodeId.set(b.id, `n${i}`));
+  const used = new Set<string>();
+  for (const b of branches) {
+    const label = `${escapeMermaid(b.agent)}<br/>${escapeMermaid(b.id)} · ${b.status}`;
+    lines.push(`  ${nodeId.get(b.id)}["${label}"]:::${b.status}`);
+    used.add(b.status);
+  }
+  for (const b of branches) {
+    if (b.parentId !== null && nodeId.has(b.parentId)) lines.push(`  ${nodeId.get(b.parentId)} --> ${nodeId.get(b.id)}`);
+  }
+  for (const status of used) lines.push(`  classDef ${status} ${MERMAID_CLASSES[status]}`);
+  return lines.join('\n');
+}
+
+function escapeMermaid(text: string): string {
+  return text.replace(/["<>]/g, (c) => ({ '"': '#quot;', '<': '#lt;', '>': '#gt;' })[c] ?? c);
+}
+
+function truncate(text: string, n: number): string {
+  return text.length > n ? `${text.slice(0, n - 1)}…` : text;
+}

@@ -1,0 +1,229 @@
+/**
+ * One branch step: call the branch's current agent, read its decision, and persist what
+ * follows (next step, spawn, completion, failure). Safe under repeated and concurrent delivery:
+ * every write is conditional on the branch version, and a stale message is acknowledged.
+ */
+import { branchEvent } from '../events';
+import { errorMessage, InvalidAgentResponseError, PayloadTooLargeError } from '../errors';
+import { refusalError, refusalInput } from '../limits';
+import { isTerminal, type BranchRecord, type MemoryEntry, type RunRecord } from '../model';
+import type { BranchPatch, StepMessage } from '../ports';
+import { parseAgentResponse, type Decision } from '../protocol';
+import { allowedTargets, checkTopology } from '../topology';
+import { defined, hit, loadRun, publish, scopeOf, type SpawnerDeps } from './deps';
+import { propagateEnd } from './fan-in';
+import { checkSpawn, openSyncPoint, spawnStateFromDecision } from './spawn';
+
+export type StepOutcome =
+  | 'advanced'
+  | 'spawned'
+  | 'completed'
+  | 'failed'
+  | 'skipped'
+  | 'recovered';
+
+export interface Delivery {
+  /** The transport's id of this message; the same on a redelivery of the same message. */
+  messageId: string;
+}
+
+export async function executeStep(deps: SpawnerDeps, message: StepMessage, delivery: Delivery): Promise<StepOutcome> {
+  const scope = scopeOf(message);
+  const run = await loadRun(deps, scope);
+  let branch = await deps.store.getBranch(scope, message.branchId);
+  if (!run || !branch) return 'skipped';
+  hit(deps, 'after-read-branch');
+
+  if (isTerminal(branch.status)) {
+    // A late or repeated message: make sure the end was told (idempotent), then drop it.
+    await propagateEnd(deps, withToken(branch, message));
+    return 'skipped';
+  }
+  if (branch.status === 'WAITING') {
+    if (branch.spawn?.step === message.step) {
+      await openSyncPoint(deps, run, branch);
+      return 'recovered';
+    }
+    return 'skipped';
+  }
+  if (branch.stepCount !== message.step) {
+    if (branch.status === 'RUNNING' && branch.stepCount === message.step + 1 && branch.advancedBy === delivery.messageId) {
+      // This very message advanced the branch, then its worker died before sending the next step.
+      await deps.queue.send([{ ...scope, branchId: branch.id, step: branch.stepCount }]);
+      return 'recovered';
+    }
+    return 'skipped';
+  }
+  if (branch.status === 'PENDING') {
+    const started = await deps.store.updateBranch(scope, branch.id, branch.version, defined({
+      status: 'RUNNING' as const,
+      startedAt: deps.clock.now(),
+      taskToken: message.taskToken,
+    }));
+    if (!started) return 'skipped';
+    branch = started;
+  } else if (message.taskToken && !branch.taskToken) {
+    branch = { ...branch, taskToken: message.taskToken };
+  }
+  return runAgentStep(deps, run, branch, delivery);
+}
+
+async function runAgentStep(
+  deps: SpawnerDeps,
+  run: RunRecord,
+  branch: BranchRecord,
+  delivery: Delivery,
+): Promise<StepOutcome> {
+  const step = branch.stepCount;
+  if (step >= run.limits.maxStepsPerBranch) {
+    return failBranch(deps, branch, `LimitExceeded maxStepsPerBranch: the branch made ${step} agent calls; maxStepsPerBranch is ${run.limits.maxStepsPerBranch}`);
+  }
+  const definition = run.agents[branch.agent];
+  if (!definition) return failBranch(deps, branch, `agent "${branch.agent}" is not registered in this run`);
+
+  let reply;
+  const signal = deps.signalFor?.(scopeOf(branch), branch.id);
+  try {
+    reply = await deps.invoker.invoke({
+      ...scopeOf(branch),
+      agentName: branch.agent,
+      definition,
+      branchId: branch.id,
+      step,
+      input: branch.input,
+      memory: branch.memory,
+      allowed: allowedTargets({ agents: run.agents, branch }),
+      signal,
+    });
+  } catch (error) {
+    // Aborted because the branch or its run ended elsewhere: nothing of ours to record.
+    if (signal?.aborted) return 'skipped';
+    return failBranch(deps, branch, `agent ${branch.agent} failed: ${errorMessage(error)}`, { stepCount: step + 1 });
+  }
+
+  const memory: MemoryEntry[] = [
+    ...branch.memory,
+    { role: 'user', agent: branch.agent, content: branch.input ?? null },
+    { role: 'assistant', agent: branch.agent, content: reply.response ?? null },
+  ];
+  const usage = reply.usage
+    ? {
+        inputTokens: (branch.usage?.inputTokens ?? 0) + reply.usage.inputTokens,
+        outputTokens: (branch.usage?.outputTokens ?? 0) + reply.usage.outputTokens,
+      }
+    : undefined;
+  const base = defined({ stepCount: step + 1, memory, usage, advancedBy: delivery.messageId, taskToken: branch.taskToken });
+
+  let decision: Decision;
+  try {
+    decision = parseAgentResponse(reply.response, { currentAgent: branch.agent, currentInput: branch.input });
+    checkTopology(decision, { agents: run.agents, aggregators: deps.aggregators.names(), branch });
+  } catch (error) {
+    if (!(error instanceof InvalidAgentResponseError)) throw error;
+    const invalidCount = branch.invalidCount + 1;
+    if (invalidCount > run.limits.maxInvalidResponses) {
+      return failBranch(deps, branch, `InvalidAgentResponse after ${invalidCount} tries: ${error.message}`, base);
+    }
+    const input = { error: 'InvalidAgentResponse', field: error.field, message: error.message };
+    return advance(deps, branch, { ...base, input, invalidCount });
+  }
+
+  switch (decision.kind) {
+    case 'complete':
+      return completeBranch(deps, branch, decision.content, base);
+    case 'continue':
+      return advance(deps, branch, { ...base, input: decision.input });
+    case 'handoff': {
+      if (branch.type === 'CONVERSATION' && branch.maxTurns !== undefined && step + 1 >= branch.maxTurns) {
+        const content = { max_turns_reached: true, turns: step + 1, last_message: decision.input ?? null };
+        return completeBranch(deps, branch, content, base);
+      }
+      return advance(deps, branch, { ...base, agent: decision.agent, input: decision.input });
+    }
+    case 'spawn': {
+      const refusal = await checkSpawn(deps, run, branch, decision, step);
+      if (refusal) {
+        const refusalCount = branch.refusalCount + 1;
+        if (refusalCount > 1) return failBranch(deps, branch, refusalError(refusal).message, base);
+        return advance(deps, branch, { ...base, input: refusalInput(refusal), refusalCount });
+      }
+      const spawn = spawnStateFromDecision(branch, decision, step);
+      const waiting = await write(deps, branch, {
+        ...base,
+        status: 'WAITING',
+        type: branch.type === 'SIMPLE' ? 'NESTED' : branch.type,
+        spawn,
+        childCount: branch.childCount + spawn.children,
+      });
+      if (waiting.kind === 'conflict') return 'skipped';
+      if (waiting.kind === 'too-large') return failBranch(deps, branch, waiting.message, base);
+      await openSyncPoint(deps, run, waiting.branch);
+      return 'spawned';
+    }
+  }
+}
+
+type WriteResult =
+  | { kind: 'ok'; branch: BranchRecord }
+  | { kind: 'conflict' }
+  | { kind: 'too-large'; message: string };
+
+/** Conditional write of the branch; a too-large item becomes a result, not an exception. */
+async function write(deps: SpawnerDeps, branch: BranchRecord, patch: BranchPatch): Promise<WriteResult> {
+  try {
+    const updated = await deps.store.updateBranch(scopeOf(branch), branch.id, branch.version, patch);
+    return updated ? { kind: 'ok', branch: updated } : { kind: 'conflict' };
+  } catch (error) {
+    if (!(error instanceof PayloadTooLargeError)) throw error;
+    return { kind: 'too-large', message: `the branch state would be too large to store: ${error.message}` };
+  }
+}
+
+async function advance(deps: SpawnerDeps, branch: BranchRecord, patch: BranchPatch): Promise<StepOutcome> {
+  const written = await write(deps, branch, patch);
+  if (written.kind === 'conflict') return 'skipped';
+  if (written.kind === 'too-large') return failBranch(deps, branch, written.message);
+  const next = written.branch;
+  hit(deps, 'before-enqueue');
+  await deps.queue.send([{ ...scopeOf(next), branchId: next.id, step: next.stepCount }]);
+  return 'advanced';
+}
+
+async function completeBranch(
+  deps: SpawnerDeps,
+  branch: BranchRecord,
+  content: unknown,
+  base: BranchPatch,
+): Promise<StepOutcome> {
+  const written = await write(deps, branch, { ...base, status: 'COMPLETED', result: content ?? null, endedAt: deps.clock.now() });
+  if (written.kind === 'conflict') return 'skipped';
+  if (written.kind === 'too-large') return failBranch(deps, branch, written.message);
+  const done = written.branch;
+  hit(deps, 'after-mark-complete');
+  await publish(deps, branchEvent('BranchCompleted', done, deps.clock.now()));
+  await propagateEnd(deps, done);
+  return 'completed';
+}
+
+/** Fails the branch at its current version (a lost race means someone else moved it on). */
+async function failBranch(
+  deps: SpawnerDeps,
+  branch: BranchRecord,
+  error: string,
+  base: BranchPatch = {},
+): Promise<StepOutcome> {
+  let written = await write(deps, branch, { ...base, status: 'FAILED', error, endedAt: deps.clock.now() });
+  if (written.kind === 'too-large') {
+    // Even the memory would not fit: fail without it.
+    written = await write(deps, branch, { status: 'FAILED', error, endedAt: deps.clock.now() });
+  }
+  if (written.kind !== 'ok') return 'skipped';
+  const failed = written.branch;
+  await publish(deps, branchEvent('BranchFailed', failed, deps.clock.now(), { error }));
+  await propagateEnd(deps, failed);
+  return 'failed';
+}
+
+function withToken(branch: BranchRecord, message: StepMessage): BranchRecord {
+  return message.taskToken && !branch.taskToken ? { ...branch, taskToken: message.taskToken } : branch;
+}

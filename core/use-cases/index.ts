@@ -1,0 +1,6 @@
+export * from './deps';
+export { startRun, type StartRunInput, type StartRunResult } from './start-run';
+export { executeStep, type StepOutcome, type Delivery } from './execute-step';
+export { recordChildFailure, aggregateSyncPoint, type ChildFailureInput, type AggregateInput } from './fan-out-tasks';
+export { cancelRun } from './cancel-run';
+export { propagateEnd, settleSyncPoint, cancelBranches } from './fan-in';

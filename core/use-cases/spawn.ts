@@ -1,0 +1,135 @@
+/** The fan-out side: an agent asked for children; check limits, write them, start the fan-out. */
+import { branchEvent } from '../events';
+import { branchBudgetRefusal, checkSpawnLimits, type LimitRefusal } from '../limits';
+import {
+  childId,
+  fanOutExecutionName,
+  type AggregatorRef,
+  type BranchRecord,
+  type ChildSpec,
+  type RunRecord,
+  type SpawnState,
+  type WaitFor,
+} from '../model';
+import type { SpawnDecision } from '../protocol';
+import { hit, publish, scopeOf, type SpawnerDeps } from './deps';
+
+export interface SpawnOptions {
+  waitFor: WaitFor;
+  aggregator: AggregatorRef;
+  inheritMemory: boolean;
+  metadata?: Record<string, unknown>;
+}
+
+/** The sync point state of a branch about to wait on `children`. */
+export function spawnStateFor(
+  parent: Pick<BranchRecord, 'childCount'>,
+  seq: number,
+  step: number,
+  children: ChildSpec[],
+  options: SpawnOptions,
+): SpawnState {
+  return {
+    seq,
+    step,
+    firstIndex: parent.childCount,
+    children: children.length,
+    waitFor: options.waitFor,
+    aggregator: options.aggregator,
+    ...(options.metadata ? { metadata: options.metadata } : {}),
+    inheritMemory: options.inheritMemory,
+    pendingGroups: [],
+    groupResults: [],
+    grouped: false,
+    childSpecs: children,
+  };
+}
+
+/**
+ * Checks every limit a spawn can break. The branch budget is reserved once per spawn key, so a
+ * repeated delivery of the same step never counts the children twice.
+ */
+export async function checkSpawn(
+  deps: SpawnerDeps,
+  run: RunRecord,
+  branch: BranchRecord,
+  decision: SpawnDecision,
+  step: number,
+): Promise<LimitRefusal | undefined> {
+  const widest = Math.max(...decision.groups.map((g) => g.length));
+  const local = checkSpawnLimits(run.limits, branch.depth, widest);
+  if (local) return local;
+  const total = decision.groups.reduce((n, g) => n + g.length, 0);
+  const reserved = await deps.store.reserveBranches(scopeOf(branch), `${branch.id}#${step}`, total, run.limits.maxBranches);
+  return reserved.ok ? undefined : branchBudgetRefusal(run.limits, reserved.branchCount, total);
+}
+
+export function spawnStateFromDecision(branch: BranchRecord, decision: SpawnDecision, step: number): SpawnState {
+  const [first, ...rest] = decision.groups;
+  const seq = (branch.spawn?.seq ?? 0) + 1;
+  return {
+    ...spawnStateFor(branch, seq, step, first, decision),
+    pendingGroups: rest,
+    grouped: decision.grouped,
+  };
+}
+
+/**
+ * Opens the branch's current sync point: the counters, the child records, the fan-out.
+ * Every part is idempotent, so a retry after a crash simply runs it again.
+ */
+export async function openSyncPoint(deps: SpawnerDeps, run: RunRecord, parent: BranchRecord): Promise<void> {
+  const spawn = parent.spawn;
+  if (!spawn) return;
+  const scope = scopeOf(parent);
+  const executionName = fanOutExecutionName(scope, parent.id, spawn.seq);
+  const maxFailedFraction = spawn.aggregationOf !== undefined ? 0 : run.failurePolicy.maxFailedFraction;
+  await deps.store.createSyncPoint({
+    ...scope,
+    parentId: parent.id,
+    seq: spawn.seq,
+    counters: { total: spawn.children, succeeded: 0, failed: 0, cancelled: 0 },
+    done: [],
+    waitFor: spawn.waitFor,
+    maxFailedFraction,
+    executionName,
+  });
+  const now = deps.clock.now();
+  const children: BranchRecord[] = spawn.childSpecs.map((spec, i) => ({
+    ...scope,
+    id: childId(parent.id, spawn.firstIndex + i),
+    parentId: parent.id,
+    parentSeq: spawn.seq,
+    depth: parent.depth + 1,
+    type: spawn.aggregationOf !== undefined ? 'AGGREGATION' : spec.type,
+    entryAgent: spec.agent,
+    agent: spec.agent,
+    status: 'PENDING',
+    version: 0,
+    stepCount: 0,
+    invalidCount: 0,
+    refusalCount: 0,
+    input: spec.input,
+    memory: spawn.inheritMemory ? parent.memory.map((entry) => ({ ...entry, inherited: true })) : [],
+    ...(spec.peers ? { peers: spec.peers } : {}),
+    ...(spec.maxTurns ? { maxTurns: spec.maxTurns } : {}),
+    inheritMemory: spawn.inheritMemory,
+    childCount: 0,
+    fanIn: { waitFor: spawn.waitFor, maxFailedFraction },
+    createdAt: now,
+  }));
+  const created = new Set(await deps.store.createBranches(children));
+  hit(deps, 'after-write-children');
+  await publish(
+    deps,
+    ...children.filter((c) => created.has(c.id)).map((c) => branchEvent('BranchCreated', c, now, { seq: spawn.seq })),
+  );
+  await deps.fanOut.start({
+    ...scope,
+    parentId: parent.id,
+    seq: spawn.seq,
+    executionName,
+    maxConcurrency: run.limits.maxConcurrentBranches,
+    children: children.map((c) => ({ branchId: c.id, timeoutSeconds: run.limits.branchTimeoutSeconds })),
+  });
+}

@@ -1,0 +1,86 @@
+import { branchEvent, runEvent } from '../events';
+import { resolveLimits } from '../limits';
+import {
+  DEFAULT_FAILURE_POLICY,
+  ROOT_BRANCH_ID,
+  type AgentRegistry,
+  type BranchRecord,
+  type FailurePolicy,
+  type Limits,
+  type RunRecord,
+} from '../model';
+import { ValidationError } from '../errors';
+import { publish, type SpawnerDeps } from './deps';
+
+export interface StartRunInput {
+  team: string;
+  /** Given by the caller (e.g. derived from an Idempotency-Key); random otherwise. */
+  runId?: string;
+  name: string;
+  request: unknown;
+  entry: string;
+  agents: AgentRegistry;
+  limits?: Partial<Limits>;
+  failurePolicy?: Partial<FailurePolicy>;
+  aggregators?: string;
+  /** The deployment's caps on limits (a team's stack sets them). */
+  limitMaxima?: Partial<Limits>;
+}
+
+export interface StartRunResult {
+  runId: string;
+  /** False when a run with this id existed already (an idempotent repeat). */
+  created: boolean;
+}
+
+/** Creates the run and its root branch and enqueues the root's first step. Safe to repeat. */
+export async function startRun(deps: SpawnerDeps, input: StartRunInput): Promise<StartRunResult> {
+  if (!Object.hasOwn(input.agents, input.entry)) {
+    throw new ValidationError(`entry agent "${input.entry}" is not among the agents`, 'entry');
+  }
+  const now = deps.clock.now();
+  const runId = input.runId ?? crypto.randomUUID();
+  const scope = { team: input.team, runId };
+  const failurePolicy = { ...DEFAULT_FAILURE_POLICY, ...input.failurePolicy };
+  const run: RunRecord = {
+    ...scope,
+    name: input.name,
+    status: 'RUNNING',
+    request: input.request,
+    entry: input.entry,
+    agents: input.agents,
+    limits: resolveLimits(input.limits, input.limitMaxima),
+    failurePolicy,
+    ...(input.aggregators ? { aggregators: input.aggregators } : {}),
+    createdAt: now,
+    branchCount: 1,
+  };
+  const created = await deps.store.createRun(run);
+  const root: BranchRecord = {
+    ...scope,
+    id: ROOT_BRANCH_ID,
+    parentId: null,
+    parentSeq: null,
+    depth: 0,
+    type: 'SIMPLE',
+    entryAgent: input.entry,
+    agent: input.entry,
+    status: 'PENDING',
+    version: 0,
+    stepCount: 0,
+    invalidCount: 0,
+    refusalCount: 0,
+    input: input.request,
+    memory: [],
+    childCount: 0,
+    createdAt: now,
+  };
+  // On a repeat these are no-ops (conditional create) except the message, which is idempotent.
+  const rootCreated = (await deps.store.createBranches([root])).length > 0;
+  if (created) await publish(deps, runEvent('RunStarted', scope, now, { status: 'RUNNING', name: run.name }));
+  if (rootCreated) await publish(deps, branchEvent('BranchCreated', root, now));
+  // A repeat after a crash may find the root not started yet: its first step is sent again.
+  const mustSend = created || rootCreated || (await deps.store.getBranch(scope, ROOT_BRANCH_ID))?.status === 'PENDING';
+  if (mustSend) await deps.queue.send([{ ...scope, branchId: ROOT_BRANCH_ID, step: 0 }]);
+  return { runId, created };
+}

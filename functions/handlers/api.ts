@@ -1,0 +1,160 @@
+/**
+ * api: the HTTP API of DESIGN §6 behind API Gateway (REST proxy events). middy carries the
+ * plumbing (body limit, JSON errors); the routes only parse, call a use case and answer.
+ */
+import middy, { type MiddlewareObj } from '@middy/core';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { createHash, randomUUID } from 'node:crypto';
+import { PayloadTooLargeError, ValidationError } from '../../core/errors';
+import { toStartRunInput, type AgentPolicy } from '../../core/run-request';
+import {
+  cancelRun,
+  startRun,
+  type SpawnerDeps,
+} from '../../core/use-cases';
+import { describeRun, listRunBranches, runTree, type TreeFormat } from '../../core/use-cases/queries';
+import type { Limits, Scope } from '../../core/model';
+import { errorResponse, json, MethodNotAllowedError, text } from './http-errors';
+import { createLogger, type Logger } from './logger';
+
+export interface ApiConfig {
+  policy: AgentPolicy;
+  /** The team of a request: from the authorizer, or the stack's own team. */
+  teamOf(event: APIGatewayProxyEvent): string;
+  maxBodyBytes?: number;
+  limitMaxima?: Partial<Limits>;
+}
+
+export const DEFAULT_MAX_BODY_BYTES = 256 * 1024;
+
+type Route = {
+  method: string;
+  pattern: RegExp;
+  handle(event: APIGatewayProxyEvent, params: string[], team: string): Promise<APIGatewayProxyResult>;
+};
+
+export function runIdFor(team: string, idempotencyKey: string | undefined): string {
+  if (!idempotencyKey) return randomUUID();
+  return `k-${createHash('sha256').update(`${team}\n${idempotencyKey}`).digest('hex').slice(0, 32)}`;
+}
+
+function header(event: APIGatewayProxyEvent, name: string): string | undefined {
+  const headers = event.headers ?? {};
+  const key = Object.keys(headers).find((k) => k.toLowerCase() === name);
+  return key ? headers[key] ?? undefined : undefined;
+}
+
+function parseBody(event: APIGatewayProxyEvent): unknown {
+  if (!event.body) throw new ValidationError('the body must be a JSON scenario document', '(root)');
+  const raw = event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+  try {
+    return JSON.parse(raw);
+  } catch (error) {
+    throw new ValidationError(`the body is not valid JSON: ${(error as Error).message}`, '(root)');
+  }
+}
+
+const RUN_ID = '([A-Za-z0-9_-]{1,64})';
+const TREE_FORMATS = ['ascii', 'mermaid', 'json'];
+
+function routes(deps: SpawnerDeps, config: ApiConfig): Route[] {
+  const scopeOf = (team: string, runId: string): Scope => ({ team, runId });
+  return [
+    {
+      method: 'POST',
+      pattern: /^\/runs\/?$/,
+      async handle(event, _params, team) {
+        const key = header(event, 'idempotency-key');
+        if (key !== undefined && (key.length === 0 || key.length > 256)) {
+          throw new ValidationError('Idempotency-Key must be 1 to 256 characters', 'Idempotency-Key');
+        }
+        const input = toStartRunInput(parseBody(event), { team, runId: runIdFor(team, key), policy: config.policy });
+        const { runId, created } = await startRun(deps, { ...input, limitMaxima: config.limitMaxima });
+        return json(202, { runId, created });
+      },
+    },
+    {
+      method: 'GET',
+      pattern: new RegExp(`^/runs/${RUN_ID}/?$`),
+      async handle(_event, [runId], team) {
+        const { view } = await describeRun(deps, scopeOf(team, runId));
+        return json(200, view);
+      },
+    },
+    {
+      method: 'GET',
+      pattern: new RegExp(`^/runs/${RUN_ID}/branches/?$`),
+      async handle(_event, [runId], team) {
+        return json(200, { runId, branches: await listRunBranches(deps, scopeOf(team, runId)) });
+      },
+    },
+    {
+      method: 'GET',
+      pattern: new RegExp(`^/runs/${RUN_ID}/tree/?$`),
+      async handle(event, [runId], team) {
+        const format = (event.queryStringParameters?.format ?? 'json') as TreeFormat;
+        if (!TREE_FORMATS.includes(format)) {
+          throw new ValidationError(`format must be one of ${TREE_FORMATS.join(', ')}`, 'format');
+        }
+        const tree = await runTree(deps, scopeOf(team, runId), format);
+        return typeof tree === 'string' ? text(200, tree) : json(200, { runId, tree });
+      },
+    },
+    {
+      method: 'GET',
+      pattern: new RegExp(`^/runs/${RUN_ID}/metrics/?$`),
+      async handle(_event, [runId], team) {
+        const { view } = await describeRun(deps, scopeOf(team, runId));
+        return json(200, view.metrics);
+      },
+    },
+    {
+      method: 'POST',
+      pattern: new RegExp(`^/runs/${RUN_ID}/cancel/?$`),
+      async handle(_event, [runId], team) {
+        await cancelRun(deps, scopeOf(team, runId));
+        return json(202, { runId, status: 'CANCELLED' });
+      },
+    },
+  ];
+}
+
+/** middy middleware: refuses bodies over the limit before anything parses them. */
+export function bodyLimit(maxBytes: number): MiddlewareObj<APIGatewayProxyEvent, APIGatewayProxyResult> {
+  return {
+    before: (request) => {
+      const body = request.event.body;
+      if (!body) return;
+      const size = request.event.isBase64Encoded ? Math.floor((body.length * 3) / 4) : Buffer.byteLength(body);
+      if (size > maxBytes) {
+        throw new PayloadTooLargeError(`the body is ${size} bytes; at most ${maxBytes} are accepted`, size, maxBytes);
+      }
+    },
+  };
+}
+
+/** middy middleware: every error becomes a JSON answer; unexpected ones are logged, never shown. */
+export function jsonErrors(logger: Logger): MiddlewareObj<APIGatewayProxyEvent, APIGatewayProxyResult> {
+  return {
+    onError: (request) => {
+      const response = errorResponse(request.error);
+      if (response.statusCode >= 500) logger.error('request failed', { error: request.error as Error, path: request.event.path });
+      request.response = response;
+    },
+  };
+}
+
+export function createApiHandler(deps: SpawnerDeps, config: ApiConfig, logger: Logger = createLogger('api')) {
+  const table = routes(deps, config);
+  const base = async (event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> => {
+    const path = event.path ?? '/';
+    const matches = table.map((r) => ({ r, m: r.pattern.exec(path) })).filter((x) => x.m);
+    if (matches.length === 0) return json(404, { error: 'NotFound', message: `no route for ${path}` });
+    const match = matches.find((x) => x.r.method === event.httpMethod);
+    if (!match) throw new MethodNotAllowedError(`${event.httpMethod} is not allowed on ${path}`);
+    return match.r.handle(event, match.m!.slice(1), config.teamOf(event));
+  };
+  return middy<APIGatewayProxyEvent, APIGatewayProxyResult>(base)
+    .use(jsonErrors(logger))
+    .use(bodyLimit(config.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES));
+}

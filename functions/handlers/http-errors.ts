@@ -1,0 +1,57 @@
+/** The one place where errors become HTTP status codes and JSON bodies. */
+import type { APIGatewayProxyResult } from 'aws-lambda';
+import {
+  ConflictError,
+  ForbiddenError,
+  InvalidAgentResponseError,
+  LimitExceededError,
+  NotFoundError,
+  PayloadTooLargeError,
+  ValidationError,
+} from '../../core/errors';
+
+export class MethodNotAllowedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MethodNotAllowedError';
+  }
+}
+
+const STATUS: [new (...args: any[]) => Error, number][] = [
+  [ValidationError, 400],
+  [InvalidAgentResponseError, 400],
+  [LimitExceededError, 400],
+  // A request asking for agents the deployment does not trust is a bad request (DESIGN §6).
+  [ForbiddenError, 400],
+  [NotFoundError, 404],
+  [MethodNotAllowedError, 405],
+  [ConflictError, 409],
+  [PayloadTooLargeError, 413],
+];
+
+export function statusOf(error: unknown): number {
+  for (const [type, status] of STATUS) if (error instanceof type) return status;
+  return 500;
+}
+
+export function errorResponse(error: unknown): APIGatewayProxyResult {
+  const status = statusOf(error);
+  const e = error as Error;
+  const body =
+    status === 500
+      ? { error: 'InternalError', message: 'the request could not be completed' }
+      : { error: e.name, message: e.message, ...((e as ValidationError).field ? { field: (e as ValidationError).field } : {}) };
+  return json(status, body);
+}
+
+export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): APIGatewayProxyResult {
+  return {
+    statusCode,
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  };
+}
+
+export function text(statusCode: number, body: string, contentType = 'text/plain; charset=utf-8'): APIGatewayProxyResult {
+  return { statusCode, headers: { 'content-type': contentType }, body };
+}

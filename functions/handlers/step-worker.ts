@@ -1,0 +1,49 @@
+/**
+ * step-worker: the SQS consumer. One branch step per message; per-record failures are
+ * reported (batchItemFailures) so only the failed messages come back.
+ */
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { z } from 'zod';
+import { executeStep, type SpawnerDeps } from '../../core/use-cases';
+import type { StepMessage } from '../../core/ports';
+import { createLogger, type Logger } from './logger';
+
+const stepMessageSchema = z.object({
+  team: z.string().min(1),
+  runId: z.string().min(1),
+  branchId: z.string().min(1),
+  step: z.number().int().min(0),
+  taskToken: z.string().min(1).optional(),
+});
+
+export function parseStepMessage(body: string): StepMessage | undefined {
+  try {
+    const parsed = stepMessageSchema.safeParse(JSON.parse(body));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function createStepWorkerHandler(deps: SpawnerDeps, logger: Logger = createLogger('step-worker')) {
+  const processor = new BatchProcessor(EventType.SQS);
+  const recordHandler = async (record: SQSRecord) => {
+    const message = parseStepMessage(record.body);
+    if (!message) {
+      // A message that can never be read is dropped loudly rather than retried forever.
+      logger.error('dropping a malformed step message', { messageId: record.messageId, body: record.body.slice(0, 500) });
+      return;
+    }
+    const keys = { runId: message.runId, branchId: message.branchId, team: message.team, step: message.step };
+    try {
+      const outcome = await executeStep(deps, message, { messageId: record.messageId });
+      logger.debug('step done', { ...keys, outcome });
+    } catch (error) {
+      logger.error('step failed; the message will be retried', { ...keys, error: error as Error });
+      throw error;
+    }
+  };
+  return async (event: SQSEvent): Promise<SQSBatchResponse> =>
+    processPartialResponse(event, recordHandler, processor, { throwOnFullBatchFailure: false, processInParallel: true });
+}

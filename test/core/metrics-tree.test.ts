@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import { computeMetrics } from '../../core/metrics';
+import type { BranchRecord } from '../../core/model';
+import { buildTree, renderAscii, renderMermaid } from '../../core/tree';
+
+const b = (id: string, parentId: string | null, status: BranchRecord['status'], agent = 'A'): BranchRecord => ({
+  team: 't', runId: 'r', id, parentId, parentSeq: parentId ? 1 : null, depth: id.split('.').length - 1,
+  type: 'SIMPLE', entryAgent: agent, agent, status, version: 1, stepCount: 1, invalidCount: 0, refusalCount: 0,
+  input: null, memory: [], childCount: 0, createdAt: 0,
+});
+
+const branches = [
+  b('root', null, 'COMPLETED', 'Planner'),
+  b('root.0', 'root', 'COMPLETED', 'Lead'),
+  b('root.1', 'root', 'FAILED', 'Lead'),
+  b('root.0.0', 'root.0', 'COMPLETED', 'Worker'),
+  b('root.0.1', 'root.0', 'CANCELLED', 'Worker'),
+  b('root.10', 'root', 'RUNNING', 'Lead'),
+];
+
+describe('metrics', () => {
+  it('computes the seed metrics from branches', () => {
+    const m = computeMetrics(branches);
+    expect(m).toMatchObject({
+      totalCreated: 6,
+      activeCount: 1,
+      maxDepth: 2,
+      avgDepth: 1.17,
+      successRate: 75,
+      completed: 3,
+      failed: 1,
+      cancelled: 1,
+      fanOut: { spawns: 2, maxWidth: 3, avgWidth: 2.5 },
+      steps: 6,
+    });
+  });
+});
+
+describe('tree views', () => {
+  it('ASCII orders children by spawn index and shows statuses', () => {
+    expect(renderAscii(branches)).toBe(
+      [
+        'root Planner (simple) [COMPLETED]',
+        '├─ root.0 Lead (simple) [COMPLETED]',
+        '│  ├─ root.0.0 Worker (simple) [COMPLETED]',
+        '│  └─ root.0.1 Worker (simple) [CANCELLED]',
+        '├─ root.1 Lead (simple) [FAILED]',
+        '└─ root.10 Lead (simple) [RUNNING]',
+      ].join('\n'),
+    );
+  });
+
+  it('Mermaid has a node per branch, an edge per parent link and status classes', () => {
+    const text = renderMermaid(branches);
+    expect(text.startsWith('flowchart TD')).toBe(true);
+    expect(text.match(/-->/g)).toHaveLength(5);
+    expect(text).toContain('classDef FAILED');
+    expect(text).toContain('["Planner<br/>root · COMPLETED"]:::COMPLETED');
+  });
+
+  it('JSON nests children', () => {
+    const [root] = buildTree(branches);
+    expect(root.children.map((c) => c.id)).toEqual(['root.0', 'root.1', 'root.10']);
+    expect(root.children[0].children).toHaveLength(2);
+  });
+});

@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { cancelRun } from '../../core/use-cases';
+import { behaviours, checkInvariants } from '../support/behaviours';
+import { createMemoryHarness, scriptAgents } from '../support/memory-harness';
+
+describe.each([
+  { delivery: 'single delivery', duplicate: false },
+  { delivery: 'every message delivered twice', duplicate: true },
+])('use cases on the in-memory ports ($delivery)', ({ duplicate }) => {
+  for (const behaviour of behaviours) {
+    it(behaviour.name, async () => {
+      const h = createMemoryHarness({ duplicate, aggregators: behaviour.aggregators });
+      try {
+        const outcome = await h.run(behaviour.run);
+        behaviour.check(outcome);
+        checkInvariants(outcome);
+        expect(h.errors).toEqual([]);
+      } finally {
+        h.stop();
+      }
+    });
+  }
+});
+
+describe('idempotent run start and cancellation', () => {
+  it('starting the same run id twice creates one run', async () => {
+    const h = createMemoryHarness();
+    const agents = scriptAgents({ A: { responses: [{ next_action: 'final_response', content: 1 }] } });
+    const input = { team: 't', runId: 'fixed', name: 'n', request: 'x', entry: 'A', agents };
+    const { startRun } = await import('../../core/use-cases');
+    expect(await startRun(h.deps, input)).toEqual({ runId: 'fixed', created: true });
+    expect(await startRun(h.deps, input)).toEqual({ runId: 'fixed', created: false });
+    expect(h.queue.sent).toBe(2); // the root was still PENDING: its first step is offered again, harmlessly
+    h.stop();
+  });
+
+  it('cancelling a run cancels every active branch and ends the run CANCELLED', async () => {
+    const h = createMemoryHarness();
+    const agents = scriptAgents({
+      Boss: { allowed: ['Sleeper'], responses: [{ next_action: 'parallel_invoke', agents: ['Sleeper', 'Sleeper'] }] },
+      Sleeper: { responses: [{ $delayMs: 60_000, next_action: 'final_response', content: 'z' }] },
+    });
+    const runPromise = h.run({ name: 'c', request: 'x', entry: 'Boss', agents });
+    // Cancel once both sleepers are running.
+    while (h.events.filter((e) => e.type === 'BranchCreated').length < 3) await new Promise((r) => setImmediate(r));
+    const runId = h.events[0].runId;
+    await cancelRun(h.deps, { team: 'team-a', runId });
+    const outcome = await runPromise;
+    expect(outcome.run.status).toBe('CANCELLED');
+    expect(outcome.branches.map((b) => b.status)).toEqual(['CANCELLED', 'CANCELLED', 'CANCELLED']);
+    await expect(cancelRun(h.deps, { team: 'team-a', runId: 'nope' })).rejects.toThrow(/not found/);
+    h.stop();
+  });
+});

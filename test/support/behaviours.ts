@@ -1,0 +1,567 @@
+/**
+ * Every behaviour of DESIGN §3–§5 as a run plus its expected outcome. The same table runs on
+ * the in-memory ports (test/core) and on the embedded engines (test/local).
+ */
+import { expect } from 'vitest';
+import type { AggregatorFn } from '../../core/aggregators';
+import type { LifecycleEvent } from '../../core/events';
+import type { AgentRegistry, BranchRecord, FailurePolicy, Limits, RunRecord } from '../../core/model';
+
+export interface BehaviourRun {
+  name: string;
+  request: unknown;
+  entry: string;
+  agents: AgentRegistry;
+  limits?: Partial<Limits>;
+  failurePolicy?: Partial<FailurePolicy>;
+}
+
+export interface Outcome {
+  run: RunRecord;
+  branches: BranchRecord[];
+  events: LifecycleEvent[];
+}
+
+export interface Behaviour {
+  name: string;
+  run: BehaviourRun;
+  aggregators?: Record<string, AggregatorFn>;
+  check(outcome: Outcome): void;
+  /** Only fan-in free behaviours may skip the duplicate-delivery variant. */
+  duplicates?: boolean;
+}
+
+const script = (responses: unknown[], extra: Record<string, unknown> = {}) => ({ kind: 'script', responses, ...extra });
+const final = (content: unknown) => ({ next_action: 'final_response', content });
+const byAgent = (o: Outcome, agent: string) => o.branches.filter((b) => b.agent === agent || b.entryAgent === agent);
+
+/** Invariants every finished run must hold, whatever the scenario. */
+export function checkInvariants(o: Outcome): void {
+  expect(o.run.status).not.toBe('RUNNING');
+  const active = o.branches.filter((b) => ['PENDING', 'RUNNING', 'WAITING'].includes(b.status));
+  if (o.run.status === 'COMPLETED' || o.run.status === 'FAILED') {
+    // Work cancelled by an early exit may still be ending, but nothing is left waiting forever.
+    expect(active.filter((b) => b.status === 'WAITING').map((b) => b.id)).toEqual([]);
+  }
+  const ids = new Set(o.branches.map((b) => b.id));
+  for (const b of o.branches) if (b.parentId) expect(ids.has(b.parentId), `orphan ${b.id}`).toBe(true);
+  const created = o.events.filter((e) => e.type === 'BranchCreated').map((e) => e.branchId);
+  expect(new Set(created).size, 'BranchCreated once per branch').toBe(created.length);
+  expect(created.length).toBe(o.branches.length);
+  const ends = o.events.filter((e) => e.type === 'RunCompleted' || e.type === 'RunFailed' || e.type === 'RunCancelled');
+  expect(ends).toHaveLength(1);
+}
+
+export const behaviours: Behaviour[] = [
+  {
+    name: 'hand-off chain (SIMPLE branch)',
+    duplicates: true,
+    run: {
+      name: 'handoff',
+      request: 'draft',
+      entry: 'Writer',
+      agents: {
+        Writer: script([{ next_action: 'invoke_agent', action_input: { agent: 'Editor', input: 'draft v1' } }], { allowed: ['Editor'] }),
+        Editor: script([{ next_action: 'invoke_agent', action_input: 'Validator' }], { allowed: ['Validator'] }),
+        Validator: script([final({ validated: '$input' })]),
+      },
+    },
+    check(o) {
+      expect(o.run.status).toBe('COMPLETED');
+      expect(o.run.result).toEqual({ validated: 'draft v1' });
+      expect(o.branches).toHaveLength(1);
+      expect(o.branches[0]).toMatchObject({ type: 'SIMPLE', agent: 'Validator', stepCount: 3 });
+    },
+  },
+  {
+    name: 'simple parallel spawn of named agents (seed 000 pattern 1)',
+    run: {
+      name: 'simple-parallel',
+      request: 'Analyze Q4 sales',
+      entry: 'Planner',
+      agents: {
+        Planner: script(
+          [
+            {
+              next_action: 'parallel_invoke',
+              agents: ['DataFetcher', 'Calculator', 'Validator'],
+              action_input: { DataFetcher: 'Q4', Calculator: { op: 'sum' }, Validator: 'rules' },
+            },
+            final('$input'),
+          ],
+          { allowed: ['DataFetcher', 'Calculator', 'Validator'] },
+        ),
+        DataFetcher: script([final({ rows: 42, for: '$input' })]),
+        Calculator: script([final({ sum: 1234 })]),
+        Validator: script([final('valid')]),
+      },
+    },
+    check(o) {
+      expect(o.run.status).toBe('COMPLETED');
+      expect(o.run.result).toEqual({
+        child_count: 3,
+        results: { 'root.0': { rows: 42, for: 'Q4' }, 'root.1': { sum: 1234 }, 'root.2': 'valid' },
+        failures: {},
+        metadata: { aggregation_method: 'default', succeeded: 3, failed: 0, cancelled: 0, wait_for: 'all' },
+      });
+      const root = o.branches.find((b) => b.id === 'root')!;
+      expect(root.type).toBe('NESTED');
+      expect(o.events.filter((e) => e.type === 'SyncPointReached')).toHaveLength(1);
+    },
+  },
+  {
+    name: 'hierarchical: team leads spawn workers (seed 000 pattern 2)',
+    run: {
+      name: 'hierarchical',
+      request: 'build the report',
+      entry: 'Director',
+      agents: {
+        Director: script(
+          [
+            { next_action: 'parallel_invoke', agents: ['TeamLead', 'TeamLead'], action_input: { TeamLead: 'section' }, metadata: { pattern: 'hierarchical' } },
+            final({ report: '$input' }),
+          ],
+          { allowed: ['TeamLead'] },
+        ),
+        TeamLead: script(
+          [{ next_action: 'parallel_invoke', agents: ['Worker', 'Worker', 'Worker'] }, final('$input')],
+          { allowed: ['Worker'] },
+        ),
+        Worker: script([final('work done')]),
+      },
+    },
+    check(o) {
+      expect(o.run.status).toBe('COMPLETED');
+      expect(o.branches).toHaveLength(1 + 2 + 6);
+      const report = (o.run.result as any).report;
+      expect(report.metadata).toMatchObject({ pattern: 'hierarchical', succeeded: 2 });
+      expect(report.results['root.0'].results).toEqual({ 'root.0.0': 'work done', 'root.0.1': 'work done', 'root.0.2': 'work done' });
+      expect(byAgent(o, 'Worker').every((b) => b.depth === 2 && b.status === 'COMPLETED')).toBe(true);
+      expect(byAgent(o, 'TeamLead').every((b) => b.type === 'NESTED')).toBe(true);
+    },
+  },
+  {
+    name: 'dynamic workflow: the agent picks parallel experts or a hand-off (seed 000 pattern 3)',
+    run: {
+      name: 'dynamic',
+      request: { tasks: ['complex: merge ledgers', 'simple: format'] },
+      entry: 'Router',
+      agents: {
+        Router: script([final('no rule matched')], {
+          allowed: ['Triage'],
+          rules: [
+            { when: 'child_count', responses: [final('$input')] },
+            {
+              when: 'tasks',
+              responses: [
+                {
+                  next_action: 'parallel_invoke',
+                  branches: [
+                    { agent: 'Triage', input: 'complex: merge ledgers' },
+                    { agent: 'Triage', input: 'simple: format' },
+                  ],
+                },
+                final('$input'),
+              ],
+            },
+          ],
+        }),
+        Triage: script([final('unused')], {
+          allowed: ['Expert', 'SimpleProcessor'],
+          rules: [
+            { when: 'child_count', responses: [final({ experts: '$input' })] },
+            {
+              when: 'complex',
+              responses: [{ next_action: 'parallel_invoke', agents: ['Expert', 'Expert', 'Expert'], wait_for_all: true }],
+            },
+            { when: 'simple', responses: [{ next_action: 'invoke_agent', action_input: 'SimpleProcessor' }] },
+          ],
+        }),
+        Expert: script([final('expert view')]),
+        SimpleProcessor: script([final('processed: $input')]),
+      },
+    },
+    check(o) {
+      expect(o.run.status).toBe('COMPLETED');
+      const results = (o.run.result as any).results;
+      expect(results['root.0'].experts.child_count).toBe(3);
+      expect(results['root.1']).toBe('processed: $input'); // "$input" is replaced only as a whole string
+      expect(byAgent(o, 'Expert')).toHaveLength(3);
+      expect(o.branches.find((b) => b.id === 'root.1')!.agent).toBe('SimpleProcessor');
+    },
+  },
+  {
+    name: 'seed-002 recursion: copies of the agent to depth 3',
+    run: {
+      name: 'recursion',
+      request: 'task:R',
+      entry: 'Thinker',
+      agents: {
+        Thinker: script([{ next_actions: [], content: 'no rule' }], {
+          rules: [
+            { when: 'child_count', responses: [{ next_actions: [], content: '$input' }] },
+            { when: 'task:R', responses: [{ next_actions: [['level1:A', 'level1:B']] }] },
+            { when: 'level1:', responses: [{ next_actions: [['level2:x', 'level2:y']] }] },
+            { when: 'level2:', responses: [{ next_actions: [['leaf:L1', 'leaf:L2']] }] },
+            { when: 'leaf:', responses: [{ next_actions: [], content: 'leaf $input' }] },
+          ],
+        }),
+      },
+    },
+    check(o) {
+      expect(o.run.status).toBe('COMPLETED');
+      expect(o.branches).toHaveLength(1 + 2 + 4 + 8);
+      expect(Math.max(...o.branches.map((b) => b.depth))).toBe(3);
+      expect(o.branches.every((b) => b.agent === 'Thinker' && b.status === 'COMPLETED')).toBe(true);
+      const r = o.run.result as any;
+      expect(r.child_count).toBe(2);
+      expect(r.results['root.0'].results['root.0.0'].results['root.0.0.1']).toBe('leaf $input');
+    },
+  },
+  {
+    name: 'seed-002 groups run one after another, the agent resumes with all aggregates',
+    run: {
+      name: 'groups',
+      request: 'start',
+      entry: 'Solver',
+      agents: {
+        Solver: script([{ next_actions: [], content: 'leaf' }], {
+          rules: [
+            { when: 'child_count', responses: [{ next_actions: [], content: { groups: '$input' } }] },
+            { when: 'start', responses: [{ next_actions: [['a1', 'a2'], ['b1']], inherit_memory: true }] },
+          ],
+        }),
+      },
+    },
+    check(o) {
+      expect(o.run.status).toBe('COMPLETED');
+      const groups = (o.run.result as any).groups;
+      expect(groups).toHaveLength(2);
+      expect(Object.keys(groups[0].results)).toEqual(['root.0', 'root.1']);
+      expect(Object.keys(groups[1].results)).toEqual(['root.2']);
+      const b2 = o.branches.find((b) => b.id === 'root.2')!;
+      expect(b2.parentSeq).toBe(2);
+      expect(b2.memory.some((m) => m.inherited)).toBe(true);
+    },
+  },
+  {
+    name: 'wait_for any resumes on the first success and cancels the rest',
+    run: {
+      name: 'any',
+      request: 'race',
+      entry: 'Boss',
+      agents: {
+        Boss: script([{ next_action: 'parallel_invoke', agents: ['Fast', 'Slow', 'Slow'], wait_for: 'any' }, final('$input')], {
+          allowed: ['Fast', 'Slow'],
+        }),
+        Fast: script([final('fast')]),
+        Slow: script([{ $delayMs: 60_000, next_action: 'final_response', content: 'slow' }]),
+      },
+    },
+    check(o) {
+      expect(o.run.status).toBe('COMPLETED');
+      const r = o.run.result as any;
+      expect(r.results).toEqual({ 'root.0': 'fast' });
+      expect(r.child_count).toBe(1);
+      expect(byAgent(o, 'Slow').every((b) => b.status === 'CANCELLED')).toBe(true);
+    },
+  },
+  {
+    name: 'wait_for k (quorum)',
+    run: {
+      name: 'quorum',
+      request: 'vote',
+      entry: 'Chair',
+      agents: {
+        Chair: script([{ next_action: 'parallel_invoke', agents: ['Voter', 'Voter', 'Slow'], wait_for: 2 }, final('$input')], {
+          allowed: ['Voter', 'Slow'],
+        }),
+        Voter: script([final('yes')]),
+        Slow: script([{ $delayMs: 60_000, next_action: 'final_response', content: 'late' }]),
+      },
+    },
+    check(o) {
+      expect(o.run.status).toBe('COMPLETED');
+      expect((o.run.result as any).results).toEqual({ 'root.0': 'yes', 'root.1': 'yes' });
+      expect(o.branches.find((b) => b.id === 'root.2')!.status).toBe('CANCELLED');
+    },
+  },
+  {
+    name: 'weighted_average aggregator',
+    run: {
+      name: 'weighted',
+      request: 'estimate',
+      entry: 'Estimator',
+      agents: {
+        Estimator: script([{ next_action: 'parallel_invoke', agents: ['A', 'B'], aggregator: 'weighted_average' }, final('$input')], {
+          allowed: ['A', 'B'],
+        }),
+        A: script([final({ value: 10, weight: 3 })]),
+        B: script([final({ value: 2 })]),
+      },
+    },
+    check(o) {
+      expect(o.run.result).toEqual({ weighted_average: 8, total_weight: 4 });
+    },
+  },
+  {
+    name: 'registered aggregator',
+    aggregators: { concat: (children) => children.map((c) => c.result).join('+') },
+    run: {
+      name: 'registered',
+      request: 'x',
+      entry: 'P',
+      agents: {
+        P: script([{ next_action: 'parallel_invoke', agents: ['A', 'A'], action_input: { A: 'a' }, aggregator: 'concat' }, final('$input')], {
+          allowed: ['A'],
+        }),
+        A: script([final('$input')]),
+      },
+    },
+    check(o) {
+      expect(o.run.result).toBe('a+a');
+    },
+  },
+  {
+    name: 'agent:<Name> aggregator runs as an AGGREGATION branch',
+    run: {
+      name: 'agent-aggregator',
+      request: 'opinions',
+      entry: 'Host',
+      agents: {
+        Host: script([{ next_action: 'parallel_invoke', agents: ['Critic', 'Critic'], aggregator: 'agent:Judge' }, final({ verdict: '$input' })], {
+          allowed: ['Critic', 'Judge'],
+        }),
+        Critic: script([final('meh')]),
+        Judge: script([final({ judged: '$input' })]),
+      },
+    },
+    check(o) {
+      expect(o.run.status).toBe('COMPLETED');
+      const judge = o.branches.find((b) => b.agent === 'Judge')!;
+      expect(judge).toMatchObject({ type: 'AGGREGATION', parentId: 'root', status: 'COMPLETED' });
+      const verdict = (o.run.result as any).verdict;
+      expect(verdict.judged.child_count).toBe(2);
+      expect(verdict.judged.results).toEqual({ 'root.0': 'meh', 'root.1': 'meh' });
+    },
+  },
+  {
+    name: 'conversation branch: peers alternate until final_response',
+    run: {
+      name: 'conversation',
+      request: 'negotiate',
+      entry: 'Host',
+      agents: {
+        Host: script(
+          [{ next_action: 'parallel_invoke', branches: [{ agent: 'Buyer', input: 'offer 10', type: 'conversation', peers: ['Seller'], max_turns: 10 }] }, final('$input')],
+          { allowed: ['Buyer', 'Seller'] },
+        ),
+        Buyer: script([
+          { next_action: 'invoke_agent', action_input: { agent: 'Seller', input: 'offer 12' } },
+          { next_action: 'invoke_agent', action_input: { agent: 'Seller', input: 'offer 14' } },
+        ]),
+        Seller: script([
+          { next_action: 'invoke_agent', action_input: { agent: 'Buyer', input: 'counter 20' } },
+          final('deal at $input'),
+        ]),
+      },
+    },
+    check(o) {
+      const conv = o.branches.find((b) => b.id === 'root.0')!;
+      expect(conv).toMatchObject({ type: 'CONVERSATION', status: 'COMPLETED', stepCount: 4, result: 'deal at $input' });
+      expect(conv.memory.filter((m) => m.role === 'assistant').map((m) => m.agent)).toEqual(['Buyer', 'Seller', 'Buyer', 'Seller']);
+    },
+  },
+  {
+    name: 'conversation branch ends at max_turns',
+    run: {
+      name: 'conversation-max',
+      request: 'chat',
+      entry: 'Host',
+      agents: {
+        Host: script(
+          [{ next_action: 'parallel_invoke', branches: [{ agent: 'Ping', input: 'hi', type: 'conversation', peers: ['Pong'], max_turns: 3 }] }, final('$input')],
+          { allowed: ['Ping', 'Pong'] },
+        ),
+        Ping: script([{ next_action: 'invoke_agent', action_input: { agent: 'Pong', input: 'ping' } }]),
+        Pong: script([{ next_action: 'invoke_agent', action_input: { agent: 'Ping', input: 'pong' } }]),
+      },
+    },
+    check(o) {
+      const conv = o.branches.find((b) => b.id === 'root.0')!;
+      expect(conv.status).toBe('COMPLETED');
+      expect(conv.result).toEqual({ max_turns_reached: true, turns: 3, last_message: 'ping' });
+    },
+  },
+  {
+    name: 'failure policy: the parent fails as soon as the threshold is crossed; running siblings cancelled',
+    run: {
+      name: 'failures',
+      request: 'go',
+      entry: 'Lead',
+      failurePolicy: { maxFailedFraction: 0.5 },
+      agents: {
+        Lead: script([{ next_action: 'parallel_invoke', agents: ['Bad', 'Bad', 'Bad', 'Slow'] }, final('$input')], { allowed: ['Bad', 'Slow'] }),
+        Bad: script([{ $fail: 'disk on fire' }]),
+        Slow: script([{ $delayMs: 60_000, next_action: 'final_response', content: 'late' }]),
+      },
+    },
+    check(o) {
+      expect(o.run.status).toBe('FAILED');
+      expect(o.run.error).toMatch(/3 of 4 children failed/);
+      expect(o.branches.find((b) => b.id === 'root.3')!.status).toBe('CANCELLED');
+      expect(byAgent(o, 'Bad').every((b) => b.status === 'FAILED' && /disk on fire/.test(b.error!))).toBe(true);
+    },
+  },
+  {
+    name: 'failures under the threshold: the parent resumes with successes and a failures map',
+    run: {
+      name: 'tolerated',
+      request: 'go',
+      entry: 'Lead',
+      agents: {
+        Lead: script([{ next_action: 'parallel_invoke', agents: ['Good', 'Good', 'Bad'] }, final('$input')], { allowed: ['Good', 'Bad'] }),
+        Good: script([final('ok')]),
+        Bad: script([{ $fail: 'nope' }]),
+      },
+    },
+    check(o) {
+      expect(o.run.status).toBe('COMPLETED');
+      const r = o.run.result as any;
+      expect(r.results).toEqual({ 'root.0': 'ok', 'root.1': 'ok' });
+      expect(r.failures['root.2']).toMatch(/nope/);
+    },
+  },
+  {
+    name: 'maxDepth: the refusal is given to the agent once, then the branch fails',
+    run: {
+      name: 'depth',
+      request: 'dig',
+      entry: 'Digger',
+      limits: { maxDepth: 2 },
+      agents: {
+        Digger: script([{ next_actions: [['deeper', 'deeper']] }], {
+          rules: [
+            { when: 'LimitExceeded', responses: [final('$input')] },
+            { when: 'child_count', responses: [final('$input')] },
+          ],
+        }),
+      },
+    },
+    check(o) {
+      expect(o.run.status).toBe('COMPLETED');
+      const leaves = o.branches.filter((b) => b.depth === 2);
+      expect(leaves).toHaveLength(4);
+      expect(leaves[0].result).toMatchObject({ error: 'LimitExceeded', limit: 'maxDepth', max: 2 });
+    },
+  },
+  {
+    name: 'a second refusal in the same branch fails it, naming the limit',
+    run: {
+      name: 'fanout-limit',
+      request: 'many',
+      entry: 'Greedy',
+      limits: { maxFanOut: 2 },
+      agents: {
+        Greedy: script([{ next_action: 'parallel_invoke', agents: ['W', 'W', 'W'] }], { allowed: ['W'] }),
+        W: script([final('w')]),
+      },
+    },
+    check(o) {
+      expect(o.run.status).toBe('FAILED');
+      expect(o.run.error).toMatch(/LimitExceeded maxFanOut/);
+      const root = o.branches[0];
+      expect(root.memory[2].content).toMatchObject({ error: 'LimitExceeded', limit: 'maxFanOut', max: 2, requested: 3 });
+    },
+  },
+  {
+    name: 'maxBranches bounds self-recursion',
+    run: {
+      name: 'branches-limit',
+      request: 'grow',
+      entry: 'Cell',
+      limits: { maxBranches: 7, maxDepth: 10 },
+      agents: {
+        Cell: script([{ next_actions: [['grow', 'grow']] }], {
+          rules: [
+            { when: 'LimitExceeded', responses: [final('stopped')] },
+            { when: 'child_count', responses: [final('$input')] },
+          ],
+        }),
+      },
+    },
+    check(o) {
+      expect(o.run.status).toBe('COMPLETED');
+      expect(o.branches.length).toBeLessThanOrEqual(7);
+      expect(o.branches.some((b) => b.result === 'stopped')).toBe(true);
+    },
+  },
+  {
+    name: 'maxStepsPerBranch stops a hand-off loop',
+    run: {
+      name: 'loop',
+      request: 'ping',
+      entry: 'A',
+      limits: { maxStepsPerBranch: 5 },
+      agents: {
+        A: script([{ next_action: 'invoke_agent', action_input: 'B' }], { allowed: ['B'] }),
+        B: script([{ next_action: 'invoke_agent', action_input: 'A' }], { allowed: ['A'] }),
+      },
+    },
+    check(o) {
+      expect(o.run.status).toBe('FAILED');
+      expect(o.run.error).toMatch(/maxStepsPerBranch/);
+      expect(o.branches[0].stepCount).toBe(5);
+    },
+  },
+  {
+    name: 'invalid responses are re-asked with the error, then the branch fails',
+    run: {
+      name: 'invalid',
+      request: 'x',
+      entry: 'Confused',
+      agents: {
+        Confused: script([{ $raw: 'I think we should...' }, { next_action: 'teleport' }, { next_action: 'final_response', content: '$input' }]),
+      },
+    },
+    check(o) {
+      expect(o.run.status).toBe('COMPLETED');
+      expect(o.run.result).toMatchObject({ error: 'InvalidAgentResponse', field: 'next_action' });
+    },
+  },
+  {
+    name: 'an agent that keeps answering invalidly fails its branch with the reason',
+    run: {
+      name: 'invalid-fail',
+      request: 'x',
+      entry: 'Boss',
+      agents: {
+        Boss: script([{ next_action: 'invoke_agent', action_input: 'Ghost' }], { allowed: [] }),
+        Ghost: script([final('boo')]),
+      },
+    },
+    check(o) {
+      expect(o.run.status).toBe('FAILED');
+      expect(o.run.error).toMatch(/InvalidAgentResponse after 3 tries: Boss may not call "Ghost"/);
+    },
+  },
+  {
+    name: 'a child past branchTimeoutSeconds is TIMED_OUT and counted as failed',
+    run: {
+      name: 'timeout',
+      request: 'x',
+      entry: 'P',
+      limits: { branchTimeoutSeconds: 1 },
+      agents: {
+        P: script([{ next_action: 'parallel_invoke', agents: ['Quick', 'Quick', 'Stuck'] }, final('$input')], { allowed: ['Quick', 'Stuck'] }),
+        Quick: script([final('q')]),
+        Stuck: script([{ $delayMs: 60_000, next_action: 'final_response', content: 'never' }]),
+      },
+    },
+    check(o) {
+      expect(o.run.status).toBe('COMPLETED');
+      expect(o.branches.find((b) => b.id === 'root.2')!.status).toBe('TIMED_OUT');
+      expect((o.run.result as any).failures['root.2']).toMatch(/TIMED_OUT/);
+    },
+  },
+];

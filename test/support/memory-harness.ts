@@ -1,0 +1,111 @@
+/** Runs the use cases on the in-memory ports, pumping the queue until a run ends. */
+import { AggregatorRegistry, type AggregatorFn } from '../../core/aggregators';
+import type { LifecycleEvent } from '../../core/events';
+import type { AgentRegistry, BranchRecord, RunRecord, Scope } from '../../core/model';
+import type { AgentInvoker } from '../../core/ports';
+import {
+  aggregateSyncPoint,
+  executeStep,
+  recordChildFailure,
+  startRun,
+  type SpawnerDeps,
+  type StartRunInput,
+} from '../../core/use-cases';
+import { KindRouter } from '../../adapters/agents/agent-invoker';
+import { ScriptInvoker } from '../../adapters/agents/script-invoker';
+import { BranchAborts } from '../../adapters/memory/branch-aborts';
+import { MemoryBranchStore } from '../../adapters/memory/memory-branch-store';
+import { MemoryFanOut } from '../../adapters/memory/memory-fan-out';
+import { MemoryQueue } from '../../adapters/memory/memory-queue';
+
+export interface HarnessOptions {
+  duplicate?: boolean;
+  aggregators?: Record<string, AggregatorFn>;
+  invoker?: AgentInvoker;
+  concurrency?: number;
+}
+
+export function createMemoryHarness(options: HarnessOptions = {}) {
+  const store = new MemoryBranchStore();
+  const queue = new MemoryQueue({ duplicate: options.duplicate });
+  const errors: unknown[] = [];
+  const fanOut = new MemoryFanOut(queue, (e) => errors.push(e));
+  const events: LifecycleEvent[] = [];
+  const aborts = new BranchAborts();
+  const deps: SpawnerDeps = {
+    store,
+    queue,
+    fanOut,
+    events: {
+      publish: async (e) => {
+        events.push(...e);
+        aborts.handle(e);
+      },
+    },
+    signalFor: (scope, branchId) => aborts.signalFor(scope, branchId),
+    invoker: options.invoker ?? new KindRouter({ script: new ScriptInvoker() }),
+    clock: { now: () => Date.now() },
+    aggregators: new AggregatorRegistry(options.aggregators),
+  };
+  fanOut.tasks = {
+    recordChildFailure: (input) => recordChildFailure(deps, input),
+    aggregate: (input) => aggregateSyncPoint(deps, input),
+  };
+  let inFlight = 0;
+  let pumping = false;
+  const pump = async () => {
+    if (pumping) return;
+    pumping = true;
+    const limit = options.concurrency ?? 8;
+    const active = new Set<Promise<void>>();
+    while (pumping) {
+      if (active.size >= limit) await Promise.race(active);
+      const message = await queue.receive();
+      if (!pumping) break;
+      inFlight++;
+      const p = executeStep(deps, message.body, { messageId: message.messageId })
+        .then(() => undefined)
+        .catch((e) => void errors.push(e))
+        .finally(() => {
+          inFlight--;
+          active.delete(p);
+        });
+      active.add(p);
+    }
+  };
+
+  async function run(input: Omit<StartRunInput, 'team'> & { team?: string }): Promise<{
+    run: RunRecord;
+    branches: BranchRecord[];
+    events: LifecycleEvent[];
+  }> {
+    const team = input.team ?? 'team-a';
+    const { runId } = await startRun(deps, { ...input, team });
+    void pump();
+    const scope: Scope = { team, runId };
+    const finished = await waitForEnd(scope);
+    await fanOut.idle();
+    return { run: finished, branches: await store.listBranches(scope), events: events.filter((e) => e.runId === runId) };
+  }
+
+  async function waitForEnd(scope: Scope): Promise<RunRecord> {
+    // Await the run's terminal event; a run that stalls with nothing in flight is a failure.
+    for (;;) {
+      const current = await store.getRun(scope);
+      if (current && current.status !== 'RUNNING') return current;
+      if (errors.length) throw errors[0];
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (queue.depth === 0 && inFlight === 0 && fanOut.activeExecutions === 0) {
+        const again = await store.getRun(scope);
+        if (again && again.status !== 'RUNNING') return again;
+        throw new Error(`run ${scope.runId} stalled: nothing queued or running\n${JSON.stringify(await store.listBranches(scope), null, 1).slice(0, 4000)}`);
+      }
+    }
+  }
+
+  return { deps, store, queue, fanOut, events, errors, run, stop: () => void (pumping = false) };
+}
+
+export function scriptAgents(defs: Record<string, { allowed?: string[]; responses: unknown[]; rules?: unknown[] }>): AgentRegistry {
+  return Object.fromEntries(Object.entries(defs).map(([name, def]) => [name, { kind: 'script', ...def }]));
+}
