@@ -1,0 +1,500 @@
+/**
+ * BranchStore on one DynamoDB table (see docs/dynamodb-schema.md). Every state change is a
+ * single conditional write; nothing uses transactions (dynalite has none, and the fan-in only
+ * ever needs one item to change atomically). Reads that decide anything are ConsistentRead.
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  BatchGetCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+  type QueryCommandInput,
+} from '@aws-sdk/lib-dynamodb';
+import { BranchSpawnerError, ConflictError, NotFoundError, TransientError } from '../../core/errors';
+import {
+  canTransition,
+  type BranchRecord,
+  type BranchStatus,
+  type ChildOutcome,
+  type RunRecord,
+  type RunStatus,
+  type Scope,
+  type SyncPointRecord,
+} from '../../core/model';
+import type { BranchPatch, BranchStore, RecordChildEndResult, ReserveResult, RunPatch } from '../../core/ports';
+import {
+  assertFits,
+  BRANCH_PREFIX,
+  branchItem,
+  branchKey,
+  childrenPk,
+  compareIds,
+  decodeBranch,
+  decodeCounters,
+  decodeRun,
+  decodeSyncPoint,
+  encodeBranchPatch,
+  encodeRunPatch,
+  GSI1,
+  runItem,
+  runKey,
+  runPk,
+  SYNC_PREFIX,
+  syncKey,
+  syncPointItem,
+  TTL_ATTRIBUTE,
+  type Item,
+  type Key,
+} from './item-codec';
+import { mapDynamoError } from './map-dynamo-error';
+
+export interface DynamoBranchStoreOptions {
+  client: DynamoDBDocumentClient | DynamoDBClient;
+  tableName: string;
+  /** When set, every item gets `expiresAt` = creation time + ttlSeconds (epoch seconds). */
+  ttlSeconds?: number;
+  /** Clock for `expiresAt`. */
+  now?: () => number;
+  /** Parallel conditional puts in createBranches. */
+  writeConcurrency?: number;
+}
+
+type Attributes = Record<string, unknown>;
+
+const BATCH_GET_MAX = 100;
+const BATCH_GET_ROUNDS = 8;
+const OUTCOME_COUNTERS: Record<ChildOutcome, string> = { succeeded: 'succeeded', failed: 'failed', cancelled: 'cancelled' };
+
+/** Builds expression placeholders so no attribute name can collide with a reserved word. */
+class Expr {
+  readonly names: Record<string, string> = {};
+  readonly values: Record<string, unknown> = {};
+  private readonly byName = new Map<string, string>();
+
+  name(attribute: string): string {
+    let placeholder = this.byName.get(attribute);
+    if (!placeholder) {
+      placeholder = `#n${this.byName.size}`;
+      this.byName.set(attribute, placeholder);
+      this.names[placeholder] = attribute;
+    }
+    return placeholder;
+  }
+
+  value(value: unknown): string {
+    const placeholder = `:v${Object.keys(this.values).length}`;
+    this.values[placeholder] = value;
+    return placeholder;
+  }
+
+  sets(fields: Item): string[] {
+    return Object.entries(fields).map(([name, value]) => `${this.name(name)} = ${this.value(value)}`);
+  }
+
+  get params() {
+    return {
+      ExpressionAttributeNames: this.names,
+      ...(Object.keys(this.values).length ? { ExpressionAttributeValues: this.values } : {}),
+    };
+  }
+}
+
+export class DynamoBranchStore implements BranchStore {
+  private readonly doc: DynamoDBDocumentClient;
+  private readonly tableName: string;
+  private readonly ttlSeconds: number | undefined;
+  private readonly now: () => number;
+  private readonly writeConcurrency: number;
+
+  constructor(options: DynamoBranchStoreOptions) {
+    this.doc =
+      options.client instanceof DynamoDBDocumentClient ? options.client : DynamoDBDocumentClient.from(options.client);
+    this.tableName = options.tableName;
+    this.ttlSeconds = options.ttlSeconds;
+    this.now = options.now ?? Date.now;
+    this.writeConcurrency = Math.max(1, options.writeConcurrency ?? 16);
+  }
+
+  // --- runs -----------------------------------------------------------------------------
+
+  async createRun(run: RunRecord): Promise<boolean> {
+    const item = this.withTtl(runItem(run));
+    assertFits(`run ${run.runId}`, item);
+    return this.putIfAbsent(item, `createRun ${run.runId}`);
+  }
+
+  async getRun(scope: Scope): Promise<RunRecord | undefined> {
+    const item = await this.get(runKey(scope), `getRun ${scope.runId}`);
+    return item && decodeRun(item);
+  }
+
+  async finishRun(scope: Scope, status: Exclude<RunStatus, 'RUNNING'>, patch: RunPatch): Promise<boolean> {
+    const fields = { ...encodeRunPatch(patch), status };
+    assertFits(`run ${scope.runId}`, fields);
+    const x = new Expr();
+    const updated = await this.conditional(`finishRun ${scope.runId}`, () =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: runKey(scope),
+          UpdateExpression: `SET ${x.sets(fields).join(', ')}`,
+          ConditionExpression: `${x.name('status')} = ${x.value('RUNNING')}`,
+          ...x.params,
+        }),
+      ),
+    );
+    return updated !== undefined;
+  }
+
+  async reserveBranches(scope: Scope, spawnKey: string, count: number, max: number): Promise<ReserveResult> {
+    const x = new Expr();
+    const context = `reserveBranches ${scope.runId} ${spawnKey}`;
+    const key = runKey(scope);
+    const updated = await this.conditional(context, () =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key,
+          // The key set makes the reservation idempotent: a repeated spawn key never counts again.
+          UpdateExpression: `ADD ${x.name('branchCount')} ${x.value(count)}, ${x.name('spawnKeys')} ${x.value(new Set([spawnKey]))}`,
+          ConditionExpression:
+            `attribute_exists(${x.name('PK')}) AND NOT contains(${x.name('spawnKeys')}, ${x.value(spawnKey)})` +
+            ` AND ${x.name('branchCount')} <= ${x.value(max - count)}`,
+          ReturnValues: 'UPDATED_NEW',
+          ...x.params,
+        }),
+      ),
+    );
+    if (updated) return { ok: true, branchCount: Number(updated.Attributes?.branchCount) };
+    // Refused: either this key was reserved before (ok) or the budget is spent.
+    const current = await this.get(key, context, ['branchCount', 'spawnKeys']);
+    if (!current) return { ok: false, branchCount: 0 };
+    const keys = current.spawnKeys;
+    const branchCount = Number(current.branchCount ?? 0);
+    return keys instanceof Set && keys.has(spawnKey) ? { ok: true, branchCount } : { ok: false, branchCount };
+  }
+
+  // --- branches -------------------------------------------------------------------------
+
+  async createBranches(branches: BranchRecord[]): Promise<string[]> {
+    // Check every item before writing any, so a refusal leaves nothing half-written.
+    const items = branches.map((b) => {
+      const item = this.withTtl(branchItem(b));
+      assertFits(`branch ${b.id}`, item);
+      return item;
+    });
+    const created = await mapLimit(items, this.writeConcurrency, (item, i) =>
+      this.putIfAbsent(item, `createBranches ${branches[i].id}`),
+    );
+    return branches.filter((_, i) => created[i]).map((b) => b.id);
+  }
+
+  async getBranch(scope: Scope, branchId: string): Promise<BranchRecord | undefined> {
+    const item = await this.get(branchKey(scope, branchId), `getBranch ${branchId}`);
+    return item && decodeBranch(item);
+  }
+
+  /** BatchGetItem, ConsistentRead, 100 keys per request, unprocessed keys asked again. */
+  async getBranches(scope: Scope, branchIds: string[]): Promise<BranchRecord[]> {
+    const unique = [...new Set(branchIds)];
+    const chunks: string[][] = [];
+    for (let i = 0; i < unique.length; i += BATCH_GET_MAX) chunks.push(unique.slice(i, i + BATCH_GET_MAX));
+    const found = new Map<string, Attributes>();
+    await Promise.all(
+      chunks.map(async (chunk) => {
+        for (const item of await this.batchGet(chunk.map((id) => branchKey(scope, id)), `getBranches ${scope.runId}`)) {
+          found.set(String(item.id), item);
+        }
+      }),
+    );
+    // Decode per occurrence so a repeated id never hands out a shared object.
+    return branchIds.flatMap((id) => {
+      const item = found.get(id);
+      return item ? [decodeBranch(item)] : [];
+    });
+  }
+
+  async updateBranch(
+    scope: Scope,
+    branchId: string,
+    expectedVersion: number,
+    patch: BranchPatch,
+  ): Promise<BranchRecord | undefined> {
+    const fields = encodeBranchPatch(patch);
+    assertFits(`branch ${branchId}`, fields);
+    const x = new Expr();
+    const version = x.name('version');
+    return this.updateBranchItem(scope, branchId, `updateBranch ${branchId}`, {
+      UpdateExpression: `SET ${[...x.sets(fields), `${version} = ${version} + ${x.value(1)}`].join(', ')}`,
+      ConditionExpression: `${version} = ${x.value(expectedVersion)}`,
+      ...x.params,
+    });
+  }
+
+  async transitionBranch(
+    scope: Scope,
+    branchId: string,
+    from: readonly BranchStatus[],
+    to: BranchStatus,
+    patch: BranchPatch = {},
+  ): Promise<BranchRecord | undefined> {
+    // Only statuses the model lets become `to`: a terminal branch never changes, whatever `from` says.
+    const allowed = [...new Set(from)].filter((status) => canTransition(status, to));
+    if (allowed.length === 0) return undefined;
+    const fields = { ...encodeBranchPatch(patch), status: to };
+    assertFits(`branch ${branchId}`, fields);
+    const x = new Expr();
+    const version = x.name('version');
+    const statuses = allowed.map((s) => x.value(s)).join(', ');
+    return this.updateBranchItem(scope, branchId, `transitionBranch ${branchId} → ${to}`, {
+      UpdateExpression: `SET ${[...x.sets(fields), `${version} = ${version} + ${x.value(1)}`].join(', ')}`,
+      ConditionExpression: `${x.name('status')} IN (${statuses})`,
+      ...x.params,
+    });
+  }
+
+  /** Query on the run's partition, ConsistentRead, all pages; natural id order. */
+  async listBranches(scope: Scope): Promise<BranchRecord[]> {
+    const x = new Expr();
+    const items = await this.queryAll(
+      {
+        KeyConditionExpression: `${x.name('PK')} = ${x.value(runPk(scope))} AND begins_with(${x.name('SK')}, ${x.value(BRANCH_PREFIX)})`,
+        ConsistentRead: true,
+        ...x.params,
+      },
+      `listBranches ${scope.runId}`,
+    );
+    return items.map(decodeBranch).sort((a, b) => compareIds(a.id, b.id));
+  }
+
+  /**
+   * Query on GSI1. Eventually consistent (a GSI has no consistent reads): for views. Decisions
+   * use getBranches with ids derived from the parent's spawn state instead.
+   */
+  async listChildren(scope: Scope, parentId: string): Promise<BranchRecord[]> {
+    const x = new Expr();
+    const items = await this.queryAll(
+      {
+        IndexName: GSI1,
+        KeyConditionExpression: `${x.name('GSI1PK')} = ${x.value(childrenPk(scope, parentId))}`,
+        ...x.params,
+      },
+      `listChildren ${parentId}`,
+    );
+    return items.map(decodeBranch).sort((a, b) => compareIds(a.id, b.id));
+  }
+
+  // --- sync points ----------------------------------------------------------------------
+
+  async createSyncPoint(syncPoint: SyncPointRecord): Promise<boolean> {
+    const item = this.withTtl(syncPointItem(syncPoint));
+    assertFits(`sync point ${syncPoint.parentId}#${syncPoint.seq}`, item);
+    return this.putIfAbsent(item, `createSyncPoint ${syncPoint.parentId}#${syncPoint.seq}`);
+  }
+
+  async getSyncPoint(scope: Scope, parentId: string, seq: number): Promise<SyncPointRecord | undefined> {
+    const item = await this.get(syncKey(scope, parentId, seq), `getSyncPoint ${parentId}#${seq}`);
+    return item && decodeSyncPoint(item);
+  }
+
+  async recordChildEnd(
+    scope: Scope,
+    parentId: string,
+    seq: number,
+    childId: string,
+    outcome: ChildOutcome,
+  ): Promise<RecordChildEndResult> {
+    const counter = OUTCOME_COUNTERS[outcome];
+    if (!counter) throw new BranchSpawnerError(`unknown child outcome ${String(outcome)}`);
+    const key = syncKey(scope, parentId, seq);
+    const context = `recordChildEnd ${parentId}#${seq} ${childId}`;
+    const x = new Expr();
+    const done = x.name('done');
+    const updated = await this.conditional(context, () =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key,
+          // One atomic write: the id joins `done` and its counter moves, or nothing happens.
+          UpdateExpression: `ADD ${done} ${x.value(new Set([childId]))}, ${x.name(counter)} ${x.value(1)}`,
+          ConditionExpression: `attribute_exists(${x.name('PK')}) AND NOT contains(${done}, ${x.value(childId)})`,
+          ReturnValues: 'ALL_NEW',
+          ...x.params,
+        }),
+      ),
+    );
+    if (updated) return { applied: true, counters: decodeCounters(updated.Attributes ?? {}) };
+    const current = await this.get(key, context, ['total', 'succeeded', 'failed', 'cancelled']);
+    if (!current) throw new NotFoundError(`sync point ${parentId}#${seq} of run ${scope.runId} does not exist`);
+    return { applied: false, counters: decodeCounters(current) };
+  }
+
+  async claimAggregation(
+    scope: Scope,
+    parentId: string,
+    seq: number,
+    outcome: 'resume' | 'fail',
+    at: number,
+  ): Promise<boolean> {
+    const x = new Expr();
+    const aggregatedAt = x.name('aggregatedAt');
+    const updated = await this.conditional(`claimAggregation ${parentId}#${seq}`, () =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: syncKey(scope, parentId, seq),
+          UpdateExpression: `SET ${aggregatedAt} = ${x.value(at)}, ${x.name('outcome')} = ${x.value(outcome)}`,
+          ConditionExpression: `attribute_exists(${x.name('PK')}) AND attribute_not_exists(${aggregatedAt})`,
+          ...x.params,
+        }),
+      ),
+    );
+    return updated !== undefined;
+  }
+
+  /** Query on the run's partition for `S#` items, filtered on `attribute_not_exists(aggregatedAt)`. */
+  async listOpenSyncPoints(scope: Scope): Promise<SyncPointRecord[]> {
+    const x = new Expr();
+    const items = await this.queryAll(
+      {
+        KeyConditionExpression: `${x.name('PK')} = ${x.value(runPk(scope))} AND begins_with(${x.name('SK')}, ${x.value(SYNC_PREFIX)})`,
+        FilterExpression: `attribute_not_exists(${x.name('aggregatedAt')})`,
+        ConsistentRead: true,
+        ...x.params,
+      },
+      `listOpenSyncPoints ${scope.runId}`,
+    );
+    return items.map(decodeSyncPoint).sort((a, b) => compareIds(a.parentId, b.parentId) || a.seq - b.seq);
+  }
+
+  // --- requests -------------------------------------------------------------------------
+
+  private withTtl(item: Item): Item {
+    if (this.ttlSeconds !== undefined) item[TTL_ATTRIBUTE] = Math.floor(this.now() / 1000) + this.ttlSeconds;
+    return item;
+  }
+
+  private async putIfAbsent(item: Item, context: string): Promise<boolean> {
+    const written = await this.conditional(context, () =>
+      this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: item,
+          ConditionExpression: 'attribute_not_exists(PK)',
+        }),
+      ),
+    );
+    return written !== undefined;
+  }
+
+  private async get(key: Key, context: string, attributes?: string[]): Promise<Attributes | undefined> {
+    const x = new Expr();
+    const projection = attributes?.map((a) => x.name(a)).join(', ');
+    const output = await this.call(context, () =>
+      this.doc.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: key,
+          ConsistentRead: true,
+          ...(projection ? { ProjectionExpression: projection, ExpressionAttributeNames: x.names } : {}),
+        }),
+      ),
+    );
+    return output.Item;
+  }
+
+  private async updateBranchItem(
+    scope: Scope,
+    branchId: string,
+    context: string,
+    expression: Pick<
+      ConstructorParameters<typeof UpdateCommand>[0],
+      'UpdateExpression' | 'ConditionExpression' | 'ExpressionAttributeNames' | 'ExpressionAttributeValues'
+    >,
+  ): Promise<BranchRecord | undefined> {
+    const updated = await this.conditional(context, () =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: branchKey(scope, branchId),
+          ReturnValues: 'ALL_NEW',
+          ...expression,
+        }),
+      ),
+    );
+    return updated?.Attributes ? decodeBranch(updated.Attributes) : undefined;
+  }
+
+  private async queryAll(input: Omit<QueryCommandInput, 'TableName'>, context: string): Promise<Attributes[]> {
+    const items: Attributes[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await this.call(context, () =>
+        this.doc.send(new QueryCommand({ ...input, TableName: this.tableName, ExclusiveStartKey: start })),
+      );
+      items.push(...(page.Items ?? []));
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return items;
+  }
+
+  private async batchGet(keys: Key[], context: string): Promise<Attributes[]> {
+    const items: Attributes[] = [];
+    let pending: Record<string, unknown>[] = keys as unknown as Record<string, unknown>[];
+    for (let round = 0; pending.length > 0; round++) {
+      if (round >= BATCH_GET_ROUNDS) {
+        throw new TransientError(`${context}: ${pending.length} keys still unprocessed after ${round} BatchGetItem rounds`);
+      }
+      const output = await this.call(context, () =>
+        this.doc.send(
+          new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: true } } }),
+        ),
+      );
+      const got = output.Responses?.[this.tableName] ?? [];
+      items.push(...got);
+      pending = output.UnprocessedKeys?.[this.tableName]?.Keys ?? [];
+      // Unprocessed keys with no progress at all mean throttling: back off before asking again.
+      if (pending.length > 0 && got.length === 0) await delay(25 * 2 ** round);
+    }
+    return items;
+  }
+
+  private async call<T>(context: string, request: () => Promise<T>): Promise<T> {
+    try {
+      return await request();
+    } catch (error) {
+      throw mapDynamoError(error, context);
+    }
+  }
+
+  /** Runs a conditional write; a failed condition answers undefined instead of throwing. */
+  private async conditional<T>(context: string, request: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await request();
+    } catch (error) {
+      const mapped = mapDynamoError(error, context);
+      if (mapped instanceof ConflictError) return undefined;
+      throw mapped;
+    }
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i], i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
