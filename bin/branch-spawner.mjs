@@ -4,4 +4,6 @@ import { register } from 'tsx/esm/api';
 
 register();
 const { main } = await import('../local/cli.ts');
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+// Work cancelled by the run's end (timers of aborted fan-outs) must not keep the process alive.
+process.stdout.write('', () => process.exit(code));

@@ -36,7 +36,8 @@ export function runEvent(
 
 export function branchEvent(
   type: 'BranchCreated' | 'BranchCompleted' | 'BranchFailed' | 'BranchCancelled',
-  branch: Pick<BranchRecord, 'team' | 'runId' | 'id' | 'parentId' | 'agent' | 'type' | 'depth' | 'status'>,
+  branch: Pick<BranchRecord, 'team' | 'runId' | 'id' | 'parentId' | 'agent' | 'type' | 'depth' | 'status'> &
+    Partial<Pick<BranchRecord, 'startedAt' | 'endedAt'>>,
   time: number,
   extra: Record<string, unknown> = {},
 ): LifecycleEvent {
@@ -52,6 +53,8 @@ export function branchEvent(
       type: branch.type as BranchType,
       depth: branch.depth,
       status: branch.status,
+      ...(branch.startedAt !== undefined ? { startedAt: branch.startedAt } : {}),
+      ...(branch.endedAt !== undefined ? { endedAt: branch.endedAt } : {}),
       ...extra,
     },
   };

@@ -55,7 +55,7 @@ const scenarioSchema = z
   .object({
     name: z.string().min(1, 'must be a non-empty name').max(128),
     description: z.string().optional(),
-    request: z.unknown(),
+    request: z.unknown().optional(),
     entry: z.string().min(1),
     limits: limitsSchema.optional(),
     failurePolicy: z.object({ maxFailedFraction: z.number().min(0).max(1) }).strict().optional(),

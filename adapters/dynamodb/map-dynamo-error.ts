@@ -43,7 +43,7 @@ export function mapDynamoError(error: unknown, context: string): BranchSpawnerEr
   if (name === 'ValidationException' && /item size|exceeded the maximum allowed size/i.test(detail)) {
     // The engine saw the whole item (e.g. an update on top of a big item); its size is only known to exceed the limit.
     const tooLarge = new PayloadTooLargeError(
-      `${context}: the item would exceed the 400 KB item limit (${detail}); items are limited to 400 KB`,
+      `${context}: ${detail}; items are limited to 400 KB`,
       MAX_ITEM_BYTES + 1,
       MAX_ITEM_BYTES,
     );

@@ -7,7 +7,7 @@
  * way in and decoded afresh on the way out. Each method checks and writes without awaiting in
  * between, which makes every conditional write atomic, as DynamoDB's are.
  */
-import { NotFoundError } from '../../core/errors';
+import { BranchSpawnerError, NotFoundError } from '../../core/errors';
 import {
   canTransition,
   type BranchRecord,
@@ -41,6 +41,8 @@ import {
   type Item,
   type Key,
 } from '../dynamodb/item-codec';
+
+const CHILD_OUTCOMES = new Set<ChildOutcome>(['succeeded', 'failed', 'cancelled']);
 
 export class MemoryBranchStore implements BranchStore {
   /** PK → SK → item, like the table. */
@@ -164,6 +166,7 @@ export class MemoryBranchStore implements BranchStore {
     childId: string,
     outcome: ChildOutcome,
   ): Promise<RecordChildEndResult> {
+    if (!CHILD_OUTCOMES.has(outcome)) throw new BranchSpawnerError(`unknown child outcome ${String(outcome)}`);
     const item = this.read(syncKey(scope, parentId, seq));
     if (!item) throw new NotFoundError(`sync point ${parentId}#${seq} of run ${scope.runId} does not exist`);
     const done = item.done instanceof Set ? item.done : new Set<string>();

@@ -1,0 +1,220 @@
+/**
+ * `bedrock` agents: one Bedrock Converse call per step. The system prompt teaches the protocol
+ * (core/prompt); the reply's text goes back raw and the runtime parses it. Transient Bedrock
+ * errors are retried with backoff; each call has its own timeout.
+ */
+import {
+  BedrockRuntimeClient,
+  ConverseCommand,
+  type ConverseCommandInput,
+  type ConverseCommandOutput,
+  type Message,
+} from '@aws-sdk/client-bedrock-runtime';
+import { AgentInvocationError, AgentTimeoutError } from '../../core/errors';
+import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
+import { buildMessages, buildSystemPrompt, type ChatMessage } from '../../core/prompt';
+
+export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
+
+export interface BedrockInvokerOptions {
+  /** Client for agents that name no `region` (default: a client for the environment's region). */
+  client?: BedrockRuntimeClient;
+  /** Makes the client of an agent that names a `region` (one per region, kept). */
+  clientForRegion?: (region: string) => BedrockRuntimeClient;
+  /** Waits between attempts (injected by tests). */
+  sleep?: Sleep;
+  /** Jitter source in [0, 1). */
+  random?: () => number;
+  /** Attempts per step when the definition gives no `retries` (default 3). */
+  maxAttempts?: number;
+  /** Base delay of the exponential backoff, ms (default 500). */
+  backoffMs?: number;
+  /** Largest delay between attempts, ms (default 20 000). */
+  maxBackoffMs?: number;
+  /** Per-call timeout when the definition gives no `timeoutMs` (default 60 000). */
+  timeoutMs?: number;
+}
+
+interface BedrockDefinition {
+  modelId?: string;
+  region?: string;
+  temperature?: number;
+  maxTokens?: number;
+  timeoutMs?: number;
+  retries?: number;
+}
+
+const RETRYABLE_NAMES = new Set([
+  'ThrottlingException',
+  'ServiceUnavailableException',
+  'ModelNotReadyException',
+  'InternalServerException',
+  'ModelTimeoutException',
+]);
+const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'UND_ERR_SOCKET']);
+
+export class BedrockInvoker implements AgentInvoker {
+  private defaultClient: BedrockRuntimeClient | undefined;
+  private readonly regional = new Map<string, BedrockRuntimeClient>();
+  private readonly sleep: Sleep;
+  private readonly random: () => number;
+  private readonly maxAttempts: number;
+  private readonly backoffMs: number;
+  private readonly maxBackoffMs: number;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly options: BedrockInvokerOptions = {}) {
+    this.defaultClient = options.client;
+    this.sleep = options.sleep ?? abortableSleep;
+    this.random = options.random ?? Math.random;
+    this.maxAttempts = options.maxAttempts ?? 3;
+    this.backoffMs = options.backoffMs ?? 500;
+    this.maxBackoffMs = options.maxBackoffMs ?? 20_000;
+    this.timeoutMs = options.timeoutMs ?? 60_000;
+  }
+
+  async invoke(call: AgentInvocation): Promise<AgentReply> {
+    const def = call.definition as BedrockDefinition;
+    const agent = call.agentName;
+    if (!def.modelId) throw new AgentInvocationError(agent, `bedrock agent ${agent} has no modelId`);
+    const modelId = def.modelId;
+    const timeoutMs = def.timeoutMs ?? this.timeoutMs;
+    const attempts = def.retries !== undefined ? def.retries + 1 : this.maxAttempts;
+    const client = this.clientFor(def.region);
+    const inferenceConfig = {
+      ...(def.temperature !== undefined ? { temperature: def.temperature } : {}),
+      ...(def.maxTokens !== undefined ? { maxTokens: def.maxTokens } : {}),
+    };
+    const input: ConverseCommandInput = {
+      modelId,
+      system: [{ text: buildSystemPrompt({ agentName: agent, definition: call.definition, allowed: call.allowed, isCopyAllowed: true }) }],
+      messages: toConverseMessages(buildMessages(call.memory, call.input, { agentName: agent })),
+      ...(Object.keys(inferenceConfig).length ? { inferenceConfig } : {}),
+    };
+
+    for (let attempt = 1; ; attempt++) {
+      if (call.signal?.aborted) throw new AgentInvocationError(agent, 'aborted: the branch ended');
+      const timeout = AbortSignal.timeout(timeoutMs);
+      const signal = call.signal ? AbortSignal.any([call.signal, timeout]) : timeout;
+      try {
+        // Raced against the signal too: an SDK call that ignores the abort must not hold the step.
+        const output = await whenAborted(client.send(new ConverseCommand(input), { abortSignal: signal as never }), signal);
+        return toReply(agent, modelId, output);
+      } catch (error) {
+        if (error instanceof AgentInvocationError) throw error;
+        if (call.signal?.aborted) throw new AgentInvocationError(agent, 'aborted: the branch ended', { cause: error });
+        // Not retried: a model that took the whole timeout would most likely take it again.
+        if (timeout.aborted) {
+          throw new AgentTimeoutError(agent, `no answer from Bedrock model ${modelId} within ${timeoutMs} ms`, { cause: error });
+        }
+        const retryable = isRetryable(error);
+        if (!retryable || attempt >= attempts) {
+          const after = retryable ? ` (after ${attempt} attempts)` : '';
+          throw new AgentInvocationError(agent, `Bedrock model ${modelId} failed${after}: ${describeError(error)}`, {
+            cause: error,
+          });
+        }
+        await this.sleep(backoffDelay(attempt, this.backoffMs, this.maxBackoffMs, this.random), call.signal);
+      }
+    }
+  }
+
+  private clientFor(region: string | undefined): BedrockRuntimeClient {
+    if (region) {
+      let client = this.regional.get(region);
+      if (!client) {
+        client = this.options.clientForRegion?.(region) ?? newClient(region);
+        this.regional.set(region, client);
+      }
+      return client;
+    }
+    this.defaultClient ??= newClient(undefined);
+    return this.defaultClient;
+  }
+}
+
+/** Converse wants alternating roles starting with a user turn: merge runs, lead with a user turn. */
+export function toConverseMessages(messages: readonly ChatMessage[]): Message[] {
+  const turns: { role: ChatMessage['role']; texts: string[] }[] = [];
+  for (const message of messages) {
+    // Converse rejects blank text blocks.
+    const text = message.content.trim() === '' ? '(empty)' : message.content;
+    const last = turns.at(-1);
+    if (last?.role === message.role) last.texts.push(text);
+    else turns.push({ role: message.role, texts: [text] });
+  }
+  if (turns[0]?.role === 'assistant') turns.unshift({ role: 'user', texts: ['(the conversation so far)'] });
+  return turns.map((turn) => ({ role: turn.role, content: [{ text: turn.texts.join('\n\n') }] }));
+}
+
+function toReply(agent: string, modelId: string, output: ConverseCommandOutput): AgentReply {
+  const blocks = output.output?.message?.content ?? [];
+  const texts = blocks.map((block) => block.text).filter((text): text is string => typeof text === 'string');
+  if (texts.length === 0) {
+    throw new AgentInvocationError(agent, `Bedrock model ${modelId} returned no text (stopReason ${output.stopReason ?? 'unknown'})`);
+  }
+  return {
+    response: texts.join('\n'),
+    usage: { inputTokens: output.usage?.inputTokens ?? 0, outputTokens: output.usage?.outputTokens ?? 0 },
+  };
+}
+
+function isRetryable(error: unknown): boolean {
+  const e = error as { name?: string; code?: string; $retryable?: unknown; $metadata?: { httpStatusCode?: number } };
+  const status = e?.$metadata?.httpStatusCode ?? 0;
+  return (
+    RETRYABLE_NAMES.has(e?.name ?? '') ||
+    status === 429 ||
+    status >= 500 ||
+    Boolean(e?.$retryable) ||
+    NETWORK_CODES.has(e?.code ?? '')
+  );
+}
+
+function describeError(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  return String(error);
+}
+
+function newClient(region: string | undefined): BedrockRuntimeClient {
+  // One attempt per send: this invoker's own loop does the retrying (and its backoff).
+  return new BedrockRuntimeClient({ ...(region ? { region } : {}), maxAttempts: 1 });
+}
+
+/** Exponential backoff with equal jitter: half the delay fixed, half random. */
+function backoffDelay(attempt: number, baseMs: number, maxMs: number, random: () => number): number {
+  const ceiling = Math.min(maxMs, baseMs * 2 ** (attempt - 1));
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}
+
+function whenAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts (the caller then sees the abort). */
+function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,245 @@
+/**
+ * `openai` agents: one call per step to any OpenAI-compatible `/chat/completions` endpoint
+ * (OpenAI, Ollama, llama.cpp server, vLLM, ...). The system prompt teaches the protocol
+ * (core/prompt); the reply's text goes back raw and the runtime parses it. 429, 5xx and
+ * network errors are retried with backoff; each call has its own timeout.
+ */
+import { AgentInvocationError, AgentTimeoutError } from '../../core/errors';
+import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
+import { buildMessages, buildSystemPrompt } from '../../core/prompt';
+
+export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
+
+export interface OpenAiInvokerOptions {
+  fetch?: typeof fetch;
+  /** Waits between attempts (injected by tests). */
+  sleep?: Sleep;
+  /** Jitter source in [0, 1). */
+  random?: () => number;
+  /** Where `apiKeyEnv` is looked up (default: process.env). */
+  env?: Record<string, string | undefined>;
+  /** Base URL for agents that give no `baseUrl` (default https://api.openai.com/v1). */
+  defaultBaseUrl?: string;
+  /** Attempts per step when the definition gives no `retries` (default 3). */
+  maxAttempts?: number;
+  /** Base delay of the exponential backoff, ms (default 500). */
+  backoffMs?: number;
+  /** Largest delay between attempts, ms (default 20 000). */
+  maxBackoffMs?: number;
+  /** Cap on a server's `retry-after`, ms (default 30 000). */
+  maxRetryAfterMs?: number;
+  /** Per-call timeout when the definition gives no `timeoutMs` (default 60 000). */
+  timeoutMs?: number;
+}
+
+interface OpenAiDefinition {
+  model?: string;
+  baseUrl?: string;
+  apiKeyEnv?: string;
+  temperature?: number;
+  maxTokens?: number;
+  timeoutMs?: number;
+  retries?: number;
+}
+
+interface ChatCompletion {
+  choices?: { message?: { content?: unknown }; finish_reason?: string }[];
+  usage?: { prompt_tokens?: number; completion_tokens?: number };
+}
+
+type Attempt =
+  | { ok: true; reply: AgentReply }
+  | { ok: false; error: AgentInvocationError; retryable: boolean; retryAfterMs?: number };
+
+export class OpenAiInvoker implements AgentInvoker {
+  private readonly fetch: typeof fetch;
+  private readonly sleep: Sleep;
+  private readonly random: () => number;
+  private readonly env: Record<string, string | undefined>;
+  private readonly defaultBaseUrl: string;
+  private readonly maxAttempts: number;
+  private readonly backoffMs: number;
+  private readonly maxBackoffMs: number;
+  private readonly maxRetryAfterMs: number;
+  private readonly timeoutMs: number;
+
+  constructor(options: OpenAiInvokerOptions = {}) {
+    this.fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.sleep = options.sleep ?? abortableSleep;
+    this.random = options.random ?? Math.random;
+    this.env = options.env ?? process.env;
+    this.defaultBaseUrl = options.defaultBaseUrl ?? 'https://api.openai.com/v1';
+    this.maxAttempts = options.maxAttempts ?? 3;
+    this.backoffMs = options.backoffMs ?? 500;
+    this.maxBackoffMs = options.maxBackoffMs ?? 20_000;
+    this.maxRetryAfterMs = options.maxRetryAfterMs ?? 30_000;
+    this.timeoutMs = options.timeoutMs ?? 60_000;
+  }
+
+  async invoke(call: AgentInvocation): Promise<AgentReply> {
+    const def = call.definition as OpenAiDefinition;
+    const agent = call.agentName;
+    if (!def.model) throw new AgentInvocationError(agent, `openai agent ${agent} has no model`);
+    const url = chatCompletionsUrl(def.baseUrl ?? this.defaultBaseUrl);
+    const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' };
+    if (def.apiKeyEnv) {
+      const key = this.env[def.apiKeyEnv];
+      if (!key) {
+        throw new AgentInvocationError(
+          agent,
+          `openai agent ${agent}: the environment variable ${def.apiKeyEnv} (apiKeyEnv) is not set; set it to the API key`,
+        );
+      }
+      headers.authorization = `Bearer ${key}`;
+    }
+    const system = buildSystemPrompt({ agentName: agent, definition: call.definition, allowed: call.allowed, isCopyAllowed: true });
+    const body = JSON.stringify({
+      model: def.model,
+      messages: [{ role: 'system', content: system }, ...buildMessages(call.memory, call.input, { agentName: agent })],
+      ...(def.temperature !== undefined ? { temperature: def.temperature } : {}),
+      ...(def.maxTokens !== undefined ? { max_tokens: def.maxTokens } : {}),
+      stream: false,
+    });
+    const timeoutMs = def.timeoutMs ?? this.timeoutMs;
+    const attempts = def.retries !== undefined ? def.retries + 1 : this.maxAttempts;
+
+    for (let attempt = 1; ; attempt++) {
+      if (call.signal?.aborted) throw new AgentInvocationError(agent, 'aborted: the branch ended');
+      const result = await this.attempt(agent, url, headers, body, timeoutMs, call.signal);
+      if (result.ok) return result.reply;
+      if (!result.retryable || attempt >= attempts) {
+        if (attempt > 1) result.error.message += ` (after ${attempt} attempts)`;
+        throw result.error;
+      }
+      await this.sleep(result.retryAfterMs ?? this.backoff(attempt), call.signal);
+    }
+  }
+
+  /** One HTTP call; a failure says whether it is worth retrying (and any delay the server asked for). */
+  private async attempt(
+    agent: string,
+    url: string,
+    headers: Record<string, string>,
+    body: string,
+    timeoutMs: number,
+    callSignal: AbortSignal | undefined,
+  ): Promise<Attempt> {
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = callSignal ? AbortSignal.any([callSignal, timeout]) : timeout;
+    let status: number;
+    let text: string;
+    let retryAfter: string | null;
+    try {
+      const response = await this.fetch(url, { method: 'POST', headers, body, signal });
+      status = response.status;
+      retryAfter = response.headers.get('retry-after');
+      text = await response.text();
+    } catch (error) {
+      if (callSignal?.aborted) throw new AgentInvocationError(agent, 'aborted: the branch ended', { cause: error });
+      // Not retried: a model that took the whole timeout would most likely take it again.
+      if (timeout.aborted) throw new AgentTimeoutError(agent, `no answer from ${url} within ${timeoutMs} ms`, { cause: error });
+      const reason = (error as Error & { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
+      return {
+        ok: false,
+        error: new AgentInvocationError(agent, `request to ${url} failed: ${reason}`, { cause: error }),
+        retryable: true,
+      };
+    }
+    if (status === 429 || status >= 500) {
+      return {
+        ok: false,
+        error: new AgentInvocationError(agent, `HTTP ${status} from ${url}: ${errorDetail(text)}`),
+        retryable: true,
+        retryAfterMs: status === 429 ? this.retryAfterMs(retryAfter) : undefined,
+      };
+    }
+    if (status < 200 || status >= 300) {
+      return { ok: false, error: new AgentInvocationError(agent, `HTTP ${status} from ${url}: ${errorDetail(text)}`), retryable: false };
+    }
+    return { ok: true, reply: toReply(agent, url, text) };
+  }
+
+  /** Exponential backoff with equal jitter: half the delay fixed, half random. */
+  private backoff(attempt: number): number {
+    const ceiling = Math.min(this.maxBackoffMs, this.backoffMs * 2 ** (attempt - 1));
+    return Math.round(ceiling / 2 + this.random() * (ceiling / 2));
+  }
+
+  private retryAfterMs(header: string | null): number | undefined {
+    if (header === null || header.trim() === '') return undefined;
+    const seconds = Number(header);
+    let ms: number;
+    if (Number.isFinite(seconds)) ms = seconds * 1000;
+    else {
+      const date = Date.parse(header);
+      if (Number.isNaN(date)) return undefined;
+      ms = date - Date.now();
+    }
+    return Math.min(this.maxRetryAfterMs, Math.max(0, Math.round(ms)));
+  }
+}
+
+/** `…/v1` → `…/v1/chat/completions`; a base URL that already ends with the path is kept. */
+export function chatCompletionsUrl(baseUrl: string): string {
+  const trimmed = baseUrl.replace(/\/+$/, '');
+  return trimmed.endsWith('/chat/completions') ? trimmed : `${trimmed}/chat/completions`;
+}
+
+function toReply(agent: string, url: string, text: string): AgentReply {
+  let body: ChatCompletion;
+  try {
+    body = JSON.parse(text) as ChatCompletion;
+  } catch {
+    throw new AgentInvocationError(agent, `${url} answered with something that is not JSON: ${text.slice(0, 200)}`);
+  }
+  const choice = body.choices?.[0];
+  const content = contentText(choice?.message?.content);
+  if (content === undefined) {
+    throw new AgentInvocationError(
+      agent,
+      `${url} returned no message content (finish_reason ${choice?.finish_reason ?? 'unknown'})`,
+    );
+  }
+  const usage = body.usage
+    ? { inputTokens: body.usage.prompt_tokens ?? 0, outputTokens: body.usage.completion_tokens ?? 0 }
+    : undefined;
+  return usage ? { response: content, usage } : { response: content };
+}
+
+/** A string, or the text parts of a content array (some servers answer with parts). */
+function contentText(content: unknown): string | undefined {
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) {
+    const texts = content
+      .map((part) => (part && typeof part === 'object' && typeof part.text === 'string' ? (part.text as string) : undefined))
+      .filter((t): t is string => t !== undefined);
+    return texts.length ? texts.join('\n') : undefined;
+  }
+  return undefined;
+}
+
+/** The server's error message when it sent the OpenAI error shape, else the start of the body. */
+function errorDetail(text: string): string {
+  try {
+    const body = JSON.parse(text) as { error?: { message?: unknown } | string };
+    const message = typeof body.error === 'string' ? body.error : body.error?.message;
+    if (typeof message === 'string') return message.slice(0, 300);
+  } catch {
+    // not JSON: fall through
+  }
+  return text.slice(0, 300) || '(empty body)';
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts (the caller then sees the abort). */
+function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

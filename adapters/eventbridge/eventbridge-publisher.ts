@@ -1,0 +1,170 @@
+/**
+ * EventPublisher on EventBridge: lifecycle events as `source: "branch-spawner"`,
+ * `detail-type: <event type>`, detail `{ runId, team, branchId, time, ...detail }`.
+ *
+ * PutEvents takes at most 10 entries and 256 KB per request (entry size as AWS computes it).
+ * An event whose own entry is over 256 KB (say, a huge branch result) is not dropped and does not
+ * fail the run: it is published with a summary detail — its scalar fields (strings up to 1 KB)
+ * plus `truncated: true`, `originalBytes` and `droppedKeys` — and consumers that need the full
+ * value read it from the API. Entries the service rejects are retried once, then reported.
+ */
+import {
+  PutEventsCommand,
+  type EventBridgeClient,
+  type PutEventsRequestEntry,
+  type PutEventsResultEntry,
+} from '@aws-sdk/client-eventbridge';
+import { BranchSpawnerError, TransientError } from '../../core/errors';
+import { EVENT_SOURCE, type LifecycleEvent } from '../../core/events';
+import type { EventPublisher } from '../../core/ports';
+
+export const MAX_ENTRIES_PER_REQUEST = 10;
+export const MAX_REQUEST_BYTES = 256 * 1024;
+/** Scalar strings longer than this are left out of a truncated event's summary. */
+const SUMMARY_STRING_LIMIT = 1024;
+
+export interface EventBridgePublisherOptions {
+  client: EventBridgeClient;
+  eventBusName: string;
+  /** Default "branch-spawner". */
+  source?: string;
+}
+
+export class EventBridgePublisher implements EventPublisher {
+  private readonly client: EventBridgeClient;
+  private readonly eventBusName: string;
+  private readonly source: string;
+
+  constructor(options: EventBridgePublisherOptions) {
+    this.client = options.client;
+    this.eventBusName = options.eventBusName;
+    this.source = options.source ?? EVENT_SOURCE;
+  }
+
+  async publish(events: LifecycleEvent[]): Promise<void> {
+    const entries = events.map((event) => this.toEntry(event));
+    // In order, one request after the other: consumers see events in the order they happened.
+    for (const batch of batches(entries)) await this.put(batch);
+  }
+
+  /** The PutEvents entry for an event, summarized if it would not fit a request on its own. */
+  toEntry(event: LifecycleEvent): PutEventsRequestEntry {
+    const envelope = { runId: event.runId, team: event.team, branchId: event.branchId, time: event.time };
+    const detail = { ...envelope, ...withoutKeys(event.detail, Object.keys(envelope)) };
+    const entry: PutEventsRequestEntry = {
+      Time: new Date(event.time),
+      Source: this.source,
+      DetailType: event.type,
+      Detail: JSON.stringify(detail),
+      EventBusName: this.eventBusName,
+    };
+    const size = entrySize(entry);
+    if (size <= MAX_REQUEST_BYTES) return entry;
+    return { ...entry, Detail: JSON.stringify(summarize(envelope, event.detail, size)) };
+  }
+
+  private async put(batch: PutEventsRequestEntry[]): Promise<void> {
+    let pending = batch;
+    let failed: { entry: PutEventsRequestEntry; result: PutEventsResultEntry }[] = [];
+    for (let attempt = 1; attempt <= 2 && pending.length; attempt++) {
+      let response;
+      try {
+        response = await this.client.send(new PutEventsCommand({ Entries: pending }));
+      } catch (error) {
+        throw toCoreError(error);
+      }
+      if (!response.FailedEntryCount) return;
+      // Results line up with the request's entries; failed ones carry an ErrorCode.
+      failed = pending
+        .map((entry, i) => ({ entry, result: response.Entries?.[i] ?? { ErrorCode: 'Unknown' } }))
+        .filter((f) => f.result.ErrorCode);
+      pending = failed.map((f) => f.entry);
+    }
+    const codes = failed.map((f) => `${f.entry.DetailType}: ${f.result.ErrorCode}${f.result.ErrorMessage ? ` (${f.result.ErrorMessage})` : ''}`);
+    const message = `PutEvents failed for ${failed.length} event(s) after a retry: ${codes.join('; ')}`;
+    const cause = failed.map((f) => f.result);
+    if (failed.every((f) => TRANSIENT_ENTRY_CODES.has(f.result.ErrorCode ?? ''))) throw new TransientError(message, { cause });
+    throw new BranchSpawnerError(message, { cause });
+  }
+}
+
+/**
+ * Bytes PutEvents counts for an entry: 14 for Time, plus the UTF-8 bytes of Source, DetailType,
+ * Detail and each Resource (EventBusName is not counted).
+ */
+export function entrySize(entry: PutEventsRequestEntry): number {
+  let size = entry.Time ? 14 : 0;
+  for (const text of [entry.Source, entry.DetailType, entry.Detail, ...(entry.Resources ?? [])]) {
+    if (text) size += Buffer.byteLength(text, 'utf8');
+  }
+  return size;
+}
+
+/** Groups of at most 10 entries and 256 KB. Every entry is at most 256 KB by construction. */
+function batches(entries: PutEventsRequestEntry[]): PutEventsRequestEntry[][] {
+  const result: PutEventsRequestEntry[][] = [];
+  let current: PutEventsRequestEntry[] = [];
+  let bytes = 0;
+  for (const entry of entries) {
+    const size = entrySize(entry);
+    if (current.length && (current.length === MAX_ENTRIES_PER_REQUEST || bytes + size > MAX_REQUEST_BYTES)) {
+      result.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(entry);
+    bytes += size;
+  }
+  if (current.length) result.push(current);
+  return result;
+}
+
+function summarize(envelope: Record<string, unknown>, detail: Record<string, unknown>, originalBytes: number) {
+  const kept: Record<string, unknown> = {};
+  const droppedKeys: string[] = [];
+  for (const [key, value] of Object.entries(withoutKeys(detail, Object.keys(envelope)))) {
+    const scalar =
+      value === null ||
+      typeof value === 'number' ||
+      typeof value === 'boolean' ||
+      (typeof value === 'string' && value.length <= SUMMARY_STRING_LIMIT);
+    if (scalar) kept[key] = value;
+    else droppedKeys.push(key);
+  }
+  const summary = { ...envelope, ...kept, truncated: true, originalBytes, droppedKeys };
+  // Thousands of small fields could still be too big: then only the envelope survives.
+  if (Buffer.byteLength(JSON.stringify(summary), 'utf8') <= MAX_REQUEST_BYTES / 2) return summary;
+  return { ...envelope, truncated: true, originalBytes, droppedKeys: Object.keys(detail) };
+}
+
+function withoutKeys(record: Record<string, unknown>, keys: string[]): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(record).filter(([key]) => !keys.includes(key)));
+}
+
+const TRANSIENT_ENTRY_CODES = new Set(['ThrottlingException', 'InternalFailure', 'InternalException', 'ServiceUnavailable']);
+const TRANSIENT_NAMES = new Set([
+  'ThrottlingException',
+  'Throttling',
+  'TooManyRequestsException',
+  'InternalException',
+  'InternalFailure',
+  'ServiceUnavailable',
+  'TimeoutError',
+  'RequestTimeout',
+]);
+const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN']);
+
+/** Throttling, 5xx and network failures are TransientError; anything else a BranchSpawnerError. */
+function toCoreError(error: unknown): BranchSpawnerError {
+  if (error instanceof BranchSpawnerError) return error;
+  const e = (typeof error === 'object' && error !== null ? error : {}) as {
+    name?: string;
+    code?: string;
+    message?: string;
+    $metadata?: { httpStatusCode?: number };
+  };
+  const status = e.$metadata?.httpStatusCode ?? 0;
+  const transient = status >= 500 || status === 429 || TRANSIENT_NAMES.has(e.name ?? '') || TRANSIENT_CODES.has(e.code ?? '');
+  const message = `EventBridge PutEvents failed: ${e.name ?? 'Error'}: ${e.message ?? String(error)}`;
+  return transient ? new TransientError(message, { cause: error }) : new BranchSpawnerError(message, { cause: error });
+}

@@ -1,0 +1,258 @@
+/**
+ * FanOutOrchestrator on the embedded engine (aws-local-stepfunctions): runs the same
+ * fan-out.asl.json as AWS, with its three Task states replaced by local functions.
+ *
+ * Engine differences this adapter absorbs (see the tests):
+ * - The engine has no task tokens and no `$$.Task.Token`: the context gets a placeholder so the
+ *   Parameters resolve, and DispatchChild makes its own token and awaits childFinished().
+ * - The engine resolves `TimeoutSecondsPath` against the task's input *after* Parameters (AWS uses
+ *   the state input), where `$.timeoutSeconds` does not exist: an uncatchable States.Runtime. So
+ *   the local copy of DispatchChild drops the path and the override enforces each child's timeout,
+ *   failing with the error name AWS uses, `States.Timeout`. (A Task without TimeoutSeconds gets
+ *   an engine default of 60 s, hence the explicit backstop below and 900 s on the Lambda tasks.)
+ * - The engine's abort() does not stop a Map, nor does a failed iteration: queued iterations still
+ *   start afterwards. stop() is therefore cooperative: pending children are released, later
+ *   dispatches and both Lambda tasks become no-ops, and the execution runs out on its own (so
+ *   idle() means really idle); a RecordChildFailure that fails for good halts dispatch the same way.
+ */
+import { randomUUID } from 'node:crypto';
+import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
+import { BranchSpawnerError } from '../../core/errors';
+import type { ChildReport, FanOutOrchestrator, FanOutRequest, StepQueue } from '../../core/ports';
+import {
+  FAN_OUT_STATES,
+  assertFanOutRequest,
+  loadFanOutDefinition,
+  type AggregateInput,
+  type AslDefinition,
+  type RecordChildFailureInput,
+} from './fan-out-definition';
+
+export interface LocalFanOutTasks {
+  recordChildFailure(input: RecordChildFailureInput): Promise<void>;
+  aggregate(input: AggregateInput): Promise<void>;
+}
+
+export interface LocalFanOutOptions {
+  queue: StepQueue;
+  tasks: LocalFanOutTasks;
+  /** Where a failed execution's error goes (default: console.error). Never an unhandled rejection. */
+  onExecutionError?(error: unknown): void;
+}
+
+/** Prefix of the tokens this adapter makes (AWS tokens are opaque; these only need to be unique). */
+export const LOCAL_TOKEN_PREFIX = 'local-token:';
+const PLACEHOLDER_TOKEN = 'replaced-by-the-local-DispatchChild';
+/** setTimeout's ceiling (2^31-1 ms): longer child timeouts are clamped to it (about 24.8 days). */
+const MAX_TIMER_MS = 2_147_483_647;
+/** Engine-side TimeoutSeconds of the local DispatchChild, a backstop above any child timeout. */
+const ENGINE_DISPATCH_TIMEOUT_SECONDS = Math.floor(MAX_TIMER_MS / 1000);
+
+/** The error a child's iteration fails with past its timeout: the same name as in AWS. */
+export class StatesTimeoutError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'States.Timeout';
+  }
+}
+
+/** Rejects the dispatch of an execution that was stopped (nothing records it: the tasks are skipped). */
+class FanOutStoppedError extends BranchSpawnerError {}
+
+interface PendingChild {
+  execution: Execution;
+  settle(outcome: { report: ChildReport } | { error: Error }): void;
+}
+
+interface Execution {
+  name: string;
+  stopped: boolean;
+  reason?: string;
+  tokens: Set<string>;
+}
+
+export class LocalFanOutOrchestrator implements FanOutOrchestrator {
+  private readonly queue: StepQueue;
+  private readonly tasks: LocalFanOutTasks;
+  private readonly onExecutionError: (error: unknown) => void;
+  private readonly machine: StateMachine;
+  private readonly retries: { recordChildFailure: (error: unknown) => number };
+  /** Every name ever started: start() is idempotent for running and finished executions alike. */
+  private readonly started = new Set<string>();
+  private readonly running = new Map<string, { execution: Execution; done: Promise<void> }>();
+  private readonly pending = new Map<string, PendingChild>();
+
+  constructor(options: LocalFanOutOptions) {
+    this.queue = options.queue;
+    this.tasks = options.tasks;
+    this.onExecutionError = options.onExecutionError ?? ((error) => console.error('fan-out execution failed:', error));
+    const definition = localDefinition();
+    this.machine = new StateMachine(definition as StateMachineDefinition);
+    this.retries = {
+      recordChildFailure: retryBudget(
+        definition.States[FAN_OUT_STATES.fanOut].ItemProcessor.States[FAN_OUT_STATES.recordChildFailure],
+      ),
+    };
+  }
+
+  async start(request: FanOutRequest): Promise<void> {
+    assertFanOutRequest(request);
+    if (this.started.has(request.executionName)) return;
+    this.started.add(request.executionName);
+    const execution: Execution = { name: request.executionName, stopped: false, tokens: new Set() };
+    const timeouts = new Map(request.children.map((c) => [c.branchId, c.timeoutSeconds]));
+    const failedAttempts = new Map<string, number>();
+    const run = this.machine.run(JSON.parse(JSON.stringify(request)), {
+      context: { Task: { Token: PLACEHOLDER_TOKEN } },
+      overrides: {
+        taskResourceLocalHandlers: {
+          // The report becomes the task's output, as SendTaskSuccess's output does in AWS.
+          [FAN_OUT_STATES.dispatchChild]: (input) =>
+            this.dispatchChild(execution, input as unknown as DispatchInput, timeouts) as Promise<any>,
+          [FAN_OUT_STATES.recordChildFailure]: async (input) => {
+            if (execution.stopped) return {};
+            const payload = payloadOf<RecordChildFailureInput>(input);
+            try {
+              await this.tasks.recordChildFailure(payload);
+            } catch (error) {
+              // Once no retrier takes it, this fails the Map and the execution. Stop dispatching
+              // now: the engine would still start the Map's queued iterations (see the header).
+              const attempt = (failedAttempts.get(payload.branchId) ?? 0) + 1;
+              failedAttempts.set(payload.branchId, attempt);
+              if (attempt > this.retries.recordChildFailure(error)) this.halt(execution, 'RecordChildFailure failed');
+              throw error;
+            }
+            return {};
+          },
+          [FAN_OUT_STATES.aggregate]: async (input) => {
+            if (!execution.stopped) await this.tasks.aggregate(payloadOf<AggregateInput>(input));
+            return {};
+          },
+        },
+      },
+    });
+    const done = run.result.then(
+      () => undefined,
+      (error: unknown) => {
+        try {
+          this.onExecutionError(error);
+        } catch {
+          // A throwing error handler must not turn into an unhandled rejection either.
+        }
+      },
+    );
+    this.running.set(execution.name, { execution, done });
+    void done.finally(() => {
+      this.halt(execution, 'the execution ended');
+      this.running.delete(execution.name);
+    });
+  }
+
+  async childFinished(taskToken: string, report: ChildReport): Promise<void> {
+    this.pending.get(taskToken)?.settle({ report });
+  }
+
+  async stop(executionName: string, reason: string): Promise<void> {
+    const entry = this.running.get(executionName);
+    if (entry) this.halt(entry.execution, reason);
+  }
+
+  /** Resolves when no execution is running (including ones started while waiting). */
+  async idle(): Promise<void> {
+    while (this.running.size) await Promise.all([...this.running.values()].map((e) => e.done));
+  }
+
+  activeExecutions(): number {
+    return this.running.size;
+  }
+
+  private async dispatchChild(
+    execution: Execution,
+    input: DispatchInput,
+    timeouts: Map<string, number>,
+  ): Promise<ChildReport> {
+    if (execution.stopped) throw new FanOutStoppedError(`fan-out ${execution.name} stopped`);
+    const { team, runId, branchId, step } = input.MessageBody;
+    const timeoutSeconds = timeouts.get(branchId);
+    const token = `${LOCAL_TOKEN_PREFIX}${randomUUID()}`;
+    // Registered before the send: a fast worker may report the child before send() returns.
+    const outcome = new Promise<ChildReport>((resolve, reject) => {
+      // As in AWS, the task's clock starts when it is scheduled, before the message is sent.
+      const timer =
+        timeoutSeconds === undefined
+          ? undefined
+          : setTimeout(
+              () => settle({ error: new StatesTimeoutError(`DispatchChild timed out after ${timeoutSeconds}s`) }),
+              Math.min(timeoutSeconds * 1000, MAX_TIMER_MS),
+            );
+      const settle: PendingChild['settle'] = (result) => {
+        if (!this.pending.delete(token)) return;
+        clearTimeout(timer);
+        execution.tokens.delete(token);
+        if ('report' in result) resolve(result.report);
+        else reject(result.error);
+      };
+      this.pending.set(token, { execution, settle });
+      execution.tokens.add(token);
+    });
+    // It may settle (stop, timeout) while the send is still in flight, before anyone awaits it.
+    outcome.catch(() => undefined);
+    try {
+      await this.queue.send([{ team, runId, branchId, step, taskToken: token }]);
+    } catch (error) {
+      this.pending.get(token)?.settle({ error: error instanceof Error ? error : new Error(String(error)) });
+    }
+    return outcome;
+  }
+
+  /** From now on the execution dispatches nothing and skips its tasks; its pending children are released. */
+  private halt(execution: Execution, reason: string): void {
+    if (execution.stopped) return;
+    execution.stopped = true;
+    execution.reason = reason;
+    this.release(execution, new FanOutStoppedError(`fan-out ${execution.name} stopped: ${reason}`));
+  }
+
+  private release(execution: Execution, error: Error): void {
+    for (const token of [...execution.tokens]) this.pending.get(token)?.settle({ error });
+  }
+}
+
+interface DispatchInput {
+  QueueUrl: string;
+  MessageBody: { team: string; runId: string; branchId: string; step: number; taskToken: string };
+}
+
+/**
+ * How many retries the state's Retry field grants an error, as the engine decides it: the first
+ * retrier naming the error (or States.ALL / States.TaskFailed) and its MaxAttempts (default 3).
+ */
+function retryBudget(state: AslDefinition | undefined): (error: unknown) => number {
+  const retriers: { ErrorEquals: string[]; MaxAttempts?: number }[] = state?.Retry ?? [];
+  return (error) => {
+    const name = error instanceof Error ? error.name : '';
+    const retrier = retriers.find((r) => r.ErrorEquals.some((e) => e === name || e === 'States.ALL' || e === 'States.TaskFailed'));
+    return retrier ? (retrier.MaxAttempts ?? 3) : 0;
+  };
+}
+
+function payloadOf<T>(input: unknown): T {
+  return (input as { Payload: T }).Payload;
+}
+
+/** The shared ASL, adjusted for the engine's TimeoutSecondsPath difference (see the header). */
+function localDefinition(): AslDefinition {
+  const definition = loadFanOutDefinition({
+    StepQueueUrl: 'local://branch-steps',
+    RecordChildFailureFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:local-record-child-failure',
+    AggregateFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:local-aggregate',
+  });
+  const dispatch = definition.States?.[FAN_OUT_STATES.fanOut]?.ItemProcessor?.States?.[FAN_OUT_STATES.dispatchChild];
+  if (!dispatch || dispatch.TimeoutSecondsPath !== '$.timeoutSeconds') {
+    throw new BranchSpawnerError('fan-out.asl.json changed: DispatchChild no longer has TimeoutSecondsPath $.timeoutSeconds');
+  }
+  delete dispatch.TimeoutSecondsPath;
+  // Without a TimeoutSeconds the engine would apply its own 60 s default.
+  dispatch.TimeoutSeconds = ENGINE_DISPATCH_TIMEOUT_SECONDS;
+  return definition;
+}

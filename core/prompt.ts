@@ -1,0 +1,175 @@
+/**
+ * Prompts for LLM agents (bedrock, openai): the system prompt that teaches the agent response
+ * protocol (DESIGN §3) and the topology, and the chat history built from a branch's memory.
+ * Pure text building; the invokers send it and the runtime parses whatever comes back.
+ */
+import type { AgentDefinition, MemoryEntry } from './model';
+
+export interface SystemPromptInput {
+  agentName: string;
+  definition: AgentDefinition;
+  /** The agents this agent may name (the topology), as given to the invoker. */
+  allowed: readonly string[];
+  /** Copies of itself are always allowed (DESIGN §3); false leaves the copy forms out. */
+  isCopyAllowed?: boolean;
+}
+
+export interface ChatMessage {
+  role: 'user' | 'assistant';
+  content: string;
+}
+
+export interface BuildMessagesOptions {
+  /**
+   * The agent being called. Memory entries of other agents (a hand-off chain shares the branch
+   * memory) are labelled with their agent, so the model does not take their replies for its own.
+   */
+  agentName?: string;
+}
+
+export function buildSystemPrompt(input: SystemPromptInput): string {
+  const { agentName: self, definition } = input;
+  const copies = input.isCopyAllowed ?? true;
+  const others = unique(input.allowed).filter((name) => name !== self);
+  const description = typeof definition.description === 'string' ? definition.description.trim() : '';
+  const userSystem = typeof definition.system === 'string' ? definition.system.trim() : '';
+  // Examples name real agents so the model copies valid names rather than placeholders.
+  const a = others[0] ?? self;
+  const b = others[1] ?? (copies ? self : a);
+  const canSpawn = others.length > 0 || copies;
+
+  const sections: string[] = [];
+  sections.push(
+    [
+      `You are the agent "${self}" in a multi-agent system that runs work as a tree of branches.`,
+      ...(description ? [`Your role: ${description}`] : []),
+    ].join('\n'),
+  );
+
+  const team: string[] = [];
+  team.push(
+    others.length
+      ? `Agents you may call: ${others.map((n) => `"${n}"`).join(', ')}.`
+      : 'You may not call any other agent.',
+  );
+  if (copies) {
+    team.push(`You may also spawn copies of yourself ("${self}") to work on parts of the task in parallel.`);
+  }
+  team.push('Never name any other agent: a reply naming an agent not listed here is rejected.');
+  sections.push(team.join('\n'));
+
+  const forms: string[] = [
+    'How to answer: every reply is exactly one JSON object, in one of these forms.',
+    '',
+    'Finish and give your result (any JSON value as content):',
+    json({ next_action: 'final_response', content: { answer: '...' } }),
+  ];
+  if (others.length) {
+    forms.push(
+      '',
+      `Hand the work over to another agent in this branch (it continues with your input):`,
+      json({ next_action: 'invoke_agent', action_input: { agent: a, input: '...' } }),
+    );
+  }
+  if (canSpawn) {
+    forms.push(
+      '',
+      'Run agents in parallel, each in its own child branch, and wait for their results:',
+      json({
+        next_action: 'parallel_invoke',
+        agents: a === b ? [a, a] : [a, b],
+        action_input: a === b ? { [a]: 'sub-task' } : { [a]: 'sub-task for A', [b]: 'sub-task for B' },
+        wait_for: 'all',
+        aggregator: 'default',
+      }),
+      '- "agents": who runs; naming an agent twice runs two copies. "action_input" gives each named agent its input (copies share it).',
+      `- To give each child its own input, use "branches" instead: ${json({
+        next_action: 'parallel_invoke',
+        branches: [
+          { agent: a, input: 'part 1' },
+          { agent: a, input: 'part 2' },
+        ],
+      })}`,
+      '- "wait_for": "all" (default), "any" (go on after the first success; the rest are cancelled) or a number k (after k successes).',
+      `- "aggregator": "default" (you get {"child_count", "results": {<branchId>: <result>}, "failures": {<branchId>: <error>}}), ` +
+        `"weighted_average" (children answer {"value": <number>, "weight": <number>}) or "agent:<Name>" (that agent combines the results, e.g. "agent:${a}").`,
+      '- When the children are done you are called again with the aggregated result as your input; then answer again (usually final_response).',
+    );
+  }
+  if (copies) {
+    forms.push(
+      '',
+      'Branched recursion, the other form ("next_actions" is a list of groups of actions):',
+      `${json({ next_actions: [['sub-task 1', 'sub-task 2']] })} spawns one copy of yourself per action; several groups run one after another, and you are then called with the list of the groups' results.`,
+      `${json({ next_actions: [['my next thought']] })} (one group of one action) makes that action your own next input.`,
+      `${json({ next_actions: [], content: { answer: '...' } })} finishes with that content.`,
+    );
+  }
+  sections.push(forms.join('\n'));
+
+  sections.push(
+    [
+      'Rules:',
+      '- Answer with exactly one JSON object and nothing else: no prose, no second object.',
+      '- Use only the agent names listed above.',
+      '- If a reply cannot be read or is refused, the next message says why; answer again with a corrected JSON object.',
+    ].join('\n'),
+  );
+
+  if (userSystem) sections.push(`Instructions for this agent:\n${userSystem}`);
+  return sections.join('\n\n');
+}
+
+/** The branch memory as chat history, then the step input as the last user message. */
+export function buildMessages(memory: readonly MemoryEntry[], input: unknown, options: BuildMessagesOptions = {}): ChatMessage[] {
+  const messages: ChatMessage[] = memory.map((entry) => {
+    const text = entry.role === 'user' ? userText(entry.content) : stringifyContent(entry.content);
+    const foreign = options.agentName !== undefined && entry.agent !== options.agentName;
+    const label = entry.role === 'user' ? `[input to agent ${entry.agent}]` : `[reply of agent ${entry.agent}]`;
+    return { role: entry.role, content: foreign ? `${label}\n${text}` : text };
+  });
+  messages.push({ role: 'user', content: userText(input) });
+  return messages;
+}
+
+/** Text of a message: strings as they are, anything else as JSON. */
+export function stringifyContent(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (value === undefined) return 'null';
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/** A user turn; the runtime's corrective inputs become plain instructions. */
+function userText(content: unknown): string {
+  if (isObject(content) && content.error === 'InvalidAgentResponse') {
+    const field = typeof content.field === 'string' && content.field ? ` (field "${content.field}")` : '';
+    return (
+      `Your previous reply was not accepted${field}: ${stringifyContent(content.message ?? 'invalid response')}\n` +
+      'Answer again with exactly one JSON object in one of the forms from the system prompt, and nothing else.'
+    );
+  }
+  if (isObject(content) && content.error === 'LimitExceeded') {
+    const limit = typeof content.limit === 'string' ? ` (limit ${content.limit})` : '';
+    return (
+      `Your request to spawn branches was refused${limit}: ${stringifyContent(content.message ?? 'a limit was reached')}\n` +
+      'Choose another action, for example do the work yourself and answer with final_response. A second refusal fails this branch.'
+    );
+  }
+  return stringifyContent(content);
+}
+
+function json(value: unknown): string {
+  return JSON.stringify(value);
+}
+
+function unique(names: readonly string[]): string[] {
+  return [...new Set(names)];
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}

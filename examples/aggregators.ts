@@ -1,0 +1,14 @@
+// Custom aggregators for examples/quorum-custom-aggregator.yaml: each export is one aggregator.
+import type { ChildResult } from '../core/aggregators';
+
+/** The median of the children's numeric `value`s. */
+export function median(children: ChildResult[]): number | null {
+  const values = children
+    .filter((c) => c.status === 'COMPLETED')
+    .map((c) => (c.result as { value?: number } | null)?.value)
+    .filter((v): v is number => typeof v === 'number')
+    .sort((a, b) => a - b);
+  if (values.length === 0) return null;
+  const mid = Math.floor(values.length / 2);
+  return values.length % 2 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
+}

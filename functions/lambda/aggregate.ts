@@ -1,0 +1,9 @@
+import { createFanOutTaskHandlers } from '../handlers/fan-out-tasks';
+import { awsRuntime } from './aws-deps';
+
+let tasks: ReturnType<typeof createFanOutTaskHandlers> | undefined;
+
+export const handler = (event: unknown): Promise<void> => {
+  tasks ??= createFanOutTaskHandlers(awsRuntime().deps);
+  return tasks.aggregate(event);
+};

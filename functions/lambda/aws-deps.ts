@@ -1,0 +1,96 @@
+/**
+ * Builds the use cases' dependencies from the Lambda environment (set by the CDK stack).
+ * Clients are created once per container and reused across invocations.
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { LambdaClient } from '@aws-sdk/client-lambda';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { llmInvokers } from '../../adapters/agents';
+import { KindRouter } from '../../adapters/agents/agent-invoker';
+import { HttpInvoker } from '../../adapters/agents/http-invoker';
+import { LambdaInvoker } from '../../adapters/agents/lambda-invoker';
+import { ScriptInvoker } from '../../adapters/agents/script-invoker';
+import { DynamoBranchStore } from '../../adapters/dynamodb';
+import { EventBridgePublisher } from '../../adapters/eventbridge/eventbridge-publisher';
+import { SqsStepQueue } from '../../adapters/sqs/sqs-step-queue';
+import { SfnFanOutOrchestrator } from '../../adapters/stepfunctions/sfn-fan-out';
+import { AggregatorRegistry } from '../../core/aggregators';
+import { ValidationError } from '../../core/errors';
+import type { AgentRegistry, Limits } from '../../core/model';
+import type { AgentPolicy } from '../../core/run-request';
+import type { SpawnerDeps } from '../../core/use-cases';
+
+export interface AwsConfig {
+  team: string;
+  tableName: string;
+  stepQueueUrl: string;
+  stateMachineArn: string;
+  eventBusName: string;
+  policy: AgentPolicy;
+  limitMaxima: Partial<Limits>;
+  ttlSeconds?: number;
+}
+
+function required(env: NodeJS.ProcessEnv, name: string): string {
+  const value = env[name];
+  if (!value) throw new ValidationError(`environment variable ${name} is not set`, name);
+  return value;
+}
+
+function jsonEnv<T>(env: NodeJS.ProcessEnv, name: string, fallback: T): T {
+  const value = env[name];
+  if (!value) return fallback;
+  try {
+    return JSON.parse(value) as T;
+  } catch (error) {
+    throw new ValidationError(`environment variable ${name} is not valid JSON`, name, { cause: error });
+  }
+}
+
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AwsConfig {
+  return {
+    team: required(env, 'TEAM'),
+    tableName: required(env, 'TABLE_NAME'),
+    stepQueueUrl: required(env, 'STEP_QUEUE_URL'),
+    stateMachineArn: required(env, 'STATE_MACHINE_ARN'),
+    eventBusName: required(env, 'EVENT_BUS_NAME'),
+    policy: {
+      registry: jsonEnv<AgentRegistry>(env, 'AGENT_REGISTRY', {}),
+      inline: env.ALLOW_INLINE_SCRIPT === 'true' ? 'script' : 'none',
+    },
+    limitMaxima: jsonEnv<Partial<Limits>>(env, 'LIMIT_MAXIMA', {}),
+    ...(env.RUN_TTL_SECONDS ? { ttlSeconds: Number(env.RUN_TTL_SECONDS) } : {}),
+  };
+}
+
+export function createAwsDeps(config: AwsConfig): SpawnerDeps {
+  const sqs = new SQSClient({});
+  return {
+    store: new DynamoBranchStore({ client: new DynamoDBClient({}), tableName: config.tableName, ttlSeconds: config.ttlSeconds }),
+    queue: new SqsStepQueue({ client: sqs, queueUrl: config.stepQueueUrl }),
+    fanOut: new SfnFanOutOrchestrator({ client: new SFNClient({}), stateMachineArn: config.stateMachineArn }),
+    events: new EventBridgePublisher({ client: new EventBridgeClient({}), eventBusName: config.eventBusName }),
+    invoker: new KindRouter({
+      script: new ScriptInvoker(),
+      http: new HttpInvoker(),
+      lambda: new LambdaInvoker({ client: new LambdaClient({}) }),
+      ...llmInvokers(),
+    }),
+    clock: { now: () => Date.now() },
+    aggregators: new AggregatorRegistry(),
+    runCache: new Map(),
+  };
+}
+
+let cached: { config: AwsConfig; deps: SpawnerDeps } | undefined;
+
+/** One configuration and one set of clients per Lambda container. */
+export function awsRuntime(): { config: AwsConfig; deps: SpawnerDeps } {
+  if (!cached) {
+    const config = configFromEnv();
+    cached = { config, deps: createAwsDeps(config) };
+  }
+  return cached;
+}

@@ -1,0 +1,51 @@
+/** `branch-spawner` — runs scenarios on the embedded engines (DESIGN §6). */
+import { Command, CommanderError } from 'commander';
+import { ScenarioError, ValidationError } from '../core/errors';
+import { parseChaos } from './chaos';
+import { runScenario, type RunCommandOptions } from './run-command';
+
+export async function main(argv: string[], io: { out: NodeJS.WritableStream; err: NodeJS.WritableStream } = { out: process.stdout, err: process.stderr }): Promise<number> {
+  let exitCode = 0;
+  const program = new Command()
+    .name('branch-spawner')
+    .description('Agent-decided, durable fan-out/fan-in of agent branch trees, run locally on embedded engines.')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.out.write(s), writeErr: (s) => io.err.write(s) });
+
+  program
+    .command('run')
+    .description('run a scenario file (YAML or JSON) and print the result; exit 0 COMPLETED, 1 FAILED/CANCELLED, 2 invalid scenario')
+    .argument('<scenario>', 'path to the scenario file')
+    .option('--json', 'print exactly one JSON document (run, metrics, branches) and no progress')
+    .option('--trace <file>', 'append every lifecycle event to this JSONL file')
+    .option('--chaos <faults>', 'inject faults: duplicate-delivery, crash=<point>, agent-flaky=<p> (comma-separated)')
+    .option('--seed <n>', 'seed for --chaos', (v) => Number(v), 1)
+    .option('--data <dir>', 'keep the embedded store on disk in this folder')
+    .action(async (scenario: string, opts: { json?: boolean; trace?: string; chaos?: string; seed: number; data?: string }) => {
+      const options: RunCommandOptions = {
+        json: Boolean(opts.json),
+        trace: opts.trace,
+        chaos: parseChaos(opts.chaos, opts.seed),
+        dataDir: opts.data,
+        out: io.out,
+        err: io.err,
+        tty: Boolean((io.out as NodeJS.WriteStream).isTTY) && !opts.json,
+      };
+      exitCode = await runScenario(scenario, options);
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.exitCode === 0 ? 0 : 2;
+    }
+    if (error instanceof ScenarioError || error instanceof ValidationError) {
+      io.err.write(`error: ${error.message}\n`);
+      return 2;
+    }
+    io.err.write(`error: ${(error as Error)?.stack ?? error}\n`);
+    return 1;
+  }
+  return exitCode;
+}

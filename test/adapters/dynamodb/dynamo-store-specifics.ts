@@ -1,0 +1,158 @@
+/**
+ * What only the DynamoDB store has: the table definition, the item layout (JSON strings vs
+ * native attributes, sparse GSI, TTL) and the number of requests each method makes (the
+ * numbers docs/dynamodb-schema.md promises). Run on every engine.
+ */
+import { DescribeTableCommand, GetItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTableIfMissing, DynamoBranchStore, tableSchema } from '../../../adapters/dynamodb';
+import { localDynamoClients, type DynamoEngine } from '../../../local/engines/dynalite-engine';
+import { branchRecord, newScope, runRecord, syncPointRecord } from '../branch-store-conformance';
+
+export interface EngineTraits {
+  /** BatchGetItem requests getBranches needs for 100 items of 20 KB (engines cap responses differently). */
+  batchGetRequestsFor2MB: number;
+}
+
+export function describeDynamoStoreSpecifics(
+  name: string,
+  engine: () => DynamoEngine,
+  tableName: () => string,
+  traits: EngineTraits,
+): void {
+  describe(`DynamoBranchStore specifics: ${name}`, () => {
+    let requests: string[] = [];
+    let counted: DynamoDBClient;
+    let store: DynamoBranchStore;
+
+    beforeAll(() => {
+      // A client of its own whose every send is recorded (once per call, retries not counted).
+      counted = localDynamoClients(engine().endpoint).client;
+      counted.middlewareStack.add(
+        (next, context) => async (args) => {
+          requests.push(String(context.commandName).replace(/Command$/, ''));
+          return next(args);
+        },
+        { step: 'initialize', name: 'countRequests' },
+      );
+      store = new DynamoBranchStore({ client: counted, tableName: tableName(), ttlSeconds: 3600, now: () => 1_700_000_000_000 });
+    });
+    afterAll(() => counted?.destroy());
+
+    async function count<T>(work: () => Promise<T>): Promise<{ value: T; requests: string[] }> {
+      requests = [];
+      const value = await work();
+      return { value, requests: [...requests] };
+    }
+
+    it('creates the table from the shared schema, once', async () => {
+      const described = await engine().client.send(new DescribeTableCommand({ TableName: tableName() }));
+      const schema = tableSchema(tableName());
+      expect(described.Table?.KeySchema).toEqual(schema.KeySchema);
+      expect(described.Table?.GlobalSecondaryIndexes?.map((g) => [g.IndexName, g.KeySchema, g.Projection])).toEqual(
+        schema.GlobalSecondaryIndexes!.map((g) => [g.IndexName, g.KeySchema, g.Projection]),
+      );
+      expect(described.Table?.BillingModeSummary?.BillingMode).toBe('PAY_PER_REQUEST');
+      expect(await createTableIfMissing(engine().client, tableName())).toBe(false);
+    });
+
+    it('stores user values as JSON strings and decision fields natively, with TTL and a sparse GSI', async () => {
+      const scope = newScope();
+      await store.createRun(runRecord(scope));
+      await store.createBranches([branchRecord(scope, 'root'), branchRecord(scope, 'root.0', 'root')]);
+      await store.createSyncPoint(syncPointRecord(scope, 'root', 1, 1));
+      await store.recordChildEnd(scope, 'root', 1, 'root.0', 'succeeded');
+      const raw = async (SK: string) =>
+        (
+          await engine().client.send(
+            new GetItemCommand({
+              TableName: tableName(),
+              Key: { PK: { S: `T#${scope.team}#R#${scope.runId}` }, SK: { S: SK } },
+              ConsistentRead: true,
+            }),
+          )
+        ).Item!;
+      const expiresAt = { N: String(1_700_000_000 + 3600) };
+
+      const run = await raw('RUN');
+      expect(run).toMatchObject({ status: { S: 'RUNNING' }, branchCount: { N: '1' }, expiresAt });
+      expect(JSON.parse(run.request.S!)).toEqual(runRecord(scope).request);
+      expect(run.agents.S).toBeDefined();
+
+      const root = await raw('B#root');
+      expect(root).toMatchObject({ status: { S: 'PENDING' }, version: { N: '0' }, depth: { N: '0' }, parentId: { NULL: true }, expiresAt });
+      expect(root.input).toEqual({ S: JSON.stringify({ task: 'root' }) });
+      expect(root.memory).toEqual({ S: '[]' });
+      expect(root.GSI1PK).toBeUndefined();
+      const child = await raw('B#root.0');
+      expect(child).toMatchObject({
+        parentId: { S: 'root' },
+        GSI1PK: { S: `T#${scope.team}#R#${scope.runId}#P#root` },
+        GSI1SK: { S: 'B#root.0' },
+      });
+
+      const sp = await raw('S#root#000001');
+      expect(sp).toMatchObject({ total: { N: '1' }, succeeded: { N: '1' }, done: { SS: ['root.0'] }, expiresAt });
+      expect(sp.aggregatedAt).toBeUndefined();
+    });
+
+    it('makes the documented number of requests per method', async () => {
+      const scope = newScope();
+      expect((await count(() => store.createRun(runRecord(scope)))).requests).toEqual(['PutItem']);
+      expect((await count(() => store.getRun(scope))).requests).toEqual(['GetItem']);
+      expect((await count(() => store.reserveBranches(scope, 'root#0', 2, 10))).requests).toEqual(['UpdateItem']);
+      // A repeated key, or a refusal: the failed condition plus one consistent read.
+      expect((await count(() => store.reserveBranches(scope, 'root#0', 2, 10))).requests).toEqual(['UpdateItem', 'GetItem']);
+
+      const ids = Array.from({ length: 250 }, (_, i) => `root.${i}`);
+      const created = await count(() => store.createBranches(ids.map((id) => branchRecord(scope, id, 'root'))));
+      expect(created.requests).toEqual(ids.map(() => 'PutItem'));
+      expect((await count(() => store.getBranch(scope, 'root.1'))).requests).toEqual(['GetItem']);
+      expect((await count(() => store.getBranches(scope, ids))).requests).toEqual(['BatchGetItem', 'BatchGetItem', 'BatchGetItem']);
+      expect((await count(() => store.updateBranch(scope, 'root.1', 0, { stepCount: 1 }))).requests).toEqual(['UpdateItem']);
+      expect((await count(() => store.updateBranch(scope, 'root.1', 0, { stepCount: 1 }))).requests).toEqual(['UpdateItem']);
+      expect((await count(() => store.transitionBranch(scope, 'root.1', ['PENDING'], 'RUNNING'))).requests).toEqual(['UpdateItem']);
+      expect((await count(() => store.transitionBranch(scope, 'root.1', ['COMPLETED'], 'RUNNING'))).requests).toEqual([]);
+      expect((await count(() => store.listBranches(scope))).requests).toEqual(['Query']);
+      expect((await count(() => store.listChildren(scope, 'root'))).requests).toEqual(['Query']);
+
+      await store.createSyncPoint(syncPointRecord(scope, 'root', 1, 2));
+      expect((await count(() => store.recordChildEnd(scope, 'root', 1, 'root.0', 'succeeded'))).requests).toEqual(['UpdateItem']);
+      expect((await count(() => store.recordChildEnd(scope, 'root', 1, 'root.0', 'succeeded'))).requests).toEqual(['UpdateItem', 'GetItem']);
+      expect((await count(() => store.claimAggregation(scope, 'root', 1, 'resume', 1))).requests).toEqual(['UpdateItem']);
+      expect((await count(() => store.listOpenSyncPoints(scope))).requests).toEqual(['Query']);
+      expect((await count(() => store.getSyncPoint(scope, 'root', 1))).requests).toEqual(['GetItem']);
+      expect((await count(() => store.finishRun(scope, 'COMPLETED', { endedAt: 1 }))).requests).toEqual(['UpdateItem']);
+    });
+
+    it('pages through queries and unprocessed batch keys (results over 1 MB)', async () => {
+      const scope = newScope();
+      const filler = 'f'.repeat(20_000);
+      const ids = Array.from({ length: 100 }, (_, i) => `root.${i}`);
+      await store.createBranches(ids.map((id) => branchRecord(scope, id, 'root', { input: filler })));
+      const listed = await count(() => store.listBranches(scope));
+      expect(listed.value.map((b) => b.id)).toEqual(ids);
+      expect(listed.requests).toEqual(['Query', 'Query']);
+      const read = await count(() => store.getBranches(scope, ids));
+      expect(read.value.map((b) => b.id)).toEqual(ids);
+      // 2 MB of items: DynamoDB answers up to 16 MB per BatchGetItem, dynalite ~1.4 MB (the rest as UnprocessedKeys).
+      expect(read.requests).toEqual(Array(traits.batchGetRequestsFor2MB).fill('BatchGetItem'));
+    });
+
+    it('refuses a too-large item before sending anything', async () => {
+      const scope = newScope();
+      const { requests: sent } = await count(() =>
+        store.createBranches([branchRecord(scope, 'root', null, { input: 'x'.repeat(500_000) })]).catch((e) => e),
+      );
+      expect(sent).toEqual([]);
+    });
+
+    it('accepts a plain DynamoDBClient as well as a document client', async () => {
+      const scope = newScope();
+      const plain = new DynamoBranchStore({ client: engine().client, tableName: tableName() });
+      const viaDoc = new DynamoBranchStore({ client: engine().doc, tableName: tableName() });
+      await plain.createRun(runRecord(scope));
+      expect(await viaDoc.getRun(scope)).toEqual(runRecord(scope));
+    });
+  });
+}

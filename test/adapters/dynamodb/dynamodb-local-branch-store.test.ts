@@ -1,0 +1,38 @@
+/** The store contract on Amazon's DynamoDB Local (a Java child process); skipped without Java. */
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTableIfMissing, DynamoBranchStore } from '../../../adapters/dynamodb';
+import {
+  javaAvailable,
+  startDynamoDbLocal,
+  type DynamoDbLocalEngine,
+} from '../../../local/engines/dynamodb-local-engine';
+import { describeBranchStoreConformance } from '../branch-store-conformance';
+import { describeDynamoStoreSpecifics } from './dynamo-store-specifics';
+
+const hasJava = javaAvailable();
+if (!hasJava) console.warn('DynamoDB Local tests skipped: no `java` on the PATH (DynamoDB Local needs Java 17+).');
+
+describe.skipIf(!hasJava)('DynamoDB Local', () => {
+  const tableName = `branches-ddblocal-${randomUUID().slice(0, 8)}`;
+  let engine: DynamoDbLocalEngine;
+
+  beforeAll(async () => {
+    engine = await startDynamoDbLocal();
+    expect(await createTableIfMissing(engine.client, tableName)).toBe(true);
+  });
+  afterAll(async () => {
+    await engine?.close();
+  });
+
+  describeBranchStoreConformance('DynamoBranchStore on DynamoDB Local', () =>
+    new DynamoBranchStore({ client: engine.doc, tableName }),
+  );
+  describeDynamoStoreSpecifics('DynamoDB Local', () => engine, () => tableName, { batchGetRequestsFor2MB: 1 });
+
+  it('stops the Java process on close', async () => {
+    const other = await startDynamoDbLocal();
+    await other.close();
+    expect(other.process.exitCode !== null || other.process.signalCode !== null).toBe(true);
+  });
+});

@@ -1,0 +1,90 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { main } from '../../local/cli';
+import { captureIo } from '../support/io';
+
+const dir = mkdtempSync(join(tmpdir(), 'bs-cli-'));
+function scenarioFile(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+describe('branch-spawner run: exit codes and messages', () => {
+  it('exit 2 naming the file and the field for an invalid scenario', async () => {
+    const path = scenarioFile('bad-kind.yaml', 'name: x\nrequest: hi\nentry: A\nagents:\n  A: { kind: telepathy }\n');
+    const io = captureIo();
+    expect(await main(['run', path], io)).toBe(2);
+    expect(io.errText()).toContain(path);
+    expect(io.errText()).toContain('agents.A.kind');
+  });
+
+  it('exit 2 for an entry that is not an agent, an unknown field, a YAML syntax error, a missing file', async () => {
+    const cases: [string, string, RegExp][] = [
+      ['entry.yaml', 'name: x\nrequest: hi\nentry: B\nagents:\n  A: { kind: script, responses: [1] }\n', /entry: "B" is not one of the agents/],
+      ['unknown.yaml', 'name: x\nentry: A\nflavour: mint\nagents:\n  A: { kind: script, responses: [1] }\n', /flavour/],
+      ['syntax.yaml', 'name: x\nagents: [unclosed\n', /not valid YAML at line/],
+      ['allowed.json', JSON.stringify({ name: 'x', entry: 'A', agents: { A: { kind: 'script', responses: [1], allowed: ['Ghost'] } } }), /agents\.A\.allowed\.0: "Ghost"/],
+      ['limits.yaml', 'name: x\nentry: A\nlimits: { maxDepth: -1 }\nagents:\n  A: { kind: script, responses: [1] }\n', /limits\.maxDepth/],
+    ];
+    for (const [name, text, message] of cases) {
+      const io = captureIo();
+      expect(await main(['run', scenarioFile(name, text)], io), name).toBe(2);
+      expect(io.errText()).toMatch(message);
+    }
+    const io = captureIo();
+    expect(await main(['run', join(dir, 'nope.yaml')], io)).toBe(2);
+    expect(io.errText()).toMatch(/nope\.yaml: cannot read the file \(ENOENT\)/);
+  });
+
+  it('exit 1 and the error when the run fails; exactly one JSON document with --json', async () => {
+    const path = scenarioFile(
+      'fails.yaml',
+      'name: fails\nrequest: go\nentry: A\nagents:\n  A: { kind: script, responses: [ { $fail: "no luck" } ] }\n',
+    );
+    const io = captureIo();
+    expect(await main(['run', path, '--json'], io)).toBe(1);
+    const doc = JSON.parse(io.outText());
+    expect(Object.keys(doc)).toEqual(['runId', 'name', 'status', 'result', 'error', 'metrics', 'branches']);
+    expect(doc).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/no luck/) });
+    expect(doc.branches).toEqual([
+      { id: 'root', parentId: null, agent: 'A', type: 'SIMPLE', depth: 0, status: 'FAILED', result: null, error: expect.stringMatching(/no luck/) },
+    ]);
+    expect(doc.metrics).toMatchObject({ totalCreated: 1, activeCount: 0, maxDepth: 0, avgDepth: 0, successRate: 0 });
+  });
+
+  it('prints the tree, a summary and the result without --json (no TTY: no progress noise)', async () => {
+    const io = captureIo();
+    expect(await main(['run', 'examples/simple-parallel.yaml'], io)).toBe(0);
+    const out = io.outText();
+    expect(out).toMatch(/^root Planner \(nested\) \[COMPLETED\]/);
+    expect(out).toContain('└─ root.2 Validator (simple) [COMPLETED]');
+    expect(out).toMatch(/run \S+ COMPLETED in [\d.]+s — 4 branches/);
+    expect(out).not.toContain('\x1b[');
+  });
+});
+
+describe('every example runs', () => {
+  const examples: [string, string, (doc: any) => void][] = [
+    ['hierarchical.yaml', 'COMPLETED', (d) => expect(d.metrics.totalCreated).toBe(1 + 2 + 6 + 0)],
+    ['dynamic-workflow.yaml', 'COMPLETED', (d) => expect(d.branches.some((b: any) => b.type === 'AGGREGATION')).toBe(true)],
+    ['recursion.yaml', 'COMPLETED', (d) => expect(d.metrics.maxDepth).toBe(3)],
+    ['failures.yaml', 'COMPLETED', (d) => {
+      expect(Object.keys(d.result.failures).sort()).toEqual(['root.2', 'root.3']);
+      expect(d.branches.find((b: any) => b.id === 'root.3').status).toBe('TIMED_OUT');
+    }],
+    ['quorum-custom-aggregator.yaml', 'COMPLETED', (d) => expect(d.result).toEqual({ median_days: 12 })],
+  ];
+  for (const [file, status, check] of examples) {
+    it(file, async () => {
+      const io = captureIo();
+      const code = await main(['run', `examples/${file}`, '--json'], io);
+      const doc = JSON.parse(io.outText());
+      expect(doc.status, io.errText()).toBe(status);
+      expect(code).toBe(status === 'COMPLETED' ? 0 : 1);
+      check(doc);
+    });
+  }
+});
