@@ -74,8 +74,9 @@ export class PayloadTooLargeError extends BranchSpawnerError {
     message: string,
     readonly size: number,
     readonly max: number,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
   }
 }
 

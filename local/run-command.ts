@@ -1,5 +1,6 @@
 /** `branch-spawner run`: one scenario on the embedded engines, with progress and a result. */
 import { computeMetrics } from '../core/metrics';
+import { branchView } from '../core/use-cases/queries';
 import type { BranchRecord, RunRecord } from '../core/model';
 import { renderAscii } from '../core/tree';
 import { ScenarioError } from '../core/errors';
@@ -27,15 +28,9 @@ export function runDocument(run: RunRecord, branches: BranchRecord[]) {
     result: run.result ?? null,
     error: run.error ?? null,
     metrics: computeMetrics(branches),
-    branches: branches.map((b) => ({
-      id: b.id,
-      parentId: b.parentId,
-      agent: b.agent,
-      type: b.type,
-      depth: b.depth,
-      status: b.status,
-      result: b.result ?? null,
-      error: b.error ?? null,
+    // DESIGN §6 fixes the CLI's branch fields: a subset of the API's branch view.
+    branches: branches.map(branchView).map(({ id, parentId, agent, type, depth, status, result, error }) => ({
+      id, parentId, agent, type, depth, status, result, error,
     })),
   };
 }

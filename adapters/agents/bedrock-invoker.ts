@@ -3,6 +3,7 @@
  * (core/prompt); the reply's text goes back raw and the runtime parses it. Transient Bedrock
  * errors are retried with backoff; each call has its own timeout.
  */
+import { abortableSleep, backoffDelay, type Sleep } from './backoff';
 import {
   BedrockRuntimeClient,
   ConverseCommand,
@@ -14,7 +15,7 @@ import { AgentInvocationError, AgentTimeoutError } from '../../core/errors';
 import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
 import { buildMessages, buildSystemPrompt, type ChatMessage } from '../../core/prompt';
 
-export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
+export type { Sleep } from './backoff';
 
 export interface BedrockInvokerOptions {
   /** Client for agents that name no `region` (default: a client for the environment's region). */
@@ -181,11 +182,6 @@ function newClient(region: string | undefined): BedrockRuntimeClient {
   return new BedrockRuntimeClient({ ...(region ? { region } : {}), maxAttempts: 1 });
 }
 
-/** Exponential backoff with equal jitter: half the delay fixed, half random. */
-function backoffDelay(attempt: number, baseMs: number, maxMs: number, random: () => number): number {
-  const ceiling = Math.min(maxMs, baseMs * 2 ** (attempt - 1));
-  return Math.round(ceiling / 2 + random() * (ceiling / 2));
-}
 
 function whenAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   if (signal.aborted) return Promise.reject(signal.reason);
@@ -205,16 +201,3 @@ function whenAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts (the caller then sees the abort). */
-function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}

@@ -2,6 +2,7 @@
  * `http` agents: POST the step as JSON to the agent's URL; the response body is the agent
  * response. A per-call timeout, and retries with backoff on 5xx and network errors.
  */
+import { abortableSleep, backoffDelay } from './backoff';
 import { AgentInvocationError, AgentTimeoutError } from '../../core/errors';
 import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
 
@@ -37,7 +38,7 @@ export class HttpInvoker implements AgentInvoker {
     });
     let lastError: unknown;
     for (let attempt = 0; attempt <= retries; attempt++) {
-      if (attempt > 0) await backoff(this.backoffMs * 2 ** (attempt - 1), call.signal);
+      if (attempt > 0) await abortableSleep(backoffDelay(attempt, this.backoffMs, 10_000), call.signal);
       const timeout = AbortSignal.timeout(timeoutMs);
       const signal = call.signal ? AbortSignal.any([call.signal, timeout]) : timeout;
       try {
@@ -78,15 +79,4 @@ function parseBody(text: string): unknown {
   } catch {
     return text; // the protocol parser reads fenced or embedded JSON out of text
   }
-}
-
-function backoff(ms: number, signal?: AbortSignal): Promise<void> {
-  const jittered = ms / 2 + Math.random() * (ms / 2);
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, jittered);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
-  });
 }

@@ -4,11 +4,12 @@
  * (core/prompt); the reply's text goes back raw and the runtime parses it. 429, 5xx and
  * network errors are retried with backoff; each call has its own timeout.
  */
+import { abortableSleep, backoffDelay, type Sleep } from './backoff';
 import { AgentInvocationError, AgentTimeoutError } from '../../core/errors';
 import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
 import { buildMessages, buildSystemPrompt } from '../../core/prompt';
 
-export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
+export type { Sleep } from './backoff';
 
 export interface OpenAiInvokerOptions {
   fetch?: typeof fetch;
@@ -161,8 +162,7 @@ export class OpenAiInvoker implements AgentInvoker {
 
   /** Exponential backoff with equal jitter: half the delay fixed, half random. */
   private backoff(attempt: number): number {
-    const ceiling = Math.min(this.maxBackoffMs, this.backoffMs * 2 ** (attempt - 1));
-    return Math.round(ceiling / 2 + this.random() * (ceiling / 2));
+    return backoffDelay(attempt, this.backoffMs, this.maxBackoffMs, this.random);
   }
 
   private retryAfterMs(header: string | null): number | undefined {
@@ -230,16 +230,3 @@ function errorDetail(text: string): string {
   return text.slice(0, 300) || '(empty body)';
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts (the caller then sees the abort). */
-function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}

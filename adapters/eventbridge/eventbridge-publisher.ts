@@ -8,6 +8,7 @@
  * plus `truncated: true`, `originalBytes` and `droppedKeys` — and consumers that need the full
  * value read it from the API. Entries the service rejects are retried once, then reported.
  */
+import { toCoreError as awsError } from '../aws-errors';
 import {
   PutEventsCommand,
   type EventBridgeClient,
@@ -142,29 +143,6 @@ function withoutKeys(record: Record<string, unknown>, keys: string[]): Record<st
 }
 
 const TRANSIENT_ENTRY_CODES = new Set(['ThrottlingException', 'InternalFailure', 'InternalException', 'ServiceUnavailable']);
-const TRANSIENT_NAMES = new Set([
-  'ThrottlingException',
-  'Throttling',
-  'TooManyRequestsException',
-  'InternalException',
-  'InternalFailure',
-  'ServiceUnavailable',
-  'TimeoutError',
-  'RequestTimeout',
-]);
-const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN']);
-
-/** Throttling, 5xx and network failures are TransientError; anything else a BranchSpawnerError. */
 function toCoreError(error: unknown): BranchSpawnerError {
-  if (error instanceof BranchSpawnerError) return error;
-  const e = (typeof error === 'object' && error !== null ? error : {}) as {
-    name?: string;
-    code?: string;
-    message?: string;
-    $metadata?: { httpStatusCode?: number };
-  };
-  const status = e.$metadata?.httpStatusCode ?? 0;
-  const transient = status >= 500 || status === 429 || TRANSIENT_NAMES.has(e.name ?? '') || TRANSIENT_CODES.has(e.code ?? '');
-  const message = `EventBridge PutEvents failed: ${e.name ?? 'Error'}: ${e.message ?? String(error)}`;
-  return transient ? new TransientError(message, { cause: error }) : new BranchSpawnerError(message, { cause: error });
+  return awsError(error, 'EventBridge PutEvents failed');
 }

@@ -2,6 +2,7 @@
  * SQS implementation of the StepQueue port (producer side) plus the consumer used by the local
  * poller, which hands the step worker the same `SQSRecord`s Lambda's event source mapping would.
  */
+import { toCoreError as awsError } from '../aws-errors';
 import {
   ChangeMessageVisibilityCommand,
   CreateQueueCommand,
@@ -248,39 +249,10 @@ export function messageSize(body: string, attributes: Record<string, MessageAttr
 }
 
 /** Maps an SDK error to a core error: throttling, 5xx and network failures are transient. */
+/** Throttling, 5xx and network failures are TransientError; anything else a BranchSpawnerError. */
 export function toCoreError(error: unknown, context: string): BranchSpawnerError {
   if (error instanceof BranchSpawnerError) return error;
-  const message = `${context}: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`;
-  return isTransient(error) ? new TransientError(message, { cause: error }) : new BranchSpawnerError(message, { cause: error });
-}
-
-const TRANSIENT_NAMES = new Set([
-  'ThrottlingException',
-  'Throttling',
-  'RequestThrottled',
-  'TooManyRequestsException',
-  'RequestLimitExceeded',
-  'ServiceUnavailable',
-  'InternalFailure',
-  'InternalError',
-  'KmsThrottled',
-  'TimeoutError',
-  'RequestTimeout',
-  'RequestTimeoutException',
-]);
-const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN']);
-
-function isTransient(error: unknown): boolean {
-  if (typeof error !== 'object' || error === null) return false;
-  const e = error as { name?: string; code?: string; $metadata?: { httpStatusCode?: number }; $retryable?: unknown };
-  const status = e.$metadata?.httpStatusCode ?? 0;
-  return (
-    status >= 500 ||
-    status === 429 ||
-    e.$retryable !== undefined ||
-    TRANSIENT_NAMES.has(e.name ?? '') ||
-    TRANSIENT_CODES.has(e.code ?? '')
-  );
+  return awsError(error, context);
 }
 
 function call<T>(operation: string, fn: () => Promise<T>): Promise<T> {

@@ -1,4 +1,5 @@
 /** FanOutOrchestrator on AWS Step Functions: one Standard execution of fan-out.asl.json per sync point. */
+import { toCoreError as awsError } from '../aws-errors';
 import { isDeepStrictEqual } from 'node:util';
 import {
   DescribeExecutionCommand,
@@ -7,7 +8,7 @@ import {
   StopExecutionCommand,
   type SFNClient,
 } from '@aws-sdk/client-sfn';
-import { BranchSpawnerError, ConflictError, TransientError } from '../../core/errors';
+import { BranchSpawnerError, ConflictError } from '../../core/errors';
 import type { ChildReport, FanOutOrchestrator, FanOutRequest } from '../../core/ports';
 import { assertFanOutRequest } from './fan-out-definition';
 
@@ -116,30 +117,7 @@ function nameOf(error: unknown): string {
   return typeof error === 'object' && error !== null && 'name' in error ? String((error as { name: unknown }).name) : '';
 }
 
-const TRANSIENT_NAMES = new Set([
-  'ThrottlingException',
-  'Throttling',
-  'TooManyRequestsException',
-  'KmsThrottlingException',
-  'ServiceUnavailable',
-  'InternalFailure',
-  'InternalServerError',
-  'TimeoutError',
-  'RequestTimeout',
-]);
-const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN']);
-
 /** Throttling, 5xx and network failures are TransientError; anything else a BranchSpawnerError. */
 export function toCoreError(error: unknown, operation: string): BranchSpawnerError {
-  if (error instanceof BranchSpawnerError) return error;
-  const e = (typeof error === 'object' && error !== null ? error : {}) as {
-    name?: string;
-    code?: string;
-    message?: string;
-    $metadata?: { httpStatusCode?: number };
-  };
-  const status = e.$metadata?.httpStatusCode ?? 0;
-  const transient = status >= 500 || status === 429 || TRANSIENT_NAMES.has(e.name ?? '') || TRANSIENT_CODES.has(e.code ?? '');
-  const message = `Step Functions ${operation} failed: ${e.name ?? 'Error'}: ${e.message ?? String(error)}`;
-  return transient ? new TransientError(message, { cause: error }) : new BranchSpawnerError(message, { cause: error });
+  return awsError(error, `Step Functions ${operation} failed`);
 }
