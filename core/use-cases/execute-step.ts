@@ -4,7 +4,7 @@
  * every write is conditional on the branch version, and a stale message is acknowledged.
  */
 import { branchEvent } from '../events';
-import { errorMessage, InvalidAgentResponseError, PayloadTooLargeError } from '../errors';
+import { errorMessage, InvalidAgentResponseError, PayloadTooLargeError, TransientError } from '../errors';
 import { refusalError, refusalInput } from '../limits';
 import { isTerminal, type BranchRecord, type MemoryEntry, type RunRecord } from '../model';
 import type { BranchPatch, StepMessage } from '../ports';
@@ -98,6 +98,8 @@ async function runAgentStep(
   } catch (error) {
     // Aborted because the branch or its run ended elsewhere: nothing of ours to record.
     if (signal?.aborted) return 'skipped';
+    // Throttling and the like: the message comes back later (and ends in the DLQ if it never passes).
+    if (error instanceof TransientError) throw error;
     return failBranch(deps, branch, `agent ${branch.agent} failed: ${errorMessage(error)}`, { stepCount: step + 1 });
   }
 

@@ -1,0 +1,142 @@
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { mockClient } from 'aws-sdk-client-mock';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HttpInvoker } from '../../../adapters/agents/http-invoker';
+import { LambdaInvoker } from '../../../adapters/agents/lambda-invoker';
+import { ScriptInvoker } from '../../../adapters/agents/script-invoker';
+import { KindRouter } from '../../../adapters/agents/agent-invoker';
+import { AgentInvocationError, AgentTimeoutError, TransientError } from '../../../core/errors';
+import type { AgentInvocation } from '../../../core/ports';
+
+const call = (definition: Record<string, unknown>, extra: Partial<AgentInvocation> = {}): AgentInvocation => ({
+  team: 't', runId: 'r', agentName: 'A', definition: { kind: 'script', ...definition }, branchId: 'root', step: 0,
+  input: 'hello', memory: [], allowed: ['B'], ...extra,
+});
+
+describe('script invoker', () => {
+  const script = new ScriptInvoker();
+
+  it('answers responses[n] for the n-th step of this agent in the branch, the last repeating', async () => {
+    const def = { responses: [{ n: 0 }, { n: 1 }] };
+    const assistant = (agent: string, inherited = false) => ({ role: 'assistant' as const, agent, content: null, inherited });
+    expect((await script.invoke(call(def))).response).toEqual({ n: 0 });
+    expect((await script.invoke(call(def, { memory: [assistant('A')] }))).response).toEqual({ n: 1 });
+    expect((await script.invoke(call(def, { memory: [assistant('A'), assistant('A'), assistant('A')] }))).response).toEqual({ n: 1 });
+    // Steps of other agents and memory inherited from a parent do not count.
+    expect((await script.invoke(call(def, { memory: [assistant('B'), assistant('A', true)] }))).response).toEqual({ n: 0 });
+  });
+
+  it('the first rule whose `when` is in the stringified input wins; "$input" is replaced anywhere', async () => {
+    const def = {
+      responses: [{ default: true }],
+      rules: [
+        { when: 'urgent', responses: [{ next_action: 'final_response', content: { echo: '$input', list: ['$input'] } }] },
+        { when: 'hello', responses: [{ second: true }] },
+      ],
+    };
+    expect((await script.invoke(call(def, { input: { text: 'urgent hello' } }))).response).toEqual({
+      next_action: 'final_response', content: { echo: { text: 'urgent hello' }, list: [{ text: 'urgent hello' }] },
+    });
+    expect((await script.invoke(call(def))).response).toEqual({ second: true });
+    expect((await script.invoke(call(def, { input: 42 }))).response).toEqual({ default: true });
+  });
+
+  it('$fail throws, $raw returns text, $delayMs waits and is aborted by the signal', async () => {
+    await expect(script.invoke(call({ responses: [{ $fail: 'boom' }] }))).rejects.toThrow(AgentInvocationError);
+    expect((await script.invoke(call({ responses: [{ $raw: 'plain text' }] }))).response).toBe('plain text');
+    expect((await script.invoke(call({ responses: [{ $delayMs: 5, ok: 1 }] }))).response).toEqual({ ok: 1 });
+    const controller = new AbortController();
+    const pending = script.invoke(call({ responses: [{ $delayMs: 60_000, ok: 1 }] }, { signal: controller.signal }));
+    controller.abort();
+    await expect(pending).rejects.toThrow(/aborted/);
+  });
+
+  it('the kind router refuses unknown kinds by name', async () => {
+    const router = new KindRouter({ script });
+    await expect(router.invoke(call({ responses: [1] }, { definition: { kind: 'telepathy' } }))).rejects.toThrow(
+      /agent kind "telepathy" is not available here \(known: script\)/,
+    );
+  });
+});
+
+describe('http invoker (against a local stub server)', () => {
+  let server: Server;
+  let url: string;
+  const seen: { path: string; body: any }[] = [];
+  const failures = new Map<string, number[]>();
+
+  beforeAll(async () => {
+    server = createServer(async (req: IncomingMessage, res) => {
+      let text = '';
+      for await (const chunk of req) text += chunk;
+      seen.push({ path: req.url!, body: JSON.parse(text) });
+      const queue = failures.get(req.url!) ?? [];
+      const status = queue.shift();
+      if (status === -1) return; // never answer: the client times out
+      if (status) {
+        res.writeHead(status).end('upstream trouble');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ next_action: 'final_response', content: 'ok' }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+
+  const http = new HttpInvoker({ backoffMs: 1 });
+
+  it('POSTs the step as JSON and returns the body as the response', async () => {
+    const reply = await http.invoke(call({ kind: 'http', url: `${url}/agent` }, { memory: [{ role: 'user', agent: 'A', content: 'x' }] }));
+    expect(reply.response).toEqual({ next_action: 'final_response', content: 'ok' });
+    expect(seen.at(-1)!.body).toEqual({
+      agent: 'A', input: 'hello', memory: [{ role: 'user', agent: 'A', content: 'x' }], allowed: ['B'],
+      branchId: 'root', runId: 'r', team: 't', step: 0,
+    });
+  });
+
+  it('retries 5xx with backoff, not 4xx', async () => {
+    failures.set('/flaky', [503, 500]);
+    expect((await http.invoke(call({ kind: 'http', url: `${url}/flaky`, retries: 2 }))).response).toMatchObject({ content: 'ok' });
+    expect(seen.filter((s) => s.path === '/flaky')).toHaveLength(3);
+    failures.set('/bad', [400]);
+    await expect(http.invoke(call({ kind: 'http', url: `${url}/bad`, retries: 2 }))).rejects.toThrow(/HTTP 400/);
+    expect(seen.filter((s) => s.path === '/bad')).toHaveLength(1);
+    failures.set('/down', [502, 502]);
+    await expect(http.invoke(call({ kind: 'http', url: `${url}/down`, retries: 1 }))).rejects.toThrow(/HTTP 502/);
+  });
+
+  it('times out a call that never answers', async () => {
+    failures.set('/hang', [-1]);
+    await expect(http.invoke(call({ kind: 'http', url: `${url}/hang`, retries: 0, timeoutMs: 200 }))).rejects.toThrow(AgentTimeoutError);
+  });
+});
+
+describe('lambda invoker', () => {
+  const lambda = mockClient(LambdaClient);
+  const invoker = new LambdaInvoker({ client: new LambdaClient({ region: 'us-east-1' }) });
+
+  it('invokes the function with the step and parses its JSON payload', async () => {
+    lambda.reset();
+    lambda.on(InvokeCommand).resolves({ Payload: new TextEncoder().encode(JSON.stringify({ next_actions: [] })) as never });
+    const reply = await invoker.invoke(call({ kind: 'lambda', functionName: 'agent-fn' }));
+    expect(reply.response).toEqual({ next_actions: [] });
+    const sent = lambda.commandCalls(InvokeCommand)[0].args[0].input;
+    expect(sent.FunctionName).toBe('agent-fn');
+    expect(JSON.parse(new TextDecoder().decode(sent.Payload as Uint8Array))).toMatchObject({ agent: 'A', input: 'hello', step: 0 });
+  });
+
+  it('a function error fails the call; throttling is transient', async () => {
+    lambda.reset();
+    lambda.on(InvokeCommand).resolves({ FunctionError: 'Unhandled', Payload: new TextEncoder().encode('{"errorMessage":"x"}') as never });
+    await expect(invoker.invoke(call({ kind: 'lambda', functionName: 'f' }))).rejects.toThrow(/raised Unhandled/);
+    lambda.reset();
+    lambda.on(InvokeCommand).rejects(Object.assign(new Error('slow down'), { name: 'TooManyRequestsException' }));
+    await expect(invoker.invoke(call({ kind: 'lambda', functionName: 'f' }))).rejects.toThrow(TransientError);
+  });
+});

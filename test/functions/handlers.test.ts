@@ -1,0 +1,134 @@
+import type { APIGatewayProxyEvent, Context, EventBridgeEvent, SQSEvent, SQSRecord } from 'aws-lambda';
+import { describe, expect, it } from 'vitest';
+import { createApiHandler } from '../../functions/handlers/api';
+import { createFanOutTaskHandlers } from '../../functions/handlers/fan-out-tasks';
+import { createStepWorkerHandler } from '../../functions/handlers/step-worker';
+import { createTriggerHandler } from '../../functions/handlers/trigger';
+import { ValidationError } from '../../core/errors';
+import { createMemoryHarness } from '../support/memory-harness';
+
+const agents = { A: { kind: 'script', responses: [{ next_action: 'final_response', content: 'done' }] } };
+const scenario = { name: 's', request: 'x', entry: 'A', agents };
+
+function record(body: string, messageId: string): SQSRecord {
+  return {
+    messageId, receiptHandle: `rh-${messageId}`, body, attributes: {} as never, messageAttributes: {},
+    md5OfBody: '', eventSource: 'aws:sqs', eventSourceARN: 'arn:aws:sqs:us-east-1:1:q', awsRegion: 'us-east-1',
+  };
+}
+
+function apiEvent(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): APIGatewayProxyEvent {
+  return {
+    httpMethod: method, path, headers, body: body === undefined ? null : typeof body === 'string' ? body : JSON.stringify(body),
+    isBase64Encoded: false, queryStringParameters: null, multiValueHeaders: {}, multiValueQueryStringParameters: null,
+    pathParameters: null, stageVariables: null, resource: path, requestContext: {} as never,
+  };
+}
+
+describe('step-worker', () => {
+  it('reports exactly the records that failed (batchItemFailures) and drops unreadable ones', async () => {
+    const h = createMemoryHarness();
+    const { startRun } = await import('../../core/use-cases');
+    await startRun(h.deps, { team: 't', runId: 'r1', ...scenario });
+    // A store that fails for one branch: its record must come back, the others not.
+    const failing = { ...h.deps, store: new Proxy(h.deps.store, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (prop !== 'getBranch') return typeof value === 'function' ? value.bind(target) : value;
+        return async (scope: { runId: string }, id: string) => {
+          if (scope.runId === 'broken') throw new Error('store unavailable');
+          return target.getBranch(scope as never, id);
+        };
+      },
+    }) };
+    const worker = createStepWorkerHandler(failing);
+    const event: SQSEvent = {
+      Records: [
+        record(JSON.stringify({ team: 't', runId: 'r1', branchId: 'root', step: 0 }), 'ok'),
+        record(JSON.stringify({ team: 't', runId: 'broken', branchId: 'root', step: 0 }), 'bad'),
+        record('{not json', 'garbage'),
+        record(JSON.stringify({ team: 't', runId: 'r1', branchId: 'root', step: -1 }), 'invalid'),
+      ],
+    };
+    const response = await worker(event);
+    expect(response.batchItemFailures).toEqual([{ itemIdentifier: 'bad' }]);
+    expect((await h.store.getRun({ team: 't', runId: 'r1' }))?.status).toBe('COMPLETED');
+    h.stop();
+  });
+});
+
+describe('trigger', () => {
+  const event = (detail: unknown, detailType = 'RunRequested', id = 'evt-1'): EventBridgeEvent<string, unknown> => ({
+    id, version: '0', account: '1', time: '', region: 'us-east-1', resources: [], source: 'branch-spawner.client',
+    'detail-type': detailType, detail,
+  });
+
+  it('starts a run from a RunRequested event, once per event id', async () => {
+    const h = createMemoryHarness();
+    const trigger = createTriggerHandler(h.deps, { team: 't', policy: { registry: agents, inline: 'none' } });
+    const first = await trigger(event({ name: 'from-event', request: 'go', entry: 'A' }));
+    const again = await trigger(event({ name: 'from-event', request: 'go', entry: 'A' }));
+    expect(first.created).toBe(true);
+    expect(again).toEqual({ runId: first.runId, created: false });
+    h.stop();
+  });
+
+  it('refuses a malformed event or a wrong detail-type with a ValidationError (bounded retries, then DLQ)', async () => {
+    const h = createMemoryHarness();
+    const trigger = createTriggerHandler(h.deps, { team: 't', policy: { registry: agents, inline: 'none' } });
+    await expect(trigger(event({ entry: 'A' }))).rejects.toThrow(/name/);
+    await expect(trigger(event({ name: 'x', entry: 'A' }, 'Other'))).rejects.toThrow(ValidationError);
+    await expect(trigger(event({ name: 'x', entry: 'A', agents: { Evil: { kind: 'http', url: 'http://attacker' } } }))).rejects.toThrow(
+      /inline http agents are not accepted/,
+    );
+    h.stop();
+  });
+});
+
+describe('api', () => {
+  const context = {} as Context;
+
+  it('starts a run (202), honours Idempotency-Key, and serves run, branches, tree and metrics', async () => {
+    const h = createMemoryHarness();
+    const api = createApiHandler(h.deps, { policy: { registry: {}, inline: 'any' }, teamOf: () => 't' });
+    const started = await api(apiEvent('POST', '/runs', scenario, { 'Idempotency-Key': 'k1' }), context);
+    expect(started.statusCode).toBe(202);
+    const { runId } = JSON.parse(started.body);
+    const repeat = await api(apiEvent('POST', '/runs', scenario, { 'idempotency-key': 'k1' }), context);
+    expect(JSON.parse(repeat.body)).toEqual({ runId, created: false });
+    expect(JSON.parse((await api(apiEvent('GET', `/runs/${runId}`), context)).body)).toMatchObject({ runId, status: 'RUNNING' });
+    expect(JSON.parse((await api(apiEvent('GET', `/runs/${runId}/branches`), context)).body).branches).toHaveLength(1);
+    const tree = await api({ ...apiEvent('GET', `/runs/${runId}/tree`), queryStringParameters: { format: 'mermaid' } }, context);
+    expect(tree.body).toMatch(/^flowchart TD/);
+    expect(JSON.parse((await api(apiEvent('GET', `/runs/${runId}/metrics`), context)).body)).toMatchObject({ totalCreated: 1 });
+    h.stop();
+  });
+
+  it('maps errors to JSON 400/404/405/409/413 in one place', async () => {
+    const h = createMemoryHarness();
+    const api = createApiHandler(h.deps, { policy: { registry: {}, inline: 'none' }, teamOf: () => 't', maxBodyBytes: 1000 });
+    const status = async (e: APIGatewayProxyEvent) => {
+      const r = await api(e, context);
+      expect(r.headers?.['content-type']).toBe('application/json');
+      return [r.statusCode, JSON.parse(r.body).error];
+    };
+    expect(await status(apiEvent('POST', '/runs', '{oops'))).toEqual([400, 'ValidationError']);
+    expect(await status(apiEvent('POST', '/runs', { ...scenario, agents: { A: { kind: 'http', url: 'http://x' } } }))).toEqual([400, 'ForbiddenError']);
+    expect(await status(apiEvent('GET', '/runs/nope'))).toEqual([404, 'NotFoundError']);
+    expect(await status(apiEvent('GET', '/nowhere'))).toEqual([404, 'NotFound']);
+    expect(await status(apiEvent('DELETE', '/runs/abc'))).toEqual([405, 'MethodNotAllowedError']);
+    expect(await status(apiEvent('POST', '/runs', 'x'.repeat(2000)))).toEqual([413, 'PayloadTooLargeError']);
+    h.stop();
+  });
+});
+
+describe('fan-out tasks', () => {
+  it('validate their input and name the bad field', async () => {
+    const h = createMemoryHarness();
+    const tasks = createFanOutTaskHandlers(h.deps);
+    await expect(tasks.aggregate({ team: 't', runId: 'r', parentId: 'root', seq: 0 })).rejects.toThrow(/seq/);
+    await expect(tasks.recordChildFailure({ team: 't', runId: 'r', parentId: 'root', seq: 1 })).rejects.toThrow(/branchId/);
+    await expect(tasks.aggregate({ team: 't', runId: 'missing', parentId: 'root', seq: 1 })).resolves.toBeUndefined();
+    h.stop();
+  });
+});
