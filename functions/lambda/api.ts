@@ -9,11 +9,8 @@ export const handler = (event: APIGatewayProxyEvent, context: Context): Promise<
     const { config, deps } = awsRuntime();
     handle = createApiHandler(deps, {
       policy: config.policy,
-      // A JWT authorizer may carry the caller's team; IAM callers belong to the stack's team.
-      teamOf: (e) => {
-        const claims = (e.requestContext?.authorizer as { claims?: Record<string, string> } | null)?.claims;
-        return claims?.['custom:team'] ?? config.team;
-      },
+      // One stack per team: the stack's team scopes every request, whatever a token claims.
+      teamOf: () => config.team,
       maxBodyBytes: Number(process.env.MAX_BODY_BYTES) || undefined,
       limitMaxima: config.limitMaxima,
     });

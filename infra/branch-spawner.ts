@@ -1,0 +1,564 @@
+/**
+ * One team's branch-spawner (DESIGN §2): table, step queue, five functions, the fan-out state
+ * machine, the REST API, the team event bus, alarms and a dashboard, with least-privilege grants.
+ */
+import { Annotations, ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as apigw from 'aws-cdk-lib/aws-apigateway';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as cognito from 'aws-cdk-lib/aws-cognito';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as eventTargets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import { GSI1, TTL_ATTRIBUTE, tableSchema } from '../adapters/dynamodb';
+import { FAN_OUT_ASL_PATH } from '../adapters/stepfunctions/fan-out-definition';
+import { bedrockModelArns, lambdaAgentArns } from './agent-grants';
+import { SpawnerFunction, type SpawnerFunctionName } from './spawner-function';
+import type { TeamConfig } from './team-config';
+
+export { FAN_OUT_ASL_PATH };
+
+/** EventBridge `source` of run requests (lifecycle events use `branch-spawner`; keeping them apart avoids loops). */
+export const RUN_REQUESTED_SOURCE = 'branch-spawner.client';
+export const RUN_REQUESTED_DETAIL_TYPE = 'RunRequested';
+
+/** An agent call can be slow (LLMs); the queue's visibility is six times this (AWS's advice for SQS sources). */
+export const WORKER_TIMEOUT = Duration.minutes(5);
+export const MAX_RECEIVE_COUNT = 5;
+
+// Lambda allows 4 KB of environment in total; the registry must leave room for the rest.
+const MAX_REGISTRY_ENV_BYTES = 3 * 1024;
+
+/**
+ * The DynamoDB actions the store (adapters/dynamodb/dynamo-branch-store.ts) calls: no Scan, no
+ * deletes, no table management. test/infra/iam.test.ts fails when the store starts calling more.
+ */
+export const TABLE_DATA_ACTIONS = [
+  'dynamodb:GetItem',
+  'dynamodb:BatchGetItem',
+  'dynamodb:Query',
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+];
+
+export type Need = 'table' | 'sendSteps' | 'startExecution' | 'taskResponse' | 'stopExecutions' | 'putEvents' | 'agents';
+
+/** What each function's code path can reach (core/use-cases), and nothing more. */
+export const FUNCTION_NEEDS: Record<SpawnerFunctionName, Need[]> = {
+  // startRun, queries, cancelRun (stops open fan-outs).
+  api: ['table', 'sendSteps', 'stopExecutions', 'putEvents'],
+  // startRun only.
+  trigger: ['table', 'sendSteps', 'putEvents'],
+  // executeStep: spawn (StartExecution), complete (SendTask*), early exit (StopExecution), agents.
+  'step-worker': ['table', 'sendSteps', 'startExecution', 'taskResponse', 'stopExecutions', 'putEvents', 'agents'],
+  // Fan-in: may resume the parent (queue), open its next group (StartExecution), end it (SendTask*, Stop*).
+  'record-child-failure': ['table', 'sendSteps', 'startExecution', 'taskResponse', 'stopExecutions', 'putEvents'],
+  aggregate: ['table', 'sendSteps', 'startExecution', 'taskResponse', 'stopExecutions', 'putEvents'],
+};
+
+export interface BranchSpawnerProps {
+  config: TeamConfig;
+  logRetention?: logs.RetentionDays;
+}
+
+export class BranchSpawner extends Construct {
+  readonly config: TeamConfig;
+  readonly table: dynamodb.Table;
+  readonly tableKey?: kms.Key;
+  readonly stepQueue: sqs.Queue;
+  readonly stepDlq: sqs.Queue;
+  readonly triggerDlq: sqs.Queue;
+  readonly eventBus: events.EventBus;
+  readonly archive: events.Archive;
+  readonly functions: Record<SpawnerFunctionName, SpawnerFunction>;
+  readonly stateMachineName: string;
+  readonly stateMachine: sfn.StateMachine;
+  readonly stateMachineRole: iam.Role;
+  readonly api: apigw.RestApi;
+  readonly alarmTopic: sns.Topic;
+  readonly alarms: cloudwatch.Alarm[] = [];
+  readonly dashboard: cloudwatch.Dashboard;
+
+  constructor(scope: Construct, id: string, props: BranchSpawnerProps) {
+    super(scope, id);
+    const { config } = props;
+    this.config = config;
+    const stack = Stack.of(this);
+    const team = config.team;
+    const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+
+    // ---- DynamoDB: the same definition the local engines create (adapters/dynamodb/table.ts).
+    if (config.tableEncryption === 'customer-managed') {
+      this.tableKey = new kms.Key(this, 'TableKey', {
+        description: `branch-spawner ${team} table`,
+        enableKeyRotation: true,
+        removalPolicy: RemovalPolicy.RETAIN,
+      });
+    }
+    this.table = createTable(this, this.tableKey);
+
+    // ---- SQS: branch steps, with a DLQ after MAX_RECEIVE_COUNT failed deliveries.
+    this.stepDlq = new sqs.Queue(this, 'StepDlq', {
+      retentionPeriod: Duration.days(14),
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+    });
+    this.stepQueue = new sqs.Queue(this, 'StepQueue', {
+      visibilityTimeout: Duration.seconds(WORKER_TIMEOUT.toSeconds() * 6),
+      retentionPeriod: Duration.days(4),
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      deadLetterQueue: { queue: this.stepDlq, maxReceiveCount: MAX_RECEIVE_COUNT },
+    });
+    // Run requests that the trigger could not take (EventBridge delivery or the function's own retries).
+    this.triggerDlq = new sqs.Queue(this, 'TriggerDlq', {
+      retentionPeriod: Duration.days(14),
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+    });
+
+    // ---- EventBridge: the team bus (run requests in, lifecycle events out) and its archive.
+    this.eventBus = new events.EventBus(this, 'EventBus', { eventBusName: `branch-spawner-${team}` });
+    this.archive = this.eventBus.archive('Archive', {
+      description: `branch-spawner ${team}: every event on the team bus, for replay`,
+      eventPattern: { account: [stack.account] },
+      retention: Duration.days(30),
+    });
+
+    // ---- The cycle: the state machine names the task functions' ARNs and the functions need the
+    // state machine's ARN. The machine gets a fixed name, so its ARN is built from the name with
+    // pseudo-parameters only (no reference to the resource): functions → name ← machine, no loop.
+    this.stateMachineName = `branch-spawner-${team}-fan-out`;
+    const stateMachineArn = stack.formatArn({
+      service: 'states',
+      resource: 'stateMachine',
+      resourceName: this.stateMachineName,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    const executionsArn = stack.formatArn({
+      service: 'states',
+      resource: 'execution',
+      resourceName: `${this.stateMachineName}:*`,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+
+    // ---- Functions.
+    const registryJson = JSON.stringify(config.agents);
+    if (Buffer.byteLength(registryJson) > MAX_REGISTRY_ENV_BYTES) {
+      throw new Error(
+        `team ${team}: agents: the registry is ${Buffer.byteLength(registryJson)} bytes as AGENT_REGISTRY; ` +
+          `Lambda environment variables are limited to 4 KB in total (keep it under ${MAX_REGISTRY_ENV_BYTES} bytes)`,
+      );
+    }
+    for (const [name, agent] of Object.entries(config.agents)) {
+      if (agent.kind === 'openai' && typeof agent.apiKeyEnv === 'string') {
+        // A key in a plain Lambda environment variable would be readable by anyone who can read the function.
+        Annotations.of(this).addWarningV2(
+          'branch-spawner:openai-api-key',
+          `agents.${name}: the stack does not provision ${agent.apiKeyEnv}; the step-worker needs the API key from a secret store before this agent can run`,
+        );
+      }
+    }
+    const environment: Record<string, string> = {
+      TEAM: team,
+      TABLE_NAME: this.table.tableName,
+      STEP_QUEUE_URL: this.stepQueue.queueUrl,
+      STATE_MACHINE_ARN: stateMachineArn,
+      EVENT_BUS_NAME: this.eventBus.eventBusName,
+      AGENT_REGISTRY: registryJson,
+      ALLOW_INLINE_SCRIPT: String(config.allowInlineScriptAgents),
+      LIMIT_MAXIMA: JSON.stringify(config.limitMaxima),
+      MAX_BODY_BYTES: String(config.maxBodyBytes),
+      ...(config.runTtlDays ? { RUN_TTL_SECONDS: String(config.runTtlDays * 86_400) } : {}),
+    };
+    const fn = (name: SpawnerFunctionName, id: string, extra: Partial<ConstructorParameters<typeof SpawnerFunction>[2]> = {}) =>
+      new SpawnerFunction(this, id, {
+        name,
+        description: `branch-spawner ${team} ${name}`,
+        environment,
+        logRetention,
+        ...extra,
+      });
+    this.functions = {
+      // API Gateway gives up on an integration after 29 s.
+      api: fn('api', 'ApiFunction', { timeout: Duration.seconds(29) }),
+      trigger: fn('trigger', 'TriggerFunction', {
+        timeout: Duration.seconds(30),
+        retryAttempts: 2,
+        deadLetterQueue: this.triggerDlq,
+      }),
+      'step-worker': fn('step-worker', 'StepWorkerFunction', { timeout: WORKER_TIMEOUT, memorySize: 1024 }),
+      'record-child-failure': fn('record-child-failure', 'RecordChildFailureFunction', { timeout: Duration.seconds(60) }),
+      aggregate: fn('aggregate', 'AggregateFunction', { timeout: Duration.seconds(120) }),
+    };
+    this.functions['step-worker'].addEventSource(
+      new SqsEventSource(this.stepQueue, {
+        batchSize: 10,
+        reportBatchItemFailures: true,
+        maxConcurrency: config.workerMaxConcurrency,
+      }),
+    );
+
+    // ---- Step Functions: the shared ASL file, with the three names substituted by CloudFormation.
+    const fanOutLogs = new logs.LogGroup(this, 'FanOutLogs', {
+      // The /aws/vendedlogs/ prefix keeps Step Functions from growing the account's log resource policy.
+      logGroupName: `/aws/vendedlogs/states/${this.stateMachineName}`,
+      retention: logRetention,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    this.stateMachineRole = new iam.Role(this, 'FanOutRole', {
+      assumedBy: new iam.ServicePrincipal('states.amazonaws.com'),
+      description: `branch-spawner ${team} fan-out state machine`,
+    });
+    this.stateMachineRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: [this.stepQueue.queueArn] }),
+    );
+    this.stateMachineRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['lambda:InvokeFunction'],
+        resources: [this.functions['record-child-failure'].functionArn, this.functions.aggregate.functionArn],
+      }),
+    );
+    this.stateMachine = new sfn.StateMachine(this, 'FanOut', {
+      stateMachineName: this.stateMachineName,
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      definitionBody: sfn.DefinitionBody.fromFile(FAN_OUT_ASL_PATH),
+      definitionSubstitutions: {
+        StepQueueUrl: this.stepQueue.queueUrl,
+        RecordChildFailureFunctionArn: this.functions['record-child-failure'].functionArn,
+        AggregateFunctionArn: this.functions.aggregate.functionArn,
+      },
+      role: this.stateMachineRole,
+      logs: { destination: fanOutLogs, level: sfn.LogLevel.ALL, includeExecutionData: true },
+      tracingEnabled: true,
+    });
+
+    // ---- Least-privilege grants, per function.
+    const agentLambdaArns = lambdaAgentArns(stack, config.agents);
+    const agentModelArns = bedrockModelArns(stack, config.agents);
+    for (const [name, f] of Object.entries(this.functions) as [SpawnerFunctionName, SpawnerFunction][]) {
+      for (const need of FUNCTION_NEEDS[name]) {
+        for (const statement of this.statementsFor(need, { stateMachineArn, executionsArn, agentLambdaArns, agentModelArns })) {
+          f.addToRolePolicy(statement);
+        }
+      }
+    }
+
+    // ---- API Gateway (REST).
+    this.api = createApi(this, config, this.functions.api, logRetention);
+
+    // ---- Run requests from EventBridge → trigger (bounded retries, then the trigger DLQ).
+    new events.Rule(this, 'RunRequestedRule', {
+      eventBus: this.eventBus,
+      description: `branch-spawner ${team}: start a run from a ${RUN_REQUESTED_DETAIL_TYPE} event`,
+      eventPattern: { source: [RUN_REQUESTED_SOURCE], detailType: [RUN_REQUESTED_DETAIL_TYPE] },
+      targets: [
+        new eventTargets.LambdaFunction(this.functions.trigger, {
+          deadLetterQueue: this.triggerDlq,
+          retryAttempts: 2,
+          maxEventAge: Duration.hours(2),
+        }),
+      ],
+    });
+
+    // ---- Alarms → SNS (email when configured) and a dashboard.
+    this.alarmTopic = new sns.Topic(this, 'AlarmTopic', { displayName: `branch-spawner ${team} alarms`, enforceSSL: true });
+    if (config.alarmEmail) this.alarmTopic.addSubscription(new subscriptions.EmailSubscription(config.alarmEmail));
+    this.createAlarms();
+    this.dashboard = this.createDashboard(`branch-spawner-${team}-${stack.region}`);
+  }
+
+  /** What a function's role was granted (see FUNCTION_NEEDS). */
+  functionNeeds(name: SpawnerFunctionName): readonly Need[] {
+    return FUNCTION_NEEDS[name];
+  }
+
+  private statementsFor(
+    need: Need,
+    arns: { stateMachineArn: string; executionsArn: string; agentLambdaArns: string[]; agentModelArns: string[] },
+  ): iam.PolicyStatement[] {
+    switch (need) {
+      case 'table': {
+        const statements = [
+          new iam.PolicyStatement({ actions: TABLE_DATA_ACTIONS, resources: [this.table.tableArn] }),
+          new iam.PolicyStatement({ actions: ['dynamodb:Query'], resources: [`${this.table.tableArn}/index/${GSI1}`] }),
+        ];
+        if (this.tableKey) {
+          statements.push(
+            new iam.PolicyStatement({
+              // Spelled out (no GenerateDataKey*/ReEncrypt*) and only through DynamoDB.
+              actions: ['kms:Decrypt', 'kms:Encrypt', 'kms:DescribeKey', 'kms:GenerateDataKey', 'kms:ReEncryptFrom', 'kms:ReEncryptTo'],
+              resources: [this.tableKey.keyArn],
+              conditions: { StringEquals: { 'kms:ViaService': `dynamodb.${Stack.of(this).region}.amazonaws.com` } },
+            }),
+          );
+        }
+        return statements;
+      }
+      case 'sendSteps':
+        // SendMessageBatch is authorized by sqs:SendMessage.
+        return [new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: [this.stepQueue.queueArn] })];
+      case 'startExecution':
+        return [
+          new iam.PolicyStatement({ actions: ['states:StartExecution'], resources: [arns.stateMachineArn] }),
+          // A repeated start (same execution name) compares inputs with DescribeExecution.
+          new iam.PolicyStatement({ actions: ['states:DescribeExecution'], resources: [arns.executionsArn] }),
+        ];
+      case 'taskResponse':
+        // Authorized against the state machine that issued the token (as CDK's grantTaskResponse does);
+        // the code only ever reports success (a child's outcome is in DynamoDB, not in the token).
+        return [new iam.PolicyStatement({ actions: ['states:SendTaskSuccess'], resources: [arns.stateMachineArn] })];
+      case 'stopExecutions':
+        // Execution names are per sync point (made at run time): only this machine's executions.
+        return [new iam.PolicyStatement({ actions: ['states:StopExecution'], resources: [arns.executionsArn] })];
+      case 'putEvents':
+        return [new iam.PolicyStatement({ actions: ['events:PutEvents'], resources: [this.eventBus.eventBusArn] })];
+      case 'agents': {
+        const statements: iam.PolicyStatement[] = [];
+        if (arns.agentLambdaArns.length) {
+          statements.push(new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: arns.agentLambdaArns }));
+        }
+        if (arns.agentModelArns.length) {
+          statements.push(new iam.PolicyStatement({ actions: ['bedrock:InvokeModel'], resources: arns.agentModelArns }));
+        }
+        return statements;
+      }
+    }
+  }
+
+  private createAlarms(): void {
+    const action = new cwActions.SnsAction(this.alarmTopic);
+    const alarm = (id: string, metric: cloudwatch.IMetric, description: string) => {
+      const a = new cloudwatch.Alarm(this, id, {
+        metric,
+        threshold: 0,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarmDescription: `branch-spawner ${this.config.team}: ${description}`,
+      });
+      a.addAlarmAction(action);
+      this.alarms.push(a);
+      return a;
+    };
+    const minute = { period: Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM };
+    const fiveMinutes = { period: Duration.minutes(5), statistic: cloudwatch.Stats.SUM };
+    alarm('StepDlqNotEmptyAlarm', this.stepDlq.metricApproximateNumberOfMessagesVisible(minute), 'branch steps are in the step DLQ');
+    alarm('TriggerDlqNotEmptyAlarm', this.triggerDlq.metricApproximateNumberOfMessagesVisible(minute), 'run requests are in the trigger DLQ');
+    alarm('FanOutFailedAlarm', this.stateMachine.metricFailed(fiveMinutes), 'fan-out executions failed');
+    alarm('StepWorkerErrorsAlarm', this.functions['step-worker'].metricErrors(fiveMinutes), 'the step-worker raised errors');
+    alarm('ApiServerErrorsAlarm', this.api.metricServerError(fiveMinutes), 'the API answered 5xx');
+  }
+
+  private createDashboard(dashboardName: string): cloudwatch.Dashboard {
+    const fns = Object.values(this.functions);
+    const fiveMinutes = { period: Duration.minutes(5) };
+    return new cloudwatch.Dashboard(this, 'Dashboard', {
+      dashboardName,
+      widgets: [
+        [
+          new cloudwatch.GraphWidget({
+            title: 'API requests and errors',
+            left: [this.api.metricCount(fiveMinutes), this.api.metricClientError(fiveMinutes), this.api.metricServerError(fiveMinutes)],
+            right: [this.api.metricLatency({ ...fiveMinutes, statistic: cloudwatch.Stats.p(99) })],
+          }),
+          new cloudwatch.GraphWidget({
+            title: 'Step queue',
+            left: [
+              this.stepQueue.metricApproximateNumberOfMessagesVisible(fiveMinutes),
+              this.stepQueue.metricApproximateNumberOfMessagesNotVisible(fiveMinutes),
+            ],
+            right: [this.stepQueue.metricApproximateAgeOfOldestMessage(fiveMinutes)],
+          }),
+          new cloudwatch.GraphWidget({
+            title: 'Dead-letter queues',
+            left: [
+              this.stepDlq.metricApproximateNumberOfMessagesVisible({ ...fiveMinutes, label: 'step DLQ' }),
+              this.triggerDlq.metricApproximateNumberOfMessagesVisible({ ...fiveMinutes, label: 'trigger DLQ' }),
+            ],
+          }),
+        ],
+        [
+          new cloudwatch.GraphWidget({
+            title: 'Fan-out executions',
+            left: [
+              this.stateMachine.metricStarted(fiveMinutes),
+              this.stateMachine.metricSucceeded(fiveMinutes),
+              this.stateMachine.metricFailed(fiveMinutes),
+              this.stateMachine.metricAborted(fiveMinutes),
+              this.stateMachine.metricTimedOut(fiveMinutes),
+            ],
+          }),
+          new cloudwatch.GraphWidget({
+            title: 'Function errors',
+            left: fns.map((f) => f.metricErrors({ ...fiveMinutes, label: f.spawnerName })),
+          }),
+          new cloudwatch.GraphWidget({
+            title: 'Function duration p99',
+            left: fns.map((f) => f.metricDuration({ ...fiveMinutes, statistic: cloudwatch.Stats.p(99), label: f.spawnerName })),
+          }),
+        ],
+        [new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 24 })],
+      ],
+    });
+  }
+}
+
+function createTable(scope: Construct, key: kms.Key | undefined): dynamodb.Table {
+  const schema = tableSchema('branch-spawner');
+  const attributeType = (name: string): dynamodb.AttributeType => {
+    const type = schema.AttributeDefinitions?.find((a) => a.AttributeName === name)?.AttributeType;
+    if (type === 'S') return dynamodb.AttributeType.STRING;
+    if (type === 'N') return dynamodb.AttributeType.NUMBER;
+    if (type === 'B') return dynamodb.AttributeType.BINARY;
+    throw new Error(`tableSchema: attribute ${name} has no definition`);
+  };
+  const keyAttr = (keys: { AttributeName?: string; KeyType?: string }[] | undefined, keyType: 'HASH' | 'RANGE') => {
+    const name = keys?.find((k) => k.KeyType === keyType)?.AttributeName;
+    return name ? { name, type: attributeType(name) } : undefined;
+  };
+  const partitionKey = keyAttr(schema.KeySchema, 'HASH');
+  if (!partitionKey) throw new Error('tableSchema: no HASH key');
+  const table = new dynamodb.Table(scope, 'Table', {
+    partitionKey,
+    sortKey: keyAttr(schema.KeySchema, 'RANGE'),
+    billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+    pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+    timeToLiveAttribute: TTL_ATTRIBUTE,
+    ...(key
+      ? { encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED, encryptionKey: key }
+      : { encryption: dynamodb.TableEncryption.AWS_MANAGED }),
+    // Runs are the team's records: a stack teardown keeps them.
+    removalPolicy: RemovalPolicy.RETAIN,
+  });
+  for (const gsi of schema.GlobalSecondaryIndexes ?? []) {
+    const pk = keyAttr(gsi.KeySchema, 'HASH');
+    if (!gsi.IndexName || !pk) throw new Error('tableSchema: a GSI needs a name and a HASH key');
+    const projection = gsi.Projection?.ProjectionType ?? 'ALL';
+    table.addGlobalSecondaryIndex({
+      indexName: gsi.IndexName,
+      partitionKey: pk,
+      sortKey: keyAttr(gsi.KeySchema, 'RANGE'),
+      projectionType:
+        projection === 'KEYS_ONLY'
+          ? dynamodb.ProjectionType.KEYS_ONLY
+          : projection === 'INCLUDE'
+            ? dynamodb.ProjectionType.INCLUDE
+            : dynamodb.ProjectionType.ALL,
+      ...(projection === 'INCLUDE' ? { nonKeyAttributes: gsi.Projection?.NonKeyAttributes ?? [] } : {}),
+    });
+  }
+  return table;
+}
+
+const RUN_BODY_SCHEMA: apigw.JsonSchema = {
+  schema: apigw.JsonSchemaVersion.DRAFT4,
+  title: 'RunRequest',
+  type: apigw.JsonSchemaType.OBJECT,
+  // The shape only; the api handler applies the full scenario rules (and the body size limit).
+  required: ['name', 'entry'],
+  properties: {
+    name: { type: apigw.JsonSchemaType.STRING, minLength: 1, maxLength: 128 },
+    entry: { type: apigw.JsonSchemaType.STRING, minLength: 1 },
+    agents: { type: apigw.JsonSchemaType.OBJECT },
+    limits: { type: apigw.JsonSchemaType.OBJECT },
+    failurePolicy: { type: apigw.JsonSchemaType.OBJECT },
+  },
+};
+
+function createApi(scope: Construct, config: TeamConfig, handler: SpawnerFunction, logRetention: logs.RetentionDays): apigw.RestApi {
+  const stack = Stack.of(scope);
+  const accessLogs = new logs.LogGroup(scope, 'ApiAccessLogs', { retention: logRetention, removalPolicy: RemovalPolicy.DESTROY });
+  let methodOptions: apigw.MethodOptions = { authorizationType: apigw.AuthorizationType.IAM };
+  if (config.auth.type === 'jwt') {
+    const [, region, poolId] = /^https:\/\/cognito-idp\.([a-z0-9-]+)\.amazonaws\.com\/(.+)$/.exec(config.auth.issuer)!;
+    const pool = cognito.UserPool.fromUserPoolArn(
+      scope,
+      'UserPool',
+      stack.formatArn({ service: 'cognito-idp', region, resource: 'userpool', resourceName: poolId }),
+    );
+    const authorizer = new apigw.CognitoUserPoolsAuthorizer(scope, 'Authorizer', {
+      cognitoUserPools: [pool],
+      identitySource: apigw.IdentitySource.header('Authorization'),
+    });
+    methodOptions = { authorizationType: apigw.AuthorizationType.COGNITO, authorizer };
+  }
+  const api = new apigw.RestApi(scope, 'Api', {
+    restApiName: `branch-spawner-${config.team}`,
+    description: `branch-spawner ${config.team}: start and inspect runs`,
+    endpointConfiguration: { types: [apigw.EndpointType.REGIONAL] },
+    // The API Gateway CloudWatch role is an account-wide setting, not one team's.
+    cloudWatchRole: false,
+    deployOptions: {
+      stageName: 'v1',
+      throttlingRateLimit: config.apiThrottle?.rateLimit ?? 50,
+      throttlingBurstLimit: config.apiThrottle?.burstLimit ?? 100,
+      accessLogDestination: new apigw.LogGroupLogDestination(accessLogs),
+      accessLogFormat: apigw.AccessLogFormat.jsonWithStandardFields({
+        caller: true,
+        httpMethod: true,
+        ip: true,
+        protocol: true,
+        requestTime: true,
+        resourcePath: true,
+        responseLength: true,
+        status: true,
+        user: true,
+      }),
+      tracingEnabled: true,
+      metricsEnabled: true,
+    },
+    defaultMethodOptions: methodOptions,
+  });
+  // Errors API Gateway answers itself keep the product's `{"error","message"}` shape.
+  api.addGatewayResponse('BadRequestBody', {
+    type: apigw.ResponseType.BAD_REQUEST_BODY,
+    statusCode: '400',
+    templates: { 'application/json': '{"error":"ValidationError","message":"$context.error.validationErrorString"}' },
+  });
+  api.addGatewayResponse('Default4xx', {
+    type: apigw.ResponseType.DEFAULT_4XX,
+    templates: { 'application/json': '{"error":"$context.error.responseType","message":$context.error.messageString}' },
+  });
+  api.addGatewayResponse('Default5xx', {
+    type: apigw.ResponseType.DEFAULT_5XX,
+    templates: { 'application/json': '{"error":"$context.error.responseType","message":$context.error.messageString}' },
+  });
+
+  const validator = api.addRequestValidator('RequestValidator', {
+    requestValidatorName: 'body-and-parameters',
+    validateRequestBody: true,
+    validateRequestParameters: true,
+  });
+  const runModel = api.addModel('RunRequestModel', { contentType: 'application/json', modelName: 'RunRequest', schema: RUN_BODY_SCHEMA });
+  const integration = new apigw.LambdaIntegration(handler, { proxy: true, allowTestInvoke: false });
+  const withId = { 'method.request.path.id': true };
+
+  const runs = api.root.addResource('runs');
+  runs.addMethod('POST', integration, {
+    requestValidator: validator,
+    requestModels: { 'application/json': runModel },
+    requestParameters: { 'method.request.header.Idempotency-Key': false },
+  });
+  const run = runs.addResource('{id}');
+  run.addMethod('GET', integration, { requestValidator: validator, requestParameters: withId });
+  run.addResource('branches').addMethod('GET', integration, { requestValidator: validator, requestParameters: withId });
+  run
+    .addResource('tree')
+    .addMethod('GET', integration, {
+      requestValidator: validator,
+      requestParameters: { ...withId, 'method.request.querystring.format': false },
+    });
+  run.addResource('metrics').addMethod('GET', integration, { requestValidator: validator, requestParameters: withId });
+  run.addResource('cancel').addMethod('POST', integration, { requestValidator: validator, requestParameters: withId });
+  return api;
+}

@@ -1,0 +1,27 @@
+/**
+ * Builds the CDK app: `-c team=<name>` makes that team's stack, no team makes every team's stack
+ * (`npm run synth`). cdk-nag's AwsSolutions pack runs on every synth.
+ */
+import { Validations, type App } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { BranchSpawnerStack, stackNameFor } from './branch-spawner-stack';
+import { knownTeams, loadTeamConfig, TEAMS_DIR } from './team-config';
+
+export interface BuildAppOptions {
+  teamsDir?: string;
+  /** Run cdk-nag as a validation plugin (default true). */
+  nag?: boolean;
+}
+
+export function buildApp(app: App, options: BuildAppOptions = {}): BranchSpawnerStack[] {
+  const dir = options.teamsDir ?? TEAMS_DIR;
+  const requested = app.node.tryGetContext('team') as string | undefined;
+  const teams = requested ? [String(requested)] : knownTeams(dir);
+  if (teams.length === 0) throw new Error(`no team configs in ${dir}`);
+  const stacks = teams.map((team) => {
+    const config = loadTeamConfig(team, dir);
+    return new BranchSpawnerStack(app, stackNameFor(team), { config });
+  });
+  if (options.nag ?? true) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  return stacks;
+}

@@ -1,0 +1,160 @@
+/**
+ * A team's deployment settings (`infra/teams/<team>.json`), validated with zod. Errors name the
+ * file and the offending field, like scenario errors do.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { basename, dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { ScenarioError } from '../core/errors';
+import type { AgentRegistry, Limits } from '../core/model';
+import { parseScenario } from '../core/scenario';
+import { DEFAULT_MAX_BODY_BYTES } from '../functions/handlers/api';
+
+export const TEAMS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'teams');
+
+/** A team name ends up in resource names (stack, state machine, bus, dashboard): keep it short and plain. */
+const TEAM_NAME = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$/;
+
+const positiveInt = z.number().int('must be an integer').positive('must be positive');
+
+const limitMaximaSchema = z
+  .object({
+    maxDepth: positiveInt,
+    maxFanOut: positiveInt,
+    maxBranches: positiveInt,
+    maxConcurrentBranches: positiveInt,
+    maxStepsPerBranch: positiveInt,
+    branchTimeoutSeconds: positiveInt,
+    maxInvalidResponses: z.number().int('must be an integer').min(0, 'must be ≥ 0'),
+  })
+  .partial()
+  .strict();
+
+// The REST API's JWT authorizer is a Cognito user pool authorizer, so the issuer must be a pool.
+const COGNITO_ISSUER = /^https:\/\/cognito-idp\.([a-z0-9-]+)\.amazonaws\.com\/([a-z0-9-]+_[A-Za-z0-9]+)$/;
+
+const authSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('iam') }).strict(),
+  z
+    .object({
+      type: z.literal('jwt'),
+      issuer: z
+        .string()
+        .regex(COGNITO_ISSUER, 'must be a Cognito user pool issuer: https://cognito-idp.<region>.amazonaws.com/<userPoolId>'),
+      audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+    })
+    .strict(),
+]);
+
+const teamConfigSchema = z
+  .object({
+    team: z.string().regex(TEAM_NAME, 'must be 2-32 lowercase letters, digits or hyphens, starting with a letter'),
+    account: z.string().regex(/^\d{12}$/, 'must be a 12-digit AWS account id').optional(),
+    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be an AWS region such as eu-west-1').optional(),
+    // Agent definitions are checked by the scenario rules below (one shape for both).
+    agents: z.record(z.string().min(1), z.unknown()),
+    limitMaxima: limitMaximaSchema.default({}),
+    allowInlineScriptAgents: z.boolean().default(false),
+    // Lambda's SQS event source accepts 2..1000.
+    workerMaxConcurrency: z.number().int('must be an integer').min(2, 'must be ≥ 2').max(1000, 'must be ≤ 1000').default(10),
+    alarmEmail: z.email('must be an email address').optional(),
+    auth: authSchema.default({ type: 'iam' }),
+    runTtlDays: positiveInt.optional(),
+    apiThrottle: z
+      .object({ rateLimit: z.number().positive('must be positive'), burstLimit: positiveInt })
+      .strict()
+      .optional(),
+    // 'customer-managed' creates a KMS key (with rotation) for the table.
+    tableEncryption: z.enum(['aws-managed', 'customer-managed']).default('aws-managed'),
+    // The api handler answers 413 above this (API Gateway's own cap is 10 MB).
+    maxBodyBytes: positiveInt.max(10 * 1024 * 1024, 'must be ≤ 10 MiB (the API Gateway cap)').default(DEFAULT_MAX_BODY_BYTES),
+  })
+  .strict();
+
+export type TeamAuth = z.infer<typeof authSchema>;
+
+export interface TeamConfig extends Omit<z.infer<typeof teamConfigSchema>, 'agents' | 'limitMaxima'> {
+  agents: AgentRegistry;
+  limitMaxima: Partial<Limits>;
+}
+
+export class TeamConfigError extends Error {
+  constructor(
+    readonly file: string,
+    readonly field: string,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${file}: ${field}: ${detail}`, options);
+    this.name = 'TeamConfigError';
+  }
+}
+
+/** Validates a parsed team document; `file` names it in errors. */
+export function parseTeamConfig(document: unknown, file: string): TeamConfig {
+  const parsed = teamConfigSchema.safeParse(document);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const path = issue.path.map(String).join('.');
+    if (issue.code === 'unrecognized_keys') {
+      const field = [path, issue.keys[0]].filter(Boolean).join('.');
+      throw new TeamConfigError(file, field, `unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`, {
+        cause: parsed.error,
+      });
+    }
+    throw new TeamConfigError(file, path || '(root)', issue.message, { cause: parsed.error });
+  }
+  const config = parsed.data;
+  const names = Object.keys(config.agents);
+  if (names.length === 0) throw new TeamConfigError(file, 'agents', 'the registry needs at least one agent');
+  try {
+    // Same rules as a scenario's agents: kinds, required fields per kind, `allowed` names registry agents.
+    const scenario = parseScenario({ name: config.team, entry: names[0], request: null, agents: config.agents }, file);
+    return { ...config, agents: scenario.agents };
+  } catch (error) {
+    if (error instanceof ScenarioError) {
+      const field = error.field ?? 'agents';
+      const detail = error.message.replace(`${file}: `, '').replace(`${field}: `, '');
+      throw new TeamConfigError(file, field, detail, { cause: error });
+    }
+    throw error;
+  }
+}
+
+/** Team names that have a config file. */
+export function knownTeams(dir = TEAMS_DIR): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => basename(f, '.json'))
+    .sort();
+}
+
+/** Loads `<dir>/<team>.json`; an unknown team is an error that lists the known ones. */
+export function loadTeamConfig(team: string, dir = TEAMS_DIR): TeamConfig {
+  const known = knownTeams(dir);
+  if (!known.includes(team)) {
+    throw new Error(
+      `unknown team "${team}": no ${displayPath(join(dir, `${team}.json`))} (known teams: ${known.join(', ') || 'none'})`,
+    );
+  }
+  const file = join(dir, `${team}.json`);
+  const shown = displayPath(file);
+  let document: unknown;
+  try {
+    document = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new TeamConfigError(shown, '(root)', `not valid JSON: ${(error as Error).message}`, { cause: error });
+  }
+  const config = parseTeamConfig(document, shown);
+  if (config.team !== team) {
+    throw new TeamConfigError(shown, 'team', `must be "${team}" (the file name), got "${config.team}"`);
+  }
+  return config;
+}
+
+function displayPath(file: string): string {
+  const rel = relative(process.cwd(), file);
+  return rel.startsWith('..') ? file : rel;
+}

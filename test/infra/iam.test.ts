@@ -1,0 +1,293 @@
+/**
+ * Least privilege, statement by statement: what each function's role may do, the state machine's
+ * role, and that nothing grants a `*` action or a `*` resource where a resource can be named.
+ */
+import type { Template } from 'aws-cdk-lib/assertions';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { TABLE_DATA_ACTIONS } from '../../infra/branch-spawner';
+import { PROJECT_ROOT, type SpawnerFunctionName } from '../../infra/spawner-function';
+import {
+  actionsOf,
+  functionOf,
+  resourcesOf,
+  resourcesOfStatement,
+  roleIdOf,
+  statementLines,
+  statementsOfRole,
+  synthTeam,
+  type Statement,
+  type Synthesized,
+} from './support';
+
+const NAMES: SpawnerFunctionName[] = ['api', 'trigger', 'step-worker', 'record-child-failure', 'aggregate'];
+
+// IAM is the same with or without the Lambda bundles: skip esbuild here.
+let research: Synthesized;
+let platform: Synthesized;
+
+beforeAll(() => {
+  research = synthTeam('research', { bundle: false });
+  platform = synthTeam('platform', { bundle: false });
+});
+
+function idOf(template: Template, type: string, predicate: (props: Record<string, any>) => boolean = () => true): string {
+  const found = resourcesOf(template, type).filter(([, r]) => predicate(r.Properties ?? {}));
+  expect(found).toHaveLength(1);
+  return found[0][0];
+}
+
+function statementsOf(template: Template, name: SpawnerFunctionName): Statement[] {
+  return statementsOfRole(template, roleIdOf(functionOf(template, name)));
+}
+
+/** The expected statements of each function, as "actions → resources" lines. */
+function expectedLines(template: Template, team: string, region: string, account: string): Record<SpawnerFunctionName, string[]> {
+  const table = idOf(template, 'AWS::DynamoDB::Table');
+  const stepQueue = idOf(template, 'AWS::SQS::Queue', (p) => Boolean(p.RedrivePolicy));
+  const triggerDlq = functionOf(template, 'trigger').props.DeadLetterConfig.TargetArn['Fn::GetAtt'][0];
+  const bus = idOf(template, 'AWS::Events::EventBus');
+  const stateMachine = `arn:\${AWS::Partition}:states:${region}:${account}:stateMachine:branch-spawner-${team}-fan-out`;
+  const executions = `arn:\${AWS::Partition}:states:${region}:${account}:execution:branch-spawner-${team}-fan-out:*`;
+  const logsOf = (name: SpawnerFunctionName) =>
+    `logs:CreateLogStream,logs:PutLogEvents → \${${functionOf(template, name).props.LoggingConfig.LogGroup.Ref}.Arn}`;
+  const common = (name: SpawnerFunctionName) => [
+    logsOf(name),
+    'xray:PutTelemetryRecords,xray:PutTraceSegments → *',
+    `${[...TABLE_DATA_ACTIONS].sort().join(',')} → \${${table}.Arn}`,
+    `dynamodb:Query → \${${table}.Arn}/index/GSI1`,
+    `sqs:SendMessage → \${${stepQueue}.Arn}`,
+    `events:PutEvents → \${${bus}.Arn}`,
+  ];
+  const fanIn = [
+    `states:StartExecution → ${stateMachine}`,
+    `states:DescribeExecution → ${executions}`,
+    `states:SendTaskSuccess → ${stateMachine}`,
+    `states:StopExecution → ${executions}`,
+  ];
+  return {
+    api: [...common('api'), `states:StopExecution → ${executions}`],
+    trigger: [...common('trigger'), `sqs:SendMessage → \${${triggerDlq}.Arn}`],
+    'step-worker': [
+      ...common('step-worker'),
+      ...fanIn,
+      `sqs:ChangeMessageVisibility,sqs:DeleteMessage,sqs:GetQueueAttributes,sqs:GetQueueUrl,sqs:ReceiveMessage → \${${stepQueue}.Arn}`,
+    ],
+    'record-child-failure': [...common('record-child-failure'), ...fanIn],
+    aggregate: [...common('aggregate'), ...fanIn],
+  };
+}
+
+describe('function roles (research: env-agnostic)', () => {
+  it.each(NAMES)('%s has exactly its statements (plus the agent calls for step-worker)', (name) => {
+    const expected = expectedLines(research.template, 'research', '${AWS::Region}', '${AWS::AccountId}')[name];
+    if (name === 'step-worker') {
+      expected.push(
+        'lambda:InvokeFunction → arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:research-data-fetcher',
+        'bedrock:InvokeModel → arn:${AWS::Partition}:bedrock:${AWS::Region}::foundation-model/anthropic.claude-3-5-haiku-20241022-v1:0',
+      );
+    }
+    expect(statementLines(statementsOf(research.template, name))).toEqual(expected.sort());
+  });
+
+  it('every function has its own role and no managed policy', () => {
+    const roles = new Set(NAMES.map((n) => roleIdOf(functionOf(research.template, n))));
+    expect(roles.size).toBe(5);
+    for (const [, role] of resourcesOf(research.template, 'AWS::IAM::Role')) {
+      expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+    }
+  });
+
+  it('only step-worker may call agents: lambda:InvokeFunction and bedrock:InvokeModel nowhere else', () => {
+    for (const name of NAMES.filter((n) => n !== 'step-worker')) {
+      const actions = statementsOf(research.template, name).flatMap(actionsOf);
+      expect(actions.filter((a) => a.startsWith('lambda:') || a.startsWith('bedrock:'))).toEqual([]);
+    }
+  });
+});
+
+describe('function roles (platform: pinned env, KMS table, ARN agents)', () => {
+  it('step-worker may invoke exactly the registry lambda agents (a full ARN with qualifier, and a name) and the bedrock model in its region', () => {
+    const statements = statementsOf(platform.template, 'step-worker');
+    const invoke = statements.filter((s) => actionsOf(s).includes('lambda:InvokeFunction'));
+    expect(invoke).toHaveLength(1);
+    expect(actionsOf(invoke[0])).toEqual(['lambda:InvokeFunction']);
+    expect(resourcesOfStatement(invoke[0]).sort()).toEqual([
+      'arn:${AWS::Partition}:lambda:eu-west-1:111122223333:function:platform-reporter',
+      'arn:aws:lambda:eu-west-1:111122223333:function:platform-triage:live',
+    ]);
+    const models = statements.filter((s) => actionsOf(s).includes('bedrock:InvokeModel'));
+    expect(models.map(resourcesOfStatement)).toEqual([['arn:${AWS::Partition}:bedrock:us-east-1::foundation-model/amazon.nova-pro-v1:0']]);
+  });
+
+  it('every function may use the table key only through DynamoDB, with spelled-out actions', () => {
+    const keyId = idOf(platform.template, 'AWS::KMS::Key');
+    for (const name of NAMES) {
+      const kms = statementsOf(platform.template, name).filter((s) => actionsOf(s).some((a) => a.startsWith('kms:')));
+      expect(kms).toHaveLength(1);
+      expect(kms[0].Resource).toEqual({ 'Fn::GetAtt': [keyId, 'Arn'] });
+      expect(kms[0].Condition).toEqual({ StringEquals: { 'kms:ViaService': 'dynamodb.eu-west-1.amazonaws.com' } });
+      expect(actionsOf(kms[0]).every((a) => !a.includes('*'))).toBe(true);
+    }
+  });
+
+  it.each(NAMES)('%s: the same statements as research, with the pinned account and region', (name) => {
+    const lines = statementLines(statementsOf(platform.template, name)).filter((l) => !/^(kms|lambda|bedrock):/.test(l));
+    expect(lines).toEqual(expectedLines(platform.template, 'platform', 'eu-west-1', '111122223333')[name].sort());
+  });
+});
+
+describe('the state machine role', () => {
+  it('may send to the step queue and invoke the two task functions, nothing else but logging and tracing', () => {
+    const { template } = research;
+    const [, sm] = resourcesOf(template, 'AWS::StepFunctions::StateMachine')[0];
+    const roleId = sm.Properties.RoleArn['Fn::GetAtt'][0];
+    const statements = statementsOfRole(template, roleId);
+    const named = statements.filter((s) => s.Resource !== '*');
+    const stepQueue = idOf(template, 'AWS::SQS::Queue', (p) => Boolean(p.RedrivePolicy));
+    expect(statementLines(named)).toEqual(
+      [
+        `sqs:SendMessage → \${${stepQueue}.Arn}`,
+        `lambda:InvokeFunction → \${${functionOf(template, 'aggregate').id}.Arn} | \${${functionOf(template, 'record-child-failure').id}.Arn}`,
+      ].sort(),
+    );
+    const star = statements.filter((s) => s.Resource === '*').flatMap(actionsOf);
+    expect(star.every((a) => a.startsWith('xray:') || a.startsWith('logs:'))).toBe(true);
+    expect(statementLines(named).join('\n')).not.toContain('*');
+  });
+
+  it('trusts only Step Functions', () => {
+    const [, sm] = resourcesOf(research.template, 'AWS::StepFunctions::StateMachine')[0];
+    const role = research.template.toJSON().Resources[sm.Properties.RoleArn['Fn::GetAtt'][0]];
+    expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
+      { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'states.amazonaws.com' } },
+    ]);
+  });
+});
+
+describe('no wildcards where a resource can be named', () => {
+  // Services without resource-level permissions for these actions.
+  const STAR_ONLY = new Set([
+    'xray:PutTraceSegments',
+    'xray:PutTelemetryRecords',
+    'xray:GetSamplingRules',
+    'xray:GetSamplingTargets',
+    'logs:CreateLogDelivery',
+    'logs:GetLogDelivery',
+    'logs:UpdateLogDelivery',
+    'logs:DeleteLogDelivery',
+    'logs:ListLogDeliveries',
+    'logs:PutResourcePolicy',
+    'logs:DescribeResourcePolicies',
+    'logs:DescribeLogGroups',
+  ]);
+
+  it.each(['research', 'platform'])('%s: no "*" in any action; "*" resources only for actions that cannot be scoped', (team) => {
+    const { template } = team === 'research' ? research : platform;
+    const statements = resourcesOf(template, 'AWS::IAM::Policy').flatMap(([, p]) => p.Properties.PolicyDocument.Statement as Statement[]);
+    expect(statements.length).toBeGreaterThan(20);
+    for (const s of statements) {
+      expect(s.Effect).toBe('Allow');
+      for (const action of actionsOf(s)) expect(action).not.toContain('*');
+      if (resourcesOfStatement(s).includes('*')) {
+        for (const action of actionsOf(s)) expect(STAR_ONLY.has(action), `${action} on "*"`).toBe(true);
+      }
+    }
+  });
+
+  it('API Gateway and EventBridge may invoke only their own targets, from their own source', () => {
+    const { template } = research;
+    const api = functionOf(template, 'api');
+    const trigger = functionOf(template, 'trigger');
+    const permissions = resourcesOf(template, 'AWS::Lambda::Permission');
+    expect(permissions).toHaveLength(7); // six methods + the RunRequested rule
+    for (const [, p] of permissions) {
+      expect(p.Properties.Action).toBe('lambda:InvokeFunction');
+      expect(p.Properties.SourceArn).toBeDefined();
+      if (p.Properties.Principal === 'apigateway.amazonaws.com') {
+        expect(p.Properties.FunctionName).toEqual({ 'Fn::GetAtt': [api.id, 'Arn'] });
+      } else {
+        expect(p.Properties).toMatchObject({
+          Principal: 'events.amazonaws.com',
+          FunctionName: { 'Fn::GetAtt': [trigger.id, 'Arn'] },
+          SourceArn: { 'Fn::GetAtt': [idOf(template, 'AWS::Events::Rule'), 'Arn'] },
+        });
+      }
+    }
+  });
+
+  it('only EventBridge (for that rule) may write to the trigger DLQ from outside', () => {
+    const { template } = research;
+    const triggerDlq = functionOf(template, 'trigger').props.DeadLetterConfig.TargetArn['Fn::GetAtt'][0];
+    const policies = resourcesOf(template, 'AWS::SQS::QueuePolicy').filter(([, p]) =>
+      JSON.stringify(p.Properties.Queues).includes(triggerDlq),
+    );
+    const allows = policies.flatMap(([, p]) => p.Properties.PolicyDocument.Statement as Statement[]).filter((s) => s.Effect === 'Allow');
+    expect(allows).toEqual([
+      {
+        Sid: expect.any(String),
+        Action: 'sqs:SendMessage',
+        Effect: 'Allow',
+        Principal: { Service: 'events.amazonaws.com' },
+        Resource: { 'Fn::GetAtt': [triggerDlq, 'Arn'] },
+        Condition: { ArnEquals: { 'aws:SourceArn': { 'Fn::GetAtt': [idOf(template, 'AWS::Events::Rule'), 'Arn'] } } },
+      },
+    ]);
+  });
+});
+
+describe('the grants cover what the AWS adapters call', () => {
+  // AWS SDK command → the IAM action that authorizes it.
+  const ACTION_OF: Record<string, string[]> = {
+    GetCommand: ['dynamodb:GetItem'],
+    BatchGetCommand: ['dynamodb:BatchGetItem'],
+    PutCommand: ['dynamodb:PutItem'],
+    UpdateCommand: ['dynamodb:UpdateItem'],
+    DeleteCommand: ['dynamodb:DeleteItem'],
+    QueryCommand: ['dynamodb:Query'],
+    ScanCommand: ['dynamodb:Scan'],
+    BatchWriteCommand: ['dynamodb:BatchWriteItem'],
+    TransactWriteCommand: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:ConditionCheckItem'],
+    TransactGetCommand: ['dynamodb:GetItem'],
+    StartExecutionCommand: ['states:StartExecution'],
+    DescribeExecutionCommand: ['states:DescribeExecution'],
+    SendTaskSuccessCommand: ['states:SendTaskSuccess'],
+    SendTaskFailureCommand: ['states:SendTaskFailure'],
+    SendTaskHeartbeatCommand: ['states:SendTaskHeartbeat'],
+    StopExecutionCommand: ['states:StopExecution'],
+    PutEventsCommand: ['events:PutEvents'],
+    SendMessageCommand: ['sqs:SendMessage'],
+    SendMessageBatchCommand: ['sqs:SendMessage'],
+    InvokeCommand: ['lambda:InvokeFunction'],
+    ConverseCommand: ['bedrock:InvokeModel'],
+    InvokeModelCommand: ['bedrock:InvokeModel'],
+    ConverseStreamCommand: ['bedrock:InvokeModelWithResponseStream'],
+    InvokeModelWithResponseStreamCommand: ['bedrock:InvokeModelWithResponseStream'],
+  };
+
+  function commandsIn(text: string): string[] {
+    return [...new Set([...text.matchAll(/new (\w+Command)\(/g)].map((m) => m[1]))];
+  }
+
+  it('every SDK call on the Lambda path (functions/lambda/aws-deps.ts) is granted to some function', () => {
+    const read = (path: string) => readFileSync(join(PROJECT_ROOT, path), 'utf8');
+    const sqs = read('adapters/sqs/sqs-step-queue.ts');
+    // Only SqsStepQueue runs in Lambda (the event source mapping consumes; the consumer and createQueues are local).
+    const stepQueueClass = sqs.slice(sqs.indexOf('export class SqsStepQueue'), sqs.indexOf('export', sqs.indexOf('export class SqsStepQueue') + 1));
+    const commands = [
+      ...commandsIn(read('adapters/dynamodb/dynamo-branch-store.ts')),
+      ...commandsIn(read('adapters/stepfunctions/sfn-fan-out.ts')),
+      ...commandsIn(read('adapters/eventbridge/eventbridge-publisher.ts')),
+      ...commandsIn(read('adapters/agents/lambda-invoker.ts')),
+      ...commandsIn(read('adapters/agents/bedrock-invoker.ts')),
+      ...commandsIn(stepQueueClass),
+    ];
+    expect(commands).toContain('SendMessageBatchCommand');
+    const granted = new Set(NAMES.flatMap((n) => statementsOf(research.template, n).flatMap(actionsOf)));
+    for (const command of commands) {
+      expect(ACTION_OF[command], `no IAM mapping for ${command}: add it here and grant it`).toBeDefined();
+      for (const action of ACTION_OF[command]) expect(granted.has(action), `${command} needs ${action}`).toBe(true);
+    }
+  });
+});

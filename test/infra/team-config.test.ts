@@ -1,0 +1,116 @@
+/** Team configs (infra/teams/<team>.json): defaults, and errors that name the file and the field. */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { knownTeams, loadTeamConfig, parseTeamConfig, TeamConfigError } from '../../infra/team-config';
+
+const FILE = 'infra/teams/example.json';
+const base = () => ({
+  team: 'example',
+  agents: {
+    Planner: { kind: 'script', allowed: ['Fetcher'], responses: [{ next_action: 'final_response', content: 'ok' }] },
+    Fetcher: { kind: 'lambda', functionName: 'example-fetcher' },
+  },
+});
+
+function configError(document: unknown): TeamConfigError {
+  try {
+    parseTeamConfig(document, FILE);
+  } catch (error) {
+    expect(error).toBeInstanceOf(TeamConfigError);
+    return error as TeamConfigError;
+  }
+  throw new Error('expected a TeamConfigError');
+}
+
+describe('team configs', () => {
+  it('ships research and platform', () => {
+    expect(knownTeams()).toEqual(['platform', 'research']);
+  });
+
+  it('research: IAM auth by default, inline script agents allowed, 30-day TTL', () => {
+    const config = loadTeamConfig('research');
+    expect(config.team).toBe('research');
+    expect(config.auth).toEqual({ type: 'iam' });
+    expect(config.allowInlineScriptAgents).toBe(true);
+    expect(config.workerMaxConcurrency).toBe(10);
+    expect(config.runTtlDays).toBe(30);
+    expect(config.account).toBeUndefined();
+    expect(Object.keys(config.agents).sort()).toEqual(['Calculator', 'DataFetcher', 'Planner', 'Validator']);
+  });
+
+  it('platform: pinned env, JWT auth, alarm email, throttle, customer-managed table key', () => {
+    const config = loadTeamConfig('platform');
+    expect(config).toMatchObject({
+      account: '111122223333',
+      region: 'eu-west-1',
+      allowInlineScriptAgents: false,
+      workerMaxConcurrency: 50,
+      alarmEmail: 'platform-oncall@example.com',
+      auth: { type: 'jwt', issuer: 'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf123' },
+      apiThrottle: { rateLimit: 100, burstLimit: 200 },
+      tableEncryption: 'customer-managed',
+    });
+  });
+
+  it('applies the defaults', () => {
+    const config = parseTeamConfig(base(), FILE);
+    expect(config).toMatchObject({
+      allowInlineScriptAgents: false,
+      workerMaxConcurrency: 10,
+      auth: { type: 'iam' },
+      limitMaxima: {},
+      tableEncryption: 'aws-managed',
+      maxBodyBytes: 256 * 1024,
+    });
+  });
+
+  it.each([
+    ['an unknown field', { ...base(), colour: 'blue' }, 'colour', /unknown field\(s\) "colour"/],
+    ['a bad team name', { ...base(), team: 'Research Team' }, 'team', /lowercase/],
+    ['a bad account', { ...base(), account: '12345' }, 'account', /12-digit/],
+    ['a bad region', { ...base(), region: 'Europe' }, 'region', /AWS region/],
+    ['a limit below 1', { ...base(), limitMaxima: { maxDepth: 0 } }, 'limitMaxima.maxDepth', /must be positive/],
+    ['an unknown limit', { ...base(), limitMaxima: { maxDepht: 3 } }, 'limitMaxima.maxDepht', /unknown field/],
+    ['workerMaxConcurrency 1', { ...base(), workerMaxConcurrency: 1 }, 'workerMaxConcurrency', /≥ 2/],
+    ['a bad alarm email', { ...base(), alarmEmail: 'oncall' }, 'alarmEmail', /email/],
+    [
+      'a JWT issuer that is no Cognito pool',
+      { ...base(), auth: { type: 'jwt', issuer: 'https://login.example.com', audience: 'x' } },
+      'auth.issuer',
+      /Cognito user pool issuer/,
+    ],
+    ['an unknown auth type', { ...base(), auth: { type: 'basic' } }, 'auth.type', /./],
+    ['a throttle without burst', { ...base(), apiThrottle: { rateLimit: 10 } }, 'apiThrottle.burstLimit', /./],
+    ['an unknown agent kind', { ...base(), agents: { A: { kind: 'magic' } } }, 'agents.A.kind', /./],
+    ['a lambda agent without functionName', { ...base(), agents: { A: { kind: 'lambda' } } }, 'agents.A.functionName', /needs functionName/],
+    ['a bedrock agent without modelId', { ...base(), agents: { A: { kind: 'bedrock' } } }, 'agents.A.modelId', /needs modelId/],
+    ['an http agent with a bad url', { ...base(), agents: { A: { kind: 'http', url: 'nope' } } }, 'agents.A.url', /URL/],
+    [
+      'allowed naming an agent outside the registry',
+      { ...base(), agents: { A: { kind: 'lambda', functionName: 'f', allowed: ['Ghost'] } } },
+      'agents.A.allowed.0',
+      /"Ghost" is not one of the agents/,
+    ],
+    ['an empty registry', { ...base(), agents: {} }, 'agents', /at least one agent/],
+  ])('rejects %s, naming the file and the field', (_what, document, field, detail) => {
+    const error = configError(document);
+    expect(error.file).toBe(FILE);
+    expect(error.field).toBe(field);
+    expect(error.message.startsWith(`${FILE}: ${field}: `)).toBe(true);
+    expect(error.message).toMatch(detail);
+  });
+
+  it('an unknown team is an error that lists the known teams', () => {
+    expect(() => loadTeamConfig('nope')).toThrow(/unknown team "nope".*\(known teams: platform, research\)/);
+  });
+
+  it('a file whose team differs from its name, or that is not JSON, is refused', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'teams-'));
+    writeFileSync(join(dir, 'alpha.json'), JSON.stringify({ ...base(), team: 'beta' }));
+    writeFileSync(join(dir, 'broken.json'), '{ "team": ');
+    expect(() => loadTeamConfig('alpha', dir)).toThrow(/alpha\.json: team: must be "alpha" \(the file name\), got "beta"/);
+    expect(() => loadTeamConfig('broken', dir)).toThrow(/broken\.json: \(root\): not valid JSON/);
+  });
+});
