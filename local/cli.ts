@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { ScenarioError, ValidationError } from '../core/errors';
 import { parseChaos } from './chaos';
+import { runDevCommand } from './dev-server';
 import { runScenario, type RunCommandOptions } from './run-command';
 
 export async function main(argv: string[], io: { out: NodeJS.WritableStream; err: NodeJS.WritableStream } = { out: process.stdout, err: process.stderr }): Promise<number> {
@@ -32,6 +33,14 @@ export async function main(argv: string[], io: { out: NodeJS.WritableStream; err
         tty: Boolean((io.out as NodeJS.WriteStream).isTTY) && !opts.json,
       };
       exitCode = await runScenario(scenario, options);
+    });
+
+  program
+    .command('dev')
+    .description('serve the HTTP API (the same routes as API Gateway) and a live tree page on 127.0.0.1; prints the address')
+    .option('--port <n>', 'port on 127.0.0.1 (0: any free port)', '0')
+    .action(async (opts: { port: string }) => {
+      exitCode = await runDevCommand({ port: opts.port, out: io.out, err: io.err });
     });
 
   try {

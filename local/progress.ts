@@ -12,7 +12,8 @@ export function progressFrame(branches: BranchRecord[], elapsedMs: number, maxLi
   const head =
     `created ${branches.length} · running ${count('PENDING', 'RUNNING')} · waiting ${count('WAITING')} · ` +
     `done ${count('COMPLETED')} · failed ${count('FAILED', 'TIMED_OUT')} · cancelled ${count('CANCELLED')} · ${(elapsedMs / 1000).toFixed(1)}s`;
-  let lines = renderAscii(branches).split('\n');
+  // No branch yet (the run is being created): just the counts, not an empty tree line.
+  let lines = branches.length ? renderAscii(branches).split('\n') : [];
   if (lines.length > maxLines) lines = [...lines.slice(0, maxLines - 1), `… ${lines.length - maxLines + 1} more branches`];
   const painted = color
     ? lines.map((l) => l.replace(/\[(\w+)\]/, (m, s: string) => `${COLORS[s] ?? ''}${m}\x1b[0m`))

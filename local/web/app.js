@@ -1,0 +1,488 @@
+// The tree page: starts runs through the HTTP API and redraws the selected run's tree whenever
+// the dev server's event stream (/events) reports a lifecycle event for it. Plain browser JS, no build.
+
+const $ = (testId, root = document) => root.querySelector(`[data-testid="${testId}"]`);
+const TERMINAL = ['COMPLETED', 'FAILED', 'CANCELLED'];
+
+const state = {
+  examples: [],
+  runId: null,
+  run: null,
+  branches: [],
+  selectedBranch: null,
+  diagramText: '',
+  diagramCount: 0,
+  refreshing: false,
+  refreshAgain: false,
+  refreshTimer: null,
+  live: false,
+  pollTimer: null,
+};
+
+// ---------- HTTP ----------
+
+async function request(method, path, { body, headers = {}, as = 'json' } = {}) {
+  const response = await fetch(path, { method, headers, body });
+  const payload = as === 'text' && response.ok ? await response.text() : await response.json().catch(() => null);
+  if (!response.ok) {
+    const message = payload && payload.message ? payload.message : `${method} ${path}: HTTP ${response.status}`;
+    const error = new Error(payload && payload.field ? `${message} (field: ${payload.field})` : message);
+    error.status = response.status;
+    throw error;
+  }
+  return payload;
+}
+
+const newKey = () => (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(16).slice(2)}`);
+
+// ---------- formatting ----------
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === 'class') node.className = value;
+    else if (key === 'onclick') node.addEventListener('click', value);
+    else node.setAttribute(key, String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+const badge = (status, testId) => el('span', { class: 'badge', 'data-status': status, 'data-testid': testId }, status);
+const secs = (ms) => `${(ms / 1000).toFixed(2)}s`;
+const clock = (ms) => (ms ? new Date(ms).toLocaleTimeString() : '—');
+const offset = (ms, base) => (ms ? `+${secs(ms - base)}` : '—');
+const pretty = (value) => (typeof value === 'string' ? value : JSON.stringify(value, null, 2));
+
+// ---------- examples and starting a run ----------
+
+async function loadExamples() {
+  const { examples } = await request('GET', '/examples');
+  state.examples = examples;
+  const select = $('example-select');
+  select.replaceChildren(
+    ...examples.map((e) => el('option', { value: e.file }, `${e.file} — ${e.name}`)),
+    el('option', { value: '' }, '(paste your own)'),
+  );
+  const preferred = examples.find((e) => e.file === 'hierarchical.yaml') ?? examples[0];
+  if (preferred) select.value = preferred.file;
+  showExample();
+}
+
+function showExample() {
+  const example = state.examples.find((e) => e.file === $('example-select').value);
+  $('example-description').textContent = example ? example.description : 'Paste a scenario document (YAML or JSON).';
+  $('scenario-input').value = example ? example.text : '';
+}
+
+async function startRun() {
+  const button = $('start-run');
+  const errorBox = $('start-error');
+  errorBox.hidden = true;
+  button.disabled = true;
+  try {
+    // YAML is parsed by the dev server; POST /runs itself takes the JSON document (DESIGN §6).
+    const { document: scenario } = await request('POST', '/scenarios/parse', {
+      body: $('scenario-input').value,
+      headers: { 'content-type': 'text/plain' },
+    });
+    const { runId } = await request('POST', '/runs', {
+      body: JSON.stringify(scenario),
+      headers: { 'content-type': 'application/json', 'idempotency-key': newKey() },
+    });
+    await selectRun(runId);
+    void loadRunList();
+  } catch (error) {
+    errorBox.textContent = `error: ${error.message}`;
+    errorBox.hidden = false;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---------- runs of this session ----------
+
+async function loadRunList() {
+  const { runs } = await request('GET', '/runs');
+  $('run-list').replaceChildren(
+    ...runs.map((r) =>
+      el(
+        'li',
+        { 'data-testid': 'run-item', 'data-run-id': r.runId, 'data-status': r.status, class: r.runId === state.runId ? 'selected' : '', onclick: () => selectRun(r.runId) },
+        el('span', { class: 'run-item-name', title: r.runId }, r.name, el('span', { class: 'muted small' }, ` · ${clock(r.createdAt)}`)),
+        badge(r.status),
+      ),
+    ),
+  );
+  $('run-list-empty').hidden = runs.length > 0;
+}
+
+async function selectRun(runId) {
+  if (state.runId !== runId) {
+    state.runId = runId;
+    state.run = null;
+    state.branches = [];
+    state.selectedBranch = null;
+    state.diagramText = '';
+    $('tree-diagram').replaceChildren();
+    $('tree-diagram').removeAttribute('data-diagram-status');
+    const detail = $('branch-detail');
+    detail.replaceChildren(el('h3', {}, 'Branch'), el('p', { class: 'muted' }, 'Click a branch to see its sync points, the aggregated result it was resumed with, its result and its steps.'));
+    const section = $('run');
+    section.setAttribute('data-run-id', runId);
+    section.removeAttribute('data-run-status');
+    if (location.hash !== `#/runs/${runId}`) history.replaceState(null, '', `#/runs/${runId}`);
+    for (const li of document.querySelectorAll('[data-testid="run-item"]')) li.classList.toggle('selected', li.dataset.runId === runId);
+  }
+  await refresh();
+}
+
+// ---------- live refresh ----------
+
+/** Coalesces bursts of events into one refresh; never runs two refreshes at once (no stale redraw). */
+function scheduleRefresh() {
+  if (state.refreshTimer) return;
+  state.refreshTimer = setTimeout(() => {
+    state.refreshTimer = null;
+    void refresh();
+  }, 40);
+}
+
+async function refresh() {
+  if (!state.runId) return;
+  if (state.refreshing) {
+    state.refreshAgain = true;
+    return;
+  }
+  state.refreshing = true;
+  try {
+    do {
+      state.refreshAgain = false;
+      await loadRun(state.runId);
+    } while (state.refreshAgain);
+  } catch (error) {
+    $('run-error').textContent = `error: ${error.message}`;
+    $('run-error').hidden = false;
+  } finally {
+    state.refreshing = false;
+  }
+  updatePolling();
+}
+
+async function loadRun(runId) {
+  const id = encodeURIComponent(runId);
+  // The run first: when it reads terminal, the branches read after it are final too.
+  const run = await request('GET', `/runs/${id}`);
+  const [{ branches }, diagram, { agents }] = await Promise.all([
+    request('GET', `/runs/${id}/branches`),
+    request('GET', `/runs/${id}/tree?format=mermaid`, { as: 'text' }),
+    // Dev-only: the agents each branch ran (entry agent, then hand-offs); the API shows the current one.
+    request('GET', `/runs/${id}/agents`),
+  ]);
+  if (runId !== state.runId) return;
+  state.run = run;
+  state.branches = branches;
+  renderRun(run, branches, agents);
+  await renderDiagram(diagram, branches.length);
+  if (state.selectedBranch) await loadBranchDetail(state.selectedBranch);
+  // Set last: tests (and people) can rely on everything above being drawn for this status.
+  $('run').setAttribute('data-run-status', run.status);
+}
+
+function connectEvents() {
+  const source = new EventSource('/events');
+  source.addEventListener('open', () => {
+    setLive(true);
+    // Events sent before the stream opened were missed: catch up once.
+    scheduleRefresh();
+    void loadRunList();
+  });
+  source.addEventListener('error', () => setLive(false));
+  source.addEventListener('lifecycle', (message) => {
+    const event = JSON.parse(message.data);
+    if (event.runId === state.runId) scheduleRefresh();
+    if (event.type.startsWith('Run')) void loadRunList();
+  });
+}
+
+function setLive(live) {
+  state.live = live;
+  const badgeEl = $('live-status');
+  badgeEl.dataset.live = live ? 'live' : 'polling';
+  badgeEl.textContent = live ? '● live' : 'reconnecting · polling';
+  updatePolling();
+}
+
+/** Fallback while the event stream is down: poll the selected run until it ends. */
+function updatePolling() {
+  const active = state.run && !TERMINAL.includes(state.run.status);
+  const want = !state.live && active;
+  if (want && !state.pollTimer) state.pollTimer = setInterval(() => void refresh(), 1000);
+  if (!want && state.pollTimer) {
+    clearInterval(state.pollTimer);
+    state.pollTimer = null;
+  }
+}
+
+// ---------- rendering ----------
+
+function renderRun(run, branches, agents) {
+  $('empty-state').hidden = true;
+  $('run').hidden = false;
+  $('run-name').textContent = run.name;
+  const status = $('run-status');
+  status.textContent = run.status;
+  status.dataset.status = run.status;
+  $('run-id').textContent = run.runId;
+  const ended = run.endedAt ? `ended ${clock(run.endedAt)} · took ${secs(run.endedAt - run.createdAt)}` : 'running…';
+  $('run-times').textContent = `started ${clock(run.createdAt)} · ${ended}`;
+  $('cancel-run').hidden = run.status !== 'RUNNING';
+  const runError = $('run-error');
+  runError.hidden = !run.error;
+  runError.textContent = run.error ? `error: ${run.error}` : '';
+  renderMetrics(run);
+  renderBranches(run, branches, agents);
+  renderFailures(branches);
+  $('run-result').textContent = run.status === 'RUNNING' ? '(the run is still running)' : pretty(run.result);
+}
+
+function renderMetrics(run) {
+  const m = run.metrics;
+  const items = [
+    ['branches', m.totalCreated, 'totalCreated'],
+    ['active', m.activeCount, 'activeCount'],
+    ['completed', m.completed, 'completed'],
+    ['failed', m.failed, 'failed'],
+    ['timed out', m.timedOut, 'timedOut'],
+    ['cancelled', m.cancelled, 'cancelled'],
+    ['max depth', m.maxDepth, 'maxDepth'],
+    ['avg depth', m.avgDepth, 'avgDepth'],
+    ['success rate', `${m.successRate}%`, 'successRate'],
+    ['spawns', m.fanOut.spawns, 'spawns'],
+    ['max fan-out', m.fanOut.maxWidth, 'maxWidth'],
+    ['agent steps', m.steps, 'steps'],
+  ];
+  $('metrics').replaceChildren(
+    ...items.map(([label, value, key]) =>
+      el('div', { class: 'metric', 'data-metric': key }, el('div', { class: 'value' }, value), el('div', { class: 'label' }, label)),
+    ),
+  );
+}
+
+/** Depth-first order, children by spawn index (ids are `${parent}.${index}`). */
+function treeOrder(branches) {
+  const byParent = new Map();
+  for (const b of branches) {
+    const list = byParent.get(b.parentId) ?? [];
+    list.push(b);
+    byParent.set(b.parentId, list);
+  }
+  const index = (b) => Number(b.id.slice(b.id.lastIndexOf('.') + 1));
+  const ordered = [];
+  const walk = (b, guides) => {
+    ordered.push({ branch: b, guides });
+    const children = (byParent.get(b.id) ?? []).sort((x, y) => index(x) - index(y));
+    children.forEach((c, i) => walk(c, [...guides.map((g) => (g === '├─ ' ? '│  ' : g === '└─ ' ? '   ' : g)), i === children.length - 1 ? '└─ ' : '├─ ']));
+  };
+  const ids = new Set(branches.map((b) => b.id));
+  for (const root of branches.filter((b) => b.parentId === null || !ids.has(b.parentId))) walk(root, []);
+  return ordered;
+}
+
+function chainText(chain) {
+  return chain.length <= 3 ? chain.join(' → ') : `${chain[0]} → … → ${chain[chain.length - 1]} (${chain.length} turns)`;
+}
+
+function renderBranches(run, branches, agents) {
+  const rows = treeOrder(branches).map(({ branch: b, guides }) => {
+    const chain = agents[b.id] ?? [b.agent];
+    const duration = b.startedAt ? secs((b.endedAt ?? Date.now()) - b.startedAt) + (b.endedAt ? '' : '…') : '—';
+    return el(
+      'tr',
+      {
+        'data-testid': 'branch-row',
+        'data-branch-id': b.id,
+        'data-status': b.status,
+        'data-agent': b.agent,
+        'data-entry-agent': chain[0],
+        'data-type': b.type,
+        'data-depth': b.depth,
+        class: b.id === state.selectedBranch ? 'selected' : '',
+        onclick: () => selectBranch(b.id),
+      },
+      el('td', {}, el('span', { class: 'guide' }, guides.join('')), el('span', { class: 'branch-id' }, b.id)),
+      el('td', { 'data-col': 'agent', title: chain.join(' → ') }, chainText(chain)),
+      el('td', { 'data-col': 'type' }, b.type.toLowerCase()),
+      el('td', { 'data-col': 'status' }, badge(b.status)),
+      el('td', { class: 'num', 'data-col': 'depth' }, b.depth),
+      el('td', { class: 'num', 'data-col': 'started', title: clock(b.startedAt) }, offset(b.startedAt, run.createdAt)),
+      el('td', { class: 'num', 'data-col': 'ended', title: clock(b.endedAt) }, offset(b.endedAt, run.createdAt)),
+      el('td', { class: 'num', 'data-col': 'duration' }, duration),
+    );
+  });
+  $('branch-table').tBodies[0].replaceChildren(...rows);
+}
+
+function renderFailures(branches) {
+  const failed = branches.filter((b) => b.status === 'FAILED' || b.status === 'TIMED_OUT');
+  const section = $('failed-branches');
+  section.hidden = failed.length === 0;
+  section.querySelector('ul').replaceChildren(
+    ...failed.map((b) =>
+      el(
+        'li',
+        { 'data-testid': 'failed-branch', 'data-branch-id': b.id },
+        el('span', { class: 'link', onclick: () => selectBranch(b.id) }, `${b.id} ${b.agent}`),
+        ' ',
+        badge(b.status),
+        ' ',
+        el('span', { class: 'err' }, b.error ?? ''),
+      ),
+    ),
+  );
+}
+
+const DIAGRAM_MAX_BRANCHES = 200;
+
+async function renderDiagram(text, count) {
+  const box = $('tree-diagram');
+  if (text === state.diagramText) return;
+  state.diagramText = text;
+  if (count > DIAGRAM_MAX_BRANCHES) {
+    box.replaceChildren(el('p', { class: 'muted' }, `${count} branches: too many for a readable diagram; see the table.`));
+    box.dataset.diagramStatus = 'skipped';
+    return;
+  }
+  if (!window.mermaid) {
+    box.replaceChildren(el('pre', {}, text));
+    box.dataset.diagramStatus = 'text';
+    return;
+  }
+  try {
+    const { svg } = await window.mermaid.render(`tree-svg-${++state.diagramCount}`, text);
+    if (text !== state.diagramText) return;
+    box.innerHTML = svg;
+    box.dataset.diagramStatus = 'rendered';
+  } catch (error) {
+    box.replaceChildren(el('pre', {}, `${text}\n\n(diagram error: ${error.message})`));
+    box.dataset.diagramStatus = 'error';
+  }
+}
+
+// ---------- branch detail ----------
+
+async function selectBranch(branchId) {
+  state.selectedBranch = branchId;
+  for (const tr of document.querySelectorAll('[data-testid="branch-row"]')) tr.classList.toggle('selected', tr.dataset.branchId === branchId);
+  await loadBranchDetail(branchId);
+}
+
+async function loadBranchDetail(branchId) {
+  const runId = state.runId;
+  const detail = await request('GET', `/runs/${encodeURIComponent(runId)}/branches/${encodeURIComponent(branchId)}`);
+  if (runId !== state.runId || branchId !== state.selectedBranch) return;
+  renderDetail(detail);
+}
+
+function renderDetail({ branch: b, syncPoints, aggregate, steps }) {
+  const base = state.run ? state.run.createdAt : b.createdAt;
+  const parentLink = b.parentId ? el('span', { class: 'link', onclick: () => selectBranch(b.parentId) }, b.parentId) : '— (root)';
+  const facts = [
+    ['agent', b.agent === b.entryAgent ? b.agent : `${b.agent} (started as ${b.entryAgent})`],
+    ['type', b.type],
+    ['status', badge(b.status)],
+    ['depth', b.depth],
+    ['parent', parentLink],
+    ['sync point', b.parentId ? `#${b.seq} of ${b.parentId}` : '—'],
+    ['started', `${offset(b.startedAt, base)} (${clock(b.startedAt)})`],
+    ['ended', `${offset(b.endedAt, base)} (${clock(b.endedAt)})`],
+    ['duration', b.startedAt && b.endedAt ? secs(b.endedAt - b.startedAt) : '—'],
+    ['agent steps', b.stepCount],
+  ];
+  const children = [
+    el('h3', {}, 'Branch'),
+    el('h2', {}, `${b.agent} `, el('span', { class: 'muted branch-id' }, b.id)),
+    el('dl', {}, ...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)])),
+  ];
+  if (syncPoints.length) {
+    children.push(el('h4', {}, 'Sync points'));
+    children.push(
+      el(
+        'div',
+        { 'data-testid': 'detail-sync-points' },
+        ...syncPoints.map((sp) => {
+          const c = sp.counters;
+          const counts = c ? `${c.succeeded} succeeded · ${c.failed} failed · ${c.cancelled} cancelled of ${c.total}` : 'not opened yet';
+          return el(
+            'div',
+            { class: 'sync', 'data-testid': 'sync-point', 'data-seq': sp.seq, 'data-outcome': sp.outcome ?? '' },
+            el('div', {}, el('b', {}, `#${sp.seq}`), ` · wait for ${sp.waitFor ?? 'all'} · ${counts}`),
+            el('div', { class: 'small muted' }, `children: ${sp.children.map((ch) => `${ch.id} ${ch.agent}`).join(', ') || '—'}`),
+            el('div', { class: 'small' }, sp.outcome ? `settled: ${sp.outcome} at ${offset(sp.aggregatedAt, base)}` : 'waiting for children…'),
+          );
+        }),
+      ),
+    );
+  }
+  if (aggregate !== null && aggregate !== undefined) {
+    children.push(el('h4', {}, 'Aggregated result (what the agent was resumed with)'), el('pre', { 'data-testid': 'detail-aggregate' }, pretty(aggregate)));
+  }
+  if (b.error) children.push(el('h4', {}, 'Error'), el('pre', { 'data-testid': 'detail-error', class: 'error' }, b.error));
+  if (b.status === 'COMPLETED') children.push(el('h4', {}, 'Result'), el('pre', { 'data-testid': 'detail-result' }, pretty(b.result)));
+  if (steps.length) {
+    children.push(
+      el(
+        'details',
+        {},
+        el('summary', {}, `Steps (${steps.length})`),
+        ...steps.map((s) =>
+          el(
+            'div',
+            { class: 'step' },
+            el('div', { class: 'small' }, el('b', {}, `#${s.step} ${s.agent}`), ` → ${s.decision}${s.resumedAfterSync ? ' · input = aggregate' : ''}`),
+            el('pre', {}, `input: ${pretty(s.input)}\nresponse: ${pretty(s.response)}`),
+          ),
+        ),
+      ),
+    );
+  }
+  const box = $('branch-detail');
+  box.dataset.branchId = b.id;
+  box.replaceChildren(...children);
+}
+
+// ---------- start ----------
+
+async function cancelRun() {
+  if (!state.runId) return;
+  try {
+    await request('POST', `/runs/${encodeURIComponent(state.runId)}/cancel`);
+  } catch (error) {
+    $('run-error').textContent = `error: ${error.message}`;
+    $('run-error').hidden = false;
+  }
+  await refresh();
+}
+
+function init() {
+  if (window.mermaid) {
+    window.mermaid.initialize({ startOnLoad: false, securityLevel: 'strict', theme: 'neutral', flowchart: { useMaxWidth: true } });
+  }
+  $('example-select').addEventListener('change', showExample);
+  $('start-run').addEventListener('click', () => void startRun());
+  $('cancel-run').addEventListener('click', () => void cancelRun());
+  connectEvents();
+  void loadExamples().catch((error) => {
+    $('start-error').textContent = `error: ${error.message}`;
+    $('start-error').hidden = false;
+  });
+  void loadRunList();
+  const fromHash = /^#\/runs\/([A-Za-z0-9_-]+)$/.exec(location.hash);
+  if (fromHash) void selectRun(fromHash[1]);
+}
+
+init();

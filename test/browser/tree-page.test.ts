@@ -1,0 +1,149 @@
+/**
+ * The tree page in a real browser: Debian's chromium driven by playwright-core (DESIGN §7),
+ * against the dev server started in-process. Starts examples/hierarchical.yaml from the page and
+ * awaits the page's own terminal state (no sleeps).
+ */
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDevServer, type DevServer } from '../../local/dev-server';
+
+const CHROMIUM = '/usr/bin/chromium';
+// Without these the closed network floods a headless chromium with refused connections (DESIGN §7).
+const FLAGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const SCREENSHOT = join(import.meta.dirname, '..', '..', 'docs', 'screenshots', 'tree-page.png');
+const hasChromium = existsSync(CHROMIUM);
+if (!hasChromium) console.warn(`tree page browser test skipped: ${CHROMIUM} is absent (apt-get install -y chromium)`);
+
+/** What the page and the server say, to explain a wait that timed out. */
+async function pageState(page: Page): Promise<string> {
+  return page.evaluate(() => {
+    // Runs in the page (the test's tsconfig has no DOM types).
+    const document = (globalThis as any).document;
+    const run = document.querySelector('[data-testid="run"]');
+    return JSON.stringify({
+      runId: run?.getAttribute('data-run-id'),
+      runStatus: run?.getAttribute('data-run-status'),
+      live: document.querySelector('[data-testid="live-status"]')?.getAttribute('data-live'),
+      rows: [...document.querySelectorAll('[data-testid="branch-row"]')].map((r: any) => `${r.getAttribute('data-branch-id')}:${r.getAttribute('data-status')}`),
+      errors: [...document.querySelectorAll('.error')].map((e: any) => e.textContent).filter(Boolean),
+    });
+  });
+}
+
+async function serverState(server: DevServer, page: Page): Promise<string> {
+  const runId = await page.getAttribute('[data-testid="run"]', 'data-run-id');
+  if (!runId) return 'no run on the page';
+  const response = await fetch(`${server.url}/runs/${runId}/tree?format=ascii`);
+  const run = (await (await fetch(`${server.url}/runs/${runId}`)).json()) as { status: string };
+  return `${run.status}\n${await response.text()}\nruntime errors: ${server.runtime.errors.map(String).join('; ')}`;
+}
+
+describe.skipIf(!hasChromium)('tree page in chromium', () => {
+  let server: DevServer;
+  let context: BrowserContext;
+  let page: Page;
+  let profile: string;
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    profile = mkdtempSync(join(tmpdir(), 'bs-chromium-'));
+    [server, context] = await Promise.all([
+      startDevServer({ port: 0 }),
+      // A persistent context on a fresh folder is playwright's way to pass --user-data-dir.
+      chromium.launchPersistentContext(profile, {
+        executablePath: CHROMIUM,
+        headless: true,
+        args: FLAGS,
+        viewport: { width: 1440, height: 900 },
+      }),
+    ]);
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    page.on('console', (message) => {
+      if (message.type() === 'error') pageErrors.push(message.text());
+    });
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    await server?.close();
+    if (profile) rmSync(profile, { recursive: true, force: true });
+  });
+
+  it('starts examples/hierarchical.yaml from the page and shows its tree live until COMPLETED', async () => {
+    await page.goto(server.url);
+    await page.waitForSelector('[data-testid="live-status"][data-live="live"]');
+    await page.selectOption('[data-testid="example-select"]', 'hierarchical.yaml');
+    expect(await page.inputValue('[data-testid="scenario-input"]')).toContain('entry: Director');
+    await page.click('[data-testid="start-run"]');
+
+    await page.waitForSelector('[data-testid="run"][data-run-status="COMPLETED"]').catch(async (error) => {
+      throw new Error(`${error.message}\npage: ${await pageState(page)}\nserver: ${await serverState(server, page)}`);
+    });
+    const rows = await page.$$eval('[data-testid="branch-row"]', (trs) =>
+      trs.map((tr) => ({
+        id: tr.getAttribute('data-branch-id'),
+        status: tr.getAttribute('data-status'),
+        entryAgent: tr.getAttribute('data-entry-agent'),
+        agent: tr.getAttribute('data-agent'),
+        depth: Number(tr.getAttribute('data-depth')),
+        statusText: tr.querySelector('[data-col="status"]')!.textContent,
+        started: tr.querySelector('[data-col="started"]')!.textContent,
+        duration: tr.querySelector('[data-col="duration"]')!.textContent,
+      })),
+    );
+    expect(rows).toHaveLength(9);
+    expect(rows.every((r) => r.status === 'COMPLETED' && r.statusText === 'COMPLETED')).toBe(true);
+    expect([...new Set(rows.map((r) => r.entryAgent))].sort()).toEqual(['Director', 'Researcher', 'TeamLead', 'Writer']);
+    // Tree order: each lead followed by its three workers; the Writer handed off to the Editor.
+    expect(rows.map((r) => r.id)).toEqual(['root', 'root.0', 'root.0.0', 'root.0.1', 'root.0.2', 'root.1', 'root.1.0', 'root.1.1', 'root.1.2']);
+    expect(rows.map((r) => r.depth)).toEqual([0, 1, 2, 2, 2, 1, 2, 2, 2]);
+    expect(rows.find((r) => r.id === 'root.0.2')).toMatchObject({ entryAgent: 'Writer', agent: 'Editor' });
+    expect(rows.every((r) => /^\+\d+\.\d\ds$/.test(r.started!) && /^\d+\.\d\ds$/.test(r.duration!))).toBe(true);
+
+    expect(await page.textContent('[data-testid="run-status"]')).toBe('COMPLETED');
+    expect(await page.textContent('[data-metric="totalCreated"] .value')).toBe('9');
+    expect(await page.textContent('[data-metric="successRate"] .value')).toBe('100%');
+    expect(await page.isHidden('[data-testid="failed-branches"]')).toBe(true);
+    expect(await page.textContent('[data-testid="run-result"]')).toContain('"report"');
+
+    // The mermaid text of GET /runs/{id}/tree?format=mermaid, rendered as an svg with 9 nodes.
+    await page.waitForSelector('[data-testid="tree-diagram"][data-diagram-status="rendered"] svg');
+    expect(await page.locator('[data-testid="tree-diagram"] svg .node').count()).toBe(9);
+
+    // A branch's details: its sync point and the aggregate it was resumed with.
+    await page.click('[data-testid="branch-row"][data-branch-id="root.0"]');
+    await page.waitForSelector('[data-testid="branch-detail"][data-branch-id="root.0"] [data-testid="sync-point"]');
+    const sync = page.locator('[data-testid="branch-detail"] [data-testid="sync-point"]');
+    expect(await sync.getAttribute('data-outcome')).toBe('resume');
+    expect(await sync.textContent()).toContain('3 succeeded · 0 failed · 0 cancelled of 3');
+    expect(await page.textContent('[data-testid="detail-aggregate"]')).toContain('"child_count": 3');
+
+    // The run is listed in the session's runs.
+    expect(await page.getAttribute('[data-testid="run-item"]', 'data-status')).toBe('COMPLETED');
+    expect(pageErrors).toEqual([]);
+
+    mkdirSync(join(SCREENSHOT, '..'), { recursive: true });
+    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  });
+
+  it('shows a validation error for a broken pasted scenario without starting a run', async () => {
+    await page.selectOption('[data-testid="example-select"]', '');
+    await page.fill('[data-testid="scenario-input"]', 'name: broken\nentry: Nobody\nagents:\n  A: { kind: script, responses: [1] }\n');
+    await page.click('[data-testid="start-run"]');
+    const error = await page.waitForSelector('[data-testid="start-error"]:visible');
+    expect(await error.textContent()).toMatch(/entry: "Nobody" is not one of the agents.*field: entry/);
+    expect(await page.locator('[data-testid="run-item"]').count()).toBe(1);
+  });
+});

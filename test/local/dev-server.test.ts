@@ -1,0 +1,280 @@
+/**
+ * `branch-spawner dev`: the HTTP API through the real API Gateway handler, the page and its
+ * assets (offline), the dev-only routes, the live event stream, and the command itself.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import type { LifecycleEvent } from '../../core/events';
+import { runIdFor } from '../../functions/handlers/api';
+import { main } from '../../local/cli';
+import { GATEWAY_MAX_BODY_BYTES, startDevServer, toProxyEvent, type DevServer } from '../../local/dev-server';
+import { captureIo } from '../support/io';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const example = (file: string) => parseYaml(readFileSync(join(ROOT, 'examples', file), 'utf8'));
+
+let server: DevServer;
+beforeAll(async () => {
+  server = await startDevServer({ port: 0 });
+});
+afterAll(async () => {
+  await server?.close();
+});
+
+const get = async (path: string, headers: Record<string, string> = {}) => {
+  const response = await fetch(`${server.url}${path}`, { headers });
+  const type = response.headers.get('content-type') ?? '';
+  const body: any = type.startsWith('application/json') ? await response.json() : await response.text();
+  return { status: response.status, type, body };
+};
+const post = async (path: string, body: string, headers: Record<string, string> = {}) => {
+  const response = await fetch(`${server.url}${path}`, { method: 'POST', body, headers });
+  return { status: response.status, body: (await response.json()) as any };
+};
+
+/**
+ * Subscribes to a server-sent events stream; resolves `ready` once the server has registered it,
+ * and `done` with the lifecycle events received up to the one `until` accepts.
+ */
+function eventStream(path: string, until: (e: LifecycleEvent) => boolean) {
+  const abort = new AbortController();
+  let markReady = () => {};
+  const ready = new Promise<void>((resolve) => (markReady = resolve));
+  const done = (async () => {
+    const response = await fetch(`${server.url}${path}`, { signal: abort.signal });
+    expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    const events: LifecycleEvent[] = [];
+    let buffer = '';
+    for (;;) {
+      const { value, done: ended } = await reader.read();
+      if (ended) return events;
+      buffer += value;
+      let cut;
+      while ((cut = buffer.indexOf('\n\n')) >= 0) {
+        const frame = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        if (frame.includes(': connected')) markReady();
+        const data = frame.split('\n').find((l) => l.startsWith('data: '));
+        if (!frame.includes('event: lifecycle') || !data) continue;
+        const event = JSON.parse(data.slice(6)) as LifecycleEvent;
+        events.push(event);
+        if (until(event)) {
+          abort.abort();
+          return events;
+        }
+      }
+    }
+  })();
+  return { ready, done };
+}
+
+const isRunEnd = (e: LifecycleEvent) => e.type === 'RunCompleted' || e.type === 'RunFailed' || e.type === 'RunCancelled';
+
+describe('dev server: the page and its assets', () => {
+  it('serves the page, its script and style, and mermaid from node_modules (no CDN: works offline)', async () => {
+    const page = await get('/');
+    expect(page).toMatchObject({ status: 200, type: 'text/html; charset=utf-8' });
+    expect(page.body).toContain('data-testid="start-run"');
+    expect(page.body).toContain('<script src="/vendor/mermaid.min.js"></script>');
+    for (const [path, type] of [['/app.js', 'text/javascript'], ['/style.css', 'text/css'], ['/favicon.svg', 'image/svg+xml']]) {
+      const asset = await get(path);
+      expect(asset.status, path).toBe(200);
+      expect(asset.type, path).toContain(type);
+    }
+    for (const file of ['index.html', 'app.js', 'style.css']) {
+      expect(readFileSync(join(ROOT, 'local', 'web', file), 'utf8'), file).not.toMatch(/https?:\/\//);
+    }
+    const mermaid = await fetch(`${server.url}/vendor/mermaid.min.js`);
+    expect(mermaid.headers.get('content-type')).toContain('text/javascript');
+    expect((await mermaid.arrayBuffer()).byteLength).toBeGreaterThan(1_000_000);
+  });
+
+  it('serves only the files of local/web: anything else is the API 404', async () => {
+    for (const path of ['/nothing.js', '/%2e%2e/package.json', '/local/dev-server.ts', '/vendor/other.js']) {
+      const answer = await get(path);
+      expect(answer.status, path).toBe(404);
+      expect(answer.body.error, path).toBe('NotFound');
+    }
+  });
+
+  it('lists the examples with their text and parsed document, and parses pasted YAML into JSON', async () => {
+    const { body } = await get('/examples');
+    const files = body.examples.map((e: any) => e.file);
+    expect(files).toEqual(expect.arrayContaining(['hierarchical.yaml', 'simple-parallel.yaml', 'recursion.yaml']));
+    const hierarchical = body.examples.find((e: any) => e.file === 'hierarchical.yaml');
+    expect(hierarchical.document).toEqual(example('hierarchical.yaml'));
+    expect(hierarchical.text).toBe(readFileSync(join(ROOT, 'examples', 'hierarchical.yaml'), 'utf8'));
+    expect(hierarchical.description).toMatch(/^Seed 000, pattern 2/);
+
+    const parsed = await post('/scenarios/parse', hierarchical.text, { 'content-type': 'text/plain' });
+    expect(parsed).toEqual({ status: 200, body: { document: example('hierarchical.yaml') } });
+    expect((await post('/scenarios/parse', '{"name": "j", "entry": "A"}')).body.document).toEqual({ name: 'j', entry: 'A' });
+    const broken = await post('/scenarios/parse', 'name: x\nagents: [unclosed\n');
+    expect(broken).toMatchObject({ status: 400, body: { error: 'ValidationError', message: expect.stringMatching(/not valid YAML or JSON at line \d/) } });
+    expect((await post('/scenarios/parse', '  ')).status).toBe(400);
+  });
+});
+
+describe('dev server: the HTTP API through runtime.api, live events, dev-only views', () => {
+  it('streams each run its own lifecycle events live, from RunStarted to RunCompleted', async () => {
+    const keyA = 'dev-test-a';
+    const keyB = 'dev-test-b';
+    const [idA, idB] = [runIdFor('local', keyA), runIdFor('local', keyB)];
+    const all = eventStream('/events', (e) => e.runId === idB && isRunEnd(e));
+    const onlyA = eventStream(`/runs/${idA}/events`, isRunEnd);
+    await Promise.all([all.ready, onlyA.ready]);
+
+    const startA = await post('/runs', JSON.stringify(example('hierarchical.yaml')), { 'idempotency-key': keyA });
+    expect(startA).toEqual({ status: 202, body: { runId: idA, created: true } });
+    const eventsA = await onlyA.done;
+    expect(new Set(eventsA.map((e) => e.runId))).toEqual(new Set([idA]));
+    expect(eventsA[0].type).toBe('RunStarted');
+    expect(eventsA[eventsA.length - 1].type).toBe('RunCompleted');
+    expect(eventsA.filter((e) => e.type === 'BranchCreated')).toHaveLength(9);
+    expect(eventsA.filter((e) => e.type === 'BranchCompleted')).toHaveLength(9);
+    expect(eventsA.filter((e) => e.type === 'SyncPointReached')).toHaveLength(3);
+
+    await post('/runs', JSON.stringify(example('simple-parallel.yaml')), { 'idempotency-key': keyB });
+    const everything = await all.done;
+    expect(new Set(everything.map((e) => e.runId))).toEqual(new Set([idA, idB]));
+    // The stream of every run carried run A's events in the same order.
+    expect(everything.filter((e) => e.runId === idA)).toEqual(eventsA);
+
+    const { body } = await get('/runs');
+    expect(body.runs.slice(0, 2)).toEqual([
+      expect.objectContaining({ runId: idB, name: 'simple-parallel', status: 'COMPLETED' }),
+      expect.objectContaining({ runId: idA, name: 'hierarchical-research-team', status: 'COMPLETED' }),
+    ]);
+  });
+
+  it('shows a branch with its sync points, the aggregate it resumed with, its steps; and each branch its agents', async () => {
+    const runId = runIdFor('local', 'dev-test-a');
+    const { body: root } = await get(`/runs/${runId}/branches/root`);
+    expect(root.branch).toMatchObject({ id: 'root', agent: 'Director', entryAgent: 'Director', type: 'NESTED', status: 'COMPLETED' });
+    expect(root.syncPoints).toEqual([
+      expect.objectContaining({
+        seq: 1,
+        counters: { total: 2, succeeded: 2, failed: 0, cancelled: 0 },
+        waitFor: 'all',
+        outcome: 'resume',
+        children: [
+          { id: 'root.0', agent: 'TeamLead', status: 'COMPLETED' },
+          { id: 'root.1', agent: 'TeamLead', status: 'COMPLETED' },
+        ],
+      }),
+    ]);
+    expect(root.aggregate).toMatchObject({ child_count: 2, metadata: { pattern: 'hierarchical' } });
+    expect(root.steps.map((s: any) => [s.decision, s.resumedAfterSync])).toEqual([['spawn', false], ['complete', true]]);
+    expect(root.branch.result).toEqual({ report: root.aggregate });
+
+    const { body: writer } = await get(`/runs/${runId}/branches/root.0.2`);
+    expect(writer.syncPoints).toEqual([]);
+    expect(writer.aggregate).toBeNull();
+    expect(writer.steps.map((s: any) => `${s.agent}:${s.decision}`)).toEqual(['Writer:handoff', 'Editor:complete']);
+
+    const { body: chains } = await get(`/runs/${runId}/agents`);
+    expect(chains.agents).toMatchObject({ root: ['Director'], 'root.0': ['TeamLead'], 'root.0.2': ['Writer', 'Editor'] });
+    expect((await get(`/runs/${runId}/branches/root.9`)).status).toBe(404);
+  });
+
+  it('keeps teams apart: the x-team header picks the team, as the API handler does', async () => {
+    const started = await post('/runs', JSON.stringify(example('simple-parallel.yaml')), { 'x-team': 'blue' });
+    expect(started.status).toBe(202);
+    await server.runtime.waitForRun(started.body.runId, 'blue');
+    expect((await get(`/runs/${started.body.runId}`)).status).toBe(404);
+    expect((await get(`/runs/${started.body.runId}`, { 'x-team': 'blue' })).body.status).toBe('COMPLETED');
+    expect((await get('/runs', { 'x-team': 'blue' })).body.runs.map((r: any) => r.runId)).toEqual([started.body.runId]);
+    expect((await get('/runs')).body.runs.map((r: any) => r.runId)).not.toContain(started.body.runId);
+  });
+
+  it('refuses a body over API Gateway\'s own cap itself, with the handler\'s error shape', async () => {
+    const answer = await new Promise<{ status: number; body: any }>((resolve, reject) => {
+      const req = httpRequest(`${server.url}/runs`, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c)).on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
+      });
+      // The server may close the connection once it has answered: that is the point.
+      req.on('error', (error) => (error as NodeJS.ErrnoException).code === 'EPIPE' || (error as NodeJS.ErrnoException).code === 'ECONNRESET' ? undefined : reject(error));
+      req.end(Buffer.alloc(GATEWAY_MAX_BODY_BYTES + 1024, 'x'));
+    });
+    expect(answer).toMatchObject({ status: 413, body: { error: 'PayloadTooLargeError', message: expect.stringContaining(`${GATEWAY_MAX_BODY_BYTES}`) } });
+  });
+});
+
+describe('toProxyEvent', () => {
+  it('builds the REST proxy event API Gateway sends: method, path, headers, query, body, no base64', async () => {
+    const probe = createServer((req, res) => {
+      void toProxyEvent(req, new URL(req.url!, 'http://127.0.0.1')).then((event) => res.end(JSON.stringify(event)));
+    });
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = probe.address() as AddressInfo;
+      const response = await fetch(`http://127.0.0.1:${port}/runs/r1/tree?format=ascii&x=1&x=2`, {
+        method: 'POST',
+        body: '{"é":1}',
+        headers: { 'Idempotency-Key': 'k1', 'x-team': 'red' },
+      });
+      const event: any = await response.json();
+      expect(event).toMatchObject({
+        httpMethod: 'POST',
+        path: '/runs/r1/tree',
+        queryStringParameters: { format: 'ascii', x: '2' },
+        multiValueQueryStringParameters: { format: ['ascii'], x: ['1', '2'] },
+        body: '{"é":1}',
+        isBase64Encoded: false,
+        headers: { 'idempotency-key': 'k1', 'x-team': 'red' },
+        requestContext: { httpMethod: 'POST', path: '/runs/r1/tree', stage: 'dev' },
+      });
+      const bare = await (await fetch(`http://127.0.0.1:${port}/runs`)).json();
+      expect(bare).toMatchObject({ httpMethod: 'GET', queryStringParameters: null, body: null });
+    } finally {
+      await new Promise((resolve) => probe.close(resolve));
+    }
+  });
+});
+
+describe('branch-spawner dev', () => {
+  it('prints exactly its address line, serves the API and the page, and stops cleanly on SIGINT', async () => {
+    const child = spawn(join(ROOT, 'node_modules', '.bin', 'node'), [join(ROOT, 'bin', 'branch-spawner.mjs'), 'dev'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (c) => (stderr += c));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stdout.on('data', (c) => {
+        stdout += c;
+        if (stdout.includes('\n')) resolve(stdout.split('\n')[0]);
+      });
+      void exited.then((code) => reject(new Error(`dev exited with ${code} before printing its address: ${stderr}`)));
+    });
+    try {
+      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect((await fetch(`${url}/`)).status).toBe(200);
+      const started = await fetch(`${url}/runs`, { method: 'POST', body: JSON.stringify(example('simple-parallel.yaml')) });
+      expect(started.status).toBe(202);
+      const { runId } = (await started.json()) as { runId: string };
+      expect(((await (await fetch(`${url}/runs/${runId}`)).json()) as { runId: string }).runId).toBe(runId);
+    } finally {
+      child.kill('SIGINT');
+    }
+    expect(await exited).toBe(0);
+    expect(stdout).toBe(`${url}\n`);
+    expect(stderr).toContain('stopped');
+  });
+
+  it('exit 2 for a port that is not a number', async () => {
+    const io = captureIo();
+    expect(await main(['dev', '--port', 'eighty'], io)).toBe(2);
+    expect(io.errText()).toMatch(/--port must be an integer/);
+    expect(io.outText()).toBe('');
+  });
+});

@@ -1,0 +1,205 @@
+/**
+ * docs/openapi.yaml against the handler's REAL answers: every documented route and status is
+ * called through the dev server (which feeds `runtime.api` API Gateway proxy events), and each
+ * body is validated with ajv against the schema the document gives for that status.
+ */
+import Ajv2020 from 'ajv/dist/2020';
+import addFormats from 'ajv-formats';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { startDevServer, type DevServer } from '../../local/dev-server';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const doc = parseYaml(readFileSync(join(ROOT, 'docs', 'openapi.yaml'), 'utf8'));
+const example = (file: string) => parseYaml(readFileSync(join(ROOT, 'examples', file), 'utf8'));
+
+const ajv = new Ajv2020({ allErrors: true, strict: true, strictRequired: false });
+addFormats(ajv);
+// OpenAPI's own top-level fields are not JSON Schema keywords; declare them so strict mode accepts the document.
+for (const keyword of ['openapi', 'info', 'servers', 'tags', 'paths', 'components']) ajv.addKeyword(keyword);
+ajv.addSchema(doc, 'openapi.yaml');
+
+const pointer = (...parts: string[]) => parts.map((p) => p.replace(/~/g, '~0').replace(/\//g, '~1')).join('/');
+const validatorFor = (path: string) => ajv.getSchema(`openapi.yaml#/${path}`) ?? ajv.compile({ $ref: `openapi.yaml#/${path}` });
+
+const METHODS = ['get', 'post', 'put', 'patch', 'delete'];
+const documented = new Set<string>();
+for (const [path, item] of Object.entries<any>(doc.paths)) {
+  for (const method of METHODS) {
+    for (const status of Object.keys(item[method]?.responses ?? {})) documented.add(`${method.toUpperCase()} ${path} ${status}`);
+  }
+}
+const exercised = new Set<string>();
+
+interface Answer {
+  status: number;
+  contentType: string;
+  body: any;
+}
+
+let server: DevServer;
+
+/** Calls the dev server and checks the answer against what the document says for `template`. */
+async function call(method: string, template: string, path: string, init: { body?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
+  const response = await fetch(`${server.url}${path}`, { method, body: init.body, headers: init.headers });
+  const contentType = (response.headers.get('content-type') ?? '').split(';')[0].trim();
+  const text = await response.text();
+  const body = contentType === 'application/json' ? JSON.parse(text) : text;
+  const operation = doc.paths[template]?.[method.toLowerCase()];
+  expect(operation, `${method} ${template} is documented`).toBeDefined();
+  let responsePath = pointer('paths', template, method.toLowerCase(), 'responses', String(response.status));
+  let documentedResponse = operation.responses[String(response.status)];
+  expect(documentedResponse, `${method} ${template} documents status ${response.status} (${text.slice(0, 200)})`).toBeDefined();
+  if (documentedResponse.$ref) {
+    responsePath = documentedResponse.$ref.slice(2);
+    documentedResponse = documentedResponse.$ref.split('/').slice(1).reduce((node: any, key: string) => node[key], doc);
+  }
+  expect(Object.keys(documentedResponse.content), `${method} ${template} ${response.status} documents ${contentType}`).toContain(contentType);
+  const validate = validatorFor(`${responsePath}/${pointer('content', contentType, 'schema')}`);
+  expect(validate(body), `${method} ${path} ${response.status}: ${ajv.errorsText(validate.errors)}`).toBe(true);
+  exercised.add(`${method} ${template} ${response.status}`);
+  return { status: response.status, contentType, body };
+}
+
+const json = (value: unknown) => ({ body: JSON.stringify(value), headers: { 'content-type': 'application/json' } });
+
+beforeAll(async () => {
+  server = await startDevServer({ port: 0 });
+});
+afterAll(async () => {
+  await server?.close();
+});
+
+describe('docs/openapi.yaml', () => {
+  it('is an OpenAPI 3.1 document whose every operation and response schema compiles', () => {
+    expect(doc.openapi).toBe('3.1.0');
+    expect(documented.size).toBeGreaterThan(10);
+    for (const [path, item] of Object.entries<any>(doc.paths)) {
+      for (const method of METHODS.filter((m) => item[m])) {
+        expect(item[method].operationId, `${method} ${path}`).toMatch(/^[a-z][A-Za-z]+$/);
+        for (const [status, response] of Object.entries<any>(item[method].responses)) {
+          const target = response.$ref ? response.$ref.split('/').slice(1).reduce((n: any, k: string) => n[k], doc) : response;
+          expect(target?.description, `${method} ${path} ${status}`).toBeTruthy();
+          for (const media of Object.keys(target.content ?? {})) {
+            const base = response.$ref ? response.$ref.slice(2) : pointer('paths', path, method, 'responses', status);
+            expect(() => validatorFor(`${base}/${pointer('content', media, 'schema')}`)).not.toThrow();
+          }
+        }
+      }
+    }
+  });
+
+  it('documents the request body: every example scenario fits the Scenario schema', () => {
+    const validate = validatorFor(pointer('components', 'schemas', 'Scenario'));
+    for (const file of ['simple-parallel.yaml', 'hierarchical.yaml', 'dynamic-workflow.yaml', 'recursion.yaml', 'failures.yaml', 'quorum-custom-aggregator.yaml']) {
+      expect(validate(example(file)), `${file}: ${ajv.errorsText(validate.errors)}`).toBe(true);
+    }
+  });
+});
+
+describe('the handler answers as documented', () => {
+  let completedRunId: string;
+
+  it('POST /runs → 202 {runId, created}; the same Idempotency-Key → the same run, created false', async () => {
+    const headers = { 'content-type': 'application/json', 'idempotency-key': 'openapi-test-1' };
+    const first = await call('POST', '/runs', '/runs', { body: JSON.stringify(example('hierarchical.yaml')), headers });
+    expect(first).toMatchObject({ status: 202, body: { created: true } });
+    const again = await call('POST', '/runs', '/runs', { body: JSON.stringify(example('hierarchical.yaml')), headers });
+    expect(again.body).toEqual({ runId: first.body.runId, created: false });
+    completedRunId = first.body.runId;
+    expect((await server.runtime.waitForRun(completedRunId)).status).toBe('COMPLETED');
+  });
+
+  it('GET /runs/{id}, /branches, /tree (json, ascii, mermaid) and /metrics → 200', async () => {
+    const id = completedRunId;
+    const run = await call('GET', '/runs/{runId}', `/runs/${id}`);
+    expect(run.body).toMatchObject({ runId: id, name: 'hierarchical-research-team', status: 'COMPLETED', error: null });
+    const branches = await call('GET', '/runs/{runId}/branches', `/runs/${id}/branches`);
+    expect(branches.body.branches).toHaveLength(9);
+    const tree = await call('GET', '/runs/{runId}/tree', `/runs/${id}/tree`);
+    expect(tree.body.tree[0]).toMatchObject({ id: 'root', agent: 'Director', children: [{ id: 'root.0' }, { id: 'root.1' }] });
+    const ascii = await call('GET', '/runs/{runId}/tree', `/runs/${id}/tree?format=ascii`);
+    expect(ascii).toMatchObject({ contentType: 'text/plain', body: expect.stringMatching(/^root Director \(nested\) \[COMPLETED\]\n├─ root\.0 TeamLead/) });
+    const mermaid = await call('GET', '/runs/{runId}/tree', `/runs/${id}/tree?format=mermaid`);
+    expect(mermaid.body).toMatch(/^flowchart TD\n/);
+    const metrics = await call('GET', '/runs/{runId}/metrics', `/runs/${id}/metrics`);
+    expect(metrics.body).toEqual(run.body.metrics);
+  });
+
+  it('POST /runs/{id}/cancel → 202 for a running run (and again once cancelled), 409 for a finished one', async () => {
+    const slow = {
+      name: 'slow',
+      request: 'wait',
+      entry: 'Sleeper',
+      agents: { Sleeper: { kind: 'script', responses: [{ $delayMs: 60_000, next_action: 'final_response', content: 'late' }] } },
+    };
+    const { body } = await call('POST', '/runs', '/runs', json(slow));
+    const cancelled = await call('POST', '/runs/{runId}/cancel', `/runs/${body.runId}/cancel`);
+    expect(cancelled.body).toEqual({ runId: body.runId, status: 'CANCELLED' });
+    expect((await server.runtime.waitForRun(body.runId)).status).toBe('CANCELLED');
+    expect((await call('POST', '/runs/{runId}/cancel', `/runs/${body.runId}/cancel`)).status).toBe(202);
+    const conflict = await call('POST', '/runs/{runId}/cancel', `/runs/${completedRunId}/cancel`);
+    expect(conflict).toMatchObject({ status: 409, body: { error: 'ConflictError', message: expect.stringContaining('COMPLETED') } });
+  });
+
+  it('400 for a missing body, a body that is not JSON, an invalid scenario, a bad Idempotency-Key, an unknown tree format', async () => {
+    const cases: [Answer, string | undefined][] = [
+      [await call('POST', '/runs', '/runs'), '(root)'],
+      [await call('POST', '/runs', '/runs', { body: '{"name": ', headers: { 'content-type': 'application/json' } }), '(root)'],
+      [await call('POST', '/runs', '/runs', json({ name: 'x', entry: 'A', agents: { A: { kind: 'telepathy' } } })), 'agents.A.kind'],
+      [await call('POST', '/runs', '/runs', json([1, 2])), '(root)'],
+      [
+        await call('POST', '/runs', '/runs', { ...json(example('simple-parallel.yaml')), headers: { 'idempotency-key': 'k'.repeat(257) } }),
+        'Idempotency-Key',
+      ],
+      [await call('GET', '/runs/{runId}/tree', `/runs/${completedRunId}/tree?format=xml`), 'format'],
+    ];
+    for (const [answer, field] of cases) {
+      expect(answer.status).toBe(400);
+      // ScenarioError is the ValidationError of a scenario document (it names the source and field).
+      expect(answer.body).toMatchObject({ error: expect.stringMatching(/^(Validation|Scenario)Error$/), field });
+    }
+  });
+
+  it('404 for an unknown run on every run route', async () => {
+    const routes: [string, string][] = [
+      ['GET', '/runs/{runId}'],
+      ['GET', '/runs/{runId}/branches'],
+      ['GET', '/runs/{runId}/tree'],
+      ['GET', '/runs/{runId}/metrics'],
+      ['POST', '/runs/{runId}/cancel'],
+    ];
+    for (const [method, template] of routes) {
+      const answer = await call(method, template, template.replace('{runId}', 'no-such-run'));
+      expect(answer).toMatchObject({ status: 404, body: { error: 'NotFoundError', message: 'run no-such-run not found' } });
+    }
+  });
+
+  it('413 for a body over the limit, before anything parses it', async () => {
+    const big = JSON.stringify({ ...example('simple-parallel.yaml'), request: 'x'.repeat(300 * 1024) });
+    const answer = await call('POST', '/runs', '/runs', { body: big, headers: { 'content-type': 'application/json' } });
+    expect(answer).toMatchObject({ status: 413, body: { error: 'PayloadTooLargeError', message: expect.stringMatching(/at most 262144 are accepted/) } });
+  });
+
+  it('405 for a method a path does not take, 404 NotFound for a path no route matches (components.responses)', async () => {
+    const errorSchema = validatorFor(pointer('components', 'schemas', 'Error'));
+    for (const [method, path, status, error] of [
+      ['DELETE', `/runs/${completedRunId}`, 405, 'MethodNotAllowedError'],
+      ['PUT', '/runs', 405, 'MethodNotAllowedError'],
+      ['GET', '/nowhere', 404, 'NotFound'],
+    ] as const) {
+      const response = await fetch(`${server.url}${path}`, { method });
+      const body: any = await response.json();
+      expect(response.status).toBe(status);
+      expect(errorSchema(body), ajv.errorsText(errorSchema.errors)).toBe(true);
+      expect(body.error).toBe(error);
+    }
+    expect(doc.components.responses.MethodNotAllowed.content['application/json']).toBeDefined();
+  });
+
+  it('every documented route and status was exercised', () => {
+    expect([...documented].filter((d) => !exercised.has(d))).toEqual([]);
+  });
+});
