@@ -48,6 +48,7 @@ import {
   TTL_ATTRIBUTE,
   type Item,
   type Key,
+  branchIdOfSk,
 } from './item-codec';
 import { mapDynamoError } from './map-dynamo-error';
 
@@ -284,7 +285,9 @@ export class DynamoBranchStore implements BranchStore {
       },
       `listChildren ${parentId}`,
     );
-    return items.map(decodeBranch).sort((a, b) => compareIds(a.id, b.id));
+    // The index holds keys only: the children themselves come from a consistent batch read.
+    const ids = items.map((item) => branchIdOfSk(item.SK as string)).sort(compareIds);
+    return this.getBranches(scope, ids);
   }
 
   // --- sync points ----------------------------------------------------------------------

@@ -55,6 +55,11 @@ export function runPk(scope: Scope): string {
   return pk;
 }
 
+/** The branch id of a `B#<id>` sort key (the inverse of branchSk). */
+export function branchIdOfSk(sk: string): string {
+  return sk.slice(BRANCH_PREFIX.length).replace(/%23/g, '#').replace(/%25/g, '%');
+}
+
 export function branchSk(branchId: string): string {
   return checkSk(`${BRANCH_PREFIX}${keyPart(branchId)}`);
 }

@@ -37,7 +37,8 @@ export function tableSchema(tableName: string): CreateTableCommandInput {
           { AttributeName: 'GSI1SK', KeyType: 'RANGE' },
         ],
         // Views read whole branch records from the index.
-        Projection: { ProjectionType: 'ALL' },
+        // Keys only: a child's many updates then cost no index writes; listChildren reads the items.
+        Projection: { ProjectionType: 'KEYS_ONLY' },
       },
     ],
   };

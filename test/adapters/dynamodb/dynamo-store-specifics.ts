@@ -114,7 +114,11 @@ export function describeDynamoStoreSpecifics(
       expect((await count(() => store.transitionBranch(scope, 'root.1', ['PENDING'], 'RUNNING'))).requests).toEqual(['UpdateItem']);
       expect((await count(() => store.transitionBranch(scope, 'root.1', ['COMPLETED'], 'RUNNING'))).requests).toEqual([]);
       expect((await count(() => store.listBranches(scope))).requests).toEqual(['Query']);
-      expect((await count(() => store.listChildren(scope, 'root'))).requests).toEqual(['Query']);
+      // Keys from the index, then the items by consistent batch reads (more rounds for unprocessed keys).
+      const children = (await count(() => store.listChildren(scope, 'root'))).requests;
+      expect(children[0]).toBe('Query');
+      expect(children.length).toBeGreaterThan(1);
+      expect(new Set(children.slice(1))).toEqual(new Set(['BatchGetItem']));
 
       await store.createSyncPoint(syncPointRecord(scope, 'root', 1, 2));
       expect((await count(() => store.recordChildEnd(scope, 'root', 1, 'root.0', 'succeeded'))).requests).toEqual(['UpdateItem']);
