@@ -149,6 +149,8 @@ export interface SpawnState {
   childSpecs: ChildSpec[];
   /** Set when this sync point runs the `agent:<Name>` aggregator over sync point `aggregationOf`. */
   aggregationOf?: number;
+  /** Set once BranchCreated went out for this sync point's children (claimed, so it goes out once). */
+  announced?: boolean;
 }
 
 export interface BranchRecord extends Scope {

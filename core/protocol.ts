@@ -195,7 +195,8 @@ function parseNextActions(raw: Record<string, unknown>, context: ParseContext): 
   const specs: ChildSpec[][] = groups.map((group) =>
     group.map((action) => ({ agent: context.currentAgent, input: action, type: 'SIMPLE' as const })),
   );
-  const smallest = Math.min(...specs.map((g) => g.length));
+  // A loop, not Math.min(...): spreading a list of 100k+ groups overflows the stack.
+  const smallest = specs.reduce((min, g) => Math.min(min, g.length), Infinity);
   return { kind: 'spawn', groups: specs, grouped: true, ...spawnOptionsOf(value, smallest) };
 }
 

@@ -1,6 +1,12 @@
 /**
  * Fault injection for the local runtime (`--chaos`): duplicate deliveries, crashes at named
- * points of the worker, flaky agents. Deterministic for a given seed.
+ * points of the worker, flaky agents, poisoned branches. Deterministic for a given seed.
+ *
+ * A crash fault crashes each piece of work once at its point: the first time a given step,
+ * sync point or branch end reaches the point, the worker "dies" there (throws); its retry (the
+ * message coming back, the state machine's retrier) passes. So every piece of work of a run is
+ * crashed at that point (real coverage: each step of each branch, each sync point's aggregation)
+ * and the number of crashes is bounded by the amount of work, whatever the interleaving.
  */
 import { ValidationError } from '../core/errors';
 import type { AgentInvoker } from '../core/ports';
@@ -18,24 +24,32 @@ export const CRASH_POINTS: CrashPoint[] = [
 export interface ChaosOptions {
   duplicateDelivery?: boolean;
   crash?: CrashPoint[];
-  /** Probability that an agent call throws. */
+  /** Probability that an agent call throws (decided per branch, step and agent from the seed). */
   agentFlaky?: number;
+  /** Branch ids whose every step crashes after reading the branch: poison messages, for the DLQ. */
+  poison?: string[];
   seed?: number;
 }
 
 export class InjectedCrash extends Error {
-  constructor(readonly point: CrashPoint) {
-    super(`chaos: injected crash at ${point}`);
+  constructor(
+    readonly point: CrashPoint,
+    readonly key: string,
+  ) {
+    super(`chaos: injected crash at ${point} (${key})`);
     this.name = 'InjectedCrash';
   }
 }
 
 export interface RuntimeFaults extends Faults {
   wrapInvoker(invoker: AgentInvoker): AgentInvoker;
+  /** Faults injected so far, by kind: crash points, `agent-flaky`, `poison`. */
   readonly injected: Record<string, number>;
 }
 
-/** Parses `duplicate-delivery,crash=before-enqueue,agent-flaky=0.2`. */
+const KNOWN = 'duplicate-delivery, crash=<point>, agent-flaky=<p>, poison=<branchId>';
+
+/** Parses `duplicate-delivery,crash=before-enqueue,agent-flaky=0.2,poison=root.1`. */
 export function parseChaos(spec: string | undefined, seed = 1): ChaosOptions | undefined {
   if (!spec) return undefined;
   const options: ChaosOptions = { seed };
@@ -51,48 +65,65 @@ export function parseChaos(spec: string | undefined, seed = 1): ChaosOptions | u
       const p = Number(value);
       if (!(p >= 0 && p <= 1)) throw new ValidationError(`--chaos agent-flaky=${value}: give a probability from 0 to 1`, 'chaos');
       options.agentFlaky = p;
+    } else if (name === 'poison') {
+      if (!value) throw new ValidationError('--chaos poison=<branchId>: name the branch, e.g. poison=root.1', 'chaos');
+      options.poison = [...(options.poison ?? []), value];
     } else {
-      throw new ValidationError(`--chaos ${part}: known faults are duplicate-delivery, crash=<point>, agent-flaky=<p>`, 'chaos');
+      throw new ValidationError(`--chaos ${part}: known faults are ${KNOWN}`, 'chaos');
     }
   }
   return options;
 }
 
-/** A small seeded PRNG (mulberry32), so a chaos run can be repeated. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+/** FNV-1a of the text, mixed with the seed: a stable number in [0, 1) per piece of work. */
+function chance(seed: number, text: string): number {
+  let h = (2166136261 ^ seed) >>> 0;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 16777619) >>> 0;
+  }
+  // One round of avalanche so nearby keys do not give nearby values.
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b) >>> 0;
+  h ^= h >>> 13;
+  return (h >>> 0) / 4294967296;
+}
+
+/** The branch id in a crash key (`team/runId/branchId@step`), for poison matching. */
+function branchOfKey(key: string): string {
+  const subject = key.slice(key.lastIndexOf('/') + 1);
+  return subject.split('@')[0];
 }
 
 export function createFaults(options: ChaosOptions = {}): RuntimeFaults {
   const injected: Record<string, number> = {};
-  const hits = new Map<CrashPoint, number>();
-  const rand = random(options.seed ?? 1);
+  const crashed = new Set<string>();
+  const count = (kind: string) => (injected[kind] = (injected[kind] ?? 0) + 1);
+  const seed = options.seed ?? 1;
   return {
     injected,
-    hit(point) {
-      if (!options.crash?.includes(point)) return;
-      // Crash every other time the point is reached, so every retry can eventually pass.
-      const n = (hits.get(point) ?? 0) + 1;
-      hits.set(point, n);
-      if (n % 2 === 1) {
-        injected[point] = (injected[point] ?? 0) + 1;
-        throw new InjectedCrash(point);
+    hit(point, key) {
+      if (point === 'after-read-branch' && options.poison?.includes(branchOfKey(key))) {
+        count('poison');
+        throw new InjectedCrash(point, key);
       }
+      if (!options.crash?.includes(point)) return;
+      // Once per piece of work and point: the retry of a crashed piece of work gets through.
+      const id = `${point}|${key}`;
+      if (crashed.has(id)) return;
+      crashed.add(id);
+      count(point);
+      throw new InjectedCrash(point, key);
     },
     wrapInvoker(invoker) {
       const p = options.agentFlaky;
       if (!p) return invoker;
       return {
         invoke: async (call) => {
-          if (rand() < p) {
-            injected['agent-flaky'] = (injected['agent-flaky'] ?? 0) + 1;
+          // Decided by the branch, step and agent (not by call order), so a seed gives the same
+          // failures whatever the interleaving of the run.
+          if (chance(seed, `${call.branchId}@${call.step}:${call.agentName}`) < p) {
+            count('agent-flaky');
             throw new Error(`chaos: agent ${call.agentName} failed (agent-flaky=${p})`);
           }
           return invoker.invoke(call);

@@ -2,6 +2,8 @@
 import { Command, CommanderError } from 'commander';
 import { ScenarioError, ValidationError } from '../core/errors';
 import { parseChaos } from './chaos';
+import { redriveCommand } from './redrive-command';
+import { resumeCommand } from './resume-command';
 import { runDevCommand } from './dev-server';
 import { runScenario, type RunCommandOptions } from './run-command';
 
@@ -41,6 +43,36 @@ export async function main(argv: string[], io: { out: NodeJS.WritableStream; err
     .option('--port <n>', 'port on 127.0.0.1 (0: any free port)', '0')
     .action(async (opts: { port: string }) => {
       exitCode = await runDevCommand({ port: opts.port, out: io.out, err: io.err });
+    });
+
+  program
+    .command('resume')
+    .description('carry on a run whose process died, from the state kept with run --data; exit codes as run')
+    .argument('<runId>', 'the run to resume')
+    .option('--data <dir>', 'the folder the run kept its state in (run --data <dir>)')
+    .option('--scenario <file>', "the run's scenario file, when it names registered aggregators")
+    .option('--json', 'print exactly one JSON document (run, metrics, branches)')
+    .option('--trace <file>', 'append every lifecycle event to this JSONL file')
+    .option('--keep-poison', 'leave dead-lettered steps in the DLQ for redrive instead of failing their branches')
+    .action(async (runId: string, opts: { data?: string; scenario?: string; json?: boolean; trace?: string; keepPoison?: boolean }) => {
+      exitCode = await resumeCommand({
+        runId,
+        dataDir: opts.data,
+        scenario: opts.scenario,
+        json: Boolean(opts.json),
+        trace: opts.trace,
+        keepPoison: opts.keepPoison,
+        out: io.out,
+        err: io.err,
+      });
+    });
+
+  program
+    .command('redrive')
+    .description('move the step messages in the dead-letter queue back to the step queue (then: resume <runId>)')
+    .option('--data <dir>', 'the folder the runs kept their state in (run --data <dir>)')
+    .action(async (opts: { data?: string }) => {
+      exitCode = await redriveCommand({ dataDir: opts.data, out: io.out, err: io.err });
     });
 
   try {

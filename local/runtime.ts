@@ -2,7 +2,7 @@
  * The embedded runtime: the real handlers (step-worker, fan-out tasks, api) wired to the
  * embedded engines (dynalite, fauxqs, aws-local-stepfunctions) in one process.
  */
-import type { SQSEvent } from 'aws-lambda';
+import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { KindRouter } from '../adapters/agents/agent-invoker';
 import { llmInvokers } from '../adapters/agents';
 import { HttpInvoker } from '../adapters/agents/http-invoker';
@@ -14,12 +14,13 @@ import type { LifecycleEvent } from '../core/events';
 import type { RunRecord } from '../core/model';
 import type { AgentInvoker, StepMessage, StepQueue } from '../core/ports';
 import type { AgentPolicy } from '../core/run-request';
-import { cancelRun, startRun, type SpawnerDeps, type StartRunInput } from '../core/use-cases';
+import { cancelRun, resumeRun, startRun, type PoisonOutcome, type ResumeReport, type SpawnerDeps, type StartRunInput } from '../core/use-cases';
 import { describeRun } from '../core/use-cases/queries';
 import { createApiHandler } from '../functions/handlers/api';
+import { createDlqHandler } from '../functions/handlers/dlq-handler';
 import { createFanOutTaskHandlers } from '../functions/handlers/fan-out-tasks';
 import { createStepWorkerHandler } from '../functions/handlers/step-worker';
-import { createFaults, type ChaosOptions } from './chaos';
+import { createFaults, type ChaosOptions, type RuntimeFaults } from './chaos';
 import { startEmbeddedEngines, type EmbeddedEngines } from './embedded-engines';
 
 export interface LocalRuntimeOptions {
@@ -34,11 +35,29 @@ export interface LocalRuntimeOptions {
   pollers?: number;
   /** Seconds before a message that was not acknowledged comes back. */
   visibilityTimeoutSeconds?: number;
+  /**
+   * Seconds before a message whose step failed (reported, not a dead process) is offered again;
+   * by default it waits out the visibility timeout, as with Lambda's event source mapping.
+   */
+  retryFailedAfterSeconds?: number;
+  /** Receives before a step message goes to the dead-letter queue (default 5). */
+  maxReceiveCount?: number;
+  /**
+   * What happens to a dead-lettered step: `fail` its branch (the DLQ consumer runs; the run ends
+   * instead of hanging) or `keep` it in the DLQ for `branch-spawner redrive` after a fix.
+   */
+  poison?: 'fail' | 'keep';
   policy?: AgentPolicy;
 }
 
+/** What the DLQ consumer did, by outcome (see failPoisonedStep). */
+export type DeadLetterCounts = Record<PoisonOutcome | 'malformed', number>;
+
 export class LocalRuntime {
   readonly errors: unknown[] = [];
+  readonly deadLetters: DeadLetterCounts = { failed: 0, told: 0, dropped: 0, malformed: 0 };
+  /** Step messages handed to the worker, and how many of those it reported as failed. */
+  readonly deliveries = { handled: 0, failed: 0 };
   private stopped = false;
   private readonly pollers: Promise<void>[] = [];
   private readonly waiters = new Map<string, ((run: RunRecord) => void)[]>();
@@ -51,6 +70,9 @@ export class LocalRuntime {
     readonly api: ReturnType<typeof createApiHandler>,
     private readonly worker: (event: SQSEvent) => Promise<{ batchItemFailures: { itemIdentifier: string }[] }>,
     private readonly fanOut: { idle(): Promise<void>; activeExecutions(): number },
+    /** The faults injected so far (`injected`) when chaos is on. */
+    readonly faults: RuntimeFaults,
+    private readonly options: LocalRuntimeOptions,
   ) {}
 
   static async start(options: LocalRuntimeOptions = {}): Promise<LocalRuntime> {
@@ -58,6 +80,7 @@ export class LocalRuntime {
     const engines = await startEmbeddedEngines({
       dataDir: options.dataDir,
       visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 5,
+      maxReceiveCount: options.maxReceiveCount,
     });
     const faults = createFaults(options.chaos);
     const aborts = new BranchAborts();
@@ -87,12 +110,13 @@ export class LocalRuntime {
       teamOf: (event) => event.headers?.['x-team'] ?? team,
     });
     const worker = createStepWorkerHandler(deps);
-    const runtime = new LocalRuntime(engines, deps, bus, team, api, worker, fanOut);
+    const runtime = new LocalRuntime(engines, deps, bus, team, api, worker, fanOut, faults, options);
     bus.subscribe((event) => {
       aborts.handle([event]);
       runtime.onEvent(event);
     });
     runtime.startPolling(options.pollers ?? 4);
+    if ((options.poison ?? 'fail') === 'fail') runtime.pollers.push(runtime.pollDeadLetters());
     return runtime;
   }
 
@@ -122,6 +146,11 @@ export class LocalRuntime {
     await cancelRun(this.deps, { team, runId });
   }
 
+  /** Drives a run again after the process that ran it died (see resumeRun). */
+  async resume(runId: string, team = this.team): Promise<ResumeReport> {
+    return resumeRun(this.deps, { team, runId });
+  }
+
   async close(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
@@ -149,9 +178,74 @@ export class LocalRuntime {
     for (let i = 0; i < count; i++) this.pollers.push(this.poll());
   }
 
-  /** Feeds step-worker with SQS-shaped events, as the Lambda event source mapping does. */
+  /**
+   * Feeds step-worker with SQS-shaped events, as the Lambda event source mapping does, with
+   * differences that suit one process: each received message is its own invocation, and a poller
+   * keeps up to 10 in flight, receiving more as any ends (a slow step holds back neither the
+   * acknowledgement or retry of the messages received with it, nor the next receive); and a
+   * message is kept invisible while its step runs (see handle).
+   */
   private async poll(): Promise<void> {
     const consumer = this.engines.consumer;
+    const inFlight = new Set<Promise<void>>();
+    while (!this.stopped) {
+      if (inFlight.size >= 10) {
+        await Promise.race(inFlight);
+        continue;
+      }
+      let records;
+      try {
+        records = await consumer.receive({ max: 10 - inFlight.size, waitSeconds: 1 });
+      } catch (error) {
+        if (!this.stopped) this.errors.push(error);
+        continue;
+      }
+      // Closing: leave them, they come back (to the next process, with a kept data folder).
+      if (this.stopped) break;
+      for (const record of records) {
+        const handled: Promise<void> = this.handle(record).finally(() => inFlight.delete(handled));
+        inFlight.add(handled);
+      }
+    }
+    await Promise.all(inFlight);
+  }
+
+  private async handle(record: SQSRecord): Promise<void> {
+    const consumer = this.engines.consumer;
+    // While the worker runs, the message stays ours: a step may outlast the visibility timeout
+    // (a slow agent), and it must not come back to a second worker while the first still runs
+    // (nor reach the DLQ for being slow). Lambda gets this from its function timeout; here a
+    // heartbeat extends the visibility. A dead process stops beating: its messages come back.
+    const visibility = this.options.visibilityTimeoutSeconds ?? 5;
+    const heartbeat = setInterval(
+      () => void consumer.changeVisibility(record.receiptHandle, visibility).catch(() => undefined),
+      visibility * 500,
+    );
+    const response = await this.worker({ Records: [record] })
+      .catch((error) => {
+        this.errors.push(error);
+        return { batchItemFailures: [{ itemIdentifier: record.messageId }] };
+      })
+      .finally(() => clearInterval(heartbeat));
+    const failed = response.batchItemFailures.length > 0;
+    this.deliveries.handled++;
+    if (!failed) {
+      await consumer.delete([record.receiptHandle]).catch((error) => this.errors.push(error));
+      return;
+    }
+    this.deliveries.failed++;
+    const retry = this.options.retryFailedAfterSeconds;
+    if (retry === undefined) return; // back after the visibility timeout, as with Lambda
+    await consumer.changeVisibility(record.receiptHandle, retry).catch((error) => {
+      // Already visible again (its timeout ran out meanwhile): what the retry wanted anyway.
+      if (!String((error as Error)?.message).includes('MessageNotInflight')) this.errors.push(error);
+    });
+  }
+
+  /** The DLQ consumer: the dlq-handler Lambda, fed like the step worker. */
+  private async pollDeadLetters(): Promise<void> {
+    const consumer = this.engines.dlqConsumer;
+    const handler = createDlqHandler(this.deps, undefined, { onHandled: (outcome) => void this.deadLetters[outcome]++ });
     while (!this.stopped) {
       let records;
       try {
@@ -161,7 +255,7 @@ export class LocalRuntime {
         continue;
       }
       if (records.length === 0 || this.stopped) continue;
-      const response = await this.worker({ Records: records }).catch((error) => {
+      const response = await handler({ Records: records }).catch((error) => {
         this.errors.push(error);
         return { batchItemFailures: records.map((r) => ({ itemIdentifier: r.messageId })) };
       });

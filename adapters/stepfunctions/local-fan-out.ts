@@ -14,6 +14,11 @@
  *   start afterwards. stop() is therefore cooperative: pending children are released, later
  *   dispatches and both Lambda tasks become no-ops, and the execution runs out on its own (so
  *   idle() means really idle); a RecordChildFailure that fails for good halts dispatch the same way.
+ * - Executions live in this process only: a process that dies takes them along (AWS keeps them).
+ *   `branch-spawner resume` starts them again under the same names, and a child that was
+ *   dispatched by the dead process reports with the token it got then. Tokens therefore name
+ *   their execution and branch, and such a token reaches the same branch's pending iteration
+ *   in the execution of that name now running.
  */
 import { randomUUID } from 'node:crypto';
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
@@ -69,6 +74,8 @@ interface Execution {
   stopped: boolean;
   reason?: string;
   tokens: Set<string>;
+  /** The pending token of each child waited on, by branch id (for tokens of an earlier process). */
+  byBranch: Map<string, string>;
 }
 
 export class LocalFanOutOrchestrator implements FanOutOrchestrator {
@@ -99,7 +106,7 @@ export class LocalFanOutOrchestrator implements FanOutOrchestrator {
     assertFanOutRequest(request);
     if (this.started.has(request.executionName)) return;
     this.started.add(request.executionName);
-    const execution: Execution = { name: request.executionName, stopped: false, tokens: new Set() };
+    const execution: Execution = { name: request.executionName, stopped: false, tokens: new Set(), byBranch: new Map() };
     const timeouts = new Map(request.children.map((c) => [c.branchId, c.timeoutSeconds]));
     const failedAttempts = new Map<string, number>();
     const run = this.machine.run(JSON.parse(JSON.stringify(request)), {
@@ -149,7 +156,17 @@ export class LocalFanOutOrchestrator implements FanOutOrchestrator {
   }
 
   async childFinished(taskToken: string, report: ChildReport): Promise<void> {
-    this.pending.get(taskToken)?.settle({ report });
+    const pending = this.pending.get(taskToken) ?? this.pendingForEarlierToken(taskToken, report.branchId);
+    pending?.settle({ report });
+  }
+
+  /** A token made by an earlier process for an execution running again here (see the header). */
+  private pendingForEarlierToken(taskToken: string, branchId: string): PendingChild | undefined {
+    if (!taskToken.startsWith(LOCAL_TOKEN_PREFIX)) return undefined;
+    const [name, tokenBranch] = taskToken.slice(LOCAL_TOKEN_PREFIX.length).split('/');
+    if (tokenBranch !== branchId) return undefined;
+    const token = this.running.get(name)?.execution.byBranch.get(branchId);
+    return token ? this.pending.get(token) : undefined;
   }
 
   async stop(executionName: string, reason: string): Promise<void> {
@@ -174,7 +191,7 @@ export class LocalFanOutOrchestrator implements FanOutOrchestrator {
     if (execution.stopped) throw new FanOutStoppedError(`fan-out ${execution.name} stopped`);
     const { team, runId, branchId, step } = input.MessageBody;
     const timeoutSeconds = timeouts.get(branchId);
-    const token = `${LOCAL_TOKEN_PREFIX}${randomUUID()}`;
+    const token = `${LOCAL_TOKEN_PREFIX}${execution.name}/${branchId}/${randomUUID()}`;
     // Registered before the send: a fast worker may report the child before send() returns.
     const outcome = new Promise<ChildReport>((resolve, reject) => {
       // As in AWS, the task's clock starts when it is scheduled, before the message is sent.
@@ -189,11 +206,13 @@ export class LocalFanOutOrchestrator implements FanOutOrchestrator {
         if (!this.pending.delete(token)) return;
         clearTimeout(timer);
         execution.tokens.delete(token);
+        if (execution.byBranch.get(branchId) === token) execution.byBranch.delete(branchId);
         if ('report' in result) resolve(result.report);
         else reject(result.error);
       };
       this.pending.set(token, { execution, settle });
       execution.tokens.add(token);
+      execution.byBranch.set(branchId, token);
     });
     // It may settle (stop, timeout) while the send is still in flight, before anyone awaits it.
     outcome.catch(() => undefined);

@@ -14,8 +14,12 @@ export type CrashPoint =
   | 'inside-aggregate';
 
 export interface Faults {
-  /** Throws to simulate a crash at `point`; a no-op unless fault injection is on. */
-  hit(point: CrashPoint): void;
+  /**
+   * Throws to simulate a crash at `point`; a no-op unless fault injection is on. `key` names the
+   * piece of work that reached the point (run, branch, step or sync point), so an injector can
+   * crash each piece of work a bounded number of times and let its retry through.
+   */
+  hit(point: CrashPoint, key: string): void;
 }
 
 export interface SpawnerDeps {
@@ -33,8 +37,9 @@ export interface SpawnerDeps {
   runCache?: Map<string, RunRecord>;
 }
 
-export function hit(deps: SpawnerDeps, point: CrashPoint): void {
-  deps.faults?.hit(point);
+/** A crash point reached by the work `subject` (e.g. `root.1@2`, `root#1`) of the run `scope`. */
+export function hit(deps: SpawnerDeps, point: CrashPoint, scope: Scope, subject: string): void {
+  deps.faults?.hit(point, `${scope.team}/${scope.runId}/${subject}`);
 }
 
 export async function publish(deps: SpawnerDeps, ...events: LifecycleEvent[]): Promise<void> {

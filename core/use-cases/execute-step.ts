@@ -3,15 +3,16 @@
  * follows (next step, spawn, completion, failure). Safe under repeated and concurrent delivery:
  * every write is conditional on the branch version, and a stale message is acknowledged.
  */
-import { branchEvent } from '../events';
+import { branchEvent, type LifecycleEvent } from '../events';
 import { errorMessage, InvalidAgentResponseError, PayloadTooLargeError, TransientError } from '../errors';
 import { refusalError, refusalInput } from '../limits';
 import { isTerminal, type BranchRecord, type MemoryEntry, type RunRecord } from '../model';
-import type { BranchPatch, StepMessage } from '../ports';
+import type { AgentReply, BranchPatch, StepMessage } from '../ports';
 import { parseAgentResponse, type Decision } from '../protocol';
 import { allowedTargets, checkTopology } from '../topology';
 import { defined, hit, loadRun, publish, scopeOf, type SpawnerDeps } from './deps';
 import { propagateEnd } from './fan-in';
+import { readableResponse } from './readable-json';
 import { checkSpawn, openSyncPoint, spawnStateFromDecision } from './spawn';
 
 export type StepOutcome =
@@ -32,9 +33,12 @@ export async function executeStep(deps: SpawnerDeps, message: StepMessage, deliv
   const run = await loadRun(deps, scope);
   let branch = await deps.store.getBranch(scope, message.branchId);
   if (!run || !branch) return 'skipped';
-  hit(deps, 'after-read-branch');
+  hit(deps, 'after-read-branch', scope, `${branch.id}@${message.step}`);
 
   if (isTerminal(branch.status)) {
+    // This very delivery ended the branch, so its first attempt died before it finished: the
+    // end event may never have gone out. Events are at-least-once; losing one is the worse fault.
+    if (branch.advancedBy === delivery.messageId) await publish(deps, endEvent(branch, deps.clock.now()));
     // A late or repeated message: make sure the end was told (idempotent), then drop it.
     await propagateEnd(deps, withToken(branch, message));
     return 'skipped';
@@ -81,7 +85,7 @@ async function runAgentStep(
   const definition = run.agents[branch.agent];
   if (!definition) return failBranch(deps, branch, `agent "${branch.agent}" is not registered in this run`);
 
-  let reply;
+  let reply: AgentReply;
   const signal = deps.signalFor?.(scopeOf(branch), branch.id);
   try {
     reply = await deps.invoker.invoke({
@@ -95,6 +99,7 @@ async function runAgentStep(
       allowed: allowedTargets({ agents: run.agents, branch }),
       signal,
     });
+    if (reply === null || typeof reply !== 'object') throw new TypeError(`the invoker returned ${describeValue(reply)}, not a reply`);
   } catch (error) {
     // Aborted because the branch or its run ended elsewhere: nothing of ours to record.
     if (signal?.aborted) return 'skipped';
@@ -103,12 +108,15 @@ async function runAgentStep(
     return failBranch(deps, branch, `agent ${branch.agent} failed: ${errorMessage(error)}`, { stepCount: step + 1 });
   }
 
+  // Whatever came back must be plain JSON before it is parsed or stored (see readableResponse).
+  const readable = readableResponse(reply.response);
+  const response = readable.ok ? readable.value : `[unreadable agent response: ${readable.reason}]`;
   const memory: MemoryEntry[] = [
     ...branch.memory,
     { role: 'user', agent: branch.agent, content: branch.input ?? null },
-    { role: 'assistant', agent: branch.agent, content: reply.response ?? null },
+    { role: 'assistant', agent: branch.agent, content: response ?? null },
   ];
-  const usage = reply.usage
+  const usage = validUsage(reply.usage)
     ? {
         inputTokens: (branch.usage?.inputTokens ?? 0) + reply.usage.inputTokens,
         outputTokens: (branch.usage?.outputTokens ?? 0) + reply.usage.outputTokens,
@@ -118,7 +126,11 @@ async function runAgentStep(
 
   let decision: Decision;
   try {
-    decision = parseAgentResponse(reply.response, { currentAgent: branch.agent, currentInput: branch.input });
+    if (!readable.ok) throw new InvalidAgentResponseError(`response ${readable.reason}`, { field: '(root)' });
+    decision = parseAgentResponse(response, { currentAgent: branch.agent, currentInput: branch.input });
+    // A JSON text parses into any depth; what the decision carries on must be storable too.
+    const carried = readableResponse(decision);
+    if (!carried.ok) throw new InvalidAgentResponseError(`response ${carried.reason}`, { field: '(root)' });
     checkTopology(decision, { agents: run.agents, aggregators: deps.aggregators.names(), branch });
   } catch (error) {
     if (!(error instanceof InvalidAgentResponseError)) throw error;
@@ -186,7 +198,7 @@ async function advance(deps: SpawnerDeps, branch: BranchRecord, patch: BranchPat
   if (written.kind === 'conflict') return 'skipped';
   if (written.kind === 'too-large') return failBranch(deps, branch, written.message);
   const next = written.branch;
-  hit(deps, 'before-enqueue');
+  hit(deps, 'before-enqueue', next, `${next.id}@${next.stepCount}`);
   await deps.queue.send([{ ...scopeOf(next), branchId: next.id, step: next.stepCount }]);
   return 'advanced';
 }
@@ -201,7 +213,7 @@ async function completeBranch(
   if (written.kind === 'conflict') return 'skipped';
   if (written.kind === 'too-large') return failBranch(deps, branch, written.message);
   const done = written.branch;
-  hit(deps, 'after-mark-complete');
+  hit(deps, 'after-mark-complete', done, done.id);
   await publish(deps, branchEvent('BranchCompleted', done, deps.clock.now()));
   await propagateEnd(deps, done);
   return 'completed';
@@ -228,4 +240,20 @@ async function failBranch(
 
 function withToken(branch: BranchRecord, message: StepMessage): BranchRecord {
   return message.taskToken && !branch.taskToken ? { ...branch, taskToken: message.taskToken } : branch;
+}
+
+/** The lifecycle event of a terminal branch's end. */
+export function endEvent(branch: BranchRecord, now: number): LifecycleEvent {
+  if (branch.status === 'COMPLETED') return branchEvent('BranchCompleted', branch, now);
+  if (branch.status === 'CANCELLED') return branchEvent('BranchCancelled', branch, now, { reason: branch.error });
+  return branchEvent('BranchFailed', branch, now, { error: branch.error });
+}
+
+function validUsage(usage: unknown): usage is { inputTokens: number; outputTokens: number } {
+  const u = usage as { inputTokens?: unknown; outputTokens?: unknown } | null | undefined;
+  return Number.isFinite(u?.inputTokens) && Number.isFinite(u?.outputTokens);
+}
+
+function describeValue(value: unknown): string {
+  return value === null ? 'null' : typeof value;
 }

@@ -4,7 +4,7 @@
  */
 import { aggregate, type ChildResult } from '../aggregators';
 import { branchEvent, runEvent, syncPointEvent } from '../events';
-import { AggregationError, errorMessage } from '../errors';
+import { AggregationError, errorMessage, NotFoundError, PayloadTooLargeError } from '../errors';
 import { decideFanIn, type FanInDecision } from '../fan-in';
 import {
   ACTIVE_STATUSES,
@@ -17,6 +17,7 @@ import {
   type SpawnState,
 } from '../model';
 import { defined, hit, loadRun, publish, scopeOf, type SpawnerDeps } from './deps';
+import { readableResponse } from './readable-json';
 import { openSyncPoint, spawnStateFor } from './spawn';
 
 export function outcomeOf(branch: BranchRecord): ChildOutcome {
@@ -43,16 +44,36 @@ export async function propagateEnd(deps: SpawnerDeps, branch: BranchRecord): Pro
     await finishRunFromRoot(deps, branch);
     return;
   }
-  const { counters } = await deps.store.recordChildEnd(scope, branch.parentId, branch.parentSeq, branch.id, outcomeOf(branch));
+  const { applied, counters } = await deps.store.recordChildEnd(
+    scope,
+    branch.parentId,
+    branch.parentSeq,
+    branch.id,
+    outcomeOf(branch),
+  );
   const fanIn = branch.fanIn ?? { waitFor: 'all' as const, maxFailedFraction: 0.5 };
   const decision = decideFanIn(counters, fanIn.waitFor, fanIn.maxFailedFraction);
-  if (decision.action !== 'wait' && decision.cancelRest) {
-    await settleSyncPoint(deps, scope, branch.parentId, branch.parentSeq, { decision, early: true });
+  if (decision.action !== 'wait') {
+    // An early exit is settled here: the fan-out is stopped, so its Aggregate never runs. A
+    // repeated end (a retry after a crash) settles again if the sync point was claimed: the
+    // crash may have cut the settlement short, and by now the counters (cancelled children
+    // counted) no longer show that the exit was early.
+    if (decision.cancelRest) {
+      await settleSyncPoint(deps, scope, branch.parentId, branch.parentSeq, { decision, early: true });
+    } else if (!applied && (await isClaimed(deps, scope, branch.parentId, branch.parentSeq))) {
+      // Not early (the fan-out was stopped by the first settlement already, if it was early):
+      // stopping here could stop an Aggregate that is itself settling, and skip its retries.
+      await settleSyncPoint(deps, scope, branch.parentId, branch.parentSeq, { decision, early: false });
+    }
   }
   if (branch.taskToken) {
-    hit(deps, 'before-task-success');
+    hit(deps, 'before-task-success', scope, branch.id);
     await deps.fanOut.childFinished(branch.taskToken, { branchId: branch.id, status: branch.status });
   }
+}
+
+async function isClaimed(deps: SpawnerDeps, scope: Scope, parentId: string, seq: number): Promise<boolean> {
+  return (await deps.store.getSyncPoint(scope, parentId, seq))?.aggregatedAt !== undefined;
 }
 
 async function finishRunFromRoot(deps: SpawnerDeps, root: BranchRecord): Promise<void> {
@@ -95,7 +116,7 @@ export async function settleSyncPoint(
   const parent = await deps.store.getBranch(scope, parentId);
   if (!sp || !parent) return;
   const childIds = sp ? syncChildIds(parent, seq) : [];
-  hit(deps, 'inside-aggregate');
+  hit(deps, 'inside-aggregate', scope, `${parentId}#${seq}`);
   let decision = options.decision;
   if (!sp.aggregatedAt) {
     decision ??= decideFanIn(sp.counters, sp.waitFor, sp.maxFailedFraction);
@@ -121,12 +142,19 @@ export async function settleSyncPoint(
 
   if (outcome === 'fail') {
     const reason = decision && decision.action !== 'wait' ? decision.reason : 'too many children failed';
-    await failWaitingParent(deps, parent, seq, `children failed: ${reason}`);
+    const first = firstFailure(await deps.store.getBranches(scope, childIds));
+    await failWaitingParent(deps, parent, seq, `children failed: ${reason}${first}`);
+    return;
+  }
+  const run = await loadRun(deps, scope);
+  if (!run) return;
+  if (parent.status !== 'WAITING' || parent.spawn?.seq !== seq) {
+    // The parent already moved on from this sync point (a retry after a crash in the resume):
+    // there is nothing to aggregate, only the resume's last part to finish.
+    await resumeParent(deps, run, parent, seq, undefined);
     return;
   }
   const children = await deps.store.getBranches(scope, childIds);
-  const run = await loadRun(deps, scope);
-  if (!run) return;
   let value: unknown;
   try {
     value = aggregateFor(deps, parent, seq, children);
@@ -135,6 +163,25 @@ export async function settleSyncPoint(
     return;
   }
   await resumeParent(deps, run, parent, seq, value);
+}
+
+/** Marks where a parent's error quotes the failure that started it. */
+const FIRST_FAILURE = ' — first failure ';
+
+/**
+ * Names the earliest failed child and what failed at the bottom of it, so a run that fails
+ * several levels up still says why (e.g. which limit was hit, by which branch).
+ */
+function firstFailure(children: BranchRecord[]): string {
+  const failed = children
+    .filter((c) => c.status === 'FAILED' || c.status === 'TIMED_OUT')
+    .sort((a, b) => (a.endedAt ?? 0) - (b.endedAt ?? 0) || (a.id < b.id ? -1 : 1));
+  const child = failed[0];
+  if (!child) return '';
+  const error = child.error ?? child.status;
+  const at = error.lastIndexOf(FIRST_FAILURE);
+  const origin = at >= 0 ? error.slice(at + FIRST_FAILURE.length) : `${child.id}: ${error}`;
+  return `${FIRST_FAILURE}${origin.length > 500 ? `${origin.slice(0, 497)}...` : origin}`;
 }
 
 function syncChildIds(parent: BranchRecord, seq: number): string[] {
@@ -151,7 +198,11 @@ function aggregateFor(deps: SpawnerDeps, parent: BranchRecord, seq: number, chil
     // An AGGREGATION branch's final response is the aggregate.
     return children[0]?.result ?? null;
   }
-  return aggregate(spawn.aggregator, results, { waitFor: spawn.waitFor, metadata: spawn.metadata }, deps.aggregators);
+  const value = aggregate(spawn.aggregator, results, { waitFor: spawn.waitFor, metadata: spawn.metadata }, deps.aggregators);
+  // A registered aggregator is user code: what it returns must be storable JSON.
+  const readable = readableResponse(value);
+  if (!readable.ok) throw new AggregationError(`the aggregator's result ${readable.reason}`);
+  return readable.value;
 }
 
 async function countUnreported(deps: SpawnerDeps, scope: Scope, parentId: string, seq: number, ids: string[]) {
@@ -170,6 +221,17 @@ async function countUnreported(deps: SpawnerDeps, scope: Scope, parentId: string
 
 /** Resumes a parent after a settled sync point: next group, aggregation branch, or its agent. */
 async function resumeParent(deps: SpawnerDeps, run: RunRecord, parent: BranchRecord, seq: number, value: unknown) {
+  try {
+    await resumeParentWith(deps, run, parent, seq, value);
+  } catch (error) {
+    // An aggregate that cannot be stored on the parent fails it; thrown, it would fail the
+    // aggregation on every retry and leave the parent waiting forever.
+    if (!(error instanceof PayloadTooLargeError)) throw error;
+    await failWaitingParent(deps, parent, seq, `the aggregate of sync point ${seq} is too large to store: ${error.message}`);
+  }
+}
+
+async function resumeParentWith(deps: SpawnerDeps, run: RunRecord, parent: BranchRecord, seq: number, value: unknown) {
   const scope = scopeOf(parent);
   const spawn = parent.spawn!;
   const mark = `sync:${seq}`;
@@ -191,7 +253,7 @@ async function resumeParent(deps: SpawnerDeps, run: RunRecord, parent: BranchRec
       advancedBy: mark,
     });
     if (!updated) return;
-    hit(deps, 'before-enqueue');
+    hit(deps, 'before-enqueue', scope, `${parent.id}#${seq}>resume`);
     await deps.queue.send([{ ...scope, branchId: parent.id, step: updated.stepCount }]);
   } else if (parent.status === 'RUNNING' && parent.advancedBy === mark) {
     // A retry after a crash between the resume and its message: send the step again.
@@ -275,6 +337,7 @@ export async function cancelBranches(deps: SpawnerDeps, scope: Scope, ids: strin
         });
         if (!cancelled) return;
         await publish(deps, branchEvent('BranchCancelled', cancelled, deps.clock.now(), { reason }));
+        await countCancelled(deps, cancelled);
         if (b.status === 'WAITING' && b.spawn) {
           await cancelBranches(deps, scope, currentChildIds(b), `its parent ${b.id} was cancelled`);
           const sp = await deps.store.getSyncPoint(scope, b.id, b.spawn.seq);
@@ -282,4 +345,18 @@ export async function cancelBranches(deps: SpawnerDeps, scope: Scope, ids: strin
         }
       }),
   );
+}
+
+/**
+ * Counts a cancelled child on its sync point. Its fan-out iteration is stopped with it, so no
+ * report would ever count it, and the counters would stay short of the children they describe.
+ * (The sync point is settled by then: the count informs, it decides nothing.)
+ */
+async function countCancelled(deps: SpawnerDeps, branch: BranchRecord): Promise<void> {
+  if (branch.parentId === null || branch.parentSeq === null) return;
+  try {
+    await deps.store.recordChildEnd(scopeOf(branch), branch.parentId, branch.parentSeq, branch.id, 'cancelled');
+  } catch (error) {
+    if (!(error instanceof NotFoundError)) throw error;
+  }
 }

@@ -30,7 +30,12 @@ export async function recordChildFailure(deps: SpawnerDeps, input: ChildFailureI
   if (moved) {
     ended = moved;
     await publish(deps, branchEvent('BranchFailed', moved, deps.clock.now(), { error: reason }));
-    if (child.status === 'WAITING') await cancelBranches(deps, scope, currentChildIds(child), `its parent ${child.id} ${moved.status}`);
+    if (child.status === 'WAITING' && child.spawn) {
+      await cancelBranches(deps, scope, currentChildIds(child), `its parent ${child.id} ${moved.status}`);
+      // Its own fan-out would otherwise wait out the timeouts of the children just cancelled.
+      const sp = await deps.store.getSyncPoint(scope, child.id, child.spawn.seq);
+      if (sp) await deps.fanOut.stop(sp.executionName, `branch ${child.id} ${moved.status}`);
+    }
   }
   // Whether we ended it or it ended on its own just before, its end is counted (idempotently).
   await propagateEnd(deps, { ...ended, taskToken: undefined });

@@ -4,3 +4,4 @@ export { executeStep, type StepOutcome, type Delivery } from './execute-step';
 export { recordChildFailure, aggregateSyncPoint, type ChildFailureInput, type AggregateInput } from './fan-out-tasks';
 export { cancelRun } from './cancel-run';
 export { propagateEnd, settleSyncPoint, cancelBranches } from './fan-in';
+export { failPoisonedStep, resumeRun, type PoisonDelivery, type PoisonOutcome, type ResumeReport } from './recovery';

@@ -56,7 +56,8 @@ export async function checkSpawn(
   decision: SpawnDecision,
   step: number,
 ): Promise<LimitRefusal | undefined> {
-  const widest = Math.max(...decision.groups.map((g) => g.length));
+  // A loop, not Math.max(...): spreading a list of 100k+ groups overflows the stack.
+  const widest = decision.groups.reduce((max, g) => Math.max(max, g.length), 0);
   const local = checkSpawnLimits(run.limits, branch.depth, widest);
   if (local) return local;
   const total = decision.groups.reduce((n, g) => n + g.length, 0);
@@ -118,12 +119,18 @@ export async function openSyncPoint(deps: SpawnerDeps, run: RunRecord, parent: B
     fanIn: { waitFor: spawn.waitFor, maxFailedFraction },
     createdAt: now,
   }));
-  const created = new Set(await deps.store.createBranches(children));
-  hit(deps, 'after-write-children');
-  await publish(
-    deps,
-    ...children.filter((c) => created.has(c.id)).map((c) => branchEvent('BranchCreated', c, now, { seq: spawn.seq })),
-  );
+  await deps.store.createBranches(children);
+  hit(deps, 'after-write-children', scope, `${parent.id}#${spawn.seq}`);
+  // BranchCreated goes out once per child: whoever claims the announcement on the parent (one
+  // conditional write per sync point) publishes. Publishing for the children this call created
+  // would lose the events when a worker dies between the write and the publish (its retry
+  // creates nothing); publishing whenever unsure would double them under duplicate delivery.
+  if (!spawn.announced) {
+    const claimed = await deps.store.updateBranch(scope, parent.id, parent.version, { spawn: { ...spawn, announced: true } });
+    if (claimed) {
+      await publish(deps, ...children.map((c) => branchEvent('BranchCreated', c, now, { seq: spawn.seq })));
+    }
+  }
   await deps.fanOut.start({
     ...scope,
     parentId: parent.id,

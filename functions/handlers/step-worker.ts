@@ -27,7 +27,6 @@ export function parseStepMessage(body: string): StepMessage | undefined {
 }
 
 export function createStepWorkerHandler(deps: SpawnerDeps, logger: Logger = createLogger('step-worker')) {
-  const processor = new BatchProcessor(EventType.SQS);
   const recordHandler = async (record: SQSRecord) => {
     const message = parseStepMessage(record.body);
     if (!message) {
@@ -44,6 +43,12 @@ export function createStepWorkerHandler(deps: SpawnerDeps, logger: Logger = crea
       throw error;
     }
   };
+  // One processor per invocation: a BatchProcessor keeps the batch's records and failures on
+  // itself, so invocations sharing one (the local runtime's parallel pollers) would report each
+  // other's failures and delete messages whose step failed.
   return async (event: SQSEvent): Promise<SQSBatchResponse> =>
-    processPartialResponse(event, recordHandler, processor, { throwOnFullBatchFailure: false, processInParallel: true });
+    processPartialResponse(event, recordHandler, new BatchProcessor(EventType.SQS), {
+      throwOnFullBatchFailure: false,
+      processInParallel: true,
+    });
 }

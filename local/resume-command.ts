@@ -1,0 +1,74 @@
+/**
+ * `branch-spawner resume <runId> --data <dir>`: carries on a run whose process died. The store
+ * and the queues were kept in <dir> (`run --data <dir>`); step messages in flight come back by
+ * visibility timeout; the fan-outs the dead process held in memory are started again
+ * (resumeRun). Then it waits for the run's end and prints it like `run` (same exit codes).
+ */
+import { JsonlSink } from '../adapters/events/jsonl-sink';
+import { computeMetrics } from '../core/metrics';
+import { renderAscii } from '../core/tree';
+import type { AggregatorFn } from '../core/aggregators';
+import { runDocument } from './run-command';
+import { LocalRuntime } from './runtime';
+import { loadScenarioFile } from './scenario-file';
+
+export interface ResumeCommandOptions {
+  runId: string;
+  dataDir?: string;
+  /** The scenario file the run came from, for its registered aggregators (when it has some). */
+  scenario?: string;
+  json: boolean;
+  trace?: string;
+  /** Leave dead-lettered steps in the DLQ (for `redrive`) instead of failing their branches. */
+  keepPoison?: boolean;
+  out: NodeJS.WritableStream;
+  err: NodeJS.WritableStream;
+}
+
+export async function resumeCommand(options: ResumeCommandOptions): Promise<number> {
+  if (!options.dataDir) {
+    options.err.write('error: resume needs --data <dir>, the folder the run kept its state in (run --data <dir>)\n');
+    return 2;
+  }
+  let aggregators: Record<string, AggregatorFn> = {};
+  if (options.scenario) aggregators = (await loadScenarioFile(options.scenario)).aggregators;
+  const started = Date.now();
+  const runtime = await LocalRuntime.start({ dataDir: options.dataDir, aggregators, poison: options.keepPoison ? 'keep' : 'fail' });
+  const sink = options.trace ? new JsonlSink(options.trace) : undefined;
+  if (sink) runtime.bus.subscribe(sink.subscriber);
+  try {
+    const scope = { team: runtime.team, runId: options.runId };
+    const existing = await runtime.deps.store.getRun(scope);
+    if (!existing) {
+      options.err.write(`error: no run ${options.runId} in ${options.dataDir}\n`);
+      return 2;
+    }
+    const report = await runtime.resume(options.runId);
+    if (!options.json && report.status === 'RUNNING') {
+      options.out.write(
+        `resuming run ${options.runId}: ${report.restarted} fan-out(s) started again, ${report.settled} sync point(s) settled, ` +
+          `${report.reopened} reopened, ${report.resent} step(s) sent again; in-flight steps come back from the queue\n`,
+      );
+    }
+    const run = await runtime.waitForRun(options.runId);
+    const branches = await runtime.deps.store.listBranches(scope);
+    const doc = runDocument(run, branches);
+    if (options.json) {
+      options.out.write(`${JSON.stringify(doc)}\n`);
+    } else {
+      const m = computeMetrics(branches);
+      const seconds = ((Date.now() - started) / 1000).toFixed(2);
+      options.out.write(`${renderAscii(branches)}\n\n`);
+      options.out.write(
+        `run ${run.runId} ${run.status} (resumed, ${seconds}s) — ${m.totalCreated} branches (${m.completed} completed, ` +
+          `${m.failed} failed, ${m.timedOut} timed out, ${m.cancelled} cancelled)\n`,
+      );
+      if (run.error) options.out.write(`error: ${run.error}\n`);
+      options.out.write(`result:\n${JSON.stringify(run.result ?? null, null, 2)}\n`);
+    }
+    return run.status === 'COMPLETED' ? 0 : 1;
+  } finally {
+    await sink?.close();
+    await runtime.close();
+  }
+}

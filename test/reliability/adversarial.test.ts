@@ -1,0 +1,162 @@
+/**
+ * Adversarial agents on the embedded engines: whatever an agent insists on, the limits bound the
+ * run, it ends FAILED naming the limit (or COMPLETED when the agent accepts the refusal), and the
+ * number of branches stays within the limits.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LifecycleEvent } from '../../core/events';
+import type { AgentInvoker } from '../../core/ports';
+import { LocalRuntime } from '../../local/runtime';
+import { scriptAgents } from '../support/memory-harness';
+import { checkRunInvariants, outcomeOf, recordEvents } from './support';
+
+/** An agent that answers with a 500 KB string (a script file could not hold one: the run record would not fit). */
+const bulky: AgentInvoker = {
+  async invoke(call) {
+    const size = Number((call.definition as { bytes?: number }).bytes ?? 500_000);
+    return { response: { next_action: 'final_response', content: 'x'.repeat(size) } };
+  },
+};
+
+describe('adversarial agents', () => {
+  let runtime: LocalRuntime;
+  let events: LifecycleEvent[];
+  beforeAll(async () => {
+    runtime = await LocalRuntime.start({ invokers: { bulky } });
+    events = recordEvents(runtime);
+  });
+  afterAll(async () => runtime?.close());
+
+  async function run(input: Parameters<LocalRuntime['startRun']>[0]) {
+    const runId = await runtime.startRun(input);
+    const outcome = await outcomeOf(runtime, await runtime.waitForRun(runId), events);
+    checkRunInvariants(outcome, input.name);
+    expect(runtime.errors).toEqual([]);
+    return outcome;
+  }
+
+  it('infinite self-recursion: bounded by maxDepth, FAILED naming it', async () => {
+    const o = await run({
+      name: 'self-recursion',
+      request: 'think',
+      entry: 'Looper',
+      limits: { maxDepth: 3 },
+      agents: scriptAgents({ Looper: { responses: [{ next_actions: [['deeper', 'deeper']] }] } }),
+    });
+    expect(o.run.status).toBe('FAILED');
+    expect(o.run.error).toMatch(/first failure root(\.\d)+: LimitExceeded maxDepth: children would be at depth 4; maxDepth is 3$/);
+    expect(o.branches).toHaveLength(1 + 2 + 4 + 8);
+    expect(Math.max(...o.branches.map((b) => b.depth))).toBe(3);
+  });
+
+  it('maximal fan-out at every level, insisting: bounded by maxBranches, FAILED naming it', async () => {
+    const greedy = { next_action: 'parallel_invoke', agents: Array(8).fill('Greedy') };
+    const o = await run({
+      name: 'greedy',
+      request: 'all of it',
+      entry: 'Greedy',
+      limits: { maxFanOut: 8, maxDepth: 4, maxBranches: 40 },
+      agents: scriptAgents({ Greedy: { responses: [greedy] } }),
+    });
+    expect(o.run.status).toBe('FAILED');
+    expect(o.run.error).toMatch(/first failure root(\.\d)+: LimitExceeded maxBranches: the run has 33 branches; 8 more would pass the limit; maxBranches is 40$/);
+    // 1 + 8, then three of the eight get their 8 (33); the fourth would make 41.
+    expect(o.branches).toHaveLength(33);
+  });
+
+  it('maximal fan-out at every level, accepting the refusal: bounded, COMPLETED', async () => {
+    const o = await run({
+      name: 'greedy-but-polite',
+      request: 'all of it',
+      entry: 'Greedy',
+      limits: { maxFanOut: 8, maxDepth: 4, maxBranches: 40 },
+      agents: scriptAgents({
+        Greedy: {
+          responses: [{ next_action: 'parallel_invoke', agents: Array(8).fill('Greedy') }],
+          rules: [
+            { when: 'LimitExceeded', responses: [{ next_action: 'final_response', content: 'fine, I stop here' }] },
+            { when: 'child_count', responses: [{ next_action: 'final_response', content: '$input' }] },
+          ],
+        },
+      }),
+    });
+    expect(o.run.status).toBe('COMPLETED');
+    expect(o.branches).toHaveLength(33);
+    const refused = o.branches.filter((b) => b.result === 'fine, I stop here');
+    expect(refused.length).toBeGreaterThan(0);
+    expect(refused.every((b) => b.memory.some((m) => (m.content as { limit?: string } | null)?.limit === 'maxBranches'))).toBe(true);
+  });
+
+  it('a hand-off loop between two agents: bounded by maxStepsPerBranch, FAILED naming it', async () => {
+    const o = await run({
+      name: 'ping-pong',
+      request: 'serve',
+      entry: 'Ping',
+      limits: { maxStepsPerBranch: 10 },
+      agents: scriptAgents({
+        Ping: { allowed: ['Pong'], responses: [{ next_action: 'invoke_agent', action_input: 'Pong' }] },
+        Pong: { allowed: ['Ping'], responses: [{ next_action: 'invoke_agent', action_input: 'Ping' }] },
+      }),
+    });
+    expect(o.run.status).toBe('FAILED');
+    expect(o.run.error).toBe('LimitExceeded maxStepsPerBranch: the branch made 10 agent calls; maxStepsPerBranch is 10');
+    expect(o.branches).toHaveLength(1);
+  });
+
+  it('a 500 KB result: the branch FAILS naming the 400 KB item limit; a parent tolerates it as one failure', async () => {
+    const alone = await run({ name: 'bulky-root', request: 'dump', entry: 'Dumper', agents: { Dumper: { kind: 'bulky' } } });
+    expect(alone.run.status).toBe('FAILED');
+    expect(alone.run.error).toMatch(/^the branch state would be too large to store: branch root .* 400 KB$/);
+
+    const nested = await run({
+      name: 'bulky-child',
+      request: 'survey',
+      entry: 'Lead',
+      agents: {
+        ...scriptAgents({
+          Lead: {
+            allowed: ['Dumper', 'Fine'],
+            responses: [{ next_action: 'parallel_invoke', agents: ['Fine', 'Dumper', 'Fine'] }, { next_action: 'final_response', content: '$input' }],
+          },
+          Fine: { responses: [{ next_action: 'final_response', content: 'ok' }] },
+        }),
+        Dumper: { kind: 'bulky' },
+      },
+    });
+    expect(nested.run.status).toBe('COMPLETED');
+    const result = nested.run.result as { results: object; failures: Record<string, string> };
+    expect(Object.keys(result.results)).toEqual(['root.0', 'root.2']);
+    expect(result.failures['root.1']).toMatch(/too large to store: .*400 KB/);
+  });
+
+  it('results that fit one by one but not together: the parent FAILS naming the aggregate, the run ends', async () => {
+    const o = await run({
+      name: 'bulky-aggregate',
+      request: 'collect',
+      entry: 'Lead',
+      agents: {
+        ...scriptAgents({
+          Lead: {
+            allowed: ['Dumper'],
+            responses: [{ next_action: 'parallel_invoke', agents: Array(5).fill('Dumper') }, { next_action: 'final_response', content: '$input' }],
+          },
+        }),
+        Dumper: { kind: 'bulky', bytes: 120_000 },
+      },
+    });
+    expect(o.run.status).toBe('FAILED');
+    expect(o.run.error).toMatch(/^the aggregate of sync point 1 is too large to store: .*400 KB/);
+    expect(o.branches.filter((b) => b.status === 'COMPLETED')).toHaveLength(5);
+  });
+
+  it('a scenario too large to store is refused before anything runs', async () => {
+    await expect(
+      runtime.startRun({
+        name: 'huge-script',
+        request: 'x',
+        entry: 'A',
+        agents: scriptAgents({ A: { responses: [{ next_action: 'final_response', content: 'y'.repeat(500_000) }] } }),
+      }),
+    ).rejects.toThrow(/400 KB/);
+  });
+});

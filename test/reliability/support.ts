@@ -1,0 +1,148 @@
+/** Shared by the reliability suites: example scenarios, run outcomes and the invariants every run must keep. */
+import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
+import type { LifecycleEvent } from '../../core/events';
+import { isTerminal, type BranchRecord, type RunRecord, type Scope, type SyncPointRecord } from '../../core/model';
+import type { BranchStore } from '../../core/ports';
+import type { LocalRuntime } from '../../local/runtime';
+import { loadScenarioFile, type LoadedScenario } from '../../local/scenario-file';
+
+export const EXAMPLES_DIR = fileURLToPath(new URL('../../examples/', import.meta.url));
+
+/** Every example scenario that runs without outside services (the llm one needs a model server). */
+export async function exampleScenarios(): Promise<LoadedScenario[]> {
+  const files = readdirSync(EXAMPLES_DIR)
+    .filter((f) => f.endsWith('.yaml') && !f.startsWith('llm'))
+    .sort();
+  return Promise.all(files.map((f) => loadScenarioFile(`${EXAMPLES_DIR}${f}`)));
+}
+
+export interface RunOutcome {
+  run: RunRecord;
+  branches: BranchRecord[];
+  events: LifecycleEvent[];
+  syncPoints: SyncPointRecord[];
+}
+
+/** Records every event of the runtime, to be filtered per run. */
+export function recordEvents(runtime: LocalRuntime): LifecycleEvent[] {
+  const events: LifecycleEvent[] = [];
+  runtime.bus.subscribe((e) => void events.push(e));
+  return events;
+}
+
+/** Every sync point of the run, read through the store (one per spawned seq of every parent). */
+export async function syncPointsOf(store: BranchStore, scope: Scope, branches: BranchRecord[]): Promise<SyncPointRecord[]> {
+  const found: SyncPointRecord[] = [];
+  for (const b of branches) {
+    for (let seq = 1; seq <= (b.spawn?.seq ?? 0); seq++) {
+      const sp = await store.getSyncPoint(scope, b.id, seq);
+      if (sp) found.push(sp);
+    }
+  }
+  return found;
+}
+
+/** Runs a scenario to its end and reads back everything the checks need. */
+export async function runToEnd(runtime: LocalRuntime, scenario: LoadedScenario['scenario'], events: LifecycleEvent[]): Promise<RunOutcome> {
+  const runId = await runtime.startRun({
+    name: scenario.name,
+    request: scenario.request ?? null,
+    entry: scenario.entry,
+    agents: scenario.agents,
+    limits: scenario.limits,
+    failurePolicy: scenario.failurePolicy,
+    aggregators: scenario.aggregators,
+  });
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => void describeHang(runtime, runId).then(reject, reject), 45_000);
+  });
+  try {
+    return await Promise.race([runtime.waitForRun(runId).then((run) => outcomeOf(runtime, run, events)), hung]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Turns a run that never ends into a failure that shows where it stopped (branches, open sync
+ * points, events), well before the test's own timeout would end it without a word.
+ */
+async function describeHang(runtime: LocalRuntime, runId: string): Promise<Error> {
+  const scope = { team: runtime.team, runId };
+  const lines = [`run ${runId} has not ended after 45 s`];
+  for (const b of await runtime.deps.store.listBranches(scope)) {
+    lines.push(`  ${b.id} ${b.status} v${b.version} step ${b.stepCount} by ${b.advancedBy ?? '-'} spawn ${JSON.stringify(b.spawn ? { seq: b.spawn.seq, announced: b.spawn.announced } : null)}`);
+  }
+  for (const sp of await runtime.deps.store.listOpenSyncPoints(scope)) lines.push(`  open sync point ${sp.parentId}#${sp.seq} ${JSON.stringify(sp.counters)}`);
+  lines.push(`  deliveries ${JSON.stringify(runtime.deliveries)}, dead letters ${JSON.stringify(runtime.deadLetters)}, errors ${runtime.errors.map(String).join(' | ')}`);
+  return new Error(lines.join('\n'));
+}
+
+export async function outcomeOf(runtime: LocalRuntime, run: RunRecord, events: LifecycleEvent[]): Promise<RunOutcome> {
+  const scope = { team: run.team, runId: run.runId };
+  // The run's end is told before the work it cancelled has wound down (its fan-outs stop
+  // cooperatively): wait for the fan-out engine to be idle, then read the final state.
+  await runtime.settle();
+  const branches = await runtime.deps.store.listBranches(scope);
+  return {
+    run,
+    branches,
+    events: events.filter((e) => e.runId === run.runId),
+    syncPoints: await syncPointsOf(runtime.deps.store, scope, branches),
+  };
+}
+
+const END_EVENT: Record<string, string> = {
+  COMPLETED: 'BranchCompleted',
+  FAILED: 'BranchFailed',
+  TIMED_OUT: 'BranchFailed',
+  CANCELLED: 'BranchCancelled',
+};
+
+/**
+ * What every finished run must hold whatever was injected: a terminal run, no branch left
+ * active, no orphan, each branch created (and announced) once and its end announced, one run end,
+ * and every sync point's counters equal to its children by status — nothing lost, nothing twice.
+ */
+export function checkRunInvariants(o: RunOutcome, label = o.run.name): void {
+  expect(isTerminal(o.run.status), `${label}: run ${o.run.status}`).toBe(true);
+  const active = o.branches.filter((b) => !isTerminal(b.status)).map((b) => `${b.id}:${b.status}`);
+  expect(active, `${label}: branches left active`).toEqual([]);
+
+  const byId = new Map(o.branches.map((b) => [b.id, b]));
+  for (const b of o.branches) {
+    if (b.parentId === null) continue;
+    const parent = byId.get(b.parentId);
+    expect(parent, `${label}: orphan ${b.id}`).toBeDefined();
+    const index = Number(b.id.slice(b.parentId.length + 1));
+    expect(index < parent!.childCount && b.parentSeq! <= (parent!.spawn?.seq ?? 0), `${label}: ${b.id} outside its parent's spawns`).toBe(true);
+  }
+
+  const created = o.events.filter((e) => e.type === 'BranchCreated').map((e) => e.branchId!);
+  expect([...created].sort(), `${label}: BranchCreated once per branch`).toEqual(o.branches.map((b) => b.id).sort());
+
+  for (const b of o.branches) {
+    const ends = o.events.filter((e) => e.branchId === b.id && e.type === END_EVENT[b.status]);
+    expect(ends.length, `${label}: end event of ${b.id} (${b.status})`).toBeGreaterThanOrEqual(1);
+  }
+  const runEnds = o.events.filter((e) => e.type === 'RunCompleted' || e.type === 'RunFailed' || e.type === 'RunCancelled');
+  expect(runEnds.map((e) => e.type), `${label}: one run end`).toHaveLength(1);
+
+  for (const sp of o.syncPoints) {
+    const children = o.branches.filter((b) => b.parentId === sp.parentId && b.parentSeq === sp.seq);
+    const count = (...statuses: string[]) => children.filter((c) => statuses.includes(c.status)).length;
+    expect(sp.counters, `${label}: counters of ${sp.parentId}#${sp.seq}`).toEqual({
+      total: children.length,
+      succeeded: count('COMPLETED'),
+      failed: count('FAILED', 'TIMED_OUT'),
+      cancelled: count('CANCELLED'),
+    });
+    expect([...sp.done].sort(), `${label}: counted children of ${sp.parentId}#${sp.seq}`).toEqual(children.map((c) => c.id).sort());
+  }
+  // Every spawn has its sync point.
+  const spawned = o.branches.reduce((n, b) => n + (b.spawn?.seq ?? 0), 0);
+  expect(o.syncPoints, `${label}: a sync point per spawn`).toHaveLength(spawned);
+}
