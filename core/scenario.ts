@@ -9,7 +9,8 @@ import type { AgentRegistry, FailurePolicy, Limits } from './model';
 export const AGENT_KINDS = ['script', 'http', 'lambda', 'bedrock', 'openai'] as const;
 
 const positiveInt = z.number().int('must be an integer').positive('must be positive');
-const limitsSchema = z
+/** Limit overrides (a scenario's `limits`, a team's `limitMaxima`). */
+export const limitsSchema = z
   .object({
     maxDepth: positiveInt,
     maxFanOut: positiveInt,

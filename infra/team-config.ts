@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { ScenarioError } from '../core/errors';
 import type { AgentRegistry, Limits } from '../core/model';
-import { parseScenario } from '../core/scenario';
+import { limitsSchema, parseScenario } from '../core/scenario';
 import { DEFAULT_MAX_BODY_BYTES } from '../functions/handlers/api';
 
 export const TEAMS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'teams');
@@ -17,19 +17,8 @@ export const TEAMS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'teams');
 const TEAM_NAME = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$/;
 
 const positiveInt = z.number().int('must be an integer').positive('must be positive');
-
-const limitMaximaSchema = z
-  .object({
-    maxDepth: positiveInt,
-    maxFanOut: positiveInt,
-    maxBranches: positiveInt,
-    maxConcurrentBranches: positiveInt,
-    maxStepsPerBranch: positiveInt,
-    branchTimeoutSeconds: positiveInt,
-    maxInvalidResponses: z.number().int('must be an integer').min(0, 'must be ≥ 0'),
-  })
-  .partial()
-  .strict();
+// The maxima use the same shape and rules as a scenario's limits.
+const limitMaximaSchema = limitsSchema;
 
 // The REST API's JWT authorizer is a Cognito user pool authorizer, so the issuer must be a pool.
 const COGNITO_ISSUER = /^https:\/\/cognito-idp\.([a-z0-9-]+)\.amazonaws\.com\/([a-z0-9-]+_[A-Za-z0-9]+)$/;
