@@ -63,6 +63,8 @@ export const FUNCTION_NEEDS: Record<SpawnerFunctionName, Need[]> = {
   // Fan-in: may resume the parent (queue), open its next group (StartExecution), end it (SendTask*, Stop*).
   'record-child-failure': ['table', 'sendSteps', 'startExecution', 'taskResponse', 'stopExecutions', 'putEvents'],
   aggregate: ['table', 'sendSteps', 'startExecution', 'taskResponse', 'stopExecutions', 'putEvents'],
+  // A poisoned step fails its branch and tells the parent: the same fan-in reach.
+  'dlq-handler': ['table', 'sendSteps', 'startExecution', 'taskResponse', 'stopExecutions', 'putEvents'],
 };
 
 export interface BranchSpawnerProps {
@@ -199,7 +201,12 @@ export class BranchSpawner extends Construct {
       'step-worker': fn('step-worker', 'StepWorkerFunction', { timeout: WORKER_TIMEOUT, memorySize: 1024 }),
       'record-child-failure': fn('record-child-failure', 'RecordChildFailureFunction', { timeout: Duration.seconds(60) }),
       aggregate: fn('aggregate', 'AggregateFunction', { timeout: Duration.seconds(120) }),
+      'dlq-handler': fn('dlq-handler', 'DlqHandlerFunction', { timeout: Duration.seconds(60) }),
     };
+    // Dead-lettered steps end their branch FAILED so the run cannot hang (functions/handlers/dlq-handler.ts).
+    this.functions['dlq-handler'].addEventSource(
+      new SqsEventSource(this.stepDlq, { batchSize: 10, reportBatchItemFailures: true }),
+    );
     this.functions['step-worker'].addEventSource(
       new SqsEventSource(this.stepQueue, {
         batchSize: 10,

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** The Lambda entry files (functions/lambda/<name>.ts, each `export const handler`). */
-export type SpawnerFunctionName = 'api' | 'trigger' | 'step-worker' | 'record-child-failure' | 'aggregate';
+export type SpawnerFunctionName = 'api' | 'trigger' | 'step-worker' | 'record-child-failure' | 'aggregate' | 'dlq-handler';
 
 export interface SpawnerFunctionProps
   extends Omit<NodejsFunctionProps, 'entry' | 'handler' | 'runtime' | 'architecture' | 'bundling' | 'role' | 'logGroup'> {

@@ -21,7 +21,7 @@ import {
   type Synthesized,
 } from './support';
 
-const NAMES: SpawnerFunctionName[] = ['api', 'trigger', 'step-worker', 'record-child-failure', 'aggregate'];
+const NAMES: SpawnerFunctionName[] = ['api', 'trigger', 'step-worker', 'record-child-failure', 'aggregate', 'dlq-handler'];
 
 // IAM is the same with or without the Lambda bundles: skip esbuild here.
 let research: Synthesized;
@@ -47,6 +47,7 @@ function expectedLines(template: Template, team: string, region: string, account
   const table = idOf(template, 'AWS::DynamoDB::Table');
   const stepQueue = idOf(template, 'AWS::SQS::Queue', (p) => Boolean(p.RedrivePolicy));
   const triggerDlq = functionOf(template, 'trigger').props.DeadLetterConfig.TargetArn['Fn::GetAtt'][0];
+  const stepDlq = (template.findResources('AWS::SQS::Queue')[stepQueue].Properties.RedrivePolicy.deadLetterTargetArn['Fn::GetAtt'] as string[])[0];
   const bus = idOf(template, 'AWS::Events::EventBus');
   const stateMachine = `arn:\${AWS::Partition}:states:${region}:${account}:stateMachine:branch-spawner-${team}-fan-out`;
   const executions = `arn:\${AWS::Partition}:states:${region}:${account}:execution:branch-spawner-${team}-fan-out:*`;
@@ -76,6 +77,11 @@ function expectedLines(template: Template, team: string, region: string, account
     ],
     'record-child-failure': [...common('record-child-failure'), ...fanIn],
     aggregate: [...common('aggregate'), ...fanIn],
+    'dlq-handler': [
+      ...common('dlq-handler'),
+      ...fanIn,
+      `sqs:ChangeMessageVisibility,sqs:DeleteMessage,sqs:GetQueueAttributes,sqs:GetQueueUrl,sqs:ReceiveMessage → \${${stepDlq}.Arn}`,
+    ],
   };
 }
 
@@ -93,7 +99,7 @@ describe('function roles (research: env-agnostic)', () => {
 
   it('every function has its own role and no managed policy', () => {
     const roles = new Set(NAMES.map((n) => roleIdOf(functionOf(research.template, n))));
-    expect(roles.size).toBe(5);
+    expect(roles.size).toBe(NAMES.length);
     for (const [, role] of resourcesOf(research.template, 'AWS::IAM::Role')) {
       expect(role.Properties.ManagedPolicyArns).toBeUndefined();
     }

@@ -13,7 +13,7 @@ import { MAX_RECEIVE_COUNT, RUN_REQUESTED_SOURCE } from '../../infra/branch-spaw
 import type { SpawnerFunctionName } from '../../infra/spawner-function';
 import { cfnText, functionOf, resourcesOf, synthTeam, type Resource, type Synthesized } from './support';
 
-const NAMES: SpawnerFunctionName[] = ['api', 'trigger', 'step-worker', 'record-child-failure', 'aggregate'];
+const NAMES: SpawnerFunctionName[] = ['api', 'trigger', 'step-worker', 'record-child-failure', 'aggregate', 'dlq-handler'];
 
 let research: Synthesized;
 let platform: Synthesized;
@@ -116,8 +116,8 @@ describe('SQS', () => {
 });
 
 describe('Lambda functions', () => {
-  it('five SpawnerFunctions: Node 22, arm64, active tracing, ESM bundle handler', () => {
-    expect(resourcesOf(t, 'AWS::Lambda::Function')).toHaveLength(5);
+  it('six SpawnerFunctions: Node 22, arm64, active tracing, ESM bundle handler', () => {
+    expect(resourcesOf(t, 'AWS::Lambda::Function')).toHaveLength(6);
     for (const name of NAMES) {
       const fn = functionOf(t, name);
       expect(fn.props).toMatchObject({
@@ -201,7 +201,17 @@ describe('Lambda functions', () => {
       ScalingConfig: { MaximumConcurrency: 10 },
     });
     platform.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', { ScalingConfig: { MaximumConcurrency: 50 } });
-    expect(resourcesOf(t, 'AWS::Lambda::EventSourceMapping')).toHaveLength(1);
+    expect(resourcesOf(t, 'AWS::Lambda::EventSourceMapping')).toHaveLength(2);
+  });
+
+  it('dlq-handler consumes the step DLQ with partial batch failures (a poisoned step fails its branch)', () => {
+    const { stepDlq } = queueByRole(t);
+    t.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: { 'Fn::GetAtt': [stepDlq, 'Arn'] },
+      FunctionName: { Ref: functionOf(t, 'dlq-handler').id },
+      BatchSize: 10,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
   });
 });
 
