@@ -113,18 +113,6 @@ export function agentCall<T>(latencyMs: number, response: T): Promise<T> {
 }
 
 /** Runs fn over items with at most `limit` in flight (the per-fan-out semaphore of the peers). */
-export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i], i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
 
 /**
  * CPU profile of the measured window only (not start-up nor warm-up), written as a
@@ -143,5 +131,20 @@ export async function startProfiler(file: string | undefined): Promise<() => Pro
     const { profile } = await session.post('Profiler.stop');
     writeFileSync(file, JSON.stringify(profile));
     session.disconnect();
+  };
+}
+
+export { mapLimit } from '../core/map-limit';
+
+/** The process figures every runner reports, rounded for the table. */
+export function processFigures(m: ReturnType<ProcessMeter['stop']>, completed: number) {
+  return {
+    makespanMs: round(m.wallMs),
+    cpuMs: round(m.cpuUserMs + m.cpuSystemMs),
+    cpuUserMs: round(m.cpuUserMs),
+    cpuSystemMs: round(m.cpuSystemMs),
+    rssBaselineMb: round(m.rssBaselineMb, 1),
+    rssPeakMb: round(m.rssPeakMb, 1),
+    branchesPerSecond: round((completed / m.wallMs) * 1000, 1),
   };
 }

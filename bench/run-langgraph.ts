@@ -7,7 +7,7 @@
  * superstep of every subgraph is checkpointed, in memory — the shape of durability, not durable).
  */
 import { Annotation, END, MemorySaver, Send, START, StateGraph } from '@langchain/langgraph';
-import { agentCall, fanInStats, ProcessMeter, round, startProfiler, type CaseResult, type CaseSpec } from './measure';
+import { agentCall, fanInStats, ProcessMeter, startProfiler, type CaseResult, type CaseSpec, processFigures } from './measure';
 import { branchCount, QUICK_SHAPES, type TreeShape } from './workloads';
 
 const State = Annotation.Root({
@@ -102,13 +102,7 @@ export async function runLangGraph(spec: CaseSpec): Promise<CaseResult> {
     status: out.out === 'done' && tally.completed === expected ? 'completed' : 'failed',
     expectedBranches: expected,
     completedBranches: tally.completed,
-    makespanMs: round(m.wallMs),
-    cpuMs: round(m.cpuUserMs + m.cpuSystemMs),
-    cpuUserMs: round(m.cpuUserMs),
-    cpuSystemMs: round(m.cpuSystemMs),
-    rssBaselineMb: round(m.rssBaselineMb, 1),
-    rssPeakMb: round(m.rssPeakMb, 1),
-    branchesPerSecond: round((tally.completed / m.wallMs) * 1000, 1),
+    ...processFigures(m, tally.completed),
     fanIn: fanInStats(tally.fanIn),
   };
 }

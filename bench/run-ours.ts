@@ -7,7 +7,7 @@ import type { BranchRecord } from '../core/model';
 import type { AgentInvoker } from '../core/ports';
 import { LocalRuntime } from '../local/runtime';
 import { aslTransitions, countDynamo, countEvents, countSqs, countStepFunctions, emptyCounts, type AwsCounts } from './aws-counters';
-import { fanInStats, percentile, ProcessMeter, round, startProfiler, type CaseResult, type CaseSpec } from './measure';
+import { fanInStats, percentile, ProcessMeter, round, startProfiler, type CaseResult, type CaseSpec, processFigures } from './measure';
 import { branchCount, parentCount, QUICK_SHAPES, scenarioFor, type TreeShape } from './workloads';
 
 interface Hooks {
@@ -75,13 +75,7 @@ async function measured(runtime: LocalRuntime, spec: CaseSpec, hooks: Hooks): Pr
     spec,
     expectedBranches: expected,
     completedBranches: completed,
-    makespanMs: round(m.wallMs),
-    cpuMs: round(m.cpuUserMs + m.cpuSystemMs),
-    cpuUserMs: round(m.cpuUserMs),
-    cpuSystemMs: round(m.cpuSystemMs),
-    rssBaselineMb: round(m.rssBaselineMb, 1),
-    rssPeakMb: round(m.rssPeakMb, 1),
-    branchesPerSecond: round((completed / m.wallMs) * 1000, 1),
+    ...processFigures(m, completed),
     runtimeErrors: runtime.errors.length,
   };
   if (outcome === 'timeout') {

@@ -2,7 +2,7 @@
  * The floor: the same tree as plain recursive async functions, one semaphore per fan-out
  * (at most `concurrency` children running), Promise.all for the fan-in. No durability at all.
  */
-import { agentCall, fanInStats, mapLimit, ProcessMeter, round, startProfiler, type CaseResult, type CaseSpec } from './measure';
+import { agentCall, fanInStats, mapLimit, ProcessMeter, startProfiler, type CaseResult, type CaseSpec, processFigures } from './measure';
 import { branchCount, QUICK_SHAPES, type TreeShape } from './workloads';
 
 interface Tally {
@@ -44,13 +44,7 @@ export async function runPromiseAll(spec: CaseSpec): Promise<CaseResult> {
     status: tally.completed === expected ? 'completed' : 'failed',
     expectedBranches: expected,
     completedBranches: tally.completed,
-    makespanMs: round(m.wallMs),
-    cpuMs: round(m.cpuUserMs + m.cpuSystemMs),
-    cpuUserMs: round(m.cpuUserMs),
-    cpuSystemMs: round(m.cpuSystemMs),
-    rssBaselineMb: round(m.rssBaselineMb, 1),
-    rssPeakMb: round(m.rssPeakMb, 1),
-    branchesPerSecond: round((tally.completed / m.wallMs) * 1000, 1),
+    ...processFigures(m, tally.completed),
     fanIn: fanInStats(tally.fanIn),
   };
 }

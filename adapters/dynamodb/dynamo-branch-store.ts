@@ -51,6 +51,7 @@ import {
   branchIdOfSk,
 } from './item-codec';
 import { mapDynamoError } from './map-dynamo-error';
+import { mapLimit } from '../../core/map-limit';
 
 export interface DynamoBranchStoreOptions {
   client: DynamoDBDocumentClient | DynamoDBClient;
@@ -489,15 +490,3 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i], i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
