@@ -1,4 +1,4 @@
-/** Aggregation strategies (DESIGN §4): the child results of a sync point become one value. */
+/** Aggregation strategies: the child results of a sync point become one value. */
 import { AggregationError } from './errors';
 import type { AggregatorRef, BranchStatus, WaitFor } from './model';
 

@@ -1,4 +1,4 @@
-/** The one place that decides whether a spawn is allowed (DESIGN §5), and why not. */
+/** The one place that decides whether a spawn is allowed, and why not. */
 import { LimitExceededError, type LimitName } from './errors';
 import { DEFAULT_LIMITS, type Limits } from './model';
 

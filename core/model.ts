@@ -126,7 +126,7 @@ export interface ChildSpec {
   maxTurns?: number;
 }
 
-/** What a WAITING branch is waiting for: one sync point plus any seed-002 groups still to run. */
+/** What a WAITING branch is waiting for: one sync point plus any sequential groups still to run. */
 export interface SpawnState {
   /** The sync point sequence number (1, 2, ...) within this branch. */
   seq: number;
@@ -139,11 +139,11 @@ export interface SpawnState {
   aggregator: AggregatorRef;
   metadata?: Record<string, unknown>;
   inheritMemory: boolean;
-  /** seed-002 groups still to spawn after this one, each a sync point of its own. */
+  /** Sequential groups still to spawn after this one, each a sync point of its own. */
   pendingGroups: ChildSpec[][];
-  /** Aggregates of the groups already done (seed-002 resumes the agent with all of them). */
+  /** Aggregates of the groups already done (the `next_actions` dialect resumes the agent with all of them). */
   groupResults: unknown[];
-  /** True when the spawn came from the seed-002 dialect (changes how the agent is resumed). */
+  /** True when the spawn came from the `next_actions` dialect (changes how the agent is resumed). */
   grouped: boolean;
   /** The children of this sync point, kept so an interrupted spawn can be opened again. */
   childSpecs: ChildSpec[];

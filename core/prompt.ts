@@ -1,6 +1,6 @@
 /**
  * Prompts for LLM agents (bedrock, openai): the system prompt that teaches the agent response
- * protocol (DESIGN §3) and the topology, and the chat history built from a branch's memory.
+ * protocol (docs/protocol.md) and the topology, and the chat history built from a branch's memory.
  * Pure text building; the invokers send it and the runtime parses whatever comes back.
  */
 import type { AgentDefinition, MemoryEntry } from './model';
@@ -10,7 +10,7 @@ export interface SystemPromptInput {
   definition: AgentDefinition;
   /** The agents this agent may name (the topology), as given to the invoker. */
   allowed: readonly string[];
-  /** Copies of itself are always allowed (DESIGN §3); false leaves the copy forms out. */
+  /** Copies of itself are always allowed; false leaves the copy forms out. */
   isCopyAllowed?: boolean;
 }
 

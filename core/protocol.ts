@@ -1,5 +1,5 @@
 /**
- * The agent response protocol (DESIGN §3): turns whatever an agent returned into one typed
+ * The agent response protocol (docs/protocol.md): turns whatever an agent returned into one typed
  * decision, or an InvalidAgentResponseError that names what was wrong.
  */
 import { z } from 'zod';
@@ -25,7 +25,7 @@ export interface SpawnDecision {
 }
 
 export interface ParseContext {
-  /** The agent that answered (copies in the seed-002 dialect are copies of it). */
+  /** The agent that answered (copies in the `next_actions` dialect are copies of it). */
   currentAgent: string;
   /** The input of the step, handed on where a response gives no input of its own. */
   currentInput: unknown;

@@ -1,6 +1,6 @@
 /**
  * A run request from outside (API, EventBridge) becomes a StartRunInput. Where agents come from
- * is a trust decision: inline definitions only where the deployment allows them (DESIGN §6).
+ * is a trust decision: inline definitions only where the deployment allows them.
  */
 import { ForbiddenError, ValidationError } from './errors';
 import type { AgentRegistry } from './model';

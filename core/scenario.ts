@@ -1,5 +1,5 @@
 /**
- * The scenario document (DESIGN §6): validated into a run request, with errors that name the
+ * The scenario document (docs/scenarios.md): validated into a run request, with errors that name the
  * offending field. Reading the file is the caller's job; this module only sees its content.
  */
 import { z } from 'zod';

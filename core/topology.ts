@@ -1,4 +1,4 @@
-/** Which agents an agent may name (DESIGN §3): its `allowed` list and copies of itself. */
+/** Which agents an agent may name: its `allowed` list and copies of itself. */
 import { InvalidAgentResponseError, TopologyViolationError } from './errors';
 import type { AgentRegistry, BranchRecord } from './model';
 import type { Decision } from './protocol';

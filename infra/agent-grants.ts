@@ -1,6 +1,6 @@
 /**
  * The resources the step-worker may call on behalf of agents: only what the team's registry
- * names. A run request can never widen this (DESIGN §6: no URL, ARN or model from a request).
+ * names. A run request can never widen this (no URL, ARN or model ever comes from a request).
  */
 import { ArnFormat, Stack } from 'aws-cdk-lib';
 import type { AgentRegistry } from '../core/model';

@@ -1,5 +1,5 @@
 /**
- * One team's branch-spawner (DESIGN §2): table, step queue, five functions, the fan-out state
+ * One team's branch-spawner: table, step queue, five functions, the fan-out state
  * machine, the REST API, the team event bus, alarms and a dashboard, with least-privilege grants.
  */
 import { Annotations, ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';

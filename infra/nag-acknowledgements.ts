@@ -35,7 +35,7 @@ export function nagAcknowledgements(spawner: BranchSpawner): NagAcknowledgement[
       {
         construct: fn,
         id: 'AwsSolutions-L1',
-        reason: 'The runtime is pinned to NODEJS_22_X on purpose (the product supports Node 22, DESIGN §7); moving to a newer runtime is a tested upgrade, not a synth-time default.',
+        reason: 'The runtime is pinned to NODEJS_22_X on purpose (the product supports Node 22); moving to a newer runtime is a tested upgrade, not a synth-time default.',
       },
     );
     const needs = spawner.functionNeeds(fn.spawnerName);

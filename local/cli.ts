@@ -1,4 +1,4 @@
-/** `branch-spawner` — runs scenarios on the embedded engines (DESIGN §6). */
+/** `branch-spawner` — runs scenarios on the embedded engines. */
 import { Command, CommanderError } from 'commander';
 import { ScenarioError, ValidationError } from '../core/errors';
 import { parseChaos } from './chaos';

@@ -1,6 +1,6 @@
 /**
  * `branch-spawner dev`: the embedded runtime behind a loopback HTTP server. The HTTP API of
- * DESIGN §6 goes through the SAME API Gateway handler (`runtime.api`) fed REST proxy events;
+ * docs/openapi.yaml goes through the SAME API Gateway handler (`runtime.api`) fed REST proxy events;
  * next to it, dev-only routes serve the tree page, the examples, a branch's details and a
  * server-sent events stream of the lifecycle events (so the page updates live).
  */

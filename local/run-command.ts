@@ -28,7 +28,7 @@ export function runDocument(run: RunRecord, branches: BranchRecord[]) {
     result: run.result ?? null,
     error: run.error ?? null,
     metrics: computeMetrics(branches),
-    // DESIGN §6 fixes the CLI's branch fields: a subset of the API's branch view.
+    // The CLI's branch fields are fixed: a subset of the API's branch view.
     branches: branches.map(branchView).map(({ id, parentId, agent, type, depth, status, result, error }) => ({
       id, parentId, agent, type, depth, status, result, error,
     })),

@@ -1,5 +1,5 @@
 /**
- * `script` agents (DESIGN §6): canned responses per step, optional rules matched on the input,
+ * `script` agents (see docs/scenarios.md): canned responses per step, optional rules matched on the input,
  * and directives to fail, answer raw text, or take time. Deterministic, for tests and demos.
  */
 import { AgentInvocationError } from '../../core/errors';

@@ -4,7 +4,7 @@ import type { LifecycleEvent } from '../events';
 import type { RunRecord, Scope } from '../model';
 import type { AgentInvoker, BranchStore, Clock, EventPublisher, FanOutOrchestrator, StepQueue } from '../ports';
 
-/** Named points where fault injection may make the worker "crash" (DESIGN §6 chaos). */
+/** Named points where fault injection may make the worker "crash" (`--chaos crash=<point>`). */
 export type CrashPoint =
   | 'after-read-branch'
   | 'after-write-children'

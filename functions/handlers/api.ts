@@ -1,5 +1,5 @@
 /**
- * api: the HTTP API of DESIGN §6 behind API Gateway (REST proxy events). middy carries the
+ * api: the HTTP API (docs/openapi.yaml) behind API Gateway (REST proxy events). middy carries the
  * plumbing (body limit, JSON errors); the routes only parse, call a use case and answer.
  */
 import middy, { type MiddlewareObj } from '@middy/core';

@@ -21,7 +21,7 @@ const STATUS: [new (...args: any[]) => Error, number][] = [
   [ValidationError, 400],
   [InvalidAgentResponseError, 400],
   [LimitExceededError, 400],
-  // A request asking for agents the deployment does not trust is a bad request (DESIGN §6).
+  // A request asking for agents the deployment does not trust is a bad request.
   [ForbiddenError, 400],
   [NotFoundError, 404],
   [MethodNotAllowedError, 405],

@@ -85,7 +85,7 @@ async function startRun() {
   errorBox.hidden = true;
   button.disabled = true;
   try {
-    // YAML is parsed by the dev server; POST /runs itself takes the JSON document (DESIGN §6).
+    // YAML is parsed by the dev server; POST /runs itself takes the JSON document.
     const { document: scenario } = await request('POST', '/scenarios/parse', {
       body: $('scenario-input').value,
       headers: { 'content-type': 'text/plain' },

@@ -1,5 +1,5 @@
 /**
- * The tree page in a real browser: Debian's chromium driven by playwright-core (DESIGN §7),
+ * The tree page in a real browser: Debian's chromium driven by playwright-core,
  * against the dev server started in-process. Starts examples/hierarchical.yaml from the page and
  * awaits the page's own terminal state (no sleeps).
  */
@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDevServer, type DevServer } from '../../local/dev-server';
 
 const CHROMIUM = '/usr/bin/chromium';
-// Without these the closed network floods a headless chromium with refused connections (DESIGN §7).
+// Without these the closed network floods a headless chromium with refused connections.
 const FLAGS = [
   '--no-sandbox',
   '--disable-gpu',

@@ -8,7 +8,7 @@ const bad = (branchId: string, error: string, status: ChildResult['status'] = 'F
 });
 
 describe('default aggregate', () => {
-  it('has the shape of DESIGN §4 and leaves cancelled children out', () => {
+  it('has the documented shape and leaves cancelled children out', () => {
     const out = defaultAggregate(
       [ok('root.0', 'a'), bad('root.1', 'boom'), bad('root.2', 'cancelled', 'CANCELLED'), bad('root.3', 'late', 'TIMED_OUT')],
       { waitFor: 'all', metadata: { pattern: 'hierarchical' } },

@@ -113,7 +113,7 @@ describe('canonical forms', () => {
   });
 });
 
-describe('seed-002 next_actions dialect', () => {
+describe('next_actions (branched recursion) dialect', () => {
   it('[] completes with content (null when absent)', () => {
     expect(parse({ next_actions: [] })).toEqual({ kind: 'complete', content: null });
     expect(parse({ next_actions: [], content: 'done' })).toEqual({ kind: 'complete', content: 'done' });

@@ -1,5 +1,5 @@
 /**
- * Every behaviour of DESIGN §3–§5 end to end on the embedded engines: the real handlers,
+ * Every behaviour of the protocol, fan-in and limits end to end on the embedded engines: the real handlers,
  * dynalite, fauxqs and the fan-out ASL in aws-local-stepfunctions.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

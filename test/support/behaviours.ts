@@ -1,5 +1,5 @@
 /**
- * Every behaviour of DESIGN §3–§5 as a run plus its expected outcome. The same table runs on
+ * Every behaviour of the protocol, fan-in and limits as a run plus its expected outcome. The same table runs on
  * the in-memory ports (test/core) and on the embedded engines (test/local).
  */
 import { expect } from 'vitest';
@@ -74,7 +74,7 @@ export const behaviours: Behaviour[] = [
     },
   },
   {
-    name: 'simple parallel spawn of named agents (seed 000 pattern 1)',
+    name: 'simple parallel spawn of named agents',
     run: {
       name: 'simple-parallel',
       request: 'Analyze Q4 sales',
@@ -110,7 +110,7 @@ export const behaviours: Behaviour[] = [
     },
   },
   {
-    name: 'hierarchical: team leads spawn workers (seed 000 pattern 2)',
+    name: 'hierarchical: team leads spawn workers',
     run: {
       name: 'hierarchical',
       request: 'build the report',
@@ -141,7 +141,7 @@ export const behaviours: Behaviour[] = [
     },
   },
   {
-    name: 'dynamic workflow: the agent picks parallel experts or a hand-off (seed 000 pattern 3)',
+    name: 'dynamic workflow: the agent picks parallel experts or a hand-off',
     run: {
       name: 'dynamic',
       request: { tasks: ['complex: merge ledgers', 'simple: format'] },
@@ -191,7 +191,7 @@ export const behaviours: Behaviour[] = [
     },
   },
   {
-    name: 'seed-002 recursion: copies of the agent to depth 3',
+    name: 'branched recursion: copies of the agent to depth 3',
     run: {
       name: 'recursion',
       request: 'task:R',
@@ -219,7 +219,7 @@ export const behaviours: Behaviour[] = [
     },
   },
   {
-    name: 'seed-002 groups run one after another, the agent resumes with all aggregates',
+    name: 'next_actions groups run one after another, the agent resumes with all aggregates',
     run: {
       name: 'groups',
       request: 'start',
