@@ -2,6 +2,7 @@
 import { NotFoundError } from '../errors';
 import { computeMetrics, type RunMetrics } from '../metrics';
 import type { BranchRecord, RunRecord, Scope } from '../model';
+import { parseAgentResponse } from '../protocol';
 import { buildTree, renderAscii, renderMermaid } from '../tree';
 import type { SpawnerDeps } from './deps';
 
@@ -90,4 +91,96 @@ export async function runTree(deps: Pick<SpawnerDeps, 'store'>, scope: Scope, fo
   if (format === 'ascii') return renderAscii(branches);
   if (format === 'mermaid') return renderMermaid(branches);
   return buildTree(branches);
+}
+
+/** Short views of the given runs (newest first as given); runs not found are left out. */
+export async function runSummaries(deps: Pick<SpawnerDeps, 'store'>, scopes: readonly Scope[]) {
+  const records = await Promise.all(scopes.map((scope) => deps.store.getRun(scope)));
+  return records
+    .filter((r) => r !== undefined)
+    .map((r) => ({ runId: r.runId, name: r.name, status: r.status, createdAt: r.createdAt, endedAt: r.endedAt ?? null }));
+}
+
+/** The agents each branch of a run ran, by branch id (see `agentChain`). */
+export async function handoffChains(deps: Pick<SpawnerDeps, 'store'>, scope: Scope): Promise<Record<string, string[]>> {
+  const branches = await deps.store.listBranches(scope);
+  return Object.fromEntries(branches.map((b) => [b.id, agentChain(b)]));
+}
+
+/** The agents a branch ran, in order: its entry agent, then each hand-off. */
+export function agentChain(branch: BranchRecord): string[] {
+  const chain = [branch.entryAgent];
+  for (const entry of branch.memory) {
+    if (!entry.inherited && entry.role === 'user' && entry.agent !== chain[chain.length - 1]) chain.push(entry.agent);
+  }
+  if (branch.agent !== chain[chain.length - 1]) chain.push(branch.agent);
+  return chain;
+}
+
+/** A branch for the page's detail panel: its sync points, its steps and what it was resumed with. */
+export async function branchDetail(deps: Pick<SpawnerDeps, 'store'>, scope: Scope, branchId: string) {
+  const branch = await deps.store.getBranch(scope, branchId);
+  if (!branch) throw new NotFoundError(`branch ${branchId} of run ${scope.runId} not found`);
+  const children = await deps.store.listChildren(scope, branchId);
+  const seqs = [...new Set([...children.map((c) => c.parentSeq ?? 0), ...(branch.spawn ? [branch.spawn.seq] : [])])].sort((a, b) => a - b);
+  const syncPoints = await Promise.all(
+    seqs.map(async (seq) => {
+      const sp = await deps.store.getSyncPoint(scope, branchId, seq);
+      const spawn = branch.spawn?.seq === seq ? branch.spawn : undefined;
+      return {
+        seq,
+        children: children.filter((c) => c.parentSeq === seq).map((c) => ({ id: c.id, agent: c.agent, status: c.status })),
+        counters: sp?.counters ?? null,
+        waitFor: sp?.waitFor ?? spawn?.waitFor ?? null,
+        maxFailedFraction: sp?.maxFailedFraction ?? null,
+        aggregator: spawn?.aggregator ?? null,
+        aggregatedAt: sp?.aggregatedAt ?? null,
+        outcome: sp?.outcome ?? null,
+      };
+    }),
+  );
+  const steps = stepsOf(branch);
+  const resumes = steps.filter((s) => s.resumedAfterSync);
+  return {
+    branch: {
+      ...branchView(branch),
+      entryAgent: branch.entryAgent,
+      ...(branch.peers ? { peers: branch.peers } : {}),
+      ...(branch.maxTurns !== undefined ? { maxTurns: branch.maxTurns } : {}),
+      usage: branch.usage ?? null,
+    },
+    syncPoints,
+    // What the agent was resumed with after its last sync point: the aggregated result.
+    aggregate: resumes.length ? resumes[resumes.length - 1].input : null,
+    steps,
+  };
+}
+
+export interface StepView {
+  step: number;
+  agent: string;
+  input: unknown;
+  response: unknown;
+  decision: string;
+  resumedAfterSync: boolean;
+}
+
+/** A branch's own steps from its memory: each input, the response and what it decided. */
+export function stepsOf(branch: BranchRecord): StepView[] {
+  const own = branch.memory.filter((m) => !m.inherited);
+  const steps: StepView[] = [];
+  let spawned = false;
+  for (let i = 0; i + 1 < own.length; i += 2) {
+    const input = own[i].content;
+    const response = own[i + 1].content;
+    let decision: string;
+    try {
+      decision = parseAgentResponse(response, { currentAgent: own[i].agent, currentInput: input }).kind;
+    } catch {
+      decision = 'invalid';
+    }
+    steps.push({ step: steps.length, agent: own[i].agent, input, response, decision, resumedAfterSync: spawned });
+    spawned = decision === 'spawn';
+  }
+  return steps;
 }

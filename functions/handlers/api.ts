@@ -5,7 +5,7 @@
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { createHash, randomUUID } from 'node:crypto';
-import { PayloadTooLargeError, ValidationError } from '../../core/errors';
+import { NotFoundError, PayloadTooLargeError, ValidationError } from '../../core/errors';
 import { toStartRunInput, type AgentPolicy } from '../../core/run-request';
 import {
   cancelRun,
@@ -149,7 +149,7 @@ export function createApiHandler(deps: SpawnerDeps, config: ApiConfig, logger: L
   const base = async (event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> => {
     const path = event.path ?? '/';
     const matches = table.map((r) => ({ r, m: r.pattern.exec(path) })).filter((x) => x.m);
-    if (matches.length === 0) return json(404, { error: 'NotFound', message: `no route for ${path}` });
+    if (matches.length === 0) throw new NotFoundError(`no route for ${path}`);
     const match = matches.find((x) => x.r.method === event.httpMethod);
     if (!match) throw new MethodNotAllowedError(`${event.httpMethod} is not allowed on ${path}`);
     return match.r.handle(event, match.m!.slice(1), config.teamOf(event));

@@ -115,7 +115,7 @@ describe('api', () => {
     expect(await status(apiEvent('POST', '/runs', '{oops'))).toEqual([400, 'ValidationError']);
     expect(await status(apiEvent('POST', '/runs', { ...scenario, agents: { A: { kind: 'http', url: 'http://x' } } }))).toEqual([400, 'ForbiddenError']);
     expect(await status(apiEvent('GET', '/runs/nope'))).toEqual([404, 'NotFoundError']);
-    expect(await status(apiEvent('GET', '/nowhere'))).toEqual([404, 'NotFound']);
+    expect(await status(apiEvent('GET', '/nowhere'))).toEqual([404, 'NotFoundError']);
     expect(await status(apiEvent('DELETE', '/runs/abc'))).toEqual([405, 'MethodNotAllowedError']);
     expect(await status(apiEvent('POST', '/runs', 'x'.repeat(2000)))).toEqual([413, 'PayloadTooLargeError']);
     h.stop();

@@ -12,7 +12,8 @@ import { parse as parseYaml } from 'yaml';
 import type { LifecycleEvent } from '../../core/events';
 import { runIdFor } from '../../functions/handlers/api';
 import { main } from '../../local/cli';
-import { GATEWAY_MAX_BODY_BYTES, startDevServer, toProxyEvent, type DevServer } from '../../local/dev-server';
+import { startDevServer, type DevServer } from '../../local/dev-server';
+import { GATEWAY_MAX_BODY_BYTES, toProxyEvent } from '../../local/dev/gateway-shim';
 import { captureIo } from '../support/io';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -99,7 +100,7 @@ describe('dev server: the page and its assets', () => {
     for (const path of ['/nothing.js', '/%2e%2e/package.json', '/local/dev-server.ts', '/vendor/other.js']) {
       const answer = await get(path);
       expect(answer.status, path).toBe(404);
-      expect(answer.body.error, path).toBe('NotFound');
+      expect(answer.body.error, path).toBe('NotFoundError');
     }
   });
 

@@ -188,7 +188,7 @@ describe('the handler answers as documented', () => {
     for (const [method, path, status, error] of [
       ['DELETE', `/runs/${completedRunId}`, 405, 'MethodNotAllowedError'],
       ['PUT', '/runs', 405, 'MethodNotAllowedError'],
-      ['GET', '/nowhere', 404, 'NotFound'],
+      ['GET', '/nowhere', 404, 'NotFoundError'],
     ] as const) {
       const response = await fetch(`${server.url}${path}`, { method });
       const body: any = await response.json();

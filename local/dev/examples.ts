@@ -1,0 +1,68 @@
+/** The example scenarios the page offers, and YAML pasted on the page turned into a document. */
+import type { APIGatewayProxyResult } from 'aws-lambda';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import type { AggregatorFn } from '../../core/aggregators';
+import { errorMessage, ValidationError } from '../../core/errors';
+import { json } from '../../functions/handlers/http-errors';
+import { loadScenarioFile } from '../scenario-file';
+
+export interface ExampleView {
+  file: string;
+  name: string;
+  description: string;
+  /** The file as written (the page shows it for editing). */
+  text: string;
+  document: unknown;
+}
+
+export function loadExamples(dir: string): ExampleView[] {
+  let files: string[];
+  try {
+    files = readdirSync(dir).filter((f) => /\.(ya?ml|json)$/.test(f)).sort();
+  } catch {
+    return [];
+  }
+  const examples: ExampleView[] = [];
+  for (const file of files) {
+    const text = readFileSync(join(dir, file), 'utf8');
+    try {
+      const document = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+      const description = text
+        .split('\n')
+        .filter((line, i, all) => line.startsWith('#') && all.slice(0, i).every((l) => l.startsWith('#')))
+        .map((line) => line.replace(/^#\s?/, ''))
+        .join(' ');
+      examples.push({ file, name: String(document?.name ?? file), description, text, document });
+    } catch {
+      // A broken example is left out of the list; `branch-spawner run` reports it properly.
+    }
+  }
+  return examples;
+}
+
+/** The registered aggregators of every example that names a module (e.g. `median`). */
+export async function exampleAggregators(dir: string): Promise<Record<string, AggregatorFn>> {
+  const all: Record<string, AggregatorFn> = {};
+  for (const example of loadExamples(dir)) {
+    if (!(example.document as { aggregators?: unknown })?.aggregators) continue;
+    try {
+      Object.assign(all, (await loadScenarioFile(join(dir, example.file))).aggregators);
+    } catch {
+      // An example whose module does not load just cannot use its aggregator here.
+    }
+  }
+  return all;
+}
+
+/** YAML (or JSON, which is YAML) pasted on the page becomes the JSON document POST /runs takes. */
+export function parseScenarioText(text: string): APIGatewayProxyResult {
+  if (!text.trim()) throw new ValidationError('the scenario is empty', '(root)');
+  try {
+    return json(200, { document: parseYaml(text, { prettyErrors: true }) });
+  } catch (error) {
+    const where = error instanceof YAMLParseError && error.linePos ? ` at line ${error.linePos[0].line}` : '';
+    throw new ValidationError(`the scenario is not valid YAML or JSON${where}: ${errorMessage(error).split('\n')[0]}`, '(root)');
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * The dev-only routes next to the HTTP API: the page and its assets, the examples, the runs of
+ * this session, a branch's details, the agents each branch ran, and the event streams. Routes
+ * call read models (core/use-cases/queries.ts); none reads the store itself.
+ */
+import type { APIGatewayProxyResult } from 'aws-lambda';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Scope } from '../../core/model';
+import { branchDetail, handoffChains, runSummaries } from '../../core/use-cases/queries';
+import type { SpawnerDeps } from '../../core/use-cases/deps';
+import { json } from '../../functions/handlers/http-errors';
+import { mermaidScript, staticFile } from './assets';
+import type { EventHub } from './event-hub';
+import { parseScenarioText, type ExampleView } from './examples';
+import { readBody } from './gateway-shim';
+
+export interface DevRouteContext {
+  deps: Pick<SpawnerDeps, 'store'>;
+  hub: EventHub;
+  examples: ExampleView[];
+  /** Runs started during this session, oldest first. */
+  sessionRuns(): Scope[];
+}
+
+export interface DevRequest {
+  req: IncomingMessage;
+  res: ServerResponse;
+  url: URL;
+  team: string;
+}
+
+/** What a dev route answers: a proxy result, 'handled' (it wrote the response), or not mine. */
+export type DevRouteResult = APIGatewayProxyResult | 'handled' | undefined;
+
+type DevRoute = {
+  method: string;
+  pattern: RegExp;
+  handle(request: DevRequest, params: string[]): DevRouteResult | Promise<DevRouteResult>;
+};
+
+const RUN_ID = '([A-Za-z0-9_-]{1,64})';
+
+export function devRoutes(ctx: DevRouteContext): (request: DevRequest) => Promise<DevRouteResult> {
+  const scope = (team: string, runId: string): Scope => ({ team, runId });
+  const table: DevRoute[] = [
+    { method: 'GET', pattern: /^\/(?:index\.html)?$/, handle: () => staticFile('index.html') },
+    { method: 'GET', pattern: /^\/vendor\/mermaid\.min\.js$/, handle: () => mermaidScript() },
+    { method: 'GET', pattern: /^\/([a-z0-9-]+\.(?:js|css|svg|png))$/, handle: (_r, [name]) => staticFile(name) },
+    { method: 'GET', pattern: /^\/examples$/, handle: () => json(200, { examples: ctx.examples }) },
+    {
+      method: 'GET',
+      pattern: /^\/runs\/?$/,
+      handle: async ({ team }) => json(200, { runs: await runSummaries(ctx.deps, ctx.sessionRuns().filter((s) => s.team === team).reverse()) }),
+    },
+    { method: 'POST', pattern: /^\/scenarios\/parse$/, handle: async ({ req }) => parseScenarioText(await readBody(req)) },
+    {
+      method: 'GET',
+      pattern: /^\/events$/,
+      handle: ({ req, res, url, team }) => {
+        ctx.hub.open(req, res, team, url.searchParams.get('runId') ?? undefined);
+        return 'handled';
+      },
+    },
+    {
+      method: 'GET',
+      pattern: new RegExp(`^/runs/${RUN_ID}/events/?$`),
+      handle: ({ req, res, team }, [runId]) => {
+        ctx.hub.open(req, res, team, runId);
+        return 'handled';
+      },
+    },
+    {
+      method: 'GET',
+      pattern: new RegExp(`^/runs/${RUN_ID}/agents/?$`),
+      handle: async ({ team }, [runId]) => json(200, { runId, agents: await handoffChains(ctx.deps, scope(team, runId)) }),
+    },
+    {
+      method: 'GET',
+      pattern: new RegExp(`^/runs/${RUN_ID}/branches/([A-Za-z0-9._-]{1,512})/?$`),
+      handle: async ({ team }, [runId, branchId]) => json(200, await branchDetail(ctx.deps, scope(team, runId), branchId)),
+    },
+  ];
+  return async (request) => {
+    const method = request.req.method ?? 'GET';
+    for (const route of table) {
+      const m = route.method === method ? route.pattern.exec(request.url.pathname) : null;
+      if (m) return route.handle(request, m.slice(1));
+    }
+    return undefined;
+  };
+}
