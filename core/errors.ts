@@ -21,14 +21,9 @@ export class InvalidAgentResponseError extends BranchSpawnerError {
 /** An agent named an agent its topology does not allow (a kind of invalid response). */
 export class TopologyViolationError extends InvalidAgentResponseError {}
 
-export type LimitName =
-  | 'maxDepth'
-  | 'maxFanOut'
-  | 'maxBranches'
-  | 'maxConcurrentBranches'
-  | 'maxStepsPerBranch'
-  | 'branchTimeoutSeconds'
-  | 'maxInvalidResponses';
+import type { LimitName } from './limits';
+
+export type { LimitName } from './limits';
 
 export class LimitExceededError extends BranchSpawnerError {
   constructor(
@@ -38,6 +33,11 @@ export class LimitExceededError extends BranchSpawnerError {
     message?: string,
   ) {
     super(message ?? `limit ${limit} exceeded: ${requested} > ${max}`);
+  }
+
+  /** The request field it is about, as the API names fields. */
+  get field(): string {
+    return `limits.${this.limit}`;
   }
 }
 

@@ -1,6 +1,148 @@
-/** The one place that decides whether a spawn is allowed, and why not. */
-import { LimitExceededError, type LimitName } from './errors';
-import { DEFAULT_LIMITS, type Limits } from './model';
+/**
+ * Every limit of a run, in one table, and the one place that decides whether a spawn is allowed
+ * (and why not).
+ *
+ * Each row gives a limit's
+ * - `default`: what a run gets when its scenario or request names nothing;
+ * - `teamMax`: what a team stack allows when its config (`limitMaxima`) names no maximum;
+ * - `ceiling`: the absolute maximum. No scenario, request or team config can go past it: the CLI
+ *   and `dev` refuse more (exit 2 / 400), a team config naming more does not deploy.
+ * - `min`: the smallest accepted value; `why`: the reason for the ceiling (docs/reliability.md).
+ *
+ * Adding a limit is adding a row: its type, defaults, team cap, ceiling and the schema that
+ * validates scenarios, requests and team configs all come from here.
+ */
+import { z } from 'zod';
+import { LimitExceededError } from './errors';
+
+export interface LimitRow {
+  default: number;
+  teamMax: number;
+  ceiling: number;
+  min: number;
+  /** One line: why the ceiling is what it is. */
+  why: string;
+}
+
+export const LIMIT_TABLE = {
+  maxDepth: {
+    default: 5,
+    teamMax: 10,
+    ceiling: 100,
+    min: 1,
+    why: 'a branch carries its ancestry (ids, inherited memory); past 100 levels a tree is a loop, not a plan',
+  },
+  maxFanOut: {
+    default: 50,
+    teamMax: 1_000,
+    ceiling: 10_000,
+    min: 1,
+    why: "one spawn's children are one fan-out (a Distributed Map run); 10,000 is the widest fan-out the product is built and measured for",
+  },
+  maxBranches: {
+    default: 1_000,
+    teamMax: 10_000,
+    ceiling: 100_000,
+    min: 1,
+    why: "every branch is an item, a queue message and agent calls: 100,000 bounds one run's cost and storage",
+  },
+  maxConcurrentBranches: {
+    default: 10,
+    teamMax: 100,
+    ceiling: 1_000,
+    min: 1,
+    why: 'children run at once per fan-out; 1,000 is the most concurrent Lambda pollers an SQS event source drives',
+  },
+  maxStepsPerBranch: {
+    default: 25,
+    teamMax: 100,
+    ceiling: 1_000,
+    min: 1,
+    why: 'a branch that hands off 1,000 times is looping; it keeps its whole memory in one item',
+  },
+  branchTimeoutSeconds: {
+    default: 900,
+    teamMax: 3_600,
+    ceiling: 86_400,
+    min: 1,
+    why: "24 h: a branch's timer must fit a JavaScript timer (24.8 days) and a run must end the day it started",
+  },
+  maxInvalidResponses: {
+    default: 2,
+    teamMax: 5,
+    ceiling: 10,
+    min: 0,
+    why: 'an agent that answers outside the protocol 10 times will not get it right on the 11th: more only costs calls',
+  },
+} as const satisfies Record<string, LimitRow>;
+
+export type LimitName = keyof typeof LIMIT_TABLE;
+export type Limits = Record<LimitName, number>;
+
+export const LIMIT_NAMES = Object.keys(LIMIT_TABLE) as LimitName[];
+
+function column(key: 'default' | 'teamMax' | 'ceiling'): Readonly<Limits> {
+  return Object.freeze(Object.fromEntries(LIMIT_NAMES.map((name) => [name, LIMIT_TABLE[name][key]])) as Limits);
+}
+
+export const DEFAULT_LIMITS: Readonly<Limits> = column('default');
+/** A team stack's maxima where its config names none. */
+export const TEAM_DEFAULT_MAXIMA: Readonly<Limits> = column('teamMax');
+export const LIMIT_CEILINGS: Readonly<Limits> = column('ceiling');
+
+/** Limit overrides (a scenario's or request's `limits`, a team's `limitMaxima`): within [min, ceiling]. */
+export const limitsSchema = z
+  .object(
+    Object.fromEntries(
+      LIMIT_NAMES.map((name) => {
+        const { min, ceiling } = LIMIT_TABLE[name];
+        return [
+          name,
+          z
+            .number()
+            .int('must be an integer')
+            .min(min, min === 1 ? 'must be positive' : `must be ≥ ${min}`)
+            .max(ceiling, `must be ≤ ${ceiling}, the ceiling for every run`)
+            .optional(),
+        ];
+      }),
+    ) as Record<LimitName, z.ZodOptional<z.ZodNumber>>,
+  )
+  .strict();
+
+/** A team's maxima with the table's team caps filled in for the limits it does not name. */
+export function teamLimitMaxima(named: Partial<Limits> = {}): Limits {
+  const maxima = { ...TEAM_DEFAULT_MAXIMA };
+  for (const name of LIMIT_NAMES) if (named[name] !== undefined) maxima[name] = named[name];
+  return maxima;
+}
+
+/**
+ * A run's limits: overrides over the defaults, each within the deployment's maxima (a team's
+ * stack) and always within the ceilings. A default above a team's maximum is lowered to it.
+ */
+export function resolveLimits(overrides: Partial<Limits> = {}, maxima: Partial<Limits> = {}): Limits {
+  const limits = {} as Limits;
+  for (const name of LIMIT_NAMES) {
+    const { min, ceiling } = LIMIT_TABLE[name];
+    const stackMax = maxima[name];
+    const cap = stackMax !== undefined && stackMax < ceiling ? stackMax : ceiling;
+    const value = overrides[name];
+    if (value === undefined) {
+      limits[name] = Math.min(DEFAULT_LIMITS[name], cap);
+      continue;
+    }
+    if (!Number.isInteger(value) || value < min) {
+      throw new LimitExceededError(name, min, value, `limits.${name} must be an integer ≥ ${min}, got ${value}`);
+    }
+    if (value > cap) {
+      const whose = cap === ceiling ? 'the ceiling for every run is' : 'this stack allows at most';
+      throw new LimitExceededError(name, cap, value, `limits.${name} is ${value}; ${whose} ${cap}`);
+    }
+    limits[name] = value;
+  }
+  return limits;
+}
 
 export interface LimitRefusal {
   limit: LimitName;
@@ -40,22 +182,4 @@ export function refusalInput(r: LimitRefusal): Record<string, unknown> {
 
 export function refusalError(r: LimitRefusal): LimitExceededError {
   return new LimitExceededError(r.limit, r.max, r.requested, `LimitExceeded ${r.limit}: ${r.message}`);
-}
-
-/** Merges overrides over defaults, refusing values that are not positive integers. */
-export function resolveLimits(overrides: Partial<Limits> = {}, maxima: Partial<Limits> = {}): Limits {
-  const limits: Limits = { ...DEFAULT_LIMITS };
-  for (const [key, value] of Object.entries(overrides) as [keyof Limits, number | undefined][]) {
-    if (value === undefined) continue;
-    const min = key === 'maxInvalidResponses' ? 0 : 1;
-    if (!Number.isInteger(value) || value < min) {
-      throw new LimitExceededError(key, min, value, `limits.${key} must be an integer ≥ ${min}, got ${value}`);
-    }
-    const cap = maxima[key];
-    if (cap !== undefined && value > cap) {
-      throw new LimitExceededError(key, cap, value, `limits.${key} is ${value}; this stack allows at most ${cap}`);
-    }
-    limits[key] = value;
-  }
-  return limits;
 }

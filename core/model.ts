@@ -41,25 +41,9 @@ export function statusesThatMayBecome(to: BranchStatus): BranchStatus[] {
 
 export type BranchType = 'SIMPLE' | 'CONVERSATION' | 'NESTED' | 'AGGREGATION';
 
-export interface Limits {
-  maxDepth: number;
-  maxFanOut: number;
-  maxBranches: number;
-  maxConcurrentBranches: number;
-  maxStepsPerBranch: number;
-  branchTimeoutSeconds: number;
-  maxInvalidResponses: number;
-}
-
-export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
-  maxDepth: 5,
-  maxFanOut: 50,
-  maxBranches: 1000,
-  maxConcurrentBranches: 10,
-  maxStepsPerBranch: 25,
-  branchTimeoutSeconds: 900,
-  maxInvalidResponses: 2,
-});
+// A run's limits: one table in core/limits.ts (defaults, team caps, ceilings).
+export { DEFAULT_LIMITS, type Limits } from './limits';
+import type { Limits } from './limits';
 
 export interface FailurePolicy {
   /** The parent fails as soon as failed children exceed this fraction of its children. */

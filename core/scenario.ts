@@ -4,25 +4,12 @@
  */
 import { z } from 'zod';
 import { ScenarioError } from './errors';
+import { limitsSchema } from './limits';
 import type { AgentRegistry, FailurePolicy, Limits } from './model';
 
 export const AGENT_KINDS = ['script', 'http', 'lambda', 'bedrock', 'openai'] as const;
 
 const positiveInt = z.number().int('must be an integer').positive('must be positive');
-/** Limit overrides (a scenario's `limits`, a team's `limitMaxima`). */
-export const limitsSchema = z
-  .object({
-    maxDepth: positiveInt,
-    maxFanOut: positiveInt,
-    maxBranches: positiveInt,
-    maxConcurrentBranches: positiveInt,
-    maxStepsPerBranch: positiveInt,
-    branchTimeoutSeconds: positiveInt,
-    maxInvalidResponses: z.number().int('must be an integer').min(0, 'must be ≥ 0'),
-  })
-  .partial()
-  .strict();
-
 const ruleSchema = z.object({ when: z.string().min(1), responses: z.array(z.unknown()).min(1) }).strict();
 
 const agentSchema = z

@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { ScenarioError } from '../core/errors';
 import type { AgentRegistry, Limits } from '../core/model';
-import { limitsSchema, parseScenario } from '../core/scenario';
+import { limitsSchema, teamLimitMaxima } from '../core/limits';
+import { parseScenario } from '../core/scenario';
 import { DEFAULT_MAX_BODY_BYTES } from '../functions/handlers/api';
 
 export const TEAMS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'teams');
@@ -17,8 +18,9 @@ export const TEAMS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'teams');
 const TEAM_NAME = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$/;
 
 const positiveInt = z.number().int('must be an integer').positive('must be positive');
-// The maxima use the same shape and rules as a scenario's limits.
-const limitMaximaSchema = limitsSchema;
+// The maxima use the same shape and rules as a scenario's limits (never past a ceiling); a limit the
+// team does not name is capped by the table's team maximum (core/limits.ts).
+const limitMaximaSchema = limitsSchema.default({}).transform((named) => teamLimitMaxima(named));
 
 // The REST API's JWT authorizer is a Cognito user pool authorizer, so the issuer must be a pool.
 const COGNITO_ISSUER = /^https:\/\/cognito-idp\.([a-z0-9-]+)\.amazonaws\.com\/([a-z0-9-]+_[A-Za-z0-9]+)$/;
@@ -43,7 +45,7 @@ const teamConfigSchema = z
     region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be an AWS region such as eu-west-1').optional(),
     // Agent definitions are checked by the scenario rules below (one shape for both).
     agents: z.record(z.string().min(1), z.unknown()),
-    limitMaxima: limitMaximaSchema.default({}),
+    limitMaxima: limitMaximaSchema,
     allowInlineScriptAgents: z.boolean().default(false),
     // Lambda's SQS event source accepts 2..1000.
     workerMaxConcurrency: z.number().int('must be an integer').min(2, 'must be ≥ 2').max(1000, 'must be ≤ 1000').default(10),
@@ -65,7 +67,8 @@ export type TeamAuth = z.infer<typeof authSchema>;
 
 export interface TeamConfig extends Omit<z.infer<typeof teamConfigSchema>, 'agents' | 'limitMaxima'> {
   agents: AgentRegistry;
-  limitMaxima: Partial<Limits>;
+  /** Every limit's maximum on this stack (the team's, or the table's team cap). */
+  limitMaxima: Limits;
 }
 
 export class TeamConfigError extends Error {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LimitExceededError, TopologyViolationError } from '../../core/errors';
-import { checkSpawnLimits, refusalInput, resolveLimits } from '../../core/limits';
+import { checkSpawnLimits, LIMIT_CEILINGS, LIMIT_TABLE, refusalInput, resolveLimits, TEAM_DEFAULT_MAXIMA } from '../../core/limits';
 import { canTransition, DEFAULT_LIMITS, TERMINAL_STATUSES } from '../../core/model';
 import { parseAgentResponse } from '../../core/protocol';
 import { allowedTargets, checkTopology } from '../../core/topology';
@@ -20,6 +20,36 @@ describe('limits', () => {
     expect(() => resolveLimits({ maxDepth: 1.5 })).toThrow(/integer/);
     expect(() => resolveLimits({ maxBranches: 5000 }, { maxBranches: 2000 })).toThrow(/at most 2000/);
     expect(resolveLimits({ maxInvalidResponses: 0 }).maxInvalidResponses).toBe(0);
+  });
+
+  it('every row is consistent: min ≤ default ≤ team max ≤ ceiling, and says why', () => {
+    for (const [name, row] of Object.entries(LIMIT_TABLE)) {
+      expect(row.min <= row.default && row.default <= row.teamMax && row.teamMax <= row.ceiling, name).toBe(true);
+      expect(row.why.length, name).toBeGreaterThan(20);
+    }
+    expect(LIMIT_CEILINGS).toMatchObject({
+      maxStepsPerBranch: 1000,
+      maxInvalidResponses: 10,
+      branchTimeoutSeconds: 86_400,
+      maxDepth: 100,
+      maxFanOut: 10_000,
+      maxBranches: 100_000,
+    });
+  });
+
+  it('no override and no stack maximum passes a ceiling; a default above a stack maximum is lowered to it', () => {
+    expect(() => resolveLimits({ maxStepsPerBranch: 1e9 })).toThrow(/limits\.maxStepsPerBranch is 1000000000; the ceiling for every run is 1000/);
+    expect(() => resolveLimits({ maxStepsPerBranch: 1e9 }, { maxStepsPerBranch: 1e12 })).toThrow(/ceiling for every run is 1000/);
+    try {
+      resolveLimits({ branchTimeoutSeconds: 31_536_000 });
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toBeInstanceOf(LimitExceededError);
+      expect((error as LimitExceededError).field).toBe('limits.branchTimeoutSeconds');
+    }
+    expect(resolveLimits({}, { maxDepth: 3, maxFanOut: 20 })).toMatchObject({ maxDepth: 3, maxFanOut: 20, maxBranches: 1000 });
+    expect(resolveLimits({ maxFanOut: 10_000 }).maxFanOut).toBe(10_000);
+    expect(resolveLimits({}, TEAM_DEFAULT_MAXIMA)).toEqual(DEFAULT_LIMITS);
   });
 });
 

@@ -122,6 +122,37 @@ describe('api', () => {
   });
 });
 
+describe('api: limits', () => {
+  const context = {} as Context;
+  const answer = async (api: ReturnType<typeof createApiHandler>, limits: Record<string, number>) => {
+    const r = await api(apiEvent('POST', '/runs', { ...scenario, limits }), context);
+    return { status: r.statusCode, body: JSON.parse(r.body) };
+  };
+
+  it('refuses a limit over its ceiling with 400 naming limits.<field>, whatever the stack allows', async () => {
+    const h = createMemoryHarness();
+    const api = createApiHandler(h.deps, { policy: { registry: {}, inline: 'any' }, teamOf: () => 't', limitMaxima: {} });
+    for (const [field, value] of [['maxStepsPerBranch', 1e9], ['branchTimeoutSeconds', 31_536_000], ['maxInvalidResponses', 1e9]] as const) {
+      const { status, body } = await answer(api, { [field]: value });
+      expect(status, field).toBe(400);
+      expect(body.field).toBe(`limits.${field}`);
+      expect(body.message).toMatch(/ceiling/);
+    }
+    h.stop();
+  });
+
+  it("refuses a limit over the team's maximum with 400 naming limits.<field>", async () => {
+    const h = createMemoryHarness();
+    const api = createApiHandler(h.deps, { policy: { registry: {}, inline: 'any' }, teamOf: () => 't', limitMaxima: { maxStepsPerBranch: 30 } });
+    const { status, body } = await answer(api, { maxStepsPerBranch: 31 });
+    expect(status).toBe(400);
+    expect(body).toMatchObject({ error: 'LimitExceededError', field: 'limits.maxStepsPerBranch' });
+    expect(body.message).toMatch(/this stack allows at most 30/);
+    expect((await answer(api, { maxStepsPerBranch: 30 })).status).toBe(202);
+    h.stop();
+  });
+});
+
 describe('fan-out tasks', () => {
   it('validate their input and name the bad field', async () => {
     const h = createMemoryHarness();

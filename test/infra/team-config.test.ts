@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { TEAM_DEFAULT_MAXIMA } from '../../core/limits';
 import { knownTeams, loadTeamConfig, parseTeamConfig, TeamConfigError } from '../../infra/team-config';
 
 const FILE = 'infra/teams/example.json';
@@ -60,7 +61,7 @@ describe('team configs', () => {
       allowInlineScriptAgents: false,
       workerMaxConcurrency: 10,
       auth: { type: 'iam' },
-      limitMaxima: {},
+      limitMaxima: TEAM_DEFAULT_MAXIMA,
       tableEncryption: 'aws-managed',
       maxBodyBytes: 256 * 1024,
     });
@@ -72,6 +73,7 @@ describe('team configs', () => {
     ['a bad account', { ...base(), account: '12345' }, 'account', /12-digit/],
     ['a bad region', { ...base(), region: 'Europe' }, 'region', /AWS region/],
     ['a limit below 1', { ...base(), limitMaxima: { maxDepth: 0 } }, 'limitMaxima.maxDepth', /must be positive/],
+    ['a limit past its ceiling', { ...base(), limitMaxima: { maxStepsPerBranch: 1e9 } }, 'limitMaxima.maxStepsPerBranch', /must be ≤ 1000, the ceiling/],
     ['an unknown limit', { ...base(), limitMaxima: { maxDepht: 3 } }, 'limitMaxima.maxDepht', /unknown field/],
     ['workerMaxConcurrency 1', { ...base(), workerMaxConcurrency: 1 }, 'workerMaxConcurrency', /≥ 2/],
     ['a bad alarm email', { ...base(), alarmEmail: 'oncall' }, 'alarmEmail', /email/],
@@ -100,6 +102,12 @@ describe('team configs', () => {
     expect(error.field).toBe(field);
     expect(error.message.startsWith(`${FILE}: ${field}: `)).toBe(true);
     expect(error.message).toMatch(detail);
+  });
+
+  it('caps every limit: the ones a team names, the table\'s team maximum for the others', () => {
+    const config = parseTeamConfig({ ...base(), limitMaxima: { maxDepth: 3 } }, FILE);
+    expect(config.limitMaxima).toEqual({ ...TEAM_DEFAULT_MAXIMA, maxDepth: 3 });
+    expect(Object.keys(loadTeamConfig('research').limitMaxima).sort()).toEqual(Object.keys(TEAM_DEFAULT_MAXIMA).sort());
   });
 
   it('an unknown team is an error that lists the known teams', () => {

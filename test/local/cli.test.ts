@@ -28,6 +28,10 @@ describe('branch-spawner run: exit codes and messages', () => {
       ['syntax.yaml', 'name: x\nagents: [unclosed\n', /not valid YAML at line/],
       ['allowed.json', JSON.stringify({ name: 'x', entry: 'A', agents: { A: { kind: 'script', responses: [1], allowed: ['Ghost'] } } }), /agents\.A\.allowed\.0: "Ghost"/],
       ['limits.yaml', 'name: x\nentry: A\nlimits: { maxDepth: -1 }\nagents:\n  A: { kind: script, responses: [1] }\n', /limits\.maxDepth/],
+      ['steps.yaml', 'name: x\nentry: A\nlimits: { maxStepsPerBranch: 1000000000 }\nagents:\n  A: { kind: script, responses: [1] }\n', /limits\.maxStepsPerBranch: must be ≤ 1000, the ceiling/],
+      ['timeout.yaml', 'name: x\nentry: A\nlimits: { branchTimeoutSeconds: 31536000 }\nagents:\n  A: { kind: script, responses: [1] }\n', /limits\.branchTimeoutSeconds: must be ≤ 86400/],
+      ['invalid.yaml', 'name: x\nentry: A\nlimits: { maxInvalidResponses: 1000000000 }\nagents:\n  A: { kind: script, responses: [1] }\n', /limits\.maxInvalidResponses: must be ≤ 10/],
+      ['branches.yaml', 'name: x\nentry: A\nlimits: { maxBranches: 100001 }\nagents:\n  A: { kind: script, responses: [1] }\n', /limits\.maxBranches: must be ≤ 100000/],
     ];
     for (const [name, text, message] of cases) {
       const io = captureIo();

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import { LIMIT_TABLE } from '../../core/limits';
 import { startDevServer, type DevServer } from '../../local/dev-server';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -96,6 +97,14 @@ describe('docs/openapi.yaml', () => {
     for (const file of ['simple-parallel.yaml', 'hierarchical.yaml', 'dynamic-workflow.yaml', 'recursion.yaml', 'failures.yaml', 'quorum-custom-aggregator.yaml']) {
       expect(validate(example(file)), `${file}: ${ajv.errorsText(validate.errors)}`).toBe(true);
     }
+  });
+
+  it('documents every limit with its minimum, default and ceiling (core/limits.ts)', () => {
+    const documentedLimits = Object.fromEntries(
+      Object.entries<any>(doc.components.schemas.Limits.properties).map(([name, p]) => [name, { min: p.minimum, default: p.default, ceiling: p.maximum }]),
+    );
+    const table = Object.fromEntries(Object.entries(LIMIT_TABLE).map(([name, row]) => [name, { min: row.min, default: row.default, ceiling: row.ceiling }]));
+    expect(documentedLimits).toEqual(table);
   });
 });
 
