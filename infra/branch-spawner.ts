@@ -34,6 +34,8 @@ export const RUN_REQUESTED_DETAIL_TYPE = 'RunRequested';
 /** An agent call can be slow (LLMs); the queue's visibility is six times this (AWS's advice for SQS sources). */
 export const WORKER_TIMEOUT = Duration.minutes(5);
 export const MAX_RECEIVE_COUNT = 5;
+/** The dlq-handler consumes the step DLQ, so that queue's visibility is six times this (AWS refuses less than once). */
+export const DLQ_HANDLER_TIMEOUT = Duration.seconds(60);
 
 // Lambda allows 4 KB of environment in total; the registry must leave room for the rest.
 const MAX_REGISTRY_ENV_BYTES = 3 * 1024;
@@ -110,6 +112,8 @@ export class BranchSpawner extends Construct {
 
     // ---- SQS: branch steps, with a DLQ after MAX_RECEIVE_COUNT failed deliveries.
     this.stepDlq = new sqs.Queue(this, 'StepDlq', {
+      // An event source queue's visibility must cover its function's timeout (dlq-handler below).
+      visibilityTimeout: Duration.seconds(DLQ_HANDLER_TIMEOUT.toSeconds() * 6),
       retentionPeriod: Duration.days(14),
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
@@ -201,7 +205,7 @@ export class BranchSpawner extends Construct {
       'step-worker': fn('step-worker', 'StepWorkerFunction', { timeout: WORKER_TIMEOUT, memorySize: 1024 }),
       'record-child-failure': fn('record-child-failure', 'RecordChildFailureFunction', { timeout: Duration.seconds(60) }),
       aggregate: fn('aggregate', 'AggregateFunction', { timeout: Duration.seconds(120) }),
-      'dlq-handler': fn('dlq-handler', 'DlqHandlerFunction', { timeout: Duration.seconds(60) }),
+      'dlq-handler': fn('dlq-handler', 'DlqHandlerFunction', { timeout: DLQ_HANDLER_TIMEOUT }),
     };
     // Dead-lettered steps end their branch FAILED so the run cannot hang (functions/handlers/dlq-handler.ts).
     this.functions['dlq-handler'].addEventSource(

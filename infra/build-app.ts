@@ -1,10 +1,11 @@
 /**
  * Builds the CDK app: `-c team=<name>` makes that team's stack, no team makes every team's stack
- * (`npm run synth`). cdk-nag's AwsSolutions pack runs on every synth.
+ * (`npm run synth`). cdk-nag's AwsSolutions pack and the deploy rules run on every synth.
  */
 import { Validations, type App } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { BranchSpawnerStack, stackNameFor } from './branch-spawner-stack';
+import { DeployRulesPlugin } from './deploy-rules';
 import { knownTeams, loadTeamConfig, TEAMS_DIR } from './team-config';
 
 export interface BuildAppOptions {
@@ -22,6 +23,8 @@ export function buildApp(app: App, options: BuildAppOptions = {}): BranchSpawner
     const config = loadTeamConfig(team, dir);
     return new BranchSpawnerStack(app, stackNameFor(team), { config });
   });
+  // Rules AWS enforces at deploy time that synth does not (infra/deploy-rules.ts): a violation fails the synth.
+  Validations.of(app).addPlugins(new DeployRulesPlugin());
   if (options.nag ?? true) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   return stacks;
 }
