@@ -3,7 +3,7 @@
  * (core/prompt); the reply's text goes back raw and the runtime parses it. Transient Bedrock
  * errors are retried with backoff; each call has its own timeout.
  */
-import { abortableSleep, backoffDelay, type Sleep } from './backoff';
+import { abortableSleep, again, withRetries, type Sleep } from '../retry';
 import {
   BedrockRuntimeClient,
   ConverseCommand,
@@ -15,7 +15,7 @@ import { AgentInvocationError, AgentTimeoutError } from '../../core/errors';
 import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
 import { buildMessages, buildSystemPrompt, type ChatMessage } from '../../core/prompt';
 
-export type { Sleep } from './backoff';
+export type { Sleep } from '../retry';
 
 export interface BedrockInvokerOptions {
   /** Client for agents that name no `region` (default: a client for the environment's region). */
@@ -93,7 +93,8 @@ export class BedrockInvoker implements AgentInvoker {
       ...(Object.keys(inferenceConfig).length ? { inferenceConfig } : {}),
     };
 
-    for (let attempt = 1; ; attempt++) {
+    const policy = { attempts, baseMs: this.backoffMs, maxMs: this.maxBackoffMs, random: this.random, sleep: this.sleep, signal: call.signal };
+    return withRetries(policy, async (attempt, last) => {
       if (call.signal?.aborted) throw new AgentInvocationError(agent, 'aborted: the branch ended');
       const timeout = AbortSignal.timeout(timeoutMs);
       const signal = call.signal ? AbortSignal.any([call.signal, timeout]) : timeout;
@@ -109,15 +110,15 @@ export class BedrockInvoker implements AgentInvoker {
           throw new AgentTimeoutError(agent, `no answer from Bedrock model ${modelId} within ${timeoutMs} ms`, { cause: error });
         }
         const retryable = isRetryable(error);
-        if (!retryable || attempt >= attempts) {
+        if (!retryable || last) {
           const after = retryable ? ` (after ${attempt} attempts)` : '';
           throw new AgentInvocationError(agent, `Bedrock model ${modelId} failed${after}: ${describeError(error)}`, {
             cause: error,
           });
         }
-        await this.sleep(backoffDelay(attempt, this.backoffMs, this.maxBackoffMs, this.random), call.signal);
+        return again();
       }
-    }
+    });
   }
 
   private clientFor(region: string | undefined): BedrockRuntimeClient {

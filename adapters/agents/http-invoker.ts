@@ -2,7 +2,7 @@
  * `http` agents: POST the step as JSON to the agent's URL; the response body is the agent
  * response. A per-call timeout, and retries with backoff on 5xx and network errors.
  */
-import { abortableSleep, backoffDelay } from './backoff';
+import { again, withRetries } from '../retry';
 import { AgentInvocationError, AgentTimeoutError } from '../../core/errors';
 import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
 
@@ -36,13 +36,12 @@ export class HttpInvoker implements AgentInvoker {
       team: call.team,
       step: call.step,
     });
-    let lastError: unknown;
-    for (let attempt = 0; attempt <= retries; attempt++) {
-      if (attempt > 0) await abortableSleep(backoffDelay(attempt, this.backoffMs, 10_000), call.signal);
+    return withRetries({ attempts: retries + 1, baseMs: this.backoffMs, maxMs: 10_000, signal: call.signal }, async (_attempt, last) => {
       const timeout = AbortSignal.timeout(timeoutMs);
       const signal = call.signal ? AbortSignal.any([call.signal, timeout]) : timeout;
+      let failure: AgentInvocationError;
       try {
-        const response = await this.fetch(def.url, {
+        const response = await this.fetch(def.url!, {
           method: 'POST',
           headers: { 'content-type': 'application/json', ...def.headers },
           body,
@@ -50,26 +49,22 @@ export class HttpInvoker implements AgentInvoker {
         });
         const text = await response.text();
         if (response.status >= 500) {
-          lastError = new AgentInvocationError(call.agentName, `HTTP ${response.status} from ${def.url}: ${text.slice(0, 200)}`);
-          continue;
-        }
-        if (!response.ok) {
+          failure = new AgentInvocationError(call.agentName, `HTTP ${response.status} from ${def.url}: ${text.slice(0, 200)}`);
+        } else if (!response.ok) {
           throw new AgentInvocationError(call.agentName, `HTTP ${response.status} from ${def.url}: ${text.slice(0, 200)}`);
+        } else {
+          return { response: parseBody(text) };
         }
-        return { response: parseBody(text) };
       } catch (error) {
         if (error instanceof AgentInvocationError) throw error;
         if (call.signal?.aborted) throw new AgentInvocationError(call.agentName, 'aborted: the branch ended', { cause: error });
-        if (timeout.aborted) {
-          lastError = new AgentTimeoutError(call.agentName, `no answer from ${def.url} within ${timeoutMs} ms`, { cause: error });
-        } else {
-          lastError = new AgentInvocationError(call.agentName, `request to ${def.url} failed: ${(error as Error).message}`, {
-            cause: error,
-          });
-        }
+        failure = timeout.aborted
+          ? new AgentTimeoutError(call.agentName, `no answer from ${def.url} within ${timeoutMs} ms`, { cause: error })
+          : new AgentInvocationError(call.agentName, `request to ${def.url} failed: ${(error as Error).message}`, { cause: error });
       }
-    }
-    throw lastError;
+      if (last) throw failure;
+      return again();
+    });
   }
 }
 

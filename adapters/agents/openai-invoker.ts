@@ -4,12 +4,12 @@
  * (core/prompt); the reply's text goes back raw and the runtime parses it. 429, 5xx and
  * network errors are retried with backoff; each call has its own timeout.
  */
-import { abortableSleep, backoffDelay, type Sleep } from './backoff';
+import { abortableSleep, again, withRetries, type Sleep } from '../retry';
 import { AgentInvocationError, AgentTimeoutError } from '../../core/errors';
 import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
 import { buildMessages, buildSystemPrompt } from '../../core/prompt';
 
-export type { Sleep } from './backoff';
+export type { Sleep } from '../retry';
 
 export interface OpenAiInvokerOptions {
   fetch?: typeof fetch;
@@ -104,16 +104,17 @@ export class OpenAiInvoker implements AgentInvoker {
     const timeoutMs = def.timeoutMs ?? this.timeoutMs;
     const attempts = def.retries !== undefined ? def.retries + 1 : this.maxAttempts;
 
-    for (let attempt = 1; ; attempt++) {
+    const policy = { attempts, baseMs: this.backoffMs, maxMs: this.maxBackoffMs, random: this.random, sleep: this.sleep, signal: call.signal };
+    return withRetries(policy, async (attempt, last) => {
       if (call.signal?.aborted) throw new AgentInvocationError(agent, 'aborted: the branch ended');
       const result = await this.attempt(agent, url, headers, body, timeoutMs, call.signal);
       if (result.ok) return result.reply;
-      if (!result.retryable || attempt >= attempts) {
+      if (!result.retryable || last) {
         if (attempt > 1) result.error.message += ` (after ${attempt} attempts)`;
         throw result.error;
       }
-      await this.sleep(result.retryAfterMs ?? this.backoff(attempt), call.signal);
-    }
+      return again(result.retryAfterMs);
+    });
   }
 
   /** One HTTP call; a failure says whether it is worth retrying (and any delay the server asked for). */
@@ -158,11 +159,6 @@ export class OpenAiInvoker implements AgentInvoker {
       return { ok: false, error: new AgentInvocationError(agent, `HTTP ${status} from ${url}: ${errorDetail(text)}`), retryable: false };
     }
     return { ok: true, reply: toReply(agent, url, text) };
-  }
-
-  /** Exponential backoff with equal jitter: half the delay fixed, half random. */
-  private backoff(attempt: number): number {
-    return backoffDelay(attempt, this.backoffMs, this.maxBackoffMs, this.random);
   }
 
   private retryAfterMs(header: string | null): number | undefined {

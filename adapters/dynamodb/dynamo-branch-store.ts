@@ -52,6 +52,7 @@ import {
 } from './item-codec';
 import { mapDynamoError } from './map-dynamo-error';
 import { mapLimit } from '../../core/map-limit';
+import { again, withRetries } from '../retry';
 
 export interface DynamoBranchStoreOptions {
   client: DynamoDBDocumentClient | DynamoDBClient;
@@ -448,10 +449,8 @@ export class DynamoBranchStore implements BranchStore {
   private async batchGet(keys: Key[], context: string): Promise<Attributes[]> {
     const items: Attributes[] = [];
     let pending: Record<string, unknown>[] = keys as unknown as Record<string, unknown>[];
-    for (let round = 0; pending.length > 0; round++) {
-      if (round >= BATCH_GET_ROUNDS) {
-        throw new TransientError(`${context}: ${pending.length} keys still unprocessed after ${round} BatchGetItem rounds`);
-      }
+    if (pending.length === 0) return items;
+    return withRetries({ attempts: BATCH_GET_ROUNDS, baseMs: 25, maxMs: 2_000 }, async (round, last) => {
       const output = await this.call(context, () =>
         this.doc.send(
           new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: true } } }),
@@ -460,10 +459,11 @@ export class DynamoBranchStore implements BranchStore {
       const got = output.Responses?.[this.tableName] ?? [];
       items.push(...got);
       pending = output.UnprocessedKeys?.[this.tableName]?.Keys ?? [];
+      if (pending.length === 0) return items;
+      if (last) throw new TransientError(`${context}: ${pending.length} keys still unprocessed after ${round} BatchGetItem rounds`);
       // Unprocessed keys with no progress at all mean throttling: back off before asking again.
-      if (pending.length > 0 && got.length === 0) await delay(25 * 2 ** round);
-    }
-    return items;
+      return again(got.length === 0 ? undefined : 0);
+    });
   }
 
   private async call<T>(context: string, request: () => Promise<T>): Promise<T> {
@@ -484,9 +484,5 @@ export class DynamoBranchStore implements BranchStore {
       throw mapped;
     }
   }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 

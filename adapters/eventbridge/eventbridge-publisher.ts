@@ -9,11 +9,11 @@
  * value read it from the API. Entries the service rejects are retried once, then reported.
  */
 import { toCoreError as awsError } from '../aws-errors';
+import { again, withRetries } from '../retry';
 import {
   PutEventsCommand,
   type EventBridgeClient,
   type PutEventsRequestEntry,
-  type PutEventsResultEntry,
 } from '@aws-sdk/client-eventbridge';
 import { BranchSpawnerError, TransientError } from '../../core/errors';
 import { EVENT_SOURCE, type LifecycleEvent } from '../../core/events';
@@ -23,6 +23,8 @@ export const MAX_ENTRIES_PER_REQUEST = 10;
 export const MAX_REQUEST_BYTES = 256 * 1024;
 /** Scalar strings longer than this are left out of a truncated event's summary. */
 const SUMMARY_STRING_LIMIT = 1024;
+/** PutEvents attempts for entries the service failed (the first try and one retry). */
+const PUT_ATTEMPTS = 2;
 
 export interface EventBridgePublisherOptions {
   client: EventBridgeClient;
@@ -66,8 +68,7 @@ export class EventBridgePublisher implements EventPublisher {
 
   private async put(batch: PutEventsRequestEntry[]): Promise<void> {
     let pending = batch;
-    let failed: { entry: PutEventsRequestEntry; result: PutEventsResultEntry }[] = [];
-    for (let attempt = 1; attempt <= 2 && pending.length; attempt++) {
+    await withRetries({ attempts: PUT_ATTEMPTS, baseMs: 50, maxMs: 1_000 }, async (_attempt, last) => {
       let response;
       try {
         response = await this.client.send(new PutEventsCommand({ Entries: pending }));
@@ -76,16 +77,19 @@ export class EventBridgePublisher implements EventPublisher {
       }
       if (!response.FailedEntryCount) return;
       // Results line up with the request's entries; failed ones carry an ErrorCode.
-      failed = pending
+      const failed = pending
         .map((entry, i) => ({ entry, result: response.Entries?.[i] ?? { ErrorCode: 'Unknown' } }))
         .filter((f) => f.result.ErrorCode);
-      pending = failed.map((f) => f.entry);
-    }
-    const codes = failed.map((f) => `${f.entry.DetailType}: ${f.result.ErrorCode}${f.result.ErrorMessage ? ` (${f.result.ErrorMessage})` : ''}`);
-    const message = `PutEvents failed for ${failed.length} event(s) after a retry: ${codes.join('; ')}`;
-    const cause = failed.map((f) => f.result);
-    if (failed.every((f) => TRANSIENT_ENTRY_CODES.has(f.result.ErrorCode ?? ''))) throw new TransientError(message, { cause });
-    throw new BranchSpawnerError(message, { cause });
+      if (!last) {
+        pending = failed.map((f) => f.entry);
+        return again();
+      }
+      const codes = failed.map((f) => `${f.entry.DetailType}: ${f.result.ErrorCode}${f.result.ErrorMessage ? ` (${f.result.ErrorMessage})` : ''}`);
+      const message = `PutEvents failed for ${failed.length} event(s) after a retry: ${codes.join('; ')}`;
+      const cause = failed.map((f) => f.result);
+      if (failed.every((f) => TRANSIENT_ENTRY_CODES.has(f.result.ErrorCode ?? ''))) throw new TransientError(message, { cause });
+      throw new BranchSpawnerError(message, { cause });
+    });
   }
 }
 

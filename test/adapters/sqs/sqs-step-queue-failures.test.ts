@@ -11,7 +11,9 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { BranchSpawnerError, TransientError } from '../../../core/errors';
-import { SqsQueueConsumer, SqsStepQueue, toCoreError } from '../../../adapters/sqs/sqs-step-queue';
+import { toCoreError } from '../../../adapters/aws-errors';
+import { SqsStepQueue } from '../../../adapters/sqs/sqs-step-queue';
+import { SqsQueueConsumer } from '../../../local/sqs/queue-consumer';
 
 const sqs = mockClient(SQSClient);
 const client = new SQSClient({ region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });

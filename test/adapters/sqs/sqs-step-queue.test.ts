@@ -4,7 +4,9 @@ import { GetQueueAttributesCommand, SQSClient, SendMessageCommand } from '@aws-s
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BranchSpawnerError, PayloadTooLargeError, TransientError, ValidationError } from '../../../core/errors';
 import type { StepMessage } from '../../../core/ports';
-import { SqsQueueConsumer, SqsStepQueue, createQueues, type CreatedQueues } from '../../../adapters/sqs/sqs-step-queue';
+import { SqsStepQueue } from '../../../adapters/sqs/sqs-step-queue';
+import { createQueues, type CreatedQueues } from '../../../local/sqs/create-queues';
+import { SqsQueueConsumer } from '../../../local/sqs/queue-consumer';
 import { startFauxqs, type FauxqsEngine } from '../../../local/engines/fauxqs-engine';
 
 let engine: FauxqsEngine;

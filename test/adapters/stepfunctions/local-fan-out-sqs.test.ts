@@ -1,7 +1,9 @@
 /** The local fan-out dispatching through SQS (fauxqs), as the embedded runtime wires it. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StepMessage } from '../../../core/ports';
-import { SqsQueueConsumer, SqsStepQueue, createQueues } from '../../../adapters/sqs/sqs-step-queue';
+import { SqsStepQueue } from '../../../adapters/sqs/sqs-step-queue';
+import { createQueues } from '../../../local/sqs/create-queues';
+import { SqsQueueConsumer } from '../../../local/sqs/queue-consumer';
 import type { AggregateInput } from '../../../adapters/stepfunctions/fan-out-definition';
 import { LocalFanOutOrchestrator } from '../../../adapters/stepfunctions/local-fan-out';
 import { startFauxqs, type FauxqsEngine } from '../../../local/engines/fauxqs-engine';
