@@ -21,6 +21,7 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { GSI1, TTL_ATTRIBUTE, tableSchema } from '../adapters/dynamodb';
 import { FAN_OUT_ASL_PATH } from '../adapters/stepfunctions/fan-out-definition';
+import { toLambdaEnvironment } from '../functions/lambda-environment';
 import { bedrockModelArns, lambdaAgentArns } from './agent-grants';
 import { SpawnerFunction, type SpawnerFunctionName } from './spawner-function';
 import type { TeamConfig } from './team-config';
@@ -158,7 +159,7 @@ export class BranchSpawner extends Construct {
     });
 
     // ---- Functions.
-    const registryJson = JSON.stringify(config.agents);
+    const registryJson = JSON.stringify(config.agents); // as toLambdaEnvironment writes it
     if (Buffer.byteLength(registryJson) > MAX_REGISTRY_ENV_BYTES) {
       throw new Error(
         `team ${team}: agents: the registry is ${Buffer.byteLength(registryJson)} bytes as AGENT_REGISTRY; ` +
@@ -174,18 +175,18 @@ export class BranchSpawner extends Construct {
         );
       }
     }
-    const environment: Record<string, string> = {
-      TEAM: team,
-      TABLE_NAME: this.table.tableName,
-      STEP_QUEUE_URL: this.stepQueue.queueUrl,
-      STATE_MACHINE_ARN: stateMachineArn,
-      EVENT_BUS_NAME: this.eventBus.eventBusName,
-      AGENT_REGISTRY: registryJson,
-      ALLOW_INLINE_SCRIPT: String(config.allowInlineScriptAgents),
-      LIMIT_MAXIMA: JSON.stringify(config.limitMaxima),
-      MAX_BODY_BYTES: String(config.maxBodyBytes),
-      ...(config.runTtlDays ? { RUN_TTL_SECONDS: String(config.runTtlDays * 86_400) } : {}),
-    };
+    const environment = toLambdaEnvironment({
+      team,
+      tableName: this.table.tableName,
+      stepQueueUrl: this.stepQueue.queueUrl,
+      stateMachineArn,
+      eventBusName: this.eventBus.eventBusName,
+      agentRegistry: config.agents,
+      allowInlineScript: config.allowInlineScriptAgents,
+      limitMaxima: config.limitMaxima,
+      maxBodyBytes: config.maxBodyBytes,
+      ...(config.runTtlDays ? { runTtlSeconds: config.runTtlDays * 86_400 } : {}),
+    });
     const fn = (name: SpawnerFunctionName, id: string, extra: Partial<ConstructorParameters<typeof SpawnerFunction>[2]> = {}) =>
       new SpawnerFunction(this, id, {
         name,

@@ -10,7 +10,7 @@ import { ScenarioError } from '../core/errors';
 import type { AgentRegistry, Limits } from '../core/model';
 import { limitsSchema, teamLimitMaxima } from '../core/limits';
 import { parseScenario } from '../core/scenario';
-import { DEFAULT_MAX_BODY_BYTES } from '../functions/handlers/api';
+import { DEFAULT_MAX_BODY_BYTES } from '../functions/lambda-environment';
 
 export const TEAMS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'teams');
 

@@ -3,7 +3,7 @@
  * back to the step queue (after the fault that poisoned them was fixed). Nothing is processed
  * here: `resume <runId> --data <dir>` then runs them. Malformed messages stay in the DLQ.
  */
-import { parseStepMessage } from '../functions/handlers/step-worker';
+import { parseStepMessage } from '../functions/messages';
 import { startEmbeddedEngines } from './embedded-engines';
 
 export interface RedriveCommandOptions {

@@ -4,7 +4,6 @@
  */
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { createHash, randomUUID } from 'node:crypto';
 import { NotFoundError, PayloadTooLargeError, ValidationError } from '../../core/errors';
 import { toStartRunInput, type AgentPolicy } from '../../core/run-request';
 import {
@@ -15,6 +14,8 @@ import {
 import { describeRun, listRunBranches, runTree, type TreeFormat } from '../../core/use-cases/queries';
 import type { Limits, Scope } from '../../core/model';
 import { errorResponse, json, MethodNotAllowedError, text } from './http-errors';
+import { DEFAULT_MAX_BODY_BYTES } from '../lambda-environment';
+import { runIdFor } from '../messages';
 import { createLogger, type Logger } from './logger';
 
 export interface ApiConfig {
@@ -25,18 +26,11 @@ export interface ApiConfig {
   limitMaxima?: Partial<Limits>;
 }
 
-export const DEFAULT_MAX_BODY_BYTES = 256 * 1024;
-
 type Route = {
   method: string;
   pattern: RegExp;
   handle(event: APIGatewayProxyEvent, params: string[], team: string): Promise<APIGatewayProxyResult>;
 };
-
-export function runIdFor(team: string, idempotencyKey: string | undefined): string {
-  if (!idempotencyKey) return randomUUID();
-  return `k-${createHash('sha256').update(`${team}\n${idempotencyKey}`).digest('hex').slice(0, 32)}`;
-}
 
 function header(event: APIGatewayProxyEvent, name: string): string | undefined {
   const headers = event.headers ?? {};

@@ -9,7 +9,7 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { failPoisonedStep, type PoisonOutcome, type SpawnerDeps } from '../../core/use-cases';
 import { createLogger, type Logger } from './logger';
-import { parseStepMessage } from './step-worker';
+import { parseStepMessage } from '../messages';
 
 export interface DlqHandlerOptions {
   /** Told what became of each dead-lettered step (metrics, tests). */

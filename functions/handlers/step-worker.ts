@@ -4,27 +4,9 @@
  */
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { z } from 'zod';
 import { executeStep, type SpawnerDeps } from '../../core/use-cases';
-import type { StepMessage } from '../../core/ports';
+import { parseStepMessage } from '../messages';
 import { createLogger, type Logger } from './logger';
-
-const stepMessageSchema = z.object({
-  team: z.string().min(1),
-  runId: z.string().min(1),
-  branchId: z.string().min(1),
-  step: z.number().int().min(0),
-  taskToken: z.string().min(1).optional(),
-});
-
-export function parseStepMessage(body: string): StepMessage | undefined {
-  try {
-    const parsed = stepMessageSchema.safeParse(JSON.parse(body));
-    return parsed.success ? parsed.data : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 export function createStepWorkerHandler(deps: SpawnerDeps, logger: Logger = createLogger('step-worker')) {
   const recordHandler = async (record: SQSRecord) => {

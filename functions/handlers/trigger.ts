@@ -7,7 +7,7 @@ import { ValidationError } from '../../core/errors';
 import { toStartRunInput, type AgentPolicy } from '../../core/run-request';
 import { startRun, type SpawnerDeps } from '../../core/use-cases';
 import type { Limits } from '../../core/model';
-import { runIdFor } from './api';
+import { runIdFor } from '../messages';
 import { createLogger, type Logger } from './logger';
 
 export interface TriggerConfig {

@@ -11,7 +11,7 @@ export const handler = (event: APIGatewayProxyEvent, context: Context): Promise<
       policy: config.policy,
       // One stack per team: the stack's team scopes every request, whatever a token claims.
       teamOf: () => config.team,
-      maxBodyBytes: Number(process.env.MAX_BODY_BYTES) || undefined,
+      maxBodyBytes: config.maxBodyBytes,
       limitMaxima: config.limitMaxima,
     });
   }

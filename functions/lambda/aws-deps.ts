@@ -17,10 +17,10 @@ import { EventBridgePublisher } from '../../adapters/eventbridge/eventbridge-pub
 import { SqsStepQueue } from '../../adapters/sqs/sqs-step-queue';
 import { SfnFanOutOrchestrator } from '../../adapters/stepfunctions/sfn-fan-out';
 import { AggregatorRegistry } from '../../core/aggregators';
-import { ValidationError } from '../../core/errors';
-import type { AgentRegistry, Limits } from '../../core/model';
+import type { Limits } from '../../core/model';
 import type { AgentPolicy } from '../../core/run-request';
 import type { SpawnerDeps } from '../../core/use-cases';
+import { fromLambdaEnvironment } from '../lambda-environment';
 
 export interface AwsConfig {
   team: string;
@@ -30,38 +30,22 @@ export interface AwsConfig {
   eventBusName: string;
   policy: AgentPolicy;
   limitMaxima: Partial<Limits>;
+  maxBodyBytes: number;
   ttlSeconds?: number;
 }
 
-function required(env: NodeJS.ProcessEnv, name: string): string {
-  const value = env[name];
-  if (!value) throw new ValidationError(`environment variable ${name} is not set`, name);
-  return value;
-}
-
-function jsonEnv<T>(env: NodeJS.ProcessEnv, name: string, fallback: T): T {
-  const value = env[name];
-  if (!value) return fallback;
-  try {
-    return JSON.parse(value) as T;
-  } catch (error) {
-    throw new ValidationError(`environment variable ${name} is not valid JSON`, name, { cause: error });
-  }
-}
-
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AwsConfig {
+  const values = fromLambdaEnvironment(env);
   return {
-    team: required(env, 'TEAM'),
-    tableName: required(env, 'TABLE_NAME'),
-    stepQueueUrl: required(env, 'STEP_QUEUE_URL'),
-    stateMachineArn: required(env, 'STATE_MACHINE_ARN'),
-    eventBusName: required(env, 'EVENT_BUS_NAME'),
-    policy: {
-      registry: jsonEnv<AgentRegistry>(env, 'AGENT_REGISTRY', {}),
-      inline: env.ALLOW_INLINE_SCRIPT === 'true' ? 'script' : 'none',
-    },
-    limitMaxima: jsonEnv<Partial<Limits>>(env, 'LIMIT_MAXIMA', {}),
-    ...(env.RUN_TTL_SECONDS ? { ttlSeconds: Number(env.RUN_TTL_SECONDS) } : {}),
+    team: values.team,
+    tableName: values.tableName,
+    stepQueueUrl: values.stepQueueUrl,
+    stateMachineArn: values.stateMachineArn,
+    eventBusName: values.eventBusName,
+    policy: { registry: values.agentRegistry, inline: values.allowInlineScript ? 'script' : 'none' },
+    limitMaxima: values.limitMaxima,
+    maxBodyBytes: values.maxBodyBytes,
+    ...(values.runTtlSeconds ? { ttlSeconds: values.runTtlSeconds } : {}),
   };
 }
 

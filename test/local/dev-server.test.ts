@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import type { LifecycleEvent } from '../../core/events';
-import { runIdFor } from '../../functions/handlers/api';
+import { runIdFor } from '../../functions/messages';
 import { main } from '../../local/cli';
 import { startDevServer, type DevServer } from '../../local/dev-server';
 import { GATEWAY_MAX_BODY_BYTES, toProxyEvent } from '../../local/dev/gateway-shim';

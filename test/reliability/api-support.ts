@@ -2,7 +2,8 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type { RunRecord } from '../../core/model';
 import type { AgentPolicy } from '../../core/run-request';
-import { createApiHandler, DEFAULT_MAX_BODY_BYTES } from '../../functions/handlers/api';
+import { createApiHandler } from '../../functions/handlers/api';
+import { DEFAULT_MAX_BODY_BYTES } from '../../functions/lambda-environment';
 import { createMemoryHarness } from '../support/memory-harness';
 
 export function apiEvent(

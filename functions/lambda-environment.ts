@@ -1,0 +1,85 @@
+/**
+ * The Lambda environment contract, written once: the CDK stack writes these variables
+ * (`toLambdaEnvironment`) and the composition roots read them back (`fromLambdaEnvironment`).
+ * Kept free of handler code so the CDK app does not load middy or the AWS SDK through it.
+ */
+import { ValidationError } from '../core/errors';
+import type { AgentRegistry, Limits } from '../core/model';
+
+/** The API's own body limit unless the team config sets one (API Gateway's cap is 10 MiB). */
+export const DEFAULT_MAX_BODY_BYTES = 256 * 1024;
+
+export interface LambdaEnvironment {
+  team: string;
+  tableName: string;
+  stepQueueUrl: string;
+  stateMachineArn: string;
+  eventBusName: string;
+  /** The agents the deployment trusts, by name. */
+  agentRegistry: AgentRegistry;
+  /** Whether a request may define `script` agents inline. */
+  allowInlineScript: boolean;
+  limitMaxima: Partial<Limits>;
+  maxBodyBytes: number;
+  runTtlSeconds?: number;
+}
+
+/** The variable each field is stored in. */
+export const ENVIRONMENT_VARIABLES = {
+  team: 'TEAM',
+  tableName: 'TABLE_NAME',
+  stepQueueUrl: 'STEP_QUEUE_URL',
+  stateMachineArn: 'STATE_MACHINE_ARN',
+  eventBusName: 'EVENT_BUS_NAME',
+  agentRegistry: 'AGENT_REGISTRY',
+  allowInlineScript: 'ALLOW_INLINE_SCRIPT',
+  limitMaxima: 'LIMIT_MAXIMA',
+  maxBodyBytes: 'MAX_BODY_BYTES',
+  runTtlSeconds: 'RUN_TTL_SECONDS',
+} as const satisfies Record<keyof LambdaEnvironment, string>;
+
+const V = ENVIRONMENT_VARIABLES;
+
+export function toLambdaEnvironment(values: LambdaEnvironment): Record<string, string> {
+  return {
+    [V.team]: values.team,
+    [V.tableName]: values.tableName,
+    [V.stepQueueUrl]: values.stepQueueUrl,
+    [V.stateMachineArn]: values.stateMachineArn,
+    [V.eventBusName]: values.eventBusName,
+    [V.agentRegistry]: JSON.stringify(values.agentRegistry),
+    [V.allowInlineScript]: String(values.allowInlineScript),
+    [V.limitMaxima]: JSON.stringify(values.limitMaxima),
+    [V.maxBodyBytes]: String(values.maxBodyBytes),
+    ...(values.runTtlSeconds ? { [V.runTtlSeconds]: String(values.runTtlSeconds) } : {}),
+  };
+}
+
+export function fromLambdaEnvironment(env: Record<string, string | undefined>): LambdaEnvironment {
+  const required = (name: string): string => {
+    const value = env[name];
+    if (!value) throw new ValidationError(`environment variable ${name} is not set`, name);
+    return value;
+  };
+  const jsonOf = <T>(name: string, fallback: T): T => {
+    const value = env[name];
+    if (!value) return fallback;
+    try {
+      return JSON.parse(value) as T;
+    } catch (error) {
+      throw new ValidationError(`environment variable ${name} is not valid JSON`, name, { cause: error });
+    }
+  };
+  return {
+    team: required(V.team),
+    tableName: required(V.tableName),
+    stepQueueUrl: required(V.stepQueueUrl),
+    stateMachineArn: required(V.stateMachineArn),
+    eventBusName: required(V.eventBusName),
+    agentRegistry: jsonOf<AgentRegistry>(V.agentRegistry, {}),
+    allowInlineScript: env[V.allowInlineScript] === 'true',
+    limitMaxima: jsonOf<Partial<Limits>>(V.limitMaxima, {}),
+    maxBodyBytes: Number(env[V.maxBodyBytes]) || DEFAULT_MAX_BODY_BYTES,
+    ...(env[V.runTtlSeconds] ? { runTtlSeconds: Number(env[V.runTtlSeconds]) } : {}),
+  };
+}

@@ -1,0 +1,28 @@
+/** What the handlers share about their inputs: the run id of a request and the step message. */
+import { createHash, randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import type { StepMessage } from '../core/ports';
+
+/** A fresh id, or the same id for the same team and Idempotency-Key (so a retried start is one run). */
+export function runIdFor(team: string, idempotencyKey: string | undefined): string {
+  if (!idempotencyKey) return randomUUID();
+  return `k-${createHash('sha256').update(`${team}\n${idempotencyKey}`).digest('hex').slice(0, 32)}`;
+}
+
+const stepMessageSchema = z.object({
+  team: z.string().min(1),
+  runId: z.string().min(1),
+  branchId: z.string().min(1),
+  step: z.number().int().min(0),
+  taskToken: z.string().min(1).optional(),
+});
+
+/** The step message in an SQS body, or undefined when the body is not one. */
+export function parseStepMessage(body: string): StepMessage | undefined {
+  try {
+    const parsed = stepMessageSchema.safeParse(JSON.parse(body));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}

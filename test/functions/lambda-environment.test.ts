@@ -1,0 +1,47 @@
+/** The Lambda environment contract: what the stack writes is what the composition roots read. */
+import { describe, expect, it } from 'vitest';
+import { ValidationError } from '../../core/errors';
+import {
+  DEFAULT_MAX_BODY_BYTES,
+  ENVIRONMENT_VARIABLES,
+  fromLambdaEnvironment,
+  toLambdaEnvironment,
+  type LambdaEnvironment,
+} from '../../functions/lambda-environment';
+import { configFromEnv } from '../../functions/lambda/aws-deps';
+
+const values: LambdaEnvironment = {
+  team: 'research',
+  tableName: 'table',
+  stepQueueUrl: 'https://sqs.local/steps',
+  stateMachineArn: 'arn:aws:states:us-east-1:123456789012:stateMachine:fan-out',
+  eventBusName: 'bus',
+  agentRegistry: { Writer: { kind: 'script', responses: [{ next_action: 'final_response', content: 'x' }] } } as never,
+  allowInlineScript: true,
+  limitMaxima: { maxDepth: 4 },
+  maxBodyBytes: 1024,
+  runTtlSeconds: 86_400,
+};
+
+describe('Lambda environment contract', () => {
+  it('round-trips every field through the variables the stack sets', () => {
+    const env = toLambdaEnvironment(values);
+    expect(Object.keys(env).sort()).toEqual(Object.values(ENVIRONMENT_VARIABLES).sort());
+    expect(fromLambdaEnvironment(env)).toEqual(values);
+  });
+
+  it('defaults the optional ones and names a missing or broken variable', () => {
+    const { runTtlSeconds: _ttl, ...rest } = values;
+    const env = toLambdaEnvironment(rest);
+    delete env.MAX_BODY_BYTES;
+    delete env.AGENT_REGISTRY;
+    expect(fromLambdaEnvironment(env)).toEqual({ ...rest, maxBodyBytes: DEFAULT_MAX_BODY_BYTES, agentRegistry: {} });
+    expect(() => fromLambdaEnvironment({ ...env, TABLE_NAME: '' })).toThrow(ValidationError);
+    expect(() => fromLambdaEnvironment({ ...env, LIMIT_MAXIMA: '{' })).toThrow(/LIMIT_MAXIMA is not valid JSON/);
+  });
+
+  it('is what the AWS composition root configures itself from', () => {
+    const config = configFromEnv(toLambdaEnvironment(values));
+    expect(config).toMatchObject({ team: 'research', maxBodyBytes: 1024, ttlSeconds: 86_400, policy: { inline: 'script' } });
+  });
+});
