@@ -34,11 +34,6 @@ export function canTransition(from: BranchStatus, to: BranchStatus): boolean {
   return TRANSITIONS[from].includes(to);
 }
 
-/** The statuses from which a branch may move to `to` (used to build conditional writes). */
-export function statusesThatMayBecome(to: BranchStatus): BranchStatus[] {
-  return BRANCH_STATUSES.filter((from) => canTransition(from, to));
-}
-
 export type BranchType = 'SIMPLE' | 'CONVERSATION' | 'NESTED' | 'AGGREGATION';
 
 // A run's limits: one table in core/limits.ts (defaults, team caps, ceilings).

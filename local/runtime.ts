@@ -12,7 +12,7 @@ import { BranchAborts } from '../adapters/memory/branch-aborts';
 import { AggregatorRegistry, type AggregatorFn } from '../core/aggregators';
 import type { LifecycleEvent } from '../core/events';
 import type { RunRecord } from '../core/model';
-import type { AgentInvoker, StepMessage, StepQueue } from '../core/ports';
+import { systemClock, type AgentInvoker, type StepMessage, type StepQueue } from '../core/ports';
 import type { AgentPolicy } from '../core/run-request';
 import { cancelRun, resumeRun, startRun, type PoisonOutcome, type ResumeReport, type SpawnerDeps, type StartRunInput } from '../core/use-cases';
 import { describeRun } from '../core/use-cases/queries';
@@ -96,7 +96,7 @@ export class LocalRuntime {
       fanOut: undefined as never,
       events: bus,
       invoker,
-      clock: { now: () => Date.now() },
+      clock: systemClock,
       aggregators: new AggregatorRegistry(options.aggregators),
       faults,
       signalFor: (scope, branchId) => aborts.signalFor(scope, branchId),

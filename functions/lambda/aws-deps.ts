@@ -19,6 +19,7 @@ import { SfnFanOutOrchestrator } from '../../adapters/stepfunctions/sfn-fan-out'
 import { AggregatorRegistry } from '../../core/aggregators';
 import type { Limits } from '../../core/model';
 import type { AgentPolicy } from '../../core/run-request';
+import { systemClock } from '../../core/ports';
 import type { SpawnerDeps } from '../../core/use-cases';
 import { fromLambdaEnvironment } from '../lambda-environment';
 
@@ -62,7 +63,7 @@ export function createAwsDeps(config: AwsConfig): SpawnerDeps {
       lambda: new LambdaInvoker({ client: new LambdaClient({}) }),
       ...llmInvokers(),
     }),
-    clock: { now: () => Date.now() },
+    clock: systemClock,
     aggregators: new AggregatorRegistry(),
     runCache: new Map(),
   };
