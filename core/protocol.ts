@@ -16,7 +16,7 @@ export interface SpawnDecision {
   kind: 'spawn';
   /** One group per sync point; canonical responses have exactly one group. */
   groups: ChildSpec[][];
-  /** Seed-002 dialect: the agent resumes with the list of group aggregates. */
+  /** The `next_actions` dialect: the agent resumes with the list of group aggregates. */
   grouped: boolean;
   waitFor: WaitFor;
   aggregator: AggregatorRef;

@@ -12,7 +12,7 @@ const SKIP_PATHS = new Set(['bench/results']);
 const TEXT = /\.(ts|js|mjs|cjs|json|ya?ml|md|html|css|txt|sh)$|^run$|^Dockerfile$/;
 
 // Built from parts so this file does not match itself.
-const OUTSIDE = new RegExp(['\\.\\./' + 'shared', 'DESIGN' + '\\.md', 'DESIGN' + ' §', '\\bseed' + '[- ]?00[02]\\b'].join('|'));
+const OUTSIDE = new RegExp(['\\.\\./' + 'shared', 'DESIGN' + '\\.md', 'DESIGN' + ' §', '\\bseed' + '[- ]?00[02]\\b'].join('|'), 'i');
 
 function* files(dir: string): Generator<string> {
   for (const name of readdirSync(dir)) {

@@ -111,7 +111,7 @@ describe('dev server: the page and its assets', () => {
     const hierarchical = body.examples.find((e: any) => e.file === 'hierarchical.yaml');
     expect(hierarchical.document).toEqual(example('hierarchical.yaml'));
     expect(hierarchical.text).toBe(readFileSync(join(ROOT, 'examples', 'hierarchical.yaml'), 'utf8'));
-    expect(hierarchical.description).toMatch(/^Seed 000, pattern 2/);
+    expect(hierarchical.description).toMatch(/^Hierarchy: a director/);
 
     const parsed = await post('/scenarios/parse', hierarchical.text, { 'content-type': 'text/plain' });
     expect(parsed).toEqual({ status: 200, body: { document: example('hierarchical.yaml') } });
