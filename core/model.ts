@@ -76,6 +76,8 @@ export interface RunRecord extends Scope {
   endedAt?: number;
   result?: unknown;
   error?: string;
+  /** The work that ended the run (see core/use-cases/end-branch.ts): its retries publish the end again. */
+  endedBy?: string;
   /** Branches reserved so far against `limits.maxBranches` (the root counts). */
   branchCount: number;
 }

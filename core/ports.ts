@@ -19,7 +19,7 @@ import type { LifecycleEvent } from './events';
 export type BranchPatch = Partial<
   Omit<BranchRecord, 'team' | 'runId' | 'id' | 'version' | 'parentId' | 'depth' | 'createdAt'>
 >;
-export type RunPatch = Partial<Pick<RunRecord, 'status' | 'endedAt' | 'result' | 'error'>>;
+export type RunPatch = Partial<Pick<RunRecord, 'status' | 'endedAt' | 'result' | 'error' | 'endedBy'>>;
 
 export type ReserveResult = { ok: true; branchCount: number } | { ok: false; branchCount: number };
 

@@ -27,6 +27,11 @@ export class MemoryQueue implements StepQueue {
     }
   }
 
+  /** Offers a received message again under its id (it was not acknowledged: a crash, a timeout). */
+  async redeliver(message: QueuedMessage): Promise<void> {
+    this.push({ ...message, body: structuredClone(message.body) });
+  }
+
   /** The next message, waiting for one if the queue is empty. */
   receive(): Promise<QueuedMessage> {
     const item = this.items.shift();

@@ -3,15 +3,14 @@
  * follows (next step, spawn, completion, failure). Safe under repeated and concurrent delivery:
  * every write is conditional on the branch version, and a stale message is acknowledged.
  */
-import { branchEvent, type LifecycleEvent } from '../events';
 import { errorMessage, InvalidAgentResponseError, PayloadTooLargeError, TransientError } from '../errors';
 import { refusalError, refusalInput } from '../limits';
 import { isTerminal, type BranchRecord, type MemoryEntry, type RunRecord } from '../model';
 import type { AgentReply, BranchPatch, StepMessage } from '../ports';
 import { parseAgentResponse, type Decision } from '../protocol';
 import { allowedTargets, checkTopology } from '../topology';
-import { defined, hit, loadRun, publish, scopeOf, type SpawnerDeps } from './deps';
-import { propagateEnd } from './fan-in';
+import { defined, hit, loadRun, scopeOf, type SpawnerDeps } from './deps';
+import { endBranch, tellEnd } from './end-branch';
 import { readableResponse } from './readable-json';
 import { checkSpawn, openSyncPoint, spawnStateFromDecision } from './spawn';
 
@@ -36,11 +35,10 @@ export async function executeStep(deps: SpawnerDeps, message: StepMessage, deliv
   hit(deps, 'after-read-branch', scope, `${branch.id}@${message.step}`);
 
   if (isTerminal(branch.status)) {
-    // This very delivery ended the branch, so its first attempt died before it finished: the
-    // end event may never have gone out. Events are at-least-once; losing one is the worse fault.
-    if (branch.advancedBy === delivery.messageId) await publish(deps, endEvent(branch, deps.clock.now()));
-    // A late or repeated message: make sure the end was told (idempotent), then drop it.
-    await propagateEnd(deps, withToken(branch, message));
+    // A late or repeated message: make sure the end was told (idempotent), then drop it. If this
+    // very delivery ended the branch, its first attempt died before it finished: the end event
+    // goes out again (see end-branch.ts).
+    await tellEnd(deps, branch, delivery.messageId, { taskToken: message.taskToken });
     return 'skipped';
   }
   if (branch.status === 'WAITING') {
@@ -80,10 +78,10 @@ async function runAgentStep(
 ): Promise<StepOutcome> {
   const step = branch.stepCount;
   if (step >= run.limits.maxStepsPerBranch) {
-    return failBranch(deps, branch, `LimitExceeded maxStepsPerBranch: the branch made ${step} agent calls; maxStepsPerBranch is ${run.limits.maxStepsPerBranch}`);
+    return failBranch(deps, branch, delivery, `LimitExceeded maxStepsPerBranch: the branch made ${step} agent calls; maxStepsPerBranch is ${run.limits.maxStepsPerBranch}`);
   }
   const definition = run.agents[branch.agent];
-  if (!definition) return failBranch(deps, branch, `agent "${branch.agent}" is not registered in this run`);
+  if (!definition) return failBranch(deps, branch, delivery, `agent "${branch.agent}" is not registered in this run`);
 
   let reply: AgentReply;
   const signal = deps.signalFor?.(scopeOf(branch), branch.id);
@@ -105,7 +103,7 @@ async function runAgentStep(
     if (signal?.aborted) return 'skipped';
     // Throttling and the like: the message comes back later (and ends in the DLQ if it never passes).
     if (error instanceof TransientError) throw error;
-    return failBranch(deps, branch, `agent ${branch.agent} failed: ${errorMessage(error)}`, { stepCount: step + 1 });
+    return failBranch(deps, branch, delivery, `agent ${branch.agent} failed: ${errorMessage(error)}`, { stepCount: step + 1 });
   }
 
   // Whatever came back must be plain JSON before it is parsed or stored (see readableResponse).
@@ -136,30 +134,30 @@ async function runAgentStep(
     if (!(error instanceof InvalidAgentResponseError)) throw error;
     const invalidCount = branch.invalidCount + 1;
     if (invalidCount > run.limits.maxInvalidResponses) {
-      return failBranch(deps, branch, `InvalidAgentResponse after ${invalidCount} tries: ${error.message}`, base);
+      return failBranch(deps, branch, delivery, `InvalidAgentResponse after ${invalidCount} tries: ${error.message}`, base);
     }
     const input = { error: 'InvalidAgentResponse', field: error.field, message: error.message };
-    return advance(deps, branch, { ...base, input, invalidCount });
+    return advance(deps, branch, delivery, { ...base, input, invalidCount });
   }
 
   switch (decision.kind) {
     case 'complete':
-      return completeBranch(deps, branch, decision.content, base);
+      return completeBranch(deps, branch, delivery, decision.content, base);
     case 'continue':
-      return advance(deps, branch, { ...base, input: decision.input });
+      return advance(deps, branch, delivery, { ...base, input: decision.input });
     case 'handoff': {
       if (branch.type === 'CONVERSATION' && branch.maxTurns !== undefined && step + 1 >= branch.maxTurns) {
         const content = { max_turns_reached: true, turns: step + 1, last_message: decision.input ?? null };
-        return completeBranch(deps, branch, content, base);
+        return completeBranch(deps, branch, delivery, content, base);
       }
-      return advance(deps, branch, { ...base, agent: decision.agent, input: decision.input });
+      return advance(deps, branch, delivery, { ...base, agent: decision.agent, input: decision.input });
     }
     case 'spawn': {
       const refusal = await checkSpawn(deps, run, branch, decision, step);
       if (refusal) {
         const refusalCount = branch.refusalCount + 1;
-        if (refusalCount > 1) return failBranch(deps, branch, refusalError(refusal).message, base);
-        return advance(deps, branch, { ...base, input: refusalInput(refusal), refusalCount });
+        if (refusalCount > 1) return failBranch(deps, branch, delivery, refusalError(refusal).message, base);
+        return advance(deps, branch, delivery, { ...base, input: refusalInput(refusal), refusalCount });
       }
       const spawn = spawnStateFromDecision(branch, decision, step);
       const waiting = await write(deps, branch, {
@@ -170,7 +168,7 @@ async function runAgentStep(
         childCount: branch.childCount + spawn.children,
       });
       if (waiting.kind === 'conflict') return 'skipped';
-      if (waiting.kind === 'too-large') return failBranch(deps, branch, waiting.message, base);
+      if (waiting.kind === 'too-large') return failBranch(deps, branch, delivery, waiting.message, base);
       await openSyncPoint(deps, run, waiting.branch);
       return 'spawned';
     }
@@ -193,10 +191,10 @@ async function write(deps: SpawnerDeps, branch: BranchRecord, patch: BranchPatch
   }
 }
 
-async function advance(deps: SpawnerDeps, branch: BranchRecord, patch: BranchPatch): Promise<StepOutcome> {
+async function advance(deps: SpawnerDeps, branch: BranchRecord, delivery: Delivery, patch: BranchPatch): Promise<StepOutcome> {
   const written = await write(deps, branch, patch);
   if (written.kind === 'conflict') return 'skipped';
-  if (written.kind === 'too-large') return failBranch(deps, branch, written.message);
+  if (written.kind === 'too-large') return failBranch(deps, branch, delivery, written.message);
   const next = written.branch;
   hit(deps, 'before-enqueue', next, `${next.id}@${next.stepCount}`);
   await deps.queue.send([{ ...scopeOf(next), branchId: next.id, step: next.stepCount }]);
@@ -206,47 +204,37 @@ async function advance(deps: SpawnerDeps, branch: BranchRecord, patch: BranchPat
 async function completeBranch(
   deps: SpawnerDeps,
   branch: BranchRecord,
+  delivery: Delivery,
   content: unknown,
   base: BranchPatch,
 ): Promise<StepOutcome> {
-  const written = await write(deps, branch, { ...base, status: 'COMPLETED', result: content ?? null, endedAt: deps.clock.now() });
-  if (written.kind === 'conflict') return 'skipped';
-  if (written.kind === 'too-large') return failBranch(deps, branch, written.message);
-  const done = written.branch;
-  hit(deps, 'after-mark-complete', done, done.id);
-  await publish(deps, branchEvent('BranchCompleted', done, deps.clock.now()));
-  await propagateEnd(deps, done);
-  return 'completed';
+  try {
+    const done = await endBranch(deps, branch, { status: 'COMPLETED', by: delivery.messageId, result: content ?? null, patch: base, atVersion: true });
+    return done ? 'completed' : 'skipped';
+  } catch (error) {
+    if (!(error instanceof PayloadTooLargeError)) throw error;
+    return failBranch(deps, branch, delivery, `the branch state would be too large to store: ${error.message}`);
+  }
 }
 
 /** Fails the branch at its current version (a lost race means someone else moved it on). */
 async function failBranch(
   deps: SpawnerDeps,
   branch: BranchRecord,
+  delivery: Delivery,
   error: string,
   base: BranchPatch = {},
 ): Promise<StepOutcome> {
-  let written = await write(deps, branch, { ...base, status: 'FAILED', error, endedAt: deps.clock.now() });
-  if (written.kind === 'too-large') {
+  const end = { status: 'FAILED' as const, by: delivery.messageId, error, atVersion: true };
+  let failed: BranchRecord | undefined;
+  try {
+    failed = await endBranch(deps, branch, { ...end, patch: base });
+  } catch (e) {
+    if (!(e instanceof PayloadTooLargeError)) throw e;
     // Even the memory would not fit: fail without it.
-    written = await write(deps, branch, { status: 'FAILED', error, endedAt: deps.clock.now() });
+    failed = await endBranch(deps, branch, end);
   }
-  if (written.kind !== 'ok') return 'skipped';
-  const failed = written.branch;
-  await publish(deps, branchEvent('BranchFailed', failed, deps.clock.now(), { error }));
-  await propagateEnd(deps, failed);
-  return 'failed';
-}
-
-function withToken(branch: BranchRecord, message: StepMessage): BranchRecord {
-  return message.taskToken && !branch.taskToken ? { ...branch, taskToken: message.taskToken } : branch;
-}
-
-/** The lifecycle event of a terminal branch's end. */
-export function endEvent(branch: BranchRecord, now: number): LifecycleEvent {
-  if (branch.status === 'COMPLETED') return branchEvent('BranchCompleted', branch, now);
-  if (branch.status === 'CANCELLED') return branchEvent('BranchCancelled', branch, now, { reason: branch.error });
-  return branchEvent('BranchFailed', branch, now, { error: branch.error });
+  return failed ? 'failed' : 'skipped';
 }
 
 function validUsage(usage: unknown): usage is { inputTokens: number; outputTokens: number } {

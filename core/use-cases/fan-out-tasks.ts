@@ -1,8 +1,7 @@
 /** The two tasks of the fan-out state machine: RecordChildFailure and Aggregate. */
-import { branchEvent } from '../events';
-import { ACTIVE_STATUSES, type Scope } from '../model';
-import { publish, type SpawnerDeps } from './deps';
-import { cancelBranches, currentChildIds, propagateEnd, settleSyncPoint } from './fan-in';
+import { type Scope } from '../model';
+import { type SpawnerDeps } from './deps';
+import { endBranch, settleSyncPoint, tellEnd } from './end-branch';
 
 export interface ChildFailureInput extends Scope {
   parentId: string;
@@ -19,26 +18,17 @@ export async function recordChildFailure(deps: SpawnerDeps, input: ChildFailureI
   const child = await deps.store.getBranch(scope, input.branchId);
   if (!child) return;
   const timedOut = input.error === 'States.Timeout';
-  const reason = timedOut
+  const error = timedOut
     ? `TIMED_OUT: the branch ran past branchTimeoutSeconds`
     : `the fan-out could not run this branch: ${input.error}${input.cause ? ` (${input.cause.slice(0, 500)})` : ''}`;
-  let ended = child;
-  const moved = await deps.store.transitionBranch(scope, child.id, ACTIVE_STATUSES, timedOut ? 'TIMED_OUT' : 'FAILED', {
-    error: reason,
-    endedAt: deps.clock.now(),
-  });
-  if (moved) {
-    ended = moved;
-    await publish(deps, branchEvent('BranchFailed', moved, deps.clock.now(), { error: reason }));
-    if (child.status === 'WAITING' && child.spawn) {
-      await cancelBranches(deps, scope, currentChildIds(child), `its parent ${child.id} ${moved.status}`);
-      // Its own fan-out would otherwise wait out the timeouts of the children just cancelled.
-      const sp = await deps.store.getSyncPoint(scope, child.id, child.spawn.seq);
-      if (sp) await deps.fanOut.stop(sp.executionName, `branch ${child.id} ${moved.status}`);
-    }
-  }
-  // Whether we ended it or it ended on its own just before, its end is counted (idempotently).
-  await propagateEnd(deps, { ...ended, taskToken: undefined });
+  const by = `fan-out:${child.id}`;
+  // The iteration is over: nothing is to be released (taskToken left out).
+  const ended = await endBranch(deps, { ...child, taskToken: undefined }, { status: timedOut ? 'TIMED_OUT' : 'FAILED', by, error });
+  if (ended) return;
+  // It ended on its own just before (or an earlier try of this task ended it): its end is told
+  // again (idempotent; the event again only if this task is what ended it).
+  const now = await deps.store.getBranch(scope, child.id);
+  if (now) await tellEnd(deps, { ...now, taskToken: undefined }, by);
 }
 
 export interface AggregateInput extends Scope {

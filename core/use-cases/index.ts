@@ -3,5 +3,5 @@ export { startRun, type StartRunInput, type StartRunResult } from './start-run';
 export { executeStep, type StepOutcome, type Delivery } from './execute-step';
 export { recordChildFailure, aggregateSyncPoint, type ChildFailureInput, type AggregateInput } from './fan-out-tasks';
 export { cancelRun } from './cancel-run';
-export { propagateEnd, settleSyncPoint, cancelBranches } from './fan-in';
+export { endBranch, tellEnd, settleSyncPoint, cancelChildren, type BranchEnd } from './end-branch';
 export { failPoisonedStep, resumeRun, type PoisonDelivery, type PoisonOutcome, type ResumeReport } from './recovery';

@@ -3,12 +3,14 @@
  * (`resume`). Both only finish work the normal path would have done; every part is idempotent.
  */
 import { decideFanIn } from '../fan-in';
-import { branchEvent } from '../events';
+import { branchEvent, runEvent } from '../events';
 import { NotFoundError } from '../errors';
-import { ACTIVE_STATUSES, isTerminal, type BranchRecord, type RunStatus, type Scope } from '../model';
+import { isTerminal, type BranchRecord, type RunStatus, type Scope } from '../model';
 import type { StepMessage } from '../ports';
+import { cancelRun } from './cancel-run';
 import { loadRun, publish, scopeOf, type SpawnerDeps } from './deps';
-import { cancelBranches, currentChildIds, propagateEnd, settleSyncPoint } from './fan-in';
+import { endBranch, settleSyncPoint, tellEnd } from './end-branch';
+import { currentChildIds } from './fan-in';
 import { openSyncPoint } from './spawn';
 
 export interface PoisonDelivery {
@@ -38,31 +40,21 @@ export async function failPoisonedStep(
   const scope = scopeOf(message);
   const branch = await deps.store.getBranch(scope, message.branchId);
   if (!branch || !(await deps.store.getRun(scope))) return 'dropped';
+  const token = { taskToken: message.taskToken };
   if (isTerminal(branch.status)) {
-    await propagateEnd(deps, withToken(branch, message));
+    // Told as the step would have (the same mark: its end event again if this message ended it).
+    await tellEnd(deps, branch, delivery.messageId, token);
     return 'told';
   }
   if (!isCurrentWork(branch, message, delivery.messageId)) return 'dropped';
   const tries = delivery.receiveCount ? ` after ${delivery.receiveCount} deliveries` : '';
   const error = `poison message: step ${message.step} of branch ${branch.id} kept failing${tries} and went to the dead-letter queue`;
-  const ended = await deps.store.transitionBranch(scope, branch.id, ACTIVE_STATUSES, 'FAILED', {
-    error,
-    endedAt: deps.clock.now(),
-  });
-  if (!ended) {
-    // It ended meanwhile: whatever ended it told its parent, or will; tell again to be sure.
-    const now = await deps.store.getBranch(scope, branch.id);
-    if (now && isTerminal(now.status)) await propagateEnd(deps, withToken(now, message));
-    return 'told';
-  }
-  await publish(deps, branchEvent('BranchFailed', ended, deps.clock.now(), { error }));
-  if (branch.status === 'WAITING' && branch.spawn) {
-    await cancelBranches(deps, scope, currentChildIds(branch), `its parent ${branch.id} FAILED`);
-    const sp = await deps.store.getSyncPoint(scope, branch.id, branch.spawn.seq);
-    if (sp) await deps.fanOut.stop(sp.executionName, `branch ${branch.id} FAILED (poison message)`);
-  }
-  await propagateEnd(deps, withToken(ended, message));
-  return 'failed';
+  const by = `dlq:${delivery.messageId}`;
+  if (await endBranch(deps, branch, { status: 'FAILED', by, error }, token)) return 'failed';
+  // It ended meanwhile: whatever ended it told its parent, or will; tell again to be sure.
+  const now = await deps.store.getBranch(scope, branch.id);
+  if (now && isTerminal(now.status)) await tellEnd(deps, now, by, token);
+  return 'told';
 }
 
 /** True when processing `message` is what the branch is waiting for (mirrors executeStep). */
@@ -72,10 +64,6 @@ function isCurrentWork(branch: BranchRecord, message: StepMessage, messageId: st
   if (branch.stepCount === message.step) return true;
   // It advanced the branch, then died before sending the next step: only it would send it.
   return branch.stepCount === message.step + 1 && branch.advancedBy === messageId;
-}
-
-function withToken(branch: BranchRecord, message: StepMessage): BranchRecord {
-  return message.taskToken && !branch.taskToken ? { ...branch, taskToken: message.taskToken } : branch;
 }
 
 export interface ResumeReport {
@@ -90,32 +78,52 @@ export interface ResumeReport {
   resent: number;
 }
 
+/** Marks of work a process holds in memory (fan-out tasks, settlements, cancels): it dies with it. */
+const IN_PROCESS_WORK = /^(fan-out:|settle:|parent:|cancel$|dlq:)/;
+
 /**
  * Drives a run again after the process that ran it died. Step messages survive in the queue
- * (they come back by visibility timeout), but work a fan-out engine held in memory does not:
- * every WAITING branch gets its current sync point back — opened if the spawn had not finished,
- * settled if all its children ended or its aggregation was claimed, otherwise its fan-out is
- * started again (same execution name) over the children that have not ended. Idempotent: on an
- * engine whose executions survive (AWS), starting a running execution again is a no-op.
+ * (they come back by visibility timeout, and tell what they did again), but work a process held
+ * in memory does not: ends made by that work are told again under its mark (so their events go
+ * out again); every WAITING branch gets its current sync point back — opened if the spawn had not
+ * finished, settled if all its children ended or its aggregation was claimed, otherwise its
+ * fan-out is started again (same execution name) over the children that have not ended; a cancel
+ * that died half-way is finished. Idempotent: on an engine whose executions survive (AWS),
+ * starting a running execution again is a no-op.
  */
 export async function resumeRun(deps: SpawnerDeps, scope: Scope): Promise<ResumeReport> {
   const run = await loadRun(deps, scope);
   const current = await deps.store.getRun(scope);
   if (!run || !current) throw new NotFoundError(`run ${scope.runId} not found`);
   const report: ResumeReport = { status: current.status, reopened: 0, restarted: 0, settled: 0, resent: 0 };
+  if (current.status === 'CANCELLED' && current.endedBy === 'cancel') {
+    await cancelRun(deps, scope, current.error);
+    return report;
+  }
   if (current.status !== 'RUNNING') return report;
-  for (const branch of await deps.store.listBranches(scope)) {
+  const branches = await deps.store.listBranches(scope);
+  for (const branch of branches) {
+    if (isTerminal(branch.status) && branch.advancedBy && IN_PROCESS_WORK.test(branch.advancedBy)) {
+      await tellEnd(deps, branch, branch.advancedBy);
+    }
+  }
+  for (const listed of branches) {
+    const branch = (await deps.store.getBranch(scope, listed.id)) ?? listed;
     if (isTerminal(branch.status)) {
       // A root that ended while the run did not: the run's end was never written.
-      if (branch.parentId === null) await propagateEnd(deps, branch);
+      if (branch.parentId === null) await tellEnd(deps, branch, 'resume');
       continue;
     }
-    const unsent =
-      // Resumed by an aggregation, whose message may have died with it; or a root whose first
-      // step the starting process may not have sent. (A repeated step message is harmless.)
-      (branch.status === 'RUNNING' && branch.advancedBy?.startsWith('sync:')) ||
-      (branch.status === 'PENDING' && branch.parentId === null);
-    if (unsent) {
+    if (branch.status === 'PENDING' && branch.parentId === null) {
+      // The starting process may have died before announcing the run or sending its first step.
+      const now = deps.clock.now();
+      await publish(deps, runEvent('RunStarted', scope, now, { status: 'RUNNING', name: run.name }), branchEvent('BranchCreated', branch, now));
+      await deps.queue.send([{ ...scope, branchId: branch.id, step: 0 }]);
+      report.resent++;
+      continue;
+    }
+    if (branch.status === 'RUNNING' && branch.advancedBy?.startsWith('sync:')) {
+      // Resumed by an aggregation, whose message may have died with it. (A repeat is harmless.)
       await deps.queue.send([{ ...scope, branchId: branch.id, step: branch.stepCount }]);
       report.resent++;
       continue;
@@ -123,21 +131,22 @@ export async function resumeRun(deps: SpawnerDeps, scope: Scope): Promise<Resume
     if (branch.status !== 'WAITING' || !branch.spawn) continue;
     const seq = branch.spawn.seq;
     let sp = await deps.store.getSyncPoint(scope, branch.id, seq);
-    if (!sp) {
+    const children = await deps.store.getBranches(scope, currentChildIds(branch));
+    if (!sp || children.length < branch.spawn.children || !branch.spawn.announced) {
+      // The spawn died before it finished opening (records, children, events): open it again.
       await openSyncPoint(deps, run, branch);
       report.reopened++;
       continue;
     }
-    const children = await deps.store.getBranches(scope, currentChildIds(branch));
     // Ends that were written but never counted are counted now (and may decide the sync point).
     for (const child of children.filter((c) => isTerminal(c.status))) {
-      await propagateEnd(deps, { ...child, taskToken: undefined });
+      await tellEnd(deps, { ...child, taskToken: undefined }, 'resume');
     }
     sp = (await deps.store.getSyncPoint(scope, branch.id, seq))!;
-    const live = children.filter((c) => !isTerminal(c.status));
+    const live = (await deps.store.getBranches(scope, currentChildIds(branch))).filter((c) => !isTerminal(c.status));
     const decided = decideFanIn(sp.counters, sp.waitFor, sp.maxFailedFraction).action !== 'wait';
     if (sp.aggregatedAt !== undefined || live.length === 0 || decided) {
-      await settleSyncPoint(deps, scope, branch.id, seq, { early: false });
+      await settleSyncPoint(deps, scope, branch.id, seq, { early: decided && live.length > 0 });
       report.settled++;
       continue;
     }

@@ -3,6 +3,7 @@ import { branchEvent } from '../events';
 import { branchBudgetRefusal, checkSpawnLimits, type LimitRefusal } from '../limits';
 import {
   childId,
+  isTerminal,
   fanOutExecutionName,
   type AggregatorRef,
   type BranchRecord,
@@ -12,6 +13,7 @@ import {
   type WaitFor,
 } from '../model';
 import type { SpawnDecision } from '../protocol';
+import { cancelChildren } from './end-branch';
 import { hit, publish, scopeOf, type SpawnerDeps } from './deps';
 
 export interface SpawnOptions {
@@ -121,15 +123,13 @@ export async function openSyncPoint(deps: SpawnerDeps, run: RunRecord, parent: B
   }));
   await deps.store.createBranches(children);
   hit(deps, 'after-write-children', scope, `${parent.id}#${spawn.seq}`);
-  // BranchCreated goes out once per child: whoever claims the announcement on the parent (one
-  // conditional write per sync point) publishes. Publishing for the children this call created
-  // would lose the events when a worker dies between the write and the publish (its retry
-  // creates nothing); publishing whenever unsure would double them under duplicate delivery.
+  // BranchCreated is published before the parent records that it was (`announced`): a worker
+  // that dies in between leaves the mark unset, and whoever opens this sync point again (the
+  // step's redelivery, a retried settlement, resume) publishes again. At least once; twice only
+  // when two openers overlap.
   if (!spawn.announced) {
-    const claimed = await deps.store.updateBranch(scope, parent.id, parent.version, { spawn: { ...spawn, announced: true } });
-    if (claimed) {
-      await publish(deps, ...children.map((c) => branchEvent('BranchCreated', c, now, { seq: spawn.seq })));
-    }
+    await publish(deps, ...children.map((c) => branchEvent('BranchCreated', c, now, { seq: spawn.seq })));
+    await deps.store.updateBranch(scope, parent.id, parent.version, { spawn: { ...spawn, announced: true } });
   }
   await deps.fanOut.start({
     ...scope,
@@ -139,4 +139,9 @@ export async function openSyncPoint(deps: SpawnerDeps, run: RunRecord, parent: B
     maxConcurrency: run.limits.maxConcurrentBranches,
     children: children.map((c) => ({ branchId: c.id, timeoutSeconds: run.limits.branchTimeoutSeconds })),
   });
+  // The parent may have ended (a cancel) while this ran; its end cancelled the children it could
+  // read then. Checked after the children exist and their fan-out started, so that either that
+  // end saw them or this read sees the end: the children it missed are cancelled here.
+  const current = await deps.store.getBranch(scope, parent.id);
+  if (current && isTerminal(current.status) && current.spawn?.seq === spawn.seq) await cancelChildren(deps, current);
 }

@@ -75,12 +75,14 @@ export async function startRun(deps: SpawnerDeps, input: StartRunInput): Promise
     childCount: 0,
     createdAt: now,
   };
-  // On a repeat these are no-ops (conditional create) except the message, which is idempotent.
+  // On a repeat these are no-ops (conditional create) except the events and the message: until
+  // the root's first step has started, a repeat (a retry after a crash) sends them again, so the
+  // crash of a starting process loses neither (at least once; the root's start is the acknowledgement).
   const rootCreated = (await deps.store.createBranches([root])).length > 0;
-  if (created) await publish(deps, runEvent('RunStarted', scope, now, { status: 'RUNNING', name: run.name }));
-  if (rootCreated) await publish(deps, branchEvent('BranchCreated', root, now));
-  // A repeat after a crash may find the root not started yet: its first step is sent again.
   const mustSend = created || rootCreated || (await deps.store.getBranch(scope, ROOT_BRANCH_ID))?.status === 'PENDING';
-  if (mustSend) await deps.queue.send([{ ...scope, branchId: ROOT_BRANCH_ID, step: 0 }]);
+  if (mustSend) {
+    await publish(deps, runEvent('RunStarted', scope, now, { status: 'RUNNING', name: run.name }), branchEvent('BranchCreated', root, now));
+    await deps.queue.send([{ ...scope, branchId: ROOT_BRANCH_ID, step: 0 }]);
+  }
   return { runId, created };
 }

@@ -45,11 +45,11 @@ export function checkInvariants(o: Outcome): void {
   }
   const ids = new Set(o.branches.map((b) => b.id));
   for (const b of o.branches) if (b.parentId) expect(ids.has(b.parentId), `orphan ${b.id}`).toBe(true);
-  const created = o.events.filter((e) => e.type === 'BranchCreated').map((e) => e.branchId);
-  expect(new Set(created).size, 'BranchCreated once per branch').toBe(created.length);
-  expect(created.length).toBe(o.branches.length);
-  const ends = o.events.filter((e) => e.type === 'RunCompleted' || e.type === 'RunFailed' || e.type === 'RunCancelled');
-  expect(ends).toHaveLength(1);
+  // Lifecycle events are at least once: a redelivered message may publish its event again.
+  const created = new Set(o.events.filter((e) => e.type === 'BranchCreated').map((e) => e.branchId));
+  expect([...created].sort(), 'BranchCreated for every branch').toEqual(o.branches.map((b) => b.id).sort());
+  const ends = new Set(o.events.filter((e) => e.type === 'RunCompleted' || e.type === 'RunFailed' || e.type === 'RunCancelled').map((e) => e.type));
+  expect([...ends], 'one kind of run end').toHaveLength(1);
 }
 
 export const behaviours: Behaviour[] = [

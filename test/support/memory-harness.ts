@@ -7,6 +7,7 @@ import {
   aggregateSyncPoint,
   executeStep,
   recordChildFailure,
+  resumeRun,
   startRun,
   type SpawnerDeps,
   type StartRunInput,
@@ -20,13 +21,17 @@ import { MemoryQueue } from '../../adapters/memory/memory-queue';
 
 export interface HarnessOptions {
   duplicate?: boolean;
+  /** The store of an earlier harness (a restarted process on the same data). */
+  store?: MemoryBranchStore;
+  /** Fault injection; a step that throws `HarnessCrash` is delivered again (the message came back). */
+  faults?: SpawnerDeps['faults'];
   aggregators?: Record<string, AggregatorFn>;
   invoker?: AgentInvoker;
   concurrency?: number;
 }
 
 export function createMemoryHarness(options: HarnessOptions = {}) {
-  const store = new MemoryBranchStore();
+  const store = options.store ?? new MemoryBranchStore();
   const queue = new MemoryQueue({ duplicate: options.duplicate });
   const errors: unknown[] = [];
   const fanOut = new MemoryFanOut(queue, (e) => errors.push(e));
@@ -46,6 +51,7 @@ export function createMemoryHarness(options: HarnessOptions = {}) {
     invoker: options.invoker ?? new KindRouter({ script: new ScriptInvoker() }),
     clock: { now: () => Date.now() },
     aggregators: new AggregatorRegistry(options.aggregators),
+    faults: options.faults,
   };
   fanOut.tasks = {
     recordChildFailure: (input) => recordChildFailure(deps, input),
@@ -65,7 +71,11 @@ export function createMemoryHarness(options: HarnessOptions = {}) {
       inFlight++;
       const p = executeStep(deps, message.body, { messageId: message.messageId })
         .then(() => undefined)
-        .catch((e) => void errors.push(e))
+        .catch((e) => {
+          // A simulated crash: the message was not acknowledged, so it comes back.
+          if (e instanceof HarnessCrash) void queue.redeliver(message);
+          else errors.push(e);
+        })
         .finally(() => {
           inFlight--;
           active.delete(p);
@@ -81,30 +91,42 @@ export function createMemoryHarness(options: HarnessOptions = {}) {
   }> {
     const team = input.team ?? 'team-a';
     const { runId } = await startRun(deps, { ...input, team });
-    void pump();
-    const scope: Scope = { team, runId };
-    const finished = await waitForEnd(scope);
-    await fanOut.idle();
-    return { run: finished, branches: await store.listBranches(scope), events: events.filter((e) => e.runId === runId) };
+    return outcome({ team, runId });
   }
 
+  /** Drives the run again as a restarted process would (resumeRun), then to its end. */
+  async function resume(scope: Scope) {
+    await resumeRun(deps, scope);
+    return outcome(scope);
+  }
+
+  async function outcome(scope: Scope) {
+    void pump();
+    const finished = await waitForEnd(scope);
+    return { run: finished, branches: await store.listBranches(scope), events: events.filter((e) => e.runId === scope.runId) };
+  }
+
+  /** The run is over when it is terminal and its work is quiescent (nothing queued, running or fanning out). */
   async function waitForEnd(scope: Scope): Promise<RunRecord> {
-    // Await the run's terminal event; a run that stalls with nothing in flight is a failure.
     for (;;) {
-      const current = await store.getRun(scope);
-      if (current && current.status !== 'RUNNING') return current;
       if (errors.length) throw errors[0];
       await new Promise<void>((resolve) => setImmediate(resolve));
       if (queue.depth === 0 && inFlight === 0 && fanOut.activeExecutions === 0) {
-        const again = await store.getRun(scope);
-        if (again && again.status !== 'RUNNING') return again;
-        throw new Error(`run ${scope.runId} stalled: nothing queued or running\n${JSON.stringify(await store.listBranches(scope), null, 1).slice(0, 4000)}`);
+        const current = await store.getRun(scope);
+        if (queue.depth === 0 && inFlight === 0 && fanOut.activeExecutions === 0) {
+          if (errors.length) throw errors[0];
+          if (current && current.status !== 'RUNNING') return current;
+          throw new Error(`run ${scope.runId} stalled: nothing queued or running\n${JSON.stringify(await store.listBranches(scope), null, 1).slice(0, 4000)}`);
+        }
       }
     }
   }
 
-  return { deps, store, queue, fanOut, events, errors, run, stop: () => void (pumping = false) };
+  return { deps, store, queue, fanOut, events, errors, run, resume, stop: () => void (pumping = false) };
 }
+
+/** Thrown by a test's fault injection: the harness delivers the message again. */
+export class HarnessCrash extends Error {}
 
 export function scriptAgents(defs: Record<string, { allowed?: string[]; responses: unknown[]; rules?: unknown[] }>): AgentRegistry {
   return Object.fromEntries(Object.entries(defs).map(([name, def]) => [name, { kind: 'script', ...def }]));

@@ -1,0 +1,303 @@
+/**
+ * Ending a branch: the one place it happens, told as one story.
+ *
+ * 1. `endBranch` makes a branch terminal with one conditional write (at the version the caller
+ *    read, or from any active status). Whoever loses that race does nothing more: the winner tells.
+ * 2. `tellEnd` tells what the end means, and is safe to repeat (a retry after a crash runs it again):
+ *    a. the end event goes out;
+ *    b. if the branch ended while it waited on children, those children are cancelled (each one
+ *       back to step 1, one level down) and their fan-out is stopped;
+ *    c. the parent is told: for the root the run ends; otherwise the end is counted on the
+ *       parent's sync point, and when the counts decide it early, the sync point is settled.
+ * 3. `settleSyncPoint` settles a decided sync point once: it is claimed, its children still
+ *    running are cancelled (step 1, with the parent deciding), and the parent either resumes
+ *    (fan-in.ts: aggregate, next group, its agent again) or fails — step 1, one level up.
+ *
+ * Events are at-least-once across crashes, by the rule "the work that makes a change publishes
+ * its event before the work is acknowledged, and every retry of that work publishes it again".
+ * Every end is written with the mark of the work that made it (`advancedBy`: the step message id,
+ * `fan-out:<branch>`, `settle:<parent>#<seq>`, `parent:<parent>`, `cancel`, `dlq:<message id>`).
+ * That work is durable — a step message stays in the queue until its handler succeeded, the
+ * fan-out retries its tasks, a cancel is answered only when done, `resume` drives a dead process's
+ * work again — so a crash can delay an event but never skip it. A repeat by other work (a
+ * duplicate delivery) finishes the idempotent parts without publishing again.
+ */
+import { branchEvent, runEvent, syncPointEvent, type LifecycleEvent } from '../events';
+import { errorMessage } from '../errors';
+import { decideFanIn, type FanInDecision } from '../fan-in';
+import {
+  ACTIVE_STATUSES,
+  childId,
+  fanOutExecutionName,
+  isTerminal,
+  type BranchRecord,
+  type BranchStatus,
+  type ChildOutcome,
+  type Scope,
+} from '../model';
+import type { BranchPatch } from '../ports';
+import { defined, hit, loadRun, publish, scopeOf, type SpawnerDeps } from './deps';
+import { aggregateFor, firstFailure, resumeParent } from './fan-in';
+import { openSyncPoint } from './spawn';
+
+export type EndStatus = Exclude<BranchStatus, 'PENDING' | 'RUNNING' | 'WAITING'>;
+
+export interface BranchEnd {
+  status: EndStatus;
+  /** The work that ends it (see the header); written on the branch as `advancedBy`. */
+  by: string;
+  error?: string;
+  result?: unknown;
+  /** More fields written with the end (the step's memory, step count, usage). */
+  patch?: BranchPatch;
+  /** The write's condition: the branch is still at the version read (the step path), or still active. */
+  atVersion?: boolean;
+  /** Only from these statuses (default: any active one). */
+  from?: readonly BranchStatus[];
+}
+
+export interface TellOptions {
+  /** The parent is ending or settling this branch's sync point itself: only count the end. */
+  parentDeciding?: boolean;
+  /** False when the branch is known not to have been waiting on children (nothing to cancel). */
+  mayHaveChildren?: boolean;
+  /** The task token of the branch's fan-out iteration, when the caller has it and the record not. */
+  taskToken?: string;
+}
+
+/** Step 1: ends the branch if it is still where the caller saw it; returns the ended record. */
+export async function endBranch(
+  deps: SpawnerDeps,
+  branch: BranchRecord,
+  end: BranchEnd,
+  options: TellOptions = {},
+): Promise<BranchRecord | undefined> {
+  const scope = scopeOf(branch);
+  const patch: BranchPatch = defined({
+    ...end.patch,
+    status: end.status,
+    result: end.status === 'COMPLETED' ? end.result ?? null : undefined,
+    error: end.error,
+    endedAt: deps.clock.now(),
+    advancedBy: end.by,
+  });
+  const ended = end.atVersion
+    ? await deps.store.updateBranch(scope, branch.id, branch.version, patch)
+    : await deps.store.transitionBranch(scope, branch.id, end.from ?? ACTIVE_STATUSES, end.status, patch);
+  if (!ended) return undefined;
+  hit(deps, 'after-mark-complete', scope, ended.id);
+  await tellEnd(deps, ended, end.by, { mayHaveChildren: branch.status === 'WAITING', ...options });
+  return ended;
+}
+
+/** Step 2: tells a terminal branch's end (event, children, parent). Safe to repeat. */
+export async function tellEnd(deps: SpawnerDeps, branch: BranchRecord, by: string, options: TellOptions = {}): Promise<void> {
+  if (branch.advancedBy === by) await publish(deps, endEvent(branch, deps.clock.now()));
+  if (branch.status !== 'COMPLETED' && branch.spawn && options.mayHaveChildren !== false) {
+    await cancelChildren(deps, branch);
+  }
+  if (branch.parentId === null || branch.parentSeq === null) {
+    await finishRun(deps, branch, by);
+    return;
+  }
+  await tellParent(deps, branch, options);
+}
+
+/** The lifecycle event of a terminal branch's end. */
+export function endEvent(branch: BranchRecord, now: number): LifecycleEvent {
+  if (branch.status === 'COMPLETED') return branchEvent('BranchCompleted', branch, now);
+  if (branch.status === 'CANCELLED') return branchEvent('BranchCancelled', branch, now, { reason: branch.error });
+  return branchEvent('BranchFailed', branch, now, { error: branch.error });
+}
+
+/**
+ * Step 2b: the branch ended while waiting on its current children: cancel them and stop their
+ * fan-out (its name is derived from the sync point). Children the branch's spawn creates after
+ * this read are cancelled by the spawn itself (it checks its parent after creating them).
+ */
+export async function cancelChildren(deps: SpawnerDeps, parent: BranchRecord): Promise<void> {
+  const spawn = parent.spawn;
+  if (!spawn) return;
+  const scope = scopeOf(parent);
+  const by = `parent:${parent.id}`;
+  const ids = Array.from({ length: spawn.children }, (_, i) => childId(parent.id, spawn.firstIndex + i));
+  const children = await deps.store.getBranches(scope, ids);
+  await Promise.all(
+    children.map(async (child) => {
+      if (!isTerminal(child.status)) {
+        const reason = `its parent ${parent.id} ${parent.status === 'CANCELLED' ? 'was cancelled' : parent.status}`;
+        await endBranch(deps, child, { status: 'CANCELLED', by, error: reason }, { parentDeciding: true });
+      } else if (child.advancedBy === by) {
+        // Cancelled by an earlier try of this very work, which may have died before telling it.
+        await tellEnd(deps, child, by, { parentDeciding: true });
+      }
+    }),
+  );
+  await deps.fanOut.stop(fanOutExecutionName(scope, parent.id, spawn.seq), `branch ${parent.id} ${parent.status}`);
+}
+
+/** Step 2c for the root: the run ends with it, and says so (a retry of the work that ended it says so again). */
+async function finishRun(deps: SpawnerDeps, root: BranchRecord, by: string): Promise<void> {
+  const scope = scopeOf(root);
+  const now = deps.clock.now();
+  const status = root.status === 'COMPLETED' ? 'COMPLETED' : root.status === 'CANCELLED' ? 'CANCELLED' : 'FAILED';
+  const finished = await deps.store.finishRun(
+    scope,
+    status,
+    defined({ endedAt: now, result: status === 'COMPLETED' ? root.result ?? null : undefined, error: root.error, endedBy: by }),
+  );
+  const run = finished ? undefined : await deps.store.getRun(scope);
+  if (!finished && (run?.endedBy !== by || run.status === 'RUNNING')) return;
+  const ended = run?.status ?? status;
+  const type = ended === 'COMPLETED' ? 'RunCompleted' : ended === 'CANCELLED' ? 'RunCancelled' : 'RunFailed';
+  await publish(deps, runEvent(type, scope, now, defined({ status: ended, error: run?.error ?? root.error })));
+}
+
+/**
+ * Step 2c for a child: counts its end on the parent's sync point (exactly once), settles the sync
+ * point when the counts decide it early, and releases the child's fan-out iteration.
+ */
+async function tellParent(deps: SpawnerDeps, branch: BranchRecord, options: TellOptions): Promise<void> {
+  const scope = scopeOf(branch);
+  const parentId = branch.parentId!;
+  const seq = branch.parentSeq!;
+  const { applied, counters } = await deps.store.recordChildEnd(scope, parentId, seq, branch.id, outcomeOf(branch));
+  if (options.parentDeciding) return;
+  const fanIn = branch.fanIn ?? { waitFor: 'all' as const, maxFailedFraction: 0.5 };
+  const decision = decideFanIn(counters, fanIn.waitFor, fanIn.maxFailedFraction);
+  if (decision.action !== 'wait') {
+    // An early exit is settled here: the fan-out is stopped, so its Aggregate never runs. A
+    // repeated end (a retry after a crash) settles again if the sync point was claimed: the
+    // crash may have cut the settlement short, and by now the counters (cancelled children
+    // counted) no longer show that the exit was early. Otherwise the fan-out's Aggregate settles.
+    if (decision.cancelRest) {
+      await settleSyncPoint(deps, scope, parentId, seq, { decision, early: true });
+    } else if (!applied && (await deps.store.getSyncPoint(scope, parentId, seq))?.aggregatedAt !== undefined) {
+      await settleSyncPoint(deps, scope, parentId, seq, { decision, early: false });
+    }
+  }
+  const token = branch.taskToken ?? options.taskToken;
+  if (token) {
+    hit(deps, 'before-task-success', scope, branch.id);
+    await deps.fanOut.childFinished(token, { branchId: branch.id, status: branch.status });
+  }
+}
+
+export function outcomeOf(branch: BranchRecord): ChildOutcome {
+  if (branch.status === 'COMPLETED') return 'succeeded';
+  if (branch.status === 'CANCELLED') return 'cancelled';
+  return 'failed';
+}
+
+export interface SettleOptions {
+  /** The decision already taken by the caller (early exit); computed from the counters otherwise. */
+  decision?: FanInDecision;
+  /** True when settling before the fan-out finished: its execution is stopped. */
+  early: boolean;
+}
+
+/**
+ * Step 3: settles a sync point exactly once: claims it, cancels the children still running, and
+ * resumes or fails the parent. A repeat (a retry after a crash) redoes the idempotent parts.
+ * Each child record is read once.
+ */
+export async function settleSyncPoint(
+  deps: SpawnerDeps,
+  scope: Scope,
+  parentId: string,
+  seq: number,
+  options: SettleOptions,
+): Promise<void> {
+  const [sp, parent] = await Promise.all([deps.store.getSyncPoint(scope, parentId, seq), deps.store.getBranch(scope, parentId)]);
+  if (!sp || !parent) return;
+  hit(deps, 'inside-aggregate', scope, `${parentId}#${seq}`);
+  const by = `settle:${parentId}#${seq}`;
+  const onIt = parent.spawn?.seq === seq;
+  if (sp.aggregatedAt === undefined && (!onIt || parent.status !== 'WAITING')) {
+    // The parent ended before this sync point decided (cancelled, timed out): its end cancelled
+    // the children. Nothing to settle.
+    return;
+  }
+  const spawn = parent.spawn!;
+  const ids = onIt ? Array.from({ length: spawn.children }, (_, i) => childId(parentId, spawn.firstIndex + i)) : [];
+  let children = onIt ? await deps.store.getBranches(scope, ids) : [];
+  let outcome = sp.outcome;
+  let decision = options.decision;
+  if (sp.aggregatedAt === undefined) {
+    if (children.length < ids.length) {
+      // The spawn died before it created every child: finish opening it instead (idempotent).
+      const run = await loadRun(deps, scope);
+      if (run) await openSyncPoint(deps, run, parent);
+      return;
+    }
+    let counters = sp.counters;
+    decision ??= decideFanIn(counters, sp.waitFor, sp.maxFailedFraction);
+    if (decision.action === 'wait') {
+      // The fan-out ended but some ends were never counted: count them from the records (a child
+      // still active here lost its iteration: it fails, as a Map iteration that failed would).
+      children = await Promise.all(children.map(async (child) => {
+        if (!isTerminal(child.status)) {
+          const error = 'the fan-out ended without a report from this branch';
+          const ended = await endBranch(deps, child, { status: 'FAILED', by, error }, { parentDeciding: true });
+          return ended ?? (await deps.store.getBranch(scope, child.id)) ?? child;
+        }
+        counters = (await deps.store.recordChildEnd(scope, parentId, seq, child.id, outcomeOf(child))).counters;
+        return child;
+      }));
+      counters = (await deps.store.getSyncPoint(scope, parentId, seq))?.counters ?? counters;
+      decision = decideFanIn(counters, sp.waitFor, sp.maxFailedFraction);
+      if (decision.action === 'wait') return;
+    }
+    const now = deps.clock.now();
+    if (await deps.store.claimAggregation(scope, parentId, seq, decision.action, now)) {
+      outcome = decision.action;
+      await publish(deps, syncPointEvent(scope, parentId, seq, now, { outcome, reason: decision.reason, ...counters }));
+    } else {
+      outcome = (await deps.store.getSyncPoint(scope, parentId, seq))?.outcome;
+    }
+  }
+  // The children still running are left out: cancel them (each counted, nothing decided by them).
+  children = await Promise.all(children.map(async (child) => {
+    if (!isTerminal(child.status)) {
+      const error = 'the sync point was settled without it';
+      return (await endBranch(deps, child, { status: 'CANCELLED', by, error }, { parentDeciding: true })) ?? child;
+    }
+    if (child.advancedBy === by) await tellEnd(deps, child, by, { parentDeciding: true });
+    return child;
+  }));
+  if (options.early) await deps.fanOut.stop(sp.executionName, `sync point ${parentId}#${seq} settled early`);
+
+  if ((outcome ?? 'fail') === 'fail') {
+    const reason = decision && decision.action !== 'wait' ? decision.reason : 'too many children failed';
+    await failParent(deps, parent, seq, by, `children failed: ${reason}${firstFailure(children)}`);
+    return;
+  }
+  const run = await loadRun(deps, scope);
+  if (!run) return;
+  let failure: string | undefined;
+  if (parent.status !== 'WAITING' || !onIt) {
+    // The parent already moved on from this sync point (a retry after a crash in the resume):
+    // there is nothing to aggregate, only the resume's last part to finish.
+    failure = await resumeParent(deps, run, parent, seq, undefined);
+  } else {
+    let value: unknown;
+    try {
+      value = aggregateFor(deps, parent, seq, children);
+    } catch (error) {
+      failure = errorMessage(error);
+    }
+    if (!failure) failure = await resumeParent(deps, run, parent, seq, value);
+  }
+  if (failure) await failParent(deps, parent, seq, by, failure);
+}
+
+/** A parent whose sync point failed (or could not be aggregated) fails; a retry tells it again. */
+async function failParent(deps: SpawnerDeps, parent: BranchRecord, seq: number, by: string, error: string) {
+  if (isTerminal(parent.status)) {
+    if (parent.advancedBy === by) await tellEnd(deps, parent, by, { mayHaveChildren: false });
+    return;
+  }
+  if (parent.spawn?.seq !== seq) return;
+  // Its children were settled by the caller: nothing to cancel below it.
+  await endBranch(deps, parent, { status: 'FAILED', by, error, from: ['WAITING'] }, { mayHaveChildren: false });
+}

@@ -1,0 +1,134 @@
+/**
+ * Regression tests of the branch lifecycle under the interleavings that broke it (each failed
+ * before the fix): a cancel racing a spawn, a restart between a second group's sync point and
+ * its children, and an end event lost to a crash while a duplicate delivery finished the work.
+ */
+import { describe, expect, it } from 'vitest';
+import { MemoryBranchStore } from '../../adapters/memory/memory-branch-store';
+import { isTerminal, type Scope } from '../../core/model';
+import { cancelRun, type Faults } from '../../core/use-cases';
+import { createMemoryHarness, HarnessCrash, scriptAgents } from '../support/memory-harness';
+
+const TEAM = 'team-a';
+
+describe('a cancel racing a spawn', () => {
+  it('cancels the children the spawn creates after the cancel read the tree, and stops their fan-out', async () => {
+    const store = new MemoryBranchStore();
+    const h = createMemoryHarness({ store });
+    let cancelled: Promise<void> | undefined;
+    // The parent has written WAITING; the cancel runs to its end before the children are written.
+    const createBranches = store.createBranches.bind(store);
+    store.createBranches = async (branches) => {
+      if (branches[0]?.parentId === 'root' && !cancelled) {
+        cancelled = cancelRun(h.deps, { team: TEAM, runId: branches[0].runId });
+        await cancelled;
+      }
+      return createBranches(branches);
+    };
+    const agents = scriptAgents({
+      Boss: { allowed: ['Worker'], responses: [{ next_action: 'parallel_invoke', agents: ['Worker', 'Worker', 'Worker'] }] },
+      Worker: { responses: [{ next_action: 'final_response', content: 'done' }] },
+    });
+    try {
+      const outcome = await h.run({ name: 'race', request: 'x', entry: 'Boss', agents });
+      expect(outcome.run.status).toBe('CANCELLED');
+      // Created by the spawn that was already under way, and cancelled: none ran, none completed.
+      expect(outcome.branches.map((b) => [b.id, b.status])).toEqual([
+        ['root', 'CANCELLED'],
+        ['root.0', 'CANCELLED'],
+        ['root.1', 'CANCELLED'],
+        ['root.2', 'CANCELLED'],
+      ]);
+      expect(outcome.branches.filter((b) => b.parentId && b.startedAt !== undefined).map((b) => b.id)).toEqual([]);
+      expect(outcome.events.filter((e) => e.type === 'BranchCompleted')).toEqual([]);
+      expect(h.fanOut.activeExecutions).toBe(0);
+      const sp = await store.getSyncPoint({ team: TEAM, runId: outcome.run.runId }, 'root', 1);
+      expect(sp?.counters).toEqual({ total: 3, succeeded: 0, failed: 0, cancelled: 3 });
+    } finally {
+      h.stop();
+    }
+  });
+});
+
+describe('resume after a crash between the second group\'s sync point and its children', () => {
+  it('opens the group again and completes, instead of waiting forever', async () => {
+    const store = new MemoryBranchStore();
+    const first = createMemoryHarness({ store });
+    // The process "dies" as it writes the children of the second group (its sync point exists).
+    const createBranches = store.createBranches.bind(store);
+    let died = false;
+    store.createBranches = async (branches) => {
+      if (branches[0]?.parentSeq === 2 && !died) {
+        died = true;
+        throw new Error('process killed');
+      }
+      return createBranches(branches);
+    };
+    const agents = scriptAgents({
+      Lead: {
+        rules: [{ when: 'leaf:', responses: [{ next_action: 'final_response', content: 'done' }] }],
+        responses: [{ next_actions: [['leaf:a1', 'leaf:a2'], ['leaf:b1']] }, { next_action: 'final_response', content: '$input' }],
+      },
+    });
+    await expect(first.run({ name: 'groups', request: 'x', entry: 'Lead', agents })).rejects.toThrow(/process killed/);
+    first.stop();
+    const runId = first.events[0].runId;
+    const scope: Scope = { team: TEAM, runId };
+    expect(await store.getSyncPoint(scope, 'root', 2)).toBeDefined();
+    expect(await store.getBranch(scope, 'root.2')).toBeUndefined();
+
+    const second = createMemoryHarness({ store });
+    try {
+      const outcome = await second.resume(scope);
+      expect(outcome.run.status).toBe('COMPLETED');
+      expect(outcome.branches.map((b) => [b.id, b.status])).toEqual([
+        ['root', 'COMPLETED'],
+        ['root.0', 'COMPLETED'],
+        ['root.1', 'COMPLETED'],
+        ['root.2', 'COMPLETED'],
+      ]);
+      const created = new Set(second.events.filter((e) => e.type === 'BranchCreated').map((e) => e.branchId));
+      expect(created.has('root.2')).toBe(true);
+    } finally {
+      second.stop();
+    }
+  });
+});
+
+describe('end events across a crash', () => {
+  it('the root\'s BranchCompleted goes out when the delivery that completed it crashed and a duplicate finished the run', async () => {
+    // Every message is sent twice (two messages, two ids); the first delivery that completes the
+    // root crashes right after the write, before it published anything.
+    let crashed = false;
+    const faults: Faults = {
+      hit(point, key) {
+        if (point === 'after-mark-complete' && key.endsWith('/root') && !crashed) {
+          crashed = true;
+          throw new HarnessCrash(`crash at ${point} ${key}`);
+        }
+      },
+    };
+    const h = createMemoryHarness({ faults });
+    const send = h.queue.send.bind(h.queue);
+    h.deps.queue = { send: async (messages) => (await send(messages), await send(messages)) };
+    const agents = scriptAgents({
+      Lead: {
+        allowed: ['W'],
+        responses: [{ next_action: 'parallel_invoke', agents: ['W', 'W'] }, { next_action: 'final_response', content: '$input' }],
+      },
+      W: { responses: [{ next_action: 'final_response', content: 'w' }] },
+    });
+    try {
+      const outcome = await h.run({ name: 'dup', request: 'x', entry: 'Lead', agents });
+      expect(crashed).toBe(true);
+      expect(outcome.run.status).toBe('COMPLETED');
+      for (const b of outcome.branches) {
+        expect(isTerminal(b.status)).toBe(true);
+        expect(outcome.events.some((e) => e.type === 'BranchCompleted' && e.branchId === b.id), `end event of ${b.id}`).toBe(true);
+      }
+      expect(outcome.events.some((e) => e.type === 'RunCompleted')).toBe(true);
+    } finally {
+      h.stop();
+    }
+  });
+});
