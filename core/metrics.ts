@@ -6,8 +6,8 @@ export interface RunMetrics {
   activeCount: number;
   maxDepth: number;
   avgDepth: number;
-  /** Percentage of ended (non-cancelled) branches that completed; 100 when none ended yet. */
-  successRate: number;
+  /** Percentage of ended (non-cancelled) branches that completed; null when none ended (0/0). */
+  successRate: number | null;
   completed: number;
   failed: number;
   cancelled: number;
@@ -49,7 +49,7 @@ export function computeMetrics(branches: readonly MetricBranch[]): RunMetrics {
     activeCount: byStatus.PENDING + byStatus.RUNNING + byStatus.WAITING,
     maxDepth,
     avgDepth: round(branches.length ? depthSum / branches.length : 0),
-    successRate: round(ended ? (byStatus.COMPLETED / ended) * 100 : 100),
+    successRate: ended ? round((byStatus.COMPLETED / ended) * 100) : null,
     completed: byStatus.COMPLETED,
     failed: byStatus.FAILED,
     cancelled: byStatus.CANCELLED,

@@ -1,17 +1,38 @@
-/** Tree views of a run's branches: ASCII (as the seed's visualizer), Mermaid and JSON. */
+/** Tree views of a run's branches: ASCII, Mermaid and JSON, and how every view names a branch's agents. */
 import type { BranchRecord } from './model';
 
 export type TreeBranch = Pick<BranchRecord, 'id' | 'parentId' | 'agent' | 'type' | 'status' | 'depth'> &
-  Partial<Pick<BranchRecord, 'result' | 'error' | 'entryAgent'>>;
+  Partial<Pick<BranchRecord, 'result' | 'error' | 'entryAgent' | 'memory'>>;
 
 export interface TreeNode {
   id: string;
+  /** The current agent (the last of `agentChain`). */
   agent: string;
+  /** Every agent the branch ran, first to last: its entry agent, then each hand-off. */
+  agentChain: string[];
   type: string;
   status: string;
   depth: number;
   error?: string;
   children: TreeNode[];
+}
+
+/** The agents a branch ran, in order: its entry agent, then each hand-off; the last is `agent`. */
+export function agentChain(branch: Pick<TreeBranch, 'agent' | 'entryAgent' | 'memory'>): string[] {
+  const chain = [branch.entryAgent ?? branch.agent];
+  for (const entry of branch.memory ?? []) {
+    if (!entry.inherited && entry.role === 'user' && entry.agent !== chain[chain.length - 1]) chain.push(entry.agent);
+  }
+  if (branch.agent !== chain[chain.length - 1]) chain.push(branch.agent);
+  return chain;
+}
+
+/**
+ * The one rule for showing a branch's agents (CLI tree, Mermaid, the page): the chain joined by
+ * arrows, shortened past three agents (`Writer → … → Editor (6 turns)`).
+ */
+export function agentLabel(chain: readonly string[]): string {
+  return chain.length <= 3 ? chain.join(' → ') : `${chain[0]} → … → ${chain[chain.length - 1]} (${chain.length} turns)`;
 }
 
 /** Children are ordered by their spawn index (ids are `${parent}.${index}`), not lexically. */
@@ -33,6 +54,7 @@ export function buildTree(branches: readonly TreeBranch[]): TreeNode[] {
   const build = (b: TreeBranch): TreeNode => ({
     id: b.id,
     agent: b.agent,
+    agentChain: agentChain(b),
     type: b.type,
     status: b.status,
     depth: b.depth,
@@ -45,7 +67,7 @@ export function buildTree(branches: readonly TreeBranch[]): TreeNode[] {
 export function renderAscii(branches: readonly TreeBranch[]): string {
   const lines: string[] = [];
   const walk = (node: TreeNode, prefix: string, last: boolean, root: boolean) => {
-    const label = `${node.id} ${node.agent} (${node.type.toLowerCase()}) [${node.status}]${node.error ? ` ${truncate(node.error, 80)}` : ''}`;
+    const label = `${node.id} ${agentLabel(node.agentChain)} (${node.type.toLowerCase()}) [${node.status}]${node.error ? ` ${truncate(node.error, 80)}` : ''}`;
     lines.push(root ? label : `${prefix}${last ? '└─ ' : '├─ '}${label}`);
     const childPrefix = root ? '' : `${prefix}${last ? '   ' : '│  '}`;
     node.children.forEach((child, i) => walk(child, childPrefix, i === node.children.length - 1, false));
@@ -70,7 +92,7 @@ export function renderMermaid(branches: readonly TreeBranch[]): string {
   branches.forEach((b, i) => nodeId.set(b.id, `n${i}`));
   const used = new Set<string>();
   for (const b of branches) {
-    const label = `${escapeMermaid(b.agent)}<br/>${escapeMermaid(b.id)} · ${b.status}`;
+    const label = `${escapeMermaid(agentLabel(agentChain(b)))}<br/>${escapeMermaid(b.id)} · ${b.status}`;
     lines.push(`  ${nodeId.get(b.id)}["${label}"]:::${b.status}`);
     used.add(b.status);
   }

@@ -10,7 +10,7 @@ const COLORS: Record<string, string> = {
 export function progressFrame(branches: BranchRecord[], elapsedMs: number, maxLines = 30, color = true): string {
   const count = (...s: string[]) => branches.filter((b) => s.includes(b.status)).length;
   const head =
-    `created ${branches.length} · running ${count('PENDING', 'RUNNING')} · waiting ${count('WAITING')} · ` +
+    `created ${branches.length} · pending ${count('PENDING')} · running ${count('RUNNING')} · waiting ${count('WAITING')} · ` +
     `done ${count('COMPLETED')} · failed ${count('FAILED', 'TIMED_OUT')} · cancelled ${count('CANCELLED')} · ${(elapsedMs / 1000).toFixed(1)}s`;
   // No branch yet (the run is being created): just the counts, not an empty tree line.
   let lines = branches.length ? renderAscii(branches).split('\n') : [];

@@ -29,8 +29,8 @@ export function runDocument(run: RunRecord, branches: BranchRecord[]) {
     error: run.error ?? null,
     metrics: computeMetrics(branches),
     // The CLI's branch fields are fixed: a subset of the API's branch view.
-    branches: branches.map(branchView).map(({ id, parentId, agent, type, depth, status, result, error }) => ({
-      id, parentId, agent, type, depth, status, result, error,
+    branches: branches.map(branchView).map(({ id, parentId, agent, agentChain, type, depth, status, result, error }) => ({
+      id, parentId, agent, agentChain, type, depth, status, result, error,
     })),
   };
 }
@@ -88,5 +88,5 @@ export async function runScenario(path: string, options: RunCommandOptions): Pro
 }
 
 function summary(m: ReturnType<typeof computeMetrics>): string {
-  return `${m.totalCreated} branches (${m.completed} completed, ${m.failed} failed, ${m.timedOut} timed out, ${m.cancelled} cancelled), max depth ${m.maxDepth}, success rate ${m.successRate}%`;
+  return `${m.totalCreated} branches (${m.completed} completed, ${m.failed} failed, ${m.timedOut} timed out, ${m.cancelled} cancelled), max depth ${m.maxDepth}, success rate ${m.successRate === null ? '—' : `${m.successRate}%`}`;
 }

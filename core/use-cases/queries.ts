@@ -3,13 +3,15 @@ import { NotFoundError } from '../errors';
 import { computeMetrics, type RunMetrics } from '../metrics';
 import type { BranchRecord, RunRecord, Scope } from '../model';
 import { parseAgentResponse } from '../protocol';
-import { buildTree, renderAscii, renderMermaid } from '../tree';
+import { agentChain, buildTree, renderAscii, renderMermaid } from '../tree';
 import type { SpawnerDeps } from './deps';
 
 export interface BranchView {
   id: string;
   parentId: string | null;
+  /** The current agent; `agentChain` lists every agent the branch ran (hand-offs). */
   agent: string;
+  agentChain: string[];
   type: string;
   depth: number;
   status: string;
@@ -39,6 +41,7 @@ export function branchView(b: BranchRecord): BranchView {
     id: b.id,
     parentId: b.parentId,
     agent: b.agent,
+    agentChain: agentChain(b),
     type: b.type,
     depth: b.depth,
     status: b.status,
@@ -99,22 +102,6 @@ export async function runSummaries(deps: Pick<SpawnerDeps, 'store'>, scopes: rea
   return records
     .filter((r) => r !== undefined)
     .map((r) => ({ runId: r.runId, name: r.name, status: r.status, createdAt: r.createdAt, endedAt: r.endedAt ?? null }));
-}
-
-/** The agents each branch of a run ran, by branch id (see `agentChain`). */
-export async function handoffChains(deps: Pick<SpawnerDeps, 'store'>, scope: Scope): Promise<Record<string, string[]>> {
-  const branches = await deps.store.listBranches(scope);
-  return Object.fromEntries(branches.map((b) => [b.id, agentChain(b)]));
-}
-
-/** The agents a branch ran, in order: its entry agent, then each hand-off. */
-export function agentChain(branch: BranchRecord): string[] {
-  const chain = [branch.entryAgent];
-  for (const entry of branch.memory) {
-    if (!entry.inherited && entry.role === 'user' && entry.agent !== chain[chain.length - 1]) chain.push(entry.agent);
-  }
-  if (branch.agent !== chain[chain.length - 1]) chain.push(branch.agent);
-  return chain;
 }
 
 /** A branch for the page's detail panel: its sync points, its steps and what it was resumed with. */

@@ -1,12 +1,12 @@
 /**
  * The dev-only routes next to the HTTP API: the page and its assets, the examples, the runs of
- * this session, a branch's details, the agents each branch ran, and the event streams. Routes
+ * this session, a branch's details and the event streams. Routes
  * call read models (core/use-cases/queries.ts); none reads the store itself.
  */
 import type { APIGatewayProxyResult } from 'aws-lambda';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Scope } from '../../core/model';
-import { branchDetail, handoffChains, runSummaries } from '../../core/use-cases/queries';
+import { branchDetail, runSummaries } from '../../core/use-cases/queries';
 import type { SpawnerDeps } from '../../core/use-cases/deps';
 import { json } from '../../functions/handlers/http-errors';
 import { mermaidScript, staticFile } from './assets';
@@ -68,11 +68,6 @@ export function devRoutes(ctx: DevRouteContext): (request: DevRequest) => Promis
         ctx.hub.open(req, res, team, runId);
         return 'handled';
       },
-    },
-    {
-      method: 'GET',
-      pattern: new RegExp(`^/runs/${RUN_ID}/agents/?$`),
-      handle: async ({ team }, [runId]) => json(200, { runId, agents: await handoffChains(ctx.deps, scope(team, runId)) }),
     },
     {
       method: 'GET',

@@ -177,16 +177,14 @@ async function loadRun(runId) {
   const id = encodeURIComponent(runId);
   // The run first: when it reads terminal, the branches read after it are final too.
   const run = await request('GET', `/runs/${id}`);
-  const [{ branches }, diagram, { agents }] = await Promise.all([
+  const [{ branches }, diagram] = await Promise.all([
     request('GET', `/runs/${id}/branches`),
     request('GET', `/runs/${id}/tree?format=mermaid`, { as: 'text' }),
-    // Dev-only: the agents each branch ran (entry agent, then hand-offs); the API shows the current one.
-    request('GET', `/runs/${id}/agents`),
   ]);
   if (runId !== state.runId) return;
   state.run = run;
   state.branches = branches;
-  renderRun(run, branches, agents);
+  renderRun(run, branches);
   await renderDiagram(diagram, branches.length);
   if (state.selectedBranch) await loadBranchDetail(state.selectedBranch);
   // Set last: tests (and people) can rely on everything above being drawn for this status.
@@ -230,7 +228,7 @@ function updatePolling() {
 
 // ---------- rendering ----------
 
-function renderRun(run, branches, agents) {
+function renderRun(run, branches) {
   $('empty-state').hidden = true;
   $('run').hidden = false;
   $('run-name').textContent = run.name;
@@ -245,7 +243,7 @@ function renderRun(run, branches, agents) {
   runError.hidden = !run.error;
   runError.textContent = run.error ? `error: ${run.error}` : '';
   renderMetrics(run);
-  renderBranches(run, branches, agents);
+  renderBranches(run, branches);
   renderFailures(branches);
   $('run-result').textContent = run.status === 'RUNNING' ? '(the run is still running)' : pretty(run.result);
 }
@@ -261,7 +259,7 @@ function renderMetrics(run) {
     ['cancelled', m.cancelled, 'cancelled'],
     ['max depth', m.maxDepth, 'maxDepth'],
     ['avg depth', m.avgDepth, 'avgDepth'],
-    ['success rate', `${m.successRate}%`, 'successRate'],
+    ['success rate', m.successRate === null ? '—' : `${m.successRate}%`, 'successRate'],
     ['spawns', m.fanOut.spawns, 'spawns'],
     ['max fan-out', m.fanOut.maxWidth, 'maxWidth'],
     ['agent steps', m.steps, 'steps'],
@@ -293,13 +291,14 @@ function treeOrder(branches) {
   return ordered;
 }
 
+/** The same rule as agentLabel in core/tree.ts (CLI tree, Mermaid): arrows, shortened past three. */
 function chainText(chain) {
   return chain.length <= 3 ? chain.join(' → ') : `${chain[0]} → … → ${chain[chain.length - 1]} (${chain.length} turns)`;
 }
 
-function renderBranches(run, branches, agents) {
+function renderBranches(run, branches) {
   const rows = treeOrder(branches).map(({ branch: b, guides }) => {
-    const chain = agents[b.id] ?? [b.agent];
+    const chain = b.agentChain;
     const duration = b.startedAt ? secs((b.endedAt ?? Date.now()) - b.startedAt) + (b.endedAt ? '' : '…') : '—';
     return el(
       'tr',

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { computeMetrics } from '../../core/metrics';
 import type { BranchRecord } from '../../core/model';
-import { buildTree, renderAscii, renderMermaid } from '../../core/tree';
+import { agentLabel, buildTree, renderAscii, renderMermaid } from '../../core/tree';
 
 const b = (id: string, parentId: string | null, status: BranchRecord['status'], agent = 'A'): BranchRecord => ({
   team: 't', runId: 'r', id, parentId, parentSeq: parentId ? 1 : null, depth: id.split('.').length - 1,
@@ -33,6 +33,38 @@ describe('metrics', () => {
       fanOut: { spawns: 2, maxWidth: 3, avgWidth: 2.5 },
       steps: 6,
     });
+  });
+});
+
+describe('metrics: success rate', () => {
+  it('is null when no branch ended (0/0), e.g. all cancelled or none ended yet', () => {
+    expect(computeMetrics([b('root', null, 'CANCELLED', 'A'), b('root.0', 'root', 'CANCELLED', 'B')]).successRate).toBeNull();
+    expect(computeMetrics([b('root', null, 'RUNNING', 'A')]).successRate).toBeNull();
+    expect(computeMetrics([]).successRate).toBeNull();
+    expect(computeMetrics([b('root', null, 'FAILED', 'A'), b('root.0', 'root', 'CANCELLED', 'B')]).successRate).toBe(0);
+  });
+});
+
+describe('hand-off chains: one rule in every view', () => {
+  const memory = (...agents: string[]) => agents.flatMap((agent) => [
+    { role: 'user' as const, agent, content: 'in' },
+    { role: 'assistant' as const, agent, content: 'out' },
+  ]);
+  const handedOff: BranchRecord = { ...b('root', null, 'COMPLETED', 'Editor'), entryAgent: 'Writer', memory: memory('Writer', 'Editor') };
+
+  it('the JSON tree keeps the current agent and lists the chain apart', () => {
+    expect(buildTree([handedOff])[0]).toMatchObject({ agent: 'Editor', agentChain: ['Writer', 'Editor'] });
+  });
+
+  it('the ASCII tree and Mermaid show the same label', () => {
+    expect(renderAscii([handedOff])).toBe('root Writer → Editor (simple) [COMPLETED]');
+    expect(renderMermaid([handedOff])).toContain('n0["Writer → Editor<br/>root · COMPLETED"]');
+  });
+
+  it('shortens a long conversation and leaves inherited memory out', () => {
+    expect(agentLabel(['A', 'B', 'A', 'B', 'A', 'B'])).toBe('A → … → B (6 turns)');
+    const inherited = { ...b('root.0', 'root', 'RUNNING', 'Worker'), memory: [{ role: 'user' as const, agent: 'Lead', content: 'x', inherited: true }] };
+    expect(buildTree([inherited])[0].agentChain).toEqual(['Worker']);
   });
 });
 

@@ -54,7 +54,7 @@ describe('branch-spawner run: exit codes and messages', () => {
     expect(Object.keys(doc)).toEqual(['runId', 'name', 'status', 'result', 'error', 'metrics', 'branches']);
     expect(doc).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/no luck/) });
     expect(doc.branches).toEqual([
-      { id: 'root', parentId: null, agent: 'A', type: 'SIMPLE', depth: 0, status: 'FAILED', result: null, error: expect.stringMatching(/no luck/) },
+      { id: 'root', parentId: null, agent: 'A', agentChain: ['A'], type: 'SIMPLE', depth: 0, status: 'FAILED', result: null, error: expect.stringMatching(/no luck/) },
     ]);
     expect(doc.metrics).toMatchObject({ totalCreated: 1, activeCount: 0, maxDepth: 0, avgDepth: 0, successRate: 0 });
   });
@@ -72,7 +72,11 @@ describe('branch-spawner run: exit codes and messages', () => {
 
 describe('every example runs', () => {
   const examples: [string, string, (doc: any) => void][] = [
-    ['hierarchical.yaml', 'COMPLETED', (d) => expect(d.metrics.totalCreated).toBe(1 + 2 + 6 + 0)],
+    ['hierarchical.yaml', 'COMPLETED', (d) => {
+      expect(d.metrics.totalCreated).toBe(1 + 2 + 6 + 0);
+      // A hand-off chain: `agent` is the current agent, `agentChain` every agent the branch ran.
+      expect(d.branches.find((b: any) => b.id === 'root.0.2')).toMatchObject({ agent: 'Editor', agentChain: ['Writer', 'Editor'] });
+    }],
     ['dynamic-workflow.yaml', 'COMPLETED', (d) => expect(d.branches.some((b: any) => b.type === 'AGGREGATION')).toBe(true)],
     ['recursion.yaml', 'COMPLETED', (d) => expect(d.metrics.maxDepth).toBe(3)],
     ['failures.yaml', 'COMPLETED', (d) => {

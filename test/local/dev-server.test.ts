@@ -179,8 +179,10 @@ describe('dev server: the HTTP API through runtime.api, live events, dev-only vi
     expect(writer.aggregate).toBeNull();
     expect(writer.steps.map((s: any) => `${s.agent}:${s.decision}`)).toEqual(['Writer:handoff', 'Editor:complete']);
 
-    const { body: chains } = await get(`/runs/${runId}/agents`);
-    expect(chains.agents).toMatchObject({ root: ['Director'], 'root.0': ['TeamLead'], 'root.0.2': ['Writer', 'Editor'] });
+    const { body: listed } = await get(`/runs/${runId}/branches`);
+    const chains = Object.fromEntries(listed.branches.map((b: any) => [b.id, b.agentChain]));
+    expect(chains).toMatchObject({ root: ['Director'], 'root.0': ['TeamLead'], 'root.0.2': ['Writer', 'Editor'] });
+    expect(listed.branches.find((b: any) => b.id === 'root.0.2').agent).toBe('Editor');
     expect((await get(`/runs/${runId}/branches/root.9`)).status).toBe(404);
   });
 

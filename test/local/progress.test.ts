@@ -29,8 +29,8 @@ const tree = [
 describe('progressFrame', () => {
   it('heads the tree with the counts by status and the elapsed time', () => {
     const [head, ...lines] = progressFrame(tree, 12_345, 30, false).split('\n');
-    // running counts PENDING and RUNNING; failed counts FAILED and TIMED_OUT.
-    expect(head).toBe('created 9 · running 2 · waiting 2 · done 2 · failed 2 · cancelled 1 · 12.3s');
+    // PENDING (not started yet) apart from RUNNING; failed counts FAILED and TIMED_OUT.
+    expect(head).toBe('created 9 · pending 1 · running 1 · waiting 2 · done 2 · failed 2 · cancelled 1 · 12.3s');
     expect(lines).toHaveLength(9);
     expect(lines[0]).toBe('root Planner (nested) [WAITING]');
     expect(lines).toContain('│  ├─ root.2.1 Worker (simple) [FAILED] agent Worker failed: boom');
@@ -38,14 +38,14 @@ describe('progressFrame', () => {
   });
 
   it('counts an empty run and formats elapsed time to a tenth of a second', () => {
-    expect(progressFrame([], 0, 30, false)).toBe('created 0 · running 0 · waiting 0 · done 0 · failed 0 · cancelled 0 · 0.0s');
+    expect(progressFrame([], 0, 30, false)).toBe('created 0 · pending 0 · running 0 · waiting 0 · done 0 · failed 0 · cancelled 0 · 0.0s');
     expect(progressFrame([b('root', 'RUNNING')], 61_049, 30, false).split('\n')[0]).toMatch(/· 61\.0s$/);
   });
 
   it('truncates a tall tree to maxLines, saying how many branches are left out', () => {
     const wide = [b('root', 'WAITING'), ...Array.from({ length: 40 }, (_, i) => b(`root.${i}`, 'RUNNING'))];
     const [head, ...lines] = progressFrame(wide, 1_000, 10, false).split('\n');
-    expect(head).toMatch(/^created 41 · running 40 /);
+    expect(head).toMatch(/^created 41 · pending 0 · running 40 /);
     expect(lines).toHaveLength(10);
     expect(lines[8]).toBe('├─ root.7 A (simple) [RUNNING]');
     expect(lines[9]).toBe('… 32 more branches');
@@ -70,7 +70,7 @@ describe('branch-spawner run: progress only on a TTY', () => {
     expect(await main(['run', 'examples/simple-parallel.yaml'], io)).toBe(0);
     const out = io.outText();
     // The final frame is always drawn when the run ends, whatever the refresh timer managed.
-    expect(out).toMatch(/created 4 · running 0 · waiting 0 · done 4 · failed 0 · cancelled 0 · [\d.]+s/);
+    expect(out).toMatch(/created 4 · pending 0 · running 0 · waiting 0 · done 4 · failed 0 · cancelled 0 · [\d.]+s/);
     expect(out).toContain(`${ESC}32m[COMPLETED]${ESC}0m`);
     expect(out).toMatch(/run \S+ COMPLETED in/);
   });
@@ -79,7 +79,7 @@ describe('branch-spawner run: progress only on a TTY', () => {
     const io = captureIo();
     expect(await main(['run', 'examples/simple-parallel.yaml'], io)).toBe(0);
     expect(io.outText()).not.toContain(ESC);
-    expect(io.outText()).not.toMatch(/created \d+ · running/);
+    expect(io.outText()).not.toMatch(/created \d+ · pending/);
     expect(io.errText()).toBe('');
   });
 
