@@ -9,6 +9,7 @@ const spec = JSON.parse(process.argv[2] ?? '{}') as CaseSpec;
 async function main(): Promise<CaseResult> {
   switch (spec.system) {
     case 'ours':
+    case 'ours-engines':
       return (await import('./run-ours')).runOurs(spec);
     case 'langgraph':
     case 'langgraph-checkpointed':

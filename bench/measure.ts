@@ -2,7 +2,10 @@
 import type { AwsCounts } from './aws-counters';
 import type { TreeShape } from './workloads';
 
-export type SystemName = 'ours' | 'langgraph' | 'langgraph-checkpointed' | 'promise-all';
+/** `ours`: the runtime on its default (memory) tier, as `run` uses it; `ours-engines`: on dynalite + fauxqs, as `--data` uses it. */
+export type SystemName = 'ours' | 'ours-engines' | 'langgraph' | 'langgraph-checkpointed' | 'promise-all';
+
+export const OURS: readonly SystemName[] = ['ours', 'ours-engines'];
 
 export interface CaseSpec {
   system: SystemName;

@@ -142,14 +142,14 @@ export function rowFor(shape: TreeShape, latencyMs: number, concurrency: number)
   };
 }
 
-/** Scheduling at the realistic latency: makespan, efficiency, ratios, fan-in. */
+/** Scheduling at the realistic latency: makespan, efficiency, ratios, fan-in; both tiers of ours. */
 export function schedulingTable(rows: Row[]): string {
   const eff = (row: Row, s: SystemName) => fmt(efficiency(row, s), 3);
   return table(
     [
       'workload', 'branches', 'c', 'ideal ms',
-      'ours ms', 'ours eff', 'LG ms', 'LG eff', 'LG+ckpt ms', 'LG+ckpt eff', 'P.all ms', 'P.all eff',
-      'ours/LG', 'ours/LG+ckpt', 'ours/P.all', 'fan-in p50 / p95 ms: ours', 'LG', 'LG+ckpt',
+      'ours ms', 'ours eff', 'engines ms', 'engines eff', 'LG ms', 'LG eff', 'LG+ckpt ms', 'LG+ckpt eff', 'P.all ms', 'P.all eff',
+      'ours/LG', 'engines/LG', 'ours/LG+ckpt', 'ours/P.all', 'fan-in p50 / p95 ms: ours', 'engines', 'LG', 'LG+ckpt',
     ],
     rows.map((row) => [
       row.workload,
@@ -158,6 +158,8 @@ export function schedulingTable(rows: Row[]): string {
       fmt(row.idealMs),
       ms(row.results.ours),
       eff(row, 'ours'),
+      ms(row.results['ours-engines']),
+      eff(row, 'ours-engines'),
       ms(row.results.langgraph),
       eff(row, 'langgraph'),
       ms(row.results['langgraph-checkpointed']),
@@ -165,9 +167,11 @@ export function schedulingTable(rows: Row[]): string {
       ms(row.results['promise-all']),
       eff(row, 'promise-all'),
       ratio(row.results.ours, row.results.langgraph),
+      ratio(row.results['ours-engines'], row.results.langgraph),
       ratio(row.results.ours, row.results['langgraph-checkpointed']),
       ratio(row.results.ours, row.results['promise-all']),
       fanIn(row.results.ours, 0),
+      fanIn(row.results['ours-engines'], 0),
       fanIn(row.results.langgraph, 1),
       fanIn(row.results['langgraph-checkpointed'], 1),
     ]),
@@ -178,19 +182,22 @@ function fanIn(r: CaseResult | undefined, digits: number): string {
   return r?.status === 'completed' ? `${fmt(r.fanIn.p50Ms, digits)} / ${fmt(r.fanIn.p95Ms, digits)}` : '–';
 }
 
-/** Pure overhead at 0 ms: wall and CPU per branch, throughput, memory. */
+/** Pure overhead at 0 ms: wall and CPU per branch, throughput, memory; both tiers of ours. */
 export function overheadTable(rows: Row[]): string {
   const per = (r: CaseResult | undefined, x: (r: CaseResult) => number, digits: number) =>
     r && (r.status === 'completed' || r.status === 'timeout') && r.completedBranches > 0 ? fmt(x(r), digits) : '–';
+  const cpu = (r: CaseResult) => r.cpuMs / r.completedBranches;
   return table(
     [
       'workload', 'branches', 'c',
-      'ours ms', 'ours wall ms/br', 'ours CPU ms/br', 'ours br/s', 'ours peak RSS MB',
+      'ours ms', 'ours CPU ms/br', 'ours br/s', 'ours peak RSS MB',
+      'engines ms', 'engines CPU ms/br', 'engines br/s', 'engines peak RSS MB',
       'LG ms', 'LG CPU ms/br', 'LG+ckpt ms', 'LG+ckpt CPU ms/br', 'LG+ckpt peak RSS MB', 'P.all ms',
-      'ours/LG', 'ours/LG+ckpt', 'ours/P.all', 'fan-in p50 / p95 ms (ours)',
+      'ours/LG', 'engines/LG', 'ours/LG+ckpt', 'ours/P.all', 'fan-in p50 / p95 ms: ours', 'engines',
     ],
     rows.map((row) => {
       const o = row.results.ours;
+      const e = row.results['ours-engines'];
       const lg = row.results.langgraph;
       const cp = row.results['langgraph-checkpointed'];
       const pa = row.results['promise-all'];
@@ -199,20 +206,25 @@ export function overheadTable(rows: Row[]): string {
         fmt(row.branches),
         String(row.concurrency),
         ms(o),
-        per(o, (r) => r.makespanMs / r.completedBranches, 2),
-        per(o, (r) => r.cpuMs / r.completedBranches, 2),
+        per(o, cpu, 2),
         per(o, (r) => r.branchesPerSecond, 0),
         per(o, (r) => r.rssPeakMb, 0),
+        ms(e),
+        per(e, cpu, 2),
+        per(e, (r) => r.branchesPerSecond, 0),
+        per(e, (r) => r.rssPeakMb, 0),
         ms(lg),
-        per(lg, (r) => r.cpuMs / r.completedBranches, 3),
+        per(lg, cpu, 3),
         ms(cp),
-        per(cp, (r) => r.cpuMs / r.completedBranches, 3),
+        per(cp, cpu, 3),
         per(cp, (r) => r.rssPeakMb, 0),
         ms(pa),
         ratio(o, lg),
+        ratio(e, lg),
         ratio(o, cp),
         ratio(o, pa),
         fanIn(o, 0),
+        fanIn(e, 0),
       ];
     }),
   );
@@ -226,8 +238,9 @@ export interface RequestFigures {
   costPerMillionBranches: Cost;
 }
 
+/** AWS requests are counted on the engines tier, whose SDK clients make the same calls as in AWS. */
 export function requestFigures(row: Row, prices: Prices): RequestFigures | undefined {
-  const r = row.results.ours;
+  const r = row.results['ours-engines'];
   if (!r?.aws || r.status !== 'completed') return undefined;
   const usage = usageOf(r.aws);
   return {
@@ -263,7 +276,7 @@ export function requestsTable(figures: RequestFigures[]): string {
 
 /** Which calls our run makes, per branch, and what each costs in wall time on its engine. */
 export function operationsTable(row: Row): string {
-  const r = row.results.ours;
+  const r = row.results['ours-engines'];
   if (!r?.aws || r.status !== 'completed') return '';
   const lines: string[][] = [];
   const add = (engine: string, requests: Record<string, number>, wallMs: Record<string, number>) => {

@@ -1,6 +1,8 @@
 /**
- * Runs one tree on the embedded runtime (dynalite, fauxqs, aws-local-stepfunctions): the real
- * step-worker, store, queue and fan-out, with counters hooked on from the outside.
+ * Runs one tree on the embedded runtime: the real step-worker, store, queue and fan-out
+ * (aws-local-stepfunctions), on the memory tier (`ours`) or on dynalite + fauxqs
+ * (`ours-engines`), with counters hooked on from the outside (AWS requests: engines tier only,
+ * where they go through the SDK clients).
  */
 import type { LifecycleEvent } from '../core/events';
 import type { BranchRecord } from '../core/model';
@@ -23,14 +25,17 @@ export async function runOurs(spec: CaseSpec): Promise<CaseResult> {
   const counts = emptyCounts();
   countStepFunctions(counts.stepFunctions);
   const runtime = await LocalRuntime.start({
+    tier: spec.system === 'ours-engines' ? 'engines' : 'memory',
     pollers: spec.pollers ?? 4,
     // A message must not come back while a saturated CPU still works on it (Lambda's ESM asks
     // for a visibility timeout of several times the function timeout for the same reason).
     visibilityTimeoutSeconds: 300,
   });
   const hooks: Hooks = { counts, stepStarts: new Map(), claims: new Map(), completed: 0 };
-  countDynamo(runtime.engines.dynamo.client, counts.dynamodb);
-  countSqs(runtime.engines.sqs.client, counts.sqs);
+  if (runtime.engines.tier === 'engines') {
+    countDynamo(runtime.engines.dynamo.client, counts.dynamodb);
+    countSqs(runtime.engines.sqs.client, counts.sqs);
+  }
   runtime.deps.events = countEvents(runtime.deps.events, counts.eventBridge);
   runtime.deps.invoker = timedInvoker(runtime.deps.invoker, hooks.stepStarts);
   runtime.bus.subscribe((event: LifecycleEvent) => {
@@ -101,7 +106,8 @@ async function measured(runtime: LocalRuntime, spec: CaseSpec, hooks: Hooks): Pr
       ? { error: `run ${outcome}, ${branches.length}/${expected} branches, ${notDone.length} not COMPLETED` }
       : {}),
     fanIn: fanInOf(branches, hooks),
-    aws,
+    // AWS requests are counted on the SDK clients: the memory tier has none.
+    ...(runtime.tier === 'engines' ? { aws } : {}),
   };
 }
 
@@ -144,15 +150,22 @@ async function diagnose(runtime: LocalRuntime, runId: string): Promise<string> {
   const branches = await runtime.deps.store.listBranches({ team: runtime.team, runId });
   const statuses: Record<string, number> = {};
   for (const b of branches) statuses[b.status] = (statuses[b.status] ?? 0) + 1;
-  const { GetQueueAttributesCommand } = await import('@aws-sdk/client-sqs');
-  const queue = await runtime.engines.sqs.client.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: runtime.engines.queues.queueUrl,
-      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
-    }),
-  );
+  const engines = runtime.engines;
+  let queue: unknown;
+  if (engines.tier === 'engines') {
+    const { GetQueueAttributesCommand } = await import('@aws-sdk/client-sqs');
+    queue = {};
+    for (const url of [engines.queues.queueUrl, engines.queues.continueUrl]) {
+      const answer = await engines.sqs.client.send(
+        new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
+      );
+      (queue as Record<string, unknown>)[url] = answer.Attributes;
+    }
+  } else {
+    queue = { start: engines.consumers.start.depth, continue: engines.consumers.continue.depth };
+  }
   const errors = runtime.errors.slice(0, 3).map((e) => String((e as Error)?.message ?? e).slice(0, 300));
-  return JSON.stringify({ statuses, queue: queue.Attributes, errors, errorCount: runtime.errors.length });
+  return JSON.stringify({ statuses, queue, errors, errorCount: runtime.errors.length });
 }
 
 function timedInvoker(inner: AgentInvoker, starts: Map<string, number>): AgentInvoker {

@@ -1,5 +1,7 @@
 /**
- * `npm run bench [-- --quick] [-- --only ours,langgraph] [-- --profile]`
+ * `npm run bench [-- --quick] [-- --only=ours,langgraph] [-- --profile] [-- --huge]`
+ *
+ * `--huge` runs only the 101,111-branch tree (0 ms, c = 40) on the default tier and the peers.
  *
  * Runs every workload on our embedded runtime and on the two peers, one fresh process per case
  * and one case at a time (2 cores: a concurrent case would steal the CPU being measured),
@@ -11,7 +13,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CaseResult, CaseSpec, SystemName } from './measure';
-import { round } from './measure';
+import { OURS, round } from './measure';
 import {
   costOf,
   diffUsage,
@@ -31,23 +33,26 @@ import {
   type Row,
 } from './report';
 import { summarize, type Profile } from './profile-summary';
-import { branchCount, leafCount, peakParallelism, QUICK_SHAPES, SHAPES, type TreeShape } from './workloads';
+import { branchCount, HUGE, leafCount, peakParallelism, QUICK_SHAPES, SHAPES, type TreeShape } from './workloads';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const profile = args.includes('--profile');
+const huge = args.includes('--huge');
 const onlyArg = args.find((a) => a.startsWith('--only='))?.slice('--only='.length);
 const systems: SystemName[] = onlyArg
   ? (onlyArg.split(',') as SystemName[])
-  : ['ours', 'langgraph', 'langgraph-checkpointed', 'promise-all'];
+  : huge
+    ? ['ours', 'langgraph', 'promise-all']
+    : ['ours', 'ours-engines', 'langgraph', 'langgraph-checkpointed', 'promise-all'];
 
 const LATENCIES = [0, 100];
 const CONCURRENCY = quick ? [10] : [10, 40];
 const shapes = quick ? QUICK_SHAPES : SHAPES;
 const MAIN: TreeShape[] = [shapes.wide, shapes.balanced, shapes.deep];
 /** Our 10k tree may not finish on the embedded engines: past this, its progress rate is reported. */
-const SCALE_BUDGET_MS = quick ? 15_000 : 150_000;
+const SCALE_BUDGET_MS = huge ? 1_200_000 : quick ? 15_000 : 150_000;
 const CASE_BUDGET_MS = 120_000;
 
 /** Enough pollers (10 messages each) for the tree's peak parallelism, as Lambda would scale, within reason for 2 cores. */
@@ -85,24 +90,27 @@ async function main() {
   const started = Date.now();
   const prices = loadPrices();
   const rows: Row[] = [];
-  for (const latencyMs of LATENCIES) {
-    for (const shape of MAIN) for (const c of CONCURRENCY) rows.push(rowFor(shape, latencyMs, c));
+  if (!huge) {
+    for (const latencyMs of LATENCIES) {
+      for (const shape of MAIN) for (const c of CONCURRENCY) rows.push(rowFor(shape, latencyMs, c));
+    }
   }
-  const scaleRow = rowFor(shapes.scale, 0, 40);
+  const scaleRow = rowFor(huge ? HUGE : shapes.scale, 0, 40);
   rows.push(scaleRow);
-  // For the marginal cost of one more leaf: a narrower wide tree, same settings (ours only).
+  // For the marginal cost of one more leaf: a narrower wide tree, same settings (engines tier only: requests are counted there).
   const marginalShape: TreeShape = { name: 'wide', fanOuts: [quick ? 50 : 200] };
   const marginalRow = rowFor(marginalShape, 0, 10);
 
   const profileDir = join(tmpdir(), 'branch-spawner-bench-profiles');
   if (profile) mkdirSync(profileDir, { recursive: true });
   const plan: { row: Row; spec: CaseSpec }[] = [];
-  for (const row of [...rows, marginalRow]) {
+  for (const row of huge ? rows : [...rows, marginalRow]) {
     for (const system of systems) {
-      if (row === marginalRow && system !== 'ours') continue;
+      if (row === marginalRow && system !== 'ours-engines') continue;
       const spec: CaseSpec = { system, shape: row.shape, latencyMs: row.latencyMs, concurrency: row.concurrency };
-      if (system === 'ours') spec.pollers = pollersFor(row.shape, row.concurrency);
-      spec.budgetMs = row === scaleRow && system === 'ours' ? SCALE_BUDGET_MS : CASE_BUDGET_MS;
+      const ours = OURS.includes(system);
+      if (ours) spec.pollers = pollersFor(row.shape, row.concurrency);
+      spec.budgetMs = row === scaleRow ? (ours ? SCALE_BUDGET_MS : Math.max(CASE_BUDGET_MS, huge ? SCALE_BUDGET_MS : 0)) : CASE_BUDGET_MS;
       if (profile && row.latencyMs === 0 && row.concurrency === 10 && row !== marginalRow) {
         spec.profileFile = join(profileDir, `${system}-${row.shape.name}.cpuprofile`);
       }
@@ -142,13 +150,13 @@ async function main() {
   console.log(schedulingTable(at100));
   console.log('\n## Overhead (agent latency 0 ms)\n');
   console.log(overheadTable(at0));
-  console.log('\n## AWS requests per branch and $ per million branches (ours, 0 ms runs)\n');
+  console.log('\n## AWS requests per branch and $ per million branches (ours on the engines tier, 0 ms runs)\n');
   console.log(requestsTable(figures));
   // Wall time per request: contended (wide: many steps at once) and one step at a time (deep).
   const deep0 = rows.find((r) => r.latencyMs === 0 && r.concurrency === 10 && r.shape === shapes.deep);
   for (const row of [wideFull, deep0]) {
     if (!row) continue;
-    console.log(`\n## Requests by operation and wall time per request (ours, ${row.workload}, 0 ms, c=10)\n`);
+    console.log(`\n## Requests by operation and wall time per request (ours on the engines tier, ${row.workload}, 0 ms, c=10)\n`);
     console.log(operationsTable(row));
   }
   if (profile) {
@@ -167,7 +175,7 @@ async function main() {
   console.log(`\nbench ${quick ? '--quick ' : ''}took ${durationS} s`);
 
   const date = new Date().toISOString().slice(0, 10);
-  const suffix = `${quick ? '-quick' : ''}${onlyArg ? `-${systems.join('+')}` : ''}${profile ? '-profile' : ''}`;
+  const suffix = `${huge ? '-huge' : ''}${quick ? '-quick' : ''}${onlyArg ? `-${systems.join('+')}` : ''}${profile ? '-profile' : ''}`;
   const file = join(ROOT, 'bench/results', `${date}${suffix}.json`);
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(
@@ -175,7 +183,7 @@ async function main() {
     JSON.stringify(
       {
         date: new Date().toISOString(),
-        mode: quick ? 'quick' : 'full',
+        mode: huge ? 'huge' : quick ? 'quick' : 'full',
         durationS,
         machine: { node: process.version, cpus: cpus().length, platform: process.platform, loadAvg1mAtEnd: round(loadavg()[0], 2) },
         code: codeState(),
@@ -193,8 +201,8 @@ async function main() {
 }
 
 function marginalLeaf(big: Row | undefined, small: Row, prices: ReturnType<typeof loadPrices>) {
-  const a = big?.results.ours;
-  const b = small.results.ours;
+  const a = big?.results['ours-engines'];
+  const b = small.results['ours-engines'];
   if (!big || !a?.aws || !b?.aws || a.status !== 'completed' || b.status !== 'completed') return undefined;
   const leaves = leafCount(big.shape) - leafCount(small.shape);
   const perLeaf = scaleUsage(diffUsage(usageOf(a.aws), usageOf(b.aws)), 1 / leaves);

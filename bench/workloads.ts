@@ -4,7 +4,7 @@
  */
 import type { AgentRegistry, Limits } from '../core/model';
 
-export type ShapeName = 'wide' | 'balanced' | 'deep' | 'scale';
+export type ShapeName = 'wide' | 'balanced' | 'deep' | 'scale' | 'huge';
 
 /** A regular tree: every branch at level i has fanOuts[i] children; the last level are leaves. */
 export interface TreeShape {
@@ -12,7 +12,10 @@ export interface TreeShape {
   fanOuts: number[];
 }
 
-export const SHAPES: Record<ShapeName, TreeShape> = {
+/** The 100,000-leaf tree of `--huge` (101,111 branches): fan-out 10, 100, 100. */
+export const HUGE: TreeShape = { name: 'huge', fanOuts: [10, 100, 100] };
+
+export const SHAPES: Record<Exclude<ShapeName, 'huge'>, TreeShape> = {
   wide: { name: 'wide', fanOuts: [1000] },
   balanced: { name: 'balanced', fanOuts: [10, 10, 10] },
   deep: { name: 'deep', fanOuts: Array.from({ length: 50 }, () => 1) },
@@ -20,7 +23,7 @@ export const SHAPES: Record<ShapeName, TreeShape> = {
 };
 
 /** Smaller trees of the same kinds, for --quick and for warming up a process. */
-export const QUICK_SHAPES: Record<ShapeName, TreeShape> = {
+export const QUICK_SHAPES: Record<Exclude<ShapeName, 'huge'>, TreeShape> = {
   wide: { name: 'wide', fanOuts: [200] },
   balanced: { name: 'balanced', fanOuts: [5, 5, 5] },
   deep: { name: 'deep', fanOuts: Array.from({ length: 10 }, () => 1) },

@@ -1,52 +1,133 @@
 /**
- * Starts the embedded engines in-process on random loopback ports (dynalite for DynamoDB,
- * fauxqs for SQS), creates the table and queues, and hands back the adapters that run on them.
- * The fan-out runs the shared ASL file in aws-local-stepfunctions.
+ * The engines the local runtime runs on, in two tiers that honour the same contracts and run the
+ * same handlers and use cases:
  *
- * With `dataDir`, the table (dynalite's LevelDB, `<dataDir>/dynamodb`) and the queues with their
- * messages (fauxqs' SQLite, `<dataDir>/sqs`) survive the process: a run interrupted by a crash can
- * be resumed on the same data. Fan-out executions are not kept (the engine is in memory);
- * `resumeRun` starts them again.
+ * - `memory` (the default without a data folder): the in-memory branch store (the reference of
+ *   the store contract, which the DynamoDB store also passes) and an in-memory queue pair with
+ *   SQS semantics (visibility, receive counts, dead-letter redrive). Nothing is serialized to a
+ *   wire format and nothing outlives the process: the fastest tier, for `run` and `dev`.
+ * - `engines` (with a data folder, for `resume` and `redrive`, or asked for): the AWS-API
+ *   engines in this process, dynalite for DynamoDB and fauxqs for SQS, reached by the real SDK
+ *   clients through an in-process transport (no HTTP, no signing). With `dataDir`, the table
+ *   (dynalite's LevelDB, `<dataDir>/dynamodb`) and the queues with their messages (fauxqs'
+ *   SQLite, `<dataDir>/sqs`) survive the process: a run interrupted by a crash can be resumed on
+ *   the same data.
+ *
+ * Both tiers run the fan-out's shared ASL file in aws-local-stepfunctions. Fan-out executions
+ * are not kept (the engine is in memory); `resumeRun` starts them again. Each tier has two step
+ * queues, one per lane (core/step-lanes): a parent's resumed step never waits behind leaf steps.
  */
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
-import { GetQueueAttributesCommand, GetQueueUrlCommand, SetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { CreateQueueCommand, GetQueueAttributesCommand, GetQueueUrlCommand, SetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { createTableIfMissing, DynamoBranchStore } from '../adapters/dynamodb';
 import { SqsStepQueue } from '../adapters/sqs/sqs-step-queue';
+import { MemoryBranchStore } from '../adapters/memory/memory-branch-store';
 import { createQueues, type CreatedQueues, type CreateQueuesOptions } from './sqs/create-queues';
 import { SqsQueueConsumer } from './sqs/queue-consumer';
 import { LocalFanOutOrchestrator } from '../adapters/stepfunctions/local-fan-out';
 import type { FanOutTasks } from '../adapters/memory/memory-fan-out';
-import type { StepQueue } from '../core/ports';
+import type { BranchStore, StepQueue } from '../core/ports';
+import { LanedStepQueue, type StepLane } from '../core/step-lanes';
 import { startDynalite, type DynamoEngine } from './engines/dynalite-engine';
 import { startFauxqs, type FauxqsEngine } from './engines/fauxqs-engine';
+import { MemorySqsQueue } from './engines/memory-sqs';
+import type { StepConsumer } from './engines/step-consumer';
 
 export const TABLE_NAME = 'branch-spawner';
 export const QUEUE_NAME = 'branch-steps';
+/** The continue lane's queue (see core/step-lanes). */
+export const CONTINUE_QUEUE_NAME = 'branch-steps-continue';
 export const DEFAULT_MAX_RECEIVE_COUNT = 5;
 
-export interface EmbeddedEngines {
-  dynamo: DynamoEngine;
-  sqs: FauxqsEngine;
-  queues: CreatedQueues;
-  store: DynamoBranchStore;
-  queue: SqsStepQueue;
-  consumer: SqsQueueConsumer;
+export type EngineTier = 'memory' | 'engines';
+export const ENGINE_TIERS: readonly EngineTier[] = ['memory', 'engines'];
+
+export interface LocalEngines {
+  tier: EngineTier;
+  store: BranchStore;
+  /** Sends each step message to the queue of its lane. */
+  queue: StepQueue;
+  /** The consumer of each lane's queue. */
+  consumers: Record<StepLane, StepConsumer>;
   /** Sends to the dead-letter queue (tests park messages there). */
-  dlqQueue: SqsStepQueue;
-  dlqConsumer: SqsQueueConsumer;
+  dlqQueue: StepQueue;
+  dlqConsumer: StepConsumer;
   createFanOut(queue: StepQueue, tasks: FanOutTasks, onError: (error: unknown) => void): LocalFanOutOrchestrator;
   close(): Promise<void>;
 }
 
+export interface MemoryEngines extends LocalEngines {
+  tier: 'memory';
+  store: MemoryBranchStore;
+  consumers: Record<StepLane, MemorySqsQueue>;
+  dlqConsumer: MemorySqsQueue;
+}
+
+/** Either tier; `tier` tells which. */
+export type TieredEngines = MemoryEngines | EmbeddedEngines;
+
+export interface EmbeddedEngines extends LocalEngines {
+  tier: 'engines';
+  dynamo: DynamoEngine;
+  sqs: FauxqsEngine;
+  /** The start lane's queue and the DLQ, plus the continue lane's queue. */
+  queues: CreatedQueues & { continueUrl: string; continueArn: string };
+  store: DynamoBranchStore;
+  consumers: Record<StepLane, SqsQueueConsumer>;
+  dlqQueue: SqsStepQueue;
+  dlqConsumer: SqsQueueConsumer;
+}
+
 export interface EngineOptions {
-  /** Keep the table and the queues on disk under this folder. */
+  /** Which engines (default: `engines` with a data folder, `memory` without). */
+  tier?: EngineTier;
+  /** Keep the table and the queues on disk under this folder (the `engines` tier only). */
   dataDir?: string;
   visibilityTimeoutSeconds?: number;
   maxReceiveCount?: number;
 }
 
-export async function startEmbeddedEngines(options: EngineOptions = {}): Promise<EmbeddedEngines> {
+export function tierFor(options: Pick<EngineOptions, 'tier' | 'dataDir'>): EngineTier {
+  return options.tier ?? (options.dataDir ? 'engines' : 'memory');
+}
+
+/** Starts the engines of the tier asked for (see tierFor). */
+export async function startLocalEngines(options: EngineOptions = {}): Promise<TieredEngines> {
+  const tier = tierFor(options);
+  if (tier === 'engines') return startEmbeddedEngines(options);
+  if (options.dataDir) throw new Error('the memory tier keeps nothing on disk: a data folder needs the engines tier');
+  return startMemoryEngines(options);
+}
+
+function fanOutFactory(queue: StepQueue, tasks: FanOutTasks, onError: (error: unknown) => void) {
+  return new LocalFanOutOrchestrator({ queue, tasks, onExecutionError: onError });
+}
+
+/** The memory tier: the in-memory store and queues (nothing on disk). */
+export function startMemoryEngines(options: Omit<EngineOptions, 'tier' | 'dataDir'> = {}): MemoryEngines {
+  const visibilityTimeoutSeconds = options.visibilityTimeoutSeconds ?? 5;
+  const maxReceiveCount = options.maxReceiveCount ?? DEFAULT_MAX_RECEIVE_COUNT;
+  const dlq = new MemorySqsQueue({ name: `${QUEUE_NAME}-dlq`, visibilityTimeoutSeconds });
+  const lane = (name: string) => new MemorySqsQueue({ name, visibilityTimeoutSeconds, maxReceiveCount, deadLetter: dlq });
+  const consumers = { start: lane(QUEUE_NAME), continue: lane(CONTINUE_QUEUE_NAME) };
+  const all = [consumers.start, consumers.continue, dlq];
+  return {
+    tier: 'memory',
+    store: new MemoryBranchStore(),
+    queue: new LanedStepQueue(consumers),
+    consumers,
+    dlqQueue: dlq,
+    dlqConsumer: dlq,
+    createFanOut: fanOutFactory,
+    async close() {
+      for (const queue of all) queue.close();
+    },
+  };
+}
+
+/** The engines tier: dynalite and fauxqs in this process (see the header). */
+export async function startEmbeddedEngines(options: Omit<EngineOptions, 'tier'> = {}): Promise<EmbeddedEngines> {
   let dynamoPath: string | undefined;
   let sqsPath: string | undefined;
   if (options.dataDir) {
@@ -57,24 +138,28 @@ export async function startEmbeddedEngines(options: EngineOptions = {}): Promise
   const [dynamo, sqs] = await Promise.all([startDynalite({ path: dynamoPath }), startFauxqs({ dataDir: sqsPath })]);
   try {
     await createTableIfMissing(dynamo.client, TABLE_NAME);
-    const queues = await ensureQueues(sqs.client, {
-      name: QUEUE_NAME,
+    const queueOptions = {
       maxReceiveCount: options.maxReceiveCount ?? DEFAULT_MAX_RECEIVE_COUNT,
       visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 5,
-    });
+    };
+    const queues = await ensureQueues(sqs.client, { name: QUEUE_NAME, ...queueOptions });
+    const continued = await ensureLaneQueue(sqs.client, CONTINUE_QUEUE_NAME, queues.dlqArn, queueOptions);
     const store = new DynamoBranchStore({ client: dynamo.doc, tableName: TABLE_NAME });
+    const consumer = (queueUrl: string, queueArn: string) => new SqsQueueConsumer({ client: sqs.client, queueUrl, queueArn });
     return {
+      tier: 'engines',
       dynamo,
       sqs,
-      queues,
+      queues: { ...queues, continueUrl: continued.queueUrl, continueArn: continued.queueArn },
       store,
-      queue: new SqsStepQueue({ client: sqs.client, queueUrl: queues.queueUrl }),
-      consumer: new SqsQueueConsumer({ client: sqs.client, queueUrl: queues.queueUrl, queueArn: queues.queueArn }),
+      queue: new LanedStepQueue({
+        start: new SqsStepQueue({ client: sqs.client, queueUrl: queues.queueUrl }),
+        continue: new SqsStepQueue({ client: sqs.client, queueUrl: continued.queueUrl }),
+      }),
+      consumers: { start: consumer(queues.queueUrl, queues.queueArn), continue: consumer(continued.queueUrl, continued.queueArn) },
       dlqQueue: new SqsStepQueue({ client: sqs.client, queueUrl: queues.dlqUrl }),
-      dlqConsumer: new SqsQueueConsumer({ client: sqs.client, queueUrl: queues.dlqUrl, queueArn: queues.dlqArn }),
-      createFanOut(queue, tasks, onError) {
-        return new LocalFanOutOrchestrator({ queue, tasks, onExecutionError: onError });
-      },
+      dlqConsumer: consumer(queues.dlqUrl, queues.dlqArn),
+      createFanOut: fanOutFactory,
       async close() {
         await Promise.all([dynamo.close(), sqs.close()]);
       },
@@ -112,4 +197,26 @@ async function ensureQueues(client: SQSClient, options: CreateQueuesOptions): Pr
     }),
   );
   return { queueUrl, queueArn: await arnOf(queueUrl), dlqUrl, dlqArn };
+}
+
+/** Another step queue with the same settings, redriving to the same DLQ (created or updated). */
+async function ensureLaneQueue(
+  client: SQSClient,
+  name: string,
+  dlqArn: string,
+  options: Pick<CreateQueuesOptions, 'visibilityTimeoutSeconds' | 'maxReceiveCount'>,
+): Promise<{ queueUrl: string; queueArn: string }> {
+  // Without attributes CreateQueue answers an existing queue's URL whatever its settings.
+  const queueUrl = (await client.send(new CreateQueueCommand({ QueueName: name }))).QueueUrl!;
+  await client.send(
+    new SetQueueAttributesCommand({
+      QueueUrl: queueUrl,
+      Attributes: {
+        VisibilityTimeout: String(options.visibilityTimeoutSeconds),
+        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: options.maxReceiveCount }),
+      },
+    }),
+  );
+  const attributes = await client.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }));
+  return { queueUrl, queueArn: attributes.Attributes!.QueueArn! };
 }

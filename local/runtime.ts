@@ -1,6 +1,8 @@
 /**
- * The embedded runtime: the real handlers (step-worker, fan-out tasks, api) wired to the
- * embedded engines (dynalite, fauxqs, aws-local-stepfunctions) in one process.
+ * The embedded runtime: the real handlers (step-worker, fan-out tasks, api) wired to local
+ * engines in one process: the memory tier by default, the AWS-API engines (dynalite, fauxqs)
+ * with a data folder or when asked for; the fan-out's ASL in aws-local-stepfunctions on both
+ * (see local/embedded-engines).
  */
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { KindRouter } from '../adapters/agents/agent-invoker';
@@ -21,17 +23,27 @@ import { createDlqHandler } from '../functions/handlers/dlq-handler';
 import { createFanOutTaskHandlers } from '../functions/handlers/fan-out-tasks';
 import { createStepWorkerHandler } from '../functions/handlers/step-worker';
 import { createFaults, type ChaosOptions, type RuntimeFaults } from './chaos';
-import { startEmbeddedEngines, type EmbeddedEngines } from './embedded-engines';
+import { startLocalEngines, type EngineTier, type TieredEngines } from './embedded-engines';
+import { STEP_LANES } from '../core/step-lanes';
+import type { StepConsumer } from './engines/step-consumer';
 
 export interface LocalRuntimeOptions {
   team?: string;
+  /**
+   * Which engines: `memory` (the default without a data folder: fastest, nothing kept) or
+   * `engines` (dynalite and fauxqs; the default with a data folder).
+   */
+  tier?: EngineTier;
   /** Keep the store and queues on disk here (resume after a crash); in memory otherwise. */
   dataDir?: string;
   chaos?: ChaosOptions;
   /** Extra agent kinds (e.g. bedrock, openai) next to script and http. */
   invokers?: Record<string, AgentInvoker>;
   aggregators?: Record<string, AggregatorFn>;
-  /** Parallel queue pollers (each takes up to 10 messages at a time). */
+  /**
+   * Parallel pollers of the start lane's queue (each takes up to 10 messages at a time); the
+   * continue lane gets half as many, at least two.
+   */
   pollers?: number;
   /** Seconds before a message that was not acknowledged comes back. */
   visibilityTimeoutSeconds?: number;
@@ -61,9 +73,11 @@ export class LocalRuntime {
   private stopped = false;
   private readonly pollers: Promise<void>[] = [];
   private readonly waiters = new Map<string, ((run: RunRecord) => void)[]>();
+  /** Step messages being handled now (received, not yet acknowledged or released). */
+  private readonly handling = new Set<Promise<void>>();
 
   private constructor(
-    readonly engines: EmbeddedEngines,
+    readonly engines: TieredEngines,
     readonly deps: SpawnerDeps,
     readonly bus: LocalEventBus,
     readonly team: string,
@@ -77,7 +91,8 @@ export class LocalRuntime {
 
   static async start(options: LocalRuntimeOptions = {}): Promise<LocalRuntime> {
     const team = options.team ?? 'local';
-    const engines = await startEmbeddedEngines({
+    const engines = await startLocalEngines({
+      tier: options.tier,
       dataDir: options.dataDir,
       visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 5,
       maxReceiveCount: options.maxReceiveCount,
@@ -158,8 +173,12 @@ export class LocalRuntime {
     await this.engines.close();
   }
 
-  /** True when no message is being handled and no fan-out execution is running. */
+  /** Resolves once no message is being handled and no fan-out execution is running. */
   async settle(): Promise<void> {
+    while (this.handling.size) {
+      await Promise.all([...this.handling]);
+      await this.fanOut.idle();
+    }
     await this.fanOut.idle();
   }
 
@@ -174,8 +193,16 @@ export class LocalRuntime {
     });
   }
 
+  /** The engine tier this runtime runs on. */
+  get tier(): EngineTier {
+    return this.engines.tier;
+  }
+
   private startPolling(count: number): void {
-    for (let i = 0; i < count; i++) this.pollers.push(this.poll());
+    for (const lane of STEP_LANES) {
+      const pollers = lane === 'start' ? count : Math.max(2, Math.ceil(count / 2));
+      for (let i = 0; i < pollers; i++) this.pollers.push(this.poll(this.engines.consumers[lane]));
+    }
   }
 
   /**
@@ -185,8 +212,7 @@ export class LocalRuntime {
    * acknowledgement or retry of the messages received with it, nor the next receive); and a
    * message is kept invisible while its step runs (see handle).
    */
-  private async poll(): Promise<void> {
-    const consumer = this.engines.consumer;
+  private async poll(consumer: StepConsumer): Promise<void> {
     const inFlight = new Set<Promise<void>>();
     while (!this.stopped) {
       if (inFlight.size >= 10) {
@@ -203,15 +229,18 @@ export class LocalRuntime {
       // Closing: leave them, they come back (to the next process, with a kept data folder).
       if (this.stopped) break;
       for (const record of records) {
-        const handled: Promise<void> = this.handle(record).finally(() => inFlight.delete(handled));
+        const handled: Promise<void> = this.handle(consumer, record).finally(() => {
+          inFlight.delete(handled);
+          this.handling.delete(handled);
+        });
         inFlight.add(handled);
+        this.handling.add(handled);
       }
     }
     await Promise.all(inFlight);
   }
 
-  private async handle(record: SQSRecord): Promise<void> {
-    const consumer = this.engines.consumer;
+  private async handle(consumer: StepConsumer, record: SQSRecord): Promise<void> {
     // While the worker runs, the message stays ours: a step may outlast the visibility timeout
     // (a slow agent), and it must not come back to a second worker while the first still runs
     // (nor reach the DLQ for being slow). Lambda gets this from its function timeout; here a

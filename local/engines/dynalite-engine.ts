@@ -1,13 +1,15 @@
 /**
- * dynalite (DynamoDB on LevelDB, pure Node) in this process, on a random loopback port, with
- * clients pointed at it. It has conditional writes, ADD, GSIs and Query but no transactions,
- * PartiQL or TTL — the branch store needs none of them.
+ * dynalite (DynamoDB on LevelDB, pure Node) in this process, on a random loopback port. Its
+ * clients reach it through the in-process transport (no HTTP, no signing); the port stays open
+ * for anything else. It has conditional writes, ADD, GSIs and Query but no transactions, PartiQL
+ * or TTL — the branch store needs none of them.
  */
 import { createRequire } from 'node:module';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { inProcessRequestHandler, serverDispatch, unsignedAuth } from './in-process-transport';
 
 export const LOCAL_DYNAMODB_REGION = 'us-east-1';
 
@@ -54,7 +56,13 @@ export async function startDynalite(options: { path?: string } = {}): Promise<Dy
   });
   const { port } = server.address() as AddressInfo;
   const endpoint = `http://127.0.0.1:${port}`;
-  const { client, doc } = localDynamoClients(endpoint);
+  const client = new DynamoDBClient({
+    endpoint,
+    region: LOCAL_DYNAMODB_REGION,
+    ...unsignedAuth(LOCAL_DYNAMODB_REGION, 'dynamodb'),
+    requestHandler: inProcessRequestHandler(serverDispatch(server)),
+  });
+  const doc = DynamoDBDocumentClient.from(client);
   let closed: Promise<void> | undefined;
   return {
     endpoint,

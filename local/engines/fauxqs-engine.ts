@@ -13,6 +13,7 @@
 import { mkdirSync } from 'node:fs';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { buildApp } from 'fauxqs';
+import { injectDispatch, inProcessRequestHandler, unsignedAuth } from './in-process-transport';
 
 export const FAUXQS_REGION = 'us-east-1';
 
@@ -64,11 +65,13 @@ export async function startFauxqs(options: FauxqsOptions = {}): Promise<FauxqsEn
   if (persistent) app.addHook('onClose', () => persistent.close());
   const endpoint = await app.listen({ host: '127.0.0.1', port: 0 });
   // Queue URLs use the host sqs.<region>.localhost, which need not resolve: an explicit endpoint
-  // makes the SDK send every call here whatever the QueueUrl says.
+  // makes the SDK send every call here whatever the QueueUrl says. The client itself takes the
+  // in-process transport (fastify's inject: no socket, no signing); the port stays open.
   const client = new SQSClient({
     endpoint,
     region: FAUXQS_REGION,
-    credentials: { accessKeyId: 'fauxqs', secretAccessKey: 'fauxqs' },
+    ...unsignedAuth(FAUXQS_REGION, 'sqs'),
+    requestHandler: inProcessRequestHandler(injectDispatch(app as unknown as Parameters<typeof injectDispatch>[0])),
   });
   let closed: Promise<void> | undefined;
   return {

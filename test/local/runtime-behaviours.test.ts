@@ -1,23 +1,28 @@
 /**
- * Every behaviour of the protocol, fan-in and limits end to end on the embedded engines: the real handlers,
- * dynalite, fauxqs and the fan-out ASL in aws-local-stepfunctions.
+ * Every behaviour of the protocol, fan-in and limits end to end on each engine tier of the local runtime: the real handlers and the
+ * fan-out ASL in aws-local-stepfunctions, on the memory tier (in-memory store and queues) and on
+ * the engines tier (dynalite, fauxqs).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LifecycleEvent } from '../../core/events';
+import { ENGINE_TIERS } from '../../local/embedded-engines';
 import { LocalRuntime } from '../../local/runtime';
 import { behaviours, checkInvariants } from '../support/behaviours';
 
 const aggregators = Object.assign({}, ...behaviours.map((b) => b.aggregators ?? {}));
 
-describe.each([
-  { delivery: 'single delivery', duplicateDelivery: false },
-  { delivery: 'every message delivered twice', duplicateDelivery: true },
-])('embedded engines ($delivery)', ({ duplicateDelivery }) => {
+describe.each(
+  ENGINE_TIERS.flatMap((tier) => [
+    { tier, delivery: 'single delivery', duplicateDelivery: false },
+    { tier, delivery: 'every message delivered twice', duplicateDelivery: true },
+  ]),
+)('$tier tier ($delivery)', ({ tier, duplicateDelivery }) => {
   let runtime: LocalRuntime;
   const events: LifecycleEvent[] = [];
 
   beforeAll(async () => {
-    runtime = await LocalRuntime.start({ aggregators, chaos: { duplicateDelivery }, visibilityTimeoutSeconds: 30 });
+    runtime = await LocalRuntime.start({ tier, aggregators, chaos: { duplicateDelivery }, visibilityTimeoutSeconds: 30 });
+    expect(runtime.tier).toBe(tier);
     runtime.bus.subscribe((e) => void events.push(e));
   });
   afterAll(async () => {

@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AgentRegistry, BranchRecord, RunRecord } from '../../core/model';
 import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
+import { ENGINE_TIERS } from '../../local/embedded-engines';
 import { LocalRuntime } from '../../local/runtime';
 import { checkInvariants } from '../support/behaviours';
 import { createMemoryHarness } from '../support/memory-harness';
@@ -126,13 +127,13 @@ describe('every hostile response, in every mode (in-memory ports)', () => {
   }, 60_000);
 });
 
-describe('generated agent responses through the embedded engines (step-worker, dynalite, fauxqs, ASL)', () => {
+describe.each(ENGINE_TIERS)('generated agent responses through the local runtime on the %s tier (step-worker, store, queues, ASL)', (tier) => {
   let runtime: LocalRuntime | undefined;
   afterAll(async () => runtime?.close());
 
   it(`${ENGINE_RUNS} responses: no failed delivery, every run ends with exact counters`, async () => {
     const invoker = new FuzzInvoker();
-    runtime = await LocalRuntime.start({ invokers: { fuzz: invoker }, visibilityTimeoutSeconds: 2 });
+    runtime = await LocalRuntime.start({ tier, invokers: { fuzz: invoker }, visibilityTimeoutSeconds: 2 });
     const events = recordEvents(runtime);
     const samples = fc.sample(generatedResponses(), { numRuns: ENGINE_RUNS, seed: SEED + 1 });
     const rt = runtime;

@@ -131,7 +131,7 @@ describe('embedded engines with a data folder', () => {
       failurePolicy: { maxFailedFraction: 0.5 }, createdAt: 1, branchCount: 1,
     });
     await first.queue.send([{ ...scope, branchId: 'root', step: 0 }, { ...scope, branchId: 'root', step: 1 }]);
-    const [inFlight] = await first.consumer.receive({ max: 1, waitSeconds: 0 });
+    const [inFlight] = await first.consumers.start.receive({ max: 1, waitSeconds: 0 });
     expect(inFlight).toBeDefined();
     await first.close();
 
@@ -141,7 +141,10 @@ describe('embedded engines with a data folder', () => {
       expect((await second.store.getRun(scope))?.name).toBe('kept');
       const bodies: number[] = [];
       while (bodies.length < 2) {
-        for (const r of await second.consumer.receive({ max: 10, waitSeconds: 2 })) bodies.push(JSON.parse(r.body).step);
+        // Step 0 takes the start lane's queue, step 1 the continue lane's (core/step-lanes).
+        for (const consumer of [second.consumers.start, second.consumers.continue]) {
+          for (const r of await consumer.receive({ max: 10, waitSeconds: 1 })) bodies.push(JSON.parse(r.body).step);
+        }
       }
       expect(bodies.sort()).toEqual([0, 1]);
     } finally {

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { failPoisonedStep, type SpawnerDeps } from '../../core/use-cases';
 import { main } from '../../local/cli';
+import { ENGINE_TIERS } from '../../local/embedded-engines';
 import { LocalRuntime } from '../../local/runtime';
 import { loadScenarioFile } from '../../local/scenario-file';
 import { captureIo } from '../support/io';
@@ -28,7 +29,7 @@ const handoff = {
   }),
 };
 
-describe('poison messages on the embedded engines', () => {
+describe.each(ENGINE_TIERS)('poison messages on the %s tier', (tier) => {
   let runtime: LocalRuntime | undefined;
   afterEach(async () => {
     await runtime?.close();
@@ -36,7 +37,7 @@ describe('poison messages on the embedded engines', () => {
   });
 
   it('a child whose step always fails is dead-lettered, FAILED as poison, and its parent goes on', async () => {
-    runtime = await LocalRuntime.start({ chaos: { poison: ['root.1'] }, maxReceiveCount: 2, visibilityTimeoutSeconds: 1 });
+    runtime = await LocalRuntime.start({ tier, chaos: { poison: ['root.1'] }, maxReceiveCount: 2, visibilityTimeoutSeconds: 1 });
     const events = recordEvents(runtime);
     const { scenario } = await loadScenarioFile(`${EXAMPLES_DIR}simple-parallel.yaml`);
     const outcome = await runToEnd(runtime, scenario, events);
@@ -53,7 +54,7 @@ describe('poison messages on the embedded engines', () => {
   });
 
   it('a poisoned root fails the run (it does not hang)', async () => {
-    runtime = await LocalRuntime.start({ chaos: { poison: ['root'] }, maxReceiveCount: 1, visibilityTimeoutSeconds: 1 });
+    runtime = await LocalRuntime.start({ tier, chaos: { poison: ['root'] }, maxReceiveCount: 1, visibilityTimeoutSeconds: 1 });
     const events = recordEvents(runtime);
     const runId = await runtime.startRun(handoff);
     const outcome = await outcomeOf(runtime, await runtime.waitForRun(runId), events);
@@ -62,7 +63,8 @@ describe('poison messages on the embedded engines', () => {
     checkRunInvariants(outcome, 'poisoned root');
   });
 
-  it('kept in the DLQ, redrive moves it back after the fix and resume completes the run', async () => {
+  // A data folder is the engines tier's (the memory tier keeps nothing): once is enough.
+  if (tier === 'engines') it('kept in the DLQ, redrive moves it back after the fix and resume completes the run', async () => {
     const data = mkdtempSync(join(tmpdir(), 'bs-redrive-'));
     runtime = await LocalRuntime.start({
       dataDir: data,
@@ -105,10 +107,12 @@ describe('poison messages on the embedded engines', () => {
         return { response: { next_action: 'final_response', content: 'done' } };
       },
     };
-    runtime = await LocalRuntime.start({ invokers: { slow }, visibilityTimeoutSeconds: 1, maxReceiveCount: 1 });
+    runtime = await LocalRuntime.start({ tier, invokers: { slow }, visibilityTimeoutSeconds: 1, maxReceiveCount: 1 });
     const runId = await runtime.startRun({ name: 'slow', request: 'x', entry: 'A', agents: { A: { kind: 'slow' } } });
     expect((await runtime.waitForRun(runId)).status).toBe('COMPLETED');
     expect(calls).toBe(1);
+    // The run may end before the worker's invocation returns: wait for its acknowledgement.
+    await runtime.settle();
     expect(runtime.deliveries).toEqual({ handled: 1, failed: 0 });
     expect(runtime.deadLetters).toEqual({ failed: 0, told: 0, dropped: 0, malformed: 0 });
   });

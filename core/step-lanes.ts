@@ -1,0 +1,28 @@
+/**
+ * Two lanes for step messages, so a parent resumed after its fan-in never waits behind the leaf
+ * steps of a wide tree. A branch's first step (step 0: a new child, the root) takes the `start`
+ * lane; every later step (a parent resumed with its children's results, the next agent of a
+ * hand-off) takes the `continue` lane, which has its own consumers. Work already under way thus
+ * finishes before new work starts, and the fan-in latency no longer grows with the backlog.
+ */
+import type { StepMessage, StepQueue } from './ports';
+
+export type StepLane = 'start' | 'continue';
+
+export const STEP_LANES: readonly StepLane[] = ['start', 'continue'];
+
+export function laneOf(message: StepMessage): StepLane {
+  return message.step > 0 ? 'continue' : 'start';
+}
+
+/** A StepQueue that sends each message to the queue of its lane (order kept within a lane). */
+export class LanedStepQueue implements StepQueue {
+  constructor(private readonly lanes: Record<StepLane, StepQueue>) {}
+
+  async send(messages: StepMessage[]): Promise<void> {
+    const start = messages.filter((m) => laneOf(m) === 'start');
+    const next = messages.filter((m) => laneOf(m) === 'continue');
+    if (start.length) await this.lanes.start.send(start);
+    if (next.length) await this.lanes.continue.send(next);
+  }
+}

@@ -1,0 +1,241 @@
+/**
+ * An in-memory queue pair (step queue + dead-letter queue) with the SQS semantics the local
+ * runtime relies on, for the in-memory engine tier: at-least-once delivery, a visibility timeout
+ * per received message (extended by ChangeMessageVisibility, 0 makes it visible at once),
+ * `ApproximateReceiveCount`, a redrive to the dead-letter queue after `maxReceiveCount`
+ * receives, and long polls that answer as soon as a message arrives. Records are shaped as the
+ * Lambda event source hands them to the step worker (the same `SQSRecord` fields the SQS consumer
+ * fills), so the worker, the DLQ handler and the runtime's poller run unchanged on it.
+ *
+ * No HTTP, no signing, no serialization besides the message body's JSON: what SQS costs to the
+ * CPU of one process is gone, and nothing outlives the process (`--data` uses fauxqs).
+ */
+import { randomUUID } from 'node:crypto';
+import type { SQSRecord } from 'aws-lambda';
+import { BranchSpawnerError, PayloadTooLargeError, ValidationError } from '../../core/errors';
+import type { StepMessage, StepQueue } from '../../core/ports';
+import type { ReceiveOptions, StepConsumer } from './step-consumer';
+
+/** The same ceiling as the SQS step queue's default. */
+const MAX_MESSAGE_BYTES = 256 * 1024;
+const REGION = 'us-east-1';
+const ACCOUNT = '000000000000';
+
+interface Stored {
+  messageId: string;
+  body: string;
+  team: string;
+  runId: string;
+  branchId: string;
+  sentAt: number;
+  receiveCount: number;
+  firstReceivedAt?: number;
+  /** Set while in flight: the handle of the last receive and when the message is visible again. */
+  receiptHandle?: string;
+  visibleAt?: number;
+}
+
+export interface MemorySqsQueueOptions {
+  name: string;
+  visibilityTimeoutSeconds: number;
+  /** Receives without delete before the message moves to `deadLetter` (none: kept forever). */
+  maxReceiveCount?: number;
+  deadLetter?: MemorySqsQueue;
+}
+
+/** One queue: producer (the StepQueue port) and consumer (as Lambda's event source would read it). */
+export class MemorySqsQueue implements StepQueue, StepConsumer {
+  readonly arn: string;
+  private readonly ready: Stored[] = [];
+  private readyHead = 0;
+  private readonly inFlight = new Map<string, Stored>();
+  private readonly waiters = new Set<() => void>();
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  private closed = false;
+
+  constructor(private readonly options: MemorySqsQueueOptions) {
+    this.arn = `arn:aws:sqs:${REGION}:${ACCOUNT}:${options.name}`;
+  }
+
+  /** Messages waiting to be received (not in flight). */
+  get depth(): number {
+    return this.ready.length - this.readyHead;
+  }
+
+  async send(messages: StepMessage[]): Promise<void> {
+    // Check every size first so an oversized message never leaves half of a send behind.
+    const bodies = messages.map((message) => {
+      const body = JSON.stringify(message);
+      const size = Buffer.byteLength(body, 'utf8') + 60;
+      if (size > MAX_MESSAGE_BYTES) {
+        throw new PayloadTooLargeError(
+          `step message for branch ${message.branchId} is ${size} bytes, over the queue's ${MAX_MESSAGE_BYTES}`,
+          size,
+          MAX_MESSAGE_BYTES,
+        );
+      }
+      return body;
+    });
+    const now = Date.now();
+    messages.forEach((m, i) =>
+      this.enqueue({ messageId: randomUUID(), body: bodies[i], team: m.team, runId: m.runId, branchId: m.branchId, sentAt: now, receiveCount: 0 }),
+    );
+  }
+
+  async receive(options: ReceiveOptions): Promise<SQSRecord[]> {
+    const { max, waitSeconds, visibilityTimeout } = options;
+    if (!Number.isInteger(max) || max < 1 || max > 10) throw new ValidationError(`max must be 1..10, got ${max}`, 'max');
+    if (!(waitSeconds >= 0 && waitSeconds <= 20)) {
+      throw new ValidationError(`waitSeconds must be 0..20, got ${waitSeconds}`, 'waitSeconds');
+    }
+    let records = this.take(max, visibilityTimeout);
+    if (records.length || waitSeconds === 0) return records;
+    const deadline = Date.now() + waitSeconds * 1000;
+    while (!records.length && !this.closed && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timeout);
+          this.waiters.delete(wake);
+          resolve();
+        };
+        const timeout = setTimeout(wake, Math.max(1, deadline - Date.now()));
+        this.waiters.add(wake);
+      });
+      records = this.take(max, visibilityTimeout);
+    }
+    return records;
+  }
+
+  async delete(receiptHandles: string[]): Promise<void> {
+    for (const handle of receiptHandles) {
+      // A stale handle (the message came back and was received again) is ignored, as in SQS.
+      const message = this.inFlight.get(handle);
+      if (message) this.inFlight.delete(handle);
+    }
+  }
+
+  async changeVisibility(receiptHandle: string, seconds: number): Promise<void> {
+    if (!Number.isInteger(seconds) || seconds < 0 || seconds > 43_200) {
+      throw new ValidationError(`visibility timeout must be 0..43200 seconds, got ${seconds}`, 'seconds');
+    }
+    const message = this.inFlight.get(receiptHandle);
+    // The same error text as SQS (the runtime recognises it: the message was visible already).
+    if (!message) throw new BranchSpawnerError('SQS ChangeMessageVisibility failed: MessageNotInflight');
+    if (seconds === 0) {
+      this.inFlight.delete(receiptHandle);
+      this.makeVisible(message);
+      return;
+    }
+    message.visibleAt = Date.now() + seconds * 1000;
+    this.schedule(message.visibleAt);
+  }
+
+  /** Ends pending long polls (they answer "no messages") and stops the timer. */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+    for (const wake of [...this.waiters]) wake();
+  }
+
+  private enqueue(message: Stored): void {
+    this.ready.push(message);
+    const wake = this.waiters.values().next().value;
+    if (wake) wake();
+  }
+
+  private take(max: number, visibilityTimeout: number | undefined): SQSRecord[] {
+    this.expire(Date.now());
+    const records: SQSRecord[] = [];
+    const now = Date.now();
+    const seconds = visibilityTimeout ?? this.options.visibilityTimeoutSeconds;
+    while (records.length < max && this.readyHead < this.ready.length) {
+      const message = this.ready[this.readyHead++];
+      const { maxReceiveCount, deadLetter } = this.options;
+      if (deadLetter && maxReceiveCount !== undefined && message.receiveCount >= maxReceiveCount) {
+        // As SQS does: the receive that would exceed the count moves the message instead.
+        deadLetter.enqueue({ ...message, receiveCount: 0, firstReceivedAt: undefined, receiptHandle: undefined, visibleAt: undefined });
+        continue;
+      }
+      message.receiveCount++;
+      message.firstReceivedAt ??= now;
+      message.receiptHandle = randomUUID();
+      message.visibleAt = now + seconds * 1000;
+      this.inFlight.set(message.receiptHandle, message);
+      this.schedule(message.visibleAt);
+      records.push(this.record(message));
+    }
+    this.compact();
+    return records;
+  }
+
+  /** In-flight messages past their visibility deadline become visible again. */
+  private expire(now: number): void {
+    if (this.timerAt > now) return;
+    let next = Infinity;
+    for (const [handle, message] of this.inFlight) {
+      if (message.visibleAt! <= now) {
+        this.inFlight.delete(handle);
+        this.makeVisible(message);
+      } else {
+        next = Math.min(next, message.visibleAt!);
+      }
+    }
+    this.timerAt = Infinity;
+    if (next < Infinity) this.schedule(next);
+  }
+
+  private makeVisible(message: Stored): void {
+    message.receiptHandle = undefined;
+    message.visibleAt = undefined;
+    this.enqueue(message);
+  }
+
+  /** One timer, at the earliest visibility deadline: it wakes a long poll to take what came back. */
+  private schedule(at: number): void {
+    if (this.closed || at >= this.timerAt) return;
+    clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timerAt = 0;
+      this.expire(Date.now());
+      const wake = this.waiters.values().next().value;
+      if (wake && this.depth) wake();
+    }, Math.max(0, at - Date.now()));
+    this.timer.unref();
+  }
+
+  private compact(): void {
+    if (this.readyHead > 1024 && this.readyHead * 2 > this.ready.length) {
+      this.ready.splice(0, this.readyHead);
+      this.readyHead = 0;
+    }
+  }
+
+  private record(message: Stored): SQSRecord {
+    return {
+      messageId: message.messageId,
+      receiptHandle: message.receiptHandle!,
+      body: message.body,
+      attributes: {
+        ApproximateReceiveCount: String(message.receiveCount),
+        SentTimestamp: String(message.sentAt),
+        SenderId: ACCOUNT,
+        ApproximateFirstReceiveTimestamp: String(message.firstReceivedAt),
+      },
+      messageAttributes: {
+        team: attribute(message.team),
+        runId: attribute(message.runId),
+        branchId: attribute(message.branchId),
+      },
+      md5OfBody: '',
+      eventSource: 'aws:sqs',
+      eventSourceARN: this.arn,
+      awsRegion: REGION,
+    };
+  }
+}
+
+function attribute(value: string) {
+  return { stringValue: value, stringListValues: [], binaryListValues: [], dataType: 'String' };
+}
