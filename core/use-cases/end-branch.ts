@@ -269,7 +269,10 @@ export async function settleSyncPoint(
 
   if ((outcome ?? 'fail') === 'fail') {
     const reason = decision && decision.action !== 'wait' ? decision.reason : 'too many children failed';
-    await failParent(deps, parent, seq, by, `children failed: ${reason}${firstFailure(children)}`);
+    // An `agent:<Name>` aggregator's branch is not one of the children the failure policy is about.
+    const aggregator = onIt && spawn.aggregationOf !== undefined && spawn.aggregator.kind === 'agent' ? spawn.aggregator.agent : undefined;
+    const error = aggregator ? `the aggregator agent:${aggregator} failed` : `children failed: ${reason}`;
+    await failParent(deps, parent, seq, by, `${error}${firstFailure(children)}`);
     return;
   }
   const run = await loadRun(deps, scope);

@@ -346,6 +346,26 @@ export const behaviours: Behaviour[] = [
     },
   },
   {
+    name: 'a failing agent:<Name> aggregator fails the parent saying the aggregator failed',
+    run: {
+      name: 'agent-aggregator-fails',
+      request: 'opinions',
+      entry: 'Host',
+      agents: {
+        Host: script([{ next_action: 'parallel_invoke', agents: ['Critic', 'Critic'], aggregator: 'agent:Judge' }, final('unreachable')], {
+          allowed: ['Critic', 'Judge'],
+        }),
+        Critic: script([final('meh')]),
+        Judge: script([{ $fail: 'no verdict' }]),
+      },
+    },
+    check(o) {
+      expect(o.run.status).toBe('FAILED');
+      expect(o.run.error).toMatch(/^the aggregator agent:Judge failed — first failure root\.2: agent Judge failed: .*no verdict/);
+      expect(o.run.error).not.toMatch(/children failed/);
+    },
+  },
+  {
     name: 'conversation branch: peers alternate until final_response',
     run: {
       name: 'conversation',
