@@ -6,6 +6,7 @@ import type {
   AgentDefinition,
   BranchRecord,
   BranchStatus,
+  BranchType,
   ChildOutcome,
   MemoryEntry,
   RunRecord,
@@ -146,6 +147,9 @@ export interface AgentInvocation extends Scope {
   memory: MemoryEntry[];
   /** The agents this agent may name (the topology), for prompt building. */
   allowed: string[];
+  /** The branch's depth (root 0) and type, for agents that want to know where they run. */
+  depth?: number;
+  branchType?: BranchType;
   /** Aborted when the branch is cancelled or the run ends. */
   signal?: AbortSignal;
 }

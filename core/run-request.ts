@@ -28,6 +28,12 @@ export function toStartRunInput(
   }
   for (const [name, def] of Object.entries(inlineAgents)) {
     const kind = (def as { kind?: unknown } | null)?.kind;
+    if (kind === 'module' && options.policy.inline !== 'any') {
+      throw new ForbiddenError(
+        `agents.${name}: module agents run only in local runs and dev (a request here can never name a file to load); ` +
+          'in AWS use the registry\'s lambda, bedrock, openai or http agents',
+      );
+    }
     if (options.policy.inline === 'any') continue;
     if (options.policy.inline === 'script' && kind === 'script') continue;
     throw new ForbiddenError(

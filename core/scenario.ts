@@ -5,9 +5,10 @@
 import { z } from 'zod';
 import { ScenarioError } from './errors';
 import { limitsSchema } from './limits';
-import type { AgentRegistry, FailurePolicy, Limits } from './model';
+import { DEFAULT_LIMITS, type AgentRegistry, type FailurePolicy, type Limits } from './model';
+import { checkScriptDelays } from './script-directives';
 
-export const AGENT_KINDS = ['script', 'http', 'lambda', 'bedrock', 'openai'] as const;
+export const AGENT_KINDS = ['script', 'http', 'lambda', 'bedrock', 'openai', 'module'] as const;
 
 const positiveInt = z.number().int('must be an integer').positive('must be positive');
 const ruleSchema = z.object({ when: z.string().min(1), responses: z.array(z.unknown()).min(1) }).strict();
@@ -25,6 +26,7 @@ const agentSchema = z
     timeoutMs: positiveInt.optional(),
     retries: z.number().int().min(0).max(10).optional(),
     headers: z.record(z.string(), z.string()).optional(),
+    maxResponseBytes: positiveInt.optional(),
     // lambda
     functionName: z.string().min(1).optional(),
     // bedrock / openai
@@ -36,6 +38,9 @@ const agentSchema = z
     system: z.string().optional(),
     temperature: z.number().min(0).max(2).optional(),
     maxTokens: positiveInt.optional(),
+    // module (local runs and dev only): a function exported by a TypeScript/JavaScript file
+    module: z.string().min(1).optional(),
+    export: z.string().min(1).optional(),
   })
   .strict();
 
@@ -69,6 +74,7 @@ const REQUIRED_BY_KIND: Record<(typeof AGENT_KINDS)[number], string[][]> = {
   lambda: [['functionName']],
   bedrock: [['modelId']],
   openai: [['model']],
+  module: [['module']],
 };
 
 /** Validates a parsed scenario document; `source` names it in errors (a file path or "request"). */
@@ -99,6 +105,14 @@ export function parseScenario(document: unknown, source: string): Scenario {
       if (!alternatives.some((key) => agent[key as keyof typeof agent] !== undefined)) {
         const field = `agents.${name}.${alternatives[0]}`;
         throw new ScenarioError(source, `${field}: a ${agent.kind} agent needs ${alternatives.join(' or ')}`, field);
+      }
+    }
+    if (agent.kind === 'script') {
+      const timeoutSeconds = scenario.limits?.branchTimeoutSeconds ?? DEFAULT_LIMITS.branchTimeoutSeconds;
+      const refused = checkScriptDelays(agent, timeoutSeconds);
+      if (refused) {
+        const field = `agents.${name}.${refused.path}`;
+        throw new ScenarioError(source, `${field}: ${refused.message}`, field);
       }
     }
   }

@@ -100,6 +100,11 @@ export function parseTeamConfig(document: unknown, file: string): TeamConfig {
   const config = parsed.data;
   const names = Object.keys(config.agents);
   if (names.length === 0) throw new TeamConfigError(file, 'agents', 'the registry needs at least one agent');
+  for (const [name, agent] of Object.entries(config.agents)) {
+    if ((agent as { kind?: unknown } | null)?.kind === 'module') {
+      throw new TeamConfigError(file, `agents.${name}.kind`, 'module agents run only locally (run and dev); in AWS use lambda, bedrock, openai or http');
+    }
+  }
   try {
     // Same rules as a scenario's agents: kinds, required fields per kind, `allowed` names registry agents.
     const scenario = parseScenario({ name: config.team, entry: names[0], request: null, agents: config.agents }, file);

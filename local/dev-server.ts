@@ -47,6 +47,8 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   const runtime =
     options.runtime ??
     (await LocalRuntime.start({
+      // Module agents named by a request: relative to where dev started, and only inside it or the examples.
+      modules: { baseDir: process.cwd(), confineTo: [process.cwd(), examplesDir] },
       ...options.runtimeOptions,
       // The examples' registered aggregators (e.g. `median`), so every example runs from the page.
       aggregators: { ...(await exampleAggregators(examplesDir)), ...options.runtimeOptions?.aggregators },

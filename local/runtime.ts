@@ -8,6 +8,7 @@ import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { KindRouter } from '../adapters/agents/agent-invoker';
 import { llmInvokers } from '../adapters/agents';
 import { HttpInvoker } from '../adapters/agents/http-invoker';
+import { ModuleInvoker, type ModuleInvokerOptions } from '../adapters/agents/module-invoker';
 import { ScriptInvoker } from '../adapters/agents/script-invoker';
 import { LocalEventBus } from '../adapters/events/local-event-bus';
 import { BranchAborts } from '../adapters/memory/branch-aborts';
@@ -60,6 +61,8 @@ export interface LocalRuntimeOptions {
    */
   poison?: 'fail' | 'keep';
   policy?: AgentPolicy;
+  /** Where `module` agents' relative paths resolve, and which folders they may load from. */
+  modules?: ModuleInvokerOptions;
 }
 
 /** What the DLQ consumer did, by outcome (see failPoisonedStep). */
@@ -103,7 +106,13 @@ export class LocalRuntime {
     let queue: StepQueue = engines.queue;
     if (options.chaos?.duplicateDelivery) queue = duplicatingQueue(queue);
     const invoker = faults.wrapInvoker(
-      new KindRouter({ script: new ScriptInvoker(), http: new HttpInvoker(), ...llmInvokers(), ...options.invokers }),
+      new KindRouter({
+        script: new ScriptInvoker(),
+        http: new HttpInvoker(),
+        module: new ModuleInvoker(options.modules),
+        ...llmInvokers(),
+        ...options.invokers,
+      }),
     );
     const deps: SpawnerDeps = {
       store: engines.store,

@@ -6,6 +6,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { AggregatorFn } from '../core/aggregators';
 import { ScenarioError } from '../core/errors';
 import { parseScenario, type Scenario } from '../core/scenario';
+import { resolveModuleAgents } from './module-agents';
 
 export interface LoadedScenario {
   path: string;
@@ -28,7 +29,7 @@ export async function loadScenarioFile(path: string): Promise<LoadedScenario> {
     const where = error instanceof YAMLParseError && error.linePos ? ` at line ${error.linePos[0].line}` : '';
     throw new ScenarioError(path, `not valid ${extname(file) === '.json' ? 'JSON' : 'YAML'}${where}: ${(error as Error).message.split('\n')[0]}`, undefined, { cause: error });
   }
-  const scenario = parseScenario(document, path);
+  const scenario = await resolveModuleAgents(parseScenario(document, path), file, path);
   const aggregators = scenario.aggregators ? await loadAggregators(path, resolve(dirname(file), scenario.aggregators)) : {};
   return { path, scenario, aggregators };
 }

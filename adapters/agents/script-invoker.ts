@@ -1,8 +1,10 @@
 /**
  * `script` agents (see docs/scenarios.md): canned responses per step, optional rules matched on the input,
- * and directives to fail, answer raw text, or take time. Deterministic, for tests and demos.
+ * and directives to fail (`$fail`), answer raw text (`$raw`), take time (`$delayMs`) or never
+ * answer until the branch is aborted (`$hang`). Deterministic, for tests and demos.
  */
 import { AgentInvocationError } from '../../core/errors';
+import { failMessage, MAX_TIMER_MS } from '../../core/script-directives';
 import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
 
 interface ScriptRule {
@@ -21,7 +23,7 @@ export class ScriptInvoker implements AgentInvoker {
     const { delayMs, response } = splitDelay(chosen);
     if (delayMs > 0) await delay(delayMs, call.signal);
     if (isObject(response) && '$fail' in response) {
-      throw new AgentInvocationError(call.agentName, String(response.$fail));
+      throw new AgentInvocationError(call.agentName, failMessage(response.$fail));
     }
     if (isObject(response) && '$raw' in response) return { response: String(response.$raw) };
     return { response: substituteInput(response, call.input) };
@@ -39,9 +41,16 @@ function pickResponses(call: AgentInvocation): unknown {
 }
 
 function splitDelay(value: unknown): { delayMs: number; response: unknown } {
-  if (!isObject(value) || !('$delayMs' in value)) return { delayMs: 0, response: value };
+  if (!isObject(value)) return { delayMs: 0, response: value };
+  if ('$hang' in value) {
+    // Never answers: the call ends only when the branch is aborted (timeout, cancel, run end).
+    const { $hang: _hang, ...rest } = value;
+    return { delayMs: Infinity, response: rest };
+  }
+  if (!('$delayMs' in value)) return { delayMs: 0, response: value };
   const { $delayMs, ...rest } = value;
-  return { delayMs: Number($delayMs) || 0, response: rest };
+  // Scenarios are checked when read (core/script-directives); a request built in code is clamped.
+  return { delayMs: Math.min(Math.max(Number($delayMs) || 0, 0), MAX_TIMER_MS), response: rest };
 }
 
 /** Replaces the string "$input" anywhere in the response with the step's input. */
@@ -61,7 +70,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
 function delay(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(new AgentInvocationError('script', 'aborted'));
-    const timer = setTimeout(resolve, ms);
+    const timer = Number.isFinite(ms) ? setTimeout(resolve, ms) : undefined;
     signal?.addEventListener(
       'abort',
       () => {

@@ -95,6 +95,8 @@ async function runAgentStep(
       input: branch.input,
       memory: branch.memory,
       allowed: allowedTargets({ agents: run.agents, branch }),
+      depth: branch.depth,
+      branchType: branch.type,
       signal,
     });
     if (reply === null || typeof reply !== 'object') throw new TypeError(`the invoker returned ${describeValue(reply)}, not a reply`);

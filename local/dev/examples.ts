@@ -6,6 +6,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { AggregatorFn } from '../../core/aggregators';
 import { errorMessage, ValidationError } from '../../core/errors';
 import { json } from '../../functions/handlers/http-errors';
+import { withAbsoluteModulePaths } from '../module-agents';
 import { loadScenarioFile } from '../scenario-file';
 
 export interface ExampleView {
@@ -28,7 +29,8 @@ export function loadExamples(dir: string): ExampleView[] {
   for (const file of files) {
     const text = readFileSync(join(dir, file), 'utf8');
     try {
-      const document = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+      // `module` agents' paths are relative to the example's file; the page posts the document.
+      const document = withAbsoluteModulePaths(file.endsWith('.json') ? JSON.parse(text) : parseYaml(text), dir) as { name?: unknown };
       const description = text
         .split('\n')
         .filter((line, i, all) => line.startsWith('#') && all.slice(0, i).every((l) => l.startsWith('#')))

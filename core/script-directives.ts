@@ -1,0 +1,60 @@
+/**
+ * The directives a `script` agent's canned responses may carry (`$fail`, `$raw`, `$delayMs`, `$hang`):
+ * what they mean lives in the script invoker; the rules a scenario must follow live here, so a
+ * bad value is refused when the scenario is read, naming the field.
+ */
+
+/** setTimeout's largest delay; a longer one fires at once (Node's TimeoutOverflowWarning). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export interface DirectiveRefusal {
+  /** Where, below the agent: e.g. `responses.2.$delayMs` or `rules.0.responses.1.$delayMs`. */
+  path: string;
+  message: string;
+}
+
+/** Checks every `$delayMs` of a script agent against the branch timeout and the timer's range. */
+export function checkScriptDelays(
+  agent: { responses?: unknown[]; rules?: { responses: unknown[] }[] },
+  branchTimeoutSeconds: number,
+): DirectiveRefusal | undefined {
+  const lists: [string, unknown[]][] = [];
+  if (agent.responses) lists.push(['responses', agent.responses]);
+  for (const [i, rule] of (agent.rules ?? []).entries()) lists.push([`rules.${i}.responses`, rule.responses]);
+  const maxMs = Math.min(branchTimeoutSeconds * 1000, MAX_TIMER_MS);
+  for (const [prefix, responses] of lists) {
+    for (const [i, response] of responses.entries()) {
+      if (response === null || typeof response !== 'object' || Array.isArray(response)) continue;
+      if ('$hang' in response && (response as { $hang: unknown }).$hang !== true) {
+        return { path: `${prefix}.${i}.$hang`, message: 'must be true (the call then waits until the branch times out or is cancelled)' };
+      }
+      if (!('$delayMs' in response)) continue;
+      const value = (response as { $delayMs: unknown }).$delayMs;
+      const path = `${prefix}.${i}.$delayMs`;
+      if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+        return { path, message: `must be a number of milliseconds ≥ 0, got ${JSON.stringify(value)}` };
+      }
+      if (value > maxMs) {
+        const why =
+          maxMs === MAX_TIMER_MS
+            ? `the largest timer delay (${MAX_TIMER_MS} ms)`
+            : `the branch timeout (limits.branchTimeoutSeconds ${branchTimeoutSeconds} s)`;
+        return { path, message: `${value} ms is longer than ${why}; to wait for the timeout, use $hang: true` };
+      }
+    }
+  }
+  return undefined;
+}
+
+/** The message of a `$fail` directive: a string as is, anything else as readable JSON. */
+export function failMessage(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (value instanceof Error) return value.message;
+  try {
+    const text = JSON.stringify(value);
+    if (text !== undefined) return text.length > 2000 ? `${text.slice(0, 1997)}...` : text;
+  } catch {
+    // fall through: cycles cannot come from YAML/JSON, but be safe
+  }
+  return String(value);
+}

@@ -1,0 +1,94 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ModuleInvoker, resolveModulePath } from '../../../adapters/agents/module-invoker';
+import { AgentInvocationError } from '../../../core/errors';
+import type { AgentInvocation } from '../../../core/ports';
+
+const dir = mkdtempSync(join(tmpdir(), 'bs-module-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+writeFileSync(
+  join(dir, 'agents.ts'),
+  `
+export default async function echo(ctx: { agent: string; input: unknown; memory: unknown[]; branch: unknown }) {
+  return { next_action: 'final_response', content: { agent: ctx.agent, input: ctx.input, memory: ctx.memory.length, branch: ctx.branch } };
+}
+export async function costly(ctx: { reportUsage(u: { inputTokens: number; outputTokens: number }): void }) {
+  ctx.reportUsage({ inputTokens: 10, outputTokens: 5 });
+  ctx.reportUsage({ inputTokens: 1, outputTokens: 2 });
+  return 'done';
+}
+export async function throws() { throw new Error('the planner gave up'); }
+export async function throwsObject() { throw { code: 7, why: 'no quota' }; }
+export function waits(ctx: { signal: AbortSignal; input: { started(): void } }) {
+  ctx.input.started();
+  return new Promise((_resolve, reject) => ctx.signal.addEventListener('abort', () => reject(new Error('stopped by signal'))));
+}
+`,
+);
+
+function call(definition: Record<string, unknown>, extra: Partial<AgentInvocation> = {}): AgentInvocation {
+  return {
+    team: 't',
+    runId: 'r1',
+    agentName: 'Planner',
+    definition: { kind: 'module', ...definition },
+    branchId: 'root.2',
+    step: 0,
+    input: { q: 1 },
+    memory: [{ role: 'user', agent: 'Planner', content: 'x' }],
+    allowed: [],
+    depth: 1,
+    branchType: 'SIMPLE',
+    ...extra,
+  };
+}
+
+describe('module agents', () => {
+  const invoker = new ModuleInvoker({ baseDir: dir });
+
+  it('calls the default export with the agent, input, memory and branch, relative to the base folder', async () => {
+    const reply = await invoker.invoke(call({ module: './agents.ts' }));
+    expect(reply).toEqual({
+      response: {
+        next_action: 'final_response',
+        content: { agent: 'Planner', input: { q: 1 }, memory: 1, branch: { id: 'root.2', runId: 'r1', depth: 1, type: 'SIMPLE' } },
+      },
+    });
+  });
+
+  it('sums what reportUsage reported into the reply', async () => {
+    expect(await invoker.invoke(call({ module: join(dir, 'agents.ts'), export: 'costly' }))).toEqual({
+      response: 'done',
+      usage: { inputTokens: 11, outputTokens: 7 },
+    });
+  });
+
+  it('turns what the function throws into a readable AgentInvocationError', async () => {
+    await expect(invoker.invoke(call({ module: './agents.ts', export: 'throws' }))).rejects.toThrow(
+      new AgentInvocationError('Planner', 'the planner gave up'),
+    );
+    await expect(invoker.invoke(call({ module: './agents.ts', export: 'throwsObject' }))).rejects.toThrow('{"code":7,"why":"no quota"}');
+  });
+
+  it('aborts through the signal', async () => {
+    const controller = new AbortController();
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    const pending = invoker.invoke(call({ module: './agents.ts', export: 'waits' }, { signal: controller.signal, input: { started } }));
+    await running;
+    controller.abort();
+    await expect(pending).rejects.toThrow('stopped by signal');
+  });
+
+  it('names a missing export (listing the ones there are), a missing file, and a file outside the allowed folders', async () => {
+    await expect(invoker.invoke(call({ module: './agents.ts', export: 'nope' }))).rejects.toThrow(
+      /has no function export "nope" \(function exports: .*costly/,
+    );
+    await expect(invoker.invoke(call({ module: './missing.ts' }))).rejects.toThrow(/cannot load module .*missing\.ts/);
+    expect(() => resolveModulePath('../etc/agents.ts', dir, [dir])).toThrow(/must be inside/);
+    expect(() => resolveModulePath('./agents.json', dir)).toThrow(/must be a \.ts, \.mts, \.js, \.mjs file/);
+  });
+});

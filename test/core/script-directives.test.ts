@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { ScriptInvoker } from '../../adapters/agents/script-invoker';
+import { parseScenario } from '../../core/scenario';
+import type { AgentInvocation } from '../../core/ports';
+
+const scenario = (agent: Record<string, unknown>, limits?: Record<string, number>) => ({
+  name: 's',
+  entry: 'A',
+  ...(limits ? { limits } : {}),
+  agents: { A: { kind: 'script', ...agent } },
+});
+
+describe('script directives', () => {
+  it('$fail with an object fails with its JSON, not "[object Object]"', async () => {
+    const call = {
+      team: 't', runId: 'r', agentName: 'A', branchId: 'root', step: 0, input: null, memory: [], allowed: [],
+      definition: { kind: 'script', responses: [{ $fail: { reason: 'quota', retryIn: 30 } }] },
+    } satisfies AgentInvocation;
+    await expect(new ScriptInvoker().invoke(call)).rejects.toThrow('{"reason":"quota","retryIn":30}');
+  });
+
+  it('$delayMs over the branch timeout, over the timer range, negative or not a number is refused naming the field', () => {
+    const cases: [Record<string, unknown>, Record<string, number> | undefined, RegExp][] = [
+      [{ responses: ['x', { $delayMs: 1e12, a: 1 }] }, undefined, /^agents\.A\.responses\.1\.\$delayMs: 1000000000000 ms is longer than the branch timeout \(limits\.branchTimeoutSeconds 900 s\)/],
+      [{ responses: [{ $delayMs: 5000 }] }, { branchTimeoutSeconds: 2 }, /agents\.A\.responses\.0\.\$delayMs: 5000 ms is longer than the branch timeout/],
+      [{ rules: [{ when: 'x', responses: [{ $delayMs: -1 }] }] }, undefined, /agents\.A\.rules\.0\.responses\.0\.\$delayMs: must be a number of milliseconds ≥ 0/],
+      [{ responses: [{ $delayMs: '10' }] }, undefined, /agents\.A\.responses\.0\.\$delayMs: must be a number/],
+    ];
+    for (const [agent, limits, message] of cases) {
+      let error: Error & { field?: string } = new Error('none');
+      try {
+        parseScenario(scenario(agent, limits), 's.yaml');
+      } catch (e) {
+        error = e as Error;
+      }
+      expect(error.message).toMatch(new RegExp(`^s\\.yaml: ${message.source.replace(/^\^/, '')}`));
+      expect(error.field).toMatch(/\$delayMs$/);
+    }
+    expect(parseScenario(scenario({ responses: [{ $delayMs: 899_000, a: 1 }] }), 's.yaml').agents.A.kind).toBe('script');
+  });
+});
