@@ -41,6 +41,17 @@ export class LimitExceededError extends BranchSpawnerError {
   }
 }
 
+/** A run spent its whole budget (`limits.maxRunTokens` or `limits.maxRunSeconds`); the run fails with it. */
+export class BudgetExceededError extends BranchSpawnerError {
+  constructor(
+    readonly budget: 'maxRunTokens' | 'maxRunSeconds',
+    readonly max: number,
+    readonly used: number,
+  ) {
+    super(`BudgetExceeded: ${budget} ${max}, used ${used}`);
+  }
+}
+
 /** A scenario or run request is malformed; `field` is a dotted path such as `agents.Planner.kind`. */
 export class ValidationError extends BranchSpawnerError {
   constructor(

@@ -74,6 +74,21 @@ export const LIMIT_TABLE = {
     min: 0,
     why: 'an agent that answers outside the protocol 10 times will not get it right on the 11th: more only costs calls',
   },
+  // Run budgets (core/run-budget.ts): the whole tree shares them, however wide and deep it grows.
+  maxRunTokens: {
+    default: 1_000_000,
+    teamMax: 10_000_000,
+    ceiling: 1_000_000_000,
+    min: 1,
+    why: 'input + output tokens of every agent call in the run: a recursive tree multiplies calls by fan-out^depth, so the run, not the branch, holds the budget',
+  },
+  maxRunSeconds: {
+    default: 3_600,
+    teamMax: 21_600,
+    ceiling: 86_400,
+    min: 1,
+    why: 'wall time of the whole run; 24 h, like branchTimeoutSeconds: a run must end the day it started',
+  },
 } as const satisfies Record<string, LimitRow>;
 
 export type LimitName = keyof typeof LIMIT_TABLE;

@@ -1,5 +1,6 @@
 /** Run metrics, computed from the branches (the seed's get_metrics, plus a few more). */
-import type { BranchRecord, BranchStatus } from './model';
+import type { BranchRecord, BranchStatus, RunRecord } from './model';
+import { budgetUsage, type BudgetUsage } from './run-budget';
 
 export interface RunMetrics {
   totalCreated: number;
@@ -16,12 +17,18 @@ export interface RunMetrics {
   fanOut: { spawns: number; maxWidth: number; avgWidth: number };
   steps: number;
   usage: { inputTokens: number; outputTokens: number };
+  /** Usage against the run's budgets (`limits.maxRunTokens`, `limits.maxRunSeconds`), when it has any. */
+  budgets?: BudgetUsage;
 }
 
 type MetricBranch = Pick<BranchRecord, 'status' | 'depth' | 'parentId' | 'parentSeq' | 'stepCount'> &
   Partial<Pick<BranchRecord, 'usage'>>;
 
-export function computeMetrics(branches: readonly MetricBranch[]): RunMetrics {
+export function computeMetrics(
+  branches: readonly MetricBranch[],
+  run?: Pick<RunRecord, 'limits' | 'createdAt' | 'endedAt'>,
+  now: number = run?.endedAt ?? Date.now(),
+): RunMetrics {
   const byStatus: Record<BranchStatus, number> = {
     PENDING: 0, RUNNING: 0, WAITING: 0, COMPLETED: 0, FAILED: 0, CANCELLED: 0, TIMED_OUT: 0,
   };
@@ -62,6 +69,7 @@ export function computeMetrics(branches: readonly MetricBranch[]): RunMetrics {
     },
     steps,
     usage,
+    ...(run && budgetUsage(run, usage, now) ? { budgets: budgetUsage(run, usage, now) } : {}),
   };
 }
 

@@ -80,6 +80,8 @@ export interface RunRecord extends Scope {
   endedBy?: string;
   /** Branches reserved so far against `limits.maxBranches` (the root counts). */
   branchCount: number;
+  /** Tokens the run's agent calls reported so far (kept only when `limits.maxRunTokens` is set). */
+  usedTokens?: number;
 }
 
 export interface MemoryEntry {

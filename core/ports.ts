@@ -46,6 +46,12 @@ export interface BranchStore {
    * call with the same key returns ok without counting again.
    */
   reserveBranches(scope: Scope, spawnKey: string, count: number, max: number): Promise<ReserveResult>;
+  /**
+   * Adds `tokens` to the run's `usedTokens` (an atomic counter, whatever the run's status) and
+   * returns the total after it; undefined when the run does not exist. Not idempotent: a call
+   * repeated after a crash was a second agent call, whose tokens were spent too.
+   */
+  addRunTokens(scope: Scope, tokens: number): Promise<number | undefined>;
 
   /** Creates the branches that do not exist yet; returns the ids it created. */
   createBranches(branches: BranchRecord[]): Promise<string[]>;

@@ -27,7 +27,7 @@ export function runDocument(run: RunRecord, branches: BranchRecord[]) {
     status: run.status,
     result: run.result ?? null,
     error: run.error ?? null,
-    metrics: computeMetrics(branches),
+    metrics: computeMetrics(branches, run),
     // The CLI's branch fields are fixed: a subset of the API's branch view.
     branches: branches.map(branchView).map(({ id, parentId, agent, agentChain, type, depth, status, result, error }) => ({
       id, parentId, agent, agentChain, type, depth, status, result, error,

@@ -180,6 +180,23 @@ export class DynamoBranchStore implements BranchStore {
     return keys instanceof Set && keys.has(spawnKey) ? { ok: true, branchCount } : { ok: false, branchCount };
   }
 
+  async addRunTokens(scope: Scope, tokens: number): Promise<number | undefined> {
+    const x = new Expr();
+    const updated = await this.conditional(`addRunTokens ${scope.runId}`, () =>
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: runKey(scope),
+          UpdateExpression: `ADD ${x.name('usedTokens')} ${x.value(tokens)}`,
+          ConditionExpression: `attribute_exists(${x.name('PK')})`,
+          ReturnValues: 'UPDATED_NEW',
+          ...x.params,
+        }),
+      ),
+    );
+    return updated ? Number(updated.Attributes?.usedTokens) : undefined;
+  }
+
   // --- branches -------------------------------------------------------------------------
 
   async createBranches(branches: BranchRecord[]): Promise<string[]> {

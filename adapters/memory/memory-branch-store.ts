@@ -82,6 +82,14 @@ export class MemoryBranchStore implements BranchStore {
     return { ok: true, branchCount: branchCount + count };
   }
 
+  async addRunTokens(scope: Scope, tokens: number): Promise<number | undefined> {
+    const item = this.read(runKey(scope));
+    if (!item) return undefined;
+    const usedTokens = Number(item.usedTokens ?? 0) + tokens;
+    this.write({ ...item, usedTokens });
+    return usedTokens;
+  }
+
   async createBranches(branches: BranchRecord[]): Promise<string[]> {
     // Every item is checked before any is written, as in the DynamoDB store.
     const items = branches.map((b) => {

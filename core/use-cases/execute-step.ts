@@ -3,6 +3,7 @@
  * follows (next step, spawn, completion, failure). Safe under repeated and concurrent delivery:
  * every write is conditional on the branch version, and a stale message is acknowledged.
  */
+import { budgetRefusesCall, chargeCall, endRunAtDeadline, withRunDeadline } from '../budget-gate';
 import { errorMessage, InvalidAgentResponseError, PayloadTooLargeError, TransientError } from '../errors';
 import { refusalError, refusalInput } from '../limits';
 import { isTerminal, type BranchRecord, type MemoryEntry, type RunRecord } from '../model';
@@ -83,8 +84,12 @@ async function runAgentStep(
   const definition = run.agents[branch.agent];
   if (!definition) return failBranch(deps, branch, delivery, `agent "${branch.agent}" is not registered in this run`);
 
+  // Run budgets (maxRunTokens, maxRunSeconds): no call starts once one is spent.
+  if (await budgetRefusesCall(deps, run)) return 'skipped';
   let reply: AgentReply;
-  const signal = deps.signalFor?.(scopeOf(branch), branch.id);
+  const branchSignal = deps.signalFor?.(scopeOf(branch), branch.id);
+  const deadline = withRunDeadline(deps, run, branchSignal);
+  const signal = deadline.signal;
   try {
     reply = await deps.invoker.invoke({
       ...scopeOf(branch),
@@ -101,12 +106,18 @@ async function runAgentStep(
     });
     if (reply === null || typeof reply !== 'object') throw new TypeError(`the invoker returned ${describeValue(reply)}, not a reply`);
   } catch (error) {
+    if (deadline.expired()) {
+      await endRunAtDeadline(deps, run);
+      return 'skipped';
+    }
     // Aborted because the branch or its run ended elsewhere: nothing of ours to record.
     if (signal?.aborted) return 'skipped';
     // Throttling and the like: the message comes back later (and ends in the DLQ if it never passes).
     if (error instanceof TransientError) throw error;
     return failBranch(deps, branch, delivery, `agent ${branch.agent} failed: ${errorMessage(error)}`, { stepCount: step + 1 });
   }
+
+  if (await chargeCall(deps, run, branch, validUsage(reply.usage) ? reply.usage : undefined)) return 'skipped';
 
   // Whatever came back must be plain JSON before it is parsed or stored (see readableResponse).
   const readable = readableResponse(reply.response);

@@ -65,7 +65,7 @@ export function runView(run: RunRecord, branches: BranchRecord[]): RunView {
     error: run.error ?? null,
     createdAt: run.createdAt,
     endedAt: run.endedAt ?? null,
-    metrics: computeMetrics(branches),
+    metrics: computeMetrics(branches, run),
   };
 }
 

@@ -1,0 +1,94 @@
+/**
+ * Enforces run budgets around each agent call (called from execute-step): before a call, a run
+ * past `maxRunSeconds` ends FAILED and no call starts; during a call, the signal given to the
+ * agent aborts when `maxRunSeconds` runs out; after a call that reported tokens, they are added
+ * to the run's counter (one atomic update) and the run ends as soon as `maxRunTokens` is reached.
+ * Ending the run cancels every active branch (which aborts the calls in flight) and stops the
+ * open fan-outs. A step whose call had already started when the budget was crossed finishes its
+ * call; its answer is dropped. Calls that report no tokens (script, http) cost no write here.
+ */
+import { errorMessage } from './errors';
+import { isTerminal, ROOT_BRANCH_ID, type BranchRecord, type RunRecord } from './model';
+import { spentBudget, timeLeftMs, timeSpent, tokensSpent } from './run-budget';
+import { scopeOf, type SpawnerDeps } from './use-cases/deps';
+import { endBranch, tellEnd } from './use-cases/end-branch';
+
+/**
+ * True when no agent call may start because a budget is spent (the run is ended now). Reads
+ * nothing: the time is the clock's, the tokens those on the (possibly cached) run record; the
+ * token budget is enforced exactly by chargeCall.
+ */
+export async function budgetRefusesCall(deps: SpawnerDeps, run: RunRecord): Promise<boolean> {
+  const spent = spentBudget(run, run.usedTokens ?? 0, deps.clock.now());
+  if (!spent) return false;
+  await endRunOverBudget(deps, run, spent.message);
+  return true;
+}
+
+/** The agent call's signal, aborting also when `maxRunSeconds` runs out; `expired()` says whether it did. */
+export function withRunDeadline(
+  deps: SpawnerDeps,
+  run: RunRecord,
+  signal: AbortSignal | undefined,
+): { signal: AbortSignal | undefined; expired(): boolean } {
+  const left = timeLeftMs(run, deps.clock.now());
+  if (left === undefined) return { signal, expired: () => false };
+  const deadline = AbortSignal.timeout(Math.max(1, left));
+  return { signal: signal ? AbortSignal.any([signal, deadline]) : deadline, expired: () => deadline.aborted };
+}
+
+/**
+ * Adds a call's tokens to the run (only when it has a token budget). True when the budget is
+ * now reached: the call's usage is kept on its branch (so `metrics.usage` counts it), the run
+ * is ended, and what the call answered is dropped.
+ */
+export async function chargeCall(
+  deps: SpawnerDeps,
+  run: RunRecord,
+  branch: BranchRecord,
+  usage: { inputTokens: number; outputTokens: number } | undefined,
+): Promise<boolean> {
+  if (!usage) return false;
+  const tokens = usage.inputTokens + usage.outputTokens;
+  if (!(tokens > 0)) return false;
+  const used = await deps.store.addRunTokens(scopeOf(run), tokens);
+  if (used === undefined) return false;
+  const spent = tokensSpent(run, used);
+  if (!spent) return false;
+  await deps.store.updateBranch(scopeOf(branch), branch.id, branch.version, {
+    stepCount: branch.stepCount + 1,
+    usage: {
+      inputTokens: (branch.usage?.inputTokens ?? 0) + usage.inputTokens,
+      outputTokens: (branch.usage?.outputTokens ?? 0) + usage.outputTokens,
+    },
+  });
+  await endRunOverBudget(deps, run, spent.message);
+  return true;
+}
+
+/** After a call aborted at the deadline: ends the run for `maxRunSeconds`. */
+export async function endRunAtDeadline(deps: SpawnerDeps, run: RunRecord): Promise<void> {
+  const current = (await deps.store.getRun(scopeOf(run))) ?? run;
+  const spent = timeSpent(current, deps.clock.now());
+  await endRunOverBudget(deps, current, spent?.message ?? `BudgetExceeded: maxRunSeconds ${run.limits.maxRunSeconds}`);
+}
+
+/** The mark of a budget's end on the run and the root (see core/use-cases/end-branch.ts). */
+const BY = 'budget';
+
+/**
+ * The run ends FAILED with the budget's message (one conditional write, so it never races another
+ * end of the run); then the root is cancelled with that message, which cancels its children,
+ * theirs, and so on down, stopping every fan-out (as a cancel does). Safe to repeat.
+ */
+export async function endRunOverBudget(deps: SpawnerDeps, run: RunRecord, message: string): Promise<void> {
+  const scope = scopeOf(run);
+  const finished = await deps.store.finishRun(scope, 'FAILED', { endedAt: deps.clock.now(), error: message, endedBy: BY });
+  if (!finished && (await deps.store.getRun(scope))?.endedBy !== BY) return; // it ended otherwise first
+  const root = await deps.store.getBranch(scope, ROOT_BRANCH_ID);
+  if (!root) return;
+  if (!isTerminal(root.status)) {
+    if (await endBranch(deps, root, { status: 'CANCELLED', by: BY, error: message })) return;
+  }
+  await tellEnd(deps, (await deps.store.getBranch(scope, ROOT_BRANCH_ID)) ?? root, BY);
+}
