@@ -7,7 +7,6 @@
  * open fan-outs. A step whose call had already started when the budget was crossed finishes its
  * call; its answer is dropped. Calls that report no tokens (script, http) cost no write here.
  */
-import { errorMessage } from './errors';
 import { isTerminal, ROOT_BRANCH_ID, type BranchRecord, type RunRecord } from './model';
 import { spentBudget, timeLeftMs, timeSpent, tokensSpent } from './run-budget';
 import { scopeOf, type SpawnerDeps } from './use-cases/deps';

@@ -198,6 +198,23 @@ export function describeBranchStoreConformance(name: string, factory: BranchStor
       });
     });
 
+    describe('addRunTokens', () => {
+      it('adds atomically under concurrency, whatever the run status, and never creates a run', async () => {
+        const scope = newScope();
+        await seedRun(scope);
+        expect(await store.addRunTokens(scope, 15)).toBe(15);
+        const totals = await Promise.all(Array.from({ length: 20 }, () => store.addRunTokens(scope, 5)));
+        expect(Math.max(...(totals as number[]))).toBe(115);
+        expect(new Set(totals).size).toBe(20);
+        await store.finishRun(scope, 'FAILED', { endedAt: 1, error: 'x' });
+        expect(await store.addRunTokens(scope, 1)).toBe(116);
+        expect((await store.getRun(scope))!.usedTokens).toBe(116);
+        const missing = newScope();
+        expect(await store.addRunTokens(missing, 1)).toBeUndefined();
+        expect(await store.getRun(missing)).toBeUndefined();
+      });
+    });
+
     describe('branches', () => {
       it('creates only the branches that do not exist yet', async () => {
         const scope = newScope();

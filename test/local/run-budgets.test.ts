@@ -74,7 +74,7 @@ agents:
     expect(doc.error).toBe('BudgetExceeded: maxRunTokens 50, used 60');
     expect(calls).toBeLessThanOrEqual(4);
     expect(doc.metrics.usage).toEqual({ inputTokens: 40, outputTokens: 20 });
-    expect(doc.metrics.budgets).toEqual({ maxRunTokens: { limit: 50, used: 60 } });
+    expect(doc.metrics.budgets).toEqual({ maxRunTokens: { limit: 50, used: 60 }, maxRunSeconds: { limit: 3600, used: expect.any(Number) } });
     // Nothing is left running; what had not ended was cancelled with the budget's message.
     expect(doc.metrics.activeCount).toBe(0);
     const cancelled = doc.branches.filter((b: { status: string }) => b.status === 'CANCELLED');
