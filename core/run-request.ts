@@ -12,6 +12,11 @@ export interface AgentPolicy {
   registry: AgentRegistry;
   /** Which inline definitions a request may carry: all kinds (dev), script only, or none. */
   inline: 'any' | 'script' | 'none';
+  /**
+   * The aggregator modules whose functions this deployment registered (as a scenario names them,
+   * e.g. `./aggregators.ts`). A request never brings code: naming any other module is refused.
+   */
+  aggregatorModules?: readonly string[];
 }
 
 export function toStartRunInput(
@@ -45,6 +50,18 @@ export function toStartRunInput(
   for (const name of Object.keys(inlineAgents)) {
     if (options.policy.inline !== 'any' && Object.hasOwn(options.policy.registry, name)) {
       throw new ForbiddenError(`agents.${name}: a request may not redefine the registry agent "${name}"`);
+    }
+  }
+  if (doc.aggregators !== undefined) {
+    const known = options.policy.aggregatorModules ?? [];
+    if (typeof doc.aggregators !== 'string' || !known.includes(doc.aggregators)) {
+      throw new ValidationError(
+        `aggregators: a request cannot load code, so the module ${JSON.stringify(doc.aggregators)} would be ignored; ` +
+          (known.length
+            ? `this server registered the aggregators of ${known.join(', ')} only`
+            : 'this server registered no aggregator module (run the scenario with the CLI, which loads it)'),
+        'aggregators',
+      );
     }
   }
   doc.agents = { ...options.policy.registry, ...inlineAgents };

@@ -11,7 +11,7 @@ import { ValidationError } from '../core/errors';
 import type { Scope } from '../core/model';
 import { errorResponse } from '../functions/handlers/http-errors';
 import { EventHub } from './dev/event-hub';
-import { exampleAggregators, loadExamples } from './dev/examples';
+import { exampleAggregators, exampleAggregatorModules, loadExamples } from './dev/examples';
 import { headerValue, lambdaContext, toProxyEvent, writeResult } from './dev/gateway-shim';
 import { devRoutes, type DevRouteResult } from './dev/router';
 import { LocalRuntime, type LocalRuntimeOptions } from './runtime';
@@ -50,8 +50,10 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
       // Module agents named by a request: relative to where dev started, and only inside it or the examples.
       modules: { baseDir: process.cwd(), confineTo: [process.cwd(), examplesDir] },
       ...options.runtimeOptions,
-      // The examples' registered aggregators (e.g. `median`), so every example runs from the page.
+      // The examples' registered aggregators (e.g. `median`), so every example runs from the page;
+      // a request naming any other module is refused (it cannot bring code).
       aggregators: { ...(await exampleAggregators(examplesDir)), ...options.runtimeOptions?.aggregators },
+      policy: options.runtimeOptions?.policy ?? { registry: {}, inline: 'any', aggregatorModules: exampleAggregatorModules(examples) },
     }));
 
   // Runs started during this session, oldest first (the page lists them).

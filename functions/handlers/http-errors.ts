@@ -29,18 +29,26 @@ const STATUS: [new (...args: any[]) => Error, number][] = [
   [PayloadTooLargeError, 413],
 ];
 
+/** The error names the API answers with (docs/openapi.yaml lists the same): one per status class. */
+export const API_ERROR_NAMES: readonly string[] = [...STATUS.map(([type]) => type.name), 'InternalError'];
+
+function classify(error: unknown): { status: number; name: string } {
+  for (const [type, status] of STATUS) if (error instanceof type) return { status, name: type.name };
+  return { status: 500, name: 'InternalError' };
+}
+
 export function statusOf(error: unknown): number {
-  for (const [type, status] of STATUS) if (error instanceof type) return status;
-  return 500;
+  return classify(error).status;
 }
 
 export function errorResponse(error: unknown): APIGatewayProxyResult {
-  const status = statusOf(error);
+  const { status, name } = classify(error);
   const e = error as Error;
+  // Subclasses answer with the name of their status class (a ScenarioError is a ValidationError).
   const body =
     status === 500
-      ? { error: 'InternalError', message: 'the request could not be completed' }
-      : { error: e.name, message: e.message, ...((e as ValidationError).field ? { field: (e as ValidationError).field } : {}) };
+      ? { error: name, message: 'the request could not be completed' }
+      : { error: name, message: e.message, ...((e as ValidationError).field ? { field: (e as ValidationError).field } : {}) };
   return json(status, body);
 }
 

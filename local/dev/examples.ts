@@ -58,6 +58,12 @@ export async function exampleAggregators(dir: string): Promise<Record<string, Ag
   return all;
 }
 
+/** The aggregator modules the examples name (as written, e.g. `./aggregators.ts`): dev registers them. */
+export function exampleAggregatorModules(examples: readonly ExampleView[]): string[] {
+  const modules = examples.map((e) => (e.document as { aggregators?: unknown } | null)?.aggregators);
+  return [...new Set(modules.filter((m): m is string => typeof m === 'string'))];
+}
+
 /** YAML (or JSON, which is YAML) pasted on the page becomes the JSON document POST /runs takes. */
 export function parseScenarioText(text: string): APIGatewayProxyResult {
   if (!text.trim()) throw new ValidationError('the scenario is empty', '(root)');

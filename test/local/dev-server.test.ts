@@ -186,6 +186,19 @@ describe('dev server: the HTTP API through runtime.api, live events, dev-only vi
     expect((await get(`/runs/${runId}/branches/root.9`)).status).toBe(404);
   });
 
+  it('runs an example that names its aggregator module, and refuses any other module with a 400 saying why', async () => {
+    const quorum = example('quorum-custom-aggregator.yaml');
+    const started = await post('/runs', JSON.stringify(quorum));
+    expect(started.status).toBe(202);
+    expect((await server.runtime.waitForRun(started.body.runId)).result).toEqual({ median_days: 12 });
+
+    const refused = await post('/runs', JSON.stringify({ ...quorum, aggregators: './my-aggregators.ts' }));
+    expect(refused).toMatchObject({
+      status: 400,
+      body: { error: 'ValidationError', field: 'aggregators', message: expect.stringMatching(/cannot load code.*\.\/my-aggregators\.ts.*ignored/) },
+    });
+  });
+
   it('keeps teams apart: the x-team header picks the team, as the API handler does', async () => {
     const started = await post('/runs', JSON.stringify(example('simple-parallel.yaml')), { 'x-team': 'blue' });
     expect(started.status).toBe(202);
