@@ -81,13 +81,16 @@ export class ConflictError extends BranchSpawnerError {}
 
 /** A value would not fit the store's item or the queue's message size. */
 export class PayloadTooLargeError extends BranchSpawnerError {
+  /** The part of a document from outside that makes it too large, when known. */
+  readonly field: string | undefined;
   constructor(
     message: string,
     readonly size: number,
     readonly max: number,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; field?: string },
   ) {
     super(message, options);
+    this.field = options?.field;
   }
 }
 

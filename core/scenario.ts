@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { ScenarioError } from './errors';
+import { checkDocumentBounds } from './input-bounds';
 import { limitsSchema } from './limits';
 import { DEFAULT_LIMITS, type AgentRegistry, type FailurePolicy, type Limits } from './model';
 import { checkScriptDelays } from './script-directives';
@@ -77,8 +78,10 @@ const REQUIRED_BY_KIND: Record<(typeof AGENT_KINDS)[number], string[][]> = {
   module: [['module']],
 };
 
-/** Validates a parsed scenario document; `source` names it in errors (a file path or "request"). */
+/** Validates a parsed scenario document (every one from outside comes through here); `source` names it in errors (a file path or "request"). */
 export function parseScenario(document: unknown, source: string): Scenario {
+  // Size and depth first: nothing below may walk a document that is too deep or too big.
+  checkDocumentBounds(document, source);
   const parsed = scenarioSchema.safeParse(document);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

@@ -4,10 +4,15 @@
  * Kept free of handler code so the CDK app does not load middy or the AWS SDK through it.
  */
 import { ValidationError } from '../core/errors';
+import { MAX_DOCUMENT_TEXT_BYTES } from '../core/input-bounds';
 import type { AgentRegistry, Limits } from '../core/model';
 
-/** The API's own body limit unless the team config sets one (API Gateway's cap is 10 MiB). */
-export const DEFAULT_MAX_BODY_BYTES = 256 * 1024;
+/**
+ * The API's own body limit unless the team config sets one (API Gateway's cap is 10 MiB).
+ * Bodies are refused past this before anything parses them (a team may set less). The parsed
+ * scenario has its own, smaller limit that names the field (core/input-bounds.ts).
+ */
+export const DEFAULT_MAX_BODY_BYTES = MAX_DOCUMENT_TEXT_BYTES;
 
 export interface LambdaEnvironment {
   team: string;

@@ -13,6 +13,7 @@ import { errorResponse } from '../functions/handlers/http-errors';
 import { EventHub } from './dev/event-hub';
 import { exampleAggregators, exampleAggregatorModules, loadExamples } from './dev/examples';
 import { headerValue, lambdaContext, toProxyEvent, writeResult } from './dev/gateway-shim';
+import { createRequestGuard } from './dev/request-guard';
 import { devRoutes, type DevRouteResult } from './dev/router';
 import { LocalRuntime, type LocalRuntimeOptions } from './runtime';
 
@@ -64,11 +65,15 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   const hub = new EventHub(runtime.bus);
   const devRoute = devRoutes({ deps: runtime.deps, hub, examples, sessionRuns: () => [...sessionRuns.values()] });
 
+  // Set once listening (the port is known then): Host, Origin and Content-Type checks.
+  let guard: ReturnType<typeof createRequestGuard> = () => {};
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const team = url.searchParams.get('team') ?? headerValue(req, 'x-team') ?? runtime.team;
     let result: DevRouteResult;
     try {
+      guard(req, url.pathname);
       result = await devRoute({ req, res, url, team });
       if (result === 'handled') return;
       if (!result) result = await runtime.api(await toProxyEvent(req, url), lambdaContext);
@@ -104,6 +109,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   }
   const address = server.address();
   const actualPort = typeof address === 'object' && address ? address.port : port;
+  guard = createRequestGuard({ port: actualPort, extraBodyTypes: { '/scenarios/parse': ['application/yaml', 'text/yaml'] } });
 
   let closing: Promise<void> | undefined;
   return {

@@ -3,7 +3,7 @@ import { computeMetrics } from '../core/metrics';
 import { branchView } from '../core/use-cases/queries';
 import type { BranchRecord, RunRecord } from '../core/model';
 import { renderAscii } from '../core/tree';
-import { ScenarioError } from '../core/errors';
+import { PayloadTooLargeError, ScenarioError } from '../core/errors';
 import type { ChaosOptions } from './chaos';
 import { LiveProgress } from './progress';
 import { LocalRuntime } from './runtime';
@@ -40,7 +40,7 @@ export async function runScenario(path: string, options: RunCommandOptions): Pro
   try {
     loaded = await loadScenarioFile(path);
   } catch (error) {
-    if (error instanceof ScenarioError) {
+    if (error instanceof ScenarioError || error instanceof PayloadTooLargeError) {
       options.err.write(`error: ${error.message}\n`);
       return 2;
     }

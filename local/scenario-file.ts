@@ -1,10 +1,11 @@
 /** Reads a scenario file (YAML or JSON) and its aggregator module, with errors naming the file. */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { dirname, extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { AggregatorFn } from '../core/aggregators';
-import { ScenarioError } from '../core/errors';
+import { PayloadTooLargeError, ScenarioError } from '../core/errors';
+import { MAX_DOCUMENT_DEPTH, MAX_DOCUMENT_TEXT_BYTES } from '../core/input-bounds';
 import { parseScenario, type Scenario } from '../core/scenario';
 import { resolveModuleAgents } from './module-agents';
 
@@ -18,8 +19,14 @@ export async function loadScenarioFile(path: string): Promise<LoadedScenario> {
   const file = resolve(path);
   let text: string;
   try {
+    const { size } = await stat(file);
+    if (size > MAX_DOCUMENT_TEXT_BYTES) {
+      const message = `${path}: the file is ${size} bytes; at most ${MAX_DOCUMENT_TEXT_BYTES} are read`;
+      throw new PayloadTooLargeError(message, size, MAX_DOCUMENT_TEXT_BYTES, { field: '(root)' });
+    }
     text = await readFile(file, 'utf8');
   } catch (error) {
+    if (error instanceof PayloadTooLargeError) throw error;
     throw new ScenarioError(path, `cannot read the file (${(error as NodeJS.ErrnoException).code ?? error})`, undefined, { cause: error });
   }
   let document: unknown;
@@ -27,7 +34,10 @@ export async function loadScenarioFile(path: string): Promise<LoadedScenario> {
     document = extname(file).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text, { prettyErrors: true });
   } catch (error) {
     const where = error instanceof YAMLParseError && error.linePos ? ` at line ${error.linePos[0].line}` : '';
-    throw new ScenarioError(path, `not valid ${extname(file) === '.json' ? 'JSON' : 'YAML'}${where}: ${(error as Error).message.split('\n')[0]}`, undefined, { cause: error });
+    const detail = /call stack/i.test((error as Error).message)
+      ? `nested too deeply to read (more than ${MAX_DOCUMENT_DEPTH} levels are never accepted)`
+      : (error as Error).message.split('\n')[0];
+    throw new ScenarioError(path, `not valid ${extname(file) === '.json' ? 'JSON' : 'YAML'}${where}: ${detail}`, undefined, { cause: error });
   }
   const scenario = await resolveModuleAgents(parseScenario(document, path), file, path);
   const aggregators = scenario.aggregators ? await loadAggregators(path, resolve(dirname(file), scenario.aggregators)) : {};

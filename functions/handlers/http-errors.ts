@@ -17,16 +17,38 @@ export class MethodNotAllowedError extends Error {
   }
 }
 
+/** A request from a place the server does not serve (a foreign Origin or Host): 403. */
+export class ForeignRequestError extends Error {
+  constructor(
+    message: string,
+    readonly field: string,
+  ) {
+    super(message);
+    this.name = 'ForeignRequestError';
+  }
+}
+
+/** A body whose Content-Type the route does not take: 415. */
+export class UnsupportedMediaTypeError extends Error {
+  readonly field = 'Content-Type';
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnsupportedMediaTypeError';
+  }
+}
+
 const STATUS: [new (...args: any[]) => Error, number][] = [
   [ValidationError, 400],
   [InvalidAgentResponseError, 400],
   [LimitExceededError, 400],
   // A request asking for agents the deployment does not trust is a bad request.
   [ForbiddenError, 400],
+  [ForeignRequestError, 403],
   [NotFoundError, 404],
   [MethodNotAllowedError, 405],
   [ConflictError, 409],
   [PayloadTooLargeError, 413],
+  [UnsupportedMediaTypeError, 415],
 ];
 
 /** The error names the API answers with (docs/openapi.yaml lists the same): one per status class. */

@@ -88,7 +88,7 @@ async function startRun() {
     // YAML is parsed by the dev server; POST /runs itself takes the JSON document.
     const { document: scenario } = await request('POST', '/scenarios/parse', {
       body: $('scenario-input').value,
-      headers: { 'content-type': 'text/plain' },
+      headers: { 'content-type': 'application/yaml' },
     });
     const { runId } = await request('POST', '/runs', {
       body: JSON.stringify(scenario),

@@ -165,7 +165,7 @@ describe('Lambda functions', () => {
       expect(config.policy).toEqual({ registry: research.config.agents, inline: 'script' });
       expect(config.limitMaxima).toEqual(research.config.limitMaxima);
       expect(config.ttlSeconds).toBe(30 * 86_400);
-      expect(asStrings.MAX_BODY_BYTES).toBe(String(256 * 1024));
+      expect(asStrings.MAX_BODY_BYTES).toBe(String(1024 * 1024));
       const { step } = queueByRole(t);
       expect(env.STEP_QUEUE_URL).toEqual({ Ref: step });
       expect(env.TABLE_NAME).toEqual({ Ref: only(t, 'AWS::DynamoDB::Table')[0] });

@@ -63,7 +63,7 @@ describe('team configs', () => {
       auth: { type: 'iam' },
       limitMaxima: TEAM_DEFAULT_MAXIMA,
       tableEncryption: 'aws-managed',
-      maxBodyBytes: 256 * 1024,
+      maxBodyBytes: 1024 * 1024,
     });
   });
 

@@ -43,6 +43,26 @@ describe('branch-spawner run: exit codes and messages', () => {
     expect(io.errText()).toMatch(/nope\.yaml: cannot read the file \(ENOENT\)/);
   });
 
+  it('exit 2 naming the field for a scenario nested 5,000 deep or too large to keep (no stack trace)', async () => {
+    const agents = '"agents":{"A":{"kind":"script","responses":[{"next_action":"final_response","content":"$input"}]}}';
+    const deep = `{"name":"deep","entry":"A","request":${'{"a":'.repeat(5000)}1${'}'.repeat(5000)},${agents}}`;
+    const big = `{"name":"big","entry":"A","request":"${'x'.repeat(500_000)}",${agents}}`;
+    const bigScript = `{"name":"s","entry":"A","agents":{"A":{"kind":"script","responses":["${'y'.repeat(300_000)}"]}}}`;
+    const cases: [string, string, RegExp][] = [
+      ['deep.json', deep, /deep\.json: request\.a\.a: nested more than 64 levels deep/],
+      ['deep.yaml', `name: deep\nentry: A\nrequest: ${'['.repeat(5000)}${']'.repeat(5000)}\n`, /deep\.yaml: not valid YAML at line \d+: nested too deeply/],
+      ['big.json', big, /big\.json: request: the document is \d+ bytes as JSON \(request 500002 bytes\); at most 262144 are accepted/],
+      ['big-script.json', bigScript, /agents\.A\.responses: the document is \d+ bytes/],
+      ['huge.yaml', `# ${'z'.repeat(2 * 1024 * 1024)}\nname: x\n`, /huge\.yaml: the file is \d+ bytes; at most 1048576 are read/],
+    ];
+    for (const [name, text, message] of cases) {
+      const io = captureIo();
+      expect(await main(['run', scenarioFile(name, text)], io), name).toBe(2);
+      expect(io.errText(), name).toMatch(message);
+      expect(io.errText(), name).not.toMatch(/\n\s+at /);
+    }
+  });
+
   it('exit 1 and the error when the run fails; exactly one JSON document with --json', async () => {
     const path = scenarioFile(
       'fails.yaml',

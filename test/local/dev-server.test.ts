@@ -34,7 +34,7 @@ const get = async (path: string, headers: Record<string, string> = {}) => {
   return { status: response.status, type, body };
 };
 const post = async (path: string, body: string, headers: Record<string, string> = {}) => {
-  const response = await fetch(`${server.url}${path}`, { method: 'POST', body, headers });
+  const response = await fetch(`${server.url}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } });
   return { status: response.status, body: (await response.json()) as any };
 };
 
@@ -113,7 +113,7 @@ describe('dev server: the page and its assets', () => {
     expect(hierarchical.text).toBe(readFileSync(join(ROOT, 'examples', 'hierarchical.yaml'), 'utf8'));
     expect(hierarchical.description).toMatch(/^Hierarchy: a director/);
 
-    const parsed = await post('/scenarios/parse', hierarchical.text, { 'content-type': 'text/plain' });
+    const parsed = await post('/scenarios/parse', hierarchical.text, { 'content-type': 'application/yaml' });
     expect(parsed).toEqual({ status: 200, body: { document: example('hierarchical.yaml') } });
     expect((await post('/scenarios/parse', '{"name": "j", "entry": "A"}')).body.document).toEqual({ name: 'j', entry: 'A' });
     const broken = await post('/scenarios/parse', 'name: x\nagents: [unclosed\n');
@@ -223,6 +223,78 @@ describe('dev server: the HTTP API through runtime.api, live events, dev-only vi
   });
 });
 
+describe('dev server: bad input is refused with the field, never a 500', () => {
+  it('POST /runs nested 5,000 deep: 400 naming the field; too large to keep: 413 naming it; over a ceiling: 400 naming limits.<field>', async () => {
+    const before = (await get('/runs')).body.runs.length;
+    const agents = '"agents":{"A":{"kind":"script","responses":[{"next_action":"final_response","content":"$input"}]}}';
+    const deep = await post('/runs', `{"name":"deep","entry":"A","request":${'{"a":'.repeat(5000)}1${'}'.repeat(5000)},${agents}}`);
+    expect(deep).toMatchObject({ status: 400, body: { error: 'ScenarioError', field: 'request.a.a', message: expect.stringMatching(/nested more than 64 levels/) } });
+    const big = await post('/runs', `{"name":"big","entry":"A","request":"${'x'.repeat(500_000)}",${agents}}`);
+    expect(big).toMatchObject({ status: 413, body: { error: 'PayloadTooLargeError', field: 'request' } });
+    for (const [field, value] of [['maxStepsPerBranch', 1e9], ['branchTimeoutSeconds', 31_536_000], ['maxInvalidResponses', 1e9], ['maxBranches', 1e6]] as const) {
+      const answer = await post('/runs', JSON.stringify({ ...example('simple-parallel.yaml'), limits: { [field]: value } }));
+      expect(answer, field).toMatchObject({ status: 400, body: { field: `limits.${field}`, message: expect.stringMatching(/the ceiling/) } });
+    }
+    const yaml = await post('/scenarios/parse', `request: ${'['.repeat(5000)}${']'.repeat(5000)}`, { 'content-type': 'application/yaml' });
+    expect(yaml.status).toBe(400);
+    expect((await get('/runs')).body.runs.length).toBe(before);
+  });
+});
+
+describe('dev server: what a web page could send is refused', () => {
+  /** A raw request (fetch will not let a test set Host), answered with status and JSON body. */
+  const raw = (method: string, path: string, headers: Record<string, string>, body?: string) =>
+    new Promise<{ status: number; body: any }>((resolve, reject) => {
+      const req = httpRequest(`${server.url}${path}`, { method, headers }, (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c)).on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  const scenario = JSON.stringify(example('simple-parallel.yaml'));
+  const runCount = async () => (await get('/runs')).body.runs.length;
+
+  it('a body that is not JSON: 415, nothing started (text/plain is what a page may send cross-site unasked)', async () => {
+    const before = await runCount();
+    for (const type of ['text/plain', 'text/plain;charset=UTF-8', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
+      const answer = await raw('POST', '/runs', { 'content-type': type }, scenario);
+      expect(answer, type).toMatchObject({ status: 415, body: { error: 'UnsupportedMediaTypeError', field: 'Content-Type' } });
+    }
+    expect(await raw('POST', '/runs', {}, scenario)).toMatchObject({ status: 415 });
+    expect(await raw('POST', '/scenarios/parse', { 'content-type': 'text/plain' }, 'name: x')).toMatchObject({ status: 415 });
+    expect(await runCount()).toBe(before);
+  });
+
+  it('a foreign Origin: 403 on every route, nothing started or cancelled', async () => {
+    const before = await runCount();
+    for (const origin of ['http://attacker.example', 'null', 'http://127.0.0.1:1', 'https://127.0.0.1:' + server.port, 'http://localhost.attacker.example']) {
+      const start = await raw('POST', '/runs', { 'content-type': 'application/json', origin }, scenario);
+      expect(start, origin).toMatchObject({ status: 403, body: { error: 'ForeignRequestError', field: 'Origin' } });
+      expect((await raw('GET', '/runs', { origin })).status, origin).toBe(403);
+      expect((await raw('POST', '/runs/any-run/cancel', { origin })).status, origin).toBe(403);
+    }
+    expect(await runCount()).toBe(before);
+  });
+
+  it('a Host other than the loopback name and address it printed: 403 (DNS rebinding)', async () => {
+    for (const host of ['attacker.example', `attacker.example:${server.port}`, `127.0.0.1:${server.port + 1}`, '127.0.0.1', `0.0.0.0:${server.port}`]) {
+      const answer = await raw('GET', '/runs', { host });
+      expect(answer, host).toMatchObject({ status: 403, body: { error: 'ForeignRequestError', field: 'Host' } });
+    }
+    expect((await raw('POST', '/runs', { host: 'attacker.example', 'content-type': 'application/json' }, scenario)).status).toBe(403);
+  });
+
+  it('its own page is served: the printed address and localhost, its own Origin, JSON and YAML bodies', async () => {
+    expect((await raw('GET', '/runs', { host: `localhost:${server.port}` })).status).toBe(200);
+    expect((await raw('GET', '/runs', { host: `127.0.0.1:${server.port}`, origin: server.url })).status).toBe(200);
+    const started = await raw('POST', '/runs', { 'content-type': 'application/json; charset=utf-8', origin: `http://localhost:${server.port}` }, scenario);
+    expect(started.status).toBe(202);
+    await server.runtime.waitForRun(started.body.runId);
+    expect((await raw('POST', '/scenarios/parse', { 'content-type': 'application/yaml', origin: server.url }, 'name: y')).body).toEqual({ document: { name: 'y' } });
+  });
+});
+
 describe('toProxyEvent', () => {
   it('builds the REST proxy event API Gateway sends: method, path, headers, query, body, no base64', async () => {
     const probe = createServer((req, res) => {
@@ -275,7 +347,11 @@ describe('branch-spawner dev', () => {
     try {
       expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
       expect((await fetch(`${url}/`)).status).toBe(200);
-      const started = await fetch(`${url}/runs`, { method: 'POST', body: JSON.stringify(example('simple-parallel.yaml')) });
+      const started = await fetch(`${url}/runs`, {
+        method: 'POST',
+        body: JSON.stringify(example('simple-parallel.yaml')),
+        headers: { 'content-type': 'application/json' },
+      });
       expect(started.status).toBe(202);
       const { runId } = (await started.json()) as { runId: string };
       expect(((await (await fetch(`${url}/runs/${runId}`)).json()) as { runId: string }).runId).toBe(runId);

@@ -165,7 +165,10 @@ describe('the handler answers as documented', () => {
       [await call('POST', '/runs', '/runs', json({ name: 'x', entry: 'A', agents: { A: { kind: 'telepathy' } } })), 'agents.A.kind'],
       [await call('POST', '/runs', '/runs', json([1, 2])), '(root)'],
       [
-        await call('POST', '/runs', '/runs', { ...json(example('simple-parallel.yaml')), headers: { 'idempotency-key': 'k'.repeat(257) } }),
+        await call('POST', '/runs', '/runs', {
+          ...json(example('simple-parallel.yaml')),
+          headers: { 'content-type': 'application/json', 'idempotency-key': 'k'.repeat(257) },
+        }),
         'Idempotency-Key',
       ],
       [await call('GET', '/runs/{runId}/tree', `/runs/${completedRunId}/tree?format=xml`), 'format'],
@@ -191,10 +194,16 @@ describe('the handler answers as documented', () => {
     }
   });
 
-  it('413 for a body over the limit, before anything parses it', async () => {
+  it('413 for a body over the limit, before anything parses it, and for a scenario too large to keep, naming the field', async () => {
+    const huge = JSON.stringify({ ...example('simple-parallel.yaml'), request: 'x'.repeat(1100 * 1024) });
+    const body = await call('POST', '/runs', '/runs', { body: huge, headers: { 'content-type': 'application/json' } });
+    expect(body).toMatchObject({ status: 413, body: { error: 'PayloadTooLargeError', message: expect.stringMatching(/at most 1048576 are accepted/) } });
     const big = JSON.stringify({ ...example('simple-parallel.yaml'), request: 'x'.repeat(300 * 1024) });
     const answer = await call('POST', '/runs', '/runs', { body: big, headers: { 'content-type': 'application/json' } });
-    expect(answer).toMatchObject({ status: 413, body: { error: 'PayloadTooLargeError', message: expect.stringMatching(/at most 262144 are accepted/) } });
+    expect(answer).toMatchObject({
+      status: 413,
+      body: { error: 'PayloadTooLargeError', field: 'request', message: expect.stringMatching(/at most 262144 are accepted/) },
+    });
   });
 
   it('405 for a method a path does not take, 404 NotFound for a path no route matches (components.responses)', async () => {
