@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- --quick] [-- --only=ours,langgraph] [-- --profile] [-- --huge]`
  *
- * `--huge` runs only the 101,111-branch tree (0 ms, c = 40) on the default tier and the peers.
+ * `--huge` runs only the 100,000-branch tree (0 ms, c = 40) on the default tier and the peers.
  *
  * Runs every workload on our embedded runtime and on the two peers, one fresh process per case
  * and one case at a time (2 cores: a concurrent case would steal the CPU being measured),

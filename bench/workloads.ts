@@ -12,8 +12,8 @@ export interface TreeShape {
   fanOuts: number[];
 }
 
-/** The 100,000-leaf tree of `--huge` (101,111 branches): fan-out 10, 100, 100. */
-export const HUGE: TreeShape = { name: 'huge', fanOuts: [10, 100, 100] };
+/** The tree of `--huge`: exactly 100,000 branches (the maxBranches ceiling), fan-out 271 then 368 (99,728 leaves). */
+export const HUGE: TreeShape = { name: 'huge', fanOuts: [271, 368] };
 
 export const SHAPES: Record<Exclude<ShapeName, 'huge'>, TreeShape> = {
   wide: { name: 'wide', fanOuts: [1000] },

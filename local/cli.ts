@@ -23,13 +23,15 @@ export async function main(argv: string[], io: { out: NodeJS.WritableStream; err
     .option('--trace <file>', 'append every lifecycle event to this JSONL file')
     .option('--chaos <faults>', 'inject faults: duplicate-delivery, crash=<point>, agent-flaky=<p> (comma-separated)')
     .option('--seed <n>', 'seed for --chaos', (v) => Number(v), 1)
-    .option('--data <dir>', 'keep the embedded store on disk in this folder')
-    .action(async (scenario: string, opts: { json?: boolean; trace?: string; chaos?: string; seed: number; data?: string }) => {
+    .option('--data <dir>', 'keep the store and queues on disk in this folder (dynalite + fauxqs), for resume')
+    .option('--engines', 'run on dynalite + fauxqs (the engines --data uses) instead of the in-memory default, keeping nothing')
+    .action(async (scenario: string, opts: { json?: boolean; trace?: string; chaos?: string; seed: number; data?: string; engines?: boolean }) => {
       const options: RunCommandOptions = {
         json: Boolean(opts.json),
         trace: opts.trace,
         chaos: parseChaos(opts.chaos, opts.seed),
         dataDir: opts.data,
+        tier: opts.engines || opts.data ? 'engines' : 'memory',
         out: io.out,
         err: io.err,
         tty: Boolean((io.out as NodeJS.WriteStream).isTTY) && !opts.json,

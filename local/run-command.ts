@@ -6,6 +6,7 @@ import { renderAscii } from '../core/tree';
 import { PayloadTooLargeError, ScenarioError } from '../core/errors';
 import type { ChaosOptions } from './chaos';
 import { LiveProgress } from './progress';
+import type { EngineTier } from './embedded-engines';
 import { LocalRuntime } from './runtime';
 import { loadScenarioFile } from './scenario-file';
 import { JsonlSink } from '../adapters/events/jsonl-sink';
@@ -15,6 +16,8 @@ export interface RunCommandOptions {
   trace?: string;
   chaos?: ChaosOptions;
   dataDir?: string;
+  /** Which engines (see local/embedded-engines): memory by default, `engines` with a data folder. */
+  tier?: EngineTier;
   tty: boolean;
   out: NodeJS.WritableStream;
   err: NodeJS.WritableStream;
@@ -48,7 +51,7 @@ export async function runScenario(path: string, options: RunCommandOptions): Pro
   }
   const { scenario, aggregators } = loaded;
   const started = Date.now();
-  const runtime = await LocalRuntime.start({ aggregators, chaos: options.chaos, dataDir: options.dataDir });
+  const runtime = await LocalRuntime.start({ aggregators, chaos: options.chaos, dataDir: options.dataDir, tier: options.tier });
   const sink = options.trace ? new JsonlSink(options.trace) : undefined;
   if (sink) runtime.bus.subscribe(sink.subscriber);
   let progress: LiveProgress | undefined;

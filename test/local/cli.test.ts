@@ -116,3 +116,18 @@ describe('every example runs', () => {
     });
   }
 });
+
+describe('branch-spawner run --engines', () => {
+  it('runs on dynalite + fauxqs and answers as the default tier does', async () => {
+    const path = scenarioFile('engines.yaml', 'name: x\nrequest: hi\nentry: A\nagents:\n  A: { kind: script, responses: [{ next_action: final_response, content: done }] }\n');
+    const results = [];
+    for (const args of [['run', path, '--json'], ['run', path, '--json', '--engines']]) {
+      const io = captureIo();
+      expect(await main(args, io), io.errText()).toBe(0);
+      const { status, result, branches } = JSON.parse(io.outText());
+      results.push({ status, result, branches: branches.length });
+    }
+    expect(results[1]).toEqual(results[0]);
+    expect(results[0]).toEqual({ status: 'COMPLETED', result: 'done', branches: 1 });
+  });
+});
