@@ -1,24 +1,15 @@
 /** Turns case results into the figures of the issue (efficiency, overhead, requests, $) and Markdown tables. */
-import { readFileSync } from 'node:fs';
 import type { AwsCounts } from './aws-counters';
 import { round, type CaseResult, type SystemName } from './measure';
 import { branchCount, idealMakespanMs, leafCount, parentCount, type TreeShape } from './workloads';
 
-interface Price {
-  usdPerMillion: number;
-  unit: string;
-  source: string;
-  date: string;
-}
+import { PRICES, type PriceTable } from '../core/prices';
 
-export interface Prices {
-  region: string;
-  note: string;
-  prices: Record<'dynamodbWriteRequestUnit' | 'dynamodbReadRequestUnit' | 'sqsRequest' | 'stepFunctionsStandardTransition' | 'eventBridgeCustomEvent', Price>;
-}
+/** The runtime's dated price table (core/prices.ts): the bench and the cost meter price the same. */
+export type Prices = PriceTable;
 
 export function loadPrices(): Prices {
-  return JSON.parse(readFileSync(new URL('./prices.json', import.meta.url), 'utf8')) as Prices;
+  return PRICES;
 }
 
 /**

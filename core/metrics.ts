@@ -1,4 +1,5 @@
 /** Run metrics, computed from the branches (the seed's get_metrics, plus a few more). */
+import type { RunCost } from './cost';
 import type { BranchRecord, BranchStatus, RunRecord } from './model';
 import { budgetUsage, type BudgetUsage } from './run-budget';
 
@@ -19,6 +20,8 @@ export interface RunMetrics {
   usage: { inputTokens: number; outputTokens: number };
   /** Usage against the run's budgets (`limits.maxRunTokens`, `limits.maxRunSeconds`), when it has any. */
   budgets?: BudgetUsage;
+  /** What the run cost in AWS services (the cost meter, core/cost.ts); absent where no meter ran. */
+  cost?: RunCost;
 }
 
 type MetricBranch = Pick<BranchRecord, 'status' | 'depth' | 'parentId' | 'parentSeq' | 'stepCount'> &

@@ -109,6 +109,24 @@ export interface ChildSpec {
   maxTurns?: number;
 }
 
+/**
+ * A group of children whose specs are kept out of the parent's item (BranchStore.putChildSpecs):
+ * `count` specs from `offset` in the list stored under `stored`. Wide spawns use it, so that no
+ * item grows with the width.
+ */
+export interface StoredSpecs {
+  stored: string;
+  offset: number;
+  count: number;
+}
+
+/** One sync point's children: their specs, inline (small spawns) or stored apart (wide ones). */
+export type ChildGroup = ChildSpec[] | StoredSpecs;
+
+export function groupSize(group: ChildGroup): number {
+  return Array.isArray(group) ? group.length : group.count;
+}
+
 /** What a WAITING branch is waiting for: one sync point plus any sequential groups still to run. */
 export interface SpawnState {
   /** The sync point sequence number (1, 2, ...) within this branch. */
@@ -123,13 +141,13 @@ export interface SpawnState {
   metadata?: Record<string, unknown>;
   inheritMemory: boolean;
   /** Sequential groups still to spawn after this one, each a sync point of its own. */
-  pendingGroups: ChildSpec[][];
+  pendingGroups: ChildGroup[];
   /** Aggregates of the groups already done (the `next_actions` dialect resumes the agent with all of them). */
   groupResults: unknown[];
   /** True when the spawn came from the `next_actions` dialect (changes how the agent is resumed). */
   grouped: boolean;
   /** The children of this sync point, kept so an interrupted spawn can be opened again. */
-  childSpecs: ChildSpec[];
+  childSpecs: ChildGroup;
   /** Set when this sync point runs the `agent:<Name>` aggregator over sync point `aggregationOf`. */
   aggregationOf?: number;
   /** Set once BranchCreated went out for this sync point's children (claimed, so it goes out once). */
@@ -188,8 +206,6 @@ export interface SyncPointRecord extends Scope {
   parentId: string;
   seq: number;
   counters: SyncCounters;
-  /** Ids of children whose end was counted (makes the counter update idempotent). */
-  done: string[];
   waitFor: WaitFor;
   maxFailedFraction: number;
   executionName: string;

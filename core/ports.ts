@@ -5,6 +5,7 @@
 import type {
   AgentDefinition,
   BranchRecord,
+  ChildSpec,
   BranchStatus,
   BranchType,
   ChildOutcome,
@@ -16,6 +17,7 @@ import type {
   SyncPointRecord,
 } from './model';
 import type { LifecycleEvent } from './events';
+import type { CostCounters } from './cost';
 
 export type BranchPatch = Partial<
   Omit<BranchRecord, 'team' | 'runId' | 'id' | 'version' | 'parentId' | 'depth' | 'createdAt'>
@@ -27,6 +29,7 @@ export type ReserveResult = { ok: true; branchCount: number } | { ok: false; bra
 export interface RecordChildEndResult {
   /** False when this child's end had been counted before (a repeated delivery). */
   applied: boolean;
+  /** The sync point's counters, this end included. */
   counters: SyncCounters;
 }
 
@@ -83,10 +86,23 @@ export interface BranchStore {
   listBranches(scope: Scope): Promise<BranchRecord[]>;
   listChildren(scope: Scope, parentId: string): Promise<BranchRecord[]>;
 
+  /**
+   * Keeps a wide spawn's child specs out of the parent's item, in items of bounded size, under
+   * `key` (idempotent: a repeated call with the same key writes nothing new).
+   */
+  putChildSpecs(scope: Scope, key: string, specs: ChildSpec[]): Promise<void>;
+  /** `count` specs from `offset` of those stored under `key`; NotFoundError if they are not there. */
+  getChildSpecs(scope: Scope, key: string, offset: number, count: number): Promise<ChildSpec[]>;
+
   /** Creates the sync point if absent; false if it existed. */
   createSyncPoint(syncPoint: SyncPointRecord): Promise<boolean>;
   getSyncPoint(scope: Scope, parentId: string, seq: number): Promise<SyncPointRecord | undefined>;
-  /** Counts one child's end exactly once and returns the counters after it. */
+  /**
+   * Counts one child's end exactly once and returns counters that include it. Its cost does not
+   * depend on how many siblings ended before, and no item grows with the width (see
+   * docs/dynamodb-schema.md): several callers may see the same counters, and may all see the
+   * total. A repeated call also finishes what a crashed earlier call left half done.
+   */
   recordChildEnd(
     scope: Scope,
     parentId: string,
@@ -94,10 +110,20 @@ export interface BranchStore {
     childId: string,
     outcome: ChildOutcome,
   ): Promise<RecordChildEndResult>;
+  /** Ids of the children whose end was counted on the sync point (for checks and views). */
+  listCountedChildren(scope: Scope, parentId: string, seq: number): Promise<string[]>;
   /** Claims the sync point's aggregation; exactly one caller ever gets true. */
   claimAggregation(scope: Scope, parentId: string, seq: number, outcome: 'resume' | 'fail', at: number): Promise<boolean>;
   /** Sync points whose aggregation has not been claimed (used to stop fan-outs on cancel). */
   listOpenSyncPoints(scope: Scope): Promise<SyncPointRecord[]>;
+
+  /**
+   * Adds usage to the run's cost record (a small item of its own, so metering never rewrites
+   * the run). The write's own unit is included; it is not reported to the meter again.
+   */
+  addCost(scope: Scope, usage: Partial<CostCounters>): Promise<void>;
+  /** The run's cost record (zeros when nothing was recorded). */
+  getCost(scope: Scope): Promise<CostCounters>;
 }
 
 /** One branch step to execute. `step` is the branch's stepCount when the message was made. */
@@ -112,22 +138,50 @@ export interface StepQueue {
   send(messages: StepMessage[]): Promise<void>;
 }
 
-export interface FanOutChild {
-  branchId: string;
-  timeoutSeconds: number;
-}
-
+/**
+ * One sync point's fan-out. Its children are `<parentId>.<firstIndex + i>` for i < count (their
+ * specs are in their own records), so the request stays small whatever the width.
+ */
 export interface FanOutRequest extends Scope {
   parentId: string;
   seq: number;
   executionName: string;
   maxConcurrency: number;
-  children: FanOutChild[];
+  firstIndex: number;
+  count: number;
+  /** Each child's timeout (its iteration fails with `States.Timeout` past it). */
+  timeoutSeconds: number;
 }
 
 export interface ChildReport {
   branchId: string;
   status: BranchStatus;
+}
+
+/** What the fan-out's tasks are given about a sync point. */
+export interface SyncPointTaskInput extends Scope {
+  parentId: string;
+  seq: number;
+}
+
+/** RecordChildFailure's input: a child's iteration failed (`States.Timeout`, dispatch error). */
+export interface ChildFailureInput extends SyncPointTaskInput {
+  branchId: string;
+  /** The Step Functions error name, e.g. `States.Timeout`. */
+  error: string;
+  /** The error's cause (AWS gives "" for a task timeout). */
+  cause?: string;
+}
+
+/**
+ * The two tasks of the fan-out state machine (infra/state-machines/fan-out.asl.json): the
+ * contract between every FanOutOrchestrator and the use cases (core/use-cases/fan-out-tasks.ts).
+ */
+export interface FanOutTasks {
+  /** A child's iteration failed: end the child and count it. */
+  recordChildFailure(input: ChildFailureInput): Promise<void>;
+  /** The Map is done: settle the sync point. */
+  aggregate(input: SyncPointTaskInput): Promise<void>;
 }
 
 /** Runs one sync point's fan-out: dispatch children (bounded), wait for their tokens, aggregate. */
@@ -168,6 +222,11 @@ export interface AgentReply {
 
 export interface AgentInvoker {
   invoke(call: AgentInvocation): Promise<AgentReply>;
+}
+
+/** Where the adapters report what a run consumed (the cost meter; see core/cost.ts). */
+export interface CostSink {
+  add(scope: Scope, usage: Partial<CostCounters>): void;
 }
 
 export interface Clock {

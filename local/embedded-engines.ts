@@ -26,8 +26,8 @@ import { MemoryBranchStore } from '../adapters/memory/memory-branch-store';
 import { createQueues, type CreatedQueues, type CreateQueuesOptions } from './sqs/create-queues';
 import { SqsQueueConsumer } from './sqs/queue-consumer';
 import { LocalFanOutOrchestrator } from '../adapters/stepfunctions/local-fan-out';
-import type { FanOutTasks } from '../adapters/memory/memory-fan-out';
-import type { BranchStore, StepQueue } from '../core/ports';
+import { CostMeter } from '../core/cost';
+import type { BranchStore, FanOutTasks, StepQueue } from '../core/ports';
 import { LanedStepQueue, type StepLane } from '../core/step-lanes';
 import { startDynalite, type DynamoEngine } from './engines/dynalite-engine';
 import { startFauxqs, type FauxqsEngine } from './engines/fauxqs-engine';
@@ -54,6 +54,8 @@ export interface LocalEngines {
   dlqQueue: StepQueue;
   dlqConsumer: StepConsumer;
   createFanOut(queue: StepQueue, tasks: FanOutTasks, onError: (error: unknown) => void): LocalFanOutOrchestrator;
+  /** The cost meter the store and the fan-out report to (each tier reports what DynamoDB would charge). */
+  meter: CostMeter;
   close(): Promise<void>;
 }
 
@@ -100,8 +102,9 @@ export async function startLocalEngines(options: EngineOptions = {}): Promise<Ti
   return startMemoryEngines(options);
 }
 
-function fanOutFactory(queue: StepQueue, tasks: FanOutTasks, onError: (error: unknown) => void) {
-  return new LocalFanOutOrchestrator({ queue, tasks, onExecutionError: onError });
+function fanOutFactory(meter: CostMeter) {
+  return (queue: StepQueue, tasks: FanOutTasks, onError: (error: unknown) => void) =>
+    new LocalFanOutOrchestrator({ queue, tasks, onExecutionError: onError, meter });
 }
 
 /** The memory tier: the in-memory store and queues (nothing on disk). */
@@ -112,14 +115,16 @@ export function startMemoryEngines(options: Omit<EngineOptions, 'tier' | 'dataDi
   const lane = (name: string) => new MemorySqsQueue({ name, visibilityTimeoutSeconds, maxReceiveCount, deadLetter: dlq });
   const consumers = { start: lane(QUEUE_NAME), continue: lane(CONTINUE_QUEUE_NAME) };
   const all = [consumers.start, consumers.continue, dlq];
+  const meter = new CostMeter();
   return {
     tier: 'memory',
-    store: new MemoryBranchStore(),
+    meter,
+    store: new MemoryBranchStore({ meter }),
     queue: new LanedStepQueue(consumers),
     consumers,
     dlqQueue: dlq,
     dlqConsumer: dlq,
-    createFanOut: fanOutFactory,
+    createFanOut: fanOutFactory(meter),
     async close() {
       for (const queue of all) queue.close();
     },
@@ -144,10 +149,12 @@ export async function startEmbeddedEngines(options: Omit<EngineOptions, 'tier'> 
     };
     const queues = await ensureQueues(sqs.client, { name: QUEUE_NAME, ...queueOptions });
     const continued = await ensureLaneQueue(sqs.client, CONTINUE_QUEUE_NAME, queues.dlqArn, queueOptions);
-    const store = new DynamoBranchStore({ client: dynamo.doc, tableName: TABLE_NAME });
+    const meter = new CostMeter();
+    const store = new DynamoBranchStore({ client: dynamo.doc, tableName: TABLE_NAME, meter });
     const consumer = (queueUrl: string, queueArn: string) => new SqsQueueConsumer({ client: sqs.client, queueUrl, queueArn });
     return {
       tier: 'engines',
+      meter,
       dynamo,
       sqs,
       queues: { ...queues, continueUrl: continued.queueUrl, continueArn: continued.queueArn },
@@ -159,7 +166,7 @@ export async function startEmbeddedEngines(options: Omit<EngineOptions, 'tier'> 
       consumers: { start: consumer(queues.queueUrl, queues.queueArn), continue: consumer(continued.queueUrl, continued.queueArn) },
       dlqQueue: new SqsStepQueue({ client: sqs.client, queueUrl: queues.dlqUrl }),
       dlqConsumer: consumer(queues.dlqUrl, queues.dlqArn),
-      createFanOut: fanOutFactory,
+      createFanOut: fanOutFactory(meter),
       async close() {
         await Promise.all([dynamo.close(), sqs.close()]);
       },

@@ -1,4 +1,5 @@
 /** `branch-spawner run`: one scenario on the embedded engines, with progress and a result. */
+import { runCost, type CostCounters } from '../core/cost';
 import { computeMetrics } from '../core/metrics';
 import { branchView } from '../core/use-cases/queries';
 import type { BranchRecord, RunRecord } from '../core/model';
@@ -23,14 +24,14 @@ export interface RunCommandOptions {
   err: NodeJS.WritableStream;
 }
 
-export function runDocument(run: RunRecord, branches: BranchRecord[]) {
+export function runDocument(run: RunRecord, branches: BranchRecord[], cost?: CostCounters) {
   return {
     runId: run.runId,
     name: run.name,
     status: run.status,
     result: run.result ?? null,
     error: run.error ?? null,
-    metrics: computeMetrics(branches, run),
+    metrics: { ...computeMetrics(branches, run), ...(cost ? { cost: runCost(cost) } : {}) },
     // The CLI's branch fields are fixed: a subset of the API's branch view.
     branches: branches.map(branchView).map(({ id, parentId, agent, agentChain, type, depth, status, result, error }) => ({
       id, parentId, agent, agentChain, type, depth, status, result, error,
@@ -70,9 +71,12 @@ export async function runScenario(path: string, options: RunCommandOptions): Pro
       progress.start();
     }
     const run = await runtime.waitForRun(runId);
+    // The cost once every fan-out is done, before the listing below (the view's cost, not the run's).
+    await runtime.settle();
+    const cost = await runtime.costOf(runId);
     const branches = await runtime.deps.store.listBranches({ team: runtime.team, runId });
     await progress?.stop(branches);
-    const doc = runDocument(run, branches);
+    const doc = runDocument(run, branches, cost);
     if (options.json) {
       options.out.write(`${JSON.stringify(doc)}\n`);
     } else {

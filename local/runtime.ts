@@ -17,7 +17,8 @@ import type { LifecycleEvent } from '../core/events';
 import type { RunRecord } from '../core/model';
 import { systemClock, type AgentInvoker, type StepMessage, type StepQueue } from '../core/ports';
 import type { AgentPolicy } from '../core/run-request';
-import { cancelRun, resumeRun, startRun, type PoisonOutcome, type ResumeReport, type SpawnerDeps, type StartRunInput } from '../core/use-cases';
+import { meteredPublisher, meteredQueue, type CostCounters } from '../core/cost';
+import { cancelRun, lateBoundTasks, resumeRun, startRun, type PoisonOutcome, type ResumeReport, type SpawnerDeps, type StartRunInput } from '../core/use-cases';
 import { describeRun } from '../core/use-cases/queries';
 import { createApiHandler } from '../functions/handlers/api';
 import { createDlqHandler } from '../functions/handlers/dlq-handler';
@@ -78,6 +79,8 @@ export class LocalRuntime {
   private readonly waiters = new Map<string, ((run: RunRecord) => void)[]>();
   /** Step messages being handled now (received, not yet acknowledged or released). */
   private readonly handling = new Set<Promise<void>>();
+  /** Flushes the cost meter once a second (a write per run with usage, not per request). */
+  private readonly costTimer = setInterval(() => void this.flushCost().catch((error) => this.errors.push(error)), 1000).unref();
 
   private constructor(
     readonly engines: TieredEngines,
@@ -103,8 +106,10 @@ export class LocalRuntime {
     const faults = createFaults(options.chaos);
     const aborts = new BranchAborts();
     const bus = new LocalEventBus();
-    let queue: StepQueue = engines.queue;
+    let queue: StepQueue = meteredQueue(engines.queue, engines.meter);
     if (options.chaos?.duplicateDelivery) queue = duplicatingQueue(queue);
+    const late = lateBoundTasks();
+    const fanOut = engines.createFanOut(queue, late.tasks, (error) => runtime.errors.push(error));
     const invoker = faults.wrapInvoker(
       new KindRouter({
         script: new ScriptInvoker(),
@@ -117,8 +122,9 @@ export class LocalRuntime {
     const deps: SpawnerDeps = {
       store: engines.store,
       queue,
-      fanOut: undefined as never,
-      events: bus,
+      fanOut,
+      events: meteredPublisher(bus, engines.meter),
+      meter: engines.meter,
       invoker,
       clock: systemClock,
       aggregators: new AggregatorRegistry(options.aggregators),
@@ -126,9 +132,7 @@ export class LocalRuntime {
       signalFor: (scope, branchId) => aborts.signalFor(scope, branchId),
       runCache: new Map(),
     };
-    const tasks = createFanOutTaskHandlers(deps);
-    const fanOut = engines.createFanOut(queue, tasks, (error) => runtime.errors.push(error));
-    deps.fanOut = fanOut;
+    late.bind(createFanOutTaskHandlers(deps));
     const api = createApiHandler(deps, {
       policy: options.policy ?? { registry: {}, inline: 'any' },
       teamOf: (event) => event.headers?.['x-team'] ?? team,
@@ -163,7 +167,19 @@ export class LocalRuntime {
   }
 
   async describe(runId: string, team = this.team) {
+    await this.flushCost();
     return describeRun(this.deps, { team, runId });
+  }
+
+  /** The run's cost so far (the meter flushed first). */
+  async costOf(runId: string, team = this.team): Promise<CostCounters> {
+    await this.flushCost();
+    return this.engines.store.getCost({ team, runId });
+  }
+
+  /** Writes what the meter summed up to the runs' cost records. */
+  async flushCost(): Promise<void> {
+    await this.engines.meter.flush(this.engines.store);
   }
 
   async cancel(runId: string, team = this.team): Promise<void> {
@@ -178,7 +194,9 @@ export class LocalRuntime {
   async close(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    clearInterval(this.costTimer);
     await Promise.all(this.pollers);
+    await this.flushCost().catch((error) => this.errors.push(error));
     await this.engines.close();
   }
 

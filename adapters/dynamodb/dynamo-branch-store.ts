@@ -11,7 +11,12 @@ import {
   PutCommand,
   QueryCommand,
   UpdateCommand,
+  type BatchGetCommandOutput,
+  type GetCommandOutput,
+  type PutCommandOutput,
   type QueryCommandInput,
+  type QueryCommandOutput,
+  type UpdateCommandOutput,
 } from '@aws-sdk/lib-dynamodb';
 import { BranchSpawnerError, ConflictError, NotFoundError, TransientError } from '../../core/errors';
 import {
@@ -19,12 +24,13 @@ import {
   type BranchRecord,
   type BranchStatus,
   type ChildOutcome,
+  type ChildSpec,
   type RunRecord,
   type RunStatus,
   type Scope,
   type SyncPointRecord,
 } from '../../core/model';
-import type { BranchPatch, BranchStore, RecordChildEndResult, ReserveResult, RunPatch } from '../../core/ports';
+import type { BranchPatch, BranchStore, CostSink, RecordChildEndResult, ReserveResult, RunPatch } from '../../core/ports';
 import {
   assertFits,
   BRANCH_PREFIX,
@@ -49,7 +55,20 @@ import {
   type Item,
   type Key,
   branchIdOfSk,
+  childOfShardMember,
+  decodeSnapshot,
+  encodeSnapshot,
+  fanInShardOf,
+  shardKey,
+  shardSkPrefix,
+  shardSnapshotAttribute,
+  costKey,
+  decodeCost,
+  specChunkItems,
+  specsFromChunks,
+  specsSkPrefix,
 } from './item-codec';
+import { COST_FIELDS, type CostCounters } from '../../core/cost';
 import { mapDynamoError } from './map-dynamo-error';
 import { mapLimit } from '../../core/map-limit';
 import { again, withRetries } from '../retry';
@@ -63,9 +82,21 @@ export interface DynamoBranchStoreOptions {
   now?: () => number;
   /** Parallel conditional puts in createBranches. */
   writeConcurrency?: number;
+  /** Receives the capacity units every request consumed, by run (the cost meter). */
+  meter?: CostSink;
 }
 
 type Attributes = Record<string, unknown>;
+type StoreCommand = GetCommand | PutCommand | UpdateCommand | QueryCommand | BatchGetCommand;
+type OutputOf<C> = C extends GetCommand
+  ? GetCommandOutput
+  : C extends PutCommand
+    ? PutCommandOutput
+    : C extends UpdateCommand
+      ? UpdateCommandOutput
+      : C extends QueryCommand
+        ? QueryCommandOutput
+        : BatchGetCommandOutput;
 
 const BATCH_GET_MAX = 100;
 const BATCH_GET_ROUNDS = 8;
@@ -111,6 +142,7 @@ export class DynamoBranchStore implements BranchStore {
   private readonly ttlSeconds: number | undefined;
   private readonly now: () => number;
   private readonly writeConcurrency: number;
+  private readonly meter: CostSink | undefined;
 
   constructor(options: DynamoBranchStoreOptions) {
     this.doc =
@@ -119,6 +151,7 @@ export class DynamoBranchStore implements BranchStore {
     this.ttlSeconds = options.ttlSeconds;
     this.now = options.now ?? Date.now;
     this.writeConcurrency = Math.max(1, options.writeConcurrency ?? 16);
+    this.meter = options.meter;
   }
 
   // --- runs -----------------------------------------------------------------------------
@@ -126,11 +159,11 @@ export class DynamoBranchStore implements BranchStore {
   async createRun(run: RunRecord): Promise<boolean> {
     const item = this.withTtl(runItem(run));
     assertFits(`run ${run.runId}`, item);
-    return this.putIfAbsent(item, `createRun ${run.runId}`);
+    return this.putIfAbsent(run, item, `createRun ${run.runId}`);
   }
 
   async getRun(scope: Scope): Promise<RunRecord | undefined> {
-    const item = await this.get(runKey(scope), `getRun ${scope.runId}`);
+    const item = await this.get(scope, runKey(scope), `getRun ${scope.runId}`);
     return item && decodeRun(item);
   }
 
@@ -139,7 +172,7 @@ export class DynamoBranchStore implements BranchStore {
     assertFits(`run ${scope.runId}`, fields);
     const x = new Expr();
     const updated = await this.conditional(`finishRun ${scope.runId}`, () =>
-      this.doc.send(
+      this.send(scope, 
         new UpdateCommand({
           TableName: this.tableName,
           Key: runKey(scope),
@@ -157,7 +190,7 @@ export class DynamoBranchStore implements BranchStore {
     const context = `reserveBranches ${scope.runId} ${spawnKey}`;
     const key = runKey(scope);
     const updated = await this.conditional(context, () =>
-      this.doc.send(
+      this.send(scope, 
         new UpdateCommand({
           TableName: this.tableName,
           Key: key,
@@ -173,7 +206,7 @@ export class DynamoBranchStore implements BranchStore {
     );
     if (updated) return { ok: true, branchCount: Number(updated.Attributes?.branchCount) };
     // Refused: either this key was reserved before (ok) or the budget is spent.
-    const current = await this.get(key, context, ['branchCount', 'spawnKeys']);
+    const current = await this.get(scope, key, context, ['branchCount', 'spawnKeys']);
     if (!current) return { ok: false, branchCount: 0 };
     const keys = current.spawnKeys;
     const branchCount = Number(current.branchCount ?? 0);
@@ -207,13 +240,13 @@ export class DynamoBranchStore implements BranchStore {
       return item;
     });
     const created = await mapLimit(items, this.writeConcurrency, (item, i) =>
-      this.putIfAbsent(item, `createBranches ${branches[i].id}`),
+      this.putIfAbsent(branches[i], item, `createBranches ${branches[i].id}`),
     );
     return branches.filter((_, i) => created[i]).map((b) => b.id);
   }
 
   async getBranch(scope: Scope, branchId: string): Promise<BranchRecord | undefined> {
-    const item = await this.get(branchKey(scope, branchId), `getBranch ${branchId}`);
+    const item = await this.get(scope, branchKey(scope, branchId), `getBranch ${branchId}`);
     return item && decodeBranch(item);
   }
 
@@ -225,7 +258,7 @@ export class DynamoBranchStore implements BranchStore {
     const found = new Map<string, Attributes>();
     await Promise.all(
       chunks.map(async (chunk) => {
-        for (const item of await this.batchGet(chunk.map((id) => branchKey(scope, id)), `getBranches ${scope.runId}`)) {
+        for (const item of await this.batchGet(scope, chunk.map((id) => branchKey(scope, id)), `getBranches ${scope.runId}`)) {
           found.set(String(item.id), item);
         }
       }),
@@ -280,6 +313,7 @@ export class DynamoBranchStore implements BranchStore {
   async listBranches(scope: Scope): Promise<BranchRecord[]> {
     const x = new Expr();
     const items = await this.queryAll(
+      scope,
       {
         KeyConditionExpression: `${x.name('PK')} = ${x.value(runPk(scope))} AND begins_with(${x.name('SK')}, ${x.value(BRANCH_PREFIX)})`,
         ConsistentRead: true,
@@ -297,6 +331,7 @@ export class DynamoBranchStore implements BranchStore {
   async listChildren(scope: Scope, parentId: string): Promise<BranchRecord[]> {
     const x = new Expr();
     const items = await this.queryAll(
+      scope,
       {
         IndexName: GSI1,
         KeyConditionExpression: `${x.name('GSI1PK')} = ${x.value(childrenPk(scope, parentId))}`,
@@ -314,14 +349,20 @@ export class DynamoBranchStore implements BranchStore {
   async createSyncPoint(syncPoint: SyncPointRecord): Promise<boolean> {
     const item = this.withTtl(syncPointItem(syncPoint));
     assertFits(`sync point ${syncPoint.parentId}#${syncPoint.seq}`, item);
-    return this.putIfAbsent(item, `createSyncPoint ${syncPoint.parentId}#${syncPoint.seq}`);
+    return this.putIfAbsent(syncPoint, item, `createSyncPoint ${syncPoint.parentId}#${syncPoint.seq}`);
   }
 
   async getSyncPoint(scope: Scope, parentId: string, seq: number): Promise<SyncPointRecord | undefined> {
-    const item = await this.get(syncKey(scope, parentId, seq), `getSyncPoint ${parentId}#${seq}`);
+    const item = await this.get(scope, syncKey(scope, parentId, seq), `getSyncPoint ${parentId}#${seq}`);
     return item && decodeSyncPoint(item);
   }
 
+  /**
+   * Flat-cost exactly-once fan-in (see docs/dynamodb-schema.md): the end is counted on its
+   * shard (a bounded `done` set, one atomic conditional write), then the shard's counts are
+   * rolled up into the sync point with a write conditioned on what was rolled up from that shard
+   * before, so a roll-up adds exactly the ends not yet added, whoever makes it and however often.
+   */
   async recordChildEnd(
     scope: Scope,
     parentId: string,
@@ -331,27 +372,84 @@ export class DynamoBranchStore implements BranchStore {
   ): Promise<RecordChildEndResult> {
     const counter = OUTCOME_COUNTERS[outcome];
     if (!counter) throw new BranchSpawnerError(`unknown child outcome ${String(outcome)}`);
-    const key = syncKey(scope, parentId, seq);
     const context = `recordChildEnd ${parentId}#${seq} ${childId}`;
+    const { shard, member } = fanInShardOf(parentId, childId);
+    const shardItemKey = shardKey(scope, parentId, seq, shard);
     const x = new Expr();
     const done = x.name('done');
-    const updated = await this.conditional(context, () =>
-      this.doc.send(
-        new UpdateCommand({
+    const ttl = this.ttlSeconds === undefined ? '' : ` SET ${x.name(TTL_ATTRIBUTE)} = if_not_exists(${x.name(TTL_ATTRIBUTE)}, ${x.value(Math.floor(this.now() / 1000) + this.ttlSeconds)})`;
+    const counted = await this.conditional(context, () =>
+      this.send(scope, new UpdateCommand({
           TableName: this.tableName,
-          Key: key,
-          // One atomic write: the id joins `done` and its counter moves, or nothing happens.
-          UpdateExpression: `ADD ${done} ${x.value(new Set([childId]))}, ${x.name(counter)} ${x.value(1)}`,
-          ConditionExpression: `attribute_exists(${x.name('PK')}) AND NOT contains(${done}, ${x.value(childId)})`,
+          Key: shardItemKey,
+          UpdateExpression: `ADD ${done} ${x.value(new Set([member]))}, ${x.name(counter)} ${x.value(1)}${ttl}`,
+          ConditionExpression: `NOT contains(${done}, ${x.value(member)})`,
           ReturnValues: 'ALL_NEW',
           ...x.params,
-        }),
-      ),
+        })),
     );
-    if (updated) return { applied: true, counters: decodeCounters(updated.Attributes ?? {}) };
-    const current = await this.get(key, context, ['total', 'succeeded', 'failed', 'cancelled']);
-    if (!current) throw new NotFoundError(`sync point ${parentId}#${seq} of run ${scope.runId} does not exist`);
-    return { applied: false, counters: decodeCounters(current) };
+    let shardCounts: Attributes | undefined = counted?.Attributes;
+    if (!shardCounts) shardCounts = await this.get(scope, shardItemKey, context, ['succeeded', 'failed', 'cancelled']);
+    let ours = decodeSnapshot(encodeSnapshot(countsOf(shardCounts ?? {})));
+    // The usual case: nobody rolled up this shard since our own write, so it is at ours minus us.
+    let before: number | undefined = counted ? encodeSnapshot({ ...ours, [counter]: ours[counter as keyof typeof ours] - 1 }) : undefined;
+    const snapshot = shardSnapshotAttribute(shard);
+    const rootKey = syncKey(scope, parentId, seq);
+    for (let attempt = 0; ; attempt++) {
+      if (before === undefined) {
+        const root = await this.get(scope, rootKey, context, ['total', 'succeeded', 'failed', 'cancelled', snapshot]);
+        if (!root) throw new NotFoundError(`sync point ${parentId}#${seq} of run ${scope.runId} does not exist`);
+        const rolled = decodeSnapshot(root[snapshot]);
+        // Already rolled up to (or past) what this call saw: the counters include this end.
+        if (ended(rolled) >= ended(ours)) return { applied: counted !== undefined, counters: decodeCounters(root) };
+        before = encodeSnapshot(rolled);
+        if (attempt > 0) {
+          // Lost a race on this shard's roll-up: roll up to the shard as it is now, which covers
+          // every end written to it so far (so one winner serves all those waiting).
+          const latest = await this.get(scope, shardItemKey, context, ['succeeded', 'failed', 'cancelled']);
+          ours = decodeSnapshot(encodeSnapshot(countsOf(latest ?? {})));
+        }
+        if (attempt > 100) throw new TransientError(`${context}: the roll-up of shard ${shard} kept conflicting`);
+      }
+      const prior = decodeSnapshot(before);
+      const r = new Expr();
+      const k = r.name(snapshot);
+      const adds = (['succeeded', 'failed', 'cancelled'] as const)
+        .filter((name) => ours[name] - prior[name] > 0)
+        .map((name) => `${r.name(name)} ${r.value(ours[name] - prior[name])}`);
+      const rolledUp = await this.conditional(context, () =>
+        this.send(scope, new UpdateCommand({
+            TableName: this.tableName,
+            Key: rootKey,
+            UpdateExpression: `SET ${k} = ${r.value(encodeSnapshot(ours))}${adds.length ? ` ADD ${adds.join(', ')}` : ''}`,
+            ConditionExpression: `attribute_exists(${r.name('PK')}) AND ${before === 0 ? `attribute_not_exists(${k})` : `${k} = ${r.value(before)}`}`,
+            ReturnValues: 'ALL_NEW',
+            ...r.params,
+          })),
+      );
+      if (rolledUp) return { applied: counted !== undefined, counters: decodeCounters(rolledUp.Attributes ?? {}) };
+      before = undefined;
+    }
+  }
+
+  async listCountedChildren(scope: Scope, parentId: string, seq: number): Promise<string[]> {
+    const x = new Expr();
+    const prefix = shardSkPrefix(parentId, seq);
+    const items = await this.queryAll(
+      scope,
+      {
+        KeyConditionExpression: `${x.name('PK')} = ${x.value(runPk(scope))} AND begins_with(${x.name('SK')}, ${x.value(prefix)})`,
+        ConsistentRead: true,
+        ...x.params,
+      },
+      `listCountedChildren ${parentId}#${seq}`,
+    );
+    return items
+      .flatMap((item) => {
+        const shard = String(item.SK).slice(prefix.length);
+        return item.done instanceof Set ? [...(item.done as Set<string>)].map((m) => childOfShardMember(parentId, shard, m)) : [];
+      })
+      .sort(compareIds);
   }
 
   async claimAggregation(
@@ -364,7 +462,7 @@ export class DynamoBranchStore implements BranchStore {
     const x = new Expr();
     const aggregatedAt = x.name('aggregatedAt');
     const updated = await this.conditional(`claimAggregation ${parentId}#${seq}`, () =>
-      this.doc.send(
+      this.send(scope, 
         new UpdateCommand({
           TableName: this.tableName,
           Key: syncKey(scope, parentId, seq),
@@ -381,6 +479,7 @@ export class DynamoBranchStore implements BranchStore {
   async listOpenSyncPoints(scope: Scope): Promise<SyncPointRecord[]> {
     const x = new Expr();
     const items = await this.queryAll(
+      scope,
       {
         KeyConditionExpression: `${x.name('PK')} = ${x.value(runPk(scope))} AND begins_with(${x.name('SK')}, ${x.value(SYNC_PREFIX)})`,
         FilterExpression: `attribute_not_exists(${x.name('aggregatedAt')})`,
@@ -392,6 +491,48 @@ export class DynamoBranchStore implements BranchStore {
     return items.map(decodeSyncPoint).sort((a, b) => compareIds(a.parentId, b.parentId) || a.seq - b.seq);
   }
 
+  // --- wide spawns and cost ------------------------------------------------------------
+
+  async putChildSpecs(scope: Scope, key: string, specs: ChildSpec[]): Promise<void> {
+    const items = specChunkItems(scope, key, specs).map((item) => this.withTtl(item));
+    for (const item of items) assertFits(`child specs ${key}`, item);
+    await mapLimit(items, this.writeConcurrency, (item) => this.putIfAbsent(scope, item, `putChildSpecs ${key}`));
+  }
+
+  async getChildSpecs(scope: Scope, key: string, offset: number, count: number): Promise<ChildSpec[]> {
+    const x = new Expr();
+    const items = await this.queryAll(
+      scope,
+      {
+        KeyConditionExpression: `${x.name('PK')} = ${x.value(runPk(scope))} AND begins_with(${x.name('SK')}, ${x.value(specsSkPrefix(key))})`,
+        ConsistentRead: true,
+        ...x.params,
+      },
+      `getChildSpecs ${key}`,
+    );
+    const specs = specsFromChunks(items, offset, count) as ChildSpec[];
+    if (specs.length !== count) throw new NotFoundError(`child specs ${key} [${offset}, ${offset + count}) of run ${scope.runId} are not stored`);
+    return specs;
+  }
+
+  async addCost(scope: Scope, usage: Partial<CostCounters>): Promise<void> {
+    const x = new Expr();
+    // The write's own unit is included (the cost item stays far below 1 KB).
+    const fields = { ...usage, writeUnits: (usage.writeUnits ?? 0) + 1 };
+    const adds = COST_FIELDS.filter((f) => (fields[f] ?? 0) !== 0).map((f) => `${x.name(f)} ${x.value(round6(fields[f]!))}`);
+    const ttl = this.ttlSeconds === undefined ? '' : ` SET ${x.name(TTL_ATTRIBUTE)} = if_not_exists(${x.name(TTL_ATTRIBUTE)}, ${x.value(Math.floor(this.now() / 1000) + this.ttlSeconds)})`;
+    await this.call(`addCost ${scope.runId}`, () =>
+      this.doc.send(
+        new UpdateCommand({ TableName: this.tableName, Key: costKey(scope), UpdateExpression: `ADD ${adds.join(', ')}${ttl}`, ...x.params }),
+      ),
+    );
+  }
+
+  async getCost(scope: Scope): Promise<CostCounters> {
+    const item = await this.get(scope, costKey(scope), `getCost ${scope.runId}`);
+    return decodeCost(item);
+  }
+
   // --- requests -------------------------------------------------------------------------
 
   private withTtl(item: Item): Item {
@@ -399,9 +540,9 @@ export class DynamoBranchStore implements BranchStore {
     return item;
   }
 
-  private async putIfAbsent(item: Item, context: string): Promise<boolean> {
+  private async putIfAbsent(scope: Scope, item: Item, context: string): Promise<boolean> {
     const written = await this.conditional(context, () =>
-      this.doc.send(
+      this.send(scope, 
         new PutCommand({
           TableName: this.tableName,
           Item: item,
@@ -412,11 +553,11 @@ export class DynamoBranchStore implements BranchStore {
     return written !== undefined;
   }
 
-  private async get(key: Key, context: string, attributes?: string[]): Promise<Attributes | undefined> {
+  private async get(scope: Scope, key: Key, context: string, attributes?: string[]): Promise<Attributes | undefined> {
     const x = new Expr();
     const projection = attributes?.map((a) => x.name(a)).join(', ');
     const output = await this.call(context, () =>
-      this.doc.send(
+      this.send(scope, 
         new GetCommand({
           TableName: this.tableName,
           Key: key,
@@ -438,7 +579,7 @@ export class DynamoBranchStore implements BranchStore {
     >,
   ): Promise<BranchRecord | undefined> {
     const updated = await this.conditional(context, () =>
-      this.doc.send(
+      this.send(scope, 
         new UpdateCommand({
           TableName: this.tableName,
           Key: branchKey(scope, branchId),
@@ -450,12 +591,12 @@ export class DynamoBranchStore implements BranchStore {
     return updated?.Attributes ? decodeBranch(updated.Attributes) : undefined;
   }
 
-  private async queryAll(input: Omit<QueryCommandInput, 'TableName'>, context: string): Promise<Attributes[]> {
+  private async queryAll(scope: Scope, input: Omit<QueryCommandInput, 'TableName'>, context: string): Promise<Attributes[]> {
     const items: Attributes[] = [];
     let start: Record<string, unknown> | undefined;
     do {
       const page = await this.call(context, () =>
-        this.doc.send(new QueryCommand({ ...input, TableName: this.tableName, ExclusiveStartKey: start })),
+        this.send(scope, new QueryCommand({ ...input, TableName: this.tableName, ExclusiveStartKey: start })),
       );
       items.push(...(page.Items ?? []));
       start = page.LastEvaluatedKey;
@@ -463,13 +604,13 @@ export class DynamoBranchStore implements BranchStore {
     return items;
   }
 
-  private async batchGet(keys: Key[], context: string): Promise<Attributes[]> {
+  private async batchGet(scope: Scope, keys: Key[], context: string): Promise<Attributes[]> {
     const items: Attributes[] = [];
     let pending: Record<string, unknown>[] = keys as unknown as Record<string, unknown>[];
     if (pending.length === 0) return items;
     return withRetries({ attempts: BATCH_GET_ROUNDS, baseMs: 25, maxMs: 2_000 }, async (round, last) => {
       const output = await this.call(context, () =>
-        this.doc.send(
+        this.send(scope, 
           new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: true } } }),
         ),
       );
@@ -481,6 +622,27 @@ export class DynamoBranchStore implements BranchStore {
       // Unprocessed keys with no progress at all mean throttling: back off before asking again.
       return again(got.length === 0 ? undefined : 0);
     });
+  }
+
+  /**
+   * Every request goes through here: it asks for ReturnConsumedCapacity and hands the units
+   * DynamoDB reports to the cost meter, by run. A refused conditional write is billed too (one
+   * write unit is counted for it: the service does not report what it charged).
+   */
+  private async send<C extends StoreCommand>(scope: Scope, command: C): Promise<OutputOf<C>> {
+    (command.input as { ReturnConsumedCapacity?: string }).ReturnConsumedCapacity = 'TOTAL';
+    const write = !(command instanceof GetCommand || command instanceof QueryCommand || command instanceof BatchGetCommand);
+    try {
+      const output = (await this.doc.send(command as never)) as OutputOf<C>;
+      if (this.meter) {
+        const units = capacityOf((output as { ConsumedCapacity?: unknown }).ConsumedCapacity);
+        this.meter.add(scope, write ? { writeUnits: units } : { readUnits: units });
+      }
+      return output;
+    } catch (error) {
+      if (this.meter && write && (error as Error)?.name === 'ConditionalCheckFailedException') this.meter.add(scope, { writeUnits: 1 });
+      throw error;
+    }
   }
 
   private async call<T>(context: string, request: () => Promise<T>): Promise<T> {
@@ -503,3 +665,20 @@ export class DynamoBranchStore implements BranchStore {
   }
 }
 
+function capacityOf(consumed: unknown): number {
+  if (Array.isArray(consumed)) return consumed.reduce((n: number, c) => n + Number(c?.CapacityUnits ?? 0), 0);
+  return Number((consumed as { CapacityUnits?: number } | undefined)?.CapacityUnits ?? 0);
+}
+
+
+function round6(n: number): number {
+  return Math.round(n * 1e6) / 1e6;
+}
+
+function countsOf(item: Attributes): { succeeded: number; failed: number; cancelled: number } {
+  return { succeeded: Number(item.succeeded ?? 0), failed: Number(item.failed ?? 0), cancelled: Number(item.cancelled ?? 0) };
+}
+
+function ended(c: { succeeded: number; failed: number; cancelled: number }): number {
+  return c.succeeded + c.failed + c.cancelled;
+}

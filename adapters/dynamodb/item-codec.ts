@@ -9,7 +9,8 @@
  */
 import { BranchSpawnerError, PayloadTooLargeError, ValidationError } from '../../core/errors';
 import type { BranchPatch, RunPatch } from '../../core/ports';
-import type { BranchRecord, RunRecord, Scope, SyncPointRecord } from '../../core/model';
+import { COST_FIELDS, emptyCost, type CostCounters } from '../../core/cost';
+import type { BranchRecord, RunRecord, Scope, SyncCounters, SyncPointRecord } from '../../core/model';
 
 export type Scalar = string | number | boolean | null;
 /** A string set (SS) is the only non-scalar attribute type the items use. */
@@ -26,6 +27,19 @@ export const TTL_ATTRIBUTE = 'expiresAt';
 export const RUN_SK = 'RUN';
 export const BRANCH_PREFIX = 'B#';
 export const SYNC_PREFIX = 'S#';
+/** Fan-in shards of a sync point (see fanInShardOf); a prefix of their own, so `S#` lists sync points only. */
+export const SHARD_PREFIX = 'F#';
+/**
+ * Children per fan-in shard. A shard item keeps the (shard-relative) indices of the children it
+ * counted, so it stays under 1 KB (one write unit) at this size; the sync point keeps one small
+ * number per shard, so it stays under 1 KB up to 10,000 children.
+ */
+export const FAN_IN_SHARD_SIZE = 250;
+/** Stored child specs of wide spawns: `C#<key>#<chunk>`. */
+export const SPECS_PREFIX = 'C#';
+export const COST_SK = 'COST';
+/** Child specs per stored chunk are cut at this many bytes of JSON (an item stays well under 400 KB). */
+export const SPEC_CHUNK_BYTES = 256 * 1024;
 
 /** Attributes that exist only for the table (keys, index keys, TTL, idempotency sets). */
 const INTERNAL = new Set(['PK', 'SK', 'GSI1PK', 'GSI1SK', 'entity', TTL_ATTRIBUTE, 'spawnKeys']);
@@ -92,6 +106,104 @@ export const syncKey = (scope: Scope, parentId: string, seq: number): Key => ({
   SK: syncSk(parentId, seq),
 });
 
+export const costKey = (scope: Scope): Key => ({ PK: runPk(scope), SK: COST_SK });
+
+export function specsSkPrefix(key: string): string {
+  return `${SPECS_PREFIX}${keyPart(key)}#`;
+}
+
+/**
+ * The stored chunks of a spawn's child specs: consecutive specs, cut where the JSON would pass
+ * SPEC_CHUNK_BYTES; each chunk knows the index of its first spec.
+ */
+export function specChunkItems(scope: Scope, key: string, specs: unknown[]): Item[] {
+  const items: Item[] = [];
+  let chunk: string[] = [];
+  let bytes = 0;
+  let first = 0;
+  const flush = () => {
+    const sk = checkSk(`${specsSkPrefix(key)}${String(items.length).padStart(4, '0')}`);
+    items.push({ PK: runPk(scope), SK: sk, entity: 'SPECS', first, count: chunk.length, specs: `[${chunk.join(',')}]` });
+    first += chunk.length;
+    chunk = [];
+    bytes = 0;
+  };
+  for (const spec of specs) {
+    const text = JSON.stringify(spec);
+    const size = Buffer.byteLength(text) + 1;
+    if (chunk.length > 0 && bytes + size > SPEC_CHUNK_BYTES) flush();
+    chunk.push(text);
+    bytes += size;
+  }
+  if (chunk.length > 0 || items.length === 0) flush();
+  return items;
+}
+
+/** The specs `offset .. offset+count` out of the chunk items (in any order). */
+export function specsFromChunks(items: Record<string, unknown>[], offset: number, count: number): unknown[] {
+  const specs: unknown[] = [];
+  for (const item of [...items].sort((a, b) => Number(a.first) - Number(b.first))) {
+    const first = Number(item.first);
+    const n = Number(item.count);
+    if (first + n <= offset || first >= offset + count) continue;
+    const all = JSON.parse(String(item.specs)) as unknown[];
+    specs.push(...all.slice(Math.max(0, offset - first), Math.min(n, offset + count - first)));
+  }
+  return specs;
+}
+
+export function shardSkPrefix(parentId: string, seq: number): string {
+  return `${SHARD_PREFIX}${keyPart(parentId)}#${String(seq).padStart(6, '0')}#`;
+}
+
+export const shardKey = (scope: Scope, parentId: string, seq: number, shard: string): Key => ({
+  PK: runPk(scope),
+  SK: checkSk(`${shardSkPrefix(parentId, seq)}${shard}`),
+});
+
+export interface FanInPlace {
+  /** The shard's name (its number, or `h<n>` for ids that are not `<parentId>.<index>`). */
+  shard: string;
+  /** What the shard's `done` set holds for this child (its index within the shard, or its id). */
+  member: string;
+}
+
+/**
+ * Where a child's end is counted: child `<parentId>.<index>` goes to shard ⌊index / 250⌋ as
+ * `index mod 250`, so a shard item never holds more than 250 short members.
+ */
+export function fanInShardOf(parentId: string, childId: string): FanInPlace {
+  const prefix = `${parentId}.`;
+  const rest = childId.startsWith(prefix) ? childId.slice(prefix.length) : '';
+  if (/^(0|[1-9]\d{0,8})$/.test(rest)) {
+    const index = Number(rest);
+    return { shard: String(Math.floor(index / FAN_IN_SHARD_SIZE)), member: String(index % FAN_IN_SHARD_SIZE) };
+  }
+  let h = 2166136261;
+  for (let i = 0; i < childId.length; i++) h = Math.imul(h ^ childId.charCodeAt(i), 16777619);
+  return { shard: `h${(h >>> 0) % 64}`, member: childId };
+}
+
+/** The child id a shard member stands for (the inverse of fanInShardOf). */
+export function childOfShardMember(parentId: string, shard: string, member: string): string {
+  return shard.startsWith('h') ? member : `${parentId}.${Number(shard) * FAN_IN_SHARD_SIZE + Number(member)}`;
+}
+
+/** The sync point's attribute holding what it has rolled up from a shard. */
+export function shardSnapshotAttribute(shard: string): string {
+  return `k${shard}`;
+}
+
+/** A shard's counts as one number (each count < 1000): what the sync point has rolled up from it. */
+export function encodeSnapshot(c: { succeeded: number; failed: number; cancelled: number }): number {
+  return c.cancelled * 1_000_000 + c.failed * 1_000 + c.succeeded;
+}
+
+export function decodeSnapshot(value: unknown): { succeeded: number; failed: number; cancelled: number } {
+  const n = Number(value ?? 0);
+  return { succeeded: n % 1_000, failed: Math.floor(n / 1_000) % 1_000, cancelled: Math.floor(n / 1_000_000) };
+}
+
 // --- records → items ----------------------------------------------------------------------
 
 export function runItem(run: RunRecord): Item {
@@ -109,8 +221,8 @@ export function branchItem(branch: BranchRecord): Item {
 }
 
 export function syncPointItem(sp: SyncPointRecord): Item {
-  const { counters, done, ...rest } = sp;
-  const item: Item = {
+  const { counters, ...rest } = sp;
+  return {
     ...syncKey(sp, sp.parentId, sp.seq),
     entity: 'SYNC',
     ...encodeFields('sync point', rest, SYNC_JSON),
@@ -119,9 +231,6 @@ export function syncPointItem(sp: SyncPointRecord): Item {
     failed: counters.failed,
     cancelled: counters.cancelled,
   };
-  // DynamoDB sets cannot be empty: no `done` attribute means no child counted yet.
-  if (done.length > 0) item.done = new Set(done);
-  return item;
 }
 
 /** The attributes a branch patch writes (undefined keys are left unchanged). */
@@ -168,22 +277,32 @@ export function decodeBranch(item: Record<string, unknown>): BranchRecord {
 }
 
 export function decodeSyncPoint(item: Record<string, unknown>): SyncPointRecord {
-  const { total, succeeded, failed, cancelled, done, ...rest } = item;
+  const rest = Object.fromEntries(Object.entries(item).filter(([name]) => !SYNC_NOT_RECORD.test(name)));
   return {
-    ...(decodeFields(rest, SYNC_JSON) as unknown as Omit<SyncPointRecord, 'counters' | 'done'>),
-    counters: {
-      total: Number(total ?? 0),
-      succeeded: Number(succeeded ?? 0),
-      failed: Number(failed ?? 0),
-      cancelled: Number(cancelled ?? 0),
-    },
-    done: done instanceof Set ? [...(done as Set<string>)].sort(compareIds) : [],
+    ...(decodeFields(rest, SYNC_JSON) as unknown as Omit<SyncPointRecord, 'counters'>),
+    counters: decodeCounters(item),
   };
 }
 
-export function decodeCounters(item: Record<string, unknown>) {
-  return decodeSyncPoint(item).counters;
+/** A run's cost record (zeros for what was never recorded). */
+export function decodeCost(item: Record<string, unknown> | undefined): CostCounters {
+  const cost = emptyCost();
+  for (const field of COST_FIELDS) cost[field] = Number(item?.[field] ?? 0);
+  return cost;
 }
+
+/** The counters alone (never touches the shard snapshots). */
+export function decodeCounters(item: Record<string, unknown>): SyncCounters {
+  return {
+    total: Number(item.total ?? 0),
+    succeeded: Number(item.succeeded ?? 0),
+    failed: Number(item.failed ?? 0),
+    cancelled: Number(item.cancelled ?? 0),
+  };
+}
+
+/** Sync point attributes that are not record fields: counters (decoded apart) and shard snapshots. */
+const SYNC_NOT_RECORD = /^(total|succeeded|failed|cancelled|done|k(\d+|h\d+))$/;
 
 function decodeFields(item: Record<string, unknown>, json: Set<string>): Record<string, unknown> {
   const record: Record<string, unknown> = {};
@@ -220,6 +339,44 @@ export function valueSize(value: ItemValue): number {
     return n;
   }
   return 1;
+}
+
+/**
+ * The size DynamoDB bills an item by (what ConsumedCapacity is computed from): attribute names
+ * plus values, strings in UTF-8 bytes, numbers 1 byte plus 1 per two significant digits.
+ */
+export function billedItemSize(item: Record<string, unknown>): number {
+  let total = 0;
+  for (const [name, value] of Object.entries(item)) total += Buffer.byteLength(name) + billedValueSize(value);
+  return total;
+}
+
+function billedValueSize(value: unknown): number {
+  if (typeof value === 'string') return Buffer.byteLength(value);
+  if (typeof value === 'number') return numberSize(value);
+  if (value instanceof Set) {
+    let n = 0;
+    for (const s of value) n += typeof s === 'number' ? numberSize(s) : Buffer.byteLength(String(s));
+    return n;
+  }
+  return 1;
+}
+
+function numberSize(value: number): number {
+  if (value === 0) return 1;
+  const digits = Math.abs(value).toExponential().split('e')[0].replace(/[.-]/g, '').replace(/0+$/, '').length || 1;
+  return 1 + Math.ceil(digits / 2) + (value < 0 ? 1 : 0);
+}
+
+/** Write units of one write: 1 KB each, on the larger of the old and the new item. */
+export function writeUnits(...items: (Record<string, unknown> | undefined)[]): number {
+  const size = Math.max(0, ...items.map((item) => (item ? billedItemSize(item) : 0)));
+  return Math.max(1, Math.ceil(size / 1024));
+}
+
+/** Read units of a strongly consistent read of these items' total size: 4 KB each (at least 1). */
+export function readUnits(size: number): number {
+  return Math.max(1, Math.ceil(size / 4096));
 }
 
 export function itemSize(item: Item): number {

@@ -5,7 +5,9 @@
  * round-trip the same way (user values go through JSON), the same payloads are refused as too
  * large, and nothing a caller holds is shared with stored state: records are encoded on the
  * way in and decoded afresh on the way out. Each method checks and writes without awaiting in
- * between, which makes every conditional write atomic, as DynamoDB's are.
+ * between, which makes every conditional write atomic, as DynamoDB's are. It also reports the
+ * capacity units DynamoDB would charge (computed from the item sizes the way DynamoDB does), so
+ * the cost meter reads the same on every engine.
  */
 import { BranchSpawnerError, NotFoundError } from '../../core/errors';
 import {
@@ -13,12 +15,14 @@ import {
   type BranchRecord,
   type BranchStatus,
   type ChildOutcome,
+  type ChildSpec,
   type RunRecord,
   type RunStatus,
   type Scope,
   type SyncPointRecord,
 } from '../../core/model';
-import type { BranchPatch, BranchStore, RecordChildEndResult, ReserveResult, RunPatch } from '../../core/ports';
+import { addCost, type CostCounters } from '../../core/cost';
+import type { BranchPatch, BranchStore, CostSink, RecordChildEndResult, ReserveResult, RunPatch } from '../../core/ports';
 import {
   assertFits,
   BRANCH_PREFIX,
@@ -38,15 +42,51 @@ import {
   SYNC_PREFIX,
   syncKey,
   syncPointItem,
+  billedItemSize,
+  childOfShardMember,
+  costKey,
+  decodeCost,
+  decodeSnapshot,
+  encodeSnapshot,
+  fanInShardOf,
+  readUnits,
+  shardKey,
+  shardSkPrefix,
+  shardSnapshotAttribute,
+  specChunkItems,
+  specsFromChunks,
+  specsSkPrefix,
+  writeUnits,
   type Item,
   type Key,
 } from '../dynamodb/item-codec';
 
 const CHILD_OUTCOMES = new Set<ChildOutcome>(['succeeded', 'failed', 'cancelled']);
 
+const size = (item: Item | undefined): number => (item ? billedItemSize(item) : 0);
+
+function countsOf(item: Item | undefined) {
+  return { succeeded: Number(item?.succeeded ?? 0), failed: Number(item?.failed ?? 0), cancelled: Number(item?.cancelled ?? 0) };
+}
+
+/** The run an item belongs to (every item the store writes carries team and runId, or a run key). */
+function scopeOfItem(item: Item): Scope | undefined {
+  return typeof item.team === 'string' && typeof item.runId === 'string' ? { team: item.team, runId: item.runId } : undefined;
+}
+
+export interface MemoryBranchStoreOptions {
+  /** Receives the capacity units DynamoDB would charge for each call, by run. */
+  meter?: CostSink;
+}
+
 export class MemoryBranchStore implements BranchStore {
   /** PK → SK → item, like the table. */
   private readonly partitions = new Map<string, Map<string, Item>>();
+  private readonly meter: CostSink | undefined;
+
+  constructor(options: MemoryBranchStoreOptions = {}) {
+    this.meter = options.meter;
+  }
 
   async createRun(run: RunRecord): Promise<boolean> {
     const item = runItem(run);
@@ -55,7 +95,7 @@ export class MemoryBranchStore implements BranchStore {
   }
 
   async getRun(scope: Scope): Promise<RunRecord | undefined> {
-    const item = this.read(runKey(scope));
+    const item = this.readCharged(scope, runKey(scope));
     return item && decodeRun(item);
   }
 
@@ -63,22 +103,25 @@ export class MemoryBranchStore implements BranchStore {
     const fields = { ...encodeRunPatch(patch), status };
     assertFits(`run ${scope.runId}`, fields);
     const item = this.read(runKey(scope));
-    if (!item || item.status !== 'RUNNING') return false;
+    if (!item || item.status !== 'RUNNING') return this.refused(scope, false);
     const next = { ...item, ...fields };
     assertFits(`run ${scope.runId}`, next);
     this.write(next);
+    this.charge(scope, { writeUnits: writeUnits(item, next) });
     return true;
   }
 
   async reserveBranches(scope: Scope, spawnKey: string, count: number, max: number): Promise<ReserveResult> {
     const item = this.read(runKey(scope));
-    if (!item) return { ok: false, branchCount: 0 };
+    // A refusal costs the refused write and the read that tells why, as in DynamoDB.
+    if (!item) return this.refused(scope, { ok: false, branchCount: 0 }, 1);
     const branchCount = Number(item.branchCount ?? 0);
     const keys = item.spawnKeys instanceof Set ? item.spawnKeys : new Set<string>();
-    if (keys.has(spawnKey)) return { ok: true, branchCount };
-    if (branchCount + count > max) return { ok: false, branchCount };
+    if (keys.has(spawnKey)) return this.refused(scope, { ok: true, branchCount }, readUnits(size(item)));
+    if (branchCount + count > max) return this.refused(scope, { ok: false, branchCount }, readUnits(size(item)));
     const next = { ...item, branchCount: branchCount + count, spawnKeys: new Set([...keys, spawnKey]) };
     this.write(next);
+    this.charge(scope, { writeUnits: writeUnits(item, next) });
     return { ok: true, branchCount: branchCount + count };
   }
 
@@ -101,13 +144,14 @@ export class MemoryBranchStore implements BranchStore {
   }
 
   async getBranch(scope: Scope, branchId: string): Promise<BranchRecord | undefined> {
-    const item = this.read(branchKey(scope, branchId));
+    const item = this.readCharged(scope, branchKey(scope, branchId));
     return item && decodeBranch(item);
   }
 
   async getBranches(scope: Scope, branchIds: string[]): Promise<BranchRecord[]> {
     return branchIds.flatMap((id) => {
-      const item = this.read(branchKey(scope, id));
+      // BatchGetItem bills each item on its own, rounded up to 4 KB.
+      const item = this.readCharged(scope, branchKey(scope, id));
       return item ? [decodeBranch(item)] : [];
     });
   }
@@ -121,8 +165,8 @@ export class MemoryBranchStore implements BranchStore {
     const fields = encodeBranchPatch(patch);
     assertFits(`branch ${branchId}`, fields);
     const item = this.read(branchKey(scope, branchId));
-    if (!item || item.version !== expectedVersion) return undefined;
-    return this.writeBranch(branchId, item, fields);
+    if (!item || item.version !== expectedVersion) return this.refused(scope, undefined);
+    return this.writeBranch(scope, branchId, item, fields);
   }
 
   async transitionBranch(
@@ -135,23 +179,26 @@ export class MemoryBranchStore implements BranchStore {
     const fields = { ...encodeBranchPatch(patch), status: to };
     assertFits(`branch ${branchId}`, fields);
     const item = this.read(branchKey(scope, branchId));
-    if (!item) return undefined;
+    if (!item) return this.refused(scope, undefined);
     const status = item.status as BranchStatus;
-    // A terminal branch never changes, whatever `from` says.
-    if (!from.includes(status) || !canTransition(status, to)) return undefined;
-    return this.writeBranch(branchId, item, fields);
+    // A terminal branch never changes, whatever `from` says (the DynamoDB store sends no request when no `from` may).
+    if (!from.some((f) => canTransition(f, to))) return undefined;
+    if (!from.includes(status) || !canTransition(status, to)) return this.refused(scope, undefined);
+    return this.writeBranch(scope, branchId, item, fields);
   }
 
   async listBranches(scope: Scope): Promise<BranchRecord[]> {
-    return this.partitionItems(runPk(scope), BRANCH_PREFIX)
+    return this.queryCharged(scope, BRANCH_PREFIX)
       .map(decodeBranch)
       .sort((a, b) => compareIds(a.id, b.id));
   }
 
   async listChildren(scope: Scope, parentId: string): Promise<BranchRecord[]> {
     const gsiPk = childrenPk(scope, parentId);
-    return this.partitionItems(runPk(scope), BRANCH_PREFIX)
-      .filter((item) => item.GSI1PK === gsiPk)
+    const children = this.partitionItems(runPk(scope), BRANCH_PREFIX).filter((item) => item.GSI1PK === gsiPk);
+    // The keys-only index query, then a consistent batch read of the items.
+    this.charge(scope, { readUnits: readUnits(children.length * 100) + children.reduce((n, i) => n + readUnits(size(i)), 0) });
+    return children
       .map(decodeBranch)
       .sort((a, b) => compareIds(a.id, b.id));
   }
@@ -163,10 +210,11 @@ export class MemoryBranchStore implements BranchStore {
   }
 
   async getSyncPoint(scope: Scope, parentId: string, seq: number): Promise<SyncPointRecord | undefined> {
-    const item = this.read(syncKey(scope, parentId, seq));
+    const item = this.readCharged(scope, syncKey(scope, parentId, seq));
     return item && decodeSyncPoint(item);
   }
 
+  /** The same items as the DynamoDB store (a shard, then the roll-up), written in one go. */
   async recordChildEnd(
     scope: Scope,
     parentId: string,
@@ -175,13 +223,74 @@ export class MemoryBranchStore implements BranchStore {
     outcome: ChildOutcome,
   ): Promise<RecordChildEndResult> {
     if (!CHILD_OUTCOMES.has(outcome)) throw new BranchSpawnerError(`unknown child outcome ${String(outcome)}`);
-    const item = this.read(syncKey(scope, parentId, seq));
-    if (!item) throw new NotFoundError(`sync point ${parentId}#${seq} of run ${scope.runId} does not exist`);
-    const done = item.done instanceof Set ? item.done : new Set<string>();
-    if (done.has(childId)) return { applied: false, counters: decodeCounters(item) };
-    const next = { ...item, done: new Set([...done, childId]), [outcome]: Number(item[outcome] ?? 0) + 1 };
+    const { shard, member } = fanInShardOf(parentId, childId);
+    const shardItemKey = shardKey(scope, parentId, seq, shard);
+    const old = this.read(shardItemKey);
+    const done = old?.done instanceof Set ? old.done : new Set<string>();
+    const applied = !done.has(member);
+    let shardItem = old;
+    if (applied) {
+      shardItem = { ...shardItemKey, ...old, done: new Set([...done, member]), [outcome]: Number(old?.[outcome] ?? 0) + 1 };
+      this.write(shardItem);
+    }
+    this.charge(scope, applied ? { writeUnits: writeUnits(old, shardItem) } : { writeUnits: 1, readUnits: readUnits(size(old)) });
+    const root = this.read(syncKey(scope, parentId, seq));
+    if (!root) {
+      this.charge(scope, { writeUnits: 1 });
+      throw new NotFoundError(`sync point ${parentId}#${seq} of run ${scope.runId} does not exist`);
+    }
+    const attribute = shardSnapshotAttribute(shard);
+    const ours = decodeSnapshot(encodeSnapshot(countsOf(shardItem)));
+    const rolled = decodeSnapshot(root[attribute]);
+    if (rolled.succeeded + rolled.failed + rolled.cancelled >= ours.succeeded + ours.failed + ours.cancelled) {
+      this.charge(scope, { readUnits: readUnits(size(root)) });
+      return { applied, counters: decodeCounters(root) };
+    }
+    const next: Item = { ...root, [attribute]: encodeSnapshot(ours) };
+    for (const name of ['succeeded', 'failed', 'cancelled'] as const) next[name] = Number(root[name] ?? 0) + ours[name] - rolled[name];
     this.write(next);
-    return { applied: true, counters: decodeCounters(next) };
+    this.charge(scope, { writeUnits: writeUnits(root, next) });
+    return { applied, counters: decodeCounters(next) };
+  }
+
+  async listCountedChildren(scope: Scope, parentId: string, seq: number): Promise<string[]> {
+    const prefix = shardSkPrefix(parentId, seq);
+    const items = this.partitionItems(runPk(scope), prefix);
+    this.charge(scope, { readUnits: readUnits(items.reduce((n, i) => n + size(i), 0)) });
+    return items
+      .flatMap((item) => {
+        const shard = String(item.SK).slice(prefix.length);
+        return item.done instanceof Set ? [...item.done].map((m) => childOfShardMember(parentId, shard, m)) : [];
+      })
+      .sort(compareIds);
+  }
+
+  async putChildSpecs(scope: Scope, key: string, specs: ChildSpec[]): Promise<void> {
+    const items = specChunkItems(scope, key, specs);
+    for (const item of items) assertFits(`child specs ${key}`, item);
+    for (const item of items) this.putIfAbsent(item);
+  }
+
+  async getChildSpecs(scope: Scope, key: string, offset: number, count: number): Promise<ChildSpec[]> {
+    const items = this.partitionItems(runPk(scope), specsSkPrefix(key));
+    this.charge(scope, { readUnits: readUnits(items.reduce((n, i) => n + size(i), 0)) });
+    const specs = specsFromChunks(items, offset, count) as ChildSpec[];
+    if (specs.length !== count) throw new NotFoundError(`child specs ${key} [${offset}, ${offset + count}) of run ${scope.runId} are not stored`);
+    return specs;
+  }
+
+  async addCost(scope: Scope, usage: Partial<CostCounters>): Promise<void> {
+    const key = costKey(scope);
+    const item: Item = { ...key, ...(this.read(key) ?? {}) };
+    const cost = decodeCost(item);
+    addCost(cost, { ...usage, writeUnits: (usage.writeUnits ?? 0) + 1 });
+    this.write({ ...item, ...cost });
+  }
+
+  async getCost(scope: Scope): Promise<CostCounters> {
+    const item = this.read(costKey(scope));
+    this.charge(scope, { readUnits: 1 });
+    return decodeCost(item);
   }
 
   async claimAggregation(
@@ -192,13 +301,15 @@ export class MemoryBranchStore implements BranchStore {
     at: number,
   ): Promise<boolean> {
     const item = this.read(syncKey(scope, parentId, seq));
-    if (!item || item.aggregatedAt !== undefined) return false;
-    this.write({ ...item, aggregatedAt: at, outcome });
+    if (!item || item.aggregatedAt !== undefined) return this.refused(scope, false);
+    const next = { ...item, aggregatedAt: at, outcome };
+    this.write(next);
+    this.charge(scope, { writeUnits: writeUnits(item, next) });
     return true;
   }
 
   async listOpenSyncPoints(scope: Scope): Promise<SyncPointRecord[]> {
-    return this.partitionItems(runPk(scope), SYNC_PREFIX)
+    return this.queryCharged(scope, SYNC_PREFIX)
       .filter((item) => item.aggregatedAt === undefined)
       .map(decodeSyncPoint)
       .sort((a, b) => compareIds(a.parentId, b.parentId) || a.seq - b.seq);
@@ -206,11 +317,32 @@ export class MemoryBranchStore implements BranchStore {
 
   // --- the "table" ----------------------------------------------------------------------
 
-  private writeBranch(branchId: string, item: Item, fields: Item): BranchRecord {
+  private writeBranch(scope: Scope, branchId: string, item: Item, fields: Item): BranchRecord {
     const next = { ...item, ...fields, version: Number(item.version) + 1 };
     assertFits(`branch ${branchId}`, next);
     this.write(next);
+    this.charge(scope, { writeUnits: writeUnits(item, next) });
     return decodeBranch(next);
+  }
+
+  /** A consistent read, billed: 4 KB units of the item (1 when there is none). */
+  private readCharged(scope: Scope, key: Key): Item | undefined {
+    const item = this.read(key);
+    this.charge(scope, { readUnits: readUnits(size(item)) });
+    return item;
+  }
+
+  /** A consistent query of the run's partition, billed on the total size of what it read. */
+  private queryCharged(scope: Scope, prefix: string): Item[] {
+    const items = this.partitionItems(runPk(scope), prefix);
+    this.charge(scope, { readUnits: readUnits(items.reduce((n, i) => n + size(i), 0)) });
+    return items;
+  }
+
+  /** A refused conditional write still costs a unit (and `readUnits` for a follow-up read). */
+  private refused<T>(scope: Scope, result: T, reads = 0): T {
+    this.charge(scope, { writeUnits: 1, ...(reads ? { readUnits: reads } : {}) });
+    return result;
   }
 
   private read(key: Key): Item | undefined {
@@ -230,8 +362,18 @@ export class MemoryBranchStore implements BranchStore {
   }
 
   private putIfAbsent(item: Item): boolean {
-    if (this.read({ PK: String(item.PK), SK: String(item.SK) })) return false;
+    const scope = scopeOfItem(item);
+    if (this.read({ PK: String(item.PK), SK: String(item.SK) })) {
+      this.charge(scope, { writeUnits: 1 });
+      return false;
+    }
     this.write(item);
+    // A child branch is also written to GSI1 (keys only: one unit).
+    this.charge(scope, { writeUnits: writeUnits(item) + (item.GSI1PK !== undefined ? 1 : 0) });
     return true;
+  }
+
+  private charge(scope: Scope | undefined, usage: Partial<CostCounters>): void {
+    if (scope && this.meter) this.meter.add(scope, usage);
   }
 }

@@ -2,20 +2,9 @@
  * In-memory FanOutOrchestrator: the same semantics as the fan-out state machine (bounded
  * dispatch, per-child timeout → RecordChildFailure, then Aggregate), without an engine.
  */
-import type { ChildReport, FanOutOrchestrator, FanOutRequest, StepQueue } from '../../core/ports';
-
-export interface FanOutTasks {
-  recordChildFailure(input: {
-    team: string;
-    runId: string;
-    parentId: string;
-    seq: number;
-    branchId: string;
-    error: string;
-    cause?: string;
-  }): Promise<void>;
-  aggregate(input: { team: string; runId: string; parentId: string; seq: number }): Promise<void>;
-}
+import { fanOutUsage } from '../../core/fan-out-plan';
+import { childId } from '../../core/model';
+import type { ChildReport, CostSink, FanOutOrchestrator, FanOutRequest, FanOutTasks, StepQueue } from '../../core/ports';
 
 interface Execution {
   stopped: boolean;
@@ -29,17 +18,19 @@ export class MemoryFanOut implements FanOutOrchestrator {
   private tokenSeq = 0;
   /** Highest number of children in flight at once, per execution (for tests). */
   readonly peakInFlight = new Map<string, number>();
-  tasks?: FanOutTasks;
 
   constructor(
     private readonly queue: StepQueue,
+    private readonly tasks: FanOutTasks,
     private readonly onError: (error: unknown) => void = (e) => console.error(e),
+    private readonly meter?: CostSink,
   ) {}
 
   async start(request: FanOutRequest): Promise<void> {
     if (this.executions.has(request.executionName)) return;
     const execution: Execution = { stopped: false, waiting: new Map() };
     this.executions.set(request.executionName, execution);
+    this.meter?.add(request, fanOutUsage(request.count, request.maxConcurrency));
     const run = this.run(request, execution).catch(this.onError);
     this.running.add(run);
     void run.finally(() => this.running.delete(run));
@@ -67,25 +58,24 @@ export class MemoryFanOut implements FanOutOrchestrator {
 
   private async run(request: FanOutRequest, execution: Execution): Promise<void> {
     const tasks = this.tasks;
-    if (!tasks) throw new Error('MemoryFanOut.tasks must be set before a fan-out starts');
     const { team, runId, parentId, seq } = request;
     let next = 0;
     let inFlight = 0;
     const iterate = async (): Promise<void> => {
-      while (!execution.stopped && next < request.children.length) {
-        const child = request.children[next++];
+      while (!execution.stopped && next < request.count) {
+        const branchId = childId(parentId, request.firstIndex + next++);
         inFlight++;
         const peak = Math.max(this.peakInFlight.get(request.executionName) ?? 0, inFlight);
         this.peakInFlight.set(request.executionName, peak);
-        const outcome = await this.dispatch(request, execution, child.branchId, child.timeoutSeconds);
+        const outcome = await this.dispatch(request, execution, branchId, request.timeoutSeconds);
         inFlight--;
         if (outcome !== 'done' && !execution.stopped) {
           const error = outcome === 'timeout' ? 'States.Timeout' : 'States.TaskFailed';
-          await tasks.recordChildFailure({ team, runId, parentId, seq, branchId: child.branchId, error });
+          await tasks.recordChildFailure({ team, runId, parentId, seq, branchId, error });
         }
       }
     };
-    const slots = Math.max(1, Math.min(request.maxConcurrency, request.children.length));
+    const slots = Math.max(1, Math.min(request.maxConcurrency, request.count));
     await Promise.all(Array.from({ length: slots }, iterate));
     if (!execution.stopped) await tasks.aggregate({ team, runId, parentId, seq });
   }

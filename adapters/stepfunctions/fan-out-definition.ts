@@ -1,12 +1,14 @@
 /**
  * The fan-out state machine (infra/state-machines/fan-out.asl.json), shared by CDK
- * (DefinitionBody.fromFile + definitionSubstitutions) and the local engine, plus the payloads
- * its two Lambda tasks receive.
+ * (DefinitionBody.fromFile + definitionSubstitutions) and the local engine, and the execution
+ * input built from a fan-out request. Its two Lambda tasks' payloads are the FanOutTasks
+ * contract of core/ports.ts.
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ValidationError } from '../../core/errors';
+import { planFanOut, type FanOutMode } from '../../core/fan-out-plan';
 import type { Scope } from '../../core/model';
 import type { FanOutRequest } from '../../core/ports';
 
@@ -24,9 +26,15 @@ function aslPath(): string {
 
 /** The state names (the local engine keys its task overrides by them). */
 export const FAN_OUT_STATES = {
+  choosePath: 'ChoosePath',
   fanOut: 'FanOut',
+  fanOutDistributed: 'FanOutDistributed',
+  fanOutBatch: 'FanOutBatch',
   dispatchChild: 'DispatchChild',
   recordChildFailure: 'RecordChildFailure',
+  /** The same two states in the distributed batches (state names are unique in a machine). */
+  dispatchBatchedChild: 'DispatchBatchedChild',
+  recordBatchedChildFailure: 'RecordBatchedChildFailure',
   aggregate: 'Aggregate',
 } as const;
 
@@ -36,21 +44,37 @@ export interface FanOutSubstitutions {
   AggregateFunctionArn: string;
 }
 
-/** Payload of the RecordChildFailure task: a child's iteration failed (`States.Timeout`, dispatch error). */
-export interface RecordChildFailureInput extends Scope {
+/** The execution input: children as indices, never specs (a Standard execution's input is ≤ 256 KB). */
+export interface FanOutExecutionInput extends Scope {
   parentId: string;
   seq: number;
-  branchId: string;
-  /** The Step Functions error name, e.g. `States.Timeout`. */
-  error: string;
-  /** The error's cause (AWS gives "" for a task timeout). */
-  cause?: string;
+  timeoutSeconds: number;
+  mode: FanOutMode;
+  /** INLINE: the children's indices, and how many run at once. */
+  children?: number[];
+  maxConcurrency?: number;
+  /** DISTRIBUTED: the indices in batches (one child execution each), batches at once, batch size. */
+  batches?: number[][];
+  batchConcurrency?: number;
+  batchSize?: number;
 }
 
-/** Payload of the Aggregate task: the Map is done; settle the sync point. */
-export interface AggregateInput extends Scope {
-  parentId: string;
-  seq: number;
+/** Exactly the fields the state machine reads, so a retried spawn sends an identical input. */
+export function fanOutInput(request: FanOutRequest): FanOutExecutionInput {
+  const plan = planFanOut(request.count, request.maxConcurrency);
+  const indices = Array.from({ length: request.count }, (_, i) => request.firstIndex + i);
+  const base = {
+    team: request.team,
+    runId: request.runId,
+    parentId: request.parentId,
+    seq: request.seq,
+    timeoutSeconds: request.timeoutSeconds,
+    mode: plan.mode,
+  };
+  if (plan.mode === 'INLINE') return { ...base, children: indices, maxConcurrency: request.maxConcurrency };
+  const batches: number[][] = [];
+  for (let i = 0; i < indices.length; i += plan.batchSize) batches.push(indices.slice(i, i + plan.batchSize));
+  return { ...base, batches, batchConcurrency: plan.batchConcurrency, batchSize: plan.batchSize };
 }
 
 /** The ASL as a plain object (JSON-compatible). */
@@ -81,15 +105,12 @@ export function assertFanOutRequest(request: FanOutRequest): void {
   if (!Number.isInteger(request.maxConcurrency) || request.maxConcurrency < 0) {
     throw new ValidationError(`maxConcurrency must be a non-negative integer, got ${request.maxConcurrency}`, 'maxConcurrency');
   }
-  const seen = new Set<string>();
-  request.children.forEach((child, i) => {
-    if (!Number.isInteger(child.timeoutSeconds) || child.timeoutSeconds < 1) {
-      throw new ValidationError(
-        `children[${i}].timeoutSeconds must be a positive integer, got ${child.timeoutSeconds}`,
-        `children.${i}.timeoutSeconds`,
-      );
+  if (!Number.isInteger(request.timeoutSeconds) || request.timeoutSeconds < 1) {
+    throw new ValidationError(`timeoutSeconds must be a positive integer, got ${request.timeoutSeconds}`, 'timeoutSeconds');
+  }
+  for (const field of ['firstIndex', 'count'] as const) {
+    if (!Number.isInteger(request[field]) || request[field] < 0) {
+      throw new ValidationError(`${field} must be a non-negative integer, got ${request[field]}`, field);
     }
-    if (seen.has(child.branchId)) throw new ValidationError(`duplicate child ${child.branchId}`, `children.${i}.branchId`);
-    seen.add(child.branchId);
-  });
+  }
 }

@@ -23,24 +23,24 @@
 import { randomUUID } from 'node:crypto';
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import { BranchSpawnerError } from '../../core/errors';
-import type { ChildReport, FanOutOrchestrator, FanOutRequest, StepQueue } from '../../core/ports';
-import {
-  FAN_OUT_STATES,
-  assertFanOutRequest,
-  loadFanOutDefinition,
-  type AggregateInput,
-  type AslDefinition,
-  type RecordChildFailureInput,
-} from './fan-out-definition';
-
-export interface LocalFanOutTasks {
-  recordChildFailure(input: RecordChildFailureInput): Promise<void>;
-  aggregate(input: AggregateInput): Promise<void>;
-}
+import { fanOutUsage } from '../../core/fan-out-plan';
+import type {
+  ChildFailureInput,
+  ChildReport,
+  CostSink,
+  FanOutOrchestrator,
+  FanOutRequest,
+  FanOutTasks,
+  StepQueue,
+  SyncPointTaskInput,
+} from '../../core/ports';
+import { FAN_OUT_STATES, assertFanOutRequest, fanOutInput, loadFanOutDefinition, type AslDefinition } from './fan-out-definition';
 
 export interface LocalFanOutOptions {
   queue: StepQueue;
-  tasks: LocalFanOutTasks;
+  tasks: FanOutTasks;
+  /** Counts each started execution's transitions and DispatchChild sends (see core/fan-out-plan.ts). */
+  meter?: CostSink;
   /** Where a failed execution's error goes (default: console.error). Never an unhandled rejection. */
   onExecutionError?(error: unknown): void;
 }
@@ -80,7 +80,8 @@ interface Execution {
 
 export class LocalFanOutOrchestrator implements FanOutOrchestrator {
   private readonly queue: StepQueue;
-  private readonly tasks: LocalFanOutTasks;
+  private readonly tasks: FanOutTasks;
+  private readonly meter: CostSink | undefined;
   private readonly onExecutionError: (error: unknown) => void;
   private readonly machine: StateMachine;
   private readonly retries: { recordChildFailure: (error: unknown) => number };
@@ -92,6 +93,7 @@ export class LocalFanOutOrchestrator implements FanOutOrchestrator {
   constructor(options: LocalFanOutOptions) {
     this.queue = options.queue;
     this.tasks = options.tasks;
+    this.meter = options.meter;
     this.onExecutionError = options.onExecutionError ?? ((error) => console.error('fan-out execution failed:', error));
     const definition = localDefinition();
     this.machine = new StateMachine(definition as StateMachineDefinition);
@@ -106,33 +108,37 @@ export class LocalFanOutOrchestrator implements FanOutOrchestrator {
     assertFanOutRequest(request);
     if (this.started.has(request.executionName)) return;
     this.started.add(request.executionName);
+    this.meter?.add(request, fanOutUsage(request.count, request.maxConcurrency));
     const execution: Execution = { name: request.executionName, stopped: false, tokens: new Set(), byBranch: new Map() };
-    const timeouts = new Map(request.children.map((c) => [c.branchId, c.timeoutSeconds]));
+    const timeoutSeconds = request.timeoutSeconds;
     const failedAttempts = new Map<string, number>();
-    const run = this.machine.run(JSON.parse(JSON.stringify(request)), {
+    // The report becomes the task's output, as SendTaskSuccess's output does in AWS.
+    const dispatch = (input: unknown) => this.dispatchChild(execution, input as DispatchInput, timeoutSeconds) as Promise<any>;
+    const recordChildFailure = async (input: unknown) => {
+      if (execution.stopped) return {};
+      const payload = payloadOf<ChildFailureInput>(input);
+      try {
+        await this.tasks.recordChildFailure(payload);
+      } catch (error) {
+        // Once no retrier takes it, this fails the Map and the execution. Stop dispatching
+        // now: the engine would still start the Map's queued iterations (see the header).
+        const attempt = (failedAttempts.get(payload.branchId) ?? 0) + 1;
+        failedAttempts.set(payload.branchId, attempt);
+        if (attempt > this.retries.recordChildFailure(error)) this.halt(execution, 'RecordChildFailure failed');
+        throw error;
+      }
+      return {};
+    };
+    const run = this.machine.run(JSON.parse(JSON.stringify(fanOutInput(request))), {
       context: { Task: { Token: PLACEHOLDER_TOKEN } },
       overrides: {
         taskResourceLocalHandlers: {
-          // The report becomes the task's output, as SendTaskSuccess's output does in AWS.
-          [FAN_OUT_STATES.dispatchChild]: (input) =>
-            this.dispatchChild(execution, input as unknown as DispatchInput, timeouts) as Promise<any>,
-          [FAN_OUT_STATES.recordChildFailure]: async (input) => {
-            if (execution.stopped) return {};
-            const payload = payloadOf<RecordChildFailureInput>(input);
-            try {
-              await this.tasks.recordChildFailure(payload);
-            } catch (error) {
-              // Once no retrier takes it, this fails the Map and the execution. Stop dispatching
-              // now: the engine would still start the Map's queued iterations (see the header).
-              const attempt = (failedAttempts.get(payload.branchId) ?? 0) + 1;
-              failedAttempts.set(payload.branchId, attempt);
-              if (attempt > this.retries.recordChildFailure(error)) this.halt(execution, 'RecordChildFailure failed');
-              throw error;
-            }
-            return {};
-          },
+          [FAN_OUT_STATES.dispatchChild]: dispatch,
+          [FAN_OUT_STATES.dispatchBatchedChild]: dispatch,
+          [FAN_OUT_STATES.recordChildFailure]: recordChildFailure,
+          [FAN_OUT_STATES.recordBatchedChildFailure]: recordChildFailure,
           [FAN_OUT_STATES.aggregate]: async (input) => {
-            if (!execution.stopped) await this.tasks.aggregate(payloadOf<AggregateInput>(input));
+            if (!execution.stopped) await this.tasks.aggregate(payloadOf<SyncPointTaskInput>(input));
             return {};
           },
         },
@@ -186,11 +192,10 @@ export class LocalFanOutOrchestrator implements FanOutOrchestrator {
   private async dispatchChild(
     execution: Execution,
     input: DispatchInput,
-    timeouts: Map<string, number>,
+    timeoutSeconds: number | undefined,
   ): Promise<ChildReport> {
     if (execution.stopped) throw new FanOutStoppedError(`fan-out ${execution.name} stopped`);
     const { team, runId, branchId, step } = input.MessageBody;
-    const timeoutSeconds = timeouts.get(branchId);
     const token = `${LOCAL_TOKEN_PREFIX}${execution.name}/${branchId}/${randomUUID()}`;
     // Registered before the send: a fast worker may report the child before send() returns.
     const outcome = new Promise<ChildReport>((resolve, reject) => {
@@ -259,19 +264,34 @@ function payloadOf<T>(input: unknown): T {
   return (input as { Payload: T }).Payload;
 }
 
-/** The shared ASL, adjusted for the engine's TimeoutSecondsPath difference (see the header). */
+/**
+ * The shared ASL, adjusted for the engine's TimeoutSecondsPath difference (see the header), in
+ * both copies of DispatchChild (the inline Map's and the distributed batches'). The engine
+ * runs the DISTRIBUTED Map as an inline one (see docs/performance.md for what that hides).
+ */
 function localDefinition(): AslDefinition {
   const definition = loadFanOutDefinition({
     StepQueueUrl: 'local://branch-steps',
     RecordChildFailureFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:local-record-child-failure',
     AggregateFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:local-aggregate',
   });
-  const dispatch = definition.States?.[FAN_OUT_STATES.fanOut]?.ItemProcessor?.States?.[FAN_OUT_STATES.dispatchChild];
-  if (!dispatch || dispatch.TimeoutSecondsPath !== '$.timeoutSeconds') {
-    throw new BranchSpawnerError('fan-out.asl.json changed: DispatchChild no longer has TimeoutSecondsPath $.timeoutSeconds');
+  for (const processor of childProcessors(definition)) {
+    const dispatch = processor.States?.[processor.StartAt];
+    if (!dispatch || dispatch.TimeoutSecondsPath !== '$.timeoutSeconds') {
+      throw new BranchSpawnerError('fan-out.asl.json changed: DispatchChild no longer has TimeoutSecondsPath $.timeoutSeconds');
+    }
+    delete dispatch.TimeoutSecondsPath;
+    // Without a TimeoutSeconds the engine would apply its own 60 s default.
+    dispatch.TimeoutSeconds = ENGINE_DISPATCH_TIMEOUT_SECONDS;
   }
-  delete dispatch.TimeoutSecondsPath;
-  // Without a TimeoutSeconds the engine would apply its own 60 s default.
-  dispatch.TimeoutSeconds = ENGINE_DISPATCH_TIMEOUT_SECONDS;
   return definition;
+}
+
+/** The ItemProcessors that dispatch children: the inline Map's and the distributed batches'. */
+export function childProcessors(definition: AslDefinition): AslDefinition[] {
+  const states = definition.States ?? {};
+  return [
+    states[FAN_OUT_STATES.fanOut]?.ItemProcessor,
+    states[FAN_OUT_STATES.fanOutDistributed]?.ItemProcessor?.States?.[FAN_OUT_STATES.fanOutBatch]?.ItemProcessor,
+  ].filter((p): p is AslDefinition => p !== undefined);
 }

@@ -9,12 +9,15 @@ import {
   type SFNClient,
 } from '@aws-sdk/client-sfn';
 import { BranchSpawnerError, ConflictError } from '../../core/errors';
-import type { ChildReport, FanOutOrchestrator, FanOutRequest } from '../../core/ports';
-import { assertFanOutRequest } from './fan-out-definition';
+import { fanOutUsage } from '../../core/fan-out-plan';
+import type { ChildReport, CostSink, FanOutOrchestrator, FanOutRequest } from '../../core/ports';
+import { assertFanOutRequest, fanOutInput } from './fan-out-definition';
 
 export interface SfnFanOutOptions {
   client: SFNClient;
   stateMachineArn: string;
+  /** Counts each started execution's transitions and DispatchChild sends (see core/fan-out-plan.ts). */
+  meter?: CostSink;
 }
 
 /** The error name a stopped execution records (StopExecution's `error`). */
@@ -24,10 +27,12 @@ const MAX_CAUSE = 32_768;
 export class SfnFanOutOrchestrator implements FanOutOrchestrator {
   private readonly client: SFNClient;
   private readonly stateMachineArn: string;
+  private readonly meter: CostSink | undefined;
 
   constructor(options: SfnFanOutOptions) {
     this.client = options.client;
     this.stateMachineArn = options.stateMachineArn;
+    this.meter = options.meter;
   }
 
   async start(request: FanOutRequest): Promise<void> {
@@ -37,6 +42,7 @@ export class SfnFanOutOrchestrator implements FanOutOrchestrator {
       await this.client.send(
         new StartExecutionCommand({ stateMachineArn: this.stateMachineArn, name: request.executionName, input: JSON.stringify(input) }),
       );
+      this.meter?.add(request, fanOutUsage(request.count, request.maxConcurrency));
     } catch (error) {
       // The name is the idempotency key: a repeated spawn finds its own execution (running or
       // closed). Only a different input under the same name is a real conflict.
@@ -90,19 +96,6 @@ export class SfnFanOutOrchestrator implements FanOutOrchestrator {
     if (existing !== undefined && isDeepStrictEqual(safeParse(existing), input)) return;
     throw new ConflictError(`fan-out execution ${executionName} already exists with a different input`, { cause: original });
   }
-}
-
-/** Exactly the fields the state machine reads, so a retried spawn sends an identical input. */
-function fanOutInput(request: FanOutRequest): FanOutRequest {
-  return {
-    team: request.team,
-    runId: request.runId,
-    parentId: request.parentId,
-    seq: request.seq,
-    executionName: request.executionName,
-    maxConcurrency: request.maxConcurrency,
-    children: request.children.map((c) => ({ branchId: c.branchId, timeoutSeconds: c.timeoutSeconds })),
-  };
 }
 
 function safeParse(text: string): unknown {

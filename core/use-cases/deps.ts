@@ -2,7 +2,7 @@
 import type { AggregatorRegistry } from '../aggregators';
 import type { LifecycleEvent } from '../events';
 import type { RunRecord, Scope } from '../model';
-import type { AgentInvoker, BranchStore, Clock, EventPublisher, FanOutOrchestrator, StepQueue } from '../ports';
+import type { AgentInvoker, BranchStore, Clock, CostSink, EventPublisher, FanOutOrchestrator, StepQueue } from '../ports';
 
 /** Named points where fault injection may make the worker "crash" (`--chaos crash=<point>`). */
 export type CrashPoint =
@@ -33,6 +33,8 @@ export interface SpawnerDeps {
   faults?: Faults;
   /** Gives the abort signal for a branch's in-flight agent call (local runtime). */
   signalFor?(scope: Scope, branchId: string): AbortSignal | undefined;
+  /** The cost meter, for the usage no adapter sees (e.g. state transitions of the fan-out tasks). */
+  meter?: CostSink;
   /** Caches the immutable part of runs across steps (agents, limits); optional. */
   runCache?: Map<string, RunRecord>;
 }

@@ -6,14 +6,14 @@
 import { budgetRefusesCall, chargeCall, endRunAtDeadline, withRunDeadline } from '../budget-gate';
 import { errorMessage, InvalidAgentResponseError, PayloadTooLargeError, TransientError } from '../errors';
 import { refusalError, refusalInput } from '../limits';
-import { isTerminal, type BranchRecord, type MemoryEntry, type RunRecord } from '../model';
+import { groupSize, isTerminal, type BranchRecord, type ChildGroup, type MemoryEntry, type RunRecord } from '../model';
 import type { AgentReply, BranchPatch, StepMessage } from '../ports';
 import { parseAgentResponse, type Decision } from '../protocol';
 import { allowedTargets, checkTopology } from '../topology';
 import { defined, hit, loadRun, scopeOf, type SpawnerDeps } from './deps';
 import { endBranch, tellEnd } from './end-branch';
 import { readableResponse } from './readable-json';
-import { checkSpawn, openSyncPoint, spawnStateFromDecision } from './spawn';
+import { checkSpawn, openSyncPoint, spawnGroups, spawnStateFromDecision } from './spawn';
 
 export type StepOutcome =
   | 'advanced'
@@ -172,9 +172,12 @@ async function runAgentStep(
         if (refusalCount > 1) return failBranch(deps, branch, delivery, refusalError(refusal).message, base);
         return advance(deps, branch, delivery, { ...base, input: refusalInput(refusal), refusalCount });
       }
-      const spawn = spawnStateFromDecision(branch, decision, step);
+      const groups = await spawnGroups(deps, branch, decision, step, delivery.messageId);
+      const spawn = spawnStateFromDecision(branch, decision, step, groups);
       const waiting = await write(deps, branch, {
         ...base,
+        // A wide spawn's answer lives on in its children's records, not in the parent's memory.
+        ...(groups === decision.groups ? {} : { memory: [...branch.memory, memory[memory.length - 2], wideSpawnEntry(branch.agent, groups)] }),
         status: 'WAITING',
         type: branch.type === 'SIMPLE' ? 'NESTED' : branch.type,
         spawn,
@@ -182,7 +185,7 @@ async function runAgentStep(
       });
       if (waiting.kind === 'conflict') return 'skipped';
       if (waiting.kind === 'too-large') return failBranch(deps, branch, delivery, waiting.message, base);
-      await openSyncPoint(deps, run, waiting.branch);
+      await openSyncPoint(deps, run, waiting.branch, Array.isArray(spawn.childSpecs) ? undefined : decision.groups[0]);
       return 'spawned';
     }
   }
@@ -248,6 +251,15 @@ async function failBranch(
     failed = await endBranch(deps, branch, end);
   }
   return failed ? 'failed' : 'skipped';
+}
+
+/** What the parent's memory keeps of a wide spawn's answer: how many children, in which groups. */
+function wideSpawnEntry(agent: string, groups: ChildGroup[]): MemoryEntry {
+  return {
+    role: 'assistant',
+    agent,
+    content: { next_action: 'parallel_invoke', children: groups.map(groupSize), note: 'each child keeps its own spec (too many to repeat here)' },
+  };
 }
 
 function validUsage(usage: unknown): usage is { inputTokens: number; outputTokens: number } {

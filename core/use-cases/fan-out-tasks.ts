@@ -1,20 +1,21 @@
 /** The two tasks of the fan-out state machine: RecordChildFailure and Aggregate. */
-import { type Scope } from '../model';
+import type { ChildFailureInput, FanOutTasks, SyncPointTaskInput } from '../ports';
 import { type SpawnerDeps } from './deps';
 import { endBranch, settleSyncPoint, tellEnd } from './end-branch';
 
-export interface ChildFailureInput extends Scope {
-  parentId: string;
-  seq: number;
-  branchId: string;
-  /** The Step Functions error name, e.g. `States.Timeout`. */
-  error: string;
-  cause?: string;
+/** The fan-out tasks over the use cases (what every orchestrator's tasks call). */
+export function fanOutTasks(deps: SpawnerDeps): FanOutTasks {
+  return {
+    recordChildFailure: (input) => recordChildFailure(deps, input),
+    aggregate: (input) => aggregateSyncPoint(deps, input),
+  };
 }
 
 /** A child's fan-out iteration failed (timeout, dispatch error): end the child and count it. */
 export async function recordChildFailure(deps: SpawnerDeps, input: ChildFailureInput): Promise<void> {
   const scope = { team: input.team, runId: input.runId };
+  // Its own state transition (the RecordChildFailure task of the state machine).
+  deps.meter?.add(scope, { stepFunctionsTransitions: 1 });
   const child = await deps.store.getBranch(scope, input.branchId);
   if (!child) return;
   const timedOut = input.error === 'States.Timeout';
@@ -31,12 +32,28 @@ export async function recordChildFailure(deps: SpawnerDeps, input: ChildFailureI
   if (now) await tellEnd(deps, { ...now, taskToken: undefined }, by);
 }
 
-export interface AggregateInput extends Scope {
-  parentId: string;
-  seq: number;
+/** The fan-out's Map finished: settle the sync point (a no-op if an early exit did already). */
+export async function aggregateSyncPoint(deps: SpawnerDeps, input: SyncPointTaskInput): Promise<void> {
+  await settleSyncPoint(deps, { team: input.team, runId: input.runId }, input.parentId, input.seq, { early: false });
 }
 
-/** The fan-out's Map finished: settle the sync point (a no-op if an early exit did already). */
-export async function aggregateSyncPoint(deps: SpawnerDeps, input: AggregateInput): Promise<void> {
-  await settleSyncPoint(deps, { team: input.team, runId: input.runId }, input.parentId, input.seq, { early: false });
+/**
+ * The tasks for an orchestrator built before the deps its tasks run on (the deps hold the
+ * orchestrator): calls go to what `bind` was given; a call before that is a wiring error.
+ */
+export function lateBoundTasks(): { tasks: FanOutTasks; bind(to: FanOutTasks): void } {
+  let bound: FanOutTasks | undefined;
+  const target = (): FanOutTasks => {
+    if (!bound) throw new Error('the fan-out tasks were called before they were bound to their deps');
+    return bound;
+  };
+  return {
+    tasks: {
+      recordChildFailure: (input) => target().recordChildFailure(input),
+      aggregate: (input) => target().aggregate(input),
+    },
+    bind: (to) => {
+      bound = to;
+    },
+  };
 }

@@ -1,5 +1,6 @@
 /** Read models of a run for the API, the CLI and the tree page. */
 import { NotFoundError } from '../errors';
+import { runCost, type CostCounters } from '../cost';
 import { computeMetrics, type RunMetrics } from '../metrics';
 import type { BranchRecord, RunRecord, Scope } from '../model';
 import { parseAgentResponse } from '../protocol';
@@ -56,7 +57,7 @@ export function branchView(b: BranchRecord): BranchView {
   };
 }
 
-export function runView(run: RunRecord, branches: BranchRecord[]): RunView {
+export function runView(run: RunRecord, branches: BranchRecord[], cost?: CostCounters): RunView {
   return {
     runId: run.runId,
     name: run.name,
@@ -65,7 +66,7 @@ export function runView(run: RunRecord, branches: BranchRecord[]): RunView {
     error: run.error ?? null,
     createdAt: run.createdAt,
     endedAt: run.endedAt ?? null,
-    metrics: computeMetrics(branches, run),
+    metrics: { ...computeMetrics(branches, run), ...(cost ? { cost: runCost(cost) } : {}) },
   };
 }
 
@@ -77,8 +78,10 @@ async function mustGetRun(deps: Pick<SpawnerDeps, 'store'>, scope: Scope): Promi
 
 export async function describeRun(deps: Pick<SpawnerDeps, 'store'>, scope: Scope) {
   const run = await mustGetRun(deps, scope);
+  // The cost first: the listing below is the view's cost, not the run's.
+  const cost = await deps.store.getCost(scope);
   const branches = await deps.store.listBranches(scope);
-  return { run, branches, view: runView(run, branches) };
+  return { run, branches, view: runView(run, branches, cost) };
 }
 
 export async function listRunBranches(deps: Pick<SpawnerDeps, 'store'>, scope: Scope): Promise<BranchView[]> {

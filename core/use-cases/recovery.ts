@@ -11,7 +11,7 @@ import { cancelRun } from './cancel-run';
 import { loadRun, publish, scopeOf, type SpawnerDeps } from './deps';
 import { endBranch, settleSyncPoint, tellEnd } from './end-branch';
 import { currentChildIds } from './fan-in';
-import { openSyncPoint } from './spawn';
+import { fanOutRequest, openSyncPoint } from './spawn';
 
 export interface PoisonDelivery {
   /** The message id (SQS keeps it when it moves a message to the DLQ). */
@@ -150,14 +150,9 @@ export async function resumeRun(deps: SpawnerDeps, scope: Scope): Promise<Resume
       report.settled++;
       continue;
     }
-    await deps.fanOut.start({
-      ...scope,
-      parentId: branch.id,
-      seq,
-      executionName: sp.executionName,
-      maxConcurrency: run.limits.maxConcurrentBranches,
-      children: live.map((c) => ({ branchId: c.id, timeoutSeconds: run.limits.branchTimeoutSeconds })),
-    });
+    // The whole range again: a child that already ended answers its new iteration at once
+    // (its repeated step message finds it terminal and reports it).
+    await deps.fanOut.start(fanOutRequest(run, branch.id, branch.spawn, sp.executionName));
     report.restarted++;
   }
   return report;

@@ -1,13 +1,17 @@
 /** The fan-out side: an agent asked for children; check limits, write them, start the fan-out. */
 import { branchEvent } from '../events';
 import { branchBudgetRefusal, checkSpawnLimits, type LimitRefusal } from '../limits';
+import type { FanOutRequest } from '../ports';
 import {
   childId,
   isTerminal,
   fanOutExecutionName,
+  groupSize,
   type AggregatorRef,
   type BranchRecord,
+  type ChildGroup,
   type ChildSpec,
+  type Scope,
   type RunRecord,
   type SpawnState,
   type WaitFor,
@@ -28,14 +32,14 @@ export function spawnStateFor(
   parent: Pick<BranchRecord, 'childCount'>,
   seq: number,
   step: number,
-  children: ChildSpec[],
+  children: ChildGroup,
   options: SpawnOptions,
 ): SpawnState {
   return {
     seq,
     step,
     firstIndex: parent.childCount,
-    children: children.length,
+    children: groupSize(children),
     waitFor: options.waitFor,
     aggregator: options.aggregator,
     ...(options.metadata ? { metadata: options.metadata } : {}),
@@ -67,8 +71,51 @@ export async function checkSpawn(
   return reserved.ok ? undefined : branchBudgetRefusal(run.limits, reserved.branchCount, total);
 }
 
-export function spawnStateFromDecision(branch: BranchRecord, decision: SpawnDecision, step: number): SpawnState {
-  const [first, ...rest] = decision.groups;
+/** Spawns whose specs pass this many bytes of JSON keep them out of the parent's item. */
+export const INLINE_SPECS_MAX_BYTES = 16 * 1024;
+
+/**
+ * The groups of a spawn as the parent will keep them: inline when small; otherwise stored
+ * apart (BranchStore.putChildSpecs, under a key of this very delivery, before the parent's
+ * write: a concurrent duplicate that loses that write leaves specs nobody points to, never a
+ * mix of two answers) and kept as ranges.
+ */
+export async function spawnGroups(
+  deps: SpawnerDeps,
+  branch: BranchRecord,
+  decision: SpawnDecision,
+  step: number,
+  deliveryId: string,
+): Promise<ChildGroup[]> {
+  const bytes = decision.groups.reduce((n, g) => n + g.reduce((m, spec) => m + jsonBytes(spec), 0), 0);
+  if (bytes <= INLINE_SPECS_MAX_BYTES) return decision.groups;
+  const stored = `${branch.id}#${step}#${deliveryId}`;
+  await deps.store.putChildSpecs(scopeOf(branch), stored, decision.groups.flat());
+  let offset = 0;
+  return decision.groups.map((g) => {
+    const range = { stored, offset, count: g.length };
+    offset += g.length;
+    return range;
+  });
+}
+
+function jsonBytes(value: unknown): number {
+  // UTF-16 length is close enough to decide inline or not (and never smaller than 1/3 of the UTF-8 size).
+  return JSON.stringify(value).length;
+}
+
+/** The specs of a group, read back when they were stored apart. */
+export async function specsOf(deps: SpawnerDeps, scope: Scope, group: ChildGroup): Promise<ChildSpec[]> {
+  return Array.isArray(group) ? group : deps.store.getChildSpecs(scope, group.stored, group.offset, group.count);
+}
+
+export function spawnStateFromDecision(
+  branch: BranchRecord,
+  decision: SpawnDecision,
+  step: number,
+  groups: ChildGroup[] = decision.groups,
+): SpawnState {
+  const [first, ...rest] = groups;
   const seq = (branch.spawn?.seq ?? 0) + 1;
   return {
     ...spawnStateFor(branch, seq, step, first, decision),
@@ -81,7 +128,13 @@ export function spawnStateFromDecision(branch: BranchRecord, decision: SpawnDeci
  * Opens the branch's current sync point: the counters, the child records, the fan-out.
  * Every part is idempotent, so a retry after a crash simply runs it again.
  */
-export async function openSyncPoint(deps: SpawnerDeps, run: RunRecord, parent: BranchRecord): Promise<void> {
+export async function openSyncPoint(
+  deps: SpawnerDeps,
+  run: RunRecord,
+  parent: BranchRecord,
+  /** The specs, when the caller has them at hand (saves reading stored ones back). */
+  known?: ChildSpec[],
+): Promise<void> {
   const spawn = parent.spawn;
   if (!spawn) return;
   const scope = scopeOf(parent);
@@ -92,13 +145,13 @@ export async function openSyncPoint(deps: SpawnerDeps, run: RunRecord, parent: B
     parentId: parent.id,
     seq: spawn.seq,
     counters: { total: spawn.children, succeeded: 0, failed: 0, cancelled: 0 },
-    done: [],
     waitFor: spawn.waitFor,
     maxFailedFraction,
     executionName,
   });
   const now = deps.clock.now();
-  const children: BranchRecord[] = spawn.childSpecs.map((spec, i) => ({
+  const specs = known ?? (await specsOf(deps, scope, spawn.childSpecs));
+  const children: BranchRecord[] = specs.map((spec, i) => ({
     ...scope,
     id: childId(parent.id, spawn.firstIndex + i),
     parentId: parent.id,
@@ -131,17 +184,24 @@ export async function openSyncPoint(deps: SpawnerDeps, run: RunRecord, parent: B
     await publish(deps, ...children.map((c) => branchEvent('BranchCreated', c, now, { seq: spawn.seq })));
     await deps.store.updateBranch(scope, parent.id, parent.version, { spawn: { ...spawn, announced: true } });
   }
-  await deps.fanOut.start({
-    ...scope,
-    parentId: parent.id,
-    seq: spawn.seq,
-    executionName,
-    maxConcurrency: run.limits.maxConcurrentBranches,
-    children: children.map((c) => ({ branchId: c.id, timeoutSeconds: run.limits.branchTimeoutSeconds })),
-  });
+  await deps.fanOut.start(fanOutRequest(run, parent.id, spawn, executionName));
   // The parent may have ended (a cancel) while this ran; its end cancelled the children it could
   // read then. Checked after the children exist and their fan-out started, so that either that
   // end saw them or this read sees the end: the children it missed are cancelled here.
   const current = await deps.store.getBranch(scope, parent.id);
   if (current && isTerminal(current.status) && current.spawn?.seq === spawn.seq) await cancelChildren(deps, current);
+}
+
+/** The fan-out of a sync point: its children as a range of indices, never a list. */
+export function fanOutRequest(run: RunRecord, parentId: string, spawn: SpawnState, executionName: string): FanOutRequest {
+  return {
+    ...scopeOf(run),
+    parentId,
+    seq: spawn.seq,
+    executionName,
+    maxConcurrency: run.limits.maxConcurrentBranches,
+    firstIndex: spawn.firstIndex,
+    count: spawn.children,
+    timeoutSeconds: run.limits.branchTimeoutSeconds,
+  };
 }

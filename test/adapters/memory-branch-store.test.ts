@@ -1,4 +1,4 @@
 import { MemoryBranchStore } from '../../adapters/memory/memory-branch-store';
 import { describeBranchStoreConformance } from './branch-store-conformance';
 
-describeBranchStoreConformance('MemoryBranchStore', () => new MemoryBranchStore());
+describeBranchStoreConformance('MemoryBranchStore', (meter) => new MemoryBranchStore({ meter }));

@@ -4,9 +4,9 @@ import type { LifecycleEvent } from '../../core/events';
 import type { AgentRegistry, BranchRecord, RunRecord, Scope } from '../../core/model';
 import type { AgentInvoker } from '../../core/ports';
 import {
-  aggregateSyncPoint,
   executeStep,
-  recordChildFailure,
+  fanOutTasks,
+  lateBoundTasks,
   resumeRun,
   startRun,
   type SpawnerDeps,
@@ -34,7 +34,8 @@ export function createMemoryHarness(options: HarnessOptions = {}) {
   const store = options.store ?? new MemoryBranchStore();
   const queue = new MemoryQueue({ duplicate: options.duplicate });
   const errors: unknown[] = [];
-  const fanOut = new MemoryFanOut(queue, (e) => errors.push(e));
+  const late = lateBoundTasks();
+  const fanOut = new MemoryFanOut(queue, late.tasks, (e) => errors.push(e));
   const events: LifecycleEvent[] = [];
   const aborts = new BranchAborts();
   const deps: SpawnerDeps = {
@@ -53,10 +54,7 @@ export function createMemoryHarness(options: HarnessOptions = {}) {
     aggregators: new AggregatorRegistry(options.aggregators),
     faults: options.faults,
   };
-  fanOut.tasks = {
-    recordChildFailure: (input) => recordChildFailure(deps, input),
-    aggregate: (input) => aggregateSyncPoint(deps, input),
-  };
+  late.bind(fanOutTasks(deps));
   let inFlight = 0;
   let pumping = false;
   const pump = async () => {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTableIfMissing, DynamoBranchStore } from '../../../adapters/dynamodb';
 import { startDynalite, type DynamoEngine } from '../../../local/engines/dynalite-engine';
-import { describeBranchStoreConformance, newScope, runRecord } from '../branch-store-conformance';
+import { describeBranchStoreConformance, ENGINE_WIDE_CHILDREN, newScope, runRecord } from '../branch-store-conformance';
 import { describeDynamoStoreSpecifics } from './dynamo-store-specifics';
 
 const tableName = `branches-dynalite-${randomUUID().slice(0, 8)}`;
@@ -20,7 +20,9 @@ afterAll(async () => {
   await engine?.close();
 });
 
-describeBranchStoreConformance('DynamoBranchStore on dynalite', () => new DynamoBranchStore({ client: engine.doc, tableName }));
+describeBranchStoreConformance('DynamoBranchStore on dynalite', (meter) => new DynamoBranchStore({ client: engine.doc, tableName, meter }), {
+  wideChildren: ENGINE_WIDE_CHILDREN,
+});
 describeDynamoStoreSpecifics('dynalite', () => engine, () => tableName, { batchGetRequestsFor2MB: 2 });
 
 describe('dynalite engine', () => {

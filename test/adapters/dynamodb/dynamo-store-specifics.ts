@@ -22,6 +22,8 @@ export function describeDynamoStoreSpecifics(
 ): void {
   describe(`DynamoBranchStore specifics: ${name}`, () => {
     let requests: string[] = [];
+    /** When set, the next request it matches fails as a crashed worker's would (nothing written). */
+    let crashOn: ((command: string, input: { Key?: { SK?: string } }) => boolean) | undefined;
     let counted: DynamoDBClient;
     let store: DynamoBranchStore;
 
@@ -30,7 +32,12 @@ export function describeDynamoStoreSpecifics(
       counted = localDynamoClients(engine().endpoint).client;
       counted.middlewareStack.add(
         (next, context) => async (args) => {
-          requests.push(String(context.commandName).replace(/Command$/, ''));
+          const command = String(context.commandName).replace(/Command$/, '');
+          requests.push(command);
+          if (crashOn?.(command, args.input as { Key?: { SK?: string } })) {
+            crashOn = undefined;
+            throw new Error('worker crashed');
+          }
           return next(args);
         },
         { step: 'initialize', name: 'countRequests' },
@@ -91,9 +98,32 @@ export function describeDynamoStoreSpecifics(
         GSI1SK: { S: 'B#root.0' },
       });
 
+      // The end is in its fan-in shard (index within the shard), rolled up into the sync point.
       const sp = await raw('S#root#000001');
-      expect(sp).toMatchObject({ total: { N: '1' }, succeeded: { N: '1' }, done: { SS: ['root.0'] }, expiresAt });
+      expect(sp).toMatchObject({ total: { N: '1' }, succeeded: { N: '1' }, k0: { N: '1' }, expiresAt });
+      expect(sp.done).toBeUndefined();
       expect(sp.aggregatedAt).toBeUndefined();
+      expect(await raw('F#root#000001#0')).toMatchObject({ done: { SS: ['0'] }, succeeded: { N: '1' }, expiresAt });
+    });
+
+    it('finishes a count that crashed between the shard and the roll-up when the end is told again', async () => {
+      const scope = newScope();
+      await store.createSyncPoint(syncPointRecord(scope, 'root', 1, 3));
+      await store.recordChildEnd(scope, 'root', 1, 'root.0', 'succeeded');
+      crashOn = (command, input) => command === 'UpdateItem' && String(input.Key?.SK).startsWith('S#');
+      await expect(store.recordChildEnd(scope, 'root', 1, 'root.1', 'failed')).rejects.toThrow(/crashed/);
+      expect((await store.getSyncPoint(scope, 'root', 1))!.counters).toEqual({ total: 3, succeeded: 1, failed: 0, cancelled: 0 });
+      // The retry finds the end in its shard (not applied again) and rolls it up, once.
+      expect(await store.recordChildEnd(scope, 'root', 1, 'root.1', 'failed')).toEqual({
+        applied: false,
+        counters: { total: 3, succeeded: 1, failed: 1, cancelled: 0 },
+      });
+      expect((await store.recordChildEnd(scope, 'root', 1, 'root.1', 'failed')).counters).toEqual({ total: 3, succeeded: 1, failed: 1, cancelled: 0 });
+      // Or another end of the same shard rolls it up on its way.
+      crashOn = (command, input) => command === 'UpdateItem' && String(input.Key?.SK).startsWith('S#');
+      await expect(store.recordChildEnd(scope, 'root', 1, 'root.2', 'cancelled')).rejects.toThrow(/crashed/);
+      expect(await store.listCountedChildren(scope, 'root', 1)).toEqual(['root.0', 'root.1', 'root.2']);
+      expect((await store.recordChildEnd(scope, 'root', 1, 'root.0', 'succeeded')).counters).toEqual({ total: 3, succeeded: 1, failed: 1, cancelled: 1 });
     });
 
     it('makes the documented number of requests per method', async () => {
@@ -121,8 +151,9 @@ export function describeDynamoStoreSpecifics(
       expect(new Set(children.slice(1))).toEqual(new Set(['BatchGetItem']));
 
       await store.createSyncPoint(syncPointRecord(scope, 'root', 1, 2));
-      expect((await count(() => store.recordChildEnd(scope, 'root', 1, 'root.0', 'succeeded'))).requests).toEqual(['UpdateItem']);
-      expect((await count(() => store.recordChildEnd(scope, 'root', 1, 'root.0', 'succeeded'))).requests).toEqual(['UpdateItem', 'GetItem']);
+      // The shard, then the roll-up; a repeat: the refused shard write, the shard and the sync point read.
+      expect((await count(() => store.recordChildEnd(scope, 'root', 1, 'root.0', 'succeeded'))).requests).toEqual(['UpdateItem', 'UpdateItem']);
+      expect((await count(() => store.recordChildEnd(scope, 'root', 1, 'root.0', 'succeeded'))).requests).toEqual(['UpdateItem', 'GetItem', 'GetItem']);
       expect((await count(() => store.claimAggregation(scope, 'root', 1, 'resume', 1))).requests).toEqual(['UpdateItem']);
       expect((await count(() => store.listOpenSyncPoints(scope))).requests).toEqual(['Query']);
       expect((await count(() => store.getSyncPoint(scope, 'root', 1))).requests).toEqual(['GetItem']);

@@ -7,7 +7,7 @@ import {
   startDynamoDbLocal,
   type DynamoDbLocalEngine,
 } from '../../../local/engines/dynamodb-local-engine';
-import { describeBranchStoreConformance } from '../branch-store-conformance';
+import { describeBranchStoreConformance, ENGINE_WIDE_CHILDREN } from '../branch-store-conformance';
 import { describeDynamoStoreSpecifics } from './dynamo-store-specifics';
 
 const hasJava = javaAvailable();
@@ -25,8 +25,9 @@ describe.skipIf(!hasJava)('DynamoDB Local', () => {
     await engine?.close();
   });
 
-  describeBranchStoreConformance('DynamoBranchStore on DynamoDB Local', () =>
-    new DynamoBranchStore({ client: engine.doc, tableName }),
+  describeBranchStoreConformance('DynamoBranchStore on DynamoDB Local', (meter) =>
+    new DynamoBranchStore({ client: engine.doc, tableName, meter }),
+    { wideChildren: ENGINE_WIDE_CHILDREN },
   );
   describeDynamoStoreSpecifics('DynamoDB Local', () => engine, () => tableName, { batchGetRequestsFor2MB: 1 });
 

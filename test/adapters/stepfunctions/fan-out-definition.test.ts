@@ -7,6 +7,7 @@ import type { FanOutRequest } from '../../../core/ports';
 import {
   FAN_OUT_ASL_PATH,
   assertFanOutRequest,
+  fanOutInput,
   loadFanOutDefinition,
   type FanOutSubstitutions,
 } from '../../../adapters/stepfunctions/fan-out-definition';
@@ -39,10 +40,23 @@ describe('fan-out.asl.json', () => {
     expect(result.isValid).toBe(true);
   });
 
-  it('is JSONPath, an inline Map over the children, then Aggregate', () => {
+  it('is JSONPath: ChoosePath, then an inline Map or a Distributed Map over the children (as indices), then Aggregate', () => {
     const definition = loadFanOutDefinition(substitutions);
     expect(definition.QueryLanguage ?? 'JSONPath').toBe('JSONPath');
-    expect(definition.StartAt).toBe('FanOut');
+    expect(definition.StartAt).toBe('ChoosePath');
+    expect(definition.States.ChoosePath).toMatchObject({
+      Type: 'Choice',
+      Choices: [{ Variable: '$.mode', StringEquals: 'DISTRIBUTED', Next: 'FanOutDistributed' }],
+      Default: 'FanOut',
+    });
+    const childSelector = {
+      'team.$': '$.team',
+      'runId.$': '$.runId',
+      'parentId.$': '$.parentId',
+      'seq.$': '$.seq',
+      'branchId.$': "States.Format('{}.{}', $.parentId, $$.Map.Item.Value)",
+      'timeoutSeconds.$': '$.timeoutSeconds',
+    };
     const fanOut = definition.States.FanOut;
     expect(fanOut).toMatchObject({
       Type: 'Map',
@@ -50,16 +64,28 @@ describe('fan-out.asl.json', () => {
       MaxConcurrencyPath: '$.maxConcurrency',
       ResultPath: null,
       Next: 'Aggregate',
-      ItemSelector: {
-        'team.$': '$.team',
-        'runId.$': '$.runId',
-        'parentId.$': '$.parentId',
-        'seq.$': '$.seq',
-        'branchId.$': '$$.Map.Item.Value.branchId',
-        'timeoutSeconds.$': '$$.Map.Item.Value.timeoutSeconds',
-      },
+      ItemSelector: childSelector,
     });
     expect(fanOut.ItemProcessor.ProcessorConfig.Mode).toBe('INLINE');
+    const distributed = definition.States.FanOutDistributed;
+    expect(distributed).toMatchObject({
+      Type: 'Map',
+      ItemsPath: '$.batches',
+      MaxConcurrencyPath: '$.batchConcurrency',
+      ResultPath: null,
+      Next: 'Aggregate',
+      ItemSelector: { 'children.$': '$$.Map.Item.Value', 'batchSize.$': '$.batchSize', 'timeoutSeconds.$': '$.timeoutSeconds' },
+      ItemProcessor: { ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' }, StartAt: 'FanOutBatch' },
+    });
+    const batch = distributed.ItemProcessor.States.FanOutBatch;
+    expect(batch).toMatchObject({ Type: 'Map', ItemsPath: '$.children', MaxConcurrencyPath: '$.batchSize', ItemSelector: childSelector, End: true });
+    expect(batch.ItemProcessor.ProcessorConfig.Mode).toBe('INLINE');
+    // One contract for a child, whichever path: the two processors are the same states (renamed,
+    // as state names are unique within a machine).
+    const renamed = JSON.parse(
+      JSON.stringify(batch.ItemProcessor).replace(/DispatchBatchedChild/g, 'DispatchChild').replace(/RecordBatchedChildFailure/g, 'RecordChildFailure'),
+    );
+    expect(renamed).toEqual(fanOut.ItemProcessor);
     // Failure policy is ours: the local engine ignores ToleratedFailure*, so neither engine gets it.
     expect(JSON.stringify(definition)).not.toMatch(/ToleratedFailure|JSONata|ItemReader|ItemBatcher/);
   });
@@ -119,6 +145,22 @@ describe('fan-out.asl.json', () => {
     expect(aggregate.Retry[0].ErrorEquals).not.toContain('States.ALL');
   });
 
+  it('passes children as indices, inline when narrow and not too concurrent, in batches when not, under 256 KB at 10,000', () => {
+    const base = { team: 't', runId: 'r', parentId: 'root.3', seq: 2, executionName: 'r-root_3-s2', timeoutSeconds: 60 };
+    expect(fanOutInput({ ...base, maxConcurrency: 10, firstIndex: 5, count: 3 })).toEqual({
+      team: 't', runId: 'r', parentId: 'root.3', seq: 2, timeoutSeconds: 60, mode: 'INLINE', children: [5, 6, 7], maxConcurrency: 10,
+    });
+    const wide = fanOutInput({ ...base, maxConcurrency: 200, firstIndex: 0, count: 10_000 });
+    expect(wide).toMatchObject({ mode: 'DISTRIBUTED', batchSize: 40, batchConcurrency: 5 });
+    expect(wide.batches).toHaveLength(250);
+    expect(wide.batches!.flat()).toEqual(Array.from({ length: 10_000 }, (_, i) => i));
+    expect(Buffer.byteLength(JSON.stringify(wide))).toBeLessThan(256 * 1024);
+    // Concurrency past the inline Map's 40 goes distributed even when narrow.
+    expect(fanOutInput({ ...base, maxConcurrency: 100, firstIndex: 0, count: 100 }).mode).toBe('DISTRIBUTED');
+    expect(fanOutInput({ ...base, maxConcurrency: 100, firstIndex: 0, count: 40 }).mode).toBe('INLINE');
+    expect(fanOutInput({ ...base, maxConcurrency: 10, firstIndex: 0, count: 1_001 }).mode).toBe('DISTRIBUTED');
+  });
+
   it('refuses a missing substitution', () => {
     const partial = { StepQueueUrl: 'q', AggregateFunctionArn: 'a' } as unknown as FanOutSubstitutions;
     expect(() => loadFanOutDefinition(partial)).toThrow(ValidationError);
@@ -133,7 +175,9 @@ describe('assertFanOutRequest', () => {
     seq: 1,
     executionName: 'r-root-s1',
     maxConcurrency: 3,
-    children: [{ branchId: 'root.0', timeoutSeconds: 30 }],
+    firstIndex: 0,
+    count: 1,
+    timeoutSeconds: 30,
     ...patch,
   });
 
@@ -142,11 +186,12 @@ describe('assertFanOutRequest', () => {
   });
 
   it.each([
-    ['a zero timeout', { children: [{ branchId: 'root.0', timeoutSeconds: 0 }] }],
-    ['a fractional timeout', { children: [{ branchId: 'root.0', timeoutSeconds: 1.5 }] }],
+    ['a zero timeout', { timeoutSeconds: 0 }],
+    ['a fractional timeout', { timeoutSeconds: 1.5 }],
     ['a negative maxConcurrency', { maxConcurrency: -1 }],
     ['a name AWS would refuse', { executionName: 'has space' }],
-    ['a duplicate child', { children: [{ branchId: 'a', timeoutSeconds: 1 }, { branchId: 'a', timeoutSeconds: 1 }] }],
+    ['a negative first index', { firstIndex: -1 }],
+    ['a fractional count', { count: 2.5 }],
   ])('refuses %s', (_what, patch) => {
     expect(() => assertFanOutRequest(request(patch as Partial<FanOutRequest>))).toThrow(ValidationError);
   });

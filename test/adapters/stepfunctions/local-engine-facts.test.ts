@@ -18,9 +18,10 @@ const input = (children: number, maxConcurrency: number) => ({
   runId: 'r',
   parentId: 'root',
   seq: 1,
-  executionName: 'r-root-s1',
+  timeoutSeconds: 1,
+  mode: 'INLINE',
   maxConcurrency,
-  children: Array.from({ length: children }, (_, i) => ({ branchId: `root.${i}`, timeoutSeconds: 1 })),
+  children: Array.from({ length: children }, (_, i) => i),
 });
 
 type Handler = (input: any) => Promise<any>;
@@ -68,7 +69,7 @@ describe('aws-local-stepfunctions and the fan-out ASL', () => {
   });
 
   it('keeps starting queued Map iterations after abort()', async () => {
-    // Aborted before the Map even started, with MaxConcurrency 1: every child is still dispatched.
+    // Aborted from the Map's first iteration, with MaxConcurrency 1: every child is still dispatched.
     const dispatched: string[] = [];
     const execution = new StateMachine(definition() as StateMachineDefinition).run(input(3, 1), {
       context: { Task: { Token: 'placeholder' } },
@@ -76,6 +77,7 @@ describe('aws-local-stepfunctions and the fan-out ASL', () => {
         taskResourceLocalHandlers: {
           DispatchChild: (i: any) => {
             dispatched.push(i.MessageBody.branchId);
+            if (dispatched.length === 1) execution.abort();
             return Promise.resolve({});
           },
           RecordChildFailure: ok,
@@ -83,7 +85,6 @@ describe('aws-local-stepfunctions and the fan-out ASL', () => {
         },
       },
     });
-    execution.abort();
     await expect(execution.result).rejects.toThrow('Execution aborted');
     // The engine schedules the rest with microtasks only: one macrotask turn lets them all run.
     await new Promise((resolve) => setImmediate(resolve));

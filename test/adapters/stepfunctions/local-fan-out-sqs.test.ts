@@ -4,7 +4,7 @@ import type { StepMessage } from '../../../core/ports';
 import { SqsStepQueue } from '../../../adapters/sqs/sqs-step-queue';
 import { createQueues } from '../../../local/sqs/create-queues';
 import { SqsQueueConsumer } from '../../../local/sqs/queue-consumer';
-import type { AggregateInput } from '../../../adapters/stepfunctions/fan-out-definition';
+import type { SyncPointTaskInput as AggregateInput } from '../../../core/ports';
 import { LocalFanOutOrchestrator } from '../../../adapters/stepfunctions/local-fan-out';
 import { startFauxqs, type FauxqsEngine } from '../../../local/engines/fauxqs-engine';
 
@@ -45,7 +45,9 @@ describe('LocalFanOutOrchestrator over SqsStepQueue', () => {
       seq: 3,
       executionName: 'run9-root_2-s3',
       maxConcurrency: 2,
-      children: ['root.2.0', 'root.2.1', 'root.2.2'].map((branchId) => ({ branchId, timeoutSeconds: 30 })),
+      firstIndex: 0,
+      count: 3,
+      timeoutSeconds: 30,
     });
 
     const seen: string[] = [];

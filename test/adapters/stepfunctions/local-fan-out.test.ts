@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../../core/errors';
 import type { FanOutRequest, StepMessage, StepQueue } from '../../../core/ports';
 import { MemoryQueue } from '../../../adapters/memory/memory-queue';
-import type { AggregateInput, RecordChildFailureInput } from '../../../adapters/stepfunctions/fan-out-definition';
+import type { ChildFailureInput as RecordChildFailureInput, SyncPointTaskInput as AggregateInput } from '../../../core/ports';
 import { LOCAL_TOKEN_PREFIX, LocalFanOutOrchestrator } from '../../../adapters/stepfunctions/local-fan-out';
 
 type TaskCall = { task: 'recordChildFailure'; input: RecordChildFailureInput } | { task: 'aggregate'; input: AggregateInput };
@@ -41,7 +41,9 @@ function request(children: number, maxConcurrency: number, timeoutSeconds = 60, 
     seq: 1,
     executionName,
     maxConcurrency,
-    children: Array.from({ length: children }, (_, i) => ({ branchId: `root.${i}`, timeoutSeconds })),
+    firstIndex: 0,
+    count: children,
+    timeoutSeconds,
   };
 }
 
@@ -74,7 +76,7 @@ describe('LocalFanOutOrchestrator', () => {
 
     expect(peak).toBe(3);
     expect(queue.sent).toBe(12);
-    expect(received.map((m) => m.branchId).sort()).toEqual(request(12, 3).children.map((c) => c.branchId).sort());
+    expect(received.map((m) => m.branchId).sort()).toEqual(Array.from({ length: 12 }, (_, i) => `root.${i}`).sort());
     for (const message of received) {
       expect(message).toEqual({ team: 'blue', runId: 'run1', branchId: message.branchId, step: 0, taskToken: expect.any(String) });
       expect(message.taskToken?.startsWith(LOCAL_TOKEN_PREFIX)).toBe(true);

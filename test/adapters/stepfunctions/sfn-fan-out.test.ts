@@ -1,4 +1,5 @@
 /** SfnFanOutOrchestrator: request shapes and error mapping, on a mocked SFN client. */
+import { fanOutInput } from '../../../adapters/stepfunctions/fan-out-definition';
 import {
   DescribeExecutionCommand,
   ExecutionAlreadyExists,
@@ -34,10 +35,9 @@ const request: FanOutRequest = {
   seq: 1,
   executionName: 'run1-root-s1',
   maxConcurrency: 4,
-  children: [
-    { branchId: 'root.0', timeoutSeconds: 900 },
-    { branchId: 'root.1', timeoutSeconds: 900 },
-  ],
+  firstIndex: 0,
+  count: 2,
+  timeoutSeconds: 900,
 };
 
 const serviceError = (name: string, status: number) =>
@@ -46,18 +46,20 @@ const serviceError = (name: string, status: number) =>
 beforeEach(() => sfn.reset());
 
 describe('start', () => {
-  it('starts an execution named after the request, with the request as input', async () => {
+  it('starts an execution named after the request, with the children as indices in its input', async () => {
     sfn.on(StartExecutionCommand).resolves({ executionArn, startDate: new Date() });
     await orchestrator().start(request);
     const [call] = sfn.commandCalls(StartExecutionCommand);
-    expect(call.args[0].input).toEqual({ stateMachineArn, name: 'run1-root-s1', input: JSON.stringify(request) });
-    expect(JSON.parse(call.args[0].input.input ?? '')).toEqual(request);
+    expect(call.args[0].input).toEqual({ stateMachineArn, name: 'run1-root-s1', input: JSON.stringify(fanOutInput(request)) });
+    expect(JSON.parse(call.args[0].input.input ?? '')).toEqual({
+      team: 'team-a', runId: 'run1', parentId: 'root', seq: 1, timeoutSeconds: 900, mode: 'INLINE', children: [0, 1], maxConcurrency: 4,
+    });
   });
 
   it('sends only the fields the state machine reads', async () => {
     sfn.on(StartExecutionCommand).resolves({ executionArn, startDate: new Date() });
     await orchestrator().start({ ...request, extra: 'ignored' } as FanOutRequest);
-    expect(JSON.parse(sfn.commandCalls(StartExecutionCommand)[0].args[0].input.input ?? '')).toEqual(request);
+    expect(JSON.parse(sfn.commandCalls(StartExecutionCommand)[0].args[0].input.input ?? '')).toEqual(fanOutInput(request));
   });
 
   it('treats ExecutionAlreadyExists with the same input as success (idempotent spawn)', async () => {
@@ -67,7 +69,7 @@ describe('start', () => {
       stateMachineArn,
       status: 'SUCCEEDED',
       startDate: new Date(),
-      input: JSON.stringify(request),
+      input: JSON.stringify(fanOutInput(request)),
     });
     await expect(orchestrator().start(request)).resolves.toBeUndefined();
     expect(sfn.commandCalls(DescribeExecutionCommand)[0].args[0].input).toEqual({ executionArn });
@@ -80,7 +82,7 @@ describe('start', () => {
       stateMachineArn,
       status: 'RUNNING',
       startDate: new Date(),
-      input: JSON.stringify({ ...request, maxConcurrency: 1 }),
+      input: JSON.stringify(fanOutInput({ ...request, maxConcurrency: 1 })),
     });
     const error = await orchestrator().start(request).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConflictError);
@@ -89,7 +91,7 @@ describe('start', () => {
 
   it('validates the request before calling AWS', async () => {
     await expect(
-      orchestrator().start({ ...request, children: [{ branchId: 'root.0', timeoutSeconds: 0 }] }),
+      orchestrator().start({ ...request, timeoutSeconds: 0 }),
     ).rejects.toBeInstanceOf(ValidationError);
     expect(sfn.calls()).toHaveLength(0);
   });

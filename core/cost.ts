@@ -1,0 +1,156 @@
+/**
+ * The cost meter: what a run consumed in the services it runs on, counted on the real code
+ * path, and what that comes to in dollars with the dated price table (core/prices.ts).
+ *
+ * - DynamoDB: the capacity units each request reports (ReturnConsumedCapacity); the in-memory
+ *   store computes them from item sizes the way DynamoDB does.
+ * - SQS: the requests made — each send batch, plus the consumer side as Lambda's event source
+ *   mapping makes it (a receive and a delete per batch of up to 10: 0.2 per message), plus the
+ *   fan-out's own DispatchChild sends.
+ * - Step Functions: state transitions from the state machine's structure (fanOutTransitions).
+ * - EventBridge: one entry per lifecycle event.
+ * Adapters report into a CostMeter (a CostSink) by run; the meter flushes its sums to the run's
+ * cost record in batches, so metering adds about one small write per flush, not per request.
+ */
+import type { LifecycleEvent } from './events';
+import type { Scope } from './model';
+import type { CostSink, EventPublisher, StepMessage, StepQueue } from './ports';
+import { PRICES, type PriceTable } from './prices';
+
+export interface CostCounters {
+  readUnits: number;
+  writeUnits: number;
+  sqsRequests: number;
+  stepFunctionsTransitions: number;
+  eventBridgeEntries: number;
+}
+
+/** `metrics.cost` of the run document. */
+export interface RunCost {
+  dynamodb: { readUnits: number; writeUnits: number };
+  sqsRequests: number;
+  stepFunctionsTransitions: number;
+  eventBridgeEntries: number;
+  usd: number;
+  /** The price table's region and the date of its prices. */
+  pricedAs: string;
+}
+
+export const COST_FIELDS: readonly (keyof CostCounters)[] = [
+  'readUnits',
+  'writeUnits',
+  'sqsRequests',
+  'stepFunctionsTransitions',
+  'eventBridgeEntries',
+];
+
+/** SQS requests per message on the consumer side (one receive + one delete per batch of 10). */
+export const SQS_CONSUME_PER_MESSAGE = 0.2;
+/** Messages per SendMessageBatch. */
+const SEND_BATCH = 10;
+
+export function emptyCost(): CostCounters {
+  return { readUnits: 0, writeUnits: 0, sqsRequests: 0, stepFunctionsTransitions: 0, eventBridgeEntries: 0 };
+}
+
+export function addCost(into: CostCounters, usage: Partial<CostCounters>): CostCounters {
+  for (const field of COST_FIELDS) into[field] += usage[field] ?? 0;
+  return into;
+}
+
+const round = (n: number, digits: number) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+export function usdOf(c: CostCounters, prices: PriceTable = PRICES): number {
+  const p = prices.prices;
+  const usd =
+    (c.readUnits * p.dynamodbReadRequestUnit.usdPerMillion +
+      c.writeUnits * p.dynamodbWriteRequestUnit.usdPerMillion +
+      c.sqsRequests * p.sqsRequest.usdPerMillion +
+      c.stepFunctionsTransitions * p.stepFunctionsStandardTransition.usdPerMillion +
+      c.eventBridgeEntries * p.eventBridgeCustomEvent.usdPerMillion) /
+    1e6;
+  return round(usd, 8);
+}
+
+export function runCost(c: CostCounters, prices: PriceTable = PRICES): RunCost {
+  return {
+    dynamodb: { readUnits: round(c.readUnits, 2), writeUnits: round(c.writeUnits, 2) },
+    sqsRequests: round(c.sqsRequests, 2),
+    stepFunctionsTransitions: round(c.stepFunctionsTransitions, 2),
+    eventBridgeEntries: round(c.eventBridgeEntries, 2),
+    usd: usdOf(c, prices),
+    pricedAs: `${prices.region}, list prices of ${prices.prices.stepFunctionsStandardTransition.date.replace(/,.*$/, '')}`,
+  };
+}
+
+/** Where the meter's sums go (the store's cost record of the run). */
+export interface CostRecorder {
+  addCost(scope: Scope, usage: Partial<CostCounters>): Promise<void>;
+}
+
+/** Sums usage by run in memory; flush() adds the sums to the cost records (one write per run). */
+export class CostMeter implements CostSink {
+  private pending = new Map<string, { scope: Scope; usage: CostCounters }>();
+
+  add(scope: Scope, usage: Partial<CostCounters>): void {
+    const key = `${scope.team}\u0000${scope.runId}`;
+    let entry = this.pending.get(key);
+    if (!entry) this.pending.set(key, (entry = { scope: { team: scope.team, runId: scope.runId }, usage: emptyCost() }));
+    addCost(entry.usage, usage);
+  }
+
+  /** Usage not flushed yet for a run (for views that read before a flush). */
+  pendingFor(scope: Scope): CostCounters | undefined {
+    return this.pending.get(`${scope.team}\u0000${scope.runId}`)?.usage;
+  }
+
+  async flush(recorder: CostRecorder): Promise<void> {
+    const batch = [...this.pending.values()];
+    this.pending = new Map();
+    const failed: typeof batch = [];
+    await Promise.all(
+      batch.map(async (entry) => {
+        try {
+          await recorder.addCost(entry.scope, entry.usage);
+        } catch {
+          failed.push(entry);
+        }
+      }),
+    );
+    // Not lost: what could not be written goes back for the next flush.
+    for (const entry of failed) this.add(entry.scope, entry.usage);
+  }
+}
+
+/** Counts the SQS requests of the step messages a queue sends (and their consumption). */
+export function meteredQueue(queue: StepQueue, sink: CostSink): StepQueue {
+  return {
+    send: async (messages: StepMessage[]) => {
+      await queue.send(messages);
+      for (const [scope, count] of byRun(messages)) {
+        sink.add(scope, { sqsRequests: Math.ceil(count / SEND_BATCH) + count * SQS_CONSUME_PER_MESSAGE });
+      }
+    },
+  };
+}
+
+/** Counts one EventBridge entry per lifecycle event. */
+export function meteredPublisher(events: EventPublisher, sink: CostSink): EventPublisher {
+  return {
+    publish: async (list: LifecycleEvent[]) => {
+      await events.publish(list);
+      for (const [scope, count] of byRun(list)) sink.add(scope, { eventBridgeEntries: count });
+    },
+  };
+}
+
+function byRun(items: Scope[]): [Scope, number][] {
+  const counts = new Map<string, [Scope, number]>();
+  for (const item of items) {
+    const key = `${item.team}\u0000${item.runId}`;
+    const entry = counts.get(key);
+    if (entry) entry[1]++;
+    else counts.set(key, [{ team: item.team, runId: item.runId }, 1]);
+  }
+  return [...counts.values()];
+}
