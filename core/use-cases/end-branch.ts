@@ -260,7 +260,10 @@ export async function settleSyncPoint(
   children = await Promise.all(children.map(async (child) => {
     if (!isTerminal(child.status)) {
       const error = 'the sync point was settled without it';
-      return (await endBranch(deps, child, { status: 'CANCELLED', by, error }, { parentDeciding: true })) ?? child;
+      // Not ended by us: a concurrent settlement (a duplicate delivery) did it; read what it wrote,
+      // or the aggregate would count the child as still running.
+      const ended = await endBranch(deps, child, { status: 'CANCELLED', by, error }, { parentDeciding: true });
+      return ended ?? (await deps.store.getBranch(scope, child.id)) ?? child;
     }
     if (child.advancedBy === by) await tellEnd(deps, child, by, { parentDeciding: true });
     return child;
