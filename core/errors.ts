@@ -94,6 +94,16 @@ export class PayloadTooLargeError extends BranchSpawnerError {
   }
 }
 
+/** Something only one process may hold at a time (a `--data` folder) is held by another. */
+export class InUseError extends BranchSpawnerError {
+  constructor(
+    message: string,
+    readonly pid: number,
+  ) {
+    super(message);
+  }
+}
+
 export class AgentInvocationError extends BranchSpawnerError {
   constructor(
     readonly agent: string,

@@ -1,6 +1,6 @@
 /** `branch-spawner` — runs scenarios on the embedded engines. */
 import { Command, CommanderError } from 'commander';
-import { LimitExceededError, PayloadTooLargeError, ScenarioError, ValidationError } from '../core/errors';
+import { InUseError, LimitExceededError, PayloadTooLargeError, ScenarioError, ValidationError } from '../core/errors';
 import { parseChaos } from './chaos';
 import { redriveCommand } from './redrive-command';
 import { resumeCommand } from './resume-command';
@@ -83,7 +83,7 @@ export async function main(argv: string[], io: { out: NodeJS.WritableStream; err
     if (error instanceof CommanderError) {
       return error.exitCode === 0 ? 0 : 2;
     }
-    if (error instanceof ScenarioError || error instanceof ValidationError || error instanceof LimitExceededError || error instanceof PayloadTooLargeError) {
+    if (error instanceof ScenarioError || error instanceof ValidationError || error instanceof LimitExceededError || error instanceof PayloadTooLargeError || error instanceof InUseError) {
       io.err.write(`error: ${error.message}\n`);
       return 2;
     }

@@ -29,6 +29,7 @@ import { LocalFanOutOrchestrator } from '../adapters/stepfunctions/local-fan-out
 import { CostMeter } from '../core/cost';
 import type { BranchStore, FanOutTasks, StepQueue } from '../core/ports';
 import { LanedStepQueue, type StepLane } from '../core/step-lanes';
+import { lockDataFolder } from './data-folder';
 import { startDynalite, type DynamoEngine } from './engines/dynalite-engine';
 import { startFauxqs, type FauxqsEngine } from './engines/fauxqs-engine';
 import { MemorySqsQueue } from './engines/memory-sqs';
@@ -135,12 +136,21 @@ export function startMemoryEngines(options: Omit<EngineOptions, 'tier' | 'dataDi
 export async function startEmbeddedEngines(options: Omit<EngineOptions, 'tier'> = {}): Promise<EmbeddedEngines> {
   let dynamoPath: string | undefined;
   let sqsPath: string | undefined;
+  // One process per data folder (refused with the holder's pid): taken before any engine opens it.
+  const lock = options.dataDir ? lockDataFolder(options.dataDir) : undefined;
   if (options.dataDir) {
     dynamoPath = join(options.dataDir, 'dynamodb');
     sqsPath = join(options.dataDir, 'sqs');
     mkdirSync(dynamoPath, { recursive: true });
   }
-  const [dynamo, sqs] = await Promise.all([startDynalite({ path: dynamoPath }), startFauxqs({ dataDir: sqsPath })]);
+  let dynamo: DynamoEngine;
+  let sqs: FauxqsEngine;
+  try {
+    [dynamo, sqs] = await Promise.all([startDynalite({ path: dynamoPath }), startFauxqs({ dataDir: sqsPath })]);
+  } catch (error) {
+    lock?.release();
+    throw error;
+  }
   try {
     await createTableIfMissing(dynamo.client, TABLE_NAME);
     const queueOptions = {
@@ -168,11 +178,16 @@ export async function startEmbeddedEngines(options: Omit<EngineOptions, 'tier'> 
       dlqConsumer: consumer(queues.dlqUrl, queues.dlqArn),
       createFanOut: fanOutFactory(meter),
       async close() {
-        await Promise.all([dynamo.close(), sqs.close()]);
+        try {
+          await Promise.all([dynamo.close(), sqs.close()]);
+        } finally {
+          lock?.release();
+        }
       },
     };
   } catch (error) {
     await Promise.all([dynamo.close(), sqs.close()]);
+    lock?.release();
     throw error;
   }
 }

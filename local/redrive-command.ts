@@ -4,6 +4,8 @@
  * here: `resume <runId> --data <dir>` then runs them. Malformed messages stay in the DLQ.
  */
 import { parseStepMessage } from '../functions/messages';
+import { ValidationError } from '../core/errors';
+import { requireDataFolder } from './data-folder';
 import { startEmbeddedEngines } from './embedded-engines';
 
 export interface RedriveCommandOptions {
@@ -52,6 +54,13 @@ export async function redrive(dataDir: string): Promise<RedriveResult> {
 export async function redriveCommand(options: RedriveCommandOptions): Promise<number> {
   if (!options.dataDir) {
     options.err.write('error: redrive needs --data <dir>, the folder the runs kept their state in (run --data <dir>)\n');
+    return 2;
+  }
+  try {
+    requireDataFolder(options.dataDir);
+  } catch (error) {
+    if (!(error instanceof ValidationError)) throw error;
+    options.err.write(`error: redrive: ${error.message}\n`);
     return 2;
   }
   const { moved, skipped } = await redrive(options.dataDir);
