@@ -37,12 +37,14 @@ describe('a data folder in use', () => {
     const data = join(base, 'busy');
     const holder = await LocalRuntime.start({ dataDir: data });
     try {
-      for (const args of [
+      const commands = [
         ['run', 'examples/simple-parallel.yaml', '--data', data],
         ['resume', 'some-run', '--data', data],
         ['redrive', '--data', data],
-      ]) {
-        const second = await cli(args);
+      ];
+      const answers = await Promise.all(commands.map((args) => cli(args)));
+      for (const [i, args] of commands.entries()) {
+        const second = answers[i];
         expect(second.code, args[0]).toBe(2);
         expect(second.err, args[0]).toContain(`error: the data folder is in use by pid ${process.pid} (${data})`);
         expect(second.err, args[0]).not.toMatch(/Database is closed|\n\s+at /);
@@ -56,7 +58,7 @@ describe('a data folder in use', () => {
     expect(existsSync(join(data, LOCK_FILE))).toBe(false);
     const io = captureIo();
     expect(await main(['run', 'examples/simple-parallel.yaml', '--data', data, '--json'], io), io.errText()).toBe(0);
-  }, 60_000);
+  }, 180_000);
 
   it('in the same process too (a second runtime on an open folder)', async () => {
     const data = join(base, 'same');
