@@ -228,7 +228,7 @@ describe('dev server: bad input is refused with the field, never a 500', () => {
     const before = (await get('/runs')).body.runs.length;
     const agents = '"agents":{"A":{"kind":"script","responses":[{"next_action":"final_response","content":"$input"}]}}';
     const deep = await post('/runs', `{"name":"deep","entry":"A","request":${'{"a":'.repeat(5000)}1${'}'.repeat(5000)},${agents}}`);
-    expect(deep).toMatchObject({ status: 400, body: { error: 'ScenarioError', field: 'request.a.a', message: expect.stringMatching(/nested more than 64 levels/) } });
+    expect(deep).toMatchObject({ status: 400, body: { error: 'ValidationError', field: 'request.a.a', message: expect.stringMatching(/nested more than 64 levels/) } });
     const big = await post('/runs', `{"name":"big","entry":"A","request":"${'x'.repeat(500_000)}",${agents}}`);
     expect(big).toMatchObject({ status: 413, body: { error: 'PayloadTooLargeError', field: 'request' } });
     for (const [field, value] of [['maxStepsPerBranch', 1e9], ['branchTimeoutSeconds', 31_536_000], ['maxInvalidResponses', 1e9], ['maxBranches', 1e6]] as const) {
