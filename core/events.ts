@@ -37,7 +37,7 @@ export function runEvent(
 export function branchEvent(
   type: 'BranchCreated' | 'BranchCompleted' | 'BranchFailed' | 'BranchCancelled',
   branch: Pick<BranchRecord, 'team' | 'runId' | 'id' | 'parentId' | 'agent' | 'type' | 'depth' | 'status'> &
-    Partial<Pick<BranchRecord, 'startedAt' | 'endedAt'>>,
+    Partial<Pick<BranchRecord, 'startedAt' | 'endedAt' | 'result'>>,
   time: number,
   extra: Record<string, unknown> = {},
 ): LifecycleEvent {
@@ -55,6 +55,8 @@ export function branchEvent(
       status: branch.status,
       ...(branch.startedAt !== undefined ? { startedAt: branch.startedAt } : {}),
       ...(branch.endedAt !== undefined ? { endedAt: branch.endedAt } : {}),
+      // BranchCompleted carries the result (capped, see cappedResult).
+      ...(type === 'BranchCompleted' ? cappedResult(branch.result) : {}),
       ...extra,
     },
   };
@@ -68,4 +70,61 @@ export function syncPointEvent(
   detail: Record<string, unknown>,
 ): LifecycleEvent {
   return { type: 'SyncPointReached', team: scope.team, runId: scope.runId, branchId: parentId, time, detail: { seq, ...detail } };
+}
+
+/**
+ * Results in events are capped so an event always fits EventBridge (256 KB a request): a result
+ * over this many bytes of JSON is left out and marked, and the consumer reads it with the run and
+ * branch ids every event carries (`GET /runs/{runId}/branches`).
+ */
+export const EVENT_RESULT_MAX_BYTES = 32 * 1024;
+
+/** `{ result }`, or `{ resultTruncated: true, resultBytes }` when it is over the cap. */
+export function cappedResult(result: unknown, maxBytes = EVENT_RESULT_MAX_BYTES): Record<string, unknown> {
+  const bytes = jsonBytes(result ?? null);
+  return bytes <= maxBytes ? { result: result ?? null } : { resultTruncated: true, resultBytes: bytes };
+}
+
+export interface SyncPointChildResult {
+  branchId: string;
+  agent: string;
+  status: string;
+  result?: unknown;
+  error?: string;
+  resultTruncated?: true;
+}
+
+/**
+ * The `results` of a SyncPointReached event: each child's status and result (or error), in child
+ * order, within EVENT_RESULT_MAX_BYTES in all; results past it are left out and marked (and
+ * `resultsTruncated: true` is set), to be read with the run id and the child's `branchId`.
+ */
+export function syncPointResults(
+  children: readonly Pick<BranchRecord, 'id' | 'agent' | 'status' | 'result' | 'error'>[],
+  maxBytes = EVENT_RESULT_MAX_BYTES,
+): { results: SyncPointChildResult[]; resultsTruncated?: true } {
+  let budget = maxBytes;
+  let truncated = false;
+  const results = children.map((c) => {
+    const entry: SyncPointChildResult = { branchId: c.id, agent: c.agent, status: c.status };
+    if (c.error !== undefined) entry.error = c.error.length > 1000 ? `${c.error.slice(0, 997)}...` : c.error;
+    if (c.status === 'COMPLETED') {
+      const bytes = jsonBytes(c.result ?? null);
+      if (bytes <= budget) {
+        entry.result = c.result ?? null;
+        budget -= bytes;
+      } else {
+        entry.resultTruncated = true;
+        truncated = true;
+      }
+    }
+    return entry;
+  });
+  return truncated ? { results, resultsTruncated: true } : { results };
+}
+
+function jsonBytes(value: unknown): number {
+  const text = JSON.stringify(value) ?? 'null';
+  // UTF-8 length without Buffer (core has no node I/O).
+  return new TextEncoder().encode(text).length;
 }

@@ -25,13 +25,15 @@ export async function main(argv: string[], io: { out: NodeJS.WritableStream; err
     .option('--seed <n>', 'seed for --chaos', (v) => Number(v), 1)
     .option('--data <dir>', 'keep the store and queues on disk in this folder (dynalite + fauxqs), for resume')
     .option('--engines', 'run on dynalite + fauxqs (the engines --data uses) instead of the in-memory default, keeping nothing')
-    .action(async (scenario: string, opts: { json?: boolean; trace?: string; chaos?: string; seed: number; data?: string; engines?: boolean }) => {
+    .option('--hooks <module>', 'a TypeScript/JavaScript module exporting lifecycle hooks (onRunStarted, onBranchCompleted, ...; docs/agents.md)')
+    .action(async (scenario: string, opts: { json?: boolean; trace?: string; chaos?: string; seed: number; data?: string; engines?: boolean; hooks?: string }) => {
       const options: RunCommandOptions = {
         json: Boolean(opts.json),
         trace: opts.trace,
         chaos: parseChaos(opts.chaos, opts.seed),
         dataDir: opts.data,
         tier: opts.engines || opts.data ? 'engines' : 'memory',
+        hooks: opts.hooks,
         out: io.out,
         err: io.err,
         tty: Boolean((io.out as NodeJS.WriteStream).isTTY) && !opts.json,

@@ -4,7 +4,8 @@ import { computeMetrics } from '../core/metrics';
 import { branchView } from '../core/use-cases/queries';
 import type { BranchRecord, RunRecord } from '../core/model';
 import { renderAscii } from '../core/tree';
-import { PayloadTooLargeError, ScenarioError } from '../core/errors';
+import { PayloadTooLargeError, ScenarioError, ValidationError } from '../core/errors';
+import { attachHooks, describeHookError, loadHooksModule, type LifecycleHooks } from './hooks';
 import type { ChaosOptions } from './chaos';
 import { LiveProgress } from './progress';
 import type { EngineTier } from './embedded-engines';
@@ -19,6 +20,8 @@ export interface RunCommandOptions {
   dataDir?: string;
   /** Which engines (see local/embedded-engines): memory by default, `engines` with a data folder. */
   tier?: EngineTier;
+  /** A module exporting lifecycle hooks (local/hooks.ts). */
+  hooks?: string;
   tty: boolean;
   out: NodeJS.WritableStream;
   err: NodeJS.WritableStream;
@@ -50,9 +53,20 @@ export async function runScenario(path: string, options: RunCommandOptions): Pro
     }
     throw error;
   }
+  let hooks: LifecycleHooks | undefined;
+  try {
+    hooks = options.hooks ? await loadHooksModule(options.hooks) : undefined;
+  } catch (error) {
+    if (error instanceof ValidationError) {
+      options.err.write(`error: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
   const { scenario, aggregators } = loaded;
   const started = Date.now();
   const runtime = await LocalRuntime.start({ aggregators, chaos: options.chaos, dataDir: options.dataDir, tier: options.tier });
+  const attached = hooks ? attachHooks(runtime, hooks, (failure) => options.err.write(`warning: ${describeHookError(failure)}\n`)) : undefined;
   const sink = options.trace ? new JsonlSink(options.trace) : undefined;
   if (sink) runtime.bus.subscribe(sink.subscriber);
   let progress: LiveProgress | undefined;
@@ -74,6 +88,7 @@ export async function runScenario(path: string, options: RunCommandOptions): Pro
     // The cost once every fan-out is done, before the listing below (the view's cost, not the run's).
     await runtime.settle();
     const cost = await runtime.costOf(runId);
+    await attached?.drain();
     const branches = await runtime.deps.store.listBranches({ team: runtime.team, runId });
     await progress?.stop(branches);
     const doc = runDocument(run, branches, cost);
@@ -88,6 +103,7 @@ export async function runScenario(path: string, options: RunCommandOptions): Pro
     }
     return run.status === 'COMPLETED' ? 0 : 1;
   } finally {
+    attached?.detach();
     await progress?.stop();
     await sink?.close();
     await runtime.close();

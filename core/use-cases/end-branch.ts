@@ -22,7 +22,7 @@
  * work again — so a crash can delay an event but never skip it. A repeat by other work (a
  * duplicate delivery) finishes the idempotent parts without publishing again.
  */
-import { branchEvent, runEvent, syncPointEvent, type LifecycleEvent } from '../events';
+import { branchEvent, runEvent, syncPointEvent, syncPointResults, type LifecycleEvent } from '../events';
 import { errorMessage } from '../errors';
 import { decideFanIn, type FanInDecision } from '../fan-in';
 import {
@@ -251,7 +251,7 @@ export async function settleSyncPoint(
     const now = deps.clock.now();
     if (await deps.store.claimAggregation(scope, parentId, seq, decision.action, now)) {
       outcome = decision.action;
-      await publish(deps, syncPointEvent(scope, parentId, seq, now, { outcome, reason: decision.reason, ...counters }));
+      await publish(deps, syncPointEvent(scope, parentId, seq, now, { outcome, reason: decision.reason, ...counters, ...syncPointResults(children) }));
     } else {
       outcome = (await deps.store.getSyncPoint(scope, parentId, seq))?.outcome;
     }

@@ -1,0 +1,210 @@
+/**
+ * Lifecycle hooks in code (`branch-spawner run --hooks ./hooks.ts`, or `hooks` given to the
+ * library): functions called as the tree grows, fed by the lifecycle events. They run one at a
+ * time, in the order of the events, off the run's path (a slow hook does not slow the run down);
+ * a hook that throws is reported and never changes the run. `drain()` waits for the ones queued.
+ */
+import { pathToFileURL } from 'node:url';
+import { resolve } from 'node:path';
+import type { LifecycleEvent, SyncPointChildResult } from '../core/events';
+import type { BranchRecord, BranchType, RunStatus, Scope } from '../core/model';
+import { ValidationError } from '../core/errors';
+import type { LocalRuntime } from './runtime';
+
+export interface HookRun {
+  runId: string;
+  team: string;
+  status: RunStatus;
+  name?: string;
+  /** onRunEnded: the run's result (COMPLETED) or error. */
+  result?: unknown;
+  error?: string;
+}
+
+export interface HookBranch {
+  id: string;
+  runId: string;
+  team: string;
+  parentId: string | null;
+  agent: string;
+  type: BranchType;
+  depth: number;
+  status: string;
+}
+
+export interface HookSyncPoint {
+  runId: string;
+  team: string;
+  seq: number;
+  outcome: 'resume' | 'fail';
+  reason?: string;
+  counters: { total: number; succeeded: number; failed: number; cancelled: number };
+}
+
+export interface LifecycleHooks {
+  onRunStarted?(run: HookRun): unknown;
+  onBranchCreated?(branch: HookBranch): unknown;
+  onBranchCompleted?(branch: HookBranch, result: unknown): unknown;
+  onBranchFailed?(branch: HookBranch, error: string): unknown;
+  onBranchCancelled?(branch: HookBranch): unknown;
+  /** `results`: each child of the sync point with its status and result or error, in child order. */
+  onSynchronizationPoint?(parentId: string, results: SyncPointChildResult[], syncPoint: HookSyncPoint): unknown;
+  onRunEnded?(run: HookRun): unknown;
+}
+
+export const HOOK_NAMES = [
+  'onRunStarted',
+  'onBranchCreated',
+  'onBranchCompleted',
+  'onBranchFailed',
+  'onBranchCancelled',
+  'onSynchronizationPoint',
+  'onRunEnded',
+] as const satisfies readonly (keyof LifecycleHooks)[];
+
+export interface HookError {
+  hook: keyof LifecycleHooks;
+  event: LifecycleEvent;
+  error: unknown;
+}
+
+export interface AttachedHooks {
+  /** Resolves once every hook call queued so far has returned. */
+  drain(): Promise<void>;
+  detach(): void;
+  readonly errors: HookError[];
+}
+
+/** Subscribes the hooks to the runtime's events; full results come from the store when an event's were capped. */
+export function attachHooks(
+  runtime: Pick<LocalRuntime, 'bus' | 'deps'>,
+  hooks: LifecycleHooks,
+  onError: (failure: HookError) => void = () => undefined,
+): AttachedHooks {
+  const errors: HookError[] = [];
+  let chain: Promise<void> = Promise.resolve();
+  const call = async (hook: keyof LifecycleHooks, event: LifecycleEvent, args: () => Promise<unknown[]>) => {
+    const fn = hooks[hook] as ((...a: unknown[]) => unknown) | undefined;
+    if (typeof fn !== 'function') return;
+    try {
+      await fn.apply(hooks, await args());
+    } catch (error) {
+      const failure = { hook, event, error };
+      errors.push(failure);
+      try {
+        onError(failure);
+      } catch {
+        // reporting must not break the chain either
+      }
+    }
+  };
+  const dispatch = (event: LifecycleEvent): Promise<void> | undefined => {
+    const scope: Scope = { team: event.team, runId: event.runId };
+    const d = event.detail;
+    const branch = (): HookBranch => ({
+      id: event.branchId!,
+      runId: event.runId,
+      team: event.team,
+      parentId: (d.parentId as string | null) ?? null,
+      agent: String(d.agent),
+      type: d.type as BranchType,
+      depth: Number(d.depth),
+      status: String(d.status),
+    });
+    const stored = () => runtime.deps.store.getBranch(scope, event.branchId!);
+    switch (event.type) {
+      case 'RunStarted':
+        return call('onRunStarted', event, async () => [{ ...scope, status: 'RUNNING', name: d.name as string | undefined }]);
+      case 'BranchCreated':
+        return call('onBranchCreated', event, async () => [branch()]);
+      case 'BranchCompleted':
+        return call('onBranchCompleted', event, async () => [branch(), d.resultTruncated ? (await stored())?.result ?? null : d.result ?? null]);
+      case 'BranchFailed':
+        return call('onBranchFailed', event, async () => [branch(), String(d.error ?? d.status)]);
+      case 'BranchCancelled':
+        return call('onBranchCancelled', event, async () => [branch()]);
+      case 'SyncPointReached':
+        return call('onSynchronizationPoint', event, async () => {
+          let results = (d.results as SyncPointChildResult[] | undefined) ?? [];
+          if (d.resultsTruncated) results = await fullResults(runtime, scope, results);
+          const syncPoint: HookSyncPoint = {
+            ...scope,
+            seq: Number(d.seq),
+            outcome: d.outcome as 'resume' | 'fail',
+            ...(typeof d.reason === 'string' ? { reason: d.reason } : {}),
+            counters: { total: Number(d.total), succeeded: Number(d.succeeded), failed: Number(d.failed), cancelled: Number(d.cancelled) },
+          };
+          return [event.branchId!, results, syncPoint];
+        });
+      case 'RunCompleted':
+      case 'RunFailed':
+      case 'RunCancelled':
+        return call('onRunEnded', event, async () => {
+          const run = await runtime.deps.store.getRun(scope);
+          return [{ ...scope, status: run?.status ?? d.status, name: run?.name, result: run?.result ?? null, ...(run?.error ? { error: run.error } : {}) }];
+        });
+    }
+    return undefined;
+  };
+  const unsubscribe = runtime.bus.subscribe((event) => {
+    chain = chain.then(() => dispatch(event));
+  });
+  return {
+    drain: async () => {
+      // A hook may be queued while an earlier one runs: wait until the chain stops growing.
+      for (let seen = chain; ; seen = chain) {
+        await seen;
+        if (seen === chain) return;
+      }
+    },
+    detach: unsubscribe,
+    errors,
+  };
+}
+
+async function fullResults(
+  runtime: Pick<LocalRuntime, 'deps'>,
+  scope: Scope,
+  results: SyncPointChildResult[],
+): Promise<SyncPointChildResult[]> {
+  const records = await runtime.deps.store.getBranches(scope, results.map((r) => r.branchId));
+  const byId = new Map<string, BranchRecord>(records.map((b) => [b.id, b]));
+  return results.map((r) => {
+    if (!r.resultTruncated) return r;
+    const { resultTruncated: _cut, ...rest } = r;
+    return { ...rest, result: byId.get(r.branchId)?.result ?? null };
+  });
+}
+
+/** Loads a hooks module: its exports named like hooks (a default export object counts too). */
+export async function loadHooksModule(path: string): Promise<LifecycleHooks> {
+  let module: Record<string, unknown>;
+  try {
+    module = (await import(pathToFileURL(resolve(path)).href)) as Record<string, unknown>;
+  } catch (error) {
+    throw new ValidationError(`--hooks: cannot load ${path}: ${(error as Error)?.message ?? error}`, 'hooks', { cause: error });
+  }
+  const source = { ...(isObject(module.default) ? module.default : {}), ...module };
+  const hooks: LifecycleHooks = {};
+  for (const name of HOOK_NAMES) {
+    const fn = source[name];
+    if (fn === undefined) continue;
+    if (typeof fn !== 'function') throw new ValidationError(`--hooks: ${path}: ${name} is not a function`, 'hooks');
+    (hooks as Record<string, unknown>)[name] = fn;
+  }
+  if (Object.keys(hooks).length === 0) {
+    throw new ValidationError(`--hooks: ${path} exports none of ${HOOK_NAMES.join(', ')}`, 'hooks');
+  }
+  return hooks;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object';
+}
+
+/** How the CLI reports a hook that threw. */
+export function describeHookError(failure: HookError): string {
+  const e = failure.error;
+  const message = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  return `hook ${failure.hook} threw on ${failure.event.type}${failure.event.branchId ? ` ${failure.event.branchId}` : ''}: ${message}`;
+}
