@@ -9,6 +9,6 @@ process.emitWarning = (warning, ...rest) =>
 
 register();
 const { main } = await import('../local/cli.ts');
-const code = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2), undefined, { signals: true });
 // Work cancelled by the run's end (timers of aborted fan-outs) must not keep the process alive.
 process.stdout.write('', () => process.exit(code));

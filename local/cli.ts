@@ -1,5 +1,6 @@
 /** `branch-spawner` — runs scenarios on the embedded engines. */
 import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
 import { InUseError, LimitExceededError, PayloadTooLargeError, ScenarioError, ValidationError } from '../core/errors';
 import { parseChaos } from './chaos';
 import { redriveCommand } from './redrive-command';
@@ -7,10 +8,25 @@ import { resumeCommand } from './resume-command';
 import { runDevCommand } from './dev-server';
 import { runScenario, type RunCommandOptions } from './run-command';
 
-export async function main(argv: string[], io: { out: NodeJS.WritableStream; err: NodeJS.WritableStream } = { out: process.stdout, err: process.stderr }): Promise<number> {
+export interface MainOptions {
+  /** Handle Ctrl-C (SIGINT) for `run`: the bin sets it; in-process callers leave the signal alone. */
+  signals?: boolean;
+}
+
+/** The package's version, as `--version` prints it. */
+export function version(): string {
+  return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
+export async function main(
+  argv: string[],
+  io: { out: NodeJS.WritableStream; err: NodeJS.WritableStream } = { out: process.stdout, err: process.stderr },
+  mainOptions: MainOptions = {},
+): Promise<number> {
   let exitCode = 0;
   const program = new Command()
     .name('branch-spawner')
+    .version(version(), '-V, --version', 'print the version and exit')
     .description('Agent-decided, durable fan-out/fan-in of agent branch trees, run locally on embedded engines.')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out.write(s), writeErr: (s) => io.err.write(s) });
@@ -34,6 +50,7 @@ export async function main(argv: string[], io: { out: NodeJS.WritableStream; err
         dataDir: opts.data,
         tier: opts.engines || opts.data ? 'engines' : 'memory',
         hooks: opts.hooks,
+        handleSignals: mainOptions.signals,
         out: io.out,
         err: io.err,
         tty: Boolean((io.out as NodeJS.WriteStream).isTTY) && !opts.json,
@@ -52,13 +69,13 @@ export async function main(argv: string[], io: { out: NodeJS.WritableStream; err
   program
     .command('resume')
     .description('carry on a run whose process died, from the state kept with run --data; exit codes as run')
-    .argument('<runId>', 'the run to resume')
+    .argument('[runId]', 'the run to resume (without it: list the unfinished runs kept in --data)')
     .option('--data <dir>', 'the folder the run kept its state in (run --data <dir>)')
     .option('--scenario <file>', "the run's scenario file, when it names registered aggregators")
     .option('--json', 'print exactly one JSON document (run, metrics, branches)')
     .option('--trace <file>', 'append every lifecycle event to this JSONL file')
     .option('--keep-poison', 'leave dead-lettered steps in the DLQ for redrive instead of failing their branches')
-    .action(async (runId: string, opts: { data?: string; scenario?: string; json?: boolean; trace?: string; keepPoison?: boolean }) => {
+    .action(async (runId: string | undefined, opts: { data?: string; scenario?: string; json?: boolean; trace?: string; keepPoison?: boolean }) => {
       exitCode = await resumeCommand({
         runId,
         dataDir: opts.data,

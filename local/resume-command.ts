@@ -9,11 +9,14 @@ import { computeMetrics } from '../core/metrics';
 import { renderAscii } from '../core/tree';
 import type { AggregatorFn } from '../core/aggregators';
 import { runDocument } from './run-command';
-import { LocalRuntime } from './runtime';
+import { startEmbeddedEngines } from './embedded-engines';
+import { LOCAL_TEAM, LocalRuntime } from './runtime';
+import { listDataRuns } from './data-runs';
 import { loadScenarioFile } from './scenario-file';
 
 export interface ResumeCommandOptions {
-  runId: string;
+  /** Without it, the unfinished runs kept in `dataDir` are listed (exit 0). */
+  runId?: string;
   dataDir?: string;
   /** The scenario file the run came from, for its registered aggregators (when it has some). */
   scenario?: string;
@@ -25,11 +28,42 @@ export interface ResumeCommandOptions {
   err: NodeJS.WritableStream;
 }
 
+/** `resume --data <dir>` without an id: the runs of the folder that have not ended, newest last. */
+async function listUnfinished(dataDir: string, out: NodeJS.WritableStream): Promise<number> {
+  const recorded = await listDataRuns(dataDir);
+  if (recorded.length === 0) {
+    out.write(`no runs recorded in ${dataDir} (runs started with run --data ${dataDir} are listed here)\n`);
+    return 0;
+  }
+  // Only the store is opened: no poller may move a run while it is being listed.
+  const engines = await startEmbeddedEngines({ dataDir });
+  try {
+    const unfinished = [];
+    for (const entry of recorded) {
+      const run = await engines.store.getRun({ team: LOCAL_TEAM, runId: entry.runId });
+      if (run?.status === 'RUNNING') unfinished.push(entry);
+    }
+    if (unfinished.length === 0) {
+      out.write(`every run recorded in ${dataDir} has ended; nothing to resume\n`);
+      return 0;
+    }
+    out.write(`unfinished runs in ${dataDir} (resume one with: branch-spawner resume <runId> --data ${dataDir}):\n`);
+    for (const entry of unfinished) {
+      out.write(`${entry.runId}  ${entry.name}  ${entry.scenario}  started ${new Date(entry.startedAt).toISOString()}\n`);
+    }
+    return 0;
+  } finally {
+    await engines.close();
+  }
+}
+
 export async function resumeCommand(options: ResumeCommandOptions): Promise<number> {
   if (!options.dataDir) {
     options.err.write('error: resume needs --data <dir>, the folder the run kept its state in (run --data <dir>)\n');
     return 2;
   }
+  if (!options.runId) return listUnfinished(options.dataDir, options.out);
+  const runId = options.runId;
   let aggregators: Record<string, AggregatorFn> = {};
   if (options.scenario) aggregators = (await loadScenarioFile(options.scenario)).aggregators;
   const started = Date.now();
@@ -37,20 +71,20 @@ export async function resumeCommand(options: ResumeCommandOptions): Promise<numb
   const sink = options.trace ? new JsonlSink(options.trace) : undefined;
   if (sink) runtime.bus.subscribe(sink.subscriber);
   try {
-    const scope = { team: runtime.team, runId: options.runId };
+    const scope = { team: runtime.team, runId: runId };
     const existing = await runtime.deps.store.getRun(scope);
     if (!existing) {
-      options.err.write(`error: no run ${options.runId} in ${options.dataDir}\n`);
+      options.err.write(`error: no run ${runId} in ${options.dataDir}\n`);
       return 2;
     }
-    const report = await runtime.resume(options.runId);
+    const report = await runtime.resume(runId);
     if (!options.json && report.status === 'RUNNING') {
       options.out.write(
-        `resuming run ${options.runId}: ${report.restarted} fan-out(s) started again, ${report.settled} sync point(s) settled, ` +
+        `resuming run ${runId}: ${report.restarted} fan-out(s) started again, ${report.settled} sync point(s) settled, ` +
           `${report.reopened} reopened, ${report.resent} step(s) sent again; in-flight steps come back from the queue\n`,
       );
     }
-    const run = await runtime.waitForRun(options.runId);
+    const run = await runtime.waitForRun(runId);
     const branches = await runtime.deps.store.listBranches(scope);
     const doc = runDocument(run, branches);
     if (options.json) {

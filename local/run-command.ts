@@ -4,7 +4,8 @@ import { computeMetrics } from '../core/metrics';
 import { branchView } from '../core/use-cases/queries';
 import type { BranchRecord, RunRecord } from '../core/model';
 import { renderAscii } from '../core/tree';
-import { PayloadTooLargeError, ScenarioError, ValidationError } from '../core/errors';
+import { errorMessage, PayloadTooLargeError, ScenarioError, ValidationError } from '../core/errors';
+import { recordDataRun } from './data-runs';
 import { attachHooks, describeHookError, loadHooksModule, type LifecycleHooks } from './hooks';
 import type { ChaosOptions } from './chaos';
 import { LiveProgress } from './progress';
@@ -15,6 +16,11 @@ import { JsonlSink } from '../adapters/events/jsonl-sink';
 
 export interface RunCommandOptions {
   json: boolean;
+  /**
+   * Ctrl-C: the first SIGINT cancels the run (its tree is printed, exit 130), a second one exits
+   * at once. Off in tests that call main() in-process unless they send the signal themselves.
+   */
+  handleSignals?: boolean;
   trace?: string;
   chaos?: ChaosOptions;
   dataDir?: string;
@@ -49,6 +55,8 @@ export async function runScenario(path: string, options: RunCommandOptions): Pro
   } catch (error) {
     if (error instanceof ScenarioError || error instanceof PayloadTooLargeError) {
       options.err.write(`error: ${error.message}\n`);
+      // Scripts always get one document on stdout with --json, even when nothing ran.
+      if (options.json) options.out.write(`${JSON.stringify(invalidDocument(error))}\n`);
       return 2;
     }
     throw error;
@@ -70,6 +78,8 @@ export async function runScenario(path: string, options: RunCommandOptions): Pro
   const sink = options.trace ? new JsonlSink(options.trace) : undefined;
   if (sink) runtime.bus.subscribe(sink.subscriber);
   let progress: LiveProgress | undefined;
+  let interrupted = false;
+  let stopSignals = () => {};
   try {
     const runId = await runtime.startRun({
       name: scenario.name,
@@ -80,6 +90,24 @@ export async function runScenario(path: string, options: RunCommandOptions): Pro
       failurePolicy: scenario.failurePolicy,
       aggregators: scenario.aggregators,
     });
+    if (options.handleSignals) {
+      stopSignals = onInterrupt(
+        () => {
+          interrupted = true;
+          options.err.write('\ncancelling the run (Ctrl-C again to exit at once)\n');
+          void runtime.cancel(runId).catch((error) => options.err.write(`error: cancelling failed: ${errorMessage(error)}\n`));
+        },
+        () => {
+          options.err.write('exiting without waiting for the run to end\n');
+          process.exit(130);
+        },
+      );
+    }
+    if (options.dataDir) {
+      // The id is what `resume` needs if this process dies; `resume --data <dir>` lists them too.
+      await recordDataRun(options.dataDir, runId, scenario.name, path);
+      options.err.write(`run ${runId} started; its state is kept in ${options.dataDir} (resume with: branch-spawner resume ${runId} --data ${options.dataDir})\n`);
+    }
     if (options.tty) {
       progress = new LiveProgress(options.out, () => runtime.deps.store.listBranches({ team: runtime.team, runId }), started);
       progress.start();
@@ -101,13 +129,28 @@ export async function runScenario(path: string, options: RunCommandOptions): Pro
       if (run.error) options.out.write(`error: ${run.error}\n`);
       options.out.write(`result:\n${JSON.stringify(run.result ?? null, null, 2)}\n`);
     }
+    if (interrupted) return 130;
     return run.status === 'COMPLETED' ? 0 : 1;
   } finally {
     attached?.detach();
+    stopSignals();
     await progress?.stop();
     await sink?.close();
     await runtime.close();
   }
+}
+
+/** The one JSON document `run --json` prints for a scenario that could not be read (exit 2). */
+export function invalidDocument(error: ScenarioError | PayloadTooLargeError) {
+  return { runId: null, name: null, status: 'INVALID', result: null, error: error.message, field: ('field' in error ? error.field : undefined) ?? null, metrics: null, branches: [] };
+}
+
+/** First SIGINT: `first`; a second one: `second`. Returns the function that removes the handler. */
+function onInterrupt(first: () => void, second: () => void): () => void {
+  let count = 0;
+  const handler = () => (++count === 1 ? first() : second());
+  process.on('SIGINT', handler);
+  return () => process.off('SIGINT', handler);
 }
 
 function summary(m: ReturnType<typeof computeMetrics>): string {

@@ -29,6 +29,9 @@ import { startLocalEngines, type EngineTier, type TieredEngines } from './embedd
 import { STEP_LANES } from '../core/step-lanes';
 import type { StepConsumer } from './engines/step-consumer';
 
+/** The team of local runs unless told otherwise. */
+export const LOCAL_TEAM = 'local';
+
 export interface LocalRuntimeOptions {
   team?: string;
   /**
@@ -96,7 +99,7 @@ export class LocalRuntime {
   ) {}
 
   static async start(options: LocalRuntimeOptions = {}): Promise<LocalRuntime> {
-    const team = options.team ?? 'local';
+    const team = options.team ?? LOCAL_TEAM;
     const engines = await startLocalEngines({
       tier: options.tier,
       dataDir: options.dataDir,
