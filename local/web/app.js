@@ -79,6 +79,17 @@ function showExample() {
   $('scenario-input').value = example ? example.text : '';
 }
 
+/** The example selector follows the run being viewed: the example of the same scenario name. */
+function followRunExample(run) {
+  if (state.exampleOfRun === run.runId) return;
+  state.exampleOfRun = run.runId;
+  const example = state.examples.find((e) => e.name === run.name);
+  if (example && $('example-select').value !== example.file) {
+    $('example-select').value = example.file;
+    showExample();
+  }
+}
+
 async function startRun() {
   const button = $('start-run');
   const errorBox = $('start-error');
@@ -182,6 +193,7 @@ async function loadRun(runId) {
     request('GET', `/runs/${id}/tree?format=mermaid`, { as: 'text' }),
   ]);
   if (runId !== state.runId) return;
+  followRunExample(run);
   state.run = run;
   state.branches = branches;
   renderRun(run, branches);

@@ -138,12 +138,27 @@ describe.skipIf(!hasChromium)('tree page in chromium', () => {
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
   });
 
+  it('the example selector follows the run being viewed', async () => {
+    await page.selectOption('[data-testid="example-select"]', 'simple-parallel.yaml');
+    await page.click('[data-testid="start-run"]');
+    await page.waitForSelector('[data-testid="run"][data-run-status="COMPLETED"]');
+    await page.waitForSelector('[data-testid="run-item"] >> nth=1');
+    const items = page.locator('[data-testid="run-item"]');
+    // Newest first: the simple-parallel run, then the hierarchical one of the first test.
+    await items.nth(1).click();
+    await page.waitForSelector('[data-testid="run"][data-run-status="COMPLETED"]');
+    await page.waitForFunction(() => (globalThis as any).document.querySelector('[data-testid="example-select"]').value === 'hierarchical.yaml');
+    expect(await page.inputValue('[data-testid="scenario-input"]')).toContain('entry: Director');
+    await items.nth(0).click();
+    await page.waitForFunction(() => (globalThis as any).document.querySelector('[data-testid="example-select"]').value === 'simple-parallel.yaml');
+  });
+
   it('shows a validation error for a broken pasted scenario without starting a run', async () => {
     await page.selectOption('[data-testid="example-select"]', '');
     await page.fill('[data-testid="scenario-input"]', 'name: broken\nentry: Nobody\nagents:\n  A: { kind: script, responses: [1] }\n');
     await page.click('[data-testid="start-run"]');
     const error = await page.waitForSelector('[data-testid="start-error"]:visible');
     expect(await error.textContent()).toMatch(/entry: "Nobody" is not one of the agents.*field: entry/);
-    expect(await page.locator('[data-testid="run-item"]').count()).toBe(1);
+    expect(await page.locator('[data-testid="run-item"]').count()).toBe(2);
   });
 });
