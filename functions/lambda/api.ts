@@ -1,10 +1,10 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { createApiHandler } from '../handlers/api';
-import { awsRuntime } from './aws-deps';
+import { awsRuntime, flushingCost } from './aws-deps';
 
 let handle: ReturnType<typeof createApiHandler> | undefined;
 
-export const handler = (event: APIGatewayProxyEvent, context: Context): Promise<APIGatewayProxyResult> => {
+export const handler = flushingCost((event: APIGatewayProxyEvent, context: Context): Promise<APIGatewayProxyResult> => {
   if (!handle) {
     const { config, deps } = awsRuntime();
     handle = createApiHandler(deps, {
@@ -16,4 +16,4 @@ export const handler = (event: APIGatewayProxyEvent, context: Context): Promise<
     });
   }
   return handle(event, context);
-};
+});

@@ -15,6 +15,7 @@ import { ScriptInvoker } from '../../adapters/agents/script-invoker';
 import { DynamoBranchStore } from '../../adapters/dynamodb';
 import { EventBridgePublisher } from '../../adapters/eventbridge/eventbridge-publisher';
 import { SqsStepQueue } from '../../adapters/sqs/sqs-step-queue';
+import { CostMeter, meteredPublisher, meteredQueue } from '../../core/cost';
 import { SfnFanOutOrchestrator } from '../../adapters/stepfunctions/sfn-fan-out';
 import { AggregatorRegistry } from '../../core/aggregators';
 import type { Limits } from '../../core/model';
@@ -50,13 +51,14 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AwsConfig {
   };
 }
 
-export function createAwsDeps(config: AwsConfig): SpawnerDeps {
+export function createAwsDeps(config: AwsConfig, meter = new CostMeter()): SpawnerDeps {
   const sqs = new SQSClient({});
   return {
-    store: new DynamoBranchStore({ client: new DynamoDBClient({}), tableName: config.tableName, ttlSeconds: config.ttlSeconds }),
-    queue: new SqsStepQueue({ client: sqs, queueUrl: config.stepQueueUrl }),
-    fanOut: new SfnFanOutOrchestrator({ client: new SFNClient({}), stateMachineArn: config.stateMachineArn }),
-    events: new EventBridgePublisher({ client: new EventBridgeClient({}), eventBusName: config.eventBusName }),
+    store: new DynamoBranchStore({ client: new DynamoDBClient({}), tableName: config.tableName, ttlSeconds: config.ttlSeconds, meter }),
+    queue: meteredQueue(new SqsStepQueue({ client: sqs, queueUrl: config.stepQueueUrl }), meter),
+    fanOut: new SfnFanOutOrchestrator({ client: new SFNClient({}), stateMachineArn: config.stateMachineArn, meter }),
+    events: meteredPublisher(new EventBridgePublisher({ client: new EventBridgeClient({}), eventBusName: config.eventBusName }), meter),
+    meter,
     invoker: new KindRouter({
       script: new ScriptInvoker(),
       http: new HttpInvoker(),
@@ -69,13 +71,29 @@ export function createAwsDeps(config: AwsConfig): SpawnerDeps {
   };
 }
 
-let cached: { config: AwsConfig; deps: SpawnerDeps } | undefined;
+let cached: { config: AwsConfig; deps: SpawnerDeps; meter: CostMeter } | undefined;
 
 /** One configuration and one set of clients per Lambda container. */
-export function awsRuntime(): { config: AwsConfig; deps: SpawnerDeps } {
+export function awsRuntime(): { config: AwsConfig; deps: SpawnerDeps; meter: CostMeter } {
   if (!cached) {
     const config = configFromEnv();
-    cached = { config, deps: createAwsDeps(config) };
+    const meter = new CostMeter();
+    cached = { config, deps: createAwsDeps(config, meter), meter };
   }
   return cached;
+}
+
+/**
+ * A Lambda handler that writes what its invocation cost to the runs' cost records when it ends
+ * (one small write per run it touched, however many requests it made: see core/cost.ts).
+ */
+export function flushingCost<A extends unknown[], R>(handler: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+  return async (...args: A) => {
+    try {
+      return await handler(...args);
+    } finally {
+      const { deps, meter } = awsRuntime();
+      await meter.flush(deps.store);
+    }
+  };
 }

@@ -1,9 +1,9 @@
 import { createFanOutTaskHandlers } from '../handlers/fan-out-tasks';
-import { awsRuntime } from './aws-deps';
+import { awsRuntime, flushingCost } from './aws-deps';
 
 let tasks: ReturnType<typeof createFanOutTaskHandlers> | undefined;
 
-export const handler = (event: unknown): Promise<void> => {
+export const handler = flushingCost((event: unknown): Promise<void> => {
   tasks ??= createFanOutTaskHandlers(awsRuntime().deps);
   return tasks.recordChildFailure(event);
-};
+});
