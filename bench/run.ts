@@ -2,6 +2,7 @@
  * `npm run bench [-- --quick] [-- --only=ours,langgraph] [-- --profile] [-- --huge]`
  *
  * `--huge` runs only the 100,000-branch tree (0 ms, c = 40) on the default tier and the peers.
+ * `--wide` runs only the wide fan-out workload (bench/wide-cost.ts): 200 / 1,000 / 10,000 children.
  *
  * Runs every workload on our embedded runtime and on the two peers, one fresh process per case
  * and one case at a time (2 cores: a concurrent case would steal the CPU being measured),
@@ -249,4 +250,10 @@ function compactRow(row: Row) {
   };
 }
 
-await main();
+if (args.includes('--wide')) {
+  // The wide fan-out workload (200 / 1,000 / 10,000 children, inline and Distributed): bench/wide-cost.ts.
+  const { runWide } = await import('./wide-cost');
+  await runWide();
+} else {
+  await main();
+}

@@ -79,7 +79,7 @@ export function runCost(c: CostCounters, prices: PriceTable = PRICES): RunCost {
     stepFunctionsTransitions: round(c.stepFunctionsTransitions, 2),
     eventBridgeEntries: round(c.eventBridgeEntries, 2),
     usd: usdOf(c, prices),
-    pricedAs: `${prices.region}, list prices of ${prices.prices.stepFunctionsStandardTransition.date.replace(/,.*$/, '')}`,
+    pricedAs: `${prices.region} list prices (core/prices.ts)`,
   };
 }
 

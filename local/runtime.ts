@@ -109,10 +109,13 @@ export class LocalRuntime {
     const faults = createFaults(options.chaos);
     const aborts = new BranchAborts();
     const bus = new LocalEventBus();
-    let queue: StepQueue = meteredQueue(engines.queue, engines.meter);
-    if (options.chaos?.duplicateDelivery) queue = duplicatingQueue(queue);
+    let sent: StepQueue = engines.queue;
+    if (options.chaos?.duplicateDelivery) sent = duplicatingQueue(sent);
+    // The fan-out's own sends (DispatchChild) are counted with its transitions, as Step Functions
+    // makes them in AWS: only the handlers' sends go through the metered queue.
+    const queue = meteredQueue(sent, engines.meter);
     const late = lateBoundTasks();
-    const fanOut = engines.createFanOut(queue, late.tasks, (error) => runtime.errors.push(error));
+    const fanOut = engines.createFanOut(sent, late.tasks, (error) => runtime.errors.push(error));
     const invoker = faults.wrapInvoker(
       new KindRouter({
         script: new ScriptInvoker(),
