@@ -82,6 +82,8 @@ export class LocalRuntime {
   private readonly waiters = new Map<string, ((run: RunRecord) => void)[]>();
   /** Step messages being handled now (received, not yet acknowledged or released). */
   private readonly handling = new Set<Promise<void>>();
+  /** Counts every start of work (see settle). */
+  private activity = 0;
   /** Flushes the cost meter once a second (a write per run with usage, not per request). */
   private readonly costTimer = setInterval(() => void this.flushCost().catch((error) => this.errors.push(error)), 1000).unref();
 
@@ -159,7 +161,12 @@ export class LocalRuntime {
     return runId;
   }
 
-  /** Resolves with the run once it is terminal (awaits its end event; no polling). */
+  /**
+   * Resolves with the run once it is over: terminal (its end event) and its work quiescent —
+   * nothing queued or in flight, no step being handled, no fan-out running. A run's end is not
+   * the end of its work: a crashed delivery's retry, a duplicate, a cancelled child winding down
+   * may still count, publish or end something, and a reader must see their effects.
+   */
   async waitForRun(runId: string, team = this.team): Promise<RunRecord> {
     const key = `${team}/${runId}`;
     const ended = new Promise<RunRecord>((resolve) => {
@@ -168,8 +175,9 @@ export class LocalRuntime {
       this.waiters.set(key, list);
     });
     const current = await this.deps.store.getRun({ team, runId });
-    if (current && current.status !== 'RUNNING') return current;
-    return ended;
+    if (!current || current.status === 'RUNNING') await ended;
+    await this.settle();
+    return (await this.deps.store.getRun({ team, runId }))!;
   }
 
   async describe(runId: string, team = this.team) {
@@ -206,13 +214,29 @@ export class LocalRuntime {
     await this.engines.close();
   }
 
-  /** Resolves once no message is being handled and no fan-out execution is running. */
+  /**
+   * Resolves when the runtime's work is quiescent: no step message queued or in flight in any lane
+   * (nor in the dead-letter queue when its consumer runs), none being handled, no fan-out
+   * execution running. Checked on both sides of the queue count, so work that moved between the
+   * parts meanwhile is not missed.
+   */
   async settle(): Promise<void> {
-    while (this.handling.size) {
-      await Promise.all([...this.handling]);
+    for (;;) {
+      while (this.handling.size) await Promise.all([...this.handling]);
       await this.fanOut.idle();
+      const before = this.activity;
+      if ((await this.queuedMessages()) === 0 && this.handling.size === 0 && this.fanOut.activeExecutions() === 0 && this.activity === before) return;
+      if (this.stopped) return;
+      await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    await this.fanOut.idle();
+  }
+
+  /** Step messages queued or in flight in every lane, plus the DLQ's when failed steps are consumed. */
+  private async queuedMessages(): Promise<number> {
+    const consumers: StepConsumer[] = Object.values(this.engines.consumers);
+    if ((this.options.poison ?? 'fail') === 'fail') consumers.push(this.engines.dlqConsumer);
+    const counts = await Promise.all(consumers.map((c) => c.pending()));
+    return counts.reduce((a, b) => a + b, 0);
   }
 
   private onEvent(event: LifecycleEvent): void {
@@ -268,6 +292,7 @@ export class LocalRuntime {
         });
         inFlight.add(handled);
         this.handling.add(handled);
+        this.activity++;
       }
     }
     await Promise.all(inFlight);

@@ -122,6 +122,11 @@ export async function cancelChildren(deps: SpawnerDeps, parent: BranchRecord): P
   const by = `parent:${parent.id}`;
   const ids = Array.from({ length: spawn.children }, (_, i) => childId(parent.id, spawn.firstIndex + i));
   const children = await deps.store.getBranches(scope, ids);
+  // The spawn may have died between writing these children and announcing them, and it will not
+  // run again now that their parent ended: announce them here (this work is retried until done).
+  if (!spawn.announced && children.length) {
+    await publish(deps, ...children.map((c) => branchEvent('BranchCreated', c, c.createdAt, { seq: spawn.seq })));
+  }
   await Promise.all(
     children.map(async (child) => {
       if (!isTerminal(child.status)) {

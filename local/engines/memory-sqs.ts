@@ -58,6 +58,10 @@ export class MemorySqsQueue implements StepQueue, StepConsumer {
     this.arn = `arn:aws:sqs:${REGION}:${ACCOUNT}:${options.name}`;
   }
 
+  async pending(): Promise<number> {
+    return this.depth + this.inFlight.size;
+  }
+
   /** Messages waiting to be received (not in flight). */
   get depth(): number {
     return this.ready.length - this.readyHead;

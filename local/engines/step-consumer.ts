@@ -12,4 +12,6 @@ export interface StepConsumer {
   receive(options: ReceiveOptions): Promise<SQSRecord[]>;
   delete(receiptHandles: string[]): Promise<void>;
   changeVisibility(receiptHandle: string, seconds: number): Promise<void>;
+  /** Messages not yet deleted: waiting, in flight or delayed (the runtime's quiescence). */
+  pending(): Promise<number>;
 }

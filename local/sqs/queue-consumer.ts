@@ -93,6 +93,17 @@ export class SqsQueueConsumer {
     if (failures.length) throw batchError('DeleteMessageBatch could not delete', '', failures);
   }
 
+  /** Messages not yet deleted: waiting, in flight or delayed. */
+  async pending(): Promise<number> {
+    const { Attributes } = await this.client.send(
+      new GetQueueAttributesCommand({
+        QueueUrl: this.queueUrl,
+        AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
+      }),
+    );
+    return Object.values(Attributes ?? {}).reduce((n, v) => n + (Number(v) || 0), 0);
+  }
+
   async changeVisibility(receiptHandle: string, seconds: number): Promise<void> {
     if (!Number.isInteger(seconds) || seconds < 0 || seconds > 43_200) {
       throw new ValidationError(`visibility timeout must be 0..43200 seconds, got ${seconds}`, 'seconds');
