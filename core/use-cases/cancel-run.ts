@@ -1,10 +1,12 @@
 import { ConflictError, NotFoundError } from '../errors';
 import { isTerminal, ROOT_BRANCH_ID, type Scope } from '../model';
-import { type SpawnerDeps } from './deps';
+import { runEvent } from '../events';
+import { publish, type SpawnerDeps } from './deps';
 import { endBranch, tellEnd } from './end-branch';
 
 /** The mark of a cancel's work on the run and the root (see end-branch.ts). */
-const BY = 'cancel';
+export const CANCEL_MARK = 'cancel';
+const BY = CANCEL_MARK;
 
 /**
  * Cancels a running run: the run first (one conditional write, so a cancel never races another
@@ -22,7 +24,11 @@ export async function cancelRun(deps: SpawnerDeps, scope: Scope, reason = 'cance
     if (current?.status !== 'CANCELLED') throw new ConflictError(`run ${scope.runId} is already ${current?.status}`);
   }
   const root = await deps.store.getBranch(scope, ROOT_BRANCH_ID);
-  if (!root) return;
+  if (!root) {
+    // The run's start has not written its root yet; it will see the run cancelled and end it.
+    await publish(deps, runEvent('RunCancelled', scope, deps.clock.now(), { status: 'CANCELLED', error: reason }));
+    return;
+  }
   if (!isTerminal(root.status)) {
     if (await endBranch(deps, root, { status: 'CANCELLED', by: BY, error: reason })) return;
   }

@@ -57,6 +57,15 @@ export async function executeStep(deps: SpawnerDeps, message: StepMessage, deliv
     }
     return 'skipped';
   }
+  // The run or the parent may have ended while this message waited (a cancel, an early exit, a
+  // cascade cut short by a crash): the branch ends CANCELLED instead of running on. The ends above
+  // were written before their cascades read this branch, so either this read sees them or their
+  // cascade sees this branch.
+  const above = await endedAbove(deps, branch);
+  if (above) {
+    await endBranch(deps, branch, { status: 'CANCELLED', by: delivery.messageId, error: above, atVersion: true }, { taskToken: message.taskToken });
+    return 'skipped';
+  }
   if (branch.status === 'PENDING') {
     const started = await deps.store.updateBranch(scope, branch.id, branch.version, defined({
       status: 'RUNNING' as const,
@@ -269,4 +278,16 @@ function validUsage(usage: unknown): usage is { inputTokens: number; outputToken
 
 function describeValue(value: unknown): string {
   return value === null ? 'null' : typeof value;
+}
+
+/** Why the branch must not run on: its run ended, or its parent did. */
+async function endedAbove(deps: SpawnerDeps, branch: BranchRecord): Promise<string | undefined> {
+  const scope = scopeOf(branch);
+  const [run, parent] = await Promise.all([
+    deps.store.getRun(scope),
+    branch.parentId === null ? undefined : deps.store.getBranch(scope, branch.parentId),
+  ]);
+  if (run && run.status !== 'RUNNING') return `the run is ${run.status}`;
+  if (parent && isTerminal(parent.status)) return `its parent ${parent.id} ${parent.status === 'CANCELLED' ? 'was cancelled' : parent.status}`;
+  return undefined;
 }

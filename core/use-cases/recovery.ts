@@ -5,7 +5,7 @@
 import { decideFanIn } from '../fan-in';
 import { branchEvent, runEvent } from '../events';
 import { NotFoundError } from '../errors';
-import { isTerminal, type BranchRecord, type RunStatus, type Scope } from '../model';
+import { isTerminal, ROOT_BRANCH_ID, type BranchRecord, type RunStatus, type Scope } from '../model';
 import type { StepMessage } from '../ports';
 import { cancelRun } from './cancel-run';
 import { loadRun, publish, scopeOf, type SpawnerDeps } from './deps';
@@ -96,17 +96,22 @@ export async function resumeRun(deps: SpawnerDeps, scope: Scope): Promise<Resume
   const current = await deps.store.getRun(scope);
   if (!run || !current) throw new NotFoundError(`run ${scope.runId} not found`);
   const report: ResumeReport = { status: current.status, reopened: 0, restarted: 0, settled: 0, resent: 0 };
-  if (current.status === 'CANCELLED' && current.endedBy === 'cancel') {
-    await cancelRun(deps, scope, current.error);
-    return report;
-  }
-  if (current.status !== 'RUNNING') return report;
   const branches = await deps.store.listBranches(scope);
   for (const branch of branches) {
     if (isTerminal(branch.status) && branch.advancedBy && IN_PROCESS_WORK.test(branch.advancedBy)) {
       await tellEnd(deps, branch, branch.advancedBy);
     }
   }
+  if (current.status !== 'RUNNING' && current.endedBy) {
+    // The run's end is told again under the mark of the work that wrote it (its event again).
+    const root = await deps.store.getBranch(scope, ROOT_BRANCH_ID);
+    if (root && isTerminal(root.status)) await tellEnd(deps, root, current.endedBy);
+  }
+  if (current.status === 'CANCELLED' && current.endedBy === 'cancel') {
+    await cancelRun(deps, scope, current.error);
+    return report;
+  }
+  if (current.status !== 'RUNNING') return report;
   for (const listed of branches) {
     const branch = (await deps.store.getBranch(scope, listed.id)) ?? listed;
     if (isTerminal(branch.status)) {

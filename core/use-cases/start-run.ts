@@ -11,6 +11,8 @@ import {
 } from '../model';
 import { ValidationError } from '../errors';
 import { publish, type SpawnerDeps } from './deps';
+import { CANCEL_MARK } from './cancel-run';
+import { endBranch } from './end-branch';
 
 export interface StartRunInput {
   team: string;
@@ -56,6 +58,22 @@ export async function startRun(deps: SpawnerDeps, input: StartRunInput): Promise
     branchCount: 1,
   };
   const created = await deps.store.createRun(run);
+  if (!created) {
+    // A repeat: if the run ended meanwhile (a cancel), there is nothing left to start.
+    const existing = await deps.store.getRun(scope);
+    if (existing && existing.status !== 'RUNNING') {
+      // Its root never started: the first try may have died before announcing the run.
+      const existingRoot = await deps.store.getBranch(scope, ROOT_BRANCH_ID);
+      if (!existingRoot?.startedAt) {
+        await publish(
+          deps,
+          runEvent('RunStarted', scope, now, { status: 'RUNNING', name: run.name }),
+          ...(existingRoot ? [branchEvent('BranchCreated', existingRoot, existingRoot.createdAt)] : []),
+        );
+      }
+      return { runId, created };
+    }
+  }
   const root: BranchRecord = {
     ...scope,
     id: ROOT_BRANCH_ID,
@@ -79,10 +97,19 @@ export async function startRun(deps: SpawnerDeps, input: StartRunInput): Promise
   // the root's first step has started, a repeat (a retry after a crash) sends them again, so the
   // crash of a starting process loses neither (at least once; the root's start is the acknowledgement).
   const rootCreated = (await deps.store.createBranches([root])).length > 0;
-  const mustSend = created || rootCreated || (await deps.store.getBranch(scope, ROOT_BRANCH_ID))?.status === 'PENDING';
-  if (mustSend) {
+  const current = created && rootCreated ? root : await deps.store.getBranch(scope, ROOT_BRANCH_ID);
+  // Never started: the first try may have died before announcing (even if a cancel ended it since).
+  if (current?.startedAt === undefined) {
     await publish(deps, runEvent('RunStarted', scope, now, { status: 'RUNNING', name: run.name }), branchEvent('BranchCreated', root, now));
-    await deps.queue.send([{ ...scope, branchId: ROOT_BRANCH_ID, step: 0 }]);
   }
+  if (current?.status !== 'PENDING') return { runId, created };
+  // A cancel that came between the run's write and the root's found no root to end: the root is
+  // ended here instead of started (the cancel wrote the run first; this reads it after the root).
+  const latest = await deps.store.getRun(scope);
+  if (latest && latest.status !== 'RUNNING') {
+    await endBranch(deps, current, { status: 'CANCELLED', by: CANCEL_MARK, error: latest.error ?? `the run is ${latest.status}` });
+    return { runId, created };
+  }
+  await deps.queue.send([{ ...scope, branchId: ROOT_BRANCH_ID, step: 0 }]);
   return { runId, created };
 }

@@ -1,0 +1,685 @@
+/**
+ * A deterministic simulation of the use cases on the in-memory ports. One seeded scheduler owns
+ * every source of nondeterminism: which queued message, fan-out task or suspended call runs
+ * next; duplicate sends and redeliveries while a step still runs; a crash at any awaited port
+ * call (before or after its effect); transient agent errors; agent latency (every call yields);
+ * a cancel at any moment; and a process restart (in-flight work and fan-out executions lost,
+ * messages back in the queue) followed by `resume`.
+ *
+ * Every port call yields to the scheduler, which resumes exactly one suspended call at a time and
+ * then lets the microtasks drain (nothing here uses timers or I/O), so a seed replays exactly.
+ */
+import { AggregatorRegistry } from '../../core/aggregators';
+import { TransientError } from '../../core/errors';
+import type { LifecycleEvent } from '../../core/events';
+import { ROOT_BRANCH_ID, type BranchRecord, type Scope, type WaitFor } from '../../core/model';
+import type {
+  AgentInvocation,
+  AgentInvoker,
+  AgentReply,
+  BranchStore,
+  ChildReport,
+  FanOutOrchestrator,
+  FanOutRequest,
+  StepMessage,
+  StepQueue,
+} from '../../core/ports';
+import {
+  aggregateSyncPoint,
+  cancelRun,
+  executeStep,
+  recordChildFailure,
+  resumeRun,
+  startRun,
+  type SpawnerDeps,
+} from '../../core/use-cases';
+import { MemoryBranchStore } from '../../adapters/memory/memory-branch-store';
+
+// --- randomness ------------------------------------------------------------------------------
+
+export class Rng {
+  private state: number;
+  constructor(seed: number) {
+    this.state = (seed * 2654435761) >>> 0 || 1;
+  }
+  next(): number {
+    // mulberry32
+    let t = (this.state = (this.state + 0x6d2b79f5) >>> 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+  pick<T>(items: readonly T[]): T {
+    return items[this.int(items.length)];
+  }
+}
+
+/** A stable number in [0, 1) for a piece of the scenario (the same in every run of the seed). */
+export function hashChance(seed: number, text: string): number {
+  let h = (2166136261 ^ seed) >>> 0;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 16777619) >>> 0;
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b) >>> 0;
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35) >>> 0;
+  h ^= h >>> 16;
+  return (h >>> 0) / 4294967296;
+}
+
+// --- the generated scenario ------------------------------------------------------------------
+
+export interface Scenario {
+  seed: number;
+  maxDepth: number;
+  maxWidth: number;
+  waitFor: 'all' | 'mixed';
+  maxFailedFraction: number;
+  groups: boolean;
+  failures: boolean;
+  /** The fan-out may time children out. */
+  timeouts: boolean;
+}
+
+export function generateScenario(seed: number): Scenario {
+  const r = new Rng(seed ^ 0x5eed);
+  return {
+    seed,
+    maxDepth: 1 + r.int(3),
+    maxWidth: 1 + r.int(4),
+    waitFor: r.chance(0.6) ? 'all' : 'mixed',
+    maxFailedFraction: r.pick([0.34, 0.5, 1]),
+    groups: r.chance(0.4),
+    failures: r.chance(0.6),
+    timeouts: r.chance(0.2),
+  };
+}
+
+/** The agent: what it answers is a function of the seed, the branch and the step (and its input). */
+export class ScenarioAgent implements AgentInvoker {
+  constructor(
+    private readonly scenario: Scenario,
+    private readonly world: World,
+  ) {}
+
+  async invoke(call: AgentInvocation): Promise<AgentReply> {
+    await this.world.yield('agent latency');
+    if (this.world.faultChance('transient')) throw new TransientError('simulated throttling');
+    await this.world.yield('agent reply');
+    return { response: this.respond(call) };
+  }
+
+  private respond(call: AgentInvocation): unknown {
+    const s = this.scenario;
+    const at = (what: string) => hashChance(s.seed, `${call.branchId}|${what}`);
+    const depth = call.branchId.split('.').length - 1;
+    const final = { next_action: 'final_response', content: { by: call.branchId, got: call.input ?? null } };
+    if (call.agentName === 'Helper') return final;
+    if (call.step > 0) return final;
+    const kind = at('kind');
+    if (depth < s.maxDepth && kind < 0.55) {
+      const width = 1 + Math.floor(at('width') * s.maxWidth);
+      let waitFor: WaitFor = 'all';
+      if (s.waitFor === 'mixed') waitFor = at('wait') < 0.3 ? 'all' : at('wait') < 0.65 ? 'any' : Math.max(1, Math.floor(width / 2));
+      if (s.groups && at('groups') < 0.4) {
+        const inputs = Array.from({ length: width }, (_, i) => `part-${i}`);
+        return { next_actions: [inputs, ['tail']], wait_for: waitFor };
+      }
+      return { next_action: 'parallel_invoke', agents: Array.from({ length: width }, () => 'Node'), wait_for: waitFor };
+    }
+    if (kind < 0.65) return { next_action: 'invoke_agent', action_input: { agent: 'Helper', input: 'help' } };
+    if (s.failures && kind < 0.78) throw new Error(`agent failure at ${call.branchId}`);
+    if (s.failures && kind < 0.83 && call.step === 0) return 'not json at all';
+    return final;
+  }
+}
+
+// --- the world -------------------------------------------------------------------------------
+
+export class SimCrash extends Error {
+  constructor(where: string) {
+    super(`simulated crash at ${where}`);
+    this.name = 'SimCrash';
+  }
+}
+
+export interface FaultPlan {
+  crash: number;
+  crashAfter: number;
+  duplicate: number;
+  redeliverWhileRunning: number;
+  transient: number;
+  cancel: boolean;
+  restarts: number;
+  maxCrashes: number;
+}
+
+export const NO_FAULTS: FaultPlan = {
+  crash: 0,
+  crashAfter: 0,
+  duplicate: 0,
+  redeliverWhileRunning: 0,
+  transient: 0,
+  cancel: false,
+  restarts: 0,
+  maxCrashes: 0,
+};
+
+export function generateFaults(seed: number): FaultPlan {
+  const r = new Rng(seed ^ 0xfa17);
+  return {
+    crash: r.pick([0, 0.01, 0.03, 0.06]),
+    crashAfter: r.pick([0, 0.01, 0.03]),
+    duplicate: r.pick([0, 0.1, 0.3]),
+    redeliverWhileRunning: r.pick([0, 0.02, 0.05]),
+    transient: r.pick([0, 0.05, 0.15]),
+    cancel: r.chance(0.25),
+    restarts: r.pick([0, 0, 1, 2]),
+    maxCrashes: 12,
+  };
+}
+
+interface Suspended {
+  resume(): void;
+  fail(error: Error): void;
+  epoch: number;
+  work: Work;
+}
+
+interface Work {
+  id: number;
+  kind: string;
+  startedAt: number;
+}
+
+interface Message {
+  id: string;
+  body: StepMessage;
+  delivering: number;
+}
+
+interface Startable {
+  label: string;
+  weight: number;
+  start(): void;
+}
+
+interface Execution {
+  request: FanOutRequest;
+  next: number;
+  inFlight: Set<string>;
+  failing: Set<string>;
+  stopped: boolean;
+  aggregating: boolean;
+  finished: boolean;
+}
+
+export interface Violation {
+  seed: number;
+  message: string;
+}
+
+export class World {
+  readonly rng: Rng;
+  readonly events: LifecycleEvent[] = [];
+  readonly injected: Record<string, number> = {};
+  readonly violations: string[] = [];
+  readonly store: MemoryBranchStore = new MemoryBranchStore();
+  readonly scope: Scope;
+  clock = 0;
+  steps = 0;
+  epoch = 0;
+  private crashes = 0;
+  private restartsLeft: number;
+  private cancelPending: boolean;
+  cancelDoneAt: number | undefined;
+  private suspended: Suspended[] = [];
+  private current: Work | undefined;
+  private workSeq = 0;
+  private messages: Message[] = [];
+  private messageSeq = 0;
+  private executions = new Map<string, Execution>();
+  private pendingWork: Startable[] = [];
+  private deps: SpawnerDeps;
+  /** Successful resumes/next-group opens per sync point (`parent#seq`). */
+  readonly syncAdvances = new Map<string, number>();
+  private readonly terminal = new Map<string, string>();
+
+  constructor(
+    readonly scenario: Scenario,
+    readonly faults: FaultPlan,
+    schedulerSeed: number,
+  ) {
+    this.rng = new Rng(schedulerSeed);
+    this.restartsLeft = faults.restarts;
+    this.cancelPending = faults.cancel;
+    this.scope = { team: 'sim', runId: `run-${scenario.seed}` };
+    this.deps = this.makeDeps();
+  }
+
+  faultChance(kind: 'transient'): boolean {
+    if (this.rng.chance(this.faults.transient)) {
+      this.count(kind);
+      return true;
+    }
+    return false;
+  }
+
+  private count(kind: string): void {
+    this.injected[kind] = (this.injected[kind] ?? 0) + 1;
+  }
+
+  /** A suspended call: the scheduler resumes it (or crashes it) when it picks it. */
+  yield(where: string): Promise<void> {
+    const work = this.current;
+    if (!work) throw new Error(`a port was called outside any work (${where})`);
+    return new Promise<void>((resolve, reject) => {
+      this.suspended.push({ resume: resolve, fail: reject, epoch: this.epoch, work });
+    });
+  }
+
+  /** Wraps a port call: it yields, may crash before its effect, does it, may crash after. */
+  private async portCall<T>(where: string, effect: () => Promise<T>): Promise<T> {
+    await this.yield(where);
+    if (this.crashes < this.faults.maxCrashes && this.rng.chance(this.faults.crash)) {
+      this.crashes++;
+      this.count('crash before a port call');
+      throw new SimCrash(`before ${where}`);
+    }
+    const result = await effect();
+    if (this.crashes < this.faults.maxCrashes && this.rng.chance(this.faults.crashAfter)) {
+      this.crashes++;
+      this.count('crash after a port call');
+      throw new SimCrash(`after ${where}`);
+    }
+    return result;
+  }
+
+  private makeDeps(): SpawnerDeps {
+    const store = this.store;
+    const portCall = <T>(where: string, effect: () => Promise<T>) => this.portCall(where, effect);
+    const observe = (method: string, args: unknown[], result: unknown) => this.observe(method, args, result);
+    const wrapped = new Proxy(store, {
+      get(target, name: string) {
+        const original = (target as unknown as Record<string, unknown>)[name];
+        if (typeof original !== 'function') return original;
+        return (...args: unknown[]) =>
+          portCall(`store.${name}`, async () => {
+            const result = await (original as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+            observe(name, args, result);
+            return result;
+          });
+      },
+    }) as BranchStore;
+    const queue: StepQueue = { send: (messages) => this.portCall('queue.send', async () => this.send(messages)) };
+    const fanOut: FanOutOrchestrator = {
+      start: (request) => this.portCall('fanOut.start', async () => this.startExecution(request)),
+      childFinished: (token, report) => this.portCall('fanOut.childFinished', async () => this.childFinished(token, report)),
+      stop: (name) => this.portCall('fanOut.stop', async () => this.stopExecution(name)),
+    };
+    return {
+      store: wrapped,
+      queue,
+      fanOut,
+      events: { publish: (events) => this.portCall('events.publish', async () => void this.events.push(...events)) },
+      invoker: new ScenarioAgent(this.scenario, this),
+      clock: { now: () => this.clock },
+      aggregators: new AggregatorRegistry(),
+      runCache: new Map(),
+    };
+  }
+
+  // --- checks made as the store changes --------------------------------------------------
+
+  private observe(method: string, args: unknown[], result: unknown): void {
+    if (method === 'createBranches') {
+      const created = result as string[];
+      if (created.length && this.afterCancel()) this.violations.push(`created ${created.join(',')} after the cancel completed (work ${this.current?.kind})`);
+    }
+    if ((method === 'updateBranch' || method === 'transitionBranch') && result) {
+      const b = result as BranchRecord;
+      const before = this.terminal.get(b.id);
+      const now = `${b.status}|${JSON.stringify(b.result ?? null)}|${b.error ?? ''}`;
+      if (before !== undefined && before !== now) this.violations.push(`branch ${b.id} changed after it ended: ${before} -> ${now}`);
+      if (['COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'].includes(b.status)) {
+        this.terminal.set(b.id, now);
+        if (b.status !== 'CANCELLED' && before === undefined && this.afterCancel()) {
+          this.violations.push(`branch ${b.id} ended ${b.status} after the cancel completed (work ${this.current?.kind})`);
+        }
+      }
+      const patch = (method === 'updateBranch' ? args[3] : args[4]) as { advancedBy?: string } | undefined;
+      if (patch?.advancedBy?.startsWith('sync:')) {
+        const key = `${b.id}#${patch.advancedBy.slice(5)}`;
+        this.syncAdvances.set(key, (this.syncAdvances.get(key) ?? 0) + 1);
+      }
+    }
+  }
+
+  /** True when the current work started after a cancel had completed (no grace for it). */
+  private afterCancel(): boolean {
+    return this.cancelDoneAt !== undefined && this.current !== undefined && this.current.startedAt > this.cancelDoneAt;
+  }
+
+  // --- the queue ---------------------------------------------------------------------------
+
+  private send(messages: StepMessage[]): void {
+    for (const body of messages) {
+      const id = `m${++this.messageSeq}`;
+      this.messages.push({ id, body: structuredClone(body), delivering: 0 });
+      if (this.rng.chance(this.faults.duplicate)) {
+        // A duplicate send (another message) or the same message delivered twice.
+        const same = this.rng.chance(0.5);
+        this.messages.push({ id: same ? id : `m${++this.messageSeq}`, body: structuredClone(body), delivering: 0 });
+        this.count('duplicate delivery');
+      }
+    }
+  }
+
+  private deliver(message: Message): void {
+    message.delivering++;
+    const epoch = this.epoch;
+    this.startWork(`step ${message.body.branchId}@${message.body.step}`, () => executeStep(this.deps, message.body, { messageId: message.id }), {
+      done: () => {
+        if (epoch === this.epoch) this.messages = this.messages.filter((m) => m !== message);
+      },
+      failed: () => {
+        // Not acknowledged: back after its visibility timeout.
+        if (epoch === this.epoch) message.delivering--;
+      },
+    });
+  }
+
+  // --- the fan-out (the state machine's semantics) ------------------------------------------
+
+  private startExecution(request: FanOutRequest): void {
+    if (this.executions.has(request.executionName)) return;
+    this.executions.set(request.executionName, {
+      request: structuredClone(request),
+      next: 0,
+      inFlight: new Set(),
+      failing: new Set(),
+      stopped: false,
+      aggregating: false,
+      finished: false,
+    });
+  }
+
+  private childFinished(token: string, _report: ChildReport): void {
+    const [name, branchId] = token.split('|');
+    const execution = this.executions.get(name);
+    execution?.inFlight.delete(branchId);
+  }
+
+  private stopExecution(name: string): void {
+    const execution = this.executions.get(name);
+    if (execution) execution.stopped = true;
+  }
+
+  get runningExecutions(): string[] {
+    return [...this.executions.entries()].filter(([, e]) => !e.stopped && !e.finished).map(([n]) => n);
+  }
+
+  private executionWork(name: string, e: Execution): Startable[] {
+    if (e.stopped || e.finished || e.aggregating) return [];
+    const { team, runId, parentId, seq } = e.request;
+    const out: Startable[] = [];
+    if (e.next < e.request.children.length && e.inFlight.size + e.failing.size < e.request.maxConcurrency) {
+      out.push({
+        label: 'dispatch',
+        weight: 3,
+        start: () => {
+          const child = e.request.children[e.next++];
+          e.inFlight.add(child.branchId);
+          // Dispatching is the state machine's own send (no crash of ours in between).
+          this.send([{ team, runId, branchId: child.branchId, step: 0, taskToken: `${name}|${child.branchId}|${this.epoch}` }]);
+        },
+      });
+    }
+    if (this.scenario.timeouts) {
+      for (const branchId of e.inFlight) {
+        out.push({
+          label: 'timeout',
+          weight: 0.05,
+          start: () => {
+            e.inFlight.delete(branchId);
+            e.failing.add(branchId);
+            this.count('child timeout');
+            this.retried(`RecordChildFailure ${branchId}`, () =>
+              recordChildFailure(this.deps, { team, runId, parentId, seq, branchId, error: 'States.Timeout' }),
+            ).then(() => e.failing.delete(branchId));
+          },
+        });
+      }
+    }
+    if (e.next >= e.request.children.length && e.inFlight.size === 0 && e.failing.size === 0) {
+      out.push({
+        label: 'aggregate',
+        weight: 2,
+        start: () => {
+          e.aggregating = true;
+          void this.retried(`Aggregate ${parentId}#${seq}`, () => aggregateSyncPoint(this.deps, { team, runId, parentId, seq })).then(
+            () => (e.finished = true),
+          );
+        },
+      });
+    }
+    return out;
+  }
+
+  /** A task the state machine retries until it succeeds (its retrier), in this process. */
+  private retried(kind: string, task: () => Promise<unknown>): Promise<void> {
+    const epoch = this.epoch;
+    return new Promise<void>((resolve) => {
+      const attempt = () => {
+        if (epoch !== this.epoch) return;
+        this.startWork(kind, task, {
+          done: resolve,
+          failed: () => this.pendingWork.push({ label: `retry ${kind}`, weight: 1, start: attempt }),
+        });
+      };
+      attempt();
+    });
+  }
+
+  // --- works -------------------------------------------------------------------------------
+
+  private startWork(kind: string, body: () => Promise<unknown>, on: { done(): void; failed(error: unknown): void }): void {
+    const work: Work = { id: ++this.workSeq, kind, startedAt: this.steps };
+    // A client's call (start, cancel) that a restart cuts off fails on the client's side: it retries.
+    if (kind === 'start' || kind === 'cancel') this.clientCalls.set(work, () => on.failed(new SimCrash('restart')));
+    this.lastStarted = work;
+    const previous = this.current;
+    this.current = work;
+    const epoch = this.epoch;
+    let promise: Promise<unknown>;
+    try {
+      promise = body();
+    } finally {
+      this.current = previous;
+    }
+    promise.then(
+      () => {
+        this.clientCalls.delete(work);
+        if (epoch === this.epoch) on.done();
+      },
+      (error: unknown) => {
+        this.clientCalls.delete(work);
+        if (epoch !== this.epoch) return;
+        if (!(error instanceof SimCrash) && !(error instanceof TransientError)) {
+          this.violations.push(`work ${kind} threw ${(error as Error)?.stack ?? String(error)}`);
+        }
+        on.failed(error);
+      },
+    );
+  }
+
+  private restart(): void {
+    this.restartsLeft--;
+    this.count('process restart');
+    this.epoch++;
+    // Everything in memory is lost: suspended calls, fan-out executions, the run cache.
+    this.suspended = [];
+    this.executions.clear();
+    // A client's retries (start, cancel) live outside the process.
+    this.pendingWork = this.pendingWork.filter((w) => w.label === 'retry start' || w.label === 'retry cancel');
+    for (const m of this.messages) m.delivering = 0;
+    const cut = [...this.clientCalls.values()];
+    this.clientCalls.clear();
+    for (const fail of cut) fail();
+    this.deps.runCache?.clear();
+    this.resumePending = true;
+  }
+
+  private resumePending = false;
+  private lastStarted: Work | undefined;
+  private readonly clientCalls = new Map<Work, () => void>();
+
+  private startables(): Startable[] {
+    const out: Startable[] = [...this.pendingWork.map((w) => ({ ...w, start: () => this.takePending(w) }))];
+    for (const m of this.messages) {
+      if (m.delivering === 0) out.push({ label: 'deliver', weight: 3, start: () => this.deliver(m) });
+      else if (this.faults.redeliverWhileRunning && this.rng.chance(this.faults.redeliverWhileRunning)) {
+        out.push({
+          label: 'redeliver',
+          weight: 0.2,
+          start: () => {
+            // Its visibility timeout ran out while its step still runs: SQS offers it again (a new
+            // receipt; the first handler's delete does not remove this delivery).
+            this.count('redelivery while running');
+            const copy: Message = { id: m.id, body: structuredClone(m.body), delivering: 0 };
+            this.messages.push(copy);
+            this.deliver(copy);
+          },
+        });
+      }
+    }
+    for (const [name, e] of this.executions) out.push(...this.executionWork(name, e));
+    if (this.resumePending) {
+      out.push({
+        label: 'resume',
+        weight: 5,
+        start: () => {
+          this.resumePending = false;
+          const attempt = () =>
+            this.startWork('resume', () => resumeRun(this.deps, this.scope).catch((error: unknown) => {
+              // Restarted before the run was created: there is nothing to resume (its start is retried).
+              if ((error as Error)?.name !== 'NotFoundError') throw error;
+            }), {
+              done: () => undefined,
+              failed: () => this.pendingWork.push({ label: 'retry resume', weight: 1, start: attempt }),
+            });
+          attempt();
+        },
+      });
+    }
+    if (this.cancelPending) out.push({ label: 'cancel', weight: 0.15, start: () => this.cancel() });
+    if (this.restartsLeft > 0 && !this.resumePending) out.push({ label: 'restart', weight: 0.08, start: () => this.restart() });
+    return out;
+  }
+
+  private takePending(w: Startable): void {
+    this.pendingWork = this.pendingWork.filter((p) => p !== w);
+    w.start();
+  }
+
+  private cancel(): void {
+    this.cancelPending = false;
+    this.count('cancel');
+    let refused = false;
+    const attempt = () =>
+      this.startWork(
+        'cancel',
+        () =>
+          cancelRun(this.deps, this.scope).catch((error: unknown) => {
+            // The run had ended already: nothing to cancel.
+            if ((error as Error)?.name !== 'ConflictError' && (error as Error)?.name !== 'NotFoundError') throw error;
+            refused = true;
+          }),
+        {
+          done: () => {
+            // Refused (no run yet, or it had ended): not a cancel.
+            if (!refused) this.cancelDoneAt ??= this.steps;
+          },
+          // The client retries until it gets an answer.
+          failed: () => this.pendingWork.push({ label: 'retry cancel', weight: 1, start: attempt }),
+        },
+      );
+    attempt();
+  }
+
+  /** Runs the seed to quiescence. */
+  async run(maxSteps = 50_000): Promise<void> {
+    const attempt = (): void =>
+      this.startWork(
+        'start',
+        () =>
+          startRun(this.deps, {
+            team: this.scope.team,
+            runId: this.scope.runId,
+            name: 'sim',
+            request: 'go',
+            entry: 'Node',
+            agents: { Node: { kind: 'sim', allowed: ['Helper'] }, Helper: { kind: 'sim', allowed: [] } },
+            limits: { maxDepth: 4, maxFanOut: 10, maxBranches: 500, maxConcurrentBranches: 1 + (this.scenario.seed % 3), maxInvalidResponses: 1 },
+            failurePolicy: { maxFailedFraction: this.scenario.maxFailedFraction },
+          }),
+        // The caller retries until it gets an answer.
+        { done: () => undefined, failed: () => this.pendingWork.push({ label: 'retry start', weight: 1, start: attempt }) },
+      );
+    attempt();
+    for (;;) {
+      const live = this.suspended.filter((s) => s.epoch === this.epoch);
+      this.suspended = live;
+      const startables = this.startables();
+      if (live.length === 0 && startables.length === 0) return;
+      if (++this.steps > maxSteps) {
+        this.violations.push(`no quiescence after ${maxSteps} scheduler steps`);
+        return;
+      }
+      this.clock++;
+      const total = live.length * 4 + startables.reduce((n, s) => n + s.weight, 0);
+      let pick = this.rng.next() * total;
+      if (pick < live.length * 4) {
+        const i = Math.floor(pick / 4);
+        const [s] = this.suspended.splice(i, 1);
+        this.current = s.work;
+        s.resume();
+        await drain();
+        this.current = undefined;
+        continue;
+      }
+      pick -= live.length * 4;
+      for (const s of startables) {
+        pick -= s.weight;
+        if (pick < 0 || s === startables[startables.length - 1]) {
+          this.lastStarted = undefined;
+          s.start();
+          // The work just started runs on until it yields: it is the current work meanwhile.
+          this.current = this.lastStarted;
+          await drain();
+          this.current = undefined;
+          break;
+        }
+      }
+    }
+  }
+
+  async branches(): Promise<BranchRecord[]> {
+    return this.store.listBranches(this.scope);
+  }
+}
+
+/** Lets every microtask run (the world uses no timers and no I/O). */
+function drain(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+export { ROOT_BRANCH_ID };
