@@ -431,12 +431,12 @@ export class World {
     if (e.stopped || e.finished || e.aggregating) return [];
     const { team, runId, parentId, seq } = e.request;
     const out: Startable[] = [];
-    if (e.next < e.request.children.length && e.inFlight.size + e.failing.size < e.request.maxConcurrency) {
+    if (e.next < e.request.count && e.inFlight.size + e.failing.size < e.request.maxConcurrency) {
       out.push({
         label: 'dispatch',
         weight: 3,
         start: () => {
-          const child = e.request.children[e.next++];
+          const child = { branchId: `${parentId}.${e.request.firstIndex + e.next++}` };
           e.inFlight.add(child.branchId);
           // Dispatching is the state machine's own send (no crash of ours in between).
           this.send([{ team, runId, branchId: child.branchId, step: 0, taskToken: `${name}|${child.branchId}|${this.epoch}` }]);
@@ -459,7 +459,7 @@ export class World {
         });
       }
     }
-    if (e.next >= e.request.children.length && e.inFlight.size === 0 && e.failing.size === 0) {
+    if (e.next >= e.request.count && e.inFlight.size === 0 && e.failing.size === 0) {
       out.push({
         label: 'aggregate',
         weight: 2,
