@@ -24,6 +24,7 @@ import { FAN_OUT_ASL_PATH } from '../adapters/stepfunctions/fan-out-definition';
 import { toLambdaEnvironment } from '../functions/lambda-environment';
 import { bedrockModelArns, lambdaAgentArns } from './agent-grants';
 import { SpawnerFunction, type SpawnerFunctionName } from './spawner-function';
+import { METRIC_NAMESPACE, METRIC_SERVICE, METRICS, type MetricName } from '../functions/handlers/observability';
 import type { TeamConfig } from './team-config';
 
 export { FAN_OUT_ASL_PATH };
@@ -35,6 +36,11 @@ export const RUN_REQUESTED_DETAIL_TYPE = 'RunRequested';
 /** An agent call can be slow (LLMs); the queue's visibility is six times this (AWS's advice for SQS sources). */
 export const WORKER_TIMEOUT = Duration.minutes(5);
 export const MAX_RECEIVE_COUNT = 5;
+
+/** Alarm thresholds on the handlers' metrics (each must hold for three 5-minute periods). */
+export const BRANCH_FAILURE_RATE_ALARM_PERCENT = 50;
+export const AGENT_LATENCY_ALARM_MS = 120_000;
+export const FAN_IN_LATENCY_ALARM_MS = 30_000;
 /** The dlq-handler consumes the step DLQ, so that queue's visibility is six times this (AWS refuses less than once). */
 export const DLQ_HANDLER_TIMEOUT = Duration.seconds(60);
 
@@ -388,6 +394,56 @@ export class BranchSpawner extends Construct {
     alarm('FanOutFailedAlarm', this.stateMachine.metricFailed(fiveMinutes), 'fan-out executions failed');
     alarm('StepWorkerErrorsAlarm', this.functions['step-worker'].metricErrors(fiveMinutes), 'the step-worker raised errors');
     alarm('ApiServerErrorsAlarm', this.api.metricServerError(fiveMinutes), 'the API answered 5xx');
+
+    // On the handlers' own metrics (functions/handlers/observability.ts).
+    const failureRate = new cloudwatch.MathExpression({
+      expression: '100 * failed / (completed + failed)',
+      usingMetrics: {
+        failed: this.spawnerMetric(METRICS.branchesFailed, { statistic: cloudwatch.Stats.SUM }),
+        completed: this.spawnerMetric(METRICS.branchesCompleted, { statistic: cloudwatch.Stats.SUM }),
+      },
+      period: Duration.minutes(5),
+      label: 'branch failure rate (%)',
+    });
+    const threshold = (id: string, metric: cloudwatch.IMetric, value: number, periods: number, description: string) => {
+      const a = new cloudwatch.Alarm(this, id, {
+        metric,
+        threshold: value,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: periods,
+        datapointsToAlarm: periods,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarmDescription: `branch-spawner ${this.config.team}: ${description}`,
+      });
+      a.addAlarmAction(action);
+      this.alarms.push(a);
+    };
+    threshold('BranchFailureRateAlarm', failureRate, BRANCH_FAILURE_RATE_ALARM_PERCENT, 3, `more than ${BRANCH_FAILURE_RATE_ALARM_PERCENT}% of ended branches failed for 15 minutes`);
+    threshold(
+      'AgentLatencyAlarm',
+      this.spawnerMetric(METRICS.agentLatency, { statistic: cloudwatch.Stats.p(99) }),
+      AGENT_LATENCY_ALARM_MS,
+      3,
+      `agent calls took over ${AGENT_LATENCY_ALARM_MS / 1000} s (p99) for 15 minutes`,
+    );
+    threshold(
+      'FanInLatencyAlarm',
+      this.spawnerMetric(METRICS.fanInLatency, { statistic: cloudwatch.Stats.p(99) }),
+      FAN_IN_LATENCY_ALARM_MS,
+      3,
+      `settling a sync point took over ${FAN_IN_LATENCY_ALARM_MS / 1000} s (p99) for 15 minutes`,
+    );
+  }
+
+  /** A metric the handlers emit, in this team's series. */
+  spawnerMetric(name: MetricName, options: { statistic?: string; period?: Duration } = {}): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: METRIC_NAMESPACE,
+      metricName: name,
+      dimensionsMap: { service: METRIC_SERVICE, team: this.config.team },
+      period: options.period ?? Duration.minutes(5),
+      statistic: options.statistic ?? cloudwatch.Stats.SUM,
+    });
   }
 
   private createDashboard(dashboardName: string): cloudwatch.Dashboard {
@@ -436,6 +492,28 @@ export class BranchSpawner extends Construct {
           new cloudwatch.GraphWidget({
             title: 'Function duration p99',
             left: fns.map((f) => f.metricDuration({ ...fiveMinutes, statistic: cloudwatch.Stats.p(99), label: f.spawnerName })),
+          }),
+        ],
+        [
+          new cloudwatch.GraphWidget({
+            title: 'Branches',
+            left: [METRICS.branchesCreated, METRICS.branchesCompleted, METRICS.branchesFailed, METRICS.branchesCancelled].map((m) =>
+              this.spawnerMetric(m),
+            ),
+          }),
+          new cloudwatch.GraphWidget({
+            title: 'Agent calls and fan-in (ms)',
+            left: [
+              this.spawnerMetric(METRICS.agentLatency, { statistic: cloudwatch.Stats.p(50) }),
+              this.spawnerMetric(METRICS.agentLatency, { statistic: cloudwatch.Stats.p(99) }),
+              this.spawnerMetric(METRICS.fanInLatency, { statistic: cloudwatch.Stats.p(50) }),
+              this.spawnerMetric(METRICS.fanInLatency, { statistic: cloudwatch.Stats.p(99) }),
+            ],
+            right: [this.spawnerMetric(METRICS.agentErrors)],
+          }),
+          new cloudwatch.GraphWidget({
+            title: 'Tokens',
+            left: [this.spawnerMetric(METRICS.inputTokens), this.spawnerMetric(METRICS.outputTokens)],
           }),
         ],
         [new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 24 })],

@@ -10,6 +10,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { METRIC_NAMESPACE } from '../functions/handlers/observability';
 
 export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -58,6 +59,11 @@ export class SpawnerFunction extends NodejsFunction {
       depsLockFilePath: join(PROJECT_ROOT, 'package-lock.json'),
       environment: {
         POWERTOOLS_SERVICE_NAME: name,
+        // Metrics (functions/lambda/powertools.ts): one namespace for every function.
+        POWERTOOLS_METRICS_NAMESPACE: METRIC_NAMESPACE,
+        // Tracer: segments carry no responses (agent answers and results may be large or private).
+        POWERTOOLS_TRACER_CAPTURE_RESPONSE: 'false',
+        POWERTOOLS_TRACER_CAPTURE_ERROR: 'true',
         LOG_LEVEL: logLevel ?? 'INFO',
         // Stack traces point at the TypeScript sources (the bundle ships a source map).
         NODE_OPTIONS: '--enable-source-maps',

@@ -1,10 +1,11 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { createApiHandler } from '../handlers/api';
 import { awsRuntime, flushingCost } from './aws-deps';
+import { instrument } from './powertools';
 
 let handle: ReturnType<typeof createApiHandler> | undefined;
 
-export const handler = flushingCost((event: APIGatewayProxyEvent, context: Context): Promise<APIGatewayProxyResult> => {
+const inner = flushingCost((event: APIGatewayProxyEvent, context: Context): Promise<APIGatewayProxyResult> => {
   if (!handle) {
     const { config, deps } = awsRuntime();
     handle = createApiHandler(deps, {
@@ -17,3 +18,6 @@ export const handler = flushingCost((event: APIGatewayProxyEvent, context: Conte
   }
   return handle(event, context);
 });
+
+/** Traced, with its metrics flushed after each invocation (functions/lambda/powertools.ts). */
+export const handler = instrument(inner);

@@ -22,6 +22,8 @@ import type { Limits } from '../../core/model';
 import type { AgentPolicy } from '../../core/run-request';
 import { systemClock } from '../../core/ports';
 import type { SpawnerDeps } from '../../core/use-cases';
+import { meteredEvents, meteredInvoker, type MetricSink } from '../handlers/observability';
+import { metricSink, traced } from './powertools';
 import { fromLambdaEnvironment } from '../lambda-environment';
 
 export interface AwsConfig {
@@ -51,20 +53,30 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AwsConfig {
   };
 }
 
-export function createAwsDeps(config: AwsConfig, meter = new CostMeter()): SpawnerDeps {
-  const sqs = new SQSClient({});
+export interface Observability {
+  /** Where the handlers' metrics go (Powertools Metrics in Lambda). */
+  sink?: MetricSink;
+  /** Wraps each AWS SDK client (Powertools Tracer in Lambda). */
+  traced?: <C>(client: C) => C;
+}
+
+export function createAwsDeps(config: AwsConfig, meter = new CostMeter(), observe: Observability = {}): SpawnerDeps {
+  const traced = observe.traced ?? (<C>(client: C) => client);
+  const sqs = traced(new SQSClient({}));
+  const events = meteredPublisher(new EventBridgePublisher({ client: traced(new EventBridgeClient({})), eventBusName: config.eventBusName }), meter);
+  const invoker = new KindRouter({
+    script: new ScriptInvoker(),
+    http: new HttpInvoker(),
+    lambda: new LambdaInvoker({ client: traced(new LambdaClient({})) }),
+    ...llmInvokers(),
+  });
   return {
-    store: new DynamoBranchStore({ client: new DynamoDBClient({}), tableName: config.tableName, ttlSeconds: config.ttlSeconds, meter }),
+    store: new DynamoBranchStore({ client: traced(new DynamoDBClient({})), tableName: config.tableName, ttlSeconds: config.ttlSeconds, meter }),
     queue: meteredQueue(new SqsStepQueue({ client: sqs, queueUrl: config.stepQueueUrl }), meter),
-    fanOut: new SfnFanOutOrchestrator({ client: new SFNClient({}), stateMachineArn: config.stateMachineArn, meter }),
-    events: meteredPublisher(new EventBridgePublisher({ client: new EventBridgeClient({}), eventBusName: config.eventBusName }), meter),
+    fanOut: new SfnFanOutOrchestrator({ client: traced(new SFNClient({})), stateMachineArn: config.stateMachineArn, meter }),
+    events: observe.sink ? meteredEvents(events, observe.sink) : events,
     meter,
-    invoker: new KindRouter({
-      script: new ScriptInvoker(),
-      http: new HttpInvoker(),
-      lambda: new LambdaInvoker({ client: new LambdaClient({}) }),
-      ...llmInvokers(),
-    }),
+    invoker: observe.sink ? meteredInvoker(invoker, observe.sink) : invoker,
     clock: systemClock,
     aggregators: new AggregatorRegistry(),
     runCache: new Map(),
@@ -78,7 +90,7 @@ export function awsRuntime(): { config: AwsConfig; deps: SpawnerDeps; meter: Cos
   if (!cached) {
     const config = configFromEnv();
     const meter = new CostMeter();
-    cached = { config, deps: createAwsDeps(config, meter), meter };
+    cached = { config, deps: createAwsDeps(config, meter, { sink: metricSink, traced }), meter };
   }
   return cached;
 }
