@@ -15,7 +15,8 @@ export interface BuildAppOptions {
 }
 
 export function buildApp(app: App, options: BuildAppOptions = {}): BranchSpawnerStack[] {
-  const dir = options.teamsDir ?? TEAMS_DIR;
+  // `-c teamsDir=<dir>` reads team configs from elsewhere (the deploy rehearsal's own team).
+  const dir = options.teamsDir ?? (app.node.tryGetContext('teamsDir') as string | undefined) ?? TEAMS_DIR;
   const requested = app.node.tryGetContext('team') as string | undefined;
   const teams = requested ? [String(requested)] : knownTeams(dir);
   if (teams.length === 0) throw new Error(`no team configs in ${dir}`);

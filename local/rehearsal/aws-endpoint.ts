@@ -1,0 +1,161 @@
+/**
+ * The one endpoint every AWS call of a rehearsed function goes through (its AWS_ENDPOINT_URL_*
+ * variables point here). It knows the caller from the request's SigV4 credential (each function
+ * gets its own access key id, as each Lambda gets its role's session credentials), authorizes
+ * the action and resource against that function's role, then forwards to the engine (DynamoDB
+ * to dynalite, SQS to fauxqs) or serves it (Step Functions, EventBridge, Lambda, SSM, Secrets
+ * Manager). Signatures are not verified.
+ */
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface Caller {
+  /** Shown in errors: the function's name. */
+  principal: string;
+  roleLogicalId: string;
+}
+
+export class ServiceError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status = 400,
+  ) {
+    super(message);
+    this.name = code;
+  }
+}
+
+export interface EndpointHandlers {
+  callerOf(accessKeyId: string | undefined): Caller | undefined;
+  /** Throws ServiceError('AccessDeniedException') and records the denial. */
+  authorize(caller: Caller, action: string, resource: string): void;
+  dynamodbTableArn(name: string): string;
+  sqsQueueArn(queueUrl: string): string;
+  dynamodbEndpoint: string;
+  sqsEndpoint: string;
+  /** JSON-protocol services served here: by X-Amz-Target prefix. */
+  json: Record<string, (caller: Caller, operation: string, body: any) => Promise<unknown> | unknown>;
+  /** Lambda Invoke (REST): returns the payload, or throws a function error. */
+  invokeLambda(caller: Caller, functionName: string, payload: unknown): Promise<{ payload: unknown; functionError?: boolean }>;
+  bedrock(caller: Caller, modelId: string): never;
+}
+
+export class AwsEndpoint {
+  private constructor(
+    private readonly server: Server,
+    readonly url: string,
+  ) {}
+
+  static async start(handlers: EndpointHandlers): Promise<AwsEndpoint> {
+    const server = createServer((req, res) => void handle(handlers, req, res));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    return new AwsEndpoint(server, `http://127.0.0.1:${port}`);
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function accessKeyOf(req: IncomingMessage): string | undefined {
+  const auth = req.headers.authorization ?? '';
+  return /Credential=([^/,\s]+)\//.exec(auth)?.[1];
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, contentType = 'application/x-amz-json-1.0', headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body ?? {});
+  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, error: unknown, contentType: string): void {
+  const e = error instanceof ServiceError ? error : new ServiceError('InternalFailure', (error as Error)?.message ?? String(error), 500);
+  sendJson(res, e.status, { __type: e.code, message: e.message, Message: e.message }, contentType, { 'x-amzn-errortype': e.code });
+}
+
+/** IAM action names of the SQS JSON operations (batch calls are authorized as their single form). */
+const SQS_ACTION: Record<string, string> = {
+  SendMessageBatch: 'SendMessage',
+  DeleteMessageBatch: 'DeleteMessage',
+  ChangeMessageVisibilityBatch: 'ChangeMessageVisibility',
+};
+
+async function handle(h: EndpointHandlers, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const target = String(req.headers['x-amz-target'] ?? '');
+  const contentType = String(req.headers['content-type'] ?? 'application/x-amz-json-1.0');
+  try {
+    const body = await readBody(req);
+    const caller = h.callerOf(accessKeyOf(req));
+    if (!caller) throw new ServiceError('UnrecognizedClientException', 'The security token included in the request is invalid.', 403);
+    const [prefix, operation] = target.split('.');
+    if (prefix === 'DynamoDB_20120810') {
+      const doc = JSON.parse(body.toString('utf8') || '{}');
+      for (const resource of dynamoResources(doc, h)) h.authorize(caller, `dynamodb:${operation}`, resource);
+      return await forward(h.dynamodbEndpoint, req, body, res);
+    }
+    if (prefix === 'AmazonSQS') {
+      const doc = JSON.parse(body.toString('utf8') || '{}');
+      const resource = doc.QueueUrl ? h.sqsQueueArn(doc.QueueUrl) : '*';
+      h.authorize(caller, `sqs:${SQS_ACTION[operation] ?? operation}`, resource);
+      return await forward(h.sqsEndpoint, req, body, res);
+    }
+    const service = h.json[prefix];
+    if (service) {
+      const result = await service(caller, operation, JSON.parse(body.toString('utf8') || '{}'));
+      return sendJson(res, 200, result, contentType);
+    }
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const lambda = /^\/2015-03-31\/functions\/([^/]+)\/invocations$/.exec(url.pathname);
+    if (lambda && req.method === 'POST') {
+      const text = body.toString('utf8');
+      const { payload, functionError } = await h.invokeLambda(caller, decodeURIComponent(lambda[1]), text ? JSON.parse(text) : {});
+      return sendJson(res, 200, payload, 'application/json', functionError ? { 'x-amz-function-error': 'Unhandled' } : {});
+    }
+    const bedrock = /^\/model\/([^/]+)\//.exec(url.pathname);
+    if (bedrock) h.bedrock(caller, decodeURIComponent(bedrock[1]));
+    throw new ServiceError('UnknownOperationException', `the rehearsal does not serve ${req.method} ${url.pathname} ${target}`);
+  } catch (error) {
+    sendError(res, error, contentType);
+  }
+}
+
+function dynamoResources(doc: Record<string, any>, h: EndpointHandlers): string[] {
+  const tables: string[] = [];
+  if (typeof doc.TableName === 'string') {
+    const arn = h.dynamodbTableArn(doc.TableName);
+    tables.push(typeof doc.IndexName === 'string' ? `${arn}/index/${doc.IndexName}` : arn);
+  }
+  for (const name of Object.keys(doc.RequestItems ?? {})) tables.push(h.dynamodbTableArn(name));
+  for (const item of doc.TransactItems ?? []) {
+    const op = Object.values(item)[0] as { TableName?: string } | undefined;
+    if (op?.TableName) tables.push(h.dynamodbTableArn(op.TableName));
+  }
+  return tables.length ? tables : ['*'];
+}
+
+function forward(endpoint: string, req: IncomingMessage, body: Buffer, res: ServerResponse): Promise<void> {
+  const target = new URL(endpoint);
+  return new Promise((resolve, reject) => {
+    const headers = { ...req.headers, host: target.host, 'content-length': String(body.length) };
+    const upstream = httpRequest(
+      { hostname: target.hostname, port: target.port, path: req.url, method: req.method, headers },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 500, answer.headers);
+        answer.pipe(res);
+        answer.on('end', resolve);
+        answer.on('error', reject);
+      },
+    );
+    upstream.on('error', reject);
+    upstream.end(body);
+  });
+}

@@ -1,0 +1,180 @@
+/**
+ * A Lambda-like host for the template's functions: each function runs from its bundled asset
+ * (cdk.out/asset.<hash>/index.mjs, what `cdk deploy` uploads) in warm containers — worker
+ * threads with the function's own environment (from the template) and module state kept between
+ * invocations — one invocation per container at a time, the function's Timeout enforced by
+ * discarding the container, as Lambda does.
+ */
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+
+export interface HostedFunction {
+  logicalId: string;
+  /** The function's physical name (what its ARN ends with). */
+  name: string;
+  arn: string;
+  handlerFile: string;
+  handlerName: string;
+  environment: Record<string, string>;
+  timeoutSeconds: number;
+  memorySize: number;
+  roleLogicalId: string;
+  /** Containers at most (Lambda scales further; the rehearsal bounds it for one machine). */
+  maxContainers: number;
+}
+
+/** What an invocation that failed looks like to the caller (Lambda's function error shape). */
+export class FunctionError extends Error {
+  constructor(
+    readonly functionName: string,
+    readonly errorType: string,
+    errorMessage: string,
+    readonly trace: string[] = [],
+  ) {
+    super(errorMessage);
+    this.name = errorType;
+  }
+}
+
+interface Container {
+  worker: Worker;
+  busy: boolean;
+  dead: boolean;
+  invocations: number;
+}
+
+const CONTAINER_SCRIPT = fileURLToPath(new URL('./lambda-container.mjs', import.meta.url));
+const LOG_LINES_KEPT = 200;
+
+export class FunctionHost {
+  private readonly containers: Container[] = [];
+  private readonly waiting: ((c: Container) => void)[] = [];
+  private closed = false;
+  private nextId = 0;
+  /** The last lines each container wrote (Powertools logs); never printed unless asked. */
+  readonly logs: string[] = [];
+  readonly stats = { invocations: 0, errors: 0, timeouts: 0, coldStarts: 0 };
+
+  constructor(
+    readonly fn: HostedFunction,
+    private readonly options: { region: string; account: string; onLog?(fn: string, line: string): void },
+  ) {}
+
+  async invoke(event: unknown): Promise<unknown> {
+    if (this.closed) throw new FunctionError(this.fn.name, 'Lambda.ServiceException', 'the rehearsal is closing');
+    const container = await this.acquire();
+    this.stats.invocations++;
+    container.invocations++;
+    const id = ++this.nextId;
+    const deadline = Date.now() + this.fn.timeoutSeconds * 1000;
+    try {
+      return await new Promise<unknown>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          this.stats.timeouts++;
+          container.dead = true;
+          void container.worker.terminate();
+          reject(new FunctionError(this.fn.name, 'Sandbox.Timedout', `Task timed out after ${this.fn.timeoutSeconds.toFixed(2)} seconds`));
+        }, this.fn.timeoutSeconds * 1000);
+        const onMessage = (message: { id: number; ok: boolean; result?: unknown; error?: { errorType: string; errorMessage: string; trace: string[] } }) => {
+          if (message.id !== id) return;
+          cleanup();
+          if (message.ok) resolve(message.result);
+          else {
+            this.stats.errors++;
+            reject(new FunctionError(this.fn.name, message.error!.errorType, message.error!.errorMessage, message.error!.trace));
+          }
+        };
+        const onExit = (code: number) => {
+          cleanup();
+          container.dead = true;
+          reject(new FunctionError(this.fn.name, 'Runtime.ExitError', `the container exited (code ${code}) during the invocation`));
+        };
+        const cleanup = () => {
+          clearTimeout(timer);
+          container.worker.off('message', onMessage);
+          container.worker.off('exit', onExit);
+        };
+        container.worker.on('message', onMessage);
+        container.worker.on('exit', onExit);
+        container.worker.postMessage({ id, event, deadline, requestId: randomUUID() });
+      });
+    } finally {
+      this.release(container);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.containers.map((c) => c.worker.terminate()));
+    this.containers.length = 0;
+  }
+
+  private async acquire(): Promise<Container> {
+    const idle = this.containers.find((c) => !c.busy && !c.dead);
+    if (idle) {
+      idle.busy = true;
+      return idle;
+    }
+    if (this.containers.filter((c) => !c.dead).length < this.fn.maxContainers) {
+      const container = this.start();
+      container.busy = true;
+      return container;
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private release(container: Container): void {
+    if (container.dead) {
+      this.containers.splice(this.containers.indexOf(container), 1);
+      const next = this.waiting.shift();
+      if (next) {
+        const fresh = this.start();
+        fresh.busy = true;
+        next(fresh);
+      }
+      return;
+    }
+    const next = this.waiting.shift();
+    if (next) next(container);
+    else container.busy = false;
+  }
+
+  private start(): Container {
+    this.stats.coldStarts++;
+    const { fn } = this;
+    const worker = new Worker(CONTAINER_SCRIPT, {
+      env: fn.environment,
+      workerData: {
+        handlerFile: fn.handlerFile,
+        handlerName: fn.handlerName,
+        functionName: fn.name,
+        memorySize: fn.memorySize,
+        region: this.options.region,
+        account: this.options.account,
+      },
+      stdout: true,
+      stderr: true,
+      execArgv: fn.environment.NODE_OPTIONS?.includes('--enable-source-maps') ? ['--enable-source-maps'] : [],
+    });
+    const container: Container = { worker, busy: false, dead: false, invocations: 0 };
+    const keep = (chunk: Buffer) => {
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (!line) continue;
+        this.logs.push(line);
+        if (this.logs.length > LOG_LINES_KEPT) this.logs.shift();
+        this.options.onLog?.(fn.name, line);
+      }
+    };
+    worker.stdout.on('data', keep);
+    worker.stderr.on('data', keep);
+    worker.on('error', () => {
+      container.dead = true;
+    });
+    worker.on('exit', () => {
+      container.dead = true;
+    });
+    this.containers.push(container);
+    return container;
+  }
+}

@@ -1,0 +1,817 @@
+/**
+ * The deploy rehearsal: the stack `cdk deploy` would create, created here from the synthesized
+ * template on the embedded engines, with every function running from its bundled asset in a
+ * Lambda-like host and every AWS call it makes authorized against its role.
+ *
+ * - DynamoDB tables (keys, GSIs) on dynalite; SQS queues (visibility, retention, redrive) on fauxqs;
+ * - the event buses and rules (PutEvents served here, patterns applied, Lambda targets invoked
+ *   asynchronously with the function's retries and dead-letter queue);
+ * - the REST API's resources and methods (proxy events to the integration's function, after the
+ *   function's resource policy allows API Gateway);
+ * - SQS event source mappings (BatchSize, ReportBatchItemFailures, MaximumConcurrency);
+ * - the state machines on aws-local-stepfunctions (step-functions.ts).
+ */
+import { CreateTableCommand, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import { CreateQueueCommand, GetQueueAttributesCommand, SendMessageCommand, type MessageAttributeValue } from '@aws-sdk/client-sqs';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, SQSRecord } from 'aws-lambda';
+import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DynamoBranchStore } from '../../adapters/dynamodb';
+import { SqsQueueConsumer } from '../../adapters/sqs/sqs-step-queue';
+import type { LifecycleEvent } from '../../core/events';
+import type { BranchRecord, RunRecord } from '../../core/model';
+import { startDynalite, type DynamoEngine } from '../engines/dynalite-engine';
+import { startFauxqs, type FauxqsEngine } from '../engines/fauxqs-engine';
+import { AwsEndpoint, ServiceError, type Caller } from './aws-endpoint';
+import { RehearsalEventBus, type BusEvent, type RehearsalRule } from './event-bus';
+import { FunctionError, FunctionHost, type HostedFunction } from './function-host';
+import { AccessDeniedError, evaluate, roleStatements, type PolicyStatement } from './iam';
+import { RehearsalStepFunctions, SfnServiceError } from './step-functions';
+import { assemblyEnvironment, synthesize, type Assembly } from './synth';
+import { RehearsalTemplate } from './template';
+
+export interface RehearsalOptions {
+  /** A team of infra/teams; without it, the rehearsal team config. */
+  team?: string;
+  /** A scenario's aggregators module: bundled into the rehearsal team's functions. */
+  aggregators?: string;
+  /** An assembly already synthesized (tests share one per file). */
+  assembly?: Assembly;
+  /** Warm containers per function at most (Lambda scales further). Default 4. */
+  maxContainers?: number;
+  /**
+   * Seconds before a message whose processing failed is received again. AWS waits for the
+   * queue's visibility timeout (30 minutes for the step queue); the rehearsal shortens it.
+   */
+  retryFailedAfterSeconds?: number;
+  /** Every line the functions log (Powertools JSON). Kept quiet otherwise. */
+  onLog?(functionName: string, line: string): void;
+  /** Values of SSM parameters / Secrets Manager secrets the functions may read (by name). */
+  secrets?: Record<string, string>;
+}
+
+/** Why a rehearsal failed (a denied call, a function the template cannot run). */
+export class RehearsalError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RehearsalError';
+  }
+}
+
+const ENDPOINT_SERVICES = ['DYNAMODB', 'SQS', 'SFN', 'EVENTBRIDGE', 'LAMBDA', 'BEDROCK_RUNTIME', 'SSM', 'SECRETS_MANAGER'];
+const TERMINAL_EVENTS = new Set(['RunCompleted', 'RunFailed', 'RunCancelled']);
+
+interface Mapping {
+  id: string;
+  fn: FunctionHost;
+  queueUrl: string;
+  queueArn: string;
+  batchSize: number;
+  reportFailures: boolean;
+  concurrency: number;
+  enabled: boolean;
+}
+
+interface Route {
+  method: string;
+  pathTemplate: string;
+  pattern: RegExp;
+  params: string[];
+  functionArn: string;
+}
+
+export class RehearsalStack {
+  readonly denials: AccessDeniedError[] = [];
+  readonly errors: unknown[] = [];
+  private readonly functions = new Map<string, FunctionHost>();
+  private readonly callers = new Map<string, Caller & { fn: HostedFunction }>();
+  private readonly statements = new Map<string, PolicyStatement[]>();
+  private readonly queueArns = new Map<string, string>();
+  private readonly tableArns = new Map<string, string>();
+  private readonly busNames = new Map<string, string>();
+  private readonly deniedListeners = new Set<(denial: AccessDeniedError) => void>();
+  private readonly eventListeners = new Set<(event: BusEvent) => void>();
+  private readonly pollers: Promise<void>[] = [];
+  private routes: Route[] = [];
+  private apiId = 'rehearsal';
+  private stageName = 'prod';
+  private mappings: Mapping[] = [];
+  private stopped = false;
+  store!: DynamoBranchStore;
+  team!: string;
+  sfn!: RehearsalStepFunctions;
+  bus!: RehearsalEventBus;
+  endpoint!: AwsEndpoint;
+
+  private constructor(
+    readonly assembly: Assembly,
+    readonly template: RehearsalTemplate,
+    private readonly dynamo: DynamoEngine,
+    private readonly sqs: FauxqsEngine,
+    private readonly options: RehearsalOptions,
+  ) {}
+
+  static async start(options: RehearsalOptions = {}): Promise<RehearsalStack> {
+    const assembly = options.assembly ?? (await synthesize({ team: options.team, aggregators: options.aggregators }));
+    const env = assemblyEnvironment(assembly.dir, assembly.stackName);
+    const template = RehearsalTemplate.load(assembly.dir, assembly.stackName, env);
+    const [dynamo, sqs] = await Promise.all([startDynalite(), startFauxqs()]);
+    const stack = new RehearsalStack(assembly, template, dynamo, sqs, options);
+    try {
+      await stack.create();
+    } catch (error) {
+      await stack.close();
+      throw error;
+    }
+    return stack;
+  }
+
+  // ---- What a client of the deployed stack does.
+
+  /** A request to the REST API (the path without the stage, e.g. `/runs`). */
+  async request(method: string, path: string, options: { body?: unknown; headers?: Record<string, string>; query?: Record<string, string> } = {}) {
+    const route = this.routes.find((r) => r.method === method.toUpperCase() && r.pattern.test(path));
+    if (!route) {
+      // What API Gateway answers for a path or method it does not have.
+      return { statusCode: 403, headers: {}, body: JSON.stringify({ message: 'Missing Authentication Token' }) };
+    }
+    const values = route.pattern.exec(path)!.slice(1);
+    const pathParameters = Object.fromEntries(route.params.map((p, i) => [p, decodeURIComponent(values[i])]));
+    const sourceArn = this.template.arn('execute-api', `${this.apiId}/${this.stageName}/${route.method}${route.pathTemplate}`);
+    const fn = this.functionByArn(route.functionArn);
+    if (!this.permits(fn.fn, 'apigateway.amazonaws.com', sourceArn)) {
+      this.deny(new AccessDeniedError('API Gateway', 'lambda:InvokeFunction', fn.fn.arn, "no statement of the function's resource policy allows it"));
+      return { statusCode: 500, headers: {}, body: JSON.stringify({ message: 'Internal server error' }) };
+    }
+    const body = options.body === undefined ? null : typeof options.body === 'string' ? options.body : JSON.stringify(options.body);
+    const headers = { 'content-type': 'application/json', ...options.headers };
+    const requestId = randomUUID();
+    const event: APIGatewayProxyEvent = {
+      resource: route.pathTemplate,
+      path,
+      httpMethod: route.method,
+      headers,
+      multiValueHeaders: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, [v]])),
+      queryStringParameters: options.query ?? null,
+      multiValueQueryStringParameters: options.query ? Object.fromEntries(Object.entries(options.query).map(([k, v]) => [k, [v]])) : null,
+      pathParameters: route.params.length ? pathParameters : null,
+      stageVariables: null,
+      body,
+      isBase64Encoded: false,
+      requestContext: {
+        accountId: this.template.env.account,
+        apiId: this.apiId,
+        authorizer: null,
+        protocol: 'HTTP/1.1',
+        httpMethod: route.method,
+        identity: { sourceIp: '127.0.0.1', userAgent: 'branch-spawner-rehearsal' } as APIGatewayProxyEvent['requestContext']['identity'],
+        path: `/${this.stageName}${path}`,
+        stage: this.stageName,
+        requestId,
+        requestTimeEpoch: Date.now(),
+        resourceId: route.pathTemplate,
+        resourcePath: route.pathTemplate,
+      },
+    };
+    try {
+      const result = (await fn.invoke(event)) as APIGatewayProxyResult;
+      return { statusCode: result.statusCode, headers: result.headers ?? {}, body: result.body };
+    } catch (error) {
+      this.errors.push(error);
+      return { statusCode: 502, headers: {}, body: JSON.stringify({ message: 'Internal server error' }) };
+    }
+  }
+
+  /** PutEvents as a client would (an EventBridge rule may start a run). */
+  putEvents(entries: { Source: string; DetailType: string; Detail: string; EventBusName?: string }[]) {
+    return this.bus.putEvents(entries, (name) => this.busNameOf(name));
+  }
+
+  /** Every lifecycle event the functions put on the team bus. */
+  onLifecycleEvent(listener: (event: LifecycleEvent) => void): () => void {
+    const wrapped = (e: BusEvent) => {
+      if (e.source !== 'branch-spawner') return;
+      const { runId, team, branchId, time, ...detail } = e.detail as Record<string, any>;
+      listener({ type: e['detail-type'], runId, team, branchId, time, detail } as LifecycleEvent);
+    };
+    this.eventListeners.add(wrapped);
+    return () => this.eventListeners.delete(wrapped);
+  }
+
+  /** Resolves with the run once it is terminal; rejects as soon as any call is denied. */
+  async waitForRun(runId: string): Promise<RunRecord> {
+    let unsubscribe = () => {};
+    let undeny = () => {};
+    try {
+      return await new Promise<RunRecord>((resolve, reject) => {
+        const fail = (denial: AccessDeniedError) => reject(new RehearsalError(`the rehearsal failed: ${denial.message}`, { cause: denial }));
+        if (this.denials.length) return fail(this.denials[0]);
+        const listener = (denial: AccessDeniedError) => fail(denial);
+        this.deniedListeners.add(listener);
+        undeny = () => this.deniedListeners.delete(listener);
+        unsubscribe = this.onLifecycleEvent((event) => {
+          if (event.runId === runId && TERMINAL_EVENTS.has(event.type)) void this.getRun(runId).then((run) => run && resolve(run), reject);
+        });
+        void this.getRun(runId).then((run) => {
+          if (run && run.status !== 'RUNNING') resolve(run);
+        }, reject);
+      });
+    } finally {
+      unsubscribe();
+      undeny();
+    }
+  }
+
+  getRun(runId: string): Promise<RunRecord | undefined> {
+    return this.store.getRun({ team: this.team, runId });
+  }
+
+  listBranches(runId: string): Promise<BranchRecord[]> {
+    return this.store.listBranches({ team: this.team, runId });
+  }
+
+  /** Denials are also reported to listeners as they happen. */
+  onDenied(listener: (denial: AccessDeniedError) => void): () => void {
+    this.deniedListeners.add(listener);
+    return () => this.deniedListeners.delete(listener);
+  }
+
+  /** Logs of a function (by its service name, e.g. `step-worker`), for diagnostics. */
+  logsOf(serviceName: string): string[] {
+    return [...this.functions.values()].find((f) => f.fn.environment.POWERTOOLS_SERVICE_NAME === serviceName)?.logs ?? [];
+  }
+
+  /** Replaces a role's statements (tests take a permission away, then give it back). */
+  setRoleStatements(roleLogicalId: string, statements: PolicyStatement[]): void {
+    this.statements.set(roleLogicalId, statements);
+  }
+
+  roleStatementsOf(serviceName: string): { roleLogicalId: string; statements: PolicyStatement[] } {
+    const host = [...this.functions.values()].find((f) => f.fn.environment.POWERTOOLS_SERVICE_NAME === serviceName);
+    if (!host) throw new RehearsalError(`no function ${serviceName} in the template`);
+    return { roleLogicalId: host.fn.roleLogicalId, statements: this.statementsOf(host.fn.roleLogicalId) };
+  }
+
+  /** Waits until no message, execution or delivery is in flight. */
+  async settle(): Promise<void> {
+    await Promise.all([this.sfn.idle(), this.bus.idle()]);
+  }
+
+  async close(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.sfn?.stopAll();
+    await Promise.all(this.pollers);
+    await Promise.all([...this.functions.values()].map((f) => f.close()));
+    await this.endpoint?.close();
+    await Promise.all([this.dynamo.close(), this.sqs.close()]);
+  }
+
+  // ---- Creating the stack.
+
+  private async create(): Promise<void> {
+    const t = this.template;
+    this.endpoint = await AwsEndpoint.start({
+      callerOf: (akid) => (akid ? this.callers.get(akid) : undefined),
+      authorize: (caller, action, resource) => this.authorize(caller, action, resource),
+      dynamodbTableArn: (name) => this.tableArns.get(name) ?? t.arn('dynamodb', `table/${name}`),
+      sqsQueueArn: (url) => this.queueArnOf(url),
+      dynamodbEndpoint: this.dynamo.endpoint,
+      sqsEndpoint: this.sqs.endpoint,
+      json: {
+        AWSStepFunctions: (caller, operation, body) => this.stepFunctionsCall(caller, operation, body),
+        AWSEvents: (caller, operation, body) => this.eventsCall(caller, operation, body),
+        AmazonSSM: (caller, operation, body) => this.secretCall(caller, 'ssm', operation, body),
+        secretsmanager: (caller, operation, body) => this.secretCall(caller, 'secretsmanager', operation, body),
+      },
+      invokeLambda: (caller, name, payload) => this.invokeAsAgent(caller, name, payload),
+      bedrock: (caller, modelId) => {
+        const arn = modelId.startsWith('arn:') ? modelId : `arn:${t.env.partition}:bedrock:${t.env.region}::foundation-model/${modelId}`;
+        this.authorize(caller, 'bedrock:InvokeModel', arn);
+        throw new ServiceError('ResourceNotFoundException', `the rehearsal has no Bedrock model ${modelId}`);
+      },
+    });
+    await this.createTables();
+    await this.createQueues();
+    this.store = new DynamoBranchStore({ client: this.dynamo.doc, tableName: [...this.tableArns.keys()][0] });
+
+    for (const [id, r] of t.ofType('AWS::Events::EventBus')) {
+      const name = String(r.Properties?.Name ?? t.generatedName(id));
+      const arn = t.arn('events', `event-bus/${name}`);
+      t.setPhysical(id, { ref: name, attributes: { Arn: arn, Name: name } });
+      this.busNames.set(name, name);
+      this.busNames.set(arn, name);
+    }
+    this.busNames.set('default', 'default');
+    for (const [id, r] of t.ofType('AWS::IAM::Role')) {
+      const name = String(r.Properties?.RoleName ?? t.generatedName(id));
+      t.setPhysical(id, { ref: name, attributes: { Arn: `arn:${t.env.partition}:iam::${t.env.account}:role/${name}`, RoleId: id } });
+    }
+    for (const [id, r] of t.ofType('AWS::Lambda::Function')) {
+      const name = String(r.Properties?.FunctionName ?? t.generatedName(id));
+      t.setPhysical(id, { ref: name, attributes: { Arn: t.arn('lambda', `function:${name}`) } });
+    }
+    for (const [id, r] of t.ofType('AWS::StepFunctions::StateMachine')) {
+      const name = String(r.Properties?.StateMachineName ?? t.generatedName(id, 80));
+      const arn = t.arn('states', `stateMachine:${name}`);
+      t.setPhysical(id, { ref: arn, attributes: { Arn: arn, Name: name } });
+    }
+    for (const [id, r] of t.ofType('AWS::Logs::LogGroup')) {
+      const name = String(r.Properties?.LogGroupName ?? t.generatedName(id, 512));
+      t.setPhysical(id, { ref: name, attributes: { Arn: t.arn('logs', `log-group:${name}:*`) } });
+    }
+    for (const [id] of t.ofType('AWS::KMS::Key')) {
+      t.setPhysical(id, { ref: id, attributes: { Arn: t.arn('kms', `key/${id}`), KeyId: id } });
+    }
+    for (const [id] of t.ofType('AWS::SNS::Topic')) {
+      const arn = t.arn('sns', t.generatedName(id, 256));
+      t.setPhysical(id, { ref: arn, attributes: { TopicArn: arn, TopicName: t.generatedName(id, 256) } });
+    }
+    for (const [id, r] of t.ofType('AWS::Events::Rule')) {
+      const bus = t.resolve(r.Properties?.EventBusName ?? 'default');
+      const name = String(r.Properties?.Name ?? t.generatedName(id));
+      const arn = t.arn('events', bus === 'default' ? `rule/${name}` : `rule/${bus}/${name}`);
+      t.setPhysical(id, { ref: name, attributes: { Arn: arn } });
+    }
+    const apis = t.ofType('AWS::ApiGateway::RestApi');
+    if (apis.length) {
+      const [apiLogicalId] = apis[0];
+      this.apiId = 'rehearsal0api';
+      t.setPhysical(apiLogicalId, { ref: this.apiId, attributes: { RootResourceId: 'root' } });
+    }
+    for (const [id] of t.ofType('AWS::ApiGateway::Resource')) t.setPhysical(id, { ref: id, attributes: { ResourceId: id } });
+    for (const [id, r] of t.ofType('AWS::ApiGateway::Stage')) t.setPhysical(id, { ref: String(r.Properties?.StageName ?? id), attributes: {} });
+
+    this.createFunctions();
+    this.createStateMachines();
+    this.createBus();
+    this.createApi();
+    this.team = [...this.functions.values()][0]?.fn.environment.TEAM ?? 'rehearsal';
+    this.startMappings();
+  }
+
+  private async createTables(): Promise<void> {
+    const t = this.template;
+    for (const [id, r] of t.ofType('AWS::DynamoDB::Table')) {
+      const p = r.Properties ?? {};
+      const name = String(p.TableName ?? t.generatedName(id, 255));
+      const input: CreateTableCommandInput = {
+        TableName: name,
+        KeySchema: p.KeySchema,
+        AttributeDefinitions: p.AttributeDefinitions,
+        BillingMode: p.BillingMode ?? 'PROVISIONED',
+        ...(p.ProvisionedThroughput ? { ProvisionedThroughput: p.ProvisionedThroughput } : {}),
+        ...(p.GlobalSecondaryIndexes
+          ? {
+              GlobalSecondaryIndexes: p.GlobalSecondaryIndexes.map((g: Record<string, any>) => ({
+                IndexName: g.IndexName,
+                KeySchema: g.KeySchema,
+                Projection: g.Projection,
+                ...(g.ProvisionedThroughput ? { ProvisionedThroughput: g.ProvisionedThroughput } : {}),
+              })),
+            }
+          : {}),
+      };
+      await this.dynamo.client.send(new CreateTableCommand(input));
+      const arn = t.arn('dynamodb', `table/${name}`);
+      t.setPhysical(id, { ref: name, attributes: { Arn: arn } });
+      this.tableArns.set(name, arn);
+    }
+    // dynalite creates tables asynchronously: wait until each is ACTIVE.
+    const { waitUntilTableExists } = await import('@aws-sdk/client-dynamodb');
+    for (const name of this.tableArns.keys()) {
+      await waitUntilTableExists({ client: this.dynamo.client, maxWaitTime: 60, minDelay: 1, maxDelay: 1 }, { TableName: name });
+    }
+  }
+
+  private async createQueues(): Promise<void> {
+    const t = this.template;
+    const queues = t.ofType('AWS::SQS::Queue');
+    const fauxqsArns = new Map<string, string>();
+    // Dead-letter queues first: a RedrivePolicy names its target's ARN.
+    const ordered = [...queues.filter(([, q]) => !q.Properties?.RedrivePolicy), ...queues.filter(([, q]) => q.Properties?.RedrivePolicy)];
+    for (const [id, r] of ordered) {
+      const p = r.Properties ?? {};
+      const name = String(p.QueueName ?? t.generatedName(id, 80));
+      const attributes: Record<string, string> = {};
+      for (const key of ['VisibilityTimeout', 'MessageRetentionPeriod', 'DelaySeconds', 'MaximumMessageSize', 'ReceiveMessageWaitTimeSeconds']) {
+        if (p[key] !== undefined) attributes[key] = String(p[key]);
+      }
+      if (p.RedrivePolicy) {
+        const policy = t.resolve(p.RedrivePolicy) as { deadLetterTargetArn: string; maxReceiveCount: number };
+        attributes.RedrivePolicy = JSON.stringify({
+          deadLetterTargetArn: fauxqsArns.get(policy.deadLetterTargetArn) ?? policy.deadLetterTargetArn,
+          maxReceiveCount: policy.maxReceiveCount,
+        });
+      }
+      const created = await this.sqs.client.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }));
+      // The functions' queue URL has the endpoint's host, as a real queue URL has the SQS endpoint's.
+      const url = `${this.endpoint.url}/${t.env.account}/${name}`;
+      const own = await this.sqs.client.send(new GetQueueAttributesCommand({ QueueUrl: created.QueueUrl!, AttributeNames: ['QueueArn'] }));
+      const arn = t.arn('sqs', name);
+      fauxqsArns.set(arn, own.Attributes!.QueueArn!);
+      t.setPhysical(id, { ref: url, attributes: { Arn: arn, QueueName: name, QueueUrl: url } });
+      this.queueArns.set(name, arn);
+    }
+  }
+
+  private createFunctions(): void {
+    const t = this.template;
+    const services = Object.fromEntries(ENDPOINT_SERVICES.map((s) => [`AWS_ENDPOINT_URL_${s}`, this.endpoint.url]));
+    for (const [id, r] of t.ofType('AWS::Lambda::Function')) {
+      const p = r.Properties ?? {};
+      const { ref: name, attributes } = t.physicalOf(id);
+      const code = p.Code ?? {};
+      const key = typeof code.S3Key === 'string' ? code.S3Key.replace(/\.zip$/, '') : undefined;
+      const [handlerBase, handlerName] = String(p.Handler ?? 'index.handler').split('.');
+      const assetDir = key ? join(this.assembly.dir, `asset.${key}`) : undefined;
+      const handlerFile = assetDir
+        ? ['.mjs', '.js', '.cjs'].map((ext) => join(assetDir, `${handlerBase}${ext}`)).find((f) => existsSync(f))
+        : undefined;
+      if (!handlerFile) throw new RehearsalError(`function ${id}: no bundled asset to run (Code ${JSON.stringify(code)})`);
+      const roleLogicalId = (p.Role?.['Fn::GetAtt'] ?? [])[0] as string;
+      const accessKeyId = `REHEARSAL${this.callers.size}${id}`.slice(0, 128);
+      const memorySize = Number(p.MemorySize ?? 128);
+      const environment: Record<string, string> = {
+        ...Object.fromEntries(Object.entries(t.resolve(p.Environment?.Variables ?? {}) as Record<string, unknown>).map(([k, v]) => [k, String(v)])),
+        AWS_REGION: t.env.region,
+        AWS_DEFAULT_REGION: t.env.region,
+        AWS_LAMBDA_FUNCTION_NAME: name,
+        AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(memorySize),
+        AWS_EXECUTION_ENV: `AWS_Lambda_${String(p.Runtime ?? 'nodejs22.x')}`,
+        LAMBDA_TASK_ROOT: assetDir!,
+        // The function's own credentials: the endpoint knows the caller (and its role) by them.
+        AWS_ACCESS_KEY_ID: accessKeyId,
+        AWS_SECRET_ACCESS_KEY: 'rehearsal',
+        AWS_SESSION_TOKEN: 'rehearsal',
+        ...services,
+        TZ: ':UTC',
+      };
+      const hosted: HostedFunction = {
+        logicalId: id,
+        name,
+        arn: attributes.Arn,
+        handlerFile,
+        handlerName: handlerName ?? 'handler',
+        environment,
+        timeoutSeconds: Number(p.Timeout ?? 3),
+        memorySize,
+        roleLogicalId,
+        maxContainers: this.options.maxContainers ?? 4,
+      };
+      const host = new FunctionHost(hosted, { region: t.env.region, account: t.env.account, onLog: this.options.onLog });
+      this.functions.set(attributes.Arn, host);
+      this.callers.set(accessKeyId, { principal: name, roleLogicalId, fn: hosted });
+    }
+  }
+
+  private createStateMachines(): void {
+    const t = this.template;
+    const machines = t.ofType('AWS::StepFunctions::StateMachine').map(([id, r]) => {
+      const p = r.Properties ?? {};
+      const { attributes } = t.physicalOf(id);
+      let text: string;
+      if (typeof p.DefinitionString === 'string' || p.DefinitionString) text = String(t.resolve(p.DefinitionString));
+      else if (p.Definition) text = JSON.stringify(p.Definition);
+      else {
+        const file = join(this.assembly.dir, `asset.${p.DefinitionS3Location?.Key}`);
+        if (!existsSync(file)) throw new RehearsalError(`state machine ${id}: definition asset ${file} not found`);
+        text = readFileSync(file, 'utf8');
+      }
+      const substitutions = t.resolve(p.DefinitionSubstitutions ?? {}) as Record<string, string>;
+      text = text.replace(/\$\{([A-Za-z0-9_]+)\}/g, (match, name: string) =>
+        name in substitutions ? JSON.stringify(String(substitutions[name])).slice(1, -1) : match,
+      );
+      return { arn: attributes.Arn, name: attributes.Name, definition: JSON.parse(text), roleLogicalId: (p.RoleArn?.['Fn::GetAtt'] ?? [])[0] };
+    });
+    this.sfn = new RehearsalStepFunctions(machines, {
+      authorize: (role, principal, action, resource) => this.authorize({ principal, roleLogicalId: role }, action, resource),
+      queueArnOf: (url) => this.queueArnOf(url),
+      sendMessage: async (queueUrl, body, attributes) => {
+        await this.sqs.client.send(
+          new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: body, MessageAttributes: attributes as Record<string, MessageAttributeValue> }),
+        );
+      },
+      invokeFunction: (arn, payload) => this.functionByArn(arn).invoke(payload),
+      onExecutionError: (error) => this.errors.push(error),
+    });
+  }
+
+  private createBus(): void {
+    const t = this.template;
+    const rules: RehearsalRule[] = t.ofType('AWS::Events::Rule').map(([id, r]) => {
+      const p = t.resolve(r.Properties ?? {}) as Record<string, any>;
+      return {
+        arn: t.physicalOf(id).attributes.Arn,
+        name: t.physicalOf(id).ref,
+        busName: this.busNameOf(p.EventBusName) ?? 'default',
+        pattern: p.EventPattern ?? {},
+        enabled: (p.State ?? 'ENABLED') === 'ENABLED',
+        targets: (p.Targets ?? []).map((target: { Arn: string }) => ({ arn: target.Arn })),
+      };
+    });
+    this.bus = new RehearsalEventBus(rules, this.template.env, (rule, targetArn, event) => this.deliverToTarget(rule, targetArn, event));
+    this.bus.subscribe((event) => {
+      for (const listener of this.eventListeners) listener(event);
+    });
+  }
+
+  private createApi(): void {
+    const t = this.template;
+    const stage = t.ofType('AWS::ApiGateway::Stage')[0];
+    if (stage) this.stageName = String(stage[1].Properties?.StageName ?? 'prod');
+    const resources = new Map(t.ofType('AWS::ApiGateway::Resource').map(([id, r]) => [id, r.Properties ?? {}]));
+    const pathOf = (ref: unknown): string => {
+      const v = ref as Record<string, any>;
+      if (v?.['Fn::GetAtt']?.[1] === 'RootResourceId') return '';
+      const id = v?.Ref as string;
+      const r = resources.get(id);
+      if (!r) throw new RehearsalError(`API resource ${JSON.stringify(ref)} not in the template`);
+      return `${pathOf(r.ParentId)}/${r.PathPart}`;
+    };
+    this.routes = t.ofType('AWS::ApiGateway::Method').flatMap(([, m]) => {
+      const p = m.Properties ?? {};
+      if (p.HttpMethod === 'OPTIONS' || p.Integration?.Type !== 'AWS_PROXY') return [];
+      const pathTemplate = pathOf(p.ResourceId) || '/';
+      const uri = String(t.resolve(p.Integration.Uri));
+      const functionArn = /functions\/(arn:[^/]+)\/invocations/.exec(uri)?.[1];
+      if (!functionArn) return [];
+      const params: string[] = [];
+      const source = pathTemplate
+        .split('/')
+        .map((segment) => {
+          const param = /^\{(.+)\}$/.exec(segment)?.[1];
+          if (!param) return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+          params.push(param);
+          return '([^/]+)';
+        })
+        .join('/');
+      return [{ method: String(p.HttpMethod), pathTemplate, pattern: new RegExp(`^${source}/?$`), params, functionArn }];
+    });
+  }
+
+  // ---- Calls the functions make.
+
+  private authorize(caller: Caller, action: string, resource: string): void {
+    const decision = evaluate(this.statementsOf(caller.roleLogicalId), action, resource);
+    if (decision.allowed) return;
+    const denial = new AccessDeniedError(caller.principal, action, resource, `${decision.reason === 'explicit deny' ? 'an explicit deny' : 'no allow'} in the policies of its role ${caller.roleLogicalId}`);
+    this.deny(denial);
+    throw new ServiceError('AccessDeniedException', denial.message);
+  }
+
+  private deny(denial: AccessDeniedError): void {
+    this.denials.push(denial);
+    for (const listener of this.deniedListeners) listener(denial);
+  }
+
+  private statementsOf(roleLogicalId: string): PolicyStatement[] {
+    let statements = this.statements.get(roleLogicalId);
+    if (!statements) {
+      statements = roleStatements(this.template, roleLogicalId);
+      this.statements.set(roleLogicalId, statements);
+    }
+    return statements;
+  }
+
+  /** Whether a function's resource policy (AWS::Lambda::Permission) lets a service invoke it from sourceArn. */
+  private permits(fn: HostedFunction, principal: string, sourceArn: string): boolean {
+    return this.template.ofType('AWS::Lambda::Permission').some(([, r]) => {
+      const p = this.template.resolve(r.Properties ?? {}) as Record<string, string>;
+      const target = String(p.FunctionName);
+      if (target !== fn.arn && target !== fn.name) return false;
+      if (p.Principal !== principal || !/^lambda:InvokeFunction$/i.test(String(p.Action))) return false;
+      return p.SourceArn === undefined || evaluate([{ Effect: 'Allow', Action: '*', Resource: p.SourceArn }], 'x', sourceArn).allowed;
+    });
+  }
+
+  private stepFunctionsCall(caller: Caller, operation: string, body: Record<string, any>): unknown {
+    const resourceOf = (): string => {
+      switch (operation) {
+        case 'StartExecution':
+          return String(body.stateMachineArn);
+        case 'DescribeExecution':
+        case 'StopExecution':
+          return String(body.executionArn);
+        case 'SendTaskSuccess':
+        case 'SendTaskFailure':
+        case 'SendTaskHeartbeat':
+          return this.sfn.machineOfToken(String(body.taskToken)) ?? '*';
+        default:
+          throw new ServiceError('UnknownOperationException', `the rehearsal does not serve Step Functions ${operation}`);
+      }
+    };
+    this.authorize(caller, `states:${operation}`, resourceOf());
+    try {
+      switch (operation) {
+        case 'StartExecution': {
+          const { executionArn, startDate } = this.sfn.startExecution(body as { stateMachineArn: string; name?: string; input?: string });
+          return { executionArn, startDate: startDate.getTime() / 1000 };
+        }
+        case 'DescribeExecution':
+          return this.sfn.describeExecution(String(body.executionArn));
+        case 'StopExecution':
+          return this.sfn.stopExecution(body as { executionArn: string; error?: string; cause?: string });
+        case 'SendTaskSuccess':
+          this.sfn.sendTaskSuccess(String(body.taskToken), String(body.output));
+          return {};
+        case 'SendTaskFailure':
+          this.sfn.sendTaskFailure(String(body.taskToken), body.error, body.cause);
+          return {};
+        default:
+          return {};
+      }
+    } catch (error) {
+      if (error instanceof SfnServiceError) throw new ServiceError(error.name, error.message);
+      throw error;
+    }
+  }
+
+  private eventsCall(caller: Caller, operation: string, body: Record<string, any>): unknown {
+    if (operation !== 'PutEvents') throw new ServiceError('UnknownOperationException', `the rehearsal does not serve EventBridge ${operation}`);
+    const entries = (body.Entries ?? []) as { EventBusName?: string }[];
+    for (const entry of entries) {
+      const bus = this.busNameOf(entry.EventBusName) ?? String(entry.EventBusName);
+      this.authorize(caller, 'events:PutEvents', this.template.arn('events', `event-bus/${bus}`));
+    }
+    return this.bus.putEvents(entries, (name) => this.busNameOf(name));
+  }
+
+  private secretCall(caller: Caller, service: 'ssm' | 'secretsmanager', operation: string, body: Record<string, any>): unknown {
+    const secrets = this.options.secrets ?? {};
+    const t = this.template;
+    if (service === 'ssm' && operation === 'GetParameter') {
+      const name = String(body.Name);
+      this.authorize(caller, 'ssm:GetParameter', t.arn('ssm', `parameter${name.startsWith('/') ? '' : '/'}${name}`));
+      if (!(name in secrets)) throw new ServiceError('ParameterNotFound', `parameter ${name} not found`);
+      return { Parameter: { Name: name, Type: 'SecureString', Value: secrets[name], Version: 1 } };
+    }
+    if (service === 'secretsmanager' && operation === 'GetSecretValue') {
+      const id = String(body.SecretId);
+      const name = id.startsWith('arn:') ? id.split(':')[6].replace(/-[A-Za-z0-9]{6}$/, '') : id;
+      const arn = id.startsWith('arn:') ? id : t.arn('secretsmanager', `secret:${name}-AbCdEf`);
+      this.authorize(caller, 'secretsmanager:GetSecretValue', arn);
+      if (!(name in secrets)) throw new ServiceError('ResourceNotFoundException', `Secrets Manager can't find the specified secret.`);
+      return { ARN: arn, Name: name, SecretString: secrets[name], VersionId: 'rehearsal', CreatedDate: Date.now() / 1000 };
+    }
+    throw new ServiceError('UnknownOperationException', `the rehearsal does not serve ${service} ${operation}`);
+  }
+
+  /** A function invoking another function (a `lambda` agent): only functions of this template exist here. */
+  private async invokeAsAgent(caller: Caller, functionName: string, payload: unknown) {
+    const t = this.template;
+    const arn = functionName.startsWith('arn:') ? functionName : t.arn('lambda', `function:${functionName}`);
+    this.authorize(caller, 'lambda:InvokeFunction', arn);
+    // A qualified ARN (…:function:name:alias) names the same function.
+    const host = this.functions.get(arn.split(':').slice(0, 7).join(':'));
+    if (!host) throw new ServiceError('ResourceNotFoundException', `Function not found: ${arn}`, 404);
+    try {
+      return { payload: await host.invoke(payload) };
+    } catch (error) {
+      const e = error as FunctionError;
+      return { payload: { errorType: e.name, errorMessage: e.message, trace: e.trace ?? [] }, functionError: true };
+    }
+  }
+
+  private functionByArn(arn: string): FunctionHost {
+    const host = this.functions.get(arn);
+    if (!host) throw new RehearsalError(`no function ${arn} in the template`);
+    return host;
+  }
+
+  private queueArnOf(url: string): string {
+    const name = url.split('/').pop() ?? url;
+    return this.queueArns.get(name) ?? this.template.arn('sqs', name);
+  }
+
+  private busNameOf(name: string | undefined): string | undefined {
+    if (name === undefined) return 'default';
+    return this.busNames.get(name);
+  }
+
+  /** A rule's Lambda target: asynchronous invoke, the function's retries, then its dead-letter queue. */
+  private async deliverToTarget(rule: RehearsalRule, targetArn: string, event: BusEvent): Promise<void> {
+    const host = this.functions.get(targetArn);
+    if (!host) {
+      this.errors.push(new RehearsalError(`rule ${rule.name}: target ${targetArn} is not a function of the template`));
+      return;
+    }
+    if (!this.permits(host.fn, 'events.amazonaws.com', rule.arn)) {
+      this.deny(new AccessDeniedError(`EventBridge rule ${rule.name}`, 'lambda:InvokeFunction', host.fn.arn, "no statement of the function's resource policy allows it"));
+      return;
+    }
+    const config = this.template
+      .ofType('AWS::Lambda::EventInvokeConfig')
+      .map(([, r]) => this.template.resolve(r.Properties ?? {}) as Record<string, any>)
+      .find((p) => p.FunctionName === host.fn.name || p.FunctionName === host.fn.arn);
+    const attempts = 1 + Number(config?.MaximumRetryAttempts ?? 2);
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= attempts && !this.stopped; attempt++) {
+      try {
+        await host.invoke(event);
+        return;
+      } catch (error) {
+        lastError = error;
+      }
+    }
+    this.errors.push(lastError);
+    const fnProps = this.template.resources[host.fn.logicalId].Properties ?? {};
+    const dlq = fnProps.DeadLetterConfig?.TargetArn ? String(this.template.resolve(fnProps.DeadLetterConfig.TargetArn)) : undefined;
+    if (!dlq || this.stopped) return;
+    // Lambda sends to the dead-letter queue with the function's role.
+    try {
+      this.authorize({ principal: host.fn.name, roleLogicalId: host.fn.roleLogicalId }, 'sqs:SendMessage', dlq);
+    } catch {
+      return;
+    }
+    const queueUrl = this.queueUrlOfArn(dlq);
+    if (queueUrl) await this.sqs.client.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify(event) }));
+  }
+
+  private queueUrlOfArn(arn: string): string | undefined {
+    const found = this.template.ofType('AWS::SQS::Queue').find(([id]) => this.template.physicalOf(id).attributes.Arn === arn);
+    return found ? this.template.physicalOf(found[0]).ref : undefined;
+  }
+
+  // ---- SQS event source mappings (what the Lambda service's pollers do).
+
+  private startMappings(): void {
+    const t = this.template;
+    for (const [id, r] of t.ofType('AWS::Lambda::EventSourceMapping')) {
+      const p = t.resolve(r.Properties ?? {}) as Record<string, any>;
+      const arn = String(p.EventSourceArn);
+      if (!arn.includes(':sqs:')) continue;
+      const fnName = String(p.FunctionName);
+      const host = [...this.functions.values()].find((f) => f.fn.name === fnName || f.fn.arn === fnName);
+      const queueUrl = this.queueUrlOfArn(arn);
+      if (!host || !queueUrl) throw new RehearsalError(`event source ${id}: function ${fnName} or queue ${arn} not in the template`);
+      const maximum = Number(p.ScalingConfig?.MaximumConcurrency ?? 1000);
+      const mapping: Mapping = {
+        id,
+        fn: host,
+        queueUrl,
+        queueArn: arn,
+        batchSize: Math.min(Number(p.BatchSize ?? 10), 10),
+        reportFailures: ((p.FunctionResponseTypes ?? []) as string[]).includes('ReportBatchItemFailures'),
+        concurrency: Math.max(1, Math.min(maximum, host.fn.maxContainers)),
+        enabled: p.Enabled !== false,
+      };
+      this.mappings.push(mapping);
+      if (!mapping.enabled) continue;
+      for (let i = 0; i < mapping.concurrency; i++) this.pollers.push(this.poll(mapping));
+    }
+  }
+
+  private async poll(mapping: Mapping): Promise<void> {
+    const consumer = new SqsQueueConsumer({ client: this.sqs.client, queueUrl: mapping.queueUrl, queueArn: mapping.queueArn });
+    const role = { principal: `${mapping.fn.fn.name} (event source mapping)`, roleLogicalId: mapping.fn.fn.roleLogicalId };
+    while (!this.stopped) {
+      let records: SQSRecord[];
+      try {
+        // The event source mapping polls with the function's role.
+        this.authorize(role, 'sqs:ReceiveMessage', mapping.queueArn);
+        records = await consumer.receive({ max: mapping.batchSize, waitSeconds: 1 });
+      } catch (error) {
+        if (this.stopped) break;
+        this.errors.push(error);
+        // A denied poll would repeat forever: the mapping is disabled, as AWS does after failures.
+        if (error instanceof ServiceError) return;
+        continue;
+      }
+      if (records.length === 0 || this.stopped) continue;
+      let failed: Set<string>;
+      try {
+        const response = (await mapping.fn.invoke({ Records: records })) as { batchItemFailures?: { itemIdentifier?: string }[] } | null;
+        failed = new Set();
+        if (mapping.reportFailures && response && Array.isArray(response.batchItemFailures)) {
+          for (const f of response.batchItemFailures) {
+            // An invalid item identifier fails the whole batch, as with Lambda.
+            if (!f.itemIdentifier || !records.some((r) => r.messageId === f.itemIdentifier)) {
+              failed = new Set(records.map((r) => r.messageId));
+              break;
+            }
+            failed.add(f.itemIdentifier);
+          }
+        }
+      } catch (error) {
+        this.errors.push(error);
+        failed = new Set(records.map((r) => r.messageId));
+      }
+      const done = records.filter((r) => !failed.has(r.messageId));
+      try {
+        if (done.length) {
+          this.authorize(role, 'sqs:DeleteMessage', mapping.queueArn);
+          await consumer.delete(done.map((r) => r.receiptHandle));
+        }
+        const retry = this.options.retryFailedAfterSeconds ?? 1;
+        for (const record of records.filter((r) => failed.has(r.messageId))) {
+          await consumer.changeVisibility(record.receiptHandle, retry).catch(() => undefined);
+        }
+      } catch (error) {
+        if (!this.stopped) this.errors.push(error);
+      }
+    }
+  }
+}

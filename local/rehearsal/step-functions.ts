@@ -1,0 +1,327 @@
+/**
+ * The template's state machines on aws-local-stepfunctions, behind the Step Functions API the
+ * bundled functions call (StartExecution with name idempotency, DescribeExecution,
+ * StopExecution, SendTaskSuccess, SendTaskFailure). Task states are served by their Resource ARN:
+ * `sqs:sendMessage.waitForTaskToken` sends the real message with a real token and waits for
+ * SendTaskSuccess/SendTaskFailure; `lambda:invoke` invokes the bundled function; each call is
+ * authorized against the state machine's role.
+ *
+ * Engine differences absorbed here (each named in docs/deploy.md):
+ * - no `$$.Task.Token`: the context gets a placeholder, replaced in the task's parameters by a
+ *   token made here;
+ * - `TimeoutSecondsPath` is resolved by the engine after Parameters: the path is moved into the
+ *   parameters and the timeout enforced here, failing with `States.Timeout` as AWS does;
+ * - a Task without TimeoutSeconds gets an engine default of 60 s (AWS: none): a backstop is set;
+ * - abort() does not stop a Map: a stopped execution's remaining tasks do nothing.
+ */
+import { randomUUID } from 'node:crypto';
+import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
+
+export interface RehearsalMachine {
+  arn: string;
+  name: string;
+  definition: Record<string, any>;
+  roleLogicalId: string;
+}
+
+export interface TaskServices {
+  /** Authorizes a call of the state machine's role; throws AccessDeniedError. */
+  authorize(roleLogicalId: string, principal: string, action: string, resource: string): void;
+  queueArnOf(queueUrl: string): string;
+  sendMessage(queueUrl: string, body: string, attributes: Record<string, any> | undefined): Promise<void>;
+  invokeFunction(functionArn: string, payload: unknown): Promise<unknown>;
+  onExecutionError(error: unknown): void;
+}
+
+/** An error with the Step Functions shape (name = error code). */
+export class SfnServiceError extends Error {
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = code;
+  }
+}
+
+class TaskFailure extends Error {
+  constructor(name: string, cause: string) {
+    super(cause);
+    this.name = name;
+  }
+}
+
+type Status = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'ABORTED';
+
+interface Execution {
+  arn: string;
+  name: string;
+  machine: RehearsalMachine;
+  input: string;
+  status: Status;
+  startDate: Date;
+  stopDate?: Date;
+  output?: string;
+  error?: string;
+  cause?: string;
+  tokens: Set<string>;
+  abort?: () => void;
+  done: Promise<void>;
+}
+
+interface PendingTask {
+  execution: Execution;
+  settle(outcome: { output: unknown } | { error: Error }): void;
+}
+
+const PLACEHOLDER_TOKEN = 'rehearsal-task-token-placeholder';
+const TIMEOUT_FIELD = '__rehearsalTimeoutSeconds';
+const BACKSTOP_TIMEOUT_SECONDS = 2_000_000;
+
+export class RehearsalStepFunctions {
+  private readonly machines = new Map<string, { machine: RehearsalMachine; engine: StateMachine }>();
+  private readonly executions = new Map<string, Execution>();
+  private readonly pending = new Map<string, PendingTask>();
+
+  constructor(
+    machines: RehearsalMachine[],
+    private readonly services: TaskServices,
+  ) {
+    for (const machine of machines) {
+      this.machines.set(machine.arn, { machine, engine: new StateMachine(engineDefinition(machine.definition) as StateMachineDefinition) });
+    }
+  }
+
+  /** StartExecution: a name is unique per machine; the same name and input while running returns it. */
+  startExecution(request: { stateMachineArn: string; name?: string; input?: string }): { executionArn: string; startDate: Date } {
+    const entry = this.machines.get(request.stateMachineArn);
+    if (!entry) throw new SfnServiceError('StateMachineDoesNotExist', `State Machine Does Not Exist: '${request.stateMachineArn}'`);
+    const name = request.name ?? randomUUID();
+    const arn = executionArnOf(request.stateMachineArn, name);
+    const input = request.input ?? '{}';
+    const existing = this.executions.get(arn);
+    if (existing) {
+      if (existing.status === 'RUNNING' && existing.input === input) return { executionArn: arn, startDate: existing.startDate };
+      throw new SfnServiceError('ExecutionAlreadyExists', `Execution Already Exists: '${arn}'`);
+    }
+    const execution = { arn, name, machine: entry.machine, input, status: 'RUNNING', startDate: new Date(), tokens: new Set() } as unknown as Execution;
+    this.executions.set(arn, execution);
+    const run = entry.engine.run(JSON.parse(input), {
+      context: { Task: { Token: PLACEHOLDER_TOKEN }, Execution: { Id: arn, Name: name, Input: JSON.parse(input) } },
+      overrides: { taskResourceLocalHandlers: this.taskHandlers(execution) },
+    });
+    execution.abort = () => run.abort();
+    execution.done = run.result.then(
+      (output: unknown) => {
+        if (execution.status !== 'RUNNING') return;
+        execution.status = 'SUCCEEDED';
+        execution.output = JSON.stringify(output ?? null);
+      },
+      (error: unknown) => {
+        if (execution.status !== 'RUNNING') return;
+        execution.status = 'FAILED';
+        execution.error = (error as Error)?.name;
+        execution.cause = (error as Error)?.message;
+        this.services.onExecutionError(Object.assign(new Error(`execution ${name} failed: ${execution.error}: ${execution.cause}`), { cause: error }));
+      },
+    ).finally(() => {
+      execution.stopDate ??= new Date();
+      this.release(execution, new TaskFailure('States.Aborted', 'the execution ended'));
+    });
+    return { executionArn: arn, startDate: execution.startDate };
+  }
+
+  describeExecution(executionArn: string) {
+    const e = this.executions.get(executionArn);
+    if (!e) throw new SfnServiceError('ExecutionDoesNotExist', `Execution Does Not Exist: '${executionArn}'`);
+    return {
+      executionArn: e.arn,
+      stateMachineArn: e.machine.arn,
+      name: e.name,
+      status: e.status,
+      startDate: e.startDate.getTime() / 1000,
+      ...(e.stopDate ? { stopDate: e.stopDate.getTime() / 1000 } : {}),
+      input: e.input,
+      ...(e.output !== undefined ? { output: e.output } : {}),
+      ...(e.error !== undefined ? { error: e.error, cause: e.cause } : {}),
+    };
+  }
+
+  stopExecution(request: { executionArn: string; error?: string; cause?: string }): { stopDate: number } {
+    const e = this.executions.get(request.executionArn);
+    if (!e) throw new SfnServiceError('ExecutionDoesNotExist', `Execution Does Not Exist: '${request.executionArn}'`);
+    if (e.status === 'RUNNING') {
+      e.status = 'ABORTED';
+      e.error = request.error;
+      e.cause = request.cause;
+      e.stopDate = new Date();
+      this.release(e, new TaskFailure('States.Aborted', 'the execution was stopped'));
+    }
+    return { stopDate: (e.stopDate ?? new Date()).getTime() / 1000 };
+  }
+
+  /** The state machine that issued a token (SendTask* is authorized against it). */
+  machineOfToken(taskToken: string): string | undefined {
+    return this.pending.get(taskToken)?.execution.machine.arn ?? tokenMachine(taskToken);
+  }
+
+  sendTaskSuccess(taskToken: string, output: string): void {
+    const task = this.taskOf(taskToken);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(output);
+    } catch {
+      throw new SfnServiceError('InvalidOutput', 'Invalid State Machine Output');
+    }
+    task.settle({ output: parsed });
+  }
+
+  sendTaskFailure(taskToken: string, error?: string, cause?: string): void {
+    this.taskOf(taskToken).settle({ error: new TaskFailure(error ?? 'States.TaskFailed', cause ?? '') });
+  }
+
+  running(): number {
+    return [...this.executions.values()].filter((e) => e.status === 'RUNNING').length;
+  }
+
+  /** Resolves when no execution runs (including ones started meanwhile). */
+  async idle(): Promise<void> {
+    for (;;) {
+      const open = [...this.executions.values()].filter((e) => e.status === 'RUNNING').map((e) => e.done);
+      if (open.length === 0) return;
+      await Promise.all(open);
+    }
+  }
+
+  stopAll(): void {
+    for (const e of this.executions.values()) if (e.status === 'RUNNING') this.stopExecution({ executionArn: e.arn, error: 'Rehearsal.Closed' });
+  }
+
+  private taskOf(taskToken: string): PendingTask {
+    if (!taskToken || !taskToken.startsWith('rehearsal:')) throw new SfnServiceError('InvalidToken', 'Invalid Token');
+    const task = this.pending.get(taskToken);
+    if (!task) throw new SfnServiceError('TaskDoesNotExist', 'Task Does Not Exist');
+    return task;
+  }
+
+  private release(execution: Execution, error: Error): void {
+    for (const token of [...execution.tokens]) this.pending.get(token)?.settle({ error });
+  }
+
+  private taskHandlers(execution: Execution): Record<string, (input: any) => Promise<any>> {
+    const handlers: Record<string, (input: any) => Promise<any>> = {};
+    for (const [name, state] of taskStates(execution.machine.definition)) {
+      handlers[name] = (input) => this.runTask(execution, name, state, input);
+    }
+    return handlers;
+  }
+
+  private async runTask(execution: Execution, stateName: string, state: Record<string, any>, input: any): Promise<unknown> {
+    // A stopped execution runs nothing more (the engine would: see the header).
+    if (execution.status !== 'RUNNING') return {};
+    const resource: string = state.Resource;
+    const { machine } = execution;
+    const principal = `state machine ${machine.name}`;
+    let timeoutSeconds: number | undefined;
+    if (input && typeof input === 'object' && TIMEOUT_FIELD in input) {
+      timeoutSeconds = Number(input[TIMEOUT_FIELD]);
+      delete input[TIMEOUT_FIELD];
+    }
+    if (resource.startsWith('arn:aws:states:::sqs:sendMessage')) {
+      const queueUrl = String(input.QueueUrl);
+      this.services.authorize(machine.roleLogicalId, principal, 'sqs:SendMessage', this.services.queueArnOf(queueUrl));
+      if (!resource.endsWith('.waitForTaskToken')) {
+        await this.services.sendMessage(queueUrl, bodyText(input.MessageBody), input.MessageAttributes);
+        return {};
+      }
+      const token = `rehearsal:${Buffer.from(machine.arn).toString('base64url')}:${execution.name}:${randomUUID()}`;
+      const outcome = new Promise<unknown>((resolve, reject) => {
+        const timer =
+          timeoutSeconds === undefined
+            ? undefined
+            : setTimeout(() => settle({ error: new TaskFailure('States.Timeout', '') }), Math.min(timeoutSeconds * 1000, 2_147_483_647));
+        const settle: PendingTask['settle'] = (result) => {
+          if (!this.pending.delete(token)) return;
+          clearTimeout(timer);
+          execution.tokens.delete(token);
+          if ('output' in result) resolve(result.output);
+          else reject(result.error);
+        };
+        this.pending.set(token, { execution, settle });
+        execution.tokens.add(token);
+      });
+      outcome.catch(() => undefined);
+      const body = replaceToken(input.MessageBody, token);
+      try {
+        await this.services.sendMessage(queueUrl, bodyText(body), replaceToken(input.MessageAttributes, token));
+      } catch (error) {
+        this.pending.get(token)?.settle({ error: error instanceof Error ? error : new Error(String(error)) });
+      }
+      return outcome;
+    }
+    if (resource === 'arn:aws:states:::lambda:invoke' || resource.startsWith('arn:aws:lambda:')) {
+      const direct = resource.startsWith('arn:aws:lambda:');
+      const functionArn = direct ? resource : String(input.FunctionName);
+      this.services.authorize(machine.roleLogicalId, principal, 'lambda:InvokeFunction', functionArn);
+      const payload = direct ? input : input.Payload;
+      try {
+        const result = await this.services.invokeFunction(functionArn, payload);
+        return direct ? result : { ExecutedVersion: '$LATEST', Payload: result, StatusCode: 200 };
+      } catch (error) {
+        const e = error as Error & { trace?: string[] };
+        // As the lambda:invoke integration reports a function error: its type, and the error document as the cause.
+        throw new TaskFailure(e.name || 'Error', JSON.stringify({ errorType: e.name, errorMessage: e.message, trace: e.trace ?? [] }));
+      }
+    }
+    throw new TaskFailure('States.Runtime', `${stateName}: the rehearsal does not serve the resource ${resource}`);
+  }
+}
+
+export function executionArnOf(stateMachineArn: string, name: string): string {
+  const parts = stateMachineArn.split(':');
+  return [...parts.slice(0, 5), 'execution', parts[6], name].join(':');
+}
+
+function tokenMachine(token: string): string | undefined {
+  const [prefix, machine] = token.split(':');
+  if (prefix !== 'rehearsal' || !machine) return undefined;
+  try {
+    return Buffer.from(machine, 'base64url').toString('utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+function bodyText(body: unknown): string {
+  return typeof body === 'string' ? body : JSON.stringify(body);
+}
+
+function replaceToken<T>(value: T, token: string): T {
+  if (value === undefined) return value;
+  return JSON.parse(JSON.stringify(value).split(PLACEHOLDER_TOKEN).join(token)) as T;
+}
+
+/** Every Task state of a definition, nested ones too, by name. */
+function taskStates(definition: Record<string, any>): [string, Record<string, any>][] {
+  const found: [string, Record<string, any>][] = [];
+  for (const [name, state] of Object.entries((definition.States ?? {}) as Record<string, Record<string, any>>)) {
+    if (state.Type === 'Task') found.push([name, state]);
+    const processor = state.ItemProcessor ?? state.Iterator;
+    if (processor) found.push(...taskStates(processor));
+    for (const branch of state.Branches ?? []) found.push(...taskStates(branch));
+  }
+  return found;
+}
+
+/** The definition as the engine runs it (see the header's differences). */
+function engineDefinition(definition: Record<string, any>): Record<string, any> {
+  const copy = structuredClone(definition);
+  for (const [, state] of taskStates(copy)) {
+    if (typeof state.TimeoutSecondsPath === 'string') {
+      if (!state.Parameters || typeof state.Parameters !== 'object') {
+        throw new Error('rehearsal: a Task with TimeoutSecondsPath needs Parameters (the engine resolves the path after them)');
+      }
+      state.Parameters[`${TIMEOUT_FIELD}.$`] = state.TimeoutSecondsPath;
+      delete state.TimeoutSecondsPath;
+    }
+    if (state.TimeoutSeconds === undefined) state.TimeoutSeconds = BACKSTOP_TIMEOUT_SECONDS;
+  }
+  return copy;
+}
