@@ -6,6 +6,7 @@ import { parseChaos } from './chaos';
 import { redriveCommand } from './redrive-command';
 import { resumeCommand } from './resume-command';
 import { runDevCommand } from './dev-server';
+import { rehearseScenario } from './rehearsal/rehearse-command';
 import { runScenario, type RunCommandOptions } from './run-command';
 
 export interface MainOptions {
@@ -42,7 +43,9 @@ export async function main(
     .option('--data <dir>', 'keep the store and queues on disk in this folder (dynalite + fauxqs), for resume')
     .option('--engines', 'run on dynalite + fauxqs (the engines --data uses) instead of the in-memory default, keeping nothing')
     .option('--hooks <module>', 'a TypeScript/JavaScript module exporting lifecycle hooks (onRunStarted, onBranchCompleted, ...; docs/agents.md)')
-    .action(async (scenario: string, opts: { json?: boolean; trace?: string; chaos?: string; seed: number; data?: string; engines?: boolean; hooks?: string }) => {
+    .option('--rehearse', 'run it through the stack `cdk deploy` would create (synthesized template, bundled functions, IAM)')
+    .option('--team <name>', 'with --rehearse: the team stack of infra/teams/<name>.json (default: a rehearsal team)')
+    .action(async (scenario: string, opts: { json?: boolean; trace?: string; chaos?: string; seed: number; data?: string; engines?: boolean; hooks?: string; rehearse?: boolean; team?: string }) => {
       const options: RunCommandOptions = {
         json: Boolean(opts.json),
         trace: opts.trace,
@@ -55,6 +58,20 @@ export async function main(
         err: io.err,
         tty: Boolean((io.out as NodeJS.WriteStream).isTTY) && !opts.json,
       };
+      if (opts.rehearse) {
+        if (opts.chaos || opts.data || opts.engines || opts.hooks) {
+          io.err.write('error: --chaos, --data, --engines and --hooks are not available with --rehearse\n');
+          exitCode = 2;
+          return;
+        }
+        exitCode = await rehearseScenario(scenario, { ...options, team: opts.team });
+        return;
+      }
+      if (opts.team) {
+        io.err.write('error: --team needs --rehearse\n');
+        exitCode = 2;
+        return;
+      }
       exitCode = await runScenario(scenario, options);
     });
 

@@ -119,16 +119,7 @@ export async function runScenario(path: string, options: RunCommandOptions): Pro
     await attached?.drain();
     const branches = await runtime.deps.store.listBranches({ team: runtime.team, runId });
     await progress?.stop(branches);
-    const doc = runDocument(run, branches, cost);
-    if (options.json) {
-      options.out.write(`${JSON.stringify(doc)}\n`);
-    } else {
-      const seconds = ((Date.now() - started) / 1000).toFixed(2);
-      if (!options.tty) options.out.write(`${renderAscii(branches)}\n\n`);
-      options.out.write(`run ${run.runId} ${run.status} in ${seconds}s — ${summary(doc.metrics)}\n`);
-      if (run.error) options.out.write(`error: ${run.error}\n`);
-      options.out.write(`result:\n${JSON.stringify(run.result ?? null, null, 2)}\n`);
-    }
+    reportRun(run, branches, options, started, cost);
     if (interrupted) return 130;
     return run.status === 'COMPLETED' ? 0 : 1;
   } finally {
@@ -138,6 +129,26 @@ export async function runScenario(path: string, options: RunCommandOptions): Pro
     await sink?.close();
     await runtime.close();
   }
+}
+
+/** Prints a finished run as `run` does (one JSON document with --json, else tree, summary and result). */
+export function reportRun(
+  run: RunRecord,
+  branches: BranchRecord[],
+  options: Pick<RunCommandOptions, 'json' | 'tty' | 'out'>,
+  started: number,
+  cost?: CostCounters,
+): void {
+  const doc = runDocument(run, branches, cost);
+  if (options.json) {
+    options.out.write(`${JSON.stringify(doc)}\n`);
+    return;
+  }
+  const seconds = ((Date.now() - started) / 1000).toFixed(2);
+  if (!options.tty) options.out.write(`${renderAscii(branches)}\n\n`);
+  options.out.write(`run ${run.runId} ${run.status} in ${seconds}s — ${summary(doc.metrics)}\n`);
+  if (run.error) options.out.write(`error: ${run.error}\n`);
+  options.out.write(`result:\n${JSON.stringify(run.result ?? null, null, 2)}\n`);
 }
 
 /** The one JSON document `run --json` prints for a scenario that could not be read (exit 2). */

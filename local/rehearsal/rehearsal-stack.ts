@@ -18,7 +18,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DynamoBranchStore } from '../../adapters/dynamodb';
-import { SqsQueueConsumer } from '../../adapters/sqs/sqs-step-queue';
+import { SqsQueueConsumer } from '../sqs/queue-consumer';
 import type { LifecycleEvent } from '../../core/events';
 import type { BranchRecord, RunRecord } from '../../core/model';
 import { startDynalite, type DynamoEngine } from '../engines/dynalite-engine';
