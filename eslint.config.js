@@ -24,7 +24,7 @@ const layer = (name, forbidden) => ({
 });
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'cdk.out/**', 'bench/results/**', 'local/web/vendor/**', '**/*.mjs', '.data/**'] },
+  { ignores: ['node_modules/**', 'cdk.out/**', 'bench/results/**', 'local/web/vendor/**', '**/*.mjs', '.data/**', '.rehearsal/**', '.build/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {

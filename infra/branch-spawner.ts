@@ -199,6 +199,7 @@ export class BranchSpawner extends Construct {
         description: `branch-spawner ${team} ${name}`,
         environment,
         logRetention,
+        aggregatorsModule: config.aggregators,
         ...extra,
       });
     this.functions = {

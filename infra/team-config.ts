@@ -3,7 +3,7 @@
  * file and the offending field, like scenario errors do.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { basename, dirname, join, relative } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { ScenarioError } from '../core/errors';
@@ -59,6 +59,8 @@ const teamConfigSchema = z
     // 'customer-managed' creates a KMS key (with rotation) for the table.
     tableEncryption: z.enum(['aws-managed', 'customer-managed']).default('aws-managed'),
     // The api handler answers 413 above this (API Gateway's own cap is 10 MB).
+    // A module of registered aggregators (path relative to the config file), bundled into the functions.
+    aggregators: z.string().min(1).optional(),
     maxBodyBytes: positiveInt.max(10 * 1024 * 1024, 'must be ≤ 10 MiB (the API Gateway cap)').default(DEFAULT_MAX_BODY_BYTES),
   })
   .strict();
@@ -145,6 +147,12 @@ export function loadTeamConfig(team: string, dir = TEAMS_DIR): TeamConfig {
     throw new TeamConfigError(shown, '(root)', `not valid JSON: ${(error as Error).message}`, { cause: error });
   }
   const config = parseTeamConfig(document, shown);
+  if (config.aggregators) {
+    config.aggregators = resolve(dir, config.aggregators);
+    if (!existsSync(config.aggregators)) {
+      throw new TeamConfigError(shown, 'aggregators', `no module ${displayPath(config.aggregators)}`);
+    }
+  }
   if (config.team !== team) {
     throw new TeamConfigError(shown, 'team', `must be "${team}" (the file name), got "${config.team}"`);
   }

@@ -18,6 +18,7 @@ import { SqsStepQueue } from '../../adapters/sqs/sqs-step-queue';
 import { CostMeter, meteredPublisher, meteredQueue } from '../../core/cost';
 import { SfnFanOutOrchestrator } from '../../adapters/stepfunctions/sfn-fan-out';
 import { AggregatorRegistry } from '../../core/aggregators';
+import { teamAggregators } from './team-aggregators';
 import type { Limits } from '../../core/model';
 import type { AgentPolicy } from '../../core/run-request';
 import { systemClock } from '../../core/ports';
@@ -78,7 +79,7 @@ export function createAwsDeps(config: AwsConfig, meter = new CostMeter(), observ
     meter,
     invoker: observe.sink ? meteredInvoker(invoker, observe.sink) : invoker,
     clock: systemClock,
-    aggregators: new AggregatorRegistry(),
+    aggregators: new AggregatorRegistry(teamAggregators()),
     runCache: new Map(),
   };
 }

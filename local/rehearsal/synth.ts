@@ -8,7 +8,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_MAX_BODY_BYTES } from '../../functions/handlers/api';
+import { DEFAULT_MAX_BODY_BYTES } from '../../functions/lambda-environment';
 import { LIMIT_CEILINGS } from '../../core/limits';
 
 export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -6,6 +6,7 @@ import { expect } from 'vitest';
 import type { AggregatorFn } from '../../core/aggregators';
 import type { LifecycleEvent } from '../../core/events';
 import type { AgentRegistry, BranchRecord, FailurePolicy, Limits, RunRecord } from '../../core/model';
+import { concat } from './rehearsal-aggregators';
 
 export interface BehaviourRun {
   name: string;
@@ -306,7 +307,8 @@ export const behaviours: Behaviour[] = [
   },
   {
     name: 'registered aggregator',
-    aggregators: { concat: (children) => children.map((c) => c.result).join('+') },
+    // The same function the rehearsal bundles as the team's registered aggregators.
+    aggregators: { concat },
     run: {
       name: 'registered',
       request: 'x',

@@ -1,0 +1,157 @@
+/**
+ * The deploy rehearsal (local/rehearsal/): the synthesized stack created on the embedded engines,
+ * every function run from its bundled asset with its role enforced. One synth for this file (the
+ * rehearsal team with the tests' aggregators module), one rehearsed stack shared by the cases.
+ */
+import { readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LifecycleEvent } from '../../core/events';
+import { RehearsalError, RehearsalStack } from '../../local/rehearsal/rehearsal-stack';
+import { runRequestBody } from '../../local/rehearsal/rehearse-command';
+import { synthesize, type Assembly } from '../../local/rehearsal/synth';
+import { runDocument } from '../../local/run-command';
+import { LocalRuntime } from '../../local/runtime';
+import { loadScenarioFile } from '../../local/scenario-file';
+import { behaviours, checkInvariants } from '../support/behaviours';
+
+const AGGREGATORS = resolve('test/support/rehearsal-aggregators.ts');
+// The LLM example needs a model server.
+const EXAMPLES = readdirSync('examples')
+  .filter((f) => f.endsWith('.yaml') && f !== 'llm-research.yaml')
+  .sort();
+
+let assembly: Assembly;
+let stack: RehearsalStack;
+const events: LifecycleEvent[] = [];
+
+beforeAll(async () => {
+  assembly = await synthesize({ aggregators: AGGREGATORS });
+  stack = await RehearsalStack.start({ assembly, maxContainers: 6 });
+  stack.onLifecycleEvent((e) => void events.push(e));
+}, 900_000);
+
+afterAll(async () => {
+  await stack?.close();
+});
+
+async function rehearse(body: Record<string, unknown>) {
+  const response = await stack.request('POST', '/runs', { body });
+  expect(response.statusCode, response.body).toBe(202);
+  const { runId } = JSON.parse(response.body) as { runId: string };
+  const run = await stack.waitForRun(runId);
+  return { run, branches: await stack.listBranches(runId) };
+}
+
+/** The run document without what differs between two runs of the same scenario (the run id). */
+function comparable(doc: ReturnType<typeof runDocument>) {
+  const { runId: _runId, ...rest } = doc;
+  return rest;
+}
+
+describe('the rehearsed stack', () => {
+  it('is created from the template: table with its GSI, queues with their redrive, API routes', async () => {
+    const t = stack.template;
+    const [, table] = t.ofType('AWS::DynamoDB::Table')[0];
+    const { DescribeTableCommand } = await import('@aws-sdk/client-dynamodb');
+    const described = await (stack as unknown as { dynamo: { client: { send(c: unknown): Promise<any> } } }).dynamo.client.send(
+      new DescribeTableCommand({ TableName: t.physicalOf(t.ofType('AWS::DynamoDB::Table')[0][0]).ref }),
+    );
+    expect(described.Table.KeySchema).toEqual(table.Properties!.KeySchema);
+    expect(described.Table.GlobalSecondaryIndexes.map((g: { IndexName: string }) => g.IndexName)).toEqual(
+      table.Properties!.GlobalSecondaryIndexes.map((g: { IndexName: string }) => g.IndexName),
+    );
+    const missing = await stack.request('GET', '/nothing');
+    expect(missing.statusCode).toBe(403);
+    const unknownRun = await stack.request('GET', '/runs/nope');
+    expect(unknownRun.statusCode).toBe(404);
+  });
+});
+
+describe('examples: the same result document as run', () => {
+  let local: LocalRuntime;
+  beforeAll(async () => {
+    const aggregators = await import(AGGREGATORS);
+    local = await LocalRuntime.start({ aggregators });
+  });
+  afterAll(async () => {
+    await local?.close();
+  });
+
+  for (const file of EXAMPLES) {
+    it(file, async () => {
+      const { scenario } = await loadScenarioFile(join('examples', file));
+      const localRunId = await local.startRun({
+        name: scenario.name,
+        request: scenario.request ?? null,
+        entry: scenario.entry,
+        agents: scenario.agents,
+        limits: scenario.limits,
+        failurePolicy: scenario.failurePolicy,
+        aggregators: scenario.aggregators,
+      });
+      const localRun = await local.waitForRun(localRunId);
+      const expected = runDocument(localRun, await local.deps.store.listBranches({ team: local.team, runId: localRunId }));
+      const { run, branches } = await rehearse(runRequestBody(scenario));
+      expect(comparable(runDocument(run, branches))).toEqual(comparable(expected));
+      expect(stack.denials).toEqual([]);
+    });
+  }
+});
+
+describe('the behaviours table through the rehearsal', () => {
+  for (const behaviour of behaviours) {
+    it(behaviour.name, async () => {
+      const { run, branches } = await rehearse({ ...behaviour.run });
+      const outcome = { run, branches, events: events.filter((e) => e.runId === run.runId) };
+      behaviour.check(outcome);
+      checkInvariants(outcome);
+      expect(stack.denials).toEqual([]);
+    });
+  }
+});
+
+describe('IAM', () => {
+  it('a role that lacks a permission its code needs fails the rehearsal naming the function, action and resource', async () => {
+    const own = await RehearsalStack.start({ assembly, maxContainers: 2 });
+    try {
+      const { roleLogicalId, statements } = own.roleStatementsOf('step-worker');
+      const withoutStart = statements
+        .map((s) => ({ ...s, Action: ([] as string[]).concat(s.Action ?? []).filter((a) => a !== 'states:StartExecution') }))
+        .filter((s) => s.Action.length > 0);
+      expect(statements.some((s) => ([] as string[]).concat(s.Action ?? []).includes('states:StartExecution'))).toBe(true);
+      own.setRoleStatements(roleLogicalId, withoutStart);
+      const { scenario } = await loadScenarioFile('examples/simple-parallel.yaml');
+      const response = await own.request('POST', '/runs', { body: runRequestBody(scenario) });
+      const { runId } = JSON.parse(response.body) as { runId: string };
+      const failure = await own.waitForRun(runId).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(failure).toBeInstanceOf(RehearsalError);
+      const stepWorker = own.roleStatementsOf('step-worker');
+      expect((failure as Error).message).toMatch(
+        new RegExp(`${escape(stepWorkerName(own))} is not authorized to perform states:StartExecution on arn:aws:states:[^ ]+:stateMachine:branch-spawner-rehearsal-fan-out`),
+      );
+      expect(stepWorker.roleLogicalId).toBe(roleLogicalId);
+
+      // Given back, the same scenario completes.
+      own.setRoleStatements(roleLogicalId, statements);
+      own.denials.length = 0;
+      const again = await own.request('POST', '/runs', { body: { ...runRequestBody(scenario), name: 'again' } });
+      const run = await own.waitForRun((JSON.parse(again.body) as { runId: string }).runId);
+      expect(run.status).toBe('COMPLETED');
+    } finally {
+      await own.close();
+    }
+  });
+});
+
+function stepWorkerName(s: RehearsalStack): string {
+  const [id] = s.template.ofType('AWS::Lambda::Function').find(([, r]) => r.Properties?.Environment?.Variables?.POWERTOOLS_SERVICE_NAME === 'step-worker')!;
+  return s.template.physicalOf(id).ref;
+}
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
