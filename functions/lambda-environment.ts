@@ -14,6 +14,9 @@ import type { AgentRegistry, Limits } from '../core/model';
  */
 export const DEFAULT_MAX_BODY_BYTES = MAX_DOCUMENT_TEXT_BYTES;
 
+/** Where a secret (an `openai` agent's API key) is read from in AWS: names only, never a value. */
+export type SecretSource = { secretsManager: string } | { ssmParameter: string };
+
 export interface LambdaEnvironment {
   team: string;
   tableName: string;
@@ -27,6 +30,8 @@ export interface LambdaEnvironment {
   limitMaxima: Partial<Limits>;
   maxBodyBytes: number;
   runTtlSeconds?: number;
+  /** Secrets by the variable name agents look them up under (`apiKeyEnv`). */
+  secretSources?: Record<string, SecretSource>;
 }
 
 /** The variable each field is stored in. */
@@ -41,6 +46,7 @@ export const ENVIRONMENT_VARIABLES = {
   limitMaxima: 'LIMIT_MAXIMA',
   maxBodyBytes: 'MAX_BODY_BYTES',
   runTtlSeconds: 'RUN_TTL_SECONDS',
+  secretSources: 'SECRET_SOURCES',
 } as const satisfies Record<keyof LambdaEnvironment, string>;
 
 const V = ENVIRONMENT_VARIABLES;
@@ -57,6 +63,9 @@ export function toLambdaEnvironment(values: LambdaEnvironment): Record<string, s
     [V.limitMaxima]: JSON.stringify(values.limitMaxima),
     [V.maxBodyBytes]: String(values.maxBodyBytes),
     ...(values.runTtlSeconds ? { [V.runTtlSeconds]: String(values.runTtlSeconds) } : {}),
+    ...(values.secretSources && Object.keys(values.secretSources).length
+      ? { [V.secretSources]: JSON.stringify(values.secretSources) }
+      : {}),
   };
 }
 
@@ -86,5 +95,6 @@ export function fromLambdaEnvironment(env: Record<string, string | undefined>): 
     limitMaxima: jsonOf<Partial<Limits>>(V.limitMaxima, {}),
     maxBodyBytes: Number(env[V.maxBodyBytes]) || DEFAULT_MAX_BODY_BYTES,
     ...(env[V.runTtlSeconds] ? { runTtlSeconds: Number(env[V.runTtlSeconds]) } : {}),
+    ...(env[V.secretSources] ? { secretSources: jsonOf<Record<string, SecretSource>>(V.secretSources, {}) } : {}),
   };
 }

@@ -173,11 +173,11 @@ export class BranchSpawner extends Construct {
       );
     }
     for (const [name, agent] of Object.entries(config.agents)) {
-      if (agent.kind === 'openai' && typeof agent.apiKeyEnv === 'string') {
+      if (agent.kind === 'openai' && typeof agent.apiKeyEnv === 'string' && !config.secrets[agent.apiKeyEnv]) {
         // A key in a plain Lambda environment variable would be readable by anyone who can read the function.
         Annotations.of(this).addWarningV2(
           'branch-spawner:openai-api-key',
-          `agents.${name}: the stack does not provision ${agent.apiKeyEnv}; the step-worker needs the API key from a secret store before this agent can run`,
+          `agents.${name}: the stack does not provision ${agent.apiKeyEnv}; name its secret in the team config's "secrets" (Secrets Manager or SSM Parameter Store) before this agent can run`,
         );
       }
     }
@@ -192,6 +192,8 @@ export class BranchSpawner extends Construct {
       limitMaxima: config.limitMaxima,
       maxBodyBytes: config.maxBodyBytes,
       ...(config.runTtlDays ? { runTtlSeconds: config.runTtlDays * 86_400 } : {}),
+      // Names of the secrets only; the step-worker fetches the values (functions/lambda/secrets.ts).
+      secretSources: config.secrets,
     });
     const fn = (name: SpawnerFunctionName, id: string, extra: Partial<ConstructorParameters<typeof SpawnerFunction>[2]> = {}) =>
       new SpawnerFunction(this, id, {
@@ -361,7 +363,7 @@ export class BranchSpawner extends Construct {
       case 'putEvents':
         return [new iam.PolicyStatement({ actions: ['events:PutEvents'], resources: [this.eventBus.eventBusArn] })];
       case 'agents': {
-        const statements: iam.PolicyStatement[] = [];
+        const statements: iam.PolicyStatement[] = secretStatements(Stack.of(this), this.config.secrets);
         if (arns.agentLambdaArns.length) {
           statements.push(new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: arns.agentLambdaArns }));
         }
@@ -521,6 +523,34 @@ export class BranchSpawner extends Construct {
       ],
     });
   }
+}
+
+/** Read access to exactly the team's named secrets (agents' API keys), for the step-worker. */
+function secretStatements(stack: Stack, secrets: TeamConfig['secrets']): iam.PolicyStatement[] {
+  const secretArns: string[] = [];
+  const parameterArns: string[] = [];
+  for (const source of Object.values(secrets)) {
+    if ('secretsManager' in source) {
+      const name = source.secretsManager;
+      // A secret's ARN ends with a random 6-character suffix after its name.
+      secretArns.push(
+        name.startsWith('arn:')
+          ? name
+          : stack.formatArn({ service: 'secretsmanager', resource: 'secret', resourceName: `${name}-??????`, arnFormat: ArnFormat.COLON_RESOURCE_NAME }),
+      );
+    } else {
+      const name = source.ssmParameter;
+      parameterArns.push(
+        name.startsWith('arn:')
+          ? name
+          : stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: name.replace(/^\//, ''), arnFormat: ArnFormat.SLASH_RESOURCE_NAME }),
+      );
+    }
+  }
+  const statements: iam.PolicyStatement[] = [];
+  if (secretArns.length) statements.push(new iam.PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: secretArns }));
+  if (parameterArns.length) statements.push(new iam.PolicyStatement({ actions: ['ssm:GetParameter'], resources: parameterArns }));
+  return statements;
 }
 
 function createTable(scope: Construct, key: kms.Key | undefined): dynamodb.Table {

@@ -59,6 +59,17 @@ const teamConfigSchema = z
     // 'customer-managed' creates a KMS key (with rotation) for the table.
     tableEncryption: z.enum(['aws-managed', 'customer-managed']).default('aws-managed'),
     // The api handler answers 413 above this (API Gateway's own cap is 10 MB).
+    // API keys of openai agents, by the name agents give as apiKeyEnv: read in AWS from Secrets
+    // Manager or SSM Parameter Store (the step-worker is granted exactly these), never from a request.
+    secrets: z
+      .record(
+        z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a variable name such as OPENAI_API_KEY'),
+        z.union([
+          z.object({ secretsManager: z.string().min(1) }).strict(),
+          z.object({ ssmParameter: z.string().min(1) }).strict(),
+        ]),
+      )
+      .default({}),
     // A module of registered aggregators (path relative to the config file), bundled into the functions.
     aggregators: z.string().min(1).optional(),
     maxBodyBytes: positiveInt.max(10 * 1024 * 1024, 'must be ≤ 10 MiB (the API Gateway cap)').default(DEFAULT_MAX_BODY_BYTES),

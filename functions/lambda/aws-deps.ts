@@ -25,7 +25,8 @@ import { systemClock } from '../../core/ports';
 import type { SpawnerDeps } from '../../core/use-cases';
 import { meteredEvents, meteredInvoker, type MetricSink } from '../handlers/observability';
 import { metricSink, traced } from './powertools';
-import { fromLambdaEnvironment } from '../lambda-environment';
+import { fromLambdaEnvironment, type SecretSource } from '../lambda-environment';
+import { SecretValues } from './secrets';
 
 export interface AwsConfig {
   team: string;
@@ -37,6 +38,7 @@ export interface AwsConfig {
   limitMaxima: Partial<Limits>;
   maxBodyBytes: number;
   ttlSeconds?: number;
+  secretSources: Record<string, SecretSource>;
 }
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AwsConfig {
@@ -51,6 +53,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AwsConfig {
     limitMaxima: values.limitMaxima,
     maxBodyBytes: values.maxBodyBytes,
     ...(values.runTtlSeconds ? { ttlSeconds: values.runTtlSeconds } : {}),
+    secretSources: values.secretSources ?? {},
   };
 }
 
@@ -61,7 +64,12 @@ export interface Observability {
   traced?: <C>(client: C) => C;
 }
 
-export function createAwsDeps(config: AwsConfig, meter = new CostMeter(), observe: Observability = {}): SpawnerDeps {
+export function createAwsDeps(
+  config: AwsConfig,
+  meter = new CostMeter(),
+  observe: Observability = {},
+  secrets = new SecretValues(config.secretSources),
+): SpawnerDeps {
   const traced = observe.traced ?? (<C>(client: C) => client);
   const sqs = traced(new SQSClient({}));
   const events = meteredPublisher(new EventBridgePublisher({ client: traced(new EventBridgeClient({})), eventBusName: config.eventBusName }), meter);
@@ -69,7 +77,8 @@ export function createAwsDeps(config: AwsConfig, meter = new CostMeter(), observ
     script: new ScriptInvoker(),
     http: new HttpInvoker(),
     lambda: new LambdaInvoker({ client: traced(new LambdaClient({})) }),
-    ...llmInvokers(),
+    // API keys come from the secret store (secrets.ts), never from a request.
+    ...llmInvokers({ openai: { env: secrets.env } }),
   });
   return {
     store: new DynamoBranchStore({ client: traced(new DynamoDBClient({})), tableName: config.tableName, ttlSeconds: config.ttlSeconds, meter }),
@@ -84,14 +93,15 @@ export function createAwsDeps(config: AwsConfig, meter = new CostMeter(), observ
   };
 }
 
-let cached: { config: AwsConfig; deps: SpawnerDeps; meter: CostMeter } | undefined;
+let cached: { config: AwsConfig; deps: SpawnerDeps; meter: CostMeter; secrets: SecretValues } | undefined;
 
-/** One configuration and one set of clients per Lambda container. */
-export function awsRuntime(): { config: AwsConfig; deps: SpawnerDeps; meter: CostMeter } {
+/** One configuration, one set of clients, one cost meter and one secrets cache per Lambda container. */
+export function awsRuntime(): { config: AwsConfig; deps: SpawnerDeps; meter: CostMeter; secrets: SecretValues } {
   if (!cached) {
     const config = configFromEnv();
     const meter = new CostMeter();
-    cached = { config, deps: createAwsDeps(config, meter, { sink: metricSink, traced }), meter };
+    const secrets = new SecretValues(config.secretSources);
+    cached = { config, deps: createAwsDeps(config, meter, { sink: metricSink, traced }, secrets), meter, secrets };
   }
   return cached;
 }

@@ -5,8 +5,11 @@ import { instrument } from './powertools';
 
 let handle: ((event: SQSEvent) => Promise<SQSBatchResponse>) | undefined;
 
-const inner = flushingCost((event: SQSEvent): Promise<SQSBatchResponse> => {
-  handle ??= createStepWorkerHandler(awsRuntime().deps);
+const inner = flushingCost(async (event: SQSEvent): Promise<SQSBatchResponse> => {
+  const runtime = awsRuntime();
+  handle ??= createStepWorkerHandler(runtime.deps);
+  // Agents' API keys (cached per container; fetched again once older than their max age).
+  await runtime.secrets.refresh();
   return handle(event);
 });
 

@@ -44,7 +44,8 @@ beforeAll(() => {
     worker,
     workerMapping: mappings.find(([, m]) => m.Properties.FunctionName.Ref === worker)![0],
   };
-});
+  // Two synths (no bundling): slow on a busy machine.
+}, 300_000);
 
 const clone = (t: CfnTemplate): CfnTemplate => structuredClone(t);
 
@@ -121,7 +122,7 @@ describe('deploy rules on the synthesized templates', () => {
 });
 
 describe('at synth', () => {
-  it('the app synthesizes with no validation findings at all (no CDK visibility warning either)', () => {
+  it('the app synthesizes with no validation findings at all (no CDK visibility warning either)', { timeout: 300_000 }, () => {
     const outdir = tempDir('cdk-rules-');
     const app = new App({ outdir, context: { 'aws:cdk:bundling-stacks': [] } });
     buildApp(app, { nag: false });

@@ -577,7 +577,8 @@ export const behaviours: Behaviour[] = [
       agents: {
         P: script([{ next_action: 'parallel_invoke', agents: ['Quick', 'Quick', 'Stuck'] }, final('$input')], { allowed: ['Quick', 'Stuck'] }),
         Quick: script([final('q')]),
-        Stuck: script([{ $delayMs: 60_000, next_action: 'final_response', content: 'never' }]),
+        // Never answers: a delay past the branch timeout is refused when a request is read (the API, the trigger).
+        Stuck: script([{ $hang: true, next_action: 'final_response', content: 'never' }]),
       },
     },
     check(o) {
