@@ -49,7 +49,7 @@ const LOG_LINES_KEPT = 200;
 
 export class FunctionHost {
   private readonly containers: Container[] = [];
-  private readonly waiting: ((c: Container) => void)[] = [];
+  private readonly waiting: { resolve: (c: Container) => void; reject: (error: Error) => void }[] = [];
   private closed = false;
   private nextId = 0;
   /** The last lines each container wrote (Powertools logs); never printed unless asked. */
@@ -106,6 +106,9 @@ export class FunctionHost {
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const waiter of this.waiting.splice(0)) {
+      waiter.reject(new FunctionError(this.fn.name, 'Lambda.ServiceException', 'the rehearsal is closing'));
+    }
     await Promise.all(this.containers.map((c) => c.worker.terminate()));
     this.containers.length = 0;
   }
@@ -121,22 +124,23 @@ export class FunctionHost {
       container.busy = true;
       return container;
     }
-    return new Promise((resolve) => this.waiting.push(resolve));
+    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
   }
 
   private release(container: Container): void {
     if (container.dead) {
-      this.containers.splice(this.containers.indexOf(container), 1);
-      const next = this.waiting.shift();
+      const index = this.containers.indexOf(container);
+      if (index >= 0) this.containers.splice(index, 1);
+      const next = this.closed ? undefined : this.waiting.shift();
       if (next) {
         const fresh = this.start();
         fresh.busy = true;
-        next(fresh);
+        next.resolve(fresh);
       }
       return;
     }
     const next = this.waiting.shift();
-    if (next) next(container);
+    if (next) next.resolve(container);
     else container.busy = false;
   }
 

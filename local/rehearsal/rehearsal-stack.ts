@@ -262,8 +262,10 @@ export class RehearsalStack {
     if (this.stopped) return;
     this.stopped = true;
     this.sfn?.stopAll();
-    await Promise.all(this.pollers);
+    // Containers first: an invocation still running (a hanging agent) ends with its container, so
+    // the pollers waiting for it can stop.
     await Promise.all([...this.functions.values()].map((f) => f.close()));
+    await Promise.all(this.pollers);
     await this.endpoint?.close();
     await Promise.all([this.dynamo.close(), this.sqs.close()]);
   }
