@@ -71,6 +71,10 @@ export async function startRun(deps: SpawnerDeps, input: StartRunInput): Promise
           ...(existingRoot ? [branchEvent('BranchCreated', existingRoot, existingRoot.createdAt)] : []),
         );
       }
+      // An earlier try wrote the root after the cancel looked for it: end it here.
+      if (existingRoot && existingRoot.status === 'PENDING') {
+        await endBranch(deps, existingRoot, { status: 'CANCELLED', by: CANCEL_MARK, error: existing.error ?? `the run is ${existing.status}` });
+      }
       return { runId, created };
     }
   }
