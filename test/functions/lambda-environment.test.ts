@@ -21,6 +21,7 @@ const values: LambdaEnvironment = {
   limitMaxima: { maxDepth: 4 },
   maxBodyBytes: 1024,
   runTtlSeconds: 86_400,
+  secretSources: { OPENAI_API_KEY: { secretsManager: 'team/openai' } },
 };
 
 describe('Lambda environment contract', () => {

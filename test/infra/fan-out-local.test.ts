@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { FAN_OUT_STATES } from '../../adapters/stepfunctions/fan-out-definition';
+import { FAN_OUT_STATES, fanOutInput } from '../../adapters/stepfunctions/fan-out-definition';
 import { functionOf, resourcesOf, synthTeam, type Synthesized } from './support';
 
 type AslValidator = (definition: unknown, options?: { checkPaths?: boolean; checkArn?: boolean }) => {
@@ -78,14 +78,19 @@ function forLocalEngine(definition: Record<string, any>): Record<string, any> {
   return copy;
 }
 
-const input = (children: string[]) => ({
-  team: 'research',
-  runId: 'run-1',
-  parentId: 'root',
-  seq: 1,
-  maxConcurrency: 2,
-  children: children.map((branchId) => ({ branchId, timeoutSeconds: 900 })),
-});
+/** The input the adapter really sends: children as indices of the parent (root.0, root.1, ...). */
+const input = (count: number) =>
+  fanOutInput({
+    team: 'research',
+    runId: 'run-1',
+    parentId: 'root',
+    seq: 1,
+    executionName: 'run-1-root-1',
+    maxConcurrency: 2,
+    firstIndex: 0,
+    count,
+    timeoutSeconds: 900,
+  });
 
 describe('the synthesized fan-out definition', () => {
   it('has exactly the substitutions its placeholders need, and validates once substituted', () => {
@@ -102,7 +107,7 @@ describe('the synthesized fan-out definition', () => {
     const aggregated: any[] = [];
     const failures: any[] = [];
     const machine = new StateMachine(forLocalEngine(definition) as StateMachineDefinition);
-    const execution = machine.run(input(['c1', 'c2', 'c3']), {
+    const execution = machine.run(input(3), {
       context: { Task: { Token: 'token-from-the-local-test' } },
       overrides: {
         taskResourceLocalHandlers: {
@@ -124,7 +129,7 @@ describe('the synthesized fan-out definition', () => {
     await execution.result;
 
     expect(dispatched).toHaveLength(3);
-    expect(dispatched.map((d) => d.MessageBody.branchId).sort()).toEqual(['c1', 'c2', 'c3']);
+    expect(dispatched.map((d) => d.MessageBody.branchId).sort()).toEqual(['root.0', 'root.1', 'root.2']);
     for (const d of dispatched) {
       expect(d.QueueUrl).toBe(FAKE.queueUrl);
       expect(d.MessageBody).toMatchObject({ team: 'research', runId: 'run-1', step: 0, taskToken: 'token-from-the-local-test' });
@@ -141,12 +146,12 @@ describe('the synthesized fan-out definition', () => {
     const recorded: any[] = [];
     const aggregated: any[] = [];
     const machine = new StateMachine(forLocalEngine(substituted()) as StateMachineDefinition);
-    await machine.run(input(['c1', 'c2', 'c3']), {
+    await machine.run(input(3), {
       context: { Task: { Token: 't' } },
       overrides: {
         taskResourceLocalHandlers: {
           [FAN_OUT_STATES.dispatchChild]: async (task) => {
-            if ((task as any).MessageBody.branchId === 'c2') throw Object.assign(new Error('queue unavailable'), { name: 'SQS.QueueDoesNotExist' });
+            if ((task as any).MessageBody.branchId === 'root.1') throw Object.assign(new Error('queue unavailable'), { name: 'SQS.QueueDoesNotExist' });
             return {};
           },
           [FAN_OUT_STATES.recordChildFailure]: async (task) => {
@@ -164,7 +169,7 @@ describe('the synthesized fan-out definition', () => {
     expect(recorded).toHaveLength(1);
     expect(recorded[0]).toMatchObject({
       FunctionName: FAKE.recordChildFailureArn,
-      Payload: { team: 'research', runId: 'run-1', parentId: 'root', seq: 1, branchId: 'c2' },
+      Payload: { team: 'research', runId: 'run-1', parentId: 'root', seq: 1, branchId: 'root.1' },
     });
     expect(aggregated).toHaveLength(1);
   });
