@@ -79,7 +79,7 @@ function forLocalEngine(definition: Record<string, any>): Record<string, any> {
 }
 
 /** The input the adapter really sends: children as indices of the parent (root.0, root.1, ...). */
-const input = (count: number) =>
+const input = (count: number): Record<string, any> =>
   fanOutInput({
     team: 'research',
     runId: 'run-1',

@@ -14,6 +14,7 @@ import { checkInvariants } from '../support/behaviours';
 import { createMemoryHarness } from '../support/memory-harness';
 import { CLEAR_ERROR, generatedResponses, hostileResponses, replyFor, type GeneratedResponse } from './agent-responses';
 import { checkRunInvariants, outcomeOf, recordEvents } from './support';
+import { report } from '../support/report';
 
 const LONG = process.env.RELIABILITY_LONG === '1';
 const MEMORY_RUNS = LONG ? 50_000 : 10_000;
@@ -97,7 +98,7 @@ describe('generated agent responses through executeStep (in-memory ports)', () =
     } finally {
       h.stop();
     }
-    console.log(`agent responses on the in-memory ports (seed ${SEED}):`, Object.fromEntries([...measured.memory].sort()));
+    report(`agent responses on the in-memory ports (seed ${SEED}):`, Object.fromEntries([...measured.memory].sort()));
     expect([...measured.memory.values()].reduce((a, b) => a + b, 0)).toBe(MEMORY_RUNS);
   }, 240_000);
 });
@@ -123,7 +124,7 @@ describe('every hostile response, in every mode (in-memory ports)', () => {
     } finally {
       h.stop();
     }
-    console.log(`every hostile response (${cases.length} runs):`, Object.fromEntries([...measured.hostile].sort()));
+    report(`every hostile response (${cases.length} runs):`, Object.fromEntries([...measured.hostile].sort()));
   }, 60_000);
 });
 
@@ -158,6 +159,6 @@ describe.each(ENGINE_TIERS)('generated agent responses through the local runtime
     expect(rt.deliveries.failed).toBe(0);
     expect(rt.deliveries.handled).toBeGreaterThan(ENGINE_RUNS);
     expect(rt.errors).toEqual([]);
-    console.log('agent responses on the embedded engines:', Object.fromEntries([...measured.engines].sort()));
+    report('agent responses on the embedded engines:', Object.fromEntries([...measured.engines].sort()));
   }, 240_000);
 });

@@ -7,6 +7,7 @@ import type { APIGatewayProxyResult } from 'aws-lambda';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { apiEvent, apiUnderTest } from './api-support';
+import { report } from '../support/report';
 
 const LONG = process.env.RELIABILITY_LONG === '1';
 const RUNS = LONG ? 20_000 : 3_000;
@@ -133,7 +134,7 @@ describe('api handler fuzz (in-memory ports)', () => {
         }),
         { numRuns: Math.round(RUNS / 3), seed: SEED + i, endOnFailure: true },
       );
-      console.log(`api fuzz, inline ${inline}: statuses`, Object.fromEntries(statuses), `runs created ${created.length}`);
+      report(`api fuzz, inline ${inline}: statuses`, Object.fromEntries(statuses), `runs created ${created.length}`);
       h.stop();
     }
   }, 120_000);

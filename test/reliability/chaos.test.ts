@@ -13,6 +13,7 @@ import type { LifecycleEvent } from '../../core/events';
 import { CRASH_POINTS, type ChaosOptions } from '../../local/chaos';
 import { LocalRuntime } from '../../local/runtime';
 import { checkRunInvariants, exampleScenarios, recordEvents, runToEnd, type RunOutcome } from './support';
+import { report } from '../support/report';
 
 const LONG = process.env.RELIABILITY_LONG === '1';
 const scenarios = await exampleScenarios();
@@ -55,10 +56,10 @@ async function start(chaos?: ChaosOptions) {
 
 const clean = new Map<string, RunOutcome>();
 /** What was injected and how the runs ended, per fault (printed at the end, for docs/reliability.md). */
-const report: { fault: string; runs: number; statuses: Record<string, number>; injected: Record<string, number> }[] = [];
+const faultReport: { fault: string; runs: number; statuses: Record<string, number>; injected: Record<string, number> }[] = [];
 
 afterAll(() => {
-  console.log('fault injection report:\n' + report.map((r) => JSON.stringify(r)).join('\n'));
+  report('fault injection report:\n' + faultReport.map((r) => JSON.stringify(r)).join('\n'));
 });
 
 describe('clean runs (the reference)', () => {
@@ -84,7 +85,7 @@ for (const fault of FAULTS.filter((f) => !only || f.name.includes(only))) {
     const statuses: Record<string, number> = {};
     beforeAll(async () => (rt = await start(fault.chaos)));
     afterAll(async () => {
-      report.push({ fault: fault.name, runs: scenarios.length, statuses, injected: { ...rt.runtime.faults.injected } });
+      faultReport.push({ fault: fault.name, runs: scenarios.length, statuses, injected: { ...rt.runtime.faults.injected } });
       await rt?.runtime.close();
     });
     for (const s of scenarios) {
