@@ -127,6 +127,11 @@ export function groupSize(group: ChildGroup): number {
   return Array.isArray(group) ? group.length : group.count;
 }
 
+/** How many children the spawn's current sync point has (derived from its specs, never stored). */
+export function spawnWidth(spawn: Pick<SpawnState, 'childSpecs'>): number {
+  return groupSize(spawn.childSpecs);
+}
+
 /** What a WAITING branch is waiting for: one sync point plus any sequential groups still to run. */
 export interface SpawnState {
   /** The sync point sequence number (1, 2, ...) within this branch. */
@@ -135,7 +140,6 @@ export interface SpawnState {
   step: number;
   /** Index of the first child of this sync point (child ids are `${parentId}.${index}`). */
   firstIndex: number;
-  children: number;
   waitFor: WaitFor;
   aggregator: AggregatorRef;
   metadata?: Record<string, unknown>;

@@ -34,6 +34,7 @@ import {
   type BranchStatus,
   type ChildOutcome,
   type Scope,
+  spawnWidth,
 } from '../model';
 import type { BranchPatch } from '../ports';
 import { defined, hit, loadRun, publish, scopeOf, type SpawnerDeps } from './deps';
@@ -120,7 +121,7 @@ export async function cancelChildren(deps: SpawnerDeps, parent: BranchRecord): P
   if (!spawn) return;
   const scope = scopeOf(parent);
   const by = `parent:${parent.id}`;
-  const ids = Array.from({ length: spawn.children }, (_, i) => childId(parent.id, spawn.firstIndex + i));
+  const ids = Array.from({ length: spawnWidth(spawn) }, (_, i) => childId(parent.id, spawn.firstIndex + i));
   const children = await deps.store.getBranches(scope, ids);
   // The spawn may have died between writing these children and announcing them, and it will not
   // run again now that their parent ended: announce them here (this work is retried until done).
@@ -224,7 +225,7 @@ export async function settleSyncPoint(
     return;
   }
   const spawn = parent.spawn!;
-  const ids = onIt ? Array.from({ length: spawn.children }, (_, i) => childId(parentId, spawn.firstIndex + i)) : [];
+  const ids = onIt ? Array.from({ length: spawnWidth(spawn) }, (_, i) => childId(parentId, spawn.firstIndex + i)) : [];
   let children = onIt ? await deps.store.getBranches(scope, ids) : [];
   let outcome = sp.outcome;
   let decision = options.decision;

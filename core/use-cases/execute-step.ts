@@ -6,7 +6,7 @@
 import { budgetRefusesCall, chargeCall, endRunAtDeadline, withRunDeadline } from '../budget-gate';
 import { errorMessage, InvalidAgentResponseError, PayloadTooLargeError, TransientError } from '../errors';
 import { refusalError, refusalInput } from '../limits';
-import { groupSize, isTerminal, type BranchRecord, type ChildGroup, type MemoryEntry, type RunRecord } from '../model';
+import { groupSize, isTerminal, spawnWidth, type BranchRecord, type ChildGroup, type MemoryEntry, type RunRecord } from '../model';
 import type { AgentReply, BranchPatch, StepMessage } from '../ports';
 import { parseAgentResponse, type Decision } from '../protocol';
 import { allowedTargets, checkTopology } from '../topology';
@@ -190,7 +190,7 @@ async function runAgentStep(
         status: 'WAITING',
         type: branch.type === 'SIMPLE' ? 'NESTED' : branch.type,
         spawn,
-        childCount: branch.childCount + spawn.children,
+        childCount: branch.childCount + spawnWidth(spawn),
       });
       if (waiting.kind === 'conflict') return 'skipped';
       if (waiting.kind === 'too-large') return failBranch(deps, branch, delivery, waiting.message, base);

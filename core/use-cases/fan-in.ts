@@ -5,7 +5,7 @@
  */
 import { aggregate, type ChildResult } from '../aggregators';
 import { AggregationError, PayloadTooLargeError } from '../errors';
-import { childId, type BranchRecord, type RunRecord, type SpawnState } from '../model';
+import { childId, spawnWidth, type BranchRecord, type RunRecord, type SpawnState } from '../model';
 import { defined, hit, scopeOf, type SpawnerDeps } from './deps';
 import { readableResponse } from './readable-json';
 import { openSyncPoint, spawnStateFor } from './spawn';
@@ -14,7 +14,7 @@ import { openSyncPoint, spawnStateFor } from './spawn';
 export function currentChildIds(branch: BranchRecord): string[] {
   const spawn = branch.spawn;
   if (!spawn) return [];
-  return Array.from({ length: spawn.children }, (_, i) => childId(branch.id, spawn.firstIndex + i));
+  return Array.from({ length: spawnWidth(spawn) }, (_, i) => childId(branch.id, spawn.firstIndex + i));
 }
 
 /** Marks where a parent's error quotes the failure that started it. */
@@ -84,7 +84,7 @@ async function resumeParentWith(deps: SpawnerDeps, run: RunRecord, parent: Branc
     if (next) {
       const updated = await deps.store.updateBranch(scope, parent.id, parent.version, {
         spawn: next.spawn,
-        childCount: parent.childCount + next.spawn.children,
+        childCount: parent.childCount + spawnWidth(next.spawn),
         advancedBy: mark,
       });
       if (updated) await openSyncPoint(deps, run, updated);

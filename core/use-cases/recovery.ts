@@ -5,7 +5,7 @@
 import { decideFanIn } from '../fan-in';
 import { branchEvent, runEvent } from '../events';
 import { NotFoundError } from '../errors';
-import { isTerminal, ROOT_BRANCH_ID, type BranchRecord, type RunStatus, type Scope } from '../model';
+import { isTerminal, ROOT_BRANCH_ID, spawnWidth, type BranchRecord, type RunStatus, type Scope } from '../model';
 import type { StepMessage } from '../ports';
 import { cancelRun } from './cancel-run';
 import { loadRun, publish, scopeOf, type SpawnerDeps } from './deps';
@@ -137,7 +137,7 @@ export async function resumeRun(deps: SpawnerDeps, scope: Scope): Promise<Resume
     const seq = branch.spawn.seq;
     let sp = await deps.store.getSyncPoint(scope, branch.id, seq);
     const children = await deps.store.getBranches(scope, currentChildIds(branch));
-    if (!sp || children.length < branch.spawn.children || !branch.spawn.announced) {
+    if (!sp || children.length < spawnWidth(branch.spawn) || !branch.spawn.announced) {
       // The spawn died before it finished opening (records, children, events): open it again.
       await openSyncPoint(deps, run, branch);
       report.reopened++;
