@@ -11,6 +11,7 @@ import { attachHooks, type HookError, type LifecycleHooks } from './hooks';
 import { resolveModuleAgents } from './module-agents';
 import { runDocument } from './run-command';
 import { LocalRuntime, type LocalRuntimeOptions } from './runtime';
+import { runInputOf } from '../core/use-cases/start-run';
 
 export type RunDocument = ReturnType<typeof runDocument>;
 
@@ -44,15 +45,7 @@ export async function startLocalSpawner(options: LocalSpawnerOptions = {}): Prom
     async run(document, runOptions = {}) {
       let scenario: Scenario = parseScenario(document, 'scenario');
       scenario = await resolveModuleAgents(scenario, `${runOptions.baseDir ?? process.cwd()}/scenario`, 'scenario');
-      const runId = await runtime.startRun({
-        name: scenario.name,
-        request: scenario.request ?? null,
-        entry: scenario.entry,
-        agents: scenario.agents,
-        limits: scenario.limits,
-        failurePolicy: scenario.failurePolicy,
-        aggregators: scenario.aggregators,
-      });
+      const runId = await runtime.startRun(runInputOf(scenario));
       const run = await runtime.waitForRun(runId);
       await attached?.drain();
       return runDocument(run, await runtime.deps.store.listBranches({ team: runtime.team, runId }));

@@ -13,6 +13,7 @@ import type { EngineTier } from './embedded-engines';
 import { LocalRuntime } from './runtime';
 import { loadScenarioFile } from './scenario-file';
 import { JsonlSink } from '../adapters/events/jsonl-sink';
+import { runInputOf } from '../core/use-cases/start-run';
 
 export interface RunCommandOptions {
   json: boolean;
@@ -81,15 +82,7 @@ export async function runScenario(path: string, options: RunCommandOptions): Pro
   let interrupted = false;
   let stopSignals = () => {};
   try {
-    const runId = await runtime.startRun({
-      name: scenario.name,
-      request: scenario.request ?? null,
-      entry: scenario.entry,
-      agents: scenario.agents,
-      limits: scenario.limits,
-      failurePolicy: scenario.failurePolicy,
-      aggregators: scenario.aggregators,
-    });
+    const runId = await runtime.startRun(runInputOf(scenario));
     if (options.handleSignals) {
       stopSignals = onInterrupt(
         () => {

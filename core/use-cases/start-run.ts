@@ -10,6 +10,7 @@ import {
   type RunRecord,
 } from '../model';
 import { ValidationError } from '../errors';
+import type { Scenario } from '../scenario';
 import { publish, type SpawnerDeps } from './deps';
 import { CANCEL_MARK } from './cancel-run';
 import { endBranch } from './end-branch';
@@ -27,6 +28,19 @@ export interface StartRunInput {
   aggregators?: string;
   /** The deployment's caps on limits (a team's stack sets them). */
   limitMaxima?: Partial<Limits>;
+}
+
+/** The run a scenario asks for: the same fields whoever starts it (the CLI, the library, tests). */
+export function runInputOf(scenario: Scenario): Omit<StartRunInput, 'team'> {
+  return {
+    name: scenario.name,
+    request: scenario.request ?? null,
+    entry: scenario.entry,
+    agents: scenario.agents,
+    limits: scenario.limits,
+    failurePolicy: scenario.failurePolicy,
+    aggregators: scenario.aggregators,
+  };
 }
 
 export interface StartRunResult {

@@ -14,6 +14,7 @@ import { runDocument } from '../../local/run-command';
 import { LocalRuntime } from '../../local/runtime';
 import { loadScenarioFile } from '../../local/scenario-file';
 import { behaviours, checkInvariants } from '../support/behaviours';
+import { runInputOf } from '../../core/use-cases/start-run';
 
 const AGGREGATORS = resolve('test/support/rehearsal-aggregators.ts');
 // The LLM example needs a model server; `module` agents are refused in AWS by design (local runs
@@ -85,15 +86,7 @@ describe('examples: the same result document as run', () => {
   for (const file of EXAMPLES) {
     it(file, async () => {
       const { scenario } = await loadScenarioFile(join('examples', file));
-      const localRunId = await local.startRun({
-        name: scenario.name,
-        request: scenario.request ?? null,
-        entry: scenario.entry,
-        agents: scenario.agents,
-        limits: scenario.limits,
-        failurePolicy: scenario.failurePolicy,
-        aggregators: scenario.aggregators,
-      });
+      const localRunId = await local.startRun(runInputOf(scenario));
       const localRun = await local.waitForRun(localRunId);
       const expected = runDocument(localRun, await local.deps.store.listBranches({ team: local.team, runId: localRunId }));
       const { run, branches } = await rehearse(runRequestBody(scenario));

@@ -7,6 +7,7 @@ import { isTerminal, type BranchRecord, type RunRecord, type Scope, type SyncPoi
 import type { BranchStore } from '../../core/ports';
 import type { LocalRuntime } from '../../local/runtime';
 import { loadScenarioFile, type LoadedScenario } from '../../local/scenario-file';
+import { runInputOf } from '../../core/use-cases/start-run';
 
 export const EXAMPLES_DIR = fileURLToPath(new URL('../../examples/', import.meta.url));
 
@@ -46,15 +47,7 @@ export async function syncPointsOf(store: BranchStore, scope: Scope, branches: B
 
 /** Runs a scenario to its end and reads back everything the checks need. */
 export async function runToEnd(runtime: LocalRuntime, scenario: LoadedScenario['scenario'], events: LifecycleEvent[]): Promise<RunOutcome> {
-  const runId = await runtime.startRun({
-    name: scenario.name,
-    request: scenario.request ?? null,
-    entry: scenario.entry,
-    agents: scenario.agents,
-    limits: scenario.limits,
-    failurePolicy: scenario.failurePolicy,
-    aggregators: scenario.aggregators,
-  });
+  const runId = await runtime.startRun(runInputOf(scenario));
   let timer: NodeJS.Timeout | undefined;
   const hung = new Promise<never>((_, reject) => {
     timer = setTimeout(() => void describeHang(runtime, runId).then(reject, reject), 45_000);
