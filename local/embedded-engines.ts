@@ -209,6 +209,17 @@ async function ensureQueues(client: SQSClient, options: CreateQueuesOptions): Pr
   const dlqUrl = await urlOf(`${options.name}-dlq`);
   const queueUrl = await urlOf(options.name);
   const dlqArn = await arnOf(dlqUrl);
+  await applyStepQueueSettings(client, queueUrl, dlqArn, options);
+  return { queueUrl, queueArn: await arnOf(queueUrl), dlqUrl, dlqArn };
+}
+
+/** A step queue's settings: its visibility timeout and its redrive to the shared DLQ. */
+async function applyStepQueueSettings(
+  client: SQSClient,
+  queueUrl: string,
+  dlqArn: string,
+  options: Pick<CreateQueuesOptions, 'visibilityTimeoutSeconds' | 'maxReceiveCount'>,
+): Promise<void> {
   await client.send(
     new SetQueueAttributesCommand({
       QueueUrl: queueUrl,
@@ -218,7 +229,6 @@ async function ensureQueues(client: SQSClient, options: CreateQueuesOptions): Pr
       },
     }),
   );
-  return { queueUrl, queueArn: await arnOf(queueUrl), dlqUrl, dlqArn };
 }
 
 /** Another step queue with the same settings, redriving to the same DLQ (created or updated). */
@@ -230,15 +240,7 @@ async function ensureLaneQueue(
 ): Promise<{ queueUrl: string; queueArn: string }> {
   // Without attributes CreateQueue answers an existing queue's URL whatever its settings.
   const queueUrl = (await client.send(new CreateQueueCommand({ QueueName: name }))).QueueUrl!;
-  await client.send(
-    new SetQueueAttributesCommand({
-      QueueUrl: queueUrl,
-      Attributes: {
-        VisibilityTimeout: String(options.visibilityTimeoutSeconds),
-        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: options.maxReceiveCount }),
-      },
-    }),
-  );
+  await applyStepQueueSettings(client, queueUrl, dlqArn, options);
   const attributes = await client.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }));
   return { queueUrl, queueArn: attributes.Attributes!.QueueArn! };
 }
