@@ -172,14 +172,12 @@ async function tellParent(deps: SpawnerDeps, branch: BranchRecord, options: Tell
   const fanIn = branch.fanIn ?? { waitFor: 'all' as const, maxFailedFraction: 0.5 };
   const decision = decideFanIn(counters, fanIn.waitFor, fanIn.maxFailedFraction);
   if (decision.action !== 'wait') {
-    // An early exit is settled here: the fan-out is stopped, so its Aggregate never runs. A
+    // An early exit is settled here (its fan-out stopped, so its Aggregate never runs). A
     // repeated end (a retry after a crash) settles again if the sync point was claimed: the
-    // crash may have cut the settlement short, and by now the counters (cancelled children
-    // counted) no longer show that the exit was early. Otherwise the fan-out's Aggregate settles.
-    if (decision.cancelRest) {
-      await settleSyncPoint(deps, scope, parentId, seq, { decision, early: true });
-    } else if (!applied && (await deps.store.getSyncPoint(scope, parentId, seq))?.aggregatedAt !== undefined) {
-      await settleSyncPoint(deps, scope, parentId, seq, { decision, early: false });
+    // crash may have cut the settlement short (before the stop, too: the settlement sees from
+    // the children that it was early). Otherwise the fan-out's Aggregate settles.
+    if (decision.cancelRest || (!applied && (await deps.store.getSyncPoint(scope, parentId, seq))?.aggregatedAt !== undefined)) {
+      await settleSyncPoint(deps, scope, parentId, seq, { decision });
     }
   }
   const token = branch.taskToken ?? options.taskToken;
@@ -198,8 +196,12 @@ export function outcomeOf(branch: BranchRecord): ChildOutcome {
 export interface SettleOptions {
   /** The decision already taken by the caller (early exit); computed from the counters otherwise. */
   decision?: FanInDecision;
-  /** True when settling before the fan-out finished: its execution is stopped. */
-  early: boolean;
+  /**
+   * True for the fan-out's own Aggregate task: its Map has ended, there is nothing to stop.
+   * Anyone else (a child's end, a retry of one, resume) stops the fan-out when the settlement is
+   * early (see `settledEarly`).
+   */
+  fanOutEnded?: boolean;
 }
 
 /**
@@ -212,7 +214,7 @@ export async function settleSyncPoint(
   scope: Scope,
   parentId: string,
   seq: number,
-  options: SettleOptions,
+  options: SettleOptions = {},
 ): Promise<void> {
   const [sp, parent] = await Promise.all([deps.store.getSyncPoint(scope, parentId, seq), deps.store.getBranch(scope, parentId)]);
   if (!sp || !parent) return;
@@ -262,6 +264,7 @@ export async function settleSyncPoint(
       outcome = (await deps.store.getSyncPoint(scope, parentId, seq))?.outcome;
     }
   }
+  const early = !options.fanOutEnded && settledEarly(options.decision, children, by);
   // The children still running are left out: cancel them (each counted, nothing decided by them).
   children = await Promise.all(children.map(async (child) => {
     if (!isTerminal(child.status)) {
@@ -274,7 +277,8 @@ export async function settleSyncPoint(
     if (child.advancedBy === by) await tellEnd(deps, child, by, { parentDeciding: true });
     return child;
   }));
-  if (options.early) await deps.fanOut.stop(sp.executionName, `sync point ${parentId}#${seq} settled early`);
+  // Stopped before the parent moves on, so a retry that finds the parent moved on knows it was.
+  if (early) await deps.fanOut.stop(sp.executionName, `sync point ${parentId}#${seq} settled early`);
 
   if ((outcome ?? 'fail') === 'fail') {
     const reason = decision && decision.action !== 'wait' ? decision.reason : 'too many children failed';
@@ -301,6 +305,17 @@ export async function settleSyncPoint(
     if (!failure) failure = await resumeParent(deps, run, parent, seq, value);
   }
   if (failure) await failParent(deps, parent, seq, by, failure);
+}
+
+/**
+ * Whether a sync point is settled before its fan-out ended (its execution must then be stopped):
+ * the counts decided it with children still to end, or a child has not ended, or one was
+ * cancelled by this very settlement — a retry after a crash cut it short: by then the counters
+ * (the cancelled children counted) no longer show that the exit was early, the children do.
+ */
+function settledEarly(decision: FanInDecision | undefined, children: BranchRecord[], by: string): boolean {
+  if (decision && decision.action !== 'wait' && decision.cancelRest) return true;
+  return children.some((c) => !isTerminal(c.status) || (c.status === 'CANCELLED' && c.advancedBy === by));
 }
 
 /** A parent whose sync point failed (or could not be aggregated) fails; a retry tells it again. */

@@ -34,7 +34,7 @@ export async function recordChildFailure(deps: SpawnerDeps, input: ChildFailureI
 
 /** The fan-out's Map finished: settle the sync point (a no-op if an early exit did already). */
 export async function aggregateSyncPoint(deps: SpawnerDeps, input: SyncPointTaskInput): Promise<void> {
-  await settleSyncPoint(deps, { team: input.team, runId: input.runId }, input.parentId, input.seq, { early: false });
+  await settleSyncPoint(deps, { team: input.team, runId: input.runId }, input.parentId, input.seq, { fanOutEnded: true });
 }
 
 /**

@@ -151,7 +151,7 @@ export async function resumeRun(deps: SpawnerDeps, scope: Scope): Promise<Resume
     const live = (await deps.store.getBranches(scope, currentChildIds(branch))).filter((c) => !isTerminal(c.status));
     const decided = decideFanIn(sp.counters, sp.waitFor, sp.maxFailedFraction).action !== 'wait';
     if (sp.aggregatedAt !== undefined || live.length === 0 || decided) {
-      await settleSyncPoint(deps, scope, branch.id, seq, { early: decided && live.length > 0 });
+      await settleSyncPoint(deps, scope, branch.id, seq);
       report.settled++;
       continue;
     }

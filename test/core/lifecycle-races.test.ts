@@ -1,12 +1,16 @@
 /**
  * Regression tests of the branch lifecycle under the interleavings that broke it (each failed
  * before the fix): a cancel racing a spawn, a restart between a second group's sync point and
- * its children, and an end event lost to a crash while a duplicate delivery finished the work.
+ * its children, an end event lost to a crash while a duplicate delivery finished the work, and an
+ * early exit whose fan-out was never stopped because the crash came just before the stop.
  */
 import { describe, expect, it } from 'vitest';
 import { MemoryBranchStore } from '../../adapters/memory/memory-branch-store';
 import { isTerminal, type Scope } from '../../core/model';
+import type { AgentInvoker } from '../../core/ports';
 import { cancelRun, type Faults } from '../../core/use-cases';
+import { KindRouter } from '../../adapters/agents/agent-invoker';
+import { ScriptInvoker } from '../../adapters/agents/script-invoker';
 import { createMemoryHarness, HarnessCrash, scriptAgents } from '../support/memory-harness';
 
 const TEAM = 'team-a';
@@ -128,6 +132,61 @@ describe('end events across a crash', () => {
       }
       expect(outcome.events.some((e) => e.type === 'RunCompleted')).toBe(true);
     } finally {
+      h.stop();
+    }
+  });
+});
+
+describe('an early exit cut short by a crash just before its fan-out was stopped', () => {
+  it('the retry stops the fan-out (the counters no longer show the exit was early; the children do)', async () => {
+    // wait_for any: Fast completes while Slow is still in its agent call. Fast's step settles the
+    // sync point early (claims it, cancels Slow) and crashes just before stopping the fan-out.
+    // Its message comes back: the repeat must stop the fan-out, whose iteration for Slow would
+    // otherwise wait forever (Slow's own step finds it cancelled and reports nothing).
+    let releaseSlow!: () => void;
+    const slowGate = new Promise<void>((resolve) => (releaseSlow = resolve));
+    const script = new KindRouter({ script: new ScriptInvoker() });
+    const invoker: AgentInvoker = {
+      invoke: async (call) => {
+        if (call.agentName === 'Slow') await slowGate;
+        return script.invoke(call);
+      },
+    };
+    const h = createMemoryHarness({ invoker });
+    const fanOut = h.deps.fanOut;
+    const stops: string[] = [];
+    h.deps.fanOut = {
+      start: (request) => fanOut.start(request),
+      childFinished: (token, report) => fanOut.childFinished(token, report),
+      stop: async (name, reason) => {
+        stops.push(name);
+        if (stops.length === 1) {
+          releaseSlow();
+          throw new HarnessCrash(`crash before stopping ${name}`);
+        }
+        return fanOut.stop(name, reason);
+      },
+    };
+    const agents = scriptAgents({
+      Boss: {
+        allowed: ['Fast', 'Slow'],
+        responses: [{ next_action: 'parallel_invoke', agents: ['Fast', 'Slow'], wait_for: 'any' }, { next_action: 'final_response', content: '$input' }],
+      },
+      Fast: { responses: [{ next_action: 'final_response', content: 'fast' }] },
+      Slow: { responses: [{ next_action: 'final_response', content: 'slow' }] },
+    });
+    try {
+      const outcome = await h.run({ name: 'early', request: 'x', entry: 'Boss', agents });
+      expect(outcome.run.status).toBe('COMPLETED');
+      expect(outcome.branches.map((b) => [b.id, b.status])).toEqual([
+        ['root', 'COMPLETED'],
+        ['root.0', 'COMPLETED'],
+        ['root.1', 'CANCELLED'],
+      ]);
+      expect(stops.length).toBeGreaterThan(1);
+      expect(h.fanOut.activeExecutions).toBe(0);
+    } finally {
+      releaseSlow();
       h.stop();
     }
   });

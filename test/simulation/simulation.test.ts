@@ -2,7 +2,7 @@
  * The deterministic simulation (see world.ts): generated trees run to quiescence under every
  * kind of fault, and the invariants hold for every seed. `npm test` runs a few hundred seeds;
  * SIM_SEEDS=20000 runs more (SIM_FROM=<n> to start elsewhere); SIM_SEED=<n> replays one seed
- * exactly (a failing seed prints that command).
+ * exactly (a failing seed prints that command); SIM_TRACE=1 with SIM_SEED prints its every port call.
  */
 import { describe, expect, it } from 'vitest';
 import { simulateSeed, type SeedReport } from './check';

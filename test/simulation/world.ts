@@ -35,6 +35,9 @@ import {
 } from '../../core/use-cases';
 import { MemoryBranchStore } from '../../adapters/memory/memory-branch-store';
 
+/** SIM_TRACE=1 prints every port call of a replayed seed (with SIM_SEED) and every fan-out start and stop. */
+const TRACE = Boolean(process.env.SIM_TRACE);
+
 // --- randomness ------------------------------------------------------------------------------
 
 export class Rng {
@@ -295,6 +298,7 @@ export class World {
       throw new SimCrash(`before ${where}`);
     }
     const result = await effect();
+    if (TRACE) console.log(`[${this.steps}] epoch ${this.epoch} ${this.current?.kind} #${this.current?.id}: ${where} -> ${JSON.stringify(result)?.slice(0, 160)}`);
     if (this.crashes < this.faults.maxCrashes && this.rng.chance(this.faults.crashAfter)) {
       this.crashes++;
       this.count('crash after a port call');
@@ -400,6 +404,7 @@ export class World {
   // --- the fan-out (the state machine's semantics) ------------------------------------------
 
   private startExecution(request: FanOutRequest): void {
+    if (TRACE) console.log(`  fan-out start ${request.executionName}${this.executions.has(request.executionName) ? ' (exists)' : ''}`);
     if (this.executions.has(request.executionName)) return;
     this.executions.set(request.executionName, {
       request: structuredClone(request),
@@ -419,6 +424,7 @@ export class World {
   }
 
   private stopExecution(name: string): void {
+    if (TRACE) console.log(`  fan-out stop ${name}${this.executions.has(name) ? '' : ' (none)'}`);
     const execution = this.executions.get(name);
     if (execution) execution.stopped = true;
   }

@@ -106,9 +106,16 @@ export function createMemoryHarness(options: HarnessOptions = {}) {
 
   /** The run is over when it is terminal and its work is quiescent (nothing queued, running or fanning out). */
   async function waitForEnd(scope: Scope): Promise<RunRecord> {
+    // Rounds with nothing queued or running while a fan-out execution is still active: an ended
+    // run's fan-out that nothing will ever stop (its execution waits forever on a token).
+    let idle = 0;
     for (;;) {
       if (errors.length) throw errors[0];
       await new Promise<void>((resolve) => setImmediate(resolve));
+      idle = queue.depth === 0 && inFlight === 0 && fanOut.activeExecutions > 0 ? idle + 1 : 0;
+      if (idle > 1000 && (await store.getRun(scope))?.status !== 'RUNNING') {
+        throw new Error(`run ${scope.runId} ended with nothing queued or running, but ${fanOut.activeExecutions} fan-out execution(s) still running`);
+      }
       if (queue.depth === 0 && inFlight === 0 && fanOut.activeExecutions === 0) {
         const current = await store.getRun(scope);
         if (queue.depth === 0 && inFlight === 0 && fanOut.activeExecutions === 0) {
