@@ -15,6 +15,17 @@ export function laneOf(message: StepMessage): StepLane {
   return message.step > 0 ? 'continue' : 'start';
 }
 
+/**
+ * How many consumers the continue lane gets for `start` consumers of the start lane: half as
+ * many, at least two. Resumed parents are fewer than leaves (one per fan-out), so half is ample,
+ * and two keep a resume from waiting behind another that is slow. Used by the local runtime
+ * (pollers) and the AWS stack (the continue queue's event source MaximumConcurrency, where
+ * Lambda's minimum is also 2).
+ */
+export function continueLaneConcurrency(start: number): number {
+  return Math.max(2, Math.ceil(start / 2));
+}
+
 /** A StepQueue that sends each message to the queue of its lane (order kept within a lane). */
 export class LanedStepQueue implements StepQueue {
   constructor(private readonly lanes: Record<StepLane, StepQueue>) {}

@@ -20,7 +20,10 @@ export type SecretSource = { secretsManager: string } | { ssmParameter: string }
 export interface LambdaEnvironment {
   team: string;
   tableName: string;
+  /** The start lane's queue (a branch's first step); the fan-out state machine sends there too. */
   stepQueueUrl: string;
+  /** The continue lane's queue (resumed parents, hand-offs: core/step-lanes.ts). */
+  continueQueueUrl: string;
   stateMachineArn: string;
   eventBusName: string;
   /** The agents the deployment trusts, by name. */
@@ -39,6 +42,7 @@ export const ENVIRONMENT_VARIABLES = {
   team: 'TEAM',
   tableName: 'TABLE_NAME',
   stepQueueUrl: 'STEP_QUEUE_URL',
+  continueQueueUrl: 'CONTINUE_QUEUE_URL',
   stateMachineArn: 'STATE_MACHINE_ARN',
   eventBusName: 'EVENT_BUS_NAME',
   agentRegistry: 'AGENT_REGISTRY',
@@ -56,6 +60,7 @@ export function toLambdaEnvironment(values: LambdaEnvironment): Record<string, s
     [V.team]: values.team,
     [V.tableName]: values.tableName,
     [V.stepQueueUrl]: values.stepQueueUrl,
+    [V.continueQueueUrl]: values.continueQueueUrl,
     [V.stateMachineArn]: values.stateMachineArn,
     [V.eventBusName]: values.eventBusName,
     [V.agentRegistry]: JSON.stringify(values.agentRegistry),
@@ -88,6 +93,7 @@ export function fromLambdaEnvironment(env: Record<string, string | undefined>): 
     team: required(V.team),
     tableName: required(V.tableName),
     stepQueueUrl: required(V.stepQueueUrl),
+    continueQueueUrl: required(V.continueQueueUrl),
     stateMachineArn: required(V.stateMachineArn),
     eventBusName: required(V.eventBusName),
     agentRegistry: jsonOf<AgentRegistry>(V.agentRegistry, {}),

@@ -35,7 +35,8 @@ export class BranchSpawnerStack extends Stack {
     output('ApiUrl', s.api.url, 'REST API base URL (IAM/SigV4 or JWT auth): POST {ApiUrl}runs');
     output('EventBusName', s.eventBus.eventBusName, 'Team event bus: RunRequested in, lifecycle events out');
     output('TableName', s.table.tableName, 'DynamoDB table (retained on destroy)');
-    output('StepQueueUrl', s.stepQueue.queueUrl, 'SQS queue of branch steps');
+    output('StepQueueUrl', s.stepQueue.queueUrl, 'SQS queue of branch steps, start lane (first steps)');
+    output('ContinueQueueUrl', s.continueQueue.queueUrl, 'SQS queue of branch steps, continue lane (resumed parents, hand-offs)');
     output('StepDlqUrl', s.stepDlq.queueUrl, 'Dead-letter queue of branch steps');
     output('TriggerDlqUrl', s.triggerDlq.queueUrl, 'Dead-letter queue of run requests the trigger could not take');
     output('StateMachineArn', s.stateMachine.stateMachineArn, 'Fan-out state machine');

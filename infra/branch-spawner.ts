@@ -1,5 +1,5 @@
 /**
- * One team's branch-spawner: table, step queue, five functions, the fan-out state
+ * One team's branch-spawner: table, two step queues (one per lane), six functions, the fan-out state
  * machine, the REST API, the team event bus, alarms and a dashboard, with least-privilege grants.
  */
 import { Annotations, ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
@@ -22,6 +22,7 @@ import { Construct } from 'constructs';
 import { GSI1, TTL_ATTRIBUTE, tableSchema } from '../adapters/dynamodb';
 import { FAN_OUT_ASL_PATH } from '../adapters/stepfunctions/fan-out-definition';
 import { toLambdaEnvironment } from '../functions/lambda-environment';
+import { continueLaneConcurrency } from '../core/step-lanes';
 import { bedrockModelArns, lambdaAgentArns } from './agent-grants';
 import { SpawnerFunction, type SpawnerFunctionName } from './spawner-function';
 import { METRIC_NAMESPACE, METRIC_SERVICE, METRICS, type MetricName } from '../functions/handlers/observability';
@@ -85,7 +86,10 @@ export class BranchSpawner extends Construct {
   readonly config: TeamConfig;
   readonly table: dynamodb.Table;
   readonly tableKey?: kms.Key;
+  /** The start lane: a branch's first step (the root, every child the fan-out dispatches). */
   readonly stepQueue: sqs.Queue;
+  /** The continue lane: later steps (a parent resumed after its fan-in, the next agent of a hand-off). */
+  readonly continueQueue: sqs.Queue;
   readonly stepDlq: sqs.Queue;
   readonly triggerDlq: sqs.Queue;
   readonly eventBus: events.EventBus;
@@ -117,7 +121,10 @@ export class BranchSpawner extends Construct {
     }
     this.table = createTable(this, this.tableKey);
 
-    // ---- SQS: branch steps, with a DLQ after MAX_RECEIVE_COUNT failed deliveries.
+    // ---- SQS: branch steps in two lanes (core/step-lanes.ts), each queue with the same settings
+    // and the same DLQ after MAX_RECEIVE_COUNT failed deliveries. With one queue, a parent resumed
+    // after its fan-in would wait behind every leaf step queued before it once the step-worker's
+    // event source is at its maximum concurrency.
     this.stepDlq = new sqs.Queue(this, 'StepDlq', {
       // An event source queue's visibility must cover its function's timeout (dlq-handler below).
       visibilityTimeout: Duration.seconds(DLQ_HANDLER_TIMEOUT.toSeconds() * 6),
@@ -125,13 +132,15 @@ export class BranchSpawner extends Construct {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
     });
-    this.stepQueue = new sqs.Queue(this, 'StepQueue', {
+    const stepQueueProps: sqs.QueueProps = {
       visibilityTimeout: Duration.seconds(WORKER_TIMEOUT.toSeconds() * 6),
       retentionPeriod: Duration.days(4),
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       deadLetterQueue: { queue: this.stepDlq, maxReceiveCount: MAX_RECEIVE_COUNT },
-    });
+    };
+    this.stepQueue = new sqs.Queue(this, 'StepQueue', stepQueueProps);
+    this.continueQueue = new sqs.Queue(this, 'ContinueQueue', stepQueueProps);
     // Run requests that the trigger could not take (EventBridge delivery or the function's own retries).
     this.triggerDlq = new sqs.Queue(this, 'TriggerDlq', {
       retentionPeriod: Duration.days(14),
@@ -185,6 +194,7 @@ export class BranchSpawner extends Construct {
       team,
       tableName: this.table.tableName,
       stepQueueUrl: this.stepQueue.queueUrl,
+      continueQueueUrl: this.continueQueue.queueUrl,
       stateMachineArn,
       eventBusName: this.eventBus.eventBusName,
       agentRegistry: config.agents,
@@ -221,13 +231,17 @@ export class BranchSpawner extends Construct {
     this.functions['dlq-handler'].addEventSource(
       new SqsEventSource(this.stepDlq, { batchSize: 10, reportBatchItemFailures: true }),
     );
-    this.functions['step-worker'].addEventSource(
-      new SqsEventSource(this.stepQueue, {
-        batchSize: 10,
-        reportBatchItemFailures: true,
-        maxConcurrency: config.workerMaxConcurrency,
-      }),
-    );
+    // The step-worker consumes both lanes, each with its own event source and concurrency: the
+    // continue lane's consumers are never busy with leaf steps.
+    const lanes: [sqs.Queue, number][] = [
+      [this.stepQueue, config.workerMaxConcurrency],
+      [this.continueQueue, continueLaneConcurrency(config.workerMaxConcurrency)],
+    ];
+    for (const [queue, maxConcurrency] of lanes) {
+      this.functions['step-worker'].addEventSource(
+        new SqsEventSource(queue, { batchSize: 10, reportBatchItemFailures: true, maxConcurrency }),
+      );
+    }
 
     // ---- Step Functions: the shared ASL file, with the three names substituted by CloudFormation.
     const fanOutLogs = new logs.LogGroup(this, 'FanOutLogs', {
@@ -240,6 +254,7 @@ export class BranchSpawner extends Construct {
       assumedBy: new iam.ServicePrincipal('states.amazonaws.com'),
       description: `branch-spawner ${team} fan-out state machine`,
     });
+    // DispatchChild sends a child's first step (step 0): the start lane only.
     this.stateMachineRole.addToPrincipalPolicy(
       new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: [this.stepQueue.queueArn] }),
     );
@@ -345,8 +360,8 @@ export class BranchSpawner extends Construct {
         return statements;
       }
       case 'sendSteps':
-        // SendMessageBatch is authorized by sqs:SendMessage.
-        return [new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: [this.stepQueue.queueArn] })];
+        // Both lanes (core/step-lanes.ts picks one per message). SendMessageBatch is authorized by sqs:SendMessage.
+        return [new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: [this.stepQueue.queueArn, this.continueQueue.queueArn] })];
       case 'startExecution':
         return [
           new iam.PolicyStatement({ actions: ['states:StartExecution'], resources: [arns.stateMachineArn] }),
@@ -462,12 +477,17 @@ export class BranchSpawner extends Construct {
             right: [this.api.metricLatency({ ...fiveMinutes, statistic: cloudwatch.Stats.p(99) })],
           }),
           new cloudwatch.GraphWidget({
-            title: 'Step queue',
+            title: 'Step queues (start and continue lanes)',
             left: [
-              this.stepQueue.metricApproximateNumberOfMessagesVisible(fiveMinutes),
-              this.stepQueue.metricApproximateNumberOfMessagesNotVisible(fiveMinutes),
+              this.stepQueue.metricApproximateNumberOfMessagesVisible({ ...fiveMinutes, label: 'start: visible' }),
+              this.stepQueue.metricApproximateNumberOfMessagesNotVisible({ ...fiveMinutes, label: 'start: in flight' }),
+              this.continueQueue.metricApproximateNumberOfMessagesVisible({ ...fiveMinutes, label: 'continue: visible' }),
+              this.continueQueue.metricApproximateNumberOfMessagesNotVisible({ ...fiveMinutes, label: 'continue: in flight' }),
             ],
-            right: [this.stepQueue.metricApproximateAgeOfOldestMessage(fiveMinutes)],
+            right: [
+              this.stepQueue.metricApproximateAgeOfOldestMessage({ ...fiveMinutes, label: 'start: oldest (s)' }),
+              this.continueQueue.metricApproximateAgeOfOldestMessage({ ...fiveMinutes, label: 'continue: oldest (s)' }),
+            ],
           }),
           new cloudwatch.GraphWidget({
             title: 'Dead-letter queues',

@@ -26,7 +26,7 @@ import { createFanOutTaskHandlers } from '../functions/handlers/fan-out-tasks';
 import { createStepWorkerHandler } from '../functions/handlers/step-worker';
 import { createFaults, type ChaosOptions, type RuntimeFaults } from './chaos';
 import { startLocalEngines, type EngineTier, type TieredEngines } from './embedded-engines';
-import { STEP_LANES } from '../core/step-lanes';
+import { continueLaneConcurrency, STEP_LANES } from '../core/step-lanes';
 import type { StepConsumer } from './engines/step-consumer';
 
 /** The team of local runs unless told otherwise. */
@@ -257,7 +257,7 @@ export class LocalRuntime {
 
   private startPolling(count: number): void {
     for (const lane of STEP_LANES) {
-      const pollers = lane === 'start' ? count : Math.max(2, Math.ceil(count / 2));
+      const pollers = lane === 'start' ? count : continueLaneConcurrency(count);
       for (let i = 0; i < pollers; i++) this.pollers.push(this.poll(this.engines.consumers[lane]));
     }
   }

@@ -16,6 +16,7 @@ import { DynamoBranchStore } from '../../adapters/dynamodb';
 import { EventBridgePublisher } from '../../adapters/eventbridge/eventbridge-publisher';
 import { SqsStepQueue } from '../../adapters/sqs/sqs-step-queue';
 import { CostMeter, meteredPublisher, meteredQueue } from '../../core/cost';
+import { LanedStepQueue } from '../../core/step-lanes';
 import { SfnFanOutOrchestrator } from '../../adapters/stepfunctions/sfn-fan-out';
 import { AggregatorRegistry } from '../../core/aggregators';
 import { teamAggregators } from './team-aggregators';
@@ -31,7 +32,9 @@ import { SecretValues } from './secrets';
 export interface AwsConfig {
   team: string;
   tableName: string;
+  /** The start lane's queue (step 0) and the continue lane's (later steps): core/step-lanes.ts. */
   stepQueueUrl: string;
+  continueQueueUrl: string;
   stateMachineArn: string;
   eventBusName: string;
   policy: AgentPolicy;
@@ -47,6 +50,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AwsConfig {
     team: values.team,
     tableName: values.tableName,
     stepQueueUrl: values.stepQueueUrl,
+    continueQueueUrl: values.continueQueueUrl,
     stateMachineArn: values.stateMachineArn,
     eventBusName: values.eventBusName,
     policy: { registry: values.agentRegistry, inline: values.allowInlineScript ? 'script' : 'none' },
@@ -82,7 +86,12 @@ export function createAwsDeps(
   });
   return {
     store: new DynamoBranchStore({ client: traced(new DynamoDBClient({})), tableName: config.tableName, ttlSeconds: config.ttlSeconds, meter }),
-    queue: meteredQueue(new SqsStepQueue({ client: sqs, queueUrl: config.stepQueueUrl }), meter),
+    // A resumed parent's step never waits behind leaf steps (core/step-lanes.ts).
+    // Metered per lane: each lane's send is its own SendMessageBatch.
+    queue: new LanedStepQueue({
+      start: meteredQueue(new SqsStepQueue({ client: sqs, queueUrl: config.stepQueueUrl }), meter),
+      continue: meteredQueue(new SqsStepQueue({ client: sqs, queueUrl: config.continueQueueUrl }), meter),
+    }),
     fanOut: new SfnFanOutOrchestrator({ client: traced(new SFNClient({})), stateMachineArn: config.stateMachineArn, meter }),
     events: observe.sink ? meteredEvents(events, observe.sink) : events,
     meter,

@@ -52,6 +52,14 @@ export interface RehearsalOptions {
 }
 
 /** Why a rehearsal failed (a denied call, a function the template cannot run). */
+/** A batch an SQS event source mapping received and handed to its function. */
+export interface QueueDelivery {
+  /** Logical ids in the template: the queue and the function. */
+  queueId: string;
+  functionId: string;
+  records: SQSRecord[];
+}
+
 export class RehearsalError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -65,6 +73,8 @@ const TERMINAL_EVENTS = new Set(['RunCompleted', 'RunFailed', 'RunCancelled']);
 interface Mapping {
   id: string;
   fn: FunctionHost;
+  /** The queue's logical id in the template. */
+  queueId: string;
   queueUrl: string;
   queueArn: string;
   batchSize: number;
@@ -92,6 +102,7 @@ export class RehearsalStack {
   private readonly busNames = new Map<string, string>();
   private readonly deniedListeners = new Set<(denial: AccessDeniedError) => void>();
   private readonly eventListeners = new Set<(event: BusEvent) => void>();
+  private readonly receiveListeners = new Set<(delivery: QueueDelivery) => void>();
   private readonly pollers: Promise<void>[] = [];
   private routes: Route[] = [];
   private apiId = 'rehearsal';
@@ -229,6 +240,12 @@ export class RehearsalStack {
 
   listBranches(runId: string): Promise<BranchRecord[]> {
     return this.store.listBranches({ team: this.team, runId });
+  }
+
+  /** Every batch an event source mapping receives, before its function runs. */
+  onQueueDelivery(listener: (delivery: QueueDelivery) => void): () => void {
+    this.receiveListeners.add(listener);
+    return () => this.receiveListeners.delete(listener);
   }
 
   /** Denials are also reported to listeners as they happen. */
@@ -733,8 +750,12 @@ export class RehearsalStack {
   }
 
   private queueUrlOfArn(arn: string): string | undefined {
-    const found = this.template.ofType('AWS::SQS::Queue').find(([id]) => this.template.physicalOf(id).attributes.Arn === arn);
-    return found ? this.template.physicalOf(found[0]).ref : undefined;
+    const id = this.queueIdOfArn(arn);
+    return id ? this.template.physicalOf(id).ref : undefined;
+  }
+
+  private queueIdOfArn(arn: string): string | undefined {
+    return this.template.ofType('AWS::SQS::Queue').find(([id]) => this.template.physicalOf(id).attributes.Arn === arn)?.[0];
   }
 
   // ---- SQS event source mappings (what the Lambda service's pollers do).
@@ -747,12 +768,14 @@ export class RehearsalStack {
       if (!arn.includes(':sqs:')) continue;
       const fnName = String(p.FunctionName);
       const host = [...this.functions.values()].find((f) => f.fn.name === fnName || f.fn.arn === fnName);
-      const queueUrl = this.queueUrlOfArn(arn);
-      if (!host || !queueUrl) throw new RehearsalError(`event source ${id}: function ${fnName} or queue ${arn} not in the template`);
+      const queueId = this.queueIdOfArn(arn);
+      if (!host || !queueId) throw new RehearsalError(`event source ${id}: function ${fnName} or queue ${arn} not in the template`);
+      const queueUrl = this.template.physicalOf(queueId).ref;
       const maximum = Number(p.ScalingConfig?.MaximumConcurrency ?? 1000);
       const mapping: Mapping = {
         id,
         fn: host,
+        queueId,
         queueUrl,
         queueArn: arn,
         batchSize: Math.min(Number(p.BatchSize ?? 10), 10),
@@ -783,6 +806,7 @@ export class RehearsalStack {
         continue;
       }
       if (records.length === 0 || this.stopped) continue;
+      for (const listener of this.receiveListeners) listener({ queueId: mapping.queueId, functionId: mapping.fn.fn.logicalId, records });
       let failed: Set<string>;
       try {
         const response = (await mapping.fn.invoke({ Records: records })) as { batchItemFailures?: { itemIdentifier?: string }[] } | null;

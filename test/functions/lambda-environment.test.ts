@@ -14,6 +14,7 @@ const values: LambdaEnvironment = {
   team: 'research',
   tableName: 'table',
   stepQueueUrl: 'https://sqs.local/steps',
+  continueQueueUrl: 'https://sqs.local/steps-continue',
   stateMachineArn: 'arn:aws:states:us-east-1:123456789012:stateMachine:fan-out',
   eventBusName: 'bus',
   agentRegistry: { Writer: { kind: 'script', responses: [{ next_action: 'final_response', content: 'x' }] } } as never,
@@ -38,11 +39,19 @@ describe('Lambda environment contract', () => {
     delete env.AGENT_REGISTRY;
     expect(fromLambdaEnvironment(env)).toEqual({ ...rest, maxBodyBytes: DEFAULT_MAX_BODY_BYTES, agentRegistry: {} });
     expect(() => fromLambdaEnvironment({ ...env, TABLE_NAME: '' })).toThrow(ValidationError);
+    expect(() => fromLambdaEnvironment({ ...env, CONTINUE_QUEUE_URL: undefined })).toThrow(/CONTINUE_QUEUE_URL is not set/);
     expect(() => fromLambdaEnvironment({ ...env, LIMIT_MAXIMA: '{' })).toThrow(/LIMIT_MAXIMA is not valid JSON/);
   });
 
   it('is what the AWS composition root configures itself from', () => {
     const config = configFromEnv(toLambdaEnvironment(values));
-    expect(config).toMatchObject({ team: 'research', maxBodyBytes: 1024, ttlSeconds: 86_400, policy: { inline: 'script' } });
+    expect(config).toMatchObject({
+      team: 'research',
+      stepQueueUrl: 'https://sqs.local/steps',
+      continueQueueUrl: 'https://sqs.local/steps-continue',
+      maxBodyBytes: 1024,
+      ttlSeconds: 86_400,
+      policy: { inline: 'script' },
+    });
   });
 });

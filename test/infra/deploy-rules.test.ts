@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../infra/build-app';
 import { checkDeployRules, DeployRulesPlugin, environmentBytes, type CfnTemplate } from '../../infra/deploy-rules';
-import { functionOf, resourcesOf, synthTeam } from './support';
+import { functionOf, resourcesOf, stepQueuesOf, synthTeam } from './support';
 
 const dirs: string[] = [];
 const tempDir = (prefix: string) => {
@@ -42,7 +42,8 @@ beforeAll(() => {
     dlq: dlqMapping.Properties.EventSourceArn['Fn::GetAtt'][0],
     dlqHandler,
     worker,
-    workerMapping: mappings.find(([, m]) => m.Properties.FunctionName.Ref === worker)![0],
+    // The start lane's event source (the step-worker has one per lane).
+    workerMapping: mappings.find(([, m]) => m.Properties.EventSourceArn['Fn::GetAtt'][0] === stepQueuesOf(r.template).start)![0],
   };
   // Two synths (no bundling): slow on a busy machine.
 }, 300_000);
@@ -88,9 +89,16 @@ describe('deploy rules on the synthesized templates', () => {
 
   it('reserved concurrency below the event source maximum, or a maximum out of range, is refused', () => {
     const t = clone(research);
-    t.Resources![researchQueues.worker].Properties!.ReservedConcurrentExecutions = 5;
+    // What both lanes' event sources may run at once: 10 + 5 for research.
+    const lanes = Object.values(t.Resources!).filter(
+      (r) => r.Type === 'AWS::Lambda::EventSourceMapping' && r.Properties!.FunctionName.Ref === researchQueues.worker,
+    );
+    expect(lanes).toHaveLength(2);
+    const wanted = lanes.reduce((sum, r) => sum + Number(r.Properties!.ScalingConfig.MaximumConcurrency), 0);
+    expect(wanted).toBe(15);
+    t.Resources![researchQueues.worker].Properties!.ReservedConcurrentExecutions = wanted - 1;
     expect(checkDeployRules(t).map((v) => [v.rule, v.resource])).toEqual([['event-source-concurrency', researchQueues.worker]]);
-    t.Resources![researchQueues.worker].Properties!.ReservedConcurrentExecutions = 10;
+    t.Resources![researchQueues.worker].Properties!.ReservedConcurrentExecutions = wanted;
     expect(checkDeployRules(t)).toEqual([]);
     t.Resources![researchQueues.workerMapping].Properties!.ScalingConfig.MaximumConcurrency = 1;
     expect(checkDeployRules(t).map((v) => [v.rule, v.resource])).toEqual([['event-source-concurrency', researchQueues.workerMapping]]);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FAN_OUT_STATES, fanOutInput } from '../../adapters/stepfunctions/fan-out-definition';
-import { functionOf, resourcesOf, synthTeam, type Synthesized } from './support';
+import { functionOf, resourcesOf, stepQueuesOf, synthTeam, type Synthesized } from './support';
 
 type AslValidator = (definition: unknown, options?: { checkPaths?: boolean; checkArn?: boolean }) => {
   isValid: boolean;
@@ -47,7 +47,8 @@ beforeAll(() => {
 /** What CloudFormation does with DefinitionSubstitutions, with our fake values for the references. */
 function substituted(): Record<string, any> {
   const { template } = research;
-  const queueId = resourcesOf(template, 'AWS::SQS::Queue').find(([, q]) => q.Properties.RedrivePolicy)![0];
+  // DispatchChild sends first steps: the start lane's queue.
+  const queueId = stepQueuesOf(template).start;
   const fakeOf = (value: unknown): string => {
     const json = JSON.stringify(value);
     if (json === JSON.stringify({ Ref: queueId })) return FAKE.queueUrl;

@@ -16,6 +16,7 @@ import {
   roleIdOf,
   statementLines,
   statementsOfRole,
+  stepQueuesOf,
   synthTeam,
   type Statement,
   type Synthesized,
@@ -45,9 +46,9 @@ function statementsOf(template: Template, name: SpawnerFunctionName): Statement[
 /** The expected statements of each function, as "actions → resources" lines. */
 function expectedLines(template: Template, team: string, region: string, account: string): Record<SpawnerFunctionName, string[]> {
   const table = idOf(template, 'AWS::DynamoDB::Table');
-  const stepQueue = idOf(template, 'AWS::SQS::Queue', (p) => Boolean(p.RedrivePolicy));
+  const { start: stepQueue, continue: continueQueue, dlq: stepDlq } = stepQueuesOf(template);
   const triggerDlq = functionOf(template, 'trigger').props.DeadLetterConfig.TargetArn['Fn::GetAtt'][0];
-  const stepDlq = (template.findResources('AWS::SQS::Queue')[stepQueue].Properties.RedrivePolicy.deadLetterTargetArn['Fn::GetAtt'] as string[])[0];
+  const consume = 'sqs:ChangeMessageVisibility,sqs:DeleteMessage,sqs:GetQueueAttributes,sqs:GetQueueUrl,sqs:ReceiveMessage';
   const bus = idOf(template, 'AWS::Events::EventBus');
   const stateMachine = `arn:\${AWS::Partition}:states:${region}:${account}:stateMachine:branch-spawner-${team}-fan-out`;
   const executions = `arn:\${AWS::Partition}:states:${region}:${account}:execution:branch-spawner-${team}-fan-out:*`;
@@ -58,7 +59,8 @@ function expectedLines(template: Template, team: string, region: string, account
     'xray:PutTelemetryRecords,xray:PutTraceSegments → *',
     `${[...TABLE_DATA_ACTIONS].sort().join(',')} → \${${table}.Arn}`,
     `dynamodb:Query → \${${table}.Arn}/index/GSI1`,
-    `sqs:SendMessage → \${${stepQueue}.Arn}`,
+    // Both lanes: core/step-lanes.ts picks the queue per message.
+    `sqs:SendMessage → \${${continueQueue}.Arn} | \${${stepQueue}.Arn}`,
     `events:PutEvents → \${${bus}.Arn}`,
   ];
   const fanIn = [
@@ -73,14 +75,16 @@ function expectedLines(template: Template, team: string, region: string, account
     'step-worker': [
       ...common('step-worker'),
       ...fanIn,
-      `sqs:ChangeMessageVisibility,sqs:DeleteMessage,sqs:GetQueueAttributes,sqs:GetQueueUrl,sqs:ReceiveMessage → \${${stepQueue}.Arn}`,
+      // Its two event sources, one per lane.
+      `${consume} → \${${stepQueue}.Arn}`,
+      `${consume} → \${${continueQueue}.Arn}`,
     ],
     'record-child-failure': [...common('record-child-failure'), ...fanIn],
     aggregate: [...common('aggregate'), ...fanIn],
     'dlq-handler': [
       ...common('dlq-handler'),
       ...fanIn,
-      `sqs:ChangeMessageVisibility,sqs:DeleteMessage,sqs:GetQueueAttributes,sqs:GetQueueUrl,sqs:ReceiveMessage → \${${stepDlq}.Arn}`,
+      `${consume} → \${${stepDlq}.Arn}`,
     ],
   };
 }
@@ -145,13 +149,13 @@ describe('function roles (platform: pinned env, KMS table, ARN agents)', () => {
 });
 
 describe('the state machine role', () => {
-  it('may send to the step queue, invoke the two task functions and run its own Distributed Map child executions, nothing else but logging and tracing', () => {
+  it('may send to the start lane\'s step queue only (DispatchChild sends first steps), invoke the two task functions and run its own Distributed Map child executions, nothing else but logging and tracing', () => {
     const { template } = research;
     const [, sm] = resourcesOf(template, 'AWS::StepFunctions::StateMachine')[0];
     const roleId = sm.Properties.RoleArn['Fn::GetAtt'][0];
     const statements = statementsOfRole(template, roleId);
     const named = statements.filter((s) => s.Resource !== '*');
-    const stepQueue = idOf(template, 'AWS::SQS::Queue', (p) => Boolean(p.RedrivePolicy));
+    const stepQueue = stepQueuesOf(template).start;
     expect(statementLines(named)).toEqual(
       [
         `sqs:SendMessage → \${${stepQueue}.Arn}`,

@@ -9,9 +9,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { GSI1, TTL_ATTRIBUTE, tableSchema } from '../../adapters/dynamodb';
 import { FAN_OUT_ASL_PATH } from '../../adapters/stepfunctions/fan-out-definition';
 import { configFromEnv } from '../../functions/lambda/aws-deps';
+import { continueLaneConcurrency, laneOf } from '../../core/step-lanes';
 import { MAX_RECEIVE_COUNT, RUN_REQUESTED_SOURCE } from '../../infra/branch-spawner';
 import type { SpawnerFunctionName } from '../../infra/spawner-function';
-import { cfnText, functionOf, resourcesOf, synthTeam, type Resource, type Synthesized } from './support';
+import { cfnText, functionOf, resourcesOf, stepQueuesOf, synthTeam, type Resource, type Synthesized } from './support';
 
 const NAMES: SpawnerFunctionName[] = ['api', 'trigger', 'step-worker', 'record-child-failure', 'aggregate', 'dlq-handler'];
 
@@ -31,13 +32,11 @@ function only(template: Template, type: string): [string, Resource] {
   return all[0];
 }
 
-function queueByRole(template: Template): { step: string; stepDlq: string; triggerDlq: string } {
-  const queues = resourcesOf(template, 'AWS::SQS::Queue');
-  const step = queues.find(([, q]) => q.Properties.RedrivePolicy)![0];
-  const stepDlq = (queues.find(([, q]) => q.Properties.RedrivePolicy)![1].Properties.RedrivePolicy.deadLetterTargetArn['Fn::GetAtt'] as string[])[0];
+function queueByRole(template: Template): { step: string; next: string; stepDlq: string; triggerDlq: string } {
+  const lanes = stepQueuesOf(template);
   const trigger = functionOf(template, 'trigger');
   const triggerDlq = trigger.props.DeadLetterConfig.TargetArn['Fn::GetAtt'][0];
-  return { step, stepDlq, triggerDlq };
+  return { step: lanes.start, next: lanes.continue, stepDlq: lanes.dlq, triggerDlq };
 }
 
 describe('stack', () => {
@@ -88,19 +87,26 @@ describe('DynamoDB table', () => {
 });
 
 describe('SQS', () => {
-  it('step queue: DLQ after 5 receives, visibility ≥ 6× the worker timeout, SQS-managed SSE', () => {
-    const { step, stepDlq } = queueByRole(t);
+  it('two step queues (start and continue lanes), both redriving to the one step DLQ after 5 receives, visibility ≥ 6× the worker timeout, SQS-managed SSE', () => {
+    const { step, next, stepDlq } = queueByRole(t);
+    expect(next).not.toBe(step);
     const worker = functionOf(t, 'step-worker');
-    const queue = t.toJSON().Resources[step].Properties;
-    expect(queue.RedrivePolicy).toEqual({ deadLetterTargetArn: { 'Fn::GetAtt': [stepDlq, 'Arn'] }, maxReceiveCount: 5 });
+    const redriving = resourcesOf(t, 'AWS::SQS::Queue').filter(([, q]) => q.Properties.RedrivePolicy);
+    expect(redriving.map(([id]) => id).sort()).toEqual([step, next].sort());
+    for (const id of [step, next]) {
+      const queue = t.toJSON().Resources[id].Properties;
+      expect(queue.RedrivePolicy).toEqual({ deadLetterTargetArn: { 'Fn::GetAtt': [stepDlq, 'Arn'] }, maxReceiveCount: 5 });
+      expect(queue.VisibilityTimeout).toBeGreaterThanOrEqual(6 * worker.props.Timeout);
+      expect(queue.SqsManagedSseEnabled).toBe(true);
+    }
     expect(MAX_RECEIVE_COUNT).toBe(5);
-    expect(queue.VisibilityTimeout).toBeGreaterThanOrEqual(6 * worker.props.Timeout);
-    expect(queue.SqsManagedSseEnabled).toBe(true);
+    // The same settings: a lane is only where a step waits, never how it is retried or kept.
+    expect(t.toJSON().Resources[next].Properties).toEqual(t.toJSON().Resources[step].Properties);
   });
 
   it('every queue is SSE-encrypted and refuses non-TLS requests', () => {
     const queues = resourcesOf(t, 'AWS::SQS::Queue');
-    expect(queues).toHaveLength(3);
+    expect(queues).toHaveLength(4);
     for (const [id, q] of queues) {
       expect(q.Properties.SqsManagedSseEnabled).toBe(true);
       t.hasResourceProperties('AWS::SQS::QueuePolicy', {
@@ -166,8 +172,11 @@ describe('Lambda functions', () => {
       expect(config.limitMaxima).toEqual(research.config.limitMaxima);
       expect(config.ttlSeconds).toBe(30 * 86_400);
       expect(asStrings.MAX_BODY_BYTES).toBe(String(1024 * 1024));
-      const { step } = queueByRole(t);
+      const { step, next } = queueByRole(t);
+      expect(config.stepQueueUrl).toBe(`\${${step}}`);
+      expect(config.continueQueueUrl).toBe(`\${${next}}`);
       expect(env.STEP_QUEUE_URL).toEqual({ Ref: step });
+      expect(env.CONTINUE_QUEUE_URL).toEqual({ Ref: next });
       expect(env.TABLE_NAME).toEqual({ Ref: only(t, 'AWS::DynamoDB::Table')[0] });
       expect(env.EVENT_BUS_NAME).toEqual({ Ref: only(t, 'AWS::Events::EventBus')[0] });
     }
@@ -190,18 +199,28 @@ describe('Lambda functions', () => {
     );
   });
 
-  it('step-worker consumes the step queue: batch 10, partial batch failures, max concurrency from the config', () => {
-    const { step } = queueByRole(t);
-    const worker = functionOf(t, 'step-worker');
-    t.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
-      EventSourceArn: { 'Fn::GetAtt': [step, 'Arn'] },
-      FunctionName: { Ref: worker.id },
-      BatchSize: 10,
-      FunctionResponseTypes: ['ReportBatchItemFailures'],
-      ScalingConfig: { MaximumConcurrency: 10 },
-    });
-    platform.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', { ScalingConfig: { MaximumConcurrency: 50 } });
-    expect(resourcesOf(t, 'AWS::Lambda::EventSourceMapping')).toHaveLength(2);
+  it('step-worker consumes both lanes, each with its own event source: batch 10, partial batch failures; start lane at the config\'s maximum concurrency, continue lane at half of it', () => {
+    for (const [template, maximum] of [[t, 10], [platform.template, 50]] as const) {
+      const { step, next } = queueByRole(template);
+      const worker = functionOf(template, 'step-worker');
+      const lane = (queue: string, concurrency: number) =>
+        template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+          EventSourceArn: { 'Fn::GetAtt': [queue, 'Arn'] },
+          FunctionName: { Ref: worker.id },
+          BatchSize: 10,
+          FunctionResponseTypes: ['ReportBatchItemFailures'],
+          ScalingConfig: { MaximumConcurrency: concurrency },
+        });
+      lane(step, maximum);
+      lane(next, continueLaneConcurrency(maximum));
+      const workerSources = resourcesOf(template, 'AWS::Lambda::EventSourceMapping').filter(
+        ([, m]) => m.Properties.FunctionName.Ref === worker.id,
+      );
+      expect(workerSources).toHaveLength(2);
+    }
+    expect([continueLaneConcurrency(10), continueLaneConcurrency(50), continueLaneConcurrency(2)]).toEqual([5, 25, 2]);
+    // step-worker's two lanes and dlq-handler's DLQ.
+    expect(resourcesOf(t, 'AWS::Lambda::EventSourceMapping')).toHaveLength(3);
   });
 
   it('dlq-handler consumes the step DLQ with partial batch failures (a poisoned step fails its branch)', () => {
@@ -227,7 +246,21 @@ describe('Step Functions', () => {
     });
     // DefinitionBody.fromFile uploads the file as an asset; its bytes are the shared file's.
     const key = sm.Properties.DefinitionS3Location.Key as string;
-    expect(readFileSync(join(research.app.outdir, `asset.${key}`), 'utf8')).toBe(readFileSync(FAN_OUT_ASL_PATH, 'utf8'));
+    const asl = readFileSync(join(research.app.outdir, `asset.${key}`), 'utf8');
+    expect(asl).toBe(readFileSync(FAN_OUT_ASL_PATH, 'utf8'));
+    // Every SQS task of the machine (DispatchChild, DispatchBatchedChild) sends a child's first
+    // step to ${StepQueueUrl}: the start lane's queue, the one the step-worker's STEP_QUEUE_URL names.
+    const sends: Record<string, any>[] = [];
+    JSON.parse(asl, (_key, value) => {
+      if (value?.Type === 'Task' && String(value.Resource).startsWith('arn:aws:states:::sqs:sendMessage')) sends.push(value);
+      return value;
+    });
+    expect(sends.length).toBeGreaterThanOrEqual(2);
+    for (const task of sends) {
+      expect(task.Parameters.QueueUrl).toBe('${StepQueueUrl}');
+      const body = task.Parameters.MessageBody;
+      expect(laneOf({ team: 'research', runId: 'r', branchId: 'root.0', step: body.step })).toBe('start');
+    }
     const logGroupId = sm.Properties.LoggingConfiguration.Destinations[0].CloudWatchLogsLogGroup.LogGroupArn['Fn::GetAtt'][0];
     expect(sm.Properties.LoggingConfiguration).toMatchObject({ Level: 'ALL', IncludeExecutionData: true });
     expect(t.toJSON().Resources[logGroupId].Properties.LogGroupName).toBe('/aws/vendedlogs/states/branch-spawner-research-fan-out');
@@ -413,12 +446,13 @@ describe('outputs', () => {
   it('API URL, bus, table, queues, state machine and dashboard', () => {
     const outputs = t.toJSON().Outputs as Record<string, { Value: unknown }>;
     const keys = Object.keys(outputs);
-    for (const name of ['ApiUrl', 'EventBusName', 'TableName', 'StepQueueUrl', 'StepDlqUrl', 'StateMachineArn', 'DashboardName']) {
+    for (const name of ['ApiUrl', 'EventBusName', 'TableName', 'StepQueueUrl', 'ContinueQueueUrl', 'StepDlqUrl', 'StateMachineArn', 'DashboardName']) {
       expect(keys).toContain(name);
     }
-    const { step, stepDlq } = queueByRole(t);
+    const { step, next, stepDlq } = queueByRole(t);
     expect(outputs.TableName.Value).toEqual({ Ref: only(t, 'AWS::DynamoDB::Table')[0] });
     expect(outputs.StepQueueUrl.Value).toEqual({ Ref: step });
+    expect(outputs.ContinueQueueUrl.Value).toEqual({ Ref: next });
     expect(outputs.StepDlqUrl.Value).toEqual({ Ref: stepDlq });
     expect(outputs.StateMachineArn.Value).toEqual({ Ref: only(t, 'AWS::StepFunctions::StateMachine')[0] });
     expect(outputs.EventBusName.Value).toEqual({ Ref: only(t, 'AWS::Events::EventBus')[0] });

@@ -7,6 +7,7 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ENVIRONMENT_VARIABLES } from '../../functions/lambda-environment';
 import { BranchSpawnerStack, stackNameFor } from '../../infra/branch-spawner-stack';
 import type { SpawnerFunctionName } from '../../infra/spawner-function';
 import { loadTeamConfig, type TeamConfig } from '../../infra/team-config';
@@ -47,6 +48,19 @@ export function functionOf(template: Template, name: SpawnerFunctionName): { id:
   );
   if (found.length !== 1) throw new Error(`expected one ${name} function, found ${found.length}`);
   return { id: found[0][0], props: found[0][1].Properties };
+}
+
+/**
+ * The step queues by what they are for: the start lane and the continue lane are the queues the
+ * step-worker's environment names (STEP_QUEUE_URL, CONTINUE_QUEUE_URL); the step DLQ is where
+ * the start lane redrives to.
+ */
+export function stepQueuesOf(template: Template): { start: string; continue: string; dlq: string } {
+  const env = functionOf(template, 'step-worker').props.Environment.Variables;
+  const start = env[ENVIRONMENT_VARIABLES.stepQueueUrl].Ref as string;
+  const next = env[ENVIRONMENT_VARIABLES.continueQueueUrl].Ref as string;
+  const redrive = (template.toJSON().Resources[start] as Resource).Properties.RedrivePolicy;
+  return { start, continue: next, dlq: redrive.deadLetterTargetArn['Fn::GetAtt'][0] as string };
 }
 
 export interface Statement {

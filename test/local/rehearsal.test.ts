@@ -108,6 +108,49 @@ describe('the behaviours table through the rehearsal', () => {
   }
 });
 
+describe('step lanes', () => {
+  it('both step queues are created with their redrive to the one DLQ; first steps take the start lane, resumed parents the continue lane', async () => {
+    const t = stack.template;
+    const [, worker] = t.ofType('AWS::Lambda::Function').find(([, f]) => f.Properties?.Environment?.Variables?.POWERTOOLS_SERVICE_NAME === 'step-worker')!;
+    const env = worker.Properties!.Environment.Variables as Record<string, { Ref: string }>;
+    const lanes = { start: env.STEP_QUEUE_URL.Ref, continue: env.CONTINUE_QUEUE_URL.Ref };
+    expect(lanes.start).not.toBe(lanes.continue);
+
+    // On the SQS engine: both queues redrive to the same DLQ after 5 receives.
+    const { GetQueueUrlCommand, GetQueueAttributesCommand } = await import('@aws-sdk/client-sqs');
+    const sqs = (stack as unknown as { sqs: { client: { send(c: unknown): Promise<any> } } }).sqs.client;
+    const redrives = await Promise.all(
+      Object.values(lanes).map(async (id) => {
+        const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: t.physicalOf(id).attributes.QueueName }));
+        const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['RedrivePolicy'] }));
+        return JSON.parse(Attributes.RedrivePolicy) as { deadLetterTargetArn: string; maxReceiveCount: number };
+      }),
+    );
+    expect(redrives[0]).toEqual(redrives[1]);
+    expect(Number(redrives[0].maxReceiveCount)).toBe(5);
+
+    // The step-worker has one event source per lane; a fan-out's steps arrive on the right one.
+    const steps: Record<string, number[]> = { [lanes.start]: [], [lanes.continue]: [] };
+    const stop = stack.onQueueDelivery((delivery) => {
+      for (const record of delivery.records) steps[delivery.queueId]?.push((JSON.parse(record.body) as { step: number }).step);
+    });
+    try {
+      const { scenario } = await loadScenarioFile('examples/simple-parallel.yaml');
+      const { run, branches } = await rehearse({ ...runRequestBody(scenario), name: 'lanes' });
+      expect(run.status).toBe('COMPLETED');
+      const parents = branches.filter((b) => b.spawn);
+      expect(parents.length).toBeGreaterThan(0);
+      expect(steps[lanes.start].length).toBeGreaterThanOrEqual(branches.length);
+      expect(steps[lanes.start].every((step) => step === 0)).toBe(true);
+      // Each parent's step after its fan-in came through the continue lane.
+      expect(steps[lanes.continue].length).toBeGreaterThanOrEqual(parents.length);
+      expect(steps[lanes.continue].every((step) => step > 0)).toBe(true);
+    } finally {
+      stop();
+    }
+  });
+});
+
 describe('IAM', () => {
   it('a role that lacks a permission its code needs fails the rehearsal naming the function, action and resource', async () => {
     const own = await RehearsalStack.start({ assembly, maxContainers: 2 });
