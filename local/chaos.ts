@@ -10,6 +10,7 @@
  */
 import { ValidationError } from '../core/errors';
 import type { AgentInvoker } from '../core/ports';
+import { stableChance } from '../core/stable-chance';
 import type { CrashPoint, Faults } from '../core/use-cases';
 
 export const CRASH_POINTS: CrashPoint[] = [
@@ -75,20 +76,6 @@ export function parseChaos(spec: string | undefined, seed = 1): ChaosOptions | u
   return options;
 }
 
-/** FNV-1a of the text, mixed with the seed: a stable number in [0, 1) per piece of work. */
-function chance(seed: number, text: string): number {
-  let h = (2166136261 ^ seed) >>> 0;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 16777619) >>> 0;
-  }
-  // One round of avalanche so nearby keys do not give nearby values.
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b) >>> 0;
-  h ^= h >>> 13;
-  return (h >>> 0) / 4294967296;
-}
-
 /** The branch id in a crash key (`team/runId/branchId@step`), for poison matching. */
 function branchOfKey(key: string): string {
   const subject = key.slice(key.lastIndexOf('/') + 1);
@@ -122,7 +109,7 @@ export function createFaults(options: ChaosOptions = {}): RuntimeFaults {
         invoke: async (call) => {
           // Decided by the branch, step and agent (not by call order), so a seed gives the same
           // failures whatever the interleaving of the run.
-          if (chance(seed, `${call.branchId}@${call.step}:${call.agentName}`) < p) {
+          if (stableChance(seed, `${call.branchId}@${call.step}:${call.agentName}`) < p) {
             count('agent-flaky');
             throw new Error(`chaos: agent ${call.agentName} failed (agent-flaky=${p})`);
           }

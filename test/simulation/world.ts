@@ -34,6 +34,7 @@ import {
   type SpawnerDeps,
 } from '../../core/use-cases';
 import { MemoryBranchStore } from '../../adapters/memory/memory-branch-store';
+import { stableChance } from '../../core/stable-chance';
 
 /** SIM_TRACE=1 prints every port call of a replayed seed (with SIM_SEED) and every fan-out start and stop. */
 const TRACE = Boolean(process.env.SIM_TRACE);
@@ -61,21 +62,6 @@ export class Rng {
   pick<T>(items: readonly T[]): T {
     return items[this.int(items.length)];
   }
-}
-
-/** A stable number in [0, 1) for a piece of the scenario (the same in every run of the seed). */
-export function hashChance(seed: number, text: string): number {
-  let h = (2166136261 ^ seed) >>> 0;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 16777619) >>> 0;
-  }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b) >>> 0;
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35) >>> 0;
-  h ^= h >>> 16;
-  return (h >>> 0) / 4294967296;
 }
 
 // --- the generated scenario ------------------------------------------------------------------
@@ -122,7 +108,7 @@ export class ScenarioAgent implements AgentInvoker {
 
   private respond(call: AgentInvocation): unknown {
     const s = this.scenario;
-    const at = (what: string) => hashChance(s.seed, `${call.branchId}|${what}`);
+    const at = (what: string) => stableChance(s.seed, `${call.branchId}|${what}`);
     const depth = call.branchId.split('.').length - 1;
     const final = { next_action: 'final_response', content: { by: call.branchId, got: call.input ?? null } };
     if (call.agentName === 'Helper') return final;
