@@ -40,18 +40,21 @@ export async function main(
     .option('--trace <file>', 'append every lifecycle event to this JSONL file')
     .option('--chaos <faults>', 'inject faults: duplicate-delivery, crash=<point>, agent-flaky=<p> (comma-separated)')
     .option('--seed <n>', 'seed for --chaos', (v) => Number(v), 1)
-    .option('--data <dir>', 'keep the store and queues on disk in this folder (dynalite + fauxqs), for resume')
-    .option('--engines', 'run on dynalite + fauxqs (the engines --data uses) instead of the in-memory default, keeping nothing')
+    .option('--data <dir>', 'keep the store and queues on disk in this folder (a journal, replayed on open), for resume')
+    .option('--fsync', 'with --data: flush every journal write to the disk (survives an OS crash too, not only a killed process; slower)')
+    .option('--engines', 'run on dynalite + fauxqs (the AWS-API engines) instead of the in-memory store and queues')
     .option('--hooks <module>', 'a TypeScript/JavaScript module exporting lifecycle hooks (onRunStarted, onBranchCompleted, ...; docs/agents.md)')
     .option('--rehearse', 'run it through the stack `cdk deploy` would create (synthesized template, bundled functions, IAM)')
     .option('--team <name>', 'with --rehearse: the team stack of infra/teams/<name>.json (default: a rehearsal team)')
-    .action(async (scenario: string, opts: { json?: boolean; trace?: string; chaos?: string; seed: number; data?: string; engines?: boolean; hooks?: string; rehearse?: boolean; team?: string }) => {
+    .action(async (scenario: string, opts: { json?: boolean; trace?: string; chaos?: string; seed: number; data?: string; fsync?: boolean; engines?: boolean; hooks?: string; rehearse?: boolean; team?: string }) => {
       const options: RunCommandOptions = {
         json: Boolean(opts.json),
         trace: opts.trace,
         chaos: parseChaos(opts.chaos, opts.seed),
         dataDir: opts.data,
-        tier: opts.engines || opts.data ? 'engines' : 'memory',
+        fsync: opts.fsync,
+        // With --data and no --engines: the tier the folder was written by (local/embedded-engines tierFor).
+        tier: opts.engines ? 'engines' : undefined,
         hooks: opts.hooks,
         handleSignals: mainOptions.signals,
         out: io.out,
@@ -59,12 +62,17 @@ export async function main(
         tty: Boolean((io.out as NodeJS.WriteStream).isTTY) && !opts.json,
       };
       if (opts.rehearse) {
-        if (opts.chaos || opts.data || opts.engines || opts.hooks) {
-          io.err.write('error: --chaos, --data, --engines and --hooks are not available with --rehearse\n');
+        if (opts.chaos || opts.data || opts.fsync || opts.engines || opts.hooks) {
+          io.err.write('error: --chaos, --data, --fsync, --engines and --hooks are not available with --rehearse\n');
           exitCode = 2;
           return;
         }
         exitCode = await rehearseScenario(scenario, { ...options, team: opts.team });
+        return;
+      }
+      if (opts.fsync && !opts.data) {
+        io.err.write('error: --fsync needs --data (it flushes the journal kept there)\n');
+        exitCode = 2;
         return;
       }
       if (opts.team) {
@@ -92,7 +100,8 @@ export async function main(
     .option('--json', 'print exactly one JSON document (run, metrics, branches)')
     .option('--trace <file>', 'append every lifecycle event to this JSONL file')
     .option('--keep-poison', 'leave dead-lettered steps in the DLQ for redrive instead of failing their branches')
-    .action(async (runId: string | undefined, opts: { data?: string; scenario?: string; json?: boolean; trace?: string; keepPoison?: boolean }) => {
+    .option('--fsync', 'flush every journal write to the disk (see run --fsync)')
+    .action(async (runId: string | undefined, opts: { data?: string; scenario?: string; json?: boolean; trace?: string; keepPoison?: boolean; fsync?: boolean }) => {
       exitCode = await resumeCommand({
         runId,
         dataDir: opts.data,
@@ -100,6 +109,7 @@ export async function main(
         json: Boolean(opts.json),
         trace: opts.trace,
         keepPoison: opts.keepPoison,
+        fsync: opts.fsync,
         out: io.out,
         err: io.err,
       });

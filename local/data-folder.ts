@@ -1,6 +1,7 @@
 /**
- * A `--data` folder belongs to one process at a time: the embedded engines keep files there
- * (dynalite's LevelDB, fauxqs' SQLite) that a second process would corrupt or crash on. The
+ * A `--data` folder belongs to one process at a time: the engines keep files there (the journal
+ * tier's journal; the engines tier's LevelDB and SQLite) that a second process would corrupt or
+ * crash on. The
  * holder writes its pid to `<dir>/branch-spawner.lock`; another process finds it and refuses,
  * naming that pid. A lock whose process is gone (killed with `kill -9`) is taken over.
  */
@@ -9,8 +10,10 @@ import { join } from 'node:path';
 import { InUseError, ValidationError } from '../core/errors';
 
 export const LOCK_FILE = 'branch-spawner.lock';
-/** What the engines keep in a data folder (the table, the queues). */
-const DATA_SUBFOLDERS = ['dynamodb', 'sqs'];
+/** The journal tier's state: the table and the queues, one change per line. */
+export const JOURNAL_FILE = 'journal.jsonl';
+/** What the engines keep in a data folder: the journal, or the engines tier's table and queues. */
+const DATA_ENTRIES = [JOURNAL_FILE, 'dynamodb', 'sqs'];
 
 export interface DataFolderLock {
   /** Gives the folder up (idempotent). */
@@ -58,7 +61,7 @@ export function requireDataFolder(dir: string): void {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     throw new ValidationError(`no data folder ${dir} (give the folder a run kept its state in: run --data <dir>)`, '--data');
   }
-  if (!DATA_SUBFOLDERS.some((sub) => existsSync(join(dir, sub)))) {
+  if (!DATA_ENTRIES.some((entry) => existsSync(join(dir, entry)))) {
     throw new ValidationError(`${dir} is not a data folder: no state kept by run --data in it`, '--data');
   }
 }

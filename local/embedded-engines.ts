@@ -1,24 +1,29 @@
 /**
- * The engines the local runtime runs on, in two tiers that honour the same contracts and run the
- * same handlers and use cases:
+ * The engines the local runtime runs on, in three tiers that honour the same contracts and run
+ * the same handlers and use cases:
  *
  * - `memory` (the default without a data folder): the in-memory branch store (the reference of
  *   the store contract, which the DynamoDB store also passes) and an in-memory queue pair with
  *   SQS semantics (visibility, receive counts, dead-letter redrive). Nothing is serialized to a
  *   wire format and nothing outlives the process: the fastest tier, for `run` and `dev`.
- * - `engines` (with a data folder, for `resume` and `redrive`, or asked for): the AWS-API
- *   engines in this process, dynalite for DynamoDB and fauxqs for SQS, reached by the real SDK
- *   clients through an in-process transport (no HTTP, no signing). With `dataDir`, the table
- *   (dynalite's LevelDB, `<dataDir>/dynamodb`) and the queues with their messages (fauxqs'
- *   SQLite, `<dataDir>/sqs`) survive the process: a run interrupted by a crash can be resumed on
- *   the same data.
+ * - `journal` (the default with a data folder: `run --data`, `resume`, `redrive`): the memory
+ *   tier's store and queues, plus an append-only journal in `<dataDir>/journal.jsonl`
+ *   (local/engines/journal.ts, local/engines/journaled-state.ts): every change is written there
+ *   before the call that made it returns, and replayed when the folder is opened again, so a run
+ *   whose process was killed can be resumed on the same data.
+ * - `engines` (asked for: `run --engines`, the bench's AWS-request counts; and data folders
+ *   written by earlier versions): the AWS-API engines in this process, dynalite for DynamoDB and
+ *   fauxqs for SQS, reached by the real SDK clients and the DynamoDB/SQS adapters through an
+ *   in-process transport (no HTTP, no signing). With `dataDir`, the table (dynalite's LevelDB,
+ *   `<dataDir>/dynamodb`) and the queues with their messages (fauxqs' SQLite, `<dataDir>/sqs`)
+ *   survive the process.
  *
- * Both tiers run the fan-out's shared ASL file in aws-local-stepfunctions. Fan-out executions
+ * Every tier runs the fan-out's shared ASL file in aws-local-stepfunctions. Fan-out executions
  * are not kept (the engine is in memory); `resumeRun` starts them again. Each tier has two step
  * queues, one per lane (core/step-lanes): a parent's resumed step never waits behind leaf steps.
  */
 import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { CreateQueueCommand, GetQueueAttributesCommand, GetQueueUrlCommand, SetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { createTableIfMissing, DynamoBranchStore } from '../adapters/dynamodb';
 import { SqsStepQueue } from '../adapters/sqs/sqs-step-queue';
@@ -29,7 +34,10 @@ import { LocalFanOutOrchestrator } from '../adapters/stepfunctions/local-fan-out
 import { CostMeter } from '../core/cost';
 import type { BranchStore, FanOutTasks, StepQueue } from '../core/ports';
 import { LanedStepQueue, type StepLane } from '../core/step-lanes';
-import { lockDataFolder } from './data-folder';
+import { JOURNAL_FILE, lockDataFolder } from './data-folder';
+import { Journal } from './engines/journal';
+import { journalQueues, journalTable } from './engines/journaled-state';
+import { ValidationError } from '../core/errors';
 import { startDynalite, type DynamoEngine } from './engines/dynalite-engine';
 import { startFauxqs, type FauxqsEngine } from './engines/fauxqs-engine';
 import { MemorySqsQueue } from './engines/memory-sqs';
@@ -41,8 +49,8 @@ export const QUEUE_NAME = 'branch-steps';
 export const CONTINUE_QUEUE_NAME = 'branch-steps-continue';
 export const DEFAULT_MAX_RECEIVE_COUNT = 5;
 
-export type EngineTier = 'memory' | 'engines';
-export const ENGINE_TIERS: readonly EngineTier[] = ['memory', 'engines'];
+export type EngineTier = 'memory' | 'journal' | 'engines';
+export const ENGINE_TIERS: readonly EngineTier[] = ['memory', 'journal', 'engines'];
 
 export interface LocalEngines {
   tier: EngineTier;
@@ -60,8 +68,9 @@ export interface LocalEngines {
   close(): Promise<void>;
 }
 
+/** The memory tier, or the journal tier (the same store and queues, kept in a journal). */
 export interface MemoryEngines extends LocalEngines {
-  tier: 'memory';
+  tier: 'memory' | 'journal';
   store: MemoryBranchStore;
   consumers: Record<StepLane, MemorySqsQueue>;
   dlqConsumer: MemorySqsQueue;
@@ -83,23 +92,47 @@ export interface EmbeddedEngines extends LocalEngines {
 }
 
 export interface EngineOptions {
-  /** Which engines (default: `engines` with a data folder, `memory` without). */
+  /** Which engines (default: see tierFor). */
   tier?: EngineTier;
-  /** Keep the table and the queues on disk under this folder (the `engines` tier only). */
+  /** Keep the table and the queues on disk in this folder (the `journal` and `engines` tiers). */
   dataDir?: string;
+  /** The journal tier: flush every journal write to the disk (survives an OS crash too; slower). */
+  fsync?: boolean;
   visibilityTimeoutSeconds?: number;
   maxReceiveCount?: number;
 }
 
+/**
+ * The tier asked for; otherwise `memory` without a data folder, and with one the tier that wrote
+ * it: `engines` for a folder an earlier version filled with dynalite's and fauxqs' files (and no
+ * journal), `journal` for any other (new or journal) folder.
+ */
 export function tierFor(options: Pick<EngineOptions, 'tier' | 'dataDir'>): EngineTier {
-  return options.tier ?? (options.dataDir ? 'engines' : 'memory');
+  if (options.tier) return options.tier;
+  if (!options.dataDir) return 'memory';
+  return isEnginesFolder(options.dataDir) ? 'engines' : 'journal';
+}
+
+/** A data folder written by the engines tier: its subfolders and no journal. */
+function isEnginesFolder(dataDir: string): boolean {
+  return !existsSync(join(dataDir, JOURNAL_FILE)) && ['dynamodb', 'sqs'].some((sub) => existsSync(join(dataDir, sub)));
 }
 
 /** Starts the engines of the tier asked for (see tierFor). */
 export async function startLocalEngines(options: EngineOptions = {}): Promise<TieredEngines> {
   const tier = tierFor(options);
+  if (options.dataDir && tier !== 'memory') {
+    const kept = isEnginesFolder(options.dataDir) ? 'engines' : existsSync(join(options.dataDir, JOURNAL_FILE)) ? 'journal' : undefined;
+    if (kept && kept !== tier) {
+      throw new ValidationError(`the data folder ${options.dataDir} holds the ${kept} tier's state; it cannot be opened on the ${tier} tier`, '--data');
+    }
+  }
   if (tier === 'engines') return startEmbeddedEngines(options);
-  if (options.dataDir) throw new Error('the memory tier keeps nothing on disk: a data folder needs the engines tier');
+  if (tier === 'journal') {
+    if (!options.dataDir) throw new ValidationError('the journal tier keeps its journal in a data folder: give one (--data <dir>)', '--data');
+    return startJournalEngines({ ...options, dataDir: options.dataDir });
+  }
+  if (options.dataDir) throw new ValidationError('the memory tier keeps nothing on disk: a data folder needs the journal or the engines tier', '--data');
   return startMemoryEngines(options);
 }
 
@@ -109,18 +142,32 @@ function fanOutFactory(meter: CostMeter) {
 }
 
 /** The memory tier: the in-memory store and queues (nothing on disk). */
-export function startMemoryEngines(options: Omit<EngineOptions, 'tier' | 'dataDir'> = {}): MemoryEngines {
+export function startMemoryEngines(options: Omit<EngineOptions, 'tier' | 'dataDir' | 'fsync'> = {}): MemoryEngines {
+  return memoryEngines(options);
+}
+
+/** The memory tier's store and queues, told to `kept` (the journal tier) when given. */
+function memoryEngines(
+  options: Omit<EngineOptions, 'tier' | 'dataDir' | 'fsync'>,
+  kept?: { journal: Journal; close(): void },
+): MemoryEngines {
   const visibilityTimeoutSeconds = options.visibilityTimeoutSeconds ?? 5;
   const maxReceiveCount = options.maxReceiveCount ?? DEFAULT_MAX_RECEIVE_COUNT;
-  const dlq = new MemorySqsQueue({ name: `${QUEUE_NAME}-dlq`, visibilityTimeoutSeconds });
-  const lane = (name: string) => new MemorySqsQueue({ name, visibilityTimeoutSeconds, maxReceiveCount, deadLetter: dlq });
+  const table = kept && journalTable(kept.journal);
+  const queues = kept && journalQueues(kept.journal);
+  const dlq = new MemorySqsQueue({ name: `${QUEUE_NAME}-dlq`, visibilityTimeoutSeconds, journal: queues?.journal });
+  const lane = (name: string) =>
+    new MemorySqsQueue({ name, visibilityTimeoutSeconds, maxReceiveCount, deadLetter: dlq, journal: queues?.journal });
   const consumers = { start: lane(QUEUE_NAME), continue: lane(CONTINUE_QUEUE_NAME) };
   const all = [consumers.start, consumers.continue, dlq];
   const meter = new CostMeter();
+  const store = new MemoryBranchStore({ meter, onPut: table?.onPut });
+  table?.attach(store);
+  queues?.attach(all);
   return {
-    tier: 'memory',
+    tier: kept ? 'journal' : 'memory',
     meter,
-    store: new MemoryBranchStore({ meter }),
+    store,
     queue: new LanedStepQueue(consumers),
     consumers,
     dlqQueue: dlq,
@@ -128,8 +175,36 @@ export function startMemoryEngines(options: Omit<EngineOptions, 'tier' | 'dataDi
     createFanOut: fanOutFactory(meter),
     async close() {
       for (const queue of all) queue.close();
+      kept?.close();
     },
   };
+}
+
+/**
+ * The journal tier: the memory tier's store and queues, with every change kept in
+ * `<dataDir>/journal.jsonl` and replayed on open (see the header).
+ */
+export function startJournalEngines(options: Omit<EngineOptions, 'tier'> & { dataDir: string }): MemoryEngines {
+  // One process per data folder (refused with the holder's pid): taken before the journal is read.
+  const lock = lockDataFolder(options.dataDir);
+  try {
+    const journal = new Journal(join(options.dataDir, JOURNAL_FILE), { fsync: options.fsync });
+    const engines = memoryEngines(options, {
+      journal,
+      close() {
+        try {
+          journal.close();
+        } finally {
+          lock.release();
+        }
+      },
+    });
+    journal.open();
+    return engines;
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
 }
 
 /** The engines tier: dynalite and fauxqs in this process (see the header). */

@@ -6,7 +6,7 @@
 import { parseStepMessage } from '../functions/messages';
 import { ValidationError } from '../core/errors';
 import { requireDataFolder } from './data-folder';
-import { startEmbeddedEngines } from './embedded-engines';
+import { startLocalEngines } from './embedded-engines';
 
 export interface RedriveCommandOptions {
   dataDir?: string;
@@ -22,7 +22,7 @@ export interface RedriveResult {
 
 /** Moves every readable message from the DLQ to the step queue of the engines in `dataDir`. */
 export async function redrive(dataDir: string): Promise<RedriveResult> {
-  const engines = await startEmbeddedEngines({ dataDir });
+  const engines = await startLocalEngines({ dataDir });
   const result: RedriveResult = { moved: 0, skipped: 0 };
   const unreadable: string[] = [];
   try {

@@ -9,7 +9,7 @@ import { computeMetrics } from '../core/metrics';
 import { renderAscii } from '../core/tree';
 import type { AggregatorFn } from '../core/aggregators';
 import { runDocument } from './run-command';
-import { startEmbeddedEngines } from './embedded-engines';
+import { startLocalEngines } from './embedded-engines';
 import { LOCAL_TEAM, LocalRuntime } from './runtime';
 import { listDataRuns } from './data-runs';
 import { loadScenarioFile } from './scenario-file';
@@ -24,6 +24,8 @@ export interface ResumeCommandOptions {
   trace?: string;
   /** Leave dead-lettered steps in the DLQ (for `redrive`) instead of failing their branches. */
   keepPoison?: boolean;
+  /** On the journal tier: flush each journal write to the disk. */
+  fsync?: boolean;
   out: NodeJS.WritableStream;
   err: NodeJS.WritableStream;
 }
@@ -36,7 +38,7 @@ async function listUnfinished(dataDir: string, out: NodeJS.WritableStream): Prom
     return 0;
   }
   // Only the store is opened: no poller may move a run while it is being listed.
-  const engines = await startEmbeddedEngines({ dataDir });
+  const engines = await startLocalEngines({ dataDir });
   try {
     const unfinished = [];
     for (const entry of recorded) {
@@ -67,7 +69,7 @@ export async function resumeCommand(options: ResumeCommandOptions): Promise<numb
   let aggregators: Record<string, AggregatorFn> = {};
   if (options.scenario) aggregators = (await loadScenarioFile(options.scenario)).aggregators;
   const started = Date.now();
-  const runtime = await LocalRuntime.start({ dataDir: options.dataDir, aggregators, poison: options.keepPoison ? 'keep' : 'fail' });
+  const runtime = await LocalRuntime.start({ dataDir: options.dataDir, fsync: options.fsync, aggregators, poison: options.keepPoison ? 'keep' : 'fail' });
   const sink = options.trace ? new JsonlSink(options.trace) : undefined;
   if (sink) runtime.bus.subscribe(sink.subscriber);
   try {

@@ -25,7 +25,9 @@ export interface RunCommandOptions {
   trace?: string;
   chaos?: ChaosOptions;
   dataDir?: string;
-  /** Which engines (see local/embedded-engines): memory by default, `engines` with a data folder. */
+  /** With a data folder on the journal tier: flush each journal write to the disk. */
+  fsync?: boolean;
+  /** Which engines (see local/embedded-engines): memory by default, the journal tier with a data folder. */
   tier?: EngineTier;
   /** A module exporting lifecycle hooks (local/hooks.ts). */
   hooks?: string;
@@ -74,7 +76,7 @@ export async function runScenario(path: string, options: RunCommandOptions): Pro
   }
   const { scenario, aggregators } = loaded;
   const started = Date.now();
-  const runtime = await LocalRuntime.start({ aggregators, chaos: options.chaos, dataDir: options.dataDir, tier: options.tier });
+  const runtime = await LocalRuntime.start({ aggregators, chaos: options.chaos, dataDir: options.dataDir, fsync: options.fsync, tier: options.tier });
   const attached = hooks ? attachHooks(runtime, hooks, (failure) => options.err.write(`warning: ${describeHookError(failure)}\n`)) : undefined;
   const sink = options.trace ? new JsonlSink(options.trace) : undefined;
   if (sink) runtime.bus.subscribe(sink.subscriber);

@@ -1,8 +1,8 @@
 /**
  * The embedded runtime: the real handlers (step-worker, fan-out tasks, api) wired to local
- * engines in one process: the memory tier by default, the AWS-API engines (dynalite, fauxqs)
- * with a data folder or when asked for; the fan-out's ASL in aws-local-stepfunctions on both
- * (see local/embedded-engines).
+ * engines in one process: the memory tier by default, the journal tier with a data folder, the
+ * AWS-API engines (dynalite, fauxqs) when asked for; the fan-out's ASL in
+ * aws-local-stepfunctions on every tier (see local/embedded-engines).
  */
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { KindRouter } from '../adapters/agents/agent-invoker';
@@ -35,12 +35,15 @@ export const LOCAL_TEAM = 'local';
 export interface LocalRuntimeOptions {
   team?: string;
   /**
-   * Which engines: `memory` (the default without a data folder: fastest, nothing kept) or
-   * `engines` (dynalite and fauxqs; the default with a data folder).
+   * Which engines: `memory` (the default without a data folder: fastest, nothing kept),
+   * `journal` (the memory tier plus a journal in the data folder; the default with one) or
+   * `engines` (dynalite and fauxqs). See local/embedded-engines.
    */
   tier?: EngineTier;
   /** Keep the store and queues on disk here (resume after a crash); in memory otherwise. */
   dataDir?: string;
+  /** The journal tier: flush each journal write to the disk (survives an OS crash as well). */
+  fsync?: boolean;
   chaos?: ChaosOptions;
   /** Extra agent kinds (e.g. bedrock, openai) next to script and http. */
   invokers?: Record<string, AgentInvoker>;
@@ -105,6 +108,7 @@ export class LocalRuntime {
     const engines = await startLocalEngines({
       tier: options.tier,
       dataDir: options.dataDir,
+      fsync: options.fsync,
       visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 5,
       maxReceiveCount: options.maxReceiveCount,
     });

@@ -77,15 +77,32 @@ function scopeOfItem(item: Item): Scope | undefined {
 export interface MemoryBranchStoreOptions {
   /** Receives the capacity units DynamoDB would charge for each call, by run. */
   meter?: CostSink;
+  /**
+   * Told of every item put, before it is stored and before the call returns (a journal keeps the
+   * table on disk this way). If it throws, nothing is stored and the call fails.
+   */
+  onPut?: (item: Item) => void;
 }
 
 export class MemoryBranchStore implements BranchStore {
   /** PK → SK → item, like the table. */
   private readonly partitions = new Map<string, Map<string, Item>>();
   private readonly meter: CostSink | undefined;
+  private readonly onPut: ((item: Item) => void) | undefined;
 
   constructor(options: MemoryBranchStoreOptions = {}) {
     this.meter = options.meter;
+    this.onPut = options.onPut;
+  }
+
+  /** Puts items back as they were kept (a journal's replay): no condition, no cost, no onPut. */
+  restore(items: Iterable<Item>): void {
+    for (const item of items) this.store(item);
+  }
+
+  /** Every stored item (what a journal's snapshot keeps). Items are never mutated in place. */
+  *items(): IterableIterator<Item> {
+    for (const partition of this.partitions.values()) yield* partition.values();
   }
 
   async createRun(run: RunRecord): Promise<boolean> {
@@ -355,6 +372,11 @@ export class MemoryBranchStore implements BranchStore {
 
   /** Items are replaced, never mutated, so a decoded record never aliases stored state. */
   private write(item: Item): void {
+    this.onPut?.(item);
+    this.store(item);
+  }
+
+  private store(item: Item): void {
     const pk = String(item.PK);
     let partition = this.partitions.get(pk);
     if (!partition) this.partitions.set(pk, (partition = new Map()));

@@ -8,7 +8,9 @@
  * fills), so the worker, the DLQ handler and the runtime's poller run unchanged on it.
  *
  * No HTTP, no signing, no serialization besides the message body's JSON: what SQS costs to the
- * CPU of one process is gone, and nothing outlives the process (`--data` uses fauxqs).
+ * CPU of one process is gone. Nothing outlives the process unless a journal is given (see
+ * QueueJournal and local/engines/journal-engines.ts): then every change that must survive a
+ * restart (send, receive count, delete, dead-lettering) is told to it before the call returns.
  */
 import { randomUUID } from 'node:crypto';
 import type { SQSRecord } from 'aws-lambda';
@@ -20,6 +22,18 @@ import type { ReceiveOptions, StepConsumer } from './step-consumer';
 const MAX_MESSAGE_BYTES = 256 * 1024;
 const REGION = 'us-east-1';
 const ACCOUNT = '000000000000';
+
+/** A message as a journal keeps it: what survives a restart (in flight or not, it comes back visible). */
+export interface KeptMessage {
+  messageId: string;
+  body: string;
+  team: string;
+  runId: string;
+  branchId: string;
+  sentAt: number;
+  receiveCount: number;
+  firstReceivedAt?: number;
+}
 
 interface Stored {
   messageId: string;
@@ -41,6 +55,20 @@ export interface MemorySqsQueueOptions {
   /** Receives without delete before the message moves to `deadLetter` (none: kept forever). */
   maxReceiveCount?: number;
   deadLetter?: MemorySqsQueue;
+  /** Told of every change that must survive a restart, before it takes effect. */
+  journal?: QueueJournal;
+}
+
+/**
+ * What a journal hears from a queue. Visibility is not told: after a restart every message is
+ * visible again, as an in-flight message of a dead consumer is once its timeout runs out.
+ */
+export interface QueueJournal {
+  sent(queue: string, messages: KeptMessage[]): void;
+  received(queue: string, messageId: string, receiveCount: number, firstReceivedAt: number): void;
+  deleted(queue: string, messageId: string): void;
+  /** Moved to `deadLetterQueue` with its receive count back to 0. */
+  deadLettered(queue: string, messageId: string, deadLetterQueue: string): void;
 }
 
 /** One queue: producer (the StepQueue port) and consumer (as Lambda's event source would read it). */
@@ -56,6 +84,21 @@ export class MemorySqsQueue implements StepQueue, StepConsumer {
 
   constructor(private readonly options: MemorySqsQueueOptions) {
     this.arn = `arn:aws:sqs:${REGION}:${ACCOUNT}:${options.name}`;
+  }
+
+  get name(): string {
+    return this.options.name;
+  }
+
+  /** Puts kept messages back, visible (a journal's replay): nothing is told to the journal. */
+  restore(messages: Iterable<KeptMessage>): void {
+    for (const message of messages) this.ready.push({ ...message });
+  }
+
+  /** Every message not deleted, waiting or in flight (what a journal's snapshot keeps). */
+  *messages(): IterableIterator<KeptMessage> {
+    for (let i = this.readyHead; i < this.ready.length; i++) yield kept(this.ready[i]);
+    for (const message of this.inFlight.values()) yield kept(message);
   }
 
   async pending(): Promise<number> {
@@ -82,9 +125,17 @@ export class MemorySqsQueue implements StepQueue, StepConsumer {
       return body;
     });
     const now = Date.now();
-    messages.forEach((m, i) =>
-      this.enqueue({ messageId: randomUUID(), body: bodies[i], team: m.team, runId: m.runId, branchId: m.branchId, sentAt: now, receiveCount: 0 }),
-    );
+    const stored: Stored[] = messages.map((m, i) => ({
+      messageId: randomUUID(),
+      body: bodies[i],
+      team: m.team,
+      runId: m.runId,
+      branchId: m.branchId,
+      sentAt: now,
+      receiveCount: 0,
+    }));
+    this.options.journal?.sent(this.options.name, stored);
+    for (const message of stored) this.enqueue(message);
   }
 
   async receive(options: ReceiveOptions): Promise<SQSRecord[]> {
@@ -115,7 +166,9 @@ export class MemorySqsQueue implements StepQueue, StepConsumer {
     for (const handle of receiptHandles) {
       // A stale handle (the message came back and was received again) is ignored, as in SQS.
       const message = this.inFlight.get(handle);
-      if (message) this.inFlight.delete(handle);
+      if (!message) continue;
+      this.options.journal?.deleted(this.options.name, message.messageId);
+      this.inFlight.delete(handle);
     }
   }
 
@@ -154,13 +207,18 @@ export class MemorySqsQueue implements StepQueue, StepConsumer {
     const now = Date.now();
     const seconds = visibilityTimeout ?? this.options.visibilityTimeoutSeconds;
     while (records.length < max && this.readyHead < this.ready.length) {
-      const message = this.ready[this.readyHead++];
+      // Taken off the queue only once the journal (if any) has it: a failed write loses nothing.
+      const message = this.ready[this.readyHead];
       const { maxReceiveCount, deadLetter } = this.options;
       if (deadLetter && maxReceiveCount !== undefined && message.receiveCount >= maxReceiveCount) {
         // As SQS does: the receive that would exceed the count moves the message instead.
+        this.options.journal?.deadLettered(this.options.name, message.messageId, deadLetter.name);
+        this.readyHead++;
         deadLetter.enqueue({ ...message, receiveCount: 0, firstReceivedAt: undefined, receiptHandle: undefined, visibleAt: undefined });
         continue;
       }
+      this.options.journal?.received(this.options.name, message.messageId, message.receiveCount + 1, message.firstReceivedAt ?? now);
+      this.readyHead++;
       message.receiveCount++;
       message.firstReceivedAt ??= now;
       message.receiptHandle = randomUUID();
@@ -238,6 +296,11 @@ export class MemorySqsQueue implements StepQueue, StepConsumer {
       awsRegion: REGION,
     };
   }
+}
+
+function kept(message: Stored): KeptMessage {
+  const { messageId, body, team, runId, branchId, sentAt, receiveCount, firstReceivedAt } = message;
+  return { messageId, body, team, runId, branchId, sentAt, receiveCount, ...(firstReceivedAt === undefined ? {} : { firstReceivedAt }) };
 }
 
 function attribute(value: string) {

@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { main } from '../../local/cli';
 import { recordDataRun } from '../../local/data-runs';
 import { DEFAULT_FAILURE_POLICY, DEFAULT_LIMITS } from '../../core/model';
-import { startEmbeddedEngines } from '../../local/embedded-engines';
+import { startLocalEngines } from '../../local/embedded-engines';
 import { LOCAL_TEAM } from '../../local/runtime';
 import { captureIo } from '../support/io';
 
@@ -80,8 +80,9 @@ describe('run --data and resume --data without an id', () => {
     const finishedId = JSON.parse(io.outText()).runId;
     expect(io.errText()).toContain(`run ${finishedId} started; its state is kept in ${data} (resume with: branch-spawner resume ${finishedId} --data ${data})`);
 
-    // A run whose process died while it was running: its record says RUNNING.
-    const engines = await startEmbeddedEngines({ dataDir: data });
+    // A run whose process died while it was running: its record says RUNNING (the folder opened
+    // on the tier that wrote it, as resume opens it).
+    const engines = await startLocalEngines({ dataDir: data });
     const unfinishedId = 'interrupted-run';
     try {
       await engines.store.createRun({
@@ -118,8 +119,8 @@ describe('run --data and resume --data without an id', () => {
 });
 
 describe('Ctrl-C on run', () => {
-  function startRun(data: string) {
-    const child = spawn(process.execPath, [join(ROOT, 'bin/branch-spawner.mjs'), 'run', file('slow.yaml', SLOW), '--data', data], {
+  function startRun(data: string, extra: string[] = []) {
+    const child = spawn(process.execPath, [join(ROOT, 'bin/branch-spawner.mjs'), 'run', file('slow.yaml', SLOW), '--data', data, ...extra], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -152,7 +153,10 @@ describe('Ctrl-C on run', () => {
   });
 
   it('a second Ctrl-C exits at once, without waiting for the run to end', async () => {
-    const run = startRun(join(dir, 'ctrl-c-twice'));
+    // A hook that never returns holds the end of the run after the first Ctrl-C (otherwise a
+    // fast engine may finish cancelling before the second one arrives).
+    const hold = file('hold-end.mjs', 'export function onRunEnded() { return new Promise(() => {}); }\n');
+    const run = startRun(join(dir, 'ctrl-c-twice'), ['--hooks', hold]);
     await run.started;
     run.child.kill('SIGINT');
     await run.cancelling;

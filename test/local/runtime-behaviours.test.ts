@@ -1,13 +1,14 @@
 /**
  * Every behaviour of the protocol, fan-in and limits end to end on each engine tier of the local runtime: the real handlers and the
- * fan-out ASL in aws-local-stepfunctions, on the memory tier (in-memory store and queues) and on
- * the engines tier (dynalite, fauxqs).
+ * fan-out ASL in aws-local-stepfunctions, on the memory tier (in-memory store and queues), the
+ * journal tier (the same, kept in a journal in a data folder) and the engines tier (dynalite, fauxqs).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LifecycleEvent } from '../../core/events';
 import { ENGINE_TIERS } from '../../local/embedded-engines';
 import { LocalRuntime } from '../../local/runtime';
 import { behaviours, checkInvariants } from '../support/behaviours';
+import { onTier } from '../support/tiers';
 
 const aggregators = Object.assign({}, ...behaviours.map((b) => b.aggregators ?? {}));
 
@@ -21,7 +22,7 @@ describe.each(
   const events: LifecycleEvent[] = [];
 
   beforeAll(async () => {
-    runtime = await LocalRuntime.start({ tier, aggregators, chaos: { duplicateDelivery }, visibilityTimeoutSeconds: 30 });
+    runtime = await LocalRuntime.start({ ...onTier(tier), aggregators, chaos: { duplicateDelivery }, visibilityTimeoutSeconds: 30 });
     expect(runtime.tier).toBe(tier);
     runtime.bus.subscribe((e) => void events.push(e));
   });

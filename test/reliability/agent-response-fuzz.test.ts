@@ -10,6 +10,7 @@ import type { AgentRegistry, BranchRecord, RunRecord } from '../../core/model';
 import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
 import { ENGINE_TIERS } from '../../local/embedded-engines';
 import { LocalRuntime } from '../../local/runtime';
+import { onTier } from '../support/tiers';
 import { checkInvariants } from '../support/behaviours';
 import { createMemoryHarness } from '../support/memory-harness';
 import { CLEAR_ERROR, generatedResponses, hostileResponses, replyFor, type GeneratedResponse } from './agent-responses';
@@ -134,7 +135,7 @@ describe.each(ENGINE_TIERS)('generated agent responses through the local runtime
 
   it(`${ENGINE_RUNS} responses: no failed delivery, every run ends with exact counters`, async () => {
     const invoker = new FuzzInvoker();
-    runtime = await LocalRuntime.start({ tier, invokers: { fuzz: invoker }, visibilityTimeoutSeconds: 2 });
+    runtime = await LocalRuntime.start({ ...onTier(tier), invokers: { fuzz: invoker }, visibilityTimeoutSeconds: 2 });
     const events = recordEvents(runtime);
     const samples = fc.sample(generatedResponses(), { numRuns: ENGINE_RUNS, seed: SEED + 1 });
     const rt = runtime;

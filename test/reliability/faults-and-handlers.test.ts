@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { startRun } from '../../core/use-cases';
 import { createDlqHandler } from '../../functions/handlers/dlq-handler';
 import { createFaults, InjectedCrash, parseChaos } from '../../local/chaos';
-import { startEmbeddedEngines } from '../../local/embedded-engines';
+import { startLocalEngines } from '../../local/embedded-engines';
 import { createMemoryHarness, scriptAgents } from '../support/memory-harness';
 
 describe('fault injection', () => {
@@ -121,10 +121,10 @@ describe('dlq-handler', () => {
   });
 });
 
-describe('embedded engines with a data folder', () => {
-  it('keep the table, the queues and their messages (in flight ones come back) across a restart', async () => {
+describe.each(['journal', 'engines'] as const)('the %s tier with a data folder', (tier) => {
+  it('keeps the table, the queues and their messages (in flight ones come back) across a restart', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'bs-engines-'));
-    const first = await startEmbeddedEngines({ dataDir, visibilityTimeoutSeconds: 1 });
+    const first = await startLocalEngines({ tier, dataDir, visibilityTimeoutSeconds: 1 });
     const scope = { team: 't', runId: 'kept' };
     await first.store.createRun({
       ...scope, name: 'kept', status: 'RUNNING', request: 'x', entry: 'A', agents: {}, limits: {} as never,
@@ -135,8 +135,9 @@ describe('embedded engines with a data folder', () => {
     expect(inFlight).toBeDefined();
     await first.close();
 
-    // Different settings on the same data: the existing queue takes them.
-    const second = await startEmbeddedEngines({ dataDir, visibilityTimeoutSeconds: 2, maxReceiveCount: 3 });
+    // Different settings on the same data: the existing queue takes them (opened on the tier that wrote it).
+    const second = await startLocalEngines({ dataDir, visibilityTimeoutSeconds: 2, maxReceiveCount: 3 });
+    expect(second.tier).toBe(tier);
     try {
       expect((await second.store.getRun(scope))?.name).toBe('kept');
       const bodies: number[] = [];

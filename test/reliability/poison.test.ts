@@ -14,6 +14,7 @@ import { ENGINE_TIERS } from '../../local/embedded-engines';
 import { LocalRuntime } from '../../local/runtime';
 import { loadScenarioFile } from '../../local/scenario-file';
 import { captureIo } from '../support/io';
+import { onTier } from '../support/tiers';
 import { createMemoryHarness, scriptAgents } from '../support/memory-harness';
 import { checkRunInvariants, EXAMPLES_DIR, outcomeOf, recordEvents, runToEnd } from './support';
 
@@ -37,7 +38,7 @@ describe.each(ENGINE_TIERS)('poison messages on the %s tier', (tier) => {
   });
 
   it('a child whose step always fails is dead-lettered, FAILED as poison, and its parent goes on', async () => {
-    runtime = await LocalRuntime.start({ tier, chaos: { poison: ['root.1'] }, maxReceiveCount: 2, visibilityTimeoutSeconds: 1 });
+    runtime = await LocalRuntime.start({ ...onTier(tier), chaos: { poison: ['root.1'] }, maxReceiveCount: 2, visibilityTimeoutSeconds: 1 });
     const events = recordEvents(runtime);
     const { scenario } = await loadScenarioFile(`${EXAMPLES_DIR}simple-parallel.yaml`);
     const outcome = await runToEnd(runtime, scenario, events);
@@ -54,7 +55,7 @@ describe.each(ENGINE_TIERS)('poison messages on the %s tier', (tier) => {
   });
 
   it('a poisoned root fails the run (it does not hang)', async () => {
-    runtime = await LocalRuntime.start({ tier, chaos: { poison: ['root'] }, maxReceiveCount: 1, visibilityTimeoutSeconds: 1 });
+    runtime = await LocalRuntime.start({ ...onTier(tier), chaos: { poison: ['root'] }, maxReceiveCount: 1, visibilityTimeoutSeconds: 1 });
     const events = recordEvents(runtime);
     const runId = await runtime.startRun(handoff);
     const outcome = await outcomeOf(runtime, await runtime.waitForRun(runId), events);
@@ -63,10 +64,12 @@ describe.each(ENGINE_TIERS)('poison messages on the %s tier', (tier) => {
     checkRunInvariants(outcome, 'poisoned root');
   });
 
-  // A data folder is the engines tier's (the memory tier keeps nothing): once is enough.
-  if (tier === 'engines') it('kept in the DLQ, redrive moves it back after the fix and resume completes the run', async () => {
+  // A data folder is kept by the journal tier (`--data`'s) or the engines tier (the memory tier
+  // keeps nothing); redrive and resume then open it on the tier that wrote it.
+  if (tier !== 'memory') it('kept in the DLQ, redrive moves it back after the fix and resume completes the run', async () => {
     const data = mkdtempSync(join(tmpdir(), 'bs-redrive-'));
     runtime = await LocalRuntime.start({
+      tier,
       dataDir: data,
       chaos: { poison: ['root'] },
       poison: 'keep',
@@ -107,7 +110,7 @@ describe.each(ENGINE_TIERS)('poison messages on the %s tier', (tier) => {
         return { response: { next_action: 'final_response', content: 'done' } };
       },
     };
-    runtime = await LocalRuntime.start({ tier, invokers: { slow }, visibilityTimeoutSeconds: 1, maxReceiveCount: 1 });
+    runtime = await LocalRuntime.start({ ...onTier(tier), invokers: { slow }, visibilityTimeoutSeconds: 1, maxReceiveCount: 1 });
     const runId = await runtime.startRun({ name: 'slow', request: 'x', entry: 'A', agents: { A: { kind: 'slow' } } });
     expect((await runtime.waitForRun(runId)).status).toBe('COMPLETED');
     expect(calls).toBe(1);
