@@ -5,7 +5,7 @@
  * holder writes its pid to `<dir>/branch-spawner.lock`; another process finds it and refuses,
  * naming that pid. A lock whose process is gone (killed with `kill -9`) is taken over.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InUseError, ValidationError } from '../core/errors';
 
@@ -24,33 +24,68 @@ export interface DataFolderLock {
 export function lockDataFolder(dir: string): DataFolderLock {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, LOCK_FILE);
-  // Two tries: the second after removing a lock its dead holder left behind.
-  for (let attempt = 0; attempt < 2; attempt++) {
-    let fd: number;
-    try {
-      fd = openSync(file, 'wx');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const holder = readHolder(file);
-      if (holder !== undefined && isAlive(holder)) {
-        const who = holder === process.pid ? `pid ${holder} (this process)` : `pid ${holder}`;
-        throw new InUseError(`the data folder is in use by ${who} (${dir}); stop it or use another --data folder`, holder);
-      }
-      removeIfStill(file, holder);
-      continue;
+  // A few tries: after taking over a lock its dead holder left behind, or while another process
+  // is taking it over (it then holds the folder, or it died and its claim is cleared).
+  for (let attempt = 0; attempt < 4; attempt++) {
+    if (createHolding(file, process.pid)) {
+      let released = false;
+      return {
+        release() {
+          if (released) return;
+          released = true;
+          removeIfStill(file, process.pid);
+        },
+      };
     }
-    writeSync(fd, `${process.pid}\n`);
-    closeSync(fd);
-    let released = false;
-    return {
-      release() {
-        if (released) return;
-        released = true;
-        removeIfStill(file, process.pid);
-      },
-    };
+    const holder = readHolder(file);
+    if (holder !== undefined && isAlive(holder)) {
+      const who = holder === process.pid ? `pid ${holder} (this process)` : `pid ${holder}`;
+      throw new InUseError(`the data folder is in use by ${who} (${dir}); stop it or use another --data folder`, holder);
+    }
+    if (existsSync(file)) takeOver(file, holder);
   }
   throw new InUseError(`the data folder ${dir} is being taken by another process at the same moment; try again`, -1);
+}
+
+/**
+ * Creates `file` holding `pid`, only if it does not exist. Written whole before it appears (a
+ * hard link of a finished temporary file), so no one ever reads a lock half-written: an empty
+ * lock read as "no holder" would be removed while its process lives.
+ */
+function createHolding(file: string, pid: number): boolean {
+  const temporary = `${file}.${pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  writeFileSync(temporary, `${pid}\n`);
+  try {
+    linkSync(temporary, file);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  } finally {
+    unlinkSync(temporary);
+  }
+}
+
+/**
+ * Removes a lock whose holder is dead, as one process only. Two processes that both read the
+ * dead pid would otherwise both remove "the" lock — the second one removing the lock the first
+ * had just created. So the remover first takes a claim on this very dead holder (created
+ * exclusively, naming the claimer); the loser leaves the lock alone and looks again. While the
+ * claim is held, only its holder may remove the lock, so the lock it reads is the lock it removes.
+ * A claim whose claimer died (killed mid-takeover) is cleared the same way, one level up.
+ */
+function takeOver(file: string, dead: number | undefined, depth = 0): void {
+  const claim = `${file}.takeover-${dead ?? 'unknown'}`;
+  if (!createHolding(claim, process.pid)) {
+    const claimer = readHolder(claim);
+    if (depth < 2 && (claimer === undefined || !isAlive(claimer)) && existsSync(claim)) takeOver(claim, claimer, depth + 1);
+    return;
+  }
+  try {
+    if (readHolder(file) === dead) unlinkOrGone(file);
+  } finally {
+    unlinkOrGone(claim);
+  }
 }
 
 /**
@@ -85,9 +120,12 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** Removes the lock only if it still names `holder` (not one another process just took). */
+/** Removes the lock only if it still names `holder` (its own lock, on release). */
 function removeIfStill(file: string, holder: number | undefined): void {
-  if (readHolder(file) !== holder) return;
+  if (readHolder(file) === holder) unlinkOrGone(file);
+}
+
+function unlinkOrGone(file: string): void {
   try {
     unlinkSync(file);
   } catch (error) {

@@ -1,16 +1,17 @@
 /**
  * A `--data` folder belongs to one process: a second one refuses cleanly naming the holder's pid
  * (it used to die with an uncaught `Database is closed`); a lock left by a dead process is taken
- * over; `redrive` refuses a folder that does not exist (or holds no state) instead of creating it.
+ * over, by one process only when several find it at once; `redrive` and `resume` refuse a folder
+ * that does not exist (or holds no state) instead of creating it.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { main } from '../../local/cli';
-import { LOCK_FILE } from '../../local/data-folder';
+import { LOCK_FILE, lockDataFolder } from '../../local/data-folder';
 import { LocalRuntime } from '../../local/runtime';
 import { captureIo } from '../support/io';
 
@@ -30,6 +31,14 @@ function cli(args: string[]): Promise<{ code: number | null; out: string; err: s
     child.on('error', reject);
     child.on('exit', (code) => resolve({ code, out, err }));
   });
+}
+
+/** The pid of a process that has exited. */
+function deadPid(): number {
+  const dead = spawnSync(NODE, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  const pid = Number(dead.stdout);
+  expect(pid).toBeGreaterThan(0);
+  return pid;
 }
 
 describe('a data folder in use', () => {
@@ -72,16 +81,64 @@ describe('a data folder in use', () => {
 
   it('a lock left by a process that died (kill -9) is taken over', async () => {
     const data = join(base, 'stale');
-    const dead = spawnSync(NODE, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
-    const deadPid = Number(dead.stdout);
-    expect(deadPid).toBeGreaterThan(0);
+    const dead = deadPid();
     const io = captureIo();
     expect(await main(['run', 'examples/simple-parallel.yaml', '--data', data, '--json'], io)).toBe(0);
-    writeFileSync(join(data, LOCK_FILE), `${deadPid}\n`);
+    writeFileSync(join(data, LOCK_FILE), `${dead}\n`);
     const again = captureIo();
     expect(await main(['run', 'examples/simple-parallel.yaml', '--data', data, '--json'], again), again.errText()).toBe(0);
     expect(existsSync(join(data, LOCK_FILE))).toBe(false);
   }, 60_000);
+});
+
+describe('taking over a stale lock, when several processes find it at once', () => {
+  it('only the process that claimed the takeover removes the lock: another one leaves it alone', () => {
+    // A lock left by a dead process, and a live process (this one, standing for another) that has
+    // claimed its takeover and is about to remove it and create its own lock.
+    const data = mkdtempSync(join(base, 'claimed-'));
+    const dead = deadPid();
+    writeFileSync(join(data, LOCK_FILE), `${dead}\n`);
+    writeFileSync(join(data, `${LOCK_FILE}.takeover-${dead}`), `${process.pid}\n`);
+    // Removing the lock now could remove the one the claimer creates next: refused, lock untouched.
+    expect(() => lockDataFolder(data)).toThrow(`the data folder ${data} is being taken by another process at the same moment; try again`);
+    expect(readFileSync(join(data, LOCK_FILE), 'utf8')).toBe(`${dead}\n`);
+  });
+
+  it('a claim left by a process that died while taking over is cleared, and the lock taken over', () => {
+    const data = mkdtempSync(join(base, 'dead-claim-'));
+    const [dead, deadClaimer] = [deadPid(), deadPid()];
+    writeFileSync(join(data, LOCK_FILE), `${dead}\n`);
+    writeFileSync(join(data, `${LOCK_FILE}.takeover-${dead}`), `${deadClaimer}\n`);
+    const lock = lockDataFolder(data);
+    expect(readFileSync(join(data, LOCK_FILE), 'utf8')).toBe(`${process.pid}\n`);
+    lock.release();
+    // Nothing left behind: no lock, no claim, no temporary file.
+    expect(readdirSync(data)).toEqual([]);
+  });
+});
+
+describe('resume --data', () => {
+  it('refuses a folder that does not exist, and does not create it (exit 2)', async () => {
+    const missing = join(base, 'no-such-resume-folder');
+    const io = captureIo();
+    expect(await main(['resume', 'some-run', '--data', missing], io)).toBe(2);
+    expect(io.errText()).toContain(`error: resume: no data folder ${missing}`);
+    expect(existsSync(missing)).toBe(false);
+    // Listing the folder's unfinished runs does not create it either.
+    const listing = captureIo();
+    expect(await main(['resume', '--data', missing], listing)).toBe(0);
+    expect(listing.outText()).toContain(`no runs recorded in ${missing}`);
+    expect(existsSync(missing)).toBe(false);
+  });
+
+  it('refuses a folder that holds no kept state (exit 2), and leaves it empty', async () => {
+    const empty = join(base, 'empty-resume');
+    mkdirSync(empty);
+    const io = captureIo();
+    expect(await main(['resume', 'some-run', '--data', empty], io)).toBe(2);
+    expect(io.errText()).toMatch(/is not a data folder/);
+    expect(readdirSync(empty)).toEqual([]);
+  });
 });
 
 describe('redrive --data', () => {

@@ -4,7 +4,7 @@
  * on disk (dynalite, fauxqs); the fan-outs the dead process held are started again.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, watch, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, watch, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -146,8 +146,17 @@ describe('resume after the process was killed', () => {
     expect(await main(['resume', 'nope'], io)).toBe(2);
     expect(io.errText()).toMatch(/resume needs --data/);
     const dir = mkdtempSync(join(tmpdir(), 'bs-resume-empty-'));
-    const io2 = captureIo();
-    expect(await main(['resume', 'nope', '--data', dir], io2)).toBe(2);
-    expect(io2.errText()).toContain(`no run nope in ${dir}`);
+    try {
+      const io2 = captureIo();
+      expect(await main(['resume', 'nope', '--data', dir], io2)).toBe(2);
+      expect(io2.errText()).toContain(`${dir} is not a data folder`);
+      // A folder with kept state, but not this run.
+      await (await LocalRuntime.start({ dataDir: dir })).close();
+      const io3 = captureIo();
+      expect(await main(['resume', 'nope', '--data', dir], io3)).toBe(2);
+      expect(io3.errText()).toContain(`no run nope in ${dir}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 30_000);
 });
