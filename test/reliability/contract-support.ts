@@ -1,0 +1,142 @@
+/**
+ * Helpers for the public-contract suites (cancel-contract, kill-resume-contract, chaos-contract):
+ * they drive the product only as a user does — the CLI (`bin/branch-spawner.mjs` in a child
+ * process, or its `main` with argv) and the `dev` HTTP server — and judge it by what those give
+ * back: exit codes, the `--json` document, the `--trace` JSONL file, HTTP answers and the event
+ * stream. Nothing here reads a store.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, watch } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
+import type { LifecycleEvent } from '../../core/events';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const BIN = join(ROOT, 'bin', 'branch-spawner.mjs');
+/** Node 22 from node_modules (plain `node` on PATH may be older). */
+export const NODE = existsSync(join(ROOT, 'node_modules', '.bin', 'node')) ? join(ROOT, 'node_modules', '.bin', 'node') : process.execPath;
+
+/**
+ * A seeded generator (mulberry32): the random moments of a trial come from it, and the seed is
+ * in every assertion message, so a failing trial names itself. CONTRACT_SEED=<n> replays one.
+ */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** An integer in [min, max] from the generator. */
+export const between = (random: () => number, min: number, max: number) => min + Math.floor(random() * (max - min + 1));
+
+/** The seeds of a suite's trials: `count` from `base`, or only CONTRACT_SEED when it is set. */
+export function trialSeeds(base: number, count: number): number[] {
+  const only = process.env.CONTRACT_SEED;
+  if (only) return [Number(only)];
+  return Array.from({ length: count }, (_, i) => base + i);
+}
+
+/** The events of a `--trace` file (a line cut by a killed writer is skipped). */
+export function readTrace(path: string): LifecycleEvent[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((line) => line.trim())
+    .flatMap((line) => {
+      try {
+        return [JSON.parse(line) as LifecycleEvent];
+      } catch {
+        return [];
+      }
+    });
+}
+
+/** Resolves with the trace's events once `condition` holds for them (the folder is watched, not polled). */
+export function whenTrace(dir: string, trace: string, condition: (events: LifecycleEvent[]) => boolean): { done: Promise<LifecycleEvent[]>; stop(): void } {
+  let watcher: ReturnType<typeof watch> | undefined;
+  const done = new Promise<LifecycleEvent[]>((resolve) => {
+    const check = () => {
+      const events = readTrace(trace);
+      if (condition(events)) {
+        watcher?.close();
+        resolve(events);
+      }
+    };
+    watcher = watch(dir, check);
+    check();
+  });
+  return { done, stop: () => watcher?.close() };
+}
+
+export interface CliProcess {
+  child: ChildProcess;
+  /** Resolves with the exit code (null when killed by a signal) and what it wrote. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
+}
+
+/** `branch-spawner <args>` as a user runs it: a child process of the bin. */
+export function cli(args: string[]): CliProcess {
+  const child = spawn(NODE, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) =>
+    child.once('exit', (code, signal) => {
+      // Let the pipes drain before reporting what was written.
+      setImmediate(() => resolve({ code, signal, stdout, stderr }));
+    }),
+  );
+  return { child, exited };
+}
+
+const END_OF: Record<string, string> = {
+  COMPLETED: 'BranchCompleted',
+  FAILED: 'BranchFailed',
+  TIMED_OUT: 'BranchFailed',
+  CANCELLED: 'BranchCancelled',
+};
+const RUN_END_OF: Record<string, string> = { COMPLETED: 'RunCompleted', FAILED: 'RunFailed', CANCELLED: 'RunCancelled' };
+
+/**
+ * What a user reading the events of a finished run may rely on: a BranchCreated and the end event
+ * matching its final status for every branch (at least once), and the run's end event of its
+ * final status (and no other kind of run end).
+ */
+export function expectEveryLifecycleEvent(
+  events: LifecycleEvent[],
+  run: { runId: string; status: string },
+  branches: { id: string; status: string }[],
+  label: string,
+): void {
+  const mine = events.filter((e) => e.runId === run.runId);
+  const created = new Set(mine.filter((e) => e.type === 'BranchCreated').map((e) => e.branchId));
+  const missingCreated = branches.filter((b) => !created.has(b.id)).map((b) => b.id);
+  expect(missingCreated, `${label}: branches without a BranchCreated event`).toEqual([]);
+  const missingEnd = branches
+    .filter((b) => !mine.some((e) => e.branchId === b.id && e.type === END_OF[b.status]))
+    .map((b) => `${b.id}:${b.status}`);
+  expect(missingEnd, `${label}: branches without the end event of their status`).toEqual([]);
+  const runEnds = new Set(mine.filter((e) => e.type.startsWith('Run') && e.type !== 'RunStarted').map((e) => e.type));
+  expect([...runEnds], `${label}: the run's end event`).toEqual([RUN_END_OF[run.status]]);
+  expect(mine.some((e) => e.type === 'RunStarted'), `${label}: RunStarted`).toBe(true);
+}
+
+/** Rejects with `message()` if `work` has not settled after `ms` (a hang guard, never a timing check). */
+export async function within<T>(work: Promise<T>, ms: number, message: () => string | Promise<string>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => void Promise.resolve(message()).then((m) => reject(new Error(m)), reject), ms);
+  });
+  try {
+    return await Promise.race([work, hung]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
