@@ -128,18 +128,31 @@ export async function cancelChildren(deps: SpawnerDeps, parent: BranchRecord): P
   if (!spawn.announced && children.length) {
     await publish(deps, ...children.map((c) => branchEvent('BranchCreated', c, c.createdAt, { seq: spawn.seq })));
   }
-  await Promise.all(
-    children.map(async (child) => {
-      if (!isTerminal(child.status)) {
-        const reason = `its parent ${parent.id} ${parent.status === 'CANCELLED' ? 'was cancelled' : parent.status}`;
-        await endBranch(deps, child, { status: 'CANCELLED', by, error: reason }, { parentDeciding: true });
-      } else if (child.advancedBy === by) {
-        // Cancelled by an earlier try of this very work, which may have died before telling it.
-        await tellEnd(deps, child, by, { parentDeciding: true });
-      }
-    }),
-  );
+  const reason = `its parent ${parent.id} ${parent.status === 'CANCELLED' ? 'was cancelled' : parent.status}`;
+  await Promise.all(children.map((child) => endForParent(deps, child, { status: 'CANCELLED', by, error: reason })));
   await deps.fanOut.stop(fanOutExecutionName(scope, parent.id, spawn.seq), `branch ${parent.id} ${parent.status}`);
+}
+
+/**
+ * Ends a child for its parent, which is deciding (ending, or settling the sync point): the end is
+ * only counted. If the child had ended already under this very mark — an earlier try of this
+ * work, or a concurrent one (a duplicate delivery) that won the write — that end is told again:
+ * its writer may have died before telling it, and once the parent moves on, no retry of the
+ * parent's work reads this child again. Returns the child as it ended.
+ */
+async function endForParent(
+  deps: SpawnerDeps,
+  child: BranchRecord,
+  end: { status: 'CANCELLED' | 'FAILED'; by: string; error: string },
+): Promise<BranchRecord> {
+  let current = child;
+  if (!isTerminal(current.status)) {
+    const ended = await endBranch(deps, current, end, { parentDeciding: true });
+    if (ended) return ended;
+    current = (await deps.store.getBranch(scopeOf(child), child.id)) ?? current;
+  }
+  if (isTerminal(current.status) && current.advancedBy === end.by) await tellEnd(deps, current, end.by, { parentDeciding: true });
+  return current;
 }
 
 /** Step 2c for the root: the run ends with it, and says so (a retry of the work that ended it says so again). */
@@ -226,6 +239,12 @@ export async function settleSyncPoint(
     // the children. Nothing to settle.
     return;
   }
+  if (!onIt && isTerminal(parent.status) && parent.status !== 'COMPLETED') {
+    // The parent ended (a cancel) while this settlement opened its next sync point, whose last
+    // part — cancelling the children created under an ended parent — may have died with it. A
+    // retry finds the parent moved on and ended: it does that part again (idempotent).
+    await cancelChildren(deps, parent);
+  }
   const spawn = parent.spawn!;
   const ids = onIt ? Array.from({ length: spawnWidth(spawn) }, (_, i) => childId(parentId, spawn.firstIndex + i)) : [];
   let children = onIt ? await deps.store.getBranches(scope, ids) : [];
@@ -245,9 +264,7 @@ export async function settleSyncPoint(
       // still active here lost its iteration: it fails, as a Map iteration that failed would).
       children = await Promise.all(children.map(async (child) => {
         if (!isTerminal(child.status)) {
-          const error = 'the fan-out ended without a report from this branch';
-          const ended = await endBranch(deps, child, { status: 'FAILED', by, error }, { parentDeciding: true });
-          return ended ?? (await deps.store.getBranch(scope, child.id)) ?? child;
+          return endForParent(deps, child, { status: 'FAILED', by, error: 'the fan-out ended without a report from this branch' });
         }
         counters = (await deps.store.recordChildEnd(scope, parentId, seq, child.id, outcomeOf(child))).counters;
         return child;
@@ -266,17 +283,9 @@ export async function settleSyncPoint(
   }
   const early = !options.fanOutEnded && settledEarly(options.decision, children, by);
   // The children still running are left out: cancel them (each counted, nothing decided by them).
-  children = await Promise.all(children.map(async (child) => {
-    if (!isTerminal(child.status)) {
-      const error = 'the sync point was settled without it';
-      // Not ended by us: a concurrent settlement (a duplicate delivery) did it; read what it wrote,
-      // or the aggregate would count the child as still running.
-      const ended = await endBranch(deps, child, { status: 'CANCELLED', by, error }, { parentDeciding: true });
-      return ended ?? (await deps.store.getBranch(scope, child.id)) ?? child;
-    }
-    if (child.advancedBy === by) await tellEnd(deps, child, by, { parentDeciding: true });
-    return child;
-  }));
+  // (Each is read back if a concurrent settlement ended it first, or the aggregate would count it
+  // as still running.)
+  children = await Promise.all(children.map((child) => endForParent(deps, child, { status: 'CANCELLED', by, error: 'the sync point was settled without it' })));
   // Stopped before the parent moves on, so a retry that finds the parent moved on knows it was.
   if (early) await deps.fanOut.stop(sp.executionName, `sync point ${parentId}#${seq} settled early`);
 
