@@ -388,28 +388,25 @@ export class DynamoBranchStore implements BranchStore {
           ...x.params,
         })),
     );
-    let shardCounts: Attributes | undefined = counted?.Attributes;
-    if (!shardCounts) shardCounts = await this.get(scope, shardItemKey, context, ['succeeded', 'failed', 'cancelled']);
-    let ours = decodeSnapshot(encodeSnapshot(countsOf(shardCounts ?? {})));
-    // The usual case: nobody rolled up this shard since our own write, so it is at ours minus us.
-    let before: number | undefined = counted ? encodeSnapshot({ ...ours, [counter]: ours[counter as keyof typeof ours] - 1 }) : undefined;
     const snapshot = shardSnapshotAttribute(shard);
     const rootKey = syncKey(scope, parentId, seq);
+    let ours = decodeSnapshot(encodeSnapshot(countsOf(counted?.Attributes ?? {})));
+    // The usual case: nobody rolled up this shard since our own write, so it is at ours minus us.
+    let before: number | undefined = counted ? encodeSnapshot({ ...ours, [counter]: ours[counter as keyof typeof ours] - 1 }) : undefined;
     for (let attempt = 0; ; attempt++) {
       if (before === undefined) {
-        const root = await this.get(scope, rootKey, context, ['total', 'succeeded', 'failed', 'cancelled', snapshot]);
-        if (!root) throw new NotFoundError(`sync point ${parentId}#${seq} of run ${scope.runId} does not exist`);
-        const rolled = decodeSnapshot(root[snapshot]);
-        // Already rolled up to (or past) what this call saw: the counters include this end.
-        if (ended(rolled) >= ended(ours)) return { applied: counted !== undefined, counters: decodeCounters(root) };
-        before = encodeSnapshot(rolled);
-        if (attempt > 0) {
-          // Lost a race on this shard's roll-up: roll up to the shard as it is now, which covers
-          // every end written to it so far (so one winner serves all those waiting).
-          const latest = await this.get(scope, shardItemKey, context, ['succeeded', 'failed', 'cancelled']);
-          ours = decodeSnapshot(encodeSnapshot(countsOf(latest ?? {})));
-        }
+        // A repeated end, or a lost race on this shard's roll-up: the shard as it is now (it has
+        // this end) and what the sync point rolled up from it, in one request.
         if (attempt > 100) throw new TransientError(`${context}: the roll-up of shard ${shard} kept conflicting`);
+        const { shardItem, root } = await this.readShardAndRoot(scope, shardItemKey, rootKey, snapshot, context);
+        if (!root) throw new NotFoundError(`sync point ${parentId}#${seq} of run ${scope.runId} does not exist`);
+        ours = decodeSnapshot(encodeSnapshot(countsOf(shardItem ?? {})));
+        const rolled = decodeSnapshot(root[snapshot]);
+        // Already rolled up to (or past) a shard state that has this end: the counters include it.
+        if (ended(rolled) >= ended(ours)) return { applied: counted !== undefined, counters: decodeCounters(root) };
+        // Roll up to the shard as it is now, which covers every end written to it so far (so
+        // one winner serves all those waiting).
+        before = encodeSnapshot(rolled);
       }
       const prior = decodeSnapshot(before);
       const r = new Expr();
@@ -430,6 +427,24 @@ export class DynamoBranchStore implements BranchStore {
       if (rolledUp) return { applied: counted !== undefined, counters: decodeCounters(rolledUp.Attributes ?? {}) };
       before = undefined;
     }
+  }
+
+  /**
+   * A fan-in shard's counts and the sync point's counters with what it rolled up from that shard,
+   * in one consistent BatchGetItem (the order of the two reads does not matter: both only grow).
+   */
+  private async readShardAndRoot(
+    scope: Scope,
+    shardItemKey: Key,
+    rootKey: Key,
+    snapshot: string,
+    context: string,
+  ): Promise<{ shardItem?: Attributes; root?: Attributes }> {
+    const items = await this.batchGet(scope, [shardItemKey, rootKey], context, ['SK', 'total', 'succeeded', 'failed', 'cancelled', snapshot]);
+    return {
+      shardItem: items.find((item) => item.SK === shardItemKey.SK),
+      root: items.find((item) => item.SK === rootKey.SK),
+    };
   }
 
   async listCountedChildren(scope: Scope, parentId: string, seq: number): Promise<string[]> {
@@ -604,14 +619,24 @@ export class DynamoBranchStore implements BranchStore {
     return items;
   }
 
-  private async batchGet(scope: Scope, keys: Key[], context: string): Promise<Attributes[]> {
+  private async batchGet(scope: Scope, keys: Key[], context: string, attributes?: string[]): Promise<Attributes[]> {
     const items: Attributes[] = [];
     let pending: Record<string, unknown>[] = keys as unknown as Record<string, unknown>[];
     if (pending.length === 0) return items;
+    const x = new Expr();
+    const projection = attributes?.map((a) => x.name(a)).join(', ');
     return withRetries({ attempts: BATCH_GET_ROUNDS, baseMs: 25, maxMs: 2_000 }, async (round, last) => {
       const output = await this.call(context, () =>
         this.send(scope, 
-          new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: true } } }),
+          new BatchGetCommand({
+            RequestItems: {
+              [this.tableName]: {
+                Keys: pending,
+                ConsistentRead: true,
+                ...(projection ? { ProjectionExpression: projection, ExpressionAttributeNames: x.names } : {}),
+              },
+            },
+          }),
         ),
       );
       const got = output.Responses?.[this.tableName] ?? [];
@@ -630,12 +655,17 @@ export class DynamoBranchStore implements BranchStore {
    * write unit is counted for it: the service does not report what it charged).
    */
   private async send<C extends StoreCommand>(scope: Scope, command: C): Promise<OutputOf<C>> {
-    (command.input as { ReturnConsumedCapacity?: string }).ReturnConsumedCapacity = 'TOTAL';
+    // A new child's item is also written to GSI1 (keys only: one unit). Engines that do not
+    // report index units (dynalite) answer INDEXES without a GlobalSecondaryIndexes part: that
+    // unit is then counted here, as DynamoDB would bill it.
+    const indexed = command instanceof PutCommand && command.input.Item?.GSI1PK !== undefined;
+    (command.input as { ReturnConsumedCapacity?: string }).ReturnConsumedCapacity = indexed ? 'INDEXES' : 'TOTAL';
     const write = !(command instanceof GetCommand || command instanceof QueryCommand || command instanceof BatchGetCommand);
     try {
       const output = (await this.doc.send(command as never)) as OutputOf<C>;
       if (this.meter) {
-        const units = capacityOf((output as { ConsumedCapacity?: unknown }).ConsumedCapacity);
+        const consumed = (output as { ConsumedCapacity?: { GlobalSecondaryIndexes?: unknown } }).ConsumedCapacity;
+        const units = capacityOf(consumed) + (indexed && consumed && !consumed.GlobalSecondaryIndexes ? 1 : 0);
         this.meter.add(scope, write ? { writeUnits: units } : { readUnits: units });
       }
       return output;

@@ -117,6 +117,11 @@ export class RehearsalEventBus {
     return { FailedEntryCount: results.filter((r) => 'ErrorCode' in r).length, Entries: results };
   }
 
+  /** Deliveries to targets in flight now. */
+  get busy(): boolean {
+    return this.inFlight.size > 0;
+  }
+
   async idle(): Promise<void> {
     while (this.inFlight.size) await Promise.all([...this.inFlight]);
   }

@@ -52,6 +52,8 @@ export class FunctionHost {
   private readonly waiting: { resolve: (c: Container) => void; reject: (error: Error) => void }[] = [];
   private closed = false;
   private nextId = 0;
+  private inFlight = 0;
+  private readonly idleWaiters: (() => void)[] = [];
   /** The last lines each container wrote (Powertools logs); never printed unless asked. */
   readonly logs: string[] = [];
   readonly stats = { invocations: 0, errors: 0, timeouts: 0, coldStarts: 0 };
@@ -63,6 +65,25 @@ export class FunctionHost {
 
   async invoke(event: unknown): Promise<unknown> {
     if (this.closed) throw new FunctionError(this.fn.name, 'Lambda.ServiceException', 'the rehearsal is closing');
+    this.inFlight++;
+    try {
+      return await this.invokeIn(event);
+    } finally {
+      if (--this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+    }
+  }
+
+  /** Resolves when no invocation is running or waiting for a container. */
+  idle(): Promise<void> {
+    return this.inFlight === 0 ? Promise.resolve() : new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Invocations running or waiting for a container now. */
+  get busy(): boolean {
+    return this.inFlight > 0;
+  }
+
+  private async invokeIn(event: unknown): Promise<unknown> {
     const container = await this.acquire();
     this.stats.invocations++;
     container.invocations++;

@@ -19,6 +19,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DynamoBranchStore } from '../../adapters/dynamodb';
 import { SqsQueueConsumer } from '../sqs/queue-consumer';
+import type { CostCounters } from '../../core/cost';
 import type { LifecycleEvent } from '../../core/events';
 import type { BranchRecord, RunRecord } from '../../core/model';
 import { startDynalite, type DynamoEngine } from '../engines/dynalite-engine';
@@ -270,9 +271,23 @@ export class RehearsalStack {
     return { roleLogicalId: host.fn.roleLogicalId, statements: this.statementsOf(host.fn.roleLogicalId) };
   }
 
-  /** Waits until no message, execution or delivery is in flight. */
+  /** Waits until no execution, delivery or function invocation is in flight. */
   async settle(): Promise<void> {
-    await Promise.all([this.sfn.idle(), this.bus.idle()]);
+    const functions = [...this.functions.values()];
+    // Each of these can start the others' work: wait until all are quiet at once.
+    for (let round = 0; round < 100; round++) {
+      await Promise.all([this.sfn.idle(), this.bus.idle(), ...functions.map((f) => f.idle())]);
+      if (!functions.some((f) => f.busy) && !this.sfn.busy && !this.bus.busy) return;
+    }
+  }
+
+  /**
+   * What a run cost, as the deployed functions metered it (each invocation adds its usage to the
+   * run's cost record when it ends: functions/lambda/aws-deps.ts), once the work is quiet.
+   */
+  async costOf(runId: string): Promise<CostCounters> {
+    await this.settle();
+    return this.store.getCost({ team: this.team, runId });
   }
 
   async close(): Promise<void> {

@@ -68,9 +68,11 @@ export async function rehearseScenario(path: string, options: RehearseOptions): 
       progress.start();
     }
     const run = await stack.waitForRun(runId);
+    // What the deployed functions metered, once the last invocations have added theirs.
+    const cost = await stack.costOf(runId);
     const branches = await stack.listBranches(runId);
     await progress?.stop(branches);
-    reportRun(run, branches, options, started);
+    reportRun(run, branches, options, started, cost);
     return run.status === 'COMPLETED' ? 0 : 1;
   } catch (error) {
     if (!(error instanceof RehearsalError)) throw error;

@@ -182,6 +182,11 @@ export class RehearsalStepFunctions {
   }
 
   /** Resolves when no execution runs (including ones started meanwhile). */
+  /** Executions running now. */
+  get busy(): boolean {
+    return [...this.executions.values()].some((e) => e.status === 'RUNNING');
+  }
+
   async idle(): Promise<void> {
     for (;;) {
       const open = [...this.executions.values()].filter((e) => e.status === 'RUNNING').map((e) => e.done);

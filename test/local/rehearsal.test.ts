@@ -83,6 +83,26 @@ describe('examples: the same result document as run', () => {
     await local?.close();
   });
 
+  it('metrics.cost is what the deployed functions metered: the transitions, SQS requests and events of the local run', async () => {
+    const { scenario } = await loadScenarioFile('examples/hierarchical.yaml');
+    const localRunId = await local.startRun(runInputOf(scenario));
+    await local.waitForRun(localRunId);
+    const expected = await local.costOf(localRunId);
+    const { run } = await rehearse({ ...runRequestBody(scenario), name: 'cost' });
+    const cost = await stack.costOf(run.runId);
+    expect(cost.stepFunctionsTransitions).toBe(expected.stepFunctionsTransitions);
+    expect(cost.eventBridgeEntries).toBe(expected.eventBridgeEntries);
+    // Sums of fractions (each message's share of the event source's receive and delete).
+    expect(cost.sqsRequests).toBeCloseTo(expected.sqsRequests, 6);
+    expect(cost.stepFunctionsTransitions).toBeGreaterThan(0);
+    // DynamoDB units as the engine reported them to each function's store.
+    expect(cost.writeUnits).toBeGreaterThanOrEqual(3 * (await stack.listBranches(run.runId)).length);
+    expect(cost.readUnits).toBeGreaterThan(0);
+    const doc = runDocument(run, await stack.listBranches(run.runId), cost);
+    expect(doc.metrics.cost).toMatchObject({ stepFunctionsTransitions: expected.stepFunctionsTransitions, eventBridgeEntries: expected.eventBridgeEntries });
+    expect(doc.metrics.cost?.usd).toBeGreaterThan(0);
+  });
+
   for (const file of EXAMPLES) {
     it(file, async () => {
       const { scenario } = await loadScenarioFile(join('examples', file));
