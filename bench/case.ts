@@ -9,7 +9,9 @@ const spec = JSON.parse(process.argv[2] ?? '{}') as CaseSpec;
 async function main(): Promise<CaseResult> {
   switch (spec.system) {
     case 'ours':
+    case 'ours-data':
     case 'ours-engines':
+    case 'ours-engines-data':
       return (await import('./run-ours')).runOurs(spec);
     case 'langgraph':
     case 'langgraph-checkpointed':

@@ -2,10 +2,15 @@
 import type { AwsCounts } from './aws-counters';
 import type { TreeShape } from './workloads';
 
-/** `ours`: the runtime on its default (memory) tier, as `run` uses it; `ours-engines`: on dynalite + fauxqs, as `--data` uses it. */
-export type SystemName = 'ours' | 'ours-engines' | 'langgraph' | 'langgraph-checkpointed' | 'promise-all';
+/**
+ * Our runtime on each engine tier: `ours` on the memory tier (as `run` uses it), `ours-data` on
+ * the journal tier with a data folder (as `run --data` uses it), `ours-engines` on dynalite +
+ * fauxqs with nothing kept (`run --engines`; AWS requests are counted there), `ours-engines-data`
+ * on dynalite + fauxqs with a data folder (what `--data` used before the journal tier).
+ */
+export type SystemName = 'ours' | 'ours-data' | 'ours-engines' | 'ours-engines-data' | 'langgraph' | 'langgraph-checkpointed' | 'promise-all';
 
-export const OURS: readonly SystemName[] = ['ours', 'ours-engines'];
+export const OURS: readonly SystemName[] = ['ours', 'ours-data', 'ours-engines', 'ours-engines-data'];
 
 export interface CaseSpec {
   system: SystemName;

@@ -221,6 +221,40 @@ export function overheadTable(rows: Row[]): string {
   );
 }
 
+/** Our runtime per engine tier at 0 ms: makespan, CPU per branch and peak RSS side by side, and CPU ratios between tiers. */
+export function tiersTable(rows: Row[], systems: readonly SystemName[]): string {
+  const cpu = (r: CaseResult | undefined) =>
+    r && (r.status === 'completed' || r.status === 'timeout') && r.completedBranches > 0 ? r.cpuMs / r.completedBranches : undefined;
+  const pairs: [SystemName, SystemName][] = (
+    [
+      ['ours-engines-data', 'ours-data'],
+      ['ours-engines', 'ours-data'],
+      ['ours-data', 'ours'],
+    ] as [SystemName, SystemName][]
+  ).filter(([a, b]) => systems.includes(a) && systems.includes(b));
+  return table(
+    [
+      'workload', 'branches', 'c',
+      ...systems.flatMap((s) => [`${s} ms`, `${s} CPU ms/br`, `${s} peak RSS MB`]),
+      ...pairs.map(([a, b]) => `CPU ${a} ÷ ${b}`),
+    ],
+    rows.map((row) => [
+      row.workload,
+      fmt(row.branches),
+      String(row.concurrency),
+      ...systems.flatMap((s) => {
+        const r = row.results[s];
+        return [ms(r), fmt(cpu(r), 2), r && cpu(r) !== undefined ? fmt(r.rssPeakMb, 0) : '–'];
+      }),
+      ...pairs.map(([a, b]) => {
+        const x = cpu(row.results[a]);
+        const y = cpu(row.results[b]);
+        return x !== undefined && y !== undefined ? `${fmt(x / y, 1)}×` : '–';
+      }),
+    ]),
+  );
+}
+
 export interface RequestFigures {
   workload: string;
   concurrency: number;

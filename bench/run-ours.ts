@@ -1,15 +1,19 @@
 /**
  * Runs one tree on the embedded runtime: the real step-worker, store, queue and fan-out
- * (aws-local-stepfunctions), on the memory tier (`ours`) or on dynalite + fauxqs
- * (`ours-engines`), with counters hooked on from the outside (AWS requests: engines tier only,
- * where they go through the SDK clients).
+ * (aws-local-stepfunctions), on the tier the system names (see SystemName: memory, journal with
+ * a data folder, dynalite + fauxqs with or without one), with counters hooked on from the outside
+ * (AWS requests: engines tier only, where they go through the SDK clients).
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { EngineTier } from '../local/embedded-engines';
 import type { LifecycleEvent } from '../core/events';
 import type { BranchRecord } from '../core/model';
 import type { AgentInvoker } from '../core/ports';
 import { LocalRuntime } from '../local/runtime';
 import { aslTransitions, countDynamo, countEvents, countSqs, countStepFunctions, emptyCounts, type AwsCounts } from './aws-counters';
-import { fanInStats, percentile, ProcessMeter, round, startProfiler, type CaseResult, type CaseSpec, processFigures } from './measure';
+import { fanInStats, percentile, ProcessMeter, round, startProfiler, type CaseResult, type CaseSpec, processFigures, type SystemName } from './measure';
 import { branchCount, parentCount, QUICK_SHAPES, scenarioFor, type TreeShape } from './workloads';
 
 interface Hooks {
@@ -21,11 +25,29 @@ interface Hooks {
   completed: number;
 }
 
+const TIERS: Partial<Record<SystemName, { tier: EngineTier; data: boolean }>> = {
+  ours: { tier: 'memory', data: false },
+  'ours-data': { tier: 'journal', data: true },
+  'ours-engines': { tier: 'engines', data: false },
+  'ours-engines-data': { tier: 'engines', data: true },
+};
+
 export async function runOurs(spec: CaseSpec): Promise<CaseResult> {
+  const { tier, data } = TIERS[spec.system]!;
+  const dataDir = data ? mkdtempSync(join(tmpdir(), 'branch-spawner-bench-data-')) : undefined;
+  try {
+    return await runOn(spec, tier, dataDir);
+  } finally {
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+async function runOn(spec: CaseSpec, tier: EngineTier, dataDir: string | undefined): Promise<CaseResult> {
   const counts = emptyCounts();
   countStepFunctions(counts.stepFunctions);
   const runtime = await LocalRuntime.start({
-    tier: spec.system === 'ours-engines' ? 'engines' : 'memory',
+    tier,
+    dataDir,
     pollers: spec.pollers ?? 4,
     // A message must not come back while a saturated CPU still works on it (Lambda's ESM asks
     // for a visibility timeout of several times the function timeout for the same reason).

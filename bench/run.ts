@@ -30,6 +30,7 @@ import {
   rowFor,
   scaleUsage,
   schedulingTable,
+  tiersTable,
   usageOf,
   type Row,
 } from './report';
@@ -38,6 +39,17 @@ import { branchCount, HUGE, leafCount, peakParallelism, QUICK_SHAPES, SHAPES, ty
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
+if (args.includes('--help')) {
+  console.log(`npm run bench [-- options]
+  --quick            smaller trees, c = 10 only
+  --only=a,b         some systems: ours (memory tier) | ours-data (journal tier, as run --data) | ours-engines
+                     (dynalite + fauxqs) | ours-engines-data (dynalite + fauxqs with a data folder) | langgraph |
+                     langgraph-checkpointed | promise-all (default: all but ours-engines-data)
+  --profile          a CPU profile of each 0 ms / c = 10 case, summarized by layer
+  --huge             the 100,000-branch tree (0 ms, c = 40) on the default tier and the peers
+  --wide             the wide fan-out workload (200 / 1,000 / 10,000 children) and its cost`);
+  process.exit(0);
+}
 const quick = args.includes('--quick');
 const profile = args.includes('--profile');
 const huge = args.includes('--huge');
@@ -46,7 +58,7 @@ const systems: SystemName[] = onlyArg
   ? (onlyArg.split(',') as SystemName[])
   : huge
     ? ['ours', 'langgraph', 'promise-all']
-    : ['ours', 'ours-engines', 'langgraph', 'langgraph-checkpointed', 'promise-all'];
+    : ['ours', 'ours-data', 'ours-engines', 'langgraph', 'langgraph-checkpointed', 'promise-all'];
 
 const LATENCIES = [0, 100];
 const CONCURRENCY = quick ? [10] : [10, 40];
@@ -151,6 +163,11 @@ async function main() {
   console.log(schedulingTable(at100));
   console.log('\n## Overhead (agent latency 0 ms)\n');
   console.log(overheadTable(at0));
+  const tiers = OURS.filter((s) => systems.includes(s));
+  if (tiers.length > 1) {
+    console.log('\n## Our runtime per engine tier (agent latency 0 ms)\n');
+    console.log(tiersTable(at0, tiers));
+  }
   console.log('\n## AWS requests per branch and $ per million branches (ours on the engines tier, 0 ms runs)\n');
   console.log(requestsTable(figures));
   // Wall time per request: contended (wide: many steps at once) and one step at a time (deep).

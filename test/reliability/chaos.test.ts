@@ -6,7 +6,8 @@
  * Faults: duplicate delivery (every message sent twice), a crash at each crash point (each piece
  * of work crashes once there, see local/chaos.ts), and flaky agents (outcomes change by design:
  * checked against the invariants only). RELIABILITY_LONG=1 adds duplicate delivery combined
- * with each crash point, and more flaky seeds.
+ * with each crash point, and more flaky seeds. RELIABILITY_TIER=journal|engines runs it on that
+ * engine tier instead of the default memory tier.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LifecycleEvent } from '../../core/events';
@@ -14,8 +15,11 @@ import { CRASH_POINTS, type ChaosOptions } from '../../local/chaos';
 import { LocalRuntime } from '../../local/runtime';
 import { checkRunInvariants, exampleScenarios, recordEvents, runToEnd, type RunOutcome } from './support';
 import { report } from '../support/report';
+import { onTier } from '../support/tiers';
+import type { EngineTier } from '../../local/embedded-engines';
 
 const LONG = process.env.RELIABILITY_LONG === '1';
+const TIER = (process.env.RELIABILITY_TIER ?? 'memory') as EngineTier;
 const scenarios = await exampleScenarios();
 const aggregators = Object.assign({}, ...scenarios.map((s) => s.aggregators));
 
@@ -50,7 +54,7 @@ async function start(chaos?: ChaosOptions) {
   // A failed step is offered again at once (crash recovery must not depend on how long
   // redelivery takes: failures.yaml times a child out after 2 s); a message whose worker
   // stopped without a word comes back after 1 s.
-  const runtime = await LocalRuntime.start({ aggregators, chaos, visibilityTimeoutSeconds: 1, retryFailedAfterSeconds: 0 });
+  const runtime = await LocalRuntime.start({ ...onTier(TIER), aggregators, chaos, visibilityTimeoutSeconds: 1, retryFailedAfterSeconds: 0 });
   return { runtime, events: recordEvents(runtime) };
 }
 
