@@ -10,6 +10,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { JOURNAL_FILE } from '../../../local/data-folder';
 import { startLocalEngines, tierFor, type MemoryEngines } from '../../../local/embedded-engines';
 import { Journal, type JournalPart } from '../../../local/engines/journal';
+import { main } from '../../../local/cli';
+import { captureIo } from '../../support/io';
 import { itemFromJson, itemToJson } from '../../../local/engines/journaled-state';
 
 const folder = () => mkdtempSync(join(tmpdir(), 'bs-journal-'));
@@ -184,6 +186,20 @@ describe('the journal tier', () => {
     expect(await e.store.getRun(scope)).toEqual({ ...run, branchCount: 4 });
     // The spawn key (a string set) survived: the same reservation is not counted twice.
     expect(await e.store.reserveBranches(scope, 'spawn-1', 3, 10)).toEqual({ ok: true, branchCount: 4 });
+  });
+
+  it('run --data --fsync runs on the journal tier, and resume reads it; --fsync without --data is refused', async () => {
+    const data = folder();
+    const io = captureIo();
+    expect(await main(['run', 'examples/simple-parallel.yaml', '--data', data, '--fsync', '--json'], io), io.errText()).toBe(0);
+    const { runId } = JSON.parse(io.outText());
+    expect(existsSync(join(data, JOURNAL_FILE))).toBe(true);
+    const again = captureIo();
+    expect(await main(['resume', runId, '--data', data, '--fsync', '--json'], again), again.errText()).toBe(0);
+    expect(JSON.parse(again.outText())).toMatchObject({ runId, status: 'COMPLETED' });
+    const refused = captureIo();
+    expect(await main(['run', 'examples/simple-parallel.yaml', '--fsync'], refused)).toBe(2);
+    expect(refused.errText()).toContain('--fsync needs --data');
   });
 
   it('opens a folder on the tier that wrote it, and refuses to open it on another', async () => {
