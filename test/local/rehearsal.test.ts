@@ -3,7 +3,7 @@
  * every function run from its bundled asset with its role enforced. One synth for this file (the
  * rehearsal team with the tests' aggregators module), one rehearsed stack shared by the cases.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LifecycleEvent } from '../../core/events';
@@ -70,6 +70,22 @@ describe('the rehearsed stack', () => {
     expect(missing.statusCode).toBe(403);
     const unknownRun = await stack.request('GET', '/runs/nope');
     expect(unknownRun.statusCode).toBe(404);
+  });
+});
+
+describe('the bundles', () => {
+  it('were built by the local esbuild: ESM, minified, with the require banner and a source map', () => {
+    const functions = stack.template.ofType('AWS::Lambda::Function').filter(([, f]) => f.Properties?.Environment?.Variables?.POWERTOOLS_SERVICE_NAME);
+    expect(functions.length).toBeGreaterThanOrEqual(6);
+    for (const [, fn] of functions) {
+      const assetDir = join(assembly.dir, `asset.${String(fn.Properties!.Code.S3Key).replace(/\.zip$/, '')}`);
+      const code = readFileSync(join(assetDir, 'index.mjs'), 'utf8');
+      expect(code.startsWith("import { createRequire as __bsCreateRequire } from 'node:module';")).toBe(true);
+      expect(code).toMatch(/\bexport\s*\{[^}]*\bas handler\b|export\s*\{\s*\w+\s+as\s+handler/);
+      // Minified: a few very long lines (what newlines remain sit inside template literals).
+      expect(code.length / code.split('\n').length).toBeGreaterThan(1000);
+      expect(existsSync(join(assetDir, 'index.mjs.map'))).toBe(true);
+    }
   });
 });
 
