@@ -35,7 +35,7 @@ import { CostMeter } from '../core/cost';
 import type { BranchStore, FanOutTasks, StepQueue } from '../core/ports';
 import { LanedStepQueue, type StepLane } from '../core/step-lanes';
 import { JOURNAL_FILE, lockDataFolder } from './data-folder';
-import { Journal } from './engines/journal';
+import { Journal, type JournalOptions } from './engines/journal';
 import { journalQueues, journalTable } from './engines/journaled-state';
 import { ValidationError } from '../core/errors';
 import { startDynalite, type DynamoEngine } from './engines/dynalite-engine';
@@ -98,6 +98,8 @@ export interface EngineOptions {
   dataDir?: string;
   /** The journal tier: flush every journal write to the disk (survives an OS crash too; slower). */
   fsync?: boolean;
+  /** The journal tier's compaction thresholds (see JournalOptions; the defaults suit runs). */
+  compaction?: Pick<JournalOptions, 'growthFactor' | 'minCompactBytes'>;
   visibilityTimeoutSeconds?: number;
   maxReceiveCount?: number;
 }
@@ -142,13 +144,13 @@ function fanOutFactory(meter: CostMeter) {
 }
 
 /** The memory tier: the in-memory store and queues (nothing on disk). */
-export function startMemoryEngines(options: Omit<EngineOptions, 'tier' | 'dataDir' | 'fsync'> = {}): MemoryEngines {
+export function startMemoryEngines(options: Omit<EngineOptions, 'tier' | 'dataDir' | 'fsync' | 'compaction'> = {}): MemoryEngines {
   return memoryEngines(options);
 }
 
 /** The memory tier's store and queues, told to `kept` (the journal tier) when given. */
 function memoryEngines(
-  options: Omit<EngineOptions, 'tier' | 'dataDir' | 'fsync'>,
+  options: Omit<EngineOptions, 'tier' | 'dataDir' | 'fsync' | 'compaction'>,
   kept?: { journal: Journal; close(): void },
 ): MemoryEngines {
   const visibilityTimeoutSeconds = options.visibilityTimeoutSeconds ?? 5;
@@ -188,7 +190,7 @@ export function startJournalEngines(options: Omit<EngineOptions, 'tier'> & { dat
   // One process per data folder (refused with the holder's pid): taken before the journal is read.
   const lock = lockDataFolder(options.dataDir);
   try {
-    const journal = new Journal(join(options.dataDir, JOURNAL_FILE), { fsync: options.fsync });
+    const journal = new Journal(join(options.dataDir, JOURNAL_FILE), { ...options.compaction, fsync: options.fsync });
     const engines = memoryEngines(options, {
       journal,
       close() {

@@ -25,7 +25,7 @@ import { createDlqHandler } from '../functions/handlers/dlq-handler';
 import { createFanOutTaskHandlers } from '../functions/handlers/fan-out-tasks';
 import { createStepWorkerHandler } from '../functions/handlers/step-worker';
 import { createFaults, type ChaosOptions, type RuntimeFaults } from './chaos';
-import { startLocalEngines, type EngineTier, type TieredEngines } from './embedded-engines';
+import { startLocalEngines, type EngineOptions, type EngineTier, type TieredEngines } from './embedded-engines';
 import { continueLaneConcurrency, STEP_LANES } from '../core/step-lanes';
 import type { StepConsumer } from './engines/step-consumer';
 
@@ -44,6 +44,8 @@ export interface LocalRuntimeOptions {
   dataDir?: string;
   /** The journal tier: flush each journal write to the disk (survives an OS crash as well). */
   fsync?: boolean;
+  /** The journal tier's compaction thresholds (tests make it compact often). */
+  compaction?: EngineOptions['compaction'];
   chaos?: ChaosOptions;
   /** Extra agent kinds (e.g. bedrock, openai) next to script and http. */
   invokers?: Record<string, AgentInvoker>;
@@ -109,6 +111,7 @@ export class LocalRuntime {
       tier: options.tier,
       dataDir: options.dataDir,
       fsync: options.fsync,
+      compaction: options.compaction,
       visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 5,
       maxReceiveCount: options.maxReceiveCount,
     });

@@ -6,12 +6,15 @@
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { JOURNAL_FILE } from '../../../local/data-folder';
 import { startLocalEngines, tierFor, type MemoryEngines } from '../../../local/embedded-engines';
 import { Journal, type JournalPart } from '../../../local/engines/journal';
 import { main } from '../../../local/cli';
 import { captureIo } from '../../support/io';
+import { LocalRuntime } from '../../../local/runtime';
+import { loadScenarioFile } from '../../../local/scenario-file';
+import { runInputOf } from '../../../core/use-cases/start-run';
 import { itemFromJson, itemToJson } from '../../../local/engines/journaled-state';
 
 const folder = () => mkdtempSync(join(tmpdir(), 'bs-journal-'));
@@ -200,6 +203,31 @@ describe('the journal tier', () => {
     const refused = captureIo();
     expect(await main(['run', 'examples/simple-parallel.yaml', '--fsync'], refused)).toBe(2);
     expect(refused.errText()).toContain('--fsync needs --data');
+  });
+
+  it('a run compacted several times while it runs completes, and the folder reads back the same', async () => {
+    const data = folder();
+    const compactions = vi.spyOn(Journal.prototype, 'compact');
+    try {
+      const runtime = await LocalRuntime.start({ dataDir: data, compaction: { minCompactBytes: 64 * 1024, growthFactor: 2 } });
+      let runId: string;
+      let branches;
+      try {
+        runId = await runtime.startRun(runInputOf((await loadScenarioFile('examples/wide-fan-out.yaml')).scenario));
+        expect((await runtime.waitForRun(runId)).status).toBe('COMPLETED');
+        branches = await runtime.deps.store.listBranches({ team: runtime.team, runId });
+        expect(runtime.errors).toEqual([]);
+      } finally {
+        await runtime.close();
+      }
+      // The one on open, and at least two while the run went on.
+      expect(compactions.mock.calls.length).toBeGreaterThanOrEqual(3);
+      const e = await reopen(data);
+      expect(await e.store.listBranches({ team: 'local', runId })).toEqual(branches);
+      expect(await e.consumers.start.pending()).toBe(0);
+    } finally {
+      compactions.mockRestore();
+    }
   });
 
   it('opens a folder on the tier that wrote it, and refuses to open it on another', async () => {
