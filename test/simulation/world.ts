@@ -76,6 +76,8 @@ export interface Scenario {
   failures: boolean;
   /** The fan-out may time children out. */
   timeouts: boolean;
+  /** Some spawns name an `agent:` aggregator (an AGGREGATION branch after the children). */
+  agentAggregators: boolean;
 }
 
 export function generateScenario(seed: number): Scenario {
@@ -89,6 +91,7 @@ export function generateScenario(seed: number): Scenario {
     groups: r.chance(0.4),
     failures: r.chance(0.6),
     timeouts: r.chance(0.2),
+    agentAggregators: r.chance(0.3),
   };
 }
 
@@ -117,12 +120,13 @@ export class ScenarioAgent implements AgentInvoker {
     if (depth < s.maxDepth && kind < 0.55) {
       const width = 1 + Math.floor(at('width') * s.maxWidth);
       let waitFor: WaitFor = 'all';
+      const aggregator = s.agentAggregators && at('aggregator') < 0.5 ? { aggregator: 'agent:Helper' } : {};
       if (s.waitFor === 'mixed') waitFor = at('wait') < 0.3 ? 'all' : at('wait') < 0.65 ? 'any' : Math.max(1, Math.floor(width / 2));
       if (s.groups && at('groups') < 0.4) {
         const inputs = Array.from({ length: width }, (_, i) => `part-${i}`);
-        return { next_actions: [inputs, ['tail']], wait_for: waitFor };
+        return { next_actions: [inputs, ['tail']], wait_for: waitFor, ...aggregator };
       }
-      return { next_action: 'parallel_invoke', agents: Array.from({ length: width }, () => 'Node'), wait_for: waitFor };
+      return { next_action: 'parallel_invoke', agents: Array.from({ length: width }, () => 'Node'), wait_for: waitFor, ...aggregator };
     }
     if (kind < 0.65) return { next_action: 'invoke_agent', action_input: { agent: 'Helper', input: 'help' } };
     if (s.failures && kind < 0.78) throw new Error(`agent failure at ${call.branchId}`);
