@@ -80,9 +80,9 @@ export interface CliProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
 }
 
-/** `branch-spawner <args>` as a user runs it: a child process of the bin. */
-export function cli(args: string[]): CliProcess {
-  const child = spawn(NODE, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+/** `branch-spawner <args>` as a user runs it: a child process of the bin (`env` added to the test's). */
+export function cli(args: string[], env: Record<string, string> = {}): CliProcess {
+  const child = spawn(NODE, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d) => (stdout += d));

@@ -1,28 +1,34 @@
 /**
  * `kill -9` at a random moment, then `resume`, through the CLI only: `run --data <dir> --trace
- * <file>` in a child process is killed (SIGKILL) after a seeded random number of its lifecycle
- * events; `resume <runId> --data <dir> --trace <file>` carries the run on (in the double-kill
- * trial a first resume, a child process too, is killed once more after a random number of its
- * own events). The resumed run must give the clean run's result
- * and statuses, and the trace — appended to by every process — must hold a BranchCreated and an
- * end event for every branch of the final tree, and the run's end.
+ * <file>` in a child process dies (SIGKILL) after a seeded random number of its lifecycle events
+ * (its own `--hooks` module, kill-hooks.ts, sends the signal, so the moment is exact whatever the
+ * load); `resume <runId> --data <dir> --trace <file>` carries the run on (in the double-kill trial
+ * a first resume, a child process too, is killed once more after a random number of its own
+ * events). The resumed run must give the clean run's result and statuses, and the trace —
+ * appended to by every process — must hold a BranchCreated and an end event for every branch of
+ * the final tree, and the run's end. A third trial cuts a Ctrl-C cancel short with the kill.
  *
  * The scenario recurses with two `next_actions` groups per area: the second group's sync point
  * is opened by the settlement of the first, the window where a death used to leave `resume`
  * waiting forever. One trial kills as soon as a first group has settled, to land near it.
  *
- * The seed of each trial is in every assertion message; CONTRACT_SEED=<n> replays one.
+ * The seed of each trial is in every assertion message; CONTRACT_SEED=<n> replays it.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { LifecycleEvent } from '../../core/events';
 import { main } from '../../local/cli';
 import { captureIo } from '../support/io';
 import { between, cli, expectEveryLifecycleEvent, readTrace, seededRandom, whenTrace, within, type CliProcess } from './contract-support';
 
+const KILL_HOOKS = fileURLToPath(new URL('./kill-hooks.ts', import.meta.url));
+
 // 1 root, 4 areas, each two groups of 3 questions one after the other: 29 branches, 4 at a time.
+// The delays stretch a run to about a second (the 4 areas run at once; so do the questions of a
+// group), so that the test's kill of a resume (it reacts to the trace) has time to land.
 const SCENARIO = `
 name: two-groups
 request: "task:root"
@@ -37,9 +43,9 @@ agents:
       - when: "task:root"
         responses: [ { next_actions: [["area:a", "area:b", "area:c", "area:d"]] } ]
       - when: "area:"
-        responses: [ { $delayMs: 40, next_actions: [["q:1", "q:2", "q:3"], ["q:4", "q:5", "q:6"]] } ]
+        responses: [ { $delayMs: 100, next_actions: [["q:1", "q:2", "q:3"], ["q:4", "q:5", "q:6"]] } ]
       - when: "q:"
-        responses: [ { $delayMs: 60, next_actions: [], content: "answered $input" } ]
+        responses: [ { $delayMs: 300, next_actions: [], content: "answered $input" } ]
     responses: [ { next_actions: [], content: "no rule matched" } ]
 `;
 const BRANCHES = 1 + 4 + 4 * 6;
@@ -82,29 +88,35 @@ async function killWhen(args: string[], trialDir: string, trace: string, conditi
   if ('killedAt' in outcome) {
     proc.child.kill('SIGKILL');
     const exit = await proc.exited;
-    expect(exit.signal, `${label}: killed`).toBe('SIGKILL');
-    return { killed: outcome.killedAt, exit };
+    // It may have ended on its own in the instant between the condition and the signal.
+    return { killed: exit.signal === 'SIGKILL' ? outcome.killedAt : undefined, exit };
   }
   return { killed: undefined, exit: outcome.exit };
 }
 
 interface Trial {
   seed: number;
-  /** The first kill: after this many events of `run` (or as soon as a first group settled). */
+  /** The first kill: after a random number of events of `run`, or as soon as a first group settled. */
   firstKill: 'random' | 'first-group-settled';
   /** Kill the first `resume` too, after a random number of its own events. */
   double: boolean;
 }
 
-// CONTRACT_SEED=<n> replays both kinds of trial with that seed.
-const [singleSeed, doubleSeed] = process.env.CONTRACT_SEED ? [Number(process.env.CONTRACT_SEED), Number(process.env.CONTRACT_SEED)] : [100, 101];
+// CONTRACT_SEED=<n> replays every kind of trial with that seed.
+const seedOr = (n: number) => Number(process.env.CONTRACT_SEED ?? n);
 const TRIALS: Trial[] = [
-  { seed: singleSeed, firstKill: 'random', double: false },
-  { seed: doubleSeed, firstKill: 'first-group-settled', double: true },
+  { seed: seedOr(100), firstKill: 'random', double: false },
+  { seed: seedOr(101), firstKill: 'first-group-settled', double: true },
 ];
 
-describe('kill -9 of run --data at a random moment, then resume: the clean run\'s result, every event in the trace', () => {
-  it.concurrent.each(TRIALS)('seed $seed: first kill $firstKill, killed again while resuming: $double', async ({ seed, firstKill, double }) => {
+/** `run --data … --hooks kill-hooks.ts`: the process kills itself at the moment `env` names (see kill-hooks.ts). */
+async function runKilledBy(env: Record<string, string>, data: string, trace: string) {
+  return cli(['run', scenarioPath, '--data', data, '--json', '--trace', trace, '--hooks', KILL_HOOKS], env).exited;
+}
+
+// All at once: most of a trial is process starts and waiting for the dead process's messages to come back.
+describe('kill -9 at a random moment, then resume', () => {
+  it.concurrent.each(TRIALS)('seed $seed, first kill $firstKill, killed again while resuming: $double: the clean run\'s result, every event in the trace', async ({ seed, firstKill, double }) => {
     const { doc: reference, events: cleanEvents } = await clean();
     expect(reference.status).toBe('COMPLETED');
     expect(reference.branches).toHaveLength(BRANCHES);
@@ -112,33 +124,22 @@ describe('kill -9 of run --data at a random moment, then resume: the clean run\'
     const trialDir = mkdtempSync(join(dir, `seed-${seed}-`));
     const data = join(trialDir, 'data');
     const trace = join(trialDir, 'trace.jsonl');
-    const firstAfter = between(random, 2, Math.floor(cleanEvents * 0.8));
+    const firstAfter = between(random, 2, cleanEvents - 2);
     const label = `seed ${seed} (${firstKill === 'random' ? `kill after event ${firstAfter}` : 'kill when a first group settled'}${double ? ', killed again while resuming' : ''})`;
 
-    // 1. run --data, killed.
-    const settledFirstGroup = (events: LifecycleEvent[]) =>
-      events.some((e) => e.type === 'SyncPointReached' && e.branchId !== 'root' && (e.detail as { seq?: number }).seq === 1);
-    const first = await killWhen(
-      ['run', scenarioPath, '--data', data, '--json'],
-      trialDir,
-      trace,
-      firstKill === 'random' ? (events) => events.length >= firstAfter : settledFirstGroup,
-      label,
-    );
-    expect(first.killed, `${label}: the run ended before the kill (exit ${first.exit.code}): ${first.exit.stderr}`).toBeDefined();
-    const runId = first.killed!.find((e) => e.type === 'RunStarted')!.runId;
-    const endedBeforeKill = readTrace(trace).some((e) => e.type === 'RunCompleted');
-    expect(endedBeforeKill, `${label}: the kill landed before the run's end`).toBe(false);
+    // 1. run --data, killed (by its own hooks: the moment is exact).
+    const first = await runKilledBy(firstKill === 'random' ? { KILL_AFTER_EVENTS: String(firstAfter) } : { KILL_WHEN_GROUP_SETTLED: '1' }, data, trace);
+    expect(first.signal, `${label}: killed (exit ${first.code}): ${first.stderr}`).toBe('SIGKILL');
+    const runId = readTrace(trace).find((e) => e.type === 'RunStarted')!.runId;
+    expect(readTrace(trace).some((e) => e.type === 'RunCompleted'), `${label}: the kill landed before the run's end`).toBe(false);
 
-    // 2. (double) resume, killed after a random number of its own events.
+    // 2. (double) resume, killed after a random number of its own events. The test reacts to the
+    // trace (resume takes no hooks), so the kill may come late: if resume ended first, it ended well.
     if (double) {
       const before = readTrace(trace).length;
       const secondAfter = between(random, 1, Math.max(1, Math.floor((cleanEvents - before) * 0.6)));
       const second = await killWhen(['resume', runId, '--data', data, '--json'], trialDir, trace, (events) => events.length >= before + secondAfter, `${label}, second kill after ${secondAfter} more events`);
-      if (!second.killed) {
-        // It ended before the second kill could land: it must have ended well.
-        expect(second.exit.code, `${label}: resume before the second kill: ${second.exit.stderr}`).toBe(0);
-      }
+      if (!second.killed) expect(second.exit.code, `${label}: resume before the second kill: ${second.exit.stderr}`).toBe(0);
     }
 
     // 3. resume to the end (the CLI's main in this process: the same command, one process start less).
@@ -154,5 +155,38 @@ describe('kill -9 of run --data at a random moment, then resume: the clean run\'
       `${label}: the branches of the clean run (none failed by "the fan-out ended without a report")`,
     ).toEqual(reference.branches.map((b) => [b.id, b.status, b.error]));
     expectEveryLifecycleEvent(readTrace(trace), resumed, resumed.branches, label);
+  }, 120_000);
+
+  it.concurrent('Ctrl-C (the run is cancelled) cut short by kill -9, then resume: the cancel is finished by resume: CANCELLED, nothing left active, nothing failed, every event in the trace', async () => {
+    const seed = seedOr(102);
+    const random = seededRandom(seed);
+    const { events: cleanEvents } = await clean();
+    const trialDir = mkdtempSync(join(dir, `cancel-${seed}-`));
+    const data = join(trialDir, 'data');
+    const trace = join(trialDir, 'trace.jsonl');
+    const interruptAfter = between(random, 3, cleanEvents - 5);
+    const killAfterCancelled = between(random, 1, 4);
+    const label = `seed ${seed} (Ctrl-C after event ${interruptAfter}, kill -9 after ${killAfterCancelled} BranchCancelled)`;
+
+    const exit = await runKilledBy({ INTERRUPT_AFTER_EVENTS: String(interruptAfter), KILL_AFTER_CANCELLED: String(killAfterCancelled) }, data, trace);
+    // 130: the cancel finished before the kill (fewer branches to cancel); resume then has nothing left to do.
+    expect(exit.signal === 'SIGKILL' || exit.code === 130, `${label}: exit ${exit.code} ${exit.signal}: ${exit.stderr}`).toBe(true);
+    expect(readTrace(trace).some((e) => e.type === 'RunCompleted'), `${label}: the run ended before Ctrl-C`).toBe(false);
+    const runId = readTrace(trace).find((e) => e.type === 'RunStarted')!.runId;
+
+    const io = captureIo();
+    const code = await within(main(['resume', runId, '--data', data, '--json', '--trace', trace], io), 60_000, () => `${label}: resume did not end in 60 s (it hung): ${io.errText()}`);
+    const resumed = JSON.parse(io.outText()) as RunDoc;
+    expect(code, `${label}: ${io.errText()}`).toBe(1);
+    expect(resumed.status, label).toBe('CANCELLED');
+    const wrong = resumed.branches.filter((b) => !['COMPLETED', 'CANCELLED'].includes(b.status)).map((b) => `${b.id}:${b.status} ${b.error ?? ''}`);
+    expect(wrong, `${label}: branches neither COMPLETED before the cancel nor CANCELLED by it`).toEqual([]);
+    expect(resumed.branches.find((b) => b.id === 'root')?.status, label).toBe('CANCELLED');
+    expectEveryLifecycleEvent(readTrace(trace), resumed, resumed.branches, label);
+
+    // It stays so: resuming the ended run changes nothing.
+    const again = captureIo();
+    expect(await main(['resume', runId, '--data', data, '--json'], again), label).toBe(1);
+    expect((JSON.parse(again.outText()) as RunDoc).branches, `${label}: a second resume`).toEqual(resumed.branches);
   }, 120_000);
 });
