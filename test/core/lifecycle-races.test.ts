@@ -1,8 +1,10 @@
 /**
  * Regression tests of the branch lifecycle under the interleavings that broke it (each failed
  * before the fix): a cancel racing a spawn, a restart between a second group's sync point and
- * its children, an end event lost to a crash while a duplicate delivery finished the work, and an
- * early exit whose fan-out was never stopped because the crash came just before the stop.
+ * its children, an end event lost to a crash while a duplicate delivery finished the work, an
+ * early exit whose fan-out was never stopped because the crash came just before the stop, and a
+ * child cancelled under a parent that a cancel ended while a settlement opened its next group.
+ * (Two more cases the simulation found are pinned seeds in test/simulation/simulation.test.ts.)
  */
 import { describe, expect, it } from 'vitest';
 import { MemoryBranchStore } from '../../adapters/memory/memory-branch-store';
@@ -187,6 +189,58 @@ describe('an early exit cut short by a crash just before its fan-out was stopped
       expect(h.fanOut.activeExecutions).toBe(0);
     } finally {
       releaseSlow();
+      h.stop();
+    }
+  });
+});
+
+describe('a cancel while a settlement opens the next group, and a crash after it cancelled the new child', () => {
+  it('the retried settlement tells the child\'s end (its BranchCancelled), though the parent moved on and ended', async () => {
+    // Group 1 settles; its Aggregate opens group 2. The cancel runs to its end just before group
+    // 2's child is written (it finds no child to cancel); the opening then sees the parent ended,
+    // cancels the child it just wrote, and crashes before telling that end. The state machine
+    // retries the Aggregate, which finds the parent moved on to group 2 and ended.
+    const store = new MemoryBranchStore();
+    const h = createMemoryHarness({ store });
+    let cancelled: Promise<void> | undefined;
+    const createBranches = store.createBranches.bind(store);
+    store.createBranches = async (branches) => {
+      if (branches[0]?.parentSeq === 2 && !cancelled) {
+        cancelled = cancelRun(h.deps, { team: TEAM, runId: branches[0].runId });
+        await cancelled;
+      }
+      return createBranches(branches);
+    };
+    let crashed = false;
+    const transitionBranch = store.transitionBranch.bind(store);
+    store.transitionBranch = async (scope, branchId, from, to, patch) => {
+      const ended = await transitionBranch(scope, branchId, from, to, patch);
+      if (ended && branchId === 'root.1' && patch?.advancedBy === 'parent:root' && !crashed) {
+        crashed = true;
+        throw new HarnessCrash('crash after cancelling root.1');
+      }
+      return ended;
+    };
+    const agents = scriptAgents({
+      Lead: {
+        rules: [{ when: 'leaf:', responses: [{ next_action: 'final_response', content: 'done' }] }],
+        responses: [{ next_actions: [['leaf:a'], ['leaf:b']] }, { next_action: 'final_response', content: '$input' }],
+      },
+    });
+    try {
+      const outcome = await h.run({ name: 'groups', request: 'x', entry: 'Lead', agents });
+      expect(crashed).toBe(true);
+      expect(outcome.run.status).toBe('CANCELLED');
+      expect(outcome.branches.map((b) => [b.id, b.status])).toEqual([
+        ['root', 'CANCELLED'],
+        ['root.0', 'COMPLETED'],
+        ['root.1', 'CANCELLED'],
+      ]);
+      expect(outcome.events.some((e) => e.type === 'BranchCancelled' && e.branchId === 'root.1')).toBe(true);
+      const sp = await store.getSyncPoint({ team: TEAM, runId: outcome.run.runId }, 'root', 2);
+      expect(sp?.counters).toEqual({ total: 1, succeeded: 0, failed: 0, cancelled: 1 });
+      expect(h.fanOut.activeExecutions).toBe(0);
+    } finally {
       h.stop();
     }
   });

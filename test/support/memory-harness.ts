@@ -2,7 +2,7 @@
 import { AggregatorRegistry, type AggregatorFn } from '../../core/aggregators';
 import type { LifecycleEvent } from '../../core/events';
 import type { AgentRegistry, BranchRecord, RunRecord, Scope } from '../../core/model';
-import type { AgentInvoker } from '../../core/ports';
+import type { AgentInvoker, FanOutTasks } from '../../core/ports';
 import {
   executeStep,
   fanOutTasks,
@@ -54,7 +54,7 @@ export function createMemoryHarness(options: HarnessOptions = {}) {
     aggregators: new AggregatorRegistry(options.aggregators),
     faults: options.faults,
   };
-  late.bind(fanOutTasks(deps));
+  late.bind(retriedOnCrash(fanOutTasks(deps)));
   let inFlight = 0;
   let pumping = false;
   const pump = async () => {
@@ -132,6 +132,23 @@ export function createMemoryHarness(options: HarnessOptions = {}) {
 
 /** Thrown by a test's fault injection: the harness delivers the message again. */
 export class HarnessCrash extends Error {}
+
+/** The fan-out's tasks as its state machine runs them: a task that crashed is retried (its retrier). */
+function retriedOnCrash(tasks: FanOutTasks): FanOutTasks {
+  const retried = async (task: () => Promise<void>): Promise<void> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await task();
+      } catch (error) {
+        if (!(error instanceof HarnessCrash) || attempt >= 10) throw error;
+      }
+    }
+  };
+  return {
+    recordChildFailure: (input) => retried(() => tasks.recordChildFailure(input)),
+    aggregate: (input) => retried(() => tasks.aggregate(input)),
+  };
+}
 
 export function scriptAgents(defs: Record<string, { allowed?: string[]; responses: unknown[]; rules?: unknown[] }>): AgentRegistry {
   return Object.fromEntries(Object.entries(defs).map(([name, def]) => [name, { kind: 'script', ...def }]));
