@@ -3,8 +3,9 @@
  * before the fix): a cancel racing a spawn, a restart between a second group's sync point and
  * its children, an end event lost to a crash while a duplicate delivery finished the work, an
  * early exit whose fan-out was never stopped because the crash came just before the stop, and a
- * child cancelled under a parent that a cancel ended while a settlement opened its next group.
- * (Two more cases the simulation found are pinned seeds in test/simulation/simulation.test.ts.)
+ * child cancelled under a parent that a cancel ended while a settlement opened its next group, and
+ * two settlements at once where the one that cancelled a child died before counting it. (The last
+ * two were found by the simulation; their seeds are also pinned in simulation.test.ts.)
  */
 import { describe, expect, it } from 'vitest';
 import { MemoryBranchStore } from '../../adapters/memory/memory-branch-store';
@@ -241,6 +242,90 @@ describe('a cancel while a settlement opens the next group, and a crash after it
       expect(sp?.counters).toEqual({ total: 1, succeeded: 0, failed: 0, cancelled: 1 });
       expect(h.fanOut.activeExecutions).toBe(0);
     } finally {
+      h.stop();
+    }
+  });
+});
+
+describe('two settlements of one sync point at once', () => {
+  it('the one that lost the write cancelling a child tells that end, when the winner died before telling it', async () => {
+    // wait_for any over [a, b, slow], then a second group. a and b both complete and both settle
+    // the sync point (one claims it); both try to cancel slow: the first write wins and its
+    // worker dies there; the other reads slow back and moves the parent on to the second group.
+    // The dead worker's message comes back only after that, and finds the parent moved on: the
+    // end of slow must have been counted by the survivor.
+    const store = new MemoryBranchStore();
+    let releaseSlow!: () => void;
+    const slowGate = new Promise<void>((resolve) => (releaseSlow = resolve));
+    const script = new KindRouter({ script: new ScriptInvoker() });
+    const invoker: AgentInvoker = {
+      invoke: async (call) => {
+        if (call.input === 'leaf:slow') await slowGate;
+        return script.invoke(call);
+      },
+    };
+    const h = createMemoryHarness({ store, invoker });
+    // Both quick children have ended before either end is counted (so both settle, and neither
+    // cancels the other).
+    let ended = 0;
+    let bothEnded!: () => void;
+    const bothEndedGate = new Promise<void>((resolve) => (bothEnded = resolve));
+    const updateBranch = store.updateBranch.bind(store);
+    let movedOn!: () => void;
+    const movedOnGate = new Promise<void>((resolve) => (movedOn = resolve));
+    store.updateBranch = async (scope, branchId, version, patch) => {
+      const updated = await updateBranch(scope, branchId, version, patch);
+      if (updated && updated.parentId === 'root' && updated.parentSeq === 1 && updated.status === 'COMPLETED' && ++ended === 2) bothEnded();
+      if (updated && branchId === 'root' && updated.spawn?.seq === 2) movedOn();
+      return updated;
+    };
+    const recordChildEnd = store.recordChildEnd.bind(store);
+    store.recordChildEnd = async (scope, parentId, seq, childId, outcome) => {
+      if (parentId === 'root' && seq === 1) await bothEndedGate;
+      return recordChildEnd(scope, parentId, seq, childId, outcome);
+    };
+    let crashed = false;
+    const transitionBranch = store.transitionBranch.bind(store);
+    store.transitionBranch = async (scope, branchId, from, to, patch) => {
+      const result = await transitionBranch(scope, branchId, from, to, patch);
+      if (result && branchId === 'root.2' && patch?.advancedBy === 'settle:root#1' && !crashed) {
+        crashed = true;
+        throw new HarnessCrash('crash after cancelling root.2');
+      }
+      return result;
+    };
+    // The dead worker's message comes back once the parent has moved on (and slow's call returns).
+    const redeliver = h.queue.redeliver.bind(h.queue);
+    h.queue.redeliver = async (message) => {
+      await movedOnGate;
+      releaseSlow();
+      return redeliver(message);
+    };
+    const agents = scriptAgents({
+      Lead: {
+        rules: [{ when: 'leaf:', responses: [{ next_action: 'final_response', content: 'done' }] }],
+        responses: [
+          { next_actions: [['leaf:a', 'leaf:b', 'leaf:slow'], ['leaf:tail']], wait_for: 'any' },
+          { next_action: 'final_response', content: '$input' },
+        ],
+      },
+    });
+    try {
+      const outcome = await h.run({ name: 'two-settlements', request: 'x', entry: 'Lead', agents });
+      expect(crashed).toBe(true);
+      expect(outcome.run.status).toBe('COMPLETED');
+      expect(outcome.branches.map((b) => [b.id, b.status])).toEqual([
+        ['root', 'COMPLETED'],
+        ['root.0', 'COMPLETED'],
+        ['root.1', 'COMPLETED'],
+        ['root.2', 'CANCELLED'],
+        ['root.3', 'COMPLETED'],
+      ]);
+      const sp = await store.getSyncPoint({ team: TEAM, runId: outcome.run.runId }, 'root', 1);
+      expect(sp?.counters).toEqual({ total: 3, succeeded: 2, failed: 0, cancelled: 1 });
+      expect(outcome.events.some((e) => e.type === 'BranchCancelled' && e.branchId === 'root.2')).toBe(true);
+    } finally {
+      releaseSlow();
       h.stop();
     }
   });
