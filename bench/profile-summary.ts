@@ -39,6 +39,8 @@ export function ownerOf(url: string, functionName: string): string {
     const rest = url.slice(nm + '/node_modules/'.length).split('/');
     return rest[0].startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0];
   }
+  // The journal tier's file (local/engines/journal*.ts) apart from the rest of our code.
+  if (/\/local\/engines\/journal[^/]*\.ts$/.test(url)) return 'journal tier';
   const project = url.match(/\/work\/[^/]+\/([^/]+)\//);
   return project ? `project:${project[1]}` : url;
 }
@@ -52,6 +54,7 @@ const LAYERS: [RegExp, string][] = [
   [/^(aws-local-stepfunctions|jsonpath-plus|asl-validator|asl-path-validator)$/, 'Step Functions engine (aws-local-stepfunctions)'],
   [/^(@smithy\/.*|@aws-sdk\/.*|node:_http_client|node:_http_agent|node:_http_outgoing|node:_http_common)$/, 'AWS SDK clients (+ HTTP client)'],
   [/^node:_http_server$/, "engines' HTTP servers"],
+  [/^journal tier$/, 'journal (the journal tier: JSON lines, file writes)'],
   [/^(project:.*|@aws-lambda-powertools\/.*|zod)$/, 'our code (core, adapters, handlers, runtime)'],
   [/^(@langchain\/.*|langsmith|p-queue|p-retry|uuid)$/, 'LangGraph'],
   [/^\(gc\)$/, 'garbage collector'],
