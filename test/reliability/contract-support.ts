@@ -35,11 +35,15 @@ export function seededRandom(seed: number): () => number {
 /** An integer in [min, max] from the generator. */
 export const between = (random: () => number, min: number, max: number) => min + Math.floor(random() * (max - min + 1));
 
-/** The seeds of a suite's trials: `count` from `base`, or only CONTRACT_SEED when it is set. */
+/**
+ * The seeds of a suite's trials: `count` from `base`; only CONTRACT_SEED when it is set; and
+ * CONTRACT_TRIALS=<n> runs n trials instead of `count` (a longer hunt than npm test's).
+ */
 export function trialSeeds(base: number, count: number): number[] {
   const only = process.env.CONTRACT_SEED;
   if (only) return [Number(only)];
-  return Array.from({ length: count }, (_, i) => base + i);
+  const trials = Number(process.env.CONTRACT_TRIALS ?? count);
+  return Array.from({ length: trials }, (_, i) => base + i);
 }
 
 /** The events of a `--trace` file (a line cut by a killed writer is skipped). */
