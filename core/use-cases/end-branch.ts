@@ -104,6 +104,22 @@ export async function tellEnd(deps: SpawnerDeps, branch: BranchRecord, by: strin
   await tellParent(deps, branch, options);
 }
 
+/**
+ * Why an active branch must end CANCELLED instead of going on (a step about to run, a fan-out
+ * iteration that failed): its run ended, or its parent did. Those ends are written before their
+ * cascades read this branch, so either this read sees them or their cascade sees the branch.
+ */
+export async function endedAbove(deps: SpawnerDeps, branch: BranchRecord): Promise<string | undefined> {
+  const scope = scopeOf(branch);
+  const [run, parent] = await Promise.all([
+    deps.store.getRun(scope),
+    branch.parentId === null ? undefined : deps.store.getBranch(scope, branch.parentId),
+  ]);
+  if (run && run.status !== 'RUNNING') return `the run is ${run.status}`;
+  if (parent && isTerminal(parent.status)) return `its parent ${parent.id} ${parent.status === 'CANCELLED' ? 'was cancelled' : parent.status}`;
+  return undefined;
+}
+
 /** The lifecycle event of a terminal branch's end. */
 export function endEvent(branch: BranchRecord, now: number): LifecycleEvent {
   if (branch.status === 'COMPLETED') return branchEvent('BranchCompleted', branch, now);

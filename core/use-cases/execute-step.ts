@@ -11,7 +11,7 @@ import type { AgentReply, BranchPatch, StepMessage } from '../ports';
 import { parseAgentResponse, type Decision } from '../protocol';
 import { allowedTargets, checkTopology } from '../topology';
 import { defined, hit, loadRun, scopeOf, type SpawnerDeps } from './deps';
-import { endBranch, tellEnd } from './end-branch';
+import { endBranch, endedAbove, tellEnd } from './end-branch';
 import { readableResponse } from './readable-json';
 import { checkSpawn, openSyncPoint, spawnGroups, spawnStateFromDecision } from './spawn';
 
@@ -278,16 +278,4 @@ function validUsage(usage: unknown): usage is { inputTokens: number; outputToken
 
 function describeValue(value: unknown): string {
   return value === null ? 'null' : typeof value;
-}
-
-/** Why the branch must not run on: its run ended, or its parent did. */
-async function endedAbove(deps: SpawnerDeps, branch: BranchRecord): Promise<string | undefined> {
-  const scope = scopeOf(branch);
-  const [run, parent] = await Promise.all([
-    deps.store.getRun(scope),
-    branch.parentId === null ? undefined : deps.store.getBranch(scope, branch.parentId),
-  ]);
-  if (run && run.status !== 'RUNNING') return `the run is ${run.status}`;
-  if (parent && isTerminal(parent.status)) return `its parent ${parent.id} ${parent.status === 'CANCELLED' ? 'was cancelled' : parent.status}`;
-  return undefined;
 }

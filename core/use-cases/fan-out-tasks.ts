@@ -1,7 +1,8 @@
 /** The two tasks of the fan-out state machine: RecordChildFailure and Aggregate. */
 import type { ChildFailureInput, FanOutTasks, SyncPointTaskInput } from '../ports';
 import { type SpawnerDeps } from './deps';
-import { endBranch, settleSyncPoint, tellEnd } from './end-branch';
+import { isTerminal } from '../model';
+import { endBranch, endedAbove, settleSyncPoint, tellEnd } from './end-branch';
 
 /** The fan-out tasks over the use cases (what every orchestrator's tasks call). */
 export function fanOutTasks(deps: SpawnerDeps): FanOutTasks {
@@ -23,8 +24,12 @@ export async function recordChildFailure(deps: SpawnerDeps, input: ChildFailureI
     ? `TIMED_OUT: the branch ran past branchTimeoutSeconds`
     : `the fan-out could not run this branch: ${input.error}${input.cause ? ` (${input.cause.slice(0, 500)})` : ''}`;
   const by = `fan-out:${child.id}`;
+  // Under a run or parent that ended (a cancel whose cascade has not reached this child yet), the
+  // child ends CANCELLED like the rest, not TIMED_OUT or FAILED.
+  const above = isTerminal(child.status) ? undefined : await endedAbove(deps, child);
+  const end = above ? { status: 'CANCELLED' as const, by, error: above } : { status: timedOut ? 'TIMED_OUT' as const : 'FAILED' as const, by, error };
   // The iteration is over: nothing is to be released (taskToken left out).
-  const ended = await endBranch(deps, { ...child, taskToken: undefined }, { status: timedOut ? 'TIMED_OUT' : 'FAILED', by, error });
+  const ended = await endBranch(deps, { ...child, taskToken: undefined }, end);
   if (ended) return;
   // It ended on its own just before (or an earlier try of this task ended it): its end is told
   // again (idempotent; the event again only if this task is what ended it).

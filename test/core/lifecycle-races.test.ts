@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { MemoryBranchStore } from '../../adapters/memory/memory-branch-store';
 import { isTerminal, type Scope } from '../../core/model';
 import type { AgentInvoker } from '../../core/ports';
-import { cancelRun, type Faults } from '../../core/use-cases';
+import { cancelRun, recordChildFailure, type Faults } from '../../core/use-cases';
 import { KindRouter } from '../../adapters/agents/agent-invoker';
 import { ScriptInvoker } from '../../adapters/agents/script-invoker';
 import { createMemoryHarness, HarnessCrash, scriptAgents } from '../support/memory-harness';
@@ -326,6 +326,41 @@ describe('two settlements of one sync point at once', () => {
       expect(outcome.events.some((e) => e.type === 'BranchCancelled' && e.branchId === 'root.2')).toBe(true);
     } finally {
       releaseSlow();
+      h.stop();
+    }
+  });
+});
+
+describe('a fan-out iteration failing under a cancelled run', () => {
+  it('ends the child CANCELLED like the rest of the tree, not TIMED_OUT', async () => {
+    // The cancel runs to its end before the spawn writes its child (it finds none to cancel);
+    // the child's iteration then times out before the spawn sees the parent ended.
+    const store = new MemoryBranchStore();
+    const h = createMemoryHarness({ store });
+    let cancelled = false;
+    const createBranches = store.createBranches.bind(store);
+    store.createBranches = async (branches) => {
+      const first = branches[0];
+      if (first?.parentId !== 'root' || cancelled) return createBranches(branches);
+      cancelled = true;
+      await cancelRun(h.deps, { team: TEAM, runId: first.runId });
+      const created = await createBranches(branches);
+      await recordChildFailure(h.deps, { team: TEAM, runId: first.runId, parentId: 'root', seq: 1, branchId: first.id, error: 'States.Timeout' });
+      return created;
+    };
+    const agents = scriptAgents({
+      Boss: { allowed: ['Worker'], responses: [{ next_action: 'parallel_invoke', agents: ['Worker'] }] },
+      Worker: { responses: [{ next_action: 'final_response', content: 'done' }] },
+    });
+    try {
+      const outcome = await h.run({ name: 'timeout-after-cancel', request: 'x', entry: 'Boss', agents });
+      expect(outcome.run.status).toBe('CANCELLED');
+      expect(outcome.branches.map((b) => [b.id, b.status])).toEqual([
+        ['root', 'CANCELLED'],
+        ['root.0', 'CANCELLED'],
+      ]);
+      expect(outcome.branches[1].error).toBe('the run is CANCELLED');
+    } finally {
       h.stop();
     }
   });

@@ -16,9 +16,11 @@ const from = Number(process.env.SIM_FROM ?? 1);
  * cancelled the new child and died before telling it (no BranchCancelled), and its retry found
  * the parent moved on; 13802 — two settlements of one sync point at once: the one that cancelled
  * a child died before counting it, the other lost that write and resumed the parent without
- * telling it (counters short of one cancelled child).
+ * telling it (counters short of one cancelled child); 43534 — a child's fan-out iteration timed
+ * out after a cancel completed, before the spawn saw its parent ended: the child ended TIMED_OUT
+ * under a CANCELLED run.
  */
-const PINNED = [12874, 13802];
+const PINNED = [12874, 13802, 43534];
 const range = Array.from({ length: count }, (_, i) => from + i);
 const seeds = one ? [Number(one)] : process.env.SIM_SEEDS ? range : [...range, ...PINNED.filter((p) => !range.includes(p))];
 
