@@ -128,6 +128,36 @@ export function describeDynamoStoreSpecifics(
       expect(await units(() => metered.updateBranch(scope, 'root.1', 0, { stepCount: 1 }))).toBe(1);
     });
 
+    it('writes the ends of one shard told together in one conditional write and one roll-up; repeats among them are refused alone', async () => {
+      const scope = newScope();
+      await store.createSyncPoint(syncPointRecord(scope, 'root', 1, 5));
+      await store.recordChildEnd(scope, 'root', 1, 'root.0', 'succeeded');
+      const mixed = await count(() =>
+        Promise.all([
+          store.recordChildEnd(scope, 'root', 1, 'root.1', 'succeeded'),
+          store.recordChildEnd(scope, 'root', 1, 'root.2', 'failed'),
+          store.recordChildEnd(scope, 'root', 1, 'root.0', 'succeeded'), // told before
+          store.recordChildEnd(scope, 'root', 1, 'root.2', 'failed'), // told twice at once
+        ]),
+      );
+      expect(mixed.value.map((r) => r.applied)).toEqual([true, true, false, false]);
+      for (const r of mixed.value) expect(r.counters).toEqual({ total: 5, succeeded: 2, failed: 1, cancelled: 0 });
+      // The group is refused (root.0 is counted), one read tells which are, the others are written together, one roll-up.
+      expect(mixed.requests).toEqual(['UpdateItem', 'BatchGetItem', 'UpdateItem', 'UpdateItem']);
+      const fresh = await count(() =>
+        Promise.all([
+          store.recordChildEnd(scope, 'root', 1, 'root.3', 'cancelled'),
+          store.recordChildEnd(scope, 'root', 1, 'root.4', 'succeeded'),
+        ]),
+      );
+      expect(fresh.requests).toEqual(['UpdateItem', 'UpdateItem']);
+      expect(fresh.value).toEqual([
+        { applied: true, counters: { total: 5, succeeded: 3, failed: 1, cancelled: 1 } },
+        { applied: true, counters: { total: 5, succeeded: 3, failed: 1, cancelled: 1 } },
+      ]);
+      expect(await store.listCountedChildren(scope, 'root', 1)).toEqual(['root.0', 'root.1', 'root.2', 'root.3', 'root.4']);
+    });
+
     it('finishes a count that crashed between the shard and the roll-up when the end is told again', async () => {
       const scope = newScope();
       await store.createSyncPoint(syncPointRecord(scope, 'root', 1, 3));

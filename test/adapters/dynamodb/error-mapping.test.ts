@@ -8,6 +8,7 @@ import {
   ThrottlingException,
 } from '@aws-sdk/client-dynamodb';
 import {
+  BatchGetCommand,
   DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -17,6 +18,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoBranchStore, mapDynamoError, MAX_ITEM_BYTES } from '../../../adapters/dynamodb';
+import { shardKey, syncKey } from '../../../adapters/dynamodb/item-codec';
 import {
   BranchSpawnerError,
   ConflictError,
@@ -96,7 +98,14 @@ describe('DynamoBranchStore error handling (mocked SDK)', () => {
     expect(await store.finishRun(scope, 'FAILED', {})).toBe(false);
     expect(await store.claimAggregation(scope, 'root', 1, 'fail', 1)).toBe(false);
     // A repeated end: its shard already counted it and the sync point already rolled that shard up (k0).
-    mock.on(GetCommand).resolves({ Item: { total: 2, succeeded: 1, failed: 0, cancelled: 0, k0: 1 } });
+    mock.on(BatchGetCommand).resolves({
+      Responses: {
+        t: [
+          { ...shardKey(scope, 'root', 1, '0'), done: new Set(['0']), succeeded: 1 },
+          { ...syncKey(scope, 'root', 1), total: 2, succeeded: 1, failed: 0, cancelled: 0, k0: 1 },
+        ],
+      },
+    });
     expect(await store.recordChildEnd(scope, 'root', 1, 'root.0', 'succeeded')).toEqual({
       applied: false,
       counters: { total: 2, succeeded: 1, failed: 0, cancelled: 0 },
