@@ -6,7 +6,6 @@ import { parseChaos } from './chaos';
 import { redriveCommand } from './redrive-command';
 import { resumeCommand } from './resume-command';
 import { runDevCommand } from './dev-server';
-import { rehearseScenario } from './rehearsal/rehearse-command';
 import { runScenario, type RunCommandOptions } from './run-command';
 
 export interface MainOptions {
@@ -67,6 +66,8 @@ export async function main(
           exitCode = 2;
           return;
         }
+        // Loaded only here: the rehearsal brings the AWS-API engines and the SDK clients.
+        const { rehearseScenario } = await import('./rehearsal/rehearse-command');
         exitCode = await rehearseScenario(scenario, { ...options, team: opts.team });
         return;
       }

@@ -78,6 +78,13 @@ interface Execution {
   byBranch: Map<string, string>;
 }
 
+/**
+ * Every orchestrator runs the same definition (the one ASL file, substituted the same way), so the
+ * engine validates it once per process: its validator compiles a JSON schema each time (most of
+ * a runtime's start-up CPU otherwise).
+ */
+let definitionValidated = false;
+
 export class LocalFanOutOrchestrator implements FanOutOrchestrator {
   private readonly queue: StepQueue;
   private readonly tasks: FanOutTasks;
@@ -96,7 +103,8 @@ export class LocalFanOutOrchestrator implements FanOutOrchestrator {
     this.meter = options.meter;
     this.onExecutionError = options.onExecutionError ?? ((error) => console.error('fan-out execution failed:', error));
     const definition = localDefinition();
-    this.machine = new StateMachine(definition as StateMachineDefinition);
+    this.machine = new StateMachine(definition as StateMachineDefinition, { validationOptions: { noValidate: definitionValidated } });
+    definitionValidated = true;
     this.retries = {
       recordChildFailure: retryBudget(
         definition.States[FAN_OUT_STATES.fanOut].ItemProcessor.States[FAN_OUT_STATES.recordChildFailure],
