@@ -61,7 +61,7 @@ describe('faults combined, through run --chaos', () => {
       const completed = outcome.events.filter((e) => e.type === 'BranchCompleted').map((e) => e.branchId);
       expect(new Set(completed), `${label}: a BranchCompleted per branch, the root's included`).toEqual(new Set(['root', 'root.0', 'root.1', 'root.2']));
     });
-  });
+  }, 120_000);
 
   // A 131-branch tree: 10 Mid copies, each spawning 3 Leaf copies that spawn 3 more (1 + 10 +
   // 30 + 90). A flaky agent fails its branch (fewer branches below it).
@@ -131,7 +131,7 @@ agents:
         }
       }
     }
-  });
+  }, 120_000);
 
   it.concurrent(`${label}, the default failure policy (early exits): the CLI exits once every retry is done, every end event in the trace`, async () => {
     // A parent fails as soon as over half of its children failed, cancelling the rest, while
@@ -159,7 +159,7 @@ agents:
         expect(detail.failed, `${label}: ${parent} failed`).toBeLessThanOrEqual(ended('FAILED', 'TIMED_OUT'));
       }
     }
-  });
+  }, 120_000);
 });
 
 interface SyncPointDetail {

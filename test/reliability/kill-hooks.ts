@@ -5,7 +5,8 @@
  *
  * - KILL_AFTER_EVENTS=n: SIGKILL once n lifecycle events have been seen;
  * - KILL_WHEN_GROUP_SETTLED=1: SIGKILL once a branch other than the root reaches the sync point
- *   of its first group (its second group is being opened then);
+ *   of its first group (its second group is being opened then), KILL_DELAY_MS=d later (0–few ms,
+ *   to land at different points of the opening);
  * - INTERRUPT_AFTER_EVENTS=n and KILL_AFTER_CANCELLED=j: SIGINT (Ctrl-C: the run is cancelled)
  *   after n events, then SIGKILL once j BranchCancelled events have been seen.
  */
@@ -20,7 +21,11 @@ function seen(kind: 'event' | 'cancelled' | 'group-settled'): void {
   events++;
   const killAfter = numberOf('KILL_AFTER_EVENTS');
   if (killAfter !== undefined && events >= killAfter) process.kill(process.pid, 'SIGKILL');
-  if (kind === 'group-settled' && process.env.KILL_WHEN_GROUP_SETTLED === '1') process.kill(process.pid, 'SIGKILL');
+  if (kind === 'group-settled' && process.env.KILL_WHEN_GROUP_SETTLED === '1') {
+    const delay = numberOf('KILL_DELAY_MS') ?? 0;
+    if (delay > 0) setTimeout(() => process.kill(process.pid, 'SIGKILL'), delay);
+    else process.kill(process.pid, 'SIGKILL');
+  }
   const interruptAfter = numberOf('INTERRUPT_AFTER_EVENTS');
   if (interruptAfter !== undefined && !interrupted && events >= interruptAfter) {
     interrupted = true;

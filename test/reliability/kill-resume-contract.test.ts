@@ -125,10 +125,11 @@ describe('kill -9 at a random moment, then resume', () => {
     const data = join(trialDir, 'data');
     const trace = join(trialDir, 'trace.jsonl');
     const firstAfter = between(random, 2, cleanEvents - 2);
-    const label = `seed ${seed} (${firstKill === 'random' ? `kill after event ${firstAfter}` : 'kill when a first group settled'}${double ? ', killed again while resuming' : ''})`;
+    const groupDelay = between(random, 0, 4);
+    const label = `seed ${seed} (${firstKill === 'random' ? `kill after event ${firstAfter}` : `kill ${groupDelay} ms after a first group settled`}${double ? ', killed again while resuming' : ''})`;
 
     // 1. run --data, killed (by its own hooks: the moment is exact).
-    const first = await runKilledBy(firstKill === 'random' ? { KILL_AFTER_EVENTS: String(firstAfter) } : { KILL_WHEN_GROUP_SETTLED: '1' }, data, trace);
+    const first = await runKilledBy(firstKill === 'random' ? { KILL_AFTER_EVENTS: String(firstAfter) } : { KILL_WHEN_GROUP_SETTLED: '1', KILL_DELAY_MS: String(groupDelay) }, data, trace);
     expect(first.signal, `${label}: killed (exit ${first.code}): ${first.stderr}`).toBe('SIGKILL');
     const runId = readTrace(trace).find((e) => e.type === 'RunStarted')!.runId;
     expect(readTrace(trace).some((e) => e.type === 'RunCompleted'), `${label}: the kill landed before the run's end`).toBe(false);
