@@ -5,7 +5,7 @@
  * the start lane's queue (one queue for every step, as before the lanes). Both event sources get
  * the MaximumConcurrency of `workerMaxConcurrency` = `--worker` (continue lane: half, at least 2).
  *
- * Usage: node bin/run-ts.mjs bench/rehearsal-lanes.ts [--mids 6] [--leaves 10] [--delay 2000] [--worker 2] [--rounds 2]
+ * Usage: npx tsx bench/rehearsal-lanes.ts [--mids 6] [--leaves 10] [--delay 2000] [--worker 2] [--rounds 2]
  *
  * Fan-in wait per parent: from its last child's end (endedAt) to the moment the step-worker's
  * event source receives the parent's resumed step; split at SyncPointReached (what comes before
