@@ -2,6 +2,7 @@ import { branchEvent, runEvent } from '../events';
 import { resolveLimits } from '../limits';
 import {
   DEFAULT_FAILURE_POLICY,
+  isTerminal,
   ROOT_BRANCH_ID,
   type AgentRegistry,
   type BranchRecord,
@@ -13,7 +14,7 @@ import { ValidationError } from '../errors';
 import type { Scenario } from '../scenario';
 import { publish, type SpawnerDeps } from './deps';
 import { CANCEL_MARK } from './cancel-run';
-import { endBranch } from './end-branch';
+import { endBranch, tellEnd } from './end-branch';
 
 export interface StartRunInput {
   team: string;
@@ -85,9 +86,12 @@ export async function startRun(deps: SpawnerDeps, input: StartRunInput): Promise
           ...(existingRoot ? [branchEvent('BranchCreated', existingRoot, existingRoot.createdAt)] : []),
         );
       }
-      // An earlier try wrote the root after the cancel looked for it: end it here.
+      // An earlier try wrote the root after the cancel looked for it: end it here — or, if that
+      // try ended it and died before telling it, tell it again (its BranchCancelled).
       if (existingRoot && existingRoot.status === 'PENDING') {
         await endBranch(deps, existingRoot, { status: 'CANCELLED', by: CANCEL_MARK, error: existing.error ?? `the run is ${existing.status}` });
+      } else if (existingRoot && isTerminal(existingRoot.status) && existingRoot.advancedBy === CANCEL_MARK) {
+        await tellEnd(deps, existingRoot, CANCEL_MARK);
       }
       return { runId, created };
     }

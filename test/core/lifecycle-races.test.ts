@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { MemoryBranchStore } from '../../adapters/memory/memory-branch-store';
 import { isTerminal, type Scope } from '../../core/model';
 import type { AgentInvoker } from '../../core/ports';
-import { cancelRun, recordChildFailure, type Faults } from '../../core/use-cases';
+import { cancelRun, recordChildFailure, startRun, type Faults } from '../../core/use-cases';
 import { KindRouter } from '../../adapters/agents/agent-invoker';
 import { ScriptInvoker } from '../../adapters/agents/script-invoker';
 import { createMemoryHarness, HarnessCrash, scriptAgents } from '../support/memory-harness';
@@ -360,6 +360,47 @@ describe('a fan-out iteration failing under a cancelled run', () => {
         ['root.0', 'CANCELLED'],
       ]);
       expect(outcome.branches[1].error).toBe('the run is CANCELLED');
+    } finally {
+      h.stop();
+    }
+  });
+});
+
+describe('a start retried after it ended its root under a cancel and crashed', () => {
+  it('tells the root\'s end again (its BranchCancelled)', async () => {
+    // The cancel runs to its end between the run's write and the root's (it finds no root); the
+    // start then ends the root CANCELLED itself and crashes before telling it. Its client retries.
+    const store = new MemoryBranchStore();
+    const h = createMemoryHarness({ store });
+    const runId = 'run-start-retry';
+    let cancelled = false;
+    const createBranches = store.createBranches.bind(store);
+    store.createBranches = async (branches) => {
+      if (branches[0]?.parentId === null && !cancelled) {
+        cancelled = true;
+        await cancelRun(h.deps, { team: TEAM, runId });
+      }
+      return createBranches(branches);
+    };
+    let crashed = false;
+    const transitionBranch = store.transitionBranch.bind(store);
+    store.transitionBranch = async (scope, branchId, from, to, patch) => {
+      const ended = await transitionBranch(scope, branchId, from, to, patch);
+      if (ended && branchId === 'root' && !crashed) {
+        crashed = true;
+        throw new HarnessCrash('crash after ending the root');
+      }
+      return ended;
+    };
+    const input = { team: TEAM, runId, name: 'start-retry', request: 'x', entry: 'A', agents: scriptAgents({ A: { responses: [{ next_action: 'final_response', content: 'a' }] } }) };
+    try {
+      await expect(startRun(h.deps, input)).rejects.toThrow(HarnessCrash);
+      await startRun(h.deps, input);
+      expect((await store.getBranch({ team: TEAM, runId }, 'root'))?.status).toBe('CANCELLED');
+      const types = h.events.filter((e) => e.branchId === 'root' || e.type.startsWith('Run')).map((e) => e.type);
+      expect(types).toContain('BranchCreated');
+      expect(types).toContain('BranchCancelled');
+      expect(types).toContain('RunCancelled');
     } finally {
       h.stop();
     }

@@ -18,9 +18,10 @@ const from = Number(process.env.SIM_FROM ?? 1);
  * a child died before counting it, the other lost that write and resumed the parent without
  * telling it (counters short of one cancelled child); 43534 — a child's fan-out iteration timed
  * out after a cancel completed, before the spawn saw its parent ended: the child ended TIMED_OUT
- * under a CANCELLED run.
+ * under a CANCELLED run; 55360 — a start ended its root under a cancel that came between the
+ * run's write and the root's, crashed before telling it, and its retry did not tell it.
  */
-const PINNED = [12874, 13802, 43534];
+const PINNED = [12874, 13802, 43534, 55360];
 const range = Array.from({ length: count }, (_, i) => from + i);
 const seeds = one ? [Number(one)] : process.env.SIM_SEEDS ? range : [...range, ...PINNED.filter((p) => !range.includes(p))];
 
