@@ -14,5 +14,7 @@ export default defineConfig({
     // engines once per worker instead of once per file saves much of the suite's CPU.
     // Files keep nothing global between them (no module mocks, no env changes outside global setup).
     isolate: false,
+    // Concurrent tests (it.concurrent) mostly wait on agents' delays and redeliveries.
+    maxConcurrency: 24,
   },
 });

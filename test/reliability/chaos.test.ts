@@ -9,7 +9,7 @@
  * with each crash point, and more flaky seeds. RELIABILITY_TIER=journal|engines runs it on that
  * engine tier instead of the default memory tier.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { LifecycleEvent } from '../../core/events';
 import { CRASH_POINTS, type ChaosOptions } from '../../local/chaos';
 import { LocalRuntime } from '../../local/runtime';
@@ -58,55 +58,72 @@ async function start(chaos?: ChaosOptions) {
   return { runtime, events: recordEvents(runtime) };
 }
 
-const clean = new Map<string, RunOutcome>();
 /** What was injected and how the runs ended, per fault (printed at the end, for docs/reliability.md). */
 const faultReport: { fault: string; runs: number; statuses: Record<string, number>; injected: Record<string, number> }[] = [];
 
-afterAll(() => {
+// Every fault's runs go at once (they mostly wait on agents' delays, timeouts and redeliveries):
+// one runtime per fault, started by its first run, closed at the end.
+const runtimes = new Map<string, Promise<{ runtime: LocalRuntime; events: LifecycleEvent[] }>>();
+const runtimeFor = (name: string, chaos?: ChaosOptions) => {
+  if (!runtimes.has(name)) runtimes.set(name, start(chaos));
+  return runtimes.get(name)!;
+};
+const statusesOf = new Map<string, Record<string, number>>();
+const CLEAN = '(clean)';
+
+afterAll(async () => {
+  for (const [name, started] of runtimes) {
+    const { runtime } = await started;
+    if (name !== CLEAN) faultReport.push({ fault: name, runs: scenarios.length, statuses: statusesOf.get(name) ?? {}, injected: { ...runtime.faults.injected } });
+    await runtime.close();
+  }
   report('fault injection report:\n' + faultReport.map((r) => JSON.stringify(r)).join('\n'));
 });
 
+/** The clean run of each scenario, the reference of the comparable faults (run once, awaited by all). */
+const cleanRuns = new Map<string, Promise<RunOutcome>>();
+function cleanRun(s: (typeof scenarios)[number]): Promise<RunOutcome> {
+  if (!cleanRuns.has(s.scenario.name)) {
+    cleanRuns.set(s.scenario.name, runtimeFor(CLEAN).then((rt) => runToEnd(rt.runtime, s.scenario, rt.events)));
+  }
+  return cleanRuns.get(s.scenario.name)!;
+}
+
 describe('clean runs (the reference)', () => {
-  let rt: { runtime: LocalRuntime; events: LifecycleEvent[] };
-  beforeAll(async () => (rt = await start()));
-  afterAll(async () => rt?.runtime.close());
   for (const s of scenarios) {
     it.concurrent(s.scenario.name, async () => {
-      const outcome = await runToEnd(rt.runtime, s.scenario, rt.events);
+      const outcome = await cleanRun(s);
       checkRunInvariants(outcome, `${s.scenario.name} (clean)`);
-      expect(rt.runtime.errors).toEqual([]);
-      clean.set(s.scenario.name, outcome);
+      expect((await runtimeFor(CLEAN)).runtime.errors).toEqual([]);
     });
   }
 });
 
 // RELIABILITY_FAULT=<text> runs only the faults whose name contains it (to chase one).
 const only = process.env.RELIABILITY_FAULT;
-for (const fault of FAULTS.filter((f) => !only || f.name.includes(only))) {
-  // One runtime per fault; its scenarios run at once (the engines are shared, the runs are not).
-  describe(fault.name, () => {
-    let rt: { runtime: LocalRuntime; events: LifecycleEvent[] };
-    const statuses: Record<string, number> = {};
-    beforeAll(async () => (rt = await start(fault.chaos)));
-    afterAll(async () => {
-      faultReport.push({ fault: fault.name, runs: scenarios.length, statuses, injected: { ...rt.runtime.faults.injected } });
-      await rt?.runtime.close();
+// describe.concurrent: the faults' suites run at once too, not one after another.
+describe.concurrent('under faults', () => {
+  for (const fault of FAULTS.filter((f) => !only || f.name.includes(only))) {
+    describe(fault.name, () => {
+      for (const s of scenarios) {
+        it.concurrent(s.scenario.name, async () => {
+          const rt = await runtimeFor(fault.name, fault.chaos);
+          const outcome = await runToEnd(rt.runtime, s.scenario, rt.events);
+          const statuses = statusesOf.get(fault.name) ?? {};
+          statusesOf.set(fault.name, statuses);
+          statuses[outcome.run.status] = (statuses[outcome.run.status] ?? 0) + 1;
+          checkRunInvariants(outcome, `${s.scenario.name} under ${fault.name}`);
+          if (fault.comparable) {
+            // Exact, wait_for quorum included: quorum-median's winners are its two 100 ms estimators
+            // (the third takes 20 s), and its aggregate is a median, which names no branch.
+            const reference = await cleanRun(s);
+            expect(outcome.run.status).toBe(reference.run.status);
+            expect(outcome.run.result).toEqual(reference.run.result);
+            expect(outcome.branches.map((b) => [b.id, b.status])).toEqual(reference.branches.map((b) => [b.id, b.status]));
+          }
+          expect(rt.runtime.errors).toEqual([]);
+        });
+      }
     });
-    for (const s of scenarios) {
-      it.concurrent(s.scenario.name, async () => {
-        const outcome = await runToEnd(rt.runtime, s.scenario, rt.events);
-        statuses[outcome.run.status] = (statuses[outcome.run.status] ?? 0) + 1;
-        checkRunInvariants(outcome, `${s.scenario.name} under ${fault.name}`);
-        if (fault.comparable) {
-          // Exact, wait_for quorum included: quorum-median's winners are its two 100 ms estimators
-          // (the third takes 20 s), and its aggregate is a median, which names no branch.
-          const reference = clean.get(s.scenario.name)!;
-          expect(outcome.run.status).toBe(reference.run.status);
-          expect(outcome.run.result).toEqual(reference.run.result);
-          expect(outcome.branches.map((b) => [b.id, b.status])).toEqual(reference.branches.map((b) => [b.id, b.status]));
-        }
-        expect(rt.runtime.errors).toEqual([]);
-      });
-    }
-  });
-}
+  }
+});

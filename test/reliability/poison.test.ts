@@ -7,11 +7,11 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { failPoisonedStep, type SpawnerDeps } from '../../core/use-cases';
 import { main } from '../../local/cli';
 import { ENGINE_TIERS } from '../../local/embedded-engines';
-import { LocalRuntime } from '../../local/runtime';
+import { LocalRuntime, type LocalRuntimeOptions } from '../../local/runtime';
 import { loadScenarioFile } from '../../local/scenario-file';
 import { captureIo } from '../support/io';
 import { onTier } from '../support/tiers';
@@ -30,15 +30,16 @@ const handoff = {
   }),
 };
 
-describe.each(ENGINE_TIERS)('poison messages on the %s tier', (tier) => {
-  let runtime: LocalRuntime | undefined;
-  afterEach(async () => {
-    await runtime?.close();
-    runtime = undefined;
-  });
+/** A runtime closed when its test ends (the tests of this table run at once: they mostly wait on redeliveries). */
+async function started(onTestFinished: (fn: () => Promise<void>) => void, options: LocalRuntimeOptions): Promise<LocalRuntime> {
+  const runtime = await LocalRuntime.start(options);
+  onTestFinished(() => runtime.close());
+  return runtime;
+}
 
-  it('a child whose step always fails is dead-lettered, FAILED as poison, and its parent goes on', async () => {
-    runtime = await LocalRuntime.start({ ...onTier(tier), chaos: { poison: ['root.1'] }, maxReceiveCount: 2, visibilityTimeoutSeconds: 1 });
+describe.concurrent.each(ENGINE_TIERS)('poison messages on the %s tier', (tier) => {
+  it('a child whose step always fails is dead-lettered, FAILED as poison, and its parent goes on', async ({ onTestFinished }) => {
+    const runtime = await started(onTestFinished, { ...onTier(tier), chaos: { poison: ['root.1'] }, maxReceiveCount: 2, visibilityTimeoutSeconds: 1 });
     const events = recordEvents(runtime);
     const { scenario } = await loadScenarioFile(`${EXAMPLES_DIR}simple-parallel.yaml`);
     const outcome = await runToEnd(runtime, scenario, events);
@@ -54,8 +55,8 @@ describe.each(ENGINE_TIERS)('poison messages on the %s tier', (tier) => {
     expect(runtime.errors).toEqual([]);
   });
 
-  it('a poisoned root fails the run (it does not hang)', async () => {
-    runtime = await LocalRuntime.start({ ...onTier(tier), chaos: { poison: ['root'] }, maxReceiveCount: 1, visibilityTimeoutSeconds: 1 });
+  it('a poisoned root fails the run (it does not hang)', async ({ onTestFinished }) => {
+    const runtime = await started(onTestFinished, { ...onTier(tier), chaos: { poison: ['root'] }, maxReceiveCount: 1, visibilityTimeoutSeconds: 1 });
     const events = recordEvents(runtime);
     const runId = await runtime.startRun(handoff);
     const outcome = await outcomeOf(runtime, await runtime.waitForRun(runId), events);
@@ -66,9 +67,9 @@ describe.each(ENGINE_TIERS)('poison messages on the %s tier', (tier) => {
 
   // A data folder is kept by the journal tier (`--data`'s) or the engines tier (the memory tier
   // keeps nothing); redrive and resume then open it on the tier that wrote it.
-  if (tier !== 'memory') it('kept in the DLQ, redrive moves it back after the fix and resume completes the run', async () => {
+  if (tier !== 'memory') it('kept in the DLQ, redrive moves it back after the fix and resume completes the run', async ({ onTestFinished }) => {
     const data = mkdtempSync(join(tmpdir(), 'bs-redrive-'));
-    runtime = await LocalRuntime.start({
+    const runtime = await started(onTestFinished, {
       tier,
       dataDir: data,
       chaos: { poison: ['root'] },
@@ -83,7 +84,6 @@ describe.each(ENGINE_TIERS)('poison messages on the %s tier', (tier) => {
     expect(JSON.parse(parked.body)).toMatchObject({ runId, branchId: 'root', step: 0 });
     expect((await runtime.deps.store.getRun({ team: runtime.team, runId }))!.status).toBe('RUNNING');
     await runtime.close();
-    runtime = undefined;
 
     // "The fix": the next process runs without the fault.
     const moved = captureIo();
@@ -100,7 +100,7 @@ describe.each(ENGINE_TIERS)('poison messages on the %s tier', (tier) => {
     expect(doc.branches).toEqual([expect.objectContaining({ id: 'root', status: 'COMPLETED', agent: 'Editor' })]);
   }, 60_000);
 
-  it('a slow step that outlasts the visibility timeout is neither delivered twice nor dead-lettered', async () => {
+  it('a slow step that outlasts the visibility timeout is neither delivered twice nor dead-lettered', async ({ onTestFinished }) => {
     let calls = 0;
     const slow = {
       async invoke() {
@@ -110,7 +110,7 @@ describe.each(ENGINE_TIERS)('poison messages on the %s tier', (tier) => {
         return { response: { next_action: 'final_response', content: 'done' } };
       },
     };
-    runtime = await LocalRuntime.start({ ...onTier(tier), invokers: { slow }, visibilityTimeoutSeconds: 1, maxReceiveCount: 1 });
+    const runtime = await started(onTestFinished, { ...onTier(tier), invokers: { slow }, visibilityTimeoutSeconds: 1, maxReceiveCount: 1 });
     const runId = await runtime.startRun({ name: 'slow', request: 'x', entry: 'A', agents: { A: { kind: 'slow' } } });
     expect((await runtime.waitForRun(runId)).status).toBe('COMPLETED');
     expect(calls).toBe(1);
