@@ -83,7 +83,7 @@ const KILL_POINTS: { when: string; condition: (events: LifecycleEvent[]) => bool
 ];
 
 describe('resume after the process was killed', () => {
-  it.each(KILL_POINTS)('a run killed (SIGKILL) $when resumes on the same data and completes with the right result', async ({ condition }) => {
+  it.concurrent.each(KILL_POINTS)('a run killed (SIGKILL) $when resumes on the same data and completes with the right result', async ({ condition }) => {
     const dir = mkdtempSync(join(tmpdir(), 'bs-resume-'));
     const data = join(dir, 'data');
     const trace = join(dir, 'trace.jsonl');
