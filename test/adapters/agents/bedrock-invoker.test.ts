@@ -9,12 +9,14 @@ import {
   type ConverseCommandOutput,
 } from '@aws-sdk/client-bedrock-runtime';
 import { mockClient } from 'aws-sdk-client-mock';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { BedrockInvoker, toConverseMessages } from '../../../adapters/agents/bedrock-invoker';
 import { AgentInvocationError, AgentTimeoutError } from '../../../core/errors';
 import type { AgentInvocation } from '../../../core/ports';
 
 const bedrock = mockClient(BedrockRuntimeClient);
+// The mock replaces the client class's send for the whole worker: put it back for the files after this one.
+afterAll(() => bedrock.restore());
 const client = new BedrockRuntimeClient({ region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
 const modelId = 'anthropic.claude-3-5-haiku-20241022-v1:0';
 

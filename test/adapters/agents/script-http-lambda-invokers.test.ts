@@ -119,6 +119,8 @@ describe('http invoker (against a local stub server)', () => {
 
 describe('lambda invoker', () => {
   const lambda = mockClient(LambdaClient);
+  // The mock replaces the client class's send for the whole worker: put it back for the files after this one.
+  afterAll(() => lambda.restore());
   const invoker = new LambdaInvoker({ client: new LambdaClient({ region: 'us-east-1' }) });
 
   it('invokes the function with the step and parses its JSON payload', async () => {

@@ -1,7 +1,7 @@
 /** EventBridgePublisher on a mocked EventBridge client: entry shape, batching, sizes, retries. */
 import { EventBridgeClient, EventBridgeServiceException, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { mockClient } from 'aws-sdk-client-mock';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { BranchSpawnerError, TransientError } from '../../../core/errors';
 import { branchEvent, runEvent, type LifecycleEvent } from '../../../core/events';
 import {
@@ -11,6 +11,8 @@ import {
 } from '../../../adapters/eventbridge/eventbridge-publisher';
 
 const eventBridge = mockClient(EventBridgeClient);
+// The mock replaces the client class's send for the whole worker: put it back for the files after this one.
+afterAll(() => eventBridge.restore());
 const client = new EventBridgeClient({ region: 'eu-west-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
 const publisher = () => new EventBridgePublisher({ client, eventBusName: 'team-a-bus' });
 

@@ -9,13 +9,15 @@ import {
   SQSServiceException,
 } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { BranchSpawnerError, TransientError } from '../../../core/errors';
 import { toCoreError } from '../../../adapters/aws-errors';
 import { SqsStepQueue } from '../../../adapters/sqs/sqs-step-queue';
 import { SqsQueueConsumer } from '../../../local/sqs/queue-consumer';
 
 const sqs = mockClient(SQSClient);
+// The mock replaces the client class's send for the whole worker: put it back for the files after this one.
+afterAll(() => sqs.restore());
 const client = new SQSClient({ region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
 const queueUrl = 'https://sqs.us-east-1.amazonaws.com/123456789012/steps';
 const msg = (i: number) => ({ team: 't', runId: 'r', branchId: `b${i}`, step: 0 });

@@ -16,12 +16,14 @@ import {
   TaskTimedOut,
 } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { BranchSpawnerError, ConflictError, TransientError, ValidationError } from '../../../core/errors';
 import type { FanOutRequest } from '../../../core/ports';
 import { STOPPED_ERROR, SfnFanOutOrchestrator } from '../../../adapters/stepfunctions/sfn-fan-out';
 
 const sfn = mockClient(SFNClient);
+// The mock replaces the client class's send for the whole worker: put it back for the files after this one.
+afterAll(() => sfn.restore());
 const client = new SFNClient({ region: 'eu-west-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
 const stateMachineArn = 'arn:aws:states:eu-west-1:123456789012:stateMachine:team-a-fan-out';
 const executionArn = 'arn:aws:states:eu-west-1:123456789012:execution:team-a-fan-out:run1-root-s1';
