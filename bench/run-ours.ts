@@ -48,7 +48,8 @@ async function runOn(spec: CaseSpec, tier: EngineTier, dataDir: string | undefin
   const runtime = await LocalRuntime.start({
     tier,
     dataDir,
-    pollers: spec.pollers ?? 4,
+    // The runtime's own default unless a case asks (the same as `run`).
+    pollers: spec.pollers,
     // A message must not come back while a saturated CPU still works on it (Lambda's ESM asks
     // for a visibility timeout of several times the function timeout for the same reason).
     visibilityTimeoutSeconds: 300,

@@ -35,7 +35,7 @@ import {
   type Row,
 } from './report';
 import { summarize, type Profile } from './profile-summary';
-import { branchCount, HUGE, leafCount, peakParallelism, QUICK_SHAPES, SHAPES, type TreeShape } from './workloads';
+import { branchCount, HUGE, leafCount, QUICK_SHAPES, SHAPES, type TreeShape } from './workloads';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -67,11 +67,6 @@ const MAIN: TreeShape[] = [shapes.wide, shapes.balanced, shapes.deep];
 /** Our 10k tree may not finish on the embedded engines: past this, its progress rate is reported. */
 const SCALE_BUDGET_MS = huge ? 1_200_000 : quick ? 15_000 : 150_000;
 const CASE_BUDGET_MS = 120_000;
-
-/** Enough pollers (10 messages each) for the tree's peak parallelism, as Lambda would scale, within reason for 2 cores. */
-function pollersFor(shape: TreeShape, concurrency: number): number {
-  return Math.min(12, Math.max(4, Math.ceil(peakParallelism(shape, concurrency) / 10) + 1));
-}
 
 function runCase(spec: CaseSpec): Promise<CaseResult> {
   return new Promise((done) => {
@@ -122,7 +117,6 @@ async function main() {
       if (row === marginalRow && system !== 'ours-engines') continue;
       const spec: CaseSpec = { system, shape: row.shape, latencyMs: row.latencyMs, concurrency: row.concurrency };
       const ours = OURS.includes(system);
-      if (ours) spec.pollers = pollersFor(row.shape, row.concurrency);
       spec.budgetMs = row === scaleRow ? (ours ? SCALE_BUDGET_MS : Math.max(CASE_BUDGET_MS, huge ? SCALE_BUDGET_MS : 0)) : CASE_BUDGET_MS;
       if (profile && row.latencyMs === 0 && row.concurrency === 10 && row !== marginalRow) {
         spec.profileFile = join(profileDir, `${system}-${row.shape.name}.cpuprofile`);

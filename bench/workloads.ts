@@ -69,17 +69,6 @@ export function idealMakespanMs(shape: TreeShape, latencyMs: number, concurrency
   return t;
 }
 
-/** Most children running at once anywhere in the tree under the limit (to size the local pollers). */
-export function peakParallelism(shape: TreeShape, concurrency: number): number {
-  let parents = 1;
-  let peak = 1;
-  for (const f of shape.fanOuts) {
-    peak = Math.max(peak, parents * Math.min(f, concurrency));
-    parents *= f;
-  }
-  return peak;
-}
-
 export function agentName(shape: TreeShape, level: number): string {
   return level === shape.fanOuts.length ? 'Leaf' : `L${level}`;
 }
