@@ -35,15 +35,7 @@ export interface KeptMessage {
   firstReceivedAt?: number;
 }
 
-interface Stored {
-  messageId: string;
-  body: string;
-  team: string;
-  runId: string;
-  branchId: string;
-  sentAt: number;
-  receiveCount: number;
-  firstReceivedAt?: number;
+interface Stored extends KeptMessage {
   /** Set while in flight: the handle of the last receive and when the message is visible again. */
   receiptHandle?: string;
   visibleAt?: number;

@@ -4,7 +4,7 @@
  * on disk (dynalite, fauxqs); the fan-outs the dead process held are started again.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, watch, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +14,7 @@ import { main } from '../../local/cli';
 import { LocalRuntime } from '../../local/runtime';
 import { captureIo } from '../support/io';
 import { checkRunInvariants, syncPointsOf } from './support';
+import { readTrace } from './contract-support';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const NODE = process.execPath;
@@ -40,20 +41,6 @@ agents:
     kind: script
     responses: [ { $delayMs: 300, next_action: final_response, content: "$input" } ]
 `;
-
-function readTrace(path: string): LifecycleEvent[] {
-  if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((line) => line.trim())
-    .flatMap((line) => {
-      try {
-        return [JSON.parse(line) as LifecycleEvent];
-      } catch {
-        return []; // the last line of a killed writer may be cut
-      }
-    });
-}
 
 /** Resolves once `condition` holds for the trace file (watched, not polled). */
 function whenTrace(dir: string, trace: string, condition: (events: LifecycleEvent[]) => boolean): Promise<LifecycleEvent[]> {
