@@ -90,14 +90,14 @@ function takeOver(file: string, dead: number | undefined, depth = 0): void {
 
 /**
  * For commands that work on state a run kept (redrive, resume): refuses a folder that does not
- * exist or holds no such state, instead of creating an empty one.
+ * exist or holds no such state, instead of creating an empty one (the CLI answers exit 2).
  */
-export function requireDataFolder(dir: string): void {
+export function requireDataFolder(command: string, dir: string): void {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw new ValidationError(`no data folder ${dir} (give the folder a run kept its state in: run --data <dir>)`, '--data');
+    throw new ValidationError(`${command}: no data folder ${dir} (give the folder a run kept its state in: run --data <dir>)`, '--data');
   }
   if (!DATA_ENTRIES.some((entry) => existsSync(join(dir, entry)))) {
-    throw new ValidationError(`${dir} is not a data folder: no state kept by run --data in it`, '--data');
+    throw new ValidationError(`${command}: ${dir} is not a data folder: no state kept by run --data in it`, '--data');
   }
 }
 

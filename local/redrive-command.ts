@@ -4,7 +4,6 @@
  * here: `resume <runId> --data <dir>` then runs them. Malformed messages stay in the DLQ.
  */
 import { parseStepMessage } from '../functions/messages';
-import { ValidationError } from '../core/errors';
 import { requireDataFolder } from './data-folder';
 import { startLocalEngines } from './embedded-engines';
 
@@ -56,13 +55,7 @@ export async function redriveCommand(options: RedriveCommandOptions): Promise<nu
     options.err.write('error: redrive needs --data <dir>, the folder the runs kept their state in (run --data <dir>)\n');
     return 2;
   }
-  try {
-    requireDataFolder(options.dataDir);
-  } catch (error) {
-    if (!(error instanceof ValidationError)) throw error;
-    options.err.write(`error: redrive: ${error.message}\n`);
-    return 2;
-  }
+  requireDataFolder('redrive', options.dataDir);
   const { moved, skipped } = await redrive(options.dataDir);
   options.out.write(
     `moved ${moved} message(s) from the dead-letter queue back to the step queue` +

@@ -14,7 +14,6 @@ import { LOCAL_TEAM, LocalRuntime } from './runtime';
 import { listDataRuns } from './data-runs';
 import { loadScenarioFile } from './scenario-file';
 import { requireDataFolder } from './data-folder';
-import { ValidationError } from '../core/errors';
 
 export interface ResumeCommandOptions {
   /** Without it, the unfinished runs kept in `dataDir` are listed (exit 0). */
@@ -68,14 +67,8 @@ export async function resumeCommand(options: ResumeCommandOptions): Promise<numb
   }
   // Listing reads the folder and creates nothing (a folder without runs says so).
   if (!options.runId) return listUnfinished(options.dataDir, options.out);
-  try {
-    // The folder a run kept its state in: a missing or empty one is a mistake, not a new folder.
-    requireDataFolder(options.dataDir);
-  } catch (error) {
-    if (!(error instanceof ValidationError)) throw error;
-    options.err.write(`error: resume: ${error.message}\n`);
-    return 2;
-  }
+  // The folder a run kept its state in: a missing or empty one is a mistake, not a new folder.
+  requireDataFolder('resume', options.dataDir);
   const runId = options.runId;
   let aggregators: Record<string, AggregatorFn> = {};
   if (options.scenario) aggregators = (await loadScenarioFile(options.scenario)).aggregators;
