@@ -192,6 +192,8 @@ export class LocalRuntime {
     const current = await this.deps.store.getRun({ team, runId });
     if (!current || current.status === 'RUNNING') await ended;
     await this.settle();
+    // A run that is over reads with its whole cost, whoever reads it next (the API, the CLI).
+    await this.flushCost();
     return (await this.deps.store.getRun({ team, runId }))!;
   }
 
