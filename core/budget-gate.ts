@@ -24,16 +24,36 @@ export async function budgetRefusesCall(deps: SpawnerDeps, run: RunRecord): Prom
   return true;
 }
 
-/** The agent call's signal, aborting also when `maxRunSeconds` runs out; `expired()` says whether it did. */
+/**
+ * The agent call's signal, aborting also when `maxRunSeconds` runs out; `expired()` says whether
+ * it did. Call `done()` when the call is over: the deadline's timer and the listener on the
+ * branch's signal go with it (a timer per step left pending until the run's deadline would keep
+ * every step's signal alive that long).
+ */
 export function withRunDeadline(
   deps: SpawnerDeps,
   run: RunRecord,
   signal: AbortSignal | undefined,
-): { signal: AbortSignal | undefined; expired(): boolean } {
+): { signal: AbortSignal | undefined; expired(): boolean; done(): void } {
   const left = timeLeftMs(run, deps.clock.now());
-  if (left === undefined) return { signal, expired: () => false };
-  const deadline = AbortSignal.timeout(Math.max(1, left));
-  return { signal: signal ? AbortSignal.any([signal, deadline]) : deadline, expired: () => deadline.aborted };
+  if (left === undefined) return { signal, expired: () => false, done: () => undefined };
+  const controller = new AbortController();
+  let expired = false;
+  const timer = setTimeout(() => {
+    expired = true;
+    controller.abort(new DOMException('the run reached maxRunSeconds', 'TimeoutError'));
+  }, Math.max(1, left));
+  const follow = () => controller.abort(signal?.reason);
+  if (signal?.aborted) follow();
+  else signal?.addEventListener('abort', follow, { once: true });
+  return {
+    signal: controller.signal,
+    expired: () => expired,
+    done: () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', follow);
+    },
+  };
 }
 
 /**

@@ -18,8 +18,10 @@
  *   `<dataDir>/dynamodb`) and the queues with their messages (fauxqs' SQLite, `<dataDir>/sqs`)
  *   survive the process.
  *
- * Every tier runs the fan-out's shared ASL file in aws-local-stepfunctions. Fan-out executions
- * are not kept (the engine is in memory); `resumeRun` starts them again. Each tier has two step
+ * The journal and engines tiers run the fan-out's shared ASL file in aws-local-stepfunctions;
+ * the memory tier runs the in-memory orchestrator held equal to it by the fan-out contract
+ * (adapters/memory/memory-fan-out.ts): the ASL engine was about 40 % of the memory tier's CPU.
+ * Fan-out executions are not kept (both run in memory); `resumeRun` starts them again. Each tier has two step
  * queues, one per lane (core/step-lanes): a parent's resumed step never waits behind leaf steps.
  */
 import { join } from 'node:path';
@@ -27,11 +29,12 @@ import { existsSync } from 'node:fs';
 import type { DynamoBranchStore } from '../adapters/dynamodb';
 import type { SqsStepQueue } from '../adapters/sqs/sqs-step-queue';
 import { MemoryBranchStore } from '../adapters/memory/memory-branch-store';
+import { MemoryFanOut } from '../adapters/memory/memory-fan-out';
 import type { CreatedQueues } from './sqs/create-queues';
 import type { SqsQueueConsumer } from './sqs/queue-consumer';
 import { LocalFanOutOrchestrator } from '../adapters/stepfunctions/local-fan-out';
 import { CostMeter } from '../core/cost';
-import type { BranchStore, FanOutTasks, StepQueue } from '../core/ports';
+import type { BranchStore, FanOutOrchestrator, FanOutTasks, StepQueue } from '../core/ports';
 import { LanedStepQueue, type StepLane } from '../core/step-lanes';
 import { JOURNAL_FILE, lockDataFolder } from './data-folder';
 import { Journal, type JournalOptions } from './engines/journal';
@@ -61,7 +64,7 @@ export interface LocalEngines {
   /** Sends to the dead-letter queue (tests park messages there). */
   dlqQueue: StepQueue;
   dlqConsumer: StepConsumer;
-  createFanOut(queue: StepQueue, tasks: FanOutTasks, onError: (error: unknown) => void): LocalFanOutOrchestrator;
+  createFanOut(queue: StepQueue, tasks: FanOutTasks, onError: (error: unknown) => void): LocalFanOut;
   /** The cost meter the store and the fan-out report to (each tier reports what DynamoDB would charge). */
   meter: CostMeter;
   close(): Promise<void>;
@@ -137,9 +140,22 @@ export async function startLocalEngines(options: EngineOptions = {}): Promise<Ti
   return startMemoryEngines(options);
 }
 
+/** What the runtime needs of a fan-out orchestrator: the port, and whether it is idle. */
+export interface LocalFanOut extends FanOutOrchestrator {
+  idle(): Promise<void>;
+  activeExecutions(): number;
+}
+
+/** The fan-out of the journal and engines tiers: the ASL on aws-local-stepfunctions. */
 export function fanOutFactory(meter: CostMeter) {
-  return (queue: StepQueue, tasks: FanOutTasks, onError: (error: unknown) => void) =>
+  return (queue: StepQueue, tasks: FanOutTasks, onError: (error: unknown) => void): LocalFanOut =>
     new LocalFanOutOrchestrator({ queue, tasks, onExecutionError: onError, meter });
+}
+
+/** The fan-out of the memory tier: the same contract, in memory. */
+function memoryFanOutFactory(meter: CostMeter) {
+  return (queue: StepQueue, tasks: FanOutTasks, onError: (error: unknown) => void): LocalFanOut =>
+    new MemoryFanOut(queue, tasks, onError, meter);
 }
 
 /** The memory tier: the in-memory store and queues (nothing on disk). */
@@ -173,7 +189,7 @@ function memoryEngines(
     consumers,
     dlqQueue: dlq,
     dlqConsumer: dlq,
-    createFanOut: fanOutFactory(meter),
+    createFanOut: kept ? fanOutFactory(meter) : memoryFanOutFactory(meter),
     async close() {
       for (const queue of all) queue.close();
       kept?.close();

@@ -32,9 +32,18 @@ import type { StepConsumer } from './engines/step-consumer';
 /**
  * Pollers of the start lane by default. With 4 (the earlier default) at most 40 steps ran at
  * once, and a tree whose 1,000 leaves are ready together (10×10×10, 100 ms agents) took 3.6 s
- * where 16 take 1.7 s (LangGraph.js: 1.2 s); idle pollers cost nothing on the memory tiers.
+ * where 16 take 1.7 s (LangGraph.js: 1.2 s).
  */
 export const DEFAULT_POLLERS = 16;
+
+/**
+ * Steps each poller keeps in flight, by tier. A receive on the in-memory queues costs next to
+ * nothing, so each poller there keeps up to 64 steps going (1,024 on the start lane, about what
+ * an SQS event source scales out to in AWS), and a burst of ready leaves runs at once instead of
+ * in waves of 160. On the engines tier each receive is a request to an engine and each step
+ * costs tens of milliseconds of CPU: 10 at a time, as a Lambda batch.
+ */
+const STEPS_PER_POLLER: Record<EngineTier, number> = { memory: 64, journal: 64, engines: 10 };
 
 /** The team of local runs unless told otherwise. */
 export const LOCAL_TEAM = 'local';
@@ -58,9 +67,11 @@ export interface LocalRuntimeOptions {
   invokers?: Record<string, AgentInvoker>;
   aggregators?: Record<string, AggregatorFn>;
   /**
-   * Parallel pollers of the start lane's queue (each takes up to 10 messages at a time); the
-   * continue lane gets half as many, at least two. The default (DEFAULT_POLLERS) lets 160 first
-   * steps run at once, as an event source scales out in AWS: agents mostly wait on models.
+   * Parallel pollers of the start lane's queue (each receives up to 10 messages at a time and
+   * keeps up to 64 steps in flight on the memory and journal tiers, 10 on the engines tier); the
+   * continue lane gets half as many, at least two. The default (DEFAULT_POLLERS) lets 1,024 first
+   * steps run at once on the memory tier, as an event source scales out in AWS: agents mostly
+   * wait on models.
    */
   pollers?: number;
   /** Seconds before a message that was not acknowledged comes back. */
@@ -275,27 +286,27 @@ export class LocalRuntime {
   private startPolling(count: number): void {
     for (const lane of STEP_LANES) {
       const pollers = lane === 'start' ? count : continueLaneConcurrency(count);
-      for (let i = 0; i < pollers; i++) this.pollers.push(this.poll(this.engines.consumers[lane]));
+      for (let i = 0; i < pollers; i++) this.pollers.push(this.poll(this.engines.consumers[lane], STEPS_PER_POLLER[this.tier]));
     }
   }
 
   /**
    * Feeds step-worker with SQS-shaped events, as the Lambda event source mapping does, with
    * differences that suit one process: each received message is its own invocation, and a poller
-   * keeps up to 10 in flight, receiving more as any ends (a slow step holds back neither the
+   * keeps up to `maxInFlight` in flight, receiving more as any ends (a slow step holds back neither the
    * acknowledgement or retry of the messages received with it, nor the next receive); and a
    * message is kept invisible while its step runs (see handle).
    */
-  private async poll(consumer: StepConsumer): Promise<void> {
+  private async poll(consumer: StepConsumer, maxInFlight: number): Promise<void> {
     const inFlight = new Set<Promise<void>>();
     while (!this.stopped) {
-      if (inFlight.size >= 10) {
+      if (inFlight.size >= maxInFlight) {
         await Promise.race(inFlight);
         continue;
       }
       let records;
       try {
-        records = await consumer.receive({ max: 10 - inFlight.size, waitSeconds: 1 });
+        records = await consumer.receive({ max: Math.min(10, maxInFlight - inFlight.size), waitSeconds: 1 });
       } catch (error) {
         if (!this.stopped) this.errors.push(error);
         continue;

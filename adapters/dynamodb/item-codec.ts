@@ -362,16 +362,35 @@ function billedValueSize(value: unknown): number {
   return 1;
 }
 
-function numberSize(value: number): number {
+export function numberSize(value: number): number {
   if (value === 0) return 1;
-  const digits = Math.abs(value).toExponential().split('e')[0].replace(/[.-]/g, '').replace(/0+$/, '').length || 1;
-  return 1 + Math.ceil(digits / 2) + (value < 0 ? 1 : 0);
+  return 1 + Math.ceil(significantDigits(value) / 2) + (value < 0 ? 1 : 0);
+}
+
+/** Significant digits of a number as DynamoDB keeps it (trailing zeros are not significant). */
+function significantDigits(value: number): number {
+  // Integers (counters, versions, timestamps) are most numbers: count digits without formatting.
+  if (Number.isSafeInteger(value)) {
+    let n = Math.abs(value);
+    while (n % 10 === 0) n /= 10;
+    let digits = 1;
+    while (n >= 10) {
+      n = Math.floor(n / 10);
+      digits++;
+    }
+    return digits;
+  }
+  return Math.abs(value).toExponential().split('e')[0].replace(/[.-]/g, '').replace(/0+$/, '').length || 1;
 }
 
 /** Write units of one write: 1 KB each, on the larger of the old and the new item. */
 export function writeUnits(...items: (Record<string, unknown> | undefined)[]): number {
-  const size = Math.max(0, ...items.map((item) => (item ? billedItemSize(item) : 0)));
-  return Math.max(1, Math.ceil(size / 1024));
+  return writeUnitsOfSize(Math.max(0, ...items.map((item) => (item ? billedItemSize(item) : 0))));
+}
+
+/** Write units of a write whose larger item (old or new) bills this many bytes. */
+export function writeUnitsOfSize(bytes: number): number {
+  return Math.max(1, Math.ceil(bytes / 1024));
 }
 
 /** Read units of a strongly consistent read of these items' total size: 4 KB each (at least 1). */

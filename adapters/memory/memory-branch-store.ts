@@ -56,14 +56,27 @@ import {
   specChunkItems,
   specsFromChunks,
   specsSkPrefix,
-  writeUnits,
+  writeUnitsOfSize,
   type Item,
   type Key,
 } from '../dynamodb/item-codec';
 
 const CHILD_OUTCOMES = new Set<ChildOutcome>(['succeeded', 'failed', 'cancelled']);
 
-const size = (item: Item | undefined): number => (item ? billedItemSize(item) : 0);
+/**
+ * An item's billed size, computed once: stored items are replaced, never mutated, so the size of
+ * the item a write replaces (and of every item a read returns) is already known.
+ */
+const sizes = new WeakMap<Item, number>();
+function size(item: Item | undefined): number {
+  if (!item) return 0;
+  let bytes = sizes.get(item);
+  if (bytes === undefined) sizes.set(item, (bytes = billedItemSize(item)));
+  return bytes;
+}
+
+/** Write units of replacing `old` (if any) with `next`: on the larger of the two. */
+const writeUnits = (old: Item | undefined, next?: Item): number => writeUnitsOfSize(Math.max(size(old), size(next)));
 
 function countsOf(item: Item | undefined) {
   return { succeeded: Number(item?.succeeded ?? 0), failed: Number(item?.failed ?? 0), cancelled: Number(item?.cancelled ?? 0) };

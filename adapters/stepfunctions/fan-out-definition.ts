@@ -114,3 +114,80 @@ export function assertFanOutRequest(request: FanOutRequest): void {
     }
   }
 }
+
+// --- what the local orchestrators share (the ASL on the engine, and the one in memory) --------
+
+/** Prefix of the tokens local orchestrators make (AWS tokens are opaque; these only need to be unique). */
+export const LOCAL_TOKEN_PREFIX = 'local-token:';
+
+/** The error a child's iteration fails with past its timeout: the same name as in AWS. */
+export class StatesTimeoutError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'States.Timeout';
+  }
+}
+
+/** The retrier of a Task state's Retry field that takes an error, and what it grants. */
+export interface Retrier {
+  /** Its position in Retry (each retrier counts its own attempts). */
+  index: number;
+  maxAttempts: number;
+  intervalSeconds: number;
+  backoffRate: number;
+  maxDelaySeconds?: number;
+  /** JitterStrategy FULL: a random wait between 0 and the backoff. */
+  jitter: boolean;
+}
+
+export type RetryPolicy = (error: unknown) => Retrier | undefined;
+
+/**
+ * A Task state's Retry as Step Functions applies it: the first retrier whose ErrorEquals names
+ * the error (or States.ALL, or States.TaskFailed for anything but a timeout) decides; its
+ * defaults are 3 attempts, 1 s, a backoff rate of 2 and no jitter.
+ */
+export function retryPolicy(state: AslDefinition | undefined): RetryPolicy {
+  const retriers: Record<string, any>[] = state?.Retry ?? [];
+  return (error) => {
+    const name = error instanceof Error ? error.name : '';
+    const index = retriers.findIndex((r) =>
+      (r.ErrorEquals as string[]).some((e) => e === name || e === 'States.ALL' || (e === 'States.TaskFailed' && name !== 'States.Timeout')),
+    );
+    if (index < 0) return undefined;
+    const r = retriers[index];
+    return {
+      index,
+      maxAttempts: r.MaxAttempts ?? 3,
+      intervalSeconds: r.IntervalSeconds ?? 1,
+      backoffRate: r.BackoffRate ?? 2,
+      maxDelaySeconds: r.MaxDelaySeconds,
+      jitter: r.JitterStrategy === 'FULL',
+    };
+  };
+}
+
+/** The wait before retry number `attempt + 1` (attempt counts from 0). */
+export function retryDelayMs(retrier: Retrier, attempt: number): number {
+  let ms = retrier.intervalSeconds * retrier.backoffRate ** attempt * 1000;
+  if (retrier.maxDelaySeconds !== undefined) ms = Math.min(ms, retrier.maxDelaySeconds * 1000);
+  return retrier.jitter ? Math.random() * ms : ms;
+}
+
+let retryPolicies: { recordChildFailure: RetryPolicy; aggregate: RetryPolicy } | undefined;
+
+/** The Retry fields of RecordChildFailure and Aggregate in the ASL file (read once per process). */
+export function fanOutRetryPolicies(): { recordChildFailure: RetryPolicy; aggregate: RetryPolicy } {
+  if (!retryPolicies) {
+    const states = loadFanOutDefinition({
+      StepQueueUrl: 'local://branch-steps',
+      RecordChildFailureFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:local-record-child-failure',
+      AggregateFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:local-aggregate',
+    }).States;
+    retryPolicies = {
+      recordChildFailure: retryPolicy(states[FAN_OUT_STATES.fanOut].ItemProcessor.States[FAN_OUT_STATES.recordChildFailure]),
+      aggregate: retryPolicy(states[FAN_OUT_STATES.aggregate]),
+    };
+  }
+  return retryPolicies;
+}

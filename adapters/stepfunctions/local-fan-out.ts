@@ -34,7 +34,19 @@ import type {
   StepQueue,
   SyncPointTaskInput,
 } from '../../core/ports';
-import { FAN_OUT_STATES, assertFanOutRequest, fanOutInput, loadFanOutDefinition, type AslDefinition } from './fan-out-definition';
+import { MAX_TIMER_MS } from '../../core/script-directives';
+import {
+  FAN_OUT_STATES,
+  LOCAL_TOKEN_PREFIX,
+  StatesTimeoutError,
+  assertFanOutRequest,
+  fanOutInput,
+  fanOutRetryPolicies,
+  loadFanOutDefinition,
+  type AslDefinition,
+} from './fan-out-definition';
+
+export { LOCAL_TOKEN_PREFIX, StatesTimeoutError };
 
 export interface LocalFanOutOptions {
   queue: StepQueue;
@@ -45,21 +57,9 @@ export interface LocalFanOutOptions {
   onExecutionError?(error: unknown): void;
 }
 
-/** Prefix of the tokens this adapter makes (AWS tokens are opaque; these only need to be unique). */
-export const LOCAL_TOKEN_PREFIX = 'local-token:';
 const PLACEHOLDER_TOKEN = 'replaced-by-the-local-DispatchChild';
-/** setTimeout's ceiling (2^31-1 ms): longer child timeouts are clamped to it (about 24.8 days). */
-const MAX_TIMER_MS = 2_147_483_647;
 /** Engine-side TimeoutSeconds of the local DispatchChild, a backstop above any child timeout. */
 const ENGINE_DISPATCH_TIMEOUT_SECONDS = Math.floor(MAX_TIMER_MS / 1000);
-
-/** The error a child's iteration fails with past its timeout: the same name as in AWS. */
-export class StatesTimeoutError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'States.Timeout';
-  }
-}
 
 /** Rejects the dispatch of an execution that was stopped (nothing records it: the tasks are skipped). */
 class FanOutStoppedError extends BranchSpawnerError {}
@@ -105,11 +105,8 @@ export class LocalFanOutOrchestrator implements FanOutOrchestrator {
     const definition = localDefinition();
     this.machine = new StateMachine(definition as StateMachineDefinition, { validationOptions: { noValidate: definitionValidated } });
     definitionValidated = true;
-    this.retries = {
-      recordChildFailure: retryBudget(
-        definition.States[FAN_OUT_STATES.fanOut].ItemProcessor.States[FAN_OUT_STATES.recordChildFailure],
-      ),
-    };
+    const recordChildFailure = fanOutRetryPolicies().recordChildFailure;
+    this.retries = { recordChildFailure: (error) => recordChildFailure(error)?.maxAttempts ?? 0 };
   }
 
   async start(request: FanOutRequest): Promise<void> {
@@ -253,19 +250,6 @@ export class LocalFanOutOrchestrator implements FanOutOrchestrator {
 interface DispatchInput {
   QueueUrl: string;
   MessageBody: { team: string; runId: string; branchId: string; step: number; taskToken: string };
-}
-
-/**
- * How many retries the state's Retry field grants an error, as the engine decides it: the first
- * retrier naming the error (or States.ALL / States.TaskFailed) and its MaxAttempts (default 3).
- */
-function retryBudget(state: AslDefinition | undefined): (error: unknown) => number {
-  const retriers: { ErrorEquals: string[]; MaxAttempts?: number }[] = state?.Retry ?? [];
-  return (error) => {
-    const name = error instanceof Error ? error.name : '';
-    const retrier = retriers.find((r) => r.ErrorEquals.some((e) => e === name || e === 'States.ALL' || e === 'States.TaskFailed'));
-    return retrier ? (retrier.MaxAttempts ?? 3) : 0;
-  };
 }
 
 function payloadOf<T>(input: unknown): T {

@@ -124,6 +124,8 @@ async function runAgentStep(
     // Throttling and the like: the message comes back later (and ends in the DLQ if it never passes).
     if (error instanceof TransientError) throw error;
     return failBranch(deps, branch, delivery, `agent ${branch.agent} failed: ${errorMessage(error)}`, { stepCount: step + 1 });
+  } finally {
+    deadline.done();
   }
 
   if (await chargeCall(deps, run, branch, validUsage(reply.usage) ? reply.usage : undefined)) return 'skipped';

@@ -112,13 +112,13 @@ export function createMemoryHarness(options: HarnessOptions = {}) {
     for (;;) {
       if (errors.length) throw errors[0];
       await new Promise<void>((resolve) => setImmediate(resolve));
-      idle = queue.depth === 0 && inFlight === 0 && fanOut.activeExecutions > 0 ? idle + 1 : 0;
+      idle = queue.depth === 0 && inFlight === 0 && fanOut.activeExecutions() > 0 ? idle + 1 : 0;
       if (idle > 1000 && (await store.getRun(scope))?.status !== 'RUNNING') {
-        throw new Error(`run ${scope.runId} ended with nothing queued or running, but ${fanOut.activeExecutions} fan-out execution(s) still running`);
+        throw new Error(`run ${scope.runId} ended with nothing queued or running, but ${fanOut.activeExecutions()} fan-out execution(s) still running`);
       }
-      if (queue.depth === 0 && inFlight === 0 && fanOut.activeExecutions === 0) {
+      if (queue.depth === 0 && inFlight === 0 && fanOut.activeExecutions() === 0) {
         const current = await store.getRun(scope);
-        if (queue.depth === 0 && inFlight === 0 && fanOut.activeExecutions === 0) {
+        if (queue.depth === 0 && inFlight === 0 && fanOut.activeExecutions() === 0) {
           if (errors.length) throw errors[0];
           if (current && current.status !== 'RUNNING') return current;
           throw new Error(`run ${scope.runId} stalled: nothing queued or running\n${JSON.stringify(await store.listBranches(scope), null, 1).slice(0, 4000)}`);

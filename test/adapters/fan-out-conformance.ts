@@ -1,0 +1,295 @@
+/**
+ * The fan-out's contract, run against both local orchestrators: the ASL on the embedded engine
+ * (LocalFanOutOrchestrator: journal and engines tiers) and the in-memory one (MemoryFanOut: the
+ * memory tier). They dispatch into a real (in-memory) StepQueue; the test plays the step worker:
+ * it takes messages off the queue and reports children finished.
+ */
+import { describe, expect, it } from 'vitest';
+import { ValidationError } from '../../core/errors';
+import type { FanOutOrchestrator, FanOutRequest, FanOutTasks, StepMessage, StepQueue } from '../../core/ports';
+import { MemoryQueue } from '../../adapters/memory/memory-queue';
+import type { ChildFailureInput as RecordChildFailureInput, SyncPointTaskInput as AggregateInput } from '../../core/ports';
+import { LOCAL_TOKEN_PREFIX } from '../../adapters/stepfunctions/fan-out-definition';
+
+export interface LocalOrchestrator extends FanOutOrchestrator {
+  idle(): Promise<void>;
+  activeExecutions(): number;
+}
+
+export type FanOutFactory = (options: { queue: StepQueue; tasks: FanOutTasks; onExecutionError: (error: unknown) => void }) => LocalOrchestrator;
+
+type TaskCall = { task: 'recordChildFailure'; input: RecordChildFailureInput } | { task: 'aggregate'; input: AggregateInput };
+
+function request(children: number, maxConcurrency: number, timeoutSeconds = 60, executionName = 'run1-root-s1'): FanOutRequest {
+  return {
+    team: 'blue',
+    runId: 'run1',
+    parentId: 'root',
+    seq: 1,
+    executionName,
+    maxConcurrency,
+    firstIndex: 0,
+    count: children,
+    timeoutSeconds,
+  };
+}
+
+const done = (branchId: string) => ({ branchId, status: 'COMPLETED' as const });
+
+export function describeFanOutConformance(name: string, create: FanOutFactory): void {
+  function setup(options: { queue?: StepQueue; failAggregate?: boolean; failRecord?: boolean } = {}) {
+    const queue = new MemoryQueue();
+    const calls: TaskCall[] = [];
+    const errors: unknown[] = [];
+    const fanOut = create({
+      queue: options.queue ?? queue,
+      tasks: {
+        recordChildFailure: async (input) => {
+          calls.push({ task: 'recordChildFailure', input });
+          if (options.failRecord) throw new Error('record exploded');
+        },
+        aggregate: async (input) => {
+          calls.push({ task: 'aggregate', input });
+          if (options.failAggregate) throw new Error('aggregate exploded');
+        },
+      },
+      onExecutionError: (error) => errors.push(error),
+    });
+    return { queue, calls, errors, fanOut };
+  }
+
+  // The cases are independent (each has its own orchestrator and queue); several wait on timeouts and retries.
+  describe.concurrent(`fan-out contract: ${name}`, () => {
+    it('honours MaxConcurrency: 12 children, 3 at a time, all dispatched, Aggregate once at the end', async () => {
+      const { queue, calls, errors, fanOut } = setup();
+      await fanOut.start(request(12, 3));
+
+      const held: StepMessage[] = [];
+      const received: StepMessage[] = [];
+      let finished = 0;
+      let peak = 0;
+      while (finished < 12) {
+        if (held.length < 3 && received.length < 12) {
+          const { body } = await queue.receive();
+          received.push(body);
+          held.push(body);
+          // Sent but not yet reported = children holding a Map slot.
+          peak = Math.max(peak, queue.sent - finished);
+          expect(queue.sent - finished).toBeLessThanOrEqual(3);
+        } else {
+          const oldest = held.shift() as StepMessage;
+          await fanOut.childFinished(oldest.taskToken as string, done(oldest.branchId));
+          finished++;
+        }
+      }
+      await fanOut.idle();
+
+      expect(peak).toBe(3);
+      expect(queue.sent).toBe(12);
+      expect(received.map((m) => m.branchId).sort()).toEqual(Array.from({ length: 12 }, (_, i) => `root.${i}`).sort());
+      for (const message of received) {
+        expect(message).toEqual({ team: 'blue', runId: 'run1', branchId: message.branchId, step: 0, taskToken: expect.any(String) });
+        expect(message.taskToken?.startsWith(LOCAL_TOKEN_PREFIX)).toBe(true);
+      }
+      expect(new Set(received.map((m) => m.taskToken)).size).toBe(12);
+      expect(calls).toEqual([{ task: 'aggregate', input: { team: 'blue', runId: 'run1', parentId: 'root', seq: 1 } }]);
+      expect(errors).toEqual([]);
+      expect(fanOut.activeExecutions()).toBe(0);
+    });
+
+    it('sends a child past its timeout through RecordChildFailure with States.Timeout, then aggregates', async () => {
+      const { queue, calls, errors, fanOut } = setup();
+      await fanOut.start(request(2, 2, 1));
+      const first = (await queue.receive()).body;
+      const second = (await queue.receive()).body;
+      const [late, onTime] = first.branchId === 'root.0' ? [first, second] : [second, first];
+      await fanOut.childFinished(onTime.taskToken as string, done(onTime.branchId));
+      // root.0 is never reported: its 1-second timeout ends the iteration.
+      await fanOut.idle();
+
+      expect(calls).toHaveLength(2);
+      expect(calls[0]).toEqual({
+        task: 'recordChildFailure',
+        input: {
+          team: 'blue',
+          runId: 'run1',
+          parentId: 'root',
+          seq: 1,
+          branchId: 'root.0',
+          error: 'States.Timeout',
+          cause: expect.any(String),
+        },
+      });
+      expect(calls[1]).toEqual({ task: 'aggregate', input: { team: 'blue', runId: 'run1', parentId: 'root', seq: 1 } });
+      expect(errors).toEqual([]);
+      // The late child's report finds its token closed: not an error.
+      await expect(fanOut.childFinished(late.taskToken as string, done(late.branchId))).resolves.toBeUndefined();
+    });
+
+    it('stop ends an execution early: no Aggregate, no failure records, pending children released', async () => {
+      const { queue, calls, errors, fanOut } = setup();
+      await fanOut.start(request(3, 2));
+      const first = (await queue.receive()).body;
+      await queue.receive();
+      expect(fanOut.activeExecutions()).toBe(1);
+
+      await fanOut.stop('run1-root-s1', 'quorum reached');
+      await fanOut.idle();
+
+      expect(queue.sent).toBe(2); // the queued third child is never dispatched
+      expect(queue.depth).toBe(0);
+      expect(calls).toEqual([]);
+      expect(errors).toEqual([]);
+      expect(fanOut.activeExecutions()).toBe(0);
+      await fanOut.childFinished(first.taskToken as string, done(first.branchId));
+      await fanOut.stop('run1-root-s1', 'again'); // stopping a finished execution is not an error
+      await fanOut.stop('never-started', 'x');
+      await fanOut.childFinished(`${LOCAL_TOKEN_PREFIX}unknown`, done('x'));
+      expect(calls).toEqual([]);
+    });
+
+    it('stop while a dispatch is still being sent leaves no unhandled rejection', async () => {
+      let release!: () => void;
+      let sending!: () => void;
+      const sendStarted = new Promise<void>((resolve) => (sending = resolve));
+      const slow: StepQueue = {
+        send: () =>
+          new Promise<void>((resolve) => {
+            release = resolve;
+            sending();
+          }),
+      };
+      const { calls, errors, fanOut } = setup({ queue: slow });
+      await fanOut.start(request(1, 1));
+      await sendStarted;
+      await fanOut.stop('run1-root-s1', 'cancelled');
+      // A macrotask turn with the released child's promise not awaited yet: Node would flag it here.
+      await new Promise((resolve) => setImmediate(resolve));
+      release();
+      await fanOut.idle();
+      expect(calls).toEqual([]);
+      expect(errors).toEqual([]);
+    });
+
+    it('a duplicate start is a no-op, while running and after the end', async () => {
+      const { queue, calls, fanOut } = setup();
+      await Promise.all([fanOut.start(request(2, 5)), fanOut.start(request(2, 5))]);
+      expect(fanOut.activeExecutions()).toBe(1);
+      for (let i = 0; i < 2; i++) {
+        const { body } = await queue.receive();
+        await fanOut.childFinished(body.taskToken as string, done(body.branchId));
+      }
+      await fanOut.idle();
+      await fanOut.start(request(2, 5));
+      await fanOut.idle();
+
+      expect(queue.sent).toBe(2);
+      expect(calls.filter((c) => c.task === 'aggregate')).toHaveLength(1);
+    });
+
+    it('runs several executions side by side', async () => {
+      const { queue, calls, fanOut } = setup();
+      await fanOut.start(request(2, 2, 60, 'a-root-s1'));
+      await fanOut.start({ ...request(1, 1, 60, 'a-root-s2'), seq: 2 });
+      expect(fanOut.activeExecutions()).toBe(2);
+      for (let i = 0; i < 3; i++) {
+        const { body } = await queue.receive();
+        await fanOut.childFinished(body.taskToken as string, done(body.branchId));
+      }
+      await fanOut.idle();
+      expect(calls.map((c) => c.task === 'aggregate' && c.input.seq).sort()).toEqual([1, 2]);
+    });
+
+    it('a child whose dispatch fails is recorded as failed with the error name, and the fan-out still aggregates', async () => {
+      const failing: StepQueue = {
+        async send(messages) {
+          if (messages.some((m) => m.branchId === 'root.1')) {
+            const error = new Error('queue unavailable');
+            error.name = 'SQS.ServiceUnavailable';
+            throw error;
+          }
+        },
+      };
+      const { calls, errors, fanOut } = setup({ queue: failing });
+      await fanOut.start(request(2, 2, 1));
+      await fanOut.idle();
+      const failures = calls.filter((c) => c.task === 'recordChildFailure').map((c) => c.input);
+      expect(failures).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ branchId: 'root.1', error: 'SQS.ServiceUnavailable', cause: 'queue unavailable' }),
+          expect.objectContaining({ branchId: 'root.0', error: 'States.Timeout' }),
+        ]),
+      );
+      expect(calls.at(-1)?.task).toBe('aggregate');
+      expect(errors).toEqual([]);
+    });
+
+    it('routes a failed execution to onExecutionError (never an unhandled rejection)', async () => {
+      const { queue, errors, fanOut } = setup({ failAggregate: true });
+      await fanOut.start(request(1, 1));
+      const { body } = await queue.receive();
+      await fanOut.childFinished(body.taskToken as string, done(body.branchId));
+      await fanOut.idle();
+      expect(errors).toHaveLength(1);
+      expect(String((errors[0] as Error).message)).toContain('aggregate exploded');
+      expect(fanOut.activeExecutions()).toBe(0);
+    });
+
+    it('a failing RecordChildFailure fails the execution and dispatches no queued child after it', async () => {
+      const { queue, calls, errors, fanOut } = setup({ failRecord: true });
+      await fanOut.start(request(3, 1, 1));
+      await queue.receive(); // root.0, never reported: times out after 1 s
+      await fanOut.idle();
+      expect(errors).toHaveLength(1);
+      expect(String((errors[0] as Error).message)).toContain('record exploded');
+      // The ASL retries any task error twice (the task is idempotent; a crash must not stall the Map).
+      expect(calls.map((c) => c.task)).toEqual(['recordChildFailure', 'recordChildFailure', 'recordChildFailure']);
+      expect(queue.sent).toBe(1);
+    });
+
+    it('refuses a request the state machine could not run', async () => {
+      const { fanOut } = setup();
+      await expect(fanOut.start(request(1, 1, 0))).rejects.toBeInstanceOf(ValidationError);
+      expect(fanOut.activeExecutions()).toBe(0);
+    });
+
+    it('an empty fan-out aggregates at once', async () => {
+      const { calls, fanOut } = setup();
+      await fanOut.start(request(0, 3));
+      await fanOut.idle();
+      expect(calls.map((c) => c.task)).toEqual(['aggregate']);
+    });
+
+
+    it('MaxConcurrency 0 dispatches every child at once', async () => {
+      const { queue, calls, fanOut } = setup();
+      await fanOut.start(request(5, 0));
+      // With any limit below 5 the fifth receive would wait for a report that never comes.
+      const held: StepMessage[] = [];
+      for (let i = 0; i < 5; i++) held.push((await queue.receive()).body);
+      for (const m of held) await fanOut.childFinished(m.taskToken as string, done(m.branchId));
+      await fanOut.idle();
+      expect(calls.map((c) => c.task)).toEqual(['aggregate']);
+    });
+
+    it('a fan-out too wide for one inline Map runs in batches: each child once, never more in flight than planned, Aggregate once', async () => {
+      const { queue, calls, errors, fanOut } = setup();
+      // 1,500 children at 50: batches of 40 (the inline Map's ceiling), one batch at a time.
+      await fanOut.start(request(1_500, 50));
+      const seen = new Set<string>();
+      let peak = 0;
+      for (let finished = 0; finished < 1_500; finished++) {
+        const { body } = await queue.receive();
+        peak = Math.max(peak, queue.sent - finished);
+        seen.add(body.branchId);
+        await fanOut.childFinished(body.taskToken as string, done(body.branchId));
+      }
+      await fanOut.idle();
+      expect(seen.size).toBe(1_500);
+      expect(peak).toBeLessThanOrEqual(40);
+      expect(queue.sent).toBe(1_500);
+      expect(calls).toEqual([{ task: 'aggregate', input: { team: 'blue', runId: 'run1', parentId: 'root', seq: 1 } }]);
+      expect(errors).toEqual([]);
+    });
+  });
+}
