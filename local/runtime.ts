@@ -304,6 +304,12 @@ export class LocalRuntime {
         await Promise.race(inFlight);
         continue;
       }
+      // Each receive waits for the next turn of the event loop, as a receive over the network
+      // does. With agents that answer at once, steps would otherwise follow one another on
+      // promises alone for a whole run: no timer would fire (heartbeats, the cost flush, a dev
+      // server's requests), and Node keeps every object a WeakRef points to until the promises
+      // run out (AbortSignal.any and the fan-out engine make such references for every child).
+      await new Promise((resolve) => setImmediate(resolve));
       let records;
       try {
         records = await consumer.receive({ max: Math.min(10, maxInFlight - inFlight.size), waitSeconds: 1 });

@@ -70,14 +70,17 @@ function isObject(value: unknown): value is Record<string, unknown> {
 function delay(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(new AgentInvocationError('script', 'aborted'));
-    const timer = Number.isFinite(ms) ? setTimeout(resolve, ms) : undefined;
-    signal?.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer);
-        reject(new AgentInvocationError('script', 'aborted: the branch was cancelled'));
-      },
-      { once: true },
-    );
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new AgentInvocationError('script', 'aborted: the branch was cancelled'));
+    };
+    // Once the time is up the listener goes: the signal may live on (a branch's, across its steps).
+    const timer = Number.isFinite(ms)
+      ? setTimeout(() => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        }, ms)
+      : undefined;
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
