@@ -32,7 +32,6 @@ import { MemoryBranchStore } from '../adapters/memory/memory-branch-store';
 import { MemoryFanOut } from '../adapters/memory/memory-fan-out';
 import type { CreatedQueues } from './sqs/create-queues';
 import type { SqsQueueConsumer } from './sqs/queue-consumer';
-import { LocalFanOutOrchestrator } from '../adapters/stepfunctions/local-fan-out';
 import { CostMeter } from '../core/cost';
 import type { BranchStore, FanOutOrchestrator, FanOutTasks, StepQueue } from '../core/ports';
 import { LanedStepQueue, type StepLane } from '../core/step-lanes';
@@ -146,26 +145,31 @@ export interface LocalFanOut extends FanOutOrchestrator {
   activeExecutions(): number;
 }
 
-/** The fan-out of the journal and engines tiers: the ASL on aws-local-stepfunctions. */
-export function fanOutFactory(meter: CostMeter) {
-  return (queue: StepQueue, tasks: FanOutTasks, onError: (error: unknown) => void): LocalFanOut =>
-    new LocalFanOutOrchestrator({ queue, tasks, onExecutionError: onError, meter });
+/** Makes the fan-out orchestrator of a tier, reporting to the tier's cost meter. */
+export type FanOutFactory = (meter: CostMeter) => LocalEngines['createFanOut'];
+
+/**
+ * The fan-out of the journal and engines tiers: the ASL on aws-local-stepfunctions. Loaded only
+ * for them: the memory tier runs without the engine and the modules it brings (its validator,
+ * JSONPath, JSONata, the Lambda client), some 8 MB of heap and 25 MB of resident memory.
+ */
+export async function loadAslFanOut(): Promise<FanOutFactory> {
+  const { LocalFanOutOrchestrator } = await import('../adapters/stepfunctions/local-fan-out');
+  return (meter) => (queue, tasks, onError) => new LocalFanOutOrchestrator({ queue, tasks, onExecutionError: onError, meter });
 }
 
 /** The fan-out of the memory tier: the same contract, in memory. */
-function memoryFanOutFactory(meter: CostMeter) {
-  return (queue: StepQueue, tasks: FanOutTasks, onError: (error: unknown) => void): LocalFanOut =>
-    new MemoryFanOut(queue, tasks, onError, meter);
-}
+const memoryFanOut: FanOutFactory = (meter) => (queue, tasks, onError) => new MemoryFanOut(queue, tasks, onError, meter);
 
 /** The memory tier: the in-memory store and queues (nothing on disk). */
 export function startMemoryEngines(options: Omit<EngineOptions, 'tier' | 'dataDir' | 'fsync' | 'compaction'> = {}): MemoryEngines {
-  return memoryEngines(options);
+  return memoryEngines(options, memoryFanOut);
 }
 
 /** The memory tier's store and queues, told to `kept` (the journal tier) when given. */
 function memoryEngines(
   options: Omit<EngineOptions, 'tier' | 'dataDir' | 'fsync' | 'compaction'>,
+  fanOut: FanOutFactory,
   kept?: { journal: Journal; close(): void },
 ): MemoryEngines {
   const visibilityTimeoutSeconds = options.visibilityTimeoutSeconds ?? 5;
@@ -189,7 +193,7 @@ function memoryEngines(
     consumers,
     dlqQueue: dlq,
     dlqConsumer: dlq,
-    createFanOut: kept ? fanOutFactory(meter) : memoryFanOutFactory(meter),
+    createFanOut: fanOut(meter),
     async close() {
       for (const queue of all) queue.close();
       kept?.close();
@@ -201,12 +205,13 @@ function memoryEngines(
  * The journal tier: the memory tier's store and queues, with every change kept in
  * `<dataDir>/journal.jsonl` and replayed on open (see the header).
  */
-export function startJournalEngines(options: Omit<EngineOptions, 'tier'> & { dataDir: string }): MemoryEngines {
+export async function startJournalEngines(options: Omit<EngineOptions, 'tier'> & { dataDir: string }): Promise<MemoryEngines> {
+  const fanOut = await loadAslFanOut();
   // One process per data folder (refused with the holder's pid): taken before the journal is read.
   const lock = lockDataFolder(options.dataDir);
   try {
     const journal = new Journal(join(options.dataDir, JOURNAL_FILE), { ...options.compaction, fsync: options.fsync });
-    const engines = memoryEngines(options, {
+    const engines = memoryEngines(options, fanOut, {
       journal,
       close() {
         try {

@@ -4,13 +4,7 @@
  * errors are retried with backoff; each call has its own timeout.
  */
 import { abortableSleep, again, withRetries, type Sleep } from '../retry';
-import {
-  BedrockRuntimeClient,
-  ConverseCommand,
-  type ConverseCommandInput,
-  type ConverseCommandOutput,
-  type Message,
-} from '@aws-sdk/client-bedrock-runtime';
+import type { BedrockRuntimeClient, ConverseCommandInput, ConverseCommandOutput, Message } from '@aws-sdk/client-bedrock-runtime';
 import { AgentInvocationError, AgentTimeoutError } from '../../core/errors';
 import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
 import { buildMessages, buildSystemPrompt, type ChatMessage } from '../../core/prompt';
@@ -54,6 +48,15 @@ const RETRYABLE_NAMES = new Set([
 ]);
 const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'UND_ERR_SOCKET']);
 
+type BedrockSdk = typeof import('@aws-sdk/client-bedrock-runtime');
+let sdk: Promise<BedrockSdk> | undefined;
+/**
+ * The Bedrock client's modules, loaded by the first bedrock step: a process whose runs have no
+ * bedrock agent never loads them (with the AWS SDK core they bring, some 4 MB of heap and 18 MB
+ * of resident memory for a local run).
+ */
+const loadSdk = (): Promise<BedrockSdk> => (sdk ??= import('@aws-sdk/client-bedrock-runtime'));
+
 export class BedrockInvoker implements AgentInvoker {
   private defaultClient: BedrockRuntimeClient | undefined;
   private readonly regional = new Map<string, BedrockRuntimeClient>();
@@ -81,7 +84,8 @@ export class BedrockInvoker implements AgentInvoker {
     const modelId = def.modelId;
     const timeoutMs = def.timeoutMs ?? this.timeoutMs;
     const attempts = def.retries !== undefined ? def.retries + 1 : this.maxAttempts;
-    const client = this.clientFor(def.region);
+    const { BedrockRuntimeClient, ConverseCommand } = await loadSdk();
+    const client = this.clientFor(def.region, BedrockRuntimeClient);
     const inferenceConfig = {
       ...(def.temperature !== undefined ? { temperature: def.temperature } : {}),
       ...(def.maxTokens !== undefined ? { maxTokens: def.maxTokens } : {}),
@@ -121,16 +125,16 @@ export class BedrockInvoker implements AgentInvoker {
     });
   }
 
-  private clientFor(region: string | undefined): BedrockRuntimeClient {
+  private clientFor(region: string | undefined, Client: BedrockSdk['BedrockRuntimeClient']): BedrockRuntimeClient {
     if (region) {
       let client = this.regional.get(region);
       if (!client) {
-        client = this.options.clientForRegion?.(region) ?? newClient(region);
+        client = this.options.clientForRegion?.(region) ?? newClient(Client, region);
         this.regional.set(region, client);
       }
       return client;
     }
-    this.defaultClient ??= newClient(undefined);
+    this.defaultClient ??= newClient(Client, undefined);
     return this.defaultClient;
   }
 }
@@ -178,9 +182,9 @@ function describeError(error: unknown): string {
   return String(error);
 }
 
-function newClient(region: string | undefined): BedrockRuntimeClient {
+function newClient(Client: BedrockSdk['BedrockRuntimeClient'], region: string | undefined): BedrockRuntimeClient {
   // One attempt per send: this invoker's own loop does the retrying (and its backoff).
-  return new BedrockRuntimeClient({ ...(region ? { region } : {}), maxAttempts: 1 });
+  return new Client({ ...(region ? { region } : {}), maxAttempts: 1 });
 }
 
 

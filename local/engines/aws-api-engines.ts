@@ -14,7 +14,7 @@ import { SqsQueueConsumer } from '../sqs/queue-consumer';
 import { CostMeter } from '../../core/cost';
 import { LanedStepQueue } from '../../core/step-lanes';
 import { lockDataFolder } from '../data-folder';
-import { CONTINUE_QUEUE_NAME, DEFAULT_MAX_RECEIVE_COUNT, fanOutFactory, QUEUE_NAME, TABLE_NAME, type EmbeddedEngines, type EngineOptions } from '../embedded-engines';
+import { CONTINUE_QUEUE_NAME, DEFAULT_MAX_RECEIVE_COUNT, loadAslFanOut, QUEUE_NAME, TABLE_NAME, type EmbeddedEngines, type EngineOptions } from '../embedded-engines';
 import { startDynalite, type DynamoEngine } from './dynalite-engine';
 import { startFauxqs, type FauxqsEngine } from './fauxqs-engine';
 
@@ -62,7 +62,7 @@ export async function startAwsApiEngines(options: Omit<EngineOptions, 'tier'> = 
       consumers: { start: consumer(queues.queueUrl, queues.queueArn), continue: consumer(continued.queueUrl, continued.queueArn) },
       dlqQueue: new SqsStepQueue({ client: sqs.client, queueUrl: queues.dlqUrl }),
       dlqConsumer: consumer(queues.dlqUrl, queues.dlqArn),
-      createFanOut: fanOutFactory(meter),
+      createFanOut: (await loadAslFanOut())(meter),
       async close() {
         try {
           await Promise.all([dynamo.close(), sqs.close()]);
