@@ -6,10 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildApp } from '../../infra/build-app';
+import { WITHOUT_CFN_CHECKS } from './support';
 
-// No Lambda bundling here: these tests are about which stacks exist, not their code.
+// No Lambda bundling here: these tests are about which stacks exist, not their code (nor CDK's
+// CloudFormation checks: deploy-rules.test.ts asserts those on the whole app).
 const appWith = (context: Record<string, unknown> = {}) =>
-  new App({ outdir: mkdtempSync(join(tmpdir(), 'cdk-app-')), context: { 'aws:cdk:bundling-stacks': [], ...context } });
+  new App({ ...WITHOUT_CFN_CHECKS, outdir: mkdtempSync(join(tmpdir(), 'cdk-app-')), context: { 'aws:cdk:bundling-stacks': [], ...context } });
 
 describe('buildApp', () => {
   it('-c team=research makes only branch-spawner-research', () => {

@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { BranchSpawner } from '../../infra/branch-spawner';
 import { nagAcknowledgements } from '../../infra/nag-acknowledgements';
 import { loadTeamConfig } from '../../infra/team-config';
-import { synthTeam, type Synthesized } from './support';
+import { synthTeam, WITHOUT_CFN_CHECKS, type Synthesized } from './support';
 
 const TEAMS = ['research', 'platform'] as const;
 const synthesized: Record<string, Synthesized> = {};
@@ -45,7 +45,7 @@ describe.each(TEAMS)('%s stack', (team) => {
 
   it('acknowledges only what cdk-nag reports without the acknowledgements', () => {
     // The same construct in a bare stack (no acknowledgements, no bundling).
-    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const app = new App({ ...WITHOUT_CFN_CHECKS, context: { 'aws:cdk:bundling-stacks': [] } });
     const config = loadTeamConfig(team);
     const stack = new Stack(app, `branch-spawner-${team}`, config.account ? { env: { account: config.account, region: config.region } } : {});
     const bare = new BranchSpawner(stack, 'BranchSpawner', { config });
@@ -62,7 +62,7 @@ describe.each(TEAMS)('%s stack', (team) => {
 
 describe('the cdk-nag plugin', () => {
   it('fails synthesis on an unacknowledged finding (so a clean synth means something)', () => {
-    const app = new App();
+    const app = new App(WITHOUT_CFN_CHECKS);
     new sqs.Queue(new Stack(app, 'Bad'), 'PlainQueue');
     Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
     expect(() => app.synth()).toThrow(/AwsSolutions-SQS4/);

@@ -20,11 +20,21 @@ export interface Synthesized {
 }
 
 /**
+ * CDK's own CloudFormation checks run on every synth by default, in a WASM engine that costs about
+ * 8 s of CPU to start in each process and a second per template. Without the feature flag that
+ * cdk.json sets, their findings are only printed, never failed on: the tests that assert them are
+ * deploy-rules.test.ts ('at synth': no finding at all on the whole app) and the rehearsal's
+ * `cdk synth` (cdk.json's flag: a finding fails it). Every other test app leaves them out.
+ */
+export const WITHOUT_CFN_CHECKS = { builtinCloudFormationValidation: false } as const;
+
+/**
  * Synthesizes one team's stack. `bundle: false` skips esbuild (CDK's `aws:cdk:bundling-stacks`
  * context): only the Lambda code assets differ, so tests that are not about the code skip it.
  */
 export function synthTeam(team: string, options: { bundle?: boolean; config?: Partial<TeamConfig> } = {}): Synthesized {
   const app = new App({
+    ...WITHOUT_CFN_CHECKS,
     outdir: mkdtempSync(join(tmpdir(), `cdk-${team}-`)),
     context: options.bundle === false ? { 'aws:cdk:bundling-stacks': [] } : {},
   });
