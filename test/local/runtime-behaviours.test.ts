@@ -17,7 +17,9 @@ describe.each(
     { tier, delivery: 'single delivery', duplicateDelivery: false },
     { tier, delivery: 'every message delivered twice', duplicateDelivery: true },
   ]),
-)('$tier tier ($delivery)', ({ tier, duplicateDelivery }) => {
+  // The six runtimes run at once (each block's runs wait mostly on agents' delays and timeouts);
+  // within a block the behaviours still run one after another, as on one machine's runtime.
+)('$tier tier ($delivery)', { concurrent: true }, ({ tier, duplicateDelivery }) => {
   let runtime: LocalRuntime;
   const events: LifecycleEvent[] = [];
 
@@ -31,7 +33,7 @@ describe.each(
   });
 
   for (const behaviour of behaviours) {
-    it(behaviour.name, async () => {
+    it(behaviour.name, { concurrent: false }, async () => {
       const runId = await runtime.startRun(behaviour.run);
       const run = await runtime.waitForRun(runId);
       const branches = await runtime.deps.store.listBranches({ team: runtime.team, runId });
