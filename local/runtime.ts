@@ -4,7 +4,7 @@
  * AWS-API engines (dynalite, fauxqs) when asked for; the fan-out's ASL in
  * aws-local-stepfunctions on every tier (see local/embedded-engines).
  */
-import type { SQSEvent, SQSRecord } from 'aws-lambda';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { KindRouter } from '../adapters/agents/agent-invoker';
 import { llmInvokers } from '../adapters/agents';
 import { HttpInvoker } from '../adapters/agents/http-invoker';
@@ -20,7 +20,6 @@ import type { AgentPolicy } from '../core/run-request';
 import { meteredPublisher, meteredQueue, type CostCounters } from '../core/cost';
 import { cancelRun, lateBoundTasks, resumeRun, startRun, type PoisonOutcome, type ResumeReport, type SpawnerDeps, type StartRunInput } from '../core/use-cases';
 import { describeRun } from '../core/use-cases/queries';
-import { createApiHandler } from '../functions/handlers/api';
 import { createDlqHandler } from '../functions/handlers/dlq-handler';
 import { createFanOutTaskHandlers } from '../functions/handlers/fan-out-tasks';
 import { createStepWorkerHandler } from '../functions/handlers/step-worker';
@@ -110,13 +109,14 @@ export class LocalRuntime {
   private activity = 0;
   /** Flushes the cost meter once a second (a write per run with usage, not per request). */
   private readonly costTimer = setInterval(() => void this.flushCost().catch((error) => this.errors.push(error)), 1000).unref();
+  /** The HTTP API's handler, made at the first request (see api). */
+  private apiHandler: Promise<(event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>> | undefined;
 
   private constructor(
     readonly engines: TieredEngines,
     readonly deps: SpawnerDeps,
     readonly bus: LocalEventBus,
     readonly team: string,
-    readonly api: ReturnType<typeof createApiHandler>,
     private readonly worker: (event: SQSEvent) => Promise<{ batchItemFailures: { itemIdentifier: string }[] }>,
     private readonly fanOut: { idle(): Promise<void>; activeExecutions(): number },
     /** The faults injected so far (`injected`) when chaos is on. */
@@ -167,12 +167,8 @@ export class LocalRuntime {
       runCache: new Map(),
     };
     late.bind(createFanOutTaskHandlers(deps));
-    const api = createApiHandler(deps, {
-      policy: options.policy ?? { registry: {}, inline: 'any' },
-      teamOf: (event) => event.headers?.['x-team'] ?? team,
-    });
     const worker = createStepWorkerHandler(deps);
-    const runtime = new LocalRuntime(engines, deps, bus, team, api, worker, fanOut, faults, options);
+    const runtime = new LocalRuntime(engines, deps, bus, team, worker, fanOut, faults, options);
     bus.subscribe((event) => {
       aborts.handle([event]);
       runtime.onEvent(event);
@@ -180,6 +176,21 @@ export class LocalRuntime {
     runtime.startPolling(options.pollers ?? DEFAULT_POLLERS);
     if ((options.poison ?? 'fail') === 'fail') runtime.pollers.push(runtime.pollDeadLetters());
     return runtime;
+  }
+
+  /**
+   * The HTTP API: the same handler as behind API Gateway, fed its proxy events (the dev server
+   * does). Its modules load at the first request: `run` never needs them.
+   */
+  async api(event: APIGatewayProxyEvent, context: Context): Promise<APIGatewayProxyResult> {
+    this.apiHandler ??= import('../functions/handlers/api').then(({ createApiHandler }) =>
+      createApiHandler(this.deps, {
+        policy: this.options.policy ?? { registry: {}, inline: 'any' },
+        teamOf: (event) => event.headers?.['x-team'] ?? this.team,
+      }),
+    );
+    const handler = await this.apiHandler;
+    return handler(event, context);
   }
 
   async startRun(input: Omit<StartRunInput, 'team'> & { team?: string }): Promise<string> {
