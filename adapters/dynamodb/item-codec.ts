@@ -243,12 +243,15 @@ export function encodeRunPatch(patch: RunPatch): Item {
 }
 
 function omit(record: object, keys: Set<string>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(record).filter(([k]) => !keys.has(k)));
+  const kept: Record<string, unknown> = {};
+  for (const k in record) if (!keys.has(k)) kept[k] = (record as Record<string, unknown>)[k];
+  return kept;
 }
 
 function encodeFields(what: string, record: object, json: Set<string>): Item {
   const item: Item = {};
-  for (const [name, value] of Object.entries(record)) {
+  for (const name in record) {
+    const value = (record as Record<string, unknown>)[name];
     if (value === undefined) continue;
     if (json.has(name)) {
       const text = JSON.stringify(value);
@@ -306,8 +309,9 @@ const SYNC_NOT_RECORD = /^(total|succeeded|failed|cancelled|done|k(\d+|h\d+))$/;
 
 function decodeFields(item: Record<string, unknown>, json: Set<string>): Record<string, unknown> {
   const record: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(item)) {
+  for (const name in item) {
     if (INTERNAL.has(name)) continue;
+    const value = item[name];
     record[name] = json.has(name) && typeof value === 'string' ? JSON.parse(value) : value;
   }
   return record;
@@ -347,7 +351,7 @@ export function valueSize(value: ItemValue): number {
  */
 export function billedItemSize(item: Record<string, unknown>): number {
   let total = 0;
-  for (const [name, value] of Object.entries(item)) total += Buffer.byteLength(name) + billedValueSize(value);
+  for (const name in item) total += Buffer.byteLength(name) + billedValueSize(item[name]);
   return total;
 }
 
@@ -400,7 +404,7 @@ export function readUnits(size: number): number {
 
 export function itemSize(item: Item): number {
   let total = 0;
-  for (const [name, value] of Object.entries(item)) total += Buffer.byteLength(name) + valueSize(value);
+  for (const name in item) total += Buffer.byteLength(name) + valueSize(item[name]);
   return total;
 }
 
@@ -412,8 +416,8 @@ export function assertFits(label: string, item: Item): void {
   let total = 0;
   let largest = '';
   let largestSize = -1;
-  for (const [name, value] of Object.entries(item)) {
-    const size = valueSize(value);
+  for (const name in item) {
+    const size = valueSize(item[name]);
     total += Buffer.byteLength(name) + size;
     if (size > largestSize) [largest, largestSize] = [name, size];
   }

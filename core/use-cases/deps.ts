@@ -63,7 +63,9 @@ export async function loadRun(deps: SpawnerDeps, scope: Scope): Promise<RunRecor
 
 /** Drops keys whose value is undefined, so a patch never erases a field by accident. */
 export function defined<T extends object>(patch: T): T {
-  return Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) as T;
+  const kept: Record<string, unknown> = {};
+  for (const key in patch) if (patch[key] !== undefined) kept[key] = patch[key];
+  return kept as T;
 }
 
 export function scopeOf(x: Scope): Scope {
