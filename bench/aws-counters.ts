@@ -10,6 +10,8 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { StateMachine } from 'aws-local-stepfunctions';
+import { FAN_OUT_STATES } from '../adapters/stepfunctions/fan-out-definition';
+import { fanOutTransitions, planFanOut } from '../core/fan-out-plan';
 import type { LifecycleEvent } from '../core/events';
 import type { EventPublisher } from '../core/ports';
 
@@ -216,8 +218,8 @@ let sfnTarget: SfnCounts | undefined;
 let patched = false;
 
 /**
- * Taps the local Step Functions engine: every execution of the fan-out machine (StartAt
- * "FanOut") has its event log read, and StateEntered / StateRetried are counted. The adapter
+ * Taps the local Step Functions engine: every execution of the fan-out machine (the one with
+ * an Aggregate state) has its event log read, and StateEntered / StateRetried are counted. The adapter
  * never reads that log itself; Map iterations forward their events into it.
  */
 export function countStepFunctions(counts: SfnCounts): void {
@@ -226,9 +228,9 @@ export function countStepFunctions(counts: SfnCounts): void {
   patched = true;
   const proto = StateMachine.prototype as unknown as { run: (...args: unknown[]) => { eventLogs: AsyncGenerator<EngineEvent> } };
   const original = proto.run;
-  proto.run = function (this: { definition?: { StartAt?: string } }, ...args: unknown[]) {
+  proto.run = function (this: { definition?: { States?: Record<string, unknown> } }, ...args: unknown[]) {
     const execution = original.apply(this, args);
-    if (this.definition?.StartAt === 'FanOut' && sfnTarget) {
+    if (this.definition?.States?.[FAN_OUT_STATES.aggregate] && sfnTarget) {
       const target = sfnTarget;
       target.executions++;
       void (async () => {
@@ -247,7 +249,17 @@ export function countStepFunctions(counts: SfnCounts): void {
   };
 }
 
-/** Fan-out transitions the ASL implies: Map + one DispatchChild per child + Aggregate (+ RecordChildFailure per failed child). */
-export function aslTransitions(fanOuts: number, children: number, failedChildren = 0): number {
-  return 2 * fanOuts + children + failedChildren;
+/**
+ * Fan-out transitions the ASL implies for a regular tree where every child reports (the cost
+ * meter's own rule, core/fan-out-plan.ts): per fan-out ChoosePath, the Map, one DispatchChild per
+ * child and Aggregate, plus a child execution and its Map per batch on the distributed path.
+ */
+export function aslTransitions(fanOuts: readonly number[], maxConcurrency: number): number {
+  let parents = 1;
+  let total = 0;
+  for (const width of fanOuts) {
+    total += parents * fanOutTransitions(planFanOut(width, maxConcurrency), width);
+    parents *= width;
+  }
+  return total;
 }

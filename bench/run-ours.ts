@@ -14,7 +14,7 @@ import type { AgentInvoker } from '../core/ports';
 import { LocalRuntime } from '../local/runtime';
 import { aslTransitions, countDynamo, countEvents, countSqs, countStepFunctions, emptyCounts, type AwsCounts } from './aws-counters';
 import { fanInStats, percentile, ProcessMeter, round, startProfiler, type CaseResult, type CaseSpec, processFigures, type SystemName } from './measure';
-import { branchCount, parentCount, QUICK_SHAPES, scenarioFor, type TreeShape } from './workloads';
+import { branchCount, QUICK_SHAPES, scenarioFor, type TreeShape } from './workloads';
 
 interface Hooks {
   counts: AwsCounts;
@@ -118,7 +118,7 @@ async function measured(runtime: LocalRuntime, spec: CaseSpec, hooks: Hooks): Pr
   // Let the last acknowledgements and the fan-out's Aggregate finish, so they count for this run.
   await runtime.settle();
   const aws = snapshot(hooks.counts);
-  aws.stepFunctions.expectedFromAsl = aslTransitions(parentCount(spec.shape), expected - 1);
+  aws.stepFunctions.expectedFromAsl = aslTransitions(spec.shape.fanOuts, spec.concurrency);
   const branches = await runtime.deps.store.listBranches({ team: runtime.team, runId });
   const notDone = branches.filter((b) => b.status !== 'COMPLETED');
   const status = outcome === 'COMPLETED' && branches.length === expected && notDone.length === 0 ? 'completed' : 'failed';
