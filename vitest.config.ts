@@ -13,7 +13,6 @@ const LONG_FILES: Record<string, number> = {
   // A cdk synth with esbuild bundling (~40 s, once per change of the sources), then ~50 s of runs.
   'test/local/rehearsal.test.ts': 90,
   'test/reliability/agent-response-fuzz.test.ts': 30,
-  'test/local/runtime-behaviours.test.ts': 27,
   'test/reliability/chaos-contract.test.ts': 26,
   'test/adapters/dynamodb/dynamodb-local-branch-store.test.ts': 23,
   'test/reliability/chaos.test.ts': 23,
@@ -25,6 +24,8 @@ const LONG_FILES: Record<string, number> = {
   'test/browser/tree-page.test.ts': 17,
   'test/local/cli-session.test.ts': 17,
   'test/adapters/stepfunctions/local-fan-out.test.ts': 13,
+  // Its six tier blocks run at once (13 s of CPU too).
+  'test/local/runtime-behaviours.test.ts': 13,
   'test/adapters/dynamodb/dynalite-branch-store.test.ts': 12,
   'test/local/dev-server.test.ts': 10,
   // CDK's CloudFormation checks start a WASM engine here (~8 s of CPU).
