@@ -24,6 +24,12 @@ export type BranchPatch = Partial<
 >;
 export type RunPatch = Partial<Pick<RunRecord, 'status' | 'endedAt' | 'result' | 'error' | 'endedBy'>>;
 
+/** What BranchStore.getStatuses reads. */
+export interface Statuses {
+  run: RunStatus | undefined;
+  branches: Map<string, BranchStatus>;
+}
+
 export type ReserveResult = { ok: true; branchCount: number } | { ok: false; branchCount: number };
 
 export interface RecordChildEndResult {
@@ -61,6 +67,12 @@ export interface BranchStore {
   getBranch(scope: Scope, branchId: string): Promise<BranchRecord | undefined>;
   /** Consistent reads of the given branches (missing ones are left out), in the order asked. */
   getBranches(scope: Scope, branchIds: string[]): Promise<BranchRecord[]>;
+  /**
+   * The run's status and the given branches' statuses, read consistently in one request without
+   * their payloads (what a step checks before it acts: has anything above it ended?). A missing
+   * run is `undefined`; a missing branch is absent from the map.
+   */
+  getStatuses(scope: Scope, branchIds: string[]): Promise<Statuses>;
   /**
    * Applies `patch` if the branch is still at `expectedVersion` (and increments the version).
    * Keys whose value is `undefined` are left unchanged.

@@ -30,7 +30,7 @@ import {
   type Scope,
   type SyncPointRecord,
 } from '../../core/model';
-import type { BranchPatch, BranchStore, CostSink, RecordChildEndResult, ReserveResult, RunPatch } from '../../core/ports';
+import type { BranchPatch, BranchStore, CostSink, RecordChildEndResult, ReserveResult, RunPatch, Statuses } from '../../core/ports';
 import {
   assertFits,
   BRANCH_PREFIX,
@@ -48,6 +48,7 @@ import {
   runItem,
   runKey,
   runPk,
+  RUN_SK,
   SYNC_PREFIX,
   syncKey,
   syncPointItem,
@@ -271,6 +272,19 @@ export class DynamoBranchStore implements BranchStore {
   async getBranch(scope: Scope, branchId: string): Promise<BranchRecord | undefined> {
     const item = await this.get(scope, branchKey(scope, branchId), `getBranch ${branchId}`);
     return item && decodeBranch(item);
+  }
+
+  async getStatuses(scope: Scope, branchIds: string[]): Promise<Statuses> {
+    const ids = [...new Set(branchIds)];
+    const keys = [runKey(scope), ...ids.map((id) => branchKey(scope, id))];
+    const items = await this.batchGet(scope, keys, `getStatuses ${scope.runId}`, ['SK', 'id', 'status']);
+    const branches = new Map<string, BranchStatus>();
+    let run: RunStatus | undefined;
+    for (const item of items) {
+      if (item.SK === RUN_SK) run = item.status as RunStatus;
+      else branches.set(String(item.id), item.status as BranchStatus);
+    }
+    return { run, branches };
   }
 
   /** BatchGetItem, ConsistentRead, 100 keys per request, unprocessed keys asked again. */

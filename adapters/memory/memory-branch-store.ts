@@ -22,7 +22,7 @@ import {
   type SyncPointRecord,
 } from '../../core/model';
 import { addCost, type CostCounters } from '../../core/cost';
-import type { BranchPatch, BranchStore, CostSink, RecordChildEndResult, ReserveResult, RunPatch } from '../../core/ports';
+import type { BranchPatch, BranchStore, CostSink, RecordChildEndResult, ReserveResult, RunPatch, Statuses } from '../../core/ports';
 import {
   assertFits,
   BRANCH_PREFIX,
@@ -184,6 +184,17 @@ export class MemoryBranchStore implements BranchStore {
       const item = this.readCharged(scope, branchKey(scope, id));
       return item ? [decodeBranch(item)] : [];
     });
+  }
+
+  async getStatuses(scope: Scope, branchIds: string[]): Promise<Statuses> {
+    // One BatchGetItem in DynamoDB: each item is billed on its own, whatever the projection.
+    const run = this.readCharged(scope, runKey(scope));
+    const branches = new Map<string, BranchStatus>();
+    for (const id of new Set(branchIds)) {
+      const item = this.readCharged(scope, branchKey(scope, id));
+      if (item) branches.set(id, item.status as BranchStatus);
+    }
+    return { run: run?.status as RunStatus | undefined, branches };
   }
 
   async updateBranch(

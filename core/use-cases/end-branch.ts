@@ -110,13 +110,11 @@ export async function tellEnd(deps: SpawnerDeps, branch: BranchRecord, by: strin
  * cascades read this branch, so either this read sees them or their cascade sees the branch.
  */
 export async function endedAbove(deps: SpawnerDeps, branch: BranchRecord): Promise<string | undefined> {
-  const scope = scopeOf(branch);
-  const [run, parent] = await Promise.all([
-    deps.store.getRun(scope),
-    branch.parentId === null ? undefined : deps.store.getBranch(scope, branch.parentId),
-  ]);
-  if (run && run.status !== 'RUNNING') return `the run is ${run.status}`;
-  if (parent && isTerminal(parent.status)) return `its parent ${parent.id} ${parent.status === 'CANCELLED' ? 'was cancelled' : parent.status}`;
+  const { parentId } = branch;
+  const statuses = await deps.store.getStatuses(scopeOf(branch), parentId === null ? [] : [parentId]);
+  if (statuses.run && statuses.run !== 'RUNNING') return `the run is ${statuses.run}`;
+  const parent = parentId === null ? undefined : statuses.branches.get(parentId);
+  if (parent && isTerminal(parent)) return `its parent ${parentId} ${parent === 'CANCELLED' ? 'was cancelled' : parent}`;
   return undefined;
 }
 

@@ -253,6 +253,25 @@ export function describeBranchStoreConformance(name: string, factory: BranchStor
         expect((await store.getBranch(scope, 'root'))!.agent).toBe(`A${winner}`);
       });
 
+      it('reads the statuses of the run and of some branches, as they are now', async () => {
+        const scope = newScope();
+        expect(await store.getStatuses(scope, ['root'])).toEqual({ run: undefined, branches: new Map() });
+        await seedRun(scope);
+        await store.createBranches([branchRecord(scope, 'root'), branchRecord(scope, 'root.0', 'root')]);
+        await store.transitionBranch(scope, 'root', ['PENDING'], 'RUNNING');
+        expect(await store.getStatuses(scope, ['root', 'root.0', 'missing', 'root'])).toEqual({
+          run: 'RUNNING',
+          branches: new Map([
+            ['root', 'RUNNING'],
+            ['root.0', 'PENDING'],
+          ]),
+        });
+        await store.finishRun(scope, 'CANCELLED', {});
+        expect(await store.getStatuses(scope, [])).toEqual({ run: 'CANCELLED', branches: new Map() });
+        // Another run's branch of the same id is not this run's.
+        expect((await store.getStatuses(newScope(), ['root'])).branches.size).toBe(0);
+      });
+
       it('reads many branches consistently, in the order asked, leaving out missing ones', async () => {
         const scope = newScope();
         const ids = Array.from({ length: 230 }, (_, i) => `root.${i}`);
