@@ -2,7 +2,8 @@
  * The embedded runtime: the real handlers (step-worker, fan-out tasks, api) wired to local
  * engines in one process: the memory tier by default, the journal tier with a data folder, the
  * AWS-API engines (dynalite, fauxqs) when asked for; the fan-out's ASL in
- * aws-local-stepfunctions on every tier (see local/embedded-engines).
+ * aws-local-stepfunctions on the journal and engines tiers, the in-memory fan-out
+ * (adapters/memory/memory-fan-out.ts) on the memory tier (see local/embedded-engines).
  */
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { KindRouter } from '../adapters/agents/agent-invoker';

@@ -129,7 +129,7 @@ describe('every hostile response, in every mode (in-memory ports)', () => {
   }, 60_000);
 });
 
-describe.each(ENGINE_TIERS)('generated agent responses through the local runtime on the %s tier (step-worker, store, queues, ASL)', (tier) => {
+describe.each(ENGINE_TIERS)('generated agent responses through the local runtime on the %s tier (step-worker, store, queues, fan-out)', (tier) => {
   let runtime: LocalRuntime | undefined;
   afterAll(async () => runtime?.close());
 
