@@ -387,12 +387,7 @@ function significantDigits(value: number): number {
   return Math.abs(value).toExponential().split('e')[0].replace(/[.-]/g, '').replace(/0+$/, '').length || 1;
 }
 
-/** Write units of one write: 1 KB each, on the larger of the old and the new item. */
-export function writeUnits(...items: (Record<string, unknown> | undefined)[]): number {
-  return writeUnitsOfSize(Math.max(0, ...items.map((item) => (item ? billedItemSize(item) : 0))));
-}
-
-/** Write units of a write whose larger item (old or new) bills this many bytes. */
+/** Write units of a write whose larger item (old or new) bills this many bytes: 1 KB each. */
 export function writeUnitsOfSize(bytes: number): number {
   return Math.max(1, Math.ceil(bytes / 1024));
 }

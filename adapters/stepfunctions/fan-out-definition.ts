@@ -117,6 +117,13 @@ export function assertFanOutRequest(request: FanOutRequest): void {
 
 // --- what the local orchestrators share (the ASL on the engine, and the one in memory) --------
 
+/** The substitutions of the ASL when it runs locally (no queue URL or function ARN is real there). */
+export const LOCAL_SUBSTITUTIONS: FanOutSubstitutions = {
+  StepQueueUrl: 'local://branch-steps',
+  RecordChildFailureFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:local-record-child-failure',
+  AggregateFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:local-aggregate',
+};
+
 /** Prefix of the tokens local orchestrators make (AWS tokens are opaque; these only need to be unique). */
 export const LOCAL_TOKEN_PREFIX = 'local-token:';
 
@@ -179,11 +186,7 @@ let retryPolicies: { recordChildFailure: RetryPolicy; aggregate: RetryPolicy } |
 /** The Retry fields of RecordChildFailure and Aggregate in the ASL file (read once per process). */
 export function fanOutRetryPolicies(): { recordChildFailure: RetryPolicy; aggregate: RetryPolicy } {
   if (!retryPolicies) {
-    const states = loadFanOutDefinition({
-      StepQueueUrl: 'local://branch-steps',
-      RecordChildFailureFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:local-record-child-failure',
-      AggregateFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:local-aggregate',
-    }).States;
+    const states = loadFanOutDefinition(LOCAL_SUBSTITUTIONS).States;
     retryPolicies = {
       recordChildFailure: retryPolicy(states[FAN_OUT_STATES.fanOut].ItemProcessor.States[FAN_OUT_STATES.recordChildFailure]),
       aggregate: retryPolicy(states[FAN_OUT_STATES.aggregate]),

@@ -16,7 +16,7 @@ import { MAX_TIMER_MS } from '../../core/script-directives';
 import { LOCAL_TOKEN_PREFIX, StatesTimeoutError, assertFanOutRequest } from './fan-out-definition';
 
 /** Rejects the dispatch of an execution that was stopped (nothing records it: the tasks are skipped). */
-export class FanOutStoppedError extends BranchSpawnerError {}
+class FanOutStoppedError extends BranchSpawnerError {}
 
 export interface LocalExecution {
   name: string;

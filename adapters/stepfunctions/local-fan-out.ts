@@ -26,6 +26,7 @@ import type { ChildFailureInput, CostSink, FanOutRequest, FanOutTasks, StepQueue
 import { MAX_TIMER_MS } from '../../core/script-directives';
 import {
   FAN_OUT_STATES,
+  LOCAL_SUBSTITUTIONS,
   fanOutInput,
   fanOutRetryPolicies,
   loadFanOutDefinition,
@@ -121,11 +122,7 @@ function payloadOf<T>(input: unknown): T {
  * runs the DISTRIBUTED Map as an inline one (see docs/performance.md for what that hides).
  */
 export function localDefinition(): AslDefinition {
-  const definition = loadFanOutDefinition({
-    StepQueueUrl: 'local://branch-steps',
-    RecordChildFailureFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:local-record-child-failure',
-    AggregateFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:local-aggregate',
-  });
+  const definition = loadFanOutDefinition(LOCAL_SUBSTITUTIONS);
   for (const processor of childProcessors(definition)) {
     const dispatch = processor.States?.[processor.StartAt];
     if (!dispatch || dispatch.TimeoutSecondsPath !== '$.timeoutSeconds') {
