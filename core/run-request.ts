@@ -21,7 +21,7 @@ export interface AgentPolicy {
 
 export function toStartRunInput(
   document: unknown,
-  options: { team: string; runId?: string; policy: AgentPolicy },
+  options: { team: string; runId?: string; policy: AgentPolicy; source?: string },
 ): StartRunInput {
   if (document === null || typeof document !== 'object' || Array.isArray(document)) {
     throw new ValidationError('the body must be a JSON object (a scenario document)', '(root)');
@@ -65,7 +65,7 @@ export function toStartRunInput(
     }
   }
   doc.agents = { ...options.policy.registry, ...inlineAgents };
-  const scenario: Scenario = parseScenario(doc, 'request');
+  const scenario: Scenario = parseScenario(doc, options.source ?? 'request');
   return {
     team: options.team,
     ...(options.runId ? { runId: options.runId } : {}),

@@ -3,7 +3,7 @@ import { CfnOutput, Stack, Tags, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { BranchSpawner } from './branch-spawner';
 import { acknowledgeNagFindings } from './nag-acknowledgements';
-import type { TeamConfig } from './team-config';
+import type { TeamConfig } from '../functions/team-config';
 
 export interface BranchSpawnerStackProps extends Omit<StackProps, 'env'> {
   config: TeamConfig;

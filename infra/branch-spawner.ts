@@ -26,7 +26,7 @@ import { continueLaneConcurrency } from '../core/step-lanes';
 import { bedrockModelArns, lambdaAgentArns } from './agent-grants';
 import { SpawnerFunction, type SpawnerFunctionName } from './spawner-function';
 import { METRIC_NAMESPACE, METRIC_SERVICE, METRICS, type MetricName } from '../functions/handlers/observability';
-import type { TeamConfig } from './team-config';
+import type { TeamConfig } from '../functions/team-config';
 
 export { FAN_OUT_ASL_PATH };
 

@@ -28,6 +28,7 @@ import { meteredEvents, meteredInvoker, type MetricSink } from '../handlers/obse
 import { metricSink, traced } from './powertools';
 import { fromLambdaEnvironment, type SecretSource } from '../lambda-environment';
 import { SecretValues } from './secrets';
+import { agentPolicyOf } from '../team-config';
 
 export interface AwsConfig {
   team: string;
@@ -53,7 +54,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AwsConfig {
     continueQueueUrl: values.continueQueueUrl,
     stateMachineArn: values.stateMachineArn,
     eventBusName: values.eventBusName,
-    policy: { registry: values.agentRegistry, inline: values.allowInlineScript ? 'script' : 'none' },
+    policy: agentPolicyOf({ agents: values.agentRegistry, allowInlineScriptAgents: values.allowInlineScript }),
     limitMaxima: values.limitMaxima,
     maxBodyBytes: values.maxBodyBytes,
     ...(values.runTtlSeconds ? { ttlSeconds: values.runTtlSeconds } : {}),

@@ -5,18 +5,21 @@
  */
 import { dirname, resolve } from 'node:path';
 import { JsonlSink } from '../../adapters/events/jsonl-sink';
-import { ScenarioError } from '../../core/errors';
+import { ForbiddenError, PayloadTooLargeError, ValidationError } from '../../core/errors';
+import type { AgentPolicy } from '../../core/run-request';
 import type { Scenario } from '../../core/scenario';
+import { agentPolicyOf, loadTeamConfig, parseTeamConfig, TeamConfigError } from '../../functions/team-config';
 import { LiveProgress } from '../progress';
 import { reportRun, type RunCommandOptions } from '../run-command';
-import { loadScenarioFile } from '../scenario-file';
+import { loadStackScenarioFile, readScenarioDocument } from '../scenario-file';
 import { RehearsalError, RehearsalStack, type RehearsalOptions } from './rehearsal-stack';
+import { REHEARSAL_TEAM, rehearsalTeamConfig } from './synth';
 
 export interface RehearseOptions extends RunCommandOptions {
   team?: string;
 }
 
-/** The POST /runs body of a scenario (its aggregators module is bundled into the functions instead). */
+/** The POST /runs body of a parsed scenario (its aggregators module is bundled into the functions instead). */
 export function runRequestBody(scenario: Scenario): Record<string, unknown> {
   return {
     name: scenario.name,
@@ -29,17 +32,25 @@ export function runRequestBody(scenario: Scenario): Record<string, unknown> {
 }
 
 /** Options of a rehearsal for a scenario file: its aggregators module becomes the rehearsal team's. */
-export function rehearsalOptionsFor(path: string, scenario: Scenario, team?: string): RehearsalOptions {
+export function rehearsalOptionsFor(path: string, aggregators: string | undefined, team?: string): RehearsalOptions {
   if (team) return { team };
-  return scenario.aggregators ? { aggregators: resolve(dirname(resolve(path)), scenario.aggregators) } : {};
+  return aggregators ? { aggregators: resolve(dirname(resolve(path)), aggregators) } : {};
+}
+
+/** The agents a request to the rehearsed team's stack may bring: that team's policy. */
+export function rehearsalPolicy(team?: string): AgentPolicy {
+  return agentPolicyOf(team ? loadTeamConfig(team) : parseTeamConfig(rehearsalTeamConfig(), REHEARSAL_TEAM));
 }
 
 export async function rehearseScenario(path: string, options: RehearseOptions): Promise<number> {
-  let scenario: Scenario;
+  let body: Record<string, unknown>;
+  let aggregators: string | undefined;
   try {
-    ({ scenario } = await loadScenarioFile(path));
+    const document = (await readScenarioDocument(path)) as { aggregators?: unknown } | null;
+    aggregators = typeof document?.aggregators === 'string' ? document.aggregators : undefined;
+    ({ body } = await loadStackScenarioFile(path, rehearsalPolicy(options.team)));
   } catch (error) {
-    if (error instanceof ScenarioError) {
+    if (error instanceof ValidationError || error instanceof ForbiddenError || error instanceof PayloadTooLargeError || error instanceof TeamConfigError) {
       options.err.write(`error: ${error.message}\n`);
       return 2;
     }
@@ -48,7 +59,7 @@ export async function rehearseScenario(path: string, options: RehearseOptions): 
   const started = Date.now();
   let stack: RehearsalStack;
   try {
-    stack = await RehearsalStack.start(rehearsalOptionsFor(path, scenario, options.team));
+    stack = await RehearsalStack.start(rehearsalOptionsFor(path, aggregators, options.team));
   } catch (error) {
     options.err.write(`error: the rehearsal could not create the stack: ${(error as Error).message}\n`);
     return 1;
@@ -57,7 +68,7 @@ export async function rehearseScenario(path: string, options: RehearseOptions): 
   if (sink) stack.onLifecycleEvent(sink.subscriber);
   let progress: LiveProgress | undefined;
   try {
-    const response = await stack.request('POST', '/runs', { body: runRequestBody(scenario) });
+    const response = await stack.request('POST', '/runs', { body });
     if (response.statusCode !== 202) {
       options.err.write(`error: POST /runs answered ${response.statusCode}: ${response.body}\n`);
       return response.statusCode === 400 ? 2 : 1;

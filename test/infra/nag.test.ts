@@ -10,7 +10,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BranchSpawner } from '../../infra/branch-spawner';
 import { nagAcknowledgements } from '../../infra/nag-acknowledgements';
-import { loadTeamConfig } from '../../infra/team-config';
+import { loadTeamConfig } from '../../functions/team-config';
 import { synthTeam, WITHOUT_CFN_CHECKS, type Synthesized } from './support';
 
 const TEAMS = ['research', 'platform'] as const;

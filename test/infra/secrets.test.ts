@@ -11,7 +11,7 @@ import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SECRET_MAX_AGE_SECONDS, SecretValues } from '../../functions/lambda/secrets';
 import type { SpawnerFunctionName } from '../../infra/spawner-function';
-import type { TeamConfig } from '../../infra/team-config';
+import type { TeamConfig } from '../../functions/team-config';
 import { functionOf, roleIdOf, statementLines, statementsOfRole, synthTeam, type Synthesized } from './support';
 
 const NAMES: SpawnerFunctionName[] = ['api', 'trigger', 'step-worker', 'record-child-failure', 'aggregate', 'dlq-handler'];

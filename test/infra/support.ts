@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { ENVIRONMENT_VARIABLES } from '../../functions/lambda-environment';
 import { BranchSpawnerStack, stackNameFor } from '../../infra/branch-spawner-stack';
 import type { SpawnerFunctionName } from '../../infra/spawner-function';
-import { loadTeamConfig, type TeamConfig } from '../../infra/team-config';
+import { loadTeamConfig, type TeamConfig } from '../../functions/team-config';
 
 export interface Synthesized {
   app: App;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TEAM_DEFAULT_MAXIMA } from '../../core/limits';
-import { knownTeams, loadTeamConfig, parseTeamConfig, TeamConfigError } from '../../infra/team-config';
+import { knownTeams, loadTeamConfig, parseTeamConfig, TeamConfigError } from '../../functions/team-config';
 
 const FILE = 'infra/teams/example.json';
 const base = () => ({

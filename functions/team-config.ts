@@ -10,9 +10,11 @@ import { ScenarioError } from '../core/errors';
 import type { AgentRegistry, Limits } from '../core/model';
 import { limitsSchema, teamLimitMaxima } from '../core/limits';
 import { parseScenario } from '../core/scenario';
-import { DEFAULT_MAX_BODY_BYTES } from '../functions/lambda-environment';
+import type { AgentPolicy } from '../core/run-request';
+import { DEFAULT_MAX_BODY_BYTES } from './lambda-environment';
 
-export const TEAMS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'teams');
+/** The teams' configs live with the infrastructure that deploys them. */
+export const TEAMS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'infra', 'teams');
 
 /** A team name ends up in resource names (stack, state machine, bus, dashboard): keep it short and plain. */
 const TEAM_NAME = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$/;
@@ -132,6 +134,11 @@ export function parseTeamConfig(document: unknown, file: string): TeamConfig {
   }
 }
 
+/** What a run request to the team's stack may bring: the registry's agents, inline script agents where allowed. */
+export function agentPolicyOf(config: Pick<TeamConfig, 'agents' | 'allowInlineScriptAgents'>): AgentPolicy {
+  return { registry: config.agents, inline: config.allowInlineScriptAgents ? 'script' : 'none' };
+}
+
 /** Team names that have a config file. */
 export function knownTeams(dir = TEAMS_DIR): string[] {
   if (!existsSync(dir)) return [];
@@ -145,9 +152,8 @@ export function knownTeams(dir = TEAMS_DIR): string[] {
 export function loadTeamConfig(team: string, dir = TEAMS_DIR): TeamConfig {
   const known = knownTeams(dir);
   if (!known.includes(team)) {
-    throw new Error(
-      `unknown team "${team}": no ${displayPath(join(dir, `${team}.json`))} (known teams: ${known.join(', ') || 'none'})`,
-    );
+    const file = displayPath(join(dir, `${team}.json`));
+    throw new TeamConfigError(file, 'team', `unknown team "${team}": no such file (known teams: ${known.join(', ') || 'none'})`);
   }
   const file = join(dir, `${team}.json`);
   const shown = displayPath(file);
