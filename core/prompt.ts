@@ -100,7 +100,7 @@ export function buildSystemPrompt(input: SystemPromptInput): string {
     forms.push(
       '',
       'Branched recursion, the other form ("next_actions" is a list of groups of actions):',
-      `${json({ next_actions: [['sub-task 1', 'sub-task 2']] })} spawns one copy of yourself per action; several groups run one after another, and you are then called with the list of the groups' results.`,
+      `${json({ next_actions: [['sub-task 1', 'sub-task 2']] })} spawns one copy of yourself per action; several groups run one after another; you are then called with the list of the groups' results, one entry per group (a list of one for one group).`,
       `${json({ next_actions: [['my next thought']] })} (one group of one action) makes that action your own next input.`,
       `${json({ next_actions: [], content: { answer: '...' } })} finishes with that content.`,
     );

@@ -90,7 +90,8 @@ async function resumeParentWith(deps: SpawnerDeps, run: RunRecord, parent: Branc
       if (updated) await openSyncPoint(deps, run, updated);
       return;
     }
-    const input = spawn.grouped && spawn.groupResults.length > 0 ? [...spawn.groupResults, value] : value;
+    // `next_actions`: a list, one aggregate per group, whether there was one group or several.
+    const input = spawn.grouped ? [...spawn.groupResults, value] : value;
     const updated = await deps.store.updateBranch(scope, parent.id, parent.version, {
       status: 'RUNNING',
       input,

@@ -215,8 +215,10 @@ export const behaviours: Behaviour[] = [
       expect(Math.max(...o.branches.map((b) => b.depth))).toBe(3);
       expect(o.branches.every((b) => b.agent === 'Thinker' && b.status === 'COMPLETED')).toBe(true);
       const r = o.run.result as any;
-      expect(r.child_count).toBe(2);
-      expect(r.results['root.0'].results['root.0.0'].results['root.0.0.1']).toBe('leaf $input');
+      // Each level resumes with a list of one aggregate (one group of actions).
+      expect(r).toHaveLength(1);
+      expect(r[0].child_count).toBe(2);
+      expect(r[0].results['root.0'][0].results['root.0.0'][0].results['root.0.0.1']).toBe('leaf $input');
     },
   },
   {
@@ -243,6 +245,29 @@ export const behaviours: Behaviour[] = [
       const b2 = o.branches.find((b) => b.id === 'root.2')!;
       expect(b2.parentSeq).toBe(2);
       expect(b2.memory.some((m) => m.inherited)).toBe(true);
+    },
+  },
+  {
+    name: 'one next_actions group resumes the agent with a list of one aggregate, as several groups do',
+    run: {
+      name: 'one-group',
+      request: 'start',
+      entry: 'Solver',
+      agents: {
+        Solver: script([{ next_actions: [], content: 'leaf' }], {
+          rules: [
+            { when: 'child_count', responses: [{ next_actions: [], content: { groups: '$input' } }] },
+            { when: 'start', responses: [{ next_actions: [['a1', 'a2']] }] },
+          ],
+        }),
+      },
+    },
+    check(o) {
+      expect(o.run.status).toBe('COMPLETED');
+      const groups = (o.run.result as any).groups;
+      expect(Array.isArray(groups)).toBe(true);
+      expect(groups).toHaveLength(1);
+      expect(Object.keys(groups[0].results)).toEqual(['root.0', 'root.1']);
     },
   },
   {
