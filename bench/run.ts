@@ -238,7 +238,7 @@ function codeState() {
       return '';
     }
   };
-  const changed = git('status', '--porcelain', '--', 'core', 'adapters', 'functions', 'local', 'infra/state-machines');
+  const changed = git('status', '--porcelain', '--', 'core', 'adapters', 'functions', 'local', 'adapters/stepfunctions/fan-out.asl.json');
   return { commit: git('rev-parse', 'HEAD'), changedRuntimeFiles: changed ? changed.split('\n').map((l) => l.slice(3)) : [] };
 }
 

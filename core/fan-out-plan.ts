@@ -1,5 +1,5 @@
 /**
- * How one sync point's fan-out runs on the state machine (infra/state-machines/fan-out.asl.json),
+ * How one sync point's fan-out runs on the state machine (adapters/stepfunctions/fan-out.asl.json),
  * and what it costs in Step Functions transitions. Pure: the adapters build the execution input
  * from the plan, the cost meter counts from it.
  *

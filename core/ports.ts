@@ -186,7 +186,7 @@ export interface ChildFailureInput extends SyncPointTaskInput {
 }
 
 /**
- * The two tasks of the fan-out state machine (infra/state-machines/fan-out.asl.json): the
+ * The two tasks of the fan-out state machine (adapters/stepfunctions/fan-out.asl.json): the
  * contract between every FanOutOrchestrator and the use cases (core/use-cases/fan-out-tasks.ts).
  */
 export interface FanOutTasks {

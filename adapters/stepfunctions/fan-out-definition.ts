@@ -1,5 +1,5 @@
 /**
- * The fan-out state machine (infra/state-machines/fan-out.asl.json), shared by CDK
+ * The fan-out state machine (fan-out.asl.json beside it), shared by CDK
  * (DefinitionBody.fromFile + definitionSubstitutions) and the local engine, and the execution
  * input built from a fan-out request. Its two Lambda tasks' payloads are the FanOutTasks
  * contract of core/ports.ts.
@@ -16,11 +16,11 @@ export const FAN_OUT_ASL_PATH = aslPath();
 
 function aslPath(): string {
   try {
-    return fileURLToPath(new URL('../../infra/state-machines/fan-out.asl.json', import.meta.url));
+    return fileURLToPath(new URL('./fan-out.asl.json', import.meta.url));
   } catch {
     // Bundled to CommonJS (a Lambda importing this module) there is no import.meta.url; only the
     // types and names are of use there, so don't fail at load time.
-    return resolve('infra/state-machines/fan-out.asl.json');
+    return resolve('adapters/stepfunctions/fan-out.asl.json');
   }
 }
 
