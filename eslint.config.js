@@ -33,6 +33,17 @@ export default tseslint.config(
     },
   },
   layer('core', ['adapters', 'functions', 'local', 'infra']),
+  {
+    // A work mark's stored forms are written in one place (core/work-mark.ts): build them with WorkMark.*.
+    files: ['core/**/*.ts', 'adapters/**/*.ts', 'functions/**/*.ts', 'local/**/*.ts'],
+    ignores: ['core/work-mark.ts'],
+    rules: {
+      'no-restricted-syntax': ['error', {
+        selector: 'TemplateLiteral > TemplateElement:first-child[value.raw=/^(fan-out|parent|settle|sync|dlq):$/]',
+        message: 'Build work marks with WorkMark.* (core/work-mark.ts).',
+      }],
+    },
+  },
   layer('adapters', ['functions', 'local', 'infra']),
   layer('functions', ['local', 'infra']),
   layer('local', ['infra']),

@@ -11,6 +11,7 @@ import { isTerminal, ROOT_BRANCH_ID, type BranchRecord, type RunRecord } from '.
 import { spentBudget, timeLeftMs, timeSpent, tokensSpent } from './run-budget';
 import { scopeOf, type SpawnerDeps } from './use-cases/deps';
 import { endBranch, tellEnd } from './use-cases/end-branch';
+import { WorkMark } from './work-mark';
 
 /**
  * True when no agent call may start because a budget is spent (the run is ended now). Reads
@@ -92,8 +93,7 @@ export async function endRunAtDeadline(deps: SpawnerDeps, run: RunRecord): Promi
   await endRunOverBudget(deps, current, spent?.message ?? `BudgetExceeded: maxRunSeconds ${run.limits.maxRunSeconds}`);
 }
 
-/** The mark of a budget's end on the run and the root (see core/use-cases/end-branch.ts). */
-const BY = 'budget';
+const BY = WorkMark.budget;
 
 /**
  * The run ends FAILED with the budget's message (one conditional write, so it never races another

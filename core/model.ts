@@ -1,4 +1,5 @@
 /** The branch tree's records and the rules of their status changes. */
+import type { WorkMark } from './work-mark';
 
 export const BRANCH_STATUSES = [
   'PENDING',
@@ -76,8 +77,8 @@ export interface RunRecord extends Scope {
   endedAt?: number;
   result?: unknown;
   error?: string;
-  /** The work that ended the run (see core/use-cases/end-branch.ts): its retries publish the end again. */
-  endedBy?: string;
+  /** The work that ended the run (a WorkMark, core/work-mark.ts): its retries publish the end again. */
+  endedBy?: WorkMark;
   /** Branches reserved so far against `limits.maxBranches` (the root counts). */
   branchCount: number;
   /** Tokens the run's agent calls reported so far (kept only when `limits.maxRunTokens` is set). */
@@ -193,8 +194,8 @@ export interface BranchRecord extends Scope {
   endedAt?: number;
   /** How the parent's sync point decides (copied here so a child's end needs no extra read). */
   fanIn?: { waitFor: WaitFor; maxFailedFraction: number };
-  /** The delivery (message id, or `sync:<seq>`) whose write made the latest advance (crash recovery). */
-  advancedBy?: string;
+  /** The work whose write made the latest advance or the end (a WorkMark, core/work-mark.ts; crash recovery). */
+  advancedBy?: WorkMark;
   /** Agent token usage, summed over the branch's steps (LLM agents). */
   usage?: { inputTokens: number; outputTokens: number };
 }

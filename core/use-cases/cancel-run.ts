@@ -3,10 +3,9 @@ import { isTerminal, ROOT_BRANCH_ID, type Scope } from '../model';
 import { runEvent } from '../events';
 import { publish, type SpawnerDeps } from './deps';
 import { endBranch, tellEnd } from './end-branch';
+import { WorkMark } from '../work-mark';
 
-/** The mark of a cancel's work on the run and the root (see end-branch.ts). */
-export const CANCEL_MARK = 'cancel';
-const BY = CANCEL_MARK;
+const BY = WorkMark.cancel;
 
 /**
  * Cancels a running run: the run first (one conditional write, so a cancel never races another

@@ -15,8 +15,8 @@
  *
  * Events are at-least-once across crashes, by the rule "the work that makes a change publishes
  * its event before the work is acknowledged, and every retry of that work publishes it again".
- * Every end is written with the mark of the work that made it (`advancedBy`: the step message id,
- * `fan-out:<branch>`, `settle:<parent>#<seq>`, `parent:<parent>`, `cancel`, `dlq:<message id>`).
+ * Every end is written with the mark of the work that made it (`advancedBy`, a WorkMark of
+ * core/work-mark.ts: a step's delivery, a fan-out task, a settlement, a parent, a cancel, the DLQ).
  * That work is durable — a step message stays in the queue until its handler succeeded, the
  * fan-out retries its tasks, a cancel is answered only when done, `resume` drives a dead process's
  * work again — so a crash can delay an event but never skip it. A repeat by other work (a
@@ -37,6 +37,7 @@ import {
   spawnWidth,
 } from '../model';
 import type { BranchPatch } from '../ports';
+import { WorkMark } from '../work-mark';
 import { defined, hit, loadRun, publish, scopeOf, type SpawnerDeps } from './deps';
 import { aggregateFor, firstFailure, resumeParent } from './fan-in';
 import { openSyncPoint } from './spawn';
@@ -46,7 +47,7 @@ export type EndStatus = Exclude<BranchStatus, 'PENDING' | 'RUNNING' | 'WAITING'>
 export interface BranchEnd {
   status: EndStatus;
   /** The work that ends it (see the header); written on the branch as `advancedBy`. */
-  by: string;
+  by: WorkMark;
   error?: string;
   result?: unknown;
   /** More fields written with the end (the step's memory, step count, usage). */
@@ -92,7 +93,7 @@ export async function endBranch(
 }
 
 /** Step 2: tells a terminal branch's end (event, children, parent). Safe to repeat. */
-export async function tellEnd(deps: SpawnerDeps, branch: BranchRecord, by: string, options: TellOptions = {}): Promise<void> {
+export async function tellEnd(deps: SpawnerDeps, branch: BranchRecord, by: WorkMark, options: TellOptions = {}): Promise<void> {
   if (branch.advancedBy === by) await publish(deps, endEvent(branch, deps.clock.now()));
   if (branch.status !== 'COMPLETED' && branch.spawn && options.mayHaveChildren !== false) {
     await cancelChildren(deps, branch);
@@ -134,7 +135,7 @@ export async function cancelChildren(deps: SpawnerDeps, parent: BranchRecord): P
   const spawn = parent.spawn;
   if (!spawn) return;
   const scope = scopeOf(parent);
-  const by = `parent:${parent.id}`;
+  const by = WorkMark.parent(parent.id);
   const ids = Array.from({ length: spawnWidth(spawn) }, (_, i) => childId(parent.id, spawn.firstIndex + i));
   const children = await deps.store.getBranches(scope, ids);
   // The spawn may have died between writing these children and announcing them, and it will not
@@ -157,7 +158,7 @@ export async function cancelChildren(deps: SpawnerDeps, parent: BranchRecord): P
 async function endForParent(
   deps: SpawnerDeps,
   child: BranchRecord,
-  end: { status: 'CANCELLED' | 'FAILED'; by: string; error: string },
+  end: { status: 'CANCELLED' | 'FAILED'; by: WorkMark; error: string },
 ): Promise<BranchRecord> {
   let current = child;
   if (!isTerminal(current.status)) {
@@ -170,7 +171,7 @@ async function endForParent(
 }
 
 /** Step 2c for the root: the run ends with it, and says so (a retry of the work that ended it says so again). */
-async function finishRun(deps: SpawnerDeps, root: BranchRecord, by: string): Promise<void> {
+async function finishRun(deps: SpawnerDeps, root: BranchRecord, by: WorkMark): Promise<void> {
   const scope = scopeOf(root);
   const now = deps.clock.now();
   const status = root.status === 'COMPLETED' ? 'COMPLETED' : root.status === 'CANCELLED' ? 'CANCELLED' : 'FAILED';
@@ -246,7 +247,7 @@ export async function settleSyncPoint(
   const [sp, parent] = await Promise.all([deps.store.getSyncPoint(scope, parentId, seq), deps.store.getBranch(scope, parentId)]);
   if (!sp || !parent) return;
   hit(deps, 'inside-aggregate', scope, `${parentId}#${seq}`);
-  const by = `settle:${parentId}#${seq}`;
+  const by = WorkMark.settle(parentId, seq);
   const onIt = parent.spawn?.seq === seq;
   if (sp.aggregatedAt === undefined && (!onIt || parent.status !== 'WAITING')) {
     // The parent ended before this sync point decided (cancelled, timed out): its end cancelled
@@ -336,13 +337,13 @@ export async function settleSyncPoint(
  * cancelled by this very settlement — a retry after a crash cut it short: by then the counters
  * (the cancelled children counted) no longer show that the exit was early, the children do.
  */
-function settledEarly(decision: FanInDecision | undefined, children: BranchRecord[], by: string): boolean {
+function settledEarly(decision: FanInDecision | undefined, children: BranchRecord[], by: WorkMark): boolean {
   if (decision && decision.action !== 'wait' && decision.cancelRest) return true;
   return children.some((c) => !isTerminal(c.status) || (c.status === 'CANCELLED' && c.advancedBy === by));
 }
 
 /** A parent whose sync point failed (or could not be aggregated) fails; a retry tells it again. */
-async function failParent(deps: SpawnerDeps, parent: BranchRecord, seq: number, by: string, error: string) {
+async function failParent(deps: SpawnerDeps, parent: BranchRecord, seq: number, by: WorkMark, error: string) {
   if (isTerminal(parent.status)) {
     if (parent.advancedBy === by) await tellEnd(deps, parent, by, { mayHaveChildren: false });
     return;

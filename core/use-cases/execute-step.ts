@@ -7,6 +7,7 @@ import { budgetRefusesCall, chargeCall, endRunAtDeadline, withRunDeadline } from
 import { errorMessage, InvalidAgentResponseError, PayloadTooLargeError, TransientError } from '../errors';
 import { refusalError, refusalInput } from '../limits';
 import { groupSize, isTerminal, spawnWidth, type BranchRecord, type ChildGroup, type MemoryEntry, type RunRecord } from '../model';
+import { WorkMark } from '../work-mark';
 import type { AgentReply, BranchPatch, StepMessage } from '../ports';
 import { parseAgentResponse, type Decision } from '../protocol';
 import { allowedTargets, checkTopology } from '../topology';
@@ -50,7 +51,7 @@ export async function executeStep(deps: SpawnerDeps, message: StepMessage, deliv
     return 'skipped';
   }
   if (branch.stepCount !== message.step) {
-    if (branch.status === 'RUNNING' && branch.stepCount === message.step + 1 && branch.advancedBy === delivery.messageId) {
+    if (branch.status === 'RUNNING' && branch.stepCount === message.step + 1 && branch.advancedBy === WorkMark.step(delivery.messageId)) {
       // This very message advanced the branch, then its worker died before sending the next step.
       await deps.queue.send([{ ...scope, branchId: branch.id, step: branch.stepCount }]);
       return 'recovered';
@@ -144,7 +145,7 @@ async function runAgentStep(
         outputTokens: (branch.usage?.outputTokens ?? 0) + reply.usage.outputTokens,
       }
     : undefined;
-  const base = defined({ stepCount: step + 1, memory, usage, advancedBy: delivery.messageId, taskToken: branch.taskToken });
+  const base = defined({ stepCount: step + 1, memory, usage, advancedBy: WorkMark.step(delivery.messageId), taskToken: branch.taskToken });
 
   let decision: Decision;
   try {

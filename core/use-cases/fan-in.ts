@@ -7,6 +7,7 @@ import { aggregate, type ChildResult } from '../aggregators';
 import { AggregationError, PayloadTooLargeError } from '../errors';
 import { childId, spawnWidth, type BranchRecord, type RunRecord, type SpawnState } from '../model';
 import { defined, hit, scopeOf, type SpawnerDeps } from './deps';
+import { WorkMark } from '../work-mark';
 import { readableResponse } from './readable-json';
 import { openSyncPoint, spawnStateFor } from './spawn';
 
@@ -78,7 +79,7 @@ export async function resumeParent(
 async function resumeParentWith(deps: SpawnerDeps, run: RunRecord, parent: BranchRecord, seq: number, value: unknown) {
   const scope = scopeOf(parent);
   const spawn = parent.spawn!;
-  const mark = `sync:${seq}`;
+  const mark = WorkMark.sync(seq);
   if (parent.status === 'WAITING' && spawn.seq === seq) {
     const next = nextSpawnAfter(parent, spawn, value);
     if (next) {

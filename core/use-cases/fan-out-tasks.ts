@@ -2,6 +2,7 @@
 import type { ChildFailureInput, FanOutTasks, SyncPointTaskInput } from '../ports';
 import { type SpawnerDeps } from './deps';
 import { isTerminal } from '../model';
+import { WorkMark } from '../work-mark';
 import { endBranch, endedAbove, settleSyncPoint, tellEnd } from './end-branch';
 
 /** The fan-out tasks over the use cases (what every orchestrator's tasks call). */
@@ -23,7 +24,7 @@ export async function recordChildFailure(deps: SpawnerDeps, input: ChildFailureI
   const error = timedOut
     ? `TIMED_OUT: the branch ran past branchTimeoutSeconds`
     : `the fan-out could not run this branch: ${input.error}${input.cause ? ` (${input.cause.slice(0, 500)})` : ''}`;
-  const by = `fan-out:${child.id}`;
+  const by = WorkMark.fanOut(child.id);
   // Under a run or parent that ended (a cancel whose cascade has not reached this child yet), the
   // child ends CANCELLED like the rest, not TIMED_OUT or FAILED.
   const above = isTerminal(child.status) ? undefined : await endedAbove(deps, child);

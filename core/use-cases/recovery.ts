@@ -12,6 +12,7 @@ import { loadRun, publish, scopeOf, type SpawnerDeps } from './deps';
 import { endBranch, settleSyncPoint, tellEnd } from './end-branch';
 import { currentChildIds } from './fan-in';
 import { fanOutRequest, openSyncPoint } from './spawn';
+import { isInProcessWork, isSyncMark, markKind, WorkMark } from '../work-mark';
 
 export interface PoisonDelivery {
   /** The message id (SQS keeps it when it moves a message to the DLQ). */
@@ -43,13 +44,13 @@ export async function failPoisonedStep(
   const token = { taskToken: message.taskToken };
   if (isTerminal(branch.status)) {
     // Told as the step would have (the same mark: its end event again if this message ended it).
-    await tellEnd(deps, branch, delivery.messageId, token);
+    await tellEnd(deps, branch, WorkMark.step(delivery.messageId), token);
     return 'told';
   }
   if (!isCurrentWork(branch, message, delivery.messageId)) return 'dropped';
   const tries = delivery.receiveCount ? ` after ${delivery.receiveCount} deliveries` : '';
   const error = `poison message: step ${message.step} of branch ${branch.id} kept failing${tries} and went to the dead-letter queue`;
-  const by = `dlq:${delivery.messageId}`;
+  const by = WorkMark.dlq(delivery.messageId);
   if (await endBranch(deps, branch, { status: 'FAILED', by, error }, token)) return 'failed';
   // It ended meanwhile: whatever ended it told its parent, or will; tell again to be sure.
   const now = await deps.store.getBranch(scope, branch.id);
@@ -63,7 +64,7 @@ function isCurrentWork(branch: BranchRecord, message: StepMessage, messageId: st
   if (branch.status === 'WAITING') return branch.spawn?.step === message.step;
   if (branch.stepCount === message.step) return true;
   // It advanced the branch, then died before sending the next step: only it would send it.
-  return branch.stepCount === message.step + 1 && branch.advancedBy === messageId;
+  return branch.stepCount === message.step + 1 && branch.advancedBy === WorkMark.step(messageId);
 }
 
 export interface ResumeReport {
@@ -77,9 +78,6 @@ export interface ResumeReport {
   /** Step messages sent again for branches resumed by an aggregation that died. */
   resent: number;
 }
-
-/** Marks of work a process holds in memory (fan-out tasks, settlements, cancels): it dies with it. */
-const IN_PROCESS_WORK = /^(fan-out:|settle:|parent:|cancel$|dlq:)/;
 
 /**
  * Drives a run again after the process that ran it died. Step messages survive in the queue
@@ -98,7 +96,10 @@ export async function resumeRun(deps: SpawnerDeps, scope: Scope): Promise<Resume
   const report: ResumeReport = { status: current.status, reopened: 0, restarted: 0, settled: 0, resent: 0 };
   const branches = await deps.store.listBranches(scope);
   for (const branch of branches) {
-    if (isTerminal(branch.status) && branch.advancedBy && IN_PROCESS_WORK.test(branch.advancedBy)) {
+    // Work a process held in memory died with it: its ends are told again under its mark. (The
+    // root's end under the run's own mark is told with the run's end, below.)
+    const told = branch.parentId === null && current.status !== 'RUNNING' && branch.advancedBy === current.endedBy;
+    if (isTerminal(branch.status) && branch.advancedBy && isInProcessWork(branch.advancedBy) && !told) {
       await tellEnd(deps, branch, branch.advancedBy);
     }
   }
@@ -107,7 +108,7 @@ export async function resumeRun(deps: SpawnerDeps, scope: Scope): Promise<Resume
     const root = await deps.store.getBranch(scope, ROOT_BRANCH_ID);
     if (root && isTerminal(root.status)) await tellEnd(deps, root, current.endedBy);
   }
-  if (current.status === 'CANCELLED' && current.endedBy === 'cancel') {
+  if (current.status === 'CANCELLED' && markKind(current.endedBy) === 'cancel') {
     await cancelRun(deps, scope, current.error);
     return report;
   }
@@ -116,7 +117,7 @@ export async function resumeRun(deps: SpawnerDeps, scope: Scope): Promise<Resume
     const branch = (await deps.store.getBranch(scope, listed.id)) ?? listed;
     if (isTerminal(branch.status)) {
       // A root that ended while the run did not: the run's end was never written.
-      if (branch.parentId === null) await tellEnd(deps, branch, 'resume');
+      if (branch.parentId === null) await tellEnd(deps, branch, WorkMark.resume);
       continue;
     }
     if (branch.status === 'PENDING' && branch.parentId === null) {
@@ -127,7 +128,7 @@ export async function resumeRun(deps: SpawnerDeps, scope: Scope): Promise<Resume
       report.resent++;
       continue;
     }
-    if (branch.status === 'RUNNING' && branch.advancedBy?.startsWith('sync:')) {
+    if (branch.status === 'RUNNING' && isSyncMark(branch.advancedBy)) {
       // Resumed by an aggregation, whose message may have died with it. (A repeat is harmless.)
       await deps.queue.send([{ ...scope, branchId: branch.id, step: branch.stepCount }]);
       report.resent++;
@@ -145,7 +146,7 @@ export async function resumeRun(deps: SpawnerDeps, scope: Scope): Promise<Resume
     }
     // Ends that were written but never counted are counted now (and may decide the sync point).
     for (const child of children.filter((c) => isTerminal(c.status))) {
-      await tellEnd(deps, { ...child, taskToken: undefined }, 'resume');
+      await tellEnd(deps, { ...child, taskToken: undefined }, WorkMark.resume);
     }
     sp = (await deps.store.getSyncPoint(scope, branch.id, seq))!;
     const live = (await deps.store.getBranches(scope, currentChildIds(branch))).filter((c) => !isTerminal(c.status));

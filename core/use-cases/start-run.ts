@@ -13,8 +13,8 @@ import {
 import { ValidationError } from '../errors';
 import type { Scenario } from '../scenario';
 import { publish, type SpawnerDeps } from './deps';
-import { CANCEL_MARK } from './cancel-run';
 import { endBranch, tellEnd } from './end-branch';
+import { WorkMark } from '../work-mark';
 
 export interface StartRunInput {
   team: string;
@@ -89,9 +89,9 @@ export async function startRun(deps: SpawnerDeps, input: StartRunInput): Promise
       // An earlier try wrote the root after the cancel looked for it: end it here — or, if that
       // try ended it and died before telling it, tell it again (its BranchCancelled).
       if (existingRoot && existingRoot.status === 'PENDING') {
-        await endBranch(deps, existingRoot, { status: 'CANCELLED', by: CANCEL_MARK, error: existing.error ?? `the run is ${existing.status}` });
-      } else if (existingRoot && isTerminal(existingRoot.status) && existingRoot.advancedBy === CANCEL_MARK) {
-        await tellEnd(deps, existingRoot, CANCEL_MARK);
+        await endBranch(deps, existingRoot, { status: 'CANCELLED', by: WorkMark.cancel, error: existing.error ?? `the run is ${existing.status}` });
+      } else if (existingRoot && isTerminal(existingRoot.status) && existingRoot.advancedBy === WorkMark.cancel) {
+        await tellEnd(deps, existingRoot, WorkMark.cancel);
       }
       return { runId, created };
     }
@@ -129,7 +129,7 @@ export async function startRun(deps: SpawnerDeps, input: StartRunInput): Promise
   // ended here instead of started (the cancel wrote the run first; this reads it after the root).
   const latest = await deps.store.getRun(scope);
   if (latest && latest.status !== 'RUNNING') {
-    await endBranch(deps, current, { status: 'CANCELLED', by: CANCEL_MARK, error: latest.error ?? `the run is ${latest.status}` });
+    await endBranch(deps, current, { status: 'CANCELLED', by: WorkMark.cancel, error: latest.error ?? `the run is ${latest.status}` });
     return { runId, created };
   }
   await deps.queue.send([{ ...scope, branchId: ROOT_BRANCH_ID, step: 0 }]);

@@ -10,6 +10,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryBranchStore } from '../../adapters/memory/memory-branch-store';
 import { isTerminal, type Scope } from '../../core/model';
+import { WorkMark } from '../../core/work-mark';
 import type { AgentInvoker } from '../../core/ports';
 import { cancelRun, recordChildFailure, startRun, type Faults } from '../../core/use-cases';
 import { KindRouter } from '../../adapters/agents/agent-invoker';
@@ -214,7 +215,7 @@ describe('a cancel while a settlement opens the next group, and a crash after it
     const transitionBranch = store.transitionBranch.bind(store);
     store.transitionBranch = async (scope, branchId, from, to, patch) => {
       const ended = await transitionBranch(scope, branchId, from, to, patch);
-      if (ended && branchId === 'root.1' && patch?.advancedBy === 'parent:root' && !crashed) {
+      if (ended && branchId === 'root.1' && patch?.advancedBy === WorkMark.parent('root') && !crashed) {
         crashed = true;
         throw new HarnessCrash('crash after cancelling root.1');
       }
@@ -286,7 +287,7 @@ describe('two settlements of one sync point at once', () => {
     const transitionBranch = store.transitionBranch.bind(store);
     store.transitionBranch = async (scope, branchId, from, to, patch) => {
       const result = await transitionBranch(scope, branchId, from, to, patch);
-      if (result && branchId === 'root.2' && patch?.advancedBy === 'settle:root#1' && !crashed) {
+      if (result && branchId === 'root.2' && patch?.advancedBy === WorkMark.settle('root', 1) && !crashed) {
         crashed = true;
         throw new HarnessCrash('crash after cancelling root.2');
       }

@@ -35,6 +35,7 @@ import {
 } from '../../core/use-cases';
 import { MemoryBranchStore } from '../../adapters/memory/memory-branch-store';
 import { stableChance } from '../../core/stable-chance';
+import { readMark } from '../../core/work-mark';
 
 /** SIM_TRACE=1 prints every port call of a replayed seed (with SIM_SEED) and every fan-out start and stop. */
 const TRACE = Boolean(process.env.SIM_TRACE);
@@ -350,8 +351,9 @@ export class World {
         }
       }
       const patch = (method === 'updateBranch' ? args[3] : args[4]) as { advancedBy?: string } | undefined;
-      if (patch?.advancedBy?.startsWith('sync:')) {
-        const key = `${b.id}#${patch.advancedBy.slice(5)}`;
+      const mark = patch?.advancedBy === undefined ? undefined : readMark(patch.advancedBy);
+      if (mark?.kind === 'sync') {
+        const key = `${b.id}#${mark.seq}`;
         this.syncAdvances.set(key, (this.syncAdvances.get(key) ?? 0) + 1);
       }
     }

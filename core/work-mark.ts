@@ -1,0 +1,106 @@
+/**
+ * The work mark: which piece of work made a state change. Every end of a branch is written with
+ * one (`BranchRecord.advancedBy`), every end of a run too (`RunRecord.endedBy`), and every advance
+ * of a branch by a step (its message id) or an aggregation (`sync:<seq>`). The mark is the
+ * idempotency key of the change: a retry of the same work finds its own mark and finishes what
+ * the first try began (publishes the event again, tells the parent again); other work finds a
+ * different mark and does nothing more.
+ *
+ * Marks are stored as strings, in the forms below; they must stay readable as written by every
+ * earlier version (journals and tables outlive the code). This module is the only place that
+ * builds or reads those forms.
+ */
+
+/** A work mark as stored (`advancedBy`, `endedBy`). Build one with `WorkMark.*`, read one with `readMark`. */
+export type WorkMark = string;
+
+/** What a stored mark says, read back. */
+export type ReadMark =
+  /** A step message's delivery (the SQS message id). */
+  | { kind: 'step'; messageId: string }
+  /** A RecordChildFailure task of a child's fan-out iteration. */
+  | { kind: 'fan-out'; branchId: string }
+  /** A parent that ended cancelled its children. */
+  | { kind: 'parent'; parentId: string }
+  /** The settlement of a parent's sync point. */
+  | { kind: 'settle'; parentId: string; seq: number }
+  /** The aggregation that resumed the parent from sync point `seq`. */
+  | { kind: 'sync'; seq: number }
+  /** The dead-letter consumer's end of a poison message. */
+  | { kind: 'dlq'; messageId: string }
+  /** A cancel of the run. */
+  | { kind: 'cancel' }
+  /** A run budget's end of the run. */
+  | { kind: 'budget' }
+  /** `resume` telling an end again (never written on a record: it only tells). */
+  | { kind: 'resume' };
+
+export type MarkKind = ReadMark['kind'];
+
+const CANCEL = 'cancel';
+const BUDGET = 'budget';
+const RESUME = 'resume';
+
+/** The constructors: the only code that writes a mark's stored form. */
+export const WorkMark = {
+  step: (messageId: string): WorkMark => messageId,
+  fanOut: (branchId: string): WorkMark => `fan-out:${branchId}`,
+  parent: (parentId: string): WorkMark => `parent:${parentId}`,
+  settle: (parentId: string, seq: number): WorkMark => `settle:${parentId}#${seq}`,
+  sync: (seq: number): WorkMark => `sync:${seq}`,
+  dlq: (messageId: string): WorkMark => `dlq:${messageId}`,
+  cancel: CANCEL as WorkMark,
+  budget: BUDGET as WorkMark,
+  resume: RESUME as WorkMark,
+} as const;
+
+const PREFIXED = /^(fan-out|parent|settle|sync|dlq):(.*)$/s;
+
+/** Reads a stored mark back. Anything not in another form is a step message's id. */
+export function readMark(mark: WorkMark): ReadMark {
+  if (mark === CANCEL) return { kind: 'cancel' };
+  if (mark === BUDGET) return { kind: 'budget' };
+  if (mark === RESUME) return { kind: 'resume' };
+  const m = PREFIXED.exec(mark);
+  if (!m) return { kind: 'step', messageId: mark };
+  const rest = m[2];
+  switch (m[1]) {
+    case 'fan-out':
+      return { kind: 'fan-out', branchId: rest };
+    case 'parent':
+      return { kind: 'parent', parentId: rest };
+    case 'dlq':
+      return { kind: 'dlq', messageId: rest };
+    case 'sync':
+      return { kind: 'sync', seq: Number(rest) };
+    default: {
+      const at = rest.lastIndexOf('#');
+      return { kind: 'settle', parentId: rest.slice(0, at), seq: Number(rest.slice(at + 1)) };
+    }
+  }
+}
+
+/** The kind of a stored mark (undefined for none). */
+export function markKind(mark: WorkMark | undefined): MarkKind | undefined {
+  return mark === undefined ? undefined : readMark(mark).kind;
+}
+
+/** The work is a step message's delivery. */
+export function isStepMark(mark: WorkMark | undefined): boolean {
+  return markKind(mark) === 'step';
+}
+
+/** The branch was last advanced by the aggregation of one of its sync points (it was resumed). */
+export function isSyncMark(mark: WorkMark | undefined): boolean {
+  return markKind(mark) === 'sync';
+}
+
+/**
+ * Work a process holds in memory — fan-out tasks, settlements, a parent's cancel of its children,
+ * a cancel or a budget's end of the run, the DLQ consumer — dies with the process: `resume` tells
+ * ends made by it again. (A step message survives in its queue and tells its own end again.)
+ */
+export function isInProcessWork(mark: WorkMark | undefined): boolean {
+  const kind = markKind(mark);
+  return kind !== undefined && kind !== 'step' && kind !== 'sync' && kind !== 'resume';
+}
