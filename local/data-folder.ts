@@ -22,6 +22,7 @@ export interface DataFolderLock {
 
 /** Takes the folder for this process, creating it if needed; InUseError if a live process holds it. */
 export function lockDataFolder(dir: string): DataFolderLock {
+  refuseNonFolder(dir);
   mkdirSync(dir, { recursive: true });
   const file = join(dir, LOCK_FILE);
   // A few tries: after taking over a lock its dead holder left behind, or while another process
@@ -93,11 +94,19 @@ function takeOver(file: string, dead: number | undefined, depth = 0): void {
  * exist or holds no such state, instead of creating an empty one (the CLI answers exit 2).
  */
 export function requireDataFolder(command: string, dir: string): void {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+  refuseNonFolder(dir);
+  if (!existsSync(dir)) {
     throw new ValidationError(`${command}: no data folder ${dir} (give the folder a run kept its state in: run --data <dir>)`, '--data');
   }
   if (!DATA_ENTRIES.some((entry) => existsSync(join(dir, entry)))) {
     throw new ValidationError(`${command}: ${dir} is not a data folder: no state kept by run --data in it`, '--data');
+  }
+}
+
+/** `--data` must name a folder (or where one may be made): a file there is refused, naming the option. */
+function refuseNonFolder(dir: string): void {
+  if (existsSync(dir) && !statSync(dir).isDirectory()) {
+    throw new ValidationError(`--data ${dir}: is a file, not a folder (give a folder for the run's state)`, '--data');
   }
 }
 

@@ -105,6 +105,11 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   } catch (error) {
     stopAll();
     if (ownRuntime) await runtime.close();
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES') {
+      const why = code === 'EADDRINUSE' ? 'is in use on 127.0.0.1' : 'may not be opened by this user';
+      throw new ValidationError(`--port ${port}: the port ${why}; give another one, or 0 for any free port`, '--port', { cause: error });
+    }
     throw error;
   }
   const address = server.address();

@@ -4,11 +4,10 @@
  * visibility timeout; the fan-outs the dead process held in memory are started again
  * (resumeRun). Then it waits for the run's end and prints it like `run` (same exit codes).
  */
-import { JsonlSink } from '../adapters/events/jsonl-sink';
 import { computeMetrics } from '../core/metrics';
 import { renderAscii } from '../core/tree';
 import type { AggregatorFn } from '../core/aggregators';
-import { runDocument } from './run-command';
+import { openTrace, runDocument } from './run-command';
 import { startLocalEngines } from './embedded-engines';
 import { LOCAL_TEAM, LocalRuntime } from './runtime';
 import { listDataRuns } from './data-runs';
@@ -72,9 +71,15 @@ export async function resumeCommand(options: ResumeCommandOptions): Promise<numb
   const runId = options.runId;
   let aggregators: Record<string, AggregatorFn> = {};
   if (options.scenario) aggregators = (await loadScenarioFile(options.scenario)).aggregators;
+  const sink = await openTrace(options.trace);
   const started = Date.now();
-  const runtime = await LocalRuntime.start({ dataDir: options.dataDir, fsync: options.fsync, aggregators, poison: options.keepPoison ? 'keep' : 'fail' });
-  const sink = options.trace ? new JsonlSink(options.trace) : undefined;
+  let runtime: LocalRuntime;
+  try {
+    runtime = await LocalRuntime.start({ dataDir: options.dataDir, fsync: options.fsync, aggregators, poison: options.keepPoison ? 'keep' : 'fail' });
+  } catch (error) {
+    await sink?.close();
+    throw error;
+  }
   if (sink) runtime.bus.subscribe(sink.subscriber);
   try {
     const scope = { team: runtime.team, runId: runId };

@@ -75,10 +75,16 @@ export async function runScenario(path: string, options: RunCommandOptions): Pro
     throw error;
   }
   const { scenario, aggregators } = loaded;
+  const sink = await openTrace(options.trace);
   const started = Date.now();
-  const runtime = await LocalRuntime.start({ aggregators, chaos: options.chaos, dataDir: options.dataDir, fsync: options.fsync, tier: options.tier });
+  let runtime: LocalRuntime;
+  try {
+    runtime = await LocalRuntime.start({ aggregators, chaos: options.chaos, dataDir: options.dataDir, fsync: options.fsync, tier: options.tier });
+  } catch (error) {
+    await sink?.close();
+    throw error;
+  }
   const attached = hooks ? attachHooks(runtime, hooks, (failure) => options.err.write(`warning: ${describeHookError(failure)}\n`)) : undefined;
-  const sink = options.trace ? new JsonlSink(options.trace) : undefined;
   if (sink) runtime.bus.subscribe(sink.subscriber);
   let progress: LiveProgress | undefined;
   let interrupted = false;
@@ -124,6 +130,24 @@ export async function runScenario(path: string, options: RunCommandOptions): Pro
     await sink?.close();
     await runtime.close();
   }
+}
+
+/**
+ * The `--trace` file, opened before anything runs: a path that cannot be written (a folder, no
+ * permission) is bad input naming the option, not a stack after the run.
+ */
+export async function openTrace(path: string | undefined): Promise<JsonlSink | undefined> {
+  if (!path) return undefined;
+  const sink = new JsonlSink(path);
+  try {
+    await sink.open();
+  } catch (error) {
+    await sink.close().catch(() => undefined);
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'EISDIR' ? 'is a folder; give the path of a file' : `cannot be written (${code ?? errorMessage(error)})`;
+    throw new ValidationError(`--trace ${path}: ${why}`, '--trace', { cause: error });
+  }
+  return sink;
 }
 
 /** Prints a finished run as `run` does (one JSON document with --json, else tree, summary and result). */

@@ -18,6 +18,11 @@ export class JsonlSink {
 
   constructor(readonly path: string) {}
 
+  /** Opens (creates) the file now, so a path that cannot be written is known before any event. */
+  async open(): Promise<void> {
+    await this.file();
+  }
+
   /** Appends the event as one line; resolves once the line is handed to the OS. */
   write(event: LifecycleEvent): Promise<void> {
     if (this.closed) return Promise.reject(new BranchSpawnerError(`trace file ${this.path} is closed`));

@@ -4,13 +4,12 @@
  * (POST /runs on the REST API), with the same output and exit codes as `run`.
  */
 import { dirname, resolve } from 'node:path';
-import { JsonlSink } from '../../adapters/events/jsonl-sink';
 import { ForbiddenError, PayloadTooLargeError, ValidationError } from '../../core/errors';
 import type { AgentPolicy } from '../../core/run-request';
 import type { Scenario } from '../../core/scenario';
 import { agentPolicyOf, loadTeamConfig, parseTeamConfig, TeamConfigError } from '../../functions/team-config';
 import { LiveProgress } from '../progress';
-import { reportRun, type RunCommandOptions } from '../run-command';
+import { openTrace, reportRun, type RunCommandOptions } from '../run-command';
 import { loadStackScenarioFile, readScenarioDocument } from '../scenario-file';
 import { RehearsalError, RehearsalStack, type RehearsalOptions } from './rehearsal-stack';
 import { REHEARSAL_TEAM, rehearsalTeamConfig } from './synth';
@@ -56,15 +55,16 @@ export async function rehearseScenario(path: string, options: RehearseOptions): 
     }
     throw error;
   }
-  const started = Date.now();
+  const sink = await openTrace(options.trace);
   let stack: RehearsalStack;
   try {
     stack = await RehearsalStack.start(rehearsalOptionsFor(path, aggregators, options.team));
   } catch (error) {
+    await sink?.close();
     options.err.write(`error: the rehearsal could not create the stack: ${(error as Error).message}\n`);
     return 1;
   }
-  const sink = options.trace ? new JsonlSink(options.trace) : undefined;
+  const started = Date.now();
   if (sink) stack.onLifecycleEvent(sink.subscriber);
   let progress: LiveProgress | undefined;
   try {

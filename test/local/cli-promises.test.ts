@@ -1,0 +1,64 @@
+/**
+ * What the README and docs/ promise about the CLI's answers to bad input and its messages, as a
+ * new user meets them: bad paths named in one line with exit 2 before anything runs, the poison
+ * report, the options `--help` lists, plurals and articles, hints that name a runnable command.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { main } from '../../local/cli';
+import { captureIo } from '../support/io';
+
+const dir = mkdtempSync(join(tmpdir(), 'bs-cli-promises-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+const HELLO = file('hello.yaml', 'name: hello\nrequest: hi\nentry: A\nagents:\n  A: { kind: script, responses: [ { next_action: final_response, content: hello } ] }\n');
+
+/** One line, naming the option, and no stack trace. */
+function expectOneLine(text: string, option: string) {
+  expect(text).toContain(option);
+  expect(text.trim().split('\n')).toHaveLength(1);
+  expect(text).not.toMatch(/^\s+at /m);
+}
+
+describe('bad paths: exit 2, one line naming the option, before the run starts', () => {
+  it('--trace <a directory>', async () => {
+    const io = captureIo();
+    expect(await main(['run', HELLO, '--trace', dir], io)).toBe(2);
+    expectOneLine(io.errText(), '--trace');
+    expect(io.outText()).toBe(''); // nothing ran
+  });
+
+  it('--data <a regular file>, for run, resume and redrive', async () => {
+    const plain = file('not-a-folder', 'x');
+    for (const argv of [['run', HELLO, '--data', plain], ['resume', 'r-1', '--data', plain], ['redrive', '--data', plain]]) {
+      const io = captureIo();
+      expect(await main(argv, io), argv.join(' ')).toBe(2);
+      expectOneLine(io.errText(), '--data');
+      expect(io.outText()).toBe('');
+    }
+  });
+
+  it('dev --port <a port in use>', async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const port = (holder.address() as AddressInfo).port;
+    try {
+      const io = captureIo();
+      expect(await main(['dev', '--port', String(port)], io)).toBe(2);
+      expectOneLine(io.errText(), '--port');
+      expect(io.errText()).toContain(String(port));
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
+    }
+  });
+});
