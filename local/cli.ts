@@ -1,5 +1,5 @@
 /** `branch-spawner` — runs scenarios on the embedded engines. */
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { InUseError, LimitExceededError, PayloadTooLargeError, ScenarioError, ValidationError } from '../core/errors';
 import { parseChaos } from './chaos';
@@ -11,6 +11,12 @@ import { runScenario, type RunCommandOptions } from './run-command';
 export interface MainOptions {
   /** Handle Ctrl-C (SIGINT) for `run`: the bin sets it; in-process callers leave the signal alone. */
   signals?: boolean;
+}
+
+/** An integer option's value (commander names the option when this throws). */
+function integerOption(value: string): number {
+  if (!/^-?\d+$/.test(value.trim())) throw new InvalidArgumentError('It must be an integer.');
+  return Number(value);
 }
 
 /** The package's version, as `--version` prints it. */
@@ -38,7 +44,7 @@ export async function main(
     .option('--json', 'print exactly one JSON document (run, metrics, branches) and no progress')
     .option('--trace <file>', 'append every lifecycle event to this JSONL file')
     .option('--chaos <faults>', 'inject faults: duplicate-delivery, crash=<point>, agent-flaky=<p> (comma-separated)')
-    .option('--seed <n>', 'seed for --chaos', (v) => Number(v), 1)
+    .option('--seed <n>', 'seed for --chaos (an integer)', integerOption, 1)
     .option('--data <dir>', 'keep the store and queues on disk in this folder (a journal, replayed on open), for resume')
     .option('--fsync', 'with --data: flush every journal write to the disk (survives an OS crash too, not only a killed process; slower)')
     .option('--engines', 'run on dynalite + fauxqs (the AWS-API engines) instead of the in-memory store and queues')

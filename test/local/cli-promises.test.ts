@@ -62,3 +62,14 @@ describe('bad paths: exit 2, one line naming the option, before the run starts',
     }
   });
 });
+
+describe('options that are not what they say', () => {
+  it('--seed abc is refused with exit 2 naming the option', async () => {
+    for (const seed of ['abc', '1.5', '']) {
+      const io = captureIo();
+      expect(await main(['run', HELLO, '--chaos', 'duplicate-delivery', '--seed', seed], io), seed).toBe(2);
+      expectOneLine(io.errText(), '--seed');
+      expect(io.outText()).toBe('');
+    }
+  });
+});
