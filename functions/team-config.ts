@@ -12,6 +12,7 @@ import { limitsSchema, teamLimitMaxima } from '../core/limits';
 import { parseScenario } from '../core/scenario';
 import type { AgentPolicy } from '../core/run-request';
 import { DEFAULT_MAX_BODY_BYTES } from './lambda-environment';
+import { continueLaneConcurrency } from '../core/step-lanes';
 
 /** The teams' configs live with the infrastructure that deploys them. */
 export const TEAMS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'infra', 'teams');
@@ -51,6 +52,18 @@ const teamConfigSchema = z
     allowInlineScriptAgents: z.boolean().default(false),
     // Lambda's SQS event source accepts 2..1000.
     workerMaxConcurrency: z.number().int('must be an integer').min(2, 'must be ≥ 2').max(1000, 'must be ≤ 1000').default(10),
+    // The step-worker's reserved concurrency: at least both lanes' event source maxima (the
+    // default), so the lanes are never throttled by the account's other functions; false reserves
+    // nothing (new accounts with reduced concurrency cannot reserve any).
+    workerReservedConcurrency: z.union([z.number().int('must be an integer').min(2, 'must be ≥ 2').max(10_000, 'must be ≤ 10000'), z.literal(false)]).optional(),
+    // The fan-out state machine's logs: errors only and no execution data (task tokens, inputs) by default.
+    stateMachineLogging: z
+      .object({
+        level: z.enum(['OFF', 'FATAL', 'ERROR', 'ALL']).default('ERROR'),
+        includeExecutionData: z.boolean().default(false),
+      })
+      .strict()
+      .default({ level: 'ERROR', includeExecutionData: false }),
     alarmEmail: z.email('must be an email address').optional(),
     auth: authSchema.default({ type: 'iam' }),
     runTtlDays: positiveInt.optional(),
@@ -113,6 +126,14 @@ export function parseTeamConfig(document: unknown, file: string): TeamConfig {
     throw new TeamConfigError(file, path || '(root)', issue.message, { cause: parsed.error });
   }
   const config = parsed.data;
+  const lanes = workerEventSourceConcurrency(config);
+  if (typeof config.workerReservedConcurrency === 'number' && config.workerReservedConcurrency < lanes) {
+    throw new TeamConfigError(
+      file,
+      'workerReservedConcurrency',
+      `must be ≥ ${lanes}, the step-worker's event sources' maxima (workerMaxConcurrency ${config.workerMaxConcurrency} + its continue lane), or false`,
+    );
+  }
   const names = Object.keys(config.agents);
   if (names.length === 0) throw new TeamConfigError(file, 'agents', 'the registry needs at least one agent');
   for (const [name, agent] of Object.entries(config.agents)) {
@@ -137,6 +158,17 @@ export function parseTeamConfig(document: unknown, file: string): TeamConfig {
 /** What a run request to the team's stack may bring: the registry's agents, inline script agents where allowed. */
 export function agentPolicyOf(config: Pick<TeamConfig, 'agents' | 'allowInlineScriptAgents'>): AgentPolicy {
   return { registry: config.agents, inline: config.allowInlineScriptAgents ? 'script' : 'none' };
+}
+
+/** Both step lanes' event source maxima together (core/step-lanes.ts). */
+export function workerEventSourceConcurrency(config: Pick<TeamConfig, 'workerMaxConcurrency'>): number {
+  return config.workerMaxConcurrency + continueLaneConcurrency(config.workerMaxConcurrency);
+}
+
+/** The step-worker's reserved concurrency (undefined: none reserved). */
+export function workerReservedConcurrency(config: Pick<TeamConfig, 'workerMaxConcurrency' | 'workerReservedConcurrency'>): number | undefined {
+  if (config.workerReservedConcurrency === false) return undefined;
+  return config.workerReservedConcurrency ?? workerEventSourceConcurrency(config);
 }
 
 /** Team names that have a config file. */

@@ -24,27 +24,42 @@ export function lambdaAgentArns(stack: Stack, registry: AgentRegistry): string[]
   return [...arns];
 }
 
-/** Foundation-model ARNs of the registry's `bedrock` agents (the agent's region, else the stack's). */
-export function bedrockModelArns(stack: Stack, registry: AgentRegistry): string[] {
-  const arns = new Set<string>();
+/** The geographies of AWS's cross-Region (system-defined) inference profiles: `<geo>.<model id>`. */
+const INFERENCE_PROFILE_ID = /^(us|eu|apac|us-gov|jp|au|ca|global)\.(.+)$/;
+
+/** What the step-worker may invoke for the registry's `bedrock` agents. */
+export interface BedrockGrants {
+  /** Foundation models called directly (the agent's region, else the stack's), and inference-profile ARNs. */
+  resources: string[];
+  /**
+   * A cross-Region inference profile routes each request to a destination Region, where the call
+   * is authorized against the foundation model's ARN in that Region too. The destinations differ
+   * per profile and grow over time, so the model is granted in every Region, but only when the
+   * call comes through that profile (bedrock:InferenceProfileArn).
+   */
+  throughProfiles: { profileArn: string; modelArn: string }[];
+}
+
+export function bedrockGrants(stack: Stack, registry: AgentRegistry): BedrockGrants {
+  const resources = new Set<string>();
+  const throughProfiles = new Map<string, { profileArn: string; modelArn: string }>();
+  const modelArn = (region: string, modelId: string) =>
+    // Foundation models have no account in their ARN.
+    stack.formatArn({ service: 'bedrock', region, account: '', resource: 'foundation-model', resourceName: modelId, arnFormat: ArnFormat.SLASH_RESOURCE_NAME });
   for (const agent of Object.values(registry)) {
     if (agent.kind !== 'bedrock' || typeof agent.modelId !== 'string') continue;
-    if (agent.modelId.startsWith('arn:')) {
-      arns.add(agent.modelId);
+    const region = typeof agent.region === 'string' ? agent.region : stack.region;
+    const fromArn = /^arn:[^:]+:bedrock:([^:]*):([^:]*):inference-profile\/(.+)$/.exec(agent.modelId);
+    const profile = fromArn ? INFERENCE_PROFILE_ID.exec(fromArn[3]) : agent.modelId.startsWith('arn:') ? null : INFERENCE_PROFILE_ID.exec(agent.modelId);
+    if (profile) {
+      const profileArn = fromArn
+        ? agent.modelId
+        : stack.formatArn({ service: 'bedrock', region, resource: 'inference-profile', resourceName: agent.modelId, arnFormat: ArnFormat.SLASH_RESOURCE_NAME });
+      resources.add(profileArn);
+      throughProfiles.set(profileArn, { profileArn, modelArn: modelArn('*', profile[2]) });
       continue;
     }
-    const region = typeof agent.region === 'string' ? agent.region : stack.region;
-    // Foundation models have no account in their ARN.
-    arns.add(
-      stack.formatArn({
-        service: 'bedrock',
-        region,
-        account: '',
-        resource: 'foundation-model',
-        resourceName: agent.modelId,
-        arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
-      }),
-    );
+    resources.add(agent.modelId.startsWith('arn:') ? agent.modelId : modelArn(region, agent.modelId));
   }
-  return [...arns];
+  return { resources: [...resources], throughProfiles: [...throughProfiles.values()] };
 }

@@ -12,6 +12,7 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as eventTargets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
@@ -23,10 +24,10 @@ import { GSI1, TTL_ATTRIBUTE, tableSchema } from '../adapters/dynamodb';
 import { FAN_OUT_ASL_PATH } from '../adapters/stepfunctions/fan-out-definition';
 import { toLambdaEnvironment } from '../functions/lambda-environment';
 import { continueLaneConcurrency } from '../core/step-lanes';
-import { bedrockModelArns, lambdaAgentArns } from './agent-grants';
+import { bedrockGrants, lambdaAgentArns, type BedrockGrants } from './agent-grants';
 import { SpawnerFunction, type SpawnerFunctionName } from './spawner-function';
 import { METRIC_NAMESPACE, METRIC_SERVICE, METRICS, type MetricName } from '../functions/handlers/observability';
-import type { TeamConfig } from '../functions/team-config';
+import { workerReservedConcurrency, type TeamConfig } from '../functions/team-config';
 
 export { FAN_OUT_ASL_PATH };
 
@@ -44,6 +45,10 @@ export const AGENT_LATENCY_ALARM_MS = 120_000;
 export const FAN_IN_LATENCY_ALARM_MS = 30_000;
 /** The dlq-handler consumes the step DLQ, so that queue's visibility is six times this (AWS refuses less than once). */
 export const DLQ_HANDLER_TIMEOUT = Duration.seconds(60);
+/** The dlq-handler's event source runs at most this many at once (Lambda's minimum). */
+export const DLQ_HANDLER_MAX_CONCURRENCY = 2;
+/** Step queue messages older than this raise an alarm: the workers do not keep up. */
+export const STEP_QUEUE_AGE_ALARM_SECONDS = 300;
 
 // Lambda allows 4 KB of environment in total; the registry must leave room for the rest.
 const MAX_REGISTRY_ENV_BYTES = 3 * 1024;
@@ -155,6 +160,9 @@ export class BranchSpawner extends Construct {
       eventPattern: { account: [stack.account] },
       retention: Duration.days(30),
     });
+    // CDK writes `KmsKeyIdentifier: ""` when no key is given (aws/aws-cdk#37847), which some
+    // Regions refuse at deploy time; without the property the archive uses an AWS owned key.
+    (this.archive.node.defaultChild as events.CfnArchive).addPropertyDeletionOverride('KmsKeyIdentifier');
 
     // ---- The cycle: the state machine names the task functions' ARNs and the functions need the
     // state machine's ARN. The machine gets a fixed name, so its ARN is built from the name with
@@ -205,6 +213,7 @@ export class BranchSpawner extends Construct {
       // Names of the secrets only; the step-worker fetches the values (functions/lambda/secrets.ts).
       secretSources: config.secrets,
     });
+    const reserved = workerReservedConcurrency(config);
     const fn = (name: SpawnerFunctionName, id: string, extra: Partial<ConstructorParameters<typeof SpawnerFunction>[2]> = {}) =>
       new SpawnerFunction(this, id, {
         name,
@@ -222,14 +231,26 @@ export class BranchSpawner extends Construct {
         retryAttempts: 2,
         deadLetterQueue: this.triggerDlq,
       }),
-      'step-worker': fn('step-worker', 'StepWorkerFunction', { timeout: WORKER_TIMEOUT, memorySize: 1024 }),
+      'step-worker': fn('step-worker', 'StepWorkerFunction', {
+        timeout: WORKER_TIMEOUT,
+        memorySize: 1024,
+        // The worker sends hand-offs, re-asks and resumed parents to the queues it reads, on
+        // purpose (each branch is bounded by maxStepsPerBranch, each run by its limits). The AWS
+        // SDK copies the invocation's trace header onto every SendMessage (its recursion
+        // detection middleware), so Lambda's loop detection would stop a chain after ~16 hops.
+        recursiveLoop: lambda.RecursiveLoop.ALLOW,
+        // Reserved: the lanes' event sources never find the account's concurrency taken by other
+        // functions (throttled batches come back only after the queue's visibility timeout).
+        ...(reserved === undefined ? {} : { reservedConcurrentExecutions: reserved }),
+      }),
       'record-child-failure': fn('record-child-failure', 'RecordChildFailureFunction', { timeout: Duration.seconds(60) }),
       aggregate: fn('aggregate', 'AggregateFunction', { timeout: Duration.seconds(120) }),
       'dlq-handler': fn('dlq-handler', 'DlqHandlerFunction', { timeout: DLQ_HANDLER_TIMEOUT }),
     };
     // Dead-lettered steps end their branch FAILED so the run cannot hang (functions/handlers/dlq-handler.ts).
     this.functions['dlq-handler'].addEventSource(
-      new SqsEventSource(this.stepDlq, { batchSize: 10, reportBatchItemFailures: true }),
+      // Lambda's minimum: dead-lettered steps are rare, and must not take concurrency from the lanes.
+      new SqsEventSource(this.stepDlq, { batchSize: 10, reportBatchItemFailures: true, maxConcurrency: DLQ_HANDLER_MAX_CONCURRENCY }),
     );
     // The step-worker consumes both lanes, each with its own event source and concurrency: the
     // continue lane's consumers are never busy with leaf steps.
@@ -237,6 +258,8 @@ export class BranchSpawner extends Construct {
       [this.stepQueue, config.workerMaxConcurrency],
       [this.continueQueue, continueLaneConcurrency(config.workerMaxConcurrency)],
     ];
+    // workerReservedConcurrency (team-config.ts) covers both lanes' maxima: an event source is
+    // never throttled by the function's own reservation.
     for (const [queue, maxConcurrency] of lanes) {
       this.functions['step-worker'].addEventSource(
         new SqsEventSource(queue, { batchSize: 10, reportBatchItemFailures: true, maxConcurrency }),
@@ -293,16 +316,21 @@ export class BranchSpawner extends Construct {
         AggregateFunctionArn: this.functions.aggregate.functionArn,
       },
       role: this.stateMachineRole,
-      logs: { destination: fanOutLogs, level: sfn.LogLevel.ALL, includeExecutionData: true },
+      // Execution data holds task tokens and branch ids: kept out of the logs unless the team opts in.
+      logs: {
+        destination: fanOutLogs,
+        level: sfn.LogLevel[config.stateMachineLogging.level],
+        includeExecutionData: config.stateMachineLogging.includeExecutionData,
+      },
       tracingEnabled: true,
     });
 
     // ---- Least-privilege grants, per function.
     const agentLambdaArns = lambdaAgentArns(stack, config.agents);
-    const agentModelArns = bedrockModelArns(stack, config.agents);
+    const agentModels = bedrockGrants(stack, config.agents);
     for (const [name, f] of Object.entries(this.functions) as [SpawnerFunctionName, SpawnerFunction][]) {
       for (const need of FUNCTION_NEEDS[name]) {
-        for (const statement of this.statementsFor(need, { stateMachineArn, executionsArn, agentLambdaArns, agentModelArns })) {
+        for (const statement of this.statementsFor(need, { stateMachineArn, executionsArn, agentLambdaArns, agentModels })) {
           f.addToRolePolicy(statement);
         }
       }
@@ -339,7 +367,7 @@ export class BranchSpawner extends Construct {
 
   private statementsFor(
     need: Need,
-    arns: { stateMachineArn: string; executionsArn: string; agentLambdaArns: string[]; agentModelArns: string[] },
+    arns: { stateMachineArn: string; executionsArn: string; agentLambdaArns: string[]; agentModels: BedrockGrants },
   ): iam.PolicyStatement[] {
     switch (need) {
       case 'table': {
@@ -382,8 +410,17 @@ export class BranchSpawner extends Construct {
         if (arns.agentLambdaArns.length) {
           statements.push(new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: arns.agentLambdaArns }));
         }
-        if (arns.agentModelArns.length) {
-          statements.push(new iam.PolicyStatement({ actions: ['bedrock:InvokeModel'], resources: arns.agentModelArns }));
+        if (arns.agentModels.resources.length) {
+          statements.push(new iam.PolicyStatement({ actions: ['bedrock:InvokeModel'], resources: arns.agentModels.resources }));
+        }
+        for (const { profileArn, modelArn } of arns.agentModels.throughProfiles) {
+          statements.push(
+            new iam.PolicyStatement({
+              actions: ['bedrock:InvokeModel'],
+              resources: [modelArn],
+              conditions: { StringEquals: { 'bedrock:InferenceProfileArn': profileArn } },
+            }),
+          );
         }
         return statements;
       }
@@ -407,9 +444,26 @@ export class BranchSpawner extends Construct {
     };
     const minute = { period: Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM };
     const fiveMinutes = { period: Duration.minutes(5), statistic: cloudwatch.Stats.SUM };
+    // The dlq-handler drains the step DLQ at once, so its visible count stays near 0: what it
+    // received is what went there (a redrive is not counted in NumberOfMessagesSent). The visible
+    // count still tells when the handler itself fails to drain it.
+    alarm('StepDlqReceivedAlarm', this.stepDlq.metricNumberOfMessagesReceived(fiveMinutes), 'branch steps were dead-lettered (the dlq-handler failed their branches)');
     alarm('StepDlqNotEmptyAlarm', this.stepDlq.metricApproximateNumberOfMessagesVisible(minute), 'branch steps are in the step DLQ');
     alarm('TriggerDlqNotEmptyAlarm', this.triggerDlq.metricApproximateNumberOfMessagesVisible(minute), 'run requests are in the trigger DLQ');
     alarm('FanOutFailedAlarm', this.stateMachine.metricFailed(fiveMinutes), 'fan-out executions failed');
+    alarm('FanOutTimedOutAlarm', this.stateMachine.metricTimedOut(fiveMinutes), 'fan-out executions timed out');
+    // A throttled SQS batch comes back only after the queue's visibility timeout.
+    const throttles = Object.values(this.functions);
+    alarm(
+      'FunctionThrottlesAlarm',
+      new cloudwatch.MathExpression({
+        expression: throttles.map((_, i) => `t${i}`).join(' + '),
+        usingMetrics: Object.fromEntries(throttles.map((f, i) => [`t${i}`, f.metricThrottles(fiveMinutes)])),
+        period: Duration.minutes(5),
+        label: 'throttled invocations (all functions)',
+      }),
+      'Lambda throttled the functions (reserved or account concurrency)',
+    );
     alarm('StepWorkerErrorsAlarm', this.functions['step-worker'].metricErrors(fiveMinutes), 'the step-worker raised errors');
     alarm('ApiServerErrorsAlarm', this.api.metricServerError(fiveMinutes), 'the API answered 5xx');
 
@@ -436,6 +490,15 @@ export class BranchSpawner extends Construct {
       a.addAlarmAction(action);
       this.alarms.push(a);
     };
+    for (const [id, queue, lane] of [['StepQueueAgeAlarm', this.stepQueue, 'start'], ['ContinueQueueAgeAlarm', this.continueQueue, 'continue']] as const) {
+      threshold(
+        id,
+        queue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(5), statistic: cloudwatch.Stats.MAXIMUM }),
+        STEP_QUEUE_AGE_ALARM_SECONDS,
+        1,
+        `the ${lane} lane's oldest step waited over ${STEP_QUEUE_AGE_ALARM_SECONDS} s (the workers do not keep up)`,
+      );
+    }
     threshold('BranchFailureRateAlarm', failureRate, BRANCH_FAILURE_RATE_ALARM_PERCENT, 3, `more than ${BRANCH_FAILURE_RATE_ALARM_PERCENT}% of ended branches failed for 15 minutes`);
     threshold(
       'AgentLatencyAlarm',
@@ -599,6 +662,8 @@ function createTable(scope: Construct, key: kms.Key | undefined): dynamodb.Table
       : { encryption: dynamodb.TableEncryption.AWS_MANAGED }),
     // Runs are the team's records: a stack teardown keeps them.
     removalPolicy: RemovalPolicy.RETAIN,
+    // Nor can a stack update or a console click delete the table.
+    deletionProtection: true,
   });
   for (const gsi of schema.GlobalSecondaryIndexes ?? []) {
     const pk = keyAttr(gsi.KeySchema, 'HASH');

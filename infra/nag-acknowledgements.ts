@@ -4,6 +4,7 @@
  */
 import { Stack, Token, Validations } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
+import { bedrockGrants } from './agent-grants';
 import type { BranchSpawner } from './branch-spawner';
 
 export interface NagAcknowledgement {
@@ -60,6 +61,23 @@ export function nagAcknowledgements(spawner: BranchSpawner): NagAcknowledgement[
     reason:
       'Only the actions Step Functions needs for logging (logs:CreateLogDelivery and the other log-delivery actions) and X-Ray tracing use "*": neither supports resource-level permissions.',
   });
+  const stepWorkerRole = spawner.functions['step-worker'].role!;
+  for (const { modelArn } of bedrockGrants(stack, spawner.config.agents).throughProfiles) {
+    acks.push({
+      construct: stepWorkerRole,
+      id: `AwsSolutions-IAM5[Resource::${modelArn.replace(/^arn:\$\{Token\[AWS\.Partition\.\d+\]\}/, 'arn:<AWS::Partition>')}]`,
+      reason:
+        'A cross-Region inference profile routes each call to one of its destination Regions, where the foundation model must be allowed too; the Regions differ per profile and grow, so the one model is allowed in any Region but only through this profile (condition bedrock:InferenceProfileArn).',
+    });
+  }
+  if (spawner.config.stateMachineLogging.level !== 'ALL') {
+    acks.push({
+      construct: spawner.stateMachine,
+      id: 'AwsSolutions-SF1',
+      reason:
+        'Logging ALL events writes every task token and branch id to CloudWatch Logs (with execution data, every input); the fan-out logs errors only by default, and a team opts in with stateMachineLogging in its config. Executions and their history stay visible in Step Functions.',
+    });
+  }
   const stage = spawner.api.deploymentStage;
   acks.push(
     {

@@ -222,7 +222,7 @@ describe('Lambda functions', () => {
 });
 
 describe('Step Functions', () => {
-  it('Standard machine from the shared ASL file, with the three substitutions, logging ALL and tracing', () => {
+  it('Standard machine from the shared ASL file, with the three substitutions, logging errors without execution data, and tracing', () => {
     const [, sm] = only(t, 'AWS::StepFunctions::StateMachine');
     const { step } = queueByRole(t);
     expect(sm.Properties.StateMachineType).toBe('STANDARD');
@@ -249,7 +249,7 @@ describe('Step Functions', () => {
       expect(laneOf({ team: 'research', runId: 'r', branchId: 'root.0', step: body.step })).toBe('start');
     }
     const logGroupId = sm.Properties.LoggingConfiguration.Destinations[0].CloudWatchLogsLogGroup.LogGroupArn['Fn::GetAtt'][0];
-    expect(sm.Properties.LoggingConfiguration).toMatchObject({ Level: 'ALL', IncludeExecutionData: true });
+    expect(sm.Properties.LoggingConfiguration).toMatchObject({ Level: 'ERROR', IncludeExecutionData: false });
     expect(t.toJSON().Resources[logGroupId].Properties.LogGroupName).toBe('/aws/vendedlogs/states/branch-spawner-research-fan-out');
     expect(sm.Properties.TracingConfiguration).toEqual({ Enabled: true });
   });

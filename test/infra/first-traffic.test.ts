@@ -1,0 +1,159 @@
+/**
+ * What the deployed stack would break on at its first real traffic, pinned in the template:
+ * Lambda's recursive loop detection, reserved concurrency, Step Functions logs without execution
+ * data, table deletion protection, the EventBridge archive's empty key, Bedrock cross-Region
+ * inference profiles, and the alarms a drained DLQ or a throttled worker would otherwise hide.
+ */
+import { Match } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { continueLaneConcurrency } from '../../core/step-lanes';
+import { STEP_QUEUE_AGE_ALARM_SECONDS } from '../../infra/branch-spawner';
+import { loadTeamConfig, parseTeamConfig, TeamConfigError } from '../../functions/team-config';
+import {
+  actionsOf,
+  functionOf,
+  resourcesOf,
+  resourcesOfStatement,
+  roleIdOf,
+  statementsOfRole,
+  stepQueuesOf,
+  synthTeam,
+  type Synthesized,
+} from './support';
+
+let research: Synthesized;
+beforeAll(() => {
+  research = synthTeam('research', { bundle: false });
+});
+
+describe('the step-worker at scale', () => {
+  it('is allowed its own SQS loop: RecursiveLoop Allow (the SDK propagates the trace header on every send)', () => {
+    expect(functionOf(research.template, 'step-worker').props.RecursiveLoop).toBe('Allow');
+    // The others never read a queue they write to: Lambda's default (Terminate) stays.
+    expect(functionOf(research.template, 'dlq-handler').props.RecursiveLoop).toBeUndefined();
+  });
+
+  it('has reserved concurrency covering both lanes, and each event source maximum stays under it', () => {
+    const worker = functionOf(research.template, 'step-worker');
+    const lanes = research.config.workerMaxConcurrency + continueLaneConcurrency(research.config.workerMaxConcurrency);
+    expect(worker.props.ReservedConcurrentExecutions).toBe(lanes);
+    const maxima = resourcesOf(research.template, 'AWS::Lambda::EventSourceMapping')
+      .filter(([, m]) => m.Properties.FunctionName?.Ref === worker.id)
+      .map(([, m]) => m.Properties.ScalingConfig.MaximumConcurrency as number);
+    expect(maxima.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(worker.props.ReservedConcurrentExecutions);
+    // The dlq-handler's event source runs at Lambda's minimum, away from the lanes.
+    const dlqHandler = functionOf(research.template, 'dlq-handler');
+    research.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: { Ref: dlqHandler.id },
+      ScalingConfig: { MaximumConcurrency: 2 },
+    });
+  });
+
+  it('a team may reserve more, or nothing (a new account with reduced concurrency), but never less than its lanes', () => {
+    const none = synthTeam('research', { bundle: false, config: { workerReservedConcurrency: false } });
+    expect(functionOf(none.template, 'step-worker').props.ReservedConcurrentExecutions).toBeUndefined();
+    const more = synthTeam('research', { bundle: false, config: { workerReservedConcurrency: 40 } });
+    expect(functionOf(more.template, 'step-worker').props.ReservedConcurrentExecutions).toBe(40);
+    const { team, agents } = loadTeamConfig('research');
+    expect(() => parseTeamConfig({ team, agents, workerMaxConcurrency: 10, workerReservedConcurrency: 12 }, 'research.json')).toThrow(
+      new TeamConfigError('research.json', 'workerReservedConcurrency', "must be ≥ 15, the step-worker's event sources' maxima (workerMaxConcurrency 10 + its continue lane), or false"),
+    );
+  });
+});
+
+describe('data kept safe', () => {
+  it('Step Functions logs errors without execution data (task tokens) by default; a team may opt in', () => {
+    research.template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+      LoggingConfiguration: Match.objectLike({ Level: 'ERROR', IncludeExecutionData: false }),
+    });
+    const verbose = synthTeam('research', { bundle: false, config: { stateMachineLogging: { level: 'ALL', includeExecutionData: true } } });
+    verbose.template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+      LoggingConfiguration: Match.objectLike({ Level: 'ALL', IncludeExecutionData: true }),
+    });
+  });
+
+  it('the table has deletion protection (and is retained)', () => {
+    research.template.hasResourceProperties('AWS::DynamoDB::Table', { DeletionProtectionEnabled: true });
+    research.template.hasResource('AWS::DynamoDB::Table', { DeletionPolicy: 'Retain' });
+  });
+
+  it('the event archive names no key at all (an empty KmsKeyIdentifier fails the deploy in some Regions)', () => {
+    const archives = resourcesOf(research.template, 'AWS::Events::Archive');
+    expect(archives).toHaveLength(1);
+    expect(Object.keys(archives[0][1].Properties)).not.toContain('KmsKeyIdentifier');
+  });
+});
+
+describe('Bedrock cross-Region inference profiles', () => {
+  it('grant the profile and the foundation model in every destination Region, only through that profile', () => {
+    const { agents } = loadTeamConfig('research');
+    const profiled = synthTeam('research', {
+      bundle: false,
+      config: {
+        agents: {
+          ...agents,
+          Planner: { ...agents.Planner, kind: 'bedrock', modelId: 'us.anthropic.claude-3-5-haiku-20241022-v1:0', region: 'us-west-2' },
+        },
+      },
+    });
+    // cdk-nag accepts the one wildcard (the Region), acknowledged with its reason.
+    expect(new AwsSolutionsChecks().validateScope(profiled.stack).violations).toEqual([]);
+    const statements = statementsOfRole(profiled.template, roleIdOf(functionOf(profiled.template, 'step-worker')));
+    const bedrock = statements.filter((s) => actionsOf(s).includes('bedrock:InvokeModel'));
+    expect(bedrock.map((s) => ({ resources: resourcesOfStatement(s), condition: s.Condition }))).toEqual([
+      {
+        resources: ['arn:${AWS::Partition}:bedrock:us-west-2:${AWS::AccountId}:inference-profile/us.anthropic.claude-3-5-haiku-20241022-v1:0'],
+        condition: undefined,
+      },
+      {
+        resources: ['arn:${AWS::Partition}:bedrock:*::foundation-model/anthropic.claude-3-5-haiku-20241022-v1:0'],
+        condition: {
+          StringEquals: {
+            'bedrock:InferenceProfileArn': {
+              'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':bedrock:us-west-2:', { Ref: 'AWS::AccountId' }, ':inference-profile/us.anthropic.claude-3-5-haiku-20241022-v1:0']],
+            },
+          },
+        },
+      },
+    ]);
+  });
+});
+
+describe('alarms that first traffic needs', () => {
+  const alarmsOn = (metricName: string) =>
+    resourcesOf(research.template, 'AWS::CloudWatch::Alarm').filter(
+      ([, a]) => a.Properties.MetricName === metricName || JSON.stringify(a.Properties.Metrics ?? []).includes(`"MetricName":"${metricName}"`),
+    );
+
+  it('the step DLQ: what it received (the dlq-handler drains it at once, so its visible count stays 0)', () => {
+    const { dlq } = stepQueuesOf(research.template);
+    research.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/SQS',
+      MetricName: 'NumberOfMessagesReceived',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [dlq, 'QueueName'] } }],
+      Statistic: 'Sum',
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+    });
+  });
+
+  it('Lambda throttles of every function, the lanes oldest message age, timed-out and failed executions', () => {
+    const throttles = alarmsOn('Throttles');
+    expect(throttles).toHaveLength(1);
+    expect(JSON.stringify(throttles[0][1].Properties.Metrics).match(/"MetricName":"Throttles"/g)).toHaveLength(6);
+    const { start, continue: next } = stepQueuesOf(research.template);
+    for (const queue of [start, next]) {
+      research.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'AWS/SQS',
+        MetricName: 'ApproximateAgeOfOldestMessage',
+        Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [queue, 'QueueName'] } }],
+        Statistic: 'Maximum',
+        Threshold: STEP_QUEUE_AGE_ALARM_SECONDS,
+      });
+    }
+    for (const metric of ['ExecutionsTimedOut', 'ExecutionsFailed']) {
+      research.template.hasResourceProperties('AWS::CloudWatch::Alarm', { Namespace: 'AWS/States', MetricName: metric, Threshold: 0 });
+    }
+  });
+});
