@@ -48,9 +48,16 @@ export class BudgetExceededError extends BranchSpawnerError {
     readonly max: number,
     readonly used: number,
   ) {
-    super(`BudgetExceeded: ${budget} ${max}, used ${used}`);
+    super(`${BUDGET_EXCEEDED} ${budget} ${max}, used ${used}`);
+  }
+
+  /** Whether a branch's or run's error is a budget's end (every branch it cancels carries it). */
+  static isMessage(message: string | undefined): message is string {
+    return typeof message === 'string' && message.startsWith(BUDGET_EXCEEDED);
   }
 }
+
+const BUDGET_EXCEEDED = 'BudgetExceeded:';
 
 /** A scenario or run request is malformed; `field` is a dotted path such as `agents.Planner.kind`. */
 export class ValidationError extends BranchSpawnerError {

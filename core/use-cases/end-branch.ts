@@ -23,7 +23,7 @@
  * duplicate delivery) finishes the idempotent parts without publishing again.
  */
 import { branchEvent, runEvent, syncPointEvent, syncPointResults, type LifecycleEvent } from '../events';
-import { errorMessage } from '../errors';
+import { BudgetExceededError, errorMessage } from '../errors';
 import { decideFanIn, type FanInDecision } from '../fan-in';
 import {
   ACTIVE_STATUSES,
@@ -112,11 +112,26 @@ export async function tellEnd(deps: SpawnerDeps, branch: BranchRecord, by: WorkM
  */
 export async function endedAbove(deps: SpawnerDeps, branch: BranchRecord): Promise<string | undefined> {
   const { parentId } = branch;
-  const statuses = await deps.store.getStatuses(scopeOf(branch), parentId === null ? [] : [parentId]);
-  if (statuses.run && statuses.run !== 'RUNNING') return `the run is ${statuses.run}`;
-  const parent = parentId === null ? undefined : statuses.branches.get(parentId);
-  if (parent && isTerminal(parent)) return `its parent ${parentId} ${parent === 'CANCELLED' ? 'was cancelled' : parent}`;
-  return undefined;
+  const scope = scopeOf(branch);
+  const statuses = await deps.store.getStatuses(scope, parentId === null ? [] : [parentId]);
+  if (statuses.run && statuses.run !== 'RUNNING') {
+    // A budget's end: the same message as the cascade from the root would give (rare: one read).
+    const run = statuses.run === 'FAILED' ? await deps.store.getRun(scope) : undefined;
+    return BudgetExceededError.isMessage(run?.error) ? run.error : `the run is ${statuses.run}`;
+  }
+  const status = parentId === null ? undefined : statuses.branches.get(parentId);
+  if (parentId === null || !status || !isTerminal(status)) return undefined;
+  const parent = status === 'CANCELLED' ? await deps.store.getBranch(scope, parentId) : undefined;
+  return endedWithParent(parent ?? { id: parentId, status });
+}
+
+/**
+ * Why a child ends with its parent. A budget's end carries its own message all the way down, so
+ * every branch it cancelled says which budget (docs/agents.md); other ends name the parent.
+ */
+function endedWithParent(parent: Pick<BranchRecord, 'id' | 'status' | 'error'>): string {
+  if (parent.status === 'CANCELLED' && BudgetExceededError.isMessage(parent.error)) return parent.error;
+  return `its parent ${parent.id} ${parent.status === 'CANCELLED' ? 'was cancelled' : parent.status}`;
 }
 
 /** The lifecycle event of a terminal branch's end. */
@@ -143,7 +158,7 @@ export async function cancelChildren(deps: SpawnerDeps, parent: BranchRecord): P
   if (!spawn.announced && children.length) {
     await publish(deps, ...children.map((c) => branchEvent('BranchCreated', c, c.createdAt, { seq: spawn.seq })));
   }
-  const reason = `its parent ${parent.id} ${parent.status === 'CANCELLED' ? 'was cancelled' : parent.status}`;
+  const reason = endedWithParent(parent);
   await Promise.all(children.map((child) => endForParent(deps, child, { status: 'CANCELLED', by, error: reason })));
   await deps.fanOut.stop(fanOutExecutionName(scope, parent.id, spawn.seq), `branch ${parent.id} ${parent.status}`);
 }

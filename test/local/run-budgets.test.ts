@@ -78,7 +78,9 @@ agents:
     // Nothing is left running; what had not ended was cancelled with the budget's message.
     expect(doc.metrics.activeCount).toBe(0);
     const cancelled = doc.branches.filter((b: { status: string }) => b.status === 'CANCELLED');
-    expect(cancelled.length).toBeGreaterThan(0);
+    expect(cancelled.length).toBeGreaterThan(1);
+    // Every one of them, children too, carries the budget's message (docs/agents.md).
+    expect(new Set(cancelled.map((b: { error: string }) => b.error))).toEqual(new Set(['BudgetExceeded: maxRunTokens 50, used 60']));
     expect(doc.branches.find((b: { id: string }) => b.id === 'root')).toMatchObject({
       status: 'CANCELLED',
       error: 'BudgetExceeded: maxRunTokens 50, used 60',
