@@ -34,6 +34,7 @@ import {
   type BranchStatus,
   type ChildOutcome,
   type Scope,
+  type SyncCounters,
   spawnWidth,
 } from '../model';
 import type { BranchPatch } from '../ports';
@@ -61,6 +62,8 @@ export interface BranchEnd {
 export interface TellOptions {
   /** The parent is ending or settling this branch's sync point itself: only count the end. */
   parentDeciding?: boolean;
+  /** Do the idempotent parts only, not the end event (another worker, alive, tells it). */
+  quiet?: boolean;
   /** False when the branch is known not to have been waiting on children (nothing to cancel). */
   mayHaveChildren?: boolean;
   /** The task token of the branch's fan-out iteration, when the caller has it and the record not. */
@@ -94,7 +97,7 @@ export async function endBranch(
 
 /** Step 2: tells a terminal branch's end (event, children, parent). Safe to repeat. */
 export async function tellEnd(deps: SpawnerDeps, branch: BranchRecord, by: WorkMark, options: TellOptions = {}): Promise<void> {
-  if (branch.advancedBy === by) await publish(deps, endEvent(branch, deps.clock.now()));
+  if (branch.advancedBy === by && !options.quiet) await publish(deps, endEvent(branch, deps.clock.now()));
   if (branch.status !== 'COMPLETED' && branch.spawn && options.mayHaveChildren !== false) {
     await cancelChildren(deps, branch);
   }
@@ -174,6 +177,7 @@ async function endForParent(
   deps: SpawnerDeps,
   child: BranchRecord,
   end: { status: 'CANCELLED' | 'FAILED'; by: WorkMark; error: string },
+  retell = true,
 ): Promise<BranchRecord> {
   let current = child;
   if (!isTerminal(current.status)) {
@@ -181,7 +185,7 @@ async function endForParent(
     if (ended) return ended;
     current = (await deps.store.getBranch(scopeOf(child), child.id)) ?? current;
   }
-  if (isTerminal(current.status) && current.advancedBy === end.by) await tellEnd(deps, current, end.by, { parentDeciding: true });
+  if (isTerminal(current.status) && current.advancedBy === end.by) await tellEnd(deps, current, end.by, { parentDeciding: true, quiet: !retell });
   return current;
 }
 
@@ -220,7 +224,8 @@ async function tellParent(deps: SpawnerDeps, branch: BranchRecord, options: Tell
     // crash may have cut the settlement short (before the stop, too: the settlement sees from
     // the children that it was early). Otherwise the fan-out's Aggregate settles.
     if (decision.cancelRest || (!applied && (await deps.store.getSyncPoint(scope, parentId, seq))?.aggregatedAt !== undefined)) {
-      await settleSyncPoint(deps, scope, parentId, seq, { decision });
+      // A first count is new work; a repeated one may be the retry of a settlement that died.
+      await settleSyncPoint(deps, scope, parentId, seq, { decision, mayRepeat: !applied });
     }
   }
   const token = branch.taskToken ?? options.taskToken;
@@ -228,6 +233,13 @@ async function tellParent(deps: SpawnerDeps, branch: BranchRecord, options: Tell
     hit(deps, 'before-task-success', scope, branch.id);
     await deps.fanOut.childFinished(token, { branchId: branch.id, status: branch.status });
   }
+}
+
+/** A sync point's counts as its children ended. */
+function countOutcomes(children: readonly BranchRecord[]): SyncCounters {
+  const counters: SyncCounters = { total: children.length, succeeded: 0, failed: 0, cancelled: 0 };
+  for (const child of children) if (isTerminal(child.status)) counters[outcomeOf(child)]++;
+  return counters;
 }
 
 export function outcomeOf(branch: BranchRecord): ChildOutcome {
@@ -245,6 +257,13 @@ export interface SettleOptions {
    * early (see `settledEarly`).
    */
   fanOutEnded?: boolean;
+  /**
+   * False when this settlement is new work (a child's end counted for the first time), not the
+   * retry of one that died: ends already written under the settlement's mark are then another
+   * settlement's, alive or retried by its own work, which tells them; telling them here too would
+   * publish their events twice. Default true (the Aggregate task, resume, a repeated count).
+   */
+  mayRepeat?: boolean;
 }
 
 /**
@@ -264,6 +283,7 @@ export async function settleSyncPoint(
   hit(deps, 'inside-aggregate', scope, `${parentId}#${seq}`);
   const by = WorkMark.settle(parentId, seq);
   const onIt = parent.spawn?.seq === seq;
+  const retell = options.mayRepeat !== false;
   if (sp.aggregatedAt === undefined && (!onIt || parent.status !== 'WAITING')) {
     // The parent ended before this sync point decided (cancelled, timed out): its end cancelled
     // the children. Nothing to settle.
@@ -275,11 +295,19 @@ export async function settleSyncPoint(
     // retry finds the parent moved on and ended: it does that part again (idempotent).
     await cancelChildren(deps, parent);
   }
+  if (!onIt && retell && sp.aggregatedAt !== undefined) {
+    // A retry of a settlement that died after cancelling children, found the parent moved on
+    // (another settlement resumed it): the ends it wrote are told here, or never.
+    for (const child of await deps.store.getBranches(scope, await earlierChildIds(deps, scope, parent, seq))) {
+      if (isTerminal(child.status) && child.advancedBy === by) await tellEnd(deps, child, by, { parentDeciding: true });
+    }
+  }
   const spawn = parent.spawn!;
   const ids = onIt ? Array.from({ length: spawnWidth(spawn) }, (_, i) => childId(parentId, spawn.firstIndex + i)) : [];
   let children = onIt ? await deps.store.getBranches(scope, ids) : [];
   let outcome = sp.outcome;
   let decision = options.decision;
+  let claimed: FanInDecision | undefined;
   if (sp.aggregatedAt === undefined) {
     if (children.length < ids.length) {
       // The spawn died before it created every child: finish opening it instead (idempotent).
@@ -294,7 +322,7 @@ export async function settleSyncPoint(
       // still active here lost its iteration: it fails, as a Map iteration that failed would).
       children = await Promise.all(children.map(async (child) => {
         if (!isTerminal(child.status)) {
-          return endForParent(deps, child, { status: 'FAILED', by, error: 'the fan-out ended without a report from this branch' });
+          return endForParent(deps, child, { status: 'FAILED', by, error: 'the fan-out ended without a report from this branch' }, retell);
         }
         counters = (await deps.store.recordChildEnd(scope, parentId, seq, child.id, outcomeOf(child))).counters;
         return child;
@@ -303,10 +331,9 @@ export async function settleSyncPoint(
       decision = decideFanIn(counters, sp.waitFor, sp.maxFailedFraction);
       if (decision.action === 'wait') return;
     }
-    const now = deps.clock.now();
-    if (await deps.store.claimAggregation(scope, parentId, seq, decision.action, now)) {
+    if (await deps.store.claimAggregation(scope, parentId, seq, decision.action, deps.clock.now())) {
       outcome = decision.action;
-      await publish(deps, syncPointEvent(scope, parentId, seq, now, { outcome, reason: decision.reason, ...counters, ...syncPointResults(children) }));
+      claimed = decision;
     } else {
       outcome = (await deps.store.getSyncPoint(scope, parentId, seq))?.outcome;
     }
@@ -315,7 +342,15 @@ export async function settleSyncPoint(
   // The children still running are left out: cancel them (each counted, nothing decided by them).
   // (Each is read back if a concurrent settlement ended it first, or the aggregate would count it
   // as still running.)
-  children = await Promise.all(children.map((child) => endForParent(deps, child, { status: 'CANCELLED', by, error: 'the sync point was settled without it' })));
+  children = await Promise.all(
+    children.map((child) => endForParent(deps, child, { status: 'CANCELLED', by, error: 'the sync point was settled without it' }, retell)),
+  );
+  if (claimed && claimed.action !== 'wait') {
+    // Published once the children are final, so it reports what the aggregate will: the children
+    // that ended while it was decided, and those it cancelled, as they ended.
+    const counters = countOutcomes(children);
+    await publish(deps, syncPointEvent(scope, parentId, seq, deps.clock.now(), { outcome, reason: claimed.reason, ...counters, ...syncPointResults(children) }));
+  }
   // Stopped before the parent moves on, so a retry that finds the parent moved on knows it was.
   if (early) await deps.fanOut.stop(sp.executionName, `sync point ${parentId}#${seq} settled early`);
 
@@ -344,6 +379,20 @@ export async function settleSyncPoint(
     if (!failure) failure = await resumeParent(deps, run, parent, seq, value);
   }
   if (failure) await failParent(deps, parent, seq, by, failure);
+}
+
+/**
+ * The children of a parent's sync point `seq`, earlier than its current one: each spawn takes the
+ * next child indexes, so they are the sync point's `total` indexes below those of the sync points
+ * after it.
+ */
+async function earlierChildIds(deps: SpawnerDeps, scope: Scope, parent: BranchRecord, seq: number): Promise<string[]> {
+  const spawn = parent.spawn;
+  if (!spawn || spawn.seq <= seq) return [];
+  let end = spawn.firstIndex;
+  for (let s = spawn.seq - 1; s > seq; s--) end -= (await deps.store.getSyncPoint(scope, parent.id, s))?.counters.total ?? 0;
+  const total = (await deps.store.getSyncPoint(scope, parent.id, seq))?.counters.total ?? 0;
+  return Array.from({ length: total }, (_, i) => childId(parent.id, end - total + i));
 }
 
 /**
