@@ -48,7 +48,8 @@ export interface RuntimeFaults extends Faults {
   readonly injected: Record<string, number>;
 }
 
-const KNOWN = 'duplicate-delivery, crash=<point>, agent-flaky=<p>, poison=<branchId>';
+/** The faults `--chaos` takes, as its help and its errors list them. */
+export const CHAOS_FAULTS = 'duplicate-delivery, crash=<point>, agent-flaky=<p>, poison=<branchId>';
 
 /** Parses `duplicate-delivery,crash=before-enqueue,agent-flaky=0.2,poison=root.1`. */
 export function parseChaos(spec: string | undefined, seed = 1): ChaosOptions | undefined {
@@ -70,7 +71,7 @@ export function parseChaos(spec: string | undefined, seed = 1): ChaosOptions | u
       if (!value) throw new ValidationError('--chaos poison=<branchId>: name the branch, e.g. poison=root.1', 'chaos');
       options.poison = [...(options.poison ?? []), value];
     } else {
-      throw new ValidationError(`--chaos ${part}: known faults are ${KNOWN}`, 'chaos');
+      throw new ValidationError(`--chaos ${part}: known faults are ${CHAOS_FAULTS}`, 'chaos');
     }
   }
   return options;

@@ -2,7 +2,7 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { InUseError, LimitExceededError, PayloadTooLargeError, ScenarioError, ValidationError } from '../core/errors';
-import { parseChaos } from './chaos';
+import { CHAOS_FAULTS, parseChaos } from './chaos';
 import { redriveCommand } from './redrive-command';
 import { resumeCommand } from './resume-command';
 import { runDevCommand } from './dev-server';
@@ -12,6 +12,8 @@ export interface MainOptions {
   /** Handle Ctrl-C (SIGINT) for `run`: the bin sets it; in-process callers leave the signal alone. */
   signals?: boolean;
 }
+
+const CHAOS_HELP = `inject faults, comma-separated: ${CHAOS_FAULTS}`;
 
 /** An integer option's value (commander names the option when this throws). */
 function integerOption(value: string): number {
@@ -43,21 +45,23 @@ export async function main(
     .argument('<scenario>', 'path to the scenario file')
     .option('--json', 'print exactly one JSON document (run, metrics, branches) and no progress')
     .option('--trace <file>', 'append every lifecycle event to this JSONL file')
-    .option('--chaos <faults>', 'inject faults: duplicate-delivery, crash=<point>, agent-flaky=<p> (comma-separated)')
+    .option('--chaos <faults>', CHAOS_HELP)
     .option('--seed <n>', 'seed for --chaos (an integer)', integerOption, 1)
     .option('--data <dir>', 'keep the store and queues on disk in this folder (a journal, replayed on open), for resume')
     .option('--fsync', 'with --data: flush every journal write to the disk (survives an OS crash too, not only a killed process; slower)')
+    .option('--keep-poison', 'with --data: leave dead-lettered steps in the DLQ for redrive instead of failing their branches')
     .option('--engines', 'run on dynalite + fauxqs (the AWS-API engines) instead of the in-memory store and queues')
     .option('--hooks <module>', 'a TypeScript/JavaScript module exporting lifecycle hooks (onRunStarted, onBranchCompleted, ...; docs/agents.md)')
     .option('--rehearse', 'run it through the stack `cdk deploy` would create (synthesized template, bundled functions, IAM)')
     .option('--team <name>', 'with --rehearse: the team stack of infra/teams/<name>.json (default: a rehearsal team)')
-    .action(async (scenario: string, opts: { json?: boolean; trace?: string; chaos?: string; seed: number; data?: string; fsync?: boolean; engines?: boolean; hooks?: string; rehearse?: boolean; team?: string }) => {
+    .action(async (scenario: string, opts: { json?: boolean; trace?: string; chaos?: string; seed: number; data?: string; fsync?: boolean; keepPoison?: boolean; engines?: boolean; hooks?: string; rehearse?: boolean; team?: string }) => {
       const options: RunCommandOptions = {
         json: Boolean(opts.json),
         trace: opts.trace,
         chaos: parseChaos(opts.chaos, opts.seed),
         dataDir: opts.data,
         fsync: opts.fsync,
+        keepPoison: opts.keepPoison,
         // With --data and no --engines: the tier the folder was written by (local/embedded-engines tierFor).
         tier: opts.engines ? 'engines' : undefined,
         hooks: opts.hooks,
@@ -67,8 +71,8 @@ export async function main(
         tty: Boolean((io.out as NodeJS.WriteStream).isTTY) && !opts.json,
       };
       if (opts.rehearse) {
-        if (opts.chaos || opts.data || opts.fsync || opts.engines || opts.hooks) {
-          io.err.write('error: --chaos, --data, --fsync, --engines and --hooks are not available with --rehearse\n');
+        if (opts.chaos || opts.data || opts.fsync || opts.keepPoison || opts.engines || opts.hooks) {
+          io.err.write('error: --chaos, --data, --fsync, --keep-poison, --engines and --hooks are not available with --rehearse\n');
           exitCode = 2;
           return;
         }
@@ -79,6 +83,11 @@ export async function main(
       }
       if (opts.fsync && !opts.data) {
         io.err.write('error: --fsync needs --data (it flushes the journal kept there)\n');
+        exitCode = 2;
+        return;
+      }
+      if (opts.keepPoison && !opts.data) {
+        io.err.write('error: --keep-poison needs --data (redrive and resume work on the state kept there)\n');
         exitCode = 2;
         return;
       }
@@ -107,8 +116,10 @@ export async function main(
     .option('--json', 'print exactly one JSON document (run, metrics, branches)')
     .option('--trace <file>', 'append every lifecycle event to this JSONL file')
     .option('--keep-poison', 'leave dead-lettered steps in the DLQ for redrive instead of failing their branches')
+    .option('--chaos <faults>', CHAOS_HELP)
+    .option('--seed <n>', 'seed for --chaos (an integer)', integerOption, 1)
     .option('--fsync', 'flush every journal write to the disk (see run --fsync)')
-    .action(async (runId: string | undefined, opts: { data?: string; scenario?: string; json?: boolean; trace?: string; keepPoison?: boolean; fsync?: boolean }) => {
+    .action(async (runId: string | undefined, opts: { data?: string; scenario?: string; json?: boolean; trace?: string; keepPoison?: boolean; chaos?: string; seed: number; fsync?: boolean }) => {
       exitCode = await resumeCommand({
         runId,
         dataDir: opts.data,
@@ -116,6 +127,7 @@ export async function main(
         json: Boolean(opts.json),
         trace: opts.trace,
         keepPoison: opts.keepPoison,
+        chaos: parseChaos(opts.chaos, opts.seed),
         fsync: opts.fsync,
         out: io.out,
         err: io.err,

@@ -13,6 +13,7 @@ import { LOCAL_TEAM, LocalRuntime } from './runtime';
 import { listDataRuns } from './data-runs';
 import { loadScenarioFile } from './scenario-file';
 import { requireDataFolder } from './data-folder';
+import type { ChaosOptions } from './chaos';
 
 export interface ResumeCommandOptions {
   /** Without it, the unfinished runs kept in `dataDir` are listed (exit 0). */
@@ -24,6 +25,8 @@ export interface ResumeCommandOptions {
   trace?: string;
   /** Leave dead-lettered steps in the DLQ (for `redrive`) instead of failing their branches. */
   keepPoison?: boolean;
+  /** Faults to inject while resuming (`--chaos`, as for run). */
+  chaos?: ChaosOptions;
   /** On the journal tier: flush each journal write to the disk. */
   fsync?: boolean;
   out: NodeJS.WritableStream;
@@ -75,7 +78,7 @@ export async function resumeCommand(options: ResumeCommandOptions): Promise<numb
   const started = Date.now();
   let runtime: LocalRuntime;
   try {
-    runtime = await LocalRuntime.start({ dataDir: options.dataDir, fsync: options.fsync, aggregators, poison: options.keepPoison ? 'keep' : 'fail' });
+    runtime = await LocalRuntime.start({ dataDir: options.dataDir, fsync: options.fsync, aggregators, chaos: options.chaos, poison: options.keepPoison ? 'keep' : 'fail' });
   } catch (error) {
     await sink?.close();
     throw error;

@@ -27,6 +27,8 @@ export interface RunCommandOptions {
   dataDir?: string;
   /** With a data folder on the journal tier: flush each journal write to the disk. */
   fsync?: boolean;
+  /** With a data folder: leave dead-lettered steps in the DLQ (for `redrive`) instead of failing their branches. */
+  keepPoison?: boolean;
   /** Which engines (see local/embedded-engines): memory by default, the journal tier with a data folder. */
   tier?: EngineTier;
   /** A module exporting lifecycle hooks (local/hooks.ts). */
@@ -79,7 +81,7 @@ export async function runScenario(path: string, options: RunCommandOptions): Pro
   const started = Date.now();
   let runtime: LocalRuntime;
   try {
-    runtime = await LocalRuntime.start({ aggregators, chaos: options.chaos, dataDir: options.dataDir, fsync: options.fsync, tier: options.tier });
+    runtime = await LocalRuntime.start({ aggregators, chaos: options.chaos, dataDir: options.dataDir, fsync: options.fsync, tier: options.tier, poison: options.keepPoison ? 'keep' : 'fail' });
   } catch (error) {
     await sink?.close();
     throw error;

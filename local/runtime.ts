@@ -25,7 +25,7 @@ import { createDlqHandler } from '../functions/handlers/dlq-handler';
 import { createFanOutTaskHandlers } from '../functions/handlers/fan-out-tasks';
 import { createStepWorkerHandler } from '../functions/handlers/step-worker';
 import { createFaults, type ChaosOptions, type RuntimeFaults } from './chaos';
-import { startLocalEngines, type EngineOptions, type EngineTier, type TieredEngines } from './embedded-engines';
+import { DEFAULT_MAX_RECEIVE_COUNT, startLocalEngines, type EngineOptions, type EngineTier, type TieredEngines } from './embedded-engines';
 import { continueLaneConcurrency, STEP_LANES } from '../core/step-lanes';
 import type { StepConsumer } from './engines/step-consumer';
 
@@ -378,7 +378,10 @@ export class LocalRuntime {
   /** The DLQ consumer: the dlq-handler Lambda, fed like the step worker. */
   private async pollDeadLetters(): Promise<void> {
     const consumer = this.engines.dlqConsumer;
-    const handler = createDlqHandler(this.deps, undefined, { onHandled: (outcome) => void this.deadLetters[outcome]++ });
+    const handler = createDlqHandler(this.deps, undefined, {
+      onHandled: (outcome) => void this.deadLetters[outcome]++,
+      maxReceiveCount: this.options.maxReceiveCount ?? DEFAULT_MAX_RECEIVE_COUNT,
+    });
     while (!this.stopped) {
       let records;
       try {

@@ -48,7 +48,8 @@ export async function failPoisonedStep(
     return 'told';
   }
   if (!isCurrentWork(branch, message, delivery.messageId)) return 'dropped';
-  const tries = delivery.receiveCount ? ` after ${delivery.receiveCount} deliveries` : '';
+  const n = delivery.receiveCount;
+  const tries = n ? ` after ${n} ${n === 1 ? 'delivery' : 'deliveries'}` : '';
   const error = `poison message: step ${message.step} of branch ${branch.id} kept failing${tries} and went to the dead-letter queue`;
   const by = WorkMark.dlq(delivery.messageId);
   if (await endBranch(deps, branch, { status: 'FAILED', by, error }, token)) return 'failed';

@@ -14,6 +14,11 @@ import { parseStepMessage } from '../messages';
 export interface DlqHandlerOptions {
   /** Told what became of each dead-lettered step (metrics, tests). */
   onHandled?(outcome: PoisonOutcome | 'malformed'): void;
+  /**
+   * The step queue's maxReceiveCount, when known: each of those deliveries failed. Without it the
+   * record's receive count is reported, which some queues restart in the dead-letter queue.
+   */
+  maxReceiveCount?: number;
 }
 
 export function createDlqHandler(deps: SpawnerDeps, logger: Logger = createLogger('dlq-handler'), options: DlqHandlerOptions = {}) {
@@ -24,7 +29,7 @@ export function createDlqHandler(deps: SpawnerDeps, logger: Logger = createLogge
       options.onHandled?.('malformed');
       return;
     }
-    const receiveCount = Number(record.attributes?.ApproximateReceiveCount) || undefined;
+    const receiveCount = options.maxReceiveCount ?? (Number(record.attributes?.ApproximateReceiveCount) || undefined);
     const outcome = await failPoisonedStep(deps, message, { messageId: record.messageId, receiveCount });
     logger.warn('dead-lettered step handled', { runId: message.runId, branchId: message.branchId, step: message.step, outcome });
     options.onHandled?.(outcome);

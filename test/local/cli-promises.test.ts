@@ -73,3 +73,32 @@ describe('options that are not what they say', () => {
     }
   });
 });
+
+describe('poison from the CLI: the flags redrive needs', () => {
+  it('run --help lists poison=<branchId> (the bad---chaos error lists it) and --keep-poison; resume --help lists --chaos', async () => {
+    const run = captureIo();
+    expect(await main(['run', '--help'], run)).toBe(0);
+    expect(run.outText()).toContain('poison=<branchId>');
+    expect(run.outText()).toContain('--keep-poison');
+    const resume = captureIo();
+    expect(await main(['resume', '--help'], resume)).toBe(0);
+    expect(resume.outText()).toMatch(/--chaos <faults>[\s\S]*poison=<branchId>/);
+    expect(resume.outText()).toContain('--seed');
+  });
+
+  it('run --keep-poison needs --data; resume --chaos is checked like run --chaos', async () => {
+    const io = captureIo();
+    expect(await main(['run', HELLO, '--keep-poison'], io)).toBe(2);
+    expectOneLine(io.errText(), '--keep-poison needs --data');
+    const data = mkdtempSync(join(dir, 'data-'));
+    const ran = captureIo();
+    expect(await main(['run', HELLO, '--data', data, '--keep-poison', '--json'], ran), ran.errText()).toBe(0);
+    const runId = JSON.parse(ran.outText()).runId;
+    const bad = captureIo();
+    expect(await main(['resume', runId, '--data', data, '--chaos', 'poison='], bad)).toBe(2);
+    expectOneLine(bad.errText(), '--chaos poison=<branchId>');
+    const resumed = captureIo();
+    expect(await main(['resume', runId, '--data', data, '--chaos', 'poison=root.1', '--seed', '3', '--json'], resumed), resumed.errText()).toBe(0);
+    expect(JSON.parse(resumed.outText()).status).toBe('COMPLETED');
+  });
+});
