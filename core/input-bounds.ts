@@ -23,6 +23,14 @@ export const MAX_DOCUMENT_BYTES = 256 * 1024;
  */
 export const MAX_DOCUMENT_TEXT_BYTES = 1024 * 1024;
 
+/**
+ * The largest single value a run keeps (a result, an aggregate, a memory, an input), as JSON.
+ * Values past the 1 KB claim-check threshold are stored apart from the items (S3, the data
+ * folder), so the 400 KB item limit no longer bounds them; this does: a 10,000-child aggregate of
+ * 2 KB results is 20 MB, and every worker that reads a value holds it whole in memory.
+ */
+export const MAX_VALUE_BYTES = 64 * 1024 * 1024;
+
 interface Frame {
   value: unknown;
   path: string[];

@@ -138,6 +138,21 @@ export interface BranchStore {
   getCost(scope: Scope): Promise<CostCounters>;
 }
 
+/**
+ * Values kept apart from the items and messages that refer to them (the claim check: see
+ * docs/large-values.md). Content-addressed: the reference is derived from the content, so a
+ * repeated put (a retry after a crash) stores nothing new and answers the same reference. A put
+ * has stored the content durably when it returns, so callers write the reference only after it:
+ * a crash never leaves a reference to nothing. Contents are kept per run (a run's TTL expires
+ * them with it).
+ */
+export interface BlobStore {
+  /** Stores `content` for the run; answers its reference (the same for the same content). */
+  put(scope: Scope, content: string): Promise<string>;
+  /** The content under `ref`; NotFoundError when there is none, ValidationError for a malformed ref. */
+  get(scope: Scope, ref: string): Promise<string>;
+}
+
 /** One branch step to execute. `step` is the branch's stepCount when the message was made. */
 export interface StepMessage extends Scope {
   branchId: string;

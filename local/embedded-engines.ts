@@ -10,7 +10,8 @@
  *   tier's store and queues, plus an append-only journal in `<dataDir>/journal.jsonl`
  *   (local/engines/journal.ts, local/engines/journaled-state.ts): every change is written there
  *   before the call that made it returns, and replayed when the folder is opened again, so a run
- *   whose process was killed can be resumed on the same data.
+ *   whose process was killed can be resumed on the same data. Large values (the claim check) are
+ *   files in `<dataDir>/blobs` (local/engines/disk-blob-store.ts), written before their references.
  * - `engines` (asked for: `run --engines`, the bench's AWS-request counts; and data folders
  *   written by earlier versions): the AWS-API engines in this process, dynalite for DynamoDB and
  *   fauxqs for SQS, reached by the real SDK clients and the DynamoDB/SQS adapters through an
@@ -42,6 +43,7 @@ import { ValidationError } from '../core/errors';
 import type { DynamoEngine } from './engines/dynalite-engine';
 import type { FauxqsEngine } from './engines/fauxqs-engine';
 import { MemorySqsQueue } from './engines/memory-sqs';
+import { BLOBS_FOLDER, DiskBlobStore } from './engines/disk-blob-store';
 import type { StepConsumer } from './engines/step-consumer';
 
 export const TABLE_NAME = 'branch-spawner';
@@ -170,7 +172,7 @@ export function startMemoryEngines(options: Omit<EngineOptions, 'tier' | 'dataDi
 function memoryEngines(
   options: Omit<EngineOptions, 'tier' | 'dataDir' | 'fsync' | 'compaction'>,
   fanOut: FanOutFactory,
-  kept?: { journal: Journal; close(): void },
+  kept?: { journal: Journal; blobs: DiskBlobStore; close(): void },
 ): MemoryEngines {
   const visibilityTimeoutSeconds = options.visibilityTimeoutSeconds ?? 5;
   const maxReceiveCount = options.maxReceiveCount ?? DEFAULT_MAX_RECEIVE_COUNT;
@@ -182,7 +184,7 @@ function memoryEngines(
   const consumers = { start: lane(QUEUE_NAME), continue: lane(CONTINUE_QUEUE_NAME) };
   const all = [consumers.start, consumers.continue, dlq];
   const meter = new CostMeter();
-  const store = new MemoryBranchStore({ meter, onPut: table?.onPut });
+  const store = new MemoryBranchStore({ meter, onPut: table?.onPut, blobs: kept?.blobs });
   table?.attach(store);
   queues?.attach(all);
   return {
@@ -211,8 +213,11 @@ export async function startJournalEngines(options: Omit<EngineOptions, 'tier'> &
   const lock = lockDataFolder(options.dataDir);
   try {
     const journal = new Journal(join(options.dataDir, JOURNAL_FILE), { ...options.compaction, fsync: options.fsync });
+    // Large values (the claim check) in files next to the journal, flushed as the journal is.
+    const blobs = new DiskBlobStore(join(options.dataDir, BLOBS_FOLDER), { fsync: options.fsync });
     const engines = memoryEngines(options, fanOut, {
       journal,
+      blobs,
       close() {
         try {
           journal.close();

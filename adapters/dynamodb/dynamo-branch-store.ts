@@ -30,9 +30,11 @@ import {
   type Scope,
   type SyncPointRecord,
 } from '../../core/model';
-import type { BranchPatch, BranchStore, CostSink, RecordChildEndResult, ReserveResult, RunPatch, Statuses } from '../../core/ports';
+import type { BlobStore, BranchPatch, BranchStore, CostSink, RecordChildEndResult, ReserveResult, RunPatch, Statuses } from '../../core/ports';
 import {
   assertFits,
+  checkInValues,
+  checkOutValues,
   BRANCH_PREFIX,
   branchItem,
   branchKey,
@@ -85,6 +87,11 @@ export interface DynamoBranchStoreOptions {
   writeConcurrency?: number;
   /** Receives the capacity units every request consumed, by run (the cost meter). */
   meter?: CostSink;
+  /**
+   * Where values over CLAIM_CHECK_BYTES are kept (S3 in AWS; see item-codec's claim check). Without
+   * one, values stay in the items and a value that does not fit is refused as too large.
+   */
+  blobs?: BlobStore;
 }
 
 type Attributes = Record<string, unknown>;
@@ -165,6 +172,7 @@ export class DynamoBranchStore implements BranchStore {
   private readonly now: () => number;
   private readonly writeConcurrency: number;
   private readonly meter: CostSink | undefined;
+  private readonly blobs: BlobStore | undefined;
   /** Ends waiting to be written, per fan-in shard (see recordChildEnd). */
   private readonly fanInQueues = new Map<string, FanInQueue>();
 
@@ -176,23 +184,24 @@ export class DynamoBranchStore implements BranchStore {
     this.now = options.now ?? Date.now;
     this.writeConcurrency = Math.max(1, options.writeConcurrency ?? 16);
     this.meter = options.meter;
+    this.blobs = options.blobs;
   }
 
   // --- runs -----------------------------------------------------------------------------
 
   async createRun(run: RunRecord): Promise<boolean> {
-    const item = this.withTtl(runItem(run));
+    const item = this.withTtl(await checkInValues(`run ${run.runId}`, run, runItem(run), this.blobs));
     assertFits(`run ${run.runId}`, item);
     return this.putIfAbsent(run, item, `createRun ${run.runId}`);
   }
 
   async getRun(scope: Scope): Promise<RunRecord | undefined> {
     const item = await this.get(scope, runKey(scope), `getRun ${scope.runId}`);
-    return item && decodeRun(item);
+    return item && decodeRun(await checkOutValues(scope, item, this.blobs));
   }
 
   async finishRun(scope: Scope, status: Exclude<RunStatus, 'RUNNING'>, patch: RunPatch): Promise<boolean> {
-    const fields = { ...encodeRunPatch(patch), status };
+    const fields = await checkInValues(`run ${scope.runId}`, scope, { ...encodeRunPatch(patch), status }, this.blobs);
     assertFits(`run ${scope.runId}`, fields);
     const x = new Expr();
     const updated = await this.conditional(`finishRun ${scope.runId}`, () =>
@@ -258,11 +267,8 @@ export class DynamoBranchStore implements BranchStore {
 
   async createBranches(branches: BranchRecord[]): Promise<string[]> {
     // Check every item before writing any, so a refusal leaves nothing half-written.
-    const items = branches.map((b) => {
-      const item = this.withTtl(branchItem(b));
-      assertFits(`branch ${b.id}`, item);
-      return item;
-    });
+    const items = await Promise.all(branches.map(async (b) => this.withTtl(await checkInValues(`branch ${b.id}`, b, branchItem(b), this.blobs))));
+    items.forEach((item, i) => assertFits(`branch ${branches[i].id}`, item));
     const created = await mapLimit(items, this.writeConcurrency, (item, i) =>
       this.putIfAbsent(branches[i], item, `createBranches ${branches[i].id}`),
     );
@@ -271,7 +277,7 @@ export class DynamoBranchStore implements BranchStore {
 
   async getBranch(scope: Scope, branchId: string): Promise<BranchRecord | undefined> {
     const item = await this.get(scope, branchKey(scope, branchId), `getBranch ${branchId}`);
-    return item && decodeBranch(item);
+    return item && this.decodeBranch(scope, item);
   }
 
   async getStatuses(scope: Scope, branchIds: string[]): Promise<Statuses> {
@@ -301,10 +307,10 @@ export class DynamoBranchStore implements BranchStore {
       }),
     );
     // Decode per occurrence so a repeated id never hands out a shared object.
-    return branchIds.flatMap((id) => {
+    return Promise.all(branchIds.flatMap((id): Attributes[] => {
       const item = found.get(id);
-      return item ? [decodeBranch(item)] : [];
-    });
+      return item ? [item] : [];
+    }).map((item) => this.decodeBranch(scope, item)));
   }
 
   async updateBranch(
@@ -313,7 +319,7 @@ export class DynamoBranchStore implements BranchStore {
     expectedVersion: number,
     patch: BranchPatch,
   ): Promise<BranchRecord | undefined> {
-    const fields = encodeBranchPatch(patch);
+    const fields = await checkInValues(`branch ${branchId}`, scope, encodeBranchPatch(patch), this.blobs);
     assertFits(`branch ${branchId}`, fields);
     const x = new Expr();
     const version = x.name('version');
@@ -334,7 +340,7 @@ export class DynamoBranchStore implements BranchStore {
     // Only statuses the model lets become `to`: a terminal branch never changes, whatever `from` says.
     const allowed = [...new Set(from)].filter((status) => canTransition(status, to));
     if (allowed.length === 0) return undefined;
-    const fields = { ...encodeBranchPatch(patch), status: to };
+    const fields = await checkInValues(`branch ${branchId}`, scope, { ...encodeBranchPatch(patch), status: to }, this.blobs);
     assertFits(`branch ${branchId}`, fields);
     const x = new Expr();
     const version = x.name('version');
@@ -358,7 +364,8 @@ export class DynamoBranchStore implements BranchStore {
       },
       `listBranches ${scope.runId}`,
     );
-    return items.map(decodeBranch).sort((a, b) => compareIds(a.id, b.id));
+    const branches = await Promise.all(items.map((item) => this.decodeBranch(scope, item)));
+    return branches.sort((a, b) => compareIds(a.id, b.id));
   }
 
   /**
@@ -720,7 +727,11 @@ export class DynamoBranchStore implements BranchStore {
         }),
       ),
     );
-    return updated?.Attributes ? decodeBranch(updated.Attributes) : undefined;
+    return updated?.Attributes ? this.decodeBranch(scope, updated.Attributes) : undefined;
+  }
+
+  private async decodeBranch(scope: Scope, item: Attributes): Promise<BranchRecord> {
+    return decodeBranch(await checkOutValues(scope, item, this.blobs));
   }
 
   private async queryAll(scope: Scope, input: Omit<QueryCommandInput, 'TableName'>, context: string): Promise<Attributes[]> {

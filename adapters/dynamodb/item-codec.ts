@@ -8,8 +8,9 @@
  * counter touches (status, version, counters, ids, depth, timestamps) stays a native attribute.
  */
 import { BranchSpawnerError, PayloadTooLargeError, ValidationError } from '../../core/errors';
-import type { BranchPatch, RunPatch } from '../../core/ports';
+import type { BlobStore, BranchPatch, RunPatch } from '../../core/ports';
 import { COST_FIELDS, emptyCost, type CostCounters } from '../../core/cost';
+import { MAX_VALUE_BYTES } from '../../core/input-bounds';
 import type { BranchRecord, RunRecord, Scope, SyncCounters, SyncPointRecord } from '../../core/model';
 
 export type Scalar = string | number | boolean | null;
@@ -267,6 +268,62 @@ function encodeFields(what: string, record: object, json: Set<string>): Item {
     }
   }
   return item;
+}
+
+// --- the claim check -----------------------------------------------------------------------
+
+/**
+ * Values whose JSON is longer than this are kept in the blob store, and their attribute holds a
+ * reference (docs/large-values.md). One write unit is 1 KB: a value past it would make every
+ * write of its item cost more (a 2 KB result triples a child's last write), and values that grow
+ * with a run (aggregates, memories) would reach DynamoDB's 400 KB item limit. Stored apart, an
+ * item's writes cost about the same whatever its values hold.
+ */
+export const CLAIM_CHECK_BYTES = 1024;
+
+/** An attribute holding a reference: `@blob:<ref>` (no JSON text starts with `@`, so no value can pass for one). */
+const BLOB_MARK = '@blob:';
+
+/** The attributes that hold values (JSON): the only ones the claim check moves. */
+const VALUE_ATTRIBUTES = new Set([...RUN_JSON, ...BRANCH_JSON]);
+
+/**
+ * Moves the item's large values to the blob store and puts their references in their place.
+ * Awaited before the item (or patch) is written: a reference is never stored before its content.
+ * Without a blob store the item is answered as it is (and the size check refuses what is too large).
+ */
+export function checkInValues(label: string, scope: Scope, item: Item, blobs: BlobStore | undefined): Item | Promise<Item> {
+  if (!blobs) return item;
+  const large = Object.keys(item).filter((name) => {
+    const value = item[name];
+    // A string of n UTF-16 units is at most 3n bytes: most are ruled out without measuring.
+    if (!VALUE_ATTRIBUTES.has(name) || typeof value !== 'string' || value.length * 3 <= CLAIM_CHECK_BYTES) return false;
+    const bytes = Buffer.byteLength(value);
+    if (bytes > MAX_VALUE_BYTES) {
+      throw new PayloadTooLargeError(`${label} ${name} is ${bytes} bytes; a value is limited to ${MAX_VALUE_BYTES / 1024 / 1024} MB`, bytes, MAX_VALUE_BYTES);
+    }
+    return bytes > CLAIM_CHECK_BYTES;
+  });
+  // Answered at once when there is nothing to move: the in-memory store then checks and writes
+  // without awaiting anything (what makes its writes atomic).
+  if (large.length === 0) return item;
+  const checked = { ...item };
+  return Promise.all(large.map(async (name) => (checked[name] = BLOB_MARK + (await blobs.put(scope, item[name] as string))))).then(() => checked);
+}
+
+/** The item with every reference replaced by the value it names (what the decoders read); at once when there is none. */
+export function checkOutValues<T extends Record<string, unknown>>(scope: Scope, item: T, blobs: BlobStore | undefined): T | Promise<T> {
+  const refs = Object.keys(item).filter((name) => VALUE_ATTRIBUTES.has(name) && isBlobReference(item[name]));
+  if (refs.length === 0) return item;
+  if (!blobs) throw new BranchSpawnerError(`an item of run ${scope.runId} refers to stored values, and this store has no blob store`);
+  const resolved: Record<string, unknown> = { ...item };
+  return Promise.all(refs.map(async (name) => (resolved[name] = await blobs.get(scope, (item[name] as string).slice(BLOB_MARK.length))))).then(
+    () => resolved as T,
+  );
+}
+
+function isBlobReference(value: unknown): value is string {
+  return typeof value === 'string' && value.startsWith(BLOB_MARK);
 }
 
 // --- items → records ----------------------------------------------------------------------

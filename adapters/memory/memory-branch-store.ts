@@ -7,7 +7,8 @@
  * way in and decoded afresh on the way out. Each method checks and writes without awaiting in
  * between, which makes every conditional write atomic, as DynamoDB's are. It also reports the
  * capacity units DynamoDB would charge (computed from the item sizes the way DynamoDB does), so
- * the cost meter reads the same on every engine.
+ * the cost meter reads the same on every engine. Values over CLAIM_CHECK_BYTES go to its blob
+ * store (awaited before the check-and-write) and come back on every read, as in the DynamoDB store.
  */
 import { BranchSpawnerError, NotFoundError } from '../../core/errors';
 import {
@@ -22,9 +23,12 @@ import {
   type SyncPointRecord,
 } from '../../core/model';
 import { addCost, type CostCounters } from '../../core/cost';
-import type { BranchPatch, BranchStore, CostSink, RecordChildEndResult, ReserveResult, RunPatch, Statuses } from '../../core/ports';
+import type { BlobStore, BranchPatch, BranchStore, CostSink, RecordChildEndResult, ReserveResult, RunPatch, Statuses } from '../../core/ports';
+import { MemoryBlobStore } from '../blobs/memory-blob-store';
 import {
   assertFits,
+  checkInValues,
+  checkOutValues,
   BRANCH_PREFIX,
   branchItem,
   branchKey,
@@ -95,6 +99,11 @@ export interface MemoryBranchStoreOptions {
    * table on disk this way). If it throws, nothing is stored and the call fails.
    */
   onPut?: (item: Item) => void;
+  /**
+   * Where values over CLAIM_CHECK_BYTES are kept (the claim check, adapters/dynamodb/item-codec):
+   * a MemoryBlobStore by default, the data folder's blobs on the journal tier.
+   */
+  blobs?: BlobStore;
 }
 
 export class MemoryBranchStore implements BranchStore {
@@ -102,10 +111,12 @@ export class MemoryBranchStore implements BranchStore {
   private readonly partitions = new Map<string, Map<string, Item>>();
   private readonly meter: CostSink | undefined;
   private readonly onPut: ((item: Item) => void) | undefined;
+  readonly blobs: BlobStore;
 
   constructor(options: MemoryBranchStoreOptions = {}) {
     this.meter = options.meter;
     this.onPut = options.onPut;
+    this.blobs = options.blobs ?? new MemoryBlobStore();
   }
 
   /** Puts items back as they were kept (a journal's replay): no condition, no cost, no onPut. */
@@ -119,18 +130,22 @@ export class MemoryBranchStore implements BranchStore {
   }
 
   async createRun(run: RunRecord): Promise<boolean> {
-    const item = runItem(run);
+    let item = checkInValues(`run ${run.runId}`, run, runItem(run), this.blobs);
+    if (item instanceof Promise) item = await item;
     assertFits(`run ${run.runId}`, item);
     return this.putIfAbsent(item);
   }
 
   async getRun(scope: Scope): Promise<RunRecord | undefined> {
     const item = this.readCharged(scope, runKey(scope));
-    return item && decodeRun(item);
+    if (!item) return undefined;
+    const checked = checkOutValues(scope, item, this.blobs);
+    return checked instanceof Promise ? checked.then(decodeRun) : decodeRun(checked);
   }
 
   async finishRun(scope: Scope, status: Exclude<RunStatus, 'RUNNING'>, patch: RunPatch): Promise<boolean> {
-    const fields = { ...encodeRunPatch(patch), status };
+    let fields = checkInValues(`run ${scope.runId}`, scope, { ...encodeRunPatch(patch), status }, this.blobs);
+    if (fields instanceof Promise) fields = await fields;
     assertFits(`run ${scope.runId}`, fields);
     const item = this.read(runKey(scope));
     if (!item || item.status !== 'RUNNING') return this.refused(scope, false);
@@ -165,25 +180,24 @@ export class MemoryBranchStore implements BranchStore {
 
   async createBranches(branches: BranchRecord[]): Promise<string[]> {
     // Every item is checked before any is written, as in the DynamoDB store.
-    const items = branches.map((b) => {
-      const item = branchItem(b);
-      assertFits(`branch ${b.id}`, item);
-      return item;
-    });
+    const checked = branches.map((b) => checkInValues(`branch ${b.id}`, b, branchItem(b), this.blobs));
+    const items = checked.some((item) => item instanceof Promise) ? await Promise.all(checked) : (checked as Item[]);
+    items.forEach((item, i) => assertFits(`branch ${branches[i].id}`, item));
     return branches.filter((_, i) => this.putIfAbsent(items[i])).map((b) => b.id);
   }
 
   async getBranch(scope: Scope, branchId: string): Promise<BranchRecord | undefined> {
     const item = this.readCharged(scope, branchKey(scope, branchId));
-    return item && decodeBranch(item);
+    return item && this.decodeBranch(scope, item);
   }
 
   async getBranches(scope: Scope, branchIds: string[]): Promise<BranchRecord[]> {
-    return branchIds.flatMap((id) => {
-      // BatchGetItem bills each item on its own, rounded up to 4 KB.
+    // BatchGetItem bills each item on its own, rounded up to 4 KB.
+    const items = branchIds.flatMap((id): Item[] => {
       const item = this.readCharged(scope, branchKey(scope, id));
-      return item ? [decodeBranch(item)] : [];
+      return item ? [item] : [];
     });
+    return this.decodeBranches(scope, items);
   }
 
   async getStatuses(scope: Scope, branchIds: string[]): Promise<Statuses> {
@@ -203,11 +217,12 @@ export class MemoryBranchStore implements BranchStore {
     expectedVersion: number,
     patch: BranchPatch,
   ): Promise<BranchRecord | undefined> {
-    const fields = encodeBranchPatch(patch);
+    let fields = checkInValues(`branch ${branchId}`, scope, encodeBranchPatch(patch), this.blobs);
+    if (fields instanceof Promise) fields = await fields;
     assertFits(`branch ${branchId}`, fields);
     const item = this.read(branchKey(scope, branchId));
     if (!item || item.version !== expectedVersion) return this.refused(scope, undefined);
-    return this.writeBranch(scope, branchId, item, fields);
+    return this.decodeBranch(scope, this.writeBranch(scope, branchId, item, fields));
   }
 
   async transitionBranch(
@@ -217,7 +232,8 @@ export class MemoryBranchStore implements BranchStore {
     to: BranchStatus,
     patch: BranchPatch = {},
   ): Promise<BranchRecord | undefined> {
-    const fields = { ...encodeBranchPatch(patch), status: to };
+    let fields = checkInValues(`branch ${branchId}`, scope, { ...encodeBranchPatch(patch), status: to }, this.blobs);
+    if (fields instanceof Promise) fields = await fields;
     assertFits(`branch ${branchId}`, fields);
     const item = this.read(branchKey(scope, branchId));
     if (!item) return this.refused(scope, undefined);
@@ -225,13 +241,12 @@ export class MemoryBranchStore implements BranchStore {
     // A terminal branch never changes, whatever `from` says (the DynamoDB store sends no request when no `from` may).
     if (!from.some((f) => canTransition(f, to))) return undefined;
     if (!from.includes(status) || !canTransition(status, to)) return this.refused(scope, undefined);
-    return this.writeBranch(scope, branchId, item, fields);
+    return this.decodeBranch(scope, this.writeBranch(scope, branchId, item, fields));
   }
 
   async listBranches(scope: Scope): Promise<BranchRecord[]> {
-    return this.queryCharged(scope, BRANCH_PREFIX)
-      .map(decodeBranch)
-      .sort((a, b) => compareIds(a.id, b.id));
+    const branches = await this.decodeBranches(scope, this.queryCharged(scope, BRANCH_PREFIX));
+    return branches.sort((a, b) => compareIds(a.id, b.id));
   }
 
   async listChildren(scope: Scope, parentId: string): Promise<BranchRecord[]> {
@@ -239,9 +254,7 @@ export class MemoryBranchStore implements BranchStore {
     const children = this.partitionItems(runPk(scope), BRANCH_PREFIX).filter((item) => item.GSI1PK === gsiPk);
     // The keys-only index query, then a consistent batch read of the items.
     this.charge(scope, { readUnits: readUnits(children.length * 100) + children.reduce((n, i) => n + readUnits(size(i)), 0) });
-    return children
-      .map(decodeBranch)
-      .sort((a, b) => compareIds(a.id, b.id));
+    return (await this.decodeBranches(scope, children)).sort((a, b) => compareIds(a.id, b.id));
   }
 
   async createSyncPoint(syncPoint: SyncPointRecord): Promise<boolean> {
@@ -358,12 +371,24 @@ export class MemoryBranchStore implements BranchStore {
 
   // --- the "table" ----------------------------------------------------------------------
 
-  private writeBranch(scope: Scope, branchId: string, item: Item, fields: Item): BranchRecord {
+  /** Writes the patched item (synchronously: no other call runs between the check and the write). */
+  private writeBranch(scope: Scope, branchId: string, item: Item, fields: Item): Item {
     const next = { ...item, ...fields, version: Number(item.version) + 1 };
     assertFits(`branch ${branchId}`, next);
     this.write(next);
     this.charge(scope, { writeUnits: writeUnits(item, next) });
-    return decodeBranch(next);
+    return next;
+  }
+
+  /** Decoded at once unless the item refers to stored values (see the header). */
+  private decodeBranch(scope: Scope, item: Item): BranchRecord | Promise<BranchRecord> {
+    const checked = checkOutValues(scope, item, this.blobs);
+    return checked instanceof Promise ? checked.then(decodeBranch) : decodeBranch(checked);
+  }
+
+  private decodeBranches(scope: Scope, items: Item[]): BranchRecord[] | Promise<BranchRecord[]> {
+    const branches = items.map((item) => this.decodeBranch(scope, item));
+    return branches.some((b) => b instanceof Promise) ? Promise.all(branches) : (branches as BranchRecord[]);
   }
 
   /** A consistent read, billed: 4 KB units of the item (1 when there is none). */

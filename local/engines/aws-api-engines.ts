@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { CreateQueueCommand, GetQueueAttributesCommand, GetQueueUrlCommand, SetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { createTableIfMissing, DynamoBranchStore } from '../../adapters/dynamodb';
+import { MemoryBlobStore } from '../../adapters/blobs/memory-blob-store';
+import { BLOBS_FOLDER, DiskBlobStore } from './disk-blob-store';
 import { SqsStepQueue } from '../../adapters/sqs/sqs-step-queue';
 import { createQueues, type CreatedQueues, type CreateQueuesOptions } from '../sqs/create-queues';
 import { SqsQueueConsumer } from '../sqs/queue-consumer';
@@ -46,7 +48,9 @@ export async function startAwsApiEngines(options: Omit<EngineOptions, 'tier'> = 
     const queues = await ensureQueues(sqs.client, { name: QUEUE_NAME, ...queueOptions });
     const continued = await ensureLaneQueue(sqs.client, CONTINUE_QUEUE_NAME, queues.dlqArn, queueOptions);
     const meter = new CostMeter();
-    const store = new DynamoBranchStore({ client: dynamo.doc, tableName: TABLE_NAME, meter });
+    // Large values: files in the data folder (kept with the table), in memory without one.
+    const blobs = options.dataDir ? new DiskBlobStore(join(options.dataDir, BLOBS_FOLDER)) : new MemoryBlobStore();
+    const store = new DynamoBranchStore({ client: dynamo.doc, tableName: TABLE_NAME, meter, blobs });
     const consumer = (queueUrl: string, queueArn: string) => new SqsQueueConsumer({ client: sqs.client, queueUrl, queueArn });
     return {
       tier: 'engines',

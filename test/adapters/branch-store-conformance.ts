@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { NotFoundError, PayloadTooLargeError } from '../../core/errors';
+import { MAX_VALUE_BYTES } from '../../core/input-bounds';
 import {
   ACTIVE_STATUSES,
   BRANCH_STATUSES,
@@ -631,51 +632,66 @@ export function describeBranchStoreConformance(name: string, factory: BranchStor
       });
     });
 
-    describe('payload size', () => {
+    describe('values of any size (the claim check)', () => {
       const big = 'x'.repeat(512_000);
 
-      it('refuses a branch value that would exceed 400 KB, naming the field, before writing', async () => {
+      it('keeps a branch value past 400 KB apart, and reads it back whole, at the cost of a small write', async () => {
         const scope = newScope();
-        await store.createBranches([branchRecord(scope, 'root.3', 'root')]);
-        const before = await store.getBranch(scope, 'root.3');
-        const refusal = store.updateBranch(scope, 'root.3', 0, { result: big, status: 'COMPLETED' });
-        await expect(refusal).rejects.toBeInstanceOf(PayloadTooLargeError);
-        await expect(refusal).rejects.toThrow(/branch root\.3 result is 5120\d\d bytes; items are limited to 400 KB/);
-        await expect(store.transitionBranch(scope, 'root.3', ACTIVE_STATUSES, 'COMPLETED', { result: big })).rejects.toThrow(
-          PayloadTooLargeError,
-        );
-        expect(await store.getBranch(scope, 'root.3')).toEqual(before);
+        const meter = new CostMeter();
+        const metered = await factory(meter);
+        await metered.createBranches(['root.3', 'root.4', 'root.5'].map((id) => branchRecord(scope, id, 'root')));
+        const cost = async (write: () => Promise<unknown>) => {
+          await meter.flush(metered);
+          const before = (await metered.getCost(scope)).writeUnits;
+          await write();
+          await meter.flush(metered);
+          return (await metered.getCost(scope)).writeUnits - before;
+        };
+        const small = await cost(() => metered.updateBranch(scope, 'root.4', 0, { result: 'small', status: 'COMPLETED' }));
+        const large = await cost(() => metered.updateBranch(scope, 'root.3', 0, { result: big, status: 'COMPLETED' }));
+        // The item holds a reference, not the value: the write costs what a small one does.
+        expect(large).toBeLessThanOrEqual(small + 1);
+        expect((await metered.getBranch(scope, 'root.3'))!.result).toBe(big);
+        expect((await metered.getBranches(scope, ['root.3']))[0].result).toBe(big);
+        expect((await metered.listChildren(scope, 'root')).find((b) => b.id === 'root.3')!.result).toBe(big);
+        const moved = await metered.transitionBranch(scope, 'root.5', ['PENDING'], 'RUNNING', { input: big });
+        expect(moved!.input).toBe(big);
+        expect((await metered.getBranch(scope, 'root.5'))!.input).toBe(big);
       });
 
-      it('refuses a write that makes the whole item too large', async () => {
+      it('keeps several large values of one item, each apart (none of them alone would fit beside the others)', async () => {
         const scope = newScope();
-        // 300 KB is fine on its own...
         await store.createBranches([branchRecord(scope, 'root', null, { input: 'i'.repeat(300_000) })]);
-        // ...but not together with a 150 KB result.
-        const error = await store.updateBranch(scope, 'root', 0, { result: 'r'.repeat(150_000) }).catch((e) => e);
-        expect(error).toBeInstanceOf(PayloadTooLargeError);
-        expect(String(error.message)).toMatch(/400 KB/);
+        const updated = await store.updateBranch(scope, 'root', 0, { result: 'a'.repeat(220_000), memory: [{ role: 'user', agent: 'A', content: 'b'.repeat(220_000) }] });
+        expect(updated?.version).toBe(1);
         const branch = (await store.getBranch(scope, 'root'))!;
-        expect(branch.version).toBe(0);
-        expect(branch.result).toBeUndefined();
-        // Two fields of one patch that only together are too large.
-        await expect(
-          store.updateBranch(scope, 'root', 0, { result: 'a'.repeat(220_000), input: 'b'.repeat(220_000) }),
-        ).rejects.toThrow(/largest field .*; items are limited to 400 KB/);
+        expect(branch.input).toBe('i'.repeat(300_000));
+        expect(branch.result).toBe('a'.repeat(220_000));
+        expect(branch.memory[0].content).toBe('b'.repeat(220_000));
+        expect((await store.listBranches(scope))[0]).toEqual(branch);
       });
 
-      it('refuses too-large runs, run results, branches and sync points without writing anything', async () => {
+      it('keeps large run requests and results, and large branch memories at creation', async () => {
         const scope = newScope();
-        await expect(store.createRun(runRecord(scope, { request: big }))).rejects.toThrow(/request is \d+ bytes/);
-        expect(await store.getRun(scope)).toBeUndefined();
-        await seedRun(scope);
-        await expect(store.finishRun(scope, 'COMPLETED', { result: { big } })).rejects.toThrow(PayloadTooLargeError);
-        expect((await store.getRun(scope))!.status).toBe('RUNNING');
-
+        expect(await store.createRun(runRecord(scope, { request: big }))).toBe(true);
+        expect((await store.getRun(scope))!.request).toBe(big);
+        expect(await store.finishRun(scope, 'COMPLETED', { result: { big } })).toBe(true);
+        expect((await store.getRun(scope))!.result).toEqual({ big });
         const batch = [branchRecord(scope, 'root'), branchRecord(scope, 'root.0', 'root', { memory: [{ role: 'user', agent: 'A', content: big }] })];
-        await expect(store.createBranches(batch)).rejects.toThrow(/branch root\.0 memory is \d+ bytes/);
-        expect(await store.listBranches(scope)).toEqual([]);
+        expect(await store.createBranches(batch)).toEqual(['root', 'root.0']);
+        expect((await store.getBranch(scope, 'root.0'))!.memory[0].content).toBe(big);
+      });
 
+      it('refuses a value past the ceiling of one value, naming it, without writing anything', async () => {
+        const scope = newScope();
+        await store.createBranches([branchRecord(scope, 'root')]);
+        const huge = 'h'.repeat(MAX_VALUE_BYTES + 1);
+        await expect(store.updateBranch(scope, 'root', 0, { result: huge })).rejects.toThrow(/^branch root result is \d+ bytes; a value is limited to 64 MB$/);
+        expect((await store.getBranch(scope, 'root'))!.version).toBe(0);
+      });
+
+      it('still refuses an item too large for what is not a value (a sync point), without writing anything', async () => {
+        const scope = newScope();
         const sp = { ...syncPointRecord(scope, 'root', 1, 1), executionName: big };
         await expect(store.createSyncPoint(sp)).rejects.toThrow(PayloadTooLargeError);
         expect(await store.getSyncPoint(scope, 'root', 1)).toBeUndefined();

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTableIfMissing, DynamoBranchStore } from '../../../adapters/dynamodb';
+import { MemoryBlobStore } from '../../../adapters/blobs/memory-blob-store';
 import { startDynalite, type DynamoEngine } from '../../../local/engines/dynalite-engine';
 import { describeBranchStoreConformance, ENGINE_WIDE_CHILDREN, newScope, runRecord } from '../branch-store-conformance';
 import { describeDynamoStoreSpecifics } from './dynamo-store-specifics';
@@ -20,7 +21,7 @@ afterAll(async () => {
   await engine?.close();
 });
 
-describeBranchStoreConformance('DynamoBranchStore on dynalite', (meter) => new DynamoBranchStore({ client: engine.doc, tableName, meter }), {
+describeBranchStoreConformance('DynamoBranchStore on dynalite', (meter) => new DynamoBranchStore({ client: engine.doc, tableName, meter, blobs: new MemoryBlobStore() }), {
   wideChildren: ENGINE_WIDE_CHILDREN,
 });
 describeDynamoStoreSpecifics('dynalite', () => engine, () => tableName, { batchGetRequestsFor2MB: 2 });

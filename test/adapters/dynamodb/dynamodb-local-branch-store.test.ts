@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTableIfMissing, DynamoBranchStore } from '../../../adapters/dynamodb';
+import { MemoryBlobStore } from '../../../adapters/blobs/memory-blob-store';
 import {
   javaAvailable,
   startDynamoDbLocal,
@@ -26,7 +27,7 @@ describe.skipIf(!hasJava)('DynamoDB Local', () => {
   });
 
   describeBranchStoreConformance('DynamoBranchStore on DynamoDB Local', (meter) =>
-    new DynamoBranchStore({ client: engine.doc, tableName, meter }),
+    new DynamoBranchStore({ client: engine.doc, tableName, meter, blobs: new MemoryBlobStore() }),
     { wideChildren: ENGINE_WIDE_CHILDREN },
   );
   describeDynamoStoreSpecifics('DynamoDB Local', () => engine, () => tableName, { batchGetRequestsFor2MB: 1 });

@@ -6,11 +6,12 @@
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, expect } from 'vitest';
 import { MemoryBranchStore } from '../../../adapters/memory/memory-branch-store';
 import type { BranchStore, CostSink } from '../../../core/ports';
 import { Journal } from '../../../local/engines/journal';
+import { BLOBS_FOLDER, DiskBlobStore } from '../../../local/engines/disk-blob-store';
 import { itemToJson, journalTable } from '../../../local/engines/journaled-state';
 import { describeBranchStoreConformance } from '../../adapters/branch-store-conformance';
 
@@ -19,7 +20,8 @@ const REOPEN_EVERY = 197;
 function openStore(file: string, meter: CostSink | undefined) {
   const journal = new Journal(file, { growthFactor: 3, minCompactBytes: 512 * 1024 });
   const table = journalTable(journal);
-  const store = new MemoryBranchStore({ meter, onPut: table.onPut });
+  // Large values live next to the journal, as on the journal tier, and outlive each reopen.
+  const store = new MemoryBranchStore({ meter, onPut: table.onPut, blobs: new DiskBlobStore(join(dirname(file), BLOBS_FOLDER)) });
   table.attach(store);
   journal.open();
   return { store, journal };
@@ -45,7 +47,8 @@ function reopeningStore(meter?: CostSink): BranchStore {
       // Only the store's methods (not `then`: the suite awaits the factory's answer).
       if (typeof current!.store[name] !== 'function') return undefined;
       return (...args: unknown[]) => {
-        // Every method checks and writes without awaiting, so a reopen between calls is never inside one.
+        // Every method checks and writes without awaiting (it awaits only the puts of large values,
+        // which the suite makes one at a time), so a reopen between calls is never inside one.
         if (++calls % REOPEN_EVERY === 0) {
           const before = contents(current!.store);
           current!.journal.close();

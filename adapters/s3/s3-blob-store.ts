@@ -1,0 +1,56 @@
+/**
+ * The BlobStore on S3: one object per content, `<prefix><team>/<run>/<ref>` in the team stack's
+ * bucket (encrypted, private, expired with the run's TTL: infra/). A put answers once S3 has
+ * stored the object (S3 writes are durable and strongly consistent), so the reference written
+ * after it always names an object; a repeated put writes the same bytes under the same key.
+ */
+import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { NotFoundError } from '../../core/errors';
+import type { Scope } from '../../core/model';
+import type { BlobStore } from '../../core/ports';
+import { toCoreError } from '../aws-errors';
+import { blobKey, blobRef } from '../blobs/blob-keys';
+
+export interface S3BlobStoreOptions {
+  client: S3Client;
+  bucket: string;
+  /** Put before every key (default `blobs/`): the bucket's lifecycle rule expires this prefix. */
+  prefix?: string;
+}
+
+export const S3_BLOB_PREFIX = 'blobs/';
+
+export class S3BlobStore implements BlobStore {
+  private readonly prefix: string;
+
+  constructor(private readonly options: S3BlobStoreOptions) {
+    this.prefix = options.prefix ?? S3_BLOB_PREFIX;
+  }
+
+  async put(scope: Scope, content: string): Promise<string> {
+    const ref = blobRef(content);
+    const key = this.prefix + blobKey(scope, ref);
+    // A Buffer with its length: the SDK knows the size up front (no streamed upload).
+    const body = Buffer.from(content, 'utf8');
+    try {
+      await this.options.client.send(
+        new PutObjectCommand({ Bucket: this.options.bucket, Key: key, Body: body, ContentLength: body.length, ContentType: 'application/json; charset=utf-8' }),
+      );
+    } catch (error) {
+      throw toCoreError(error, `put blob ${key}`);
+    }
+    return ref;
+  }
+
+  async get(scope: Scope, ref: string): Promise<string> {
+    const key = this.prefix + blobKey(scope, ref);
+    try {
+      const output = await this.options.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: key }));
+      return (await output.Body?.transformToString('utf-8')) ?? '';
+    } catch (error) {
+      const name = (error as { name?: string })?.name;
+      if (name === 'NoSuchKey' || name === 'NotFound') throw new NotFoundError(`blob ${ref} of run ${scope.runId} is not stored`, { cause: error });
+      throw toCoreError(error, `get blob ${key}`);
+    }
+  }
+}
