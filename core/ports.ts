@@ -201,7 +201,17 @@ export interface ChildFailureInput extends SyncPointTaskInput {
 }
 
 /**
- * The two tasks of the fan-out state machine (adapters/stepfunctions/fan-out.asl.json): the
+ * RecordFanOutFailure's input: the fan-out itself failed (its Map, or Aggregate after its retries),
+ * so Aggregate will never settle the sync point.
+ */
+export interface FanOutFailureInput extends SyncPointTaskInput {
+  /** The Step Functions error name of the failed state. */
+  error: string;
+  cause?: string;
+}
+
+/**
+ * The tasks of the fan-out state machine (adapters/stepfunctions/fan-out.asl.json): the
  * contract between every FanOutOrchestrator and the use cases (core/use-cases/fan-out-tasks.ts).
  */
 export interface FanOutTasks {
@@ -209,6 +219,8 @@ export interface FanOutTasks {
   recordChildFailure(input: ChildFailureInput): Promise<void>;
   /** The Map is done: settle the sync point. */
   aggregate(input: SyncPointTaskInput): Promise<void>;
+  /** The Map or Aggregate failed for good (their Catch): the parent fails instead of waiting forever. */
+  recordFanOutFailure(input: FanOutFailureInput): Promise<void>;
 }
 
 /** Runs one sync point's fan-out: dispatch children (bounded), wait for their tokens, aggregate. */

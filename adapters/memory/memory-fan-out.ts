@@ -8,18 +8,20 @@
  * batches of them), MaxConcurrency (0 = no limit), the Retry fields of RecordChildFailure and
  * Aggregate (loaded from the same ASL file), and DispatchChild's Catch: a child that times out
  * (`States.Timeout`) or cannot be sent is recorded with its error name and message. A
- * RecordChildFailure that fails for good fails the Map (no further child is dispatched) and the
- * execution (onError). Aggregate runs once at the end, unless the execution was stopped.
+ * RecordChildFailure that fails for good fails the inline Map (no further child is dispatched)
+ * or, in a batch, its child execution, which the Distributed Map tolerates. Aggregate runs once
+ * at the end, unless the execution was stopped. The Catch of the Map and of Aggregate leads to
+ * RecordFanOutFailure; only when that fails too does the execution fail (onError).
  *
  * Executions, task tokens, timeouts and stop are LocalExecutions', shared with the ASL adapter.
  */
 import { childId } from '../../core/model';
 import type { ChildFailureInput, CostSink, FanOutRequest, FanOutTasks, StepQueue } from '../../core/ports';
-import { fanOutInput, fanOutRetryPolicies, retryDelayMs, type RetryPolicy } from '../stepfunctions/fan-out-definition';
+import { fanOutInput, fanOutRetryPolicies, retryDelayMs, type FanOutRetryPolicies, type RetryPolicy } from '../stepfunctions/fan-out-definition';
 import { LocalExecutions, type LocalExecution } from '../stepfunctions/local-executions';
 
 export class MemoryFanOut extends LocalExecutions {
-  private readonly retries: { recordChildFailure: RetryPolicy; aggregate: RetryPolicy };
+  private readonly retries: FanOutRetryPolicies;
 
   constructor(
     queue: StepQueue,
@@ -34,22 +36,28 @@ export class MemoryFanOut extends LocalExecutions {
   /** The execution: the Map (inline, or batches of inline Maps), then Aggregate. */
   protected async execute(request: FanOutRequest, execution: LocalExecution): Promise<void> {
     const input = fanOutInput(request);
-    const child = (index: number) => this.child(request, execution, index);
-    if (input.mode === 'INLINE') {
-      await mapItems(execution, input.children ?? [], input.maxConcurrency ?? 0, child);
-    } else {
-      await mapItems(execution, input.batches ?? [], input.batchConcurrency ?? 0, (batch) =>
-        mapItems(execution, batch, input.batchSize ?? 0, child),
-      );
-    }
     const { team, runId, parentId, seq } = request;
-    await retrying(this.retries.aggregate, async () => {
-      if (!execution.stopped) await this.tasks.aggregate({ team, runId, parentId, seq });
-    });
+    try {
+      if (input.mode === 'INLINE') {
+        await mapItems(execution, input.children ?? [], input.maxConcurrency ?? 0, (index) => this.child(request, execution, index, false));
+      } else {
+        await mapItems(execution, input.batches ?? [], input.batchConcurrency ?? 0, (batch) =>
+          mapItems(execution, batch, input.batchSize ?? 0, (index) => this.child(request, execution, index, true)),
+        );
+      }
+      await retrying(this.retries.aggregate, async () => {
+        if (!execution.stopped) await this.tasks.aggregate({ team, runId, parentId, seq });
+      });
+    } catch (error) {
+      // The Catch of the Map and of Aggregate: the parent fails instead of waiting forever.
+      await retrying(this.retries.recordFanOutFailure, async () => {
+        if (!execution.stopped) await this.tasks.recordFanOutFailure({ team, runId, parentId, seq, ...errorOutput(error) });
+      });
+    }
   }
 
   /** One iteration: DispatchChild, and RecordChildFailure when it fails (its Catch). */
-  private async child(request: FanOutRequest, execution: LocalExecution, index: number): Promise<void> {
+  private async child(request: FanOutRequest, execution: LocalExecution, index: number, batched: boolean): Promise<void> {
     const { team, runId, parentId, seq } = request;
     const branchId = childId(parentId, index);
     try {
@@ -59,11 +67,15 @@ export class MemoryFanOut extends LocalExecutions {
       const failure: ChildFailureInput = { team, runId, parentId, seq, branchId, ...errorOutput(error) };
       try {
         await retrying(this.retries.recordChildFailure, async () => {
-          if (!execution.stopped) await this.tasks.recordChildFailure(failure);
+          if (!execution.stopped && !execution.mapFailed) await this.tasks.recordChildFailure(failure);
         });
       } catch (recordError) {
-        // The Map fails: nothing more is dispatched, pending children are released.
-        this.halt(execution, 'RecordChildFailure failed');
+        // In a batch: its child execution fails, and the Distributed Map tolerates it (Aggregate
+        // fails the child it could not record); the batch's other children go on, as the ASL
+        // adapter's do on the engine.
+        if (batched) return;
+        // Inline: the Map fails; nothing more is dispatched, pending children are released.
+        this.failMap(execution, 'RecordChildFailure failed');
         throw recordError;
       }
     }
@@ -100,7 +112,7 @@ async function mapItems<T>(execution: LocalExecution, items: T[], maxConcurrency
   let failed = false;
   const slot = async (): Promise<void> => {
     // A stopped execution's queued iterations would do nothing (no dispatch, no task): skip them.
-    while (!failed && !execution.stopped && next < items.length) {
+    while (!failed && !execution.stopped && !execution.mapFailed && next < items.length) {
       const item = items[next++];
       try {
         await iterate(item);

@@ -36,6 +36,8 @@ export const FAN_OUT_STATES = {
   dispatchBatchedChild: 'DispatchBatchedChild',
   recordBatchedChildFailure: 'RecordBatchedChildFailure',
   aggregate: 'Aggregate',
+  /** Where the Catch of FanOut, FanOutDistributed and Aggregate leads: the parent fails. */
+  recordFanOutFailure: 'RecordFanOutFailure',
 } as const;
 
 export interface FanOutSubstitutions {
@@ -181,15 +183,22 @@ export function retryDelayMs(retrier: Retrier, attempt: number): number {
   return retrier.jitter ? Math.random() * ms : ms;
 }
 
-let retryPolicies: { recordChildFailure: RetryPolicy; aggregate: RetryPolicy } | undefined;
+export interface FanOutRetryPolicies {
+  recordChildFailure: RetryPolicy;
+  aggregate: RetryPolicy;
+  recordFanOutFailure: RetryPolicy;
+}
 
-/** The Retry fields of RecordChildFailure and Aggregate in the ASL file (read once per process). */
-export function fanOutRetryPolicies(): { recordChildFailure: RetryPolicy; aggregate: RetryPolicy } {
+let retryPolicies: FanOutRetryPolicies | undefined;
+
+/** The Retry fields of the Lambda tasks in the ASL file (read once per process). */
+export function fanOutRetryPolicies(): FanOutRetryPolicies {
   if (!retryPolicies) {
     const states = loadFanOutDefinition(LOCAL_SUBSTITUTIONS).States;
     retryPolicies = {
       recordChildFailure: retryPolicy(states[FAN_OUT_STATES.fanOut].ItemProcessor.States[FAN_OUT_STATES.recordChildFailure]),
       aggregate: retryPolicy(states[FAN_OUT_STATES.aggregate]),
+      recordFanOutFailure: retryPolicy(states[FAN_OUT_STATES.recordFanOutFailure]),
     };
   }
   return retryPolicies;

@@ -22,6 +22,8 @@ export interface LocalExecution {
   name: string;
   stopped: boolean;
   reason?: string;
+  /** Its Map failed (an iteration failed for good): nothing more is dispatched, but the execution goes on to its Catch. */
+  mapFailed: boolean;
   tokens: Set<string>;
   /** The pending token of each child waited on, by branch id (for tokens of an earlier process). */
   byBranch: Map<string, string>;
@@ -53,7 +55,7 @@ export abstract class LocalExecutions implements FanOutOrchestrator {
     if (this.started.has(request.executionName)) return;
     this.started.add(request.executionName);
     this.meter?.add(request, fanOutUsage(request.count, request.maxConcurrency));
-    const execution: LocalExecution = { name: request.executionName, stopped: false, tokens: new Set(), byBranch: new Map() };
+    const execution: LocalExecution = { name: request.executionName, stopped: false, mapFailed: false, tokens: new Set(), byBranch: new Map() };
     const done = this.execute(request, execution).then(
       () => undefined,
       (error: unknown) => {
@@ -95,7 +97,7 @@ export abstract class LocalExecutions implements FanOutOrchestrator {
    * States.Timeout past `timeoutSeconds` (no limit when undefined), or with the send's error.
    */
   protected dispatchChild(execution: LocalExecution, message: Omit<StepMessage, 'taskToken'>, timeoutSeconds: number | undefined): Promise<ChildReport> {
-    if (execution.stopped) return Promise.reject(new FanOutStoppedError(`fan-out ${execution.name} stopped`));
+    if (execution.stopped || execution.mapFailed) return Promise.reject(new FanOutStoppedError(`fan-out ${execution.name} stopped`));
     const { branchId } = message;
     const token = `${LOCAL_TOKEN_PREFIX}${execution.name}/${branchId}/${randomUUID()}`;
     // Registered before the send: a fast worker may report the child before send() returns.
@@ -134,6 +136,18 @@ export abstract class LocalExecutions implements FanOutOrchestrator {
     execution.stopped = true;
     execution.reason = reason;
     const error = new FanOutStoppedError(`fan-out ${execution.name} stopped: ${reason}`);
+    for (const token of [...execution.tokens]) this.pending.get(token)?.settle({ error });
+  }
+
+  /**
+   * The execution's Map failed: as in AWS, its iterations still in flight are abandoned (pending
+   * children released, nothing more dispatched or recorded), and the execution goes on to the
+   * Map's Catch (RecordFanOutFailure).
+   */
+  protected failMap(execution: LocalExecution, reason: string): void {
+    if (execution.mapFailed) return;
+    execution.mapFailed = true;
+    const error = new FanOutStoppedError(`fan-out ${execution.name}: ${reason}`);
     for (const token of [...execution.tokens]) this.pending.get(token)?.settle({ error });
   }
 

@@ -13,7 +13,11 @@
  * - The engine's abort() does not stop a Map, nor does a failed iteration: queued iterations still
  *   start afterwards. stop() is therefore cooperative: pending children are released, later
  *   dispatches and both Lambda tasks become no-ops, and the execution runs out on its own (so
- *   idle() means really idle); a RecordChildFailure that fails for good halts dispatch the same way.
+ *   idle() means really idle); a RecordChildFailure that fails for good stops dispatch the same way
+ *   (failMap), and the Map's Catch then records the parent's failure.
+ * - The engine ignores ToleratedFailurePercentage: a batch whose RecordBatchedChildFailure fails
+ *   for good would fail the Distributed Map. AWS tolerates that child execution (100 %), so the
+ *   local task ends it quietly instead; Aggregate then fails the child it could not record.
  * - Executions live in this process only: a process that dies takes them along (AWS keeps them).
  *   `branch-spawner resume` starts them again under the same names, and a child that was
  *   dispatched by the dead process reports with the token it got then. Tokens therefore name
@@ -22,7 +26,7 @@
  */
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import { BranchSpawnerError } from '../../core/errors';
-import type { ChildFailureInput, CostSink, FanOutRequest, FanOutTasks, StepQueue, SyncPointTaskInput } from '../../core/ports';
+import type { ChildFailureInput, CostSink, FanOutFailureInput, FanOutRequest, FanOutTasks, StepQueue, SyncPointTaskInput } from '../../core/ports';
 import { MAX_TIMER_MS } from '../../core/script-directives';
 import {
   FAN_OUT_STATES,
@@ -73,17 +77,22 @@ export class LocalFanOutOrchestrator extends LocalExecutions {
       const { team, runId, branchId, step } = (input as DispatchInput).MessageBody;
       return this.dispatchChild(execution, { team, runId, branchId, step }, timeoutSeconds) as Promise<any>;
     };
-    const recordChildFailure = async (input: unknown) => {
-      if (execution.stopped) return {};
+    const recordChildFailure = (batched: boolean) => async (input: unknown) => {
+      if (execution.stopped || execution.mapFailed) return {};
       const payload = payloadOf<ChildFailureInput>(input);
       try {
         await this.tasks.recordChildFailure(payload);
       } catch (error) {
-        // Once no retrier takes it, this fails the Map and the execution. Stop dispatching
-        // now: the engine would still start the Map's queued iterations (see the header).
         const attempt = (failedAttempts.get(payload.branchId) ?? 0) + 1;
         failedAttempts.set(payload.branchId, attempt);
-        if (attempt > this.retries.recordChildFailure(error)) this.halt(execution, 'RecordChildFailure failed');
+        if (attempt > this.retries.recordChildFailure(error)) {
+          // In a batch, this fails its child execution, which the Distributed Map tolerates
+          // (the engine does not: see the header): the batch goes on, Aggregate fails the child.
+          if (batched) return {};
+          // Inline, it fails the Map. Stop dispatching now (the engine would still start the
+          // Map's queued iterations: see the header); the Map's Catch records the parent's failure.
+          this.failMap(execution, 'RecordChildFailure failed');
+        }
         throw error;
       }
       return {};
@@ -94,10 +103,14 @@ export class LocalFanOutOrchestrator extends LocalExecutions {
         taskResourceLocalHandlers: {
           [FAN_OUT_STATES.dispatchChild]: dispatch,
           [FAN_OUT_STATES.dispatchBatchedChild]: dispatch,
-          [FAN_OUT_STATES.recordChildFailure]: recordChildFailure,
-          [FAN_OUT_STATES.recordBatchedChildFailure]: recordChildFailure,
+          [FAN_OUT_STATES.recordChildFailure]: recordChildFailure(false),
+          [FAN_OUT_STATES.recordBatchedChildFailure]: recordChildFailure(true),
           [FAN_OUT_STATES.aggregate]: async (input) => {
             if (!execution.stopped) await this.tasks.aggregate(payloadOf<SyncPointTaskInput>(input));
+            return {};
+          },
+          [FAN_OUT_STATES.recordFanOutFailure]: async (input) => {
+            if (!execution.stopped) await this.tasks.recordFanOutFailure(payloadOf<FanOutFailureInput>(input));
             return {};
           },
         },

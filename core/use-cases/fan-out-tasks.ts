@@ -1,5 +1,5 @@
-/** The two tasks of the fan-out state machine: RecordChildFailure and Aggregate. */
-import type { ChildFailureInput, FanOutTasks, SyncPointTaskInput } from '../ports';
+/** The tasks of the fan-out state machine: RecordChildFailure, Aggregate and RecordFanOutFailure. */
+import type { ChildFailureInput, FanOutFailureInput, FanOutTasks, SyncPointTaskInput } from '../ports';
 import { type SpawnerDeps } from './deps';
 import { isTerminal } from '../model';
 import { WorkMark } from '../work-mark';
@@ -10,6 +10,7 @@ export function fanOutTasks(deps: SpawnerDeps): FanOutTasks {
   return {
     recordChildFailure: (input) => recordChildFailure(deps, input),
     aggregate: (input) => aggregateSyncPoint(deps, input),
+    recordFanOutFailure: (input) => recordFanOutFailure(deps, input),
   };
 }
 
@@ -44,6 +45,30 @@ export async function aggregateSyncPoint(deps: SpawnerDeps, input: SyncPointTask
 }
 
 /**
+ * The fan-out failed for good (its Map, or Aggregate after its retries): nothing will settle the
+ * sync point, so the parent still waiting on it FAILS, through the one way branches end (its
+ * children are cancelled, its own parent or the run is told). Idempotent: a retry finds the parent
+ * ended under the same mark and tells its end again; a parent that moved on is left alone.
+ */
+export async function recordFanOutFailure(deps: SpawnerDeps, input: FanOutFailureInput): Promise<void> {
+  const scope = { team: input.team, runId: input.runId };
+  deps.meter?.add(scope, { stepFunctionsTransitions: 1 });
+  const by = WorkMark.settle(input.parentId, input.seq);
+  const error = `the fan-out of sync point ${input.seq} failed: ${input.error}${input.cause ? ` (${input.cause.slice(0, 500)})` : ''}`;
+  // Conditional on the version read: the parent may be resumed and wait on its next sync point meanwhile.
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const parent = await deps.store.getBranch(scope, input.parentId);
+    if (!parent) return;
+    if (isTerminal(parent.status)) {
+      if (parent.advancedBy === by) await tellEnd(deps, parent, by);
+      return;
+    }
+    if (parent.status !== 'WAITING' || parent.spawn?.seq !== input.seq) return;
+    if (await endBranch(deps, parent, { status: 'FAILED', by, error, atVersion: true })) return;
+  }
+}
+
+/**
  * The tasks for an orchestrator built before the deps its tasks run on (the deps hold the
  * orchestrator): calls go to what `bind` was given; a call before that is a wiring error.
  */
@@ -57,6 +82,7 @@ export function lateBoundTasks(): { tasks: FanOutTasks; bind(to: FanOutTasks): v
     tasks: {
       recordChildFailure: (input) => target().recordChildFailure(input),
       aggregate: (input) => target().aggregate(input),
+      recordFanOutFailure: (input) => target().recordFanOutFailure(input),
     },
     bind: (to) => {
       bound = to;

@@ -1,7 +1,7 @@
 export * from './deps';
 export { startRun, type StartRunInput, type StartRunResult } from './start-run';
 export { executeStep, type StepOutcome, type Delivery } from './execute-step';
-export { recordChildFailure, aggregateSyncPoint, fanOutTasks, lateBoundTasks } from './fan-out-tasks';
+export { recordChildFailure, aggregateSyncPoint, recordFanOutFailure, fanOutTasks, lateBoundTasks } from './fan-out-tasks';
 export { cancelRun } from './cancel-run';
 export { endBranch, tellEnd, settleSyncPoint, cancelChildren, type BranchEnd } from './end-branch';
 export { failPoisonedStep, resumeRun, type PoisonDelivery, type PoisonOutcome, type ResumeReport } from './recovery';

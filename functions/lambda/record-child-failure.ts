@@ -6,7 +6,7 @@ let tasks: ReturnType<typeof createFanOutTaskHandlers> | undefined;
 
 const inner = flushingCost((event: unknown): Promise<void> => {
   tasks ??= createFanOutTaskHandlers(awsRuntime().deps);
-  return tasks.recordChildFailure(event);
+  return tasks.recordFailure(event);
 });
 
 /** Traced, with its metrics flushed after each invocation (functions/lambda/powertools.ts). */

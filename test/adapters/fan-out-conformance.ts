@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../core/errors';
 import type { FanOutOrchestrator, FanOutRequest, FanOutTasks, StepMessage, StepQueue } from '../../core/ports';
 import { MemoryQueue } from '../../adapters/memory/memory-queue';
-import type { ChildFailureInput as RecordChildFailureInput, SyncPointTaskInput as AggregateInput } from '../../core/ports';
+import type { ChildFailureInput as RecordChildFailureInput, FanOutFailureInput, SyncPointTaskInput as AggregateInput } from '../../core/ports';
 import { LOCAL_TOKEN_PREFIX } from '../../adapters/stepfunctions/fan-out-definition';
 
 export interface LocalOrchestrator extends FanOutOrchestrator {
@@ -18,7 +18,10 @@ export interface LocalOrchestrator extends FanOutOrchestrator {
 
 export type FanOutFactory = (options: { queue: StepQueue; tasks: FanOutTasks; onExecutionError: (error: unknown) => void }) => LocalOrchestrator;
 
-type TaskCall = { task: 'recordChildFailure'; input: RecordChildFailureInput } | { task: 'aggregate'; input: AggregateInput };
+type TaskCall =
+  | { task: 'recordChildFailure'; input: RecordChildFailureInput }
+  | { task: 'aggregate'; input: AggregateInput }
+  | { task: 'recordFanOutFailure'; input: FanOutFailureInput };
 
 function request(children: number, maxConcurrency: number, timeoutSeconds = 60, executionName = 'run1-root-s1'): FanOutRequest {
   return {
@@ -37,7 +40,7 @@ function request(children: number, maxConcurrency: number, timeoutSeconds = 60, 
 const done = (branchId: string) => ({ branchId, status: 'COMPLETED' as const });
 
 export function describeFanOutConformance(name: string, create: FanOutFactory): void {
-  function setup(options: { queue?: StepQueue; failAggregate?: boolean; failRecord?: boolean } = {}) {
+  function setup(options: { queue?: StepQueue; failAggregate?: boolean; failRecord?: boolean; failFanOutRecord?: boolean } = {}) {
     const queue = new MemoryQueue();
     const calls: TaskCall[] = [];
     const errors: unknown[] = [];
@@ -51,6 +54,10 @@ export function describeFanOutConformance(name: string, create: FanOutFactory): 
         aggregate: async (input) => {
           calls.push({ task: 'aggregate', input });
           if (options.failAggregate) throw new Error('aggregate exploded');
+        },
+        recordFanOutFailure: async (input) => {
+          calls.push({ task: 'recordFanOutFailure', input });
+          if (options.failFanOutRecord) throw new Error('fan-out failure exploded');
         },
       },
       onExecutionError: (error) => errors.push(error),
@@ -224,27 +231,56 @@ export function describeFanOutConformance(name: string, create: FanOutFactory): 
       expect(errors).toEqual([]);
     });
 
-    it('routes a failed execution to onExecutionError (never an unhandled rejection)', async () => {
-      const { queue, errors, fanOut } = setup({ failAggregate: true });
+    it('an Aggregate that fails for good records the parent\'s failure (its Catch), and the execution ends', async () => {
+      const { queue, calls, errors, fanOut } = setup({ failAggregate: true });
+      await fanOut.start(request(1, 1));
+      const { body } = await queue.receive();
+      await fanOut.childFinished(body.taskToken as string, done(body.branchId));
+      await fanOut.idle();
+      // Any task error is retried twice (the tasks are idempotent), then caught.
+      expect(calls.map((c) => c.task)).toEqual(['aggregate', 'aggregate', 'aggregate', 'recordFanOutFailure']);
+      expect(calls[3].input).toMatchObject({ team: 'blue', runId: 'run1', parentId: 'root', seq: 1, error: 'Error' });
+      expect(String((calls[3].input as FanOutFailureInput).cause)).toContain('aggregate exploded');
+      expect(errors).toEqual([]);
+      expect(fanOut.activeExecutions()).toBe(0);
+    });
+
+    it('routes a failed execution to onExecutionError (never an unhandled rejection): RecordFanOutFailure failed too', async () => {
+      const { queue, errors, fanOut } = setup({ failAggregate: true, failFanOutRecord: true });
       await fanOut.start(request(1, 1));
       const { body } = await queue.receive();
       await fanOut.childFinished(body.taskToken as string, done(body.branchId));
       await fanOut.idle();
       expect(errors).toHaveLength(1);
-      expect(String((errors[0] as Error).message)).toContain('aggregate exploded');
+      expect(String((errors[0] as Error).message)).toContain('fan-out failure exploded');
       expect(fanOut.activeExecutions()).toBe(0);
     });
 
-    it('a failing RecordChildFailure fails the execution and dispatches no queued child after it', async () => {
+    it('a RecordChildFailure failing for good fails the Map: no queued child dispatched after it, the parent\'s failure recorded', async () => {
       const { queue, calls, errors, fanOut } = setup({ failRecord: true });
       await fanOut.start(request(3, 1, 1));
       await queue.receive(); // root.0, never reported: times out after 1 s
       await fanOut.idle();
-      expect(errors).toHaveLength(1);
-      expect(String((errors[0] as Error).message)).toContain('record exploded');
       // The ASL retries any task error twice (the task is idempotent; a crash must not stall the Map).
-      expect(calls.map((c) => c.task)).toEqual(['recordChildFailure', 'recordChildFailure', 'recordChildFailure']);
+      expect(calls.map((c) => c.task)).toEqual(['recordChildFailure', 'recordChildFailure', 'recordChildFailure', 'recordFanOutFailure']);
+      expect(String((calls[3].input as FanOutFailureInput).cause)).toContain('record exploded');
       expect(queue.sent).toBe(1);
+      expect(errors).toEqual([]);
+    });
+
+    it('a batch whose RecordBatchedChildFailure fails for good is tolerated: every other child runs, then Aggregate', async () => {
+      const { queue, calls, errors, fanOut } = setup({ failRecord: true });
+      // 90 children at 45: the Distributed path, batches of 40, 40 and 10.
+      await fanOut.start(request(90, 45, 1));
+      for (let received = 0; received < 90; received++) {
+        const { body } = await queue.receive();
+        // root.0 is never reported: it times out after 1 s, and recording it fails for good.
+        if (body.branchId !== 'root.0') await fanOut.childFinished(body.taskToken as string, done(body.branchId));
+      }
+      await fanOut.idle();
+      expect(calls.map((c) => c.task)).toEqual(['recordChildFailure', 'recordChildFailure', 'recordChildFailure', 'aggregate']);
+      expect(queue.sent).toBe(90);
+      expect(errors).toEqual([]);
     });
 
     it('refuses a request the state machine could not run', async () => {

@@ -63,7 +63,8 @@ describe('resume after a crash between the second group\'s sync point and its ch
     const store = new MemoryBranchStore();
     const first = createMemoryHarness({ store });
     // The process "dies" as it writes the children of the second group (its sync point exists):
-    // every attempt fails while it runs, so Aggregate's retries run out and its execution fails.
+    // every attempt fails while it runs, so Aggregate's retries run out. Its Catch finds the parent
+    // already on its second sync point (moved on: left alone), and nothing more happens.
     const createBranches = store.createBranches.bind(store);
     store.createBranches = async (branches) => {
       if (branches[0]?.parentSeq === 2) throw new Error('process killed');
@@ -75,7 +76,7 @@ describe('resume after a crash between the second group\'s sync point and its ch
         responses: [{ next_actions: [['leaf:a1', 'leaf:a2'], ['leaf:b1']] }, { next_action: 'final_response', content: '$input' }],
       },
     });
-    await expect(first.run({ name: 'groups', request: 'x', entry: 'Lead', agents })).rejects.toThrow(/process killed/);
+    await expect(first.run({ name: 'groups', request: 'x', entry: 'Lead', agents })).rejects.toThrow(/stalled: nothing queued or running/);
     first.stop();
     const runId = first.events[0].runId;
     const scope: Scope = { team: TEAM, runId };

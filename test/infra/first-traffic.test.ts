@@ -6,6 +6,8 @@
  */
 import { Match } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { continueLaneConcurrency } from '../../core/step-lanes';
 import { STEP_QUEUE_AGE_ALARM_SECONDS } from '../../infra/branch-spawner';
@@ -59,6 +61,59 @@ describe('the step-worker at scale', () => {
     expect(() => parseTeamConfig({ team, agents, workerMaxConcurrency: 10, workerReservedConcurrency: 12 }, 'research.json')).toThrow(
       new TeamConfigError('research.json', 'workerReservedConcurrency', "must be ≥ 15, the step-worker's event sources' maxima (workerMaxConcurrency 10 + its continue lane), or false"),
     );
+  });
+});
+
+/** The state machine's definition as deployed: the asset the template names (DefinitionS3Location). */
+function deployedDefinition(synthesized: Synthesized): Record<string, any> {
+  const [[, machine]] = resourcesOf(synthesized.template, 'AWS::StepFunctions::StateMachine');
+  const key = machine.Properties.DefinitionS3Location.Key as string;
+  return JSON.parse(readFileSync(join(synthesized.app.outdir, `asset.${key}`), 'utf8'));
+}
+
+describe('the fan-out state machine', () => {
+  it('catches a failed Map (inline or distributed) and a failed Aggregate: the parent failure is recorded, never left WAITING', () => {
+    const { States } = deployedDefinition(research);
+    const [[, machine]] = resourcesOf(research.template, 'AWS::StepFunctions::StateMachine');
+    const recordFunction = machine.Properties.DefinitionSubstitutions.RecordChildFailureFunctionArn;
+    expect(recordFunction).toEqual({ 'Fn::GetAtt': [functionOf(research.template, 'record-child-failure').id, 'Arn'] });
+    for (const name of ['FanOut', 'FanOutDistributed', 'Aggregate']) {
+      expect(States[name].Catch, name).toEqual([{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'RecordFanOutFailure' }]);
+    }
+    // The record-child-failure function, without a branch id: the fan-out's own failure.
+    expect(States.RecordFanOutFailure).toMatchObject({
+      Type: 'Task',
+      Resource: 'arn:aws:states:::lambda:invoke',
+      Parameters: {
+        FunctionName: '${RecordChildFailureFunctionArn}',
+        Payload: { 'team.$': '$.team', 'runId.$': '$.runId', 'parentId.$': '$.parentId', 'seq.$': '$.seq', 'error.$': '$.error.Error', 'cause.$': '$.error.Cause' },
+      },
+      Retry: expect.any(Array),
+      End: true,
+    });
+    expect(States.RecordFanOutFailure.Catch).toBeUndefined();
+  });
+
+  it('collects no output from the Distributed Map (each child execution ends with {}) and tolerates a failed child execution', () => {
+    const distributed = deployedDefinition(research).States.FanOutDistributed;
+    // ResultPath null alone does not discard what a Distributed Map collects (aws/aws-cdk#24799).
+    expect(distributed.ResultWriter === undefined).toBe(true);
+    const batch = distributed.ItemProcessor.States[distributed.ItemProcessor.StartAt];
+    expect(batch.End).toBe(true);
+    expect(Object.keys(batch)).toContain('OutputPath');
+    expect(batch.OutputPath).toBeNull();
+    // Children whose failure could not be recorded fail at Aggregate (settled from the records).
+    expect(distributed.ToleratedFailurePercentage).toBe(100);
+  });
+
+  it('every Map iteration ends with {} (nothing of the children accumulates in a Map result)', () => {
+    const { States } = deployedDefinition(research);
+    const processors = [States.FanOut.ItemProcessor, States.FanOutDistributed.ItemProcessor.States.FanOutBatch.ItemProcessor];
+    for (const processor of processors) {
+      for (const [name, state] of Object.entries(processor.States as Record<string, Record<string, unknown>>)) {
+        if (state.End) expect(state.OutputPath, name).toBeNull();
+      }
+    }
   });
 });
 

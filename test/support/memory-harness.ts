@@ -147,6 +147,7 @@ function retriedOnCrash(tasks: FanOutTasks): FanOutTasks {
   return {
     recordChildFailure: (input) => retried(() => tasks.recordChildFailure(input)),
     aggregate: (input) => retried(() => tasks.aggregate(input)),
+    recordFanOutFailure: (input) => retried(() => tasks.recordFanOutFailure(input)),
   };
 }
 

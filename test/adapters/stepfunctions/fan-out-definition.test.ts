@@ -86,8 +86,12 @@ describe('fan-out.asl.json', () => {
       JSON.stringify(batch.ItemProcessor).replace(/DispatchBatchedChild/g, 'DispatchChild').replace(/RecordBatchedChildFailure/g, 'RecordChildFailure'),
     );
     expect(renamed).toEqual(fanOut.ItemProcessor);
-    // Failure policy is ours: the local engine ignores ToleratedFailure*, so neither engine gets it.
-    expect(JSON.stringify(definition)).not.toMatch(/ToleratedFailure|JSONata|ItemReader|ItemBatcher/);
+    // The failure policy is ours: a failed child execution (a batch whose failure could not be
+    // recorded) is tolerated, and Aggregate fails its unreported children. The local engine
+    // ignores ToleratedFailure*; both local fan-outs tolerate it themselves (the conformance suite).
+    expect(distributed.ToleratedFailurePercentage).toBe(100);
+    expect(JSON.stringify(definition).match(/ToleratedFailure/g)).toHaveLength(1);
+    expect(JSON.stringify(definition)).not.toMatch(/JSONata|ItemReader|ItemBatcher/);
   });
 
   it('DispatchChild sends the step message with the task token and waits for it, with a per-child timeout', () => {

@@ -34,6 +34,9 @@ describe('LocalFanOutOrchestrator over SqsStepQueue', () => {
         aggregate: async (input) => {
           aggregates.push(input);
         },
+        recordFanOutFailure: async () => {
+          throw new Error('the fan-out should not fail');
+        },
       },
       onExecutionError: (error) => errors.push(error),
     });
