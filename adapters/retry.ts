@@ -58,3 +58,22 @@ export async function withRetries<T>(policy: RetryPolicy, attempt: (n: number, l
     await (policy.sleep ?? abortableSleep)(outcome.afterMs ?? backoffDelay(n, policy.baseMs, policy.maxMs, policy.random), policy.signal);
   }
 }
+
+/** The promise, or a rejection with the signal's reason as soon as it aborts (for calls that ignore their abort). */
+export function whenAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}

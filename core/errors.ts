@@ -123,6 +123,9 @@ export class AgentInvocationError extends BranchSpawnerError {
 
 export class AgentTimeoutError extends AgentInvocationError {}
 
+/** The model server refused a request that offered tools (`toolCalling: auto` then falls back to text). */
+export class ToolsRefusedError extends AgentInvocationError {}
+
 export class AggregationError extends BranchSpawnerError {}
 
 /** The request is not allowed for this caller (e.g. an inline agent where the stack forbids it). */

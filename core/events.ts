@@ -1,5 +1,6 @@
 /** Lifecycle events (EventBridge `source: "branch-spawner"`, detail-type = `type`). */
 import type { BranchRecord, BranchType, RunStatus } from './model';
+import type { ToolCallRecord } from './tools';
 
 export const EVENT_SOURCE = 'branch-spawner';
 
@@ -13,6 +14,7 @@ export const EVENT_TYPES = [
   'BranchFailed',
   'BranchCancelled',
   'SyncPointReached',
+  'ToolCalled',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -70,6 +72,16 @@ export function syncPointEvent(
   detail: Record<string, unknown>,
 ): LifecycleEvent {
   return { type: 'SyncPointReached', team: scope.team, runId: scope.runId, branchId: parentId, time, detail: { seq, ...detail } };
+}
+
+/** One user tool call of an LLM agent: which tool, how it went and how long it took (sizes, not contents). */
+export function toolCalledEvent(
+  branch: Pick<BranchRecord, 'team' | 'runId' | 'id' | 'agent'>,
+  step: number,
+  record: ToolCallRecord,
+  time: number,
+): LifecycleEvent {
+  return { type: 'ToolCalled', team: branch.team, runId: branch.runId, branchId: branch.id, time, detail: { agent: branch.agent, step, ...record } };
 }
 
 /**

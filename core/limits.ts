@@ -74,6 +74,13 @@ export const LIMIT_TABLE = {
     min: 0,
     why: 'an agent that answers outside the protocol 10 times will not get it right on the 11th: more only costs calls',
   },
+  maxToolCallsPerStep: {
+    default: 20,
+    teamMax: 100,
+    ceiling: 1_000,
+    min: 0,
+    why: 'user tool calls an LLM agent makes in one step before it must act: each is a model turn too, and the whole loop runs within one branch timeout',
+  },
   // Run budgets (core/run-budget.ts): the whole tree shares them, however wide and deep it grows.
   maxRunTokens: {
     default: 1_000_000,

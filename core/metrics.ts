@@ -2,6 +2,7 @@
 import type { RunCost } from './cost';
 import type { BranchRecord, BranchStatus, RunRecord } from './model';
 import { budgetUsage, type BudgetUsage } from './run-budget';
+import { mergeToolStats, type ToolStats } from './tools';
 
 export interface RunMetrics {
   totalCreated: number;
@@ -18,6 +19,8 @@ export interface RunMetrics {
   fanOut: { spawns: number; maxWidth: number; avgWidth: number };
   steps: number;
   usage: { inputTokens: number; outputTokens: number };
+  /** User tool calls per tool (LLM agents with tools): calls, failed calls, time spent; absent when none ran. */
+  tools?: Record<string, ToolStats[string] & { avgMs: number }>;
   /** Usage against the run's budgets (`limits.maxRunTokens`, `limits.maxRunSeconds`), when it has any. */
   budgets?: BudgetUsage;
   /** What the run cost in AWS services (the cost meter, core/cost.ts); absent where no meter ran. */
@@ -25,7 +28,7 @@ export interface RunMetrics {
 }
 
 type MetricBranch = Pick<BranchRecord, 'status' | 'depth' | 'parentId' | 'parentSeq' | 'stepCount'> &
-  Partial<Pick<BranchRecord, 'usage'>>;
+  Partial<Pick<BranchRecord, 'usage' | 'toolStats'>>;
 
 export function computeMetrics(
   branches: readonly MetricBranch[],
@@ -40,7 +43,9 @@ export function computeMetrics(
   let maxDepth = 0;
   let steps = 0;
   const usage = { inputTokens: 0, outputTokens: 0 };
+  const tools: ToolStats = {};
   for (const b of branches) {
+    mergeToolStats(tools, b.toolStats);
     byStatus[b.status]++;
     depthSum += b.depth;
     maxDepth = Math.max(maxDepth, b.depth);
@@ -72,6 +77,9 @@ export function computeMetrics(
     },
     steps,
     usage,
+    ...(Object.keys(tools).length
+      ? { tools: Object.fromEntries(Object.entries(tools).map(([name, s]) => [name, { ...s, avgMs: round(s.totalMs / s.calls) }])) }
+      : {}),
     ...(run && budgetUsage(run, usage, now) ? { budgets: budgetUsage(run, usage, now) } : {}),
   };
 }

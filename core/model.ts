@@ -1,5 +1,6 @@
 /** The branch tree's records and the rules of their status changes. */
 import type { WorkMark } from './work-mark';
+import type { ToolStats } from './tools';
 
 export const BRANCH_STATUSES = [
   'PENDING',
@@ -198,6 +199,8 @@ export interface BranchRecord extends Scope {
   advancedBy?: WorkMark;
   /** Agent token usage, summed over the branch's steps (LLM agents). */
   usage?: { inputTokens: number; outputTokens: number };
+  /** User tool calls per tool, summed over the branch's steps (LLM agents with tools). */
+  toolStats?: ToolStats;
 }
 
 export interface SyncCounters {

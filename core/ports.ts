@@ -18,6 +18,7 @@ import type {
 } from './model';
 import type { LifecycleEvent } from './events';
 import type { CostCounters } from './cost';
+import type { ToolCallRecord } from './tools';
 
 export type BranchPatch = Partial<
   Omit<BranchRecord, 'team' | 'runId' | 'id' | 'version' | 'parentId' | 'depth' | 'createdAt'>
@@ -251,12 +252,19 @@ export interface AgentInvocation extends Scope {
   branchType?: BranchType;
   /** Aborted when the branch is cancelled or the run ends. */
   signal?: AbortSignal;
+  /** User tool calls one step may make (the run's `maxToolCallsPerStep`). */
+  maxToolCalls?: number;
+  /** Told of each user tool call as it ends (the trace's `ToolCalled`, the metrics). */
+  onToolCall?: (record: ToolCallRecord) => void;
 }
 
 export interface AgentReply {
   /** The raw response: a JSON value or a string holding one. */
   response: unknown;
+  /** Tokens of the whole step (every model turn of a tool loop). */
   usage?: { inputTokens: number; outputTokens: number };
+  /** Set when the reply is known to be invalid before parsing (bad protocol tool arguments): re-asked like any invalid reply. */
+  invalid?: { field: string; message: string };
 }
 
 export interface AgentInvoker {

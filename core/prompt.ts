@@ -12,6 +12,12 @@ export interface SystemPromptInput {
   allowed: readonly string[];
   /** Copies of itself are always allowed; false leaves the copy forms out. */
   isCopyAllowed?: boolean;
+  /** How the agent answers: `text` (one JSON object; the default) or `tools` (it calls the protocol tools, see core/protocol-tools). */
+  mode?: 'text' | 'tools';
+  /** The user tools offered next to the protocol tools (tools mode). */
+  userTools?: readonly string[];
+  /** Tool calls per step (the run's maxToolCallsPerStep), said in the prompt. */
+  maxToolCalls?: number;
 }
 
 export interface ChatMessage {
@@ -25,6 +31,8 @@ export interface BuildMessagesOptions {
    * memory) are labelled with their agent, so the model does not take their replies for its own.
    */
   agentName?: string;
+  /** `tools`: a refused reply is re-asked as a tool call, not a JSON object. */
+  mode?: 'text' | 'tools';
 }
 
 export function buildSystemPrompt(input: SystemPromptInput): string {
@@ -57,6 +65,12 @@ export function buildSystemPrompt(input: SystemPromptInput): string {
   }
   team.push('Never name any other agent: a reply naming an agent not listed here is rejected.');
   sections.push(team.join('\n'));
+
+  if (input.mode === 'tools') {
+    sections.push(toolForms({ others, copies, canSpawn, userTools: input.userTools ?? [], maxToolCalls: input.maxToolCalls }));
+    if (userSystem) sections.push(`Instructions for this agent:\n${userSystem}`);
+    return sections.join('\n\n');
+  }
 
   const forms: string[] = [
     'How to answer: every reply is exactly one JSON object, in one of these forms.',
@@ -120,15 +134,41 @@ export function buildSystemPrompt(input: SystemPromptInput): string {
   return sections.join('\n\n');
 }
 
+/** How an agent that calls tools acts: the protocol tools, then its own tools. */
+function toolForms(input: { others: string[]; copies: boolean; canSpawn: boolean; userTools: readonly string[]; maxToolCalls?: number }): string {
+  const lines = [
+    'How to act: call tools. Each reply calls exactly one of these protocol tools, which ends your turn:',
+    '- final_response: finish and give your result as "content".',
+  ];
+  if (input.others.length) lines.push('- invoke_agent: hand the work over to another agent in this branch.');
+  if (input.canSpawn) {
+    lines.push(
+      '- parallel_invoke: run agents in parallel, each in its own child branch; when they are done you are called again with the aggregated result (then usually call final_response).',
+    );
+  }
+  if (input.copies) lines.push('- next_actions: split the work into copies of yourself, one per action.');
+  if (input.userTools.length) {
+    const cap = input.maxToolCalls !== undefined ? ` (at most ${input.maxToolCalls} calls in this turn)` : '';
+    lines.push(
+      '',
+      `Before that you may call your own tools as often as you need${cap}: ${input.userTools.map((n) => `"${n}"`).join(', ')}. ` +
+        'Their results come back to you; then act with a protocol tool.',
+    );
+  }
+  lines.push('', `Only the agent names listed above are accepted. A refused call comes back with the reason; call again with corrected arguments.`);
+  return lines.join('\n');
+}
+
 /** The branch memory as chat history, then the step input as the last user message. */
 export function buildMessages(memory: readonly MemoryEntry[], input: unknown, options: BuildMessagesOptions = {}): ChatMessage[] {
+  const mode = options.mode ?? 'text';
   const messages: ChatMessage[] = memory.map((entry) => {
-    const text = entry.role === 'user' ? userText(entry.content) : stringifyContent(entry.content);
+    const text = entry.role === 'user' ? userText(entry.content, mode) : stringifyContent(entry.content);
     const foreign = options.agentName !== undefined && entry.agent !== options.agentName;
     const label = entry.role === 'user' ? `[input to agent ${entry.agent}]` : `[reply of agent ${entry.agent}]`;
     return { role: entry.role, content: foreign ? `${label}\n${text}` : text };
   });
-  messages.push({ role: 'user', content: userText(input) });
+  messages.push({ role: 'user', content: userText(input, mode) });
   return messages;
 }
 
@@ -144,13 +184,14 @@ export function stringifyContent(value: unknown): string {
 }
 
 /** A user turn; the runtime's corrective inputs become plain instructions. */
-function userText(content: unknown): string {
+function userText(content: unknown, mode: 'text' | 'tools'): string {
   if (isObject(content) && content.error === 'InvalidAgentResponse') {
     const field = typeof content.field === 'string' && content.field ? ` (field "${content.field}")` : '';
-    return (
-      `Your previous reply was not accepted${field}: ${stringifyContent(content.message ?? 'invalid response')}\n` +
-      'Answer again with exactly one JSON object in one of the forms from the system prompt, and nothing else.'
-    );
+    const again =
+      mode === 'tools'
+        ? 'Act again: call one protocol tool with corrected arguments.'
+        : 'Answer again with exactly one JSON object in one of the forms from the system prompt, and nothing else.';
+    return `Your previous reply was not accepted${field}: ${stringifyContent(content.message ?? 'invalid response')}\n${again}`;
   }
   if (isObject(content) && content.error === 'LimitExceeded') {
     const limit = typeof content.limit === 'string' ? ` (limit ${content.limit})` : '';

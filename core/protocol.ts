@@ -43,53 +43,65 @@ const waitForSchema = z.union([
 const metadataSchema = z.record(z.string(), z.unknown());
 const aggregatorSchema = z.string().trim().min(1, 'must be a non-empty aggregator name');
 
-const childSchema = z.object({
-  agent: agentName,
-  input: z.unknown().optional(),
-  type: z
-    .string()
-    .transform((t) => t.toLowerCase())
-    .pipe(z.enum(['simple', 'conversation']))
-    .optional(),
-  peers: z.array(agentName).optional(),
-  max_turns: z.number().int().positive().max(1000).optional(),
-});
+/**
+ * The response forms, built around one agent-name schema: parsing uses any non-empty name; the
+ * tools offered to LLM agents (core/protocol-tools.ts) use the names the topology allows, as an
+ * enum, so both come from these very definitions.
+ */
+export function protocolSchemas(name: z.ZodType<string> = agentName) {
+  const childSchema = z.object({
+    agent: name,
+    input: z.unknown().optional(),
+    type: z
+      .string()
+      .transform((t) => t.toLowerCase())
+      .pipe(z.enum(['simple', 'conversation']))
+      .optional(),
+    peers: z.array(name).optional(),
+    max_turns: z.number().int().positive().max(1000).optional(),
+  });
 
-const spawnOptions = {
-  wait_for: waitForSchema.optional(),
-  wait_for_all: z.boolean().optional(),
-  aggregator: aggregatorSchema.optional(),
-  metadata: metadataSchema.optional(),
-  inherit_memory: z.boolean().optional(),
-};
+  const spawnOptions = {
+    wait_for: waitForSchema.optional(),
+    wait_for_all: z.boolean().optional(),
+    aggregator: aggregatorSchema.optional(),
+    metadata: metadataSchema.optional(),
+    inherit_memory: z.boolean().optional(),
+  };
 
-const invokeSchema = z.object({
-  next_action: z.literal('invoke_agent'),
-  action_input: z.union([agentName, z.object({ agent: agentName, input: z.unknown().optional() })]).optional(),
-  agent: agentName.optional(),
-  input: z.unknown().optional(),
-});
+  return {
+    invoke_agent: z.object({
+      next_action: z.literal('invoke_agent'),
+      action_input: z.union([name, z.object({ agent: name, input: z.unknown().optional() })]).optional(),
+      agent: name.optional(),
+      input: z.unknown().optional(),
+    }),
+    parallel_invoke: z.object({
+      next_action: z.literal('parallel_invoke'),
+      agents: z.array(name).optional(),
+      action_input: z.record(z.string(), z.unknown()).optional(),
+      agent_requests: z.record(z.string(), z.unknown()).optional(),
+      branches: z.array(childSchema).optional(),
+      ...spawnOptions,
+    }),
+    final_response: z.object({
+      next_action: z.literal('final_response'),
+      content: z.unknown().optional(),
+      action_input: z.unknown().optional(),
+    }),
+    next_actions: z.object({
+      next_actions: z.array(z.array(z.unknown()).min(1, 'a group must hold at least one action')),
+      content: z.unknown().optional(),
+      ...spawnOptions,
+    }),
+  };
+}
 
-const parallelSchema = z.object({
-  next_action: z.literal('parallel_invoke'),
-  agents: z.array(agentName).optional(),
-  action_input: z.record(z.string(), z.unknown()).optional(),
-  agent_requests: z.record(z.string(), z.unknown()).optional(),
-  branches: z.array(childSchema).optional(),
-  ...spawnOptions,
-});
-
-const finalSchema = z.object({
-  next_action: z.literal('final_response'),
-  content: z.unknown().optional(),
-  action_input: z.unknown().optional(),
-});
-
-const nextActionsSchema = z.object({
-  next_actions: z.array(z.array(z.unknown()).min(1, 'a group must hold at least one action')),
-  content: z.unknown().optional(),
-  ...spawnOptions,
-});
+const schemas = protocolSchemas();
+const invokeSchema = schemas.invoke_agent;
+const parallelSchema = schemas.parallel_invoke;
+const finalSchema = schemas.final_response;
+const nextActionsSchema = schemas.next_actions;
 
 const NEXT_ACTIONS = ['invoke_agent', 'parallel_invoke', 'final_response'] as const;
 

@@ -8,6 +8,7 @@ import { checkDocumentBounds } from './input-bounds';
 import { limitsSchema } from './limits';
 import { DEFAULT_LIMITS, type AgentRegistry, type FailurePolicy, type Limits } from './model';
 import { checkScriptDelays } from './script-directives';
+import { TOOL_CALLING_MODES, toolsSchema } from './tools';
 
 export const AGENT_KINDS = ['script', 'http', 'lambda', 'bedrock', 'openai', 'module'] as const;
 
@@ -39,6 +40,8 @@ const agentSchema = z
     system: z.string().optional(),
     temperature: z.number().min(0).max(2).optional(),
     maxTokens: positiveInt.optional(),
+    toolCalling: z.enum(TOOL_CALLING_MODES).optional(),
+    tools: toolsSchema.optional(),
     // module (local runs and dev only): a function exported by a TypeScript/JavaScript file
     module: z.string().min(1).optional(),
     export: z.string().min(1).optional(),
@@ -110,6 +113,7 @@ export function parseScenario(document: unknown, source: string): Scenario {
         throw new ScenarioError(source, `${field}: a ${agent.kind} agent needs ${alternatives.join(' or ')}`, field);
       }
     }
+    if (agent.toolCalling !== undefined || agent.tools !== undefined) checkToolUse(source, name, agent);
     if (agent.kind === 'script') {
       const timeoutSeconds = scenario.limits?.branchTimeoutSeconds ?? DEFAULT_LIMITS.branchTimeoutSeconds;
       const refused = checkScriptDelays(agent, timeoutSeconds);
@@ -120,4 +124,16 @@ export function parseScenario(document: unknown, source: string): Scenario {
     }
   }
   return scenario as Scenario;
+}
+
+/** Tools are for the LLM kinds, which must call them natively. */
+function checkToolUse(source: string, name: string, agent: { kind: string; toolCalling?: string; tools?: unknown[] }): void {
+  const field = agent.toolCalling !== undefined ? `agents.${name}.toolCalling` : `agents.${name}.tools`;
+  if (agent.kind !== 'openai' && agent.kind !== 'bedrock') {
+    throw new ScenarioError(source, `${field}: only openai and bedrock agents call tools (this agent is ${agent.kind})`, field);
+  }
+  if (agent.toolCalling === 'off' && agent.tools?.length) {
+    const tools = `agents.${name}.tools`;
+    throw new ScenarioError(source, `${tools}: tools need toolCalling auto or on (it is off)`, tools);
+  }
 }

@@ -11,6 +11,7 @@ import { llmInvokers } from '../adapters/agents';
 import { HttpInvoker } from '../adapters/agents/http-invoker';
 import { ModuleInvoker, type ModuleInvokerOptions } from '../adapters/agents/module-invoker';
 import { ScriptInvoker } from '../adapters/agents/script-invoker';
+import { ToolBox } from '../adapters/tools/tool-box';
 import { LocalEventBus } from '../adapters/events/local-event-bus';
 import { BranchAborts } from '../adapters/memory/branch-aborts';
 import { AggregatorRegistry, type AggregatorFn } from '../core/aggregators';
@@ -123,6 +124,7 @@ export class LocalRuntime {
     /** The faults injected so far (`injected`) when chaos is on. */
     readonly faults: RuntimeFaults,
     private readonly options: LocalRuntimeOptions,
+    private readonly toolBox: ToolBox,
   ) {}
 
   static async start(options: LocalRuntimeOptions = {}): Promise<LocalRuntime> {
@@ -145,12 +147,14 @@ export class LocalRuntime {
     const queue = meteredQueue(sent, engines.meter);
     const late = lateBoundTasks();
     const fanOut = engines.createFanOut(sent, late.tasks, (error) => runtime.errors.push(error));
+    // LLM agents' tools: module tools load like module agents; MCP servers are closed with the runtime.
+    const toolBox = new ToolBox(options.modules);
     const invoker = faults.wrapInvoker(
       new KindRouter({
         script: new ScriptInvoker(),
         http: new HttpInvoker(),
         module: new ModuleInvoker(options.modules),
-        ...llmInvokers(),
+        ...llmInvokers({ toolBox }),
         ...options.invokers,
       }),
     );
@@ -169,7 +173,7 @@ export class LocalRuntime {
     };
     late.bind(createFanOutTaskHandlers(deps));
     const worker = createStepWorkerHandler(deps);
-    const runtime = new LocalRuntime(engines, deps, bus, team, worker, fanOut, faults, options);
+    const runtime = new LocalRuntime(engines, deps, bus, team, worker, fanOut, faults, options, toolBox);
     bus.subscribe((event) => {
       aborts.handle([event]);
       runtime.onEvent(event);
@@ -251,6 +255,7 @@ export class LocalRuntime {
     clearInterval(this.costTimer);
     await Promise.all(this.pollers);
     await this.flushCost().catch((error) => this.errors.push(error));
+    await this.toolBox.close();
     await this.engines.close();
   }
 

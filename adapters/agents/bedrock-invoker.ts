@@ -1,13 +1,18 @@
 /**
- * `bedrock` agents: one Bedrock Converse call per step. The system prompt teaches the protocol
- * (core/prompt); the reply's text goes back raw and the runtime parses it. Transient Bedrock
- * errors are retried with backoff; each call has its own timeout.
+ * `bedrock` agents: Bedrock Converse calls. With `toolCalling` off, one call per step: the system
+ * prompt teaches the protocol (core/prompt) and the reply's text goes back raw for the runtime to
+ * parse. Otherwise the protocol and the agent's tools are offered in `toolConfig` and the step
+ * runs the tool loop (tool-loop.ts). Transient Bedrock errors are retried with backoff; each call
+ * has its own timeout.
  */
-import { abortableSleep, again, withRetries, type Sleep } from '../retry';
-import type { BedrockRuntimeClient, ConverseCommandInput, ConverseCommandOutput, Message } from '@aws-sdk/client-bedrock-runtime';
-import { AgentInvocationError, AgentTimeoutError } from '../../core/errors';
+import { abortableSleep, again, whenAborted, withRetries, type Sleep } from '../retry';
+import type { BedrockRuntimeClient, ContentBlock, ConverseCommandInput, ConverseCommandOutput, Message, Tool } from '@aws-sdk/client-bedrock-runtime';
+import { AgentInvocationError, AgentTimeoutError, ToolsRefusedError } from '../../core/errors';
 import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
-import { buildMessages, buildSystemPrompt, type ChatMessage } from '../../core/prompt';
+import type { ChatMessage } from '../../core/prompt';
+import type { ToolSpec } from '../../core/protocol-tools';
+import { ToolBox } from '../tools/tool-box';
+import { invokeLlm, type ChatSession } from './tool-loop';
 
 export type { Sleep } from '../retry';
 
@@ -28,6 +33,8 @@ export interface BedrockInvokerOptions {
   maxBackoffMs?: number;
   /** Per-call timeout when the definition gives no `timeoutMs` (default 60 000). */
   timeoutMs?: number;
+  /** Runs the agents' user tools (default: a ToolBox of its own). */
+  toolBox?: ToolBox;
 }
 
 interface BedrockDefinition {
@@ -66,6 +73,8 @@ export class BedrockInvoker implements AgentInvoker {
   private readonly backoffMs: number;
   private readonly maxBackoffMs: number;
   private readonly timeoutMs: number;
+  private readonly toolBox: ToolBox;
+  private readonly refused = new Set<string>();
 
   constructor(private readonly options: BedrockInvokerOptions = {}) {
     this.defaultClient = options.client;
@@ -75,6 +84,12 @@ export class BedrockInvoker implements AgentInvoker {
     this.backoffMs = options.backoffMs ?? 500;
     this.maxBackoffMs = options.maxBackoffMs ?? 20_000;
     this.timeoutMs = options.timeoutMs ?? 60_000;
+    this.toolBox = options.toolBox ?? new ToolBox();
+  }
+
+  /** Closes what the tools opened (MCP servers). */
+  close(): Promise<void> {
+    return this.toolBox.close();
   }
 
   async invoke(call: AgentInvocation): Promise<AgentReply> {
@@ -90,38 +105,70 @@ export class BedrockInvoker implements AgentInvoker {
       ...(def.temperature !== undefined ? { temperature: def.temperature } : {}),
       ...(def.maxTokens !== undefined ? { maxTokens: def.maxTokens } : {}),
     };
-    const input: ConverseCommandInput = {
-      modelId,
-      system: [{ text: buildSystemPrompt({ agentName: agent, definition: call.definition, allowed: call.allowed, isCopyAllowed: true }) }],
-      messages: toConverseMessages(buildMessages(call.memory, call.input, { agentName: agent })),
-      ...(Object.keys(inferenceConfig).length ? { inferenceConfig } : {}),
+    const converse = (input: ConverseCommandInput): Promise<ConverseCommandOutput> => {
+      const policy = { attempts, baseMs: this.backoffMs, maxMs: this.maxBackoffMs, random: this.random, sleep: this.sleep, signal: call.signal };
+      return withRetries(policy, async (attempt, last) => {
+        if (call.signal?.aborted) throw new AgentInvocationError(agent, 'aborted: the branch ended');
+        const timeout = AbortSignal.timeout(timeoutMs);
+        const signal = call.signal ? AbortSignal.any([call.signal, timeout]) : timeout;
+        try {
+          // Raced against the signal too: an SDK call that ignores the abort must not hold the step.
+          return await whenAborted(client.send(new ConverseCommand(input), { abortSignal: signal as never }), signal);
+        } catch (error) {
+          if (call.signal?.aborted) throw new AgentInvocationError(agent, 'aborted: the branch ended', { cause: error });
+          // Not retried: a model that took the whole timeout would most likely take it again.
+          if (timeout.aborted) {
+            throw new AgentTimeoutError(agent, `no answer from Bedrock model ${modelId} within ${timeoutMs} ms`, { cause: error });
+          }
+          const retryable = isRetryable(error);
+          if (!retryable || last) {
+            const after = retryable ? ` (after ${attempt} attempts)` : '';
+            throw new AgentInvocationError(agent, `Bedrock model ${modelId} failed${after}: ${describeError(error)}`, {
+              cause: error,
+            });
+          }
+          return again();
+        }
+      });
     };
+    const base = (system: string, messages: Message[]): ConverseCommandInput => ({
+      modelId,
+      system: [{ text: system }],
+      messages,
+      ...(Object.keys(inferenceConfig).length ? { inferenceConfig } : {}),
+    });
 
-    const policy = { attempts, baseMs: this.backoffMs, maxMs: this.maxBackoffMs, random: this.random, sleep: this.sleep, signal: call.signal };
-    return withRetries(policy, async (attempt, last) => {
-      if (call.signal?.aborted) throw new AgentInvocationError(agent, 'aborted: the branch ended');
-      const timeout = AbortSignal.timeout(timeoutMs);
-      const signal = call.signal ? AbortSignal.any([call.signal, timeout]) : timeout;
-      try {
-        // Raced against the signal too: an SDK call that ignores the abort must not hold the step.
-        const output = await whenAborted(client.send(new ConverseCommand(input), { abortSignal: signal as never }), signal);
-        return toReply(agent, modelId, output);
-      } catch (error) {
-        if (error instanceof AgentInvocationError) throw error;
-        if (call.signal?.aborted) throw new AgentInvocationError(agent, 'aborted: the branch ended', { cause: error });
-        // Not retried: a model that took the whole timeout would most likely take it again.
-        if (timeout.aborted) {
-          throw new AgentTimeoutError(agent, `no answer from Bedrock model ${modelId} within ${timeoutMs} ms`, { cause: error });
-        }
-        const retryable = isRetryable(error);
-        if (!retryable || last) {
-          const after = retryable ? ` (after ${attempt} attempts)` : '';
-          throw new AgentInvocationError(agent, `Bedrock model ${modelId} failed${after}: ${describeError(error)}`, {
-            cause: error,
-          });
-        }
-        return again();
-      }
+    return invokeLlm<Message>({
+      call,
+      toolBox: this.toolBox,
+      refused: this.refused,
+      modelKey: `${def.region ?? ''} ${modelId}`,
+      text: async (system, messages) => toReply(agent, modelId, await converse(base(system, toConverseMessages(messages)))),
+      initial: toConverseMessages,
+      session: (system): ChatSession<Message> => ({
+        turn: async (messages, tools, choice) => {
+          const input = {
+            ...base(system, messages),
+            toolConfig: { tools: tools.map(converseTool), toolChoice: choice === 'required' ? { any: {} } : { auto: {} } },
+          };
+          let output: ConverseCommandOutput;
+          try {
+            output = await converse(input);
+          } catch (error) {
+            throw refusedTools(error) ?? error;
+          }
+          return toTurn(agent, modelId, output);
+        },
+        // Converse takes every result of one turn in one user message.
+        toolResults: (results) => [
+          {
+            role: 'user',
+            content: results.map((r) => ({
+              toolResult: { toolUseId: r.call.id, content: [{ text: r.text || '(empty)' }], status: r.isError ? 'error' : 'success' },
+            })),
+          },
+        ],
+      }),
     });
   }
 
@@ -165,6 +212,33 @@ function toReply(agent: string, modelId: string, output: ConverseCommandOutput):
   };
 }
 
+function converseTool(tool: ToolSpec): Tool {
+  return { toolSpec: { name: tool.name, description: tool.description, inputSchema: { json: tool.parameters as never } } };
+}
+
+/** One model turn of the tool loop: its text, its toolUse blocks and usage. */
+function toTurn(agent: string, modelId: string, output: ConverseCommandOutput) {
+  const message = output.output?.message;
+  if (!message) throw new AgentInvocationError(agent, `Bedrock model ${modelId} returned no message (stopReason ${output.stopReason ?? 'unknown'})`);
+  const blocks: ContentBlock[] = message.content ?? [];
+  const texts = blocks.map((b) => b.text).filter((t): t is string => typeof t === 'string');
+  const calls = blocks
+    .filter((b) => b.toolUse)
+    .map((b, i) => ({ id: b.toolUse!.toolUseId ?? `tooluse_${i}`, name: b.toolUse!.name ?? '', args: b.toolUse!.input ?? {} }));
+  return {
+    message: { role: 'assistant' as const, content: blocks },
+    ...(texts.length ? { text: texts.join('\n') } : {}),
+    calls,
+    usage: { inputTokens: output.usage?.inputTokens ?? 0, outputTokens: output.usage?.outputTokens ?? 0 },
+  };
+}
+
+/** A ValidationException about tools: the model does not do tool calling (or not this way). */
+function refusedTools(error: unknown): ToolsRefusedError | undefined {
+  if (!(error instanceof AgentInvocationError) || !/ValidationException/.test(error.message) || !/tool/i.test(error.message)) return undefined;
+  return new ToolsRefusedError(error.agent, error.message, { cause: error });
+}
+
 function isRetryable(error: unknown): boolean {
   const e = error as { name?: string; code?: string; $retryable?: unknown; $metadata?: { httpStatusCode?: number } };
   const status = e?.$metadata?.httpStatusCode ?? 0;
@@ -185,24 +259,5 @@ function describeError(error: unknown): string {
 function newClient(Client: BedrockSdk['BedrockRuntimeClient'], region: string | undefined): BedrockRuntimeClient {
   // One attempt per send: this invoker's own loop does the retrying (and its backoff).
   return new Client({ ...(region ? { region } : {}), maxAttempts: 1 });
-}
-
-
-function whenAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 

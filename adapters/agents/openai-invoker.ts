@@ -1,13 +1,18 @@
 /**
- * `openai` agents: one call per step to any OpenAI-compatible `/chat/completions` endpoint
- * (OpenAI, Ollama, llama.cpp server, vLLM, ...). The system prompt teaches the protocol
- * (core/prompt); the reply's text goes back raw and the runtime parses it. 429, 5xx and
- * network errors are retried with backoff; each call has its own timeout.
+ * `openai` agents: calls to any OpenAI-compatible `/chat/completions` endpoint (OpenAI, Ollama,
+ * llama.cpp server, vLLM, ...). With `toolCalling` off, one call per step: the system prompt
+ * teaches the protocol (core/prompt) and the reply's text goes back raw for the runtime to parse.
+ * Otherwise the protocol and the agent's tools are offered as `tools` and the step runs the tool
+ * loop (tool-loop.ts). 429, 5xx and network errors are retried with backoff; each call has its
+ * own timeout.
  */
 import { abortableSleep, again, withRetries, type Sleep } from '../retry';
-import { AgentInvocationError, AgentTimeoutError } from '../../core/errors';
+import { AgentInvocationError, AgentTimeoutError, ToolsRefusedError } from '../../core/errors';
 import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
-import { buildMessages, buildSystemPrompt } from '../../core/prompt';
+import type { ChatMessage } from '../../core/prompt';
+import type { ToolSpec } from '../../core/protocol-tools';
+import { ToolBox } from '../tools/tool-box';
+import { invokeLlm, type ChatSession, type ToolCallRequest } from './tool-loop';
 
 export type { Sleep } from '../retry';
 
@@ -31,7 +36,12 @@ export interface OpenAiInvokerOptions {
   maxRetryAfterMs?: number;
   /** Per-call timeout when the definition gives no `timeoutMs` (default 60 000). */
   timeoutMs?: number;
+  /** Runs the agents' user tools (default: a ToolBox of its own). */
+  toolBox?: ToolBox;
 }
+
+/** A chat completions message as the API takes it. */
+type OpenAiMessage = Record<string, unknown>;
 
 interface OpenAiDefinition {
   model?: string;
@@ -44,12 +54,15 @@ interface OpenAiDefinition {
 }
 
 interface ChatCompletion {
-  choices?: { message?: { content?: unknown }; finish_reason?: string }[];
+  choices?: {
+    message?: { role?: string; content?: unknown; tool_calls?: { id?: string; type?: string; function?: { name?: string; arguments?: unknown } }[] };
+    finish_reason?: string;
+  }[];
   usage?: { prompt_tokens?: number; completion_tokens?: number };
 }
 
-type Attempt =
-  | { ok: true; reply: AgentReply }
+type Attempt<T> =
+  | { ok: true; reply: T }
   | { ok: false; error: AgentInvocationError; retryable: boolean; retryAfterMs?: number };
 
 export class OpenAiInvoker implements AgentInvoker {
@@ -63,6 +76,8 @@ export class OpenAiInvoker implements AgentInvoker {
   private readonly maxBackoffMs: number;
   private readonly maxRetryAfterMs: number;
   private readonly timeoutMs: number;
+  private readonly toolBox: ToolBox;
+  private readonly refused = new Set<string>();
 
   constructor(options: OpenAiInvokerOptions = {}) {
     this.fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
@@ -75,6 +90,12 @@ export class OpenAiInvoker implements AgentInvoker {
     this.maxBackoffMs = options.maxBackoffMs ?? 20_000;
     this.maxRetryAfterMs = options.maxRetryAfterMs ?? 30_000;
     this.timeoutMs = options.timeoutMs ?? 60_000;
+    this.toolBox = options.toolBox ?? new ToolBox();
+  }
+
+  /** Closes what the tools opened (MCP servers). */
+  close(): Promise<void> {
+    return this.toolBox.close();
   }
 
   async invoke(call: AgentInvocation): Promise<AgentReply> {
@@ -93,39 +114,59 @@ export class OpenAiInvoker implements AgentInvoker {
       }
       headers.authorization = `Bearer ${key}`;
     }
-    const system = buildSystemPrompt({ agentName: agent, definition: call.definition, allowed: call.allowed, isCopyAllowed: true });
-    const body = JSON.stringify({
-      model: def.model,
-      messages: [{ role: 'system', content: system }, ...buildMessages(call.memory, call.input, { agentName: agent })],
-      ...(def.temperature !== undefined ? { temperature: def.temperature } : {}),
-      ...(def.maxTokens !== undefined ? { max_tokens: def.maxTokens } : {}),
-      stream: false,
-    });
     const timeoutMs = def.timeoutMs ?? this.timeoutMs;
     const attempts = def.retries !== undefined ? def.retries + 1 : this.maxAttempts;
+    const sampling = {
+      ...(def.temperature !== undefined ? { temperature: def.temperature } : {}),
+      ...(def.maxTokens !== undefined ? { max_tokens: def.maxTokens } : {}),
+    };
+    const post = <T>(body: Record<string, unknown>, read: (text: string) => T): Promise<T> => {
+      const text = JSON.stringify({ model: def.model, ...body, ...sampling, stream: false });
+      const policy = { attempts, baseMs: this.backoffMs, maxMs: this.maxBackoffMs, random: this.random, sleep: this.sleep, signal: call.signal };
+      return withRetries(policy, async (attempt, last) => {
+        if (call.signal?.aborted) throw new AgentInvocationError(agent, 'aborted: the branch ended');
+        const result = await this.attempt(agent, url, headers, text, timeoutMs, call.signal, read);
+        if (result.ok) return result.reply;
+        if (!result.retryable || last) {
+          if (attempt > 1) result.error.message += ` (after ${attempt} attempts)`;
+          throw result.error;
+        }
+        return again(result.retryAfterMs);
+      });
+    };
+    const system = (content: string): OpenAiMessage => ({ role: 'system', content });
 
-    const policy = { attempts, baseMs: this.backoffMs, maxMs: this.maxBackoffMs, random: this.random, sleep: this.sleep, signal: call.signal };
-    return withRetries(policy, async (attempt, last) => {
-      if (call.signal?.aborted) throw new AgentInvocationError(agent, 'aborted: the branch ended');
-      const result = await this.attempt(agent, url, headers, body, timeoutMs, call.signal);
-      if (result.ok) return result.reply;
-      if (!result.retryable || last) {
-        if (attempt > 1) result.error.message += ` (after ${attempt} attempts)`;
-        throw result.error;
-      }
-      return again(result.retryAfterMs);
+    return invokeLlm<OpenAiMessage>({
+      call,
+      toolBox: this.toolBox,
+      refused: this.refused,
+      modelKey: `${url} ${def.model}`,
+      text: (prompt, messages) => post({ messages: [system(prompt), ...messages] }, (text) => toReply(agent, url, text)),
+      initial: (messages: ChatMessage[]) => messages.map((m) => ({ role: m.role, content: m.content })),
+      session: (prompt): ChatSession<OpenAiMessage> => ({
+        turn: async (messages, tools, choice) => {
+          const body = { messages: [system(prompt), ...messages], tools: tools.map(openAiTool), tool_choice: choice };
+          try {
+            return await post(body, (text) => toTurn(agent, url, text));
+          } catch (error) {
+            throw refusedTools(error) ?? error;
+          }
+        },
+        toolResults: (results) => results.map((r) => ({ role: 'tool', tool_call_id: r.call.id, content: r.text })),
+      }),
     });
   }
 
   /** One HTTP call; a failure says whether it is worth retrying (and any delay the server asked for). */
-  private async attempt(
+  private async attempt<T>(
     agent: string,
     url: string,
     headers: Record<string, string>,
     body: string,
     timeoutMs: number,
     callSignal: AbortSignal | undefined,
-  ): Promise<Attempt> {
+    read: (text: string) => T,
+  ): Promise<Attempt<T>> {
     const timeout = AbortSignal.timeout(timeoutMs);
     const signal = callSignal ? AbortSignal.any([callSignal, timeout]) : timeout;
     let status: number;
@@ -158,7 +199,7 @@ export class OpenAiInvoker implements AgentInvoker {
     if (status < 200 || status >= 300) {
       return { ok: false, error: new AgentInvocationError(agent, `HTTP ${status} from ${url}: ${errorDetail(text)}`), retryable: false };
     }
-    return { ok: true, reply: toReply(agent, url, text) };
+    return { ok: true, reply: read(text) };
   }
 
   private retryAfterMs(header: string | null): number | undefined {
@@ -182,12 +223,7 @@ export function chatCompletionsUrl(baseUrl: string): string {
 }
 
 function toReply(agent: string, url: string, text: string): AgentReply {
-  let body: ChatCompletion;
-  try {
-    body = JSON.parse(text) as ChatCompletion;
-  } catch {
-    throw new AgentInvocationError(agent, `${url} answered with something that is not JSON: ${text.slice(0, 200)}`);
-  }
+  const body = parseBody(agent, url, text);
   const choice = body.choices?.[0];
   const content = contentText(choice?.message?.content);
   if (content === undefined) {
@@ -200,6 +236,56 @@ function toReply(agent: string, url: string, text: string): AgentReply {
     ? { inputTokens: body.usage.prompt_tokens ?? 0, outputTokens: body.usage.completion_tokens ?? 0 }
     : undefined;
   return usage ? { response: content, usage } : { response: content };
+}
+
+function openAiTool(tool: ToolSpec) {
+  return { type: 'function', function: { name: tool.name, description: tool.description, parameters: tool.parameters } };
+}
+
+/** One model turn of the tool loop: its text, its tool calls (arguments parsed) and usage. */
+function toTurn(agent: string, url: string, text: string) {
+  const body = parseBody(agent, url, text);
+  const message = body.choices?.[0]?.message;
+  if (!message) throw new AgentInvocationError(agent, `${url} returned no message (finish_reason ${body.choices?.[0]?.finish_reason ?? 'unknown'})`);
+  const calls: ToolCallRequest[] = (message.tool_calls ?? []).map((c, i) => ({
+    id: c.id ?? `call_${i}`,
+    name: c.function?.name ?? '',
+    args: parseArguments(c.function?.arguments),
+  }));
+  const content = contentText(message.content);
+  return {
+    // Replayed as sent (some servers reject a null content next to tool calls: an empty string instead).
+    message: { role: 'assistant', content: content ?? '', ...(message.tool_calls?.length ? { tool_calls: message.tool_calls } : {}) },
+    ...(content !== undefined ? { text: content } : {}),
+    calls,
+    ...(body.usage ? { usage: { inputTokens: body.usage.prompt_tokens ?? 0, outputTokens: body.usage.completion_tokens ?? 0 } } : {}),
+  };
+}
+
+/** Arguments come as a JSON string; an object is taken as it is, text that is not JSON stays text (and is refused). */
+function parseArguments(raw: unknown): unknown {
+  if (typeof raw !== 'string') return raw ?? {};
+  if (raw.trim() === '') return {};
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return raw;
+  }
+}
+
+/** A 400/404/422 that names tools: the server (or model) does not do tool calling. */
+function refusedTools(error: unknown): ToolsRefusedError | undefined {
+  if (!(error instanceof AgentInvocationError) || error instanceof ToolsRefusedError) return undefined;
+  if (!/^HTTP (400|404|422|501) /.test(error.message) || !/tool/i.test(error.message)) return undefined;
+  return new ToolsRefusedError(error.agent, error.message, { cause: error });
+}
+
+function parseBody(agent: string, url: string, text: string): ChatCompletion {
+  try {
+    return JSON.parse(text) as ChatCompletion;
+  } catch {
+    throw new AgentInvocationError(agent, `${url} answered with something that is not JSON: ${text.slice(0, 200)}`);
+  }
 }
 
 /** A string, or the text parts of a content array (some servers answer with parts). */

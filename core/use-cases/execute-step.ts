@@ -5,12 +5,14 @@
  */
 import { budgetRefusesCall, chargeCall, endRunAtDeadline, withRunDeadline } from '../budget-gate';
 import { errorMessage, InvalidAgentResponseError, PayloadTooLargeError, TransientError } from '../errors';
+import { toolCalledEvent } from '../events';
 import { refusalError, refusalInput } from '../limits';
 import { groupSize, isTerminal, spawnWidth, type BranchRecord, type ChildGroup, type MemoryEntry, type RunRecord } from '../model';
 import { WorkMark } from '../work-mark';
 import type { AgentReply, BranchPatch, StepMessage } from '../ports';
 import { parseAgentResponse, type Decision } from '../protocol';
 import { allowedTargets, checkTopology } from '../topology';
+import { addToolCalls, type ToolCallRecord } from '../tools';
 import { defined, hit, loadRun, scopeOf, type SpawnerDeps } from './deps';
 import { endBranch, endedAbove, tellEnd } from './end-branch';
 import { readableResponse } from './readable-json';
@@ -100,6 +102,13 @@ async function runAgentStep(
   const branchSignal = deps.signalFor?.(scopeOf(branch), branch.id);
   const deadline = withRunDeadline(deps, run, branchSignal);
   const signal = deadline.signal;
+  // Each user tool call goes out as a ToolCalled event when it ends, and into the branch's toolStats with the step.
+  const toolCalls: ToolCallRecord[] = [];
+  const told: Promise<void>[] = [];
+  const onToolCall = (record: ToolCallRecord) => {
+    toolCalls.push(record);
+    told.push(deps.events.publish([toolCalledEvent(branch, step, record, deps.clock.now())]));
+  };
   try {
     reply = await deps.invoker.invoke({
       ...scopeOf(branch),
@@ -113,6 +122,8 @@ async function runAgentStep(
       depth: branch.depth,
       branchType: branch.type,
       signal,
+      maxToolCalls: run.limits.maxToolCallsPerStep,
+      onToolCall,
     });
     if (reply === null || typeof reply !== 'object') throw new TypeError(`the invoker returned ${describeValue(reply)}, not a reply`);
   } catch (error) {
@@ -124,9 +135,13 @@ async function runAgentStep(
     if (signal?.aborted) return 'skipped';
     // Throttling and the like: the message comes back later (and ends in the DLQ if it never passes).
     if (error instanceof TransientError) throw error;
-    return failBranch(deps, branch, delivery, `agent ${branch.agent} failed: ${errorMessage(error)}`, { stepCount: step + 1 });
+    return failBranch(deps, branch, delivery, `agent ${branch.agent} failed: ${errorMessage(error)}`, {
+      stepCount: step + 1,
+      toolStats: addToolCalls(branch.toolStats, toolCalls),
+    });
   } finally {
     deadline.done();
+    await Promise.all(told);
   }
 
   if (await chargeCall(deps, run, branch, validUsage(reply.usage) ? reply.usage : undefined)) return 'skipped';
@@ -145,10 +160,12 @@ async function runAgentStep(
         outputTokens: (branch.usage?.outputTokens ?? 0) + reply.usage.outputTokens,
       }
     : undefined;
-  const base = defined({ stepCount: step + 1, memory, usage, advancedBy: WorkMark.step(delivery.messageId), taskToken: branch.taskToken });
+  const toolStats = addToolCalls(branch.toolStats, toolCalls);
+  const base = defined({ stepCount: step + 1, memory, usage, toolStats, advancedBy: WorkMark.step(delivery.messageId), taskToken: branch.taskToken });
 
   let decision: Decision;
   try {
+    if (reply.invalid) throw new InvalidAgentResponseError(reply.invalid.message, { field: reply.invalid.field });
     if (!readable.ok) throw new InvalidAgentResponseError(`response ${readable.reason}`, { field: '(root)' });
     decision = parseAgentResponse(response, { currentAgent: branch.agent, currentInput: branch.input });
     // A JSON text parses into any depth; what the decision carries on must be storable too.

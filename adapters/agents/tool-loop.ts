@@ -1,0 +1,186 @@
+/**
+ * The model <-> tool loop of one step of an LLM agent that calls tools natively. The model is
+ * offered the protocol tools (core/protocol-tools) and the agent's user tools; user tool calls
+ * are run and their results sent back, until the model calls a protocol tool (the step's reply)
+ * or answers in text (read with the text protocol). The wire format of each API (OpenAI chat
+ * completions, Bedrock Converse) is its invoker's business, behind ChatSession.
+ */
+import { AgentInvocationError, ToolsRefusedError } from '../../core/errors';
+import { DEFAULT_LIMITS } from '../../core/limits';
+import type { AgentInvocation, AgentReply } from '../../core/ports';
+import { buildMessages, buildSystemPrompt, type ChatMessage } from '../../core/prompt';
+import { isProtocolTool, protocolTools, responseOfToolCall, type ToolSpec } from '../../core/protocol-tools';
+import { toolCallingOf, toolsSchema, type ToolCallRecord } from '../../core/tools';
+import { callTool, ToolCallAborted, type ToolBox, type ToolCallContext, type UserTool } from '../tools/tool-box';
+
+export interface ToolCallRequest {
+  id: string;
+  name: string;
+  /** Parsed arguments; a string when the model sent text that is not JSON. */
+  args: unknown;
+}
+
+export interface ModelTurn<M> {
+  /** The model's message as it goes back into the conversation. */
+  message: M;
+  text?: string;
+  calls: ToolCallRequest[];
+  usage?: { inputTokens: number; outputTokens: number };
+}
+
+export interface ToolResult {
+  call: ToolCallRequest;
+  text: string;
+  isError: boolean;
+}
+
+export interface ChatSession<M> {
+  /** One model call (with the invoker's retries) offering these tools; `required`: a tool must be called. */
+  turn(messages: M[], tools: ToolSpec[], choice: 'auto' | 'required'): Promise<ModelTurn<M>>;
+  /** The messages that give the model its tool calls' results. */
+  toolResults(results: ToolResult[]): M[];
+}
+
+export interface ToolLoopOptions<M> {
+  agent: string;
+  messages: M[];
+  protocol: ToolSpec[];
+  tools: UserTool[];
+  /** `required` makes the model call a tool every turn (`toolCalling: on`). */
+  choice: 'auto' | 'required';
+  maxToolCalls: number;
+  context: ToolCallContext;
+  onToolCall?: (record: ToolCallRecord) => void;
+}
+
+export async function runToolLoop<M>(session: ChatSession<M>, options: ToolLoopOptions<M>): Promise<AgentReply> {
+  const { agent, protocol, tools, maxToolCalls, context } = options;
+  const byName = new Map(tools.map((t) => [t.spec.name, t]));
+  const messages = [...options.messages];
+  const usage = { inputTokens: 0, outputTokens: 0 };
+  let called = 0;
+  for (;;) {
+    const spent = called >= maxToolCalls;
+    // Past the limit only the protocol tools are offered, and one of them must be called.
+    const offered = spent ? protocol : [...protocol, ...tools.map((t) => t.spec)];
+    const turn = await session.turn(messages, offered, spent ? 'required' : options.choice);
+    usage.inputTokens += turn.usage?.inputTokens ?? 0;
+    usage.outputTokens += turn.usage?.outputTokens ?? 0;
+
+    const actions = turn.calls.filter((c) => isProtocolTool(c.name));
+    if (actions.length > 1) {
+      const names = actions.map((c) => c.name).join(', ');
+      return { response: turn.text ?? '', usage, invalid: { field: '(root)', message: `call exactly one protocol tool per reply; got ${names}` } };
+    }
+    if (actions.length === 1) {
+      // User tool calls next to the action are not run: the action ends the step.
+      const action = actions[0];
+      const read = responseOfToolCall(action.name as Parameters<typeof responseOfToolCall>[0], action.args);
+      return read.ok ? { response: read.response, usage } : { response: { next_action: action.name }, usage, invalid: read };
+    }
+    if (turn.calls.length === 0) return { response: turn.text ?? '', usage };
+    if (spent) {
+      throw new AgentInvocationError(
+        agent,
+        `LimitExceeded maxToolCallsPerStep: ${agent} called tools again after its ${maxToolCalls} tool calls of this step`,
+      );
+    }
+
+    messages.push(turn.message);
+    const results: ToolResult[] = [];
+    // The calls of one turn run together (the model asked for them at once); those past the limit are refused.
+    const outcomes = await Promise.allSettled(
+      turn.calls.map(async (call) => {
+        const tool = byName.get(call.name);
+        if (called >= maxToolCalls) {
+          const text = `refused: the ${maxToolCalls} tool calls of this step (maxToolCallsPerStep) are used; act now with a protocol tool`;
+          return refusal(call, tool, text, 'refused');
+        }
+        called++;
+        if (!tool) return refusal(call, tool, `there is no tool named "${call.name}"`, 'error');
+        if (typeof call.args === 'string') {
+          return refusal(call, tool, `the arguments of ${call.name} must be a JSON object: ${call.args.slice(0, 200)}`, 'error');
+        }
+        return { call, ...(await callTool(tool, call.args ?? {}, context)) };
+      }),
+    );
+    let aborted: ToolCallAborted | undefined;
+    for (const outcome of outcomes) {
+      if (outcome.status === 'rejected') {
+        if (!(outcome.reason instanceof ToolCallAborted)) throw outcome.reason;
+        aborted = outcome.reason;
+        options.onToolCall?.(outcome.reason.outcome.record);
+        continue;
+      }
+      options.onToolCall?.(outcome.value.record);
+      results.push({ call: outcome.value.call, text: outcome.value.text, isError: outcome.value.isError });
+    }
+    if (aborted) throw new AgentInvocationError(agent, 'aborted: the branch ended', { cause: aborted });
+    messages.push(...session.toolResults(results));
+  }
+}
+
+function refusal(call: ToolCallRequest, tool: UserTool | undefined, text: string, status: ToolCallRecord['status']) {
+  const record: ToolCallRecord = {
+    tool: call.name,
+    kind: tool?.kind ?? 'unknown',
+    status,
+    durationMs: 0,
+    argumentBytes: 0,
+    outputBytes: 0,
+    error: text,
+  };
+  return { call, text, isError: true, record };
+}
+
+export interface LlmStep<M> {
+  call: AgentInvocation;
+  toolBox: ToolBox;
+  /** Models whose server refused tools: `auto` goes straight to the text protocol for them. */
+  refused: Set<string>;
+  modelKey: string;
+  /** One call in the text protocol (the fallback, and `toolCalling: off`). */
+  text(system: string, messages: ChatMessage[]): Promise<AgentReply>;
+  /** The API's tool-calling session, with this system prompt. */
+  session(system: string): ChatSession<M>;
+  /** The history and the step's input in the API's message shape. */
+  initial(messages: ChatMessage[]): M[];
+}
+
+/**
+ * One step of an LLM agent, by its `toolCalling` (core/tools.ts): `off` answers in text; `on`
+ * runs the tool loop; `auto` runs it and, when the server refuses a request with tools, answers
+ * in text instead (and keeps doing so for that model in this process).
+ */
+export async function invokeLlm<M>(step: LlmStep<M>): Promise<AgentReply> {
+  const { call } = step;
+  const agent = call.agentName;
+  const mode = toolCallingOf(call.definition);
+  const base = { agentName: agent, definition: call.definition, allowed: call.allowed, isCopyAllowed: true };
+  const inText = () => step.text(buildSystemPrompt(base), buildMessages(call.memory, call.input, { agentName: agent }));
+  if (mode === 'off' || (mode === 'auto' && step.refused.has(step.modelKey))) return inText();
+
+  const definitions = toolsSchema.safeParse(call.definition.tools ?? []);
+  if (!definitions.success) {
+    throw new AgentInvocationError(agent, `agent ${agent} tools: ${definitions.error.issues[0]?.message ?? 'invalid'}`, { cause: definitions.error });
+  }
+  const tools = await step.toolBox.toolsFor(agent, definitions.data);
+  const maxToolCalls = call.maxToolCalls ?? DEFAULT_LIMITS.maxToolCallsPerStep;
+  const system = buildSystemPrompt({ ...base, mode: 'tools', userTools: tools.map((t) => t.spec.name), maxToolCalls });
+  try {
+    return await runToolLoop(step.session(system), {
+      agent,
+      messages: step.initial(buildMessages(call.memory, call.input, { agentName: agent, mode: 'tools' })),
+      protocol: protocolTools(base),
+      tools,
+      choice: mode === 'on' ? 'required' : 'auto',
+      maxToolCalls,
+      context: { agent, branchId: call.branchId, runId: call.runId, signal: call.signal },
+      onToolCall: call.onToolCall,
+    });
+  } catch (error) {
+    if (mode !== 'auto' || !(error instanceof ToolsRefusedError)) throw error;
+    step.refused.add(step.modelKey);
+    return inText();
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * User tools of LLM agents (`tools:` in an agent's definition): what a definition may say, what
+ * one tool call leaves behind (for the trace, the metrics and the budgets), and how those add up.
+ * Running a tool is an adapter's job (adapters/tools).
+ */
+import { z } from 'zod';
+import { PROTOCOL_TOOL_NAMES } from './protocol-tools';
+
+/** Tool names as the tool-calling APIs accept them (OpenAI and Bedrock both). */
+const toolName = z
+  .string()
+  .regex(/^[a-zA-Z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, "_" or "-"')
+  .refine((name) => !(PROTOCOL_TOOL_NAMES as readonly string[]).includes(name), {
+    message: `is a protocol tool's name (${PROTOCOL_TOOL_NAMES.join(', ')})`,
+  });
+const positiveInt = z.number().int('must be an integer').positive('must be positive');
+
+/** Default time a tool call may take, ms. */
+export const DEFAULT_TOOL_TIMEOUT_MS = 30_000;
+/** Longest a tool's `timeoutMs` may be (a step's tools run within the branch's timeout anyway). */
+export const MAX_TOOL_TIMEOUT_MS = 900_000;
+/** Characters of a tool's output the model gets; past this it is cut and marked. */
+export const DEFAULT_TOOL_OUTPUT_CHARS = 20_000;
+export const MAX_TOOL_OUTPUT_CHARS = 200_000;
+
+const common = {
+  description: z.string().max(2_000).optional(),
+  timeoutMs: positiveInt.max(MAX_TOOL_TIMEOUT_MS, `must be ≤ ${MAX_TOOL_TIMEOUT_MS}`).optional(),
+  maxOutputChars: positiveInt.max(MAX_TOOL_OUTPUT_CHARS, `must be ≤ ${MAX_TOOL_OUTPUT_CHARS}`).optional(),
+};
+const parameters = z.record(z.string(), z.unknown()).optional();
+
+const moduleTool = z
+  .object({
+    kind: z.literal('module'),
+    module: z.string().min(1),
+    export: z.string().min(1).optional(),
+    name: toolName.optional(),
+    parameters,
+    ...common,
+  })
+  .strict()
+  .refine((t) => t.name !== undefined || t.export !== undefined, {
+    message: 'a module tool needs "name" or "export" (its name is the export unless given)',
+    path: ['name'],
+  });
+
+const httpTool = z
+  .object({
+    kind: z.literal('http'),
+    name: toolName,
+    url: z.string().url('must be a URL'),
+    headers: z.record(z.string(), z.string()).optional(),
+    parameters,
+    ...common,
+  })
+  .strict();
+
+const mcpTool = z
+  .object({
+    kind: z.literal('mcp'),
+    /** stdio: the command that starts the server (local runs). */
+    command: z.string().min(1).optional(),
+    args: z.array(z.string()).max(100).optional(),
+    env: z.record(z.string(), z.string()).optional(),
+    cwd: z.string().min(1).optional(),
+    /** Streamable HTTP: the server's URL. */
+    url: z.string().url('must be a URL').optional(),
+    headers: z.record(z.string(), z.string()).optional(),
+    /** Only these of the server's tools are offered (default: all). */
+    include: z.array(z.string().min(1)).max(200).optional(),
+    /** Put before each of the server's tool names (`<prefix>_<name>`), to keep names apart. */
+    prefix: z.string().regex(/^[a-zA-Z0-9_-]{1,20}$/, 'must be 1-20 letters, digits, "_" or "-"').optional(),
+    ...common,
+  })
+  .strict()
+  .refine((t) => (t.command === undefined) !== (t.url === undefined), {
+    message: 'an mcp tool needs either "command" (stdio) or "url" (streamable HTTP), not both',
+    path: ['command'],
+  });
+
+export const toolDefinitionSchema = z.discriminatedUnion('kind', [moduleTool, httpTool, mcpTool]);
+export const toolsSchema = z.array(toolDefinitionSchema).max(50, 'at most 50 tool entries per agent');
+export type ToolDefinition = z.infer<typeof toolDefinitionSchema>;
+export type ModuleToolDefinition = z.infer<typeof moduleTool>;
+export type HttpToolDefinition = z.infer<typeof httpTool>;
+export type McpToolDefinition = z.infer<typeof mcpTool>;
+
+export const TOOL_CALLING_MODES = ['auto', 'on', 'off'] as const;
+export type ToolCallingMode = (typeof TOOL_CALLING_MODES)[number];
+
+/**
+ * How an agent answers: `off` (the text protocol), `on` (the protocol as tools; a server without
+ * tool calling fails the step) or `auto` (tools, and the text protocol where the server refuses
+ * them). An agent with user tools is `auto` unless it says otherwise; without, `off`.
+ */
+export function toolCallingOf(definition: Record<string, unknown>): ToolCallingMode {
+  const mode = definition.toolCalling;
+  if (mode === 'auto' || mode === 'on' || mode === 'off') return mode;
+  return Array.isArray(definition.tools) && definition.tools.length > 0 ? 'auto' : 'off';
+}
+
+export type ToolCallStatus = 'ok' | 'error' | 'timeout' | 'aborted' | 'refused';
+
+/** One user tool call, as the trace (`ToolCalled`) and the metrics see it. */
+export interface ToolCallRecord {
+  /** The tool's name as the model called it. */
+  tool: string;
+  /** Where it ran: `module`, `http` or `mcp`. */
+  kind: ToolDefinition['kind'] | 'unknown';
+  status: ToolCallStatus;
+  durationMs: number;
+  /** Sizes, not contents: arguments and outputs stay out of events. */
+  argumentBytes: number;
+  outputBytes: number;
+  error?: string;
+}
+
+/** Per tool: calls, failed calls and time spent (summed over a branch's steps, then the run). */
+export interface ToolStat {
+  calls: number;
+  errors: number;
+  totalMs: number;
+  maxMs: number;
+}
+export type ToolStats = Record<string, ToolStat>;
+
+export function addToolCalls(stats: ToolStats | undefined, records: readonly ToolCallRecord[]): ToolStats | undefined {
+  if (records.length === 0) return stats;
+  const next: ToolStats = { ...stats };
+  for (const r of records) {
+    const s = next[r.tool] ?? { calls: 0, errors: 0, totalMs: 0, maxMs: 0 };
+    next[r.tool] = {
+      calls: s.calls + 1,
+      errors: s.errors + (r.status === 'ok' ? 0 : 1),
+      totalMs: s.totalMs + r.durationMs,
+      maxMs: Math.max(s.maxMs, r.durationMs),
+    };
+  }
+  return next;
+}
+
+export function mergeToolStats(into: ToolStats, add: ToolStats | undefined): ToolStats {
+  for (const [tool, s] of Object.entries(add ?? {})) {
+    const t = into[tool] ?? { calls: 0, errors: 0, totalMs: 0, maxMs: 0 };
+    into[tool] = { calls: t.calls + s.calls, errors: t.errors + s.errors, totalMs: t.totalMs + s.totalMs, maxMs: Math.max(t.maxMs, s.maxMs) };
+  }
+  return into;
+}
