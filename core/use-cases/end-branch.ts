@@ -11,7 +11,7 @@
  *       parent's sync point, and when the counts decide it early, the sync point is settled.
  * 3. `settleSyncPoint` settles a decided sync point once: it is claimed, its children still
  *    running are cancelled (step 1, with the parent deciding), and the parent either resumes
- *    (fan-in.ts: aggregate, next group, its agent again) or fails — step 1, one level up.
+ *    (sync-point.ts: aggregate, next group, its agent again) or fails — step 1, one level up.
  *
  * Events are at-least-once across crashes, by the rule "the work that makes a change publishes
  * its event before the work is acknowledged, and every retry of that work publishes it again".
@@ -24,7 +24,7 @@
  */
 import { branchEvent, runEvent, syncPointEvent, syncPointResults, type LifecycleEvent } from '../events';
 import { BudgetExceededError, errorMessage } from '../errors';
-import { decideFanIn, type FanInDecision } from '../fan-in';
+import { decideFanIn, type FanInDecision } from '../fan-in-decision';
 import {
   ACTIVE_STATUSES,
   childId,
@@ -40,7 +40,7 @@ import {
 import type { BranchPatch } from '../ports';
 import { WorkMark } from '../work-mark';
 import { defined, hit, loadRun, publish, scopeOf, type SpawnerDeps } from './deps';
-import { aggregateFor, firstFailure, resumeParent } from './fan-in';
+import { aggregateFor, firstFailure, resumeParent } from './sync-point';
 import { openSyncPoint } from './spawn';
 
 export type EndStatus = Exclude<BranchStatus, 'PENDING' | 'RUNNING' | 'WAITING'>;

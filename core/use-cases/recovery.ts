@@ -2,7 +2,7 @@
  * Recovery: a step message that failed every delivery (the DLQ), and a run whose process died
  * (`resume`). Both only finish work the normal path would have done; every part is idempotent.
  */
-import { decideFanIn } from '../fan-in';
+import { decideFanIn } from '../fan-in-decision';
 import { branchEvent, runEvent } from '../events';
 import { NotFoundError } from '../errors';
 import { isTerminal, ROOT_BRANCH_ID, spawnWidth, type BranchRecord, type RunStatus, type Scope } from '../model';
@@ -10,7 +10,7 @@ import type { StepMessage } from '../ports';
 import { cancelRun } from './cancel-run';
 import { loadRun, publish, scopeOf, type SpawnerDeps } from './deps';
 import { endBranch, settleSyncPoint, tellEnd } from './end-branch';
-import { currentChildIds } from './fan-in';
+import { currentChildIds } from './sync-point';
 import { fanOutRequest, openSyncPoint } from './spawn';
 import { isInProcessWork, isSyncMark, markKind, WorkMark } from '../work-mark';
 

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decideFanIn, type FanInDecision } from '../../core/fan-in';
+import { decideFanIn, type FanInDecision } from '../../core/fan-in-decision';
 import type { ChildOutcome, SyncCounters, WaitFor } from '../../core/model';
 
 const counters = (total: number, succeeded = 0, failed = 0, cancelled = 0): SyncCounters => ({ total, succeeded, failed, cancelled });
