@@ -14,9 +14,10 @@ import { parseAgentResponse, type Decision } from '../protocol';
 import { allowedTargets, checkTopology } from '../topology';
 import { addToolCalls, type ToolCallRecord } from '../tools';
 import { defined, hit, loadRun, scopeOf, type SpawnerDeps } from './deps';
-import { endBranch, endedAbove, tellEnd } from './end-branch';
+import { branchEnds, endBranch, endedAbove, tellEnd } from './end-branch';
 import { readableResponse } from './readable-json';
-import { checkSpawn, openSyncPoint, spawnGroups, spawnStateFromDecision } from './spawn';
+import { checkSpawn, spawnGroups, spawnStateFromDecision } from './spawn';
+import { openSyncPoint } from './sync-point';
 
 export type StepOutcome =
   | 'advanced'
@@ -47,7 +48,7 @@ export async function executeStep(deps: SpawnerDeps, message: StepMessage, deliv
   }
   if (branch.status === 'WAITING') {
     if (branch.spawn?.step === message.step) {
-      await openSyncPoint(deps, run, branch);
+      await openSyncPoint(deps, branchEnds, run, branch);
       return 'recovered';
     }
     return 'skipped';
@@ -214,7 +215,7 @@ async function runAgentStep(
       });
       if (waiting.kind === 'conflict') return 'skipped';
       if (waiting.kind === 'too-large') return failBranch(deps, branch, delivery, waiting.message, base);
-      await openSyncPoint(deps, run, waiting.branch, Array.isArray(spawn.childSpecs) ? undefined : decision.groups[0]);
+      await openSyncPoint(deps, branchEnds, run, waiting.branch, Array.isArray(spawn.childSpecs) ? undefined : decision.groups[0]);
       return 'spawned';
     }
   }

@@ -3,7 +3,8 @@ import type { ChildFailureInput, FanOutFailureInput, FanOutTasks, SyncPointTaskI
 import { type SpawnerDeps } from './deps';
 import { isTerminal } from '../model';
 import { WorkMark } from '../work-mark';
-import { endBranch, endedAbove, settleSyncPoint, tellEnd } from './end-branch';
+import { branchEnds, endBranch, endedAbove, tellEnd } from './end-branch';
+import { settleSyncPoint } from './sync-point';
 
 /** The fan-out tasks over the use cases (what every orchestrator's tasks call). */
 export function fanOutTasks(deps: SpawnerDeps): FanOutTasks {
@@ -41,7 +42,7 @@ export async function recordChildFailure(deps: SpawnerDeps, input: ChildFailureI
 
 /** The fan-out's Map finished: settle the sync point (a no-op if an early exit did already). */
 export async function aggregateSyncPoint(deps: SpawnerDeps, input: SyncPointTaskInput): Promise<void> {
-  await settleSyncPoint(deps, { team: input.team, runId: input.runId }, input.parentId, input.seq, { fanOutEnded: true });
+  await settleSyncPoint(deps, branchEnds, { team: input.team, runId: input.runId }, input.parentId, input.seq, { fanOutEnded: true });
 }
 
 /**

@@ -9,9 +9,8 @@ import { isTerminal, ROOT_BRANCH_ID, spawnWidth, type BranchRecord, type RunStat
 import type { StepMessage } from '../ports';
 import { cancelRun } from './cancel-run';
 import { loadRun, publish, scopeOf, type SpawnerDeps } from './deps';
-import { endBranch, settleSyncPoint, tellEnd } from './end-branch';
-import { currentChildIds } from './sync-point';
-import { fanOutRequest, openSyncPoint } from './spawn';
+import { branchEnds, endBranch, tellEnd } from './end-branch';
+import { currentChildIds, fanOutRequest, openSyncPoint, settleSyncPoint } from './sync-point';
 import { isInProcessWork, isSyncMark, markKind, WorkMark } from '../work-mark';
 
 export interface PoisonDelivery {
@@ -141,7 +140,7 @@ export async function resumeRun(deps: SpawnerDeps, scope: Scope): Promise<Resume
     const children = await deps.store.getBranches(scope, currentChildIds(branch));
     if (!sp || children.length < spawnWidth(branch.spawn) || !branch.spawn.announced) {
       // The spawn died before it finished opening (records, children, events): open it again.
-      await openSyncPoint(deps, run, branch);
+      await openSyncPoint(deps, branchEnds, run, branch);
       report.reopened++;
       continue;
     }
@@ -153,7 +152,7 @@ export async function resumeRun(deps: SpawnerDeps, scope: Scope): Promise<Resume
     const live = (await deps.store.getBranches(scope, currentChildIds(branch))).filter((c) => !isTerminal(c.status));
     const decided = decideFanIn(sp.counters, sp.waitFor, sp.maxFailedFraction).action !== 'wait';
     if (sp.aggregatedAt !== undefined || live.length === 0 || decided) {
-      await settleSyncPoint(deps, scope, branch.id, seq);
+      await settleSyncPoint(deps, branchEnds, scope, branch.id, seq);
       report.settled++;
       continue;
     }

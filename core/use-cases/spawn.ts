@@ -1,12 +1,6 @@
-/** The fan-out side: an agent asked for children; check limits, write them, start the fan-out. */
-import { branchEvent } from '../events';
+/** A spawn: an agent asked for children; check limits and keep what the parent will wait on (sync-point.ts opens it). */
 import { branchBudgetRefusal, checkSpawnLimits, type LimitRefusal } from '../limits';
-import type { FanOutRequest } from '../ports';
 import {
-  childId,
-  isTerminal,
-  fanOutExecutionName,
-  spawnWidth,
   type AggregatorRef,
   type BranchRecord,
   type ChildGroup,
@@ -17,8 +11,7 @@ import {
   type WaitFor,
 } from '../model';
 import type { SpawnDecision } from '../protocol';
-import { cancelChildren } from './end-branch';
-import { hit, publish, scopeOf, type SpawnerDeps } from './deps';
+import { scopeOf, type SpawnerDeps } from './deps';
 
 export interface SpawnOptions {
   waitFor: WaitFor;
@@ -120,87 +113,5 @@ export function spawnStateFromDecision(
     ...spawnStateFor(branch, seq, step, first, decision),
     pendingGroups: rest,
     grouped: decision.grouped,
-  };
-}
-
-/**
- * Opens the branch's current sync point: the counters, the child records, the fan-out.
- * Every part is idempotent, so a retry after a crash simply runs it again.
- */
-export async function openSyncPoint(
-  deps: SpawnerDeps,
-  run: RunRecord,
-  parent: BranchRecord,
-  /** The specs, when the caller has them at hand (saves reading stored ones back). */
-  known?: ChildSpec[],
-): Promise<void> {
-  const spawn = parent.spawn;
-  if (!spawn) return;
-  const scope = scopeOf(parent);
-  const executionName = fanOutExecutionName(scope, parent.id, spawn.seq);
-  const maxFailedFraction = spawn.aggregationOf !== undefined ? 0 : run.failurePolicy.maxFailedFraction;
-  await deps.store.createSyncPoint({
-    ...scope,
-    parentId: parent.id,
-    seq: spawn.seq,
-    counters: { total: spawnWidth(spawn), succeeded: 0, failed: 0, cancelled: 0 },
-    waitFor: spawn.waitFor,
-    maxFailedFraction,
-    executionName,
-  });
-  const now = deps.clock.now();
-  const specs = known ?? (await specsOf(deps, scope, spawn.childSpecs));
-  const children: BranchRecord[] = specs.map((spec, i) => ({
-    ...scope,
-    id: childId(parent.id, spawn.firstIndex + i),
-    parentId: parent.id,
-    parentSeq: spawn.seq,
-    depth: parent.depth + 1,
-    type: spawn.aggregationOf !== undefined ? 'AGGREGATION' : spec.type,
-    entryAgent: spec.agent,
-    agent: spec.agent,
-    status: 'PENDING',
-    version: 0,
-    stepCount: 0,
-    invalidCount: 0,
-    refusalCount: 0,
-    input: spec.input,
-    memory: spawn.inheritMemory ? parent.memory.map((entry) => ({ ...entry, inherited: true })) : [],
-    ...(spec.peers ? { peers: spec.peers } : {}),
-    ...(spec.maxTurns ? { maxTurns: spec.maxTurns } : {}),
-    inheritMemory: spawn.inheritMemory,
-    childCount: 0,
-    fanIn: { waitFor: spawn.waitFor, maxFailedFraction },
-    createdAt: now,
-  }));
-  await deps.store.createBranches(children);
-  hit(deps, 'after-write-children', scope, `${parent.id}#${spawn.seq}`);
-  // BranchCreated is published before the parent records that it was (`announced`): a worker
-  // that dies in between leaves the mark unset, and whoever opens this sync point again (the
-  // step's redelivery, a retried settlement, resume) publishes again. At least once; twice only
-  // when two openers overlap.
-  if (!spawn.announced) {
-    await publish(deps, ...children.map((c) => branchEvent('BranchCreated', c, now, { seq: spawn.seq })));
-    await deps.store.updateBranch(scope, parent.id, parent.version, { spawn: { ...spawn, announced: true } });
-  }
-  await deps.fanOut.start(fanOutRequest(run, parent.id, spawn, executionName));
-  // The parent may have ended (a cancel) while this ran; its end cancelled the children it could
-  // read then. Checked after the children exist and their fan-out started, so that either that
-  // end saw them or this read sees the end: the children it missed are cancelled here.
-  const current = await deps.store.getBranch(scope, parent.id);
-  if (current && isTerminal(current.status) && current.spawn?.seq === spawn.seq) await cancelChildren(deps, current);
-}
-
-/** The fan-out of a sync point: its children as a range of indices, never a list. */
-export function fanOutRequest(run: RunRecord, parentId: string, spawn: SpawnState, executionName: string): FanOutRequest {
-  return {
-    ...scopeOf(run),
-    parentId,
-    seq: spawn.seq,
-    executionName,
-    maxConcurrency: run.limits.maxConcurrentBranches,
-    firstIndex: spawn.firstIndex,
-    count: spawnWidth(spawn),
-    timeoutSeconds: run.limits.branchTimeoutSeconds,
   };
 }

@@ -1,15 +1,136 @@
 /**
- * The resume side of a sync point (the end side is end-branch.ts): the children's results become
- * one value (the aggregator), and the parent goes on — its next group, its `agent:` aggregator's
- * branch, or its own agent again with the value as input.
+ * A sync point's life, in one place: a parent that spawned children waits on it.
+ *
+ * 1. Open (`openSyncPoint`): its record and counters, the child records, BranchCreated, the fan-out.
+ * 2. Count (`countChildEnd`): each child's end is counted once; when the counts decide it early
+ *    (core/fan-in-decision.ts), the sync point is settled at once, else the fan-out's Aggregate does.
+ * 3. Settle (`settleSyncPoint`): claimed once; the children left out are cancelled; then the
+ *    SyncPointReached event; the parent fails, or
+ * 4. resumes (`resumeParent`): the aggregate (the aggregator), then its next group, its
+ *    `agent:` aggregator's branch, or its own agent again with the aggregate as input.
+ *
+ * Ending a branch tells its sync point, and settling a sync point ends branches: the ends of
+ * end-branch.ts are handed in (`BranchEnds`), so the two modules do not import each other.
  */
 import { aggregate, type ChildResult } from '../aggregators';
-import { AggregationError, PayloadTooLargeError } from '../errors';
-import { childId, spawnWidth, type BranchRecord, type RunRecord, type SpawnState } from '../model';
-import { defined, hit, scopeOf, type SpawnerDeps } from './deps';
+import { errorMessage, AggregationError, PayloadTooLargeError } from '../errors';
+import { branchEvent, syncPointEvent, syncPointResults } from '../events';
+import { decideFanIn, type FanInDecision } from '../fan-in-decision';
+import {
+  childId,
+  fanOutExecutionName,
+  isTerminal,
+  spawnWidth,
+  type BranchRecord,
+  type ChildOutcome,
+  type ChildSpec,
+  type RunRecord,
+  type Scope,
+  type SpawnState,
+  type SyncCounters,
+} from '../model';
+import type { FanOutRequest } from '../ports';
 import { WorkMark } from '../work-mark';
+import { defined, hit, loadRun, publish, scopeOf, type SpawnerDeps } from './deps';
+import type { BranchEnd, TellOptions } from './end-branch';
 import { readableResponse } from './readable-json';
-import { openSyncPoint, spawnStateFor } from './spawn';
+import { specsOf, spawnStateFor } from './spawn';
+
+/** How branches end (end-branch.ts), handed to the sync point's steps that end branches. */
+export interface BranchEnds {
+  endBranch(deps: SpawnerDeps, branch: BranchRecord, end: BranchEnd, options?: TellOptions): Promise<BranchRecord | undefined>;
+  tellEnd(deps: SpawnerDeps, branch: BranchRecord, by: WorkMark, options?: TellOptions): Promise<void>;
+  endForParent(
+    deps: SpawnerDeps,
+    child: BranchRecord,
+    end: { status: 'CANCELLED' | 'FAILED'; by: WorkMark; error: string },
+    retell?: boolean,
+  ): Promise<BranchRecord>;
+  cancelChildren(deps: SpawnerDeps, parent: BranchRecord): Promise<void>;
+}
+
+/**
+ * Opens the branch's current sync point: the counters, the child records, the fan-out.
+ * Every part is idempotent, so a retry after a crash simply runs it again.
+ */
+export async function openSyncPoint(
+  deps: SpawnerDeps,
+  ends: BranchEnds,
+  run: RunRecord,
+  parent: BranchRecord,
+  /** The specs, when the caller has them at hand (saves reading stored ones back). */
+  known?: ChildSpec[],
+): Promise<void> {
+  const spawn = parent.spawn;
+  if (!spawn) return;
+  const scope = scopeOf(parent);
+  const executionName = fanOutExecutionName(scope, parent.id, spawn.seq);
+  const maxFailedFraction = spawn.aggregationOf !== undefined ? 0 : run.failurePolicy.maxFailedFraction;
+  await deps.store.createSyncPoint({
+    ...scope,
+    parentId: parent.id,
+    seq: spawn.seq,
+    counters: { total: spawnWidth(spawn), succeeded: 0, failed: 0, cancelled: 0 },
+    waitFor: spawn.waitFor,
+    maxFailedFraction,
+    executionName,
+  });
+  const now = deps.clock.now();
+  const specs = known ?? (await specsOf(deps, scope, spawn.childSpecs));
+  const children: BranchRecord[] = specs.map((spec, i) => ({
+    ...scope,
+    id: childId(parent.id, spawn.firstIndex + i),
+    parentId: parent.id,
+    parentSeq: spawn.seq,
+    depth: parent.depth + 1,
+    type: spawn.aggregationOf !== undefined ? 'AGGREGATION' : spec.type,
+    entryAgent: spec.agent,
+    agent: spec.agent,
+    status: 'PENDING',
+    version: 0,
+    stepCount: 0,
+    invalidCount: 0,
+    refusalCount: 0,
+    input: spec.input,
+    memory: spawn.inheritMemory ? parent.memory.map((entry) => ({ ...entry, inherited: true })) : [],
+    ...(spec.peers ? { peers: spec.peers } : {}),
+    ...(spec.maxTurns ? { maxTurns: spec.maxTurns } : {}),
+    inheritMemory: spawn.inheritMemory,
+    childCount: 0,
+    fanIn: { waitFor: spawn.waitFor, maxFailedFraction },
+    createdAt: now,
+  }));
+  await deps.store.createBranches(children);
+  hit(deps, 'after-write-children', scope, `${parent.id}#${spawn.seq}`);
+  // BranchCreated is published before the parent records that it was (`announced`): a worker
+  // that dies in between leaves the mark unset, and whoever opens this sync point again (the
+  // step's redelivery, a retried settlement, resume) publishes again. At least once; twice only
+  // when two openers overlap.
+  if (!spawn.announced) {
+    await publish(deps, ...children.map((c) => branchEvent('BranchCreated', c, now, { seq: spawn.seq })));
+    await deps.store.updateBranch(scope, parent.id, parent.version, { spawn: { ...spawn, announced: true } });
+  }
+  await deps.fanOut.start(fanOutRequest(run, parent.id, spawn, executionName));
+  // The parent may have ended (a cancel) while this ran; its end cancelled the children it could
+  // read then. Checked after the children exist and their fan-out started, so that either that
+  // end saw them or this read sees the end: the children it missed are cancelled here.
+  const current = await deps.store.getBranch(scope, parent.id);
+  if (current && isTerminal(current.status) && current.spawn?.seq === spawn.seq) await ends.cancelChildren(deps, current);
+}
+
+/** The fan-out of a sync point: its children as a range of indices, never a list. */
+export function fanOutRequest(run: RunRecord, parentId: string, spawn: SpawnState, executionName: string): FanOutRequest {
+  return {
+    ...scopeOf(run),
+    parentId,
+    seq: spawn.seq,
+    executionName,
+    maxConcurrency: run.limits.maxConcurrentBranches,
+    firstIndex: spawn.firstIndex,
+    count: spawnWidth(spawn),
+    timeoutSeconds: run.limits.branchTimeoutSeconds,
+  };
+}
 
 /** Ids of the children of the branch's current sync point. */
 export function currentChildIds(branch: BranchRecord): string[] {
@@ -60,13 +181,14 @@ export function aggregateFor(deps: SpawnerDeps, parent: BranchRecord, seq: numbe
  */
 export async function resumeParent(
   deps: SpawnerDeps,
+  ends: BranchEnds,
   run: RunRecord,
   parent: BranchRecord,
   seq: number,
   value: unknown,
 ): Promise<string | undefined> {
   try {
-    await resumeParentWith(deps, run, parent, seq, value);
+    await resumeParentWith(deps, ends, run, parent, seq, value);
     return undefined;
   } catch (error) {
     // An aggregate that cannot be stored on the parent fails it; thrown, it would fail the
@@ -76,7 +198,7 @@ export async function resumeParent(
   }
 }
 
-async function resumeParentWith(deps: SpawnerDeps, run: RunRecord, parent: BranchRecord, seq: number, value: unknown) {
+async function resumeParentWith(deps: SpawnerDeps, ends: BranchEnds, run: RunRecord, parent: BranchRecord, seq: number, value: unknown) {
   const scope = scopeOf(parent);
   const spawn = parent.spawn!;
   const mark = WorkMark.sync(seq);
@@ -88,7 +210,7 @@ async function resumeParentWith(deps: SpawnerDeps, run: RunRecord, parent: Branc
         childCount: parent.childCount + spawnWidth(next.spawn),
         advancedBy: mark,
       });
-      if (updated) await openSyncPoint(deps, run, updated);
+      if (updated) await openSyncPoint(deps, ends, run, updated);
       return;
     }
     // `next_actions`: a list, one aggregate per group, whether there was one group or several.
@@ -106,7 +228,7 @@ async function resumeParentWith(deps: SpawnerDeps, run: RunRecord, parent: Branc
     await deps.queue.send([{ ...scope, branchId: parent.id, step: parent.stepCount }]);
   } else if (parent.status === 'WAITING' && parent.advancedBy === mark && parent.spawn && parent.spawn.seq !== seq) {
     // A retry after a crash while opening the next sync point: open it again (idempotent).
-    await openSyncPoint(deps, run, parent);
+    await openSyncPoint(deps, ends, run, parent);
   }
 }
 
@@ -148,4 +270,216 @@ function nextSpawnAfter(parent: BranchRecord, spawn: SpawnState, value: unknown)
     };
   }
   return undefined;
+}
+
+/**
+ * A child's end told to its parent (end-branch.ts, step 2c): counts it on the parent's sync point (exactly once), settles the sync
+ * point when the counts decide it early, and releases the child's fan-out iteration.
+ */
+export async function countChildEnd(deps: SpawnerDeps, ends: BranchEnds, branch: BranchRecord, options: TellOptions): Promise<void> {
+  const scope = scopeOf(branch);
+  const parentId = branch.parentId!;
+  const seq = branch.parentSeq!;
+  const { applied, counters } = await deps.store.recordChildEnd(scope, parentId, seq, branch.id, outcomeOf(branch));
+  if (options.parentDeciding) return;
+  const fanIn = branch.fanIn ?? { waitFor: 'all' as const, maxFailedFraction: 0.5 };
+  const decision = decideFanIn(counters, fanIn.waitFor, fanIn.maxFailedFraction);
+  if (decision.action !== 'wait') {
+    // An early exit is settled here (its fan-out stopped, so its Aggregate never runs). A
+    // repeated end (a retry after a crash) settles again if the sync point was claimed: the
+    // crash may have cut the settlement short (before the stop, too: the settlement sees from
+    // the children that it was early). Otherwise the fan-out's Aggregate settles.
+    if (decision.cancelRest || (!applied && (await deps.store.getSyncPoint(scope, parentId, seq))?.aggregatedAt !== undefined)) {
+      // A first count is new work; a repeated one may be the retry of a settlement that died.
+      await settleSyncPoint(deps, ends, scope, parentId, seq, { decision, mayRepeat: !applied });
+    }
+  }
+  const token = branch.taskToken ?? options.taskToken;
+  if (token) {
+    hit(deps, 'before-task-success', scope, branch.id);
+    await deps.fanOut.childFinished(token, { branchId: branch.id, status: branch.status });
+  }
+}
+
+/** A sync point's counts as its children ended. */
+function countOutcomes(children: readonly BranchRecord[]): SyncCounters {
+  const counters: SyncCounters = { total: children.length, succeeded: 0, failed: 0, cancelled: 0 };
+  for (const child of children) if (isTerminal(child.status)) counters[outcomeOf(child)]++;
+  return counters;
+}
+
+export function outcomeOf(branch: BranchRecord): ChildOutcome {
+  if (branch.status === 'COMPLETED') return 'succeeded';
+  if (branch.status === 'CANCELLED') return 'cancelled';
+  return 'failed';
+}
+
+export interface SettleOptions {
+  /** The decision already taken by the caller (early exit); computed from the counters otherwise. */
+  decision?: FanInDecision;
+  /**
+   * True for the fan-out's own Aggregate task: its Map has ended, there is nothing to stop.
+   * Anyone else (a child's end, a retry of one, resume) stops the fan-out when the settlement is
+   * early (see `settledEarly`).
+   */
+  fanOutEnded?: boolean;
+  /**
+   * False when this settlement is new work (a child's end counted for the first time), not the
+   * retry of one that died: ends already written under the settlement's mark are then another
+   * settlement's, alive or retried by its own work, which tells them; telling them here too would
+   * publish their events twice. Default true (the Aggregate task, resume, a repeated count).
+   */
+  mayRepeat?: boolean;
+}
+
+/**
+ * Settles a sync point exactly once (end-branch.ts, step 3): claims it, cancels the children still running, and
+ * resumes or fails the parent. A repeat (a retry after a crash) redoes the idempotent parts.
+ * Each child record is read once.
+ */
+export async function settleSyncPoint(
+  deps: SpawnerDeps,
+  ends: BranchEnds,
+  scope: Scope,
+  parentId: string,
+  seq: number,
+  options: SettleOptions = {},
+): Promise<void> {
+  const [sp, parent] = await Promise.all([deps.store.getSyncPoint(scope, parentId, seq), deps.store.getBranch(scope, parentId)]);
+  if (!sp || !parent) return;
+  hit(deps, 'inside-aggregate', scope, `${parentId}#${seq}`);
+  const by = WorkMark.settle(parentId, seq);
+  const onIt = parent.spawn?.seq === seq;
+  const retell = options.mayRepeat !== false;
+  if (sp.aggregatedAt === undefined && (!onIt || parent.status !== 'WAITING')) {
+    // The parent ended before this sync point decided (cancelled, timed out): its end cancelled
+    // the children. Nothing to settle.
+    return;
+  }
+  if (!onIt && isTerminal(parent.status) && parent.status !== 'COMPLETED') {
+    // The parent ended (a cancel) while this settlement opened its next sync point, whose last
+    // part — cancelling the children created under an ended parent — may have died with it. A
+    // retry finds the parent moved on and ended: it does that part again (idempotent).
+    await ends.cancelChildren(deps, parent);
+  }
+  if (!onIt && retell && sp.aggregatedAt !== undefined) {
+    // A retry of a settlement that died after cancelling children, found the parent moved on
+    // (another settlement resumed it): the ends it wrote are told here, or never.
+    for (const child of await deps.store.getBranches(scope, await earlierChildIds(deps, scope, parent, seq))) {
+      if (isTerminal(child.status) && child.advancedBy === by) await ends.tellEnd(deps, child, by, { parentDeciding: true });
+    }
+  }
+  const spawn = parent.spawn!;
+  const ids = onIt ? Array.from({ length: spawnWidth(spawn) }, (_, i) => childId(parentId, spawn.firstIndex + i)) : [];
+  let children = onIt ? await deps.store.getBranches(scope, ids) : [];
+  let outcome = sp.outcome;
+  let decision = options.decision;
+  let claimed: FanInDecision | undefined;
+  if (sp.aggregatedAt === undefined) {
+    if (children.length < ids.length) {
+      // The spawn died before it created every child: finish opening it instead (idempotent).
+      const run = await loadRun(deps, scope);
+      if (run) await openSyncPoint(deps, ends, run, parent);
+      return;
+    }
+    let counters = sp.counters;
+    decision ??= decideFanIn(counters, sp.waitFor, sp.maxFailedFraction);
+    if (decision.action === 'wait') {
+      // The fan-out ended but some ends were never counted: count them from the records (a child
+      // still active here lost its iteration: it fails, as a Map iteration that failed would).
+      children = await Promise.all(children.map(async (child) => {
+        if (!isTerminal(child.status)) {
+          return ends.endForParent(deps, child, { status: 'FAILED', by, error: 'the fan-out ended without a report from this branch' }, retell);
+        }
+        counters = (await deps.store.recordChildEnd(scope, parentId, seq, child.id, outcomeOf(child))).counters;
+        return child;
+      }));
+      counters = (await deps.store.getSyncPoint(scope, parentId, seq))?.counters ?? counters;
+      decision = decideFanIn(counters, sp.waitFor, sp.maxFailedFraction);
+      if (decision.action === 'wait') return;
+    }
+    if (await deps.store.claimAggregation(scope, parentId, seq, decision.action, deps.clock.now())) {
+      outcome = decision.action;
+      claimed = decision;
+    } else {
+      outcome = (await deps.store.getSyncPoint(scope, parentId, seq))?.outcome;
+    }
+  }
+  const early = !options.fanOutEnded && settledEarly(options.decision, children, by);
+  // The children still running are left out: cancel them (each counted, nothing decided by them).
+  // (Each is read back if a concurrent settlement ended it first, or the aggregate would count it
+  // as still running.)
+  children = await Promise.all(
+    children.map((child) => ends.endForParent(deps, child, { status: 'CANCELLED', by, error: 'the sync point was settled without it' }, retell)),
+  );
+  if (claimed && claimed.action !== 'wait') {
+    // Published once the children are final, so it reports what the aggregate will: the children
+    // that ended while it was decided, and those it cancelled, as they ended.
+    const counters = countOutcomes(children);
+    await publish(deps, syncPointEvent(scope, parentId, seq, deps.clock.now(), { outcome, reason: claimed.reason, ...counters, ...syncPointResults(children) }));
+  }
+  // Stopped before the parent moves on, so a retry that finds the parent moved on knows it was.
+  if (early) await deps.fanOut.stop(sp.executionName, `sync point ${parentId}#${seq} settled early`);
+
+  if ((outcome ?? 'fail') === 'fail') {
+    const reason = decision && decision.action !== 'wait' ? decision.reason : 'too many children failed';
+    // An `agent:<Name>` aggregator's branch is not one of the children the failure policy is about.
+    const aggregator = onIt && spawn.aggregationOf !== undefined && spawn.aggregator.kind === 'agent' ? spawn.aggregator.agent : undefined;
+    const error = aggregator ? `the aggregator agent:${aggregator} failed` : `children failed: ${reason}`;
+    await failParent(deps, ends, parent, seq, by, `${error}${firstFailure(children)}`);
+    return;
+  }
+  const run = await loadRun(deps, scope);
+  if (!run) return;
+  let failure: string | undefined;
+  if (parent.status !== 'WAITING' || !onIt) {
+    // The parent already moved on from this sync point (a retry after a crash in the resume):
+    // there is nothing to aggregate, only the resume's last part to finish.
+    failure = await resumeParent(deps, ends, run, parent, seq, undefined);
+  } else {
+    let value: unknown;
+    try {
+      value = aggregateFor(deps, parent, seq, children);
+    } catch (error) {
+      failure = errorMessage(error);
+    }
+    if (!failure) failure = await resumeParent(deps, ends, run, parent, seq, value);
+  }
+  if (failure) await failParent(deps, ends, parent, seq, by, failure);
+}
+
+/**
+ * The children of a parent's sync point `seq`, earlier than its current one: each spawn takes the
+ * next child indexes, so they are the sync point's `total` indexes below those of the sync points
+ * after it.
+ */
+async function earlierChildIds(deps: SpawnerDeps, scope: Scope, parent: BranchRecord, seq: number): Promise<string[]> {
+  const spawn = parent.spawn;
+  if (!spawn || spawn.seq <= seq) return [];
+  let end = spawn.firstIndex;
+  for (let s = spawn.seq - 1; s > seq; s--) end -= (await deps.store.getSyncPoint(scope, parent.id, s))?.counters.total ?? 0;
+  const total = (await deps.store.getSyncPoint(scope, parent.id, seq))?.counters.total ?? 0;
+  return Array.from({ length: total }, (_, i) => childId(parent.id, end - total + i));
+}
+
+/**
+ * Whether a sync point is settled before its fan-out ended (its execution must then be stopped):
+ * the counts decided it with children still to end, or a child has not ended, or one was
+ * cancelled by this very settlement — a retry after a crash cut it short: by then the counters
+ * (the cancelled children counted) no longer show that the exit was early, the children do.
+ */
+function settledEarly(decision: FanInDecision | undefined, children: BranchRecord[], by: WorkMark): boolean {
+  if (decision && decision.action !== 'wait' && decision.cancelRest) return true;
+  return children.some((c) => !isTerminal(c.status) || (c.status === 'CANCELLED' && c.advancedBy === by));
+}
+
+/** A parent whose sync point failed (or could not be aggregated) fails; a retry tells it again. */
+async function failParent(deps: SpawnerDeps, ends: BranchEnds, parent: BranchRecord, seq: number, by: WorkMark, error: string) {
+  if (isTerminal(parent.status)) {
+    if (parent.advancedBy === by) await ends.tellEnd(deps, parent, by, { mayHaveChildren: false });
+    return;
+  }
+  if (parent.spawn?.seq !== seq) return;
+  // Its children were settled by the caller: nothing to cancel below it.
+  await ends.endBranch(deps, parent, { status: 'FAILED', by, error, from: ['WAITING'] }, { mayHaveChildren: false });
 }
