@@ -8,13 +8,14 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { ValidationError } from '../core/errors';
-import type { Scope } from '../core/model';
+import type { AgentRegistry, Scope } from '../core/model';
 import { errorResponse } from '../functions/handlers/http-errors';
 import { EventHub } from './dev/event-hub';
 import { exampleAggregators, exampleAggregatorModules, loadExamples } from './dev/examples';
 import { headerValue, lambdaContext, toProxyEvent, writeResult } from './dev/gateway-shim';
 import { createRequestGuard } from './dev/request-guard';
 import { devRoutes, type DevRouteResult } from './dev/router';
+import { checkModuleAgents } from './module-agents';
 import { LocalRuntime, type LocalRuntimeOptions } from './runtime';
 
 export type { ExampleView } from './dev/examples';
@@ -45,12 +46,13 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   const examplesDir = options.examplesDir ?? EXAMPLES_DIR;
   const examples = loadExamples(examplesDir);
   const ownRuntime = !options.runtime;
+  // Module agents named by a request: relative to where dev started, and only inside it or the examples.
+  const modules = { baseDir: process.cwd(), confineTo: [process.cwd(), examplesDir], ...options.runtimeOptions?.modules };
   const runtime =
     options.runtime ??
     (await LocalRuntime.start({
-      // Module agents named by a request: relative to where dev started, and only inside it or the examples.
-      modules: { baseDir: process.cwd(), confineTo: [process.cwd(), examplesDir] },
       ...options.runtimeOptions,
+      modules,
       // The examples' registered aggregators (e.g. `median`), so every example runs from the page;
       // a request naming any other module is refused (it cannot bring code).
       aggregators: { ...(await exampleAggregators(examplesDir)), ...options.runtimeOptions?.aggregators },
@@ -63,7 +65,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     if (event.type === 'RunStarted') sessionRuns.set(`${event.team}/${event.runId}`, { team: event.team, runId: event.runId });
   });
   const hub = new EventHub(runtime.bus);
-  const devRoute = devRoutes({ deps: runtime.deps, hub, examples, sessionRuns: () => [...sessionRuns.values()] });
+  const devRoute = devRoutes({ deps: runtime.deps, hub, examples, examplesDir, sessionRuns: () => [...sessionRuns.values()] });
 
   // Set once listening (the port is known then): Host, Origin and Content-Type checks.
   let guard: ReturnType<typeof createRequestGuard> = () => {};
@@ -76,7 +78,12 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
       guard(req, url.pathname);
       result = await devRoute({ req, res, url, team });
       if (result === 'handled') return;
-      if (!result) result = await runtime.api(await toProxyEvent(req, url), lambdaContext);
+      if (!result) {
+        const event = await toProxyEvent(req, url);
+        // A run's module agents are loaded before it starts, as `run` does (400 naming the field).
+        if (event.httpMethod === 'POST' && /^\/runs\/?$/.test(event.path)) await checkRequestModules(event.body, modules);
+        result = await runtime.api(event, lambdaContext);
+      }
     } catch (error) {
       result = errorResponse(error);
     }
@@ -132,6 +139,22 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
       return closing;
     },
   };
+}
+
+/**
+ * The `module` agents of a POST /runs body, checked as a scenario file's are (checkModuleAgents).
+ * A body that is not a JSON object with agents is left to the API handler, which names the fault.
+ */
+async function checkRequestModules(body: string | null, modules: { baseDir: string; confineTo?: string[] }): Promise<void> {
+  let document: unknown;
+  try {
+    document = JSON.parse(body ?? '');
+  } catch {
+    return;
+  }
+  const agents = (document as { agents?: unknown } | null)?.agents;
+  if (!agents || typeof agents !== 'object' || Array.isArray(agents)) return;
+  await checkModuleAgents(agents as AgentRegistry, modules);
 }
 
 /** `branch-spawner dev`: prints the address, serves until SIGINT/SIGTERM (or `until`), then stops. */

@@ -1,59 +1,76 @@
 /**
- * `module` agents and LLM agents' `module` tools in a scenario file: `module` paths are relative
- * to the file; each is loaded and its export checked when the scenario is read, so a typo is an
- * invalid scenario (exit 2, naming `agents.<name>.module`, `.export` or `.tools.<i>.module`), not
- * a failed branch. MCP servers started over stdio run in the file's folder unless told otherwise.
+ * `module` agents and LLM agents' `module` tools: `module` paths are relative to the scenario file
+ * (or, for `dev`, to where it started or to the example's folder); each is loaded and its export
+ * checked before the run starts, so a typo is an invalid scenario (`run` exit 2, `dev` 400, naming
+ * `agents.<name>.module`, `.export` or `.tools.<i>.module`), not a failed branch. One check for
+ * both: checkModuleAgents. MCP servers started over stdio run in the file's folder unless told
+ * otherwise.
  */
 import { dirname, resolve } from 'node:path';
-import { loadModuleAgent, resolveModulePath } from '../adapters/agents/module-invoker';
-import { ScenarioError } from '../core/errors';
+import { loadModuleAgent, resolveModulePath, type ModuleInvokerOptions } from '../adapters/agents/module-invoker';
+import { ScenarioError, ValidationError } from '../core/errors';
+import type { AgentRegistry } from '../core/model';
 import type { Scenario } from '../core/scenario';
 import type { ToolDefinition } from '../core/tools';
 
-export async function resolveModuleAgents(scenario: Scenario, file: string, source: string): Promise<Scenario> {
-  const dir = dirname(resolve(file));
-  const agents = { ...scenario.agents };
+/** Where relative `module` paths resolve, and (for `dev`) the folders modules must be inside. */
+export type ModulePlaces = Required<Pick<ModuleInvokerOptions, 'baseDir'>> & ModuleInvokerOptions;
+
+/**
+ * Resolves and loads every `module` agent and `module` tool of `agents`; returns them with
+ * absolute paths. Throws a ValidationError naming the field (`agents.<name>.module`, ...).
+ */
+export async function checkModuleAgents(agents: AgentRegistry, places: ModulePlaces): Promise<AgentRegistry> {
+  const checked = { ...agents };
   for (const [name, agent] of Object.entries(agents)) {
-    if (Array.isArray(agent.tools)) agents[name] = { ...agent, tools: await resolveTools(agent.tools as ToolDefinition[], dir, source, `agents.${name}.tools`) };
+    if (!agent || typeof agent !== 'object') continue;
+    if (Array.isArray(agent.tools)) checked[name] = { ...agent, tools: await resolveTools(agent.tools as ToolDefinition[], places, `agents.${name}.tools`) };
     if (agent.kind !== 'module') continue;
-    let path: string;
-    try {
-      path = resolveModulePath(String(agent.module ?? ''), dir);
-    } catch (error) {
-      throw new ScenarioError(source, `agents.${name}.module: ${(error as Error).message}`, `agents.${name}.module`, { cause: error });
-    }
-    const exportName = typeof agent.export === 'string' ? agent.export : 'default';
-    try {
-      await loadModuleAgent(path, exportName);
-    } catch (error) {
-      const field = (error as Error).message.includes('has no function export') ? `agents.${name}.export` : `agents.${name}.module`;
-      throw new ScenarioError(source, `${field}: ${(error as Error).message}`, field, { cause: error });
-    }
-    agents[name] = { ...agent, module: path };
+    const path = await loadModule(String(agent.module ?? ''), typeof agent.export === 'string' ? agent.export : 'default', places, `agents.${name}`);
+    checked[name] = { ...checked[name], module: path };
   }
-  return { ...scenario, agents };
+  return checked;
 }
 
-async function resolveTools(tools: ToolDefinition[], dir: string, source: string, where: string): Promise<ToolDefinition[]> {
+/** A scenario file's `module` agents and tools, resolved against the file's folder (run, the library). */
+export async function resolveModuleAgents(scenario: Scenario, file: string, source: string): Promise<Scenario> {
+  try {
+    return { ...scenario, agents: await checkModuleAgents(scenario.agents, { baseDir: dirname(resolve(file)) }) };
+  } catch (error) {
+    if (!(error instanceof ValidationError)) throw error;
+    throw new ScenarioError(source, error.message, error.field, { cause: error.cause });
+  }
+}
+
+/** Loads one module's export; returns its absolute path. `where` is the field's prefix. */
+async function loadModule(module: string, exportName: string, places: ModulePlaces, where: string): Promise<string> {
+  let path: string;
+  try {
+    path = resolveModulePath(module, places.baseDir, places.confineTo);
+  } catch (error) {
+    throw new ValidationError(`${where}.module: ${(error as Error).message}`, `${where}.module`, { cause: error });
+  }
+  try {
+    await loadModuleAgent(path, exportName);
+  } catch (error) {
+    const field = (error as Error).message.includes('has no function export') ? `${where}.export` : `${where}.module`;
+    throw new ValidationError(`${field}: ${(error as Error).message}`, field, { cause: error });
+  }
+  return path;
+}
+
+async function resolveTools(tools: ToolDefinition[], places: ModulePlaces, where: string): Promise<ToolDefinition[]> {
   const resolved: ToolDefinition[] = [];
   for (const [i, tool] of tools.entries()) {
     if (tool.kind === 'mcp') {
-      resolved.push(tool.command ? { ...tool, cwd: resolve(dir, tool.cwd ?? '.') } : tool);
+      resolved.push(tool.command ? { ...tool, cwd: resolve(places.baseDir, tool.cwd ?? '.') } : tool);
       continue;
     }
     if (tool.kind !== 'module') {
       resolved.push(tool);
       continue;
     }
-    let path: string;
-    try {
-      path = resolveModulePath(tool.module, dir);
-      await loadModuleAgent(path, tool.export ?? 'default');
-    } catch (error) {
-      const field = (error as Error).message.includes('has no function export') ? `${where}.${i}.export` : `${where}.${i}.module`;
-      throw new ScenarioError(source, `${field}: ${(error as Error).message}`, field, { cause: error });
-    }
-    resolved.push({ ...tool, module: path });
+    resolved.push({ ...tool, module: await loadModule(tool.module, tool.export ?? 'default', places, `${where}.${i}`) });
   }
   return resolved;
 }

@@ -65,10 +65,11 @@ export function exampleAggregatorModules(examples: readonly ExampleView[]): stri
 }
 
 /** YAML (or JSON, which is YAML) pasted on the page becomes the JSON document POST /runs takes. */
-export function parseScenarioText(text: string): APIGatewayProxyResult {
+export function parseScenarioText(text: string, moduleDir?: string): APIGatewayProxyResult {
   if (!text.trim()) throw new ValidationError('the scenario is empty', '(root)');
   try {
-    return json(200, { document: parseYaml(text, { prettyErrors: true }) });
+    const document: unknown = parseYaml(text, { prettyErrors: true });
+    return json(200, { document: moduleDir ? withAbsoluteModulePaths(document, moduleDir) : document });
   } catch (error) {
     const where = error instanceof YAMLParseError && error.linePos ? ` at line ${error.linePos[0].line}` : '';
     throw new ValidationError(`the scenario is not valid YAML or JSON${where}: ${errorMessage(error).split('\n')[0]}`, '(root)');

@@ -5,6 +5,7 @@
  */
 import type { APIGatewayProxyResult } from 'aws-lambda';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ValidationError } from '../../core/errors';
 import type { Scope } from '../../core/model';
 import { branchDetail, runSummaries } from '../../core/use-cases/queries';
 import type { SpawnerDeps } from '../../core/use-cases/deps';
@@ -18,6 +19,8 @@ export interface DevRouteContext {
   deps: Pick<SpawnerDeps, 'store'>;
   hub: EventHub;
   examples: ExampleView[];
+  /** Where the examples are: an example's relative `module` paths resolve against it. */
+  examplesDir: string;
   /** Runs started during this session, oldest first. */
   sessionRuns(): Scope[];
 }
@@ -40,6 +43,15 @@ type DevRoute = {
 
 const RUN_ID = '([A-Za-z0-9_-]{1,64})';
 
+/** The folder of a named example (only the listed examples: never a path from the request). */
+function exampleFolder(ctx: DevRouteContext, example: string | null): string | undefined {
+  if (example === null) return undefined;
+  if (!ctx.examples.some((e) => e.file === example)) {
+    throw new ValidationError(`example ${JSON.stringify(example)} is not one of the examples (GET /examples lists them)`, 'example');
+  }
+  return ctx.examplesDir;
+}
+
 export function devRoutes(ctx: DevRouteContext): (request: DevRequest) => Promise<DevRouteResult> {
   const scope = (team: string, runId: string): Scope => ({ team, runId });
   const table: DevRoute[] = [
@@ -52,7 +64,12 @@ export function devRoutes(ctx: DevRouteContext): (request: DevRequest) => Promis
       pattern: /^\/runs\/?$/,
       handle: async ({ team }) => json(200, { runs: await runSummaries(ctx.deps, ctx.sessionRuns().filter((s) => s.team === team).reverse()) }),
     },
-    { method: 'POST', pattern: /^\/scenarios\/parse$/, handle: async ({ req }) => parseScenarioText(await readBody(req)) },
+    {
+      method: 'POST',
+      pattern: /^\/scenarios\/parse$/,
+      // `?example=<file>`: the text is (an edit of) that example; its module paths are relative to it.
+      handle: async ({ req, url }) => parseScenarioText(await readBody(req), exampleFolder(ctx, url.searchParams.get('example'))),
+    },
     {
       method: 'GET',
       pattern: /^\/events$/,

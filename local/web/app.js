@@ -97,7 +97,10 @@ async function startRun() {
   button.disabled = true;
   try {
     // YAML is parsed by the dev server; POST /runs itself takes the JSON document.
-    const { document: scenario } = await request('POST', '/scenarios/parse', {
+    // Naming the example: its `module` agents' paths are relative to its file, not to where dev runs.
+    const example = $('example-select').value;
+    const parse = example ? `/scenarios/parse?example=${encodeURIComponent(example)}` : '/scenarios/parse';
+    const { document: scenario } = await request('POST', parse, {
       body: $('scenario-input').value,
       headers: { 'content-type': 'application/yaml' },
     });
@@ -377,11 +380,23 @@ async function renderDiagram(text, count) {
     const { svg } = await window.mermaid.render(`tree-svg-${++state.diagramCount}`, text);
     if (text !== state.diagramText) return;
     box.innerHTML = svg;
+    fitDiagram(box.querySelector('svg'));
     box.dataset.diagramStatus = 'rendered';
   } catch (error) {
     box.replaceChildren(el('pre', {}, `${text}\n\n(diagram error: ${error.message})`));
     box.dataset.diagramStatus = 'error';
   }
+}
+
+/**
+ * Never wider than drawn: a one-node tree stays node-sized instead of being stretched to the
+ * card; a wide tree keeps a readable width (640px at least) and scrolls.
+ */
+function fitDiagram(svg) {
+  const natural = svg && svg.viewBox && svg.viewBox.baseVal ? svg.viewBox.baseVal.width : 0;
+  if (!natural) return;
+  svg.style.maxWidth = `${natural}px`;
+  svg.style.minWidth = `${Math.min(natural, 640)}px`;
 }
 
 // ---------- branch detail ----------

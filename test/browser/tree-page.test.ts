@@ -158,12 +158,53 @@ describe.skipIf(!hasChromium)('tree page in chromium', () => {
     await page.waitForFunction(() => (globalThis as any).document.querySelector('[data-testid="example-select"]').value === 'simple-parallel.yaml');
   });
 
+  it('a one-node tree is drawn node-sized, not stretched to the card', async () => {
+    await page.selectOption('[data-testid="example-select"]', '');
+    await page.fill('[data-testid="scenario-input"]', 'name: one-node\nentry: A\nagents:\n  A: { kind: script, responses: [ { next_action: final_response, content: done } ] }\n');
+    await page.click('[data-testid="start-run"]');
+    await page.waitForSelector('[data-testid="run"][data-run-status="COMPLETED"]');
+    await page.waitForSelector('[data-testid="tree-diagram"][data-diagram-status="rendered"] svg');
+    const size = await page.$eval('[data-testid="tree-diagram"] svg', (svg: any) => ({
+      drawn: svg.getBoundingClientRect().width,
+      natural: svg.viewBox.baseVal.width,
+      card: svg.parentElement.getBoundingClientRect().width,
+    }));
+    expect(size.natural).toBeGreaterThan(0);
+    expect(size.drawn).toBeLessThanOrEqual(size.natural + 1);
+    expect(size.drawn).toBeLessThan(size.card / 2);
+  });
+
   it('shows a validation error for a broken pasted scenario without starting a run', async () => {
     await page.selectOption('[data-testid="example-select"]', '');
     await page.fill('[data-testid="scenario-input"]', 'name: broken\nentry: Nobody\nagents:\n  A: { kind: script, responses: [1] }\n');
     await page.click('[data-testid="start-run"]');
     const error = await page.waitForSelector('[data-testid="start-error"]:visible');
     expect(await error.textContent()).toMatch(/entry: "Nobody" is not one of the agents.*field: entry/);
-    expect(await page.locator('[data-testid="run-item"]').count()).toBe(2);
+    expect(await page.locator('[data-testid="run-item"]').count()).toBe(3);
   });
+
+  it('every example of examples/ runs from the page and completes (the LLM one, without a model server, fails saying why)', async () => {
+    const files: string[] = await page.$$eval('[data-testid="example-select"] option', (options: any[]) => options.map((o) => o.value).filter(Boolean));
+    expect(files.length).toBeGreaterThanOrEqual(9);
+    const outcomes: Record<string, string> = {};
+    for (const file of files) {
+      const before = await page.getAttribute('[data-testid="run"]', 'data-run-id');
+      await page.selectOption('[data-testid="example-select"]', file);
+      await page.click('[data-testid="start-run"]');
+      // A new run on screen, then its end.
+      await page.waitForFunction((old) => {
+        const run = (globalThis as any).document.querySelector('[data-testid="run"]');
+        return run && run.getAttribute('data-run-id') !== old && ['COMPLETED', 'FAILED', 'CANCELLED'].includes(run.getAttribute('data-run-status'));
+      }, before, { timeout: 60_000 }).catch(async (error) => {
+        throw new Error(`${file}: ${error.message}\npage: ${await pageState(page)}\nserver: ${await serverState(server, page)}`);
+      });
+      const runId = (await page.getAttribute('[data-testid="run"]', 'data-run-id'))!;
+      const run = (await (await fetch(`${server.url}/runs/${runId}`)).json()) as { status: string; error: string | null };
+      outcomes[file] = run.status === 'COMPLETED' ? 'COMPLETED' : `${run.status}: ${run.error}`;
+    }
+    const llm = 'llm-research.yaml';
+    expect(outcomes[llm]).toMatch(/^FAILED: agent Planner failed: .*127\.0\.0\.1:11434.*ECONNREFUSED/);
+    expect(Object.entries(outcomes).filter(([file]) => file !== llm)).toEqual(files.filter((f) => f !== llm).map((f) => [f, 'COMPLETED']));
+    expect(await page.isHidden('[data-testid="start-error"]')).toBe(true);
+  }, 240_000);
 });
