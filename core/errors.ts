@@ -112,12 +112,16 @@ export class InUseError extends BranchSpawnerError {
 }
 
 export class AgentInvocationError extends BranchSpawnerError {
+  /** Tokens the call reported before it failed: spent all the same (counted against the run's budget). */
+  readonly usage?: { inputTokens: number; outputTokens: number };
+
   constructor(
     readonly agent: string,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; usage?: { inputTokens: number; outputTokens: number } },
   ) {
     super(message, options);
+    if (options?.usage) this.usage = options.usage;
   }
 }
 
@@ -125,6 +129,17 @@ export class AgentTimeoutError extends AgentInvocationError {}
 
 /** The model server refused a request that offered tools (`toolCalling: auto` then falls back to text). */
 export class ToolsRefusedError extends AgentInvocationError {}
+
+/** Code the user brought (a module agent, a hook, a tool) threw, exited or misbehaved; the message says how. */
+export class ModuleCodeError extends BranchSpawnerError {
+  /** The name of the Error the code threw, when it threw one (`message` is then its message). */
+  readonly thrownName?: string;
+
+  constructor(message: string, options?: { cause?: unknown; thrownName?: string }) {
+    super(message, options);
+    if (options?.thrownName) this.thrownName = options.thrownName;
+  }
+}
 
 export class AggregationError extends BranchSpawnerError {}
 
@@ -134,7 +149,59 @@ export class ForbiddenError extends BranchSpawnerError {}
 /** A transient infrastructure failure worth retrying (throttling, 5xx). */
 export class TransientError extends BranchSpawnerError {}
 
+/** The longest error text kept (a branch's or run's `error`, a hook's report): errors from outside can be any size. */
+export const MAX_ERROR_CHARS = 8 * 1024;
+
+/** Cuts a message to MAX_ERROR_CHARS, saying how much was left out. */
+export function boundedMessage(message: string, max = MAX_ERROR_CHARS): string {
+  if (message.length <= max) return message;
+  const note = ` … [${message.length - max} more characters cut]`;
+  return message.slice(0, Math.max(0, max - note.length)) + note;
+}
+
+/** `Name: message` of an error (anything thrown), bounded; never throws. */
 export function errorMessage(error: unknown): string {
-  if (error instanceof Error) return `${error.name}: ${error.message}`;
-  return String(error);
+  if (isError(error)) return boundedMessage(`${safeString(() => error.name ?? '')}: ${safeString(() => error.message ?? '')}`);
+  return describeThrown(error);
+}
+
+/**
+ * What was thrown, as one bounded line: an Error's message (with its name when not plain
+ * `Error`), a string as is, anything else as JSON or its String(); never throws, whatever it is
+ * (a null-prototype object, a `toString` that throws, a revoked proxy).
+ */
+export function describeThrown(thrown: unknown): string {
+  let text: string;
+  if (isError(thrown)) {
+    const name = safeString(() => thrown.name ?? '');
+    const message = safeString(() => thrown.message ?? '');
+    text = name && name !== 'Error' ? `${name}: ${message}` : message;
+  } else if (typeof thrown === 'string') {
+    text = thrown;
+  } else {
+    text = safeString(() => JSON.stringify(thrown) ?? String(thrown), () => String(thrown), () => Object.prototype.toString.call(thrown));
+  }
+  return boundedMessage(text);
+}
+
+function isError(value: unknown): value is Error {
+  try {
+    return value instanceof Error;
+  } catch {
+    return false; // a proxy whose getPrototypeOf throws
+  }
+}
+
+/** The first of the attempts that gives a string without throwing. */
+function safeString(...attempts: (() => unknown)[]): string {
+  for (const attempt of attempts) {
+    try {
+      const value = attempt();
+      if (typeof value === 'string') return value;
+      if (value !== undefined) return String(value);
+    } catch {
+      // try the next way
+    }
+  }
+  return '[a value that cannot be described]';
 }

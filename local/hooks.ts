@@ -2,14 +2,20 @@
  * Lifecycle hooks in code (`branch-spawner run --hooks ./hooks.ts`, or `hooks` given to the
  * library): functions called as the tree grows, fed by the lifecycle events. They run one at a
  * time, in the order of the events, off the run's path (a slow hook does not slow the run down);
- * a hook that throws is reported and never changes the run. `drain()` waits for the ones queued.
+ * a hook that throws, or does not return within its timeout, is reported and never changes the
+ * run: each call gets copies of what it is given, and the hooks module of `--hooks` runs in a
+ * worker thread of its own (adapters/modules/module-host), where a stray rejection, a thrown
+ * timer or `process.exit` ends at most the worker. `drain()` waits for the ones queued.
  */
-import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
+import { moduleHost } from '../adapters/modules/module-host';
 import type { LifecycleEvent, SyncPointChildResult } from '../core/events';
 import type { BranchRecord, BranchType, RunStatus, Scope } from '../core/model';
-import { ValidationError } from '../core/errors';
+import { errorMessage, ModuleCodeError, ValidationError } from '../core/errors';
 import type { LocalRuntime } from './runtime';
+
+/** How long one hook call may take before it is reported and the next one runs (default). */
+export const HOOK_TIMEOUT_MS = 10_000;
 
 export interface HookRun {
   runId: string;
@@ -80,14 +86,21 @@ export function attachHooks(
   runtime: Pick<LocalRuntime, 'bus' | 'deps'>,
   hooks: LifecycleHooks,
   onError: (failure: HookError) => void = () => undefined,
+  timeoutMs = HOOK_TIMEOUT_MS,
 ): AttachedHooks {
   const errors: HookError[] = [];
   let chain: Promise<void> = Promise.resolve();
   const call = async (hook: keyof LifecycleHooks, event: LifecycleEvent, args: () => Promise<unknown[]>) => {
     const fn = hooks[hook] as ((...a: unknown[]) => unknown) | undefined;
     if (typeof fn !== 'function') return;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await fn.apply(hooks, await args());
+      // Copies: a hook that changes what it is given changes nothing of the run's.
+      const values = structuredClone(await args());
+      const timedOut = new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(new ModuleCodeError(`did not return within ${timeoutMs} ms`)), timeoutMs);
+      });
+      await Promise.race([Promise.resolve().then(() => fn.apply(hooks, values)), timedOut]);
     } catch (error) {
       const failure = { hook, event, error };
       errors.push(failure);
@@ -96,6 +109,8 @@ export function attachHooks(
       } catch {
         // reporting must not break the chain either
       }
+    } finally {
+      clearTimeout(timer);
     }
   };
   const dispatch = (event: LifecycleEvent): Promise<void> | undefined => {
@@ -176,35 +191,34 @@ async function fullResults(
   });
 }
 
-/** Loads a hooks module: its exports named like hooks (a default export object counts too). */
-export async function loadHooksModule(path: string): Promise<LifecycleHooks> {
-  let module: Record<string, unknown>;
+/**
+ * Loads a hooks module in its worker: its function exports named like hooks (a default export
+ * object counts too), each called there with copies of its arguments.
+ */
+export async function loadHooksModule(path: string, timeoutMs = HOOK_TIMEOUT_MS): Promise<LifecycleHooks> {
+  const file = resolve(path);
+  let functions: string[];
   try {
-    module = (await import(pathToFileURL(resolve(path)).href)) as Record<string, unknown>;
+    functions = await moduleHost.functions(file);
   } catch (error) {
     throw new ValidationError(`--hooks: cannot load ${path}: ${(error as Error)?.message ?? error}`, 'hooks', { cause: error });
   }
-  const source = { ...(isObject(module.default) ? module.default : {}), ...module };
   const hooks: LifecycleHooks = {};
   for (const name of HOOK_NAMES) {
-    const fn = source[name];
-    if (fn === undefined) continue;
-    if (typeof fn !== 'function') throw new ValidationError(`--hooks: ${path}: ${name} is not a function`, 'hooks');
-    (hooks as Record<string, unknown>)[name] = fn;
+    if (!functions.includes(name)) continue;
+    (hooks as Record<string, unknown>)[name] = (...args: unknown[]) => moduleHost.call(file, name, args, { timeoutMs });
   }
   if (Object.keys(hooks).length === 0) {
-    throw new ValidationError(`--hooks: ${path} exports none of ${HOOK_NAMES.join(', ')}`, 'hooks');
+    throw new ValidationError(`--hooks: ${path} exports none of ${HOOK_NAMES.join(', ')} as functions`, 'hooks');
   }
   return hooks;
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object';
-}
-
-/** How the CLI reports a hook that threw. */
+/** How the CLI reports a hook that threw (whatever it threw). */
 export function describeHookError(failure: HookError): string {
   const e = failure.error;
-  const message = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  // The worker's account of what the code did is the message itself.
+  let message = errorMessage(e);
+  if (e instanceof ModuleCodeError) message = e.thrownName && !e.message.startsWith(`${e.thrownName}: `) ? `${e.thrownName}: ${e.message}` : e.message;
   return `hook ${failure.hook} threw on ${failure.event.type}${failure.event.branchId ? ` ${failure.event.branchId}` : ''}: ${message}`;
 }

@@ -1,12 +1,14 @@
 /**
  * `module` agents (local runs and `dev` only): an async function exported by a TypeScript or
- * JavaScript file, called in this process. TypeScript runs directly (the CLI runs under tsx, and
- * Node 22 strips types). What the function returns is the agent response; what it throws fails
- * the branch, like a script agent's `$fail`.
+ * JavaScript file, called in a worker thread of its own (adapters/modules/module-host: what the
+ * code does cannot reach the runtime; it gets copies). TypeScript runs directly (tsx is
+ * registered in the worker, as in the CLI). What the function returns is the agent response;
+ * what it throws, leaves unhandled or exits with fails the branch, like a script agent's `$fail`.
  */
+import { realpathSync } from 'node:fs';
 import { isAbsolute, relative, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { AgentInvocationError, errorMessage } from '../../core/errors';
+import { AgentInvocationError, AgentTimeoutError, describeThrown, errorMessage, ModuleCodeError, TransientError } from '../../core/errors';
+import { moduleHost, type ModuleHost } from '../modules/module-host';
 import type { BranchType, MemoryEntry } from '../../core/model';
 import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
 
@@ -23,7 +25,7 @@ export interface ModuleAgentContext {
   reportUsage(usage: { inputTokens: number; outputTokens: number }): void;
 }
 
-export type ModuleAgent = (context: ModuleAgentContext) => unknown;
+export type ModuleAgent = (...args: any[]) => unknown;
 
 export const MODULE_EXTENSIONS = ['.ts', '.mts', '.js', '.mjs'];
 
@@ -32,27 +34,34 @@ export interface ModuleInvokerOptions {
   baseDir?: string;
   /** When set, a module must be inside one of these folders (`dev` confines modules to where it started). */
   confineTo?: string[];
+  /** Where module code runs (default: the process's one host, a worker thread per file). */
+  host?: ModuleHost;
 }
 
 export class ModuleInvoker implements AgentInvoker {
   private readonly baseDir: string;
   private readonly confineTo?: string[];
+  private readonly host: ModuleHost;
 
   constructor(options: ModuleInvokerOptions = {}) {
     this.baseDir = options.baseDir ?? process.cwd();
     this.confineTo = options.confineTo;
+    this.host = options.host ?? moduleHost;
   }
 
   async invoke(call: AgentInvocation): Promise<AgentReply> {
-    const def = call.definition as { module?: string; export?: string };
-    const fn = await loadModuleAgent(resolveModulePath(def.module ?? '', this.baseDir, this.confineTo), def.export ?? 'default').catch(
-      (error: unknown) => {
-        throw new AgentInvocationError(call.agentName, errorMessage(error), { cause: error });
-      },
-    );
+    const def = call.definition as { module?: string; export?: string; timeoutMs?: number };
+    let file: string;
+    try {
+      file = resolveModulePath(def.module ?? '', this.baseDir, this.confineTo);
+    } catch (error) {
+      throw new AgentInvocationError(call.agentName, errorMessage(error), { cause: error });
+    }
     let usage: { inputTokens: number; outputTokens: number } | undefined;
+    let usageError: string | undefined;
     const signal = call.signal ?? new AbortController().signal;
     if (signal.aborted) throw new AgentInvocationError(call.agentName, 'aborted: the branch ended');
+    // What crosses to the worker: plain data, the signal and the one callback (see module-host).
     const context: ModuleAgentContext = {
       agent: call.agentName,
       input: call.input ?? null,
@@ -60,19 +69,39 @@ export class ModuleInvoker implements AgentInvoker {
       branch: { id: call.branchId, runId: call.runId, depth: call.depth ?? 0, type: call.branchType ?? 'SIMPLE' },
       signal,
       reportUsage: (u) => {
-        const inputTokens = Number(u?.inputTokens) || 0;
-        const outputTokens = Number(u?.outputTokens) || 0;
-        usage = { inputTokens: (usage?.inputTokens ?? 0) + inputTokens, outputTokens: (usage?.outputTokens ?? 0) + outputTokens };
+        const checked = checkUsage(u);
+        if (typeof checked === 'string') {
+          usageError ??= checked;
+          return;
+        }
+        usage = { inputTokens: (usage?.inputTokens ?? 0) + checked.inputTokens, outputTokens: (usage?.outputTokens ?? 0) + checked.outputTokens };
       },
     };
     let response: unknown;
     try {
-      response = await fn(context);
+      response = await this.host.call(file, def.export ?? 'default', [context], { signal, timeoutMs: def.timeoutMs });
     } catch (error) {
-      throw new AgentInvocationError(call.agentName, thrownMessage(error), { cause: error });
+      if (error instanceof TransientError || error === signal.reason) throw error;
+      // Tokens reported before the throw were spent all the same: they go with the error.
+      const message = error instanceof ModuleCodeError ? error.message : describeThrown(error);
+      const Failure = error instanceof ModuleCodeError && message.startsWith('did not return within') ? AgentTimeoutError : AgentInvocationError;
+      throw new Failure(call.agentName, message, { cause: error, usage });
     }
+    if (usageError) throw new AgentInvocationError(call.agentName, usageError, { usage });
     return usage ? { response, usage } : { response };
   }
+}
+
+/** reportUsage's argument: two non-negative finite token counts (missing ones count 0). */
+function checkUsage(u: unknown): { inputTokens: number; outputTokens: number } | string {
+  const value = (u ?? {}) as { inputTokens?: unknown; outputTokens?: unknown };
+  const out = { inputTokens: 0, outputTokens: 0 };
+  for (const key of ['inputTokens', 'outputTokens'] as const) {
+    const n = value[key] === undefined ? 0 : Number(value[key]);
+    if (!Number.isFinite(n) || n < 0) return `reportUsage: ${key} must be a non-negative number (got ${describeThrown(value[key])})`;
+    out[key] = n;
+  }
+  return out;
 }
 
 /** The absolute path of a module agent's file; refuses other extensions and, if asked, escapes. */
@@ -83,8 +112,10 @@ export function resolveModulePath(path: string, baseDir: string, confineTo?: str
     throw new Error(`module ${path}: must be a ${MODULE_EXTENSIONS.join(', ')} file`);
   }
   if (confineTo) {
+    // The real paths: a symlink inside a folder may point anywhere.
+    const real = realOrSelf(file);
     const inside = confineTo.some((dir) => {
-      const rel = relative(resolve(dir), file);
+      const rel = relative(realOrSelf(resolve(dir)), real);
       return !rel.startsWith('..') && !isAbsolute(rel);
     });
     if (!inside) throw new Error(`module ${path}: must be inside ${confineTo.join(' or ')}`);
@@ -92,30 +123,24 @@ export function resolveModulePath(path: string, baseDir: string, confineTo?: str
   return file;
 }
 
-/** Imports the file (once per process: Node caches modules) and returns the named export. */
-export async function loadModuleAgent(file: string, exportName: string): Promise<ModuleAgent> {
-  let module: Record<string, unknown>;
+/** The path with every symlink resolved (as is when it does not exist: loading it fails anyway). */
+function realOrSelf(path: string): string {
   try {
-    module = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
-  } catch (error) {
-    throw new Error(`cannot load module ${file}: ${(error as Error)?.message ?? error}`, { cause: error });
+    return realpathSync(path);
+  } catch {
+    return path;
   }
-  const fn = module[exportName];
-  if (typeof fn !== 'function') {
-    const exported = Object.keys(module).filter((k) => typeof module[k] === 'function');
-    throw new Error(
-      `module ${file} has no function export "${exportName}" (function exports: ${exported.join(', ') || 'none'})`,
-    );
-  }
-  return fn as ModuleAgent;
 }
 
-function thrownMessage(error: unknown): string {
-  if (error instanceof Error) return error.name && error.name !== 'Error' ? `${error.name}: ${error.message}` : error.message;
-  if (typeof error === 'string') return error;
-  try {
-    return JSON.stringify(error) ?? String(error);
-  } catch {
-    return String(error);
+/**
+ * Loads the file in its worker (once per process, see adapters/modules/module-host) and returns
+ * the named export as a function that calls it there: arguments and answer are cloned, an
+ * object argument's `signal` and callbacks are carried over.
+ */
+export async function loadModuleAgent(file: string, exportName: string, host: ModuleHost = moduleHost): Promise<ModuleAgent> {
+  const functions = await host.functions(file);
+  if (!functions.includes(exportName)) {
+    throw new Error(`module ${file} has no function export "${exportName}" (function exports: ${functions.join(', ') || 'none'})`);
   }
+  return (...args: unknown[]) => host.call(file, exportName, args);
 }

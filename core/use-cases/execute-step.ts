@@ -4,7 +4,7 @@
  * every write is conditional on the branch version, and a stale message is acknowledged.
  */
 import { budgetRefusesCall, chargeCall, endRunAtDeadline, withRunDeadline } from '../budget-gate';
-import { errorMessage, InvalidAgentResponseError, PayloadTooLargeError, TransientError } from '../errors';
+import { AgentInvocationError, errorMessage, InvalidAgentResponseError, PayloadTooLargeError, TransientError } from '../errors';
 import { toolCalledEvent } from '../events';
 import { refusalError, refusalInput } from '../limits';
 import { groupSize, isTerminal, spawnWidth, type BranchRecord, type ChildGroup, type MemoryEntry, type RunRecord } from '../model';
@@ -111,7 +111,7 @@ async function runAgentStep(
     told.push(deps.events.publish([toolCalledEvent(branch, step, record, deps.clock.now())]));
   };
   try {
-    reply = await deps.invoker.invoke({
+    reply = await untilAborted(deps.invoker.invoke({
       ...scopeOf(branch),
       agentName: branch.agent,
       definition,
@@ -125,7 +125,7 @@ async function runAgentStep(
       signal,
       maxToolCalls: run.limits.maxToolCallsPerStep,
       onToolCall,
-    });
+    }), signal);
     if (reply === null || typeof reply !== 'object') throw new TypeError(`the invoker returned ${describeValue(reply)}, not a reply`);
   } catch (error) {
     if (deadline.expired()) {
@@ -136,9 +136,13 @@ async function runAgentStep(
     if (signal?.aborted) return 'skipped';
     // Throttling and the like: the message comes back later (and ends in the DLQ if it never passes).
     if (error instanceof TransientError) throw error;
+    // Tokens the call reported before it failed were spent: they count (budget and metrics).
+    const spent = error instanceof AgentInvocationError && validUsage(error.usage) ? error.usage : undefined;
+    if (await chargeCall(deps, run, branch, spent)) return 'skipped';
     return failBranch(deps, branch, delivery, `agent ${branch.agent} failed: ${errorMessage(error)}`, {
       stepCount: step + 1,
       toolStats: addToolCalls(branch.toolStats, toolCalls),
+      ...(spent ? { usage: addUsage(branch.usage, spent) } : {}),
     });
   } finally {
     deadline.done();
@@ -155,12 +159,7 @@ async function runAgentStep(
     { role: 'user', agent: branch.agent, content: branch.input ?? null },
     { role: 'assistant', agent: branch.agent, content: response ?? null },
   ];
-  const usage = validUsage(reply.usage)
-    ? {
-        inputTokens: (branch.usage?.inputTokens ?? 0) + reply.usage.inputTokens,
-        outputTokens: (branch.usage?.outputTokens ?? 0) + reply.usage.outputTokens,
-      }
-    : undefined;
+  const usage = validUsage(reply.usage) ? addUsage(branch.usage, reply.usage) : undefined;
   const toolStats = addToolCalls(branch.toolStats, toolCalls);
   const base = defined({ stepCount: step + 1, memory, usage, toolStats, advancedBy: WorkMark.step(delivery.messageId), taskToken: branch.taskToken });
 
@@ -292,9 +291,32 @@ function wideSpawnEntry(agent: string, groups: ChildGroup[]): MemoryEntry {
   };
 }
 
+function addUsage(
+  total: { inputTokens: number; outputTokens: number } | undefined,
+  more: { inputTokens: number; outputTokens: number },
+): { inputTokens: number; outputTokens: number } {
+  return { inputTokens: (total?.inputTokens ?? 0) + more.inputTokens, outputTokens: (total?.outputTokens ?? 0) + more.outputTokens };
+}
+
 function validUsage(usage: unknown): usage is { inputTokens: number; outputTokens: number } {
   const u = usage as { inputTokens?: unknown; outputTokens?: unknown } | null | undefined;
   return Number.isFinite(u?.inputTokens) && Number.isFinite(u?.outputTokens);
+}
+
+/**
+ * The call's answer, or the signal's reason as soon as it aborts (the deadline, the branch's or
+ * the run's end): the step does not wait on an agent that ignores its signal, and what such an
+ * agent answers later is dropped (ignored, never stored).
+ */
+function untilAborted<T>(call: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return call;
+  call.catch(() => undefined); // abandoned on abort: its later failure is nobody's
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    call.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 function describeValue(value: unknown): string {

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -11,11 +11,11 @@ const dir = mkdtempSync(join(tmpdir(), 'bs-hooks-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 type Call = [string, ...unknown[]];
-const g = globalThis as unknown as { __hookCalls?: Call[] };
 
-// Hooks run in this process: they record into a global the test reads.
+// Hooks run in a worker thread: they record to a file (OUT, replaced per run) the test reads.
 const recorder = (extra = '') => `
-const calls = (globalThis.__hookCalls ??= []);
+import { appendFileSync } from 'node:fs';
+const calls = { push: (call) => appendFileSync(OUT, JSON.stringify(call) + '\\n') };
 export const onRunStarted = (run) => { calls.push(['onRunStarted', run.status]); };
 export const onBranchCreated = (b) => { calls.push(['onBranchCreated', b.id, b.agent, b.depth]); };
 export const onBranchCompleted = (b, result) => { calls.push(['onBranchCompleted', b.id, result]); ${extra} };
@@ -25,12 +25,15 @@ export async function onRunEnded(run) { await new Promise((r) => setTimeout(r, 5
 `;
 
 async function runWithHooks(hooksSource: string): Promise<{ code: number; doc: any; err: string; calls: Call[] }> {
-  const hooks = join(dir, `hooks-${Math.random().toString(36).slice(2)}.mjs`);
-  writeFileSync(hooks, hooksSource);
-  g.__hookCalls = [];
+  const name = `hooks-${Math.random().toString(36).slice(2)}`;
+  const hooks = join(dir, `${name}.mjs`);
+  const out = join(dir, `${name}.jsonl`);
+  writeFileSync(out, '');
+  writeFileSync(hooks, `const OUT = ${JSON.stringify(out)};\n${hooksSource}`);
   const io = captureIo();
   const code = await main(['run', 'examples/hierarchical.yaml', '--json', '--hooks', hooks], io);
-  return { code, doc: JSON.parse(io.outText()), err: io.errText(), calls: g.__hookCalls };
+  const calls = readFileSync(out, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as Call);
+  return { code, doc: JSON.parse(io.outText()), err: io.errText(), calls };
 }
 
 describe('--hooks', () => {

@@ -22,10 +22,10 @@ export async function costly(ctx: { reportUsage(u: { inputTokens: number; output
 }
 export async function throws() { throw new Error('the planner gave up'); }
 export async function throwsObject() { throw { code: 7, why: 'no quota' }; }
-export function waits(ctx: { signal: AbortSignal; input: { started(): void } }) {
-  ctx.input.started();
+export function waits(ctx: { signal: AbortSignal }) {
   return new Promise((_resolve, reject) => ctx.signal.addEventListener('abort', () => reject(new Error('stopped by signal'))));
 }
+export function ignores() { return new Promise(() => {}); }
 `,
 );
 
@@ -73,14 +73,13 @@ describe('module agents', () => {
     await expect(invoker.invoke(call({ module: './agents.ts', export: 'throwsObject' }))).rejects.toThrow('{"code":7,"why":"no quota"}');
   });
 
-  it('aborts through the signal', async () => {
-    const controller = new AbortController();
-    let started!: () => void;
-    const running = new Promise<void>((resolve) => (started = resolve));
-    const pending = invoker.invoke(call({ module: './agents.ts', export: 'waits' }, { signal: controller.signal, input: { started } }));
-    await running;
-    controller.abort();
-    await expect(pending).rejects.toThrow('stopped by signal');
+  it('a call ends when its signal aborts, whether the function listens to the signal or not', async () => {
+    for (const name of ['waits', 'ignores']) {
+      const controller = new AbortController();
+      const pending = invoker.invoke(call({ module: './agents.ts', export: name }, { signal: controller.signal }));
+      controller.abort(new Error('the branch ended'));
+      await expect(pending).rejects.toThrow('the branch ended');
+    }
   });
 
   it('names a missing export (listing the ones there are), a missing file, and a file outside the allowed folders', async () => {

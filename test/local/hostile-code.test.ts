@@ -1,0 +1,116 @@
+/**
+ * Code the user brings (module agents, hooks) cannot break the runtime's promises: a run ends on
+ * its deadline whatever the agent does (hang, late answer, stray rejection, process.exit), the
+ * CLI prints its document and exits, and `dev` keeps serving other runs. Through the real CLI in
+ * a child process: what is checked is what a user sees (exit code, one document).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const NODE = join(ROOT, 'node_modules', '.bin', 'node');
+const BIN = join(ROOT, 'bin', 'branch-spawner.mjs');
+
+const dir = mkdtempSync(join(tmpdir(), 'bs-hostile-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+/** Runs the CLI in a child process; resolves with its exit code and output. */
+function cli(args: string[], cwd = dir): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(NODE, [BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c) => (out += c));
+    child.stderr.on('data', (c) => (err += c));
+    child.on('exit', (code) => resolve({ code, out, err }));
+  });
+}
+
+const AGENTS: Record<string, string> = {
+  // Ignores its signal and never answers.
+  hang: 'export default () => new Promise(() => {});\n',
+  // Answers after the deadline (6 s against maxRunSeconds 2).
+  late: 'export default () => new Promise((r) => setTimeout(() => r({ next_action: "final_response", content: "late" }), 6000));\n',
+  // Leaves a rejection nobody handles and a timer that throws, then never answers.
+  stray: [
+    'export default () => {',
+    '  Promise.reject(new Error("stray rejection"));',
+    '  setTimeout(() => { throw new Error("thrown in a timer"); }, 10);',
+    '  return new Promise(() => {});',
+    '};',
+    '',
+  ].join('\n'),
+  // Ends the process it runs in.
+  exit: 'export default () => { process.exit(0); };\n',
+};
+
+function scenario(kind: string): string {
+  file(`${kind}.ts`, AGENTS[kind]);
+  return file(
+    `${kind}.yaml`,
+    `name: ${kind}\nrequest: go\nentry: A\nlimits: { maxRunSeconds: 2 }\nagents:\n  A: { kind: module, module: ./${kind}.ts }\n`,
+  );
+}
+
+describe('module agents that misbehave, under maxRunSeconds: 2', () => {
+  for (const kind of Object.keys(AGENTS)) {
+    it(`${kind}: the run ends FAILED, run --json prints its document and exits 1`, async () => {
+      const { code, out, err } = await cli(['run', scenario(kind), '--json']);
+      expect(code, err).toBe(1);
+      const doc = JSON.parse(out);
+      expect(doc.status).toBe('FAILED');
+      expect(doc.metrics.activeCount).toBe(0);
+      expect(doc.result).toBeNull();
+    }, 30_000);
+  }
+});
+
+describe('hooks that misbehave', () => {
+  const run = (hooks: string) => cli(['run', join(ROOT, 'examples', 'hierarchical.yaml'), '--json', '--hooks', file(`${hooks.length}-${Math.random()}.mjs`, hooks)]);
+  let clean: { result: unknown; branches: unknown[] };
+  it('a clean run, to compare with', async () => {
+    const { code, out } = await run('export const onRunStarted = () => {};\n');
+    expect(code).toBe(0);
+    clean = JSON.parse(out);
+  }, 30_000);
+
+  it('a hook that changes what it is given changes nothing of the run', async () => {
+    const { code, out } = await run(
+      [
+        'export function onBranchCompleted(branch, result) { if (result && typeof result === "object") { for (const k of Object.keys(result)) delete result[k]; result.hacked = true; } }',
+        'export function onSynchronizationPoint(parentId, results) { for (const r of results) r.result = "hacked"; results.length = 0; }',
+        '',
+      ].join('\n'),
+    );
+    expect(code).toBe(0);
+    const doc = JSON.parse(out);
+    expect(JSON.stringify(doc)).not.toContain('hacked');
+    expect(doc.result).toEqual(clean.result);
+  }, 30_000);
+
+  it('a hook that never returns, throws what cannot be printed, or calls process.exit: reported, and the run prints its document', async () => {
+    const { code, out, err } = await run(
+      [
+        'export function onRunStarted() { return new Promise(() => {}); }',
+        'export function onBranchCreated(b) { if (b.id === "root") { const e = Object.create(null); e.why = "no prototype"; throw e; } if (b.id === "root.0") throw { toString() { throw new Error("no"); } }; }',
+        'export function onBranchFailed() {}',
+        'export function onRunEnded() { process.exit(0); }',
+        '',
+      ].join('\n'),
+    );
+    expect(code, err).toBe(0);
+    expect(JSON.parse(out).status).toBe('COMPLETED');
+    expect(err).toMatch(/warning: hook onRunStarted threw on RunStarted: did not return within 10000 ms/);
+    expect(err).toMatch(/warning: hook onBranchCreated threw on BranchCreated root: \{"why":"no prototype"\}/);
+    expect(err).toMatch(/warning: hook onBranchCreated threw on BranchCreated root\.0: \{\}/);
+    expect(err).toMatch(/warning: hook onRunEnded threw on RunCompleted: called process\.exit\(0\)/);
+  }, 60_000);
+});
