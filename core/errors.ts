@@ -146,6 +146,21 @@ export class AggregationError extends BranchSpawnerError {}
 /** The request is not allowed for this caller (e.g. an inline agent where the stack forbids it). */
 export class ForbiddenError extends BranchSpawnerError {}
 
+/**
+ * A deployed API answered a request with an error (the CLI's remote mode). `status` and `code`
+ * (the API's or API Gateway's error name) are kept; 401/403 name the credentials that were used.
+ */
+export class RemoteApiError extends BranchSpawnerError {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly code: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
 /** A transient infrastructure failure worth retrying (throttling, 5xx). */
 export class TransientError extends BranchSpawnerError {}
 

@@ -2,7 +2,11 @@
 import type { BranchRecord } from './model';
 
 export type TreeBranch = Pick<BranchRecord, 'id' | 'parentId' | 'agent' | 'type' | 'status' | 'depth'> &
-  Partial<Pick<BranchRecord, 'result' | 'error' | 'entryAgent' | 'memory'>>;
+  Partial<Pick<BranchRecord, 'result' | 'entryAgent' | 'memory'>> & {
+    error?: string | null;
+    /** The chain already worked out (a branch view read from the API has it instead of the memory). */
+    agentChain?: readonly string[];
+  };
 
 export interface TreeNode {
   id: string;
@@ -18,7 +22,8 @@ export interface TreeNode {
 }
 
 /** The agents a branch ran, in order: its entry agent, then each hand-off; the last is `agent`. */
-export function agentChain(branch: Pick<TreeBranch, 'agent' | 'entryAgent' | 'memory'>): string[] {
+export function agentChain(branch: Pick<TreeBranch, 'agent' | 'entryAgent' | 'memory' | 'agentChain'>): string[] {
+  if (branch.agentChain) return [...branch.agentChain];
   const chain = [branch.entryAgent ?? branch.agent];
   for (const entry of branch.memory ?? []) {
     if (!entry.inherited && entry.role === 'user' && entry.agent !== chain[chain.length - 1]) chain.push(entry.agent);

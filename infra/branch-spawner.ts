@@ -785,5 +785,9 @@ function createApi(scope: Construct, config: TeamConfig, handler: SpawnerFunctio
     });
   run.addResource('metrics').addMethod('GET', integration, { requestValidator: validator, requestParameters: withId });
   run.addResource('cancel').addMethod('POST', integration, { requestValidator: validator, requestParameters: withId });
+  run.addResource('events').addMethod('GET', integration, {
+    requestValidator: validator,
+    requestParameters: { ...withId, 'method.request.querystring.after': false, 'method.request.querystring.limit': false },
+  });
   return api;
 }

@@ -1,12 +1,23 @@
 /** `branch-spawner` — runs scenarios on the embedded engines. */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { readFileSync } from 'node:fs';
-import { InUseError, LimitExceededError, PayloadTooLargeError, ScenarioError, ValidationError } from '../core/errors';
+import { ForbiddenError, InUseError, LimitExceededError, PayloadTooLargeError, RemoteApiError, ScenarioError, ValidationError } from '../core/errors';
 import { CHAOS_FAULTS, parseChaos } from './chaos';
+import { cancelCommand, eventsCommand, runsCommand, showCommand, treeCommand } from './inspect-commands';
+import { TOKEN_ENV, type RemoteTarget } from './remote/api-client';
 import { redriveCommand } from './redrive-command';
 import { resumeCommand } from './resume-command';
 import { runDevCommand } from './dev-server';
 import { runScenario, type RunCommandOptions } from './run-command';
+
+interface RemoteFlags {
+  api?: string;
+  token?: string;
+  region?: string;
+  profile?: string;
+}
+
+const targetOf = (opts: RemoteFlags & { api: string }): RemoteTarget => ({ api: opts.api, token: opts.token, region: opts.region, profile: opts.profile });
 
 export interface MainOptions {
   /** Handle Ctrl-C (SIGINT) for `run`: the bin sets it; in-process callers leave the signal alone. */
@@ -53,8 +64,12 @@ export async function main(
     .option('--engines', 'run on dynalite + fauxqs (the AWS-API engines) instead of the in-memory store and queues')
     .option('--hooks <module>', 'a TypeScript/JavaScript module exporting lifecycle hooks (onRunStarted, onBranchCompleted, ...; docs/agents.md)')
     .option('--rehearse', 'run it through the stack `cdk deploy` would create (synthesized template, bundled functions, IAM)')
-    .option('--team <name>', 'with --rehearse: the team stack of infra/teams/<name>.json (default: a rehearsal team)')
-    .action(async (scenario: string, opts: { json?: boolean; trace?: string; chaos?: string; seed: number; data?: string; fsync?: boolean; keepPoison?: boolean; engines?: boolean; hooks?: string; rehearse?: boolean; team?: string }) => {
+    .option('--team <name>', 'with --rehearse or --api: the team of infra/teams/<name>.json, whose registry agents the scenario may name without defining them')
+    .option('--api <url>', "start the run on a team's deployed API (the stack's ApiUrl output), signed with your AWS credentials")
+    .option('--token <jwt>', `with --api: a Cognito ID token instead of SigV4 (env ${TOKEN_ENV})`)
+    .option('--region <region>', 'with --api: the signing region (default: the URL\'s, else AWS_REGION)')
+    .option('--profile <name>', 'with --api: the AWS profile to sign with (default: AWS_PROFILE, else the default credential chain)')
+    .action(async (scenario: string, opts: { json?: boolean; trace?: string; chaos?: string; seed: number; data?: string; fsync?: boolean; keepPoison?: boolean; engines?: boolean; hooks?: string; rehearse?: boolean; team?: string } & RemoteFlags) => {
       const options: RunCommandOptions = {
         json: Boolean(opts.json),
         trace: opts.trace,
@@ -70,6 +85,16 @@ export async function main(
         err: io.err,
         tty: Boolean((io.out as NodeJS.WriteStream).isTTY) && !opts.json,
       };
+      if (opts.api) {
+        if (opts.rehearse || opts.chaos || opts.data || opts.fsync || opts.keepPoison || opts.engines || opts.hooks) {
+          io.err.write('error: --rehearse, --chaos, --data, --fsync, --keep-poison, --engines and --hooks are not available with --api (the stack runs the scenario)\n');
+          exitCode = 2;
+          return;
+        }
+        const { remoteRun } = await import('./remote/remote-run');
+        exitCode = await remoteRun(scenario, { ...options, target: targetOf({ ...opts, api: opts.api }), team: opts.team });
+        return;
+      }
       if (opts.rehearse) {
         if (opts.chaos || opts.data || opts.fsync || opts.keepPoison || opts.engines || opts.hooks) {
           io.err.write('error: --chaos, --data, --fsync, --keep-poison, --engines and --hooks are not available with --rehearse\n');
@@ -92,7 +117,7 @@ export async function main(
         return;
       }
       if (opts.team) {
-        io.err.write('error: --team needs --rehearse\n');
+        io.err.write('error: --team needs --rehearse or --api\n');
         exitCode = 2;
         return;
       }
@@ -105,6 +130,58 @@ export async function main(
     .option('--port <n>', 'port on 127.0.0.1 (0: any free port)', '0')
     .action(async (opts: { port: string }) => {
       exitCode = await runDevCommand({ port: opts.port, out: io.out, err: io.err });
+    });
+
+  const sourceOptions = (command: Command) =>
+    command
+      .option('--api <url>', "a team's deployed API (the stack's ApiUrl; env BRANCH_SPAWNER_API)")
+      .option('--data <dir>', 'a local data folder (run --data <dir>)')
+      .option('--token <jwt>', `with --api: a Cognito ID token instead of SigV4 (env ${TOKEN_ENV})`)
+      .option('--region <region>', "with --api: the signing region (default: the URL's, else AWS_REGION)")
+      .option('--profile <name>', 'with --api: the AWS profile to sign with');
+  const sourceOf = (opts: RemoteFlags & { data?: string }) => ({ ...opts, api: opts.data ? opts.api : (opts.api ?? process.env.BRANCH_SPAWNER_API) });
+
+  sourceOptions(program.command('runs').description('list runs: those started from here on --api (kept per API URL), or those of --data'))
+    .option('--json', 'one JSON document')
+    .action(async (opts: RemoteFlags & { data?: string; json?: boolean }) => {
+      exitCode = await runsCommand({ ...sourceOf(opts), json: Boolean(opts.json) }, io);
+    });
+  sourceOptions(program.command('show').description("a run's status, metrics, tree and result, as run prints them (exit 0 COMPLETED or RUNNING, 1 otherwise)").argument('<runId>'))
+    .option('--json', 'the run document of run --json')
+    .action(async (runId: string, opts: RemoteFlags & { data?: string; json?: boolean }) => {
+      exitCode = await showCommand(runId, { ...sourceOf(opts), json: Boolean(opts.json) }, io);
+    });
+  sourceOptions(program.command('tree').description("a run's tree").argument('<runId>'))
+    .option('--format <format>', 'ascii, mermaid or json', 'ascii')
+    .action(async (runId: string, opts: RemoteFlags & { data?: string; format: string }) => {
+      exitCode = await treeCommand(runId, { ...sourceOf(opts), format: opts.format }, io);
+    });
+  sourceOptions(program.command('cancel').description('cancel a run').argument('<runId>')).action(async (runId: string, opts: RemoteFlags & { data?: string }) => {
+    exitCode = await cancelCommand(runId, sourceOf(opts), io);
+  });
+  sourceOptions(program.command('events').description("a run's lifecycle events as JSON lines (the --trace format)").argument('<runId>'))
+    .option('--follow', 'keep printing new events until the run has ended')
+    .option('--after <cursor>', 'only events after this cursor (the `cursor` of GET /runs/{runId}/events)')
+    .action(async (runId: string, opts: RemoteFlags & { data?: string; follow?: boolean; after?: string }) => {
+      exitCode = await eventsCommand(runId, { ...sourceOf(opts), follow: Boolean(opts.follow), after: opts.after }, io);
+    });
+
+  program
+    .command('rehearse')
+    .description('keep a rehearsed stack running: rehearse up [--team <name>]')
+    .argument('<action>', 'up')
+    .option('--team <name>', 'the team stack of infra/teams/<name>.json (default: a rehearsal team with inline script agents)')
+    .option('--port <n>', 'the API on this port of 127.0.0.1 (0: any free port)', '0')
+    .option('--json', 'print the API URL and the credentials as one JSON document')
+    .action(async (action: string, opts: { team?: string; port: string; json?: boolean }) => {
+      if (action !== 'up') {
+        io.err.write(`error: unknown action "${action}" (rehearse up)\n`);
+        exitCode = 2;
+        return;
+      }
+      const { rehearseUpCommand } = await import('./rehearsal/rehearse-up');
+      const until = new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+      exitCode = await rehearseUpCommand({ team: opts.team, port: Number(opts.port), json: Boolean(opts.json), out: io.out, err: io.err, until });
     });
 
   program
@@ -148,9 +225,14 @@ export async function main(
     if (error instanceof CommanderError) {
       return error.exitCode === 0 ? 0 : 2;
     }
-    if (error instanceof ScenarioError || error instanceof ValidationError || error instanceof LimitExceededError || error instanceof PayloadTooLargeError || error instanceof InUseError) {
+    if (error instanceof ScenarioError || error instanceof ValidationError || error instanceof LimitExceededError || error instanceof PayloadTooLargeError || error instanceof InUseError || error instanceof ForbiddenError) {
       io.err.write(`error: ${error.message}\n`);
       return 2;
+    }
+    if (error instanceof RemoteApiError) {
+      io.err.write(`error: ${error.message}\n`);
+      // A run the API does not have is a bad argument, like a bad scenario.
+      return error.status === 404 || error.status === 400 ? 2 : 1;
     }
     io.err.write(`error: ${(error as Error)?.stack ?? error}\n`);
     return 1;

@@ -1,13 +1,12 @@
 /** The live tree on a terminal: counts, elapsed time and the tree, redrawn in place. */
-import type { BranchRecord } from '../core/model';
-import { renderAscii } from '../core/tree';
+import { renderAscii, type TreeBranch } from '../core/tree';
 
 const COLORS: Record<string, string> = {
   PENDING: '\x1b[90m', RUNNING: '\x1b[36m', WAITING: '\x1b[33m', COMPLETED: '\x1b[32m',
   FAILED: '\x1b[31m', TIMED_OUT: '\x1b[35m', CANCELLED: '\x1b[90m',
 };
 
-export function progressFrame(branches: BranchRecord[], elapsedMs: number, maxLines = 30, color = true): string {
+export function progressFrame(branches: readonly TreeBranch[], elapsedMs: number, maxLines = 30, color = true): string {
   const count = (...s: string[]) => branches.filter((b) => s.includes(b.status)).length;
   const head =
     `created ${branches.length} · pending ${count('PENDING')} · running ${count('RUNNING')} · waiting ${count('WAITING')} · ` +
@@ -29,15 +28,17 @@ export class LiveProgress {
 
   constructor(
     private readonly out: NodeJS.WritableStream,
-    private readonly load: () => Promise<BranchRecord[]>,
+    private readonly load: () => Promise<readonly TreeBranch[]>,
     private readonly started: number,
+    /** How often the tree is read (a remote API is read less often than the local store). */
+    private readonly intervalMs = 200,
   ) {}
 
   start(): void {
-    this.timer = setInterval(() => void this.tick(), 200);
+    this.timer = setInterval(() => void this.tick(), this.intervalMs);
   }
 
-  async stop(final?: BranchRecord[]): Promise<void> {
+  async stop(final?: readonly TreeBranch[]): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.timer);

@@ -1,7 +1,7 @@
 /** `branch-spawner run`: one scenario on the embedded engines, with progress and a result. */
-import { runCost, type CostCounters } from '../core/cost';
-import { computeMetrics } from '../core/metrics';
-import { branchView } from '../core/use-cases/queries';
+import type { CostCounters } from '../core/cost';
+import type { computeMetrics } from '../core/metrics';
+import { branchView, runView, type BranchView, type RunView } from '../core/use-cases/queries';
 import type { BranchRecord, RunRecord } from '../core/model';
 import { renderAscii } from '../core/tree';
 import { errorMessage, PayloadTooLargeError, ScenarioError, ValidationError } from '../core/errors';
@@ -39,15 +39,20 @@ export interface RunCommandOptions {
 }
 
 export function runDocument(run: RunRecord, branches: BranchRecord[], cost?: CostCounters) {
+  return documentOf(runView(run, branches, cost), branches.map(branchView));
+}
+
+/** The run document of `run --json` from the API's views (what `show` and remote runs print). */
+export function documentOf(view: RunView, branches: BranchView[]) {
   return {
-    runId: run.runId,
-    name: run.name,
-    status: run.status,
-    result: run.result ?? null,
-    error: run.error ?? null,
-    metrics: { ...computeMetrics(branches, run), ...(cost ? { cost: runCost(cost) } : {}) },
+    runId: view.runId,
+    name: view.name,
+    status: view.status,
+    result: view.result ?? null,
+    error: view.error ?? null,
+    metrics: view.metrics,
     // The CLI's branch fields are fixed: a subset of the API's branch view.
-    branches: branches.map(branchView).map(({ id, parentId, agent, agentChain, type, depth, status, result, error }) => ({
+    branches: branches.map(({ id, parentId, agent, agentChain, type, depth, status, result, error }) => ({
       id, parentId, agent, agentChain, type, depth, status, result, error,
     })),
   };
@@ -160,16 +165,20 @@ export function reportRun(
   started: number,
   cost?: CostCounters,
 ): void {
-  const doc = runDocument(run, branches, cost);
+  reportDocument(runDocument(run, branches, cost), options, started);
+}
+
+/** Prints a run document (see reportRun); `started` undefined: no elapsed time (a run looked up later). */
+export function reportDocument(doc: ReturnType<typeof documentOf>, options: Pick<RunCommandOptions, 'json' | 'tty' | 'out'>, started?: number): void {
   if (options.json) {
     options.out.write(`${JSON.stringify(doc)}\n`);
     return;
   }
-  const seconds = ((Date.now() - started) / 1000).toFixed(2);
-  if (!options.tty) options.out.write(`${renderAscii(branches)}\n\n`);
-  options.out.write(`run ${run.runId} ${run.status} in ${seconds}s — ${summary(doc.metrics)}\n`);
-  if (run.error) options.out.write(`error: ${run.error}\n`);
-  options.out.write(`result:\n${JSON.stringify(run.result ?? null, null, 2)}\n`);
+  if (!options.tty) options.out.write(`${renderAscii(doc.branches)}\n\n`);
+  const took = started === undefined ? '' : ` in ${((Date.now() - started) / 1000).toFixed(2)}s`;
+  options.out.write(`run ${doc.runId} ${doc.status}${took} — ${summary(doc.metrics)}\n`);
+  if (doc.error) options.out.write(`error: ${doc.error}\n`);
+  options.out.write(`result:\n${JSON.stringify(doc.result ?? null, null, 2)}\n`);
 }
 
 /** The one JSON document `run --json` prints for a scenario that could not be read (exit 2). */
@@ -178,7 +187,7 @@ export function invalidDocument(error: ScenarioError | PayloadTooLargeError) {
 }
 
 /** First SIGINT: `first`; a second one: `second`. Returns the function that removes the handler. */
-function onInterrupt(first: () => void, second: () => void): () => void {
+export function onInterrupt(first: () => void, second: () => void): () => void {
   let count = 0;
   const handler = () => (++count === 1 ? first() : second());
   process.on('SIGINT', handler);

@@ -2,7 +2,7 @@
 import { NotFoundError } from '../errors';
 import { runCost, type CostCounters } from '../cost';
 import { computeMetrics, type RunMetrics } from '../metrics';
-import type { BranchRecord, RunRecord, Scope } from '../model';
+import type { BranchRecord, BranchStatus, BranchType, RunRecord, Scope } from '../model';
 import { parseAgentResponse } from '../protocol';
 import { agentChain, buildTree, renderAscii, renderMermaid } from '../tree';
 import type { SpawnerDeps } from './deps';
@@ -13,9 +13,9 @@ export interface BranchView {
   /** The current agent; `agentChain` lists every agent the branch ran (hand-offs). */
   agent: string;
   agentChain: string[];
-  type: string;
+  type: BranchType;
   depth: number;
-  status: string;
+  status: BranchStatus;
   result: unknown;
   error: string | null;
   stepCount: number;
@@ -70,7 +70,7 @@ export function runView(run: RunRecord, branches: BranchRecord[], cost?: CostCou
   };
 }
 
-async function mustGetRun(deps: Pick<SpawnerDeps, 'store'>, scope: Scope): Promise<RunRecord> {
+export async function mustGetRun(deps: Pick<SpawnerDeps, 'store'>, scope: Scope): Promise<RunRecord> {
   const run = await deps.store.getRun(scope);
   if (!run) throw new NotFoundError(`run ${scope.runId} not found`);
   return run;

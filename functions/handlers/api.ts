@@ -12,6 +12,7 @@ import {
   type SpawnerDeps,
 } from '../../core/use-cases';
 import { describeRun, listRunBranches, runTree, type TreeFormat } from '../../core/use-cases/queries';
+import { runEventsAfter } from '../../core/use-cases/run-events';
 import type { Limits, Scope } from '../../core/model';
 import { errorResponse, json, MethodNotAllowedError, text } from './http-errors';
 import { DEFAULT_MAX_BODY_BYTES } from '../lambda-environment';
@@ -100,6 +101,16 @@ function routes(deps: SpawnerDeps, config: ApiConfig): Route[] {
       async handle(_event, [runId], team) {
         const { view } = await describeRun(deps, scopeOf(team, runId));
         return json(200, view.metrics);
+      },
+    },
+    {
+      method: 'GET',
+      pattern: new RegExp(`^/runs/${RUN_ID}/events/?$`),
+      async handle(event, [runId], team) {
+        const query = event.queryStringParameters ?? {};
+        const limit = query.limit === undefined ? undefined : Number(query.limit);
+        if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) throw new ValidationError('limit must be a positive integer', 'limit');
+        return json(200, await runEventsAfter(deps, scopeOf(team, runId), query.after, limit));
       },
     },
     {

@@ -81,7 +81,9 @@ export function devRoutes(ctx: DevRouteContext): (request: DevRequest) => Promis
     {
       method: 'GET',
       pattern: new RegExp(`^/runs/${RUN_ID}/events/?$`),
+      // A stream for an EventSource; any other caller gets the API's JSON page of events (after a cursor).
       handle: ({ req, res, team }, [runId]) => {
+        if (!String(req.headers.accept ?? '').includes('text/event-stream')) return undefined;
         ctx.hub.open(req, res, team, runId);
         return 'handled';
       },

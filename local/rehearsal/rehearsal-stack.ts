@@ -90,6 +90,8 @@ interface Route {
   pattern: RegExp;
   params: string[];
   functionArn: string;
+  /** The method's AuthorizationType (AWS_IAM, COGNITO_USER_POOLS, NONE). */
+  authorizationType: string;
 }
 
 export class RehearsalStack {
@@ -142,7 +144,11 @@ export class RehearsalStack {
   // ---- What a client of the deployed stack does.
 
   /** A request to the REST API (the path without the stage, e.g. `/runs`). */
-  async request(method: string, path: string, options: { body?: unknown; headers?: Record<string, string>; query?: Record<string, string> } = {}) {
+  async request(
+    method: string,
+    path: string,
+    options: { body?: unknown; headers?: Record<string, string>; query?: Record<string, string>; identity?: Partial<APIGatewayProxyEvent['requestContext']['identity']> } = {},
+  ) {
     const route = this.routes.find((r) => r.method === method.toUpperCase() && r.pattern.test(path));
     if (!route) {
       // What API Gateway answers for a path or method it does not have.
@@ -177,7 +183,7 @@ export class RehearsalStack {
         authorizer: null,
         protocol: 'HTTP/1.1',
         httpMethod: route.method,
-        identity: { sourceIp: '127.0.0.1', userAgent: 'branch-spawner-rehearsal' } as APIGatewayProxyEvent['requestContext']['identity'],
+        identity: { sourceIp: '127.0.0.1', userAgent: 'branch-spawner-rehearsal', ...options.identity } as APIGatewayProxyEvent['requestContext']['identity'],
         path: `/${this.stageName}${path}`,
         stage: this.stageName,
         requestId,
@@ -193,6 +199,15 @@ export class RehearsalStack {
       this.errors.push(error);
       return { statusCode: 502, headers: {}, body: JSON.stringify({ message: 'Internal server error' }) };
     }
+  }
+
+  /** The REST API as a caller reaches it: its id, stage, and each method's authorization type. */
+  get api(): { id: string; stage: string; authorizationOf(method: string, path: string): string | undefined } {
+    return {
+      id: this.apiId,
+      stage: this.stageName,
+      authorizationOf: (method, path) => this.routes.find((r) => r.method === method.toUpperCase() && r.pattern.test(path))?.authorizationType,
+    };
   }
 
   /** PutEvents as a client would (an EventBridge rule may start a run). */
@@ -582,7 +597,8 @@ export class RehearsalStack {
           return '([^/]+)';
         })
         .join('/');
-      return [{ method: String(p.HttpMethod), pathTemplate, pattern: new RegExp(`^${source}/?$`), params, functionArn }];
+      const authorizationType = String(p.AuthorizationType ?? 'NONE');
+      return [{ method: String(p.HttpMethod), pathTemplate, pattern: new RegExp(`^${source}/?$`), params, functionArn, authorizationType }];
     });
   }
 

@@ -47,7 +47,7 @@ function eventStream(path: string, until: (e: LifecycleEvent) => boolean) {
   let markReady = () => {};
   const ready = new Promise<void>((resolve) => (markReady = resolve));
   const done = (async () => {
-    const response = await fetch(`${server.url}${path}`, { signal: abort.signal });
+    const response = await fetch(`${server.url}${path}`, { signal: abort.signal, headers: { accept: 'text/event-stream' } });
     expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
     const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
     const events: LifecycleEvent[] = [];

@@ -150,6 +150,21 @@ describe('the handler answers as documented', () => {
     expect(otherServices(cost)).toEqual(otherServices(costBefore));
   });
 
+  it('GET /runs/{id}/events → the lifecycle events after a cursor; the same cursor back when nothing is new', async () => {
+    const id = completedRunId;
+    const first = await call('GET', '/runs/{runId}/events', `/runs/${id}/events?limit=3`);
+    expect(first.body.events.map((e: { type: string }) => e.type)).toEqual(['RunStarted', 'BranchCreated', 'BranchCreated']);
+    expect(first.body.done).toBe(false);
+    const rest = await call('GET', '/runs/{runId}/events', `/runs/${id}/events?after=${encodeURIComponent(first.body.cursor)}`);
+    expect(rest.body.events).toHaveLength(9 * 2 + 2 - 3);
+    expect(rest.body.events.at(-1).type).toBe('RunCompleted');
+    expect(rest.body.done).toBe(true);
+    const none = await call('GET', '/runs/{runId}/events', `/runs/${id}/events?after=${encodeURIComponent(rest.body.cursor)}`);
+    expect(none.body).toEqual({ runId: id, status: 'COMPLETED', events: [], cursor: rest.body.cursor, done: true });
+    const bad = await call('GET', '/runs/{runId}/events', `/runs/${id}/events?after=nonsense`);
+    expect(bad).toMatchObject({ status: 400, body: { error: 'ValidationError', field: 'after' } });
+  });
+
   it('POST /runs/{id}/cancel → 202 for a running run (and again once cancelled), 409 for a finished one', async () => {
     const slow = {
       name: 'slow',
@@ -195,6 +210,7 @@ describe('the handler answers as documented', () => {
       ['GET', '/runs/{runId}/tree'],
       ['GET', '/runs/{runId}/metrics'],
       ['POST', '/runs/{runId}/cancel'],
+      ['GET', '/runs/{runId}/events'],
     ];
     for (const [method, template] of routes) {
       const answer = await call(method, template, template.replace('{runId}', 'no-such-run'));

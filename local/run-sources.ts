@@ -1,0 +1,134 @@
+/**
+ * Where `runs`, `show`, `tree`, `cancel` and `events` read a run: a team's deployed API (`--api`,
+ * through its HTTP routes) or a local data folder (`--data`, through the same read models the
+ * API's handler calls). One vocabulary, two places.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { Scope } from '../core/model';
+import { describeRun, listRunBranches, runSummaries, runTree, type BranchView, type RunView, type TreeFormat } from '../core/use-cases/queries';
+import { runEventsAfter, type RunEventsPage } from '../core/use-cases/run-events';
+import { systemClock } from '../core/ports';
+import { listDataRuns, recordDataRun } from './data-runs';
+import { requireDataFolder } from './data-folder';
+import { startLocalEngines } from './embedded-engines';
+import { LOCAL_TEAM, LocalRuntime } from './runtime';
+import type { ApiClient } from './remote/api-client';
+
+export interface RunSummary {
+  runId: string;
+  name: string;
+  status: string;
+  createdAt: number | null;
+  endedAt: number | null;
+}
+
+export interface RunSource {
+  /** Where the runs are, for messages (the API URL or the folder). */
+  label: string;
+  runs(): Promise<RunSummary[]>;
+  describe(runId: string): Promise<{ view: RunView; branches: BranchView[] }>;
+  tree(runId: string, format: TreeFormat): Promise<string>;
+  events(runId: string, after?: string): Promise<RunEventsPage>;
+  cancel(runId: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * The API has no route listing a team's runs (its table has no index by team), so `runs --api`
+ * lists the runs this machine started on that API, kept per API URL in BRANCH_SPAWNER_HOME
+ * (default ~/.branch-spawner), each with its status read from the API.
+ */
+export function remoteRunsFolder(apiUrl: string, env: NodeJS.ProcessEnv = process.env): string {
+  const home = env.BRANCH_SPAWNER_HOME ?? join(homedir(), '.branch-spawner');
+  return join(home, 'apis', createHash('sha256').update(apiUrl).digest('hex').slice(0, 16));
+}
+
+export async function recordRemoteRun(apiUrl: string, runId: string, name: string, scenario: string): Promise<void> {
+  const dir = remoteRunsFolder(apiUrl);
+  await mkdir(dir, { recursive: true });
+  await recordDataRun(dir, runId, name, scenario);
+}
+
+export function remoteSource(client: ApiClient): RunSource {
+  const label = client.baseUrl.href;
+  const path = (runId: string, tail = '') => `runs/${encodeURIComponent(runId)}${tail}`;
+  const describe = async (runId: string) => {
+    const [view, { branches }] = await Promise.all([
+      client.call<RunView>('GET', path(runId)),
+      client.call<{ branches: BranchView[] }>('GET', path(runId, '/branches')),
+    ]);
+    return { view, branches };
+  };
+  return {
+    label,
+    async runs() {
+      const recorded = (await listDataRuns(remoteRunsFolder(label))).slice(-50).reverse();
+      return Promise.all(
+        recorded.map(async (r) => {
+          try {
+            const view = await client.call<RunView>('GET', path(r.runId));
+            return { runId: r.runId, name: view.name, status: view.status, createdAt: view.createdAt, endedAt: view.endedAt };
+          } catch (error) {
+            // A run the stack no longer has (its TTL passed, the table was replaced) is still listed.
+            if ((error as { status?: number }).status === 404) return { runId: r.runId, name: r.name, status: 'NOT_FOUND', createdAt: r.startedAt, endedAt: null };
+            throw error;
+          }
+        }),
+      );
+    },
+    describe,
+    async tree(runId, format) {
+      const answer = await client.call<unknown>('GET', path(runId, '/tree'), { query: { format } });
+      return typeof answer === 'string' ? answer : JSON.stringify(answer);
+    },
+    events: (runId, after) => client.call<RunEventsPage>('GET', path(runId, '/events'), { query: { after } }),
+    async cancel(runId) {
+      await client.call('POST', path(runId, '/cancel'));
+    },
+    close: async () => {},
+  };
+}
+
+/** A data folder (`run --data <dir>`): its store read directly; `cancel` opens the runtime on it. */
+export async function dataSource(dataDir: string, command: string): Promise<RunSource> {
+  requireDataFolder(command, dataDir);
+  const engines = await startLocalEngines({ dataDir });
+  let open = true;
+  const closeEngines = async () => {
+    if (open) await engines.close();
+    open = false;
+  };
+  const deps = { store: engines.store, clock: systemClock };
+  const scope = (runId: string): Scope => ({ team: LOCAL_TEAM, runId });
+  return {
+    label: dataDir,
+    async runs() {
+      const recorded = (await listDataRuns(dataDir)).reverse();
+      return runSummaries(deps, recorded.map((r) => scope(r.runId)));
+    },
+    async describe(runId) {
+      const { view } = await describeRun(deps, scope(runId));
+      return { view, branches: await listRunBranches(deps, scope(runId)) };
+    },
+    async tree(runId, format) {
+      const tree = await runTree(deps, scope(runId), format);
+      return typeof tree === 'string' ? tree : JSON.stringify({ runId, tree });
+    },
+    events: (runId, after) => runEventsAfter(deps, scope(runId), after),
+    async cancel(runId) {
+      // Cancelling stops fan-outs and tells branches: the runtime's work, on the folder's state.
+      await closeEngines();
+      const runtime = await LocalRuntime.start({ dataDir });
+      try {
+        await runtime.cancel(runId);
+        await runtime.waitForRun(runId);
+      } finally {
+        await runtime.close();
+      }
+    },
+    close: closeEngines,
+  };
+}
