@@ -131,6 +131,10 @@ export function meteredQueue(queue: StepQueue, sink: CostSink): StepQueue {
         sink.add(scope, { sqsRequests: Math.ceil(count / SEND_BATCH) + count * SQS_CONSUME_PER_MESSAGE });
       }
     },
+    redeliverAfter: async (receipt, seconds) => {
+      await queue.redeliverAfter(receipt, seconds);
+      sink.add({ team: receipt.message.team, runId: receipt.message.runId }, { sqsRequests: 1 });
+    },
   };
 }
 

@@ -15,6 +15,7 @@ export const EVENT_TYPES = [
   'BranchCancelled',
   'SyncPointReached',
   'ToolCalled',
+  'BranchRetryScheduled',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -82,6 +83,26 @@ export function toolCalledEvent(
   time: number,
 ): LifecycleEvent {
   return { type: 'ToolCalled', team: branch.team, runId: branch.runId, branchId: branch.id, time, detail: { agent: branch.agent, step, ...record } };
+}
+
+/**
+ * A step failed (its error was thrown, not an agent's answer) and its message comes back after
+ * `delaySeconds`: `attempt` is the delivery that failed (1 for the first).
+ */
+export function retryEvent(
+  message: { team: string; runId: string; branchId: string; step: number },
+  time: number,
+  detail: { attempt: number; delaySeconds: number; error: string },
+): LifecycleEvent {
+  const error = detail.error.length > 1000 ? `${detail.error.slice(0, 997)}...` : detail.error;
+  return {
+    type: 'BranchRetryScheduled',
+    team: message.team,
+    runId: message.runId,
+    branchId: message.branchId,
+    time,
+    detail: { step: message.step, attempt: detail.attempt, delaySeconds: detail.delaySeconds, error },
+  };
 }
 
 /**

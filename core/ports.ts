@@ -162,8 +162,20 @@ export interface StepMessage extends Scope {
   taskToken?: string;
 }
 
+/** A step message as a consumer received it: the handle names this receive of it. */
+export interface StepReceipt {
+  message: StepMessage;
+  receiptHandle: string;
+}
+
 export interface StepQueue {
   send(messages: StepMessage[]): Promise<void>;
+  /**
+   * Makes a received message visible again in `seconds` instead of at the end of the queue's
+   * visibility timeout (SQS ChangeMessageVisibility): the backoff of a step that failed. A message
+   * no longer in flight (deleted, or visible again already) is left as it is.
+   */
+  redeliverAfter(receipt: StepReceipt, seconds: number): Promise<void>;
 }
 
 /**
@@ -250,6 +262,8 @@ export interface AgentInvocation extends Scope {
   /** The branch's depth (root 0) and type, for agents that want to know where they run. */
   depth?: number;
   branchType?: BranchType;
+  /** Which delivery of this step's message runs the call (1 for the first; a failed step comes back). */
+  attempt?: number;
   /** Aborted when the branch is cancelled or the run ends. */
   signal?: AbortSignal;
   /** User tool calls one step may make (the run's `maxToolCallsPerStep`). */

@@ -1,11 +1,18 @@
 /**
- * The directives a `script` agent's canned responses may carry (`$fail`, `$raw`, `$delayMs`, `$hang`):
+ * The directives a `script` agent's canned responses may carry (`$fail`, `$raw`, `$delayMs`, `$hang`,
+ * `$transientFailures`):
  * what they mean lives in the script invoker; the rules a scenario must follow live here, so a
  * bad value is refused when the scenario is read, naming the field.
  */
 
 /** setTimeout's largest delay; a longer one fires at once (Node's TimeoutOverflowWarning). */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * `$transientFailures: n`: the first n deliveries of the step fail as throttled (a transient
+ * error, retried by redelivery); more than the queue's receives before the DLQ is pointless.
+ */
+export const MAX_TRANSIENT_FAILURES = 10;
 
 export interface DirectiveRefusal {
   /** Where, below the agent: e.g. `responses.2.$delayMs` or `rules.0.responses.1.$delayMs`. */
@@ -27,6 +34,12 @@ export function checkScriptDelays(
       if (response === null || typeof response !== 'object' || Array.isArray(response)) continue;
       if ('$hang' in response && (response as { $hang: unknown }).$hang !== true) {
         return { path: `${prefix}.${i}.$hang`, message: 'must be true (the call then waits until the branch times out or is cancelled)' };
+      }
+      if ('$transientFailures' in response) {
+        const count = (response as { $transientFailures: unknown }).$transientFailures;
+        if (typeof count !== 'number' || !Number.isInteger(count) || count < 0 || count > MAX_TRANSIENT_FAILURES) {
+          return { path: `${prefix}.${i}.$transientFailures`, message: `must be an integer 0..${MAX_TRANSIENT_FAILURES}, got ${JSON.stringify(count)}` };
+        }
       }
       if (!('$delayMs' in response)) continue;
       const value = (response as { $delayMs: unknown }).$delayMs;

@@ -5,7 +5,7 @@
  * hand-off) takes the `continue` lane, which has its own consumers. Work already under way thus
  * finishes before new work starts, and the fan-in latency no longer grows with the backlog.
  */
-import type { StepMessage, StepQueue } from './ports';
+import type { StepMessage, StepQueue, StepReceipt } from './ports';
 
 export type StepLane = 'start' | 'continue';
 
@@ -35,5 +35,10 @@ export class LanedStepQueue implements StepQueue {
     const next = messages.filter((m) => laneOf(m) === 'continue');
     if (start.length) await this.lanes.start.send(start);
     if (next.length) await this.lanes.continue.send(next);
+  }
+
+  /** A message was received from the queue of its lane. */
+  async redeliverAfter(receipt: StepReceipt, seconds: number): Promise<void> {
+    await this.lanes[laneOf(receipt.message)].redeliverAfter(receipt, seconds);
   }
 }

@@ -25,6 +25,7 @@ import { describeRun } from '../core/use-cases/queries';
 import { createDlqHandler } from '../functions/handlers/dlq-handler';
 import { createFanOutTaskHandlers } from '../functions/handlers/fan-out-tasks';
 import { createStepWorkerHandler } from '../functions/handlers/step-worker';
+import { isNotInFlight } from '../adapters/sqs/sqs-step-queue';
 import { createFaults, type ChaosOptions, type RuntimeFaults } from './chaos';
 import { DEFAULT_MAX_RECEIVE_COUNT, startLocalEngines, type EngineOptions, type EngineTier, type TieredEngines } from './embedded-engines';
 import { continueLaneConcurrency, STEP_LANES } from '../core/step-lanes';
@@ -78,8 +79,8 @@ export interface LocalRuntimeOptions {
   /** Seconds before a message that was not acknowledged comes back. */
   visibilityTimeoutSeconds?: number;
   /**
-   * Seconds before a message whose step failed (reported, not a dead process) is offered again;
-   * by default it waits out the visibility timeout, as with Lambda's event source mapping.
+   * Seconds before a message whose step failed (reported, not a dead process) is offered again,
+   * in place of the step worker's backoff (tests that want every retry at once).
    */
   retryFailedAfterSeconds?: number;
   /** Receives before a step message goes to the dead-letter queue (default 5). */
@@ -373,10 +374,10 @@ export class LocalRuntime {
     }
     this.deliveries.failed++;
     const retry = this.options.retryFailedAfterSeconds;
-    if (retry === undefined) return; // back after the visibility timeout, as with Lambda
+    if (retry === undefined) return; // back after the step worker's backoff (or the visibility timeout)
     await consumer.changeVisibility(record.receiptHandle, retry).catch((error) => {
       // Already visible again (its timeout ran out meanwhile): what the retry wanted anyway.
-      if (!String((error as Error)?.message).includes('MessageNotInflight')) this.errors.push(error);
+      if (!isNotInFlight(error)) this.errors.push(error);
     });
   }
 
@@ -414,5 +415,6 @@ function duplicatingQueue(queue: StepQueue): StepQueue {
       await queue.send(messages);
       await queue.send(messages);
     },
+    redeliverAfter: (receipt, seconds) => queue.redeliverAfter(receipt, seconds),
   };
 }

@@ -1,9 +1,10 @@
 /**
  * `script` agents (see docs/scenarios.md): canned responses per step, optional rules matched on the input,
- * and directives to fail (`$fail`), answer raw text (`$raw`), take time (`$delayMs`) or never
- * answer until the branch is aborted (`$hang`). Deterministic, for tests and demos.
+ * and directives to fail (`$fail`), answer raw text (`$raw`), take time (`$delayMs`), never
+ * answer until the branch is aborted (`$hang`) or be throttled on the first deliveries of a step
+ * (`$transientFailures`). Deterministic, for tests and demos.
  */
-import { AgentInvocationError } from '../../core/errors';
+import { AgentInvocationError, TransientError } from '../../core/errors';
 import { failMessage, MAX_TIMER_MS } from '../../core/script-directives';
 import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
 
@@ -20,8 +21,14 @@ export class ScriptInvoker implements AgentInvoker {
     }
     const nth = call.memory.filter((m) => m.role === 'assistant' && m.agent === call.agentName && !m.inherited).length;
     const chosen = responses[Math.min(nth, responses.length - 1)];
-    const { delayMs, response } = splitDelay(chosen);
+    const { transientFailures, rest } = splitTransient(chosen);
+    const { delayMs, response } = splitDelay(rest);
     if (delayMs > 0) await delay(delayMs, call.signal);
+    // Counted by delivery (not in memory): a failed step leaves no trace in the branch.
+    const attempt = call.attempt ?? 1;
+    if (attempt <= transientFailures) {
+      throw new TransientError(`script agent ${call.agentName} throttled (delivery ${attempt} of the ${transientFailures} that fail)`);
+    }
     if (isObject(response) && '$fail' in response) {
       throw new AgentInvocationError(call.agentName, failMessage(response.$fail));
     }
@@ -38,6 +45,12 @@ function pickResponses(call: AgentInvocation): unknown {
     if (rule) return rule.responses;
   }
   return call.definition.responses;
+}
+
+function splitTransient(value: unknown): { transientFailures: number; rest: unknown } {
+  if (!isObject(value) || !('$transientFailures' in value)) return { transientFailures: 0, rest: value };
+  const { $transientFailures, ...rest } = value;
+  return { transientFailures: Math.max(0, Number($transientFailures) || 0), rest };
 }
 
 function splitDelay(value: unknown): { delayMs: number; response: unknown } {

@@ -3,7 +3,7 @@
  * With `duplicate`, every message is delivered twice under the same message id, as SQS does
  * when it redelivers a message.
  */
-import type { StepMessage, StepQueue } from '../../core/ports';
+import type { StepMessage, StepQueue, StepReceipt } from '../../core/ports';
 
 export interface QueuedMessage {
   messageId: string;
@@ -15,6 +15,7 @@ export class MemoryQueue implements StepQueue {
   private readonly waiters: ((m: QueuedMessage) => void)[] = [];
   private nextId = 0;
   sent = 0;
+  readonly redeliveries: { messageId: string; seconds: number }[] = [];
 
   constructor(private readonly options: { duplicate?: boolean } = {}) {}
 
@@ -30,6 +31,16 @@ export class MemoryQueue implements StepQueue {
   /** Offers a received message again under its id (it was not acknowledged: a crash, a timeout). */
   async redeliver(message: QueuedMessage): Promise<void> {
     this.push({ ...message, body: structuredClone(message.body) });
+  }
+
+  /**
+   * The message received under `receipt.receiptHandle` (its message id here: this queue has no
+   * receipts) comes back after `seconds`. The delays asked for are kept in `redeliveries`.
+   */
+  async redeliverAfter(receipt: StepReceipt, seconds: number): Promise<void> {
+    this.redeliveries.push({ messageId: receipt.receiptHandle, seconds });
+    const message = { messageId: receipt.receiptHandle, body: structuredClone(receipt.message) };
+    setTimeout(() => this.push(message), seconds * 1000).unref();
   }
 
   /** The next message, waiting for one if the queue is empty. */

@@ -3,6 +3,7 @@
  * Lambda (there the event source mapping consumes; the local poller's consumer is in local/sqs/).
  */
 import {
+  ChangeMessageVisibilityCommand,
   SendMessageBatchCommand,
   type BatchResultErrorEntry,
   type MessageAttributeValue,
@@ -10,7 +11,7 @@ import {
   type SendMessageBatchRequestEntry,
 } from '@aws-sdk/client-sqs';
 import { BranchSpawnerError, PayloadTooLargeError, TransientError } from '../../core/errors';
-import type { StepMessage, StepQueue } from '../../core/ports';
+import type { StepMessage, StepQueue, StepReceipt } from '../../core/ports';
 import { toCoreError } from '../aws-errors';
 import { again, withRetries } from '../retry';
 
@@ -63,6 +64,19 @@ export class SqsStepQueue implements StepQueue {
     }
   }
 
+  async redeliverAfter(receipt: StepReceipt, seconds: number): Promise<void> {
+    try {
+      await sqsCall('ChangeMessageVisibility', () =>
+        this.client.send(
+          new ChangeMessageVisibilityCommand({ QueueUrl: this.queueUrl, ReceiptHandle: receipt.receiptHandle, VisibilityTimeout: seconds }),
+        ),
+      );
+    } catch (error) {
+      // Visible again already (its timeout ran out): what the caller wanted anyway.
+      if (!isNotInFlight(error)) throw error;
+    }
+  }
+
   private async sendBatch(batch: SendMessageBatchRequestEntry[]): Promise<void> {
     let pending = batch;
     await withRetries({ attempts: this.maxAttempts, baseMs: RETRY_BASE_MS, maxMs: RETRY_MAX_MS }, async (_attempt, last) => {
@@ -78,6 +92,11 @@ export class SqsStepQueue implements StepQueue {
       return again();
     });
   }
+}
+
+/** SQS's answer to a visibility change of a message that is not in flight. */
+export function isNotInFlight(error: unknown): boolean {
+  return String((error as Error)?.message).includes('MessageNotInflight');
 }
 
 /** Bytes SQS counts against MaximumMessageSize: body plus each attribute's name, type and value. */

@@ -30,6 +30,8 @@ export type StepOutcome =
 export interface Delivery {
   /** The transport's id of this message; the same on a redelivery of the same message. */
   messageId: string;
+  /** Which delivery of the message this is, 1 for the first (SQS's ApproximateReceiveCount). */
+  receiveCount?: number;
 }
 
 export async function executeStep(deps: SpawnerDeps, message: StepMessage, delivery: Delivery): Promise<StepOutcome> {
@@ -122,6 +124,7 @@ async function runAgentStep(
       allowed: allowedTargets({ agents: run.agents, branch }),
       depth: branch.depth,
       branchType: branch.type,
+      ...(delivery.receiveCount !== undefined ? { attempt: delivery.receiveCount } : {}),
       signal,
       maxToolCalls: run.limits.maxToolCallsPerStep,
       onToolCall,

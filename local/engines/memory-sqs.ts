@@ -15,7 +15,8 @@
 import { randomUUID } from 'node:crypto';
 import type { SQSRecord } from 'aws-lambda';
 import { BranchSpawnerError, PayloadTooLargeError, ValidationError } from '../../core/errors';
-import type { StepMessage, StepQueue } from '../../core/ports';
+import type { StepMessage, StepQueue, StepReceipt } from '../../core/ports';
+import { isNotInFlight } from '../../adapters/sqs/sqs-step-queue';
 import type { ReceiveOptions, StepConsumer } from './step-consumer';
 
 /** The same ceiling as the SQS step queue's default. */
@@ -178,6 +179,12 @@ export class MemorySqsQueue implements StepQueue, StepConsumer {
     }
     message.visibleAt = Date.now() + seconds * 1000;
     this.schedule(message.visibleAt);
+  }
+
+  async redeliverAfter(receipt: StepReceipt, seconds: number): Promise<void> {
+    await this.changeVisibility(receipt.receiptHandle, seconds).catch((error: unknown) => {
+      if (!isNotInFlight(error)) throw error;
+    });
   }
 
   /** Ends pending long polls (they answer "no messages") and stops the timer. */

@@ -34,6 +34,8 @@ export interface EndpointHandlers {
   sqsQueueArn(queueUrl: string): string;
   dynamodbEndpoint: string;
   sqsEndpoint: string;
+  /** Rewrites an SQS request before it is forwarded (the rehearsal's queue clock). */
+  sqsRequest?(operation: string, doc: Record<string, any>): Record<string, any>;
   /** JSON-protocol services served here: by X-Amz-Target prefix. */
   json: Record<string, (caller: Caller, operation: string, body: any) => Promise<unknown> | unknown>;
   /** Lambda Invoke (REST): returns the payload, or throws a function error. */
@@ -106,7 +108,8 @@ async function handle(h: EndpointHandlers, req: IncomingMessage, res: ServerResp
       const doc = JSON.parse(body.toString('utf8') || '{}');
       const resource = doc.QueueUrl ? h.sqsQueueArn(doc.QueueUrl) : '*';
       h.authorize(caller, `sqs:${SQS_ACTION[operation] ?? operation}`, resource);
-      return await forward(h.sqsEndpoint, req, body, res);
+      const sent = h.sqsRequest ? Buffer.from(JSON.stringify(h.sqsRequest(operation, doc)), 'utf8') : body;
+      return await forward(h.sqsEndpoint, req, sent, res);
     }
     const service = h.json[prefix];
     if (service) {

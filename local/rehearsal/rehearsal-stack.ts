@@ -31,6 +31,7 @@ import { AccessDeniedError, evaluate, roleStatements, type PolicyStatement } fro
 import { RehearsalStepFunctions, SfnServiceError } from './step-functions';
 import { assemblyEnvironment, synthesize, type Assembly } from './synth';
 import { RehearsalTemplate } from './template';
+import { QueueClock } from './queue-clock';
 
 export interface RehearsalOptions {
   /** A team of infra/teams; without it, the rehearsal team config. */
@@ -42,10 +43,11 @@ export interface RehearsalOptions {
   /** Warm containers per function at most (Lambda scales further). Default 4. */
   maxContainers?: number;
   /**
-   * Seconds before a message whose processing failed is received again. AWS waits for the
-   * queue's visibility timeout (30 minutes for the step queue); the rehearsal shortens it.
+   * How fast queue time runs (queue-clock.ts): every SQS timer (visibility timeouts, delays) is
+   * AWS's times this. Default 1/60: a message whose step failed without a backoff comes back
+   * after the step queue's visibility timeout, 1,800 s of queue time, 30 s here.
    */
-  retryFailedAfterSeconds?: number;
+  queueTimeScale?: number;
   /** Every line the functions log (Powertools JSON). Kept quiet otherwise. */
   onLog?(functionName: string, line: string): void;
   /** Values of SSM parameters / Secrets Manager secrets the functions may read (by name). */
@@ -117,6 +119,7 @@ export class RehearsalStack {
   sfn!: RehearsalStepFunctions;
   bus!: RehearsalEventBus;
   endpoint!: AwsEndpoint;
+  readonly queueClock: QueueClock;
 
   private constructor(
     readonly assembly: Assembly,
@@ -124,7 +127,9 @@ export class RehearsalStack {
     private readonly dynamo: DynamoEngine,
     private readonly sqs: FauxqsEngine,
     private readonly options: RehearsalOptions,
-  ) {}
+  ) {
+    this.queueClock = new QueueClock(options.queueTimeScale);
+  }
 
   static async start(options: RehearsalOptions = {}): Promise<RehearsalStack> {
     const assembly = options.assembly ?? (await synthesize({ team: options.team, aggregators: options.aggregators }));
@@ -328,6 +333,7 @@ export class RehearsalStack {
       sqsQueueArn: (url) => this.queueArnOf(url),
       dynamodbEndpoint: this.dynamo.endpoint,
       sqsEndpoint: this.sqs.endpoint,
+      sqsRequest: (operation, doc) => this.queueClock.request(operation, doc),
       json: {
         AWSStepFunctions: (caller, operation, body) => this.stepFunctionsCall(caller, operation, body),
         AWSEvents: (caller, operation, body) => this.eventsCall(caller, operation, body),
@@ -454,7 +460,7 @@ export class RehearsalStack {
           maxReceiveCount: policy.maxReceiveCount,
         });
       }
-      const created = await this.sqs.client.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }));
+      const created = await this.sqs.client.send(new CreateQueueCommand({ QueueName: name, Attributes: this.queueClock.attributes(attributes) }));
       // The functions' queue URL has the endpoint's host, as a real queue URL has the SQS endpoint's.
       const url = `${this.endpoint.url}/${t.env.account}/${name}`;
       const own = await this.sqs.client.send(new GetQueueAttributesCommand({ QueueUrl: created.QueueUrl!, AttributeNames: ['QueueArn'] }));
@@ -862,10 +868,8 @@ export class RehearsalStack {
           this.authorize(role, 'sqs:DeleteMessage', mapping.queueArn);
           await consumer.delete(done.map((r) => r.receiptHandle));
         }
-        const retry = this.options.retryFailedAfterSeconds ?? 1;
-        for (const record of records.filter((r) => failed.has(r.messageId))) {
-          await consumer.changeVisibility(record.receiptHandle, retry).catch(() => undefined);
-        }
+        // A failed record is left as it is, as Lambda leaves it: it comes back when its visibility
+        // ends (the queue's timeout on the queue clock, or the backoff its function set).
       } catch (error) {
         if (!this.stopped) this.errors.push(error);
       }

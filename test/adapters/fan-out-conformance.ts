@@ -160,6 +160,7 @@ export function describeFanOutConformance(name: string, create: FanOutFactory): 
       let sending!: () => void;
       const sendStarted = new Promise<void>((resolve) => (sending = resolve));
       const slow: StepQueue = {
+        redeliverAfter: async () => undefined,
         send: () =>
           new Promise<void>((resolve) => {
             release = resolve;
@@ -209,6 +210,7 @@ export function describeFanOutConformance(name: string, create: FanOutFactory): 
 
     it('a child whose dispatch fails is recorded as failed with the error name, and the fan-out still aggregates', async () => {
       const failing: StepQueue = {
+        redeliverAfter: async () => undefined,
         async send(messages) {
           if (messages.some((m) => m.branchId === 'root.1')) {
             const error = new Error('queue unavailable');

@@ -117,7 +117,7 @@ describe('end events across a crash', () => {
     };
     const h = createMemoryHarness({ faults });
     const send = h.queue.send.bind(h.queue);
-    h.deps.queue = { send: async (messages) => (await send(messages), await send(messages)) };
+    h.deps.queue = { send: async (messages) => (await send(messages), await send(messages)), redeliverAfter: (r, s) => h.queue.redeliverAfter(r, s) };
     const agents = scriptAgents({
       Lead: {
         allowed: ['W'],

@@ -11,6 +11,21 @@ const scenario = (agent: Record<string, unknown>, limits?: Record<string, number
 });
 
 describe('script directives', () => {
+  it('$transientFailures: n throws a TransientError on the first n deliveries of the step, then answers', async () => {
+    const { TransientError } = await import('../../core/errors');
+    const call = (attempt: number) =>
+      ({
+        team: 't', runId: 'r', agentName: 'A', branchId: 'root', step: 0, input: 'in', memory: [], allowed: [], attempt,
+        definition: { kind: 'script', responses: [{ $transientFailures: 2, next_action: 'final_response', content: '$input' }] },
+      }) satisfies AgentInvocation;
+    await expect(new ScriptInvoker().invoke(call(1))).rejects.toBeInstanceOf(TransientError);
+    await expect(new ScriptInvoker().invoke(call(2))).rejects.toThrow(/throttled \(delivery 2 of the 2 that fail\)/);
+    expect(await new ScriptInvoker().invoke(call(3))).toEqual({ response: { next_action: 'final_response', content: 'in' } });
+    expect(() => parseScenario(scenario({ responses: [{ $transientFailures: -1 }] }), 's.yaml')).toThrow(
+      /agents\.A\.responses\.0\.\$transientFailures: must be an integer 0\.\.10, got -1/,
+    );
+  });
+
   it('$fail with an object fails with its JSON, not "[object Object]"', async () => {
     const call = {
       team: 't', runId: 'r', agentName: 'A', branchId: 'root', step: 0, input: null, memory: [], allowed: [],

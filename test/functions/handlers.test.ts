@@ -2,7 +2,9 @@ import type { APIGatewayProxyEvent, Context, EventBridgeEvent, SQSEvent, SQSReco
 import { describe, expect, it } from 'vitest';
 import { createApiHandler } from '../../functions/handlers/api';
 import { createFanOutTaskHandlers } from '../../functions/handlers/fan-out-tasks';
-import { createStepWorkerHandler } from '../../functions/handlers/step-worker';
+import { createStepWorkerHandler, stepRetryDelaySeconds, STEP_RETRY_MAX_SECONDS } from '../../functions/handlers/step-worker';
+import type { LifecycleEvent } from '../../core/events';
+import type { StepReceipt } from '../../core/ports';
 import { createTriggerHandler } from '../../functions/handlers/trigger';
 import { ValidationError } from '../../core/errors';
 import { createMemoryHarness } from '../support/memory-harness';
@@ -53,6 +55,68 @@ describe('step-worker', () => {
     const response = await worker(event);
     expect(response.batchItemFailures).toEqual([{ itemIdentifier: 'bad' }]);
     expect((await h.store.getRun({ team: 't', runId: 'r1' }))?.status).toBe('COMPLETED');
+    h.stop();
+  });
+});
+
+describe('step-worker: a failed step comes back after a backoff', () => {
+  it('sets the record visible again after a delay growing with its receive count, and says so in an event', async () => {
+    const h = createMemoryHarness();
+    const asked: { receipt: StepReceipt; seconds: number }[] = [];
+    const published: LifecycleEvent[] = [];
+    const store = new Proxy(h.deps.store, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (prop !== 'getRun') return typeof value === 'function' ? value.bind(target) : value;
+        return async () => {
+          throw new Error('store unavailable');
+        };
+      },
+    });
+    const deps = {
+      ...h.deps,
+      store,
+      queue: { send: h.deps.queue.send.bind(h.deps.queue), redeliverAfter: async (receipt: StepReceipt, seconds: number) => void asked.push({ receipt, seconds }) },
+      events: { publish: async (events: LifecycleEvent[]) => void published.push(...events) },
+    };
+    // No jitter (random 0): half of each capped exponential.
+    const worker = createStepWorkerHandler(deps, { random: () => 0 });
+    const body = JSON.stringify({ team: 't', runId: 'r9', branchId: 'root.2', step: 0 });
+    const failures = [];
+    for (const count of [1, 3, 9]) {
+      const r = { ...record(body, `m${count}`), attributes: { ApproximateReceiveCount: String(count) } as never };
+      failures.push(...(await worker({ Records: [r] })).batchItemFailures);
+    }
+    expect(failures).toEqual([{ itemIdentifier: 'm1' }, { itemIdentifier: 'm3' }, { itemIdentifier: 'm9' }]);
+    expect(asked.map((a) => [a.receipt.receiptHandle, a.seconds])).toEqual([['rh-m1', 1], ['rh-m3', 4], ['rh-m9', 30]]);
+    expect(asked[0].receipt.message).toEqual({ team: 't', runId: 'r9', branchId: 'root.2', step: 0 });
+    expect(published.map((e) => [e.type, e.branchId, e.detail.attempt, e.detail.delaySeconds])).toEqual([
+      ['BranchRetryScheduled', 'root.2', 1, 1],
+      ['BranchRetryScheduled', 'root.2', 3, 4],
+      ['BranchRetryScheduled', 'root.2', 9, 30],
+    ]);
+    expect(published[0].detail.error).toMatch(/store unavailable/);
+    h.stop();
+  });
+
+  it('the backoff has jitter, doubles with each delivery and stays capped well under the branch timeout', () => {
+    expect(stepRetryDelaySeconds(1, () => 1)).toBe(2);
+    expect(stepRetryDelaySeconds(2, () => 0)).toBe(2);
+    expect(stepRetryDelaySeconds(2, () => 1)).toBe(4);
+    expect(stepRetryDelaySeconds(50, () => 1)).toBe(STEP_RETRY_MAX_SECONDS);
+    expect(STEP_RETRY_MAX_SECONDS * 10).toBeLessThanOrEqual(900);
+  });
+
+  it('a backoff that cannot be set leaves the failure reported (the visibility timeout brings it back)', async () => {
+    const h = createMemoryHarness();
+    const deps = {
+      ...h.deps,
+      store: { ...h.deps.store, getRun: async () => { throw new Error('store unavailable'); } } as typeof h.deps.store,
+      queue: { send: async () => undefined, redeliverAfter: async () => { throw new Error('sqs down'); } },
+    };
+    const worker = createStepWorkerHandler(deps);
+    const response = await worker({ Records: [record(JSON.stringify({ team: 't', runId: 'r', branchId: 'root', step: 0 }), 'x')] });
+    expect(response.batchItemFailures).toEqual([{ itemIdentifier: 'x' }]);
     h.stop();
   });
 });

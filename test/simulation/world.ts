@@ -314,7 +314,13 @@ export class World {
           });
       },
     }) as BranchStore;
-    const queue: StepQueue = { send: (messages) => this.portCall('queue.send', async () => this.send(messages)) };
+    // The simulation drives the use cases, not the step worker: nothing asks for a backoff.
+    const queue: StepQueue = {
+      send: (messages) => this.portCall('queue.send', async () => this.send(messages)),
+      redeliverAfter: async () => {
+        throw new Error('the simulation has no receipts');
+      },
+    };
     const fanOut: FanOutOrchestrator = {
       start: (request) => this.portCall('fanOut.start', async () => this.startExecution(request)),
       childFinished: (token, report) => this.portCall('fanOut.childFinished', async () => this.childFinished(token, report)),

@@ -1,6 +1,7 @@
 /** Runs the use cases on the in-memory ports, pumping the queue until a run ends. */
 import { AggregatorRegistry, type AggregatorFn } from '../../core/aggregators';
 import type { LifecycleEvent } from '../../core/events';
+import { TransientError } from '../../core/errors';
 import type { AgentRegistry, BranchRecord, RunRecord, Scope } from '../../core/model';
 import type { AgentInvoker, FanOutTasks } from '../../core/ports';
 import {
@@ -57,6 +58,8 @@ export function createMemoryHarness(options: HarnessOptions = {}) {
   late.bind(retriedOnCrash(fanOutTasks(deps)));
   let inFlight = 0;
   let pumping = false;
+  /** Deliveries of each message so far (SQS's ApproximateReceiveCount). */
+  const receives = new Map<string, number>();
   const pump = async () => {
     if (pumping) return;
     pumping = true;
@@ -67,11 +70,14 @@ export function createMemoryHarness(options: HarnessOptions = {}) {
       const message = await queue.receive();
       if (!pumping) break;
       inFlight++;
-      const p = executeStep(deps, message.body, { messageId: message.messageId })
+      const receiveCount = (receives.get(message.messageId) ?? 0) + 1;
+      receives.set(message.messageId, receiveCount);
+      const p = executeStep(deps, message.body, { messageId: message.messageId, receiveCount })
         .then(() => undefined)
         .catch((e) => {
-          // A simulated crash: the message was not acknowledged, so it comes back.
-          if (e instanceof HarnessCrash) void queue.redeliver(message);
+          // A simulated crash: the message was not acknowledged, so it comes back; so does a step
+          // that failed transiently (the step worker's backoff, without the wait).
+          if (e instanceof HarnessCrash || e instanceof TransientError) void queue.redeliver(message);
           else errors.push(e);
         })
         .finally(() => {
