@@ -58,6 +58,10 @@ export function checkDocumentBounds(document: unknown, source: string): void {
     const { value, path, depth } = stack.pop()!;
     if (value !== null && typeof value === 'object') {
       if (depth >= MAX_DOCUMENT_DEPTH) {
+        const cycle = cycleOn(document, path);
+        if (cycle !== undefined) {
+          throw new ScenarioError(source, `${cycle}: refers to itself (a YAML alias inside its own anchor); a scenario is a tree`, cycle);
+        }
         const field = path.length ? path.slice(0, 3).join('.') : '(root)';
         throw new ScenarioError(source, `${field}: nested more than ${MAX_DOCUMENT_DEPTH} levels deep; at most ${MAX_DOCUMENT_DEPTH} levels are accepted`, field);
       }
@@ -80,6 +84,22 @@ export function checkDocumentBounds(document: unknown, source: string): void {
     `${field === '(root)' ? '' : ` (${field} ${sizes.get(field)} bytes)`}; at most ${MAX_DOCUMENT_BYTES} are accepted` +
     ' (a run keeps its scenario in one store item of 400 KB)';
   throw new PayloadTooLargeError(`${source}: ${field}: ${detail}`, total, MAX_DOCUMENT_BYTES, { field });
+}
+
+/**
+ * Where the path from the root first comes back to a value it went through (a YAML alias used
+ * inside its own anchor makes such a cycle; JSON cannot), or undefined: it is only deep.
+ */
+function cycleOn(document: unknown, path: string[]): string | undefined {
+  const seen = new Set<unknown>([document]);
+  let value = document;
+  for (let i = 0; i < path.length; i++) {
+    value = (value as Record<string, unknown>)[path[i]];
+    if (value === null || typeof value !== 'object') return undefined;
+    if (seen.has(value)) return path.slice(0, i + 1).join('.');
+    seen.add(value);
+  }
+  return undefined;
 }
 
 /** The deepest path (of up to 3 segments) that holds more than half of the bytes. */

@@ -9,6 +9,7 @@ import { limitsSchema } from './limits';
 import { DEFAULT_LIMITS, type AgentRegistry, type FailurePolicy, type Limits } from './model';
 import { checkScriptDelays } from './script-directives';
 import { TOOL_CALLING_MODES, toolsSchema } from './tools';
+import { withArticle } from './wording';
 
 export const AGENT_KINDS = ['script', 'http', 'lambda', 'bedrock', 'openai', 'module'] as const;
 
@@ -110,7 +111,7 @@ export function parseScenario(document: unknown, source: string): Scenario {
     for (const alternatives of REQUIRED_BY_KIND[agent.kind]) {
       if (!alternatives.some((key) => agent[key as keyof typeof agent] !== undefined)) {
         const field = `agents.${name}.${alternatives[0]}`;
-        throw new ScenarioError(source, `${field}: a ${agent.kind} agent needs ${alternatives.join(' or ')}`, field);
+        throw new ScenarioError(source, `${field}: ${withArticle(agent.kind)} agent needs ${alternatives.join(' or ')}`, field);
       }
     }
     if (agent.toolCalling !== undefined || agent.tools !== undefined) checkToolUse(source, name, agent);

@@ -60,7 +60,7 @@ export async function redriveCommand(options: RedriveCommandOptions): Promise<nu
   options.out.write(
     `moved ${moved} message(s) from the dead-letter queue back to the step queue` +
       (skipped ? `; ${skipped} unreadable message(s) left in the dead-letter queue` : '') +
-      (moved ? `\nrun them with: branch-spawner resume <runId> --data ${options.dataDir}\n` : '\n'),
+      (moved ? `\nrun them with: npx branch-spawner resume <runId> --data ${options.dataDir}\n` : '\n'),
   );
   return 0;
 }

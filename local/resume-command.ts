@@ -4,10 +4,9 @@
  * visibility timeout; the fan-outs the dead process held in memory are started again
  * (resumeRun). Then it waits for the run's end and prints it like `run` (same exit codes).
  */
-import { computeMetrics } from '../core/metrics';
 import { renderAscii } from '../core/tree';
 import type { AggregatorFn } from '../core/aggregators';
-import { openTrace, runDocument } from './run-command';
+import { openTrace, runDocument, summary } from './run-command';
 import { startLocalEngines } from './embedded-engines';
 import { LOCAL_TEAM, LocalRuntime } from './runtime';
 import { listDataRuns } from './data-runs';
@@ -52,7 +51,7 @@ async function listUnfinished(dataDir: string, out: NodeJS.WritableStream): Prom
       out.write(`every run recorded in ${dataDir} has ended; nothing to resume\n`);
       return 0;
     }
-    out.write(`unfinished runs in ${dataDir} (resume one with: branch-spawner resume <runId> --data ${dataDir}):\n`);
+    out.write(`unfinished runs in ${dataDir} (resume one with: npx branch-spawner resume <runId> --data ${dataDir}):\n`);
     for (const entry of unfinished) {
       out.write(`${entry.runId}  ${entry.name}  ${entry.scenario}  started ${new Date(entry.startedAt).toISOString()}\n`);
     }
@@ -104,13 +103,9 @@ export async function resumeCommand(options: ResumeCommandOptions): Promise<numb
     if (options.json) {
       options.out.write(`${JSON.stringify(doc)}\n`);
     } else {
-      const m = computeMetrics(branches);
       const seconds = ((Date.now() - started) / 1000).toFixed(2);
       options.out.write(`${renderAscii(branches)}\n\n`);
-      options.out.write(
-        `run ${run.runId} ${run.status} (resumed, ${seconds}s) — ${m.totalCreated} branches (${m.completed} completed, ` +
-          `${m.failed} failed, ${m.timedOut} timed out, ${m.cancelled} cancelled)\n`,
-      );
+      options.out.write(`run ${run.runId} ${run.status} (resumed, ${seconds}s) — ${summary(doc.metrics)}\n`);
       if (run.error) options.out.write(`error: ${run.error}\n`);
       options.out.write(`result:\n${JSON.stringify(run.result ?? null, null, 2)}\n`);
     }

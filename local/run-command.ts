@@ -4,6 +4,7 @@ import type { computeMetrics } from '../core/metrics';
 import { branchView, runView, type BranchView, type RunView } from '../core/use-cases/queries';
 import type { BranchRecord, RunRecord } from '../core/model';
 import { renderAscii } from '../core/tree';
+import { counted } from '../core/wording';
 import { errorMessage, PayloadTooLargeError, ScenarioError, ValidationError } from '../core/errors';
 import { recordDataRun } from './data-runs';
 import { attachHooks, describeHookError, loadHooksModule, type LifecycleHooks } from './hooks';
@@ -114,7 +115,7 @@ export async function runScenario(path: string, options: RunCommandOptions): Pro
     if (options.dataDir) {
       // The id is what `resume` needs if this process dies; `resume --data <dir>` lists them too.
       await recordDataRun(options.dataDir, runId, scenario.name, path);
-      options.err.write(`run ${runId} started; its state is kept in ${options.dataDir} (resume with: branch-spawner resume ${runId} --data ${options.dataDir})\n`);
+      options.err.write(`run ${runId} started; its state is kept in ${options.dataDir} (resume with: npx branch-spawner resume ${runId} --data ${options.dataDir})\n`);
     }
     if (options.tty) {
       progress = new LiveProgress(options.out, () => runtime.deps.store.listBranches({ team: runtime.team, runId }), started);
@@ -194,6 +195,7 @@ export function onInterrupt(first: () => void, second: () => void): () => void {
   return () => process.off('SIGINT', handler);
 }
 
-function summary(m: ReturnType<typeof computeMetrics>): string {
-  return `${m.totalCreated} branches (${m.completed} completed, ${m.failed} failed, ${m.timedOut} timed out, ${m.cancelled} cancelled), max depth ${m.maxDepth}, success rate ${m.successRate === null ? '—' : `${m.successRate}%`}`;
+/** The summary line's counts (run and resume print it). */
+export function summary(m: ReturnType<typeof computeMetrics>): string {
+  return `${counted(m.totalCreated, 'branch', 'branches')} (${m.completed} completed, ${m.failed} failed, ${m.timedOut} timed out, ${m.cancelled} cancelled), max depth ${m.maxDepth}, success rate ${m.successRate === null ? '—' : `${m.successRate}%`}`;
 }

@@ -7,7 +7,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describeThrown } from '../../core/errors';
 import type { HostMessage, WorkerMessage } from './module-host';
 
@@ -30,9 +30,19 @@ process.exit = ((code?: number | string | null) => {
 let loaded: Promise<Record<string, unknown>> | undefined;
 function load(): Promise<Record<string, unknown>> {
   loaded ??= (import(pathToFileURL(file).href) as Promise<Record<string, unknown>>).catch((error) => {
-    throw new Error(`cannot load module ${file}: ${describeThrown(error)}`, { cause: error });
+    throw new Error(`cannot load module ${file}: ${loadFailure(error)}`, { cause: error });
   });
   return loaded;
+}
+
+/**
+ * Why the file did not load, in the user's terms: a missing file is "no such file", and Node's
+ * "imported from <this file>" (the spawner's own path, not the user's) is left out.
+ */
+function loadFailure(error: unknown): string {
+  const message = describeThrown(error);
+  if ((error as NodeJS.ErrnoException)?.code === 'ERR_MODULE_NOT_FOUND' && message.includes(pathToFileURL(file).href)) return 'no such file';
+  return message.replace(` imported from ${fileURLToPath(import.meta.url)}`, '');
 }
 
 /** The named export; a CommonJS-compiled file's exports sit under `default`. */

@@ -12,6 +12,7 @@ import { loadRun, publish, scopeOf, type SpawnerDeps } from './deps';
 import { branchEnds, endBranch, tellEnd } from './end-branch';
 import { currentChildIds, fanOutRequest, openSyncPoint, settleSyncPoint } from './sync-point';
 import { isInProcessWork, isSyncMark, markKind, WorkMark } from '../work-mark';
+import { counted } from '../wording';
 
 export interface PoisonDelivery {
   /** The message id (SQS keeps it when it moves a message to the DLQ). */
@@ -48,7 +49,7 @@ export async function failPoisonedStep(
   }
   if (!isCurrentWork(branch, message, delivery.messageId)) return 'dropped';
   const n = delivery.receiveCount;
-  const tries = n ? ` after ${n} ${n === 1 ? 'delivery' : 'deliveries'}` : '';
+  const tries = n ? ` after ${counted(n, 'delivery', 'deliveries')}` : '';
   const error = `poison message: step ${message.step} of branch ${branch.id} kept failing${tries} and went to the dead-letter queue`;
   const by = WorkMark.dlq(delivery.messageId);
   if (await endBranch(deps, branch, { status: 'FAILED', by, error }, token)) return 'failed';

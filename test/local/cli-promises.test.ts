@@ -102,3 +102,40 @@ describe('poison from the CLI: the flags redrive needs', () => {
     expect(JSON.parse(resumed.outText()).status).toBe('COMPLETED');
   });
 });
+
+describe('small things a new user reads', () => {
+  it('plurals and articles: "1 branch", "an http agent", "an openai agent"', async () => {
+    const io = captureIo();
+    expect(await main(['run', HELLO], io)).toBe(0);
+    expect(io.outText()).toMatch(/COMPLETED in [\d.]+s — 1 branch \(1 completed,/);
+    for (const [kind, needs] of [['http', 'url'], ['openai', 'model'], ['lambda', 'functionName']]) {
+      const bad = captureIo();
+      expect(await main(['run', file(`needs-${kind}.yaml`, `name: x\nentry: A\nagents:\n  A: { kind: ${kind} }\n`)], bad)).toBe(2);
+      expect(bad.errText()).toContain(`: ${kind === 'lambda' ? 'a' : 'an'} ${kind} agent needs ${needs}`);
+    }
+  });
+
+  it('a module that cannot be loaded is named without the spawner\'s own files', async () => {
+    const io = captureIo();
+    const path = file('lost-module.yaml', 'name: x\nentry: A\nagents:\n  A: { kind: module, module: ./lost.ts }\n');
+    expect(await main(['run', path], io)).toBe(2);
+    expect(io.errText()).toContain('agents.A.module');
+    expect(io.errText()).toContain(join(dir, 'lost.ts'));
+    expect(io.errText()).not.toMatch(/imported from|module-invoker/);
+  });
+
+  it('a YAML alias inside its own anchor is reported as a cycle, not as nesting', async () => {
+    const io = captureIo();
+    const path = file('cycle.yaml', 'name: x\nentry: A\nrequest: &r { again: *r }\nagents:\n  A: { kind: script, responses: [1] }\n');
+    expect(await main(['run', path], io)).toBe(2);
+    expectOneLine(io.errText(), 'request.again: refers to itself');
+    expect(io.errText()).not.toContain('levels deep');
+  });
+
+  it('the hints name a command that runs from a fresh clone: npx branch-spawner resume', async () => {
+    const data = mkdtempSync(join(dir, 'hint-'));
+    const io = captureIo();
+    expect(await main(['run', HELLO, '--data', data], io)).toBe(0);
+    expect(io.errText()).toMatch(/resume with: npx branch-spawner resume \S+ --data /);
+  });
+});

@@ -78,7 +78,7 @@ describe('run --data and resume --data without an id', () => {
     const quick = file('quick.yaml', 'name: quick\nentry: A\nagents:\n  A: { kind: script, responses: [ { next_action: final_response, content: 1 } ] }\n');
     expect(await main(['run', quick, '--data', data, '--json'], io)).toBe(0);
     const finishedId = JSON.parse(io.outText()).runId;
-    expect(io.errText()).toContain(`run ${finishedId} started; its state is kept in ${data} (resume with: branch-spawner resume ${finishedId} --data ${data})`);
+    expect(io.errText()).toContain(`run ${finishedId} started; its state is kept in ${data} (resume with: npx branch-spawner resume ${finishedId} --data ${data})`);
 
     // A run whose process died while it was running: its record says RUNNING (the folder opened
     // on the tier that wrote it, as resume opens it).
