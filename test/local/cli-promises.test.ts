@@ -139,3 +139,19 @@ describe('small things a new user reads', () => {
     expect(io.errText()).toMatch(/resume with: npx branch-spawner resume \S+ --data /);
   });
 });
+
+describe('npx branch-spawner --version', () => {
+  it('answers from package.json before loading tsx or the CLI (a copy of the bin without node_modules answers)', async () => {
+    const { copyFileSync, mkdirSync, readFileSync } = await import('node:fs');
+    const { execFileSync } = await import('node:child_process');
+    const root = join(import.meta.dirname, '..', '..');
+    const alone = mkdtempSync(join(dir, 'bin-alone-'));
+    mkdirSync(join(alone, 'bin'));
+    copyFileSync(join(root, 'bin', 'branch-spawner.mjs'), join(alone, 'bin', 'branch-spawner.mjs'));
+    copyFileSync(join(root, 'package.json'), join(alone, 'package.json'));
+    const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) {
+      expect(execFileSync(process.execPath, [join(alone, 'bin', 'branch-spawner.mjs'), flag], { encoding: 'utf8' })).toBe(`${version}\n`);
+    }
+  });
+});
