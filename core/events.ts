@@ -108,7 +108,7 @@ export function retryEvent(
 /**
  * Results in events are capped so an event always fits EventBridge (256 KB a request): a result
  * over this many bytes of JSON is left out and marked, and the consumer reads it with the run and
- * branch ids every event carries (`GET /runs/{runId}/branches`).
+ * branch ids every event carries (`GET /runs/{runId}/branches/{branchId}/result`).
  */
 export const EVENT_RESULT_MAX_BYTES = 32 * 1024;
 

@@ -4,6 +4,21 @@
  * Pure text building; the invokers send it and the runtime parses whatever comes back.
  */
 import type { AgentDefinition, MemoryEntry } from './model';
+import { boundValue } from './bounded-value';
+
+/**
+ * What an LLM agent's messages (its memory and its input) may take per call, in tokens, unless its
+ * definition sets `promptTokens`: an aggregate of 10,000 children (megabytes) would not fit any
+ * model's context, so a call gets a rendering of it within this budget that says what it left out.
+ */
+export const DEFAULT_PROMPT_TOKENS = 32_000;
+/** The smallest and largest `promptTokens` an agent may set (1M: the largest context windows offered). */
+export const MIN_PROMPT_TOKENS = 1_000;
+export const MAX_PROMPT_TOKENS = 1_000_000;
+/** Bytes of JSON text counted per token (a safe average for English and JSON). */
+const BYTES_PER_TOKEN = 4;
+/** No memory message is cut below this, however long the memory. */
+const MIN_MESSAGE_BYTES = 512;
 
 export interface SystemPromptInput {
   agentName: string;
@@ -33,6 +48,10 @@ export interface BuildMessagesOptions {
   agentName?: string;
   /** `tools`: a refused reply is re-asked as a tool call, not a JSON object. */
   mode?: 'text' | 'tools';
+  /** The token budget of the call's messages (default DEFAULT_PROMPT_TOKENS). */
+  promptTokens?: number;
+  /** The run, named in the note of a value that was cut (where to fetch the rest). */
+  runId?: string;
 }
 
 export function buildSystemPrompt(input: SystemPromptInput): string {
@@ -159,17 +178,38 @@ function toolForms(input: { others: string[]; copies: boolean; canSpawn: boolean
   return lines.join('\n');
 }
 
-/** The branch memory as chat history, then the step input as the last user message. */
+/**
+ * The branch memory as chat history, then the step input as the last user message, within the
+ * call's token budget: the input gets half of it (all of it without memory), each memory message an
+ * equal share of the rest. A value cut to fit says how large it was and what was left out.
+ */
 export function buildMessages(memory: readonly MemoryEntry[], input: unknown, options: BuildMessagesOptions = {}): ChatMessage[] {
   const mode = options.mode ?? 'text';
+  const tokens = options.promptTokens ?? DEFAULT_PROMPT_TOKENS;
+  const budget = tokens * BYTES_PER_TOKEN;
+  const inputBytes = memory.length ? Math.floor(budget / 2) : budget;
+  const entryBytes = memory.length ? Math.max(MIN_MESSAGE_BYTES, Math.floor((budget - inputBytes) / memory.length)) : 0;
+  const asUser = (value: unknown) => userText(value, mode);
   const messages: ChatMessage[] = memory.map((entry) => {
-    const text = entry.role === 'user' ? userText(entry.content, mode) : stringifyContent(entry.content);
+    const text = bounded(entry.content, entryBytes, tokens, options, entry.role === 'user' ? asUser : stringifyContent);
     const foreign = options.agentName !== undefined && entry.agent !== options.agentName;
     const label = entry.role === 'user' ? `[input to agent ${entry.agent}]` : `[reply of agent ${entry.agent}]`;
     return { role: entry.role, content: foreign ? `${label}\n${text}` : text };
   });
-  messages.push({ role: 'user', content: userText(input, mode) });
+  messages.push({ role: 'user', content: bounded(input, inputBytes, tokens, options, asUser) });
   return messages;
+}
+
+/** A message's text of at most about `maxBytes`, with a note when the value had to be cut. */
+function bounded(content: unknown, maxBytes: number, tokens: number, options: BuildMessagesOptions, text: (value: unknown) => string): string {
+  const shown = boundValue(content, maxBytes);
+  if (!shown.truncated) return text(content);
+  const left = shown.entriesLeftOut ? `; ${shown.entriesLeftOut} entries (marked "…") were left out` : '';
+  const results = isObject(content) && isObject(content.results) ? Object.keys(content.results).length : 0;
+  const kept = isObject(shown.value) && isObject(shown.value.results) ? Object.keys(shown.value.results).filter((k) => k !== '…').length : 0;
+  const children = results ? ` It holds the results of ${results} children; ${results - kept} of them are not shown here.` : '';
+  const where = options.runId ? ` Each child's whole result: GET /runs/${options.runId}/branches/<childId>/result.` : '';
+  return `${text(shown.value)}\n[This value is ${shown.bytes} bytes; it was cut to fit this call's budget of ${tokens} tokens${left}.${children}${where}]`;
 }
 
 /** Text of a message: strings as they are, anything else as JSON. */

@@ -3,6 +3,7 @@
  * offending field. Reading the file is the caller's job; this module only sees its content.
  */
 import { z } from 'zod';
+import { MAX_PROMPT_TOKENS, MIN_PROMPT_TOKENS } from './prompt';
 import { ScenarioError } from './errors';
 import { checkDocumentBounds } from './input-bounds';
 import { limitsSchema } from './limits';
@@ -43,6 +44,7 @@ const agentSchema = z
     maxTokens: positiveInt.optional(),
     toolCalling: z.enum(TOOL_CALLING_MODES).optional(),
     tools: toolsSchema.optional(),
+    promptTokens: z.number().int().min(MIN_PROMPT_TOKENS).max(MAX_PROMPT_TOKENS).optional(),
     // module (local runs and dev only): a function exported by a TypeScript/JavaScript file
     module: z.string().min(1).optional(),
     export: z.string().min(1).optional(),

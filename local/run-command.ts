@@ -49,12 +49,14 @@ export function documentOf(view: RunView, branches: BranchView[]) {
     runId: view.runId,
     name: view.name,
     status: view.status,
+    // Large values as previews that say their size (the whole result: GET /runs/{id}/branches/root/result).
     result: view.result ?? null,
+    ...(view.resultTruncated ? { resultTruncated: view.resultTruncated, resultBytes: view.resultBytes } : {}),
     error: view.error ?? null,
     metrics: view.metrics,
     // The CLI's branch fields are fixed: a subset of the API's branch view.
-    branches: branches.map(({ id, parentId, agent, agentChain, type, depth, status, result, error }) => ({
-      id, parentId, agent, agentChain, type, depth, status, result, error,
+    branches: branches.map(({ id, parentId, agent, agentChain, type, depth, status, result, resultTruncated, resultBytes, error }) => ({
+      id, parentId, agent, agentChain, type, depth, status, result, ...(resultTruncated ? { resultTruncated, resultBytes } : {}), error,
     })),
   };
 }
@@ -180,6 +182,7 @@ export function reportDocument(doc: ReturnType<typeof documentOf>, options: Pick
   options.out.write(`run ${doc.runId} ${doc.status}${took} — ${summary(doc.metrics)}\n`);
   if (doc.error) options.out.write(`error: ${doc.error}\n`);
   options.out.write(`result:\n${JSON.stringify(doc.result ?? null, null, 2)}\n`);
+  if (doc.resultTruncated) options.out.write(`(a preview: the whole result is ${doc.resultBytes} bytes; the API gives it all: GET /runs/{runId}/branches/root/result)\n`);
 }
 
 /** The one JSON document `run --json` prints for a scenario that could not be read (exit 2). */

@@ -157,7 +157,10 @@ export async function invokeLlm<M>(step: LlmStep<M>): Promise<AgentReply> {
   const agent = call.agentName;
   const mode = toolCallingOf(call.definition);
   const base = { agentName: agent, definition: call.definition, allowed: call.allowed, isCopyAllowed: true };
-  const inText = () => step.text(buildSystemPrompt(base), buildMessages(call.memory, call.input, { agentName: agent }));
+  // The messages' token budget (core/prompt.ts): the agent's `promptTokens`, validated with the scenario.
+  const promptTokens = typeof call.definition.promptTokens === 'number' ? call.definition.promptTokens : undefined;
+  const messagesOf = (mode: 'text' | 'tools') => buildMessages(call.memory, call.input, { agentName: agent, mode, promptTokens, runId: call.runId });
+  const inText = () => step.text(buildSystemPrompt(base), messagesOf('text'));
   if (mode === 'off' || (mode === 'auto' && step.refused.has(step.modelKey))) return inText();
 
   const definitions = toolsSchema.safeParse(call.definition.tools ?? []);
@@ -170,7 +173,7 @@ export async function invokeLlm<M>(step: LlmStep<M>): Promise<AgentReply> {
   try {
     return await runToolLoop(step.session(system), {
       agent,
-      messages: step.initial(buildMessages(call.memory, call.input, { agentName: agent, mode: 'tools' })),
+      messages: step.initial(messagesOf('tools')),
       protocol: protocolTools(base),
       tools,
       choice: mode === 'on' ? 'required' : 'auto',

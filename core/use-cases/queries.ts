@@ -6,6 +6,22 @@ import type { BranchRecord, BranchStatus, BranchType, RunRecord, Scope } from '.
 import { parseAgentResponse } from '../protocol';
 import { agentChain, buildTree, renderAscii, renderMermaid } from '../tree';
 import type { SpawnerDeps } from './deps';
+import { boundValue } from '../bounded-value';
+
+/**
+ * How much of a run's result a view shows (the API's run, `run --json`, the dev page); past it the
+ * view holds a preview and says so (`resultTruncated`, `resultBytes`), and the whole value is one
+ * request away: GET /runs/{runId}/branches/{branchId}/result (docs/large-values.md).
+ */
+export const VIEW_VALUE_BYTES = 64 * 1024;
+/** The same for each branch of a list (a run may have 10,000 of them). */
+export const LIST_VALUE_BYTES = 16 * 1024;
+
+/** `{ result }`, previewed past `maxBytes` with `resultTruncated` and `resultBytes`. */
+export function shownResult(result: unknown, maxBytes: number): { result: unknown; resultTruncated?: true; resultBytes?: number } {
+  const bounded = boundValue(result ?? null, maxBytes);
+  return bounded.truncated ? { result: bounded.value, resultTruncated: true, resultBytes: bounded.bytes } : { result: bounded.value };
+}
 
 export interface BranchView {
   id: string;
@@ -17,6 +33,9 @@ export interface BranchView {
   depth: number;
   status: BranchStatus;
   result: unknown;
+  /** Set when `result` is a preview (see VIEW_VALUE_BYTES): the whole value's size. */
+  resultTruncated?: true;
+  resultBytes?: number;
   error: string | null;
   stepCount: number;
   createdAt: number;
@@ -31,13 +50,21 @@ export interface RunView {
   name: string;
   status: string;
   result: unknown;
+  resultTruncated?: true;
+  resultBytes?: number;
   error: string | null;
   createdAt: number;
   endedAt: number | null;
   metrics: RunMetrics;
 }
 
+/** A branch as the API and the CLI list it (its result previewed past LIST_VALUE_BYTES). */
 export function branchView(b: BranchRecord): BranchView {
+  return viewOf(b, LIST_VALUE_BYTES);
+}
+
+function viewOf(b: BranchRecord, maxResultBytes: number): BranchView {
+  const { result, ...truncation } = shownResult(b.result, maxResultBytes);
   return {
     id: b.id,
     parentId: b.parentId,
@@ -46,7 +73,8 @@ export function branchView(b: BranchRecord): BranchView {
     type: b.type,
     depth: b.depth,
     status: b.status,
-    result: b.result ?? null,
+    result,
+    ...truncation,
     error: b.error ?? null,
     stepCount: b.stepCount,
     createdAt: b.createdAt,
@@ -62,7 +90,7 @@ export function runView(run: RunRecord, branches: BranchRecord[], cost?: CostCou
     runId: run.runId,
     name: run.name,
     status: run.status,
-    result: run.result ?? null,
+    ...shownResult(run.result, VIEW_VALUE_BYTES),
     error: run.error ?? null,
     createdAt: run.createdAt,
     endedAt: run.endedAt ?? null,
@@ -87,6 +115,14 @@ export async function describeRun(deps: Pick<SpawnerDeps, 'store'>, scope: Scope
 export async function listRunBranches(deps: Pick<SpawnerDeps, 'store'>, scope: Scope): Promise<BranchView[]> {
   await mustGetRun(deps, scope);
   return (await deps.store.listBranches(scope)).map(branchView);
+}
+
+/** One branch's whole result (the root's is the run's): what a preview leaves out, one request away. */
+export async function branchResult(deps: Pick<SpawnerDeps, 'store'>, scope: Scope, branchId: string) {
+  await mustGetRun(deps, scope);
+  const branch = await deps.store.getBranch(scope, branchId);
+  if (!branch) throw new NotFoundError(`branch ${branchId} of run ${scope.runId} not found`);
+  return { runId: scope.runId, branchId, status: branch.status, result: branch.result ?? null };
 }
 
 export type TreeFormat = 'ascii' | 'mermaid' | 'json';
@@ -133,16 +169,16 @@ export async function branchDetail(deps: Pick<SpawnerDeps, 'store'>, scope: Scop
   const resumes = steps.filter((s) => s.resumedAfterSync);
   return {
     branch: {
-      ...branchView(branch),
+      ...viewOf(branch, VIEW_VALUE_BYTES),
       entryAgent: branch.entryAgent,
       ...(branch.peers ? { peers: branch.peers } : {}),
       ...(branch.maxTurns !== undefined ? { maxTurns: branch.maxTurns } : {}),
       usage: branch.usage ?? null,
     },
     syncPoints,
-    // What the agent was resumed with after its last sync point: the aggregated result.
-    aggregate: resumes.length ? resumes[resumes.length - 1].input : null,
-    steps,
+    // What the agent was resumed with after its last sync point: the aggregated result (previewed when large).
+    aggregate: boundValue(resumes.length ? resumes[resumes.length - 1].input : null, VIEW_VALUE_BYTES).value,
+    steps: steps.map((s) => ({ ...s, input: boundValue(s.input, LIST_VALUE_BYTES).value, response: boundValue(s.response, LIST_VALUE_BYTES).value })),
   };
 }
 

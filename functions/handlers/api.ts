@@ -11,7 +11,7 @@ import {
   startRun,
   type SpawnerDeps,
 } from '../../core/use-cases';
-import { describeRun, listRunBranches, runTree, type TreeFormat } from '../../core/use-cases/queries';
+import { branchResult, describeRun, listRunBranches, runTree, type TreeFormat } from '../../core/use-cases/queries';
 import { runEventsAfter } from '../../core/use-cases/run-events';
 import type { Limits, Scope } from '../../core/model';
 import { errorResponse, json, MethodNotAllowedError, text } from './http-errors';
@@ -50,6 +50,8 @@ function parseBody(event: APIGatewayProxyEvent): unknown {
 }
 
 const RUN_ID = '([A-Za-z0-9_-]{1,64})';
+/** `root`, then `<parentId>.<index>`. */
+const BRANCH_ID = '(root(?:\\.\\d{1,9}){0,100})';
 const TREE_FORMATS = ['ascii', 'mermaid', 'json'];
 
 function routes(deps: SpawnerDeps, config: ApiConfig): Route[] {
@@ -81,6 +83,13 @@ function routes(deps: SpawnerDeps, config: ApiConfig): Route[] {
       pattern: new RegExp(`^/runs/${RUN_ID}/branches/?$`),
       async handle(_event, [runId], team) {
         return json(200, { runId, branches: await listRunBranches(deps, scopeOf(team, runId)) });
+      },
+    },
+    {
+      method: 'GET',
+      pattern: new RegExp(`^/runs/${RUN_ID}/branches/${BRANCH_ID}/result/?$`),
+      async handle(_event, [runId, branchId], team) {
+        return json(200, await branchResult(deps, scopeOf(team, runId), branchId));
       },
     },
     {

@@ -261,6 +261,16 @@ function renderRun(run, branches) {
   renderBranches(run, branches);
   renderFailures(branches);
   $('run-result').textContent = run.status === 'RUNNING' ? '(the run is still running)' : pretty(run.result);
+  $('run-result-whole').replaceChildren(...wholeValueNote(run, run.runId, 'root'));
+}
+
+/** A large value is shown as a preview: say so, with its size and a link to the whole value. */
+function wholeValueNote(view, runId, branchId) {
+  if (!view.resultTruncated) return [];
+  const href = `/runs/${encodeURIComponent(runId)}/branches/${encodeURIComponent(branchId)}/result`;
+  return [
+    el('p', { class: 'muted small', 'data-testid': 'result-preview-note' }, `A preview: the whole result is ${view.resultBytes.toLocaleString()} bytes. `, el('a', { href, target: '_blank' }, 'Open it whole')),
+  ];
 }
 
 function renderMetrics(run) {
@@ -458,7 +468,7 @@ function renderDetail({ branch: b, syncPoints, aggregate, steps }) {
     children.push(el('h4', {}, 'Aggregated result (what the agent was resumed with)'), el('pre', { 'data-testid': 'detail-aggregate' }, pretty(aggregate)));
   }
   if (b.error) children.push(el('h4', {}, 'Error'), el('pre', { 'data-testid': 'detail-error', class: 'error' }, b.error));
-  if (b.status === 'COMPLETED') children.push(el('h4', {}, 'Result'), el('pre', { 'data-testid': 'detail-result' }, pretty(b.result)));
+  if (b.status === 'COMPLETED') children.push(el('h4', {}, 'Result'), el('pre', { 'data-testid': 'detail-result' }, pretty(b.result)), ...wholeValueNote(b, state.runId, b.id));
   if (steps.length) {
     children.push(
       el(

@@ -151,3 +151,35 @@ describe('buildMessages', () => {
     expect(stringifyContent(circular)).toBe('[object Object]');
   });
 });
+
+describe('buildMessages within a token budget (values of any size)', () => {
+  const aggregate = (children: number) => {
+    const results: Record<string, unknown> = {};
+    for (let i = 0; i < children; i++) results[`root.${i}`] = { v: i, text: 'x'.repeat(2_000) };
+    return { child_count: children, results, failures: {}, metadata: { aggregation_method: 'default', succeeded: children } };
+  };
+
+  it("renders a 20 MB aggregate within the call's budget, saying how many children were left out and where they are", () => {
+    const input = aggregate(10_000);
+    const messages = buildMessages([], input, { promptTokens: 8_000, runId: 'run-1' });
+    const text = messages[0].content;
+    expect(text.length).toBeLessThan(8_000 * 4 + 600);
+    expect(text).toMatch(/^\{"child_count":10000,"results":\{"root\.0":/);
+    const note = /\[This value is (\d+) bytes; it was cut to fit this call's budget of 8000 tokens; \d+ entries \(marked "…"\) were left out\. It holds the results of 10000 children; (\d+) of them are not shown here\. Each child's whole result: GET \/runs\/run-1\/branches\/<childId>\/result\.\]$/.exec(text);
+    expect(note).not.toBeNull();
+    expect(Number(note![1])).toBe(JSON.stringify(input).length);
+    expect(Number(note![2])).toBeGreaterThan(9_900);
+    // The metadata (small) is kept whole beside the cut results.
+    expect(text).toContain('"metadata":{"aggregation_method":"default","succeeded":10000}');
+  });
+
+  it('leaves values within the budget as they are, and shares the budget between memory and input', () => {
+    expect(buildMessages([], aggregate(3))[0].content).toBe(JSON.stringify(aggregate(3)));
+    const memory: MemoryEntry[] = Array.from({ length: 10 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', agent: 'A', content: 'm'.repeat(10_000) }) as MemoryEntry);
+    const messages = buildMessages(memory, 'i'.repeat(100_000), { promptTokens: 10_000 });
+    expect(messages).toHaveLength(11);
+    const total = messages.reduce((n, m) => n + m.content.length, 0);
+    expect(total).toBeLessThan(10_000 * 4 + 11 * 300);
+    expect(messages[10].content).toMatch(/^i+… \(\d+ more characters, 100002 bytes in all\)\n\[This value is 100002 bytes/);
+  });
+});

@@ -165,6 +165,39 @@ describe('the handler answers as documented', () => {
     expect(bad).toMatchObject({ status: 400, body: { error: 'ValidationError', field: 'after' } });
   });
 
+  it('GET /runs/{id}/branches/{branchId}/result → 200 with the whole result the views only preview; 404 for an unknown branch', async () => {
+    const wide = {
+      name: 'large-result',
+      request: 'go',
+      entry: 'Fanner',
+      limits: { maxFanOut: 40 },
+      agents: {
+        Fanner: {
+          kind: 'script',
+          allowed: ['Worker'],
+          rules: [{ when: 'child_count', responses: [{ next_action: 'final_response', content: '$input' }] }],
+          responses: [{ next_action: 'parallel_invoke', agents: Array(40).fill('Worker') }],
+        },
+        Worker: { kind: 'script', responses: [{ next_action: 'final_response', content: { text: 'x'.repeat(2_000) } }] },
+      },
+    };
+    const { body } = await call('POST', '/runs', '/runs', json(wide));
+    expect((await server.runtime.waitForRun(body.runId)).status).toBe('COMPLETED');
+    // An 82 KB aggregate: the run's view shows a preview that says so, its small members whole.
+    const run = await call('GET', '/runs/{runId}', `/runs/${body.runId}`);
+    expect(run.body).toMatchObject({ resultTruncated: true, resultBytes: expect.any(Number), result: { child_count: 40 } });
+    expect(run.body.resultBytes).toBeGreaterThan(80_000);
+    expect(JSON.stringify(run.body.result).length).toBeLessThan(64 * 1024);
+    const whole = await call('GET', '/runs/{runId}/branches/{branchId}/result', `/runs/${body.runId}/branches/root/result`);
+    expect(whole.body).toMatchObject({ runId: body.runId, branchId: 'root', status: 'COMPLETED' });
+    expect(Object.values(whole.body.result.results)).toEqual(Array(40).fill({ text: 'x'.repeat(2_000) }));
+    expect(JSON.stringify(whole.body.result).length).toBe(run.body.resultBytes);
+    const child = await call('GET', '/runs/{runId}/branches/{branchId}/result', `/runs/${body.runId}/branches/root.7/result`);
+    expect(child.body.result).toEqual({ text: 'x'.repeat(2_000) });
+    const missing = await call('GET', '/runs/{runId}/branches/{branchId}/result', `/runs/${body.runId}/branches/root.40/result`);
+    expect(missing).toMatchObject({ status: 404, body: { error: 'NotFoundError', message: `branch root.40 of run ${body.runId} not found` } });
+  });
+
   it('POST /runs/{id}/cancel → 202 for a running run (and again once cancelled), 409 for a finished one', async () => {
     const slow = {
       name: 'slow',
@@ -211,9 +244,10 @@ describe('the handler answers as documented', () => {
       ['GET', '/runs/{runId}/metrics'],
       ['POST', '/runs/{runId}/cancel'],
       ['GET', '/runs/{runId}/events'],
+      ['GET', '/runs/{runId}/branches/{branchId}/result'],
     ];
     for (const [method, template] of routes) {
-      const answer = await call(method, template, template.replace('{runId}', 'no-such-run'));
+      const answer = await call(method, template, template.replace('{runId}', 'no-such-run').replace('{branchId}', 'root'));
       expect(answer).toMatchObject({ status: 404, body: { error: 'NotFoundError', message: 'run no-such-run not found' } });
     }
   });
