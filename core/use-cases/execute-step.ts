@@ -3,7 +3,7 @@
  * follows (next step, spawn, completion, failure). Safe under repeated and concurrent delivery:
  * every write is conditional on the branch version, and a stale message is acknowledged.
  */
-import { budgetRefusesCall, chargeCall, endRunAtDeadline, withRunDeadline } from '../budget-gate';
+import { budgetRefusesCall, chargeCall, endRunAtDeadline, withRunDeadline } from './budget-gate';
 import { AgentInvocationError, errorMessage, InvalidAgentResponseError, PayloadTooLargeError, TransientError } from '../errors';
 import { toolCalledEvent } from '../events';
 import { refusalError, refusalInput } from '../limits';

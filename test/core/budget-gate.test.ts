@@ -1,7 +1,7 @@
 /** The signal an agent call gets under a run's time budget (withRunDeadline). */
 import { getEventListeners } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { withRunDeadline } from '../../core/budget-gate';
+import { withRunDeadline } from '../../core/use-cases/budget-gate';
 import type { RunRecord } from '../../core/model';
 import type { SpawnerDeps } from '../../core/use-cases';
 

@@ -7,11 +7,11 @@
  * open fan-outs. A step whose call had already started when the budget was crossed finishes its
  * call; its answer is dropped. Calls that report no tokens (script, http) cost no write here.
  */
-import { isTerminal, ROOT_BRANCH_ID, type BranchRecord, type RunRecord } from './model';
-import { spentBudget, timeLeftMs, timeSpent, tokensSpent } from './run-budget';
-import { scopeOf, type SpawnerDeps } from './use-cases/deps';
-import { endBranch, tellEnd } from './use-cases/end-branch';
-import { WorkMark } from './work-mark';
+import { isTerminal, ROOT_BRANCH_ID, type BranchRecord, type RunRecord } from '../model';
+import { spentBudget, timeLeftMs, timeSpent, tokensSpent } from '../run-budget';
+import { scopeOf, type SpawnerDeps } from './deps';
+import { endBranch, tellEnd } from './end-branch';
+import { WorkMark } from '../work-mark';
 
 /**
  * True when no agent call may start because a budget is spent (the run is ended now). Reads
