@@ -7,10 +7,10 @@
  * open fan-outs. A step whose call had already started when the budget was crossed finishes its
  * call; its answer is dropped. Calls that report no tokens (script, http) cost no write here.
  */
-import { isTerminal, ROOT_BRANCH_ID, type BranchRecord, type RunRecord } from '../model';
+import type { BranchRecord, RunRecord } from '../model';
 import { spentBudget, timeLeftMs, timeSpent, tokensSpent } from '../run-budget';
 import { scopeOf, type SpawnerDeps } from './deps';
-import { endBranch, tellEnd } from './end-branch';
+import { endRun } from './end-branch';
 import { WorkMark } from '../work-mark';
 
 /**
@@ -93,21 +93,12 @@ export async function endRunAtDeadline(deps: SpawnerDeps, run: RunRecord): Promi
   await endRunOverBudget(deps, current, spent?.message ?? `BudgetExceeded: maxRunSeconds ${run.limits.maxRunSeconds}`);
 }
 
-const BY = WorkMark.budget;
-
 /**
  * The run ends FAILED with the budget's message (one conditional write, so it never races another
  * end of the run); then the root is cancelled with that message, which cancels its children,
  * theirs, and so on down, stopping every fan-out (as a cancel does). Safe to repeat.
  */
 export async function endRunOverBudget(deps: SpawnerDeps, run: RunRecord, message: string): Promise<void> {
-  const scope = scopeOf(run);
-  const finished = await deps.store.finishRun(scope, 'FAILED', { endedAt: deps.clock.now(), error: message, endedBy: BY });
-  if (!finished && (await deps.store.getRun(scope))?.endedBy !== BY) return; // it ended otherwise first
-  const root = await deps.store.getBranch(scope, ROOT_BRANCH_ID);
-  if (!root) return;
-  if (!isTerminal(root.status)) {
-    if (await endBranch(deps, root, { status: 'CANCELLED', by: BY, error: message })) return;
-  }
-  await tellEnd(deps, (await deps.store.getBranch(scope, ROOT_BRANCH_ID)) ?? root, BY);
+  // Ended otherwise first, or before its root was written (its start sees the run ended): nothing more.
+  await endRun(deps, scopeOf(run), { status: 'FAILED', by: WorkMark.budget, error: message });
 }

@@ -27,10 +27,13 @@ import { BudgetExceededError } from '../errors';
 import {
   ACTIVE_STATUSES,
   childId,
+  ROOT_BRANCH_ID,
   fanOutExecutionName,
   isTerminal,
   type BranchRecord,
   type BranchStatus,
+  type RunRecord,
+  type Scope,
   spawnWidth,
 } from '../model';
 import type { BranchPatch } from '../ports';
@@ -63,6 +66,8 @@ export interface TellOptions {
   mayHaveChildren?: boolean;
   /** The task token of the branch's fan-out iteration, when the caller has it and the record not. */
   taskToken?: string;
+  /** The branch's fan-out iteration is over (it failed): there is no token to release. */
+  iterationOver?: boolean;
 }
 
 /** Step 1: ends the branch if it is still where the caller saw it; returns the ended record. */
@@ -88,6 +93,51 @@ export async function endBranch(
   hit(deps, 'after-mark-complete', scope, ended.id);
   await tellEnd(deps, ended, end.by, { mayHaveChildren: branch.status === 'WAITING', ...options });
   return ended;
+}
+
+/**
+ * Steps 1 and 2 for work that must see the branch ended: ends it, or — when it had ended already
+ * (on its own, or by an earlier try of this work that died before telling) — reads it back and
+ * tells its end again under this work's mark (idempotent; the event again only if this mark
+ * wrote the end). Returns the record when this call ended it.
+ */
+export async function endOrRetell(
+  deps: SpawnerDeps,
+  branch: BranchRecord,
+  end: BranchEnd,
+  options: TellOptions = {},
+): Promise<BranchRecord | undefined> {
+  if (!isTerminal(branch.status)) {
+    const ended = await endBranch(deps, branch, end, options);
+    if (ended) return ended;
+  }
+  const now = (await deps.store.getBranch(scopeOf(branch), branch.id)) ?? branch;
+  if (isTerminal(now.status)) await tellEnd(deps, now, end.by, options);
+  return undefined;
+}
+
+/**
+ * Ends a run from outside its tree (a cancel, a budget): the run first, with one conditional
+ * write (so it never races another end of the run), then its root, CANCELLED with the same mark,
+ * which ends everything below and stops every fan-out. Safe to repeat: a repeat finishes an end
+ * that died half-way. `not-ours` when the run had ended otherwise (nothing is done); `no-root`
+ * when its start has not written the root yet (the start sees the run ended and ends the root).
+ */
+export async function endRun(
+  deps: SpawnerDeps,
+  scope: Scope,
+  end: { status: 'CANCELLED' | 'FAILED'; by: WorkMark; error: string },
+): Promise<{ outcome: 'ended' | 'no-root' } | { outcome: 'not-ours'; run: RunRecord | undefined }> {
+  const finished = await deps.store.finishRun(scope, end.status, { endedAt: deps.clock.now(), error: end.error, endedBy: end.by });
+  if (!finished) {
+    const run = await deps.store.getRun(scope);
+    // (A run ended before marks were written has none: taken as this work's.)
+    if (run?.status !== end.status || (run.endedBy !== undefined && run.endedBy !== end.by)) return { outcome: 'not-ours', run };
+  }
+  const root = await deps.store.getBranch(scope, ROOT_BRANCH_ID);
+  if (!root) return { outcome: 'no-root' };
+  await endOrRetell(deps, root, { status: 'CANCELLED', by: end.by, error: end.error });
+  return { outcome: 'ended' };
 }
 
 /** Step 2: tells a terminal branch's end (event, children, parent). Safe to repeat. */

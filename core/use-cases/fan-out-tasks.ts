@@ -3,7 +3,7 @@ import type { ChildFailureInput, FanOutFailureInput, FanOutTasks, SyncPointTaskI
 import { type SpawnerDeps } from './deps';
 import { isTerminal } from '../model';
 import { WorkMark } from '../work-mark';
-import { branchEnds, endBranch, endedAbove, tellEnd } from './end-branch';
+import { branchEnds, endBranch, endedAbove, endOrRetell, tellEnd } from './end-branch';
 import { settleSyncPoint } from './sync-point';
 
 /** The fan-out tasks over the use cases (what every orchestrator's tasks call). */
@@ -31,13 +31,9 @@ export async function recordChildFailure(deps: SpawnerDeps, input: ChildFailureI
   // child ends CANCELLED like the rest, not TIMED_OUT or FAILED.
   const above = isTerminal(child.status) ? undefined : await endedAbove(deps, child);
   const end = above ? { status: 'CANCELLED' as const, by, error: above } : { status: timedOut ? 'TIMED_OUT' as const : 'FAILED' as const, by, error };
-  // The iteration is over: nothing is to be released (taskToken left out).
-  const ended = await endBranch(deps, { ...child, taskToken: undefined }, end);
-  if (ended) return;
-  // It ended on its own just before (or an earlier try of this task ended it): its end is told
-  // again (idempotent; the event again only if this task is what ended it).
-  const now = await deps.store.getBranch(scope, child.id);
-  if (now) await tellEnd(deps, { ...now, taskToken: undefined }, by);
+  // The iteration is over: nothing is to be released. If the child ended on its own just before
+  // (or an earlier try of this task ended it), its end is told again.
+  await endOrRetell(deps, child, end, { iterationOver: true });
 }
 
 /** The fan-out's Map finished: settle the sync point (a no-op if an early exit did already). */

@@ -9,7 +9,7 @@ import { isTerminal, ROOT_BRANCH_ID, spawnWidth, type BranchRecord, type RunStat
 import type { StepMessage } from '../ports';
 import { cancelRun } from './cancel-run';
 import { loadRun, publish, scopeOf, type SpawnerDeps } from './deps';
-import { branchEnds, endBranch, tellEnd } from './end-branch';
+import { branchEnds, endOrRetell, tellEnd } from './end-branch';
 import { currentChildIds, fanOutRequest, openSyncPoint, settleSyncPoint } from './sync-point';
 import { isInProcessWork, isSyncMark, markKind, WorkMark } from '../work-mark';
 import { counted } from '../wording';
@@ -52,11 +52,8 @@ export async function failPoisonedStep(
   const tries = n ? ` after ${counted(n, 'delivery', 'deliveries')}` : '';
   const error = `poison message: step ${message.step} of branch ${branch.id} kept failing${tries} and went to the dead-letter queue`;
   const by = WorkMark.dlq(delivery.messageId);
-  if (await endBranch(deps, branch, { status: 'FAILED', by, error }, token)) return 'failed';
-  // It ended meanwhile: whatever ended it told its parent, or will; tell again to be sure.
-  const now = await deps.store.getBranch(scope, branch.id);
-  if (now && isTerminal(now.status)) await tellEnd(deps, now, by, token);
-  return 'told';
+  // If it ended meanwhile, whatever ended it told its parent, or will; it is told again to be sure.
+  return (await endOrRetell(deps, branch, { status: 'FAILED', by, error }, token)) ? 'failed' : 'told';
 }
 
 /** True when processing `message` is what the branch is waiting for (mirrors executeStep). */

@@ -294,7 +294,7 @@ export async function countChildEnd(deps: SpawnerDeps, ends: BranchEnds, branch:
       await settleSyncPoint(deps, ends, scope, parentId, seq, { decision, mayRepeat: !applied });
     }
   }
-  const token = branch.taskToken ?? options.taskToken;
+  const token = options.iterationOver ? undefined : branch.taskToken ?? options.taskToken;
   if (token) {
     hit(deps, 'before-task-success', scope, branch.id);
     await deps.fanOut.childFinished(token, { branchId: branch.id, status: branch.status });
