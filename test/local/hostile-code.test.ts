@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runIdFor } from '../../functions/messages';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const NODE = join(ROOT, 'node_modules', '.bin', 'node');
@@ -112,5 +113,83 @@ describe('hooks that misbehave', () => {
     expect(err).toMatch(/warning: hook onBranchCreated threw on BranchCreated root: \{"why":"no prototype"\}/);
     expect(err).toMatch(/warning: hook onBranchCreated threw on BranchCreated root\.0: \{\}/);
     expect(err).toMatch(/warning: hook onRunEnded threw on RunCompleted: called process\.exit\(0\)/);
+  }, 60_000);
+});
+
+/** The run's lifecycle events from dev's stream, up to its end; `ready` once the server holds the stream. */
+function runEnd(url: string, runId: string): { ready: Promise<void>; ended: Promise<string> } {
+  const abort = new AbortController();
+  let markReady = () => {};
+  const ready = new Promise<void>((resolve) => (markReady = resolve));
+  const ended = (async () => {
+    const response = await fetch(`${url}/runs/${runId}/events`, { signal: abort.signal });
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`the stream of ${runId} ended before the run did`);
+      buffer += value;
+      let cut;
+      while ((cut = buffer.indexOf('\n\n')) >= 0) {
+        const frame = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        if (frame.includes(': connected')) markReady();
+        const data = frame.split('\n').find((l) => l.startsWith('data: '));
+        if (!data) continue;
+        const type = (JSON.parse(data.slice(6)) as { type: string }).type;
+        if (type === 'RunCompleted' || type === 'RunFailed' || type === 'RunCancelled') {
+          abort.abort();
+          return type;
+        }
+      }
+    }
+  })();
+  return { ready, ended };
+}
+
+describe('dev keeps serving', () => {
+  it('runs of each misbehaving agent end FAILED at their deadline, and a run after them completes', async () => {
+    for (const kind of Object.keys(AGENTS)) file(`${kind}.ts`, AGENTS[kind]);
+    const child = spawn(NODE, [BIN, 'dev'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (c) => (stderr += c));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let stdout = '';
+        child.stdout.on('data', (c) => {
+          stdout += c;
+          if (stdout.includes('\n')) resolve(stdout.split('\n')[0]);
+        });
+        child.on('exit', () => reject(new Error(`dev exited: ${stderr}`)));
+      });
+      const start = async (document: object, key: string): Promise<string> => {
+        const runId = runIdFor('local', key);
+        const watch = runEnd(url, runId);
+        await watch.ready;
+        const response = await fetch(`${url}/runs`, {
+          method: 'POST',
+          body: JSON.stringify(document),
+          headers: { 'content-type': 'application/json', 'idempotency-key': key },
+        });
+        expect(response.status, await response.text()).toBe(202);
+        return watch.ended;
+      };
+      const ends = await Promise.all(
+        Object.keys(AGENTS).map((kind) =>
+          start({ name: kind, request: 'go', entry: 'A', limits: { maxRunSeconds: 2 }, agents: { A: { kind: 'module', module: `./${kind}.ts` } } }, `hostile-${kind}`),
+        ),
+      );
+      expect(ends).toEqual(Object.keys(AGENTS).map(() => 'RunFailed'));
+      const after = await start(
+        { name: 'after', request: 'go', entry: 'A', agents: { A: { kind: 'script', responses: [{ next_action: 'final_response', content: 'ok' }] } } },
+        'hostile-after',
+      );
+      expect(after).toBe('RunCompleted');
+      expect(child.exitCode).toBeNull();
+    } finally {
+      child.kill('SIGINT');
+      await exited;
+    }
   }, 60_000);
 });
