@@ -2,10 +2,14 @@
  * A `--data` folder belongs to one process at a time: the engines keep files there (the journal
  * tier's journal; the engines tier's LevelDB and SQLite) that a second process would corrupt or
  * crash on. The
- * holder writes its pid to `<dir>/branch-spawner.lock`; another process finds it and refuses,
- * naming that pid. A lock whose process is gone (killed with `kill -9`) is taken over.
+ * holder writes its pid to `<dir>/branch-spawner.lock` (with, where /proc tells them, the boot,
+ * its PID namespace and its start time); another process finds it and refuses, naming that pid.
+ * A lock whose holder is gone is taken over: its process died (`kill -9`), or the lock was
+ * written in another boot or another PID namespace (a container restarted), or its pid now
+ * belongs to another process (reused: a different start time), or it names this very process,
+ * which does not hold the folder (a container restarted with the same pid).
  */
-import { existsSync, linkSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, readlinkSync, realpathSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InUseError, ValidationError } from '../core/errors';
 
@@ -27,23 +31,26 @@ export function lockDataFolder(dir: string): DataFolderLock {
   const file = join(dir, LOCK_FILE);
   // A few tries: after taking over a lock its dead holder left behind, or while another process
   // is taking it over (it then holds the folder, or it died and its claim is cleared).
+  const key = realpathSync(dir);
   for (let attempt = 0; attempt < 4; attempt++) {
     if (createHolding(file, process.pid)) {
       let released = false;
+      heldHere.add(key);
       return {
         release() {
           if (released) return;
           released = true;
+          heldHere.delete(key);
           removeIfStill(file, process.pid);
         },
       };
     }
     const holder = readHolder(file);
-    if (holder !== undefined && isAlive(holder)) {
-      const who = holder === process.pid ? `pid ${holder} (this process)` : `pid ${holder}`;
-      throw new InUseError(`the data folder is in use by ${who} (${dir}); stop it or use another --data folder`, holder);
+    if (holder !== undefined && holderLives(holder, heldHere.has(key))) {
+      const who = holder.pid === process.pid ? `pid ${holder.pid} (this process)` : `pid ${holder.pid}`;
+      throw new InUseError(`the data folder is in use by ${who} (${dir}); stop it or use another --data folder`, holder.pid);
     }
-    if (existsSync(file)) takeOver(file, holder);
+    if (existsSync(file)) takeOver(file, holder?.pid);
   }
   throw new InUseError(`the data folder ${dir} is being taken by another process at the same moment; try again`, -1);
 }
@@ -55,7 +62,8 @@ export function lockDataFolder(dir: string): DataFolderLock {
  */
 function createHolding(file: string, pid: number): boolean {
   const temporary = `${file}.${pid}.${Math.random().toString(36).slice(2)}.tmp`;
-  writeFileSync(temporary, `${pid}\n`);
+  const marks = Object.entries(THIS_LIFE).filter(([, value]) => value !== undefined).map(([name, value]) => ` ${name}=${value}`);
+  writeFileSync(temporary, `${pid}${marks.join('')}\n`);
   try {
     linkSync(temporary, file);
     return true;
@@ -79,11 +87,12 @@ function takeOver(file: string, dead: number | undefined, depth = 0): void {
   const claim = `${file}.takeover-${dead ?? 'unknown'}`;
   if (!createHolding(claim, process.pid)) {
     const claimer = readHolder(claim);
-    if (depth < 2 && (claimer === undefined || !isAlive(claimer)) && existsSync(claim)) takeOver(claim, claimer, depth + 1);
+    // A claim is held only inside this synchronous function: one naming this process is stale.
+    if (depth < 2 && (claimer === undefined || !holderLives(claimer, false)) && existsSync(claim)) takeOver(claim, claimer?.pid, depth + 1);
     return;
   }
   try {
-    if (readHolder(file) === dead) unlinkOrGone(file);
+    if (readHolder(file)?.pid === dead) unlinkOrGone(file);
   } finally {
     unlinkOrGone(claim);
   }
@@ -110,10 +119,65 @@ function refuseNonFolder(dir: string): void {
   }
 }
 
-function readHolder(file: string): number | undefined {
+/** Folders this process holds now (a lock naming this pid is ours only if listed here). */
+const heldHere = new Set<string>();
+
+/** What tells this process's life apart from another with the same pid (undefined where /proc does not say). */
+const THIS_LIFE = {
+  boot: readProc(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()),
+  pidns: readProc(() => readlinkSync('/proc/self/ns/pid')),
+  start: startTimeOf(process.pid),
+};
+
+interface Holder {
+  pid: number;
+  boot?: string;
+  pidns?: string;
+  start?: string;
+}
+
+/** `<pid> [boot=…] [pidns=…] [start=…]` (a lock of an older version holds the pid alone). */
+function readHolder(file: string): Holder | undefined {
+  let text: string;
   try {
-    const pid = Number(readFileSync(file, 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+    text = readFileSync(file, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+  const [first, ...marks] = text.split(/\s+/);
+  const pid = Number(first);
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  const holder: Holder = { pid };
+  for (const mark of marks) {
+    const at = mark.indexOf('=');
+    const name = mark.slice(0, at);
+    if (name === 'boot' || name === 'pidns' || name === 'start') holder[name] = mark.slice(at + 1);
+  }
+  return holder;
+}
+
+/** Whether the lock's holder may still be running (then the folder is refused). */
+function holderLives(holder: Holder, heldByThisProcess: boolean): boolean {
+  if (holder.boot && THIS_LIFE.boot && holder.boot !== THIS_LIFE.boot) return false; // written before a reboot
+  if (holder.pidns && THIS_LIFE.pidns && holder.pidns !== THIS_LIFE.pidns) return false; // another container's pids
+  if (holder.pid === process.pid) return heldByThisProcess;
+  if (!isAlive(holder.pid)) return false;
+  const start = holder.start ? startTimeOf(holder.pid) : undefined;
+  return !(start !== undefined && start !== holder.start); // the pid now names another process
+}
+
+/** A process's start time (clock ticks since boot, /proc/<pid>/stat field 22), where /proc has it. */
+function startTimeOf(pid: number): string | undefined {
+  return readProc(() => {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) is in parentheses and may hold spaces: count from its end.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  });
+}
+
+function readProc(read: () => string | undefined): string | undefined {
+  try {
+    return read() || undefined;
   } catch {
     return undefined;
   }
@@ -131,7 +195,7 @@ function isAlive(pid: number): boolean {
 
 /** Removes the lock only if it still names `holder` (its own lock, on release). */
 function removeIfStill(file: string, holder: number | undefined): void {
-  if (readHolder(file) === holder) unlinkOrGone(file);
+  if (readHolder(file)?.pid === holder) unlinkOrGone(file);
 }
 
 function unlinkOrGone(file: string): void {

@@ -91,14 +91,34 @@ describe('a data folder in use', () => {
   }, 60_000);
 });
 
+describe('a lock left by another life of the machine or the container', () => {
+  // Each lock below names a pid that is alive now (this process, or pid 1) but not as the holder:
+  // a container restarted with the same pid, a lock from before a reboot, a pid that was reused.
+  const cases: [string, () => string][] = [
+    ['this very pid, not held by this process (a container restarted: the same pid again)', () => `${process.pid}\n`],
+    ['a live pid, written in another boot', () => `1 boot=00000000-0000-0000-0000-000000000000\n`],
+    ['a live pid, written in another PID namespace', () => `1 pidns=pid:[1]\n`],
+    ['a live pid that started after the lock was written (the pid was reused)', () => `1 start=1\n`],
+  ];
+  for (const [name, lock] of cases) {
+    it(`is taken over: ${name}`, async () => {
+      const data = mkdtempSync(join(base, 'other-life-'));
+      writeFileSync(join(data, LOCK_FILE), lock());
+      const io = captureIo();
+      expect(await main(['run', 'examples/simple-parallel.yaml', '--data', data, '--json'], io), io.errText()).toBe(0);
+      expect(existsSync(join(data, LOCK_FILE))).toBe(false);
+    }, 60_000);
+  }
+});
+
 describe('taking over a stale lock, when several processes find it at once', () => {
   it('only the process that claimed the takeover removes the lock: another one leaves it alone', () => {
-    // A lock left by a dead process, and a live process (this one, standing for another) that has
-    // claimed its takeover and is about to remove it and create its own lock.
+    // A lock left by a dead process, and a live process (our parent, standing for another) that
+    // has claimed its takeover and is about to remove it and create its own lock.
     const data = mkdtempSync(join(base, 'claimed-'));
     const dead = deadPid();
     writeFileSync(join(data, LOCK_FILE), `${dead}\n`);
-    writeFileSync(join(data, `${LOCK_FILE}.takeover-${dead}`), `${process.pid}\n`);
+    writeFileSync(join(data, `${LOCK_FILE}.takeover-${dead}`), `${process.ppid}\n`);
     // Removing the lock now could remove the one the claimer creates next: refused, lock untouched.
     expect(() => lockDataFolder(data)).toThrow(`the data folder ${data} is being taken by another process at the same moment; try again`);
     expect(readFileSync(join(data, LOCK_FILE), 'utf8')).toBe(`${dead}\n`);
@@ -110,7 +130,7 @@ describe('taking over a stale lock, when several processes find it at once', () 
     writeFileSync(join(data, LOCK_FILE), `${dead}\n`);
     writeFileSync(join(data, `${LOCK_FILE}.takeover-${dead}`), `${deadClaimer}\n`);
     const lock = lockDataFolder(data);
-    expect(readFileSync(join(data, LOCK_FILE), 'utf8')).toBe(`${process.pid}\n`);
+    expect(readFileSync(join(data, LOCK_FILE), 'utf8')).toMatch(new RegExp(`^${process.pid}( |\n)`));
     lock.release();
     // Nothing left behind: no lock, no claim, no temporary file.
     expect(readdirSync(data)).toEqual([]);
