@@ -43,9 +43,15 @@ async function listUnfinished(dataDir: string, out: NodeJS.WritableStream): Prom
   const engines = await startLocalEngines({ dataDir });
   try {
     const unfinished = [];
+    const unstarted = [];
     for (const entry of recorded) {
       const run = await engines.store.getRun({ team: LOCAL_TEAM, runId: entry.runId });
       if (run?.status === 'RUNNING') unfinished.push(entry);
+      // Recorded before it started: its process died before the run was written.
+      else if (!run) unstarted.push(entry);
+    }
+    for (const entry of unstarted) {
+      out.write(`${entry.runId}  ${entry.name}  ${entry.scenario}  never started (its process ended first): run the scenario again\n`);
     }
     if (unfinished.length === 0) {
       out.write(`every run recorded in ${dataDir} has ended; nothing to resume\n`);
@@ -99,7 +105,7 @@ export async function resumeCommand(options: ResumeCommandOptions): Promise<numb
     }
     const run = await runtime.waitForRun(runId);
     const branches = await runtime.deps.store.listBranches(scope);
-    const doc = runDocument(run, branches);
+    const doc = runDocument(run, branches, await runtime.costOf(runId));
     if (options.json) {
       options.out.write(`${JSON.stringify(doc)}\n`);
     } else {

@@ -1,4 +1,5 @@
 /** `branch-spawner run`: one scenario on the embedded engines, with progress and a result. */
+import { randomUUID } from 'node:crypto';
 import type { CostCounters } from '../core/cost';
 import type { computeMetrics } from '../core/metrics';
 import { branchView, runView, type BranchView, type RunView } from '../core/use-cases/queries';
@@ -100,7 +101,11 @@ export async function runScenario(path: string, options: RunCommandOptions): Pro
   let interrupted = false;
   let stopSignals = () => {};
   try {
-    const runId = await runtime.startRun(runInputOf(scenario));
+    // With a data folder the id is recorded first: `resume` needs it if this process dies, even
+    // in the middle of starting the run (a run that never got written is listed as such).
+    const runId = randomUUID();
+    if (options.dataDir) await recordDataRun(options.dataDir, runId, scenario.name, path);
+    await runtime.startRun({ ...runInputOf(scenario), runId });
     if (options.handleSignals) {
       stopSignals = onInterrupt(
         () => {
@@ -115,8 +120,6 @@ export async function runScenario(path: string, options: RunCommandOptions): Pro
       );
     }
     if (options.dataDir) {
-      // The id is what `resume` needs if this process dies; `resume --data <dir>` lists them too.
-      await recordDataRun(options.dataDir, runId, scenario.name, path);
       options.err.write(`run ${runId} started; its state is kept in ${options.dataDir} (resume with: npx branch-spawner resume ${runId} --data ${options.dataDir})\n`);
     }
     if (options.tty) {

@@ -5,7 +5,7 @@
  * a child process: what is checked is what a user sees (exit code, one document).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -191,5 +191,30 @@ describe('dev keeps serving', () => {
       child.kill('SIGINT');
       await exited;
     }
+  }, 60_000);
+});
+
+describe('run --data and resume', () => {
+  it('the run id is in runs.jsonl before the run starts, and resume --json prints metrics.cost as run does', async () => {
+    const data = join(dir, 'data-order');
+    const seen = join(dir, 'seen.txt');
+    const hooks = file(
+      'order-hooks.mjs',
+      [
+        'import { appendFileSync, readFileSync } from "node:fs";',
+        `export function onRunStarted(run) { let list = ""; try { list = readFileSync(${JSON.stringify(join(data, 'runs.jsonl'))}, "utf8"); } catch {} appendFileSync(${JSON.stringify(seen)}, list.includes(run.runId) ? "listed\\n" : "missing\\n"); }`,
+        '',
+      ].join('\n'),
+    );
+    const run = await cli(['run', join(ROOT, 'examples', 'simple-parallel.yaml'), '--data', data, '--json', '--hooks', hooks]);
+    expect(run.code, run.err).toBe(0);
+    expect(readFileSync(seen, 'utf8')).toBe('listed\n');
+    const { runId, metrics } = JSON.parse(run.out);
+    const resumed = await cli(['resume', runId, '--data', data, '--json']);
+    expect(resumed.code, resumed.err).toBe(0);
+    const doc = JSON.parse(resumed.out);
+    // The same figures, grown by what resuming read and wrote.
+    expect(Object.keys(doc.metrics.cost ?? {})).toEqual(Object.keys(metrics.cost));
+    expect(doc.metrics.cost.usd).toBeGreaterThanOrEqual(metrics.cost.usd);
   }, 60_000);
 });
