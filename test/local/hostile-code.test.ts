@@ -122,7 +122,7 @@ function runEnd(url: string, runId: string): { ready: Promise<void>; ended: Prom
   let markReady = () => {};
   const ready = new Promise<void>((resolve) => (markReady = resolve));
   const ended = (async () => {
-    const response = await fetch(`${url}/runs/${runId}/events`, { signal: abort.signal });
+    const response = await fetch(`${url}/runs/${runId}/events`, { signal: abort.signal, headers: { accept: 'text/event-stream' } });
     const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = '';
     for (;;) {
