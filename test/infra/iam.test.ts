@@ -275,6 +275,8 @@ describe('the grants cover what the AWS adapters call', () => {
     PutEventsCommand: ['events:PutEvents'],
     SendMessageCommand: ['sqs:SendMessage'],
     SendMessageBatchCommand: ['sqs:SendMessage'],
+    // A failed step's backoff (the step worker; part of its queues' consume grant).
+    ChangeMessageVisibilityCommand: ['sqs:ChangeMessageVisibility'],
     InvokeCommand: ['lambda:InvokeFunction'],
     ConverseCommand: ['bedrock:InvokeModel'],
     InvokeModelCommand: ['bedrock:InvokeModel'],
