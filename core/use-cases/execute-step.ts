@@ -4,7 +4,7 @@
  * every write is conditional on the branch version, and a stale message is acknowledged.
  */
 import { budgetRefusesCall, chargeCall, endRunAtDeadline, withRunDeadline } from './budget-gate';
-import { AgentInvocationError, errorMessage, InvalidAgentResponseError, PayloadTooLargeError, TransientError } from '../errors';
+import { AgentInvocationError, boundedMessage, errorMessage, InvalidAgentResponseError, PayloadTooLargeError, TransientError } from '../errors';
 import { toolCalledEvent } from '../events';
 import { refusalError, refusalInput } from '../limits';
 import { groupSize, isTerminal, spawnWidth, type BranchRecord, type ChildGroup, type MemoryEntry, type RunRecord } from '../model';
@@ -142,7 +142,7 @@ async function runAgentStep(
     // Tokens the call reported before it failed were spent: they count (budget and metrics).
     const spent = error instanceof AgentInvocationError && validUsage(error.usage) ? error.usage : undefined;
     if (await chargeCall(deps, run, branch, spent)) return 'skipped';
-    return failBranch(deps, branch, delivery, `agent ${branch.agent} failed: ${errorMessage(error)}`, {
+    return failBranch(deps, branch, delivery, `agent ${branch.agent} failed: ${agentFailure(error)}`, {
       stepCount: step + 1,
       toolStats: addToolCalls(branch.toolStats, toolCalls),
       ...(spent ? { usage: addUsage(branch.usage, spent) } : {}),
@@ -324,4 +324,14 @@ function untilAborted<T>(call: Promise<T>, signal: AbortSignal | undefined): Pro
 
 function describeValue(value: unknown): string {
   return value === null ? 'null' : typeof value;
+}
+
+/**
+ * What an agent's failure says after "agent X failed: ": the invoker's own message as is (its
+ * class name would repeat what the sentence says), any other error with its name (TypeError,
+ * AgentTimeoutError, ...), so that `$fail: boom` reads `agent X failed: boom`.
+ */
+function agentFailure(error: unknown): string {
+  if (error instanceof AgentInvocationError && error.name === 'AgentInvocationError') return boundedMessage(error.message);
+  return errorMessage(error);
 }
