@@ -1,6 +1,6 @@
 /** The branch tree's records and the rules of their status changes. */
 import type { WorkMark } from './work-mark';
-import type { ToolStats } from './tools';
+import type { ToolLoopCheckpoint, ToolStats } from './tools';
 
 export const BRANCH_STATUSES = [
   'PENDING',
@@ -201,6 +201,8 @@ export interface BranchRecord extends Scope {
   usage?: { inputTokens: number; outputTokens: number };
   /** User tool calls per tool, summed over the branch's steps (LLM agents with tools). */
   toolStats?: ToolStats;
+  /** The current step's tool loop so far (null once the step is done). */
+  toolLoop?: ToolLoopCheckpoint | null;
 }
 
 export interface SyncCounters {

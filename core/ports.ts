@@ -18,7 +18,7 @@ import type {
 } from './model';
 import type { LifecycleEvent } from './events';
 import type { CostCounters } from './cost';
-import type { ToolCallRecord } from './tools';
+import type { ToolCallRecord, ToolLoopCheckpoint } from './tools';
 
 export type BranchPatch = Partial<
   Omit<BranchRecord, 'team' | 'runId' | 'id' | 'version' | 'parentId' | 'depth' | 'createdAt'>
@@ -270,6 +270,12 @@ export interface AgentInvocation extends Scope {
   maxToolCalls?: number;
   /** Told of each user tool call as it ends (the trace's `ToolCalled`, the metrics). */
   onToolCall?: (record: ToolCallRecord) => void;
+  /** Where a tool loop keeps its conversation as it grows, and where an interrupted one left it. */
+  checkpoint?: {
+    resumeFrom?: ToolLoopCheckpoint;
+    /** Throws ConflictError when the branch moved on meanwhile (the step is then someone else's). */
+    save(checkpoint: ToolLoopCheckpoint): Promise<void>;
+  };
 }
 
 export interface AgentReply {

@@ -25,6 +25,8 @@ export const MAX_TOOL_OUTPUT_CHARS = 200_000;
 
 const common = {
   description: z.string().max(2_000).optional(),
+  /** False when running it twice does harm: a call in flight when its step was interrupted is then not run again. */
+  idempotent: z.boolean().optional(),
   timeoutMs: positiveInt.max(MAX_TOOL_TIMEOUT_MS, `must be ≤ ${MAX_TOOL_TIMEOUT_MS}`).optional(),
   maxOutputChars: positiveInt.max(MAX_TOOL_OUTPUT_CHARS, `must be ≤ ${MAX_TOOL_OUTPUT_CHARS}`).optional(),
 };
@@ -100,7 +102,7 @@ export function toolCallingOf(definition: Record<string, unknown>): ToolCallingM
   return Array.isArray(definition.tools) && definition.tools.length > 0 ? 'auto' : 'off';
 }
 
-export type ToolCallStatus = 'ok' | 'error' | 'timeout' | 'aborted' | 'refused';
+export type ToolCallStatus = 'ok' | 'error' | 'timeout' | 'aborted' | 'refused' | 'interrupted';
 
 /** One user tool call, as the trace (`ToolCalled`) and the metrics see it. */
 export interface ToolCallRecord {
@@ -114,6 +116,28 @@ export interface ToolCallRecord {
   argumentBytes: number;
   outputBytes: number;
   error?: string;
+}
+
+/** One model turn of a tool loop that asked for user tools, and the results so far (by call id). */
+export interface ToolTurn {
+  text?: string;
+  /** `refused`: the call is past maxToolCallsPerStep and is answered with this instead of run. */
+  calls: { id: string; name: string; args: unknown; refused?: string }[];
+  results: Record<string, { text: string; isError: boolean }>;
+}
+
+/**
+ * A step's tool loop as it grows, kept in the branch record: a redelivered step (a crash, a lost
+ * acknowledgement) continues from here instead of calling the model and the finished tools again.
+ */
+export interface ToolLoopCheckpoint {
+  /** The step it belongs to (a checkpoint of another step is ignored). */
+  step: number;
+  turns: ToolTurn[];
+  /** Tokens of the turns so far. */
+  usage: { inputTokens: number; outputTokens: number };
+  /** The calls made so far (their ToolCalled events went out when they ended). */
+  records: ToolCallRecord[];
 }
 
 /** Per tool: calls, failed calls and time spent (summed over a branch's steps, then the run). */

@@ -159,6 +159,13 @@ export class BedrockInvoker implements AgentInvoker {
           }
           return toTurn(agent, modelId, output);
         },
+        assistant: (turn) => ({
+          role: 'assistant',
+          content: [
+            ...(turn.text?.trim() ? [{ text: turn.text }] : []),
+            ...turn.calls.map((c) => ({ toolUse: { toolUseId: c.id, name: c.name, input: c.args as never } })),
+          ],
+        }),
         // Converse takes every result of one turn in one user message.
         toolResults: (results) => [
           {
@@ -226,7 +233,6 @@ function toTurn(agent: string, modelId: string, output: ConverseCommandOutput) {
     .filter((b) => b.toolUse)
     .map((b, i) => ({ id: b.toolUse!.toolUseId ?? `tooluse_${i}`, name: b.toolUse!.name ?? '', args: b.toolUse!.input ?? {} }));
   return {
-    message: { role: 'assistant' as const, content: blocks },
     ...(texts.length ? { text: texts.join('\n') } : {}),
     calls,
     usage: { inputTokens: output.usage?.inputTokens ?? 0, outputTokens: output.usage?.outputTokens ?? 0 },

@@ -152,6 +152,16 @@ export class OpenAiInvoker implements AgentInvoker {
             throw refusedTools(error) ?? error;
           }
         },
+        assistant: (turn) => ({
+          role: 'assistant',
+          // Some servers reject a null content next to tool calls: an empty string instead.
+          content: turn.text ?? '',
+          tool_calls: turn.calls.map((c) => ({
+            id: c.id,
+            type: 'function',
+            function: { name: c.name, arguments: typeof c.args === 'string' ? c.args : JSON.stringify(c.args ?? {}) },
+          })),
+        }),
         toolResults: (results) => results.map((r) => ({ role: 'tool', tool_call_id: r.call.id, content: r.text })),
       }),
     });
@@ -254,8 +264,6 @@ function toTurn(agent: string, url: string, text: string) {
   }));
   const content = contentText(message.content);
   return {
-    // Replayed as sent (some servers reject a null content next to tool calls: an empty string instead).
-    message: { role: 'assistant', content: content ?? '', ...(message.tool_calls?.length ? { tool_calls: message.tool_calls } : {}) },
     ...(content !== undefined ? { text: content } : {}),
     calls,
     ...(body.usage ? { usage: { inputTokens: body.usage.prompt_tokens ?? 0, outputTokens: body.usage.completion_tokens ?? 0 } } : {}),

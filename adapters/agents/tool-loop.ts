@@ -10,7 +10,7 @@ import { DEFAULT_LIMITS } from '../../core/limits';
 import type { AgentInvocation, AgentReply } from '../../core/ports';
 import { buildMessages, buildSystemPrompt, type ChatMessage } from '../../core/prompt';
 import { isProtocolTool, protocolTools, responseOfToolCall, type ToolSpec } from '../../core/protocol-tools';
-import { toolCallingOf, toolsSchema, type ToolCallRecord } from '../../core/tools';
+import { toolCallingOf, toolsSchema, type ToolCallRecord, type ToolLoopCheckpoint, type ToolTurn } from '../../core/tools';
 import { callTool, ToolCallAborted, type ToolBox, type ToolCallContext, type UserTool } from '../tools/tool-box';
 
 export interface ToolCallRequest {
@@ -20,9 +20,7 @@ export interface ToolCallRequest {
   args: unknown;
 }
 
-export interface ModelTurn<M> {
-  /** The model's message as it goes back into the conversation. */
-  message: M;
+export interface ModelTurn {
   text?: string;
   calls: ToolCallRequest[];
   usage?: { inputTokens: number; outputTokens: number };
@@ -36,7 +34,9 @@ export interface ToolResult {
 
 export interface ChatSession<M> {
   /** One model call (with the invoker's retries) offering these tools; `required`: a tool must be called. */
-  turn(messages: M[], tools: ToolSpec[], choice: 'auto' | 'required'): Promise<ModelTurn<M>>;
+  turn(messages: M[], tools: ToolSpec[], choice: 'auto' | 'required'): Promise<ModelTurn>;
+  /** The model's turn as it goes back into the conversation. */
+  assistant(turn: ModelTurn): M;
   /** The messages that give the model its tool calls' results. */
   toolResults(results: ToolResult[]): M[];
 }
@@ -51,21 +51,77 @@ export interface ToolLoopOptions<M> {
   maxToolCalls: number;
   context: ToolCallContext;
   onToolCall?: (record: ToolCallRecord) => void;
+  checkpoint?: AgentInvocation['checkpoint'];
+  /** The step (checkpoints name it). */
+  step: number;
 }
 
 export async function runToolLoop<M>(session: ChatSession<M>, options: ToolLoopOptions<M>): Promise<AgentReply> {
   const { agent, protocol, tools, maxToolCalls, context } = options;
   const byName = new Map(tools.map((t) => [t.spec.name, t]));
   const messages = [...options.messages];
-  const usage = { inputTokens: 0, outputTokens: 0 };
-  let called = 0;
+  const resumed = options.checkpoint?.resumeFrom;
+  const state: ToolLoopCheckpoint = resumed
+    ? structuredClone(resumed)
+    : { step: options.step, turns: [], usage: { inputTokens: 0, outputTokens: 0 }, records: [] };
+  const save = () => options.checkpoint?.save(structuredClone(state)) ?? Promise.resolve();
+  let called = state.turns.reduce((n, t) => n + t.calls.length, 0);
+
+  const tell = (record: ToolCallRecord) => {
+    state.records.push(record);
+    options.onToolCall?.(record);
+  };
+  /** Runs the calls of a turn that have no result yet; each result is checkpointed as it comes. */
+  const runCalls = async (turn: ToolTurn, interrupted: boolean): Promise<void> => {
+    let saving = Promise.resolve();
+    const outcomes = await Promise.allSettled(
+      turn.calls
+        .filter((call) => !Object.hasOwn(turn.results, call.id))
+        .map(async (call) => {
+          const tool = byName.get(call.name);
+          let outcome: { text: string; isError: boolean; record: ToolCallRecord };
+          if (interrupted && tool && !tool.idempotent) {
+            const text = `not run again: this call was in flight when the step was interrupted, and ${call.name} is not idempotent; its outcome is unknown`;
+            outcome = refusal(call, tool, text, 'interrupted');
+          } else if (!tool) outcome = refusal(call, tool, `there is no tool named "${call.name}"`, 'error');
+          else if (call.refused) outcome = refusal(call, tool, call.refused, 'refused');
+          else if (typeof call.args === 'string') {
+            outcome = refusal(call, tool, `the arguments of ${call.name} must be a JSON object: ${call.args.slice(0, 200)}`, 'error');
+          } else outcome = await callTool(tool, call.args ?? {}, context);
+          tell(outcome.record);
+          turn.results[call.id] = { text: outcome.text, isError: outcome.isError };
+          // One write at a time: each checkpoint is conditional on the branch version the last one left.
+          saving = saving.then(save);
+          await saving;
+        }),
+    );
+    for (const outcome of outcomes) {
+      if (outcome.status === 'fulfilled') continue;
+      if (outcome.reason instanceof ToolCallAborted) {
+        tell(outcome.reason.outcome.record);
+        throw new AgentInvocationError(agent, 'aborted: the branch ended', { cause: outcome.reason });
+      }
+      throw outcome.reason;
+    }
+  };
+  const results = (turn: ToolTurn): ToolResult[] =>
+    turn.calls.map((call) => ({ call, ...(turn.results[call.id] ?? { text: '(no result)', isError: true }) }));
+
+  // A redelivered step: the conversation as checkpointed; a turn whose calls did not all end runs the rest.
+  for (const [i, turn] of state.turns.entries()) {
+    messages.push(session.assistant(turn));
+    if (i === state.turns.length - 1) await runCalls(turn, true);
+    messages.push(...session.toolResults(results(turn)));
+  }
+
   for (;;) {
     const spent = called >= maxToolCalls;
     // Past the limit only the protocol tools are offered, and one of them must be called.
     const offered = spent ? protocol : [...protocol, ...tools.map((t) => t.spec)];
     const turn = await session.turn(messages, offered, spent ? 'required' : options.choice);
-    usage.inputTokens += turn.usage?.inputTokens ?? 0;
-    usage.outputTokens += turn.usage?.outputTokens ?? 0;
+    state.usage.inputTokens += turn.usage?.inputTokens ?? 0;
+    state.usage.outputTokens += turn.usage?.outputTokens ?? 0;
+    const usage = { ...state.usage };
 
     const actions = turn.calls.filter((c) => isProtocolTool(c.name));
     if (actions.length > 1) {
@@ -86,37 +142,18 @@ export async function runToolLoop<M>(session: ChatSession<M>, options: ToolLoopO
       );
     }
 
-    messages.push(turn.message);
-    const results: ToolResult[] = [];
-    // The calls of one turn run together (the model asked for them at once); those past the limit are refused.
-    const outcomes = await Promise.allSettled(
-      turn.calls.map(async (call) => {
-        const tool = byName.get(call.name);
-        if (called >= maxToolCalls) {
-          const text = `refused: the ${maxToolCalls} tool calls of this step (maxToolCallsPerStep) are used; act now with a protocol tool`;
-          return refusal(call, tool, text, 'refused');
-        }
-        called++;
-        if (!tool) return refusal(call, tool, `there is no tool named "${call.name}"`, 'error');
-        if (typeof call.args === 'string') {
-          return refusal(call, tool, `the arguments of ${call.name} must be a JSON object: ${call.args.slice(0, 200)}`, 'error');
-        }
-        return { call, ...(await callTool(tool, call.args ?? {}, context)) };
-      }),
-    );
-    let aborted: ToolCallAborted | undefined;
-    for (const outcome of outcomes) {
-      if (outcome.status === 'rejected') {
-        if (!(outcome.reason instanceof ToolCallAborted)) throw outcome.reason;
-        aborted = outcome.reason;
-        options.onToolCall?.(outcome.reason.outcome.record);
-        continue;
-      }
-      options.onToolCall?.(outcome.value.record);
-      results.push({ call: outcome.value.call, text: outcome.value.text, isError: outcome.value.isError });
-    }
-    if (aborted) throw new AgentInvocationError(agent, 'aborted: the branch ended', { cause: aborted });
-    messages.push(...session.toolResults(results));
+    // Calls past the limit are refused; the turn is checkpointed before any call runs.
+    const refused = `refused: the ${maxToolCalls} tool calls of this step (maxToolCallsPerStep) are used; act now with a protocol tool`;
+    const recorded: ToolTurn = {
+      ...(turn.text !== undefined ? { text: turn.text } : {}),
+      calls: turn.calls.map((c) => (called++ < maxToolCalls ? { ...c } : { ...c, refused })),
+      results: {},
+    };
+    state.turns.push(recorded);
+    await save();
+    messages.push(session.assistant(turn));
+    await runCalls(recorded, false);
+    messages.push(...session.toolResults(results(recorded)));
   }
 }
 
@@ -130,7 +167,7 @@ function refusal(call: ToolCallRequest, tool: UserTool | undefined, text: string
     outputBytes: 0,
     error: text,
   };
-  return { call, text, isError: true, record };
+  return { text, isError: true, record };
 }
 
 export interface LlmStep<M> {
@@ -180,6 +217,8 @@ export async function invokeLlm<M>(step: LlmStep<M>): Promise<AgentReply> {
       maxToolCalls,
       context: { agent, branchId: call.branchId, runId: call.runId, signal: call.signal },
       onToolCall: call.onToolCall,
+      checkpoint: call.checkpoint,
+      step: call.step,
     });
   } catch (error) {
     if (mode !== 'auto' || !(error instanceof ToolsRefusedError)) throw error;

@@ -44,6 +44,8 @@ export interface UserTool {
   kind: ToolDefinition['kind'];
   timeoutMs: number;
   maxOutputChars: number;
+  /** False: a call in flight when its step was interrupted is not run again. */
+  idempotent: boolean;
   run(args: unknown, signal: AbortSignal, context: ToolCallContext): Promise<{ text: string; isError?: boolean }>;
 }
 
@@ -276,8 +278,12 @@ export class ToolCallAborted extends Error {
   }
 }
 
-function bounds(def: { timeoutMs?: number; maxOutputChars?: number }): { timeoutMs: number; maxOutputChars: number } {
-  return { timeoutMs: def.timeoutMs ?? DEFAULT_TOOL_TIMEOUT_MS, maxOutputChars: def.maxOutputChars ?? DEFAULT_TOOL_OUTPUT_CHARS };
+function bounds(def: { timeoutMs?: number; maxOutputChars?: number; idempotent?: boolean }) {
+  return {
+    timeoutMs: def.timeoutMs ?? DEFAULT_TOOL_TIMEOUT_MS,
+    maxOutputChars: def.maxOutputChars ?? DEFAULT_TOOL_OUTPUT_CHARS,
+    idempotent: def.idempotent ?? true,
+  };
 }
 
 function bounded(text: string, max: number): string {

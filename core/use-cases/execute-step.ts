@@ -4,7 +4,7 @@
  * every write is conditional on the branch version, and a stale message is acknowledged.
  */
 import { budgetRefusesCall, chargeCall, endRunAtDeadline, withRunDeadline } from './budget-gate';
-import { AgentInvocationError, boundedMessage, errorMessage, InvalidAgentResponseError, PayloadTooLargeError, TransientError } from '../errors';
+import { AgentInvocationError, boundedMessage, ConflictError, errorMessage, InvalidAgentResponseError, PayloadTooLargeError, TransientError } from '../errors';
 import { toolCalledEvent } from '../events';
 import { refusalError, refusalInput } from '../limits';
 import { groupSize, isTerminal, spawnWidth, type BranchRecord, type ChildGroup, type MemoryEntry, type RunRecord } from '../model';
@@ -12,7 +12,7 @@ import { WorkMark } from '../work-mark';
 import type { AgentReply, BranchPatch, StepMessage } from '../ports';
 import { parseAgentResponse, type Decision } from '../protocol';
 import { allowedTargets, checkTopology } from '../topology';
-import { addToolCalls, type ToolCallRecord } from '../tools';
+import { addToolCalls, type ToolCallRecord, type ToolLoopCheckpoint } from '../tools';
 import { defined, hit, loadRun, scopeOf, type SpawnerDeps } from './deps';
 import { branchEnds, endBranch, endedAbove, tellEnd } from './end-branch';
 import { readableResponse } from './readable-json';
@@ -105,8 +105,27 @@ async function runAgentStep(
   const branchSignal = deps.signalFor?.(scopeOf(branch), branch.id);
   const deadline = withRunDeadline(deps, run, branchSignal);
   const signal = deadline.signal;
+  // A tool loop keeps its conversation on the branch as it grows: a redelivered step continues from
+  // there. Each save is conditional on the branch version; a lost race means the step is someone else's.
+  const resumeFrom = branch.toolLoop?.step === step ? branch.toolLoop : undefined;
+  let checkpointing = true;
+  const checkpoint = {
+    ...(resumeFrom ? { resumeFrom } : {}),
+    save: async (toolLoop: ToolLoopCheckpoint) => {
+      if (!checkpointing) return;
+      try {
+        const saved = await deps.store.updateBranch(scopeOf(branch), branch.id, branch.version, { toolLoop });
+        if (!saved) throw new ConflictError(`branch ${branch.id} moved on during step ${step}`);
+        branch = saved;
+      } catch (error) {
+        if (!(error instanceof PayloadTooLargeError)) throw error;
+        // Too large to keep: the rest of this loop runs without checkpoints (a redelivery starts it over).
+        checkpointing = false;
+      }
+    },
+  };
   // Each user tool call goes out as a ToolCalled event when it ends, and into the branch's toolStats with the step.
-  const toolCalls: ToolCallRecord[] = [];
+  const toolCalls: ToolCallRecord[] = [...(resumeFrom?.records ?? [])];
   const told: Promise<void>[] = [];
   const onToolCall = (record: ToolCallRecord) => {
     toolCalls.push(record);
@@ -128,6 +147,7 @@ async function runAgentStep(
       signal,
       maxToolCalls: run.limits.maxToolCallsPerStep,
       onToolCall,
+      checkpoint,
     }), signal);
     if (reply === null || typeof reply !== 'object') throw new TypeError(`the invoker returned ${describeValue(reply)}, not a reply`);
   } catch (error) {
@@ -137,6 +157,8 @@ async function runAgentStep(
     }
     // Aborted because the branch or its run ended elsewhere: nothing of ours to record.
     if (signal?.aborted) return 'skipped';
+    // The branch moved on while the tool loop ran (another delivery, a cancel): nothing of ours to record.
+    if (error instanceof ConflictError) return 'skipped';
     // Throttling and the like: the message comes back later (and ends in the DLQ if it never passes).
     if (error instanceof TransientError) throw error;
     // Tokens the call reported before it failed were spent: they count (budget and metrics).
@@ -146,6 +168,7 @@ async function runAgentStep(
       stepCount: step + 1,
       toolStats: addToolCalls(branch.toolStats, toolCalls),
       ...(spent ? { usage: addUsage(branch.usage, spent) } : {}),
+      toolLoop: branch.toolLoop ? null : undefined,
     });
   } finally {
     deadline.done();
@@ -164,7 +187,8 @@ async function runAgentStep(
   ];
   const usage = validUsage(reply.usage) ? addUsage(branch.usage, reply.usage) : undefined;
   const toolStats = addToolCalls(branch.toolStats, toolCalls);
-  const base = defined({ stepCount: step + 1, memory, usage, toolStats, advancedBy: WorkMark.step(delivery.messageId), taskToken: branch.taskToken });
+  const toolLoop = branch.toolLoop ? null : undefined;
+  const base = defined({ stepCount: step + 1, memory, usage, toolStats, toolLoop, advancedBy: WorkMark.step(delivery.messageId), taskToken: branch.taskToken });
 
   let decision: Decision;
   try {

@@ -306,6 +306,23 @@ export function describeBranchStoreConformance(name: string, factory: BranchStor
         expect(await store.getBranch(scope, 'root')).toEqual(expected);
       });
 
+      it('keeps a tool loop checkpoint and clears it with null', async () => {
+        const scope = newScope();
+        await store.createBranches([branchRecord(scope, 'root')]);
+        const toolLoop = {
+          step: 0,
+          turns: [{ calls: [{ id: 'c1', name: 'lookup', args: { q: 'x' } }], results: { c1: { text: 'found', isError: false } } }],
+          usage: { inputTokens: 5, outputTokens: 1 },
+          records: [{ tool: 'lookup', kind: 'module' as const, status: 'ok' as const, durationMs: 3, argumentBytes: 9, outputBytes: 5 }],
+        };
+        await store.updateBranch(scope, 'root', 0, { toolLoop });
+        expect((await store.getBranch(scope, 'root'))?.toolLoop).toEqual(toolLoop);
+        await store.updateBranch(scope, 'root', 1, { toolLoop: null, toolStats: { lookup: { calls: 1, errors: 0, totalMs: 3, maxMs: 3 } } });
+        const cleared = await store.getBranch(scope, 'root');
+        expect(cleared?.toolLoop ?? null).toBeNull();
+        expect(cleared?.toolStats).toEqual({ lookup: { calls: 1, errors: 0, totalMs: 3, maxMs: 3 } });
+      });
+
       it('lets exactly one of many concurrent updates at the same version win', async () => {
         const scope = newScope();
         await store.createBranches([branchRecord(scope, 'root')]);
