@@ -57,13 +57,27 @@ export interface ToolLoopOptions<M> {
 }
 
 export async function runToolLoop<M>(session: ChatSession<M>, options: ToolLoopOptions<M>): Promise<AgentReply> {
+  const spent = { inputTokens: 0, outputTokens: 0 };
+  try {
+    return await loop(session, options, spent);
+  } catch (error) {
+    // The tokens of the turns before the failure were spent all the same: they go with the error.
+    if (!(error instanceof AgentInvocationError) || error.usage || spent.inputTokens + spent.outputTokens === 0) throw error;
+    const Failure = error.constructor as typeof AgentInvocationError;
+    throw new Failure(error.agent, error.message, { cause: error.cause, usage: { ...spent } });
+  }
+}
+
+async function loop<M>(session: ChatSession<M>, options: ToolLoopOptions<M>, spent: AgentReply['usage'] & object): Promise<AgentReply> {
   const { agent, protocol, tools, maxToolCalls, context } = options;
   const byName = new Map(tools.map((t) => [t.spec.name, t]));
   const messages = [...options.messages];
   const resumed = options.checkpoint?.resumeFrom;
   const state: ToolLoopCheckpoint = resumed
     ? structuredClone(resumed)
-    : { step: options.step, turns: [], usage: { inputTokens: 0, outputTokens: 0 }, records: [] };
+    : { step: options.step, turns: [], usage: spent, records: [] };
+  if (resumed) Object.assign(spent, state.usage);
+  state.usage = spent;
   const save = () => options.checkpoint?.save(structuredClone(state)) ?? Promise.resolve();
   let called = state.turns.reduce((n, t) => n + t.calls.length, 0);
 
@@ -115,10 +129,10 @@ export async function runToolLoop<M>(session: ChatSession<M>, options: ToolLoopO
   }
 
   for (;;) {
-    const spent = called >= maxToolCalls;
+    const used = called >= maxToolCalls;
     // Past the limit only the protocol tools are offered, and one of them must be called.
-    const offered = spent ? protocol : [...protocol, ...tools.map((t) => t.spec)];
-    const turn = await session.turn(messages, offered, spent ? 'required' : options.choice);
+    const offered = used ? protocol : [...protocol, ...tools.map((t) => t.spec)];
+    const turn = await session.turn(messages, offered, used ? 'required' : options.choice);
     state.usage.inputTokens += turn.usage?.inputTokens ?? 0;
     state.usage.outputTokens += turn.usage?.outputTokens ?? 0;
     const usage = { ...state.usage };
@@ -135,7 +149,7 @@ export async function runToolLoop<M>(session: ChatSession<M>, options: ToolLoopO
       return read.ok ? { response: read.response, usage } : { response: { next_action: action.name }, usage, invalid: read };
     }
     if (turn.calls.length === 0) return { response: turn.text ?? '', usage };
-    if (spent) {
+    if (used) {
       throw new AgentInvocationError(
         agent,
         `LimitExceeded maxToolCallsPerStep: ${agent} called tools again after its ${maxToolCalls} tool calls of this step`,

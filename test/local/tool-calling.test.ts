@@ -13,7 +13,7 @@ import { OpenAiInvoker } from '../../adapters/agents/openai-invoker';
 import { ToolBox } from '../../adapters/tools/tool-box';
 import type { LifecycleEvent } from '../../core/events';
 import { LocalRuntime } from '../../local/runtime';
-import { startOpenAiStub, type Brain } from '../support/model-stubs';
+import { startOpenAiStub, STUB_USAGE, type Brain } from '../support/model-stubs';
 
 const MCP_SERVER = fileURLToPath(new URL('../support/mcp-test-server.mjs', import.meta.url));
 const TOOL_MODULES = fileURLToPath(new URL('../support/tool-modules.ts', import.meta.url));
@@ -110,20 +110,34 @@ describe('the tool loop of an openai agent', () => {
   });
 
   it('cancel aborts a tool call in flight: the tool sees its signal, the call is traced as aborted', async () => {
-    const state = { started: 0, aborted: 0 } as { started: number; aborted: number; onStart?: () => void };
-    (globalThis as { toolTest?: unknown }).toolTest = state;
-    cleanup.push(async () => void delete (globalThis as { toolTest?: unknown }).toolTest);
-    const { rt, events, llm } = await setup(() => ({ calls: [{ name: 'slow', args: {} }] }));
+    const seen: string[] = [];
+    let started!: () => void;
+    let aborted!: () => void;
+    const whenStarted = new Promise<void>((resolve) => (started = resolve));
+    const whenAborted = new Promise<void>((resolve) => (aborted = resolve));
+    const server = createServer((req, res) => {
+      const event = new URL(req.url ?? '/', 'http://x').searchParams.get('event')!;
+      seen.push(event);
+      res.end('ok');
+      if (event === 'started') started();
+      if (event === 'aborted') aborted();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    const { rt, events, llm } = await setup(() => ({ calls: [{ name: 'slow', args: { url } }] }));
     const runId = await rt.startRun({
       name: 'cancel-tool',
       request: 'go',
       entry: 'A',
       agents: { A: { ...llm, tools: [{ kind: 'module', module: TOOL_MODULES, export: 'slow' }] } },
     });
-    state.onStart = () => void rt.cancel(runId);
+    await whenStarted;
+    await rt.cancel(runId);
     const run = await rt.waitForRun(runId);
-    expect(run.status).toBe('CANCELLED');
-    expect(state).toMatchObject({ started: 1, aborted: 1 });
+    expect(run.status, String(run.error)).toBe('CANCELLED');
+    await whenAborted;
+    expect(seen).toEqual(['started', 'aborted']);
     expect(toolEvents(events).map((d) => [d.tool, d.kind, d.status])).toEqual([['slow', 'module', 'aborted']]);
   });
 
@@ -148,6 +162,22 @@ describe('the tool loop of an openai agent', () => {
     });
     expect(stub.requests[0].choice).toBe('auto');
     expect(toolEvents(events).map((d) => d.status).sort()).toEqual(['ok', 'ok', 'refused']);
+  });
+
+  it('fails the step when the model calls its tools again past the limit, counting the tokens of every turn', async () => {
+    const { rt, llm } = await setup(() => ({ calls: [{ name: 'add', args: { a: 1, b: 2 } }] }));
+    const runId = await rt.startRun({
+      name: 'tool-limit-fail',
+      request: 'go',
+      entry: 'A',
+      limits: { maxToolCallsPerStep: 1 },
+      agents: { A: { ...llm, tools: [{ kind: 'module', module: TOOL_MODULES, export: 'add' }] } },
+    });
+    const run = await rt.waitForRun(runId);
+    expect(run.status).toBe('FAILED');
+    expect(run.error).toBe('agent A failed: AgentInvocationError: LimitExceeded maxToolCallsPerStep: A called tools again after its 1 tool calls of this step');
+    const { branches } = await rt.describe(runId);
+    expect(branches[0].usage).toEqual({ inputTokens: 2 * STUB_USAGE.input, outputTokens: 2 * STUB_USAGE.output });
   });
 
   it('calls http tools with the arguments and gives the model the answer', async () => {

@@ -1,25 +1,18 @@
 /**
- * Module tools for the tool tests. `slow` waits until its signal aborts, telling the test
- * through `globalThis.toolTest` (the tool is loaded by the runtime's own import).
+ * Module tools for the tool tests. They run in the module host's worker thread, like any module
+ * tool: they tell the test what happens over HTTP, not through shared memory.
  */
 import type { ModuleToolContext } from '../../adapters/tools/tool-box';
 
-interface ToolTestState {
-  started: number;
-  aborted: number;
-  onStart?: () => void;
-}
-
-export function slow(_args: unknown, { signal }: ModuleToolContext): Promise<never> {
-  const state = (globalThis as { toolTest?: ToolTestState }).toolTest!;
-  state.started++;
-  state.onStart?.();
-  return new Promise((_resolve, reject) => {
-    signal.addEventListener('abort', () => {
-      state.aborted++;
-      reject(new Error('aborted'));
-    });
+/** Tells `url` that it started, then waits until its signal aborts and tells `url` that too. */
+export function slow(args: unknown, { signal }: ModuleToolContext): Promise<never> {
+  const { url } = args as { url: string };
+  // Listening before telling: the abort may come before the answer to the first request does.
+  const aborted = new Promise<never>((_resolve, reject) => {
+    signal.addEventListener('abort', () => void fetch(`${url}?event=aborted`).finally(() => reject(new Error('aborted'))), { once: true });
   });
+  void fetch(`${url}?event=started`);
+  return aborted;
 }
 
 export function add(args: unknown): { sum: number } {
