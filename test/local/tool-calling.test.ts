@@ -175,7 +175,7 @@ describe('the tool loop of an openai agent', () => {
     });
     const run = await rt.waitForRun(runId);
     expect(run.status).toBe('FAILED');
-    expect(run.error).toBe('agent A failed: AgentInvocationError: LimitExceeded maxToolCallsPerStep: A called tools again after its 1 tool calls of this step');
+    expect(run.error).toBe('agent A failed: LimitExceeded maxToolCallsPerStep: A called tools again after its 1 tool calls of this step');
     const { branches } = await rt.describe(runId);
     expect(branches[0].usage).toEqual({ inputTokens: 2 * STUB_USAGE.input, outputTokens: 2 * STUB_USAGE.output });
   });
