@@ -15,6 +15,14 @@
 import { z } from 'zod';
 import { LimitExceededError } from './errors';
 
+/**
+ * The step worker's function timeout in AWS: every agent call runs inside one of its invocations,
+ * which handles a batch of up to 10 steps. A call that outlived it would fail the whole batch.
+ */
+export const STEP_WORKER_TIMEOUT_SECONDS = 300;
+/** Time an invocation keeps after its agent calls: the writes, events and sends of the step. */
+export const AGENT_CALL_MARGIN_SECONDS = 30;
+
 export interface LimitRow {
   default: number;
   teamMax: number;
@@ -66,6 +74,13 @@ export const LIMIT_TABLE = {
     ceiling: 86_400,
     min: 1,
     why: "24 h: a branch's timer must fit a JavaScript timer (24.8 days) and a run must end the day it started",
+  },
+  agentTimeoutSeconds: {
+    default: 240,
+    teamMax: STEP_WORKER_TIMEOUT_SECONDS - AGENT_CALL_MARGIN_SECONDS,
+    ceiling: STEP_WORKER_TIMEOUT_SECONDS - AGENT_CALL_MARGIN_SECONDS,
+    min: 1,
+    why: "one agent call (all its attempts): it runs inside a step worker invocation (300 s), which needs 30 s after it; an agent's timeoutMs and a script's $delayMs stay under it",
   },
   maxInvalidResponses: {
     default: 2,
@@ -164,6 +179,16 @@ export function resolveLimits(overrides: Partial<Limits> = {}, maxima: Partial<L
     limits[name] = value;
   }
   return limits;
+}
+
+/**
+ * Refuses an agent whose own `timeoutMs` is past the run's agent call bound (`limits.agentTimeoutSeconds`):
+ * the call would be cut at the bound anyway. Returns the offending field's message, or undefined.
+ */
+export function agentTimeoutRefusal(definition: { [setting: string]: unknown }, agentTimeoutSeconds: number): string | undefined {
+  const timeoutMs = definition.timeoutMs;
+  if (typeof timeoutMs !== 'number' || timeoutMs <= agentTimeoutSeconds * 1000) return undefined;
+  return `${timeoutMs} ms is longer than an agent call may last (limits.agentTimeoutSeconds ${agentTimeoutSeconds} s, at most ${LIMIT_TABLE.agentTimeoutSeconds.ceiling} s: the step worker's ${STEP_WORKER_TIMEOUT_SECONDS} s timeout less ${AGENT_CALL_MARGIN_SECONDS} s)`;
 }
 
 export interface LimitRefusal {

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { MAX_PROMPT_TOKENS, MIN_PROMPT_TOKENS } from './prompt';
 import { ScenarioError } from './errors';
 import { checkDocumentBounds } from './input-bounds';
-import { limitsSchema } from './limits';
+import { agentTimeoutRefusal, limitsSchema } from './limits';
 import { DEFAULT_LIMITS, type AgentRegistry, type FailurePolicy, type Limits } from './model';
 import { checkScriptDelays } from './script-directives';
 import { TOOL_CALLING_MODES, toolsSchema } from './tools';
@@ -117,9 +117,12 @@ export function parseScenario(document: unknown, source: string): Scenario {
       }
     }
     if (agent.toolCalling !== undefined || agent.tools !== undefined) checkToolUse(source, name, agent);
+    const agentTimeoutSeconds = scenario.limits?.agentTimeoutSeconds ?? DEFAULT_LIMITS.agentTimeoutSeconds;
+    const tooLong = agentTimeoutRefusal(agent, agentTimeoutSeconds);
+    if (tooLong) throw new ScenarioError(source, `agents.${name}.timeoutMs: ${tooLong}`, `agents.${name}.timeoutMs`);
     if (agent.kind === 'script') {
-      const timeoutSeconds = scenario.limits?.branchTimeoutSeconds ?? DEFAULT_LIMITS.branchTimeoutSeconds;
-      const refused = checkScriptDelays(agent, timeoutSeconds);
+      const branchTimeoutSeconds = scenario.limits?.branchTimeoutSeconds ?? DEFAULT_LIMITS.branchTimeoutSeconds;
+      const refused = checkScriptDelays(agent, { branchTimeoutSeconds, agentTimeoutSeconds });
       if (refused) {
         const field = `agents.${name}.${refused.path}`;
         throw new ScenarioError(source, `${field}: ${refused.message}`, field);

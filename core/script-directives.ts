@@ -20,15 +20,16 @@ export interface DirectiveRefusal {
   message: string;
 }
 
-/** Checks every `$delayMs` of a script agent against the branch timeout and the timer's range. */
+/** Checks every `$delayMs` of a script agent against the branch timeout, the agent call bound and the timer's range. */
 export function checkScriptDelays(
   agent: { responses?: unknown[]; rules?: { responses: unknown[] }[] },
-  branchTimeoutSeconds: number,
+  bounds: { branchTimeoutSeconds: number; agentTimeoutSeconds: number },
 ): DirectiveRefusal | undefined {
+  const { branchTimeoutSeconds, agentTimeoutSeconds } = bounds;
   const lists: [string, unknown[]][] = [];
   if (agent.responses) lists.push(['responses', agent.responses]);
   for (const [i, rule] of (agent.rules ?? []).entries()) lists.push([`rules.${i}.responses`, rule.responses]);
-  const maxMs = Math.min(branchTimeoutSeconds * 1000, MAX_TIMER_MS);
+  const maxMs = Math.min(branchTimeoutSeconds * 1000, agentTimeoutSeconds * 1000, MAX_TIMER_MS);
   for (const [prefix, responses] of lists) {
     for (const [i, response] of responses.entries()) {
       if (response === null || typeof response !== 'object' || Array.isArray(response)) continue;
@@ -51,7 +52,9 @@ export function checkScriptDelays(
         const why =
           maxMs === MAX_TIMER_MS
             ? `the largest timer delay (${MAX_TIMER_MS} ms)`
-            : `the branch timeout (limits.branchTimeoutSeconds ${branchTimeoutSeconds} s)`;
+            : maxMs === branchTimeoutSeconds * 1000
+              ? `the branch timeout (limits.branchTimeoutSeconds ${branchTimeoutSeconds} s)`
+              : `an agent call may last (limits.agentTimeoutSeconds ${agentTimeoutSeconds} s)`;
         return { path, message: `${value} ms is longer than ${why}; to wait for the timeout, use $hang: true` };
       }
     }

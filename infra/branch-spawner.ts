@@ -24,6 +24,7 @@ import { GSI1, TTL_ATTRIBUTE, tableSchema } from '../adapters/dynamodb';
 import { FAN_OUT_ASL_PATH } from '../adapters/stepfunctions/fan-out-definition';
 import { toLambdaEnvironment } from '../functions/lambda-environment';
 import { continueLaneConcurrency } from '../core/step-lanes';
+import { STEP_WORKER_TIMEOUT_SECONDS } from '../core/limits';
 import { bedrockGrants, lambdaAgentArns, type BedrockGrants } from './agent-grants';
 import { SpawnerFunction, type SpawnerFunctionName } from './spawner-function';
 import { METRIC_NAMESPACE, METRIC_SERVICE, METRICS, type MetricName } from '../functions/handlers/observability';
@@ -35,8 +36,11 @@ export { FAN_OUT_ASL_PATH };
 export const RUN_REQUESTED_SOURCE = 'branch-spawner.client';
 export const RUN_REQUESTED_DETAIL_TYPE = 'RunRequested';
 
-/** An agent call can be slow (LLMs); the queue's visibility is six times this (AWS's advice for SQS sources). */
-export const WORKER_TIMEOUT = Duration.minutes(5);
+/**
+ * An agent call can be slow (LLMs); the queue's visibility is six times this (AWS's advice for SQS
+ * sources). Agent calls are bounded below it (core/limits.ts, agentTimeoutSeconds).
+ */
+export const WORKER_TIMEOUT = Duration.seconds(STEP_WORKER_TIMEOUT_SECONDS);
 export const MAX_RECEIVE_COUNT = 5;
 
 /** Alarm thresholds on the handlers' metrics (each must hold for three 5-minute periods). */

@@ -1,10 +1,16 @@
-/** `lambda` agents: invoke a function by name or ARN with the step as its JSON payload. */
+/**
+ * `lambda` agents: invoke a function by name or ARN with the step as its JSON payload, within a
+ * timeout (the definition's `timeoutMs`, 60 s by default; the run's agentTimeoutSeconds bounds both).
+ */
 import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
-import { AgentInvocationError, TransientError } from '../../core/errors';
+import { AgentInvocationError, AgentTimeoutError, TransientError } from '../../core/errors';
 import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
 
+/** A lambda agent's timeout when its definition gives none. */
+export const DEFAULT_LAMBDA_AGENT_TIMEOUT_MS = 60_000;
+
 export class LambdaInvoker implements AgentInvoker {
-  constructor(private readonly options: { client: LambdaClient }) {}
+  constructor(private readonly options: { client: LambdaClient; timeoutMs?: number }) {}
 
   async invoke(call: AgentInvocation): Promise<AgentReply> {
     const functionName = call.definition.functionName as string | undefined;
@@ -19,13 +25,19 @@ export class LambdaInvoker implements AgentInvoker {
       team: call.team,
       step: call.step,
     };
+    const timeoutMs = (call.definition.timeoutMs as number | undefined) ?? this.options.timeoutMs ?? DEFAULT_LAMBDA_AGENT_TIMEOUT_MS;
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = call.signal ? AbortSignal.any([call.signal, timeout]) : timeout;
     let result;
     try {
       result = await this.options.client.send(
         new InvokeCommand({ FunctionName: functionName, Payload: new TextEncoder().encode(JSON.stringify(payload)) }),
-        { abortSignal: call.signal as never },
+        { abortSignal: signal as never },
       );
     } catch (error) {
+      if (timeout.aborted && !call.signal?.aborted) {
+        throw new AgentTimeoutError(call.agentName, `no answer from lambda agent ${functionName} within ${timeoutMs} ms`, { cause: error });
+      }
       const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
       const status = e.$metadata?.httpStatusCode ?? 0;
       if (e.name === 'TooManyRequestsException' || status >= 500) {

@@ -25,31 +25,50 @@ export async function budgetRefusesCall(deps: SpawnerDeps, run: RunRecord): Prom
   return true;
 }
 
+/** The other bounds of one agent call, in ms from now (see withRunDeadline). */
+export interface CallBounds {
+  /** The run's `limits.agentTimeoutSeconds`: a call that takes longer fails its branch. */
+  callMs?: number;
+  /** What the step worker's invocation has left for the call: past it, the step comes back later. */
+  workerMs?: number;
+}
+
 /**
- * The agent call's signal, aborting also when `maxRunSeconds` runs out; `expired()` says whether
- * it did. Call `done()` when the call is over: the deadline's timer and the listener on the
- * branch's signal go with it (a timer per step left pending until the run's deadline would keep
- * every step's signal alive that long).
+ * The agent call's signal, aborting also when `maxRunSeconds` runs out or at the call's own
+ * bounds (CallBounds), whichever comes first; `expired()` says whether the run's time did,
+ * `cutBy()` which bound cut the call. Call `done()` when the call is over: the deadline's timer
+ * and the listener on the branch's signal go with it (a timer per step left pending until the
+ * run's deadline would keep every step's signal alive that long).
  */
 export function withRunDeadline(
   deps: SpawnerDeps,
   run: RunRecord,
   signal: AbortSignal | undefined,
-): { signal: AbortSignal | undefined; expired(): boolean; done(): void } {
-  const left = timeLeftMs(run, deps.clock.now());
-  if (left === undefined) return { signal, expired: () => false, done: () => undefined };
+  bounds: CallBounds = {},
+): { signal: AbortSignal | undefined; expired(): boolean; cutBy(): 'call' | 'worker' | undefined; done(): void } {
+  const deadlines: ['run' | 'call' | 'worker', number | undefined][] = [
+    ['run', timeLeftMs(run, deps.clock.now())],
+    ['call', bounds.callMs],
+    ['worker', bounds.workerMs],
+  ];
+  let first: ['run' | 'call' | 'worker', number] | undefined;
+  for (const [kind, ms] of deadlines) if (ms !== undefined && (!first || ms < first[1])) first = [kind, ms];
+  if (!first) return { signal, expired: () => false, cutBy: () => undefined, done: () => undefined };
+  const [kind, ms] = first;
   const controller = new AbortController();
-  let expired = false;
+  let fired: 'run' | 'call' | 'worker' | undefined;
   const timer = setTimeout(() => {
-    expired = true;
-    controller.abort(new DOMException('the run reached maxRunSeconds', 'TimeoutError'));
-  }, Math.max(1, left));
+    fired = kind;
+    const why = kind === 'run' ? 'the run reached maxRunSeconds' : kind === 'call' ? 'the call reached limits.agentTimeoutSeconds' : "the step worker's invocation is ending";
+    controller.abort(new DOMException(why, 'TimeoutError'));
+  }, Math.max(1, ms));
   const follow = () => controller.abort(signal?.reason);
   if (signal?.aborted) follow();
   else signal?.addEventListener('abort', follow, { once: true });
   return {
     signal: controller.signal,
-    expired: () => expired,
+    expired: () => fired === 'run',
+    cutBy: () => (fired === 'run' ? undefined : fired),
     done: () => {
       clearTimeout(timer);
       signal?.removeEventListener('abort', follow);

@@ -6,7 +6,7 @@
 import { budgetRefusesCall, chargeCall, endRunAtDeadline, withRunDeadline } from './budget-gate';
 import { AgentInvocationError, boundedMessage, ConflictError, errorMessage, InvalidAgentResponseError, PayloadTooLargeError, TransientError } from '../errors';
 import { toolCalledEvent } from '../events';
-import { refusalError, refusalInput } from '../limits';
+import { DEFAULT_LIMITS, refusalError, refusalInput } from '../limits';
 import { groupSize, isTerminal, spawnWidth, type BranchRecord, type ChildGroup, type MemoryEntry, type RunRecord } from '../model';
 import { WorkMark } from '../work-mark';
 import type { AgentReply, BranchPatch, StepMessage } from '../ports';
@@ -32,6 +32,11 @@ export interface Delivery {
   messageId: string;
   /** Which delivery of the message this is, 1 for the first (SQS's ApproximateReceiveCount). */
   receiveCount?: number;
+  /**
+   * When the consumer's time runs out (epoch ms; Lambda's remaining time less a margin): the
+   * agent call is cut before it, and the step comes back later.
+   */
+  deadline?: number;
 }
 
 export async function executeStep(deps: SpawnerDeps, message: StepMessage, delivery: Delivery): Promise<StepOutcome> {
@@ -103,7 +108,10 @@ async function runAgentStep(
   if (await budgetRefusesCall(deps, run)) return 'skipped';
   let reply: AgentReply;
   const branchSignal = deps.signalFor?.(scopeOf(branch), branch.id);
-  const deadline = withRunDeadline(deps, run, branchSignal);
+  // Every call is bounded: by the run's agent call limit, and below what the worker has left.
+  const callSeconds = run.limits.agentTimeoutSeconds ?? DEFAULT_LIMITS.agentTimeoutSeconds;
+  const workerMs = delivery.deadline === undefined ? undefined : delivery.deadline - deps.clock.now();
+  const deadline = withRunDeadline(deps, run, branchSignal, { callMs: callSeconds * 1000, workerMs });
   const signal = deadline.signal;
   // A tool loop keeps its conversation on the branch as it grows: a redelivered step continues from
   // there. Each save is conditional on the branch version; a lost race means the step is someone else's.
@@ -154,6 +162,13 @@ async function runAgentStep(
     if (deadline.expired()) {
       await endRunAtDeadline(deps, run);
       return 'skipped';
+    }
+    const cut = deadline.cutBy();
+    // Not the call's fault: the invocation started too late for it. The step comes back (backoff).
+    if (cut === 'worker') throw new TransientError(`agent ${branch.agent}: the step worker's invocation ended before the call could`, { cause: error });
+    if (cut === 'call') {
+      const message = `agent ${branch.agent} failed: AgentTimeoutError: no answer within limits.agentTimeoutSeconds (${callSeconds} s)`;
+      return failBranch(deps, branch, delivery, message, { stepCount: step + 1 });
     }
     // Aborted because the branch or its run ended elsewhere: nothing of ours to record.
     if (signal?.aborted) return 'skipped';

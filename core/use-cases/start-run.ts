@@ -1,5 +1,5 @@
 import { branchEvent, runEvent } from '../events';
-import { resolveLimits } from '../limits';
+import { agentTimeoutRefusal, resolveLimits } from '../limits';
 import {
   DEFAULT_FAILURE_POLICY,
   isTerminal,
@@ -59,6 +59,12 @@ export async function startRun(deps: SpawnerDeps, input: StartRunInput): Promise
   const runId = input.runId ?? crypto.randomUUID();
   const scope = { team: input.team, runId };
   const failurePolicy = { ...DEFAULT_FAILURE_POLICY, ...input.failurePolicy };
+  const limits = resolveLimits(input.limits, input.limitMaxima);
+  // A stack's maximum may lower the bound below what the scenario was read against.
+  for (const [name, definition] of Object.entries(input.agents)) {
+    const refused = agentTimeoutRefusal(definition, limits.agentTimeoutSeconds);
+    if (refused) throw new ValidationError(`agents.${name}.timeoutMs: ${refused}`, `agents.${name}.timeoutMs`);
+  }
   const run: RunRecord = {
     ...scope,
     name: input.name,
@@ -66,7 +72,7 @@ export async function startRun(deps: SpawnerDeps, input: StartRunInput): Promise
     request: input.request,
     entry: input.entry,
     agents: input.agents,
-    limits: resolveLimits(input.limits, input.limitMaxima),
+    limits,
     failurePolicy,
     ...(input.aggregators ? { aggregators: input.aggregators } : {}),
     createdAt: now,

@@ -8,7 +8,8 @@
  * The visibility timeout stays the net for a worker that dies or times out.
  */
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
-import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { AGENT_CALL_MARGIN_SECONDS } from '../../core/limits';
 import { backoffDelay } from '../../adapters/retry';
 import { errorMessage } from '../../core/errors';
 import { retryEvent } from '../../core/events';
@@ -37,7 +38,7 @@ export interface StepWorkerOptions {
 
 export function createStepWorkerHandler(deps: SpawnerDeps, options: StepWorkerOptions = {}) {
   const { logger = createLogger('step-worker'), random = Math.random } = options;
-  const recordHandler = async (record: SQSRecord) => {
+  const recordHandler = async (record: SQSRecord, deadline: number | undefined) => {
     const message = parseStepMessage(record.body);
     if (!message) {
       // A message that can never be read is dropped loudly rather than retried forever.
@@ -46,7 +47,7 @@ export function createStepWorkerHandler(deps: SpawnerDeps, options: StepWorkerOp
     }
     const keys = { runId: message.runId, branchId: message.branchId, team: message.team, step: message.step };
     try {
-      const outcome = await executeStep(deps, message, { messageId: record.messageId, receiveCount: receiveCountOf(record) });
+      const outcome = await executeStep(deps, message, { messageId: record.messageId, receiveCount: receiveCountOf(record), deadline });
       logger.debug('step done', { ...keys, outcome });
     } catch (error) {
       const delaySeconds = await backOff(record, message, error);
@@ -80,11 +81,15 @@ export function createStepWorkerHandler(deps: SpawnerDeps, options: StepWorkerOp
   // One processor per invocation: a BatchProcessor keeps the batch's records and failures on
   // itself, so invocations sharing one (the local runtime's parallel pollers) would report each
   // other's failures and delete messages whose step failed.
-  return async (event: SQSEvent): Promise<SQSBatchResponse> =>
-    processPartialResponse(event, recordHandler, new BatchProcessor(EventType.SQS), {
+  // In Lambda, every agent call of the batch ends a margin before the invocation would time out
+  // (a timeout would fail the whole batch).
+  return async (event: SQSEvent, context?: Pick<Context, 'getRemainingTimeInMillis'>): Promise<SQSBatchResponse> => {
+    const deadline = context ? deps.clock.now() + context.getRemainingTimeInMillis() - AGENT_CALL_MARGIN_SECONDS * 1000 : undefined;
+    return processPartialResponse(event, (record: SQSRecord) => recordHandler(record, deadline), new BatchProcessor(EventType.SQS), {
       throwOnFullBatchFailure: false,
       processInParallel: true,
     });
+  };
 }
 
 /** The delivery's number, 1 for the first (SQS's ApproximateReceiveCount). */

@@ -36,7 +36,7 @@ describe('script directives', () => {
 
   it('$delayMs over the branch timeout, over the timer range, negative or not a number is refused naming the field', () => {
     const cases: [Record<string, unknown>, Record<string, number> | undefined, RegExp][] = [
-      [{ responses: ['x', { $delayMs: 1e12, a: 1 }] }, undefined, /^agents\.A\.responses\.1\.\$delayMs: 1000000000000 ms is longer than the branch timeout \(limits\.branchTimeoutSeconds 900 s\)/],
+      [{ responses: ['x', { $delayMs: 1e12, a: 1 }] }, undefined, /^agents\.A\.responses\.1\.\$delayMs: 1000000000000 ms is longer than an agent call may last \(limits\.agentTimeoutSeconds 240 s\)/],
       [{ responses: [{ $delayMs: 5000 }] }, { branchTimeoutSeconds: 2 }, /agents\.A\.responses\.0\.\$delayMs: 5000 ms is longer than the branch timeout/],
       [{ rules: [{ when: 'x', responses: [{ $delayMs: -1 }] }] }, undefined, /agents\.A\.rules\.0\.responses\.0\.\$delayMs: must be a number of milliseconds ≥ 0/],
       [{ responses: [{ $delayMs: '10' }] }, undefined, /agents\.A\.responses\.0\.\$delayMs: must be a number/],
@@ -51,6 +51,6 @@ describe('script directives', () => {
       expect(error.message).toMatch(new RegExp(`^s\\.yaml: ${message.source.replace(/^\^/, '')}`));
       expect(error.field).toMatch(/\$delayMs$/);
     }
-    expect(parseScenario(scenario({ responses: [{ $delayMs: 899_000, a: 1 }] }), 's.yaml').agents.A.kind).toBe('script');
+    expect(parseScenario(scenario({ responses: [{ $delayMs: 239_000, a: 1 }] }), 's.yaml').agents.A.kind).toBe('script');
   });
 });

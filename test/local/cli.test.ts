@@ -32,6 +32,10 @@ describe('branch-spawner run: exit codes and messages', () => {
       ['timeout.yaml', 'name: x\nentry: A\nlimits: { branchTimeoutSeconds: 31536000 }\nagents:\n  A: { kind: script, responses: [1] }\n', /limits\.branchTimeoutSeconds: must be ≤ 86400/],
       ['invalid.yaml', 'name: x\nentry: A\nlimits: { maxInvalidResponses: 1000000000 }\nagents:\n  A: { kind: script, responses: [1] }\n', /limits\.maxInvalidResponses: must be ≤ 10/],
       ['branches.yaml', 'name: x\nentry: A\nlimits: { maxBranches: 100001 }\nagents:\n  A: { kind: script, responses: [1] }\n', /limits\.maxBranches: must be ≤ 100000/],
+      // An agent call may not outlive the step worker (300 s, less 30 s for the step's own work).
+      ['agent-timeout.yaml', 'name: x\nentry: A\nagents:\n  A: { kind: http, url: "http://127.0.0.1:9/a", timeoutMs: 600000 }\n', /agents\.A\.timeoutMs: 600000 ms is longer than an agent call may last \(limits\.agentTimeoutSeconds 240 s, at most 270 s/],
+      ['agent-bound.yaml', 'name: x\nentry: A\nlimits: { agentTimeoutSeconds: 3600 }\nagents:\n  A: { kind: script, responses: [1] }\n', /limits\.agentTimeoutSeconds: must be ≤ 270/],
+      ['agent-delay.yaml', 'name: x\nentry: A\nagents:\n  A: { kind: script, responses: [{ $delayMs: 600000 }] }\n', /agents\.A\.responses\.0\.\$delayMs: 600000 ms is longer than an agent call may last \(limits\.agentTimeoutSeconds 240 s\)/],
     ];
     for (const [name, text, message] of cases) {
       const io = captureIo();
