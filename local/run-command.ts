@@ -87,14 +87,17 @@ export async function runScenario(path: string, options: RunCommandOptions): Pro
   }
   const { scenario, aggregators } = loaded;
   const sink = await openTrace(options.trace);
-  const started = Date.now();
   let runtime: LocalRuntime;
   try {
+    // dynalite and fauxqs take seconds to start: on a terminal, say so.
+    if (options.tty && options.tier === 'engines') options.err.write('starting the engines (dynalite, fauxqs)...\n');
     runtime = await LocalRuntime.start({ aggregators, chaos: options.chaos, dataDir: options.dataDir, fsync: options.fsync, tier: options.tier, poison: options.keepPoison ? 'keep' : 'fail' });
   } catch (error) {
     await sink?.close();
     throw error;
   }
+  // The summary's time is the run's: the engines' start is not in it.
+  const started = Date.now();
   const attached = hooks ? attachHooks(runtime, hooks, (failure) => options.err.write(`warning: ${describeHookError(failure)}\n`)) : undefined;
   if (sink) runtime.bus.subscribe(sink.subscriber);
   let progress: LiveProgress | undefined;

@@ -40,6 +40,8 @@ export interface RehearsalOptions {
   aggregators?: string;
   /** An assembly already synthesized (tests share one per file). */
   assembly?: Assembly;
+  /** Told what a long step is doing as it starts it (synthesis, engines): the CLI prints it on a terminal. */
+  onProgress?(what: string): void;
   /** Warm containers per function at most (Lambda scales further). Default 4. */
   maxContainers?: number;
   /**
@@ -132,7 +134,8 @@ export class RehearsalStack {
   }
 
   static async start(options: RehearsalOptions = {}): Promise<RehearsalStack> {
-    const assembly = options.assembly ?? (await synthesize({ team: options.team, aggregators: options.aggregators }));
+    const assembly = options.assembly ?? (await synthesize({ team: options.team, aggregators: options.aggregators, onProgress: options.onProgress }));
+    options.onProgress?.('starting the engines (dynalite, fauxqs) and creating the stack from the template...');
     const env = assemblyEnvironment(assembly.dir, assembly.stackName);
     const template = RehearsalTemplate.load(assembly.dir, assembly.stackName, env);
     const [dynamo, sqs] = await Promise.all([startDynalite(), startFauxqs()]);

@@ -58,7 +58,9 @@ export async function rehearseScenario(path: string, options: RehearseOptions): 
   const sink = await openTrace(options.trace);
   let stack: RehearsalStack;
   try {
-    stack = await RehearsalStack.start(rehearsalOptionsFor(path, aggregators, options.team));
+    // On a terminal, the long steps before the run say what they do (the first synthesis takes a minute).
+    const onProgress = options.tty ? (what: string) => options.err.write(`${what}\n`) : undefined;
+    stack = await RehearsalStack.start({ ...rehearsalOptionsFor(path, aggregators, options.team), onProgress });
   } catch (error) {
     await sink?.close();
     options.err.write(`error: the rehearsal could not create the stack: ${(error as Error).message}\n`);

@@ -65,7 +65,7 @@ function run(command: string, args: string[]): Promise<void> {
  * The team's assembly: `team` from infra/teams, or (no team) the rehearsal team config, with
  * `aggregators` (a module path) bundled into the functions.
  */
-export async function synthesize(options: { team?: string; aggregators?: string } = {}): Promise<Assembly> {
+export async function synthesize(options: { team?: string; aggregators?: string; onProgress?(what: string): void } = {}): Promise<Assembly> {
   const team = options.team ?? REHEARSAL_TEAM;
   const stackName = `branch-spawner-${team}`;
   const config = options.team ? undefined : rehearsalTeamConfig({ aggregators: options.aggregators });
@@ -79,6 +79,7 @@ export async function synthesize(options: { team?: string; aggregators?: string 
   const stampFile = join(dir, 'rehearsal-stamp');
   if (existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp) return { dir, stackName, synthesized: false };
 
+  options.onProgress?.('synthesizing the stack with cdk synth (the first time takes about a minute; later runs reuse it until the code changes)...');
   mkdirSync(REHEARSAL_DIR, { recursive: true });
   const work = join(REHEARSAL_DIR, `tmp-${randomUUID()}`);
   const args = ['synth', '--quiet', '-c', `team=${team}`, '-o', work];

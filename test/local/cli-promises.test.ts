@@ -155,3 +155,21 @@ describe('npx branch-spawner --version', () => {
     }
   });
 });
+
+describe('long silent steps say what they do on a terminal', () => {
+  /** A captured terminal: stdout says it is a TTY, as it does in a shell. */
+  const terminal = () => {
+    const io = captureIo();
+    Object.assign(io.out, { isTTY: true, columns: 120 });
+    return io;
+  };
+
+  it('run --engines: "starting the engines" before the run, on a terminal only', async () => {
+    const io = terminal();
+    expect(await main(['run', HELLO, '--engines'], io), io.errText()).toBe(0);
+    expect(io.errText()).toBe('starting the engines (dynalite, fauxqs)...\n');
+    const quiet = captureIo();
+    expect(await main(['run', HELLO, '--engines'], quiet)).toBe(0);
+    expect(quiet.errText()).toBe('');
+  });
+});
