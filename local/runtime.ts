@@ -30,6 +30,7 @@ import { createFaults, type ChaosOptions, type RuntimeFaults } from './chaos';
 import { DEFAULT_MAX_RECEIVE_COUNT, startLocalEngines, type EngineOptions, type EngineTier, type TieredEngines } from './embedded-engines';
 import { continueLaneConcurrency, STEP_LANES } from '../core/step-lanes';
 import type { StepConsumer } from './engines/step-consumer';
+import { VisibilityHeartbeat } from './sqs/visibility-heartbeat';
 
 /**
  * Pollers of the start lane by default. With 4 (the earlier default) at most 40 steps ran at
@@ -112,6 +113,8 @@ export class LocalRuntime {
   private activity = 0;
   /** Flushes the cost meter once a second (a write per run with usage, not per request). */
   private readonly costTimer = setInterval(() => void this.flushCost().catch((error) => this.errors.push(error)), 1000).unref();
+  /** Keeps messages in progress invisible (see handle); made at first use, from the options. */
+  private heartbeatOf: VisibilityHeartbeat | undefined;
   /** The HTTP API's handler, made at the first request (see api). */
   private apiHandler: Promise<(event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>> | undefined;
 
@@ -327,10 +330,13 @@ export class LocalRuntime {
       // promises alone for a whole run: no timer would fire (heartbeats, the cost flush, a dev
       // server's requests), and Node keeps every object a WeakRef points to until the promises
       // run out (AbortSignal.any and the fan-out engine make such references for every child).
+      const turn = Date.now();
       await new Promise((resolve) => setImmediate(resolve));
+      this.heartbeat.lag.observe(Date.now() - turn);
       let records;
       try {
-        records = await consumer.receive({ max: Math.min(10, maxInFlight - inFlight.size), waitSeconds: 1 });
+        const max = Math.min(10, maxInFlight - inFlight.size);
+        records = await consumer.receive({ max, waitSeconds: 1, visibilityTimeout: this.heartbeat.extension() });
       } catch (error) {
         if (!this.stopped) this.errors.push(error);
         continue;
@@ -350,28 +356,28 @@ export class LocalRuntime {
     await Promise.all(inFlight);
   }
 
+  private get heartbeat(): VisibilityHeartbeat {
+    return (this.heartbeatOf ??= new VisibilityHeartbeat(this.options.visibilityTimeoutSeconds ?? 5));
+  }
+
   private async handle(consumer: StepConsumer, record: SQSRecord): Promise<void> {
     // While the worker runs, the message stays ours: a step may outlast the visibility timeout
-    // (a slow agent), and it must not come back to a second worker while the first still runs
-    // (nor reach the DLQ for being slow). Lambda gets this from its function timeout; here a
-    // heartbeat extends the visibility. A dead process stops beating: its messages come back.
-    const visibility = this.options.visibilityTimeoutSeconds ?? 5;
-    const heartbeat = setInterval(
-      () => void consumer.changeVisibility(record.receiptHandle, visibility).catch(() => undefined),
-      visibility * 500,
-    );
-    const response = await this.worker({ Records: [record] })
-      .catch((error) => {
-        this.errors.push(error);
-        return { batchItemFailures: [{ itemIdentifier: record.messageId }] };
-      })
-      .finally(() => clearInterval(heartbeat));
+    // (a slow agent, a starved machine), and it must not come back to a second worker while the
+    // first still runs (nor reach the DLQ for being slow). Lambda gets this from its function
+    // timeout; here the heartbeat extends the visibility, until the message is deleted.
+    const held = this.heartbeat.hold((seconds) => consumer.changeVisibility(record.receiptHandle, seconds));
+    const response = await this.worker({ Records: [record] }).catch((error) => {
+      this.errors.push(error);
+      return { batchItemFailures: [{ itemIdentifier: record.messageId }] };
+    });
     const failed = response.batchItemFailures.length > 0;
     this.deliveries.handled++;
     if (!failed) {
       await consumer.delete([record.receiptHandle]).catch((error) => this.errors.push(error));
+      held.release();
       return;
     }
+    held.release();
     this.deliveries.failed++;
     const retry = this.options.retryFailedAfterSeconds;
     if (retry === undefined) return; // back after the step worker's backoff (or the visibility timeout)
