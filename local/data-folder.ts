@@ -27,7 +27,13 @@ export interface DataFolderLock {
 /** Takes the folder for this process, creating it if needed; InUseError if a live process holds it. */
 export function lockDataFolder(dir: string): DataFolderLock {
   refuseNonFolder(dir);
-  mkdirSync(dir, { recursive: true });
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (error) {
+    // A file where a folder of the path should be, no permission: bad input naming the option.
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ValidationError(`--data ${dir}: the folder cannot be made (${code === 'ENOTDIR' || code === 'EEXIST' ? 'a part of the path is a file' : code})`, '--data', { cause: error });
+  }
   const file = join(dir, LOCK_FILE);
   // A few tries: after taking over a lock its dead holder left behind, or while another process
   // is taking it over (it then holds the folder, or it died and its claim is cleared).
@@ -113,7 +119,7 @@ export function requireDataFolder(command: string, dir: string): void {
 }
 
 /** `--data` must name a folder (or where one may be made): a file there is refused, naming the option. */
-function refuseNonFolder(dir: string): void {
+export function refuseNonFolder(dir: string): void {
   if (existsSync(dir) && !statSync(dir).isDirectory()) {
     throw new ValidationError(`--data ${dir}: is a file, not a folder (give a folder for the run's state)`, '--data');
   }

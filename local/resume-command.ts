@@ -11,7 +11,7 @@ import { startLocalEngines } from './embedded-engines';
 import { LOCAL_TEAM, LocalRuntime } from './runtime';
 import { listDataRuns } from './data-runs';
 import { loadScenarioFile } from './scenario-file';
-import { requireDataFolder } from './data-folder';
+import { refuseNonFolder, requireDataFolder } from './data-folder';
 import type { ChaosOptions } from './chaos';
 
 export interface ResumeCommandOptions {
@@ -72,8 +72,11 @@ export async function resumeCommand(options: ResumeCommandOptions): Promise<numb
     options.err.write('error: resume needs --data <dir>, the folder the run kept its state in (run --data <dir>)\n');
     return 2;
   }
-  // Listing reads the folder and creates nothing (a folder without runs says so).
-  if (!options.runId) return listUnfinished(options.dataDir, options.out);
+  // Listing reads the folder and creates nothing (a folder without runs says so; a file is refused).
+  if (!options.runId) {
+    refuseNonFolder(options.dataDir);
+    return listUnfinished(options.dataDir, options.out);
+  }
   // The folder a run kept its state in: a missing or empty one is a mistake, not a new folder.
   requireDataFolder('resume', options.dataDir);
   const runId = options.runId;

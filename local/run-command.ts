@@ -160,7 +160,10 @@ export async function openTrace(path: string | undefined): Promise<JsonlSink | u
   } catch (error) {
     await sink.close().catch(() => undefined);
     const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'EISDIR' ? 'is a folder; give the path of a file' : `cannot be written (${code ?? errorMessage(error)})`;
+    const why =
+      code === 'EISDIR' ? 'is a folder; give the path of a file'
+      : code === 'ENOTDIR' || code === 'EEXIST' ? 'cannot be made: a part of the path is a file'
+      : `cannot be written (${code ?? errorMessage(error)})`;
     throw new ValidationError(`--trace ${path}: ${why}`, '--trace', { cause: error });
   }
   return sink;

@@ -31,16 +31,19 @@ function expectOneLine(text: string, option: string) {
 }
 
 describe('bad paths: exit 2, one line naming the option, before the run starts', () => {
-  it('--trace <a directory>', async () => {
-    const io = captureIo();
-    expect(await main(['run', HELLO, '--trace', dir], io)).toBe(2);
-    expectOneLine(io.errText(), '--trace');
-    expect(io.outText()).toBe(''); // nothing ran
+  it('--trace <a directory>, or under a file', async () => {
+    for (const trace of [dir, join(HELLO, 'trace.jsonl')]) {
+      const io = captureIo();
+      expect(await main(['run', HELLO, '--trace', trace], io)).toBe(2);
+      expectOneLine(io.errText(), '--trace');
+      expect(io.outText()).toBe(''); // nothing ran
+    }
   });
 
   it('--data <a regular file>, for run, resume and redrive', async () => {
     const plain = file('not-a-folder', 'x');
-    for (const argv of [['run', HELLO, '--data', plain], ['resume', 'r-1', '--data', plain], ['redrive', '--data', plain]]) {
+    const cases = [['run', HELLO, '--data', plain], ['run', HELLO, '--data', join(plain, 'sub')], ['resume', 'r-1', '--data', plain], ['resume', '--data', plain], ['redrive', '--data', plain]];
+    for (const argv of cases) {
       const io = captureIo();
       expect(await main(argv, io), argv.join(' ')).toBe(2);
       expectOneLine(io.errText(), '--data');
