@@ -33,6 +33,8 @@ export interface SystemPromptInput {
   userTools?: readonly string[];
   /** Tool calls per step (the run's maxToolCallsPerStep), said in the prompt. */
   maxToolCalls?: number;
+  /** `parallel_tool_calls: branch`: several tool calls of one turn each run in a copy of the agent. */
+  branchCalls?: boolean;
 }
 
 export interface ChatMessage {
@@ -86,7 +88,7 @@ export function buildSystemPrompt(input: SystemPromptInput): string {
   sections.push(team.join('\n'));
 
   if (input.mode === 'tools') {
-    sections.push(toolForms({ others, copies, canSpawn, userTools: input.userTools ?? [], maxToolCalls: input.maxToolCalls }));
+    sections.push(toolForms({ others, copies, canSpawn, userTools: input.userTools ?? [], maxToolCalls: input.maxToolCalls, branchCalls: input.branchCalls }));
     if (userSystem) sections.push(`Instructions for this agent:\n${userSystem}`);
     return sections.join('\n\n');
   }
@@ -154,7 +156,7 @@ export function buildSystemPrompt(input: SystemPromptInput): string {
 }
 
 /** How an agent that calls tools acts: the protocol tools, then its own tools. */
-function toolForms(input: { others: string[]; copies: boolean; canSpawn: boolean; userTools: readonly string[]; maxToolCalls?: number }): string {
+function toolForms(input: { others: string[]; copies: boolean; canSpawn: boolean; userTools: readonly string[]; maxToolCalls?: number; branchCalls?: boolean }): string {
   const lines = [
     'How to act: call tools. Each reply calls exactly one of these protocol tools, which ends your turn:',
     '- final_response: finish and give your result as "content".',
@@ -173,6 +175,12 @@ function toolForms(input: { others: string[]; copies: boolean; canSpawn: boolean
       `Before that you may call your own tools as often as you need${cap}: ${input.userTools.map((n) => `"${n}"`).join(', ')}. ` +
         'Their results come back to you; then act with a protocol tool.',
     );
+    if (input.branchCalls) {
+      lines.push(
+        'Calling several of your tools at once runs each call in a copy of yourself: each copy gets one result and goes on from there, ' +
+          'and you are then called again with all the copies\' results.',
+      );
+    }
   }
   lines.push('', `Only the agent names listed above are accepted. A refused call comes back with the reason; call again with corrected arguments.`);
   return lines.join('\n');

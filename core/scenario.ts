@@ -43,6 +43,8 @@ const agentSchema = z
     temperature: z.number().min(0).max(2).optional(),
     maxTokens: positiveInt.optional(),
     toolCalling: z.enum(TOOL_CALLING_MODES).optional(),
+    // several user tool calls in one turn: run together in the step (default) or each in a copy of the agent
+    parallel_tool_calls: z.enum(['together', 'branch']).optional(),
     tools: toolsSchema.optional(),
     promptTokens: z.number().int().min(MIN_PROMPT_TOKENS).max(MAX_PROMPT_TOKENS).optional(),
     // module (local runs and dev only): a function exported by a TypeScript/JavaScript file
@@ -116,7 +118,7 @@ export function parseScenario(document: unknown, source: string): Scenario {
         throw new ScenarioError(source, `${field}: ${withArticle(agent.kind)} agent needs ${alternatives.join(' or ')}`, field);
       }
     }
-    if (agent.toolCalling !== undefined || agent.tools !== undefined) checkToolUse(source, name, agent);
+    if (agent.toolCalling !== undefined || agent.tools !== undefined || agent.parallel_tool_calls !== undefined) checkToolUse(source, name, agent);
     const agentTimeoutSeconds = scenario.limits?.agentTimeoutSeconds ?? DEFAULT_LIMITS.agentTimeoutSeconds;
     const tooLong = agentTimeoutRefusal(agent, agentTimeoutSeconds);
     if (tooLong) throw new ScenarioError(source, `agents.${name}.timeoutMs: ${tooLong}`, `agents.${name}.timeoutMs`);
@@ -133,13 +135,18 @@ export function parseScenario(document: unknown, source: string): Scenario {
 }
 
 /** Tools are for the LLM kinds, which must call them natively. */
-function checkToolUse(source: string, name: string, agent: { kind: string; toolCalling?: string; tools?: unknown[] }): void {
-  const field = agent.toolCalling !== undefined ? `agents.${name}.toolCalling` : `agents.${name}.tools`;
+function checkToolUse(source: string, name: string, agent: { kind: string; toolCalling?: string; tools?: unknown[]; parallel_tool_calls?: string }): void {
+  const field =
+    agent.toolCalling !== undefined ? `agents.${name}.toolCalling` : agent.tools !== undefined ? `agents.${name}.tools` : `agents.${name}.parallel_tool_calls`;
   if (agent.kind !== 'openai' && agent.kind !== 'bedrock') {
     throw new ScenarioError(source, `${field}: only openai and bedrock agents call tools (this agent is ${agent.kind})`, field);
   }
   if (agent.toolCalling === 'off' && agent.tools?.length) {
     const tools = `agents.${name}.tools`;
     throw new ScenarioError(source, `${tools}: tools need toolCalling auto or on (it is off)`, tools);
+  }
+  if (agent.parallel_tool_calls === 'branch' && !agent.tools?.length) {
+    const branch = `agents.${name}.parallel_tool_calls`;
+    throw new ScenarioError(source, `${branch}: "branch" needs tools to call (the agent has none)`, branch);
   }
 }

@@ -102,6 +102,35 @@ export function toolCallingOf(definition: Record<string, unknown>): ToolCallingM
   return Array.isArray(definition.tools) && definition.tools.length > 0 ? 'auto' : 'off';
 }
 
+/**
+ * The input of a copy made by `parallel_tool_calls: branch`: the one tool call it runs before it
+ * goes on reasoning (its memory is its parent's conversation up to that turn).
+ */
+export const BRANCHED_CALL_KEY = '$tool_call';
+
+export interface BranchedCall {
+  id: string;
+  name: string;
+  args: unknown;
+}
+
+/** The spawn that hands each tool call of one turn to a copy of the agent (inheriting its memory). */
+export function branchedCallsResponse(agent: string, calls: readonly BranchedCall[]): Record<string, unknown> {
+  return {
+    next_action: 'parallel_invoke',
+    branches: calls.map((call) => ({ agent, input: { [BRANCHED_CALL_KEY]: { id: call.id, name: call.name, args: call.args } } })),
+    inherit_memory: true,
+  };
+}
+
+/** The tool call a branched copy was made for, if its input is one. */
+export function branchedCallOf(input: unknown): BranchedCall | undefined {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) return undefined;
+  const call = (input as Record<string, unknown>)[BRANCHED_CALL_KEY] as Record<string, unknown> | undefined;
+  if (!call || typeof call !== 'object' || typeof call.id !== 'string' || typeof call.name !== 'string') return undefined;
+  return { id: call.id, name: call.name, args: call.args };
+}
+
 export type ToolCallStatus = 'ok' | 'error' | 'timeout' | 'aborted' | 'refused' | 'interrupted';
 
 /** One user tool call, as the trace (`ToolCalled`) and the metrics see it. */

@@ -10,7 +10,7 @@ import { DEFAULT_LIMITS } from '../../core/limits';
 import type { AgentInvocation, AgentReply } from '../../core/ports';
 import { buildMessages, buildSystemPrompt, type ChatMessage } from '../../core/prompt';
 import { isProtocolTool, protocolTools, responseOfToolCall, type ToolSpec } from '../../core/protocol-tools';
-import { toolCallingOf, toolsSchema, type ToolCallRecord, type ToolLoopCheckpoint, type ToolTurn } from '../../core/tools';
+import { branchedCallOf, branchedCallsResponse, toolCallingOf, toolsSchema, type ToolCallRecord, type ToolLoopCheckpoint, type ToolTurn } from '../../core/tools';
 import { callTool, ToolCallAborted, type ToolBox, type ToolCallContext, type UserTool } from '../tools/tool-box';
 
 export interface ToolCallRequest {
@@ -54,6 +54,10 @@ export interface ToolLoopOptions<M> {
   checkpoint?: AgentInvocation['checkpoint'];
   /** The step (checkpoints name it). */
   step: number;
+  /** `parallel_tool_calls: branch`: a turn with several user tool calls becomes a spawn of copies, one call each. */
+  branchCalls?: boolean;
+  /** This step is a branched copy's first: it runs this call, then goes on reasoning. */
+  branchedCall?: ToolCallRequest;
 }
 
 export async function runToolLoop<M>(session: ChatSession<M>, options: ToolLoopOptions<M>): Promise<AgentReply> {
@@ -79,6 +83,11 @@ async function loop<M>(session: ChatSession<M>, options: ToolLoopOptions<M>, spe
   if (resumed) Object.assign(spent, state.usage);
   state.usage = spent;
   const save = () => options.checkpoint?.save(structuredClone(state)) ?? Promise.resolve();
+  if (!resumed && options.branchedCall) {
+    // A branched copy starts where its parent's turn left off, with its one call to run.
+    state.turns.push({ calls: [{ ...options.branchedCall }], results: {} });
+    await save();
+  }
   let called = state.turns.reduce((n, t) => n + t.calls.length, 0);
 
   const tell = (record: ToolCallRecord) => {
@@ -122,9 +131,12 @@ async function loop<M>(session: ChatSession<M>, options: ToolLoopOptions<M>, spe
     turn.calls.map((call) => ({ call, ...(turn.results[call.id] ?? { text: '(no result)', isError: true }) }));
 
   // A redelivered step: the conversation as checkpointed; a turn whose calls did not all end runs the rest.
+  // A redelivery claims the loop first (a conditional write): of two concurrent deliveries of one
+  // step, the second stops here instead of running the interrupted calls a second time.
+  if (resumed) await save();
   for (const [i, turn] of state.turns.entries()) {
     messages.push(session.assistant(turn));
-    if (i === state.turns.length - 1) await runCalls(turn, true);
+    if (i === state.turns.length - 1) await runCalls(turn, Boolean(resumed));
     messages.push(...session.toolResults(results(turn)));
   }
 
@@ -149,6 +161,10 @@ async function loop<M>(session: ChatSession<M>, options: ToolLoopOptions<M>, spe
       return read.ok ? { response: read.response, usage } : { response: { next_action: action.name }, usage, invalid: read };
     }
     if (turn.calls.length === 0) return { response: turn.text ?? '', usage };
+    if (options.branchCalls && turn.calls.length > 1 && !used) {
+      // Parallel actions: each call runs in a copy of the agent, which goes on reasoning; this branch waits for them.
+      return { response: branchedCallsResponse(agent, turn.calls), usage };
+    }
     if (used) {
       throw new AgentInvocationError(
         agent,
@@ -220,11 +236,15 @@ export async function invokeLlm<M>(step: LlmStep<M>): Promise<AgentReply> {
   }
   const tools = await step.toolBox.toolsFor(agent, definitions.data);
   const maxToolCalls = call.maxToolCalls ?? DEFAULT_LIMITS.maxToolCallsPerStep;
-  const system = buildSystemPrompt({ ...base, mode: 'tools', userTools: tools.map((t) => t.spec.name), maxToolCalls });
+  const branchCalls = call.definition.parallel_tool_calls === 'branch';
+  const system = buildSystemPrompt({ ...base, mode: 'tools', userTools: tools.map((t) => t.spec.name), maxToolCalls, branchCalls });
+  const branchedCall = branchedCallOf(call.input);
   try {
     return await runToolLoop(step.session(system), {
       agent,
-      messages: step.initial(messagesOf('tools')),
+      messages: step.initial(branchedCall ? branchedHistory(messagesOf('tools')) : messagesOf('tools')),
+      branchCalls,
+      ...(branchedCall ? { branchedCall } : {}),
       protocol: protocolTools(base),
       tools,
       choice: mode === 'on' ? 'required' : 'auto',
@@ -239,4 +259,15 @@ export async function invokeLlm<M>(step: LlmStep<M>): Promise<AgentReply> {
     step.refused.add(step.modelKey);
     return inText();
   }
+}
+
+/**
+ * A branched copy's conversation: its parent's up to the turn that asked for the calls, without
+ * the step's own input (the marker of its call) and the parent's spawn reply that stands for that
+ * turn (the copy's one call replaces it).
+ */
+function branchedHistory(messages: ChatMessage[]): ChatMessage[] {
+  const history = messages.slice(0, -1);
+  while (history.at(-1)?.role === 'assistant') history.pop();
+  return history;
 }

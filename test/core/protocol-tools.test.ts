@@ -78,5 +78,7 @@ describe('tools in a scenario', () => {
       /agents\.A\.tools\.0\.name: is a protocol tool's name/,
     );
     expect(refused({ ...llm, tools: [{ kind: 'http', name: 'has space', url: 'http://x.test' }] })).toMatch(/agents\.A\.tools\.0\.name: must be 1-64/);
+    expect(refused({ ...llm, parallel_tool_calls: 'branch' })).toBe('s.yaml: agents.A.parallel_tool_calls: "branch" needs tools to call (the agent has none)');
+    expect(refused({ ...llm, parallel_tool_calls: 'sideways' })).toMatch(/^s\.yaml: agents\.A\.parallel_tool_calls: Invalid option/);
   });
 });
