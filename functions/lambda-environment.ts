@@ -33,6 +33,8 @@ export interface LambdaEnvironment {
   limitMaxima: Partial<Limits>;
   maxBodyBytes: number;
   runTtlSeconds?: number;
+  /** The bucket large values are kept in (the claim check: docs/large-values.md). */
+  blobBucket?: string;
   /** Secrets by the variable name agents look them up under (`apiKeyEnv`). */
   secretSources?: Record<string, SecretSource>;
 }
@@ -50,6 +52,7 @@ export const ENVIRONMENT_VARIABLES = {
   limitMaxima: 'LIMIT_MAXIMA',
   maxBodyBytes: 'MAX_BODY_BYTES',
   runTtlSeconds: 'RUN_TTL_SECONDS',
+  blobBucket: 'BLOB_BUCKET',
   secretSources: 'SECRET_SOURCES',
 } as const satisfies Record<keyof LambdaEnvironment, string>;
 
@@ -68,6 +71,7 @@ export function toLambdaEnvironment(values: LambdaEnvironment): Record<string, s
     [V.limitMaxima]: JSON.stringify(values.limitMaxima),
     [V.maxBodyBytes]: String(values.maxBodyBytes),
     ...(values.runTtlSeconds ? { [V.runTtlSeconds]: String(values.runTtlSeconds) } : {}),
+    ...(values.blobBucket ? { [V.blobBucket]: values.blobBucket } : {}),
     ...(values.secretSources && Object.keys(values.secretSources).length
       ? { [V.secretSources]: JSON.stringify(values.secretSources) }
       : {}),
@@ -101,6 +105,7 @@ export function fromLambdaEnvironment(env: Record<string, string | undefined>): 
     limitMaxima: jsonOf<Partial<Limits>>(V.limitMaxima, {}),
     maxBodyBytes: Number(env[V.maxBodyBytes]) || DEFAULT_MAX_BODY_BYTES,
     ...(env[V.runTtlSeconds] ? { runTtlSeconds: Number(env[V.runTtlSeconds]) } : {}),
+    ...(env[V.blobBucket] ? { blobBucket: env[V.blobBucket] } : {}),
     ...(env[V.secretSources] ? { secretSources: jsonOf<Record<string, SecretSource>>(V.secretSources, {}) } : {}),
   };
 }

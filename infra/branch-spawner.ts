@@ -15,6 +15,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
@@ -22,6 +23,7 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { GSI1, TTL_ATTRIBUTE, tableSchema } from '../adapters/dynamodb';
 import { FAN_OUT_ASL_PATH } from '../adapters/stepfunctions/fan-out-definition';
+import { S3_BLOB_PREFIX } from '../adapters/blobs/blob-keys';
 import { toLambdaEnvironment } from '../functions/lambda-environment';
 import { continueLaneConcurrency } from '../core/step-lanes';
 import { STEP_WORKER_TIMEOUT_SECONDS } from '../core/limits';
@@ -69,21 +71,22 @@ export const TABLE_DATA_ACTIONS = [
   'dynamodb:UpdateItem',
 ];
 
-export type Need = 'table' | 'sendSteps' | 'startExecution' | 'taskResponse' | 'stopExecutions' | 'putEvents' | 'agents';
+export type Need = 'table' | 'blobs' | 'sendSteps' | 'startExecution' | 'taskResponse' | 'stopExecutions' | 'putEvents' | 'agents';
 
 /** What each function's code path can reach (core/use-cases), and nothing more. */
 export const FUNCTION_NEEDS: Record<SpawnerFunctionName, Need[]> = {
   // startRun, queries, cancelRun (stops open fan-outs).
-  api: ['table', 'sendSteps', 'stopExecutions', 'putEvents'],
+  // Every function reads and writes records, and with them the large values kept apart ('blobs').
+  api: ['table', 'blobs', 'sendSteps', 'stopExecutions', 'putEvents'],
   // startRun only.
-  trigger: ['table', 'sendSteps', 'putEvents'],
+  trigger: ['table', 'blobs', 'sendSteps', 'putEvents'],
   // executeStep: spawn (StartExecution), complete (SendTask*), early exit (StopExecution), agents.
-  'step-worker': ['table', 'sendSteps', 'startExecution', 'taskResponse', 'stopExecutions', 'putEvents', 'agents'],
+  'step-worker': ['table', 'blobs', 'sendSteps', 'startExecution', 'taskResponse', 'stopExecutions', 'putEvents', 'agents'],
   // Fan-in: may resume the parent (queue), open its next group (StartExecution), end it (SendTask*, Stop*).
-  'record-child-failure': ['table', 'sendSteps', 'startExecution', 'taskResponse', 'stopExecutions', 'putEvents'],
-  aggregate: ['table', 'sendSteps', 'startExecution', 'taskResponse', 'stopExecutions', 'putEvents'],
+  'record-child-failure': ['table', 'blobs', 'sendSteps', 'startExecution', 'taskResponse', 'stopExecutions', 'putEvents'],
+  aggregate: ['table', 'blobs', 'sendSteps', 'startExecution', 'taskResponse', 'stopExecutions', 'putEvents'],
   // A poisoned step fails its branch and tells the parent: the same fan-in reach.
-  'dlq-handler': ['table', 'sendSteps', 'startExecution', 'taskResponse', 'stopExecutions', 'putEvents'],
+  'dlq-handler': ['table', 'blobs', 'sendSteps', 'startExecution', 'taskResponse', 'stopExecutions', 'putEvents'],
 };
 
 export interface BranchSpawnerProps {
@@ -95,6 +98,8 @@ export class BranchSpawner extends Construct {
   readonly config: TeamConfig;
   readonly table: dynamodb.Table;
   readonly tableKey?: kms.Key;
+  /** Large values (the claim check, docs/large-values.md): encrypted, private, SSL only, expired with the runs. */
+  readonly blobBucket: s3.Bucket;
   /** The start lane: a branch's first step (the root, every child the fan-out dispatches). */
   readonly stepQueue: sqs.Queue;
   /** The continue lane: later steps (a parent resumed after its fan-in, the next agent of a hand-off). */
@@ -129,6 +134,7 @@ export class BranchSpawner extends Construct {
       });
     }
     this.table = createTable(this, this.tableKey);
+    this.blobBucket = createBlobBucket(this, config, this.tableKey);
 
     // ---- SQS: branch steps in two lanes (core/step-lanes.ts), each queue with the same settings
     // and the same DLQ after MAX_RECEIVE_COUNT failed deliveries. With one queue, a parent resumed
@@ -214,6 +220,7 @@ export class BranchSpawner extends Construct {
       limitMaxima: config.limitMaxima,
       maxBodyBytes: config.maxBodyBytes,
       ...(config.runTtlDays ? { runTtlSeconds: config.runTtlDays * 86_400 } : {}),
+      blobBucket: this.blobBucket.bucketName,
       // Names of the secrets only; the step-worker fetches the values (functions/lambda/secrets.ts).
       secretSources: config.secrets,
     });
@@ -386,6 +393,20 @@ export class BranchSpawner extends Construct {
               actions: ['kms:Decrypt', 'kms:Encrypt', 'kms:DescribeKey', 'kms:GenerateDataKey', 'kms:ReEncryptFrom', 'kms:ReEncryptTo'],
               resources: [this.tableKey.keyArn],
               conditions: { StringEquals: { 'kms:ViaService': `dynamodb.${Stack.of(this).region}.amazonaws.com` } },
+            }),
+          );
+        }
+        return statements;
+      }
+      case 'blobs': {
+        // Objects under the blob prefix only: get and put (content-addressed, never listed or deleted).
+        const statements = [new iam.PolicyStatement({ actions: ['s3:GetObject', 's3:PutObject'], resources: [this.blobBucket.arnForObjects(`${S3_BLOB_PREFIX}*`)] })];
+        if (this.tableKey) {
+          statements.push(
+            new iam.PolicyStatement({
+              actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+              resources: [this.tableKey.keyArn],
+              conditions: { StringEquals: { 'kms:ViaService': `s3.${Stack.of(this).region}.amazonaws.com` } },
             }),
           );
         }
@@ -640,6 +661,30 @@ function secretStatements(stack: Stack, secrets: TeamConfig['secrets']): iam.Pol
   return statements;
 }
 
+/**
+ * The bucket of the team's large values. Encrypted (with the table's key when the team has one),
+ * no public access, SSL only. Contents expire with the runs: an item expires `runTtlDays` after it
+ * was written, and a content lives that long after its last put (the S3 blob store puts again on
+ * every write that refers to it), so no item outlives what it refers to. Kept on teardown, as the table is.
+ */
+function createBlobBucket(scope: Construct, config: TeamConfig, key: kms.Key | undefined): s3.Bucket {
+  return new s3.Bucket(scope, 'BlobBucket', {
+    ...(key ? { encryption: s3.BucketEncryption.KMS, encryptionKey: key, bucketKeyEnabled: true } : { encryption: s3.BucketEncryption.S3_MANAGED }),
+    blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+    enforceSSL: true,
+    objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+    removalPolicy: RemovalPolicy.RETAIN,
+    lifecycleRules: [
+      {
+        id: 'expire-with-runs',
+        prefix: S3_BLOB_PREFIX,
+        abortIncompleteMultipartUploadAfter: Duration.days(1),
+        ...(config.runTtlDays ? { expiration: Duration.days(config.runTtlDays) } : {}),
+      },
+    ],
+  });
+}
+
 function createTable(scope: Construct, key: kms.Key | undefined): dynamodb.Table {
   const schema = tableSchema('branch-spawner');
   const attributeType = (name: string): dynamodb.AttributeType => {
@@ -780,7 +825,13 @@ function createApi(scope: Construct, config: TeamConfig, handler: SpawnerFunctio
   });
   const run = runs.addResource('{id}');
   run.addMethod('GET', integration, { requestValidator: validator, requestParameters: withId });
-  run.addResource('branches').addMethod('GET', integration, { requestValidator: validator, requestParameters: withId });
+  const branches = run.addResource('branches');
+  branches.addMethod('GET', integration, { requestValidator: validator, requestParameters: withId });
+  // One branch's whole result (large values are previewed elsewhere: docs/large-values.md).
+  branches
+    .addResource('{branchId}')
+    .addResource('result')
+    .addMethod('GET', integration, { requestValidator: validator, requestParameters: { ...withId, 'method.request.path.branchId': true } });
   run
     .addResource('tree')
     .addMethod('GET', integration, {

@@ -2,7 +2,8 @@
  * cdk-nag (AwsSolutions) findings we accept, each on the narrowest construct and with its reason.
  * cdk-nag 3 reads these through CDK's `Validations.of(construct).acknowledge()`.
  */
-import { Stack, Token, Validations } from 'aws-cdk-lib';
+import { Stack, Token, Validations, type CfnElement } from 'aws-cdk-lib';
+import { S3_BLOB_PREFIX } from '../adapters/blobs/blob-keys';
 import type { IConstruct } from 'constructs';
 import { bedrockGrants } from './agent-grants';
 import type { BranchSpawner } from './branch-spawner';
@@ -49,6 +50,22 @@ export function nagAcknowledgements(spawner: BranchSpawner): NagAcknowledgement[
       });
     }
   }
+  // The claim check's bucket (docs/large-values.md): objects are named by their content's hash at run time.
+  const bucketId = stack.getLogicalId(spawner.blobBucket.node.defaultChild as CfnElement);
+  for (const fn of Object.values(spawner.functions)) {
+    acks.push({
+      construct: fn.role!,
+      id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/${S3_BLOB_PREFIX}*]`,
+      reason:
+        's3:GetObject and s3:PutObject on the objects under the blob prefix of this stack\'s own bucket only: each object is named by the SHA-256 of its content at run time, so the names cannot be listed.',
+    });
+  }
+  acks.push({
+    construct: spawner.blobBucket,
+    id: 'AwsSolutions-S1',
+    reason:
+      'The bucket holds only the stack\'s large run values, read and written by the stack\'s own functions (least-privilege roles, SSL only, no public access); their requests are the function invocations already logged, and CloudTrail data events can be turned on by the account without another bucket per team.',
+  });
   acks.push({
     construct: spawner.stateMachineRole,
     id: `AwsSolutions-IAM5[Resource::${nagArn(stack, { service: 'states', resource: `execution:${spawner.stateMachineName}/*` })}]`,

@@ -9,6 +9,9 @@ import type { Scope } from '../../core/model';
 
 const REF = /^[0-9a-f]{64}$/;
 
+/** Where the S3 blob store keeps contents in its bucket (the bucket's expiry rule names it: infra/). */
+export const S3_BLOB_PREFIX = 'blobs/';
+
 /** The reference of a content: the hex SHA-256 of its UTF-8 bytes. */
 export function blobRef(content: string): string {
   return createHash('sha256').update(content, 'utf8').digest('hex');

@@ -2,14 +2,16 @@
  * The BlobStore on S3: one object per content, `<prefix><team>/<run>/<ref>` in the team stack's
  * bucket (encrypted, private, expired with the run's TTL: infra/). A put answers once S3 has
  * stored the object (S3 writes are durable and strongly consistent), so the reference written
- * after it always names an object; a repeated put writes the same bytes under the same key.
+ * after it always names an object; a repeated put writes the same bytes under the same key (and
+ * renews the object's age, so the bucket's expiry never takes a content an item newly refers to
+ * before that item expires).
  */
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { NotFoundError } from '../../core/errors';
 import type { Scope } from '../../core/model';
 import type { BlobStore } from '../../core/ports';
 import { toCoreError } from '../aws-errors';
-import { blobKey, blobRef } from '../blobs/blob-keys';
+import { blobKey, blobRef, S3_BLOB_PREFIX } from '../blobs/blob-keys';
 
 export interface S3BlobStoreOptions {
   client: S3Client;
@@ -17,8 +19,6 @@ export interface S3BlobStoreOptions {
   /** Put before every key (default `blobs/`): the bucket's lifecycle rule expires this prefix. */
   prefix?: string;
 }
-
-export const S3_BLOB_PREFIX = 'blobs/';
 
 export class S3BlobStore implements BlobStore {
   private readonly prefix: string;

@@ -7,6 +7,8 @@ import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { S3Client } from '@aws-sdk/client-s3';
+import { S3BlobStore } from '../../adapters/s3/s3-blob-store';
 import { llmInvokers } from '../../adapters/agents';
 import { KindRouter } from '../../adapters/agents/agent-invoker';
 import { HttpInvoker } from '../../adapters/agents/http-invoker';
@@ -42,6 +44,8 @@ export interface AwsConfig {
   limitMaxima: Partial<Limits>;
   maxBodyBytes: number;
   ttlSeconds?: number;
+  /** The team stack's bucket for large values; without one, values stay in the items. */
+  blobBucket?: string;
   secretSources: Record<string, SecretSource>;
 }
 
@@ -58,6 +62,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AwsConfig {
     limitMaxima: values.limitMaxima,
     maxBodyBytes: values.maxBodyBytes,
     ...(values.runTtlSeconds ? { ttlSeconds: values.runTtlSeconds } : {}),
+    ...(values.blobBucket ? { blobBucket: values.blobBucket } : {}),
     secretSources: values.secretSources ?? {},
   };
 }
@@ -86,7 +91,14 @@ export function createAwsDeps(
     ...llmInvokers({ openai: { env: secrets.env } }),
   });
   return {
-    store: new DynamoBranchStore({ client: traced(new DynamoDBClient({})), tableName: config.tableName, ttlSeconds: config.ttlSeconds, meter }),
+    store: new DynamoBranchStore({
+      client: traced(new DynamoDBClient({})),
+      tableName: config.tableName,
+      ttlSeconds: config.ttlSeconds,
+      meter,
+      // Values over 1 KB go to the team's bucket (adapters/dynamodb/item-codec.ts, the claim check).
+      ...(config.blobBucket ? { blobs: new S3BlobStore({ client: traced(new S3Client({})), bucket: config.blobBucket }) } : {}),
+    }),
     // A resumed parent's step never waits behind leaf steps (core/step-lanes.ts).
     // Metered per lane: each lane's send is its own SendMessageBatch.
     queue: new LanedStepQueue({

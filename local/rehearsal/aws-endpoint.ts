@@ -3,7 +3,7 @@
  * variables point here). It knows the caller from the request's SigV4 credential (each function
  * gets its own access key id, as each Lambda gets its role's session credentials), authorizes
  * the action and resource against that function's role, then forwards to the engine (DynamoDB
- * to dynalite, SQS to fauxqs) or serves it (Step Functions, EventBridge, Lambda, SSM, Secrets
+ * to dynalite, SQS and S3 to fauxqs) or serves it (Step Functions, EventBridge, Lambda, SSM, Secrets
  * Manager). Signatures are not verified.
  */
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -34,6 +34,10 @@ export interface EndpointHandlers {
   sqsQueueArn(queueUrl: string): string;
   dynamodbEndpoint: string;
   sqsEndpoint: string;
+  /** fauxqs' S3 API (path-style requests: `/<bucket>/<key>`). */
+  s3Endpoint: string;
+  /** The partition of the ARNs the roles name (`aws`). */
+  partition: string;
   /** Rewrites an SQS request before it is forwarded (the rehearsal's queue clock). */
   sqsRequest?(operation: string, doc: Record<string, any>): Record<string, any>;
   /** JSON-protocol services served here: by X-Amz-Target prefix. */
@@ -73,6 +77,23 @@ function accessKeyOf(req: IncomingMessage): string | undefined {
   return /Credential=([^/,\s]+)\//.exec(auth)?.[1];
 }
 
+/** The service a SigV4 request was signed for (`Credential=<key>/<date>/<region>/<service>/aws4_request`). */
+function signedServiceOf(req: IncomingMessage): string | undefined {
+  return /Credential=[^/,\s]+\/\d{8}\/[^/]+\/([^/]+)\//.exec(req.headers.authorization ?? '')?.[1];
+}
+
+/**
+ * The IAM action and resource of an S3 REST request (path-style): object reads and writes on
+ * `arn:aws:s3:::<bucket>/<key>`, anything on the bucket itself on the bucket's ARN.
+ */
+function s3Authorization(method: string, url: URL, partition: string): { action: string; resource: string } {
+  const [, bucket = '', ...rest] = url.pathname.split('/');
+  const key = decodeURIComponent(rest.join('/'));
+  if (!key) return { action: method === 'GET' ? 's3:ListBucket' : `s3:${method}Bucket`, resource: `arn:${partition}:s3:::${bucket}` };
+  const action = method === 'GET' || method === 'HEAD' ? 's3:GetObject' : method === 'PUT' || method === 'POST' ? 's3:PutObject' : method === 'DELETE' ? 's3:DeleteObject' : `s3:${method}`;
+  return { action, resource: `arn:${partition}:s3:::${bucket}/${key}` };
+}
+
 function sendJson(res: ServerResponse, status: number, body: unknown, contentType = 'application/x-amz-json-1.0', headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body ?? {});
   res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text), ...headers });
@@ -110,6 +131,11 @@ async function handle(h: EndpointHandlers, req: IncomingMessage, res: ServerResp
       h.authorize(caller, `sqs:${SQS_ACTION[operation] ?? operation}`, resource);
       const sent = h.sqsRequest ? Buffer.from(JSON.stringify(h.sqsRequest(operation, doc)), 'utf8') : body;
       return await forward(h.sqsEndpoint, req, sent, res);
+    }
+    if (signedServiceOf(req) === 's3') {
+      const { action, resource } = s3Authorization(req.method ?? 'GET', new URL(req.url ?? '/', 'http://localhost'), h.partition);
+      h.authorize(caller, action, resource);
+      return await forward(h.s3Endpoint, req, body, res);
     }
     const service = h.json[prefix];
     if (service) {

@@ -18,6 +18,8 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DynamoBranchStore } from '../../adapters/dynamodb';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { S3BlobStore } from '../../adapters/s3/s3-blob-store';
 import { SqsQueueConsumer } from '../sqs/queue-consumer';
 import type { CostCounters } from '../../core/cost';
 import type { LifecycleEvent } from '../../core/events';
@@ -72,7 +74,7 @@ export class RehearsalError extends Error {
   }
 }
 
-const ENDPOINT_SERVICES = ['DYNAMODB', 'SQS', 'SFN', 'EVENTBRIDGE', 'LAMBDA', 'BEDROCK_RUNTIME', 'SSM', 'SECRETS_MANAGER'];
+const ENDPOINT_SERVICES = ['DYNAMODB', 'S3', 'SQS', 'SFN', 'EVENTBRIDGE', 'LAMBDA', 'BEDROCK_RUNTIME', 'SSM', 'SECRETS_MANAGER'];
 const TERMINAL_EVENTS = new Set(['RunCompleted', 'RunFailed', 'RunCancelled']);
 
 interface Mapping {
@@ -116,6 +118,8 @@ export class RehearsalStack {
   private stageName = 'prod';
   private mappings: Mapping[] = [];
   private stopped = false;
+  /** fauxqs' S3, for the rehearsal's own reads of large values (the functions go through the endpoint). */
+  private s3: S3Client | undefined;
   store!: DynamoBranchStore;
   team!: string;
   sfn!: RehearsalStepFunctions;
@@ -322,6 +326,7 @@ export class RehearsalStack {
     await Promise.all([...this.functions.values()].map((f) => f.close()));
     await Promise.all(this.pollers);
     await this.endpoint?.close();
+    this.s3?.destroy();
     await Promise.all([this.dynamo.close(), this.sqs.close()]);
   }
 
@@ -336,6 +341,8 @@ export class RehearsalStack {
       sqsQueueArn: (url) => this.queueArnOf(url),
       dynamodbEndpoint: this.dynamo.endpoint,
       sqsEndpoint: this.sqs.endpoint,
+      s3Endpoint: this.sqs.endpoint,
+      partition: t.env.partition,
       sqsRequest: (operation, doc) => this.queueClock.request(operation, doc),
       json: {
         AWSStepFunctions: (caller, operation, body) => this.stepFunctionsCall(caller, operation, body),
@@ -352,7 +359,9 @@ export class RehearsalStack {
     });
     await this.createTables();
     await this.createQueues();
-    this.store = new DynamoBranchStore({ client: this.dynamo.doc, tableName: [...this.tableArns.keys()][0] });
+    const blobs = await this.createBuckets();
+    // The rehearsal reads runs as the functions wrote them: large values from the team's bucket.
+    this.store = new DynamoBranchStore({ client: this.dynamo.doc, tableName: [...this.tableArns.keys()][0], ...(blobs ? { blobs } : {}) });
 
     for (const [id, r] of t.ofType('AWS::Events::EventBus')) {
       const name = String(r.Properties?.Name ?? t.generatedName(id));
@@ -472,6 +481,30 @@ export class RehearsalStack {
       t.setPhysical(id, { ref: url, attributes: { Arn: arn, QueueName: name, QueueUrl: url } });
       this.queueArns.set(name, arn);
     }
+  }
+
+  /**
+   * The template's buckets, in fauxqs' S3 (which the functions reach through the endpoint, IAM
+   * checked per call). Answers the blob store on the first one (the stack has one: the claim check's).
+   */
+  private async createBuckets(): Promise<S3BlobStore | undefined> {
+    const t = this.template;
+    const buckets = t.ofType('AWS::S3::Bucket');
+    if (buckets.length === 0) return undefined;
+    this.s3 = new S3Client({
+      endpoint: this.sqs.endpoint,
+      region: t.env.region,
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'rehearsal', secretAccessKey: 'rehearsal' },
+    });
+    let first: string | undefined;
+    for (const [id, r] of buckets) {
+      const name = String(r.Properties?.BucketName ?? t.generatedName(id, 63)).toLowerCase();
+      await this.s3.send(new CreateBucketCommand({ Bucket: name }));
+      t.setPhysical(id, { ref: name, attributes: { Arn: `arn:${t.env.partition}:s3:::${name}`, DomainName: `${name}.s3.amazonaws.com` } });
+      first ??= name;
+    }
+    return new S3BlobStore({ client: this.s3, bucket: first! });
   }
 
   private createFunctions(): void {

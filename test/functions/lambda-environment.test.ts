@@ -22,6 +22,7 @@ const values: LambdaEnvironment = {
   limitMaxima: { maxDepth: 4 },
   maxBodyBytes: 1024,
   runTtlSeconds: 86_400,
+  blobBucket: 'blobs-bucket',
   secretSources: { OPENAI_API_KEY: { secretsManager: 'team/openai' } },
 };
 
@@ -33,7 +34,7 @@ describe('Lambda environment contract', () => {
   });
 
   it('defaults the optional ones and names a missing or broken variable', () => {
-    const { runTtlSeconds: _ttl, ...rest } = values;
+    const { runTtlSeconds: _ttl, blobBucket: _bucket, ...rest } = values;
     const env = toLambdaEnvironment(rest);
     delete env.MAX_BODY_BYTES;
     delete env.AGENT_REGISTRY;

@@ -46,6 +46,7 @@ function statementsOf(template: Template, name: SpawnerFunctionName): Statement[
 /** The expected statements of each function, as "actions → resources" lines. */
 function expectedLines(template: Template, team: string, region: string, account: string): Record<SpawnerFunctionName, string[]> {
   const table = idOf(template, 'AWS::DynamoDB::Table');
+  const bucket = idOf(template, 'AWS::S3::Bucket');
   const { start: stepQueue, continue: continueQueue, dlq: stepDlq } = stepQueuesOf(template);
   const triggerDlq = functionOf(template, 'trigger').props.DeadLetterConfig.TargetArn['Fn::GetAtt'][0];
   const consume = 'sqs:ChangeMessageVisibility,sqs:DeleteMessage,sqs:GetQueueAttributes,sqs:GetQueueUrl,sqs:ReceiveMessage';
@@ -59,6 +60,8 @@ function expectedLines(template: Template, team: string, region: string, account
     'xray:PutTelemetryRecords,xray:PutTraceSegments → *',
     `${[...TABLE_DATA_ACTIONS].sort().join(',')} → \${${table}.Arn}`,
     `dynamodb:Query → \${${table}.Arn}/index/GSI1`,
+    // Large values (the claim check): get and put under the blob prefix, nothing else of the bucket.
+    `s3:GetObject,s3:PutObject → \${${bucket}.Arn}/blobs/*`,
     // Both lanes: core/step-lanes.ts picks the queue per message.
     `sqs:SendMessage → \${${continueQueue}.Arn} | \${${stepQueue}.Arn}`,
     `events:PutEvents → \${${bus}.Arn}`,
@@ -131,14 +134,20 @@ describe('function roles (platform: pinned env, KMS table, ARN agents)', () => {
     expect(models.map(resourcesOfStatement)).toEqual([['arn:${AWS::Partition}:bedrock:us-east-1::foundation-model/amazon.nova-pro-v1:0']]);
   });
 
-  it('every function may use the table key only through DynamoDB, with spelled-out actions', () => {
+  it('every function may use the table key only through DynamoDB and S3 (the blob bucket), with spelled-out actions', () => {
     const keyId = idOf(platform.template, 'AWS::KMS::Key');
     for (const name of NAMES) {
       const kms = statementsOf(platform.template, name).filter((s) => actionsOf(s).some((a) => a.startsWith('kms:')));
-      expect(kms).toHaveLength(1);
-      expect(kms[0].Resource).toEqual({ 'Fn::GetAtt': [keyId, 'Arn'] });
-      expect(kms[0].Condition).toEqual({ StringEquals: { 'kms:ViaService': 'dynamodb.eu-west-1.amazonaws.com' } });
-      expect(actionsOf(kms[0]).every((a) => !a.includes('*'))).toBe(true);
+      expect(kms).toHaveLength(2);
+      for (const statement of kms) {
+        expect(statement.Resource).toEqual({ 'Fn::GetAtt': [keyId, 'Arn'] });
+        expect(actionsOf(statement).every((a) => !a.includes('*'))).toBe(true);
+      }
+      expect(kms.map((s) => s.Condition)).toEqual([
+        { StringEquals: { 'kms:ViaService': 'dynamodb.eu-west-1.amazonaws.com' } },
+        { StringEquals: { 'kms:ViaService': 's3.eu-west-1.amazonaws.com' } },
+      ]);
+      expect(actionsOf(kms[1]).sort()).toEqual(['kms:Decrypt', 'kms:GenerateDataKey']);
     }
   });
 
@@ -217,7 +226,8 @@ describe('no wildcards where a resource can be named', () => {
     const api = functionOf(template, 'api');
     const trigger = functionOf(template, 'trigger');
     const permissions = resourcesOf(template, 'AWS::Lambda::Permission');
-    expect(permissions).toHaveLength(7); // six methods + the RunRequested rule
+    const methods = resourcesOf(template, 'AWS::ApiGateway::Method').filter(([, m]) => m.Properties.HttpMethod !== 'OPTIONS');
+    expect(permissions).toHaveLength(methods.length + 1); // one per API method + the RunRequested rule
     for (const [, p] of permissions) {
       expect(p.Properties.Action).toBe('lambda:InvokeFunction');
       expect(p.Properties.SourceArn).toBeDefined();

@@ -187,6 +187,56 @@ describe('step lanes', () => {
   });
 });
 
+describe('values of any size', () => {
+  it("an aggregate past 400 KB completes through the stack's bucket, every S3 call checked against the caller's role", async () => {
+    const bucket = stack.template.ofType('AWS::S3::Bucket');
+    expect(bucket).toHaveLength(1);
+    const children = 120;
+    const { run } = await rehearse({
+      name: 'large-aggregate',
+      request: 'go',
+      entry: 'Fanner',
+      limits: { maxFanOut: children, maxConcurrentBranches: 20 },
+      agents: {
+        Fanner: {
+          kind: 'script',
+          allowed: ['Worker'],
+          rules: [{ when: 'child_count', responses: [{ next_action: 'final_response', content: '$input' }] }],
+          responses: [{ next_action: 'parallel_invoke', agents: Array(children).fill('Worker') }],
+        },
+        Worker: { kind: 'script', responses: [{ next_action: 'final_response', content: { text: 'x'.repeat(4_000) } }] },
+      },
+    });
+    expect(run.error ?? null).toBeNull();
+    expect(run.status).toBe('COMPLETED');
+    expect(stack.denials).toEqual([]);
+    // The API previews it, and gives it whole on its own route.
+    const view = JSON.parse((await stack.request('GET', `/runs/${run.runId}`)).body);
+    expect(view).toMatchObject({ resultTruncated: true, result: { child_count: children } });
+    expect(view.resultBytes).toBeGreaterThan(400 * 1024);
+    const whole = await stack.request('GET', `/runs/${run.runId}/branches/root/result`);
+    expect(whole.statusCode).toBe(200);
+    expect(Object.keys(JSON.parse(whole.body).result.results)).toHaveLength(children);
+
+    // Without s3:GetObject the api function cannot read it: denied, naming the action and the object.
+    const { roleLogicalId, statements } = stack.roleStatementsOf('api');
+    try {
+      stack.setRoleStatements(
+        roleLogicalId,
+        statements.map((st) => ({ ...st, Action: ([] as string[]).concat(st.Action ?? []).filter((a) => a !== 's3:GetObject') })),
+      );
+      const denied = await stack.request('GET', `/runs/${run.runId}/branches/root/result`);
+      expect(denied.statusCode).toBeGreaterThanOrEqual(500);
+      expect(stack.denials.map((d) => `${d.action} ${d.resource}`)).toContainEqual(
+        expect.stringMatching(new RegExp(`^s3:GetObject arn:aws:s3:::${escape(stack.template.physicalOf(bucket[0][0]).ref)}/blobs/.+/[0-9a-f]{64}$`)),
+      );
+    } finally {
+      stack.setRoleStatements(roleLogicalId, statements);
+      stack.denials.length = 0;
+    }
+  });
+});
+
 describe('IAM', () => {
   it('a role that lacks a permission its code needs fails the rehearsal naming the function, action and resource', async () => {
     const own = await RehearsalStack.start({ assembly, maxContainers: 2 });
