@@ -1,3 +1,4 @@
+// Long-running: started first (vitest.config.ts).
 /**
  * The tree page in a real browser: Debian's chromium driven by playwright-core,
  * against the dev server started in-process. Starts examples/hierarchical.yaml from the page and

@@ -1,3 +1,4 @@
+// Long-running: started first (vitest.config.ts).
 /**
  * Deploy-time rules (infra/deploy-rules.ts): both teams' templates pass them, each rule catches
  * its violation, and a violation fails the synth of the app (the validation plugin).

@@ -1,3 +1,4 @@
+// Long-running: started first (vitest.config.ts).
 /**
  * What a user at a terminal meets: `--version`, one JSON document from `run --json` even for an
  * invalid scenario, the run id on stderr for `run --data` and the list of unfinished runs from

@@ -1,3 +1,4 @@
+// Long-running: started first (vitest.config.ts).
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

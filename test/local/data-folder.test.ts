@@ -1,3 +1,4 @@
+// Long-running: started first (vitest.config.ts).
 /**
  * A `--data` folder belongs to one process: a second one refuses cleanly naming the holder's pid
  * (it used to die with an uncaught `Database is closed`); a lock left by a dead process is taken

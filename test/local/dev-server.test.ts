@@ -1,3 +1,4 @@
+// Long-running: started first (vitest.config.ts).
 /**
  * `branch-spawner dev`: the HTTP API through the real API Gateway handler, the page and its
  * assets (offline), the dev-only routes, the live event stream, and the command itself.

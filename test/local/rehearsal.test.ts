@@ -1,3 +1,4 @@
+// Long-running: started first (vitest.config.ts).
 /**
  * The deploy rehearsal (local/rehearsal/): the synthesized stack created on the embedded engines,
  * every function run from its bundled asset with its role enforced. One synth for this file (the

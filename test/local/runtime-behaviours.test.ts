@@ -1,3 +1,4 @@
+// Long-running: started first (vitest.config.ts).
 /**
  * Every behaviour of the protocol, fan-in and limits end to end on each engine tier of the local runtime: the real handlers and the
  * fan-out ASL in aws-local-stepfunctions, on the memory tier (in-memory store and queues), the

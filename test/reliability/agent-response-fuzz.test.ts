@@ -1,3 +1,4 @@
+// Long-running: started first (vitest.config.ts).
 /**
  * Bad input from agents: generated responses fed through the worker path (executeStep and the
  * fan-in it drives). The worker never crashes on them (executeStep rejects only for

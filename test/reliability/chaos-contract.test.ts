@@ -1,3 +1,4 @@
+// Long-running: started first (vitest.config.ts).
 /**
  * Faults combined, through the CLI only (`branch-spawner run --chaos … --seed n --trace f --json`):
  * what a user sees — the exit code, the `--json` document and the `--trace` JSONL — must be the

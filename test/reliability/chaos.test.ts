@@ -1,3 +1,4 @@
+// Long-running: started first (vitest.config.ts).
 /**
  * Fault injection: every example scenario (the llm one needs a model server) under every fault
  * ends in the same terminal state with the same result as its clean run, with exact counters

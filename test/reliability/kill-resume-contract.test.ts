@@ -1,3 +1,4 @@
+// Long-running: started first (vitest.config.ts).
 /**
  * `kill -9` at a random moment, then `resume`, through the CLI only: `run --data <dir> --trace
  * <file>` in a child process dies (SIGKILL) after a seeded random number of its lifecycle events

@@ -1,3 +1,4 @@
+// Long-running: started first (vitest.config.ts).
 /**
  * Poison messages: a step that fails on every delivery goes to the DLQ after maxReceiveCount
  * receives; the DLQ consumer fails its branch ("poison message") and tells its parent, so the run

@@ -1,3 +1,4 @@
+// Long-running: started first (vitest.config.ts).
 /**
  * Restart: a `run --data <dir>` process is killed (SIGKILL) while branches are running; `resume
  * <runId> --data <dir>` carries the run on to the same result. The table and the queues are kept

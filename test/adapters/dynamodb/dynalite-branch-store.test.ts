@@ -1,3 +1,4 @@
+// Long-running: started first (vitest.config.ts).
 /** The store contract on dynalite (always runs: pure Node, in-process). */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';

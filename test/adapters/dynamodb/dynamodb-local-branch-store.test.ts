@@ -1,3 +1,4 @@
+// Long-running: started first (vitest.config.ts).
 /** The store contract on Amazon's DynamoDB Local (a Java child process); skipped without Java. */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,3 +1,4 @@
+// Long-running: started first (vitest.config.ts).
 /** LocalFanOutOrchestrator: the fan-out ASL run by aws-local-stepfunctions, held to the fan-out contract. */
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
