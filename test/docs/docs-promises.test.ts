@@ -195,9 +195,9 @@ quote('reliability.md', 'agent A failed: TypeError: the invoker\nreturned …', 
   }
 });
 // The page's error line: the browser test reads it from the page in chromium.
-quote('dev-server.md', 'entry: "Nobody" is not one of the agents (A) (field: entry)', async () => {
+quote('dev-server.md', 'request: entry: "Nobody" is not one of the agents (A) (field: entry)', async () => {
   const browserTest = readFileSync(join(ROOT, 'test', 'browser', 'tree-page.test.ts'), 'utf8');
-  return /toBe\('error: (entry: "Nobody" is not one of the agents \(A\) \(field: entry\))'\)/.exec(browserTest)?.[1] ?? 'not checked by the browser test';
+  return /toBe\('error: (request: entry: "Nobody" is not one of the agents \(A\) \(field: entry\))'\)/.exec(browserTest)?.[1] ?? 'not checked by the browser test';
 });
 quote('reliability.md', 'the data folder is in use by pid N', async () => {
   const { lockDataFolder } = await import('../../local/data-folder');
