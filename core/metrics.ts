@@ -1,4 +1,4 @@
-/** Run metrics, computed from the branches (the seed's get_metrics, plus a few more). */
+/** Run metrics, computed from the branches: counts by status, depth, success rate, timings, usage. */
 import type { RunCost } from './cost';
 import type { BranchRecord, BranchStatus, RunRecord } from './model';
 import { budgetUsage, type BudgetUsage } from './run-budget';
