@@ -35,6 +35,7 @@ export async function simulateSeed(seed: number, faults: FaultPlan = generateFau
     }
     if (world.runningExecutions.length) v(`fan-out executions still running: ${world.runningExecutions.join(', ')}`);
     checkSyncPoints(world, v);
+    for (const m of await checkReferences(world)) v(m);
     for (const m of await checkCounters(world, branches)) v(m);
     checkEvents(world, branches, run.status, v);
     const comparable = !faults.cancel && !scenario.timeouts && scenario.waitFor === 'all' && scenario.maxFailedFraction === 1;
@@ -50,6 +51,18 @@ export async function simulateSeed(seed: number, faults: FaultPlan = generateFau
     }
   }
   return { seed, violations, injected: world.injected, branches: branches.length, status: run?.status ?? 'NONE' };
+}
+
+/** Every reference an item holds names a stored blob: no crash left a reference to nothing. */
+async function checkReferences(world: World): Promise<string[]> {
+  const out: string[] = [];
+  for (const item of world.store.items()) {
+    for (const [name, value] of Object.entries(item)) {
+      if (typeof value !== 'string' || !value.startsWith('@blob:')) continue;
+      await world.blobs.get(world.scope, value.slice('@blob:'.length)).catch(() => out.push(`${String(item.SK)} ${name} refers to a blob that was never stored`));
+    }
+  }
+  return out;
 }
 
 function faultsInjected(injected: Record<string, number>): boolean {

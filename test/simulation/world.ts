@@ -17,6 +17,7 @@ import type {
   AgentInvocation,
   AgentInvoker,
   AgentReply,
+  BlobStore,
   BranchStore,
   ChildReport,
   FanOutOrchestrator,
@@ -34,6 +35,7 @@ import {
   type SpawnerDeps,
 } from '../../core/use-cases';
 import { MemoryBranchStore } from '../../adapters/memory/memory-branch-store';
+import { MemoryBlobStore } from '../../adapters/blobs/memory-blob-store';
 import { stableChance } from '../../core/stable-chance';
 import { readMark } from '../../core/work-mark';
 
@@ -79,6 +81,8 @@ export interface Scenario {
   timeouts: boolean;
   /** Some spawns name an `agent:` aggregator (an AGGREGATION branch after the children). */
   agentAggregators: boolean;
+  /** Final answers carry more than the claim check's 1 KB: results, aggregates and memories go to the blob store. */
+  largeValues: boolean;
 }
 
 export function generateScenario(seed: number): Scenario {
@@ -93,6 +97,8 @@ export function generateScenario(seed: number): Scenario {
     failures: r.chance(0.6),
     timeouts: r.chance(0.2),
     agentAggregators: r.chance(0.3),
+    // Drawn last: the earlier fields of every seed stay what they were.
+    largeValues: r.chance(0.4),
   };
 }
 
@@ -114,7 +120,8 @@ export class ScenarioAgent implements AgentInvoker {
     const s = this.scenario;
     const at = (what: string) => stableChance(s.seed, `${call.branchId}|${what}`);
     const depth = call.branchId.split('.').length - 1;
-    const final = { next_action: 'final_response', content: { by: call.branchId, got: call.input ?? null } };
+    const pad = s.largeValues ? { pad: 'v'.repeat(1_200) } : {};
+    const final = { next_action: 'final_response', content: { by: call.branchId, got: call.input ?? null, ...pad } };
     if (call.agentName === 'Helper') return final;
     if (call.step > 0) return final;
     const kind = at('kind');
@@ -138,6 +145,22 @@ export class ScenarioAgent implements AgentInvoker {
 
 // --- the world -------------------------------------------------------------------------------
 
+/** The reference blob store, whose put may be the last thing a work does (see FaultPlan.crashAfterBlob). */
+export class SimBlobStore implements BlobStore {
+  private readonly inner = new MemoryBlobStore();
+  constructor(private readonly world: World) {}
+
+  async put(scope: Scope, content: string): Promise<string> {
+    const ref = await this.inner.put(scope, content);
+    if (this.world.crashAfterBlob()) throw new SimCrash('after a blob put, before the item that refers to it');
+    return ref;
+  }
+
+  get(scope: Scope, ref: string): Promise<string> {
+    return this.inner.get(scope, ref);
+  }
+}
+
 export class SimCrash extends Error {
   constructor(where: string) {
     super(`simulated crash at ${where}`);
@@ -154,6 +177,8 @@ export interface FaultPlan {
   cancel: boolean;
   restarts: number;
   maxCrashes: number;
+  /** A crash right after a large value's blob was written, before the item referring to it (the claim check). */
+  crashAfterBlob: number;
 }
 
 export const NO_FAULTS: FaultPlan = {
@@ -165,6 +190,7 @@ export const NO_FAULTS: FaultPlan = {
   cancel: false,
   restarts: 0,
   maxCrashes: 0,
+  crashAfterBlob: 0,
 };
 
 export function generateFaults(seed: number): FaultPlan {
@@ -178,6 +204,8 @@ export function generateFaults(seed: number): FaultPlan {
     cancel: r.chance(0.25),
     restarts: r.pick([0, 0, 1, 2]),
     maxCrashes: 12,
+    // Drawn last: the earlier faults of every seed stay what they were.
+    crashAfterBlob: r.pick([0, 0.05, 0.2]),
   };
 }
 
@@ -226,7 +254,11 @@ export class World {
   readonly events: LifecycleEvent[] = [];
   readonly injected: Record<string, number> = {};
   readonly violations: string[] = [];
-  readonly store: MemoryBranchStore = new MemoryBranchStore();
+  /** The claim check's blobs, with the crash between a blob's write and its reference's. */
+  readonly blobs = new SimBlobStore(this);
+  readonly store: MemoryBranchStore = new MemoryBranchStore({ blobs: this.blobs });
+  /** Its own stream, so that seeds without large values schedule exactly as before. */
+  private readonly blobRng: Rng;
   readonly scope: Scope;
   clock = 0;
   steps = 0;
@@ -253,6 +285,7 @@ export class World {
     schedulerSeed: number,
   ) {
     this.rng = new Rng(schedulerSeed);
+    this.blobRng = new Rng(schedulerSeed ^ 0xb10b);
     this.restartsLeft = faults.restarts;
     this.cancelPending = faults.cancel;
     this.scope = { team: 'sim', runId: `run-${scenario.seed}` };
@@ -265,6 +298,14 @@ export class World {
       return true;
     }
     return false;
+  }
+
+  /** Whether the work that just wrote a blob dies before it writes the item that refers to it. */
+  crashAfterBlob(): boolean {
+    if (this.crashes >= this.faults.maxCrashes || !this.blobRng.chance(this.faults.crashAfterBlob)) return false;
+    this.crashes++;
+    this.count('crash between a blob write and its reference');
+    return true;
   }
 
   private count(kind: string): void {
