@@ -130,6 +130,31 @@ export class AgentTimeoutError extends AgentInvocationError {}
 /** The model server refused a request that offered tools (`toolCalling: auto` then falls back to text). */
 export class ToolsRefusedError extends AgentInvocationError {}
 
+/**
+ * The data folder cannot be used: its journal is damaged, or the disk refuses a write (full,
+ * read-only, no permission). What was written before stays whole; the CLI says so in one line
+ * (exit 2) and `resume` carries on once the folder is fixed.
+ */
+export class DataFolderError extends BranchSpawnerError {
+  constructor(
+    message: string,
+    /** The system's error code (ENOSPC, EROFS, EACCES, ...) when the disk refused. */
+    readonly code?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Error codes of a disk that refuses writes: retrying at once will not help. */
+const DISK_REFUSALS = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EIO']);
+
+/** The code of a file-system error that a retry will not fix, if it is one. */
+export function diskRefusal(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && DISK_REFUSALS.has(code) ? code : undefined;
+}
+
 /** Code the user brought (a module agent, a hook, a tool) threw, exited or misbehaved; the message says how. */
 export class ModuleCodeError extends BranchSpawnerError {
   /** The name of the Error the code threw, when it threw one (`message` is then its message). */

@@ -1,7 +1,7 @@
 /** `branch-spawner` — runs scenarios on the embedded engines. */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { readFileSync } from 'node:fs';
-import { ForbiddenError, InUseError, LimitExceededError, PayloadTooLargeError, RemoteApiError, ScenarioError, ValidationError } from '../core/errors';
+import { DataFolderError, describeThrown, diskRefusal, ForbiddenError, InUseError, LimitExceededError, PayloadTooLargeError, RemoteApiError, ScenarioError, ValidationError } from '../core/errors';
 import { CHAOS_FAULTS, parseChaos } from './chaos';
 import { cancelCommand, eventsCommand, runsCommand, showCommand, treeCommand } from './inspect-commands';
 import { TOKEN_ENV, type RemoteTarget } from './remote/api-client';
@@ -227,6 +227,11 @@ export async function main(
     }
     if (error instanceof ScenarioError || error instanceof ValidationError || error instanceof LimitExceededError || error instanceof PayloadTooLargeError || error instanceof InUseError || error instanceof ForbiddenError) {
       io.err.write(`error: ${error.message}\n`);
+      return 2;
+    }
+    // A data folder that cannot be used (damaged journal, full or read-only disk): one line, exit 2.
+    if (error instanceof DataFolderError || diskRefusal(error)) {
+      io.err.write(`error: ${error instanceof DataFolderError ? error.message : `the data folder refused a write: ${describeThrown(error)}`}\n`);
       return 2;
     }
     if (error instanceof RemoteApiError) {

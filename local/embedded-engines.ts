@@ -103,6 +103,10 @@ export interface EngineOptions {
   fsync?: boolean;
   /** The journal tier's compaction thresholds (see JournalOptions; the defaults suit runs). */
   compaction?: Pick<JournalOptions, 'growthFactor' | 'minCompactBytes'>;
+  /** The journal's write(2) (tests simulate a full disk with it). */
+  journalWrite?: JournalOptions['write'];
+  /** Told when the data folder refuses a write (the journal's, a large value's file): see JournalOptions.onFailure. */
+  onDataFolderFailure?: JournalOptions['onFailure'];
   visibilityTimeoutSeconds?: number;
   maxReceiveCount?: number;
 }
@@ -164,13 +168,13 @@ export async function loadAslFanOut(): Promise<FanOutFactory> {
 const memoryFanOut: FanOutFactory = (meter) => (queue, tasks, onError) => new MemoryFanOut(queue, tasks, onError, meter);
 
 /** The memory tier: the in-memory store and queues (nothing on disk). */
-export function startMemoryEngines(options: Omit<EngineOptions, 'tier' | 'dataDir' | 'fsync' | 'compaction'> = {}): MemoryEngines {
+export function startMemoryEngines(options: Omit<EngineOptions, 'tier' | 'dataDir' | 'fsync' | 'compaction' | 'journalWrite' | 'onDataFolderFailure'> = {}): MemoryEngines {
   return memoryEngines(options, memoryFanOut);
 }
 
 /** The memory tier's store and queues, told to `kept` (the journal tier) when given. */
 function memoryEngines(
-  options: Omit<EngineOptions, 'tier' | 'dataDir' | 'fsync' | 'compaction'>,
+  options: Omit<EngineOptions, 'tier' | 'dataDir' | 'fsync' | 'compaction' | 'journalWrite' | 'onDataFolderFailure'>,
   fanOut: FanOutFactory,
   kept?: { journal: Journal; blobs: DiskBlobStore; close(): void },
 ): MemoryEngines {
@@ -212,9 +216,14 @@ export async function startJournalEngines(options: Omit<EngineOptions, 'tier'> &
   // One process per data folder (refused with the holder's pid): taken before the journal is read.
   const lock = lockDataFolder(options.dataDir);
   try {
-    const journal = new Journal(join(options.dataDir, JOURNAL_FILE), { ...options.compaction, fsync: options.fsync });
+    const journal = new Journal(join(options.dataDir, JOURNAL_FILE), {
+      ...options.compaction,
+      fsync: options.fsync,
+      write: options.journalWrite,
+      onFailure: options.onDataFolderFailure,
+    });
     // Large values (the claim check) in files next to the journal, flushed as the journal is.
-    const blobs = new DiskBlobStore(join(options.dataDir, BLOBS_FOLDER), { fsync: options.fsync });
+    const blobs = new DiskBlobStore(join(options.dataDir, BLOBS_FOLDER), { fsync: options.fsync, onFailure: options.onDataFolderFailure });
     const engines = memoryEngines(options, fanOut, {
       journal,
       blobs,

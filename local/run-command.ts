@@ -6,7 +6,7 @@ import { branchView, runView, type BranchView, type RunView } from '../core/use-
 import type { BranchRecord, RunRecord } from '../core/model';
 import { renderAscii } from '../core/tree';
 import { counted } from '../core/wording';
-import { errorMessage, PayloadTooLargeError, ScenarioError, ValidationError } from '../core/errors';
+import { DataFolderError, errorMessage, PayloadTooLargeError, ScenarioError, ValidationError } from '../core/errors';
 import { recordDataRun } from './data-runs';
 import { attachHooks, describeHookError, loadHooksModule, type LifecycleHooks } from './hooks';
 import type { ChaosOptions } from './chaos';
@@ -129,7 +129,15 @@ export async function runScenario(path: string, options: RunCommandOptions): Pro
       progress = new LiveProgress(options.out, () => runtime.deps.store.listBranches({ team: runtime.team, runId }), started);
       progress.start();
     }
-    const run = await runtime.waitForRun(runId);
+    let run: RunRecord;
+    try {
+      run = await runtime.waitForRun(runId);
+    } catch (error) {
+      if (!(error instanceof DataFolderError)) throw error;
+      // Nothing written is lost: the run carries on from there once the folder is fixed.
+      const resume = options.dataDir ? `; what was written is kept: once the folder is fixed, carry on with: npx branch-spawner resume ${runId} --data ${options.dataDir}` : '';
+      throw new DataFolderError(`${error.message}${resume}`, error.code, { cause: error });
+    }
     // The cost once every fan-out is done, before the listing below (the view's cost, not the run's).
     await runtime.settle();
     const cost = await runtime.costOf(runId);

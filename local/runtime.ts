@@ -17,6 +17,7 @@ import { BranchAborts } from '../adapters/memory/branch-aborts';
 import { AggregatorRegistry, type AggregatorFn } from '../core/aggregators';
 import type { LifecycleEvent } from '../core/events';
 import type { RunRecord } from '../core/model';
+import { DataFolderError, describeThrown, diskRefusal, errorMessage } from '../core/errors';
 import { systemClock, type AgentInvoker, type StepMessage, type StepQueue } from '../core/ports';
 import type { AgentPolicy } from '../core/run-request';
 import { meteredPublisher, meteredQueue, type CostCounters } from '../core/cost';
@@ -65,6 +66,8 @@ export interface LocalRuntimeOptions {
   fsync?: boolean;
   /** The journal tier's compaction thresholds (tests make it compact often). */
   compaction?: EngineOptions['compaction'];
+  /** The journal's write(2) (tests simulate a full disk with it). */
+  journalWrite?: EngineOptions['journalWrite'];
   chaos?: ChaosOptions;
   /** Extra agent kinds (e.g. bedrock, openai) next to script and http. */
   invokers?: Record<string, AgentInvoker>;
@@ -105,6 +108,11 @@ export class LocalRuntime {
   /** Step messages handed to the worker, and how many of those it reported as failed. */
   readonly deliveries = { handled: 0, failed: 0 };
   private stopped = false;
+  /** Set when the data folder fails (a full or read-only disk, a damaged journal): nothing more can be kept. */
+  private fatal: DataFolderError | undefined;
+  private readonly onFatal = new Set<(error: DataFolderError) => void>();
+  /** Messages of the errors kept so far: each is kept once (a failure that repeats is one error). */
+  private readonly reported = new Set<string>();
   private readonly pollers: Promise<void>[] = [];
   private readonly waiters = new Map<string, ((run: RunRecord) => void)[]>();
   /** Step messages being handled now (received, not yet acknowledged or released). */
@@ -112,7 +120,7 @@ export class LocalRuntime {
   /** Counts every start of work (see settle). */
   private activity = 0;
   /** Flushes the cost meter once a second (a write per run with usage, not per request). */
-  private readonly costTimer = setInterval(() => void this.flushCost().catch((error) => this.errors.push(error)), 1000).unref();
+  private readonly costTimer = setInterval(() => void this.flushCost().catch((error) => this.report(error)), 1000).unref();
   /** Keeps messages in progress invisible (see handle); made at first use, from the options. */
   private heartbeatOf: VisibilityHeartbeat | undefined;
   /** The HTTP API's handler, made at the first request (see api). */
@@ -133,11 +141,15 @@ export class LocalRuntime {
 
   static async start(options: LocalRuntimeOptions = {}): Promise<LocalRuntime> {
     const team = options.team ?? LOCAL_TEAM;
+    const self: { runtime?: LocalRuntime } = {};
     const engines = await startLocalEngines({
       tier: options.tier,
       dataDir: options.dataDir,
       fsync: options.fsync,
       compaction: options.compaction,
+      journalWrite: options.journalWrite,
+      // The first write the disk refuses stops the work at once (not when a retry trips on it).
+      onDataFolderFailure: (error) => self.runtime?.report(error),
       visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 5,
       maxReceiveCount: options.maxReceiveCount,
     });
@@ -150,7 +162,7 @@ export class LocalRuntime {
     // makes them in AWS: only the handlers' sends go through the metered queue.
     const queue = meteredQueue(sent, engines.meter);
     const late = lateBoundTasks();
-    const fanOut = engines.createFanOut(sent, late.tasks, (error) => runtime.errors.push(error));
+    const fanOut = engines.createFanOut(sent, late.tasks, (error) => runtime.report(error));
     // LLM agents' tools: module tools load like module agents; MCP servers are closed with the runtime.
     const toolBox = new ToolBox(options.modules);
     const invoker = faults.wrapInvoker(
@@ -178,6 +190,7 @@ export class LocalRuntime {
     late.bind(createFanOutTaskHandlers(deps));
     const worker = createStepWorkerHandler(deps);
     const runtime = new LocalRuntime(engines, deps, bus, team, worker, fanOut, faults, options, toolBox);
+    self.runtime = runtime;
     bus.subscribe((event) => {
       aborts.handle([event]);
       runtime.onEvent(event);
@@ -220,8 +233,20 @@ export class LocalRuntime {
       list.push(resolve);
       this.waiters.set(key, list);
     });
-    const current = await this.deps.store.getRun({ team, runId });
-    if (!current || current.status === 'RUNNING') await ended;
+    let listener: ((error: DataFolderError) => void) | undefined;
+    const failed = new Promise<never>((_resolve, reject) => {
+      listener = reject;
+      if (this.fatal) reject(this.fatal);
+      else this.onFatal.add(reject);
+    });
+    failed.catch(() => undefined);
+    try {
+      const current = await this.deps.store.getRun({ team, runId });
+      // The data folder failing ends the wait: the run cannot move on until it is fixed.
+      if (!current || current.status === 'RUNNING') await Promise.race([ended, failed]);
+    } finally {
+      this.onFatal.delete(listener!);
+    }
     await this.settle();
     // A run that is over reads with its whole cost, whoever reads it next (the API, the CLI).
     await this.flushCost();
@@ -258,7 +283,7 @@ export class LocalRuntime {
     this.stopped = true;
     clearInterval(this.costTimer);
     await Promise.all(this.pollers);
-    await this.flushCost().catch((error) => this.errors.push(error));
+    await this.flushCost().catch((error) => this.report(error));
     await this.toolBox.close();
     await this.engines.close();
   }
@@ -271,6 +296,7 @@ export class LocalRuntime {
    */
   async settle(): Promise<void> {
     for (;;) {
+      if (this.fatal) throw this.fatal;
       while (this.handling.size) await Promise.all([...this.handling]);
       await this.fanOut.idle();
       const before = this.activity;
@@ -286,6 +312,30 @@ export class LocalRuntime {
     if ((this.options.poison ?? 'fail') === 'fail') consumers.push(this.engines.dlqConsumer);
     const counts = await Promise.all(consumers.map((c) => c.pending()));
     return counts.reduce((a, b) => a + b, 0);
+  }
+
+  /**
+   * Keeps an error in `errors`, once per message (a failure that repeats is one error, and the
+   * list stays bounded). A data folder that fails stops the runtime's work and ends every wait
+   * for a run with that error (see waitForRun): retrying cannot fix a full disk.
+   */
+  report(error: unknown): void {
+    const folder = dataFolderErrorOf(error);
+    if (folder) {
+      if (this.fatal) return; // told already
+      this.fatal = folder;
+      for (const reject of this.onFatal) reject(folder);
+      this.onFatal.clear();
+    }
+    const message = errorMessage(error);
+    if (this.reported.has(message) || this.reported.size >= MAX_KEPT_ERRORS) return;
+    this.reported.add(message);
+    this.report(error);
+  }
+
+  /** The data folder's failure, if it failed (the runtime does no more work then). */
+  get failure(): DataFolderError | undefined {
+    return this.fatal;
   }
 
   private onEvent(event: LifecycleEvent): void {
@@ -320,7 +370,8 @@ export class LocalRuntime {
    */
   private async poll(consumer: StepConsumer, maxInFlight: number): Promise<void> {
     const inFlight = new Set<Promise<void>>();
-    while (!this.stopped) {
+    const backoff = new Backoff();
+    while (!this.stopped && !this.fatal) {
       if (inFlight.size >= maxInFlight) {
         await Promise.race(inFlight);
         continue;
@@ -337,8 +388,11 @@ export class LocalRuntime {
       try {
         const max = Math.min(10, maxInFlight - inFlight.size);
         records = await consumer.receive({ max, waitSeconds: 1, visibilityTimeout: this.heartbeat.extension() });
+        backoff.reset();
       } catch (error) {
-        if (!this.stopped) this.errors.push(error);
+        // Reported once, retried later and later (not at once: a failing receive returns at once).
+        if (!this.stopped) this.report(error);
+        await backoff.wait();
         continue;
       }
       // Closing: leave them, they come back (to the next process, with a kept data folder).
@@ -367,13 +421,13 @@ export class LocalRuntime {
     // timeout; here the heartbeat extends the visibility, until the message is deleted.
     const held = this.heartbeat.hold((seconds) => consumer.changeVisibility(record.receiptHandle, seconds));
     const response = await this.worker({ Records: [record] }).catch((error) => {
-      this.errors.push(error);
+      this.report(error);
       return { batchItemFailures: [{ itemIdentifier: record.messageId }] };
     });
     const failed = response.batchItemFailures.length > 0;
     this.deliveries.handled++;
     if (!failed) {
-      await consumer.delete([record.receiptHandle]).catch((error) => this.errors.push(error));
+      await consumer.delete([record.receiptHandle]).catch((error) => this.report(error));
       held.release();
       return;
     }
@@ -383,7 +437,7 @@ export class LocalRuntime {
     if (retry === undefined) return; // back after the step worker's backoff (or the visibility timeout)
     await consumer.changeVisibility(record.receiptHandle, retry).catch((error) => {
       // Already visible again (its timeout ran out meanwhile): what the retry wanted anyway.
-      if (!isNotInFlight(error)) this.errors.push(error);
+      if (!isNotInFlight(error)) this.report(error);
     });
   }
 
@@ -394,24 +448,54 @@ export class LocalRuntime {
       onHandled: (outcome) => void this.deadLetters[outcome]++,
       maxReceiveCount: this.options.maxReceiveCount ?? DEFAULT_MAX_RECEIVE_COUNT,
     });
-    while (!this.stopped) {
+    const backoff = new Backoff();
+    while (!this.stopped && !this.fatal) {
       let records;
       try {
         records = await consumer.receive({ max: 10, waitSeconds: 1 });
+        backoff.reset();
       } catch (error) {
-        if (!this.stopped) this.errors.push(error);
+        if (!this.stopped) this.report(error);
+        await backoff.wait();
         continue;
       }
       if (records.length === 0 || this.stopped) continue;
       const response = await handler({ Records: records }).catch((error) => {
-        this.errors.push(error);
+        this.report(error);
         return { batchItemFailures: records.map((r) => ({ itemIdentifier: r.messageId })) };
       });
       const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
       const done = records.filter((r) => !failed.has(r.messageId)).map((r) => r.receiptHandle);
-      if (done.length) await consumer.delete(done).catch((error) => this.errors.push(error));
+      if (done.length) await consumer.delete(done).catch((error) => this.report(error));
     }
   }
+}
+
+/** Different errors kept at most (each message once). */
+const MAX_KEPT_ERRORS = 1000;
+
+/** Waits 50 ms, then twice as long each time, up to 2 s, until reset. */
+class Backoff {
+  private ms = 0;
+
+  reset(): void {
+    this.ms = 0;
+  }
+
+  wait(): Promise<void> {
+    this.ms = Math.min(2000, this.ms ? this.ms * 2 : 50);
+    return new Promise((resolve) => setTimeout(resolve, this.ms));
+  }
+}
+
+/** The data folder's failure this error is, or comes from (a disk refusing a write counts). */
+function dataFolderErrorOf(error: unknown): DataFolderError | undefined {
+  for (let e = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof DataFolderError) return e;
+    const code = diskRefusal(e);
+    if (code) return new DataFolderError(`the data folder refused a write: ${describeThrown(e)}`, code, { cause: e });
+  }
+  return undefined;
 }
 
 /** Chaos: every message is sent twice (two SQS messages, as a duplicate delivery would be). */

@@ -7,7 +7,7 @@
  */
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { NotFoundError } from '../../core/errors';
+import { DataFolderError, describeThrown, diskRefusal, NotFoundError } from '../../core/errors';
 import type { Scope } from '../../core/model';
 import type { BlobStore } from '../../core/ports';
 import { blobKey, blobRef } from '../../adapters/blobs/blob-keys';
@@ -18,6 +18,8 @@ const TEMP_SUFFIX = '.tmp';
 export interface DiskBlobStoreOptions {
   /** Flush each content (and its folder entry) to the disk before put returns. */
   fsync?: boolean;
+  /** Told when the disk refuses a put (full, read-only): retrying will not help. */
+  onFailure?(error: DataFolderError): void;
 }
 
 export class DiskBlobStore implements BlobStore {
@@ -38,15 +40,24 @@ export class DiskBlobStore implements BlobStore {
     const folder = dirname(file);
     mkdirSync(folder, { recursive: true });
     const temp = `${file}.${process.pid}-${this.temps++}${TEMP_SUFFIX}`;
-    const fd = openSync(temp, 'w');
     try {
-      writeSync(fd, content);
-      if (this.options.fsync) fsyncSync(fd);
-    } finally {
-      closeSync(fd);
+      const fd = openSync(temp, 'w');
+      try {
+        writeSync(fd, content);
+        if (this.options.fsync) fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(temp, file);
+      if (this.options.fsync) syncFolder(folder);
+    } catch (error) {
+      rmSync(temp, { force: true });
+      const code = diskRefusal(error);
+      if (!code) throw error;
+      const failure = new DataFolderError(`could not write ${file}: ${describeThrown(error)}`, code, { cause: error });
+      this.options.onFailure?.(failure);
+      throw failure;
     }
-    renameSync(temp, file);
-    if (this.options.fsync) syncFolder(folder);
     return ref;
   }
 

@@ -17,7 +17,7 @@
  */
 import { closeSync, existsSync, fsyncSync, openSync, readSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { BranchSpawnerError } from '../../core/errors';
+import { BranchSpawnerError, DataFolderError, describeThrown, diskRefusal } from '../../core/errors';
 
 /** One kind of state kept in the journal. */
 export interface JournalPart {
@@ -36,6 +36,10 @@ export interface JournalOptions {
   growthFactor?: number;
   /** ...and at least this many bytes (default 64 MB). */
   minCompactBytes?: number;
+  /** The write(2) of appends (default fs.writeSync); tests give one that fails as a full disk does. */
+  write?: (fd: number, buffer: Uint8Array, offset: number, length: number) => number;
+  /** Told once when an append fails (the journal refuses every later one): the runtime stops its work. */
+  onFailure?(error: DataFolderError): void;
 }
 
 const CHUNK = 4 * 1024 * 1024;
@@ -65,14 +69,25 @@ export class Journal {
     return (...records) => this.append(...records.map((record) => [name, record]));
   }
 
-  /** Replays the file into the registered parts (if it exists), then compacts it and opens it for appending. */
+  /**
+   * Replays the file into the registered parts (if it exists), then compacts it and opens it for
+   * appending. A damaged journal, or a folder the disk refuses to write (full, read-only), is a
+   * DataFolderError naming the file.
+   */
   open(): void {
-    const temp = `${this.file}.tmp`;
-    // A compaction that died before its rename: the journal itself is whole.
-    if (existsSync(temp)) unlinkSync(temp);
-    if (existsSync(this.file)) this.replay();
-    for (const part of this.parts.values()) part.replayed?.();
-    this.compact();
+    try {
+      const temp = `${this.file}.tmp`;
+      // A compaction that died before its rename: the journal itself is whole.
+      if (existsSync(temp)) unlinkSync(temp);
+      if (existsSync(this.file)) this.replay();
+      for (const part of this.parts.values()) part.replayed?.();
+      this.compact();
+    } catch (error) {
+      if (error instanceof DataFolderError) throw error;
+      const code = diskRefusal(error);
+      if (!code) throw error;
+      throw new DataFolderError(`could not open the journal ${this.file}: ${describeThrown(error)}`, code, { cause: error });
+    }
   }
 
   /**
@@ -81,19 +96,26 @@ export class Journal {
    * changes nothing.
    */
   append(...entries: unknown[]): void {
-    if (this.failed) throw new BranchSpawnerError(`the journal ${this.file} could not be written earlier; nothing more is kept`, { cause: this.failed });
+    if (this.failed) {
+      throw new DataFolderError(`could not write the journal ${this.file} earlier (${describeThrown(this.failed)}); nothing more is kept`, diskRefusal(this.failed), {
+        cause: this.failed,
+      });
+    }
     if (this.fd === undefined) throw new BranchSpawnerError('the journal is not open');
     let text = '';
     for (const entry of entries) text += `${JSON.stringify(entry)}\n`;
     const buffer = Buffer.from(text, 'utf8');
     try {
       let written = 0;
-      while (written < buffer.length) written += writeSync(this.fd, buffer, written, buffer.length - written);
+      const write = this.options.write ?? writeSync;
+      while (written < buffer.length) written += write(this.fd, buffer, written, buffer.length - written);
       if (this.options.fsync) fsyncSync(this.fd);
     } catch (error) {
       // A partial line may be on the file now: a later line would be glued to it. Refuse from here.
       this.failed = error;
-      throw new BranchSpawnerError(`could not write the journal ${this.file}: ${(error as Error)?.message}`, { cause: error });
+      const failure = new DataFolderError(`could not write the journal ${this.file}: ${describeThrown(error)}`, diskRefusal(error), { cause: error });
+      this.options.onFailure?.(failure);
+      throw failure;
     }
     this.bytes += buffer.length;
     if (!this.compactionDue && this.bytes > Math.max(this.minCompactBytes, this.compactedBytes * this.growthFactor)) {
@@ -193,13 +215,13 @@ export class Journal {
     try {
       entry = JSON.parse(line);
     } catch (error) {
-      throw new BranchSpawnerError(`${this.file}: line ${lineNo} is not readable (the journal is damaged)`, { cause: error });
+      throw new DataFolderError(`${this.file}: line ${lineNo} is not readable (the journal is damaged)`, undefined, { cause: error });
     }
     if (!Array.isArray(entry) || entry.length !== 2 || typeof entry[0] !== 'string') {
-      throw new BranchSpawnerError(`${this.file}: line ${lineNo} is not a journal entry`);
+      throw new DataFolderError(`${this.file}: line ${lineNo} is not a journal entry (the journal is damaged)`);
     }
     const part = this.parts.get(entry[0]);
-    if (!part) throw new BranchSpawnerError(`${this.file}: line ${lineNo} belongs to an unknown part "${entry[0]}"`);
+    if (!part) throw new DataFolderError(`${this.file}: line ${lineNo} belongs to an unknown part "${entry[0]}" (the journal is damaged)`);
     part.replay(entry[1]);
   }
 }

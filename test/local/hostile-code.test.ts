@@ -5,11 +5,14 @@
  * a child process: what is checked is what a user sees (exit code, one document).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runIdFor } from '../../functions/messages';
+import { main } from '../../local/cli';
+import { LocalRuntime } from '../../local/runtime';
+import { captureIo } from '../support/io';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const NODE = join(ROOT, 'node_modules', '.bin', 'node');
@@ -216,5 +219,59 @@ describe('run --data and resume', () => {
     // The same figures, grown by what resuming read and wrote.
     expect(Object.keys(doc.metrics.cost ?? {})).toEqual(Object.keys(metrics.cost));
     expect(doc.metrics.cost.usd).toBeGreaterThanOrEqual(metrics.cost.usd);
+  }, 60_000);
+});
+
+describe('a data folder that fails', () => {
+  const slow = {
+    name: 'slow',
+    request: 'go',
+    entry: 'P',
+    limits: { maxConcurrentBranches: 2 },
+    agents: {
+      P: { kind: 'script', allowed: ['W'], responses: [{ next_action: 'parallel_invoke', agents: ['W', 'W', 'W', 'W', 'W', 'W'] }, { next_action: 'final_response', content: '$input' }] },
+      W: { kind: 'script', responses: [{ $delayMs: 200, next_action: 'final_response', content: 'w' }] },
+    },
+  };
+
+  it('a full disk mid-run ends the wait with the disk error, reported once; resume after space returns completes the run', async () => {
+    const data = join(dir, 'full-disk');
+    let full = false;
+    const enospc = () => Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' });
+    const journalWrite = (fd: number, buffer: Uint8Array, offset: number, length: number) => {
+      if (full) throw enospc();
+      return writeSync(fd, buffer, offset, length);
+    };
+    const runtime = await LocalRuntime.start({ dataDir: data, journalWrite });
+    let runId: string;
+    try {
+      runId = await runtime.startRun(slow);
+      const started = new Promise<void>((resolve) => runtime.bus.subscribe((e) => {
+        if (e.type === 'BranchCreated' && e.branchId === 'root.0') resolve();
+      }));
+      await started;
+      full = true;
+      await expect(runtime.waitForRun(runId)).rejects.toThrow(/could not write the journal .*ENOSPC: no space left on device/);
+      expect(runtime.errors.filter((e) => /ENOSPC/.test(String((e as Error)?.message))).length).toBe(1);
+    } finally {
+      await runtime.close();
+    }
+    full = false;
+    const io = captureIo();
+    expect(await main(['resume', runId, '--data', data, '--json'], io), io.errText()).toBe(0);
+    expect(JSON.parse(io.outText()).status).toBe('COMPLETED');
+  }, 60_000);
+
+  it('a damaged journal (a middle line): one line naming the file and the line, exit 2, no stack', async () => {
+    const data = join(dir, 'damaged');
+    const io = captureIo();
+    expect(await main(['run', join(ROOT, 'examples', 'simple-parallel.yaml'), '--data', data, '--json'], io)).toBe(0);
+    const journal = join(data, 'journal.jsonl');
+    const lines = readFileSync(journal, 'utf8').split('\n');
+    lines.splice(1, 0, '{"this is not": a journal line');
+    writeFileSync(journal, lines.join('\n'));
+    const { code, err } = await cli(['resume', '--data', data]);
+    expect(code).toBe(2);
+    expect(err).toMatch(/^error: .*journal\.jsonl: line 2 is not readable \(the journal is damaged\)\n$/);
   }, 60_000);
 });
