@@ -330,7 +330,7 @@ export class LocalRuntime {
     const message = errorMessage(error);
     if (this.reported.has(message) || this.reported.size >= MAX_KEPT_ERRORS) return;
     this.reported.add(message);
-    this.report(error);
+    this.errors.push(error);
   }
 
   /** The data folder's failure, if it failed (the runtime does no more work then). */
