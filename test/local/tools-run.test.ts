@@ -5,7 +5,6 @@
  * tool and the MCP server's tool in one turn, then final_response; the Lead finishes with
  * final_response. Every tool call is in the trace (ToolCalled) and in the metrics.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,10 +13,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { main } from '../../local/cli';
 import { captureIo } from '../support/io';
+import { runCli } from '../support/killed-run';
 import { startConverseStub, startOpenAiStub, STUB_USAGE, type Brain, type ModelStub } from '../support/model-stubs';
 
 const EXAMPLES = fileURLToPath(new URL('../../examples/', import.meta.url));
-const BIN = fileURLToPath(new URL('../../bin/branch-spawner.mjs', import.meta.url));
 const TOPICS = ['running cost', 'installation', 'lifetime'];
 const dir = mkdtempSync(join(tmpdir(), 'bs-tools-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -68,14 +67,6 @@ function scenarioFile(name: string, connect: Record<string, unknown>): string {
   const path = join(dir, `${name}.json`);
   writeFileSync(path, JSON.stringify(doc));
   return path;
-}
-
-function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, timeout: 120_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
-    });
-  });
 }
 
 interface RunDocument {
