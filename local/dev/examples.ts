@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { AggregatorFn } from '../../core/aggregators';
 import { errorMessage, ValidationError } from '../../core/errors';
+import { checkDocumentBounds } from '../../core/input-bounds';
 import { json } from '../../functions/handlers/http-errors';
 import { withAbsoluteModulePaths } from '../module-agents';
 import { loadScenarioFile } from '../scenario-file';
@@ -67,11 +68,14 @@ export function exampleAggregatorModules(examples: readonly ExampleView[]): stri
 /** YAML (or JSON, which is YAML) pasted on the page becomes the JSON document POST /runs takes. */
 export function parseScenarioText(text: string, moduleDir?: string): APIGatewayProxyResult {
   if (!text.trim()) throw new ValidationError('the scenario is empty', '(root)');
+  let document: unknown;
   try {
-    const document: unknown = parseYaml(text, { prettyErrors: true });
-    return json(200, { document: moduleDir ? withAbsoluteModulePaths(document, moduleDir) : document });
+    document = parseYaml(text, { prettyErrors: true });
   } catch (error) {
     const where = error instanceof YAMLParseError && error.linePos ? ` at line ${error.linePos[0].line}` : '';
     throw new ValidationError(`the scenario is not valid YAML or JSON${where}: ${errorMessage(error).split('\n')[0]}`, '(root)');
   }
+  // As a scenario file is checked: too deep, too large, or a YAML alias inside its own anchor.
+  checkDocumentBounds(document, 'the scenario');
+  return json(200, { document: moduleDir ? withAbsoluteModulePaths(document, moduleDir) : document });
 }

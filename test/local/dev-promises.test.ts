@@ -108,3 +108,12 @@ describe('a module agent whose file or export is missing', () => {
     expect(missingExport.body.message).toContain('function exports: planner, worker');
   });
 });
+
+describe('POST /scenarios/parse', () => {
+  it('reports a YAML alias inside its own anchor as a cycle, naming where (400, not a 500)', async () => {
+    const answer = await send('POST', '/scenarios/parse', 'name: x\nentry: A\nrequest: &r { again: *r }\n', { 'content-type': 'application/yaml' });
+    expect(answer.status).toBe(400);
+    expect(answer.body).toMatchObject({ error: 'ValidationError', field: 'request.again' });
+    expect(answer.body.message).toContain('refers to itself');
+  });
+});
