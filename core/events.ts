@@ -1,4 +1,5 @@
 /** Lifecycle events (EventBridge `source: "branch-spawner"`, detail-type = `type`). */
+import { jsonBytes } from './bounded-value';
 import type { BranchRecord, BranchType, RunStatus } from './model';
 import type { ToolCallRecord } from './tools';
 
@@ -156,8 +157,3 @@ export function syncPointResults(
   return truncated ? { results, resultsTruncated: true } : { results };
 }
 
-function jsonBytes(value: unknown): number {
-  const text = JSON.stringify(value) ?? 'null';
-  // UTF-8 length without Buffer (core has no node I/O).
-  return new TextEncoder().encode(text).length;
-}

@@ -11,6 +11,9 @@ export type StepLane = 'start' | 'continue';
 
 export const STEP_LANES: readonly StepLane[] = ['start', 'continue'];
 
+/** Deliveries of a step message before it goes to the dead-letter queue (each lane's redrive, AWS and local). */
+export const MAX_RECEIVE_COUNT = 5;
+
 export function laneOf(message: StepMessage): StepLane {
   return message.step > 0 ? 'continue' : 'start';
 }

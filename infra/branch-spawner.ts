@@ -25,7 +25,7 @@ import { GSI1, TTL_ATTRIBUTE, tableSchema } from '../adapters/dynamodb';
 import { FAN_OUT_ASL_PATH } from '../adapters/stepfunctions/fan-out-definition';
 import { S3_BLOB_PREFIX } from '../adapters/blobs/blob-keys';
 import { toLambdaEnvironment } from '../functions/lambda-environment';
-import { continueLaneConcurrency } from '../core/step-lanes';
+import { continueLaneConcurrency, MAX_RECEIVE_COUNT } from '../core/step-lanes';
 import { STEP_WORKER_TIMEOUT_SECONDS } from '../core/limits';
 import { bedrockGrants, lambdaAgentArns, type BedrockGrants } from './agent-grants';
 import { SpawnerFunction, type SpawnerFunctionName } from './spawner-function';
@@ -43,7 +43,7 @@ export const RUN_REQUESTED_DETAIL_TYPE = 'RunRequested';
  * sources). Agent calls are bounded below it (core/limits.ts, agentTimeoutSeconds).
  */
 export const WORKER_TIMEOUT = Duration.seconds(STEP_WORKER_TIMEOUT_SECONDS);
-export const MAX_RECEIVE_COUNT = 5;
+export { MAX_RECEIVE_COUNT };
 
 /** Alarm thresholds on the handlers' metrics (each must hold for three 5-minute periods). */
 export const BRANCH_FAILURE_RATE_ALARM_PERCENT = 50;

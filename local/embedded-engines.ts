@@ -35,7 +35,7 @@ import type { CreatedQueues } from './sqs/create-queues';
 import type { SqsQueueConsumer } from './sqs/queue-consumer';
 import { CostMeter } from '../core/cost';
 import type { BranchStore, FanOutOrchestrator, FanOutTasks, StepQueue } from '../core/ports';
-import { LanedStepQueue, type StepLane } from '../core/step-lanes';
+import { LanedStepQueue, MAX_RECEIVE_COUNT, type StepLane } from '../core/step-lanes';
 import { JOURNAL_FILE, lockDataFolder } from './data-folder';
 import { Journal, type JournalOptions } from './engines/journal';
 import { journalQueues, journalTable } from './engines/journaled-state';
@@ -50,7 +50,6 @@ export const TABLE_NAME = 'branch-spawner';
 export const QUEUE_NAME = 'branch-steps';
 /** The continue lane's queue (see core/step-lanes). */
 export const CONTINUE_QUEUE_NAME = 'branch-steps-continue';
-export const DEFAULT_MAX_RECEIVE_COUNT = 5;
 
 export type EngineTier = 'memory' | 'journal' | 'engines';
 export const ENGINE_TIERS: readonly EngineTier[] = ['memory', 'journal', 'engines'];
@@ -179,7 +178,7 @@ function memoryEngines(
   kept?: { journal: Journal; blobs: DiskBlobStore; close(): void },
 ): MemoryEngines {
   const visibilityTimeoutSeconds = options.visibilityTimeoutSeconds ?? 5;
-  const maxReceiveCount = options.maxReceiveCount ?? DEFAULT_MAX_RECEIVE_COUNT;
+  const maxReceiveCount = options.maxReceiveCount ?? MAX_RECEIVE_COUNT;
   const table = kept && journalTable(kept.journal);
   const queues = kept && journalQueues(kept.journal);
   const dlq = new MemorySqsQueue({ name: `${QUEUE_NAME}-dlq`, visibilityTimeoutSeconds, journal: queues?.journal });

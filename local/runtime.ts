@@ -28,8 +28,8 @@ import { createFanOutTaskHandlers } from '../functions/handlers/fan-out-tasks';
 import { createStepWorkerHandler } from '../functions/handlers/step-worker';
 import { isNotInFlight } from '../adapters/sqs/sqs-step-queue';
 import { createFaults, type ChaosOptions, type RuntimeFaults } from './chaos';
-import { DEFAULT_MAX_RECEIVE_COUNT, startLocalEngines, type EngineOptions, type EngineTier, type TieredEngines } from './embedded-engines';
-import { continueLaneConcurrency, STEP_LANES } from '../core/step-lanes';
+import { startLocalEngines, type EngineOptions, type EngineTier, type TieredEngines } from './embedded-engines';
+import { continueLaneConcurrency, MAX_RECEIVE_COUNT, STEP_LANES } from '../core/step-lanes';
 import type { StepConsumer } from './engines/step-consumer';
 import { VisibilityHeartbeat } from './sqs/visibility-heartbeat';
 
@@ -446,7 +446,7 @@ export class LocalRuntime {
     const consumer = this.engines.dlqConsumer;
     const handler = createDlqHandler(this.deps, undefined, {
       onHandled: (outcome) => void this.deadLetters[outcome]++,
-      maxReceiveCount: this.options.maxReceiveCount ?? DEFAULT_MAX_RECEIVE_COUNT,
+      maxReceiveCount: this.options.maxReceiveCount ?? MAX_RECEIVE_COUNT,
     });
     const backoff = new Backoff();
     while (!this.stopped && !this.fatal) {

@@ -17,7 +17,7 @@
  */
 import { childId } from '../../core/model';
 import type { ChildFailureInput, CostSink, FanOutRequest, FanOutTasks, StepQueue } from '../../core/ports';
-import { fanOutInput, fanOutRetryPolicies, retryDelayMs, type FanOutRetryPolicies, type RetryPolicy } from '../stepfunctions/fan-out-definition';
+import { fanOutInput, fanOutRetryPolicies, retryDelayMs, type FanOutRetryPolicies, type TaskRetry } from '../stepfunctions/fan-out-definition';
 import { LocalExecutions, type LocalExecution } from '../stepfunctions/local-executions';
 
 export class MemoryFanOut extends LocalExecutions {
@@ -83,7 +83,7 @@ export class MemoryFanOut extends LocalExecutions {
 }
 
 /** A Task state's Retry: the same call again after the retrier's wait, until its attempts run out. */
-async function retrying(policy: RetryPolicy, task: () => Promise<void>): Promise<void> {
+async function retrying(policy: TaskRetry, task: () => Promise<void>): Promise<void> {
   const attempts = new Map<number, number>();
   for (;;) {
     try {

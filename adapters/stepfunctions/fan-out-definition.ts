@@ -149,14 +149,14 @@ export interface Retrier {
   jitter: boolean;
 }
 
-export type RetryPolicy = (error: unknown) => Retrier | undefined;
+export type TaskRetry = (error: unknown) => Retrier | undefined;
 
 /**
  * A Task state's Retry as Step Functions applies it: the first retrier whose ErrorEquals names
  * the error (or States.ALL, or States.TaskFailed for anything but a timeout) decides; its
  * defaults are 3 attempts, 1 s, a backoff rate of 2 and no jitter.
  */
-export function retryPolicy(state: AslDefinition | undefined): RetryPolicy {
+export function retryPolicy(state: AslDefinition | undefined): TaskRetry {
   const retriers: Record<string, any>[] = state?.Retry ?? [];
   return (error) => {
     const name = error instanceof Error ? error.name : '';
@@ -184,9 +184,9 @@ export function retryDelayMs(retrier: Retrier, attempt: number): number {
 }
 
 export interface FanOutRetryPolicies {
-  recordChildFailure: RetryPolicy;
-  aggregate: RetryPolicy;
-  recordFanOutFailure: RetryPolicy;
+  recordChildFailure: TaskRetry;
+  aggregate: TaskRetry;
+  recordFanOutFailure: TaskRetry;
 }
 
 let retryPolicies: FanOutRetryPolicies | undefined;

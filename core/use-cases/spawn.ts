@@ -1,4 +1,5 @@
 /** A spawn: an agent asked for children; check limits and keep what the parent will wait on (sync-point.ts opens it). */
+import { jsonBytes } from '../bounded-value';
 import { branchBudgetRefusal, checkSpawnLimits, type LimitRefusal } from '../limits';
 import {
   type AggregatorRef,
@@ -89,11 +90,6 @@ export async function spawnGroups(
     offset += g.length;
     return range;
   });
-}
-
-function jsonBytes(value: unknown): number {
-  // UTF-16 length is close enough to decide inline or not (and never smaller than 1/3 of the UTF-8 size).
-  return JSON.stringify(value).length;
 }
 
 /** The specs of a group, read back when they were stored apart. */

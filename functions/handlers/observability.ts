@@ -47,7 +47,7 @@ const EVENT_METRICS: Partial<Record<LifecycleEvent['type'], MetricName>> = {
 };
 
 /** Counts lifecycle events as they are published (at-least-once, like the events themselves). */
-export function meteredEvents(publisher: EventPublisher, sink: MetricSink): EventPublisher {
+export function eventsWithMetrics(publisher: EventPublisher, sink: MetricSink): EventPublisher {
   return {
     async publish(events) {
       await publisher.publish(events);
@@ -60,7 +60,7 @@ export function meteredEvents(publisher: EventPublisher, sink: MetricSink): Even
 }
 
 /** Times every agent call and counts its tokens. */
-export function meteredInvoker(invoker: AgentInvoker, sink: MetricSink, now: () => number = () => Date.now()): AgentInvoker {
+export function invokerWithMetrics(invoker: AgentInvoker, sink: MetricSink, now: () => number = () => Date.now()): AgentInvoker {
   return {
     async invoke(call: AgentInvocation): Promise<AgentReply> {
       const started = now();

@@ -26,7 +26,7 @@ import type { Limits } from '../../core/model';
 import type { AgentPolicy } from '../../core/run-request';
 import { systemClock } from '../../core/ports';
 import type { SpawnerDeps } from '../../core/use-cases';
-import { meteredEvents, meteredInvoker, type MetricSink } from '../handlers/observability';
+import { eventsWithMetrics, invokerWithMetrics, type MetricSink } from '../handlers/observability';
 import { metricSink, traced } from './powertools';
 import { fromLambdaEnvironment, type SecretSource } from '../lambda-environment';
 import { SecretValues } from './secrets';
@@ -106,9 +106,9 @@ export function createAwsDeps(
       continue: meteredQueue(new SqsStepQueue({ client: sqs, queueUrl: config.continueQueueUrl }), meter),
     }),
     fanOut: new SfnFanOutOrchestrator({ client: traced(new SFNClient({})), stateMachineArn: config.stateMachineArn, meter }),
-    events: observe.sink ? meteredEvents(events, observe.sink) : events,
+    events: observe.sink ? eventsWithMetrics(events, observe.sink) : events,
     meter,
-    invoker: observe.sink ? meteredInvoker(invoker, observe.sink) : invoker,
+    invoker: observe.sink ? invokerWithMetrics(invoker, observe.sink) : invoker,
     clock: systemClock,
     aggregators: new AggregatorRegistry(teamAggregators()),
     runCache: new Map(),

@@ -14,9 +14,9 @@ import { SqsStepQueue } from '../../adapters/sqs/sqs-step-queue';
 import { createQueues, type CreatedQueues, type CreateQueuesOptions } from '../sqs/create-queues';
 import { SqsQueueConsumer } from '../sqs/queue-consumer';
 import { CostMeter } from '../../core/cost';
-import { LanedStepQueue } from '../../core/step-lanes';
+import { LanedStepQueue, MAX_RECEIVE_COUNT } from '../../core/step-lanes';
 import { lockDataFolder } from '../data-folder';
-import { CONTINUE_QUEUE_NAME, DEFAULT_MAX_RECEIVE_COUNT, loadAslFanOut, QUEUE_NAME, TABLE_NAME, type EmbeddedEngines, type EngineOptions } from '../embedded-engines';
+import { CONTINUE_QUEUE_NAME, loadAslFanOut, QUEUE_NAME, TABLE_NAME, type EmbeddedEngines, type EngineOptions } from '../embedded-engines';
 import { startDynalite, type DynamoEngine } from './dynalite-engine';
 import { startFauxqs, type FauxqsEngine } from './fauxqs-engine';
 
@@ -42,7 +42,7 @@ export async function startAwsApiEngines(options: Omit<EngineOptions, 'tier'> = 
   try {
     await createTableIfMissing(dynamo.client, TABLE_NAME);
     const queueOptions = {
-      maxReceiveCount: options.maxReceiveCount ?? DEFAULT_MAX_RECEIVE_COUNT,
+      maxReceiveCount: options.maxReceiveCount ?? MAX_RECEIVE_COUNT,
       visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 5,
     };
     const queues = await ensureQueues(sqs.client, { name: QUEUE_NAME, ...queueOptions });

@@ -6,7 +6,7 @@ import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_LATENCY_ALARM_MS, BRANCH_FAILURE_RATE_ALARM_PERCENT, FAN_IN_LATENCY_ALARM_MS } from '../../infra/branch-spawner';
 import type { SpawnerFunctionName } from '../../infra/spawner-function';
-import { METRIC_NAMESPACE, METRIC_SERVICE, METRICS, meteredEvents, meteredInvoker, timedFanIn, type MetricSink } from '../../functions/handlers/observability';
+import { METRIC_NAMESPACE, METRIC_SERVICE, METRICS, eventsWithMetrics, invokerWithMetrics, timedFanIn, type MetricSink } from '../../functions/handlers/observability';
 import { branchEvent } from '../../core/events';
 import { functionOf, resourcesOf, synthTeam, type Synthesized } from './support';
 
@@ -101,12 +101,12 @@ describe('the metering decorators', () => {
   it('count lifecycle events, time agent calls with their tokens and errors, and time a fan-in', async () => {
     const { seen, sink } = recorder();
     const branch = { team: 't', runId: 'r', id: 'root', parentId: null, agent: 'A', type: 'SIMPLE' as const, depth: 0, status: 'COMPLETED' as const };
-    await meteredEvents({ publish: async () => undefined }, sink).publish([branchEvent('BranchCreated', branch, 1), branchEvent('BranchCompleted', branch, 2)]);
+    await eventsWithMetrics({ publish: async () => undefined }, sink).publish([branchEvent('BranchCreated', branch, 1), branchEvent('BranchCompleted', branch, 2)]);
     let clock = 0;
     const now = () => (clock += 25);
-    const ok = meteredInvoker({ invoke: async () => ({ response: 'x', usage: { inputTokens: 10, outputTokens: 5 } }) }, sink, now);
+    const ok = invokerWithMetrics({ invoke: async () => ({ response: 'x', usage: { inputTokens: 10, outputTokens: 5 } }) }, sink, now);
     await ok.invoke({} as never);
-    const failing = meteredInvoker({ invoke: async () => Promise.reject(new Error('no')) }, sink, now);
+    const failing = invokerWithMetrics({ invoke: async () => Promise.reject(new Error('no')) }, sink, now);
     await expect(failing.invoke({} as never)).rejects.toThrow('no');
     expect(await timedFanIn(sink, async () => 'done', now)).toBe('done');
     expect(seen).toEqual([
