@@ -8,6 +8,7 @@
  */
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { TRACE_HEADER_ATTRIBUTE } from './recursion';
 
 export interface Caller {
   /** Shown in errors: the function's name. */
@@ -129,7 +130,17 @@ async function handle(h: EndpointHandlers, req: IncomingMessage, res: ServerResp
       const doc = JSON.parse(body.toString('utf8') || '{}');
       const resource = doc.QueueUrl ? h.sqsQueueArn(doc.QueueUrl) : '*';
       h.authorize(caller, `sqs:${SQS_ACTION[operation] ?? operation}`, resource);
-      const sent = h.sqsRequest ? Buffer.from(JSON.stringify(h.sqsRequest(operation, doc)), 'utf8') : body;
+      const traceHeader = req.headers['x-amzn-trace-id'];
+      if (typeof traceHeader === 'string' && (operation === 'SendMessage' || operation === 'SendMessageBatch')) {
+        // SQS keeps the sender's trace header with the message (AWSTraceHeader): recursion.ts.
+        const keep = (message: { MessageAttributes?: Record<string, unknown> }) => {
+          message.MessageAttributes = { ...message.MessageAttributes, [TRACE_HEADER_ATTRIBUTE]: { DataType: 'String', StringValue: traceHeader } };
+        };
+        if (operation === 'SendMessage') keep(doc);
+        else for (const entry of doc.Entries ?? []) keep(entry);
+      }
+      const rewritten = h.sqsRequest ? h.sqsRequest(operation, doc) : doc;
+      const sent = rewritten === doc && typeof traceHeader !== 'string' ? body : Buffer.from(JSON.stringify(rewritten), 'utf8');
       return await forward(h.sqsEndpoint, req, sent, res);
     }
     if (signedServiceOf(req) === 's3') {

@@ -4,6 +4,21 @@
  * dead-letter queue, as Lambda does).
  */
 import { randomUUID } from 'node:crypto';
+import { AWS_QUOTAS } from './aws-quotas';
+
+/** Refused as EventBridge refuses it (the whole request). */
+export class PutEventsTooLargeError extends Error {
+  constructor(bytes: number) {
+    super(`Total size of the entries in the request is over the limit (${bytes} > ${AWS_QUOTAS.eventBridgeEntriesBytes} bytes).`);
+    this.name = 'ValidationException';
+  }
+}
+
+/** A PutEvents entry's size as EventBridge counts it: Time 14 bytes, then Source, DetailType, Detail and Resources in UTF-8. */
+export function putEventsEntrySize(entry: PutEventsEntry): number {
+  const bytes = (s: string | undefined) => (s === undefined ? 0 : Buffer.byteLength(s));
+  return (entry.Time === undefined ? 0 : 14) + bytes(entry.Source) + bytes(entry.DetailType) + bytes(entry.Detail) + (entry.Resources ?? []).reduce((n, r) => n + bytes(r), 0);
+}
 
 export interface BusEvent {
   version: '0';
@@ -82,6 +97,8 @@ export class RehearsalEventBus {
   }
 
   putEvents(entries: PutEventsEntry[], busNameOf: (name: string | undefined) => string | undefined) {
+    const total = entries.reduce((n, entry) => n + putEventsEntrySize(entry), 0);
+    if (total > AWS_QUOTAS.eventBridgeEntriesBytes) throw new PutEventsTooLargeError(total);
     const results = entries.map((entry) => {
       const bus = busNameOf(entry.EventBusName);
       if (!bus) return { ErrorCode: 'ResourceNotFoundException', ErrorMessage: `Event bus ${entry.EventBusName} does not exist.` };

@@ -8,6 +8,8 @@
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { AWS_QUOTAS, jsonBytes } from './aws-quotas';
+import { newTraceHeader } from './recursion';
 
 export interface HostedFunction {
   logicalId: string;
@@ -63,11 +65,19 @@ export class FunctionHost {
     private readonly options: { region: string; account: string; onLog?(fn: string, line: string): void },
   ) {}
 
-  async invoke(event: unknown): Promise<unknown> {
+  /**
+   * A synchronous invocation. `traceHeader` is the invocation's `_X_AMZN_TRACE_ID` (an SQS event
+   * source passes the chain's: recursion.ts); without one, a new chain starts.
+   */
+  async invoke(event: unknown, options: { traceHeader?: string } = {}): Promise<unknown> {
     if (this.closed) throw new FunctionError(this.fn.name, 'Lambda.ServiceException', 'the rehearsal is closing');
+    const size = jsonBytes(event);
+    if (size > AWS_QUOTAS.lambdaSyncPayloadBytes) {
+      throw new FunctionError(this.fn.name, 'RequestEntityTooLargeException', `Request must be smaller than ${AWS_QUOTAS.lambdaSyncPayloadBytes} bytes for the InvokeFunction operation (got ${size})`);
+    }
     this.inFlight++;
     try {
-      return await this.invokeIn(event);
+      return await this.invokeIn(event, options.traceHeader ?? newTraceHeader());
     } finally {
       if (--this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
     }
@@ -83,7 +93,7 @@ export class FunctionHost {
     return this.inFlight > 0;
   }
 
-  private async invokeIn(event: unknown): Promise<unknown> {
+  private async invokeIn(event: unknown, traceHeader: string): Promise<unknown> {
     const container = await this.acquire();
     this.stats.invocations++;
     container.invocations++;
@@ -100,7 +110,11 @@ export class FunctionHost {
         const onMessage = (message: { id: number; ok: boolean; result?: unknown; error?: { errorType: string; errorMessage: string; trace: string[] } }) => {
           if (message.id !== id) return;
           cleanup();
-          if (message.ok) resolve(message.result);
+          const bytes = message.ok ? jsonBytes(message.result) : 0;
+          if (bytes > AWS_QUOTAS.lambdaSyncPayloadBytes) {
+            this.stats.errors++;
+            reject(new FunctionError(this.fn.name, 'Function.ResponseSizeTooLarge', `Response payload size (${bytes} bytes) exceeded maximum allowed payload size (${AWS_QUOTAS.lambdaSyncPayloadBytes} bytes).`));
+          } else if (message.ok) resolve(message.result);
           else {
             this.stats.errors++;
             reject(new FunctionError(this.fn.name, message.error!.errorType, message.error!.errorMessage, message.error!.trace));
@@ -118,7 +132,7 @@ export class FunctionHost {
         };
         container.worker.on('message', onMessage);
         container.worker.on('exit', onExit);
-        container.worker.postMessage({ id, event, deadline, requestId: randomUUID() });
+        container.worker.postMessage({ id, event, deadline, requestId: randomUUID(), traceHeader });
       });
     } finally {
       this.release(container);

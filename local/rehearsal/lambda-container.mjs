@@ -15,7 +15,10 @@ function errorShape(error) {
   return { errorType: e.name || 'Error', errorMessage: e.message, trace: String(e.stack ?? '').split('\n').slice(0, 20) };
 }
 
-parentPort.on('message', async ({ id, event, deadline, requestId }) => {
+parentPort.on('message', async ({ id, event, deadline, requestId, traceHeader }) => {
+  // Lambda sets the invocation's trace header in the environment; the AWS SDK copies it onto
+  // every request the function sends (recursion.ts).
+  process.env._X_AMZN_TRACE_ID = traceHeader;
   try {
     loaded ??= import(pathToFileURL(handlerFile).href);
     const module = await loaded;

@@ -23,17 +23,19 @@ import { S3BlobStore } from '../../adapters/s3/s3-blob-store';
 import { SqsQueueConsumer } from '../sqs/queue-consumer';
 import type { CostCounters } from '../../core/cost';
 import type { LifecycleEvent } from '../../core/events';
-import type { BranchRecord, RunRecord } from '../../core/model';
+import { fanOutExecutionName, type BranchRecord, type RunRecord } from '../../core/model';
 import { startDynalite, type DynamoEngine } from '../engines/dynalite-engine';
 import { startFauxqs, type FauxqsEngine } from '../engines/fauxqs-engine';
 import { AwsEndpoint, ServiceError, type Caller } from './aws-endpoint';
-import { RehearsalEventBus, type BusEvent, type RehearsalRule } from './event-bus';
+import { PutEventsTooLargeError, RehearsalEventBus, type BusEvent, type RehearsalRule } from './event-bus';
 import { FunctionError, FunctionHost, type HostedFunction } from './function-host';
 import { AccessDeniedError, evaluate, roleStatements, type PolicyStatement } from './iam';
-import { RehearsalStepFunctions, SfnServiceError } from './step-functions';
+import { executionArnOf, RehearsalStepFunctions, SfnServiceError } from './step-functions';
 import { assemblyEnvironment, synthesize, type Assembly } from './synth';
 import { RehearsalTemplate } from './template';
 import { QueueClock } from './queue-clock';
+import { nextHop, TRACE_HEADER_ATTRIBUTE, type RecursiveLoop } from './recursion';
+import { AWS_QUOTAS, jsonBytes } from './aws-quotas';
 
 export interface RehearsalOptions {
   /** A team of infra/teams; without it, the rehearsal team config. */
@@ -102,6 +104,8 @@ interface Route {
 
 export class RehearsalStack {
   readonly denials: AccessDeniedError[] = [];
+  /** Records Lambda's recursive loop detection stopped (recursion.ts), as AWS would notify them. */
+  readonly recursionStops: { functionName: string; messageId: string; invocations: number }[] = [];
   readonly errors: unknown[] = [];
   private readonly functions = new Map<string, FunctionHost>();
   private readonly callers = new Map<string, Caller & { fn: HostedFunction }>();
@@ -110,6 +114,9 @@ export class RehearsalStack {
   private readonly tableArns = new Map<string, string>();
   private readonly busNames = new Map<string, string>();
   private readonly deniedListeners = new Set<(denial: AccessDeniedError) => void>();
+  /** Runs whose fan-out execution failed (its parent would wait forever in AWS), by run id. */
+  private readonly failedExecutions = new Map<string, Error>();
+  private readonly executionFailureListeners = new Set<(runId: string, error: Error) => void>();
   private readonly eventListeners = new Set<(event: BusEvent) => void>();
   private readonly receiveListeners = new Set<(delivery: QueueDelivery) => void>();
   private readonly pollers: Promise<void>[] = [];
@@ -175,6 +182,10 @@ export class RehearsalStack {
       return { statusCode: 500, headers: {}, body: JSON.stringify({ message: 'Internal server error' }) };
     }
     const body = options.body === undefined ? null : typeof options.body === 'string' ? options.body : JSON.stringify(options.body);
+    if (body !== null && Buffer.byteLength(body) > AWS_QUOTAS.apiGatewayPayloadBytes) {
+      // API Gateway refuses it before any integration runs.
+      return { statusCode: 413, headers: {}, body: JSON.stringify({ message: 'Request Too Long' }) };
+    }
     const headers = { 'content-type': 'application/json', ...options.headers };
     const requestId = randomUUID();
     const event: APIGatewayProxyEvent = {
@@ -205,8 +216,19 @@ export class RehearsalStack {
       },
     };
     try {
-      const result = (await fn.invoke(event)) as APIGatewayProxyResult;
-      return { statusCode: result.statusCode, headers: result.headers ?? {}, body: result.body };
+      // API Gateway answers 504 when its integration takes longer than it waits (the invocation goes on).
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), AWS_QUOTAS.apiGatewayIntegrationSeconds * 1000);
+      });
+      const invocation = fn.invoke(event);
+      const result = await Promise.race([invocation, timedOut]).finally(() => clearTimeout(timer));
+      if (result === 'timeout') {
+        invocation.catch((error: unknown) => this.errors.push(error));
+        return { statusCode: 504, headers: {}, body: JSON.stringify({ message: 'Endpoint request timed out' }) };
+      }
+      const answer = result as APIGatewayProxyResult;
+      return { statusCode: answer.statusCode, headers: answer.headers ?? {}, body: answer.body };
     } catch (error) {
       this.errors.push(error);
       return { statusCode: 502, headers: {}, body: JSON.stringify({ message: 'Internal server error' }) };
@@ -238,14 +260,24 @@ export class RehearsalStack {
     return () => this.eventListeners.delete(wrapped);
   }
 
-  /** Resolves with the run once it is terminal; rejects as soon as any call is denied. */
+  /**
+   * Resolves with the run once it is terminal; rejects as soon as any call is denied, or one of
+   * the run's fan-out executions fails (in AWS its parent would wait forever).
+   */
   async waitForRun(runId: string): Promise<RunRecord> {
     let unsubscribe = () => {};
     let undeny = () => {};
+    let unfail = () => {};
     try {
       return await new Promise<RunRecord>((resolve, reject) => {
         const fail = (denial: AccessDeniedError) => reject(new RehearsalError(`the rehearsal failed: ${denial.message}`, { cause: denial }));
+        const failed = (error: Error) => reject(new RehearsalError(`the rehearsal failed: run ${runId}'s fan-out ${error.message}`, { cause: error }));
         if (this.denials.length) return fail(this.denials[0]);
+        const failure = this.failedExecutions.get(runId);
+        if (failure) return failed(failure);
+        const onFailure = (failedRun: string, error: Error) => failedRun === runId && failed(error);
+        this.executionFailureListeners.add(onFailure);
+        unfail = () => this.executionFailureListeners.delete(onFailure);
         const listener = (denial: AccessDeniedError) => fail(denial);
         this.deniedListeners.add(listener);
         undeny = () => this.deniedListeners.delete(listener);
@@ -259,6 +291,7 @@ export class RehearsalStack {
     } finally {
       unsubscribe();
       undeny();
+      unfail();
     }
   }
 
@@ -296,6 +329,21 @@ export class RehearsalStack {
     const host = [...this.functions.values()].find((f) => f.fn.environment.POWERTOOLS_SERVICE_NAME === serviceName);
     if (!host) throw new RehearsalError(`no function ${serviceName} in the template`);
     return { roleLogicalId: host.fn.roleLogicalId, statements: this.statementsOf(host.fn.roleLogicalId) };
+  }
+
+  /** A function of the template by its service name: its settings as hosted (tests change its timeout). */
+  functionOf(serviceName: string): HostedFunction {
+    const host = [...this.functions.values()].find((f) => f.fn.environment.POWERTOOLS_SERVICE_NAME === serviceName);
+    if (!host) throw new RehearsalError(`no function ${serviceName} in the template`);
+    return host.fn;
+  }
+
+  /** The child executions a Distributed Map started for one sync point's fan-out. */
+  childExecutionsOf(runId: string, parentId: string, seq: number): { arn: string; status: string }[] {
+    const [machineId] = this.template.ofType('AWS::StepFunctions::StateMachine')[0] ?? [];
+    if (!machineId) return [];
+    const name = fanOutExecutionName({ team: this.team, runId }, parentId, seq);
+    return this.sfn.childExecutionsOf(executionArnOf(this.template.physicalOf(machineId).attributes.Arn, name));
   }
 
   /** Waits until no execution, delivery or function invocation is in flight. */
@@ -465,6 +513,8 @@ export class RehearsalStack {
       for (const key of ['VisibilityTimeout', 'MessageRetentionPeriod', 'DelaySeconds', 'MaximumMessageSize', 'ReceiveMessageWaitTimeSeconds']) {
         if (p[key] !== undefined) attributes[key] = String(p[key]);
       }
+      // A queue whose template names no size takes the SQS default the product is held to (fauxqs's is 1 MiB).
+      attributes.MaximumMessageSize ??= String(AWS_QUOTAS.sqsDefaultMessageBytes);
       if (p.RedrivePolicy) {
         const policy = t.resolve(p.RedrivePolicy) as { deadLetterTargetArn: string; maxReceiveCount: number };
         attributes.RedrivePolicy = JSON.stringify({
@@ -586,7 +636,18 @@ export class RehearsalStack {
         );
       },
       invokeFunction: (arn, payload) => this.functionByArn(arn).invoke(payload),
-      onExecutionError: (error) => this.errors.push(error),
+      onExecutionError: (error, execution) => {
+        this.errors.push(error);
+        let runId: unknown;
+        try {
+          runId = (JSON.parse(execution.input) as { runId?: unknown }).runId;
+        } catch {
+          runId = undefined;
+        }
+        if (typeof runId !== 'string') return;
+        this.failedExecutions.set(runId, error as Error);
+        for (const listener of this.executionFailureListeners) listener(runId, error as Error);
+      },
     });
   }
 
@@ -728,7 +789,12 @@ export class RehearsalStack {
       const bus = this.busNameOf(entry.EventBusName) ?? String(entry.EventBusName);
       this.authorize(caller, 'events:PutEvents', this.template.arn('events', `event-bus/${bus}`));
     }
-    return this.bus.putEvents(entries, (name) => this.busNameOf(name));
+    try {
+      return this.bus.putEvents(entries, (name) => this.busNameOf(name));
+    } catch (error) {
+      if (error instanceof PutEventsTooLargeError) throw new ServiceError(error.name, error.message);
+      throw error;
+    }
   }
 
   private secretCall(caller: Caller, service: 'ssm' | 'secretsmanager', operation: string, body: Record<string, any>): unknown {
@@ -799,6 +865,10 @@ export class RehearsalStack {
       .map(([, r]) => this.template.resolve(r.Properties ?? {}) as Record<string, any>)
       .find((p) => p.FunctionName === host.fn.name || p.FunctionName === host.fn.arn);
     const attempts = 1 + Number(config?.MaximumRetryAttempts ?? 2);
+    if (jsonBytes(event) > AWS_QUOTAS.lambdaAsyncEventBytes) {
+      this.errors.push(new RehearsalError(`rule ${rule.name}: the event is over Lambda's asynchronous invocation limit (${AWS_QUOTAS.lambdaAsyncEventBytes} bytes)`));
+      return;
+    }
     let lastError: unknown;
     for (let attempt = 1; attempt <= attempts && !this.stopped; attempt++) {
       try {
@@ -820,6 +890,29 @@ export class RehearsalStack {
     }
     const queueUrl = this.queueUrlOfArn(dlq);
     if (queueUrl) await this.sqs.client.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify(event) }));
+  }
+
+  /**
+   * Lambda stopped these records (a recursive loop): not invoked, they go to the queue's
+   * dead-letter queue, or are dropped without one. Recorded in `recursionStops`.
+   */
+  private async stopRecursion(mapping: Mapping, consumer: SqsQueueConsumer, records: SQSRecord[], invocations: number): Promise<void> {
+    const redrive = this.template.resources[mapping.queueId].Properties?.RedrivePolicy;
+    const dlqUrl = redrive ? this.queueUrlOfArn(String((this.template.resolve(redrive) as { deadLetterTargetArn: string }).deadLetterTargetArn)) : undefined;
+    for (const record of records) {
+      this.recursionStops.push({ functionName: mapping.fn.fn.name, messageId: record.messageId, invocations });
+      try {
+        if (dlqUrl) {
+          const attributes = Object.fromEntries(
+            Object.entries(record.messageAttributes).map(([name, a]) => [name, { DataType: a.dataType, StringValue: a.stringValue }]),
+          );
+          await this.sqs.client.send(new SendMessageCommand({ QueueUrl: dlqUrl, MessageBody: record.body, MessageAttributes: attributes }));
+        }
+        await consumer.delete([record.receiptHandle]);
+      } catch (error) {
+        if (!this.stopped) this.errors.push(error);
+      }
+    }
   }
 
   private queueUrlOfArn(arn: string): string | undefined {
@@ -879,10 +972,24 @@ export class RehearsalStack {
         continue;
       }
       if (records.length === 0 || this.stopped) continue;
+      // Lambda's recursive loop detection (recursion.ts): each record one more invocation of its chain.
+      const recursiveLoop = (this.template.resources[mapping.fn.fn.logicalId].Properties?.RecursiveLoop ?? 'Terminate') as RecursiveLoop;
+      const hops = records.map((record) => {
+        const kept = record.messageAttributes[TRACE_HEADER_ATTRIBUTE];
+        delete record.messageAttributes[TRACE_HEADER_ATTRIBUTE];
+        if (kept?.stringValue) record.attributes.AWSTraceHeader = kept.stringValue;
+        return nextHop(kept?.stringValue, mapping.fn.fn.arn, recursiveLoop);
+      });
+      const loops = records.filter((_, i) => hops[i].stopped);
+      if (loops.length) await this.stopRecursion(mapping, consumer, loops, hops.find((h) => h.stopped)!.invocations);
+      records = records.filter((_, i) => !hops[i].stopped);
+      const hop = hops.find((h) => !h.stopped);
+      if (records.length === 0 || !hop || hop.stopped || this.stopped) continue;
       for (const listener of this.receiveListeners) listener({ queueId: mapping.queueId, functionId: mapping.fn.fn.logicalId, records });
       let failed: Set<string>;
       try {
-        const response = (await mapping.fn.invoke({ Records: records })) as { batchItemFailures?: { itemIdentifier?: string }[] } | null;
+        // The batch runs with the first record's chain (Lambda gives an invocation one trace header).
+        const response = (await mapping.fn.invoke({ Records: records }, { traceHeader: hop.header })) as { batchItemFailures?: { itemIdentifier?: string }[] } | null;
         failed = new Set();
         if (mapping.reportFailures && response && Array.isArray(response.batchItemFailures)) {
           for (const f of response.batchItemFailures) {

@@ -12,10 +12,17 @@
  * - `TimeoutSecondsPath` is resolved by the engine after Parameters: the path is moved into the
  *   parameters and the timeout enforced here, failing with `States.Timeout` as AWS does;
  * - a Task without TimeoutSeconds gets an engine default of 60 s (AWS: none): a backstop is set;
- * - abort() does not stop a Map: a stopped execution's remaining tasks do nothing.
+ * - abort() does not stop a Map: a stopped execution's remaining tasks do nothing;
+ * - the engine runs a Distributed Map inline and ignores ToleratedFailure*: here each of its
+ *   iterations is a child execution of its own (its own name, ARN, task tokens, status; stopped
+ *   with its parent), run from the Map's ItemProcessor; a failed child execution fails the Map
+ *   (`States.ExceedToleratedFailureThreshold`) unless tolerated; and the outputs the Map run
+ *   collects are counted: past AWS_QUOTAS.stepFunctionsPayloadBytes without a ResultWriter the
+ *   execution fails with `States.DataLimitExceeded`, which no Catch can catch (as in AWS).
  */
 import { randomUUID } from 'node:crypto';
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
+import { AWS_QUOTAS, jsonBytes } from './aws-quotas';
 
 export interface RehearsalMachine {
   arn: string;
@@ -30,7 +37,8 @@ export interface TaskServices {
   queueArnOf(queueUrl: string): string;
   sendMessage(queueUrl: string, body: string, attributes: Record<string, any> | undefined): Promise<void>;
   invokeFunction(functionArn: string, payload: unknown): Promise<unknown>;
-  onExecutionError(error: unknown): void;
+  /** A top-level execution failed (in this stack: a parent left waiting, an alarm in AWS). */
+  onExecutionError(error: unknown, execution: { arn: string; input: string }): void;
 }
 
 /** An error with the Step Functions shape (name = error code). */
@@ -54,6 +62,11 @@ interface Execution {
   arn: string;
   name: string;
   machine: RehearsalMachine;
+  /** A Distributed Map's child execution: its parent. */
+  parent?: Execution;
+  children: Set<Execution>;
+  /** Per Distributed Map state: what its map run has collected so far. */
+  mapRuns: Map<string, { collectedBytes: number; items: number; failed: number }>;
   input: string;
   status: Status;
   startDate: Date;
@@ -71,12 +84,24 @@ interface PendingTask {
   settle(outcome: { output: unknown } | { error: Error }): void;
 }
 
+/** A Distributed Map's ItemProcessor, run as child executions (see the header). */
+interface DistributedMap {
+  engine: StateMachine;
+  /** The child executions' own definition (their Task states are served like any other). */
+  definition: Record<string, any>;
+  toleratedPercentage: number;
+  toleratedCount: number;
+  hasResultWriter: boolean;
+}
+
 const PLACEHOLDER_TOKEN = 'rehearsal-task-token-placeholder';
+/** The state that stands for a Distributed Map's child execution in the engine's copy. */
+const CHILD_EXECUTION_STATE = 'RehearsalChildExecution';
 const TIMEOUT_FIELD = '__rehearsalTimeoutSeconds';
 const BACKSTOP_TIMEOUT_SECONDS = 2_000_000;
 
 export class RehearsalStepFunctions {
-  private readonly machines = new Map<string, { machine: RehearsalMachine; engine: StateMachine }>();
+  private readonly machines = new Map<string, { machine: RehearsalMachine; engine: StateMachine; distributed: Map<string, DistributedMap> }>();
   private readonly executions = new Map<string, Execution>();
   private readonly pending = new Map<string, PendingTask>();
 
@@ -85,7 +110,9 @@ export class RehearsalStepFunctions {
     private readonly services: TaskServices,
   ) {
     for (const machine of machines) {
-      this.machines.set(machine.arn, { machine, engine: new StateMachine(engineDefinition(machine.definition) as StateMachineDefinition) });
+      const distributed = new Map<string, DistributedMap>();
+      const definition = engineDefinition(machine.definition, distributed);
+      this.machines.set(machine.arn, { machine, engine: new StateMachine(definition as StateMachineDefinition), distributed });
     }
   }
 
@@ -101,11 +128,40 @@ export class RehearsalStepFunctions {
       if (existing.status === 'RUNNING' && existing.input === input) return { executionArn: arn, startDate: existing.startDate };
       throw new SfnServiceError('ExecutionAlreadyExists', `Execution Already Exists: '${arn}'`);
     }
-    const execution = { arn, name, machine: entry.machine, input, status: 'RUNNING', startDate: new Date(), tokens: new Set() } as unknown as Execution;
+    if (jsonBytes(input) > AWS_QUOTAS.stepFunctionsPayloadBytes) {
+      throw new SfnServiceError('InvalidExecutionInput', `The input is ${jsonBytes(input)} bytes; an execution's input is at most ${AWS_QUOTAS.stepFunctionsPayloadBytes}`);
+    }
+    const execution = this.newExecution(arn, name, entry.machine, input);
+    this.run(execution, entry.engine, entry.machine.definition, entry.distributed);
+    return { executionArn: arn, startDate: execution.startDate };
+  }
+
+  private newExecution(arn: string, name: string, machine: RehearsalMachine, input: string, parent?: Execution): Execution {
+    const execution: Execution = {
+      arn,
+      name,
+      machine,
+      input,
+      parent,
+      status: 'RUNNING',
+      startDate: new Date(),
+      tokens: new Set(),
+      children: new Set(),
+      mapRuns: new Map(),
+      done: Promise.resolve(),
+    };
     this.executions.set(arn, execution);
-    const run = entry.engine.run(JSON.parse(input), {
+    parent?.children.add(execution);
+    return execution;
+  }
+
+  private run(execution: Execution, engine: StateMachine, definition: Record<string, any>, distributed: Map<string, DistributedMap>): void {
+    const { arn, name, input } = execution;
+    const handlers = this.taskHandlers(execution, definition);
+    for (const [mapName, map] of distributed) handlers[`${CHILD_EXECUTION_STATE}${mapName}`] = (item) => this.childExecution(execution, mapName, map, item);
+    const run = engine.run(JSON.parse(input), {
       context: { Task: { Token: PLACEHOLDER_TOKEN }, Execution: { Id: arn, Name: name, Input: JSON.parse(input) } },
-      overrides: { taskResourceLocalHandlers: this.taskHandlers(execution) },
+      overrides: { taskResourceLocalHandlers: handlers },
     });
     execution.abort = () => run.abort();
     execution.done = run.result.then(
@@ -116,16 +172,68 @@ export class RehearsalStepFunctions {
       },
       (error: unknown) => {
         if (execution.status !== 'RUNNING') return;
-        execution.status = 'FAILED';
-        execution.error = (error as Error)?.name;
-        execution.cause = (error as Error)?.message;
-        this.services.onExecutionError(Object.assign(new Error(`execution ${name} failed: ${execution.error}: ${execution.cause}`), { cause: error }));
+        // The engine wraps the error that ended the execution; AWS reports that error itself.
+        let failure = error as Error | undefined;
+        while (failure?.name === 'ExecutionError' && failure.cause instanceof Error) failure = failure.cause;
+        this.fail(execution, failure?.name, failure?.message, error);
       },
     ).finally(() => {
       execution.stopDate ??= new Date();
       this.release(execution, new TaskFailure('States.Aborted', 'the execution ended'));
     });
-    return { executionArn: arn, startDate: execution.startDate };
+  }
+
+  /** The execution fails (an uncaught error, or one no Catch may catch); a top-level one is reported. */
+  private fail(execution: Execution, error: string | undefined, cause: string | undefined, original?: unknown): void {
+    if (execution.status !== 'RUNNING') return;
+    execution.status = 'FAILED';
+    execution.error = error;
+    execution.cause = cause;
+    execution.stopDate = new Date();
+    this.release(execution, new TaskFailure('States.Aborted', 'the execution failed'));
+    if (!execution.parent) {
+      this.services.onExecutionError(Object.assign(new Error(`execution ${execution.name} failed: ${error}: ${cause}`), { cause: original }), execution);
+    }
+  }
+
+  /**
+   * One iteration of a Distributed Map: a child execution of the Map's ItemProcessor, awaited.
+   * Its output is what the Map run collects (counted against the payload quota); a failure is
+   * tolerated or fails the Map, as the Map's ToleratedFailure* say.
+   */
+  private async childExecution(parent: Execution, mapName: string, map: DistributedMap, item: unknown): Promise<unknown> {
+    if (parent.status !== 'RUNNING') return {};
+    const mapRun = parent.mapRuns.get(mapName) ?? { collectedBytes: 2, items: 0, failed: 0 };
+    parent.mapRuns.set(mapName, mapRun);
+    mapRun.items++;
+    const name = randomUUID();
+    const child = this.newExecution(childArn(parent, mapName, name), name, parent.machine, JSON.stringify(item ?? {}), parent);
+    this.run(child, map.engine, map.definition, new Map());
+    await child.done;
+    let output: unknown;
+    if (child.status === 'SUCCEEDED') {
+      output = JSON.parse(child.output ?? 'null');
+    } else {
+      mapRun.failed++;
+      output = { Error: child.error ?? 'States.Aborted', Cause: child.cause ?? '' };
+      const tolerated = mapRun.failed <= map.toleratedCount || (mapRun.failed / mapRun.items) * 100 <= map.toleratedPercentage;
+      if (!tolerated && parent.status === 'RUNNING') {
+        throw new TaskFailure('States.ExceedToleratedFailureThreshold', `The specified tolerated failure threshold was exceeded (${mapName}: ${mapRun.failed} of ${mapRun.items} child executions failed)`);
+      }
+    }
+    mapRun.collectedBytes += jsonBytes(output) + 1;
+    if (!map.hasResultWriter && mapRun.collectedBytes > AWS_QUOTAS.stepFunctionsPayloadBytes) {
+      // No Catch catches it: the execution fails, and so does everything it still runs.
+      this.fail(
+        parent,
+        'States.DataLimitExceeded',
+        `The state/task '${mapName}' returned a result with a size exceeding the maximum number of bytes service limit (${AWS_QUOTAS.stepFunctionsPayloadBytes}): ${mapRun.items} child execution outputs collected so far`,
+      );
+      parent.abort?.();
+      for (const running of parent.children) if (running.status === 'RUNNING') this.stopExecution({ executionArn: running.arn, error: 'States.Aborted' });
+    }
+    // The engine's own copy of the Map result keeps nothing (the count above is what AWS holds).
+    return {};
   }
 
   describeExecution(executionArn: string) {
@@ -153,6 +261,8 @@ export class RehearsalStepFunctions {
       e.cause = request.cause;
       e.stopDate = new Date();
       this.release(e, new TaskFailure('States.Aborted', 'the execution was stopped'));
+      // A Distributed Map's child executions are stopped with their parent.
+      for (const child of e.children) this.stopExecution({ executionArn: child.arn, error: request.error, cause: request.cause });
     }
     return { stopDate: (e.stopDate ?? new Date()).getTime() / 1000 };
   }
@@ -164,6 +274,9 @@ export class RehearsalStepFunctions {
 
   sendTaskSuccess(taskToken: string, output: string): void {
     const task = this.taskOf(taskToken);
+    if (jsonBytes(output) > AWS_QUOTAS.stepFunctionsPayloadBytes) {
+      throw new SfnServiceError('ValidationException', `Value at 'output' failed to satisfy constraint: Member must have length less than or equal to ${AWS_QUOTAS.stepFunctionsPayloadBytes}`);
+    }
     let parsed: unknown;
     try {
       parsed = JSON.parse(output);
@@ -178,7 +291,12 @@ export class RehearsalStepFunctions {
   }
 
   running(): number {
-    return [...this.executions.values()].filter((e) => e.status === 'RUNNING').length;
+    return [...this.executions.values()].filter((e) => e.status === 'RUNNING' && !e.parent).length;
+  }
+
+  /** The child executions a Distributed Map started for an execution (for tests and diagnostics). */
+  childExecutionsOf(executionArn: string): { arn: string; status: Status }[] {
+    return [...(this.executions.get(executionArn)?.children ?? [])].map((c) => ({ arn: c.arn, status: c.status }));
   }
 
   /** Resolves when no execution runs (including ones started meanwhile). */
@@ -210,9 +328,9 @@ export class RehearsalStepFunctions {
     for (const token of [...execution.tokens]) this.pending.get(token)?.settle({ error });
   }
 
-  private taskHandlers(execution: Execution): Record<string, (input: any) => Promise<any>> {
+  private taskHandlers(execution: Execution, definition: Record<string, any>): Record<string, (input: any) => Promise<any>> {
     const handlers: Record<string, (input: any) => Promise<any>> = {};
-    for (const [name, state] of taskStates(execution.machine.definition)) {
+    for (const [name, state] of taskStates(definition)) {
       handlers[name] = (input) => this.runTask(execution, name, state, input);
     }
     return handlers;
@@ -315,9 +433,37 @@ function taskStates(definition: Record<string, any>): [string, Record<string, an
   return found;
 }
 
-/** The definition as the engine runs it (see the header's differences). */
-function engineDefinition(definition: Record<string, any>): Record<string, any> {
+/** A child execution's ARN: `execution:<machine>/<map run>:<name>`, as AWS names them. */
+function childArn(parent: Execution, mapName: string, name: string): string {
+  const parts = parent.arn.split(':');
+  return [...parts.slice(0, 5), 'execution', `${parent.machine.name}/${parent.name}-${mapName}`, name].join(':');
+}
+
+/**
+ * The definition as the engine runs it (see the header's differences). Each Distributed Map's
+ * ItemProcessor is taken out into `distributed` (run as child executions) and replaced by one
+ * Task that runs a child execution per item.
+ */
+function engineDefinition(definition: Record<string, any>, distributed: Map<string, DistributedMap> = new Map()): Record<string, any> {
   const copy = structuredClone(definition);
+  for (const [name, state] of Object.entries((copy.States ?? {}) as Record<string, Record<string, any>>)) {
+    const processor = state.ItemProcessor ?? state.Iterator;
+    if (state.Type !== 'Map' || processor?.ProcessorConfig?.Mode !== 'DISTRIBUTED') continue;
+    const { ProcessorConfig: _config, ...child } = processor;
+    distributed.set(name, {
+      engine: new StateMachine(engineDefinition(child) as StateMachineDefinition),
+      definition: child,
+      toleratedPercentage: Number(state.ToleratedFailurePercentage ?? 0),
+      toleratedCount: Number(state.ToleratedFailureCount ?? 0),
+      hasResultWriter: state.ResultWriter !== undefined,
+    });
+    const task = `${CHILD_EXECUTION_STATE}${name}`;
+    state.ItemProcessor = { ProcessorConfig: { Mode: 'INLINE' }, StartAt: task, States: { [task]: { Type: 'Task', Resource: 'arn:aws:states:::rehearsal:childExecution', End: true } } };
+    delete state.Iterator;
+    delete state.ToleratedFailurePercentage;
+    delete state.ToleratedFailureCount;
+    delete state.Label;
+  }
   for (const [, state] of taskStates(copy)) {
     if (typeof state.TimeoutSecondsPath === 'string') {
       if (!state.Parameters || typeof state.Parameters !== 'object') {

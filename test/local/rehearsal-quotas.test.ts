@@ -1,0 +1,72 @@
+/**
+ * The AWS behaviours the rehearsal models, piece by piece (local/rehearsal/aws-quotas.ts,
+ * recursion.ts, function-host.ts, event-bus.ts): without a synth, on their own.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { AWS_QUOTAS } from '../../local/rehearsal/aws-quotas';
+import { PutEventsTooLargeError, RehearsalEventBus, putEventsEntrySize } from '../../local/rehearsal/event-bus';
+import { FunctionError, FunctionHost } from '../../local/rehearsal/function-host';
+import { newTraceHeader, nextHop } from '../../local/rehearsal/recursion';
+
+const WORKER = 'arn:aws:lambda:eu-west-1:123456789012:function:step-worker';
+const OTHER = 'arn:aws:lambda:eu-west-1:123456789012:function:api';
+
+describe("Lambda's recursive loop detection (recursion.ts)", () => {
+  it('counts the invocations of each function along one trace and stops the 17th unless RecursiveLoop is Allow', () => {
+    // The API starts the chain; each step-worker invocation sends the next message with its header.
+    let header = (nextHop(undefined, OTHER, 'Terminate') as { header: string }).header;
+    const root = /Root=([^;]+)/.exec(header)![1];
+    for (let i = 1; i <= AWS_QUOTAS.recursiveLoopMaxInvocations; i++) {
+      const hop = nextHop(header, WORKER, 'Terminate');
+      expect(hop).toMatchObject({ stopped: false, invocations: i });
+      header = (hop as { header: string }).header;
+      expect(header).toContain(`Root=${root}`);
+    }
+    expect(nextHop(header, WORKER, 'Terminate')).toEqual({ stopped: true, invocations: 17 });
+    // Allowed, the chain goes on; another function on the same trace counts its own.
+    expect(nextHop(header, WORKER, 'Allow')).toMatchObject({ stopped: false, invocations: 17 });
+    expect(nextHop(header, OTHER, 'Terminate')).toMatchObject({ stopped: false, invocations: 2 });
+    // A message without a header (sent by Step Functions) starts a new chain.
+    expect(nextHop(undefined, WORKER, 'Terminate')).toMatchObject({ stopped: false, invocations: 1 });
+    expect(newTraceHeader()).toMatch(/^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0$/);
+  });
+});
+
+describe('the function host', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'aws-stack-host-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(
+    join(dir, 'index.mjs'),
+    "export const handler = async (event) => event.big ? 'x'.repeat(event.big) : process.env._X_AMZN_TRACE_ID;\n",
+  );
+  const host = new FunctionHost(
+    { logicalId: 'Fn', name: 'fn', arn: OTHER, handlerFile: join(dir, 'index.mjs'), handlerName: 'handler', environment: {}, timeoutSeconds: 30, memorySize: 128, roleLogicalId: 'Role', maxContainers: 1 },
+    { region: 'eu-west-1', account: '123456789012' },
+  );
+  afterAll(() => host.close());
+
+  it("runs each invocation with its trace header in _X_AMZN_TRACE_ID (a new chain's without one)", async () => {
+    expect(await host.invoke({}, { traceHeader: 'Root=1-a-b;Parent=c;Sampled=0;Lineage=d:3' })).toBe('Root=1-a-b;Parent=c;Sampled=0;Lineage=d:3');
+    expect(await host.invoke({})).toMatch(/^Root=1-/);
+  });
+
+  it('refuses a synchronous response over 6 MB, and a request over it, as Lambda does', async () => {
+    const error = await host.invoke({ big: AWS_QUOTAS.lambdaSyncPayloadBytes + 1 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(FunctionError);
+    expect((error as Error).name).toBe('Function.ResponseSizeTooLarge');
+    await expect(host.invoke({ pad: 'y'.repeat(AWS_QUOTAS.lambdaSyncPayloadBytes) })).rejects.toMatchObject({ name: 'RequestEntityTooLargeException' });
+  }, 60_000);
+});
+
+describe('the event bus', () => {
+  it('refuses a PutEvents request whose entries pass 256 KB, counted as EventBridge counts them', () => {
+    const bus = new RehearsalEventBus([], { account: '123456789012', region: 'eu-west-1' }, async () => undefined);
+    const entry = { Source: 'branch-spawner', DetailType: 'BranchCompleted', Detail: JSON.stringify({ result: 'r'.repeat(AWS_QUOTAS.eventBridgeEntriesBytes) }), EventBusName: 'default' };
+    expect(putEventsEntrySize(entry)).toBeGreaterThan(AWS_QUOTAS.eventBridgeEntriesBytes);
+    expect(() => bus.putEvents([entry], () => 'default')).toThrow(PutEventsTooLargeError);
+    expect(() => bus.putEvents([{ ...entry, Detail: '{}' }], () => 'default')).not.toThrow();
+  });
+});

@@ -1,0 +1,144 @@
+/**
+ * The rehearsal's Step Functions (local/rehearsal/step-functions.ts) with the shipped fan-out
+ * definition, its tasks served by this test: a Distributed Map's iterations are child executions
+ * whose outputs the Map run collects (States.DataLimitExceeded past 256 KiB, which no Catch
+ * catches), a failed child execution fails the Map unless tolerated, and a failed Map or Aggregate
+ * goes where its Catch says. Each case also runs the definition as it was before the fixes
+ * (no Catch, no discarded output, no tolerance) and shows what AWS would have done with it.
+ */
+import { describe, expect, it } from 'vitest';
+import { fanOutInput, loadFanOutDefinition } from '../../adapters/stepfunctions/fan-out-definition';
+import type { FanOutRequest } from '../../core/ports';
+import { RehearsalStepFunctions } from '../../local/rehearsal/step-functions';
+
+const MACHINE = 'arn:aws:states:eu-west-1:123456789012:stateMachine:team-a-fan-out';
+const RECORD = 'arn:aws:lambda:eu-west-1:123456789012:function:team-a-record-child-failure';
+const AGGREGATE = 'arn:aws:lambda:eu-west-1:123456789012:function:team-a-aggregate';
+const SHIPPED = loadFanOutDefinition({ StepQueueUrl: 'https://sqs.eu-west-1.amazonaws.com/123456789012/steps', RecordChildFailureFunctionArn: RECORD, AggregateFunctionArn: AGGREGATE });
+
+/** The definition before the first-traffic fixes: no Catch, every output kept, no failed child execution tolerated. */
+function beforeTheFixes(definition: Record<string, any>): Record<string, any> {
+  const copy = structuredClone(definition);
+  for (const name of ['FanOut', 'FanOutDistributed', 'Aggregate']) delete copy.States[name].Catch;
+  delete copy.States.FanOutDistributed.ToleratedFailurePercentage;
+  delete copy.States.RecordFanOutFailure;
+  JSON.stringify(copy, (_key, value) => {
+    if (value && typeof value === 'object' && 'OutputPath' in value) delete value.OutputPath;
+    return value;
+  });
+  return copy;
+}
+
+function request(count: number, maxConcurrency: number): FanOutRequest {
+  return { team: 'team-a', runId: 'run-1', parentId: 'root', seq: 1, executionName: 'run-1-root-1', maxConcurrency, firstIndex: 0, count, timeoutSeconds: 900 };
+}
+
+/** The stack around the machine: every child reports success at once, except the ones told to fail. */
+function rehearse(definition: Record<string, any>, options: { undispatchable?: Set<string>; recordFails?: boolean } = {}) {
+  const calls: { fn: string; payload: any }[] = [];
+  const errors: unknown[] = [];
+  const dispatched = new Set<string>();
+  let sends = 0;
+  const sfn: RehearsalStepFunctions = new RehearsalStepFunctions([{ arn: MACHINE, name: 'team-a-fan-out', definition, roleLogicalId: 'FanOutRole' }], {
+    authorize: () => undefined,
+    queueArnOf: () => 'arn:aws:sqs:eu-west-1:123456789012:steps',
+    sendMessage: async (_url, body) => {
+      const message = JSON.parse(body) as { branchId: string; taskToken: string };
+      sends++;
+      if (options.undispatchable?.has(message.branchId)) throw Object.assign(new Error('queue refused'), { name: 'SQS.QueueRefused' });
+      dispatched.add(message.branchId);
+      // The step worker's SendTaskSuccess, a little later.
+      setImmediate(() => {
+        try {
+          sfn.sendTaskSuccess(message.taskToken, JSON.stringify({ branchId: message.branchId, status: 'COMPLETED' }));
+        } catch {
+          // The execution ended meanwhile (its tokens are gone), as a late worker finds in AWS.
+        }
+      });
+    },
+    invokeFunction: async (fn, payload) => {
+      calls.push({ fn, payload });
+      if (fn === RECORD && 'branchId' in (payload as object) && options.recordFails) throw Object.assign(new Error('record-child-failure failed'), { name: 'Error' });
+      return null;
+    },
+    onExecutionError: (error) => errors.push(error),
+  });
+  const start = async (req: FanOutRequest) => {
+    const { executionArn } = sfn.startExecution({ stateMachineArn: MACHINE, name: req.executionName, input: JSON.stringify(fanOutInput(req)) });
+    await sfn.idle();
+    return { execution: sfn.describeExecution(executionArn), children: sfn.childExecutionsOf(executionArn) };
+  };
+  return { sfn, calls, errors, dispatched, start, sends: () => sends };
+}
+
+const tasksCalled = (calls: { fn: string; payload: any }[]) =>
+  calls.map((c) => (c.fn === AGGREGATE ? 'Aggregate' : 'branchId' in c.payload ? `RecordChildFailure ${c.payload.branchId}` : 'RecordFanOutFailure'));
+
+describe('a Distributed Map of 10,000 children at concurrency 5 (2,000 child executions of 5)', () => {
+  it('completes with the shipped definition: each child once, 2,000 child executions, nothing collected, Aggregate once', async () => {
+    const { calls, errors, dispatched, start } = rehearse(SHIPPED);
+    const { execution, children } = await start(request(10_000, 5));
+    expect(execution.status).toBe('SUCCEEDED');
+    expect(dispatched.size).toBe(10_000);
+    expect(children).toHaveLength(2_000);
+    expect(children.every((c) => c.status === 'SUCCEEDED' && /:execution:team-a-fan-out\/run-1-root-1-FanOutDistributed:/.test(c.arn))).toBe(true);
+    expect(tasksCalled(calls)).toEqual(['Aggregate']);
+    expect(errors).toEqual([]);
+  }, 120_000);
+
+  it('before the fix, fails with States.DataLimitExceeded: the outputs it collected passed 256 KiB (no Catch can take it)', async () => {
+    const { calls, errors, dispatched, start } = rehearse(beforeTheFixes(SHIPPED));
+    const { execution } = await start(request(10_000, 5));
+    expect(execution.status).toBe('FAILED');
+    expect(execution.error).toBe('States.DataLimitExceeded');
+    expect(execution.cause).toMatch(/FanOutDistributed/);
+    // It failed part-way: the rest were never dispatched, and the parent was never settled.
+    expect(dispatched.size).toBeLessThan(10_000);
+    expect(tasksCalled(calls)).toEqual([]);
+    expect(errors).toHaveLength(1);
+  }, 120_000);
+});
+
+describe('a failed child execution (a batch whose child failure could not be recorded)', () => {
+  it('is tolerated: the other batches run and Aggregate settles the sync point (it fails the unrecorded child)', async () => {
+    const { calls, errors, dispatched, start } = rehearse(SHIPPED, { undispatchable: new Set(['root.7']), recordFails: true });
+    const { execution, children } = await start(request(1_200, 5));
+    expect(execution.status).toBe('SUCCEEDED');
+    expect(children.filter((c) => c.status === 'FAILED')).toHaveLength(1);
+    expect(dispatched.has('root.7')).toBe(false);
+    expect(dispatched.size).toBeGreaterThanOrEqual(1_200 - 5); // at most root.7's batch (root.5 … root.9) short
+    // Retried twice, then the child execution failed; Aggregate once at the end.
+    expect(tasksCalled(calls)).toEqual(['RecordChildFailure root.7', 'RecordChildFailure root.7', 'RecordChildFailure root.7', 'Aggregate']);
+    expect(errors).toEqual([]);
+  }, 60_000);
+
+  it('before the fix, fails the whole execution (States.ExceedToleratedFailureThreshold, no Catch): the parent is never settled', async () => {
+    const { calls, errors, start } = rehearse(beforeTheFixes(SHIPPED), { undispatchable: new Set(['root.7']), recordFails: true });
+    const { execution } = await start(request(1_200, 5));
+    expect(execution.status).toBe('FAILED');
+    expect(execution.error).toBe('States.ExceedToleratedFailureThreshold');
+    expect(tasksCalled(calls).filter((t) => !t.startsWith('RecordChildFailure'))).toEqual([]);
+    expect(errors).toHaveLength(1);
+  }, 60_000);
+});
+
+describe('a failed inline Map', () => {
+  it('goes to RecordFanOutFailure (its Catch) with the error: the parent failure is recorded', async () => {
+    const { calls, errors, start } = rehearse(SHIPPED, { undispatchable: new Set(['root.1']), recordFails: true });
+    const { execution } = await start(request(3, 1));
+    expect(execution.status).toBe('SUCCEEDED');
+    const called = tasksCalled(calls);
+    expect(called.at(-1)).toBe('RecordFanOutFailure');
+    expect(called).not.toContain('Aggregate');
+    expect(calls.at(-1)!.payload).toMatchObject({ team: 'team-a', runId: 'run-1', parentId: 'root', seq: 1, error: 'Error' });
+    expect(errors).toEqual([]);
+  }, 60_000);
+
+  it('before the fix, fails the execution: nothing records the parent failure', async () => {
+    const { calls, errors, start } = rehearse(beforeTheFixes(SHIPPED), { undispatchable: new Set(['root.1']), recordFails: true });
+    const { execution } = await start(request(3, 1));
+    expect(execution.status).toBe('FAILED');
+    expect(tasksCalled(calls).filter((t) => !t.startsWith('RecordChildFailure'))).toEqual([]);
+    expect(errors).toHaveLength(1);
+  }, 60_000);
+});
