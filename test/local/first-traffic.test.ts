@@ -7,33 +7,24 @@
  * examples/first-traffic/fan-out-10000.yaml --rehearse`) and a model test
  * (rehearsal-step-functions.test.ts); here a scaled one takes the same path.
  */
-import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RehearsalStack } from '../../local/rehearsal/rehearsal-stack';
+import type { RehearsalStack } from '../../local/rehearsal/rehearsal-stack';
 import { runRequestBody } from '../../local/rehearsal/rehearse-command';
-import { synthesize } from '../../local/rehearsal/synth';
 import { loadScenarioFile } from '../../local/scenario-file';
-
-const AGGREGATORS = resolve('test/support/rehearsal-aggregators.ts');
+import { rehearseRun, startRehearsedStack } from '../support/rehearsed-stack';
 
 let stack: RehearsalStack;
 
 beforeAll(async () => {
   // The same assembly as rehearsal.test.ts (reused when it is up to date).
-  stack = await RehearsalStack.start({ assembly: await synthesize({ aggregators: AGGREGATORS }), maxContainers: 6 });
+  stack = await startRehearsedStack();
 }, 900_000);
 
 afterAll(async () => {
   await stack?.close();
 });
 
-async function rehearse(body: Record<string, unknown>) {
-  const response = await stack.request('POST', '/runs', { body });
-  expect(response.statusCode, response.body).toBe(202);
-  const { runId } = JSON.parse(response.body) as { runId: string };
-  const run = await stack.waitForRun(runId);
-  return { run, branches: await stack.listBranches(runId) };
-}
+const rehearse = (body: Record<string, unknown>) => rehearseRun(stack, body);
 
 function stepWorkerResource() {
   const [, resource] = stack.template

@@ -15,6 +15,7 @@ import { runDocument } from '../../local/run-command';
 import { LocalRuntime } from '../../local/runtime';
 import { loadScenarioFile } from '../../local/scenario-file';
 import { behaviours, checkInvariants } from '../support/behaviours';
+import { rehearseRun } from '../support/rehearsed-stack';
 import { runInputOf } from '../../core/use-cases/start-run';
 
 const AGGREGATORS = resolve('test/support/rehearsal-aggregators.ts');
@@ -39,13 +40,7 @@ afterAll(async () => {
   await stack?.close();
 });
 
-async function rehearse(body: Record<string, unknown>) {
-  const response = await stack.request('POST', '/runs', { body });
-  expect(response.statusCode, response.body).toBe(202);
-  const { runId } = JSON.parse(response.body) as { runId: string };
-  const run = await stack.waitForRun(runId);
-  return { run, branches: await stack.listBranches(runId) };
-}
+const rehearse = (body: Record<string, unknown>) => rehearseRun(stack, body);
 
 /** The run document without what differs between two runs of the same scenario (the run id, the seconds used). */
 function comparable(doc: ReturnType<typeof runDocument>) {

@@ -1,0 +1,23 @@
+/**
+ * The rehearsed stack the rehearsal tests share (one synth, reused while it is up to date): the
+ * rehearsal team with the tests' aggregators module, and a run started as a client starts one.
+ */
+import { resolve } from 'node:path';
+import { expect } from 'vitest';
+import { RehearsalStack } from '../../local/rehearsal/rehearsal-stack';
+import { synthesize } from '../../local/rehearsal/synth';
+
+export const REHEARSAL_AGGREGATORS = resolve('test/support/rehearsal-aggregators.ts');
+
+export async function startRehearsedStack(): Promise<RehearsalStack> {
+  return RehearsalStack.start({ assembly: await synthesize({ aggregators: REHEARSAL_AGGREGATORS }), maxContainers: 6 });
+}
+
+/** POST /runs (202 expected), then the run once terminal, with its branches. */
+export async function rehearseRun(stack: RehearsalStack, body: Record<string, unknown>) {
+  const response = await stack.request('POST', '/runs', { body });
+  expect(response.statusCode, response.body).toBe(202);
+  const { runId } = JSON.parse(response.body) as { runId: string };
+  const run = await stack.waitForRun(runId);
+  return { run, branches: await stack.listBranches(runId) };
+}
