@@ -25,6 +25,13 @@ export type BranchPatch = Partial<
 >;
 export type RunPatch = Partial<Pick<RunRecord, 'status' | 'endedAt' | 'result' | 'error' | 'endedBy'>>;
 
+/** Where a page of BranchStore.listBranchesPage starts, and its size. */
+export interface BranchPage {
+  limit: number;
+  /** The last branch id of the page before. */
+  after?: string;
+}
+
 /** What BranchStore.getStatuses reads. */
 export interface Statuses {
   run: RunStatus | undefined;
@@ -97,6 +104,12 @@ export interface BranchStore {
     patch?: BranchPatch,
   ): Promise<BranchRecord | undefined>;
   listBranches(scope: Scope): Promise<BranchRecord[]>;
+  /**
+   * At most `limit` of the run's branches after the branch `after` (none: from the first), in the
+   * store's key order (one Query page in DynamoDB). `more` is false once nothing follows (it may
+   * be true before an empty last page, as DynamoDB's LastEvaluatedKey may).
+   */
+  listBranchesPage(scope: Scope, page: BranchPage): Promise<{ branches: BranchRecord[]; more: boolean }>;
   listChildren(scope: Scope, parentId: string): Promise<BranchRecord[]>;
 
   /**

@@ -15,7 +15,7 @@ import { listDataRuns, recordDataRun } from './data-runs';
 import { requireDataFolder } from './data-folder';
 import { startLocalEngines } from './embedded-engines';
 import { LOCAL_TEAM, LocalRuntime } from './runtime';
-import type { ApiClient } from './remote/api-client';
+import { allBranches, type ApiClient } from './remote/api-client';
 
 export interface RunSummary {
   runId: string;
@@ -56,10 +56,7 @@ export function remoteSource(client: ApiClient): RunSource {
   const label = client.baseUrl.href;
   const path = (runId: string, tail = '') => `runs/${encodeURIComponent(runId)}${tail}`;
   const describe = async (runId: string) => {
-    const [view, { branches }] = await Promise.all([
-      client.call<RunView>('GET', path(runId)),
-      client.call<{ branches: BranchView[] }>('GET', path(runId, '/branches')),
-    ]);
+    const [view, branches] = await Promise.all([client.call<RunView>('GET', path(runId)), allBranches<BranchView>(client, runId)]);
     return { view, branches };
   };
   return {

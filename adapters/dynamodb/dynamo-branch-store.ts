@@ -30,7 +30,7 @@ import {
   type Scope,
   type SyncPointRecord,
 } from '../../core/model';
-import type { BlobStore, BranchPatch, BranchStore, CostSink, RecordChildEndResult, ReserveResult, RunPatch, Statuses } from '../../core/ports';
+import type { BlobStore, BranchPage, BranchPatch, BranchStore, CostSink, RecordChildEndResult, ReserveResult, RunPatch, Statuses } from '../../core/ports';
 import {
   assertFits,
   checkInValues,
@@ -366,6 +366,32 @@ export class DynamoBranchStore implements BranchStore {
     );
     const branches = await Promise.all(items.map((item) => this.decodeBranch(scope, item)));
     return branches.sort((a, b) => compareIds(a.id, b.id));
+  }
+
+  async listBranchesPage(scope: Scope, page: BranchPage): Promise<{ branches: BranchRecord[]; more: boolean }> {
+    const x = new Expr();
+    const limit = Math.max(1, page.limit);
+    const items: Attributes[] = [];
+    let start: Record<string, unknown> | undefined = page.after === undefined ? undefined : { ...branchKey(scope, page.after) };
+    // A Query page stops at 1 MB as well: read on until the page is full or the partition ends.
+    do {
+      const result = await this.call(`listBranchesPage ${scope.runId}`, () =>
+        this.send(
+          scope,
+          new QueryCommand({
+            TableName: this.tableName,
+            KeyConditionExpression: `${x.name('PK')} = ${x.value(runPk(scope))} AND begins_with(${x.name('SK')}, ${x.value(BRANCH_PREFIX)})`,
+            ConsistentRead: true,
+            Limit: limit - items.length,
+            ExclusiveStartKey: start,
+            ...x.params,
+          }),
+        ),
+      );
+      items.push(...(result.Items ?? []));
+      start = result.LastEvaluatedKey;
+    } while (start && items.length < limit);
+    return { branches: await Promise.all(items.map((item) => this.decodeBranch(scope, item))), more: start !== undefined };
   }
 
   /**

@@ -23,7 +23,7 @@ import {
   type SyncPointRecord,
 } from '../../core/model';
 import { addCost, type CostCounters } from '../../core/cost';
-import type { BlobStore, BranchPatch, BranchStore, CostSink, RecordChildEndResult, ReserveResult, RunPatch, Statuses } from '../../core/ports';
+import type { BlobStore, BranchPage, BranchPatch, BranchStore, CostSink, RecordChildEndResult, ReserveResult, RunPatch, Statuses } from '../../core/ports';
 import { MemoryBlobStore } from '../blobs/memory-blob-store';
 import {
   assertFits,
@@ -247,6 +247,17 @@ export class MemoryBranchStore implements BranchStore {
   async listBranches(scope: Scope): Promise<BranchRecord[]> {
     const branches = await this.decodeBranches(scope, this.queryCharged(scope, BRANCH_PREFIX));
     return branches.sort((a, b) => compareIds(a.id, b.id));
+  }
+
+  async listBranchesPage(scope: Scope, page: BranchPage): Promise<{ branches: BranchRecord[]; more: boolean }> {
+    // DynamoDB's order: the sort keys as strings.
+    const start = page.after === undefined ? undefined : branchKey(scope, page.after).SK;
+    const items = this.partitionItems(runPk(scope), BRANCH_PREFIX)
+      .filter((item) => start === undefined || String(item.SK) > start)
+      .sort((a, b) => (String(a.SK) < String(b.SK) ? -1 : 1));
+    const taken = items.slice(0, Math.max(1, page.limit));
+    this.charge(scope, { readUnits: readUnits(taken.reduce((n, i) => n + size(i), 0)) });
+    return { branches: await this.decodeBranches(scope, taken), more: items.length > taken.length };
   }
 
   async listChildren(scope: Scope, parentId: string): Promise<BranchRecord[]> {

@@ -1,5 +1,6 @@
 /** Read models of a run for the API, the CLI and the tree page. */
-import { NotFoundError } from '../errors';
+import { NotFoundError, PayloadTooLargeError } from '../errors';
+import { decodeCursor, encodeCursor, PAGE_MAX_BYTES } from '../page-cursor';
 import { runCost, type CostCounters } from '../cost';
 import { computeMetrics, type RunMetrics } from '../metrics';
 import type { BranchRecord, BranchStatus, BranchType, RunRecord, Scope } from '../model';
@@ -112,6 +113,39 @@ export async function describeRun(deps: Pick<SpawnerDeps, 'store'>, scope: Scope
   return { run, branches, view: runView(run, branches, cost) };
 }
 
+/** A branch id as the store keys it: `root`, then `.<index>` per level. */
+const BRANCH_ID = /^root(?:\.\d{1,9}){0,100}$/;
+
+/** Branches of one run at most in a tree answer (ascii, mermaid, json); past it, page the branches. */
+export const TREE_MAX_BRANCHES = 10_000;
+
+/**
+ * One page of a run's branches (GET /runs/{id}/branches?limit&cursor), in the store's key order:
+ * at most `limit` branches and PAGE_MAX_BYTES of JSON; `cursor` (null on the last page) asks for
+ * the next one.
+ */
+export async function listRunBranchesPage(
+  deps: Pick<SpawnerDeps, 'store'>,
+  scope: Scope,
+  page: { limit: number; cursor?: string },
+): Promise<{ branches: BranchView[]; cursor: string | null }> {
+  const after = page.cursor === undefined ? undefined : decodeCursor(page.cursor, (p) => BRANCH_ID.test(p));
+  await mustGetRun(deps, scope);
+  const { branches, more } = await deps.store.listBranchesPage(scope, { limit: page.limit, ...(after ? { after } : {}) });
+  const views: BranchView[] = [];
+  let bytes = 0;
+  for (const branch of branches) {
+    const view = branchView(branch);
+    bytes += new TextEncoder().encode(JSON.stringify(view)).length + 1;
+    // Cut short past the byte bound (never empty): the cursor goes on from the last one kept.
+    if (views.length > 0 && bytes > PAGE_MAX_BYTES) break;
+    views.push(view);
+  }
+  const last = views.at(-1);
+  const cursor = last && (more || views.length < branches.length) ? encodeCursor(last.id) : null;
+  return { branches: views, cursor };
+}
+
 export async function listRunBranches(deps: Pick<SpawnerDeps, 'store'>, scope: Scope): Promise<BranchView[]> {
   await mustGetRun(deps, scope);
   return (await deps.store.listBranches(scope)).map(branchView);
@@ -128,7 +162,15 @@ export async function branchResult(deps: Pick<SpawnerDeps, 'store'>, scope: Scop
 export type TreeFormat = 'ascii' | 'mermaid' | 'json';
 
 export async function runTree(deps: Pick<SpawnerDeps, 'store'>, scope: Scope, format: TreeFormat) {
-  await mustGetRun(deps, scope);
+  const run = await mustGetRun(deps, scope);
+  // One answer holds the whole tree: bounded, so that it stays far under Lambda's 6 MB.
+  if (run.branchCount > TREE_MAX_BRANCHES) {
+    throw new PayloadTooLargeError(
+      `the tree of run ${scope.runId} has ${run.branchCount} branches, more than one answer draws (${TREE_MAX_BRANCHES}); page through GET /runs/${scope.runId}/branches?limit=&cursor= (each branch names its parentId)`,
+      run.branchCount,
+      TREE_MAX_BRANCHES,
+    );
+  }
   const branches = await deps.store.listBranches(scope);
   if (format === 'ascii') return renderAscii(branches);
   if (format === 'mermaid') return renderMermaid(branches);

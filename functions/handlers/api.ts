@@ -11,7 +11,8 @@ import {
   startRun,
   type SpawnerDeps,
 } from '../../core/use-cases';
-import { branchResult, describeRun, listRunBranches, runTree, type TreeFormat } from '../../core/use-cases/queries';
+import { branchResult, describeRun, listRunBranchesPage, runTree, type TreeFormat } from '../../core/use-cases/queries';
+import { pageLimit } from '../../core/page-cursor';
 import { runEventsAfter } from '../../core/use-cases/run-events';
 import type { Limits, Scope } from '../../core/model';
 import { errorResponse, json, MethodNotAllowedError, text } from './http-errors';
@@ -81,8 +82,10 @@ function routes(deps: SpawnerDeps, config: ApiConfig): Route[] {
     {
       method: 'GET',
       pattern: new RegExp(`^/runs/${RUN_ID}/branches/?$`),
-      async handle(_event, [runId], team) {
-        return json(200, { runId, branches: await listRunBranches(deps, scopeOf(team, runId)) });
+      async handle(event, [runId], team) {
+        const query = event.queryStringParameters ?? {};
+        const page = await listRunBranchesPage(deps, scopeOf(team, runId), { limit: pageLimit(query.limit), cursor: query.cursor });
+        return json(200, { runId, ...page });
       },
     },
     {

@@ -124,3 +124,15 @@ export class ApiClient {
     throw new RemoteApiError(`${what}: ${response.status} ${code}: ${message}`, response.status, code);
   }
 }
+
+/** Every branch of a run, page by page (GET /runs/{id}/branches?cursor=). */
+export async function allBranches<B = unknown>(client: Pick<ApiClient, 'call'>, runId: string): Promise<B[]> {
+  const branches: B[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await client.call<{ branches: B[]; cursor?: string | null }>('GET', `runs/${encodeURIComponent(runId)}/branches`, { query: { cursor } });
+    branches.push(...page.branches);
+    cursor = page.cursor ?? undefined;
+  } while (cursor);
+  return branches;
+}

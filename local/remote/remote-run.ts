@@ -13,7 +13,7 @@ import { LiveProgress } from '../progress';
 import { documentOf, invalidDocument, onInterrupt, reportDocument, type RunCommandOptions } from '../run-command';
 import { recordRemoteRun } from '../run-sources';
 import { loadStackScenarioFile } from '../scenario-file';
-import { ApiClient, type RemoteTarget } from './api-client';
+import { allBranches, ApiClient, type RemoteTarget } from './api-client';
 
 export interface RemoteRunOptions extends Pick<RunCommandOptions, 'json' | 'trace' | 'tty' | 'out' | 'err' | 'handleSignals'> {
   target: RemoteTarget;
@@ -64,7 +64,7 @@ export async function remoteRun(path: string, options: RemoteRunOptions): Promis
       )
     : () => {};
   const sink = options.trace ? new JsonlSink(options.trace) : undefined;
-  const branchesOf = async () => (await client.call<{ branches: BranchView[] }>('GET', `runs/${runId}/branches`)).branches;
+  const branchesOf = () => allBranches<BranchView>(client, runId);
   const progress = options.tty ? new LiveProgress(options.out, branchesOf, started, pollMs) : undefined;
   progress?.start();
   try {

@@ -187,13 +187,29 @@ async function refresh() {
   updatePolling();
 }
 
+/** Every branch of the run, page by page (the list route answers at most a page at a time). */
+async function allBranches(id) {
+  const branches = [];
+  let cursor = null;
+  do {
+    const page = await request('GET', `/runs/${id}/branches${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ''}`);
+    branches.push(...page.branches);
+    cursor = page.cursor ?? null;
+  } while (cursor);
+  return branches;
+}
+
 async function loadRun(runId) {
   const id = encodeURIComponent(runId);
   // The run first: when it reads terminal, the branches read after it are final too.
   const run = await request('GET', `/runs/${id}`);
-  const [{ branches }, diagram] = await Promise.all([
-    request('GET', `/runs/${id}/branches`),
-    request('GET', `/runs/${id}/tree?format=mermaid`, { as: 'text' }),
+  const [branches, diagram] = await Promise.all([
+    allBranches(id),
+    request('GET', `/runs/${id}/tree?format=mermaid`, { as: 'text' }).catch((error) => {
+      // A tree too large to draw in one answer (413): the page lists the branches without it.
+      if (error.status === 413) return null;
+      throw error;
+    }),
   ]);
   if (runId !== state.runId) return;
   followRunExample(run);

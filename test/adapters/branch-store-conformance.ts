@@ -758,3 +758,41 @@ export function describeBranchStoreConformance(name: string, factory: BranchStor
     });
   });
 }
+
+/**
+ * BranchStore.listBranchesPage on a store (with the conformance suite on each store; apart from it,
+ * so that the journal suite's reopen schedule stays the suite's own).
+ */
+export function describeBranchStorePages(name: string, factory: BranchStoreFactory): void {
+  describe(`BranchStore pages: ${name}`, () => {
+    let store: BranchStore;
+    beforeAll(async () => {
+      store = await factory();
+    });
+
+      it('pages a run’s branches: the pages join to exactly its branches, each page at most the limit', async () => {
+        const scope = newScope();
+        const ids = ['root', ...Array.from({ length: 24 }, (_, i) => `root.${i}`)];
+        await store.createBranches(ids.map((id) => branchRecord(scope, id, id === 'root' ? null : 'root')));
+        await store.createBranches([branchRecord(newScope(), 'root')]);
+        const seen: string[] = [];
+        let after: string | undefined;
+        for (let pages = 0; ; pages++) {
+          expect(pages).toBeLessThan(10);
+          const page = await store.listBranchesPage(scope, { limit: 7, ...(after ? { after } : {}) });
+          expect(page.branches.length).toBeLessThanOrEqual(7);
+          seen.push(...page.branches.map((b) => b.id));
+          if (!page.more) break;
+          after = page.branches.at(-1)?.id;
+          if (!after) break;
+        }
+        expect(seen).toHaveLength(ids.length);
+        expect([...seen].sort()).toEqual([...ids].sort());
+        // The store's key order: the ids as strings.
+        expect(seen).toEqual([...ids].sort());
+        const first = await store.listBranchesPage(scope, { limit: 7 });
+        expect(first.branches[0]).toEqual(branchRecord(scope, 'root', null));
+        expect(await store.listBranchesPage(newScope(), { limit: 5 })).toEqual({ branches: [], more: false });
+      });
+  });
+}

@@ -1,4 +1,5 @@
 import { MemoryBranchStore } from '../../adapters/memory/memory-branch-store';
-import { describeBranchStoreConformance } from './branch-store-conformance';
+import { describeBranchStoreConformance, describeBranchStorePages } from './branch-store-conformance';
 
 describeBranchStoreConformance('MemoryBranchStore', (meter) => new MemoryBranchStore({ meter }));
+describeBranchStorePages('MemoryBranchStore', (meter) => new MemoryBranchStore({ meter }));

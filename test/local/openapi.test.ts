@@ -132,6 +132,24 @@ describe('the handler answers as documented', () => {
     expect(run.body).toMatchObject({ runId: id, name: 'hierarchical-research-team', status: 'COMPLETED', error: null });
     const branches = await call('GET', '/runs/{runId}/branches', `/runs/${id}/branches`);
     expect(branches.body.branches).toHaveLength(9);
+    expect(branches.body.cursor).toBeNull();
+    // Pages of 4: 4 + 4 + 1, joined they are the whole list.
+    const paged: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: Answer = await call('GET', '/runs/{runId}/branches', `/runs/${id}/branches?limit=4${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      expect(page.body.branches.length).toBeLessThanOrEqual(4);
+      paged.push(...page.body.branches.map((b: { id: string }) => b.id));
+      cursor = page.body.cursor;
+    } while (cursor);
+    expect(paged.sort()).toEqual(branches.body.branches.map((b: { id: string }) => b.id).sort());
+    const badCursor = await call('GET', '/runs/{runId}/branches', `/runs/${id}/branches?cursor=nonsense`);
+    expect(badCursor).toMatchObject({ status: 400, body: { error: 'ValidationError', field: 'cursor' } });
+    // A tree too large for one answer (its run record says 10,001 branches): 413, pointing at the pages.
+    const record = (await server.runtime.deps.store.getRun({ team: server.runtime.team, runId: id }))!;
+    await server.runtime.deps.store.createRun({ ...record, runId: `${id}-wide`, branchCount: 10_001 });
+    const wideTree = await call('GET', '/runs/{runId}/tree', `/runs/${id}-wide/tree`);
+    expect(wideTree).toMatchObject({ status: 413, body: { error: 'PayloadTooLargeError' } });
     const tree = await call('GET', '/runs/{runId}/tree', `/runs/${id}/tree`);
     expect(tree.body.tree[0]).toMatchObject({ id: 'root', agent: 'Director', children: [{ id: 'root.0' }, { id: 'root.1' }] });
     const ascii = await call('GET', '/runs/{runId}/tree', `/runs/${id}/tree?format=ascii`);

@@ -9,7 +9,7 @@ import {
   startDynamoDbLocal,
   type DynamoDbLocalEngine,
 } from '../../../local/engines/dynamodb-local-engine';
-import { describeBranchStoreConformance, ENGINE_WIDE_CHILDREN } from '../branch-store-conformance';
+import { describeBranchStoreConformance, describeBranchStorePages, ENGINE_WIDE_CHILDREN } from '../branch-store-conformance';
 import { describeDynamoStoreSpecifics } from './dynamo-store-specifics';
 
 const hasJava = javaAvailable();
@@ -31,6 +31,7 @@ describe.skipIf(!hasJava)('DynamoDB Local', () => {
     new DynamoBranchStore({ client: engine.doc, tableName, meter, blobs: new MemoryBlobStore() }),
     { wideChildren: ENGINE_WIDE_CHILDREN },
   );
+  describeBranchStorePages('DynamoBranchStore on DynamoDB Local', (meter) => new DynamoBranchStore({ client: engine.doc, tableName, meter, blobs: new MemoryBlobStore() }));
   describeDynamoStoreSpecifics('DynamoDB Local', () => engine, () => tableName, { batchGetRequestsFor2MB: 1 });
 
   it('stops the Java process on close', async () => {
