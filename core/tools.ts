@@ -58,6 +58,17 @@ const httpTool = z
   })
   .strict();
 
+const lambdaTool = z
+  .object({
+    kind: z.literal('lambda'),
+    name: toolName,
+    /** The function's name or ARN (AWS, and the rehearsal). */
+    functionName: z.string().min(1).max(256),
+    parameters,
+    ...common,
+  })
+  .strict();
+
 const mcpTool = z
   .object({
     kind: z.literal('mcp'),
@@ -81,11 +92,12 @@ const mcpTool = z
     path: ['command'],
   });
 
-export const toolDefinitionSchema = z.discriminatedUnion('kind', [moduleTool, httpTool, mcpTool]);
+export const toolDefinitionSchema = z.discriminatedUnion('kind', [moduleTool, httpTool, lambdaTool, mcpTool]);
 export const toolsSchema = z.array(toolDefinitionSchema).max(50, 'at most 50 tool entries per agent');
 export type ToolDefinition = z.infer<typeof toolDefinitionSchema>;
 export type ModuleToolDefinition = z.infer<typeof moduleTool>;
 export type HttpToolDefinition = z.infer<typeof httpTool>;
+export type LambdaToolDefinition = z.infer<typeof lambdaTool>;
 export type McpToolDefinition = z.infer<typeof mcpTool>;
 
 export const TOOL_CALLING_MODES = ['auto', 'on', 'off'] as const;
@@ -137,7 +149,7 @@ export type ToolCallStatus = 'ok' | 'error' | 'timeout' | 'aborted' | 'refused' 
 export interface ToolCallRecord {
   /** The tool's name as the model called it. */
   tool: string;
-  /** Where it ran: `module`, `http` or `mcp`. */
+  /** Where it ran: `module`, `http`, `lambda` or `mcp`. */
   kind: ToolDefinition['kind'] | 'unknown';
   status: ToolCallStatus;
   durationMs: number;

@@ -5,6 +5,7 @@
  * A failing tool is an error result the model reads, not a failed step; only an abort (cancel,
  * run budget, branch timeout) ends the step.
  */
+import type { LambdaClient } from '@aws-sdk/client-lambda';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { AgentInvocationError, errorMessage } from '../../core/errors';
 import type { ToolSpec } from '../../core/protocol-tools';
@@ -12,6 +13,7 @@ import {
   DEFAULT_TOOL_OUTPUT_CHARS,
   DEFAULT_TOOL_TIMEOUT_MS,
   type HttpToolDefinition,
+  type LambdaToolDefinition,
   type McpToolDefinition,
   type ModuleToolDefinition,
   type ToolCallRecord,
@@ -58,6 +60,8 @@ export interface ToolOutcome {
 
 export interface ToolBoxOptions extends ModuleInvokerOptions {
   fetch?: typeof fetch;
+  /** The client of `lambda` tools (default: one for the environment's region and credentials, made at the first call). */
+  lambdaClient?: LambdaClient;
 }
 
 type McpSdk = {
@@ -90,6 +94,7 @@ const MAX_MCP_TOOLS = 200;
 
 export class ToolBox {
   private readonly fetch: typeof fetch;
+  private lambdaClient: LambdaClient | undefined;
   /** One connection per MCP server configuration, shared by every step of the process. */
   private readonly servers = new Map<string, Promise<McpConnection>>();
 
@@ -104,6 +109,7 @@ export class ToolBox {
       const where = `agent ${agent} tools.${i}`;
       if (def.kind === 'module') tools.push(await this.moduleTool(where, def));
       else if (def.kind === 'http') tools.push(this.httpTool(def));
+      else if (def.kind === 'lambda') tools.push(this.lambdaTool(def));
       else tools.push(...(await this.mcpTools(where, def)));
     }
     const seen = new Set<string>();
@@ -157,6 +163,25 @@ export class ToolBox {
         const text = await response.text();
         if (!response.ok) return { text: `HTTP ${response.status}: ${text.slice(0, 500)}`, isError: true };
         return { text };
+      },
+    };
+  }
+
+  private lambdaTool(def: LambdaToolDefinition): UserTool {
+    return {
+      spec: { name: def.name, description: def.description ?? `the Lambda function ${def.functionName}`, parameters: def.parameters ?? { type: 'object' } },
+      kind: 'lambda',
+      ...bounds(def),
+      run: async (args, signal, context) => {
+        const { InvokeCommand, LambdaClient } = await import('@aws-sdk/client-lambda');
+        this.lambdaClient ??= this.options.lambdaClient ?? new LambdaClient({});
+        const payload = { tool: def.name, arguments: args, agent: context.agent, runId: context.runId, branchId: context.branchId };
+        const result = await this.lambdaClient.send(
+          new InvokeCommand({ FunctionName: def.functionName, Payload: new TextEncoder().encode(JSON.stringify(payload)) }),
+          { abortSignal: signal as never },
+        );
+        const text = result.Payload ? new TextDecoder().decode(result.Payload) : 'null';
+        return result.FunctionError ? { text: `${def.functionName} raised ${result.FunctionError}: ${text.slice(0, 500)}`, isError: true } : { text };
       },
     };
   }

@@ -57,6 +57,7 @@ describe('tools in a scenario', () => {
         tools: [
           { kind: 'module', module: './t.ts', export: 'lookup' },
           { kind: 'http', name: 'weather', url: 'http://127.0.0.1:1/w' },
+          { kind: 'lambda', name: 'price', functionName: 'arn:aws:lambda:us-east-1:123456789012:function:price' },
           { kind: 'mcp', command: 'node', args: ['server.mjs'], timeoutMs: 1000 },
           { kind: 'mcp', url: 'http://127.0.0.1:1/mcp', prefix: 'remote' },
         ],
