@@ -13,6 +13,7 @@ import type { ChatMessage } from '../../core/prompt';
 import type { ToolSpec } from '../../core/protocol-tools';
 import { ToolBox } from '../tools/tool-box';
 import { invokeLlm, type ChatSession, type ToolCallRequest } from './tool-loop';
+import { DEFAULT_MAX_RESPONSE_BYTES, readCappedText } from './http-invoker';
 
 export type { Sleep } from '../retry';
 
@@ -38,6 +39,8 @@ export interface OpenAiInvokerOptions {
   timeoutMs?: number;
   /** Runs the agents' user tools (default: a ToolBox of its own). */
   toolBox?: ToolBox;
+  /** Largest response body read (default 4 MiB, as the http agent's): a larger one fails the call. */
+  maxResponseBytes?: number;
 }
 
 /** A chat completions message as the API takes it. */
@@ -76,6 +79,7 @@ export class OpenAiInvoker implements AgentInvoker {
   private readonly maxBackoffMs: number;
   private readonly maxRetryAfterMs: number;
   private readonly timeoutMs: number;
+  private readonly maxResponseBytes: number;
   private readonly toolBox: ToolBox;
   private readonly refused = new Set<string>();
 
@@ -90,6 +94,7 @@ export class OpenAiInvoker implements AgentInvoker {
     this.maxBackoffMs = options.maxBackoffMs ?? 20_000;
     this.maxRetryAfterMs = options.maxRetryAfterMs ?? 30_000;
     this.timeoutMs = options.timeoutMs ?? 60_000;
+    this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     this.toolBox = options.toolBox ?? new ToolBox();
   }
 
@@ -186,8 +191,10 @@ export class OpenAiInvoker implements AgentInvoker {
       const response = await this.fetch(url, { method: 'POST', headers, body, signal });
       status = response.status;
       retryAfter = response.headers.get('retry-after');
-      text = await response.text();
+      // Capped as the http agent's body is: a huge answer is refused, never held whole.
+      text = await readCappedText(response, this.maxResponseBytes, () => `the response of ${url} is over maxResponseBytes (${this.maxResponseBytes} bytes)`, agent);
     } catch (error) {
+      if (error instanceof AgentInvocationError) return { ok: false, error, retryable: false };
       if (callSignal?.aborted) throw new AgentInvocationError(agent, 'aborted: the branch ended', { cause: error });
       // Not retried: a model that took the whole timeout would most likely take it again.
       if (timeout.aborted) throw new AgentTimeoutError(agent, `no answer from ${url} within ${timeoutMs} ms`, { cause: error });

@@ -20,6 +20,7 @@ import {
   type ToolDefinition,
 } from '../../core/tools';
 import { whenAborted } from '../retry';
+import { DEFAULT_MAX_RESPONSE_BYTES, readCappedText } from '../agents/http-invoker';
 import { loadModuleAgent, resolveModulePath, type ModuleInvokerOptions } from '../agents/module-invoker';
 
 /** What a module tool's function receives besides its arguments. */
@@ -160,7 +161,7 @@ export class ToolBox {
           body: JSON.stringify({ tool: def.name, arguments: args, agent: context.agent, runId: context.runId, branchId: context.branchId }),
           signal,
         });
-        const text = await response.text();
+        const text = await readCappedText(response, DEFAULT_MAX_RESPONSE_BYTES, () => `the response of tool ${def.name} is over ${DEFAULT_MAX_RESPONSE_BYTES} bytes`, context.agent);
         if (!response.ok) return { text: `HTTP ${response.status}: ${text.slice(0, 500)}`, isError: true };
         return { text };
       },

@@ -5,6 +5,8 @@
  * a child process: what is checked is what a user sees (exit code, one document).
  */
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -273,5 +275,44 @@ describe('a data folder that fails', () => {
     const { code, err } = await cli(['resume', '--data', data]);
     expect(code).toBe(2);
     expect(err).toMatch(/^error: .*journal\.jsonl: line 2 is not readable \(the journal is damaged\)\n$/);
+  }, 60_000);
+});
+
+describe('bodies and errors from outside are bounded', () => {
+  it('an openai server answering 64 MB: the branch fails naming maxResponseBytes (the body is not read whole)', async () => {
+    const chunk = Buffer.alloc(1024 * 1024, 'a');
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      let sent = 0;
+      const more = () => {
+        while (sent < 64) {
+          sent++;
+          if (!res.write(chunk)) return void res.once('drain', more);
+        }
+        res.end();
+      };
+      more();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+      const path = file('big-body.yaml', `name: big\nrequest: go\nentry: A\nagents:\n  A: { kind: openai, model: m, baseUrl: "${url}", retries: 0 }\n`);
+      const io = captureIo();
+      expect(await main(['run', path, '--json'], io)).toBe(1);
+      expect(JSON.parse(io.outText()).error).toMatch(/over maxResponseBytes \(4194304 bytes\)/);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  }, 60_000);
+
+  it('a module agent that throws a 500 KB message: the branch fails with the message cut to size, not as poison', async () => {
+    file('huge-error.ts', 'export default () => { throw new Error("x".repeat(500 * 1024)); };\n');
+    const path = file('huge-error.yaml', 'name: huge\nrequest: go\nentry: A\nagents:\n  A: { kind: module, module: ./huge-error.ts }\n');
+    const io = captureIo();
+    expect(await main(['run', path, '--json'], io)).toBe(1);
+    const doc = JSON.parse(io.outText());
+    expect(doc.branches[0].error).toMatch(/^agent A failed: (AgentInvocationError: )?x+ … \[\d+ more characters cut\]$/);
+    expect(doc.branches[0].error.length).toBeLessThanOrEqual(8 * 1024 + 100);
   }, 60_000);
 });
