@@ -54,6 +54,7 @@ interface OpenAiDefinition {
   maxTokens?: number;
   timeoutMs?: number;
   retries?: number;
+  maxResponseBytes?: number;
 }
 
 interface ChatCompletion {
@@ -130,7 +131,7 @@ export class OpenAiInvoker implements AgentInvoker {
       const policy = { attempts, baseMs: this.backoffMs, maxMs: this.maxBackoffMs, random: this.random, sleep: this.sleep, signal: call.signal };
       return withRetries(policy, async (attempt, last) => {
         if (call.signal?.aborted) throw new AgentInvocationError(agent, 'aborted: the branch ended');
-        const result = await this.attempt(agent, url, headers, text, timeoutMs, call.signal, read);
+        const result = await this.attempt(agent, url, headers, text, timeoutMs, call.signal, read, def.maxResponseBytes ?? this.maxResponseBytes);
         if (result.ok) return result.reply;
         if (!result.retryable || last) {
           if (attempt > 1) result.error.message += ` (after ${attempt} attempts)`;
@@ -181,6 +182,7 @@ export class OpenAiInvoker implements AgentInvoker {
     timeoutMs: number,
     callSignal: AbortSignal | undefined,
     read: (text: string) => T,
+    maxBytes: number,
   ): Promise<Attempt<T>> {
     const timeout = AbortSignal.timeout(timeoutMs);
     const signal = callSignal ? AbortSignal.any([callSignal, timeout]) : timeout;
@@ -192,7 +194,7 @@ export class OpenAiInvoker implements AgentInvoker {
       status = response.status;
       retryAfter = response.headers.get('retry-after');
       // Capped as the http agent's body is: a huge answer is refused, never held whole.
-      text = await readCappedText(response, this.maxResponseBytes, () => `the response of ${url} is over maxResponseBytes (${this.maxResponseBytes} bytes)`, agent);
+      text = await readCappedText(response, maxBytes, () => `the response of ${url} is over maxResponseBytes (${maxBytes} bytes)`, agent);
     } catch (error) {
       if (error instanceof AgentInvocationError) return { ok: false, error, retryable: false };
       if (callSignal?.aborted) throw new AgentInvocationError(agent, 'aborted: the branch ended', { cause: error });
