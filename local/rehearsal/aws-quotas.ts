@@ -33,8 +33,3 @@ export const AWS_QUOTAS = {
    */
   recursiveLoopMaxInvocations: 16,
 } as const;
-
-/** A JSON value's size as the services count it: its UTF-8 bytes. */
-export function jsonBytes(value: unknown): number {
-  return Buffer.byteLength(typeof value === 'string' ? value : JSON.stringify(value ?? null));
-}

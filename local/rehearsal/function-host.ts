@@ -8,7 +8,8 @@
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { AWS_QUOTAS, jsonBytes } from './aws-quotas';
+import { jsonBytes } from '../../core/bounded-value';
+import { AWS_QUOTAS } from './aws-quotas';
 import { newTraceHeader } from './recursion';
 
 export interface HostedFunction {

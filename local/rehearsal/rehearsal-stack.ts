@@ -35,7 +35,8 @@ import { assemblyEnvironment, synthesize, type Assembly } from './synth';
 import { RehearsalTemplate } from './template';
 import { QueueClock } from './queue-clock';
 import { nextHop, TRACE_HEADER_ATTRIBUTE, type RecursiveLoop } from './recursion';
-import { AWS_QUOTAS, jsonBytes } from './aws-quotas';
+import { jsonBytes } from '../../core/bounded-value';
+import { AWS_QUOTAS } from './aws-quotas';
 
 export interface RehearsalOptions {
   /** A team of infra/teams; without it, the rehearsal team config. */

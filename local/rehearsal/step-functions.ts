@@ -22,7 +22,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
-import { AWS_QUOTAS, jsonBytes } from './aws-quotas';
+import { jsonBytes } from '../../core/bounded-value';
+import { AWS_QUOTAS } from './aws-quotas';
 
 export interface RehearsalMachine {
   arn: string;
@@ -128,8 +129,8 @@ export class RehearsalStepFunctions {
       if (existing.status === 'RUNNING' && existing.input === input) return { executionArn: arn, startDate: existing.startDate };
       throw new SfnServiceError('ExecutionAlreadyExists', `Execution Already Exists: '${arn}'`);
     }
-    if (jsonBytes(input) > AWS_QUOTAS.stepFunctionsPayloadBytes) {
-      throw new SfnServiceError('InvalidExecutionInput', `The input is ${jsonBytes(input)} bytes; an execution's input is at most ${AWS_QUOTAS.stepFunctionsPayloadBytes}`);
+    if (Buffer.byteLength(input) > AWS_QUOTAS.stepFunctionsPayloadBytes) {
+      throw new SfnServiceError('InvalidExecutionInput', `The input is ${Buffer.byteLength(input)} bytes; an execution's input is at most ${AWS_QUOTAS.stepFunctionsPayloadBytes}`);
     }
     const execution = this.newExecution(arn, name, entry.machine, input);
     this.run(execution, entry.engine, entry.machine.definition, entry.distributed);
@@ -274,7 +275,7 @@ export class RehearsalStepFunctions {
 
   sendTaskSuccess(taskToken: string, output: string): void {
     const task = this.taskOf(taskToken);
-    if (jsonBytes(output) > AWS_QUOTAS.stepFunctionsPayloadBytes) {
+    if (Buffer.byteLength(output) > AWS_QUOTAS.stepFunctionsPayloadBytes) {
       throw new SfnServiceError('ValidationException', `Value at 'output' failed to satisfy constraint: Member must have length less than or equal to ${AWS_QUOTAS.stepFunctionsPayloadBytes}`);
     }
     let parsed: unknown;
