@@ -57,14 +57,17 @@ export interface BudgetUsage {
 
 /** Usage against each budget the run has (for `metrics`); undefined when it has none. */
 export function budgetUsage(
-  run: Pick<RunRecord, 'limits' | 'createdAt' | 'endedAt'>,
+  run: Pick<RunRecord, 'limits' | 'createdAt' | 'endedAt'> & { usedTokens?: number },
   usage: { inputTokens: number; outputTokens: number },
   now: number,
 ): BudgetUsage | undefined {
   const { maxRunTokens, maxRunSeconds } = budgetsOf(run);
   if (maxRunTokens === undefined && maxRunSeconds === undefined) return undefined;
   const out: BudgetUsage = {};
-  if (maxRunTokens !== undefined) out.maxRunTokens = { limit: maxRunTokens, used: usage.inputTokens + usage.outputTokens };
+  // The run's counter is what the budget was held to: it also has the tokens of calls whose
+  // answers were dropped at the budget's end (not on any branch); the branches' sum otherwise.
+  const used = Math.max(run.usedTokens ?? 0, usage.inputTokens + usage.outputTokens);
+  if (maxRunTokens !== undefined) out.maxRunTokens = { limit: maxRunTokens, used };
   if (maxRunSeconds !== undefined) out.maxRunSeconds = { limit: maxRunSeconds, used: elapsedSeconds(run, now) };
   return out;
 }

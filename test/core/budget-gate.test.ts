@@ -2,6 +2,7 @@
 import { getEventListeners } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { withRunDeadline } from '../../core/use-cases/budget-gate';
+import { budgetUsage } from '../../core/run-budget';
 import type { RunRecord } from '../../core/model';
 import type { SpawnerDeps } from '../../core/use-cases';
 
@@ -60,5 +61,15 @@ describe('withRunDeadline', () => {
     expect(deadline.signal).toBe(branch.signal);
     deadline.done();
     expect(vi.getTimerCount()).toBe(0);
+  });
+});
+
+describe('budgetUsage', () => {
+  it("after a budget end the tokens used are the run's counter (calls whose answers were dropped spent them too)", () => {
+    const run = { createdAt: NOW, limits: { maxRunTokens: 100 }, usedTokens: 480 } as unknown as RunRecord;
+    expect(budgetUsage(run, { inputTokens: 100, outputTokens: 20 }, NOW)?.maxRunTokens).toEqual({ limit: 100, used: 480 });
+    // A run stored before the counter existed: the branches' sum.
+    const old = { createdAt: NOW, limits: { maxRunTokens: 100 } } as unknown as RunRecord;
+    expect(budgetUsage(old, { inputTokens: 100, outputTokens: 20 }, NOW)?.maxRunTokens).toEqual({ limit: 100, used: 120 });
   });
 });

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -89,5 +89,19 @@ describe('module agents', () => {
     await expect(invoker.invoke(call({ module: './missing.ts' }))).rejects.toThrow(/cannot load module .*missing\.ts/);
     expect(() => resolveModulePath('../etc/agents.ts', dir, [dir])).toThrow(/must be inside/);
     expect(() => resolveModulePath('./agents.json', dir)).toThrow(/must be a \.ts, \.mts, \.js, \.mjs file/);
+  });
+
+  it('a symlink inside the allowed folder does not lead out of it (the real path is checked)', () => {
+    const outside = mkdtempSync(join(tmpdir(), 'bs-module-outside-'));
+    try {
+      writeFileSync(join(outside, 'evil.ts'), 'export default () => "escaped";\n');
+      symlinkSync(outside, join(dir, 'link'));
+      symlinkSync(join(outside, 'evil.ts'), join(dir, 'evil-link.ts'));
+      expect(() => resolveModulePath('./link/evil.ts', dir, [dir])).toThrow(/must be inside/);
+      expect(() => resolveModulePath('./evil-link.ts', dir, [dir])).toThrow(/must be inside/);
+      expect(resolveModulePath('./agents.ts', dir, [dir])).toBe(join(dir, 'agents.ts'));
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
   });
 });
