@@ -20,6 +20,17 @@ export const EVENT_TYPES = [
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
+/** The event that says a run ended, by the run's end status: the one list of them. */
+export const RUN_END_EVENTS = { COMPLETED: 'RunCompleted', FAILED: 'RunFailed', CANCELLED: 'RunCancelled' } as const;
+export type RunEndType = (typeof RUN_END_EVENTS)[keyof typeof RUN_END_EVENTS];
+
+const RUN_END_TYPES: ReadonlySet<string> = new Set(Object.values(RUN_END_EVENTS));
+
+/** True for RunCompleted, RunFailed and RunCancelled. */
+export function isRunEnd<E extends { type: string }>(event: E): event is E & { type: RunEndType } {
+  return RUN_END_TYPES.has(event.type);
+}
+
 export interface LifecycleEvent {
   type: EventType;
   team: string;

@@ -9,7 +9,7 @@
  */
 import { resolve } from 'node:path';
 import { moduleHost } from '../adapters/modules/module-host';
-import type { LifecycleEvent, SyncPointChildResult } from '../core/events';
+import { isRunEnd, type LifecycleEvent, type SyncPointChildResult } from '../core/events';
 import type { BranchRecord, BranchType, RunStatus, Scope } from '../core/model';
 import { errorMessage, ModuleCodeError, ValidationError } from '../core/errors';
 import type { LocalRuntime } from './runtime';
@@ -127,6 +127,12 @@ export function attachHooks(
       status: String(d.status),
     });
     const stored = () => runtime.deps.store.getBranch(scope, event.branchId!);
+    if (isRunEnd(event)) {
+      return call('onRunEnded', event, async () => {
+        const run = await runtime.deps.store.getRun(scope);
+        return [{ ...scope, status: run?.status ?? d.status, name: run?.name, result: run?.result ?? null, ...(run?.error ? { error: run.error } : {}) }];
+      });
+    }
     switch (event.type) {
       case 'RunStarted':
         return call('onRunStarted', event, async () => [{ ...scope, status: 'RUNNING', name: d.name as string | undefined }]);
@@ -150,13 +156,6 @@ export function attachHooks(
             counters: { total: Number(d.total), succeeded: Number(d.succeeded), failed: Number(d.failed), cancelled: Number(d.cancelled) },
           };
           return [event.branchId!, results, syncPoint];
-        });
-      case 'RunCompleted':
-      case 'RunFailed':
-      case 'RunCancelled':
-        return call('onRunEnded', event, async () => {
-          const run = await runtime.deps.store.getRun(scope);
-          return [{ ...scope, status: run?.status ?? d.status, name: run?.name, result: run?.result ?? null, ...(run?.error ? { error: run.error } : {}) }];
         });
     }
     return undefined;

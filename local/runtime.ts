@@ -15,7 +15,7 @@ import { ToolBox } from '../adapters/tools/tool-box';
 import { LocalEventBus } from '../adapters/events/local-event-bus';
 import { BranchAborts } from '../adapters/memory/branch-aborts';
 import { AggregatorRegistry, type AggregatorFn } from '../core/aggregators';
-import type { LifecycleEvent } from '../core/events';
+import { isRunEnd, type LifecycleEvent } from '../core/events';
 import type { RunRecord } from '../core/model';
 import { DataFolderError, describeThrown, diskRefusal, errorMessage } from '../core/errors';
 import { systemClock, type AgentInvoker, type StepMessage, type StepQueue } from '../core/ports';
@@ -339,7 +339,7 @@ export class LocalRuntime {
   }
 
   private onEvent(event: LifecycleEvent): void {
-    if (event.type !== 'RunCompleted' && event.type !== 'RunFailed' && event.type !== 'RunCancelled') return;
+    if (!isRunEnd(event)) return;
     const key = `${event.team}/${event.runId}`;
     const waiters = this.waiters.get(key);
     if (!waiters) return;

@@ -2,7 +2,7 @@
  * Aborts in-flight agent calls whose branch ended elsewhere (cancelled, timed out) or whose run
  * ended, so nothing waits for cancelled work. Fed with lifecycle events.
  */
-import type { LifecycleEvent } from '../../core/events';
+import { isRunEnd, type LifecycleEvent } from '../../core/events';
 import type { Scope } from '../../core/model';
 
 export class BranchAborts {
@@ -23,7 +23,7 @@ export class BranchAborts {
       const prefix = `${event.team}/${event.runId}/`;
       if (event.type === 'BranchCancelled' || event.type === 'BranchFailed' || event.type === 'BranchCompleted') {
         this.abort(prefix + event.branchId, event.type !== 'BranchCompleted');
-      } else if (event.type === 'RunCompleted' || event.type === 'RunFailed' || event.type === 'RunCancelled') {
+      } else if (isRunEnd(event)) {
         for (const key of [...this.controllers.keys()]) if (key.startsWith(prefix)) this.abort(key, true);
       }
     }

@@ -8,7 +8,7 @@
  * shape the bus carries. SyncPointReached is on the bus only (it would need the sync points read too).
  */
 import { ValidationError } from '../errors';
-import { branchEvent, runEvent, type LifecycleEvent } from '../events';
+import { branchEvent, runEvent, RUN_END_EVENTS, type LifecycleEvent } from '../events';
 import type { BranchRecord, RunRecord, Scope } from '../model';
 import type { SpawnerDeps } from './deps';
 import { mustGetRun } from './queries';
@@ -43,7 +43,6 @@ export function decodeCursor(cursor: string): Key {
 }
 
 const BRANCH_END = { COMPLETED: 'BranchCompleted', FAILED: 'BranchFailed', TIMED_OUT: 'BranchFailed', CANCELLED: 'BranchCancelled' } as const;
-const RUN_END = { COMPLETED: 'RunCompleted', FAILED: 'RunFailed', CANCELLED: 'RunCancelled' } as const;
 
 /** Every event the records show, oldest first. */
 export function eventsOfRecords(run: RunRecord, branches: readonly BranchRecord[]): LifecycleEvent[] {
@@ -54,7 +53,7 @@ export function eventsOfRecords(run: RunRecord, branches: readonly BranchRecord[
     if (end && b.endedAt !== undefined) events.push(branchEvent(end, b, b.endedAt, b.error ? { error: b.error } : {}));
   }
   if (run.status !== 'RUNNING') {
-    events.push(runEvent(RUN_END[run.status], run, run.endedAt ?? run.createdAt, {
+    events.push(runEvent(RUN_END_EVENTS[run.status], run, run.endedAt ?? run.createdAt, {
       status: run.status,
       ...(run.status === 'COMPLETED' ? { result: run.result ?? null } : {}),
       ...(run.error ? { error: run.error } : {}),

@@ -22,7 +22,7 @@ import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { S3BlobStore } from '../../adapters/s3/s3-blob-store';
 import { SqsQueueConsumer } from '../sqs/queue-consumer';
 import type { CostCounters } from '../../core/cost';
-import type { LifecycleEvent } from '../../core/events';
+import { isRunEnd, type LifecycleEvent } from '../../core/events';
 import { fanOutExecutionName, type BranchRecord, type RunRecord } from '../../core/model';
 import { startDynalite, type DynamoEngine } from '../engines/dynalite-engine';
 import { startFauxqs, type FauxqsEngine } from '../engines/fauxqs-engine';
@@ -78,7 +78,6 @@ export class RehearsalError extends Error {
 }
 
 const ENDPOINT_SERVICES = ['DYNAMODB', 'S3', 'SQS', 'SFN', 'EVENTBRIDGE', 'LAMBDA', 'BEDROCK_RUNTIME', 'SSM', 'SECRETS_MANAGER'];
-const TERMINAL_EVENTS = new Set(['RunCompleted', 'RunFailed', 'RunCancelled']);
 
 interface Mapping {
   id: string;
@@ -283,7 +282,7 @@ export class RehearsalStack {
         this.deniedListeners.add(listener);
         undeny = () => this.deniedListeners.delete(listener);
         unsubscribe = this.onLifecycleEvent((event) => {
-          if (event.runId === runId && TERMINAL_EVENTS.has(event.type)) void this.getRun(runId).then((run) => run && resolve(run), reject);
+          if (event.runId === runId && isRunEnd(event)) void this.getRun(runId).then((run) => run && resolve(run), reject);
         });
         void this.getRun(runId).then((run) => {
           if (run && run.status !== 'RUNNING') resolve(run);
