@@ -3,14 +3,18 @@
  * every source of nondeterminism: which queued message, fan-out task or suspended call runs
  * next; duplicate sends and redeliveries while a step still runs; a crash at any awaited port
  * call (before or after its effect); transient agent errors; agent latency (every call yields);
- * a cancel at any moment; and a process restart (in-flight work and fan-out executions lost,
- * messages back in the queue) followed by `resume`.
+ * a cancel at any moment; a process restart (in-flight work and fan-out executions lost,
+ * messages back in the queue) followed by `resume`; and user code that misbehaves (an agent that
+ * hangs ignoring its signal, answers only after its branch ended, throws, exits, or changes what
+ * it was given), with the run's deadline ending the run when nothing else would.
  *
  * Every port call yields to the scheduler, which resumes exactly one suspended call at a time and
  * then lets the microtasks drain (nothing here uses timers or I/O), so a seed replays exactly.
  */
 import { AggregatorRegistry } from '../../core/aggregators';
-import { TransientError } from '../../core/errors';
+import { AgentInvocationError, TransientError } from '../../core/errors';
+import { endRunAtDeadline } from '../../core/use-cases/budget-gate';
+import { BranchAborts } from '../../adapters/memory/branch-aborts';
 import type { LifecycleEvent } from '../../core/events';
 import { ROOT_BRANCH_ID, type BranchRecord, type Scope, type WaitFor } from '../../core/model';
 import type {
@@ -112,8 +116,43 @@ export class ScenarioAgent implements AgentInvoker {
   async invoke(call: AgentInvocation): Promise<AgentReply> {
     await this.world.yield('agent latency');
     if (this.world.faultChance('transient')) throw new TransientError('simulated throttling');
+    const misbehaviour = this.world.userCodeFault();
+    if (misbehaviour) return this.misbehave(misbehaviour, call);
     await this.world.yield('agent reply');
     return { response: this.respond(call) };
+  }
+
+  /** What user code does to the runtime (see adapters/modules/module-host for the real boundary). */
+  private async misbehave(kind: UserCodeFault, call: AgentInvocation): Promise<AgentReply> {
+    switch (kind) {
+      case 'hang':
+        // Ignores its signal: only the runtime ending the branch or the run gets past it.
+        this.world.hung++;
+        return new Promise<AgentReply>(() => undefined);
+      case 'late': {
+        // Answers only once its branch or run has ended: the answer must be dropped.
+        this.world.hung++;
+        const signal = call.signal;
+        await new Promise<void>((resolve) => (signal ? signal.addEventListener('abort', () => resolve(), { once: true }) : undefined));
+        return { response: { next_action: 'final_response', content: { late: call.branchId } } };
+      }
+      case 'throw':
+        throw new AgentInvocationError(call.agentName, 'left an unhandled rejection: simulated');
+      case 'exit':
+        // The call that exited fails; one that shared its worker is retried.
+        if (stableChance(this.scenario.seed, `${call.branchId}|${call.step}|exit`) < 0.5) throw new AgentInvocationError(call.agentName, 'called process.exit(0)');
+        throw new TransientError('the call was cut short: another call made process.exit(0)');
+      case 'mutation': {
+        // It gets copies (the worker's structured clone), changes them, and answers: the store must not change.
+        const before = JSON.stringify((await this.world.store.getBranch(this.world.scope, call.branchId))?.input ?? null);
+        const given = structuredClone({ input: call.input, memory: call.memory });
+        scramble(given);
+        const after = JSON.stringify((await this.world.store.getBranch(this.world.scope, call.branchId))?.input ?? null);
+        if (before !== after) this.world.violations.push(`an agent's change to its input reached the store (${call.branchId})`);
+        await this.world.yield('agent reply');
+        return { response: this.respond(call) };
+      }
+    }
   }
 
   private respond(call: AgentInvocation): unknown {
@@ -141,6 +180,21 @@ export class ScenarioAgent implements AgentInvoker {
     if (s.failures && kind < 0.83 && call.step === 0) return 'not json at all';
     return final;
   }
+}
+
+export type UserCodeFault = 'hang' | 'late' | 'throw' | 'exit' | 'mutation';
+const USER_CODE_FAULTS: readonly UserCodeFault[] = ['hang', 'late', 'throw', 'exit', 'mutation'];
+
+/** Changes every object and array in a value (what a careless agent does to its arguments). */
+function scramble(value: unknown): void {
+  if (!value || typeof value !== 'object') return;
+  if (Array.isArray(value)) {
+    value.forEach(scramble);
+    value.push('scrambled');
+    return;
+  }
+  for (const key of Object.keys(value)) scramble((value as Record<string, unknown>)[key]);
+  (value as Record<string, unknown>).scrambled = true;
 }
 
 // --- the world -------------------------------------------------------------------------------
@@ -179,6 +233,8 @@ export interface FaultPlan {
   maxCrashes: number;
   /** A crash right after a large value's blob was written, before the item referring to it (the claim check). */
   crashAfterBlob: number;
+  /** An agent call misbehaves (hang, late answer, throw, exit, mutation): see ScenarioAgent. */
+  userCode: number;
 }
 
 export const NO_FAULTS: FaultPlan = {
@@ -191,6 +247,7 @@ export const NO_FAULTS: FaultPlan = {
   restarts: 0,
   maxCrashes: 0,
   crashAfterBlob: 0,
+  userCode: 0,
 };
 
 export function generateFaults(seed: number): FaultPlan {
@@ -206,6 +263,7 @@ export function generateFaults(seed: number): FaultPlan {
     maxCrashes: 12,
     // Drawn last: the earlier faults of every seed stay what they were.
     crashAfterBlob: r.pick([0, 0.05, 0.2]),
+    userCode: r.pick([0, 0, 0.05, 0.15]),
   };
 }
 
@@ -259,6 +317,13 @@ export class World {
   readonly store: MemoryBranchStore = new MemoryBranchStore({ blobs: this.blobs });
   /** Its own stream, so that seeds without large values schedule exactly as before. */
   private readonly blobRng: Rng;
+  /** Its own stream too: seeds without user-code faults schedule exactly as before. */
+  private readonly userRng: Rng;
+  /** Agent calls that never return by themselves (hung, or late: waiting for their branch's end). */
+  hung = 0;
+  private deadlinePending = true;
+  /** Aborts the agent calls of branches that ended (the runtime's BranchAborts, fed the events). */
+  private readonly aborts = new BranchAborts();
   readonly scope: Scope;
   clock = 0;
   steps = 0;
@@ -286,6 +351,7 @@ export class World {
   ) {
     this.rng = new Rng(schedulerSeed);
     this.blobRng = new Rng(schedulerSeed ^ 0xb10b);
+    this.userRng = new Rng(schedulerSeed ^ 0xc0de);
     this.restartsLeft = faults.restarts;
     this.cancelPending = faults.cancel;
     this.scope = { team: 'sim', runId: `run-${scenario.seed}` };
@@ -298,6 +364,14 @@ export class World {
       return true;
     }
     return false;
+  }
+
+  /** The misbehaviour of this agent call, if any. */
+  userCodeFault(): UserCodeFault | undefined {
+    if (!this.faults.userCode || !this.userRng.chance(this.faults.userCode)) return undefined;
+    const kind = this.userRng.pick(USER_CODE_FAULTS);
+    this.count(`user code: ${kind}`);
+    return kind;
   }
 
   /** Whether the work that just wrote a blob dies before it writes the item that refers to it. */
@@ -371,7 +445,14 @@ export class World {
       store: wrapped,
       queue,
       fanOut,
-      events: { publish: (events) => this.portCall('events.publish', async () => void this.events.push(...events)) },
+      events: {
+        publish: (events) =>
+          this.portCall('events.publish', async () => {
+            this.events.push(...events);
+            this.aborts.handle(events);
+          }),
+      },
+      signalFor: (scope, branchId) => this.aborts.signalFor(scope, branchId),
       invoker: new ScenarioAgent(this.scenario, this),
       clock: { now: () => this.clock },
       aggregators: new AggregatorRegistry(),
@@ -660,6 +741,21 @@ export class World {
     attempt();
   }
 
+  /** maxRunSeconds runs out (the clock jumps past it) and the run ends FAILED, as the runtime's timer does. */
+  private fireDeadline(): void {
+    this.count('run deadline');
+    this.clock += 3_600_001;
+    this.startWork(
+      'deadline',
+      async () => {
+        const run = await this.deps.store.getRun(this.scope);
+        // Again after a crash too: ending the run over budget is safe to repeat (its cascade and events).
+        if (run) await endRunAtDeadline(this.deps, run);
+      },
+      { done: () => undefined, failed: () => this.pendingWork.push({ label: 'retry deadline', weight: 1, start: () => this.fireDeadline() }) },
+    );
+  }
+
   /** Runs the seed to quiescence. */
   async run(maxSteps = 50_000): Promise<void> {
     const attempt = (): void =>
@@ -684,7 +780,15 @@ export class World {
       const live = this.suspended.filter((s) => s.epoch === this.epoch);
       this.suspended = live;
       const startables = this.startables();
-      if (live.length === 0 && startables.length === 0) return;
+      if (live.length === 0 && startables.length === 0) {
+        // Agent calls that will never return: the runtime's timer ends the run at its deadline.
+        if (this.hung > 0 && this.deadlinePending) {
+          this.deadlinePending = false;
+          this.pendingWork.push({ label: 'run deadline', weight: 1, start: () => this.fireDeadline() });
+          continue;
+        }
+        return;
+      }
       if (++this.steps > maxSteps) {
         this.violations.push(`no quiescence after ${maxSteps} scheduler steps`);
         return;
