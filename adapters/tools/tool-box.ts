@@ -21,7 +21,7 @@ import {
 } from '../../core/tools';
 import { whenAborted } from '../retry';
 import { DEFAULT_MAX_RESPONSE_BYTES, readCappedText } from '../agents/http-invoker';
-import { loadModuleAgent, resolveModulePath, type ModuleInvokerOptions } from '../agents/module-invoker';
+import type { ModuleInvokerOptions } from '../agents/module-invoker';
 
 /** What a module tool's function receives besides its arguments. */
 export interface ModuleToolContext {
@@ -63,6 +63,8 @@ export interface ToolBoxOptions extends ModuleInvokerOptions {
   fetch?: typeof fetch;
   /** The client of `lambda` tools (default: one for the environment's region and credentials, made at the first call). */
   lambdaClient?: LambdaClient;
+  /** False where no local file may be loaded (a deployed stack): a `module` tool fails the step, saying so. */
+  moduleTools?: boolean;
 }
 
 type McpSdk = {
@@ -129,9 +131,14 @@ export class ToolBox {
   }
 
   private async moduleTool(where: string, def: ModuleToolDefinition): Promise<UserTool> {
+    if (this.options.moduleTools === false) {
+      throw new AgentInvocationError(where, `${where}: module tools run only in local runs and dev; here use http, lambda or mcp (url) tools`);
+    }
     const exportName = def.export ?? 'default';
     let fn: ModuleTool;
     try {
+      // Loaded by the first module tool: a deployed function never loads the module host (it needs tsx on disk).
+      const { loadModuleAgent, resolveModulePath } = await import('../agents/module-invoker');
       // The module agents' loader: the same path rules and the same isolation as module agents.
       fn = (await loadModuleAgent(resolveModulePath(def.module, this.options.baseDir ?? process.cwd(), this.options.confineTo), exportName)) as unknown as ModuleTool;
     } catch (error) {

@@ -10,6 +10,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { S3Client } from '@aws-sdk/client-s3';
 import { S3BlobStore } from '../../adapters/s3/s3-blob-store';
 import { llmInvokers } from '../../adapters/agents';
+import { ToolBox } from '../../adapters/tools/tool-box';
 import { KindRouter } from '../../adapters/agents/agent-invoker';
 import { HttpInvoker } from '../../adapters/agents/http-invoker';
 import { LambdaInvoker } from '../../adapters/agents/lambda-invoker';
@@ -87,8 +88,9 @@ export function createAwsDeps(
     script: new ScriptInvoker(),
     http: new HttpInvoker(),
     lambda: new LambdaInvoker({ client: traced(new LambdaClient({})) }),
-    // API keys come from the secret store (secrets.ts), never from a request.
-    ...llmInvokers({ openai: { env: secrets.env } }),
+    // API keys come from the secret store (secrets.ts), never from a request. No local file is
+    // loaded here: module tools are refused; lambda tools share the agents' traced client.
+    ...llmInvokers({ openai: { env: secrets.env }, toolBox: new ToolBox({ moduleTools: false, lambdaClient: traced(new LambdaClient({})) }) }),
   });
   return {
     store: new DynamoBranchStore({

@@ -43,3 +43,11 @@ describe('lambda tools', () => {
     expect(await callTool(tool, {}, context)).toMatchObject({ text: 'tool slow timed out after 50 ms', isError: true, record: { status: 'timeout' } });
   });
 });
+
+describe('module tools where no file may be loaded', () => {
+  it('fail the step naming the tool and what to use instead', async () => {
+    await expect(new ToolBox({ moduleTools: false }).toolsFor('A', [{ kind: 'module', module: './t.ts', export: 'f' }])).rejects.toThrow(
+      'agent A tools.0: module tools run only in local runs and dev; here use http, lambda or mcp (url) tools',
+    );
+  });
+});
