@@ -827,9 +827,10 @@ function createApi(scope: Construct, config: TeamConfig, handler: SpawnerFunctio
   run.addMethod('GET', integration, { requestValidator: validator, requestParameters: withId });
   const branches = run.addResource('branches');
   branches.addMethod('GET', integration, { requestValidator: validator, requestParameters: withId });
+  const branch = branches.addResource('{branchId}');
+  branch.addMethod('GET', integration, { requestValidator: validator, requestParameters: { ...withId, 'method.request.path.branchId': true } });
   // One branch's whole result (large values are previewed elsewhere: docs/large-values.md).
-  branches
-    .addResource('{branchId}')
+  branch
     .addResource('result')
     .addMethod('GET', integration, { requestValidator: validator, requestParameters: { ...withId, 'method.request.path.branchId': true } });
   run

@@ -128,8 +128,12 @@ export async function main(
     .command('dev')
     .description('serve the HTTP API (the same routes as API Gateway) and a live tree page on 127.0.0.1; prints the address')
     .option('--port <n>', 'port on 127.0.0.1 (0: any free port)', '0')
-    .action(async (opts: { port: string }) => {
-      exitCode = await runDevCommand({ port: opts.port, out: io.out, err: io.err });
+    .option('--api <url>', "serve the page against a team's deployed API: its calls are signed here with your AWS credentials (never sent to the browser)")
+    .option('--token <jwt>', `with --api: a Cognito ID token instead of SigV4 (env ${TOKEN_ENV})`)
+    .option('--region <region>', "with --api: the signing region (default: the URL's, else AWS_REGION)")
+    .option('--profile <name>', 'with --api: the AWS profile to sign with')
+    .action(async (opts: { port: string } & RemoteFlags) => {
+      exitCode = await runDevCommand({ port: opts.port, target: opts.api ? targetOf({ ...opts, api: opts.api }) : undefined, out: io.out, err: io.err });
     });
 
   const sourceOptions = (command: Command) =>

@@ -7,13 +7,15 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { ValidationError } from '../core/errors';
+import { errorMessage, ValidationError } from '../core/errors';
 import type { AgentRegistry, Scope } from '../core/model';
 import { errorResponse } from '../functions/handlers/http-errors';
 import { EventHub } from './dev/event-hub';
 import { exampleAggregators, exampleAggregatorModules, loadExamples } from './dev/examples';
 import { headerValue, lambdaContext, toProxyEvent, writeResult } from './dev/gateway-shim';
 import { createRequestGuard } from './dev/request-guard';
+import { startRemoteDevServer } from './dev/remote-dev-server';
+import type { RemoteTarget } from './remote/api-client';
 import { devRoutes, type DevRouteResult } from './dev/router';
 import { checkModuleAgents } from './module-agents';
 import { LocalRuntime, type LocalRuntimeOptions } from './runtime';
@@ -160,6 +162,8 @@ async function checkRequestModules(body: string | null, modules: { baseDir: stri
 /** `branch-spawner dev`: prints the address, serves until SIGINT/SIGTERM (or `until`), then stops. */
 export async function runDevCommand(options: {
   port?: string | number;
+  /** `dev --api`: the page against a team's deployed API (dev/remote-dev-server.ts). */
+  target?: RemoteTarget;
   out: NodeJS.WritableStream;
   err: NodeJS.WritableStream;
   until?: Promise<unknown>;
@@ -168,7 +172,9 @@ export async function runDevCommand(options: {
   if (String(options.port ?? 0).trim() === '' || !Number.isInteger(port)) {
     throw new ValidationError(`--port must be an integer from 0 to 65535 (got ${options.port})`, '--port');
   }
-  const server = await startDevServer({ port });
+  const server = options.target
+    ? await startRemoteDevServer({ target: options.target, port, examplesDir: EXAMPLES_DIR, onError: (error) => options.err.write(`warning: ${errorMessage(error)}\n`) })
+    : await startDevServer({ port });
   let onSignal = () => {};
   const signalled = new Promise<void>((resolve) => {
     onSignal = resolve;
@@ -176,7 +182,11 @@ export async function runDevCommand(options: {
     process.once('SIGTERM', onSignal);
   });
   options.out.write(`${server.url}\n`);
-  options.err.write(`branch-spawner dev: tree page and HTTP API at ${server.url} (Ctrl-C to stop)\n`);
+  options.err.write(
+    options.target
+      ? `branch-spawner dev: tree page at ${server.url}, its calls signed here and relayed to ${options.target.api} (Ctrl-C to stop)\n`
+      : `branch-spawner dev: tree page and HTTP API at ${server.url} (Ctrl-C to stop)\n`,
+  );
   try {
     await Promise.race([signalled, ...(options.until ? [options.until] : [])]);
   } finally {

@@ -11,7 +11,7 @@ import {
   startRun,
   type SpawnerDeps,
 } from '../../core/use-cases';
-import { branchResult, describeRun, listRunBranchesPage, runTree, type TreeFormat } from '../../core/use-cases/queries';
+import { branchDetail, branchResult, describeRun, listRunBranchesPage, runTree, type TreeFormat } from '../../core/use-cases/queries';
 import { pageLimit } from '../../core/page-cursor';
 import { runEventsAfter } from '../../core/use-cases/run-events';
 import type { Limits, Scope } from '../../core/model';
@@ -93,6 +93,13 @@ function routes(deps: SpawnerDeps, config: ApiConfig): Route[] {
       pattern: new RegExp(`^/runs/${RUN_ID}/branches/${BRANCH_ID}/result/?$`),
       async handle(_event, [runId, branchId], team) {
         return json(200, await branchResult(deps, scopeOf(team, runId), branchId));
+      },
+    },
+    {
+      method: 'GET',
+      pattern: new RegExp(`^/runs/${RUN_ID}/branches/${BRANCH_ID}/?$`),
+      async handle(_event, [runId, branchId], team) {
+        return json(200, await branchDetail(deps, scopeOf(team, runId), branchId));
       },
     },
     {

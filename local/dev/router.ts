@@ -7,7 +7,7 @@ import type { APIGatewayProxyResult } from 'aws-lambda';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ValidationError } from '../../core/errors';
 import type { Scope } from '../../core/model';
-import { branchDetail, runSummaries } from '../../core/use-cases/queries';
+import { runSummaries } from '../../core/use-cases/queries';
 import type { SpawnerDeps } from '../../core/use-cases/deps';
 import { json } from '../../functions/handlers/http-errors';
 import { mermaidScript, staticFile } from './assets';
@@ -35,7 +35,7 @@ export interface DevRequest {
 /** What a dev route answers: a proxy result, 'handled' (it wrote the response), or not mine. */
 export type DevRouteResult = APIGatewayProxyResult | 'handled' | undefined;
 
-type DevRoute = {
+export type DevRoute = {
   method: string;
   pattern: RegExp;
   handle(request: DevRequest, params: string[]): DevRouteResult | Promise<DevRouteResult>;
@@ -44,7 +44,7 @@ type DevRoute = {
 const RUN_ID = '([A-Za-z0-9_-]{1,64})';
 
 /** The folder of a named example (only the listed examples: never a path from the request). */
-function exampleFolder(ctx: DevRouteContext, example: string | null): string | undefined {
+function exampleFolder(ctx: Pick<DevRouteContext, 'examples' | 'examplesDir'>, example: string | null): string | undefined {
   if (example === null) return undefined;
   if (!ctx.examples.some((e) => e.file === example)) {
     throw new ValidationError(`example ${JSON.stringify(example)} is not one of the examples (GET /examples lists them)`, 'example');
@@ -52,23 +52,29 @@ function exampleFolder(ctx: DevRouteContext, example: string | null): string | u
   return ctx.examplesDir;
 }
 
-export function devRoutes(ctx: DevRouteContext): (request: DevRequest) => Promise<DevRouteResult> {
-  const scope = (team: string, runId: string): Scope => ({ team, runId });
-  const table: DevRoute[] = [
+/** The page, its assets, the examples and the scenario parser: served alike by `dev` and `dev --api`. */
+export function pageRoutes(ctx: Pick<DevRouteContext, 'examples' | 'examplesDir'>): DevRoute[] {
+  return [
     { method: 'GET', pattern: /^\/(?:index\.html)?$/, handle: () => staticFile('index.html') },
     { method: 'GET', pattern: /^\/vendor\/mermaid\.min\.js$/, handle: () => mermaidScript() },
     { method: 'GET', pattern: /^\/([a-z0-9-]+\.(?:js|css|svg|png))$/, handle: (_r, [name]) => staticFile(name) },
     { method: 'GET', pattern: /^\/examples$/, handle: () => json(200, { examples: ctx.examples }) },
     {
-      method: 'GET',
-      pattern: /^\/runs\/?$/,
-      handle: async ({ team }) => json(200, { runs: await runSummaries(ctx.deps, ctx.sessionRuns().filter((s) => s.team === team).reverse()) }),
-    },
-    {
       method: 'POST',
       pattern: /^\/scenarios\/parse$/,
       // `?example=<file>`: the text is (an edit of) that example; its module paths are relative to it.
       handle: async ({ req, url }) => parseScenarioText(await readBody(req), exampleFolder(ctx, url.searchParams.get('example'))),
+    },
+  ];
+}
+
+export function devRoutes(ctx: DevRouteContext): (request: DevRequest) => Promise<DevRouteResult> {
+  return routeTable([
+    ...pageRoutes(ctx),
+    {
+      method: 'GET',
+      pattern: /^\/runs\/?$/,
+      handle: async ({ team }) => json(200, { runs: await runSummaries(ctx.deps, ctx.sessionRuns().filter((s) => s.team === team).reverse()) }),
     },
     {
       method: 'GET',
@@ -88,12 +94,11 @@ export function devRoutes(ctx: DevRouteContext): (request: DevRequest) => Promis
         return 'handled';
       },
     },
-    {
-      method: 'GET',
-      pattern: new RegExp(`^/runs/${RUN_ID}/branches/([A-Za-z0-9._-]{1,512})/?$`),
-      handle: async ({ team }, [runId, branchId]) => json(200, await branchDetail(ctx.deps, scope(team, runId), branchId)),
-    },
-  ];
+  ]);
+}
+
+/** The first route of `table` that takes the request. */
+export function routeTable(table: DevRoute[]): (request: DevRequest) => Promise<DevRouteResult> {
   return async (request) => {
     const method = request.req.method ?? 'GET';
     for (const route of table) {

@@ -86,8 +86,31 @@ export class ApiClient {
     const url = new URL(path.replace(/^\//, ''), this.baseUrl);
     for (const [name, value] of Object.entries(options.query ?? {})) if (value !== undefined) url.searchParams.set(name, value);
     const body = options.body === undefined ? undefined : JSON.stringify(options.body);
-    let headers: Record<string, string> = { accept: 'application/json', ...(body ? { 'content-type': 'application/json' } : {}), ...options.headers };
+    const headers = { accept: 'application/json', ...(body ? { 'content-type': 'application/json' } : {}), ...options.headers };
     const what = `${method} ${url.pathname}${url.search}`;
+    const response = await this.send(method, url, body, headers);
+    let answer: any;
+    try {
+      answer = response.text ? JSON.parse(response.text) : null;
+    } catch {
+      answer = response.text;
+    }
+    if (response.status >= 200 && response.status < 300) return answer as T;
+    const code = String(answer?.error ?? response.headers.get('x-amzn-errortype')?.split(':')[0] ?? response.status);
+    const message = String(answer?.message ?? answer?.Message ?? response.text);
+    if (response.status === 401 || response.status === 403) {
+      throw new RemoteApiError(`${what} was refused (${response.status} ${code}: ${message}); the request was made with ${await this.identity()}`, response.status, code);
+    }
+    throw new RemoteApiError(`${what}: ${response.status} ${code}: ${message}`, response.status, code);
+  }
+
+  /**
+   * Sends a request as it is (signed, or with the token) and gives the answer as it is: what
+   * `dev --api` relays to the page. Only a request that cannot be made throws (RemoteApiError).
+   */
+  async send(method: string, url: URL, body: string | undefined, requestHeaders: Record<string, string>): Promise<{ status: number; headers: Headers; text: string }> {
+    const what = `${method} ${url.pathname}${url.search}`;
+    let headers = { ...requestHeaders };
     if (this.auth.kind === 'token') {
       if (this.auth.expiresAt !== undefined && this.auth.expiresAt <= Date.now()) {
         throw new RemoteApiError(`${what}: the token expired at ${new Date(this.auth.expiresAt).toISOString()}; sign in again for a new ID token (--token or ${TOKEN_ENV})`, 401, 'ExpiredToken');
@@ -102,26 +125,12 @@ export class ApiClient {
       // fetch sets Host itself (the same value that was signed).
       delete headers.host;
     }
-    let response: Response;
     try {
-      response = await fetch(url, { method, headers, body });
+      const response = await fetch(url, { method, headers, body });
+      return { status: response.status, headers: response.headers, text: await response.text() };
     } catch (error) {
       throw new RemoteApiError(`${what}: cannot reach ${this.baseUrl.origin}: ${(error as Error).cause ?? (error as Error).message}`, 0, 'NetworkError', { cause: error });
     }
-    const text = await response.text();
-    let answer: any;
-    try {
-      answer = text ? JSON.parse(text) : null;
-    } catch {
-      answer = text;
-    }
-    if (response.ok) return answer as T;
-    const code = String(answer?.error ?? response.headers.get('x-amzn-errortype')?.split(':')[0] ?? response.statusText);
-    const message = String(answer?.message ?? answer?.Message ?? text);
-    if (response.status === 401 || response.status === 403) {
-      throw new RemoteApiError(`${what} was refused (${response.status} ${code}: ${message}); the request was made with ${await this.identity()}`, response.status, code);
-    }
-    throw new RemoteApiError(`${what}: ${response.status} ${code}: ${message}`, response.status, code);
   }
 }
 

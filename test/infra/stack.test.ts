@@ -270,10 +270,11 @@ describe('API Gateway', () => {
       .sort();
   }
 
-  it('routes the eight operations to the api function (Lambda proxy)', () => {
+  it('routes the nine operations to the api function (Lambda proxy)', () => {
     expect(routes(t)).toEqual([
       'GET /runs/{id}',
       'GET /runs/{id}/branches',
+      'GET /runs/{id}/branches/{branchId}',
       'GET /runs/{id}/branches/{branchId}/result',
       'GET /runs/{id}/events',
       'GET /runs/{id}/metrics',

@@ -156,6 +156,10 @@ describe('the handler answers as documented', () => {
     expect(ascii).toMatchObject({ contentType: 'text/plain', body: expect.stringMatching(/^root Director \(nested\) \[COMPLETED\]\n├─ root\.0 TeamLead/) });
     const mermaid = await call('GET', '/runs/{runId}/tree', `/runs/${id}/tree?format=mermaid`);
     expect(mermaid.body).toMatch(/^flowchart TD\n/);
+    const branch = await call('GET', '/runs/{runId}/branches/{branchId}', `/runs/${id}/branches/root.0`);
+    expect(branch.body.syncPoints[0]).toMatchObject({ outcome: 'resume', children: [{ id: 'root.0.0' }, { id: 'root.0.1' }, { id: 'root.0.2' }] });
+    const noBranch = await call('GET', '/runs/{runId}/branches/{branchId}', `/runs/${id}/branches/root.9`);
+    expect(noBranch.body).toMatchObject({ error: 'NotFoundError', message: `branch root.9 of run ${id} not found` });
     const metrics = await call('GET', '/runs/{runId}/metrics', `/runs/${id}/metrics`);
     const { cost, ...counts } = metrics.body;
     const { cost: costBefore, ...countsBefore } = run.body.metrics;
