@@ -18,6 +18,21 @@ const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-ru
 const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium) console.warn(`dev --api browser test skipped: ${CHROMIUM} is absent (apt-get install -y chromium)`);
 
+/** What the page shows, to explain a wait that timed out. */
+async function pageState(page: Page): Promise<string> {
+  return page.evaluate(() => {
+    const document = (globalThis as any).document;
+    const run = document.querySelector('[data-testid="run"]');
+    return JSON.stringify({
+      runId: run?.getAttribute('data-run-id'),
+      runStatus: run?.getAttribute('data-run-status'),
+      live: document.querySelector('[data-testid="live-status"]')?.getAttribute('data-live'),
+      rows: [...document.querySelectorAll('[data-testid="branch-row"]')].map((r: any) => `${r.getAttribute('data-branch-id')}:${r.getAttribute('data-status')}`),
+      errors: [...document.querySelectorAll('.error')].map((e: any) => e.textContent).filter(Boolean),
+    });
+  });
+}
+
 describe.skipIf(!hasChromium)('dev --api: the tree page against a rehearsed stack', () => {
   let api: RehearsedApi;
   let server: RemoteDevServer;
@@ -58,10 +73,15 @@ describe.skipIf(!hasChromium)('dev --api: the tree page against a rehearsed stac
 
   it('starts examples/hierarchical.yaml on the stack, shows it live until COMPLETED, opens a branch', async () => {
     await page.goto(server.url);
-    await page.waitForSelector('[data-testid="live-status"][data-live="live"]');
+    await page.waitForSelector('[data-testid="live-status"][data-live="live"]').catch(async (error) => {
+      throw new Error(`${error.message}\npage: ${await pageState(page)}`);
+    });
     await page.selectOption('[data-testid="example-select"]', 'hierarchical.yaml');
     await page.click('[data-testid="start-run"]');
-    await page.waitForSelector('[data-testid="run"][data-run-status="COMPLETED"]', { timeout: 120_000 });
+    // The rehearsed stack is slow on a loaded machine (every function in its own worker thread).
+    await page.waitForSelector('[data-testid="run"][data-run-status="COMPLETED"]', { timeout: 300_000 }).catch(async (error) => {
+      throw new Error(`${error.message}\npage: ${await pageState(page)}\nserver errors: ${serverErrors.map(String).join('; ')}`);
+    });
     const rows = await page.$$eval('[data-testid="branch-row"]', (trs) => trs.map((tr) => `${tr.getAttribute('data-branch-id')}:${tr.getAttribute('data-status')}`));
     expect(rows).toEqual(['root', 'root.0', 'root.0.0', 'root.0.1', 'root.0.2', 'root.1', 'root.1.0', 'root.1.1', 'root.1.2'].map((id) => `${id}:COMPLETED`));
     expect(await page.textContent('[data-metric="totalCreated"] .value')).toBe('9');
@@ -71,16 +91,16 @@ describe.skipIf(!hasChromium)('dev --api: the tree page against a rehearsed stac
     await page.waitForSelector('[data-testid="branch-detail"][data-branch-id="root.0"] [data-testid="sync-point"]');
     expect(await page.textContent('[data-testid="branch-detail"] [data-testid="sync-point"]')).toContain('3 succeeded · 0 failed · 0 cancelled of 3');
     expect(await page.getAttribute('[data-testid="run-item"]', 'data-status')).toBe('COMPLETED');
-  });
+  }, 600_000);
 
   it('cancels a run on the stack from the page', async () => {
     await page.selectOption('[data-testid="example-select"]', '');
     await page.fill('[data-testid="scenario-input"]', 'name: stuck\nentry: A\nagents:\n  A: { kind: script, responses: [ { $hang: true, next_action: final_response, content: never } ] }\n');
     await page.click('[data-testid="start-run"]');
-    await page.waitForSelector('[data-testid="run"][data-run-status="RUNNING"]');
+    await page.waitForSelector('[data-testid="run"][data-run-status="RUNNING"]', { timeout: 240_000 });
     await page.click('[data-testid="cancel-run"]');
-    await page.waitForSelector('[data-testid="run"][data-run-status="CANCELLED"]');
-  });
+    await page.waitForSelector('[data-testid="run"][data-run-status="CANCELLED"]', { timeout: 240_000 });
+  }, 600_000);
 
   it('the browser never held a credential, and nothing failed', () => {
     const secret = api.credentials.secretAccessKey;

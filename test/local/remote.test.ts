@@ -80,7 +80,7 @@ describe('run --api: the same run as a local run', () => {
     expect(events.at(-1)!.type).toBe('RunCompleted');
     expect(events.filter((e) => e.type === 'BranchCreated')).toHaveLength(doc.branches.length);
     expect(events.filter((e) => e.type === 'BranchCompleted')).toHaveLength(doc.branches.length);
-  });
+  }, 600_000);
 
   it('show, tree, events and runs read it from the API', async () => {
     const show = await cli('show', runId, '--api', api.url, '--json');
@@ -101,7 +101,7 @@ describe('run --api: the same run as a local run', () => {
     const unknown = await cli('show', 'no-such-run', '--api', api.url);
     expect(unknown.code).toBe(2);
     expect(unknown.err).toContain('404 NotFoundError: run no-such-run not found');
-  });
+  }, 300_000);
 
   it('cancel ends a running run on the stack; events --follow returns at its end', async () => {
     const client = ApiClient.connect({ api: api.url });
@@ -121,7 +121,7 @@ describe('run --api: the same run as a local run', () => {
     expect(follow.out.trim().split('\n').map((l) => JSON.parse(l).type)).toContain('RunCancelled');
     const show = await cli('show', stuck, '--api', api.url, '--json');
     expect({ code: show.code, status: JSON.parse(show.out).status }).toEqual({ code: 1, status: 'CANCELLED' });
-  });
+  }, 300_000);
 });
 
 describe('the API verifies SigV4 signatures', () => {
