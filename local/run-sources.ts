@@ -52,18 +52,6 @@ export async function recordRemoteRun(apiUrl: string, runId: string, name: strin
   await recordDataRun(dir, runId, name, scenario);
 }
 
-/** Every branch of a run on the API, following the pages of GET /runs/{runId}/branches. */
-export async function remoteBranches(client: ApiClient, runId: string): Promise<BranchView[]> {
-  const all: BranchView[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await client.call<{ branches: BranchView[]; cursor?: string | null }>('GET', `runs/${encodeURIComponent(runId)}/branches`, { query: { cursor } });
-    all.push(...page.branches);
-    cursor = page.cursor ?? undefined;
-  } while (cursor);
-  return all;
-}
-
 export function remoteSource(client: ApiClient): RunSource {
   const label = client.baseUrl.href;
   const path = (runId: string, tail = '') => `runs/${encodeURIComponent(runId)}${tail}`;

@@ -7,11 +7,11 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { JsonlSink } from '../../adapters/events/jsonl-sink';
 import { errorMessage, ForbiddenError, PayloadTooLargeError, RemoteApiError, ScenarioError, ValidationError } from '../../core/errors';
 import type { RunEventsPage } from '../../core/use-cases/run-events';
-import type { RunView } from '../../core/use-cases/queries';
+import type { BranchView, RunView } from '../../core/use-cases/queries';
 import { agentPolicyOf, loadTeamConfig, TeamConfigError } from '../../functions/team-config';
 import { LiveProgress } from '../progress';
 import { documentOf, invalidDocument, onInterrupt, reportDocument, type RunCommandOptions } from '../run-command';
-import { recordRemoteRun, remoteBranches } from '../run-sources';
+import { recordRemoteRun } from '../run-sources';
 import { loadStackScenarioFile } from '../scenario-file';
 import { allBranches, ApiClient, type RemoteTarget } from './api-client';
 
