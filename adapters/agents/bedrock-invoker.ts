@@ -5,6 +5,7 @@
  * runs the tool loop (tool-loop.ts). Transient Bedrock errors are retried with backoff; each call
  * has its own timeout.
  */
+import { isTransientAwsError } from '../aws-errors';
 import { abortableSleep, again, whenAborted, withRetries, type Sleep } from '../retry';
 import type { BedrockRuntimeClient, ContentBlock, ConverseCommandInput, ConverseCommandOutput, Message, Tool } from '@aws-sdk/client-bedrock-runtime';
 import { AgentInvocationError, AgentTimeoutError, ToolsRefusedError } from '../../core/errors';
@@ -46,14 +47,8 @@ interface BedrockDefinition {
   retries?: number;
 }
 
-const RETRYABLE_NAMES = new Set([
-  'ThrottlingException',
-  'ServiceUnavailableException',
-  'ModelNotReadyException',
-  'InternalServerException',
-  'ModelTimeoutException',
-]);
-const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'UND_ERR_SOCKET']);
+/** Bedrock's own retryable errors, beside every AWS service's (adapters/aws-errors.ts). */
+const MODEL_RETRYABLE_NAMES = ['ModelNotReadyException', 'InternalServerException', 'ModelTimeoutException'];
 
 type BedrockSdk = typeof import('@aws-sdk/client-bedrock-runtime');
 let sdk: Promise<BedrockSdk> | undefined;
@@ -120,7 +115,7 @@ export class BedrockInvoker implements AgentInvoker {
           if (timeout.aborted) {
             throw new AgentTimeoutError(agent, `no answer from Bedrock model ${modelId} within ${timeoutMs} ms`, { cause: error });
           }
-          const retryable = isRetryable(error);
+          const retryable = isTransientAwsError(error, MODEL_RETRYABLE_NAMES);
           if (!retryable || last) {
             const after = retryable ? ` (after ${attempt} attempts)` : '';
             throw new AgentInvocationError(agent, `Bedrock model ${modelId} failed${after}: ${describeError(error)}`, {
@@ -243,18 +238,6 @@ function toTurn(agent: string, modelId: string, output: ConverseCommandOutput) {
 function refusedTools(error: unknown): ToolsRefusedError | undefined {
   if (!(error instanceof AgentInvocationError) || !/ValidationException/.test(error.message) || !/tool/i.test(error.message)) return undefined;
   return new ToolsRefusedError(error.agent, error.message, { cause: error });
-}
-
-function isRetryable(error: unknown): boolean {
-  const e = error as { name?: string; code?: string; $retryable?: unknown; $metadata?: { httpStatusCode?: number } };
-  const status = e?.$metadata?.httpStatusCode ?? 0;
-  return (
-    RETRYABLE_NAMES.has(e?.name ?? '') ||
-    status === 429 ||
-    status >= 500 ||
-    Boolean(e?.$retryable) ||
-    NETWORK_CODES.has(e?.code ?? '')
-  );
 }
 
 function describeError(error: unknown): string {
