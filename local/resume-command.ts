@@ -6,7 +6,7 @@
  */
 import { renderAscii } from '../core/tree';
 import type { AggregatorFn } from '../core/aggregators';
-import { openTrace, runDocument, summary } from './run-command';
+import { openTrace, parkedNotice, runDocument, summary } from './run-command';
 import { startLocalEngines } from './embedded-engines';
 import { LOCAL_TEAM, LocalRuntime } from './runtime';
 import { listDataRuns } from './data-runs';
@@ -86,7 +86,9 @@ export async function resumeCommand(options: ResumeCommandOptions): Promise<numb
   const started = Date.now();
   let runtime: LocalRuntime;
   try {
-    runtime = await LocalRuntime.start({ dataDir: options.dataDir, fsync: options.fsync, aggregators, chaos: options.chaos, poison: options.keepPoison ? 'keep' : 'fail' });
+    runtime = await LocalRuntime.start({ dataDir: options.dataDir, fsync: options.fsync, aggregators, chaos: options.chaos, poison: options.keepPoison ? 'keep' : 'fail',
+      onParked: parkedNotice(options.err, options.dataDir),
+    });
   } catch (error) {
     await sink?.close();
     throw error;

@@ -91,7 +91,9 @@ export async function runScenario(path: string, options: RunCommandOptions): Pro
   try {
     // dynalite and fauxqs take seconds to start: on a terminal, say so.
     if (options.tty && options.tier === 'engines') options.err.write('starting the engines (dynalite, fauxqs)...\n');
-    runtime = await LocalRuntime.start({ aggregators, chaos: options.chaos, dataDir: options.dataDir, fsync: options.fsync, tier: options.tier, poison: options.keepPoison ? 'keep' : 'fail' });
+    runtime = await LocalRuntime.start({ aggregators, chaos: options.chaos, dataDir: options.dataDir, fsync: options.fsync, tier: options.tier, poison: options.keepPoison ? 'keep' : 'fail',
+      onParked: parkedNotice(options.err, options.dataDir),
+    });
   } catch (error) {
     await sink?.close();
     throw error;
@@ -175,6 +177,15 @@ export async function openTrace(path: string | undefined): Promise<JsonlSink | u
     throw new ValidationError(`--trace ${path}: ${why}`, '--trace', { cause: error });
   }
   return sink;
+}
+
+/** With --keep-poison: says what the command waits for once steps are parked in the DLQ (it would wait silently). */
+export function parkedNotice(err: NodeJS.WritableStream, dataDir: string | undefined): (parked: number) => void {
+  return (parked) =>
+    err.write(
+      `waiting: ${parked} step(s) of the run are in the dead-letter queue (kept by --keep-poison); the run cannot end until they are ` +
+        `moved back: stop this command (Ctrl-C; the state is kept), run npx branch-spawner redrive --data ${dataDir}, then resume the run\n`,
+    );
 }
 
 /** Prints a finished run as `run` does (one JSON document with --json, else tree, summary and result). */

@@ -94,6 +94,11 @@ export interface LocalRuntimeOptions {
    * instead of hanging) or `keep` it in the DLQ for `branch-spawner redrive` after a fix.
    */
   poison?: 'fail' | 'keep';
+  /**
+   * With `poison: 'keep'`: told when steps are parked in the DLQ (checked each second, told again
+   * only when more are parked), so a command waiting on a run can say what it waits for.
+   */
+  onParked?(parked: number): void;
   policy?: AgentPolicy;
   /** Where `module` agents' relative paths resolve, and which folders they may load from. */
   modules?: ModuleInvokerOptions;
@@ -123,6 +128,8 @@ export class LocalRuntime {
   private readonly costTimer = setInterval(() => void this.flushCost().catch((error) => this.report(error)), 1000).unref();
   /** Keeps messages in progress invisible (see handle); made at first use, from the options. */
   private heartbeatOf: VisibilityHeartbeat | undefined;
+  /** Watches the DLQ when steps are kept there (see LocalRuntimeOptions.onParked). */
+  private parkedTimer: NodeJS.Timeout | undefined;
   /** The HTTP API's handler, made at the first request (see api). */
   private apiHandler: Promise<(event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>> | undefined;
 
@@ -197,6 +204,7 @@ export class LocalRuntime {
     });
     runtime.startPolling(options.pollers ?? DEFAULT_POLLERS);
     if ((options.poison ?? 'fail') === 'fail') runtime.pollers.push(runtime.pollDeadLetters());
+    else if (options.onParked) runtime.watchParked(options.onParked);
     return runtime;
   }
 
@@ -282,6 +290,7 @@ export class LocalRuntime {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.costTimer);
+    clearInterval(this.parkedTimer);
     await Promise.all(this.pollers);
     await this.flushCost().catch((error) => this.report(error));
     await this.toolBox.close();
@@ -331,6 +340,17 @@ export class LocalRuntime {
     if (this.reported.has(message) || this.reported.size >= MAX_KEPT_ERRORS) return;
     this.reported.add(message);
     this.errors.push(error);
+  }
+
+  private watchParked(onParked: (parked: number) => void): void {
+    let told = 0;
+    this.parkedTimer = setInterval(() => {
+      void this.engines.dlqConsumer.pending().then((parked) => {
+        if (parked <= told || this.stopped) return;
+        told = parked;
+        onParked(parked);
+      }, (error) => this.report(error));
+    }, 1000).unref();
   }
 
   /** The data folder's failure, if it failed (the runtime does no more work then). */

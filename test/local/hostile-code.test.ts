@@ -316,3 +316,28 @@ describe('bodies and errors from outside are bounded', () => {
     expect(doc.branches[0].error.length).toBeLessThanOrEqual(8 * 1024 + 100);
   }, 60_000);
 });
+
+describe('--keep-poison', () => {
+  it('says what it waits for once a step is parked in the dead-letter queue, instead of waiting silently', async () => {
+    const data = join(dir, 'parked');
+    const child = spawn(NODE, [BIN, 'run', join(ROOT, 'examples', 'simple-parallel.yaml'), '--data', data, '--keep-poison', '--chaos', 'poison=root'], {
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let err = '';
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const told = new Promise<void>((resolve) =>
+      child.stderr.on('data', (c) => {
+        err += c;
+        if (err.includes('waiting: ')) resolve();
+      }),
+    );
+    try {
+      await Promise.race([told, exited.then(() => Promise.reject(new Error(`run exited: ${err}`)))]);
+      expect(err).toMatch(/waiting: 1 step\(s\) of the run are in the dead-letter queue \(kept by --keep-poison\); .* redrive --data /);
+    } finally {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  }, 90_000);
+});
