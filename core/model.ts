@@ -65,6 +65,8 @@ export interface Scope {
 }
 
 export interface RunRecord extends Scope {
+  /** Who started the run (an IAM principal ARN, `cognito:<sub>`), where the API knows; read and cancel check it. */
+  owner?: string;
   name: string;
   status: RunStatus;
   request: unknown;

@@ -37,6 +37,10 @@ export interface LambdaEnvironment {
   blobBucket?: string;
   /** Secrets by the variable name agents look them up under (`apiKeyEnv`). */
   secretSources?: Record<string, SecretSource>;
+  /** The Cognito app clients whose tokens the API takes (JWT auth); none: no check. */
+  audience?: string[];
+  /** Whether the team's callers may read and cancel each other's runs. */
+  shareRuns?: boolean;
 }
 
 /** The variable each field is stored in. */
@@ -54,6 +58,8 @@ export const ENVIRONMENT_VARIABLES = {
   runTtlSeconds: 'RUN_TTL_SECONDS',
   blobBucket: 'BLOB_BUCKET',
   secretSources: 'SECRET_SOURCES',
+  audience: 'API_AUDIENCE',
+  shareRuns: 'SHARE_RUNS',
 } as const satisfies Record<keyof LambdaEnvironment, string>;
 
 const V = ENVIRONMENT_VARIABLES;
@@ -72,6 +78,8 @@ export function toLambdaEnvironment(values: LambdaEnvironment): Record<string, s
     [V.maxBodyBytes]: String(values.maxBodyBytes),
     ...(values.runTtlSeconds ? { [V.runTtlSeconds]: String(values.runTtlSeconds) } : {}),
     ...(values.blobBucket ? { [V.blobBucket]: values.blobBucket } : {}),
+    ...(values.audience?.length ? { [V.audience]: JSON.stringify(values.audience) } : {}),
+    ...(values.shareRuns ? { [V.shareRuns]: 'true' } : {}),
     ...(values.secretSources && Object.keys(values.secretSources).length
       ? { [V.secretSources]: JSON.stringify(values.secretSources) }
       : {}),
@@ -107,5 +115,7 @@ export function fromLambdaEnvironment(env: Record<string, string | undefined>): 
     ...(env[V.runTtlSeconds] ? { runTtlSeconds: Number(env[V.runTtlSeconds]) } : {}),
     ...(env[V.blobBucket] ? { blobBucket: env[V.blobBucket] } : {}),
     ...(env[V.secretSources] ? { secretSources: jsonOf<Record<string, SecretSource>>(V.secretSources, {}) } : {}),
+    ...(env[V.audience] ? { audience: jsonOf<string[]>(V.audience, []) } : {}),
+    ...(env[V.shareRuns] === 'true' ? { shareRuns: true } : {}),
   };
 }

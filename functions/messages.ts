@@ -3,10 +3,14 @@ import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { StepMessage } from '../core/ports';
 
-/** A fresh id, or the same id for the same team and Idempotency-Key (so a retried start is one run). */
-export function runIdFor(team: string, idempotencyKey: string | undefined): string {
+/**
+ * A fresh id, or the same id for the same team, caller and Idempotency-Key (so a retried start is
+ * one run). Another caller's key names another run: a key never reaches someone else's run.
+ */
+export function runIdFor(team: string, idempotencyKey: string | undefined, caller?: string): string {
   if (!idempotencyKey) return randomUUID();
-  return `k-${createHash('sha256').update(`${team}\n${idempotencyKey}`).digest('hex').slice(0, 32)}`;
+  const scoped = caller === undefined ? `${team}\n${idempotencyKey}` : `${team}\n${caller}\n${idempotencyKey}`;
+  return `k-${createHash('sha256').update(scoped).digest('hex').slice(0, 32)}`;
 }
 
 const stepMessageSchema = z.object({

@@ -50,6 +50,8 @@ const teamConfigSchema = z
     agents: z.record(z.string().min(1), z.unknown()),
     limitMaxima: limitMaximaSchema,
     allowInlineScriptAgents: z.boolean().default(false),
+    // Each caller reads and cancels only the runs it started, unless the team shares them.
+    shareRuns: z.boolean().default(false),
     // Lambda's SQS event source accepts 2..1000.
     workerMaxConcurrency: z.number().int('must be an integer').min(2, 'must be ≥ 2').max(1000, 'must be ≤ 1000').default(10),
     // The step-worker's reserved concurrency: at least both lanes' event source maxima (the

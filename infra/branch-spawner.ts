@@ -223,6 +223,9 @@ export class BranchSpawner extends Construct {
       blobBucket: this.blobBucket.bucketName,
       // Names of the secrets only; the step-worker fetches the values (functions/lambda/secrets.ts).
       secretSources: config.secrets,
+      // The Cognito authorizer checks the pool; the API handler checks the app client (functions/handlers/api.ts).
+      ...(config.auth.type === 'jwt' ? { audience: [config.auth.audience].flat() } : {}),
+      shareRuns: config.shareRuns,
     });
     const reserved = workerReservedConcurrency(config);
     const fn = (name: SpawnerFunctionName, id: string, extra: Partial<ConstructorParameters<typeof SpawnerFunction>[2]> = {}) =>

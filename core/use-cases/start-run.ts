@@ -29,6 +29,8 @@ export interface StartRunInput {
   aggregators?: string;
   /** The deployment's caps on limits (a team's stack sets them). */
   limitMaxima?: Partial<Limits>;
+  /** Who starts the run (the API's caller), kept on the run for reads and cancels. */
+  owner?: string;
 }
 
 /** The run a scenario asks for: the same fields whoever starts it (the CLI, the library, tests). */
@@ -75,6 +77,7 @@ export async function startRun(deps: SpawnerDeps, input: StartRunInput): Promise
     limits,
     failurePolicy,
     ...(input.aggregators ? { aggregators: input.aggregators } : {}),
+    ...(input.owner ? { owner: input.owner } : {}),
     createdAt: now,
     branchCount: 1,
   };

@@ -4,7 +4,7 @@
  */
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { NotFoundError, PayloadTooLargeError, ValidationError } from '../../core/errors';
+import { ForbiddenError, NotFoundError, PayloadTooLargeError, ValidationError } from '../../core/errors';
 import { toStartRunInput, type AgentPolicy } from '../../core/run-request';
 import {
   cancelRun,
@@ -22,6 +22,14 @@ import { createLogger, type Logger } from './logger';
 
 export interface ApiConfig {
   policy: AgentPolicy;
+  /**
+   * The app clients (Cognito `client_id` of an access token, `aud` of an ID token) whose tokens
+   * this API takes; a token of any other client of the pool is refused (403). Unset: no check
+   * (IAM auth, dev).
+   */
+  audience?: readonly string[];
+  /** Whether a team's callers may read and cancel each other's runs (default: each caller its own). */
+  shareRuns?: boolean;
   /** The team of a request: from the authorizer, or the stack's own team. */
   teamOf(event: APIGatewayProxyEvent): string;
   maxBodyBytes?: number;
@@ -55,8 +63,37 @@ const RUN_ID = '([A-Za-z0-9_-]{1,64})';
 const BRANCH_ID = '(root(?:\\.\\d{1,9}){0,100})';
 const TREE_FORMATS = ['ascii', 'mermaid', 'json'];
 
+/**
+ * The caller API Gateway authenticated: the Cognito user (`cognito:<sub>`) or the IAM principal's
+ * ARN; undefined where nothing authenticates (dev).
+ */
+export function callerOf(event: APIGatewayProxyEvent): string | undefined {
+  const claims = event.requestContext?.authorizer?.claims as Record<string, unknown> | undefined;
+  if (typeof claims?.sub === 'string' && claims.sub) return `cognito:${claims.sub}`;
+  const arn = event.requestContext?.identity?.userArn;
+  return typeof arn === 'string' && arn ? arn : undefined;
+}
+
+/** Refuses a token of an app client that is not an audience of this API. */
+function checkAudience(event: APIGatewayProxyEvent, audience: readonly string[] | undefined): void {
+  if (!audience?.length) return;
+  const claims = (event.requestContext?.authorizer?.claims ?? {}) as Record<string, unknown>;
+  const client = typeof claims.client_id === 'string' ? claims.client_id : typeof claims.aud === 'string' ? claims.aud : undefined;
+  if (!client || !audience.includes(client)) {
+    throw new ForbiddenError(`the token's app client ${client ? `"${client}" ` : ''}is not an audience of this API`);
+  }
+}
+
 function routes(deps: SpawnerDeps, config: ApiConfig): Route[] {
   const scopeOf = (team: string, runId: string): Scope => ({ team, runId });
+  // Another caller's run reads as missing (its id is not even confirmed), unless the team shares runs.
+  const ownScope = async (event: APIGatewayProxyEvent, team: string, runId: string): Promise<Scope> => {
+    const scope = scopeOf(team, runId);
+    if (config.shareRuns) return scope;
+    const run = await deps.store.getRun(scope);
+    if (run?.owner !== undefined && run.owner !== callerOf(event)) throw new NotFoundError(`run ${runId} not found`);
+    return scope;
+  };
   return [
     {
       method: 'POST',
@@ -66,16 +103,17 @@ function routes(deps: SpawnerDeps, config: ApiConfig): Route[] {
         if (key !== undefined && (key.length === 0 || key.length > 256)) {
           throw new ValidationError('Idempotency-Key must be 1 to 256 characters', 'Idempotency-Key');
         }
-        const input = toStartRunInput(parseBody(event), { team, runId: runIdFor(team, key), policy: config.policy });
-        const { runId, created } = await startRun(deps, { ...input, limitMaxima: config.limitMaxima });
+        const caller = callerOf(event);
+        const input = toStartRunInput(parseBody(event), { team, runId: runIdFor(team, key, caller), policy: config.policy });
+        const { runId, created } = await startRun(deps, { ...input, limitMaxima: config.limitMaxima, ...(caller ? { owner: caller } : {}) });
         return json(202, { runId, created });
       },
     },
     {
       method: 'GET',
       pattern: new RegExp(`^/runs/${RUN_ID}/?$`),
-      async handle(_event, [runId], team) {
-        const { view } = await describeRun(deps, scopeOf(team, runId));
+      async handle(event, [runId], team) {
+        const { view } = await describeRun(deps, await ownScope(event, team, runId));
         return json(200, view);
       },
     },
@@ -84,15 +122,15 @@ function routes(deps: SpawnerDeps, config: ApiConfig): Route[] {
       pattern: new RegExp(`^/runs/${RUN_ID}/branches/?$`),
       async handle(event, [runId], team) {
         const query = event.queryStringParameters ?? {};
-        const page = await listRunBranchesPage(deps, scopeOf(team, runId), { limit: pageLimit(query.limit), cursor: query.cursor });
+        const page = await listRunBranchesPage(deps, await ownScope(event, team, runId), { limit: pageLimit(query.limit), cursor: query.cursor });
         return json(200, { runId, ...page });
       },
     },
     {
       method: 'GET',
       pattern: new RegExp(`^/runs/${RUN_ID}/branches/${BRANCH_ID}/result/?$`),
-      async handle(_event, [runId, branchId], team) {
-        return json(200, await branchResult(deps, scopeOf(team, runId), branchId));
+      async handle(event, [runId, branchId], team) {
+        return json(200, await branchResult(deps, await ownScope(event, team, runId), branchId));
       },
     },
     {
@@ -110,15 +148,15 @@ function routes(deps: SpawnerDeps, config: ApiConfig): Route[] {
         if (!TREE_FORMATS.includes(format)) {
           throw new ValidationError(`format must be one of ${TREE_FORMATS.join(', ')}`, 'format');
         }
-        const tree = await runTree(deps, scopeOf(team, runId), format);
+        const tree = await runTree(deps, await ownScope(event, team, runId), format);
         return typeof tree === 'string' ? text(200, tree) : json(200, { runId, tree });
       },
     },
     {
       method: 'GET',
       pattern: new RegExp(`^/runs/${RUN_ID}/metrics/?$`),
-      async handle(_event, [runId], team) {
-        const { view } = await describeRun(deps, scopeOf(team, runId));
+      async handle(event, [runId], team) {
+        const { view } = await describeRun(deps, await ownScope(event, team, runId));
         return json(200, view.metrics);
       },
     },
@@ -129,14 +167,14 @@ function routes(deps: SpawnerDeps, config: ApiConfig): Route[] {
         const query = event.queryStringParameters ?? {};
         const limit = query.limit === undefined ? undefined : Number(query.limit);
         if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) throw new ValidationError('limit must be a positive integer', 'limit');
-        return json(200, await runEventsAfter(deps, scopeOf(team, runId), query.after, limit));
+        return json(200, await runEventsAfter(deps, await ownScope(event, team, runId), query.after, limit));
       },
     },
     {
       method: 'POST',
       pattern: new RegExp(`^/runs/${RUN_ID}/cancel/?$`),
-      async handle(_event, [runId], team) {
-        await cancelRun(deps, scopeOf(team, runId));
+      async handle(event, [runId], team) {
+        await cancelRun(deps, await ownScope(event, team, runId));
         return json(202, { runId, status: 'CANCELLED' });
       },
     },
@@ -176,6 +214,7 @@ export function createApiHandler(deps: SpawnerDeps, config: ApiConfig, logger: L
     if (matches.length === 0) throw new NotFoundError(`no route for ${path}`);
     const match = matches.find((x) => x.r.method === event.httpMethod);
     if (!match) throw new MethodNotAllowedError(`${event.httpMethod} is not allowed on ${path}`);
+    checkAudience(event, config.audience);
     return match.r.handle(event, match.m!.slice(1), config.teamOf(event));
   };
   return middy<APIGatewayProxyEvent, APIGatewayProxyResult>(base)

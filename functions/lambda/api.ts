@@ -14,6 +14,8 @@ const inner = flushingCost((event: APIGatewayProxyEvent, context: Context): Prom
       teamOf: () => config.team,
       maxBodyBytes: config.maxBodyBytes,
       limitMaxima: config.limitMaxima,
+      audience: config.audience,
+      shareRuns: config.shareRuns,
     });
   }
   return handle(event, context);

@@ -48,6 +48,8 @@ export interface AwsConfig {
   /** The team stack's bucket for large values; without one, values stay in the items. */
   blobBucket?: string;
   secretSources: Record<string, SecretSource>;
+  audience?: string[];
+  shareRuns?: boolean;
 }
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AwsConfig {
@@ -65,6 +67,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AwsConfig {
     ...(values.runTtlSeconds ? { ttlSeconds: values.runTtlSeconds } : {}),
     ...(values.blobBucket ? { blobBucket: values.blobBucket } : {}),
     secretSources: values.secretSources ?? {},
+    ...(values.audience ? { audience: values.audience } : {}),
+    ...(values.shareRuns ? { shareRuns: true } : {}),
   };
 }
 

@@ -24,6 +24,8 @@ const values: LambdaEnvironment = {
   runTtlSeconds: 86_400,
   blobBucket: 'blobs-bucket',
   secretSources: { OPENAI_API_KEY: { secretsManager: 'team/openai' } },
+  audience: ['app-client-1', 'app-client-2'],
+  shareRuns: true,
 };
 
 describe('Lambda environment contract', () => {
@@ -34,7 +36,7 @@ describe('Lambda environment contract', () => {
   });
 
   it('defaults the optional ones and names a missing or broken variable', () => {
-    const { runTtlSeconds: _ttl, blobBucket: _bucket, ...rest } = values;
+    const { runTtlSeconds: _ttl, blobBucket: _bucket, audience: _audience, shareRuns: _share, ...rest } = values;
     const env = toLambdaEnvironment(rest);
     delete env.MAX_BODY_BYTES;
     delete env.AGENT_REGISTRY;

@@ -1,0 +1,72 @@
+/**
+ * Who may call and whose runs they see, through the real API handler: a token of a foreign
+ * Cognito app client is refused; an Idempotency-Key never reaches another caller's run, and
+ * another caller's run reads as missing (unless the team shares runs).
+ */
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import { describe, expect, it } from 'vitest';
+import { createApiHandler, type ApiConfig } from '../../functions/handlers/api';
+import { createMemoryHarness } from '../support/memory-harness';
+
+const scenario = { name: 's', request: 'x', entry: 'A', agents: { A: { kind: 'script', responses: [{ next_action: 'final_response', content: 'done' }] } } };
+
+type Caller = { claims?: Record<string, string>; userArn?: string };
+
+function event(method: string, path: string, caller: Caller, options: { body?: unknown; key?: string } = {}): APIGatewayProxyEvent {
+  return {
+    httpMethod: method, path, headers: options.key ? { 'Idempotency-Key': options.key } : {},
+    body: options.body === undefined ? null : JSON.stringify(options.body), isBase64Encoded: false, queryStringParameters: null,
+    multiValueHeaders: {}, multiValueQueryStringParameters: null, pathParameters: null, stageVariables: null, resource: path,
+    requestContext: { authorizer: caller.claims ? { claims: caller.claims } : null, identity: { userArn: caller.userArn ?? null } } as never,
+  };
+}
+
+function api(extra: Partial<ApiConfig> = {}) {
+  const h = createMemoryHarness();
+  const handler = createApiHandler(h.deps, { policy: { registry: {}, inline: 'any' }, teamOf: () => 't', ...extra });
+  const call = async (e: APIGatewayProxyEvent) => {
+    const response = (await handler(e, {} as Context)) as APIGatewayProxyResult;
+    return { status: response.statusCode, body: JSON.parse(response.body) };
+  };
+  return { h, call };
+}
+
+describe('the API and its callers', () => {
+  it('refuses a token of a Cognito app client that is not an audience of the API', async () => {
+    const { h, call } = api({ audience: ['app-client-1'] });
+    const foreign = await call(event('POST', '/runs', { claims: { sub: 'u1', client_id: 'app-client-2' } }, { body: scenario }));
+    expect(foreign).toMatchObject({ status: 400, body: { error: 'ForbiddenError', message: 'the token\'s app client "app-client-2" is not an audience of this API' } });
+    const idToken = await call(event('POST', '/runs', { claims: { sub: 'u1', aud: 'app-client-3' } }, { body: scenario }));
+    expect(idToken.body.error).toBe('ForbiddenError');
+    const own = await call(event('POST', '/runs', { claims: { sub: 'u1', client_id: 'app-client-1' } }, { body: scenario }));
+    expect(own.status).toBe(202);
+    h.stop();
+  });
+
+  it("another caller's Idempotency-Key starts that caller's own run; another caller's run reads and cancels as missing", async () => {
+    const { h, call } = api();
+    const alice = { userArn: 'arn:aws:sts::111111111111:assumed-role/Analyst/alice' };
+    const mallory = { userArn: 'arn:aws:sts::111111111111:assumed-role/Analyst/mallory' };
+    const first = await call(event('POST', '/runs', alice, { body: scenario, key: 'q4-report' }));
+    expect(first).toMatchObject({ status: 202, body: { created: true } });
+    const again = await call(event('POST', '/runs', alice, { body: scenario, key: 'q4-report' }));
+    expect(again.body).toEqual({ runId: first.body.runId, created: false });
+    // The same key from another caller never names Alice's run.
+    const other = await call(event('POST', '/runs', mallory, { body: scenario, key: 'q4-report' }));
+    expect(other).toMatchObject({ status: 202, body: { created: true } });
+    expect(other.body.runId).not.toBe(first.body.runId);
+    const runId = first.body.runId;
+    for (const [method, path] of [['GET', `/runs/${runId}`], ['GET', `/runs/${runId}/branches`], ['GET', `/runs/${runId}/tree`], ['POST', `/runs/${runId}/cancel`]]) {
+      expect(await call(event(method, path, mallory)), `${method} ${path}`).toMatchObject({ status: 404, body: { error: 'NotFoundError' } });
+    }
+    expect((await call(event('GET', `/runs/${runId}`, alice))).status).toBe(200);
+    h.stop();
+  });
+
+  it('a team that shares runs lets its callers read each other’s runs', async () => {
+    const { h, call } = api({ shareRuns: true });
+    const started = await call(event('POST', '/runs', { claims: { sub: 'u1' } }, { body: scenario }));
+    expect((await call(event('GET', `/runs/${started.body.runId}`, { claims: { sub: 'u2' } }))).status).toBe(200);
+    h.stop();
+  });
+});
