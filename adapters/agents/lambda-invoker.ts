@@ -5,6 +5,7 @@
 import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import { AgentInvocationError, AgentTimeoutError, TransientError } from '../../core/errors';
 import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
+import { isTransientAwsError, sdkError } from '../aws-errors';
 
 /** A lambda agent's timeout when its definition gives none. */
 export const DEFAULT_LAMBDA_AGENT_TIMEOUT_MS = 60_000;
@@ -38,9 +39,8 @@ export class LambdaInvoker implements AgentInvoker {
       if (timeout.aborted && !call.signal?.aborted) {
         throw new AgentTimeoutError(call.agentName, `no answer from lambda agent ${functionName} within ${timeoutMs} ms`, { cause: error });
       }
-      const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
-      const status = e.$metadata?.httpStatusCode ?? 0;
-      if (e.name === 'TooManyRequestsException' || status >= 500) {
+      const e = sdkError(error);
+      if (isTransientAwsError(error)) {
         throw new TransientError(`lambda agent ${functionName} could not be invoked: ${e.name}`, { cause: error });
       }
       throw new AgentInvocationError(call.agentName, `invoking ${functionName} failed: ${e.name ?? error}`, { cause: error });
