@@ -4,7 +4,7 @@
  * examples/hierarchical.yaml from the page, watches it to its end, opens a branch, and cancels a
  * run that would never end; awaits the page's own states (no sleeps).
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -12,26 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRemoteDevServer, type RemoteDevServer } from '../../local/dev/remote-dev-server';
 import { startRehearsedApi, type RehearsedApi } from '../../local/rehearsal/rehearse-up';
 import { synthesize } from '../../local/rehearsal/synth';
+import { CHROMIUM, CHROMIUM_FLAGS as FLAGS, hasChromium, pageState } from '../support/browser';
 
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium) console.warn(`dev --api browser test skipped: ${CHROMIUM} is absent (apt-get install -y chromium)`);
-
-/** What the page shows, to explain a wait that timed out. */
-async function pageState(page: Page): Promise<string> {
-  return page.evaluate(() => {
-    const document = (globalThis as any).document;
-    const run = document.querySelector('[data-testid="run"]');
-    return JSON.stringify({
-      runId: run?.getAttribute('data-run-id'),
-      runStatus: run?.getAttribute('data-run-status'),
-      live: document.querySelector('[data-testid="live-status"]')?.getAttribute('data-live'),
-      rows: [...document.querySelectorAll('[data-testid="branch-row"]')].map((r: any) => `${r.getAttribute('data-branch-id')}:${r.getAttribute('data-status')}`),
-      errors: [...document.querySelectorAll('.error')].map((e: any) => e.textContent).filter(Boolean),
-    });
-  });
-}
 
 describe.skipIf(!hasChromium)('dev --api: the tree page against a rehearsed stack', () => {
   let api: RehearsedApi;

@@ -4,47 +4,20 @@
  * against the dev server started in-process. Starts examples/hierarchical.yaml from the page and
  * awaits the page's own terminal state (no sleeps).
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDevServer, type DevServer } from '../../local/dev-server';
+import { CHROMIUM, CHROMIUM_FLAGS as FLAGS, hasChromium, pageState } from '../support/browser';
 
-const CHROMIUM = '/usr/bin/chromium';
-// Without these the closed network floods a headless chromium with refused connections.
-const FLAGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 // The README's picture is refreshed only on request (UPDATE_SCREENSHOT=1): a test run leaves the
 // work tree as it found it.
 const SCREENSHOT = process.env.UPDATE_SCREENSHOT
   ? join(import.meta.dirname, '..', '..', 'docs', 'screenshots', 'tree-page.png')
   : undefined;
-const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium) console.warn(`tree page browser test skipped: ${CHROMIUM} is absent (apt-get install -y chromium)`);
-
-/** What the page and the server say, to explain a wait that timed out. */
-async function pageState(page: Page): Promise<string> {
-  return page.evaluate(() => {
-    // Runs in the page (the test's tsconfig has no DOM types).
-    const document = (globalThis as any).document;
-    const run = document.querySelector('[data-testid="run"]');
-    return JSON.stringify({
-      runId: run?.getAttribute('data-run-id'),
-      runStatus: run?.getAttribute('data-run-status'),
-      live: document.querySelector('[data-testid="live-status"]')?.getAttribute('data-live'),
-      rows: [...document.querySelectorAll('[data-testid="branch-row"]')].map((r: any) => `${r.getAttribute('data-branch-id')}:${r.getAttribute('data-status')}`),
-      errors: [...document.querySelectorAll('.error')].map((e: any) => e.textContent).filter(Boolean),
-    });
-  });
-}
 
 async function serverState(server: DevServer, page: Page): Promise<string> {
   const runId = await page.getAttribute('[data-testid="run"]', 'data-run-id');
