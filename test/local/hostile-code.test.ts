@@ -341,3 +341,23 @@ describe('--keep-poison', () => {
     }
   }, 90_000);
 });
+
+describe('token accounting of module agents', () => {
+  it('tokens reported before a throw count against maxRunTokens; a negative count is refused', async () => {
+    file('spend-then-throw.ts', 'export default (ctx) => { ctx.reportUsage({ inputTokens: 2000, outputTokens: 1000 }); throw new Error("gave up"); };\n');
+    const spent = file('spend.yaml', 'name: spend\nrequest: go\nentry: A\nlimits: { maxRunTokens: 500 }\nagents:\n  A: { kind: module, module: ./spend-then-throw.ts }\n');
+    const io = captureIo();
+    expect(await main(['run', spent, '--json'], io)).toBe(1);
+    const doc = JSON.parse(io.outText());
+    expect(doc.error).toBe('BudgetExceeded: maxRunTokens 500, used 3000');
+    expect(doc.metrics.usage).toEqual({ inputTokens: 2000, outputTokens: 1000 });
+
+    file('negative.ts', 'export default (ctx) => { ctx.reportUsage({ inputTokens: -5, outputTokens: 1 }); return { next_action: "final_response", content: "x" }; };\n');
+    const negative = file('negative.yaml', 'name: negative\nrequest: go\nentry: A\nagents:\n  A: { kind: module, module: ./negative.ts }\n');
+    const io2 = captureIo();
+    expect(await main(['run', negative, '--json'], io2)).toBe(1);
+    const doc2 = JSON.parse(io2.outText());
+    expect(doc2.error).toMatch(/reportUsage: inputTokens must be a non-negative number \(got -5\)/);
+    expect(doc2.metrics.usage).toEqual({ inputTokens: 0, outputTokens: 0 });
+  }, 60_000);
+});
