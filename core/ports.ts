@@ -105,6 +105,12 @@ export interface BranchStore {
   ): Promise<BranchRecord | undefined>;
   listBranches(scope: Scope): Promise<BranchRecord[]>;
   /**
+   * The run id kept for an idempotency key (`keyHash`: a hash of the team, the caller and the
+   * key), stored apart from any run: `runId` when this call is the first (a conditional put),
+   * the id kept by the first otherwise.
+   */
+  claimRunId(team: string, keyHash: string, runId: string): Promise<string>;
+  /**
    * At most `limit` of the run's branches after the branch `after` (none: from the first), in the
    * store's key order (one Query page in DynamoDB). `more` is false once nothing follows (it may
    * be true before an empty last page, as DynamoDB's LastEvaluatedKey may).

@@ -3,6 +3,11 @@ import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { StepMessage } from '../core/ports';
 
+/** What an idempotency key is kept under (BranchStore.claimRunId): its team, caller and key, hashed. */
+export function idempotencyKeyHash(team: string, caller: string, idempotencyKey: string): string {
+  return createHash('sha256').update(`${team}\n${caller}\n${idempotencyKey}`).digest('hex');
+}
+
 /**
  * A fresh id, or the same id for the same team, caller and Idempotency-Key (so a retried start is
  * one run). Another caller's key names another run: a key never reaches someone else's run.

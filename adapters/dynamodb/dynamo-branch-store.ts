@@ -66,6 +66,7 @@ import {
   shardSkPrefix,
   shardSnapshotAttribute,
   costKey,
+  runKeyItem,
   decodeCost,
   specChunkItems,
   specsFromChunks,
@@ -366,6 +367,15 @@ export class DynamoBranchStore implements BranchStore {
     );
     const branches = await Promise.all(items.map((item) => this.decodeBranch(scope, item)));
     return branches.sort((a, b) => compareIds(a.id, b.id));
+  }
+
+  async claimRunId(team: string, keyHash: string, runId: string): Promise<string> {
+    const item = runKeyItem(team, keyHash, runId);
+    const scope = { team, runId: `key-${keyHash}` };
+    if (await this.putIfAbsent(scope, item, `claimRunId ${keyHash}`)) return runId;
+    const kept = await this.get(scope, { PK: String(item.PK), SK: String(item.SK) }, `claimRunId ${keyHash}`);
+    if (typeof kept?.runId !== 'string') throw new BranchSpawnerError(`the run id kept for idempotency key ${keyHash} is missing`);
+    return kept.runId;
   }
 
   async listBranchesPage(scope: Scope, page: BranchPage): Promise<{ branches: BranchRecord[]; more: boolean }> {

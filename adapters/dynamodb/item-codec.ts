@@ -109,6 +109,13 @@ export const syncKey = (scope: Scope, parentId: string, seq: number): Key => ({
 
 export const costKey = (scope: Scope): Key => ({ PK: runPk(scope), SK: COST_SK });
 
+/** Where an idempotency key's run id is kept: a partition of its own, never a run's. */
+export const RUN_KEY_SK = 'RUNKEY';
+
+export function runKeyItem(team: string, keyHash: string, runId: string): Item {
+  return { PK: runPk({ team, runId: `key-${keyHash}` }), SK: RUN_KEY_SK, entity: 'RUNKEY', runId };
+}
+
 export function specsSkPrefix(key: string): string {
   return `${SPECS_PREFIX}${keyPart(key)}#`;
 }

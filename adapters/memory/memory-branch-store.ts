@@ -49,6 +49,7 @@ import {
   billedItemSize,
   childOfShardMember,
   costKey,
+  runKeyItem,
   decodeCost,
   decodeSnapshot,
   encodeSnapshot,
@@ -247,6 +248,12 @@ export class MemoryBranchStore implements BranchStore {
   async listBranches(scope: Scope): Promise<BranchRecord[]> {
     const branches = await this.decodeBranches(scope, this.queryCharged(scope, BRANCH_PREFIX));
     return branches.sort((a, b) => compareIds(a.id, b.id));
+  }
+
+  async claimRunId(team: string, keyHash: string, runId: string): Promise<string> {
+    const item = runKeyItem(team, keyHash, runId);
+    if (this.putIfAbsent(item)) return runId;
+    return String(this.read({ PK: String(item.PK), SK: String(item.SK) })!.runId);
   }
 
   async listBranchesPage(scope: Scope, page: BranchPage): Promise<{ branches: BranchRecord[]; more: boolean }> {

@@ -17,7 +17,8 @@ import { runEventsAfter } from '../../core/use-cases/run-events';
 import type { Limits, Scope } from '../../core/model';
 import { errorResponse, json, MethodNotAllowedError, text } from './http-errors';
 import { DEFAULT_MAX_BODY_BYTES } from '../lambda-environment';
-import { runIdFor } from '../messages';
+import { randomUUID } from 'node:crypto';
+import { idempotencyKeyHash, runIdFor } from '../messages';
 import { createLogger, type Logger } from './logger';
 
 export interface ApiConfig {
@@ -104,7 +105,13 @@ function routes(deps: SpawnerDeps, config: ApiConfig): Route[] {
           throw new ValidationError('Idempotency-Key must be 1 to 256 characters', 'Idempotency-Key');
         }
         const caller = callerOf(event);
-        const input = toStartRunInput(parseBody(event), { team, runId: runIdFor(team, key, caller), policy: config.policy });
+        // A known caller's key maps to a random id kept apart (nothing about the id follows from the
+        // key); without one (dev) the id is derived from the key.
+        const id =
+          key !== undefined && caller !== undefined
+            ? await deps.store.claimRunId(team, idempotencyKeyHash(team, caller, key), randomUUID())
+            : runIdFor(team, key, caller);
+        const input = toStartRunInput(parseBody(event), { team, runId: id, policy: config.policy });
         const { runId, created } = await startRun(deps, { ...input, limitMaxima: config.limitMaxima, ...(caller ? { owner: caller } : {}) });
         return json(202, { runId, created });
       },

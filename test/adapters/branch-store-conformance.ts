@@ -796,3 +796,24 @@ export function describeBranchStorePages(name: string, factory: BranchStoreFacto
       });
   });
 }
+
+/** BranchStore.claimRunId: an idempotency key's run id, kept once (a conditional put). */
+export function describeBranchStoreRunKeys(name: string, factory: BranchStoreFactory): void {
+  describe(`BranchStore run keys: ${name}`, () => {
+    let store: BranchStore;
+    beforeAll(async () => {
+      store = await factory();
+    });
+
+    it('keeps the first run id for a key, also under concurrent claims; another key or team keeps its own', async () => {
+      const key = randomUUID().replace(/-/g, '');
+      expect(await store.claimRunId('team-a', key, 'run-1')).toBe('run-1');
+      expect(await store.claimRunId('team-a', key, 'run-2')).toBe('run-1');
+      const other = randomUUID().replace(/-/g, '');
+      const claims = await Promise.all(Array.from({ length: 8 }, (_, i) => store.claimRunId('team-a', other, `run-c${i}`)));
+      expect(new Set(claims).size).toBe(1);
+      expect(await store.claimRunId('team-b', key, 'run-3')).toBe('run-3');
+      expect(await store.getRun({ team: 'team-a', runId: 'run-1' })).toBeUndefined();
+    });
+  });
+}

@@ -6,6 +6,7 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { createApiHandler, type ApiConfig } from '../../functions/handlers/api';
+import { runIdFor } from '../../functions/messages';
 import { createMemoryHarness } from '../support/memory-harness';
 
 const scenario = { name: 's', request: 'x', entry: 'A', agents: { A: { kind: 'script', responses: [{ next_action: 'final_response', content: 'done' }] } } };
@@ -51,6 +52,9 @@ describe('the API and its callers', () => {
     expect(first).toMatchObject({ status: 202, body: { created: true } });
     const again = await call(event('POST', '/runs', alice, { body: scenario, key: 'q4-report' }));
     expect(again.body).toEqual({ runId: first.body.runId, created: false });
+    // The id is random, kept for the key apart: nothing about it follows from the key or the caller.
+    expect(first.body.runId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(first.body.runId).not.toBe(runIdFor('t', 'q4-report', alice.userArn));
     // The same key from another caller never names Alice's run.
     const other = await call(event('POST', '/runs', mallory, { body: scenario, key: 'q4-report' }));
     expect(other).toMatchObject({ status: 202, body: { created: true } });

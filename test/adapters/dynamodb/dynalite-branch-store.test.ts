@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTableIfMissing, DynamoBranchStore } from '../../../adapters/dynamodb';
 import { MemoryBlobStore } from '../../../adapters/blobs/memory-blob-store';
 import { startDynalite, type DynamoEngine } from '../../../local/engines/dynalite-engine';
-import { describeBranchStoreConformance, describeBranchStorePages, ENGINE_WIDE_CHILDREN, newScope, runRecord } from '../branch-store-conformance';
+import { describeBranchStoreConformance, describeBranchStorePages, describeBranchStoreRunKeys, ENGINE_WIDE_CHILDREN, newScope, runRecord } from '../branch-store-conformance';
 import { describeDynamoStoreSpecifics } from './dynamo-store-specifics';
 
 const tableName = `branches-dynalite-${randomUUID().slice(0, 8)}`;
@@ -26,6 +26,7 @@ describeBranchStoreConformance('DynamoBranchStore on dynalite', (meter) => new D
   wideChildren: ENGINE_WIDE_CHILDREN,
 });
 describeBranchStorePages('DynamoBranchStore on dynalite', (meter) => new DynamoBranchStore({ client: engine.doc, tableName, meter, blobs: new MemoryBlobStore() }));
+describeBranchStoreRunKeys('DynamoBranchStore on dynalite', (meter) => new DynamoBranchStore({ client: engine.doc, tableName, meter, blobs: new MemoryBlobStore() }));
 describeDynamoStoreSpecifics('dynalite', () => engine, () => tableName, { batchGetRequestsFor2MB: 2 });
 
 describe('dynalite engine', () => {

@@ -9,7 +9,7 @@ import {
   startDynamoDbLocal,
   type DynamoDbLocalEngine,
 } from '../../../local/engines/dynamodb-local-engine';
-import { describeBranchStoreConformance, describeBranchStorePages, ENGINE_WIDE_CHILDREN } from '../branch-store-conformance';
+import { describeBranchStoreConformance, describeBranchStorePages, describeBranchStoreRunKeys, ENGINE_WIDE_CHILDREN } from '../branch-store-conformance';
 import { describeDynamoStoreSpecifics } from './dynamo-store-specifics';
 
 const hasJava = javaAvailable();
@@ -32,6 +32,7 @@ describe.skipIf(!hasJava)('DynamoDB Local', () => {
     { wideChildren: ENGINE_WIDE_CHILDREN },
   );
   describeBranchStorePages('DynamoBranchStore on DynamoDB Local', (meter) => new DynamoBranchStore({ client: engine.doc, tableName, meter, blobs: new MemoryBlobStore() }));
+  describeBranchStoreRunKeys('DynamoBranchStore on DynamoDB Local', (meter) => new DynamoBranchStore({ client: engine.doc, tableName, meter, blobs: new MemoryBlobStore() }));
   describeDynamoStoreSpecifics('DynamoDB Local', () => engine, () => tableName, { batchGetRequestsFor2MB: 1 });
 
   it('stops the Java process on close', async () => {

@@ -13,7 +13,7 @@ import type { BranchStore, CostSink } from '../../../core/ports';
 import { Journal } from '../../../local/engines/journal';
 import { BLOBS_FOLDER, DiskBlobStore } from '../../../local/engines/disk-blob-store';
 import { itemToJson, journalTable } from '../../../local/engines/journaled-state';
-import { describeBranchStoreConformance, describeBranchStorePages } from '../../adapters/branch-store-conformance';
+import { describeBranchStoreConformance, describeBranchStorePages, describeBranchStoreRunKeys } from '../../adapters/branch-store-conformance';
 
 const REOPEN_EVERY = 197;
 
@@ -65,3 +65,4 @@ function reopeningStore(meter?: CostSink): BranchStore {
 // The 10,000-child fan-in is the plain memory store's; 2,000 here keeps the replays cheap.
 describeBranchStoreConformance('MemoryBranchStore with a journal, reopened from it every few hundred calls', reopeningStore, { wideChildren: 2_000 });
 describeBranchStorePages('MemoryBranchStore with a journal', (meter) => openStore(join(mkdtempSync(join(tmpdir(), 'bs-journaled-pages-')), 'journal.jsonl'), meter).store);
+describeBranchStoreRunKeys('MemoryBranchStore with a journal', (meter) => openStore(join(mkdtempSync(join(tmpdir(), 'bs-journaled-pages-')), 'journal.jsonl'), meter).store);
