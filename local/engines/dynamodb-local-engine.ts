@@ -5,6 +5,7 @@
  */
 import { spawn as spawnProcess, spawnSync, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
@@ -45,8 +46,12 @@ export interface DynamoDbLocalOptions {
   port?: number;
   /** Keep the data in this directory instead of in memory. */
   path?: string;
-  /** How long to wait for the engine to answer. */
-  startTimeoutMs?: number;
+  /**
+   * CPU seconds the JVM may spend before it must answer (default 60; it needs a few). CPU time,
+   * not wall time: on a busy machine the JVM gets its share late, not a different amount of work.
+   * Where a process's CPU time cannot be read (no /proc), it is counted as wall time.
+   */
+  startCpuSeconds?: number;
 }
 
 export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Promise<DynamoDbLocalEngine> {
@@ -77,7 +82,7 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Pr
   };
 
   try {
-    await waitUntilAnswering(client, () => exitCode, options.startTimeoutMs ?? 30_000);
+    await waitUntilAnswering(client, () => exitCode, startBudget(child, options.startCpuSeconds ?? 60));
   } catch (error) {
     await close();
     throw new Error(`DynamoDB Local did not start on port ${port}: ${(error as Error).message}\n${output}`, {
@@ -88,22 +93,47 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Pr
   return { endpoint, client, doc, process: child, close: () => (closed ??= close()) };
 }
 
-/** Polls ListTables until the engine answers (the JVM takes a few seconds to listen). */
+/** Polls ListTables until the engine answers (the JVM takes a few seconds of CPU to listen). */
 async function waitUntilAnswering(
   client: ReturnType<typeof localDynamoClients>['client'],
   exitCode: () => number | null | undefined,
-  timeoutMs: number,
+  spent: () => boolean,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (exitCode() !== undefined) throw new Error(`the process exited (code ${exitCode()})`);
     try {
       await client.send(new ListTablesCommand({ Limit: 1 }), { abortSignal: AbortSignal.timeout(2_000) });
       return;
     } catch (error) {
-      if (Date.now() > deadline) throw error;
+      if (spent()) throw error;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
+  }
+}
+
+/** A JVM that gets no CPU at all for this long is stuck, however busy the machine. */
+const START_WALL_CEILING_MS = 10 * 60_000;
+
+/** True once the process has used `cpuSeconds` of CPU (of wall time where its CPU time is unknown). */
+function startBudget(child: ChildProcess, cpuSeconds: number): () => boolean {
+  const started = Date.now();
+  return () => {
+    const cpu = child.pid === undefined ? undefined : cpuSecondsOf(child.pid);
+    const waited = Date.now() - started;
+    return cpu === undefined ? waited > cpuSeconds * 1000 : cpu > cpuSeconds || waited > START_WALL_CEILING_MS;
+  };
+}
+
+/** A process's user + system CPU seconds from /proc (Linux), undefined elsewhere. */
+function cpuSecondsOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // After the command's ")" come state (field 3) ... utime (14) and stime (15), in clock ticks (100/s).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return Number.isFinite(ticks) ? ticks / 100 : undefined;
+  } catch {
+    return undefined;
   }
 }
 

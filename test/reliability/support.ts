@@ -45,12 +45,26 @@ export async function syncPointsOf(store: BranchStore, scope: Scope, branches: B
   return found;
 }
 
+/**
+ * How long a run may go without progress (no delivery handled, no event told) before it counts as
+ * hung. Progress, not the run's age: runs share a runtime and a loaded machine, and a run that
+ * has ended still waits for its runtime to settle, so its age says nothing about a hang.
+ */
+const STALL_MS = 45_000;
+
 /** Runs a scenario to its end and reads back everything the checks need. */
 export async function runToEnd(runtime: LocalRuntime, scenario: LoadedScenario['scenario'], events: LifecycleEvent[]): Promise<RunOutcome> {
   const runId = await runtime.startRun(runInputOf(scenario));
+  const progress = () => runtime.deliveries.handled + events.length;
   let timer: NodeJS.Timeout | undefined;
   const hung = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => void describeHang(runtime, runId).then(reject, reject), 45_000);
+    let seen = progress();
+    const check = () => {
+      if (progress() === seen) return void describeHang(runtime, runId).then(reject, reject);
+      seen = progress();
+      timer = setTimeout(check, STALL_MS);
+    };
+    timer = setTimeout(check, STALL_MS);
   });
   try {
     return await Promise.race([runtime.waitForRun(runId).then((run) => outcomeOf(runtime, run, events)), hung]);
@@ -60,12 +74,13 @@ export async function runToEnd(runtime: LocalRuntime, scenario: LoadedScenario['
 }
 
 /**
- * Turns a run that never ends into a failure that shows where it stopped (branches, open sync
- * points, events), well before the test's own timeout would end it without a word.
+ * Turns a run that stopped moving into a failure that shows where it stopped (branches, open
+ * sync points, events), well before the test's own timeout would end it without a word.
  */
 async function describeHang(runtime: LocalRuntime, runId: string): Promise<Error> {
   const scope = { team: runtime.team, runId };
-  const lines = [`run ${runId} has not ended after 45 s`];
+  const run = await runtime.deps.store.getRun(scope);
+  const lines = [`run ${runId} (${run?.status ?? 'not found'}) and its runtime made no progress for ${STALL_MS / 1000} s`];
   for (const b of await runtime.deps.store.listBranches(scope)) {
     lines.push(`  ${b.id} ${b.status} v${b.version} step ${b.stepCount} by ${b.advancedBy ?? '-'} spawn ${JSON.stringify(b.spawn ? { seq: b.spawn.seq, announced: b.spawn.announced } : null)}`);
   }

@@ -15,6 +15,12 @@ import { describeDynamoStoreSpecifics } from './dynamo-store-specifics';
 const hasJava = javaAvailable();
 if (!hasJava) console.warn('DynamoDB Local tests skipped: no `java` on the PATH (DynamoDB Local needs Java 17+).');
 
+/**
+ * The JVM's start is bounded by the CPU it spends (startDynamoDbLocal), not by the wall clock a
+ * busy machine stretches: the hooks' and the start test's own limits are only a net above it.
+ */
+const START_NET_MS = 11 * 60_000;
+
 describe.skipIf(!hasJava)('DynamoDB Local', () => {
   const tableName = `branches-ddblocal-${randomUUID().slice(0, 8)}`;
   let engine: DynamoDbLocalEngine;
@@ -22,7 +28,7 @@ describe.skipIf(!hasJava)('DynamoDB Local', () => {
   beforeAll(async () => {
     engine = await startDynamoDbLocal();
     expect(await createTableIfMissing(engine.client, tableName)).toBe(true);
-  });
+  }, START_NET_MS);
   afterAll(async () => {
     await engine?.close();
   });
@@ -39,5 +45,5 @@ describe.skipIf(!hasJava)('DynamoDB Local', () => {
     const other = await startDynamoDbLocal();
     await other.close();
     expect(other.process.exitCode !== null || other.process.signalCode !== null).toBe(true);
-  });
+  }, START_NET_MS);
 });
