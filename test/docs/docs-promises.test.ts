@@ -199,6 +199,18 @@ quote('dev-server.md', 'request: entry: "Nobody" is not one of the agents (A) (f
   const browserTest = readFileSync(join(ROOT, 'test', 'browser', 'tree-page.test.ts'), 'utf8');
   return /toBe\('error: (request: entry: "Nobody" is not one of the agents \(A\) \(field: entry\))'\)/.exec(browserTest)?.[1] ?? 'not checked by the browser test';
 });
+quote('reliability.md', 'error: …/journal.jsonl: line 2 is not readable\n(the journal is damaged)', async () => {
+  // A run's journal with a line in its middle that is not JSON, then resume.
+  const data = join(scratch, 'damaged');
+  const { main } = await import('../../local/cli');
+  const { captureIo } = await import('../support/io');
+  await main(['run', join(ROOT, 'examples', 'simple-parallel.yaml'), '--data', data, '--json'], captureIo());
+  const journal = join(data, 'journal.jsonl');
+  const lines = readFileSync(journal, 'utf8').split('\n');
+  lines.splice(1, 0, '{"this is not": a journal line');
+  writeFileSync(journal, lines.join('\n'));
+  return cliError(['resume', '--data', data]);
+});
 quote('reliability.md', 'the data folder is in use by pid N', async () => {
   const { lockDataFolder } = await import('../../local/data-folder');
   const lock = lockDataFolder(join(scratch, 'data'));
