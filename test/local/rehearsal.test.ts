@@ -42,6 +42,13 @@ afterAll(async () => {
 
 const rehearse = (body: Record<string, unknown>) => rehearseRun(stack, body);
 
+/**
+ * The net under a test that rehearses runs: each awaits its runs' terminal states (the stack
+ * tells an IAM denial or a failed execution at once), and a loaded machine stretches the
+ * functions' containers, not the work; this only bounds a run that never ends.
+ */
+const RUNS = { timeout: 10 * 60_000 };
+
 /** The run document without what differs between two runs of the same scenario (the run id, the seconds used). */
 function comparable(doc: ReturnType<typeof runDocument>) {
   const { runId: _runId, ...rest } = structuredClone(doc);
@@ -85,7 +92,7 @@ describe('the bundles', () => {
   });
 });
 
-describe('examples: the same result document as run', () => {
+describe('examples: the same result document as run', RUNS, () => {
   let local: LocalRuntime;
   beforeAll(async () => {
     const aggregators = await import(AGGREGATORS);
@@ -128,7 +135,7 @@ describe('examples: the same result document as run', () => {
   }
 });
 
-describe('the behaviours table through the rehearsal', () => {
+describe('the behaviours table through the rehearsal', RUNS, () => {
   for (const behaviour of behaviours) {
     it(behaviour.name, async () => {
       const { run, branches } = await rehearse({ ...behaviour.run });
@@ -140,7 +147,7 @@ describe('the behaviours table through the rehearsal', () => {
   }
 });
 
-describe('step lanes', () => {
+describe('step lanes', RUNS, () => {
   it('both step queues are created with their redrive to the one DLQ; first steps take the start lane, resumed parents the continue lane', async () => {
     const t = stack.template;
     const [, worker] = t.ofType('AWS::Lambda::Function').find(([, f]) => f.Properties?.Environment?.Variables?.POWERTOOLS_SERVICE_NAME === 'step-worker')!;
@@ -183,7 +190,7 @@ describe('step lanes', () => {
   });
 });
 
-describe('values of any size', () => {
+describe('values of any size', RUNS, () => {
   it("an aggregate past 400 KB completes through the stack's bucket, every S3 call checked against the caller's role", async () => {
     const bucket = stack.template.ofType('AWS::S3::Bucket');
     expect(bucket).toHaveLength(1);
@@ -233,7 +240,7 @@ describe('values of any size', () => {
   });
 });
 
-describe('IAM', () => {
+describe('IAM', RUNS, () => {
   it('a role that lacks a permission its code needs fails the rehearsal naming the function, action and resource', async () => {
     const own = await RehearsalStack.start({ assembly, maxContainers: 2 });
     try {
