@@ -958,6 +958,9 @@ export class RehearsalStack {
   private async poll(mapping: Mapping): Promise<void> {
     const consumer = new SqsQueueConsumer({ client: this.sqs.client, queueUrl: mapping.queueUrl, queueArn: mapping.queueArn });
     const role = { principal: `${mapping.fn.fn.name} (event source mapping)`, roleLogicalId: mapping.fn.fn.roleLogicalId };
+    // The queue's visibility, on the queue clock: how long a received message stays invisible.
+    const attributes = await this.sqs.client.send(new GetQueueAttributesCommand({ QueueUrl: mapping.queueUrl, AttributeNames: ['VisibilityTimeout'] }));
+    const visibilitySeconds = Number(attributes.Attributes?.VisibilityTimeout ?? 30);
     while (!this.stopped) {
       let records: SQSRecord[];
       try {
@@ -986,7 +989,14 @@ export class RehearsalStack {
       const hop = hops.find((h) => !h.stopped);
       if (records.length === 0 || !hop || hop.stopped || this.stopped) continue;
       for (const listener of this.receiveListeners) listener({ queueId: mapping.queueId, functionId: mapping.fn.fn.logicalId, records });
-      let failed: Set<string>;
+      let failed = new Set<string>();
+      // Invisible while the invocation runs, as the function's timeout within the visibility makes it in AWS.
+      const hold = this.queueClock.hold(
+        records.map((r) => r.receiptHandle),
+        visibilitySeconds,
+        (handle, seconds) => consumer.changeVisibility(handle, seconds),
+        (error) => void (this.stopped || this.errors.push(error)),
+      );
       try {
         // The batch runs with the first record's chain (Lambda gives an invocation one trace header).
         const response = (await mapping.fn.invoke({ Records: records }, { traceHeader: hop.header })) as { batchItemFailures?: { itemIdentifier?: string }[] } | null;
@@ -1005,6 +1015,7 @@ export class RehearsalStack {
         this.errors.push(error);
         failed = new Set(records.map((r) => r.messageId));
       }
+      await hold.release(records.filter((r) => failed.has(r.messageId)).map((r) => r.receiptHandle));
       const done = records.filter((r) => !failed.has(r.messageId));
       try {
         if (done.length) {

@@ -1,0 +1,44 @@
+/**
+ * A step that runs longer than its queue's (scaled) visibility timeout. In AWS the queue's
+ * visibility is at least the function's timeout, so a message cannot come back while the
+ * invocation holding it runs; the rehearsal's fast queue clock must not make it come back either.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseScenario } from '../../core/scenario';
+import { RehearsalStack } from '../../local/rehearsal/rehearsal-stack';
+import { runRequestBody } from '../../local/rehearsal/rehearse-command';
+
+let stack: RehearsalStack;
+const deliveries = new Map<string, number>();
+
+beforeAll(async () => {
+  // The step queue's 1,800 s visibility lasts 2 s here; the step below takes 5 s.
+  stack = await RehearsalStack.start({ maxContainers: 2, queueTimeScale: 1 / 900 });
+  stack.onQueueDelivery((d) => {
+    for (const r of d.records) deliveries.set(r.messageId, (deliveries.get(r.messageId) ?? 0) + 1);
+  });
+}, 900_000);
+
+afterAll(async () => {
+  await stack?.close();
+});
+
+describe('a step longer than the scaled visibility timeout', () => {
+  it('is delivered once while its invocation runs, and the run completes', async () => {
+    const scenario = parseScenario(
+      {
+        name: 'long-step',
+        request: 'take your time',
+        entry: 'Slow',
+        agents: { Slow: { kind: 'script', responses: [{ $delayMs: 5000, next_action: 'final_response', content: 'done' }] } },
+      },
+      'long-step.yaml',
+    );
+    const response = await stack.request('POST', '/runs', { body: runRequestBody(scenario) });
+    expect(response.statusCode, response.body).toBe(202);
+    const { runId } = JSON.parse(response.body) as { runId: string };
+    const run = await stack.waitForRun(runId);
+    expect(run.status).toBe('COMPLETED');
+    expect([...deliveries.values()].filter((n) => n > 1)).toEqual([]);
+  }, 120_000);
+});
