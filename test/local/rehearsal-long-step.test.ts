@@ -41,4 +41,31 @@ describe('a step longer than the scaled visibility timeout', () => {
     expect(run.status).toBe('COMPLETED');
     expect([...deliveries.values()].filter((n) => n > 1)).toEqual([]);
   }, 120_000);
+
+  it('comes back once the invocation holding it has timed out', async () => {
+    const worker = stack.functionOf('step-worker');
+    const timeout = worker.timeoutSeconds;
+    // The step outlasts the worker's timeout: every invocation holding it dies.
+    worker.timeoutSeconds = 3;
+    try {
+      const scenario = parseScenario(
+        {
+          name: 'dead-step',
+          request: 'too slow',
+          entry: 'Slower',
+          agents: { Slower: { kind: 'script', responses: [{ $delayMs: 5000, next_action: 'final_response', content: 'late' }] } },
+        },
+        'dead-step.yaml',
+      );
+      deliveries.clear();
+      const response = await stack.request('POST', '/runs', { body: runRequestBody(scenario) });
+      expect(response.statusCode, response.body).toBe(202);
+      const { runId } = JSON.parse(response.body) as { runId: string };
+      const run = await stack.waitForRun(runId);
+      expect(run.status).toBe('FAILED');
+      expect(Math.max(...deliveries.values())).toBeGreaterThan(1);
+    } finally {
+      worker.timeoutSeconds = timeout;
+    }
+  }, 120_000);
 });
