@@ -10,11 +10,12 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import type { LifecycleEvent } from '../../core/events';
+import { isRunEnd, type LifecycleEvent } from '../../core/events';
 import { runIdFor } from '../../functions/messages';
 import { main } from '../../local/cli';
 import { startDevServer, type DevServer } from '../../local/dev-server';
 import { GATEWAY_MAX_BODY_BYTES, toProxyEvent } from '../../local/dev/gateway-shim';
+import { followDevEvents } from '../support/dev-stream';
 import { captureIo } from '../support/io';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -39,44 +40,15 @@ const post = async (path: string, body: string, headers: Record<string, string> 
   return { status: response.status, body: (await response.json()) as any };
 };
 
-/**
- * Subscribes to a server-sent events stream; resolves `ready` once the server has registered it,
- * and `done` with the lifecycle events received up to the one `until` accepts.
- */
+/** The dev server's live events at `path`, until `until` accepts one (the stream is text/event-stream). */
 function eventStream(path: string, until: (e: LifecycleEvent) => boolean) {
-  const abort = new AbortController();
-  let markReady = () => {};
-  const ready = new Promise<void>((resolve) => (markReady = resolve));
-  const done = (async () => {
-    const response = await fetch(`${server.url}${path}`, { signal: abort.signal, headers: { accept: 'text/event-stream' } });
-    expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
-    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
-    const events: LifecycleEvent[] = [];
-    let buffer = '';
-    for (;;) {
-      const { value, done: ended } = await reader.read();
-      if (ended) return events;
-      buffer += value;
-      let cut;
-      while ((cut = buffer.indexOf('\n\n')) >= 0) {
-        const frame = buffer.slice(0, cut);
-        buffer = buffer.slice(cut + 2);
-        if (frame.includes(': connected')) markReady();
-        const data = frame.split('\n').find((l) => l.startsWith('data: '));
-        if (!frame.includes('event: lifecycle') || !data) continue;
-        const event = JSON.parse(data.slice(6)) as LifecycleEvent;
-        events.push(event);
-        if (until(event)) {
-          abort.abort();
-          return events;
-        }
-      }
-    }
-  })();
-  return { ready, done };
+  const follow = followDevEvents(`${server.url}${path}`, until);
+  const done = follow.done.then(({ events, contentType }) => {
+    expect(contentType).toMatch(/^text\/event-stream/);
+    return events;
+  });
+  return { ready: follow.ready, done };
 }
-
-const isRunEnd = (e: LifecycleEvent) => e.type === 'RunCompleted' || e.type === 'RunFailed' || e.type === 'RunCancelled';
 
 describe('dev server: the page and its assets', () => {
   it('serves the page, its script and style, and mermaid from node_modules (no CDN: works offline)', async () => {

@@ -11,9 +11,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, writeSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { isRunEnd } from '../../core/events';
 import { runIdFor } from '../../functions/messages';
 import { main } from '../../local/cli';
 import { LocalRuntime } from '../../local/runtime';
+import { followDevEvents } from '../support/dev-stream';
 import { captureIo } from '../support/io';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -123,33 +125,12 @@ describe('hooks that misbehave', () => {
 
 /** The run's lifecycle events from dev's stream, up to its end; `ready` once the server holds the stream. */
 function runEnd(url: string, runId: string): { ready: Promise<void>; ended: Promise<string> } {
-  const abort = new AbortController();
-  let markReady = () => {};
-  const ready = new Promise<void>((resolve) => (markReady = resolve));
-  const ended = (async () => {
-    const response = await fetch(`${url}/runs/${runId}/events`, { signal: abort.signal, headers: { accept: 'text/event-stream' } });
-    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = '';
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`the stream of ${runId} ended before the run did`);
-      buffer += value;
-      let cut;
-      while ((cut = buffer.indexOf('\n\n')) >= 0) {
-        const frame = buffer.slice(0, cut);
-        buffer = buffer.slice(cut + 2);
-        if (frame.includes(': connected')) markReady();
-        const data = frame.split('\n').find((l) => l.startsWith('data: '));
-        if (!data) continue;
-        const type = (JSON.parse(data.slice(6)) as { type: string }).type;
-        if (type === 'RunCompleted' || type === 'RunFailed' || type === 'RunCancelled') {
-          abort.abort();
-          return type;
-        }
-      }
-    }
-  })();
-  return { ready, ended };
+  const follow = followDevEvents(`${url}/runs/${runId}/events`, isRunEnd);
+  const ended = follow.done.then(({ events, stopped }) => {
+    if (!stopped) throw new Error(`the stream of ${runId} ended before the run did`);
+    return events[events.length - 1].type;
+  });
+  return { ready: follow.ready, ended };
 }
 
 describe('dev keeps serving', () => {
