@@ -70,6 +70,7 @@ import {
   decodeCost,
   specChunkItems,
   specsFromChunks,
+  specChunkSk,
   specsSkPrefix,
 } from './item-codec';
 import { COST_FIELDS, type CostCounters } from '../../core/cost';
@@ -675,8 +676,35 @@ export class DynamoBranchStore implements BranchStore {
   }
 
   async getChildSpecs(scope: Scope, key: string, offset: number, count: number): Promise<ChildSpec[]> {
+    // The chunks holding the range, last first, one a page: those starting inside it, then the one
+    // it starts in. A slice costs its own chunks however many the spawn has.
     const x = new Expr();
-    const items = await this.queryAll(
+    const input = {
+      KeyConditionExpression: `${x.name('PK')} = ${x.value(runPk(scope))} AND ${x.name('SK')} BETWEEN ${x.value(specsSkPrefix(key))} AND ${x.value(specChunkSk(key, offset + Math.max(count, 1) - 1))}`,
+      ScanIndexForward: false,
+      Limit: 1,
+      ConsistentRead: true,
+      ...x.params,
+    };
+    const items: Attributes[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await this.call(`getChildSpecs ${key}`, () =>
+        this.send(scope, new QueryCommand({ ...input, TableName: this.tableName, ExclusiveStartKey: start })),
+      );
+      items.push(...(page.Items ?? []));
+      start = page.LastEvaluatedKey;
+    } while (start && !items.some((item) => Number(item.first) <= offset));
+    let specs = specsFromChunks(items, offset, count) as ChildSpec[];
+    if (specs.length !== count) specs = specsFromChunks(await this.allSpecChunks(scope, key), offset, count) as ChildSpec[];
+    if (specs.length !== count) throw new NotFoundError(`child specs ${key} [${offset}, ${offset + count}) of run ${scope.runId} are not stored`);
+    return specs;
+  }
+
+  /** Every chunk of a spawn's specs: for chunks stored before their keys named their first index. */
+  private allSpecChunks(scope: Scope, key: string): Promise<Attributes[]> {
+    const x = new Expr();
+    return this.queryAll(
       scope,
       {
         KeyConditionExpression: `${x.name('PK')} = ${x.value(runPk(scope))} AND begins_with(${x.name('SK')}, ${x.value(specsSkPrefix(key))})`,
@@ -685,9 +713,6 @@ export class DynamoBranchStore implements BranchStore {
       },
       `getChildSpecs ${key}`,
     );
-    const specs = specsFromChunks(items, offset, count) as ChildSpec[];
-    if (specs.length !== count) throw new NotFoundError(`child specs ${key} [${offset}, ${offset + count}) of run ${scope.runId} are not stored`);
-    return specs;
   }
 
   async addCost(scope: Scope, usage: Partial<CostCounters>): Promise<void> {

@@ -58,6 +58,7 @@ import {
   shardKey,
   shardSkPrefix,
   shardSnapshotAttribute,
+  chunkCovers,
   specChunkItems,
   specsFromChunks,
   specsSkPrefix,
@@ -344,8 +345,9 @@ export class MemoryBranchStore implements BranchStore {
   }
 
   async getChildSpecs(scope: Scope, key: string, offset: number, count: number): Promise<ChildSpec[]> {
-    const items = this.partitionItems(runPk(scope), specsSkPrefix(key));
-    this.charge(scope, { readUnits: readUnits(items.reduce((n, i) => n + size(i), 0)) });
+    // Only the chunks that hold the range are read (the DynamoDB store reads them by key, one a page).
+    const items = this.partitionItems(runPk(scope), specsSkPrefix(key)).filter((i) => chunkCovers(i, offset, count));
+    this.charge(scope, { readUnits: items.reduce((n, i) => n + readUnits(size(i)), 0) });
     const specs = specsFromChunks(items, offset, count) as ChildSpec[];
     if (specs.length !== count) throw new NotFoundError(`child specs ${key} [${offset}, ${offset + count}) of run ${scope.runId} are not stored`);
     return specs;

@@ -634,6 +634,29 @@ export function describeBranchStoreConformance(name: string, factory: BranchStor
         expect(await store.listOpenSyncPoints(scope)).toEqual([]);
       });
 
+      it('reads only the stored chunks that hold the range asked for, so a slice costs the same however wide the spawn', async () => {
+        const readUnits = new Map<string, number>();
+        const metered = await factory({ add: (s, u) => readUnits.set(s.runId, (readUnits.get(s.runId) ?? 0) + (u.readUnits ?? 0)) });
+        // ~100 bytes a spec: a 256 KB chunk holds ~2,500 of them.
+        const spec = (i: number) => ({ agent: 'Leaf', input: { i, pad: 'x'.repeat(60) }, type: 'SIMPLE' as const });
+        const sliceCost = async (width: number, offset: number, count: number) => {
+          const scope = newScope();
+          const specs = Array.from({ length: width }, (_, i) => spec(i));
+          await metered.putChildSpecs(scope, 'root#0#m-1', specs);
+          const before = readUnits.get(scope.runId) ?? 0;
+          expect(await metered.getChildSpecs(scope, 'root#0#m-1', offset, count)).toEqual(specs.slice(offset, offset + count));
+          return (readUnits.get(scope.runId) ?? 0) - before;
+        };
+        const narrow = await sliceCost(200, 150, 50);
+        expect(narrow).toBeGreaterThan(0);
+        // The last 50 of 20,000 (8 chunks): one chunk read, not eight.
+        const wide = await sliceCost(20_000, 19_950, 50);
+        expect(wide).toBeLessThanOrEqual(Math.max(narrow, 64) + 1);
+        // A range across a chunk boundary reads the two chunks it spans, and the specs come back in order.
+        const across = await sliceCost(20_000, 2_000, 1_000);
+        expect(across).toBeLessThanOrEqual(2 * 64 + 2);
+      });
+
       it('adds usage to a run’s cost record, counting each addition’s own write', async () => {
         const scope = newScope();
         expect(await store.getCost(scope)).toEqual(emptyCost());

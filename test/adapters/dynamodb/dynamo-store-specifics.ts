@@ -3,7 +3,7 @@
  * native attributes, sparse GSI, TTL) and the number of requests each method makes (the
  * numbers docs/dynamodb-schema.md promises). Run on every engine.
  */
-import { DescribeTableCommand, GetItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DescribeTableCommand, GetItemCommand, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTableIfMissing, DynamoBranchStore, tableSchema } from '../../../adapters/dynamodb';
 import { localDynamoClients, type DynamoEngine } from '../../../local/engines/dynalite-engine';
@@ -224,6 +224,39 @@ export function describeDynamoStoreSpecifics(
       expect(read.value.map((b) => b.id)).toEqual(ids);
       // 2 MB of items: DynamoDB answers up to 16 MB per BatchGetItem, dynalite ~1.4 MB (the rest as UnprocessedKeys).
       expect(read.requests).toEqual(Array(traits.batchGetRequestsFor2MB).fill('BatchGetItem'));
+    });
+
+    it('reads a slice of stored child specs by key, one chunk a query page; chunks keyed by their number (older stores) still read', async () => {
+      const scope = newScope();
+      const specs = Array.from({ length: 8_000 }, (_, i) => ({ agent: 'Leaf', input: { i, pad: 'x'.repeat(60) }, type: 'SIMPLE' as const }));
+      await store.putChildSpecs(scope, 'root#1#m', specs);
+      const inOne = await count(() => store.getChildSpecs(scope, 'root#1#m', 7_990, 10));
+      expect(inOne.value).toEqual(specs.slice(7_990));
+      expect(inOne.requests).toEqual(['Query']);
+      const across = await count(() => store.getChildSpecs(scope, 'root#1#m', 2_000, 1_000));
+      expect(across.value).toEqual(specs.slice(2_000, 3_000));
+      expect(across.requests).toEqual(['Query', 'Query']);
+      // Before chunk keys named their first index they named the chunk's number (`…#0000`, `…#0001`).
+      const old = newScope();
+      const pk = { S: `T#${old.team}#R#${old.runId}` };
+      const chunks = [specs.slice(0, 3), specs.slice(3, 6)];
+      for (const [n, chunk] of chunks.entries()) {
+        await engine().client.send(
+          new PutItemCommand({
+            TableName: tableName(),
+            Item: {
+              PK: pk,
+              SK: { S: `C#root%231%23m#${String(n).padStart(4, '0')}` },
+              entity: { S: 'SPECS' },
+              first: { N: String(n * 3) },
+              count: { N: '3' },
+              specs: { S: JSON.stringify(chunk) },
+            },
+          }),
+        );
+      }
+      expect(await store.getChildSpecs(old, 'root#1#m', 4, 2)).toEqual(specs.slice(4, 6));
+      expect(await store.getChildSpecs(old, 'root#1#m', 1, 4)).toEqual(specs.slice(1, 5));
     });
 
     it('refuses a too-large item before sending anything', async () => {
