@@ -32,6 +32,11 @@ export function isRunEnd<E extends { type: string }>(event: E): event is E & { t
 }
 
 export interface LifecycleEvent {
+  /**
+   * Stable id (see eventId): the same on every publication of the same change (a re-publish after
+   * a crash, the events read back from the records), different for every other event.
+   */
+  eventId: string;
   type: EventType;
   team: string;
   runId: string;
@@ -46,7 +51,7 @@ export function runEvent(
   time: number,
   detail: { status: RunStatus } & Record<string, unknown>,
 ): LifecycleEvent {
-  return { type, team: scope.team, runId: scope.runId, time, detail };
+  return { eventId: eventId(scope, type), type, team: scope.team, runId: scope.runId, time, detail };
 }
 
 export function branchEvent(
@@ -57,6 +62,7 @@ export function branchEvent(
   extra: Record<string, unknown> = {},
 ): LifecycleEvent {
   return {
+    eventId: eventId(branch, type, branch.id),
     type,
     team: branch.team,
     runId: branch.runId,
@@ -84,17 +90,23 @@ export function syncPointEvent(
   time: number,
   detail: Record<string, unknown>,
 ): LifecycleEvent {
-  return { type: 'SyncPointReached', team: scope.team, runId: scope.runId, branchId: parentId, time, detail: { seq, ...detail } };
+  const type = 'SyncPointReached';
+  return { eventId: eventId(scope, type, parentId, seq), type, team: scope.team, runId: scope.runId, branchId: parentId, time, detail: { seq, ...detail } };
 }
 
-/** One user tool call of an LLM agent: which tool, how it went and how long it took (sizes, not contents). */
+/**
+ * One user tool call of an LLM agent: which tool, how it went and how long it took (sizes, not
+ * contents). `call` numbers the step's tool calls from 0 (a resumed tool loop goes on counting).
+ */
 export function toolCalledEvent(
   branch: Pick<BranchRecord, 'team' | 'runId' | 'id' | 'agent'>,
   step: number,
+  call: number,
   record: ToolCallRecord,
   time: number,
 ): LifecycleEvent {
-  return { type: 'ToolCalled', team: branch.team, runId: branch.runId, branchId: branch.id, time, detail: { agent: branch.agent, step, ...record } };
+  const type = 'ToolCalled';
+  return { eventId: eventId(branch, type, branch.id, step, call), type, team: branch.team, runId: branch.runId, branchId: branch.id, time, detail: { agent: branch.agent, step, ...record } };
 }
 
 /**
@@ -108,6 +120,7 @@ export function retryEvent(
 ): LifecycleEvent {
   const error = detail.error.length > 1000 ? `${detail.error.slice(0, 997)}...` : detail.error;
   return {
+    eventId: eventId(message, 'BranchRetryScheduled', message.branchId, message.step, detail.attempt),
     type: 'BranchRetryScheduled',
     team: message.team,
     runId: message.runId,
@@ -115,6 +128,39 @@ export function retryEvent(
     time,
     detail: { step: message.step, attempt: detail.attempt, delaySeconds: detail.delaySeconds, error },
   };
+}
+
+/**
+ * An event's stable id, from what the event is about and never from when it was told: the team,
+ * run, type, branch (when it is about one) and what tells apart several events of that type on
+ * one branch (the sync point's seq; the step and the attempt or tool call). A change told again —
+ * a retry after a crash, a duplicate delivery, `resume`, the events read back from the records —
+ * carries the same id, so consumers and hooks drop repeats by it. 32 hex digits (a 128-bit hash
+ * of the parts, cyrb128); opaque to consumers.
+ */
+export function eventId(scope: { team: string; runId: string }, type: EventType, branchId?: string, ...more: number[]): string {
+  return hash128(JSON.stringify([scope.team, scope.runId, type, branchId ?? null, ...more]));
+}
+
+/** cyrb128 (public domain): four 32-bit lanes, mixed at the end; fast, not cryptographic. */
+function hash128(text: string): string {
+  let h1 = 1779033703, h2 = 3144134277, h3 = 1013904242, h4 = 2773480762;
+  for (let i = 0; i < text.length; i++) {
+    const k = text.charCodeAt(i);
+    h1 = h2 ^ Math.imul(h1 ^ k, 597399067);
+    h2 = h3 ^ Math.imul(h2 ^ k, 2869860233);
+    h3 = h4 ^ Math.imul(h3 ^ k, 951274213);
+    h4 = h1 ^ Math.imul(h4 ^ k, 2716044179);
+  }
+  h1 = Math.imul(h3 ^ (h1 >>> 18), 597399067);
+  h2 = Math.imul(h4 ^ (h2 >>> 22), 2869860233);
+  h3 = Math.imul(h1 ^ (h3 >>> 17), 951274213);
+  h4 = Math.imul(h2 ^ (h4 >>> 19), 2716044179);
+  h1 ^= h2 ^ h3 ^ h4;
+  h2 ^= h1;
+  h3 ^= h1;
+  h4 ^= h1;
+  return [h1, h2, h3, h4].map((h) => (h >>> 0).toString(16).padStart(8, '0')).join('');
 }
 
 /**

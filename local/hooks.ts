@@ -5,7 +5,8 @@
  * a hook that throws, or does not return within its timeout, is reported and never changes the
  * run: each call gets copies of what it is given, and the hooks module of `--hooks` runs in a
  * worker thread of its own (adapters/modules/module-host), where a stray rejection, a thrown
- * timer or `process.exit` ends at most the worker. `drain()` waits for the ones queued.
+ * timer or `process.exit` ends at most the worker. Each event reaches the hooks once per process:
+ * one told again carries the same `eventId` and is dropped. `drain()` waits for the ones queued.
  */
 import { resolve } from 'node:path';
 import { moduleHost } from '../adapters/modules/module-host';
@@ -16,6 +17,26 @@ import type { LocalRuntime } from './runtime';
 
 /** How long one hook call may take before it is reported and the next one runs (default). */
 export const HOOK_TIMEOUT_MS = 10_000;
+/**
+ * Event ids the hooks remember to drop repeats (about 10 MB at most): a repeat comes soon after
+ * the first (the retry of the work that told it), well within the last 100,000 events.
+ */
+export const HOOK_DEDUPE_IDS = 100_000;
+
+/** The last `capacity` ids seen, oldest forgotten first. */
+export class RecentIds {
+  private readonly ids = new Set<string>();
+  constructor(private readonly capacity: number) {}
+
+  /** False when `id` was seen (and is still remembered); an event without an id is always new. */
+  add(id: string | undefined): boolean {
+    if (id === undefined) return true;
+    if (this.ids.has(id)) return false;
+    this.ids.add(id);
+    if (this.ids.size > this.capacity) this.ids.delete(this.ids.values().next().value as string);
+    return true;
+  }
+}
 
 export interface HookRun {
   runId: string;
@@ -160,7 +181,10 @@ export function attachHooks(
     }
     return undefined;
   };
+  // Each event once: a change told again (a retry after a crash, a duplicate delivery) carries the same eventId.
+  const seen = new RecentIds(HOOK_DEDUPE_IDS);
   const unsubscribe = runtime.bus.subscribe((event) => {
+    if (!seen.add(event.eventId)) return;
     chain = chain.then(() => dispatch(event));
   });
   return {

@@ -1,6 +1,7 @@
 /**
  * EventPublisher on EventBridge: lifecycle events as `source: "branch-spawner"`,
- * `detail-type: <event type>`, detail `{ runId, team, branchId, time, ...detail }`.
+ * `detail-type: <event type>`, detail `{ eventId, runId, team, branchId, time, ...detail }` (the
+ * envelope survives a summarized event too: consumers drop repeats by `eventId`).
  *
  * PutEvents takes at most 10 entries and 256 KB per request (entry size as AWS computes it).
  * An event whose own entry is over 256 KB (say, a huge branch result) is not dropped and does not
@@ -52,7 +53,7 @@ export class EventBridgePublisher implements EventPublisher {
 
   /** The PutEvents entry for an event, summarized if it would not fit a request on its own. */
   toEntry(event: LifecycleEvent): PutEventsRequestEntry {
-    const envelope = { runId: event.runId, team: event.team, branchId: event.branchId, time: event.time };
+    const envelope = { eventId: event.eventId, runId: event.runId, team: event.team, branchId: event.branchId, time: event.time };
     const detail = { ...envelope, ...withoutKeys(event.detail, Object.keys(envelope)) };
     const entry: PutEventsRequestEntry = {
       Time: new Date(event.time),

@@ -136,8 +136,8 @@ async function runAgentStep(
   const toolCalls: ToolCallRecord[] = [...(resumeFrom?.records ?? [])];
   const told: Promise<void>[] = [];
   const onToolCall = (record: ToolCallRecord) => {
-    toolCalls.push(record);
-    told.push(deps.events.publish([toolCalledEvent(branch, step, record, deps.clock.now())]));
+    const call = toolCalls.push(record) - 1;
+    told.push(deps.events.publish([toolCalledEvent(branch, step, call, record, deps.clock.now())]));
   };
   try {
     reply = await untilAborted(deps.invoker.invoke({

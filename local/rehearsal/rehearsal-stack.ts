@@ -253,8 +253,8 @@ export class RehearsalStack {
   onLifecycleEvent(listener: (event: LifecycleEvent) => void): () => void {
     const wrapped = (e: BusEvent) => {
       if (e.source !== 'branch-spawner') return;
-      const { runId, team, branchId, time, ...detail } = e.detail as Record<string, any>;
-      listener({ type: e['detail-type'], runId, team, branchId, time, detail } as LifecycleEvent);
+      const { eventId, runId, team, branchId, time, ...detail } = e.detail as Record<string, any>;
+      listener({ eventId, type: e['detail-type'], runId, team, branchId, time, detail } as LifecycleEvent);
     };
     this.eventListeners.add(wrapped);
     return () => this.eventListeners.delete(wrapped);

@@ -10,7 +10,7 @@ import { parse as parseYaml } from 'yaml';
 import { defaultAggregate, weightedAverage, type ChildResult } from '../../core/aggregators';
 import { runCost } from '../../core/cost';
 import { InvalidAgentResponseError } from '../../core/errors';
-import { EVENT_TYPES } from '../../core/events';
+import { EVENT_TYPES, eventId } from '../../core/events';
 import { LIMIT_TABLE, type LimitName } from '../../core/limits';
 import { parseAgentResponse } from '../../core/protocol';
 import { parseScenario } from '../../core/scenario';
@@ -145,7 +145,10 @@ describe('docs/concepts.md', () => {
     expect(events.length).toBeGreaterThan(0);
     for (const event of events) {
       expect(EVENT_TYPES).toContain(event.type);
-      expect(Object.keys(event).sort()).toEqual(['branchId', 'detail', 'runId', 'team', 'time', 'type']);
+      expect(Object.keys(event).sort()).toEqual(['branchId', 'detail', 'eventId', 'runId', 'team', 'time', 'type']);
+      // The id shown is the one the product gives that event.
+      const seq = event.type === 'SyncPointReached' ? [event.detail.seq] : [];
+      expect(event.eventId).toBe(eventId(event, event.type, event.branchId, ...seq));
     }
     const text = readFileSync(join(DOCS, 'concepts.md'), 'utf8');
     for (const type of EVENT_TYPES) expect(text).toContain(`\`${type}\``);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cappedResult, syncPointResults } from '../../core/events';
 import { main } from '../../local/cli';
+import { RecentIds } from '../../local/hooks';
 import { startLocalSpawner } from '../../local/library';
 import { captureIo } from '../support/io';
 
@@ -149,5 +150,14 @@ describe('results in events', () => {
       ],
       resultsTruncated: true,
     });
+  });
+});
+
+describe('RecentIds (the hooks drop repeats by it)', () => {
+  it('says new once per id, and forgets the oldest past its capacity', () => {
+    const seen = new RecentIds(2);
+    expect([seen.add('a'), seen.add('a'), seen.add('b'), seen.add('a')]).toEqual([true, false, true, false]);
+    expect(seen.add('c')).toBe(true); // 'a' is forgotten
+    expect([seen.add('b'), seen.add('a'), seen.add(undefined), seen.add(undefined)]).toEqual([false, true, true, true]);
   });
 });

@@ -17,6 +17,7 @@ const client = new EventBridgeClient({ region: 'eu-west-1', credentials: { acces
 const publisher = () => new EventBridgePublisher({ client, eventBusName: 'team-a-bus' });
 
 const event = (i: number, detail: Record<string, unknown> = {}): LifecycleEvent => ({
+  eventId: `e${i}`,
   type: 'BranchCompleted',
   team: 'team-a',
   runId: 'run1',
@@ -54,8 +55,9 @@ describe('EventBridgePublisher', () => {
       EventBusName: 'team-a-bus',
       Detail: expect.any(String),
     });
-    expect(JSON.parse(entries[0].Detail ?? '')).toEqual({ runId: 'run1', team: 'team-a', time: 1_700_000_000_000, status: 'RUNNING', name: 'x' });
+    expect(JSON.parse(entries[0].Detail ?? '')).toEqual({ eventId: started.eventId, runId: 'run1', team: 'team-a', time: 1_700_000_000_000, status: 'RUNNING', name: 'x' });
     expect(JSON.parse(entries[1].Detail ?? '')).toEqual({
+      eventId: created.eventId,
       runId: 'run1',
       team: 'team-a',
       branchId: 'root.0',
@@ -71,7 +73,7 @@ describe('EventBridgePublisher', () => {
 
   it('the envelope wins over detail keys of the same name', async () => {
     await publisher().publish([event(0, { runId: 'spoofed', time: 0 })]);
-    expect(JSON.parse(sentEntries()[0][0].Detail ?? '')).toMatchObject({ runId: 'run1', time: 1_700_000_000_000 });
+    expect(JSON.parse(sentEntries()[0][0].Detail ?? '')).toMatchObject({ eventId: 'e0', runId: 'run1', time: 1_700_000_000_000 });
   });
 
   it('sends nothing for no events', async () => {
@@ -126,6 +128,7 @@ describe('EventBridgePublisher', () => {
     expect(entrySize(entries[0])).toBeLessThanOrEqual(MAX_REQUEST_BYTES);
     const detail = JSON.parse(entries[0].Detail ?? '');
     expect(detail).toEqual({
+      eventId: huge.eventId,
       runId: 'run1',
       team: 'team-a',
       branchId: 'root.0',

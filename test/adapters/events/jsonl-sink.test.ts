@@ -9,6 +9,7 @@ import { JsonlSink } from '../../../adapters/events/jsonl-sink';
 import { LocalEventBus } from '../../../adapters/events/local-event-bus';
 
 const event = (i: number, type: LifecycleEvent['type'] = 'BranchCreated'): LifecycleEvent => ({
+  eventId: `e${i}`,
   type,
   team: 'local',
   runId: 'run1',

@@ -4,6 +4,7 @@ import type { LifecycleEvent } from '../../../core/events';
 import { LocalEventBus } from '../../../adapters/events/local-event-bus';
 
 const event = (i: number, type: LifecycleEvent['type'] = 'BranchCreated'): LifecycleEvent => ({
+  eventId: `e${i}`,
   type,
   team: 'local',
   runId: 'run1',

@@ -1,0 +1,53 @@
+/** Event ids: made from what an event is about, so a change told again has the id it had. */
+import { describe, expect, it } from 'vitest';
+import { branchEvent, eventId, retryEvent, runEvent, syncPointEvent, toolCalledEvent } from '../../core/events';
+import type { BranchRecord, RunRecord } from '../../core/model';
+import { eventsOfRecords } from '../../core/use-cases/run-events';
+
+const scope = { team: 'research', runId: 'run-1' };
+const branch = { ...scope, id: 'root.1', parentId: 'root', agent: 'A', type: 'SIMPLE' as const, depth: 1, status: 'COMPLETED' as const };
+const record = { tool: 't', kind: 'module' as const, status: 'ok' as const, durationMs: 1, argumentBytes: 1, outputBytes: 1 };
+
+describe('eventId', () => {
+  it('is the same for the same change whenever it is told, whatever else the event says', () => {
+    expect(branchEvent('BranchCompleted', branch, 1).eventId).toBe(branchEvent('BranchCompleted', { ...branch, result: 'other' }, 999).eventId);
+    expect(runEvent('RunStarted', scope, 1, { status: 'RUNNING' }).eventId).toBe(runEvent('RunStarted', scope, 2, { status: 'RUNNING', name: 'x' }).eventId);
+    expect(syncPointEvent(scope, 'root', 2, 1, {}).eventId).toBe(syncPointEvent(scope, 'root', 2, 5, { outcome: 'resume' }).eventId);
+    expect(eventId(scope, 'BranchCreated', 'root')).toMatch(/^[0-9a-f]{32}$/);
+  });
+
+  it('differs between any two different changes', () => {
+    const message = { ...scope, branchId: 'root.1', step: 2 };
+    const ids = [
+      runEvent('RunStarted', scope, 1, { status: 'RUNNING' }),
+      runEvent('RunCompleted', scope, 1, { status: 'COMPLETED' }),
+      runEvent('RunStarted', { ...scope, runId: 'run-2' }, 1, { status: 'RUNNING' }),
+      runEvent('RunStarted', { ...scope, team: 'other' }, 1, { status: 'RUNNING' }),
+      branchEvent('BranchCreated', branch, 1),
+      branchEvent('BranchCompleted', branch, 1),
+      branchEvent('BranchCompleted', { ...branch, id: 'root.2' }, 1),
+      syncPointEvent(scope, 'root', 1, 1, {}),
+      syncPointEvent(scope, 'root', 2, 1, {}),
+      syncPointEvent(scope, 'root.1', 1, 1, {}),
+      toolCalledEvent(branch, 2, 0, record, 1),
+      toolCalledEvent(branch, 2, 1, record, 1),
+      toolCalledEvent(branch, 3, 0, record, 1),
+      retryEvent(message, 1, { attempt: 1, delaySeconds: 1, error: 'x' }),
+      retryEvent(message, 1, { attempt: 2, delaySeconds: 1, error: 'x' }),
+      retryEvent({ ...message, step: 3 }, 1, { attempt: 1, delaySeconds: 1, error: 'x' }),
+    ].map((e) => e.eventId);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('the events read back from the records carry the ids the bus gave', () => {
+    const run = { ...scope, name: 'n', status: 'COMPLETED', createdAt: 1, endedAt: 9, result: 'r' } as RunRecord;
+    const root = { ...branch, id: 'root', parentId: null, createdAt: 1, endedAt: 8, result: 'r' } as unknown as BranchRecord;
+    const read = eventsOfRecords(run, [root]).map((e) => `${e.type} ${e.eventId}`);
+    expect(read).toEqual([
+      `RunStarted ${runEvent('RunStarted', scope, 5, { status: 'RUNNING' }).eventId}`,
+      `BranchCreated ${branchEvent('BranchCreated', root, 5).eventId}`,
+      `BranchCompleted ${branchEvent('BranchCompleted', root, 5).eventId}`,
+      `RunCompleted ${runEvent('RunCompleted', scope, 5, { status: 'COMPLETED' }).eventId}`,
+    ]);
+  });
+});

@@ -1,0 +1,164 @@
+/**
+ * Lifecycle events exactly once when nothing fails, and each with a stable `eventId`, on the
+ * embedded engines (dynalite, fauxqs, aws-local-stepfunctions): every branch is created and ends
+ * in exactly one event each, the run starts and ends once, every sync point is reached once, and
+ * no two events share an id. When a crash makes the work tell a change again, the repeat carries
+ * the first one's id, and the hooks of the process run once for it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isRunEnd, type LifecycleEvent } from '../../core/events';
+import type { RunRecord } from '../../core/model';
+import { runInputOf } from '../../core/use-cases/start-run';
+import { attachHooks } from '../../local/hooks';
+import { LocalRuntime } from '../../local/runtime';
+import { loadScenarioFile } from '../../local/scenario-file';
+import { parseScenario, type Scenario } from '../../core/scenario';
+import { EXAMPLES_DIR, outcomeOf, recordEvents, type RunOutcome } from '../reliability/support';
+
+const END_TYPES = new Set(['BranchCompleted', 'BranchFailed', 'BranchCancelled']);
+
+const inline = (doc: unknown): Scenario => parseScenario(doc, 'test');
+const final = (content: unknown) => ({ next_action: 'final_response', content });
+
+/** The scenarios: a plain fan-out, a hierarchy, early-settled any and k-of-n fan-outs, failures. */
+async function scenarios(): Promise<[string, Scenario, RunRecord['status']][]> {
+  const example = async (file: string) => (await loadScenarioFile(`${EXAMPLES_DIR}${file}`)).scenario;
+  return [
+    ['simple parallel', await example('simple-parallel.yaml'), 'COMPLETED'],
+    ['hierarchical', await example('hierarchical.yaml'), 'COMPLETED'],
+    ['failures tolerated by the policy', await example('failures.yaml'), 'COMPLETED'],
+    [
+      'wait_for 3 of 10, 3 at a time (settled early)',
+      inline({
+        name: 'k-of-n',
+        request: 'x',
+        entry: 'Boss',
+        limits: { maxConcurrentBranches: 3 },
+        agents: {
+          Boss: { kind: 'script', allowed: ['Worker'], responses: [{ next_action: 'parallel_invoke', agents: Array(10).fill('Worker'), wait_for: 3 }, final('$input')] },
+          Worker: { kind: 'script', responses: [final('done')] },
+        },
+      }),
+      'COMPLETED',
+    ],
+    [
+      'wait_for any (the slow ones cancelled)',
+      inline({
+        name: 'any',
+        request: 'x',
+        entry: 'Boss',
+        agents: {
+          Boss: { kind: 'script', allowed: ['Fast', 'Slow'], responses: [{ next_action: 'parallel_invoke', agents: ['Fast', 'Slow', 'Slow'], wait_for: 'any' }, final('$input')] },
+          Fast: { kind: 'script', responses: [final('first')] },
+          Slow: { kind: 'script', responses: [{ $delayMs: 2_000, ...final('late') }] },
+        },
+      }),
+      'COMPLETED',
+    ],
+    [
+      'a failing child fails the run',
+      inline({
+        name: 'failing',
+        request: 'x',
+        entry: 'Boss',
+        failurePolicy: { maxFailedFraction: 0 },
+        agents: {
+          Boss: { kind: 'script', allowed: ['Ok', 'Bad'], responses: [{ next_action: 'parallel_invoke', agents: ['Ok', 'Bad', 'Ok'] }, final('$input')] },
+          Ok: { kind: 'script', responses: [{ $delayMs: 200, ...final('ok') }] },
+          Bad: { kind: 'script', responses: [{ $fail: 'boom' }] },
+        },
+      }),
+      'FAILED',
+    ],
+  ];
+}
+
+/** Events of each kind per subject: `BranchCreated root.1` → how many. */
+function countsOf(events: LifecycleEvent[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const e of events) {
+    const kind = END_TYPES.has(e.type) ? 'end' : isRunEnd(e) ? 'RunEnd' : e.type;
+    const key = `${kind} ${e.branchId ?? ''}${e.type === 'SyncPointReached' ? `#${String(e.detail.seq)}` : ''}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return counts;
+}
+
+function expectEachOnce(outcome: RunOutcome): void {
+  const counts = countsOf(outcome.events);
+  const label = (key: string) => `${key} (${outcome.run.name})`;
+  expect(counts.get('RunStarted '), label('RunStarted')).toBe(1);
+  expect(counts.get('RunEnd '), label('run end')).toBe(1);
+  for (const b of outcome.branches) {
+    expect(counts.get(`BranchCreated ${b.id}`), label(`BranchCreated ${b.id}`)).toBe(1);
+    expect(counts.get(`end ${b.id}`), label(`end of ${b.id} (${b.status})`)).toBe(1);
+  }
+  for (const sp of outcome.syncPoints.filter((s) => s.outcome !== undefined)) {
+    expect(counts.get(`SyncPointReached ${sp.parentId}#${sp.seq}`), label(`SyncPointReached ${sp.parentId}#${sp.seq}`)).toBe(1);
+  }
+  const ids = outcome.events.map((e) => e.eventId);
+  expect(ids.every((id) => /^[0-9a-f]{32}$/.test(id)), 'every event has an id').toBe(true);
+  expect(new Set(ids).size, `unique eventIds (${outcome.run.name})`).toBe(ids.length);
+}
+
+describe('lifecycle events on the embedded engines, without a fault', () => {
+  let runtime: LocalRuntime;
+  let events: LifecycleEvent[];
+  beforeAll(async () => {
+    runtime = await LocalRuntime.start({ tier: 'engines' });
+    events = recordEvents(runtime);
+  });
+  afterAll(() => runtime?.close());
+
+  it('exactly one per change: every branch created and ended once, the run started and ended once, each sync point once; ids unique', async () => {
+    for (const [name, scenario, status] of await scenarios()) {
+      const runId = await runtime.startRun(runInputOf(scenario));
+      const outcome = await outcomeOf(runtime, await runtime.waitForRun(runId), events);
+      expect(outcome.run.status, name).toBe(status);
+      expectEachOnce(outcome);
+    }
+    expect(runtime.errors).toEqual([]);
+  });
+});
+
+describe('a change told again after a crash', () => {
+  let runtime: LocalRuntime;
+  let events: LifecycleEvent[];
+  beforeAll(async () => {
+    // Each child's step dies once after telling its end, before its fan-out hears of it: the retry tells the end again.
+    runtime = await LocalRuntime.start({ tier: 'engines', chaos: { crash: ['before-task-success'], seed: 1 } });
+    events = recordEvents(runtime);
+  });
+  afterAll(() => runtime?.close());
+
+  it('carries the same eventId, and the hooks of the process run once for it', async () => {
+    const calls: string[] = [];
+    const record = (name: string) => (b: { id: string }) => void calls.push(`${name} ${b.id}`);
+    const hooks = attachHooks(runtime, { onBranchCompleted: record('completed'), onBranchCreated: record('created') });
+    const scenario = (await loadScenarioFile(`${EXAMPLES_DIR}hierarchical.yaml`)).scenario;
+    const runId = await runtime.startRun(runInputOf(scenario));
+    const outcome = await outcomeOf(runtime, await runtime.waitForRun(runId), events);
+    await hooks.drain();
+    hooks.detach();
+    expect(outcome.run.status).toBe('COMPLETED');
+    expect(runtime.faults.injected['before-task-success']).toBeGreaterThan(0);
+
+    const ends = outcome.events.filter((e) => e.type === 'BranchCompleted');
+    // Told again: some ends are on the bus twice, each time with the same id.
+    expect(ends.length).toBeGreaterThan(outcome.branches.length);
+    const idsByBranch = new Map<string, Set<string>>();
+    for (const e of ends) idsByBranch.set(e.branchId!, (idsByBranch.get(e.branchId!) ?? new Set()).add(e.eventId));
+    for (const b of outcome.branches) expect([...(idsByBranch.get(b.id) ?? [])], `ids of ${b.id}'s end`).toHaveLength(1);
+    // One id is one change: no other event shares it.
+    const keyOf = new Map<string, string>();
+    for (const e of outcome.events) {
+      const key = `${e.type} ${e.branchId ?? ''} ${JSON.stringify(e.detail.seq ?? null)}`;
+      expect(keyOf.get(e.eventId) ?? key, `event ${e.eventId}`).toBe(key);
+      keyOf.set(e.eventId, key);
+    }
+    // The hooks: each branch's creation and completion once.
+    const ids = outcome.branches.map((b) => b.id).sort();
+    expect(calls.filter((c) => c.startsWith('completed ')).map((c) => c.slice(10)).sort()).toEqual(ids);
+    expect(calls.filter((c) => c.startsWith('created ')).map((c) => c.slice(8)).sort()).toEqual(ids);
+  });
+});
