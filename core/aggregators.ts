@@ -1,6 +1,11 @@
-/** Aggregation strategies: the child results of a sync point become one value. */
+/**
+ * Aggregation strategies: the child results of a sync point become one value. The same registry
+ * holds the completion functions that `complete_when: "fn:<name>"` names.
+ */
 import { AggregationError } from './errors';
-import type { AggregatorRef, BranchStatus, WaitFor } from './model';
+import type { CompletionReason, CompletionVerdict } from './fan-in-decision';
+import type { AggregatorRef, BranchStatus, SyncCounters, WaitFor } from './model';
+import { COMPLETION_FN_PREFIX } from './protocol';
 
 export interface ChildResult {
   branchId: string;
@@ -13,6 +18,8 @@ export interface ChildResult {
 export interface AggregationContext {
   waitFor: WaitFor;
   metadata?: Record<string, unknown>;
+  /** For a completion function: the children's counts so far. */
+  counters?: SyncCounters;
 }
 
 export type AggregatorFn = (children: ChildResult[], context: AggregationContext) => unknown;
@@ -25,7 +32,7 @@ export class AggregatorRegistry {
   }
 
   register(name: string, fn: AggregatorFn): void {
-    if (name === 'default' || name === 'weighted_average' || name.startsWith('agent:')) {
+    if (name === 'default' || name === 'weighted_average' || name.startsWith('agent:') || name.startsWith(COMPLETION_FN_PREFIX)) {
       throw new AggregationError(`aggregator name "${name}" is reserved`);
     }
     if (typeof fn !== 'function') throw new AggregationError(`aggregator "${name}" is not a function`);
@@ -67,6 +74,18 @@ export function defaultAggregate(children: ChildResult[], context: AggregationCo
       ...(context.metadata ?? {}),
     },
   };
+}
+
+/**
+ * What a parent with `on_failure: continue` gets: the aggregate (an object's fields, any other
+ * value as `aggregate`), why the fan-out ended, and each child's agent, status and error, the
+ * cancelled ones too.
+ */
+export function continueAggregate(value: unknown, reason: CompletionReason, children: ChildResult[]): Record<string, unknown> {
+  const base = value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : { aggregate: value };
+  const statuses: Record<string, { agent: string; status: BranchStatus; error?: string }> = {};
+  for (const c of children) statuses[c.branchId] = { agent: c.agent, status: c.status, ...(c.error !== undefined && c.status !== 'COMPLETED' ? { error: c.error } : {}) };
+  return { ...base, completion_reason: reason, children: statuses };
 }
 
 export function weightedAverage(children: ChildResult[]) {
@@ -118,4 +137,27 @@ export function aggregate(
       }
     }
   }
+}
+
+/**
+ * Asks a registered completion function (`complete_when: "fn:<name>"`) whether the fan-out is
+ * done, given every child as it is now (those still running too). It must answer true or false;
+ * anything else, or a throw, is an error that fails the parent.
+ */
+export function askCompletion(
+  registry: AggregatorRegistry,
+  name: string,
+  children: ChildResult[],
+  context: AggregationContext,
+): CompletionVerdict {
+  const fn = registry.get(name);
+  if (!fn) return { error: `the completion function "${name}" is not registered` };
+  let answer: unknown;
+  try {
+    answer = fn(children, context);
+  } catch (error) {
+    return { error: `the completion function "${name}" threw: ${(error as Error)?.message ?? String(error)}` };
+  }
+  if (typeof answer !== 'boolean') return { error: `the completion function "${name}" must return true or false, got ${typeof answer}` };
+  return { met: answer };
 }

@@ -209,6 +209,14 @@ export function checkSpawnLimits(limits: Limits, parentDepth: number, childCount
   return undefined;
 }
 
+/**
+ * How many of a fan-out's children run at once: what its `max_concurrency` asks, never more than
+ * the run's `limits.maxConcurrentBranches` (itself within the team's cap and the ceiling).
+ */
+export function fanOutConcurrency(limits: Pick<Limits, 'maxConcurrentBranches'>, requested?: number): number {
+  return requested === undefined ? limits.maxConcurrentBranches : Math.min(requested, limits.maxConcurrentBranches);
+}
+
 export function branchBudgetRefusal(limits: Limits, current: number, childCount: number): LimitRefusal {
   return refusal(
     'maxBranches',

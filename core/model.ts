@@ -98,6 +98,39 @@ export interface MemoryEntry {
 
 export type WaitFor = 'all' | 'any' | number;
 
+/** What a fan-out does when its failures pass what it tolerates: fail the parent, or resume it with the aggregate. */
+export type OnFailure = 'fail' | 'continue';
+
+/**
+ * The per-fan-out options an agent gave beside `wait_for` (docs/protocol.md); each one left out
+ * falls back to the run's setting (`limits.maxConcurrentBranches`, `failurePolicy`).
+ */
+export interface FanOutOptions {
+  /** Children running at once (never more than the run's `limits.maxConcurrentBranches`). */
+  maxConcurrency?: number;
+  /** Failures tolerated: a count of children, or a fraction of them. */
+  toleratedFailures?: { count: number } | { fraction: number };
+  onFailure?: OnFailure;
+  /** `complete_when: "fn:<name>"`: a registered completion function decides when the fan-out is done. */
+  completeFn?: string;
+}
+
+/**
+ * How a sync point decides (core/fan-in-decision.ts), kept on the sync point and on each child
+ * so every tier, and recovery after a crash, decides the same way.
+ */
+export interface FanInRule {
+  waitFor: WaitFor;
+  /** The parent fails (or, with `onFailure: continue`, resumes) once failures pass this fraction of the children. */
+  maxFailedFraction: number;
+  /** A count of tolerated failures; when set it is used instead of `maxFailedFraction`. */
+  toleratedFailures?: number;
+  /** Absent means `fail`. */
+  onFailure?: OnFailure;
+  /** A registered completion function's name (`complete_when: "fn:<name>"`); it then decides instead of `waitFor`. */
+  completeFn?: string;
+}
+
 /** Reference to how a sync point's child results become one value. */
 export type AggregatorRef =
   | { kind: 'default' }
@@ -148,6 +181,8 @@ export interface SpawnState {
   aggregator: AggregatorRef;
   metadata?: Record<string, unknown>;
   inheritMemory: boolean;
+  /** The per-fan-out options of the response that spawned it (each group of `next_actions` gets them). */
+  options?: FanOutOptions;
   /** Sequential groups still to spawn after this one, each a sync point of its own. */
   pendingGroups: ChildGroup[];
   /** Aggregates of the groups already done (the `next_actions` dialect resumes the agent with all of them). */
@@ -196,7 +231,7 @@ export interface BranchRecord extends Scope {
   startedAt?: number;
   endedAt?: number;
   /** How the parent's sync point decides (copied here so a child's end needs no extra read). */
-  fanIn?: { waitFor: WaitFor; maxFailedFraction: number };
+  fanIn?: FanInRule;
   /** The work whose write made the latest advance or the end (a WorkMark, core/work-mark.ts; crash recovery). */
   advancedBy?: WorkMark;
   /** Agent token usage, summed over the branch's steps (LLM agents). */
@@ -214,12 +249,10 @@ export interface SyncCounters {
   cancelled: number;
 }
 
-export interface SyncPointRecord extends Scope {
+export interface SyncPointRecord extends Scope, FanInRule {
   parentId: string;
   seq: number;
   counters: SyncCounters;
-  waitFor: WaitFor;
-  maxFailedFraction: number;
   executionName: string;
   aggregatedAt?: number;
   outcome?: 'resume' | 'fail';

@@ -128,6 +128,8 @@ export function buildSystemPrompt(input: SystemPromptInput): string {
       '- "wait_for": "all" (default), "any" (go on after the first success; the rest are cancelled) or a number k (after k successes).',
       `- "aggregator": "default" (you get {"child_count", "results": {<branchId>: <result>}, "failures": {<branchId>: <error>}}), ` +
         `"weighted_average" (children answer {"value": <number>, "weight": <number>}) or "agent:<Name>" (that agent combines the results, e.g. "agent:${a}").`,
+      '- Per fan-out, beside "wait_for": "max_concurrency": n (children running at once, within the run\'s limit); "tolerated_failures": a count (2) or a fraction (0.3) of the children that may fail; ' +
+        '"on_failure": "fail" (default: past the tolerated failures you fail too) or "continue" (you get the aggregate with "completion_reason" — ALL_COMPLETED, MIN_SUCCESSFUL_REACHED or FAILURE_TOLERANCE_EXCEEDED — and "children": {<branchId>: {agent, status, error}}, and decide what to do next).',
       '- When the children are done you are called again with the aggregated result as your input; then answer again (usually final_response).',
     );
   }

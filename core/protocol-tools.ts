@@ -33,7 +33,10 @@ const DESCRIPTIONS: Record<ProtocolToolName, string> = {
   parallel_invoke:
     'Run agents in parallel, each in its own child branch, and wait for their results; you are called again with the aggregate. ' +
     'Give "agents" (naming an agent twice runs two copies) with "action_input" {agent: input}, or "branches" [{agent, input}] to give each child its own input. ' +
-    '"wait_for": "all" (default), "any" or a number k; "aggregator": "default", "weighted_average" or "agent:<Name>".',
+    '"wait_for": "all" (default), "any" or a number k; "aggregator": "default", "weighted_average" or "agent:<Name>". ' +
+    'Per fan-out: "max_concurrency" (children at once, within the run\'s limit); "tolerated_failures" (a count, or a fraction below 1); ' +
+    '"on_failure": "fail" (default: past the tolerated failures you fail) or "continue" (you are called with the aggregate, its "completion_reason" ' +
+    'and each child\'s status and error, and decide); "complete_when": "all", "any", k or "fn:<name>" (a registered completion function).',
   next_actions:
     'Branched recursion: "next_actions" is a list of groups of actions; each action runs in a copy of yourself, groups one after another, ' +
     'and you are called again with the list of the groups\' results. One group of one action makes it your own next input; an empty list finishes with "content".',

@@ -4,7 +4,8 @@
  */
 import { z } from 'zod';
 import { InvalidAgentResponseError } from './errors';
-import type { AggregatorRef, ChildSpec, WaitFor } from './model';
+import { LIMIT_CEILINGS } from './limits';
+import type { AggregatorRef, ChildSpec, FanOutOptions, WaitFor } from './model';
 
 export type Decision =
   | { kind: 'handoff'; agent: string; input: unknown }
@@ -22,7 +23,12 @@ export interface SpawnDecision {
   aggregator: AggregatorRef;
   metadata?: Record<string, unknown>;
   inheritMemory: boolean;
+  /** Per-fan-out options (`max_concurrency`, `tolerated_failures`, `on_failure`, `complete_when: "fn:<name>"`). */
+  options?: FanOutOptions;
 }
+
+/** How `complete_when` names a registered completion function: `fn:<name>`, as `agent:<Name>` names an aggregator agent. */
+export const COMPLETION_FN_PREFIX = 'fn:';
 
 export interface ParseContext {
   /** The agent that answered (copies in the `next_actions` dialect are copies of it). */
@@ -40,7 +46,33 @@ const waitForSchema = z.union([
   z.literal('any'),
   z.number().int('must be "all", "any" or a positive integer').positive('must be a positive integer'),
 ]);
+const COMPLETE_WHEN_FORMS = 'must be "all", "any", a positive integer or "fn:<name>" (a registered completion function)';
+const completeWhenSchema = z.union([
+  z.literal('all'),
+  z.literal('any'),
+  z.number().int(COMPLETE_WHEN_FORMS).positive(COMPLETE_WHEN_FORMS),
+  z.string().regex(/^fn:\S+$/, COMPLETE_WHEN_FORMS).max(256, 'is too long'),
+]);
+const maxConcurrencySchema = z
+  .number()
+  .int('must be an integer')
+  .min(1, 'must be positive')
+  .max(LIMIT_CEILINGS.maxConcurrentBranches, `must be ≤ ${LIMIT_CEILINGS.maxConcurrentBranches}`);
+// An integer is a count of children; a number below 1 is a fraction of them (1 means one child).
+const toleratedFailuresSchema = z
+  .number()
+  .min(0, 'must be ≥ 0')
+  .max(LIMIT_CEILINGS.maxFanOut, `must be ≤ ${LIMIT_CEILINGS.maxFanOut}`)
+  .refine((n) => Number.isInteger(n) || n < 1, 'must be a count (an integer) or a fraction between 0 and 1');
 const metadataSchema = z.record(z.string(), z.unknown());
+
+/** The per-fan-out options beside `wait_for` (a script's canned responses are checked against them when a scenario is read). */
+export const FAN_OUT_OPTION_SCHEMAS = {
+  max_concurrency: maxConcurrencySchema.optional(),
+  tolerated_failures: toleratedFailuresSchema.optional(),
+  on_failure: z.enum(['fail', 'continue']).optional(),
+  complete_when: completeWhenSchema.optional(),
+};
 const aggregatorSchema = z.string().trim().min(1, 'must be a non-empty aggregator name');
 
 /**
@@ -67,6 +99,7 @@ export function protocolSchemas(name: z.ZodType<string> = agentName) {
     aggregator: aggregatorSchema.optional(),
     metadata: metadataSchema.optional(),
     inherit_memory: z.boolean().optional(),
+    ...FAN_OUT_OPTION_SCHEMAS,
   };
 
   return {
@@ -219,23 +252,40 @@ function spawnOptionsOf(
     aggregator?: string;
     metadata?: Record<string, unknown>;
     inherit_memory?: boolean;
+    max_concurrency?: number;
+    tolerated_failures?: number;
+    on_failure?: 'fail' | 'continue';
+    complete_when?: WaitFor | string;
   },
   childCount: number,
 ): Omit<SpawnDecision, 'kind' | 'groups' | 'grouped'> {
-  const waitFor: WaitFor = value.wait_for ?? (value.wait_for_all === false ? 'any' : 'all');
-  if (typeof waitFor === 'number' && waitFor > childCount) {
-    throw new InvalidAgentResponseError(
-      `wait_for ${waitFor} is more than the ${childCount} children spawned`,
-      { field: 'wait_for' },
-    );
+  const completeWhen = value.complete_when;
+  const completeFn = typeof completeWhen === 'string' && completeWhen.startsWith(COMPLETION_FN_PREFIX) ? completeWhen.slice(COMPLETION_FN_PREFIX.length) : undefined;
+  if (completeWhen !== undefined && value.wait_for !== undefined && completeWhen !== value.wait_for) {
+    throw new InvalidAgentResponseError('give either "complete_when" or "wait_for", not both', { field: 'complete_when' });
   }
+  const field = completeWhen !== undefined ? 'complete_when' : 'wait_for';
+  const waitFor: WaitFor =
+    completeFn !== undefined ? 'all' : ((completeWhen as WaitFor | undefined) ?? value.wait_for ?? (value.wait_for_all === false ? 'any' : 'all'));
+  if (typeof waitFor === 'number' && waitFor > childCount) {
+    throw new InvalidAgentResponseError(`${field} ${waitFor} is more than the ${childCount} children spawned`, { field });
+  }
+  const tolerated = value.tolerated_failures;
+  const options: FanOutOptions = {
+    ...(value.max_concurrency !== undefined ? { maxConcurrency: value.max_concurrency } : {}),
+    ...(tolerated !== undefined ? { toleratedFailures: Number.isInteger(tolerated) ? { count: tolerated } : { fraction: tolerated } } : {}),
+    ...(value.on_failure !== undefined ? { onFailure: value.on_failure } : {}),
+    ...(completeFn !== undefined ? { completeFn } : {}),
+  };
   return {
     waitFor,
     aggregator: parseAggregatorRef(value.aggregator ?? 'default'),
     ...(value.metadata ? { metadata: value.metadata } : {}),
     inheritMemory: value.inherit_memory ?? false,
+    ...(Object.keys(options).length ? { options } : {}),
   };
 }
+
 
 export function parseAggregatorRef(name: string): AggregatorRef {
   if (name === 'default') return { kind: 'default' };

@@ -8,7 +8,7 @@ import { ScenarioError } from './errors';
 import { checkDocumentBounds } from './input-bounds';
 import { agentTimeoutRefusal, limitsSchema } from './limits';
 import { DEFAULT_LIMITS, type AgentRegistry, type FailurePolicy, type Limits } from './model';
-import { checkScriptDelays } from './script-directives';
+import { checkScriptDelays, checkScriptFanOutOptions } from './script-directives';
 import { TOOL_CALLING_MODES, toolsSchema } from './tools';
 import { withArticle } from './wording';
 
@@ -124,7 +124,9 @@ export function parseScenario(document: unknown, source: string): Scenario {
     if (tooLong) throw new ScenarioError(source, `agents.${name}.timeoutMs: ${tooLong}`, `agents.${name}.timeoutMs`);
     if (agent.kind === 'script') {
       const branchTimeoutSeconds = scenario.limits?.branchTimeoutSeconds ?? DEFAULT_LIMITS.branchTimeoutSeconds;
-      const refused = checkScriptDelays(agent, { branchTimeoutSeconds, agentTimeoutSeconds });
+      const maxConcurrentBranches = scenario.limits?.maxConcurrentBranches ?? DEFAULT_LIMITS.maxConcurrentBranches;
+      const refused =
+        checkScriptDelays(agent, { branchTimeoutSeconds, agentTimeoutSeconds }) ?? checkScriptFanOutOptions(agent, { maxConcurrentBranches });
       if (refused) {
         const field = `agents.${name}.${refused.path}`;
         throw new ScenarioError(source, `${field}: ${refused.message}`, field);

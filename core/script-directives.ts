@@ -1,9 +1,10 @@
 /**
  * The directives a `script` agent's canned responses may carry (`$fail`, `$raw`, `$delayMs`, `$hang`,
- * `$transientFailures`):
- * what they mean lives in the script invoker; the rules a scenario must follow live here, so a
- * bad value is refused when the scenario is read, naming the field.
+ * `$transientFailures`) and the per-fan-out options of the spawns they answer with:
+ * what they mean lives in the script invoker and the protocol; the rules a scenario must follow
+ * live here, so a bad value is refused when the scenario is read, naming the field.
  */
+import { FAN_OUT_OPTION_SCHEMAS } from './protocol';
 
 /** setTimeout's largest delay; a longer one fires at once (Node's TimeoutOverflowWarning). */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -22,15 +23,12 @@ export interface DirectiveRefusal {
 
 /** Checks every `$delayMs` of a script agent against the branch timeout, the agent call bound and the timer's range. */
 export function checkScriptDelays(
-  agent: { responses?: unknown[]; rules?: { responses: unknown[] }[] },
+  agent: ScriptAgent,
   bounds: { branchTimeoutSeconds: number; agentTimeoutSeconds: number },
 ): DirectiveRefusal | undefined {
   const { branchTimeoutSeconds, agentTimeoutSeconds } = bounds;
-  const lists: [string, unknown[]][] = [];
-  if (agent.responses) lists.push(['responses', agent.responses]);
-  for (const [i, rule] of (agent.rules ?? []).entries()) lists.push([`rules.${i}.responses`, rule.responses]);
   const maxMs = Math.min(branchTimeoutSeconds * 1000, agentTimeoutSeconds * 1000, MAX_TIMER_MS);
-  for (const [prefix, responses] of lists) {
+  for (const [prefix, responses] of responseLists(agent)) {
     for (const [i, response] of responses.entries()) {
       if (response === null || typeof response !== 'object' || Array.isArray(response)) continue;
       if ('$hang' in response && (response as { $hang: unknown }).$hang !== true) {
@@ -56,6 +54,44 @@ export function checkScriptDelays(
               ? `the branch timeout (limits.branchTimeoutSeconds ${branchTimeoutSeconds} s)`
               : `an agent call may last (limits.agentTimeoutSeconds ${agentTimeoutSeconds} s)`;
         return { path, message: `${value} ms is longer than ${why}; to wait for the timeout, use $hang: true` };
+      }
+    }
+  }
+  return undefined;
+}
+
+type ScriptAgent = { responses?: unknown[]; rules?: { responses: unknown[] }[] };
+
+/** Each list of canned responses of a script agent, with its path below the agent. */
+function responseLists(agent: ScriptAgent): [string, unknown[]][] {
+  const lists: [string, unknown[]][] = [];
+  if (agent.responses) lists.push(['responses', agent.responses]);
+  for (const [i, rule] of (agent.rules ?? []).entries()) lists.push([`rules.${i}.responses`, rule.responses]);
+  return lists;
+}
+
+/**
+ * Checks the per-fan-out options (`max_concurrency`, `tolerated_failures`, `on_failure`,
+ * `complete_when`) of a script agent's spawning responses: valid as the protocol reads them, and
+ * `max_concurrency` within the run's `limits.maxConcurrentBranches` (an agent's own answer is
+ * held to it at run time; a scenario's is refused up front).
+ */
+export function checkScriptFanOutOptions(agent: ScriptAgent, bounds: { maxConcurrentBranches: number }): DirectiveRefusal | undefined {
+  for (const [prefix, responses] of responseLists(agent)) {
+    for (const [i, response] of responses.entries()) {
+      if (response === null || typeof response !== 'object' || Array.isArray(response)) continue;
+      const fields = response as Record<string, unknown>;
+      if (fields.next_action !== 'parallel_invoke' && !('next_actions' in fields)) continue;
+      for (const [name, schema] of Object.entries(FAN_OUT_OPTION_SCHEMAS)) {
+        const parsed = schema.safeParse(fields[name]);
+        if (!parsed.success) return { path: `${prefix}.${i}.${name}`, message: parsed.error.issues[0].message };
+      }
+      const wanted = fields.max_concurrency;
+      if (typeof wanted === 'number' && wanted > bounds.maxConcurrentBranches) {
+        return {
+          path: `${prefix}.${i}.max_concurrency`,
+          message: `${wanted} is more than the run allows at once (limits.maxConcurrentBranches ${bounds.maxConcurrentBranches})`,
+        };
       }
     }
   }

@@ -1,11 +1,11 @@
 /** Which agents an agent may name: its `allowed` list and copies of itself. */
 import { InvalidAgentResponseError, TopologyViolationError } from './errors';
 import type { AgentRegistry, BranchRecord } from './model';
-import type { Decision } from './protocol';
+import { COMPLETION_FN_PREFIX, type Decision } from './protocol';
 
 export interface TopologyContext {
   agents: AgentRegistry;
-  /** Names of registered custom aggregators. */
+  /** Names of registered custom aggregators (completion functions are registered with them). */
   aggregators: readonly string[];
   branch: Pick<BranchRecord, 'agent' | 'entryAgent' | 'type' | 'peers'>;
 }
@@ -53,6 +53,13 @@ export function checkTopology(decision: Decision, context: TopologyContext): voi
     const known = ['default', 'weighted_average', ...context.aggregators].join(', ');
     throw new InvalidAgentResponseError(`aggregator "${aggregator.name}" is not registered (known: ${known})`, {
       field: 'aggregator',
+    });
+  }
+  const completeFn = decision.options?.completeFn;
+  if (completeFn !== undefined && !context.aggregators.includes(completeFn)) {
+    const known = context.aggregators.length ? context.aggregators.map((name) => `${COMPLETION_FN_PREFIX}${name}`).join(', ') : 'none';
+    throw new InvalidAgentResponseError(`complete_when "${COMPLETION_FN_PREFIX}${completeFn}" names no registered function (known: ${known})`, {
+      field: 'complete_when',
     });
   }
 }

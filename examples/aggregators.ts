@@ -1,4 +1,5 @@
-// Custom aggregators for examples/quorum-custom-aggregator.yaml: each export is one aggregator.
+// Custom aggregators for examples/quorum-custom-aggregator.yaml: each export is one aggregator,
+// or a completion function that `complete_when: "fn:<export>"` names.
 import type { ChildResult } from '../core/aggregators';
 
 /** The median of the children's numeric `value`s. */
@@ -11,4 +12,14 @@ export function median(children: ChildResult[]): number | null {
   if (values.length === 0) return null;
   const mid = Math.floor(values.length / 2);
   return values.length % 2 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
+}
+
+/**
+ * A completion function (`complete_when: "fn:primaryOrBothBackups"`): the fan-out is done once its
+ * first child succeeded, or its second and third both did. It sees every child as it is now
+ * (those still running too) and answers true or false.
+ */
+export function primaryOrBothBackups(children: ChildResult[]): boolean {
+  const ok = (i: number) => children[i]?.status === 'COMPLETED';
+  return ok(0) || (ok(1) && ok(2));
 }

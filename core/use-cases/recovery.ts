@@ -10,7 +10,7 @@ import type { StepMessage } from '../ports';
 import { cancelRun } from './cancel-run';
 import { loadRun, publish, scopeOf, type SpawnerDeps } from './deps';
 import { branchEnds, endOrRetell, tellEnd } from './end-branch';
-import { currentChildIds, fanOutRequest, openSyncPoint, settleSyncPoint } from './sync-point';
+import { currentChildIds, fanOutRequest, openSyncPoint, settleSyncPoint, verdictOn } from './sync-point';
 import { isInProcessWork, isSyncMark, markKind, WorkMark } from '../work-mark';
 import { counted } from '../wording';
 
@@ -147,8 +147,9 @@ export async function resumeRun(deps: SpawnerDeps, scope: Scope): Promise<Resume
       await tellEnd(deps, { ...child, taskToken: undefined }, WorkMark.resume);
     }
     sp = (await deps.store.getSyncPoint(scope, branch.id, seq))!;
-    const live = (await deps.store.getBranches(scope, currentChildIds(branch))).filter((c) => !isTerminal(c.status));
-    const decided = decideFanIn(sp.counters, sp.waitFor, sp.maxFailedFraction).action !== 'wait';
+    const current = await deps.store.getBranches(scope, currentChildIds(branch));
+    const live = current.filter((c) => !isTerminal(c.status));
+    const decided = decideFanIn(sp.counters, sp, verdictOn(deps, sp, current)).action !== 'wait';
     if (sp.aggregatedAt !== undefined || live.length === 0 || decided) {
       await settleSyncPoint(deps, branchEnds, scope, branch.id, seq);
       report.settled++;

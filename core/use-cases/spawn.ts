@@ -6,6 +6,7 @@ import {
   type BranchRecord,
   type ChildGroup,
   type ChildSpec,
+  type FanOutOptions,
   type Scope,
   type RunRecord,
   type SpawnState,
@@ -19,6 +20,7 @@ export interface SpawnOptions {
   aggregator: AggregatorRef;
   inheritMemory: boolean;
   metadata?: Record<string, unknown>;
+  options?: FanOutOptions;
 }
 
 /** The sync point state of a branch about to wait on `children`. */
@@ -37,6 +39,7 @@ export function spawnStateFor(
     aggregator: options.aggregator,
     ...(options.metadata ? { metadata: options.metadata } : {}),
     inheritMemory: options.inheritMemory,
+    ...(options.options ? { options: options.options } : {}),
     pendingGroups: [],
     groupResults: [],
     grouped: false,

@@ -12,10 +12,11 @@
  * Ending a branch tells its sync point, and settling a sync point ends branches: the ends of
  * end-branch.ts are handed in (`BranchEnds`), so the two modules do not import each other.
  */
-import { aggregate, type ChildResult } from '../aggregators';
+import { aggregate, askCompletion, continueAggregate, type ChildResult } from '../aggregators';
 import { errorMessage, AggregationError, PayloadTooLargeError } from '../errors';
 import { branchEvent, syncPointEvent, syncPointResults } from '../events';
-import { decideFanIn, type FanInDecision } from '../fan-in-decision';
+import { completionReason, decideFanIn, fanInRuleOf, type CompletionVerdict, type FanInDecision } from '../fan-in-decision';
+import { fanOutConcurrency } from '../limits';
 import {
   childId,
   fanOutExecutionName,
@@ -24,6 +25,7 @@ import {
   type BranchRecord,
   type ChildOutcome,
   type ChildSpec,
+  type FanInRule,
   type RunRecord,
   type Scope,
   type SpawnState,
@@ -65,14 +67,14 @@ export async function openSyncPoint(
   if (!spawn) return;
   const scope = scopeOf(parent);
   const executionName = fanOutExecutionName(scope, parent.id, spawn.seq);
-  const maxFailedFraction = spawn.aggregationOf !== undefined ? 0 : run.failurePolicy.maxFailedFraction;
+  // Kept on the sync point and on each child, so that every end and every retry decides alike.
+  const rule = fanInRuleOf(spawn, run.failurePolicy);
   await deps.store.createSyncPoint({
     ...scope,
     parentId: parent.id,
     seq: spawn.seq,
     counters: { total: spawnWidth(spawn), succeeded: 0, failed: 0, cancelled: 0 },
-    waitFor: spawn.waitFor,
-    maxFailedFraction,
+    ...rule,
     executionName,
   });
   const now = deps.clock.now();
@@ -97,7 +99,7 @@ export async function openSyncPoint(
     ...(spec.maxTurns ? { maxTurns: spec.maxTurns } : {}),
     inheritMemory: spawn.inheritMemory,
     childCount: 0,
-    fanIn: { waitFor: spawn.waitFor, maxFailedFraction },
+    fanIn: rule,
     createdAt: now,
   }));
   await deps.store.createBranches(children);
@@ -125,7 +127,7 @@ export function fanOutRequest(run: RunRecord, parentId: string, spawn: SpawnStat
     parentId,
     seq: spawn.seq,
     executionName,
-    maxConcurrency: run.limits.maxConcurrentBranches,
+    maxConcurrency: fanOutConcurrency(run.limits, spawn.options?.maxConcurrency),
     firstIndex: spawn.firstIndex,
     count: spawnWidth(spawn),
     timeoutSeconds: run.limits.branchTimeoutSeconds,
@@ -158,17 +160,36 @@ export function firstFailure(children: BranchRecord[]): string {
   return `${FIRST_FAILURE}${origin.length > 500 ? `${origin.slice(0, 497)}...` : origin}`;
 }
 
-export function aggregateFor(deps: SpawnerDeps, parent: BranchRecord, seq: number, children: BranchRecord[]): unknown {
+function childResults(children: readonly BranchRecord[]): ChildResult[] {
+  return children.map((c) => defined({ branchId: c.id, agent: c.agent, status: c.status, result: c.result, error: c.error }));
+}
+
+/** A completion function's verdict on the children as they are (a rule without one needs none). */
+export function verdictOn(deps: SpawnerDeps, rule: FanInRule, children: readonly BranchRecord[]): CompletionVerdict | undefined {
+  if (rule.completeFn === undefined) return undefined;
+  return askCompletion(deps.aggregators, rule.completeFn, childResults(children), { waitFor: rule.waitFor, counters: countOutcomes(children) });
+}
+
+/** The children of the parent's sync point `seq` as they are, to ask its completion function (none once the parent moved on). */
+async function currentChildren(deps: SpawnerDeps, scope: Scope, parentId: string, seq: number): Promise<BranchRecord[] | undefined> {
+  const parent = await deps.store.getBranch(scope, parentId);
+  if (!parent || parent.spawn?.seq !== seq) return undefined;
+  return deps.store.getBranches(scope, currentChildIds(parent));
+}
+
+export function aggregateFor(deps: SpawnerDeps, parent: BranchRecord, seq: number, children: BranchRecord[], rule: FanInRule): unknown {
   const spawn = parent.spawn;
   if (!spawn || spawn.seq !== seq) throw new AggregationError(`branch ${parent.id} is not waiting on sync point ${seq}`);
-  const results: ChildResult[] = children.map((c) =>
-    defined({ branchId: c.id, agent: c.agent, status: c.status, result: c.result, error: c.error }),
-  );
   if (spawn.aggregationOf !== undefined) {
     // An AGGREGATION branch's final response is the aggregate.
     return children[0]?.result ?? null;
   }
-  const value = aggregate(spawn.aggregator, results, { waitFor: spawn.waitFor, metadata: spawn.metadata }, deps.aggregators);
+  const results = childResults(children);
+  let value = aggregate(spawn.aggregator, results, { waitFor: spawn.waitFor, metadata: spawn.metadata }, deps.aggregators);
+  if (rule.onFailure === 'continue') {
+    // The parent decides what to do next: it gets why the fan-out ended and how each child did.
+    value = continueAggregate(value, completionReason(countOutcomes(children), rule, verdictOn(deps, rule, children)), results);
+  }
   // A registered aggregator is user code: what it returns must be storable JSON.
   const readable = readableResponse(value);
   if (!readable.ok) throw new AggregationError(`the aggregator's result ${readable.reason}`);
@@ -282,8 +303,14 @@ export async function countChildEnd(deps: SpawnerDeps, ends: BranchEnds, branch:
   const seq = branch.parentSeq!;
   const { applied, counters } = await deps.store.recordChildEnd(scope, parentId, seq, branch.id, outcomeOf(branch));
   if (options.parentDeciding) return;
-  const fanIn = branch.fanIn ?? { waitFor: 'all' as const, maxFailedFraction: 0.5 };
-  const decision = decideFanIn(counters, fanIn.waitFor, fanIn.maxFailedFraction);
+  const fanIn: FanInRule = branch.fanIn ?? { waitFor: 'all', maxFailedFraction: 0.5 };
+  let verdict: CompletionVerdict | undefined;
+  if (fanIn.completeFn !== undefined) {
+    // The function reads the children, read after this end was counted: the last end counted sees every end before it.
+    const children = await currentChildren(deps, scope, parentId, seq);
+    verdict = children ? verdictOn(deps, fanIn, children) : { met: false };
+  }
+  const decision = decideFanIn(counters, fanIn, verdict);
   if (decision.action !== 'wait') {
     // An early exit is settled here (its fan-out stopped, so its Aggregate never runs). A
     // repeated end (a retry after a crash) settles again if the sync point was claimed: the
@@ -383,7 +410,7 @@ export async function settleSyncPoint(
       return;
     }
     let counters = sp.counters;
-    decision ??= decideFanIn(counters, sp.waitFor, sp.maxFailedFraction);
+    decision ??= decideFanIn(counters, sp, verdictOn(deps, sp, children));
     if (decision.action === 'wait') {
       // The fan-out ended but some ends were never counted: count them from the records (a child
       // still active here lost its iteration: it fails, as a Map iteration that failed would).
@@ -395,7 +422,7 @@ export async function settleSyncPoint(
         return child;
       }));
       counters = (await deps.store.getSyncPoint(scope, parentId, seq))?.counters ?? counters;
-      decision = decideFanIn(counters, sp.waitFor, sp.maxFailedFraction);
+      decision = decideFanIn(counters, sp, verdictOn(deps, sp, children));
       if (decision.action === 'wait') return;
     }
     if (await deps.store.claimAggregation(scope, parentId, seq, decision.action, deps.clock.now())) {
@@ -439,7 +466,7 @@ export async function settleSyncPoint(
   } else {
     let value: unknown;
     try {
-      value = aggregateFor(deps, parent, seq, children);
+      value = aggregateFor(deps, parent, seq, children, sp);
     } catch (error) {
       failure = errorMessage(error);
     }

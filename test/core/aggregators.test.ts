@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { aggregate, AggregatorRegistry, defaultAggregate, weightedAverage, type ChildResult } from '../../core/aggregators';
+import { aggregate, AggregatorRegistry, askCompletion, continueAggregate, defaultAggregate, weightedAverage, type ChildResult } from '../../core/aggregators';
+import { primaryOrBothBackups } from '../../examples/aggregators';
 import { AggregationError } from '../../core/errors';
 
 const ok = (branchId: string, result: unknown): ChildResult => ({ branchId, agent: 'A', status: 'COMPLETED', result });
@@ -58,5 +59,58 @@ describe('registry', () => {
   it('the agent: descriptor gives the default aggregate as the aggregator agent input', () => {
     const out = aggregate({ kind: 'agent', agent: 'Judge' }, [ok('a', 1)], { waitFor: 'all' }, new AggregatorRegistry());
     expect(out).toMatchObject({ child_count: 1, results: { a: 1 } });
+  });
+});
+
+describe('completion functions (complete_when "fn:<name>")', () => {
+  const running = (branchId: string): ChildResult => ({ branchId, agent: 'A', status: 'RUNNING' });
+  const registry = new AggregatorRegistry({
+    primaryOrBothBackups,
+    throws: () => {
+      throw new Error('no idea');
+    },
+    vague: () => 'yes',
+  });
+  const context = { waitFor: 'all' as const };
+
+  it('are asked with every child as it is, and answer done or not', () => {
+    expect(askCompletion(registry, 'primaryOrBothBackups', [ok('root.0', 1), running('root.1'), running('root.2')], context)).toEqual({ met: true });
+    expect(askCompletion(registry, 'primaryOrBothBackups', [bad('root.0', 'x'), ok('root.1', 1), running('root.2')], context)).toEqual({ met: false });
+    expect(askCompletion(registry, 'primaryOrBothBackups', [bad('root.0', 'x'), ok('root.1', 1), ok('root.2', 2)], context)).toEqual({ met: true });
+  });
+
+  it('a throw, an answer that is not a boolean or a missing function is an error (it fails the parent)', () => {
+    expect(askCompletion(registry, 'throws', [], context)).toEqual({ error: 'the completion function "throws" threw: no idea' });
+    expect(askCompletion(registry, 'vague', [], context)).toEqual({ error: 'the completion function "vague" must return true or false, got string' });
+    expect(askCompletion(registry, 'ghost', [], context)).toEqual({ error: 'the completion function "ghost" is not registered' });
+  });
+
+  it('"fn:" names are reserved: a function is registered under its own name', () => {
+    expect(() => new AggregatorRegistry({ 'fn:x': () => true })).toThrow(/reserved/);
+  });
+});
+
+describe('the aggregate a parent gets with on_failure continue', () => {
+  it('adds the completion reason and each child\'s agent, status and error to the aggregate', () => {
+    const children = [ok('root.0', 'a'), bad('root.1', 'boom'), bad('root.2', 'the sync point was settled without it', 'CANCELLED')];
+    const out = continueAggregate(defaultAggregate(children, { waitFor: 'all' }), 'FAILURE_TOLERANCE_EXCEEDED', children);
+    expect(out).toMatchObject({
+      results: { 'root.0': 'a' },
+      failures: { 'root.1': 'boom' },
+      completion_reason: 'FAILURE_TOLERANCE_EXCEEDED',
+      children: {
+        'root.0': { agent: 'A', status: 'COMPLETED' },
+        'root.1': { agent: 'A', status: 'FAILED', error: 'boom' },
+        'root.2': { agent: 'A', status: 'CANCELLED', error: 'the sync point was settled without it' },
+      },
+    });
+  });
+
+  it('an aggregate that is not an object is kept under "aggregate"', () => {
+    expect(continueAggregate('a+b', 'ALL_COMPLETED', [ok('root.0', 'a')])).toEqual({
+      aggregate: 'a+b',
+      completion_reason: 'ALL_COMPLETED',
+      children: { 'root.0': { agent: 'A', status: 'COMPLETED' } },
+    });
   });
 });

@@ -4,6 +4,7 @@ import { checkSpawnLimits, LIMIT_CEILINGS, LIMIT_TABLE, refusalInput, resolveLim
 import { canTransition, DEFAULT_LIMITS, TERMINAL_STATUSES } from '../../core/model';
 import { parseAgentResponse } from '../../core/protocol';
 import { allowedTargets, checkTopology } from '../../core/topology';
+import { InvalidAgentResponseError } from '../../core/errors';
 
 describe('limits', () => {
   it('refuses depth and fan-out past the limit, naming the limit', () => {
@@ -96,6 +97,18 @@ describe('topology', () => {
     expect(() => checkTopology(decide({ next_action: 'invoke_agent', action_input: 'Planner' }, 'Worker'), { ...ctx, branch: { ...branch, agent: 'Worker' } })).toThrow(
       /Worker may not call "Planner" \(allowed: none\)/,
     );
+  });
+
+  it('complete_when "fn:<name>" must name a registered function: otherwise the answer is invalid, naming complete_when', () => {
+    checkTopology(decide({ next_action: 'parallel_invoke', agents: ['Worker'], complete_when: 'fn:majority' }), ctx);
+    let caught: unknown;
+    try {
+      checkTopology(decide({ next_action: 'parallel_invoke', agents: ['Worker'], complete_when: 'fn:ghost' }), ctx);
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(InvalidAgentResponseError);
+    expect(caught).toMatchObject({ field: 'complete_when', message: 'complete_when "fn:ghost" names no registered function (known: fn:majority)' });
   });
 
   it('conversation branches may only hand off among their peers', () => {

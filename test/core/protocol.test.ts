@@ -232,3 +232,41 @@ describe('properties', () => {
     );
   });
 });
+
+describe('per-fan-out options', () => {
+  const spawn = (extra: Record<string, unknown>) => parse({ next_action: 'parallel_invoke', agents: ['A', 'A', 'B'], ...extra });
+
+  it('max_concurrency, tolerated_failures (count or fraction), on_failure and complete_when are read beside wait_for', () => {
+    expect(spawn({ max_concurrency: 2, tolerated_failures: 1, on_failure: 'continue', complete_when: 2 })).toMatchObject({
+      waitFor: 2,
+      options: { maxConcurrency: 2, toleratedFailures: { count: 1 }, onFailure: 'continue' },
+    });
+    expect(spawn({ tolerated_failures: 0.25 })).toMatchObject({ waitFor: 'all', options: { toleratedFailures: { fraction: 0.25 } } });
+    expect(spawn({ complete_when: 'fn:primaryOrBothBackups' })).toMatchObject({ waitFor: 'all', options: { completeFn: 'primaryOrBothBackups' } });
+    expect(spawn({ complete_when: 'any' })).toMatchObject({ waitFor: 'any' });
+    // Without options nothing is added: a spawn reads as before.
+    expect(spawn({})).not.toHaveProperty('options');
+    // The next_actions dialect takes them too.
+    expect(parse({ next_actions: [['x', 'y']], on_failure: 'continue' })).toMatchObject({ grouped: true, options: { onFailure: 'continue' } });
+  });
+
+  it('a bad option is refused naming its field', () => {
+    invalid({ next_action: 'parallel_invoke', agents: ['A'], max_concurrency: 0 }, 'max_concurrency', /must be positive/);
+    invalid({ next_action: 'parallel_invoke', agents: ['A'], max_concurrency: 1.5 }, 'max_concurrency', /must be an integer/);
+    invalid({ next_action: 'parallel_invoke', agents: ['A'], max_concurrency: 5000 }, 'max_concurrency', /must be ≤ 1000/);
+    invalid({ next_action: 'parallel_invoke', agents: ['A'], tolerated_failures: -1 }, 'tolerated_failures', /must be ≥ 0/);
+    invalid({ next_action: 'parallel_invoke', agents: ['A'], tolerated_failures: 1.5 }, 'tolerated_failures', /a count \(an integer\) or a fraction between 0 and 1/);
+    invalid({ next_action: 'parallel_invoke', agents: ['A'], tolerated_failures: '30%' }, 'tolerated_failures', /number/);
+    invalid({ next_action: 'parallel_invoke', agents: ['A'], on_failure: 'retry' }, 'on_failure', /fail|continue/);
+    invalid({ next_action: 'parallel_invoke', agents: ['A'], complete_when: 'most' }, 'complete_when', /"all", "any", a positive integer or "fn:<name>"/);
+    invalid({ next_action: 'parallel_invoke', agents: ['A'], complete_when: 'fn:' }, 'complete_when', /fn:<name>/);
+    invalid({ next_action: 'parallel_invoke', agents: ['A'], complete_when: 0 }, 'complete_when', /positive integer/);
+    invalid({ next_action: 'parallel_invoke', agents: ['A', 'B'], complete_when: 3 }, 'complete_when', /complete_when 3 is more than the 2 children spawned/);
+    invalid({ next_action: 'parallel_invoke', agents: ['A', 'B'], complete_when: 'any', wait_for: 1 }, 'complete_when', /either "complete_when" or "wait_for"/);
+    invalid({ next_actions: [['x']], on_failure: 'maybe' }, 'on_failure', /fail|continue/);
+  });
+
+  it('complete_when equal to wait_for is accepted (the same rule said twice)', () => {
+    expect(spawn({ complete_when: 'any', wait_for: 'any' })).toMatchObject({ waitFor: 'any' });
+  });
+});

@@ -53,4 +53,17 @@ describe('script directives', () => {
     }
     expect(parseScenario(scenario({ responses: [{ $delayMs: 239_000, a: 1 }] }), 's.yaml').agents.A.kind).toBe('script');
   });
+
+  it("a spawning response's per-fan-out options are checked when the scenario is read, naming the field", () => {
+    const spawn = (extra: Record<string, unknown>) => ({ responses: [{ next_action: 'parallel_invoke', agents: ['A'], ...extra }] });
+    expect(() => parseScenario(scenario(spawn({ max_concurrency: 2, tolerated_failures: 0.5, on_failure: 'continue', complete_when: 'fn:f' })), 's.yaml')).not.toThrow();
+    expect(() => parseScenario(scenario(spawn({ on_failure: 'ignore' })), 's.yaml')).toThrow(/^s\.yaml: agents\.A\.responses\.0\.on_failure: /);
+    expect(() => parseScenario(scenario({ rules: [{ when: 'x', responses: [{ next_actions: [['a']], tolerated_failures: 2.5 }] }] }), 's.yaml')).toThrow(
+      /^s\.yaml: agents\.A\.rules\.0\.responses\.0\.tolerated_failures: must be a count \(an integer\) or a fraction between 0 and 1/,
+    );
+    expect(() => parseScenario(scenario(spawn({ max_concurrency: 11 })), 's.yaml')).toThrow(
+      /^s\.yaml: agents\.A\.responses\.0\.max_concurrency: 11 is more than the run allows at once \(limits\.maxConcurrentBranches 10\)/,
+    );
+    expect(() => parseScenario(scenario(spawn({ max_concurrency: 11 }), { maxConcurrentBranches: 20 }), 's.yaml')).not.toThrow();
+  });
 });

@@ -6,7 +6,7 @@ import { expect } from 'vitest';
 import type { AggregatorFn } from '../../core/aggregators';
 import type { LifecycleEvent } from '../../core/events';
 import type { AgentRegistry, BranchRecord, FailurePolicy, Limits, RunRecord } from '../../core/model';
-import { concat } from './rehearsal-aggregators';
+import { concat, primaryOrBothBackups } from './rehearsal-aggregators';
 
 export interface BehaviourRun {
   name: string;
@@ -477,6 +477,85 @@ export const behaviours: Behaviour[] = [
       const r = o.run.result as any;
       expect(r.results).toEqual({ 'root.0': 'ok', 'root.1': 'ok' });
       expect(r.failures['root.2']).toMatch(/nope/);
+    },
+  },
+  {
+    name: 'per-fan-out tolerance with on_failure continue: past it the parent decides, told why and how each child did',
+    run: {
+      name: 'continue',
+      request: 'go',
+      entry: 'Lead',
+      agents: {
+        // One child at a time (max_concurrency 1): the second failure is past the one tolerated
+        // while the last child has not started, so it is left out, whatever the tier's timing.
+        Lead: script(
+          [
+            { next_action: 'parallel_invoke', agents: ['Good', 'Bad', 'Good', 'Bad', 'Good'], max_concurrency: 1, tolerated_failures: 1, on_failure: 'continue' },
+            final('$input'),
+          ],
+          { allowed: ['Good', 'Bad'] },
+        ),
+        Good: script([final('ok')]),
+        Bad: script([{ $fail: 'nope' }]),
+      },
+    },
+    check(o) {
+      expect(o.run.status).toBe('COMPLETED');
+      const r = o.run.result as any;
+      expect(r.completion_reason).toBe('FAILURE_TOLERANCE_EXCEEDED');
+      expect(r.results).toEqual({ 'root.0': 'ok', 'root.2': 'ok' });
+      expect(Object.keys(r.failures)).toEqual(['root.1', 'root.3']);
+      expect(r.children).toEqual({
+        'root.0': { agent: 'Good', status: 'COMPLETED' },
+        'root.1': { agent: 'Bad', status: 'FAILED', error: expect.stringMatching(/nope/) },
+        'root.2': { agent: 'Good', status: 'COMPLETED' },
+        'root.3': { agent: 'Bad', status: 'FAILED', error: expect.stringMatching(/nope/) },
+        'root.4': { agent: 'Good', status: 'CANCELLED', error: expect.any(String) },
+      });
+      expect(o.branches.find((b) => b.id === 'root.4')).toMatchObject({ status: 'CANCELLED', stepCount: 0 });
+    },
+  },
+  {
+    name: 'tolerated_failures 0 fails the parent on the first failure, though the run tolerates half',
+    run: {
+      name: 'no-tolerance',
+      request: 'go',
+      entry: 'Lead',
+      failurePolicy: { maxFailedFraction: 0.5 },
+      agents: {
+        Lead: script([{ next_action: 'parallel_invoke', agents: ['Good', 'Bad', 'Slow'], tolerated_failures: 0 }, final('$input')], {
+          allowed: ['Good', 'Bad', 'Slow'],
+        }),
+        Good: script([final('ok')]),
+        Bad: script([{ $fail: 'nope' }]),
+        Slow: script([{ $delayMs: 60_000, next_action: 'final_response', content: 'late' }]),
+      },
+    },
+    check(o) {
+      expect(o.run.status).toBe('FAILED');
+      expect(o.run.error).toMatch(/1 of 3 children failed \(more than the 0 tolerated\)/);
+      expect(o.branches.find((b) => b.id === 'root.2')!.status).toBe('CANCELLED');
+    },
+  },
+  {
+    name: 'complete_when "fn:<name>": a registered completion function ends the fan-out early',
+    aggregators: { primaryOrBothBackups },
+    run: {
+      name: 'completion-fn',
+      request: 'go',
+      entry: 'Lead',
+      agents: {
+        Lead: script([{ next_action: 'parallel_invoke', agents: ['Primary', 'Backup', 'Backup'], complete_when: 'fn:primaryOrBothBackups' }, final('$input')], {
+          allowed: ['Primary', 'Backup'],
+        }),
+        Primary: script([final('first')]),
+        Backup: script([{ $delayMs: 60_000, next_action: 'final_response', content: 'late' }]),
+      },
+    },
+    check(o) {
+      expect(o.run.status).toBe('COMPLETED');
+      expect((o.run.result as any).results).toEqual({ 'root.0': 'first' });
+      expect(o.branches.filter((b) => b.agent === 'Backup').map((b) => b.status)).toEqual(['CANCELLED', 'CANCELLED']);
     },
   },
   {
