@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { defaultAggregate, weightedAverage, type ChildResult } from '../../core/aggregators';
+import { continueAggregate, defaultAggregate, weightedAverage, type ChildResult } from '../../core/aggregators';
 import { runCost } from '../../core/cost';
 import { InvalidAgentResponseError } from '../../core/errors';
 import { EVENT_TYPES, eventId } from '../../core/events';
@@ -41,7 +41,7 @@ describe('docs/protocol.md', () => {
 
   it('has examples of every form', () => {
     const valid = all.filter((b) => b.lang === 'json' && b.tag === '').map((b) => b.text);
-    for (const form of ['final_response', 'invoke_agent', 'parallel_invoke', 'agent_requests', 'branches', 'wait_for_all', 'next_actions', 'inherit_memory', 'metadata', 'aggregator']) {
+    for (const form of ['final_response', 'invoke_agent', 'parallel_invoke', 'agent_requests', 'branches', 'wait_for_all', 'next_actions', 'inherit_memory', 'metadata', 'aggregator', 'max_concurrency', 'tolerated_failures', 'on_failure', 'complete_when']) {
       expect(valid.some((t) => t.includes(`"${form}"`)), form).toBe(true);
     }
     expect(all.filter((b) => b.tag === 'invalid').length).toBeGreaterThanOrEqual(5);
@@ -117,6 +117,15 @@ describe('docs/concepts.md', () => {
       { branchId: 'root.2', agent: 'Researcher', status: 'CANCELLED' },
     ];
     expect(defaultAggregate(children, { waitFor: 'all', metadata: { topic: 'risks' } })).toEqual(shown('aggregate-default'));
+  });
+
+  it('the aggregate shown for on_failure continue is what a parent gets', () => {
+    const children: ChildResult[] = [
+      { branchId: 'root.0', agent: 'Researcher', status: 'COMPLETED', result: 'a finding' },
+      { branchId: 'root.1', agent: 'Researcher', status: 'FAILED', error: 'agent Researcher failed: boom' },
+      { branchId: 'root.2', agent: 'Researcher', status: 'CANCELLED', error: 'the sync point was settled without it' },
+    ];
+    expect(continueAggregate(defaultAggregate(children, { waitFor: 'all' }), 'FAILURE_TOLERANCE_EXCEEDED', children)).toEqual(shown('aggregate-continue'));
   });
 
   it('the weighted average shown is what weighted_average returns', () => {

@@ -109,6 +109,7 @@ describe('every example runs', () => {
       expect(d.branches.find((b: any) => b.id === 'root.3').status).toBe('TIMED_OUT');
     }],
     ['quorum-custom-aggregator.yaml', 'COMPLETED', (d) => expect(d.result).toEqual({ median_days: 12 })],
+    ['tolerant-research.yaml', 'COMPLETED', checkTolerantResearch],
   ];
   for (const [file, status, check] of examples) {
     it(file, async () => {
@@ -122,6 +123,19 @@ describe('every example runs', () => {
   }
 });
 
+/** examples/tolerant-research.yaml: one researcher at a time, the third failure past the two tolerated, the Editor writes up what it has. */
+function checkTolerantResearch(d: any) {
+  expect(d.result.partial).toBe(true);
+  const aggregate = d.result.written_from;
+  expect(aggregate.completion_reason).toBe('FAILURE_TOLERANCE_EXCEEDED');
+  expect(Object.keys(aggregate.results)).toEqual(['root.0', 'root.2', 'root.3', 'root.5', 'root.6']);
+  expect(Object.keys(aggregate.failures)).toEqual(['root.1', 'root.4', 'root.7']);
+  const statuses = Object.values(aggregate.children).map((c: any) => c.status);
+  expect(statuses.slice(7)).toEqual(['FAILED', 'CANCELLED', 'CANCELLED']);
+  expect(aggregate.children['root.1'].error).toMatch(/behind a paywall/);
+  expect(d.branches.filter((b: any) => b.status === 'CANCELLED').map((b: any) => b.id)).toEqual(['root.8', 'root.9']);
+}
+
 describe('branch-spawner run --engines', () => {
   it('runs on dynalite + fauxqs and answers as the default tier does', async () => {
     const path = scenarioFile('engines.yaml', 'name: x\nrequest: hi\nentry: A\nagents:\n  A: { kind: script, responses: [{ next_action: final_response, content: done }] }\n');
@@ -134,5 +148,11 @@ describe('branch-spawner run --engines', () => {
     }
     expect(results[1]).toEqual(results[0]);
     expect(results[0]).toEqual({ status: 'COMPLETED', result: 'done', branches: 1 });
+  });
+
+  it('runs examples/tolerant-research.yaml (per-fan-out options) on the engines as on the default tier', async () => {
+    const io = captureIo();
+    expect(await main(['run', 'examples/tolerant-research.yaml', '--json', '--engines'], io), io.errText()).toBe(0);
+    checkTolerantResearch(JSON.parse(io.outText()));
   });
 });
