@@ -1,7 +1,9 @@
 /**
  * `branch-spawner redrive --data <dir>`: moves the step messages parked in the dead-letter queue
- * back to the step queue (after the fault that poisoned them was fixed). Nothing is processed
- * here: `resume <runId> --data <dir>` then runs them. Malformed messages stay in the DLQ.
+ * back to the step queue (after the fault that poisoned them was fixed), and gives the step
+ * messages still in the step queues the deliveries they failed (one stopped on its last allowed
+ * delivery would be dead-lettered by its next receive, for the fault that was fixed). Nothing is
+ * processed here: `resume <runId> --data <dir>` then runs them. Malformed messages stay in the DLQ.
  */
 import { parseStepMessage } from '../functions/messages';
 import { requireDataFolder } from './data-folder';
@@ -17,14 +19,21 @@ export interface RedriveResult {
   moved: number;
   /** Messages that are not step messages (left in the DLQ). */
   skipped: number;
+  /** Messages in the step queues whose failed deliveries were forgotten (the journal tier's). */
+  restarted: number;
 }
 
 /** Moves every readable message from the DLQ to the step queue of the engines in `dataDir`. */
 export async function redrive(dataDir: string): Promise<RedriveResult> {
   const engines = await startLocalEngines({ dataDir });
-  const result: RedriveResult = { moved: 0, skipped: 0 };
+  const result: RedriveResult = { moved: 0, skipped: 0, restarted: 0 };
   const unreadable: string[] = [];
   try {
+    // Before the DLQ's messages join them (those come back with no deliveries counted). The
+    // engines tier (folders of earlier versions) has no such call: there only the DLQ moves.
+    if (engines.tier === 'journal') {
+      for (const queue of Object.values(engines.consumers)) result.restarted += queue.restartReceiveCounts();
+    }
     for (;;) {
       // Held long enough not to come back while this loop runs.
       const records = await engines.dlqConsumer.receive({ max: 10, waitSeconds: 0, visibilityTimeout: 300 });
@@ -56,11 +65,12 @@ export async function redriveCommand(options: RedriveCommandOptions): Promise<nu
     return 2;
   }
   requireDataFolder('redrive', options.dataDir);
-  const { moved, skipped } = await redrive(options.dataDir);
+  const { moved, skipped, restarted } = await redrive(options.dataDir);
   options.out.write(
     `moved ${moved} message(s) from the dead-letter queue back to the step queue` +
+      (restarted ? `; ${restarted} step message(s) that had failed deliveries get them back` : '') +
       (skipped ? `; ${skipped} unreadable message(s) left in the dead-letter queue` : '') +
-      (moved ? `\nrun them with: npx branch-spawner resume <runId> --data ${options.dataDir}\n` : '\n'),
+      (moved || restarted ? `\nrun them with: npx branch-spawner resume <runId> --data ${options.dataDir}\n` : '\n'),
   );
   return 0;
 }

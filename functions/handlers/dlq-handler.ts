@@ -16,7 +16,8 @@ export interface DlqHandlerOptions {
   onHandled?(outcome: PoisonOutcome | 'malformed'): void;
   /**
    * The step queue's maxReceiveCount, when known: each of those deliveries failed. Without it the
-   * record's receive count is reported, which some queues restart in the dead-letter queue.
+   * record's receive count is reported, which goes on counting in the dead-letter queue (the
+   * receive that moved it, the DLQ's own).
    */
   maxReceiveCount?: number;
 }

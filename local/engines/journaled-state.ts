@@ -96,8 +96,9 @@ export function journalQueues(journal: Journal): { journal: QueueJournal; attach
         const message = messages.get(r[2]);
         if (!message) return;
         messages.delete(r[2]);
-        const { firstReceivedAt: _, ...rest } = message;
-        keptIn(r[3]).set(r[2], { ...rest, receiveCount: 0 });
+        // The receive that moved it counts, as the live queue's does (journals written before
+        // kept no count here: theirs start again from 1).
+        keptIn(r[3]).set(r[2], { ...message, receiveCount: message.receiveCount + 1 });
       } else {
         throw new BranchSpawnerError(`unknown queue record ${JSON.stringify(record).slice(0, 100)}`);
       }

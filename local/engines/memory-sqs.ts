@@ -60,7 +60,7 @@ export interface QueueJournal {
   sent(queue: string, messages: KeptMessage[]): void;
   received(queue: string, messageId: string, receiveCount: number, firstReceivedAt: number): void;
   deleted(queue: string, messageId: string): void;
-  /** Moved to `deadLetterQueue` with its receive count back to 0. */
+  /** Moved to `deadLetterQueue` by a receive, which it counts (its receive count goes on there). */
   deadLettered(queue: string, messageId: string, deadLetterQueue: string): void;
 }
 
@@ -187,6 +187,24 @@ export class MemorySqsQueue implements StepQueue, StepConsumer {
     });
   }
 
+  /**
+   * Gives every waiting message that failed deliveries its deliveries back (`redrive` after a
+   * fix: a message on its last allowed delivery would otherwise be dead-lettered by the next
+   * receive, for failures the fix removed). Not an SQS call: only the local tiers do it.
+   * Answers how many it reset.
+   */
+  restartReceiveCounts(): number {
+    let reset = 0;
+    for (let i = this.readyHead; i < this.ready.length; i++) {
+      const message = this.ready[i];
+      if (message.receiveCount === 0) continue;
+      this.options.journal?.received(this.options.name, message.messageId, 0, message.firstReceivedAt ?? message.sentAt);
+      message.receiveCount = 0;
+      reset++;
+    }
+    return reset;
+  }
+
   /** Ends pending long polls (they answer "no messages") and stops the timer. */
   close(): void {
     this.closed = true;
@@ -210,10 +228,11 @@ export class MemorySqsQueue implements StepQueue, StepConsumer {
       const message = this.ready[this.readyHead];
       const { maxReceiveCount, deadLetter } = this.options;
       if (deadLetter && maxReceiveCount !== undefined && message.receiveCount >= maxReceiveCount) {
-        // As SQS does: the receive that would exceed the count moves the message instead.
+        // As SQS does: the receive that would exceed the count moves the message instead, and
+        // counts (the message keeps its receive count in the DLQ, as on SQS and fauxqs).
         this.options.journal?.deadLettered(this.options.name, message.messageId, deadLetter.name);
         this.readyHead++;
-        deadLetter.enqueue({ ...message, receiveCount: 0, firstReceivedAt: undefined, receiptHandle: undefined, visibleAt: undefined });
+        deadLetter.enqueue({ ...message, receiveCount: message.receiveCount + 1, firstReceivedAt: message.firstReceivedAt ?? now, receiptHandle: undefined, visibleAt: undefined });
         continue;
       }
       this.options.journal?.received(this.options.name, message.messageId, message.receiveCount + 1, message.firstReceivedAt ?? now);

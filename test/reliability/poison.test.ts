@@ -14,6 +14,7 @@ import { main } from '../../local/cli';
 import { ENGINE_TIERS } from '../../local/embedded-engines';
 import { LocalRuntime, type LocalRuntimeOptions } from '../../local/runtime';
 import { loadScenarioFile } from '../../local/scenario-file';
+import { runInputOf } from '../../core/use-cases/start-run';
 import { captureIo } from '../support/io';
 import { onTier } from '../support/tiers';
 import { createMemoryHarness, scriptAgents } from '../support/memory-harness';
@@ -102,6 +103,44 @@ describe.concurrent.each(ENGINE_TIERS)('poison messages on the %s tier', (tier) 
     expect(doc).toMatchObject({ status: 'COMPLETED', result: { edited: 'draft v1' } });
     expect(doc.branches).toEqual([expect.objectContaining({ id: 'root', status: 'COMPLETED', agent: 'Editor' })]);
   }, 60_000);
+
+  // Stopped while the child's last allowed delivery waits out its backoff: the message is not in
+  // the DLQ yet, but its next receive would put it there. redrive must give it fresh deliveries
+  // (it moved 0 messages, and resume then dead-lettered it beside the fan-out's new dispatch and
+  // failed the child as poison). The journal tier's (`--data`'s) redrive does it; the engines
+  // tier (folders of earlier versions) keeps in-flight deadlines, and its redrive moves the DLQ only.
+  if (tier === 'journal') it('a child stopped on its last delivery: redrive, then resume, completes every child', async ({ onTestFinished }) => {
+    const data = mkdtempSync(join(tmpdir(), 'bs-redrive-child-'));
+    const runtime = await started(onTestFinished, {
+      tier,
+      dataDir: data,
+      chaos: { poison: ['root.1'] },
+      poison: 'keep',
+      maxReceiveCount: 2,
+      visibilityTimeoutSeconds: 1,
+    });
+    const retried = new Promise<void>((resolve) =>
+      runtime.bus.subscribe((e) => {
+        if (e.type === 'BranchRetryScheduled' && e.branchId === 'root.1' && e.detail.attempt === 2) resolve();
+      }),
+    );
+    const { scenario } = await loadScenarioFile(`${EXAMPLES_DIR}simple-parallel.yaml`);
+    const runId = await runtime.startRun(runInputOf(scenario));
+    await retried;
+    await runtime.close();
+
+    const moved = captureIo();
+    expect(await main(['redrive', '--data', data], moved)).toBe(0);
+    expect(moved.outText()).toMatch(/^moved 0 message\(s\) from the dead-letter queue back to the step queue; 1 step message\(s\) that had failed deliveries get them back/);
+    // resume, on the folder's queue settings (maxReceiveCount 2) and without the fault.
+    const resumed = await started(onTestFinished, { tier, dataDir: data, maxReceiveCount: 2, visibilityTimeoutSeconds: 1 });
+    await resumed.resume(runId);
+    const outcome = await outcomeOf(resumed, await resumed.waitForRun(runId), []);
+    const parts = (outcome.run.result as { parts: { results: object; failures: Record<string, string> } }).parts;
+    expect(parts.failures).toEqual({});
+    expect(Object.keys(parts.results).sort()).toEqual(['root.0', 'root.1', 'root.2']);
+    expect(outcome.run.status).toBe('COMPLETED');
+  }, 90_000);
 
   it('redrive needs --data', async () => {
     const io = captureIo();
