@@ -8,7 +8,11 @@
  *   mapping makes it (a receive and a delete per batch of up to 10: 0.2 per message), plus the
  *   fan-out's own DispatchChild sends.
  * - Step Functions: state transitions from the state machine's structure (fanOutTransitions).
- * - EventBridge: one entry per lifecycle event.
+ * - EventBridge: one entry per lifecycle event the team's event setting sends to the bus
+ *   (core/event-policy.ts).
+ * - Lambda: one request per invocation and its GB-seconds (the billed duration, rounded up to
+ *   1 ms, times the function's memory), plus the bytes it logged (CloudWatch Logs ingestion).
+ *   An invocation that served several runs is shared among them equally.
  * Adapters report into a CostMeter (a CostSink) by run; the meter flushes its sums to the run's
  * cost record in batches, so metering adds about one small write per flush, not per request.
  */
@@ -16,6 +20,7 @@ import type { LifecycleEvent } from './events';
 import type { Scope } from './model';
 import type { CostSink, EventPublisher, StepMessage, StepQueue } from './ports';
 import { PRICES, type PriceTable } from './prices';
+import { SEND_ALL_EVENTS, sendsToBus, type EventPolicy } from './event-policy';
 
 export interface CostCounters {
   readUnits: number;
@@ -23,6 +28,10 @@ export interface CostCounters {
   sqsRequests: number;
   stepFunctionsTransitions: number;
   eventBridgeEntries: number;
+  lambdaRequests: number;
+  lambdaGbSeconds: number;
+  /** Bytes the functions wrote to their logs (CloudWatch Logs ingestion). */
+  logBytes: number;
 }
 
 /** `metrics.cost` of the run document. */
@@ -31,6 +40,10 @@ export interface RunCost {
   sqsRequests: number;
   stepFunctionsTransitions: number;
   eventBridgeEntries: number;
+  /** The functions' invocations and their billed GB-seconds. */
+  lambda: { requests: number; gbSeconds: number };
+  /** What the functions logged (CloudWatch Logs ingestion), estimated from the bytes written. */
+  logs: { ingestedBytes: number };
   usd: number;
   /** The price table's region and the date of its prices. */
   pricedAs: string;
@@ -42,6 +55,9 @@ export const COST_FIELDS: readonly (keyof CostCounters)[] = [
   'sqsRequests',
   'stepFunctionsTransitions',
   'eventBridgeEntries',
+  'lambdaRequests',
+  'lambdaGbSeconds',
+  'logBytes',
 ];
 
 /** SQS requests per message on the consumer side (one receive + one delete per batch of 10). */
@@ -49,8 +65,42 @@ export const SQS_CONSUME_PER_MESSAGE = 0.2;
 /** Messages per SendMessageBatch. */
 const SEND_BATCH = 10;
 
+/**
+ * What Lambda writes to an invocation's log stream itself (its START, END and REPORT lines, the
+ * REPORT line with the X-Ray trace ids): about 400 bytes in the text log format.
+ */
+export const LAMBDA_PLATFORM_LOG_BYTES = 400;
+
+const BYTES_PER_GB = 1024 ** 3;
+
 export function emptyCost(): CostCounters {
-  return { readUnits: 0, writeUnits: 0, sqsRequests: 0, stepFunctionsTransitions: 0, eventBridgeEntries: 0 };
+  return {
+    readUnits: 0,
+    writeUnits: 0,
+    sqsRequests: 0,
+    stepFunctionsTransitions: 0,
+    eventBridgeEntries: 0,
+    lambdaRequests: 0,
+    lambdaGbSeconds: 0,
+    logBytes: 0,
+  };
+}
+
+/** GB-seconds Lambda bills for an invocation: its duration rounded up to 1 ms, times its memory. */
+export function billedGbSeconds(durationMs: number, memoryMb: number): number {
+  return (Math.max(1, Math.ceil(durationMs)) / 1000) * (memoryMb / 1024);
+}
+
+/** One invocation's usage: a request, its GB-seconds, and what it logged (the platform's lines included). */
+export function invocationUsage(durationMs: number, memoryMb: number, loggedBytes = 0): Partial<CostCounters> {
+  return { lambdaRequests: 1, lambdaGbSeconds: billedGbSeconds(durationMs, memoryMb), logBytes: loggedBytes + LAMBDA_PLATFORM_LOG_BYTES };
+}
+
+/** A share of some usage (an invocation served several runs). */
+export function shareOf(usage: Partial<CostCounters>, parts: number): Partial<CostCounters> {
+  const share: Partial<CostCounters> = {};
+  for (const field of COST_FIELDS) if (usage[field] !== undefined) share[field] = usage[field]! / parts;
+  return share;
 }
 
 export function addCost(into: CostCounters, usage: Partial<CostCounters>): CostCounters {
@@ -67,7 +117,10 @@ export function usdOf(c: CostCounters, prices: PriceTable = PRICES): number {
       c.writeUnits * p.dynamodbWriteRequestUnit.usdPerMillion +
       c.sqsRequests * p.sqsRequest.usdPerMillion +
       c.stepFunctionsTransitions * p.stepFunctionsStandardTransition.usdPerMillion +
-      c.eventBridgeEntries * p.eventBridgeCustomEvent.usdPerMillion) /
+      c.eventBridgeEntries * p.eventBridgeCustomEvent.usdPerMillion +
+      c.lambdaRequests * p.lambdaRequest.usdPerMillion +
+      c.lambdaGbSeconds * p.lambdaArmGbSecond.usdPerMillion +
+      (c.logBytes / BYTES_PER_GB) * p.cloudWatchLogsIngestedGb.usdPerMillion) /
     1e6;
   return round(usd, 8);
 }
@@ -78,8 +131,24 @@ export function runCost(c: CostCounters, prices: PriceTable = PRICES): RunCost {
     sqsRequests: round(c.sqsRequests, 2),
     stepFunctionsTransitions: round(c.stepFunctionsTransitions, 2),
     eventBridgeEntries: round(c.eventBridgeEntries, 2),
+    lambda: { requests: round(c.lambdaRequests, 2), gbSeconds: round(c.lambdaGbSeconds, 6) },
+    logs: { ingestedBytes: Math.round(c.logBytes) },
     usd: usdOf(c, prices),
     pricedAs: `${prices.region} list prices (core/prices.ts)`,
+  };
+}
+
+/** The counters a `metrics.cost` was priced from (its rounding kept). */
+export function countersOf(cost: RunCost): CostCounters {
+  return {
+    readUnits: cost.dynamodb.readUnits,
+    writeUnits: cost.dynamodb.writeUnits,
+    sqsRequests: cost.sqsRequests,
+    stepFunctionsTransitions: cost.stepFunctionsTransitions,
+    eventBridgeEntries: cost.eventBridgeEntries,
+    lambdaRequests: cost.lambda.requests,
+    lambdaGbSeconds: cost.lambda.gbSeconds,
+    logBytes: cost.logs.ingestedBytes,
   };
 }
 
@@ -97,6 +166,21 @@ export class CostMeter implements CostSink {
     let entry = this.pending.get(key);
     if (!entry) this.pending.set(key, (entry = { scope: { team: scope.team, runId: scope.runId }, usage: emptyCost() }));
     addCost(entry.usage, usage);
+  }
+
+  /**
+   * Usage of work that served every run with usage not flushed yet (a Lambda invocation: the
+   * meter is flushed at the end of each, so these are the runs it touched), in equal shares.
+   */
+  addToPending(usage: Partial<CostCounters>): void {
+    const entries = [...this.pending.values()];
+    for (const entry of entries) addCost(entry.usage, shareOf(usage, entries.length));
+  }
+
+  /** Usage shared equally by some runs (an invocation whose records came from several). */
+  addShared(scopes: readonly Scope[], usage: Partial<CostCounters>): void {
+    const distinct = new Map(scopes.map((s) => [`${s.team}\u0000${s.runId}`, s]));
+    for (const scope of distinct.values()) this.add(scope, shareOf(usage, distinct.size));
   }
 
   /** Usage not flushed yet for a run (for views that read before a flush). */
@@ -138,12 +222,16 @@ export function meteredQueue(queue: StepQueue, sink: CostSink): StepQueue {
   };
 }
 
-/** Counts one EventBridge entry per lifecycle event. */
-export function meteredPublisher(events: EventPublisher, sink: CostSink): EventPublisher {
+/**
+ * Counts one EventBridge entry per lifecycle event the team's policy sends to the bus (all of
+ * them by default). Locally every event still reaches the local bus (the trace, the hooks); only
+ * those the stack would send are counted.
+ */
+export function meteredPublisher(events: EventPublisher, sink: CostSink, policy: EventPolicy = SEND_ALL_EVENTS): EventPublisher {
   return {
     publish: async (list: LifecycleEvent[]) => {
       await events.publish(list);
-      for (const [scope, count] of byRun(list)) sink.add(scope, { eventBridgeEntries: count });
+      for (const [scope, count] of byRun(list.filter((event) => sendsToBus(event, policy)))) sink.add(scope, { eventBridgeEntries: count });
     },
   };
 }

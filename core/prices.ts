@@ -1,6 +1,7 @@
 /**
  * The dated price table the cost meter and the bench price with (us-east-1 list prices, as
- * published; free tiers ignored; Lambda compute and the agents themselves excluded).
+ * published; free tiers ignored; the agents themselves excluded). Every price is in dollars per
+ * million of its unit.
  */
 export interface Price {
   usdPerMillion: number;
@@ -14,7 +15,11 @@ export type PriceName =
   | 'dynamodbReadRequestUnit'
   | 'sqsRequest'
   | 'stepFunctionsStandardTransition'
-  | 'eventBridgeCustomEvent';
+  | 'eventBridgeCustomEvent'
+  | 'lambdaRequest'
+  | 'lambdaArmGbSecond'
+  | 'cloudWatchLogsIngestedGb'
+  | 'lambdaDurableOperation';
 
 export interface PriceTable {
   region: string;
@@ -24,7 +29,7 @@ export interface PriceTable {
 
 export const PRICES: PriceTable = {
   region: 'us-east-1',
-  note: 'List prices as published by AWS, not re-verified here (no browsing from the bench machine). Free tiers are ignored. Lambda compute and the agents themselves are excluded.',
+  note: 'List prices as published by AWS, not re-verified here (no browsing from the bench machine). Free tiers are ignored. The agents themselves are excluded (a lambda agent is its own function; a model is billed by its provider).',
   prices: {
     dynamodbWriteRequestUnit: {
       usdPerMillion: 0.625,
@@ -55,6 +60,30 @@ export const PRICES: PriceTable = {
       unit: 'custom event published with PutEvents (per 64 KB chunk of an entry)',
       source: 'https://aws.amazon.com/eventbridge/pricing/',
       date: 'as published (2025), not re-verified here',
+    },
+    lambdaRequest: {
+      usdPerMillion: 0.2,
+      unit: 'Lambda invocation (an SQS event source batch of up to 10 messages is one)',
+      source: 'https://aws.amazon.com/lambda/pricing/',
+      date: 'as published (2025), not re-verified here',
+    },
+    lambdaArmGbSecond: {
+      usdPerMillion: 13.3334,
+      unit: 'Lambda duration on arm64 ($0.0000133334 per GB-second, first 7.5 billion GB-seconds a month): billed duration rounded up to 1 ms × configured memory',
+      source: 'https://aws.amazon.com/lambda/pricing/',
+      date: 'as published (2025), not re-verified here',
+    },
+    cloudWatchLogsIngestedGb: {
+      usdPerMillion: 500_000,
+      unit: 'GB of log data ingested into CloudWatch Logs, standard class ($0.50 per GB)',
+      source: 'https://aws.amazon.com/cloudwatch/pricing/',
+      date: 'as published (2025), not re-verified here',
+    },
+    lambdaDurableOperation: {
+      usdPerMillion: 8,
+      unit: 'Lambda durable functions operation (a step, a wait, a map item: each checkpointed operation); only for the comparison in docs/performance.md',
+      source: 'https://aws.amazon.com/lambda/pricing/ (durable functions, announced 2025-12)',
+      date: 'as published (2025-12), not re-verified here',
     },
   },
 };

@@ -6,6 +6,7 @@
 import { ValidationError } from '../core/errors';
 import { MAX_DOCUMENT_TEXT_BYTES } from '../core/input-bounds';
 import type { AgentRegistry, Limits } from '../core/model';
+import { eventPolicyProblem, type EventPolicy } from '../core/event-policy';
 
 /**
  * The API's own body limit unless the team config sets one (API Gateway's cap is 10 MiB).
@@ -41,6 +42,8 @@ export interface LambdaEnvironment {
   audience?: string[];
   /** Whether the team's callers may read and cancel each other's runs. */
   shareRuns?: boolean;
+  /** Which per-branch events go to the bus (all, when absent). */
+  events?: EventPolicy;
 }
 
 /** The variable each field is stored in. */
@@ -60,6 +63,7 @@ export const ENVIRONMENT_VARIABLES = {
   secretSources: 'SECRET_SOURCES',
   audience: 'API_AUDIENCE',
   shareRuns: 'SHARE_RUNS',
+  events: 'BRANCH_EVENTS',
 } as const satisfies Record<keyof LambdaEnvironment, string>;
 
 const V = ENVIRONMENT_VARIABLES;
@@ -80,6 +84,7 @@ export function toLambdaEnvironment(values: LambdaEnvironment): Record<string, s
     ...(values.blobBucket ? { [V.blobBucket]: values.blobBucket } : {}),
     ...(values.audience?.length ? { [V.audience]: JSON.stringify(values.audience) } : {}),
     ...(values.shareRuns ? { [V.shareRuns]: 'true' } : {}),
+    ...(values.events && (values.events.branches !== 'all' || values.events.sample < 1) ? { [V.events]: JSON.stringify(values.events) } : {}),
     ...(values.secretSources && Object.keys(values.secretSources).length
       ? { [V.secretSources]: JSON.stringify(values.secretSources) }
       : {}),
@@ -117,5 +122,12 @@ export function fromLambdaEnvironment(env: Record<string, string | undefined>): 
     ...(env[V.secretSources] ? { secretSources: jsonOf<Record<string, SecretSource>>(V.secretSources, {}) } : {}),
     ...(env[V.audience] ? { audience: jsonOf<string[]>(V.audience, []) } : {}),
     ...(env[V.shareRuns] === 'true' ? { shareRuns: true } : {}),
+    ...(env[V.events] ? { events: eventPolicyOf(jsonOf<Record<string, unknown>>(V.events, {})) } : {}),
   };
+}
+
+function eventPolicyOf(value: Record<string, unknown>): EventPolicy {
+  const problem = eventPolicyProblem(value);
+  if (problem) throw new ValidationError(`environment variable ${V.events}: ${problem.field} ${problem.message}`, `${V.events}.${problem.field}`);
+  return { branches: value.branches as EventPolicy['branches'], sample: value.sample as number };
 }

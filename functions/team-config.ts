@@ -13,6 +13,8 @@ import { parseScenario } from '../core/scenario';
 import type { AgentPolicy } from '../core/run-request';
 import { DEFAULT_MAX_BODY_BYTES } from './lambda-environment';
 import { continueLaneConcurrency } from '../core/step-lanes';
+import { LAMBDA_MEMORY_MB } from './function-memory';
+import { BRANCH_EVENT_MODES, SEND_ALL_EVENTS } from '../core/event-policy';
 
 /** The teams' configs live with the infrastructure that deploys them. */
 export const TEAMS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'infra', 'teams');
@@ -58,6 +60,22 @@ const teamConfigSchema = z
     // default), so the lanes are never throttled by the account's other functions; false reserves
     // nothing (new accounts with reduced concurrency cannot reserve any).
     workerReservedConcurrency: z.union([z.number().int('must be an integer').min(2, 'must be ≥ 2').max(10_000, 'must be ≤ 10000'), z.literal(false)]).optional(),
+    // The step-worker's memory (MB): the measured default (functions/function-memory.ts) unless set.
+    workerMemoryMb: z
+      .number()
+      .int('must be an integer')
+      .min(LAMBDA_MEMORY_MB.min, `must be ≥ ${LAMBDA_MEMORY_MB.min} (Lambda's minimum)`)
+      .max(LAMBDA_MEMORY_MB.max, `must be ≤ ${LAMBDA_MEMORY_MB.max} (Lambda's maximum)`)
+      .optional(),
+    // Per-branch lifecycle events to the team bus (each entry is billed): all, the branch ends
+    // only, or none, for a sampled fraction of the branches. Run-level events always go.
+    events: z
+      .object({
+        branches: z.enum(BRANCH_EVENT_MODES).default(SEND_ALL_EVENTS.branches),
+        sample: z.number().gt(0, 'must be > 0 (use branches: "off" to send none)').max(1, 'must be ≤ 1').default(SEND_ALL_EVENTS.sample),
+      })
+      .strict()
+      .default(SEND_ALL_EVENTS),
     // The fan-out state machine's logs: errors only and no execution data (task tokens, inputs) by default.
     stateMachineLogging: z
       .object({

@@ -31,6 +31,7 @@ import { bedrockGrants, lambdaAgentArns, type BedrockGrants } from './agent-gran
 import { SpawnerFunction, type SpawnerFunctionName } from './spawner-function';
 import { METRIC_NAMESPACE, METRIC_SERVICE, METRICS, type MetricName } from '../functions/handlers/observability';
 import { workerReservedConcurrency, type TeamConfig } from '../functions/team-config';
+import { functionMemoryMb } from '../functions/function-memory';
 
 export { FAN_OUT_ASL_PATH };
 
@@ -226,6 +227,7 @@ export class BranchSpawner extends Construct {
       // The Cognito authorizer checks the pool; the API handler checks the app client (functions/handlers/api.ts).
       ...(config.auth.type === 'jwt' ? { audience: [config.auth.audience].flat() } : {}),
       shareRuns: config.shareRuns,
+      events: config.events,
     });
     const reserved = workerReservedConcurrency(config);
     const fn = (name: SpawnerFunctionName, id: string, extra: Partial<ConstructorParameters<typeof SpawnerFunction>[2]> = {}) =>
@@ -247,7 +249,8 @@ export class BranchSpawner extends Construct {
       }),
       'step-worker': fn('step-worker', 'StepWorkerFunction', {
         timeout: WORKER_TIMEOUT,
-        memorySize: 1024,
+        // Measured per agent kind (docs/performance.md, "Right-sized workers"); a team setting.
+        memorySize: functionMemoryMb('step-worker', config),
         // The worker sends hand-offs, re-asks and resumed parents to the queues it reads, on
         // purpose (each branch is bounded by maxStepsPerBranch, each run by its limits). The AWS
         // SDK copies the invocation's trace header onto every SendMessage (its recursion

@@ -13,11 +13,11 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { METRIC_NAMESPACE } from '../functions/handlers/observability';
+import { functionMemoryMb, type SpawnerFunctionName } from '../functions/function-memory';
 
 export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** The Lambda entry files (functions/lambda/<name>.ts, each `export const handler`). */
-export type SpawnerFunctionName = 'api' | 'trigger' | 'step-worker' | 'record-child-failure' | 'aggregate' | 'dlq-handler';
+export type { SpawnerFunctionName };
 
 export interface SpawnerFunctionProps
   extends Omit<NodejsFunctionProps, 'entry' | 'handler' | 'runtime' | 'architecture' | 'bundling' | 'role' | 'logGroup'> {
@@ -77,7 +77,8 @@ export class SpawnerFunction extends NodejsFunction {
       removalPolicy: RemovalPolicy.DESTROY,
     });
     super(scope, id, {
-      memorySize: 512,
+      // The one table of memory sizes (the local tiers meter with it too).
+      memorySize: functionMemoryMb(name),
       timeout: Duration.seconds(30),
       ...rest,
       entry: functionEntry(name, aggregatorsModule),

@@ -32,6 +32,9 @@ import { startLocalEngines, type EngineOptions, type EngineTier, type TieredEngi
 import { continueLaneConcurrency, MAX_RECEIVE_COUNT, STEP_LANES } from '../core/step-lanes';
 import type { StepConsumer } from './engines/step-consumer';
 import { VisibilityHeartbeat } from './sqs/visibility-heartbeat';
+import { InvocationMeter } from './invocation-meter';
+import type { EventPolicy } from '../core/event-policy';
+import { parseStepMessage } from '../functions/messages';
 
 /**
  * Pollers of the start lane by default. With 4 (the earlier default) at most 40 steps ran at
@@ -102,6 +105,10 @@ export interface LocalRuntimeOptions {
   policy?: AgentPolicy;
   /** Where `module` agents' relative paths resolve, and which folders they may load from. */
   modules?: ModuleInvokerOptions;
+  /** The step-worker's memory the cost meter prices local steps at (the stack's default otherwise). */
+  workerMemoryMb?: number;
+  /** The team's event setting: which events the meter counts as sent to EventBridge (all by default). */
+  events?: EventPolicy;
 }
 
 /** What the DLQ consumer did, by outcome (see failPoisonedStep). */
@@ -144,6 +151,7 @@ export class LocalRuntime {
     readonly faults: RuntimeFaults,
     private readonly options: LocalRuntimeOptions,
     private readonly toolBox: ToolBox,
+    private readonly invocations: InvocationMeter,
   ) {}
 
   static async start(options: LocalRuntimeOptions = {}): Promise<LocalRuntime> {
@@ -185,7 +193,8 @@ export class LocalRuntime {
       store: engines.store,
       queue,
       fanOut,
-      events: meteredPublisher(bus, engines.meter),
+      // Every event reaches the local bus (trace, hooks); the meter counts those the stack would send.
+      events: meteredPublisher(bus, engines.meter, options.events),
       meter: engines.meter,
       invoker,
       clock: systemClock,
@@ -194,9 +203,11 @@ export class LocalRuntime {
       signalFor: (scope, branchId) => aborts.signalFor(scope, branchId),
       runCache: new Map(),
     };
-    late.bind(createFanOutTaskHandlers(deps));
+    // Each handler call where AWS invokes a function is metered as its invocation.
+    const invocations = new InvocationMeter(engines.meter, { workerMemoryMb: options.workerMemoryMb });
+    late.bind(invocations.tasks(createFanOutTaskHandlers(deps)));
     const worker = createStepWorkerHandler(deps);
-    const runtime = new LocalRuntime(engines, deps, bus, team, worker, fanOut, faults, options, toolBox);
+    const runtime = new LocalRuntime(engines, deps, bus, team, worker, fanOut, faults, options, toolBox, invocations);
     self.runtime = runtime;
     bus.subscribe((event) => {
       aborts.handle([event]);
@@ -224,8 +235,14 @@ export class LocalRuntime {
   }
 
   async startRun(input: Omit<StartRunInput, 'team'> & { team?: string }): Promise<string> {
-    const { runId } = await startRun(this.deps, { ...input, team: input.team ?? this.team });
-    return runId;
+    const team = input.team ?? this.team;
+    // What the api function (or the trigger) does in AWS: one invocation, charged once the run has an id.
+    const scopes: { team: string; runId: string }[] = [];
+    await this.invocations.invoke('api', scopes, async () => {
+      const { runId } = await startRun(this.deps, { ...input, team });
+      scopes.push({ team, runId });
+    });
+    return scopes[0].runId;
   }
 
   /**
@@ -440,7 +457,8 @@ export class LocalRuntime {
     // first still runs (nor reach the DLQ for being slow). Lambda gets this from its function
     // timeout; here the heartbeat extends the visibility, until the message is deleted.
     const held = this.heartbeat.hold((seconds) => consumer.changeVisibility(record.receiptHandle, seconds));
-    const response = await this.worker({ Records: [record] }).catch((error) => {
+    const message = parseStepMessage(record.body);
+    const response = await this.invocations.invoke('step-worker', message ? [message] : [], () => this.worker({ Records: [record] })).catch((error) => {
       this.report(error);
       return { batchItemFailures: [{ itemIdentifier: record.messageId }] };
     });
@@ -480,7 +498,8 @@ export class LocalRuntime {
         continue;
       }
       if (records.length === 0 || this.stopped) continue;
-      const response = await handler({ Records: records }).catch((error) => {
+      const scopes = records.flatMap((r) => parseStepMessage(r.body) ?? []);
+      const response = await this.invocations.invoke('dlq-handler', scopes, () => handler({ Records: records })).catch((error) => {
         this.report(error);
         return { batchItemFailures: records.map((r) => ({ itemIdentifier: r.messageId })) };
       });

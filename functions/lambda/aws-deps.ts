@@ -18,8 +18,11 @@ import { ScriptInvoker } from '../../adapters/agents/script-invoker';
 import { DynamoBranchStore } from '../../adapters/dynamodb';
 import { EventBridgePublisher } from '../../adapters/eventbridge/eventbridge-publisher';
 import { SqsStepQueue } from '../../adapters/sqs/sqs-step-queue';
-import { CostMeter, meteredPublisher, meteredQueue } from '../../core/cost';
+import type { Context } from 'aws-lambda';
+import { CostMeter, invocationUsage, meteredPublisher, meteredQueue } from '../../core/cost';
+import { takeLoggedBytes } from './logged-bytes';
 import { LanedStepQueue } from '../../core/step-lanes';
+import { busPublisher, SEND_ALL_EVENTS, type EventPolicy } from '../../core/event-policy';
 import { SfnFanOutOrchestrator } from '../../adapters/stepfunctions/sfn-fan-out';
 import { AggregatorRegistry } from '../../core/aggregators';
 import { teamAggregators } from './team-aggregators';
@@ -50,6 +53,8 @@ export interface AwsConfig {
   secretSources: Record<string, SecretSource>;
   audience?: string[];
   shareRuns?: boolean;
+  /** Which per-branch events go to the bus (core/event-policy.ts). */
+  events: EventPolicy;
 }
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AwsConfig {
@@ -69,6 +74,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AwsConfig {
     secretSources: values.secretSources ?? {},
     ...(values.audience ? { audience: values.audience } : {}),
     ...(values.shareRuns ? { shareRuns: true } : {}),
+    events: values.events ?? SEND_ALL_EVENTS,
   };
 }
 
@@ -87,7 +93,11 @@ export function createAwsDeps(
 ): SpawnerDeps {
   const traced = observe.traced ?? (<C>(client: C) => client);
   const sqs = traced(new SQSClient({}));
-  const events = meteredPublisher(new EventBridgePublisher({ client: traced(new EventBridgeClient({})), eventBusName: config.eventBusName }), meter);
+  // The team's event setting filters what reaches the bus (and is billed); the handlers' metrics see every event.
+  const events = busPublisher(
+    meteredPublisher(new EventBridgePublisher({ client: traced(new EventBridgeClient({})), eventBusName: config.eventBusName }), meter),
+    config.events,
+  );
   const invoker = new KindRouter({
     script: new ScriptInvoker(),
     http: new HttpInvoker(),
@@ -136,14 +146,21 @@ export function awsRuntime(): { config: AwsConfig; deps: SpawnerDeps; meter: Cos
 
 /**
  * A Lambda handler that writes what its invocation cost to the runs' cost records when it ends
- * (one small write per run it touched, however many requests it made: see core/cost.ts).
+ * (one small write per run it touched, however many requests it made: see core/cost.ts),
+ * itself included: a request, its duration rounded up to 1 ms at the memory Lambda gave it
+ * (`context.memoryLimitInMB`), and the bytes logged since the previous invocation ended (its
+ * metrics line, written after it returned, included), shared by the runs it touched.
  */
-export function flushingCost<A extends unknown[], R>(handler: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
-  return async (...args: A) => {
+export function flushingCost<E, R>(handler: (event: E, context: Context) => Promise<R>): (event: E, context: Context) => Promise<R> {
+  takeLoggedBytes();
+  return async (event: E, context: Context) => {
+    const started = performance.now();
     try {
-      return await handler(...args);
+      return await handler(event, context);
     } finally {
       const { deps, meter } = awsRuntime();
+      // Up to the flush: its one write is not in the figure (a few ms).
+      meter.addToPending(invocationUsage(performance.now() - started, Number(context.memoryLimitInMB), takeLoggedBytes()));
       await meter.flush(deps.store);
     }
   };

@@ -662,7 +662,7 @@ export function describeBranchStoreConformance(name: string, factory: BranchStor
         expect(await store.getCost(scope)).toEqual(emptyCost());
         await store.addCost(scope, { readUnits: 2.5, writeUnits: 4, sqsRequests: 1.2 });
         await store.addCost(scope, { stepFunctionsTransitions: 3, eventBridgeEntries: 2 });
-        expect(await store.getCost(scope)).toEqual({ readUnits: 2.5, writeUnits: 6, sqsRequests: 1.2, stepFunctionsTransitions: 3, eventBridgeEntries: 2 });
+        expect(await store.getCost(scope)).toEqual({ ...emptyCost(), readUnits: 2.5, writeUnits: 6, sqsRequests: 1.2, stepFunctionsTransitions: 3, eventBridgeEntries: 2 });
         const meter = new CostMeter();
         meter.add(scope, { writeUnits: 1 });
         meter.add(scope, { writeUnits: 2 });

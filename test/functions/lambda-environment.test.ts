@@ -26,6 +26,7 @@ const values: LambdaEnvironment = {
   secretSources: { OPENAI_API_KEY: { secretsManager: 'team/openai' } },
   audience: ['app-client-1', 'app-client-2'],
   shareRuns: true,
+  events: { branches: 'ends', sample: 0.25 },
 };
 
 describe('Lambda environment contract', () => {
@@ -36,7 +37,7 @@ describe('Lambda environment contract', () => {
   });
 
   it('defaults the optional ones and names a missing or broken variable', () => {
-    const { runTtlSeconds: _ttl, blobBucket: _bucket, audience: _audience, shareRuns: _share, ...rest } = values;
+    const { runTtlSeconds: _ttl, blobBucket: _bucket, audience: _audience, shareRuns: _share, events: _events, ...rest } = values;
     const env = toLambdaEnvironment(rest);
     delete env.MAX_BODY_BYTES;
     delete env.AGENT_REGISTRY;
@@ -44,6 +45,9 @@ describe('Lambda environment contract', () => {
     expect(() => fromLambdaEnvironment({ ...env, TABLE_NAME: '' })).toThrow(ValidationError);
     expect(() => fromLambdaEnvironment({ ...env, CONTINUE_QUEUE_URL: undefined })).toThrow(/CONTINUE_QUEUE_URL is not set/);
     expect(() => fromLambdaEnvironment({ ...env, LIMIT_MAXIMA: '{' })).toThrow(/LIMIT_MAXIMA is not valid JSON/);
+    expect(() => fromLambdaEnvironment({ ...env, BRANCH_EVENTS: '{"branches":"ends","sample":2}' })).toThrow(/BRANCH_EVENTS: sample must be a number in \(0, 1\]/);
+    // The default setting (every event) writes no variable.
+    expect(toLambdaEnvironment({ ...rest, events: { branches: 'all', sample: 1 } }).BRANCH_EVENTS).toBeUndefined();
   });
 
   it('is what the AWS composition root configures itself from', () => {
@@ -55,6 +59,8 @@ describe('Lambda environment contract', () => {
       maxBodyBytes: 1024,
       ttlSeconds: 86_400,
       policy: { inline: 'script' },
+      events: { branches: 'ends', sample: 0.25 },
     });
+    expect(configFromEnv(toLambdaEnvironment({ ...values, events: undefined })).events).toEqual({ branches: 'all', sample: 1 });
   });
 });

@@ -64,7 +64,15 @@ describe('team configs', () => {
       limitMaxima: TEAM_DEFAULT_MAXIMA,
       tableEncryption: 'aws-managed',
       maxBodyBytes: 1024 * 1024,
+      events: { branches: 'all', sample: 1 },
     });
+    expect(config.workerMemoryMb).toBeUndefined();
+  });
+
+  it('takes a step-worker memory size and an event setting', () => {
+    const config = parseTeamConfig({ ...base(), workerMemoryMb: 256, events: { branches: 'ends', sample: 0.1 } }, FILE);
+    expect(config).toMatchObject({ workerMemoryMb: 256, events: { branches: 'ends', sample: 0.1 } });
+    expect(parseTeamConfig({ ...base(), events: { branches: 'off' } }, FILE).events).toEqual({ branches: 'off', sample: 1 });
   });
 
   it.each([
@@ -76,6 +84,13 @@ describe('team configs', () => {
     ['a limit past its ceiling', { ...base(), limitMaxima: { maxStepsPerBranch: 1e9 } }, 'limitMaxima.maxStepsPerBranch', /must be ≤ 1000, the ceiling/],
     ['an unknown limit', { ...base(), limitMaxima: { maxDepht: 3 } }, 'limitMaxima.maxDepht', /unknown field/],
     ['workerMaxConcurrency 1', { ...base(), workerMaxConcurrency: 1 }, 'workerMaxConcurrency', /≥ 2/],
+    ['a worker memory below Lambda\'s minimum', { ...base(), workerMemoryMb: 64 }, 'workerMemoryMb', /≥ 128/],
+    ['a worker memory past Lambda\'s maximum', { ...base(), workerMemoryMb: 20_000 }, 'workerMemoryMb', /≤ 10240/],
+    ['a fractional worker memory', { ...base(), workerMemoryMb: 300.5 }, 'workerMemoryMb', /integer/],
+    ['an unknown event mode', { ...base(), events: { branches: 'some' } }, 'events.branches', /./],
+    ['an event sample of 0', { ...base(), events: { sample: 0 } }, 'events.sample', /> 0/],
+    ['an event sample past 1', { ...base(), events: { sample: 1.5 } }, 'events.sample', /≤ 1/],
+    ['an unknown event field', { ...base(), events: { rate: 0.5 } }, 'events.rate', /unknown field/],
     ['a bad alarm email', { ...base(), alarmEmail: 'oncall' }, 'alarmEmail', /email/],
     [
       'a JWT issuer that is no Cognito pool',

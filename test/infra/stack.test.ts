@@ -12,6 +12,7 @@ import { configFromEnv } from '../../functions/lambda/aws-deps';
 import { continueLaneConcurrency, laneOf } from '../../core/step-lanes';
 import { MAX_RECEIVE_COUNT, RUN_REQUESTED_SOURCE } from '../../infra/branch-spawner';
 import type { SpawnerFunctionName } from '../../infra/spawner-function';
+import { FUNCTION_MEMORY_MB } from '../../functions/function-memory';
 import { cfnText, functionOf, resourcesOf, stepQueuesOf, synthTeam, type Resource, type Synthesized } from './support';
 
 const NAMES: SpawnerFunctionName[] = ['api', 'trigger', 'step-worker', 'record-child-failure', 'aggregate', 'dlq-handler'];
@@ -218,6 +219,36 @@ describe('Lambda functions', () => {
       BatchSize: 10,
       FunctionResponseTypes: ['ReportBatchItemFailures'],
     });
+  });
+});
+
+describe('function memory', () => {
+  it('every function gets its size from the one table; the step-worker the team\'s own when it sets one', () => {
+    for (const name of NAMES) {
+      t.hasResourceProperties('AWS::Lambda::Function', {
+        MemorySize: FUNCTION_MEMORY_MB[name],
+        Environment: { Variables: Match.objectLike({ POWERTOOLS_SERVICE_NAME: name }) },
+      });
+    }
+    const sized = synthTeam('research', { bundle: false, config: { workerMemoryMb: 384 } }).template;
+    sized.hasResourceProperties('AWS::Lambda::Function', {
+      MemorySize: 384,
+      Environment: { Variables: Match.objectLike({ POWERTOOLS_SERVICE_NAME: 'step-worker' }) },
+    });
+    sized.hasResourceProperties('AWS::Lambda::Function', {
+      MemorySize: FUNCTION_MEMORY_MB.api,
+      Environment: { Variables: Match.objectLike({ POWERTOOLS_SERVICE_NAME: 'api' }) },
+    });
+  });
+
+  it('the team\'s event setting reaches every function\'s environment (none written for the default)', () => {
+    for (const name of NAMES) expect(functionOf(t, name).props.Environment.Variables.BRANCH_EVENTS).toBeUndefined();
+    const sampled = synthTeam('research', { bundle: false, config: { events: { branches: 'ends', sample: 0.1 } } }).template;
+    sampled.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ POWERTOOLS_SERVICE_NAME: 'step-worker', BRANCH_EVENTS: JSON.stringify({ branches: 'ends', sample: 0.1 }) }) },
+    });
+    const env = functionOf(sampled, 'step-worker').props.Environment.Variables as Record<string, unknown>;
+    expect(configFromEnv(Object.fromEntries(Object.entries(env).map(([k, v]) => [k, cfnText(v)]))).events).toEqual({ branches: 'ends', sample: 0.1 });
   });
 });
 

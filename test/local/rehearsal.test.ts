@@ -8,6 +8,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LifecycleEvent } from '../../core/events';
+import { LAMBDA_PLATFORM_LOG_BYTES } from '../../core/cost';
 import { RehearsalError, RehearsalStack } from '../../local/rehearsal/rehearsal-stack';
 import { runRequestBody } from '../../local/rehearsal/rehearse-command';
 import { synthesize, type Assembly } from '../../local/rehearsal/synth';
@@ -117,6 +118,11 @@ describe('examples: the same result document as run', RUNS, () => {
     // DynamoDB units as the engine reported them to each function's store.
     expect(cost.writeUnits).toBeGreaterThanOrEqual(3 * (await stack.listBranches(run.runId)).length);
     expect(cost.readUnits).toBeGreaterThan(0);
+    // Lambda as the bundled functions metered themselves: every invocation billed at least 1 ms
+    // at the template's memory (512 MB the least), with Lambda's own log lines.
+    expect(cost.lambdaRequests).toBeGreaterThan(0);
+    expect(cost.lambdaGbSeconds).toBeGreaterThanOrEqual(cost.lambdaRequests * 0.001 * 0.5);
+    expect(cost.logBytes).toBeGreaterThanOrEqual(cost.lambdaRequests * LAMBDA_PLATFORM_LOG_BYTES - 1);
     const doc = runDocument(run, await stack.listBranches(run.runId), cost);
     expect(doc.metrics.cost).toMatchObject({ stepFunctionsTransitions: expected.stepFunctionsTransitions, eventBridgeEntries: expected.eventBridgeEntries });
     expect(doc.metrics.cost?.usd).toBeGreaterThan(0);

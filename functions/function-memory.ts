@@ -1,0 +1,30 @@
+/**
+ * The memory each branch-spawner function is deployed with: the one table the CDK stack
+ * configures from (infra/branch-spawner.ts) and the local tiers meter with (local/runtime.ts),
+ * so a local run's Lambda GB-seconds are those the stack would bill.
+ */
+
+/** The Lambda entry files (functions/lambda/<name>.ts, each `export const handler`). */
+export type SpawnerFunctionName = 'api' | 'trigger' | 'step-worker' | 'record-child-failure' | 'aggregate' | 'dlq-handler';
+
+/**
+ * MB per function. The step-worker's default is the measured one (docs/performance.md,
+ * "Right-sized workers"): a team may set its own (`workerMemoryMb`); the others do short
+ * DynamoDB and SQS work and keep Lambda's usual 512.
+ */
+export const FUNCTION_MEMORY_MB: Readonly<Record<SpawnerFunctionName, number>> = {
+  api: 512,
+  trigger: 512,
+  'step-worker': 1024,
+  'record-child-failure': 512,
+  aggregate: 512,
+  'dlq-handler': 512,
+};
+
+/** Lambda's own bounds on a function's memory (MB). */
+export const LAMBDA_MEMORY_MB = { min: 128, max: 10_240 } as const;
+
+/** The memory a function is deployed with, for a team that may size its step-worker. */
+export function functionMemoryMb(name: SpawnerFunctionName, team: { workerMemoryMb?: number } = {}): number {
+  return name === 'step-worker' && team.workerMemoryMb !== undefined ? team.workerMemoryMb : FUNCTION_MEMORY_MB[name];
+}
