@@ -18,7 +18,7 @@
  */
 import type { LifecycleEvent } from './events';
 import type { Scope } from './model';
-import type { CostSink, EventPublisher, StepMessage, StepQueue } from './ports';
+import type { CostSink, EventPublisher, SendOptions, StepMessage, StepQueue } from './ports';
 import { PRICES, type PriceTable } from './prices';
 import { SEND_ALL_EVENTS, sendsToBus, type EventPolicy } from './event-policy';
 
@@ -209,8 +209,8 @@ export class CostMeter implements CostSink {
 /** Counts the SQS requests of the step messages a queue sends (and their consumption). */
 export function meteredQueue(queue: StepQueue, sink: CostSink): StepQueue {
   return {
-    send: async (messages: StepMessage[]) => {
-      await queue.send(messages);
+    send: async (messages: StepMessage[], options?: SendOptions) => {
+      await queue.send(messages, options);
       for (const [scope, count] of byRun(messages)) {
         sink.add(scope, { sqsRequests: Math.ceil(count / SEND_BATCH) + count * SQS_CONSUME_PER_MESSAGE });
       }

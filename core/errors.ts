@@ -86,6 +86,9 @@ export class NotFoundError extends BranchSpawnerError {}
 /** A conditional write lost: another writer changed the item first. */
 export class ConflictError extends BranchSpawnerError {}
 
+/** What the request is about existed but is over for good (a callback whose branch ended or timed out). */
+export class GoneError extends BranchSpawnerError {}
+
 /** A value would not fit the store's item or the queue's message size. */
 export class PayloadTooLargeError extends BranchSpawnerError {
   /** The part of a document from outside that makes it too large, when known. */

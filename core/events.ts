@@ -1,6 +1,6 @@
 /** Lifecycle events (EventBridge `source: "branch-spawner"`, detail-type = `type`). */
 import { jsonBytes } from './bounded-value';
-import type { BranchRecord, BranchType, RunStatus } from './model';
+import type { BranchRecord, BranchType, RunStatus, Suspension } from './model';
 import type { ToolCallRecord } from './tools';
 
 export const EVENT_SOURCE = 'branch-spawner';
@@ -17,6 +17,9 @@ export const EVENT_TYPES = [
   'SyncPointReached',
   'ToolCalled',
   'BranchRetryScheduled',
+  'BranchWaiting',
+  'BranchWaitingForCallback',
+  'BranchResumed',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -164,6 +167,43 @@ function hash128(text: string): string {
 }
 
 /**
+ * A branch suspended (core/model.ts Suspension): `BranchWaiting` for a durable wait (`until`), or
+ * `BranchWaitingForCallback` with the callback's `token` (who has it may answer), its `timeoutAt`
+ * and the agent's `message` for whoever answers (capped like a result).
+ */
+export function suspendedEvent(
+  branch: Pick<BranchRecord, 'team' | 'runId' | 'id' | 'agent'>,
+  suspension: Suspension,
+  time: number,
+): LifecycleEvent {
+  const type = suspension.kind === 'wait' ? 'BranchWaiting' : 'BranchWaitingForCallback';
+  const base = { eventId: eventId(branch, type, branch.id, suspension.step), team: branch.team, runId: branch.runId, branchId: branch.id, time };
+  const common = { agent: branch.agent, step: suspension.step, since: suspension.since };
+  if (suspension.kind === 'wait') {
+    return { ...base, type: 'BranchWaiting', detail: { ...common, until: suspension.until, seconds: Math.max(0, (suspension.until - suspension.since) / 1000) } };
+  }
+  const message = suspension.message === undefined ? {} : cappedValue('message', suspension.message);
+  return { ...base, type: 'BranchWaitingForCallback', detail: { ...common, token: suspension.token, timeoutAt: suspension.until, ...message } };
+}
+
+/** A suspended branch goes on: its wait is over, or its callback was answered (the answer is its next input). */
+export function resumedEvent(
+  branch: Pick<BranchRecord, 'team' | 'runId' | 'id' | 'agent'>,
+  suspension: Pick<Suspension, 'kind' | 'step'>,
+  time: number,
+): LifecycleEvent {
+  return {
+    eventId: eventId(branch, 'BranchResumed', branch.id, suspension.step),
+    type: 'BranchResumed',
+    team: branch.team,
+    runId: branch.runId,
+    branchId: branch.id,
+    time,
+    detail: { agent: branch.agent, step: suspension.step, reason: suspension.kind === 'wait' ? 'wait-over' : 'callback-answered' },
+  };
+}
+
+/**
  * Results in events are capped so an event always fits EventBridge (256 KB a request): a result
  * over this many bytes of JSON is left out and marked, and the consumer reads it with the run and
  * branch ids every event carries (`GET /runs/{runId}/branches/{branchId}/result`).
@@ -172,8 +212,13 @@ export const EVENT_RESULT_MAX_BYTES = 32 * 1024;
 
 /** `{ result }`, or `{ resultTruncated: true, resultBytes }` when it is over the cap. */
 export function cappedResult(result: unknown, maxBytes = EVENT_RESULT_MAX_BYTES): Record<string, unknown> {
-  const bytes = jsonBytes(result ?? null);
-  return bytes <= maxBytes ? { result: result ?? null } : { resultTruncated: true, resultBytes: bytes };
+  return cappedValue('result', result, maxBytes);
+}
+
+/** `{ [name]: value }`, or `{ [name]Truncated: true, [name]Bytes }` when it is over the cap. */
+function cappedValue(name: string, value: unknown, maxBytes = EVENT_RESULT_MAX_BYTES): Record<string, unknown> {
+  const bytes = jsonBytes(value ?? null);
+  return bytes <= maxBytes ? { [name]: value ?? null } : { [`${name}Truncated`]: true, [`${name}Bytes`]: bytes };
 }
 
 export interface SyncPointChildResult {

@@ -96,6 +96,13 @@ export const LIMIT_TABLE = {
     min: 0,
     why: 'user tool calls an LLM agent makes in one step before it must act: each is a model turn too, and the whole loop runs within one branch timeout',
   },
+  maxWaitSeconds: {
+    default: 3_600,
+    teamMax: 86_400,
+    ceiling: 86_400,
+    min: 1,
+    why: "one durable wait or callback timeout (docs/agents.md): it holds a branch, not a worker, yet it cannot outlast the run it is part of (maxRunSeconds' ceiling, 24 h)",
+  },
   // Run budgets (core/run-budget.ts): the whole tree shares them, however wide and deep it grows.
   maxRunTokens: {
     default: 1_000_000,

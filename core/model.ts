@@ -197,6 +197,28 @@ export interface SpawnState {
   announced?: boolean;
 }
 
+/**
+ * A branch suspended by its agent's reply (`wait`, `wait_for_callback`): it stays RUNNING, holds no
+ * worker, and its next agent call is step `step`, made when the wait is over or the callback is
+ * answered. A delayed step message (`wake`) comes back at `until` (re-sent in pieces for long
+ * waits) and checks the record: a wait is over, a callback still unanswered has timed out.
+ */
+export interface Suspension {
+  kind: 'wait' | 'callback';
+  /** The branch's stepCount when it suspended (its wake message carries the same step). */
+  step: number;
+  /** When it suspended (epoch ms). */
+  since: number;
+  /** When the wait is over, or the callback times out (epoch ms). */
+  until: number;
+  /** A callback's token: who has it may answer (POST /runs/{id}/callbacks/{token}). */
+  token?: string;
+  /** What the agent said the answerer should know (a callback's `message`). */
+  message?: unknown;
+  /** A wait's next input, when the agent gave one. */
+  input?: unknown;
+}
+
 export interface BranchRecord extends Scope {
   id: string;
   parentId: string | null;
@@ -240,7 +262,14 @@ export interface BranchRecord extends Scope {
   toolStats?: ToolStats;
   /** The current step's tool loop so far (null once the step is done). */
   toolLoop?: ToolLoopCheckpoint | null;
+  /** Set while the branch waits or awaits a callback (null once resumed); kept on an end met while suspended. */
+  suspended?: Suspension | null;
+  /** The last callback tokens answered on this branch (at most ANSWERED_TOKENS_KEPT): a repeated answer is told apart. */
+  answeredCallbacks?: string[];
 }
+
+/** Answered callback tokens a branch remembers (older ones read as unknown). */
+export const ANSWERED_TOKENS_KEPT = 10;
 
 export interface SyncCounters {
   total: number;

@@ -17,6 +17,7 @@ import type {
   SyncPointRecord,
 } from './model';
 import type { LifecycleEvent } from './events';
+import { ValidationError } from './errors';
 import type { CostCounters } from './cost';
 import type { ToolCallRecord, ToolLoopCheckpoint } from './tools';
 
@@ -179,6 +180,28 @@ export interface StepMessage extends Scope {
   step: number;
   /** Present on a child's first step: the token its fan-out iteration waits on. */
   taskToken?: string;
+  /**
+   * A suspended branch's wake-up (a delayed message; see Suspension in core/model.ts): it acts only
+   * while the branch is suspended at `step`, and a plain step message never wakes a suspended branch.
+   */
+  wake?: true;
+}
+
+/** The longest delay one message can have (SQS DelaySeconds); longer waits are re-sent in pieces. */
+export const MAX_DELAY_SECONDS = 900;
+
+export interface SendOptions {
+  /** The messages are delivered no sooner than this, 0..MAX_DELAY_SECONDS (SQS DelaySeconds). */
+  delaySeconds?: number;
+}
+
+/** A send's delay as every queue takes it: whole seconds (rounded up: never early), 0..MAX_DELAY_SECONDS. */
+export function delaySecondsOf(options: SendOptions): number {
+  const seconds = options.delaySeconds ?? 0;
+  if (!(seconds >= 0 && seconds <= MAX_DELAY_SECONDS)) {
+    throw new ValidationError(`delaySeconds must be 0..${MAX_DELAY_SECONDS}, got ${seconds}`, 'delaySeconds');
+  }
+  return Math.ceil(seconds);
 }
 
 /** A step message as a consumer received it: the handle names this receive of it. */
@@ -188,7 +211,7 @@ export interface StepReceipt {
 }
 
 export interface StepQueue {
-  send(messages: StepMessage[]): Promise<void>;
+  send(messages: StepMessage[], options?: SendOptions): Promise<void>;
   /**
    * Makes a received message visible again in `seconds` instead of at the end of the queue's
    * visibility timeout (SQS ChangeMessageVisibility): the backoff of a step that failed. A message

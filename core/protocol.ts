@@ -11,7 +11,8 @@ export type Decision =
   | { kind: 'handoff'; agent: string; input: unknown }
   | { kind: 'continue'; input: unknown }
   | { kind: 'complete'; content: unknown }
-  | SpawnDecision;
+  | SpawnDecision
+  | SuspendDecision;
 
 export interface SpawnDecision {
   kind: 'spawn';
@@ -136,7 +137,50 @@ const parallelSchema = schemas.parallel_invoke;
 const finalSchema = schemas.final_response;
 const nextActionsSchema = schemas.next_actions;
 
-const NEXT_ACTIONS = ['invoke_agent', 'parallel_invoke', 'final_response'] as const;
+/**
+ * The forms that suspend the branch without holding a worker (docs/protocol.md, "Waits and
+ * callbacks"): a durable wait, and a callback someone outside answers. Their bounds (the run's
+ * `maxWaitSeconds`) are checked where the run's limits are known (execute-step).
+ */
+export type SuspendDecision =
+  /** `until` is epoch ms; the time left is worked out when the reply is acted on. */
+  | { kind: 'wait'; seconds?: number; until?: number; input?: unknown }
+  | { kind: 'callback'; timeoutSeconds?: number; message?: unknown };
+
+const suspendSchemas = {
+  wait: z.object({
+    next_action: z.literal('wait'),
+    seconds: z.number().positive('must be a positive number of seconds').finite().optional(),
+    until: z.string().max(64, 'must be an ISO 8601 date-time').optional(),
+    input: z.unknown().optional(),
+  }),
+  wait_for_callback: z.object({
+    next_action: z.literal('wait_for_callback'),
+    timeout_seconds: z.number().int('must be a whole number of seconds').positive('must be a positive number of seconds').optional(),
+    message: z.unknown().optional(),
+  }),
+};
+
+function parseWait(value: z.infer<typeof suspendSchemas.wait>): SuspendDecision {
+  if ((value.seconds === undefined) === (value.until === undefined)) {
+    throw new InvalidAgentResponseError('wait needs either "seconds" or "until" (not both)', { field: 'seconds' });
+  }
+  let until: number | undefined;
+  if (value.until !== undefined) {
+    // A date-time with its zone (Z or an offset): a time without one means nothing to a server.
+    until = /(?:Z|[+-]\d\d:?\d\d)$/i.test(value.until) ? Date.parse(value.until) : NaN;
+    if (Number.isNaN(until)) {
+      throw new InvalidAgentResponseError(`until must be an ISO 8601 date-time with its zone, e.g. 2030-01-01T09:00:00Z; got ${preview(value.until)}`, { field: 'until' });
+    }
+  }
+  return {
+    kind: 'wait',
+    ...(value.seconds !== undefined ? { seconds: value.seconds } : { until }),
+    ...(value.input !== undefined ? { input: value.input } : {}),
+  };
+}
+
+const NEXT_ACTIONS = ['invoke_agent', 'parallel_invoke', 'final_response', 'wait', 'wait_for_callback'] as const;
 
 export function parseAgentResponse(raw: unknown, context: ParseContext): Decision {
   const value = toObject(raw);
@@ -144,7 +188,7 @@ export function parseAgentResponse(raw: unknown, context: ParseContext): Decisio
   const action = value.next_action;
   if (action === undefined) {
     throw new InvalidAgentResponseError(
-      'response must have "next_action" (invoke_agent | parallel_invoke | final_response) or "next_actions"',
+      `response must have "next_action" (${NEXT_ACTIONS.join(' | ')}) or "next_actions"`,
       { field: 'next_action' },
     );
   }
@@ -156,6 +200,16 @@ export function parseAgentResponse(raw: unknown, context: ParseContext): Decisio
     case 'final_response': {
       const final = check(finalSchema, value);
       return { kind: 'complete', content: final.content ?? final.action_input ?? null };
+    }
+    case 'wait':
+      return parseWait(check(suspendSchemas.wait, value));
+    case 'wait_for_callback': {
+      const callback = check(suspendSchemas.wait_for_callback, value);
+      return {
+        kind: 'callback',
+        ...(callback.timeout_seconds !== undefined ? { timeoutSeconds: callback.timeout_seconds } : {}),
+        ...(callback.message !== undefined ? { message: callback.message } : {}),
+      };
     }
     default:
       throw new InvalidAgentResponseError(

@@ -125,8 +125,9 @@ export function parseScenario(document: unknown, source: string): Scenario {
     if (agent.kind === 'script') {
       const branchTimeoutSeconds = scenario.limits?.branchTimeoutSeconds ?? DEFAULT_LIMITS.branchTimeoutSeconds;
       const maxConcurrentBranches = scenario.limits?.maxConcurrentBranches ?? DEFAULT_LIMITS.maxConcurrentBranches;
+      const maxWaitSeconds = scenario.limits?.maxWaitSeconds ?? DEFAULT_LIMITS.maxWaitSeconds;
       const refused =
-        checkScriptDelays(agent, { branchTimeoutSeconds, agentTimeoutSeconds }) ?? checkScriptFanOutOptions(agent, { maxConcurrentBranches });
+        checkScriptDelays(agent, { branchTimeoutSeconds, agentTimeoutSeconds, maxWaitSeconds }) ?? checkScriptFanOutOptions(agent, { maxConcurrentBranches });
       if (refused) {
         const field = `agents.${name}.${refused.path}`;
         throw new ScenarioError(source, `${field}: ${refused.message}`, field);

@@ -21,10 +21,15 @@ export interface DirectiveRefusal {
   message: string;
 }
 
-/** Checks every `$delayMs` of a script agent against the branch timeout, the agent call bound and the timer's range. */
+/**
+ * Checks every `$delayMs` of a script agent against the branch timeout, the agent call bound and
+ * the timer's range; and every durable wait it answers (`next_action: wait` with `seconds`,
+ * `wait_for_callback` with `timeout_seconds`) against the run's `maxWaitSeconds`, so that a
+ * scenario whose wait could never happen is refused when it is read, not re-asked at run time.
+ */
 export function checkScriptDelays(
   agent: ScriptAgent,
-  bounds: { branchTimeoutSeconds: number; agentTimeoutSeconds: number },
+  bounds: { branchTimeoutSeconds: number; agentTimeoutSeconds: number; maxWaitSeconds: number },
 ): DirectiveRefusal | undefined {
   const { branchTimeoutSeconds, agentTimeoutSeconds } = bounds;
   const maxMs = Math.min(branchTimeoutSeconds * 1000, agentTimeoutSeconds * 1000, MAX_TIMER_MS);
@@ -40,6 +45,8 @@ export function checkScriptDelays(
           return { path: `${prefix}.${i}.$transientFailures`, message: `must be an integer 0..${MAX_TRANSIENT_FAILURES}, got ${JSON.stringify(count)}` };
         }
       }
+      const waitRefusal = checkWait(response as Record<string, unknown>, bounds.maxWaitSeconds);
+      if (waitRefusal) return { path: `${prefix}.${i}.${waitRefusal.path}`, message: waitRefusal.message };
       if (!('$delayMs' in response)) continue;
       const value = (response as { $delayMs: unknown }).$delayMs;
       const path = `${prefix}.${i}.$delayMs`;
@@ -95,6 +102,15 @@ export function checkScriptFanOutOptions(agent: ScriptAgent, bounds: { maxConcur
       }
     }
   }
+  return undefined;
+}
+
+function checkWait(response: Record<string, unknown>, maxWaitSeconds: number): DirectiveRefusal | undefined {
+  const field = response.next_action === 'wait' ? 'seconds' : response.next_action === 'wait_for_callback' ? 'timeout_seconds' : undefined;
+  if (!field || !(field in response)) return undefined;
+  const value = response[field];
+  if (typeof value !== 'number' || !(value > 0)) return { path: field, message: `must be a positive number of seconds, got ${JSON.stringify(value)}` };
+  if (value > maxWaitSeconds) return { path: field, message: `${value} s is longer than limits.maxWaitSeconds (${maxWaitSeconds} s)` };
   return undefined;
 }
 

@@ -5,7 +5,7 @@
  * hand-off) takes the `continue` lane, which has its own consumers. Work already under way thus
  * finishes before new work starts, and the fan-in latency no longer grows with the backlog.
  */
-import type { StepMessage, StepQueue, StepReceipt } from './ports';
+import type { SendOptions, StepMessage, StepQueue, StepReceipt } from './ports';
 
 export type StepLane = 'start' | 'continue';
 
@@ -33,11 +33,11 @@ export function continueLaneConcurrency(start: number): number {
 export class LanedStepQueue implements StepQueue {
   constructor(private readonly lanes: Record<StepLane, StepQueue>) {}
 
-  async send(messages: StepMessage[]): Promise<void> {
+  async send(messages: StepMessage[], options?: SendOptions): Promise<void> {
     const start = messages.filter((m) => laneOf(m) === 'start');
     const next = messages.filter((m) => laneOf(m) === 'continue');
-    if (start.length) await this.lanes.start.send(start);
-    if (next.length) await this.lanes.continue.send(next);
+    if (start.length) await this.lanes.start.send(start, options);
+    if (next.length) await this.lanes.continue.send(next, options);
   }
 
   /** A message was received from the queue of its lane. */

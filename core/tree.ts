@@ -1,9 +1,11 @@
 /** Tree views of a run's branches: ASCII, Mermaid and JSON, and how every view names a branch's agents. */
-import type { BranchRecord } from './model';
+import { isTerminal, type BranchRecord, type BranchStatus } from './model';
 
 export type TreeBranch = Pick<BranchRecord, 'id' | 'parentId' | 'agent' | 'type' | 'status' | 'depth'> &
-  Partial<Pick<BranchRecord, 'result' | 'entryAgent' | 'memory'>> & {
+  Partial<Pick<BranchRecord, 'result' | 'entryAgent' | 'memory' | 'suspended'>> & {
     error?: string | null;
+    /** What the branch waits on (a branch view has it instead of `suspended`). */
+    waiting?: { kind: 'wait' | 'callback'; until: number } | null;
     /** The chain already worked out (a branch view read from the API has it instead of the memory). */
     agentChain?: readonly string[];
   };
@@ -18,7 +20,15 @@ export interface TreeNode {
   status: string;
   depth: number;
   error?: string;
+  /** Set while the branch is suspended: on a durable wait, or awaiting a callback. */
+  waiting?: { kind: 'wait' | 'callback'; until: number };
   children: TreeNode[];
+}
+
+/** What an active branch is suspended on, if anything (a record's `suspended`, a view's `waiting`). */
+export function waitingOf(b: Pick<TreeBranch, 'status' | 'suspended' | 'waiting'>): { kind: 'wait' | 'callback'; until: number } | undefined {
+  const on = b.waiting ?? b.suspended;
+  return on && !isTerminal(b.status as BranchStatus) ? { kind: on.kind, until: on.until } : undefined;
 }
 
 /** The agents a branch ran, in order: its entry agent, then each hand-off; the last is `agent`. */
@@ -64,6 +74,7 @@ export function buildTree(branches: readonly TreeBranch[]): TreeNode[] {
     status: b.status,
     depth: b.depth,
     ...(b.error ? { error: b.error } : {}),
+    ...(waitingOf(b) ? { waiting: waitingOf(b) } : {}),
     children: (byParent.get(b.id) ?? []).sort(childOrder).map(build),
   });
   return (byParent.get(null) ?? []).sort(childOrder).map(build);
@@ -72,13 +83,19 @@ export function buildTree(branches: readonly TreeBranch[]): TreeNode[] {
 export function renderAscii(branches: readonly TreeBranch[]): string {
   const lines: string[] = [];
   const walk = (node: TreeNode, prefix: string, last: boolean, root: boolean) => {
-    const label = `${node.id} ${agentLabel(node.agentChain)} (${node.type.toLowerCase()}) [${node.status}]${node.error ? ` ${truncate(node.error, 80)}` : ''}`;
+    const label = `${node.id} ${agentLabel(node.agentChain)} (${node.type.toLowerCase()}) [${node.status}${waitingLabel(node.waiting)}]${node.error ? ` ${truncate(node.error, 80)}` : ''}`;
     lines.push(root ? label : `${prefix}${last ? '└─ ' : '├─ '}${label}`);
     const childPrefix = root ? '' : `${prefix}${last ? '   ' : '│  '}`;
     node.children.forEach((child, i) => walk(child, childPrefix, i === node.children.length - 1, false));
   };
   for (const root of buildTree(branches)) walk(root, '', true, true);
   return lines.join('\n');
+}
+
+function waitingLabel(waiting: TreeNode['waiting']): string {
+  if (!waiting) return '';
+  const until = new Date(waiting.until).toISOString();
+  return waiting.kind === 'wait' ? `, waiting until ${until}` : `, awaiting a callback until ${until}`;
 }
 
 const MERMAID_CLASSES: Record<string, string> = {

@@ -32,6 +32,8 @@ export type ReadMark =
   | { kind: 'cancel' }
   /** A run budget's end of the run. */
   | { kind: 'budget' }
+  /** The answer to the callback a branch suspended on at step `step` (it resumed the branch). */
+  | { kind: 'callback'; step: number }
   /** `resume` telling an end again (never written on a record: it only tells). */
   | { kind: 'resume' };
 
@@ -48,13 +50,14 @@ export const WorkMark = {
   parent: (parentId: string): WorkMark => `parent:${parentId}`,
   settle: (parentId: string, seq: number): WorkMark => `settle:${parentId}#${seq}`,
   sync: (seq: number): WorkMark => `sync:${seq}`,
+  callback: (step: number): WorkMark => `callback:${step}`,
   dlq: (messageId: string): WorkMark => `dlq:${messageId}`,
   cancel: CANCEL as WorkMark,
   budget: BUDGET as WorkMark,
   resume: RESUME as WorkMark,
 } as const;
 
-const PREFIXED = /^(fan-out|parent|settle|sync|dlq):(.*)$/s;
+const PREFIXED = /^(fan-out|parent|settle|sync|dlq|callback):(.*)$/s;
 
 /** Reads a stored mark back. Anything not in another form is a step message's id. */
 export function readMark(mark: WorkMark): ReadMark {
@@ -73,6 +76,8 @@ export function readMark(mark: WorkMark): ReadMark {
       return { kind: 'dlq', messageId: rest };
     case 'sync':
       return { kind: 'sync', seq: Number(rest) };
+    case 'callback':
+      return { kind: 'callback', step: Number(rest) };
     default: {
       const at = rest.lastIndexOf('#');
       return { kind: 'settle', parentId: rest.slice(0, at), seq: Number(rest.slice(at + 1)) };
@@ -96,11 +101,20 @@ export function isSyncMark(mark: WorkMark | undefined): boolean {
 }
 
 /**
+ * The branch was last resumed from outside its queue: by an aggregation or a callback's answer.
+ * The step message that work sends may have died with it (`resume` sends it again).
+ */
+export function isResumeMark(mark: WorkMark | undefined): boolean {
+  const kind = markKind(mark);
+  return kind === 'sync' || kind === 'callback';
+}
+
+/**
  * Work a process holds in memory — fan-out tasks, settlements, a parent's cancel of its children,
  * a cancel or a budget's end of the run, the DLQ consumer — dies with the process: `resume` tells
  * ends made by it again. (A step message survives in its queue and tells its own end again.)
  */
 export function isInProcessWork(mark: WorkMark | undefined): boolean {
   const kind = markKind(mark);
-  return kind !== undefined && kind !== 'step' && kind !== 'sync' && kind !== 'resume';
+  return kind !== undefined && kind !== 'step' && kind !== 'sync' && kind !== 'callback' && kind !== 'resume';
 }

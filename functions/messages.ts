@@ -24,6 +24,7 @@ const stepMessageSchema = z.object({
   branchId: z.string().min(1),
   step: z.number().int().min(0),
   taskToken: z.string().min(1).optional(),
+  wake: z.literal(true).optional(),
 });
 
 /** The step message in an SQS body, or undefined when the body is not one. */

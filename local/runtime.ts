@@ -18,7 +18,7 @@ import { AggregatorRegistry, type AggregatorFn } from '../core/aggregators';
 import { isRunEnd, type LifecycleEvent } from '../core/events';
 import type { RunRecord } from '../core/model';
 import { DataFolderError, describeThrown, diskRefusal, errorMessage } from '../core/errors';
-import { systemClock, type AgentInvoker, type StepMessage, type StepQueue } from '../core/ports';
+import { systemClock, type AgentInvoker, type SendOptions, type StepMessage, type StepQueue } from '../core/ports';
 import type { AgentPolicy } from '../core/run-request';
 import { meteredPublisher, meteredQueue, type CostCounters } from '../core/cost';
 import { cancelRun, lateBoundTasks, resumeRun, startRun, type PoisonOutcome, type ResumeReport, type SpawnerDeps, type StartRunInput } from '../core/use-cases';
@@ -540,9 +540,9 @@ function dataFolderErrorOf(error: unknown): DataFolderError | undefined {
 /** Chaos: every message is sent twice (two SQS messages, as a duplicate delivery would be). */
 function duplicatingQueue(queue: StepQueue): StepQueue {
   return {
-    send: async (messages: StepMessage[]) => {
-      await queue.send(messages);
-      await queue.send(messages);
+    send: async (messages: StepMessage[], options?: SendOptions) => {
+      await queue.send(messages, options);
+      await queue.send(messages, options);
     },
     redeliverAfter: (receipt, seconds) => queue.redeliverAfter(receipt, seconds),
   };

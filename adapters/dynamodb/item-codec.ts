@@ -46,7 +46,7 @@ export const SPEC_CHUNK_BYTES = 256 * 1024;
 const INTERNAL = new Set(['PK', 'SK', 'GSI1PK', 'GSI1SK', 'entity', TTL_ATTRIBUTE, 'spawnKeys']);
 
 const RUN_JSON = new Set(['request', 'agents', 'limits', 'failurePolicy', 'result']);
-const BRANCH_JSON = new Set(['input', 'memory', 'peers', 'spawn', 'result', 'fanIn', 'usage', 'toolStats', 'toolLoop']);
+const BRANCH_JSON = new Set(['input', 'memory', 'peers', 'spawn', 'result', 'fanIn', 'usage', 'toolStats', 'toolLoop', 'suspended', 'answeredCallbacks']);
 const SYNC_JSON = new Set(['waitFor']);
 /** Branch fields no patch may change (the port's BranchPatch type excludes them too). */
 const BRANCH_IMMUTABLE = new Set(['team', 'runId', 'id', 'version', 'parentId', 'depth', 'createdAt']);

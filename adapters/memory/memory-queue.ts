@@ -3,7 +3,7 @@
  * With `duplicate`, every message is delivered twice under the same message id, as SQS does
  * when it redelivers a message.
  */
-import type { StepMessage, StepQueue, StepReceipt } from '../../core/ports';
+import { delaySecondsOf, type SendOptions, type StepMessage, type StepQueue, type StepReceipt } from '../../core/ports';
 
 export interface QueuedMessage {
   messageId: string;
@@ -15,16 +15,30 @@ export class MemoryQueue implements StepQueue {
   private readonly waiters: ((m: QueuedMessage) => void)[] = [];
   private nextId = 0;
   sent = 0;
+  /** Messages sent with a delay that has not run out yet. */
+  delayed = 0;
   readonly redeliveries: { messageId: string; seconds: number }[] = [];
 
   constructor(private readonly options: { duplicate?: boolean } = {}) {}
 
-  async send(messages: StepMessage[]): Promise<void> {
+  async send(messages: StepMessage[], options: SendOptions = {}): Promise<void> {
+    const delay = delaySecondsOf(options);
     for (const body of messages) {
       const message = { messageId: `m${++this.nextId}`, body: structuredClone(body) };
       this.sent++;
-      this.push(message);
-      if (this.options.duplicate) this.push({ ...message, body: structuredClone(body) });
+      const deliver = () => {
+        this.push(message);
+        if (this.options.duplicate) this.push({ ...message, body: structuredClone(body) });
+      };
+      if (!delay) {
+        deliver();
+        continue;
+      }
+      this.delayed++;
+      setTimeout(() => {
+        this.delayed--;
+        deliver();
+      }, delay * 1000).unref();
     }
   }
 

@@ -11,7 +11,7 @@ import {
   type SendMessageBatchRequestEntry,
 } from '@aws-sdk/client-sqs';
 import { BranchSpawnerError, PayloadTooLargeError, TransientError } from '../../core/errors';
-import type { StepMessage, StepQueue, StepReceipt } from '../../core/ports';
+import { delaySecondsOf, type SendOptions, type StepMessage, type StepQueue, type StepReceipt } from '../../core/ports';
 import { toCoreError } from '../aws-errors';
 import { again, withRetries } from '../retry';
 
@@ -45,10 +45,11 @@ export class SqsStepQueue implements StepQueue {
     this.maxAttempts = Math.max(1, options.maxAttempts ?? DEFAULT_SEND_ATTEMPTS);
   }
 
-  async send(messages: StepMessage[]): Promise<void> {
+  async send(messages: StepMessage[], options: SendOptions = {}): Promise<void> {
+    const delay = delaySecondsOf(options);
     // Check every size first so an oversized message never leaves half of a send behind.
     const entries = messages.map((message) => {
-      const entry = toEntry(message);
+      const entry = { ...toEntry(message), ...(delay ? { DelaySeconds: delay } : {}) };
       const size = messageSize(entry.MessageBody ?? '', entry.MessageAttributes ?? {});
       if (size > this.maxMessageBytes) {
         throw new PayloadTooLargeError(

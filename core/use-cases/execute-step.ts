@@ -7,7 +7,7 @@ import { budgetRefusesCall, chargeCall, endRunAtDeadline, withRunDeadline } from
 import { AgentInvocationError, boundedMessage, ConflictError, errorMessage, InvalidAgentResponseError, PayloadTooLargeError, TransientError } from '../errors';
 import { toolCalledEvent } from '../events';
 import { DEFAULT_LIMITS, refusalError, refusalInput } from '../limits';
-import { groupSize, isTerminal, spawnWidth, type BranchRecord, type ChildGroup, type MemoryEntry, type RunRecord } from '../model';
+import { groupSize, isTerminal, spawnWidth, type BranchRecord, type ChildGroup, type MemoryEntry, type RunRecord, type Suspension } from '../model';
 import { WorkMark } from '../work-mark';
 import type { AgentReply, BranchPatch, StepMessage } from '../ports';
 import { parseAgentResponse, type Decision } from '../protocol';
@@ -18,6 +18,7 @@ import { branchEnds, endBranch, endedAbove, tellEnd } from './end-branch';
 import { readableResponse } from './readable-json';
 import { checkSpawn, spawnGroups, spawnStateFromDecision } from './spawn';
 import { openSyncPoint } from './sync-point';
+import { announceSuspension, sendNext, suspensionFor, wakeOrWait } from './suspend';
 
 export type StepOutcome =
   | 'advanced'
@@ -25,7 +26,11 @@ export type StepOutcome =
   | 'completed'
   | 'failed'
   | 'skipped'
-  | 'recovered';
+  | 'recovered'
+  /** The reply suspended the branch (a wait, a callback). */
+  | 'suspended'
+  /** A wake-up came back before its time and was sent again. */
+  | 'waiting';
 
 export interface Delivery {
   /** The transport's id of this message; the same on a redelivery of the same message. */
@@ -62,8 +67,9 @@ export async function executeStep(deps: SpawnerDeps, message: StepMessage, deliv
   }
   if (branch.stepCount !== message.step) {
     if (branch.status === 'RUNNING' && branch.stepCount === message.step + 1 && branch.advancedBy === WorkMark.step(delivery.messageId)) {
-      // This very message advanced the branch, then its worker died before sending the next step.
-      await deps.queue.send([{ ...scope, branchId: branch.id, step: branch.stepCount }]);
+      // This very message advanced the branch, then its worker died before sending the next step
+      // (or, when it suspended the branch, its wake-up).
+      await sendNext(deps, branch);
       return 'recovered';
     }
     return 'skipped';
@@ -87,6 +93,11 @@ export async function executeStep(deps: SpawnerDeps, message: StepMessage, deliv
     branch = started;
   } else if (message.taskToken && !branch.taskToken) {
     branch = { ...branch, taskToken: message.taskToken };
+  }
+  if (branch.suspended || message.wake) {
+    const woken = await wakeOrWait(deps, branch, message, delivery);
+    if (typeof woken === 'string') return woken;
+    branch = woken;
   }
   return runAgentStep(deps, run, branch, delivery);
 }
@@ -206,6 +217,7 @@ async function runAgentStep(
   const base = defined({ stepCount: step + 1, memory, usage, toolStats, toolLoop, advancedBy: WorkMark.step(delivery.messageId), taskToken: branch.taskToken });
 
   let decision: Decision;
+  let suspension: Suspension | undefined;
   try {
     if (reply.invalid) throw new InvalidAgentResponseError(reply.invalid.message, { field: reply.invalid.field });
     if (!readable.ok) throw new InvalidAgentResponseError(`response ${readable.reason}`, { field: '(root)' });
@@ -214,6 +226,9 @@ async function runAgentStep(
     const carried = readableResponse(decision);
     if (!carried.ok) throw new InvalidAgentResponseError(`response ${carried.reason}`, { field: '(root)' });
     checkTopology(decision, { agents: run.agents, aggregators: deps.aggregators.names(), branch });
+    if (decision.kind === 'wait' || decision.kind === 'callback') {
+      suspension = suspensionFor(decision, { run, branchId: branch.id, step: step + 1, now: deps.clock.now() });
+    }
   } catch (error) {
     if (!(error instanceof InvalidAgentResponseError)) throw error;
     const invalidCount = branch.invalidCount + 1;
@@ -235,6 +250,14 @@ async function runAgentStep(
         return completeBranch(deps, branch, delivery, content, base);
       }
       return advance(deps, branch, delivery, { ...base, agent: decision.agent, input: decision.input });
+    }
+    case 'wait':
+    case 'callback': {
+      const suspended = await write(deps, branch, { ...base, suspended: suspension! });
+      if (suspended.kind === 'conflict') return 'skipped';
+      if (suspended.kind === 'too-large') return failBranch(deps, branch, delivery, suspended.message, base);
+      await announceSuspension(deps, suspended.branch, suspension!);
+      return 'suspended';
     }
     case 'spawn': {
       const refusal = await checkSpawn(deps, run, branch, decision, step);

@@ -3,7 +3,7 @@ import { NotFoundError, PayloadTooLargeError } from '../errors';
 import { decodeCursor, encodeCursor, PAGE_MAX_BYTES } from '../page-cursor';
 import { runCost, type CostCounters } from '../cost';
 import { computeMetrics, type RunMetrics } from '../metrics';
-import type { BranchRecord, BranchStatus, BranchType, RunRecord, Scope } from '../model';
+import { isTerminal, type BranchRecord, type BranchStatus, type BranchType, type RunRecord, type Scope } from '../model';
 import { parseAgentResponse } from '../protocol';
 import { agentChain, buildTree, renderAscii, renderMermaid } from '../tree';
 import type { SpawnerDeps } from './deps';
@@ -44,6 +44,32 @@ export interface BranchView {
   endedAt: number | null;
   seq: number | null;
   waitFor: unknown;
+  /**
+   * Set while the branch is suspended (docs/agents.md, "Waits and callbacks"): on a durable wait
+   * until `until`, or awaiting a callback — whose `token` answers it — until its timeout.
+   */
+  waiting?: WaitingView;
+}
+
+export interface WaitingView {
+  kind: 'wait' | 'callback';
+  since: number;
+  until: number;
+  token?: string;
+  /** The agent's message for whoever answers (previewed past LIST_VALUE_BYTES). */
+  message?: unknown;
+}
+
+function waitingView(b: BranchRecord): WaitingView | undefined {
+  const s = b.suspended;
+  if (!s || isTerminal(b.status)) return undefined;
+  return {
+    kind: s.kind,
+    since: s.since,
+    until: s.until,
+    ...(s.token ? { token: s.token } : {}),
+    ...(s.message !== undefined ? { message: boundValue(s.message, LIST_VALUE_BYTES).value } : {}),
+  };
 }
 
 export interface RunView {
@@ -83,6 +109,7 @@ function viewOf(b: BranchRecord, maxResultBytes: number): BranchView {
     endedAt: b.endedAt ?? null,
     seq: b.parentSeq,
     waitFor: b.spawn?.waitFor ?? null,
+    ...(waitingView(b) ? { waiting: waitingView(b) } : {}),
   };
 }
 

@@ -11,7 +11,7 @@ import { cancelRun } from './cancel-run';
 import { loadRun, publish, scopeOf, type SpawnerDeps } from './deps';
 import { branchEnds, endOrRetell, tellEnd } from './end-branch';
 import { currentChildIds, fanOutRequest, openSyncPoint, settleSyncPoint, verdictOn } from './sync-point';
-import { isInProcessWork, isSyncMark, markKind, WorkMark } from '../work-mark';
+import { isInProcessWork, isResumeMark, markKind, WorkMark } from '../work-mark';
 import { counted } from '../wording';
 
 export interface PoisonDelivery {
@@ -126,8 +126,8 @@ export async function resumeRun(deps: SpawnerDeps, scope: Scope): Promise<Resume
       report.resent++;
       continue;
     }
-    if (branch.status === 'RUNNING' && isSyncMark(branch.advancedBy)) {
-      // Resumed by an aggregation, whose message may have died with it. (A repeat is harmless.)
+    if (branch.status === 'RUNNING' && isResumeMark(branch.advancedBy) && !branch.suspended) {
+      // Resumed by an aggregation or a callback's answer, whose message may have died with it. (A repeat is harmless.)
       await deps.queue.send([{ ...scope, branchId: branch.id, step: branch.stepCount }]);
       report.resent++;
       continue;

@@ -3,6 +3,7 @@ import type { APIGatewayProxyResult } from 'aws-lambda';
 import {
   ConflictError,
   ForbiddenError,
+  GoneError,
   InvalidAgentResponseError,
   LimitExceededError,
   NotFoundError,
@@ -47,6 +48,7 @@ const STATUS: [new (...args: any[]) => Error, number][] = [
   [NotFoundError, 404],
   [MethodNotAllowedError, 405],
   [ConflictError, 409],
+  [GoneError, 410],
   [PayloadTooLargeError, 413],
   [UnsupportedMediaTypeError, 415],
 ];

@@ -2,7 +2,8 @@
  * An in-memory queue pair (step queue + dead-letter queue) with the SQS semantics the local
  * runtime relies on, for the in-memory engine tier: at-least-once delivery, a visibility timeout
  * per received message (extended by ChangeMessageVisibility, 0 makes it visible at once),
- * `ApproximateReceiveCount`, a redrive to the dead-letter queue after `maxReceiveCount`
+ * `ApproximateReceiveCount`, per-send DelaySeconds (a delayed message is not counted as pending,
+ * as SQS counts it apart; a journal's replay makes it visible at once), a redrive to the dead-letter queue after `maxReceiveCount`
  * receives, and long polls that answer as soon as a message arrives. Records are shaped as the
  * Lambda event source hands them to the step worker (the same `SQSRecord` fields the SQS consumer
  * fills), so the worker, the DLQ handler and the runtime's poller run unchanged on it.
@@ -15,7 +16,7 @@
 import { randomUUID } from 'node:crypto';
 import type { SQSRecord } from 'aws-lambda';
 import { BranchSpawnerError, PayloadTooLargeError, ValidationError } from '../../core/errors';
-import type { StepMessage, StepQueue, StepReceipt } from '../../core/ports';
+import { delaySecondsOf, type SendOptions, type StepMessage, type StepQueue, type StepReceipt } from '../../core/ports';
 import { isNotInFlight } from '../../adapters/sqs/sqs-step-queue';
 import type { ReceiveOptions, StepConsumer } from './step-consumer';
 
@@ -70,6 +71,8 @@ export class MemorySqsQueue implements StepQueue, StepConsumer {
   private readonly ready: Stored[] = [];
   private readyHead = 0;
   private readonly inFlight = new Map<string, Stored>();
+  /** Sent with a delay, not visible yet (`visibleAt`). */
+  private readonly delayed = new Set<Stored>();
   private readonly waiters = new Set<() => void>();
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
@@ -92,6 +95,7 @@ export class MemorySqsQueue implements StepQueue, StepConsumer {
   *messages(): IterableIterator<KeptMessage> {
     for (let i = this.readyHead; i < this.ready.length; i++) yield kept(this.ready[i]);
     for (const message of this.inFlight.values()) yield kept(message);
+    for (const message of this.delayed) yield kept(message);
   }
 
   async pending(): Promise<number> {
@@ -103,7 +107,8 @@ export class MemorySqsQueue implements StepQueue, StepConsumer {
     return this.ready.length - this.readyHead;
   }
 
-  async send(messages: StepMessage[]): Promise<void> {
+  async send(messages: StepMessage[], options: SendOptions = {}): Promise<void> {
+    const delay = delaySecondsOf(options);
     // Check every size first so an oversized message never leaves half of a send behind.
     const bodies = messages.map((message) => {
       const body = JSON.stringify(message);
@@ -128,7 +133,15 @@ export class MemorySqsQueue implements StepQueue, StepConsumer {
       receiveCount: 0,
     }));
     this.options.journal?.sent(this.options.name, stored);
-    for (const message of stored) this.enqueue(message);
+    if (!delay) {
+      for (const message of stored) this.enqueue(message);
+      return;
+    }
+    for (const message of stored) {
+      message.visibleAt = now + delay * 1000;
+      this.delayed.add(message);
+    }
+    this.schedule(now + delay * 1000);
   }
 
   async receive(options: ReceiveOptions): Promise<SQSRecord[]> {
@@ -249,13 +262,21 @@ export class MemorySqsQueue implements StepQueue, StepConsumer {
     return records;
   }
 
-  /** In-flight messages past their visibility deadline become visible again. */
+  /** In-flight messages past their visibility deadline, and delayed ones past their delay, become visible. */
   private expire(now: number): void {
     if (this.timerAt > now) return;
     let next = Infinity;
     for (const [handle, message] of this.inFlight) {
       if (message.visibleAt! <= now) {
         this.inFlight.delete(handle);
+        this.makeVisible(message);
+      } else {
+        next = Math.min(next, message.visibleAt!);
+      }
+    }
+    for (const message of this.delayed) {
+      if (message.visibleAt! <= now) {
+        this.delayed.delete(message);
         this.makeVisible(message);
       } else {
         next = Math.min(next, message.visibleAt!);

@@ -12,6 +12,6 @@ export interface StepConsumer {
   receive(options: ReceiveOptions): Promise<SQSRecord[]>;
   delete(receiptHandles: string[]): Promise<void>;
   changeVisibility(receiptHandle: string, seconds: number): Promise<void>;
-  /** Messages not yet deleted: waiting, in flight or delayed (the runtime's quiescence). */
+  /** Messages not yet deleted, waiting or in flight (the runtime's quiescence); delayed wake-ups are not counted. */
   pending(): Promise<number>;
 }

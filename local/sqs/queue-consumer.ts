@@ -93,12 +93,16 @@ export class SqsQueueConsumer {
     if (failures.length) throw batchError('DeleteMessageBatch could not delete', '', failures);
   }
 
-  /** Messages not yet deleted: waiting, in flight or delayed. */
+  /**
+   * Messages not yet deleted, waiting or in flight. Delayed ones are not counted: they are the
+   * wake-ups of suspended branches (a wait, a callback's timeout), which may come back long after
+   * their run has ended and have nothing to do then.
+   */
   async pending(): Promise<number> {
     const { Attributes } = await this.client.send(
       new GetQueueAttributesCommand({
         QueueUrl: this.queueUrl,
-        AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
+        AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
       }),
     );
     return Object.values(Attributes ?? {}).reduce((n, v) => n + (Number(v) || 0), 0);

@@ -163,7 +163,7 @@ describe('invalid shapes name what was wrong', () => {
     ['not json at all', '(root)', /not JSON/],
     ['```json\n{broken\n```', '(root)', /fenced block is not valid JSON/],
     [{}, 'next_action', /must have "next_action"/],
-    [{ next_action: 'dance' }, 'next_action', /must be one of invoke_agent, parallel_invoke, final_response, got "dance"/],
+    [{ next_action: 'dance' }, 'next_action', /must be one of invoke_agent, parallel_invoke, final_response, wait, wait_for_callback, got "dance"/],
     [{ next_action: 'invoke_agent' }, 'action_input', /needs the agent to call/],
     [{ next_action: 'invoke_agent', action_input: '' }, 'action_input', /non-empty agent name/],
     [{ next_action: 'invoke_agent', action_input: 42 }, 'action_input', /action_input/],
@@ -184,7 +184,21 @@ describe('invalid shapes name what was wrong', () => {
     [{ next_actions: 'x' }, 'next_actions', /next_actions/],
     [{ next_actions: [[]] }, 'next_actions.0', /at least one action/],
     [{ next_actions: [['a', 'b']], wait_for: 3 }, 'wait_for', /more than/],
+    [{ next_action: 'wait' }, 'seconds', /either "seconds" or "until"/],
+    [{ next_action: 'wait', seconds: 1, until: '2030-01-01T00:00:00Z' }, 'seconds', /not both/],
+    [{ next_action: 'wait', seconds: 0 }, 'seconds', /positive number of seconds/],
+    [{ next_action: 'wait', until: '2030-01-01T09:00:00' }, 'until', /ISO 8601 date-time with its zone/],
+    [{ next_action: 'wait', until: 'tomorrow Z' }, 'until', /ISO 8601/],
+    [{ next_action: 'wait_for_callback', timeout_seconds: 1.5 }, 'timeout_seconds', /whole number/],
+    [{ next_action: 'wait_for_callback', timeout_seconds: -1 }, 'timeout_seconds', /positive/],
   ])('%j', (raw, field, message) => invalid(raw, field, message));
+
+  it('wait and wait_for_callback pause the branch', () => {
+    expect(parse({ next_action: 'wait', seconds: 2.5, input: 'again' })).toEqual({ kind: 'wait', seconds: 2.5, input: 'again' });
+    expect(parse({ next_action: 'wait', until: '2030-01-01T09:00:00+02:00' })).toEqual({ kind: 'wait', until: Date.UTC(2030, 0, 1, 7) });
+    expect(parse({ next_action: 'wait_for_callback', timeout_seconds: 60, message: { approve: 'x' } })).toEqual({ kind: 'callback', timeoutSeconds: 60, message: { approve: 'x' } });
+    expect(parse({ next_action: 'wait_for_callback' })).toEqual({ kind: 'callback' });
+  });
 
   it('refuses an over-long text', () => {
     invalid('x'.repeat(1_000_001), '(root)', /at most/);

@@ -26,6 +26,16 @@ describe('script directives', () => {
     );
   });
 
+  it('a wait or a callback timeout longer than limits.maxWaitSeconds is refused when the scenario is read', () => {
+    expect(() => parseScenario(scenario({ responses: [{ next_action: 'wait', seconds: 3601 }] }), 's.yaml')).toThrow(
+      /agents\.A\.responses\.0\.seconds: 3601 s is longer than limits\.maxWaitSeconds \(3600 s\)/,
+    );
+    expect(() => parseScenario(scenario({ rules: [{ when: 'x', responses: [{ next_action: 'wait_for_callback', timeout_seconds: 20 }] }] }, { maxWaitSeconds: 10 }), 's.yaml')).toThrow(
+      /agents\.A\.rules\.0\.responses\.0\.timeout_seconds: 20 s is longer than limits\.maxWaitSeconds \(10 s\)/,
+    );
+    expect(() => parseScenario(scenario({ responses: [{ next_action: 'wait', seconds: 10 }] }, { maxWaitSeconds: 10 }), 's.yaml')).not.toThrow();
+  });
+
   it('$fail with an object fails with its JSON, not "[object Object]"', async () => {
     const call = {
       team: 't', runId: 'r', agentName: 'A', branchId: 'root', step: 0, input: null, memory: [], allowed: [],

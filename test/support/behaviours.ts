@@ -691,4 +691,46 @@ export const behaviours: Behaviour[] = [
       expect((o.run.result as any).failures['root.2']).toMatch(/TIMED_OUT/);
     },
   },
+  {
+    name: 'a durable wait: the branch sleeps without a worker, then its agent goes on',
+    duplicates: true,
+    run: {
+      name: 'wait',
+      request: 'x',
+      entry: 'Sleeper',
+      agents: { Sleeper: script([{ next_action: 'wait', seconds: 1 }, final('$input')]) },
+    },
+    check(o) {
+      expect(o.run.status).toBe('COMPLETED');
+      const waiting = o.events.find((e) => e.type === 'BranchWaiting')!;
+      expect(waiting.detail).toMatchObject({ agent: 'Sleeper', step: 1, seconds: 1 });
+      const until = waiting.detail.until as number;
+      // Without an input of its own, the agent is told its wait is over.
+      expect(o.run.result).toEqual({ wait_over: { since: new Date(waiting.detail.since as number).toISOString(), until: new Date(until).toISOString() } });
+      const resumed = o.events.filter((e) => e.type === 'BranchResumed');
+      expect(resumed.length).toBeGreaterThanOrEqual(1);
+      // Never woken before its time: the wake-up checks the record's `until`.
+      for (const e of resumed) expect(e.time).toBeGreaterThanOrEqual(until);
+      expect(o.branches[0]).toMatchObject({ status: 'COMPLETED', stepCount: 2, suspended: null });
+    },
+  },
+  {
+    name: 'children wait inside a fan-out (until a time, and with an input) and the parent resumes with their results',
+    duplicates: true,
+    run: {
+      name: 'wait-in-fan-out',
+      request: 'x',
+      entry: 'P',
+      agents: {
+        P: script([{ next_action: 'parallel_invoke', agents: ['Napper', 'Quick'] }, final('$input')], { allowed: ['Napper', 'Quick'] }),
+        Napper: script([{ next_action: 'wait', seconds: 1, input: 'rested' }, final('$input')]),
+        Quick: script([{ next_action: 'wait', until: '2000-01-01T00:00:00Z' }, final('quick')]),
+      },
+    },
+    check(o) {
+      expect(o.run.status).toBe('COMPLETED');
+      expect((o.run.result as any).results).toEqual({ 'root.0': 'rested', 'root.1': 'quick' });
+      expect(o.events.filter((e) => e.type === 'BranchWaiting').map((e) => e.branchId).sort()).toEqual(expect.arrayContaining(['root.0', 'root.1']));
+    },
+  },
 ];

@@ -127,6 +127,11 @@ export function createMemoryHarness(options: HarnessOptions = {}) {
         if (queue.depth === 0 && inFlight === 0 && fanOut.activeExecutions() === 0) {
           if (errors.length) throw errors[0];
           if (current && current.status !== 'RUNNING') return current;
+          // A suspended branch's wake-up is on its way (a wait, a callback's timeout).
+          if (queue.delayed > 0) {
+            await new Promise<void>((resolve) => setTimeout(resolve, 10));
+            continue;
+          }
           throw new Error(`run ${scope.runId} stalled: nothing queued or running\n${JSON.stringify(await store.listBranches(scope), null, 1).slice(0, 4000)}`);
         }
       }
