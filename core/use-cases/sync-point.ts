@@ -283,6 +283,8 @@ function nextSpawnAfter(parent: BranchRecord, spawn: SpawnState, value: unknown)
           aggregator: spawn.aggregator,
           inheritMemory: spawn.inheritMemory,
           metadata: spawn.metadata,
+          // Each group of `next_actions` is a fan-out of the same response: the same options.
+          options: spawn.options,
         }),
         pendingGroups: rest,
         groupResults: [...spawn.groupResults, value],

@@ -1,6 +1,7 @@
 /** Runs one seed of the simulation (with faults and fault-free) and checks the invariants. */
-import { isTerminal, type BranchRecord } from '../../core/model';
-import { generateFaults, generateScenario, NO_FAULTS, World, type FaultPlan } from './world';
+import { completionReason, toleranceExceeded, type CompletionVerdict } from '../../core/fan-in-decision';
+import { isTerminal, type BranchRecord, type SyncCounters, type SyncPointRecord } from '../../core/model';
+import { askedConcurrency, firstOrAllOthers, generateFaults, generateScenario, NO_FAULTS, World, type FaultPlan } from './world';
 
 const END_EVENT: Record<string, string> = {
   COMPLETED: 'BranchCompleted',
@@ -15,6 +16,8 @@ export interface SeedReport {
   injected: Record<string, number>;
   branches: number;
   status: string;
+  /** What the per-fan-out options did in this seed (continue aggregates by reason, completion functions, count tolerances). */
+  covered: Record<string, number>;
 }
 
 export async function simulateSeed(seed: number, faults: FaultPlan = generateFaults(seed)): Promise<SeedReport> {
@@ -25,6 +28,7 @@ export async function simulateSeed(seed: number, faults: FaultPlan = generateFau
   const run = await world.store.getRun(world.scope);
   const branches = await world.branches();
   const v = (message: string) => violations.push(message);
+  const covered: Record<string, number> = {};
 
   if (!run) v('the run was never created');
   else {
@@ -37,10 +41,13 @@ export async function simulateSeed(seed: number, faults: FaultPlan = generateFau
     checkSyncPoints(world, v);
     for (const m of await checkReferences(world)) v(m);
     for (const m of await checkCounters(world, branches)) v(m);
+    for (const m of await checkFanOutRules(world, branches, run.limits.maxConcurrentBranches, covered)) v(m);
     checkEvents(world, branches, run.status, v);
     // User code that misbehaves changes the outcome on purpose: only the invariants are checked then.
     const misbehaved = Object.keys(world.injected).some((k) => k.startsWith('user code') && k !== 'user code: mutation');
-    const comparable = !faults.cancel && !scenario.timeouts && scenario.waitFor === 'all' && scenario.maxFailedFraction === 1 && !misbehaved;
+    // Per-fan-out tolerance cancels the children still running, which ones depends on the schedule.
+    const comparable =
+      !faults.cancel && !scenario.timeouts && scenario.waitFor === 'all' && scenario.maxFailedFraction === 1 && !misbehaved && !scenario.fanOutOptions;
     if (comparable && violations.length === 0 && faultsInjected(world.injected)) {
       const clean = new World(scenario, NO_FAULTS, seed);
       await clean.run();
@@ -52,7 +59,7 @@ export async function simulateSeed(seed: number, faults: FaultPlan = generateFau
       if (shape(cleanBranches) !== shape(branches)) v(`branches differ from the fault-free run:\n  ${shape(branches)}\n  ${shape(cleanBranches)}`);
     }
   }
-  return { seed, violations, injected: world.injected, branches: branches.length, status: run?.status ?? 'NONE' };
+  return { seed, violations, injected: world.injected, branches: branches.length, status: run?.status ?? 'NONE', covered };
 }
 
 /** Every reference an item holds names a stored blob: no crash left a reference to nothing. */
@@ -111,4 +118,91 @@ function checkEvents(world: World, branches: BranchRecord[], runStatus: string, 
   const wrongEnds = world.events.filter((e) => e.type.startsWith('Run') && e.type !== 'RunStarted' && e.type !== runEnd);
   if (wrongEnds.length) v(`run end events ${wrongEnds.map((e) => e.type).join(',')} for a ${runStatus} run`);
   if (!world.events.some((e) => e.type === 'RunStarted')) v('no RunStarted');
+}
+
+const countsOf = (children: readonly BranchRecord[]): SyncCounters => {
+  const count = (...s: string[]) => children.filter((c) => s.includes(c.status)).length;
+  return { total: children.length, succeeded: count('COMPLETED'), failed: count('FAILED', 'TIMED_OUT'), cancelled: count('CANCELLED') };
+};
+
+const verdictOn = (sp: SyncPointRecord, children: readonly BranchRecord[]): CompletionVerdict | undefined =>
+  sp.completeFn === undefined ? undefined : { met: firstOrAllOthers(children.map((c) => ({ branchId: c.id, agent: c.agent, status: c.status }))) };
+
+/**
+ * The per-fan-out options held, whatever the faults: each fan-out ran at the concurrency its
+ * spawn asked for, within the run's limit; a sync point's outcome agrees with its own tolerance
+ * (on_failure continue never fails a parent); and every aggregate a parent (or its aggregator
+ * agent) got with `continue` lists all the sync point's children with their final statuses and
+ * the completion reason those final children give.
+ */
+async function checkFanOutRules(world: World, branches: BranchRecord[], maxConcurrentBranches: number, covered: Record<string, number>): Promise<string[]> {
+  const out: string[] = [];
+  const cover = (what: string) => (covered[what] = (covered[what] ?? 0) + 1);
+  const byId = new Map(branches.map((b) => [b.id, b]));
+  for (const request of world.fanOutStarts) {
+    const parent = byId.get(request.parentId);
+    const aggregation = branches.some((c) => c.parentId === request.parentId && c.parentSeq === request.seq && c.type === 'AGGREGATION');
+    const asked = aggregation ? undefined : askedConcurrency(world.scenario, request.parentId);
+    const want = asked === undefined ? maxConcurrentBranches : Math.min(asked, maxConcurrentBranches);
+    if (parent && request.maxConcurrency !== want) {
+      out.push(`fan-out ${request.parentId}#${request.seq} ran ${request.maxConcurrency} at once; its spawn asked ${asked ?? 'nothing'}, the run allows ${maxConcurrentBranches}`);
+    }
+  }
+  const syncPoints = new Map<string, { sp: SyncPointRecord; children: BranchRecord[] }>();
+  for (const parent of branches) {
+    for (let seq = 1; seq <= (parent.spawn?.seq ?? 0); seq++) {
+      const sp = await world.store.getSyncPoint(world.scope, parent.id, seq);
+      if (!sp) continue;
+      const children = branches.filter((c) => c.parentId === parent.id && c.parentSeq === seq);
+      syncPoints.set(`${parent.id}#${seq}`, { sp, children });
+      if (sp.completeFn !== undefined) cover('completion function');
+      if (sp.toleratedFailures !== undefined) cover('tolerated count');
+      if (sp.onFailure === 'continue') cover(`on_failure continue, ${sp.outcome ?? 'unsettled'}`);
+      if (sp.outcome === undefined || children.some((c) => !isTerminal(c.status))) continue;
+      const final = countsOf(children);
+      if (sp.onFailure === 'continue' && sp.outcome === 'fail') out.push(`sync point ${parent.id}#${seq} with on_failure continue failed its parent`);
+      if (sp.completeFn === undefined && sp.waitFor === 'all' && sp.onFailure !== 'continue') {
+        // Under wait_for all a resume waits for every child: the final failures are those it saw.
+        const exceeded = toleranceExceeded(final, sp);
+        if (sp.outcome === 'resume' && exceeded) out.push(`sync point ${parent.id}#${seq} resumed its parent past its tolerance (${JSON.stringify(final)})`);
+        if (sp.outcome === 'fail' && !exceeded) out.push(`sync point ${parent.id}#${seq} failed its parent within its tolerance (${JSON.stringify(final)})`);
+      }
+    }
+  }
+  // Every value an agent was given (inputs and memories): the continue aggregates among them.
+  const given: unknown[] = [];
+  for (const b of branches) {
+    given.push(b.input);
+    for (const entry of b.memory) if (entry.role === 'user') given.push(entry.content);
+  }
+  const seen = new Set<string>();
+  const visit = (value: unknown): void => {
+    if (Array.isArray(value)) return value.forEach(visit);
+    if (!value || typeof value !== 'object') return;
+    const aggregate = value as { completion_reason?: unknown; children?: Record<string, { status: string }> };
+    if (aggregate.completion_reason === undefined || !aggregate.children) return Object.values(value).forEach(visit);
+    const ids = Object.keys(aggregate.children);
+    const first = byId.get(ids[0] ?? '');
+    const key = first ? `${first.parentId}#${first.parentSeq}` : '?';
+    const point = syncPoints.get(key);
+    if (!point) return void out.push(`a continue aggregate names children of no sync point (${ids.join(',')})`);
+    const { sp, children } = point;
+    const listed = ids.map((id) => `${id}:${aggregate.children![id].status}`).join(' ');
+    const actual = children.map((c) => `${c.id}:${c.status}`).join(' ');
+    if (listed !== actual) out.push(`the continue aggregate of ${key} lists ${listed}; the children are ${actual}`);
+    const reason = completionReason(countsOf(children), sp, verdictOn(sp, children));
+    if (aggregate.completion_reason !== reason) out.push(`the continue aggregate of ${key} says ${String(aggregate.completion_reason)}; its final children give ${reason}`);
+    if (sp.onFailure !== 'continue') out.push(`sync point ${key} without on_failure continue gave a continue aggregate`);
+    if (!seen.has(key)) cover(`continue aggregate ${reason}`);
+    seen.add(key);
+  };
+  given.forEach(visit);
+  for (const [key, { sp, children }] of syncPoints) {
+    // A parent resumed by a continue sync point got its aggregate (unless the run ended first).
+    const parent = byId.get(key.slice(0, key.lastIndexOf('#')));
+    if (sp.onFailure === 'continue' && sp.outcome === 'resume' && !seen.has(key) && parent?.status === 'COMPLETED' && children.length) {
+      out.push(`sync point ${key} (on_failure continue) resumed its parent, which never got the aggregate`);
+    }
+  }
+  return out;
 }

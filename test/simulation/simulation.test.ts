@@ -29,17 +29,19 @@ describe('deterministic simulation of the lifecycle', () => {
   it(`${seeds.length} seeds: every invariant holds`, async () => {
     const failures: SeedReport[] = [];
     const injected: Record<string, number> = {};
+    const covered: Record<string, number> = {};
     const statuses: Record<string, number> = {};
     let branches = 0;
     for (const seed of seeds) {
       const report = await simulateSeed(seed);
       for (const [k, n] of Object.entries(report.injected)) injected[k] = (injected[k] ?? 0) + n;
+      for (const [k, n] of Object.entries(report.covered)) covered[k] = (covered[k] ?? 0) + n;
       statuses[report.status] = (statuses[report.status] ?? 0) + 1;
       branches += report.branches;
       if (report.violations.length) failures.push(report);
       if (failures.length >= 5) break;
     }
-    if (process.env.SIM_REPORT) console.log(JSON.stringify({ seeds: seeds.length, branches, statuses, injected }));
+    if (process.env.SIM_REPORT) console.log(JSON.stringify({ seeds: seeds.length, branches, statuses, injected, covered }));
     const text = failures
       .map((f) => `seed ${f.seed} (replay: SIM_SEED=${f.seed} npx vitest run test/simulation):\n  ${f.violations.slice(0, 8).join('\n  ')}`)
       .join('\n');

@@ -11,7 +11,7 @@
  * Every port call yields to the scheduler, which resumes exactly one suspended call at a time and
  * then lets the microtasks drain (nothing here uses timers or I/O), so a seed replays exactly.
  */
-import { AggregatorRegistry } from '../../core/aggregators';
+import { AggregatorRegistry, type ChildResult } from '../../core/aggregators';
 import { AgentInvocationError, TransientError } from '../../core/errors';
 import { endRunAtDeadline } from '../../core/use-cases/budget-gate';
 import { BranchAborts } from '../../adapters/memory/branch-aborts';
@@ -87,6 +87,8 @@ export interface Scenario {
   agentAggregators: boolean;
   /** Final answers carry more than the claim check's 1 KB: results, aggregates and memories go to the blob store. */
   largeValues: boolean;
+  /** Spawns carry per-fan-out options (max_concurrency, tolerated_failures, on_failure, complete_when): see spawnOptionsFor. */
+  fanOutOptions: boolean;
 }
 
 export function generateScenario(seed: number): Scenario {
@@ -103,6 +105,7 @@ export function generateScenario(seed: number): Scenario {
     agentAggregators: r.chance(0.3),
     // Drawn last: the earlier fields of every seed stay what they were.
     largeValues: r.chance(0.4),
+    fanOutOptions: r.chance(0.5),
   };
 }
 
@@ -169,17 +172,52 @@ export class ScenarioAgent implements AgentInvoker {
       let waitFor: WaitFor = 'all';
       const aggregator = s.agentAggregators && at('aggregator') < 0.5 ? { aggregator: 'agent:Helper' } : {};
       if (s.waitFor === 'mixed') waitFor = at('wait') < 0.3 ? 'all' : at('wait') < 0.65 ? 'any' : Math.max(1, Math.floor(width / 2));
+      // A completion function replaces wait_for; otherwise the options go beside it.
+      const options = s.fanOutOptions ? spawnOptionsFor(s, call.branchId) : {};
+      const rule = 'complete_when' in options ? options : { wait_for: waitFor, ...options };
       if (s.groups && at('groups') < 0.4) {
         const inputs = Array.from({ length: width }, (_, i) => `part-${i}`);
-        return { next_actions: [inputs, ['tail']], wait_for: waitFor, ...aggregator };
+        return { next_actions: [inputs, ['tail']], ...rule, ...aggregator };
       }
-      return { next_action: 'parallel_invoke', agents: Array.from({ length: width }, () => 'Node'), wait_for: waitFor, ...aggregator };
+      return { next_action: 'parallel_invoke', agents: Array.from({ length: width }, () => 'Node'), ...rule, ...aggregator };
     }
     if (kind < 0.65) return { next_action: 'invoke_agent', action_input: { agent: 'Helper', input: 'help' } };
     if (s.failures && kind < 0.78) throw new Error(`agent failure at ${call.branchId}`);
     if (s.failures && kind < 0.83 && call.step === 0) return 'not json at all';
     return final;
   }
+}
+
+/**
+ * The per-fan-out options a spawning branch gives (a function of the seed and the branch): its
+ * own concurrency (checked against what reaches the fan-out), a tolerated count or fraction,
+ * `on_failure: continue`, and sometimes a completion function instead of wait_for.
+ */
+export function spawnOptionsFor(s: Scenario, branchId: string): Record<string, unknown> {
+  const at = (what: string) => stableChance(s.seed, `${branchId}|option|${what}`);
+  const options: Record<string, unknown> = {};
+  if (at('concurrency') < 0.6) options.max_concurrency = askedConcurrency(s, branchId)!;
+  const tolerance = at('tolerance');
+  if (tolerance < 0.4) options.tolerated_failures = Math.floor(at('count') * 3);
+  else if (tolerance < 0.6) options.tolerated_failures = at('fraction') < 0.5 ? 0.25 : 0.5;
+  if (at('on_failure') < 0.5) options.on_failure = 'continue';
+  else if (at('on_failure') < 0.6) options.on_failure = 'fail';
+  if (at('complete_when') < 0.25) options.complete_when = `fn:${SIM_COMPLETION_FN}`;
+  return options;
+}
+
+/** The max_concurrency a branch asks for its spawns (undefined: none, the run's limit applies). */
+export function askedConcurrency(s: Scenario, branchId: string): number | undefined {
+  const at = (what: string) => stableChance(s.seed, `${branchId}|option|${what}`);
+  return s.fanOutOptions && at('concurrency') < 0.6 ? 1 + Math.floor(at('concurrency-n') * 4) : undefined;
+}
+
+export const SIM_COMPLETION_FN = 'firstOrAllOthers';
+
+/** The simulation's completion function: done when the first child succeeded, or every other one did. */
+export function firstOrAllOthers(children: ChildResult[]): boolean {
+  const ok = (c: ChildResult | undefined) => c?.status === 'COMPLETED';
+  return ok(children[0]) || (children.length > 1 && children.slice(1).every(ok));
 }
 
 export type UserCodeFault = 'hang' | 'late' | 'throw' | 'exit' | 'mutation';
@@ -342,6 +380,8 @@ export class World {
   private deps: SpawnerDeps;
   /** Successful resumes/next-group opens per sync point (`parent#seq`). */
   readonly syncAdvances = new Map<string, number>();
+  /** Every fan-out start, restarts included (their maxConcurrency is checked against the spawn's options). */
+  readonly fanOutStarts: FanOutRequest[] = [];
   private readonly terminal = new Map<string, string>();
 
   constructor(
@@ -455,7 +495,7 @@ export class World {
       signalFor: (scope, branchId) => this.aborts.signalFor(scope, branchId),
       invoker: new ScenarioAgent(this.scenario, this),
       clock: { now: () => this.clock },
-      aggregators: new AggregatorRegistry(),
+      aggregators: new AggregatorRegistry({ [SIM_COMPLETION_FN]: firstOrAllOthers }),
       runCache: new Map(),
     };
   }
@@ -524,6 +564,7 @@ export class World {
   // --- the fan-out (the state machine's semantics) ------------------------------------------
 
   private startExecution(request: FanOutRequest): void {
+    this.fanOutStarts.push(structuredClone(request));
     if (TRACE) console.log(`  fan-out start ${request.executionName}${this.executions.has(request.executionName) ? ' (exists)' : ''}`);
     if (this.executions.has(request.executionName)) return;
     this.executions.set(request.executionName, {
