@@ -9,9 +9,9 @@
  * belongs to another process (reused: a different start time), or it names this very process,
  * which does not hold the folder (a container restarted with the same pid).
  */
-import { existsSync, linkSync, mkdirSync, readFileSync, readlinkSync, realpathSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { InUseError, ValidationError } from '../core/errors';
+import { DataFolderError, describeThrown, diskRefusal, InUseError, ValidationError } from '../core/errors';
 
 export const LOCK_FILE = 'branch-spawner.lock';
 /** The journal tier's state: the table and the queues, one change per line. */
@@ -39,7 +39,7 @@ export function lockDataFolder(dir: string): DataFolderLock {
   // is taking it over (it then holds the folder, or it died and its claim is cleared).
   const key = realpathSync(dir);
   for (let attempt = 0; attempt < 4; attempt++) {
-    if (createHolding(file, process.pid)) {
+    if (holdOrRefuse(dir, file)) {
       let released = false;
       heldHere.add(key);
       return {
@@ -62,6 +62,22 @@ export function lockDataFolder(dir: string): DataFolderLock {
 }
 
 /**
+ * createHolding for this process; a folder that refuses the write (read-only, full, not ours) is
+ * a DataFolderError naming the folder, before anything else is opened there.
+ */
+function holdOrRefuse(dir: string, file: string): boolean {
+  try {
+    return createHolding(file, process.pid);
+  } catch (error) {
+    const code = diskRefusal(error);
+    if (!code) throw error;
+    // The system's reason without the lock's file name (the folder is what the user gave).
+    const reason = describeThrown(error).split(', ')[0];
+    throw new DataFolderError(`the data folder ${dir} cannot be written (${reason}): give a folder with space that this user may write`, code, { cause: error });
+  }
+}
+
+/**
  * Creates `file` holding `pid`, only if it does not exist. Written whole before it appears (a
  * hard link of a finished temporary file), so no one ever reads a lock half-written: an empty
  * lock read as "no holder" would be removed while its process lives.
@@ -69,15 +85,16 @@ export function lockDataFolder(dir: string): DataFolderLock {
 function createHolding(file: string, pid: number): boolean {
   const temporary = `${file}.${pid}.${Math.random().toString(36).slice(2)}.tmp`;
   const marks = Object.entries(THIS_LIFE).filter(([, value]) => value !== undefined).map(([name, value]) => ` ${name}=${value}`);
-  writeFileSync(temporary, `${pid}${marks.join('')}\n`);
   try {
+    writeFileSync(temporary, `${pid}${marks.join('')}\n`);
     linkSync(temporary, file);
     return true;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw error;
   } finally {
-    unlinkSync(temporary);
+    // Also when the write failed (a full disk leaves an empty file behind).
+    rmSync(temporary, { force: true });
   }
 }
 

@@ -36,7 +36,7 @@ export interface JournalOptions {
   growthFactor?: number;
   /** ...and at least this many bytes (default 64 MB). */
   minCompactBytes?: number;
-  /** The write(2) of appends (default fs.writeSync); tests give one that fails as a full disk does. */
+  /** The write(2) of the journal, appends and compactions (default fs.writeSync); tests give one that fails as a full disk does. */
   write?: (fd: number, buffer: Uint8Array, offset: number, length: number) => number;
   /** Told once when an append fails (the journal refuses every later one): the runtime stops its work. */
   onFailure?(error: DataFolderError): void;
@@ -142,6 +142,7 @@ export class Journal {
   compact(): void {
     const temp = `${this.file}.tmp`;
     const fd = openSync(temp, 'w');
+    const write = this.options.write ?? writeSync;
     let size = 0;
     try {
       let pending: string[] = [];
@@ -149,7 +150,7 @@ export class Journal {
       const flush = () => {
         const buffer = Buffer.from(pending.join(''), 'utf8');
         let written = 0;
-        while (written < buffer.length) written += writeSync(fd, buffer, written, buffer.length - written);
+        while (written < buffer.length) written += write(fd, buffer, written, buffer.length - written);
         size += buffer.length;
         pending = [];
         pendingBytes = 0;
@@ -164,9 +165,13 @@ export class Journal {
       }
       flush();
       fsyncSync(fd);
-    } finally {
+    } catch (error) {
+      // The journal is still whole; the half-written copy would only hold space (a full disk's).
       closeSync(fd);
+      rmSync(temp, { force: true });
+      throw error;
     }
+    closeSync(fd);
     renameSync(temp, this.file);
     syncFolder(dirname(this.file));
     const previous = this.fd;

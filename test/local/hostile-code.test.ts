@@ -7,10 +7,11 @@
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { DataFolderError } from '../../core/errors';
 import { isRunEnd } from '../../core/events';
 import { runIdFor } from '../../functions/messages';
 import { main } from '../../local/cli';
@@ -30,10 +31,21 @@ function file(name: string, text: string): string {
   return path;
 }
 
-/** Runs the CLI in a child process; resolves with its exit code and output. */
-function cli(args: string[], cwd = dir): Promise<{ code: number | null; out: string; err: string }> {
+/** Every file of a folder (recursively) with its size and contents' length, to see that nothing changed. */
+function folderState(folder: string): Record<string, string> {
+  const state: Record<string, string> = {};
+  for (const name of readdirSync(folder, { recursive: true }) as string[]) {
+    const path = join(folder, name);
+    const stat = statSync(path);
+    state[name] = stat.isDirectory() ? 'dir' : `${stat.size} ${readFileSync(path, 'utf8').length}`;
+  }
+  return state;
+}
+
+/** Runs the CLI in a child process (as another user with `user`); resolves with its exit code and output. */
+function cli(args: string[], cwd = dir, user?: { uid: number; gid: number; env?: NodeJS.ProcessEnv }): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
-    const child = spawn(NODE, [BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(NODE, [BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], ...user });
     let out = '';
     let err = '';
     child.stdout.on('data', (c) => (out += c));
@@ -240,6 +252,61 @@ describe('a data folder that fails', () => {
       await runtime.close();
     }
     full = false;
+    const io = captureIo();
+    expect(await main(['resume', runId, '--data', data, '--json'], io), io.errText()).toBe(0);
+    expect(JSON.parse(io.outText()).status).toBe('COMPLETED');
+  }, 60_000);
+
+  it('a read-only data folder: run, resume and redrive exit 2 with one line naming the folder, and leave it as it was', async () => {
+    // Permissions do not stop root: as root, the CLI runs as nobody (the data folder stays root's),
+    // in a folder of its own outside the suite's (which only root may enter).
+    const user = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : undefined;
+    const parent = mkdtempSync(join(user ? '/tmp' : tmpdir(), 'bs-read-only-'));
+    if (user) chownSync(parent, user.uid, user.gid);
+    const data = join(parent, 'data');
+    try {
+      const io = captureIo();
+      expect(await main(['run', join(ROOT, 'examples', 'simple-parallel.yaml'), '--data', data, '--json'], io)).toBe(0);
+      const runId = JSON.parse(io.outText()).runId as string;
+      const before = folderState(data);
+      for (const entry of [data, join(data, 'blobs')]) chmodSync(entry, 0o555);
+      for (const args of [['resume', runId, '--data', data], ['run', join(ROOT, 'examples', 'simple-parallel.yaml'), '--data', data], ['redrive', '--data', data]]) {
+        const { code, err } = await cli(args, parent, user && { ...user, env: { ...process.env, TMPDIR: parent } });
+        expect({ args: args[0], code, err }).toEqual({
+          args: args[0],
+          code: 2,
+          err: `error: the data folder ${data} cannot be written (EACCES: permission denied): give a folder with space that this user may write\n`,
+        });
+      }
+      expect(folderState(data)).toEqual(before);
+    } finally {
+      chmodSync(data, 0o755);
+      chmodSync(join(data, 'blobs'), 0o755);
+      rmSync(parent, { recursive: true, force: true });
+    }
+  }, 90_000);
+
+  it('a full disk when the folder is opened: the journal is left whole, one error naming it; once space returns, resume completes', async () => {
+    // The full disk is the journal's write(2) failing as ENOSPC (its one fs boundary: appends and
+    // the compaction every open makes), on a folder whose run was stopped half-way.
+    const data = join(dir, 'full-at-open');
+    let runId: string;
+    const first = await LocalRuntime.start({ dataDir: data });
+    try {
+      runId = await first.startRun(slow);
+      await new Promise<void>((resolve) => first.bus.subscribe((e) => {
+        if (e.type === 'BranchCreated' && e.branchId === 'root.0') resolve();
+      }));
+    } finally {
+      await first.close();
+    }
+    const before = folderState(data);
+    const enospc = () => Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' });
+    const full = LocalRuntime.start({ dataDir: data, journalWrite: () => { throw enospc(); } });
+    await expect(full).rejects.toThrow(DataFolderError);
+    await expect(full).rejects.toThrow(`could not open the journal ${join(data, 'journal.jsonl')}: ENOSPC: no space left on device, write`);
+    // Nothing half-written is left (no compaction copy, no lock).
+    expect(folderState(data)).toEqual(before);
     const io = captureIo();
     expect(await main(['resume', runId, '--data', data, '--json'], io), io.errText()).toBe(0);
     expect(JSON.parse(io.outText()).status).toBe('COMPLETED');
