@@ -1,29 +1,19 @@
 /**
- * The one retry loop of the adapters: a bounded number of attempts spaced by exponential backoff
- * with equal jitter. Each caller's attempt decides what failed and whether to go again; this
- * module only counts and waits.
+ * The one retry loop of the adapters (the transports' retries): a bounded number of attempts
+ * spaced by exponential backoff with equal jitter (the backoff of core/retry-policy.ts). Each
+ * caller's attempt decides what failed and whether to go again; this module only counts and waits.
+ * An agent's own retry policy is not here: it runs in the step, around the whole call.
  */
+import { abortableSleep, backoffDelay as backoff } from '../core/retry-policy';
+
+export { abortableSleep };
 
 export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
 
-/** The delay before retry `attempt` (1-based): half of the capped exponential fixed, half random. */
+/** The delay before retry `attempt` (1-based): half of the capped exponential (×2 each time) fixed, half random. */
 export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(maxMs, baseMs * 2 ** (attempt - 1));
-  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+  return backoff(attempt, { initialMs: baseMs, maxMs, multiplier: 2 }, 'equal', random);
 }
-
-/** Resolves after `ms`, or at once when `signal` aborts (the caller then sees the abort). */
-export const abortableSleep: Sleep = (ms, signal) =>
-  new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 
 export interface RetryPolicy {
   /** Attempts in all (at least 1). */

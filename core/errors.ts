@@ -130,6 +130,12 @@ export class AgentInvocationError extends BranchSpawnerError {
 
 export class AgentTimeoutError extends AgentInvocationError {}
 
+/**
+ * The agent could not be reached: a network error, an HTTP 5xx or 429, a function that could not
+ * be invoked — after the transport's own retries. An agent's `retry` names it `transport`.
+ */
+export class AgentTransportError extends AgentInvocationError {}
+
 /** The model server refused a request that offered tools (`toolCalling: auto` then falls back to text). */
 export class ToolsRefusedError extends AgentInvocationError {}
 

@@ -20,6 +20,7 @@ export const EVENT_TYPES = [
   'BranchWaiting',
   'BranchWaitingForCallback',
   'BranchResumed',
+  'AgentRetryScheduled',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -200,6 +201,30 @@ export function resumedEvent(
     branchId: branch.id,
     time,
     detail: { agent: branch.agent, step: suspension.step, reason: suspension.kind === 'wait' ? 'wait-over' : 'callback-answered' },
+  };
+}
+
+/**
+ * An attempt of a step's agent call failed and the agent's retry policy calls it again after
+ * `delayMs` (the step waits in the worker): `attempt` is the one that failed (1 for the first) of
+ * at most `attempts`; `kind` is what failed, as the policy's `on` names it.
+ */
+export function agentRetryEvent(
+  branch: Pick<BranchRecord, 'team' | 'runId' | 'id' | 'agent'>,
+  step: number,
+  time: number,
+  detail: { attempt: number; attempts: number; delayMs: number; kind: string; error: string },
+): LifecycleEvent {
+  const type = 'AgentRetryScheduled';
+  const error = detail.error.length > 1000 ? `${detail.error.slice(0, 997)}...` : detail.error;
+  return {
+    eventId: eventId(branch, type, branch.id, step, detail.attempt),
+    type,
+    team: branch.team,
+    runId: branch.runId,
+    branchId: branch.id,
+    time,
+    detail: { agent: branch.agent, step, ...detail, error },
   };
 }
 

@@ -82,6 +82,13 @@ export const LIMIT_TABLE = {
     min: 1,
     why: "one agent call (all its attempts): it runs inside a step worker invocation (300 s), which needs 30 s after it; an agent's timeoutMs and a script's $delayMs stay under it",
   },
+  maxAgentAttempts: {
+    default: 5,
+    teamMax: 10,
+    ceiling: 20,
+    min: 1,
+    why: "attempts an agent's retry policy may give one call (retry.attempts); they all run within one agent call bound, and an agent that failed 20 times will not answer on the 21st",
+  },
   maxInvalidResponses: {
     default: 2,
     teamMax: 5,

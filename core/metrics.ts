@@ -18,6 +18,8 @@ export interface RunMetrics {
   byStatus: Record<BranchStatus, number>;
   fanOut: { spawns: number; maxWidth: number; avgWidth: number };
   steps: number;
+  /** Agent call attempts made again by the agents' retry policies (`retry`), in all. */
+  retries: number;
   usage: { inputTokens: number; outputTokens: number };
   /** User tool calls per tool (LLM agents with tools): calls, failed calls, time spent; absent when none ran. */
   tools?: Record<string, ToolStats[string] & { avgMs: number }>;
@@ -28,7 +30,7 @@ export interface RunMetrics {
 }
 
 type MetricBranch = Pick<BranchRecord, 'status' | 'depth' | 'parentId' | 'parentSeq' | 'stepCount'> &
-  Partial<Pick<BranchRecord, 'usage' | 'toolStats'>>;
+  Partial<Pick<BranchRecord, 'usage' | 'toolStats' | 'agentRetries'>>;
 
 export function computeMetrics(
   branches: readonly MetricBranch[],
@@ -42,6 +44,7 @@ export function computeMetrics(
   let depthSum = 0;
   let maxDepth = 0;
   let steps = 0;
+  let retries = 0;
   const usage = { inputTokens: 0, outputTokens: 0 };
   const tools: ToolStats = {};
   for (const b of branches) {
@@ -50,6 +53,7 @@ export function computeMetrics(
     depthSum += b.depth;
     maxDepth = Math.max(maxDepth, b.depth);
     steps += b.stepCount;
+    retries += b.agentRetries ?? 0;
     usage.inputTokens += b.usage?.inputTokens ?? 0;
     usage.outputTokens += b.usage?.outputTokens ?? 0;
     if (b.parentId !== null) {
@@ -76,6 +80,7 @@ export function computeMetrics(
       avgWidth: round(widthList.length ? widthList.reduce((a, b) => a + b, 0) / widthList.length : 0),
     },
     steps,
+    retries,
     usage,
     ...(Object.keys(tools).length
       ? { tools: Object.fromEntries(Object.entries(tools).map(([name, s]) => [name, { ...s, avgMs: round(s.totalMs / s.calls) }])) }

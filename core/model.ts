@@ -256,6 +256,8 @@ export interface BranchRecord extends Scope {
   fanIn?: FanInRule;
   /** The work whose write made the latest advance or the end (a WorkMark, core/work-mark.ts; crash recovery). */
   advancedBy?: WorkMark;
+  /** Attempts of agent calls made again by the agents' retry policies, summed over the branch's steps. */
+  agentRetries?: number;
   /** Agent token usage, summed over the branch's steps (LLM agents). */
   usage?: { inputTokens: number; outputTokens: number };
   /** User tool calls per tool, summed over the branch's steps (LLM agents with tools). */

@@ -306,6 +306,8 @@ export interface AgentInvocation extends Scope {
   branchType?: BranchType;
   /** Which delivery of this step's message runs the call (1 for the first; a failed step comes back). */
   attempt?: number;
+  /** Which attempt of the agent's retry policy this call is (1 for the first; core/retry-policy.ts). */
+  retryAttempt?: number;
   /** Aborted when the branch is cancelled or the run ends. */
   signal?: AbortSignal;
   /** User tool calls one step may make (the run's `maxToolCallsPerStep`). */

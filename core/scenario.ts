@@ -8,6 +8,7 @@ import { ScenarioError } from './errors';
 import { checkDocumentBounds } from './input-bounds';
 import { agentTimeoutRefusal, limitsSchema } from './limits';
 import { DEFAULT_LIMITS, type AgentRegistry, type FailurePolicy, type Limits } from './model';
+import { agentRetryRefusal, retrySchema } from './retry-policy';
 import { checkScriptDelays, checkScriptFanOutOptions } from './script-directives';
 import { TOOL_CALLING_MODES, toolsSchema } from './tools';
 import { withArticle } from './wording';
@@ -50,6 +51,8 @@ const agentSchema = z
     // module (local runs and dev only): a function exported by a TypeScript/JavaScript file
     module: z.string().min(1).optional(),
     export: z.string().min(1).optional(),
+    // every kind: the agent call's retry policy (core/retry-policy.ts)
+    retry: retrySchema.optional(),
   })
   .strict();
 
@@ -122,6 +125,11 @@ export function parseScenario(document: unknown, source: string): Scenario {
     const agentTimeoutSeconds = scenario.limits?.agentTimeoutSeconds ?? DEFAULT_LIMITS.agentTimeoutSeconds;
     const tooLong = agentTimeoutRefusal(agent, agentTimeoutSeconds);
     if (tooLong) throw new ScenarioError(source, `agents.${name}.timeoutMs: ${tooLong}`, `agents.${name}.timeoutMs`);
+    const retryRefused = agentRetryRefusal(agent, scenario.limits?.maxAgentAttempts ?? DEFAULT_LIMITS.maxAgentAttempts);
+    if (retryRefused) {
+      const field = `agents.${name}.${retryRefused.path}`;
+      throw new ScenarioError(source, `${field}: ${retryRefused.message}`, field);
+    }
     if (agent.kind === 'script') {
       const branchTimeoutSeconds = scenario.limits?.branchTimeoutSeconds ?? DEFAULT_LIMITS.branchTimeoutSeconds;
       const maxConcurrentBranches = scenario.limits?.maxConcurrentBranches ?? DEFAULT_LIMITS.maxConcurrentBranches;

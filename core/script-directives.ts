@@ -1,9 +1,10 @@
 /**
  * The directives a `script` agent's canned responses may carry (`$fail`, `$raw`, `$delayMs`, `$hang`,
- * `$transientFailures`) and the per-fan-out options of the spawns they answer with:
+ * `$transientFailures`, `$failures`) and the per-fan-out options of the spawns they answer with:
  * what they mean lives in the script invoker and the protocol; the rules a scenario must follow
  * live here, so a bad value is refused when the scenario is read, naming the field.
  */
+import { LIMIT_TABLE } from './limits';
 import { FAN_OUT_OPTION_SCHEMAS } from './protocol';
 
 /** setTimeout's largest delay; a longer one fires at once (Node's TimeoutOverflowWarning). */
@@ -43,6 +44,13 @@ export function checkScriptDelays(
         const count = (response as { $transientFailures: unknown }).$transientFailures;
         if (typeof count !== 'number' || !Number.isInteger(count) || count < 0 || count > MAX_TRANSIENT_FAILURES) {
           return { path: `${prefix}.${i}.$transientFailures`, message: `must be an integer 0..${MAX_TRANSIENT_FAILURES}, got ${JSON.stringify(count)}` };
+        }
+      }
+      if ('$failures' in response) {
+        const count = (response as { $failures: unknown }).$failures;
+        const max = LIMIT_TABLE.maxAgentAttempts.ceiling;
+        if (typeof count !== 'number' || !Number.isInteger(count) || count < 0 || count > max) {
+          return { path: `${prefix}.${i}.$failures`, message: `must be an integer 0..${max} (attempts that fail before the answer), got ${JSON.stringify(count)}` };
         }
       }
       const waitRefusal = checkWait(response as Record<string, unknown>, bounds.maxWaitSeconds);

@@ -8,7 +8,7 @@
 import { isTransientAwsError } from '../aws-errors';
 import { abortableSleep, again, whenAborted, withRetries, type Sleep } from '../retry';
 import type { BedrockRuntimeClient, ContentBlock, ConverseCommandInput, ConverseCommandOutput, Message, Tool } from '@aws-sdk/client-bedrock-runtime';
-import { AgentInvocationError, AgentTimeoutError, ToolsRefusedError } from '../../core/errors';
+import { AgentInvocationError, AgentTimeoutError, AgentTransportError, ToolsRefusedError } from '../../core/errors';
 import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
 import type { ChatMessage } from '../../core/prompt';
 import type { ToolSpec } from '../../core/protocol-tools';
@@ -118,9 +118,8 @@ export class BedrockInvoker implements AgentInvoker {
           const retryable = isTransientAwsError(error, MODEL_RETRYABLE_NAMES);
           if (!retryable || last) {
             const after = retryable ? ` (after ${attempt} attempts)` : '';
-            throw new AgentInvocationError(agent, `Bedrock model ${modelId} failed${after}: ${describeError(error)}`, {
-              cause: error,
-            });
+            const Failure = retryable ? AgentTransportError : AgentInvocationError;
+            throw new Failure(agent, `Bedrock model ${modelId} failed${after}: ${describeError(error)}`, { cause: error });
           }
           return again();
         }

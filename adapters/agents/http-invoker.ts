@@ -9,7 +9,7 @@
  * neither the branch error, the run error nor the lifecycle events can leak them.
  */
 import { again, withRetries } from '../retry';
-import { AgentInvocationError, AgentTimeoutError } from '../../core/errors';
+import { AgentInvocationError, AgentTimeoutError, AgentTransportError } from '../../core/errors';
 import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
 
 export const DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
@@ -70,7 +70,7 @@ export class HttpInvoker implements AgentInvoker {
         const response = await this.post(call.agentName, url, headers, body, signal);
         const text = await readCappedText(response, maxBytes, () => `the response of ${shown} is over maxResponseBytes (${maxBytes} bytes)`, call.agentName);
         if (response.status >= 500) {
-          failure = new AgentInvocationError(call.agentName, `HTTP ${response.status} from ${shown}: ${redact(text.slice(0, 200))}`);
+          failure = new AgentTransportError(call.agentName, `HTTP ${response.status} from ${shown}: ${redact(text.slice(0, 200))}`);
         } else if (!response.ok) {
           throw new AgentInvocationError(call.agentName, `HTTP ${response.status} from ${shown}: ${redact(text.slice(0, 200))}`);
         } else {
@@ -82,7 +82,7 @@ export class HttpInvoker implements AgentInvoker {
         // No `cause`: a fetch error can carry the full URL.
         failure = timeout.aborted
           ? new AgentTimeoutError(call.agentName, `no answer from ${shown} within ${timeoutMs} ms`)
-          : new AgentInvocationError(call.agentName, `request to ${shown} failed: ${redact(describeFetchError(error))}`);
+          : new AgentTransportError(call.agentName, `request to ${shown} failed: ${redact(describeFetchError(error))}`);
       }
       if (last) throw failure;
       return again();

@@ -3,7 +3,7 @@
  * timeout (the definition's `timeoutMs`, 60 s by default; the run's agentTimeoutSeconds bounds both).
  */
 import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
-import { AgentInvocationError, AgentTimeoutError, TransientError } from '../../core/errors';
+import { AgentInvocationError, AgentTimeoutError, AgentTransportError, TransientError } from '../../core/errors';
 import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
 import { isTransientAwsError, sdkError } from '../aws-errors';
 
@@ -43,7 +43,7 @@ export class LambdaInvoker implements AgentInvoker {
       if (isTransientAwsError(error)) {
         throw new TransientError(`lambda agent ${functionName} could not be invoked: ${e.name}`, { cause: error });
       }
-      throw new AgentInvocationError(call.agentName, `invoking ${functionName} failed: ${e.name ?? error}`, { cause: error });
+      throw new AgentTransportError(call.agentName, `invoking ${functionName} failed: ${e.name ?? error}`, { cause: error });
     }
     const text = result.Payload ? new TextDecoder().decode(result.Payload) : 'null';
     if (result.FunctionError) {

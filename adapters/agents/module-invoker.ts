@@ -19,6 +19,8 @@ export interface ModuleAgentContext {
   input: unknown;
   memory: MemoryEntry[];
   branch: { id: string; runId: string; depth: number; type: BranchType };
+  /** Which attempt of the agent's retry policy (`retry`) this call is: 1 for the first. */
+  attempt: number;
   /** Aborted when the branch is cancelled or times out, or the run ends. */
   signal: AbortSignal;
   /** Adds token usage to the branch (summed into `metrics.usage` and the run's `maxRunTokens`). */
@@ -67,6 +69,7 @@ export class ModuleInvoker implements AgentInvoker {
       input: call.input ?? null,
       memory: call.memory,
       branch: { id: call.branchId, runId: call.runId, depth: call.depth ?? 0, type: call.branchType ?? 'SIMPLE' },
+      attempt: call.retryAttempt ?? 1,
       signal,
       reportUsage: (u) => {
         const checked = checkUsage(u);

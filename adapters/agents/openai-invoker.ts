@@ -7,7 +7,7 @@
  * own timeout.
  */
 import { abortableSleep, again, withRetries, type Sleep } from '../retry';
-import { AgentInvocationError, AgentTimeoutError, ToolsRefusedError } from '../../core/errors';
+import { AgentInvocationError, AgentTimeoutError, AgentTransportError, ToolsRefusedError } from '../../core/errors';
 import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
 import type { ChatMessage } from '../../core/prompt';
 import type { ToolSpec } from '../../core/protocol-tools';
@@ -203,14 +203,14 @@ export class OpenAiInvoker implements AgentInvoker {
       const reason = (error as Error & { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
       return {
         ok: false,
-        error: new AgentInvocationError(agent, `request to ${url} failed: ${reason}`, { cause: error }),
+        error: new AgentTransportError(agent, `request to ${url} failed: ${reason}`, { cause: error }),
         retryable: true,
       };
     }
     if (status === 429 || status >= 500) {
       return {
         ok: false,
-        error: new AgentInvocationError(agent, `HTTP ${status} from ${url}: ${errorDetail(text)}`),
+        error: new AgentTransportError(agent, `HTTP ${status} from ${url}: ${errorDetail(text)}`),
         retryable: true,
         retryAfterMs: status === 429 ? this.retryAfterMs(retryAfter) : undefined,
       };

@@ -1,8 +1,9 @@
 /**
  * `script` agents (see docs/scenarios.md): canned responses per step, optional rules matched on the input,
  * and directives to fail (`$fail`), answer raw text (`$raw`), take time (`$delayMs`), never
- * answer until the branch is aborted (`$hang`) or be throttled on the first deliveries of a step
- * (`$transientFailures`). Deterministic, for tests and demos.
+ * answer until the branch is aborted (`$hang`), be throttled on the first deliveries of a step
+ * (`$transientFailures`) or fail its first attempts (`$failures`, for a retry policy).
+ * Deterministic, for tests and demos.
  */
 import { AgentInvocationError, TransientError } from '../../core/errors';
 import { failMessage, MAX_TIMER_MS } from '../../core/script-directives';
@@ -22,12 +23,18 @@ export class ScriptInvoker implements AgentInvoker {
     const nth = call.memory.filter((m) => m.role === 'assistant' && m.agent === call.agentName && !m.inherited).length;
     const chosen = responses[Math.min(nth, responses.length - 1)];
     const { transientFailures, rest } = splitTransient(chosen);
-    const { delayMs, response } = splitDelay(rest);
+    const { failures, rest: answer } = splitFailures(rest);
+    const { delayMs, response } = splitDelay(answer);
     if (delayMs > 0) await delay(delayMs, call.signal);
     // Counted by delivery (not in memory): a failed step leaves no trace in the branch.
     const attempt = call.attempt ?? 1;
     if (attempt <= transientFailures) {
       throw new TransientError(`script agent ${call.agentName} throttled (delivery ${attempt} of the ${transientFailures} that fail)`);
+    }
+    // Counted by the retry policy's attempt within the step (the agent's `retry`).
+    const retryAttempt = call.retryAttempt ?? 1;
+    if (retryAttempt <= failures) {
+      throw new AgentInvocationError(call.agentName, `script agent ${call.agentName} failed on attempt ${retryAttempt} (its first ${failures} attempts fail)`);
     }
     if (isObject(response) && '$fail' in response) {
       throw new AgentInvocationError(call.agentName, failMessage(response.$fail));
@@ -51,6 +58,12 @@ function splitTransient(value: unknown): { transientFailures: number; rest: unkn
   if (!isObject(value) || !('$transientFailures' in value)) return { transientFailures: 0, rest: value };
   const { $transientFailures, ...rest } = value;
   return { transientFailures: Math.max(0, Number($transientFailures) || 0), rest };
+}
+
+function splitFailures(value: unknown): { failures: number; rest: unknown } {
+  if (!isObject(value) || !('$failures' in value)) return { failures: 0, rest: value };
+  const { $failures, ...rest } = value;
+  return { failures: Math.max(0, Number($failures) || 0), rest };
 }
 
 function splitDelay(value: unknown): { delayMs: number; response: unknown } {

@@ -17,6 +17,7 @@ import { defined, hit, loadRun, scopeOf, type SpawnerDeps } from './deps';
 import { branchEnds, endBranch, endedAbove, tellEnd } from './end-branch';
 import { readableResponse } from './readable-json';
 import { checkSpawn, spawnGroups, spawnStateFromDecision } from './spawn';
+import { callAgent, validUsage, type CallAttempts } from './agent-call';
 import { openSyncPoint } from './sync-point';
 import { announceSuspension, sendNext, suspensionFor, wakeOrWait } from './suspend';
 
@@ -124,12 +125,13 @@ async function runAgentStep(
   const workerMs = delivery.deadline === undefined ? undefined : delivery.deadline - deps.clock.now();
   const deadline = withRunDeadline(deps, run, branchSignal, { callMs: callSeconds * 1000, workerMs });
   const signal = deadline.signal;
-  // A tool loop keeps its conversation on the branch as it grows: a redelivered step continues from
-  // there. Each save is conditional on the branch version; a lost race means the step is someone else's.
+  // A tool loop keeps its conversation on the branch as it grows: a redelivered step (or a retried
+  // attempt) continues from there. Each save is conditional on the branch version; a lost race
+  // means the step is someone else's.
   const resumeFrom = branch.toolLoop?.step === step ? branch.toolLoop : undefined;
   let checkpointing = true;
-  const checkpoint = {
-    ...(resumeFrom ? { resumeFrom } : {}),
+  const checkpoint = () => ({
+    ...(branch.toolLoop?.step === step ? { resumeFrom: branch.toolLoop } : {}),
     save: async (toolLoop: ToolLoopCheckpoint) => {
       if (!checkpointing) return;
       try {
@@ -142,7 +144,7 @@ async function runAgentStep(
         checkpointing = false;
       }
     },
-  };
+  });
   // Each user tool call goes out as a ToolCalled event when it ends, and into the branch's toolStats with the step.
   const toolCalls: ToolCallRecord[] = [...(resumeFrom?.records ?? [])];
   const told: Promise<void>[] = [];
@@ -150,25 +152,40 @@ async function runAgentStep(
     const call = toolCalls.push(record) - 1;
     told.push(deps.events.publish([toolCalledEvent(branch, step, call, record, deps.clock.now())]));
   };
+  // The agent's retry policy (agent-call.ts): every attempt within this step's call bound.
+  const attempts: CallAttempts = { retries: 0 };
+  const call = {
+    branch,
+    step,
+    definition,
+    maxAttempts: run.limits.maxAgentAttempts ?? DEFAULT_LIMITS.maxAgentAttempts,
+    signal,
+    until: deps.clock.now() + callSeconds * 1000,
+    invalid: (r: AgentReply) => readDecision(deps, run, branch, step, r).invalid,
+  };
   try {
-    reply = await untilAborted(deps.invoker.invoke({
-      ...scopeOf(branch),
-      agentName: branch.agent,
-      definition,
-      branchId: branch.id,
-      step,
-      input: branch.input,
-      memory: branch.memory,
-      allowed: allowedTargets({ agents: run.agents, branch }),
-      depth: branch.depth,
-      branchType: branch.type,
-      ...(delivery.receiveCount !== undefined ? { attempt: delivery.receiveCount } : {}),
-      signal,
-      maxToolCalls: run.limits.maxToolCallsPerStep,
-      onToolCall,
-      checkpoint,
-    }), signal);
-    if (reply === null || typeof reply !== 'object') throw new TypeError(`the invoker returned ${describeValue(reply)}, not a reply`);
+    reply = await callAgent(deps, call, async (retryAttempt, called) => {
+      const answer = await untilAborted(deps.invoker.invoke({
+        ...scopeOf(branch),
+        agentName: branch.agent,
+        definition: called,
+        branchId: branch.id,
+        step,
+        input: branch.input,
+        memory: branch.memory,
+        allowed: allowedTargets({ agents: run.agents, branch }),
+        depth: branch.depth,
+        branchType: branch.type,
+        ...(delivery.receiveCount !== undefined ? { attempt: delivery.receiveCount } : {}),
+        retryAttempt,
+        signal,
+        maxToolCalls: run.limits.maxToolCallsPerStep,
+        onToolCall,
+        checkpoint: checkpoint(),
+      }), signal);
+      if (answer === null || typeof answer !== 'object') throw new TypeError(`the invoker returned ${describeValue(answer)}, not a reply`);
+      return answer;
+    }, attempts);
   } catch (error) {
     if (deadline.expired()) {
       await endRunAtDeadline(deps, run);
@@ -187,50 +204,39 @@ async function runAgentStep(
     if (error instanceof ConflictError) return 'skipped';
     // Throttling and the like: the message comes back later (and ends in the DLQ if it never passes).
     if (error instanceof TransientError) throw error;
-    // Tokens the call reported before it failed were spent: they count (budget and metrics).
-    const spent = error instanceof AgentInvocationError && validUsage(error.usage) ? error.usage : undefined;
+    // Tokens the call reported before it failed were spent: they count (budget and metrics), with the failed attempts'.
+    const spent = sumUsage(attempts.spent, error instanceof AgentInvocationError && validUsage(error.usage) ? error.usage : undefined);
     if (await chargeCall(deps, run, branch, spent)) return 'skipped';
-    return failBranch(deps, branch, delivery, `agent ${branch.agent} failed: ${agentFailure(error)}`, {
+    return failBranch(deps, branch, delivery, `agent ${branch.agent} failed: ${agentFailure(error)}`, defined({
       stepCount: step + 1,
       toolStats: addToolCalls(branch.toolStats, toolCalls),
-      ...(spent ? { usage: addUsage(branch.usage, spent) } : {}),
+      usage: spent ? addUsage(branch.usage, spent) : undefined,
       toolLoop: branch.toolLoop ? null : undefined,
-    });
+      agentRetries: retriesAfter(branch, attempts),
+    }));
   } finally {
     deadline.done();
     await Promise.all(told);
   }
 
-  if (await chargeCall(deps, run, branch, validUsage(reply.usage) ? reply.usage : undefined)) return 'skipped';
+  const spent = sumUsage(attempts.spent, validUsage(reply.usage) ? reply.usage : undefined);
+  if (await chargeCall(deps, run, branch, spent)) return 'skipped';
 
-  // Whatever came back must be plain JSON before it is parsed or stored (see readableResponse).
-  const readable = readableResponse(reply.response);
-  const response = readable.ok ? readable.value : `[unreadable agent response: ${readable.reason}]`;
+  const read = readDecision(deps, run, branch, step, reply);
+  const response = read.response;
   const memory: MemoryEntry[] = [
     ...branch.memory,
     { role: 'user', agent: branch.agent, content: branch.input ?? null },
     { role: 'assistant', agent: branch.agent, content: response ?? null },
   ];
-  const usage = validUsage(reply.usage) ? addUsage(branch.usage, reply.usage) : undefined;
+  const usage = spent ? addUsage(branch.usage, spent) : undefined;
   const toolStats = addToolCalls(branch.toolStats, toolCalls);
   const toolLoop = branch.toolLoop ? null : undefined;
-  const base = defined({ stepCount: step + 1, memory, usage, toolStats, toolLoop, advancedBy: WorkMark.step(delivery.messageId), taskToken: branch.taskToken });
+  const agentRetries = retriesAfter(branch, attempts);
+  const base = defined({ stepCount: step + 1, memory, usage, toolStats, toolLoop, agentRetries, advancedBy: WorkMark.step(delivery.messageId), taskToken: branch.taskToken });
 
-  let decision: Decision;
-  let suspension: Suspension | undefined;
-  try {
-    if (reply.invalid) throw new InvalidAgentResponseError(reply.invalid.message, { field: reply.invalid.field });
-    if (!readable.ok) throw new InvalidAgentResponseError(`response ${readable.reason}`, { field: '(root)' });
-    decision = parseAgentResponse(response, { currentAgent: branch.agent, currentInput: branch.input });
-    // A JSON text parses into any depth; what the decision carries on must be storable too.
-    const carried = readableResponse(decision);
-    if (!carried.ok) throw new InvalidAgentResponseError(`response ${carried.reason}`, { field: '(root)' });
-    checkTopology(decision, { agents: run.agents, aggregators: deps.aggregators.names(), branch });
-    if (decision.kind === 'wait' || decision.kind === 'callback') {
-      suspension = suspensionFor(decision, { run, branchId: branch.id, step: step + 1, now: deps.clock.now() });
-    }
-  } catch (error) {
-    if (!(error instanceof InvalidAgentResponseError)) throw error;
+  const { decision, suspension, invalid: error } = read;
+  if (error) {
     const invalidCount = branch.invalidCount + 1;
     if (invalidCount > run.limits.maxInvalidResponses) {
       return failBranch(deps, branch, delivery, `InvalidAgentResponse after ${invalidCount} tries: ${error.message}`, base);
@@ -363,9 +369,48 @@ function addUsage(
   return { inputTokens: (total?.inputTokens ?? 0) + more.inputTokens, outputTokens: (total?.outputTokens ?? 0) + more.outputTokens };
 }
 
-function validUsage(usage: unknown): usage is { inputTokens: number; outputTokens: number } {
-  const u = usage as { inputTokens?: unknown; outputTokens?: unknown } | null | undefined;
-  return Number.isFinite(u?.inputTokens) && Number.isFinite(u?.outputTokens);
+function sumUsage(
+  a: { inputTokens: number; outputTokens: number } | undefined,
+  b: { inputTokens: number; outputTokens: number } | undefined,
+): { inputTokens: number; outputTokens: number } | undefined {
+  return a && b ? addUsage(a, b) : (a ?? b);
+}
+
+/** The branch's retries with this step's (unchanged when it made none). */
+function retriesAfter(branch: BranchRecord, attempts: CallAttempts): number | undefined {
+  return attempts.retries ? (branch.agentRetries ?? 0) + attempts.retries : undefined;
+}
+
+/** The reply's decision, or why it is outside the protocol (with what memory keeps of it). */
+function readDecision(
+  deps: SpawnerDeps,
+  run: RunRecord,
+  branch: BranchRecord,
+  step: number,
+  reply: AgentReply,
+):
+  | { response: unknown; decision: Decision; suspension?: Suspension; invalid?: undefined }
+  | { response: unknown; decision?: undefined; suspension?: undefined; invalid: InvalidAgentResponseError } {
+  // Whatever came back must be plain JSON before it is parsed or stored (see readableResponse).
+  const readable = readableResponse(reply.response);
+  const response = readable.ok ? readable.value : `[unreadable agent response: ${readable.reason}]`;
+  try {
+    if (reply.invalid) throw new InvalidAgentResponseError(reply.invalid.message, { field: reply.invalid.field });
+    if (!readable.ok) throw new InvalidAgentResponseError(`response ${readable.reason}`, { field: '(root)' });
+    const decision = parseAgentResponse(response, { currentAgent: branch.agent, currentInput: branch.input });
+    // A JSON text parses into any depth; what the decision carries on must be storable too.
+    const carried = readableResponse(decision);
+    if (!carried.ok) throw new InvalidAgentResponseError(`response ${carried.reason}`, { field: '(root)' });
+    checkTopology(decision, { agents: run.agents, aggregators: deps.aggregators.names(), branch });
+    const suspension =
+      decision.kind === 'wait' || decision.kind === 'callback'
+        ? suspensionFor(decision, { run, branchId: branch.id, step: step + 1, now: deps.clock.now() })
+        : undefined;
+    return { response, decision, suspension };
+  } catch (error) {
+    if (!(error instanceof InvalidAgentResponseError)) throw error;
+    return { response, invalid: error };
+  }
 }
 
 /**

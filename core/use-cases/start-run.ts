@@ -1,5 +1,6 @@
 import { branchEvent, runEvent } from '../events';
 import { agentTimeoutRefusal, resolveLimits } from '../limits';
+import { agentRetryRefusal } from '../retry-policy';
 import {
   DEFAULT_FAILURE_POLICY,
   isTerminal,
@@ -66,6 +67,11 @@ export async function startRun(deps: SpawnerDeps, input: StartRunInput): Promise
   for (const [name, definition] of Object.entries(input.agents)) {
     const refused = agentTimeoutRefusal(definition, limits.agentTimeoutSeconds);
     if (refused) throw new ValidationError(`agents.${name}.timeoutMs: ${refused}`, `agents.${name}.timeoutMs`);
+    const retryRefused = agentRetryRefusal(definition, limits.maxAgentAttempts);
+    if (retryRefused) {
+      const field = `agents.${name}.${retryRefused.path}`;
+      throw new ValidationError(`${field}: ${retryRefused.message}`, field);
+    }
   }
   const run: RunRecord = {
     ...scope,

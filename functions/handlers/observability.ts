@@ -25,6 +25,8 @@ export const METRICS = {
   /** Milliseconds of one agent call (all kinds). */
   agentLatency: 'AgentLatency',
   agentErrors: 'AgentErrors',
+  /** Agent call attempts made again by an agent's retry policy (AgentRetryScheduled events). */
+  agentRetries: 'AgentRetries',
   inputTokens: 'InputTokens',
   outputTokens: 'OutputTokens',
 } as const;
@@ -44,6 +46,7 @@ const EVENT_METRICS: Partial<Record<LifecycleEvent['type'], MetricName>> = {
   BranchCancelled: METRICS.branchesCancelled,
   RunStarted: METRICS.runsStarted,
   RunFailed: METRICS.runsFailed,
+  AgentRetryScheduled: METRICS.agentRetries,
 };
 
 /** Counts lifecycle events as they are published (at-least-once, like the events themselves). */
