@@ -192,6 +192,11 @@ export function workerReservedConcurrency(config: Pick<TeamConfig, 'workerMaxCon
 }
 
 /** Team names that have a config file. */
+/** The CloudFormation stack of a team (`cdk deploy -c team=<team>` creates it; `--stack <team>` reads its outputs). */
+export function stackNameFor(team: string): string {
+  return `branch-spawner-${team}`;
+}
+
 export function knownTeams(dir = TEAMS_DIR): string[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir)

@@ -3,14 +3,10 @@ import { CfnOutput, Stack, Tags, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { BranchSpawner } from './branch-spawner';
 import { acknowledgeNagFindings } from './nag-acknowledgements';
-import type { TeamConfig } from '../functions/team-config';
+import { stackNameFor, type TeamConfig } from '../functions/team-config';
 
 export interface BranchSpawnerStackProps extends Omit<StackProps, 'env'> {
   config: TeamConfig;
-}
-
-export function stackNameFor(team: string): string {
-  return `branch-spawner-${team}`;
 }
 
 export class BranchSpawnerStack extends Stack {

@@ -4,9 +4,9 @@
  */
 import { Validations, type App } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { BranchSpawnerStack, stackNameFor } from './branch-spawner-stack';
+import { BranchSpawnerStack } from './branch-spawner-stack';
 import { DeployRulesPlugin } from './deploy-rules';
-import { knownTeams, loadTeamConfig, TEAMS_DIR } from '../functions/team-config';
+import { knownTeams, loadTeamConfig, stackNameFor, TEAMS_DIR } from '../functions/team-config';
 
 export interface BuildAppOptions {
   teamsDir?: string;

@@ -12,12 +12,23 @@ import { runScenario, type RunCommandOptions } from './run-command';
 
 interface RemoteFlags {
   api?: string;
+  stack?: string;
   token?: string;
   region?: string;
   profile?: string;
 }
 
 const targetOf = (opts: RemoteFlags & { api: string }): RemoteTarget => ({ api: opts.api, token: opts.token, region: opts.region, profile: opts.profile });
+
+/** The API of `--api <url>`, or of `--stack <team>` (read from the stack's outputs); undefined for neither. */
+async function apiOf(opts: RemoteFlags): Promise<string | undefined> {
+  if (opts.stack === undefined) return opts.api;
+  if (opts.api) throw new ValidationError('give --api <url> or --stack <team>, not both', '--stack');
+  const { apiUrlOfStack } = await import('./remote/stack-target');
+  return apiUrlOfStack(opts.stack, opts);
+}
+
+const STACK_HELP = "a team's deployed stack: its API URL is read from the stack's ApiUrl output (CloudFormation, with your AWS credentials)";
 
 export interface MainOptions {
   /** Handle Ctrl-C (SIGINT) for `run`: the bin sets it; in-process callers leave the signal alone. */
@@ -66,6 +77,7 @@ export async function main(
     .option('--rehearse', 'run it through the stack `cdk deploy` would create (synthesized template, bundled functions, IAM)')
     .option('--team <name>', 'with --rehearse or --api: the team of infra/teams/<name>.json, whose registry agents the scenario may name without defining them')
     .option('--api <url>', "start the run on a team's deployed API (the stack's ApiUrl output), signed with your AWS credentials")
+    .option('--stack <team>', `as --api, with ${STACK_HELP}`)
     .option('--token <jwt>', `with --api: a Cognito ID token instead of SigV4 (env ${TOKEN_ENV})`)
     .option('--region <region>', 'with --api: the signing region (default: the URL\'s, else AWS_REGION)')
     .option('--profile <name>', 'with --api: the AWS profile to sign with (default: AWS_PROFILE, else the default credential chain)')
@@ -85,14 +97,15 @@ export async function main(
         err: io.err,
         tty: Boolean((io.out as NodeJS.WriteStream).isTTY) && !opts.json,
       };
-      if (opts.api) {
+      const api = await apiOf(opts);
+      if (api) {
         if (opts.rehearse || opts.chaos || opts.data || opts.fsync || opts.keepPoison || opts.engines || opts.hooks) {
           io.err.write('error: --rehearse, --chaos, --data, --fsync, --keep-poison, --engines and --hooks are not available with --api (the stack runs the scenario)\n');
           exitCode = 2;
           return;
         }
         const { remoteRun } = await import('./remote/remote-run');
-        exitCode = await remoteRun(scenario, { ...options, target: targetOf({ ...opts, api: opts.api }), team: opts.team });
+        exitCode = await remoteRun(scenario, { ...options, target: targetOf({ ...opts, api }), team: opts.team });
         return;
       }
       if (opts.rehearse) {
@@ -117,7 +130,7 @@ export async function main(
         return;
       }
       if (opts.team) {
-        io.err.write('error: --team needs --rehearse or --api\n');
+        io.err.write('error: --team needs --rehearse, --api or --stack\n');
         exitCode = 2;
         return;
       }
@@ -129,45 +142,52 @@ export async function main(
     .description('serve the HTTP API (the same routes as API Gateway) and a live tree page on 127.0.0.1; prints the address')
     .option('--port <n>', 'port on 127.0.0.1 (0: any free port)', '0')
     .option('--api <url>', "serve the page against a team's deployed API: its calls are signed here with your AWS credentials (never sent to the browser)")
+    .option('--stack <team>', `as --api, with ${STACK_HELP}`)
     .option('--token <jwt>', `with --api: a Cognito ID token instead of SigV4 (env ${TOKEN_ENV})`)
     .option('--region <region>', "with --api: the signing region (default: the URL's, else AWS_REGION)")
     .option('--profile <name>', 'with --api: the AWS profile to sign with')
     .action(async (opts: { port: string } & RemoteFlags) => {
-      exitCode = await runDevCommand({ port: opts.port, target: opts.api ? targetOf({ ...opts, api: opts.api }) : undefined, out: io.out, err: io.err });
+      const api = await apiOf(opts);
+      exitCode = await runDevCommand({ port: opts.port, target: api ? targetOf({ ...opts, api }) : undefined, out: io.out, err: io.err });
     });
 
   const sourceOptions = (command: Command) =>
     command
       .option('--api <url>', "a team's deployed API (the stack's ApiUrl; env BRANCH_SPAWNER_API)")
+      .option('--stack <team>', STACK_HELP)
       .option('--data <dir>', 'a local data folder (run --data <dir>)')
       .option('--token <jwt>', `with --api: a Cognito ID token instead of SigV4 (env ${TOKEN_ENV})`)
       .option('--region <region>', "with --api: the signing region (default: the URL's, else AWS_REGION)")
       .option('--profile <name>', 'with --api: the AWS profile to sign with');
-  const sourceOf = (opts: RemoteFlags & { data?: string }) => ({ ...opts, api: opts.data ? opts.api : (opts.api ?? process.env.BRANCH_SPAWNER_API) });
+  const sourceOf = async (opts: RemoteFlags & { data?: string }) => {
+    if (opts.stack !== undefined && opts.data) throw new ValidationError('give --stack or --data, not both', '--stack');
+    const api = await apiOf(opts);
+    return { ...opts, api: opts.data || opts.stack !== undefined ? api : (api ?? process.env.BRANCH_SPAWNER_API) };
+  };
 
   sourceOptions(program.command('runs').description('list runs: those started from here on --api (kept per API URL), or those of --data'))
     .option('--json', 'one JSON document')
     .action(async (opts: RemoteFlags & { data?: string; json?: boolean }) => {
-      exitCode = await runsCommand({ ...sourceOf(opts), json: Boolean(opts.json) }, io);
+      exitCode = await runsCommand({ ...(await sourceOf(opts)), json: Boolean(opts.json) }, io);
     });
   sourceOptions(program.command('show').description("a run's status, metrics, tree and result, as run prints them (exit 0 COMPLETED or RUNNING, 1 otherwise)").argument('<runId>'))
     .option('--json', 'the run document of run --json')
     .action(async (runId: string, opts: RemoteFlags & { data?: string; json?: boolean }) => {
-      exitCode = await showCommand(runId, { ...sourceOf(opts), json: Boolean(opts.json) }, io);
+      exitCode = await showCommand(runId, { ...(await sourceOf(opts)), json: Boolean(opts.json) }, io);
     });
   sourceOptions(program.command('tree').description("a run's tree").argument('<runId>'))
     .option('--format <format>', 'ascii, mermaid or json', 'ascii')
     .action(async (runId: string, opts: RemoteFlags & { data?: string; format: string }) => {
-      exitCode = await treeCommand(runId, { ...sourceOf(opts), format: opts.format }, io);
+      exitCode = await treeCommand(runId, { ...(await sourceOf(opts)), format: opts.format }, io);
     });
   sourceOptions(program.command('cancel').description('cancel a run').argument('<runId>')).action(async (runId: string, opts: RemoteFlags & { data?: string }) => {
-    exitCode = await cancelCommand(runId, sourceOf(opts), io);
+    exitCode = await cancelCommand(runId, await sourceOf(opts), io);
   });
   sourceOptions(program.command('events').description("a run's lifecycle events as JSON lines (the --trace format)").argument('<runId>'))
     .option('--follow', 'keep printing new events until the run has ended')
     .option('--after <cursor>', 'only events after this cursor (the `cursor` of GET /runs/{runId}/events)')
     .action(async (runId: string, opts: RemoteFlags & { data?: string; follow?: boolean; after?: string }) => {
-      exitCode = await eventsCommand(runId, { ...sourceOf(opts), follow: Boolean(opts.follow), after: opts.after }, io);
+      exitCode = await eventsCommand(runId, { ...(await sourceOf(opts)), follow: Boolean(opts.follow), after: opts.after }, io);
     });
 
   program
@@ -175,17 +195,23 @@ export async function main(
     .description('keep a rehearsed stack running: rehearse up [--team <name>]')
     .argument('<action>', 'up')
     .option('--team <name>', 'the team stack of infra/teams/<name>.json (default: a rehearsal team with inline script agents)')
+    .option('--jwt', 'without --team: the rehearsal team authenticates with Cognito ID tokens (a local user pool signs them; one is printed)')
     .option('--port <n>', 'the API on this port of 127.0.0.1 (0: any free port)', '0')
     .option('--json', 'print the API URL and the credentials as one JSON document')
-    .action(async (action: string, opts: { team?: string; port: string; json?: boolean }) => {
+    .action(async (action: string, opts: { team?: string; jwt?: boolean; port: string; json?: boolean }) => {
       if (action !== 'up') {
         io.err.write(`error: unknown action "${action}" (rehearse up)\n`);
         exitCode = 2;
         return;
       }
+      if (opts.jwt && opts.team) {
+        io.err.write('error: --jwt is for the rehearsal team; a team of infra/teams brings its own auth\n');
+        exitCode = 2;
+        return;
+      }
       const { rehearseUpCommand } = await import('./rehearsal/rehearse-up');
       const until = new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
-      exitCode = await rehearseUpCommand({ team: opts.team, port: Number(opts.port), json: Boolean(opts.json), out: io.out, err: io.err, until });
+      exitCode = await rehearseUpCommand({ team: opts.team, jwt: opts.jwt, port: Number(opts.port), json: Boolean(opts.json), out: io.out, err: io.err, until });
     });
 
   program

@@ -4,7 +4,7 @@
  */
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { ForbiddenError, NotFoundError, PayloadTooLargeError, ValidationError } from '../../core/errors';
+import { NotFoundError, PayloadTooLargeError, ValidationError } from '../../core/errors';
 import { toStartRunInput, type AgentPolicy } from '../../core/run-request';
 import {
   cancelRun,
@@ -15,7 +15,7 @@ import { branchDetail, branchResult, describeRun, listRunBranchesPage, runTree, 
 import { pageLimit } from '../../core/page-cursor';
 import { runEventsAfter } from '../../core/use-cases/run-events';
 import type { Limits, Scope } from '../../core/model';
-import { errorResponse, json, MethodNotAllowedError, text } from './http-errors';
+import { errorResponse, ForeignRequestError, json, MethodNotAllowedError, text } from './http-errors';
 import { DEFAULT_MAX_BODY_BYTES } from '../lambda-environment';
 import { randomUUID } from 'node:crypto';
 import { idempotencyKeyHash, runIdFor } from '../messages';
@@ -75,13 +75,13 @@ export function callerOf(event: APIGatewayProxyEvent): string | undefined {
   return typeof arn === 'string' && arn ? arn : undefined;
 }
 
-/** Refuses a token of an app client that is not an audience of this API. */
+/** Refuses a token of an app client that is not an audience of this API (403, as an authorizer's audience check). */
 function checkAudience(event: APIGatewayProxyEvent, audience: readonly string[] | undefined): void {
   if (!audience?.length) return;
   const claims = (event.requestContext?.authorizer?.claims ?? {}) as Record<string, unknown>;
   const client = typeof claims.client_id === 'string' ? claims.client_id : typeof claims.aud === 'string' ? claims.aud : undefined;
   if (!client || !audience.includes(client)) {
-    throw new ForbiddenError(`the token's app client ${client ? `"${client}" ` : ''}is not an audience of this API`);
+    throw new ForeignRequestError(`the token's app client ${client ? `"${client}" ` : ''}is not an audience of this API`, 'Authorization');
   }
 }
 

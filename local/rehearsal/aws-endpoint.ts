@@ -4,8 +4,10 @@
  * gets its own access key id, as each Lambda gets its role's session credentials), authorizes
  * the action and resource against that function's role, then forwards to the engine (DynamoDB
  * to dynalite, SQS and S3 to fauxqs) or serves it (Step Functions, EventBridge, Lambda, SSM, Secrets
- * Manager). Signatures are not verified.
+ * Manager, and CloudFormation's DescribeStacks for callers from outside the stack, in its query
+ * protocol). Signatures are not verified.
  */
+import { randomUUID } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { TRACE_HEADER_ATTRIBUTE } from './recursion';
@@ -46,6 +48,16 @@ export interface EndpointHandlers {
   /** Lambda Invoke (REST): returns the payload, or throws a function error. */
   invokeLambda(caller: Caller, functionName: string, payload: unknown): Promise<{ payload: unknown; functionError?: boolean }>;
   bedrock(caller: Caller, modelId: string): never;
+  /** CloudFormation DescribeStacks: the stacks, or a ServiceError('ValidationError') for a stack that does not exist. */
+  describeStacks(caller: Caller, stackName: string | undefined): StackDescription[];
+}
+
+export interface StackDescription {
+  StackName: string;
+  StackId: string;
+  StackStatus: string;
+  CreationTime: Date;
+  Outputs: { OutputKey: string; OutputValue: string; Description?: string }[];
 }
 
 export class AwsEndpoint {
@@ -101,9 +113,42 @@ function sendJson(res: ServerResponse, status: number, body: unknown, contentTyp
   res.end(text);
 }
 
+function asServiceError(error: unknown): ServiceError {
+  return error instanceof ServiceError ? error : new ServiceError('InternalFailure', (error as Error)?.message ?? String(error), 500);
+}
+
 function sendError(res: ServerResponse, error: unknown, contentType: string): void {
-  const e = error instanceof ServiceError ? error : new ServiceError('InternalFailure', (error as Error)?.message ?? String(error), 500);
+  const e = asServiceError(error);
   sendJson(res, e.status, { __type: e.code, message: e.message, Message: e.message }, contentType, { 'x-amzn-errortype': e.code });
+}
+
+const xml = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+
+function sendXml(res: ServerResponse, status: number, text: string): void {
+  res.writeHead(status, { 'content-type': 'text/xml', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** CloudFormation's query protocol (form-encoded `Action=…`, XML answers), DescribeStacks only. */
+function cloudFormation(h: EndpointHandlers, caller: Caller | undefined, body: Buffer, res: ServerResponse): void {
+  const ns = 'http://cloudformation.amazonaws.com/doc/2010-05-15/';
+  try {
+    if (!caller) throw new ServiceError('InvalidClientTokenId', 'The security token included in the request is invalid.', 403);
+    const params = new URLSearchParams(body.toString('utf8'));
+    const action = params.get('Action');
+    if (action !== 'DescribeStacks') throw new ServiceError('InvalidAction', `the rehearsal serves CloudFormation DescribeStacks only, not ${action}`);
+    const stacks = h.describeStacks(caller, params.get('StackName') ?? undefined);
+    const member = (s: StackDescription) =>
+      `<member><StackName>${xml(s.StackName)}</StackName><StackId>${xml(s.StackId)}</StackId><StackStatus>${s.StackStatus}</StackStatus>` +
+      `<CreationTime>${s.CreationTime.toISOString()}</CreationTime><Outputs>${s.Outputs.map(
+        (o) => `<member><OutputKey>${xml(o.OutputKey)}</OutputKey><OutputValue>${xml(o.OutputValue)}</OutputValue>${o.Description ? `<Description>${xml(o.Description)}</Description>` : ''}</member>`,
+      ).join('')}</Outputs></member>`;
+    sendXml(res, 200, `<DescribeStacksResponse xmlns="${ns}"><DescribeStacksResult><Stacks>${stacks.map(member).join('')}</Stacks></DescribeStacksResult><ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></DescribeStacksResponse>`);
+  } catch (error) {
+    const e = asServiceError(error);
+    const code = e.code === 'AccessDeniedException' ? 'AccessDenied' : e.code;
+    sendXml(res, e.code === 'AccessDeniedException' ? 403 : e.status, `<ErrorResponse xmlns="${ns}"><Error><Type>Sender</Type><Code>${xml(code)}</Code><Message>${xml(e.message)}</Message></Error><RequestId>${randomUUID()}</RequestId></ErrorResponse>`);
+  }
 }
 
 /** IAM action names of the SQS JSON operations (batch calls are authorized as their single form). */
@@ -118,6 +163,7 @@ async function handle(h: EndpointHandlers, req: IncomingMessage, res: ServerResp
   const contentType = String(req.headers['content-type'] ?? 'application/x-amz-json-1.0');
   try {
     const body = await readBody(req);
+    if (signedServiceOf(req) === 'cloudformation') return cloudFormation(h, h.callerOf(accessKeyOf(req)), body, res);
     const caller = h.callerOf(accessKeyOf(req));
     if (!caller) throw new ServiceError('UnrecognizedClientException', 'The security token included in the request is invalid.', 403);
     const [prefix, operation] = target.split('.');

@@ -41,6 +41,8 @@ import { AWS_QUOTAS } from './aws-quotas';
 export interface RehearsalOptions {
   /** A team of infra/teams; without it, the rehearsal team config. */
   team?: string;
+  /** Without a team: the rehearsal team's API takes Cognito ID tokens instead of SigV4 (synth.ts REHEARSAL_USER_POOL). */
+  jwt?: boolean;
   /** A scenario's aggregators module: bundled into the rehearsal team's functions. */
   aggregators?: string;
   /** An assembly already synthesized (tests share one per file). */
@@ -100,6 +102,16 @@ interface Route {
   functionArn: string;
   /** The method's AuthorizationType (AWS_IAM, COGNITO_USER_POOLS, NONE). */
   authorizationType: string;
+  /** With COGNITO_USER_POOLS: the authorizer's user pools (ARNs) and the method's OAuth scopes. */
+  userPoolArns: string[];
+  scopes: string[];
+}
+
+/** How a caller reaches one method of the REST API. */
+export interface ApiMethodAuth {
+  authorizationType: string;
+  userPoolArns: string[];
+  scopes: string[];
 }
 
 export class RehearsalStack {
@@ -108,7 +120,9 @@ export class RehearsalStack {
   readonly recursionStops: { functionName: string; messageId: string; invocations: number }[] = [];
   readonly errors: unknown[] = [];
   private readonly functions = new Map<string, FunctionHost>();
-  private readonly callers = new Map<string, Caller & { fn: HostedFunction }>();
+  private readonly callers = new Map<string, Caller>();
+  /** Output values that live elsewhere in the rehearsal (the API's URL is the local gateway's). */
+  private readonly outputOverrides = new Map<string, string | undefined>();
   private readonly statements = new Map<string, PolicyStatement[]>();
   private readonly queueArns = new Map<string, string>();
   private readonly tableArns = new Map<string, string>();
@@ -121,6 +135,7 @@ export class RehearsalStack {
   private readonly receiveListeners = new Set<(delivery: QueueDelivery) => void>();
   private readonly pollers: Promise<void>[] = [];
   private routes: Route[] = [];
+  private readonly createdAt = new Date();
   private apiId = 'rehearsal';
   private stageName = 'prod';
   private mappings: Mapping[] = [];
@@ -145,7 +160,7 @@ export class RehearsalStack {
   }
 
   static async start(options: RehearsalOptions = {}): Promise<RehearsalStack> {
-    const assembly = options.assembly ?? (await synthesize({ team: options.team, aggregators: options.aggregators, onProgress: options.onProgress }));
+    const assembly = options.assembly ?? (await synthesize({ team: options.team, aggregators: options.aggregators, jwt: options.jwt, onProgress: options.onProgress }));
     options.onProgress?.('starting the engines (dynalite, fauxqs) and creating the stack from the template...');
     const env = assemblyEnvironment(assembly.dir, assembly.stackName);
     const template = RehearsalTemplate.load(assembly.dir, assembly.stackName, env);
@@ -166,7 +181,14 @@ export class RehearsalStack {
   async request(
     method: string,
     path: string,
-    options: { body?: unknown; headers?: Record<string, string>; query?: Record<string, string>; identity?: Partial<APIGatewayProxyEvent['requestContext']['identity']> } = {},
+    options: {
+      body?: unknown;
+      headers?: Record<string, string>;
+      query?: Record<string, string>;
+      identity?: Partial<APIGatewayProxyEvent['requestContext']['identity']>;
+      /** A Cognito authorizer's claims (`requestContext.authorizer.claims`). */
+      claims?: Record<string, string>;
+    } = {},
   ) {
     const route = this.routes.find((r) => r.method === method.toUpperCase() && r.pattern.test(path));
     if (!route) {
@@ -203,7 +225,7 @@ export class RehearsalStack {
       requestContext: {
         accountId: this.template.env.account,
         apiId: this.apiId,
-        authorizer: null,
+        authorizer: options.claims ? { claims: options.claims } : null,
         protocol: 'HTTP/1.1',
         httpMethod: route.method,
         identity: { sourceIp: '127.0.0.1', userAgent: 'branch-spawner-rehearsal', ...options.identity } as APIGatewayProxyEvent['requestContext']['identity'],
@@ -236,11 +258,12 @@ export class RehearsalStack {
   }
 
   /** The REST API as a caller reaches it: its id, stage, and each method's authorization type. */
-  get api(): { id: string; stage: string; authorizationOf(method: string, path: string): string | undefined } {
+  get api(): { id: string; stage: string; userPoolArns: string[]; authorizationOf(method: string, path: string): ApiMethodAuth | undefined } {
     return {
       id: this.apiId,
       stage: this.stageName,
-      authorizationOf: (method, path) => this.routes.find((r) => r.method === method.toUpperCase() && r.pattern.test(path))?.authorizationType,
+      userPoolArns: [...new Set(this.routes.flatMap((r) => r.userPoolArns))],
+      authorizationOf: (method, path) => this.routes.find((r) => r.method === method.toUpperCase() && r.pattern.test(path)),
     };
   }
 
@@ -318,6 +341,41 @@ export class RehearsalStack {
   /** Logs of a function (by its service name, e.g. `step-worker`), for diagnostics. */
   logsOf(serviceName: string): string[] {
     return [...this.functions.values()].find((f) => f.fn.environment.POWERTOOLS_SERVICE_NAME === serviceName)?.logs ?? [];
+  }
+
+  /**
+   * A caller from outside the stack (`rehearse up`'s operator) whose AWS calls the endpoint takes:
+   * its access key id and its identity policy, as an IAM user's.
+   */
+  addOutsideCaller(caller: { arn: string; accessKeyId: string; statements: PolicyStatement[] }): void {
+    const policy = `outside:${caller.arn}`;
+    this.statements.set(policy, caller.statements);
+    this.callers.set(caller.accessKeyId, { principal: caller.arn, roleLogicalId: policy });
+  }
+
+  /** Sets an output's value as the rehearsal has it (the API's URL is the local gateway's); undefined: the stack has no such output. */
+  setOutput(key: string, value: string | undefined): void {
+    this.outputOverrides.set(key, value);
+  }
+
+  /** The stack's outputs as DescribeStacks gives them, resolved to the rehearsal's resources. */
+  outputs(): { OutputKey: string; OutputValue: string; Description?: string }[] {
+    const outputs = (this.template.template.Outputs ?? {}) as Record<string, { Value: unknown; Description?: string }>;
+    return Object.entries(outputs).flatMap(([key, o]) => {
+      const value = this.outputOverrides.has(key) ? this.outputOverrides.get(key) : String(this.template.resolve(o.Value));
+      return value === undefined ? [] : [{ OutputKey: key, OutputValue: value, ...(o.Description ? { Description: o.Description } : {}) }];
+    });
+  }
+
+  /** CloudFormation DescribeStacks on this stack (by name or ARN; no name: every stack, i.e. this one). */
+  private describeStacks(caller: Caller, stackName: string | undefined) {
+    const t = this.template;
+    const stackId = t.arn('cloudformation', `stack/${t.stackName}/rehearsal`);
+    this.authorize(caller, 'cloudformation:DescribeStacks', stackName && stackName !== t.stackName && stackName !== stackId ? t.arn('cloudformation', `stack/${stackName}/*`) : stackId);
+    if (stackName && stackName !== t.stackName && stackName !== stackId) {
+      throw new ServiceError('ValidationError', `Stack with id ${stackName} does not exist`);
+    }
+    return [{ StackName: t.stackName, StackId: stackId, StackStatus: 'CREATE_COMPLETE', CreationTime: this.createdAt, Outputs: this.outputs() }];
   }
 
   /** Replaces a role's statements (tests take a permission away, then give it back). */
@@ -399,6 +457,7 @@ export class RehearsalStack {
         secretsmanager: (caller, operation, body) => this.secretCall(caller, 'secretsmanager', operation, body),
       },
       invokeLambda: (caller, name, payload) => this.invokeAsAgent(caller, name, payload),
+      describeStacks: (caller, stackName) => this.describeStacks(caller, stackName),
       bedrock: (caller, modelId) => {
         const arn = modelId.startsWith('arn:') ? modelId : `arn:${t.env.partition}:bedrock:${t.env.region}::foundation-model/${modelId}`;
         this.authorize(caller, 'bedrock:InvokeModel', arn);
@@ -604,7 +663,7 @@ export class RehearsalStack {
       };
       const host = new FunctionHost(hosted, { region: t.env.region, account: t.env.account, onLog: this.options.onLog });
       this.functions.set(attributes.Arn, host);
-      this.callers.set(accessKeyId, { principal: name, roleLogicalId, fn: hosted });
+      this.callers.set(accessKeyId, { principal: name, roleLogicalId });
     }
   }
 
@@ -701,7 +760,10 @@ export class RehearsalStack {
         })
         .join('/');
       const authorizationType = String(p.AuthorizationType ?? 'NONE');
-      return [{ method: String(p.HttpMethod), pathTemplate, pattern: new RegExp(`^${source}/?$`), params, functionArn, authorizationType }];
+      const authorizer = p.AuthorizerId?.Ref ? t.resources[p.AuthorizerId.Ref] : undefined;
+      const userPoolArns = ((t.resolve(authorizer?.Properties?.ProviderARNs ?? []) as unknown[]) ?? []).map(String);
+      const scopes = ((p.AuthorizationScopes ?? []) as unknown[]).map(String);
+      return [{ method: String(p.HttpMethod), pathTemplate, pattern: new RegExp(`^${source}/?$`), params, functionArn, authorizationType, userPoolArns, scopes }];
     });
   }
 

@@ -9,15 +9,18 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, s
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MAX_BODY_BYTES } from '../../functions/lambda-environment';
+import { stackNameFor } from '../../functions/team-config';
 import { LIMIT_CEILINGS } from '../../core/limits';
 
 export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const REHEARSAL_DIR = join(PROJECT_ROOT, '.rehearsal');
 export const REHEARSAL_TEAM = 'rehearsal';
+/** With `rehearse up --jwt`: the rehearsal team's API takes ID tokens of this pool's app client (user-pool.ts signs them). */
+export const REHEARSAL_USER_POOL = { poolId: 'us-east-1_Rehearsal', clientId: 'rehearsal0app0client0000001' };
 const SOURCE_DIRS = ['core', 'adapters', 'functions', 'infra'];
 
 /** The team config a rehearsal uses without --team: inline script agents, every maximum at the ceiling. */
-export function rehearsalTeamConfig(options: { aggregators?: string } = {}): Record<string, unknown> {
+export function rehearsalTeamConfig(options: { aggregators?: string; jwt?: boolean } = {}): Record<string, unknown> {
   return {
     team: REHEARSAL_TEAM,
     // A registry needs one agent; scenarios bring their own inline script agents.
@@ -28,6 +31,9 @@ export function rehearsalTeamConfig(options: { aggregators?: string } = {}): Rec
     workerMaxConcurrency: 1000,
     maxBodyBytes: Math.max(DEFAULT_MAX_BODY_BYTES, 10 * 1024 * 1024),
     ...(options.aggregators ? { aggregators: options.aggregators } : {}),
+    ...(options.jwt
+      ? { auth: { type: 'jwt', issuer: `https://cognito-idp.us-east-1.amazonaws.com/${REHEARSAL_USER_POOL.poolId}`, audience: REHEARSAL_USER_POOL.clientId } }
+      : {}),
   };
 }
 
@@ -65,10 +71,10 @@ function run(command: string, args: string[]): Promise<void> {
  * The team's assembly: `team` from infra/teams, or (no team) the rehearsal team config, with
  * `aggregators` (a module path) bundled into the functions.
  */
-export async function synthesize(options: { team?: string; aggregators?: string; onProgress?(what: string): void } = {}): Promise<Assembly> {
+export async function synthesize(options: { team?: string; aggregators?: string; jwt?: boolean; onProgress?(what: string): void } = {}): Promise<Assembly> {
   const team = options.team ?? REHEARSAL_TEAM;
-  const stackName = `branch-spawner-${team}`;
-  const config = options.team ? undefined : rehearsalTeamConfig({ aggregators: options.aggregators });
+  const stackName = stackNameFor(team);
+  const config = options.team ? undefined : rehearsalTeamConfig({ aggregators: options.aggregators, jwt: options.jwt });
   const aggregatorsStamp = options.aggregators && existsSync(options.aggregators) ? statSync(options.aggregators).mtimeMs : 0;
   const key = createHash('sha256')
     .update(JSON.stringify({ team, config, aggregatorsStamp }))

@@ -36,9 +36,9 @@ describe('the API and its callers', () => {
   it('refuses a token of a Cognito app client that is not an audience of the API', async () => {
     const { h, call } = api({ audience: ['app-client-1'] });
     const foreign = await call(event('POST', '/runs', { claims: { sub: 'u1', client_id: 'app-client-2' } }, { body: scenario }));
-    expect(foreign).toMatchObject({ status: 400, body: { error: 'ForbiddenError', message: 'the token\'s app client "app-client-2" is not an audience of this API' } });
+    expect(foreign).toMatchObject({ status: 403, body: { error: 'ForeignRequestError', message: 'the token\'s app client "app-client-2" is not an audience of this API' } });
     const idToken = await call(event('POST', '/runs', { claims: { sub: 'u1', aud: 'app-client-3' } }, { body: scenario }));
-    expect(idToken.body.error).toBe('ForbiddenError');
+    expect(idToken).toMatchObject({ status: 403, body: { error: 'ForeignRequestError' } });
     const own = await call(event('POST', '/runs', { claims: { sub: 'u1', client_id: 'app-client-1' } }, { body: scenario }));
     expect(own.status).toBe(202);
     h.stop();

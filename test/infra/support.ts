@@ -8,7 +8,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ENVIRONMENT_VARIABLES } from '../../functions/lambda-environment';
-import { BranchSpawnerStack, stackNameFor } from '../../infra/branch-spawner-stack';
+import { BranchSpawnerStack } from '../../infra/branch-spawner-stack';
+import { stackNameFor } from '../../functions/team-config';
 import type { SpawnerFunctionName } from '../../infra/spawner-function';
 import { loadTeamConfig, type TeamConfig } from '../../functions/team-config';
 

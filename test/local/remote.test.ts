@@ -28,6 +28,8 @@ beforeAll(async () => {
     AWS_SECRET_ACCESS_KEY: api.credentials.secretAccessKey,
     AWS_REGION: api.region,
     BRANCH_SPAWNER_HOME: join(dir, 'home'),
+    // The printed line `--stack` needs: CloudFormation's DescribeStacks is answered by the rehearsal.
+    AWS_ENDPOINT_URL_CLOUDFORMATION: api.awsEndpoint,
   });
 }, 900_000);
 
@@ -52,7 +54,7 @@ const comparable = (doc: any) => ({
 
 describe('rehearse up', () => {
   it('prints the API URL and the credentials as export lines', () => {
-    const text = describeRehearsedApi(api, 'branch-spawner-rehearsal');
+    const text = describeRehearsedApi(api, 'branch-spawner-rehearsal', 'rehearsal');
     expect(text).toContain(`export BRANCH_SPAWNER_API=${api.url}`);
     expect(text).toContain(`export AWS_ACCESS_KEY_ID=${api.credentials.accessKeyId} AWS_SECRET_ACCESS_KEY=${api.credentials.secretAccessKey} AWS_REGION=${api.region}`);
     expect(api.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/v1\/$/);
@@ -176,6 +178,64 @@ describe('the API verifies SigV4 signatures', () => {
     const refused = await cli('show', 'any', '--api', api.url, '--token', `e30.${payload}.sig`);
     expect(refused.code).toBe(1);
     expect(refused.err).toContain('the token expired at 2023-11-14T22:13:20.000Z; sign in again for a new ID token');
+  });
+});
+
+describe('--stack <team>: the API URL read from the stack outputs', () => {
+  it('run, show, tree, events, runs and cancel find the API through CloudFormation DescribeStacks', async () => {
+    const scenario = join(dir, 'stack-run.yaml');
+    writeFileSync(scenario, 'name: via-stack\nentry: A\nagents:\n  A:\n    kind: script\n    responses:\n      - { next_action: final_response, content: done }\n');
+    const run = await cli('run', scenario, '--stack', 'rehearsal', '--json');
+    expect(run.err).toBe('');
+    expect(run.code).toBe(0);
+    const { runId, result } = JSON.parse(run.out);
+    expect(result).toBe('done');
+    const show = await cli('show', runId, '--stack', 'rehearsal', '--json');
+    expect({ code: show.code, status: JSON.parse(show.out).status }).toEqual({ code: 0, status: 'COMPLETED' });
+    expect((await cli('tree', runId, '--stack', 'rehearsal')).out).toBe('root A (simple) [COMPLETED]\n');
+    const events = await cli('events', runId, '--stack', 'rehearsal', '--follow');
+    expect(events.out.trim().split('\n').map((l) => JSON.parse(l).type)).toEqual(['RunStarted', 'BranchCreated', 'BranchCompleted', 'RunCompleted']);
+    expect(JSON.parse((await cli('runs', '--stack', 'rehearsal', '--json')).out).runs).toContainEqual(expect.objectContaining({ runId, status: 'COMPLETED' }));
+    const { runId: stuck } = await ApiClient.connect({ api: api.url }).call<{ runId: string }>('POST', 'runs', {
+      body: { name: 'stuck', entry: 'Stuck', agents: { Stuck: { kind: 'script', responses: [{ $hang: true, next_action: 'final_response', content: 'never' }] } } },
+    });
+    expect(await cli('cancel', stuck, '--stack', 'rehearsal')).toEqual({ code: 0, out: '', err: `run ${stuck}: cancel requested\n` });
+    const cancelled = await cli('show', stuck, '--stack', 'rehearsal', '--json');
+    expect({ code: cancelled.code, status: JSON.parse(cancelled.out).status }).toEqual({ code: 1, status: 'CANCELLED' });
+  }, 300_000);
+
+  it('a stack that does not exist is exit 2, naming the team, the stack and the region', async () => {
+    const missing = await cli('show', 'any', '--stack', 'nosuchteam');
+    expect(missing.code).toBe(2);
+    expect(missing.err).toBe(
+      `error: --stack nosuchteam: stack branch-spawner-nosuchteam does not exist in ${api.region} (deploy it with \`npx cdk deploy -c team=nosuchteam\`, or look in another region with --region)\n`,
+    );
+    expect((await cli('runs', '--stack', 'rehearsal', '--api', api.url)).code).toBe(2);
+  });
+
+  it('a stack without the ApiUrl output is exit 2, listing the outputs it has', async () => {
+    api.stack.setOutput('ApiUrl', undefined);
+    try {
+      const missing = await cli('runs', '--stack', 'rehearsal');
+      expect(missing.code).toBe(2);
+      expect(missing.err).toMatch(new RegExp(`^error: --stack rehearsal: stack branch-spawner-rehearsal in ${api.region} has no ApiUrl output \\(outputs: .*EventBusName, TableName, `));
+    } finally {
+      api.stack.setOutput('ApiUrl', api.url);
+    }
+  });
+
+  it('credentials not allowed to describe the stack are exit 1, naming the access key', async () => {
+    const other = { arn: 'arn:aws:iam::000000000000:user/no-cloudformation', accessKeyId: 'AKIANOCLOUDFORMATION', secretAccessKey: 'x'.repeat(40), statements: [] };
+    api.stack.addOutsideCaller(other);
+    process.env.AWS_ACCESS_KEY_ID = other.accessKeyId;
+    try {
+      const denied = await cli('runs', '--stack', 'rehearsal');
+      expect(denied.code).toBe(1);
+      expect(denied.err).toContain(`error: --stack rehearsal: could not read the outputs of stack branch-spawner-rehearsal in ${api.region} with access key AKIANOCLOUDFORMATION from the environment: `);
+      expect(denied.err).toContain('cloudformation:DescribeStacks');
+    } finally {
+      process.env.AWS_ACCESS_KEY_ID = api.credentials.accessKeyId;
+    }
   });
 });
 
