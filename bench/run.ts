@@ -47,7 +47,8 @@ if (args.includes('--help')) {
                      langgraph-checkpointed | promise-all (default: all but ours-engines-data)
   --profile          a CPU profile of each 0 ms / c = 10 case, summarized by layer
   --huge             the 100,000-branch tree (0 ms, c = 40) on the default tier and the peers
-  --wide             the wide fan-out workload (200 / 1,000 / 10,000 children) and its cost`);
+  --wide             the wide fan-out workload (200 / 1,000 / 10,000 children) and its cost
+  --cost             the cost table per million leaves (ours, Standard per branch, durable functions) and its check against the meter`);
   process.exit(0);
 }
 const quick = args.includes('--quick');
@@ -261,7 +262,11 @@ function compactRow(row: Row) {
   };
 }
 
-if (args.includes('--wide')) {
+if (args.includes('--cost')) {
+  // The cost table per million leaves and its agreement with the meter: bench/cost-table.ts.
+  const { runCostTable } = await import('./cost-table');
+  await runCostTable();
+} else if (args.includes('--wide')) {
   // The wide fan-out workload (200 / 1,000 / 10,000 children, inline and Distributed): bench/wide-cost.ts.
   const { runWide } = await import('./wide-cost');
   await runWide();

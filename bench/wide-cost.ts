@@ -23,7 +23,8 @@ export const WIDE_CASES: WideCase[] = [
   { children: 10_000, maxConcurrentBranches: 200 },
 ];
 
-function agents(children: number): AgentRegistry {
+/** A fan-out of `children` script leaves (each answering after `delayMs`), averaged by weight. */
+export function agents(children: number, delayMs = 0): AgentRegistry {
   return {
     Fanner: {
       kind: 'script',
@@ -31,7 +32,7 @@ function agents(children: number): AgentRegistry {
       rules: [{ when: 'total_weight', responses: [{ next_action: 'final_response', content: '$input' }] }],
       responses: [{ next_action: 'parallel_invoke', aggregator: 'weighted_average', agents: Array.from({ length: children }, () => 'Leaf') }],
     },
-    Leaf: { kind: 'script', responses: [{ next_action: 'final_response', content: { value: 1, weight: 1 } }] },
+    Leaf: { kind: 'script', responses: [{ ...(delayMs ? { $delayMs: delayMs } : {}), next_action: 'final_response', content: { value: 1, weight: 1 } }] },
   };
 }
 

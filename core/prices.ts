@@ -19,7 +19,8 @@ export type PriceName =
   | 'lambdaRequest'
   | 'lambdaArmGbSecond'
   | 'cloudWatchLogsIngestedGb'
-  | 'lambdaDurableOperation';
+  | 'lambdaDurableOperation'
+  | 'lambdaDurableDataWrittenGb';
 
 export interface PriceTable {
   region: string;
@@ -82,6 +83,12 @@ export const PRICES: PriceTable = {
     lambdaDurableOperation: {
       usdPerMillion: 8,
       unit: 'Lambda durable functions operation (a step, a wait, a map item: each checkpointed operation); only for the comparison in docs/performance.md',
+      source: 'https://aws.amazon.com/lambda/pricing/ (durable functions, announced 2025-12)',
+      date: 'as published (2025-12), not re-verified here',
+    },
+    lambdaDurableDataWrittenGb: {
+      usdPerMillion: 250_000,
+      unit: 'GB of checkpoint data a durable function writes ($0.25 per GB); only for the comparison in docs/performance.md',
       source: 'https://aws.amazon.com/lambda/pricing/ (durable functions, announced 2025-12)',
       date: 'as published (2025-12), not re-verified here',
     },

@@ -47,6 +47,14 @@ interface Container {
   invocations: number;
 }
 
+interface ContainerUsage {
+  busyMs: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  arrayBuffers: number;
+}
+
 const CONTAINER_SCRIPT = fileURLToPath(new URL('./lambda-container.mjs', import.meta.url));
 const LOG_LINES_KEPT = 200;
 
@@ -60,6 +68,12 @@ export class FunctionHost {
   /** The last lines each container wrote (Powertools logs); never printed unless asked. */
   readonly logs: string[] = [];
   readonly stats = { invocations: 0, errors: 0, timeouts: 0, coldStarts: 0 };
+  /**
+   * What the invocations used of their containers (lambda-container.mjs): the most heap and
+   * off-heap memory one container held after an invocation, and event loop busy time (CPU work)
+   * against wall time, summed.
+   */
+  readonly usage = { peakHeapBytes: 0, peakExternalBytes: 0, busyMs: 0, wallMs: 0 };
 
   constructor(
     readonly fn: HostedFunction,
@@ -99,7 +113,8 @@ export class FunctionHost {
     this.stats.invocations++;
     container.invocations++;
     const id = ++this.nextId;
-    const deadline = Date.now() + this.fn.timeoutSeconds * 1000;
+    const startedAt = Date.now();
+    const deadline = startedAt + this.fn.timeoutSeconds * 1000;
     try {
       return await new Promise<unknown>((resolve, reject) => {
         const timer = setTimeout(() => {
@@ -108,9 +123,10 @@ export class FunctionHost {
           void container.worker.terminate();
           reject(new FunctionError(this.fn.name, 'Sandbox.Timedout', `Task timed out after ${this.fn.timeoutSeconds.toFixed(2)} seconds`));
         }, this.fn.timeoutSeconds * 1000);
-        const onMessage = (message: { id: number; ok: boolean; result?: unknown; error?: { errorType: string; errorMessage: string; trace: string[] } }) => {
+        const onMessage = (message: { id: number; ok: boolean; result?: unknown; error?: { errorType: string; errorMessage: string; trace: string[] }; usage?: ContainerUsage }) => {
           if (message.id !== id) return;
           cleanup();
+          if (message.usage) this.record(message.usage, Date.now() - startedAt);
           const bytes = message.ok ? jsonBytes(message.result) : 0;
           if (bytes > AWS_QUOTAS.lambdaSyncPayloadBytes) {
             this.stats.errors++;
@@ -138,6 +154,13 @@ export class FunctionHost {
     } finally {
       this.release(container);
     }
+  }
+
+  private record(usage: ContainerUsage, wallMs: number): void {
+    this.usage.peakHeapBytes = Math.max(this.usage.peakHeapBytes, usage.heapTotal);
+    this.usage.peakExternalBytes = Math.max(this.usage.peakExternalBytes, usage.external + usage.arrayBuffers);
+    this.usage.busyMs += usage.busyMs;
+    this.usage.wallMs += wallMs;
   }
 
   async close(): Promise<void> {

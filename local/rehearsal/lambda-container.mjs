@@ -6,6 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
+import { performance } from 'node:perf_hooks';
 
 const { handlerFile, handlerName, functionName, memorySize, region, account } = workerData;
 let loaded;
@@ -15,7 +16,18 @@ function errorShape(error) {
   return { errorType: e.name || 'Error', errorMessage: e.message, trace: String(e.stack ?? '').split('\n').slice(0, 20) };
 }
 
+/**
+ * What the invocation used of this container (thread): its isolate's heap and off-heap memory
+ * after it, and the time its event loop was busy (CPU work, not waits) during it. For sizing
+ * the function's memory (bench/worker-size.ts); a thread's RSS cannot be told from the process's.
+ */
+function usageSince(elu) {
+  const m = process.memoryUsage();
+  return { busyMs: performance.eventLoopUtilization(elu).active, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers };
+}
+
 parentPort.on('message', async ({ id, event, deadline, requestId, traceHeader }) => {
+  const elu = performance.eventLoopUtilization();
   // Lambda sets the invocation's trace header in the environment; the AWS SDK copies it onto
   // every request the function sends (recursion.ts).
   process.env._X_AMZN_TRACE_ID = traceHeader;
@@ -39,8 +51,8 @@ parentPort.on('message', async ({ id, event, deadline, requestId, traceHeader })
       succeed() {},
     };
     const result = await handler(event, context);
-    parentPort.postMessage({ id, ok: true, result: result === undefined ? null : JSON.parse(JSON.stringify(result)) });
+    parentPort.postMessage({ id, ok: true, result: result === undefined ? null : JSON.parse(JSON.stringify(result)), usage: usageSince(elu) });
   } catch (error) {
-    parentPort.postMessage({ id, ok: false, error: errorShape(error) });
+    parentPort.postMessage({ id, ok: false, error: errorShape(error), usage: usageSince(elu) });
   }
 });

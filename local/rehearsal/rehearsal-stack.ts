@@ -389,6 +389,13 @@ export class RehearsalStack {
     return { roleLogicalId: host.fn.roleLogicalId, statements: this.statementsOf(host.fn.roleLogicalId) };
   }
 
+  /** What a function's invocations used of their containers so far (FunctionHost.usage), by service name. */
+  usageOf(serviceName: string): FunctionHost['usage'] & { invocations: number; coldStarts: number } {
+    const host = [...this.functions.values()].find((f) => f.fn.environment.POWERTOOLS_SERVICE_NAME === serviceName);
+    if (!host) throw new RehearsalError(`no function ${serviceName} in the template`);
+    return { ...host.usage, invocations: host.stats.invocations, coldStarts: host.stats.coldStarts };
+  }
+
   /** A function of the template by its service name: its settings as hosted (tests change its timeout). */
   functionOf(serviceName: string): HostedFunction {
     const host = [...this.functions.values()].find((f) => f.fn.environment.POWERTOOLS_SERVICE_NAME === serviceName);

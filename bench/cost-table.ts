@@ -1,0 +1,119 @@
+/**
+ * `npm run bench -- --cost`: the cost table per million leaves (core/cost-model.ts) for our fan-out
+ * paths, 0 ms and 5 s agents, beside one Standard execution per branch and Lambda durable
+ * functions, and the check that the table agrees with the cost meter.
+ *
+ * Each path's leaf is measured on the default tier with the meter: one fan-out of 50 and one of
+ * 200 script leaves (0 ms), the difference divided by 150 (the marginal leaf). The check then runs
+ * more fan-outs of the same path (another width, 0 ms and with a latency) and compares what the
+ * meter counted for each run with what the formula predicts for it: the run's fixed part (the
+ * 50-leaf run less its leaves) plus its leaves priced by the formula at the run's latency.
+ */
+import { emptyCost, usdOf, type CostCounters } from '../core/cost';
+import { costTable, marginalLeaf, usdPerMillionLeaves, type LeafProfile } from '../core/cost-model';
+import { planFanOut } from '../core/fan-out-plan';
+import { functionMemoryMb } from '../functions/function-memory';
+import { LocalRuntime } from '../local/runtime';
+import { agents } from './wide-cost';
+
+export interface CostPath {
+  design: string;
+  maxConcurrentBranches: number;
+}
+
+/** Our paths: the Map inline (at most 40 at once) and the Distributed Map. */
+export const COST_PATHS: CostPath[] = [
+  { design: 'ours, inline Map (c = 10)', maxConcurrentBranches: 10 },
+  { design: 'ours, Distributed Map (c = 200)', maxConcurrentBranches: 200 },
+];
+export const TABLE_LATENCIES_MS = [0, 5_000] as const;
+const NARROW = 50;
+const WIDE = 200;
+
+async function meteredFanOut(runtime: LocalRuntime, leaves: number, c: number, delayMs: number): Promise<{ leaves: number; cost: CostCounters }> {
+  const runId = await runtime.startRun({
+    name: `cost-${leaves}-${delayMs}`,
+    request: 'review every document',
+    entry: 'Fanner',
+    agents: agents(leaves, delayMs),
+    limits: { maxFanOut: leaves, maxBranches: leaves + 1, maxConcurrentBranches: c },
+  });
+  const run = await runtime.waitForRun(runId);
+  if (run.status !== 'COMPLETED') throw new Error(`the ${leaves}-leaf fan-out ended ${run.status}`);
+  await runtime.settle();
+  return { leaves, cost: await runtime.costOf(runId) };
+}
+
+export interface PathProfile {
+  path: CostPath;
+  leaf: LeafProfile;
+  /** $ of a run that is not its leaves' (the root, its fan-out, the run's events). */
+  fixedUsd: number;
+}
+
+/** A path's marginal leaf and fixed part, measured with the meter (0 ms leaves). */
+export async function profilePath(runtime: LocalRuntime, path: CostPath): Promise<PathProfile> {
+  const memoryMb = functionMemoryMb('step-worker');
+  const narrow = await meteredFanOut(runtime, NARROW, path.maxConcurrentBranches, 0);
+  const wide = await meteredFanOut(runtime, WIDE, path.maxConcurrentBranches, 0);
+  const leaf = marginalLeaf(narrow, wide, 0, memoryMb);
+  return { path, leaf, fixedUsd: usdOf(narrow.cost) - (NARROW * usdPerMillionLeaves(leaf, 0)) / 1e6 };
+}
+
+export interface MeterCheck {
+  design: string;
+  leaves: number;
+  agentMs: number;
+  meterUsd: number;
+  formulaUsd: number;
+  /** formula ÷ meter − 1 */
+  difference: number;
+}
+
+/** Runs a fan-out of the path through the meter and compares its $ with the formula's. */
+export async function checkWorkload(runtime: LocalRuntime, profile: PathProfile, leaves: number, agentMs: number): Promise<MeterCheck> {
+  const run = await meteredFanOut(runtime, leaves, profile.path.maxConcurrentBranches, agentMs);
+  const meterUsd = usdOf(run.cost);
+  const formulaUsd = profile.fixedUsd + (leaves * usdPerMillionLeaves(profile.leaf, agentMs)) / 1e6;
+  return { design: profile.path.design, leaves, agentMs, meterUsd, formulaUsd, difference: formulaUsd / meterUsd - 1 };
+}
+
+const money = (n: number) => n.toFixed(2);
+
+export async function runCostTable(): Promise<void> {
+  const runtime = await LocalRuntime.start();
+  try {
+    const profiles: PathProfile[] = [];
+    for (const path of COST_PATHS) profiles.push(await profilePath(runtime, path));
+    const memoryMb = functionMemoryMb('step-worker');
+    const handlerMs = Math.min(...profiles.map((p) => p.leaf.handlerMs));
+    const rows = costTable(profiles.map((p) => ({ design: p.path.design, leaf: p.leaf })), TABLE_LATENCIES_MS, { memoryMb, handlerMs });
+    console.log(`Per leaf (marginal, ${NARROW} → ${WIDE} leaves; step-worker ${memoryMb} MB):`);
+    console.log('| path | mode | RRU | WRU | SQS requests | SFN transitions | EB entries | Lambda requests | handler ms | log bytes |');
+    console.log('|---|---|---|---|---|---|---|---|---|---|');
+    for (const p of profiles) {
+      const c = { ...emptyCost(), ...p.leaf.counts };
+      console.log(
+        `| ${p.path.design} | ${planFanOut(WIDE, p.path.maxConcurrentBranches).mode} | ${c.readUnits.toFixed(2)} | ${c.writeUnits.toFixed(2)} | ${c.sqsRequests.toFixed(2)} | ${c.stepFunctionsTransitions.toFixed(3)} | ${c.eventBridgeEntries.toFixed(2)} | ${c.lambdaRequests.toFixed(2)} | ${p.leaf.handlerMs.toFixed(1)} | ${c.logBytes.toFixed(0)} |`,
+      );
+    }
+    console.log(`\n$ per million leaves (handler time of the AWS designs: ${handlerMs.toFixed(1)} ms, memory ${memoryMb} MB):`);
+    console.log(`| design | ${TABLE_LATENCIES_MS.map((ms) => `${ms / 1000} s agents`).join(' | ')} |`);
+    console.log(`|---|${TABLE_LATENCIES_MS.map(() => '---').join('|')}|`);
+    for (const row of rows) console.log(`| ${row.design} | ${row.usd.map(money).join(' | ')} |`);
+    console.log('\nThe table against the meter (each run: the meter\'s $, the formula\'s $ for the same run):');
+    console.log('| path | leaves | agent ms | meter $ | formula $ | difference |');
+    console.log('|---|---|---|---|---|---|');
+    const checks: MeterCheck[] = [];
+    for (const p of profiles) for (const ms of [0, 250]) checks.push(await checkWorkload(runtime, p, 120, ms));
+    for (const c of checks) {
+      console.log(`| ${c.design} | ${c.leaves} | ${c.agentMs} | ${c.meterUsd.toFixed(6)} | ${c.formulaUsd.toFixed(6)} | ${(c.difference * 100).toFixed(2)} % |`);
+    }
+    const worst = Math.max(...checks.map((c) => Math.abs(c.difference)));
+    console.log(`\nworst difference ${(worst * 100).toFixed(2)} % (the bound is 5 %)`);
+    console.log(JSON.stringify({ profiles, rows, checks }));
+    if (worst > 0.05) process.exitCode = 1;
+  } finally {
+    await runtime.close();
+  }
+}
