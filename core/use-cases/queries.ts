@@ -4,7 +4,7 @@ import { decodeCursor, encodeCursor, PAGE_MAX_BYTES } from '../page-cursor';
 import { runCost, type CostCounters } from '../cost';
 import { computeMetrics, type RunMetrics } from '../metrics';
 import { isTerminal, type BranchRecord, type BranchStatus, type BranchType, type RunRecord, type Scope } from '../model';
-import { parseAgentResponse } from '../protocol';
+import { COMPLETION_FN_PREFIX, parseAgentResponse } from '../protocol';
 import { agentChain, buildTree, renderAscii, renderMermaid } from '../tree';
 import type { SpawnerDeps } from './deps';
 import { boundValue } from '../bounded-value';
@@ -228,6 +228,10 @@ export async function branchDetail(deps: Pick<SpawnerDeps, 'store'>, scope: Scop
         counters: sp?.counters ?? null,
         waitFor: sp?.waitFor ?? spawn?.waitFor ?? null,
         maxFailedFraction: sp?.maxFailedFraction ?? null,
+        // The spawn's own options (null: the run's settings): tolerated count, on_failure, completion function.
+        toleratedFailures: sp?.toleratedFailures ?? null,
+        onFailure: sp ? (sp.onFailure ?? 'fail') : null,
+        completeWhen: sp?.completeFn !== undefined ? `${COMPLETION_FN_PREFIX}${sp.completeFn}` : null,
         aggregator: spawn?.aggregator ?? null,
         aggregatedAt: sp?.aggregatedAt ?? null,
         outcome: sp?.outcome ?? null,

@@ -127,7 +127,7 @@ export function fanOutRequest(run: RunRecord, parentId: string, spawn: SpawnStat
     parentId,
     seq: spawn.seq,
     executionName,
-    maxConcurrency: fanOutConcurrency(run.limits, spawn.options?.maxConcurrency),
+    maxConcurrency: fanOutConcurrency(run.limits, spawn.aggregationOf === undefined ? spawn.options?.maxConcurrency : undefined),
     firstIndex: spawn.firstIndex,
     count: spawnWidth(spawn),
     timeoutSeconds: run.limits.branchTimeoutSeconds,
@@ -266,6 +266,8 @@ function nextSpawnAfter(parent: BranchRecord, spawn: SpawnState, value: unknown)
           waitFor: 'all',
           aggregator: spawn.aggregator,
           inheritMemory: false,
+          // Not this sync point's (fanInRuleOf, fanOutRequest): kept for the groups after it.
+          options: spawn.options,
         }),
         pendingGroups: spawn.pendingGroups,
         groupResults: spawn.groupResults,

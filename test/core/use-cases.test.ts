@@ -52,3 +52,31 @@ describe('idempotent run start and cancellation', () => {
     h.stop();
   });
 });
+
+describe("a spawn's own options in the branch detail", () => {
+  it("shows the sync point's tolerated count, on_failure and completion function (null where the run's settings apply)", async () => {
+    const { branchDetail } = await import('../../core/use-cases/queries');
+    const h = createMemoryHarness({ aggregators: { allDone: () => false } });
+    const agents = scriptAgents({
+      Lead: {
+        allowed: ['A'],
+        responses: [
+          { next_action: 'parallel_invoke', agents: ['A', 'A'], tolerated_failures: 1, on_failure: 'continue' },
+          { next_action: 'parallel_invoke', agents: ['A'], complete_when: 'fn:allDone', tolerated_failures: 0.25 },
+          { next_action: 'parallel_invoke', agents: ['A'] },
+          { next_action: 'final_response', content: '$input' },
+        ],
+      },
+      A: { responses: [{ next_action: 'final_response', content: 'a' }] },
+    });
+    const outcome = await h.run({ name: 'd', request: 'x', entry: 'Lead', agents });
+    expect(outcome.run.status).toBe('FAILED'); // allDone never says done, and the second spawn does not continue
+    const detail = await branchDetail(h.deps, { team: outcome.run.team, runId: outcome.run.runId }, 'root');
+    expect(detail.syncPoints.map(({ seq, toleratedFailures, maxFailedFraction, onFailure, completeWhen }) => ({ seq, toleratedFailures, maxFailedFraction, onFailure, completeWhen }))).toEqual([
+      { seq: 1, toleratedFailures: 1, maxFailedFraction: 0.5, onFailure: 'continue', completeWhen: null },
+      { seq: 2, toleratedFailures: null, maxFailedFraction: 0.25, onFailure: 'fail', completeWhen: 'fn:allDone' },
+    ]);
+    expect(outcome.run.error).toMatch(/the completion function "allDone" never said done/);
+    h.stop();
+  });
+});

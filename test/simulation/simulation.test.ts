@@ -19,9 +19,11 @@ const from = Number(process.env.SIM_FROM ?? 1);
  * telling it (counters short of one cancelled child); 43534 — a child's fan-out iteration timed
  * out after a cancel completed, before the spawn saw its parent ended: the child ended TIMED_OUT
  * under a CANCELLED run; 55360 — a start ended its root under a cancel that came between the
- * run's write and the root's, crashed before telling it, and its retry did not tell it.
+ * run's write and the root's, crashed before telling it, and its retry did not tell it; 10940 —
+ * the group after an `agent:` aggregator's sync point lost the spawn's per-fan-out options (its
+ * fan-out ran at the run's concurrency, not the one asked).
  */
-const PINNED = [12874, 13802, 43534, 55360];
+const PINNED = [12874, 13802, 43534, 55360, 10940];
 const range = Array.from({ length: count }, (_, i) => from + i);
 const seeds = one ? [Number(one)] : process.env.SIM_SEEDS ? range : [...range, ...PINNED.filter((p) => !range.includes(p))];
 
