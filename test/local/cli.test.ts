@@ -95,6 +95,45 @@ describe('branch-spawner run: exit codes and messages', () => {
   });
 });
 
+describe('per-fan-out options through the CLI', () => {
+  it('exit 2 naming the field for a canned spawn with a bad option', async () => {
+    const path = scenarioFile(
+      'bad-option.yaml',
+      'name: x\nentry: A\nagents:\n  A: { kind: script, allowed: [B], responses: [{ next_action: parallel_invoke, agents: [B], on_failure: shrug }] }\n  B: { kind: script, responses: [done] }\n',
+    );
+    const io = captureIo();
+    expect(await main(['run', path], io)).toBe(2);
+    expect(io.errText()).toMatch(/bad-option\.yaml: agents\.A\.responses\.0\.on_failure: /);
+  });
+
+  it('complete_when "fn:<name>" with the scenario\'s aggregators module: the second and third child complete it after the first failed', async () => {
+    const path = scenarioFile(
+      'completion-fn.yaml',
+      [
+        'name: completion-fn',
+        'entry: Lead',
+        `aggregators: ${join(process.cwd(), 'examples', 'aggregators.ts')}`,
+        'agents:',
+        '  Lead:',
+        '    kind: script',
+        '    allowed: [Primary, Backup]',
+        '    responses:',
+        '      - { next_action: parallel_invoke, agents: [Primary, Backup, Backup], complete_when: "fn:primaryOrBothBackups", on_failure: continue }',
+        '      - { next_action: final_response, content: "$input" }',
+        '  Primary: { kind: script, responses: [{ $fail: "primary is down" }] }',
+        '  Backup: { kind: script, responses: [{ next_action: final_response, content: backup }] }',
+        '',
+      ].join('\n'),
+    );
+    const io = captureIo();
+    expect(await main(['run', path, '--json'], io), io.errText()).toBe(0);
+    const { result } = JSON.parse(io.outText());
+    expect(result.results).toEqual({ 'root.1': 'backup', 'root.2': 'backup' });
+    expect(result.completion_reason).toBe('ALL_COMPLETED');
+    expect(result.children['root.0']).toEqual({ agent: 'Primary', status: 'FAILED', error: expect.stringMatching(/primary is down/) });
+  });
+});
+
 describe('every example runs', () => {
   const examples: [string, string, (doc: any) => void][] = [
     ['hierarchical.yaml', 'COMPLETED', (d) => {
