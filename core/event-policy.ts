@@ -1,8 +1,8 @@
 /**
  * Which lifecycle events go to the team's EventBridge bus (each entry is billed): run-level
  * events always; per-branch events (BranchCreated/Completed/Failed/Cancelled, SyncPointReached,
- * ToolCalled, BranchRetryScheduled) all of them, only the branch ends, or none, and of those
- * only a sampled fraction of the branches. The sample is decided by the branch (a stable draw
+ * ToolCalled, BranchRetryScheduled, AgentRetryScheduled, ...) all of them, only the branch ends,
+ * or none, and of those only a sampled fraction of the branches. The sample is decided by the branch (a stable draw
  * on team, run and branch id), so a sampled branch sends all its events and a run sends the same
  * ones however often it is replayed. Only the bus is filtered: the trace, the local hooks and
  * the handlers' metrics see every event.

@@ -130,7 +130,20 @@ export function expectEveryLifecycleEvent(
   const runEnds = new Set(mine.filter((e) => e.type.startsWith('Run') && e.type !== 'RunStarted').map((e) => e.type));
   expect([...runEnds], `${label}: the run's end event`).toEqual([RUN_END_OF[run.status]]);
   expect(mine.some((e) => e.type === 'RunStarted'), `${label}: RunStarted`).toBe(true);
+  // A change told again (the retry of work a kill cut short, a resume) carries the id it had: one id per change, one change per id.
+  const idsOf = new Map<string, Set<string>>();
+  const changeOf = new Map<string, Set<string>>();
+  for (const e of mine.filter((x) => ONE_PER_CHANGE.has(x.type))) {
+    const change = `${e.type} ${e.branchId ?? ''} ${JSON.stringify(e.detail.seq ?? null)}`;
+    idsOf.set(change, (idsOf.get(change) ?? new Set()).add(e.eventId));
+    changeOf.set(e.eventId, (changeOf.get(e.eventId) ?? new Set()).add(change));
+  }
+  expect([...idsOf].filter(([, ids]) => ids.size !== 1).map(([change]) => change), `${label}: changes told with different eventIds`).toEqual([]);
+  expect([...changeOf].filter(([, changes]) => changes.size !== 1).map(([id]) => id), `${label}: eventIds shared by different changes`).toEqual([]);
 }
+
+/** The events of which a run has one per run, branch or sync point. */
+const ONE_PER_CHANGE = new Set(['RunStarted', 'RunCompleted', 'RunFailed', 'RunCancelled', 'BranchCreated', 'BranchCompleted', 'BranchFailed', 'BranchCancelled', 'SyncPointReached']);
 
 /** Rejects with `message()` if `work` has not settled after `ms` (a hang guard, never a timing check). */
 export async function within<T>(work: Promise<T>, ms: number, message: () => string | Promise<string>): Promise<T> {

@@ -11,7 +11,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { BedrockInvoker, toConverseMessages } from '../../../adapters/agents/bedrock-invoker';
-import { AgentInvocationError, AgentTimeoutError } from '../../../core/errors';
+import { AgentInvocationError, AgentTimeoutError, AgentTransportError } from '../../../core/errors';
 import type { AgentInvocation } from '../../../core/ports';
 
 const bedrock = mockClient(BedrockRuntimeClient);
@@ -188,7 +188,7 @@ describe('BedrockInvoker retries and timeouts', () => {
     const throttled = new ThrottlingException({ message: 'Too many requests', ...meta(429) });
     bedrock.on(ConverseCommand).rejects(throttled);
     const error = await invoker({ maxAttempts: 3 }).instance.invoke(call()).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(AgentInvocationError);
+    expect(error).toBeInstanceOf(AgentTransportError);
     expect((error as Error).message).toMatch(/after 3 attempts.*ThrottlingException/);
     expect((error as Error).cause).toBe(throttled);
     expect(bedrock.commandCalls(ConverseCommand)).toHaveLength(3);

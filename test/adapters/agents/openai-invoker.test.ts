@@ -6,7 +6,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { chatCompletionsUrl, OpenAiInvoker } from '../../../adapters/agents/openai-invoker';
-import { AgentInvocationError, AgentTimeoutError } from '../../../core/errors';
+import { AgentInvocationError, AgentTimeoutError, AgentTransportError } from '../../../core/errors';
 import type { AgentInvocation } from '../../../core/ports';
 import { parseAgentResponse } from '../../../core/protocol';
 
@@ -224,7 +224,8 @@ describe('OpenAiInvoker retries and timeouts', () => {
   it('gives up after maxAttempts', async () => {
     script = [{ status: 502, body: 'bad gateway' }, { status: 502, body: 'bad gateway' }];
     const error = await invoker({ maxAttempts: 2 }).instance.invoke(call()).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(AgentInvocationError);
+    // A transport failure, as an agent's retry policy names it (`on: [transport]`).
+    expect(error).toBeInstanceOf(AgentTransportError);
     expect((error as Error).message).toMatch(/HTTP 502 .*bad gateway \(after 2 attempts\)/);
     expect(received).toHaveLength(2);
   });
@@ -234,6 +235,7 @@ describe('OpenAiInvoker retries and timeouts', () => {
     const { instance, sleeps } = invoker();
     const error = await instance.invoke(call({ model: 'nope' })).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AgentInvocationError);
+    expect(error).not.toBeInstanceOf(AgentTransportError);
     expect((error as Error).message).toContain("HTTP 400 from ");
     expect((error as Error).message).toContain("model 'nope' not found");
     expect(received).toHaveLength(1);
@@ -254,7 +256,7 @@ describe('OpenAiInvoker retries and timeouts', () => {
     await new Promise<void>((resolve) => closed.close(() => resolve()));
     const { instance, sleeps } = invoker({ maxAttempts: 2 });
     const error = await instance.invoke(call({ baseUrl: `http://127.0.0.1:${port}/v1` })).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(AgentInvocationError);
+    expect(error).toBeInstanceOf(AgentTransportError);
     expect((error as Error).message).toMatch(/failed: ECONNREFUSED \(after 2 attempts\)/);
     expect(sleeps).toHaveLength(1);
   });

@@ -7,7 +7,7 @@ import { HttpInvoker } from '../../../adapters/agents/http-invoker';
 import { LambdaInvoker } from '../../../adapters/agents/lambda-invoker';
 import { ScriptInvoker } from '../../../adapters/agents/script-invoker';
 import { KindRouter } from '../../../adapters/agents/agent-invoker';
-import { AgentInvocationError, AgentTimeoutError, TransientError } from '../../../core/errors';
+import { AgentInvocationError, AgentTimeoutError, AgentTransportError, TransientError } from '../../../core/errors';
 import type { AgentInvocation } from '../../../core/ports';
 
 const call = (definition: Record<string, unknown>, extra: Partial<AgentInvocation> = {}): AgentInvocation => ({
@@ -111,6 +111,16 @@ describe('http invoker (against a local stub server)', () => {
     await expect(http.invoke(call({ kind: 'http', url: `${url}/down`, retries: 1 }))).rejects.toThrow(/HTTP 502/);
   });
 
+  it("names its failures for an agent's retry policy: 5xx and network errors are transport, 4xx the agent's", async () => {
+    failures.set('/down5', [503]);
+    await expect(http.invoke(call({ kind: 'http', url: `${url}/down5`, retries: 0 }))).rejects.toThrow(AgentTransportError);
+    failures.set('/bad4', [404]);
+    const rejected = await http.invoke(call({ kind: 'http', url: `${url}/bad4`, retries: 0 })).catch((e: unknown) => e);
+    expect(rejected).toBeInstanceOf(AgentInvocationError);
+    expect(rejected).not.toBeInstanceOf(AgentTransportError);
+    await expect(http.invoke(call({ kind: 'http', url: 'http://127.0.0.1:9/closed', retries: 0 }))).rejects.toThrow(AgentTransportError);
+  });
+
   it('times out a call that never answers', async () => {
     failures.set('/hang', [-1]);
     await expect(http.invoke(call({ kind: 'http', url: `${url}/hang`, retries: 0, timeoutMs: 200 }))).rejects.toThrow(AgentTimeoutError);
@@ -140,5 +150,16 @@ describe('lambda invoker', () => {
     lambda.reset();
     lambda.on(InvokeCommand).rejects(Object.assign(new Error('slow down'), { name: 'TooManyRequestsException' }));
     await expect(invoker.invoke(call({ kind: 'lambda', functionName: 'f' }))).rejects.toThrow(TransientError);
+  });
+
+  it("a function that cannot be invoked is a transport failure (for an agent's retry policy); its own error is the agent's", async () => {
+    lambda.reset();
+    lambda.on(InvokeCommand).rejects(Object.assign(new Error('no such function'), { name: 'ResourceNotFoundException' }));
+    await expect(invoker.invoke(call({ kind: 'lambda', functionName: 'f' }))).rejects.toThrow(AgentTransportError);
+    lambda.reset();
+    lambda.on(InvokeCommand).resolves({ FunctionError: 'Unhandled', Payload: new TextEncoder().encode('{}') as never });
+    const rejected = await invoker.invoke(call({ kind: 'lambda', functionName: 'f' })).catch((e: unknown) => e);
+    expect(rejected).toBeInstanceOf(AgentInvocationError);
+    expect(rejected).not.toBeInstanceOf(AgentTransportError);
   });
 });
