@@ -15,7 +15,9 @@ export type SpawnerFunctionName = 'api' | 'trigger' | 'step-worker' | 'record-ch
 export const FUNCTION_MEMORY_MB: Readonly<Record<SpawnerFunctionName, number>> = {
   api: 512,
   trigger: 512,
-  'step-worker': 1024,
+  // Measured on the rehearsal (bench/worker-size.ts): 124-177 MB for script and http agents at
+  // 0 ms and 2 s, 189 MB holding a 600 KB default aggregate; most of an invocation is waiting.
+  'step-worker': 512,
   'record-child-failure': 512,
   aggregate: 512,
   'dlq-handler': 512,
