@@ -847,6 +847,11 @@ function createApi(scope: Construct, config: TeamConfig, handler: SpawnerFunctio
     });
   run.addResource('metrics').addMethod('GET', integration, { requestValidator: validator, requestParameters: withId });
   run.addResource('cancel').addMethod('POST', integration, { requestValidator: validator, requestParameters: withId });
+  // The answer to a branch's callback (any JSON body; the handler checks it: docs/agents.md).
+  run
+    .addResource('callbacks')
+    .addResource('{token}')
+    .addMethod('POST', integration, { requestValidator: validator, requestParameters: { ...withId, 'method.request.path.token': true } });
   run.addResource('events').addMethod('GET', integration, {
     requestValidator: validator,
     requestParameters: { ...withId, 'method.request.querystring.after': false, 'method.request.querystring.limit': false },

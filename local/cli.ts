@@ -3,7 +3,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { DataFolderError, describeThrown, diskRefusal, ForbiddenError, InUseError, LimitExceededError, PayloadTooLargeError, RemoteApiError, ScenarioError, ValidationError } from '../core/errors';
 import { CHAOS_FAULTS, parseChaos } from './chaos';
-import { cancelCommand, eventsCommand, runsCommand, showCommand, treeCommand } from './inspect-commands';
+import { callbackCommand, cancelCommand, eventsCommand, runsCommand, showCommand, treeCommand } from './inspect-commands';
 import { TOKEN_ENV, type RemoteTarget } from './remote/api-client';
 import { redriveCommand } from './redrive-command';
 import { resumeCommand } from './resume-command';
@@ -183,6 +183,12 @@ export async function main(
   sourceOptions(program.command('cancel').description('cancel a run').argument('<runId>')).action(async (runId: string, opts: RemoteFlags & { data?: string }) => {
     exitCode = await cancelCommand(runId, await sourceOf(opts), io);
   });
+  sourceOptions(program.command('callback').description("answer a branch's callback: the branch goes on with the answer as its next input (exit 0 taken, 1 refused, 2 bad input)").argument('<runId>').argument('<token>', 'the token of the BranchWaitingForCallback event (or the branch view)'))
+    .option('--answer <json>', "the answer, as JSON (a text is quoted: '\"yes\"')")
+    .option('--answer-file <file>', 'the answer, as a JSON file')
+    .action(async (runId: string, token: string, opts: RemoteFlags & { data?: string; answer?: string; answerFile?: string }) => {
+      exitCode = await callbackCommand(runId, token, { ...sourceOf(opts), answer: opts.answer, answerFile: opts.answerFile }, io);
+    });
   sourceOptions(program.command('events').description("a run's lifecycle events as JSON lines (the --trace format)").argument('<runId>'))
     .option('--follow', 'keep printing new events until the run has ended')
     .option('--after <cursor>', 'only events after this cursor (the `cursor` of GET /runs/{runId}/events)')

@@ -3,7 +3,10 @@
  * team's API (`--api`) or a local data folder (`--data`): see local/run-sources.ts.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import { ValidationError } from '../core/errors';
+import { readFileSync, statSync } from 'node:fs';
+import { ConflictError, GoneError, InUseError, NotFoundError, ValidationError } from '../core/errors';
+import { answerThroughInbox } from './callback-inbox';
+import { MAX_DOCUMENT_TEXT_BYTES } from '../core/input-bounds';
 import type { TreeFormat } from '../core/use-cases/queries';
 import { ApiClient, type RemoteTarget } from './remote/api-client';
 import { documentOf, reportDocument } from './run-command';
@@ -80,6 +83,62 @@ export function cancelCommand(runId: string, options: SourceOptions, io: Io): Pr
     io.err.write(`run ${runId}: cancel requested\n`);
     return 0;
   });
+}
+
+/**
+ * `callback <runId> <token> (--answer <json> | --answer-file <file>)`: answers a branch's callback
+ * (POST /runs/{id}/callbacks/{token}, or the data folder's store). Exit 0 when the answer was
+ * taken; 1 when it was refused (answered already, cancelled, timed out); 2 for bad input (no or
+ * bad JSON, an unknown run or token).
+ */
+export function callbackCommand(runId: string, token: string, options: SourceOptions & { answer?: string; answerFile?: string }, io: Io): Promise<number> {
+  const answer = readAnswer(options);
+  const answerHere = async (source: RunSource) => source.answer(runId, token, answer);
+  return (async () => {
+    let answered;
+    let heldBy: number | undefined;
+    try {
+      answered = await withSource('callback', options, answerHere).catch((error: unknown) => {
+        // A run or resume holds the folder: it takes the answer (local/callback-inbox.ts).
+        if (!(error instanceof InUseError) || !options.data) throw error;
+        heldBy = error.pid;
+        return answerThroughInbox(options.data, { runId, token, answer }, error.pid);
+      });
+    } catch (error) {
+      if (error instanceof ConflictError || error instanceof GoneError || error instanceof NotFoundError) {
+        io.err.write(`error: ${error.message}\n`);
+        // No such run or callback is a bad argument, as the API's 404 is (see cli.ts).
+        return error instanceof NotFoundError ? 2 : 1;
+      }
+      throw error;
+    }
+    const next = options.data && !heldBy ? `; carry the run on with: npx branch-spawner resume ${runId} --data ${options.data}` : '';
+    io.err.write(`run ${runId}: callback answered, branch ${answered.branchId} goes on${next}\n`);
+    return 0;
+  })();
+}
+
+function readAnswer(options: { answer?: string; answerFile?: string }): unknown {
+  if ((options.answer === undefined) === (options.answerFile === undefined)) {
+    throw new ValidationError('callback: give the answer with --answer <json> or --answer-file <file> (one of them)', '--answer');
+  }
+  const [text, where] = options.answer !== undefined ? [options.answer, '--answer'] : [readTextFile(options.answerFile!), options.answerFile!];
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new ValidationError(`callback: ${where} is not JSON (${(error as Error).message}); a text answer is quoted: --answer '"yes"'`, '--answer');
+  }
+}
+
+function readTextFile(path: string): string {
+  try {
+    const size = statSync(path).size;
+    if (size > MAX_DOCUMENT_TEXT_BYTES) throw new ValidationError(`callback: ${path} is ${size} bytes; an answer file may have ${MAX_DOCUMENT_TEXT_BYTES}`, '--answer-file');
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    if (error instanceof ValidationError) throw error;
+    throw new ValidationError(`callback: cannot read --answer-file ${path}: ${(error as Error).message}`, '--answer-file');
+  }
 }
 
 /** Every event as one JSON line (the `--trace` format); with --follow, until the run's last one. */

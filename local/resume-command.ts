@@ -6,7 +6,7 @@
  */
 import { renderAscii } from '../core/tree';
 import type { AggregatorFn } from '../core/aggregators';
-import { openTrace, parkedNotice, runDocument, summary } from './run-command';
+import { openTrace, parkedNotice, runDocument, summary, tellCallbacks } from './run-command';
 import { startLocalEngines } from './embedded-engines';
 import { LOCAL_TEAM, LocalRuntime } from './runtime';
 import { listDataRuns } from './data-runs';
@@ -94,6 +94,7 @@ export async function resumeCommand(options: ResumeCommandOptions): Promise<numb
     throw error;
   }
   if (sink) runtime.bus.subscribe(sink.subscriber);
+  tellCallbacks(runtime, options.err, options.dataDir);
   try {
     const scope = { team: runtime.team, runId: runId };
     const existing = await runtime.deps.store.getRun(scope);

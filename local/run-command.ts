@@ -102,6 +102,7 @@ export async function runScenario(path: string, options: RunCommandOptions): Pro
   const started = Date.now();
   const attached = hooks ? attachHooks(runtime, hooks, (failure) => options.err.write(`warning: ${describeHookError(failure)}\n`)) : undefined;
   if (sink) runtime.bus.subscribe(sink.subscriber);
+  tellCallbacks(runtime, options.err, options.dataDir);
   let progress: LiveProgress | undefined;
   let interrupted = false;
   let stopSignals = () => {};
@@ -229,4 +230,21 @@ export function onInterrupt(first: () => void, second: () => void): () => void {
 /** The summary line's counts (run and resume print it). */
 export function summary(m: ReturnType<typeof computeMetrics>): string {
   return `${counted(m.totalCreated, 'branch', 'branches')} (${m.completed} completed, ${m.failed} failed, ${m.timedOut} timed out, ${m.cancelled} cancelled), max depth ${m.maxDepth}, success rate ${m.successRate === null ? '—' : `${m.successRate}%`}`;
+}
+
+/**
+ * Says how to answer each callback a branch of the run awaits (the run waits for the answer, or
+ * the callback's timeout): with a data folder, `callback --data` from another terminal (this
+ * process takes the answer: local/callback-inbox.ts); without one, nothing outside can reach it.
+ */
+export function tellCallbacks(runtime: LocalRuntime, err: NodeJS.WritableStream, dataDir: string | undefined): void {
+  runtime.bus.subscribe((event) => {
+    if (event.type !== 'BranchWaitingForCallback') return;
+    const until = new Date(event.detail.timeoutAt as number).toISOString();
+    const how = dataDir
+      ? `answer it with: npx branch-spawner callback ${event.runId} ${String(event.detail.token)} --data ${dataDir} --answer '<json>'`
+      : 'nothing outside this process can answer it: run the scenario with --data <dir> (then answer with branch-spawner callback ... --data <dir>) or start it on branch-spawner dev';
+    const message = event.detail.message === undefined ? '' : ` (${JSON.stringify(event.detail.message).slice(0, 200)})`;
+    err.write(`branch ${event.branchId} awaits a callback until ${until}${message}; ${how}\n`);
+  });
 }

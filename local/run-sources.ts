@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { Scope } from '../core/model';
 import { describeRun, listRunBranches, runSummaries, runTree, type BranchView, type RunView, type TreeFormat } from '../core/use-cases/queries';
 import { runEventsAfter, type RunEventsPage } from '../core/use-cases/run-events';
+import { answerCallback, type CallbackAnswered } from '../core/use-cases/suspend';
 import { systemClock } from '../core/ports';
 import { listDataRuns, recordDataRun } from './data-runs';
 import { requireDataFolder } from './data-folder';
@@ -33,6 +34,8 @@ export interface RunSource {
   tree(runId: string, format: TreeFormat): Promise<string>;
   events(runId: string, after?: string): Promise<RunEventsPage>;
   cancel(runId: string): Promise<void>;
+  /** Answers a branch's callback (see answerCallback): refused as the API refuses it. */
+  answer(runId: string, token: string, answer: unknown): Promise<CallbackAnswered>;
   close(): Promise<void>;
 }
 
@@ -85,6 +88,7 @@ export function remoteSource(client: ApiClient): RunSource {
     async cancel(runId) {
       await client.call('POST', path(runId, '/cancel'));
     },
+    answer: (runId, token, answer) => client.call<CallbackAnswered>('POST', path(runId, `/callbacks/${encodeURIComponent(token)}`), { body: answer }),
     close: async () => {},
   };
 }
@@ -125,6 +129,13 @@ export async function dataSource(dataDir: string, command: string): Promise<RunS
       } finally {
         await runtime.close();
       }
+    },
+    async answer(runId, token, answer) {
+      // Only the answer's write and its step message (kept in the folder's queue): the run goes on
+      // when a process drives it again (`resume`). Its BranchResumed event is on the bus of no
+      // process here; the folder's events are read back from the records (`events`).
+      const quiet = { publish: async () => undefined };
+      return answerCallback({ store: engines.store, queue: engines.queue, events: quiet, clock: systemClock }, scope(runId), token, answer);
     },
     close: closeEngines,
   };

@@ -35,6 +35,8 @@ import { VisibilityHeartbeat } from './sqs/visibility-heartbeat';
 import { InvocationMeter } from './invocation-meter';
 import type { EventPolicy } from '../core/event-policy';
 import { parseStepMessage } from '../functions/messages';
+import { watchInbox } from './callback-inbox';
+import { answerCallback } from '../core/use-cases/suspend';
 
 /**
  * Pollers of the start lane by default. With 4 (the earlier default) at most 40 steps ran at
@@ -135,6 +137,8 @@ export class LocalRuntime {
   private readonly costTimer = setInterval(() => void this.flushCost().catch((error) => this.report(error)), 1000).unref();
   /** Keeps messages in progress invisible (see handle); made at first use, from the options. */
   private heartbeatOf: VisibilityHeartbeat | undefined;
+  /** Stops taking callback answers left in the data folder (see local/callback-inbox.ts). */
+  private stopInbox: (() => void) | undefined;
   /** Watches the DLQ when steps are kept there (see LocalRuntimeOptions.onParked). */
   private parkedTimer: NodeJS.Timeout | undefined;
   /** The HTTP API's handler, made at the first request (see api). */
@@ -214,6 +218,10 @@ export class LocalRuntime {
       runtime.onEvent(event);
     });
     runtime.startPolling(options.pollers ?? DEFAULT_POLLERS);
+    // `callback --data` cannot open a folder this process holds: it leaves answers here instead.
+    if (options.dataDir) {
+      runtime.stopInbox = watchInbox(options.dataDir, (runId, token, answer) => answerCallback(deps, { team, runId }, token, answer), (error) => runtime.report(error));
+    }
     if ((options.poison ?? 'fail') === 'fail') runtime.pollers.push(runtime.pollDeadLetters());
     else if (options.onParked) runtime.watchParked(options.onParked);
     return runtime;
@@ -306,6 +314,7 @@ export class LocalRuntime {
   async close(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.stopInbox?.();
     clearInterval(this.costTimer);
     clearInterval(this.parkedTimer);
     await Promise.all(this.pollers);

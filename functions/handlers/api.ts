@@ -14,6 +14,7 @@ import {
 import { branchDetail, branchResult, describeRun, listRunBranchesPage, runTree, type TreeFormat } from '../../core/use-cases/queries';
 import { pageLimit } from '../../core/page-cursor';
 import { runEventsAfter } from '../../core/use-cases/run-events';
+import { answerCallback } from '../../core/use-cases/suspend';
 import type { Limits, Scope } from '../../core/model';
 import { errorResponse, ForeignRequestError, json, MethodNotAllowedError, text } from './http-errors';
 import { DEFAULT_MAX_BODY_BYTES } from '../lambda-environment';
@@ -50,7 +51,11 @@ function header(event: APIGatewayProxyEvent, name: string): string | undefined {
 }
 
 function parseBody(event: APIGatewayProxyEvent): unknown {
-  if (!event.body) throw new ValidationError('the body must be a JSON scenario document', '(root)');
+  return parseJson(event, 'the body must be a JSON scenario document');
+}
+
+function parseJson(event: APIGatewayProxyEvent, missing: string): unknown {
+  if (!event.body) throw new ValidationError(missing, '(root)');
   const raw = event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
   try {
     return JSON.parse(raw);
@@ -63,6 +68,8 @@ const RUN_ID = '([A-Za-z0-9_-]{1,64})';
 /** `root`, then `<parentId>.<index>`. */
 const BRANCH_ID = '(root(?:\\.\\d{1,9}){0,100})';
 const TREE_FORMATS = ['ascii', 'mermaid', 'json'];
+/** Anything up to a path segment's end: the use case says what a malformed token is (400). */
+const CALLBACK_TOKEN = '([^/]{1,1200})';
 
 /**
  * The caller API Gateway authenticated: the Cognito user (`cognito:<sub>`) or the IAM principal's
@@ -175,6 +182,14 @@ function routes(deps: SpawnerDeps, config: ApiConfig): Route[] {
         const limit = query.limit === undefined ? undefined : Number(query.limit);
         if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) throw new ValidationError('limit must be a positive integer', 'limit');
         return json(200, await runEventsAfter(deps, await ownScope(event, team, runId), query.after, limit));
+      },
+    },
+    {
+      method: 'POST',
+      pattern: new RegExp(`^/runs/${RUN_ID}/callbacks/${CALLBACK_TOKEN}/?$`),
+      async handle(event, [runId, token], team) {
+        const answer = parseJson(event, 'the body must be the answer, as JSON');
+        return json(202, await answerCallback(deps, await ownScope(event, team, runId), token, answer));
       },
     },
     {

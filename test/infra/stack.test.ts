@@ -301,7 +301,7 @@ describe('API Gateway', () => {
       .sort();
   }
 
-  it('routes the nine operations to the api function (Lambda proxy)', () => {
+  it('routes the ten operations to the api function (Lambda proxy)', () => {
     expect(routes(t)).toEqual([
       'GET /runs/{id}',
       'GET /runs/{id}/branches',
@@ -311,6 +311,7 @@ describe('API Gateway', () => {
       'GET /runs/{id}/metrics',
       'GET /runs/{id}/tree',
       'POST /runs',
+      'POST /runs/{id}/callbacks/{token}',
       'POST /runs/{id}/cancel',
     ]);
     const api = functionOf(t, 'api');

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import type { LifecycleEvent } from '../../core/events';
 import { LIMIT_TABLE } from '../../core/limits';
 import { API_ERROR_NAMES } from '../../functions/handlers/http-errors';
 import { startDevServer, type DevServer } from '../../local/dev-server';
@@ -170,6 +171,49 @@ describe('the handler answers as documented', () => {
     expect(cost.dynamodb.writeUnits).toBeGreaterThanOrEqual(costBefore.dynamodb.writeUnits);
     const otherServices = (c: typeof cost) => ({ ...c, dynamodb: undefined, usd: undefined });
     expect(otherServices(cost)).toEqual(otherServices(costBefore));
+  });
+
+  it('POST /runs/{id}/callbacks/{token} → 202 once (the run completes with the answer), 409 again, 410 after a cancel; 400 / 404 / 413 for a malformed token, an unknown one, a large answer', async () => {
+    const seen: LifecycleEvent[] = [];
+    const stop = server.runtime.bus.subscribe((e) => void seen.push(e));
+    const token = async (runId: string) => {
+      await new Promise<void>((resolve) => {
+        const check = () => (seen.some((e) => e.runId === runId && e.type === 'BranchWaitingForCallback') ? resolve() : setImmediate(check));
+        check();
+      });
+      return seen.find((e) => e.runId === runId && e.type === 'BranchWaitingForCallback')!.detail.token as string;
+    };
+    const approval = {
+      name: 'approval',
+      request: 'deploy v2',
+      entry: 'Approver',
+      agents: { Approver: { kind: 'script', responses: [{ next_action: 'wait_for_callback', timeout_seconds: 600, message: 'deploy v2?' }, { next_action: 'final_response', content: '$input' }] } },
+    };
+    try {
+      const started = await call('POST', '/runs', '/runs', json(approval));
+      const runId = started.body.runId as string;
+      const answer = (t: string, body: string) => call('POST', '/runs/{runId}/callbacks/{token}', `/runs/${runId}/callbacks/${encodeURIComponent(t)}`, { body, headers: { 'content-type': 'application/json' } });
+      const t = await token(runId);
+      const branch = await call('GET', '/runs/{runId}/branches/{branchId}', `/runs/${runId}/branches/root`);
+      expect(branch.body.branch).toMatchObject({ status: 'RUNNING', waiting: { kind: 'callback', token: t, message: 'deploy v2?' } });
+      expect(await answer('not-a-token', '"yes"')).toMatchObject({ status: 400, body: { error: 'ValidationError', field: 'token' } });
+      expect(await answer(`root~1~${'0'.repeat(32)}`, '"yes"')).toMatchObject({ status: 404, body: { error: 'NotFoundError' } });
+      expect(await answer(t, JSON.stringify('x'.repeat(70_000)))).toMatchObject({ status: 413, body: { error: 'PayloadTooLargeError', field: 'answer' } });
+      expect(await answer(t, '{"approved": true}')).toMatchObject({ status: 202, body: { runId, branchId: 'root', status: 'ANSWERED' } });
+      expect(await answer(t, '{"approved": false}')).toMatchObject({ status: 409, body: { error: 'ConflictError', message: expect.stringMatching(/answered already/) } });
+      const run = await server.runtime.waitForRun(runId);
+      expect(run).toMatchObject({ status: 'COMPLETED', result: { approved: true } });
+
+      const cancelled = (await call('POST', '/runs', '/runs', json(approval))).body.runId as string;
+      const t2 = await token(cancelled);
+      await call('POST', '/runs/{runId}/cancel', `/runs/${cancelled}/cancel`);
+      const late = await call('POST', '/runs/{runId}/callbacks/{token}', `/runs/${cancelled}/callbacks/${t2}`, json('yes'));
+      expect(late).toMatchObject({ status: 410, body: { error: 'GoneError', message: expect.stringMatching(/the branch was cancelled/) } });
+      expect((await server.runtime.waitForRun(cancelled)).status).toBe('CANCELLED');
+      expect(await call('POST', '/runs/{runId}/callbacks/{token}', `/runs/no-such-run/callbacks/${t2}`, json('yes'))).toMatchObject({ status: 404 });
+    } finally {
+      stop();
+    }
   });
 
   it('GET /runs/{id}/events → the lifecycle events after a cursor; the same cursor back when nothing is new', async () => {

@@ -733,4 +733,23 @@ export const behaviours: Behaviour[] = [
       expect(o.events.filter((e) => e.type === 'BranchWaiting').map((e) => e.branchId).sort()).toEqual(expect.arrayContaining(['root.0', 'root.1']));
     },
   },
+  {
+    name: 'a callback nobody answers times out: its branch FAILS with CallbackTimeout, checked by a delayed wake-up',
+    duplicates: true,
+    run: {
+      name: 'callback-timeout',
+      request: 'x',
+      entry: 'Approver',
+      agents: { Approver: script([{ next_action: 'wait_for_callback', timeout_seconds: 1, message: { approve: 'deploy?' } }, final('$input')]) },
+    },
+    check(o) {
+      expect(o.run.status).toBe('FAILED');
+      expect(o.run.error).toMatch(/^CallbackTimeout: no answer to the callback within its 1 s timeout \(at \d{4}-/);
+      const asked = o.events.find((e) => e.type === 'BranchWaitingForCallback')!;
+      expect(asked.detail).toMatchObject({ agent: 'Approver', step: 1, message: { approve: 'deploy?' }, token: expect.stringMatching(/^root~1~[0-9a-f]{32}$/) });
+      // The record keeps the callback it failed on: a late answer is told it timed out.
+      expect(o.branches[0]).toMatchObject({ status: 'FAILED', stepCount: 1, suspended: { kind: 'callback', token: asked.detail.token } });
+      expect(o.events.some((e) => e.type === 'BranchResumed')).toBe(false);
+    },
+  },
 ];

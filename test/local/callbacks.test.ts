@@ -1,0 +1,138 @@
+/**
+ * Waits and callbacks through the CLI, as a user runs them (child processes of the bin, the
+ * journal tier of a `--data` folder): `callback --data` while `run --data` holds the folder (its
+ * inbox), a second answer, an answer after the callback's timeout, an answer and a wait across a
+ * `kill -9` and `resume`, and bad input. Each waits for the trace's events or the process's end,
+ * never for time.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { LifecycleEvent } from '../../core/events';
+import { main } from '../../local/cli';
+import { captureIo } from '../support/io';
+import { cli, readTrace, whenTrace, within } from '../reliability/contract-support';
+
+const dir = mkdtempSync(join(tmpdir(), 'bs-callbacks-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const scenario = (name: string, responses: unknown[]) => {
+  const path = join(dir, `${name}.json`);
+  writeFileSync(path, JSON.stringify({ name, request: 'deploy v2', entry: 'Approver', agents: { Approver: { kind: 'script', responses } } }));
+  return path;
+};
+const APPROVAL = scenario('approval', [
+  { next_action: 'wait_for_callback', timeout_seconds: 600, message: 'deploy v2?' },
+  { next_action: 'final_response', content: { decision: '$input' } },
+]);
+
+/** A fresh folder, its trace, and the first event of `type` once the trace has it. */
+function trial(name: string) {
+  const trialDir = mkdtempSync(join(dir, `${name}-`));
+  const trace = join(trialDir, 'trace.jsonl');
+  const first = (type: string) =>
+    within(
+      whenTrace(trialDir, trace, (events) => events.some((e) => e.type === type)).done.then((events) => events.find((e) => e.type === type)!),
+      60_000,
+      () => `${name}: no ${type} in the trace`,
+    );
+  return { data: join(trialDir, 'data'), trace, first };
+}
+
+async function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return within(cli(args).exited, 60_000, () => `branch-spawner ${args.join(' ')} did not end`);
+}
+
+// At once: most of each test is process starts and a killed process's messages coming back.
+describe('callbacks through the CLI', { concurrent: true }, () => {
+  it('run --data prints how to answer; callback --data answers the run that holds the folder (202 once), a second answer is refused (exit 1)', async () => {
+    const { data, trace, first } = trial('inbox');
+    const run = cli(['run', APPROVAL, '--data', data, '--json', '--trace', trace]);
+    const asked: LifecycleEvent = await first('BranchWaitingForCallback');
+    const token = String(asked.detail.token);
+    const answered = await runCli(['callback', asked.runId, token, '--data', data, '--answer', '"approved"']);
+    expect(answered, answered.stderr).toMatchObject({ code: 0, stderr: `run ${asked.runId}: callback answered, branch root goes on\n` });
+    const again = await runCli(['callback', asked.runId, token, '--data', data, '--answer', '"refused"']);
+    const done = await within(run.exited, 60_000, () => 'the run did not end after its answer');
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.stderr).toContain(`awaits a callback until `);
+    expect(done.stderr).toContain(`answer it with: npx branch-spawner callback ${asked.runId} ${token} --data ${data} --answer '<json>'`);
+    expect(JSON.parse(done.stdout)).toMatchObject({ status: 'COMPLETED', result: { decision: 'approved' } });
+    // The second answer came while the run held the folder, or after it ended: refused either way.
+    expect(again.code, again.stderr).toBe(1);
+    expect(again.stderr).toMatch(/^error: callback of branch root was answered already; the first answer was taken and this one is refused\n$/);
+    expect(readTrace(trace).filter((e) => e.type === 'BranchResumed')).toHaveLength(1);
+  });
+
+  it('kill -9 while a branch awaits its callback, callback --data, then resume: the run completes with the answer', async () => {
+    const { data, trace, first } = trial('kill');
+    const run = cli(['run', APPROVAL, '--data', data, '--trace', trace]);
+    const asked = await first('BranchWaitingForCallback');
+    run.child.kill('SIGKILL');
+    expect((await run.exited).signal).toBe('SIGKILL');
+    const answered = await runCli(['callback', asked.runId, String(asked.detail.token), '--data', data, '--answer-file', writeAnswer({ ok: true })]);
+    expect(answered.code, answered.stderr).toBe(0);
+    expect(answered.stderr).toBe(`run ${asked.runId}: callback answered, branch root goes on; carry the run on with: npx branch-spawner resume ${asked.runId} --data ${data}\n`);
+    const resumed = await runCli(['resume', asked.runId, '--data', data, '--json', '--trace', trace]);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(JSON.parse(resumed.stdout)).toMatchObject({ status: 'COMPLETED', result: { decision: { ok: true } } });
+  });
+
+  it('kill -9 during a durable wait, then resume: the wait goes on and ends no sooner than its time', async () => {
+    const { data, trace, first } = trial('wait');
+    const path = scenario('nap', [{ next_action: 'wait', seconds: 2, input: 'rested' }, { next_action: 'final_response', content: '$input' }]);
+    const run = cli(['run', path, '--data', data, '--trace', trace]);
+    const waiting = await first('BranchWaiting');
+    run.child.kill('SIGKILL');
+    expect((await run.exited).signal).toBe('SIGKILL');
+    const resumed = await runCli(['resume', waiting.runId, '--data', data, '--json', '--trace', trace]);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(JSON.parse(resumed.stdout)).toMatchObject({ status: 'COMPLETED', result: 'rested' });
+    const woke = readTrace(trace).filter((e) => e.type === 'BranchResumed');
+    expect(woke.length).toBeGreaterThanOrEqual(1);
+    for (const e of woke) expect(e.time).toBeGreaterThanOrEqual(waiting.detail.until as number);
+  });
+
+  it('an answer after the callback timed out is refused (exit 1) and the run FAILED with CallbackTimeout', async () => {
+    const { data, trace } = trial('timeout');
+    const path = scenario('late', [{ next_action: 'wait_for_callback', timeout_seconds: 1 }, { next_action: 'final_response', content: '$input' }]);
+    const run = await runCli(['run', path, '--data', data, '--json', '--trace', trace]);
+    expect(run.code).toBe(1);
+    expect(JSON.parse(run.stdout).error).toMatch(/^CallbackTimeout: no answer to the callback within its 1 s timeout/);
+    const asked = readTrace(trace).find((e) => e.type === 'BranchWaitingForCallback')!;
+    const late = await runCli(['callback', asked.runId, String(asked.detail.token), '--data', data, '--answer', 'true']);
+    expect(late.code).toBe(1);
+    expect(late.stderr).toMatch(/^error: callback of branch root can no longer be answered: the branch ended FAILED \(CallbackTimeout: /);
+  });
+
+  it('bad input exits 2 naming it: no answer, an answer that is not JSON, a malformed token, an unknown run or callback', async () => {
+    const data = join(mkdtempSync(join(dir, 'bad-')), 'data');
+    const quick = scenario('quick', [{ next_action: 'final_response', content: 'done' }]);
+    const io = captureIo();
+    expect(await main(['run', quick, '--data', data, '--json'], io), io.errText()).toBe(0);
+    const { runId } = JSON.parse(io.outText());
+    const zeros = `root~1~${'0'.repeat(32)}`;
+    const cases: [string[], RegExp][] = [
+      [['callback', runId, zeros, '--data', data], /^error: callback: give the answer with --answer <json> or --answer-file <file> \(one of them\)\n$/],
+      [['callback', runId, zeros, '--data', data, '--answer', '1', '--answer-file', 'a.json'], /one of them/],
+      [['callback', runId, zeros, '--data', data, '--answer', 'yes'], /^error: callback: --answer is not JSON \(.*\); a text answer is quoted: --answer '"yes"'\n$/],
+      [['callback', runId, zeros, '--data', data, '--answer-file', join(dir, 'missing.json')], /^error: callback: cannot read --answer-file /],
+      [['callback', runId, 'not-a-token', '--data', data, '--answer', '1'], /^error: token: not a callback token/],
+      [['callback', 'no-such-run', zeros, '--data', data, '--answer', '1'], /^error: run no-such-run not found\n$/],
+      [['callback', runId, zeros, '--data', data, '--answer', '1'], new RegExp(`^error: no callback with this token in run ${runId}\n$`)],
+      [['callback', runId, zeros, '--answer', '1'], /^error: callback: say where the runs are/],
+    ];
+    for (const [args, message] of cases) {
+      const bad = captureIo();
+      expect(await main(args, bad), args.join(' ')).toBe(2);
+      expect(bad.errText(), args.join(' ')).toMatch(message);
+    }
+  });
+});
+
+function writeAnswer(value: unknown): string {
+  const path = join(dir, `answer-${Math.random().toString(36).slice(2)}.json`);
+  writeFileSync(path, JSON.stringify(value));
+  return path;
+}
