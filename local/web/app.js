@@ -275,6 +275,7 @@ function renderRun(run, branches) {
   runError.textContent = run.error ? `error: ${run.error}` : '';
   renderMetrics(run);
   renderBranches(run, branches);
+  renderCallbacks(run, branches);
   renderFailures(branches);
   $('run-result').textContent = run.status === 'RUNNING' ? '(the run is still running)' : pretty(run.result);
   $('run-result-whole').replaceChildren(...wholeValueNote(run, run.runId, 'root'));
@@ -365,6 +366,51 @@ function renderBranches(run, branches) {
     );
   });
   $('branch-table').tBodies[0].replaceChildren(...rows);
+}
+
+/** The callbacks the run awaits, each with a box for its answer (POST /runs/{id}/callbacks/{token}). */
+function renderCallbacks(run, branches) {
+  const waiting = run.status === 'RUNNING' ? branches.filter((b) => b.waiting && b.waiting.kind === 'callback') : [];
+  const section = $('callbacks');
+  section.hidden = waiting.length === 0;
+  // Redrawn only when the callbacks change, so that an answer being typed survives a refresh.
+  const tokens = waiting.map((b) => b.waiting.token).join(' ');
+  if (section.dataset.tokens === tokens) return;
+  section.dataset.tokens = tokens;
+  section.querySelector('ul').replaceChildren(
+    ...waiting.map((b) => {
+      const answer = el('textarea', { rows: 2, spellcheck: 'false', 'data-testid': 'callback-answer', 'aria-label': `answer for ${b.id}` });
+      answer.value = 'true';
+      const error = el('div', { class: 'error', 'data-testid': 'callback-error', hidden: true });
+      const send = async () => {
+        let body;
+        try {
+          body = JSON.stringify(JSON.parse(answer.value));
+        } catch (e) {
+          error.textContent = `the answer is not JSON (${e.message}); quote a text: "yes"`;
+          error.hidden = false;
+          return;
+        }
+        try {
+          await request('POST', `/runs/${encodeURIComponent(run.runId)}/callbacks/${encodeURIComponent(b.waiting.token)}`, { body, headers: { 'content-type': 'application/json' } });
+          error.hidden = true;
+        } catch (e) {
+          error.textContent = `error: ${e.message}`;
+          error.hidden = false;
+        }
+        await refresh();
+      };
+      return el(
+        'li',
+        { 'data-testid': 'callback', 'data-branch-id': b.id },
+        el('div', {}, el('span', { class: 'link', onclick: () => selectBranch(b.id) }, `${b.id} ${b.agent}`), ` · times out ${clock(b.waiting.until)}`),
+        b.waiting.message === undefined ? null : el('pre', { 'data-testid': 'callback-message' }, pretty(b.waiting.message)),
+        answer,
+        el('button', { type: 'button', class: 'primary', 'data-testid': 'callback-send', onclick: () => void send() }, 'Answer'),
+        error,
+      );
+    }),
+  );
 }
 
 function renderFailures(branches) {

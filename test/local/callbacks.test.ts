@@ -5,14 +5,14 @@
  * `kill -9` and `resume`, and bad input. Each waits for the trace's events or the process's end,
  * never for time.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { LifecycleEvent } from '../../core/events';
 import { main } from '../../local/cli';
 import { captureIo } from '../support/io';
-import { cli, readTrace, whenTrace, within } from '../reliability/contract-support';
+import { cli, readTrace, ROOT, whenTrace, within } from '../reliability/contract-support';
 
 const dir = mkdtempSync(join(tmpdir(), 'bs-callbacks-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -104,6 +104,26 @@ describe('callbacks through the CLI', { concurrent: true }, () => {
     const late = await runCli(['callback', asked.runId, String(asked.detail.token), '--data', data, '--answer', 'true']);
     expect(late.code).toBe(1);
     expect(late.stderr).toMatch(/^error: callback of branch root can no longer be answered: the branch ended FAILED \(CallbackTimeout: /);
+  });
+
+  it('examples/approval.yaml: the reviewer answers through the CLI within the veto window, the window is cancelled and the release follows the answer', async () => {
+    const { data, trace, first } = trial('example');
+    // The example's window is 5 s (so that it ends on its own); a machine under load may take
+    // longer than that to start two processes, so this copy gives the reviewer 10 minutes.
+    const example = readFileSync(join(ROOT, 'examples', 'approval.yaml'), 'utf8');
+    expect(example).toContain('seconds: 5,');
+    const path = join(dir, 'approval-example.yaml');
+    writeFileSync(path, example.replace('seconds: 5,', 'seconds: 600,'));
+    const run = cli(['run', path, '--data', data, '--json', '--trace', trace]);
+    const asked = await first('BranchWaitingForCallback');
+    expect(asked).toMatchObject({ branchId: 'root.0', detail: { message: { question: 'Release v2.3 to production?' } } });
+    const answered = await runCli(['callback', asked.runId, String(asked.detail.token), '--data', data, '--answer', '{"approved": false, "reason": "code freeze"}']);
+    expect(answered.code, answered.stderr).toBe(0);
+    const done = await within(run.exited, 60_000, () => 'the example did not end after its answer');
+    expect(done.code, done.stderr).toBe(0);
+    const doc = JSON.parse(done.stdout);
+    expect(doc.result).toMatchObject({ release: 'v2.3', decision: { results: { 'root.0': { by: 'reviewer', answer: { approved: false, reason: 'code freeze' } } } } });
+    expect(doc.branches.map((b: { id: string; status: string }) => [b.id, b.status])).toEqual([['root', 'COMPLETED'], ['root.0', 'COMPLETED'], ['root.1', 'CANCELLED']]);
   });
 
   it('bad input exits 2 naming it: no answer, an answer that is not JSON, a malformed token, an unknown run or callback', async () => {
