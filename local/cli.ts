@@ -187,7 +187,7 @@ export async function main(
     .option('--answer <json>', "the answer, as JSON (a text is quoted: '\"yes\"')")
     .option('--answer-file <file>', 'the answer, as a JSON file')
     .action(async (runId: string, token: string, opts: RemoteFlags & { data?: string; answer?: string; answerFile?: string }) => {
-      exitCode = await callbackCommand(runId, token, { ...sourceOf(opts), answer: opts.answer, answerFile: opts.answerFile }, io);
+      exitCode = await callbackCommand(runId, token, { ...(await sourceOf(opts)), answer: opts.answer, answerFile: opts.answerFile }, io);
     });
   sourceOptions(program.command('events').description("a run's lifecycle events as JSON lines (the --trace format)").argument('<runId>'))
     .option('--follow', 'keep printing new events until the run has ended')
