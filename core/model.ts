@@ -138,6 +138,13 @@ export type AggregatorRef =
   | { kind: 'registered'; name: string }
   | { kind: 'agent'; agent: string };
 
+/** Where a batched child belongs: its batch's range of indices and how many of it run at once. */
+export interface FanOutBatch {
+  first: number;
+  count: number;
+  window: number;
+}
+
 export interface ChildSpec {
   agent: string;
   input: unknown;
@@ -247,6 +254,8 @@ export interface BranchRecord extends Scope {
   childCount: number;
   spawn?: SpawnState;
   taskToken?: string;
+  /** A batched child's batch (its fan-out's token is the batch's, kept by the store). */
+  batch?: FanOutBatch;
   result?: unknown;
   error?: string;
   createdAt: number;

@@ -9,6 +9,7 @@ import type {
   BranchStatus,
   BranchType,
   ChildOutcome,
+  FanOutBatch,
   MemoryEntry,
   RunRecord,
   RunStatus,
@@ -16,8 +17,10 @@ import type {
   SyncCounters,
   SyncPointRecord,
 } from './model';
+export type { FanOutBatch } from './model';
 import type { LifecycleEvent } from './events';
 import { ValidationError } from './errors';
+import type { FanOutDispatch } from './fan-out-plan';
 import type { CostCounters } from './cost';
 import type { ToolCallRecord, ToolLoopCheckpoint } from './tools';
 
@@ -145,6 +148,14 @@ export interface BranchStore {
   ): Promise<RecordChildEndResult>;
   /** Ids of the children whose end was counted on the sync point (for checks and views). */
   listCountedChildren(scope: Scope, parentId: string, seq: number): Promise<string[]>;
+  /**
+   * How many of the children with indices `first .. first+count` were counted on the sync point
+   * (reads only the fan-in shards holding that range): whether a batch of a fan-out is done.
+   */
+  countEndedInRange(scope: Scope, parentId: string, seq: number, first: number, count: number): Promise<number>;
+  /** Keeps the task token of a fan-out batch's iteration (the latest try's wins). */
+  putBatchToken(scope: Scope, parentId: string, seq: number, first: number, taskToken: string): Promise<void>;
+  getBatchToken(scope: Scope, parentId: string, seq: number, first: number): Promise<string | undefined>;
   /** Claims the sync point's aggregation; exactly one caller ever gets true. */
   claimAggregation(scope: Scope, parentId: string, seq: number, outcome: 'resume' | 'fail', at: number): Promise<boolean>;
   /** Sync points whose aggregation has not been claimed (used to stop fan-outs on cancel). */
@@ -185,6 +196,8 @@ export interface StepMessage extends Scope {
    * while the branch is suspended at `step`, and a plain step message never wakes a suspended branch.
    */
   wake?: true;
+  /** Present on a batched child's first step: its batch (the batch's token is kept by the store). */
+  batch?: FanOutBatch;
 }
 
 /** The longest delay one message can have (SQS DelaySeconds); longer waits are re-sent in pieces. */
@@ -233,6 +246,22 @@ export interface FanOutRequest extends Scope {
   count: number;
   /** Each child's timeout (its iteration fails with `States.Timeout` past it). */
   timeoutSeconds: number;
+  /** Batches of children (the default) or one iteration each (core/fan-out-plan.ts). */
+  dispatch?: FanOutDispatch;
+}
+
+/** DispatchBatch's input: send the batch's first children; the token waits for all of them. */
+export interface BatchDispatchInput extends SyncPointTaskInput, FanOutBatch {
+  taskToken: string;
+}
+
+/** RecordBatchFailure's input: a batch's iteration failed (its timeout, a dispatch error). */
+export interface BatchFailureInput extends SyncPointTaskInput {
+  first: number;
+  count: number;
+  /** The Step Functions error name of the failed state. */
+  error: string;
+  cause?: string;
 }
 
 export interface ChildReport {
@@ -276,6 +305,10 @@ export interface FanOutTasks {
   aggregate(input: SyncPointTaskInput): Promise<void>;
   /** The Map or Aggregate failed for good (their Catch): the parent fails instead of waiting forever. */
   recordFanOutFailure(input: FanOutFailureInput): Promise<void>;
+  /** A batch's iteration starts: keep its token, send its first children. */
+  dispatchBatch(input: BatchDispatchInput): Promise<void>;
+  /** A batch's iteration failed: end and count each of its children still running. */
+  recordBatchFailure(input: BatchFailureInput): Promise<void>;
 }
 
 /** Runs one sync point's fan-out: dispatch children (bounded), wait for their tokens, aggregate. */

@@ -25,6 +25,7 @@ const stepMessageSchema = z.object({
   step: z.number().int().min(0),
   taskToken: z.string().min(1).optional(),
   wake: z.literal(true).optional(),
+  batch: z.object({ first: z.number().int().min(0), count: z.number().int().min(1), window: z.number().int().min(1) }).strict().optional(),
 });
 
 /** The step message in an SQS body, or undefined when the body is not one. */

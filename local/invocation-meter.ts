@@ -32,6 +32,8 @@ export class InvocationMeter {
       recordChildFailure: (input) => this.invoke('record-child-failure', [input], () => tasks.recordChildFailure(input)),
       aggregate: (input) => this.invoke('aggregate', [input], () => tasks.aggregate(input)),
       recordFanOutFailure: (input) => this.invoke('record-child-failure', [input], () => tasks.recordFanOutFailure(input)),
+      dispatchBatch: (input) => this.invoke('record-child-failure', [input], () => tasks.dispatchBatch(input)),
+      recordBatchFailure: (input) => this.invoke('record-child-failure', [input], () => tasks.recordBatchFailure(input)),
     };
   }
 }

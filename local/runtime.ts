@@ -21,6 +21,7 @@ import { DataFolderError, describeThrown, diskRefusal, errorMessage } from '../c
 import { systemClock, type AgentInvoker, type SendOptions, type StepMessage, type StepQueue } from '../core/ports';
 import type { AgentPolicy } from '../core/run-request';
 import { meteredPublisher, meteredQueue, type CostCounters } from '../core/cost';
+import type { FanOutDispatch } from '../core/fan-out-plan';
 import { cancelRun, lateBoundTasks, resumeRun, startRun, type PoisonOutcome, type ResumeReport, type SpawnerDeps, type StartRunInput } from '../core/use-cases';
 import { describeRun } from '../core/use-cases/queries';
 import { createDlqHandler } from '../functions/handlers/dlq-handler';
@@ -74,6 +75,8 @@ export interface LocalRuntimeOptions {
   /** The journal's write(2) (tests simulate a full disk with it). */
   journalWrite?: EngineOptions['journalWrite'];
   chaos?: ChaosOptions;
+  /** How fan-outs dispatch children: in batches (the default) or one Map iteration each (core/fan-out-plan.ts). */
+  fanOutDispatch?: FanOutDispatch;
   /** Extra agent kinds (e.g. bedrock, openai) next to script and http. */
   invokers?: Record<string, AgentInvoker>;
   aggregators?: Record<string, AggregatorFn>;
@@ -206,6 +209,7 @@ export class LocalRuntime {
       faults,
       signalFor: (scope, branchId) => aborts.signalFor(scope, branchId),
       runCache: new Map(),
+      ...(options.fanOutDispatch ? { fanOutDispatch: options.fanOutDispatch } : {}),
     };
     // Each handler call where AWS invokes a function is metered as its invocation.
     const invocations = new InvocationMeter(engines.meter, { workerMemoryMb: options.workerMemoryMb });

@@ -71,6 +71,9 @@ import {
   specChunkItems,
   specsFromChunks,
   specChunkSk,
+  shardsOfRange,
+  countedInRange,
+  batchTokenKey,
   specsSkPrefix,
 } from './item-codec';
 import { COST_FIELDS, type CostCounters } from '../../core/cost';
@@ -626,6 +629,22 @@ export class DynamoBranchStore implements BranchStore {
         return item.done instanceof Set ? [...(item.done as Set<string>)].map((m) => childOfShardMember(parentId, shard, m)) : [];
       })
       .sort(compareIds);
+  }
+
+  async countEndedInRange(scope: Scope, parentId: string, seq: number, first: number, count: number): Promise<number> {
+    const keys = shardsOfRange(first, count).map((shard) => shardKey(scope, parentId, seq, shard));
+    const items = await this.batchGet(scope, keys, `countEndedInRange ${parentId}#${seq}`, ['SK', 'done']);
+    return items.reduce((n, item) => n + countedInRange(item, first, count), 0);
+  }
+
+  async putBatchToken(scope: Scope, parentId: string, seq: number, first: number, taskToken: string): Promise<void> {
+    const item = this.withTtl({ ...batchTokenKey(scope, parentId, seq, first), entity: 'BATCH', taskToken });
+    await this.call(`putBatchToken ${parentId}#${seq}`, () => this.send(scope, new PutCommand({ TableName: this.tableName, Item: item })));
+  }
+
+  async getBatchToken(scope: Scope, parentId: string, seq: number, first: number): Promise<string | undefined> {
+    const item = await this.get(scope, batchTokenKey(scope, parentId, seq, first), `getBatchToken ${parentId}#${seq}`);
+    return typeof item?.taskToken === 'string' ? item.taskToken : undefined;
   }
 
   async claimAggregation(

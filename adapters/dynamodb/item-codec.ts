@@ -36,6 +36,8 @@ export const SHARD_PREFIX = 'F#';
  * number per shard, so it stays under 1 KB up to 10,000 children.
  */
 export const FAN_IN_SHARD_SIZE = 250;
+/** Task tokens of fan-out batches (see batchTokenKey). */
+export const BATCH_TOKEN_PREFIX = 'K#';
 /** Stored child specs of wide spawns: `C#<key>#<chunk>`. */
 export const SPECS_PREFIX = 'C#';
 export const COST_SK = 'COST';
@@ -46,7 +48,7 @@ export const SPEC_CHUNK_BYTES = 256 * 1024;
 const INTERNAL = new Set(['PK', 'SK', 'GSI1PK', 'GSI1SK', 'entity', TTL_ATTRIBUTE, 'spawnKeys']);
 
 const RUN_JSON = new Set(['request', 'agents', 'limits', 'failurePolicy', 'result']);
-const BRANCH_JSON = new Set(['input', 'memory', 'peers', 'spawn', 'result', 'fanIn', 'usage', 'toolStats', 'toolLoop', 'suspended', 'answeredCallbacks']);
+const BRANCH_JSON = new Set(['input', 'memory', 'peers', 'spawn', 'result', 'fanIn', 'usage', 'toolStats', 'toolLoop', 'suspended', 'answeredCallbacks', 'batch']);
 const SYNC_JSON = new Set(['waitFor']);
 /** Branch fields no patch may change (the port's BranchPatch type excludes them too). */
 const BRANCH_IMMUTABLE = new Set(['team', 'runId', 'id', 'version', 'parentId', 'depth', 'createdAt']);
@@ -211,6 +213,32 @@ export function fanInShardOf(parentId: string, childId: string): FanInPlace {
 export function childOfShardMember(parentId: string, shard: string, member: string): string {
   return shard.startsWith('h') ? member : `${parentId}.${Number(shard) * FAN_IN_SHARD_SIZE + Number(member)}`;
 }
+
+/** The fan-in shards holding the children with indices `first .. first+count`. */
+export function shardsOfRange(first: number, count: number): string[] {
+  if (count <= 0) return [];
+  const shards: string[] = [];
+  for (let s = Math.floor(first / FAN_IN_SHARD_SIZE); s <= Math.floor((first + count - 1) / FAN_IN_SHARD_SIZE); s++) shards.push(String(s));
+  return shards;
+}
+
+/** How many members of a shard item's `done` set have an index in `first .. first+count`. */
+export function countedInRange(item: Record<string, unknown> | undefined, first: number, count: number): number {
+  if (!item || !(item.done instanceof Set)) return 0;
+  const base = Number(String(item.SK).slice(String(item.SK).lastIndexOf('#') + 1)) * FAN_IN_SHARD_SIZE;
+  let n = 0;
+  for (const member of item.done as Set<string>) {
+    const index = base + Number(member);
+    if (index >= first && index < first + count) n++;
+  }
+  return n;
+}
+
+/** A fan-out batch's task token: `K#<parent>#<seq>#<first index>` (a prefix of its own). */
+export const batchTokenKey = (scope: Scope, parentId: string, seq: number, first: number): Key => ({
+  PK: runPk(scope),
+  SK: checkSk(`${BATCH_TOKEN_PREFIX}${keyPart(parentId)}#${String(seq).padStart(6, '0')}#${first}`),
+});
 
 /** The sync point's attribute holding what it has rolled up from a shard. */
 export function shardSnapshotAttribute(shard: string): string {

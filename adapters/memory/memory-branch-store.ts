@@ -59,6 +59,9 @@ import {
   shardSkPrefix,
   shardSnapshotAttribute,
   chunkCovers,
+  shardsOfRange,
+  countedInRange,
+  batchTokenKey,
   specChunkItems,
   specsFromChunks,
   specsSkPrefix,
@@ -336,6 +339,24 @@ export class MemoryBranchStore implements BranchStore {
         return item.done instanceof Set ? [...item.done].map((m) => childOfShardMember(parentId, shard, m)) : [];
       })
       .sort(compareIds);
+  }
+
+  async countEndedInRange(scope: Scope, parentId: string, seq: number, first: number, count: number): Promise<number> {
+    const items = shardsOfRange(first, count).map((shard) => this.read(shardKey(scope, parentId, seq, shard)));
+    this.charge(scope, { readUnits: items.reduce((n, i) => n + (i ? readUnits(size(i)) : 0), 0) || 1 });
+    return items.reduce((n, item) => n + countedInRange(item, first, count), 0);
+  }
+
+  async putBatchToken(scope: Scope, parentId: string, seq: number, first: number, taskToken: string): Promise<void> {
+    const item: Item = { ...batchTokenKey(scope, parentId, seq, first), entity: 'BATCH', taskToken };
+    this.write(item);
+    this.charge(scope, { writeUnits: writeUnitsOfSize(size(item)) });
+  }
+
+  async getBatchToken(scope: Scope, parentId: string, seq: number, first: number): Promise<string | undefined> {
+    const item = this.read(batchTokenKey(scope, parentId, seq, first));
+    this.charge(scope, { readUnits: item ? readUnits(size(item)) : 1 });
+    return typeof item?.taskToken === 'string' ? item.taskToken : undefined;
   }
 
   async putChildSpecs(scope: Scope, key: string, specs: ChildSpec[]): Promise<void> {

@@ -4,10 +4,12 @@
  * journal and engines tiers, the rehearsal and AWS run the ASL itself; one conformance suite
  * (test/adapters/fan-out-conformance.ts) holds the two equal.
  *
- * It reads what the ASL reads: the execution input (fanOutInput: INLINE children, or DISTRIBUTED
- * batches of them), MaxConcurrency (0 = no limit), the Retry fields of RecordChildFailure and
+ * It reads what the ASL reads: the execution input (fanOutInput: BATCHED ranges, INLINE children,
+ * or DISTRIBUTED batches of them), MaxConcurrency (0 = no limit), the Retry fields of RecordChildFailure and
  * Aggregate (loaded from the same ASL file), and DispatchChild's Catch: a child that times out
  * (`States.Timeout`) or cannot be sent is recorded with its error name and message. A
+ * batch's iteration calls DispatchBatch with a token and waits for it (the batch's timeout);
+ * its Catch is RecordBatchFailure, which failing for good fails the Map. A
  * RecordChildFailure that fails for good fails the inline Map (no further child is dispatched)
  * or, in a batch, its child execution, which the Distributed Map tolerates. Aggregate runs once
  * at the end, unless the execution was stopped. The Catch of the Map and of Aggregate leads to
@@ -16,7 +18,7 @@
  * Executions, task tokens, timeouts and stop are LocalExecutions', shared with the ASL adapter.
  */
 import { childId } from '../../core/model';
-import type { ChildFailureInput, CostSink, FanOutRequest, FanOutTasks, StepQueue } from '../../core/ports';
+import type { BatchFailureInput, ChildFailureInput, CostSink, FanOutRequest, FanOutTasks, StepQueue } from '../../core/ports';
 import { fanOutInput, fanOutRetryPolicies, retryDelayMs, type FanOutRetryPolicies, type TaskRetry } from '../stepfunctions/fan-out-definition';
 import { LocalExecutions, type LocalExecution } from '../stepfunctions/local-executions';
 
@@ -38,7 +40,11 @@ export class MemoryFanOut extends LocalExecutions {
     const input = fanOutInput(request);
     const { team, runId, parentId, seq } = request;
     try {
-      if (input.mode === 'INLINE') {
+      if (input.mode === 'BATCHED') {
+        await mapItems(execution, input.batchRanges ?? [], input.batchConcurrency ?? 0, (range) =>
+          this.batch(request, execution, { ...range, window: input.window ?? range.count }, input.batchTimeoutSeconds),
+        );
+      } else if (input.mode === 'INLINE') {
         await mapItems(execution, input.children ?? [], input.maxConcurrency ?? 0, (index) => this.child(request, execution, index, false));
       } else {
         await mapItems(execution, input.batches ?? [], input.batchConcurrency ?? 0, (batch) =>
@@ -53,6 +59,33 @@ export class MemoryFanOut extends LocalExecutions {
       await retrying(this.retries.recordFanOutFailure, async () => {
         if (!execution.stopped) await this.tasks.recordFanOutFailure({ team, runId, parentId, seq, ...errorOutput(error) });
       });
+    }
+  }
+
+  /** One batch's iteration: DispatchBatch (retried as its Retry says), and RecordBatchFailure when it fails (its Catch). */
+  private async batch(
+    request: FanOutRequest,
+    execution: LocalExecution,
+    batch: { first: number; count: number; window: number },
+    timeoutSeconds: number | undefined,
+  ): Promise<void> {
+    const { team, runId, parentId, seq } = request;
+    try {
+      await retrying(this.retries.dispatchBatch, () =>
+        this.dispatchBatch(execution, { team, runId, parentId, seq, ...batch }, timeoutSeconds, (input) => this.tasks.dispatchBatch(input)).then(() => undefined),
+      );
+      return;
+    } catch (error) {
+      const failure: BatchFailureInput = { team, runId, parentId, seq, first: batch.first, count: batch.count, ...errorOutput(error) };
+      try {
+        await retrying(this.retries.recordBatchFailure, async () => {
+          if (!execution.stopped && !execution.mapFailed) await this.tasks.recordBatchFailure(failure);
+        });
+      } catch (recordError) {
+        // The Map fails; nothing more is dispatched, pending batches are released.
+        this.failMap(execution, 'RecordBatchFailure failed');
+        throw recordError;
+      }
     }
   }
 

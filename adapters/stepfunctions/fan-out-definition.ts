@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ValidationError } from '../../core/errors';
-import { planFanOut, type FanOutMode } from '../../core/fan-out-plan';
+import { batchTimeoutSeconds, planFanOut, type FanOutMode } from '../../core/fan-out-plan';
 import type { Scope } from '../../core/model';
 import type { FanOutRequest } from '../../core/ports';
 
@@ -29,6 +29,10 @@ export const FAN_OUT_STATES = {
   choosePath: 'ChoosePath',
   fanOut: 'FanOut',
   fanOutDistributed: 'FanOutDistributed',
+  /** The batched path: one iteration per batch (DispatchBatch, its Catch RecordBatchFailure). */
+  fanOutBatched: 'FanOutBatched',
+  dispatchBatch: 'DispatchBatch',
+  recordBatchFailure: 'RecordBatchFailure',
   fanOutBatch: 'FanOutBatch',
   dispatchChild: 'DispatchChild',
   recordChildFailure: 'RecordChildFailure',
@@ -59,11 +63,15 @@ export interface FanOutExecutionInput extends Scope {
   batches?: number[][];
   batchConcurrency?: number;
   batchSize?: number;
+  /** BATCHED: the batches as ranges of indices, children of a batch at once, the batch's timeout. */
+  batchRanges?: { first: number; count: number }[];
+  window?: number;
+  batchTimeoutSeconds?: number;
 }
 
 /** Exactly the fields the state machine reads, so a retried spawn sends an identical input. */
 export function fanOutInput(request: FanOutRequest): FanOutExecutionInput {
-  const plan = planFanOut(request.count, request.maxConcurrency);
+  const plan = planFanOut(request.count, request.maxConcurrency, request.dispatch);
   const indices = Array.from({ length: request.count }, (_, i) => request.firstIndex + i);
   const base = {
     team: request.team,
@@ -74,6 +82,19 @@ export function fanOutInput(request: FanOutRequest): FanOutExecutionInput {
     mode: plan.mode,
   };
   if (plan.mode === 'INLINE') return { ...base, children: indices, maxConcurrency: request.maxConcurrency };
+  if (plan.mode === 'BATCHED') {
+    const batchRanges: { first: number; count: number }[] = [];
+    for (let i = 0; i < request.count; i += plan.batchSize) {
+      batchRanges.push({ first: request.firstIndex + i, count: Math.min(plan.batchSize, request.count - i) });
+    }
+    return {
+      ...base,
+      batchRanges,
+      batchConcurrency: plan.batchConcurrency,
+      window: plan.window,
+      batchTimeoutSeconds: batchTimeoutSeconds(plan, request.timeoutSeconds),
+    };
+  }
   const batches: number[][] = [];
   for (let i = 0; i < indices.length; i += plan.batchSize) batches.push(indices.slice(i, i + plan.batchSize));
   return { ...base, batches, batchConcurrency: plan.batchConcurrency, batchSize: plan.batchSize };
@@ -185,6 +206,8 @@ export function retryDelayMs(retrier: Retrier, attempt: number): number {
 
 export interface FanOutRetryPolicies {
   recordChildFailure: TaskRetry;
+  dispatchBatch: TaskRetry;
+  recordBatchFailure: TaskRetry;
   aggregate: TaskRetry;
   recordFanOutFailure: TaskRetry;
 }
@@ -197,6 +220,8 @@ export function fanOutRetryPolicies(): FanOutRetryPolicies {
     const states = loadFanOutDefinition(LOCAL_SUBSTITUTIONS).States;
     retryPolicies = {
       recordChildFailure: retryPolicy(states[FAN_OUT_STATES.fanOut].ItemProcessor.States[FAN_OUT_STATES.recordChildFailure]),
+      dispatchBatch: retryPolicy(states[FAN_OUT_STATES.fanOutBatched].ItemProcessor.States[FAN_OUT_STATES.dispatchBatch]),
+      recordBatchFailure: retryPolicy(states[FAN_OUT_STATES.fanOutBatched].ItemProcessor.States[FAN_OUT_STATES.recordBatchFailure]),
       aggregate: retryPolicy(states[FAN_OUT_STATES.aggregate]),
       recordFanOutFailure: retryPolicy(states[FAN_OUT_STATES.recordFanOutFailure]),
     };

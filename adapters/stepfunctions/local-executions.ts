@@ -11,9 +11,12 @@
 import { randomUUID } from 'node:crypto';
 import { BranchSpawnerError } from '../../core/errors';
 import { fanOutUsage } from '../../core/fan-out-plan';
-import type { ChildReport, CostSink, FanOutOrchestrator, FanOutRequest, StepMessage, StepQueue } from '../../core/ports';
+import type { BatchDispatchInput, ChildReport, CostSink, FanOutOrchestrator, FanOutRequest, StepMessage, StepQueue } from '../../core/ports';
 import { MAX_TIMER_MS } from '../../core/script-directives';
 import { LOCAL_TOKEN_PREFIX, StatesTimeoutError, assertFanOutRequest } from './fan-out-definition';
+
+/** Pending batches are keyed `batch-<first index>` (a branch id never starts so). */
+const BATCH_KEY = 'batch-';
 
 /** Rejects the dispatch of an execution that was stopped (nothing records it: the tasks are skipped). */
 class FanOutStoppedError extends BranchSpawnerError {}
@@ -54,7 +57,7 @@ export abstract class LocalExecutions implements FanOutOrchestrator {
     assertFanOutRequest(request);
     if (this.started.has(request.executionName)) return;
     this.started.add(request.executionName);
-    this.meter?.add(request, fanOutUsage(request.count, request.maxConcurrency));
+    this.meter?.add(request, fanOutUsage(request.count, request.maxConcurrency, request.dispatch));
     const execution: LocalExecution = { name: request.executionName, stopped: false, mapFailed: false, tokens: new Set(), byBranch: new Map() };
     const done = this.execute(request, execution).then(
       () => undefined,
@@ -97,8 +100,33 @@ export abstract class LocalExecutions implements FanOutOrchestrator {
    * States.Timeout past `timeoutSeconds` (no limit when undefined), or with the send's error.
    */
   protected dispatchChild(execution: LocalExecution, message: Omit<StepMessage, 'taskToken'>, timeoutSeconds: number | undefined): Promise<ChildReport> {
+    return this.waitForToken(execution, message.branchId, 'DispatchChild', timeoutSeconds, (taskToken) => this.queue.send([{ ...message, taskToken }]));
+  }
+
+  /**
+   * A batch's iteration (DispatchBatch, a `lambda:invoke.waitForTaskToken` task): the task is
+   * called with a new token, and the iteration waits for that token's release (the batch's
+   * last child to end), failing with States.Timeout past the batch's timeout.
+   */
+  protected dispatchBatch(
+    execution: LocalExecution,
+    input: Omit<BatchDispatchInput, 'taskToken'>,
+    timeoutSeconds: number | undefined,
+    task: (input: BatchDispatchInput) => Promise<void>,
+  ): Promise<ChildReport> {
+    return this.waitForToken(execution, `${BATCH_KEY}${input.first}`, 'DispatchBatch', timeoutSeconds, (taskToken) => task({ ...input, taskToken }));
+  }
+
+  /** A task that waits for its token: `send` hands the token on; a failed send fails the task. */
+  private waitForToken(
+    execution: LocalExecution,
+    key: string,
+    state: string,
+    timeoutSeconds: number | undefined,
+    send: (token: string) => Promise<void>,
+  ): Promise<ChildReport> {
     if (execution.stopped || execution.mapFailed) return Promise.reject(new FanOutStoppedError(`fan-out ${execution.name} stopped`));
-    const { branchId } = message;
+    const branchId = key;
     const token = `${LOCAL_TOKEN_PREFIX}${execution.name}/${branchId}/${randomUUID()}`;
     // Registered before the send: a fast worker may report the child before send() returns.
     const outcome = new Promise<ChildReport>((resolve, reject) => {
@@ -107,7 +135,7 @@ export abstract class LocalExecutions implements FanOutOrchestrator {
         timeoutSeconds === undefined
           ? undefined
           : setTimeout(
-              () => settle({ error: new StatesTimeoutError(`DispatchChild timed out after ${timeoutSeconds}s`) }),
+              () => settle({ error: new StatesTimeoutError(`${state} timed out after ${timeoutSeconds}s`) }),
               Math.min(timeoutSeconds * 1000, MAX_TIMER_MS),
             );
       const settle: PendingChild['settle'] = (result) => {
@@ -124,7 +152,7 @@ export abstract class LocalExecutions implements FanOutOrchestrator {
     });
     // It may settle (stop, timeout) while the send is still in flight, before anyone awaits it.
     outcome.catch(() => undefined);
-    this.queue.send([{ ...message, taskToken: token }]).catch((error: unknown) => {
+    send(token).catch((error: unknown) => {
       this.pending.get(token)?.settle({ error: error instanceof Error ? error : new Error(String(error)) });
     });
     return outcome;
@@ -155,8 +183,9 @@ export abstract class LocalExecutions implements FanOutOrchestrator {
   private pendingForEarlierToken(taskToken: string, branchId: string): PendingChild | undefined {
     if (!taskToken.startsWith(LOCAL_TOKEN_PREFIX)) return undefined;
     const [name, tokenBranch] = taskToken.slice(LOCAL_TOKEN_PREFIX.length).split('/');
-    if (tokenBranch !== branchId) return undefined;
-    const token = this.running.get(name)?.execution.byBranch.get(branchId);
+    // A child's token reaches only that child's iteration; a batch's, that batch's.
+    if (!tokenBranch || (tokenBranch !== branchId && !tokenBranch.startsWith(BATCH_KEY))) return undefined;
+    const token = this.running.get(name)?.execution.byBranch.get(tokenBranch);
     return token ? this.pending.get(token) : undefined;
   }
 }

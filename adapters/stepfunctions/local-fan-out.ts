@@ -26,7 +26,17 @@
  */
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import { BranchSpawnerError } from '../../core/errors';
-import type { ChildFailureInput, CostSink, FanOutFailureInput, FanOutRequest, FanOutTasks, StepQueue, SyncPointTaskInput } from '../../core/ports';
+import type {
+  BatchDispatchInput,
+  BatchFailureInput,
+  ChildFailureInput,
+  CostSink,
+  FanOutFailureInput,
+  FanOutRequest,
+  FanOutTasks,
+  StepQueue,
+  SyncPointTaskInput,
+} from '../../core/ports';
 import { MAX_TIMER_MS } from '../../core/script-directives';
 import {
   FAN_OUT_STATES,
@@ -54,7 +64,7 @@ const ENGINE_DISPATCH_TIMEOUT_SECONDS = Math.floor(MAX_TIMER_MS / 1000);
 export class LocalFanOutOrchestrator extends LocalExecutions {
   private readonly tasks: FanOutTasks;
   private readonly machine: StateMachine;
-  private readonly retries: { recordChildFailure: (error: unknown) => number };
+  private readonly retries: { recordChildFailure: (error: unknown) => number; recordBatchFailure: (error: unknown) => number };
 
   constructor(options: LocalFanOutOptions) {
     super(options.queue, options.onExecutionError, options.meter);
@@ -65,8 +75,11 @@ export class LocalFanOutOrchestrator extends LocalExecutions {
     // engine (localDefinition). Validating at run time compiled the validator's JSON schemas in
     // every process: half a second of start-up CPU and some 20 MB of resident memory, each run.
     this.machine = new StateMachine(definition as StateMachineDefinition, { validationOptions: { noValidate: true } });
-    const recordChildFailure = fanOutRetryPolicies().recordChildFailure;
-    this.retries = { recordChildFailure: (error) => recordChildFailure(error)?.maxAttempts ?? 0 };
+    const { recordChildFailure, recordBatchFailure } = fanOutRetryPolicies();
+    this.retries = {
+      recordChildFailure: (error) => recordChildFailure(error)?.maxAttempts ?? 0,
+      recordBatchFailure: (error) => recordBatchFailure(error)?.maxAttempts ?? 0,
+    };
   }
 
   protected execute(request: FanOutRequest, execution: LocalExecution): Promise<unknown> {
@@ -97,6 +110,23 @@ export class LocalFanOutOrchestrator extends LocalExecutions {
       }
       return {};
     };
+    // DispatchBatch: the local task is called with a token of ours, and the iteration waits for it.
+    const dispatchBatch = (input: unknown) => {
+      const { taskToken: _placeholder, ...batch } = payloadOf<BatchDispatchInput>(input);
+      return this.dispatchBatch(execution, batch, fanOutInput(request).batchTimeoutSeconds, (i) => this.tasks.dispatchBatch(i)) as Promise<any>;
+    };
+    let batchFailures = 0;
+    const recordBatchFailure = async (input: unknown) => {
+      if (execution.stopped || execution.mapFailed) return {};
+      try {
+        await this.tasks.recordBatchFailure(payloadOf<BatchFailureInput>(input));
+      } catch (error) {
+        // Retries share one count here (batch failures are rare); past them the Map fails.
+        if (++batchFailures > this.retries.recordBatchFailure(error)) this.failMap(execution, 'RecordBatchFailure failed');
+        throw error;
+      }
+      return {};
+    };
     const run = this.machine.run(JSON.parse(JSON.stringify(fanOutInput(request))), {
       context: { Task: { Token: PLACEHOLDER_TOKEN } },
       overrides: {
@@ -105,6 +135,8 @@ export class LocalFanOutOrchestrator extends LocalExecutions {
           [FAN_OUT_STATES.dispatchBatchedChild]: dispatch,
           [FAN_OUT_STATES.recordChildFailure]: recordChildFailure(false),
           [FAN_OUT_STATES.recordBatchedChildFailure]: recordChildFailure(true),
+          [FAN_OUT_STATES.dispatchBatch]: dispatchBatch,
+          [FAN_OUT_STATES.recordBatchFailure]: recordBatchFailure,
           [FAN_OUT_STATES.aggregate]: async (input) => {
             if (!execution.stopped) await this.tasks.aggregate(payloadOf<SyncPointTaskInput>(input));
             return {};
@@ -148,10 +180,11 @@ export function localDefinition(): AslDefinition {
   return definition;
 }
 
-/** The ItemProcessors that dispatch children: the inline Map's and the distributed batches'. */
+/** The ItemProcessors that dispatch children: the inline Map's, the distributed batches' and the batched path's. */
 export function childProcessors(definition: AslDefinition): AslDefinition[] {
   const states = definition.States ?? {};
   return [
+    states[FAN_OUT_STATES.fanOutBatched]?.ItemProcessor,
     states[FAN_OUT_STATES.fanOut]?.ItemProcessor,
     states[FAN_OUT_STATES.fanOutDistributed]?.ItemProcessor?.States?.[FAN_OUT_STATES.fanOutBatch]?.ItemProcessor,
   ].filter((p): p is AslDefinition => p !== undefined);

@@ -1,6 +1,7 @@
 /** What the use cases run on: the ports plus the few pure services they need. */
 import type { AggregatorRegistry } from '../aggregators';
 import type { LifecycleEvent } from '../events';
+import type { FanOutDispatch } from '../fan-out-plan';
 import type { RunRecord, Scope } from '../model';
 import type { AgentInvoker, BranchStore, Clock, CostSink, EventPublisher, FanOutOrchestrator, StepQueue } from '../ports';
 
@@ -37,6 +38,8 @@ export interface SpawnerDeps {
   meter?: CostSink;
   /** Caches the immutable part of runs across steps (agents, limits); optional. */
   runCache?: Map<string, RunRecord>;
+  /** How fan-outs dispatch children (core/fan-out-plan.ts): in batches unless this says per child. */
+  fanOutDispatch?: FanOutDispatch;
 }
 
 /** A crash point reached by the work `subject` (e.g. `root.1@2`, `root#1`) of the run `scope`. */

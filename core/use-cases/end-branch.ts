@@ -32,6 +32,7 @@ import {
   isTerminal,
   type BranchRecord,
   type BranchStatus,
+  type FanOutBatch,
   type RunRecord,
   type Scope,
   spawnWidth,
@@ -66,6 +67,8 @@ export interface TellOptions {
   mayHaveChildren?: boolean;
   /** The task token of the branch's fan-out iteration, when the caller has it and the record not. */
   taskToken?: string;
+  /** The branch's fan-out batch, when the caller has it (its first step's message) and the record not. */
+  batch?: FanOutBatch;
   /** The branch's fan-out iteration is over (it failed): there is no token to release. */
   iterationOver?: boolean;
 }

@@ -20,6 +20,7 @@ import { checkSpawn, spawnGroups, spawnStateFromDecision } from './spawn';
 import { callAgent, validUsage, type CallAttempts } from './agent-call';
 import { openSyncPoint } from './sync-point';
 import { announceSuspension, sendNext, suspensionFor, wakeOrWait } from './suspend';
+import { BRANCH_TIMED_OUT } from './fan-out-tasks';
 
 export type StepOutcome =
   | 'advanced'
@@ -56,7 +57,7 @@ export async function executeStep(deps: SpawnerDeps, message: StepMessage, deliv
     // A late or repeated message: make sure the end was told (idempotent), then drop it. If this
     // very delivery ended the branch, its first attempt died before it finished: the end event
     // goes out again (see end-branch.ts).
-    await tellEnd(deps, branch, delivery.messageId, { taskToken: message.taskToken });
+    await tellEnd(deps, branch, delivery.messageId, { taskToken: message.taskToken, batch: message.batch });
     return 'skipped';
   }
   if (branch.status === 'WAITING') {
@@ -81,7 +82,7 @@ export async function executeStep(deps: SpawnerDeps, message: StepMessage, deliv
   // cascade sees this branch.
   const above = await endedAbove(deps, branch);
   if (above) {
-    await endBranch(deps, branch, { status: 'CANCELLED', by: delivery.messageId, error: above, atVersion: true }, { taskToken: message.taskToken });
+    await endBranch(deps, branch, { status: 'CANCELLED', by: delivery.messageId, error: above, atVersion: true }, { taskToken: message.taskToken, batch: message.batch });
     return 'skipped';
   }
   if (branch.status === 'PENDING') {
@@ -89,11 +90,18 @@ export async function executeStep(deps: SpawnerDeps, message: StepMessage, deliv
       status: 'RUNNING' as const,
       startedAt: deps.clock.now(),
       taskToken: message.taskToken,
+      batch: message.batch,
     }));
     if (!started) return 'skipped';
     branch = started;
   } else if (message.taskToken && !branch.taskToken) {
     branch = { ...branch, taskToken: message.taskToken };
+  }
+  // A batched child's own timeout is enforced here, at each of its steps (its batch's timeout
+  // is only the safety net: core/fan-out-plan.ts).
+  if (branch.batch && branch.startedAt !== undefined && deps.clock.now() - branch.startedAt > run.limits.branchTimeoutSeconds * 1000) {
+    await endBranch(deps, branch, { status: 'TIMED_OUT', by: delivery.messageId, error: BRANCH_TIMED_OUT, atVersion: true });
+    return 'failed';
   }
   if (branch.suspended || message.wake) {
     const woken = await wakeOrWait(deps, branch, message, delivery);

@@ -1,7 +1,9 @@
-/** The tasks of the fan-out state machine: RecordChildFailure, Aggregate and RecordFanOutFailure. */
-import type { ChildFailureInput, FanOutFailureInput, FanOutTasks, SyncPointTaskInput } from '../ports';
+/** The tasks of the fan-out state machine: RecordChildFailure, Aggregate, RecordFanOutFailure, DispatchBatch and RecordBatchFailure. */
+import type { BatchFailureInput, ChildFailureInput, FanOutFailureInput, FanOutTasks, SyncPointTaskInput } from '../ports';
 import { type SpawnerDeps } from './deps';
-import { isTerminal } from '../model';
+import { childId, isTerminal, type BranchRecord, type Scope } from '../model';
+import { mapLimit } from '../map-limit';
+import { dispatchBatch } from './fan-out-batch';
 import { WorkMark } from '../work-mark';
 import { branchEnds, endBranch, endedAbove, endOrRetell, tellEnd } from './end-branch';
 import { settleSyncPoint } from './sync-point';
@@ -12,8 +14,14 @@ export function fanOutTasks(deps: SpawnerDeps): FanOutTasks {
     recordChildFailure: (input) => recordChildFailure(deps, input),
     aggregate: (input) => aggregateSyncPoint(deps, input),
     recordFanOutFailure: (input) => recordFanOutFailure(deps, input),
+    // (Its transition is counted with the execution's: fanOutUsage.)
+    dispatchBatch: (input) => dispatchBatch(deps, input),
+    recordBatchFailure: (input) => recordBatchFailure(deps, input),
   };
 }
+
+/** Why a child ended TIMED_OUT (by its iteration's timeout, or where it runs: execute-step.ts). */
+export const BRANCH_TIMED_OUT = 'TIMED_OUT: the branch ran past branchTimeoutSeconds';
 
 /** A child's fan-out iteration failed (timeout, dispatch error): end the child and count it. */
 export async function recordChildFailure(deps: SpawnerDeps, input: ChildFailureInput): Promise<void> {
@@ -22,9 +30,27 @@ export async function recordChildFailure(deps: SpawnerDeps, input: ChildFailureI
   deps.meter?.add(scope, { stepFunctionsTransitions: 1 });
   const child = await deps.store.getBranch(scope, input.branchId);
   if (!child) return;
+  await endFailedChild(deps, scope, child, input);
+}
+
+/**
+ * A batch's iteration failed (its timeout, its dispatch): every child of it still running ends
+ * as one whose own iteration failed would; children that ended under this task's mark (an
+ * earlier try that died) are told again; the others ended on their own and were told.
+ */
+export async function recordBatchFailure(deps: SpawnerDeps, input: BatchFailureInput): Promise<void> {
+  const scope = { team: input.team, runId: input.runId };
+  deps.meter?.add(scope, { stepFunctionsTransitions: 1 });
+  const ids = Array.from({ length: input.count }, (_, i) => childId(input.parentId, input.first + i));
+  const children = await deps.store.getBranches(scope, ids);
+  const left = children.filter((c) => !isTerminal(c.status) || c.advancedBy === WorkMark.fanOut(c.id));
+  await mapLimit(left, 16, (child) => endFailedChild(deps, scope, child, input));
+}
+
+async function endFailedChild(deps: SpawnerDeps, scope: Scope, child: BranchRecord, input: { error: string; cause?: string }): Promise<void> {
   const timedOut = input.error === 'States.Timeout';
   const error = timedOut
-    ? `TIMED_OUT: the branch ran past branchTimeoutSeconds`
+    ? BRANCH_TIMED_OUT
     : `the fan-out could not run this branch: ${input.error}${input.cause ? ` (${input.cause.slice(0, 500)})` : ''}`;
   const by = WorkMark.fanOut(child.id);
   // Under a run or parent that ended (a cancel whose cascade has not reached this child yet), the
@@ -80,6 +106,8 @@ export function lateBoundTasks(): { tasks: FanOutTasks; bind(to: FanOutTasks): v
       recordChildFailure: (input) => target().recordChildFailure(input),
       aggregate: (input) => target().aggregate(input),
       recordFanOutFailure: (input) => target().recordFanOutFailure(input),
+      dispatchBatch: (input) => target().dispatchBatch(input),
+      recordBatchFailure: (input) => target().recordBatchFailure(input),
     },
     bind: (to) => {
       bound = to;

@@ -41,7 +41,7 @@ export async function failPoisonedStep(
   const scope = scopeOf(message);
   const branch = await deps.store.getBranch(scope, message.branchId);
   if (!branch || !(await deps.store.getRun(scope))) return 'dropped';
-  const token = { taskToken: message.taskToken };
+  const token = { taskToken: message.taskToken, batch: message.batch };
   if (isTerminal(branch.status)) {
     // Told as the step would have (the same mark: its end event again if this message ended it).
     await tellEnd(deps, branch, WorkMark.step(delivery.messageId), token);
@@ -157,7 +157,7 @@ export async function resumeRun(deps: SpawnerDeps, scope: Scope): Promise<Resume
     }
     // The whole range again: a child that already ended answers its new iteration at once
     // (its repeated step message finds it terminal and reports it).
-    await deps.fanOut.start(fanOutRequest(run, branch.id, branch.spawn, sp.executionName));
+    await deps.fanOut.start(fanOutRequest(deps, run, branch.id, branch.spawn, sp.executionName));
     report.restarted++;
   }
   return report;

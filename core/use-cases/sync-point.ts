@@ -37,6 +37,7 @@ import { defined, hit, loadRun, publish, scopeOf, type SpawnerDeps } from './dep
 import type { BranchEnd, TellOptions } from './end-branch';
 import { readableResponse } from './readable-json';
 import { specsOf, spawnStateFor } from './spawn';
+import { batchedChildEnded } from './fan-out-batch';
 
 /** How branches end (end-branch.ts), handed to the sync point's steps that end branches. */
 export interface BranchEnds {
@@ -112,7 +113,7 @@ export async function openSyncPoint(
     await publish(deps, ...children.map((c) => branchEvent('BranchCreated', c, now, { seq: spawn.seq })));
     await deps.store.updateBranch(scope, parent.id, parent.version, { spawn: { ...spawn, announced: true } });
   }
-  await deps.fanOut.start(fanOutRequest(run, parent.id, spawn, executionName));
+  await deps.fanOut.start(fanOutRequest(deps, run, parent.id, spawn, executionName));
   // The parent may have ended (a cancel) while this ran; its end cancelled the children it could
   // read then. Checked after the children exist and their fan-out started, so that either that
   // end saw them or this read sees the end: the children it missed are cancelled here.
@@ -121,7 +122,7 @@ export async function openSyncPoint(
 }
 
 /** The fan-out of a sync point: its children as a range of indices, never a list. */
-export function fanOutRequest(run: RunRecord, parentId: string, spawn: SpawnState, executionName: string): FanOutRequest {
+export function fanOutRequest(deps: Pick<SpawnerDeps, 'fanOutDispatch'>, run: RunRecord, parentId: string, spawn: SpawnState, executionName: string): FanOutRequest {
   return {
     ...scopeOf(run),
     parentId,
@@ -131,6 +132,7 @@ export function fanOutRequest(run: RunRecord, parentId: string, spawn: SpawnStat
     firstIndex: spawn.firstIndex,
     count: spawnWidth(spawn),
     timeoutSeconds: run.limits.branchTimeoutSeconds,
+    ...(deps.fanOutDispatch ? { dispatch: deps.fanOutDispatch } : {}),
   };
 }
 
@@ -325,7 +327,13 @@ export async function countChildEnd(deps: SpawnerDeps, ends: BranchEnds, branch:
       await settleSyncPoint(deps, ends, scope, parentId, seq, { decision, mayRepeat: !applied });
     }
   }
-  const token = options.iterationOver ? undefined : branch.taskToken ?? options.taskToken;
+  if (options.iterationOver) return;
+  const batch = branch.batch ?? options.batch;
+  if (batch) {
+    await batchedChildEnded(deps, branch, batch, applied);
+    return;
+  }
+  const token = branch.taskToken ?? options.taskToken;
   if (token) {
     hit(deps, 'before-task-success', scope, branch.id);
     await deps.fanOut.childFinished(token, { branchId: branch.id, status: branch.status });

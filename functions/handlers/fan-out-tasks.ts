@@ -1,7 +1,7 @@
-/** The Lambda tasks of the fan-out state machine (RecordChildFailure, Aggregate, RecordFanOutFailure). */
+/** The Lambda tasks of the fan-out state machine (RecordChildFailure, Aggregate, RecordFanOutFailure, DispatchBatch, RecordBatchFailure). */
 import { z } from 'zod';
 import { ValidationError } from '../../core/errors';
-import { aggregateSyncPoint, recordChildFailure, recordFanOutFailure, type SpawnerDeps } from '../../core/use-cases';
+import { aggregateSyncPoint, dispatchBatch, recordBatchFailure, recordChildFailure, recordFanOutFailure, type SpawnerDeps } from '../../core/use-cases';
 import { createLogger, type Logger } from './logger';
 
 const syncPointInput = z.object({
@@ -16,6 +16,9 @@ const failure = {
 };
 const childFailureInput = syncPointInput.extend({ branchId: z.string().min(1), ...failure });
 const fanOutFailureInput = syncPointInput.extend(failure).strict();
+const batchRange = { first: z.number().int().min(0), count: z.number().int().min(1) };
+const batchDispatchInput = syncPointInput.extend({ ...batchRange, window: z.number().int().min(1), taskToken: z.string().min(1) }).strict();
+const batchFailureInput = syncPointInput.extend({ ...batchRange, ...failure }).strict();
 
 function parse<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
   const parsed = schema.safeParse(input);
@@ -43,14 +46,30 @@ export function createFanOutTaskHandlers(deps: SpawnerDeps, logger: Logger = cre
       logger.error('the fan-out failed: its parent fails', { runId: input.runId, branchId: input.parentId, seq: input.seq, error: input.error, cause: input.cause });
       await recordFanOutFailure(deps, input);
     },
+    dispatchBatch: async (event: unknown): Promise<void> => {
+      const input = parse(batchDispatchInput, event);
+      logger.debug('dispatch batch', { runId: input.runId, branchId: input.parentId, seq: input.seq, first: input.first, count: input.count });
+      await dispatchBatch(deps, input);
+    },
+    recordBatchFailure: async (event: unknown): Promise<void> => {
+      const input = parse(batchFailureInput, event);
+      logger.info('a fan-out batch failed', { runId: input.runId, branchId: input.parentId, seq: input.seq, first: input.first, error: input.error });
+      await recordBatchFailure(deps, input);
+    },
   };
   return {
     ...handlers,
     /**
-     * RecordChildFailure and RecordFanOutFailure share one function (the same reach): a payload
-     * that names a branch is a child's failure, one without is the fan-out's own.
+     * RecordChildFailure, RecordFanOutFailure, DispatchBatch and RecordBatchFailure share one
+     * function (the same reach): a payload with a task token dispatches a batch, one with a
+     * batch's range records the batch's failure, one that names a branch is a child's failure,
+     * one with none of these is the fan-out's own.
      */
-    recordFailure: (event: unknown): Promise<void> =>
-      event && typeof event === 'object' && 'branchId' in event ? handlers.recordChildFailure(event) : handlers.recordFanOutFailure(event),
+    recordFailure: (event: unknown): Promise<void> => {
+      const has = (field: string) => !!event && typeof event === 'object' && field in event;
+      if (has('taskToken')) return handlers.dispatchBatch(event);
+      if (has('first')) return handlers.recordBatchFailure(event);
+      return has('branchId') ? handlers.recordChildFailure(event) : handlers.recordFanOutFailure(event);
+    },
   };
 }

@@ -355,30 +355,21 @@ export class RehearsalStepFunctions {
         await this.services.sendMessage(queueUrl, bodyText(input.MessageBody), input.MessageAttributes);
         return {};
       }
-      const token = `rehearsal:${Buffer.from(machine.arn).toString('base64url')}:${execution.name}:${randomUUID()}`;
-      const outcome = new Promise<unknown>((resolve, reject) => {
-        const timer =
-          timeoutSeconds === undefined
-            ? undefined
-            : setTimeout(() => settle({ error: new TaskFailure('States.Timeout', '') }), Math.min(timeoutSeconds * 1000, 2_147_483_647));
-        const settle: PendingTask['settle'] = (result) => {
-          if (!this.pending.delete(token)) return;
-          clearTimeout(timer);
-          execution.tokens.delete(token);
-          if ('output' in result) resolve(result.output);
-          else reject(result.error);
-        };
-        this.pending.set(token, { execution, settle });
-        execution.tokens.add(token);
+      return this.waitForToken(execution, timeoutSeconds, (token) =>
+        this.services.sendMessage(queueUrl, bodyText(replaceToken(input.MessageBody, token)), replaceToken(input.MessageAttributes, token)),
+      );
+    }
+    if (resource === 'arn:aws:states:::lambda:invoke.waitForTaskToken') {
+      // The function gets the token in its payload and returns; the task waits for the token.
+      const functionArn = String(input.FunctionName);
+      this.services.authorize(machine.roleLogicalId, principal, 'lambda:InvokeFunction', functionArn);
+      return this.waitForToken(execution, timeoutSeconds, async (token) => {
+        try {
+          await this.services.invokeFunction(functionArn, replaceToken(input.Payload, token));
+        } catch (error) {
+          throw lambdaTaskFailure(error);
+        }
       });
-      outcome.catch(() => undefined);
-      const body = replaceToken(input.MessageBody, token);
-      try {
-        await this.services.sendMessage(queueUrl, bodyText(body), replaceToken(input.MessageAttributes, token));
-      } catch (error) {
-        this.pending.get(token)?.settle({ error: error instanceof Error ? error : new Error(String(error)) });
-      }
-      return outcome;
     }
     if (resource === 'arn:aws:states:::lambda:invoke' || resource.startsWith('arn:aws:lambda:')) {
       const direct = resource.startsWith('arn:aws:lambda:');
@@ -389,13 +380,47 @@ export class RehearsalStepFunctions {
         const result = await this.services.invokeFunction(functionArn, payload);
         return direct ? result : { ExecutedVersion: '$LATEST', Payload: result, StatusCode: 200 };
       } catch (error) {
-        const e = error as Error & { trace?: string[] };
-        // As the lambda:invoke integration reports a function error: its type, and the error document as the cause.
-        throw new TaskFailure(e.name || 'Error', JSON.stringify({ errorType: e.name, errorMessage: e.message, trace: e.trace ?? [] }));
+        throw lambdaTaskFailure(error);
       }
     }
     throw new TaskFailure('States.Runtime', `${stateName}: the rehearsal does not serve the resource ${resource}`);
   }
+
+  /**
+   * A `.waitForTaskToken` task: a token made here is handed on by `send`, and the task waits for
+   * SendTaskSuccess/SendTaskFailure on it, or fails with States.Timeout past its timeout.
+   */
+  private async waitForToken(execution: Execution, timeoutSeconds: number | undefined, send: (token: string) => Promise<void>): Promise<unknown> {
+    const token = `rehearsal:${Buffer.from(execution.machine.arn).toString('base64url')}:${execution.name}:${randomUUID()}`;
+    const outcome = new Promise<unknown>((resolve, reject) => {
+      const timer =
+        timeoutSeconds === undefined
+          ? undefined
+          : setTimeout(() => settle({ error: new TaskFailure('States.Timeout', '') }), Math.min(timeoutSeconds * 1000, 2_147_483_647));
+      const settle: PendingTask['settle'] = (result) => {
+        if (!this.pending.delete(token)) return;
+        clearTimeout(timer);
+        execution.tokens.delete(token);
+        if ('output' in result) resolve(result.output);
+        else reject(result.error);
+      };
+      this.pending.set(token, { execution, settle });
+      execution.tokens.add(token);
+    });
+    outcome.catch(() => undefined);
+    try {
+      await send(token);
+    } catch (error) {
+      this.pending.get(token)?.settle({ error: error instanceof Error ? error : new Error(String(error)) });
+    }
+    return outcome;
+  }
+}
+
+/** As the lambda:invoke integration reports a function error: its type, and the error document as the cause. */
+function lambdaTaskFailure(error: unknown): TaskFailure {
+  const e = error as Error & { trace?: string[] };
+  return new TaskFailure(e.name || 'Error', JSON.stringify({ errorType: e.name, errorMessage: e.message, trace: e.trace ?? [] }));
 }
 
 export function executionArnOf(stateMachineArn: string, name: string): string {

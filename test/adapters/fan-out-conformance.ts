@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../core/errors';
-import type { FanOutOrchestrator, FanOutRequest, FanOutTasks, StepMessage, StepQueue } from '../../core/ports';
+import type { BatchDispatchInput, BatchFailureInput, FanOutOrchestrator, FanOutRequest, FanOutTasks, StepMessage, StepQueue } from '../../core/ports';
 import { MemoryQueue } from '../../adapters/memory/memory-queue';
 import type { ChildFailureInput as RecordChildFailureInput, FanOutFailureInput, SyncPointTaskInput as AggregateInput } from '../../core/ports';
 import { LOCAL_TOKEN_PREFIX } from '../../adapters/stepfunctions/fan-out-definition';
@@ -19,12 +19,16 @@ export interface LocalOrchestrator extends FanOutOrchestrator {
 export type FanOutFactory = (options: { queue: StepQueue; tasks: FanOutTasks; onExecutionError: (error: unknown) => void }) => LocalOrchestrator;
 
 type TaskCall =
+  | { task: 'dispatchBatch'; input: BatchDispatchInput }
+  | { task: 'recordBatchFailure'; input: BatchFailureInput }
   | { task: 'recordChildFailure'; input: RecordChildFailureInput }
   | { task: 'aggregate'; input: AggregateInput }
   | { task: 'recordFanOutFailure'; input: FanOutFailureInput };
 
+/** A per-child request (one Map iteration per child); `batched` below asks for batches. */
 function request(children: number, maxConcurrency: number, timeoutSeconds = 60, executionName = 'run1-root-s1'): FanOutRequest {
   return {
+    dispatch: 'per-child',
     team: 'blue',
     runId: 'run1',
     parentId: 'root',
@@ -40,7 +44,9 @@ function request(children: number, maxConcurrency: number, timeoutSeconds = 60, 
 const done = (branchId: string) => ({ branchId, status: 'COMPLETED' as const });
 
 export function describeFanOutConformance(name: string, create: FanOutFactory): void {
-  function setup(options: { queue?: StepQueue; failAggregate?: boolean; failRecord?: boolean; failFanOutRecord?: boolean } = {}) {
+  function setup(
+    options: { queue?: StepQueue; failAggregate?: boolean; failRecord?: boolean; failFanOutRecord?: boolean; failDispatchBatch?: boolean } = {},
+  ) {
     const queue = new MemoryQueue();
     const calls: TaskCall[] = [];
     const errors: unknown[] = [];
@@ -58,6 +64,19 @@ export function describeFanOutConformance(name: string, create: FanOutFactory): 
         recordFanOutFailure: async (input) => {
           calls.push({ task: 'recordFanOutFailure', input });
           if (options.failFanOutRecord) throw new Error('fan-out failure exploded');
+        },
+        // The batched path: the test plays the use cases (it holds the batch's token and releases it).
+        dispatchBatch: async (input) => {
+          calls.push({ task: 'dispatchBatch', input });
+          if (options.failDispatchBatch) {
+            const error = new Error('dispatch exploded');
+            error.name = 'BatchDispatchError';
+            throw error;
+          }
+        },
+        recordBatchFailure: async (input) => {
+          calls.push({ task: 'recordBatchFailure', input });
+          if (options.failRecord) throw new Error('record exploded');
         },
       },
       onExecutionError: (error) => errors.push(error),
@@ -327,6 +346,95 @@ export function describeFanOutConformance(name: string, create: FanOutFactory): 
       expect(peak).toBeLessThanOrEqual(40);
       expect(queue.sent).toBe(1_500);
       expect(calls).toEqual([{ task: 'aggregate', input: { team: 'blue', runId: 'run1', parentId: 'root', seq: 1 } }]);
+      expect(errors).toEqual([]);
+    });
+  });
+
+  /** The batched path: one iteration per batch; the test plays the use cases behind DispatchBatch. */
+  describe.concurrent(`batched fan-out contract: ${name}`, () => {
+    const batched = (children: number, maxConcurrency: number, timeoutSeconds = 60): FanOutRequest => ({
+      ...request(children, maxConcurrency, timeoutSeconds),
+      dispatch: 'batched',
+    });
+    const dispatched = (calls: TaskCall[]) => calls.filter((c) => c.task === 'dispatchBatch').map((c) => c.input as BatchDispatchInput);
+    async function until(check: () => boolean): Promise<void> {
+      while (!check()) await new Promise((resolve) => setImmediate(resolve));
+    }
+
+    it('150 children at 10: one batch, one DispatchBatch with the window, its token released once, Aggregate once', async () => {
+      const { queue, calls, errors, fanOut } = setup();
+      await fanOut.start(batched(150, 10));
+      await until(() => dispatched(calls).length === 1);
+      const [batch] = dispatched(calls);
+      expect(batch).toEqual({ team: 'blue', runId: 'run1', parentId: 'root', seq: 1, first: 0, count: 150, window: 10, taskToken: expect.any(String) });
+      expect(batch.taskToken.startsWith(LOCAL_TOKEN_PREFIX)).toBe(true);
+      // The orchestrator sends no child itself: the batch's use cases do.
+      expect(queue.sent).toBe(0);
+      await fanOut.childFinished(batch.taskToken, done('root.149'));
+      await fanOut.childFinished(batch.taskToken, done('root.148')); // released twice: the second finds it closed
+      await fanOut.idle();
+      expect(calls.map((c) => c.task)).toEqual(['dispatchBatch', 'aggregate']);
+      expect(errors).toEqual([]);
+      expect(fanOut.activeExecutions()).toBe(0);
+    });
+
+    it('honours the batches\' concurrency: 600 children at 2 are three batches of one child at a time, two batches at once', async () => {
+      const { calls, errors, fanOut } = setup();
+      await fanOut.start(batched(600, 2));
+      await until(() => dispatched(calls).length === 2);
+      // Let any third iteration that would (wrongly) start do so.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(dispatched(calls).map((b) => [b.first, b.count, b.window])).toEqual([
+        [0, 250, 1],
+        [250, 250, 1],
+      ]);
+      await fanOut.childFinished(dispatched(calls)[0].taskToken, done('root.249'));
+      await until(() => dispatched(calls).length === 3);
+      expect(dispatched(calls)[2]).toMatchObject({ first: 500, count: 100, window: 1 });
+      for (const b of dispatched(calls).slice(1)) await fanOut.childFinished(b.taskToken, done(`root.${b.first + b.count - 1}`));
+      await fanOut.idle();
+      expect(calls.at(-1)?.task).toBe('aggregate');
+      expect(calls.filter((c) => c.task === 'aggregate')).toHaveLength(1);
+      expect(errors).toEqual([]);
+    });
+
+    it('a batch past its timeout goes through RecordBatchFailure with States.Timeout, then Aggregate', async () => {
+      const { calls, errors, fanOut } = setup();
+      // Two children, both at once: one wave, so the batch's timeout is the child timeout (1 s).
+      await fanOut.start(batched(2, 2, 1));
+      await fanOut.idle();
+      expect(calls.map((c) => c.task)).toEqual(['dispatchBatch', 'recordBatchFailure', 'aggregate']);
+      expect(calls[1].input).toEqual({ team: 'blue', runId: 'run1', parentId: 'root', seq: 1, first: 0, count: 2, error: 'States.Timeout', cause: expect.any(String) });
+      expect(errors).toEqual([]);
+    });
+
+    it('stop releases the waiting batch: no Aggregate, no failure records', async () => {
+      const { calls, errors, fanOut } = setup();
+      await fanOut.start(batched(20, 5));
+      await until(() => dispatched(calls).length === 1);
+      await fanOut.stop('run1-root-s1', 'quorum reached');
+      await fanOut.idle();
+      expect(calls.map((c) => c.task)).toEqual(['dispatchBatch']);
+      expect(errors).toEqual([]);
+      await fanOut.childFinished(dispatched(calls)[0].taskToken, done('root.19')); // closed: not an error
+    });
+
+    it('a DispatchBatch that fails is caught: RecordBatchFailure with its error name, then Aggregate', async () => {
+      const { calls, errors, fanOut } = setup({ failDispatchBatch: true });
+      await fanOut.start(batched(3, 3));
+      await fanOut.idle();
+      expect(calls.map((c) => c.task)).toEqual(['dispatchBatch', 'recordBatchFailure', 'aggregate']);
+      expect(calls[1].input).toMatchObject({ first: 0, count: 3, error: 'BatchDispatchError' });
+      expect(String((calls[1].input as BatchFailureInput).cause)).toContain('dispatch exploded');
+      expect(errors).toEqual([]);
+    });
+
+    it('a RecordBatchFailure failing for good fails the Map: the parent\'s failure is recorded', async () => {
+      const { calls, errors, fanOut } = setup({ failRecord: true });
+      await fanOut.start(batched(2, 2, 1));
+      await fanOut.idle();
+      expect(calls.map((c) => c.task)).toEqual(['dispatchBatch', 'recordBatchFailure', 'recordBatchFailure', 'recordBatchFailure', 'recordFanOutFailure']);
+      expect(String((calls[4].input as FanOutFailureInput).cause)).toContain('record exploded');
       expect(errors).toEqual([]);
     });
   });

@@ -1,7 +1,7 @@
 // Long-running: started first (vitest.config.ts).
 /**
  * Every behaviour of the protocol, fan-in and limits end to end on each engine tier of the local runtime: the real handlers and the
- * fan-out ASL in aws-local-stepfunctions, on the memory tier (in-memory store and queues), the
+ * fan-out ASL in aws-local-stepfunctions (batched, and one iteration per child), on the memory tier (in-memory store and queues), the
  * journal tier (the same, kept in a journal in a data folder) and the engines tier (dynalite, fauxqs).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,17 +15,19 @@ const aggregators = Object.assign({}, ...behaviours.map((b) => b.aggregators ?? 
 
 describe.each(
   ENGINE_TIERS.flatMap((tier) => [
-    { tier, delivery: 'single delivery', duplicateDelivery: false },
-    { tier, delivery: 'every message delivered twice', duplicateDelivery: true },
+    { tier, delivery: 'single delivery', duplicateDelivery: false, dispatch: 'batched' as const },
+    { tier, delivery: 'every message delivered twice', duplicateDelivery: true, dispatch: 'batched' as const },
+    // The per-child path (one Map iteration per child) holds the same behaviours.
+    { tier, delivery: 'single delivery', duplicateDelivery: false, dispatch: 'per-child' as const },
   ]),
-  // The six runtimes run at once (each block's runs wait mostly on agents' delays and timeouts);
+  // The nine runtimes run at once (each block's runs wait mostly on agents' delays and timeouts);
   // within a block the behaviours still run one after another, as on one machine's runtime.
-)('$tier tier ($delivery)', { concurrent: true }, ({ tier, duplicateDelivery }) => {
+)('$tier tier ($delivery, $dispatch dispatch)', { concurrent: true }, ({ tier, duplicateDelivery, dispatch }) => {
   let runtime: LocalRuntime;
   const events: LifecycleEvent[] = [];
 
   beforeAll(async () => {
-    runtime = await LocalRuntime.start({ ...onTier(tier), aggregators, chaos: { duplicateDelivery }, visibilityTimeoutSeconds: 30 });
+    runtime = await LocalRuntime.start({ ...onTier(tier), aggregators, chaos: { duplicateDelivery }, visibilityTimeoutSeconds: 30, fanOutDispatch: dispatch });
     expect(runtime.tier).toBe(tier);
     runtime.bus.subscribe((e) => void events.push(e));
   });

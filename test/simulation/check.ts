@@ -1,5 +1,6 @@
 /** Runs one seed of the simulation (with faults and fault-free) and checks the invariants. */
 import { completionReason, toleranceExceeded, type CompletionVerdict } from '../../core/fan-in-decision';
+import type { FanOutDispatch } from '../../core/fan-out-plan';
 import { isTerminal, type BranchRecord, type SyncCounters, type SyncPointRecord } from '../../core/model';
 import { askedConcurrency, firstOrAllOthers, generateFaults, generateScenario, NO_FAULTS, World, type FaultPlan } from './world';
 
@@ -20,9 +21,9 @@ export interface SeedReport {
   covered: Record<string, number>;
 }
 
-export async function simulateSeed(seed: number, faults: FaultPlan = generateFaults(seed)): Promise<SeedReport> {
+export async function simulateSeed(seed: number, faults: FaultPlan = generateFaults(seed), dispatch: FanOutDispatch = 'per-child'): Promise<SeedReport> {
   const scenario = generateScenario(seed);
-  const world = new World(scenario, faults, seed);
+  const world = new World(scenario, faults, seed, dispatch);
   await world.run();
   const violations = [...world.violations];
   const run = await world.store.getRun(world.scope);
@@ -49,7 +50,7 @@ export async function simulateSeed(seed: number, faults: FaultPlan = generateFau
     const comparable =
       !faults.cancel && !scenario.timeouts && scenario.waitFor === 'all' && scenario.maxFailedFraction === 1 && !misbehaved && !scenario.fanOutOptions;
     if (comparable && violations.length === 0 && faultsInjected(world.injected)) {
-      const clean = new World(scenario, NO_FAULTS, seed);
+      const clean = new World(scenario, NO_FAULTS, seed, dispatch);
       await clean.run();
       const cleanRun = await clean.store.getRun(clean.scope);
       const cleanBranches = await clean.branches();

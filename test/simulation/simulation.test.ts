@@ -27,7 +27,7 @@ const PINNED = [12874, 13802, 43534, 55360, 10940];
 const range = Array.from({ length: count }, (_, i) => from + i);
 const seeds = one ? [Number(one)] : process.env.SIM_SEEDS ? range : [...range, ...PINNED.filter((p) => !range.includes(p))];
 
-describe('deterministic simulation of the lifecycle', () => {
+describe.each(['per-child', 'batched'] as const)('deterministic simulation of the lifecycle (%s dispatch)', (dispatch) => {
   it(`${seeds.length} seeds: every invariant holds`, async () => {
     const failures: SeedReport[] = [];
     const injected: Record<string, number> = {};
@@ -35,7 +35,7 @@ describe('deterministic simulation of the lifecycle', () => {
     const statuses: Record<string, number> = {};
     let branches = 0;
     for (const seed of seeds) {
-      const report = await simulateSeed(seed);
+      const report = await simulateSeed(seed, undefined, dispatch);
       for (const [k, n] of Object.entries(report.injected)) injected[k] = (injected[k] ?? 0) + n;
       for (const [k, n] of Object.entries(report.covered)) covered[k] = (covered[k] ?? 0) + n;
       statuses[report.status] = (statuses[report.status] ?? 0) + 1;
@@ -45,7 +45,7 @@ describe('deterministic simulation of the lifecycle', () => {
     }
     if (process.env.SIM_REPORT) console.log(JSON.stringify({ seeds: seeds.length, branches, statuses, injected, covered }));
     const text = failures
-      .map((f) => `seed ${f.seed} (replay: SIM_SEED=${f.seed} npx vitest run test/simulation):\n  ${f.violations.slice(0, 8).join('\n  ')}`)
+      .map((f) => `seed ${f.seed} (replay: SIM_SEED=${f.seed} npx vitest run test/simulation -t ${dispatch}):\n  ${f.violations.slice(0, 8).join('\n  ')}`)
       .join('\n');
     expect(failures.length, text).toBe(0);
   }, 600_000);

@@ -32,6 +32,8 @@ import type {
 import {
   aggregateSyncPoint,
   cancelRun,
+  dispatchBatch,
+  recordBatchFailure,
   executeStep,
   recordChildFailure,
   resumeRun,
@@ -42,6 +44,7 @@ import { MemoryBranchStore } from '../../adapters/memory/memory-branch-store';
 import { MemoryBlobStore } from '../../adapters/blobs/memory-blob-store';
 import { stableChance } from '../../core/stable-chance';
 import { readMark } from '../../core/work-mark';
+import { planFanOut, type FanOutDispatch, type FanOutPlan } from '../../core/fan-out-plan';
 
 /** SIM_TRACE=1 prints every port call of a replayed seed (with SIM_SEED) and every fan-out start and stop. */
 const TRACE = Boolean(process.env.SIM_TRACE);
@@ -332,6 +335,8 @@ interface Startable {
 
 interface Execution {
   request: FanOutRequest;
+  /** The batched path: its plan (the iterations are batches, keyed `batch-<first>`). */
+  batched?: FanOutPlan;
   next: number;
   inFlight: Set<string>;
   failing: Set<string>;
@@ -388,6 +393,8 @@ export class World {
     readonly scenario: Scenario,
     readonly faults: FaultPlan,
     schedulerSeed: number,
+    /** How fan-outs dispatch (the use cases' choice; the state machine below runs either). */
+    readonly dispatch: FanOutDispatch = 'per-child',
   ) {
     this.rng = new Rng(schedulerSeed);
     this.blobRng = new Rng(schedulerSeed ^ 0xb10b);
@@ -497,6 +504,7 @@ export class World {
       clock: { now: () => this.clock },
       aggregators: new AggregatorRegistry({ [SIM_COMPLETION_FN]: firstOrAllOthers }),
       runCache: new Map(),
+      fanOutDispatch: this.dispatch,
     };
   }
 
@@ -567,8 +575,10 @@ export class World {
     this.fanOutStarts.push(structuredClone(request));
     if (TRACE) console.log(`  fan-out start ${request.executionName}${this.executions.has(request.executionName) ? ' (exists)' : ''}`);
     if (this.executions.has(request.executionName)) return;
+    const plan = planFanOut(request.count, request.maxConcurrency, request.dispatch);
     this.executions.set(request.executionName, {
       request: structuredClone(request),
+      ...(plan.mode === 'BATCHED' ? { batched: plan } : {}),
       next: 0,
       inFlight: new Set(),
       failing: new Set(),
@@ -596,6 +606,7 @@ export class World {
 
   private executionWork(name: string, e: Execution): Startable[] {
     if (e.stopped || e.finished || e.aggregating) return [];
+    if (e.batched) return this.batchedExecutionWork(name, e, e.batched);
     const { team, runId, parentId, seq } = e.request;
     const out: Startable[] = [];
     if (e.next < e.request.count && e.inFlight.size + e.failing.size < e.request.maxConcurrency) {
@@ -627,6 +638,62 @@ export class World {
       }
     }
     if (e.next >= e.request.count && e.inFlight.size === 0 && e.failing.size === 0) {
+      out.push({
+        label: 'aggregate',
+        weight: 2,
+        start: () => {
+          e.aggregating = true;
+          void this.retried(`Aggregate ${parentId}#${seq}`, () => aggregateSyncPoint(this.deps, { team, runId, parentId, seq })).then(
+            () => (e.finished = true),
+          );
+        },
+      });
+    }
+    return out;
+  }
+
+  /**
+   * The batched path: one iteration per batch, `batchConcurrency` at once. DispatchBatch is a
+   * Lambda task (it may crash: retried, with the same token here); the batch's token comes back
+   * through childFinished; past its timeout, RecordBatchFailure.
+   */
+  private batchedExecutionWork(name: string, e: Execution, plan: FanOutPlan): Startable[] {
+    const { team, runId, parentId, seq, firstIndex, count } = e.request;
+    const out: Startable[] = [];
+    const offset = e.next * plan.batchSize;
+    if (offset < count && e.inFlight.size + e.failing.size < plan.batchConcurrency) {
+      out.push({
+        label: 'dispatch',
+        weight: 3,
+        start: () => {
+          e.next++;
+          const first = firstIndex + offset;
+          const key = `batch-${first}`;
+          e.inFlight.add(key);
+          const input = { team, runId, parentId, seq, first, count: Math.min(plan.batchSize, count - offset), window: plan.window };
+          void this.retried(`DispatchBatch ${parentId}#${seq} ${key}`, () => dispatchBatch(this.deps, { ...input, taskToken: `${name}|${key}|${this.epoch}` }));
+        },
+      });
+    }
+    if (this.scenario.timeouts) {
+      for (const key of e.inFlight) {
+        out.push({
+          label: 'timeout',
+          weight: 0.05,
+          start: () => {
+            e.inFlight.delete(key);
+            e.failing.add(key);
+            this.count('batch timeout');
+            const first = Number(key.slice('batch-'.length));
+            const batchCount = Math.min(plan.batchSize, firstIndex + count - first);
+            this.retried(`RecordBatchFailure ${key}`, () =>
+              recordBatchFailure(this.deps, { team, runId, parentId, seq, first, count: batchCount, error: 'States.Timeout' }),
+            ).then(() => e.failing.delete(key));
+          },
+        });
+      }
+    }
+    if (offset >= count && e.inFlight.size === 0 && e.failing.size === 0) {
       out.push({
         label: 'aggregate',
         weight: 2,

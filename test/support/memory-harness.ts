@@ -159,6 +159,8 @@ function retriedOnCrash(tasks: FanOutTasks): FanOutTasks {
     recordChildFailure: (input) => retried(() => tasks.recordChildFailure(input)),
     aggregate: (input) => retried(() => tasks.aggregate(input)),
     recordFanOutFailure: (input) => retried(() => tasks.recordFanOutFailure(input)),
+    dispatchBatch: (input) => retried(() => tasks.dispatchBatch(input)),
+    recordBatchFailure: (input) => retried(() => tasks.recordBatchFailure(input)),
   };
 }
 

@@ -40,13 +40,16 @@ describe('fan-out.asl.json', () => {
     expect(result.isValid).toBe(true);
   });
 
-  it('is JSONPath: ChoosePath, then an inline Map or a Distributed Map over the children (as indices), then Aggregate', () => {
+  it('is JSONPath: ChoosePath, then a Map over batches, an inline Map or a Distributed Map over the children (as indices), then Aggregate', () => {
     const definition = loadFanOutDefinition(substitutions);
     expect(definition.QueryLanguage ?? 'JSONPath').toBe('JSONPath');
     expect(definition.StartAt).toBe('ChoosePath');
     expect(definition.States.ChoosePath).toMatchObject({
       Type: 'Choice',
-      Choices: [{ Variable: '$.mode', StringEquals: 'DISTRIBUTED', Next: 'FanOutDistributed' }],
+      Choices: [
+        { Variable: '$.mode', StringEquals: 'DISTRIBUTED', Next: 'FanOutDistributed' },
+        { Variable: '$.mode', StringEquals: 'BATCHED', Next: 'FanOutBatched' },
+      ],
       Default: 'FanOut',
     });
     const childSelector = {
@@ -92,6 +95,45 @@ describe('fan-out.asl.json', () => {
     expect(distributed.ToleratedFailurePercentage).toBe(100);
     expect(JSON.stringify(definition).match(/ToleratedFailure/g)).toHaveLength(1);
     expect(JSON.stringify(definition)).not.toMatch(/JSONata|ItemReader|ItemBatcher/);
+  });
+
+  it('the batched path: one iteration per batch range, DispatchBatch invokes the tasks function with the token and waits, RecordBatchFailure is its Catch', () => {
+    const definition = loadFanOutDefinition(substitutions);
+    const scope = { 'team.$': '$.team', 'runId.$': '$.runId', 'parentId.$': '$.parentId', 'seq.$': '$.seq' };
+    const batched = definition.States.FanOutBatched;
+    expect(batched).toMatchObject({
+      Type: 'Map',
+      ItemsPath: '$.batchRanges',
+      MaxConcurrencyPath: '$.batchConcurrency',
+      ResultPath: null,
+      Next: 'Aggregate',
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'RecordFanOutFailure' }],
+      ItemSelector: { ...scope, 'first.$': '$$.Map.Item.Value.first', 'count.$': '$$.Map.Item.Value.count', 'window.$': '$.window', 'timeoutSeconds.$': '$.batchTimeoutSeconds' },
+      ItemProcessor: { ProcessorConfig: { Mode: 'INLINE' }, StartAt: 'DispatchBatch' },
+    });
+    const { DispatchBatch: dispatch, RecordBatchFailure: record } = batched.ItemProcessor.States;
+    expect(dispatch).toMatchObject({
+      Type: 'Task',
+      Resource: 'arn:aws:states:::lambda:invoke.waitForTaskToken',
+      TimeoutSecondsPath: '$.timeoutSeconds',
+      ResultPath: null,
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'RecordBatchFailure' }],
+      Parameters: {
+        FunctionName: substitutions.RecordChildFailureFunctionArn,
+        Payload: { ...scope, 'first.$': '$.first', 'count.$': '$.count', 'window.$': '$.window', 'taskToken.$': '$$.Task.Token' },
+      },
+    });
+    // Only errors before the function ran are retried (a retry hands out a new token, which the store keeps).
+    expect(dispatch.Retry.flatMap((r: { ErrorEquals: string[] }) => r.ErrorEquals)).not.toContain('States.ALL');
+    expect(record).toMatchObject({
+      Type: 'Task',
+      Resource: 'arn:aws:states:::lambda:invoke',
+      End: true,
+      Parameters: {
+        FunctionName: substitutions.RecordChildFailureFunctionArn,
+        Payload: { ...scope, 'first.$': '$.first', 'count.$': '$.count', 'error.$': '$.error.Error', 'cause.$': '$.error.Cause' },
+      },
+    });
   });
 
   it('DispatchChild sends the step message with the task token and waits for it, with a per-child timeout', () => {
@@ -150,7 +192,7 @@ describe('fan-out.asl.json', () => {
   });
 
   it('passes children as indices, inline when narrow and not too concurrent, in batches when not, under 256 KB at 10,000', () => {
-    const base = { team: 't', runId: 'r', parentId: 'root.3', seq: 2, executionName: 'r-root_3-s2', timeoutSeconds: 60 };
+    const base = { team: 't', runId: 'r', parentId: 'root.3', seq: 2, executionName: 'r-root_3-s2', timeoutSeconds: 60, dispatch: 'per-child' as const };
     expect(fanOutInput({ ...base, maxConcurrency: 10, firstIndex: 5, count: 3 })).toEqual({
       team: 't', runId: 'r', parentId: 'root.3', seq: 2, timeoutSeconds: 60, mode: 'INLINE', children: [5, 6, 7], maxConcurrency: 10,
     });
@@ -163,6 +205,23 @@ describe('fan-out.asl.json', () => {
     expect(fanOutInput({ ...base, maxConcurrency: 100, firstIndex: 0, count: 100 }).mode).toBe('DISTRIBUTED');
     expect(fanOutInput({ ...base, maxConcurrency: 100, firstIndex: 0, count: 40 }).mode).toBe('INLINE');
     expect(fanOutInput({ ...base, maxConcurrency: 10, firstIndex: 0, count: 1_001 }).mode).toBe('DISTRIBUTED');
+  });
+
+  it('passes batches as ranges: one batch for 150 children, 40 for 10,000; the window keeps batches × window within the limit', () => {
+    const base = { team: 't', runId: 'r', parentId: 'root', seq: 1, executionName: 'r-root-s1', timeoutSeconds: 60 };
+    expect(fanOutInput({ ...base, maxConcurrency: 10, firstIndex: 3, count: 150 })).toEqual({
+      team: 't', runId: 'r', parentId: 'root', seq: 1, timeoutSeconds: 60, mode: 'BATCHED',
+      batchRanges: [{ first: 3, count: 150 }], batchConcurrency: 1, window: 10, batchTimeoutSeconds: 60 * 15,
+    });
+    const wide = fanOutInput({ ...base, maxConcurrency: 200, firstIndex: 0, count: 10_000 });
+    expect(wide).toMatchObject({ mode: 'BATCHED', batchConcurrency: 40, window: 5 });
+    expect(wide.batchRanges).toHaveLength(40);
+    expect(wide.batchRanges!.reduce((n, b) => n + b.count, 0)).toBe(10_000);
+    expect(Buffer.byteLength(JSON.stringify(wide))).toBeLessThan(4 * 1024);
+    // One child: the per-child path (batching saves nothing there).
+    expect(fanOutInput({ ...base, maxConcurrency: 10, firstIndex: 0, count: 1 }).mode).toBe('INLINE');
+    // No limit (0): every child of every batch at once.
+    expect(fanOutInput({ ...base, maxConcurrency: 0, firstIndex: 0, count: 600 })).toMatchObject({ batchConcurrency: 3, window: 250 });
   });
 
   it('refuses a missing substitution', () => {

@@ -37,6 +37,12 @@ describe('LocalFanOutOrchestrator over SqsStepQueue', () => {
         recordFanOutFailure: async () => {
           throw new Error('the fan-out should not fail');
         },
+        dispatchBatch: async () => {
+          throw new Error('this fan-out dispatches per child');
+        },
+        recordBatchFailure: async () => {
+          throw new Error('this fan-out dispatches per child');
+        },
       },
       onExecutionError: (error) => errors.push(error),
     });
@@ -51,6 +57,7 @@ describe('LocalFanOutOrchestrator over SqsStepQueue', () => {
       firstIndex: 0,
       count: 3,
       timeoutSeconds: 30,
+      dispatch: 'per-child',
     });
 
     const seen: string[] = [];
