@@ -14,18 +14,22 @@ describe('the cost meter on a run', () => {
     const cost = doc.metrics.cost;
     const { spawns, maxWidth } = doc.metrics.fanOut;
     expect(spawns).toBe(1);
-    // One fan-out: its transitions from the state machine's structure (10 at once: inline).
+    // One fan-out: its transitions from the state machine's structure (three children: one batch).
     expect(cost.stepFunctionsTransitions).toBe(fanOutTransitions(planFanOut(maxWidth, 10), maxWidth));
     // Every branch wrote (created, started, ended) and every lifecycle event is one entry.
     expect(cost.dynamodb.writeUnits).toBeGreaterThanOrEqual(3 * doc.metrics.totalCreated);
     expect(cost.dynamodb.readUnits).toBeGreaterThan(0);
     expect(cost.eventBridgeEntries).toBeGreaterThanOrEqual(2 * doc.metrics.totalCreated);
     expect(cost.sqsRequests).toBeGreaterThan(maxWidth);
-    // Lambda: one invocation per step message, one per fan-in (aggregate), one for the start (api).
+    // Lambda: one invocation per step message, one per fan-in (aggregate), one per batch of
+    // children (DispatchBatch: the plan batches them), one for the start (api).
     const { steps } = doc.metrics;
-    expect(cost.lambda.requests).toBe(steps + spawns + 1);
+    const plan = planFanOut(maxWidth, 10);
+    const batches = plan.mode === 'BATCHED' ? Math.ceil(maxWidth / plan.batchSize) : 0;
+    expect(batches).toBe(1);
+    expect(cost.lambda.requests).toBe(steps + spawns + batches + 1);
     // Each at least 1 ms billed, at the memory the stack gives it.
-    const least = (steps * FUNCTION_MEMORY_MB['step-worker'] + (spawns + 1) * 512) / 1024 / 1000;
+    const least = (steps * FUNCTION_MEMORY_MB['step-worker'] + (spawns + batches + 1) * 512) / 1024 / 1000;
     expect(cost.lambda.gbSeconds).toBeGreaterThanOrEqual(least);
     expect(cost.logs.ingestedBytes).toBe(cost.lambda.requests * LAMBDA_PLATFORM_LOG_BYTES);
     expect(cost.usd).toBeCloseTo(usdOf(countersOf(cost)), 6);
