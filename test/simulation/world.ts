@@ -637,19 +637,23 @@ export class World {
         });
       }
     }
-    if (e.next >= e.request.count && e.inFlight.size === 0 && e.failing.size === 0) {
-      out.push({
-        label: 'aggregate',
-        weight: 2,
-        start: () => {
-          e.aggregating = true;
-          void this.retried(`Aggregate ${parentId}#${seq}`, () => aggregateSyncPoint(this.deps, { team, runId, parentId, seq })).then(
-            () => (e.finished = true),
-          );
-        },
-      });
-    }
+    if (e.next >= e.request.count && e.inFlight.size === 0 && e.failing.size === 0) out.push(this.aggregateWork(e));
     return out;
+  }
+
+  /** The Map is done: Aggregate (retried until it succeeds). */
+  private aggregateWork(e: Execution): Startable {
+    const { team, runId, parentId, seq } = e.request;
+    return {
+      label: 'aggregate',
+      weight: 2,
+      start: () => {
+        e.aggregating = true;
+        void this.retried(`Aggregate ${parentId}#${seq}`, () => aggregateSyncPoint(this.deps, { team, runId, parentId, seq })).then(
+          () => (e.finished = true),
+        );
+      },
+    };
   }
 
   /**
@@ -693,18 +697,7 @@ export class World {
         });
       }
     }
-    if (offset >= count && e.inFlight.size === 0 && e.failing.size === 0) {
-      out.push({
-        label: 'aggregate',
-        weight: 2,
-        start: () => {
-          e.aggregating = true;
-          void this.retried(`Aggregate ${parentId}#${seq}`, () => aggregateSyncPoint(this.deps, { team, runId, parentId, seq })).then(
-            () => (e.finished = true),
-          );
-        },
-      });
-    }
+    if (offset >= count && e.inFlight.size === 0 && e.failing.size === 0) out.push(this.aggregateWork(e));
     return out;
   }
 
