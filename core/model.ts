@@ -200,6 +200,11 @@ export interface SpawnState {
   childSpecs: ChildGroup;
   /** Set when this sync point runs the `agent:<Name>` aggregator over sync point `aggregationOf`. */
   aggregationOf?: number;
+  /**
+   * On an `agent:<Name>` aggregator's sync point: the response's own settings, which the groups
+   * after it run with (this sync point has its own: wait for its one agent, tolerate nothing).
+   */
+  groupSettings?: Pick<SpawnState, 'waitFor' | 'inheritMemory' | 'metadata' | 'options'>;
   /** Set once BranchCreated went out for this sync point's children (claimed, so it goes out once). */
   announced?: boolean;
 }

@@ -128,7 +128,7 @@ export function fanOutRequest(deps: Pick<SpawnerDeps, 'fanOutDispatch'>, run: Ru
     parentId,
     seq: spawn.seq,
     executionName,
-    maxConcurrency: fanOutConcurrency(run.limits, spawn.aggregationOf === undefined ? spawn.options?.maxConcurrency : undefined),
+    maxConcurrency: fanOutConcurrency(run.limits, spawn.options?.maxConcurrency),
     firstIndex: spawn.firstIndex,
     count: spawnWidth(spawn),
     timeoutSeconds: run.limits.branchTimeoutSeconds,
@@ -268,27 +268,29 @@ function nextSpawnAfter(parent: BranchRecord, spawn: SpawnState, value: unknown)
           waitFor: 'all',
           aggregator: spawn.aggregator,
           inheritMemory: false,
-          // Not this sync point's (fanInRuleOf, fanOutRequest): kept for the groups after it.
-          options: spawn.options,
         }),
         pendingGroups: spawn.pendingGroups,
         groupResults: spawn.groupResults,
         grouped: spawn.grouped,
         aggregationOf: spawn.seq,
+        // Kept for the groups after it, which run as the response said.
+        groupSettings: defined({ waitFor: spawn.waitFor, inheritMemory: spawn.inheritMemory, metadata: spawn.metadata, options: spawn.options }),
       },
     };
   }
   if (spawn.pendingGroups.length > 0) {
     const [group, ...rest] = spawn.pendingGroups;
+    // Each group of `next_actions` is a fan-out of the same response: the same settings, also
+    // after an `agent:<Name>` aggregator's sync point (which has its own).
+    const settings = spawn.groupSettings ?? spawn;
     return {
       spawn: {
         ...spawnStateFor(parent, spawn.seq + 1, spawn.step, group, {
-          waitFor: spawn.waitFor,
+          waitFor: settings.waitFor,
           aggregator: spawn.aggregator,
-          inheritMemory: spawn.inheritMemory,
-          metadata: spawn.metadata,
-          // Each group of `next_actions` is a fan-out of the same response: the same options.
-          options: spawn.options,
+          inheritMemory: settings.inheritMemory,
+          metadata: settings.metadata,
+          options: settings.options,
         }),
         pendingGroups: rest,
         groupResults: [...spawn.groupResults, value],

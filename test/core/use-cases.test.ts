@@ -80,3 +80,30 @@ describe("a spawn's own options in the branch detail", () => {
     h.stop();
   });
 });
+
+describe('next_actions groups after an agent:<Name> aggregator', () => {
+  it("run with the response's own settings (wait_for, per-fan-out options), as the first group did", async () => {
+    const h = createMemoryHarness();
+    const agents = scriptAgents({
+      R: {
+        allowed: ['J'],
+        responses: [{ next_actions: [['a', 'b'], ['c', 'd']], wait_for: 'any', aggregator: 'agent:J', max_concurrency: 1, tolerated_failures: 0, on_failure: 'continue' }],
+        rules: [{ when: 'child_count', responses: [{ next_action: 'final_response', content: '$input' }] }, { when: '"', responses: [{ next_action: 'final_response', content: 'part' }] }],
+      },
+      J: { responses: [{ next_action: 'final_response', content: 'judged' }] },
+    });
+    const outcome = await h.run({ name: 'g', request: 'x', entry: 'R', agents });
+    expect(outcome.run.status).toBe('COMPLETED');
+    const scope = { team: outcome.run.team, runId: outcome.run.runId };
+    const rules = await Promise.all([1, 2, 3, 4].map((seq) => h.deps.store.getSyncPoint(scope, 'root', seq)));
+    const pick = (sp: any) => ({ waitFor: sp.waitFor, toleratedFailures: sp.toleratedFailures, onFailure: sp.onFailure });
+    // Groups 1 and 2 (seq 1 and 3) share the response's settings; each aggregation (seq 2 and 4) waits for its one agent.
+    expect(rules.map(pick)).toEqual([
+      { waitFor: 'any', toleratedFailures: 0, onFailure: 'continue' },
+      { waitFor: 'all', toleratedFailures: undefined, onFailure: undefined },
+      { waitFor: 'any', toleratedFailures: 0, onFailure: 'continue' },
+      { waitFor: 'all', toleratedFailures: undefined, onFailure: undefined },
+    ]);
+    h.stop();
+  });
+});
