@@ -77,7 +77,7 @@ function preview(value: unknown, bytes: number, budget: number, counter: { leftO
 
 const NON_ASCII = /[^\x00-\x7f]/;
 
-function utf8Bytes(text: string): number {
+export function utf8Bytes(text: string): number {
   // Without Buffer (core has no node I/O); ASCII (most JSON) is answered by one scan.
   if (!NON_ASCII.test(text)) return text.length;
   let bytes = text.length;

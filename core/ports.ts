@@ -185,6 +185,15 @@ export interface BlobStore {
   get(scope: Scope, ref: string): Promise<string>;
 }
 
+/**
+ * Large values handed to an agent by URL instead of in its request (core/agent-request.ts): S3
+ * presigned GETs in AWS, a local server's links in local runs.
+ */
+export interface ValueLinks {
+  /** Stores `content` (JSON) for the run; answers a URL a plain GET reads it from until `expiresAt` (ISO time). */
+  link(scope: Scope, content: string): Promise<{ url: string; expiresAt: string }>;
+}
+
 /** One branch step to execute. `step` is the branch's stepCount when the message was made. */
 export interface StepMessage extends Scope {
   branchId: string;

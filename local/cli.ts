@@ -5,6 +5,7 @@ import { DataFolderError, describeThrown, diskRefusal, ForbiddenError, InUseErro
 import { CHAOS_FAULTS, parseChaos } from './chaos';
 import { callbackCommand, cancelCommand, eventsCommand, runsCommand, showCommand, treeCommand } from './inspect-commands';
 import { TOKEN_ENV, type RemoteTarget } from './remote/api-client';
+import { gcCommand } from './gc-command';
 import { redriveCommand } from './redrive-command';
 import { resumeCommand } from './resume-command';
 import { runDevCommand } from './dev-server';
@@ -253,6 +254,14 @@ export async function main(
     .option('--data <dir>', 'the folder the runs kept their state in (run --data <dir>)')
     .action(async (opts: { data?: string }) => {
       exitCode = await redriveCommand({ dataDir: opts.data, out: io.out, err: io.err });
+    });
+
+  program
+    .command('gc')
+    .description('remove the blobs (large values) of a data folder that no stored item refers to any more')
+    .option('--data <dir>', 'the folder the runs kept their state in (run --data <dir>)')
+    .action(async (opts: { data?: string }) => {
+      exitCode = await gcCommand({ dataDir: opts.data, out: io.out, err: io.err });
     });
 
   try {

@@ -34,7 +34,7 @@ import { MemoryFanOut } from '../adapters/memory/memory-fan-out';
 import type { CreatedQueues } from './sqs/create-queues';
 import type { SqsQueueConsumer } from './sqs/queue-consumer';
 import { CostMeter } from '../core/cost';
-import type { BranchStore, FanOutOrchestrator, FanOutTasks, StepQueue } from '../core/ports';
+import type { BlobStore, BranchStore, FanOutOrchestrator, FanOutTasks, StepQueue } from '../core/ports';
 import { LanedStepQueue, MAX_RECEIVE_COUNT, type StepLane } from '../core/step-lanes';
 import { JOURNAL_FILE, lockDataFolder } from './data-folder';
 import { Journal, type JournalOptions } from './engines/journal';
@@ -67,6 +67,8 @@ export interface LocalEngines {
   createFanOut(queue: StepQueue, tasks: FanOutTasks, onError: (error: unknown) => void): LocalFanOut;
   /** The cost meter the store and the fan-out report to (each tier reports what DynamoDB would charge). */
   meter: CostMeter;
+  /** Where the store keeps large values (memory, or the data folder's `blobs/`). */
+  blobs: BlobStore;
   close(): Promise<void>;
 }
 
@@ -194,6 +196,7 @@ function memoryEngines(
     tier: kept ? 'journal' : 'memory',
     meter,
     store,
+    blobs: store.blobs,
     queue: new LanedStepQueue(consumers),
     consumers,
     dlqQueue: dlq,

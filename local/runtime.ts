@@ -38,6 +38,7 @@ import type { EventPolicy } from '../core/event-policy';
 import { parseStepMessage } from '../functions/messages';
 import { watchInbox } from './callback-inbox';
 import { answerCallback } from '../core/use-cases/suspend';
+import { LocalValueLinks } from './value-links';
 
 /**
  * Pollers of the start lane by default. With 4 (the earlier default) at most 40 steps ran at
@@ -159,6 +160,7 @@ export class LocalRuntime {
     private readonly options: LocalRuntimeOptions,
     private readonly toolBox: ToolBox,
     private readonly invocations: InvocationMeter,
+    private readonly links: LocalValueLinks,
   ) {}
 
   static async start(options: LocalRuntimeOptions = {}): Promise<LocalRuntime> {
@@ -187,10 +189,12 @@ export class LocalRuntime {
     const fanOut = engines.createFanOut(sent, late.tasks, (error) => runtime.report(error));
     // LLM agents' tools: module tools load like module agents; MCP servers are closed with the runtime.
     const toolBox = new ToolBox(options.modules);
+    // http agents get values past 256 KB by URL (core/agent-request.ts), served from the run's blobs.
+    const links = new LocalValueLinks(engines.blobs);
     const invoker = faults.wrapInvoker(
       new KindRouter({
         script: new ScriptInvoker(),
-        http: new HttpInvoker(),
+        http: new HttpInvoker({ links }),
         module: new ModuleInvoker(options.modules),
         ...llmInvokers({ toolBox }),
         ...options.invokers,
@@ -215,7 +219,7 @@ export class LocalRuntime {
     const invocations = new InvocationMeter(engines.meter, { workerMemoryMb: options.workerMemoryMb });
     late.bind(invocations.tasks(createFanOutTaskHandlers(deps)));
     const worker = createStepWorkerHandler(deps);
-    const runtime = new LocalRuntime(engines, deps, bus, team, worker, fanOut, faults, options, toolBox, invocations);
+    const runtime = new LocalRuntime(engines, deps, bus, team, worker, fanOut, faults, options, toolBox, invocations, links);
     self.runtime = runtime;
     bus.subscribe((event) => {
       aborts.handle([event]);
@@ -324,6 +328,7 @@ export class LocalRuntime {
     await Promise.all(this.pollers);
     await this.flushCost().catch((error) => this.report(error));
     await this.toolBox.close();
+    await this.links.close();
     await this.engines.close();
   }
 

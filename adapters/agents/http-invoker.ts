@@ -9,8 +9,9 @@
  * neither the branch error, the run error nor the lifecycle events can leak them.
  */
 import { again, withRetries } from '../retry';
-import { AgentInvocationError, AgentTimeoutError, AgentTransportError } from '../../core/errors';
-import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
+import { agentRequestBody } from '../../core/agent-request';
+import { AgentInvocationError, AgentTimeoutError, AgentTransportError, PayloadTooLargeError } from '../../core/errors';
+import type { AgentInvocation, AgentInvoker, AgentReply, ValueLinks } from '../../core/ports';
 
 export const DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 /** Same-origin redirects followed per call, at most. */
@@ -22,6 +23,8 @@ export interface HttpInvokerOptions {
   backoffMs?: number;
   /** Default body cap for agents that set no `maxResponseBytes`. */
   maxResponseBytes?: number;
+  /** Where a large request's values are passed by URL (core/agent-request.ts); without it every value goes inline. */
+  links?: ValueLinks;
 }
 
 interface HttpAgentDefinition {
@@ -36,8 +39,10 @@ export class HttpInvoker implements AgentInvoker {
   private readonly fetch: typeof fetch;
   private readonly backoffMs: number;
   private readonly maxResponseBytes: number;
+  private readonly links: ValueLinks | undefined;
 
   constructor(options: HttpInvokerOptions = {}) {
+    this.links = options.links;
     this.fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
     this.backoffMs = options.backoffMs ?? 200;
     this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
@@ -51,16 +56,7 @@ export class HttpInvoker implements AgentInvoker {
     const timeoutMs = def.timeoutMs ?? 30_000;
     const retries = def.retries ?? 2;
     const maxBytes = def.maxResponseBytes ?? this.maxResponseBytes;
-    const body = JSON.stringify({
-      agent: call.agentName,
-      input: call.input ?? null,
-      memory: call.memory,
-      allowed: call.allowed,
-      branchId: call.branchId,
-      runId: call.runId,
-      team: call.team,
-      step: call.step,
-    });
+    const body = await requestBody(call, this.links);
     return withRetries({ attempts: retries + 1, baseMs: this.backoffMs, maxMs: 10_000, signal: call.signal }, async (_attempt, last) => {
       const timeout = AbortSignal.timeout(timeoutMs);
       const signal = call.signal ? AbortSignal.any([call.signal, timeout]) : timeout;
@@ -120,6 +116,17 @@ export class HttpInvoker implements AgentInvoker {
       if (response.status === 303 || ((response.status === 301 || response.status === 302) && method === 'POST')) method = 'GET';
       target = next.href;
     }
+  }
+}
+
+/** The agent's request (core/agent-request.ts); one that cannot be made small enough fails the call naming its size. */
+export async function requestBody(call: AgentInvocation, links: ValueLinks | undefined): Promise<string> {
+  try {
+    return await agentRequestBody(call, links);
+  } catch (error) {
+    // Storing a value may fail like any store call (transient or not): that error goes on as it is.
+    if (!(error instanceof PayloadTooLargeError)) throw error;
+    throw new AgentInvocationError(call.agentName, error.message, { cause: error });
   }
 }
 

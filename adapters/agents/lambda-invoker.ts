@@ -4,35 +4,28 @@
  */
 import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import { AgentInvocationError, AgentTimeoutError, AgentTransportError, TransientError } from '../../core/errors';
-import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
+import type { AgentInvocation, AgentInvoker, AgentReply, ValueLinks } from '../../core/ports';
 import { isTransientAwsError, sdkError } from '../aws-errors';
+import { requestBody } from './http-invoker';
 
 /** A lambda agent's timeout when its definition gives none. */
 export const DEFAULT_LAMBDA_AGENT_TIMEOUT_MS = 60_000;
 
 export class LambdaInvoker implements AgentInvoker {
-  constructor(private readonly options: { client: LambdaClient; timeoutMs?: number }) {}
+  /** `links`: where a large request's values are passed by URL (core/agent-request.ts: Lambda takes at most 6 MB). */
+  constructor(private readonly options: { client: LambdaClient; timeoutMs?: number; links?: ValueLinks }) {}
 
   async invoke(call: AgentInvocation): Promise<AgentReply> {
     const functionName = call.definition.functionName as string | undefined;
     if (!functionName) throw new AgentInvocationError(call.agentName, `lambda agent ${call.agentName} has no functionName`);
-    const payload = {
-      agent: call.agentName,
-      input: call.input ?? null,
-      memory: call.memory,
-      allowed: call.allowed,
-      branchId: call.branchId,
-      runId: call.runId,
-      team: call.team,
-      step: call.step,
-    };
+    const payload = await requestBody(call, this.options.links);
     const timeoutMs = (call.definition.timeoutMs as number | undefined) ?? this.options.timeoutMs ?? DEFAULT_LAMBDA_AGENT_TIMEOUT_MS;
     const timeout = AbortSignal.timeout(timeoutMs);
     const signal = call.signal ? AbortSignal.any([call.signal, timeout]) : timeout;
     let result;
     try {
       result = await this.options.client.send(
-        new InvokeCommand({ FunctionName: functionName, Payload: new TextEncoder().encode(JSON.stringify(payload)) }),
+        new InvokeCommand({ FunctionName: functionName, Payload: new TextEncoder().encode(payload) }),
         { abortSignal: signal as never },
       );
     } catch (error) {

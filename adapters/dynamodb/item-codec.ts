@@ -12,6 +12,7 @@ import type { BlobStore, BranchPatch, RunPatch } from '../../core/ports';
 import { COST_FIELDS, emptyCost, type CostCounters } from '../../core/cost';
 import { MAX_VALUE_BYTES } from '../../core/input-bounds';
 import type { BranchRecord, RunRecord, Scope, SyncCounters, SyncPointRecord } from '../../core/model';
+import { blobKey } from '../blobs/blob-keys';
 
 export type Scalar = string | number | boolean | null;
 /** A string set (SS) is the only non-scalar attribute type the items use. */
@@ -374,6 +375,24 @@ export function checkOutValues<T extends Record<string, unknown>>(scope: Scope, 
 
 function isBlobReference(value: unknown): value is string {
   return typeof value === 'string' && value.startsWith(BLOB_MARK);
+}
+
+/**
+ * Where the blobs an item refers to live (`blobKey`: `<team>/<run>/<ref>`), for a sweep of the
+ * blobs nothing refers to (local/gc-command.ts). An item not of a run refers to none.
+ */
+export function referencedBlobKeys(item: Record<string, unknown>): string[] {
+  const refs = Object.keys(item).filter((name) => VALUE_ATTRIBUTES.has(name) && isBlobReference(item[name]));
+  if (refs.length === 0) return [];
+  const scope = scopeOfPk(String(item.PK));
+  return scope ? refs.map((name) => blobKey(scope, (item[name] as string).slice(BLOB_MARK.length))) : [];
+}
+
+/** The run of a `T#<team>#R#<run>` partition key (the inverse of runPk); undefined for any other key. */
+function scopeOfPk(pk: string): Scope | undefined {
+  const match = /^T#([^#]*)#R#([^#]*)$/.exec(pk);
+  const unescape = (part: string) => part.replace(/%23/g, '#').replace(/%25/g, '%');
+  return match ? { team: unescape(match[1]), runId: unescape(match[2]) } : undefined;
 }
 
 // --- items → records ----------------------------------------------------------------------

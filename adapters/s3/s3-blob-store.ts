@@ -7,9 +7,10 @@
  * before that item expires).
  */
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { NotFoundError } from '../../core/errors';
 import type { Scope } from '../../core/model';
-import type { BlobStore } from '../../core/ports';
+import type { BlobStore, ValueLinks } from '../../core/ports';
 import { toCoreError } from '../aws-errors';
 import { blobKey, blobRef, S3_BLOB_PREFIX } from '../blobs/blob-keys';
 
@@ -18,9 +19,14 @@ export interface S3BlobStoreOptions {
   bucket: string;
   /** Put before every key (default `blobs/`): the bucket's lifecycle rule expires this prefix. */
   prefix?: string;
+  /** How long a link answers (default 1 hour; a presigned URL also ends with the credentials that signed it). */
+  linkSeconds?: number;
 }
 
-export class S3BlobStore implements BlobStore {
+/** How long a value's link answers by default: well past the longest agent call (270 s). */
+export const LINK_SECONDS = 3600;
+
+export class S3BlobStore implements BlobStore, ValueLinks {
   private readonly prefix: string;
 
   constructor(private readonly options: S3BlobStoreOptions) {
@@ -40,6 +46,22 @@ export class S3BlobStore implements BlobStore {
       throw toCoreError(error, `put blob ${key}`);
     }
     return ref;
+  }
+
+  /**
+   * A large value for an agent (core/agent-request.ts): stored like any blob, and handed out as a
+   * presigned GET, so the agent needs no grant on the bucket, only the URL, and only until it expires.
+   */
+  async link(scope: Scope, content: string): Promise<{ url: string; expiresAt: string }> {
+    const ref = await this.put(scope, content);
+    const seconds = this.options.linkSeconds ?? LINK_SECONDS;
+    const expiresAt = new Date(Date.now() + seconds * 1000).toISOString();
+    try {
+      const url = await getSignedUrl(this.options.client, new GetObjectCommand({ Bucket: this.options.bucket, Key: this.prefix + blobKey(scope, ref) }), { expiresIn: seconds });
+      return { url, expiresAt };
+    } catch (error) {
+      throw toCoreError(error, `presign blob ${ref}`);
+    }
   }
 
   async get(scope: Scope, ref: string): Promise<string> {

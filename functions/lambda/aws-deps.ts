@@ -93,6 +93,9 @@ export function createAwsDeps(
 ): SpawnerDeps {
   const traced = observe.traced ?? (<C>(client: C) => client);
   const sqs = traced(new SQSClient({}));
+  // Values over 1 KB go to the team's bucket (adapters/dynamodb/item-codec.ts, the claim check);
+  // http and lambda agents get values of a request past 256 KB as presigned GETs of it (core/agent-request.ts).
+  const blobs = config.blobBucket ? new S3BlobStore({ client: traced(new S3Client({})), bucket: config.blobBucket }) : undefined;
   // The team's event setting filters what reaches the bus (and is billed); the handlers' metrics see every event.
   const events = busPublisher(
     meteredPublisher(new EventBridgePublisher({ client: traced(new EventBridgeClient({})), eventBusName: config.eventBusName }), meter),
@@ -100,8 +103,8 @@ export function createAwsDeps(
   );
   const invoker = new KindRouter({
     script: new ScriptInvoker(),
-    http: new HttpInvoker(),
-    lambda: new LambdaInvoker({ client: traced(new LambdaClient({})) }),
+    http: new HttpInvoker({ links: blobs }),
+    lambda: new LambdaInvoker({ client: traced(new LambdaClient({})), links: blobs }),
     // API keys come from the secret store (secrets.ts), never from a request. No local file is
     // loaded here: module tools are refused; lambda tools share the agents' traced client.
     ...llmInvokers({ openai: { env: secrets.env }, toolBox: new ToolBox({ moduleTools: false, lambdaClient: traced(new LambdaClient({})) }) }),
@@ -112,8 +115,7 @@ export function createAwsDeps(
       tableName: config.tableName,
       ttlSeconds: config.ttlSeconds,
       meter,
-      // Values over 1 KB go to the team's bucket (adapters/dynamodb/item-codec.ts, the claim check).
-      ...(config.blobBucket ? { blobs: new S3BlobStore({ client: traced(new S3Client({})), bucket: config.blobBucket }) } : {}),
+      ...(blobs ? { blobs } : {}),
     }),
     // A resumed parent's step never waits behind leaf steps (core/step-lanes.ts).
     // Metered per lane: each lane's send is its own SendMessageBatch.

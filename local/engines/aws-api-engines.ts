@@ -55,6 +55,7 @@ export async function startAwsApiEngines(options: Omit<EngineOptions, 'tier'> = 
     return {
       tier: 'engines',
       meter,
+      blobs,
       dynamo,
       sqs,
       queues: { ...queues, continueUrl: continued.queueUrl, continueArn: continued.queueArn },

@@ -13,9 +13,12 @@
 import { mkdirSync } from 'node:fs';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { buildApp } from 'fauxqs';
+import { MAX_VALUE_BYTES } from '../../core/input-bounds';
 import { injectDispatch, inProcessRequestHandler, unsignedAuth } from './in-process-transport';
 
 export const FAUXQS_REGION = 'us-east-1';
+/** The largest S3 body fauxqs takes here: a value's ceiling, and room for the request around it. */
+export const S3_BODY_LIMIT = MAX_VALUE_BYTES + 1024 * 1024;
 
 export interface FauxqsEngine {
   /** http://127.0.0.1:<port> */
@@ -61,6 +64,10 @@ async function persistentStores(dataDir: string): Promise<PersistentStores> {
 export async function startFauxqs(options: FauxqsOptions = {}): Promise<FauxqsEngine> {
   const persistent = options.dataDir ? await persistentStores(options.dataDir) : undefined;
   const app = buildApp({ logger: false, defaultRegion: FAUXQS_REGION, ...(persistent ? { stores: persistent.stores } : {}) });
+  // fauxqs takes S3 bodies up to 11 MiB (its multipart part size); S3 takes one PUT up to 5 GB,
+  // and a value of ours (a blob) may be 64 MB: the S3 body parser gets that limit instead.
+  app.removeContentTypeParser('*');
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: S3_BODY_LIMIT }, (_req: unknown, body: Buffer, done: (error: Error | null, body?: unknown) => void) => done(null, body));
   // onClose: after the server stopped and its last requests (which still write through) ended.
   if (persistent) app.addHook('onClose', () => persistent.close());
   const endpoint = await app.listen({ host: '127.0.0.1', port: 0 });

@@ -85,14 +85,32 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-function accessKeyOf(req: IncomingMessage): string | undefined {
-  const auth = req.headers.authorization ?? '';
-  return /Credential=([^/,\s]+)\//.exec(auth)?.[1];
+/**
+ * The SigV4 credential scope of a request (`<key>/<date>/<region>/<service>/aws4_request`): from
+ * its Authorization header, or from its query string when it was presigned (`X-Amz-Credential`).
+ */
+function credentialOf(req: IncomingMessage): string {
+  const auth = /Credential=([^,\s]+)/.exec(req.headers.authorization ?? '')?.[1];
+  return auth ?? new URL(req.url ?? '/', 'http://localhost').searchParams.get('X-Amz-Credential') ?? '';
 }
 
-/** The service a SigV4 request was signed for (`Credential=<key>/<date>/<region>/<service>/aws4_request`). */
+function accessKeyOf(req: IncomingMessage): string | undefined {
+  return /^([^/]+)\//.exec(credentialOf(req))?.[1];
+}
+
+/** The service a SigV4 request was signed for. */
 function signedServiceOf(req: IncomingMessage): string | undefined {
-  return /Credential=[^/,\s]+\/\d{8}\/[^/]+\/([^/]+)\//.exec(req.headers.authorization ?? '')?.[1];
+  return /^[^/]+\/\d{8}\/[^/]+\/([^/]+)\//.exec(credentialOf(req))?.[1];
+}
+
+/** A presigned request past its `X-Amz-Date` + `X-Amz-Expires` is refused, as S3 refuses it. */
+function checkNotExpired(req: IncomingMessage, now = Date.now()): void {
+  const query = new URL(req.url ?? '/', 'http://localhost').searchParams;
+  const date = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(query.get('X-Amz-Date') ?? '');
+  const expires = Number(query.get('X-Amz-Expires'));
+  if (!date || !Number.isFinite(expires)) return;
+  const signedAt = Date.UTC(+date[1], +date[2] - 1, +date[3], +date[4], +date[5], +date[6]);
+  if (now > signedAt + expires * 1000) throw new ServiceError('AccessDenied', 'Request has expired', 403);
 }
 
 /**
@@ -190,6 +208,7 @@ async function handle(h: EndpointHandlers, req: IncomingMessage, res: ServerResp
       return await forward(h.sqsEndpoint, req, sent, res);
     }
     if (signedServiceOf(req) === 's3') {
+      checkNotExpired(req);
       const { action, resource } = s3Authorization(req.method ?? 'GET', new URL(req.url ?? '/', 'http://localhost'), h.partition);
       h.authorize(caller, action, resource);
       return await forward(h.s3Endpoint, req, body, res);

@@ -61,6 +61,12 @@ export interface RehearsalOptions {
   onLog?(functionName: string, line: string): void;
   /** Values of SSM parameters / Secrets Manager secrets the functions may read (by name). */
   secrets?: Record<string, string>;
+  /**
+   * Functions outside the template that `lambda` agents invoke (by function name: a module file
+   * exporting `handler`), hosted as Lambda hosts them (6 MB request and response). Without one, an
+   * agent's function is not found, as in an account that lacks it.
+   */
+  agentFunctions?: Record<string, string>;
 }
 
 /** Why a rehearsal failed (a denied call, a function the template cannot run). */
@@ -672,6 +678,12 @@ export class RehearsalStack {
       this.functions.set(attributes.Arn, host);
       this.callers.set(accessKeyId, { principal: name, roleLogicalId });
     }
+    for (const [name, handlerFile] of Object.entries(this.options.agentFunctions ?? {})) {
+      const arn = t.arn('lambda', `function:${name}`);
+      // Outside the stack: no role of the template, no credentials for the rehearsal's endpoint.
+      const hosted: HostedFunction = { logicalId: name, name, arn, handlerFile, handlerName: 'handler', environment: { AWS_REGION: t.env.region, TZ: ':UTC' }, timeoutSeconds: 60, memorySize: 1024, roleLogicalId: '', maxContainers: this.options.maxContainers ?? 4 };
+      this.functions.set(arn, new FunctionHost(hosted, { region: t.env.region, account: t.env.account, onLog: this.options.onLog }));
+    }
   }
 
   private createStateMachines(): void {
@@ -898,6 +910,8 @@ export class RehearsalStack {
       return { payload: await host.invoke(payload) };
     } catch (error) {
       const e = error as FunctionError;
+      // Lambda refuses a request over 6 MB before any function runs: the caller's SDK throws it (HTTP 413).
+      if (e.name === 'RequestEntityTooLargeException') throw new ServiceError(e.name, e.message, 413);
       return { payload: { errorType: e.name, errorMessage: e.message, trace: e.trace ?? [] }, functionError: true };
     }
   }

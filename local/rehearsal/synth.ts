@@ -20,11 +20,14 @@ export const REHEARSAL_USER_POOL = { poolId: 'us-east-1_Rehearsal', clientId: 'r
 const SOURCE_DIRS = ['core', 'adapters', 'functions', 'infra'];
 
 /** The team config a rehearsal uses without --team: inline script agents, every maximum at the ceiling. */
-export function rehearsalTeamConfig(options: { aggregators?: string; jwt?: boolean } = {}): Record<string, unknown> {
+export function rehearsalTeamConfig(options: { aggregators?: string; jwt?: boolean; lambdaAgents?: Record<string, string> } = {}): Record<string, unknown> {
+  // `lambdaAgents` (agent name: function name) are `lambda` agents of the registry, hosted by the
+  // rehearsal outside the stack (RehearsalOptions.agentFunctions); the step worker is granted them.
+  const lambdas = Object.fromEntries(Object.entries(options.lambdaAgents ?? {}).map(([agent, functionName]) => [agent, { kind: 'lambda', functionName }]));
   return {
     team: REHEARSAL_TEAM,
     // A registry needs one agent; scenarios bring their own inline script agents.
-    agents: { RehearsalEcho: { kind: 'script', responses: [{ next_action: 'final_response', content: '$input' }] } },
+    agents: { RehearsalEcho: { kind: 'script', responses: [{ next_action: 'final_response', content: '$input' }] }, ...lambdas },
     limitMaxima: { ...LIMIT_CEILINGS },
     allowInlineScriptAgents: true,
     // Lambda's SQS event source allows at most 1,000.
@@ -71,10 +74,12 @@ function run(command: string, args: string[]): Promise<void> {
  * The team's assembly: `team` from infra/teams, or (no team) the rehearsal team config, with
  * `aggregators` (a module path) bundled into the functions.
  */
-export async function synthesize(options: { team?: string; aggregators?: string; jwt?: boolean; onProgress?(what: string): void } = {}): Promise<Assembly> {
+export async function synthesize(
+  options: { team?: string; aggregators?: string; jwt?: boolean; lambdaAgents?: Record<string, string>; onProgress?(what: string): void } = {},
+): Promise<Assembly> {
   const team = options.team ?? REHEARSAL_TEAM;
   const stackName = stackNameFor(team);
-  const config = options.team ? undefined : rehearsalTeamConfig({ aggregators: options.aggregators, jwt: options.jwt });
+  const config = options.team ? undefined : rehearsalTeamConfig({ aggregators: options.aggregators, jwt: options.jwt, lambdaAgents: options.lambdaAgents });
   const aggregatorsStamp = options.aggregators && existsSync(options.aggregators) ? statSync(options.aggregators).mtimeMs : 0;
   const key = createHash('sha256')
     .update(JSON.stringify({ team, config, aggregatorsStamp }))

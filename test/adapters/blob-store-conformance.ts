@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { NotFoundError, ValidationError } from '../../core/errors';
 import type { Scope } from '../../core/model';
-import type { BlobStore } from '../../core/ports';
+import type { BlobStore, ValueLinks } from '../../core/ports';
 
 export type BlobStoreFactory = () => BlobStore | Promise<BlobStore>;
 
@@ -25,6 +25,14 @@ export function describeBlobStoreConformance(name: string, factory: BlobStoreFac
         const ref = await blobs.put(run, content);
         expect(await blobs.get(run, ref)).toBe(content);
       }
+    });
+
+    it('keeps a 20 MB value whole (the aggregate of 10,000 children answering 2 KB each)', async () => {
+      const run = scope();
+      const content = JSON.stringify({ child_count: 10_000, results: Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`root.${i}`, 'x'.repeat(2_000)])) });
+      expect(content.length).toBeGreaterThan(20_000_000);
+      const ref = await blobs.put(run, content);
+      expect(await blobs.get(run, ref)).toBe(content);
     });
 
     it('is content-addressed: the same content has the same reference, and putting it again changes nothing', async () => {
@@ -56,6 +64,38 @@ export function describeBlobStoreConformance(name: string, factory: BlobStoreFac
       for (const bad of ['../../etc/passwd', 'A'.repeat(64), '', 'a'.repeat(63)]) {
         await expect(blobs.get(run, bad)).rejects.toBeInstanceOf(ValidationError);
       }
+    });
+  });
+}
+
+export type ValueLinksFactory = (options: { linkSeconds: number }) => ValueLinks | Promise<ValueLinks>;
+
+
+/** The ValueLinks contract (core/agent-request.ts): a link is a URL that a plain GET reads the value from, until it expires. */
+export function describeValueLinksConformance(name: string, factory: ValueLinksFactory): void {
+  describe(`ValueLinks conformance: ${name}`, () => {
+    it('answers a URL that a plain GET (no credentials) reads the whole value from, with its expiry', async () => {
+      const links = await factory({ linkSeconds: 600 });
+      const run = scope();
+      const value = JSON.stringify({ child_count: 2, results: { a: 'Grüße 🌍', b: 'x'.repeat(3 * 1024 * 1024) } });
+      const before = Date.now();
+      const { url, expiresAt } = await links.link(run, value);
+      expect(url).toMatch(/^https?:\/\//);
+      expect(Date.parse(expiresAt)).toBeGreaterThanOrEqual(before + 590_000);
+      const response = await fetch(url);
+      expect(response.status).toBe(200);
+      expect(await response.text()).toBe(value);
+      // The same value linked twice: two links, one stored content.
+      const again = await links.link(run, value);
+      expect(await (await fetch(again.url)).text()).toBe(value);
+    });
+
+    it('a URL it never made answers nothing', async () => {
+      const links = await factory({ linkSeconds: 600 });
+      const { url } = await links.link(scope(), '{"v":1}');
+      const forged = new URL(url);
+      forged.pathname = forged.pathname.replace(/.$/, (c) => (c === 'a' ? 'b' : 'a'));
+      expect((await fetch(forged)).status).toBeGreaterThanOrEqual(400);
     });
   });
 }

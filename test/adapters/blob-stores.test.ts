@@ -9,7 +9,8 @@ import { blobKey } from '../../adapters/blobs/blob-keys';
 import { S3BlobStore } from '../../adapters/s3/s3-blob-store';
 import { DiskBlobStore } from '../../local/engines/disk-blob-store';
 import { FAUXQS_REGION, startFauxqs, type FauxqsEngine } from '../../local/engines/fauxqs-engine';
-import { describeBlobStoreConformance } from './blob-store-conformance';
+import { describeBlobStoreConformance, describeValueLinksConformance } from './blob-store-conformance';
+import { LocalValueLinks } from '../../local/value-links';
 
 const folders: string[] = [];
 const folder = () => {
@@ -29,17 +30,50 @@ afterAll(async () => {
 describeBlobStoreConformance('MemoryBlobStore', () => new MemoryBlobStore());
 describeBlobStoreConformance('DiskBlobStore', () => new DiskBlobStore(folder()));
 describeBlobStoreConformance('DiskBlobStore with fsync', () => new DiskBlobStore(folder(), { fsync: true }));
-describeBlobStoreConformance('S3BlobStore on fauxqs (AWS SDK S3 client over HTTP)', async () => {
-  fauxqs = await startFauxqs();
-  s3 = new S3Client({
-    endpoint: fauxqs.endpoint,
-    region: FAUXQS_REGION,
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+const bucket = 'branch-spawner-blobs';
+/** fauxqs' S3 with the blob bucket, started once for the S3 suites. */
+async function fauxqsS3(): Promise<S3Client> {
+  if (!s3) {
+    fauxqs = await startFauxqs();
+    s3 = new S3Client({
+      endpoint: fauxqs.endpoint,
+      region: FAUXQS_REGION,
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
+    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  }
+  return s3;
+}
+describeBlobStoreConformance('S3BlobStore on fauxqs (AWS SDK S3 client over HTTP)', async () => new S3BlobStore({ client: await fauxqsS3(), bucket }));
+
+const valueLinks: LocalValueLinks[] = [];
+afterAll(async () => {
+  for (const links of valueLinks) await links.close();
+});
+describeValueLinksConformance('S3BlobStore (presigned GETs) on fauxqs', async ({ linkSeconds }) => new S3BlobStore({ client: await fauxqsS3(), bucket, linkSeconds }));
+describeValueLinksConformance('LocalValueLinks over the data folder', ({ linkSeconds }) => {
+  const links = new LocalValueLinks(new DiskBlobStore(folder()), { linkSeconds });
+  valueLinks.push(links);
+  return links;
+});
+
+describe('LocalValueLinks', () => {
+  it('a link answers until it expires, then 404; the server closes with the links', async () => {
+    let now = Date.parse('2026-12-07T12:00:00Z');
+    const links = new LocalValueLinks(new MemoryBlobStore(), { linkSeconds: 60, now: () => now });
+    valueLinks.push(links);
+    const { url, expiresAt } = await links.link({ team: 't', runId: 'r' }, '{"v":1}');
+    expect(expiresAt).toBe('2026-12-07T12:01:00.000Z');
+    expect(await (await fetch(url)).json()).toEqual({ v: 1 });
+    expect((await fetch(url, { method: 'POST' })).status).toBe(405);
+    now += 60_000;
+    const expired = await fetch(url);
+    expect(expired.status).toBe(404);
+    expect(await expired.text()).toBe('this link has expired\n');
+    await links.close();
+    await expect(fetch(url)).rejects.toThrow();
   });
-  const bucket = 'branch-spawner-blobs';
-  await s3.send(new CreateBucketCommand({ Bucket: bucket }));
-  return new S3BlobStore({ client: s3, bucket });
 });
 
 describe('DiskBlobStore', () => {

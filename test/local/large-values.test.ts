@@ -4,36 +4,25 @@
  * parent with "the branch state would be too large to store ... items are limited to 400 KB".
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { AGENT_INLINE_REQUEST_BYTES } from '../../core/agent-request';
 import { main } from '../../local/cli';
+// The agent builders' reader of values passed by reference (docs/agents.md), as the rehearsal's lambda agent runs it.
+import { handler as readerAgent } from '../support/large-reader-agent.mjs';
 import { captureIo } from '../support/io';
+import { wideAggregateScenario, type WideAggregateOptions } from '../support/wide-aggregate';
 
 const dir = mkdtempSync(join(tmpdir(), 'bs-large-values-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** One agent-decided fan-out of `children` script children, each answering a `bytes`-long text; default aggregator. */
-function wideScenario(children: number, bytes: number): string {
-  const file = join(dir, `wide-${children}x${bytes}.json`);
-  writeFileSync(
-    file,
-    JSON.stringify({
-      name: 'large-aggregate',
-      request: 'go',
-      entry: 'Fanner',
-      limits: { maxFanOut: children, maxConcurrentBranches: 50, maxBranches: children + 1 },
-      agents: {
-        Fanner: {
-          kind: 'script',
-          allowed: ['Worker'],
-          rules: [{ when: 'child_count', responses: [{ next_action: 'final_response', content: '$input' }] }],
-          responses: [{ next_action: 'parallel_invoke', agents: Array(children).fill('Worker') }],
-        },
-        Worker: { kind: 'script', responses: [{ next_action: 'final_response', content: { v: 1, text: 'x'.repeat(bytes) } }] },
-      },
-    }),
-  );
+/** The shared wide-aggregate scenario (test/support/wide-aggregate.ts), as a file for `run`. */
+function wideScenario(children: number, bytes: number, options: WideAggregateOptions = {}): string {
+  const file = join(dir, `wide-${children}x${bytes}-${options.handOffTo ?? 'final'}.json`);
+  writeFileSync(file, JSON.stringify(wideAggregateScenario(children, bytes, options)));
   return file;
 }
 
@@ -58,6 +47,37 @@ describe('values past 400 KB', () => {
       for (const child of children) expect(child.result).toEqual({ v: 1, text: 'x'.repeat(2_000) });
     });
   }
+
+  it('an http agent handed a 620 KB aggregate gets a request within 256 KB and reads the values by their URLs', async () => {
+    const received: number[] = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        received.push(body.length);
+        readerAgent(JSON.parse(body.toString('utf8'))).then(
+          (answer: unknown) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer)),
+          (error: Error) => res.writeHead(500).end(error.message),
+        );
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/agent`;
+      const file = wideScenario(300, 2_000, { handOffTo: 'Reader', agents: { Reader: { kind: 'http', url, retries: 0 } } });
+      const { code, doc, err } = await runJson([file]);
+      expect(doc.error ?? null, err).toBeNull();
+      expect(code).toBe(0);
+      expect(received).toHaveLength(1);
+      expect(received[0]).toBeLessThanOrEqual(AGENT_INLINE_REQUEST_BYTES);
+      expect(doc.result.byReference).toContain('input');
+      expect(doc.result).toMatchObject({ childCount: 300, resultsRead: 300, textBytes: 300 * 2_000 });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
 
   it('a conversation whose memory passes 400 KB carries on to its end', async () => {
     const file = join(dir, 'conversation.json');

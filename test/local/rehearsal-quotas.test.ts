@@ -3,9 +3,12 @@
  * recursion.ts, function-host.ts, event-bus.ts): without a synth, on their own.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { AwsEndpoint } from '../../local/rehearsal/aws-endpoint';
 import { AWS_QUOTAS } from '../../local/rehearsal/aws-quotas';
 import { PutEventsTooLargeError, RehearsalEventBus, putEventsEntrySize } from '../../local/rehearsal/event-bus';
 import { FunctionError, FunctionHost } from '../../local/rehearsal/function-host';
@@ -68,5 +71,45 @@ describe('the event bus', () => {
     expect(putEventsEntrySize(entry)).toBeGreaterThan(AWS_QUOTAS.eventBridgeEntriesBytes);
     expect(() => bus.putEvents([entry], () => 'default')).toThrow(PutEventsTooLargeError);
     expect(() => bus.putEvents([{ ...entry, Detail: '{}' }], () => 'default')).not.toThrow();
+  });
+});
+
+describe('the endpoint and presigned S3 URLs', () => {
+  it("takes the caller from a presigned URL's X-Amz-Credential, authorizes the GET as theirs, and refuses it once expired", async () => {
+    const upstream = createServer((req, res) => res.end(`object ${req.url}`));
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const s3 = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    const authorized: string[] = [];
+    const endpoint = await AwsEndpoint.start({
+      callerOf: (key) => (key === 'WORKERKEY' ? { principal: 'step-worker', roleLogicalId: 'WorkerRole' } : undefined),
+      authorize: (caller, action, resource) => void authorized.push(`${caller.principal} ${action} ${resource}`),
+      dynamodbTableArn: (name) => name,
+      sqsQueueArn: (url) => url,
+      dynamodbEndpoint: s3,
+      sqsEndpoint: s3,
+      s3Endpoint: s3,
+      partition: 'aws',
+      json: {},
+      invokeLambda: async () => ({ payload: null }),
+      bedrock: () => {
+        throw new Error('no bedrock');
+      },
+    });
+    try {
+      const amzDate = (d: Date) => d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+      const presigned = (signedAt: Date, expires: number) =>
+        `${endpoint.url}/bucket/blobs/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=${encodeURIComponent(`WORKERKEY/${amzDate(signedAt).slice(0, 8)}/eu-west-1/s3/aws4_request`)}&X-Amz-Date=${amzDate(signedAt)}&X-Amz-Expires=${expires}&X-Amz-SignedHeaders=host&X-Amz-Signature=abc`;
+      const fresh = await fetch(presigned(new Date(), 3600));
+      expect(fresh.status).toBe(200);
+      expect(await fresh.text()).toMatch(/^object \/bucket\/blobs\/k\?/);
+      expect(authorized).toEqual(['step-worker s3:GetObject arn:aws:s3:::bucket/blobs/k']);
+      const expired = await fetch(presigned(new Date(Date.now() - 2 * 3600_000), 3600));
+      expect(expired.status).toBe(403);
+      expect(await expired.json()).toMatchObject({ __type: 'AccessDenied', message: 'Request has expired' });
+    } finally {
+      await endpoint.close();
+      upstream.closeAllConnections();
+      await new Promise((resolve) => upstream.close(resolve));
+    }
   });
 });

@@ -5,21 +5,21 @@
  * rehearsal team with the tests' aggregators module), one rehearsed stack shared by the cases.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LifecycleEvent } from '../../core/events';
 import { LAMBDA_PLATFORM_LOG_BYTES } from '../../core/cost';
 import { RehearsalError, RehearsalStack } from '../../local/rehearsal/rehearsal-stack';
 import { runRequestBody } from '../../local/rehearsal/rehearse-command';
-import { synthesize, type Assembly } from '../../local/rehearsal/synth';
+import type { Assembly } from '../../local/rehearsal/synth';
 import { runDocument } from '../../local/run-command';
 import { LocalRuntime } from '../../local/runtime';
 import { loadScenarioFile } from '../../local/scenario-file';
 import { behaviours, checkInvariants } from '../support/behaviours';
-import { rehearseRun } from '../support/rehearsed-stack';
+import { LARGE_READER, REHEARSAL_AGGREGATORS as AGGREGATORS, rehearsalAssembly, rehearseRun, startRehearsedStack } from '../support/rehearsed-stack';
+import { wideAggregateScenario } from '../support/wide-aggregate';
 import { runInputOf } from '../../core/use-cases/start-run';
 
-const AGGREGATORS = resolve('test/support/rehearsal-aggregators.ts');
 // The LLM example needs a model server; `module` agents are refused in AWS by design (local runs
 // only); wide-10000 is a benchmark workload (npm run bench -- --wide), not a test-sized run.
 const EXAMPLES = readdirSync('examples')
@@ -32,8 +32,8 @@ let stack: RehearsalStack;
 const events: LifecycleEvent[] = [];
 
 beforeAll(async () => {
-  assembly = await synthesize({ aggregators: AGGREGATORS });
-  stack = await RehearsalStack.start({ assembly, maxContainers: 6 });
+  assembly = await rehearsalAssembly();
+  stack = await startRehearsedStack();
   stack.onLifecycleEvent((e) => void events.push(e));
 }, 900_000);
 
@@ -201,21 +201,7 @@ describe('values of any size', RUNS, () => {
     const bucket = stack.template.ofType('AWS::S3::Bucket');
     expect(bucket).toHaveLength(1);
     const children = 120;
-    const { run } = await rehearse({
-      name: 'large-aggregate',
-      request: 'go',
-      entry: 'Fanner',
-      limits: { maxFanOut: children, maxConcurrentBranches: 20 },
-      agents: {
-        Fanner: {
-          kind: 'script',
-          allowed: ['Worker'],
-          rules: [{ when: 'child_count', responses: [{ next_action: 'final_response', content: '$input' }] }],
-          responses: [{ next_action: 'parallel_invoke', agents: Array(children).fill('Worker') }],
-        },
-        Worker: { kind: 'script', responses: [{ next_action: 'final_response', content: { text: 'x'.repeat(4_000) } }] },
-      },
-    });
+    const { run } = await rehearse(wideAggregateScenario(children, 4_000, { maxConcurrentBranches: 20 }));
     expect(run.error ?? null).toBeNull();
     expect(run.status).toBe('COMPLETED');
     expect(stack.denials).toEqual([]);
@@ -243,6 +229,22 @@ describe('values of any size', RUNS, () => {
       stack.setRoleStatements(roleLogicalId, statements);
       stack.denials.length = 0;
     }
+  });
+
+  it("a lambda agent handed a 6.6 MB aggregate gets its large values by presigned URL, within Lambda's 6 MB request", async () => {
+    // 110 children x 60,000 characters: whole, the agent's request (the input, and the memory that
+    // holds it) is over 6 MB, and Lambda refuses it (RequestEntityTooLargeException) before the function runs.
+    const children = 110;
+    const { run, branches } = await rehearse(wideAggregateScenario(children, 60_000, { maxConcurrentBranches: 20, handOffTo: LARGE_READER.agent }));
+    expect(run.error ?? null).toBeNull();
+    expect(run.status).toBe('COMPLETED');
+    expect(stack.denials).toEqual([]);
+    const root = branches.find((b) => b.id === 'root')!;
+    expect(root.agent).toBe(LARGE_READER.agent);
+    const answer = run.result as { byReference: string[]; childCount: number; resultsRead: number; textBytes: number; inputBytes: number };
+    expect(answer.byReference).toContain('input');
+    expect(answer).toMatchObject({ childCount: children, resultsRead: children, textBytes: children * 60_000 });
+    expect(answer.inputBytes).toBeGreaterThan(6 * 1024 * 1024);
   });
 });
 

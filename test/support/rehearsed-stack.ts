@@ -8,9 +8,16 @@ import { RehearsalStack } from '../../local/rehearsal/rehearsal-stack';
 import { synthesize } from '../../local/rehearsal/synth';
 
 export const REHEARSAL_AGGREGATORS = resolve('test/support/rehearsal-aggregators.ts');
+/** A `lambda` agent of the tests' registry, hosted outside the stack: it reads large values by reference. */
+export const LARGE_READER = { agent: 'LargeReader', functionName: 'rehearsal-large-reader', file: resolve('test/support/large-reader-agent.mjs') };
 
-export async function startRehearsedStack(): Promise<RehearsalStack> {
-  return RehearsalStack.start({ assembly: await synthesize({ aggregators: REHEARSAL_AGGREGATORS }), maxContainers: 6 });
+/** The tests' one synthesized assembly: the rehearsal team with the tests' aggregators and LargeReader. */
+export function rehearsalAssembly() {
+  return synthesize({ aggregators: REHEARSAL_AGGREGATORS, lambdaAgents: { [LARGE_READER.agent]: LARGE_READER.functionName } });
+}
+
+export async function startRehearsedStack(maxContainers = 6): Promise<RehearsalStack> {
+  return RehearsalStack.start({ assembly: await rehearsalAssembly(), maxContainers, agentFunctions: { [LARGE_READER.functionName]: LARGE_READER.file } });
 }
 
 /** POST /runs (202 expected), then the run once terminal, with its branches. */
