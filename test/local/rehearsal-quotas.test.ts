@@ -91,6 +91,7 @@ describe('the endpoint and presigned S3 URLs', () => {
       partition: 'aws',
       json: {},
       invokeLambda: async () => ({ payload: null }),
+      describeStacks: () => [],
       bedrock: () => {
         throw new Error('no bedrock');
       },
