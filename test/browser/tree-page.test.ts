@@ -185,4 +185,30 @@ describe.skipIf(!hasChromium)('tree page in chromium', () => {
     expect(Object.entries(outcomes).filter(([file]) => !llm.has(file))).toEqual(files.filter((f) => !llm.has(f)).map((f) => [f, 'COMPLETED']));
     expect(await page.isHidden('[data-testid="start-error"]')).toBe(true);
   }, 240_000);
+
+  it('lists the callback a run awaits and answers it: a text that is not JSON is refused on the page, the JSON answer resumes the branch', async () => {
+    await page.goto(server.url);
+    await page.waitForSelector('[data-testid="live-status"][data-live="live"]');
+    await page.waitForSelector('[data-testid="example-select"] option[value="approval.yaml"]', { state: 'attached' });
+    await page.selectOption('[data-testid="example-select"]', '');
+    await page.fill(
+      '[data-testid="scenario-input"]',
+      'name: page-approval\nentry: A\nagents:\n  A:\n    kind: script\n    responses:\n      - { next_action: wait_for_callback, timeout_seconds: 600, message: "ship it?" }\n      - { next_action: final_response, content: { answer: "$input" } }\n',
+    );
+    await page.click('[data-testid="start-run"]');
+    await page.waitForSelector('[data-testid="callback"][data-branch-id="root"]').catch(async (error) => {
+      throw new Error(`${error.message}\npage: ${await pageState(page)}\nserver: ${await serverState(server, page)}`);
+    });
+    expect(await page.textContent('[data-testid="callback-message"]')).toBe('ship it?');
+    await page.fill('[data-testid="callback-answer"]', 'yes please');
+    await page.click('[data-testid="callback-send"]');
+    await page.waitForSelector('[data-testid="callback-error"]:not([hidden])');
+    expect(await page.textContent('[data-testid="callback-error"]')).toMatch(/^the answer is not JSON/);
+    await page.fill('[data-testid="callback-answer"]', '{"approved": true}');
+    await page.click('[data-testid="callback-send"]');
+    await page.waitForSelector('[data-testid="run"][data-run-status="COMPLETED"]');
+    expect(JSON.parse((await page.textContent('[data-testid="run-result"]'))!)).toEqual({ answer: { approved: true } });
+    expect(await page.isHidden('[data-testid="callbacks"]')).toBe(true);
+    expect(pageErrors).toEqual([]);
+  });
 });

@@ -153,6 +153,41 @@ describe('the behaviours table through the rehearsal', RUNS, () => {
   }
 });
 
+describe('callbacks through the stack', RUNS, () => {
+  it("a callback answered through API Gateway (IAM-signed): 202 once, 409 again; the run completes with the answer", async () => {
+    const scenario = {
+      name: 'rehearsed-approval',
+      request: 'ship',
+      entry: 'Approver',
+      agents: { Approver: { kind: 'script', responses: [{ next_action: 'wait_for_callback', timeout_seconds: 600 }, { next_action: 'final_response', content: '$input' }] } },
+    };
+    // Every callback event of this test's run (the bus tells it; its run id is known after the POST).
+    const asked = new Map<string, (token: string) => void>();
+    const tokens = new Map<string, string>();
+    const stop = stack.onLifecycleEvent((e) => {
+      if (e.type !== 'BranchWaitingForCallback') return;
+      tokens.set(e.runId, String(e.detail.token));
+      asked.get(e.runId)?.(String(e.detail.token));
+    });
+    const started = await stack.request('POST', '/runs', { body: scenario });
+    expect(started.statusCode, started.body).toBe(202);
+    const { runId } = JSON.parse(started.body) as { runId: string };
+    const token = await new Promise<string>((resolve) => {
+      asked.set(runId, resolve);
+      if (tokens.has(runId)) resolve(tokens.get(runId)!);
+    });
+    stop();
+    const path = `/runs/${runId}/callbacks/${token}`;
+    const first = await stack.request('POST', path, { body: { approved: true } });
+    expect(first.statusCode, first.body).toBe(202);
+    const again = await stack.request('POST', path, { body: { approved: false } });
+    expect(again.statusCode, again.body).toBe(409);
+    const run = await stack.waitForRun(runId);
+    expect(run).toMatchObject({ status: 'COMPLETED', result: { approved: true } });
+    expect(stack.denials).toEqual([]);
+  });
+});
+
 describe('step lanes', RUNS, () => {
   it('both step queues are created with their redrive to the one DLQ; first steps take the start lane, resumed parents the continue lane', async () => {
     const t = stack.template;
