@@ -626,7 +626,7 @@ export class BranchSpawner extends Construct {
               this.spawnerMetric(METRICS.fanInLatency, { statistic: cloudwatch.Stats.p(50) }),
               this.spawnerMetric(METRICS.fanInLatency, { statistic: cloudwatch.Stats.p(99) }),
             ],
-            right: [this.spawnerMetric(METRICS.agentErrors)],
+            right: [this.spawnerMetric(METRICS.agentErrors), this.spawnerMetric(METRICS.agentRetries)],
           }),
           new cloudwatch.GraphWidget({
             title: 'Tokens',
