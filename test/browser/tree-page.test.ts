@@ -11,6 +11,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDevServer, type DevServer } from '../../local/dev-server';
 import { CHROMIUM, CHROMIUM_FLAGS as FLAGS, hasChromium, pageState } from '../support/browser';
+import { wideAggregateScenario } from '../support/wide-aggregate';
 
 // The README's picture is refreshed only on request (UPDATE_SCREENSHOT=1): a test run leaves the
 // work tree as it found it.
@@ -146,6 +147,34 @@ describe.skipIf(!hasChromium)('tree page in chromium', () => {
     expect(size.natural).toBeGreaterThan(0);
     expect(size.drawn).toBeLessThanOrEqual(size.natural + 1);
     expect(size.drawn).toBeLessThan(size.card / 2);
+  });
+
+  it('shows a large result as a preview, with a note giving its size and a link to the whole value', async () => {
+    // 300 children x 2 KB: a 620 KB aggregate as the run's result, past the 64 KB a run view shows.
+    const started = await fetch(`${server.url}/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(wideAggregateScenario(300, 2_000)) });
+    expect(started.status).toBe(202);
+    const { runId } = (await started.json()) as { runId: string };
+    await page.goto(`${server.url}/#/runs/${runId}`);
+    await page.waitForSelector(`[data-testid="run"][data-run-id="${runId}"][data-run-status="COMPLETED"]`).catch(async (error) => {
+      throw new Error(`${error.message}\npage: ${await pageState(page)}\nserver: ${await serverState(server, page)}`);
+    });
+    const view = (await (await fetch(`${server.url}/runs/${runId}`)).json()) as { resultTruncated: boolean; resultBytes: number };
+    expect(view.resultTruncated).toBe(true);
+    const note = page.locator('[data-testid="run-result-whole"] [data-testid="result-preview-note"]');
+    expect(await note.textContent()).toBe(`A preview: the whole result is ${view.resultBytes.toLocaleString('en-US')} bytes. Open it whole`);
+    const href = await note.locator('a').getAttribute('href');
+    expect(href).toBe(`/runs/${runId}/branches/root/result`);
+    // The preview says what it left out; the link gives the whole value.
+    expect(await page.textContent('[data-testid="run-result"]')).toMatch(/"child_count": 300[\s\S]*entries left out/);
+    const whole = (await (await fetch(`${server.url}${href}`)).json()) as { result: { results: Record<string, unknown> } };
+    expect(Object.keys(whole.result.results)).toHaveLength(300);
+    // The root branch's details carry the same note; a child's small result has none.
+    await page.click('[data-testid="branch-row"][data-branch-id="root"]');
+    await page.waitForSelector('[data-testid="branch-detail"][data-branch-id="root"] [data-testid="result-preview-note"]');
+    await page.click('[data-testid="branch-row"][data-branch-id="root.7"]');
+    await page.waitForSelector('[data-testid="branch-detail"][data-branch-id="root.7"] [data-testid="detail-result"]');
+    expect(await page.locator('[data-testid="branch-detail"] [data-testid="result-preview-note"]').count()).toBe(0);
+    expect(pageErrors).toEqual([]);
   });
 
   it('shows a validation error for a broken pasted scenario without starting a run', async () => {
