@@ -431,9 +431,15 @@ export class RehearsalStack {
    * What a run cost, as the deployed functions metered it (each invocation adds its usage to the
    * run's cost record when it ends: functions/lambda/aws-deps.ts), once the work is quiet.
    */
+  /**
+   * What the deployed functions metered; the Step Functions transitions are the ones the
+   * executions made, counted from the engine (the functions meter them from the plan: the same
+   * number when the state machine does what the plan says, which a test holds).
+   */
   async costOf(runId: string): Promise<CostCounters> {
     await this.settle();
-    return this.store.getCost({ team: this.team, runId });
+    const metered = await this.store.getCost({ team: this.team, runId });
+    return { ...metered, stepFunctionsTransitions: this.sfn.transitionsOfRun(this.team, runId) };
   }
 
   async close(): Promise<void> {

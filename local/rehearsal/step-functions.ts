@@ -78,6 +78,8 @@ interface Execution {
   tokens: Set<string>;
   abort?: () => void;
   done: Promise<void>;
+  /** State transitions counted from the engine's event log: each state entered, and each retry. */
+  transitions: number;
 }
 
 interface PendingTask {
@@ -150,6 +152,7 @@ export class RehearsalStepFunctions {
       children: new Set(),
       mapRuns: new Map(),
       done: Promise.resolve(),
+      transitions: 0,
     };
     this.executions.set(arn, execution);
     parent?.children.add(execution);
@@ -165,6 +168,7 @@ export class RehearsalStepFunctions {
       overrides: { taskResourceLocalHandlers: handlers },
     });
     execution.abort = () => run.abort();
+    void this.countTransitions(execution, run.eventLogs);
     execution.done = run.result.then(
       (output: unknown) => {
         if (execution.status !== 'RUNNING') return;
@@ -182,6 +186,37 @@ export class RehearsalStepFunctions {
       execution.stopDate ??= new Date();
       this.release(execution, new TaskFailure('States.Aborted', 'the execution ended'));
     });
+  }
+
+  /**
+   * What AWS bills: one transition per state entered (each Map iteration's states too) and per
+   * retry. (The engine's stand-in state for a Distributed Map's child execution is counted as the
+   * Map's own iteration; the child execution counts its states itself.)
+   */
+  private async countTransitions(execution: Execution, events: AsyncGenerator<{ type: string }>): Promise<void> {
+    try {
+      for await (const event of events) if (event.type === 'StateEntered' || event.type === 'StateRetried') execution.transitions++;
+    } catch {
+      // The log ends with the execution, however it ends; its outcome is the execution's own.
+    }
+  }
+
+  /** State transitions an execution made so far, its Distributed Map's child executions included. */
+  transitionsOf(executionArn: string): number {
+    const sum = (e: Execution): number => e.transitions + [...e.children].reduce((n, c) => n + sum(c), 0);
+    const execution = this.executions.get(executionArn);
+    return execution ? sum(execution) : 0;
+  }
+
+  /** State transitions of every execution started for a run (its fan-outs' inputs name it). */
+  transitionsOfRun(team: string, runId: string): number {
+    let total = 0;
+    for (const execution of this.executions.values()) {
+      if (execution.parent) continue;
+      const input = JSON.parse(execution.input) as { team?: string; runId?: string };
+      if (input.team === team && input.runId === runId) total += this.transitionsOf(execution.arn);
+    }
+    return total;
   }
 
   /** The execution fails (an uncaught error, or one no Catch may catch); a top-level one is reported. */

@@ -9,6 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import { fanOutInput, loadFanOutDefinition } from '../../adapters/stepfunctions/fan-out-definition';
 import type { FanOutRequest } from '../../core/ports';
+import { fanOutTransitions, planFanOut, type FanOutDispatch } from '../../core/fan-out-plan';
 import { RehearsalStepFunctions } from '../../local/rehearsal/step-functions';
 
 const MACHINE = 'arn:aws:states:eu-west-1:123456789012:stateMachine:team-a-fan-out';
@@ -29,8 +30,8 @@ function beforeTheFixes(definition: Record<string, any>): Record<string, any> {
   return copy;
 }
 
-function request(count: number, maxConcurrency: number): FanOutRequest {
-  return { team: 'team-a', runId: 'run-1', parentId: 'root', seq: 1, executionName: 'run-1-root-1', maxConcurrency, firstIndex: 0, count, timeoutSeconds: 900 };
+function request(count: number, maxConcurrency: number, dispatch: FanOutDispatch = 'per-child'): FanOutRequest {
+  return { team: 'team-a', runId: 'run-1', parentId: 'root', seq: 1, executionName: 'run-1-root-1', maxConcurrency, firstIndex: 0, count, timeoutSeconds: 900, dispatch };
 }
 
 /** The stack around the machine: every child reports success at once, except the ones told to fail. */
@@ -58,6 +59,18 @@ function rehearse(definition: Record<string, any>, options: { undispatchable?: S
     },
     invokeFunction: async (fn, payload) => {
       calls.push({ fn, payload });
+      // DispatchBatch: the batch's children all end at once, and the last releases its token.
+      const token = (payload as { taskToken?: string }).taskToken;
+      if (token) {
+        setImmediate(() => {
+          try {
+            sfn.sendTaskSuccess(token, JSON.stringify({ branchId: 'root.0', status: 'COMPLETED' }));
+          } catch {
+            // The execution ended meanwhile.
+          }
+        });
+        return null;
+      }
       if (fn === RECORD && 'branchId' in (payload as object) && options.recordFails) throw Object.assign(new Error('record-child-failure failed'), { name: 'Error' });
       return null;
     },
@@ -73,6 +86,23 @@ function rehearse(definition: Record<string, any>, options: { undispatchable?: S
 
 const tasksCalled = (calls: { fn: string; payload: any }[]) =>
   calls.map((c) => (c.fn === AGGREGATE ? 'Aggregate' : 'branchId' in c.payload ? `RecordChildFailure ${c.payload.branchId}` : 'RecordFanOutFailure'));
+
+describe('state transitions, counted from the engine as AWS bills them', () => {
+  it.each([
+    [150, 10, 'batched', 4],
+    [150, 10, 'per-child', 153],
+    [1_000, 10, 'batched', 7],
+    [1_000, 40, 'per-child', 1_003],
+  ] as const)('%i children at %i, %s: %i transitions, as the cost meter counts them', async (count, concurrency, dispatch, expected) => {
+    const { sfn, calls, errors, start } = rehearse(SHIPPED);
+    const { execution } = await start(request(count, concurrency, dispatch));
+    expect(execution.status).toBe('SUCCEEDED');
+    expect(sfn.transitionsOf(execution.executionArn)).toBe(expected);
+    expect(fanOutTransitions(planFanOut(count, concurrency, dispatch), count)).toBe(expected);
+    expect(calls.filter((c) => c.fn === AGGREGATE)).toHaveLength(1);
+    expect(errors).toEqual([]);
+  }, 120_000);
+});
 
 describe('a Distributed Map of 10,000 children at concurrency 5 (2,000 child executions of 5)', () => {
   it('completes with the shipped definition: each child once, 2,000 child executions, nothing collected, Aggregate once', async () => {
