@@ -38,12 +38,12 @@ export function decodeCursor(cursor: string, isPosition: (position: string) => b
   return position;
 }
 
-/** A page's `limit` from a query string: DEFAULT_PAGE_LIMIT when absent, 1..MAX_PAGE_LIMIT. */
-export function pageLimit(value: string | undefined): number {
-  if (value === undefined) return DEFAULT_PAGE_LIMIT;
+/** A page's `limit` from a query string: the default when absent, else 1..max (DEFAULT_PAGE_LIMIT and MAX_PAGE_LIMIT unless a route names its own). */
+export function pageLimit(value: string | undefined, bounds: { defaultLimit: number; max: number } = { defaultLimit: DEFAULT_PAGE_LIMIT, max: MAX_PAGE_LIMIT }): number {
+  if (value === undefined) return bounds.defaultLimit;
   const limit = Number(value);
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_LIMIT) {
-    throw new ValidationError(`limit: must be an integer from 1 to ${MAX_PAGE_LIMIT}, got ${JSON.stringify(value)}`, 'limit');
+  if (!Number.isInteger(limit) || limit < 1 || limit > bounds.max) {
+    throw new ValidationError(`limit: must be an integer from 1 to ${bounds.max}, got ${JSON.stringify(value)}`, 'limit');
   }
   return limit;
 }

@@ -36,6 +36,20 @@ export interface BranchPage {
   after?: string;
 }
 
+/** Where a page of BranchStore.listRunsPage starts, and its size. */
+export interface RunPage {
+  limit: number;
+  /** The position (`position` of a run the page before gave) to go on after. */
+  after?: string;
+}
+
+/** A team's run as a listing gives it, with its place in the newest-first order. */
+export interface ListedRun {
+  run: RunRecord;
+  /** Pass as `after` to go on after this run (opaque; the store's index key). */
+  position: string;
+}
+
 /** What BranchStore.getStatuses reads. */
 export interface Statuses {
   run: RunStatus | undefined;
@@ -121,6 +135,12 @@ export interface BranchStore {
    */
   listBranchesPage(scope: Scope, page: BranchPage): Promise<{ branches: BranchRecord[]; more: boolean }>;
   listChildren(scope: Scope, parentId: string): Promise<BranchRecord[]>;
+  /**
+   * At most `limit` of a team's runs, newest first, after the position `after` (none: from the
+   * newest): one Query page of the team's index partition in DynamoDB, eventually consistent (a
+   * run just created may show a moment later). `more` as listBranchesPage's.
+   */
+  listRunsPage(team: string, page: RunPage): Promise<{ runs: ListedRun[]; more: boolean }>;
 
   /**
    * Keeps a wide spawn's child specs out of the parent's item, in items of bounded size, under

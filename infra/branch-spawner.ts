@@ -829,6 +829,11 @@ function createApi(scope: Construct, config: TeamConfig, handler: SpawnerFunctio
     requestModels: { 'application/json': runModel },
     requestParameters: { 'method.request.header.Idempotency-Key': false },
   });
+  // A team's runs, newest first (each caller's own unless the team shares runs), a page at a time.
+  runs.addMethod('GET', integration, {
+    requestValidator: validator,
+    requestParameters: { 'method.request.querystring.limit': false, 'method.request.querystring.cursor': false },
+  });
   const run = runs.addResource('{id}');
   run.addMethod('GET', integration, { requestValidator: validator, requestParameters: withId });
   const branches = run.addResource('branches');

@@ -166,7 +166,7 @@ export async function main(
     return { ...opts, api: opts.data || opts.stack !== undefined ? api : (api ?? process.env.BRANCH_SPAWNER_API) };
   };
 
-  sourceOptions(program.command('runs').description('list runs: those started from here on --api (kept per API URL), or those of --data'))
+  sourceOptions(program.command('runs').description('list runs, newest first: yours on --api/--stack (GET /runs; the team\'s with shareRuns), or those of --data'))
     .option('--json', 'one JSON document')
     .action(async (opts: RemoteFlags & { data?: string; json?: boolean }) => {
       exitCode = await runsCommand({ ...(await sourceOf(opts)), json: Boolean(opts.json) }, io);

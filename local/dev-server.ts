@@ -8,7 +8,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { errorMessage, ValidationError } from '../core/errors';
-import type { AgentRegistry, Scope } from '../core/model';
+import type { AgentRegistry } from '../core/model';
 import { errorResponse } from '../functions/handlers/http-errors';
 import { EventHub } from './dev/event-hub';
 import { exampleAggregators, exampleAggregatorModules, loadExamples } from './dev/examples';
@@ -61,13 +61,8 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
       policy: options.runtimeOptions?.policy ?? { registry: {}, inline: 'any', aggregatorModules: exampleAggregatorModules(examples) },
     }));
 
-  // Runs started during this session, oldest first (the page lists them).
-  const sessionRuns = new Map<string, Scope>();
-  const stopTracking = runtime.bus.subscribe((event) => {
-    if (event.type === 'RunStarted') sessionRuns.set(`${event.team}/${event.runId}`, { team: event.team, runId: event.runId });
-  });
   const hub = new EventHub(runtime.bus);
-  const devRoute = devRoutes({ deps: runtime.deps, hub, examples, examplesDir, sessionRuns: () => [...sessionRuns.values()] });
+  const devRoute = devRoutes({ deps: runtime.deps, hub, examples, examplesDir });
 
   // Set once listening (the port is known then): Host, Origin and Content-Type checks.
   let guard: ReturnType<typeof createRequestGuard> = () => {};
@@ -92,10 +87,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     writeResult(res, result);
   }
 
-  const stopAll = () => {
-    stopTracking();
-    hub.close();
-  };
+  const stopAll = () => hub.close();
   const server = createServer((req, res) => {
     handle(req, res).catch((error) => {
       runtime.errors.push(error);

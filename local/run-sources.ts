@@ -3,16 +3,12 @@
  * through its HTTP routes) or a local data folder (`--data`, through the same read models the
  * API's handler calls). One vocabulary, two places.
  */
-import { createHash } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import type { Scope } from '../core/model';
 import { describeRun, listRunBranches, runSummaries, runTree, type BranchView, type RunView, type TreeFormat } from '../core/use-cases/queries';
 import { runEventsAfter, type RunEventsPage } from '../core/use-cases/run-events';
 import { answerCallback, type CallbackAnswered } from '../core/use-cases/suspend';
 import { systemClock } from '../core/ports';
-import { listDataRuns, recordDataRun } from './data-runs';
+import { listDataRuns } from './data-runs';
 import { requireDataFolder } from './data-folder';
 import { startLocalEngines } from './embedded-engines';
 import { LOCAL_TEAM, LocalRuntime } from './runtime';
@@ -39,21 +35,9 @@ export interface RunSource {
   close(): Promise<void>;
 }
 
-/**
- * The API has no route listing a team's runs (its table has no index by team), so `runs --api`
- * lists the runs this machine started on that API, kept per API URL in BRANCH_SPAWNER_HOME
- * (default ~/.branch-spawner), each with its status read from the API.
- */
-export function remoteRunsFolder(apiUrl: string, env: NodeJS.ProcessEnv = process.env): string {
-  const home = env.BRANCH_SPAWNER_HOME ?? join(homedir(), '.branch-spawner');
-  return join(home, 'apis', createHash('sha256').update(apiUrl).digest('hex').slice(0, 16));
-}
-
-export async function recordRemoteRun(apiUrl: string, runId: string, name: string, scenario: string): Promise<void> {
-  const dir = remoteRunsFolder(apiUrl);
-  await mkdir(dir, { recursive: true });
-  await recordDataRun(dir, runId, name, scenario);
-}
+/** Runs `runs --api` shows at most (newest first), and the pages it reads for them. */
+export const REMOTE_RUNS_SHOWN = 50;
+const REMOTE_RUNS_PAGES = 10;
 
 export function remoteSource(client: ApiClient): RunSource {
   const label = client.baseUrl.href;
@@ -65,19 +49,16 @@ export function remoteSource(client: ApiClient): RunSource {
   return {
     label,
     async runs() {
-      const recorded = (await listDataRuns(remoteRunsFolder(label))).slice(-50).reverse();
-      return Promise.all(
-        recorded.map(async (r) => {
-          try {
-            const view = await client.call<RunView>('GET', path(r.runId));
-            return { runId: r.runId, name: view.name, status: view.status, createdAt: view.createdAt, endedAt: view.endedAt };
-          } catch (error) {
-            // A run the stack no longer has (its TTL passed, the table was replaced) is still listed.
-            if ((error as { status?: number }).status === 404) return { runId: r.runId, name: r.name, status: 'NOT_FOUND', createdAt: r.startedAt, endedAt: null };
-            throw error;
-          }
-        }),
-      );
+      // GET /runs pages (each caller's own runs unless the team shares them), until enough are shown.
+      const runs: RunSummary[] = [];
+      let cursor: string | undefined;
+      for (let pages = 0; pages < REMOTE_RUNS_PAGES && runs.length < REMOTE_RUNS_SHOWN; pages++) {
+        const page = await client.call<{ runs: RunSummary[]; cursor: string | null }>('GET', 'runs', { query: { limit: String(REMOTE_RUNS_SHOWN - runs.length), cursor } });
+        runs.push(...page.runs);
+        cursor = page.cursor ?? undefined;
+        if (!cursor) break;
+      }
+      return runs;
     },
     describe,
     async tree(runId, format) {

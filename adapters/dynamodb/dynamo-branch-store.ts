@@ -30,7 +30,7 @@ import {
   type Scope,
   type SyncPointRecord,
 } from '../../core/model';
-import type { BlobStore, BranchPage, BranchPatch, BranchStore, CostSink, RecordChildEndResult, ReserveResult, RunPatch, Statuses } from '../../core/ports';
+import type { BlobStore, BranchPage, BranchPatch, BranchStore, CostSink, ListedRun, RecordChildEndResult, ReserveResult, RunPage, RunPatch, Statuses } from '../../core/ports';
 import {
   assertFits,
   checkInValues,
@@ -48,8 +48,11 @@ import {
   encodeRunPatch,
   GSI1,
   runItem,
+  runIdOfRunsSk,
+  runsPosition,
   runKey,
   runPk,
+  runsPk,
   RUN_SK,
   SYNC_PREFIX,
   syncKey,
@@ -406,6 +409,34 @@ export class DynamoBranchStore implements BranchStore {
       start = result.LastEvaluatedKey;
     } while (start && items.length < limit);
     return { branches: await Promise.all(items.map((item) => this.decodeBranch(scope, item))), more: start !== undefined };
+  }
+
+  /**
+   * One Query page of the team's runs on GSI1 (keys only, newest first), then each run read by
+   * its key: `limit` index entries and `limit` reads at most, whatever the team holds.
+   */
+  async listRunsPage(team: string, page: RunPage): Promise<{ runs: ListedRun[]; more: boolean }> {
+    const x = new Expr();
+    const listing: Scope = { team, runId: '(runs)' };
+    const pk = runsPk(team);
+    const result = await this.call(`listRunsPage ${team}`, () =>
+      this.send(
+        listing,
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: GSI1,
+          KeyConditionExpression: `${x.name('GSI1PK')} = ${x.value(pk)}`,
+          ScanIndexForward: false,
+          Limit: Math.max(1, page.limit),
+          ...(page.after === undefined ? {} : { ExclusiveStartKey: { GSI1PK: pk, GSI1SK: runsPosition(page.after), ...runKey({ team, runId: runIdOfRunsSk(page.after) }) } }),
+          ...x.params,
+        }),
+      ),
+    );
+    const positions = (result.Items ?? []).map((item) => String(item.GSI1SK));
+    const runs = await Promise.all(positions.map(async (position) => ({ run: await this.getRun({ team, runId: runIdOfRunsSk(position) }), position })));
+    // A run whose item is gone (its TTL passed after the index was read) is left out.
+    return { runs: runs.flatMap((r) => (r.run ? [{ run: r.run, position: r.position }] : [])), more: result.LastEvaluatedKey !== undefined };
   }
 
   /**

@@ -86,6 +86,27 @@ export function syncSk(parentId: string, seq: number): string {
   return checkSk(`${SYNC_PREFIX}${keyPart(parentId)}#${String(seq).padStart(6, '0')}`);
 }
 
+/** GSI1 partition: the runs of one team (sort key: runsSk, so a Query reads them by creation time). */
+export function runsPk(team: string): string {
+  return `T#${keyPart(team)}#RUNS`;
+}
+
+/** A run's place in its team's GSI1 partition: its creation time (ms, 15 digits), then its id. */
+export function runsSk(run: Pick<RunRecord, 'createdAt' | 'runId'>): string {
+  return checkSk(`${String(Math.max(0, Math.floor(run.createdAt))).padStart(15, '0')}#${keyPart(run.runId)}`);
+}
+
+/** The run id of a runsSk (its inverse). */
+export function runIdOfRunsSk(sk: string): string {
+  return sk.slice(16).replace(/%23/g, '#').replace(/%25/g, '%');
+}
+
+/** A listing's position as a client sent it back: a runsSk, else a ValidationError naming `cursor`. */
+export function runsPosition(value: string): string {
+  if (!/^\d{15}#[^#]{1,200}$/.test(value)) throw new ValidationError('cursor: not a cursor this API gave (pass the `cursor` of the previous page)', 'cursor');
+  return value;
+}
+
 /** GSI1 partition: the children of one parent. */
 export function childrenPk(scope: Scope, parentId: string): string {
   return `${runPk(scope)}#P#${keyPart(parentId)}`;
@@ -259,7 +280,8 @@ export function decodeSnapshot(value: unknown): { succeeded: number; failed: num
 // --- records → items ----------------------------------------------------------------------
 
 export function runItem(run: RunRecord): Item {
-  return { ...runKey(run), entity: 'RUN', ...encodeFields('run', run, RUN_JSON) };
+  // In GSI1 under its team: the team's runs listed newest first (GET /runs).
+  return { ...runKey(run), entity: 'RUN', GSI1PK: runsPk(run.team), GSI1SK: runsSk(run), ...encodeFields('run', run, RUN_JSON) };
 }
 
 export function branchItem(branch: BranchRecord): Item {

@@ -23,7 +23,7 @@ import {
   type SyncPointRecord,
 } from '../../core/model';
 import { addCost, type CostCounters } from '../../core/cost';
-import type { BlobStore, BranchPage, BranchPatch, BranchStore, CostSink, RecordChildEndResult, ReserveResult, RunPatch, Statuses } from '../../core/ports';
+import type { BlobStore, BranchPage, BranchPatch, BranchStore, CostSink, ListedRun, RecordChildEndResult, ReserveResult, RunPage, RunPatch, Statuses } from '../../core/ports';
 import { MemoryBlobStore } from '../blobs/memory-blob-store';
 import {
   assertFits,
@@ -43,6 +43,9 @@ import {
   runItem,
   runKey,
   runPk,
+  runsPk,
+  runsPosition,
+  RUN_SK,
   SYNC_PREFIX,
   syncKey,
   syncPointItem,
@@ -269,6 +272,19 @@ export class MemoryBranchStore implements BranchStore {
     const taken = items.slice(0, Math.max(1, page.limit));
     this.charge(scope, { readUnits: readUnits(taken.reduce((n, i) => n + size(i), 0)) });
     return { branches: await this.decodeBranches(scope, taken), more: items.length > taken.length };
+  }
+
+  async listRunsPage(team: string, page: RunPage): Promise<{ runs: ListedRun[]; more: boolean }> {
+    // DynamoDB's order on the index: sort keys as strings, newest (greatest) first.
+    const pk = runsPk(team);
+    const after = page.after === undefined ? undefined : runsPosition(page.after);
+    const entries = [...this.partitions.values()]
+      .map((partition) => partition.get(RUN_SK))
+      .filter((item): item is Item => item !== undefined && item.GSI1PK === pk && (after === undefined || String(item.GSI1SK) < after))
+      .sort((a, b) => (String(a.GSI1SK) < String(b.GSI1SK) ? 1 : -1));
+    const taken = entries.slice(0, Math.max(1, page.limit));
+    const runs = await Promise.all(taken.map(async (item) => ({ run: (await this.getRun(scopeOfItem(item)!))!, position: String(item.GSI1SK) })));
+    return { runs, more: entries.length > taken.length };
   }
 
   async listChildren(scope: Scope, parentId: string): Promise<BranchRecord[]> {

@@ -204,12 +204,35 @@ export async function runTree(deps: Pick<SpawnerDeps, 'store'>, scope: Scope, fo
   return buildTree(branches);
 }
 
+/** Runs of a GET /runs page when the request names no `limit`, and the most it may name. */
+export const RUNS_PAGE = { defaultLimit: 50, max: 100 } as const;
+const RUNS_CURSOR_MAX_CHARS = 300;
+
+const runSummary = (r: RunRecord) => ({ runId: r.runId, name: r.name, status: r.status, createdAt: r.createdAt, endedAt: r.endedAt ?? null });
+
+/**
+ * One page of a team's runs, newest first (GET /runs?limit&cursor): one page of the store's
+ * index, so `limit` bounds what a request reads. With `owner`, the runs another caller started
+ * are left out (a page may then hold fewer than `limit`; its cursor goes on).
+ */
+export async function listTeamRunsPage(
+  deps: Pick<SpawnerDeps, 'store'>,
+  team: string,
+  page: { limit: number; cursor?: string; owner?: string },
+): Promise<{ runs: ReturnType<typeof runSummary>[]; cursor: string | null }> {
+  const after = page.cursor === undefined ? undefined : decodeCursor(page.cursor, (p) => p.length > 0 && p.length <= RUNS_CURSOR_MAX_CHARS);
+  const { runs, more } = await deps.store.listRunsPage(team, { limit: page.limit, ...(after ? { after } : {}) });
+  const visible = runs.filter(({ run }) => page.owner === undefined || run.owner === undefined || run.owner === page.owner);
+  const last = runs.at(-1);
+  return { runs: visible.map(({ run }) => runSummary(run)), cursor: more && last ? encodeCursor(last.position) : null };
+}
+
 /** Short views of the given runs (newest first as given); runs not found are left out. */
 export async function runSummaries(deps: Pick<SpawnerDeps, 'store'>, scopes: readonly Scope[]) {
   const records = await Promise.all(scopes.map((scope) => deps.store.getRun(scope)));
   return records
     .filter((r) => r !== undefined)
-    .map((r) => ({ runId: r.runId, name: r.name, status: r.status, createdAt: r.createdAt, endedAt: r.endedAt ?? null }));
+    .map(runSummary);
 }
 
 /** A branch for the page's detail panel: its sync points, its steps and what it was resumed with. */

@@ -11,7 +11,7 @@ import {
   startRun,
   type SpawnerDeps,
 } from '../../core/use-cases';
-import { branchDetail, branchResult, describeRun, listRunBranchesPage, runTree, type TreeFormat } from '../../core/use-cases/queries';
+import { branchDetail, branchResult, describeRun, listRunBranchesPage, listTeamRunsPage, RUNS_PAGE, runTree, type TreeFormat } from '../../core/use-cases/queries';
 import { pageLimit } from '../../core/page-cursor';
 import { runEventsAfter } from '../../core/use-cases/run-events';
 import { answerCallback } from '../../core/use-cases/suspend';
@@ -121,6 +121,16 @@ function routes(deps: SpawnerDeps, config: ApiConfig): Route[] {
         const input = toStartRunInput(parseBody(event), { team, runId: id, policy: config.policy });
         const { runId, created } = await startRun(deps, { ...input, limitMaxima: config.limitMaxima, ...(caller ? { owner: caller } : {}) });
         return json(202, { runId, created });
+      },
+    },
+    {
+      method: 'GET',
+      pattern: /^\/runs\/?$/,
+      async handle(event, _params, team) {
+        const query = event.queryStringParameters ?? {};
+        // Each caller lists its own runs, unless the team shares them (as reads of one run).
+        const owner = config.shareRuns ? undefined : callerOf(event);
+        return json(200, await listTeamRunsPage(deps, team, { limit: pageLimit(query.limit, RUNS_PAGE), cursor: query.cursor, ...(owner ? { owner } : {}) }));
       },
     },
     {

@@ -11,7 +11,6 @@ import type { RunEventsPage } from '../../core/use-cases/run-events';
 import type { RunView } from '../../core/use-cases/queries';
 import { errorResponse, json } from '../../functions/handlers/http-errors';
 import { ApiClient, type RemoteTarget } from '../remote/api-client';
-import { recordRemoteRun } from '../run-sources';
 import { EventHub, type EventSource } from './event-hub';
 import { loadExamples } from './examples';
 import { readBody, writeResult } from './gateway-shim';
@@ -123,7 +122,6 @@ export async function startRemoteDevServer(options: {
           const { runId } = JSON.parse(answer.body) as { runId: string };
           if (!sessionRuns.includes(runId)) sessionRuns.push(runId);
           feed.watch(runId);
-          await recordRemoteRun(client.baseUrl.href, runId, runId, 'dev --api');
         }
         return answer;
       },

@@ -6,8 +6,6 @@
 import type { APIGatewayProxyResult } from 'aws-lambda';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ValidationError } from '../../core/errors';
-import type { Scope } from '../../core/model';
-import { runSummaries } from '../../core/use-cases/queries';
 import type { SpawnerDeps } from '../../core/use-cases/deps';
 import { json } from '../../functions/handlers/http-errors';
 import { mermaidScript, staticFile } from './assets';
@@ -22,7 +20,6 @@ export interface DevRouteContext {
   /** Where the examples are: an example's relative `module` paths resolve against it. */
   examplesDir: string;
   /** Runs started during this session, oldest first. */
-  sessionRuns(): Scope[];
 }
 
 export interface DevRequest {
@@ -71,11 +68,6 @@ export function pageRoutes(ctx: Pick<DevRouteContext, 'examples' | 'examplesDir'
 export function devRoutes(ctx: DevRouteContext): (request: DevRequest) => Promise<DevRouteResult> {
   return routeTable([
     ...pageRoutes(ctx),
-    {
-      method: 'GET',
-      pattern: /^\/runs\/?$/,
-      handle: async ({ team }) => json(200, { runs: await runSummaries(ctx.deps, ctx.sessionRuns().filter((s) => s.team === team).reverse()) }),
-    },
     {
       method: 'GET',
       pattern: /^\/events$/,

@@ -11,7 +11,6 @@ import type { BranchView, RunView } from '../../core/use-cases/queries';
 import { agentPolicyOf, loadTeamConfig, TeamConfigError } from '../../functions/team-config';
 import { LiveProgress } from '../progress';
 import { documentOf, invalidDocument, onInterrupt, reportDocument, type RunCommandOptions } from '../run-command';
-import { recordRemoteRun } from '../run-sources';
 import { loadStackScenarioFile } from '../scenario-file';
 import { allBranches, ApiClient, type RemoteTarget } from './api-client';
 
@@ -47,7 +46,6 @@ export async function remoteRun(path: string, options: RemoteRunOptions): Promis
     options.err.write(`error: ${error.status === 400 ? `${path}: ` : ''}${error.message}\n`);
     return error.status === 400 ? 2 : 1;
   }
-  await recordRemoteRun(client.baseUrl.href, runId, String(body.name), path);
   if (!options.json) options.err.write(`run ${runId} started on ${client.baseUrl.href}\n`);
   let interrupted = false;
   const stopSignals = options.handleSignals

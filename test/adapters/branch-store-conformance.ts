@@ -178,6 +178,32 @@ export function describeBranchStoreConformance(name: string, factory: BranchStor
       });
     });
 
+    describe('listRunsPage', () => {
+      it("pages a team's runs newest first, each page bounded by its limit, and leaves other teams' runs out", async () => {
+        const team = `list-${Math.random().toString(36).slice(2, 8)}`;
+        const created = [5, 1, 4, 2, 3].map((n) => ({ team, runId: `r${n}`, createdAt: 1_700_000_000_000 + n * 1000 }));
+        for (const c of created) await store.createRun(runRecord({ team, runId: c.runId }, { createdAt: c.createdAt }));
+        await store.createRun(runRecord({ team: `${team}-other`, runId: 'r9' }, { createdAt: 1_700_000_009_000 }));
+        const seen: string[] = [];
+        const sizes: number[] = [];
+        let after: string | undefined;
+        for (let pages = 0; pages < 10; pages++) {
+          const page = await store.listRunsPage(team, { limit: 2, ...(after ? { after } : {}) });
+          sizes.push(page.runs.length);
+          seen.push(...page.runs.map((r) => r.run.runId));
+          expect(page.runs.every((r) => r.run.team === team)).toBe(true);
+          after = page.runs.at(-1)?.position;
+          if (!page.more) break;
+        }
+        expect(seen).toEqual(['r5', 'r4', 'r3', 'r2', 'r1']);
+        expect(Math.max(...sizes)).toBe(2);
+        // A run's listing shows its current state.
+        await store.finishRun({ team, runId: 'r5' }, 'COMPLETED', { endedAt: 1 });
+        expect((await store.listRunsPage(team, { limit: 1 })).runs[0].run).toMatchObject({ runId: 'r5', status: 'COMPLETED' });
+        await expect(store.listRunsPage(team, { limit: 1, after: 'nonsense' })).rejects.toMatchObject({ name: 'ValidationError', field: 'cursor' });
+      });
+    });
+
     describe('reserveBranches', () => {
       it('counts each spawn key once and refuses past max', async () => {
         const scope = newScope();

@@ -13,10 +13,10 @@ const scenario = { name: 's', request: 'x', entry: 'A', agents: { A: { kind: 'sc
 
 type Caller = { claims?: Record<string, string>; userArn?: string };
 
-function event(method: string, path: string, caller: Caller, options: { body?: unknown; key?: string } = {}): APIGatewayProxyEvent {
+function event(method: string, path: string, caller: Caller, options: { body?: unknown; key?: string; query?: Record<string, string> } = {}): APIGatewayProxyEvent {
   return {
     httpMethod: method, path, headers: options.key ? { 'Idempotency-Key': options.key } : {},
-    body: options.body === undefined ? null : JSON.stringify(options.body), isBase64Encoded: false, queryStringParameters: null,
+    body: options.body === undefined ? null : JSON.stringify(options.body), isBase64Encoded: false, queryStringParameters: options.query ?? null,
     multiValueHeaders: {}, multiValueQueryStringParameters: null, pathParameters: null, stageVariables: null, resource: path,
     requestContext: { authorizer: caller.claims ? { claims: caller.claims } : null, identity: { userArn: caller.userArn ?? null } } as never,
   };
@@ -72,5 +72,35 @@ describe('the API and its callers', () => {
     const started = await call(event('POST', '/runs', { claims: { sub: 'u1' } }, { body: scenario }));
     expect((await call(event('GET', `/runs/${started.body.runId}`, { claims: { sub: 'u2' } }))).status).toBe(200);
     h.stop();
+  });
+
+  it("GET /runs lists the caller's own runs newest first, a page at a time; with shareRuns the team's", async () => {
+    for (const shareRuns of [false, true]) {
+      const { h, call } = api({ shareRuns });
+      // Each run a second after the one before (runs of one millisecond would list in id order).
+      let offset = 0;
+      h.deps.clock = { now: () => Date.now() + offset };
+      const alice = { userArn: 'arn:aws:iam::1:user/alice' };
+      const bob = { userArn: 'arn:aws:iam::1:user/bob' };
+      const started: Record<string, string[]> = { alice: [], bob: [] };
+      for (const [name, caller] of [['alice', alice], ['bob', bob], ['alice', alice], ['bob', bob], ['alice', alice]] as const) {
+        offset += 1000;
+        started[name].push((await call(event('POST', '/runs', caller, { body: scenario }))).body.runId);
+      }
+      const listed: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await call(event('GET', '/runs', alice, { query: { limit: '2', ...(cursor ? { cursor } : {}) } }));
+        expect(page.status).toBe(200);
+        expect(page.body.runs.length).toBeLessThanOrEqual(2);
+        listed.push(...page.body.runs.map((r: { runId: string }) => r.runId));
+        cursor = page.body.cursor ?? undefined;
+      } while (cursor);
+      const everyone = [started.alice[2], started.bob[1], started.alice[1], started.bob[0], started.alice[0]];
+      expect(listed).toEqual(shareRuns ? everyone : [...started.alice].reverse());
+      expect(await call(event('GET', '/runs', alice, { query: { limit: '101' } }))).toMatchObject({ status: 400, body: { error: 'ValidationError', field: 'limit' } });
+      expect(await call(event('GET', '/runs', alice, { query: { cursor: 'nonsense' } }))).toMatchObject({ status: 400, body: { error: 'ValidationError', field: 'cursor' } });
+      h.stop();
+    }
   });
 });

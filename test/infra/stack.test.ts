@@ -301,8 +301,9 @@ describe('API Gateway', () => {
       .sort();
   }
 
-  it('routes the ten operations to the api function (Lambda proxy)', () => {
+  it('routes every operation to the api function (Lambda proxy)', () => {
     expect(routes(t)).toEqual([
+      'GET /runs',
       'GET /runs/{id}',
       'GET /runs/{id}/branches',
       'GET /runs/{id}/branches/{branchId}',
@@ -349,6 +350,17 @@ describe('API Gateway', () => {
     t.hasResourceProperties('AWS::ApiGateway::Method', {
       HttpMethod: 'GET',
       RequestParameters: { 'method.request.path.id': true, 'method.request.querystring.format': false },
+    });
+  });
+
+  it("lists a team's runs: GET /runs with limit and cursor, read from the table's GSI1 (no scan)", () => {
+    t.hasResourceProperties('AWS::ApiGateway::Method', {
+      HttpMethod: 'GET',
+      ResourceId: Match.objectLike({ Ref: Match.stringLikeRegexp('Apiruns') }),
+      RequestParameters: { 'method.request.querystring.limit': false, 'method.request.querystring.cursor': false },
+    });
+    t.hasResourceProperties('AWS::DynamoDB::Table', {
+      GlobalSecondaryIndexes: Match.arrayWith([Match.objectLike({ IndexName: 'GSI1', KeySchema: [{ AttributeName: 'GSI1PK', KeyType: 'HASH' }, { AttributeName: 'GSI1SK', KeyType: 'RANGE' }] })]),
     });
   });
 

@@ -127,6 +127,16 @@ describe('the handler answers as documented', () => {
     expect((await server.runtime.waitForRun(completedRunId)).status).toBe('COMPLETED');
   });
 
+  it('GET /runs → the runs newest first, a page at a time; 400 for a bad limit or cursor', async () => {
+    const all = await call('GET', '/runs', '/runs');
+    expect(all.body.runs[0]).toMatchObject({ runId: completedRunId, status: 'COMPLETED' });
+    const first = await call('GET', '/runs', '/runs?limit=1');
+    expect(first.body.runs).toHaveLength(1);
+    if (all.body.runs.length > 1) expect(typeof first.body.cursor).toBe('string');
+    expect((await call('GET', '/runs', '/runs?limit=0')).body).toMatchObject({ error: 'ValidationError', field: 'limit' });
+    expect((await call('GET', '/runs', '/runs?cursor=nonsense')).status).toBe(400);
+  });
+
   it('GET /runs/{id}, /branches, /tree (json, ascii, mermaid) and /metrics → 200', async () => {
     const id = completedRunId;
     const run = await call('GET', '/runs/{runId}', `/runs/${id}`);
