@@ -163,6 +163,17 @@ export class FunctionHost {
     this.usage.wallMs += wallMs;
   }
 
+  /**
+   * Kills every container running an invocation now, as an out-of-memory kill or a crashed
+   * runtime does: each of those invocations fails with Runtime.ExitError (an SQS event source
+   * then leaves its whole batch to the visibility timeout). Answers how many were killed.
+   */
+  killBusyContainers(): number {
+    const busy = this.containers.filter((c) => c.busy && !c.dead);
+    for (const container of busy) void container.worker.terminate();
+    return busy.length;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     for (const waiter of this.waiting.splice(0)) {

@@ -346,7 +346,12 @@ export class RehearsalStack {
 
   /** Logs of a function (by its service name, e.g. `step-worker`), for diagnostics. */
   logsOf(serviceName: string): string[] {
-    return [...this.functions.values()].find((f) => f.fn.environment.POWERTOOLS_SERVICE_NAME === serviceName)?.logs ?? [];
+    return this.findHost(serviceName)?.logs ?? [];
+  }
+
+  /** Kills the containers of a function that are running an invocation now (FunctionHost.killBusyContainers). */
+  killBusyContainers(serviceName: string): number {
+    return this.hostOf(serviceName).killBusyContainers();
   }
 
   /**
@@ -390,8 +395,7 @@ export class RehearsalStack {
   }
 
   roleStatementsOf(serviceName: string): { roleLogicalId: string; statements: PolicyStatement[] } {
-    const host = [...this.functions.values()].find((f) => f.fn.environment.POWERTOOLS_SERVICE_NAME === serviceName);
-    if (!host) throw new RehearsalError(`no function ${serviceName} in the template`);
+    const host = this.hostOf(serviceName);
     return { roleLogicalId: host.fn.roleLogicalId, statements: this.statementsOf(host.fn.roleLogicalId) };
   }
 
@@ -404,9 +408,17 @@ export class RehearsalStack {
 
   /** A function of the template by its service name: its settings as hosted (tests change its timeout). */
   functionOf(serviceName: string): HostedFunction {
-    const host = [...this.functions.values()].find((f) => f.fn.environment.POWERTOOLS_SERVICE_NAME === serviceName);
+    return this.hostOf(serviceName).fn;
+  }
+
+  private findHost(serviceName: string): FunctionHost | undefined {
+    return [...this.functions.values()].find((f) => f.fn.environment.POWERTOOLS_SERVICE_NAME === serviceName);
+  }
+
+  private hostOf(serviceName: string): FunctionHost {
+    const host = this.findHost(serviceName);
     if (!host) throw new RehearsalError(`no function ${serviceName} in the template`);
-    return host.fn;
+    return host;
   }
 
   /** The child executions a Distributed Map started for one sync point's fan-out. */

@@ -136,3 +136,70 @@ describe('a fan-out whose execution fails', () => {
     }
   }, 120_000);
 });
+
+describe('a step-worker container killed mid-batch', () => {
+  it('the whole batch comes back after the visibility timeout and the run completes with every child once', async () => {
+    // Fast and slow children in turn: a batch of two or more holds both, so a kill once one of
+    // its children completed finds another still running (the worker runs a batch's records at once).
+    const width = 24;
+    const children = Array.from({ length: width }, (_, i) => (i % 2 ? 'Slow' : 'Fast'));
+    const stepWorker = stack.template.ofType('AWS::Lambda::Function').find(([, f]) => f.Properties?.Environment?.Variables?.POWERTOOLS_SERVICE_NAME === 'step-worker')![0];
+    let runId: string | undefined;
+    type Delivered = { messageId: string; runId: string; branchId: string; receiveCount: number };
+    const batches: Delivered[][] = [];
+    const completed = new Set<string>();
+    let killed: { batch: Delivered[]; containers: number } | undefined;
+    const stopDeliveries = stack.onQueueDelivery((d) => {
+      if (d.functionId !== stepWorker) return;
+      batches.push(d.records.map((r) => {
+        const body = JSON.parse(r.body) as { runId: string; branchId: string };
+        return { messageId: r.messageId, runId: body.runId, branchId: body.branchId, receiveCount: Number(r.attributes.ApproximateReceiveCount) };
+      }));
+    });
+    const stopEvents = stack.onLifecycleEvent((e) => {
+      if (e.type !== 'BranchCompleted' || e.runId !== runId || killed) return;
+      completed.add(e.branchId!);
+      const batch = batches.find((b) => b.length >= 2 && b.every((r) => r.runId === runId && r.receiveCount === 1) && b.some((r) => completed.has(r.branchId)) && b.some((r) => !completed.has(r.branchId)));
+      if (batch) killed = { batch, containers: stack.killBusyContainers('step-worker') };
+    });
+    try {
+      const response = await stack.request('POST', '/runs', {
+        body: {
+          name: 'killed-mid-batch',
+          request: 'go',
+          entry: 'Boss',
+          agents: {
+            Boss: { kind: 'script', allowed: ['Fast', 'Slow'], responses: [{ next_action: 'parallel_invoke', agents: children }, { next_action: 'final_response', content: '$input' }] },
+            Fast: { kind: 'script', responses: [{ $delayMs: 50, next_action: 'final_response', content: 'fast' }] },
+            Slow: { kind: 'script', responses: [{ $delayMs: 3000, next_action: 'final_response', content: 'slow' }] },
+          },
+        },
+      });
+      expect(response.statusCode, response.body).toBe(202);
+      runId = (JSON.parse(response.body) as { runId: string }).runId;
+      const run = await stack.waitForRun(runId);
+      const branches = await stack.listBranches(runId);
+
+      expect(killed, `no batch of two or more: ${batches.map((b) => b.length).join(',')}`).toBeDefined();
+      expect(killed!.containers).toBeGreaterThanOrEqual(1);
+      // Every record of the killed batch, the completed ones too, was delivered again.
+      for (const record of killed!.batch) {
+        const again = batches.flat().filter((r) => r.messageId === record.messageId && r.receiveCount > 1);
+        expect(again.length, `${record.branchId} was not delivered again`).toBeGreaterThanOrEqual(1);
+      }
+      expect(run.status).toBe('COMPLETED');
+      const parts = (run.result as { parts?: unknown }).parts ?? run.result;
+      const { results, failures, metadata } = parts as { results: Record<string, string>; failures: object; metadata: { succeeded: number; failed: number } };
+      expect(failures).toEqual({});
+      expect(Object.keys(results)).toHaveLength(width);
+      for (let i = 0; i < width; i++) expect(results[`root.${i}`]).toBe(children[i] === 'Fast' ? 'fast' : 'slow');
+      // Each child counted once, each made its one step once.
+      expect([metadata.succeeded, metadata.failed]).toEqual([width, 0]);
+      for (const child of branches.filter((b) => b.parentId === 'root')) expect([child.id, child.status, child.stepCount]).toEqual([child.id, 'COMPLETED', 1]);
+      expect(stack.denials).toEqual([]);
+    } finally {
+      stopDeliveries();
+      stopEvents();
+    }
+  }, 240_000);
+});
