@@ -8,10 +8,11 @@
  * (rehearsal-step-functions.test.ts); here a scaled one takes the same path.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RehearsalStack } from '../../local/rehearsal/rehearsal-stack';
+import { RehearsalStack } from '../../local/rehearsal/rehearsal-stack';
+import { synthesize } from '../../local/rehearsal/synth';
 import { runRequestBody } from '../../local/rehearsal/rehearse-command';
 import { loadScenarioFile } from '../../local/scenario-file';
-import { rehearseRun, startRehearsedStack } from '../support/rehearsed-stack';
+import { REHEARSAL_AGGREGATORS, rehearseRun, startRehearsedStack } from '../support/rehearsed-stack';
 
 let stack: RehearsalStack;
 
@@ -200,6 +201,49 @@ describe('a step-worker container killed mid-batch', () => {
     } finally {
       stopDeliveries();
       stopEvents();
+    }
+  }, 240_000);
+});
+
+describe('function concurrency', () => {
+  it('a new account (concurrency 10) cannot give the step-worker its reserved concurrency: the stack is refused, as CloudFormation refuses it', async () => {
+    const assembly = await synthesize({ aggregators: REHEARSAL_AGGREGATORS });
+    await expect(RehearsalStack.start({ assembly, accountConcurrency: 10 })).rejects.toThrow(
+      /^function \w+: Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of \[100\] \(the account's concurrency is 10; this stack reserves 900\)$/,
+    );
+  }, 300_000);
+
+  it('a throttled batch goes back to its queue and comes back after the visibility timeout, counted as a receive', async () => {
+    const worker = stack.functionOf('step-worker');
+    const reserved = worker.reservedConcurrency;
+    // Fewer than the event sources' pollers: twelve children due at once come in two batches at
+    // least (10 records a batch), and the second one is throttled while the first runs.
+    worker.reservedConcurrency = 1;
+    const deliveries: { messageId: string; branchId: string; receiveCount: number }[] = [];
+    const stop = stack.onQueueDelivery((d) => {
+      for (const r of d.records) deliveries.push({ messageId: r.messageId, branchId: (JSON.parse(r.body) as { branchId: string }).branchId, receiveCount: Number(r.attributes.ApproximateReceiveCount) });
+    });
+    const throttledBefore = stack.throttles.length;
+    try {
+      const { run, branches } = await rehearse({
+        name: 'throttled',
+        request: 'go',
+        entry: 'Boss',
+        agents: {
+          Boss: { kind: 'script', allowed: ['Worker'], responses: [{ next_action: 'parallel_invoke', agents: Array.from({ length: 12 }, () => 'Worker') }, { next_action: 'final_response', content: '$input' }] },
+          Worker: { kind: 'script', responses: [{ $delayMs: 1500, next_action: 'final_response', content: 'done' }] },
+        },
+      });
+      const throttled = stack.throttles.slice(throttledBefore);
+      expect(throttled.length).toBeGreaterThanOrEqual(1);
+      expect(throttled.every((t) => t.functionName === worker.name && t.caller !== 'Step Functions')).toBe(true);
+      // What was throttled was received again later: its receive count went up.
+      expect(deliveries.some((d) => d.receiveCount > 1)).toBe(true);
+      expect(run.status).toBe('COMPLETED');
+      expect(branches.filter((b) => b.status === 'COMPLETED')).toHaveLength(13);
+    } finally {
+      stop();
+      worker.reservedConcurrency = reserved;
     }
   }, 240_000);
 });
