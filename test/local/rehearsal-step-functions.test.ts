@@ -20,7 +20,10 @@ const SHIPPED = loadFanOutDefinition({ StepQueueUrl: 'https://sqs.eu-west-1.amaz
 /** The definition before the first-traffic fixes: no Catch, every output kept, no failed child execution tolerated. */
 function beforeTheFixes(definition: Record<string, any>): Record<string, any> {
   const copy = structuredClone(definition);
-  for (const name of ['FanOut', 'FanOutDistributed', 'Aggregate']) delete copy.States[name].Catch;
+  // Every Catch that leads to RecordFanOutFailure (the Maps, Aggregate; the batched path's too).
+  for (const state of Object.values(copy.States) as Record<string, any>[]) {
+    if (state.Catch?.some((c: { Next?: string }) => c.Next === 'RecordFanOutFailure')) delete state.Catch;
+  }
   delete copy.States.FanOutDistributed.ToleratedFailurePercentage;
   delete copy.States.RecordFanOutFailure;
   JSON.stringify(copy, (_key, value) => {
