@@ -71,6 +71,8 @@ export interface TellOptions {
   batch?: FanOutBatch;
   /** The branch's fan-out iteration is over (it failed): there is no token to release. */
   iterationOver?: boolean;
+  /** The caller is a step message's first delivery: no earlier try of its work began anything. */
+  firstDelivery?: boolean;
 }
 
 /** Step 1: ends the branch if it is still where the caller saw it; returns the ended record. */
@@ -153,7 +155,7 @@ export async function tellEnd(deps: SpawnerDeps, branch: BranchRecord, by: WorkM
     await finishRun(deps, branch, by);
     return;
   }
-  await countChildEnd(deps, branchEnds, branch, options);
+  await countChildEnd(deps, branchEnds, branch, by, options);
 }
 
 /**
@@ -196,8 +198,10 @@ export function endEvent(branch: BranchRecord, now: number): LifecycleEvent {
  * Step 2b: the branch ended while waiting on its current children: cancel them and stop their
  * fan-out (its name is derived from the sync point). Children the branch's spawn creates after
  * this read are cancelled by the spawn itself (it checks its parent after creating them).
+ * `retell` false: the caller is not the parent's end (a spawn that found its parent ended):
+ * children that end already cancelled are that end's to tell.
  */
-export async function cancelChildren(deps: SpawnerDeps, parent: BranchRecord): Promise<void> {
+export async function cancelChildren(deps: SpawnerDeps, parent: BranchRecord, retell = true): Promise<void> {
   const spawn = parent.spawn;
   if (!spawn) return;
   const scope = scopeOf(parent);
@@ -210,7 +214,7 @@ export async function cancelChildren(deps: SpawnerDeps, parent: BranchRecord): P
     await publish(deps, ...children.map((c) => branchEvent('BranchCreated', c, c.createdAt, { seq: spawn.seq })));
   }
   const reason = endedWithParent(parent);
-  await Promise.all(children.map((child) => endForParent(deps, child, { status: 'CANCELLED', by, error: reason })));
+  await Promise.all(children.map((child) => endForParent(deps, child, { status: 'CANCELLED', by, error: reason }, retell)));
   await deps.fanOut.stop(fanOutExecutionName(scope, parent.id, spawn.seq), `branch ${parent.id} ${parent.status}`);
 }
 

@@ -49,7 +49,7 @@ export interface BranchEnds {
     end: { status: 'CANCELLED' | 'FAILED'; by: WorkMark; error: string },
     retell?: boolean,
   ): Promise<BranchRecord>;
-  cancelChildren(deps: SpawnerDeps, parent: BranchRecord): Promise<void>;
+  cancelChildren(deps: SpawnerDeps, parent: BranchRecord, retell?: boolean): Promise<void>;
 }
 
 /**
@@ -116,9 +116,10 @@ export async function openSyncPoint(
   await deps.fanOut.start(fanOutRequest(deps, run, parent.id, spawn, executionName));
   // The parent may have ended (a cancel) while this ran; its end cancelled the children it could
   // read then. Checked after the children exist and their fan-out started, so that either that
-  // end saw them or this read sees the end: the children it missed are cancelled here.
+  // end saw them or this read sees the end: the children it missed are cancelled here (those it
+  // cancelled are its to tell; a retry of the parent's end, or of this work, tells them again).
   const current = await deps.store.getBranch(scope, parent.id);
-  if (current && isTerminal(current.status) && current.spawn?.seq === spawn.seq) await ends.cancelChildren(deps, current);
+  if (current && isTerminal(current.status) && current.spawn?.seq === spawn.seq) await ends.cancelChildren(deps, current, false);
 }
 
 /** The fan-out of a sync point: its children as a range of indices, never a list. */
@@ -305,7 +306,7 @@ function nextSpawnAfter(parent: BranchRecord, spawn: SpawnState, value: unknown)
  * A child's end told to its parent (end-branch.ts, step 2c): counts it on the parent's sync point (exactly once), settles the sync
  * point when the counts decide it early, and releases the child's fan-out iteration.
  */
-export async function countChildEnd(deps: SpawnerDeps, ends: BranchEnds, branch: BranchRecord, options: TellOptions): Promise<void> {
+export async function countChildEnd(deps: SpawnerDeps, ends: BranchEnds, branch: BranchRecord, by: WorkMark, options: TellOptions): Promise<void> {
   const scope = scopeOf(branch);
   const parentId = branch.parentId!;
   const seq = branch.parentSeq!;
@@ -323,10 +324,13 @@ export async function countChildEnd(deps: SpawnerDeps, ends: BranchEnds, branch:
     // An early exit is settled here (its fan-out stopped, so its Aggregate never runs). A
     // repeated end (a retry after a crash) settles again if the sync point was claimed: the
     // crash may have cut the settlement short (before the stop, too: the settlement sees from
-    // the children that it was early). Otherwise the fan-out's Aggregate settles.
-    if (decision.cancelRest || (!applied && (await deps.store.getSyncPoint(scope, parentId, seq))?.aggregatedAt !== undefined)) {
-      // A first count is new work; a repeated one may be the retry of a settlement that died.
-      await settleSyncPoint(deps, ends, scope, parentId, seq, { decision, mayRepeat: !applied });
+    // the children that it was early). Otherwise the fan-out's Aggregate settles. A message's
+    // first delivery that finds the child ended by other work (a batched child's first step sent
+    // as the settlement cancelled it) is no retry: settling again would tell its ends twice.
+    const retry = !applied && (branch.advancedBy === by || !options.firstDelivery);
+    if (decision.cancelRest || (retry && (await deps.store.getSyncPoint(scope, parentId, seq))?.aggregatedAt !== undefined)) {
+      // A first count is new work; a retry's may be the retry of a settlement that died.
+      await settleSyncPoint(deps, ends, scope, parentId, seq, { decision, mayRepeat: retry });
     }
   }
   if (options.iterationOver) return;
@@ -467,7 +471,7 @@ export async function settleSyncPoint(
     // An `agent:<Name>` aggregator's branch is not one of the children the failure policy is about.
     const aggregator = onIt && spawn.aggregationOf !== undefined && spawn.aggregator.kind === 'agent' ? spawn.aggregator.agent : undefined;
     const error = aggregator ? `the aggregator agent:${aggregator} failed` : `children failed: ${reason}`;
-    await failParent(deps, ends, parent, seq, by, `${error}${firstFailure(children)}`);
+    await failParent(deps, ends, parent, seq, by, `${error}${firstFailure(children)}`, retell);
     return;
   }
   const run = await loadRun(deps, scope);
@@ -486,7 +490,7 @@ export async function settleSyncPoint(
     }
     if (!failure) failure = await resumeParent(deps, ends, run, parent, seq, value);
   }
-  if (failure) await failParent(deps, ends, parent, seq, by, failure);
+  if (failure) await failParent(deps, ends, parent, seq, by, failure, retell);
 }
 
 /**
@@ -514,10 +518,14 @@ function settledEarly(decision: FanInDecision | undefined, children: BranchRecor
   return children.some((c) => !isTerminal(c.status) || (c.status === 'CANCELLED' && c.advancedBy === by));
 }
 
-/** A parent whose sync point failed (or could not be aggregated) fails; a retry tells it again. */
-async function failParent(deps: SpawnerDeps, ends: BranchEnds, parent: BranchRecord, seq: number, by: WorkMark, error: string) {
+/**
+ * A parent whose sync point failed (or could not be aggregated) fails; a retry tells it again.
+ * New work (`retell` false: a child's end counted for the first time) that finds the parent
+ * failed under the settlement's mark leaves the telling to the settlement that wrote it.
+ */
+async function failParent(deps: SpawnerDeps, ends: BranchEnds, parent: BranchRecord, seq: number, by: WorkMark, error: string, retell: boolean) {
   if (isTerminal(parent.status)) {
-    if (parent.advancedBy === by) await ends.tellEnd(deps, parent, by, { mayHaveChildren: false });
+    if (parent.advancedBy === by && retell) await ends.tellEnd(deps, parent, by, { mayHaveChildren: false });
     return;
   }
   if (parent.spawn?.seq !== seq) return;

@@ -98,3 +98,54 @@ describe('an early-settled fan-out (wait_for 3 of 10, 3 at a time)', () => {
     }
   });
 });
+
+describe('a failing fan-out decided by two children, the second after the run ended', () => {
+  it('tells the parent\'s end and the run\'s end once (the later settlement is not a retry)', async () => {
+    const h = createMemoryHarness();
+    const store = h.store;
+    // root.0 completes and is counted right after root.1 failed (both counts see a child still to
+    // end, so each settles the sync point early); root.0's settlement only goes on once root.1's
+    // has failed the root and ended the run, as under load.
+    let failedCounted!: () => void;
+    const failedCount = new Promise<void>((resolve) => (failedCounted = resolve));
+    let runEnded!: () => void;
+    const ended = new Promise<void>((resolve) => (runEnded = resolve));
+    let okCounted!: () => void;
+    const okCount = new Promise<void>((resolve) => (okCounted = resolve));
+    const record = store.recordChildEnd.bind(store);
+    store.recordChildEnd = async (scope, parentId, seq, childId, outcome) => {
+      if (childId === 'root.0') await failedCount;
+      const counted = await record(scope, parentId, seq, childId, outcome);
+      if (childId === 'root.1') {
+        failedCounted();
+        await okCount;
+      }
+      if (childId === 'root.0' && counted.applied) {
+        okCounted();
+        await ended;
+      }
+      return counted;
+    };
+    const finishRun = store.finishRun.bind(store);
+    store.finishRun = async (...args) => {
+      const finished = await finishRun(...args);
+      if (finished) runEnded();
+      return finished;
+    };
+    const agents = scriptAgents({
+      Boss: { allowed: ['Ok', 'Bad', 'Slow'], responses: [{ next_action: 'parallel_invoke', agents: ['Ok', 'Bad', 'Slow'] }, { next_action: 'final_response', content: '$input' }] },
+      Ok: { responses: [{ next_action: 'final_response', content: 'ok' }] },
+      Bad: { responses: [{ $fail: 'boom' }] },
+      Slow: { responses: [{ $hang: true, next_action: 'final_response', content: 'never' }] },
+    });
+    try {
+      const outcome = await h.run({ name: 'failing', request: 'x', entry: 'Boss', agents, failurePolicy: { maxFailedFraction: 0 } });
+      expect(outcome.run.status).toBe('FAILED');
+      expect(outcome.events.filter((e) => e.type === 'RunFailed'), 'RunFailed events').toHaveLength(1);
+      expect(endEvents(outcome.events).get('root'), 'end events of root').toEqual(['BranchFailed']);
+      for (const branch of outcome.branches) expect(endEvents(outcome.events).get(branch.id), `end events of ${branch.id}`).toHaveLength(1);
+    } finally {
+      h.stop();
+    }
+  });
+});

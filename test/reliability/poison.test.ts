@@ -102,13 +102,17 @@ describe.concurrent.each(ENGINE_TIERS)('poison messages on the %s tier', (tier) 
     const doc = JSON.parse(io.outText());
     expect(doc).toMatchObject({ status: 'COMPLETED', result: { edited: 'draft v1' } });
     expect(doc.branches).toEqual([expect.objectContaining({ id: 'root', status: 'COMPLETED', agent: 'Editor' })]);
-  }, 60_000);
+    // Its own budget: four processes open the folder one after another (each starts the engines).
+  }, 180_000);
 
   // Stopped while the child's last allowed delivery waits out its backoff: the message is not in
   // the DLQ yet, but its next receive would put it there. redrive must give it fresh deliveries
   // (it moved 0 messages, and resume then dead-lettered it beside the fan-out's new dispatch and
   // failed the child as poison). The journal tier's (`--data`'s) redrive does it; the engines
   // tier (folders of earlier versions) keeps in-flight deadlines, and its redrive moves the DLQ only.
+  // The first process allows many deliveries, so that however late it stops after the second
+  // failed one, none reaches the DLQ; the next process (maxReceiveCount 2) is the one for which
+  // that message is on its last delivery.
   if (tier === 'journal') it('a child stopped on its last delivery: redrive, then resume, completes every child', async ({ onTestFinished }) => {
     const data = mkdtempSync(join(tmpdir(), 'bs-redrive-child-'));
     const runtime = await started(onTestFinished, {
@@ -116,7 +120,7 @@ describe.concurrent.each(ENGINE_TIERS)('poison messages on the %s tier', (tier) 
       dataDir: data,
       chaos: { poison: ['root.1'] },
       poison: 'keep',
-      maxReceiveCount: 2,
+      maxReceiveCount: 50,
       visibilityTimeoutSeconds: 1,
     });
     const retried = new Promise<void>((resolve) =>

@@ -354,6 +354,8 @@ export class World {
   readonly rng: Rng;
   readonly events: LifecycleEvent[] = [];
   readonly injected: Record<string, number> = {};
+  /** Deliveries of each message id so far. */
+  private readonly receives = new Map<string, number>();
   readonly violations: string[] = [];
   /** The claim check's blobs, with the crash between a blob's write and its reference's. */
   readonly blobs = new SimBlobStore(this);
@@ -550,7 +552,7 @@ export class World {
         // A duplicate send (another message) or the same message delivered twice.
         const same = this.rng.chance(0.5);
         this.messages.push({ id: same ? id : `m${++this.messageSeq}`, body: structuredClone(body), delivering: 0 });
-        this.count('duplicate delivery');
+        this.count(same ? 'duplicate delivery (redelivered)' : 'duplicate delivery');
       }
     }
   }
@@ -558,7 +560,10 @@ export class World {
   private deliver(message: Message): void {
     message.delivering++;
     const epoch = this.epoch;
-    this.startWork(`step ${message.body.branchId}@${message.body.step}`, () => executeStep(this.deps, message.body, { messageId: message.id }), {
+    // SQS's ApproximateReceiveCount: every delivery of the same message id counts.
+    const receiveCount = (this.receives.get(message.id) ?? 0) + 1;
+    this.receives.set(message.id, receiveCount);
+    this.startWork(`step ${message.body.branchId}@${message.body.step}`, () => executeStep(this.deps, message.body, { messageId: message.id, receiveCount }), {
       done: () => {
         if (epoch === this.epoch) this.messages = this.messages.filter((m) => m !== message);
       },
