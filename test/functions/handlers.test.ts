@@ -6,6 +6,7 @@ import { createStepWorkerHandler, stepRetryDelaySeconds, STEP_RETRY_MAX_SECONDS 
 import type { LifecycleEvent } from '../../core/events';
 import type { StepReceipt } from '../../core/ports';
 import { createTriggerHandler } from '../../functions/handlers/trigger';
+import { runIdFor } from '../../functions/messages';
 import { ValidationError } from '../../core/errors';
 import { createMemoryHarness } from '../support/memory-harness';
 
@@ -134,6 +135,19 @@ describe('trigger', () => {
     const again = await trigger(event({ name: 'from-event', request: 'go', entry: 'A' }));
     expect(first.created).toBe(true);
     expect(again).toEqual({ runId: first.runId, created: false });
+    h.stop();
+  });
+
+  it("an event's run id does not follow from its idempotency key (kept apart, as the API keeps a caller's)", async () => {
+    const h = createMemoryHarness();
+    const trigger = createTriggerHandler(h.deps, { team: 't', policy: { registry: agents, inline: 'none' } });
+    const first = await trigger(event({ name: 'nightly', request: 'go', entry: 'A', idempotencyKey: 'nightly-2026-12-07' }, 'RunRequested', 'evt-a'));
+    // The same key in another event (EventBridge's retry, a second publish) is the same run.
+    const again = await trigger(event({ name: 'nightly', request: 'go', entry: 'A', idempotencyKey: 'nightly-2026-12-07' }, 'RunRequested', 'evt-b'));
+    expect(again).toEqual({ runId: first.runId, created: false });
+    // Nobody who guesses the key can compute the id (it was the hash of team and key).
+    expect(first.runId).not.toBe(runIdFor('t', 'nightly-2026-12-07'));
+    expect(first.runId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     h.stop();
   });
 
