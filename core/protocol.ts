@@ -30,6 +30,8 @@ export interface SpawnDecision {
 
 /** How `complete_when` names a registered completion function: `fn:<name>`, as `agent:<Name>` names an aggregator agent. */
 export const COMPLETION_FN_PREFIX = 'fn:';
+/** A completion function is asked with every child at each child's end: that many reads each time, so it is for small spawns. */
+export const MAX_COMPLETION_FN_CHILDREN = 100;
 
 export interface ParseContext {
   /** The agent that answered (copies in the `next_actions` dialect are copies of it). */
@@ -282,7 +284,7 @@ function parseParallel(value: z.infer<typeof parallelSchema>, context: ParseCont
     kind: 'spawn',
     groups: [children],
     grouped: false,
-    ...spawnOptionsOf(value, children.length),
+    ...spawnOptionsOf(value, children.length, children.length),
   };
 }
 
@@ -296,7 +298,8 @@ function parseNextActions(raw: Record<string, unknown>, context: ParseContext): 
   );
   // A loop, not Math.min(...): spreading a list of 100k+ groups overflows the stack.
   const smallest = specs.reduce((min, g) => Math.min(min, g.length), Infinity);
-  return { kind: 'spawn', groups: specs, grouped: true, ...spawnOptionsOf(value, smallest) };
+  const widest = specs.reduce((max, g) => Math.max(max, g.length), 0);
+  return { kind: 'spawn', groups: specs, grouped: true, ...spawnOptionsOf(value, smallest, widest) };
 }
 
 function spawnOptionsOf(
@@ -312,11 +315,18 @@ function spawnOptionsOf(
     complete_when?: WaitFor | string;
   },
   childCount: number,
+  widest: number,
 ): Omit<SpawnDecision, 'kind' | 'groups' | 'grouped'> {
   const completeWhen = value.complete_when;
   const completeFn = typeof completeWhen === 'string' && completeWhen.startsWith(COMPLETION_FN_PREFIX) ? completeWhen.slice(COMPLETION_FN_PREFIX.length) : undefined;
   if (completeWhen !== undefined && value.wait_for !== undefined && completeWhen !== value.wait_for) {
     throw new InvalidAgentResponseError('give either "complete_when" or "wait_for", not both', { field: 'complete_when' });
+  }
+  if (completeFn !== undefined && widest > MAX_COMPLETION_FN_CHILDREN) {
+    throw new InvalidAgentResponseError(
+      `complete_when "${completeWhen}" is for at most ${MAX_COMPLETION_FN_CHILDREN} children (it reads every child at each end); this spawn has ${widest}`,
+      { field: 'complete_when' },
+    );
   }
   const field = completeWhen !== undefined ? 'complete_when' : 'wait_for';
   const waitFor: WaitFor =

@@ -26,6 +26,12 @@ export const FUNCTION_MEMORY_MB: Readonly<Record<SpawnerFunctionName, number>> =
 /** Lambda's own bounds on a function's memory (MB). */
 export const LAMBDA_MEMORY_MB = { min: 128, max: 10_240 } as const;
 
+/**
+ * Lambda's concurrency quota of an account in a Region by default, and what no function may
+ * reserve of it (ReservedConcurrentExecutions beyond the rest fails the deploy).
+ */
+export const LAMBDA_CONCURRENCY = { accountDefault: 1000, minUnreserved: 100 } as const;
+
 /** The memory a function is deployed with, for a team that may size its step-worker. */
 export function functionMemoryMb(name: SpawnerFunctionName, team: { workerMemoryMb?: number } = {}): number {
   return name === 'step-worker' && team.workerMemoryMb !== undefined ? team.workerMemoryMb : FUNCTION_MEMORY_MB[name];

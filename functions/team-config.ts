@@ -13,7 +13,7 @@ import { parseScenario } from '../core/scenario';
 import type { AgentPolicy } from '../core/run-request';
 import { DEFAULT_MAX_BODY_BYTES } from './lambda-environment';
 import { continueLaneConcurrency } from '../core/step-lanes';
-import { LAMBDA_MEMORY_MB } from './function-memory';
+import { LAMBDA_CONCURRENCY, LAMBDA_MEMORY_MB } from './function-memory';
 import { BRANCH_EVENT_MODES, SEND_ALL_EVENTS } from '../core/event-policy';
 
 /** The teams' configs live with the infrastructure that deploys them. */
@@ -60,6 +60,9 @@ const teamConfigSchema = z
     // default), so the lanes are never throttled by the account's other functions; false reserves
     // nothing (new accounts with reduced concurrency cannot reserve any).
     workerReservedConcurrency: z.union([z.number().int('must be an integer').min(2, 'must be ≥ 2').max(10_000, 'must be ≤ 10000'), z.literal(false)]).optional(),
+    // The Lambda concurrency quota of the account the stack deploys to (AWS's default unless
+    // raised): what the step-worker may reserve is checked against it, as the deploy would be.
+    accountConcurrency: z.number().int('must be an integer').min(1, 'must be ≥ 1').max(1_000_000, 'must be ≤ 1000000').default(LAMBDA_CONCURRENCY.accountDefault),
     // The step-worker's memory (MB): the measured default (functions/function-memory.ts) unless set.
     workerMemoryMb: z
       .number()
@@ -152,6 +155,18 @@ export function parseTeamConfig(document: unknown, file: string): TeamConfig {
       file,
       'workerReservedConcurrency',
       `must be ≥ ${lanes}, the step-worker's event sources' maxima (workerMaxConcurrency ${config.workerMaxConcurrency} + its continue lane), or false`,
+    );
+  }
+  // CloudFormation refuses a reservation that leaves the account less than its unreserved minimum.
+  const reserved = workerReservedConcurrency(config);
+  const reservable = config.accountConcurrency - LAMBDA_CONCURRENCY.minUnreserved;
+  if (reserved !== undefined && reserved > reservable) {
+    const field = typeof config.workerReservedConcurrency === 'number' ? 'workerReservedConcurrency' : 'workerMaxConcurrency';
+    throw new TeamConfigError(
+      file,
+      field,
+      `the step-worker would reserve ${reserved} of the account's concurrency (accountConcurrency ${config.accountConcurrency}), over the ${reservable} Lambda lets a function reserve ` +
+        `(it keeps ${LAMBDA_CONCURRENCY.minUnreserved} unreserved): lower workerMaxConcurrency, set workerReservedConcurrency to false, or set accountConcurrency to the account's quota`,
     );
   }
   const names = Object.keys(config.agents);

@@ -191,14 +191,19 @@ export class LocalRuntime {
     const toolBox = new ToolBox(options.modules);
     // http agents get values past 256 KB by URL (core/agent-request.ts), served from the run's blobs.
     const links = new LocalValueLinks(engines.blobs);
-    const invoker = faults.wrapInvoker(
-      new KindRouter({
-        script: new ScriptInvoker(),
-        http: new HttpInvoker({ links }),
-        module: new ModuleInvoker(options.modules),
-        ...llmInvokers({ toolBox }),
-        ...options.invokers,
-      }),
+    // Each handler call where AWS invokes a function is metered as its invocation; agent calls
+    // count as its waits (see local/invocation-meter.ts).
+    const invocations = new InvocationMeter(engines.meter, { workerMemoryMb: options.workerMemoryMb });
+    const invoker = invocations.agents(
+      faults.wrapInvoker(
+        new KindRouter({
+          script: new ScriptInvoker(),
+          http: new HttpInvoker({ links }),
+          module: new ModuleInvoker(options.modules),
+          ...llmInvokers({ toolBox }),
+          ...options.invokers,
+        }),
+      ),
     );
     const deps: SpawnerDeps = {
       store: engines.store,
@@ -215,8 +220,6 @@ export class LocalRuntime {
       runCache: new Map(),
       ...(options.fanOutDispatch ? { fanOutDispatch: options.fanOutDispatch } : {}),
     };
-    // Each handler call where AWS invokes a function is metered as its invocation.
-    const invocations = new InvocationMeter(engines.meter, { workerMemoryMb: options.workerMemoryMb });
     late.bind(invocations.tasks(createFanOutTaskHandlers(deps)));
     const worker = createStepWorkerHandler(deps);
     const runtime = new LocalRuntime(engines, deps, bus, team, worker, fanOut, faults, options, toolBox, invocations, links);

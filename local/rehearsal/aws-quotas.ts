@@ -4,6 +4,8 @@
  * an engine enforces one itself, the table says which.
  */
 
+import { LAMBDA_CONCURRENCY } from '../../functions/function-memory';
+
 const KIB = 1024;
 const MIB = 1024 * KIB;
 
@@ -32,4 +34,8 @@ export const AWS_QUOTAS = {
    * the next one, unless the function's RecursiveLoop is Allow.
    */
   recursiveLoopMaxInvocations: 16,
+  /** Lambda: concurrent executions of an account in a Region (the default quota; new accounts may get less). */
+  lambdaAccountConcurrency: LAMBDA_CONCURRENCY.accountDefault,
+  /** Lambda: the account's concurrency no function may reserve (ReservedConcurrentExecutions beyond it fails the deploy). */
+  lambdaMinUnreservedConcurrency: LAMBDA_CONCURRENCY.minUnreserved,
 } as const;

@@ -25,7 +25,25 @@ export interface HostedFunction {
   roleLogicalId: string;
   /** Containers at most (Lambda scales further; the rehearsal bounds it for one machine). */
   maxContainers: number;
+  /**
+   * The function's ReservedConcurrentExecutions: invocations in progress at most, the rest
+   * throttled. Without it the function shares the account's unreserved concurrency (the pool).
+   */
+  reservedConcurrency?: number;
 }
+
+/**
+ * The account's concurrency that no function reserved: the functions without reserved
+ * concurrency share it; an invocation beyond it is throttled, as Lambda does.
+ */
+export class ConcurrencyPool {
+  inUse = 0;
+  /** Set once every function's reservation is known (the account's less what they reserve). */
+  constructor(public limit: number) {}
+}
+
+/** Lambda refused the invocation: the function's or the account's concurrency is in use (TooManyRequestsException). */
+export const THROTTLED = 'TooManyRequestsException';
 
 /** What an invocation that failed looks like to the caller (Lambda's function error shape). */
 export class FunctionError extends Error {
@@ -67,7 +85,7 @@ export class FunctionHost {
   private readonly idleWaiters: (() => void)[] = [];
   /** The last lines each container wrote (Powertools logs); never printed unless asked. */
   readonly logs: string[] = [];
-  readonly stats = { invocations: 0, errors: 0, timeouts: 0, coldStarts: 0 };
+  readonly stats = { invocations: 0, errors: 0, timeouts: 0, coldStarts: 0, throttles: 0 };
   /**
    * What the invocations used of their containers (lambda-container.mjs): the most heap and
    * off-heap memory one container held after an invocation, and event loop busy time (CPU work)
@@ -77,7 +95,7 @@ export class FunctionHost {
 
   constructor(
     readonly fn: HostedFunction,
-    private readonly options: { region: string; account: string; onLog?(fn: string, line: string): void },
+    private readonly options: { region: string; account: string; onLog?(fn: string, line: string): void; pool?: ConcurrencyPool },
   ) {}
 
   /**
@@ -90,10 +108,25 @@ export class FunctionHost {
     if (size > AWS_QUOTAS.lambdaSyncPayloadBytes) {
       throw new FunctionError(this.fn.name, 'RequestEntityTooLargeException', `Request must be smaller than ${AWS_QUOTAS.lambdaSyncPayloadBytes} bytes for the InvokeFunction operation (got ${size})`);
     }
+    // Concurrency is the invocations in progress (those waiting for one of the rehearsal's
+    // containers too): past the reserved concurrency, or the account's unreserved pool, Lambda
+    // throttles instead of running it.
+    const reserved = this.fn.reservedConcurrency;
+    const pool = reserved === undefined ? this.options.pool : undefined;
+    if (reserved !== undefined && this.inFlight >= reserved) {
+      this.stats.throttles++;
+      throw new FunctionError(this.fn.name, THROTTLED, `Rate Exceeded. (ReservedFunctionConcurrentInvocationLimitExceeded: ${this.fn.name} reserves ${reserved})`);
+    }
+    if (pool && pool.inUse >= pool.limit) {
+      this.stats.throttles++;
+      throw new FunctionError(this.fn.name, THROTTLED, `Rate Exceeded. (ConcurrentInvocationLimitExceeded: the account's unreserved concurrency is ${pool.limit})`);
+    }
     this.inFlight++;
+    if (pool) pool.inUse++;
     try {
       return await this.invokeIn(event, options.traceHeader ?? newTraceHeader());
     } finally {
+      if (pool) pool.inUse--;
       if (--this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
     }
   }
@@ -161,6 +194,17 @@ export class FunctionHost {
     this.usage.peakExternalBytes = Math.max(this.usage.peakExternalBytes, usage.external + usage.arrayBuffers);
     this.usage.busyMs += usage.busyMs;
     this.usage.wallMs += wallMs;
+  }
+
+  /**
+   * Kills every container running an invocation now, as an out-of-memory kill or a crashed
+   * runtime does: each of those invocations fails with Runtime.ExitError (an SQS event source
+   * then leaves its whole batch to the visibility timeout). Answers how many were killed.
+   */
+  killBusyContainers(): number {
+    const busy = this.containers.filter((c) => c.busy && !c.dead);
+    for (const container of busy) void container.worker.terminate();
+    return busy.length;
   }
 
   async close(): Promise<void> {

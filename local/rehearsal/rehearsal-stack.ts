@@ -28,7 +28,7 @@ import { startDynalite, type DynamoEngine } from '../engines/dynalite-engine';
 import { startFauxqs, type FauxqsEngine } from '../engines/fauxqs-engine';
 import { AwsEndpoint, ServiceError, type Caller } from './aws-endpoint';
 import { PutEventsTooLargeError, RehearsalEventBus, type BusEvent, type RehearsalRule } from './event-bus';
-import { FunctionError, FunctionHost, type HostedFunction } from './function-host';
+import { ConcurrencyPool, FunctionError, FunctionHost, THROTTLED, type HostedFunction } from './function-host';
 import { AccessDeniedError, evaluate, roleStatements, type PolicyStatement } from './iam';
 import { executionArnOf, RehearsalStepFunctions, SfnServiceError } from './step-functions';
 import { assemblyEnvironment, synthesize, type Assembly } from './synth';
@@ -51,6 +51,13 @@ export interface RehearsalOptions {
   onProgress?(what: string): void;
   /** Warm containers per function at most (Lambda scales further). Default 4. */
   maxContainers?: number;
+  /**
+   * The account's Lambda concurrency (default AWS's 1,000; a new account may have 10). Functions
+   * reserve from it (ReservedConcurrentExecutions, leaving at least 100 unreserved or the stack is
+   * refused, as CloudFormation refuses it); the others share the rest; an invocation beyond either
+   * is throttled.
+   */
+  accountConcurrency?: number;
   /**
    * How fast queue time runs (queue-clock.ts): every SQS timer (visibility timeouts, delays) is
    * AWS's times this. Default 1/60: a message whose step failed without a backoff comes back
@@ -125,6 +132,9 @@ export class RehearsalStack {
   /** Records Lambda's recursive loop detection stopped (recursion.ts), as AWS would notify them. */
   readonly recursionStops: { functionName: string; messageId: string; invocations: number }[] = [];
   readonly errors: unknown[] = [];
+  /** Invocations Lambda throttled, by the caller that asked (an event source mapping's batch comes back later). */
+  readonly throttles: { functionName: string; caller: string }[] = [];
+  private readonly pool = new ConcurrencyPool(AWS_QUOTAS.lambdaAccountConcurrency);
   private readonly functions = new Map<string, FunctionHost>();
   private readonly callers = new Map<string, Caller>();
   /** Output values that live elsewhere in the rehearsal (the API's URL is the local gateway's). */
@@ -346,7 +356,12 @@ export class RehearsalStack {
 
   /** Logs of a function (by its service name, e.g. `step-worker`), for diagnostics. */
   logsOf(serviceName: string): string[] {
-    return [...this.functions.values()].find((f) => f.fn.environment.POWERTOOLS_SERVICE_NAME === serviceName)?.logs ?? [];
+    return this.findHost(serviceName)?.logs ?? [];
+  }
+
+  /** Kills the containers of a function that are running an invocation now (FunctionHost.killBusyContainers). */
+  killBusyContainers(serviceName: string): number {
+    return this.hostOf(serviceName).killBusyContainers();
   }
 
   /**
@@ -390,8 +405,7 @@ export class RehearsalStack {
   }
 
   roleStatementsOf(serviceName: string): { roleLogicalId: string; statements: PolicyStatement[] } {
-    const host = [...this.functions.values()].find((f) => f.fn.environment.POWERTOOLS_SERVICE_NAME === serviceName);
-    if (!host) throw new RehearsalError(`no function ${serviceName} in the template`);
+    const host = this.hostOf(serviceName);
     return { roleLogicalId: host.fn.roleLogicalId, statements: this.statementsOf(host.fn.roleLogicalId) };
   }
 
@@ -404,9 +418,17 @@ export class RehearsalStack {
 
   /** A function of the template by its service name: its settings as hosted (tests change its timeout). */
   functionOf(serviceName: string): HostedFunction {
-    const host = [...this.functions.values()].find((f) => f.fn.environment.POWERTOOLS_SERVICE_NAME === serviceName);
+    return this.hostOf(serviceName).fn;
+  }
+
+  private findHost(serviceName: string): FunctionHost | undefined {
+    return [...this.functions.values()].find((f) => f.fn.environment.POWERTOOLS_SERVICE_NAME === serviceName);
+  }
+
+  private hostOf(serviceName: string): FunctionHost {
+    const host = this.findHost(serviceName);
     if (!host) throw new RehearsalError(`no function ${serviceName} in the template`);
-    return host.fn;
+    return host;
   }
 
   /** The child executions a Distributed Map started for one sync point's fan-out. */
@@ -679,8 +701,9 @@ export class RehearsalStack {
         memorySize,
         roleLogicalId,
         maxContainers: this.options.maxContainers ?? 4,
+        ...(p.ReservedConcurrentExecutions === undefined ? {} : { reservedConcurrency: Number(t.resolve(p.ReservedConcurrentExecutions)) }),
       };
-      const host = new FunctionHost(hosted, { region: t.env.region, account: t.env.account, onLog: this.options.onLog });
+      const host = new FunctionHost(hosted, { region: t.env.region, account: t.env.account, onLog: this.options.onLog, pool: this.pool });
       this.functions.set(attributes.Arn, host);
       this.callers.set(accessKeyId, { principal: name, roleLogicalId });
     }
@@ -690,6 +713,24 @@ export class RehearsalStack {
       const hosted: HostedFunction = { logicalId: name, name, arn, handlerFile, handlerName: 'handler', environment: { AWS_REGION: t.env.region, TZ: ':UTC' }, timeoutSeconds: 60, memorySize: 1024, roleLogicalId: '', maxContainers: this.options.maxContainers ?? 4 };
       this.functions.set(arn, new FunctionHost(hosted, { region: t.env.region, account: t.env.account, onLog: this.options.onLog }));
     }
+    this.reserveConcurrency();
+  }
+
+  /** What the account's concurrency leaves the functions without a reservation; a deploy that reserves too much fails. */
+  private reserveConcurrency(): void {
+    const account = this.options.accountConcurrency ?? AWS_QUOTAS.lambdaAccountConcurrency;
+    let unreserved = account;
+    for (const { fn } of this.functions.values()) {
+      if (fn.reservedConcurrency === undefined) continue;
+      unreserved -= fn.reservedConcurrency;
+      if (unreserved < AWS_QUOTAS.lambdaMinUnreservedConcurrency) {
+        throw new RehearsalError(
+          `function ${fn.logicalId}: Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [${AWS_QUOTAS.lambdaMinUnreservedConcurrency}] ` +
+            `(the account's concurrency is ${account}; this stack reserves ${account - unreserved})`,
+        );
+      }
+    }
+    this.pool.limit = unreserved;
   }
 
   private createStateMachines(): void {
@@ -719,7 +760,15 @@ export class RehearsalStack {
           new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: body, MessageAttributes: attributes as Record<string, MessageAttributeValue> }),
         );
       },
-      invokeFunction: (arn, payload) => this.functionByArn(arn).invoke(payload),
+      invokeFunction: (arn, payload) =>
+        this.functionByArn(arn).invoke(payload).catch((error: unknown) => {
+          // The lambda:invoke integration names a throttle Lambda.TooManyRequestsException (the ASL retries it).
+          if (error instanceof FunctionError && error.name === THROTTLED) {
+            this.throttles.push({ functionName: error.functionName, caller: 'Step Functions' });
+            error.name = `Lambda.${THROTTLED}`;
+          }
+          throw error;
+        }),
       onExecutionError: (error, execution) => {
         this.errors.push(error);
         let runId: unknown;
@@ -1101,7 +1150,9 @@ export class RehearsalStack {
           }
         }
       } catch (error) {
-        this.errors.push(error);
+        // A throttle is Lambda's answer, not a failure of the rehearsal: the batch comes back all the same.
+        if (error instanceof FunctionError && error.name === THROTTLED) this.throttles.push({ functionName: error.functionName, caller: mapping.id });
+        else this.errors.push(error);
         failed = new Set(records.map((r) => r.messageId));
       }
       await hold.release(records.filter((r) => failed.has(r.messageId)).map((r) => r.receiptHandle));

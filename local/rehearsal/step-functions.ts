@@ -16,7 +16,8 @@
  * - the engine runs a Distributed Map inline and ignores ToleratedFailure*: here each of its
  *   iterations is a child execution of its own (its own name, ARN, task tokens, status; stopped
  *   with its parent), run from the Map's ItemProcessor; a failed child execution fails the Map
- *   (`States.ExceedToleratedFailureThreshold`) unless tolerated; and the outputs the Map run
+ *   (`States.ExceedToleratedFailureThreshold`) unless tolerated (a percentage of all the Map's
+ *   items, whose count each iteration carries); and the outputs the Map run
  *   collects are counted: past AWS_QUOTAS.stepFunctionsPayloadBytes without a ResultWriter the
  *   execution fails with `States.DataLimitExceeded`, which no Catch can catch (as in AWS).
  */
@@ -101,6 +102,8 @@ const PLACEHOLDER_TOKEN = 'rehearsal-task-token-placeholder';
 /** The state that stands for a Distributed Map's child execution in the engine's copy. */
 const CHILD_EXECUTION_STATE = 'RehearsalChildExecution';
 const TIMEOUT_FIELD = '__rehearsalTimeoutSeconds';
+/** The field of a Distributed Map iteration's input holding the Map's item count (engineDefinition). */
+const ITEM_COUNT_FIELD = '__rehearsalItemCount';
 const BACKSTOP_TIMEOUT_SECONDS = 2_000_000;
 
 export class RehearsalStepFunctions {
@@ -237,8 +240,9 @@ export class RehearsalStepFunctions {
    * Its output is what the Map run collects (counted against the payload quota); a failure is
    * tolerated or fails the Map, as the Map's ToleratedFailure* say.
    */
-  private async childExecution(parent: Execution, mapName: string, map: DistributedMap, item: unknown): Promise<unknown> {
+  private async childExecution(parent: Execution, mapName: string, map: DistributedMap, iteration: unknown): Promise<unknown> {
     if (parent.status !== 'RUNNING') return {};
+    const { item, [ITEM_COUNT_FIELD]: total } = iteration as { item: unknown; [ITEM_COUNT_FIELD]: number };
     const mapRun = parent.mapRuns.get(mapName) ?? { collectedBytes: 2, items: 0, failed: 0 };
     parent.mapRuns.set(mapName, mapRun);
     mapRun.items++;
@@ -252,9 +256,9 @@ export class RehearsalStepFunctions {
     } else {
       mapRun.failed++;
       output = { Error: child.error ?? 'States.Aborted', Cause: child.cause ?? '' };
-      const tolerated = mapRun.failed <= map.toleratedCount || (mapRun.failed / mapRun.items) * 100 <= map.toleratedPercentage;
+      const tolerated = mapRun.failed <= map.toleratedCount || (mapRun.failed / total) * 100 <= map.toleratedPercentage;
       if (!tolerated && parent.status === 'RUNNING') {
-        throw new TaskFailure('States.ExceedToleratedFailureThreshold', `The specified tolerated failure threshold was exceeded (${mapName}: ${mapRun.failed} of ${mapRun.items} child executions failed)`);
+        throw new TaskFailure('States.ExceedToleratedFailureThreshold', `The specified tolerated failure threshold was exceeded (${mapName}: ${mapRun.failed} of ${total} child executions failed)`);
       }
     }
     mapRun.collectedBytes += jsonBytes(output) + 1;
@@ -518,6 +522,12 @@ function engineDefinition(definition: Record<string, any>, distributed: Map<stri
       toleratedCount: Number(state.ToleratedFailureCount ?? 0),
       hasResultWriter: state.ResultWriter !== undefined,
     });
+    // Each iteration also carries the item count, against which ToleratedFailurePercentage is
+    // checked (AWS counts the failed items of the whole Map run, not of those started so far).
+    const itemsPath = typeof state.ItemsPath === 'string' ? state.ItemsPath : '$';
+    const selector = state.ItemSelector ?? state.Parameters;
+    state.ItemSelector = { ...(selector === undefined ? { 'item.$': '$$.Map.Item.Value' } : { item: selector }), [`${ITEM_COUNT_FIELD}.$`]: `States.ArrayLength(${itemsPath})` };
+    delete state.Parameters;
     const task = `${CHILD_EXECUTION_STATE}${name}`;
     state.ItemProcessor = { ProcessorConfig: { Mode: 'INLINE' }, StartAt: task, States: { [task]: { Type: 'Task', Resource: 'arn:aws:states:::rehearsal:childExecution', End: true } } };
     delete state.Iterator;

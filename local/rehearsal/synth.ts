@@ -30,8 +30,9 @@ export function rehearsalTeamConfig(options: { aggregators?: string; jwt?: boole
     agents: { RehearsalEcho: { kind: 'script', responses: [{ next_action: 'final_response', content: '$input' }] }, ...lambdas },
     limitMaxima: { ...LIMIT_CEILINGS },
     allowInlineScriptAgents: true,
-    // Lambda's SQS event source allows at most 1,000.
-    workerMaxConcurrency: 1000,
+    // As many as a default account lets the step-worker reserve for both lanes (600 + 300 of its
+    // 1,000, keeping 100 unreserved); Lambda's SQS event source itself allows 1,000.
+    workerMaxConcurrency: 600,
     maxBodyBytes: Math.max(DEFAULT_MAX_BODY_BYTES, 10 * 1024 * 1024),
     ...(options.aggregators ? { aggregators: options.aggregators } : {}),
     ...(options.jwt

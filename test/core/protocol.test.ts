@@ -278,6 +278,10 @@ describe('per-fan-out options', () => {
     invalid({ next_action: 'parallel_invoke', agents: ['A', 'B'], complete_when: 3 }, 'complete_when', /complete_when 3 is more than the 2 children spawned/);
     invalid({ next_action: 'parallel_invoke', agents: ['A', 'B'], complete_when: 'any', wait_for: 1 }, 'complete_when', /either "complete_when" or "wait_for"/);
     invalid({ next_actions: [['x']], on_failure: 'maybe' }, 'on_failure', /fail|continue/);
+    const wide = Array.from({ length: 101 }, () => 'A');
+    invalid({ next_action: 'parallel_invoke', agents: wide, complete_when: 'fn:f' }, 'complete_when', /is for at most 100 children \(it reads every child at each end\); this spawn has 101/);
+    invalid({ next_actions: [['x'], wide], complete_when: 'fn:f' }, 'complete_when', /this spawn has 101/);
+    expect(parse({ next_action: 'parallel_invoke', agents: wide.slice(1), complete_when: 'fn:f' })).toMatchObject({ options: { completeFn: 'f' } });
   });
 
   it('complete_when equal to wait_for is accepted (the same rule said twice)', () => {

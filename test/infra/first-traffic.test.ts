@@ -62,6 +62,22 @@ describe('the step-worker at scale', () => {
       new TeamConfigError('research.json', 'workerReservedConcurrency', "must be ≥ 15, the step-worker's event sources' maxima (workerMaxConcurrency 10 + its continue lane), or false"),
     );
   });
+
+  it('a reservation the account cannot give (Lambda keeps 100 unreserved) is refused when the config is read, not at deploy', () => {
+    const { team, agents } = loadTeamConfig('research');
+    const advice = 'lower workerMaxConcurrency, set workerReservedConcurrency to false, or set accountConcurrency to the account\'s quota';
+    // 1,000 + its continue lane's 500 against a default account's 1,000 (it deployed, then failed in CloudFormation).
+    expect(() => parseTeamConfig({ team, agents, workerMaxConcurrency: 1000 }, 'research.json')).toThrow(
+      new TeamConfigError('research.json', 'workerMaxConcurrency', `the step-worker would reserve 1500 of the account's concurrency (accountConcurrency 1000), over the 900 Lambda lets a function reserve (it keeps 100 unreserved): ${advice}`),
+    );
+    expect(() => parseTeamConfig({ team, agents, workerReservedConcurrency: 950 }, 'research.json')).toThrow(
+      new TeamConfigError('research.json', 'workerReservedConcurrency', `the step-worker would reserve 950 of the account's concurrency (accountConcurrency 1000), over the 900 Lambda lets a function reserve (it keeps 100 unreserved): ${advice}`),
+    );
+    // A new account (10): only without a reservation; a raised quota lets the lanes be reserved.
+    expect(() => parseTeamConfig({ team, agents, accountConcurrency: 10 }, 'research.json')).toThrow(/would reserve 15 .*accountConcurrency 10/);
+    expect(parseTeamConfig({ team, agents, accountConcurrency: 10, workerReservedConcurrency: false }, 'research.json').workerReservedConcurrency).toBe(false);
+    expect(parseTeamConfig({ team, agents, workerMaxConcurrency: 1000, accountConcurrency: 5000 }, 'research.json').accountConcurrency).toBe(5000);
+  });
 });
 
 /** The state machine's definition as deployed: the asset the template names (DefinitionS3Location). */

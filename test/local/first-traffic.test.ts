@@ -8,10 +8,11 @@
  * (rehearsal-step-functions.test.ts); here a scaled one takes the same path.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RehearsalStack } from '../../local/rehearsal/rehearsal-stack';
+import { RehearsalStack } from '../../local/rehearsal/rehearsal-stack';
+import { synthesize } from '../../local/rehearsal/synth';
 import { runRequestBody } from '../../local/rehearsal/rehearse-command';
 import { loadScenarioFile } from '../../local/scenario-file';
-import { rehearseRun, startRehearsedStack } from '../support/rehearsed-stack';
+import { REHEARSAL_AGGREGATORS, rehearseRun, startRehearsedStack } from '../support/rehearsed-stack';
 
 let stack: RehearsalStack;
 
@@ -135,4 +136,114 @@ describe('a fan-out whose execution fails', () => {
       aggregate.timeoutSeconds = timeout;
     }
   }, 120_000);
+});
+
+describe('a step-worker container killed mid-batch', () => {
+  it('the whole batch comes back after the visibility timeout and the run completes with every child once', async () => {
+    // Fast and slow children in turn: a batch of two or more holds both, so a kill once one of
+    // its children completed finds another still running (the worker runs a batch's records at once).
+    const width = 24;
+    const children = Array.from({ length: width }, (_, i) => (i % 2 ? 'Slow' : 'Fast'));
+    const stepWorker = stack.template.ofType('AWS::Lambda::Function').find(([, f]) => f.Properties?.Environment?.Variables?.POWERTOOLS_SERVICE_NAME === 'step-worker')![0];
+    let runId: string | undefined;
+    type Delivered = { messageId: string; runId: string; branchId: string; receiveCount: number };
+    const batches: Delivered[][] = [];
+    const completed = new Set<string>();
+    let killed: { batch: Delivered[]; containers: number } | undefined;
+    const stopDeliveries = stack.onQueueDelivery((d) => {
+      if (d.functionId !== stepWorker) return;
+      batches.push(d.records.map((r) => {
+        const body = JSON.parse(r.body) as { runId: string; branchId: string };
+        return { messageId: r.messageId, runId: body.runId, branchId: body.branchId, receiveCount: Number(r.attributes.ApproximateReceiveCount) };
+      }));
+    });
+    const stopEvents = stack.onLifecycleEvent((e) => {
+      if (e.type !== 'BranchCompleted' || e.runId !== runId || killed) return;
+      completed.add(e.branchId!);
+      const batch = batches.find((b) => b.length >= 2 && b.every((r) => r.runId === runId && r.receiveCount === 1) && b.some((r) => completed.has(r.branchId)) && b.some((r) => !completed.has(r.branchId)));
+      if (batch) killed = { batch, containers: stack.killBusyContainers('step-worker') };
+    });
+    try {
+      const response = await stack.request('POST', '/runs', {
+        body: {
+          name: 'killed-mid-batch',
+          request: 'go',
+          entry: 'Boss',
+          agents: {
+            Boss: { kind: 'script', allowed: ['Fast', 'Slow'], responses: [{ next_action: 'parallel_invoke', agents: children }, { next_action: 'final_response', content: '$input' }] },
+            Fast: { kind: 'script', responses: [{ $delayMs: 50, next_action: 'final_response', content: 'fast' }] },
+            Slow: { kind: 'script', responses: [{ $delayMs: 3000, next_action: 'final_response', content: 'slow' }] },
+          },
+        },
+      });
+      expect(response.statusCode, response.body).toBe(202);
+      runId = (JSON.parse(response.body) as { runId: string }).runId;
+      const run = await stack.waitForRun(runId);
+      const branches = await stack.listBranches(runId);
+
+      expect(killed, `no batch of two or more: ${batches.map((b) => b.length).join(',')}`).toBeDefined();
+      expect(killed!.containers).toBeGreaterThanOrEqual(1);
+      // Every record of the killed batch, the completed ones too, was delivered again.
+      for (const record of killed!.batch) {
+        const again = batches.flat().filter((r) => r.messageId === record.messageId && r.receiveCount > 1);
+        expect(again.length, `${record.branchId} was not delivered again`).toBeGreaterThanOrEqual(1);
+      }
+      expect(run.status).toBe('COMPLETED');
+      const parts = (run.result as { parts?: unknown }).parts ?? run.result;
+      const { results, failures, metadata } = parts as { results: Record<string, string>; failures: object; metadata: { succeeded: number; failed: number } };
+      expect(failures).toEqual({});
+      expect(Object.keys(results)).toHaveLength(width);
+      for (let i = 0; i < width; i++) expect(results[`root.${i}`]).toBe(children[i] === 'Fast' ? 'fast' : 'slow');
+      // Each child counted once, each made its one step once.
+      expect([metadata.succeeded, metadata.failed]).toEqual([width, 0]);
+      for (const child of branches.filter((b) => b.parentId === 'root')) expect([child.id, child.status, child.stepCount]).toEqual([child.id, 'COMPLETED', 1]);
+      expect(stack.denials).toEqual([]);
+    } finally {
+      stopDeliveries();
+      stopEvents();
+    }
+  }, 240_000);
+});
+
+describe('function concurrency', () => {
+  it('a new account (concurrency 10) cannot give the step-worker its reserved concurrency: the stack is refused, as CloudFormation refuses it', async () => {
+    const assembly = await synthesize({ aggregators: REHEARSAL_AGGREGATORS });
+    await expect(RehearsalStack.start({ assembly, accountConcurrency: 10 })).rejects.toThrow(
+      /^function \w+: Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of \[100\] \(the account's concurrency is 10; this stack reserves 900\)$/,
+    );
+  }, 300_000);
+
+  it('a throttled batch goes back to its queue and comes back after the visibility timeout, counted as a receive', async () => {
+    const worker = stack.functionOf('step-worker');
+    const reserved = worker.reservedConcurrency;
+    // Fewer than the event sources' pollers: twelve children due at once come in two batches at
+    // least (10 records a batch), and the second one is throttled while the first runs.
+    worker.reservedConcurrency = 1;
+    const deliveries: { messageId: string; branchId: string; receiveCount: number }[] = [];
+    const stop = stack.onQueueDelivery((d) => {
+      for (const r of d.records) deliveries.push({ messageId: r.messageId, branchId: (JSON.parse(r.body) as { branchId: string }).branchId, receiveCount: Number(r.attributes.ApproximateReceiveCount) });
+    });
+    const throttledBefore = stack.throttles.length;
+    try {
+      const { run, branches } = await rehearse({
+        name: 'throttled',
+        request: 'go',
+        entry: 'Boss',
+        agents: {
+          Boss: { kind: 'script', allowed: ['Worker'], responses: [{ next_action: 'parallel_invoke', agents: Array.from({ length: 12 }, () => 'Worker') }, { next_action: 'final_response', content: '$input' }] },
+          Worker: { kind: 'script', responses: [{ $delayMs: 1500, next_action: 'final_response', content: 'done' }] },
+        },
+      });
+      const throttled = stack.throttles.slice(throttledBefore);
+      expect(throttled.length).toBeGreaterThanOrEqual(1);
+      expect(throttled.every((t) => t.functionName === worker.name && t.caller !== 'Step Functions')).toBe(true);
+      // What was throttled was received again later: its receive count went up.
+      expect(deliveries.some((d) => d.receiveCount > 1)).toBe(true);
+      expect(run.status).toBe('COMPLETED');
+      expect(branches.filter((b) => b.status === 'COMPLETED')).toHaveLength(13);
+    } finally {
+      stop();
+      worker.reservedConcurrency = reserved;
+    }
+  }, 240_000);
 });

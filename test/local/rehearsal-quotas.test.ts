@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { AwsEndpoint } from '../../local/rehearsal/aws-endpoint';
 import { AWS_QUOTAS } from '../../local/rehearsal/aws-quotas';
 import { PutEventsTooLargeError, RehearsalEventBus, putEventsEntrySize } from '../../local/rehearsal/event-bus';
-import { FunctionError, FunctionHost } from '../../local/rehearsal/function-host';
+import { ConcurrencyPool, FunctionError, FunctionHost } from '../../local/rehearsal/function-host';
 import { newTraceHeader, nextHop } from '../../local/rehearsal/recursion';
 
 const WORKER = 'arn:aws:lambda:eu-west-1:123456789012:function:step-worker';
@@ -62,6 +62,37 @@ describe('the function host', () => {
     expect((error as Error).name).toBe('Function.ResponseSizeTooLarge');
     await expect(host.invoke({ pad: 'y'.repeat(AWS_QUOTAS.lambdaSyncPayloadBytes) })).rejects.toMatchObject({ name: 'RequestEntityTooLargeException' });
   }, 60_000);
+});
+
+describe('function concurrency (function-host.ts)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'aws-stack-concurrency-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  // Answers when told to: invocations stay in progress until the test releases them.
+  writeFileSync(join(dir, 'index.mjs'), 'export const handler = async (event) => { await new Promise((r) => setTimeout(r, event.ms)); return "done"; };\n');
+  const fn = (name: string, reservedConcurrency?: number) => ({
+    logicalId: name, name, arn: `arn:aws:lambda:eu-west-1:123456789012:function:${name}`, handlerFile: join(dir, 'index.mjs'), handlerName: 'handler',
+    environment: {}, timeoutSeconds: 30, memorySize: 128, roleLogicalId: 'Role', maxContainers: 1, ...(reservedConcurrency === undefined ? {} : { reservedConcurrency }),
+  });
+
+  it('throttles an invocation past the reserved concurrency, and past the unreserved pool the other functions share', async () => {
+    const pool = new ConcurrencyPool(2);
+    const reserved = new FunctionHost(fn('reserved', 1), { region: 'eu-west-1', account: '123456789012', pool });
+    const a = new FunctionHost(fn('a'), { region: 'eu-west-1', account: '123456789012', pool });
+    const b = new FunctionHost(fn('b'), { region: 'eu-west-1', account: '123456789012', pool });
+    try {
+      const first = reserved.invoke({ ms: 300 });
+      await expect(reserved.invoke({ ms: 0 })).rejects.toMatchObject({ name: 'TooManyRequestsException', message: expect.stringContaining('ReservedFunctionConcurrentInvocationLimitExceeded') });
+      // Two in progress (waiting for a's one container counts) fill the pool: b is throttled.
+      const inPool = [a.invoke({ ms: 300 }), a.invoke({ ms: 0 })];
+      await expect(b.invoke({ ms: 0 })).rejects.toMatchObject({ name: 'TooManyRequestsException', message: expect.stringContaining('ConcurrentInvocationLimitExceeded') });
+      expect(await Promise.all([first, ...inPool])).toEqual(['done', 'done', 'done']);
+      // Once they ended, both run again.
+      expect(await Promise.all([reserved.invoke({ ms: 0 }), b.invoke({ ms: 0 })])).toEqual(['done', 'done']);
+      expect([reserved.stats.throttles, a.stats.throttles, b.stats.throttles]).toEqual([1, 0, 1]);
+    } finally {
+      await Promise.all([reserved.close(), a.close(), b.close()]);
+    }
+  });
 });
 
 describe('the event bus', () => {

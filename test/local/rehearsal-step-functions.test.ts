@@ -20,7 +20,10 @@ const SHIPPED = loadFanOutDefinition({ StepQueueUrl: 'https://sqs.eu-west-1.amaz
 /** The definition before the first-traffic fixes: no Catch, every output kept, no failed child execution tolerated. */
 function beforeTheFixes(definition: Record<string, any>): Record<string, any> {
   const copy = structuredClone(definition);
-  for (const name of ['FanOut', 'FanOutDistributed', 'Aggregate']) delete copy.States[name].Catch;
+  // Every Catch that leads to RecordFanOutFailure (the Maps, Aggregate; the batched path's too).
+  for (const state of Object.values(copy.States) as Record<string, any>[]) {
+    if (state.Catch?.some((c: { Next?: string }) => c.Next === 'RecordFanOutFailure')) delete state.Catch;
+  }
   delete copy.States.FanOutDistributed.ToleratedFailurePercentage;
   delete copy.States.RecordFanOutFailure;
   JSON.stringify(copy, (_key, value) => {
@@ -171,4 +174,58 @@ describe('a failed inline Map', () => {
     expect(tasksCalled(calls).filter((t) => !t.startsWith('RecordChildFailure'))).toEqual([]);
     expect(errors).toHaveLength(1);
   }, 60_000);
+});
+
+describe('ToleratedFailurePercentage of a Distributed Map', () => {
+  const WORK = 'arn:aws:lambda:eu-west-1:123456789012:function:team-a-work';
+  /** Ten items one at a time (MaxConcurrency 1), each a child execution calling WORK; 30 % may fail. */
+  const tolerant = {
+    StartAt: 'Each',
+    States: {
+      Each: {
+        Type: 'Map',
+        ItemsPath: '$.items',
+        MaxConcurrency: 1,
+        ToleratedFailurePercentage: 30,
+        ItemProcessor: {
+          ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' },
+          StartAt: 'Work',
+          States: { Work: { Type: 'Task', Resource: 'arn:aws:states:::lambda:invoke', Parameters: { FunctionName: WORK, 'Payload.$': '$' }, End: true } },
+        },
+        ResultPath: null,
+        End: true,
+      },
+    },
+  };
+
+  async function runWith(failing: number[]) {
+    const sfn = new RehearsalStepFunctions([{ arn: MACHINE, name: 'team-a-fan-out', definition: tolerant, roleLogicalId: 'Role' }], {
+      authorize: () => undefined,
+      queueArnOf: () => '',
+      sendMessage: async () => undefined,
+      invokeFunction: async (_fn, payload) => {
+        if (failing.includes((payload as { n: number }).n)) throw Object.assign(new Error('no'), { name: 'WorkFailed' });
+        return null;
+      },
+      onExecutionError: () => undefined,
+    });
+    const items = Array.from({ length: 10 }, (_, n) => ({ n }));
+    const { executionArn } = sfn.startExecution({ stateMachineArn: MACHINE, name: `tolerance-${failing.join('-')}`, input: JSON.stringify({ items }) });
+    await sfn.idle();
+    return { execution: sfn.describeExecution(executionArn), children: sfn.childExecutionsOf(executionArn) };
+  }
+
+  it('counts the failures against every item of the Map run: the first two of ten failing (20 %) are tolerated', async () => {
+    // Checked against the child executions started so far, the first failure was 1 of 1 (100 %).
+    const { execution, children } = await runWith([0, 1]);
+    expect([execution.status, execution.error]).toEqual(['SUCCEEDED', undefined]);
+    expect(children.map((c) => c.status)).toEqual(['FAILED', 'FAILED', ...Array(8).fill('SUCCEEDED')]);
+  });
+
+  it('fails the Map once more than 30 % of all its items failed (the fourth of ten)', async () => {
+    const { execution, children } = await runWith([0, 1, 2, 3]);
+    expect([execution.status, execution.error]).toEqual(['FAILED', 'States.ExceedToleratedFailureThreshold']);
+    expect(execution.cause).toMatch(/4 of 10 child executions failed/);
+    expect(children.filter((c) => c.status === 'FAILED')).toHaveLength(4);
+  });
 });
