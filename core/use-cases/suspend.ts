@@ -76,9 +76,12 @@ export async function sendWake(deps: Pick<SpawnerDeps, 'queue' | 'clock'>, branc
   await deps.queue.send([message], { delaySeconds: Math.min(left, MAX_DELAY_SECONDS) });
 }
 
-/** The message that carries a branch on from where it is: its wake-up while suspended, else its next step. */
-export async function sendNext(deps: Pick<SpawnerDeps, 'queue' | 'clock'>, branch: BranchRecord): Promise<void> {
-  if (branch.suspended) await sendWake(deps, branch, branch.suspended);
+/**
+ * What carries a branch on after the step that advanced it died before it was done: a suspension
+ * is told again (its event, the same eventId, and its wake-up), otherwise the next step is sent.
+ */
+export async function sendNext(deps: SpawnerDeps, branch: BranchRecord): Promise<void> {
+  if (branch.suspended) await announceSuspension(deps, branch, branch.suspended);
   else await deps.queue.send([{ ...scopeOf(branch), branchId: branch.id, step: branch.stepCount }]);
 }
 

@@ -44,11 +44,12 @@ export async function simulateSeed(seed: number, faults: FaultPlan = generateFau
     for (const m of await checkCounters(world, branches)) v(m);
     for (const m of await checkFanOutRules(world, branches, run.limits.maxConcurrentBranches, covered)) v(m);
     checkEvents(world, branches, run.status, v);
+    checkPauses(world, branches, v, covered);
     // User code that misbehaves changes the outcome on purpose: only the invariants are checked then.
     const misbehaved = Object.keys(world.injected).some((k) => k.startsWith('user code') && k !== 'user code: mutation');
     // Per-fan-out tolerance cancels the children still running, which ones depends on the schedule.
     const comparable =
-      !faults.cancel && !scenario.timeouts && scenario.waitFor === 'all' && scenario.maxFailedFraction === 1 && !misbehaved && !scenario.fanOutOptions;
+      !faults.cancel && !scenario.timeouts && scenario.waitFor === 'all' && scenario.maxFailedFraction === 1 && !misbehaved && !scenario.fanOutOptions && !scenario.waits;
     if (comparable && violations.length === 0 && faultsInjected(world.injected)) {
       const clean = new World(scenario, NO_FAULTS, seed, dispatch);
       await clean.run();
@@ -61,6 +62,44 @@ export async function simulateSeed(seed: number, faults: FaultPlan = generateFau
     }
   }
   return { seed, violations, injected: world.injected, branches: branches.length, status: run?.status ?? 'NONE', covered };
+}
+
+/**
+ * Waits and callbacks: a callback takes at most one answer, and the branch goes on with exactly
+ * that answer; a branch that took one never fails on its timeout, one that timed out took none;
+ * a wait never ends before its time.
+ */
+function checkPauses(world: World, branches: BranchRecord[], v: (message: string) => void, covered: Record<string, number>): void {
+  const cover = (what: string, n = 1) => void (covered[what] = (covered[what] ?? 0) + n);
+  for (const [key, plan] of world.answers) {
+    const writes = world.answerWrites.get(key) ?? 0;
+    cover('callback');
+    cover('callback answers taken', writes);
+    for (const refusal of plan.refused) cover(`callback answer refused: ${refusal}`);
+    if (writes > 1) v(`callback ${key} took ${writes} answers`);
+    if (plan.taken > writes) v(`callback ${key}: ${plan.taken} answers were told taken, ${writes} were written`);
+  }
+  const byId = new Map(branches.map((b) => [b.id, b]));
+  for (const e of world.events) {
+    const b = e.branchId === undefined ? undefined : byId.get(e.branchId);
+    if (!b) continue;
+    const key = `${b.id}@${String(e.detail.step)}`;
+    if (e.type === 'BranchWaitingForCallback') {
+      const taken = world.answerWrites.get(key) ?? 0;
+      const timedOut = b.status === 'FAILED' && (b.error ?? '').startsWith('CallbackTimeout');
+      if (timedOut && taken > 0) v(`${b.id} FAILED on its callback's timeout after an answer was taken`);
+      if (timedOut) cover('callback timed out');
+      if (b.status === 'COMPLETED' && taken !== 1) v(`${b.id} COMPLETED after its callback with ${taken} answers taken`);
+      const got = (b.result as { got?: unknown } | undefined)?.got;
+      if (b.status === 'COMPLETED' && JSON.stringify(got) !== JSON.stringify({ answer: key })) v(`${b.id} went on with ${JSON.stringify(got)}, not its answer`);
+    }
+    if (e.type === 'BranchResumed' && e.detail.reason === 'wait-over') {
+      const waited = world.events.find((w) => w.type === 'BranchWaiting' && w.branchId === b.id && w.detail.step === e.detail.step);
+      cover('wait over');
+      if (!waited) v(`${b.id} woke from a wait never announced`);
+      else if (e.time < (waited.detail.until as number)) v(`${b.id} woke at ${e.time}, before its wait's end ${String(waited.detail.until)}`);
+    }
+  }
 }
 
 /** Every reference an item holds names a stored blob: no crash left a reference to nothing. */

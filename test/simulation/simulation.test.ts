@@ -21,9 +21,10 @@ const from = Number(process.env.SIM_FROM ?? 1);
  * under a CANCELLED run; 55360 — a start ended its root under a cancel that came between the
  * run's write and the root's, crashed before telling it, and its retry did not tell it; 10940 —
  * the group after an `agent:` aggregator's sync point lost the spawn's per-fan-out options (its
- * fan-out ran at the run's concurrency, not the one asked).
+ * fan-out ran at the run's concurrency, not the one asked); 669 — a step that suspended its branch
+ * (a wait) died before telling it: its redelivery sent the wake-up but no BranchWaiting event.
  */
-const PINNED = [12874, 13802, 43534, 55360, 10940];
+const PINNED = [12874, 13802, 43534, 55360, 10940, 669];
 const range = Array.from({ length: count }, (_, i) => from + i);
 const seeds = one ? [Number(one)] : process.env.SIM_SEEDS ? range : [...range, ...PINNED.filter((p) => !range.includes(p))];
 

@@ -44,6 +44,7 @@ import { MemoryBranchStore } from '../../adapters/memory/memory-branch-store';
 import { MemoryBlobStore } from '../../adapters/blobs/memory-blob-store';
 import { stableChance } from '../../core/stable-chance';
 import { readMark } from '../../core/work-mark';
+import { answerCallback } from '../../core/use-cases/suspend';
 import { planFanOut, type FanOutDispatch, type FanOutPlan } from '../../core/fan-out-plan';
 
 /** SIM_TRACE=1 prints every port call of a replayed seed (with SIM_SEED) and every fan-out start and stop. */
@@ -92,6 +93,8 @@ export interface Scenario {
   largeValues: boolean;
   /** Spawns carry per-fan-out options (max_concurrency, tolerated_failures, on_failure, complete_when): see spawnOptionsFor. */
   fanOutOptions: boolean;
+  /** Leaves pause: durable waits and callbacks (answered once, twice, late or never: see World.answerWork). */
+  waits: boolean;
 }
 
 export function generateScenario(seed: number): Scenario {
@@ -109,6 +112,7 @@ export function generateScenario(seed: number): Scenario {
     // Drawn last: the earlier fields of every seed stay what they were.
     largeValues: r.chance(0.4),
     fanOutOptions: r.chance(0.5),
+    waits: r.chance(0.4),
   };
 }
 
@@ -183,6 +187,11 @@ export class ScenarioAgent implements AgentInvoker {
         return { next_actions: [inputs, ['tail']], ...rule, ...aggregator };
       }
       return { next_action: 'parallel_invoke', agents: Array.from({ length: width }, () => 'Node'), ...rule, ...aggregator };
+    }
+    if (s.waits && at('pause') < 0.35) {
+      // Woken (step 1), the leaf answers `final` with what it got: the wait's input or the callback's answer.
+      if (at('pause-kind') < 0.5) return { next_action: 'wait', seconds: 1 + Math.floor(at('seconds') * 3), ...(at('wait-input') < 0.5 ? { input: 'rested' } : {}) };
+      return { next_action: 'wait_for_callback', timeout_seconds: 2 + Math.floor(at('timeout') * 4), message: { approve: call.branchId } };
     }
     if (kind < 0.65) return { next_action: 'invoke_agent', action_input: { agent: 'Helper', input: 'help' } };
     if (s.failures && kind < 0.78) throw new Error(`agent failure at ${call.branchId}`);
@@ -325,6 +334,8 @@ interface Message {
   id: string;
   body: StepMessage;
   delivering: number;
+  /** A delayed message (a wake-up) is not offered before this time of the world's clock. */
+  visibleAt?: number;
 }
 
 interface Startable {
@@ -480,7 +491,7 @@ export class World {
     }) as BranchStore;
     // The simulation drives the use cases, not the step worker: nothing asks for a backoff.
     const queue: StepQueue = {
-      send: (messages) => this.portCall('queue.send', async () => this.send(messages)),
+      send: (messages, options) => this.portCall('queue.send', async () => this.send(messages, options?.delaySeconds)),
       redeliverAfter: async () => {
         throw new Error('the simulation has no receipts');
       },
@@ -534,6 +545,11 @@ export class World {
         const key = `${b.id}#${mark.seq}`;
         this.syncAdvances.set(key, (this.syncAdvances.get(key) ?? 0) + 1);
       }
+      if (mark?.kind === 'callback') {
+        // A write that took an answer (whether or not its client heard so: a crash may cut the reply).
+        const key = `${b.id}@${mark.step}`;
+        this.answerWrites.set(key, (this.answerWrites.get(key) ?? 0) + 1);
+      }
     }
   }
 
@@ -544,14 +560,15 @@ export class World {
 
   // --- the queue ---------------------------------------------------------------------------
 
-  private send(messages: StepMessage[]): void {
+  private send(messages: StepMessage[], delaySeconds = 0): void {
+    const delayed = delaySeconds > 0 ? { visibleAt: this.clock + Math.ceil(delaySeconds) * 1000 } : {};
     for (const body of messages) {
       const id = `m${++this.messageSeq}`;
-      this.messages.push({ id, body: structuredClone(body), delivering: 0 });
+      this.messages.push({ id, body: structuredClone(body), delivering: 0, ...delayed });
       if (this.rng.chance(this.faults.duplicate)) {
         // A duplicate send (another message) or the same message delivered twice.
         const same = this.rng.chance(0.5);
-        this.messages.push({ id: same ? id : `m${++this.messageSeq}`, body: structuredClone(body), delivering: 0 });
+        this.messages.push({ id: same ? id : `m${++this.messageSeq}`, body: structuredClone(body), delivering: 0, ...delayed });
         this.count(same ? 'duplicate delivery (redelivered)' : 'duplicate delivery');
       }
     }
@@ -726,7 +743,7 @@ export class World {
   private startWork(kind: string, body: () => Promise<unknown>, on: { done(): void; failed(error: unknown): void }): void {
     const work: Work = { id: ++this.workSeq, kind, startedAt: this.steps };
     // A client's call (start, cancel) that a restart cuts off fails on the client's side: it retries.
-    if (kind === 'start' || kind === 'cancel') this.clientCalls.set(work, () => on.failed(new SimCrash('restart')));
+    if (kind === 'start' || kind === 'cancel' || kind === 'answer') this.clientCalls.set(work, () => on.failed(new SimCrash('restart')));
     this.lastStarted = work;
     const previous = this.current;
     this.current = work;
@@ -761,8 +778,12 @@ export class World {
     this.suspended = [];
     this.executions.clear();
     // A client's retries (start, cancel) live outside the process.
-    this.pendingWork = this.pendingWork.filter((w) => w.label === 'retry start' || w.label === 'retry cancel');
-    for (const m of this.messages) m.delivering = 0;
+    this.pendingWork = this.pendingWork.filter((w) => w.label === 'retry start' || w.label === 'retry cancel' || w.label === 'retry answer');
+    for (const m of this.messages) {
+      m.delivering = 0;
+      // A journal's replay makes a delayed message visible at once (the wake-up is sent again for the time left).
+      if (m.visibleAt !== undefined && this.rng.chance(0.5)) m.visibleAt = undefined;
+    }
     const cut = [...this.clientCalls.values()];
     this.clientCalls.clear();
     for (const fail of cut) fail();
@@ -777,6 +798,7 @@ export class World {
   private startables(): Startable[] {
     const out: Startable[] = [...this.pendingWork.map((w) => ({ ...w, start: () => this.takePending(w) }))];
     for (const m of this.messages) {
+      if (m.visibleAt !== undefined && m.visibleAt > this.clock) continue;
       if (m.delivering === 0) out.push({ label: 'deliver', weight: 3, start: () => this.deliver(m) });
       else if (this.faults.redeliverWhileRunning && this.rng.chance(this.faults.redeliverWhileRunning)) {
         out.push({
@@ -812,6 +834,7 @@ export class World {
         },
       });
     }
+    out.push(...this.answerWork());
     if (this.cancelPending) out.push({ label: 'cancel', weight: 0.15, start: () => this.cancel() });
     if (this.restartsLeft > 0 && !this.resumePending) out.push({ label: 'restart', weight: 0.08, start: () => this.restart() });
     return out;
@@ -845,6 +868,74 @@ export class World {
         },
       );
     attempt();
+  }
+
+  /** Nothing else to do but delayed messages: the clock jumps to the first of them (time passes). */
+  private jumpToDelayed(): boolean {
+    const due = this.messages.reduce((min, m) => (m.visibleAt !== undefined && m.visibleAt > this.clock ? Math.min(min, m.visibleAt) : min), Infinity);
+    if (due === Infinity) return false;
+    this.count('clock jump to a delayed message');
+    this.clock = due;
+    return true;
+  }
+
+  /** Answers given per callback (`branch@step`) and how many were told taken (202), or refused. */
+  readonly answers = new Map<string, { planned: number; given: number; taken: number; refused: string[]; late: boolean }>();
+  /** Writes that took an answer, per callback: at most one may. */
+  readonly answerWrites = new Map<string, number>();
+
+  /**
+   * Whoever holds a callback's token answers it: once, twice (a duplicate, or a client retrying
+   * after a crash cut its call), or never (the callback times out) — at any moment, before or
+   * after a cancel, a timeout or a restart. Each answer is `{ answer: "<branch>@<step>" }`.
+   */
+  private answerWork(): Startable[] {
+    const out: Startable[] = [];
+    const seen = new Set<string>();
+    for (const e of this.events) {
+      if (e.type !== 'BranchWaitingForCallback') continue;
+      const key = `${e.branchId}@${String(e.detail.step)}`;
+      // The event may be told again (a crash, a resume): one plan, one answer at a time per callback.
+      if (seen.has(key)) continue;
+      seen.add(key);
+      let plan = this.answers.get(key);
+      if (!plan) {
+        const p = stableChance(this.scenario.seed, `${key}|answers`);
+        // Some answers come only once the callback's timeout has passed (the clock gets there).
+        plan = { planned: p < 0.15 ? 0 : p < 0.3 ? 2 : 1, given: 0, taken: 0, refused: [], late: p > 0.8 };
+        this.answers.set(key, plan);
+      }
+      const state = plan;
+      if (state.given >= state.planned) continue;
+      if (state.late && this.clock < (e.detail.timeoutAt as number)) continue;
+      const token = String(e.detail.token);
+      out.push({
+        label: 'answer',
+        weight: 0.3,
+        start: () => {
+          state.given++;
+          this.count('callback answer');
+          const attempt = () =>
+            this.startWork('answer', async () => {
+              try {
+                await answerCallback(this.deps, this.scope, token, { answer: key });
+                state.taken++;
+              } catch (error) {
+                const name = (error as Error)?.name;
+                // The documented refusals: answered already (409), cancelled or timed out (410).
+                if (name !== 'ConflictError' && name !== 'GoneError') throw error;
+                state.refused.push(name);
+              }
+            }, {
+              done: () => undefined,
+              // The client did not get an answer (a crash, a restart): it asks again.
+              failed: () => this.pendingWork.push({ label: 'retry answer', weight: 1, start: attempt }),
+            });
+          attempt();
+        },
+      });
+    }
+    return out;
   }
 
   /** maxRunSeconds runs out (the clock jumps past it) and the run ends FAILED, as the runtime's timer does. */
@@ -886,6 +977,7 @@ export class World {
       const live = this.suspended.filter((s) => s.epoch === this.epoch);
       this.suspended = live;
       const startables = this.startables();
+      if (live.length === 0 && startables.length === 0 && this.jumpToDelayed()) continue;
       if (live.length === 0 && startables.length === 0) {
         // Agent calls that will never return: the runtime's timer ends the run at its deadline.
         if (this.hung > 0 && this.deadlinePending) {
