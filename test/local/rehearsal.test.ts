@@ -316,7 +316,8 @@ describe('IAM', RUNS, () => {
     } finally {
       await own.close();
     }
-  });
+    // Its own budget: it starts a second stack beside the file's (containers, engines).
+  }, 180_000);
 });
 
 function stepWorkerName(s: RehearsalStack): string {

@@ -57,7 +57,9 @@ describe.concurrent.each(ENGINE_TIERS)('poison messages on the %s tier', (tier) 
     expect(runtime.deadLetters).toEqual({ failed: 1, told: 0, dropped: 0, malformed: 0 });
     checkRunInvariants(outcome, 'poisoned child');
     expect(runtime.errors).toEqual([]);
-  });
+    // Its own budget: three deliveries, two of them after the step worker's backoff (up to 2 s,
+    // then 4 s), beside the table's other cases starting their engines at once.
+  }, 120_000);
 
   it('a poisoned root fails the run (it does not hang)', async ({ onTestFinished }) => {
     const runtime = await started(onTestFinished, { ...onTier(tier), chaos: { poison: ['root'] }, maxReceiveCount: 1, visibilityTimeoutSeconds: 1 });
@@ -67,7 +69,7 @@ describe.concurrent.each(ENGINE_TIERS)('poison messages on the %s tier', (tier) 
     expect(outcome.run.status).toBe('FAILED');
     expect(outcome.run.error).toBe('poison message: step 0 of branch root kept failing after 1 delivery and went to the dead-letter queue');
     checkRunInvariants(outcome, 'poisoned root');
-  });
+  }, 120_000);
 
   // A data folder is kept by the journal tier (`--data`'s) or the engines tier (the memory tier
   // keeps nothing); redrive and resume then open it on the tier that wrote it.
