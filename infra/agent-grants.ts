@@ -5,23 +5,29 @@
 import { ArnFormat, Stack } from 'aws-cdk-lib';
 import type { AgentRegistry } from '../core/model';
 
-/** ARNs of the registry's `lambda` agents, exactly as the invoker will call them. */
+/**
+ * ARNs of the registry's `lambda` agents and of its agents' `lambda` tools (`tools:` entries of
+ * kind `lambda`), exactly as the invoker and the tool box will call them.
+ */
 export function lambdaAgentArns(stack: Stack, registry: AgentRegistry): string[] {
   const arns = new Set<string>();
   for (const agent of Object.values(registry)) {
-    if (agent.kind !== 'lambda' || typeof agent.functionName !== 'string') continue;
-    const name = agent.functionName;
-    if (name.startsWith('arn:')) {
-      arns.add(name);
-    } else if (/^\d{12}:function:/.test(name)) {
-      // Partial ARN (account:function:name[:qualifier]).
-      arns.add(`arn:${stack.partition}:lambda:${stack.region}:${name}`);
-    } else {
-      // name or name:qualifier; a qualified call is authorized against the qualified ARN.
-      arns.add(stack.formatArn({ service: 'lambda', resource: 'function', resourceName: name, arnFormat: ArnFormat.COLON_RESOURCE_NAME }));
+    if (agent.kind === 'lambda' && typeof agent.functionName === 'string') arns.add(lambdaArn(stack, agent.functionName));
+    for (const tool of Array.isArray(agent.tools) ? agent.tools : []) {
+      const t = tool as { kind?: unknown; functionName?: unknown } | null;
+      if (t?.kind === 'lambda' && typeof t.functionName === 'string') arns.add(lambdaArn(stack, t.functionName));
     }
   }
   return [...arns];
+}
+
+/** The ARN a Lambda call by this name (full ARN, partial ARN, or name[:qualifier]) is authorized against. */
+function lambdaArn(stack: Stack, name: string): string {
+  if (name.startsWith('arn:')) return name;
+  // Partial ARN (account:function:name[:qualifier]).
+  if (/^\d{12}:function:/.test(name)) return `arn:${stack.partition}:lambda:${stack.region}:${name}`;
+  // name or name:qualifier; a qualified call is authorized against the qualified ARN.
+  return stack.formatArn({ service: 'lambda', resource: 'function', resourceName: name, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
 }
 
 /** The geographies of AWS's cross-Region (system-defined) inference profiles: `<geo>.<model id>`. */

@@ -2,7 +2,7 @@
  * Least privilege, statement by statement: what each function's role may do, the state machine's
  * role, and that nothing grants a `*` action or a `*` resource where a resource can be named.
  */
-import type { Template } from 'aws-cdk-lib/assertions';
+import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -154,6 +154,55 @@ describe('function roles (platform: pinned env, KMS table, ARN agents)', () => {
   it.each(NAMES)('%s: the same statements as research, with the pinned account and region', (name) => {
     const lines = statementLines(statementsOf(platform.template, name)).filter((l) => !/^(kms|lambda|bedrock):/.test(l));
     expect(lines).toEqual(expectedLines(platform.template, 'platform', 'eu-west-1', '111122223333')[name].sort());
+  });
+});
+
+describe('function roles (lambda tools of agents)', () => {
+  it('step-worker may invoke exactly the lambda tools the registry\'s agents declare, beside its lambda agents, and no other function may', () => {
+    const { template } = synthTeam('research', {
+      bundle: false,
+      config: {
+        agents: {
+          ...research.config.agents,
+          Researcher: {
+            kind: 'openai',
+            model: 'gpt-4o-mini',
+            tools: [
+              { kind: 'lambda', name: 'lookup', functionName: 'research-lookup:live' },
+              { kind: 'lambda', name: 'archive', functionName: 'arn:aws:lambda:eu-west-1:444455556666:function:archive' },
+              { kind: 'http', name: 'weather', url: 'https://weather.example.com/now' },
+            ],
+          },
+        },
+      },
+    });
+    const invokeArns = [
+      'arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:research-data-fetcher',
+      'arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:research-lookup:live',
+      'arn:aws:lambda:eu-west-1:444455556666:function:archive',
+    ];
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [{ Ref: roleIdOf(functionOf(template, 'step-worker')) }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Action: 'lambda:InvokeFunction',
+            Effect: 'Allow',
+            Resource: Match.arrayWith([
+              Match.objectLike({ 'Fn::Join': Match.arrayWith([Match.arrayWith([':function:research-lookup:live'])]) }),
+              'arn:aws:lambda:eu-west-1:444455556666:function:archive',
+            ]),
+          }),
+        ]),
+      },
+    });
+    // Exactly those ARNs, no wildcard, in one statement of step-worker only.
+    const invoke = statementsOf(template, 'step-worker').filter((s) => actionsOf(s).includes('lambda:InvokeFunction'));
+    expect(invoke).toHaveLength(1);
+    expect(resourcesOfStatement(invoke[0]).sort()).toEqual(invokeArns.sort());
+    for (const name of NAMES.filter((n) => n !== 'step-worker')) {
+      expect(statementsOf(template, name).flatMap(actionsOf).filter((a) => a.startsWith('lambda:'))).toEqual([]);
+    }
   });
 });
 
