@@ -50,6 +50,13 @@ export interface ListedRun {
   position: string;
 }
 
+/** A lifecycle event as the run's stored stream keeps it: its number in the stream and when it was written. */
+export interface StoredEvent {
+  seq: number;
+  storedAt: number;
+  event: LifecycleEvent;
+}
+
 /** What BranchStore.getStatuses reads. */
 export interface Statuses {
   run: RunStatus | undefined;
@@ -141,6 +148,14 @@ export interface BranchStore {
    * run just created may show a moment later). `more` as listBranchesPage's.
    */
   listRunsPage(team: string, page: RunPage): Promise<{ runs: ListedRun[]; more: boolean }>;
+  /**
+   * Appends a run's lifecycle events to its stored stream: numbers them in one atomic counter
+   * update, then writes one item each (expiring with the run). Numbers a crash leaves unwritten
+   * stay as gaps; a retried call appends the events again under new numbers.
+   */
+  appendEvents(scope: Scope, events: readonly LifecycleEvent[]): Promise<void>;
+  /** At most `limit` of the run's stored events numbered above `after`, in number order (consistent read). */
+  listEvents(scope: Scope, page: { after: number; limit: number }): Promise<StoredEvent[]>;
 
   /**
    * Keeps a wide spawn's child specs out of the parent's item, in items of bounded size, under

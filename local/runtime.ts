@@ -6,6 +6,7 @@
  * (adapters/memory/memory-fan-out.ts) on the memory tier (see local/embedded-engines).
  */
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import { recordedEvents } from '../core/use-cases/run-events';
 import { KindRouter } from '../adapters/agents/agent-invoker';
 import { llmInvokers } from '../adapters/agents';
 import { HttpInvoker } from '../adapters/agents/http-invoker';
@@ -209,8 +210,9 @@ export class LocalRuntime {
       store: engines.store,
       queue,
       fanOut,
-      // Every event reaches the local bus (trace, hooks); the meter counts those the stack would send.
-      events: meteredPublisher(bus, engines.meter, options.events),
+      // Every event is kept in the run's stored stream and reaches the local bus (trace, hooks); the
+      // meter counts those the stack would send.
+      events: recordedEvents(engines.store, meteredPublisher(bus, engines.meter, options.events)),
       meter: engines.meter,
       invoker,
       clock: systemClock,

@@ -30,7 +30,8 @@ import {
   type Scope,
   type SyncPointRecord,
 } from '../../core/model';
-import type { BlobStore, BranchPage, BranchPatch, BranchStore, CostSink, ListedRun, RecordChildEndResult, ReserveResult, RunPage, RunPatch, Statuses } from '../../core/ports';
+import type { BlobStore, BranchPage, BranchPatch, BranchStore, CostSink, ListedRun, RecordChildEndResult, ReserveResult, RunPage, RunPatch, Statuses, StoredEvent } from '../../core/ports';
+import type { LifecycleEvent } from '../../core/events';
 import {
   assertFits,
   checkInValues,
@@ -50,6 +51,11 @@ import {
   runItem,
   runIdOfRunsSk,
   runsPosition,
+  decodeEvent,
+  EVENT_PREFIX,
+  eventCounterKey,
+  eventItem,
+  eventSk,
   runKey,
   runPk,
   runsPk,
@@ -437,6 +443,47 @@ export class DynamoBranchStore implements BranchStore {
     const runs = await Promise.all(positions.map(async (position) => ({ run: await this.getRun({ team, runId: runIdOfRunsSk(position) }), position })));
     // A run whose item is gone (its TTL passed after the index was read) is left out.
     return { runs: runs.flatMap((r) => (r.run ? [{ run: r.run, position: r.position }] : [])), more: result.LastEvaluatedKey !== undefined };
+  }
+
+  async appendEvents(scope: Scope, events: readonly LifecycleEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const x = new Expr();
+    const ttl = this.ttlSeconds === undefined ? '' : ` SET ${x.name(TTL_ATTRIBUTE)} = if_not_exists(${x.name(TTL_ATTRIBUTE)}, ${x.value(Math.floor(this.now() / 1000) + this.ttlSeconds)})`;
+    // One atomic ADD numbers the whole batch: the stream's order is the order of these updates.
+    const counted = await this.call(`appendEvents ${scope.runId}`, () =>
+      this.send(
+        scope,
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: eventCounterKey(scope),
+          UpdateExpression: `ADD ${x.name('last')} ${x.value(events.length)}${ttl}`,
+          ReturnValues: 'UPDATED_NEW',
+          ...x.params,
+        }),
+      ),
+    );
+    const first = Number(counted.Attributes?.last) - events.length + 1;
+    const storedAt = this.now();
+    const items = events.map((event, i) => this.withTtl(eventItem(scope, { seq: first + i, storedAt, event })));
+    items.forEach((item, i) => assertFits(`event ${events[i].type}`, item));
+    await mapLimit(items, this.writeConcurrency, (item) => this.putIfAbsent(scope, item, `appendEvents ${scope.runId}`));
+  }
+
+  async listEvents(scope: Scope, page: { after: number; limit: number }): Promise<StoredEvent[]> {
+    const x = new Expr();
+    const result = await this.call(`listEvents ${scope.runId}`, () =>
+      this.send(
+        scope,
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: `${x.name('PK')} = ${x.value(runPk(scope))} AND ${x.name('SK')} BETWEEN ${x.value(eventSk(page.after + 1))} AND ${x.value(`${EVENT_PREFIX}~`)}`,
+          ConsistentRead: true,
+          Limit: Math.max(1, page.limit),
+          ...x.params,
+        }),
+      ),
+    );
+    return (result.Items ?? []).map((item) => decodeEvent<LifecycleEvent>(item));
   }
 
   /**

@@ -133,6 +133,20 @@ export const syncKey = (scope: Scope, parentId: string, seq: number): Key => ({
 
 export const costKey = (scope: Scope): Key => ({ PK: runPk(scope), SK: COST_SK });
 
+/** The run's stored event stream: a counter item numbering the events, and one item per event. */
+export const EVENT_COUNTER_SK = 'EVSEQ';
+export const EVENT_PREFIX = 'E#';
+export const eventCounterKey = (scope: Scope): Key => ({ PK: runPk(scope), SK: EVENT_COUNTER_SK });
+export const eventSk = (seq: number): string => `${EVENT_PREFIX}${String(seq).padStart(12, '0')}`;
+
+export function eventItem(scope: Scope, stored: { seq: number; storedAt: number; event: unknown }): Item {
+  return { PK: runPk(scope), SK: eventSk(stored.seq), entity: 'EVENT', seq: stored.seq, storedAt: stored.storedAt, event: JSON.stringify(stored.event) };
+}
+
+export function decodeEvent<E>(item: Item): { seq: number; storedAt: number; event: E } {
+  return { seq: Number(item.seq), storedAt: Number(item.storedAt), event: JSON.parse(String(item.event)) as E };
+}
+
 /** Where an idempotency key's run id is kept: a partition of its own, never a run's. */
 export const RUN_KEY_SK = 'RUNKEY';
 

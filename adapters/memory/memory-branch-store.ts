@@ -23,7 +23,8 @@ import {
   type SyncPointRecord,
 } from '../../core/model';
 import { addCost, type CostCounters } from '../../core/cost';
-import type { BlobStore, BranchPage, BranchPatch, BranchStore, CostSink, ListedRun, RecordChildEndResult, ReserveResult, RunPage, RunPatch, Statuses } from '../../core/ports';
+import type { BlobStore, BranchPage, BranchPatch, BranchStore, CostSink, ListedRun, RecordChildEndResult, ReserveResult, RunPage, RunPatch, Statuses, StoredEvent } from '../../core/ports';
+import type { LifecycleEvent } from '../../core/events';
 import { MemoryBlobStore } from '../blobs/memory-blob-store';
 import {
   assertFits,
@@ -46,6 +47,11 @@ import {
   runsPk,
   runsPosition,
   RUN_SK,
+  decodeEvent,
+  EVENT_PREFIX,
+  eventCounterKey,
+  eventItem,
+  eventSk,
   SYNC_PREFIX,
   syncKey,
   syncPointItem,
@@ -285,6 +291,31 @@ export class MemoryBranchStore implements BranchStore {
     const taken = entries.slice(0, Math.max(1, page.limit));
     const runs = await Promise.all(taken.map(async (item) => ({ run: (await this.getRun(scopeOfItem(item)!))!, position: String(item.GSI1SK) })));
     return { runs, more: entries.length > taken.length };
+  }
+
+  async appendEvents(scope: Scope, events: readonly LifecycleEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const counter = this.read(eventCounterKey(scope));
+    const last = Number(counter?.last ?? 0);
+    this.write({ ...eventCounterKey(scope), team: scope.team, runId: scope.runId, last: last + events.length });
+    this.charge(scope, { writeUnits: 1 });
+    const storedAt = Date.now();
+    events.forEach((event, i) => {
+      const item = { ...eventItem(scope, { seq: last + 1 + i, storedAt, event }), team: scope.team, runId: scope.runId };
+      assertFits(`event ${event.type}`, item);
+      this.write(item);
+      this.charge(scope, { writeUnits: writeUnits(item) });
+    });
+  }
+
+  async listEvents(scope: Scope, page: { after: number; limit: number }): Promise<StoredEvent[]> {
+    const from = eventSk(page.after);
+    const items = this.partitionItems(runPk(scope), EVENT_PREFIX)
+      .filter((item) => String(item.SK) > from)
+      .sort((a, b) => (String(a.SK) < String(b.SK) ? -1 : 1))
+      .slice(0, Math.max(1, page.limit));
+    this.charge(scope, { readUnits: readUnits(items.reduce((n, i) => n + size(i), 0)) });
+    return items.map((item) => decodeEvent<LifecycleEvent>(item));
   }
 
   async listChildren(scope: Scope, parentId: string): Promise<BranchRecord[]> {

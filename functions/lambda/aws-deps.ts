@@ -19,6 +19,7 @@ import { DynamoBranchStore } from '../../adapters/dynamodb';
 import { EventBridgePublisher } from '../../adapters/eventbridge/eventbridge-publisher';
 import { SqsStepQueue } from '../../adapters/sqs/sqs-step-queue';
 import type { Context } from 'aws-lambda';
+import { recordedEvents } from '../../core/use-cases/run-events';
 import { CostMeter, invocationUsage, meteredPublisher, meteredQueue } from '../../core/cost';
 import { takeLoggedBytes } from './logged-bytes';
 import { LanedStepQueue } from '../../core/step-lanes';
@@ -96,10 +97,18 @@ export function createAwsDeps(
   // Values over 1 KB go to the team's bucket (adapters/dynamodb/item-codec.ts, the claim check);
   // http and lambda agents get values of a request past 256 KB as presigned GETs of it (core/agent-request.ts).
   const blobs = config.blobBucket ? new S3BlobStore({ client: traced(new S3Client({})), bucket: config.blobBucket }) : undefined;
-  // The team's event setting filters what reaches the bus (and is billed); the handlers' metrics see every event.
-  const events = busPublisher(
-    meteredPublisher(new EventBridgePublisher({ client: traced(new EventBridgeClient({})), eventBusName: config.eventBusName }), meter),
-    config.events,
+  const store = new DynamoBranchStore({
+    client: traced(new DynamoDBClient({})),
+    tableName: config.tableName,
+    ttlSeconds: config.ttlSeconds,
+    meter,
+    ...(blobs ? { blobs } : {}),
+  });
+  // Every event is kept in the run's stored stream (the events route reads it); the team's event
+  // setting filters what reaches the bus (and is billed); the handlers' metrics see every event.
+  const events = recordedEvents(
+    store,
+    busPublisher(meteredPublisher(new EventBridgePublisher({ client: traced(new EventBridgeClient({})), eventBusName: config.eventBusName }), meter), config.events),
   );
   const invoker = new KindRouter({
     script: new ScriptInvoker(),
@@ -110,13 +119,7 @@ export function createAwsDeps(
     ...llmInvokers({ openai: { env: secrets.env }, toolBox: new ToolBox({ moduleTools: false, lambdaClient: traced(new LambdaClient({})) }) }),
   });
   return {
-    store: new DynamoBranchStore({
-      client: traced(new DynamoDBClient({})),
-      tableName: config.tableName,
-      ttlSeconds: config.ttlSeconds,
-      meter,
-      ...(blobs ? { blobs } : {}),
-    }),
+    store,
     // A resumed parent's step never waits behind leaf steps (core/step-lanes.ts).
     // Metered per lane: each lane's send is its own SendMessageBatch.
     queue: new LanedStepQueue({

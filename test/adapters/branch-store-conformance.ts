@@ -178,6 +178,23 @@ export function describeBranchStoreConformance(name: string, factory: BranchStor
       });
     });
 
+    describe('appendEvents / listEvents', () => {
+      it('numbers each run\'s events in the order appended and pages them after a number', async () => {
+        const scope = newScope();
+        await store.createRun(runRecord(scope));
+        const event = (i: number) => ({ eventId: `e${i}`, type: 'BranchCreated' as const, team: scope.team, runId: scope.runId, branchId: `root.${i}`, time: i, detail: { i } });
+        await store.appendEvents(scope, [event(1), event(2)]);
+        await Promise.all([store.appendEvents(scope, [event(3)]), store.appendEvents(scope, [event(4), event(5)])]);
+        await store.appendEvents({ ...scope, runId: `${scope.runId}-other` }, [event(9)]);
+        const all = await store.listEvents(scope, { after: 0, limit: 100 });
+        expect(all.map((s) => s.seq)).toEqual([1, 2, 3, 4, 5]);
+        expect(all.slice(0, 2).map((s) => s.event)).toEqual([event(1), event(2)]);
+        expect(new Set(all.map((s) => s.event.eventId))).toEqual(new Set(['e1', 'e2', 'e3', 'e4', 'e5']));
+        expect((await store.listEvents(scope, { after: 2, limit: 2 })).map((s) => s.seq)).toEqual([3, 4]);
+        expect(await store.listEvents(scope, { after: 5, limit: 2 })).toEqual([]);
+      });
+    });
+
     describe('listRunsPage', () => {
       it("pages a team's runs newest first, each page bounded by its limit, and leaves other teams' runs out", async () => {
         const team = `list-${Math.random().toString(36).slice(2, 8)}`;

@@ -1,8 +1,6 @@
 /** Event ids: made from what an event is about, so a change told again has the id it had. */
 import { describe, expect, it } from 'vitest';
 import { branchEvent, eventId, retryEvent, runEvent, syncPointEvent, toolCalledEvent } from '../../core/events';
-import type { BranchRecord, RunRecord } from '../../core/model';
-import { eventsOfRecords } from '../../core/use-cases/run-events';
 
 const scope = { team: 'research', runId: 'run-1' };
 const branch = { ...scope, id: 'root.1', parentId: 'root', agent: 'A', type: 'SIMPLE' as const, depth: 1, status: 'COMPLETED' as const };
@@ -37,17 +35,5 @@ describe('eventId', () => {
       retryEvent({ ...message, step: 3 }, 1, { attempt: 1, delaySeconds: 1, error: 'x' }),
     ].map((e) => e.eventId);
     expect(new Set(ids).size).toBe(ids.length);
-  });
-
-  it('the events read back from the records carry the ids the bus gave', () => {
-    const run = { ...scope, name: 'n', status: 'COMPLETED', createdAt: 1, endedAt: 9, result: 'r' } as RunRecord;
-    const root = { ...branch, id: 'root', parentId: null, createdAt: 1, endedAt: 8, result: 'r' } as unknown as BranchRecord;
-    const read = eventsOfRecords(run, [root]).map((e) => `${e.type} ${e.eventId}`);
-    expect(read).toEqual([
-      `RunStarted ${runEvent('RunStarted', scope, 5, { status: 'RUNNING' }).eventId}`,
-      `BranchCreated ${branchEvent('BranchCreated', root, 5).eventId}`,
-      `BranchCompleted ${branchEvent('BranchCompleted', root, 5).eventId}`,
-      `RunCompleted ${runEvent('RunCompleted', scope, 5, { status: 'COMPLETED' }).eventId}`,
-    ]);
   });
 });

@@ -97,7 +97,11 @@ describe('run --api: the same run as a local run', () => {
     const events = await cli('events', runId, '--api', api.url);
     const lines = events.out.trim().split('\n').map((l) => JSON.parse(l) as LifecycleEvent);
     expect(lines.map((e) => e.type)).toEqual(expect.arrayContaining(['RunStarted', 'BranchCreated', 'BranchCompleted', 'RunCompleted']));
-    expect(lines).toHaveLength(1 + count * 2 + 1);
+    // Every event the bus carried, read from the stored stream: the sync points' too.
+    const syncPoints = lines.filter((e) => e.type === 'SyncPointReached').length;
+    expect(syncPoints).toBeGreaterThan(0);
+    expect(lines).toHaveLength(1 + count * 2 + syncPoints + 1);
+    expect(new Set(lines.map((e) => e.eventId)).size).toBe(lines.length);
     const runs = await cli('runs', '--api', api.url, '--json');
     expect(JSON.parse(runs.out).runs).toContainEqual(expect.objectContaining({ runId, name: 'hierarchical-research-team', status: 'COMPLETED' }));
     const unknown = await cli('show', 'no-such-run', '--api', api.url);
@@ -252,7 +256,9 @@ describe('the same commands on a local data folder', () => {
     const tree = await cli('tree', runId, '--data', data);
     expect(tree.out.startsWith('root ')).toBe(true);
     const events = await cli('events', runId, '--data', data);
-    expect(events.out.trim().split('\n')).toHaveLength(1 + branches.length * 2 + 1);
+    // simple-parallel: one fan-out, so one SyncPointReached beside each branch's two events and the run's.
+    expect(events.out.trim().split('\n').map((l) => JSON.parse(l).type).filter((t) => t === 'SyncPointReached')).toHaveLength(1);
+    expect(events.out.trim().split('\n')).toHaveLength(1 + branches.length * 2 + 1 + 1);
   });
 
   it('a command without --api or --data says where runs can be read (exit 2)', async () => {
