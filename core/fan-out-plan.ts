@@ -16,7 +16,7 @@
  *   `window` of a batch run at once, and `batchConcurrency × window` in all), and the end that
  *   finds every child of the batch counted releases the batch's token. One transition per batch
  *   instead of one per child: 150 children cost 4 transitions, not 153. A batch's timeout is the
- *   child timeout once per wave of the window (the safety net: each child's own timeout is
+ *   child timeout once per wave of the window and once more (the safety net: each child's own timeout is
  *   enforced where it runs). A single child keeps INLINE: batching saves nothing there and adds
  *   a hop.
  * The per-child paths (INLINE, DISTRIBUTED) stay for a runtime that asks for them (`per-child`),
@@ -65,9 +65,13 @@ export function planFanOut(children: number, maxConcurrency: number, dispatch: F
   return { mode: 'DISTRIBUTED', batchSize, batchConcurrency: Math.max(1, Math.floor(inFlight / batchSize)), window: batchSize };
 }
 
-/** BATCHED: the batch timeout, the safety net above each child's own: one child timeout per wave of the window. */
+/**
+ * BATCHED: the batch timeout, the safety net above each child's own: one child timeout per wave
+ * of the window, and one more (a child's clock starts with its first step, the batch's when it
+ * is dispatched: queue time is the batch's).
+ */
 export function batchTimeoutSeconds(plan: FanOutPlan, childTimeoutSeconds: number): number {
-  return childTimeoutSeconds * Math.ceil(plan.batchSize / plan.window);
+  return childTimeoutSeconds * (Math.ceil(plan.batchSize / plan.window) + 1);
 }
 
 /**

@@ -97,18 +97,28 @@ export async function executeStep(deps: SpawnerDeps, message: StepMessage, deliv
   } else if (message.taskToken && !branch.taskToken) {
     branch = { ...branch, taskToken: message.taskToken };
   }
-  // A batched child's own timeout is enforced here, at each of its steps (its batch's timeout
-  // is only the safety net: core/fan-out-plan.ts).
-  if (branch.batch && branch.startedAt !== undefined && deps.clock.now() - branch.startedAt > run.limits.branchTimeoutSeconds * 1000) {
-    await endBranch(deps, branch, { status: 'TIMED_OUT', by: delivery.messageId, error: BRANCH_TIMED_OUT, atVersion: true });
-    return 'failed';
-  }
+  // A batched child's own timeout is enforced where it runs: before each of its steps, and as the
+  // bound of each agent call (its batch's timeout is only the safety net: core/fan-out-plan.ts).
+  const left = batchedTimeLeftMs(deps, run, branch);
+  if (left !== undefined && left <= 0) return timedOut(deps, branch, delivery);
   if (branch.suspended || message.wake) {
     const woken = await wakeOrWait(deps, branch, message, delivery);
     if (typeof woken === 'string') return woken;
     branch = woken;
   }
   return runAgentStep(deps, run, branch, delivery);
+}
+
+/** A batched child's time left before its branch timeout (undefined for any other branch). */
+function batchedTimeLeftMs(deps: SpawnerDeps, run: RunRecord, branch: BranchRecord): number | undefined {
+  if (!branch.batch || branch.startedAt === undefined) return undefined;
+  return branch.startedAt + run.limits.branchTimeoutSeconds * 1000 - deps.clock.now();
+}
+
+/** A batched child past its timeout ends TIMED_OUT, as its own iteration's timeout would end it. */
+async function timedOut(deps: SpawnerDeps, branch: BranchRecord, delivery: Delivery): Promise<StepOutcome> {
+  await endBranch(deps, branch, { status: 'TIMED_OUT', by: delivery.messageId, error: BRANCH_TIMED_OUT, atVersion: true });
+  return 'failed';
 }
 
 async function runAgentStep(
@@ -131,7 +141,9 @@ async function runAgentStep(
   // Every call is bounded: by the run's agent call limit, and below what the worker has left.
   const callSeconds = run.limits.agentTimeoutSeconds ?? DEFAULT_LIMITS.agentTimeoutSeconds;
   const workerMs = delivery.deadline === undefined ? undefined : delivery.deadline - deps.clock.now();
-  const deadline = withRunDeadline(deps, run, branchSignal, { callMs: callSeconds * 1000, workerMs });
+  const branchLeftMs = batchedTimeLeftMs(deps, run, branch);
+  const cutAtBranchTimeout = branchLeftMs !== undefined && branchLeftMs < callSeconds * 1000;
+  const deadline = withRunDeadline(deps, run, branchSignal, { callMs: cutAtBranchTimeout ? Math.max(1, branchLeftMs) : callSeconds * 1000, workerMs });
   const signal = deadline.signal;
   // A tool loop keeps its conversation on the branch as it grows: a redelivered step (or a retried
   // attempt) continues from there. Each save is conditional on the branch version; a lost race
@@ -202,6 +214,7 @@ async function runAgentStep(
     const cut = deadline.cutBy();
     // Not the call's fault: the invocation started too late for it. The step comes back (backoff).
     if (cut === 'worker') throw new TransientError(`agent ${branch.agent}: the step worker's invocation ended before the call could`, { cause: error });
+    if (cut === 'call' && cutAtBranchTimeout) return timedOut(deps, branch, delivery);
     if (cut === 'call') {
       const message = `agent ${branch.agent} failed: AgentTimeoutError: no answer within limits.agentTimeoutSeconds (${callSeconds} s)`;
       return failBranch(deps, branch, delivery, message, { stepCount: step + 1 });

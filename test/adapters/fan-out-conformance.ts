@@ -400,7 +400,7 @@ export function describeFanOutConformance(name: string, create: FanOutFactory): 
 
     it('a batch past its timeout goes through RecordBatchFailure with States.Timeout, then Aggregate', async () => {
       const { calls, errors, fanOut } = setup();
-      // Two children, both at once: one wave, so the batch's timeout is the child timeout (1 s).
+      // Two children, both at once: one wave: the batch's timeout is the child timeout twice (2 s).
       await fanOut.start(batched(2, 2, 1));
       await fanOut.idle();
       expect(calls.map((c) => c.task)).toEqual(['dispatchBatch', 'recordBatchFailure', 'aggregate']);

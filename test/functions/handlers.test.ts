@@ -240,4 +240,23 @@ describe('fan-out tasks', () => {
     await expect(tasks.aggregate({ team: 't', runId: 'missing', parentId: 'root', seq: 1 })).resolves.toBeUndefined();
     h.stop();
   });
+  it('share one function: a payload with a task token dispatches a batch, one with a range records the batch\'s failure', async () => {
+    const h = createMemoryHarness();
+    const tasks = createFanOutTaskHandlers(h.deps);
+    const scope = { team: 't', runId: 'r' };
+    // DispatchBatch: the token is kept, the first `window` children of the batch are sent with the batch.
+    await tasks.recordFailure({ ...scope, parentId: 'root', seq: 1, first: 10, count: 5, window: 2, taskToken: 'tok-1' });
+    expect(await h.deps.store.getBatchToken(scope, 'root', 1, 10)).toBe('tok-1');
+    const sent = [(await h.queue.receive()).body, (await h.queue.receive()).body];
+    const batch = { first: 10, count: 5, window: 2 };
+    expect(sent).toEqual([
+      { ...scope, branchId: 'root.10', step: 0, batch },
+      { ...scope, branchId: 'root.11', step: 0, batch },
+    ]);
+    expect(h.queue.depth).toBe(0);
+    // RecordBatchFailure: a range and no token (no child of it exists here: nothing to end).
+    await expect(tasks.recordFailure({ ...scope, parentId: 'root', seq: 1, first: 10, count: 5, error: 'States.Timeout' })).resolves.toBeUndefined();
+    await expect(tasks.recordFailure({ ...scope, parentId: 'root', seq: 1, first: 10, count: 5, window: 0, taskToken: 'x' })).rejects.toThrow(/window/);
+    h.stop();
+  });
 });

@@ -692,6 +692,28 @@ export const behaviours: Behaviour[] = [
     },
   },
   {
+    name: 'one child at a time: a hung child is TIMED_OUT at its own timeout, and the children after it still run',
+    run: {
+      name: 'timeout-one-at-a-time',
+      request: 'x',
+      entry: 'P',
+      limits: { branchTimeoutSeconds: 1, maxConcurrentBranches: 1 },
+      agents: {
+        P: script([{ next_action: 'parallel_invoke', agents: ['Stuck', 'Quick', 'Quick'] }, final('$input')], { allowed: ['Quick', 'Stuck'] }),
+        Quick: script([final('q')]),
+        Stuck: script([{ $hang: true, next_action: 'final_response', content: 'never' }]),
+      },
+    },
+    check(o) {
+      expect(o.run.status).toBe('COMPLETED');
+      expect(Object.fromEntries(o.branches.filter((b) => b.parentId === 'root').map((b) => [b.id, b.status]))).toEqual({
+        'root.0': 'TIMED_OUT',
+        'root.1': 'COMPLETED',
+        'root.2': 'COMPLETED',
+      });
+    },
+  },
+  {
     name: 'a durable wait: the branch sleeps without a worker, then its agent goes on',
     duplicates: true,
     run: {

@@ -211,7 +211,7 @@ describe('fan-out.asl.json', () => {
     const base = { team: 't', runId: 'r', parentId: 'root', seq: 1, executionName: 'r-root-s1', timeoutSeconds: 60 };
     expect(fanOutInput({ ...base, maxConcurrency: 10, firstIndex: 3, count: 150 })).toEqual({
       team: 't', runId: 'r', parentId: 'root', seq: 1, timeoutSeconds: 60, mode: 'BATCHED',
-      batchRanges: [{ first: 3, count: 150 }], batchConcurrency: 1, window: 10, batchTimeoutSeconds: 60 * 15,
+      batchRanges: [{ first: 3, count: 150 }], batchConcurrency: 1, window: 10, batchTimeoutSeconds: 60 * 16,
     });
     const wide = fanOutInput({ ...base, maxConcurrency: 200, firstIndex: 0, count: 10_000 });
     expect(wide).toMatchObject({ mode: 'BATCHED', batchConcurrency: 40, window: 5 });

@@ -55,7 +55,7 @@ describe('start', () => {
     expect(call.args[0].input).toEqual({ stateMachineArn, name: 'run1-root-s1', input: JSON.stringify(fanOutInput(request)) });
     expect(JSON.parse(call.args[0].input.input ?? '')).toEqual({
       team: 'team-a', runId: 'run1', parentId: 'root', seq: 1, timeoutSeconds: 900, mode: 'BATCHED',
-      batchRanges: [{ first: 0, count: 2 }], batchConcurrency: 1, window: 2, batchTimeoutSeconds: 900,
+      batchRanges: [{ first: 0, count: 2 }], batchConcurrency: 1, window: 2, batchTimeoutSeconds: 1800,
     });
   });
 
