@@ -697,7 +697,9 @@ export const behaviours: Behaviour[] = [
       name: 'timeout-one-at-a-time',
       request: 'x',
       entry: 'P',
-      limits: { branchTimeoutSeconds: 1, maxConcurrentBranches: 1 },
+      // 3 s: the batch's safety net (4 timeouts here) must outlast the chain's queue and start-up
+      // time on the rehearsal's cold containers, as it does in AWS.
+      limits: { branchTimeoutSeconds: 3, maxConcurrentBranches: 1 },
       agents: {
         P: script([{ next_action: 'parallel_invoke', agents: ['Stuck', 'Quick', 'Quick'] }, final('$input')], { allowed: ['Quick', 'Stuck'] }),
         Quick: script([final('q')]),
