@@ -4,6 +4,7 @@
  * Running a tool is an adapter's job (adapters/tools).
  */
 import { z } from 'zod';
+import { boundValue } from './bounded-value';
 import { PROTOCOL_TOOL_NAMES } from './protocol-tools';
 
 /** Tool names as the tool-calling APIs accept them (OpenAI and Bedrock both). */
@@ -153,10 +154,22 @@ export interface ToolCallRecord {
   kind: ToolDefinition['kind'] | 'unknown';
   status: ToolCallStatus;
   durationMs: number;
-  /** Sizes, not contents: arguments and outputs stay out of events. */
+  /** Whole sizes (UTF-8 bytes of the arguments' JSON and of the output text). */
   argumentBytes: number;
   outputBytes: number;
+  /** The arguments: whole when within TOOL_TRACE_PREVIEW_BYTES, else a preview that says what it left out. */
+  arguments?: unknown;
+  /** The output text, likewise whole or cut with a note of its whole size. */
+  output?: string;
   error?: string;
+}
+
+/** What a trace record (and so a `ToolCalled` event) holds of a call's arguments and of its output, each. */
+export const TOOL_TRACE_PREVIEW_BYTES = 1024;
+
+/** The arguments and output of a call as its trace record shows them: bounded (core/bounded-value). */
+export function toolTracePreview(args: unknown, output: string): { arguments: unknown; output: string } {
+  return { arguments: boundValue(args ?? null, TOOL_TRACE_PREVIEW_BYTES).value, output: boundValue(output, TOOL_TRACE_PREVIEW_BYTES).value as string };
 }
 
 /** One model turn of a tool loop that asked for user tools, and the results so far (by call id). */

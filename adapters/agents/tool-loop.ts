@@ -10,7 +10,7 @@ import { DEFAULT_LIMITS } from '../../core/limits';
 import type { AgentInvocation, AgentReply } from '../../core/ports';
 import { buildMessages, buildSystemPrompt, type ChatMessage } from '../../core/prompt';
 import { isProtocolTool, protocolTools, responseOfToolCall, type ToolSpec } from '../../core/protocol-tools';
-import { branchedCallOf, branchedCallsResponse, toolCallingOf, toolsSchema, type ToolCallRecord, type ToolLoopCheckpoint, type ToolTurn } from '../../core/tools';
+import { branchedCallOf, branchedCallsResponse, toolCallingOf, toolsSchema, toolTracePreview, type ToolCallRecord, type ToolLoopCheckpoint, type ToolTurn } from '../../core/tools';
 import { callTool, ToolCallAborted, type ToolBox, type ToolCallContext, type UserTool } from '../tools/tool-box';
 
 export interface ToolCallRequest {
@@ -195,6 +195,7 @@ function refusal(call: ToolCallRequest, tool: UserTool | undefined, text: string
     durationMs: 0,
     argumentBytes: 0,
     outputBytes: 0,
+    ...toolTracePreview(call.args, ''),
     error: text,
   };
   return { text, isError: true, record };

@@ -18,6 +18,7 @@ import {
   type ModuleToolDefinition,
   type ToolCallRecord,
   type ToolDefinition,
+  toolTracePreview,
 } from '../../core/tools';
 import { whenAborted } from '../retry';
 import { DEFAULT_MAX_RESPONSE_BYTES, readCappedText } from '../agents/http-invoker';
@@ -280,6 +281,7 @@ export async function callTool(tool: UserTool, args: unknown, context: ToolCallC
       durationMs: Date.now() - started,
       argumentBytes,
       outputBytes: byteLength(text),
+      ...toolTracePreview(args, text),
       ...(error !== undefined ? { error } : {}),
     },
   });

@@ -115,6 +115,11 @@ function expectResearchDone({ doc, events }: Awaited<ReturnType<typeof runAgains
     ]),
   );
   for (const e of calls) expect(e.detail.durationMs).toEqual(expect.any(Number));
+  // Each with what it was called with and what it answered (small here, so whole).
+  for (const e of calls.filter((c) => c.detail.tool === 'lookup_fact')) {
+    expect(e.detail.arguments).toEqual({ topic: expect.any(String) });
+    expect(JSON.parse(e.detail.output as string)).toEqual(expect.objectContaining({ fact: expect.any(String) }));
+  }
   // ... and in the metrics.
   expect(doc.metrics.tools).toEqual({
     lookup_fact: expect.objectContaining({ calls: 3, errors: 0 }),

@@ -3,6 +3,7 @@ import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { callTool, ToolBox } from '../../../adapters/tools/tool-box';
+import { TOOL_TRACE_PREVIEW_BYTES } from '../../../core/tools';
 
 const lambda = mockClient(LambdaClient);
 afterAll(() => lambda.restore());
@@ -41,6 +42,23 @@ describe('lambda tools', () => {
     lambda.on(InvokeCommand).callsFake(() => new Promise(() => {}));
     const [tool] = await new ToolBox({ lambdaClient: client }).toolsFor('A', [{ kind: 'lambda', name: 'slow', functionName: 'slow-fn', timeoutMs: 50 }]);
     expect(await callTool(tool, {}, context)).toMatchObject({ text: 'tool slow timed out after 50 ms', isError: true, record: { status: 'timeout' } });
+  });
+});
+
+describe('the trace record of a call', () => {
+  it('carries the arguments and the output whole when small, and a bounded preview that says what it left out when large', async () => {
+    lambda.on(InvokeCommand).resolvesOnce({ Payload: encode({ price: 3 }) }).resolves({ Payload: encode('y'.repeat(5_000)) });
+    const [tool] = await new ToolBox({ lambdaClient: client }).toolsFor('A', [{ kind: 'lambda', name: 'price', functionName: 'price-fn' }]);
+    const small = await callTool(tool, { item: 'tea' }, context);
+    expect(small.record).toMatchObject({ arguments: { item: 'tea' }, output: '{"price":3}', argumentBytes: 14, outputBytes: 11 });
+
+    const large = await callTool(tool, { items: Array.from({ length: 500 }, (_, i) => `item-${i}`) }, context);
+    expect(large.record.argumentBytes).toBeGreaterThan(TOOL_TRACE_PREVIEW_BYTES);
+    expect(JSON.stringify(large.record.arguments).length).toBeLessThanOrEqual(TOOL_TRACE_PREVIEW_BYTES);
+    expect(JSON.stringify(large.record.arguments)).toContain('left out');
+    expect(large.record.outputBytes).toBe(5_002);
+    expect(Buffer.byteLength(large.record.output!)).toBeLessThanOrEqual(TOOL_TRACE_PREVIEW_BYTES);
+    expect(large.record.output).toMatch(/^"y+… \(\d+ more characters, \d+ bytes in all\)$/);
   });
 });
 
