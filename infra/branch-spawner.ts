@@ -859,7 +859,12 @@ function createApi(scope: Construct, config: TeamConfig, handler: SpawnerFunctio
     .addMethod('POST', integration, { requestValidator: validator, requestParameters: { ...withId, 'method.request.path.token': true } });
   run.addResource('events').addMethod('GET', integration, {
     requestValidator: validator,
-    requestParameters: { ...withId, 'method.request.querystring.after': false, 'method.request.querystring.limit': false },
+    requestParameters: {
+      ...withId,
+      'method.request.querystring.after': false,
+      'method.request.querystring.cursor': false,
+      'method.request.querystring.limit': false,
+    },
   });
   return api;
 }

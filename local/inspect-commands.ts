@@ -145,9 +145,15 @@ function readTextFile(path: string): string {
 export function eventsCommand(runId: string, options: SourceOptions & { follow: boolean; after?: string; pollMs?: number }, io: Io): Promise<number> {
   return withSource('events', options, async (source) => {
     let cursor = options.after;
+    // Events are at least once (a retried publication stores them again): each is printed once.
+    const printed = new Set<string>();
     for (;;) {
       const page = await source.events(runId, cursor);
-      for (const event of page.events) io.out.write(`${JSON.stringify(event)}\n`);
+      for (const event of page.events) {
+        if (printed.has(event.eventId)) continue;
+        printed.add(event.eventId);
+        io.out.write(`${JSON.stringify(event)}\n`);
+      }
       cursor = page.cursor ?? undefined;
       if (page.done || (!options.follow && page.events.length === 0)) break;
       if (!options.follow) continue;

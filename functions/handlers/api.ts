@@ -191,7 +191,9 @@ function routes(deps: SpawnerDeps, config: ApiConfig): Route[] {
         const query = event.queryStringParameters ?? {};
         const limit = query.limit === undefined ? undefined : Number(query.limit);
         if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) throw new ValidationError('limit must be a positive integer', 'limit');
-        return json(200, await runEventsAfter(deps, await ownScope(event, team, runId), query.after, limit));
+        // `cursor`, as on the list routes, or `after` (its first name).
+        if (query.after !== undefined && query.cursor !== undefined && query.after !== query.cursor) throw new ValidationError('give after or cursor, not both', 'cursor');
+        return json(200, await runEventsAfter(deps, await ownScope(event, team, runId), query.cursor ?? query.after, limit));
       },
     },
     {

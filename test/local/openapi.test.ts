@@ -238,7 +238,7 @@ describe('the handler answers as documented', () => {
     expect(rest.body.events).toHaveLength(9 * 2 + 2 + syncPoints - 3);
     expect(rest.body.events.at(-1).type).toBe('RunCompleted');
     expect(rest.body.done).toBe(true);
-    const none = await call('GET', '/runs/{runId}/events', `/runs/${id}/events?after=${encodeURIComponent(rest.body.cursor)}`);
+    const none = await call('GET', '/runs/{runId}/events', `/runs/${id}/events?cursor=${encodeURIComponent(rest.body.cursor)}`);
     expect(none.body).toEqual({ runId: id, status: 'COMPLETED', events: [], cursor: rest.body.cursor, done: true });
     const bad = await call('GET', '/runs/{runId}/events', `/runs/${id}/events?after=nonsense`);
     expect(bad).toMatchObject({ status: 400, body: { error: 'ValidationError', field: 'after' } });
