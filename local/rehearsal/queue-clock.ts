@@ -20,7 +20,7 @@ const ATTRIBUTES = ['VisibilityTimeout', 'DelaySeconds'] as const;
 
 /** Messages an invocation holds (`QueueClock.hold`), until it ends and its failures are known. */
 export interface VisibilityHold {
-  /** The invocation ended: failed messages get what is left of their visibility (none if it was extended). */
+  /** The invocation ended: failed messages get what AWS would leave of their visibility (see release). */
   release(failedReceiptHandles: string[]): Promise<void>;
 }
 
@@ -44,18 +44,18 @@ export class QueueClock {
   ): VisibilityHold {
     for (const h of receiptHandles) this.held.add(h);
     const started = Date.now();
-    let extended = false;
     const extend = (h: string, seconds: number) => change(h, seconds).catch(onError);
     const timer = setInterval(() => {
-      extended = true;
       for (const h of receiptHandles) if (!this.changedByFunction.has(h)) void extend(h, visibilitySeconds);
     }, Math.max(1, visibilitySeconds) * 500);
     return {
       release: async (failed) => {
         clearInterval(timer);
-        // Not extended, the visibility set at receipt runs on; extended, what is left of it from receipt.
-        const left = Math.max(0, Math.ceil(visibilitySeconds - (Date.now() - started) / 1000));
-        if (extended) await Promise.all(failed.filter((h) => !this.changedByFunction.has(h)).map((h) => extend(h, left)));
+        // What AWS leaves of the visibility from receipt: the invocation ran in real (AWS) seconds,
+        // the visibility is AWS's; the rest goes on the queue clock. (Of the scaled visibility a
+        // long invocation would have used it all up: the message came back at once.)
+        const left = this.seconds(visibilitySeconds / this.scale - (Date.now() - started) / 1000);
+        await Promise.all(failed.filter((h) => !this.changedByFunction.has(h)).map((h) => extend(h, left)));
         for (const h of receiptHandles) {
           this.held.delete(h);
           this.changedByFunction.delete(h);
