@@ -220,6 +220,10 @@ describe('the handler answers as documented', () => {
       const late = await call('POST', '/runs/{runId}/callbacks/{token}', `/runs/${cancelled}/callbacks/${t2}`, json('yes'));
       expect(late).toMatchObject({ status: 410, body: { error: 'GoneError', message: expect.stringMatching(/the branch was cancelled/) } });
       expect((await server.runtime.waitForRun(cancelled)).status).toBe('CANCELLED');
+      // The events read back from the records show the callback the branch was paused on, with its token.
+      const read = await call('GET', '/runs/{runId}/events', `/runs/${cancelled}/events`);
+      expect(read.body.events.map((e: { type: string }) => e.type)).toEqual(['RunStarted', 'BranchCreated', 'BranchWaitingForCallback', 'BranchCancelled', 'RunCancelled']);
+      expect(read.body.events[2].detail).toMatchObject({ token: t2, message: 'deploy v2?' });
       expect(await call('POST', '/runs/{runId}/callbacks/{token}', `/runs/no-such-run/callbacks/${t2}`, json('yes'))).toMatchObject({ status: 404 });
     } finally {
       stop();
