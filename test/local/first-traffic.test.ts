@@ -1,8 +1,8 @@
 /**
  * "First traffic" through the rehearsal: what a deployed stack meets first, with the AWS
  * behaviours the rehearsal models (local/rehearsal/recursion.ts, step-functions.ts). A long
- * hand-off chain (Lambda's recursive loop detection), a fan-out on the Distributed Map path (child
- * executions whose outputs the Map collects), and a fan-out whose execution fails (its Catch).
+ * hand-off chain (Lambda's recursive loop detection), a wide fan-out on the batched path (one Map
+ * iteration per batch of children), and a fan-out whose execution fails (its Catch).
  * The 10,000-child fan-out itself is a CLI run (`npx branch-spawner run
  * examples/first-traffic/fan-out-10000.yaml --rehearse`) and a model test
  * (rehearsal-step-functions.test.ts); here a scaled one takes the same path.
@@ -64,13 +64,14 @@ describe('a 40-step hand-off chain', () => {
   }, 120_000);
 });
 
-describe('a fan-out on the Distributed Map path', () => {
-  // 40 children in flight are the most one inline Map runs: past that, child executions of 40.
-  // (At 5 at a time the Distributed path starts past 1,000 children: the CLI run and the model test.)
-  it('200 children at 50 at a time: 5 child executions of 40, every child once, the parent resumed once', async () => {
+describe('a wide fan-out on the batched path', () => {
+  // From two children on, the stack dispatches children in batches (core/fan-out-plan.ts): 200
+  // children at 50 at a time are one batch whose window is 50, so one Map iteration, not 200,
+  // and no child executions (the Distributed Map is only taken by a per-child dispatch).
+  it('200 children at 50 at a time: one batch, 4 transitions, every child once, the parent resumed once', async () => {
     const children = 200;
     const body = {
-      name: 'distributed',
+      name: 'batched',
       request: 'score',
       entry: 'Fanner',
       limits: { maxFanOut: children, maxBranches: children + 1, maxConcurrentBranches: 50 },
@@ -88,9 +89,11 @@ describe('a fan-out on the Distributed Map path', () => {
     expect(run.status).toBe('COMPLETED');
     expect(run.result).toBe('all scored');
     expect(branches.filter((b) => b.status === 'COMPLETED')).toHaveLength(children + 1);
-    const executions = stack.childExecutionsOf(run.runId, 'root', 1);
-    expect(executions).toHaveLength(children / 40);
-    expect(executions.every((e) => e.status === 'SUCCEEDED')).toBe(true);
+    // The parent stepped twice (the spawn, then once on the aggregate); each child once.
+    expect(branches.find((b) => b.id === 'root')).toMatchObject({ stepCount: 2 });
+    expect(branches.filter((b) => b.id !== 'root').every((b) => b.stepCount === 1)).toBe(true);
+    expect(stack.childExecutionsOf(run.runId, 'root', 1)).toEqual([]);
+    expect(stack.sfn.transitionsOfRun(stack.team, run.runId)).toBe(4);
     expect(stack.denials).toEqual([]);
   }, 300_000);
 });
