@@ -72,16 +72,22 @@ function substituted(): Record<string, any> {
  */
 function forLocalEngine(definition: Record<string, any>): Record<string, any> {
   const copy = structuredClone(definition);
-  const dispatch = copy.States[FAN_OUT_STATES.fanOut].ItemProcessor.States[FAN_OUT_STATES.dispatchChild];
-  expect(dispatch.TimeoutSecondsPath).toBe('$.timeoutSeconds');
-  delete dispatch.TimeoutSecondsPath;
-  dispatch.TimeoutSeconds = 3600;
+  const dispatches = [
+    copy.States[FAN_OUT_STATES.fanOut].ItemProcessor.States[FAN_OUT_STATES.dispatchChild],
+    copy.States[FAN_OUT_STATES.fanOutBatched].ItemProcessor.States[FAN_OUT_STATES.dispatchBatch],
+  ];
+  for (const dispatch of dispatches) {
+    expect(dispatch.TimeoutSecondsPath).toBe('$.timeoutSeconds');
+    delete dispatch.TimeoutSecondsPath;
+    dispatch.TimeoutSeconds = 3600;
+  }
   return copy;
 }
 
 /** The input the adapter really sends: children as indices of the parent (root.0, root.1, ...). */
-const input = (count: number): Record<string, any> =>
+const input = (count: number, dispatch: 'per-child' | 'batched' = 'per-child'): Record<string, any> =>
   fanOutInput({
+    dispatch,
     team: 'research',
     runId: 'run-1',
     parentId: 'root',
@@ -94,6 +100,7 @@ const input = (count: number): Record<string, any> =>
   });
 
 describe('the synthesized fan-out definition', () => {
+  // The per-child path (one DispatchChild per child) is a runtime's choice; the stack's default is batched (below).
   it('has exactly the substitutions its placeholders need, and validates once substituted', () => {
     const placeholders = new Set([...definitionText.matchAll(/\$\{([A-Za-z0-9_]+)\}/g)].map((m) => m[1]));
     expect(new Set(Object.keys(substitutions))).toEqual(placeholders);
@@ -171,6 +178,33 @@ describe('the synthesized fan-out definition', () => {
     expect(recorded[0]).toMatchObject({
       FunctionName: FAKE.recordChildFailureArn,
       Payload: { team: 'research', runId: 'run-1', parentId: 'root', seq: 1, branchId: 'root.1' },
+    });
+    expect(aggregated).toHaveLength(1);
+  });
+  it('batched: one DispatchBatch with its task token for 3 children, then one Aggregate', async () => {
+    const batches: any[] = [];
+    const aggregated: any[] = [];
+    const machine = new StateMachine(forLocalEngine(substituted()) as StateMachineDefinition);
+    await machine.run(input(3, 'batched'), {
+      context: { Task: { Token: 'batch-token' } },
+      overrides: {
+        taskResourceLocalHandlers: {
+          [FAN_OUT_STATES.dispatchBatch]: async (task) => {
+            batches.push(task);
+            return {};
+          },
+          [FAN_OUT_STATES.aggregate]: async (task) => {
+            aggregated.push(task);
+            return {};
+          },
+        },
+      },
+    }).result;
+
+    expect(batches).toHaveLength(1);
+    expect(batches[0]).toMatchObject({
+      FunctionName: FAKE.recordChildFailureArn,
+      Payload: { team: 'research', runId: 'run-1', parentId: 'root', seq: 1, first: 0, count: 3, window: 2, taskToken: 'batch-token' },
     });
     expect(aggregated).toHaveLength(1);
   });
