@@ -579,8 +579,13 @@ function init() {
     $('start-error').hidden = false;
   });
   void loadRunList();
-  const fromHash = /^#\/runs\/([A-Za-z0-9_-]+)$/.exec(location.hash);
-  if (fromHash) void selectRun(fromHash[1]);
+  // A link to a run (#/runs/{id}) opens it, on load and when only the hash changes (no reload then).
+  const followHash = () => {
+    const fromHash = /^#\/runs\/([A-Za-z0-9_-]+)$/.exec(location.hash);
+    if (fromHash && fromHash[1] !== state.runId) void selectRun(fromHash[1]);
+  };
+  window.addEventListener('hashchange', followHash);
+  followHash();
 }
 
 init();

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startDevServer, type DevServer } from '../../local/dev-server';
 import { CHROMIUM, CHROMIUM_FLAGS as FLAGS, hasChromium, pageState } from '../support/browser';
 import { wideAggregateScenario } from '../support/wide-aggregate';
@@ -26,6 +26,14 @@ async function serverState(server: DevServer, page: Page): Promise<string> {
   const response = await fetch(`${server.url}/runs/${runId}/tree?format=ascii`);
   const run = (await (await fetch(`${server.url}/runs/${runId}`)).json()) as { status: string };
   return `${run.status}\n${await response.text()}\nruntime errors: ${server.runtime.errors.map(String).join('; ')}`;
+}
+
+/** Awaits a run other than `before` on the page, ended (the old run still shows its status until the new one is selected). */
+async function newRunEnded(page: Page, before: string | null, timeout?: number): Promise<void> {
+  await page.waitForFunction((old) => {
+    const run = (globalThis as any).document.querySelector('[data-testid="run"]');
+    return run && run.getAttribute('data-run-id') !== old && ['COMPLETED', 'FAILED', 'CANCELLED'].includes(run.getAttribute('data-run-status'));
+  }, before, timeout === undefined ? {} : { timeout });
 }
 
 describe.skipIf(!hasChromium)('tree page in chromium', () => {
@@ -50,8 +58,13 @@ describe.skipIf(!hasChromium)('tree page in chromium', () => {
     page = context.pages()[0] ?? (await context.newPage());
     page.on('pageerror', (error) => pageErrors.push(error.message));
     page.on('console', (message) => {
-      if (message.type() === 'error') pageErrors.push(message.text());
+      if (message.type() === 'error') pageErrors.push(`${message.text()} (${message.location().url})`);
     });
+  });
+
+  // Each test answers for the console errors of its own steps.
+  beforeEach(() => {
+    pageErrors.length = 0;
   });
 
   afterAll(async () => {
@@ -136,8 +149,9 @@ describe.skipIf(!hasChromium)('tree page in chromium', () => {
   it('a one-node tree is drawn node-sized, not stretched to the card', async () => {
     await page.selectOption('[data-testid="example-select"]', '');
     await page.fill('[data-testid="scenario-input"]', 'name: one-node\nentry: A\nagents:\n  A: { kind: script, responses: [ { next_action: final_response, content: done } ] }\n');
+    const before = await page.getAttribute('[data-testid="run"]', 'data-run-id');
     await page.click('[data-testid="start-run"]');
-    await page.waitForSelector('[data-testid="run"][data-run-status="COMPLETED"]');
+    await newRunEnded(page, before);
     await page.waitForSelector('[data-testid="tree-diagram"][data-diagram-status="rendered"] svg');
     const size = await page.$eval('[data-testid="tree-diagram"] svg', (svg: any) => ({
       drawn: svg.getBoundingClientRect().width,
@@ -180,11 +194,17 @@ describe.skipIf(!hasChromium)('tree page in chromium', () => {
   it('shows a validation error for a broken pasted scenario without starting a run', async () => {
     await page.selectOption('[data-testid="example-select"]', '');
     await page.fill('[data-testid="scenario-input"]', 'name: broken\nentry: Nobody\nagents:\n  A: { kind: script, responses: [1] }\n');
+    const runsListed = async () => ((await (await fetch(`${server.url}/runs`)).json()) as { runs: unknown[] }).runs.length;
+    const before = await runsListed();
+    expect(await page.locator('[data-testid="run-item"]').count()).toBe(before);
     await page.click('[data-testid="start-run"]');
     const error = await page.waitForSelector('[data-testid="start-error"]:visible');
     // The text docs/dev-server.md quotes.
     expect(await error.textContent()).toBe('error: request: entry: "Nobody" is not one of the agents (A) (field: entry)');
-    expect(await page.locator('[data-testid="run-item"]').count()).toBe(3);
+    expect(await runsListed()).toBe(before);
+    expect(await page.locator('[data-testid="run-item"]').count()).toBe(before);
+    // The browser logs the refused POST /runs, and nothing else.
+    expect(pageErrors).toEqual([expect.stringMatching(/status of 400 \(Bad Request\) \(http:\/\/[^)]+\/runs\)$/)]);
   });
 
   it('every example of examples/ runs from the page and completes (the LLM ones, without a model server, fail saying why)', async () => {
@@ -196,10 +216,7 @@ describe.skipIf(!hasChromium)('tree page in chromium', () => {
       await page.selectOption('[data-testid="example-select"]', file);
       await page.click('[data-testid="start-run"]');
       // A new run on screen, then its end.
-      await page.waitForFunction((old) => {
-        const run = (globalThis as any).document.querySelector('[data-testid="run"]');
-        return run && run.getAttribute('data-run-id') !== old && ['COMPLETED', 'FAILED', 'CANCELLED'].includes(run.getAttribute('data-run-status'));
-      }, before, { timeout: 60_000 }).catch(async (error) => {
+      await newRunEnded(page, before, 60_000).catch(async (error) => {
         throw new Error(`${file}: ${error.message}\npage: ${await pageState(page)}\nserver: ${await serverState(server, page)}`);
       });
       const runId = (await page.getAttribute('[data-testid="run"]', 'data-run-id'))!;
