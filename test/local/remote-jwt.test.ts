@@ -9,11 +9,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../local/cli';
 import { describeRehearsedApi, startRehearsedApi, type RehearsedApi } from '../../local/rehearsal/rehearse-up';
 import { REHEARSAL_USER_POOL, synthesize } from '../../local/rehearsal/synth';
 import { RehearsalUserPool } from '../../local/rehearsal/user-pool';
-import { captureIo } from '../support/io';
+import { runCli } from '../support/cli-run';
 
 const dir = mkdtempSync(join(tmpdir(), 'remote-jwt-'));
 let api: RehearsedApi;
@@ -31,11 +30,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function cli(...args: string[]) {
-  const io = captureIo();
-  const code = await main(args, io);
-  return { code, out: io.outText(), err: io.errText() };
-}
+const cli = runCli;
 
 async function get(path: string, authorization?: string) {
   const response = await fetch(new URL(path, api.url), { headers: authorization === undefined ? {} : { authorization } });

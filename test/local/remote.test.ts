@@ -8,12 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LifecycleEvent } from '../../core/events';
-import { main } from '../../local/cli';
 import { describeRehearsedApi, startRehearsedApi, type RehearsedApi } from '../../local/rehearsal/rehearse-up';
 import { synthesize } from '../../local/rehearsal/synth';
 import { ApiClient } from '../../local/remote/api-client';
 import { signerFor, signRequest } from '../../local/remote/sigv4';
-import { captureIo } from '../support/io';
+import { runCli } from '../support/cli-run';
 
 const dir = mkdtempSync(join(tmpdir(), 'remote-'));
 let api: RehearsedApi;
@@ -39,11 +38,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function cli(...args: string[]) {
-  const io = captureIo();
-  const code = await main(args, io);
-  return { code, out: io.outText(), err: io.errText() };
-}
+const cli = runCli;
 
 const comparable = (doc: any) => ({
   status: doc.status,
