@@ -5,15 +5,16 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseScenario } from '../../core/scenario';
-import { RehearsalStack } from '../../local/rehearsal/rehearsal-stack';
+import type { RehearsalStack } from '../../local/rehearsal/rehearsal-stack';
 import { runRequestBody } from '../../local/rehearsal/rehearse-command';
+import { rehearseRun, startRehearsedStack } from '../support/rehearsed-stack';
 
 let stack: RehearsalStack;
 const deliveries = new Map<string, number>();
 
 beforeAll(async () => {
-  // The step queue's 1,800 s visibility lasts 2 s here; the step below takes 5 s.
-  stack = await RehearsalStack.start({ maxContainers: 2, queueTimeScale: 1 / 900 });
+  // The step queue's 1,800 s visibility lasts 2 s here; the steps below take 5 s.
+  stack = await startRehearsedStack({ maxContainers: 2, queueTimeScale: 1 / 900 });
   stack.onQueueDelivery((d) => {
     for (const r of d.records) deliveries.set(r.messageId, (deliveries.get(r.messageId) ?? 0) + 1);
   });
@@ -23,21 +24,24 @@ afterAll(async () => {
   await stack?.close();
 });
 
+/** A one-agent run whose only step takes 5 s, started as a client starts one; its deliveries counted afresh. */
+function fiveSecondStep(name: string) {
+  const scenario = parseScenario(
+    {
+      name,
+      request: 'take your time',
+      entry: 'Slow',
+      agents: { Slow: { kind: 'script', responses: [{ $delayMs: 5000, next_action: 'final_response', content: 'done' }] } },
+    },
+    `${name}.yaml`,
+  );
+  deliveries.clear();
+  return rehearseRun(stack, runRequestBody(scenario));
+}
+
 describe('a step longer than the scaled visibility timeout', () => {
   it('is delivered once while its invocation runs, and the run completes', async () => {
-    const scenario = parseScenario(
-      {
-        name: 'long-step',
-        request: 'take your time',
-        entry: 'Slow',
-        agents: { Slow: { kind: 'script', responses: [{ $delayMs: 5000, next_action: 'final_response', content: 'done' }] } },
-      },
-      'long-step.yaml',
-    );
-    const response = await stack.request('POST', '/runs', { body: runRequestBody(scenario) });
-    expect(response.statusCode, response.body).toBe(202);
-    const { runId } = JSON.parse(response.body) as { runId: string };
-    const run = await stack.waitForRun(runId);
+    const { run } = await fiveSecondStep('long-step');
     expect(run.status).toBe('COMPLETED');
     expect([...deliveries.values()].filter((n) => n > 1)).toEqual([]);
   }, 120_000);
@@ -48,20 +52,7 @@ describe('a step longer than the scaled visibility timeout', () => {
     // The step outlasts the worker's timeout: every invocation holding it dies.
     worker.timeoutSeconds = 3;
     try {
-      const scenario = parseScenario(
-        {
-          name: 'dead-step',
-          request: 'too slow',
-          entry: 'Slower',
-          agents: { Slower: { kind: 'script', responses: [{ $delayMs: 5000, next_action: 'final_response', content: 'late' }] } },
-        },
-        'dead-step.yaml',
-      );
-      deliveries.clear();
-      const response = await stack.request('POST', '/runs', { body: runRequestBody(scenario) });
-      expect(response.statusCode, response.body).toBe(202);
-      const { runId } = JSON.parse(response.body) as { runId: string };
-      const run = await stack.waitForRun(runId);
+      const { run } = await fiveSecondStep('dead-step');
       expect(run.status).toBe('FAILED');
       expect(Math.max(...deliveries.values())).toBeGreaterThan(1);
     } finally {

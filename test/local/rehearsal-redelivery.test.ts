@@ -8,15 +8,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LifecycleEvent } from '../../core/events';
 import { DEFAULT_LIMITS } from '../../core/model';
 import { DEFAULT_QUEUE_TIME_SCALE } from '../../local/rehearsal/queue-clock';
-import { RehearsalStack } from '../../local/rehearsal/rehearsal-stack';
+import type { RehearsalStack } from '../../local/rehearsal/rehearsal-stack';
 import { runRequestBody } from '../../local/rehearsal/rehearse-command';
 import { loadScenarioFile } from '../../local/scenario-file';
+import { rehearseRun, startRehearsedStack } from '../support/rehearsed-stack';
 
 let stack: RehearsalStack;
 const events: LifecycleEvent[] = [];
 
 beforeAll(async () => {
-  stack = await RehearsalStack.start({ maxContainers: 2 });
+  stack = await startRehearsedStack({ maxContainers: 2 });
   stack.onLifecycleEvent((e) => void events.push(e));
 }, 900_000);
 
@@ -29,11 +30,8 @@ describe('a transient agent failure in the rehearsed stack', () => {
     const { scenario } = await loadScenarioFile('examples/transient-failures.yaml');
     const branchTimeoutSeconds = Math.round(DEFAULT_LIMITS.branchTimeoutSeconds * DEFAULT_QUEUE_TIME_SCALE);
     const body = { ...runRequestBody(scenario), limits: { branchTimeoutSeconds } };
-    const response = await stack.request('POST', '/runs', { body });
-    expect(response.statusCode, response.body).toBe(202);
-    const { runId } = JSON.parse(response.body) as { runId: string };
-    const run = await stack.waitForRun(runId);
-    const branches = await stack.listBranches(runId);
+    const { run, branches } = await rehearseRun(stack, body);
+    const runId = run.runId;
     const researcher = branches.find((b) => b.agent === 'Researcher')!;
     expect([researcher.status, researcher.error]).toEqual(['COMPLETED', undefined]);
     expect(run.status).toBe('COMPLETED');

@@ -4,7 +4,7 @@
  */
 import { resolve } from 'node:path';
 import { expect } from 'vitest';
-import { RehearsalStack } from '../../local/rehearsal/rehearsal-stack';
+import { RehearsalStack, type RehearsalOptions } from '../../local/rehearsal/rehearsal-stack';
 import { synthesize } from '../../local/rehearsal/synth';
 
 export const REHEARSAL_AGGREGATORS = resolve('test/support/rehearsal-aggregators.ts');
@@ -16,8 +16,14 @@ export function rehearsalAssembly() {
   return synthesize({ aggregators: REHEARSAL_AGGREGATORS, lambdaAgents: { [LARGE_READER.agent]: LARGE_READER.functionName } });
 }
 
-export async function startRehearsedStack(maxContainers = 6): Promise<RehearsalStack> {
-  return RehearsalStack.start({ assembly: await rehearsalAssembly(), maxContainers, agentFunctions: { [LARGE_READER.functionName]: LARGE_READER.file } });
+/** The tests' stack on the shared assembly (6 warm containers a function unless told). */
+export async function startRehearsedStack(options: Pick<RehearsalOptions, 'maxContainers' | 'queueTimeScale'> = {}): Promise<RehearsalStack> {
+  return RehearsalStack.start({
+    assembly: await rehearsalAssembly(),
+    maxContainers: 6,
+    ...options,
+    agentFunctions: { [LARGE_READER.functionName]: LARGE_READER.file },
+  });
 }
 
 /** POST /runs (202 expected), then the run once terminal, with its branches. */
