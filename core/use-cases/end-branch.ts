@@ -73,6 +73,11 @@ export interface TellOptions {
   iterationOver?: boolean;
   /** The caller is a step message's first delivery: no earlier try of its work began anything. */
   firstDelivery?: boolean;
+  /**
+   * This very call wrote the end (set by endBranch): no earlier try of the work told any of it, so
+   * a count found made is other work's (a duplicate that found the branch ended), not its own.
+   */
+  endedNow?: boolean;
 }
 
 /** Step 1: ends the branch if it is still where the caller saw it; returns the ended record. */
@@ -96,7 +101,7 @@ export async function endBranch(
     : await deps.store.transitionBranch(scope, branch.id, end.from ?? ACTIVE_STATUSES, end.status, patch);
   if (!ended) return undefined;
   hit(deps, 'after-mark-complete', scope, ended.id);
-  await tellEnd(deps, ended, end.by, { mayHaveChildren: branch.status === 'WAITING', ...options });
+  await tellEnd(deps, ended, end.by, { mayHaveChildren: branch.status === 'WAITING', ...options, endedNow: true });
   return ended;
 }
 

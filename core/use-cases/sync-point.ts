@@ -326,8 +326,9 @@ export async function countChildEnd(deps: SpawnerDeps, ends: BranchEnds, branch:
     // crash may have cut the settlement short (before the stop, too: the settlement sees from
     // the children that it was early). Otherwise the fan-out's Aggregate settles. A message's
     // first delivery that finds the child ended by other work (a batched child's first step sent
-    // as the settlement cancelled it) is no retry: settling again would tell its ends twice.
-    const retry = !applied && (branch.advancedBy === by || !options.firstDelivery);
+    // as the settlement cancelled it) is no retry: settling again would tell its ends twice; nor
+    // is the work that has just written the end and finds it counted by a duplicate.
+    const retry = !applied && !options.endedNow && (branch.advancedBy === by || !options.firstDelivery);
     if (decision.cancelRest || (retry && (await deps.store.getSyncPoint(scope, parentId, seq))?.aggregatedAt !== undefined)) {
       // A first count is new work; a retry's may be the retry of a settlement that died.
       await settleSyncPoint(deps, ends, scope, parentId, seq, { decision, mayRepeat: retry });

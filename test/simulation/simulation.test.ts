@@ -22,9 +22,12 @@ const from = Number(process.env.SIM_FROM ?? 1);
  * run's write and the root's, crashed before telling it, and its retry did not tell it; 10940 —
  * the group after an `agent:` aggregator's sync point lost the spawn's per-fan-out options (its
  * fan-out ran at the run's concurrency, not the one asked); 669 — a step that suspended its branch
- * (a wait) died before telling it: its redelivery sent the wake-up but no BranchWaiting event.
+ * (a wait) died before telling it: its redelivery sent the wake-up but no BranchWaiting event;
+ * 2698 (batched) — a duplicate step message found its child ended and counted the end first, so
+ * the step that had just written the end took itself for a retry and settled the early exit again
+ * as one, telling the BranchCancelled of the sibling it cancelled a second time.
  */
-const PINNED = [12874, 13802, 43534, 55360, 10940, 669];
+const PINNED = [12874, 13802, 43534, 55360, 10940, 669, 2698];
 const range = Array.from({ length: count }, (_, i) => from + i);
 const seeds = one ? [Number(one)] : process.env.SIM_SEEDS ? range : [...range, ...PINNED.filter((p) => !range.includes(p))];
 
