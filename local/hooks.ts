@@ -12,6 +12,7 @@ import { resolve } from 'node:path';
 import { moduleHost } from '../adapters/modules/module-host';
 import { isRunEnd, type LifecycleEvent, type SyncPointChildResult } from '../core/events';
 import type { BranchRecord, BranchType, RunStatus, Scope } from '../core/model';
+import type { CompletionReason } from '../core/fan-in-decision';
 import { errorMessage, ModuleCodeError, ValidationError } from '../core/errors';
 import type { LocalRuntime } from './runtime';
 
@@ -65,6 +66,8 @@ export interface HookSyncPoint {
   seq: number;
   outcome: 'resume' | 'fail';
   reason?: string;
+  /** Why the fan-out ended, as a `continue` parent is told: ALL_COMPLETED, MIN_SUCCESSFUL_REACHED or FAILURE_TOLERANCE_EXCEEDED. */
+  completion_reason?: CompletionReason;
   counters: { total: number; succeeded: number; failed: number; cancelled: number };
 }
 
@@ -174,6 +177,7 @@ export function attachHooks(
             seq: Number(d.seq),
             outcome: d.outcome as 'resume' | 'fail',
             ...(typeof d.reason === 'string' ? { reason: d.reason } : {}),
+            ...(typeof d.completion_reason === 'string' ? { completion_reason: d.completion_reason as CompletionReason } : {}),
             counters: { total: Number(d.total), succeeded: Number(d.succeeded), failed: Number(d.failed), cancelled: Number(d.cancelled) },
           };
           return [event.branchId!, results, syncPoint];

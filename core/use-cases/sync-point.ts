@@ -460,9 +460,11 @@ export async function settleSyncPoint(
   );
   if (claimed && claimed.action !== 'wait') {
     // Published once the children are final, so it reports what the aggregate will: the children
-    // that ended while it was decided, and those it cancelled, as they ended.
+    // that ended while it was decided, and those it cancelled, as they ended; with the completion
+    // reason a `continue` parent is given (the same rule, on the same children).
     const counters = countOutcomes(children);
-    await publish(deps, syncPointEvent(scope, parentId, seq, deps.clock.now(), { outcome, reason: claimed.reason, ...counters, ...syncPointResults(children) }));
+    const completion_reason = completionReason(counters, sp, verdictOn(deps, sp, children));
+    await publish(deps, syncPointEvent(scope, parentId, seq, deps.clock.now(), { outcome, reason: claimed.reason, completion_reason, ...counters, ...syncPointResults(children) }));
   }
   // Stopped before the parent moves on, so a retry that finds the parent moved on knows it was.
   if (early) await deps.fanOut.stop(sp.executionName, `sync point ${parentId}#${seq} settled early`);

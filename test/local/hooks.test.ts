@@ -21,7 +21,7 @@ export const onRunStarted = (run) => { calls.push(['onRunStarted', run.status]);
 export const onBranchCreated = (b) => { calls.push(['onBranchCreated', b.id, b.agent, b.depth]); };
 export const onBranchCompleted = (b, result) => { calls.push(['onBranchCompleted', b.id, result]); ${extra} };
 export const onBranchFailed = (b, error) => { calls.push(['onBranchFailed', b.id, error]); };
-export const onSynchronizationPoint = (parentId, results, sp) => { calls.push(['onSynchronizationPoint', parentId, results, sp.outcome, sp.counters]); };
+export const onSynchronizationPoint = (parentId, results, sp) => { calls.push(['onSynchronizationPoint', parentId, results, sp.outcome, sp.counters, sp.completion_reason]); };
 export async function onRunEnded(run) { await new Promise((r) => setTimeout(r, 5)); calls.push(['onRunEnded', run.status, run.result]); }
 `;
 
@@ -51,11 +51,12 @@ describe('--hooks', () => {
     for (const b of doc.branches) expect(completed.get(b.id)).toEqual(b.result);
     const syncs = calls.filter((c) => c[0] === 'onSynchronizationPoint');
     expect(syncs.map((c) => c[1]).sort()).toEqual(['root', 'root.0', 'root.1']);
-    for (const [, parentId, results, outcome, counters] of syncs) {
+    for (const [, parentId, results, outcome, counters, completionReason] of syncs) {
       const children = doc.branches.filter((b: any) => b.parentId === parentId);
       expect(results).toEqual(children.map((c: any) => ({ branchId: c.id, agent: c.agent, status: 'COMPLETED', result: c.result })));
       expect(outcome).toBe('resume');
       expect(counters).toEqual({ total: children.length, succeeded: children.length, failed: 0, cancelled: 0 });
+      expect(completionReason).toBe('ALL_COMPLETED');
     }
   });
 

@@ -35,6 +35,9 @@ export interface Behaviour {
 const script = (responses: unknown[], extra: Record<string, unknown> = {}) => ({ kind: 'script', responses, ...extra });
 const final = (content: unknown) => ({ next_action: 'final_response', content });
 const byAgent = (o: Outcome, agent: string) => o.branches.filter((b) => b.agent === agent || b.entryAgent === agent);
+/** The completion reasons the SyncPointReached events of a parent gave (one per telling). */
+const reasonsOf = (o: Outcome, parentId = 'root') =>
+  o.events.filter((e) => e.type === 'SyncPointReached' && e.branchId === parentId).map((e) => e.detail.completion_reason);
 
 /** Invariants every finished run must hold, whatever the scenario. */
 export function checkInvariants(o: Outcome): void {
@@ -108,6 +111,7 @@ export const behaviours: Behaviour[] = [
       const root = o.branches.find((b) => b.id === 'root')!;
       expect(root.type).toBe('NESTED');
       expect(o.events.filter((e) => e.type === 'SyncPointReached')).toHaveLength(1);
+      expect(reasonsOf(o)).toEqual(['ALL_COMPLETED']);
     },
   },
   {
@@ -290,6 +294,8 @@ export const behaviours: Behaviour[] = [
       expect(r.results).toEqual({ 'root.0': 'fast' });
       expect(r.child_count).toBe(1);
       expect(byAgent(o, 'Slow').every((b) => b.status === 'CANCELLED')).toBe(true);
+      // The slow children left out: the fan-out ended as soon as the successes it needed were in.
+      expect(new Set(reasonsOf(o))).toEqual(new Set(['MIN_SUCCESSFUL_REACHED']));
     },
   },
   {
@@ -458,6 +464,7 @@ export const behaviours: Behaviour[] = [
       expect(o.run.error).toMatch(/3 of 4 children failed/);
       expect(o.branches.find((b) => b.id === 'root.3')!.status).toBe('CANCELLED');
       expect(byAgent(o, 'Bad').every((b) => b.status === 'FAILED' && /disk on fire/.test(b.error!))).toBe(true);
+      expect(new Set(reasonsOf(o))).toEqual(new Set(['FAILURE_TOLERANCE_EXCEEDED']));
     },
   },
   {
@@ -503,6 +510,8 @@ export const behaviours: Behaviour[] = [
       expect(o.run.status).toBe('COMPLETED');
       const r = o.run.result as any;
       expect(r.completion_reason).toBe('FAILURE_TOLERANCE_EXCEEDED');
+      // The event says what the parent was given.
+      expect(new Set(reasonsOf(o))).toEqual(new Set([r.completion_reason]));
       expect(r.results).toEqual({ 'root.0': 'ok', 'root.2': 'ok' });
       expect(Object.keys(r.failures)).toEqual(['root.1', 'root.3']);
       expect(r.children).toEqual({
