@@ -120,6 +120,11 @@ export interface TeamConfig extends Omit<z.infer<typeof teamConfigSchema>, 'agen
   agents: AgentRegistry;
   /** Every limit's maximum on this stack (the team's, or the table's team cap). */
   limitMaxima: Limits;
+  /**
+   * The modules of the registry's `module` tools: the path as the definitions write it (relative
+   * to the config file) to the file, bundled into the step worker at synth (loadTeamConfig fills it).
+   */
+  toolModules?: Record<string, string>;
 }
 
 export class TeamConfigError extends Error {
@@ -245,7 +250,23 @@ export function loadTeamConfig(team: string, dir = TEAMS_DIR): TeamConfig {
   if (config.team !== team) {
     throw new TeamConfigError(shown, 'team', `must be "${team}" (the file name), got "${config.team}"`);
   }
-  return config;
+  const toolModules = moduleToolFiles(config.agents, dir, shown);
+  return Object.keys(toolModules).length ? { ...config, toolModules } : config;
+}
+
+/** The files of the registry's `module` tools, by the path the definitions write (relative to `dir`); each must exist. */
+export function moduleToolFiles(agents: AgentRegistry, dir: string, shown: string): Record<string, string> {
+  const files: Record<string, string> = {};
+  for (const [name, agent] of Object.entries(agents)) {
+    for (const [i, tool] of (Array.isArray(agent.tools) ? agent.tools : []).entries()) {
+      const t = tool as { kind?: unknown; module?: unknown } | null;
+      if (t?.kind !== 'module' || typeof t.module !== 'string') continue;
+      const file = resolve(dir, t.module);
+      if (!existsSync(file)) throw new TeamConfigError(shown, `agents.${name}.tools.${i}.module`, `no module ${displayPath(file)}`);
+      files[t.module] = file;
+    }
+  }
+  return files;
 }
 
 function displayPath(file: string): string {

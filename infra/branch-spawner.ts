@@ -201,6 +201,13 @@ export class BranchSpawner extends Construct {
       );
     }
     for (const [name, agent] of Object.entries(config.agents)) {
+      for (const [i, tool] of (Array.isArray(agent.tools) ? agent.tools : []).entries()) {
+        const module = (tool as { kind?: unknown; module?: unknown } | null)?.kind === 'module' ? String((tool as { module: unknown }).module) : undefined;
+        // Bundled into the step worker: a module tool whose file was not found at synth would fail every step that offers it.
+        if (module !== undefined && !config.toolModules?.[module]) {
+          throw new Error(`team ${team}: agents.${name}.tools.${i}.module: ${module} is not a file the config names (loadTeamConfig resolves module tools)`);
+        }
+      }
       if (agent.kind === 'openai' && typeof agent.apiKeyEnv === 'string' && !config.secrets[agent.apiKeyEnv]) {
         // A key in a plain Lambda environment variable would be readable by anyone who can read the function.
         Annotations.of(this).addWarningV2(
@@ -249,6 +256,8 @@ export class BranchSpawner extends Construct {
       }),
       'step-worker': fn('step-worker', 'StepWorkerFunction', {
         timeout: WORKER_TIMEOUT,
+        // The registry's module tools run in the step worker, bundled in (functions/lambda/team-tools.ts).
+        ...(config.toolModules ? { toolModules: config.toolModules } : {}),
         // Measured per agent kind (docs/performance.md, "Right-sized workers"); a team setting.
         memorySize: functionMemoryMb('step-worker', config),
         // The worker sends hand-offs, re-asks and resumed parents to the queues it reads, on

@@ -64,9 +64,15 @@ export interface ToolBoxOptions extends ModuleInvokerOptions {
   fetch?: typeof fetch;
   /** The client of `lambda` tools (default: one for the environment's region and credentials, made at the first call). */
   lambdaClient?: LambdaClient;
-  /** False where no local file may be loaded (a deployed stack): a `module` tool fails the step, saying so. */
-  moduleTools?: boolean;
+  /**
+   * Where no local file may be loaded (a deployed stack): module tools come from these modules,
+   * bundled at synth, by the path the definition names; a module not among them fails the step, saying so.
+   */
+  bundledModules?: BundledModules;
 }
+
+/** Modules bundled into a deployed function, by the path the tool definitions write (`module:`). */
+export type BundledModules = Record<string, Record<string, unknown>>;
 
 type McpSdk = {
   Client: typeof import('@modelcontextprotocol/sdk/client/index.js').Client;
@@ -132,18 +138,28 @@ export class ToolBox {
   }
 
   private async moduleTool(where: string, def: ModuleToolDefinition): Promise<UserTool> {
-    if (this.options.moduleTools === false) {
-      throw new AgentInvocationError(where, `${where}: module tools run only in local runs and dev; here use http, lambda or mcp (url) tools`);
-    }
     const exportName = def.export ?? 'default';
     let fn: ModuleTool;
-    try {
-      // Loaded by the first module tool: a deployed function never loads the module host (it needs tsx on disk).
-      const { loadModuleAgent, resolveModulePath } = await import('../agents/module-invoker');
-      // The module agents' loader: the same path rules and the same isolation as module agents.
-      fn = (await loadModuleAgent(resolveModulePath(def.module, this.options.baseDir ?? process.cwd(), this.options.confineTo), exportName)) as unknown as ModuleTool;
-    } catch (error) {
-      throw new AgentInvocationError(where, `${where}: ${errorMessage(error)}`, { cause: error });
+    const bundled = this.options.bundledModules;
+    if (bundled) {
+      const found = Object.hasOwn(bundled, def.module) ? bundled[def.module][exportName] : undefined;
+      if (typeof found !== 'function') {
+        const missing = Object.hasOwn(bundled, def.module) ? `has no function export "${exportName}"` : 'is not bundled into this stack';
+        throw new AgentInvocationError(
+          where,
+          `${where}: module ${def.module} ${missing}: in AWS, module tools are those of the team registry's agents, bundled at synth (cdk deploy)`,
+        );
+      }
+      fn = found as ModuleTool;
+    } else {
+      try {
+        // Loaded by the first module tool: a deployed function never loads the module host (it needs tsx on disk).
+        const { loadModuleAgent, resolveModulePath } = await import('../agents/module-invoker');
+        // The module agents' loader: the same path rules and the same isolation as module agents.
+        fn = (await loadModuleAgent(resolveModulePath(def.module, this.options.baseDir ?? process.cwd(), this.options.confineTo), exportName)) as unknown as ModuleTool;
+      } catch (error) {
+        throw new AgentInvocationError(where, `${where}: ${errorMessage(error)}`, { cause: error });
+      }
     }
     const name = def.name ?? exportName;
     return {

@@ -27,6 +27,7 @@ import { busPublisher, SEND_ALL_EVENTS, type EventPolicy } from '../../core/even
 import { SfnFanOutOrchestrator } from '../../adapters/stepfunctions/sfn-fan-out';
 import { AggregatorRegistry } from '../../core/aggregators';
 import { teamAggregators } from './team-aggregators';
+import { teamToolModules } from './team-tools';
 import type { Limits } from '../../core/model';
 import type { AgentPolicy } from '../../core/run-request';
 import { systemClock } from '../../core/ports';
@@ -115,8 +116,9 @@ export function createAwsDeps(
     http: new HttpInvoker({ links: blobs }),
     lambda: new LambdaInvoker({ client: traced(new LambdaClient({})), links: blobs }),
     // API keys come from the secret store (secrets.ts), never from a request. No local file is
-    // loaded here: module tools are refused; lambda tools share the agents' traced client.
-    ...llmInvokers({ openai: { env: secrets.env }, toolBox: new ToolBox({ moduleTools: false, lambdaClient: traced(new LambdaClient({})) }) }),
+    // loaded here: module tools are the registry's, bundled at synth (team-tools.ts); lambda tools
+    // share the agents' traced client.
+    ...llmInvokers({ openai: { env: secrets.env }, toolBox: new ToolBox({ bundledModules: teamToolModules(), lambdaClient: traced(new LambdaClient({})) }) }),
   });
   return {
     store,

@@ -9,7 +9,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, s
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MAX_BODY_BYTES } from '../../functions/lambda-environment';
-import { stackNameFor } from '../../functions/team-config';
+import { moduleToolFiles, stackNameFor } from '../../functions/team-config';
+import type { AgentRegistry } from '../../core/model';
 import { LIMIT_CEILINGS } from '../../core/limits';
 
 export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -20,14 +21,29 @@ export const REHEARSAL_USER_POOL = { poolId: 'us-east-1_Rehearsal', clientId: 'r
 const SOURCE_DIRS = ['core', 'adapters', 'functions', 'infra'];
 
 /** The team config a rehearsal uses without --team: inline script agents, every maximum at the ceiling. */
-export function rehearsalTeamConfig(options: { aggregators?: string; jwt?: boolean; lambdaAgents?: Record<string, string> } = {}): Record<string, unknown> {
+export interface RehearsalTeamOptions {
+  aggregators?: string;
+  jwt?: boolean;
+  lambdaAgents?: Record<string, string>;
+  /**
+   * More agents of the registry, as a team config writes them: a `module` tool's path is relative
+   * to the config, which synthesize() writes to .rehearsal/<work>/teams/ (so `../../../<path from
+   * the project root>`).
+   */
+  agents?: Record<string, unknown>;
+}
+
+/** Where a rehearsal team config is written, relative to the project root: module tool paths start from here. */
+export const REHEARSAL_CONFIG_DEPTH = '../../../';
+
+export function rehearsalTeamConfig(options: RehearsalTeamOptions = {}): Record<string, unknown> {
   // `lambdaAgents` (agent name: function name) are `lambda` agents of the registry, hosted by the
   // rehearsal outside the stack (RehearsalOptions.agentFunctions); the step worker is granted them.
   const lambdas = Object.fromEntries(Object.entries(options.lambdaAgents ?? {}).map(([agent, functionName]) => [agent, { kind: 'lambda', functionName }]));
   return {
     team: REHEARSAL_TEAM,
     // A registry needs one agent; scenarios bring their own inline script agents.
-    agents: { RehearsalEcho: { kind: 'script', responses: [{ next_action: 'final_response', content: '$input' }] }, ...lambdas },
+    agents: { RehearsalEcho: { kind: 'script', responses: [{ next_action: 'final_response', content: '$input' }] }, ...lambdas, ...options.agents },
     limitMaxima: { ...LIMIT_CEILINGS },
     allowInlineScriptAgents: true,
     // As many as a default account lets the step-worker reserve for both lanes (600 + 300 of its
@@ -75,13 +91,13 @@ function run(command: string, args: string[]): Promise<void> {
  * The team's assembly: `team` from infra/teams, or (no team) the rehearsal team config, with
  * `aggregators` (a module path) bundled into the functions.
  */
-export async function synthesize(
-  options: { team?: string; aggregators?: string; jwt?: boolean; lambdaAgents?: Record<string, string>; onProgress?(what: string): void } = {},
-): Promise<Assembly> {
+export async function synthesize(options: RehearsalTeamOptions & { team?: string; onProgress?(what: string): void } = {}): Promise<Assembly> {
   const team = options.team ?? REHEARSAL_TEAM;
   const stackName = stackNameFor(team);
-  const config = options.team ? undefined : rehearsalTeamConfig({ aggregators: options.aggregators, jwt: options.jwt, lambdaAgents: options.lambdaAgents });
-  const aggregatorsStamp = options.aggregators && existsSync(options.aggregators) ? statSync(options.aggregators).mtimeMs : 0;
+  const config = options.team ? undefined : rehearsalTeamConfig(options);
+  // The team modules bundled in (outside the source folders): a change to one synthesizes again.
+  const modules = [options.aggregators, ...Object.values(moduleToolFiles((config?.agents ?? {}) as AgentRegistry, join(REHEARSAL_DIR, 'work', 'teams'), 'rehearsal'))];
+  const aggregatorsStamp = modules.map((file) => (file && existsSync(file) ? statSync(file).mtimeMs : 0));
   const key = createHash('sha256')
     .update(JSON.stringify({ team, config, aggregatorsStamp }))
     .digest('hex')

@@ -1,5 +1,5 @@
 /** Team configs (infra/teams/<team>.json): defaults, and errors that name the file and the field. */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -135,5 +135,23 @@ describe('team configs', () => {
     writeFileSync(join(dir, 'broken.json'), '{ "team": ');
     expect(() => loadTeamConfig('alpha', dir)).toThrow(/alpha\.json: team: must be "alpha" \(the file name\), got "beta"/);
     expect(() => loadTeamConfig('broken', dir)).toThrow(/broken\.json: \(root\): not valid JSON/);
+  });
+
+  it("finds the files of the registry's module tools (relative to the config), to bundle into the step worker; a missing one names its field", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'teams-'));
+    try {
+      mkdirSync(join(dir, 'tools'));
+      writeFileSync(join(dir, 'tools', 'facts.ts'), 'export const lookup = () => 1;\n');
+      const tool = (module: string) => ({ kind: 'module', module, export: 'lookup' });
+      const agent = (module: string) => ({ kind: 'openai', model: 'm', tools: [{ kind: 'http', name: 'h', url: 'https://x.example/h' }, tool(module)] });
+      writeFileSync(join(dir, 'alpha.json'), JSON.stringify({ team: 'alpha', agents: { Lead: agent('./tools/facts.ts'), Other: agent('./tools/facts.ts') } }));
+      expect(loadTeamConfig('alpha', dir).toolModules).toEqual({ './tools/facts.ts': join(dir, 'tools', 'facts.ts') });
+      writeFileSync(join(dir, 'beta.json'), JSON.stringify({ team: 'beta', agents: { Lead: agent('./tools/nope.ts') } }));
+      expect(() => loadTeamConfig('beta', dir)).toThrow(/beta\.json: agents\.Lead\.tools\.1\.module: no module .*tools\/nope\.ts/);
+      writeFileSync(join(dir, 'gamma.json'), JSON.stringify({ team: 'gamma', agents: { Lead: { kind: 'openai', model: 'm' } } }));
+      expect(loadTeamConfig('gamma', dir).toolModules).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

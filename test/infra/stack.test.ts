@@ -11,7 +11,7 @@ import { FAN_OUT_ASL_PATH } from '../../adapters/stepfunctions/fan-out-definitio
 import { configFromEnv } from '../../functions/lambda/aws-deps';
 import { continueLaneConcurrency, laneOf } from '../../core/step-lanes';
 import { MAX_RECEIVE_COUNT, RUN_REQUESTED_SOURCE } from '../../infra/branch-spawner';
-import type { SpawnerFunctionName } from '../../infra/spawner-function';
+import { functionEntry, PROJECT_ROOT, type SpawnerFunctionName } from '../../infra/spawner-function';
 import { FUNCTION_MEMORY_MB } from '../../functions/function-memory';
 import { cfnText, functionOf, resourcesOf, stepQueuesOf, synthTeam, type Resource, type Synthesized } from './support';
 
@@ -491,5 +491,20 @@ describe('outputs', () => {
     expect(outputs.StateMachineArn.Value).toEqual({ Ref: only(t, 'AWS::StepFunctions::StateMachine')[0] });
     expect(outputs.EventBusName.Value).toEqual({ Ref: only(t, 'AWS::Events::EventBus')[0] });
     expect(cfnText(outputs.ApiUrl.Value)).toMatch(/^https:\/\/\$\{.+\}\.execute-api\.\$\{AWS::Region\}\.\$\{AWS::URLSuffix\}\/\$\{.+\}\/$/);
+  });
+});
+
+describe('module tools of the registry', () => {
+  it('the step worker alone gets an entry that registers them before its handler; one whose file was not found stops the synth naming its field', () => {
+    const tools = [{ kind: 'module', module: './tools/facts.ts', export: 'lookup' }];
+    const file = join(PROJECT_ROOT, 'test', 'support', 'rehearsal-tools.ts');
+    const entry = readFileSync(functionEntry('step-worker', undefined, { './tools/facts.ts': file }), 'utf8');
+    expect(entry).toContain(`import * as toolModule0 from ${JSON.stringify(file.replace(/\.ts$/, ''))};`);
+    expect(entry).toContain('registerToolModules({ "./tools/facts.ts": toolModule0 });');
+    expect(entry.indexOf('registerToolModules(')).toBeLessThan(entry.indexOf('export { handler }'));
+    expect(functionEntry('api')).toBe(join(PROJECT_ROOT, 'functions', 'lambda', 'api.ts'));
+    expect(() =>
+      synthTeam('research', { bundle: false, config: { agents: { ...research.config.agents, Researcher: { kind: 'openai', model: 'm', tools } } } }),
+    ).toThrow('team research: agents.Researcher.tools.0.module: ./tools/facts.ts is not a file the config names (loadTeamConfig resolves module tools)');
   });
 });

@@ -40,10 +40,13 @@ export interface ModelStub {
 
 const USAGE = { input: 100, output: 20 };
 
-/** An OpenAI-compatible `/v1/chat/completions` server; `url` is its base URL (…/v1). */
-export function startOpenAiStub(brain: Brain): Promise<ModelStub> {
+/**
+ * An OpenAI-compatible `/v1/chat/completions` server; `url` is its base URL (…/v1). `port`: the
+ * port to take if it is free (else any), for a URL that goes into a synthesized stack's registry.
+ */
+export function startOpenAiStub(brain: Brain, options: { port?: number } = {}): Promise<ModelStub> {
   let n = 0;
-  return start(brain, '/v1', async (req, body, stub) => {
+  return start(brain, '/v1', options.port ?? 0, async (req, body, stub) => {
     if (req.url !== '/v1/chat/completions') return { status: 404, body: { error: { message: `no route ${req.url}` } } };
     const messages = (body.messages ?? []) as { role: string; content?: unknown; tool_calls?: { id: string; function: { name: string } }[]; tool_call_id?: string }[];
     const names = new Map<string, string>();
@@ -95,7 +98,7 @@ export function startOpenAiStub(brain: Brain): Promise<ModelStub> {
  */
 export function startConverseStub(brain: Brain): Promise<ModelStub> {
   let n = 0;
-  return start(brain, '', async (req, body, stub) => {
+  return start(brain, '', 0, async (req, body, stub) => {
     if (!/^\/model\/[^/]+\/converse$/.test(req.url ?? '')) return { status: 404, body: { message: `no route ${req.url}` } };
     type Block = { text?: string; toolUse?: { toolUseId: string; name: string }; toolResult?: { toolUseId: string; content: { text?: string }[]; status?: string } };
     const messages = (body.messages ?? []) as { role: string; content: Block[] }[];
@@ -154,7 +157,7 @@ type Handler = (
   stub: ModelStub,
 ) => Promise<{ status: number; body: unknown; headers?: Record<string, string> }>;
 
-async function start(brain: Brain, base: string, handle: Handler, http2 = base === ''): Promise<ModelStub> {
+async function start(brain: Brain, base: string, port: number, handle: Handler, http2 = base === ''): Promise<ModelStub> {
   const stub = { requests: [] as ConversationView[], brain } as ModelStub;
   const onRequest = (req: IncomingMessage | Http2ServerRequest, res: { writeHead(status: number, headers: Record<string, string>): unknown; end(body: string): unknown }) => {
     let raw = '';
@@ -178,7 +181,18 @@ async function start(brain: Brain, base: string, handle: Handler, http2 = base =
     sessions.add(session);
     session.on('close', () => sessions.delete(session));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const listen = (on: number) =>
+    new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(on, '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  await listen(port).catch((error: NodeJS.ErrnoException) => {
+    if (port === 0 || error.code !== 'EADDRINUSE') throw error;
+    return listen(0);
+  });
   stub.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}${base}`;
   stub.close = async () => {
     if ('closeAllConnections' in server) server.closeAllConnections();

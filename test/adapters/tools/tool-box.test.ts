@@ -62,10 +62,21 @@ describe('the trace record of a call', () => {
   });
 });
 
-describe('module tools where no file may be loaded', () => {
-  it('fail the step naming the tool and what to use instead', async () => {
-    await expect(new ToolBox({ moduleTools: false }).toolsFor('A', [{ kind: 'module', module: './t.ts', export: 'f' }])).rejects.toThrow(
-      'agent A tools.0: module tools run only in local runs and dev; here use http, lambda or mcp (url) tools',
+describe('module tools where no file may be loaded (a deployed stack)', () => {
+  const context = { agent: 'A', branchId: 'b', runId: 'r' };
+  it('come from the modules bundled at synth, by the path the definition writes, and run in-process', async () => {
+    const bundledModules = { './t.ts': { lookup: (args: { topic: string }, ctx: { branch: { runId: string } }) => ({ fact: args.topic, runId: ctx.branch.runId }) } };
+    const [tool] = await new ToolBox({ bundledModules }).toolsFor('A', [{ kind: 'module', module: './t.ts', export: 'lookup' }]);
+    expect(tool.spec.name).toBe('lookup');
+    const outcome = await callTool(tool, { topic: 'x' }, context);
+    expect(outcome).toMatchObject({ isError: false, text: '{"fact":"x","runId":"r"}', record: { tool: 'lookup', kind: 'module', status: 'ok' } });
+  });
+
+  it('a module or an export that was not bundled fails the step naming the tool and why', async () => {
+    const box = new ToolBox({ bundledModules: { './t.ts': { f: () => 1 } } });
+    await expect(box.toolsFor('A', [{ kind: 'module', module: './other.ts', export: 'f' }])).rejects.toThrow(
+      "agent A tools.0: module ./other.ts is not bundled into this stack: in AWS, module tools are those of the team registry's agents, bundled at synth (cdk deploy)",
     );
+    await expect(box.toolsFor('A', [{ kind: 'module', module: './t.ts', export: 'g' }])).rejects.toThrow('agent A tools.0: module ./t.ts has no function export "g"');
   });
 });
