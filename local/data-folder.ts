@@ -62,6 +62,22 @@ export function lockDataFolder(dir: string): DataFolderLock {
 }
 
 /**
+ * The pid of the live process holding `dir` now, or undefined when none does (no lock, or one
+ * its dead holder left behind): `callback --data` watches it while a holder has its answer.
+ */
+export function liveHolderOf(dir: string): number | undefined {
+  const holder = readHolder(join(dir, LOCK_FILE));
+  if (holder === undefined) return undefined;
+  let key: string;
+  try {
+    key = realpathSync(dir);
+  } catch {
+    return undefined; // the folder itself is gone
+  }
+  return holderLives(holder, heldHere.has(key)) ? holder.pid : undefined;
+}
+
+/**
  * createHolding for this process; a folder that refuses the write (read-only, full, not ours) is
  * a DataFolderError naming the folder, before anything else is opened there.
  */

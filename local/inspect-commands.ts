@@ -85,6 +85,9 @@ export function cancelCommand(runId: string, options: SourceOptions, io: Io): Pr
   });
 }
 
+/** How often `callback --data` goes back to a folder whose holders each let it go before taking the answer. */
+const HELD_FOLDER_TRIES = 5;
+
 /**
  * `callback <runId> <token> (--answer <json> | --answer-file <file>)`: answers a branch's callback
  * (POST /runs/{id}/callbacks/{token}, or the data folder's store). Exit 0 when the answer was
@@ -98,12 +101,16 @@ export function callbackCommand(runId: string, token: string, options: SourceOpt
     let answered;
     let heldBy: number | undefined;
     try {
-      answered = await withSource('callback', options, answerHere).catch((error: unknown) => {
-        // A run or resume holds the folder: it takes the answer (local/callback-inbox.ts).
-        if (!(error instanceof InUseError) || !options.data) throw error;
-        heldBy = error.pid;
-        return answerThroughInbox(options.data, { runId, token, answer }, error.pid);
-      });
+      for (let attempt = 1; !answered; attempt++) {
+        answered = await withSource('callback', options, answerHere).catch((error: unknown) => {
+          // A run or resume holds the folder: it takes the answer (local/callback-inbox.ts).
+          if (!(error instanceof InUseError) || !options.data || attempt >= HELD_FOLDER_TRIES) throw error;
+          heldBy = error.pid;
+          return answerThroughInbox(options.data, { runId, token, answer }, error.pid);
+        });
+        // Withdrawn: the holder let the folder go without taking it; answer the folder itself.
+        if (!answered) heldBy = undefined;
+      }
     } catch (error) {
       if (error instanceof ConflictError || error instanceof GoneError || error instanceof NotFoundError) {
         io.err.write(`error: ${error.message}\n`);

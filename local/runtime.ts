@@ -143,7 +143,7 @@ export class LocalRuntime {
   /** Keeps messages in progress invisible (see handle); made at first use, from the options. */
   private heartbeatOf: VisibilityHeartbeat | undefined;
   /** Stops taking callback answers left in the data folder (see local/callback-inbox.ts). */
-  private stopInbox: (() => void) | undefined;
+  private stopInbox: (() => Promise<void>) | undefined;
   /** Watches the DLQ when steps are kept there (see LocalRuntimeOptions.onParked). */
   private parkedTimer: NodeJS.Timeout | undefined;
   /** The HTTP API's handler, made at the first request (see api). */
@@ -327,7 +327,8 @@ export class LocalRuntime {
   async close(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    this.stopInbox?.();
+    // Before the folder is let go: an answer taken gets its outcome, the rest are left to withdraw.
+    await this.stopInbox?.();
     clearInterval(this.costTimer);
     clearInterval(this.parkedTimer);
     await Promise.all(this.pollers);
