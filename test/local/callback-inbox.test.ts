@@ -69,7 +69,7 @@ function holdUntilAnswerLeft(data: string): Promise<void> {
 }
 
 describe('the callback inbox of a held data folder', () => {
-  it('callback --data while a holder lets the folder go without taking the answer: the answer goes to the folder (exit 0), a second one is refused (exit 1), not "did not take the answer"', { timeout: 60_000 }, async () => {
+  it('callback --data while a holder lets the folder go without taking the answer: the answer goes to the folder (exit 0), a second one is refused (exit 1), not "did not take the answer"', async () => {
     const { data, runId, token } = await awaitingCallback();
 
     const first = captureIo();

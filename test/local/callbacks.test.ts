@@ -15,6 +15,12 @@ import { captureIo } from '../support/io';
 import { cli, readTrace, ROOT, whenTrace, within } from '../reliability/contract-support';
 
 const dir = mkdtempSync(join(tmpdir(), 'bs-callbacks-'));
+/**
+ * What one awaited process start and its work may take: seconds alone, but a minute and more on a
+ * machine many times over-committed (as a busy CI runner is), with this file's tests at once.
+ * Only process starts are awaited this long; each test's whole budget is a few of them.
+ */
+const PROCESS = 120_000;
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const scenario = (name: string, responses: unknown[]) => {
@@ -34,18 +40,18 @@ function trial(name: string) {
   const first = (type: string) =>
     within(
       whenTrace(trialDir, trace, (events) => events.some((e) => e.type === type)).done.then((events) => events.find((e) => e.type === type)!),
-      60_000,
+      PROCESS,
       () => `${name}: no ${type} in the trace`,
     );
   return { data: join(trialDir, 'data'), trace, first };
 }
 
 async function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return within(cli(args).exited, 60_000, () => `branch-spawner ${args.join(' ')} did not end`);
+  return within(cli(args).exited, PROCESS, () => `branch-spawner ${args.join(' ')} did not end`);
 }
 
 // At once: most of each test is process starts and a killed process's messages coming back.
-describe('callbacks through the CLI', { concurrent: true }, () => {
+describe('callbacks through the CLI', { concurrent: true, timeout: 4 * PROCESS }, () => {
   it('run --data prints how to answer; callback --data answers the run that holds the folder (202 once), a second answer is refused (exit 1)', async () => {
     const { data, trace, first } = trial('inbox');
     const run = cli(['run', APPROVAL, '--data', data, '--json', '--trace', trace]);
@@ -54,7 +60,7 @@ describe('callbacks through the CLI', { concurrent: true }, () => {
     const answered = await runCli(['callback', asked.runId, token, '--data', data, '--answer', '"approved"']);
     expect(answered, answered.stderr).toMatchObject({ code: 0, stderr: `run ${asked.runId}: callback answered, branch root goes on\n` });
     const again = await runCli(['callback', asked.runId, token, '--data', data, '--answer', '"refused"']);
-    const done = await within(run.exited, 60_000, () => 'the run did not end after its answer');
+    const done = await within(run.exited, PROCESS, () => 'the run did not end after its answer');
     expect(done.code, done.stderr).toBe(0);
     expect(done.stderr).toContain(`awaits a callback until `);
     expect(done.stderr).toContain(`answer it with: npx branch-spawner callback ${asked.runId} ${token} --data ${data} --answer '<json>'`);
@@ -119,7 +125,7 @@ describe('callbacks through the CLI', { concurrent: true }, () => {
     expect(asked).toMatchObject({ branchId: 'root.0', detail: { message: { question: 'Release v2.3 to production?' } } });
     const answered = await runCli(['callback', asked.runId, String(asked.detail.token), '--data', data, '--answer', '{"approved": false, "reason": "code freeze"}']);
     expect(answered.code, answered.stderr).toBe(0);
-    const done = await within(run.exited, 60_000, () => 'the example did not end after its answer');
+    const done = await within(run.exited, PROCESS, () => 'the example did not end after its answer');
     expect(done.code, done.stderr).toBe(0);
     const doc = JSON.parse(done.stdout);
     expect(doc.result).toMatchObject({ release: 'v2.3', decision: { results: { 'root.0': { by: 'reviewer', answer: { approved: false, reason: 'code freeze' } } } } });
