@@ -30,6 +30,11 @@ export type ReadMark =
   | { kind: 'dlq'; messageId: string }
   /** A cancel of the run. */
   | { kind: 'cancel' }
+  /**
+   * A run's start that found its run ended (a cancel came before its root was written) and ended
+   * the root itself: its own mark, so the root's end is told by the start and the run's by the cancel.
+   */
+  | { kind: 'start' }
   /** A run budget's end of the run. */
   | { kind: 'budget' }
   /** The answer to the callback a branch suspended on at step `step` (it resumed the branch). */
@@ -40,6 +45,7 @@ export type ReadMark =
 export type MarkKind = ReadMark['kind'];
 
 const CANCEL = 'cancel';
+const START = 'start';
 const BUDGET = 'budget';
 const RESUME = 'resume';
 
@@ -53,6 +59,7 @@ export const WorkMark = {
   callback: (step: number): WorkMark => `callback:${step}`,
   dlq: (messageId: string): WorkMark => `dlq:${messageId}`,
   cancel: CANCEL as WorkMark,
+  start: START as WorkMark,
   budget: BUDGET as WorkMark,
   resume: RESUME as WorkMark,
 } as const;
@@ -62,6 +69,7 @@ const PREFIXED = /^(fan-out|parent|settle|sync|dlq|callback):(.*)$/s;
 /** Reads a stored mark back. Anything not in another form is a step message's id. */
 export function readMark(mark: WorkMark): ReadMark {
   if (mark === CANCEL) return { kind: 'cancel' };
+  if (mark === START) return { kind: 'start' };
   if (mark === BUDGET) return { kind: 'budget' };
   if (mark === RESUME) return { kind: 'resume' };
   const m = PREFIXED.exec(mark);
@@ -111,8 +119,9 @@ export function isResumeMark(mark: WorkMark | undefined): boolean {
 
 /**
  * Work a process holds in memory — fan-out tasks, settlements, a parent's cancel of its children,
- * a cancel or a budget's end of the run, the DLQ consumer — dies with the process: `resume` tells
- * ends made by it again. (A step message survives in its queue and tells its own end again.)
+ * a cancel or a budget's end of the run, a start's end of its root, the DLQ consumer — dies with
+ * the process: `resume` tells ends made by it again. (A step message survives in its queue and
+ * tells its own end again.)
  */
 export function isInProcessWork(mark: WorkMark | undefined): boolean {
   const kind = markKind(mark);

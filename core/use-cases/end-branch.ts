@@ -40,7 +40,7 @@ import {
 import type { BranchPatch } from '../ports';
 import { WorkMark } from '../work-mark';
 import { defined, hit, publish, scopeOf, type SpawnerDeps } from './deps';
-import { countChildEnd, type BranchEnds } from './sync-point';
+import { countChildEnd, mayRepeatTelling, type BranchEnds } from './sync-point';
 
 export type EndStatus = Exclude<BranchStatus, 'PENDING' | 'RUNNING' | 'WAITING'>;
 
@@ -154,7 +154,9 @@ export async function endRun(
 export async function tellEnd(deps: SpawnerDeps, branch: BranchRecord, by: WorkMark, options: TellOptions = {}): Promise<void> {
   if (branch.advancedBy === by && !options.quiet) await publish(deps, endEvent(branch, deps.clock.now()));
   if (branch.status !== 'COMPLETED' && branch.spawn && options.mayHaveChildren !== false) {
-    await cancelChildren(deps, branch);
+    // Children found ended under the parent's mark by other work (a spawn that saw its parent
+    // ended) are that work's to tell, unless this may be a retry of the cascade that ended them.
+    await cancelChildren(deps, branch, mayRepeatTelling(branch, by, options));
   }
   if (branch.parentId === null || branch.parentSeq === null) {
     await finishRun(deps, branch, by);

@@ -102,11 +102,12 @@ export async function startRun(deps: SpawnerDeps, input: StartRunInput): Promise
         );
       }
       // An earlier try wrote the root after the cancel looked for it: end it here — or, if that
-      // try ended it and died before telling it, tell it again (its BranchCancelled).
+      // try ended it and died before telling it, tell it again (its BranchCancelled). Under the
+      // start's own mark: the cancel tells the run's end, the start only the root's.
       if (existingRoot && existingRoot.status === 'PENDING') {
-        await endBranch(deps, existingRoot, { status: 'CANCELLED', by: WorkMark.cancel, error: existing.error ?? `the run is ${existing.status}` });
-      } else if (existingRoot && isTerminal(existingRoot.status) && existingRoot.advancedBy === WorkMark.cancel) {
-        await tellEnd(deps, existingRoot, WorkMark.cancel);
+        await endBranch(deps, existingRoot, { status: 'CANCELLED', by: WorkMark.start, error: existing.error ?? `the run is ${existing.status}` });
+      } else if (existingRoot && isTerminal(existingRoot.status) && existingRoot.advancedBy === WorkMark.start) {
+        await tellEnd(deps, existingRoot, WorkMark.start);
       }
       return { runId, created };
     }
@@ -142,9 +143,11 @@ export async function startRun(deps: SpawnerDeps, input: StartRunInput): Promise
   if (current?.status !== 'PENDING') return { runId, created };
   // A cancel that came between the run's write and the root's found no root to end: the root is
   // ended here instead of started (the cancel wrote the run first; this reads it after the root).
+  // The start's own mark: whichever of the two ends the root (one conditional write) tells it, and
+  // the run's end stays the cancel's to tell (it told it when it found no root).
   const latest = await deps.store.getRun(scope);
   if (latest && latest.status !== 'RUNNING') {
-    await endBranch(deps, current, { status: 'CANCELLED', by: WorkMark.cancel, error: latest.error ?? `the run is ${latest.status}` });
+    await endBranch(deps, current, { status: 'CANCELLED', by: WorkMark.start, error: latest.error ?? `the run is ${latest.status}` });
     return { runId, created };
   }
   await deps.queue.send([{ ...scope, branchId: ROOT_BRANCH_ID, step: 0 }]);

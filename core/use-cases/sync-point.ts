@@ -328,7 +328,7 @@ export async function countChildEnd(deps: SpawnerDeps, ends: BranchEnds, branch:
     // first delivery that finds the child ended by other work (a batched child's first step sent
     // as the settlement cancelled it) is no retry: settling again would tell its ends twice; nor
     // is the work that has just written the end and finds it counted by a duplicate.
-    const retry = !applied && !options.endedNow && (branch.advancedBy === by || !options.firstDelivery);
+    const retry = !applied && mayRepeatTelling(branch, by, options);
     if (decision.cancelRest || (retry && (await deps.store.getSyncPoint(scope, parentId, seq))?.aggregatedAt !== undefined)) {
       // A first count is new work; a retry's may be the retry of a settlement that died.
       await settleSyncPoint(deps, ends, scope, parentId, seq, { decision, mayRepeat: retry });
@@ -345,6 +345,18 @@ export async function countChildEnd(deps: SpawnerDeps, ends: BranchEnds, branch:
     hit(deps, 'before-task-success', scope, branch.id);
     await deps.fanOut.childFinished(token, { branchId: branch.id, status: branch.status });
   }
+}
+
+/**
+ * Whether telling a branch's end may be the retry of work that began telling it and died: only
+ * then are the changes it finds already made (a count, children ended under its mark) its own, to
+ * be told again. Work that has just written the end (its conditional write won) is no retry, nor
+ * is a step message's first delivery finding the end written by other work; what they find made
+ * is concurrent work's, which tells it (or its own retry does).
+ */
+export function mayRepeatTelling(branch: Pick<BranchRecord, 'advancedBy'>, by: WorkMark, options: TellOptions): boolean {
+  if (options.endedNow) return false;
+  return branch.advancedBy === by || !options.firstDelivery;
 }
 
 /** A sync point's counts as its children ended. */

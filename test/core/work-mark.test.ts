@@ -9,7 +9,7 @@ describe('work marks', () => {
     expect(WorkMark.settle('root.1', 2)).toBe('settle:root.1#2');
     expect(WorkMark.sync(4)).toBe('sync:4');
     expect(WorkMark.dlq('m-9')).toBe('dlq:m-9');
-    expect([WorkMark.cancel, WorkMark.budget, WorkMark.resume]).toEqual(['cancel', 'budget', 'resume']);
+    expect([WorkMark.cancel, WorkMark.start, WorkMark.budget, WorkMark.resume]).toEqual(['cancel', 'start', 'budget', 'resume']);
   });
 
   it('read back to what was built', () => {
@@ -20,13 +20,14 @@ describe('work marks', () => {
     expect(readMark(WorkMark.sync(3))).toEqual({ kind: 'sync', seq: 3 });
     expect(readMark(WorkMark.dlq('abc'))).toEqual({ kind: 'dlq', messageId: 'abc' });
     expect(readMark(WorkMark.cancel)).toEqual({ kind: 'cancel' });
+    expect(readMark(WorkMark.start)).toEqual({ kind: 'start' });
     expect(readMark(WorkMark.budget)).toEqual({ kind: 'budget' });
     expect(readMark(WorkMark.resume)).toEqual({ kind: 'resume' });
     expect(markKind(undefined)).toBeUndefined();
   });
 
   it('say which work dies with its process (resume tells its ends again)', () => {
-    const inProcess = [WorkMark.fanOut('r.1'), WorkMark.parent('r'), WorkMark.settle('r', 1), WorkMark.dlq('m'), WorkMark.cancel, WorkMark.budget];
+    const inProcess = [WorkMark.fanOut('r.1'), WorkMark.parent('r'), WorkMark.settle('r', 1), WorkMark.dlq('m'), WorkMark.cancel, WorkMark.start, WorkMark.budget];
     for (const mark of inProcess) expect(isInProcessWork(mark), mark).toBe(true);
     for (const mark of [WorkMark.step('m-2'), WorkMark.sync(1), WorkMark.resume, undefined]) expect(isInProcessWork(mark), String(mark)).toBe(false);
     expect(isSyncMark(WorkMark.sync(2))).toBe(true);

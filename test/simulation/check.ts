@@ -160,8 +160,8 @@ function checkEvents(world: World, branches: BranchRecord[], runStatus: string, 
   if (!world.events.some((e) => e.type === 'RunStarted')) v('no RunStarted');
   // Told again only by the retry of the work that made the change (a crash, a restart, a
   // transient error, a redelivery of the same message): without those, every end is told once,
-  // whatever else raced (duplicate messages, several settlements, late steps, timeouts), on both
-  // dispatch paths. Not yet held: a cancel racing a start (both end the root under the cancel's mark).
+  // whatever else raced (duplicate messages, several settlements, late steps, timeouts, a cancel
+  // racing the start, a spawn or a settlement), on both dispatch paths.
   if (!Object.keys(world.injected).some((k) => RETELLING.some((r) => k.startsWith(r)))) {
     const told = new Map<string, number>();
     for (const e of world.events) {
@@ -174,7 +174,7 @@ function checkEvents(world: World, branches: BranchRecord[], runStatus: string, 
 }
 
 /** Faults whose retry tells a change again (at least once): the rest must not. */
-const RETELLING = ['crash', 'process restart', 'redelivery while running', 'duplicate delivery (redelivered)', 'transient', 'cancel'];
+const RETELLING = ['crash', 'process restart', 'redelivery while running', 'duplicate delivery (redelivered)', 'transient'];
 
 const countsOf = (children: readonly BranchRecord[]): SyncCounters => {
   const count = (...s: string[]) => children.filter((c) => s.includes(c.status)).length;

@@ -25,9 +25,13 @@ const from = Number(process.env.SIM_FROM ?? 1);
  * (a wait) died before telling it: its redelivery sent the wake-up but no BranchWaiting event;
  * 2698 (batched) — a duplicate step message found its child ended and counted the end first, so
  * the step that had just written the end took itself for a retry and settled the early exit again
- * as one, telling the BranchCancelled of the sibling it cancelled a second time.
+ * as one, telling the BranchCancelled of the sibling it cancelled a second time; 199 — a cancel
+ * came before the start wrote the root: the cancel told RunCancelled (no root yet), then the start
+ * ended the root under the cancel's mark and so told RunCancelled again; 328 — a cancel's cascade
+ * found the child a spawn had just cancelled (its parent ended) under the same parent mark, and
+ * told its BranchCancelled again though it had just ended the parent (no retry).
  */
-const PINNED = [12874, 13802, 43534, 55360, 10940, 669, 2698];
+const PINNED = [12874, 13802, 43534, 55360, 10940, 669, 2698, 199, 328];
 const range = Array.from({ length: count }, (_, i) => from + i);
 const seeds = one ? [Number(one)] : process.env.SIM_SEEDS ? range : [...range, ...PINNED.filter((p) => !range.includes(p))];
 
