@@ -4,8 +4,8 @@
  * ToolCalled, BranchRetryScheduled, AgentRetryScheduled, ...) all of them, only the branch ends,
  * or none, and of those only a sampled fraction of the branches. The sample is decided by the branch (a stable draw
  * on team, run and branch id), so a sampled branch sends all its events and a run sends the same
- * ones however often it is replayed. Only the bus is filtered: the trace, the local hooks and
- * the handlers' metrics see every event.
+ * ones however often it is replayed. The bus and the run's stored stream (recordedEvents) are
+ * filtered; the trace, the local hooks and the handlers' metrics see every event.
  */
 import type { LifecycleEvent, EventType } from './events';
 import type { EventPublisher } from './ports';

@@ -150,8 +150,9 @@ export interface BranchStore {
   listRunsPage(team: string, page: RunPage): Promise<{ runs: ListedRun[]; more: boolean }>;
   /**
    * Appends a run's lifecycle events to its stored stream: numbers them in one atomic counter
-   * update, then writes one item each (expiring with the run). Numbers a crash leaves unwritten
-   * stay as gaps; a retried call appends the events again under new numbers.
+   * update, then writes them packed into as few items as fit (one for most publications),
+   * expiring with the run. Numbers a crash leaves unwritten stay as gaps; a retried call appends
+   * the events again under new numbers.
    */
   appendEvents(scope: Scope, events: readonly LifecycleEvent[]): Promise<void>;
   /** At most `limit` of the run's stored events numbered above `after`, in number order (consistent read). */

@@ -114,7 +114,10 @@ export interface LocalRuntimeOptions {
   modules?: ModuleInvokerOptions;
   /** The step-worker's memory the cost meter prices local steps at (the stack's default otherwise). */
   workerMemoryMb?: number;
-  /** The team's event setting: which events the meter counts as sent to EventBridge (all by default). */
+  /**
+   * The team's event setting: which events the meter counts as sent to EventBridge and the run's
+   * stored stream keeps (all by default). The local bus (trace, hooks) gets every event.
+   */
   events?: EventPolicy;
 }
 
@@ -210,9 +213,9 @@ export class LocalRuntime {
       store: engines.store,
       queue,
       fanOut,
-      // Every event is kept in the run's stored stream and reaches the local bus (trace, hooks); the
-      // meter counts those the stack would send.
-      events: recordedEvents(engines.store, meteredPublisher(bus, engines.meter, options.events)),
+      // Every event reaches the local bus (trace, hooks); the run's stored stream keeps, and the
+      // meter counts, those the team's event setting would send on the stack.
+      events: recordedEvents(engines.store, meteredPublisher(bus, engines.meter, options.events), options.events),
       meter: engines.meter,
       invoker,
       clock: systemClock,

@@ -51,10 +51,10 @@ import {
   runItem,
   runIdOfRunsSk,
   runsPosition,
-  decodeEvent,
+  decodeEventPack,
   EVENT_PREFIX,
   eventCounterKey,
-  eventItem,
+  eventPackItems,
   eventSk,
   runKey,
   runPk,
@@ -463,27 +463,35 @@ export class DynamoBranchStore implements BranchStore {
       ),
     );
     const first = Number(counted.Attributes?.last) - events.length + 1;
-    const storedAt = this.now();
-    const items = events.map((event, i) => this.withTtl(eventItem(scope, { seq: first + i, storedAt, event })));
-    items.forEach((item, i) => assertFits(`event ${events[i].type}`, item));
+    const items = eventPackItems(scope, first, this.now(), events).map((item) => this.withTtl(item));
+    items.forEach((item) => assertFits(`events of ${scope.runId}`, item));
     await mapLimit(items, this.writeConcurrency, (item) => this.putIfAbsent(scope, item, `appendEvents ${scope.runId}`));
   }
 
   async listEvents(scope: Scope, page: { after: number; limit: number }): Promise<StoredEvent[]> {
-    const x = new Expr();
-    const result = await this.call(`listEvents ${scope.runId}`, () =>
-      this.send(
-        scope,
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: `${x.name('PK')} = ${x.value(runPk(scope))} AND ${x.name('SK')} BETWEEN ${x.value(eventSk(page.after + 1))} AND ${x.value(`${EVENT_PREFIX}~`)}`,
-          ConsistentRead: true,
-          Limit: Math.max(1, page.limit),
-          ...x.params,
-        }),
-      ),
-    );
-    return (result.Items ?? []).map((item) => decodeEvent<LifecycleEvent>(item));
+    const limit = Math.max(1, page.limit);
+    const events: StoredEvent[] = [];
+    let start: Record<string, unknown> | undefined;
+    // A pack holds one or more events: read packs until the page is full or the stream ends.
+    do {
+      const x = new Expr();
+      const result = await this.call(`listEvents ${scope.runId}`, () =>
+        this.send(
+          scope,
+          new QueryCommand({
+            TableName: this.tableName,
+            KeyConditionExpression: `${x.name('PK')} = ${x.value(runPk(scope))} AND ${x.name('SK')} BETWEEN ${x.value(eventSk(page.after + 1))} AND ${x.value(`${EVENT_PREFIX}~`)}`,
+            ConsistentRead: true,
+            Limit: limit - events.length,
+            ...(start ? { ExclusiveStartKey: start } : {}),
+            ...x.params,
+          }),
+        ),
+      );
+      for (const item of result.Items ?? []) events.push(...decodeEventPack(scope, item).filter((s) => s.seq > page.after));
+      start = result.LastEvaluatedKey;
+    } while (start && events.length < limit);
+    return events.slice(0, limit);
   }
 
   /**

@@ -8,7 +8,9 @@
  * counter touches (status, version, counters, ids, depth, timestamps) stays a native attribute.
  */
 import { BranchSpawnerError, PayloadTooLargeError, ValidationError } from '../../core/errors';
-import type { BlobStore, BranchPatch, RunPatch } from '../../core/ports';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import type { BlobStore, BranchPatch, RunPatch, StoredEvent } from '../../core/ports';
+import { eventId, type LifecycleEvent } from '../../core/events';
 import { COST_FIELDS, emptyCost, type CostCounters } from '../../core/cost';
 import { MAX_VALUE_BYTES } from '../../core/input-bounds';
 import type { BranchRecord, RunRecord, Scope, SyncCounters, SyncPointRecord } from '../../core/model';
@@ -133,18 +135,60 @@ export const syncKey = (scope: Scope, parentId: string, seq: number): Key => ({
 
 export const costKey = (scope: Scope): Key => ({ PK: runPk(scope), SK: COST_SK });
 
-/** The run's stored event stream: a counter item numbering the events, and one item per event. */
+/**
+ * The run's stored event stream: a counter item numbering the events, and the events of each
+ * publication packed into as few items as fit (most publications are one item). A pack's sort key
+ * is its LAST number, so a Query from `eventSk(after + 1)` starts at the pack holding the next
+ * event. Events are kept compact (the partition's team and run left out, an eventId left out when
+ * it is the one eventId() gives) and deflated: a spawn's BranchCreated burst of 150 events is
+ * about 2 write units, not 150.
+ */
 export const EVENT_COUNTER_SK = 'EVSEQ';
 export const EVENT_PREFIX = 'E#';
+/** Raw JSON of one pack at most: deflated and in base64 it stays under 400 KB however badly it compresses. */
+export const EVENT_PACK_BYTES = 256 * 1024;
 export const eventCounterKey = (scope: Scope): Key => ({ PK: runPk(scope), SK: EVENT_COUNTER_SK });
 export const eventSk = (seq: number): string => `${EVENT_PREFIX}${String(seq).padStart(12, '0')}`;
 
-export function eventItem(scope: Scope, stored: { seq: number; storedAt: number; event: unknown }): Item {
-  return { PK: runPk(scope), SK: eventSk(stored.seq), entity: 'EVENT', seq: stored.seq, storedAt: stored.storedAt, event: JSON.stringify(stored.event) };
+type PackedEvent = Omit<LifecycleEvent, 'team' | 'runId' | 'eventId'> & { eventId?: string };
+
+/** The items of events numbered `first`, `first + 1`, ... in one publication. */
+export function eventPackItems(scope: Scope, first: number, storedAt: number, events: readonly LifecycleEvent[]): Item[] {
+  const items: Item[] = [];
+  let pack: string[] = [];
+  let bytes = 0;
+  let packFirst = first;
+  const flush = () => {
+    const last = packFirst + pack.length - 1;
+    const ev = deflateRawSync(`[${pack.join(',')}]`).toString('base64');
+    items.push({ PK: runPk(scope), SK: eventSk(last), entity: 'EVENTS', first: packFirst, storedAt, ev });
+    packFirst = last + 1;
+    pack = [];
+    bytes = 0;
+  };
+  for (const event of events) {
+    const { team: _team, runId: _runId, eventId: id, ...rest } = event;
+    const packed: PackedEvent = id === eventId(scope, event.type, event.branchId) ? rest : { ...rest, eventId: id };
+    const text = JSON.stringify(packed);
+    const size = Buffer.byteLength(text) + 1;
+    if (pack.length > 0 && bytes + size > EVENT_PACK_BYTES) flush();
+    pack.push(text);
+    bytes += size;
+  }
+  if (pack.length > 0) flush();
+  return items;
 }
 
-export function decodeEvent<E>(item: Item): { seq: number; storedAt: number; event: E } {
-  return { seq: Number(item.seq), storedAt: Number(item.storedAt), event: JSON.parse(String(item.event)) as E };
+/** The events of a pack item, each with its number. */
+export function decodeEventPack(scope: Scope, item: Record<string, unknown>): StoredEvent[] {
+  const first = Number(item.first);
+  const storedAt = Number(item.storedAt);
+  const packed = JSON.parse(inflateRawSync(Buffer.from(String(item.ev), 'base64')).toString('utf8')) as PackedEvent[];
+  return packed.map((p, i) => ({
+    seq: first + i,
+    storedAt,
+    event: { eventId: p.eventId ?? eventId(scope, p.type, p.branchId), type: p.type, team: scope.team, runId: scope.runId, ...(p.branchId !== undefined ? { branchId: p.branchId } : {}), time: p.time, detail: p.detail },
+  }));
 }
 
 /** Where an idempotency key's run id is kept: a partition of its own, never a run's. */

@@ -47,10 +47,10 @@ import {
   runsPk,
   runsPosition,
   RUN_SK,
-  decodeEvent,
+  decodeEventPack,
   EVENT_PREFIX,
   eventCounterKey,
-  eventItem,
+  eventPackItems,
   eventSk,
   SYNC_PREFIX,
   syncKey,
@@ -299,23 +299,23 @@ export class MemoryBranchStore implements BranchStore {
     const last = Number(counter?.last ?? 0);
     this.write({ ...eventCounterKey(scope), team: scope.team, runId: scope.runId, last: last + events.length });
     this.charge(scope, { writeUnits: 1 });
-    const storedAt = Date.now();
-    events.forEach((event, i) => {
-      const item = { ...eventItem(scope, { seq: last + 1 + i, storedAt, event }), team: scope.team, runId: scope.runId };
-      assertFits(`event ${event.type}`, item);
+    for (const pack of eventPackItems(scope, last + 1, Date.now(), events)) {
+      const item = { ...pack, team: scope.team, runId: scope.runId };
+      assertFits(`events of ${scope.runId}`, item);
       this.write(item);
       this.charge(scope, { writeUnits: writeUnits(item) });
-    });
+    }
   }
 
   async listEvents(scope: Scope, page: { after: number; limit: number }): Promise<StoredEvent[]> {
-    const from = eventSk(page.after);
-    const items = this.partitionItems(runPk(scope), EVENT_PREFIX)
-      .filter((item) => String(item.SK) > from)
+    const from = eventSk(page.after + 1);
+    const limit = Math.max(1, page.limit);
+    const packs = this.partitionItems(runPk(scope), EVENT_PREFIX)
+      .filter((item) => String(item.SK) >= from)
       .sort((a, b) => (String(a.SK) < String(b.SK) ? -1 : 1))
-      .slice(0, Math.max(1, page.limit));
-    this.charge(scope, { readUnits: readUnits(items.reduce((n, i) => n + size(i), 0)) });
-    return items.map((item) => decodeEvent<LifecycleEvent>(item));
+      .slice(0, limit);
+    this.charge(scope, { readUnits: readUnits(packs.reduce((n, i) => n + size(i), 0)) });
+    return packs.flatMap((item) => decodeEventPack(scope, item)).filter((s) => s.seq > page.after).slice(0, limit);
   }
 
   async listChildren(scope: Scope, parentId: string): Promise<BranchRecord[]> {

@@ -9,6 +9,7 @@
  * after a crash appends them again, and a page drops the repeats of an eventId it holds.
  */
 import { ValidationError } from '../errors';
+import { SEND_ALL_EVENTS, sendsToBus, type EventPolicy } from '../event-policy';
 import { isRunEnd, type LifecycleEvent } from '../events';
 import type { RunRecord, Scope } from '../model';
 import type { BranchStore, EventPublisher } from '../ports';
@@ -21,12 +22,17 @@ export const EVENT_GAP_GIVE_UP_MS = 30_000;
 export const EVENTS_PAGE_MAX = 500;
 const CURSOR_MAX_CHARS = 15;
 
-/** The publisher that first appends each run's events to its stored stream, then publishes them. */
-export function recordedEvents(store: Pick<BranchStore, 'appendEvents'>, publisher: EventPublisher): EventPublisher {
+/**
+ * The publisher that first appends each run's events to its stored stream, then publishes them.
+ * The stream keeps what the team's event setting sends to its bus (core/event-policy.ts: run-level
+ * events always), so a team that turns branch events down pays for fewer stored ones too.
+ */
+export function recordedEvents(store: Pick<BranchStore, 'appendEvents'>, publisher: EventPublisher, policy: EventPolicy = SEND_ALL_EVENTS): EventPublisher {
   return {
     async publish(events) {
       const byRun = new Map<string, [Scope, LifecycleEvent[]]>();
       for (const event of events) {
+        if (!sendsToBus(event, policy)) continue;
         const key = `${event.team}\u0000${event.runId}`;
         const entry = byRun.get(key) ?? [{ team: event.team, runId: event.runId }, []];
         entry[1].push(event);

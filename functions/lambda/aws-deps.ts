@@ -105,11 +105,12 @@ export function createAwsDeps(
     meter,
     ...(blobs ? { blobs } : {}),
   });
-  // Every event is kept in the run's stored stream (the events route reads it); the team's event
-  // setting filters what reaches the bus (and is billed); the handlers' metrics see every event.
+  // The team's event setting filters what reaches the bus (and is billed) and the run's stored
+  // stream (the events route reads it) alike; the handlers' metrics see every event.
   const events = recordedEvents(
     store,
     busPublisher(meteredPublisher(new EventBridgePublisher({ client: traced(new EventBridgeClient({})), eventBusName: config.eventBusName }), meter), config.events),
+    config.events,
   );
   const invoker = new KindRouter({
     script: new ScriptInvoker(),

@@ -17,7 +17,15 @@ const state = {
   refreshTimer: null,
   live: false,
   pollTimer: null,
+  pollEvery: 0,
+  lastEventAt: 0,
 };
+
+/**
+ * While the stream is live, an active run with no event for this long is read again anyway: a
+ * team whose event setting keeps only branch ends (or none) tells the page little while it runs.
+ */
+const QUIET_REFRESH_MS = 5000;
 
 // ---------- HTTP ----------
 
@@ -233,7 +241,10 @@ function connectEvents() {
   source.addEventListener('error', () => setLive(false));
   source.addEventListener('lifecycle', (message) => {
     const event = JSON.parse(message.data);
-    if (event.runId === state.runId) scheduleRefresh();
+    if (event.runId === state.runId) {
+      state.lastEventAt = Date.now();
+      scheduleRefresh();
+    }
     if (event.type.startsWith('Run')) void loadRunList();
   });
 }
@@ -246,14 +257,22 @@ function setLive(live) {
   updatePolling();
 }
 
-/** Fallback while the event stream is down: poll the selected run until it ends. */
+/**
+ * Polls the selected run until it ends: every second while the event stream is down, and while
+ * it is live only when the run has been quiet for QUIET_REFRESH_MS.
+ */
 function updatePolling() {
   const active = state.run && !TERMINAL.includes(state.run.status);
-  const want = !state.live && active;
-  if (want && !state.pollTimer) state.pollTimer = setInterval(() => void refresh(), 1000);
-  if (!want && state.pollTimer) {
+  const every = !active ? 0 : state.live ? QUIET_REFRESH_MS : 1000;
+  if (state.pollTimer && state.pollEvery !== every) {
     clearInterval(state.pollTimer);
     state.pollTimer = null;
+  }
+  if (every && !state.pollTimer) {
+    state.pollEvery = every;
+    state.pollTimer = setInterval(() => {
+      if (!state.live || Date.now() - state.lastEventAt >= QUIET_REFRESH_MS) void refresh();
+    }, every);
   }
 }
 

@@ -19,6 +19,7 @@ import {
 } from '../../core/model';
 import { CostMeter, emptyCost, type CostCounters } from '../../core/cost';
 import { mapLimit } from '../../core/map-limit';
+import { branchEvent } from '../../core/events';
 import type { BranchStore, CostSink } from '../../core/ports';
 
 /** Makes the store under test; `meter` receives the capacity units it reports, by run. */
@@ -192,6 +193,44 @@ export function describeBranchStoreConformance(name: string, factory: BranchStor
         expect(new Set(all.map((s) => s.event.eventId))).toEqual(new Set(['e1', 'e2', 'e3', 'e4', 'e5']));
         expect((await store.listEvents(scope, { after: 2, limit: 2 })).map((s) => s.seq)).toEqual([3, 4]);
         expect(await store.listEvents(scope, { after: 5, limit: 2 })).toEqual([]);
+      });
+
+      it('packs a publication into few write units and reads it back whole, from any number inside it', async () => {
+        const writeUnits = new Map<string, number>();
+        const metered = await factory({ add: (s, u) => void writeUnits.set(s.runId, (writeUnits.get(s.runId) ?? 0) + (u.writeUnits ?? 0)) });
+        const scope = newScope();
+        await metered.createRun(runRecord(scope));
+        writeUnits.clear();
+        // A spawn's burst: 150 BranchCreated events with the ids eventId() gives them.
+        const burst = Array.from({ length: 150 }, (_, i) => branchEvent('BranchCreated', { ...branchRecord(scope, `root.${i}`, 'root'), status: 'PENDING' }, 1_700_000_000_000 + i));
+        await metered.appendEvents(scope, burst);
+        // One counter update and one pack (about 1 KB deflated), not one item per event.
+        expect(writeUnits.get(scope.runId)).toBeLessThanOrEqual(4);
+        const all = await metered.listEvents(scope, { after: 0, limit: 500 });
+        expect(all.map((s) => s.event)).toEqual(burst);
+        expect(all.map((s) => s.seq)).toEqual(burst.map((_, i) => i + 1));
+        expect((await metered.listEvents(scope, { after: 140, limit: 3 })).map((s) => s.seq)).toEqual([141, 142, 143]);
+        expect((await metered.listEvents(scope, { after: 148, limit: 5 })).map((s) => s.seq)).toEqual([149, 150]);
+      });
+
+      it('splits a publication too large for one item and keeps its order', async () => {
+        const scope = newScope();
+        await store.createRun(runRecord(scope));
+        // 700 events of ~1 KB of incompressible text: over one pack's bytes.
+        const text = (i: number) => Array.from({ length: 64 }, (_, k) => ((i * 7919 + k * 104729) % 2 ** 31).toString(36)).join('');
+        const big = Array.from({ length: 700 }, (_, i) => ({ eventId: `big${i}`, type: 'ToolCalled' as const, team: scope.team, runId: scope.runId, branchId: 'root', time: i, detail: { text: text(i) } }));
+        await store.appendEvents(scope, [big[0]]);
+        await store.appendEvents(scope, big.slice(1));
+        const read: number[] = [];
+        for (let after = 0; ; ) {
+          const page = await store.listEvents(scope, { after, limit: 250 });
+          if (page.length === 0) break;
+          expect(page.length).toBeLessThanOrEqual(250);
+          read.push(...page.map((s) => s.seq));
+          expect(page.map((s) => s.event)).toEqual(big.slice(after, after + page.length));
+          after = page.at(-1)!.seq;
+        }
+        expect(read).toEqual(big.map((_, i) => i + 1));
       });
     });
 

@@ -20,32 +20,33 @@ afterAll(async () => {
 
 const scope = (runId: string) => ({ team: runtime.team, runId });
 
-async function allEvents(runId: string): Promise<LifecycleEvent[]> {
+async function allEvents(runId: string, on = runtime): Promise<LifecycleEvent[]> {
   const events: LifecycleEvent[] = [];
   let after: string | undefined;
   for (;;) {
-    const page = await runEventsAfter(runtime.deps, scope(runId), after, 3);
+    const page = await runEventsAfter(on.deps, { team: on.team, runId }, after, 3);
     events.push(...page.events);
     after = page.cursor ?? undefined;
     if (page.done) return events;
   }
 }
 
+const fanScenario = () =>
+  runInputOf(
+    parseScenario({
+      name: 'fan', entry: 'Root', request: 'x',
+      agents: {
+        Root: { kind: 'script', allowed: ['Leaf'], responses: [{ next_action: 'parallel_invoke', agents: ['Leaf', 'Leaf'] }, { next_action: 'final_response', content: 'done' }] },
+        Leaf: { kind: 'script', responses: [{ next_action: 'final_response', content: 'leaf' }] },
+      },
+    }, 'fan'),
+  );
+
 describe('stored lifecycle events', () => {
   it('holds what the bus carried, SyncPointReached included, in order, paged by the cursor', async () => {
     const published: LifecycleEvent[] = [];
     const stop = runtime.bus.subscribe((e) => void published.push(e));
-    const runId = await runtime.startRun(
-      runInputOf(
-        parseScenario({
-          name: 'fan', entry: 'Root', request: 'x',
-          agents: {
-            Root: { kind: 'script', allowed: ['Leaf'], responses: [{ next_action: 'parallel_invoke', agents: ['Leaf', 'Leaf'] }, { next_action: 'final_response', content: 'done' }] },
-            Leaf: { kind: 'script', responses: [{ next_action: 'final_response', content: 'leaf' }] },
-          },
-        }, 'fan'),
-      ),
-    );
+    const runId = await runtime.startRun(fanScenario());
     await runtime.waitForRun(runId);
     await runtime.settle();
     stop();
@@ -83,5 +84,27 @@ describe('stored lifecycle events', () => {
     expect(page.done).toBe(false);
     await runtime.cancel(runId);
     await runtime.waitForRun(runId);
+  });
+
+  it("keeps what the team's event setting sends to its bus: only branch ends, or only the run's events", async () => {
+    const kept: Record<string, string[]> = {};
+    for (const branches of ['ends', 'off'] as const) {
+      const other = await LocalRuntime.start({ events: { branches, sample: 1 } });
+      try {
+        const published: LifecycleEvent[] = [];
+        const stop = other.bus.subscribe((e) => void published.push(e));
+        const runId = await other.startRun(fanScenario());
+        await other.waitForRun(runId);
+        await other.settle();
+        stop();
+        kept[branches] = (await allEvents(runId, other)).map((e) => `${e.type} ${e.branchId ?? ''}`.trim()).sort();
+        // The local bus (trace, hooks) still gets every event.
+        expect(published.filter((e) => e.runId === runId).map((e) => e.type)).toEqual(expect.arrayContaining(['BranchCreated', 'SyncPointReached']));
+      } finally {
+        await other.close();
+      }
+    }
+    expect(kept.ends).toEqual(['BranchCompleted root', 'BranchCompleted root.0', 'BranchCompleted root.1', 'RunCompleted', 'RunStarted']);
+    expect(kept.off).toEqual(['RunCompleted', 'RunStarted']);
   });
 });
