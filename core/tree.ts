@@ -1,5 +1,5 @@
 /** Tree views of a run's branches: ASCII, Mermaid and JSON, and how every view names a branch's agents. */
-import { isTerminal, type BranchRecord, type BranchStatus } from './model';
+import { isTerminal, type BranchRecord, type BranchStatus, type BranchType } from './model';
 
 export type TreeBranch = Pick<BranchRecord, 'id' | 'parentId' | 'agent' | 'type' | 'status' | 'depth'> &
   Partial<Pick<BranchRecord, 'result' | 'entryAgent' | 'memory' | 'suspended'>> & {
@@ -12,12 +12,14 @@ export type TreeBranch = Pick<BranchRecord, 'id' | 'parentId' | 'agent' | 'type'
 
 export interface TreeNode {
   id: string;
+  /** The parent's id (null for the root): a page of a tree names where each of its tops hangs. */
+  parentId: string | null;
   /** The current agent (the last of `agentChain`). */
   agent: string;
   /** Every agent the branch ran, first to last: its entry agent, then each hand-off. */
   agentChain: string[];
-  type: string;
-  status: string;
+  type: BranchType;
+  status: BranchStatus;
   depth: number;
   error?: string;
   /** Set while the branch is suspended: on a durable wait, or awaiting a callback. */
@@ -28,7 +30,7 @@ export interface TreeNode {
 /** What an active branch is suspended on, if anything (a record's `suspended`, a view's `waiting`). */
 export function waitingOf(b: Pick<TreeBranch, 'status' | 'suspended' | 'waiting'>): { kind: 'wait' | 'callback'; until: number } | undefined {
   const on = b.waiting ?? b.suspended;
-  return on && !isTerminal(b.status as BranchStatus) ? { kind: on.kind, until: on.until } : undefined;
+  return on && !isTerminal(b.status) ? { kind: on.kind, until: on.until } : undefined;
 }
 
 /** The agents a branch ran, in order: its entry agent, then each hand-off; the last is `agent`. */
@@ -68,6 +70,7 @@ export function buildTree(branches: readonly TreeBranch[]): TreeNode[] {
   }
   const build = (b: TreeBranch): TreeNode => ({
     id: b.id,
+    parentId: b.parentId,
     agent: b.agent,
     agentChain: agentChain(b),
     type: b.type,
@@ -78,6 +81,29 @@ export function buildTree(branches: readonly TreeBranch[]): TreeNode[] {
     children: (byParent.get(b.id) ?? []).sort(childOrder).map(build),
   });
   return (byParent.get(null) ?? []).sort(childOrder).map(build);
+}
+
+/** The drawings of a tree the API and the CLI give. */
+export type TreeFormat = 'ascii' | 'mermaid' | 'json';
+export const TREE_FORMATS: readonly TreeFormat[] = ['ascii', 'mermaid', 'json'];
+
+/** `branches` drawn in `format`: text (ascii, mermaid) or the nested nodes (json). */
+export function drawTree(branches: readonly TreeBranch[], format: TreeFormat): string | TreeNode[] {
+  if (format === 'ascii') return renderAscii(branches);
+  if (format === 'mermaid') return renderMermaid(branches);
+  return buildTree(branches);
+}
+
+/** The branches of nested nodes (a tree's json drawing, or pages of it), flat again: what drawTree takes. */
+export function flattenTree(nodes: readonly TreeNode[]): TreeBranch[] {
+  const flat: TreeBranch[] = [];
+  const walk = (node: TreeNode) => {
+    const { children, ...branch } = node;
+    flat.push(branch);
+    children.forEach(walk);
+  };
+  nodes.forEach(walk);
+  return flat;
 }
 
 export function renderAscii(branches: readonly TreeBranch[]): string {
@@ -108,7 +134,9 @@ const MERMAID_CLASSES: Record<string, string> = {
   TIMED_OUT: 'fill:#ffedd5,stroke:#ea580c',
 };
 
-export function renderMermaid(branches: readonly TreeBranch[]): string {
+export function renderMermaid(given: readonly TreeBranch[]): string {
+  // In tree order whatever the order given (a store's key order, pages joined): one text per tree.
+  const branches = flattenTree(buildTree(given));
   const lines = ['flowchart TD'];
   const nodeId = new Map<string, string>();
   branches.forEach((b, i) => nodeId.set(b.id, `n${i}`));

@@ -7,7 +7,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { ConflictError, GoneError, InUseError, NotFoundError, ValidationError } from '../core/errors';
 import { answerThroughInbox } from './callback-inbox';
 import { MAX_DOCUMENT_TEXT_BYTES } from '../core/input-bounds';
-import type { TreeFormat } from '../core/use-cases/queries';
+import { TREE_FORMATS, type TreeFormat } from '../core/tree';
 import { ApiClient, type RemoteTarget } from './remote/api-client';
 import { documentOf, reportDocument } from './run-command';
 import { dataSource, remoteSource, type RunSource } from './run-sources';
@@ -67,10 +67,8 @@ export function showCommand(runId: string, options: SourceOptions & { json: bool
   });
 }
 
-const FORMATS: TreeFormat[] = ['ascii', 'mermaid', 'json'];
-
 export function treeCommand(runId: string, options: SourceOptions & { format: string }, io: Io): Promise<number> {
-  if (!FORMATS.includes(options.format as TreeFormat)) throw new ValidationError(`--format must be one of ${FORMATS.join(', ')}`, '--format');
+  if (!TREE_FORMATS.includes(options.format as TreeFormat)) throw new ValidationError(`--format must be one of ${TREE_FORMATS.join(', ')}`, '--format');
   return withSource('tree', options, async (source) => {
     io.out.write(`${await source.tree(runId, options.format as TreeFormat)}\n`);
     return 0;

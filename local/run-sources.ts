@@ -4,7 +4,8 @@
  * API's handler calls). One vocabulary, two places.
  */
 import type { Scope } from '../core/model';
-import { describeRun, listRunBranches, runSummaries, runTree, type BranchView, type RunView, type TreeFormat } from '../core/use-cases/queries';
+import { describeRun, listRunBranches, runSummaries, runTreePage, TREE_PAGE, wholeTree, type BranchView, type RunView } from '../core/use-cases/queries';
+import { drawTree, flattenTree, type TreeBranch, type TreeFormat, type TreeNode } from '../core/tree';
 import { runEventsAfter, type RunEventsPage } from '../core/use-cases/run-events';
 import { answerCallback, type CallbackAnswered } from '../core/use-cases/suspend';
 import { systemClock } from '../core/ports';
@@ -27,12 +28,19 @@ export interface RunSource {
   label: string;
   runs(): Promise<RunSummary[]>;
   describe(runId: string): Promise<{ view: RunView; branches: BranchView[] }>;
-  tree(runId: string, format: TreeFormat): Promise<string>;
+  /** The whole tree drawn, however many pages the run's tree answers take (`pageLimit`: branches a page). */
+  tree(runId: string, format: TreeFormat, pageLimit?: number): Promise<string>;
   events(runId: string, after?: string): Promise<RunEventsPage>;
   cancel(runId: string): Promise<void>;
   /** Answers a branch's callback (see answerCallback): refused as the API refuses it. */
   answer(runId: string, token: string, answer: unknown): Promise<CallbackAnswered>;
   close(): Promise<void>;
+}
+
+/** A whole tree as `tree` prints it: the drawing, or the API's unpaged json answer. */
+function drawn(runId: string, branches: TreeBranch[], format: TreeFormat): string {
+  const tree = drawTree(branches, format);
+  return typeof tree === 'string' ? tree : JSON.stringify({ runId, tree });
 }
 
 /** Runs `runs --api` shows at most (newest first), and the pages it reads for them. */
@@ -61,9 +69,13 @@ export function remoteSource(client: ApiClient): RunSource {
       return runs;
     },
     describe,
-    async tree(runId, format) {
-      const answer = await client.call<unknown>('GET', path(runId, '/tree'), { query: { format } });
-      return typeof answer === 'string' ? answer : JSON.stringify(answer);
+    async tree(runId, format, pageLimit) {
+      const limit = pageLimit === undefined ? undefined : String(pageLimit);
+      const branches = await wholeTree(async (cursor) => {
+        const page = await client.call<{ tree: TreeNode[]; cursor: string | null }>('GET', path(runId, '/tree'), { query: { format: 'json', limit, cursor } });
+        return { branches: flattenTree(page.tree), cursor: page.cursor };
+      });
+      return drawn(runId, branches, format);
     },
     events: (runId, after) => client.call<RunEventsPage>('GET', path(runId, '/events'), { query: { after } }),
     async cancel(runId) {
@@ -95,9 +107,9 @@ export async function dataSource(dataDir: string, command: string): Promise<RunS
       const { view } = await describeRun(deps, scope(runId));
       return { view, branches: await listRunBranches(deps, scope(runId)) };
     },
-    async tree(runId, format) {
-      const tree = await runTree(deps, scope(runId), format);
-      return typeof tree === 'string' ? tree : JSON.stringify({ runId, tree });
+    async tree(runId, format, pageLimit) {
+      const page = (cursor: string | undefined) => runTreePage(deps, scope(runId), { limit: pageLimit ?? TREE_PAGE.defaultLimit, ...(cursor ? { cursor } : {}) });
+      return drawn(runId, await wholeTree(page), format);
     },
     events: (runId, after) => runEventsAfter(deps, scope(runId), after),
     async cancel(runId) {

@@ -1,13 +1,13 @@
 /** Read models of a run for the API, the CLI and the tree page. */
-import { NotFoundError, PayloadTooLargeError } from '../errors';
+import { NotFoundError } from '../errors';
 import { decodeCursor, encodeCursor, PAGE_MAX_BYTES } from '../page-cursor';
 import { runCost, type CostCounters } from '../cost';
 import { computeMetrics, type RunMetrics } from '../metrics';
 import { isTerminal, type BranchRecord, type BranchStatus, type BranchType, type RunRecord, type Scope } from '../model';
 import { COMPLETION_FN_PREFIX, parseAgentResponse } from '../protocol';
-import { agentChain, buildTree, renderAscii, renderMermaid } from '../tree';
+import { agentChain, drawTree, waitingOf, type TreeBranch, type TreeFormat } from '../tree';
 import type { SpawnerDeps } from './deps';
-import { boundValue } from '../bounded-value';
+import { boundValue, jsonBytes } from '../bounded-value';
 
 /**
  * How much of a run's result a view shows (the API's run, `run --json`, the dev page); past it the
@@ -143,34 +143,103 @@ export async function describeRun(deps: Pick<SpawnerDeps, 'store'>, scope: Scope
 /** A branch id as the store keys it: `root`, then `.<index>` per level. */
 const BRANCH_ID = /^root(?:\.\d{1,9}){0,100}$/;
 
-/** Branches of one run at most in a tree answer (ascii, mermaid, json); past it, page the branches. */
-export const TREE_MAX_BRANCHES = 10_000;
+/**
+ * A tree answer's page (GET /runs/{id}/tree?limit&cursor): the branches it reads when the request
+ * names no `limit`, and the most it may name. A run of up to `defaultLimit` branches is drawn
+ * whole in one answer; a larger one a page at a time, each page's `cursor` asking for the next.
+ */
+export const TREE_PAGE = { defaultLimit: 10_000, max: 10_000 } as const;
 
 /**
- * One page of a run's branches (GET /runs/{id}/branches?limit&cursor), in the store's key order:
- * at most `limit` branches and PAGE_MAX_BYTES of JSON; `cursor` (null on the last page) asks for
- * the next one.
+ * One page of a run's branches in the store's key order, which is depth first (a branch, then
+ * its subtree): at most `limit` branches and PAGE_MAX_BYTES as `bytesOf` counts them; `cursor`
+ * (null on the last page) asks for the next one. The one rule of both the branches' and the
+ * tree's pages.
  */
+async function branchesPage<V extends { id: string }>(
+  deps: Pick<SpawnerDeps, 'store'>,
+  scope: Scope,
+  page: { limit: number; cursor?: string },
+  view: (branch: BranchRecord) => V,
+  bytesOf: (view: V) => number,
+): Promise<{ items: V[]; cursor: string | null }> {
+  const after = page.cursor === undefined ? undefined : decodeCursor(page.cursor, (p) => BRANCH_ID.test(p));
+  await mustGetRun(deps, scope);
+  const { branches, more } = await deps.store.listBranchesPage(scope, { limit: page.limit, ...(after ? { after } : {}) });
+  const items: V[] = [];
+  let bytes = 0;
+  for (const branch of branches) {
+    const item = view(branch);
+    bytes += bytesOf(item);
+    // Cut short past the byte bound (never empty): the cursor goes on from the last one kept.
+    if (items.length > 0 && bytes > PAGE_MAX_BYTES) break;
+    items.push(item);
+  }
+  const last = items.at(-1);
+  const cursor = last && (more || items.length < branches.length) ? encodeCursor(last.id) : null;
+  return { items, cursor };
+}
+
+/** One page of a run's branches (GET /runs/{id}/branches?limit&cursor): see branchesPage. */
 export async function listRunBranchesPage(
   deps: Pick<SpawnerDeps, 'store'>,
   scope: Scope,
   page: { limit: number; cursor?: string },
 ): Promise<{ branches: BranchView[]; cursor: string | null }> {
-  const after = page.cursor === undefined ? undefined : decodeCursor(page.cursor, (p) => BRANCH_ID.test(p));
-  await mustGetRun(deps, scope);
-  const { branches, more } = await deps.store.listBranchesPage(scope, { limit: page.limit, ...(after ? { after } : {}) });
-  const views: BranchView[] = [];
-  let bytes = 0;
-  for (const branch of branches) {
-    const view = branchView(branch);
-    bytes += new TextEncoder().encode(JSON.stringify(view)).length + 1;
-    // Cut short past the byte bound (never empty): the cursor goes on from the last one kept.
-    if (views.length > 0 && bytes > PAGE_MAX_BYTES) break;
-    views.push(view);
-  }
-  const last = views.at(-1);
-  const cursor = last && (more || views.length < branches.length) ? encodeCursor(last.id) : null;
-  return { branches: views, cursor };
+  const { items, cursor } = await branchesPage(deps, scope, page, branchView, (view) => jsonBytes(view) + 1);
+  return { branches: items, cursor };
+}
+
+/** A branch as a tree draws it: no result, no memory (its agents worked out). */
+function treeBranch(b: BranchRecord): TreeBranch {
+  const waiting = waitingOf(b);
+  return {
+    id: b.id,
+    parentId: b.parentId,
+    agent: b.agent,
+    agentChain: agentChain(b),
+    type: b.type,
+    status: b.status,
+    depth: b.depth,
+    ...(b.error ? { error: b.error } : {}),
+    ...(waiting ? { waiting } : {}),
+  };
+}
+
+/**
+ * One page of a run's tree (GET /runs/{id}/tree?format&limit&cursor): whole branches in
+ * depth-first order, flat (each names its `parentId`). Pages joined (wholeTree) give every branch.
+ */
+export async function runTreePage(
+  deps: Pick<SpawnerDeps, 'store'>,
+  scope: Scope,
+  page: { limit: number; cursor?: string } = { limit: TREE_PAGE.defaultLimit },
+): Promise<{ branches: TreeBranch[]; cursor: string | null }> {
+  // Counted as the JSON of each branch plus its deepest guides: a bound of each drawing's line.
+  const { items, cursor } = await branchesPage(deps, scope, page, treeBranch, (b) => jsonBytes(b) + 8 * (b.depth + 1));
+  return { branches: items, cursor };
+}
+
+/**
+ * One page of a run's tree drawn in `format`. A branch whose parent is on an earlier page starts
+ * a top of its own (json nodes name their `parentId`); drawn from every page's branches, the tree
+ * is the whole one (the CLI's `tree`).
+ */
+export async function runTree(deps: Pick<SpawnerDeps, 'store'>, scope: Scope, format: TreeFormat, page?: { limit: number; cursor?: string }) {
+  const { branches, cursor } = await runTreePage(deps, scope, page);
+  return { tree: drawTree(branches, format), cursor };
+}
+
+/** Every branch of a run's tree, read page by page through `readPage` until the last. */
+export async function wholeTree(readPage: (cursor: string | undefined) => Promise<{ branches: TreeBranch[]; cursor: string | null }>): Promise<TreeBranch[]> {
+  const branches: TreeBranch[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await readPage(cursor);
+    branches.push(...page.branches);
+    cursor = page.cursor ?? undefined;
+  } while (cursor);
+  return branches;
 }
 
 export async function listRunBranches(deps: Pick<SpawnerDeps, 'store'>, scope: Scope): Promise<BranchView[]> {
@@ -184,24 +253,6 @@ export async function branchResult(deps: Pick<SpawnerDeps, 'store'>, scope: Scop
   const branch = await deps.store.getBranch(scope, branchId);
   if (!branch) throw new NotFoundError(`branch ${branchId} of run ${scope.runId} not found`);
   return { runId: scope.runId, branchId, status: branch.status, result: branch.result ?? null };
-}
-
-export type TreeFormat = 'ascii' | 'mermaid' | 'json';
-
-export async function runTree(deps: Pick<SpawnerDeps, 'store'>, scope: Scope, format: TreeFormat) {
-  const run = await mustGetRun(deps, scope);
-  // One answer holds the whole tree: bounded, so that it stays far under Lambda's 6 MB.
-  if (run.branchCount > TREE_MAX_BRANCHES) {
-    throw new PayloadTooLargeError(
-      `the tree of run ${scope.runId} has ${run.branchCount} branches, more than one answer draws (${TREE_MAX_BRANCHES}); page through GET /runs/${scope.runId}/branches?limit=&cursor= (each branch names its parentId)`,
-      run.branchCount,
-      TREE_MAX_BRANCHES,
-    );
-  }
-  const branches = await deps.store.listBranches(scope);
-  if (format === 'ascii') return renderAscii(branches);
-  if (format === 'mermaid') return renderMermaid(branches);
-  return buildTree(branches);
 }
 
 /** Runs of a GET /runs page when the request names no `limit`, and the most it may name. */

@@ -11,7 +11,8 @@ import {
   startRun,
   type SpawnerDeps,
 } from '../../core/use-cases';
-import { branchDetail, branchResult, describeRun, listRunBranchesPage, listTeamRunsPage, RUNS_PAGE, runTree, type TreeFormat } from '../../core/use-cases/queries';
+import { branchDetail, branchResult, describeRun, listRunBranchesPage, listTeamRunsPage, RUNS_PAGE, runTree, TREE_PAGE } from '../../core/use-cases/queries';
+import { TREE_FORMATS, type TreeFormat } from '../../core/tree';
 import { pageLimit } from '../../core/page-cursor';
 import { runEventsAfter } from '../../core/use-cases/run-events';
 import { answerCallback } from '../../core/use-cases/suspend';
@@ -67,7 +68,8 @@ function parseJson(event: APIGatewayProxyEvent, missing: string): unknown {
 const RUN_ID = '([A-Za-z0-9_-]{1,64})';
 /** `root`, then `<parentId>.<index>`. */
 const BRANCH_ID = '(root(?:\\.\\d{1,9}){0,100})';
-const TREE_FORMATS = ['ascii', 'mermaid', 'json'];
+/** The response header of a tree page that has a next one: its `cursor`. */
+export const NEXT_CURSOR_HEADER = 'next-cursor';
 /** Anything up to a path segment's end: the use case says what a malformed token is (400). */
 const CALLBACK_TOKEN = '([^/]{1,1200})';
 
@@ -168,12 +170,18 @@ function routes(deps: SpawnerDeps, config: ApiConfig): Route[] {
       method: 'GET',
       pattern: new RegExp(`^/runs/${RUN_ID}/tree/?$`),
       async handle(event, [runId], team) {
-        const format = (event.queryStringParameters?.format ?? 'json') as TreeFormat;
+        const query = event.queryStringParameters ?? {};
+        const format = (query.format ?? 'json') as TreeFormat;
         if (!TREE_FORMATS.includes(format)) {
           throw new ValidationError(`format must be one of ${TREE_FORMATS.join(', ')}`, 'format');
         }
-        const tree = await runTree(deps, await ownScope(event, team, runId), format);
-        return typeof tree === 'string' ? text(200, tree) : json(200, { runId, tree });
+        const page = { limit: pageLimit(query.limit, TREE_PAGE), cursor: query.cursor };
+        const { tree, cursor } = await runTree(deps, await ownScope(event, team, runId), format, page);
+        // More pages: the cursor in a header for every format, and for people a last line in the drawings.
+        const more: Record<string, string> = cursor === null ? {} : { [NEXT_CURSOR_HEADER]: cursor };
+        if (typeof tree !== 'string') return json(200, { runId, tree, cursor }, more);
+        const note = cursor === null ? '' : `\n${format === 'mermaid' ? '%% ' : ''}… more branches: ask again with cursor=${cursor}`;
+        return text(200, `${tree}${note}`, undefined, more);
       },
     },
     {

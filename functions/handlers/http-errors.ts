@@ -84,6 +84,6 @@ export function json(statusCode: number, body: unknown, headers: Record<string, 
   };
 }
 
-export function text(statusCode: number, body: string, contentType = 'text/plain; charset=utf-8'): APIGatewayProxyResult {
-  return { statusCode, headers: { 'content-type': contentType }, body };
+export function text(statusCode: number, body: string, contentType = 'text/plain; charset=utf-8', headers: Record<string, string> = {}): APIGatewayProxyResult {
+  return { statusCode, headers: { 'content-type': contentType, ...headers }, body };
 }

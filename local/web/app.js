@@ -213,8 +213,9 @@ async function loadRun(runId) {
   const run = await request('GET', `/runs/${id}`);
   const [branches, diagram] = await Promise.all([
     allBranches(id),
-    request('GET', `/runs/${id}/tree?format=mermaid`, { as: 'text' }).catch((error) => {
-      // A tree too large to draw in one answer (413): the page lists the branches without it.
+    // A diagram's worth at most: a larger tree is not drawn (its first page would be read for nothing).
+    request('GET', `/runs/${id}/tree?format=mermaid&limit=${DIAGRAM_MAX_BRANCHES}`, { as: 'text' }).catch((error) => {
+      // A stack from before the tree paged answers 413 for a tree too large: the page lists the branches without it.
       if (error.status === 413) return null;
       throw error;
     }),

@@ -6,6 +6,8 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { MAX_PAGE_LIMIT } from '../../core/page-cursor';
+import { flattenTree, renderAscii, renderMermaid, type TreeNode } from '../../core/tree';
+import { TREE_PAGE } from '../../core/use-cases/queries';
 import { createApiHandler } from '../../functions/handlers/api';
 import { branchRecord, runRecord } from '../adapters/branch-store-conformance';
 import { createMemoryHarness } from '../support/memory-harness';
@@ -62,10 +64,76 @@ describe('GET /runs/{id}/branches pages', () => {
       const refused = await call(get(`/runs/${scope.runId}/branches`, query));
       expect([refused.statusCode, JSON.parse(refused.body).field]).toEqual([400, field]);
     }
-    // The tree is one answer: past 10,000 branches it is refused with a pointer to the pages.
-    const tree = await call(get(`/runs/${scope.runId}/tree`, { format: 'ascii' }));
-    expect(tree.statusCode).toBe(413);
-    expect(JSON.parse(tree.body).message).toMatch(/page through GET \/runs\/wide-30k\/branches/);
+    // The tree pages too (below).
+    h.stop();
+  }, 120_000);
+});
+
+describe('GET /runs/{id}/tree pages', () => {
+  it('a 30,000-branch run two levels deep: the json pages join to exactly its tree, the text pages say there is more', async () => {
+    const h = createMemoryHarness();
+    const scope = { team: 't', runId: 'deep-30k' };
+    await h.store.createRun(runRecord(scope, { branchCount: BRANCHES }));
+    // root, 99 children, each with 302 or 303 children: 30,000 branches in all.
+    const ids = ['root'];
+    const parentOf = new Map<string, string | null>([['root', null]]);
+    for (let i = 0; ids.length < BRANCHES; i++) {
+      const child = `root.${i % 99}`;
+      if (!parentOf.has(child)) {
+        ids.push(child);
+        parentOf.set(child, 'root');
+        continue;
+      }
+      const grandchild = `${child}.${Math.floor(i / 99) - 1}`;
+      ids.push(grandchild);
+      parentOf.set(grandchild, child);
+    }
+    for (let i = 0; i < ids.length; i += 5_000) {
+      await h.store.createBranches(ids.slice(i, i + 5_000).map((id) => branchRecord(scope, id, parentOf.get(id)!, { status: 'COMPLETED', result: { summary: 'x'.repeat(200) } })));
+    }
+    const api = createApiHandler(h.deps, { policy: { registry: {}, inline: 'any' }, teamOf: () => 't' });
+    const call = (event: APIGatewayProxyEvent) => api(event, {} as Context) as Promise<APIGatewayProxyResult>;
+
+    // json, the default: three pages of 10,000 branches, each a forest whose tops name their parentId.
+    const seen: TreeNode[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const response = await call(get(`/runs/${scope.runId}/tree`, cursor ? { cursor } : {}));
+      expect(response.statusCode, response.body.slice(0, 300)).toBe(200);
+      expect(Buffer.byteLength(response.body)).toBeLessThan(LAMBDA_RESPONSE_BYTES);
+      const page = JSON.parse(response.body) as { runId: string; tree: TreeNode[]; cursor: string | null };
+      expect(page.runId).toBe(scope.runId);
+      expect(response.headers?.['next-cursor']).toBe(page.cursor ?? undefined);
+      const flat = flattenTree(page.tree);
+      expect(flat.length).toBeLessThanOrEqual(TREE_PAGE.defaultLimit);
+      seen.push(...page.tree);
+      cursor = page.cursor;
+      pages++;
+    } while (cursor && pages <= BRANCHES);
+    expect(pages).toBe(BRANCHES / TREE_PAGE.defaultLimit);
+    const joined = flattenTree(seen);
+    expect(joined.map((b) => b.id).sort()).toEqual([...ids].sort());
+    for (const b of joined) expect(b.parentId).toBe(parentOf.get(b.id));
+    // Drawn again from the pages, the tree is the one a single answer draws of all the branches.
+    const all = await h.store.listBranches(scope);
+    expect(renderAscii(joined)).toBe(renderAscii(all));
+    expect(renderMermaid(joined)).toBe(renderMermaid(all));
+
+    // ascii and mermaid: a page of `limit` branches, the cursor in the next-cursor header and a last line for people.
+    const ascii = await call(get(`/runs/${scope.runId}/tree`, { format: 'ascii', limit: '5' }));
+    const asciiLines = ascii.body.split('\n');
+    expect(asciiLines.slice(0, 5)).toEqual(['root Worker (simple) [COMPLETED]', '└─ root.0 Worker (simple) [COMPLETED]', '   ├─ root.0.0 Worker (simple) [COMPLETED]', '   ├─ root.0.1 Worker (simple) [COMPLETED]', '   └─ root.0.10 Worker (simple) [COMPLETED]']);
+    expect(asciiLines[5]).toBe(`… more branches: ask again with cursor=${ascii.headers!['next-cursor']}`);
+    const nextAscii = await call(get(`/runs/${scope.runId}/tree`, { format: 'ascii', limit: '2', cursor: String(ascii.headers!['next-cursor']) }));
+    expect(nextAscii.body.split('\n').slice(0, 2)).toEqual(['root.0.100 Worker (simple) [COMPLETED]', 'root.0.101 Worker (simple) [COMPLETED]']);
+    const mermaid = await call(get(`/runs/${scope.runId}/tree`, { format: 'mermaid', limit: '3' }));
+    expect(mermaid.body.split('\n').at(-1)).toBe(`%% … more branches: ask again with cursor=${mermaid.headers!['next-cursor']}`);
+    // A limit out of range or a cursor this API did not give is refused naming it.
+    for (const [query, field] of [[{ cursor: 'bm9wZQ' }, 'cursor'], [{ limit: '0' }, 'limit'], [{ limit: String(TREE_PAGE.max + 1) }, 'limit']] as const) {
+      const refused = await call(get(`/runs/${scope.runId}/tree`, query));
+      expect([refused.statusCode, JSON.parse(refused.body).field]).toEqual([400, field]);
+    }
     h.stop();
   }, 120_000);
 });

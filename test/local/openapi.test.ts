@@ -156,13 +156,23 @@ describe('the handler answers as documented', () => {
     expect(paged.sort()).toEqual(branches.body.branches.map((b: { id: string }) => b.id).sort());
     const badCursor = await call('GET', '/runs/{runId}/branches', `/runs/${id}/branches?cursor=nonsense`);
     expect(badCursor).toMatchObject({ status: 400, body: { error: 'ValidationError', field: 'cursor' } });
-    // A tree too large for one answer (its run record says 10,001 branches): 413, pointing at the pages.
-    const record = (await server.runtime.deps.store.getRun({ team: server.runtime.team, runId: id }))!;
-    await server.runtime.deps.store.createRun({ ...record, runId: `${id}-wide`, branchCount: 10_001 });
-    const wideTree = await call('GET', '/runs/{runId}/tree', `/runs/${id}-wide/tree`);
-    expect(wideTree).toMatchObject({ status: 413, body: { error: 'PayloadTooLargeError' } });
+    // The tree in pages of 4 (json, then ascii): tops whose parent is on an earlier page name it; joined, they are the tree.
+    const treePaged: { id: string; parentId: string | null }[] = [];
+    const flat = (nodes: any[]): any[] => nodes.flatMap(({ children, ...node }) => [node, ...flat(children)]);
+    cursor = null;
+    do {
+      const page: Answer = await call('GET', '/runs/{runId}/tree', `/runs/${id}/tree?limit=4${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      expect(flat(page.body.tree).length).toBeLessThanOrEqual(4);
+      treePaged.push(...flat(page.body.tree));
+      cursor = page.body.cursor;
+    } while (cursor);
+    expect(treePaged.map((b) => [b.id, b.parentId]).sort()).toEqual(branches.body.branches.map((b: { id: string; parentId: string | null }) => [b.id, b.parentId]).sort());
+    const asciiPage = await call('GET', '/runs/{runId}/tree', `/runs/${id}/tree?format=ascii&limit=4`);
+    expect(asciiPage.body.split('\n')).toHaveLength(5);
+    expect(asciiPage.body).toMatch(/\n… more branches: ask again with cursor=[A-Za-z0-9_-]+$/);
+    expect((await call('GET', '/runs/{runId}/tree', `/runs/${id}/tree?limit=10001`)).body).toMatchObject({ error: 'ValidationError', field: 'limit' });
     const tree = await call('GET', '/runs/{runId}/tree', `/runs/${id}/tree`);
-    expect(tree.body.tree[0]).toMatchObject({ id: 'root', agent: 'Director', children: [{ id: 'root.0' }, { id: 'root.1' }] });
+    expect(tree.body).toMatchObject({ cursor: null, tree: [{ id: 'root', parentId: null, agent: 'Director', children: [{ id: 'root.0', parentId: 'root' }, { id: 'root.1' }] }] });
     const ascii = await call('GET', '/runs/{runId}/tree', `/runs/${id}/tree?format=ascii`);
     expect(ascii).toMatchObject({ contentType: 'text/plain', body: expect.stringMatching(/^root Director \(nested\) \[COMPLETED\]\n├─ root\.0 TeamLead/) });
     const mermaid = await call('GET', '/runs/{runId}/tree', `/runs/${id}/tree?format=mermaid`);

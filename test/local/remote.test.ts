@@ -13,6 +13,7 @@ import { synthesize } from '../../local/rehearsal/synth';
 import { ApiClient } from '../../local/remote/api-client';
 import { signerFor, signRequest } from '../../local/remote/sigv4';
 import { runCli } from '../support/cli-run';
+import { dataSource, remoteSource } from '../../local/run-sources';
 
 const dir = mkdtempSync(join(tmpdir(), 'remote-'));
 let api: RehearsedApi;
@@ -89,6 +90,16 @@ describe('run --api: the same run as a local run', () => {
     expect(tree.out.split('\n')[0]).toBe('root Director (nested) [COMPLETED]');
     const mermaid = await cli('tree', runId, '--api', api.url, '--format', 'mermaid');
     expect(mermaid.out).toMatch(/^(graph|flowchart) /);
+    // Through API Gateway a page at a time (2 branches a page): the next-cursor header comes through, and
+    // the pages drawn again are the tree one answer draws, in every format.
+    const client = ApiClient.connect({ api: api.url });
+    const first = await client.send('GET', new URL(`runs/${runId}/tree?format=ascii&limit=2`, api.url), undefined, {});
+    expect(first.status).toBe(200);
+    expect(first.text).toBe(`root Director (nested) [COMPLETED]\n└─ root.0 TeamLead (nested) [COMPLETED]\n… more branches: ask again with cursor=${first.headers.get('next-cursor')}`);
+    const paged = remoteSource(client);
+    expect(`${await paged.tree(runId, 'ascii', 2)}\n`).toBe(tree.out);
+    expect(`${await paged.tree(runId, 'mermaid', 3)}\n`).toBe(mermaid.out);
+    expect(`${await paged.tree(runId, 'json', 2)}\n`).toBe((await cli('tree', runId, '--api', api.url, '--format', 'json')).out);
     const events = await cli('events', runId, '--api', api.url);
     const lines = events.out.trim().split('\n').map((l) => JSON.parse(l) as LifecycleEvent);
     expect(lines.map((e) => e.type)).toEqual(expect.arrayContaining(['RunStarted', 'BranchCreated', 'BranchCompleted', 'RunCompleted']));
@@ -250,6 +261,13 @@ describe('the same commands on a local data folder', () => {
     expect(JSON.parse(show.out).branches).toEqual(branches);
     const tree = await cli('tree', runId, '--data', data);
     expect(tree.out.startsWith('root ')).toBe(true);
+    // Read a page of 2 branches at a time, the tree is the same.
+    const source = await dataSource(data, 'tree');
+    try {
+      expect(`${await source.tree(runId, 'ascii', 2)}\n`).toBe(tree.out);
+    } finally {
+      await source.close();
+    }
     const events = await cli('events', runId, '--data', data);
     // simple-parallel: one fan-out, so one SyncPointReached beside each branch's two events and the run's.
     expect(events.out.trim().split('\n').map((l) => JSON.parse(l).type).filter((t) => t === 'SyncPointReached')).toHaveLength(1);
