@@ -4,7 +4,14 @@
  * data, table deletion protection, the EventBridge archive's empty key, Bedrock cross-Region
  * inference profiles, and the alarms a drained DLQ or a throttled worker would otherwise hide.
  */
+import { Stack } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
+import { createRequire } from 'node:module';
+import { loadFanOutDefinition } from '../../adapters/stepfunctions/fan-out-definition';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,6 +30,14 @@ import {
   synthTeam,
   type Synthesized,
 } from './support';
+
+// asl-validator is CommonJS without type declarations.
+const aslValidator = createRequire(import.meta.url)('asl-validator') as (definition: unknown, options?: { checkPaths?: boolean; checkArn?: boolean }) => { isValid: boolean; errorsText(separator?: string): string };
+const SUBSTITUTIONS = {
+  StepQueueUrl: 'https://sqs.eu-west-1.amazonaws.com/123456789012/team-a-branch-steps',
+  RecordChildFailureFunctionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:team-a-record-child-failure',
+  AggregateFunctionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:team-a-aggregate',
+};
 
 let research: Synthesized;
 beforeAll(() => {
@@ -130,6 +145,88 @@ describe('the fan-out state machine', () => {
         if (state.End) expect(state.OutputPath, name).toBeNull();
       }
     }
+  });
+});
+
+/** Every state of a definition, nested ItemProcessors included, by name. */
+function allStates(definition: { States: Record<string, any> }): [string, Record<string, any>][] {
+  return Object.entries(definition.States).flatMap(([name, state]) => [[name, state] as [string, Record<string, any>], ...(state.ItemProcessor ? allStates(state.ItemProcessor) : [])]);
+}
+
+describe('OutputPath null beside a Catch (checked without an AWS account)', () => {
+  // The ASL specification: an OutputPath of null discards the input and the result (the state's
+  // output is {}); a Catcher's ResultPath puts the error into the state's raw input, which is
+  // what its Next state gets (OutputPath is not applied to a caught error).
+  it('is the form AWS CDK writes for JsonPath.DISCARD with addCatch', () => {
+    const discarding = allStates(deployedDefinition(research) as { States: Record<string, any> }).filter(([, state]) => 'OutputPath' in state);
+    expect(discarding.map(([name]) => name).sort()).toEqual(
+      ['DispatchBatch', 'DispatchBatchedChild', 'DispatchChild', 'FanOutBatch', 'RecordBatchFailure', 'RecordBatchedChildFailure', 'RecordChildFailure'],
+    );
+    for (const [name, state] of discarding) expect(state.OutputPath, name).toBeNull();
+    const stack = new Stack();
+    const task = new tasks.LambdaInvoke(stack, 'Dispatch', {
+      lambdaFunction: lambda.Function.fromFunctionArn(stack, 'Fn', 'arn:aws:lambda:eu-west-1:123456789012:function:f'),
+      integrationPattern: sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+      payload: sfn.TaskInput.fromObject({ token: sfn.JsonPath.taskToken }),
+      resultPath: sfn.JsonPath.DISCARD,
+      outputPath: sfn.JsonPath.DISCARD,
+    });
+    task.addCatch(new sfn.Pass(stack, 'Record'), { resultPath: '$.error' });
+    const form = (state: Record<string, any>) => ({
+      ResultPath: state.ResultPath,
+      OutputPath: state.OutputPath,
+      Catch: state.Catch?.map(({ ErrorEquals, ResultPath }: Record<string, unknown>) => ({ ErrorEquals, ResultPath })),
+    });
+    const cdk = form(stack.resolve(task.toStateJson()));
+    expect(cdk).toEqual({ ResultPath: null, OutputPath: null, Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error' }] });
+    const caught = discarding.filter(([, state]) => state.Catch);
+    expect(caught.map(([name]) => name).sort()).toEqual(['DispatchBatch', 'DispatchBatchedChild', 'DispatchChild']);
+    for (const [name, state] of caught) expect(form(state), name).toEqual(cdk);
+  });
+
+  it('asl-validator takes null or a path there and refuses anything else', () => {
+    const shipped = loadFanOutDefinition(SUBSTITUTIONS);
+    const validate = (definition: unknown) => aslValidator(definition, { checkPaths: true, checkArn: true });
+    expect(validate(structuredClone(shipped)).errorsText('\n')).toBe('');
+    const withOutputPath = (value: unknown) => {
+      const copy = structuredClone(shipped);
+      copy.States.FanOutBatched.ItemProcessor.States.DispatchBatch.OutputPath = value;
+      return validate(copy);
+    };
+    expect(withOutputPath('$.first').isValid).toBe(true);
+    expect(withOutputPath(5).isValid).toBe(false);
+    expect(withOutputPath('first').isValid).toBe(false);
+  });
+
+  it('the engine runs it as the specification says: a result becomes {}, a caught error reaches the Catch with the raw input', async () => {
+    const processor = structuredClone(loadFanOutDefinition(SUBSTITUTIONS).States.FanOutBatched.ItemProcessor);
+    // Resolved here after Parameters (an engine difference the fan-out adapters absorb); not what this checks.
+    delete processor.States.DispatchBatch.TimeoutSecondsPath;
+    const machine = new StateMachine({ StartAt: processor.StartAt, States: processor.States } as StateMachineDefinition);
+    const item = { team: 't', runId: 'r', parentId: 'root', seq: 1, first: 0, count: 250, window: 10, timeoutSeconds: 900 };
+    const recorded: unknown[] = [];
+    const run = (dispatch: () => Promise<any>) =>
+      machine.run(item, {
+        context: { Task: { Token: 'token' } },
+        overrides: {
+          taskResourceLocalHandlers: {
+            DispatchBatch: dispatch,
+            RecordBatchFailure: async (input) => {
+              recorded.push(input);
+              return { recorded: 'x'.repeat(1_000) };
+            },
+          },
+        },
+      }).result;
+    expect(await run(async () => ({ released: 'x'.repeat(1_000) }))).toEqual({});
+    expect(recorded).toEqual([]);
+    const failed = Object.assign(new Error('the batch timed out'), { name: 'States.Timeout' });
+    expect(await run(async () => Promise.reject(failed))).toEqual({});
+    expect(recorded).toEqual([
+      expect.objectContaining({
+        Payload: { team: 't', runId: 'r', parentId: 'root', seq: 1, first: 0, count: 250, error: 'States.Timeout', cause: expect.stringContaining('the batch timed out') },
+      }),
+    ]);
   });
 });
 
