@@ -59,6 +59,22 @@ function childOrder(a: TreeBranch, b: TreeBranch): number {
   return ia - ib || a.id.localeCompare(b.id);
 }
 
+/** A branch as a tree shows it (a node without its children): no result, no memory, its agents worked out. */
+export function treeEntry(b: TreeBranch): Omit<TreeNode, 'children'> {
+  const waiting = waitingOf(b);
+  return {
+    id: b.id,
+    parentId: b.parentId,
+    agent: b.agent,
+    agentChain: agentChain(b),
+    type: b.type,
+    status: b.status,
+    depth: b.depth,
+    ...(b.error ? { error: b.error } : {}),
+    ...(waiting ? { waiting } : {}),
+  };
+}
+
 export function buildTree(branches: readonly TreeBranch[]): TreeNode[] {
   const byParent = new Map<string | null, TreeBranch[]>();
   const ids = new Set(branches.map((b) => b.id));
@@ -68,18 +84,7 @@ export function buildTree(branches: readonly TreeBranch[]): TreeNode[] {
     list.push(b);
     byParent.set(parent, list);
   }
-  const build = (b: TreeBranch): TreeNode => ({
-    id: b.id,
-    parentId: b.parentId,
-    agent: b.agent,
-    agentChain: agentChain(b),
-    type: b.type,
-    status: b.status,
-    depth: b.depth,
-    ...(b.error ? { error: b.error } : {}),
-    ...(waitingOf(b) ? { waiting: waitingOf(b) } : {}),
-    children: (byParent.get(b.id) ?? []).sort(childOrder).map(build),
-  });
+  const build = (b: TreeBranch): TreeNode => ({ ...treeEntry(b), children: (byParent.get(b.id) ?? []).sort(childOrder).map(build) });
   return (byParent.get(null) ?? []).sort(childOrder).map(build);
 }
 

@@ -5,7 +5,7 @@ import { runCost, type CostCounters } from '../cost';
 import { computeMetrics, type RunMetrics } from '../metrics';
 import { isTerminal, type BranchRecord, type BranchStatus, type BranchType, type RunRecord, type Scope } from '../model';
 import { COMPLETION_FN_PREFIX, parseAgentResponse } from '../protocol';
-import { agentChain, drawTree, waitingOf, type TreeBranch, type TreeFormat } from '../tree';
+import { agentChain, drawTree, treeEntry, type TreeBranch, type TreeFormat } from '../tree';
 import type { SpawnerDeps } from './deps';
 import { boundValue, jsonBytes } from '../bounded-value';
 
@@ -190,22 +190,6 @@ export async function listRunBranchesPage(
   return { branches: items, cursor };
 }
 
-/** A branch as a tree draws it: no result, no memory (its agents worked out). */
-function treeBranch(b: BranchRecord): TreeBranch {
-  const waiting = waitingOf(b);
-  return {
-    id: b.id,
-    parentId: b.parentId,
-    agent: b.agent,
-    agentChain: agentChain(b),
-    type: b.type,
-    status: b.status,
-    depth: b.depth,
-    ...(b.error ? { error: b.error } : {}),
-    ...(waiting ? { waiting } : {}),
-  };
-}
-
 /**
  * One page of a run's tree (GET /runs/{id}/tree?format&limit&cursor): whole branches in
  * depth-first order, flat (each names its `parentId`). Pages joined (wholeTree) give every branch.
@@ -216,7 +200,7 @@ export async function runTreePage(
   page: { limit: number; cursor?: string } = { limit: TREE_PAGE.defaultLimit },
 ): Promise<{ branches: TreeBranch[]; cursor: string | null }> {
   // Counted as the JSON of each branch plus its deepest guides: a bound of each drawing's line.
-  const { items, cursor } = await branchesPage(deps, scope, page, treeBranch, (b) => jsonBytes(b) + 8 * (b.depth + 1));
+  const { items, cursor } = await branchesPage(deps, scope, page, treeEntry, (b) => jsonBytes(b) + 8 * (b.depth + 1));
   return { branches: items, cursor };
 }
 
