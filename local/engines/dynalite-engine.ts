@@ -9,7 +9,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { inProcessRequestHandler, serverDispatch, unsignedAuth } from './in-process-transport';
+import { inProcessRequestHandler, serverDispatch, unsignedAuth, type EngineDispatch } from './in-process-transport';
 
 export const LOCAL_DYNAMODB_REGION = 'us-east-1';
 
@@ -19,6 +19,11 @@ export interface DynamoEngine {
   client: DynamoDBClient;
   doc: DynamoDBDocumentClient;
   close(): Promise<void>;
+}
+
+export interface DynaliteEngine extends DynamoEngine {
+  /** A request straight to dynalite's handler, without a socket (the rehearsal's endpoint forwards with it). */
+  dispatch: EngineDispatch;
 }
 
 interface DynaliteOptions {
@@ -44,7 +49,7 @@ export function localDynamoClients(endpoint: string): { client: DynamoDBClient; 
 }
 
 /** Starts dynalite; `path` keeps the data in a LevelDB directory (in memory by default). */
-export async function startDynalite(options: { path?: string } = {}): Promise<DynamoEngine> {
+export async function startDynalite(options: { path?: string } = {}): Promise<DynaliteEngine> {
   // Tables become ACTIVE at once: nothing to wait for.
   const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0, path: options.path });
   await new Promise<void>((resolve, reject) => {
@@ -56,11 +61,12 @@ export async function startDynalite(options: { path?: string } = {}): Promise<Dy
   });
   const { port } = server.address() as AddressInfo;
   const endpoint = `http://127.0.0.1:${port}`;
+  const dispatch = serverDispatch(server);
   const client = new DynamoDBClient({
     endpoint,
     region: LOCAL_DYNAMODB_REGION,
     ...unsignedAuth(LOCAL_DYNAMODB_REGION, 'dynamodb'),
-    requestHandler: inProcessRequestHandler(serverDispatch(server)),
+    requestHandler: inProcessRequestHandler(dispatch),
   });
   const doc = DynamoDBDocumentClient.from(client);
   let closed: Promise<void> | undefined;
@@ -68,6 +74,7 @@ export async function startDynalite(options: { path?: string } = {}): Promise<Dy
     endpoint,
     client,
     doc,
+    dispatch,
     close() {
       closed ??= (async () => {
         doc.destroy();

@@ -14,7 +14,7 @@ import { mkdirSync } from 'node:fs';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { buildApp } from 'fauxqs';
 import { MAX_VALUE_BYTES } from '../../core/input-bounds';
-import { injectDispatch, inProcessRequestHandler, unsignedAuth } from './in-process-transport';
+import { injectDispatch, inProcessRequestHandler, unsignedAuth, type EngineDispatch } from './in-process-transport';
 
 export const FAUXQS_REGION = 'us-east-1';
 /** The largest S3 body fauxqs takes here: a value's ceiling, and room for the request around it. */
@@ -24,6 +24,8 @@ export interface FauxqsEngine {
   /** http://127.0.0.1:<port> */
   endpoint: string;
   client: SQSClient;
+  /** A request (SQS or S3) straight to fauxqs' routes, without a socket (the rehearsal's endpoint forwards with it). */
+  dispatch: EngineDispatch;
   close(): Promise<void>;
 }
 
@@ -74,16 +76,18 @@ export async function startFauxqs(options: FauxqsOptions = {}): Promise<FauxqsEn
   // Queue URLs use the host sqs.<region>.localhost, which need not resolve: an explicit endpoint
   // makes the SDK send every call here whatever the QueueUrl says. The client itself takes the
   // in-process transport (fastify's inject: no socket, no signing); the port stays open.
+  const dispatch = injectDispatch(app as unknown as Parameters<typeof injectDispatch>[0]);
   const client = new SQSClient({
     endpoint,
     region: FAUXQS_REGION,
     ...unsignedAuth(FAUXQS_REGION, 'sqs'),
-    requestHandler: inProcessRequestHandler(injectDispatch(app as unknown as Parameters<typeof injectDispatch>[0])),
+    requestHandler: inProcessRequestHandler(dispatch),
   });
   let closed: Promise<void> | undefined;
   return {
     endpoint,
     client,
+    dispatch,
     close() {
       closed ??= (async () => {
         // fauxqs' preClose hook ends pending long polls (they answer "no messages"), then the

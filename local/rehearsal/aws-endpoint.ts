@@ -8,8 +8,9 @@
  * protocol). Signatures are not verified.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { EngineDispatch } from '../engines/in-process-transport';
 import { TRACE_HEADER_ATTRIBUTE } from './recursion';
 
 export interface Caller {
@@ -35,10 +36,13 @@ export interface EndpointHandlers {
   authorize(caller: Caller, action: string, resource: string): void;
   dynamodbTableArn(name: string): string;
   sqsQueueArn(queueUrl: string): string;
-  dynamodbEndpoint: string;
-  sqsEndpoint: string;
-  /** fauxqs' S3 API (path-style requests: `/<bucket>/<key>`). */
-  s3Endpoint: string;
+  /**
+   * The engines, reached in this process (no second HTTP hop: each function's request is parsed
+   * once, here): dynalite, fauxqs' SQS, and fauxqs' S3 API (path-style requests: `/<bucket>/<key>`).
+   */
+  dynamodb: EngineDispatch;
+  sqs: EngineDispatch;
+  s3: EngineDispatch;
   /** The partition of the ARNs the roles name (`aws`). */
   partition: string;
   /** Rewrites an SQS request before it is forwarded (the rehearsal's queue clock). */
@@ -188,7 +192,7 @@ async function handle(h: EndpointHandlers, req: IncomingMessage, res: ServerResp
     if (prefix === 'DynamoDB_20120810') {
       const doc = JSON.parse(body.toString('utf8') || '{}');
       for (const resource of dynamoResources(doc, h)) h.authorize(caller, `dynamodb:${operation}`, resource);
-      return await forward(h.dynamodbEndpoint, req, body, res);
+      return await forward(h.dynamodb, req, body, res);
     }
     if (prefix === 'AmazonSQS') {
       const doc = JSON.parse(body.toString('utf8') || '{}');
@@ -205,13 +209,13 @@ async function handle(h: EndpointHandlers, req: IncomingMessage, res: ServerResp
       }
       const rewritten = h.sqsRequest ? h.sqsRequest(operation, doc) : doc;
       const sent = rewritten === doc && typeof traceHeader !== 'string' ? body : Buffer.from(JSON.stringify(rewritten), 'utf8');
-      return await forward(h.sqsEndpoint, req, sent, res);
+      return await forward(h.sqs, req, sent, res);
     }
     if (signedServiceOf(req) === 's3') {
       checkNotExpired(req);
       const { action, resource } = s3Authorization(req.method ?? 'GET', new URL(req.url ?? '/', 'http://localhost'), h.partition);
       h.authorize(caller, action, resource);
-      return await forward(h.s3Endpoint, req, body, res);
+      return await forward(h.s3, req, body, res);
     }
     const service = h.json[prefix];
     if (service) {
@@ -247,20 +251,21 @@ function dynamoResources(doc: Record<string, any>, h: EndpointHandlers): string[
   return tables.length ? tables : ['*'];
 }
 
-function forward(endpoint: string, req: IncomingMessage, body: Buffer, res: ServerResponse): Promise<void> {
-  const target = new URL(endpoint);
-  return new Promise((resolve, reject) => {
-    const headers = { ...req.headers, host: target.host, 'content-length': String(body.length) };
-    const upstream = httpRequest(
-      { hostname: target.hostname, port: target.port, path: req.url, method: req.method, headers },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 500, answer.headers);
-        answer.pipe(res);
-        answer.on('end', resolve);
-        answer.on('error', reject);
-      },
-    );
-    upstream.on('error', reject);
-    upstream.end(body);
-  });
+/** Hands the request to an engine in this process and writes its answer back to the caller. */
+async function forward(engine: EngineDispatch, req: IncomingMessage, body: Buffer, res: ServerResponse): Promise<void> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    // The body is whole here: its framing is the engine's to read from content-length alone.
+    if (value === undefined || name === 'transfer-encoding' || name === 'connection') continue;
+    headers[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  headers['content-length'] = String(body.length);
+  const answer = await engine({ method: req.method ?? 'GET', url: req.url ?? '/', headers, body });
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(answer.headers)) {
+    if (name !== 'transfer-encoding' && name !== 'connection' && name !== 'keep-alive') out[name] = value;
+  }
+  out['content-length'] = String(answer.body.length);
+  res.writeHead(answer.statusCode, out);
+  res.end(answer.body);
 }

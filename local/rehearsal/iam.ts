@@ -33,9 +33,18 @@ export class AccessDeniedError extends Error {
 
 const list = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 
+/** Compiled once per pattern: every AWS call of every function is authorized. */
+const compiled = new Map<string, RegExp>();
+
 function wildcard(pattern: string, flags = ''): RegExp {
-  const escaped = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${escaped}$`, flags);
+  const key = `${flags}:${pattern}`;
+  let regex = compiled.get(key);
+  if (!regex) {
+    const escaped = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+    regex = new RegExp(`^${escaped}$`, flags);
+    compiled.set(key, regex);
+  }
+  return regex;
 }
 
 const matchesAny = (patterns: string[], value: string, flags = '') => patterns.some((p) => wildcard(p, flags).test(value));

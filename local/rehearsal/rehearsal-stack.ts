@@ -24,7 +24,7 @@ import { SqsQueueConsumer } from '../sqs/queue-consumer';
 import type { CostCounters } from '../../core/cost';
 import { isRunEnd, type LifecycleEvent } from '../../core/events';
 import { fanOutExecutionName, type BranchRecord, type RunRecord } from '../../core/model';
-import { startDynalite, type DynamoEngine } from '../engines/dynalite-engine';
+import { startDynalite, type DynaliteEngine } from '../engines/dynalite-engine';
 import { startFauxqs, type FauxqsEngine } from '../engines/fauxqs-engine';
 import { AwsEndpoint, ServiceError, type Caller } from './aws-endpoint';
 import { PutEventsTooLargeError, RehearsalEventBus, type BusEvent, type RehearsalRule } from './event-bus';
@@ -168,7 +168,7 @@ export class RehearsalStack {
   private constructor(
     readonly assembly: Assembly,
     readonly template: RehearsalTemplate,
-    private readonly dynamo: DynamoEngine,
+    private readonly dynamo: DynaliteEngine,
     private readonly sqs: FauxqsEngine,
     private readonly options: RehearsalOptions,
   ) {
@@ -486,9 +486,9 @@ export class RehearsalStack {
       authorize: (caller, action, resource) => this.authorize(caller, action, resource),
       dynamodbTableArn: (name) => this.tableArns.get(name) ?? t.arn('dynamodb', `table/${name}`),
       sqsQueueArn: (url) => this.queueArnOf(url),
-      dynamodbEndpoint: this.dynamo.endpoint,
-      sqsEndpoint: this.sqs.endpoint,
-      s3Endpoint: this.sqs.endpoint,
+      dynamodb: this.dynamo.dispatch,
+      sqs: this.sqs.dispatch,
+      s3: this.sqs.dispatch,
       partition: t.env.partition,
       sqsRequest: (operation, doc) => this.queueClock.request(operation, doc),
       json: {

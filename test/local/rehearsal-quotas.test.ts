@@ -3,11 +3,10 @@
  * recursion.ts, function-host.ts, event-bus.ts): without a synth, on their own.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { EngineDispatch } from '../../local/engines/in-process-transport';
 import { AwsEndpoint } from '../../local/rehearsal/aws-endpoint';
 import { AWS_QUOTAS } from '../../local/rehearsal/aws-quotas';
 import { PutEventsTooLargeError, RehearsalEventBus, putEventsEntrySize } from '../../local/rehearsal/event-bus';
@@ -107,18 +106,16 @@ describe('the event bus', () => {
 
 describe('the endpoint and presigned S3 URLs', () => {
   it("takes the caller from a presigned URL's X-Amz-Credential, authorizes the GET as theirs, and refuses it once expired", async () => {
-    const upstream = createServer((req, res) => res.end(`object ${req.url}`));
-    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
-    const s3 = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    const s3: EngineDispatch = async (request) => ({ statusCode: 200, headers: {}, body: Buffer.from(`object ${request.url}`) });
     const authorized: string[] = [];
     const endpoint = await AwsEndpoint.start({
       callerOf: (key) => (key === 'WORKERKEY' ? { principal: 'step-worker', roleLogicalId: 'WorkerRole' } : undefined),
       authorize: (caller, action, resource) => void authorized.push(`${caller.principal} ${action} ${resource}`),
       dynamodbTableArn: (name) => name,
       sqsQueueArn: (url) => url,
-      dynamodbEndpoint: s3,
-      sqsEndpoint: s3,
-      s3Endpoint: s3,
+      dynamodb: s3,
+      sqs: s3,
+      s3,
       partition: 'aws',
       json: {},
       invokeLambda: async () => ({ payload: null }),
@@ -140,8 +137,6 @@ describe('the endpoint and presigned S3 URLs', () => {
       expect(await expired.json()).toMatchObject({ __type: 'AccessDenied', message: 'Request has expired' });
     } finally {
       await endpoint.close();
-      upstream.closeAllConnections();
-      await new Promise((resolve) => upstream.close(resolve));
     }
   });
 });
