@@ -162,8 +162,8 @@ function routes(deps: SpawnerDeps, config: ApiConfig): Route[] {
     {
       method: 'GET',
       pattern: new RegExp(`^/runs/${RUN_ID}/branches/${BRANCH_ID}/?$`),
-      async handle(_event, [runId, branchId], team) {
-        return json(200, await branchDetail(deps, scopeOf(team, runId), branchId));
+      async handle(event, [runId, branchId], team) {
+        return json(200, await branchDetail(deps, await ownScope(event, team, runId), branchId));
       },
     },
     {

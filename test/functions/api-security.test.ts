@@ -60,10 +60,21 @@ describe('the API and its callers', () => {
     expect(other).toMatchObject({ status: 202, body: { created: true } });
     expect(other.body.runId).not.toBe(first.body.runId);
     const runId = first.body.runId;
-    for (const [method, path] of [['GET', `/runs/${runId}`], ['GET', `/runs/${runId}/branches`], ['GET', `/runs/${runId}/tree`], ['POST', `/runs/${runId}/cancel`]]) {
+    // Every route of one run: none tells Mallory anything of Alice's run.
+    const routes = [
+      ['GET', `/runs/${runId}`],
+      ['GET', `/runs/${runId}/branches`],
+      ['GET', `/runs/${runId}/branches/root`],
+      ['GET', `/runs/${runId}/branches/root/result`],
+      ['GET', `/runs/${runId}/tree`],
+      ['GET', `/runs/${runId}/metrics`],
+      ['GET', `/runs/${runId}/events`],
+      ['POST', `/runs/${runId}/cancel`],
+    ];
+    for (const [method, path] of routes) {
       expect(await call(event(method, path, mallory)), `${method} ${path}`).toMatchObject({ status: 404, body: { error: 'NotFoundError' } });
     }
-    expect((await call(event('GET', `/runs/${runId}`, alice))).status).toBe(200);
+    for (const [method, path] of routes.filter(([method]) => method === 'GET')) expect((await call(event(method, path, alice))).status, path).toBe(200);
     h.stop();
   });
 
