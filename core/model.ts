@@ -284,6 +284,13 @@ export interface BranchRecord extends Scope {
   answeredCallbacks?: string[];
 }
 
+/**
+ * What a fan-in reads of each child (BranchStore.getOutcomes): how it ended and what it
+ * answered, without its input, memory or spawn state, which can be large and are not aggregated.
+ */
+export const OUTCOME_FIELDS = ['id', 'parentId', 'agent', 'status', 'version', 'result', 'error', 'endedAt', 'advancedBy'] as const;
+export type BranchOutcome = Scope & Pick<BranchRecord, (typeof OUTCOME_FIELDS)[number]>;
+
 /** Answered callback tokens a branch remembers (older ones read as unknown). */
 export const ANSWERED_TOKENS_KEPT = 10;
 

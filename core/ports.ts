@@ -4,6 +4,7 @@
  */
 import type {
   AgentDefinition,
+  BranchOutcome,
   BranchRecord,
   ChildSpec,
   BranchStatus,
@@ -100,6 +101,8 @@ export interface BranchStore {
   getBranch(scope: Scope, branchId: string): Promise<BranchRecord | undefined>;
   /** Consistent reads of the given branches (missing ones are left out), in the order asked. */
   getBranches(scope: Scope, branchIds: string[]): Promise<BranchRecord[]>;
+  /** The same reads, of each branch's outcome only (OUTCOME_FIELDS in core/model: no input, memory or spawn state). */
+  getOutcomes(scope: Scope, branchIds: string[]): Promise<BranchOutcome[]>;
   /**
    * The run's status and the given branches' statuses, read consistently in one request without
    * their payloads (what a step checks before it acts: has anything above it ended?). A missing

@@ -21,6 +21,7 @@ import {
 import { BranchSpawnerError, ConflictError, NotFoundError, TransientError } from '../../core/errors';
 import {
   canTransition,
+  type BranchOutcome,
   type BranchRecord,
   type BranchStatus,
   type ChildOutcome,
@@ -42,6 +43,7 @@ import {
   childrenPk,
   compareIds,
   decodeBranch,
+  OUTCOME_ATTRIBUTES,
   decodeCounters,
   decodeRun,
   decodeSyncPoint,
@@ -309,13 +311,22 @@ export class DynamoBranchStore implements BranchStore {
 
   /** BatchGetItem, ConsistentRead, 100 keys per request, unprocessed keys asked again. */
   async getBranches(scope: Scope, branchIds: string[]): Promise<BranchRecord[]> {
+    return this.readBranches(scope, branchIds);
+  }
+
+  /** As getBranches, projected to the outcome's attributes: a large input or memory is neither sent nor read from its blob. */
+  async getOutcomes(scope: Scope, branchIds: string[]): Promise<BranchOutcome[]> {
+    return this.readBranches(scope, branchIds, OUTCOME_ATTRIBUTES);
+  }
+
+  private async readBranches(scope: Scope, branchIds: string[], attributes?: readonly string[]): Promise<BranchRecord[]> {
     const unique = [...new Set(branchIds)];
     const chunks: string[][] = [];
     for (let i = 0; i < unique.length; i += BATCH_GET_MAX) chunks.push(unique.slice(i, i + BATCH_GET_MAX));
     const found = new Map<string, Attributes>();
     await Promise.all(
       chunks.map(async (chunk) => {
-        for (const item of await this.batchGet(scope, chunk.map((id) => branchKey(scope, id)), `getBranches ${scope.runId}`)) {
+        for (const item of await this.batchGet(scope, chunk.map((id) => branchKey(scope, id)), `getBranches ${scope.runId}`, attributes && [...attributes])) {
           found.set(String(item.id), item);
         }
       }),

@@ -13,7 +13,7 @@ import type { BlobStore, BranchPatch, RunPatch, StoredEvent } from '../../core/p
 import { eventId, type LifecycleEvent } from '../../core/events';
 import { COST_FIELDS, emptyCost, type CostCounters } from '../../core/cost';
 import { MAX_VALUE_BYTES } from '../../core/input-bounds';
-import type { BranchRecord, RunRecord, Scope, SyncCounters, SyncPointRecord } from '../../core/model';
+import { OUTCOME_FIELDS, type BranchRecord, type RunRecord, type Scope, type SyncCounters, type SyncPointRecord } from '../../core/model';
 import { blobKey } from '../blobs/blob-keys';
 
 export type Scalar = string | number | boolean | null;
@@ -479,6 +479,16 @@ function scopeOfPk(pk: string): Scope | undefined {
 
 export function decodeRun(item: Record<string, unknown>): RunRecord {
   return decodeFields(item, RUN_JSON) as unknown as RunRecord;
+}
+
+/** The attributes of a branch's outcome (BranchStore.getOutcomes): its scope and OUTCOME_FIELDS. */
+export const OUTCOME_ATTRIBUTES: readonly string[] = ['team', 'runId', ...OUTCOME_FIELDS];
+
+/** The item cut to the given attributes, as a projected read answers it. */
+export function projectItem<T extends Record<string, unknown>>(item: T, attributes: readonly string[]): T {
+  const projected: Record<string, unknown> = {};
+  for (const name of attributes) if (item[name] !== undefined) projected[name] = item[name];
+  return projected as T;
 }
 
 export function decodeBranch(item: Record<string, unknown>): BranchRecord {

@@ -13,6 +13,7 @@
 import { BranchSpawnerError, NotFoundError } from '../../core/errors';
 import {
   canTransition,
+  type BranchOutcome,
   type BranchRecord,
   type BranchStatus,
   type ChildOutcome,
@@ -36,6 +37,8 @@ import {
   childrenPk,
   compareIds,
   decodeBranch,
+  OUTCOME_ATTRIBUTES,
+  projectItem,
   decodeCounters,
   decodeRun,
   decodeSyncPoint,
@@ -210,6 +213,15 @@ export class MemoryBranchStore implements BranchStore {
     const items = branchIds.flatMap((id): Item[] => {
       const item = this.readCharged(scope, branchKey(scope, id));
       return item ? [item] : [];
+    });
+    return this.decodeBranches(scope, items);
+  }
+
+  async getOutcomes(scope: Scope, branchIds: string[]): Promise<BranchOutcome[]> {
+    // Billed as getBranches: DynamoDB charges a projected read for the whole item.
+    const items = branchIds.flatMap((id): Item[] => {
+      const item = this.readCharged(scope, branchKey(scope, id));
+      return item ? [projectItem(item, OUTCOME_ATTRIBUTES)] : [];
     });
     return this.decodeBranches(scope, items);
   }

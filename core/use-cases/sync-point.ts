@@ -22,6 +22,7 @@ import {
   fanOutExecutionName,
   isTerminal,
   spawnWidth,
+  type BranchOutcome,
   type BranchRecord,
   type ChildOutcome,
   type ChildSpec,
@@ -151,7 +152,7 @@ const FIRST_FAILURE = ' — first failure ';
  * Names the earliest failed child and what failed at the bottom of it, so a run that fails
  * several levels up still says why (e.g. which limit was hit, by which branch).
  */
-export function firstFailure(children: BranchRecord[]): string {
+export function firstFailure(children: readonly BranchOutcome[]): string {
   const failed = children
     .filter((c) => c.status === 'FAILED' || c.status === 'TIMED_OUT')
     .sort((a, b) => (a.endedAt ?? 0) - (b.endedAt ?? 0) || (a.id < b.id ? -1 : 1));
@@ -163,24 +164,24 @@ export function firstFailure(children: BranchRecord[]): string {
   return `${FIRST_FAILURE}${origin.length > 500 ? `${origin.slice(0, 497)}...` : origin}`;
 }
 
-function childResults(children: readonly BranchRecord[]): ChildResult[] {
+function childResults(children: readonly BranchOutcome[]): ChildResult[] {
   return children.map((c) => defined({ branchId: c.id, agent: c.agent, status: c.status, result: c.result, error: c.error }));
 }
 
 /** A completion function's verdict on the children as they are (a rule without one needs none). */
-export function verdictOn(deps: SpawnerDeps, rule: FanInRule, children: readonly BranchRecord[]): CompletionVerdict | undefined {
+export function verdictOn(deps: SpawnerDeps, rule: FanInRule, children: readonly BranchOutcome[]): CompletionVerdict | undefined {
   if (rule.completeFn === undefined) return undefined;
   return askCompletion(deps.aggregators, rule.completeFn, childResults(children), { waitFor: rule.waitFor, counters: countOutcomes(children) });
 }
 
 /** The children of the parent's sync point `seq` as they are, to ask its completion function (none once the parent moved on). */
-async function currentChildren(deps: SpawnerDeps, scope: Scope, parentId: string, seq: number): Promise<BranchRecord[] | undefined> {
+async function currentChildren(deps: SpawnerDeps, scope: Scope, parentId: string, seq: number): Promise<BranchOutcome[] | undefined> {
   const parent = await deps.store.getBranch(scope, parentId);
   if (!parent || parent.spawn?.seq !== seq) return undefined;
-  return deps.store.getBranches(scope, currentChildIds(parent));
+  return deps.store.getOutcomes(scope, currentChildIds(parent));
 }
 
-export function aggregateFor(deps: SpawnerDeps, parent: BranchRecord, seq: number, children: BranchRecord[], rule: FanInRule): unknown {
+export function aggregateFor(deps: SpawnerDeps, parent: BranchRecord, seq: number, children: readonly BranchOutcome[], rule: FanInRule): unknown {
   const spawn = parent.spawn;
   if (!spawn || spawn.seq !== seq) throw new AggregationError(`branch ${parent.id} is not waiting on sync point ${seq}`);
   if (spawn.aggregationOf !== undefined) {
@@ -360,13 +361,13 @@ export function mayRepeatTelling(branch: Pick<BranchRecord, 'advancedBy'>, by: W
 }
 
 /** A sync point's counts as its children ended. */
-function countOutcomes(children: readonly BranchRecord[]): SyncCounters {
+function countOutcomes(children: readonly BranchOutcome[]): SyncCounters {
   const counters: SyncCounters = { total: children.length, succeeded: 0, failed: 0, cancelled: 0 };
   for (const child of children) if (isTerminal(child.status)) counters[outcomeOf(child)]++;
   return counters;
 }
 
-export function outcomeOf(branch: BranchRecord): ChildOutcome {
+export function outcomeOf(branch: Pick<BranchRecord, 'status'>): ChildOutcome {
   if (branch.status === 'COMPLETED') return 'succeeded';
   if (branch.status === 'CANCELLED') return 'cancelled';
   return 'failed';
@@ -429,7 +430,10 @@ export async function settleSyncPoint(
   }
   const spawn = parent.spawn!;
   const ids = onIt ? Array.from({ length: spawnWidth(spawn) }, (_, i) => childId(parentId, spawn.firstIndex + i)) : [];
-  let children = onIt ? await deps.store.getBranches(scope, ids) : [];
+  // Each child's outcome only: its input and memory (a long conversation, a large input) are not
+  // aggregated, and a wide fan-in would hold them all at once. Read whole only where a child's
+  // end is still to be written or told here (wholeOf).
+  let children: BranchOutcome[] = onIt ? await deps.store.getOutcomes(scope, ids) : [];
   let outcome = sp.outcome;
   let decision = options.decision;
   let claimed: FanInDecision | undefined;
@@ -445,9 +449,11 @@ export async function settleSyncPoint(
     if (decision.action === 'wait') {
       // The fan-out ended but some ends were never counted: count them from the records (a child
       // still active here lost its iteration: it fails, as a Map iteration that failed would).
+      const running = await wholeOf(deps, scope, children.filter((c) => !isTerminal(c.status)));
       children = await Promise.all(children.map(async (child) => {
-        if (!isTerminal(child.status)) {
-          return ends.endForParent(deps, child, { status: 'FAILED', by, error: 'the fan-out ended without a report from this branch' }, retell);
+        const whole = running.get(child.id);
+        if (whole) {
+          return ends.endForParent(deps, whole, { status: 'FAILED', by, error: 'the fan-out ended without a report from this branch' }, retell);
         }
         counters = (await deps.store.recordChildEnd(scope, parentId, seq, child.id, outcomeOf(child))).counters;
         return child;
@@ -467,8 +473,13 @@ export async function settleSyncPoint(
   // The children still running are left out: cancel them (each counted, nothing decided by them).
   // (Each is read back if a concurrent settlement ended it first, or the aggregate would count it
   // as still running.)
+  // (Only those still running, or ended under this settlement's mark, have anything to do there.)
+  const left = await wholeOf(deps, scope, children.filter((c) => !isTerminal(c.status) || c.advancedBy === by));
   children = await Promise.all(
-    children.map((child) => ends.endForParent(deps, child, { status: 'CANCELLED', by, error: 'the sync point was settled without it' }, retell)),
+    children.map((child) => {
+      const whole = left.get(child.id);
+      return whole ? ends.endForParent(deps, whole, { status: 'CANCELLED', by, error: 'the sync point was settled without it' }, retell) : child;
+    }),
   );
   if (claimed && claimed.action !== 'wait') {
     // Published once the children are final, so it reports what the aggregate will: the children
@@ -508,6 +519,12 @@ export async function settleSyncPoint(
   if (failure) await failParent(deps, ends, parent, seq, by, failure, retell);
 }
 
+/** The whole records of some children read as outcomes (those whose end is written or told here), by id. */
+async function wholeOf(deps: SpawnerDeps, scope: Scope, children: readonly BranchOutcome[]): Promise<Map<string, BranchRecord>> {
+  if (children.length === 0) return new Map();
+  return new Map((await deps.store.getBranches(scope, children.map((c) => c.id))).map((c) => [c.id, c]));
+}
+
 /**
  * The children of a parent's sync point `seq`, earlier than its current one: each spawn takes the
  * next child indexes, so they are the sync point's `total` indexes below those of the sync points
@@ -528,7 +545,7 @@ async function earlierChildIds(deps: SpawnerDeps, scope: Scope, parent: BranchRe
  * cancelled by this very settlement — a retry after a crash cut it short: by then the counters
  * (the cancelled children counted) no longer show that the exit was early, the children do.
  */
-function settledEarly(decision: FanInDecision | undefined, children: BranchRecord[], by: WorkMark): boolean {
+function settledEarly(decision: FanInDecision | undefined, children: readonly BranchOutcome[], by: WorkMark): boolean {
   if (decision && decision.action !== 'wait' && decision.cancelRest) return true;
   return children.some((c) => !isTerminal(c.status) || (c.status === 'CANCELLED' && c.advancedBy === by));
 }

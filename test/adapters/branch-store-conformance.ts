@@ -326,6 +326,21 @@ export function describeBranchStoreConformance(name: string, factory: BranchStor
         expect(await store.getBranch(scope, 'missing')).toBeUndefined();
       });
 
+      it("reads branches' outcomes only (what a fan-in aggregates): no input or memory, a large result whole", async () => {
+        const scope = newScope();
+        const page = 'p'.repeat(5_000);
+        const ended = { status: 'COMPLETED' as const, version: 3, result: { text: page }, endedAt: 7, advancedBy: 'step:2' };
+        const child = branchRecord(scope, 'root.0', 'root', { ...ended, input: page, memory: [{ role: 'user', agent: 'Worker', content: page }], stepCount: 2 });
+        const failed = branchRecord(scope, 'root.1', 'root', { status: 'FAILED', error: 'no', endedAt: 8 });
+        await store.createBranches([branchRecord(scope, 'root'), child, failed]);
+        const outcomes = await store.getOutcomes(scope, ['root.1', 'missing', 'root.0']);
+        expect(outcomes).toEqual([
+          { ...scope, id: 'root.1', parentId: 'root', agent: 'Worker', status: 'FAILED', version: 0, error: 'no', endedAt: 8 },
+          { ...scope, id: 'root.0', parentId: 'root', agent: 'Worker', ...ended },
+        ]);
+        expect(await store.getOutcomes(scope, [])).toEqual([]);
+      });
+
       it('creates a branch once when the same id is created concurrently', async () => {
         const scope = newScope();
         const results = await Promise.all(
