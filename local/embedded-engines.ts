@@ -31,6 +31,7 @@ import type { DynamoBranchStore } from '../adapters/dynamodb';
 import type { SqsStepQueue } from '../adapters/sqs/sqs-step-queue';
 import { MemoryBranchStore } from '../adapters/memory/memory-branch-store';
 import { MemoryFanOut } from '../adapters/memory/memory-fan-out';
+import type { RunningExecution } from '../adapters/stepfunctions/local-executions';
 import type { CreatedQueues } from './sqs/create-queues';
 import type { SqsQueueConsumer } from './sqs/queue-consumer';
 import { CostMeter } from '../core/cost';
@@ -150,6 +151,8 @@ export async function startLocalEngines(options: EngineOptions = {}): Promise<Ti
 export interface LocalFanOut extends FanOutOrchestrator {
   idle(): Promise<void>;
   activeExecutions(): number;
+  /** The executions still running and what each waits for (see local/pending-work.ts). */
+  describeRunning(): RunningExecution[];
 }
 
 /** Makes the fan-out orchestrator of a tier, reporting to the tier's cost meter. */

@@ -17,7 +17,7 @@ import { LocalEventBus } from '../adapters/events/local-event-bus';
 import { BranchAborts } from '../adapters/memory/branch-aborts';
 import { AggregatorRegistry, type AggregatorFn } from '../core/aggregators';
 import { isRunEnd, type LifecycleEvent } from '../core/events';
-import type { RunRecord } from '../core/model';
+import type { RunRecord, Scope } from '../core/model';
 import { DataFolderError, describeThrown, diskRefusal, errorMessage } from '../core/errors';
 import { systemClock, type AgentInvoker, type SendOptions, type StepMessage, type StepQueue } from '../core/ports';
 import type { AgentPolicy } from '../core/run-request';
@@ -30,7 +30,7 @@ import { createFanOutTaskHandlers } from '../functions/handlers/fan-out-tasks';
 import { createStepWorkerHandler } from '../functions/handlers/step-worker';
 import { isNotInFlight } from '../adapters/sqs/sqs-step-queue';
 import { createFaults, type ChaosOptions, type RuntimeFaults } from './chaos';
-import { startLocalEngines, type EngineOptions, type EngineTier, type TieredEngines } from './embedded-engines';
+import { startLocalEngines, type EngineOptions, type EngineTier, type LocalFanOut, type TieredEngines } from './embedded-engines';
 import { continueLaneConcurrency, MAX_RECEIVE_COUNT, STEP_LANES } from '../core/step-lanes';
 import type { StepConsumer } from './engines/step-consumer';
 import { VisibilityHeartbeat } from './sqs/visibility-heartbeat';
@@ -40,6 +40,7 @@ import { parseStepMessage } from '../functions/messages';
 import { watchInbox } from './callback-inbox';
 import { answerCallback } from '../core/use-cases/suspend';
 import { LocalValueLinks } from './value-links';
+import { describePendingWork } from './pending-work';
 
 /**
  * Pollers of the start lane by default. With 4 (the earlier default) at most 40 steps ran at
@@ -125,6 +126,8 @@ export interface LocalRuntimeOptions {
 export type DeadLetterCounts = Record<PoisonOutcome | 'malformed', number>;
 
 export class LocalRuntime {
+  /** The runtimes of this process not closed yet (see describeLive). */
+  private static readonly live = new Set<LocalRuntime>();
   readonly errors: unknown[] = [];
   readonly deadLetters: DeadLetterCounts = { failed: 0, told: 0, dropped: 0, malformed: 0 };
   /** Step messages handed to the worker, and how many of those it reported as failed. */
@@ -137,6 +140,8 @@ export class LocalRuntime {
   private readonly reported = new Set<string>();
   private readonly pollers: Promise<void>[] = [];
   private readonly waiters = new Map<string, ((run: RunRecord) => void)[]>();
+  /** The runs started or resumed here, by `team/runId` (what pendingWork describes). */
+  private readonly runs = new Map<string, Scope>();
   /** Step messages being handled now (received, not yet acknowledged or released). */
   private readonly handling = new Set<Promise<void>>();
   /** Counts every start of work (see settle). */
@@ -158,7 +163,7 @@ export class LocalRuntime {
     readonly bus: LocalEventBus,
     readonly team: string,
     private readonly worker: (event: SQSEvent) => Promise<{ batchItemFailures: { itemIdentifier: string }[] }>,
-    private readonly fanOut: { idle(): Promise<void>; activeExecutions(): number },
+    private readonly fanOut: Pick<LocalFanOut, 'idle' | 'activeExecutions' | 'describeRunning'>,
     /** The faults injected so far (`injected`) when chaos is on. */
     readonly faults: RuntimeFaults,
     private readonly options: LocalRuntimeOptions,
@@ -229,6 +234,7 @@ export class LocalRuntime {
     const worker = createStepWorkerHandler(deps);
     const runtime = new LocalRuntime(engines, deps, bus, team, worker, fanOut, faults, options, toolBox, invocations, links);
     self.runtime = runtime;
+    LocalRuntime.live.add(runtime);
     bus.subscribe((event) => {
       aborts.handle([event]);
       runtime.onEvent(event);
@@ -265,6 +271,7 @@ export class LocalRuntime {
     await this.invocations.invoke('api', scopes, async () => {
       const { runId } = await startRun(this.deps, { ...input, team });
       scopes.push({ team, runId });
+      this.runs.set(`${team}/${runId}`, { team, runId });
     });
     return scopes[0].runId;
   }
@@ -324,12 +331,42 @@ export class LocalRuntime {
 
   /** Drives a run again after the process that ran it died (see resumeRun). */
   async resume(runId: string, team = this.team): Promise<ResumeReport> {
+    this.runs.set(`${team}/${runId}`, { team, runId });
     return resumeRun(this.deps, { team, runId });
+  }
+
+  /**
+   * What the runtime's work is waiting on now, in a few lines (local/pending-work.ts): steps
+   * being handled, queued messages, fan-out executions still running and what they wait for,
+   * and the runs' branches not ended and sync points not settled. For a run that does not finish.
+   */
+  async pendingWork(): Promise<string> {
+    return describePendingWork({
+      store: this.deps.store,
+      runs: [...this.runs.values()],
+      handling: this.handling.size,
+      queues: [...Object.entries(this.engines.consumers), ['dead letters', this.engines.dlqConsumer] as const].map(([name, q]) => ({
+        name: `${name} lane`,
+        pending: () => q.pending(),
+        ...(q.describe ? { describe: () => q.describe!() } : {}),
+      })),
+      executions: this.fanOut.describeRunning(),
+      errors: this.errors,
+    });
+  }
+
+  /** pendingWork of every runtime of this process not closed yet (a test's hang guard: the CLI's `main` runs one). */
+  static async describeLive(): Promise<string> {
+    const all = [...LocalRuntime.live];
+    if (!all.length) return 'no local runtime is open';
+    const described = await Promise.all(all.map((r, i) => r.pendingWork().then((text) => `runtime ${i + 1} of ${all.length} (${r.tier} tier):\n${text}`, (error: unknown) => `runtime ${i + 1}: ${errorMessage(error)}`)));
+    return described.join('\n');
   }
 
   async close(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    LocalRuntime.live.delete(this);
     // Before the folder is let go: an answer taken gets its outcome, the rest are left to withdraw.
     await this.stopInbox?.();
     clearInterval(this.costTimer);

@@ -51,12 +51,12 @@ export class MemoryFanOut extends LocalExecutions {
           mapItems(execution, batch, input.batchSize ?? 0, (index) => this.child(request, execution, index, true)),
         );
       }
-      await retrying(this.retries.aggregate, async () => {
+      await retrying(this.retries.aggregate, execution, 'Aggregate', async () => {
         if (!execution.stopped) await this.tasks.aggregate({ team, runId, parentId, seq });
       });
     } catch (error) {
       // The Catch of the Map and of Aggregate: the parent fails instead of waiting forever.
-      await retrying(this.retries.recordFanOutFailure, async () => {
+      await retrying(this.retries.recordFanOutFailure, execution, 'RecordFanOutFailure', async () => {
         if (!execution.stopped) await this.tasks.recordFanOutFailure({ team, runId, parentId, seq, ...errorOutput(error) });
       });
     }
@@ -71,14 +71,14 @@ export class MemoryFanOut extends LocalExecutions {
   ): Promise<void> {
     const { team, runId, parentId, seq } = request;
     try {
-      await retrying(this.retries.dispatchBatch, () =>
+      await retrying(this.retries.dispatchBatch, execution, `DispatchBatch batch-${batch.first}`, () =>
         this.dispatchBatch(execution, { team, runId, parentId, seq, ...batch }, timeoutSeconds, (input) => this.tasks.dispatchBatch(input)).then(() => undefined),
       );
       return;
     } catch (error) {
       const failure: BatchFailureInput = { team, runId, parentId, seq, first: batch.first, count: batch.count, ...errorOutput(error) };
       try {
-        await retrying(this.retries.recordBatchFailure, async () => {
+        await retrying(this.retries.recordBatchFailure, execution, `RecordBatchFailure batch-${batch.first}`, async () => {
           if (!execution.stopped && !execution.mapFailed) await this.tasks.recordBatchFailure(failure);
         });
       } catch (recordError) {
@@ -99,7 +99,7 @@ export class MemoryFanOut extends LocalExecutions {
     } catch (error) {
       const failure: ChildFailureInput = { team, runId, parentId, seq, branchId, ...errorOutput(error) };
       try {
-        await retrying(this.retries.recordChildFailure, async () => {
+        await retrying(this.retries.recordChildFailure, execution, `RecordChildFailure ${branchId}`, async () => {
           if (!execution.stopped && !execution.mapFailed) await this.tasks.recordChildFailure(failure);
         });
       } catch (recordError) {
@@ -115,18 +115,24 @@ export class MemoryFanOut extends LocalExecutions {
   }
 }
 
-/** A Task state's Retry: the same call again after the retrier's wait, until its attempts run out. */
-async function retrying(policy: TaskRetry, task: () => Promise<void>): Promise<void> {
+/**
+ * A Task state's Retry: the same call again after the retrier's wait, until its attempts run out.
+ * While it waits, the execution says so (`retrying`, for the description of stuck work).
+ */
+async function retrying(policy: TaskRetry, execution: LocalExecution, task: string, call: () => Promise<void>): Promise<void> {
   const attempts = new Map<number, number>();
   for (;;) {
     try {
-      return await task();
+      return await call();
     } catch (error) {
       const retrier = policy(error);
       const attempt = retrier ? (attempts.get(retrier.index) ?? 0) : 0;
       if (!retrier || attempt >= retrier.maxAttempts) throw error;
       attempts.set(retrier.index, attempt + 1);
-      await new Promise((resolve) => setTimeout(resolve, retryDelayMs(retrier, attempt)));
+      const ms = retryDelayMs(retrier, attempt);
+      execution.retrying = `${task}: retry ${attempt + 1} of ${retrier.maxAttempts} in ${Math.round(ms)} ms after ${errorOutput(error).error}: ${errorOutput(error).cause.slice(0, 200)}`;
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      execution.retrying = undefined;
     }
   }
 }

@@ -30,6 +30,19 @@ export interface LocalExecution {
   tokens: Set<string>;
   /** The pending token of each child waited on, by branch id (for tokens of an earlier process). */
   byBranch: Map<string, string>;
+  /** What a task waits for before its retry, if one does (for the description of stuck work). */
+  retrying?: string;
+}
+
+/** A running execution as described when work looks stuck (see LocalExecutions.describeRunning). */
+export interface RunningExecution {
+  request: FanOutRequest;
+  stopped: boolean;
+  reason?: string;
+  mapFailed: boolean;
+  /** The children (branch ids) and batches (`batch-<first>`) whose token it waits for, with that token. */
+  waitingOn: { key: string; token: string }[];
+  retrying?: string;
 }
 
 interface PendingChild {
@@ -39,7 +52,7 @@ interface PendingChild {
 export abstract class LocalExecutions implements FanOutOrchestrator {
   /** Every name ever started: start() is idempotent for running and finished executions alike. */
   private readonly started = new Set<string>();
-  private readonly running = new Map<string, { execution: LocalExecution; done: Promise<void> }>();
+  private readonly running = new Map<string, { execution: LocalExecution; request: FanOutRequest; done: Promise<void> }>();
   private readonly pending = new Map<string, PendingChild>();
 
   constructor(
@@ -69,7 +82,7 @@ export abstract class LocalExecutions implements FanOutOrchestrator {
         }
       },
     );
-    this.running.set(execution.name, { execution, done });
+    this.running.set(execution.name, { execution, request, done });
     void done.finally(() => {
       this.halt(execution, 'the execution ended');
       this.running.delete(execution.name);
@@ -93,6 +106,18 @@ export abstract class LocalExecutions implements FanOutOrchestrator {
 
   activeExecutions(): number {
     return this.running.size;
+  }
+
+  /** The executions still running, and what each waits for (to say what a run is stuck on). */
+  describeRunning(): RunningExecution[] {
+    return [...this.running.values()].map(({ execution, request }) => ({
+      request,
+      stopped: execution.stopped,
+      ...(execution.reason ? { reason: execution.reason } : {}),
+      mapFailed: execution.mapFailed,
+      waitingOn: [...execution.byBranch].map(([key, token]) => ({ key, token })),
+      ...(execution.retrying ? { retrying: execution.retrying } : {}),
+    }));
   }
 
   /**

@@ -102,6 +102,15 @@ export class MemorySqsQueue implements StepQueue, StepConsumer {
     return this.depth + this.inFlight.size;
   }
 
+  /** Its messages by state, and when the first one in flight or delayed comes back (to say what a run is stuck on). */
+  describe(now = Date.now()): string {
+    const soonest = Math.min(...[...this.inFlight.values(), ...this.delayed].map((m) => m.visibleAt ?? Infinity));
+    const next = soonest === Infinity ? '' : `, the next back in ${Math.max(0, Math.round((soonest - now) / 1000))} s`;
+    const steps = (messages: Iterable<Stored>) => [...messages].slice(0, 10).map((m) => `${m.branchId}@${stepOf(m.body)} (received ${m.receiveCount}x)`).join(', ');
+    const ready = this.ready.slice(this.readyHead);
+    return `${this.options.name}: ${ready.length} ready${ready.length ? ` [${steps(ready)}]` : ''}, ${this.inFlight.size} in flight${this.inFlight.size ? ` [${steps(this.inFlight.values())}]` : ''}, ${this.delayed.size} delayed${next}`;
+  }
+
   /** Messages waiting to be received (not in flight). */
   get depth(): number {
     return this.ready.length - this.readyHead;
@@ -344,4 +353,13 @@ function kept(message: Stored): KeptMessage {
 
 function attribute(value: string) {
   return { stringValue: value, stringListValues: [], binaryListValues: [], dataType: 'String' };
+}
+
+/** The step number in a message body (for descriptions; `?` if unreadable). */
+function stepOf(body: string): string {
+  try {
+    return String((JSON.parse(body) as { step?: unknown }).step ?? '?');
+  } catch {
+    return '?';
+  }
 }

@@ -14,4 +14,6 @@ export interface StepConsumer {
   changeVisibility(receiptHandle: string, seconds: number): Promise<void>;
   /** Messages not yet deleted, waiting or in flight (the runtime's quiescence); delayed wake-ups are not counted. */
   pending(): Promise<number>;
+  /** Its messages by state, in one line (the in-memory queue says more than a count). */
+  describe?(): string;
 }

@@ -18,7 +18,7 @@ import { describe, expect, it } from 'vitest';
 import type { LifecycleEvent } from '../../core/events';
 import { main } from '../../local/cli';
 import { captureIo } from '../support/io';
-import { expectEveryLifecycleEvent, readTrace, ROOT } from './contract-support';
+import { expectEveryLifecycleEvent, readTrace, ROOT, stuckReport, within } from './contract-support';
 
 const dir = mkdtempSync(join(tmpdir(), 'bs-chaos-contract-'));
 
@@ -30,12 +30,20 @@ interface RunDoc {
   branches: { id: string; parentId: string | null; status: string; error: string | null }[];
 }
 
+/** Each test's budget; its runs give up 10 s before it, saying what they wait on. */
+const BUDGET_MS = 120_000;
+const deadline = () => Date.now() + BUDGET_MS - 10_000;
+
 let traces = 0;
-/** `branch-spawner run <scenario> --json --trace <new file> ...extra`: exit code, document, events. */
-async function run(scenario: string, extra: string[]): Promise<{ code: number; doc: RunDoc; events: LifecycleEvent[]; stderr: string }> {
+/**
+ * `branch-spawner run <scenario> --json --trace <new file> ...extra`: exit code, document, events.
+ * Past `until` it fails with what the run is stuck on (a run that hangs says why, in CI too).
+ */
+async function run(scenario: string, extra: string[], until: number): Promise<{ code: number; doc: RunDoc; events: LifecycleEvent[]; stderr: string }> {
   const trace = join(dir, `trace-${++traces}.jsonl`);
   const io = captureIo();
-  const code = await main(['run', scenario, '--json', '--trace', trace, ...extra], io);
+  const label = `run ${scenario} ${extra.join(' ')}`.trim();
+  const code = await within(main(['run', scenario, '--json', '--trace', trace, ...extra], io), until - Date.now(), () => stuckReport(label, trace));
   return { code, doc: JSON.parse(io.outText()) as RunDoc, events: readTrace(trace), stderr: io.errText() };
 }
 
@@ -46,12 +54,13 @@ describe('faults combined, through run --chaos', () => {
   const CHAOS = 'duplicate-delivery,crash=after-read-branch,crash=after-mark-complete';
 
   it.concurrent(`simple-parallel under ${CHAOS}, several seeds: the clean result, every BranchCreated, BranchCompleted and RunCompleted in the trace`, async () => {
-    const reference = await run(example, []);
+    const until = deadline();
+    const reference = await run(example, [], until);
     expect(reference.code).toBe(0);
     expectEveryLifecycleEvent(reference.events, reference.doc, reference.doc.branches, 'clean');
     // Several runs at once, so their steps interleave differently from one seed to the next.
     const seeds = [1, 2, 3, 4, 5, 6, 7, 8];
-    const faulted = await Promise.all(seeds.map((seed) => run(example, ['--chaos', CHAOS, '--seed', String(seed)])));
+    const faulted = await Promise.all(seeds.map((seed) => run(example, ['--chaos', CHAOS, '--seed', String(seed)], until)));
     faulted.forEach((outcome, i) => {
       const label = `--chaos ${CHAOS} --seed ${seeds[i]}`;
       expect(outcome.code, `${label}: ${outcome.stderr}`).toBe(0);
@@ -62,7 +71,7 @@ describe('faults combined, through run --chaos', () => {
       const completed = outcome.events.filter((e) => e.type === 'BranchCompleted').map((e) => e.branchId);
       expect(new Set(completed), `${label}: a BranchCompleted per branch, the root's included`).toEqual(new Set(['root', 'root.0', 'root.1', 'root.2']));
     });
-  }, 120_000);
+  }, BUDGET_MS);
 
   // A 131-branch tree: 10 Mid copies, each spawning 3 Leaf copies that spawn 3 more (1 + 10 +
   // 30 + 90). A flaky agent fails its branch (fewer branches below it).
@@ -100,7 +109,8 @@ agents:
     // SyncPointReached event carries are final, and the run is deterministic for a flaky seed.
     const scenario = join(dir, 'tolerant.yaml');
     writeFileSync(scenario, tree('failurePolicy: { maxFailedFraction: 1 }'));
-    const [reference, crashed] = await Promise.all([run(scenario, ['--chaos', 'agent-flaky=0.1', '--seed', '7']), run(scenario, CRASHED)]);
+    const until = deadline();
+    const [reference, crashed] = await Promise.all([run(scenario, ['--chaos', 'agent-flaky=0.1', '--seed', '7'], until), run(scenario, CRASHED, until)]);
     const statuses = reference.doc.branches.map((b) => b.status);
     expect(statuses.filter((s) => s === 'FAILED').length, 'flaky agents failed some branches').toBeGreaterThan(0);
     expect(statuses.length, 'the tree is about a hundred branches').toBeGreaterThan(80);
@@ -132,7 +142,7 @@ agents:
         }
       }
     }
-  }, 120_000);
+  }, BUDGET_MS);
 
   it.concurrent(`${label}, the default failure policy (early exits): the CLI exits once every retry is done, every end event in the trace`, async () => {
     // A parent fails as soon as over half of its children failed, cancelling the rest, while
@@ -140,7 +150,7 @@ agents:
     // their retries, and the CLI must wait for them.
     const scenario = join(dir, 'default-policy.yaml');
     writeFileSync(scenario, tree(''));
-    const crashed = await run(scenario, CRASHED);
+    const crashed = await run(scenario, CRASHED, deadline());
     expect(crashed.code, `${label}: ${crashed.stderr}`).toBe(1);
     const byParent = new Map<string, RunDoc['branches']>();
     for (const b of crashed.doc.branches) if (b.parentId !== null) byParent.set(b.parentId, [...(byParent.get(b.parentId) ?? []), b]);
@@ -160,7 +170,7 @@ agents:
         expect(detail.failed, `${label}: ${parent} failed`).toBeLessThanOrEqual(ended('FAILED', 'TIMED_OUT'));
       }
     }
-  }, 120_000);
+  }, BUDGET_MS);
 });
 
 interface SyncPointDetail {

@@ -3,7 +3,8 @@
  * they drive the product only as a user does — the CLI (`bin/branch-spawner.mjs` in a child
  * process, or its `main` with argv) and the `dev` HTTP server — and judge it by what those give
  * back: exit codes, the `--json` document, the `--trace` JSONL file, HTTP answers and the event
- * stream. Nothing here reads a store.
+ * stream. Nothing here reads a store, except to say what a run that does not finish waits on
+ * (`stuckReport`, for a hang guard's message).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, watch } from 'node:fs';
@@ -11,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import type { LifecycleEvent } from '../../core/events';
+import { LocalRuntime } from '../../local/runtime';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const BIN = join(ROOT, 'bin', 'branch-spawner.mjs');
@@ -144,6 +146,18 @@ export function expectEveryLifecycleEvent(
 
 /** The events of which a run has one per run, branch or sync point. */
 const ONE_PER_CHANGE = new Set(['RunStarted', 'RunCompleted', 'RunFailed', 'RunCancelled', 'BranchCreated', 'BranchCompleted', 'BranchFailed', 'BranchCancelled', 'SyncPointReached']);
+
+/**
+ * What a run driven by the CLI's `main` in this process is stuck on, for a hang guard (`within`):
+ * the last events of its trace, and what each open local runtime waits on (steps being handled,
+ * queued messages, fan-out executions and the batches they wait for, branches not ended, sync
+ * points waited on: LocalRuntime.pendingWork).
+ */
+export async function stuckReport(label: string, trace: string): Promise<string> {
+  const events = readTrace(trace);
+  const last = events.slice(-8).map((e) => `  ${e.type} ${e.branchId ?? ''}`.trimEnd());
+  return [`${label} did not finish; ${events.length} events in its trace, the last:`, ...last, 'what the local runtimes wait on:', await LocalRuntime.describeLive()].join('\n');
+}
 
 /** Rejects with `message()` if `work` has not settled after `ms` (a hang guard, never a timing check). */
 export async function within<T>(work: Promise<T>, ms: number, message: () => string | Promise<string>): Promise<T> {
