@@ -29,8 +29,14 @@ export interface RunMetrics {
   cost?: RunCost;
 }
 
-type MetricBranch = Pick<BranchRecord, 'status' | 'depth' | 'parentId' | 'parentSeq' | 'stepCount'> &
+export type MetricBranch = Pick<BranchRecord, 'status' | 'depth' | 'parentId' | 'parentSeq' | 'stepCount'> &
   Partial<Pick<BranchRecord, 'usage' | 'toolStats' | 'agentRetries'>>;
+
+/** What computeMetrics reads of a branch, and nothing else (a run's metrics kept without its values). */
+export function metricBranch(b: MetricBranch): MetricBranch {
+  const { status, depth, parentId, parentSeq, stepCount, usage, toolStats, agentRetries } = b;
+  return { status, depth, parentId, parentSeq, stepCount, usage, toolStats, agentRetries };
+}
 
 export function computeMetrics(
   branches: readonly MetricBranch[],

@@ -284,6 +284,20 @@ export interface BranchRecord extends Scope {
   answeredCallbacks?: string[];
 }
 
+/** Natural order of branch ids: root, root.0, root.0.1, root.1, root.2, root.10. */
+export function compareIds(a: string, b: string): number {
+  const pa = a.split('.');
+  const pb = b.split('.');
+  for (let i = 0; i < Math.min(pa.length, pb.length); i++) {
+    if (pa[i] === pb[i]) continue;
+    const na = /^\d+$/.test(pa[i]) ? Number(pa[i]) : NaN;
+    const nb = /^\d+$/.test(pb[i]) ? Number(pb[i]) : NaN;
+    if (!Number.isNaN(na) && !Number.isNaN(nb) && na !== nb) return na - nb;
+    return pa[i] < pb[i] ? -1 : 1;
+  }
+  return pa.length - pb.length;
+}
+
 /**
  * What a fan-in reads of each child (BranchStore.getOutcomes): how it ended and what it
  * answered, without its input, memory or spawn state, which can be large and are not aggregated.

@@ -9,7 +9,7 @@
 import { parseScenario, type Scenario } from '../core/scenario';
 import { attachHooks, type HookError, type LifecycleHooks } from './hooks';
 import { resolveModuleAgents } from './module-agents';
-import { runDocument } from './run-command';
+import { readRunDocument, type runDocument } from './run-command';
 import { LocalRuntime, type LocalRuntimeOptions } from './runtime';
 import { runInputOf } from '../core/use-cases/start-run';
 
@@ -48,7 +48,7 @@ export async function startLocalSpawner(options: LocalSpawnerOptions = {}): Prom
       const runId = await runtime.startRun(runInputOf(scenario));
       const run = await runtime.waitForRun(runId);
       await attached?.drain();
-      return runDocument(run, await runtime.deps.store.listBranches({ team: runtime.team, runId }));
+      return readRunDocument(runtime.deps, run);
     },
     async close() {
       attached?.detach();

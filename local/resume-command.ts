@@ -6,7 +6,7 @@
  */
 import { renderAscii } from '../core/tree';
 import type { AggregatorFn } from '../core/aggregators';
-import { openTrace, parkedNotice, runDocument, summary, tellCallbacks } from './run-command';
+import { openTrace, parkedNotice, readRunDocument, summary, tellCallbacks } from './run-command';
 import { startLocalEngines } from './embedded-engines';
 import { LOCAL_TEAM, LocalRuntime } from './runtime';
 import { listDataRuns } from './data-runs';
@@ -110,13 +110,12 @@ export async function resumeCommand(options: ResumeCommandOptions): Promise<numb
       );
     }
     const run = await runtime.waitForRun(runId);
-    const branches = await runtime.deps.store.listBranches(scope);
-    const doc = runDocument(run, branches, await runtime.costOf(runId));
+    const doc = await readRunDocument(runtime.deps, run, await runtime.costOf(runId));
     if (options.json) {
       options.out.write(`${JSON.stringify(doc)}\n`);
     } else {
       const seconds = ((Date.now() - started) / 1000).toFixed(2);
-      options.out.write(`${renderAscii(branches)}\n\n`);
+      options.out.write(`${renderAscii(doc.branches)}\n\n`);
       options.out.write(`run ${run.runId} ${run.status} (resumed, ${seconds}s) — ${summary(doc.metrics)}\n`);
       if (run.error) options.out.write(`error: ${run.error}\n`);
       options.out.write(`result:\n${JSON.stringify(run.result ?? null, null, 2)}\n`);

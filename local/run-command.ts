@@ -2,7 +2,8 @@
 import { randomUUID } from 'node:crypto';
 import type { CostCounters } from '../core/cost';
 import type { computeMetrics } from '../core/metrics';
-import { branchView, runView, type BranchView, type RunView } from '../core/use-cases/queries';
+import { branchView, runView, viewRun, type BranchView, type RunView } from '../core/use-cases/queries';
+import type { SpawnerDeps } from '../core/use-cases/deps';
 import type { BranchRecord, RunRecord } from '../core/model';
 import { renderAscii } from '../core/tree';
 import { counted } from '../core/wording';
@@ -42,6 +43,16 @@ export interface RunCommandOptions {
 
 export function runDocument(run: RunRecord, branches: BranchRecord[], cost?: CostCounters) {
   return documentOf(runView(run, branches, cost), branches.map(branchView));
+}
+
+/**
+ * The run document from the store, its branches read a page at a time (viewRun): what `run`,
+ * `resume` and the rehearsal print. A 10,000-child run's inputs and memories are never all
+ * decoded at once.
+ */
+export async function readRunDocument(deps: Pick<SpawnerDeps, 'store'>, run: RunRecord, cost?: CostCounters) {
+  const { view, branches } = await viewRun(deps, run, cost);
+  return documentOf(view, branches);
 }
 
 /** The run document of `run --json` from the API's views (what `show` and remote runs print). */
@@ -145,9 +156,9 @@ export async function runScenario(path: string, options: RunCommandOptions): Pro
     await runtime.settle();
     const cost = await runtime.costOf(runId);
     await attached?.drain();
-    const branches = await runtime.deps.store.listBranches({ team: runtime.team, runId });
-    await progress?.stop(branches);
-    reportRun(run, branches, options, started, cost);
+    const doc = await readRunDocument(runtime.deps, run, cost);
+    await progress?.stop(doc.branches);
+    reportDocument(doc, options, started);
     if (interrupted) return 130;
     return run.status === 'COMPLETED' ? 0 : 1;
   } finally {
@@ -190,16 +201,6 @@ export function parkedNotice(err: NodeJS.WritableStream, dataDir: string | undef
 }
 
 /** Prints a finished run as `run` does (one JSON document with --json, else tree, summary and result). */
-export function reportRun(
-  run: RunRecord,
-  branches: BranchRecord[],
-  options: Pick<RunCommandOptions, 'json' | 'tty' | 'out'>,
-  started: number,
-  cost?: CostCounters,
-): void {
-  reportDocument(runDocument(run, branches, cost), options, started);
-}
-
 /** Prints a run document (see reportRun); `started` undefined: no elapsed time (a run looked up later). */
 export function reportDocument(doc: ReturnType<typeof documentOf>, options: Pick<RunCommandOptions, 'json' | 'tty' | 'out'>, started?: number): void {
   if (options.json) {

@@ -535,19 +535,8 @@ function decodeFields(item: Record<string, unknown>, json: Set<string>): Record<
 
 // --- order and size -----------------------------------------------------------------------
 
-/** Natural order of branch ids: root, root.0, root.0.1, root.1, root.2, root.10. */
-export function compareIds(a: string, b: string): number {
-  const pa = a.split('.');
-  const pb = b.split('.');
-  for (let i = 0; i < Math.min(pa.length, pb.length); i++) {
-    if (pa[i] === pb[i]) continue;
-    const na = /^\d+$/.test(pa[i]) ? Number(pa[i]) : NaN;
-    const nb = /^\d+$/.test(pb[i]) ? Number(pb[i]) : NaN;
-    if (!Number.isNaN(na) && !Number.isNaN(nb) && na !== nb) return na - nb;
-    return pa[i] < pb[i] ? -1 : 1;
-  }
-  return pa.length - pb.length;
-}
+// Natural order of branch ids: the core's rule (core/model.ts), for the stores.
+export { compareIds } from '../../core/model';
 
 /** DynamoDB's size of one value (numbers counted at their 21-byte maximum, to stay safe). */
 export function valueSize(value: ItemValue): number {

@@ -2,8 +2,8 @@
 import { NotFoundError } from '../errors';
 import { decodeCursor, encodeCursor, PAGE_MAX_BYTES } from '../page-cursor';
 import { runCost, type CostCounters } from '../cost';
-import { computeMetrics, type RunMetrics } from '../metrics';
-import { isTerminal, type BranchRecord, type BranchStatus, type BranchType, type RunRecord, type Scope } from '../model';
+import { computeMetrics, metricBranch, type MetricBranch, type RunMetrics } from '../metrics';
+import { compareIds, isTerminal, type BranchRecord, type BranchStatus, type BranchType, type RunRecord, type Scope } from '../model';
 import { COMPLETION_FN_PREFIX, parseAgentResponse } from '../protocol';
 import { agentChain, drawTree, treeEntry, type TreeBranch, type TreeFormat } from '../tree';
 import type { SpawnerDeps } from './deps';
@@ -113,7 +113,7 @@ function viewOf(b: BranchRecord, maxResultBytes: number): BranchView {
   };
 }
 
-export function runView(run: RunRecord, branches: BranchRecord[], cost?: CostCounters): RunView {
+export function runView(run: RunRecord, branches: readonly MetricBranch[], cost?: CostCounters): RunView {
   return {
     runId: run.runId,
     name: run.name,
@@ -124,6 +124,31 @@ export function runView(run: RunRecord, branches: BranchRecord[], cost?: CostCou
     endedAt: run.endedAt ?? null,
     metrics: { ...computeMetrics(branches, run), ...(cost ? { cost: runCost(cost) } : {}) },
   };
+}
+
+/** Branches read a page at a time when a whole run is viewed (viewRun). */
+const VIEW_PAGE_BRANCHES = 500;
+
+/**
+ * The run's view and every branch's view, from the store a page at a time: each page's branches
+ * are made into their views (results previewed) and what the metrics count, then let go. A wide
+ * run's inputs and memories (20 MB of them after a 10,000-child fan-in of 2 KB results, and the
+ * parent's aggregate twice) are never all decoded at once. Branches in natural id order.
+ */
+export async function viewRun(deps: Pick<SpawnerDeps, 'store'>, run: RunRecord, cost?: CostCounters): Promise<{ view: RunView; branches: BranchView[] }> {
+  const scope = { team: run.team, runId: run.runId };
+  const branches: BranchView[] = [];
+  const counted: MetricBranch[] = [];
+  for (let after: string | undefined; ; ) {
+    const page = await deps.store.listBranchesPage(scope, { limit: VIEW_PAGE_BRANCHES, ...(after === undefined ? {} : { after }) });
+    for (const b of page.branches) {
+      branches.push(branchView(b));
+      counted.push(metricBranch(b));
+    }
+    if (!page.more || page.branches.length === 0) break;
+    after = page.branches[page.branches.length - 1].id;
+  }
+  return { view: runView(run, counted, cost), branches: branches.sort((a, b) => compareIds(a.id, b.id)) };
 }
 
 export async function mustGetRun(deps: Pick<SpawnerDeps, 'store'>, scope: Scope): Promise<RunRecord> {

@@ -9,7 +9,7 @@ import type { AgentPolicy } from '../../core/run-request';
 import type { Scenario } from '../../core/scenario';
 import { agentPolicyOf, loadTeamConfig, parseTeamConfig, TeamConfigError } from '../../functions/team-config';
 import { LiveProgress } from '../progress';
-import { openTrace, reportRun, type RunCommandOptions } from '../run-command';
+import { openTrace, readRunDocument, reportDocument, type RunCommandOptions } from '../run-command';
 import { loadStackScenarioFile, readScenarioDocument } from '../scenario-file';
 import { RehearsalError, RehearsalStack, type RehearsalOptions } from './rehearsal-stack';
 import { REHEARSAL_TEAM, rehearsalTeamConfig } from './synth';
@@ -83,9 +83,9 @@ export async function rehearseScenario(path: string, options: RehearseOptions): 
     const run = await stack.waitForRun(runId);
     // What the deployed functions metered, once the last invocations have added theirs.
     const cost = await stack.costOf(runId);
-    const branches = await stack.listBranches(runId);
-    await progress?.stop(branches);
-    reportRun(run, branches, options, started, cost);
+    const doc = await readRunDocument(stack, run, cost);
+    await progress?.stop(doc.branches);
+    reportDocument(doc, options, started);
     return run.status === 'COMPLETED' ? 0 : 1;
   } catch (error) {
     if (!(error instanceof RehearsalError)) throw error;
