@@ -404,6 +404,9 @@ export class DynamoBranchStore implements BranchStore {
 
   async listBranchesPage(scope: Scope, page: BranchPage): Promise<{ branches: BranchRecord[]; more: boolean }> {
     const x = new Expr();
+    // Built once: each Query of the page sends the same expression (names and values built again
+    // would leave the first ones unused, which DynamoDB refuses).
+    const keyCondition = `${x.name('PK')} = ${x.value(runPk(scope))} AND begins_with(${x.name('SK')}, ${x.value(BRANCH_PREFIX)})`;
     const limit = Math.max(1, page.limit);
     const items: Attributes[] = [];
     let start: Record<string, unknown> | undefined = page.after === undefined ? undefined : { ...branchKey(scope, page.after) };
@@ -414,7 +417,7 @@ export class DynamoBranchStore implements BranchStore {
           scope,
           new QueryCommand({
             TableName: this.tableName,
-            KeyConditionExpression: `${x.name('PK')} = ${x.value(runPk(scope))} AND begins_with(${x.name('SK')}, ${x.value(BRANCH_PREFIX)})`,
+            KeyConditionExpression: keyCondition,
             ConsistentRead: true,
             Limit: limit - items.length,
             ExclusiveStartKey: start,

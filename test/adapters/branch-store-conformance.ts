@@ -914,6 +914,19 @@ export function describeBranchStorePages(name: string, factory: BranchStoreFacto
         expect(first.branches[0]).toEqual(branchRecord(scope, 'root', null));
         expect(await store.listBranchesPage(newScope(), { limit: 5 })).toEqual({ branches: [], more: false });
       });
+
+      it('reads a page larger than one DynamoDB Query answers (1 MB) whole', async () => {
+        const scope = newScope();
+        // 1,200 branches of some 1.3 KB each (their results kept in the item, under the 1 KB claim-check bound).
+        const ids = ['root', ...Array.from({ length: 1_199 }, (_, i) => `root.${i}`)];
+        const result = { summary: 'x'.repeat(900) };
+        await store.createBranches(ids.map((id) => branchRecord(scope, id, id === 'root' ? null : 'root', { status: 'COMPLETED', result })));
+        const page = await store.listBranchesPage(scope, { limit: 1_500 });
+        expect([page.branches.length, page.more]).toEqual([ids.length, false]);
+        expect(page.branches.map((b) => b.id)).toEqual([...ids].sort());
+        const part = await store.listBranchesPage(scope, { limit: 1_100 });
+        expect([part.branches.length, part.more]).toEqual([1_100, true]);
+      }, 120_000);
   });
 }
 

@@ -8,7 +8,10 @@
  * (rehearsal-step-functions.test.ts); here a scaled one takes the same path.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { flattenTree } from '../../core/tree';
+import { AWS_QUOTAS } from '../../local/rehearsal/aws-quotas';
 import { RehearsalStack } from '../../local/rehearsal/rehearsal-stack';
+import { branchRecord, runRecord } from '../adapters/branch-store-conformance';
 import { synthesize } from '../../local/rehearsal/synth';
 import { runRequestBody } from '../../local/rehearsal/rehearse-command';
 import { loadScenarioFile } from '../../local/scenario-file';
@@ -62,6 +65,44 @@ describe('a 40-step hand-off chain', () => {
       stack.recursionStops.length = 0;
     }
   }, 120_000);
+});
+
+describe('a run listed page by page through API Gateway', () => {
+  // Branches of about 1.3 KB (a result of 900 bytes, kept in the item): a page of 1,000 is more
+  // than one DynamoDB Query answers (1 MB), the tree's page of all 3,000 four times more. Written
+  // to the stack's table directly: running 3,000 branches would only make the test slow. (The
+  // 30,000-branch run is test/functions/api-pagination.test.ts, on the handler.)
+  it("reads each page in as many Queries as it takes, every answer under Lambda's 6 MB; the branch pages and the tree's join to exactly its branches", async () => {
+    const scope = { team: stack.team, runId: 'listed-3k' };
+    const ids = ['root', ...Array.from({ length: 2_999 }, (_, i) => `root.${i}`)];
+    await stack.store.createRun(runRecord(scope, { branchCount: ids.length }));
+    const result = { summary: 'x'.repeat(900) };
+    await stack.store.createBranches(ids.map((id) => branchRecord(scope, id, id === 'root' ? null : 'root', { status: 'COMPLETED', result })));
+    const readPages = async (path: string, take: (body: any) => string[]) => {
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      let pages = 0;
+      do {
+        const response = await stack.request('GET', path, cursor ? { query: { cursor } } : {});
+        expect(response.statusCode, response.body.slice(0, 300)).toBe(200);
+        expect(Buffer.byteLength(response.body)).toBeLessThan(AWS_QUOTAS.lambdaSyncPayloadBytes);
+        const body = JSON.parse(response.body) as { cursor: string | null };
+        seen.push(...take(body));
+        cursor = body.cursor;
+        pages++;
+      } while (cursor && pages <= ids.length);
+      return { seen, pages };
+    };
+    const branches = await readPages(`/runs/${scope.runId}/branches`, (body) => body.branches.map((b: { id: string }) => b.id));
+    // DynamoDB may end a full last page with a key to go on from: then one more, empty page.
+    expect(branches.pages).toBeGreaterThanOrEqual(3);
+    expect(branches.pages).toBeLessThanOrEqual(4);
+    expect(branches.seen.sort()).toEqual([...ids].sort());
+    const tree = await readPages(`/runs/${scope.runId}/tree`, (body) => flattenTree(body.tree).map((b) => b.id));
+    expect(tree.pages).toBe(1);
+    expect(tree.seen.sort()).toEqual([...ids].sort());
+    expect(stack.errors).toEqual([]);
+  }, 300_000);
 });
 
 describe('a wide fan-out on the batched path', () => {
