@@ -104,8 +104,9 @@ export interface BranchStore {
   /** The same reads, of each branch's outcome only (OUTCOME_FIELDS in core/model: no input, memory or spawn state). */
   getOutcomes(scope: Scope, branchIds: string[]): Promise<BranchOutcome[]>;
   /**
-   * The run's status and the given branches' statuses, read consistently in one request without
-   * their payloads (what a step checks before it acts: has anything above it ended?). A missing
+   * The run's status and the given branches' statuses, read consistently without their payloads,
+   * in one request up to 99 branches (what a step checks before it acts: has anything above it
+   * ended?), 100 keys a request past that (which of a spawn's children exist). A missing
    * run is `undefined`; a missing branch is absent from the map.
    */
   getStatuses(scope: Scope, branchIds: string[]): Promise<Statuses>;

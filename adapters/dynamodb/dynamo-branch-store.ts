@@ -299,7 +299,10 @@ export class DynamoBranchStore implements BranchStore {
   async getStatuses(scope: Scope, branchIds: string[]): Promise<Statuses> {
     const ids = [...new Set(branchIds)];
     const keys = [runKey(scope), ...ids.map((id) => branchKey(scope, id))];
-    const items = await this.batchGet(scope, keys, `getStatuses ${scope.runId}`, ['SK', 'id', 'status']);
+    // One request for a step's few statuses; a spawn's children (a retry of its opening) 100 a request.
+    const chunks: Key[][] = [];
+    for (let i = 0; i < keys.length; i += BATCH_GET_MAX) chunks.push(keys.slice(i, i + BATCH_GET_MAX));
+    const items = (await Promise.all(chunks.map((chunk) => this.batchGet(scope, chunk, `getStatuses ${scope.runId}`, ['SK', 'id', 'status'])))).flat();
     const branches = new Map<string, BranchStatus>();
     let run: RunStatus | undefined;
     for (const item of items) {

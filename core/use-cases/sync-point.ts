@@ -71,7 +71,7 @@ export async function openSyncPoint(
   const executionName = fanOutExecutionName(scope, parent.id, spawn.seq);
   // Kept on the sync point and on each child, so that every end and every retry decides alike.
   const rule = fanInRuleOf(spawn, run.failurePolicy);
-  await deps.store.createSyncPoint({
+  const opened = await deps.store.createSyncPoint({
     ...scope,
     parentId: parent.id,
     seq: spawn.seq,
@@ -104,7 +104,10 @@ export async function openSyncPoint(
     fanIn: rule,
     createdAt: now,
   }));
-  await deps.store.createBranches(children);
+  // The sync point there already: an earlier try died while opening it (a crash, a step past its
+  // time). Only the children it did not write are written, so a wide spawn cut short goes on from
+  // where it stopped instead of starting over (and cut short again, the same way, every time).
+  await deps.store.createBranches(opened ? children : await notWrittenYet(deps, scope, children));
   hit(deps, 'after-write-children', scope, `${parent.id}#${spawn.seq}`);
   // BranchCreated is published before the parent records that it was (`announced`): a worker
   // that dies in between leaves the mark unset, and whoever opens this sync point again (the
@@ -121,6 +124,12 @@ export async function openSyncPoint(
   // cancelled are its to tell; a retry of the parent's end, or of this work, tells them again).
   const current = await deps.store.getBranch(scope, parent.id);
   if (current && isTerminal(current.status) && current.spawn?.seq === spawn.seq) await ends.cancelChildren(deps, current, false);
+}
+
+/** The children of a spawn not written yet: their statuses read (no values), 100 a request. */
+async function notWrittenYet(deps: SpawnerDeps, scope: Scope, children: BranchRecord[]): Promise<BranchRecord[]> {
+  const { branches } = await deps.store.getStatuses(scope, children.map((c) => c.id));
+  return children.filter((c) => !branches.has(c.id));
 }
 
 /** The fan-out of a sync point: its children as a range of indices, never a list. */

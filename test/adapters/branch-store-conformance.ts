@@ -341,6 +341,18 @@ export function describeBranchStoreConformance(name: string, factory: BranchStor
         expect(await store.getOutcomes(scope, [])).toEqual([]);
       });
 
+      it("reads the statuses of more branches than one request takes (a spawn's children)", async () => {
+        const scope = newScope();
+        await seedRun(scope);
+        const ids = Array.from({ length: 250 }, (_, i) => `root.${i}`);
+        await store.createBranches([branchRecord(scope, 'root'), ...ids.slice(0, 240).map((id) => branchRecord(scope, id, 'root', { status: 'COMPLETED' }))]);
+        const { run, branches } = await store.getStatuses(scope, ids);
+        expect(run).toBe('RUNNING');
+        expect(branches.size).toBe(240);
+        expect(branches.get('root.239')).toBe('COMPLETED');
+        expect(branches.has('root.240')).toBe(false);
+      });
+
       it('creates a branch once when the same id is created concurrently', async () => {
         const scope = newScope();
         const results = await Promise.all(
