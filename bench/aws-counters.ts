@@ -251,8 +251,8 @@ export function countStepFunctions(counts: SfnCounts): void {
 
 /**
  * Fan-out transitions the ASL implies for a regular tree where every child reports (the cost
- * meter's own rule, core/fan-out-plan.ts): per fan-out ChoosePath, the Map, one DispatchChild per
- * child and Aggregate, plus a child execution and its Map per batch on the distributed path.
+ * meter's own rule, core/fan-out-plan.ts): per fan-out ChoosePath, the Map, one DispatchBatch per
+ * batch (one DispatchChild per child on the per-child path) and Aggregate.
  */
 export function aslTransitions(fanOuts: readonly number[], maxConcurrency: number): number {
   let parents = 1;

@@ -22,12 +22,11 @@ export interface CostPath {
   dispatch: FanOutDispatch;
 }
 
-/** Our paths: children dispatched in batches (the default), and one Map iteration per child, inline or Distributed. */
+/** Our paths: children dispatched in batches (the default), and one inline Map iteration per child. */
 export const COST_PATHS: CostPath[] = [
   { design: 'ours, batched (c = 10)', maxConcurrentBranches: 10, dispatch: 'batched' },
   { design: 'ours, batched (c = 200)', maxConcurrentBranches: 200, dispatch: 'batched' },
   { design: 'ours, per child, inline Map (c = 10)', maxConcurrentBranches: 10, dispatch: 'per-child' },
-  { design: 'ours, per child, Distributed Map (c = 200)', maxConcurrentBranches: 200, dispatch: 'per-child' },
 ];
 export const TABLE_LATENCIES_MS = [0, 5_000] as const;
 const NARROW = 50;
@@ -108,8 +107,8 @@ export async function checkWorkload(runtime: LocalRuntime, profile: PathProfile,
   const counted = Object.fromEntries(
     COUNTED_FIELDS.map((f) => [f, { meter: run.cost[f], formula: profile.fixedCounts[f] + leaves * profile.leaf.counts[f] }]),
   ) as MeterCheck['counted'];
-  // The run's one fan-out: its transitions are the plan's (per leaf they are an average, and the
-  // Distributed Map's two per batch of children are not linear in the width).
+  // The run's one fan-out: its transitions are the plan's (per leaf they are an average: one per
+  // batch of children is not linear in the width).
   counted.stepFunctionsTransitions.formula = fanOutTransitions(planFanOut(leaves, profile.path.maxConcurrentBranches, profile.path.dispatch), leaves);
   return { design: profile.path.design, leaves, agentMs, meterUsd, formulaUsd, difference: formulaUsd / meterUsd - 1, counted };
 }

@@ -267,7 +267,7 @@ if (args.includes('--cost')) {
   const { runCostTable } = await import('./cost-table');
   await runCostTable();
 } else if (args.includes('--wide')) {
-  // The wide fan-out workload (200 / 1,000 / 10,000 children, inline and Distributed): bench/wide-cost.ts.
+  // The wide fan-out workload (200 / 1,000 / 10,000 children, at 40 and 200): bench/wide-cost.ts.
   const { runWide } = await import('./wide-cost');
   await runWide();
 } else {

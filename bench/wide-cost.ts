@@ -1,7 +1,7 @@
 /**
  * `npm run bench -- --wide`: one agent-decided fan-out at 200, 1,000 and 10,000 children (0 ms
- * script leaves) on the default tier, on the inline path (maxConcurrentBranches 40) where it
- * applies and on the Distributed Map path (200), with what the cost meter counted
+ * script leaves) on the default tier and the default (batched) dispatch, at maxConcurrentBranches
+ * 40 and 200, with what the cost meter counted
  * (metrics.cost): write units per leaf and $ per million leaves. Each case in this process, one
  * after the other (the meter's counts do not depend on timing).
  */

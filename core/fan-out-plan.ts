@@ -3,13 +3,9 @@
  * and what it costs in Step Functions transitions. Pure: the adapters build the execution input
  * from the plan, the cost meter counts from it.
  *
- * - INLINE: one Map state in the execution. The cheapest (one transition per child), but AWS
+ * - INLINE: one Map state in the execution, one iteration (and one transition) per child. AWS
  *   runs at most 40 inline iterations at once whatever MaxConcurrency says, and a Standard
  *   execution's history ends at 25,000 events (an iteration writes about 10).
- * - DISTRIBUTED: a Distributed Map whose child executions each take a batch of children and
- *   run them in an inline Map; the child executions run `batchConcurrency` at a time, so up to
- *   batchConcurrency × batchSize children are in flight, and each child execution has its own
- *   history. Per batch it costs two transitions more (the child execution and its Map).
  * - BATCHED (the default from two children on): one Map iteration per batch of up to
  *   BATCH_MAX_CHILDREN children, and one task token per batch. Its DispatchBatch task sends the
  *   batch's first `window` children; each child's end sends the batch's next child (so at most
@@ -19,12 +15,16 @@
  *   child timeout once per wave of the window and once more (the safety net: each child's own timeout is
  *   enforced where it runs). A single child keeps INLINE: batching saves nothing there and adds
  *   a hop.
- * The per-child paths (INLINE, DISTRIBUTED) stay for a runtime that asks for them (`per-child`),
- * and the conformance suites and the simulation hold both.
+ * A runtime may ask for one Map iteration per child (`per-child`, the path before batching, kept
+ * for comparison: the conformance suites and the simulation hold both); it gets INLINE where one
+ * execution's inline Map can hold the fan-out (at most INLINE_MAX_CHILDREN children, at most
+ * INLINE_MAP_MAX_CONCURRENCY at once) and BATCHED past that. (A Distributed Map, whose child
+ * executions cost two transitions more per batch, was the wide per-child path until batching
+ * made every wide fan-out cheaper: it is gone.)
  */
 import { SQS_CONSUME_PER_MESSAGE, type CostCounters } from './cost';
 
-export type FanOutMode = 'INLINE' | 'DISTRIBUTED' | 'BATCHED';
+export type FanOutMode = 'INLINE' | 'BATCHED';
 /** How children are dispatched: in batches (the default) or one Map iteration each. */
 export type FanOutDispatch = 'batched' | 'per-child';
 
@@ -39,9 +39,9 @@ export const BATCHED_MIN_CHILDREN = 2;
 
 export interface FanOutPlan {
   mode: FanOutMode;
-  /** Children per child execution (DISTRIBUTED); all of them for INLINE. */
+  /** Children per batch (BATCHED); all of them for INLINE. */
   batchSize: number;
-  /** Child executions at once (DISTRIBUTED), batches at once (BATCHED); 1 for INLINE. */
+  /** Batches at once (BATCHED); 1 for INLINE. */
   batchConcurrency: number;
   /** BATCHED: children of one batch running at once (each end sends the next); batchSize otherwise. */
   window: number;
@@ -49,20 +49,16 @@ export interface FanOutPlan {
 
 /** The one rule choosing a fan-out's path and batch sizes from its width and concurrency limit (0: no limit). */
 export function planFanOut(children: number, maxConcurrency: number, dispatch: FanOutDispatch = 'batched'): FanOutPlan {
-  if (dispatch === 'batched' && children >= BATCHED_MIN_CHILDREN) {
-    const inFlight = maxConcurrency > 0 ? Math.min(children, maxConcurrency) : children;
-    const batchSize = Math.min(children, BATCH_MAX_CHILDREN);
-    const batches = Math.ceil(children / batchSize);
-    const batchConcurrency = Math.min(batches, INLINE_MAP_MAX_CONCURRENCY, inFlight);
-    const window = maxConcurrency > 0 ? Math.min(batchSize, Math.max(1, Math.floor(inFlight / batchConcurrency))) : batchSize;
-    return { mode: 'BATCHED', batchSize, batchConcurrency, window };
-  }
-  const inFlight = Math.max(1, Math.min(children, maxConcurrency));
-  if (children <= INLINE_MAX_CHILDREN && inFlight <= INLINE_MAP_MAX_CONCURRENCY) {
+  const inFlight = maxConcurrency > 0 ? Math.min(children, maxConcurrency) : children;
+  const inlineFits = children <= INLINE_MAX_CHILDREN && inFlight <= INLINE_MAP_MAX_CONCURRENCY;
+  if (children < BATCHED_MIN_CHILDREN || (dispatch === 'per-child' && inlineFits)) {
     return { mode: 'INLINE', batchSize: Math.max(1, children), batchConcurrency: 1, window: Math.max(1, children) };
   }
-  const batchSize = Math.min(INLINE_MAP_MAX_CONCURRENCY, inFlight);
-  return { mode: 'DISTRIBUTED', batchSize, batchConcurrency: Math.max(1, Math.floor(inFlight / batchSize)), window: batchSize };
+  const batchSize = Math.min(children, BATCH_MAX_CHILDREN);
+  const batches = Math.ceil(children / batchSize);
+  const batchConcurrency = Math.min(batches, INLINE_MAP_MAX_CONCURRENCY, inFlight);
+  const window = maxConcurrency > 0 ? Math.min(batchSize, Math.max(1, Math.floor(inFlight / batchConcurrency))) : batchSize;
+  return { mode: 'BATCHED', batchSize, batchConcurrency, window };
 }
 
 /**
@@ -76,16 +72,13 @@ export function batchTimeoutSeconds(plan: FanOutPlan, childTimeoutSeconds: numbe
 
 /**
  * Transitions one fan-out costs when every child reports: ChoosePath, the Map, one DispatchChild
- * per child and Aggregate; DISTRIBUTED adds a child execution and its inner Map per batch;
- * BATCHED has one DispatchBatch per batch instead of one DispatchChild per child.
- * Each RecordChildFailure (a child that timed out or could not be dispatched) or
+ * per child and Aggregate; BATCHED has one DispatchBatch per batch instead of one DispatchChild
+ * per child. Each RecordChildFailure (a child that timed out or could not be dispatched) or
  * RecordBatchFailure adds one more.
  */
 export function fanOutTransitions(plan: FanOutPlan, children: number): number {
-  const batches = Math.ceil(children / plan.batchSize);
-  if (plan.mode === 'BATCHED') return 3 + batches;
-  const base = 3 + children;
-  return plan.mode === 'INLINE' ? base : base + 2 * batches;
+  if (plan.mode === 'BATCHED') return 3 + Math.ceil(children / plan.batchSize);
+  return 3 + children;
 }
 
 /**

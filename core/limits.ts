@@ -45,7 +45,7 @@ export const LIMIT_TABLE = {
     teamMax: 1_000,
     ceiling: 10_000,
     min: 1,
-    why: "one spawn's children are one fan-out (a Distributed Map run); 10,000 is the widest fan-out the product is built and measured for",
+    why: "one spawn's children are one fan-out (one execution, 40 batches of 250 at 10,000); 10,000 is the widest fan-out the product is built and measured for",
   },
   maxBranches: {
     default: 1_000,

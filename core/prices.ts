@@ -52,7 +52,7 @@ export const PRICES: PriceTable = {
     },
     stepFunctionsStandardTransition: {
       usdPerMillion: 25,
-      unit: 'Standard workflow state transition ($0.025 per 1,000); retries count, Inline Map iterations themselves do not; a Distributed Map child execution counts one',
+      unit: 'Standard workflow state transition ($0.025 per 1,000); retries count, Inline Map iterations themselves do not',
       source: 'https://aws.amazon.com/step-functions/pricing/ ; counting rules: https://docs.aws.amazon.com/step-functions/latest/dg/concepts-transitions.html',
       date: 'as published (2025), not re-verified here',
     },

@@ -313,25 +313,6 @@ export class BranchSpawner extends Construct {
         resources: [this.functions['record-child-failure'].functionArn, this.functions.aggregate.functionArn],
       }),
     );
-    // The Distributed Map path (wide fan-outs) runs each batch as a child execution of this very
-    // machine: it starts them, and describes and stops them (their ARNs are
-    // execution:<machine>/<map run>:<name>). Built from the name, so no reference loop.
-    this.stateMachineRole.addToPrincipalPolicy(
-      new iam.PolicyStatement({ actions: ['states:StartExecution'], resources: [stateMachineArn] }),
-    );
-    this.stateMachineRole.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['states:DescribeExecution', 'states:StopExecution'],
-        resources: [
-          stack.formatArn({
-            service: 'states',
-            resource: 'execution',
-            resourceName: `${this.stateMachineName}/*`,
-            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-          }),
-        ],
-      }),
-    );
     this.stateMachine = new sfn.StateMachine(this, 'FanOut', {
       stateMachineName: this.stateMachineName,
       stateMachineType: sfn.StateMachineType.STANDARD,

@@ -151,7 +151,7 @@ export function checkDeployRules(template: CfnTemplate, options: DeployRuleOptio
         violations.push({
           rule: 'inline-map-concurrency',
           resource: id,
-          message: `state machine ${id}: inline Map ${path} has MaxConcurrency ${max}; AWS runs at most ${INLINE_MAP_MAX_CONCURRENCY} inline iterations at once (use a Distributed Map)`,
+          message: `state machine ${id}: inline Map ${path} has MaxConcurrency ${max}; AWS runs at most ${INLINE_MAP_MAX_CONCURRENCY} inline iterations at once (dispatch wider fan-outs in batches: core/fan-out-plan.ts)`,
         });
       }
     }

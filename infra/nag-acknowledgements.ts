@@ -68,12 +68,6 @@ export function nagAcknowledgements(spawner: BranchSpawner): NagAcknowledgement[
   });
   acks.push({
     construct: spawner.stateMachineRole,
-    id: `AwsSolutions-IAM5[Resource::${nagArn(stack, { service: 'states', resource: `execution:${spawner.stateMachineName}/*` })}]`,
-    reason:
-      'The Distributed Map path runs batches of children as child executions of this same state machine; states:DescribeExecution and states:StopExecution are scoped to its own child executions, whose names the service makes per map run.',
-  });
-  acks.push({
-    construct: spawner.stateMachineRole,
     id: 'AwsSolutions-IAM5[Resource::*]',
     reason:
       'Only the actions Step Functions needs for logging (logs:CreateLogDelivery and the other log-delivery actions) and X-Ray tracing use "*": neither supports resource-level permissions.',

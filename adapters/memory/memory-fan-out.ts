@@ -4,14 +4,14 @@
  * journal and engines tiers, the rehearsal and AWS run the ASL itself; one conformance suite
  * (test/adapters/fan-out-conformance.ts) holds the two equal.
  *
- * It reads what the ASL reads: the execution input (fanOutInput: BATCHED ranges, INLINE children,
- * or DISTRIBUTED batches of them), MaxConcurrency (0 = no limit), the Retry fields of RecordChildFailure and
+ * It reads what the ASL reads: the execution input (fanOutInput: BATCHED ranges or INLINE
+ * children), MaxConcurrency (0 = no limit), the Retry fields of RecordChildFailure and
  * Aggregate (loaded from the same ASL file), and DispatchChild's Catch: a child that times out
  * (`States.Timeout`) or cannot be sent is recorded with its error name and message. A
  * batch's iteration calls DispatchBatch with a token and waits for it (the batch's timeout);
  * its Catch is RecordBatchFailure, which failing for good fails the Map. A
- * RecordChildFailure that fails for good fails the inline Map (no further child is dispatched)
- * or, in a batch, its child execution, which the Distributed Map tolerates. Aggregate runs once
+ * RecordChildFailure that fails for good fails the inline Map (no further child is dispatched).
+ * Aggregate runs once
  * at the end, unless the execution was stopped. The Catch of the Map and of Aggregate leads to
  * RecordFanOutFailure; only when that fails too does the execution fail (onError).
  *
@@ -35,7 +35,7 @@ export class MemoryFanOut extends LocalExecutions {
     this.retries = fanOutRetryPolicies();
   }
 
-  /** The execution: the Map (inline, or batches of inline Maps), then Aggregate. */
+  /** The execution: the Map (of batches, or inline of children), then Aggregate. */
   protected async execute(request: FanOutRequest, execution: LocalExecution): Promise<void> {
     const input = fanOutInput(request);
     const { team, runId, parentId, seq } = request;
@@ -44,12 +44,8 @@ export class MemoryFanOut extends LocalExecutions {
         await mapItems(execution, input.batchRanges ?? [], input.batchConcurrency ?? 0, (range) =>
           this.batch(request, execution, { ...range, window: input.window ?? range.count }, input.batchTimeoutSeconds),
         );
-      } else if (input.mode === 'INLINE') {
-        await mapItems(execution, input.children ?? [], input.maxConcurrency ?? 0, (index) => this.child(request, execution, index, false));
       } else {
-        await mapItems(execution, input.batches ?? [], input.batchConcurrency ?? 0, (batch) =>
-          mapItems(execution, batch, input.batchSize ?? 0, (index) => this.child(request, execution, index, true)),
-        );
+        await mapItems(execution, input.children ?? [], input.maxConcurrency ?? 0, (index) => this.child(request, execution, index));
       }
       await retrying(this.retries.aggregate, execution, 'Aggregate', async () => {
         if (!execution.stopped) await this.tasks.aggregate({ team, runId, parentId, seq });
@@ -90,7 +86,7 @@ export class MemoryFanOut extends LocalExecutions {
   }
 
   /** One iteration: DispatchChild, and RecordChildFailure when it fails (its Catch). */
-  private async child(request: FanOutRequest, execution: LocalExecution, index: number, batched: boolean): Promise<void> {
+  private async child(request: FanOutRequest, execution: LocalExecution, index: number): Promise<void> {
     const { team, runId, parentId, seq } = request;
     const branchId = childId(parentId, index);
     try {
@@ -103,11 +99,7 @@ export class MemoryFanOut extends LocalExecutions {
           if (!execution.stopped && !execution.mapFailed) await this.tasks.recordChildFailure(failure);
         });
       } catch (recordError) {
-        // In a batch: its child execution fails, and the Distributed Map tolerates it (Aggregate
-        // fails the child it could not record); the batch's other children go on, as the ASL
-        // adapter's do on the engine.
-        if (batched) return;
-        // Inline: the Map fails; nothing more is dispatched, pending children are released.
+        // The Map fails; nothing more is dispatched, pending children are released.
         this.failMap(execution, 'RecordChildFailure failed');
         throw recordError;
       }

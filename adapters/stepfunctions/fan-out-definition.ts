@@ -28,19 +28,14 @@ function aslPath(): string {
 export const FAN_OUT_STATES = {
   choosePath: 'ChoosePath',
   fanOut: 'FanOut',
-  fanOutDistributed: 'FanOutDistributed',
   /** The batched path: one iteration per batch (DispatchBatch, its Catch RecordBatchFailure). */
   fanOutBatched: 'FanOutBatched',
   dispatchBatch: 'DispatchBatch',
   recordBatchFailure: 'RecordBatchFailure',
-  fanOutBatch: 'FanOutBatch',
   dispatchChild: 'DispatchChild',
   recordChildFailure: 'RecordChildFailure',
-  /** The same two states in the distributed batches (state names are unique in a machine). */
-  dispatchBatchedChild: 'DispatchBatchedChild',
-  recordBatchedChildFailure: 'RecordBatchedChildFailure',
   aggregate: 'Aggregate',
-  /** Where the Catch of FanOut, FanOutDistributed and Aggregate leads: the parent fails. */
+  /** Where the Catch of the Maps and Aggregate leads: the parent fails. */
   recordFanOutFailure: 'RecordFanOutFailure',
 } as const;
 
@@ -59,12 +54,9 @@ export interface FanOutExecutionInput extends Scope {
   /** INLINE: the children's indices, and how many run at once. */
   children?: number[];
   maxConcurrency?: number;
-  /** DISTRIBUTED: the indices in batches (one child execution each), batches at once, batch size. */
-  batches?: number[][];
-  batchConcurrency?: number;
-  batchSize?: number;
-  /** BATCHED: the batches as ranges of indices, children of a batch at once, the batch's timeout. */
+  /** BATCHED: the batches as ranges of indices, batches at once, children of a batch at once, the batch's timeout. */
   batchRanges?: { first: number; count: number }[];
+  batchConcurrency?: number;
   window?: number;
   batchTimeoutSeconds?: number;
 }
@@ -72,7 +64,6 @@ export interface FanOutExecutionInput extends Scope {
 /** Exactly the fields the state machine reads, so a retried spawn sends an identical input. */
 export function fanOutInput(request: FanOutRequest): FanOutExecutionInput {
   const plan = planFanOut(request.count, request.maxConcurrency, request.dispatch);
-  const indices = Array.from({ length: request.count }, (_, i) => request.firstIndex + i);
   const base = {
     team: request.team,
     runId: request.runId,
@@ -81,23 +72,20 @@ export function fanOutInput(request: FanOutRequest): FanOutExecutionInput {
     timeoutSeconds: request.timeoutSeconds,
     mode: plan.mode,
   };
-  if (plan.mode === 'INLINE') return { ...base, children: indices, maxConcurrency: request.maxConcurrency };
-  if (plan.mode === 'BATCHED') {
-    const batchRanges: { first: number; count: number }[] = [];
-    for (let i = 0; i < request.count; i += plan.batchSize) {
-      batchRanges.push({ first: request.firstIndex + i, count: Math.min(plan.batchSize, request.count - i) });
-    }
-    return {
-      ...base,
-      batchRanges,
-      batchConcurrency: plan.batchConcurrency,
-      window: plan.window,
-      batchTimeoutSeconds: batchTimeoutSeconds(plan, request.timeoutSeconds),
-    };
+  if (plan.mode === 'INLINE') {
+    return { ...base, children: Array.from({ length: request.count }, (_, i) => request.firstIndex + i), maxConcurrency: request.maxConcurrency };
   }
-  const batches: number[][] = [];
-  for (let i = 0; i < indices.length; i += plan.batchSize) batches.push(indices.slice(i, i + plan.batchSize));
-  return { ...base, batches, batchConcurrency: plan.batchConcurrency, batchSize: plan.batchSize };
+  const batchRanges: { first: number; count: number }[] = [];
+  for (let i = 0; i < request.count; i += plan.batchSize) {
+    batchRanges.push({ first: request.firstIndex + i, count: Math.min(plan.batchSize, request.count - i) });
+  }
+  return {
+    ...base,
+    batchRanges,
+    batchConcurrency: plan.batchConcurrency,
+    window: plan.window,
+    batchTimeoutSeconds: batchTimeoutSeconds(plan, request.timeoutSeconds),
+  };
 }
 
 /** The ASL as a plain object (JSON-compatible). */

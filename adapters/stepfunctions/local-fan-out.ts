@@ -15,9 +15,6 @@
  *   dispatches and both Lambda tasks become no-ops, and the execution runs out on its own (so
  *   idle() means really idle); a RecordChildFailure that fails for good stops dispatch the same way
  *   (failMap), and the Map's Catch then records the parent's failure.
- * - The engine ignores ToleratedFailurePercentage: a batch whose RecordBatchedChildFailure fails
- *   for good would fail the Distributed Map. AWS tolerates that child execution (100 %), so the
- *   local task ends it quietly instead; Aggregate then fails the child it could not record.
  * - Executions live in this process only: a process that dies takes them along (AWS keeps them).
  *   `branch-spawner resume` starts them again under the same names, and a child that was
  *   dispatched by the dead process reports with the token it got then. Tokens therefore name
@@ -90,7 +87,7 @@ export class LocalFanOutOrchestrator extends LocalExecutions {
       const { team, runId, branchId, step } = (input as DispatchInput).MessageBody;
       return this.dispatchChild(execution, { team, runId, branchId, step }, timeoutSeconds) as Promise<any>;
     };
-    const recordChildFailure = (batched: boolean) => async (input: unknown) => {
+    const recordChildFailure = async (input: unknown) => {
       if (execution.stopped || execution.mapFailed) return {};
       const payload = payloadOf<ChildFailureInput>(input);
       try {
@@ -99,10 +96,7 @@ export class LocalFanOutOrchestrator extends LocalExecutions {
         const attempt = (failedAttempts.get(payload.branchId) ?? 0) + 1;
         failedAttempts.set(payload.branchId, attempt);
         if (attempt > this.retries.recordChildFailure(error)) {
-          // In a batch, this fails its child execution, which the Distributed Map tolerates
-          // (the engine does not: see the header): the batch goes on, Aggregate fails the child.
-          if (batched) return {};
-          // Inline, it fails the Map. Stop dispatching now (the engine would still start the
+          // It fails the Map. Stop dispatching now (the engine would still start the
           // Map's queued iterations: see the header); the Map's Catch records the parent's failure.
           this.failMap(execution, 'RecordChildFailure failed');
         }
@@ -132,9 +126,7 @@ export class LocalFanOutOrchestrator extends LocalExecutions {
       overrides: {
         taskResourceLocalHandlers: {
           [FAN_OUT_STATES.dispatchChild]: dispatch,
-          [FAN_OUT_STATES.dispatchBatchedChild]: dispatch,
-          [FAN_OUT_STATES.recordChildFailure]: recordChildFailure(false),
-          [FAN_OUT_STATES.recordBatchedChildFailure]: recordChildFailure(true),
+          [FAN_OUT_STATES.recordChildFailure]: recordChildFailure,
           [FAN_OUT_STATES.dispatchBatch]: dispatchBatch,
           [FAN_OUT_STATES.recordBatchFailure]: recordBatchFailure,
           [FAN_OUT_STATES.aggregate]: async (input) => {
@@ -163,8 +155,7 @@ function payloadOf<T>(input: unknown): T {
 
 /**
  * The shared ASL, adjusted for the engine's TimeoutSecondsPath difference (see the header), in
- * both copies of DispatchChild (the inline Map's and the distributed batches'). The engine
- * runs the DISTRIBUTED Map as an inline one (see docs/performance.md for what that hides).
+ * the Map iterations that dispatch children (DispatchChild's, and DispatchBatch's).
  */
 export function localDefinition(): AslDefinition {
   const definition = loadFanOutDefinition(LOCAL_SUBSTITUTIONS);
@@ -180,12 +171,11 @@ export function localDefinition(): AslDefinition {
   return definition;
 }
 
-/** The ItemProcessors that dispatch children: the inline Map's, the distributed batches' and the batched path's. */
+/** The ItemProcessors that dispatch children: the batched path's and the inline Map's. */
 export function childProcessors(definition: AslDefinition): AslDefinition[] {
   const states = definition.States ?? {};
   return [
     states[FAN_OUT_STATES.fanOutBatched]?.ItemProcessor,
     states[FAN_OUT_STATES.fanOut]?.ItemProcessor,
-    states[FAN_OUT_STATES.fanOutDistributed]?.ItemProcessor?.States?.[FAN_OUT_STATES.fanOutBatch]?.ItemProcessor,
   ].filter((p): p is AslDefinition => p !== undefined);
 }

@@ -23,14 +23,14 @@ import { S3BlobStore } from '../../adapters/s3/s3-blob-store';
 import { SqsQueueConsumer } from '../sqs/queue-consumer';
 import type { CostCounters } from '../../core/cost';
 import { isRunEnd, type LifecycleEvent } from '../../core/events';
-import { fanOutExecutionName, type BranchRecord, type RunRecord } from '../../core/model';
+import type { BranchRecord, RunRecord } from '../../core/model';
 import { startDynalite, type DynaliteEngine } from '../engines/dynalite-engine';
 import { startFauxqs, type FauxqsEngine } from '../engines/fauxqs-engine';
 import { AwsEndpoint, ServiceError, type Caller } from './aws-endpoint';
 import { PutEventsTooLargeError, RehearsalEventBus, type BusEvent, type RehearsalRule } from './event-bus';
 import { ConcurrencyPool, FunctionError, FunctionHost, THROTTLED, type HostedFunction } from './function-host';
 import { AccessDeniedError, evaluate, roleStatements, type PolicyStatement } from './iam';
-import { executionArnOf, RehearsalStepFunctions, SfnServiceError } from './step-functions';
+import { RehearsalStepFunctions, SfnServiceError } from './step-functions';
 import { assemblyEnvironment, synthesize, type Assembly } from './synth';
 import { RehearsalTemplate } from './template';
 import { QueueClock } from './queue-clock';
@@ -429,14 +429,6 @@ export class RehearsalStack {
     const host = this.findHost(serviceName);
     if (!host) throw new RehearsalError(`no function ${serviceName} in the template`);
     return host;
-  }
-
-  /** The child executions a Distributed Map started for one sync point's fan-out. */
-  childExecutionsOf(runId: string, parentId: string, seq: number): { arn: string; status: string }[] {
-    const [machineId] = this.template.ofType('AWS::StepFunctions::StateMachine')[0] ?? [];
-    if (!machineId) return [];
-    const name = fanOutExecutionName({ team: this.team, runId }, parentId, seq);
-    return this.sfn.childExecutionsOf(executionArnOf(this.template.physicalOf(machineId).attributes.Arn, name));
   }
 
   /** Waits until no execution, delivery or function invocation is in flight. */

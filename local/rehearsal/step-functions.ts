@@ -13,17 +13,11 @@
  *   parameters and the timeout enforced here, failing with `States.Timeout` as AWS does;
  * - a Task without TimeoutSeconds gets an engine default of 60 s (AWS: none): a backstop is set;
  * - abort() does not stop a Map: a stopped execution's remaining tasks do nothing;
- * - the engine runs a Distributed Map inline and ignores ToleratedFailure*: here each of its
- *   iterations is a child execution of its own (its own name, ARN, task tokens, status; stopped
- *   with its parent), run from the Map's ItemProcessor; a failed child execution fails the Map
- *   (`States.ExceedToleratedFailureThreshold`) unless tolerated (a percentage of all the Map's
- *   items, whose count each iteration carries); and the outputs the Map run
- *   collects are counted: past AWS_QUOTAS.stepFunctionsPayloadBytes without a ResultWriter the
- *   execution fails with `States.DataLimitExceeded`, which no Catch can catch (as in AWS).
+ * - the engine would run a Distributed Map inline, without child executions: the stack's state
+ *   machine has none, and a definition with one is refused.
  */
 import { randomUUID } from 'node:crypto';
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
-import { jsonBytes } from '../../core/bounded-value';
 import { AWS_QUOTAS } from './aws-quotas';
 
 export interface RehearsalMachine {
@@ -64,11 +58,6 @@ interface Execution {
   arn: string;
   name: string;
   machine: RehearsalMachine;
-  /** A Distributed Map's child execution: its parent. */
-  parent?: Execution;
-  children: Set<Execution>;
-  /** Per Distributed Map state: what its map run has collected so far. */
-  mapRuns: Map<string, { collectedBytes: number; items: number; failed: number }>;
   input: string;
   status: Status;
   startDate: Date;
@@ -88,26 +77,12 @@ interface PendingTask {
   settle(outcome: { output: unknown } | { error: Error }): void;
 }
 
-/** A Distributed Map's ItemProcessor, run as child executions (see the header). */
-interface DistributedMap {
-  engine: StateMachine;
-  /** The child executions' own definition (their Task states are served like any other). */
-  definition: Record<string, any>;
-  toleratedPercentage: number;
-  toleratedCount: number;
-  hasResultWriter: boolean;
-}
-
 const PLACEHOLDER_TOKEN = 'rehearsal-task-token-placeholder';
-/** The state that stands for a Distributed Map's child execution in the engine's copy. */
-const CHILD_EXECUTION_STATE = 'RehearsalChildExecution';
 const TIMEOUT_FIELD = '__rehearsalTimeoutSeconds';
-/** The field of a Distributed Map iteration's input holding the Map's item count (engineDefinition). */
-const ITEM_COUNT_FIELD = '__rehearsalItemCount';
 const BACKSTOP_TIMEOUT_SECONDS = 2_000_000;
 
 export class RehearsalStepFunctions {
-  private readonly machines = new Map<string, { machine: RehearsalMachine; engine: StateMachine; distributed: Map<string, DistributedMap> }>();
+  private readonly machines = new Map<string, { machine: RehearsalMachine; engine: StateMachine }>();
   private readonly executions = new Map<string, Execution>();
   private readonly pending = new Map<string, PendingTask>();
 
@@ -116,9 +91,8 @@ export class RehearsalStepFunctions {
     private readonly services: TaskServices,
   ) {
     for (const machine of machines) {
-      const distributed = new Map<string, DistributedMap>();
-      const definition = engineDefinition(machine.definition, distributed);
-      this.machines.set(machine.arn, { machine, engine: new StateMachine(definition as StateMachineDefinition), distributed });
+      const definition = engineDefinition(machine.definition);
+      this.machines.set(machine.arn, { machine, engine: new StateMachine(definition as StateMachineDefinition) });
     }
   }
 
@@ -138,34 +112,29 @@ export class RehearsalStepFunctions {
       throw new SfnServiceError('InvalidExecutionInput', `The input is ${Buffer.byteLength(input)} bytes; an execution's input is at most ${AWS_QUOTAS.stepFunctionsPayloadBytes}`);
     }
     const execution = this.newExecution(arn, name, entry.machine, input);
-    this.run(execution, entry.engine, entry.machine.definition, entry.distributed);
+    this.run(execution, entry.engine, entry.machine.definition);
     return { executionArn: arn, startDate: execution.startDate };
   }
 
-  private newExecution(arn: string, name: string, machine: RehearsalMachine, input: string, parent?: Execution): Execution {
+  private newExecution(arn: string, name: string, machine: RehearsalMachine, input: string): Execution {
     const execution: Execution = {
       arn,
       name,
       machine,
       input,
-      parent,
       status: 'RUNNING',
       startDate: new Date(),
       tokens: new Set(),
-      children: new Set(),
-      mapRuns: new Map(),
       done: Promise.resolve(),
       transitions: 0,
     };
     this.executions.set(arn, execution);
-    parent?.children.add(execution);
     return execution;
   }
 
-  private run(execution: Execution, engine: StateMachine, definition: Record<string, any>, distributed: Map<string, DistributedMap>): void {
+  private run(execution: Execution, engine: StateMachine, definition: Record<string, any>): void {
     const { arn, name, input } = execution;
     const handlers = this.taskHandlers(execution, definition);
-    for (const [mapName, map] of distributed) handlers[`${CHILD_EXECUTION_STATE}${mapName}`] = (item) => this.childExecution(execution, mapName, map, item);
     const run = engine.run(JSON.parse(input), {
       context: { Task: { Token: PLACEHOLDER_TOKEN }, Execution: { Id: arn, Name: name, Input: JSON.parse(input) } },
       overrides: { taskResourceLocalHandlers: handlers },
@@ -191,11 +160,7 @@ export class RehearsalStepFunctions {
     });
   }
 
-  /**
-   * What AWS bills: one transition per state entered (each Map iteration's states too) and per
-   * retry. (The engine's stand-in state for a Distributed Map's child execution is counted as the
-   * Map's own iteration; the child execution counts its states itself.)
-   */
+  /** What AWS bills: one transition per state entered (each Map iteration's states too) and per retry. */
   private async countTransitions(execution: Execution, events: AsyncGenerator<{ type: string }>): Promise<void> {
     try {
       for await (const event of events) if (event.type === 'StateEntered' || event.type === 'StateRetried') execution.transitions++;
@@ -204,25 +169,22 @@ export class RehearsalStepFunctions {
     }
   }
 
-  /** State transitions an execution made so far, its Distributed Map's child executions included. */
+  /** State transitions an execution made so far. */
   transitionsOf(executionArn: string): number {
-    const sum = (e: Execution): number => e.transitions + [...e.children].reduce((n, c) => n + sum(c), 0);
-    const execution = this.executions.get(executionArn);
-    return execution ? sum(execution) : 0;
+    return this.executions.get(executionArn)?.transitions ?? 0;
   }
 
   /** State transitions of every execution started for a run (its fan-outs' inputs name it). */
   transitionsOfRun(team: string, runId: string): number {
     let total = 0;
     for (const execution of this.executions.values()) {
-      if (execution.parent) continue;
       const input = JSON.parse(execution.input) as { team?: string; runId?: string };
       if (input.team === team && input.runId === runId) total += this.transitionsOf(execution.arn);
     }
     return total;
   }
 
-  /** The execution fails (an uncaught error, or one no Catch may catch); a top-level one is reported. */
+  /** The execution fails (an uncaught error, or one no Catch may catch), and is reported. */
   private fail(execution: Execution, error: string | undefined, cause: string | undefined, original?: unknown): void {
     if (execution.status !== 'RUNNING') return;
     execution.status = 'FAILED';
@@ -230,50 +192,7 @@ export class RehearsalStepFunctions {
     execution.cause = cause;
     execution.stopDate = new Date();
     this.release(execution, new TaskFailure('States.Aborted', 'the execution failed'));
-    if (!execution.parent) {
-      this.services.onExecutionError(Object.assign(new Error(`execution ${execution.name} failed: ${error}: ${cause}`), { cause: original }), execution);
-    }
-  }
-
-  /**
-   * One iteration of a Distributed Map: a child execution of the Map's ItemProcessor, awaited.
-   * Its output is what the Map run collects (counted against the payload quota); a failure is
-   * tolerated or fails the Map, as the Map's ToleratedFailure* say.
-   */
-  private async childExecution(parent: Execution, mapName: string, map: DistributedMap, iteration: unknown): Promise<unknown> {
-    if (parent.status !== 'RUNNING') return {};
-    const { item, [ITEM_COUNT_FIELD]: total } = iteration as { item: unknown; [ITEM_COUNT_FIELD]: number };
-    const mapRun = parent.mapRuns.get(mapName) ?? { collectedBytes: 2, items: 0, failed: 0 };
-    parent.mapRuns.set(mapName, mapRun);
-    mapRun.items++;
-    const name = randomUUID();
-    const child = this.newExecution(childArn(parent, mapName, name), name, parent.machine, JSON.stringify(item ?? {}), parent);
-    this.run(child, map.engine, map.definition, new Map());
-    await child.done;
-    let output: unknown;
-    if (child.status === 'SUCCEEDED') {
-      output = JSON.parse(child.output ?? 'null');
-    } else {
-      mapRun.failed++;
-      output = { Error: child.error ?? 'States.Aborted', Cause: child.cause ?? '' };
-      const tolerated = mapRun.failed <= map.toleratedCount || (mapRun.failed / total) * 100 <= map.toleratedPercentage;
-      if (!tolerated && parent.status === 'RUNNING') {
-        throw new TaskFailure('States.ExceedToleratedFailureThreshold', `The specified tolerated failure threshold was exceeded (${mapName}: ${mapRun.failed} of ${total} child executions failed)`);
-      }
-    }
-    mapRun.collectedBytes += jsonBytes(output) + 1;
-    if (!map.hasResultWriter && mapRun.collectedBytes > AWS_QUOTAS.stepFunctionsPayloadBytes) {
-      // No Catch catches it: the execution fails, and so does everything it still runs.
-      this.fail(
-        parent,
-        'States.DataLimitExceeded',
-        `The state/task '${mapName}' returned a result with a size exceeding the maximum number of bytes service limit (${AWS_QUOTAS.stepFunctionsPayloadBytes}): ${mapRun.items} child execution outputs collected so far`,
-      );
-      parent.abort?.();
-      for (const running of parent.children) if (running.status === 'RUNNING') this.stopExecution({ executionArn: running.arn, error: 'States.Aborted' });
-    }
-    // The engine's own copy of the Map result keeps nothing (the count above is what AWS holds).
-    return {};
+    this.services.onExecutionError(Object.assign(new Error(`execution ${execution.name} failed: ${error}: ${cause}`), { cause: original }), execution);
   }
 
   describeExecution(executionArn: string) {
@@ -301,8 +220,6 @@ export class RehearsalStepFunctions {
       e.cause = request.cause;
       e.stopDate = new Date();
       this.release(e, new TaskFailure('States.Aborted', 'the execution was stopped'));
-      // A Distributed Map's child executions are stopped with their parent.
-      for (const child of e.children) this.stopExecution({ executionArn: child.arn, error: request.error, cause: request.cause });
     }
     return { stopDate: (e.stopDate ?? new Date()).getTime() / 1000 };
   }
@@ -331,12 +248,7 @@ export class RehearsalStepFunctions {
   }
 
   running(): number {
-    return [...this.executions.values()].filter((e) => e.status === 'RUNNING' && !e.parent).length;
-  }
-
-  /** The child executions a Distributed Map started for an execution (for tests and diagnostics). */
-  childExecutionsOf(executionArn: string): { arn: string; status: Status }[] {
-    return [...(this.executions.get(executionArn)?.children ?? [])].map((c) => ({ arn: c.arn, status: c.status }));
+    return [...this.executions.values()].filter((e) => e.status === 'RUNNING').length;
   }
 
   /** Resolves when no execution runs (including ones started meanwhile). */
@@ -498,42 +410,14 @@ function taskStates(definition: Record<string, any>): [string, Record<string, an
   return found;
 }
 
-/** A child execution's ARN: `execution:<machine>/<map run>:<name>`, as AWS names them. */
-function childArn(parent: Execution, mapName: string, name: string): string {
-  const parts = parent.arn.split(':');
-  return [...parts.slice(0, 5), 'execution', `${parent.machine.name}/${parent.name}-${mapName}`, name].join(':');
-}
-
-/**
- * The definition as the engine runs it (see the header's differences). Each Distributed Map's
- * ItemProcessor is taken out into `distributed` (run as child executions) and replaced by one
- * Task that runs a child execution per item.
- */
-function engineDefinition(definition: Record<string, any>, distributed: Map<string, DistributedMap> = new Map()): Record<string, any> {
+/** The definition as the engine runs it (see the header's differences). */
+function engineDefinition(definition: Record<string, any>): Record<string, any> {
   const copy = structuredClone(definition);
   for (const [name, state] of Object.entries((copy.States ?? {}) as Record<string, Record<string, any>>)) {
     const processor = state.ItemProcessor ?? state.Iterator;
-    if (state.Type !== 'Map' || processor?.ProcessorConfig?.Mode !== 'DISTRIBUTED') continue;
-    const { ProcessorConfig: _config, ...child } = processor;
-    distributed.set(name, {
-      engine: new StateMachine(engineDefinition(child) as StateMachineDefinition),
-      definition: child,
-      toleratedPercentage: Number(state.ToleratedFailurePercentage ?? 0),
-      toleratedCount: Number(state.ToleratedFailureCount ?? 0),
-      hasResultWriter: state.ResultWriter !== undefined,
-    });
-    // Each iteration also carries the item count, against which ToleratedFailurePercentage is
-    // checked (AWS counts the failed items of the whole Map run, not of those started so far).
-    const itemsPath = typeof state.ItemsPath === 'string' ? state.ItemsPath : '$';
-    const selector = state.ItemSelector ?? state.Parameters;
-    state.ItemSelector = { ...(selector === undefined ? { 'item.$': '$$.Map.Item.Value' } : { item: selector }), [`${ITEM_COUNT_FIELD}.$`]: `States.ArrayLength(${itemsPath})` };
-    delete state.Parameters;
-    const task = `${CHILD_EXECUTION_STATE}${name}`;
-    state.ItemProcessor = { ProcessorConfig: { Mode: 'INLINE' }, StartAt: task, States: { [task]: { Type: 'Task', Resource: 'arn:aws:states:::rehearsal:childExecution', End: true } } };
-    delete state.Iterator;
-    delete state.ToleratedFailurePercentage;
-    delete state.ToleratedFailureCount;
-    delete state.Label;
+    if (state.Type === 'Map' && processor?.ProcessorConfig?.Mode === 'DISTRIBUTED') {
+      throw new Error(`rehearsal: ${name} is a Distributed Map, which the rehearsal does not run (the stack's state machine has none)`);
+    }
   }
   for (const [, state] of taskStates(copy)) {
     if (typeof state.TimeoutSecondsPath === 'string') {

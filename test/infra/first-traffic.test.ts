@@ -103,12 +103,12 @@ function deployedDefinition(synthesized: Synthesized): Record<string, any> {
 }
 
 describe('the fan-out state machine', () => {
-  it('catches a failed Map (inline or distributed) and a failed Aggregate: the parent failure is recorded, never left WAITING', () => {
+  it('catches a failed Map (batched or inline) and a failed Aggregate: the parent failure is recorded, never left WAITING', () => {
     const { States } = deployedDefinition(research);
     const [[, machine]] = resourcesOf(research.template, 'AWS::StepFunctions::StateMachine');
     const recordFunction = machine.Properties.DefinitionSubstitutions.RecordChildFailureFunctionArn;
     expect(recordFunction).toEqual({ 'Fn::GetAtt': [functionOf(research.template, 'record-child-failure').id, 'Arn'] });
-    for (const name of ['FanOut', 'FanOutDistributed', 'Aggregate']) {
+    for (const name of ['FanOutBatched', 'FanOut', 'Aggregate']) {
       expect(States[name].Catch, name).toEqual([{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'RecordFanOutFailure' }]);
     }
     // The record-child-failure function, without a branch id: the fan-out's own failure.
@@ -125,21 +125,9 @@ describe('the fan-out state machine', () => {
     expect(States.RecordFanOutFailure.Catch).toBeUndefined();
   });
 
-  it('collects no output from the Distributed Map (each child execution ends with {}) and tolerates a failed child execution', () => {
-    const distributed = deployedDefinition(research).States.FanOutDistributed;
-    // ResultPath null alone does not discard what a Distributed Map collects (aws/aws-cdk#24799).
-    expect(distributed.ResultWriter === undefined).toBe(true);
-    const batch = distributed.ItemProcessor.States[distributed.ItemProcessor.StartAt];
-    expect(batch.End).toBe(true);
-    expect(Object.keys(batch)).toContain('OutputPath');
-    expect(batch.OutputPath).toBeNull();
-    // Children whose failure could not be recorded fail at Aggregate (settled from the records).
-    expect(distributed.ToleratedFailurePercentage).toBe(100);
-  });
-
   it('every Map iteration ends with {} (nothing of the children accumulates in a Map result)', () => {
     const { States } = deployedDefinition(research);
-    const processors = [States.FanOut.ItemProcessor, States.FanOutDistributed.ItemProcessor.States.FanOutBatch.ItemProcessor];
+    const processors = [States.FanOutBatched.ItemProcessor, States.FanOut.ItemProcessor];
     for (const processor of processors) {
       for (const [name, state] of Object.entries(processor.States as Record<string, Record<string, unknown>>)) {
         if (state.End) expect(state.OutputPath, name).toBeNull();
@@ -160,7 +148,7 @@ describe('OutputPath null beside a Catch (checked without an AWS account)', () =
   it('is the form AWS CDK writes for JsonPath.DISCARD with addCatch', () => {
     const discarding = allStates(deployedDefinition(research) as { States: Record<string, any> }).filter(([, state]) => 'OutputPath' in state);
     expect(discarding.map(([name]) => name).sort()).toEqual(
-      ['DispatchBatch', 'DispatchBatchedChild', 'DispatchChild', 'FanOutBatch', 'RecordBatchFailure', 'RecordBatchedChildFailure', 'RecordChildFailure'],
+      ['DispatchBatch', 'DispatchChild', 'RecordBatchFailure', 'RecordChildFailure'],
     );
     for (const [name, state] of discarding) expect(state.OutputPath, name).toBeNull();
     const stack = new Stack();
@@ -180,7 +168,7 @@ describe('OutputPath null beside a Catch (checked without an AWS account)', () =
     const cdk = form(stack.resolve(task.toStateJson()));
     expect(cdk).toEqual({ ResultPath: null, OutputPath: null, Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error' }] });
     const caught = discarding.filter(([, state]) => state.Catch);
-    expect(caught.map(([name]) => name).sort()).toEqual(['DispatchBatch', 'DispatchBatchedChild', 'DispatchChild']);
+    expect(caught.map(([name]) => name).sort()).toEqual(['DispatchBatch', 'DispatchChild']);
     for (const [name, state] of caught) expect(form(state), name).toEqual(cdk);
   });
 

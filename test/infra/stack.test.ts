@@ -266,14 +266,14 @@ describe('Step Functions', () => {
     const key = sm.Properties.DefinitionS3Location.Key as string;
     const asl = readFileSync(join(research.app.outdir, `asset.${key}`), 'utf8');
     expect(asl).toBe(readFileSync(FAN_OUT_ASL_PATH, 'utf8'));
-    // Every SQS task of the machine (DispatchChild, DispatchBatchedChild) sends a child's first
-    // step to ${StepQueueUrl}: the start lane's queue, the one the step-worker's STEP_QUEUE_URL names.
+    // The machine's SQS task (DispatchChild) sends a child's first step to ${StepQueueUrl}: the
+    // start lane's queue, the one the step-worker's STEP_QUEUE_URL names.
     const sends: Record<string, any>[] = [];
     JSON.parse(asl, (_key, value) => {
       if (value?.Type === 'Task' && String(value.Resource).startsWith('arn:aws:states:::sqs:sendMessage')) sends.push(value);
       return value;
     });
-    expect(sends.length).toBeGreaterThanOrEqual(2);
+    expect(sends).toHaveLength(1);
     for (const task of sends) {
       expect(task.Parameters.QueueUrl).toBe('${StepQueueUrl}');
       const body = task.Parameters.MessageBody;

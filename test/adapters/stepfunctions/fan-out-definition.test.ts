@@ -40,16 +40,13 @@ describe('fan-out.asl.json', () => {
     expect(result.isValid).toBe(true);
   });
 
-  it('is JSONPath: ChoosePath, then a Map over batches, an inline Map or a Distributed Map over the children (as indices), then Aggregate', () => {
+  it('is JSONPath: ChoosePath, then a Map over batches or an inline Map over the children (as indices), then Aggregate; no Distributed Map', () => {
     const definition = loadFanOutDefinition(substitutions);
     expect(definition.QueryLanguage ?? 'JSONPath').toBe('JSONPath');
     expect(definition.StartAt).toBe('ChoosePath');
     expect(definition.States.ChoosePath).toMatchObject({
       Type: 'Choice',
-      Choices: [
-        { Variable: '$.mode', StringEquals: 'DISTRIBUTED', Next: 'FanOutDistributed' },
-        { Variable: '$.mode', StringEquals: 'BATCHED', Next: 'FanOutBatched' },
-      ],
+      Choices: [{ Variable: '$.mode', StringEquals: 'BATCHED', Next: 'FanOutBatched' }],
       Default: 'FanOut',
     });
     const childSelector = {
@@ -70,30 +67,8 @@ describe('fan-out.asl.json', () => {
       ItemSelector: childSelector,
     });
     expect(fanOut.ItemProcessor.ProcessorConfig.Mode).toBe('INLINE');
-    const distributed = definition.States.FanOutDistributed;
-    expect(distributed).toMatchObject({
-      Type: 'Map',
-      ItemsPath: '$.batches',
-      MaxConcurrencyPath: '$.batchConcurrency',
-      ResultPath: null,
-      Next: 'Aggregate',
-      ItemSelector: { 'children.$': '$$.Map.Item.Value', 'batchSize.$': '$.batchSize', 'timeoutSeconds.$': '$.timeoutSeconds' },
-      ItemProcessor: { ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' }, StartAt: 'FanOutBatch' },
-    });
-    const batch = distributed.ItemProcessor.States.FanOutBatch;
-    expect(batch).toMatchObject({ Type: 'Map', ItemsPath: '$.children', MaxConcurrencyPath: '$.batchSize', ItemSelector: childSelector, End: true });
-    expect(batch.ItemProcessor.ProcessorConfig.Mode).toBe('INLINE');
-    // One contract for a child, whichever path: the two processors are the same states (renamed,
-    // as state names are unique within a machine).
-    const renamed = JSON.parse(
-      JSON.stringify(batch.ItemProcessor).replace(/DispatchBatchedChild/g, 'DispatchChild').replace(/RecordBatchedChildFailure/g, 'RecordChildFailure'),
-    );
-    expect(renamed).toEqual(fanOut.ItemProcessor);
-    // The failure policy is ours: a failed child execution (a batch whose failure could not be
-    // recorded) is tolerated, and Aggregate fails its unreported children. The local engine
-    // ignores ToleratedFailure*; both local fan-outs tolerate it themselves (the conformance suite).
-    expect(distributed.ToleratedFailurePercentage).toBe(100);
-    expect(JSON.stringify(definition).match(/ToleratedFailure/g)).toHaveLength(1);
+    // Every Map is inline: a fan-out is one execution (no child executions, no map runs).
+    expect(JSON.stringify(definition)).not.toMatch(/DISTRIBUTED|ToleratedFailure|ResultWriter/);
     expect(JSON.stringify(definition)).not.toMatch(/JSONata|ItemReader|ItemBatcher/);
   });
 
@@ -191,20 +166,18 @@ describe('fan-out.asl.json', () => {
     expect(aggregate.Retry[0].ErrorEquals).not.toContain('States.ALL');
   });
 
-  it('passes children as indices, inline when narrow and not too concurrent, in batches when not, under 256 KB at 10,000', () => {
+  it('per child: passes children as indices when one inline Map holds them (at most 1,000, at most 40 at once), in batches when not', () => {
     const base = { team: 't', runId: 'r', parentId: 'root.3', seq: 2, executionName: 'r-root_3-s2', timeoutSeconds: 60, dispatch: 'per-child' as const };
     expect(fanOutInput({ ...base, maxConcurrency: 10, firstIndex: 5, count: 3 })).toEqual({
       team: 't', runId: 'r', parentId: 'root.3', seq: 2, timeoutSeconds: 60, mode: 'INLINE', children: [5, 6, 7], maxConcurrency: 10,
     });
-    const wide = fanOutInput({ ...base, maxConcurrency: 200, firstIndex: 0, count: 10_000 });
-    expect(wide).toMatchObject({ mode: 'DISTRIBUTED', batchSize: 40, batchConcurrency: 5 });
-    expect(wide.batches).toHaveLength(250);
-    expect(wide.batches!.flat()).toEqual(Array.from({ length: 10_000 }, (_, i) => i));
-    expect(Buffer.byteLength(JSON.stringify(wide))).toBeLessThan(256 * 1024);
-    // Concurrency past the inline Map's 40 goes distributed even when narrow.
-    expect(fanOutInput({ ...base, maxConcurrency: 100, firstIndex: 0, count: 100 }).mode).toBe('DISTRIBUTED');
+    expect(fanOutInput({ ...base, maxConcurrency: 10, firstIndex: 0, count: 1_000 }).mode).toBe('INLINE');
     expect(fanOutInput({ ...base, maxConcurrency: 100, firstIndex: 0, count: 40 }).mode).toBe('INLINE');
-    expect(fanOutInput({ ...base, maxConcurrency: 10, firstIndex: 0, count: 1_001 }).mode).toBe('DISTRIBUTED');
+    // Past the inline Map's 40 at once, or 1,000 children: batched, as the default dispatch.
+    const concurrent = fanOutInput({ ...base, maxConcurrency: 100, firstIndex: 0, count: 100 });
+    expect(concurrent).toEqual(fanOutInput({ ...base, maxConcurrency: 100, firstIndex: 0, count: 100, dispatch: 'batched' }));
+    expect(concurrent).toMatchObject({ mode: 'BATCHED', batchRanges: [{ first: 0, count: 100 }], window: 100 });
+    expect(fanOutInput({ ...base, maxConcurrency: 10, firstIndex: 0, count: 1_001 }).mode).toBe('BATCHED');
   });
 
   it('passes batches as ranges: one batch for 150 children, 40 for 10,000; the window keeps batches × window within the limit', () => {
