@@ -161,6 +161,11 @@ export interface BranchStore {
   appendEvents(scope: Scope, events: readonly LifecycleEvent[]): Promise<void>;
   /** At most `limit` of the run's stored events numbered above `after`, in number order (consistent read). */
   listEvents(scope: Scope, page: { after: number; limit: number }): Promise<StoredEvent[]>;
+  /**
+   * The JSON of a value kept by reference for the run (a tool call's arguments or output, named by
+   * its ToolCalled event: core/tools.ts); NotFoundError when the run has none by that reference.
+   */
+  getValue(scope: Scope, ref: string): Promise<string>;
 
   /**
    * Keeps a wide spawn's child specs out of the parent's item, in items of bounded size, under

@@ -157,19 +157,57 @@ export interface ToolCallRecord {
   /** Whole sizes (UTF-8 bytes of the arguments' JSON and of the output text). */
   argumentBytes: number;
   outputBytes: number;
-  /** The arguments: whole when within TOOL_TRACE_PREVIEW_BYTES, else a preview that says what it left out. */
+  /** `inline`: the arguments, whole when within TOOL_TRACE_PREVIEW_BYTES, else a preview that says what it left out. */
   arguments?: unknown;
-  /** The output text, likewise whole or cut with a note of its whole size. */
+  /** `inline`: the output text, likewise whole or cut with a note of its whole size. */
   output?: string;
+  /** The whole arguments kept in the run's blob store (`GET /runs/{runId}/values/{ref}`): past the preview, or always with `reference`. */
+  argumentsRef?: string;
+  /** The whole output (its JSON: a string), kept likewise. */
+  outputRef?: string;
   error?: string;
 }
 
 /** What a trace record (and so a `ToolCalled` event) holds of a call's arguments and of its output, each. */
 export const TOOL_TRACE_PREVIEW_BYTES = 1024;
 
-/** The arguments and output of a call as its trace record shows them: bounded (core/bounded-value). */
-export function toolTracePreview(args: unknown, output: string): { arguments: unknown; output: string } {
-  return { arguments: boundValue(args ?? null, TOOL_TRACE_PREVIEW_BYTES).value, output: boundValue(output, TOOL_TRACE_PREVIEW_BYTES).value as string };
+/**
+ * How a call's arguments and output appear in its `ToolCalled` event (a team setting in a stack):
+ * `inline`, whole up to TOOL_TRACE_PREVIEW_BYTES and a preview past that, with a reference to the
+ * whole value; `reference`, references only, so no tool content travels with the events (the
+ * team's bus and whoever reads it).
+ */
+export const TOOL_VALUE_MODES = ['inline', 'reference'] as const;
+export type ToolValueMode = (typeof TOOL_VALUE_MODES)[number];
+
+/** The largest argument or output kept by reference; a larger one is kept as a preview of this size (saying what it left out). */
+export const MAX_TOOL_VALUE_BYTES = 4 * 1024 * 1024;
+
+/** Whether a value of this size is kept by reference under `mode`. */
+export function keepsToolValue(mode: ToolValueMode, bytes: number): boolean {
+  return mode === 'reference' || bytes > TOOL_TRACE_PREVIEW_BYTES;
+}
+
+/** The stored form of a value kept by reference: its JSON, within MAX_TOOL_VALUE_BYTES. */
+export function keptToolValue(value: unknown): string {
+  // A preview is about its budget (its JSON quoting and notes aside): a margin keeps it under the maximum.
+  return JSON.stringify(boundValue(value ?? null, MAX_TOOL_VALUE_BYTES - 1024).value);
+}
+
+/** The arguments and output of a call as its trace record shows them under `mode`, with the references of those kept. */
+export function toolTraceValues(
+  args: unknown,
+  output: string,
+  mode: ToolValueMode,
+  refs: { arguments?: string; output?: string } = {},
+): Pick<ToolCallRecord, 'arguments' | 'output' | 'argumentsRef' | 'outputRef'> {
+  return {
+    ...(mode === 'inline'
+      ? { arguments: boundValue(args ?? null, TOOL_TRACE_PREVIEW_BYTES).value, output: boundValue(output, TOOL_TRACE_PREVIEW_BYTES).value as string }
+      : {}),
+    ...(refs.arguments ? { argumentsRef: refs.arguments } : {}),
+    ...(refs.output ? { outputRef: refs.output } : {}),
+  };
 }
 
 /** One model turn of a tool loop that asked for user tools, and the results so far (by call id). */

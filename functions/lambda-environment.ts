@@ -3,6 +3,7 @@
  * (`toLambdaEnvironment`) and the composition roots read them back (`fromLambdaEnvironment`).
  * Kept free of handler code so the CDK app does not load middy or the AWS SDK through it.
  */
+import { TOOL_VALUE_MODES, type ToolValueMode } from '../core/tools';
 import { ValidationError } from '../core/errors';
 import { MAX_DOCUMENT_TEXT_BYTES } from '../core/input-bounds';
 import type { AgentRegistry, Limits } from '../core/model';
@@ -44,6 +45,8 @@ export interface LambdaEnvironment {
   shareRuns?: boolean;
   /** Which per-branch events go to the bus (all, when absent). */
   events?: EventPolicy;
+  /** How ToolCalled events carry tool arguments and outputs (core/tools.ts): by reference only, when absent. */
+  toolValues?: ToolValueMode;
 }
 
 /** The variable each field is stored in. */
@@ -64,6 +67,7 @@ export const ENVIRONMENT_VARIABLES = {
   audience: 'API_AUDIENCE',
   shareRuns: 'SHARE_RUNS',
   events: 'BRANCH_EVENTS',
+  toolValues: 'TOOL_VALUES',
 } as const satisfies Record<keyof LambdaEnvironment, string>;
 
 const V = ENVIRONMENT_VARIABLES;
@@ -85,6 +89,7 @@ export function toLambdaEnvironment(values: LambdaEnvironment): Record<string, s
     ...(values.audience?.length ? { [V.audience]: JSON.stringify(values.audience) } : {}),
     ...(values.shareRuns ? { [V.shareRuns]: 'true' } : {}),
     ...(values.events && (values.events.branches !== 'all' || values.events.sample < 1) ? { [V.events]: JSON.stringify(values.events) } : {}),
+    ...(values.toolValues && values.toolValues !== STACK_TOOL_VALUES ? { [V.toolValues]: values.toolValues } : {}),
     ...(values.secretSources && Object.keys(values.secretSources).length
       ? { [V.secretSources]: JSON.stringify(values.secretSources) }
       : {}),
@@ -123,7 +128,19 @@ export function fromLambdaEnvironment(env: Record<string, string | undefined>): 
     ...(env[V.audience] ? { audience: jsonOf<string[]>(V.audience, []) } : {}),
     ...(env[V.shareRuns] === 'true' ? { shareRuns: true } : {}),
     ...(env[V.events] ? { events: eventPolicyOf(jsonOf<Record<string, unknown>>(V.events, {})) } : {}),
+    toolValues: toolValuesOf(env[V.toolValues]),
   };
+}
+
+/** A stack's ToolCalled events carry references only unless its team says `inline`: the bus is shared with whoever reads it. */
+export const STACK_TOOL_VALUES: ToolValueMode = 'reference';
+
+function toolValuesOf(value: string | undefined): ToolValueMode {
+  if (value === undefined || value === '') return STACK_TOOL_VALUES;
+  if (!(TOOL_VALUE_MODES as readonly string[]).includes(value)) {
+    throw new ValidationError(`environment variable ${V.toolValues}: must be one of ${TOOL_VALUE_MODES.join(', ')}`, V.toolValues);
+  }
+  return value as ToolValueMode;
 }
 
 function eventPolicyOf(value: Record<string, unknown>): EventPolicy {

@@ -11,7 +11,8 @@ import type { AgentRegistry, Limits } from '../core/model';
 import { limitsSchema, teamLimitMaxima } from '../core/limits';
 import { parseScenario } from '../core/scenario';
 import type { AgentPolicy } from '../core/run-request';
-import { DEFAULT_MAX_BODY_BYTES } from './lambda-environment';
+import { DEFAULT_MAX_BODY_BYTES, STACK_TOOL_VALUES } from './lambda-environment';
+import { TOOL_VALUE_MODES } from '../core/tools';
 import { continueLaneConcurrency } from '../core/step-lanes';
 import { LAMBDA_CONCURRENCY, LAMBDA_MEMORY_MB } from './function-memory';
 import { BRANCH_EVENT_MODES, SEND_ALL_EVENTS } from '../core/event-policy';
@@ -110,6 +111,9 @@ const teamConfigSchema = z
       .default({}),
     // A module of registered aggregators (path relative to the config file), bundled into the functions.
     aggregators: z.string().min(1).optional(),
+    // How ToolCalled events carry tool arguments and outputs: references only (the default: no tool
+    // content on the team bus), or inline up to 1 KB each (core/tools.ts).
+    toolValues: z.enum(TOOL_VALUE_MODES).default(STACK_TOOL_VALUES),
     maxBodyBytes: positiveInt.max(10 * 1024 * 1024, 'must be ≤ 10 MiB (the API Gateway cap)').default(DEFAULT_MAX_BODY_BYTES),
   })
   .strict();

@@ -235,6 +235,7 @@ export class BranchSpawner extends Construct {
       ...(config.auth.type === 'jwt' ? { audience: [config.auth.audience].flat() } : {}),
       shareRuns: config.shareRuns,
       events: config.events,
+      toolValues: config.toolValues,
     });
     const reserved = workerReservedConcurrency(config);
     const fn = (name: SpawnerFunctionName, id: string, extra: Partial<ConstructorParameters<typeof SpawnerFunction>[2]> = {}) =>
@@ -834,6 +835,11 @@ function createApi(scope: Construct, config: TeamConfig, handler: SpawnerFunctio
   branch
     .addResource('result')
     .addMethod('GET', integration, { requestValidator: validator, requestParameters: { ...withId, 'method.request.path.branchId': true } });
+  // A value kept by reference (a tool call's arguments or output: docs/llm-agents.md).
+  run
+    .addResource('values')
+    .addResource('{ref}')
+    .addMethod('GET', integration, { requestValidator: validator, requestParameters: { ...withId, 'method.request.path.ref': true } });
   run
     .addResource('tree')
     .addMethod('GET', integration, {

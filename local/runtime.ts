@@ -197,7 +197,9 @@ export class LocalRuntime {
     const late = lateBoundTasks();
     const fanOut = engines.createFanOut(sent, late.tasks, (error) => runtime.report(error));
     // LLM agents' tools: module tools load like module agents; MCP servers are closed with the runtime.
-    const toolBox = new ToolBox(options.modules);
+    // The trace shows calls' arguments and outputs inline (it is the developer's own), those past the
+    // preview kept whole in the run's blobs, by reference.
+    const toolBox = new ToolBox({ ...options.modules, trace: { mode: 'inline', blobs: engines.blobs } });
     // http agents get values past 256 KB by URL (core/agent-request.ts), served from the run's blobs.
     const links = new LocalValueLinks(engines.blobs);
     // Each handler call where AWS invokes a function is metered as its invocation; agent calls

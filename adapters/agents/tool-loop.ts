@@ -10,8 +10,8 @@ import { DEFAULT_LIMITS } from '../../core/limits';
 import type { AgentInvocation, AgentReply } from '../../core/ports';
 import { buildMessages, buildSystemPrompt, type ChatMessage } from '../../core/prompt';
 import { isProtocolTool, protocolTools, responseOfToolCall, type ToolSpec } from '../../core/protocol-tools';
-import { branchedCallOf, branchedCallsResponse, toolCallingOf, toolsSchema, toolTracePreview, type ToolCallRecord, type ToolLoopCheckpoint, type ToolTurn } from '../../core/tools';
-import { callTool, ToolCallAborted, type ToolBox, type ToolCallContext, type UserTool } from '../tools/tool-box';
+import { branchedCallOf, branchedCallsResponse, toolCallingOf, toolsSchema, type ToolCallRecord, type ToolLoopCheckpoint, type ToolTurn } from '../../core/tools';
+import { callTool, ToolCallAborted, tracedValues, type ToolBox, type ToolCallContext, type UserTool } from '../tools/tool-box';
 
 export interface ToolCallRequest {
   id: string;
@@ -105,11 +105,11 @@ async function loop<M>(session: ChatSession<M>, options: ToolLoopOptions<M>, spe
           let outcome: { text: string; isError: boolean; record: ToolCallRecord };
           if (interrupted && tool && !tool.idempotent) {
             const text = `not run again: this call was in flight when the step was interrupted, and ${call.name} is not idempotent; its outcome is unknown`;
-            outcome = refusal(call, tool, text, 'interrupted');
-          } else if (!tool) outcome = refusal(call, tool, `there is no tool named "${call.name}"`, 'error');
-          else if (call.refused) outcome = refusal(call, tool, call.refused, 'refused');
+            outcome = await refusal(call, tool, text, 'interrupted', context);
+          } else if (!tool) outcome = await refusal(call, tool, `there is no tool named "${call.name}"`, 'error', context);
+          else if (call.refused) outcome = await refusal(call, tool, call.refused, 'refused', context);
           else if (typeof call.args === 'string') {
-            outcome = refusal(call, tool, `the arguments of ${call.name} must be a JSON object: ${call.args.slice(0, 200)}`, 'error');
+            outcome = await refusal(call, tool, `the arguments of ${call.name} must be a JSON object: ${call.args.slice(0, 200)}`, 'error', context);
           } else outcome = await callTool(tool, call.args ?? {}, context);
           tell(outcome.record);
           turn.results[call.id] = { text: outcome.text, isError: outcome.isError };
@@ -187,15 +187,16 @@ async function loop<M>(session: ChatSession<M>, options: ToolLoopOptions<M>, spe
   }
 }
 
-function refusal(call: ToolCallRequest, tool: UserTool | undefined, text: string, status: ToolCallRecord['status']) {
+/** A call answered without running it (no such tool, bad arguments, past the limit, not run again): traced as calls are. */
+async function refusal(call: ToolCallRequest, tool: UserTool | undefined, text: string, status: ToolCallRecord['status'], context: ToolCallContext) {
   const record: ToolCallRecord = {
     tool: call.name,
     kind: tool?.kind ?? 'unknown',
     status,
     durationMs: 0,
-    argumentBytes: 0,
+    ...(await tracedValues(call.args, '', context)),
+    // Nothing ran: no output.
     outputBytes: 0,
-    ...toolTracePreview(call.args, ''),
     error: text,
   };
   return { text, isError: true, record };
@@ -250,7 +251,7 @@ export async function invokeLlm<M>(step: LlmStep<M>): Promise<AgentReply> {
       tools,
       choice: mode === 'on' ? 'required' : 'auto',
       maxToolCalls,
-      context: { agent, branchId: call.branchId, runId: call.runId, signal: call.signal },
+      context: { agent, team: call.team, branchId: call.branchId, runId: call.runId, signal: call.signal, trace: step.toolBox.trace },
       onToolCall: call.onToolCall,
       checkpoint: call.checkpoint,
       step: call.step,

@@ -485,6 +485,11 @@ export class DynamoBranchStore implements BranchStore {
     await mapLimit(items, this.writeConcurrency, (item) => this.putIfAbsent(scope, item, `appendEvents ${scope.runId}`));
   }
 
+  async getValue(scope: Scope, ref: string): Promise<string> {
+    if (!this.blobs) throw new NotFoundError(`run ${scope.runId} keeps no values by reference (this store has no blob store)`);
+    return this.blobs.get(scope, ref);
+  }
+
   async listEvents(scope: Scope, page: { after: number; limit: number }): Promise<StoredEvent[]> {
     const limit = Math.max(1, page.limit);
     const events: StoredEvent[] = [];

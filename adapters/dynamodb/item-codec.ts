@@ -156,27 +156,41 @@ type PackedEvent = Omit<LifecycleEvent, 'team' | 'runId' | 'eventId'> & { eventI
 export function eventPackItems(scope: Scope, first: number, storedAt: number, events: readonly LifecycleEvent[]): Item[] {
   const items: Item[] = [];
   let pack: string[] = [];
+  let refs: string[] = [];
   let bytes = 0;
   let packFirst = first;
   const flush = () => {
     const last = packFirst + pack.length - 1;
     const ev = deflateRawSync(`[${pack.join(',')}]`).toString('base64');
-    items.push({ PK: runPk(scope), SK: eventSk(last), entity: 'EVENTS', first: packFirst, storedAt, ev });
+    // The values the pack's events name by reference (tool calls' arguments and outputs): what gc must keep.
+    items.push({ PK: runPk(scope), SK: eventSk(last), entity: 'EVENTS', first: packFirst, storedAt, ev, ...(refs.length ? { [EVENT_REFS]: refs.join(' ') } : {}) });
     packFirst = last + 1;
     pack = [];
+    refs = [];
     bytes = 0;
   };
   for (const event of events) {
     const { team: _team, runId: _runId, eventId: id, ...rest } = event;
     const packed: PackedEvent = id === eventId(scope, event.type, event.branchId) ? rest : { ...rest, eventId: id };
     const text = JSON.stringify(packed);
-    const size = Buffer.byteLength(text) + 1;
+    const named = eventValueRefs(event);
+    // The refs count in the pack's bytes: the item stays under 400 KB with them.
+    const size = Buffer.byteLength(text) + 1 + named.length * 65;
     if (pack.length > 0 && bytes + size > EVENT_PACK_BYTES) flush();
     pack.push(text);
+    refs.push(...named);
     bytes += size;
   }
   if (pack.length > 0) flush();
   return items;
+}
+
+/** The attribute of an event pack item that lists the blobs its events name (their refs, space-separated). */
+const EVENT_REFS = 'valueRefs';
+
+function eventValueRefs(event: LifecycleEvent): string[] {
+  const detail = event.detail as Record<string, unknown> | undefined;
+  return [detail?.argumentsRef, detail?.outputRef].filter((ref): ref is string => typeof ref === 'string');
 }
 
 /** The events of a pack item, each with its number. */
@@ -462,10 +476,13 @@ function isBlobReference(value: unknown): value is string {
  * blobs nothing refers to (local/gc-command.ts). An item not of a run refers to none.
  */
 export function referencedBlobKeys(item: Record<string, unknown>): string[] {
-  const refs = Object.keys(item).filter((name) => VALUE_ATTRIBUTES.has(name) && isBlobReference(item[name]));
+  const refs = Object.keys(item)
+    .filter((name) => VALUE_ATTRIBUTES.has(name) && isBlobReference(item[name]))
+    .map((name) => (item[name] as string).slice(BLOB_MARK.length));
+  if (typeof item[EVENT_REFS] === 'string') refs.push(...item[EVENT_REFS].split(' '));
   if (refs.length === 0) return [];
   const scope = scopeOfPk(String(item.PK));
-  return scope ? refs.map((name) => blobKey(scope, (item[name] as string).slice(BLOB_MARK.length))) : [];
+  return scope ? refs.map((ref) => blobKey(scope, ref)) : [];
 }
 
 /** The run of a `T#<team>#R#<run>` partition key (the inverse of runPk); undefined for any other key. */

@@ -319,6 +319,10 @@ export class MemoryBranchStore implements BranchStore {
     }
   }
 
+  async getValue(scope: Scope, ref: string): Promise<string> {
+    return this.blobs.get(scope, ref);
+  }
+
   async listEvents(scope: Scope, page: { after: number; limit: number }): Promise<StoredEvent[]> {
     const from = eventSk(page.after + 1);
     const limit = Math.max(1, page.limit);

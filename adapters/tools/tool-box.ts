@@ -18,8 +18,13 @@ import {
   type ModuleToolDefinition,
   type ToolCallRecord,
   type ToolDefinition,
-  toolTracePreview,
+  keepsToolValue,
+  keptToolValue,
+  toolTraceValues,
+  type ToolValueMode,
 } from '../../core/tools';
+import { jsonBytes } from '../../core/bounded-value';
+import type { BlobStore } from '../../core/ports';
 import { whenAborted } from '../retry';
 import { DEFAULT_MAX_RESPONSE_BYTES, readCappedText } from '../agents/http-invoker';
 import type { ModuleInvokerOptions } from '../agents/module-invoker';
@@ -36,10 +41,19 @@ export type ModuleTool = (args: unknown, context: ModuleToolContext) => unknown;
 
 export interface ToolCallContext {
   agent: string;
+  team: string;
   branchId: string;
   runId: string;
   /** The step's signal: cancel, run budget, branch timeout. */
   signal?: AbortSignal;
+  /** How the call's arguments and output are traced (default: inline, nothing kept by reference). */
+  trace?: ToolTrace;
+}
+
+/** How tool calls' arguments and outputs are traced, and where those kept by reference go (the run's blob store). */
+export interface ToolTrace {
+  mode: ToolValueMode;
+  blobs?: BlobStore;
 }
 
 /** One tool the model may call. */
@@ -64,6 +78,8 @@ export interface ToolBoxOptions extends ModuleInvokerOptions {
   fetch?: typeof fetch;
   /** The client of `lambda` tools (default: one for the environment's region and credentials, made at the first call). */
   lambdaClient?: LambdaClient;
+  /** How calls' arguments and outputs are traced (ToolCalled): default inline, nothing kept by reference. */
+  trace?: ToolTrace;
   /**
    * Where no local file may be loaded (a deployed stack): module tools come from these modules,
    * bundled at synth, by the path the definition names; a module not among them fails the step, saying so.
@@ -108,8 +124,11 @@ export class ToolBox {
   /** One connection per MCP server configuration, shared by every step of the process. */
   private readonly servers = new Map<string, Promise<McpConnection>>();
 
+  readonly trace: ToolTrace;
+
   constructor(private readonly options: ToolBoxOptions = {}) {
     this.fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.trace = options.trace ?? { mode: 'inline' };
   }
 
   /** The agent's tools, MCP servers connected and listed (once per server). */
@@ -286,8 +305,8 @@ export async function callTool(tool: UserTool, args: unknown, context: ToolCallC
   const started = Date.now();
   const timeout = AbortSignal.timeout(tool.timeoutMs);
   const signal = context.signal ? AbortSignal.any([context.signal, timeout]) : timeout;
-  const argumentBytes = byteLength(JSON.stringify(args ?? null));
-  const record = (status: ToolCallRecord['status'], text: string, error?: string): ToolOutcome => ({
+  // `whole`: the output before the model's cut (what is kept by reference, and its size).
+  const record = async (status: ToolCallRecord['status'], text: string, error?: string, whole = text): Promise<ToolOutcome> => ({
     text,
     isError: status !== 'ok',
     record: {
@@ -295,20 +314,17 @@ export async function callTool(tool: UserTool, args: unknown, context: ToolCallC
       kind: tool.kind,
       status,
       durationMs: Date.now() - started,
-      argumentBytes,
-      outputBytes: byteLength(text),
-      ...toolTracePreview(args, text),
+      ...(await tracedValues(args, whole, context)),
       ...(error !== undefined ? { error } : {}),
     },
   });
+  let out: { text: string; isError?: boolean };
   try {
     // Raced against the signal: a tool that ignores its abort must not hold the step.
-    const out = await whenAborted(tool.run(args, signal, context), signal);
-    const text = bounded(out.text, tool.maxOutputChars);
-    return out.isError ? record('error', text, text.slice(0, 300)) : record('ok', text);
+    out = await whenAborted(tool.run(args, signal, context), signal);
   } catch (error) {
     if (context.signal?.aborted) {
-      throw new ToolCallAborted(record('aborted', '', 'the step was aborted (cancel, budget or branch timeout)'), { cause: error });
+      throw new ToolCallAborted(await record('aborted', '', 'the step was aborted (cancel, budget or branch timeout)'), { cause: error });
     }
     if (timeout.aborted) {
       const message = `tool ${tool.spec.name} timed out after ${tool.timeoutMs} ms`;
@@ -317,6 +333,27 @@ export async function callTool(tool: UserTool, args: unknown, context: ToolCallC
     const message = `tool ${tool.spec.name} failed: ${errorMessage(error)}`;
     return record('error', bounded(message, 2_000), message.slice(0, 300));
   }
+  const text = bounded(out.text, tool.maxOutputChars);
+  return out.isError ? record('error', text, text.slice(0, 300), out.text) : record('ok', text, undefined, out.text);
+}
+
+/**
+ * A call's sizes, and its arguments and output as the trace shows them (core/tools.ts): values
+ * past the preview (all, with `reference`) are kept whole in the run's blob store, by reference.
+ */
+export async function tracedValues(
+  args: unknown,
+  output: string,
+  context: Pick<ToolCallContext, 'team' | 'runId' | 'trace'>,
+): Promise<Pick<ToolCallRecord, 'argumentBytes' | 'outputBytes' | 'arguments' | 'output' | 'argumentsRef' | 'outputRef'>> {
+  const { mode, blobs } = context.trace ?? { mode: 'inline' };
+  const argumentBytes = jsonBytes(args ?? null);
+  const outputBytes = byteLength(output);
+  const scope = { team: context.team, runId: context.runId };
+  // Written before the record that names them, as every claim check is (content-addressed: a retry writes the same).
+  const keep = (value: unknown, bytes: number) => (blobs && keepsToolValue(mode, bytes) ? blobs.put(scope, keptToolValue(value)) : undefined);
+  const [argumentsRef, outputRef] = await Promise.all([keep(args, argumentBytes), keep(output, outputBytes)]);
+  return { argumentBytes, outputBytes, ...toolTraceValues(args, output, mode, { arguments: argumentsRef, output: outputRef }) };
 }
 
 /** A tool call cut short by the step's abort; carries the call's record for the trace. */

@@ -264,6 +264,12 @@ export async function branchResult(deps: Pick<SpawnerDeps, 'store'>, scope: Scop
   return { runId: scope.runId, branchId, status: branch.status, result: branch.result ?? null };
 }
 
+/** A value the run keeps by reference (a tool call's `argumentsRef` / `outputRef`), whole. */
+export async function storedValue(deps: Pick<SpawnerDeps, 'store'>, scope: Scope, ref: string) {
+  await mustGetRun(deps, scope);
+  return { runId: scope.runId, ref, value: JSON.parse(await deps.store.getValue(scope, ref)) as unknown };
+}
+
 /** Runs of a GET /runs page when the request names no `limit`, and the most it may name. */
 export const RUNS_PAGE = { defaultLimit: 50, max: 100 } as const;
 const RUNS_CURSOR_MAX_CHARS = 300;

@@ -11,7 +11,7 @@ import {
   startRun,
   type SpawnerDeps,
 } from '../../core/use-cases';
-import { branchDetail, branchResult, describeRun, listRunBranchesPage, listTeamRunsPage, RUNS_PAGE, runTree, TREE_PAGE } from '../../core/use-cases/queries';
+import { branchDetail, branchResult, describeRun, listRunBranchesPage, listTeamRunsPage, RUNS_PAGE, runTree, storedValue, TREE_PAGE } from '../../core/use-cases/queries';
 import { TREE_FORMATS, type TreeFormat } from '../../core/tree';
 import { pageLimit } from '../../core/page-cursor';
 import { runEventsAfter } from '../../core/use-cases/run-events';
@@ -72,6 +72,8 @@ const BRANCH_ID = '(root(?:\\.\\d{1,9}){0,100})';
 export const NEXT_CURSOR_HEADER = 'next-cursor';
 /** Anything up to a path segment's end: the use case says what a malformed token is (400). */
 const CALLBACK_TOKEN = '([^/]{1,1200})';
+/** A value kept by reference: the SHA-256 of its content. */
+const VALUE_REF = '([0-9a-f]{64})';
 
 /**
  * The caller API Gateway authenticated: the Cognito user (`cognito:<sub>`) or the IAM principal's
@@ -157,6 +159,13 @@ function routes(deps: SpawnerDeps, config: ApiConfig): Route[] {
       pattern: new RegExp(`^/runs/${RUN_ID}/branches/${BRANCH_ID}/result/?$`),
       async handle(event, [runId, branchId], team) {
         return json(200, await branchResult(deps, await ownScope(event, team, runId), branchId));
+      },
+    },
+    {
+      method: 'GET',
+      pattern: new RegExp(`^/runs/${RUN_ID}/values/${VALUE_REF}/?$`),
+      async handle(event, [runId, ref], team) {
+        return json(200, await storedValue(deps, await ownScope(event, team, runId), ref));
       },
     },
     {

@@ -34,7 +34,8 @@ import { systemClock } from '../../core/ports';
 import type { SpawnerDeps } from '../../core/use-cases';
 import { eventsWithMetrics, invokerWithMetrics, type MetricSink } from '../handlers/observability';
 import { metricSink, traced } from './powertools';
-import { fromLambdaEnvironment, type SecretSource } from '../lambda-environment';
+import { fromLambdaEnvironment, STACK_TOOL_VALUES, type SecretSource } from '../lambda-environment';
+import type { ToolValueMode } from '../../core/tools';
 import { SecretValues } from './secrets';
 import { agentPolicyOf } from '../team-config';
 
@@ -57,6 +58,8 @@ export interface AwsConfig {
   shareRuns?: boolean;
   /** Which per-branch events go to the bus (core/event-policy.ts). */
   events: EventPolicy;
+  /** How ToolCalled events carry tool arguments and outputs (core/tools.ts). */
+  toolValues: ToolValueMode;
 }
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AwsConfig {
@@ -77,6 +80,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AwsConfig {
     ...(values.audience ? { audience: values.audience } : {}),
     ...(values.shareRuns ? { shareRuns: true } : {}),
     events: values.events ?? SEND_ALL_EVENTS,
+    toolValues: values.toolValues ?? STACK_TOOL_VALUES,
   };
 }
 
@@ -119,7 +123,15 @@ export function createAwsDeps(
     // API keys come from the secret store (secrets.ts), never from a request. No local file is
     // loaded here: module tools are the registry's, bundled at synth (team-tools.ts); lambda tools
     // share the agents' traced client.
-    ...llmInvokers({ openai: { env: secrets.env }, toolBox: new ToolBox({ bundledModules: teamToolModules(), lambdaClient: traced(new LambdaClient({})) }) }),
+    ...llmInvokers({
+      openai: { env: secrets.env },
+      toolBox: new ToolBox({
+        bundledModules: teamToolModules(),
+        lambdaClient: traced(new LambdaClient({})),
+        // Tool arguments and outputs past the preview (all of them, by the stack's default) are kept in the bucket, by reference.
+        trace: { mode: config.toolValues, ...(blobs ? { blobs } : {}) },
+      }),
+    }),
   });
   return {
     store,

@@ -27,6 +27,7 @@ const values: LambdaEnvironment = {
   audience: ['app-client-1', 'app-client-2'],
   shareRuns: true,
   events: { branches: 'ends', sample: 0.25 },
+  toolValues: 'inline',
 };
 
 describe('Lambda environment contract', () => {
@@ -37,11 +38,14 @@ describe('Lambda environment contract', () => {
   });
 
   it('defaults the optional ones and names a missing or broken variable', () => {
-    const { runTtlSeconds: _ttl, blobBucket: _bucket, audience: _audience, shareRuns: _share, events: _events, ...rest } = values;
+    const { runTtlSeconds: _ttl, blobBucket: _bucket, audience: _audience, shareRuns: _share, events: _events, toolValues: _tools, ...rest } = values;
     const env = toLambdaEnvironment(rest);
     delete env.MAX_BODY_BYTES;
     delete env.AGENT_REGISTRY;
-    expect(fromLambdaEnvironment(env)).toEqual({ ...rest, maxBodyBytes: DEFAULT_MAX_BODY_BYTES, agentRegistry: {} });
+    // Tool values by reference unless the team says inline (no tool content on the bus).
+    expect(fromLambdaEnvironment(env)).toEqual({ ...rest, maxBodyBytes: DEFAULT_MAX_BODY_BYTES, agentRegistry: {}, toolValues: 'reference' });
+    expect(toLambdaEnvironment({ ...rest, toolValues: 'reference' }).TOOL_VALUES).toBeUndefined();
+    expect(() => fromLambdaEnvironment({ ...env, TOOL_VALUES: 'plain' })).toThrow('environment variable TOOL_VALUES: must be one of inline, reference');
     expect(() => fromLambdaEnvironment({ ...env, TABLE_NAME: '' })).toThrow(ValidationError);
     expect(() => fromLambdaEnvironment({ ...env, CONTINUE_QUEUE_URL: undefined })).toThrow(/CONTINUE_QUEUE_URL is not set/);
     expect(() => fromLambdaEnvironment({ ...env, LIMIT_MAXIMA: '{' })).toThrow(/LIMIT_MAXIMA is not valid JSON/);

@@ -311,6 +311,7 @@ describe('API Gateway', () => {
       'GET /runs/{id}/events',
       'GET /runs/{id}/metrics',
       'GET /runs/{id}/tree',
+      'GET /runs/{id}/values/{ref}',
       'POST /runs',
       'POST /runs/{id}/callbacks/{token}',
       'POST /runs/{id}/cancel',

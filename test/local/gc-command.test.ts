@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { blobKey } from '../../adapters/blobs/blob-keys';
+import { eventPackItems, referencedBlobKeys } from '../../adapters/dynamodb/item-codec';
+import type { LifecycleEvent } from '../../core/events';
 import { main } from '../../local/cli';
 import { collectGarbage } from '../../local/gc-command';
 import { JOURNAL_FILE } from '../../local/data-folder';
@@ -161,3 +163,15 @@ async function until(condition: () => boolean, exited: Promise<unknown>): Promis
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+describe('what gc keeps', () => {
+  it("the values a stored ToolCalled event names by reference (its arguments and output) are referenced, so gc keeps them", () => {
+    const scope = { team: 'local', runId: 'r1' };
+    const [a, o] = ['c'.repeat(64), 'd'.repeat(64)];
+    const event = { eventId: 'e', type: 'ToolCalled', team: 'local', runId: 'r1', branchId: 'root', time: 1, detail: { tool: 't', argumentsRef: a, outputRef: o } } as LifecycleEvent;
+    const other = { ...event, eventId: 'f', type: 'BranchCompleted', detail: {} } as LifecycleEvent;
+    const [pack] = eventPackItems(scope, 1, 1, [other, event, other]);
+    expect(referencedBlobKeys(pack).sort()).toEqual([blobKey(scope, a), blobKey(scope, o)]);
+    expect(referencedBlobKeys(eventPackItems(scope, 4, 1, [other])[0])).toEqual([]);
+  });
+});

@@ -13,6 +13,9 @@ import type { LifecycleEvent } from '../../core/events';
 import { LIMIT_TABLE } from '../../core/limits';
 import { API_ERROR_NAMES } from '../../functions/handlers/http-errors';
 import { startDevServer, type DevServer } from '../../local/dev-server';
+import { startOpenAiStub } from '../support/model-stubs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const doc = parseYaml(readFileSync(join(ROOT, 'docs', 'openapi.yaml'), 'utf8'));
@@ -291,6 +294,45 @@ describe('the handler answers as documented', () => {
     expect(missing).toMatchObject({ status: 404, body: { error: 'NotFoundError', message: `branch root.40 of run ${body.runId} not found` } });
   });
 
+  it('GET /runs/{id}/values/{ref} → the whole output a ToolCalled event keeps by reference; 404 for a reference the run has none by', async () => {
+    const page = 'p'.repeat(3_000);
+    const tool = createServer((_req, res) => res.end(page));
+    await new Promise<void>((resolve) => tool.listen(0, '127.0.0.1', resolve));
+    const model = await startOpenAiStub((view) =>
+      view.results.length === 0 ? { calls: [{ name: 'fetch_page', args: { n: 1 } }] } : { calls: [{ name: 'final_response', args: { content: 'read' } }] },
+    );
+    try {
+      const scenario = {
+        name: 'tool-values',
+        request: 'read it',
+        entry: 'Reader',
+        agents: {
+          Reader: {
+            kind: 'openai',
+            baseUrl: model.url,
+            model: 'stub',
+            toolCalling: 'on',
+            tools: [{ kind: 'http', name: 'fetch_page', url: `http://127.0.0.1:${(tool.address() as AddressInfo).port}/page` }],
+          },
+        },
+      };
+      const { body } = await call('POST', '/runs', '/runs', json(scenario));
+      expect((await server.runtime.waitForRun(body.runId)).status).toBe('COMPLETED');
+      const events = await call('GET', '/runs/{runId}/events', `/runs/${body.runId}/events`);
+      const called = (events.body.events as LifecycleEvent[]).find((e) => e.type === 'ToolCalled')!;
+      // Past 1 KB the event carries a preview and the reference; the route gives the whole output.
+      expect(called.detail).toMatchObject({ tool: 'fetch_page', status: 'ok', outputBytes: 3_000, outputRef: expect.stringMatching(/^[0-9a-f]{64}$/) });
+      expect(String(called.detail.output)).toContain('more characters');
+      const whole = await call('GET', '/runs/{runId}/values/{ref}', `/runs/${body.runId}/values/${String(called.detail.outputRef)}`);
+      expect(whole.body).toEqual({ runId: body.runId, ref: called.detail.outputRef, value: page });
+      const missing = await call('GET', '/runs/{runId}/values/{ref}', `/runs/${body.runId}/values/${'0'.repeat(64)}`);
+      expect(missing).toMatchObject({ status: 404, body: { error: 'NotFoundError' } });
+    } finally {
+      await model.close();
+      await new Promise<void>((resolve) => tool.close(() => resolve()));
+    }
+  });
+
   it('POST /runs/{id}/cancel → 202 for a running run (and again once cancelled), 409 for a finished one', async () => {
     const slow = {
       name: 'slow',
@@ -338,9 +380,10 @@ describe('the handler answers as documented', () => {
       ['POST', '/runs/{runId}/cancel'],
       ['GET', '/runs/{runId}/events'],
       ['GET', '/runs/{runId}/branches/{branchId}/result'],
+      ['GET', '/runs/{runId}/values/{ref}'],
     ];
     for (const [method, template] of routes) {
-      const answer = await call(method, template, template.replace('{runId}', 'no-such-run').replace('{branchId}', 'root'));
+      const answer = await call(method, template, template.replace('{runId}', 'no-such-run').replace('{branchId}', 'root').replace('{ref}', 'a'.repeat(64)));
       expect(answer).toMatchObject({ status: 404, body: { error: 'NotFoundError', message: 'run no-such-run not found' } });
     }
   });

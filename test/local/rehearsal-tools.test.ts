@@ -113,6 +113,23 @@ describe('user tools in the rehearsed stack', RUNS, () => {
     ]);
   });
 
+  it("by the stack's default the events carry no tool content, only references: the API gives each value whole from the team's bucket", async () => {
+    const run = await runToolsmith();
+    expect(run.status).toBe('COMPLETED');
+    const lookup = events.find((e) => e.runId === run.runId && e.type === 'ToolCalled' && e.detail.tool === 'lookup_fact')!.detail;
+    expect(lookup).not.toHaveProperty('arguments');
+    expect(lookup).not.toHaveProperty('output');
+    expect(JSON.stringify(lookup)).not.toContain(BUNDLE_MARK);
+    const read = async (ref: unknown) => {
+      const answer = await stack.request('GET', `/runs/${run.runId}/values/${String(ref)}`);
+      expect(answer.statusCode, answer.body).toBe(200);
+      return (JSON.parse(answer.body) as { value: unknown }).value;
+    };
+    expect(await read(lookup.argumentsRef)).toEqual({ topic: 'tides' });
+    expect(JSON.parse(String(await read(lookup.outputRef)))).toEqual({ fact: `${BUNDLE_MARK}: tides`, agent: 'Toolsmith', runId: run.runId });
+    expect(stack.denials).toEqual([]);
+  });
+
   it('a lambda tool the role does not grant is refused as AWS refuses it: an error result for the model, the denial named, the run goes on', async () => {
     const { roleLogicalId, statements } = stack.roleStatementsOf('step-worker');
     const toolArn = (resource: unknown) => String(resource).endsWith(`function:${WEIGH.functionName}`);

@@ -3,13 +3,14 @@ import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { callTool, ToolBox } from '../../../adapters/tools/tool-box';
-import { TOOL_TRACE_PREVIEW_BYTES } from '../../../core/tools';
+import { MAX_TOOL_VALUE_BYTES, TOOL_TRACE_PREVIEW_BYTES } from '../../../core/tools';
+import { MemoryBlobStore } from '../../../adapters/blobs/memory-blob-store';
 
 const lambda = mockClient(LambdaClient);
 afterAll(() => lambda.restore());
 beforeEach(() => lambda.reset());
 const client = new LambdaClient({ region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
-const context = { agent: 'A', branchId: 'root.1', runId: 'r1' };
+const context = { agent: 'A', team: 't', branchId: 'root.1', runId: 'r1' };
 const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value)) as never;
 
 describe('lambda tools', () => {
@@ -60,10 +61,63 @@ describe('the trace record of a call', () => {
     expect(Buffer.byteLength(large.record.output!)).toBeLessThanOrEqual(TOOL_TRACE_PREVIEW_BYTES);
     expect(large.record.output).toMatch(/^"y+… \(\d+ more characters, \d+ bytes in all\)$/);
   });
+
+  it("inline: a value past the preview is kept whole in the run's blob store, by reference; one within it is not stored", async () => {
+    const blobs = new MemoryBlobStore();
+    const whole = 'z'.repeat(30_000);
+    lambda.on(InvokeCommand).resolvesOnce({ Payload: encode({ price: 3 }) }).resolves({ Payload: encode(whole) });
+    const box = new ToolBox({ lambdaClient: client, trace: { mode: 'inline', blobs } });
+    const [tool] = await box.toolsFor('A', [{ kind: 'lambda', name: 'price', functionName: 'price-fn' }]);
+    const traced = { ...context, trace: box.trace };
+    const small = await callTool(tool, { item: 'tea' }, traced);
+    expect(small.record).toMatchObject({ arguments: { item: 'tea' }, output: '{"price":3}' });
+    expect(small.record).not.toHaveProperty('argumentsRef');
+    expect(small.record).not.toHaveProperty('outputRef');
+
+    const items = Array.from({ length: 500 }, (_, i) => `item-${i}`);
+    const large = await callTool(tool, { items }, traced);
+    // The model gets the output cut at maxOutputChars (20,000); the trace keeps all 30,000 characters.
+    expect(large.text.length).toBeLessThan(21_000);
+    expect(large.record.outputBytes).toBe(30_002);
+    expect(JSON.stringify(large.record.arguments)).toContain('left out');
+    const scope = { team: 't', runId: 'r1' };
+    expect(JSON.parse(await blobs.get(scope, large.record.argumentsRef!))).toEqual({ items });
+    expect(JSON.parse(await blobs.get(scope, large.record.outputRef!))).toBe(JSON.stringify(whole));
+    // Kept per run: another run cannot read it.
+    await expect(blobs.get({ team: 't', runId: 'other' }, large.record.outputRef!)).rejects.toThrow();
+  });
+
+  it('reference: the record carries no content at all, only sizes and references to every value', async () => {
+    const blobs = new MemoryBlobStore();
+    lambda.on(InvokeCommand).resolves({ Payload: encode({ secret: 's3cr3t' }) });
+    const box = new ToolBox({ lambdaClient: client, trace: { mode: 'reference', blobs } });
+    const [tool] = await box.toolsFor('A', [{ kind: 'lambda', name: 'vault', functionName: 'vault-fn' }]);
+    const outcome = await callTool(tool, { key: 'k1' }, { ...context, trace: box.trace });
+    expect(outcome.text).toBe('{"secret":"s3cr3t"}');
+    expect(outcome.record).not.toHaveProperty('arguments');
+    expect(outcome.record).not.toHaveProperty('output');
+    expect(JSON.stringify(outcome.record)).not.toContain('s3cr3t');
+    expect(outcome.record).toMatchObject({ argumentBytes: 12, outputBytes: 19, argumentsRef: expect.stringMatching(/^[0-9a-f]{64}$/), outputRef: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    const scope = { team: 't', runId: 'r1' };
+    expect(JSON.parse(await blobs.get(scope, outcome.record.argumentsRef!))).toEqual({ key: 'k1' });
+    expect(JSON.parse(JSON.parse(await blobs.get(scope, outcome.record.outputRef!)))).toEqual({ secret: 's3cr3t' });
+  });
+
+  it(`a value past ${MAX_TOOL_VALUE_BYTES} bytes is kept as a preview of that size that says what it left out`, async () => {
+    const blobs = new MemoryBlobStore();
+    lambda.on(InvokeCommand).resolves({ Payload: encode('w'.repeat(MAX_TOOL_VALUE_BYTES + 1000)) });
+    const box = new ToolBox({ lambdaClient: client, trace: { mode: 'inline', blobs } });
+    const [tool] = await box.toolsFor('A', [{ kind: 'lambda', name: 'dump', functionName: 'dump-fn' }]);
+    const outcome = await callTool(tool, {}, { ...context, trace: box.trace });
+    const kept = await blobs.get({ team: 't', runId: 'r1' }, outcome.record.outputRef!);
+    expect(Buffer.byteLength(kept)).toBeLessThanOrEqual(MAX_TOOL_VALUE_BYTES);
+    expect(JSON.parse(kept)).toMatch(/more characters, \d+ bytes in all\)$/);
+    expect(outcome.record.outputBytes).toBe(MAX_TOOL_VALUE_BYTES + 1002);
+  });
 });
 
 describe('module tools where no file may be loaded (a deployed stack)', () => {
-  const context = { agent: 'A', branchId: 'b', runId: 'r' };
+  const context = { agent: 'A', team: 't', branchId: 'b', runId: 'r' };
   it('come from the modules bundled at synth, by the path the definition writes, and run in-process', async () => {
     const bundledModules = { './t.ts': { lookup: (args: { topic: string }, ctx: { branch: { runId: string } }) => ({ fact: args.topic, runId: ctx.branch.runId }) } };
     const [tool] = await new ToolBox({ bundledModules }).toolsFor('A', [{ kind: 'module', module: './t.ts', export: 'lookup' }]);
