@@ -3,6 +3,7 @@
  * Each test works in a run of its own, so one store (one table) serves the whole suite.
  */
 import { randomUUID } from 'node:crypto';
+import { blobRef } from '../../adapters/blobs/blob-keys';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { NotFoundError, PayloadTooLargeError } from '../../core/errors';
 import { MAX_VALUE_BYTES } from '../../core/input-bounds';
@@ -806,6 +807,17 @@ export function describeBranchStoreConformance(name: string, factory: BranchStor
         const moved = await metered.transitionBranch(scope, 'root.5', ['PENDING'], 'RUNNING', { input: big });
         expect(moved!.input).toBe(big);
         expect((await metered.getBranch(scope, 'root.5'))!.input).toBe(big);
+      });
+
+      it('getValue gives a value kept by reference (by its content-addressed ref) to its run only; NotFoundError for any other', async () => {
+        const scope = newScope();
+        await seedRun(scope);
+        await store.createBranches([branchRecord(scope, 'root.6', 'root')]);
+        expect(await store.updateBranch(scope, 'root.6', 0, { result: big, status: 'COMPLETED' })).toBeDefined();
+        const ref = blobRef(JSON.stringify(big));
+        expect(await store.getValue(scope, ref)).toBe(JSON.stringify(big));
+        await expect(store.getValue(newScope(), ref)).rejects.toThrow(NotFoundError);
+        await expect(store.getValue(scope, 'e'.repeat(64))).rejects.toThrow(NotFoundError);
       });
 
       it('keeps several large values of one item, each apart (none of them alone would fit beside the others)', async () => {
