@@ -34,6 +34,7 @@ import { startLocalEngines, type EngineOptions, type EngineTier, type LocalFanOu
 import { continueLaneConcurrency, MAX_RECEIVE_COUNT, STEP_LANES } from '../core/step-lanes';
 import type { StepConsumer } from './engines/step-consumer';
 import { VisibilityHeartbeat } from './sqs/visibility-heartbeat';
+import { deliver, poll } from './sqs/event-source';
 import { InvocationMeter } from './invocation-meter';
 import type { EventPolicy } from '../core/event-policy';
 import { parseStepMessage } from '../functions/messages';
@@ -465,7 +466,7 @@ export class LocalRuntime {
   }
 
   /**
-   * Feeds step-worker with SQS-shaped events, as the Lambda event source mapping does, with
+   * Feeds step-worker as the Lambda event source mapping does (local/sqs/event-source.ts), with
    * differences that suit one process: each received message is its own invocation, and a poller
    * keeps up to `maxInFlight` in flight, receiving more as any ends (a slow step holds back neither the
    * acknowledgement or retry of the messages received with it, nor the next receive); and a
@@ -473,43 +474,34 @@ export class LocalRuntime {
    */
   private async poll(consumer: StepConsumer, maxInFlight: number): Promise<void> {
     const inFlight = new Set<Promise<void>>();
-    const backoff = new Backoff();
-    while (!this.stopped && !this.fatal) {
-      if (inFlight.size >= maxInFlight) {
-        await Promise.race(inFlight);
-        continue;
-      }
-      // Each receive waits for the next turn of the event loop, as a receive over the network
-      // does. With agents that answer at once, steps would otherwise follow one another on
-      // promises alone for a whole run: no timer would fire (heartbeats, the cost flush, a dev
-      // server's requests), and Node keeps every object a WeakRef points to until the promises
-      // run out (AbortSignal.any and the fan-out engine make such references for every child).
-      const turn = Date.now();
-      await new Promise((resolve) => setImmediate(resolve));
-      this.heartbeat.lag.observe(Date.now() - turn);
-      let records;
-      try {
-        const max = Math.min(10, maxInFlight - inFlight.size);
-        records = await consumer.receive({ max, waitSeconds: 1, visibilityTimeout: this.heartbeat.extension() });
-        backoff.reset();
-      } catch (error) {
-        // Reported once, retried later and later (not at once: a failing receive returns at once).
-        if (!this.stopped) this.report(error);
-        await backoff.wait();
-        continue;
-      }
-      // Closing: leave them, they come back (to the next process, with a kept data folder).
-      if (this.stopped) break;
-      for (const record of records) {
-        const handled: Promise<void> = this.handle(consumer, record).finally(() => {
-          inFlight.delete(handled);
-          this.handling.delete(handled);
-        });
-        inFlight.add(handled);
-        this.handling.add(handled);
-        this.activity++;
-      }
-    }
+    await poll({
+      stopped: () => this.stopped || this.fatal !== undefined,
+      ready: async () => {
+        while (inFlight.size >= maxInFlight) await Promise.race(inFlight);
+        // Each receive waits for the next turn of the event loop, as a receive over the network
+        // does. With agents that answer at once, steps would otherwise follow one another on
+        // promises alone for a whole run: no timer would fire (heartbeats, the cost flush, a dev
+        // server's requests), and Node keeps every object a WeakRef points to until the promises
+        // run out (AbortSignal.any and the fan-out engine make such references for every child).
+        const turn = Date.now();
+        await new Promise((resolve) => setImmediate(resolve));
+        this.heartbeat.lag.observe(Date.now() - turn);
+      },
+      receive: () => consumer.receive({ max: Math.min(10, maxInFlight - inFlight.size), waitSeconds: 1, visibilityTimeout: this.heartbeat.extension() }),
+      // Reported once (see report), retried later and later.
+      onReceiveError: (error) => this.report(error),
+      handle: (records) => {
+        for (const record of records) {
+          const handled: Promise<void> = this.handle(consumer, record).finally(() => {
+            inFlight.delete(handled);
+            this.handling.delete(handled);
+          });
+          inFlight.add(handled);
+          this.handling.add(handled);
+          this.activity++;
+        }
+      },
+    });
     await Promise.all(inFlight);
   }
 
@@ -524,18 +516,16 @@ export class LocalRuntime {
     // timeout; here the heartbeat extends the visibility, until the message is deleted.
     const held = this.heartbeat.hold((seconds) => consumer.changeVisibility(record.receiptHandle, seconds));
     const message = parseStepMessage(record.body);
-    const response = await this.invocations.invoke('step-worker', message ? [message] : [], () => this.worker({ Records: [record] })).catch((error) => {
-      this.report(error);
-      return { batchItemFailures: [{ itemIdentifier: record.messageId }] };
+    const [failed] = await deliver({
+      records: [record],
+      invoke: (event) => this.invocations.invoke('step-worker', message ? [message] : [], () => this.worker(event)),
+      onInvokeError: (error) => this.report(error),
+      hold: { release: () => held.release() },
+      delete: (handles) => consumer.delete(handles),
+      onDeleteError: (error) => this.report(error),
     });
-    const failed = response.batchItemFailures.length > 0;
     this.deliveries.handled++;
-    if (!failed) {
-      await consumer.delete([record.receiptHandle]).catch((error) => this.report(error));
-      held.release();
-      return;
-    }
-    held.release();
+    if (!failed) return;
     this.deliveries.failed++;
     const retry = this.options.retryFailedAfterSeconds;
     if (retry === undefined) return; // back after the step worker's backoff (or the visibility timeout)
@@ -545,53 +535,33 @@ export class LocalRuntime {
     });
   }
 
-  /** The DLQ consumer: the dlq-handler Lambda, fed like the step worker. */
+  /** The DLQ consumer: the dlq-handler Lambda, fed batches as its event source mapping does. */
   private async pollDeadLetters(): Promise<void> {
     const consumer = this.engines.dlqConsumer;
     const handler = createDlqHandler(this.deps, undefined, {
       onHandled: (outcome) => void this.deadLetters[outcome]++,
       maxReceiveCount: this.options.maxReceiveCount ?? MAX_RECEIVE_COUNT,
     });
-    const backoff = new Backoff();
-    while (!this.stopped && !this.fatal) {
-      let records;
-      try {
-        records = await consumer.receive({ max: 10, waitSeconds: 1 });
-        backoff.reset();
-      } catch (error) {
-        if (!this.stopped) this.report(error);
-        await backoff.wait();
-        continue;
-      }
-      if (records.length === 0 || this.stopped) continue;
-      const scopes = records.flatMap((r) => parseStepMessage(r.body) ?? []);
-      const response = await this.invocations.invoke('dlq-handler', scopes, () => handler({ Records: records })).catch((error) => {
-        this.report(error);
-        return { batchItemFailures: records.map((r) => ({ itemIdentifier: r.messageId })) };
-      });
-      const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
-      const done = records.filter((r) => !failed.has(r.messageId)).map((r) => r.receiptHandle);
-      if (done.length) await consumer.delete(done).catch((error) => this.report(error));
-    }
+    await poll({
+      stopped: () => this.stopped || this.fatal !== undefined,
+      receive: () => consumer.receive({ max: 10, waitSeconds: 1 }),
+      onReceiveError: (error) => this.report(error),
+      handle: async (records) => {
+        const scopes = records.flatMap((r) => parseStepMessage(r.body) ?? []);
+        await deliver({
+          records,
+          invoke: (event) => this.invocations.invoke('dlq-handler', scopes, () => handler(event)),
+          onInvokeError: (error) => this.report(error),
+          delete: (handles) => consumer.delete(handles),
+          onDeleteError: (error) => this.report(error),
+        });
+      },
+    });
   }
 }
 
 /** Different errors kept at most (each message once). */
 const MAX_KEPT_ERRORS = 1000;
-
-/** Waits 50 ms, then twice as long each time, up to 2 s, until reset. */
-class Backoff {
-  private ms = 0;
-
-  reset(): void {
-    this.ms = 0;
-  }
-
-  wait(): Promise<void> {
-    this.ms = Math.min(2000, this.ms ? this.ms * 2 : 50);
-    return new Promise((resolve) => setTimeout(resolve, this.ms));
-  }
-}
 
 /** The data folder's failure this error is, or comes from (a disk refusing a write counts). */
 function dataFolderErrorOf(error: unknown): DataFolderError | undefined {

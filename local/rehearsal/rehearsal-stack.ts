@@ -13,14 +13,13 @@
  */
 import { CreateTableCommand, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { CreateQueueCommand, GetQueueAttributesCommand, SendMessageCommand, type MessageAttributeValue } from '@aws-sdk/client-sqs';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult, SQSRecord } from 'aws-lambda';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DynamoBranchStore } from '../../adapters/dynamodb';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { S3BlobStore } from '../../adapters/s3/s3-blob-store';
-import { SqsQueueConsumer } from '../sqs/queue-consumer';
 import type { CostCounters } from '../../core/cost';
 import { isRunEnd, type LifecycleEvent } from '../../core/events';
 import type { BranchRecord, RunRecord } from '../../core/model';
@@ -34,7 +33,8 @@ import { RehearsalStepFunctions, SfnServiceError } from './step-functions';
 import { assemblyEnvironment, synthesize, type Assembly } from './synth';
 import { RehearsalTemplate } from './template';
 import { QueueClock } from './queue-clock';
-import { nextHop, TRACE_HEADER_ATTRIBUTE, type RecursiveLoop } from './recursion';
+import { startEventSourceMappings, type QueueDelivery } from './event-source-mappings';
+import { RehearsalError } from './rehearsal-error';
 import { jsonBytes } from '../../core/bounded-value';
 import { AWS_QUOTAS } from './aws-quotas';
 
@@ -76,36 +76,10 @@ export interface RehearsalOptions {
   agentFunctions?: Record<string, string>;
 }
 
-/** Why a rehearsal failed (a denied call, a function the template cannot run). */
-/** A batch an SQS event source mapping received and handed to its function. */
-export interface QueueDelivery {
-  /** Logical ids in the template: the queue and the function. */
-  queueId: string;
-  functionId: string;
-  records: SQSRecord[];
-}
-
-export class RehearsalError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'RehearsalError';
-  }
-}
+export { RehearsalError } from './rehearsal-error';
+export type { QueueDelivery } from './event-source-mappings';
 
 const ENDPOINT_SERVICES = ['DYNAMODB', 'S3', 'SQS', 'SFN', 'EVENTBRIDGE', 'LAMBDA', 'BEDROCK_RUNTIME', 'SSM', 'SECRETS_MANAGER'];
-
-interface Mapping {
-  id: string;
-  fn: FunctionHost;
-  /** The queue's logical id in the template. */
-  queueId: string;
-  queueUrl: string;
-  queueArn: string;
-  batchSize: number;
-  reportFailures: boolean;
-  concurrency: number;
-  enabled: boolean;
-}
 
 interface Route {
   method: string;
@@ -154,7 +128,6 @@ export class RehearsalStack {
   private readonly createdAt = new Date();
   private apiId = 'rehearsal';
   private stageName = 'prod';
-  private mappings: Mapping[] = [];
   private stopped = false;
   /** fauxqs' S3, for the rehearsal's own reads of large values (the functions go through the endpoint). */
   private s3: S3Client | undefined;
@@ -555,7 +528,22 @@ export class RehearsalStack {
     this.createBus();
     this.createApi();
     this.team = [...this.functions.values()][0]?.fn.environment.TEAM ?? 'rehearsal';
-    this.startMappings();
+    this.pollers.push(
+      ...startEventSourceMappings({
+        template: t,
+        sqs: this.sqs.client,
+        functions: [...this.functions.values()],
+        queueClock: this.queueClock,
+        authorize: (caller, action, resource) => this.authorize(caller, action, resource),
+        stopped: () => this.stopped,
+        onError: (error) => void this.errors.push(error),
+        onThrottle: (throttle) => void this.throttles.push(throttle),
+        onRecursionStop: (stop) => void this.recursionStops.push(stop),
+        onDelivery: (delivery) => {
+          for (const listener of this.receiveListeners) listener(delivery);
+        },
+      }),
+    );
   }
 
   private async createTables(): Promise<void> {
@@ -1018,147 +1006,7 @@ export class RehearsalStack {
     } catch {
       return;
     }
-    const queueUrl = this.queueUrlOfArn(dlq);
+    const queueUrl = this.template.queueUrlOfArn(dlq);
     if (queueUrl) await this.sqs.client.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify(event) }));
-  }
-
-  /**
-   * Lambda stopped these records (a recursive loop): not invoked, they go to the queue's
-   * dead-letter queue, or are dropped without one. Recorded in `recursionStops`.
-   */
-  private async stopRecursion(mapping: Mapping, consumer: SqsQueueConsumer, records: SQSRecord[], invocations: number): Promise<void> {
-    const redrive = this.template.resources[mapping.queueId].Properties?.RedrivePolicy;
-    const dlqUrl = redrive ? this.queueUrlOfArn(String((this.template.resolve(redrive) as { deadLetterTargetArn: string }).deadLetterTargetArn)) : undefined;
-    for (const record of records) {
-      this.recursionStops.push({ functionName: mapping.fn.fn.name, messageId: record.messageId, invocations });
-      try {
-        if (dlqUrl) {
-          const attributes = Object.fromEntries(
-            Object.entries(record.messageAttributes).map(([name, a]) => [name, { DataType: a.dataType, StringValue: a.stringValue }]),
-          );
-          await this.sqs.client.send(new SendMessageCommand({ QueueUrl: dlqUrl, MessageBody: record.body, MessageAttributes: attributes }));
-        }
-        await consumer.delete([record.receiptHandle]);
-      } catch (error) {
-        if (!this.stopped) this.errors.push(error);
-      }
-    }
-  }
-
-  private queueUrlOfArn(arn: string): string | undefined {
-    const id = this.queueIdOfArn(arn);
-    return id ? this.template.physicalOf(id).ref : undefined;
-  }
-
-  private queueIdOfArn(arn: string): string | undefined {
-    return this.template.ofType('AWS::SQS::Queue').find(([id]) => this.template.physicalOf(id).attributes.Arn === arn)?.[0];
-  }
-
-  // ---- SQS event source mappings (what the Lambda service's pollers do).
-
-  private startMappings(): void {
-    const t = this.template;
-    for (const [id, r] of t.ofType('AWS::Lambda::EventSourceMapping')) {
-      const p = t.resolve(r.Properties ?? {}) as Record<string, any>;
-      const arn = String(p.EventSourceArn);
-      if (!arn.includes(':sqs:')) continue;
-      const fnName = String(p.FunctionName);
-      const host = [...this.functions.values()].find((f) => f.fn.name === fnName || f.fn.arn === fnName);
-      const queueId = this.queueIdOfArn(arn);
-      if (!host || !queueId) throw new RehearsalError(`event source ${id}: function ${fnName} or queue ${arn} not in the template`);
-      const queueUrl = this.template.physicalOf(queueId).ref;
-      const maximum = Number(p.ScalingConfig?.MaximumConcurrency ?? 1000);
-      const mapping: Mapping = {
-        id,
-        fn: host,
-        queueId,
-        queueUrl,
-        queueArn: arn,
-        batchSize: Math.min(Number(p.BatchSize ?? 10), 10),
-        reportFailures: ((p.FunctionResponseTypes ?? []) as string[]).includes('ReportBatchItemFailures'),
-        concurrency: Math.max(1, Math.min(maximum, host.fn.maxContainers)),
-        enabled: p.Enabled !== false,
-      };
-      this.mappings.push(mapping);
-      if (!mapping.enabled) continue;
-      for (let i = 0; i < mapping.concurrency; i++) this.pollers.push(this.poll(mapping));
-    }
-  }
-
-  private async poll(mapping: Mapping): Promise<void> {
-    const consumer = new SqsQueueConsumer({ client: this.sqs.client, queueUrl: mapping.queueUrl, queueArn: mapping.queueArn });
-    const role = { principal: `${mapping.fn.fn.name} (event source mapping)`, roleLogicalId: mapping.fn.fn.roleLogicalId };
-    // The queue's visibility, on the queue clock: how long a received message stays invisible.
-    const attributes = await this.sqs.client.send(new GetQueueAttributesCommand({ QueueUrl: mapping.queueUrl, AttributeNames: ['VisibilityTimeout'] }));
-    const visibilitySeconds = Number(attributes.Attributes?.VisibilityTimeout ?? 30);
-    while (!this.stopped) {
-      let records: SQSRecord[];
-      try {
-        // The event source mapping polls with the function's role.
-        this.authorize(role, 'sqs:ReceiveMessage', mapping.queueArn);
-        records = await consumer.receive({ max: mapping.batchSize, waitSeconds: 1 });
-      } catch (error) {
-        if (this.stopped) break;
-        this.errors.push(error);
-        // A denied poll would repeat forever: the mapping is disabled, as AWS does after failures.
-        if (error instanceof ServiceError) return;
-        continue;
-      }
-      if (records.length === 0 || this.stopped) continue;
-      // Lambda's recursive loop detection (recursion.ts): each record one more invocation of its chain.
-      const recursiveLoop = (this.template.resources[mapping.fn.fn.logicalId].Properties?.RecursiveLoop ?? 'Terminate') as RecursiveLoop;
-      const hops = records.map((record) => {
-        const kept = record.messageAttributes[TRACE_HEADER_ATTRIBUTE];
-        delete record.messageAttributes[TRACE_HEADER_ATTRIBUTE];
-        if (kept?.stringValue) record.attributes.AWSTraceHeader = kept.stringValue;
-        return nextHop(kept?.stringValue, mapping.fn.fn.arn, recursiveLoop);
-      });
-      const loops = records.filter((_, i) => hops[i].stopped);
-      if (loops.length) await this.stopRecursion(mapping, consumer, loops, hops.find((h) => h.stopped)!.invocations);
-      records = records.filter((_, i) => !hops[i].stopped);
-      const hop = hops.find((h) => !h.stopped);
-      if (records.length === 0 || !hop || hop.stopped || this.stopped) continue;
-      for (const listener of this.receiveListeners) listener({ queueId: mapping.queueId, functionId: mapping.fn.fn.logicalId, records });
-      let failed = new Set<string>();
-      // Invisible while the invocation runs, as the function's timeout within the visibility makes it in AWS.
-      const hold = this.queueClock.hold(
-        records.map((r) => r.receiptHandle),
-        visibilitySeconds,
-        (handle, seconds) => consumer.changeVisibility(handle, seconds),
-        (error) => void (this.stopped || this.errors.push(error)),
-      );
-      try {
-        // The batch runs with the first record's chain (Lambda gives an invocation one trace header).
-        const response = (await mapping.fn.invoke({ Records: records }, { traceHeader: hop.header })) as { batchItemFailures?: { itemIdentifier?: string }[] } | null;
-        failed = new Set();
-        if (mapping.reportFailures && response && Array.isArray(response.batchItemFailures)) {
-          for (const f of response.batchItemFailures) {
-            // An invalid item identifier fails the whole batch, as with Lambda.
-            if (!f.itemIdentifier || !records.some((r) => r.messageId === f.itemIdentifier)) {
-              failed = new Set(records.map((r) => r.messageId));
-              break;
-            }
-            failed.add(f.itemIdentifier);
-          }
-        }
-      } catch (error) {
-        // A throttle is Lambda's answer, not a failure of the rehearsal: the batch comes back all the same.
-        if (error instanceof FunctionError && error.name === THROTTLED) this.throttles.push({ functionName: error.functionName, caller: mapping.id });
-        else this.errors.push(error);
-        failed = new Set(records.map((r) => r.messageId));
-      }
-      await hold.release(records.filter((r) => failed.has(r.messageId)).map((r) => r.receiptHandle));
-      const done = records.filter((r) => !failed.has(r.messageId));
-      try {
-        if (done.length) {
-          this.authorize(role, 'sqs:DeleteMessage', mapping.queueArn);
-          await consumer.delete(done.map((r) => r.receiptHandle));
-        }
-        // A failed record is left as it is, as Lambda leaves it: it comes back when its visibility
-        // ends (the queue's timeout on the queue clock, or the backoff its function set).
-      } catch (error) {
-        if (!this.stopped) this.errors.push(error);
-      }
-    }
   }
 }

@@ -58,6 +58,17 @@ export class RehearsalTemplate {
     return { ref: logicalId, attributes: { Arn: `arn:${this.env.partition}:cloudformation:${this.env.region}:${this.env.account}:${logicalId}` } };
   }
 
+  /** The logical id of the queue created with this ARN. */
+  queueIdOfArn(arn: string): string | undefined {
+    return this.ofType('AWS::SQS::Queue').find(([id]) => this.physicalOf(id).attributes.Arn === arn)?.[0];
+  }
+
+  /** The URL of the queue created with this ARN. */
+  queueUrlOfArn(arn: string): string | undefined {
+    const id = this.queueIdOfArn(arn);
+    return id ? this.physicalOf(id).ref : undefined;
+  }
+
   arn(service: string, resource: string, options: { region?: string; account?: string } = {}): string {
     const { partition, region, account } = this.env;
     return `arn:${partition}:${service}:${options.region ?? region}:${options.account ?? account}:${resource}`;

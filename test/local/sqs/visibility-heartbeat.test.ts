@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ProcessLag, VisibilityHeartbeat } from '../../local/sqs/visibility-heartbeat';
+import { ProcessLag, VisibilityHeartbeat } from '../../../local/sqs/visibility-heartbeat';
 
 describe('the visibility heartbeat of a step in progress', () => {
   beforeEach(() => vi.useFakeTimers({ now: 1_000_000 }));
