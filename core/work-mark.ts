@@ -24,6 +24,12 @@ export type ReadMark =
   | { kind: 'parent'; parentId: string }
   /** The settlement of a parent's sync point. */
   | { kind: 'settle'; parentId: string; seq: number }
+  /**
+   * The settlement of a parent's sync point by its fan-out's Aggregate task: a mark apart from
+   * other settlements', so that each tells again only what it wrote (a stop may cut the task's
+   * retries short; another settlement's retry must not take its writes for its own).
+   */
+  | { kind: 'aggregate'; parentId: string; seq: number }
   /** The aggregation that resumed the parent from sync point `seq`. */
   | { kind: 'sync'; seq: number }
   /** The dead-letter consumer's end of a poison message. */
@@ -55,6 +61,7 @@ export const WorkMark = {
   fanOut: (branchId: string): WorkMark => `fan-out:${branchId}`,
   parent: (parentId: string): WorkMark => `parent:${parentId}`,
   settle: (parentId: string, seq: number): WorkMark => `settle:${parentId}#${seq}`,
+  aggregate: (parentId: string, seq: number): WorkMark => `aggregate:${parentId}#${seq}`,
   sync: (seq: number): WorkMark => `sync:${seq}`,
   callback: (step: number): WorkMark => `callback:${step}`,
   dlq: (messageId: string): WorkMark => `dlq:${messageId}`,
@@ -64,7 +71,7 @@ export const WorkMark = {
   resume: RESUME as WorkMark,
 } as const;
 
-const PREFIXED = /^(fan-out|parent|settle|sync|dlq|callback):(.*)$/s;
+const PREFIXED = /^(fan-out|parent|settle|aggregate|sync|dlq|callback):(.*)$/s;
 
 /** Reads a stored mark back. Anything not in another form is a step message's id. */
 export function readMark(mark: WorkMark): ReadMark {
@@ -88,7 +95,7 @@ export function readMark(mark: WorkMark): ReadMark {
       return { kind: 'callback', step: Number(rest) };
     default: {
       const at = rest.lastIndexOf('#');
-      return { kind: 'settle', parentId: rest.slice(0, at), seq: Number(rest.slice(at + 1)) };
+      return { kind: m[1] === 'aggregate' ? 'aggregate' : 'settle', parentId: rest.slice(0, at), seq: Number(rest.slice(at + 1)) };
     }
   }
 }

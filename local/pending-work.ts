@@ -9,7 +9,7 @@
  * guard, a user's report), never on the run's path.
  */
 import { errorMessage } from '../core/errors';
-import { isTerminal, type Scope } from '../core/model';
+import { isTerminal, ROOT_BRANCH_ID, type Scope } from '../core/model';
 import type { BranchStore } from '../core/ports';
 import type { RunningExecution } from '../adapters/stepfunctions/local-executions';
 import { fanOutInput } from '../adapters/stepfunctions/fan-out-definition';
@@ -62,6 +62,9 @@ async function describeRun(store: BranchStore, scope: Scope): Promise<string[]> 
   // A sync point is waited on while its parent is (a parent that ended leaves its own unsettled).
   const points = (await store.listOpenSyncPoints(scope)).filter((sp) => open.some((b) => b.id === sp.parentId && b.spawn?.seq === sp.seq));
   const lines = [`run ${scope.runId}: ${run.status}; ${open.length} branches not ended, ${points.length} sync points waited on`];
+  const root = await store.getBranch(scope, ROOT_BRANCH_ID);
+  // A root that ended under a run still RUNNING: its end was written and never told (the run ends with it).
+  if (run.status === 'RUNNING' && root && isTerminal(root.status)) lines.push(`  the root is ${root.status} (written by ${root.advancedBy ?? 'no mark'}), the run's end not written`);
   for (const b of open.slice(0, MAX_LISTED)) {
     const waiting = b.status === 'WAITING' && b.spawn ? ` on sync point ${b.spawn.seq}` : '';
     const suspended = b.suspended ? `, suspended (${b.suspended.kind})` : '';

@@ -83,7 +83,9 @@ export async function recordFanOutFailure(deps: SpawnerDeps, input: FanOutFailur
     const parent = await deps.store.getBranch(scope, input.parentId);
     if (!parent) return;
     if (isTerminal(parent.status)) {
-      if (parent.advancedBy === by) await tellEnd(deps, parent, by);
+      // Its own end, or the one its Aggregate wrote before failing for good (this is that task's Catch).
+      const aggregated = WorkMark.aggregate(input.parentId, input.seq);
+      if (parent.advancedBy === by || parent.advancedBy === aggregated) await tellEnd(deps, parent, parent.advancedBy);
       return;
     }
     if (parent.status !== 'WAITING' || parent.spawn?.seq !== input.seq) return;

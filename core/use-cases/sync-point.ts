@@ -31,6 +31,7 @@ import {
   type Scope,
   type SpawnState,
   type SyncCounters,
+  type SyncPointRecord,
 } from '../model';
 import type { FanOutRequest } from '../ports';
 import { WorkMark } from '../work-mark';
@@ -341,7 +342,7 @@ export async function countChildEnd(deps: SpawnerDeps, ends: BranchEnds, branch:
     const retry = !applied && mayRepeatTelling(branch, by, options);
     if (decision.cancelRest || (retry && (await deps.store.getSyncPoint(scope, parentId, seq))?.aggregatedAt !== undefined)) {
       // A first count is new work; a retry's may be the retry of a settlement that died.
-      await settleSyncPoint(deps, ends, scope, parentId, seq, { decision, mayRepeat: retry });
+      await settleSyncPoint(deps, ends, scope, parentId, seq, { decision, mayRepeat: retry, ...(options.iterationOver ? { ownFanOut: true } : {}) });
     }
   }
   if (options.iterationOver) return;
@@ -391,6 +392,8 @@ export interface SettleOptions {
    * early (see `settledEarly`).
    */
   fanOutEnded?: boolean;
+  /** The caller is a task of this sync point's own fan-out execution (a child's failed iteration): it stops the execution last. */
+  ownFanOut?: boolean;
   /**
    * False when this settlement is new work (a child's end counted for the first time), not the
    * retry of one that died: ends already written under the settlement's mark are then another
@@ -416,7 +419,9 @@ export async function settleSyncPoint(
   const [sp, parent] = await Promise.all([deps.store.getSyncPoint(scope, parentId, seq), deps.store.getBranch(scope, parentId)]);
   if (!sp || !parent) return;
   hit(deps, 'inside-aggregate', scope, `${parentId}#${seq}`);
-  const by = WorkMark.settle(parentId, seq);
+  // The fan-out's own Aggregate writes under a mark of its own: what it wrote is its retries' to
+  // tell again, and what another settlement wrote is not (see WorkMark.aggregate).
+  const by = options.fanOutEnded ? WorkMark.aggregate(parentId, seq) : WorkMark.settle(parentId, seq);
   const onIt = parent.spawn?.seq === seq;
   const retell = options.mayRepeat !== false;
   if (sp.aggregatedAt === undefined && (!onIt || parent.status !== 'WAITING')) {
@@ -478,7 +483,6 @@ export async function settleSyncPoint(
       outcome = (await deps.store.getSyncPoint(scope, parentId, seq))?.outcome;
     }
   }
-  const early = !options.fanOutEnded && settledEarly(options.decision, children, by);
   // The children still running are left out: cancel them (each counted, nothing decided by them).
   // (Each is read back if a concurrent settlement ended it first, or the aggregate would count it
   // as still running.)
@@ -499,8 +503,35 @@ export async function settleSyncPoint(
     await publish(deps, syncPointEvent(scope, parentId, seq, deps.clock.now(), { outcome, reason: claimed.reason, completion_reason, ...counters, ...syncPointResults(children) }));
   }
   // Stopped before the parent moves on, so a retry that finds the parent moved on knows it was.
-  if (early) await deps.fanOut.stop(sp.executionName, `sync point ${parentId}#${seq} settled early`);
+  // A task of this very fan-out (a child's failed iteration) stops it last: once its execution is
+  // stopped, its own retries are too, and with them the rest of this settlement. Its retry that
+  // finds the parent moved on stops it again (a stop is idempotent).
+  const early = !options.fanOutEnded && (settledEarly(children, by) || (options.ownFanOut === true && !onIt));
+  const stop = () => deps.fanOut.stop(sp.executionName, `sync point ${parentId}#${seq} settled early`);
+  if (early && !options.ownFanOut) await stop();
+  await decideParent(deps, ends, { scope, parent, seq, sp, onIt, outcome, decision, children, by, retell });
+  if (early && options.ownFanOut) await stop();
+}
 
+/** The end of a settlement: the parent fails, or resumes (aggregate, next group, its agent). */
+async function decideParent(
+  deps: SpawnerDeps,
+  ends: BranchEnds,
+  at: {
+    scope: Scope;
+    parent: BranchRecord;
+    seq: number;
+    sp: SyncPointRecord;
+    onIt: boolean;
+    outcome: 'resume' | 'fail' | undefined;
+    decision: FanInDecision | undefined;
+    children: BranchOutcome[];
+    by: WorkMark;
+    retell: boolean;
+  },
+): Promise<void> {
+  const { scope, parent, seq, sp, onIt, outcome, decision, children, by, retell } = at;
+  const spawn = parent.spawn!;
   if ((outcome ?? 'fail') === 'fail') {
     const reason = decision && decision.action !== 'wait' ? decision.reason : 'too many children failed';
     // An `agent:<Name>` aggregator's branch is not one of the children the failure policy is about.
@@ -549,14 +580,15 @@ async function earlierChildIds(deps: SpawnerDeps, scope: Scope, parent: BranchRe
 }
 
 /**
- * Whether a sync point is settled before its fan-out ended (its execution must then be stopped):
- * the counts decided it with children still to end, or a child has not ended, or one was
- * cancelled by this very settlement — a retry after a crash cut it short: by then the counters
- * (the cancelled children counted) no longer show that the exit was early, the children do.
+ * Whether a sync point was settled before its fan-out ended, read from its children once the
+ * settlement cancelled those left out: one cancelled under the settlement's mark (now, or by a
+ * try cut short by a crash) never reports to its fan-out iteration, so the execution must be
+ * stopped. Not the counts' decision: children that ended on their own meanwhile report, their
+ * fan-out ends and runs its Aggregate — a stop then would cut short that Aggregate's retries,
+ * and with them the end it wrote (the chaos contract's hang: a root FAILED, its run RUNNING).
  */
-function settledEarly(decision: FanInDecision | undefined, children: readonly BranchOutcome[], by: WorkMark): boolean {
-  if (decision && decision.action !== 'wait' && decision.cancelRest) return true;
-  return children.some((c) => !isTerminal(c.status) || (c.status === 'CANCELLED' && c.advancedBy === by));
+function settledEarly(children: readonly BranchOutcome[], by: WorkMark): boolean {
+  return children.some((c) => c.status === 'CANCELLED' && c.advancedBy === by);
 }
 
 /**

@@ -17,6 +17,7 @@ describe('work marks', () => {
     expect(readMark(WorkMark.fanOut('root.0.2'))).toEqual({ kind: 'fan-out', branchId: 'root.0.2' });
     expect(readMark(WorkMark.parent('root'))).toEqual({ kind: 'parent', parentId: 'root' });
     expect(readMark(WorkMark.settle('root.0', 12))).toEqual({ kind: 'settle', parentId: 'root.0', seq: 12 });
+    expect(readMark(WorkMark.aggregate('root.0', 12))).toEqual({ kind: 'aggregate', parentId: 'root.0', seq: 12 });
     expect(readMark(WorkMark.sync(3))).toEqual({ kind: 'sync', seq: 3 });
     expect(readMark(WorkMark.dlq('abc'))).toEqual({ kind: 'dlq', messageId: 'abc' });
     expect(readMark(WorkMark.cancel)).toEqual({ kind: 'cancel' });
@@ -27,7 +28,7 @@ describe('work marks', () => {
   });
 
   it('say which work dies with its process (resume tells its ends again)', () => {
-    const inProcess = [WorkMark.fanOut('r.1'), WorkMark.parent('r'), WorkMark.settle('r', 1), WorkMark.dlq('m'), WorkMark.cancel, WorkMark.start, WorkMark.budget];
+    const inProcess = [WorkMark.fanOut('r.1'), WorkMark.parent('r'), WorkMark.settle('r', 1), WorkMark.aggregate('r', 1), WorkMark.dlq('m'), WorkMark.cancel, WorkMark.start, WorkMark.budget];
     for (const mark of inProcess) expect(isInProcessWork(mark), mark).toBe(true);
     for (const mark of [WorkMark.step('m-2'), WorkMark.sync(1), WorkMark.resume, undefined]) expect(isInProcessWork(mark), String(mark)).toBe(false);
     expect(isSyncMark(WorkMark.sync(2))).toBe(true);

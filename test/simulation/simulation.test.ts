@@ -29,9 +29,14 @@ const from = Number(process.env.SIM_FROM ?? 1);
  * came before the start wrote the root: the cancel told RunCancelled (no root yet), then the start
  * ended the root under the cancel's mark and so told RunCancelled again; 328 — a cancel's cascade
  * found the child a spawn had just cancelled (its parent ended) under the same parent mark, and
- * told its BranchCancelled again though it had just ended the parent (no retry).
+ * told its BranchCancelled again though it had just ended the parent (no retry); with a stopped
+ * execution's tasks no longer retried (as Step Functions does): 873 — a child's failed iteration
+ * (RecordChildFailure) settled its own fan-out early, stopped it, failed the root and died before
+ * telling the run's end: its retry was dropped by its own stop (no RunFailed); 1475 (batched) — a
+ * settlement that cancelled nothing stopped the fan-out whose task was telling a child's end and
+ * died: its retry dropped, the end was never counted (counters short of one failed child).
  */
-const PINNED = [12874, 13802, 43534, 55360, 10940, 669, 2698, 199, 328];
+const PINNED = [12874, 13802, 43534, 55360, 10940, 669, 2698, 199, 328, 873, 1475];
 const range = Array.from({ length: count }, (_, i) => from + i);
 const seeds = one ? [Number(one)] : process.env.SIM_SEEDS ? range : [...range, ...PINNED.filter((p) => !range.includes(p))];
 

@@ -653,7 +653,7 @@ export class World {
             e.failing.add(branchId);
             this.count('child timeout');
             this.retried(`RecordChildFailure ${branchId}`, () =>
-              recordChildFailure(this.deps, { team, runId, parentId, seq, branchId, error: 'States.Timeout' }),
+              recordChildFailure(this.deps, { team, runId, parentId, seq, branchId, error: 'States.Timeout' }), e,
             ).then(() => e.failing.delete(branchId));
           },
         });
@@ -671,7 +671,7 @@ export class World {
       weight: 2,
       start: () => {
         e.aggregating = true;
-        void this.retried(`Aggregate ${parentId}#${seq}`, () => aggregateSyncPoint(this.deps, { team, runId, parentId, seq })).then(
+        void this.retried(`Aggregate ${parentId}#${seq}`, () => aggregateSyncPoint(this.deps, { team, runId, parentId, seq }), e).then(
           () => (e.finished = true),
         );
       },
@@ -697,7 +697,7 @@ export class World {
           const key = `batch-${first}`;
           e.inFlight.add(key);
           const input = { team, runId, parentId, seq, first, count: Math.min(plan.batchSize, count - offset), window: plan.window };
-          void this.retried(`DispatchBatch ${parentId}#${seq} ${key}`, () => dispatchBatch(this.deps, { ...input, taskToken: `${name}|${key}|${this.epoch}` }));
+          void this.retried(`DispatchBatch ${parentId}#${seq} ${key}`, () => dispatchBatch(this.deps, { ...input, taskToken: `${name}|${key}|${this.epoch}` }), e);
         },
       });
     }
@@ -713,7 +713,7 @@ export class World {
             const first = Number(key.slice('batch-'.length));
             const batchCount = Math.min(plan.batchSize, firstIndex + count - first);
             this.retried(`RecordBatchFailure ${key}`, () =>
-              recordBatchFailure(this.deps, { team, runId, parentId, seq, first, count: batchCount, error: 'States.Timeout' }),
+              recordBatchFailure(this.deps, { team, runId, parentId, seq, first, count: batchCount, error: 'States.Timeout' }), e,
             ).then(() => e.failing.delete(key));
           },
         });
@@ -723,15 +723,21 @@ export class World {
     return out;
   }
 
-  /** A task the state machine retries until it succeeds (its retrier), in this process. */
-  private retried(kind: string, task: () => Promise<unknown>): Promise<void> {
+  /**
+   * A task the state machine retries until it succeeds (its retrier), in this process; as Step
+   * Functions does, a task of an execution that was stopped meanwhile is not retried.
+   */
+  private retried(kind: string, task: () => Promise<unknown>, execution?: Execution): Promise<void> {
     const epoch = this.epoch;
     return new Promise<void>((resolve) => {
       const attempt = () => {
         if (epoch !== this.epoch) return;
         this.startWork(kind, task, {
           done: resolve,
-          failed: () => this.pendingWork.push({ label: `retry ${kind}`, weight: 1, start: attempt }),
+          failed: () => {
+            if (execution?.stopped) return void this.count('task retry dropped by a stop');
+            this.pendingWork.push({ label: `retry ${kind}`, weight: 1, start: attempt });
+          },
         });
       };
       attempt();
