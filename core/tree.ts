@@ -102,12 +102,13 @@ export function drawTree(branches: readonly TreeBranch[], format: TreeFormat): s
 /** The branches of nested nodes (a tree's json drawing, or pages of it), flat again: what drawTree takes. */
 export function flattenTree(nodes: readonly TreeNode[]): TreeBranch[] {
   const flat: TreeBranch[] = [];
-  const walk = (node: TreeNode) => {
+  // A child's parent is the node it is nested in (an API from before pages named no parentId).
+  const walk = (node: TreeNode, parentId: string | null) => {
     const { children, ...branch } = node;
-    flat.push(branch);
-    children.forEach(walk);
+    flat.push({ ...branch, parentId });
+    children.forEach((child) => walk(child, node.id));
   };
-  nodes.forEach(walk);
+  nodes.forEach((node) => walk(node, node.parentId ?? null));
   return flat;
 }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { computeMetrics } from '../../core/metrics';
 import type { BranchRecord } from '../../core/model';
-import { agentLabel, buildTree, renderAscii, renderMermaid } from '../../core/tree';
+import { agentLabel, buildTree, flattenTree, renderAscii, renderMermaid } from '../../core/tree';
 
 const b = (id: string, parentId: string | null, status: BranchRecord['status'], agent = 'A'): BranchRecord => ({
   team: 't', runId: 'r', id, parentId, parentSeq: parentId ? 1 : null, depth: id.split('.').length - 1,
@@ -94,5 +94,12 @@ describe('tree views', () => {
     const [root] = buildTree(branches);
     expect(root.children.map((c) => c.id)).toEqual(['root.0', 'root.1', 'root.10']);
     expect(root.children[0].children).toHaveLength(2);
+  });
+
+  it('the JSON flattened again draws the same tree, also when its nodes name no parentId (an API from before tree pages)', () => {
+    const nodes = buildTree(branches);
+    expect(renderAscii(flattenTree(nodes))).toBe(renderAscii(branches));
+    const strip = (node: any): any => ({ ...node, parentId: undefined, children: node.children.map(strip) });
+    expect(renderAscii(flattenTree(nodes.map(strip)))).toBe(renderAscii(branches));
   });
 });
