@@ -14,7 +14,8 @@ import { attachHooks } from '../../local/hooks';
 import { LocalRuntime } from '../../local/runtime';
 import { loadScenarioFile } from '../../local/scenario-file';
 import { parseScenario, type Scenario } from '../../core/scenario';
-import { EXAMPLES_DIR, outcomeOf, recordEvents, type RunOutcome } from '../reliability/support';
+import { RUNTIME_START_TIMEOUT_MS } from '../support/tiers';
+import { EXAMPLES_DIR, recordEvents, runToEnd, WATCHED_TEST_TIMEOUT_MS, watchRun, type RunOutcome } from '../reliability/support';
 
 const END_TYPES = new Set(['BranchCompleted', 'BranchFailed', 'BranchCancelled']);
 
@@ -128,17 +129,23 @@ describe('lifecycle events on the embedded engines, without a fault', () => {
   beforeAll(async () => {
     runtime = await LocalRuntime.start({ tier: 'engines', aggregators });
     events = recordEvents(runtime);
-  });
+  }, RUNTIME_START_TIMEOUT_MS);
   afterAll(() => runtime?.close());
 
-  // The runs go at once, as on a busy runtime (they mostly wait on agents' delays).
-  it.concurrent.each(SCENARIOS)('%s: every branch created and ended once, the run started and ended once, each sync point once; ids unique', async (name, scenario, status) => {
-    const runId = await runtime.startRun(runInputOf(scenario));
-    const outcome = await outcomeOf(runtime, await runtime.waitForRun(runId), events);
-    if (status) expect(outcome.run.status, name).toBe(status);
-    expectEachOnce(outcome);
-    expect(runtime.errors).toEqual([]);
-  });
+  // The runs go at once, as on a busy runtime (they mostly wait on agents' delays). Each run's end
+  // waits for the runtime to settle, so every test lasts as long as all the runs' work: on a loaded
+  // machine that is minutes (wide-fan-out's 150 children), so the runs are watched for progress
+  // (watchRun) instead of timed.
+  it.concurrent.each(SCENARIOS)(
+    '%s: every branch created and ended once, the run started and ended once, each sync point once; ids unique',
+    async (name, scenario, status) => {
+      const outcome = await runToEnd(runtime, scenario, events);
+      if (status) expect(outcome.run.status, name).toBe(status);
+      expectEachOnce(outcome);
+      expect(runtime.errors).toEqual([]);
+    },
+    WATCHED_TEST_TIMEOUT_MS,
+  );
 
   it('a run cancelled while its children run: every branch still ends in exactly one event', async () => {
     const scenario = inline({
@@ -163,11 +170,11 @@ describe('lifecycle events on the embedded engines, without a fault', () => {
       });
     });
     await runtime.cancel(runId);
-    const outcome = await outcomeOf(runtime, await runtime.waitForRun(runId), events);
+    const outcome = await watchRun(runtime, runId, events);
     expect(outcome.run.status).toBe('CANCELLED');
     expectEachOnce(outcome);
     expect(runtime.errors).toEqual([]);
-  });
+  }, WATCHED_TEST_TIMEOUT_MS);
 });
 
 describe('a change told again after a crash', () => {
@@ -177,7 +184,7 @@ describe('a change told again after a crash', () => {
     // Each child's step dies once after telling its end, before its fan-out hears of it: the retry tells the end again.
     runtime = await LocalRuntime.start({ tier: 'engines', chaos: { crash: ['before-task-success'], seed: 1 } });
     events = recordEvents(runtime);
-  });
+  }, RUNTIME_START_TIMEOUT_MS);
   afterAll(() => runtime?.close());
 
   it('carries the same eventId, and the hooks of the process run once for it', async () => {
@@ -185,8 +192,7 @@ describe('a change told again after a crash', () => {
     const record = (name: string) => (b: { id: string }) => void calls.push(`${name} ${b.id}`);
     const hooks = attachHooks(runtime, { onBranchCompleted: record('completed'), onBranchCreated: record('created') });
     const scenario = (await loadScenarioFile(`${EXAMPLES_DIR}hierarchical.yaml`)).scenario;
-    const runId = await runtime.startRun(runInputOf(scenario));
-    const outcome = await outcomeOf(runtime, await runtime.waitForRun(runId), events);
+    const outcome = await runToEnd(runtime, scenario, events);
     await hooks.drain();
     hooks.detach();
     expect(outcome.run.status).toBe('COMPLETED');
@@ -209,5 +215,5 @@ describe('a change told again after a crash', () => {
     const ids = outcome.branches.map((b) => b.id).sort();
     expect(calls.filter((c) => c.startsWith('completed ')).map((c) => c.slice(10)).sort()).toEqual(ids);
     expect(calls.filter((c) => c.startsWith('created ')).map((c) => c.slice(8)).sort()).toEqual(ids);
-  });
+  }, WATCHED_TEST_TIMEOUT_MS);
 });

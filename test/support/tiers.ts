@@ -10,3 +10,10 @@ import type { EngineTier } from '../../local/embedded-engines';
 export function onTier(tier: EngineTier): { tier: EngineTier; dataDir?: string } {
   return tier === 'journal' ? { tier, dataDir: mkdtempSync(join(tmpdir(), 'bs-journal-tier-')) } : { tier };
 }
+
+/**
+ * The budget of a hook that starts a runtime on the engines: dynalite, fauxqs and the ASL engine
+ * load and start in the process. Three of them starting at once beside six other runtimes took
+ * over 60 s on 2 cores at load 41; a start that fails says so well before this.
+ */
+export const RUNTIME_START_TIMEOUT_MS = 5 * 60_000;
