@@ -9,7 +9,8 @@ import type { LifecycleEvent } from '../../core/events';
 import { ENGINE_TIERS } from '../../local/embedded-engines';
 import { LocalRuntime } from '../../local/runtime';
 import { behaviours, checkInvariants } from '../support/behaviours';
-import { onTier } from '../support/tiers';
+import { onTier, RUNTIME_START_TIMEOUT_MS } from '../support/tiers';
+import { WATCHED_TEST_TIMEOUT_MS, watchRun } from '../reliability/support';
 
 const aggregators = Object.assign({}, ...behaviours.map((b) => b.aggregators ?? {}));
 
@@ -30,17 +31,16 @@ describe.each(
     runtime = await LocalRuntime.start({ ...onTier(tier), aggregators, chaos: { duplicateDelivery }, visibilityTimeoutSeconds: 30, fanOutDispatch: dispatch });
     expect(runtime.tier).toBe(tier);
     runtime.bus.subscribe((e) => void events.push(e));
-  });
+  }, RUNTIME_START_TIMEOUT_MS);
   afterAll(async () => {
     await runtime?.close();
   });
 
+  // Nine runtimes at once make each run slow on a loaded machine (a 2 s run took over 60 s in a
+  // full suite at load 30 on 2 cores): the runs are watched for progress (watchRun), not timed.
   for (const behaviour of behaviours) {
-    it(behaviour.name, { concurrent: false }, async () => {
-      const runId = await runtime.startRun(behaviour.run);
-      const run = await runtime.waitForRun(runId);
-      const branches = await runtime.deps.store.listBranches({ team: runtime.team, runId });
-      const outcome = { run, branches, events: events.filter((e) => e.runId === runId) };
+    it(behaviour.name, { concurrent: false, timeout: WATCHED_TEST_TIMEOUT_MS }, async () => {
+      const outcome = await watchRun(runtime, await runtime.startRun(behaviour.run), events);
       behaviour.check(outcome);
       checkInvariants(outcome);
       expect(runtime.errors).toEqual([]);
