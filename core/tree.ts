@@ -1,5 +1,5 @@
 /** Tree views of a run's branches: ASCII, Mermaid and JSON, and how every view names a branch's agents. */
-import { isTerminal, type BranchRecord, type BranchStatus, type BranchType } from './model';
+import { compareIds, isTerminal, type BranchRecord, type BranchStatus, type BranchType } from './model';
 
 export type TreeBranch = Pick<BranchRecord, 'id' | 'parentId' | 'agent' | 'type' | 'status' | 'depth'> &
   Partial<Pick<BranchRecord, 'result' | 'entryAgent' | 'memory' | 'suspended'>> & {
@@ -52,11 +52,9 @@ export function agentLabel(chain: readonly string[]): string {
   return chain.length <= 3 ? chain.join(' → ') : `${chain[0]} → … → ${chain[chain.length - 1]} (${chain.length} turns)`;
 }
 
-/** Children are ordered by their spawn index (ids are `${parent}.${index}`), not lexically. */
+/** Children are ordered by their spawn index (ids are `${parent}.${index}`), not lexically: the stores' one id order. */
 function childOrder(a: TreeBranch, b: TreeBranch): number {
-  const ia = Number(a.id.slice(a.id.lastIndexOf('.') + 1));
-  const ib = Number(b.id.slice(b.id.lastIndexOf('.') + 1));
-  return ia - ib || a.id.localeCompare(b.id);
+  return compareIds(a.id, b.id);
 }
 
 /** A branch as a tree shows it (a node without its children): no result, no memory, its agents worked out. */
