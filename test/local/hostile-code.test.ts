@@ -9,7 +9,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DataFolderError } from '../../core/errors';
 import { isRunEnd } from '../../core/events';
@@ -264,6 +264,9 @@ describe('a data folder that fails', () => {
     const parent = mkdtempSync(join(user ? '/tmp' : tmpdir(), 'bs-read-only-'));
     if (user) chownSync(parent, user.uid, user.gid);
     const data = join(parent, 'data');
+    // nobody must reach the checkout's node and bin: a clone inside a 0700 folder (mktemp -d) gets
+    // the search bit for others on its ancestors for this test, given back after.
+    const searchable = user ? opened(resolve(ROOT)) : [];
     try {
       const io = captureIo();
       expect(await main(['run', join(ROOT, 'examples', 'simple-parallel.yaml'), '--data', data, '--json'], io)).toBe(0);
@@ -283,6 +286,7 @@ describe('a data folder that fails', () => {
       chmodSync(data, 0o755);
       chmodSync(join(data, 'blobs'), 0o755);
       rmSync(parent, { recursive: true, force: true });
+      for (const [folder, mode] of searchable) chmodSync(folder, mode);
     }
   }, 90_000);
 
@@ -409,3 +413,16 @@ describe('token accounting of module agents', () => {
     expect(doc2.metrics.usage).toEqual({ inputTokens: 0, outputTokens: 0 });
   }, 60_000);
 });
+
+/** Gives others the search bit on `folder` and its ancestors that lack it; the modes to restore. */
+function opened(folder: string): [string, number][] {
+  const changed: [string, number][] = [];
+  for (let f = folder; ; f = dirname(f)) {
+    const mode = statSync(f).mode & 0o7777;
+    if (!(mode & 0o001)) {
+      chmodSync(f, mode | 0o001);
+      changed.push([f, mode]);
+    }
+    if (dirname(f) === f) return changed;
+  }
+}
