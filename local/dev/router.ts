@@ -1,7 +1,6 @@
 /**
- * The dev-only routes next to the HTTP API: the page and its assets, the examples, the runs of
- * this session, a branch's details and the event streams. Routes
- * call read models (core/use-cases/queries.ts); none reads the store itself.
+ * The dev-only routes next to the HTTP API: the page and its assets, the examples, the scenario
+ * parser and the event streams. Everything else (runs, branches, trees) is the API handler's.
  */
 import type { APIGatewayProxyResult } from 'aws-lambda';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -19,7 +18,6 @@ export interface DevRouteContext {
   examples: ExampleView[];
   /** Where the examples are: an example's relative `module` paths resolve against it. */
   examplesDir: string;
-  /** Runs started during this session, oldest first. */
 }
 
 export interface DevRequest {
