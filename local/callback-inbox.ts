@@ -38,16 +38,24 @@ interface Request {
   answer: unknown;
 }
 
-type Outcome = { ok: true; answered: CallbackAnswered } | { ok: false; error: string; message: string };
+/** An answer the holder took: the callback's answer, and whether the holder carries its run on. */
+export interface InboxAnswer {
+  answered: CallbackAnswered;
+  carriedOn: boolean;
+}
+
+type Outcome = ({ ok: true } & InboxAnswer) | { ok: false; error: string; message: string };
 
 /**
  * The holder's side: takes each answer left in the inbox. The returned function stops it: no
  * answer is taken after it is called, and it resolves once every answer taken has its outcome
- * written; call it (and await it) before letting the folder go.
+ * written; call it (and await it) before letting the folder go. `drives` says whether the holder
+ * carries a run on to its end (it started or resumed it).
  */
 export function watchInbox(
   dataDir: string,
   answer: (runId: string, token: string, value: unknown) => Promise<CallbackAnswered>,
+  drives: (runId: string) => boolean,
   onError: (error: unknown) => void,
 ): () => Promise<void> {
   const inbox = join(dataDir, INBOX_FOLDER);
@@ -76,7 +84,10 @@ export function watchInbox(
         const text = readFileSync(file, 'utf8');
         if (text.length > MAX_DOCUMENT_TEXT_BYTES) throw new PayloadTooLargeError(`the answer file is ${text.length} characters`, text.length, MAX_DOCUMENT_TEXT_BYTES);
         const request = JSON.parse(text) as Request;
-        outcome = { ok: true, answered: await answer(String(request.runId), String(request.token), request.answer) };
+        const runId = String(request.runId);
+        const answered = await answer(runId, String(request.token), request.answer);
+        // Stopping now: the answer's step is left in the folder's queue for `resume`.
+        outcome = { ok: true, answered, carriedOn: !stopped && drives(runId) };
       } catch (error) {
         outcome = { ok: false, error: (error as Error).name ?? 'Error', message: (error as Error).message };
         if (!KNOWN[outcome.error]) onError(error);
@@ -105,7 +116,7 @@ export function watchInbox(
  * undefined when the answer was withdrawn because no process holds the folder any more (then the
  * caller answers the folder itself).
  */
-export async function answerThroughInbox(dataDir: string, request: Request, holderPid: number, waitMs = INBOX_WAIT_MS): Promise<CallbackAnswered | undefined> {
+export async function answerThroughInbox(dataDir: string, request: Request, holderPid: number, waitMs = INBOX_WAIT_MS): Promise<InboxAnswer | undefined> {
   const inbox = join(dataDir, INBOX_FOLDER);
   mkdirSync(inbox, { recursive: true });
   const id = randomUUID();
@@ -165,8 +176,8 @@ function readOutcome(file: string): Outcome | undefined {
   return JSON.parse(text) as Outcome;
 }
 
-function settled(outcome: Outcome): CallbackAnswered {
-  if (outcome.ok) return outcome.answered;
+function settled(outcome: Outcome): InboxAnswer {
+  if (outcome.ok) return { answered: outcome.answered, carriedOn: outcome.carriedOn === true };
   const Known = KNOWN[outcome.error];
   throw Known ? new Known(outcome.message) : new Error(outcome.message);
 }

@@ -5,7 +5,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { readFileSync, statSync } from 'node:fs';
 import { ConflictError, GoneError, InUseError, NotFoundError, ValidationError } from '../core/errors';
-import { answerThroughInbox } from './callback-inbox';
+import { answerThroughInbox, type InboxAnswer } from './callback-inbox';
 import { MAX_DOCUMENT_TEXT_BYTES } from '../core/input-bounds';
 import { TREE_FORMATS, type TreeFormat } from '../core/tree';
 import { ApiClient, type RemoteTarget } from './remote/api-client';
@@ -94,20 +94,18 @@ const HELD_FOLDER_TRIES = 5;
  */
 export function callbackCommand(runId: string, token: string, options: SourceOptions & { answer?: string; answerFile?: string }, io: Io): Promise<number> {
   const answer = readAnswer(options);
-  const answerHere = async (source: RunSource) => source.answer(runId, token, answer);
+  // Answered here: a deployed API carries the run on; a data folder nobody holds waits for `resume`.
+  const answerHere = async (source: RunSource): Promise<InboxAnswer> => ({ answered: await source.answer(runId, token, answer), carriedOn: !options.data });
   return (async () => {
-    let answered;
-    let heldBy: number | undefined;
+    let taken: InboxAnswer | undefined;
     try {
-      for (let attempt = 1; !answered; attempt++) {
-        answered = await withSource('callback', options, answerHere).catch((error: unknown) => {
+      for (let attempt = 1; !taken; attempt++) {
+        // Undefined: the holder let the folder go without taking the answer; answer the folder itself.
+        taken = await withSource('callback', options, answerHere).catch((error: unknown) => {
           // A run or resume holds the folder: it takes the answer (local/callback-inbox.ts).
           if (!(error instanceof InUseError) || !options.data || attempt >= HELD_FOLDER_TRIES) throw error;
-          heldBy = error.pid;
           return answerThroughInbox(options.data, { runId, token, answer }, error.pid);
         });
-        // Withdrawn: the holder let the folder go without taking it; answer the folder itself.
-        if (!answered) heldBy = undefined;
       }
     } catch (error) {
       if (error instanceof ConflictError || error instanceof GoneError || error instanceof NotFoundError) {
@@ -117,8 +115,12 @@ export function callbackCommand(runId: string, token: string, options: SourceOpt
       }
       throw error;
     }
-    const next = options.data && !heldBy ? `; carry the run on with: npx branch-spawner resume ${runId} --data ${options.data}` : '';
-    io.err.write(`run ${runId}: callback answered, branch ${answered.branchId} goes on${next}\n`);
+    const { branchId } = taken.answered;
+    io.err.write(
+      taken.carriedOn
+        ? `run ${runId}: callback answered, branch ${branchId} goes on\n`
+        : `run ${runId}: callback answered; branch ${branchId} waits for resume: npx branch-spawner resume ${runId} --data ${options.data}\n`,
+    );
     return 0;
   })();
 }

@@ -245,7 +245,12 @@ export class LocalRuntime {
     runtime.startPolling(options.pollers ?? DEFAULT_POLLERS);
     // `callback --data` cannot open a folder this process holds: it leaves answers here instead.
     if (options.dataDir) {
-      runtime.stopInbox = watchInbox(options.dataDir, (runId, token, answer) => answerCallback(deps, { team, runId }, token, answer), (error) => runtime.report(error));
+      runtime.stopInbox = watchInbox(
+        options.dataDir,
+        (runId, token, answer) => answerCallback(deps, { team, runId }, token, answer),
+        (runId) => runtime.runs.has(`${team}/${runId}`),
+        (error) => runtime.report(error),
+      );
     }
     if ((options.poison ?? 'fail') === 'fail') runtime.pollers.push(runtime.pollDeadLetters());
     else if (options.onParked) runtime.watchParked(options.onParked);

@@ -78,7 +78,7 @@ describe('the callback inbox of a held data folder', () => {
     await left;
     expect(code, first.errText()).toBe(0);
     // Nothing holds the folder now: the run goes on when resumed.
-    expect(first.errText()).toBe(`run ${runId}: callback answered, branch root goes on; carry the run on with: npx branch-spawner resume ${runId} --data ${data}\n`);
+    expect(first.errText()).toBe(`run ${runId}: callback answered; branch root waits for resume: npx branch-spawner resume ${runId} --data ${data}\n`);
 
     const second = captureIo();
     const leftAgain = holdUntilAnswerLeft(data);
@@ -92,7 +92,33 @@ describe('the callback inbox of a held data folder', () => {
     expect(JSON.parse(resumed.outText())).toMatchObject({ status: 'COMPLETED', result: { decision: 'approved' } });
   });
 
-  it('a holder that stops while it takes an answer finishes it and says its outcome before it lets the folder go; the answer is taken once', async () => {
+  it('callback --data taken by a holder that does not carry the run on (its own run ends as it takes the answer): exit 0, the branch waits for resume, which completes the run with the answer', async () => {
+    const { data, runId, token } = await awaitingCallback();
+    // Another run's process holds the folder (it never resumed this run) and closes the moment
+    // it has taken the answer, as one does when its own run ends.
+    const holder = await LocalRuntime.start({ dataDir: data });
+    const inbox = join(data, INBOX_FOLDER);
+    mkdirSync(inbox, { recursive: true });
+    const closed = new Promise<void>((resolve, reject) => {
+      const watcher = watch(inbox, (_type, name) => {
+        if (!String(name).endsWith('.taken.json')) return;
+        watcher.close();
+        holder.close().then(resolve, reject);
+      });
+    });
+
+    const io = captureIo();
+    const code = await main(['callback', runId, token, '--data', data, '--answer', '"approved"'], io);
+    await closed;
+    expect(code, io.errText()).toBe(0);
+    expect(io.errText()).toBe(`run ${runId}: callback answered; branch root waits for resume: npx branch-spawner resume ${runId} --data ${data}\n`);
+
+    const resumed = captureIo();
+    expect(await main(['resume', runId, '--data', data, '--json'], resumed), resumed.errText()).toBe(0);
+    expect(JSON.parse(resumed.outText())).toMatchObject({ status: 'COMPLETED', result: { decision: 'approved' } });
+  });
+
+  it('a holder that stops while it takes an answer finishes it and says its outcome before it lets the folder go: taken once, its run not carried on by the holder', async () => {
     const data = join(mkdtempSync(join(dir, 'holder-')), 'data');
     const lock = lockDataFolder(data);
     const taken: unknown[] = [];
@@ -109,6 +135,8 @@ describe('the callback inbox of a held data folder', () => {
         await gate;
         return { runId, branchId: 'root', status: 'ANSWERED' as const };
       },
+      // It drives the run, but it is letting the folder go: the branch waits for `resume`.
+      () => true,
       (error) => errors.push(error),
     );
     const answered = answerThroughInbox(data, { runId: 'r1', token: 't1', answer: 'yes' }, process.pid);
@@ -121,7 +149,7 @@ describe('the callback inbox of a held data folder', () => {
     open();
     await stopping;
     lock.release();
-    await expect(answered).resolves.toEqual({ runId: 'r1', branchId: 'root', status: 'ANSWERED' });
+    await expect(answered).resolves.toEqual({ answered: { runId: 'r1', branchId: 'root', status: 'ANSWERED' }, carriedOn: false });
     expect(taken).toEqual(['yes']);
     expect(errors).toEqual([]);
   });

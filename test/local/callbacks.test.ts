@@ -79,7 +79,7 @@ describe('callbacks through the CLI', { concurrent: true, timeout: 4 * PROCESS }
     expect((await run.exited).signal).toBe('SIGKILL');
     const answered = await runCli(['callback', asked.runId, String(asked.detail.token), '--data', data, '--answer-file', writeAnswer({ ok: true })]);
     expect(answered.code, answered.stderr).toBe(0);
-    expect(answered.stderr).toBe(`run ${asked.runId}: callback answered, branch root goes on; carry the run on with: npx branch-spawner resume ${asked.runId} --data ${data}\n`);
+    expect(answered.stderr).toBe(`run ${asked.runId}: callback answered; branch root waits for resume: npx branch-spawner resume ${asked.runId} --data ${data}\n`);
     const resumed = await runCli(['resume', asked.runId, '--data', data, '--json', '--trace', trace]);
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(JSON.parse(resumed.stdout)).toMatchObject({ status: 'COMPLETED', result: { decision: { ok: true } } });
