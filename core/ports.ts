@@ -76,9 +76,13 @@ export interface RecordChildEndResult {
 /**
  * Durable state. Every state change is conditional; nothing here uses transactions.
  * Unless stated, a method returns `undefined` / `false` when its condition does not hold
- * and throws only for infrastructure errors (translated to core errors).
+ * and throws only for infrastructure errors (translated to core errors). The store is the union
+ * of the parts below; each adapter implements them as parts of their own over one table.
  */
-export interface BranchStore {
+export interface BranchStore extends RunStore, BranchRecordStore, ChildSpecStore, SyncPointStore, EventStore, CostStore {}
+
+/** Runs: the run record, its branch budget and token counter, its idempotency key, and the team's listing. */
+export interface RunStore {
   /** Creates the run if absent. Returns false (and writes nothing) when it already exists. */
   createRun(run: RunRecord): Promise<boolean>;
   getRun(scope: Scope): Promise<RunRecord | undefined>;
@@ -95,7 +99,22 @@ export interface BranchStore {
    * repeated after a crash was a second agent call, whose tokens were spent too.
    */
   addRunTokens(scope: Scope, tokens: number): Promise<number | undefined>;
+  /**
+   * The run id kept for an idempotency key (`keyHash`: a hash of the team, the caller and the
+   * key), stored apart from any run: `runId` when this call is the first (a conditional put),
+   * the id kept by the first otherwise.
+   */
+  claimRunId(team: string, keyHash: string, runId: string): Promise<string>;
+  /**
+   * At most `limit` of a team's runs, newest first, after the position `after` (none: from the
+   * newest): one Query page of the team's index partition in DynamoDB, eventually consistent (a
+   * run just created may show a moment later). `more` as listBranchesPage's.
+   */
+  listRunsPage(team: string, page: RunPage): Promise<{ runs: ListedRun[]; more: boolean }>;
+}
 
+/** Branch records: created once, changed only by version or by an allowed status move. */
+export interface BranchRecordStore {
   /** Creates the branches that do not exist yet; returns the ids it created. */
   createBranches(branches: BranchRecord[]): Promise<string[]>;
   getBranch(scope: Scope, branchId: string): Promise<BranchRecord | undefined>;
@@ -134,39 +153,16 @@ export interface BranchStore {
   ): Promise<BranchRecord | undefined>;
   listBranches(scope: Scope): Promise<BranchRecord[]>;
   /**
-   * The run id kept for an idempotency key (`keyHash`: a hash of the team, the caller and the
-   * key), stored apart from any run: `runId` when this call is the first (a conditional put),
-   * the id kept by the first otherwise.
-   */
-  claimRunId(team: string, keyHash: string, runId: string): Promise<string>;
-  /**
    * At most `limit` of the run's branches after the branch `after` (none: from the first), in the
    * store's key order (one Query page in DynamoDB). `more` is false once nothing follows (it may
    * be true before an empty last page, as DynamoDB's LastEvaluatedKey may).
    */
   listBranchesPage(scope: Scope, page: BranchPage): Promise<{ branches: BranchRecord[]; more: boolean }>;
   listChildren(scope: Scope, parentId: string): Promise<BranchRecord[]>;
-  /**
-   * At most `limit` of a team's runs, newest first, after the position `after` (none: from the
-   * newest): one Query page of the team's index partition in DynamoDB, eventually consistent (a
-   * run just created may show a moment later). `more` as listBranchesPage's.
-   */
-  listRunsPage(team: string, page: RunPage): Promise<{ runs: ListedRun[]; more: boolean }>;
-  /**
-   * Appends a run's lifecycle events to its stored stream: numbers them in one atomic counter
-   * update, then writes them packed into as few items as fit (one for most publications),
-   * expiring with the run. Numbers a crash leaves unwritten stay as gaps; a retried call appends
-   * the events again under new numbers.
-   */
-  appendEvents(scope: Scope, events: readonly LifecycleEvent[]): Promise<void>;
-  /** At most `limit` of the run's stored events numbered above `after`, in number order (consistent read). */
-  listEvents(scope: Scope, page: { after: number; limit: number }): Promise<StoredEvent[]>;
-  /**
-   * The JSON of a value kept by reference for the run (a tool call's arguments or output, named by
-   * its ToolCalled event: core/tools.ts); NotFoundError when the run has none by that reference.
-   */
-  getValue(scope: Scope, ref: string): Promise<string>;
+}
 
+/** A wide spawn's child specs, kept apart from the parent's record. */
+export interface ChildSpecStore {
   /**
    * Keeps a wide spawn's child specs out of the parent's item, in items of bounded size, under
    * `key` (idempotent: a repeated call with the same key writes nothing new).
@@ -174,7 +170,10 @@ export interface BranchStore {
   putChildSpecs(scope: Scope, key: string, specs: ChildSpec[]): Promise<void>;
   /** `count` specs from `offset` of those stored under `key`; NotFoundError if they are not there. */
   getChildSpecs(scope: Scope, key: string, offset: number, count: number): Promise<ChildSpec[]>;
+}
 
+/** Sync points: the fan-in of a spawn's children (counted once each), its batches' task tokens, and the claim of its aggregation. */
+export interface SyncPointStore {
   /** Creates the sync point if absent; false if it existed. */
   createSyncPoint(syncPoint: SyncPointRecord): Promise<boolean>;
   getSyncPoint(scope: Scope, parentId: string, seq: number): Promise<SyncPointRecord | undefined>;
@@ -205,7 +204,28 @@ export interface BranchStore {
   claimAggregation(scope: Scope, parentId: string, seq: number, outcome: 'resume' | 'fail', at: number): Promise<boolean>;
   /** Sync points whose aggregation has not been claimed (used to stop fan-outs on cancel). */
   listOpenSyncPoints(scope: Scope): Promise<SyncPointRecord[]>;
+}
 
+/** The run's stored lifecycle events, and the values they refer to. */
+export interface EventStore {
+  /**
+   * Appends a run's lifecycle events to its stored stream: numbers them in one atomic counter
+   * update, then writes them packed into as few items as fit (one for most publications),
+   * expiring with the run. Numbers a crash leaves unwritten stay as gaps; a retried call appends
+   * the events again under new numbers.
+   */
+  appendEvents(scope: Scope, events: readonly LifecycleEvent[]): Promise<void>;
+  /** At most `limit` of the run's stored events numbered above `after`, in number order (consistent read). */
+  listEvents(scope: Scope, page: { after: number; limit: number }): Promise<StoredEvent[]>;
+  /**
+   * The JSON of a value kept by reference for the run (a tool call's arguments or output, named by
+   * its ToolCalled event: core/tools.ts); NotFoundError when the run has none by that reference.
+   */
+  getValue(scope: Scope, ref: string): Promise<string>;
+}
+
+/** The run's cost record. */
+export interface CostStore {
   /**
    * Adds usage to the run's cost record (a small item of its own, so metering never rewrites
    * the run). The write's own unit is included; it is not reported to the meter again.

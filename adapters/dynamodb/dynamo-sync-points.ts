@@ -1,0 +1,88 @@
+/** The store's sync points on the table (see docs/dynamodb-schema.md): the item, its fan-in (dynamo-fan-in.ts), batch tokens, the aggregation claim. */
+import { PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { compareIds, type ChildOutcome, type Scope, type SyncPointRecord } from '../../core/model';
+import type { RecordChildEndResult, SyncPointStore } from '../../core/ports';
+import { assertFits, batchTokenKey, decodeSyncPoint, runPk, SYNC_PREFIX, syncKey, syncPointItem } from './item-codec';
+import { Expr } from './expression';
+import { DynamoFanIn } from './dynamo-fan-in';
+import type { DynamoTable } from './dynamo-table';
+
+export class DynamoSyncPoints implements SyncPointStore {
+  private readonly fanIn: DynamoFanIn;
+
+  constructor(private readonly table: DynamoTable) {
+    this.fanIn = new DynamoFanIn(table);
+  }
+
+  async createSyncPoint(syncPoint: SyncPointRecord): Promise<boolean> {
+    const item = this.table.withTtl(syncPointItem(syncPoint));
+    assertFits(`sync point ${syncPoint.parentId}#${syncPoint.seq}`, item);
+    return this.table.putIfAbsent(syncPoint, item, `createSyncPoint ${syncPoint.parentId}#${syncPoint.seq}`);
+  }
+
+  async getSyncPoint(scope: Scope, parentId: string, seq: number): Promise<SyncPointRecord | undefined> {
+    const item = await this.table.get(scope, syncKey(scope, parentId, seq), `getSyncPoint ${parentId}#${seq}`);
+    return item && decodeSyncPoint(item);
+  }
+
+  recordChildEnd(scope: Scope, parentId: string, seq: number, childId: string, outcome: ChildOutcome): Promise<RecordChildEndResult> {
+    return this.fanIn.recordChildEnd(scope, parentId, seq, childId, outcome);
+  }
+
+  listCountedChildren(scope: Scope, parentId: string, seq: number): Promise<string[]> {
+    return this.fanIn.listCountedChildren(scope, parentId, seq);
+  }
+
+  countEndedInRange(scope: Scope, parentId: string, seq: number, first: number, count: number): Promise<number> {
+    return this.fanIn.countEndedInRange(scope, parentId, seq, first, count);
+  }
+
+  async putBatchToken(scope: Scope, parentId: string, seq: number, first: number, taskToken: string): Promise<void> {
+    const item = this.table.withTtl({ ...batchTokenKey(scope, parentId, seq, first), entity: 'BATCH', taskToken });
+    await this.table.call(`putBatchToken ${parentId}#${seq}`, () => this.table.send(scope, new PutCommand({ TableName: this.table.name, Item: item })));
+  }
+
+  async getBatchToken(scope: Scope, parentId: string, seq: number, first: number): Promise<string | undefined> {
+    const item = await this.table.get(scope, batchTokenKey(scope, parentId, seq, first), `getBatchToken ${parentId}#${seq}`);
+    return typeof item?.taskToken === 'string' ? item.taskToken : undefined;
+  }
+
+  async claimAggregation(
+    scope: Scope,
+    parentId: string,
+    seq: number,
+    outcome: 'resume' | 'fail',
+    at: number,
+  ): Promise<boolean> {
+    const x = new Expr();
+    const aggregatedAt = x.name('aggregatedAt');
+    const updated = await this.table.conditional(`claimAggregation ${parentId}#${seq}`, () =>
+      this.table.send(scope,
+        new UpdateCommand({
+          TableName: this.table.name,
+          Key: syncKey(scope, parentId, seq),
+          UpdateExpression: `SET ${aggregatedAt} = ${x.value(at)}, ${x.name('outcome')} = ${x.value(outcome)}`,
+          ConditionExpression: `attribute_exists(${x.name('PK')}) AND attribute_not_exists(${aggregatedAt})`,
+          ...x.params,
+        }),
+      ),
+    );
+    return updated !== undefined;
+  }
+
+  /** Query on the run's partition for `S#` items, filtered on `attribute_not_exists(aggregatedAt)`. */
+  async listOpenSyncPoints(scope: Scope): Promise<SyncPointRecord[]> {
+    const x = new Expr();
+    const items = await this.table.queryAll(
+      scope,
+      {
+        KeyConditionExpression: `${x.name('PK')} = ${x.value(runPk(scope))} AND begins_with(${x.name('SK')}, ${x.value(SYNC_PREFIX)})`,
+        FilterExpression: `attribute_not_exists(${x.name('aggregatedAt')})`,
+        ConsistentRead: true,
+        ...x.params,
+      },
+      `listOpenSyncPoints ${scope.runId}`,
+    );
+    return items.map(decodeSyncPoint).sort((a, b) => compareIds(a.parentId, b.parentId) || a.seq - b.seq);
+  }
+}
