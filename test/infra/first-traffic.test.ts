@@ -17,7 +17,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { continueLaneConcurrency } from '../../core/step-lanes';
-import { STEP_QUEUE_AGE_ALARM_SECONDS } from '../../infra/branch-spawner';
+import { STEP_QUEUE_AGE_ALARM_SECONDS } from '../../infra/spawner-monitoring';
 import { loadTeamConfig, parseTeamConfig, TeamConfigError } from '../../functions/team-config';
 import {
   actionsOf,

@@ -6,7 +6,7 @@ import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { TABLE_DATA_ACTIONS } from '../../infra/branch-spawner';
+import { TABLE_DATA_ACTIONS } from '../../infra/function-grants';
 import { PROJECT_ROOT, type SpawnerFunctionName } from '../../infra/spawner-function';
 import {
   actionsOf,

@@ -4,7 +4,7 @@
  */
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AGENT_LATENCY_ALARM_MS, BRANCH_FAILURE_RATE_ALARM_PERCENT, FAN_IN_LATENCY_ALARM_MS } from '../../infra/branch-spawner';
+import { AGENT_LATENCY_ALARM_MS, BRANCH_FAILURE_RATE_ALARM_PERCENT, FAN_IN_LATENCY_ALARM_MS } from '../../infra/spawner-monitoring';
 import type { SpawnerFunctionName } from '../../infra/spawner-function';
 import { METRIC_NAMESPACE, METRIC_SERVICE, METRICS, eventsWithMetrics, invokerWithMetrics, timedFanIn, type MetricSink } from '../../functions/handlers/observability';
 import { branchEvent } from '../../core/events';
