@@ -39,7 +39,7 @@ export default tseslint.config(
     ignores: ['core/work-mark.ts'],
     rules: {
       'no-restricted-syntax': ['error', {
-        selector: 'TemplateLiteral > TemplateElement:first-child[value.raw=/^(fan-out|parent|settle|sync|dlq):$/]',
+        selector: 'TemplateLiteral > TemplateElement:first-child[value.raw=/^(fan-out|parent|settle|aggregate|sync|callback|dlq):$/]',
         message: 'Build work marks with WorkMark.* (core/work-mark.ts).',
       }],
     },

@@ -3,6 +3,7 @@
  * be. Checked before anything else walks the document, without recursion, so a hostile one is
  * refused with the field it is about instead of overflowing a stack or a store item later.
  */
+import { jsonBytes } from './bounded-value';
 import { PayloadTooLargeError, ScenarioError } from './errors';
 
 /**
@@ -109,14 +110,4 @@ function largestPart(sizes: Map<string, number>, total: number): string {
     if (size * 2 > total && (best === '(root)' || path.split('.').length > best.split('.').length)) best = path;
   }
   return best;
-}
-
-function jsonBytes(text: string): number {
-  // Escapes count 2 (\\uXXXX control characters are rare), UTF-8 as encoded (a surrogate pair is 4).
-  let bytes = 2;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    bytes += c < 0x20 || c === 0x22 || c === 0x5c ? 2 : c < 0x80 ? 1 : c < 0x800 ? 2 : c >= 0xd800 && c < 0xe000 ? 2 : 3;
-  }
-  return bytes;
 }

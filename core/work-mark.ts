@@ -11,8 +11,11 @@
  * builds or reads those forms.
  */
 
-/** A work mark as stored (`advancedBy`, `endedBy`). Build one with `WorkMark.*`, read one with `readMark`. */
-export type WorkMark = string;
+/**
+ * A work mark as stored (`advancedBy`, `endedBy`). Build one with `WorkMark.*`, read one with
+ * `readMark`. A string at run time; branded so that the compiler refuses a hand-built one.
+ */
+export type WorkMark = string & { readonly __workMark: unique symbol };
 
 /** What a stored mark says, read back. */
 export type ReadMark =
@@ -57,14 +60,14 @@ const RESUME = 'resume';
 
 /** The constructors: the only code that writes a mark's stored form. */
 export const WorkMark = {
-  step: (messageId: string): WorkMark => messageId,
-  fanOut: (branchId: string): WorkMark => `fan-out:${branchId}`,
-  parent: (parentId: string): WorkMark => `parent:${parentId}`,
-  settle: (parentId: string, seq: number): WorkMark => `settle:${parentId}#${seq}`,
-  aggregate: (parentId: string, seq: number): WorkMark => `aggregate:${parentId}#${seq}`,
-  sync: (seq: number): WorkMark => `sync:${seq}`,
-  callback: (step: number): WorkMark => `callback:${step}`,
-  dlq: (messageId: string): WorkMark => `dlq:${messageId}`,
+  step: (messageId: string): WorkMark => messageId as WorkMark,
+  fanOut: (branchId: string): WorkMark => `fan-out:${branchId}` as WorkMark,
+  parent: (parentId: string): WorkMark => `parent:${parentId}` as WorkMark,
+  settle: (parentId: string, seq: number): WorkMark => `settle:${parentId}#${seq}` as WorkMark,
+  aggregate: (parentId: string, seq: number): WorkMark => `aggregate:${parentId}#${seq}` as WorkMark,
+  sync: (seq: number): WorkMark => `sync:${seq}` as WorkMark,
+  callback: (step: number): WorkMark => `callback:${step}` as WorkMark,
+  dlq: (messageId: string): WorkMark => `dlq:${messageId}` as WorkMark,
   cancel: CANCEL as WorkMark,
   start: START as WorkMark,
   budget: BUDGET as WorkMark,

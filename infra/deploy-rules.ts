@@ -16,6 +16,7 @@
 import type { IPolicyValidationContext, IPolicyValidationPlugin, PolicyValidationPluginReport } from 'aws-cdk-lib';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { jsonBytes } from '../core/bounded-value';
 
 /** Lambda's limit on a function's environment variables, in bytes (keys and values). */
 export const LAMBDA_ENVIRONMENT_BYTES = 4 * 1024;
@@ -183,7 +184,7 @@ function estimatedLength(value: unknown): number {
     const text = Array.isArray(v['Fn::Sub']) ? String(v['Fn::Sub'][0]) : String(v['Fn::Sub']);
     return text.replace(/\$\{([^}]+)\}/g, (_m, name: string) => 'x'.repeat(PSEUDO_LENGTH[name] ?? DEPLOY_TIME_LENGTH.sub)).length;
   }
-  return Buffer.byteLength(JSON.stringify(value));
+  return jsonBytes(value);
 }
 
 /** The state machine's definition: inline (DefinitionString/Definition) or the uploaded asset file. */

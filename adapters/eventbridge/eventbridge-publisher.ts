@@ -16,6 +16,7 @@ import {
   type EventBridgeClient,
   type PutEventsRequestEntry,
 } from '@aws-sdk/client-eventbridge';
+import { jsonBytes } from '../../core/bounded-value';
 import { BranchSpawnerError, TransientError } from '../../core/errors';
 import { EVENT_SOURCE, type LifecycleEvent } from '../../core/events';
 import type { EventPublisher } from '../../core/ports';
@@ -139,7 +140,7 @@ function summarize(envelope: Record<string, unknown>, detail: Record<string, unk
   }
   const summary = { ...envelope, ...kept, truncated: true, originalBytes, droppedKeys };
   // Thousands of small fields could still be too big: then only the envelope survives.
-  if (Buffer.byteLength(JSON.stringify(summary), 'utf8') <= MAX_REQUEST_BYTES / 2) return summary;
+  if (jsonBytes(summary) <= MAX_REQUEST_BYTES / 2) return summary;
   return { ...envelope, truncated: true, originalBytes, droppedKeys: Object.keys(detail) };
 }
 

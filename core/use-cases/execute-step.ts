@@ -57,7 +57,7 @@ export async function executeStep(deps: SpawnerDeps, message: StepMessage, deliv
     // A late or repeated message: make sure the end was told (idempotent), then drop it. If this
     // very delivery ended the branch, its first attempt died before it finished: the end event
     // goes out again (see end-branch.ts).
-    await tellEnd(deps, branch, delivery.messageId, { taskToken: message.taskToken, batch: message.batch, firstDelivery: delivery.receiveCount === 1 });
+    await tellEnd(deps, branch, WorkMark.step(delivery.messageId), { taskToken: message.taskToken, batch: message.batch, firstDelivery: delivery.receiveCount === 1 });
     return 'skipped';
   }
   if (branch.status === 'WAITING') {
@@ -82,7 +82,7 @@ export async function executeStep(deps: SpawnerDeps, message: StepMessage, deliv
   // cascade sees this branch.
   const above = await endedAbove(deps, branch);
   if (above) {
-    await endBranch(deps, branch, { status: 'CANCELLED', by: delivery.messageId, error: above, atVersion: true }, { taskToken: message.taskToken, batch: message.batch });
+    await endBranch(deps, branch, { status: 'CANCELLED', by: WorkMark.step(delivery.messageId), error: above, atVersion: true }, { taskToken: message.taskToken, batch: message.batch });
     return 'skipped';
   }
   if (branch.status === 'PENDING') {
@@ -117,7 +117,7 @@ function batchedTimeLeftMs(deps: SpawnerDeps, run: RunRecord, branch: BranchReco
 
 /** A batched child past its timeout ends TIMED_OUT, as its own iteration's timeout would end it. */
 async function timedOut(deps: SpawnerDeps, branch: BranchRecord, delivery: Delivery): Promise<StepOutcome> {
-  await endBranch(deps, branch, { status: 'TIMED_OUT', by: delivery.messageId, error: BRANCH_TIMED_OUT, atVersion: true });
+  await endBranch(deps, branch, { status: 'TIMED_OUT', by: WorkMark.step(delivery.messageId), error: BRANCH_TIMED_OUT, atVersion: true });
   return 'failed';
 }
 
@@ -346,7 +346,7 @@ async function completeBranch(
   base: BranchPatch,
 ): Promise<StepOutcome> {
   try {
-    const done = await endBranch(deps, branch, { status: 'COMPLETED', by: delivery.messageId, result: content ?? null, patch: base, atVersion: true });
+    const done = await endBranch(deps, branch, { status: 'COMPLETED', by: WorkMark.step(delivery.messageId), result: content ?? null, patch: base, atVersion: true });
     return done ? 'completed' : 'skipped';
   } catch (error) {
     if (!(error instanceof PayloadTooLargeError)) throw error;
@@ -362,7 +362,7 @@ async function failBranch(
   error: string,
   base: BranchPatch = {},
 ): Promise<StepOutcome> {
-  const end = { status: 'FAILED' as const, by: delivery.messageId, error, atVersion: true };
+  const end = { status: 'FAILED' as const, by: WorkMark.step(delivery.messageId), error, atVersion: true };
   let failed: BranchRecord | undefined;
   try {
     failed = await endBranch(deps, branch, { ...end, patch: base });

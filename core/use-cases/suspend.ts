@@ -113,7 +113,7 @@ export async function wakeOrWait(
   if (suspension.kind === 'callback') {
     const seconds = Math.round((suspension.until - suspension.since) / 1000);
     const error = `CallbackTimeout: no answer to the callback within its ${seconds} s timeout (at ${new Date(suspension.until).toISOString()})`;
-    const ended = await endBranch(deps, branch, { status: 'FAILED', by: delivery.messageId, error, atVersion: true }, { taskToken: message.taskToken });
+    const ended = await endBranch(deps, branch, { status: 'FAILED', by: WorkMark.step(delivery.messageId), error, atVersion: true }, { taskToken: message.taskToken });
     return ended ? 'failed' : 'skipped';
   }
   const input = suspension.input !== undefined

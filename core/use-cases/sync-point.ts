@@ -10,7 +10,8 @@
  *    `agent:` aggregator's branch, or its own agent again with the aggregate as input.
  *
  * Ending a branch tells its sync point, and settling a sync point ends branches: the ends of
- * end-branch.ts are handed in (`BranchEnds`), so the two modules do not import each other.
+ * end-branch.ts are handed in (`BranchEnds`), so this module loads no code of end-branch.ts (it
+ * names only its types) and no import circle forms (test/core/import-graph.test.ts).
  */
 import { aggregate, askCompletion, continueAggregate, type ChildResult } from '../aggregators';
 import { errorMessage, AggregationError, PayloadTooLargeError } from '../errors';

@@ -22,6 +22,7 @@ import { CostMeter, emptyCost, type CostCounters } from '../../core/cost';
 import { mapLimit } from '../../core/map-limit';
 import { branchEvent } from '../../core/events';
 import type { BranchStore, CostSink } from '../../core/ports';
+import { WorkMark } from '../../core/work-mark';
 
 /** Makes the store under test; `meter` receives the capacity units it reports, by run. */
 export type BranchStoreFactory = (meter?: CostSink) => BranchStore | Promise<BranchStore>;
@@ -330,7 +331,7 @@ export function describeBranchStoreConformance(name: string, factory: BranchStor
       it("reads branches' outcomes only (what a fan-in aggregates): no input or memory, a large result whole", async () => {
         const scope = newScope();
         const page = 'p'.repeat(5_000);
-        const ended = { status: 'COMPLETED' as const, version: 3, result: { text: page }, endedAt: 7, advancedBy: 'step:2' };
+        const ended = { status: 'COMPLETED' as const, version: 3, result: { text: page }, endedAt: 7, advancedBy: WorkMark.step('step:2') };
         const child = branchRecord(scope, 'root.0', 'root', { ...ended, input: page, memory: [{ role: 'user', agent: 'Worker', content: page }], stepCount: 2 });
         const failed = branchRecord(scope, 'root.1', 'root', { status: 'FAILED', error: 'no', endedAt: 8 });
         await store.createBranches([branchRecord(scope, 'root'), child, failed]);
@@ -887,7 +888,7 @@ export function describeBranchStoreConformance(name: string, factory: BranchStor
           metadata: { value }, inheritMemory: true, pendingGroups: [[{ agent: 'W', input: value, type: 'SIMPLE' as const }]],
           groupResults: [value, null], grouped: true, childSpecs: [], aggregationOf: 0,
         };
-        const updated = await store.updateBranch(scope, 'root', 0, { result: value, spawn, advancedBy: 'm-1' });
+        const updated = await store.updateBranch(scope, 'root', 0, { result: value, spawn, advancedBy: WorkMark.step('m-1') });
         expect(updated).toEqual({ ...branch, result: value, spawn, advancedBy: 'm-1', version: 1 });
         expect(await store.getBranch(scope, 'root')).toEqual(updated);
         for (const scalar of [null, 0, '', 'text', false, [], {}]) {

@@ -42,6 +42,10 @@ describe('checkDocumentBounds', () => {
     expect(multi).toMatchObject({ field: 'request' });
     expect(() => checkDocumentBounds({ ...base, request: '"'.repeat(fill / 2) }, 'doc')).not.toThrow();
     expect(() => checkDocumentBounds({ ...base, request: '"'.repeat(fill / 2 + 1) }, 'doc')).toThrow(PayloadTooLargeError);
+    // A control character is written as a six-byte escape (\u0001): a document whose JSON is over
+    // the limit is refused however few characters it has, and the size named is its JSON's.
+    const controls = caught(() => checkDocumentBounds({ ...base, request: '\u0001'.repeat(Math.floor(fill / 6) + 1) }, 'doc'));
+    expect(controls).toMatchObject({ field: 'request', size: JSON.stringify({ ...base, request: '\u0001'.repeat(Math.floor(fill / 6) + 1) }).length });
     const script = { ...base, agents: { A: { kind: 'script', responses: ['y'.repeat(MAX_DOCUMENT_BYTES)] } } };
     expect(caught(() => checkDocumentBounds(script, 'doc'))).toMatchObject({ field: 'agents.A.responses' });
     const many = { ...base, agents: Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`Agent${i}`, { kind: 'script' }])) };

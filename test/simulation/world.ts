@@ -43,7 +43,7 @@ import {
 import { MemoryBranchStore } from '../../adapters/memory/memory-branch-store';
 import { MemoryBlobStore } from '../../adapters/blobs/memory-blob-store';
 import { stableChance } from '../../core/stable-chance';
-import { readMark } from '../../core/work-mark';
+import { readMark, type WorkMark } from '../../core/work-mark';
 import { answerCallback } from '../../core/use-cases/suspend';
 import { planFanOut, type FanOutDispatch, type FanOutPlan } from '../../core/fan-out-plan';
 
@@ -539,7 +539,7 @@ export class World {
           this.violations.push(`branch ${b.id} ended ${b.status} after the cancel completed (work ${this.current?.kind})`);
         }
       }
-      const patch = (method === 'updateBranch' ? args[3] : args[4]) as { advancedBy?: string } | undefined;
+      const patch = (method === 'updateBranch' ? args[3] : args[4]) as { advancedBy?: WorkMark } | undefined;
       const mark = patch?.advancedBy === undefined ? undefined : readMark(patch.advancedBy);
       if (mark?.kind === 'sync') {
         const key = `${b.id}#${mark.seq}`;
