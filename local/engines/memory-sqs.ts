@@ -10,7 +10,7 @@
  *
  * No HTTP, no signing, no serialization besides the message body's JSON: what SQS costs to the
  * CPU of one process is gone. Nothing outlives the process unless a journal is given (see
- * QueueJournal and local/engines/journal-engines.ts): then every change that must survive a
+ * QueueJournal and local/engines/journaled-state.ts): then every change that must survive a
  * restart (send, receive count, delete, dead-lettering) is told to it before the call returns.
  */
 import { randomUUID } from 'node:crypto';
