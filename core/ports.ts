@@ -336,6 +336,8 @@ export interface BatchFailureInput extends SyncPointTaskInput {
   /** The Step Functions error name of the failed state. */
   error: string;
   cause?: string;
+  /** See ChildFailureInput.retryCount. */
+  retryCount?: number;
 }
 
 export interface ChildReport {
@@ -356,6 +358,12 @@ export interface ChildFailureInput extends SyncPointTaskInput {
   error: string;
   /** The error's cause (AWS gives "" for a task timeout). */
   cause?: string;
+  /**
+   * How many times Step Functions has retried this task (`$$.State.RetryCount`): 0 on its first
+   * attempt, which therefore began nothing before. Absent (an execution started by an older
+   * definition): taken as a retry.
+   */
+  retryCount?: number;
 }
 
 /**

@@ -6,7 +6,8 @@
  *
  * It reads what the ASL reads: the execution input (fanOutInput: BATCHED ranges or INLINE
  * children), MaxConcurrency (0 = no limit), the Retry fields of RecordChildFailure and
- * Aggregate (loaded from the same ASL file), and DispatchChild's Catch: a child that times out
+ * Aggregate (loaded from the same ASL file; each attempt gets its retry count, as the ASL passes
+ * `$$.State.RetryCount` to the failed-iteration tasks), and DispatchChild's Catch: a child that times out
  * (`States.Timeout`) or cannot be sent is recorded with its error name and message. A
  * batch's iteration calls DispatchBatch with a token and waits for it (the batch's timeout);
  * its Catch is RecordBatchFailure, which failing for good fails the Map. A
@@ -74,8 +75,8 @@ export class MemoryFanOut extends LocalExecutions {
     } catch (error) {
       const failure: BatchFailureInput = { team, runId, parentId, seq, first: batch.first, count: batch.count, ...errorOutput(error) };
       try {
-        await retrying(this.retries.recordBatchFailure, execution, `RecordBatchFailure batch-${batch.first}`, async () => {
-          if (!execution.stopped && !execution.mapFailed) await this.tasks.recordBatchFailure(failure);
+        await retrying(this.retries.recordBatchFailure, execution, `RecordBatchFailure batch-${batch.first}`, async (retryCount) => {
+          if (!execution.stopped && !execution.mapFailed) await this.tasks.recordBatchFailure({ ...failure, retryCount });
         });
       } catch (recordError) {
         // The Map fails; nothing more is dispatched, pending batches are released.
@@ -95,8 +96,8 @@ export class MemoryFanOut extends LocalExecutions {
     } catch (error) {
       const failure: ChildFailureInput = { team, runId, parentId, seq, branchId, ...errorOutput(error) };
       try {
-        await retrying(this.retries.recordChildFailure, execution, `RecordChildFailure ${branchId}`, async () => {
-          if (!execution.stopped && !execution.mapFailed) await this.tasks.recordChildFailure(failure);
+        await retrying(this.retries.recordChildFailure, execution, `RecordChildFailure ${branchId}`, async (retryCount) => {
+          if (!execution.stopped && !execution.mapFailed) await this.tasks.recordChildFailure({ ...failure, retryCount });
         });
       } catch (recordError) {
         // The Map fails; nothing more is dispatched, pending children are released.
@@ -109,13 +110,14 @@ export class MemoryFanOut extends LocalExecutions {
 
 /**
  * A Task state's Retry: the same call again after the retrier's wait, until its attempts run out.
- * While it waits, the execution says so (`retrying`, for the description of stuck work).
+ * Each call gets its retry count (`$$.State.RetryCount`: 0 on the first attempt). While it
+ * waits, the execution says so (`retrying`, for the description of stuck work).
  */
-async function retrying(policy: TaskRetry, execution: LocalExecution, task: string, call: () => Promise<void>): Promise<void> {
+async function retrying(policy: TaskRetry, execution: LocalExecution, task: string, call: (retryCount: number) => Promise<void>): Promise<void> {
   const attempts = new Map<number, number>();
-  for (;;) {
+  for (let retryCount = 0; ; retryCount++) {
     try {
-      return await call();
+      return await call(retryCount);
     } catch (error) {
       const retrier = policy(error);
       const attempt = retrier ? (attempts.get(retrier.index) ?? 0) : 0;

@@ -5,6 +5,8 @@
  * Engine differences this adapter absorbs (see the tests):
  * - The engine has no task tokens and no `$$.Task.Token`: the context gets a placeholder so the
  *   Parameters resolve, and DispatchChild makes its own token and awaits childFinished().
+ * - Nor `$$.State.RetryCount`: the failed-iteration tasks get the count of their own failed
+ *   attempts in its place (task-retry-count.ts).
  * - The engine resolves `TimeoutSecondsPath` against the task's input *after* Parameters (AWS uses
  *   the state input), where `$.timeoutSeconds` does not exist: an uncatchable States.Runtime. So
  *   the local copy of DispatchChild drops the path and the override enforces each child's timeout,
@@ -44,6 +46,7 @@ import {
   type AslDefinition,
 } from './fan-out-definition';
 import { LocalExecutions, type LocalExecution } from './local-executions';
+import { ENGINE_CONTEXT_STATE, TaskRetryCounts } from './task-retry-count';
 
 export interface LocalFanOutOptions {
   queue: StepQueue;
@@ -81,48 +84,46 @@ export class LocalFanOutOrchestrator extends LocalExecutions {
 
   protected execute(request: FanOutRequest, execution: LocalExecution): Promise<unknown> {
     const timeoutSeconds = request.timeoutSeconds;
-    const failedAttempts = new Map<string, number>();
+    const retryCounts = new TaskRetryCounts();
     // The report becomes the task's output, as SendTaskSuccess's output does in AWS.
     const dispatch = (input: unknown) => {
       const { team, runId, branchId, step } = (input as DispatchInput).MessageBody;
       return this.dispatchChild(execution, { team, runId, branchId, step }, timeoutSeconds) as Promise<any>;
     };
-    const recordChildFailure = async (input: unknown) => {
-      if (execution.stopped || execution.mapFailed) return {};
-      const payload = payloadOf<ChildFailureInput>(input);
-      try {
-        await this.tasks.recordChildFailure(payload);
-      } catch (error) {
-        const attempt = (failedAttempts.get(payload.branchId) ?? 0) + 1;
-        failedAttempts.set(payload.branchId, attempt);
-        if (attempt > this.retries.recordChildFailure(error)) {
-          // It fails the Map. Stop dispatching now (the engine would still start the
-          // Map's queued iterations: see the header); the Map's Catch records the parent's failure.
-          this.failMap(execution, 'RecordChildFailure failed');
+    const recordChildFailure = (input: unknown) =>
+      retryCounts.attempt(FAN_OUT_STATES.recordChildFailure, input, async (filled, retryCount) => {
+        if (execution.stopped || execution.mapFailed) return {};
+        try {
+          await this.tasks.recordChildFailure(payloadOf<ChildFailureInput>(filled));
+        } catch (error) {
+          if (retryCount + 1 > this.retries.recordChildFailure(error)) {
+            // It fails the Map. Stop dispatching now (the engine would still start the
+            // Map's queued iterations: see the header); the Map's Catch records the parent's failure.
+            this.failMap(execution, 'RecordChildFailure failed');
+          }
+          throw error;
         }
-        throw error;
-      }
-      return {};
-    };
+        return {};
+      });
     // DispatchBatch: the local task is called with a token of ours, and the iteration waits for it.
     const dispatchBatch = (input: unknown) => {
       const { taskToken: _placeholder, ...batch } = payloadOf<BatchDispatchInput>(input);
       return this.dispatchBatch(execution, batch, fanOutInput(request).batchTimeoutSeconds, (i) => this.tasks.dispatchBatch(i)) as Promise<any>;
     };
-    let batchFailures = 0;
-    const recordBatchFailure = async (input: unknown) => {
-      if (execution.stopped || execution.mapFailed) return {};
-      try {
-        await this.tasks.recordBatchFailure(payloadOf<BatchFailureInput>(input));
-      } catch (error) {
-        // Retries share one count here (batch failures are rare); past them the Map fails.
-        if (++batchFailures > this.retries.recordBatchFailure(error)) this.failMap(execution, 'RecordBatchFailure failed');
-        throw error;
-      }
-      return {};
-    };
+    const recordBatchFailure = (input: unknown) =>
+      retryCounts.attempt(FAN_OUT_STATES.recordBatchFailure, input, async (filled, retryCount) => {
+        if (execution.stopped || execution.mapFailed) return {};
+        try {
+          await this.tasks.recordBatchFailure(payloadOf<BatchFailureInput>(filled));
+        } catch (error) {
+          // Past its retries the Map fails.
+          if (retryCount + 1 > this.retries.recordBatchFailure(error)) this.failMap(execution, 'RecordBatchFailure failed');
+          throw error;
+        }
+        return {};
+      });
     const run = this.machine.run(JSON.parse(JSON.stringify(fanOutInput(request))), {
-      context: { Task: { Token: PLACEHOLDER_TOKEN } },
+      context: { Task: { Token: PLACEHOLDER_TOKEN }, State: ENGINE_CONTEXT_STATE },
       overrides: {
         taskResourceLocalHandlers: {
           [FAN_OUT_STATES.dispatchChild]: dispatch,

@@ -71,8 +71,11 @@ export interface TellOptions {
   batch?: FanOutBatch;
   /** The branch's fan-out iteration is over (it failed): there is no token to release. */
   iterationOver?: boolean;
-  /** The caller is a step message's first delivery: no earlier try of its work began anything. */
-  firstDelivery?: boolean;
+  /**
+   * The caller's work is on its first try — a step message's first delivery, a fan-out task's
+   * first attempt (Step Functions' RetryCount 0) — so no earlier try of it began anything.
+   */
+  firstTry?: boolean;
   /**
    * This very call wrote the end (set by endBranch): no earlier try of the work told any of it, so
    * a count found made is other work's (a duplicate that found the branch ended), not its own.

@@ -57,7 +57,7 @@ export async function executeStep(deps: SpawnerDeps, message: StepMessage, deliv
     // A late or repeated message: make sure the end was told (idempotent), then drop it. If this
     // very delivery ended the branch, its first attempt died before it finished: the end event
     // goes out again (see end-branch.ts).
-    await tellEnd(deps, branch, WorkMark.step(delivery.messageId), { taskToken: message.taskToken, batch: message.batch, firstDelivery: delivery.receiveCount === 1 });
+    await tellEnd(deps, branch, WorkMark.step(delivery.messageId), { taskToken: message.taskToken, batch: message.batch, firstTry: delivery.receiveCount === 1 });
     return 'skipped';
   }
   if (branch.status === 'WAITING') {

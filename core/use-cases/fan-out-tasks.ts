@@ -47,7 +47,7 @@ export async function recordBatchFailure(deps: SpawnerDeps, input: BatchFailureI
   await mapLimit(left, 16, (child) => endFailedChild(deps, scope, child, input));
 }
 
-async function endFailedChild(deps: SpawnerDeps, scope: Scope, child: BranchRecord, input: { error: string; cause?: string }): Promise<void> {
+async function endFailedChild(deps: SpawnerDeps, scope: Scope, child: BranchRecord, input: { error: string; cause?: string; retryCount?: number }): Promise<void> {
   const timedOut = input.error === 'States.Timeout';
   const error = timedOut
     ? BRANCH_TIMED_OUT
@@ -58,8 +58,9 @@ async function endFailedChild(deps: SpawnerDeps, scope: Scope, child: BranchReco
   const above = isTerminal(child.status) ? undefined : await endedAbove(deps, child);
   const end = above ? { status: 'CANCELLED' as const, by, error: above } : { status: timedOut ? 'TIMED_OUT' as const : 'FAILED' as const, by, error };
   // The iteration is over: nothing is to be released. If the child ended on its own just before
-  // (or an earlier try of this task ended it), its end is told again.
-  await endOrRetell(deps, child, end, { iterationOver: true });
+  // (or an earlier try of this task ended it), its end is told again; what other work made of it
+  // (a settlement its step began) is this task's to tell again only on a retry.
+  await endOrRetell(deps, child, end, { iterationOver: true, firstTry: input.retryCount === 0 });
 }
 
 /** The fan-out's Map finished: settle the sync point (a no-op if an early exit did already). */

@@ -336,10 +336,11 @@ export async function countChildEnd(deps: SpawnerDeps, ends: BranchEnds, branch:
     // An early exit is settled here (its fan-out stopped, so its Aggregate never runs). A
     // repeated end (a retry after a crash) settles again if the sync point was claimed: the
     // crash may have cut the settlement short (before the stop, too: the settlement sees from
-    // the children that it was early). Otherwise the fan-out's Aggregate settles. A message's
-    // first delivery that finds the child ended by other work (a batched child's first step sent
-    // as the settlement cancelled it) is no retry: settling again would tell its ends twice; nor
-    // is the work that has just written the end and finds it counted by a duplicate.
+    // the children that it was early). Otherwise the fan-out's Aggregate settles. Work on its
+    // first try that finds the child ended by other work (a batched child's first step sent as
+    // the settlement cancelled it; a failed iteration's task finding the child ended on its own)
+    // is no retry: settling again would tell its ends twice; nor is the work that has just
+    // written the end and finds it counted by a duplicate.
     const retry = !applied && mayRepeatTelling(branch, by, options);
     if (decision.cancelRest || (retry && (await deps.store.getSyncPoint(scope, parentId, seq))?.aggregatedAt !== undefined)) {
       // A first count is new work; a retry's may be the retry of a settlement that died.
@@ -363,12 +364,13 @@ export async function countChildEnd(deps: SpawnerDeps, ends: BranchEnds, branch:
  * Whether telling a branch's end may be the retry of work that began telling it and died: only
  * then are the changes it finds already made (a count, children ended under its mark) its own, to
  * be told again. Work that has just written the end (its conditional write won) is no retry, nor
- * is a step message's first delivery finding the end written by other work; what they find made
- * is concurrent work's, which tells it (or its own retry does).
+ * is work on its first try (a step message's first delivery, a fan-out task's first attempt)
+ * finding the end written by other work; what they find made is concurrent work's, which tells it
+ * (or its own retry does).
  */
 export function mayRepeatTelling(branch: Pick<BranchRecord, 'advancedBy'>, by: WorkMark, options: TellOptions): boolean {
   if (options.endedNow) return false;
-  return branch.advancedBy === by || !options.firstDelivery;
+  return branch.advancedBy === by || !options.firstTry;
 }
 
 /** A sync point's counts as its children ended. */

@@ -14,11 +14,13 @@ const failure = {
   error: z.string().nullish().transform((e) => e ?? 'States.TaskFailed'),
   cause: z.string().nullish().transform((c) => c ?? undefined),
 };
-const childFailureInput = syncPointInput.extend({ branchId: z.string().min(1), ...failure });
+/** `$$.State.RetryCount` of a failed iteration's task (0 on its first attempt; absent from an older definition's execution). */
+const retryCount = { retryCount: z.number().int().min(0).max(1000).optional() };
+const childFailureInput = syncPointInput.extend({ branchId: z.string().min(1), ...failure, ...retryCount });
 const fanOutFailureInput = syncPointInput.extend(failure).strict();
 const batchRange = { first: z.number().int().min(0), count: z.number().int().min(1) };
 const batchDispatchInput = syncPointInput.extend({ ...batchRange, window: z.number().int().min(1), taskToken: z.string().min(1) }).strict();
-const batchFailureInput = syncPointInput.extend({ ...batchRange, ...failure }).strict();
+const batchFailureInput = syncPointInput.extend({ ...batchRange, ...failure, ...retryCount }).strict();
 
 function parse<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
   const parsed = schema.safeParse(input);

@@ -9,6 +9,8 @@
  * Engine differences absorbed here (each named in docs/deploy.md):
  * - no `$$.Task.Token`: the context gets a placeholder, replaced in the task's parameters by a
  *   token made here;
+ * - no `$$.State.RetryCount`: the context gets a placeholder, replaced in the task's parameters by
+ *   the task's failed attempts counted here (adapters/stepfunctions/task-retry-count.ts);
  * - `TimeoutSecondsPath` is resolved by the engine after Parameters: the path is moved into the
  *   parameters and the timeout enforced here, failing with `States.Timeout` as AWS does;
  * - a Task without TimeoutSeconds gets an engine default of 60 s (AWS: none): a backstop is set;
@@ -18,6 +20,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
+import { ENGINE_CONTEXT_STATE, TaskRetryCounts } from '../../adapters/stepfunctions/task-retry-count';
 import { AWS_QUOTAS } from './aws-quotas';
 
 export interface RehearsalMachine {
@@ -136,7 +139,7 @@ export class RehearsalStepFunctions {
     const { arn, name, input } = execution;
     const handlers = this.taskHandlers(execution, definition);
     const run = engine.run(JSON.parse(input), {
-      context: { Task: { Token: PLACEHOLDER_TOKEN }, Execution: { Id: arn, Name: name, Input: JSON.parse(input) } },
+      context: { Task: { Token: PLACEHOLDER_TOKEN }, State: ENGINE_CONTEXT_STATE, Execution: { Id: arn, Name: name, Input: JSON.parse(input) } },
       overrides: { taskResourceLocalHandlers: handlers },
     });
     execution.abort = () => run.abort();
@@ -282,8 +285,9 @@ export class RehearsalStepFunctions {
 
   private taskHandlers(execution: Execution, definition: Record<string, any>): Record<string, (input: any) => Promise<any>> {
     const handlers: Record<string, (input: any) => Promise<any>> = {};
+    const retryCounts = new TaskRetryCounts();
     for (const [name, state] of taskStates(definition)) {
-      handlers[name] = (input) => this.runTask(execution, name, state, input);
+      handlers[name] = (input) => retryCounts.attempt(name, input, (filled) => this.runTask(execution, name, state, filled));
     }
     return handlers;
   }

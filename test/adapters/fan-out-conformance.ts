@@ -144,6 +144,8 @@ export function describeFanOutConformance(name: string, create: FanOutFactory): 
           branchId: 'root.0',
           error: 'States.Timeout',
           cause: expect.any(String),
+          // $$.State.RetryCount: its first attempt.
+          retryCount: 0,
         },
       });
       expect(calls[1]).toEqual({ task: 'aggregate', input: { team: 'blue', runId: 'run1', parentId: 'root', seq: 1 } });
@@ -284,6 +286,8 @@ export function describeFanOutConformance(name: string, create: FanOutFactory): 
       await fanOut.idle();
       // The ASL retries any task error twice (the task is idempotent; a crash must not stall the Map).
       expect(calls.map((c) => c.task)).toEqual(['recordChildFailure', 'recordChildFailure', 'recordChildFailure', 'recordFanOutFailure']);
+      // Each attempt is told its retry count ($$.State.RetryCount): only a retry may tell again what it began.
+      expect(calls.slice(0, 3).map((c) => (c.input as RecordChildFailureInput).retryCount)).toEqual([0, 1, 2]);
       expect(String((calls[3].input as FanOutFailureInput).cause)).toContain('record exploded');
       expect(queue.sent).toBe(1);
       expect(errors).toEqual([]);
@@ -369,7 +373,7 @@ export function describeFanOutConformance(name: string, create: FanOutFactory): 
       await fanOut.start(batched(2, 2, 1));
       await fanOut.idle();
       expect(calls.map((c) => c.task)).toEqual(['dispatchBatch', 'recordBatchFailure', 'aggregate']);
-      expect(calls[1].input).toEqual({ team: 'blue', runId: 'run1', parentId: 'root', seq: 1, first: 0, count: 2, error: 'States.Timeout', cause: expect.any(String) });
+      expect(calls[1].input).toEqual({ team: 'blue', runId: 'run1', parentId: 'root', seq: 1, first: 0, count: 2, error: 'States.Timeout', cause: expect.any(String), retryCount: 0 });
       expect(errors).toEqual([]);
     });
 
@@ -399,6 +403,7 @@ export function describeFanOutConformance(name: string, create: FanOutFactory): 
       await fanOut.start(batched(2, 2, 1));
       await fanOut.idle();
       expect(calls.map((c) => c.task)).toEqual(['dispatchBatch', 'recordBatchFailure', 'recordBatchFailure', 'recordBatchFailure', 'recordFanOutFailure']);
+      expect(calls.slice(1, 4).map((c) => (c.input as BatchFailureInput).retryCount)).toEqual([0, 1, 2]);
       expect(String((calls[4].input as FanOutFailureInput).cause)).toContain('record exploded');
       expect(errors).toEqual([]);
     });

@@ -1,12 +1,14 @@
 /**
- * A sync point settled early tells each end once, and its SyncPointReached event reports the
- * same children as the aggregate the parent resumes with.
+ * A sync point settled early tells each end once — also when a child's fan-out iteration fails
+ * after the child ended on its own — and its SyncPointReached event reports the same children as
+ * the aggregate the parent resumes with.
  */
 import { describe, expect, it } from 'vitest';
 import type { LifecycleEvent } from '../../core/events';
 import type { AgentInvoker } from '../../core/ports';
 import { KindRouter } from '../../adapters/agents/agent-invoker';
 import { ScriptInvoker } from '../../adapters/agents/script-invoker';
+import { recordBatchFailure, recordChildFailure } from '../../core/use-cases';
 import { createMemoryHarness, scriptAgents } from '../support/memory-harness';
 
 /**
@@ -144,6 +146,47 @@ describe('a failing fan-out decided by two children, the second after the run en
       expect(outcome.events.filter((e) => e.type === 'RunFailed'), 'RunFailed events').toHaveLength(1);
       expect(endEvents(outcome.events).get('root'), 'end events of root').toEqual(['BranchFailed']);
       for (const branch of outcome.branches) expect(endEvents(outcome.events).get(branch.id), `end events of ${branch.id}`).toHaveLength(1);
+    } finally {
+      h.stop();
+    }
+  });
+});
+
+describe('a child\'s fan-out iteration failing after the child ended and its sync point settled early', () => {
+  // wait_for 1 of 3, one at a time: the first child's end settles the sync point and cancels the
+  // other two. Its iteration then fails all the same (its timeout fired as it ended, or its report
+  // was lost): RecordChildFailure (or RecordBatchFailure) runs and finds the child ended on its own.
+  const agents = scriptAgents({
+    Boss: {
+      allowed: ['Worker'],
+      responses: [
+        { next_action: 'parallel_invoke', agents: ['Worker', 'Worker', 'Worker'], wait_for: 1 },
+        { next_action: 'final_response', content: '$input' },
+      ],
+    },
+    Worker: { responses: [{ next_action: 'final_response', content: 'done' }] },
+  });
+  const limits = { maxConcurrentBranches: 1 };
+
+  it.each(['RecordChildFailure', 'RecordBatchFailure'] as const)('%s on its first attempt tells no end a second time (it is no retry of the settlement)', async (task) => {
+    const h = createMemoryHarness();
+    try {
+      const outcome = await h.run({ name: 'late-failure', request: 'x', entry: 'Boss', agents, limits });
+      expect(outcome.run.status).toBe('COMPLETED');
+      const scope = { team: outcome.run.team, runId: outcome.run.runId };
+      const ended = outcome.branches.find((b) => b.parentId === 'root' && b.status === 'COMPLETED')!;
+      const before = h.events.filter((e) => e.runId === scope.runId).length;
+      if (task === 'RecordChildFailure') {
+        await recordChildFailure(h.deps, { ...scope, parentId: 'root', seq: 1, branchId: ended.id, error: 'States.Timeout', retryCount: 0 });
+      } else {
+        // The batch's task read its children before the settlement cancelled them (as they were created).
+        const getBranches = h.store.getBranches.bind(h.store);
+        h.store.getBranches = async (s, ids) => (await getBranches(s, ids)).map((b) => (b.parentId === 'root' && b.status === 'CANCELLED' ? { ...b, status: 'PENDING', advancedBy: undefined } : b));
+        await recordBatchFailure(h.deps, { ...scope, parentId: 'root', seq: 1, first: 0, count: 3, error: 'States.Timeout', retryCount: 0 });
+        h.store.getBranches = getBranches;
+      }
+      expect(h.events.filter((e) => e.runId === scope.runId).slice(before).map((e) => `${e.type} ${e.branchId ?? ''}`)).toEqual([]);
+      expect(endEvents(h.events.filter((e) => e.runId === scope.runId)).get('root.1')).toEqual(['BranchCancelled']);
     } finally {
       h.stop();
     }

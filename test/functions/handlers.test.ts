@@ -238,6 +238,13 @@ describe('fan-out tasks', () => {
     await expect(tasks.aggregate({ team: 't', runId: 'r', parentId: 'root', seq: 0 })).rejects.toThrow(/seq/);
     await expect(tasks.recordChildFailure({ team: 't', runId: 'r', parentId: 'root', seq: 1 })).rejects.toThrow(/branchId/);
     await expect(tasks.aggregate({ team: 't', runId: 'missing', parentId: 'root', seq: 1 })).resolves.toBeUndefined();
+    // The failed-iteration tasks take their retry count ($$.State.RetryCount) from the ASL.
+    const child = { team: 't', runId: 'missing', parentId: 'root', seq: 1, branchId: 'root.0', error: 'States.Timeout' };
+    await expect(tasks.recordChildFailure({ ...child, retryCount: 0 })).resolves.toBeUndefined();
+    await expect(tasks.recordChildFailure({ ...child, retryCount: -1 })).rejects.toThrow(/retryCount/);
+    const batch = { team: 't', runId: 'missing', parentId: 'root', seq: 1, first: 0, count: 2, error: 'States.Timeout' };
+    await expect(tasks.recordBatchFailure({ ...batch, retryCount: 2 })).resolves.toBeUndefined();
+    await expect(tasks.recordBatchFailure({ ...batch, retryCount: 1.5 })).rejects.toThrow(/retryCount/);
     h.stop();
   });
   it('share one function: a payload with a task token dispatches a batch, one with a range records the batch\'s failure', async () => {

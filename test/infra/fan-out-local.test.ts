@@ -109,6 +109,15 @@ describe('the synthesized fan-out definition', () => {
     expect(result.isValid).toBe(true);
   });
 
+  it('gives the failed-iteration tasks their retry count, so that only a retry tells again what it began', () => {
+    const states = substituted().States;
+    const payloads = [
+      states[FAN_OUT_STATES.fanOut].ItemProcessor.States[FAN_OUT_STATES.recordChildFailure].Parameters.Payload,
+      states[FAN_OUT_STATES.fanOutBatched].ItemProcessor.States[FAN_OUT_STATES.recordBatchFailure].Parameters.Payload,
+    ];
+    for (const payload of payloads) expect(payload).toMatchObject({ 'retryCount.$': '$$.State.RetryCount' });
+  });
+
   it('dispatches each of 3 children to the step queue and aggregates once', async () => {
     const definition = substituted();
     const dispatched: any[] = [];
@@ -155,7 +164,8 @@ describe('the synthesized fan-out definition', () => {
     const aggregated: any[] = [];
     const machine = new StateMachine(forLocalEngine(substituted()) as StateMachineDefinition);
     await machine.run(input(3), {
-      context: { Task: { Token: 't' } },
+      // The engine has no $$.State.RetryCount (the local orchestrators fill it in): given here.
+      context: { Task: { Token: 't' }, State: { RetryCount: 0 } },
       overrides: {
         taskResourceLocalHandlers: {
           [FAN_OUT_STATES.dispatchChild]: async (task) => {
@@ -177,7 +187,7 @@ describe('the synthesized fan-out definition', () => {
     expect(recorded).toHaveLength(1);
     expect(recorded[0]).toMatchObject({
       FunctionName: FAKE.recordChildFailureArn,
-      Payload: { team: 'research', runId: 'run-1', parentId: 'root', seq: 1, branchId: 'root.1' },
+      Payload: { team: 'research', runId: 'run-1', parentId: 'root', seq: 1, branchId: 'root.1', retryCount: 0 },
     });
     expect(aggregated).toHaveLength(1);
   });

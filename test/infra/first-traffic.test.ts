@@ -195,7 +195,7 @@ describe('OutputPath null beside a Catch (checked without an AWS account)', () =
     const recorded: unknown[] = [];
     const run = (dispatch: () => Promise<any>) =>
       machine.run(item, {
-        context: { Task: { Token: 'token' } },
+        context: { Task: { Token: 'token' }, State: { RetryCount: 0 } },
         overrides: {
           taskResourceLocalHandlers: {
             DispatchBatch: dispatch,
@@ -212,7 +212,7 @@ describe('OutputPath null beside a Catch (checked without an AWS account)', () =
     expect(await run(async () => Promise.reject(failed))).toEqual({});
     expect(recorded).toEqual([
       expect.objectContaining({
-        Payload: { team: 't', runId: 'r', parentId: 'root', seq: 1, first: 0, count: 250, error: 'States.Timeout', cause: expect.stringContaining('the batch timed out') },
+        Payload: { team: 't', runId: 'r', parentId: 'root', seq: 1, first: 0, count: 250, error: 'States.Timeout', cause: expect.stringContaining('the batch timed out'), retryCount: 0 },
       }),
     ]);
   });

@@ -127,6 +127,31 @@ describe('a failed inline Map', () => {
   }, 60_000);
 });
 
+describe('$$.State.RetryCount (the engine has none: the rehearsal counts each task\'s attempts)', () => {
+  it('is 0 on a failed iteration\'s first RecordChildFailure and counts up on each retry', async () => {
+    const { calls, errors, start } = rehearse(SHIPPED, { undispatchable: new Set(['root.1']), recordFails: true });
+    await start(request(3, 1));
+    const records = calls.filter((c) => c.fn === RECORD && 'branchId' in c.payload);
+    expect(records.map((c) => [c.payload.branchId, c.payload.retryCount])).toEqual([
+      ['root.1', 0],
+      ['root.1', 1],
+      ['root.1', 2],
+    ]);
+    expect(errors).toEqual([]);
+  }, 60_000);
+
+  it('is 0 on a first attempt that succeeds', async () => {
+    const { calls, errors, start } = rehearse(SHIPPED, { undispatchable: new Set(['root.0', 'root.2']) });
+    await start(request(3, 3));
+    const records = calls.filter((c) => c.fn === RECORD && 'branchId' in c.payload);
+    expect(records.map((c) => [c.payload.branchId, c.payload.retryCount]).sort()).toEqual([
+      ['root.0', 0],
+      ['root.2', 0],
+    ]);
+    expect(errors).toEqual([]);
+  }, 60_000);
+});
+
 describe('a Distributed Map', () => {
   it('is refused: the stack has none, and the engine would run it inline without child executions', () => {
     const distributed = {

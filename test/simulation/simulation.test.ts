@@ -34,9 +34,13 @@ const from = Number(process.env.SIM_FROM ?? 1);
  * (RecordChildFailure) settled its own fan-out early, stopped it, failed the root and died before
  * telling the run's end: its retry was dropped by its own stop (no RunFailed); 1475 (batched) — a
  * settlement that cancelled nothing stopped the fan-out whose task was telling a child's end and
- * died: its retry dropped, the end was never counted (counters short of one failed child).
+ * died: its retry dropped, the end was never counted (counters short of one failed child);
+ * 2169, 8026 (per-child) and 8534 (batched) — a child's failed iteration (RecordChildFailure,
+ * RecordBatchFailure), on its first attempt, found the child ended by other work and the sync
+ * point settled early by a sibling's step: taking itself for a retry, it settled again and told
+ * the BranchCancelled of the children that settlement had cancelled a second time.
  */
-const PINNED = [12874, 13802, 43534, 55360, 10940, 669, 2698, 199, 328, 873, 1475];
+const PINNED = [12874, 13802, 43534, 55360, 10940, 669, 2698, 199, 328, 873, 1475, 2169, 8026, 8534];
 const range = Array.from({ length: count }, (_, i) => from + i);
 const seeds = one ? [Number(one)] : process.env.SIM_SEEDS ? range : [...range, ...PINNED.filter((p) => !range.includes(p))];
 

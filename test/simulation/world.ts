@@ -652,8 +652,8 @@ export class World {
             e.inFlight.delete(branchId);
             e.failing.add(branchId);
             this.count('child timeout');
-            this.retried(`RecordChildFailure ${branchId}`, () =>
-              recordChildFailure(this.deps, { team, runId, parentId, seq, branchId, error: 'States.Timeout' }), e,
+            this.retried(`RecordChildFailure ${branchId}`, (retryCount) =>
+              recordChildFailure(this.deps, { team, runId, parentId, seq, branchId, error: 'States.Timeout', retryCount }), e,
             ).then(() => e.failing.delete(branchId));
           },
         });
@@ -712,8 +712,8 @@ export class World {
             this.count('batch timeout');
             const first = Number(key.slice('batch-'.length));
             const batchCount = Math.min(plan.batchSize, firstIndex + count - first);
-            this.retried(`RecordBatchFailure ${key}`, () =>
-              recordBatchFailure(this.deps, { team, runId, parentId, seq, first, count: batchCount, error: 'States.Timeout' }), e,
+            this.retried(`RecordBatchFailure ${key}`, (retryCount) =>
+              recordBatchFailure(this.deps, { team, runId, parentId, seq, first, count: batchCount, error: 'States.Timeout', retryCount }), e,
             ).then(() => e.failing.delete(key));
           },
         });
@@ -725,14 +725,17 @@ export class World {
 
   /**
    * A task the state machine retries until it succeeds (its retrier), in this process; as Step
-   * Functions does, a task of an execution that was stopped meanwhile is not retried.
+   * Functions does, a task of an execution that was stopped meanwhile is not retried. The task is
+   * given its retry count (`$$.State.RetryCount`: 0 on the first attempt).
    */
-  private retried(kind: string, task: () => Promise<unknown>, execution?: Execution): Promise<void> {
+  private retried(kind: string, task: (retryCount: number) => Promise<unknown>, execution?: Execution): Promise<void> {
     const epoch = this.epoch;
+    let retryCount = 0;
     return new Promise<void>((resolve) => {
       const attempt = () => {
         if (epoch !== this.epoch) return;
-        this.startWork(kind, task, {
+        const count = retryCount++;
+        this.startWork(kind, () => task(count), {
           done: resolve,
           failed: () => {
             if (execution?.stopped) return void this.count('task retry dropped by a stop');

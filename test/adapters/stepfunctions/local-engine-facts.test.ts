@@ -62,10 +62,39 @@ describe('aws-local-stepfunctions and the fan-out ASL', () => {
     const execution = run(
       def,
       { DispatchChild: never, RecordChildFailure: async (i) => recorded.push(i.Payload), Aggregate: ok },
-      { Task: { Token: 'placeholder' } },
+      { Task: { Token: 'placeholder' }, State: { RetryCount: 0 } },
     );
     await execution.result;
     expect(recorded.map((r) => r.error)).toEqual(['States.Timeout', 'States.Timeout']);
+  });
+
+  it('has no $$.State.RetryCount: a failed iteration\'s task fails the execution without a context value (States.Runtime), and a retry sees the same value', async () => {
+    const def = definition();
+    const dispatch = def.States.FanOut.ItemProcessor.States.DispatchChild;
+    delete dispatch.TimeoutSecondsPath;
+    dispatch.TimeoutSeconds = 1;
+    const missing = run(def, { DispatchChild: never, RecordChildFailure: ok, Aggregate: ok }, { Task: { Token: 'placeholder' } });
+    await expect(missing.result).rejects.toThrow("Path expression '$$.State.RetryCount' does not point to a value");
+    // With a context value, the engine resolves it anew for each retry, to the same value: the count is ours to keep.
+    const seen: unknown[] = [];
+    let failures = 0;
+    const retried = new StateMachine(def as StateMachineDefinition).run(input(1, 1), {
+      context: { Task: { Token: 'placeholder' }, State: { RetryCount: 'placeholder' } },
+      overrides: {
+        taskResourceLocalHandlers: {
+          DispatchChild: never,
+          RecordChildFailure: async (i: any) => {
+            seen.push(i.Payload.retryCount);
+            if (failures++ === 0) throw Object.assign(new Error('transient'), { name: 'TransientError' });
+            return {};
+          },
+          Aggregate: ok,
+        },
+        retryIntervalOverrides: { RecordChildFailure: 0 },
+      },
+    });
+    await retried.result;
+    expect(seen).toEqual(['placeholder', 'placeholder']);
   });
 
   it('keeps starting queued Map iterations after abort()', async () => {
