@@ -90,38 +90,29 @@ export class LocalFanOutOrchestrator extends LocalExecutions {
       const { team, runId, branchId, step } = (input as DispatchInput).MessageBody;
       return this.dispatchChild(execution, { team, runId, branchId, step }, timeoutSeconds) as Promise<any>;
     };
-    const recordChildFailure = (input: unknown) =>
-      retryCounts.attempt(FAN_OUT_STATES.recordChildFailure, input, async (filled, retryCount) => {
-        if (execution.stopped || execution.mapFailed) return {};
-        try {
-          await this.tasks.recordChildFailure(payloadOf<ChildFailureInput>(filled));
-        } catch (error) {
-          if (retryCount + 1 > this.retries.recordChildFailure(error)) {
-            // It fails the Map. Stop dispatching now (the engine would still start the
-            // Map's queued iterations: see the header); the Map's Catch records the parent's failure.
-            this.failMap(execution, 'RecordChildFailure failed');
+    // A failed iteration's task (RecordChildFailure, RecordBatchFailure), given its retry count.
+    // Past its retries it fails the Map: dispatching stops now (the engine would still start the
+    // Map's queued iterations: see the header); the Map's Catch records the parent's failure.
+    const failureTask =
+      <T>(state: string, call: (payload: T) => Promise<void>, maxAttempts: (error: unknown) => number) =>
+      (input: unknown) =>
+        retryCounts.attempt(state, input, async (filled, retryCount) => {
+          if (execution.stopped || execution.mapFailed) return {};
+          try {
+            await call(payloadOf<T>(filled));
+          } catch (error) {
+            if (retryCount + 1 > maxAttempts(error)) this.failMap(execution, `${state} failed`);
+            throw error;
           }
-          throw error;
-        }
-        return {};
-      });
+          return {};
+        });
+    const recordChildFailure = failureTask<ChildFailureInput>(FAN_OUT_STATES.recordChildFailure, (p) => this.tasks.recordChildFailure(p), this.retries.recordChildFailure);
     // DispatchBatch: the local task is called with a token of ours, and the iteration waits for it.
     const dispatchBatch = (input: unknown) => {
       const { taskToken: _placeholder, ...batch } = payloadOf<BatchDispatchInput>(input);
       return this.dispatchBatch(execution, batch, fanOutInput(request).batchTimeoutSeconds, (i) => this.tasks.dispatchBatch(i)) as Promise<any>;
     };
-    const recordBatchFailure = (input: unknown) =>
-      retryCounts.attempt(FAN_OUT_STATES.recordBatchFailure, input, async (filled, retryCount) => {
-        if (execution.stopped || execution.mapFailed) return {};
-        try {
-          await this.tasks.recordBatchFailure(payloadOf<BatchFailureInput>(filled));
-        } catch (error) {
-          // Past its retries the Map fails.
-          if (retryCount + 1 > this.retries.recordBatchFailure(error)) this.failMap(execution, 'RecordBatchFailure failed');
-          throw error;
-        }
-        return {};
-      });
+    const recordBatchFailure = failureTask<BatchFailureInput>(FAN_OUT_STATES.recordBatchFailure, (p) => this.tasks.recordBatchFailure(p), this.retries.recordBatchFailure);
     const run = this.machine.run(JSON.parse(JSON.stringify(fanOutInput(request))), {
       context: { Task: { Token: PLACEHOLDER_TOKEN }, State: ENGINE_CONTEXT_STATE },
       overrides: {
