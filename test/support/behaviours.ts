@@ -555,6 +555,51 @@ export const behaviours: Behaviour[] = [
     },
   },
   {
+    name: 'tolerated_failures as a fraction: 0.25 lets 1 of 4 children fail, though the run tolerates none',
+    run: {
+      name: 'tolerated-fraction',
+      request: 'go',
+      entry: 'Lead',
+      failurePolicy: { maxFailedFraction: 0 },
+      agents: {
+        Lead: script([{ next_action: 'parallel_invoke', agents: ['Good', 'Bad', 'Good', 'Good'], tolerated_failures: 0.25 }, final('$input')], { allowed: ['Good', 'Bad'] }),
+        Good: script([final('ok')]),
+        Bad: script([{ $fail: 'nope' }]),
+      },
+    },
+    check(o) {
+      // Every child ends whatever the timing: one failure in four is never more than 25 %.
+      expect(o.run.status).toBe('COMPLETED');
+      const r = o.run.result as any;
+      expect(r.results).toEqual({ 'root.0': 'ok', 'root.2': 'ok', 'root.3': 'ok' });
+      expect(Object.keys(r.failures)).toEqual(['root.1']);
+      expect(r.failures['root.1']).toMatch(/nope/);
+    },
+  },
+  {
+    name: "an agent's retry policy: a child whose first two attempts fail is called again within its step and completes",
+    run: {
+      name: 'agent-retry',
+      request: 'go',
+      entry: 'Lead',
+      // Without the policy the first failure would fail the run.
+      failurePolicy: { maxFailedFraction: 0 },
+      agents: {
+        Lead: script([{ next_action: 'parallel_invoke', agents: ['Flaky', 'Steady'] }, final('$input')], { allowed: ['Flaky', 'Steady'] }),
+        Flaky: script([{ $failures: 2, next_action: 'final_response', content: 'third time' }], { retry: { attempts: 3, backoff: { initialMs: 10, maxMs: 20 } } }),
+        Steady: script([final('steady')]),
+      },
+    },
+    check(o) {
+      expect(o.run.status).toBe('COMPLETED');
+      expect((o.run.result as any).results).toEqual({ 'root.0': 'third time', 'root.1': 'steady' });
+      // Each failed attempt is in the trace (a step delivered again retries again: attempts, not events, are counted).
+      const retried = o.events.filter((e) => e.type === 'AgentRetryScheduled');
+      expect(new Set(retried.map((e) => `${e.branchId} ${String(e.detail.attempt)}/${String(e.detail.attempts)} ${String(e.detail.kind)}`))).toEqual(new Set(['root.0 1/3 error', 'root.0 2/3 error']));
+      expect(o.branches.find((b) => b.id === 'root.0')).toMatchObject({ status: 'COMPLETED', stepCount: 1, agentRetries: 2 });
+    },
+  },
+  {
     name: 'complete_when "fn:<name>": a registered completion function ends the fan-out early',
     aggregators: { primaryOrBothBackups },
     run: {
