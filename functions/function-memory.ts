@@ -1,6 +1,6 @@
 /**
  * The memory each branch-spawner function is deployed with: the one table the CDK stack
- * configures from (infra/branch-spawner.ts) and the local tiers meter with (local/runtime.ts),
+ * configures from (infra/spawner-functions.ts) and the local tiers meter with (local/invocation-meter.ts),
  * so a local run's Lambda GB-seconds are those the stack would bill.
  */
 

@@ -9,7 +9,7 @@
  * and the number of crashes is bounded by the amount of work, whatever the interleaving.
  */
 import { ValidationError } from '../core/errors';
-import type { AgentInvoker } from '../core/ports';
+import type { AgentInvoker, SendOptions, StepMessage, StepQueue } from '../core/ports';
 import { stableChance } from '../core/stable-chance';
 import type { CrashPoint, Faults } from '../core/use-cases';
 
@@ -118,5 +118,16 @@ export function createFaults(options: ChaosOptions = {}): RuntimeFaults {
         },
       };
     },
+  };
+}
+
+/** Chaos `duplicateDelivery`: every message is sent twice (two SQS messages, as a duplicate delivery would be). */
+export function duplicatingQueue(queue: StepQueue): StepQueue {
+  return {
+    send: async (messages: StepMessage[], options?: SendOptions) => {
+      await queue.send(messages, options);
+      await queue.send(messages, options);
+    },
+    redeliverAfter: (receipt, seconds) => queue.redeliverAfter(receipt, seconds),
   };
 }

@@ -1,7 +1,7 @@
 /**
  * What the handlers measure, as CloudWatch metrics (Powertools Metrics, embedded metric format):
  * one namespace, one dimension set `{ service: "branch-spawner", team }` so the dashboard and the
- * alarms (infra/branch-spawner.ts) read the same series whichever function emitted them.
+ * alarms (infra/spawner-monitoring.ts) read the same series whichever function emitted them.
  *
  * The measuring is done by decorators of the ports (events, agent invoker), so the use cases stay
  * unaware of it: a lifecycle event is counted as it is published, an agent call timed as it runs.

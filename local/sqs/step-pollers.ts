@@ -1,0 +1,142 @@
+/**
+ * The step-worker's event sources in one process: pollers on each lane (core/step-lanes.ts) feed
+ * the worker as Lambda's event source mapping does (local/sqs/event-source.ts), with differences
+ * that suit one process: each received message is its own invocation, and a poller keeps several
+ * in flight, receiving more as any ends (a slow step holds back neither the acknowledgement or
+ * retry of the messages received with it, nor the next receive); and a message is kept invisible
+ * while its step runs (see handle).
+ */
+import type { SQSEvent, SQSRecord } from 'aws-lambda';
+import { isNotInFlight } from '../../adapters/sqs/sqs-step-queue';
+import { continueLaneConcurrency, STEP_LANES, type StepLane } from '../../core/step-lanes';
+import { parseStepMessage } from '../../functions/messages';
+import type { EngineTier } from '../embedded-engines';
+import type { StepConsumer } from '../engines/step-consumer';
+import type { InvocationMeter } from '../invocation-meter';
+import { deliver, poll } from './event-source';
+import { VisibilityHeartbeat } from './visibility-heartbeat';
+
+/**
+ * Pollers of the start lane by default. With 4 (the earlier default) at most 40 steps ran at
+ * once, and a tree whose 1,000 leaves are ready together (10×10×10, 100 ms agents) took 3.6 s
+ * where 16 take 1.7 s (LangGraph.js: 1.2 s).
+ */
+export const DEFAULT_POLLERS = 16;
+
+/**
+ * Steps each poller keeps in flight, by tier. A receive on the in-memory queues costs next to
+ * nothing, so each poller there keeps up to 64 steps going (1,024 on the start lane, about what
+ * an SQS event source scales out to in AWS), and a burst of ready leaves runs at once instead of
+ * in waves of 160. On the engines tier each receive is a request to an engine and each step
+ * costs tens of milliseconds of CPU: 10 at a time, as a Lambda batch.
+ */
+const STEPS_PER_POLLER: Record<EngineTier, number> = { memory: 64, journal: 64, engines: 10 };
+
+export interface StepPollersOptions {
+  consumers: Record<StepLane, StepConsumer>;
+  tier: EngineTier;
+  worker: (event: SQSEvent) => Promise<{ batchItemFailures: { itemIdentifier: string }[] }>;
+  /** Meters each delivery as a step-worker invocation. */
+  invocations: InvocationMeter;
+  /** True once the pollers should stop (closing, or a failure nothing can fix). */
+  stopped(): boolean;
+  report(error: unknown): void;
+  /** The queues' visibility timeout, which the heartbeat keeps renewing while a step runs. */
+  visibilityTimeoutSeconds: number;
+  /** Seconds before a failed step's message is offered again, in place of the worker's backoff. */
+  retryFailedAfterSeconds?: number;
+}
+
+export class StepPollers {
+  /** Step messages handed to the worker, and how many of those it reported as failed. */
+  readonly deliveries = { handled: 0, failed: 0 };
+  /** Step messages being handled now (received, not yet acknowledged or released). */
+  readonly handling = new Set<Promise<void>>();
+  private started = 0;
+  private readonly pollers: Promise<void>[] = [];
+  /** Keeps messages in progress invisible (see handle). */
+  private readonly heartbeat: VisibilityHeartbeat;
+
+  constructor(private readonly options: StepPollersOptions) {
+    this.heartbeat = new VisibilityHeartbeat(options.visibilityTimeoutSeconds);
+  }
+
+  /** Counts every step handed to the worker: a reader that sees it unchanged knows none started meanwhile. */
+  get activity(): number {
+    return this.started;
+  }
+
+  /** `count` pollers on the start lane; the continue lane gets half as many, at least two. */
+  start(count: number): void {
+    for (const lane of STEP_LANES) {
+      const pollers = lane === 'start' ? count : continueLaneConcurrency(count);
+      for (let i = 0; i < pollers; i++) this.pollers.push(this.poll(this.options.consumers[lane], STEPS_PER_POLLER[this.options.tier]));
+    }
+  }
+
+  /** Resolves once every poller has stopped (see StepPollersOptions.stopped) and its steps ended. */
+  async closed(): Promise<void> {
+    await Promise.all(this.pollers);
+  }
+
+  /** One poller: keeps up to `maxInFlight` steps going, receiving more as any ends. */
+  private async poll(consumer: StepConsumer, maxInFlight: number): Promise<void> {
+    const inFlight = new Set<Promise<void>>();
+    await poll({
+      stopped: () => this.options.stopped(),
+      ready: async () => {
+        while (inFlight.size >= maxInFlight) await Promise.race(inFlight);
+        // Each receive waits for the next turn of the event loop, as a receive over the network
+        // does. With agents that answer at once, steps would otherwise follow one another on
+        // promises alone for a whole run: no timer would fire (heartbeats, the cost flush, a dev
+        // server's requests), and Node keeps every object a WeakRef points to until the promises
+        // run out (AbortSignal.any and the fan-out engine make such references for every child).
+        const turn = Date.now();
+        await new Promise((resolve) => setImmediate(resolve));
+        this.heartbeat.lag.observe(Date.now() - turn);
+      },
+      receive: () => consumer.receive({ max: Math.min(10, maxInFlight - inFlight.size), waitSeconds: 1, visibilityTimeout: this.heartbeat.extension() }),
+      // Reported once (see LocalRuntime.report), retried later and later.
+      onReceiveError: (error) => this.options.report(error),
+      handle: (records) => {
+        for (const record of records) {
+          const handled: Promise<void> = this.handle(consumer, record).finally(() => {
+            inFlight.delete(handled);
+            this.handling.delete(handled);
+          });
+          inFlight.add(handled);
+          this.handling.add(handled);
+          this.started++;
+        }
+      },
+    });
+    await Promise.all(inFlight);
+  }
+
+  private async handle(consumer: StepConsumer, record: SQSRecord): Promise<void> {
+    // While the worker runs, the message stays ours: a step may outlast the visibility timeout
+    // (a slow agent, a starved machine), and it must not come back to a second worker while the
+    // first still runs (nor reach the DLQ for being slow). Lambda gets this from its function
+    // timeout; here the heartbeat extends the visibility, until the message is deleted.
+    const held = this.heartbeat.hold((seconds) => consumer.changeVisibility(record.receiptHandle, seconds));
+    const message = parseStepMessage(record.body);
+    const { report, invocations, worker } = this.options;
+    const [failed] = await deliver({
+      records: [record],
+      invoke: (event) => invocations.invoke('step-worker', message ? [message] : [], () => worker(event)),
+      onInvokeError: report,
+      hold: { release: () => held.release() },
+      delete: (handles) => consumer.delete(handles),
+      onDeleteError: report,
+    });
+    this.deliveries.handled++;
+    if (!failed) return;
+    this.deliveries.failed++;
+    const retry = this.options.retryFailedAfterSeconds;
+    if (retry === undefined) return; // back after the step worker's backoff (or the visibility timeout)
+    await consumer.changeVisibility(record.receiptHandle, retry).catch((error) => {
+      // Already visible again (its timeout ran out meanwhile): what the retry wanted anyway.
+      if (!isNotInFlight(error)) report(error);
+    });
+  }
+}
