@@ -199,9 +199,9 @@ export function resolveLimits(overrides: Partial<Limits> = {}, maxima: Partial<L
  * Refuses an agent whose own `timeoutMs` is past the run's agent call bound (`limits.agentTimeoutSeconds`):
  * the call would be cut at the bound anyway. Returns the offending field's message, or undefined.
  */
-export function agentTimeoutRefusal(definition: { [setting: string]: unknown }, agentTimeoutSeconds: number): string | undefined {
-  const timeoutMs = definition.timeoutMs;
-  if (typeof timeoutMs !== 'number' || timeoutMs <= agentTimeoutSeconds * 1000) return undefined;
+export function agentTimeoutRefusal(definition: { kind: string; timeoutMs?: number }, agentTimeoutSeconds: number): string | undefined {
+  const { timeoutMs } = definition;
+  if (timeoutMs === undefined || timeoutMs <= agentTimeoutSeconds * 1000) return undefined;
   return `${timeoutMs} ms is longer than an agent call may last (limits.agentTimeoutSeconds ${agentTimeoutSeconds} s, at most ${LIMIT_TABLE.agentTimeoutSeconds.ceiling} s: the step worker's ${STEP_WORKER_TIMEOUT_SECONDS} s timeout less ${AGENT_CALL_MARGIN_SECONDS} s)`;
 }
 

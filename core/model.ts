@@ -49,15 +49,9 @@ export interface FailurePolicy {
 
 export const DEFAULT_FAILURE_POLICY: Readonly<FailurePolicy> = Object.freeze({ maxFailedFraction: 0.5 });
 
-/** How a run's agents are executed; the invoker adapters interpret `kind` and the rest. */
-export interface AgentDefinition {
-  kind: string;
-  /** Agents this one may hand off to or spawn (copies of itself are always allowed). */
-  allowed?: string[];
-  [setting: string]: unknown;
-}
-
-export type AgentRegistry = Record<string, AgentDefinition>;
+// How a run's agents are executed: one schema per kind, in core/agent-kinds.ts.
+export type { AgentDefinition, AgentRegistry } from './agent-kinds';
+import type { AgentRegistry } from './agent-kinds';
 
 export interface Scope {
   team: string;

@@ -407,9 +407,10 @@ export interface EventPublisher {
   publish(events: LifecycleEvent[]): Promise<void>;
 }
 
-export interface AgentInvocation extends Scope {
+/** One agent call; an invoker of one kind takes `AgentInvocation<ItsKind>` (core/agent-kinds.ts). */
+export interface AgentInvocation<D extends AgentDefinition = AgentDefinition> extends Scope {
   agentName: string;
-  definition: AgentDefinition;
+  definition: D;
   branchId: string;
   step: number;
   input: unknown;
@@ -446,8 +447,8 @@ export interface AgentReply {
   invalid?: { field: string; message: string };
 }
 
-export interface AgentInvoker {
-  invoke(call: AgentInvocation): Promise<AgentReply>;
+export interface AgentInvoker<D extends AgentDefinition = AgentDefinition> {
+  invoke(call: AgentInvocation<D>): Promise<AgentReply>;
 }
 
 /** Where the adapters report what a run consumed (the cost meter; see core/cost.ts). */

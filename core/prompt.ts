@@ -60,8 +60,8 @@ export function buildSystemPrompt(input: SystemPromptInput): string {
   const { agentName: self, definition } = input;
   const copies = input.isCopyAllowed ?? true;
   const others = unique(input.allowed).filter((name) => name !== self);
-  const description = typeof definition.description === 'string' ? definition.description.trim() : '';
-  const userSystem = typeof definition.system === 'string' ? definition.system.trim() : '';
+  const description = definition.description?.trim() ?? '';
+  const userSystem = 'system' in definition ? (definition.system?.trim() ?? '') : '';
   // Examples name real agents so the model copies valid names rather than placeholders.
   const a = others[0] ?? self;
   const b = others[1] ?? (copies ? self : a);

@@ -110,7 +110,7 @@ export const retrySchema = z
   .strict();
 
 /** An agent's policy with the defaults filled in; undefined when it has none (one attempt). */
-export function agentRetryPolicy(definition: { [setting: string]: unknown }): AgentRetryPolicy | undefined {
+export function agentRetryPolicy(definition: { retry?: unknown }): AgentRetryPolicy | undefined {
   if (definition.retry === undefined) return undefined;
   const parsed = retrySchema.safeParse(definition.retry);
   // Refused when the run was started (agentRetryRefusal): never here but from code that skipped it.
@@ -128,7 +128,7 @@ export function agentRetryPolicy(definition: { [setting: string]: unknown }): Ag
  * Refuses an agent's `retry` that is malformed or asks for more attempts than the run allows
  * (`limits.maxAgentAttempts`); `{ path, message }` below the agent, or undefined.
  */
-export function agentRetryRefusal(definition: { [setting: string]: unknown }, maxAgentAttempts: number): { path: string; message: string } | undefined {
+export function agentRetryRefusal(definition: { kind: string; retry?: unknown; retries?: number }, maxAgentAttempts: number): { path: string; message: string } | undefined {
   if (definition.retry === undefined) return undefined;
   const parsed = retrySchema.safeParse(definition.retry);
   if (!parsed.success) {

@@ -3,58 +3,14 @@
  * offending field. Reading the file is the caller's job; this module only sees its content.
  */
 import { z } from 'zod';
-import { MAX_PROMPT_TOKENS, MIN_PROMPT_TOKENS } from './prompt';
+import { agentRegistrySchema, isLlmAgent, kindsTaking } from './agent-kinds';
 import { ScenarioError } from './errors';
 import { checkDocumentBounds } from './input-bounds';
 import { agentTimeoutRefusal, limitsSchema } from './limits';
 import { DEFAULT_LIMITS, type AgentRegistry, type FailurePolicy, type Limits } from './model';
-import { agentRetryRefusal, retrySchema } from './retry-policy';
+import { agentRetryRefusal } from './retry-policy';
 import { checkScriptDelays, checkScriptFanOutOptions } from './script-directives';
-import { TOOL_CALLING_MODES, toolsSchema } from './tools';
 import { withArticle } from './wording';
-
-export const AGENT_KINDS = ['script', 'http', 'lambda', 'bedrock', 'openai', 'module'] as const;
-
-const positiveInt = z.number().int('must be an integer').positive('must be positive');
-const ruleSchema = z.object({ when: z.string().min(1), responses: z.array(z.unknown()).min(1) }).strict();
-
-const agentSchema = z
-  .object({
-    kind: z.enum(AGENT_KINDS),
-    allowed: z.array(z.string().min(1)).optional(),
-    description: z.string().optional(),
-    // script
-    responses: z.array(z.unknown()).min(1, 'needs at least one response').optional(),
-    rules: z.array(ruleSchema).optional(),
-    // http
-    url: z.string().url('must be a URL').optional(),
-    timeoutMs: positiveInt.optional(),
-    retries: z.number().int().min(0).max(10).optional(),
-    headers: z.record(z.string(), z.string()).optional(),
-    maxResponseBytes: positiveInt.optional(),
-    // lambda
-    functionName: z.string().min(1).optional(),
-    // bedrock / openai
-    modelId: z.string().min(1).optional(),
-    model: z.string().min(1).optional(),
-    baseUrl: z.string().url('must be a URL').optional(),
-    apiKeyEnv: z.string().min(1).optional(),
-    region: z.string().min(1).optional(),
-    system: z.string().optional(),
-    temperature: z.number().min(0).max(2).optional(),
-    maxTokens: positiveInt.optional(),
-    toolCalling: z.enum(TOOL_CALLING_MODES).optional(),
-    // several user tool calls in one turn: run together in the step (default) or each in a copy of the agent
-    parallel_tool_calls: z.enum(['together', 'branch']).optional(),
-    tools: toolsSchema.optional(),
-    promptTokens: z.number().int().min(MIN_PROMPT_TOKENS).max(MAX_PROMPT_TOKENS).optional(),
-    // module (local runs and dev only): a function exported by a TypeScript/JavaScript file
-    module: z.string().min(1).optional(),
-    export: z.string().min(1).optional(),
-    // every kind: the agent call's retry policy (core/retry-policy.ts)
-    retry: retrySchema.optional(),
-  })
-  .strict();
 
 const scenarioSchema = z
   .object({
@@ -65,7 +21,7 @@ const scenarioSchema = z
     limits: limitsSchema.optional(),
     failurePolicy: z.object({ maxFailedFraction: z.number().min(0).max(1) }).strict().optional(),
     aggregators: z.string().min(1).optional(),
-    agents: z.record(z.string().min(1), agentSchema),
+    agents: agentRegistrySchema,
   })
   .strict();
 
@@ -80,27 +36,14 @@ export interface Scenario {
   agents: AgentRegistry;
 }
 
-const REQUIRED_BY_KIND: Record<(typeof AGENT_KINDS)[number], string[][]> = {
-  script: [['responses', 'rules']],
-  http: [['url']],
-  lambda: [['functionName']],
-  bedrock: [['modelId']],
-  openai: [['model']],
-  module: [['module']],
-};
-
 /** Validates a parsed scenario document (every one from outside comes through here); `source` names it in errors (a file path or "request"). */
 export function parseScenario(document: unknown, source: string): Scenario {
   // Size and depth first: nothing below may walk a document that is too deep or too big.
   checkDocumentBounds(document, source);
   const parsed = scenarioSchema.safeParse(document);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const field = issue.path.map(String).join('.') || '(root)';
-    const detail =
-      issue.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}` : issue.message;
-    const where = issue.code === 'unrecognized_keys' && field === '(root)' ? issue.keys[0] : field;
-    throw new ScenarioError(source, `${where}: ${detail}`, where, { cause: parsed.error });
+    const { field, message } = describeIssue(parsed.error.issues[0], document);
+    throw new ScenarioError(source, `${field}: ${message}`, field, { cause: parsed.error });
   }
   const scenario = parsed.data;
   const names = Object.keys(scenario.agents);
@@ -115,13 +58,7 @@ export function parseScenario(document: unknown, source: string): Scenario {
         throw new ScenarioError(source, `${field}: "${target}" is not one of the agents`, field);
       }
     }
-    for (const alternatives of REQUIRED_BY_KIND[agent.kind]) {
-      if (!alternatives.some((key) => agent[key as keyof typeof agent] !== undefined)) {
-        const field = `agents.${name}.${alternatives[0]}`;
-        throw new ScenarioError(source, `${field}: ${withArticle(agent.kind)} agent needs ${alternatives.join(' or ')}`, field);
-      }
-    }
-    if (agent.toolCalling !== undefined || agent.tools !== undefined || agent.parallel_tool_calls !== undefined) checkToolUse(source, name, agent);
+    if (isLlmAgent(agent)) checkToolUse(source, name, agent);
     const agentTimeoutSeconds = scenario.limits?.agentTimeoutSeconds ?? DEFAULT_LIMITS.agentTimeoutSeconds;
     const tooLong = agentTimeoutRefusal(agent, agentTimeoutSeconds);
     if (tooLong) throw new ScenarioError(source, `agents.${name}.timeoutMs: ${tooLong}`, `agents.${name}.timeoutMs`);
@@ -142,16 +79,11 @@ export function parseScenario(document: unknown, source: string): Scenario {
       }
     }
   }
-  return scenario as Scenario;
+  return { ...scenario, request: scenario.request };
 }
 
-/** Tools are for the LLM kinds, which must call them natively. */
-function checkToolUse(source: string, name: string, agent: { kind: string; toolCalling?: string; tools?: unknown[]; parallel_tool_calls?: string }): void {
-  const field =
-    agent.toolCalling !== undefined ? `agents.${name}.toolCalling` : agent.tools !== undefined ? `agents.${name}.tools` : `agents.${name}.parallel_tool_calls`;
-  if (agent.kind !== 'openai' && agent.kind !== 'bedrock') {
-    throw new ScenarioError(source, `${field}: only openai and bedrock agents call tools (this agent is ${agent.kind})`, field);
-  }
+/** An LLM agent's tool settings agree with each other (only openai and bedrock agents take them: their schemas). */
+function checkToolUse(source: string, name: string, agent: { toolCalling?: string; tools?: unknown[]; parallel_tool_calls?: string }): void {
   if (agent.toolCalling === 'off' && agent.tools?.length) {
     const tools = `agents.${name}.tools`;
     throw new ScenarioError(source, `${tools}: tools need toolCalling auto or on (it is off)`, tools);
@@ -160,4 +92,46 @@ function checkToolUse(source: string, name: string, agent: { kind: string; toolC
     const branch = `agents.${name}.parallel_tool_calls`;
     throw new ScenarioError(source, `${branch}: "branch" needs tools to call (the agent has none)`, branch);
   }
+}
+
+const TOOL_FIELDS = ['tools', 'toolCalling', 'parallel_tool_calls'];
+
+/**
+ * A zod issue as the field it names and a message a user can act on: a wrong `kind` lists the
+ * kinds, a missing field says which kind needs it, a field of another kind says which kinds take it.
+ */
+function describeIssue(issue: z.core.$ZodIssue, document: unknown): { field: string; message: string } {
+  const path = issue.path.map(String);
+  const field = path.join('.') || '(root)';
+  if (issue.code === 'invalid_union' && 'options' in issue && issue.discriminator !== undefined) {
+    return { field, message: `Invalid option: expected one of ${(issue.options ?? []).map((o) => JSON.stringify(o)).join('|')}` };
+  }
+  const agent = path.length >= 2 && path[0] === 'agents' ? agentAt(document, path[1]) : undefined;
+  if (agent && path.length === 3 && issue.code === 'invalid_type' && agent[path[2]] === undefined) {
+    return { field, message: `${withArticle(String(agent.kind))} agent needs ${path[2]}` };
+  }
+  if (issue.code !== 'unrecognized_keys') return { field, message: issue.message };
+  const key = issue.keys[0];
+  if (field === '(root)') return { field: key, message: `unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}` };
+  const takers = agent && path.length === 2 ? kindsTaking(key) : [];
+  if (agent && takers.length > 0) {
+    const what = TOOL_FIELDS.includes(key) ? 'call tools' : `take ${key}`;
+    return { field: `${field}.${key}`, message: `only ${listOf(takers)} agents ${what} (this agent is ${String(agent.kind)})` };
+  }
+  return { field, message: `unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}` };
+}
+
+/** The agent `name` of a scenario document as given (before validation), if it is an object. */
+function agentAt(document: unknown, name: string): Record<string, unknown> | undefined {
+  const agents: unknown = isRecord(document) ? document.agents : undefined;
+  const agent: unknown = isRecord(agents) ? agents[name] : undefined;
+  return isRecord(agent) ? agent : undefined;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function listOf(items: string[]): string {
+  return items.length <= 1 ? items.join('') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`;
 }

@@ -109,10 +109,8 @@ export type ToolCallingMode = (typeof TOOL_CALLING_MODES)[number];
  * tool calling fails the step) or `auto` (tools, and the text protocol where the server refuses
  * them). An agent with user tools is `auto` unless it says otherwise; without, `off`.
  */
-export function toolCallingOf(definition: Record<string, unknown>): ToolCallingMode {
-  const mode = definition.toolCalling;
-  if (mode === 'auto' || mode === 'on' || mode === 'off') return mode;
-  return Array.isArray(definition.tools) && definition.tools.length > 0 ? 'auto' : 'off';
+export function toolCallingOf(definition: { toolCalling?: ToolCallingMode; tools?: readonly unknown[] }): ToolCallingMode {
+  return definition.toolCalling ?? (definition.tools?.length ? 'auto' : 'off');
 }
 
 /**

@@ -7,6 +7,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { ScenarioError } from '../core/errors';
+import { toolsOf } from '../core/agent-kinds';
 import type { AgentRegistry, Limits } from '../core/model';
 import { limitsSchema, teamLimitMaxima } from '../core/limits';
 import { parseScenario } from '../core/scenario';
@@ -262,12 +263,11 @@ export function loadTeamConfig(team: string, dir = TEAMS_DIR): TeamConfig {
 export function moduleToolFiles(agents: AgentRegistry, dir: string, shown: string): Record<string, string> {
   const files: Record<string, string> = {};
   for (const [name, agent] of Object.entries(agents)) {
-    for (const [i, tool] of (Array.isArray(agent.tools) ? agent.tools : []).entries()) {
-      const t = tool as { kind?: unknown; module?: unknown } | null;
-      if (t?.kind !== 'module' || typeof t.module !== 'string') continue;
-      const file = resolve(dir, t.module);
+    for (const [i, tool] of toolsOf(agent).entries()) {
+      if (tool.kind !== 'module') continue;
+      const file = resolve(dir, tool.module);
       if (!existsSync(file)) throw new TeamConfigError(shown, `agents.${name}.tools.${i}.module`, `no module ${displayPath(file)}`);
-      files[t.module] = file;
+      files[tool.module] = file;
     }
   }
   return files;

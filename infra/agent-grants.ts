@@ -3,6 +3,7 @@
  * names. A run request can never widen this (no URL, ARN or model ever comes from a request).
  */
 import { ArnFormat, Stack } from 'aws-cdk-lib';
+import { toolsOf } from '../core/agent-kinds';
 import type { AgentRegistry } from '../core/model';
 
 /**
@@ -12,10 +13,9 @@ import type { AgentRegistry } from '../core/model';
 export function lambdaAgentArns(stack: Stack, registry: AgentRegistry): string[] {
   const arns = new Set<string>();
   for (const agent of Object.values(registry)) {
-    if (agent.kind === 'lambda' && typeof agent.functionName === 'string') arns.add(lambdaArn(stack, agent.functionName));
-    for (const tool of Array.isArray(agent.tools) ? agent.tools : []) {
-      const t = tool as { kind?: unknown; functionName?: unknown } | null;
-      if (t?.kind === 'lambda' && typeof t.functionName === 'string') arns.add(lambdaArn(stack, t.functionName));
+    if (agent.kind === 'lambda') arns.add(lambdaArn(stack, agent.functionName));
+    for (const tool of toolsOf(agent)) {
+      if (tool.kind === 'lambda') arns.add(lambdaArn(stack, tool.functionName));
     }
   }
   return [...arns];
@@ -53,8 +53,8 @@ export function bedrockGrants(stack: Stack, registry: AgentRegistry): BedrockGra
     // Foundation models have no account in their ARN.
     stack.formatArn({ service: 'bedrock', region, account: '', resource: 'foundation-model', resourceName: modelId, arnFormat: ArnFormat.SLASH_RESOURCE_NAME });
   for (const agent of Object.values(registry)) {
-    if (agent.kind !== 'bedrock' || typeof agent.modelId !== 'string') continue;
-    const region = typeof agent.region === 'string' ? agent.region : stack.region;
+    if (agent.kind !== 'bedrock') continue;
+    const region = agent.region ?? stack.region;
     const fromArn = /^arn:[^:]+:bedrock:([^:]*):([^:]*):inference-profile\/(.+)$/.exec(agent.modelId);
     const profile = fromArn ? INFERENCE_PROFILE_ID.exec(fromArn[3]) : agent.modelId.startsWith('arn:') ? null : INFERENCE_PROFILE_ID.exec(agent.modelId);
     if (profile) {

@@ -16,6 +16,7 @@ import { workerReservedConcurrency, type TeamConfig } from '../functions/team-co
 import { functionMemoryMb } from '../functions/function-memory';
 import { SpawnerFunction, type SpawnerFunctionName } from './spawner-function';
 import type { SpawnerQueues } from './spawner-queues';
+import { toolsOf } from '../core/agent-kinds';
 
 /**
  * An agent call can be slow (LLMs); the queue's visibility is six times this (AWS's advice for SQS
@@ -44,14 +45,14 @@ export function checkRegistry(scope: Construct, config: TeamConfig): void {
     );
   }
   for (const [name, agent] of Object.entries(config.agents)) {
-    for (const [i, tool] of (Array.isArray(agent.tools) ? agent.tools : []).entries()) {
-      const module = (tool as { kind?: unknown; module?: unknown } | null)?.kind === 'module' ? String((tool as { module: unknown }).module) : undefined;
+    for (const [i, tool] of toolsOf(agent).entries()) {
+      const module = tool.kind === 'module' ? tool.module : undefined;
       // Bundled into the step worker: a module tool whose file was not found at synth would fail every step that offers it.
       if (module !== undefined && !config.toolModules?.[module]) {
         throw new Error(`team ${team}: agents.${name}.tools.${i}.module: ${module} is not a file the config names (loadTeamConfig resolves module tools)`);
       }
     }
-    if (agent.kind === 'openai' && typeof agent.apiKeyEnv === 'string' && !config.secrets[agent.apiKeyEnv]) {
+    if (agent.kind === 'openai' && agent.apiKeyEnv !== undefined && !config.secrets[agent.apiKeyEnv]) {
       // A key in a plain Lambda environment variable would be readable by anyone who can read the function.
       Annotations.of(scope).addWarningV2(
         'branch-spawner:openai-api-key',

@@ -8,7 +8,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { errorMessage, ValidationError } from '../core/errors';
-import type { AgentRegistry } from '../core/model';
+import { agentRegistrySchema } from '../core/agent-kinds';
 import { errorResponse } from '../functions/handlers/http-errors';
 import { EventHub } from './dev/event-hub';
 import { exampleAggregators, exampleAggregatorModules, loadExamples } from './dev/examples';
@@ -146,9 +146,9 @@ async function checkRequestModules(body: string | null, modules: { baseDir: stri
   } catch {
     return;
   }
-  const agents = (document as { agents?: unknown } | null)?.agents;
-  if (!agents || typeof agents !== 'object' || Array.isArray(agents)) return;
-  await checkModuleAgents(agents as AgentRegistry, modules);
+  const agents = agentRegistrySchema.safeParse((document as { agents?: unknown } | null)?.agents);
+  if (!agents.success) return;
+  await checkModuleAgents(agents.data, modules);
 }
 
 /** `branch-spawner dev`: prints the address, serves until SIGINT/SIGTERM (or `until`), then stops. */

@@ -9,6 +9,7 @@
 import { dirname, resolve } from 'node:path';
 import { loadModuleAgent, resolveModulePath, type ModuleInvokerOptions } from '../adapters/agents/module-invoker';
 import { ScenarioError, ValidationError } from '../core/errors';
+import { isLlmAgent } from '../core/agent-kinds';
 import type { AgentRegistry } from '../core/model';
 import type { Scenario } from '../core/scenario';
 import type { ToolDefinition } from '../core/tools';
@@ -23,11 +24,9 @@ export type ModulePlaces = Required<Pick<ModuleInvokerOptions, 'baseDir'>> & Mod
 export async function checkModuleAgents(agents: AgentRegistry, places: ModulePlaces): Promise<AgentRegistry> {
   const checked = { ...agents };
   for (const [name, agent] of Object.entries(agents)) {
-    if (!agent || typeof agent !== 'object') continue;
-    if (Array.isArray(agent.tools)) checked[name] = { ...agent, tools: await resolveTools(agent.tools as ToolDefinition[], places, `agents.${name}.tools`) };
+    if (isLlmAgent(agent) && agent.tools) checked[name] = { ...agent, tools: await resolveTools(agent.tools, places, `agents.${name}.tools`) };
     if (agent.kind !== 'module') continue;
-    const path = await loadModule(String(agent.module ?? ''), typeof agent.export === 'string' ? agent.export : 'default', places, `agents.${name}`);
-    checked[name] = { ...checked[name], module: path };
+    checked[name] = { ...agent, module: await loadModule(agent.module, agent.export ?? 'default', places, `agents.${name}`) };
   }
   return checked;
 }

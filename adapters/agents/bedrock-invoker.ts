@@ -8,6 +8,7 @@
 import { isTransientAwsError } from '../aws-errors';
 import { abortableSleep, again, whenAborted, withRetries, type Sleep } from '../retry';
 import type { BedrockRuntimeClient, ContentBlock, ConverseCommandInput, ConverseCommandOutput, Message, Tool } from '@aws-sdk/client-bedrock-runtime';
+import type { BedrockAgentDefinition } from '../../core/agent-kinds';
 import { AgentInvocationError, AgentTimeoutError, AgentTransportError, ToolsRefusedError } from '../../core/errors';
 import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
 import type { ChatMessage } from '../../core/prompt';
@@ -38,15 +39,6 @@ export interface BedrockInvokerOptions {
   toolBox?: ToolBox;
 }
 
-interface BedrockDefinition {
-  modelId?: string;
-  region?: string;
-  temperature?: number;
-  maxTokens?: number;
-  timeoutMs?: number;
-  retries?: number;
-}
-
 /** Bedrock's own retryable errors, beside every AWS service's (adapters/aws-errors.ts). */
 const MODEL_RETRYABLE_NAMES = ['ModelNotReadyException', 'InternalServerException', 'ModelTimeoutException'];
 
@@ -59,7 +51,7 @@ let sdk: Promise<BedrockSdk> | undefined;
  */
 const loadSdk = (): Promise<BedrockSdk> => (sdk ??= import('@aws-sdk/client-bedrock-runtime'));
 
-export class BedrockInvoker implements AgentInvoker {
+export class BedrockInvoker implements AgentInvoker<BedrockAgentDefinition> {
   private defaultClient: BedrockRuntimeClient | undefined;
   private readonly regional = new Map<string, BedrockRuntimeClient>();
   private readonly sleep: Sleep;
@@ -87,11 +79,10 @@ export class BedrockInvoker implements AgentInvoker {
     return this.toolBox.close();
   }
 
-  async invoke(call: AgentInvocation): Promise<AgentReply> {
-    const def = call.definition as BedrockDefinition;
+  async invoke(call: AgentInvocation<BedrockAgentDefinition>): Promise<AgentReply> {
+    const def = call.definition;
     const agent = call.agentName;
-    if (!def.modelId) throw new AgentInvocationError(agent, `bedrock agent ${agent} has no modelId`);
-    const modelId = def.modelId;
+    const { modelId } = def;
     const timeoutMs = def.timeoutMs ?? this.timeoutMs;
     const attempts = def.retries !== undefined ? def.retries + 1 : this.maxAttempts;
     const { BedrockRuntimeClient, ConverseCommand } = await loadSdk();

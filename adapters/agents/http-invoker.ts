@@ -9,6 +9,7 @@
  * neither the branch error, the run error nor the lifecycle events can leak them.
  */
 import { again, withRetries } from '../retry';
+import type { HttpAgentDefinition } from '../../core/agent-kinds';
 import { agentRequestBody } from '../../core/agent-request';
 import { AgentInvocationError, AgentTimeoutError, AgentTransportError, PayloadTooLargeError } from '../../core/errors';
 import type { AgentInvocation, AgentInvoker, AgentReply, ValueLinks } from '../../core/ports';
@@ -27,15 +28,7 @@ export interface HttpInvokerOptions {
   links?: ValueLinks;
 }
 
-interface HttpAgentDefinition {
-  url?: string;
-  timeoutMs?: number;
-  retries?: number;
-  headers?: Record<string, string>;
-  maxResponseBytes?: number;
-}
-
-export class HttpInvoker implements AgentInvoker {
+export class HttpInvoker implements AgentInvoker<HttpAgentDefinition> {
   private readonly fetch: typeof fetch;
   private readonly backoffMs: number;
   private readonly maxResponseBytes: number;
@@ -48,11 +41,10 @@ export class HttpInvoker implements AgentInvoker {
     this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
   }
 
-  async invoke(call: AgentInvocation): Promise<AgentReply> {
-    const def = call.definition as HttpAgentDefinition;
-    if (!def.url) throw new AgentInvocationError(call.agentName, `http agent ${call.agentName} has no url`);
+  async invoke(call: AgentInvocation<HttpAgentDefinition>): Promise<AgentReply> {
+    const def = call.definition;
     const shown = redactUrl(def.url);
-    const redact = (text: string) => redactText(text, def.url!);
+    const redact = (text: string) => redactText(text, def.url);
     const timeoutMs = def.timeoutMs ?? 30_000;
     const retries = def.retries ?? 2;
     const maxBytes = def.maxResponseBytes ?? this.maxResponseBytes;
@@ -62,7 +54,7 @@ export class HttpInvoker implements AgentInvoker {
       const signal = call.signal ? AbortSignal.any([call.signal, timeout]) : timeout;
       let failure: AgentInvocationError;
       try {
-        const { url, headers } = withBasicAuth(def.url!, { 'content-type': 'application/json', ...def.headers });
+        const { url, headers } = withBasicAuth(def.url, { 'content-type': 'application/json', ...def.headers });
         const response = await this.post(call.agentName, url, headers, body, signal);
         const text = await readCappedText(response, maxBytes, () => `the response of ${shown} is over maxResponseBytes (${maxBytes} bytes)`, call.agentName);
         if (response.status >= 500) {

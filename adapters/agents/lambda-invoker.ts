@@ -3,6 +3,7 @@
  * timeout (the definition's `timeoutMs`, 60 s by default; the run's agentTimeoutSeconds bounds both).
  */
 import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import type { LambdaAgentDefinition } from '../../core/agent-kinds';
 import { AgentInvocationError, AgentTimeoutError, AgentTransportError, TransientError } from '../../core/errors';
 import type { AgentInvocation, AgentInvoker, AgentReply, ValueLinks } from '../../core/ports';
 import { isTransientAwsError, sdkError } from '../aws-errors';
@@ -11,15 +12,14 @@ import { requestBody } from './http-invoker';
 /** A lambda agent's timeout when its definition gives none. */
 export const DEFAULT_LAMBDA_AGENT_TIMEOUT_MS = 60_000;
 
-export class LambdaInvoker implements AgentInvoker {
+export class LambdaInvoker implements AgentInvoker<LambdaAgentDefinition> {
   /** `links`: where a large request's values are passed by URL (core/agent-request.ts: Lambda takes at most 6 MB). */
   constructor(private readonly options: { client: LambdaClient; timeoutMs?: number; links?: ValueLinks }) {}
 
-  async invoke(call: AgentInvocation): Promise<AgentReply> {
-    const functionName = call.definition.functionName as string | undefined;
-    if (!functionName) throw new AgentInvocationError(call.agentName, `lambda agent ${call.agentName} has no functionName`);
+  async invoke(call: AgentInvocation<LambdaAgentDefinition>): Promise<AgentReply> {
+    const { functionName } = call.definition;
     const payload = await requestBody(call, this.options.links);
-    const timeoutMs = (call.definition.timeoutMs as number | undefined) ?? this.options.timeoutMs ?? DEFAULT_LAMBDA_AGENT_TIMEOUT_MS;
+    const timeoutMs = call.definition.timeoutMs ?? this.options.timeoutMs ?? DEFAULT_LAMBDA_AGENT_TIMEOUT_MS;
     const timeout = AbortSignal.timeout(timeoutMs);
     const signal = call.signal ? AbortSignal.any([call.signal, timeout]) : timeout;
     let result;

@@ -7,6 +7,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { isAbsolute, relative, resolve } from 'node:path';
+import type { ModuleAgentDefinition } from '../../core/agent-kinds';
 import { AgentInvocationError, AgentTimeoutError, describeThrown, errorMessage, ModuleCodeError, TransientError } from '../../core/errors';
 import { moduleHost, type ModuleHost } from '../modules/module-host';
 import type { BranchType, MemoryEntry } from '../../core/model';
@@ -40,7 +41,7 @@ export interface ModuleInvokerOptions {
   host?: ModuleHost;
 }
 
-export class ModuleInvoker implements AgentInvoker {
+export class ModuleInvoker implements AgentInvoker<ModuleAgentDefinition> {
   private readonly baseDir: string;
   private readonly confineTo?: string[];
   private readonly host: ModuleHost;
@@ -51,11 +52,11 @@ export class ModuleInvoker implements AgentInvoker {
     this.host = options.host ?? moduleHost;
   }
 
-  async invoke(call: AgentInvocation): Promise<AgentReply> {
-    const def = call.definition as { module?: string; export?: string; timeoutMs?: number };
+  async invoke(call: AgentInvocation<ModuleAgentDefinition>): Promise<AgentReply> {
+    const def = call.definition;
     let file: string;
     try {
-      file = resolveModulePath(def.module ?? '', this.baseDir, this.confineTo);
+      file = resolveModulePath(def.module, this.baseDir, this.confineTo);
     } catch (error) {
       throw new AgentInvocationError(call.agentName, errorMessage(error), { cause: error });
     }

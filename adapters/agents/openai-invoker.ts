@@ -7,6 +7,7 @@
  * own timeout.
  */
 import { abortableSleep, again, withRetries, type Sleep } from '../retry';
+import type { OpenAiAgentDefinition } from '../../core/agent-kinds';
 import { AgentInvocationError, AgentTimeoutError, AgentTransportError, ToolsRefusedError } from '../../core/errors';
 import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
 import type { ChatMessage } from '../../core/prompt';
@@ -46,17 +47,6 @@ export interface OpenAiInvokerOptions {
 /** A chat completions message as the API takes it. */
 type OpenAiMessage = Record<string, unknown>;
 
-interface OpenAiDefinition {
-  model?: string;
-  baseUrl?: string;
-  apiKeyEnv?: string;
-  temperature?: number;
-  maxTokens?: number;
-  timeoutMs?: number;
-  retries?: number;
-  maxResponseBytes?: number;
-}
-
 interface ChatCompletion {
   choices?: {
     message?: { role?: string; content?: unknown; tool_calls?: { id?: string; type?: string; function?: { name?: string; arguments?: unknown } }[] };
@@ -69,7 +59,7 @@ type Attempt<T> =
   | { ok: true; reply: T }
   | { ok: false; error: AgentInvocationError; retryable: boolean; retryAfterMs?: number };
 
-export class OpenAiInvoker implements AgentInvoker {
+export class OpenAiInvoker implements AgentInvoker<OpenAiAgentDefinition> {
   private readonly fetch: typeof fetch;
   private readonly sleep: Sleep;
   private readonly random: () => number;
@@ -104,10 +94,9 @@ export class OpenAiInvoker implements AgentInvoker {
     return this.toolBox.close();
   }
 
-  async invoke(call: AgentInvocation): Promise<AgentReply> {
-    const def = call.definition as OpenAiDefinition;
+  async invoke(call: AgentInvocation<OpenAiAgentDefinition>): Promise<AgentReply> {
+    const def = call.definition;
     const agent = call.agentName;
-    if (!def.model) throw new AgentInvocationError(agent, `openai agent ${agent} has no model`);
     const url = chatCompletionsUrl(def.baseUrl ?? this.defaultBaseUrl);
     const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' };
     if (def.apiKeyEnv) {

@@ -5,19 +5,15 @@
  * (`$transientFailures`) or fail its first attempts (`$failures`, for a retry policy).
  * Deterministic, for tests and demos.
  */
+import type { ScriptAgentDefinition } from '../../core/agent-kinds';
 import { AgentInvocationError, TransientError } from '../../core/errors';
 import { failMessage, MAX_TIMER_MS } from '../../core/script-directives';
 import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
 
-interface ScriptRule {
-  when: string;
-  responses: unknown[];
-}
-
-export class ScriptInvoker implements AgentInvoker {
-  async invoke(call: AgentInvocation): Promise<AgentReply> {
+export class ScriptInvoker implements AgentInvoker<ScriptAgentDefinition> {
+  async invoke(call: AgentInvocation<ScriptAgentDefinition>): Promise<AgentReply> {
     const responses = pickResponses(call);
-    if (!Array.isArray(responses) || responses.length === 0) {
+    if (!responses?.length) {
       throw new AgentInvocationError(call.agentName, `script agent ${call.agentName} has no responses`);
     }
     const nth = call.memory.filter((m) => m.role === 'assistant' && m.agent === call.agentName && !m.inherited).length;
@@ -44,8 +40,8 @@ export class ScriptInvoker implements AgentInvoker {
   }
 }
 
-function pickResponses(call: AgentInvocation): unknown {
-  const rules = call.definition.rules as ScriptRule[] | undefined;
+function pickResponses(call: AgentInvocation<ScriptAgentDefinition>): unknown[] | undefined {
+  const { rules } = call.definition;
   if (rules?.length) {
     const text = typeof call.input === 'string' ? call.input : JSON.stringify(call.input ?? null);
     const rule = rules.find((r) => text.includes(r.when));

@@ -5,12 +5,13 @@
  * or answers in text (read with the text protocol). The wire format of each API (OpenAI chat
  * completions, Bedrock Converse) is its invoker's business, behind ChatSession.
  */
+import type { LlmAgentDefinition } from '../../core/agent-kinds';
 import { AgentInvocationError, ToolsRefusedError } from '../../core/errors';
 import { DEFAULT_LIMITS } from '../../core/limits';
 import type { AgentInvocation, AgentReply } from '../../core/ports';
 import { buildMessages, buildSystemPrompt, type ChatMessage } from '../../core/prompt';
 import { isProtocolTool, protocolTools, responseOfToolCall, type ToolSpec } from '../../core/protocol-tools';
-import { branchedCallOf, branchedCallsResponse, toolCallingOf, toolsSchema, type ToolCallRecord, type ToolLoopCheckpoint, type ToolTurn } from '../../core/tools';
+import { branchedCallOf, branchedCallsResponse, toolCallingOf, type ToolCallRecord, type ToolLoopCheckpoint, type ToolTurn } from '../../core/tools';
 import { callTool, ToolCallAborted, tracedValues, type ToolBox, type ToolCallContext, type UserTool } from '../tools/tool-box';
 
 export interface ToolCallRequest {
@@ -203,7 +204,7 @@ async function refusal(call: ToolCallRequest, tool: UserTool | undefined, text: 
 }
 
 export interface LlmStep<M> {
-  call: AgentInvocation;
+  call: AgentInvocation<LlmAgentDefinition>;
   toolBox: ToolBox;
   /** Models whose server refused tools: `auto` goes straight to the text protocol for them. */
   refused: Set<string>;
@@ -227,16 +228,12 @@ export async function invokeLlm<M>(step: LlmStep<M>): Promise<AgentReply> {
   const mode = toolCallingOf(call.definition);
   const base = { agentName: agent, definition: call.definition, allowed: call.allowed, isCopyAllowed: true };
   // The messages' token budget (core/prompt.ts): the agent's `promptTokens`, validated with the scenario.
-  const promptTokens = typeof call.definition.promptTokens === 'number' ? call.definition.promptTokens : undefined;
+  const { promptTokens } = call.definition;
   const messagesOf = (mode: 'text' | 'tools') => buildMessages(call.memory, call.input, { agentName: agent, mode, promptTokens, runId: call.runId });
   const inText = () => step.text(buildSystemPrompt(base), messagesOf('text'));
   if (mode === 'off' || (mode === 'auto' && step.refused.has(step.modelKey))) return inText();
 
-  const definitions = toolsSchema.safeParse(call.definition.tools ?? []);
-  if (!definitions.success) {
-    throw new AgentInvocationError(agent, `agent ${agent} tools: ${definitions.error.issues[0]?.message ?? 'invalid'}`, { cause: definitions.error });
-  }
-  const tools = await step.toolBox.toolsFor(agent, definitions.data);
+  const tools = await step.toolBox.toolsFor(agent, call.definition.tools ?? []);
   const maxToolCalls = call.maxToolCalls ?? DEFAULT_LIMITS.maxToolCallsPerStep;
   const branchCalls = call.definition.parallel_tool_calls === 'branch';
   const system = buildSystemPrompt({ ...base, mode: 'tools', userTools: tools.map((t) => t.spec.name), maxToolCalls, branchCalls });

@@ -10,6 +10,7 @@
  * thrown at once: a TransientError (the step's message comes back later, with its own backoff),
  * an abort (the branch or run ended, the call bound or the worker's time ran out), a ConflictError.
  */
+import { hasTransportRetries } from '../agent-kinds';
 import { ConflictError, errorMessage, TransientError, type InvalidAgentResponseError } from '../errors';
 import { agentRetryEvent } from '../events';
 import type { AgentDefinition, BranchRecord } from '../model';
@@ -55,7 +56,7 @@ export async function callAgent(
   if (!policy) return invoke(1, call.definition);
   const max = Math.min(policy.attempts, call.maxAttempts);
   const retries = transportRetries(policy);
-  const definition = retries === undefined ? call.definition : { ...call.definition, retries };
+  const definition = retries !== undefined && hasTransportRetries(call.definition) ? { ...call.definition, retries } : call.definition;
   const { branch, step, signal } = call;
   for (let attempt = 1; ; attempt++) {
     let reply: AgentReply | undefined;

@@ -17,13 +17,13 @@ function call(input: unknown, contents: unknown[] = []): AgentInvocation {
     team: 't',
     runId: 'r',
     agentName: 'Reader',
-    definition: { kind: 'http' },
+    definition: { kind: 'http', url: 'http://127.0.0.1:9/reader' },
     branchId: 'root',
     step: 3,
     input,
     memory: contents.map((content, i) => ({ role: i % 2 ? 'assistant' : 'user', agent: 'Reader', content })),
     allowed: [],
-  } as AgentInvocation;
+  };
 }
 
 async function read(ref: ValueReference): Promise<unknown> {

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { AgentInvocationError, AgentTimeoutError, AgentTransportError, InvalidAgentResponseError, ScenarioError, ValidationError } from '../../core/errors';
 import { computeMetrics } from '../../core/metrics';
 import type { AgentInvoker } from '../../core/ports';
-import { agentRetryPolicy, backoffDelay, RETRY_DEFAULTS, retryDelay, retryKindOf, transportRetries } from '../../core/retry-policy';
+import type { AgentDefinition, AgentRegistry, ScriptAgentDefinition } from '../../core/agent-kinds';
+import { agentRetryPolicy, backoffDelay, type RetryKind, RETRY_DEFAULTS, retryDelay, retryKindOf, transportRetries } from '../../core/retry-policy';
 import { parseScenario } from '../../core/scenario';
 import { KindRouter } from '../../adapters/agents/agent-invoker';
 import { ScriptInvoker } from '../../adapters/agents/script-invoker';
@@ -12,7 +13,8 @@ import { createMemoryHarness } from '../support/memory-harness';
 const scenario = (agent: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
   name: 'r',
   entry: 'A',
-  agents: { A: { kind: 'script', responses: [{ next_action: 'final_response', content: 'ok' }], ...agent } },
+  // A script agent unless `agent` names another kind (then only its own fields).
+  agents: { A: agent.kind && agent.kind !== 'script' ? agent : { kind: 'script', responses: [{ next_action: 'final_response', content: 'ok' }], ...agent } },
   ...extra,
 });
 const refusal = (doc: unknown): string => {
@@ -59,7 +61,7 @@ describe('retry: in a scenario', () => {
   it('a stack that allows fewer attempts refuses more when the run starts, naming the field', async () => {
     const h = createMemoryHarness();
     try {
-      const input = { name: 'r', request: 'x', entry: 'A', agents: { A: { kind: 'script', responses: ['x'], retry: { attempts: 4 } } }, limitMaxima: { maxAgentAttempts: 3 } };
+      const input = { name: 'r', request: 'x', entry: 'A', agents: { A: { kind: 'script', responses: ['x'], retry: { attempts: 4 } } } satisfies AgentRegistry, limitMaxima: { maxAgentAttempts: 3 } };
       await expect(h.run(input)).rejects.toThrow(ValidationError);
       await expect(h.run(input)).rejects.toThrow(/agents\.A\.retry\.attempts: 4 attempts; limits\.maxAgentAttempts is 3/);
     } finally {
@@ -110,7 +112,7 @@ function flaky(failures: number, error: (attempt: number) => Error): { invoker: 
     calls,
     invoker: {
       invoke: async (call) => {
-        calls.push({ attempt: call.retryAttempt, retries: call.definition.retries });
+        calls.push({ attempt: call.retryAttempt, retries: 'retries' in call.definition ? call.definition.retries : undefined });
         if ((call.retryAttempt ?? 1) <= failures) throw error(call.retryAttempt ?? 1);
         return script.invoke(call);
       },
@@ -118,11 +120,11 @@ function flaky(failures: number, error: (attempt: number) => Error): { invoker: 
   };
 }
 
-const run = (agent: Record<string, unknown>) => ({
+const run = (agent: Partial<ScriptAgentDefinition>) => ({
   name: 'flaky',
   request: 'x',
   entry: 'A',
-  agents: { A: { kind: 'script', responses: [{ next_action: 'final_response', content: 'ok' }], ...agent } },
+  agents: { A: { kind: 'script', responses: [{ next_action: 'final_response', content: 'ok' }], ...agent } } satisfies AgentRegistry,
 });
 const fast = { backoff: { initialMs: 1, maxMs: 5 } };
 
@@ -164,7 +166,7 @@ describe("the step's retry loop (in-memory ports)", () => {
   });
 
   it('retries only the kinds it names; a transient error is the delivery retry, not the policy', async () => {
-    const cases: [Error, string[], number][] = [
+    const cases: [Error, RetryKind[], number][] = [
       [new AgentTimeoutError('A', 'slow'), ['error'], 1],
       [new AgentTimeoutError('A', 'slow'), ['timeout'], 2],
       [new AgentTransportError('A', 'HTTP 503'), ['error', 'timeout'], 1],
@@ -196,12 +198,24 @@ describe("the step's retry loop (in-memory ports)", () => {
   });
 
   it('calls with the transport retries off when it retries transport failures, and leaves them otherwise', async () => {
-    for (const [retry, expected] of [[{ attempts: 2 }, 0], [{ attempts: 2, on: ['error'] }, undefined]] as const) {
-      const { invoker, calls } = flaky(0, () => new Error('unused'));
+    const cases: [AgentDefinition, number | undefined][] = [
+      [{ kind: 'http', url: 'http://127.0.0.1:9/a', retry: { attempts: 2 } }, 0],
+      [{ kind: 'http', url: 'http://127.0.0.1:9/a', retry: { attempts: 2, on: ['error'] } }, undefined],
+      // A script agent has no transport of its own: nothing to turn off.
+      [{ kind: 'script', responses: ['x'], retry: { attempts: 2 } }, undefined],
+    ];
+    for (const [A, expected] of cases) {
+      const calls: { retries?: number }[] = [];
+      const invoker: AgentInvoker = {
+        invoke: async (call) => {
+          calls.push({ retries: 'retries' in call.definition ? call.definition.retries : undefined });
+          return { response: { next_action: 'final_response', content: 'ok' } };
+        },
+      };
       const h = createMemoryHarness({ invoker });
       try {
-        await h.run(run({ retry }));
-        expect(calls[0].retries).toBe(expected);
+        await h.run({ name: 'transport', request: 'x', entry: 'A', agents: { A } });
+        expect(calls[0].retries, A.kind).toBe(expected);
       } finally {
         h.stop();
       }

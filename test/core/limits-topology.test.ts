@@ -5,6 +5,7 @@ import { canTransition, DEFAULT_LIMITS, TERMINAL_STATUSES } from '../../core/mod
 import { parseAgentResponse } from '../../core/protocol';
 import { allowedTargets, checkTopology } from '../../core/topology';
 import { InvalidAgentResponseError } from '../../core/errors';
+import type { AgentRegistry } from '../../core/agent-kinds';
 
 describe('limits', () => {
   it('refuses depth and fan-out past the limit, naming the limit', () => {
@@ -67,7 +68,7 @@ describe('statuses', () => {
 });
 
 describe('topology', () => {
-  const agents = {
+  const agents: AgentRegistry = {
     Planner: { kind: 'script', allowed: ['Worker', 'Judge'] },
     Worker: { kind: 'script' },
     Judge: { kind: 'script' },

@@ -2,10 +2,11 @@ import { describe, expect, it } from 'vitest';
 import type { MemoryEntry } from '../../core/model';
 import { buildMessages, buildSystemPrompt, stringifyContent } from '../../core/prompt';
 import { parseAgentResponse } from '../../core/protocol';
+import type { OpenAiAgentDefinition } from '../../core/agent-kinds';
 
 const planner = {
   agentName: 'Planner',
-  definition: { kind: 'openai', model: 'm', description: 'Splits research questions into parts.', system: 'Be terse. Cite sources.' },
+  definition: { kind: 'openai', model: 'm', description: 'Splits research questions into parts.', system: 'Be terse. Cite sources.' } satisfies OpenAiAgentDefinition,
   allowed: ['Researcher', 'Summarizer'],
   isCopyAllowed: true,
 };
@@ -65,7 +66,7 @@ describe('buildSystemPrompt', () => {
   });
 
   it('with no allowed agents: no hand-off form, copies of itself in the examples', () => {
-    const leaf = buildSystemPrompt({ agentName: 'Researcher', definition: { kind: 'openai' }, allowed: [], isCopyAllowed: true });
+    const leaf = buildSystemPrompt({ agentName: 'Researcher', definition: { kind: 'openai', model: 'm' }, allowed: [], isCopyAllowed: true });
     expect(leaf).toContain('You may not call any other agent.');
     expect(leaf).not.toContain('invoke_agent');
     expect(leaf).toContain('"agents":["Researcher","Researcher"]');
@@ -74,12 +75,12 @@ describe('buildSystemPrompt', () => {
   });
 
   it('leaves itself and duplicates out of the allowed list', () => {
-    const p = buildSystemPrompt({ agentName: 'A', definition: { kind: 'openai' }, allowed: ['B', 'A', 'B'] });
+    const p = buildSystemPrompt({ agentName: 'A', definition: { kind: 'openai', model: 'm' }, allowed: ['B', 'A', 'B'] });
     expect(p).toContain('Agents you may call: "B".');
   });
 
   it('without copies: no branched-recursion form', () => {
-    const p = buildSystemPrompt({ agentName: 'A', definition: { kind: 'openai' }, allowed: ['B'], isCopyAllowed: false });
+    const p = buildSystemPrompt({ agentName: 'A', definition: { kind: 'openai', model: 'm' }, allowed: ['B'], isCopyAllowed: false });
     expect(p).not.toContain('next_actions');
     expect(p).not.toContain('copies of yourself');
   });

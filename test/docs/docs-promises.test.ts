@@ -190,9 +190,9 @@ quote('reliability.md', 'LimitExceeded maxStepsPerBranch: the branch made 10 age
   }));
 quote('reliability.md', 'agent A failed: TypeError: the invoker\nreturned …', async () => {
   // An invoker that answers nothing at all (a broken reply of the fuzz test).
-  const runtime = await LocalRuntime.start({ invokers: { broken: { invoke: async () => undefined as never } } });
+  const runtime = await LocalRuntime.start({ invokers: { module: { invoke: async () => undefined as never } } });
   try {
-    const runId = await runtime.startRun({ name: 'broken', request: 'x', entry: 'A', agents: { A: { kind: 'broken' } } });
+    const runId = await runtime.startRun({ name: 'broken', request: 'x', entry: 'A', agents: { A: { kind: 'module', module: 'broken' } } });
     return String((await runtime.waitForRun(runId)).error);
   } finally {
     await runtime.close();

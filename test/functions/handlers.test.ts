@@ -9,8 +9,9 @@ import { createTriggerHandler } from '../../functions/handlers/trigger';
 import { runIdFor } from '../../functions/messages';
 import { ValidationError } from '../../core/errors';
 import { createMemoryHarness } from '../support/memory-harness';
+import type { AgentRegistry } from '../../core/agent-kinds';
 
-const agents = { A: { kind: 'script', responses: [{ next_action: 'final_response', content: 'done' }] } };
+const agents: AgentRegistry = { A: { kind: 'script', responses: [{ next_action: 'final_response', content: 'done' }] } };
 const scenario = { name: 's', request: 'x', entry: 'A', agents };
 
 function record(body: string, messageId: string): SQSRecord {

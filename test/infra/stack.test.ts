@@ -15,6 +15,7 @@ import { RUN_REQUESTED_SOURCE } from '../../infra/spawner-events';
 import { functionEntry, PROJECT_ROOT, type SpawnerFunctionName } from '../../infra/spawner-function';
 import { FUNCTION_MEMORY_MB } from '../../functions/function-memory';
 import { cfnText, functionOf, resourcesOf, stepQueuesOf, synthTeam, type Resource, type Synthesized } from './support';
+import type { ToolDefinition } from '../../core/tools';
 
 const NAMES: SpawnerFunctionName[] = ['api', 'trigger', 'step-worker', 'record-child-failure', 'aggregate', 'dlq-handler'];
 
@@ -498,7 +499,7 @@ describe('outputs', () => {
 
 describe('module tools of the registry', () => {
   it('the step worker alone gets an entry that registers them before its handler; one whose file was not found stops the synth naming its field', () => {
-    const tools = [{ kind: 'module', module: './tools/facts.ts', export: 'lookup' }];
+    const tools = [{ kind: 'module', module: './tools/facts.ts', export: 'lookup' }] satisfies ToolDefinition[];
     const file = join(PROJECT_ROOT, 'test', 'support', 'rehearsal-tools.ts');
     const entry = readFileSync(functionEntry('step-worker', undefined, { './tools/facts.ts': file }), 'utf8');
     expect(entry).toContain(`import * as toolModule0 from ${JSON.stringify(file.replace(/\.ts$/, ''))};`);

@@ -18,6 +18,7 @@ import { main } from '../../local/cli';
 import { LocalRuntime } from '../../local/runtime';
 import { followDevEvents } from '../support/dev-stream';
 import { captureIo } from '../support/io';
+import type { AgentRegistry } from '../../core/agent-kinds';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const NODE = join(ROOT, 'node_modules', '.bin', 'node');
@@ -226,7 +227,7 @@ describe('a data folder that fails', () => {
     agents: {
       P: { kind: 'script', allowed: ['W'], responses: [{ next_action: 'parallel_invoke', agents: ['W', 'W', 'W', 'W', 'W', 'W'] }, { next_action: 'final_response', content: '$input' }] },
       W: { kind: 'script', responses: [{ $delayMs: 200, next_action: 'final_response', content: 'w' }] },
-    },
+    } satisfies AgentRegistry,
   };
 
   it('a full disk mid-run ends the wait with the disk error, reported once; resume after space returns completes the run', async () => {

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OpenAiInvoker } from '../../adapters/agents/openai-invoker';
 import { LocalRuntime } from '../../local/runtime';
 import { loadScenarioFile } from '../../local/scenario-file';
+import type { OpenAiAgentDefinition } from '../../core/agent-kinds';
 
 const REQUEST = 'Compare the Q4 revenue of ACME and Globex';
 const ACME = { company: 'ACME', q4_revenue_musd: 1200, source: 'annual report' };
@@ -124,7 +125,7 @@ describe('a hierarchical run of openai agents on the embedded runtime', () => {
     const openai = new OpenAiInvoker({ sleep: async (ms) => void sleeps.push(ms), backoffMs: 1, env: {} });
     const rt = await LocalRuntime.start({ invokers: { openai } });
     try {
-      const llm = { kind: 'openai', baseUrl: stub.baseUrl, model: 'stub-model', temperature: 0 };
+      const llm = { kind: 'openai', baseUrl: stub.baseUrl, model: 'stub-model', temperature: 0 } satisfies OpenAiAgentDefinition;
       const runId = await rt.startRun({
         name: 'openai-hierarchical',
         request: REQUEST,

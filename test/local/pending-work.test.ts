@@ -23,7 +23,7 @@ describe('pendingWork', () => {
         return new Promise((_, reject) => call.signal?.addEventListener('abort', () => reject(new Error('aborted')), { once: true }));
       },
     };
-    runtime = await LocalRuntime.start({ invokers: { gate } });
+    runtime = await LocalRuntime.start({ invokers: { module: gate } });
     const runId = await runtime.startRun({
       name: 'held',
       request: 'go',
@@ -31,7 +31,7 @@ describe('pendingWork', () => {
       agents: {
         Boss: { kind: 'script', allowed: ['Fast', 'Held'], responses: [{ next_action: 'parallel_invoke', agents: ['Fast', 'Held'] }, { next_action: 'final_response', content: '$input' }] },
         Fast: { kind: 'script', responses: [{ next_action: 'final_response', content: 'ok' }] },
-        Held: { kind: 'gate' },
+        Held: { kind: 'module', module: 'gate' },
       },
     });
     await hung;

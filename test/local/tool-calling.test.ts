@@ -14,6 +14,7 @@ import { ToolBox } from '../../adapters/tools/tool-box';
 import type { LifecycleEvent } from '../../core/events';
 import { LocalRuntime } from '../../local/runtime';
 import { startOpenAiStub, STUB_USAGE, type Brain } from '../support/model-stubs';
+import type { AgentRegistry, OpenAiAgentDefinition } from '../../core/agent-kinds';
 
 const MCP_SERVER = fileURLToPath(new URL('../support/mcp-test-server.mjs', import.meta.url));
 const TOOL_MODULES = fileURLToPath(new URL('../support/tool-modules.ts', import.meta.url));
@@ -31,7 +32,7 @@ async function setup(brain: Brain) {
   const events: LifecycleEvent[] = [];
   rt.bus.subscribe((event) => void events.push(event));
   cleanup.push(stub.close, () => toolBox.close(), () => rt.close());
-  const llm = { kind: 'openai', baseUrl: stub.url, model: 'stub-model', toolCalling: 'on' };
+  const llm = { kind: 'openai', baseUrl: stub.url, model: 'stub-model', toolCalling: 'on' } satisfies OpenAiAgentDefinition;
   return { stub, rt, events, llm };
 }
 
@@ -214,7 +215,7 @@ describe('the tool loop of an openai agent', () => {
       if (view.body.tools) return { status: 400, error: 'this model does not support tools' };
       return { text: JSON.stringify({ next_action: 'final_response', content: 'in text' }) };
     });
-    const agents = { A: { ...llm, toolCalling: 'auto' } };
+    const agents = { A: { ...llm, toolCalling: 'auto' } } satisfies AgentRegistry;
     const first = await rt.waitForRun(await rt.startRun({ name: 'auto-1', request: 'go', entry: 'A', agents }));
     const second = await rt.waitForRun(await rt.startRun({ name: 'auto-2', request: 'go', entry: 'A', agents }));
     expect([first.status, first.result, second.status, second.result]).toEqual(['COMPLETED', 'in text', 'COMPLETED', 'in text']);

@@ -6,15 +6,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LifecycleEvent } from '../../core/events';
 import { MAX_VALUE_BYTES } from '../../core/input-bounds';
+import type { ModuleAgentDefinition } from '../../core/agent-kinds';
 import type { AgentInvoker } from '../../core/ports';
 import { LocalRuntime } from '../../local/runtime';
 import { scriptAgents } from '../support/memory-harness';
 import { checkRunInvariants, outcomeOf, recordEvents } from './support';
 
-/** An agent that answers with a 500 KB string (or `bytes`), past what a scenario file may hold. */
-const bulky: AgentInvoker = {
+/** A stand-in for module code that answers with a 500 KB string (or `bulky:<bytes>`), past what a scenario file may hold. */
+const bulky: AgentInvoker<ModuleAgentDefinition> = {
   async invoke(call) {
-    const size = Number((call.definition as { bytes?: number }).bytes ?? 500_000);
+    const size = Number(call.definition.module.split(':')[1] ?? 500_000);
     return { response: { next_action: 'final_response', content: 'x'.repeat(size) } };
   },
 };
@@ -23,7 +24,7 @@ describe('adversarial agents', () => {
   let runtime: LocalRuntime;
   let events: LifecycleEvent[];
   beforeAll(async () => {
-    runtime = await LocalRuntime.start({ invokers: { bulky } });
+    runtime = await LocalRuntime.start({ invokers: { module: bulky } });
     events = recordEvents(runtime);
   });
   afterAll(async () => runtime?.close());
@@ -105,7 +106,7 @@ describe('adversarial agents', () => {
   });
 
   it('a 500 KB result (past the 400 KB item limit) is kept apart: the branch and its parent complete with it whole', async () => {
-    const alone = await run({ name: 'bulky-root', request: 'dump', entry: 'Dumper', agents: { Dumper: { kind: 'bulky' } } });
+    const alone = await run({ name: 'bulky-root', request: 'dump', entry: 'Dumper', agents: { Dumper: { kind: 'module', module: 'bulky' } } });
     expect(alone.run.status).toBe('COMPLETED');
     expect(alone.run.result).toBe('x'.repeat(500_000));
 
@@ -121,7 +122,7 @@ describe('adversarial agents', () => {
           },
           Fine: { responses: [{ next_action: 'final_response', content: 'ok' }] },
         }),
-        Dumper: { kind: 'bulky' },
+        Dumper: { kind: 'module', module: 'bulky' },
       },
     });
     expect(nested.run.status).toBe('COMPLETED');
@@ -142,7 +143,7 @@ describe('adversarial agents', () => {
             responses: [{ next_action: 'parallel_invoke', agents: Array(5).fill('Dumper') }, { next_action: 'final_response', content: '$input' }],
           },
         }),
-        Dumper: { kind: 'bulky', bytes: 120_000 },
+        Dumper: { kind: 'module', module: 'bulky:120000' },
       },
     });
     expect(o.run.status).toBe('COMPLETED');
@@ -151,7 +152,7 @@ describe('adversarial agents', () => {
   });
 
   it('a value past the ceiling of one stored value fails its branch naming the limit; the run ends', async () => {
-    const o = await run({ name: 'huge-result', request: 'dump', entry: 'Dumper', agents: { Dumper: { kind: 'bulky', bytes: MAX_VALUE_BYTES + 1 } } });
+    const o = await run({ name: 'huge-result', request: 'dump', entry: 'Dumper', agents: { Dumper: { kind: 'module', module: `bulky:${MAX_VALUE_BYTES + 1}` } } });
     expect(o.run.status).toBe('FAILED');
     expect(o.run.error).toMatch(/^the branch state would be too large to store: branch root (result|memory) is \d+ bytes; a value is limited to 64 MB$/);
   });

@@ -40,7 +40,8 @@ class FuzzInvoker implements AgentInvoker {
   }
 }
 
-const agents: AgentRegistry = { A: { kind: 'fuzz', allowed: ['B'] }, B: { kind: 'fuzz' } };
+// The fuzz invoker stands in for module code.
+const agents: AgentRegistry = { A: { kind: 'module', module: 'fuzz', allowed: ['B'] }, B: { kind: 'module', module: 'fuzz' } };
 /** Small limits so that every spawn a response asks for stays cheap (and some are refused). */
 const limits = (n: number) => ({
   maxDepth: 2,
@@ -142,7 +143,7 @@ describe.each(ENGINE_TIERS)('generated agent responses through the local runtime
 
   it(`${ENGINE_RUNS} responses: no failed delivery, every run ends with exact counters`, async () => {
     const invoker = new FuzzInvoker();
-    runtime = await LocalRuntime.start({ ...onTier(tier), invokers: { fuzz: invoker }, visibilityTimeoutSeconds: 2 });
+    runtime = await LocalRuntime.start({ ...onTier(tier), invokers: { module: invoker }, visibilityTimeoutSeconds: 2 });
     const events = recordEvents(runtime);
     const samples = fc.sample(generatedResponses(), { numRuns: ENGINE_RUNS, seed: SEED + 1 });
     const rt = runtime;

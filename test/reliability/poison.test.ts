@@ -168,8 +168,8 @@ describe.each(ENGINE_TIERS)('a slow step on the %s tier', (tier) => {
         return { response: { next_action: 'final_response', content: 'done' } };
       },
     };
-    const runtime = await started(onTestFinished, { ...onTier(tier), invokers: { slow }, visibilityTimeoutSeconds: 1, maxReceiveCount: 1 });
-    const runId = await runtime.startRun({ name: 'slow', request: 'x', entry: 'A', agents: { A: { kind: 'slow' } } });
+    const runtime = await started(onTestFinished, { ...onTier(tier), invokers: { module: slow }, visibilityTimeoutSeconds: 1, maxReceiveCount: 1 });
+    const runId = await runtime.startRun({ name: 'slow', request: 'x', entry: 'A', agents: { A: { kind: 'module', module: 'slow' } } });
     expect((await runtime.waitForRun(runId)).status).toBe('COMPLETED');
     expect(calls).toBe(1);
     // The run may end before the worker's invocation returns: wait for its acknowledgement.

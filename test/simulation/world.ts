@@ -974,7 +974,7 @@ export class World {
             name: 'sim',
             request: 'go',
             entry: 'Node',
-            agents: { Node: { kind: 'sim', allowed: ['Helper'] }, Helper: { kind: 'sim', allowed: [] } },
+            agents: { Node: { kind: 'module', module: 'sim', allowed: ['Helper'] }, Helper: { kind: 'module', module: 'sim', allowed: [] } },
             limits: { maxDepth: 4, maxFanOut: 10, maxBranches: 500, maxConcurrentBranches: 1 + (this.scenario.seed % 3), maxInvalidResponses: 1 },
             failurePolicy: { maxFailedFraction: this.scenario.maxFailedFraction },
           }),

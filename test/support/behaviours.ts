@@ -7,6 +7,7 @@ import type { AggregatorFn } from '../../core/aggregators';
 import type { LifecycleEvent } from '../../core/events';
 import type { AgentRegistry, BranchRecord, FailurePolicy, Limits, RunRecord } from '../../core/model';
 import { concat, primaryOrBothBackups } from './rehearsal-aggregators';
+import type { ScriptAgentDefinition } from '../../core/agent-kinds';
 
 export interface BehaviourRun {
   name: string;
@@ -32,7 +33,7 @@ export interface Behaviour {
   duplicates?: boolean;
 }
 
-const script = (responses: unknown[], extra: Record<string, unknown> = {}) => ({ kind: 'script', responses, ...extra });
+const script = (responses: unknown[], extra: Omit<ScriptAgentDefinition, 'kind' | 'responses'> = {}): ScriptAgentDefinition => ({ kind: 'script', responses, ...extra });
 const final = (content: unknown) => ({ next_action: 'final_response', content });
 const byAgent = (o: Outcome, agent: string) => o.branches.filter((b) => b.agent === agent || b.entryAgent === agent);
 /** The completion reasons the SyncPointReached events of a parent gave (one per telling). */

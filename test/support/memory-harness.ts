@@ -19,6 +19,7 @@ import { BranchAborts } from '../../adapters/memory/branch-aborts';
 import { MemoryBranchStore } from '../../adapters/memory/memory-branch-store';
 import { MemoryFanOut } from '../../adapters/memory/memory-fan-out';
 import { MemoryQueue } from '../../adapters/memory/memory-queue';
+import type { AgentDefinition, ScriptAgentDefinition } from '../../core/agent-kinds';
 
 export interface HarnessOptions {
   duplicate?: boolean;
@@ -164,6 +165,6 @@ function retriedOnCrash(tasks: FanOutTasks): FanOutTasks {
   };
 }
 
-export function scriptAgents(defs: Record<string, { allowed?: string[]; responses: unknown[]; rules?: unknown[] }>): AgentRegistry {
-  return Object.fromEntries(Object.entries(defs).map(([name, def]) => [name, { kind: 'script', ...def }]));
+export function scriptAgents(defs: Record<string, Omit<ScriptAgentDefinition, 'kind'>>): AgentRegistry {
+  return Object.fromEntries(Object.entries(defs).map(([name, def]): [string, AgentDefinition] => [name, { kind: 'script', ...def }]));
 }

@@ -2,11 +2,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HttpInvoker, redactUrl } from '../../../adapters/agents/http-invoker';
+import type { HttpAgentDefinition } from '../../../core/agent-kinds';
 import type { AgentInvocation } from '../../../core/ports';
 
 const FINAL = JSON.stringify({ next_action: 'final_response', content: 'ok' });
 
-function call(definition: Record<string, unknown>): AgentInvocation {
+function call(definition: Omit<HttpAgentDefinition, 'kind'>): AgentInvocation<HttpAgentDefinition> {
   return { team: 't', runId: 'r', agentName: 'A', definition: { kind: 'http', ...definition }, branchId: 'root', step: 0, input: 'hi', memory: [], allowed: [] };
 }
 

@@ -5,10 +5,11 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LambdaInvoker } from '../../../adapters/agents/lambda-invoker';
 import { AgentTimeoutError } from '../../../core/errors';
+import type { LambdaAgentDefinition } from '../../../core/agent-kinds';
 import type { AgentInvocation } from '../../../core/ports';
 
-const call = (definition: Record<string, unknown>): AgentInvocation => ({
-  team: 't', runId: 'r', agentName: 'A', definition: { kind: 'lambda', ...definition }, branchId: 'root', step: 0,
+const call = (definition: LambdaAgentDefinition): AgentInvocation<LambdaAgentDefinition> => ({
+  team: 't', runId: 'r', agentName: 'A', definition, branchId: 'root', step: 0,
   input: 'hello', memory: [], allowed: [],
 });
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ModuleInvoker, resolveModulePath } from '../../../adapters/agents/module-invoker';
 import { AgentInvocationError } from '../../../core/errors';
+import type { ModuleAgentDefinition } from '../../../core/agent-kinds';
 import type { AgentInvocation } from '../../../core/ports';
 
 const dir = mkdtempSync(join(tmpdir(), 'bs-module-'));
@@ -29,7 +30,7 @@ export function ignores() { return new Promise(() => {}); }
 `,
 );
 
-function call(definition: Record<string, unknown>, extra: Partial<AgentInvocation> = {}): AgentInvocation {
+function call(definition: Omit<ModuleAgentDefinition, 'kind'>, extra: Partial<AgentInvocation<ModuleAgentDefinition>> = {}): AgentInvocation<ModuleAgentDefinition> {
   return {
     team: 't',
     runId: 'r1',

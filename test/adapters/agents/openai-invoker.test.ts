@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { chatCompletionsUrl, OpenAiInvoker } from '../../../adapters/agents/openai-invoker';
 import { AgentInvocationError, AgentTimeoutError, AgentTransportError } from '../../../core/errors';
+import type { OpenAiAgentDefinition } from '../../../core/agent-kinds';
 import type { AgentInvocation } from '../../../core/ports';
 import { parseAgentResponse } from '../../../core/protocol';
 
@@ -68,7 +69,7 @@ beforeEach(() => {
   received.length = 0;
 });
 
-function call(definition: Record<string, unknown> = {}, overrides: Partial<AgentInvocation> = {}): AgentInvocation {
+function call(definition: Partial<OpenAiAgentDefinition> = {}, overrides: Partial<AgentInvocation<OpenAiAgentDefinition>> = {}): AgentInvocation<OpenAiAgentDefinition> {
   return {
     team: 't',
     runId: 'r1',

@@ -8,12 +8,15 @@ import { LambdaInvoker } from '../../../adapters/agents/lambda-invoker';
 import { ScriptInvoker } from '../../../adapters/agents/script-invoker';
 import { KindRouter } from '../../../adapters/agents/agent-invoker';
 import { AgentInvocationError, AgentTimeoutError, AgentTransportError, TransientError } from '../../../core/errors';
+import type { AgentDefinition, ScriptAgentDefinition } from '../../../core/agent-kinds';
 import type { AgentInvocation } from '../../../core/ports';
 
-const call = (definition: Record<string, unknown>, extra: Partial<AgentInvocation> = {}): AgentInvocation => ({
-  team: 't', runId: 'r', agentName: 'A', definition: { kind: 'script', ...definition }, branchId: 'root', step: 0,
+const call = <D extends AgentDefinition>(definition: D, extra: Partial<AgentInvocation<D>> = {}): AgentInvocation<D> => ({
+  team: 't', runId: 'r', agentName: 'A', definition, branchId: 'root', step: 0,
   input: 'hello', memory: [], allowed: ['B'], ...extra,
 });
+const scriptCall = (definition: Omit<ScriptAgentDefinition, 'kind'>, extra: Partial<AgentInvocation<ScriptAgentDefinition>> = {}) =>
+  call({ kind: 'script', ...definition }, extra);
 
 describe('script invoker', () => {
   const script = new ScriptInvoker();
@@ -21,11 +24,11 @@ describe('script invoker', () => {
   it('answers responses[n] for the n-th step of this agent in the branch, the last repeating', async () => {
     const def = { responses: [{ n: 0 }, { n: 1 }] };
     const assistant = (agent: string, inherited = false) => ({ role: 'assistant' as const, agent, content: null, inherited });
-    expect((await script.invoke(call(def))).response).toEqual({ n: 0 });
-    expect((await script.invoke(call(def, { memory: [assistant('A')] }))).response).toEqual({ n: 1 });
-    expect((await script.invoke(call(def, { memory: [assistant('A'), assistant('A'), assistant('A')] }))).response).toEqual({ n: 1 });
+    expect((await script.invoke(scriptCall(def))).response).toEqual({ n: 0 });
+    expect((await script.invoke(scriptCall(def, { memory: [assistant('A')] }))).response).toEqual({ n: 1 });
+    expect((await script.invoke(scriptCall(def, { memory: [assistant('A'), assistant('A'), assistant('A')] }))).response).toEqual({ n: 1 });
     // Steps of other agents and memory inherited from a parent do not count.
-    expect((await script.invoke(call(def, { memory: [assistant('B'), assistant('A', true)] }))).response).toEqual({ n: 0 });
+    expect((await script.invoke(scriptCall(def, { memory: [assistant('B'), assistant('A', true)] }))).response).toEqual({ n: 0 });
   });
 
   it('the first rule whose `when` is in the stringified input wins; "$input" is replaced anywhere', async () => {
@@ -36,27 +39,27 @@ describe('script invoker', () => {
         { when: 'hello', responses: [{ second: true }] },
       ],
     };
-    expect((await script.invoke(call(def, { input: { text: 'urgent hello' } }))).response).toEqual({
+    expect((await script.invoke(scriptCall(def, { input: { text: 'urgent hello' } }))).response).toEqual({
       next_action: 'final_response', content: { echo: { text: 'urgent hello' }, list: [{ text: 'urgent hello' }] },
     });
-    expect((await script.invoke(call(def))).response).toEqual({ second: true });
-    expect((await script.invoke(call(def, { input: 42 }))).response).toEqual({ default: true });
+    expect((await script.invoke(scriptCall(def))).response).toEqual({ second: true });
+    expect((await script.invoke(scriptCall(def, { input: 42 }))).response).toEqual({ default: true });
   });
 
   it('$fail throws, $raw returns text, $delayMs waits and is aborted by the signal', async () => {
-    await expect(script.invoke(call({ responses: [{ $fail: 'boom' }] }))).rejects.toThrow(AgentInvocationError);
-    expect((await script.invoke(call({ responses: [{ $raw: 'plain text' }] }))).response).toBe('plain text');
-    expect((await script.invoke(call({ responses: [{ $delayMs: 5, ok: 1 }] }))).response).toEqual({ ok: 1 });
+    await expect(script.invoke(scriptCall({ responses: [{ $fail: 'boom' }] }))).rejects.toThrow(AgentInvocationError);
+    expect((await script.invoke(scriptCall({ responses: [{ $raw: 'plain text' }] }))).response).toBe('plain text');
+    expect((await script.invoke(scriptCall({ responses: [{ $delayMs: 5, ok: 1 }] }))).response).toEqual({ ok: 1 });
     const controller = new AbortController();
-    const pending = script.invoke(call({ responses: [{ $delayMs: 60_000, ok: 1 }] }, { signal: controller.signal }));
+    const pending = script.invoke(scriptCall({ responses: [{ $delayMs: 60_000, ok: 1 }] }, { signal: controller.signal }));
     controller.abort();
     await expect(pending).rejects.toThrow(/aborted/);
   });
 
-  it('the kind router refuses unknown kinds by name', async () => {
+  it('the kind router refuses a kind it has no invoker for, by name', async () => {
     const router = new KindRouter({ script });
-    await expect(router.invoke(call({ responses: [1] }, { definition: { kind: 'telepathy' } }))).rejects.toThrow(
-      /agent kind "telepathy" is not available here \(known: script\)/,
+    await expect(router.invoke(call({ kind: 'lambda', functionName: 'f' }))).rejects.toThrow(
+      /agent kind "lambda" is not available here \(known: script\)/,
     );
   });
 });
