@@ -134,7 +134,15 @@ export class AgentTimeoutError extends AgentInvocationError {}
  * The agent could not be reached: a network error, an HTTP 5xx or 429, a function that could not
  * be invoked — after the transport's own retries. An agent's `retry` names it `transport`.
  */
-export class AgentTransportError extends AgentInvocationError {}
+export class AgentTransportError extends AgentInvocationError {
+  /** How long the server asked to wait before the next attempt (an HTTP 429's Retry-After), if it did. */
+  readonly retryAfterMs?: number;
+
+  constructor(agent: string, message: string, options?: { cause?: unknown; retryAfterMs?: number }) {
+    super(agent, message, options);
+    if (options?.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
+  }
+}
 
 /** The model server refused a request that offered tools (`toolCalling: auto` then falls back to text). */
 export class ToolsRefusedError extends AgentInvocationError {}

@@ -3,18 +3,19 @@
  * prompt teaches the protocol (core/prompt) and the reply's text goes back raw for the runtime to
  * parse. Otherwise the protocol and the agent's tools are offered in `toolConfig` and the step
  * runs the tool loop (tool-loop.ts). Transient Bedrock errors are retried with backoff; each call
- * has its own timeout.
+ * has its own timeout (transport-call.ts).
  */
 import { isTransientAwsError } from '../aws-errors';
-import { abortableSleep, again, whenAborted, withRetries, type Sleep } from '../retry';
+import { abortableSleep, type Sleep } from '../retry';
 import type { BedrockRuntimeClient, ContentBlock, ConverseCommandInput, ConverseCommandOutput, Message, Tool } from '@aws-sdk/client-bedrock-runtime';
 import type { BedrockAgentDefinition } from '../../core/agent-kinds';
-import { AgentInvocationError, AgentTimeoutError, AgentTransportError, ToolsRefusedError } from '../../core/errors';
+import { AgentInvocationError, AgentTransportError, ToolsRefusedError } from '../../core/errors';
 import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
 import type { ChatMessage } from '../../core/prompt';
 import type { ToolSpec } from '../../core/protocol-tools';
 import { ToolBox } from '../tools/tool-box';
 import { invokeLlm, type ChatSession } from './tool-loop';
+import { callWithin, withTransportRetries } from './transport-call';
 
 export type { Sleep } from '../retry';
 
@@ -93,28 +94,18 @@ export class BedrockInvoker implements AgentInvoker<BedrockAgentDefinition> {
     };
     const converse = (input: ConverseCommandInput): Promise<ConverseCommandOutput> => {
       const policy = { attempts, baseMs: this.backoffMs, maxMs: this.maxBackoffMs, random: this.random, sleep: this.sleep, signal: call.signal };
-      return withRetries(policy, async (attempt, last) => {
-        if (call.signal?.aborted) throw new AgentInvocationError(agent, 'aborted: the branch ended');
-        const timeout = AbortSignal.timeout(timeoutMs);
-        const signal = call.signal ? AbortSignal.any([call.signal, timeout]) : timeout;
-        try {
-          // Raced against the signal too: an SDK call that ignores the abort must not hold the step.
-          return await whenAborted(client.send(new ConverseCommand(input), { abortSignal: signal as never }), signal);
-        } catch (error) {
-          if (call.signal?.aborted) throw new AgentInvocationError(agent, 'aborted: the branch ended', { cause: error });
-          // Not retried: a model that took the whole timeout would most likely take it again.
-          if (timeout.aborted) {
-            throw new AgentTimeoutError(agent, `no answer from Bedrock model ${modelId} within ${timeoutMs} ms`, { cause: error });
+      return withTransportRetries(policy, () =>
+        callWithin(call, timeoutMs, `Bedrock model ${modelId}`, async (signal) => {
+          try {
+            return await client.send(new ConverseCommand(input), { abortSignal: signal as never });
+          } catch (error) {
+            if (signal.aborted) throw error;
+            // Throttling, 5xx and the model's own retryable errors are tried again (transport-call.ts).
+            const Failure = isTransientAwsError(error, MODEL_RETRYABLE_NAMES) ? AgentTransportError : AgentInvocationError;
+            throw new Failure(agent, `Bedrock model ${modelId} failed: ${describeError(error)}`, { cause: error });
           }
-          const retryable = isTransientAwsError(error, MODEL_RETRYABLE_NAMES);
-          if (!retryable || last) {
-            const after = retryable ? ` (after ${attempt} attempts)` : '';
-            const Failure = retryable ? AgentTransportError : AgentInvocationError;
-            throw new Failure(agent, `Bedrock model ${modelId} failed${after}: ${describeError(error)}`, { cause: error });
-          }
-          return again();
-        }
-      });
+        }),
+      );
     };
     const base = (system: string, messages: Message[]): ConverseCommandInput => ({
       modelId,

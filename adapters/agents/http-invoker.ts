@@ -1,6 +1,6 @@
 /**
  * `http` agents: POST the step as JSON to the agent's URL; the response body is the agent
- * response. A per-call timeout, and retries with backoff on 5xx and network errors.
+ * response. A per-call timeout, and retries with backoff on 5xx and network errors (transport-call.ts).
  *
  * What a URL or a server can do to us is bounded: the body is read as a stream and the call
  * fails once it passes `maxResponseBytes` (default 4 MiB), so a huge body never sits in memory;
@@ -8,10 +8,10 @@
  * error shows the URL without its credentials and query string (where keys tend to live), so
  * neither the branch error, the run error nor the lifecycle events can leak them.
  */
-import { again, withRetries } from '../retry';
+import { callWithin, withTransportRetries } from './transport-call';
 import type { HttpAgentDefinition } from '../../core/agent-kinds';
 import { agentRequestBody } from '../../core/agent-request';
-import { AgentInvocationError, AgentTimeoutError, AgentTransportError, PayloadTooLargeError } from '../../core/errors';
+import { AgentInvocationError, AgentTransportError, PayloadTooLargeError } from '../../core/errors';
 import type { AgentInvocation, AgentInvoker, AgentReply, ValueLinks } from '../../core/ports';
 
 export const DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
@@ -49,31 +49,21 @@ export class HttpInvoker implements AgentInvoker<HttpAgentDefinition> {
     const retries = def.retries ?? 2;
     const maxBytes = def.maxResponseBytes ?? this.maxResponseBytes;
     const body = await requestBody(call, this.links);
-    return withRetries({ attempts: retries + 1, baseMs: this.backoffMs, maxMs: 10_000, signal: call.signal }, async (_attempt, last) => {
-      const timeout = AbortSignal.timeout(timeoutMs);
-      const signal = call.signal ? AbortSignal.any([call.signal, timeout]) : timeout;
-      let failure: AgentInvocationError;
-      try {
-        const { url, headers } = withBasicAuth(def.url, { 'content-type': 'application/json', ...def.headers });
-        const response = await this.post(call.agentName, url, headers, body, signal);
-        const text = await readCappedText(response, maxBytes, () => `the response of ${shown} is over maxResponseBytes (${maxBytes} bytes)`, call.agentName);
-        if (response.status >= 500) {
-          failure = new AgentTransportError(call.agentName, `HTTP ${response.status} from ${shown}: ${redact(text.slice(0, 200))}`);
-        } else if (!response.ok) {
-          throw new AgentInvocationError(call.agentName, `HTTP ${response.status} from ${shown}: ${redact(text.slice(0, 200))}`);
-        } else {
-          return { response: parseBody(text) };
+    return withTransportRetries({ attempts: retries + 1, baseMs: this.backoffMs, maxMs: 10_000, signal: call.signal }, async () => {
+      const { status, text } = await callWithin(call, timeoutMs, shown, async (signal) => {
+        try {
+          const { url, headers } = withBasicAuth(def.url, { 'content-type': 'application/json', ...def.headers });
+          const response = await this.post(call.agentName, url, headers, body, signal);
+          return { status: response.status, text: await readCappedText(response, maxBytes, () => `the response of ${shown} is over maxResponseBytes (${maxBytes} bytes)`, call.agentName) };
+        } catch (error) {
+          if (error instanceof AgentInvocationError || signal.aborted) throw error;
+          // No `cause`: a fetch error can carry the full URL.
+          throw new AgentTransportError(call.agentName, `request to ${shown} failed: ${redact(describeFetchError(error))}`);
         }
-      } catch (error) {
-        if (error instanceof AgentInvocationError) throw error;
-        if (call.signal?.aborted) throw new AgentInvocationError(call.agentName, 'aborted: the branch ended');
-        // No `cause`: a fetch error can carry the full URL.
-        failure = timeout.aborted
-          ? new AgentTimeoutError(call.agentName, `no answer from ${shown} within ${timeoutMs} ms`)
-          : new AgentTransportError(call.agentName, `request to ${shown} failed: ${redact(describeFetchError(error))}`);
-      }
-      if (last) throw failure;
-      return again();
+      });
+      if (status >= 500) throw new AgentTransportError(call.agentName, `HTTP ${status} from ${shown}: ${redact(text.slice(0, 200))}`);
+      if (status < 200 || status >= 300) throw new AgentInvocationError(call.agentName, `HTTP ${status} from ${shown}: ${redact(text.slice(0, 200))}`);
+      return { response: parseBody(text) };
     });
   }
 

@@ -4,10 +4,11 @@
  */
 import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import type { LambdaAgentDefinition } from '../../core/agent-kinds';
-import { AgentInvocationError, AgentTimeoutError, AgentTransportError, TransientError } from '../../core/errors';
+import { AgentInvocationError, AgentTransportError, TransientError } from '../../core/errors';
 import type { AgentInvocation, AgentInvoker, AgentReply, ValueLinks } from '../../core/ports';
 import { isTransientAwsError, sdkError } from '../aws-errors';
 import { requestBody } from './http-invoker';
+import { callWithin } from './transport-call';
 
 /** A lambda agent's timeout when its definition gives none. */
 export const DEFAULT_LAMBDA_AGENT_TIMEOUT_MS = 60_000;
@@ -20,24 +21,19 @@ export class LambdaInvoker implements AgentInvoker<LambdaAgentDefinition> {
     const { functionName } = call.definition;
     const payload = await requestBody(call, this.options.links);
     const timeoutMs = call.definition.timeoutMs ?? this.options.timeoutMs ?? DEFAULT_LAMBDA_AGENT_TIMEOUT_MS;
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const signal = call.signal ? AbortSignal.any([call.signal, timeout]) : timeout;
-    let result;
-    try {
-      result = await this.options.client.send(
-        new InvokeCommand({ FunctionName: functionName, Payload: new TextEncoder().encode(payload) }),
-        { abortSignal: signal as never },
-      );
-    } catch (error) {
-      if (timeout.aborted && !call.signal?.aborted) {
-        throw new AgentTimeoutError(call.agentName, `no answer from lambda agent ${functionName} within ${timeoutMs} ms`, { cause: error });
+    // One attempt: a transient failure is the step's to retry (its message comes back with a backoff).
+    const result = await callWithin(call, timeoutMs, `lambda agent ${functionName}`, async (signal) => {
+      try {
+        return await this.options.client.send(new InvokeCommand({ FunctionName: functionName, Payload: new TextEncoder().encode(payload) }), {
+          abortSignal: signal as never,
+        });
+      } catch (error) {
+        if (signal.aborted) throw error;
+        const e = sdkError(error);
+        if (isTransientAwsError(error)) throw new TransientError(`lambda agent ${functionName} could not be invoked: ${e.name}`, { cause: error });
+        throw new AgentTransportError(call.agentName, `invoking ${functionName} failed: ${e.name ?? error}`, { cause: error });
       }
-      const e = sdkError(error);
-      if (isTransientAwsError(error)) {
-        throw new TransientError(`lambda agent ${functionName} could not be invoked: ${e.name}`, { cause: error });
-      }
-      throw new AgentTransportError(call.agentName, `invoking ${functionName} failed: ${e.name ?? error}`, { cause: error });
-    }
+    });
     const text = result.Payload ? new TextDecoder().decode(result.Payload) : 'null';
     if (result.FunctionError) {
       throw new AgentInvocationError(call.agentName, `${functionName} raised ${result.FunctionError}: ${text.slice(0, 300)}`);

@@ -4,17 +4,18 @@
  * teaches the protocol (core/prompt) and the reply's text goes back raw for the runtime to parse.
  * Otherwise the protocol and the agent's tools are offered as `tools` and the step runs the tool
  * loop (tool-loop.ts). 429, 5xx and network errors are retried with backoff; each call has its
- * own timeout.
+ * own timeout (transport-call.ts).
  */
-import { abortableSleep, again, withRetries, type Sleep } from '../retry';
+import { abortableSleep, type Sleep } from '../retry';
 import type { OpenAiAgentDefinition } from '../../core/agent-kinds';
-import { AgentInvocationError, AgentTimeoutError, AgentTransportError, ToolsRefusedError } from '../../core/errors';
+import { AgentInvocationError, AgentTransportError, ToolsRefusedError } from '../../core/errors';
 import type { AgentInvocation, AgentInvoker, AgentReply } from '../../core/ports';
 import type { ChatMessage } from '../../core/prompt';
 import type { ToolSpec } from '../../core/protocol-tools';
 import { ToolBox } from '../tools/tool-box';
 import { invokeLlm, type ChatSession, type ToolCallRequest } from './tool-loop';
 import { DEFAULT_MAX_RESPONSE_BYTES, readCappedText } from './http-invoker';
+import { callWithin, withTransportRetries } from './transport-call';
 
 export type { Sleep } from '../retry';
 
@@ -54,10 +55,6 @@ interface ChatCompletion {
   }[];
   usage?: { prompt_tokens?: number; completion_tokens?: number };
 }
-
-type Attempt<T> =
-  | { ok: true; reply: T }
-  | { ok: false; error: AgentInvocationError; retryable: boolean; retryAfterMs?: number };
 
 export class OpenAiInvoker implements AgentInvoker<OpenAiAgentDefinition> {
   private readonly fetch: typeof fetch;
@@ -118,16 +115,7 @@ export class OpenAiInvoker implements AgentInvoker<OpenAiAgentDefinition> {
     const post = <T>(body: Record<string, unknown>, read: (text: string) => T): Promise<T> => {
       const text = JSON.stringify({ model: def.model, ...body, ...sampling, stream: false });
       const policy = { attempts, baseMs: this.backoffMs, maxMs: this.maxBackoffMs, random: this.random, sleep: this.sleep, signal: call.signal };
-      return withRetries(policy, async (attempt, last) => {
-        if (call.signal?.aborted) throw new AgentInvocationError(agent, 'aborted: the branch ended');
-        const result = await this.attempt(agent, url, headers, text, timeoutMs, call.signal, read, def.maxResponseBytes ?? this.maxResponseBytes);
-        if (result.ok) return result.reply;
-        if (!result.retryable || last) {
-          if (attempt > 1) result.error.message += ` (after ${attempt} attempts)`;
-          throw result.error;
-        }
-        return again(result.retryAfterMs);
-      });
+      return withTransportRetries(policy, async () => read(await this.attempt(call, url, headers, text, timeoutMs, def.maxResponseBytes ?? this.maxResponseBytes)));
     };
     const system = (content: string): OpenAiMessage => ({ role: 'system', content });
 
@@ -162,52 +150,34 @@ export class OpenAiInvoker implements AgentInvoker<OpenAiAgentDefinition> {
     });
   }
 
-  /** One HTTP call; a failure says whether it is worth retrying (and any delay the server asked for). */
-  private async attempt<T>(
-    agent: string,
+  /** One HTTP call: the answer's body, or the failure (a transport one is retried, see transport-call.ts). */
+  private async attempt(
+    call: AgentInvocation<OpenAiAgentDefinition>,
     url: string,
     headers: Record<string, string>,
     body: string,
     timeoutMs: number,
-    callSignal: AbortSignal | undefined,
-    read: (text: string) => T,
     maxBytes: number,
-  ): Promise<Attempt<T>> {
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const signal = callSignal ? AbortSignal.any([callSignal, timeout]) : timeout;
-    let status: number;
-    let text: string;
-    let retryAfter: string | null;
-    try {
-      const response = await this.fetch(url, { method: 'POST', headers, body, signal });
-      status = response.status;
-      retryAfter = response.headers.get('retry-after');
-      // Capped as the http agent's body is: a huge answer is refused, never held whole.
-      text = await readCappedText(response, maxBytes, () => `the response of ${url} is over maxResponseBytes (${maxBytes} bytes)`, agent);
-    } catch (error) {
-      if (error instanceof AgentInvocationError) return { ok: false, error, retryable: false };
-      if (callSignal?.aborted) throw new AgentInvocationError(agent, 'aborted: the branch ended', { cause: error });
-      // Not retried: a model that took the whole timeout would most likely take it again.
-      if (timeout.aborted) throw new AgentTimeoutError(agent, `no answer from ${url} within ${timeoutMs} ms`, { cause: error });
-      const reason = (error as Error & { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
-      return {
-        ok: false,
-        error: new AgentTransportError(agent, `request to ${url} failed: ${reason}`, { cause: error }),
-        retryable: true,
-      };
-    }
+  ): Promise<string> {
+    const agent = call.agentName;
+    const { status, retryAfter, text } = await callWithin(call, timeoutMs, url, async (signal) => {
+      try {
+        const response = await this.fetch(url, { method: 'POST', headers, body, signal });
+        // Capped as the http agent's body is: a huge answer is refused, never held whole.
+        const text = await readCappedText(response, maxBytes, () => `the response of ${url} is over maxResponseBytes (${maxBytes} bytes)`, agent);
+        return { status: response.status, retryAfter: response.headers.get('retry-after'), text };
+      } catch (error) {
+        if (error instanceof AgentInvocationError || signal.aborted) throw error;
+        const reason = (error as Error & { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
+        throw new AgentTransportError(agent, `request to ${url} failed: ${reason}`, { cause: error });
+      }
+    });
     if (status === 429 || status >= 500) {
-      return {
-        ok: false,
-        error: new AgentTransportError(agent, `HTTP ${status} from ${url}: ${errorDetail(text)}`),
-        retryable: true,
-        retryAfterMs: status === 429 ? this.retryAfterMs(retryAfter) : undefined,
-      };
+      const retryAfterMs = status === 429 ? this.retryAfterMs(retryAfter) : undefined;
+      throw new AgentTransportError(agent, `HTTP ${status} from ${url}: ${errorDetail(text)}`, { retryAfterMs });
     }
-    if (status < 200 || status >= 300) {
-      return { ok: false, error: new AgentInvocationError(agent, `HTTP ${status} from ${url}: ${errorDetail(text)}`), retryable: false };
-    }
-    return { ok: true, reply: read(text) };
+    if (status < 200 || status >= 300) throw new AgentInvocationError(agent, `HTTP ${status} from ${url}: ${errorDetail(text)}`);
+    return text;
   }
 
   private retryAfterMs(header: string | null): number | undefined {

@@ -140,6 +140,14 @@ quote('scenarios.md', 'error: examples/x.yaml: agents.Planner.kind: Invalid opti
   mkdirSync(join(scratch, 'examples'), { recursive: true });
   return cliError(['run', scratchFile('examples/x.yaml', 'name: x\nentry: Planner\nagents:\n  Planner: { kind: telepathy }\n')]);
 });
+quote('scenarios.md', 'agents.Fetcher.model: only openai agents take model (this agent is http)', async () => {
+  try {
+    parseScenario({ name: 'x', entry: 'Fetcher', agents: { Fetcher: { kind: 'http', url: 'http://127.0.0.1:8080/agent', model: 'llama3.1' } } }, 's.yaml');
+  } catch (error) {
+    return (error as Error).message;
+  }
+  return 'no error';
+});
 quote('deploy.md', 'my-scenario.yaml: entry: "Nobody" is not one of the agents (Planner, …)', async () => {
   try {
     parseScenario({ name: 'x', entry: 'Nobody', agents: { Planner: { kind: 'script', responses: [1] }, Writer: { kind: 'script', responses: [1] } } }, 'my-scenario.yaml');

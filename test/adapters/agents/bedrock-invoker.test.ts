@@ -186,7 +186,7 @@ describe('BedrockInvoker retries and timeouts', () => {
     bedrock.on(ConverseCommand).rejects(throttled);
     const error = await invoker({ maxAttempts: 3 }).instance.invoke(call()).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AgentTransportError);
-    expect((error as Error).message).toMatch(/after 3 attempts.*ThrottlingException/);
+    expect((error as Error).message).toMatch(/failed: ThrottlingException.* \(after 3 attempts\)$/);
     expect((error as Error).cause).toBe(throttled);
     expect(bedrock.commandCalls(ConverseCommand)).toHaveLength(3);
   });

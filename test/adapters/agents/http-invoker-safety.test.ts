@@ -106,7 +106,7 @@ describe('http agents: body cap, redirects, redaction', () => {
       expect(message).not.toContain('hunter22');
       expect(message).not.toContain('api_key');
     }
-    expect(errors[0]).toMatch(/^HTTP 500 from http:\/\/\*\*\*@127\.0\.0\.1:\d+\/fails\?…: boom$/);
+    expect(errors[0]).toMatch(/^HTTP 500 from http:\/\/\*\*\*@127\.0\.0\.1:\d+\/fails\?…: boom \(after 2 attempts\)$/);
     expect(errors[2]).toMatch(/^request to http:\/\/\*\*\*@127\.0\.0\.1:1\/x\?… failed/);
     expect(redactUrl('https://a:b@h.example/p?k=v#f')).toBe('https://***@h.example/p?…');
   });

@@ -128,6 +128,18 @@ describe('http invoker (against a local stub server)', () => {
     failures.set('/hang', [-1]);
     await expect(http.invoke(call({ kind: 'http', url: `${url}/hang`, retries: 0, timeoutMs: 200 }))).rejects.toThrow(AgentTimeoutError);
   });
+
+  it('does not retry a call that timed out (a server that took the whole timeout would likely take it again)', async () => {
+    failures.set('/hang-twice', [-1, -1, -1]);
+    const error = await http.invoke(call({ kind: 'http', url: `${url}/hang-twice`, retries: 2, timeoutMs: 200 })).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AgentTimeoutError);
+    expect(seen.filter((s) => s.path === '/hang-twice')).toHaveLength(1);
+  });
+
+  it('the last transport failure says how many attempts were made', async () => {
+    failures.set('/down-thrice', [502, 502, 502]);
+    await expect(http.invoke(call({ kind: 'http', url: `${url}/down-thrice`, retries: 2 }))).rejects.toThrow(/HTTP 502 .*\(after 3 attempts\)$/);
+  });
 });
 
 describe('lambda invoker', () => {
@@ -164,5 +176,24 @@ describe('lambda invoker', () => {
     const rejected = await invoker.invoke(call({ kind: 'lambda', functionName: 'f' })).catch((e: unknown) => e);
     expect(rejected).toBeInstanceOf(AgentInvocationError);
     expect(rejected).not.toBeInstanceOf(AgentTransportError);
+  });
+
+  it('a call the branch aborts ends as aborted, even when the client ignores the abort', async () => {
+    lambda.reset();
+    let sent!: () => void;
+    const sending = new Promise<void>((resolve) => (sent = resolve));
+    // The mocked client never answers and does not listen to its abort signal.
+    lambda.on(InvokeCommand).callsFake(() => {
+      sent();
+      return new Promise(() => undefined);
+    });
+    const controller = new AbortController();
+    const pending = invoker.invoke(call({ kind: 'lambda', functionName: 'f' }, { signal: controller.signal })).catch((e: unknown) => e);
+    await sending;
+    controller.abort();
+    const error = await pending;
+    expect(error).toBeInstanceOf(AgentInvocationError);
+    expect(error).not.toBeInstanceOf(AgentTransportError);
+    expect((error as Error).message).toBe('aborted: the branch ended');
   });
 });
