@@ -274,6 +274,19 @@ export interface StepMessage extends Scope {
   batch?: FanOutBatch;
 }
 
+/** How a step message came to its consumer this time. */
+export interface Delivery {
+  /** The transport's id of this message; the same on a redelivery of the same message. */
+  messageId: string;
+  /** Which delivery of the message this is, 1 for the first (SQS's ApproximateReceiveCount). */
+  receiveCount?: number;
+  /**
+   * When the consumer's time runs out (epoch ms; Lambda's remaining time less a margin): the
+   * agent call is cut before it, and the step comes back later.
+   */
+  deadline?: number;
+}
+
 /** The longest delay one message can have (SQS DelaySeconds); longer waits are re-sent in pieces. */
 export const MAX_DELAY_SECONDS = 900;
 

@@ -31,8 +31,6 @@ import {
   fanOutExecutionName,
   isTerminal,
   type BranchRecord,
-  type BranchStatus,
-  type FanOutBatch,
   type RunRecord,
   type Scope,
   spawnWidth,
@@ -40,48 +38,8 @@ import {
 import type { BranchPatch } from '../ports';
 import { WorkMark } from '../work-mark';
 import { defined, hit, publish, scopeOf, type SpawnerDeps } from './deps';
-import { countChildEnd, mayRepeatTelling, type BranchEnds } from './sync-point';
-
-export type EndStatus = Exclude<BranchStatus, 'PENDING' | 'RUNNING' | 'WAITING'>;
-
-export interface BranchEnd {
-  status: EndStatus;
-  /** The work that ends it (see the header); written on the branch as `advancedBy`. */
-  by: WorkMark;
-  error?: string;
-  result?: unknown;
-  /** More fields written with the end (the step's memory, step count, usage). */
-  patch?: BranchPatch;
-  /** The write's condition: the branch is still at the version read (the step path), or still active. */
-  atVersion?: boolean;
-  /** Only from these statuses (default: any active one). */
-  from?: readonly BranchStatus[];
-}
-
-export interface TellOptions {
-  /** The parent is ending or settling this branch's sync point itself: only count the end. */
-  parentDeciding?: boolean;
-  /** Do the idempotent parts only, not the end event (another worker, alive, tells it). */
-  quiet?: boolean;
-  /** False when the branch is known not to have been waiting on children (nothing to cancel). */
-  mayHaveChildren?: boolean;
-  /** The task token of the branch's fan-out iteration, when the caller has it and the record not. */
-  taskToken?: string;
-  /** The branch's fan-out batch, when the caller has it (its first step's message) and the record not. */
-  batch?: FanOutBatch;
-  /** The branch's fan-out iteration is over (it failed): there is no token to release. */
-  iterationOver?: boolean;
-  /**
-   * The caller's work is on its first try — a step message's first delivery, a fan-out task's
-   * first attempt (Step Functions' RetryCount 0) — so no earlier try of it began anything.
-   */
-  firstTry?: boolean;
-  /**
-   * This very call wrote the end (set by endBranch): no earlier try of the work told any of it, so
-   * a count found made is other work's (a duplicate that found the branch ended), not its own.
-   */
-  endedNow?: boolean;
-}
+import type { BranchEnd, BranchEnds, TellOptions } from './branch-ends';
+import { countChildEnd, mayRepeatTelling } from './sync-point';
 
 /** Step 1: ends the branch if it is still where the caller saw it; returns the ended record. */
 export async function endBranch(

@@ -9,7 +9,7 @@ import { toolCalledEvent } from '../events';
 import { DEFAULT_LIMITS, refusalError, refusalInput } from '../limits';
 import { groupSize, isTerminal, spawnWidth, type BranchRecord, type ChildGroup, type MemoryEntry, type RunRecord, type Suspension } from '../model';
 import { WorkMark } from '../work-mark';
-import type { AgentReply, BranchPatch, StepMessage } from '../ports';
+import type { AgentReply, BranchPatch, Delivery, StepMessage } from '../ports';
 import { parseAgentResponse, type Decision } from '../protocol';
 import { allowedTargets, checkTopology } from '../topology';
 import { addToolCalls, type ToolCallRecord, type ToolLoopCheckpoint } from '../tools';
@@ -33,18 +33,6 @@ export type StepOutcome =
   | 'suspended'
   /** A wake-up came back before its time and was sent again. */
   | 'waiting';
-
-export interface Delivery {
-  /** The transport's id of this message; the same on a redelivery of the same message. */
-  messageId: string;
-  /** Which delivery of the message this is, 1 for the first (SQS's ApproximateReceiveCount). */
-  receiveCount?: number;
-  /**
-   * When the consumer's time runs out (epoch ms; Lambda's remaining time less a margin): the
-   * agent call is cut before it, and the step comes back later.
-   */
-  deadline?: number;
-}
 
 export async function executeStep(deps: SpawnerDeps, message: StepMessage, delivery: Delivery): Promise<StepOutcome> {
   const scope = scopeOf(message);

@@ -18,11 +18,10 @@ import { jsonBytes } from '../bounded-value';
 import { ConflictError, GoneError, InvalidAgentResponseError, NotFoundError, PayloadTooLargeError, ValidationError } from '../errors';
 import { resumedEvent, suspendedEvent } from '../events';
 import { ANSWERED_TOKENS_KEPT, isTerminal, type BranchRecord, type RunRecord, type Scope, type Suspension } from '../model';
-import { MAX_DELAY_SECONDS, type StepMessage } from '../ports';
+import { MAX_DELAY_SECONDS, type Delivery, type StepMessage } from '../ports';
 import type { SuspendDecision } from '../protocol';
 import { WorkMark } from '../work-mark';
 import { hit, publish, scopeOf, type SpawnerDeps } from './deps';
-import type { Delivery } from './execute-step';
 import { endBranch } from './end-branch';
 
 /** The largest answer to a callback, as JSON: it becomes the branch's next input (and is kept in its memory). */

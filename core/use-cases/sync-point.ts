@@ -10,8 +10,8 @@
  *    `agent:` aggregator's branch, or its own agent again with the aggregate as input.
  *
  * Ending a branch tells its sync point, and settling a sync point ends branches: the ends of
- * end-branch.ts are handed in (`BranchEnds`), so this module loads no code of end-branch.ts (it
- * names only its types) and no import circle forms (test/core/import-graph.test.ts).
+ * end-branch.ts are handed in (`BranchEnds`, typed in branch-ends.ts), so this module does not
+ * import end-branch.ts (which imports it) and no import circle forms (test/core/import-graph.test.ts).
  */
 import { aggregate, askCompletion, continueAggregate, type ChildResult } from '../aggregators';
 import { errorMessage, AggregationError, PayloadTooLargeError } from '../errors';
@@ -37,23 +37,10 @@ import {
 import type { FanOutRequest } from '../ports';
 import { WorkMark } from '../work-mark';
 import { defined, hit, loadRun, publish, scopeOf, type SpawnerDeps } from './deps';
-import type { BranchEnd, TellOptions } from './end-branch';
+import type { BranchEnds, TellOptions } from './branch-ends';
 import { readableResponse } from './readable-json';
 import { specsOf, spawnStateFor } from './spawn';
 import { batchedChildEnded } from './fan-out-batch';
-
-/** How branches end (end-branch.ts), handed to the sync point's steps that end branches. */
-export interface BranchEnds {
-  endBranch(deps: SpawnerDeps, branch: BranchRecord, end: BranchEnd, options?: TellOptions): Promise<BranchRecord | undefined>;
-  tellEnd(deps: SpawnerDeps, branch: BranchRecord, by: WorkMark, options?: TellOptions): Promise<void>;
-  endForParent(
-    deps: SpawnerDeps,
-    child: BranchRecord,
-    end: { status: 'CANCELLED' | 'FAILED'; by: WorkMark; error: string },
-    retell?: boolean,
-  ): Promise<BranchRecord>;
-  cancelChildren(deps: SpawnerDeps, parent: BranchRecord, retell?: boolean): Promise<void>;
-}
 
 /**
  * Opens the branch's current sync point: the counters, the child records, the fan-out.
