@@ -1,5 +1,6 @@
-// Custom aggregators for examples/quorum-custom-aggregator.yaml: each export is one aggregator,
-// or a completion function that `complete_when: "fn:<export>"` names.
+// Registered functions for examples/quorum-custom-aggregator.yaml (an aggregator) and
+// examples/completion-function.yaml (a completion function): each export is one aggregator, or a
+// completion function that `complete_when: "fn:<export>"` names.
 import type { ChildResult } from '../core/aggregators';
 
 /** The median of the children's numeric `value`s. */

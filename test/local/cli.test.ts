@@ -149,6 +149,14 @@ describe('every example runs', () => {
     }],
     ['quorum-custom-aggregator.yaml', 'COMPLETED', (d) => expect(d.result).toEqual({ median_days: 12 })],
     ['tolerant-research.yaml', 'COMPLETED', checkTolerantResearch],
+    ['completion-function.yaml', 'COMPLETED', (d) => {
+      // The primary is down: both backups complete the spawn, and the archive still running is cancelled.
+      const aggregate = d.result.priced_from;
+      expect(aggregate.completion_reason).toBe('MIN_SUCCESSFUL_REACHED');
+      expect(Object.keys(aggregate.results)).toEqual(['root.1', 'root.2']);
+      expect(aggregate.children['root.0']).toEqual({ agent: 'PrimaryFeed', status: 'FAILED', error: expect.stringMatching(/the primary feed is down/) });
+      expect(d.branches.map((b: any) => `${b.id} ${b.status}`)).toEqual(['root COMPLETED', 'root.0 FAILED', 'root.1 COMPLETED', 'root.2 COMPLETED', 'root.3 CANCELLED']);
+    }],
   ];
   for (const [file, status, check] of examples) {
     it(file, async () => {

@@ -35,6 +35,7 @@ const EXAMPLES: [string, RunRecord['status'] | undefined][] = [
   ['dynamic-workflow.yaml', 'COMPLETED'],
   ['quorum-custom-aggregator.yaml', 'COMPLETED'],
   ['tolerant-research.yaml', 'COMPLETED'],
+  ['completion-function.yaml', 'COMPLETED'],
   ['transient-failures.yaml', 'COMPLETED'],
   ['flaky-agent.yaml', 'COMPLETED'],
   ['module-agents.yaml', 'COMPLETED'],
