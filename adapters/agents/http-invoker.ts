@@ -1,6 +1,6 @@
 /**
  * `http` agents: POST the step as JSON to the agent's URL; the response body is the agent
- * response. A per-call timeout, and retries with backoff on 5xx and network errors (transport-call.ts).
+ * response. A per-call timeout, and retries with backoff on 429, 5xx and network errors (transport-call.ts).
  *
  * What a URL or a server can do to us is bounded: the body is read as a stream and the call
  * fails once it passes `maxResponseBytes` (default 4 MiB), so a huge body never sits in memory;
@@ -8,7 +8,7 @@
  * error shows the URL without its credentials and query string (where keys tend to live), so
  * neither the branch error, the run error nor the lifecycle events can leak them.
  */
-import { callWithin, withTransportRetries } from './transport-call';
+import { callWithin, isTransientStatus, retryAfterMs, withTransportRetries } from './transport-call';
 import type { HttpAgentDefinition } from '../../core/agent-kinds';
 import { agentRequestBody } from '../../core/agent-request';
 import { AgentInvocationError, AgentTransportError, PayloadTooLargeError } from '../../core/errors';
@@ -50,18 +50,21 @@ export class HttpInvoker implements AgentInvoker<HttpAgentDefinition> {
     const maxBytes = def.maxResponseBytes ?? this.maxResponseBytes;
     const body = await requestBody(call, this.links);
     return withTransportRetries({ attempts: retries + 1, baseMs: this.backoffMs, maxMs: 10_000, signal: call.signal }, async () => {
-      const { status, text } = await callWithin(call, timeoutMs, shown, async (signal) => {
+      const { status, retryAfter, text } = await callWithin(call, timeoutMs, shown, async (signal) => {
         try {
           const { url, headers } = withBasicAuth(def.url, { 'content-type': 'application/json', ...def.headers });
           const response = await this.post(call.agentName, url, headers, body, signal);
-          return { status: response.status, text: await readCappedText(response, maxBytes, () => `the response of ${shown} is over maxResponseBytes (${maxBytes} bytes)`, call.agentName) };
+          const text = await readCappedText(response, maxBytes, () => `the response of ${shown} is over maxResponseBytes (${maxBytes} bytes)`, call.agentName);
+          return { status: response.status, retryAfter: response.headers.get('retry-after'), text };
         } catch (error) {
           if (error instanceof AgentInvocationError || signal.aborted) throw error;
           // No `cause`: a fetch error can carry the full URL.
           throw new AgentTransportError(call.agentName, `request to ${shown} failed: ${redact(describeFetchError(error))}`);
         }
       });
-      if (status >= 500) throw new AgentTransportError(call.agentName, `HTTP ${status} from ${shown}: ${redact(text.slice(0, 200))}`);
+      if (isTransientStatus(status)) {
+        throw new AgentTransportError(call.agentName, `HTTP ${status} from ${shown}: ${redact(text.slice(0, 200))}`, { retryAfterMs: retryAfterMs(retryAfter) });
+      }
       if (status < 200 || status >= 300) throw new AgentInvocationError(call.agentName, `HTTP ${status} from ${shown}: ${redact(text.slice(0, 200))}`);
       return { response: parseBody(text) };
     });

@@ -15,7 +15,7 @@ import type { ToolSpec } from '../../core/protocol-tools';
 import { ToolBox } from '../tools/tool-box';
 import { invokeLlm, type ChatSession, type ToolCallRequest } from './tool-loop';
 import { DEFAULT_MAX_RESPONSE_BYTES, readCappedText } from './http-invoker';
-import { callWithin, withTransportRetries } from './transport-call';
+import { callWithin, DEFAULT_MAX_RETRY_AFTER_MS, isTransientStatus, retryAfterMs, withTransportRetries } from './transport-call';
 
 export type { Sleep } from '../retry';
 
@@ -80,7 +80,7 @@ export class OpenAiInvoker implements AgentInvoker<OpenAiAgentDefinition> {
     this.maxAttempts = options.maxAttempts ?? 3;
     this.backoffMs = options.backoffMs ?? 500;
     this.maxBackoffMs = options.maxBackoffMs ?? 20_000;
-    this.maxRetryAfterMs = options.maxRetryAfterMs ?? 30_000;
+    this.maxRetryAfterMs = options.maxRetryAfterMs ?? DEFAULT_MAX_RETRY_AFTER_MS;
     this.timeoutMs = options.timeoutMs ?? 60_000;
     this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     this.toolBox = options.toolBox ?? new ToolBox();
@@ -172,25 +172,11 @@ export class OpenAiInvoker implements AgentInvoker<OpenAiAgentDefinition> {
         throw new AgentTransportError(agent, `request to ${url} failed: ${reason}`, { cause: error });
       }
     });
-    if (status === 429 || status >= 500) {
-      const retryAfterMs = status === 429 ? this.retryAfterMs(retryAfter) : undefined;
-      throw new AgentTransportError(agent, `HTTP ${status} from ${url}: ${errorDetail(text)}`, { retryAfterMs });
+    if (isTransientStatus(status)) {
+      throw new AgentTransportError(agent, `HTTP ${status} from ${url}: ${errorDetail(text)}`, { retryAfterMs: retryAfterMs(retryAfter, this.maxRetryAfterMs) });
     }
     if (status < 200 || status >= 300) throw new AgentInvocationError(agent, `HTTP ${status} from ${url}: ${errorDetail(text)}`);
     return text;
-  }
-
-  private retryAfterMs(header: string | null): number | undefined {
-    if (header === null || header.trim() === '') return undefined;
-    const seconds = Number(header);
-    let ms: number;
-    if (Number.isFinite(seconds)) ms = seconds * 1000;
-    else {
-      const date = Date.parse(header);
-      if (Number.isNaN(date)) return undefined;
-      ms = date - Date.now();
-    }
-    return Math.min(this.maxRetryAfterMs, Math.max(0, Math.round(ms)));
   }
 }
 

@@ -8,7 +8,8 @@
  * - The call's own timeout is an AgentTimeoutError and is never retried: a server or model that
  *   took the whole timeout would most likely take it again.
  * - Only an AgentTransportError (5xx, 429, throttling, network) is tried again, after a backoff or
- *   the server's Retry-After; the last one says how many attempts were made.
+ *   the server's Retry-After; the last one says how many attempts were made. Which failures are
+ *   transport failures: for AWS SDK calls adapters/aws-errors.ts, for HTTP ones `isTransientStatus`.
  */
 import { AgentInvocationError, AgentTimeoutError, AgentTransportError } from '../../core/errors';
 import { again, whenAborted, withRetries, type RetryPolicy } from '../retry';
@@ -50,4 +51,26 @@ export function withTransportRetries<T>(policy: RetryPolicy, attempt: () => Prom
       throw error;
     }
   });
+}
+
+/** An HTTP status worth another attempt: throttling (429) and the server's own errors (5xx). */
+export function isTransientStatus(status: number): boolean {
+  return status === 429 || status >= 500;
+}
+
+/** The longest wait a server's Retry-After gets, by default. */
+export const DEFAULT_MAX_RETRY_AFTER_MS = 30_000;
+
+/** A Retry-After header (seconds, or an HTTP date) as ms, at most `maxMs`; undefined when absent or unreadable. */
+export function retryAfterMs(header: string | null, maxMs = DEFAULT_MAX_RETRY_AFTER_MS, now = Date.now()): number | undefined {
+  if (header === null || header.trim() === '') return undefined;
+  const seconds = Number(header);
+  let ms: number;
+  if (Number.isFinite(seconds)) ms = seconds * 1000;
+  else {
+    const date = Date.parse(header);
+    if (Number.isNaN(date)) return undefined;
+    ms = date - now;
+  }
+  return Math.min(maxMs, Math.max(0, Math.round(ms)));
 }

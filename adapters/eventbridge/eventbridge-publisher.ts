@@ -9,7 +9,7 @@
  * plus `truncated: true`, `originalBytes` and `droppedKeys` — and consumers that need the full
  * value read it from the API. Entries the service rejects are retried once, then reported.
  */
-import { toCoreError as awsError } from '../aws-errors';
+import { isTransientAwsError, toCoreError as awsError } from '../aws-errors';
 import { again, withRetries } from '../retry';
 import {
   PutEventsCommand,
@@ -89,7 +89,8 @@ export class EventBridgePublisher implements EventPublisher {
       const codes = failed.map((f) => `${f.entry.DetailType}: ${f.result.ErrorCode}${f.result.ErrorMessage ? ` (${f.result.ErrorMessage})` : ''}`);
       const message = `PutEvents failed for ${failed.length} event(s) after a retry: ${codes.join('; ')}`;
       const cause = failed.map((f) => f.result);
-      if (failed.every((f) => TRANSIENT_ENTRY_CODES.has(f.result.ErrorCode ?? ''))) throw new TransientError(message, { cause });
+      // An entry's ErrorCode is an AWS error name: transient by the one rule (adapters/aws-errors.ts).
+      if (failed.every((f) => isTransientAwsError({ name: f.result.ErrorCode }))) throw new TransientError(message, { cause });
       throw new BranchSpawnerError(message, { cause });
     });
   }
@@ -148,7 +149,6 @@ function withoutKeys(record: Record<string, unknown>, keys: string[]): Record<st
   return Object.fromEntries(Object.entries(record).filter(([key]) => !keys.includes(key)));
 }
 
-const TRANSIENT_ENTRY_CODES = new Set(['ThrottlingException', 'InternalFailure', 'InternalException', 'ServiceUnavailable']);
 function toCoreError(error: unknown): BranchSpawnerError {
   return awsError(error, 'EventBridge PutEvents failed');
 }

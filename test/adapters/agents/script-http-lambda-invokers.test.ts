@@ -131,9 +131,20 @@ describe('http invoker (against a local stub server)', () => {
 
   it('does not retry a call that timed out (a server that took the whole timeout would likely take it again)', async () => {
     failures.set('/hang-twice', [-1, -1, -1]);
-    const error = await http.invoke(call({ kind: 'http', url: `${url}/hang-twice`, retries: 2, timeoutMs: 200 })).catch((e: unknown) => e);
+    // Counted as sent by the client (the server may not have read a request its client gave up on).
+    const sent: string[] = [];
+    const counting = new HttpInvoker({ backoffMs: 1, fetch: (input, init) => (sent.push(String(input)), globalThis.fetch(input, init)) });
+    const error = await counting.invoke(call({ kind: 'http', url: `${url}/hang-twice`, retries: 2, timeoutMs: 200 })).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AgentTimeoutError);
-    expect(seen.filter((s) => s.path === '/hang-twice')).toHaveLength(1);
+    expect(sent).toEqual([`${url}/hang-twice`]);
+  });
+
+  it('retries a 429 (throttling) as the openai and AWS agents do', async () => {
+    failures.set('/throttled', [429]);
+    expect((await http.invoke(call({ kind: 'http', url: `${url}/throttled`, retries: 1 }))).response).toMatchObject({ content: 'ok' });
+    expect(seen.filter((s) => s.path === '/throttled')).toHaveLength(2);
+    failures.set('/throttled-always', [429]);
+    await expect(http.invoke(call({ kind: 'http', url: `${url}/throttled-always`, retries: 0 }))).rejects.toThrow(AgentTransportError);
   });
 
   it('the last transport failure says how many attempts were made', async () => {
