@@ -4,7 +4,8 @@ import { NotFoundError } from '../../core/errors';
 import type { ChildSpec, Scope } from '../../core/model';
 import type { ChildSpecStore } from '../../core/ports';
 import { mapLimit } from '../../core/map-limit';
-import { assertFits, runPk, specChunkItems, specChunkSk, specsFromChunks, specsSkPrefix } from './item-codec';
+import { assertFits, runPk } from './item-codec';
+import { specChunkItems, specChunkSk, specsFromChunks, specsSkPrefix } from './spec-chunks';
 import { Expr } from './expression';
 import type { Attributes, DynamoTable } from './dynamo-table';
 

@@ -5,7 +5,8 @@ import type { LifecycleEvent } from '../../core/events';
 import type { Scope } from '../../core/model';
 import type { EventStore, StoredEvent } from '../../core/ports';
 import { mapLimit } from '../../core/map-limit';
-import { assertFits, decodeEventPack, EVENT_PREFIX, eventCounterKey, eventPackItems, eventSk, runPk } from './item-codec';
+import { assertFits, runPk } from './item-codec';
+import { decodeEventPack, EVENT_PREFIX, eventCounterKey, eventPackItems, eventSk } from './event-packs';
 import { Expr } from './expression';
 import type { DynamoTable } from './dynamo-table';
 

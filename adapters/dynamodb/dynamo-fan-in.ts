@@ -7,21 +7,18 @@ import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { BranchSpawnerError, NotFoundError, TransientError } from '../../core/errors';
 import { compareIds, type ChildOutcome, type Scope } from '../../core/model';
 import type { RecordChildEndResult } from '../../core/ports';
+import { decodeCounters, runPk, syncKey, type Key } from './item-codec';
 import {
   childOfShardMember,
   countedInRange,
-  decodeCounters,
   decodeSnapshot,
   encodeSnapshot,
   fanInShardOf,
-  runPk,
   shardKey,
   shardsOfRange,
   shardSkPrefix,
   shardSnapshotAttribute,
-  syncKey,
-  type Key,
-} from './item-codec';
+} from './fan-in-shards';
 import { Expr } from './expression';
 import type { Attributes, DynamoTable } from './dynamo-table';
 

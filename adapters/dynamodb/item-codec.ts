@@ -1,16 +1,15 @@
 /**
- * How records become DynamoDB items: keys, attribute encoding and item size. Pure (no SDK, no
- * I/O) so the in-memory store can keep exactly the same items and refuse exactly the same
- * payloads as the DynamoDB store.
+ * How records become DynamoDB items: keys, attribute encoding, the claim check and item size.
+ * Pure (no SDK, no I/O) so the in-memory store can keep exactly the same items and refuse exactly
+ * the same payloads as the DynamoDB store. The items of three concerns have modules of their own
+ * beside this one: fan-in-shards.ts, spec-chunks.ts and event-packs.ts.
  *
  * Values the user controls (inputs, memory, results, agents, ...) are stored as JSON strings:
  * DynamoDB maps nest at most 32 levels and reject some values. Everything a condition or a
  * counter touches (status, version, counters, ids, depth, timestamps) stays a native attribute.
  */
 import { BranchSpawnerError, PayloadTooLargeError, ValidationError } from '../../core/errors';
-import { deflateRawSync, inflateRawSync } from 'node:zlib';
-import type { BlobStore, BranchPatch, RunPatch, StoredEvent } from '../../core/ports';
-import { eventId, type LifecycleEvent } from '../../core/events';
+import type { BlobStore, BranchPatch, RunPatch } from '../../core/ports';
 import { COST_FIELDS, emptyCost, type CostCounters } from '../../core/cost';
 import { MAX_VALUE_BYTES } from '../../core/input-bounds';
 import { OUTCOME_FIELDS, type BranchRecord, type RunRecord, type Scope, type SyncCounters, type SyncPointRecord } from '../../core/model';
@@ -114,7 +113,7 @@ export function childrenPk(scope: Scope, parentId: string): string {
   return `${runPk(scope)}#P#${keyPart(parentId)}`;
 }
 
-function checkSk(sk: string): string {
+export function checkSk(sk: string): string {
   if (Buffer.byteLength(sk) > MAX_SK_BYTES) {
     throw new ValidationError(`id is too long for a key (${Buffer.byteLength(sk)} bytes)`, 'id');
   }
@@ -135,75 +134,8 @@ export const syncKey = (scope: Scope, parentId: string, seq: number): Key => ({
 
 export const costKey = (scope: Scope): Key => ({ PK: runPk(scope), SK: COST_SK });
 
-/**
- * The run's stored event stream: a counter item numbering the events, and the events of each
- * publication packed into as few items as fit (most publications are one item). A pack's sort key
- * is its LAST number, so a Query from `eventSk(after + 1)` starts at the pack holding the next
- * event. Events are kept compact (the partition's team and run left out, an eventId left out when
- * it is the one eventId() gives) and deflated: a spawn's BranchCreated burst of 150 events is
- * about 2 write units, not 150.
- */
-export const EVENT_COUNTER_SK = 'EVSEQ';
-export const EVENT_PREFIX = 'E#';
-/** Raw JSON of one pack at most: deflated and in base64 it stays under 400 KB however badly it compresses. */
-export const EVENT_PACK_BYTES = 256 * 1024;
-export const eventCounterKey = (scope: Scope): Key => ({ PK: runPk(scope), SK: EVENT_COUNTER_SK });
-export const eventSk = (seq: number): string => `${EVENT_PREFIX}${String(seq).padStart(12, '0')}`;
-
-type PackedEvent = Omit<LifecycleEvent, 'team' | 'runId' | 'eventId'> & { eventId?: string };
-
-/** The items of events numbered `first`, `first + 1`, ... in one publication. */
-export function eventPackItems(scope: Scope, first: number, storedAt: number, events: readonly LifecycleEvent[]): Item[] {
-  const items: Item[] = [];
-  let pack: string[] = [];
-  let refs: string[] = [];
-  let bytes = 0;
-  let packFirst = first;
-  const flush = () => {
-    const last = packFirst + pack.length - 1;
-    const ev = deflateRawSync(`[${pack.join(',')}]`).toString('base64');
-    // The values the pack's events name by reference (tool calls' arguments and outputs): what gc must keep.
-    items.push({ PK: runPk(scope), SK: eventSk(last), entity: 'EVENTS', first: packFirst, storedAt, ev, ...(refs.length ? { [EVENT_REFS]: refs.join(' ') } : {}) });
-    packFirst = last + 1;
-    pack = [];
-    refs = [];
-    bytes = 0;
-  };
-  for (const event of events) {
-    const { team: _team, runId: _runId, eventId: id, ...rest } = event;
-    const packed: PackedEvent = id === eventId(scope, event.type, event.branchId) ? rest : { ...rest, eventId: id };
-    const text = JSON.stringify(packed);
-    const named = eventValueRefs(event);
-    // The refs count in the pack's bytes: the item stays under 400 KB with them.
-    const size = Buffer.byteLength(text) + 1 + named.length * 65;
-    if (pack.length > 0 && bytes + size > EVENT_PACK_BYTES) flush();
-    pack.push(text);
-    refs.push(...named);
-    bytes += size;
-  }
-  if (pack.length > 0) flush();
-  return items;
-}
-
 /** The attribute of an event pack item that lists the blobs its events name (their refs, space-separated). */
-const EVENT_REFS = 'valueRefs';
-
-function eventValueRefs(event: LifecycleEvent): string[] {
-  const detail = event.detail as Record<string, unknown> | undefined;
-  return [detail?.argumentsRef, detail?.outputRef].filter((ref): ref is string => typeof ref === 'string');
-}
-
-/** The events of a pack item, each with its number. */
-export function decodeEventPack(scope: Scope, item: Record<string, unknown>): StoredEvent[] {
-  const first = Number(item.first);
-  const storedAt = Number(item.storedAt);
-  const packed = JSON.parse(inflateRawSync(Buffer.from(String(item.ev), 'base64')).toString('utf8')) as PackedEvent[];
-  return packed.map((p, i) => ({
-    seq: first + i,
-    storedAt,
-    event: { eventId: p.eventId ?? eventId(scope, p.type, p.branchId), type: p.type, team: scope.team, runId: scope.runId, ...(p.branchId !== undefined ? { branchId: p.branchId } : {}), time: p.time, detail: p.detail },
-  }));
-}
+export const EVENT_REFS = 'valueRefs';
 
 /** Where an idempotency key's run id is kept: a partition of its own, never a run's. */
 export const RUN_KEY_SK = 'RUNKEY';
@@ -212,142 +144,11 @@ export function runKeyItem(team: string, keyHash: string, runId: string): Item {
   return { PK: runPk({ team, runId: `key-${keyHash}` }), SK: RUN_KEY_SK, entity: 'RUNKEY', runId };
 }
 
-export function specsSkPrefix(key: string): string {
-  return `${SPECS_PREFIX}${keyPart(key)}#`;
-}
-
-/** Digits of a chunk's first index in its sort key (a spawn holds at most 100,000 specs). */
-const SPEC_INDEX_DIGITS = 9;
-
-/**
- * A chunk's sort key names the index of its first spec, so the chunks holding a range are found
- * by key: the last one starting at or before the range and those starting inside it.
- */
-export function specChunkSk(key: string, first: number): string {
-  return checkSk(`${specsSkPrefix(key)}${String(first).padStart(SPEC_INDEX_DIGITS, '0')}`);
-}
-
-/**
- * The stored chunks of a spawn's child specs: consecutive specs, cut where the JSON would pass
- * SPEC_CHUNK_BYTES; each chunk knows the index of its first spec.
- */
-export function specChunkItems(scope: Scope, key: string, specs: unknown[]): Item[] {
-  const items: Item[] = [];
-  let chunk: string[] = [];
-  let bytes = 0;
-  let first = 0;
-  const flush = () => {
-    items.push({ PK: runPk(scope), SK: specChunkSk(key, first), entity: 'SPECS', first, count: chunk.length, specs: `[${chunk.join(',')}]` });
-    first += chunk.length;
-    chunk = [];
-    bytes = 0;
-  };
-  for (const spec of specs) {
-    const text = JSON.stringify(spec);
-    const size = Buffer.byteLength(text) + 1;
-    if (chunk.length > 0 && bytes + size > SPEC_CHUNK_BYTES) flush();
-    chunk.push(text);
-    bytes += size;
-  }
-  if (chunk.length > 0 || items.length === 0) flush();
-  return items;
-}
-
-/** Whether a stored chunk holds any of the specs `offset .. offset+count`. */
-export function chunkCovers(item: Record<string, unknown>, offset: number, count: number): boolean {
-  const first = Number(item.first);
-  return first < offset + count && first + Number(item.count) > offset;
-}
-
-/** The specs `offset .. offset+count` out of the chunk items (in any order; others are skipped). */
-export function specsFromChunks(items: Record<string, unknown>[], offset: number, count: number): unknown[] {
-  const specs: unknown[] = [];
-  for (const item of [...items].sort((a, b) => Number(a.first) - Number(b.first))) {
-    if (!chunkCovers(item, offset, count)) continue;
-    const first = Number(item.first);
-    const all = JSON.parse(String(item.specs)) as unknown[];
-    specs.push(...all.slice(Math.max(0, offset - first), Math.min(Number(item.count), offset + count - first)));
-  }
-  return specs;
-}
-
-export function shardSkPrefix(parentId: string, seq: number): string {
-  return `${SHARD_PREFIX}${keyPart(parentId)}#${String(seq).padStart(6, '0')}#`;
-}
-
-export const shardKey = (scope: Scope, parentId: string, seq: number, shard: string): Key => ({
-  PK: runPk(scope),
-  SK: checkSk(`${shardSkPrefix(parentId, seq)}${shard}`),
-});
-
-export interface FanInPlace {
-  /** The shard's name (its number, or `h<n>` for ids that are not `<parentId>.<index>`). */
-  shard: string;
-  /** What the shard's `done` set holds for this child (its index within the shard, or its id). */
-  member: string;
-}
-
-/**
- * Where a child's end is counted: child `<parentId>.<index>` goes to shard ⌊index / 250⌋ as
- * `index mod 250`, so a shard item never holds more than 250 short members.
- */
-export function fanInShardOf(parentId: string, childId: string): FanInPlace {
-  const prefix = `${parentId}.`;
-  const rest = childId.startsWith(prefix) ? childId.slice(prefix.length) : '';
-  if (/^(0|[1-9]\d{0,8})$/.test(rest)) {
-    const index = Number(rest);
-    return { shard: String(Math.floor(index / FAN_IN_SHARD_SIZE)), member: String(index % FAN_IN_SHARD_SIZE) };
-  }
-  let h = 2166136261;
-  for (let i = 0; i < childId.length; i++) h = Math.imul(h ^ childId.charCodeAt(i), 16777619);
-  return { shard: `h${(h >>> 0) % 64}`, member: childId };
-}
-
-/** The child id a shard member stands for (the inverse of fanInShardOf). */
-export function childOfShardMember(parentId: string, shard: string, member: string): string {
-  return shard.startsWith('h') ? member : `${parentId}.${Number(shard) * FAN_IN_SHARD_SIZE + Number(member)}`;
-}
-
-/** The fan-in shards holding the children with indices `first .. first+count`. */
-export function shardsOfRange(first: number, count: number): string[] {
-  if (count <= 0) return [];
-  const shards: string[] = [];
-  for (let s = Math.floor(first / FAN_IN_SHARD_SIZE); s <= Math.floor((first + count - 1) / FAN_IN_SHARD_SIZE); s++) shards.push(String(s));
-  return shards;
-}
-
-/** How many members of a shard item's `done` set have an index in `first .. first+count`. */
-export function countedInRange(item: Record<string, unknown> | undefined, first: number, count: number): number {
-  if (!item || !(item.done instanceof Set)) return 0;
-  const base = Number(String(item.SK).slice(String(item.SK).lastIndexOf('#') + 1)) * FAN_IN_SHARD_SIZE;
-  let n = 0;
-  for (const member of item.done as Set<string>) {
-    const index = base + Number(member);
-    if (index >= first && index < first + count) n++;
-  }
-  return n;
-}
-
 /** A fan-out batch's task token: `K#<parent>#<seq>#<first index>` (a prefix of its own). */
 export const batchTokenKey = (scope: Scope, parentId: string, seq: number, first: number): Key => ({
   PK: runPk(scope),
   SK: checkSk(`${BATCH_TOKEN_PREFIX}${keyPart(parentId)}#${String(seq).padStart(6, '0')}#${first}`),
 });
-
-/** The sync point's attribute holding what it has rolled up from a shard. */
-export function shardSnapshotAttribute(shard: string): string {
-  return `k${shard}`;
-}
-
-/** A shard's counts as one number (each count < 1000): what the sync point has rolled up from it. */
-export function encodeSnapshot(c: { succeeded: number; failed: number; cancelled: number }): number {
-  return c.cancelled * 1_000_000 + c.failed * 1_000 + c.succeeded;
-}
-
-export function decodeSnapshot(value: unknown): { succeeded: number; failed: number; cancelled: number } {
-  const n = Number(value ?? 0);
-  return { succeeded: n % 1_000, failed: Math.floor(n / 1_000) % 1_000, cancelled: Math.floor(n / 1_000_000) };
-}
 
 // --- records → items ----------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 import { NotFoundError } from '../../core/errors';
 import type { ChildSpec, Scope } from '../../core/model';
 import type { ChildSpecStore } from '../../core/ports';
-import { assertFits, chunkCovers, readUnits, runPk, specChunkItems, specsFromChunks, specsSkPrefix } from '../dynamodb/item-codec';
+import { assertFits, readUnits, runPk } from '../dynamodb/item-codec';
+import { chunkCovers, specChunkItems, specsFromChunks, specsSkPrefix } from '../dynamodb/spec-chunks';
 import { size, type MemoryTable } from './memory-table';
 
 export class MemoryChildSpecs implements ChildSpecStore {

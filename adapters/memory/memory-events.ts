@@ -2,7 +2,8 @@
 import type { LifecycleEvent } from '../../core/events';
 import type { Scope } from '../../core/model';
 import type { BlobStore, EventStore, StoredEvent } from '../../core/ports';
-import { assertFits, decodeEventPack, EVENT_PREFIX, eventCounterKey, eventPackItems, eventSk, readUnits, runPk } from '../dynamodb/item-codec';
+import { assertFits, readUnits, runPk } from '../dynamodb/item-codec';
+import { decodeEventPack, EVENT_PREFIX, eventCounterKey, eventPackItems, eventSk } from '../dynamodb/event-packs';
 import { size, writeUnits, type MemoryTable } from './memory-table';
 
 export class MemoryEvents implements EventStore {

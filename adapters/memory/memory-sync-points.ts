@@ -5,25 +5,27 @@ import type { RecordChildEndResult, SyncPointStore } from '../../core/ports';
 import {
   assertFits,
   batchTokenKey,
-  childOfShardMember,
-  countedInRange,
   decodeCounters,
-  decodeSnapshot,
   decodeSyncPoint,
-  encodeSnapshot,
-  fanInShardOf,
   readUnits,
   runPk,
-  shardKey,
-  shardsOfRange,
-  shardSkPrefix,
-  shardSnapshotAttribute,
   SYNC_PREFIX,
   syncKey,
   syncPointItem,
   writeUnitsOfSize,
   type Item,
 } from '../dynamodb/item-codec';
+import {
+  childOfShardMember,
+  countedInRange,
+  decodeSnapshot,
+  encodeSnapshot,
+  fanInShardOf,
+  shardKey,
+  shardsOfRange,
+  shardSkPrefix,
+  shardSnapshotAttribute,
+} from '../dynamodb/fan-in-shards';
 import { size, writeUnits, type MemoryTable } from './memory-table';
 
 const CHILD_OUTCOMES = new Set<ChildOutcome>(['succeeded', 'failed', 'cancelled']);

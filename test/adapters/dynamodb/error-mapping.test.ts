@@ -18,7 +18,8 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoBranchStore, mapDynamoError, MAX_ITEM_BYTES } from '../../../adapters/dynamodb';
-import { shardKey, syncKey } from '../../../adapters/dynamodb/item-codec';
+import { syncKey } from '../../../adapters/dynamodb/item-codec';
+import { shardKey } from '../../../adapters/dynamodb/fan-in-shards';
 import {
   BranchSpawnerError,
   ConflictError,
