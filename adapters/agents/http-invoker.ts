@@ -8,10 +8,9 @@
  * error shows the URL without its credentials and query string (where keys tend to live), so
  * neither the branch error, the run error nor the lifecycle events can leak them.
  */
-import { callWithin, isTransientStatus, retryAfterMs, withTransportRetries } from './transport-call';
+import { callWithin, isTransientStatus, requestBody, retryAfterMs, withTransportRetries } from './transport-call';
 import type { HttpAgentDefinition } from '../../core/agent-kinds';
-import { agentRequestBody } from '../../core/agent-request';
-import { AgentInvocationError, AgentTransportError, PayloadTooLargeError } from '../../core/errors';
+import { AgentInvocationError, AgentTransportError } from '../../core/errors';
 import type { AgentInvocation, AgentInvoker, AgentReply, ValueLinks } from '../../core/ports';
 
 export const DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
@@ -101,17 +100,6 @@ export class HttpInvoker implements AgentInvoker<HttpAgentDefinition> {
       if (response.status === 303 || ((response.status === 301 || response.status === 302) && method === 'POST')) method = 'GET';
       target = next.href;
     }
-  }
-}
-
-/** The agent's request (core/agent-request.ts); one that cannot be made small enough fails the call naming its size. */
-export async function requestBody(call: AgentInvocation, links: ValueLinks | undefined): Promise<string> {
-  try {
-    return await agentRequestBody(call, links);
-  } catch (error) {
-    // Storing a value may fail like any store call (transient or not): that error goes on as it is.
-    if (!(error instanceof PayloadTooLargeError)) throw error;
-    throw new AgentInvocationError(call.agentName, error.message, { cause: error });
   }
 }
 

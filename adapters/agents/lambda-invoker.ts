@@ -7,8 +7,7 @@ import type { LambdaAgentDefinition } from '../../core/agent-kinds';
 import { AgentInvocationError, AgentTransportError, TransientError } from '../../core/errors';
 import type { AgentInvocation, AgentInvoker, AgentReply, ValueLinks } from '../../core/ports';
 import { isTransientAwsError, sdkError } from '../aws-errors';
-import { requestBody } from './http-invoker';
-import { callWithin } from './transport-call';
+import { callWithin, requestBody } from './transport-call';
 
 /** A lambda agent's timeout when its definition gives none. */
 export const DEFAULT_LAMBDA_AGENT_TIMEOUT_MS = 60_000;

@@ -1,6 +1,7 @@
 /**
  * How the agents that call out (http, lambda, openai, bedrock) make one call and retry it: the one
- * home of the per-attempt rules, so that every kind ends the same way.
+ * home of the per-attempt rules, so that every kind ends the same way (and of the http and lambda
+ * agents' request body).
  *
  * - An attempt runs within the call's own timeout and the branch's signal, raced against both (a
  *   client that ignores its abort must not hold the step).
@@ -11,7 +12,9 @@
  *   the server's Retry-After; the last one says how many attempts were made. Which failures are
  *   transport failures: for AWS SDK calls adapters/aws-errors.ts, for HTTP ones `isTransientStatus`.
  */
-import { AgentInvocationError, AgentTimeoutError, AgentTransportError } from '../../core/errors';
+import { agentRequestBody } from '../../core/agent-request';
+import { AgentInvocationError, AgentTimeoutError, AgentTransportError, PayloadTooLargeError } from '../../core/errors';
+import type { AgentInvocation, ValueLinks } from '../../core/ports';
 import { again, whenAborted, withRetries, type RetryPolicy } from '../retry';
 
 export const ABORTED_MESSAGE = 'aborted: the branch ended';
@@ -73,4 +76,15 @@ export function retryAfterMs(header: string | null, maxMs = DEFAULT_MAX_RETRY_AF
     ms = date - now;
   }
   return Math.min(maxMs, Math.max(0, Math.round(ms)));
+}
+
+/** The agent's request (core/agent-request.ts); one that cannot be made small enough fails the call naming its size. */
+export async function requestBody(call: AgentInvocation, links: ValueLinks | undefined): Promise<string> {
+  try {
+    return await agentRequestBody(call, links);
+  } catch (error) {
+    // Storing a value may fail like any store call (transient or not): that error goes on as it is.
+    if (!(error instanceof PayloadTooLargeError)) throw error;
+    throw new AgentInvocationError(call.agentName, error.message, { cause: error });
+  }
 }
