@@ -1,6 +1,7 @@
 /**
- * The cost meter: what a run consumed in the services it runs on, counted on the real code
- * path, and what that comes to in dollars with the dated price table (core/prices.ts).
+ * What a run consumes in the services it runs on, and what that comes to in dollars with the
+ * dated price table (core/prices.ts). The meter that counts it on the real code path is
+ * core/cost-meter.ts.
  *
  * - DynamoDB: the capacity units each request reports (ReturnConsumedCapacity); the in-memory
  *   store computes them from item sizes the way DynamoDB does.
@@ -13,14 +14,8 @@
  * - Lambda: one request per invocation and its GB-seconds (the billed duration, rounded up to
  *   1 ms, times the function's memory), plus the bytes it logged (CloudWatch Logs ingestion).
  *   An invocation that served several runs is shared among them equally.
- * Adapters report into a CostMeter (a CostSink) by run; the meter flushes its sums to the run's
- * cost record in batches, so metering adds about one small write per flush, not per request.
  */
-import type { LifecycleEvent } from './events';
-import type { Scope } from './model';
-import type { CostSink, EventPublisher, SendOptions, StepMessage, StepQueue } from './ports';
 import { PRICES, type PriceTable } from './prices';
-import { SEND_ALL_EVENTS, sendsToBus, type EventPolicy } from './event-policy';
 
 export interface CostCounters {
   readUnits: number;
@@ -62,8 +57,6 @@ export const COST_FIELDS: readonly (keyof CostCounters)[] = [
 
 /** SQS requests per message on the consumer side (one receive + one delete per batch of 10). */
 export const SQS_CONSUME_PER_MESSAGE = 0.2;
-/** Messages per SendMessageBatch. */
-const SEND_BATCH = 10;
 
 /**
  * What Lambda writes to an invocation's log stream itself (its START, END and REPORT lines, the
@@ -150,99 +143,4 @@ export function countersOf(cost: RunCost): CostCounters {
     lambdaGbSeconds: cost.lambda.gbSeconds,
     logBytes: cost.logs.ingestedBytes,
   };
-}
-
-/** Where the meter's sums go (the store's cost record of the run). */
-export interface CostRecorder {
-  addCost(scope: Scope, usage: Partial<CostCounters>): Promise<void>;
-}
-
-/** Sums usage by run in memory; flush() adds the sums to the cost records (one write per run). */
-export class CostMeter implements CostSink {
-  private pending = new Map<string, { scope: Scope; usage: CostCounters }>();
-
-  add(scope: Scope, usage: Partial<CostCounters>): void {
-    const key = `${scope.team}\u0000${scope.runId}`;
-    let entry = this.pending.get(key);
-    if (!entry) this.pending.set(key, (entry = { scope: { team: scope.team, runId: scope.runId }, usage: emptyCost() }));
-    addCost(entry.usage, usage);
-  }
-
-  /**
-   * Usage of work that served every run with usage not flushed yet (a Lambda invocation: the
-   * meter is flushed at the end of each, so these are the runs it touched), in equal shares.
-   */
-  addToPending(usage: Partial<CostCounters>): void {
-    const entries = [...this.pending.values()];
-    for (const entry of entries) addCost(entry.usage, shareOf(usage, entries.length));
-  }
-
-  /** Usage shared equally by some runs (an invocation whose records came from several). */
-  addShared(scopes: readonly Scope[], usage: Partial<CostCounters>): void {
-    const distinct = new Map(scopes.map((s) => [`${s.team}\u0000${s.runId}`, s]));
-    for (const scope of distinct.values()) this.add(scope, shareOf(usage, distinct.size));
-  }
-
-  /** Usage not flushed yet for a run (for views that read before a flush). */
-  pendingFor(scope: Scope): CostCounters | undefined {
-    return this.pending.get(`${scope.team}\u0000${scope.runId}`)?.usage;
-  }
-
-  async flush(recorder: CostRecorder): Promise<void> {
-    const batch = [...this.pending.values()];
-    this.pending = new Map();
-    const failed: typeof batch = [];
-    await Promise.all(
-      batch.map(async (entry) => {
-        try {
-          await recorder.addCost(entry.scope, entry.usage);
-        } catch {
-          failed.push(entry);
-        }
-      }),
-    );
-    // Not lost: what could not be written goes back for the next flush.
-    for (const entry of failed) this.add(entry.scope, entry.usage);
-  }
-}
-
-/** Counts the SQS requests of the step messages a queue sends (and their consumption). */
-export function meteredQueue(queue: StepQueue, sink: CostSink): StepQueue {
-  return {
-    send: async (messages: StepMessage[], options?: SendOptions) => {
-      await queue.send(messages, options);
-      for (const [scope, count] of byRun(messages)) {
-        sink.add(scope, { sqsRequests: Math.ceil(count / SEND_BATCH) + count * SQS_CONSUME_PER_MESSAGE });
-      }
-    },
-    redeliverAfter: async (receipt, seconds) => {
-      await queue.redeliverAfter(receipt, seconds);
-      sink.add({ team: receipt.message.team, runId: receipt.message.runId }, { sqsRequests: 1 });
-    },
-  };
-}
-
-/**
- * Counts one EventBridge entry per lifecycle event the team's policy sends to the bus (all of
- * them by default). Locally every event still reaches the local bus (the trace, the hooks); only
- * those the stack would send are counted.
- */
-export function meteredPublisher(events: EventPublisher, sink: CostSink, policy: EventPolicy = SEND_ALL_EVENTS): EventPublisher {
-  return {
-    publish: async (list: LifecycleEvent[]) => {
-      await events.publish(list);
-      for (const [scope, count] of byRun(list.filter((event) => sendsToBus(event, policy)))) sink.add(scope, { eventBridgeEntries: count });
-    },
-  };
-}
-
-function byRun(items: Scope[]): [Scope, number][] {
-  const counts = new Map<string, [Scope, number]>();
-  for (const item of items) {
-    const key = `${item.team}\u0000${item.runId}`;
-    const entry = counts.get(key);
-    if (entry) entry[1]++;
-    else counts.set(key, [{ team: item.team, runId: item.runId }, 1]);
-  }
-  return [...counts.values()];
 }

@@ -25,7 +25,7 @@ export interface RunMetrics {
   tools?: Record<string, ToolStats[string] & { avgMs: number }>;
   /** Usage against the run's budgets (`limits.maxRunTokens`, `limits.maxRunSeconds`), when it has any. */
   budgets?: BudgetUsage;
-  /** What the run cost in AWS services (the cost meter, core/cost.ts); absent where no meter ran. */
+  /** What the run cost in AWS services (the cost meter, core/cost-meter.ts); absent where no meter ran. */
   cost?: RunCost;
 }
 

@@ -464,7 +464,7 @@ export interface AgentInvoker<D extends AgentDefinition = AgentDefinition> {
   invoke(call: AgentInvocation<D>): Promise<AgentReply>;
 }
 
-/** Where the adapters report what a run consumed (the cost meter; see core/cost.ts). */
+/** Where the adapters report what a run consumed (the cost meter; see core/cost-meter.ts). */
 export interface CostSink {
   add(scope: Scope, usage: Partial<CostCounters>): void;
 }

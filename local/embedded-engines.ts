@@ -34,7 +34,7 @@ import { MemoryFanOut } from '../adapters/memory/memory-fan-out';
 import type { RunningExecution } from '../adapters/stepfunctions/local-executions';
 import type { CreatedQueues } from './sqs/create-queues';
 import type { SqsQueueConsumer } from './sqs/queue-consumer';
-import { CostMeter } from '../core/cost';
+import { CostMeter } from '../core/cost-meter';
 import type { BlobStore, BranchStore, FanOutOrchestrator, FanOutTasks, StepQueue } from '../core/ports';
 import { LanedStepQueue, MAX_RECEIVE_COUNT, type StepLane } from '../core/step-lanes';
 import { JOURNAL_FILE, lockDataFolder } from './data-folder';

@@ -14,7 +14,8 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
-import { invocationUsage, type CostMeter } from '../core/cost';
+import { invocationUsage } from '../core/cost';
+import type { CostMeter } from '../core/cost-meter';
 import type { Scope } from '../core/model';
 import type { AgentInvoker, FanOutTasks } from '../core/ports';
 import { functionMemoryMb, type SpawnerFunctionName } from '../functions/function-memory';

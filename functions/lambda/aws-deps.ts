@@ -20,7 +20,8 @@ import { EventBridgePublisher } from '../../adapters/eventbridge/eventbridge-pub
 import { SqsStepQueue } from '../../adapters/sqs/sqs-step-queue';
 import type { Context } from 'aws-lambda';
 import { recordedEvents } from '../../core/use-cases/run-events';
-import { CostMeter, invocationUsage, meteredPublisher, meteredQueue } from '../../core/cost';
+import { invocationUsage } from '../../core/cost';
+import { CostMeter, meteredPublisher, meteredQueue } from '../../core/cost-meter';
 import { takeLoggedBytes } from './logged-bytes';
 import { LanedStepQueue } from '../../core/step-lanes';
 import { busPublisher, SEND_ALL_EVENTS, type EventPolicy } from '../../core/event-policy';
@@ -166,7 +167,7 @@ export function awsRuntime(): { config: AwsConfig; deps: SpawnerDeps; meter: Cos
 
 /**
  * A Lambda handler that writes what its invocation cost to the runs' cost records when it ends
- * (one small write per run it touched, however many requests it made: see core/cost.ts),
+ * (one small write per run it touched, however many requests it made: see core/cost-meter.ts),
  * itself included: a request, its duration rounded up to 1 ms at the memory Lambda gave it
  * (`context.memoryLimitInMB`), and the bytes logged since the previous invocation ended (its
  * metrics line, written after it returned, included), shared by the runs it touched.

@@ -13,7 +13,7 @@ import { BLOBS_FOLDER, DiskBlobStore } from './disk-blob-store';
 import { SqsStepQueue } from '../../adapters/sqs/sqs-step-queue';
 import { createQueues, type CreatedQueues, type CreateQueuesOptions } from '../sqs/create-queues';
 import { SqsQueueConsumer } from '../sqs/queue-consumer';
-import { CostMeter } from '../../core/cost';
+import { CostMeter } from '../../core/cost-meter';
 import { LanedStepQueue, MAX_RECEIVE_COUNT } from '../../core/step-lanes';
 import { lockDataFolder } from '../data-folder';
 import { CONTINUE_QUEUE_NAME, loadAslFanOut, QUEUE_NAME, TABLE_NAME, type EmbeddedEngines, type EngineOptions } from '../embedded-engines';

@@ -18,7 +18,8 @@ import {
   type Scope,
   type SyncPointRecord,
 } from '../../core/model';
-import { CostMeter, emptyCost, type CostCounters } from '../../core/cost';
+import { emptyCost, type CostCounters } from '../../core/cost';
+import { CostMeter } from '../../core/cost-meter';
 import { mapLimit } from '../../core/map-limit';
 import { branchEvent } from '../../core/events';
 import type { BranchStore, CostSink } from '../../core/ports';

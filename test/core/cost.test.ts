@@ -1,6 +1,7 @@
 /** The cost meter's Lambda rules: billed duration and memory, shares of an invocation, pricing. */
 import { describe, expect, it } from 'vitest';
-import { billedGbSeconds, CostMeter, emptyCost, invocationUsage, LAMBDA_PLATFORM_LOG_BYTES, usdOf, type CostCounters } from '../../core/cost';
+import { billedGbSeconds, emptyCost, invocationUsage, LAMBDA_PLATFORM_LOG_BYTES, usdOf, type CostCounters } from '../../core/cost';
+import { CostMeter } from '../../core/cost-meter';
 import { PRICES } from '../../core/prices';
 
 const a = { team: 't', runId: 'a' };
