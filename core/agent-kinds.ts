@@ -4,7 +4,6 @@
  * so what a scenario may say and what an invoker reads cannot drift apart.
  */
 import { z } from 'zod';
-import { MAX_PROMPT_TOKENS, MIN_PROMPT_TOKENS } from './prompt';
 import { retrySchema } from './retry-policy';
 import { TOOL_CALLING_MODES, toolsSchema, type ToolDefinition } from './tools';
 
@@ -59,6 +58,13 @@ const lambdaAgent = z
     timeoutMs,
   })
   .strict();
+
+/**
+ * The smallest and largest `promptTokens` an LLM agent may set (1M: the largest context windows
+ * offered); core/prompt.ts fits the call's messages within it (DEFAULT_PROMPT_TOKENS when unset).
+ */
+export const MIN_PROMPT_TOKENS = 1_000;
+export const MAX_PROMPT_TOKENS = 1_000_000;
 
 /** What bedrock and openai agents share. */
 const llm = {

@@ -12,9 +12,6 @@ import { boundValue } from './bounded-value';
  * model's context, so a call gets a rendering of it within this budget that says what it left out.
  */
 export const DEFAULT_PROMPT_TOKENS = 32_000;
-/** The smallest and largest `promptTokens` an agent may set (1M: the largest context windows offered). */
-export const MIN_PROMPT_TOKENS = 1_000;
-export const MAX_PROMPT_TOKENS = 1_000_000;
 /** Bytes of JSON text counted per token (a safe average for English and JSON). */
 const BYTES_PER_TOKEN = 4;
 /** No memory message is cut below this, however long the memory. */
