@@ -2,9 +2,12 @@
  * An agent's retry policy through the CLI on the embedded engines (`run --engines`, dynalite and
  * fauxqs): a script agent and a module agent that fail their first two attempts complete with
  * `retry: { attempts: 3 }`, with each failed attempt in the trace and the retries in the metrics;
- * without `retry` the first failure fails the run.
+ * without `retry` the first failure fails the run. An http agent whose server answers 503 twice
+ * is retried the same way, its failures named transport failures.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -25,17 +28,17 @@ writeFileSync(
 `,
 );
 
-const AGENTS = {
+const AGENTS: Record<string, string> = {
   script: `    kind: script
     responses: [ { $failures: 2, next_action: final_response, content: "answered" } ]`,
   module: `    kind: module
     module: ./flaky.ts`,
 };
 
-async function run(kind: keyof typeof AGENTS, retry: string) {
+async function run(kind: string, retry: string, agent = AGENTS[kind]) {
   const name = `${kind}-${retry ? 'retry' : 'none'}`;
   const file = join(dir, `${name}.yaml`);
-  writeFileSync(file, `name: ${name}\nrequest: "go"\nentry: Flaky\nagents:\n  Flaky:\n${AGENTS[kind]}\n${retry}`);
+  writeFileSync(file, `name: ${name}\nrequest: "go"\nentry: Flaky\nagents:\n  Flaky:\n${agent}\n${retry}`);
   const trace = join(dir, `${name}.jsonl`);
   const io = captureIo();
   const code = await main(['run', file, '--engines', '--json', '--trace', trace], io);
@@ -67,6 +70,38 @@ describe('retry: { attempts: 3 } on an agent whose first two attempts fail (run 
     expect(doc.error).toContain(kind === 'script' ? 'failed on attempt 1' : 'connection reset (attempt 1)');
     expect(events.filter((e) => e.type === 'AgentRetryScheduled')).toEqual([]);
     expect(doc.metrics).toMatchObject({ steps: 1, retries: 0 });
+  });
+
+  it('http agent whose server answers 503 twice: retried as transport failures, one request per attempt; the run completes', async () => {
+    let requests = 0;
+    const server = createServer((req, res) => {
+      req.resume().on('end', () => {
+        requests++;
+        if (requests <= 2) {
+          res.writeHead(503).end('overloaded');
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ next_action: 'final_response', content: { served: requests } }));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/agent`;
+      const { code, doc, events, err } = await run('http', '    retry: { attempts: 3, backoff: { initialMs: 20 } }\n', `    kind: http\n    url: ${url}`);
+      expect(code, err).toBe(0);
+      // The policy retries transport failures itself: the invoker's own retries are off.
+      expect(doc.result).toEqual({ served: 3 });
+      expect(requests).toBe(3);
+      const retried = events.filter((e) => e.type === 'AgentRetryScheduled');
+      expect(retried.map((e) => [e.detail.attempt, e.detail.kind])).toEqual([
+        [1, 'transport'],
+        [2, 'transport'],
+      ]);
+      expect(String(retried[0].detail.error)).toContain('503');
+      expect(doc.metrics).toMatchObject({ steps: 1, retries: 2 });
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('examples/flaky-agent.yaml completes after two retries of its Researcher', async () => {

@@ -1,9 +1,9 @@
 /**
  * Waits and callbacks through the CLI, as a user runs them (child processes of the bin, the
  * journal tier of a `--data` folder): `callback --data` while `run --data` holds the folder (its
- * inbox), a second answer, an answer after the callback's timeout, an answer and a wait across a
- * `kill -9` and `resume`, and bad input. Each waits for the trace's events or the process's end,
- * never for time.
+ * inbox), a second answer, an answer after the callback's timeout or after a cancel, an answer
+ * and a wait across a `kill -9` and `resume`, and bad input. Each waits for the trace's events or
+ * the process's end, never for time.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -46,6 +46,16 @@ function trial(name: string) {
   return { data: join(trialDir, 'data'), trace, first };
 }
 
+/** `run --data` of the approval scenario, killed (-9) once its branch awaits the callback. */
+async function killedAwaitingCallback(name: string) {
+  const { data, trace, first } = trial(name);
+  const run = cli(['run', APPROVAL, '--data', data, '--trace', trace]);
+  const asked = await first('BranchWaitingForCallback');
+  run.child.kill('SIGKILL');
+  expect((await run.exited).signal).toBe('SIGKILL');
+  return { data, trace, asked };
+}
+
 async function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return within(cli(args).exited, PROCESS, () => `branch-spawner ${args.join(' ')} did not end`);
 }
@@ -72,17 +82,25 @@ describe('callbacks through the CLI', { concurrent: true, timeout: 4 * PROCESS }
   });
 
   it('kill -9 while a branch awaits its callback, callback --data, then resume: the run completes with the answer', async () => {
-    const { data, trace, first } = trial('kill');
-    const run = cli(['run', APPROVAL, '--data', data, '--trace', trace]);
-    const asked = await first('BranchWaitingForCallback');
-    run.child.kill('SIGKILL');
-    expect((await run.exited).signal).toBe('SIGKILL');
+    const { data, trace, asked } = await killedAwaitingCallback('kill');
     const answered = await runCli(['callback', asked.runId, String(asked.detail.token), '--data', data, '--answer-file', writeAnswer({ ok: true })]);
     expect(answered.code, answered.stderr).toBe(0);
     expect(answered.stderr).toBe(`run ${asked.runId}: callback answered; branch root waits for resume: npx branch-spawner resume ${asked.runId} --data ${data}\n`);
     const resumed = await runCli(['resume', asked.runId, '--data', data, '--json', '--trace', trace]);
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(JSON.parse(resumed.stdout)).toMatchObject({ status: 'COMPLETED', result: { decision: { ok: true } } });
+  });
+
+  it('kill -9 while a branch awaits its callback, cancel --data, then callback --data: refused as cancelled (exit 1), the run CANCELLED', async () => {
+    const { data, asked } = await killedAwaitingCallback('cancel');
+    const cancelled = captureIo();
+    expect(await main(['cancel', asked.runId, '--data', data], cancelled), cancelled.errText()).toBe(0);
+    const late = captureIo();
+    expect(await main(['callback', asked.runId, String(asked.detail.token), '--data', data, '--answer', '"approved"'], late)).toBe(1);
+    expect(late.errText()).toBe('error: callback of branch root can no longer be answered: the branch was cancelled (cancelled by request)\n');
+    const shown = captureIo();
+    await main(['show', asked.runId, '--data', data, '--json'], shown);
+    expect(JSON.parse(shown.outText())).toMatchObject({ status: 'CANCELLED', branches: [{ id: 'root', status: 'CANCELLED' }] });
   });
 
   it('kill -9 during a durable wait, then resume: the wait goes on and ends no sooner than its time', async () => {
