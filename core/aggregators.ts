@@ -4,8 +4,8 @@
  */
 import { AggregationError } from './errors';
 import type { CompletionReason, CompletionVerdict } from './fan-in-decision';
-import type { AggregatorRef, BranchStatus, SyncCounters, WaitFor } from './model';
-import { COMPLETION_FN_PREFIX } from './protocol';
+import type { BranchStatus, SyncCounters } from './model';
+import { COMPLETION_FN_PREFIX, type AggregatorRef, type WaitFor } from './protocol';
 
 export interface ChildResult {
   branchId: string;

@@ -3,7 +3,8 @@
  * function, the failures it tolerates, what to do past them), say whether to keep waiting,
  * resume the parent or fail it. The single source of this logic.
  */
-import type { FailurePolicy, FanInRule, SpawnState, SyncCounters, WaitFor } from './model';
+import type { FailurePolicy, FanInRule, SpawnState, SyncCounters } from './model';
+import type { WaitFor } from './protocol';
 
 export type FanInDecision =
   | { action: 'wait' }

@@ -1,6 +1,7 @@
 /** The branch tree's records and the rules of their status changes. */
 import type { WorkMark } from './work-mark';
 import type { ToolLoopCheckpoint, ToolStats } from './tools';
+import type { AggregatorRef, ChildSpec, FanOutOptions, OnFailure, WaitFor } from './protocol';
 
 export const BRANCH_STATUSES = [
   'PENDING',
@@ -90,25 +91,6 @@ export interface MemoryEntry {
   inherited?: boolean;
 }
 
-export type WaitFor = 'all' | 'any' | number;
-
-/** What a fan-out does when its failures pass what it tolerates: fail the parent, or resume it with the aggregate. */
-export type OnFailure = 'fail' | 'continue';
-
-/**
- * The per-fan-out options an agent gave beside `wait_for` (docs/protocol.md); each one left out
- * falls back to the run's setting (`limits.maxConcurrentBranches`, `failurePolicy`).
- */
-export interface FanOutOptions {
-  /** Children running at once (never more than the run's `limits.maxConcurrentBranches`). */
-  maxConcurrency?: number;
-  /** Failures tolerated: a count of children, or a fraction of them. */
-  toleratedFailures?: { count: number } | { fraction: number };
-  onFailure?: OnFailure;
-  /** `complete_when: "fn:<name>"`: a registered completion function decides when the fan-out is done. */
-  completeFn?: string;
-}
-
 /**
  * How a sync point decides (core/fan-in-decision.ts), kept on the sync point and on each child
  * so every tier, and recovery after a crash, decides the same way.
@@ -125,26 +107,11 @@ export interface FanInRule {
   completeFn?: string;
 }
 
-/** Reference to how a sync point's child results become one value. */
-export type AggregatorRef =
-  | { kind: 'default' }
-  | { kind: 'weighted_average' }
-  | { kind: 'registered'; name: string }
-  | { kind: 'agent'; agent: string };
-
 /** Where a batched child belongs: its batch's range of indices and how many of it run at once. */
 export interface FanOutBatch {
   first: number;
   count: number;
   window: number;
-}
-
-export interface ChildSpec {
-  agent: string;
-  input: unknown;
-  type: 'SIMPLE' | 'CONVERSATION';
-  peers?: string[];
-  maxTurns?: number;
 }
 
 /**

@@ -6,7 +6,6 @@ import type {
   AgentDefinition,
   BranchOutcome,
   BranchRecord,
-  ChildSpec,
   BranchStatus,
   BranchType,
   ChildOutcome,
@@ -19,6 +18,7 @@ import type {
   SyncPointRecord,
 } from './model';
 export type { FanOutBatch } from './model';
+import type { ChildSpec } from './protocol';
 import type { LifecycleEvent } from './events';
 import { ValidationError } from './errors';
 import type { FanOutDispatch } from './fan-out-plan';

@@ -5,7 +5,44 @@
 import { z } from 'zod';
 import { InvalidAgentResponseError } from './errors';
 import { LIMIT_CEILINGS } from './limits';
-import type { AggregatorRef, ChildSpec, FanOutOptions, WaitFor } from './model';
+
+// What a spawn asks for, in the protocol's terms; a waiting branch and its sync point keep them as given (core/model.ts).
+
+/** What a spawn's sync point waits for: every child, the first, or a count of them (`wait_for`). */
+export type WaitFor = 'all' | 'any' | number;
+
+/** What a fan-out does when its failures pass what it tolerates: fail the parent, or resume it with the aggregate. */
+export type OnFailure = 'fail' | 'continue';
+
+/**
+ * The per-fan-out options an agent gave beside `wait_for` (docs/protocol.md); each one left out
+ * falls back to the run's setting (`limits.maxConcurrentBranches`, `failurePolicy`).
+ */
+export interface FanOutOptions {
+  /** Children running at once (never more than the run's `limits.maxConcurrentBranches`). */
+  maxConcurrency?: number;
+  /** Failures tolerated: a count of children, or a fraction of them. */
+  toleratedFailures?: { count: number } | { fraction: number };
+  onFailure?: OnFailure;
+  /** `complete_when: "fn:<name>"`: a registered completion function decides when the fan-out is done. */
+  completeFn?: string;
+}
+
+/** Reference to how a sync point's child results become one value. */
+export type AggregatorRef =
+  | { kind: 'default' }
+  | { kind: 'weighted_average' }
+  | { kind: 'registered'; name: string }
+  | { kind: 'agent'; agent: string };
+
+/** One child a spawn asks for. */
+export interface ChildSpec {
+  agent: string;
+  input: unknown;
+  type: 'SIMPLE' | 'CONVERSATION';
+  peers?: string[];
+  maxTurns?: number;
+}
 
 export type Decision =
   | { kind: 'handoff'; agent: string; input: unknown }

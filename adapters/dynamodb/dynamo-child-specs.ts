@@ -1,7 +1,8 @@
 /** A wide spawn's child specs on the table (see docs/dynamodb-schema.md): chunks of bounded size under the spawn's key. */
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { NotFoundError } from '../../core/errors';
-import type { ChildSpec, Scope } from '../../core/model';
+import type { Scope } from '../../core/model';
+import type { ChildSpec } from '../../core/protocol';
 import type { ChildSpecStore } from '../../core/ports';
 import { mapLimit } from '../../core/map-limit';
 import { assertFits, runPk } from './item-codec';

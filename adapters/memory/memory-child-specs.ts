@@ -1,6 +1,7 @@
 /** The in-memory store's copy of a wide spawn's child specs: the same chunks as the DynamoDB store. */
 import { NotFoundError } from '../../core/errors';
-import type { ChildSpec, Scope } from '../../core/model';
+import type { Scope } from '../../core/model';
+import type { ChildSpec } from '../../core/protocol';
 import type { ChildSpecStore } from '../../core/ports';
 import { assertFits, readUnits, runPk } from '../dynamodb/item-codec';
 import { chunkCovers, specChunkItems, specsFromChunks, specsSkPrefix } from '../dynamodb/spec-chunks';

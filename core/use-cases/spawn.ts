@@ -1,18 +1,8 @@
 /** A spawn: an agent asked for children; check limits and keep what the parent will wait on (sync-point.ts opens it). */
 import { jsonBytes } from '../bounded-value';
 import { branchBudgetRefusal, checkSpawnLimits, type LimitRefusal } from '../limits';
-import {
-  type AggregatorRef,
-  type BranchRecord,
-  type ChildGroup,
-  type ChildSpec,
-  type FanOutOptions,
-  type Scope,
-  type RunRecord,
-  type SpawnState,
-  type WaitFor,
-} from '../model';
-import type { SpawnDecision } from '../protocol';
+import type { BranchRecord, ChildGroup, Scope, RunRecord, SpawnState } from '../model';
+import type { AggregatorRef, ChildSpec, FanOutOptions, SpawnDecision, WaitFor } from '../protocol';
 import { scopeOf, type SpawnerDeps } from './deps';
 
 export interface SpawnOptions {

@@ -26,7 +26,6 @@ import {
   type BranchOutcome,
   type BranchRecord,
   type ChildOutcome,
-  type ChildSpec,
   type FanInRule,
   type RunRecord,
   type Scope,
@@ -34,6 +33,7 @@ import {
   type SyncCounters,
   type SyncPointRecord,
 } from '../model';
+import type { ChildSpec } from '../protocol';
 import type { FanOutRequest } from '../ports';
 import { WorkMark } from '../work-mark';
 import { defined, hit, loadRun, publish, scopeOf, type SpawnerDeps } from './deps';

@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { completionReason, decideFanIn, fanInRuleOf, type FanInDecision } from '../../core/fan-in-decision';
-import type { ChildOutcome, FanInRule, SyncCounters, WaitFor } from '../../core/model';
+import type { ChildOutcome, FanInRule, SyncCounters } from '../../core/model';
+import type { WaitFor } from '../../core/protocol';
 
 const counters = (total: number, succeeded = 0, failed = 0, cancelled = 0): SyncCounters => ({ total, succeeded, failed, cancelled });
 const rule = (waitFor: WaitFor, maxFailedFraction: number, more: Partial<FanInRule> = {}): FanInRule => ({ waitFor, maxFailedFraction, ...more });

@@ -16,7 +16,8 @@ import { AgentInvocationError, TransientError } from '../../core/errors';
 import { endRunAtDeadline } from '../../core/use-cases/budget-gate';
 import { BranchAborts } from '../../adapters/memory/branch-aborts';
 import type { LifecycleEvent } from '../../core/events';
-import { ROOT_BRANCH_ID, type BranchRecord, type Scope, type WaitFor } from '../../core/model';
+import { ROOT_BRANCH_ID, type BranchRecord, type Scope } from '../../core/model';
+import type { WaitFor } from '../../core/protocol';
 import type {
   AgentInvocation,
   AgentInvoker,
