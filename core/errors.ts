@@ -2,6 +2,8 @@
  * Every error the product raises on purpose. Adapters translate SDK errors into these
  * (keeping the original as `cause`); API handlers map them to status codes in one place.
  */
+import type { LimitName } from './limit-table';
+
 export class BranchSpawnerError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -20,10 +22,6 @@ export class InvalidAgentResponseError extends BranchSpawnerError {
 
 /** An agent named an agent its topology does not allow (a kind of invalid response). */
 export class TopologyViolationError extends InvalidAgentResponseError {}
-
-import type { LimitName } from './limits';
-
-export type { LimitName } from './limits';
 
 export class LimitExceededError extends BranchSpawnerError {
   constructor(

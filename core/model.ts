@@ -39,7 +39,7 @@ export function canTransition(from: BranchStatus, to: BranchStatus): boolean {
 
 export type BranchType = 'SIMPLE' | 'CONVERSATION' | 'NESTED' | 'AGGREGATION';
 
-// A run's limits: one table in core/limits.ts (defaults, team caps, ceilings).
+// A run's limits: one table in core/limit-table.ts (defaults, team caps, ceilings).
 export { DEFAULT_LIMITS, type Limits } from './limits';
 import type { Limits } from './limits';
 

@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import { AgentTimeoutError, AgentTransportError, InvalidAgentResponseError } from './errors';
-import { LIMIT_TABLE } from './limits';
+import { LIMIT_TABLE } from './limit-table';
 import { stableChance } from './stable-chance';
 
 export interface Backoff {

@@ -1,7 +1,7 @@
 /**
  * Run budgets: `limits.maxRunTokens` (input + output tokens over the whole run, as summed in
  * `metrics.usage`) and `limits.maxRunSeconds` (wall time since the run started). Their defaults,
- * team caps and ceilings are rows of the limits table (core/limits.ts). Pure rules;
+ * team caps and ceilings are rows of the limits table (core/limit-table.ts). Pure rules;
  * core/use-cases/budget-gate.ts enforces them around each agent call.
  */
 import { BudgetExceededError } from './errors';

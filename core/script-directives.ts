@@ -4,7 +4,7 @@
  * what they mean lives in the script invoker and the protocol; the rules a scenario must follow
  * live here, so a bad value is refused when the scenario is read, naming the field.
  */
-import { LIMIT_TABLE } from './limits';
+import { LIMIT_TABLE } from './limit-table';
 import { FAN_OUT_OPTION_SCHEMAS } from './protocol';
 
 /** setTimeout's largest delay; a longer one fires at once (Node's TimeoutOverflowWarning). */

@@ -11,7 +11,7 @@ import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { toLambdaEnvironment } from '../functions/lambda-environment';
 import { continueLaneConcurrency } from '../core/step-lanes';
-import { STEP_WORKER_TIMEOUT_SECONDS } from '../core/limits';
+import { STEP_WORKER_TIMEOUT_SECONDS } from '../core/limit-table';
 import { workerReservedConcurrency, type TeamConfig } from '../functions/team-config';
 import { functionMemoryMb } from '../functions/function-memory';
 import { SpawnerFunction, type SpawnerFunctionName } from './spawner-function';
@@ -20,7 +20,7 @@ import { toolsOf } from '../core/agent-kinds';
 
 /**
  * An agent call can be slow (LLMs); the queue's visibility is six times this (AWS's advice for SQS
- * sources). Agent calls are bounded below it (core/limits.ts, agentTimeoutSeconds).
+ * sources). Agent calls are bounded below it (core/limit-table.ts, agentTimeoutSeconds).
  */
 export const WORKER_TIMEOUT = Duration.seconds(STEP_WORKER_TIMEOUT_SECONDS);
 /** The dlq-handler consumes the step DLQ, so that queue's visibility is six times this (AWS refuses less than once). */

@@ -9,7 +9,7 @@
  */
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { AGENT_CALL_MARGIN_SECONDS } from '../../core/limits';
+import { AGENT_CALL_MARGIN_SECONDS } from '../../core/limit-table';
 import { backoffDelay } from '../../adapters/retry';
 import { errorMessage } from '../../core/errors';
 import { retryEvent } from '../../core/events';

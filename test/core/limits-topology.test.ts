@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LimitExceededError, TopologyViolationError } from '../../core/errors';
-import { checkSpawnLimits, LIMIT_CEILINGS, LIMIT_TABLE, refusalInput, resolveLimits, TEAM_DEFAULT_MAXIMA } from '../../core/limits';
+import { LIMIT_TABLE } from '../../core/limit-table';
+import { checkSpawnLimits, LIMIT_CEILINGS, refusalInput, resolveLimits, TEAM_DEFAULT_MAXIMA } from '../../core/limits';
 import { canTransition, DEFAULT_LIMITS, TERMINAL_STATUSES } from '../../core/model';
 import { parseAgentResponse } from '../../core/protocol';
 import { allowedTargets, checkTopology } from '../../core/topology';

@@ -1,7 +1,7 @@
 /**
  * The reference docs cannot drift from the code: every JSON and YAML example in docs/protocol.md,
  * docs/scenarios.md and docs/concepts.md goes through the real parser, validator or aggregator,
- * and the limits table is compared with core/limits.ts.
+ * and the limits table is compared with core/limit-table.ts.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import { continueAggregate, defaultAggregate, weightedAverage, type ChildResult 
 import { countersOf, runCost } from '../../core/cost';
 import { InvalidAgentResponseError } from '../../core/errors';
 import { EVENT_TYPES, eventId } from '../../core/events';
-import { LIMIT_TABLE, type LimitName } from '../../core/limits';
+import { LIMIT_TABLE, type LimitName } from '../../core/limit-table';
 import { parseAgentResponse } from '../../core/protocol';
 import { parseScenario } from '../../core/scenario';
 
@@ -92,7 +92,7 @@ describe('docs/scenarios.md', () => {
     for (const kind of ['script', 'http', 'lambda', 'bedrock', 'openai']) expect(text).toContain(`### \`${kind}\``);
   });
 
-  it('the limits table equals core/limits.ts', () => {
+  it('the limits table equals core/limit-table.ts', () => {
     const text = readFileSync(join(DOCS, 'scenarios.md'), 'utf8');
     const rows = [...text.matchAll(/^\| `(\w+)` \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|/gm)].map((m) => [m[1], m.slice(2, 6).map(Number)] as const);
     expect(Object.fromEntries(rows)).toEqual(

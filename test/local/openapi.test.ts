@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import type { LifecycleEvent } from '../../core/events';
-import { LIMIT_TABLE } from '../../core/limits';
+import { LIMIT_TABLE } from '../../core/limit-table';
 import { API_ERROR_NAMES } from '../../functions/handlers/http-errors';
 import { startDevServer, type DevServer } from '../../local/dev-server';
 import { startOpenAiStub } from '../support/model-stubs';
@@ -104,7 +104,7 @@ describe('docs/openapi.yaml', () => {
     }
   });
 
-  it('documents every limit with its minimum, default and ceiling (core/limits.ts)', () => {
+  it('documents every limit with its minimum, default and ceiling (core/limit-table.ts)', () => {
     const documentedLimits = Object.fromEntries(
       Object.entries<any>(doc.components.schemas.Limits.properties).map(([name, p]) => [name, { min: p.minimum, default: p.default, ceiling: p.maximum }]),
     );

@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { LIMIT_TABLE } from '../../core/limits';
+import { LIMIT_TABLE } from '../../core/limit-table';
 import { main } from '../../local/cli';
 import { captureIo } from '../support/io';
 import { cli } from './contract-support';
