@@ -117,6 +117,19 @@ function expectEachOnce(outcome: RunOutcome): void {
   for (const sp of outcome.syncPoints.filter((s) => s.outcome !== undefined)) {
     expect(counts.get(`SyncPointReached ${sp.parentId}#${sp.seq}`), label(`SyncPointReached ${sp.parentId}#${sp.seq}`)).toBe(1);
   }
+  // Each sync point's event reports its children as they ended (the aggregate's view), counts included.
+  const statusOf = new Map(outcome.branches.map((b) => [b.id, b.status]));
+  for (const e of outcome.events.filter((e) => e.type === 'SyncPointReached')) {
+    const detail = e.detail as { succeeded: number; failed: number; cancelled: number; results: { branchId: string; status: string }[] };
+    const listed = detail.results.map((r) => `${r.branchId} ${r.status}`);
+    expect(listed, label(`SyncPointReached ${e.branchId} statuses`)).toEqual(detail.results.map((r) => `${r.branchId} ${statusOf.get(r.branchId)}`));
+    const count = (...statuses: string[]) => detail.results.filter((r) => statuses.includes(statusOf.get(r.branchId)!)).length;
+    expect({ succeeded: detail.succeeded, failed: detail.failed, cancelled: detail.cancelled }, label(`SyncPointReached ${e.branchId} counts`)).toEqual({
+      succeeded: count('COMPLETED'),
+      failed: count('FAILED', 'TIMED_OUT'),
+      cancelled: count('CANCELLED'),
+    });
+  }
   const ids = outcome.events.map((e) => e.eventId);
   expect(ids.every((id) => /^[0-9a-f]{32}$/.test(id)), 'every event has an id').toBe(true);
   expect(new Set(ids).size, `unique eventIds (${outcome.run.name})`).toBe(ids.length);
@@ -138,7 +151,7 @@ describe('lifecycle events on the embedded engines, without a fault', () => {
   // machine that is minutes (wide-fan-out's 150 children), so the runs are watched for progress
   // (watchRun) instead of timed.
   it.concurrent.each(SCENARIOS)(
-    '%s: every branch created and ended once, the run started and ended once, each sync point once; ids unique',
+    '%s: every branch created and ended once, the run started and ended once, each sync point once, reporting its children as they ended; ids unique',
     async (name, scenario, status) => {
       const outcome = await runToEnd(runtime, scenario, events);
       if (status) expect(outcome.run.status, name).toBe(status);
