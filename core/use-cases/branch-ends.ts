@@ -49,10 +49,44 @@ export interface TellOptions {
   endedNow?: boolean;
 }
 
+/**
+ * The condition of "end it, else tell its end again" (endOrRetell): when the branch is still this
+ * work's to end, which ends found written are this work's to tell again, and how hard to look.
+ * Each caller's condition differs (a step's failure, a parent's cancel, a sync point's settlement,
+ * a run's start); the idiom is one.
+ */
+export interface RetellRule {
+  /** Whether the active branch, as last read, is still this work's to end (default: yes). */
+  mayEnd?: (branch: BranchRecord) => boolean;
+  /**
+   * The marks whose ends, found written, this work tells again, each under the mark that wrote it
+   * (an earlier try of this work, or a concurrent one, may have died before telling). Default:
+   * any end, told under this work's mark (the idempotent parts; the event only if this work wrote it).
+   */
+  mine?: readonly WorkMark[];
+  /** Tell those ends without their event: another worker, alive, may be telling it. */
+  quiet?: boolean;
+  /** Conditional writes tried, each after reading the branch again (default 1): a write at a version loses to any change. */
+  tries?: number;
+  /**
+   * When the branch is read back to tell the end found: `always` (the default; even one given
+   * ended: its latest record is told), `after-loss` once the last write lost, `never` (the branch
+   * as given decides; a lost write is the winner's to tell — a duplicate of this very work, alive,
+   * may have won it).
+   */
+  readBack?: 'always' | 'after-loss' | 'never';
+}
+
 /** How branches end (end-branch.ts), handed to the sync point's steps that end branches. */
 export interface BranchEnds {
-  endBranch(deps: SpawnerDeps, branch: BranchRecord, end: BranchEnd, options?: TellOptions): Promise<BranchRecord | undefined>;
-  tellEnd(deps: SpawnerDeps, branch: BranchRecord, by: WorkMark, options?: TellOptions): Promise<void>;
+  endOrRetell(
+    deps: SpawnerDeps,
+    branch: BranchRecord,
+    end: BranchEnd,
+    options?: TellOptions,
+    rule?: RetellRule,
+  ): Promise<{ endedNow: boolean; branch: BranchRecord }>;
+  retellIfMine(deps: SpawnerDeps, branch: BranchRecord, mine: readonly WorkMark[], options?: TellOptions): Promise<void>;
   endForParent(
     deps: SpawnerDeps,
     child: BranchRecord,

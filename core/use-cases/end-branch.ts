@@ -38,7 +38,7 @@ import {
 import type { BranchPatch } from '../ports';
 import { WorkMark } from '../work-mark';
 import { defined, hit, publish, scopeOf, type SpawnerDeps } from './deps';
-import type { BranchEnd, BranchEnds, TellOptions } from './branch-ends';
+import type { BranchEnd, BranchEnds, RetellRule, TellOptions } from './branch-ends';
 import { countChildEnd, mayRepeatTelling } from './sync-point';
 
 /** Step 1: ends the branch if it is still where the caller saw it; returns the ended record. */
@@ -67,24 +67,50 @@ export async function endBranch(
 }
 
 /**
- * Steps 1 and 2 for work that must see the branch ended: ends it, or — when it had ended already
- * (on its own, or by an earlier try of this work that died before telling) — reads it back and
- * tells its end again under this work's mark (idempotent; the event again only if this mark
- * wrote the end). Returns the record when this call ended it.
+ * Steps 1 and 2 for work that must see the branch ended — the one home of "end it, else tell its
+ * end again": ends it while the rule says it is this work's to end, or — when it had ended already
+ * (on its own, or by an earlier try of this work that died before telling) — tells that end again
+ * if the rule takes it for this work's (idempotent; the event again only under the mark that wrote
+ * it). `endedNow` when this call ended it; `branch` as last read.
  */
 export async function endOrRetell(
   deps: SpawnerDeps,
   branch: BranchRecord,
   end: BranchEnd,
   options: TellOptions = {},
-): Promise<BranchRecord | undefined> {
-  if (!isTerminal(branch.status)) {
-    const ended = await endBranch(deps, branch, end, options);
-    if (ended) return ended;
+  rule: RetellRule = {},
+): Promise<{ endedNow: boolean; branch: BranchRecord }> {
+  const { mayEnd = () => true, tries = 1, readBack = 'always' } = rule;
+  const scope = scopeOf(branch);
+  let current = branch;
+  let lost = false;
+  for (let attempt = 1; !isTerminal(current.status); attempt++) {
+    if (!mayEnd(current)) return { endedNow: false, branch: current };
+    const ended = await endBranch(deps, current, end, options);
+    if (ended) return { endedNow: true, branch: ended };
+    if (attempt >= tries) {
+      lost = true;
+      break;
+    }
+    const again = await deps.store.getBranch(scope, branch.id);
+    if (!again) return { endedNow: false, branch: current };
+    current = again;
   }
-  const now = (await deps.store.getBranch(scopeOf(branch), branch.id)) ?? branch;
-  if (isTerminal(now.status)) await tellEnd(deps, now, end.by, options);
-  return undefined;
+  if (readBack === 'always' || (readBack === 'after-loss' && lost)) current = (await deps.store.getBranch(scope, branch.id)) ?? current;
+  if (!isTerminal(current.status)) return { endedNow: false, branch: current };
+  const told = rule.quiet ? { ...options, quiet: true } : options;
+  if (rule.mine) await retellIfMine(deps, current, rule.mine, told);
+  else await tellEnd(deps, current, end.by, told);
+  return { endedNow: false, branch: current };
+}
+
+/**
+ * The told-again half alone: a branch found ended under one of `mine` (this work's marks) has its
+ * end told again under that mark — its writer may have died before telling it. Others' ends are theirs.
+ */
+export async function retellIfMine(deps: SpawnerDeps, branch: BranchRecord, mine: readonly WorkMark[], options: TellOptions = {}): Promise<void> {
+  const by = branch.advancedBy;
+  if (isTerminal(branch.status) && by !== undefined && mine.includes(by)) await tellEnd(deps, branch, by, options);
 }
 
 /**
@@ -199,14 +225,8 @@ export async function endForParent(
   end: { status: 'CANCELLED' | 'FAILED'; by: WorkMark; error: string },
   retell = true,
 ): Promise<BranchRecord> {
-  let current = child;
-  if (!isTerminal(current.status)) {
-    const ended = await endBranch(deps, current, end, { parentDeciding: true });
-    if (ended) return ended;
-    current = (await deps.store.getBranch(scopeOf(child), child.id)) ?? current;
-  }
-  if (isTerminal(current.status) && current.advancedBy === end.by) await tellEnd(deps, current, end.by, { parentDeciding: true, quiet: !retell });
-  return current;
+  const rule = { mine: [end.by], quiet: !retell, readBack: 'after-loss' } as const;
+  return (await endOrRetell(deps, child, end, { parentDeciding: true }, rule)).branch;
 }
 
 /** Step 2c for the root: the run ends with it, and says so (a retry of the work that ended it says so again). */
@@ -226,4 +246,4 @@ async function finishRun(deps: SpawnerDeps, root: BranchRecord, by: WorkMark): P
 }
 
 /** The ends the sync point's steps use (sync-point.ts). */
-export const branchEnds: BranchEnds = { endBranch, tellEnd, endForParent, cancelChildren };
+export const branchEnds: BranchEnds = { endOrRetell, retellIfMine, endForParent, cancelChildren };

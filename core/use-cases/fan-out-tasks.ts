@@ -5,7 +5,7 @@ import { childId, isTerminal, type BranchRecord, type Scope } from '../model';
 import { mapLimit } from '../map-limit';
 import { dispatchBatch } from './fan-out-batch';
 import { WorkMark } from '../work-mark';
-import { branchEnds, endBranch, endedAbove, endOrRetell, tellEnd } from './end-branch';
+import { branchEnds, endedAbove, endOrRetell } from './end-branch';
 import { settleSyncPoint } from './sync-point';
 
 /** The fan-out tasks over the use cases (what every orchestrator's tasks call). */
@@ -79,19 +79,17 @@ export async function recordFanOutFailure(deps: SpawnerDeps, input: FanOutFailur
   deps.meter?.add(scope, { stepFunctionsTransitions: 1 });
   const by = WorkMark.settle(input.parentId, input.seq);
   const error = `the fan-out of sync point ${input.seq} failed: ${input.error}${input.cause ? ` (${input.cause.slice(0, 500)})` : ''}`;
-  // Conditional on the version read: the parent may be resumed and wait on its next sync point meanwhile.
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const parent = await deps.store.getBranch(scope, input.parentId);
-    if (!parent) return;
-    if (isTerminal(parent.status)) {
-      // Its own end, or the one its Aggregate wrote before failing for good (this is that task's Catch).
-      const aggregated = WorkMark.aggregate(input.parentId, input.seq);
-      if (parent.advancedBy === by || parent.advancedBy === aggregated) await tellEnd(deps, parent, parent.advancedBy);
-      return;
-    }
-    if (parent.status !== 'WAITING' || parent.spawn?.seq !== input.seq) return;
-    if (await endBranch(deps, parent, { status: 'FAILED', by, error, atVersion: true })) return;
-  }
+  const parent = await deps.store.getBranch(scope, input.parentId);
+  if (!parent) return;
+  // Conditional on the version read (tried again on a change that left it waiting here): the
+  // parent may be resumed and wait on its next sync point meanwhile. Ended already: its own end is
+  // told again, or the one its Aggregate wrote before failing for good (this is that task's Catch).
+  await endOrRetell(deps, parent, { status: 'FAILED', by, error, atVersion: true }, {}, {
+    mayEnd: (p) => p.status === 'WAITING' && p.spawn?.seq === input.seq,
+    mine: [by, WorkMark.aggregate(input.parentId, input.seq)],
+    tries: 5,
+    readBack: 'never',
+  });
 }
 
 /**

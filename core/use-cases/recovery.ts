@@ -53,7 +53,7 @@ export async function failPoisonedStep(
   const error = `poison message: step ${message.step} of branch ${branch.id} kept failing${tries} and went to the dead-letter queue`;
   const by = WorkMark.dlq(delivery.messageId);
   // If it ended meanwhile, whatever ended it told its parent, or will; it is told again to be sure.
-  return (await endOrRetell(deps, branch, { status: 'FAILED', by, error }, token)) ? 'failed' : 'told';
+  return (await endOrRetell(deps, branch, { status: 'FAILED', by, error }, token)).endedNow ? 'failed' : 'told';
 }
 
 /** True when processing `message` is what the branch is waiting for (mirrors executeStep). */

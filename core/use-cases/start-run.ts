@@ -3,7 +3,6 @@ import { agentTimeoutRefusal, resolveLimits } from '../limits';
 import { agentRetryRefusal } from '../retry-policy';
 import {
   DEFAULT_FAILURE_POLICY,
-  isTerminal,
   ROOT_BRANCH_ID,
   type AgentRegistry,
   type BranchRecord,
@@ -14,7 +13,7 @@ import {
 import { ValidationError } from '../errors';
 import type { Scenario } from '../scenario';
 import { publish, type SpawnerDeps } from './deps';
-import { endBranch, tellEnd } from './end-branch';
+import { endBranch, endOrRetell } from './end-branch';
 import { WorkMark } from '../work-mark';
 
 export interface StartRunInput {
@@ -104,10 +103,13 @@ export async function startRun(deps: SpawnerDeps, input: StartRunInput): Promise
       // An earlier try wrote the root after the cancel looked for it: end it here — or, if that
       // try ended it and died before telling it, tell it again (its BranchCancelled). Under the
       // start's own mark: the cancel tells the run's end, the start only the root's.
-      if (existingRoot && existingRoot.status === 'PENDING') {
-        await endBranch(deps, existingRoot, { status: 'CANCELLED', by: WorkMark.start, error: existing.error ?? `the run is ${existing.status}` });
-      } else if (existingRoot && isTerminal(existingRoot.status) && existingRoot.advancedBy === WorkMark.start) {
-        await tellEnd(deps, existingRoot, WorkMark.start);
+      // (Only a root not yet started: one that started is its steps' to end; a write lost is the winner's to tell.)
+      if (existingRoot) {
+        await endOrRetell(deps, existingRoot, { status: 'CANCELLED', by: WorkMark.start, error: existing.error ?? `the run is ${existing.status}` }, {}, {
+          mayEnd: (root) => root.status === 'PENDING',
+          mine: [WorkMark.start],
+          readBack: 'never',
+        });
       }
       return { runId, created };
     }

@@ -429,7 +429,7 @@ export async function settleSyncPoint(
     // A retry of a settlement that died after cancelling children, found the parent moved on
     // (another settlement resumed it): the ends it wrote are told here, or never.
     for (const child of await deps.store.getBranches(scope, await earlierChildIds(deps, scope, parent, seq))) {
-      if (isTerminal(child.status) && child.advancedBy === by) await ends.tellEnd(deps, child, by, { parentDeciding: true });
+      await ends.retellIfMine(deps, child, [by], { parentDeciding: true });
     }
   }
   const spawn = parent.spawn!;
@@ -587,11 +587,11 @@ function settledEarly(children: readonly BranchOutcome[], by: WorkMark): boolean
  * failed under the settlement's mark leaves the telling to the settlement that wrote it.
  */
 async function failParent(deps: SpawnerDeps, ends: BranchEnds, parent: BranchRecord, seq: number, by: WorkMark, error: string, retell: boolean) {
-  if (isTerminal(parent.status)) {
-    if (parent.advancedBy === by && retell) await ends.tellEnd(deps, parent, by, { mayHaveChildren: false });
-    return;
-  }
-  if (parent.spawn?.seq !== seq) return;
-  // Its children were settled by the caller: nothing to cancel below it.
-  await ends.endBranch(deps, parent, { status: 'FAILED', by, error, from: ['WAITING'] }, { mayHaveChildren: false });
+  // Its children were settled by the caller: nothing to cancel below it. A write lost is the
+  // winner's to tell (another settlement of this sync point, alive, may have won it).
+  await ends.endOrRetell(deps, parent, { status: 'FAILED', by, error, from: ['WAITING'] }, { mayHaveChildren: false }, {
+    mayEnd: (p) => p.spawn?.seq === seq,
+    mine: retell ? [by] : [],
+    readBack: 'never',
+  });
 }

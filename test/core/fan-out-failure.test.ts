@@ -8,6 +8,7 @@ import { recordFanOutFailure } from '../../core/use-cases';
 import type { AgentInvocation, AgentInvoker } from '../../core/ports';
 import { KindRouter } from '../../adapters/agents/agent-invoker';
 import { ScriptInvoker } from '../../adapters/agents/script-invoker';
+import { WorkMark } from '../../core/work-mark';
 import { createMemoryHarness, scriptAgents } from '../support/memory-harness';
 
 const TEAM = 'team-a';
@@ -51,6 +52,33 @@ describe('a fan-out that failed for good', () => {
       expect(outcome.branches.filter((b) => b.parentId === 'root').map((b) => b.status)).toEqual(['CANCELLED']);
       expect(outcome.events.filter((e) => e.type === 'BranchFailed' && e.branchId === 'root')).toHaveLength(2);
       expect(outcome.events.filter((e) => e.type === 'RunFailed').length).toBeGreaterThanOrEqual(1);
+    } finally {
+      h.stop();
+    }
+  });
+
+  it('tells again an end its Aggregate wrote (it is that task\'s Catch), and no other work\'s end', async () => {
+    const h = createMemoryHarness();
+    const agents = scriptAgents({
+      Boss: { allowed: ['Worker'], responses: [{ next_action: 'parallel_invoke', agents: ['Worker'] }, { next_action: 'final_response', content: 'ok' }] },
+      Worker: { responses: [{ next_action: 'final_response', content: 'done' }] },
+    });
+    try {
+      const outcome = await h.run({ team: TEAM, name: 'fan-out-catch', request: 'x', entry: 'Boss', agents });
+      const scope = { team: TEAM, runId: outcome.run.runId };
+      const input = { ...scope, parentId: 'root', seq: 1, error: 'States.TaskFailed' };
+      const failedBy = async (by: WorkMark): Promise<number> => {
+        // The root as the Aggregate (or other work) would have left it: FAILED under that work's mark.
+        const root = (await h.store.getBranch(scope, 'root'))!;
+        await h.store.updateBranch(scope, 'root', root.version, { status: 'FAILED', error: 'the aggregate failed', advancedBy: by });
+        const before = h.events.length;
+        await recordFanOutFailure(h.deps, input);
+        return h.events.slice(before).filter((e) => e.type === 'BranchFailed' && e.branchId === 'root').length;
+      };
+      expect(await failedBy(WorkMark.aggregate('root', 1))).toBe(1);
+      expect(await failedBy(WorkMark.settle('root', 1))).toBe(1);
+      expect(await failedBy(WorkMark.cancel)).toBe(0);
+      expect(await failedBy(WorkMark.settle('root', 2))).toBe(0);
     } finally {
       h.stop();
     }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { cancelRun } from '../../core/use-cases';
+import { WorkMark } from '../../core/work-mark';
 import { behaviours, checkInvariants } from '../support/behaviours';
 import { createMemoryHarness, scriptAgents } from '../support/memory-harness';
 
@@ -32,6 +33,24 @@ describe('idempotent run start and cancellation', () => {
     expect(await startRun(h.deps, input)).toEqual({ runId: 'fixed', created: false });
     expect(h.queue.sent).toBe(2); // the root was still PENDING: its first step is offered again, harmlessly
     h.stop();
+  });
+
+  it('a repeated start that finds its run ended ends only a root never started (one that started is the cancel\'s)', async () => {
+    const h = createMemoryHarness();
+    const agents = scriptAgents({ A: { responses: [{ next_action: 'final_response', content: 1 }] } });
+    const input = { team: 't', runId: 'started', name: 'n', request: 'x', entry: 'A', agents };
+    const scope = { team: 't', runId: 'started' };
+    const { startRun } = await import('../../core/use-cases');
+    try {
+      await startRun(h.deps, input);
+      const root = (await h.store.getBranch(scope, 'root'))!;
+      await h.store.updateBranch(scope, 'root', root.version, { status: 'RUNNING', startedAt: 1 });
+      await h.store.finishRun(scope, 'CANCELLED', { endedAt: 2, error: 'cancelled', endedBy: WorkMark.cancel });
+      await startRun(h.deps, input);
+      expect((await h.store.getBranch(scope, 'root'))?.status).toBe('RUNNING');
+    } finally {
+      h.stop();
+    }
   });
 
   it('cancelling a run cancels every active branch and ends the run CANCELLED', async () => {
