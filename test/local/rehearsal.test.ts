@@ -154,14 +154,14 @@ describe('the behaviours table through the rehearsal', RUNS, () => {
 });
 
 describe('callbacks through the stack', RUNS, () => {
-  it("a callback answered through API Gateway (IAM-signed): 202 once, 409 again; the run completes with the answer", async () => {
+  it("a callback answered through API Gateway (IAM-signed): 202 once, 409 again, the run completes with the answer; 410 after a cancel", async () => {
     const scenario = {
       name: 'rehearsed-approval',
       request: 'ship',
       entry: 'Approver',
       agents: { Approver: { kind: 'script', responses: [{ next_action: 'wait_for_callback', timeout_seconds: 600 }, { next_action: 'final_response', content: '$input' }] } },
     };
-    // Every callback event of this test's run (the bus tells it; its run id is known after the POST).
+    // Every callback event of this test's runs (the bus tells it; a run's id is known after its POST).
     const asked = new Map<string, (token: string) => void>();
     const tokens = new Map<string, string>();
     const stop = stack.onLifecycleEvent((e) => {
@@ -169,22 +169,36 @@ describe('callbacks through the stack', RUNS, () => {
       tokens.set(e.runId, String(e.detail.token));
       asked.get(e.runId)?.(String(e.detail.token));
     });
-    const started = await stack.request('POST', '/runs', { body: scenario });
-    expect(started.statusCode, started.body).toBe(202);
-    const { runId } = JSON.parse(started.body) as { runId: string };
-    const token = await new Promise<string>((resolve) => {
-      asked.set(runId, resolve);
-      if (tokens.has(runId)) resolve(tokens.get(runId)!);
-    });
-    stop();
-    const path = `/runs/${runId}/callbacks/${token}`;
-    const first = await stack.request('POST', path, { body: { approved: true } });
-    expect(first.statusCode, first.body).toBe(202);
-    const again = await stack.request('POST', path, { body: { approved: false } });
-    expect(again.statusCode, again.body).toBe(409);
-    const run = await stack.waitForRun(runId);
-    expect(run).toMatchObject({ status: 'COMPLETED', result: { approved: true } });
-    expect(stack.denials).toEqual([]);
+    const awaiting = async () => {
+      const started = await stack.request('POST', '/runs', { body: scenario });
+      expect(started.statusCode, started.body).toBe(202);
+      const { runId } = JSON.parse(started.body) as { runId: string };
+      const token = await new Promise<string>((resolve) => {
+        asked.set(runId, resolve);
+        if (tokens.has(runId)) resolve(tokens.get(runId)!);
+      });
+      return { runId, path: `/runs/${runId}/callbacks/${token}` };
+    };
+    try {
+      const { runId, path } = await awaiting();
+      const first = await stack.request('POST', path, { body: { approved: true } });
+      expect(first.statusCode, first.body).toBe(202);
+      const again = await stack.request('POST', path, { body: { approved: false } });
+      expect(again.statusCode, again.body).toBe(409);
+      const run = await stack.waitForRun(runId);
+      expect(run).toMatchObject({ status: 'COMPLETED', result: { approved: true } });
+
+      const cancelled = await awaiting();
+      const cancel = await stack.request('POST', `/runs/${cancelled.runId}/cancel`);
+      expect(cancel.statusCode, cancel.body).toBe(202);
+      const late = await stack.request('POST', cancelled.path, { body: { approved: true } });
+      expect(late.statusCode, late.body).toBe(410);
+      expect(JSON.parse(late.body)).toMatchObject({ error: 'GoneError', message: expect.stringMatching(/the branch was cancelled/) });
+      expect((await stack.waitForRun(cancelled.runId)).status).toBe('CANCELLED');
+      expect(stack.denials).toEqual([]);
+    } finally {
+      stop();
+    }
   });
 });
 
