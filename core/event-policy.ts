@@ -7,7 +7,7 @@
  * ones however often it is replayed. The bus and the run's stored stream (recordedEvents) are
  * filtered; the trace, the local hooks and the handlers' metrics see every event.
  */
-import type { LifecycleEvent, EventType } from './events';
+import { isRunEnd, type LifecycleEvent, type EventType } from './events';
 import type { EventPublisher } from './ports';
 import { stableChance } from './stable-chance';
 
@@ -24,14 +24,13 @@ export interface EventPolicy {
 /** Every event to the bus (the default). */
 export const SEND_ALL_EVENTS: EventPolicy = { branches: 'all', sample: 1 };
 
-const RUN_LEVEL: ReadonlySet<EventType> = new Set(['RunStarted', 'RunCompleted', 'RunFailed', 'RunCancelled']);
 const BRANCH_ENDS: ReadonlySet<EventType> = new Set(['BranchCompleted', 'BranchFailed', 'BranchCancelled']);
 /** The draw's seed: fixed, so the sample is the same in every function and every replay. */
 const SAMPLE_SEED = 0x5eed;
 
 /** Whether the event goes to the bus under the policy. */
 export function sendsToBus(event: LifecycleEvent, policy: EventPolicy = SEND_ALL_EVENTS): boolean {
-  if (RUN_LEVEL.has(event.type)) return true;
+  if (event.type === 'RunStarted' || isRunEnd(event)) return true;
   if (policy.branches === 'off') return false;
   if (policy.branches === 'ends' && !BRANCH_ENDS.has(event.type)) return false;
   return policy.sample >= 1 || stableChance(SAMPLE_SEED, `${event.team}/${event.runId}/${event.branchId ?? ''}`) < policy.sample;

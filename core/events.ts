@@ -1,6 +1,7 @@
 /** Lifecycle events (EventBridge `source: "branch-spawner"`, detail-type = `type`). */
 import { jsonBytes } from './bounded-value';
-import type { BranchRecord, BranchType, RunStatus, Suspension } from './model';
+import type { CompletionReason } from './fan-in-decision';
+import type { BranchRecord, BranchStatus, BranchType, RunStatus, Suspension, SyncCounters } from './model';
 import type { ToolCallRecord } from './tools';
 
 export const EVENT_SOURCE = 'branch-spawner';
@@ -28,63 +29,126 @@ export type EventType = (typeof EVENT_TYPES)[number];
 export const RUN_END_EVENTS = { COMPLETED: 'RunCompleted', FAILED: 'RunFailed', CANCELLED: 'RunCancelled' } as const;
 export type RunEndType = (typeof RUN_END_EVENTS)[keyof typeof RUN_END_EVENTS];
 
-const RUN_END_TYPES: ReadonlySet<string> = new Set(Object.values(RUN_END_EVENTS));
+const RUN_END_TYPES: readonly RunEndType[] = Object.values(RUN_END_EVENTS);
 
-/** True for RunCompleted, RunFailed and RunCancelled. */
-export function isRunEnd<E extends { type: string }>(event: E): event is E & { type: RunEndType } {
-  return RUN_END_TYPES.has(event.type);
+/** True for RunCompleted, RunFailed and RunCancelled (the one test of a run's end), its detail then typed. */
+export function isRunEnd(event: { type: string }): event is LifecycleEvent<RunEndType> {
+  return isEventOf(event, ...RUN_END_TYPES);
 }
 
-export interface LifecycleEvent {
-  /**
-   * Stable id (see eventId): the same on every publication of the same change (a re-publish after
-   * a crash, the events read back from the records), different for every other event.
-   */
-  eventId: string;
-  type: EventType;
-  team: string;
-  runId: string;
-  branchId?: string;
-  time: number;
-  detail: Record<string, unknown>;
+/** What every branch event carries about its branch. */
+export type BranchEventDetail = {
+  parentId: string | null;
+  agent: string;
+  type: BranchType;
+  depth: number;
+  status: BranchStatus;
+  startedAt?: number;
+  endedAt?: number;
+};
+
+/** `{ [name]: value }` within EVENT_RESULT_MAX_BYTES, else `{ [name]Truncated: true, [name]Bytes }` (see cappedValue). */
+export type Capped<N extends string> = Partial<Record<N, unknown> & Record<`${N}Truncated`, true> & Record<`${N}Bytes`, number>>;
+
+/** The end of a run: RunCompleted, RunFailed, RunCancelled. */
+export type RunEndDetail = {
+  status: RunStatus;
+  error?: string;
+};
+
+/**
+ * Each event type's `detail`, the one place it is written down: the constructors below build
+ * them, and a consumer that narrows an event by its `type` reads its detail typed.
+ */
+export interface EventDetails {
+  RunStarted: { status: 'RUNNING'; name: string };
+  RunCompleted: RunEndDetail;
+  RunFailed: RunEndDetail;
+  RunCancelled: RunEndDetail;
+  BranchCreated: BranchEventDetail & { seq?: number };
+  BranchCompleted: BranchEventDetail & Capped<'result'>;
+  BranchFailed: BranchEventDetail & { error?: string };
+  BranchCancelled: BranchEventDetail & { reason?: string };
+  SyncPointReached: SyncCounters & {
+    seq: number;
+    outcome: 'resume' | 'fail';
+    reason: string;
+    completion_reason: CompletionReason;
+    results: SyncPointChildResult[];
+    resultsTruncated?: true;
+  };
+  ToolCalled: Pick<ToolCallRecord, keyof ToolCallRecord> & { agent: string; step: number };
+  BranchRetryScheduled: { step: number; attempt: number; delaySeconds: number; error: string };
+  BranchWaiting: { agent: string; step: number; since: number; until: number; seconds: number };
+  BranchWaitingForCallback: { agent: string; step: number; since: number; token?: string; timeoutAt: number } & Capped<'message'>;
+  BranchResumed: { agent: string; step: number; reason: 'wait-over' | 'callback-answered' };
+  AgentRetryScheduled: { agent: string; step: number; attempt: number; attempts: number; delayMs: number; kind: string; error: string };
 }
 
-export function runEvent(
-  type: 'RunStarted' | 'RunCompleted' | 'RunFailed' | 'RunCancelled',
+/**
+ * A lifecycle event, a union discriminated by `type` (`LifecycleEvent<'RunFailed'>` for one type,
+ * any type without an argument): narrowing it by its type (`switch (event.type)`, isEventOf,
+ * isRunEnd) types its detail as EventDetails has it.
+ */
+export type LifecycleEvent<T extends EventType = EventType> = {
+  [K in T]: {
+    /**
+     * Stable id (see eventId): the same on every publication of the same change (a re-publish after
+     * a crash, the events read back from the records), different for every other event.
+     */
+    eventId: string;
+    type: K;
+    team: string;
+    runId: string;
+    branchId?: string;
+    time: number;
+    detail: EventDetails[K];
+  };
+}[T];
+
+/** True for an event of one of `types`, its detail then typed. */
+export function isEventOf<T extends EventType>(event: { type: string }, ...types: T[]): event is LifecycleEvent<T> {
+  return (types as string[]).includes(event.type);
+}
+
+/** An event of `type` (the one place its parts are put together). */
+function lifecycleEvent<T extends EventType>(
+  type: T,
   scope: { team: string; runId: string },
+  branchId: string | undefined,
   time: number,
-  detail: { status: RunStatus } & Record<string, unknown>,
-): LifecycleEvent {
-  return { eventId: eventId(scope, type), type, team: scope.team, runId: scope.runId, time, detail };
+  id: string,
+  detail: EventDetails[T],
+): LifecycleEvent<T> {
+  return { eventId: id, type, team: scope.team, runId: scope.runId, ...(branchId === undefined ? {} : { branchId }), time, detail } as LifecycleEvent<T>;
 }
 
-export function branchEvent(
-  type: 'BranchCreated' | 'BranchCompleted' | 'BranchFailed' | 'BranchCancelled',
+export function runEvent<T extends 'RunStarted' | RunEndType>(type: T, scope: { team: string; runId: string }, time: number, detail: EventDetails[T]): LifecycleEvent<T> {
+  return lifecycleEvent(type, scope, undefined, time, eventId(scope, type), detail);
+}
+
+type BranchEventType = 'BranchCreated' | 'BranchCompleted' | 'BranchFailed' | 'BranchCancelled';
+
+export function branchEvent<T extends BranchEventType>(
+  type: T,
   branch: Pick<BranchRecord, 'team' | 'runId' | 'id' | 'parentId' | 'agent' | 'type' | 'depth' | 'status'> &
     Partial<Pick<BranchRecord, 'startedAt' | 'endedAt' | 'result'>>,
   time: number,
-  extra: Record<string, unknown> = {},
-): LifecycleEvent {
-  return {
-    eventId: eventId(branch, type, branch.id),
-    type,
-    team: branch.team,
-    runId: branch.runId,
-    branchId: branch.id,
-    time,
-    detail: {
-      parentId: branch.parentId,
-      agent: branch.agent,
-      type: branch.type as BranchType,
-      depth: branch.depth,
-      status: branch.status,
-      ...(branch.startedAt !== undefined ? { startedAt: branch.startedAt } : {}),
-      ...(branch.endedAt !== undefined ? { endedAt: branch.endedAt } : {}),
-      // BranchCompleted carries the result (capped, see cappedResult).
-      ...(type === 'BranchCompleted' ? cappedResult(branch.result) : {}),
-      ...extra,
-    },
-  };
+  extra?: Omit<EventDetails[T], keyof BranchEventDetail | keyof Capped<'result'>>,
+): LifecycleEvent<T> {
+  const detail = {
+    parentId: branch.parentId,
+    agent: branch.agent,
+    type: branch.type as BranchType,
+    depth: branch.depth,
+    status: branch.status,
+    ...(branch.startedAt !== undefined ? { startedAt: branch.startedAt } : {}),
+    ...(branch.endedAt !== undefined ? { endedAt: branch.endedAt } : {}),
+    // BranchCompleted carries the result (capped, see cappedResult).
+    ...(type === 'BranchCompleted' ? cappedResult(branch.result) : {}),
+    ...extra,
+  } as EventDetails[T];
+  return lifecycleEvent(type, branch, branch.id, time, eventId(branch, type, branch.id), detail);
 }
 
 export function syncPointEvent(
@@ -92,10 +156,10 @@ export function syncPointEvent(
   parentId: string,
   seq: number,
   time: number,
-  detail: Record<string, unknown>,
-): LifecycleEvent {
+  detail: Omit<EventDetails['SyncPointReached'], 'seq'>,
+): LifecycleEvent<'SyncPointReached'> {
   const type = 'SyncPointReached';
-  return { eventId: eventId(scope, type, parentId, seq), type, team: scope.team, runId: scope.runId, branchId: parentId, time, detail: { seq, ...detail } };
+  return lifecycleEvent(type, scope, parentId, time, eventId(scope, type, parentId, seq), { seq, ...detail });
 }
 
 /**
@@ -108,9 +172,9 @@ export function toolCalledEvent(
   call: number,
   record: ToolCallRecord,
   time: number,
-): LifecycleEvent {
+): LifecycleEvent<'ToolCalled'> {
   const type = 'ToolCalled';
-  return { eventId: eventId(branch, type, branch.id, step, call), type, team: branch.team, runId: branch.runId, branchId: branch.id, time, detail: { agent: branch.agent, step, ...record } };
+  return lifecycleEvent(type, branch, branch.id, time, eventId(branch, type, branch.id, step, call), { agent: branch.agent, step, ...record });
 }
 
 /**
@@ -121,17 +185,15 @@ export function retryEvent(
   message: { team: string; runId: string; branchId: string; step: number },
   time: number,
   detail: { attempt: number; delaySeconds: number; error: string },
-): LifecycleEvent {
-  const error = detail.error.length > 1000 ? `${detail.error.slice(0, 997)}...` : detail.error;
-  return {
-    eventId: eventId(message, 'BranchRetryScheduled', message.branchId, message.step, detail.attempt),
-    type: 'BranchRetryScheduled',
-    team: message.team,
-    runId: message.runId,
-    branchId: message.branchId,
-    time,
-    detail: { step: message.step, attempt: detail.attempt, delaySeconds: detail.delaySeconds, error },
-  };
+): LifecycleEvent<'BranchRetryScheduled'> {
+  const type = 'BranchRetryScheduled';
+  const id = eventId(message, type, message.branchId, message.step, detail.attempt);
+  return lifecycleEvent(type, message, message.branchId, time, id, { step: message.step, attempt: detail.attempt, delaySeconds: detail.delaySeconds, error: cappedError(detail.error) });
+}
+
+/** An error message as events carry it: at most 1,000 characters. */
+function cappedError(error: string): string {
+  return error.length > 1000 ? `${error.slice(0, 997)}...` : error;
 }
 
 /**
@@ -176,15 +238,15 @@ export function suspendedEvent(
   branch: Pick<BranchRecord, 'team' | 'runId' | 'id' | 'agent'>,
   suspension: Suspension,
   time: number,
-): LifecycleEvent {
+): LifecycleEvent<'BranchWaiting' | 'BranchWaitingForCallback'> {
   const type = suspension.kind === 'wait' ? 'BranchWaiting' : 'BranchWaitingForCallback';
-  const base = { eventId: eventId(branch, type, branch.id, suspension.step), team: branch.team, runId: branch.runId, branchId: branch.id, time };
+  const id = eventId(branch, type, branch.id, suspension.step);
   const common = { agent: branch.agent, step: suspension.step, since: suspension.since };
   if (suspension.kind === 'wait') {
-    return { ...base, type: 'BranchWaiting', detail: { ...common, until: suspension.until, seconds: Math.max(0, (suspension.until - suspension.since) / 1000) } };
+    return lifecycleEvent('BranchWaiting', branch, branch.id, time, id, { ...common, until: suspension.until, seconds: Math.max(0, (suspension.until - suspension.since) / 1000) });
   }
   const message = suspension.message === undefined ? {} : cappedValue('message', suspension.message);
-  return { ...base, type: 'BranchWaitingForCallback', detail: { ...common, token: suspension.token, timeoutAt: suspension.until, ...message } };
+  return lifecycleEvent('BranchWaitingForCallback', branch, branch.id, time, id, { ...common, token: suspension.token, timeoutAt: suspension.until, ...message });
 }
 
 /** A suspended branch goes on: its wait is over, or its callback was answered (the answer is its next input). */
@@ -192,16 +254,13 @@ export function resumedEvent(
   branch: Pick<BranchRecord, 'team' | 'runId' | 'id' | 'agent'>,
   suspension: Pick<Suspension, 'kind' | 'step'>,
   time: number,
-): LifecycleEvent {
-  return {
-    eventId: eventId(branch, 'BranchResumed', branch.id, suspension.step),
-    type: 'BranchResumed',
-    team: branch.team,
-    runId: branch.runId,
-    branchId: branch.id,
-    time,
-    detail: { agent: branch.agent, step: suspension.step, reason: suspension.kind === 'wait' ? 'wait-over' : 'callback-answered' },
-  };
+): LifecycleEvent<'BranchResumed'> {
+  const type = 'BranchResumed';
+  return lifecycleEvent(type, branch, branch.id, time, eventId(branch, type, branch.id, suspension.step), {
+    agent: branch.agent,
+    step: suspension.step,
+    reason: suspension.kind === 'wait' ? 'wait-over' : 'callback-answered',
+  });
 }
 
 /**
@@ -214,18 +273,14 @@ export function agentRetryEvent(
   step: number,
   time: number,
   detail: { attempt: number; attempts: number; delayMs: number; kind: string; error: string },
-): LifecycleEvent {
+): LifecycleEvent<'AgentRetryScheduled'> {
   const type = 'AgentRetryScheduled';
-  const error = detail.error.length > 1000 ? `${detail.error.slice(0, 997)}...` : detail.error;
-  return {
-    eventId: eventId(branch, type, branch.id, step, detail.attempt),
-    type,
-    team: branch.team,
-    runId: branch.runId,
-    branchId: branch.id,
-    time,
-    detail: { agent: branch.agent, step, ...detail, error },
-  };
+  return lifecycleEvent(type, branch, branch.id, time, eventId(branch, type, branch.id, step, detail.attempt), {
+    agent: branch.agent,
+    step,
+    ...detail,
+    error: cappedError(detail.error),
+  });
 }
 
 /**
@@ -236,14 +291,14 @@ export function agentRetryEvent(
 export const EVENT_RESULT_MAX_BYTES = 32 * 1024;
 
 /** `{ result }`, or `{ resultTruncated: true, resultBytes }` when it is over the cap. */
-export function cappedResult(result: unknown, maxBytes = EVENT_RESULT_MAX_BYTES): Record<string, unknown> {
+export function cappedResult(result: unknown, maxBytes = EVENT_RESULT_MAX_BYTES): Capped<'result'> {
   return cappedValue('result', result, maxBytes);
 }
 
 /** `{ [name]: value }`, or `{ [name]Truncated: true, [name]Bytes }` when it is over the cap. */
-function cappedValue(name: string, value: unknown, maxBytes = EVENT_RESULT_MAX_BYTES): Record<string, unknown> {
+function cappedValue<N extends string>(name: N, value: unknown, maxBytes = EVENT_RESULT_MAX_BYTES): Capped<N> {
   const bytes = jsonBytes(value ?? null);
-  return bytes <= maxBytes ? { [name]: value ?? null } : { [`${name}Truncated`]: true, [`${name}Bytes`]: bytes };
+  return (bytes <= maxBytes ? { [name]: value ?? null } : { [`${name}Truncated`]: true, [`${name}Bytes`]: bytes }) as Capped<N>;
 }
 
 export interface SyncPointChildResult {

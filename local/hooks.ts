@@ -10,7 +10,7 @@
  */
 import { resolve } from 'node:path';
 import { moduleHost } from '../adapters/modules/module-host';
-import { isRunEnd, type LifecycleEvent, type SyncPointChildResult } from '../core/events';
+import { isRunEnd, type BranchEventDetail, type LifecycleEvent, type SyncPointChildResult } from '../core/events';
 import type { BranchRecord, BranchType, RunStatus, Scope } from '../core/model';
 import type { CompletionReason } from '../core/fan-in-decision';
 import { errorMessage, ModuleCodeError, ValidationError } from '../core/errors';
@@ -139,49 +139,50 @@ export function attachHooks(
   };
   const dispatch = (event: LifecycleEvent): Promise<void> | undefined => {
     const scope: Scope = { team: event.team, runId: event.runId };
-    const d = event.detail;
-    const branch = (): HookBranch => ({
+    const branch = (d: BranchEventDetail): HookBranch => ({
       id: event.branchId!,
       runId: event.runId,
       team: event.team,
-      parentId: (d.parentId as string | null) ?? null,
-      agent: String(d.agent),
-      type: d.type as BranchType,
-      depth: Number(d.depth),
-      status: String(d.status),
+      parentId: d.parentId ?? null,
+      agent: d.agent,
+      type: d.type,
+      depth: d.depth,
+      status: d.status,
     });
     const stored = () => runtime.deps.store.getBranch(scope, event.branchId!);
     if (isRunEnd(event)) {
       return call('onRunEnded', event, async () => {
         const run = await runtime.deps.store.getRun(scope);
-        return [{ ...scope, status: run?.status ?? d.status, name: run?.name, result: run?.result ?? null, ...(run?.error ? { error: run.error } : {}) }];
+        return [{ ...scope, status: run?.status ?? event.detail.status, name: run?.name, result: run?.result ?? null, ...(run?.error ? { error: run.error } : {}) }];
       });
     }
     switch (event.type) {
       case 'RunStarted':
-        return call('onRunStarted', event, async () => [{ ...scope, status: 'RUNNING', name: d.name as string | undefined }]);
+        return call('onRunStarted', event, async () => [{ ...scope, status: 'RUNNING', name: event.detail.name }]);
       case 'BranchCreated':
-        return call('onBranchCreated', event, async () => [branch()]);
+        return call('onBranchCreated', event, async () => [branch(event.detail)]);
       case 'BranchCompleted':
-        return call('onBranchCompleted', event, async () => [branch(), d.resultTruncated ? (await stored())?.result ?? null : d.result ?? null]);
+        return call('onBranchCompleted', event, async () => [branch(event.detail), event.detail.resultTruncated ? (await stored())?.result ?? null : event.detail.result ?? null]);
       case 'BranchFailed':
-        return call('onBranchFailed', event, async () => [branch(), String(d.error ?? d.status)]);
+        return call('onBranchFailed', event, async () => [branch(event.detail), String(event.detail.error ?? event.detail.status)]);
       case 'BranchCancelled':
-        return call('onBranchCancelled', event, async () => [branch()]);
-      case 'SyncPointReached':
+        return call('onBranchCancelled', event, async () => [branch(event.detail)]);
+      case 'SyncPointReached': {
+        const d = event.detail;
         return call('onSynchronizationPoint', event, async () => {
-          let results = (d.results as SyncPointChildResult[] | undefined) ?? [];
+          let results = d.results ?? [];
           if (d.resultsTruncated) results = await fullResults(runtime, scope, results);
           const syncPoint: HookSyncPoint = {
             ...scope,
-            seq: Number(d.seq),
-            outcome: d.outcome as 'resume' | 'fail',
-            ...(typeof d.reason === 'string' ? { reason: d.reason } : {}),
-            ...(typeof d.completion_reason === 'string' ? { completion_reason: d.completion_reason as CompletionReason } : {}),
-            counters: { total: Number(d.total), succeeded: Number(d.succeeded), failed: Number(d.failed), cancelled: Number(d.cancelled) },
+            seq: d.seq,
+            outcome: d.outcome,
+            reason: d.reason,
+            completion_reason: d.completion_reason,
+            counters: { total: d.total, succeeded: d.succeeded, failed: d.failed, cancelled: d.cancelled },
           };
           return [event.branchId!, results, syncPoint];
         });
+      }
     }
     return undefined;
   };

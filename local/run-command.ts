@@ -241,7 +241,7 @@ export function summary(m: ReturnType<typeof computeMetrics>): string {
 export function tellCallbacks(runtime: LocalRuntime, err: NodeJS.WritableStream, dataDir: string | undefined): void {
   runtime.bus.subscribe((event) => {
     if (event.type !== 'BranchWaitingForCallback') return;
-    const until = new Date(event.detail.timeoutAt as number).toISOString();
+    const until = new Date(event.detail.timeoutAt).toISOString();
     const how = dataDir
       ? `answer it with: npx branch-spawner callback ${event.runId} ${String(event.detail.token)} --data ${dataDir} --answer '<json>'`
       : 'nothing outside this process can answer it: run the scenario with --data <dir> (then answer with branch-spawner callback ... --data <dir>) or start it on branch-spawner dev';

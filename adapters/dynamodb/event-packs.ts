@@ -3,7 +3,7 @@
  * and the packs of events each publication is written as.
  */
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
-import { eventId, type LifecycleEvent } from '../../core/events';
+import { eventId, isEventOf, type LifecycleEvent } from '../../core/events';
 import type { Scope } from '../../core/model';
 import type { StoredEvent } from '../../core/ports';
 import { EVENT_REFS, runPk, type Item, type Key } from './item-codec';
@@ -23,7 +23,8 @@ export const EVENT_PACK_BYTES = 256 * 1024;
 export const eventCounterKey = (scope: Scope): Key => ({ PK: runPk(scope), SK: EVENT_COUNTER_SK });
 export const eventSk = (seq: number): string => `${EVENT_PREFIX}${String(seq).padStart(12, '0')}`;
 
-type PackedEvent = Omit<LifecycleEvent, 'team' | 'runId' | 'eventId'> & { eventId?: string };
+/** An event as a pack holds it: without its team and run (the item's), its id only when not the one eventId derives. */
+type PackedEvent = Pick<LifecycleEvent, 'type' | 'branchId' | 'time' | 'detail'> & { eventId?: string };
 
 /** The items of events numbered `first`, `first + 1`, ... in one publication. */
 export function eventPackItems(scope: Scope, first: number, storedAt: number, events: readonly LifecycleEvent[]): Item[] {
@@ -59,8 +60,8 @@ export function eventPackItems(scope: Scope, first: number, storedAt: number, ev
 }
 
 function eventValueRefs(event: LifecycleEvent): string[] {
-  const detail = event.detail as Record<string, unknown> | undefined;
-  return [detail?.argumentsRef, detail?.outputRef].filter((ref): ref is string => typeof ref === 'string');
+  if (!isEventOf(event, 'ToolCalled')) return [];
+  return [event.detail.argumentsRef, event.detail.outputRef].filter((ref): ref is string => typeof ref === 'string');
 }
 
 /** The events of a pack item, each with its number. */
@@ -71,6 +72,7 @@ export function decodeEventPack(scope: Scope, item: Record<string, unknown>): St
   return packed.map((p, i) => ({
     seq: first + i,
     storedAt,
-    event: { eventId: p.eventId ?? eventId(scope, p.type, p.branchId), type: p.type, team: scope.team, runId: scope.runId, ...(p.branchId !== undefined ? { branchId: p.branchId } : {}), time: p.time, detail: p.detail },
+    // Packed from a LifecycleEvent (eventPackItems): its type and detail go together as they were.
+    event: { eventId: p.eventId ?? eventId(scope, p.type, p.branchId), type: p.type, team: scope.team, runId: scope.runId, ...(p.branchId !== undefined ? { branchId: p.branchId } : {}), time: p.time, detail: p.detail } as LifecycleEvent,
   }));
 }

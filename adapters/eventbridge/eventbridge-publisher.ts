@@ -127,7 +127,7 @@ function batches(entries: PutEventsRequestEntry[]): PutEventsRequestEntry[][] {
   return result;
 }
 
-function summarize(envelope: Record<string, unknown>, detail: Record<string, unknown>, originalBytes: number) {
+function summarize(envelope: Record<string, unknown>, detail: object, originalBytes: number) {
   const kept: Record<string, unknown> = {};
   const droppedKeys: string[] = [];
   for (const [key, value] of Object.entries(withoutKeys(detail, Object.keys(envelope)))) {
@@ -145,7 +145,7 @@ function summarize(envelope: Record<string, unknown>, detail: Record<string, unk
   return { ...envelope, truncated: true, originalBytes, droppedKeys: Object.keys(detail) };
 }
 
-function withoutKeys(record: Record<string, unknown>, keys: string[]): Record<string, unknown> {
+function withoutKeys(record: object, keys: string[]): Record<string, unknown> {
   return Object.fromEntries(Object.entries(record).filter(([key]) => !keys.includes(key)));
 }
 

@@ -1,6 +1,6 @@
 import { ConflictError, NotFoundError } from '../errors';
 import type { Scope } from '../model';
-import { runEvent } from '../events';
+import { runEvent, RUN_END_EVENTS } from '../events';
 import { publish, type SpawnerDeps } from './deps';
 import { endRun } from './end-branch';
 import { WorkMark } from '../work-mark';
@@ -19,6 +19,6 @@ export async function cancelRun(deps: SpawnerDeps, scope: Scope, reason = 'cance
   if (ended.outcome === 'not-ours') throw new ConflictError(`run ${scope.runId} is already ${ended.run?.status}`);
   if (ended.outcome === 'no-root') {
     // The run's start has not written its root yet; it will see the run cancelled and end it.
-    await publish(deps, runEvent('RunCancelled', scope, deps.clock.now(), { status: 'CANCELLED', error: reason }));
+    await publish(deps, runEvent(RUN_END_EVENTS.CANCELLED, scope, deps.clock.now(), { status: 'CANCELLED', error: reason }));
   }
 }

@@ -490,7 +490,7 @@ export async function settleSyncPoint(
     // reason a `continue` parent is given (the same rule, on the same children).
     const counters = countOutcomes(children);
     const completion_reason = completionReason(counters, sp, verdictOn(deps, sp, children));
-    await publish(deps, syncPointEvent(scope, parentId, seq, deps.clock.now(), { outcome, reason: claimed.reason, completion_reason, ...counters, ...syncPointResults(children) }));
+    await publish(deps, syncPointEvent(scope, parentId, seq, deps.clock.now(), { outcome: claimed.action, reason: claimed.reason, completion_reason, ...counters, ...syncPointResults(children) }));
   }
   // Stopped before the parent moves on, so a retry that finds the parent moved on knows it was.
   // A task of this very fan-out (a child's failed iteration) stops it last: once its execution is

@@ -22,6 +22,7 @@ import { emptyCost, type CostCounters } from '../../core/cost';
 import { CostMeter } from '../../core/cost-meter';
 import { mapLimit } from '../../core/map-limit';
 import { branchEvent } from '../../core/events';
+import { anEvent } from '../support/events';
 import type { BranchStore, CostSink } from '../../core/ports';
 import { WorkMark } from '../../core/work-mark';
 
@@ -186,7 +187,7 @@ export function describeBranchStoreConformance(name: string, factory: BranchStor
       it('numbers each run\'s events in the order appended and pages them after a number', async () => {
         const scope = newScope();
         await store.createRun(runRecord(scope));
-        const event = (i: number) => ({ eventId: `e${i}`, type: 'BranchCreated' as const, team: scope.team, runId: scope.runId, branchId: `root.${i}`, time: i, detail: { i } });
+        const event = (i: number) => anEvent('BranchCreated', { eventId: `e${i}`, team: scope.team, runId: scope.runId, branchId: `root.${i}`, time: i, detail: { depth: i } });
         await store.appendEvents(scope, [event(1), event(2)]);
         await Promise.all([store.appendEvents(scope, [event(3)]), store.appendEvents(scope, [event(4), event(5)])]);
         await store.appendEvents({ ...scope, runId: `${scope.runId}-other` }, [event(9)]);
@@ -221,7 +222,7 @@ export function describeBranchStoreConformance(name: string, factory: BranchStor
         await store.createRun(runRecord(scope));
         // 700 events of ~1 KB of incompressible text: over one pack's bytes.
         const text = (i: number) => Array.from({ length: 64 }, (_, k) => ((i * 7919 + k * 104729) % 2 ** 31).toString(36)).join('');
-        const big = Array.from({ length: 700 }, (_, i) => ({ eventId: `big${i}`, type: 'ToolCalled' as const, team: scope.team, runId: scope.runId, branchId: 'root', time: i, detail: { text: text(i) } }));
+        const big = Array.from({ length: 700 }, (_, i) => anEvent('ToolCalled', { eventId: `big${i}`, team: scope.team, runId: scope.runId, branchId: 'root', time: i, detail: { output: text(i) } }));
         await store.appendEvents(scope, [big[0]]);
         await store.appendEvents(scope, big.slice(1));
         const read: number[] = [];

@@ -1,15 +1,16 @@
 /** Which lifecycle events go to the team's bus: run-level always, per-branch by the team's setting. */
 import { describe, expect, it } from 'vitest';
 import { branchEvent, runEvent, syncPointEvent, type LifecycleEvent } from '../../core/events';
+import { detailOf, syncPointDetail } from '../support/events';
 import { busPublisher, eventPolicyProblem, sendsToBus, SEND_ALL_EVENTS, type EventPolicy } from '../../core/event-policy';
 
 const scope = { team: 't', runId: 'r1' };
 const branch = (id: string) => ({ ...scope, id, parentId: 'root', agent: 'A', type: 'SIMPLE' as const, depth: 1, status: 'COMPLETED' as const });
-const runStarted = runEvent('RunStarted', scope, 1, { status: 'RUNNING' });
-const runEnded = runEvent('RunCompleted', scope, 2, { status: 'COMPLETED' });
+const runStarted = runEvent('RunStarted', scope, 1, detailOf('RunStarted'));
+const runEnded = runEvent('RunCompleted', scope, 2, detailOf('RunCompleted'));
 const created = (id: string) => branchEvent('BranchCreated', branch(id), 1);
 const completed = (id: string) => branchEvent('BranchCompleted', branch(id), 2);
-const syncPoint = syncPointEvent(scope, 'root', 1, 3, {});
+const syncPoint = syncPointEvent(scope, 'root', 1, 3, syncPointDetail());
 
 const sent = (events: LifecycleEvent[], policy: EventPolicy) => events.filter((e) => sendsToBus(e, policy)).map((e) => `${e.type}:${e.branchId ?? ''}`);
 

@@ -25,7 +25,7 @@ async function awaitingCallback(): Promise<{ data: string; runId: string; token:
   const data = join(mkdtempSync(join(dir, 'folder-')), 'data');
   const runtime = await LocalRuntime.start({ dataDir: data });
   try {
-    const asked = new Promise<LifecycleEvent>((resolve) => runtime.bus.subscribe((event) => {
+    const asked = new Promise<LifecycleEvent<'BranchWaitingForCallback'>>((resolve) => runtime.bus.subscribe((event) => {
         if (event.type === 'BranchWaitingForCallback') resolve(event);
       }),);
     const runId = await runtime.startRun({

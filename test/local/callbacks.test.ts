@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { LifecycleEvent } from '../../core/events';
+import { isEventOf, type EventType } from '../../core/events';
 import { main } from '../../local/cli';
 import { captureIo } from '../support/io';
 import { cli, readTrace, ROOT, whenTrace, within } from '../reliability/contract-support';
@@ -37,9 +37,9 @@ const APPROVAL = scenario('approval', [
 function trial(name: string) {
   const trialDir = mkdtempSync(join(dir, `${name}-`));
   const trace = join(trialDir, 'trace.jsonl');
-  const first = (type: string) =>
+  const first = <T extends EventType>(type: T) =>
     within(
-      whenTrace(trialDir, trace, (events) => events.some((e) => e.type === type)).done.then((events) => events.find((e) => e.type === type)!),
+      whenTrace(trialDir, trace, (events) => events.some((e) => e.type === type)).done.then((events) => events.find((e) => isEventOf(e, type))!),
       PROCESS,
       () => `${name}: no ${type} in the trace`,
     );
@@ -65,7 +65,7 @@ describe('callbacks through the CLI', { concurrent: true, timeout: 4 * PROCESS }
   it('run --data prints how to answer; callback --data answers the run that holds the folder (202 once), a second answer is refused (exit 1)', async () => {
     const { data, trace, first } = trial('inbox');
     const run = cli(['run', APPROVAL, '--data', data, '--json', '--trace', trace]);
-    const asked: LifecycleEvent = await first('BranchWaitingForCallback');
+    const asked = await first('BranchWaitingForCallback');
     const token = String(asked.detail.token);
     const answered = await runCli(['callback', asked.runId, token, '--data', data, '--answer', '"approved"']);
     expect(answered, answered.stderr).toMatchObject({ code: 0, stderr: `run ${asked.runId}: callback answered, branch root goes on\n` });
@@ -115,7 +115,7 @@ describe('callbacks through the CLI', { concurrent: true, timeout: 4 * PROCESS }
     expect(JSON.parse(resumed.stdout)).toMatchObject({ status: 'COMPLETED', result: 'rested' });
     const woke = readTrace(trace).filter((e) => e.type === 'BranchResumed');
     expect(woke.length).toBeGreaterThanOrEqual(1);
-    for (const e of woke) expect(e.time).toBeGreaterThanOrEqual(waiting.detail.until as number);
+    for (const e of woke) expect(e.time).toBeGreaterThanOrEqual(waiting.detail.until);
   });
 
   it('an answer after the callback timed out is refused (exit 1) and the run FAILED with CallbackTimeout', async () => {

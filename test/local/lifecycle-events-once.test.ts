@@ -221,7 +221,7 @@ describe('a change told again after a crash', () => {
     // One id is one change: no other event shares it.
     const keyOf = new Map<string, string>();
     for (const e of outcome.events) {
-      const key = `${e.type} ${e.branchId ?? ''} ${JSON.stringify(e.detail.seq ?? null)}`;
+      const key = `${e.type} ${e.branchId ?? ''} ${JSON.stringify(('seq' in e.detail ? e.detail.seq : undefined) ?? null)}`;
       expect(keyOf.get(e.eventId) ?? key, `event ${e.eventId}`).toBe(key);
       keyOf.set(e.eventId, key);
     }

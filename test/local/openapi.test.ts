@@ -204,7 +204,7 @@ describe('the handler answers as documented', () => {
         const check = () => (seen.some((e) => e.runId === runId && e.type === 'BranchWaitingForCallback') ? resolve() : setImmediate(check));
         check();
       });
-      return seen.find((e) => e.runId === runId && e.type === 'BranchWaitingForCallback')!.detail.token as string;
+      return String(seen.filter((e) => e.type === 'BranchWaitingForCallback').find((e) => e.runId === runId)!.detail.token);
     };
     const approval = {
       name: 'approval',

@@ -35,7 +35,7 @@ describe('a transient agent failure in the rehearsed stack', () => {
     const researcher = branches.find((b) => b.agent === 'Researcher')!;
     expect([researcher.status, researcher.error]).toEqual(['COMPLETED', undefined]);
     expect(run.status).toBe('COMPLETED');
-    const retries = events.filter((e) => e.runId === runId && e.type === 'BranchRetryScheduled');
+    const retries = events.filter((e) => e.type === 'BranchRetryScheduled').filter((e) => e.runId === runId);
     expect(retries.map((e) => [e.branchId, e.detail.attempt])).toEqual([
       [researcher.id, 1],
       [researcher.id, 2],

@@ -106,7 +106,7 @@ describe('user tools in the rehearsed stack', RUNS, () => {
     const result = run.result as Record<string, string>;
     expect(JSON.parse(result.lookup_fact)).toEqual({ fact: `${BUNDLE_MARK}: tides`, agent: 'Toolsmith', runId: run.runId });
     expect(JSON.parse(result.weigh)).toEqual({ grams: 2000, tool: 'weigh', agent: 'Toolsmith' });
-    const calls = events.filter((e) => e.runId === run.runId && e.type === 'ToolCalled').map((e) => e.detail);
+    const calls = events.filter((e) => e.type === 'ToolCalled').filter((e) => e.runId === run.runId).map((e) => e.detail);
     expect(calls.map((c) => [c.tool, c.kind, c.status]).sort()).toEqual([
       ['lookup_fact', 'module', 'ok'],
       ['weigh', 'lambda', 'ok'],
@@ -116,7 +116,7 @@ describe('user tools in the rehearsed stack', RUNS, () => {
   it("by the stack's default the events carry no tool content, only references: the API gives each value whole from the team's bucket", async () => {
     const run = await runToolsmith();
     expect(run.status).toBe('COMPLETED');
-    const lookup = events.find((e) => e.runId === run.runId && e.type === 'ToolCalled' && e.detail.tool === 'lookup_fact')!.detail;
+    const lookup = events.filter((e) => e.type === 'ToolCalled').find((e) => e.runId === run.runId && e.detail.tool === 'lookup_fact')!.detail;
     expect(lookup).not.toHaveProperty('arguments');
     expect(lookup).not.toHaveProperty('output');
     expect(JSON.stringify(lookup)).not.toContain(BUNDLE_MARK);

@@ -136,7 +136,7 @@ export function expectEveryLifecycleEvent(
   const idsOf = new Map<string, Set<string>>();
   const changeOf = new Map<string, Set<string>>();
   for (const e of mine.filter((x) => ONE_PER_CHANGE.has(x.type))) {
-    const change = `${e.type} ${e.branchId ?? ''} ${JSON.stringify(e.detail.seq ?? null)}`;
+    const change = `${e.type} ${e.branchId ?? ''} ${JSON.stringify(('seq' in e.detail ? e.detail.seq : undefined) ?? null)}`;
     idsOf.set(change, (idsOf.get(change) ?? new Set()).add(e.eventId));
     changeOf.set(e.eventId, (changeOf.get(e.eventId) ?? new Set()).add(change));
   }

@@ -83,7 +83,7 @@ function checkPauses(world: World, branches: BranchRecord[], v: (message: string
   for (const e of world.events) {
     const b = e.branchId === undefined ? undefined : byId.get(e.branchId);
     if (!b) continue;
-    const key = `${b.id}@${String(e.detail.step)}`;
+    const key = `${b.id}@${String('step' in e.detail ? e.detail.step : undefined)}`;
     if (e.type === 'BranchWaitingForCallback') {
       const taken = world.answerWrites.get(key) ?? 0;
       const timedOut = b.status === 'FAILED' && (b.error ?? '').startsWith('CallbackTimeout');
@@ -94,10 +94,10 @@ function checkPauses(world: World, branches: BranchRecord[], v: (message: string
       if (b.status === 'COMPLETED' && JSON.stringify(got) !== JSON.stringify({ answer: key })) v(`${b.id} went on with ${JSON.stringify(got)}, not its answer`);
     }
     if (e.type === 'BranchResumed' && e.detail.reason === 'wait-over') {
-      const waited = world.events.find((w) => w.type === 'BranchWaiting' && w.branchId === b.id && w.detail.step === e.detail.step);
+      const waited = world.events.filter((w) => w.type === 'BranchWaiting').find((w) => w.branchId === b.id && w.detail.step === e.detail.step);
       cover('wait over');
       if (!waited) v(`${b.id} woke from a wait never announced`);
-      else if (e.time < (waited.detail.until as number)) v(`${b.id} woke at ${e.time}, before its wait's end ${String(waited.detail.until)}`);
+      else if (e.time < waited.detail.until) v(`${b.id} woke at ${e.time}, before its wait's end ${String(waited.detail.until)}`);
     }
   }
 }

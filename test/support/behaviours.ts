@@ -38,7 +38,7 @@ const final = (content: unknown) => ({ next_action: 'final_response', content })
 const byAgent = (o: Outcome, agent: string) => o.branches.filter((b) => b.agent === agent || b.entryAgent === agent);
 /** The completion reasons the SyncPointReached events of a parent gave (one per telling). */
 const reasonsOf = (o: Outcome, parentId = 'root') =>
-  o.events.filter((e) => e.type === 'SyncPointReached' && e.branchId === parentId).map((e) => e.detail.completion_reason);
+  o.events.filter((e) => e.type === 'SyncPointReached').filter((e) => e.branchId === parentId).map((e) => e.detail.completion_reason);
 
 /** How the root's fan-out counted each child in the aggregate it resumed with: `root.1 result q`, `root.2 failure TIMED_OUT`. */
 const countedByEnd = (o: Outcome) => {

@@ -3,7 +3,8 @@ import { EventBridgeClient, EventBridgeServiceException, PutEventsCommand, type 
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { BranchSpawnerError, TransientError } from '../../../core/errors';
-import { branchEvent, runEvent, type LifecycleEvent } from '../../../core/events';
+import { branchEvent, runEvent, type EventDetails, type LifecycleEvent } from '../../../core/events';
+import { anEvent } from '../../support/events';
 import {
   EventBridgePublisher,
   MAX_REQUEST_BYTES,
@@ -16,15 +17,9 @@ afterAll(() => eventBridge.restore());
 const client = new EventBridgeClient({ region: 'eu-west-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
 const publisher = () => new EventBridgePublisher({ client, eventBusName: 'team-a-bus' });
 
-const event = (i: number, detail: Record<string, unknown> = {}): LifecycleEvent => ({
-  eventId: `e${i}`,
-  type: 'BranchCompleted',
-  team: 'team-a',
-  runId: 'run1',
-  branchId: `root.${i}`,
-  time: 1_700_000_000_000 + i,
-  detail: { status: 'COMPLETED', ...detail },
-});
+/** A BranchCompleted event; its detail may carry keys no event type has (the publisher sends any detail). */
+const event = (i: number, detail: Partial<EventDetails['BranchCompleted']> & Record<string, unknown> = {}): LifecycleEvent =>
+  anEvent('BranchCompleted', { eventId: `e${i}`, team: 'team-a', runId: 'run1', branchId: `root.${i}`, time: 1_700_000_000_000 + i, detail });
 
 const sentEntries = () => eventBridge.commandCalls(PutEventsCommand).map((c) => c.args[0].input.Entries ?? []);
 const allOk = (entries: PutEventsRequestEntry[] | undefined) => ({
@@ -133,8 +128,10 @@ describe('EventBridgePublisher', () => {
       team: 'team-a',
       branchId: 'root.0',
       time: huge.time,
+      parentId: 'root',
       status: 'COMPLETED',
       agent: 'Writer',
+      type: 'SIMPLE',
       depth: 2,
       truncated: true,
       originalBytes: expect.any(Number),

@@ -5,18 +5,12 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BranchSpawnerError } from '../../../core/errors';
 import type { LifecycleEvent } from '../../../core/events';
+import { anEvent } from '../../support/events';
 import { JsonlSink } from '../../../adapters/events/jsonl-sink';
 import { LocalEventBus } from '../../../adapters/events/local-event-bus';
 
-const event = (i: number, type: LifecycleEvent['type'] = 'BranchCreated'): LifecycleEvent => ({
-  eventId: `e${i}`,
-  type,
-  team: 'local',
-  runId: 'run1',
-  branchId: `root.${i}`,
-  time: 1_700_000_000_000 + i,
-  detail: { depth: 1, note: 'ünïcode ✓' },
-});
+const event = (i: number, type: 'BranchCreated' | 'BranchCompleted' = 'BranchCreated'): LifecycleEvent =>
+  anEvent(type, { eventId: `e${i}`, branchId: `root.${i}`, time: 1_700_000_000_000 + i, detail: { depth: 1, agent: 'ünïcode ✓' } });
 
 describe('JsonlSink', () => {
   let dir: string;
