@@ -31,6 +31,11 @@ export type RunEndType = (typeof RUN_END_EVENTS)[keyof typeof RUN_END_EVENTS];
 
 const RUN_END_TYPES: readonly RunEndType[] = Object.values(RUN_END_EVENTS);
 
+/** The event that tells a run ended with `status` (one still RUNNING when its end is told has failed). */
+export function runEndEvent(status: RunStatus): RunEndType {
+  return RUN_END_EVENTS[status === 'RUNNING' ? 'FAILED' : status];
+}
+
 /** True for RunCompleted, RunFailed and RunCancelled (the one test of a run's end), its detail then typed. */
 export function isRunEnd(event: { type: string }): event is LifecycleEvent<RunEndType> {
   return isEventOf(event, ...RUN_END_TYPES);

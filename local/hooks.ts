@@ -164,7 +164,7 @@ export function attachHooks(
       case 'BranchCompleted':
         return call('onBranchCompleted', event, async () => [branch(event.detail), event.detail.resultTruncated ? (await stored())?.result ?? null : event.detail.result ?? null]);
       case 'BranchFailed':
-        return call('onBranchFailed', event, async () => [branch(event.detail), String(event.detail.error ?? event.detail.status)]);
+        return call('onBranchFailed', event, async () => [branch(event.detail), event.detail.error ?? event.detail.status]);
       case 'BranchCancelled':
         return call('onBranchCancelled', event, async () => [branch(event.detail)]);
       case 'SyncPointReached': {

@@ -22,7 +22,7 @@
  * work again — so a crash can delay an event but never skip it. A repeat by other work (a
  * duplicate delivery) finishes the idempotent parts without publishing again.
  */
-import { branchEvent, runEvent, RUN_END_EVENTS, type LifecycleEvent } from '../events';
+import { branchEvent, runEndEvent, runEvent, type LifecycleEvent } from '../events';
 import { BudgetExceededError } from '../errors';
 import {
   ACTIVE_STATUSES,
@@ -242,7 +242,7 @@ async function finishRun(deps: SpawnerDeps, root: BranchRecord, by: WorkMark): P
   const run = finished ? undefined : await deps.store.getRun(scope);
   if (!finished && (run?.endedBy !== by || run.status === 'RUNNING')) return;
   const ended = run?.status ?? status;
-  await publish(deps, runEvent(RUN_END_EVENTS[ended === 'RUNNING' ? 'FAILED' : ended], scope, now, defined({ status: ended, error: run?.error ?? root.error })));
+  await publish(deps, runEvent(runEndEvent(ended), scope, now, defined({ status: ended, error: run?.error ?? root.error })));
 }
 
 /** The ends the sync point's steps use (sync-point.ts). */

@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { blobKey } from '../../adapters/blobs/blob-keys';
 import { referencedBlobKeys } from '../../adapters/dynamodb/item-codec';
 import { eventPackItems } from '../../adapters/dynamodb/event-packs';
-import type { LifecycleEvent } from '../../core/events';
+import { anEvent } from '../support/events';
 import { main } from '../../local/cli';
 import { collectGarbage } from '../../local/gc-command';
 import { JOURNAL_FILE } from '../../local/data-folder';
@@ -169,8 +169,8 @@ describe('what gc keeps', () => {
   it("the values a stored ToolCalled event names by reference (its arguments and output) are referenced, so gc keeps them", () => {
     const scope = { team: 'local', runId: 'r1' };
     const [a, o] = ['c'.repeat(64), 'd'.repeat(64)];
-    const event = { eventId: 'e', type: 'ToolCalled', team: 'local', runId: 'r1', branchId: 'root', time: 1, detail: { tool: 't', argumentsRef: a, outputRef: o } } as LifecycleEvent;
-    const other = { ...event, eventId: 'f', type: 'BranchCompleted', detail: {} } as LifecycleEvent;
+    const event = anEvent('ToolCalled', { eventId: 'e', runId: 'r1', branchId: 'root', time: 1, detail: { argumentsRef: a, outputRef: o } });
+    const other = anEvent('BranchCompleted', { eventId: 'f', runId: 'r1', branchId: 'root', time: 1 });
     const [pack] = eventPackItems(scope, 1, 1, [other, event, other]);
     expect(referencedBlobKeys(pack).sort()).toEqual([blobKey(scope, a), blobKey(scope, o)]);
     expect(referencedBlobKeys(eventPackItems(scope, 4, 1, [other])[0])).toEqual([]);

@@ -14,6 +14,7 @@ import { parse as parseYaml } from 'yaml';
 import { main } from '../../local/cli';
 import { captureIo } from '../support/io';
 import { runCli } from '../support/killed-run';
+import { readTrace } from '../reliability/contract-support';
 import { startConverseStub, startOpenAiStub, STUB_USAGE, type Brain, type ModelStub } from '../support/model-stubs';
 
 const EXAMPLES = fileURLToPath(new URL('../../examples/', import.meta.url));
@@ -83,11 +84,7 @@ async function runAgainst(stub: ModelStub, name: string, connect: Record<string,
   expect(out.stderr).toBe('');
   expect(out.code, out.stdout.slice(0, 3000)).toBe(0);
   const doc = JSON.parse(out.stdout) as RunDocument;
-  const events = readFileSync(trace, 'utf8')
-    .trim()
-    .split('\n')
-    .map((line) => JSON.parse(line) as { type: string; branchId: string; detail: Record<string, unknown> });
-  return { doc, events };
+  return { doc, events: readTrace(trace) };
 }
 
 function expectResearchDone({ doc, events }: Awaited<ReturnType<typeof runAgainst>>, stub: ModelStub) {
@@ -118,7 +115,7 @@ function expectResearchDone({ doc, events }: Awaited<ReturnType<typeof runAgains
   // Each with what it was called with and what it answered (small here, so whole).
   for (const e of calls.filter((c) => c.detail.tool === 'lookup_fact')) {
     expect(e.detail.arguments).toEqual({ topic: expect.any(String) });
-    expect(JSON.parse(e.detail.output as string)).toEqual(expect.objectContaining({ fact: expect.any(String) }));
+    expect(JSON.parse(String(e.detail.output))).toEqual(expect.objectContaining({ fact: expect.any(String) }));
   }
   // ... and in the metrics.
   expect(doc.metrics.tools).toEqual({

@@ -9,7 +9,7 @@
  * The seed of each trial is in every assertion message; CONTRACT_SEED=<n> replays one.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LifecycleEvent } from '../../core/events';
+import { isRunEnd, type LifecycleEvent } from '../../core/events';
 import { startDevServer, type DevServer } from '../../local/dev-server';
 import { between, expectEveryLifecycleEvent, seededRandom, trialSeeds, within } from './contract-support';
 
@@ -107,7 +107,7 @@ function afterEvents(runId: string, count: number): Promise<number> {
   return new Promise((resolve) => {
     const check = () => {
       const mine = events.filter((e) => e.runId === runId);
-      if (mine.length >= count || mine.some((e) => e.type.startsWith('Run') && e.type !== 'RunStarted')) {
+      if (mine.length >= count || mine.some(isRunEnd)) {
         listeners.delete(check);
         resolve(mine.length);
       }

@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { LifecycleEvent } from '../../core/events';
+import type { RunStatus } from '../../core/model';
 import { main } from '../../local/cli';
 import { captureIo } from '../support/io';
 import { expectEveryLifecycleEvent, readTrace, ROOT, stuckReport, within } from './contract-support';
@@ -24,7 +25,7 @@ const dir = mkdtempSync(join(tmpdir(), 'bs-chaos-contract-'));
 
 interface RunDoc {
   runId: string;
-  status: string;
+  status: RunStatus;
   result: unknown;
   error: string | null;
   branches: { id: string; parentId: string | null; status: string; error: string | null }[];
@@ -126,11 +127,11 @@ agents:
       expect(parents.size, which).toBeGreaterThan(10);
       for (const parent of parents) {
         const children = outcome.doc.branches.filter((b) => b.parentId === parent);
-        const reached = outcome.events.filter((e) => e.type === 'SyncPointReached' && e.branchId === parent);
+        const reached = outcome.events.filter((e) => e.type === 'SyncPointReached').filter((e) => e.branchId === parent);
         expect(reached.length, `${which}: the sync point of ${parent} was reached`).toBeGreaterThanOrEqual(1);
         const count = (...s: string[]) => children.filter((c) => s.includes(c.status)).length;
         for (const event of reached) {
-          const detail = event.detail as unknown as SyncPointDetail;
+          const detail = event.detail;
           expect(
             { total: detail.total, succeeded: detail.succeeded, failed: detail.failed, cancelled: detail.cancelled },
             `${which}: the counters of ${parent}'s sync point equal its children's final statuses`,
@@ -155,15 +156,15 @@ agents:
     const byParent = new Map<string, RunDoc['branches']>();
     for (const b of crashed.doc.branches) if (b.parentId !== null) byParent.set(b.parentId, [...(byParent.get(b.parentId) ?? []), b]);
     // With this seed the root fails early: over half of its Mid copies fail.
-    const failedByChildren = crashed.events.filter((e) => e.type === 'SyncPointReached' && (e.detail as { outcome?: string }).outcome === 'fail');
+    const failedByChildren = crashed.events.filter((e) => e.type === 'SyncPointReached').filter((e) => e.detail.outcome === 'fail');
     expect(failedByChildren.map((e) => e.branchId), `${label}: a sync point decided by failures (an early exit)`).toContain('root');
     expect(crashed.doc.status, label).toBe('FAILED');
     expectEveryLifecycleEvent(crashed.events, crashed.doc, crashed.doc.branches, label);
     for (const [parent, children] of byParent) {
-      const reached = crashed.events.filter((e) => e.type === 'SyncPointReached' && e.branchId === parent);
+      const reached = crashed.events.filter((e) => e.type === 'SyncPointReached').filter((e) => e.branchId === parent);
       for (const event of reached) {
         // Reached when decided: what it counted by then is a subset of how the children ended.
-        const detail = event.detail as unknown as SyncPointDetail;
+        const detail = event.detail;
         expect(detail.total, `${label}: ${parent}'s sync point total`).toBe(children.length);
         const ended = (...s: string[]) => children.filter((c) => s.includes(c.status)).length;
         expect(detail.succeeded, `${label}: ${parent} succeeded`).toBeLessThanOrEqual(ended('COMPLETED'));
@@ -172,11 +173,3 @@ agents:
     }
   }, BUDGET_MS);
 });
-
-interface SyncPointDetail {
-  total: number;
-  succeeded: number;
-  failed: number;
-  cancelled: number;
-  results: { branchId: string; status: string }[];
-}

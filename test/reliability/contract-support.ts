@@ -11,7 +11,8 @@ import { existsSync, readFileSync, watch } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
-import type { LifecycleEvent } from '../../core/events';
+import { isRunEnd, runEndEvent, type LifecycleEvent } from '../../core/events';
+import type { RunStatus } from '../../core/model';
 import { LocalRuntime } from '../../local/runtime';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -108,7 +109,6 @@ const END_OF: Record<string, string> = {
   TIMED_OUT: 'BranchFailed',
   CANCELLED: 'BranchCancelled',
 };
-const RUN_END_OF: Record<string, string> = { COMPLETED: 'RunCompleted', FAILED: 'RunFailed', CANCELLED: 'RunCancelled' };
 
 /**
  * What a user reading the events of a finished run may rely on: a BranchCreated and the end event
@@ -117,7 +117,7 @@ const RUN_END_OF: Record<string, string> = { COMPLETED: 'RunCompleted', FAILED: 
  */
 export function expectEveryLifecycleEvent(
   events: LifecycleEvent[],
-  run: { runId: string; status: string },
+  run: { runId: string; status: RunStatus },
   branches: { id: string; status: string }[],
   label: string,
 ): void {
@@ -129,13 +129,13 @@ export function expectEveryLifecycleEvent(
     .filter((b) => !mine.some((e) => e.branchId === b.id && e.type === END_OF[b.status]))
     .map((b) => `${b.id}:${b.status}`);
   expect(missingEnd, `${label}: branches without the end event of their status`).toEqual([]);
-  const runEnds = new Set(mine.filter((e) => e.type.startsWith('Run') && e.type !== 'RunStarted').map((e) => e.type));
-  expect([...runEnds], `${label}: the run's end event`).toEqual([RUN_END_OF[run.status]]);
+  const runEnds = new Set(mine.filter(isRunEnd).map((e) => e.type));
+  expect([...runEnds], `${label}: the run's end event`).toEqual([runEndEvent(run.status)]);
   expect(mine.some((e) => e.type === 'RunStarted'), `${label}: RunStarted`).toBe(true);
   // A change told again (the retry of work a kill cut short, a resume) carries the id it had: one id per change, one change per id.
   const idsOf = new Map<string, Set<string>>();
   const changeOf = new Map<string, Set<string>>();
-  for (const e of mine.filter((x) => ONE_PER_CHANGE.has(x.type))) {
+  for (const e of mine.filter((x) => isRunEnd(x) || ONE_PER_CHANGE.has(x.type))) {
     const change = `${e.type} ${e.branchId ?? ''} ${JSON.stringify(('seq' in e.detail ? e.detail.seq : undefined) ?? null)}`;
     idsOf.set(change, (idsOf.get(change) ?? new Set()).add(e.eventId));
     changeOf.set(e.eventId, (changeOf.get(e.eventId) ?? new Set()).add(change));
@@ -144,8 +144,8 @@ export function expectEveryLifecycleEvent(
   expect([...changeOf].filter(([, changes]) => changes.size !== 1).map(([id]) => id), `${label}: eventIds shared by different changes`).toEqual([]);
 }
 
-/** The events of which a run has one per run, branch or sync point. */
-const ONE_PER_CHANGE = new Set(['RunStarted', 'RunCompleted', 'RunFailed', 'RunCancelled', 'BranchCreated', 'BranchCompleted', 'BranchFailed', 'BranchCancelled', 'SyncPointReached']);
+/** The events of which a run has one per run, branch or sync point (and the run's end: isRunEnd). */
+const ONE_PER_CHANGE = new Set(['RunStarted', 'BranchCreated', 'BranchCompleted', 'BranchFailed', 'BranchCancelled', 'SyncPointReached']);
 
 /**
  * What a run driven by the CLI's `main` in this process is stuck on, for a hang guard (`within`):

@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { LifecycleEvent } from '../../core/events';
+import type { RunStatus } from '../../core/model';
 import { main } from '../../local/cli';
 import { captureIo } from '../support/io';
 import { between, cli, expectEveryLifecycleEvent, readTrace, seededRandom, whenTrace, within, type CliProcess } from './contract-support';
@@ -57,7 +58,7 @@ writeFileSync(scenarioPath, SCENARIO);
 
 interface RunDoc {
   runId: string;
-  status: string;
+  status: RunStatus;
   result: unknown;
   error: string | null;
   branches: { id: string; status: string; error: string | null }[];

@@ -2,7 +2,7 @@
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
-import type { LifecycleEvent } from '../../core/events';
+import { isRunEnd, runEndEvent, type LifecycleEvent } from '../../core/events';
 import { isTerminal, type BranchRecord, type RunRecord, type Scope, type SyncPointRecord } from '../../core/model';
 import type { BranchStore } from '../../core/ports';
 import type { LocalRuntime } from '../../local/runtime';
@@ -154,9 +154,9 @@ export function checkRunInvariants(o: RunOutcome, label = o.run.name): void {
     const ends = o.events.filter((e) => e.branchId === b.id && e.type === END_EVENT[b.status]);
     expect(ends.length, `${label}: end event of ${b.id} (${b.status})`).toBeGreaterThanOrEqual(1);
   }
-  const runEnds = o.events.filter((e) => e.type === 'RunCompleted' || e.type === 'RunFailed' || e.type === 'RunCancelled');
+  const runEnds = o.events.filter(isRunEnd);
   expect(runEnds.length, `${label}: a run end event`).toBeGreaterThanOrEqual(1);
-  expect(new Set(runEnds.map((e) => e.type)), `${label}: one kind of run end`).toEqual(new Set([runEndType(o.run.status)]));
+  expect(new Set(runEnds.map((e) => e.type)), `${label}: one kind of run end`).toEqual(new Set([runEndEvent(o.run.status)]));
 
   for (const sp of o.syncPoints) {
     const children = o.branches.filter((b) => b.parentId === sp.parentId && b.parentSeq === sp.seq);
@@ -172,8 +172,4 @@ export function checkRunInvariants(o: RunOutcome, label = o.run.name): void {
   // Every spawn has its sync point.
   const spawned = o.branches.reduce((n, b) => n + (b.spawn?.seq ?? 0), 0);
   expect(o.syncPoints, `${label}: a sync point per spawn`).toHaveLength(spawned);
-}
-
-function runEndType(status: string): string {
-  return status === 'COMPLETED' ? 'RunCompleted' : status === 'CANCELLED' ? 'RunCancelled' : 'RunFailed';
 }

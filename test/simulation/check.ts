@@ -1,7 +1,8 @@
 /** Runs one seed of the simulation (with faults and fault-free) and checks the invariants. */
 import { completionReason, toleranceExceeded, type CompletionVerdict } from '../../core/fan-in-decision';
 import type { FanOutDispatch } from '../../core/fan-out-plan';
-import { isTerminal, type BranchRecord, type SyncCounters, type SyncPointRecord } from '../../core/model';
+import { isTerminal, type BranchRecord, type RunStatus, type SyncCounters, type SyncPointRecord } from '../../core/model';
+import { isRunEnd, runEndEvent } from '../../core/events';
 import { askedConcurrency, firstOrAllOthers, generateFaults, generateScenario, NO_FAULTS, World, type FaultPlan } from './world';
 
 const END_EVENT: Record<string, string> = {
@@ -146,16 +147,16 @@ async function checkCounters(world: World, branches: BranchRecord[]): Promise<st
   return out;
 }
 
-function checkEvents(world: World, branches: BranchRecord[], runStatus: string, v: (m: string) => void): void {
+function checkEvents(world: World, branches: BranchRecord[], runStatus: RunStatus, v: (m: string) => void): void {
   const created = new Set(world.events.filter((e) => e.type === 'BranchCreated').map((e) => e.branchId));
   for (const b of branches) {
     if (!created.has(b.id)) v(`no BranchCreated for ${b.id}`);
     const end = END_EVENT[b.status];
     if (end && !world.events.some((e) => e.branchId === b.id && e.type === end)) v(`no ${end} for ${b.id} (${b.status})`);
   }
-  const runEnd = runStatus === 'COMPLETED' ? 'RunCompleted' : runStatus === 'CANCELLED' ? 'RunCancelled' : 'RunFailed';
-  if (isTerminal(runStatus as never) && !world.events.some((e) => e.type === runEnd)) v(`no ${runEnd}`);
-  const wrongEnds = world.events.filter((e) => e.type.startsWith('Run') && e.type !== 'RunStarted' && e.type !== runEnd);
+  const runEnd = runEndEvent(runStatus);
+  if (isTerminal(runStatus) && !world.events.some((e) => e.type === runEnd)) v(`no ${runEnd}`);
+  const wrongEnds = world.events.filter((e) => isRunEnd(e) && e.type !== runEnd);
   if (wrongEnds.length) v(`run end events ${wrongEnds.map((e) => e.type).join(',')} for a ${runStatus} run`);
   if (!world.events.some((e) => e.type === 'RunStarted')) v('no RunStarted');
   // Told again only by the retry of the work that made the change (a crash, a restart, a
@@ -165,7 +166,7 @@ function checkEvents(world: World, branches: BranchRecord[], runStatus: string, 
   if (!Object.keys(world.injected).some((k) => RETELLING.some((r) => k.startsWith(r)))) {
     const told = new Map<string, number>();
     for (const e of world.events) {
-      if (e.type === 'RunStarted' || !(e.type.startsWith('Run') || Object.values(END_EVENT).includes(e.type))) continue;
+      if (!(isRunEnd(e) || Object.values(END_EVENT).includes(e.type))) continue;
       const key = `${e.type} ${e.branchId ?? ''}`;
       told.set(key, (told.get(key) ?? 0) + 1);
     }

@@ -917,7 +917,7 @@ export class World {
       }
       const state = plan;
       if (state.given >= state.planned) continue;
-      if (state.late && this.clock < (e.detail.timeoutAt as number)) continue;
+      if (state.late && this.clock < e.detail.timeoutAt) continue;
       const token = String(e.detail.token);
       out.push({
         label: 'answer',

@@ -4,7 +4,7 @@
  */
 import { expect } from 'vitest';
 import type { AggregatorFn } from '../../core/aggregators';
-import type { LifecycleEvent } from '../../core/events';
+import { isRunEnd, type LifecycleEvent } from '../../core/events';
 import type { AgentRegistry, BranchRecord, FailurePolicy, Limits, RunRecord } from '../../core/model';
 import { concat, primaryOrBothBackups } from './rehearsal-aggregators';
 import type { ScriptAgentDefinition } from '../../core/agent-kinds';
@@ -61,7 +61,7 @@ export function checkInvariants(o: Outcome): void {
   // Lifecycle events are at least once: a redelivered message may publish its event again.
   const created = new Set(o.events.filter((e) => e.type === 'BranchCreated').map((e) => e.branchId));
   expect([...created].sort(), 'BranchCreated for every branch').toEqual(o.branches.map((b) => b.id).sort());
-  const ends = new Set(o.events.filter((e) => e.type === 'RunCompleted' || e.type === 'RunFailed' || e.type === 'RunCancelled').map((e) => e.type));
+  const ends = new Set(o.events.filter(isRunEnd).map((e) => e.type));
   expect([...ends], 'one kind of run end').toHaveLength(1);
 }
 
@@ -798,9 +798,9 @@ export const behaviours: Behaviour[] = [
       expect(o.run.status).toBe('COMPLETED');
       const waiting = o.events.find((e) => e.type === 'BranchWaiting')!;
       expect(waiting.detail).toMatchObject({ agent: 'Sleeper', step: 1, seconds: 1 });
-      const until = waiting.detail.until as number;
+      const until = waiting.detail.until;
       // Without an input of its own, the agent is told its wait is over.
-      expect(o.run.result).toEqual({ wait_over: { since: new Date(waiting.detail.since as number).toISOString(), until: new Date(until).toISOString() } });
+      expect(o.run.result).toEqual({ wait_over: { since: new Date(waiting.detail.since).toISOString(), until: new Date(until).toISOString() } });
       const resumed = o.events.filter((e) => e.type === 'BranchResumed');
       expect(resumed.length).toBeGreaterThanOrEqual(1);
       // Never woken before its time: the wake-up checks the record's `until`.
