@@ -6,11 +6,15 @@ import type { ToolCallRecord } from './tools';
 
 export const EVENT_SOURCE = 'branch-spawner';
 
+/** The event that says a run ended, by the run's end status: the one list of them. */
+export const RUN_END_EVENTS = { COMPLETED: 'RunCompleted', FAILED: 'RunFailed', CANCELLED: 'RunCancelled' } as const;
+export type RunEndType = (typeof RUN_END_EVENTS)[keyof typeof RUN_END_EVENTS];
+
 export const EVENT_TYPES = [
   'RunStarted',
-  'RunCompleted',
-  'RunFailed',
-  'RunCancelled',
+  RUN_END_EVENTS.COMPLETED,
+  RUN_END_EVENTS.FAILED,
+  RUN_END_EVENTS.CANCELLED,
   'BranchCreated',
   'BranchCompleted',
   'BranchFailed',
@@ -24,10 +28,6 @@ export const EVENT_TYPES = [
   'AgentRetryScheduled',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
-
-/** The event that says a run ended, by the run's end status: the one list of them. */
-export const RUN_END_EVENTS = { COMPLETED: 'RunCompleted', FAILED: 'RunFailed', CANCELLED: 'RunCancelled' } as const;
-export type RunEndType = (typeof RUN_END_EVENTS)[keyof typeof RUN_END_EVENTS];
 
 const RUN_END_TYPES: readonly RunEndType[] = Object.values(RUN_END_EVENTS);
 
@@ -65,11 +65,8 @@ export type RunEndDetail = {
  * Each event type's `detail`, the one place it is written down: the constructors below build
  * them, and a consumer that narrows an event by its `type` reads its detail typed.
  */
-export interface EventDetails {
+export interface EventDetails extends Record<RunEndType, RunEndDetail> {
   RunStarted: { status: 'RUNNING'; name: string };
-  RunCompleted: RunEndDetail;
-  RunFailed: RunEndDetail;
-  RunCancelled: RunEndDetail;
   BranchCreated: BranchEventDetail & { seq?: number };
   BranchCompleted: BranchEventDetail & Capped<'result'>;
   BranchFailed: BranchEventDetail & { error?: string };
