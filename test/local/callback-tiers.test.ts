@@ -41,7 +41,7 @@ describe.each(ENGINE_TIERS)('callbacks on the %s tier', { concurrent: true }, (t
   /** The run's callback token, once its branch awaits the answer. */
   const asked = (runId: string) =>
     new Promise<string>((resolve) => {
-      const find = () => events.find((e) => e.runId === runId && e.type === 'BranchWaitingForCallback');
+      const find = () => events.filter((e) => e.type === 'BranchWaitingForCallback').find((e) => e.runId === runId);
       const seen = find();
       if (seen) return resolve(String(seen.detail.token));
       const stop = runtime.bus.subscribe(() => {
