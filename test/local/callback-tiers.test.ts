@@ -2,7 +2,7 @@
  * A callback answered on every engine tier of the local runtime (memory, journal, engines:
  * dynalite and fauxqs), through the use case the API and `callback` call: the first answer is
  * taken and the run completes with it, a second one is refused as answered already, and one after
- * a cancel as gone. (A callback nobody answers times out in the behaviours table, on every tier.)
+ * a cancel or after its timeout as gone.
  * Each step awaits the run's events or its end, never time.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -61,6 +61,18 @@ describe.each(ENGINE_TIERS)('callbacks on the %s tier', { concurrent: true }, (t
     const outcome = await watchRun(runtime, runId, events);
     expect(outcome.run).toMatchObject({ status: 'COMPLETED', result: { decision: 'approved' } });
     expect(outcome.events.filter((e) => e.type === 'BranchResumed').map((e) => e.detail.reason)).toEqual(['callback-answered']);
+    expect(runtime.errors).toEqual([]);
+  });
+
+  it('answered after its timeout: refused as gone, the branch FAILED with CallbackTimeout', { timeout: WATCHED_TEST_TIMEOUT_MS }, async () => {
+    const late = structuredClone(APPROVAL);
+    late.agents.Approver.responses[0].timeout_seconds = 1;
+    const runId = await runtime.startRun(late);
+    const token = await asked(runId);
+    const outcome = await watchRun(runtime, runId, events);
+    expect(outcome.run).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/^CallbackTimeout: /) });
+    await expect(answer(runId, token, 'approved')).rejects.toThrow(GoneError);
+    await expect(answer(runId, token, 'approved')).rejects.toThrow(/ended FAILED \(CallbackTimeout: /);
     expect(runtime.errors).toEqual([]);
   });
 

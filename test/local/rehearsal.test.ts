@@ -154,7 +154,7 @@ describe('the behaviours table through the rehearsal', RUNS, () => {
 });
 
 describe('callbacks through the stack', RUNS, () => {
-  it("a callback answered through API Gateway (IAM-signed): 202 once, 409 again, the run completes with the answer; 410 after a cancel", async () => {
+  it("a callback answered through API Gateway (IAM-signed): 202 once, 409 again, the run completes with the answer; 410 after a cancel and after the timeout", async () => {
     const scenario = {
       name: 'rehearsed-approval',
       request: 'ship',
@@ -169,8 +169,8 @@ describe('callbacks through the stack', RUNS, () => {
       tokens.set(e.runId, String(e.detail.token));
       asked.get(e.runId)?.(String(e.detail.token));
     });
-    const awaiting = async () => {
-      const started = await stack.request('POST', '/runs', { body: scenario });
+    const awaiting = async (body: typeof scenario = scenario) => {
+      const started = await stack.request('POST', '/runs', { body });
       expect(started.statusCode, started.body).toBe(202);
       const { runId } = JSON.parse(started.body) as { runId: string };
       const token = await new Promise<string>((resolve) => {
@@ -195,6 +195,12 @@ describe('callbacks through the stack', RUNS, () => {
       expect(late.statusCode, late.body).toBe(410);
       expect(JSON.parse(late.body)).toMatchObject({ error: 'GoneError', message: expect.stringMatching(/the branch was cancelled/) });
       expect((await stack.waitForRun(cancelled.runId)).status).toBe('CANCELLED');
+
+      const timedOut = await awaiting({ ...scenario, agents: { Approver: { kind: 'script', responses: [{ next_action: 'wait_for_callback', timeout_seconds: 1 }, scenario.agents.Approver.responses[1]] } } });
+      expect(await stack.waitForRun(timedOut.runId)).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/^CallbackTimeout: /) });
+      const tooLate = await stack.request('POST', timedOut.path, { body: { approved: true } });
+      expect(tooLate.statusCode, tooLate.body).toBe(410);
+      expect(JSON.parse(tooLate.body)).toMatchObject({ error: 'GoneError', message: expect.stringMatching(/CallbackTimeout/) });
       expect(stack.denials).toEqual([]);
     } finally {
       stop();
