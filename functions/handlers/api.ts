@@ -39,6 +39,26 @@ export interface ApiConfig {
   limitMaxima?: Partial<Limits>;
 }
 
+/**
+ * The API's methods as API Gateway has them: infra/ creates a resource for each path and an
+ * AWS_PROXY method for each of these (a test holds the stack to this list), and `dev` names the
+ * resource a request reached from it as API Gateway would.
+ */
+export const API_METHODS = [
+  'GET /runs',
+  'POST /runs',
+  'GET /runs/{id}',
+  'GET /runs/{id}/branches',
+  'GET /runs/{id}/branches/{branchId}',
+  'GET /runs/{id}/branches/{branchId}/result',
+  'GET /runs/{id}/values/{ref}',
+  'GET /runs/{id}/tree',
+  'GET /runs/{id}/metrics',
+  'POST /runs/{id}/cancel',
+  'POST /runs/{id}/callbacks/{token}',
+  'GET /runs/{id}/events',
+] as const;
+
 type Route = {
   method: string;
   pattern: RegExp;

@@ -3,9 +3,10 @@
  * API Gateway would send, and a proxy result is written back as the HTTP response.
  */
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PayloadTooLargeError } from '../../core/errors';
+import { API_METHODS } from '../../functions/handlers/api';
+import { matchResource, restProxyEvent } from '../rest-proxy-event';
 
 /** API Gateway's own REST payload cap: beyond it the request never reaches the handler. */
 export const GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024;
@@ -26,52 +27,34 @@ export const lambdaContext = {
   succeed: () => undefined,
 } as Context;
 
-/** The REST proxy event API Gateway would send for this request. */
+/** The deployed API's resource paths (a request reaches one as it would on API Gateway). */
+const RESOURCES = [...new Set(API_METHODS.map((m) => m.slice(m.indexOf(' ') + 1)))];
+
+/** dev serves the API at its root: no stage in the path the client calls. */
+const DEV_STAGE = { accountId: '000000000000', apiId: 'dev', stage: 'dev', basePath: '' };
+
+/**
+ * The REST proxy event API Gateway would send for this request (rest-proxy-event.ts). A path that
+ * reaches none of the API's resources (API Gateway would answer 403 itself) still goes to the
+ * handler, which answers it 404 naming the path.
+ */
 export async function toProxyEvent(req: IncomingMessage, url: URL): Promise<APIGatewayProxyEvent> {
   const body = await readBody(req);
-  const headers: Record<string, string> = {};
-  const multiValueHeaders: Record<string, string[]> = {};
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (value === undefined) continue;
-    const values = Array.isArray(value) ? value : [value];
-    headers[name] = values.join(',');
-    multiValueHeaders[name] = values;
-  }
-  const query: Record<string, string> = {};
-  const multiQuery: Record<string, string[]> = {};
-  for (const [name, value] of url.searchParams) {
-    query[name] = value;
-    (multiQuery[name] ??= []).push(value);
-  }
-  const hasQuery = Object.keys(query).length > 0;
-  const method = req.method ?? 'GET';
-  return {
-    httpMethod: method,
+  const headers: Record<string, string[]> = {};
+  for (const [name, values] of Object.entries(req.headersDistinct)) if (values) headers[name] = values;
+  const query: Record<string, string[]> = {};
+  for (const [name, value] of url.searchParams) (query[name] ??= []).push(value);
+  const request = {
+    method: req.method ?? 'GET',
     path: url.pathname,
-    resource: '/{proxy+}',
     headers,
-    multiValueHeaders,
-    queryStringParameters: hasQuery ? query : null,
-    multiValueQueryStringParameters: hasQuery ? multiQuery : null,
-    pathParameters: { proxy: url.pathname.slice(1) },
-    stageVariables: null,
-    body: body.length ? body : null,
-    isBase64Encoded: false,
-    requestContext: {
-      accountId: '000000000000',
-      apiId: 'dev',
-      httpMethod: method,
-      path: url.pathname,
-      protocol: `HTTP/${req.httpVersion}`,
-      requestId: randomUUID(),
-      requestTimeEpoch: Date.now(),
-      resourceId: 'dev',
-      resourcePath: '/{proxy+}',
-      stage: 'dev',
-      authorizer: null,
-      identity: { sourceIp: req.socket.remoteAddress ?? '127.0.0.1', userAgent: headers['user-agent'] ?? null },
-    } as unknown as APIGatewayProxyEvent['requestContext'],
+    query,
+    body,
+    sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
+    protocol: `HTTP/${req.httpVersion}`,
   };
+  const match = matchResource(RESOURCES, url.pathname) ?? { resource: url.pathname, pathParameters: null };
+  return restProxyEvent(request, DEV_STAGE, match);
 }
 
 /** Reads the whole body as UTF-8; past API Gateway's own cap it stops reading and refuses. */

@@ -6,8 +6,8 @@
  * the function outlasts the integration timeout, 502 when it fails. Authentication happens in
  * front of this (api-gateway.ts): the caller's identity or claims come with the request.
  */
-import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { randomUUID } from 'node:crypto';
+import type { APIGatewayProxyResult } from 'aws-lambda';
+import { matchResource, restProxyEvent, type ProxyAuth, type ResourceMatch } from '../rest-proxy-event';
 import type { RehearsalAccess } from './access';
 import { AWS_QUOTAS } from './aws-quotas';
 import type { RehearsalFunctions } from './functions';
@@ -24,8 +24,6 @@ export interface ApiMethodAuth {
 interface Route extends ApiMethodAuth {
   method: string;
   pathTemplate: string;
-  pattern: RegExp;
-  params: string[];
   functionArn: string;
 }
 
@@ -33,9 +31,9 @@ export interface ApiRequestOptions {
   body?: unknown;
   headers?: Record<string, string>;
   query?: Record<string, string>;
-  identity?: Partial<APIGatewayProxyEvent['requestContext']['identity']>;
-  /** A Cognito authorizer's claims (`requestContext.authorizer.claims`). */
-  claims?: Record<string, string>;
+  /** Who API Gateway authenticated (an IAM caller's identity, a Cognito authorizer's claims). */
+  identity?: ProxyAuth['identity'];
+  claims?: ProxyAuth['claims'];
 }
 
 export interface ApiAnswer {
@@ -74,18 +72,17 @@ export class RehearsalRestApi {
   }
 
   authorizationOf(method: string, path: string): ApiMethodAuth | undefined {
-    return this.routeOf(method, path);
+    return this.routeOf(method, path)?.route;
   }
 
   /** A request to the API (the path without the stage, e.g. `/runs`). */
   async request(method: string, path: string, options: ApiRequestOptions = {}): Promise<ApiAnswer> {
-    const route = this.routeOf(method, path);
-    if (!route) {
+    const found = this.routeOf(method, path);
+    if (!found) {
       // What API Gateway answers for a path or method it does not have.
       return { statusCode: 403, headers: {}, body: JSON.stringify({ message: 'Missing Authentication Token' }) };
     }
-    const values = route.pattern.exec(path)!.slice(1);
-    const pathParameters = Object.fromEntries(route.params.map((p, i) => [p, decodeURIComponent(values[i])]));
+    const { route, match } = found;
     const t = this.ctx.template;
     const sourceArn = t.arn('execute-api', `${this.id}/${this.stage}/${route.method}${route.pathTemplate}`);
     const fn = this.ctx.functions.byArn(route.functionArn);
@@ -98,34 +95,17 @@ export class RehearsalRestApi {
       // API Gateway refuses it before any integration runs.
       return { statusCode: 413, headers: {}, body: JSON.stringify({ message: 'Request Too Long' }) };
     }
-    const headers = { 'content-type': 'application/json', ...options.headers };
-    const event: APIGatewayProxyEvent = {
-      resource: route.pathTemplate,
+    const headers = { 'content-type': 'application/json', 'user-agent': 'branch-spawner-rehearsal', ...options.headers };
+    const request = {
+      method: route.method,
       path,
-      httpMethod: route.method,
-      headers,
-      multiValueHeaders: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, [v]])),
-      queryStringParameters: options.query ?? null,
-      multiValueQueryStringParameters: options.query ? Object.fromEntries(Object.entries(options.query).map(([k, v]) => [k, [v]])) : null,
-      pathParameters: route.params.length ? pathParameters : null,
-      stageVariables: null,
+      headers: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, [v]])),
+      query: Object.fromEntries(Object.entries(options.query ?? {}).map(([k, v]) => [k, [v]])),
       body,
-      isBase64Encoded: false,
-      requestContext: {
-        accountId: t.env.account,
-        apiId: this.id,
-        authorizer: options.claims ? { claims: options.claims } : null,
-        protocol: 'HTTP/1.1',
-        httpMethod: route.method,
-        identity: { sourceIp: '127.0.0.1', userAgent: 'branch-spawner-rehearsal', ...options.identity } as APIGatewayProxyEvent['requestContext']['identity'],
-        path: `/${this.stage}${path}`,
-        stage: this.stage,
-        requestId: randomUUID(),
-        requestTimeEpoch: Date.now(),
-        resourceId: route.pathTemplate,
-        resourcePath: route.pathTemplate,
-      },
+      sourceIp: '127.0.0.1',
     };
+    const stage = { accountId: t.env.account, apiId: this.id, stage: this.stage, basePath: `/${this.stage}` };
+    const event = restProxyEvent(request, stage, match, { identity: options.identity, ...(options.claims ? { claims: options.claims } : {}) });
     try {
       // API Gateway answers 504 when its integration takes longer than it waits (the invocation goes on).
       let timer: NodeJS.Timeout | undefined;
@@ -146,12 +126,15 @@ export class RehearsalRestApi {
     }
   }
 
-  private routeOf(method: string, path: string): Route | undefined {
-    return this.routes.find((r) => r.method === method.toUpperCase() && r.pattern.test(path));
+  /** The resource the path reaches, as API Gateway picks it, then its method. */
+  private routeOf(method: string, path: string): { route: Route; match: ResourceMatch } | undefined {
+    const match = matchResource([...new Set(this.routes.map((r) => r.pathTemplate))], path);
+    const route = match && this.routes.find((r) => r.pathTemplate === match.resource && r.method === method.toUpperCase());
+    return route && { route, match };
   }
 }
 
-/** Each AWS_PROXY method of the template's REST API, with its path as a pattern and its authorization. */
+/** Each AWS_PROXY method of the template's REST API: its resource's path, its function and its authorization. */
 function routesOf(t: RehearsalTemplate): Route[] {
   const resources = new Map(t.ofType('AWS::ApiGateway::Resource').map(([id, r]) => [id, r.Properties ?? {}]));
   const pathOf = (ref: unknown): string => {
@@ -169,20 +152,10 @@ function routesOf(t: RehearsalTemplate): Route[] {
     const uri = String(t.resolve(p.Integration.Uri));
     const functionArn = /functions\/(arn:[^/]+)\/invocations/.exec(uri)?.[1];
     if (!functionArn) return [];
-    const params: string[] = [];
-    const source = pathTemplate
-      .split('/')
-      .map((segment) => {
-        const param = /^\{(.+)\}$/.exec(segment)?.[1];
-        if (!param) return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-        params.push(param);
-        return '([^/]+)';
-      })
-      .join('/');
     const authorizationType = String(p.AuthorizationType ?? 'NONE');
     const authorizer = p.AuthorizerId?.Ref ? t.resources[p.AuthorizerId.Ref] : undefined;
     const userPoolArns = ((t.resolve(authorizer?.Properties?.ProviderARNs ?? []) as unknown[]) ?? []).map(String);
     const scopes = ((p.AuthorizationScopes ?? []) as unknown[]).map(String);
-    return [{ method: String(p.HttpMethod), pathTemplate, pattern: new RegExp(`^${source}/?$`), params, functionArn, authorizationType, userPoolArns, scopes }];
+    return [{ method: String(p.HttpMethod), pathTemplate, functionArn, authorizationType, userPoolArns, scopes }];
   });
 }

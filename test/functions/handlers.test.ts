@@ -1,6 +1,6 @@
 import type { APIGatewayProxyEvent, Context, EventBridgeEvent, SQSEvent, SQSRecord } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
-import { createApiHandler } from '../../functions/handlers/api';
+import { API_METHODS, createApiHandler } from '../../functions/handlers/api';
 import { createFanOutTaskHandlers } from '../../functions/handlers/fan-out-tasks';
 import { createStepWorkerHandler, stepRetryDelaySeconds, STEP_RETRY_MAX_SECONDS } from '../../functions/handlers/step-worker';
 import type { LifecycleEvent } from '../../core/events';
@@ -199,6 +199,26 @@ describe('api', () => {
     expect(await status(apiEvent('GET', '/nowhere'))).toEqual([404, 'NotFoundError']);
     expect(await status(apiEvent('DELETE', '/runs/abc'))).toEqual([405, 'MethodNotAllowedError']);
     expect(await status(apiEvent('POST', '/runs', 'x'.repeat(2000)))).toEqual([413, 'PayloadTooLargeError']);
+    h.stop();
+  });
+});
+
+describe('api: its methods', () => {
+  it('routes each method of API_METHODS (the resources API Gateway has), and no other', async () => {
+    const h = createMemoryHarness();
+    const api = createApiHandler(h.deps, { policy: { registry: {}, inline: 'any' }, teamOf: () => 't' });
+    const sample: Record<string, string> = { id: 'r1', branchId: 'root.0', ref: 'a'.repeat(64), token: 'tok' };
+    const routed = async (method: string, path: string) => {
+      const r = await api(apiEvent(method, path), {} as Context);
+      const message = String(JSON.parse(r.body).message ?? '');
+      return r.statusCode !== 405 && !message.startsWith('no route for');
+    };
+    for (const entry of API_METHODS) {
+      const [method, resource] = entry.split(' ');
+      expect(await routed(method, resource.replace(/\{(\w+)\}/g, (_m, name: string) => sample[name])), entry).toBe(true);
+    }
+    expect(await routed('DELETE', '/runs/r1')).toBe(false);
+    expect(await routed('GET', '/runs/r1/nothing')).toBe(false);
     h.stop();
   });
 });

@@ -269,7 +269,7 @@ describe('dev server: what a web page could send is refused', () => {
 });
 
 describe('toProxyEvent', () => {
-  it('builds the REST proxy event API Gateway sends: method, path, headers, query, body, no base64', async () => {
+  it('builds the REST proxy event the deployed API sends: its resource and path parameters, method, path, headers, query, body, no base64', async () => {
     const probe = createServer((req, res) => {
       void toProxyEvent(req, new URL(req.url!, 'http://127.0.0.1')).then((event) => res.end(JSON.stringify(event)));
     });
@@ -283,6 +283,9 @@ describe('toProxyEvent', () => {
       });
       const event: any = await response.json();
       expect(event).toMatchObject({
+        // infra/ deploys a resource per path (not a greedy {proxy+}): the event names the one reached.
+        resource: '/runs/{id}/tree',
+        pathParameters: { id: 'r1' },
         httpMethod: 'POST',
         path: '/runs/r1/tree',
         queryStringParameters: { format: 'ascii', x: '2' },
@@ -290,7 +293,7 @@ describe('toProxyEvent', () => {
         body: '{"é":1}',
         isBase64Encoded: false,
         headers: { 'idempotency-key': 'k1', 'x-team': 'red' },
-        requestContext: { httpMethod: 'POST', path: '/runs/r1/tree', stage: 'dev' },
+        requestContext: { httpMethod: 'POST', path: '/runs/r1/tree', stage: 'dev', resourcePath: '/runs/{id}/tree' },
       });
       const bare = await (await fetch(`http://127.0.0.1:${port}/runs`)).json();
       expect(bare).toMatchObject({ httpMethod: 'GET', queryStringParameters: null, body: null });
