@@ -6,21 +6,17 @@
  * SendTaskSuccess/SendTaskFailure; `lambda:invoke` invokes the bundled function; each call is
  * authorized against the state machine's role.
  *
- * Engine differences absorbed here (each named in docs/deploy.md):
- * - no `$$.Task.Token`: the context gets a placeholder, replaced in the task's parameters by a
- *   token made here;
- * - no `$$.State.RetryCount`: the context gets a placeholder, replaced in the task's parameters by
- *   the task's failed attempts counted here (adapters/stepfunctions/task-retry-count.ts);
- * - `TimeoutSecondsPath` is resolved by the engine after Parameters: the path is moved into the
- *   parameters and the timeout enforced here, failing with `States.Timeout` as AWS does;
- * - a Task without TimeoutSeconds gets an engine default of 60 s (AWS: none): a backstop is set;
- * - abort() does not stop a Map: a stopped execution's remaining tasks do nothing;
- * - the engine would run a Distributed Map inline, without child executions: the stack's state
- *   machine has none, and a definition with one is refused.
+ * The engine's differences from AWS (docs/deploy.md points to them) are absorbed by
+ * adapters/stepfunctions/engine-definition.ts, shared with the local fan-out: no `$$.Task.Token`
+ * (a token made here takes the placeholder's place), no `$$.State.RetryCount` (the task's failed
+ * attempts, counted here: task-retry-count.ts), TimeoutSecondsPath enforced here, a backstop on
+ * tasks without TimeoutSeconds, a Distributed Map refused; and abort() does not stop a Map, so a
+ * stopped execution's remaining tasks do nothing.
  */
 import { randomUUID } from 'node:crypto';
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
-import { ENGINE_CONTEXT_STATE, TaskRetryCounts } from '../../adapters/stepfunctions/task-retry-count';
+import { engineContext, engineDefinition, takeTimeoutSeconds, taskStates, timerMs, withTaskToken } from '../../adapters/stepfunctions/engine-definition';
+import { TaskRetryCounts } from '../../adapters/stepfunctions/task-retry-count';
 import { AWS_QUOTAS } from './aws-quotas';
 
 export interface RehearsalMachine {
@@ -80,9 +76,6 @@ interface PendingTask {
   settle(outcome: { output: unknown } | { error: Error }): void;
 }
 
-const PLACEHOLDER_TOKEN = 'rehearsal-task-token-placeholder';
-const TIMEOUT_FIELD = '__rehearsalTimeoutSeconds';
-const BACKSTOP_TIMEOUT_SECONDS = 2_000_000;
 
 export class RehearsalStepFunctions {
   private readonly machines = new Map<string, { machine: RehearsalMachine; engine: StateMachine }>();
@@ -139,7 +132,7 @@ export class RehearsalStepFunctions {
     const { arn, name, input } = execution;
     const handlers = this.taskHandlers(execution, definition);
     const run = engine.run(JSON.parse(input), {
-      context: { Task: { Token: PLACEHOLDER_TOKEN }, State: ENGINE_CONTEXT_STATE, Execution: { Id: arn, Name: name, Input: JSON.parse(input) } },
+      context: engineContext({ Execution: { Id: arn, Name: name, Input: JSON.parse(input) } }),
       overrides: { taskResourceLocalHandlers: handlers },
     });
     execution.abort = () => run.abort();
@@ -298,11 +291,7 @@ export class RehearsalStepFunctions {
     const resource: string = state.Resource;
     const { machine } = execution;
     const principal = `state machine ${machine.name}`;
-    let timeoutSeconds: number | undefined;
-    if (input && typeof input === 'object' && TIMEOUT_FIELD in input) {
-      timeoutSeconds = Number(input[TIMEOUT_FIELD]);
-      delete input[TIMEOUT_FIELD];
-    }
+    const timeoutSeconds = takeTimeoutSeconds(input);
     if (resource.startsWith('arn:aws:states:::sqs:sendMessage')) {
       const queueUrl = String(input.QueueUrl);
       this.services.authorize(machine.roleLogicalId, principal, 'sqs:SendMessage', this.services.queueArnOf(queueUrl));
@@ -311,7 +300,7 @@ export class RehearsalStepFunctions {
         return {};
       }
       return this.waitForToken(execution, timeoutSeconds, (token) =>
-        this.services.sendMessage(queueUrl, bodyText(replaceToken(input.MessageBody, token)), replaceToken(input.MessageAttributes, token)),
+        this.services.sendMessage(queueUrl, bodyText(withTaskToken(input.MessageBody, token)), withTaskToken(input.MessageAttributes, token)),
       );
     }
     if (resource === 'arn:aws:states:::lambda:invoke.waitForTaskToken') {
@@ -320,7 +309,7 @@ export class RehearsalStepFunctions {
       this.services.authorize(machine.roleLogicalId, principal, 'lambda:InvokeFunction', functionArn);
       return this.waitForToken(execution, timeoutSeconds, async (token) => {
         try {
-          await this.services.invokeFunction(functionArn, replaceToken(input.Payload, token));
+          await this.services.invokeFunction(functionArn, withTaskToken(input.Payload, token));
         } catch (error) {
           throw lambdaTaskFailure(error);
         }
@@ -351,7 +340,7 @@ export class RehearsalStepFunctions {
       const timer =
         timeoutSeconds === undefined
           ? undefined
-          : setTimeout(() => settle({ error: new TaskFailure('States.Timeout', '') }), Math.min(timeoutSeconds * 1000, 2_147_483_647));
+          : setTimeout(() => settle({ error: new TaskFailure('States.Timeout', '') }), timerMs(timeoutSeconds));
       const settle: PendingTask['settle'] = (result) => {
         if (!this.pending.delete(token)) return;
         clearTimeout(timer);
@@ -395,43 +384,4 @@ function tokenMachine(token: string): string | undefined {
 
 function bodyText(body: unknown): string {
   return typeof body === 'string' ? body : JSON.stringify(body);
-}
-
-function replaceToken<T>(value: T, token: string): T {
-  if (value === undefined) return value;
-  return JSON.parse(JSON.stringify(value).split(PLACEHOLDER_TOKEN).join(token)) as T;
-}
-
-/** Every Task state of a definition, nested ones too, by name. */
-function taskStates(definition: Record<string, any>): [string, Record<string, any>][] {
-  const found: [string, Record<string, any>][] = [];
-  for (const [name, state] of Object.entries((definition.States ?? {}) as Record<string, Record<string, any>>)) {
-    if (state.Type === 'Task') found.push([name, state]);
-    const processor = state.ItemProcessor ?? state.Iterator;
-    if (processor) found.push(...taskStates(processor));
-    for (const branch of state.Branches ?? []) found.push(...taskStates(branch));
-  }
-  return found;
-}
-
-/** The definition as the engine runs it (see the header's differences). */
-function engineDefinition(definition: Record<string, any>): Record<string, any> {
-  const copy = structuredClone(definition);
-  for (const [name, state] of Object.entries((copy.States ?? {}) as Record<string, Record<string, any>>)) {
-    const processor = state.ItemProcessor ?? state.Iterator;
-    if (state.Type === 'Map' && processor?.ProcessorConfig?.Mode === 'DISTRIBUTED') {
-      throw new Error(`rehearsal: ${name} is a Distributed Map, which the rehearsal does not run (the stack's state machine has none)`);
-    }
-  }
-  for (const [, state] of taskStates(copy)) {
-    if (typeof state.TimeoutSecondsPath === 'string') {
-      if (!state.Parameters || typeof state.Parameters !== 'object') {
-        throw new Error('rehearsal: a Task with TimeoutSecondsPath needs Parameters (the engine resolves the path after them)');
-      }
-      state.Parameters[`${TIMEOUT_FIELD}.$`] = state.TimeoutSecondsPath;
-      delete state.TimeoutSecondsPath;
-    }
-    if (state.TimeoutSeconds === undefined) state.TimeoutSeconds = BACKSTOP_TIMEOUT_SECONDS;
-  }
-  return copy;
 }

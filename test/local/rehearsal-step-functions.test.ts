@@ -167,7 +167,7 @@ describe('a Distributed Map', () => {
     };
     const services = { authorize: () => undefined, queueArnOf: () => '', sendMessage: async () => undefined, invokeFunction: async () => null, onExecutionError: () => undefined };
     expect(() => new RehearsalStepFunctions([{ arn: MACHINE, name: 'team-a-fan-out', definition: distributed, roleLogicalId: 'Role' }], services)).toThrow(
-      /Each is a Distributed Map, which the rehearsal does not run/,
+      /Each is a Distributed Map, which the local engine does not run/,
     );
   });
 });
