@@ -17,6 +17,7 @@ import { createRequestGuard } from './dev/request-guard';
 import { startRemoteDevServer } from './dev/remote-dev-server';
 import type { RemoteTarget } from './remote/api-client';
 import { devRoutes, type DevRouteResult } from './dev/router';
+import { holdIdleConnections } from './keep-alive';
 import { checkModuleAgents } from './module-agents';
 import { LocalRuntime, type LocalRuntimeOptions } from './runtime';
 
@@ -95,6 +96,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
       else res.end();
     });
   });
+  holdIdleConnections(server);
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

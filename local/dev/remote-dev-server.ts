@@ -13,6 +13,7 @@ import { errorResponse, json } from '../../functions/handlers/http-errors';
 import { ApiClient, type RemoteTarget } from '../remote/api-client';
 import { EventHub, type EventSource } from './event-hub';
 import { loadExamples } from './examples';
+import { holdIdleConnections } from '../keep-alive';
 import { readBody, writeResult } from './gateway-shim';
 import { createRequestGuard } from './request-guard';
 import { pageRoutes, routeTable, type DevRouteResult } from './router';
@@ -158,6 +159,7 @@ export async function startRemoteDevServer(options: {
       else res.end();
     });
   });
+  holdIdleConnections(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, '127.0.0.1', () => {

@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readBody } from '../dev/gateway-shim';
+import { holdIdleConnections } from '../keep-alive';
 import { verifySignature } from '../remote/sigv4';
 import { evaluate, type PolicyStatement } from './iam';
 import type { RehearsalStack } from './rehearsal-stack';
@@ -56,7 +57,7 @@ export class RehearsalApiGateway {
       const pool = issuerOfPoolArn(arn);
       if (pool) pools.set(arn, new RehearsalUserPool(pool.poolId, () => origin));
     }
-    const server = createServer((req, res) => void handle(stack, byKey, pools, req, res));
+    const server = holdIdleConnections(createServer((req, res) => void handle(stack, byKey, pools, req, res)));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(options.port ?? 0, '127.0.0.1', resolve);

@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { EngineDispatch } from '../engines/in-process-transport';
+import { holdIdleConnections } from '../keep-alive';
 import { TRACE_HEADER_ATTRIBUTE } from './recursion';
 
 export interface Caller {
@@ -71,7 +72,7 @@ export class AwsEndpoint {
   ) {}
 
   static async start(handlers: EndpointHandlers): Promise<AwsEndpoint> {
-    const server = createServer((req, res) => void handle(handlers, req, res));
+    const server = holdIdleConnections(createServer((req, res) => void handle(handlers, req, res)));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
     return new AwsEndpoint(server, `http://127.0.0.1:${port}`);
