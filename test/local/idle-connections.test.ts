@@ -10,31 +10,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDevServer, type DevServer } from '../../local/dev-server';
 import { startRemoteDevServer, type RemoteDevServer } from '../../local/dev/remote-dev-server';
-import type { EngineDispatch } from '../../local/engines/in-process-transport';
-import { AwsEndpoint } from '../../local/rehearsal/aws-endpoint';
+import type { AwsEndpoint } from '../../local/rehearsal/aws-endpoint';
+import { startS3Endpoint } from '../support/s3-endpoint';
 
 let dev: DevServer;
 let remote: RemoteDevServer;
 let endpoint: AwsEndpoint;
 beforeAll(async () => {
-  // The rehearsal's AWS endpoint, its S3 answered by a stand-in (only the connection is under test).
-  const s3: EngineDispatch = async () => ({ statusCode: 200, headers: {}, body: Buffer.from('object') });
-  endpoint = await AwsEndpoint.start({
-    callerOf: () => ({ principal: 'step-worker', roleLogicalId: 'WorkerRole' }),
-    authorize: () => undefined,
-    dynamodbTableArn: (name) => name,
-    sqsQueueArn: (url) => url,
-    dynamodb: s3,
-    sqs: s3,
-    s3,
-    partition: 'aws',
-    json: {},
-    invokeLambda: async () => ({ payload: null }),
-    describeStacks: () => [],
-    bedrock: () => {
-      throw new Error('no bedrock');
-    },
-  });
+  endpoint = await startS3Endpoint();
   dev = await startDevServer({ port: 0 });
   // Its target is never called: the examples are served from the folder.
   remote = await startRemoteDevServer({ target: { api: 'http://127.0.0.1:9/', region: 'us-east-1' }, examplesDir: join(import.meta.dirname, '..', '..', 'examples') });

@@ -6,12 +6,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { EngineDispatch } from '../../local/engines/in-process-transport';
-import { AwsEndpoint } from '../../local/rehearsal/aws-endpoint';
 import { AWS_QUOTAS } from '../../local/rehearsal/aws-quotas';
 import { PutEventsTooLargeError, RehearsalEventBus, putEventsEntrySize } from '../../local/rehearsal/event-bus';
 import { ConcurrencyPool, FunctionError, FunctionHost } from '../../local/rehearsal/function-host';
 import { newTraceHeader, nextHop } from '../../local/rehearsal/recursion';
+import { startS3Endpoint } from '../support/s3-endpoint';
 
 const WORKER = 'arn:aws:lambda:eu-west-1:123456789012:function:step-worker';
 const OTHER = 'arn:aws:lambda:eu-west-1:123456789012:function:api';
@@ -106,24 +105,8 @@ describe('the event bus', () => {
 
 describe('the endpoint and presigned S3 URLs', () => {
   it("takes the caller from a presigned URL's X-Amz-Credential, authorizes the GET as theirs, and refuses it once expired", async () => {
-    const s3: EngineDispatch = async (request) => ({ statusCode: 200, headers: {}, body: Buffer.from(`object ${request.url}`) });
     const authorized: string[] = [];
-    const endpoint = await AwsEndpoint.start({
-      callerOf: (key) => (key === 'WORKERKEY' ? { principal: 'step-worker', roleLogicalId: 'WorkerRole' } : undefined),
-      authorize: (caller, action, resource) => void authorized.push(`${caller.principal} ${action} ${resource}`),
-      dynamodbTableArn: (name) => name,
-      sqsQueueArn: (url) => url,
-      dynamodb: s3,
-      sqs: s3,
-      s3,
-      partition: 'aws',
-      json: {},
-      invokeLambda: async () => ({ payload: null }),
-      describeStacks: () => [],
-      bedrock: () => {
-        throw new Error('no bedrock');
-      },
-    });
+    const endpoint = await startS3Endpoint((caller, action, resource) => void authorized.push(`${caller.principal} ${action} ${resource}`));
     try {
       const amzDate = (d: Date) => d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
       const presigned = (signedAt: Date, expires: number) =>
