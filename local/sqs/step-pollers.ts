@@ -14,7 +14,7 @@ import type { EngineTier } from '../embedded-engines';
 import type { StepConsumer } from '../engines/step-consumer';
 import type { InvocationMeter } from '../invocation-meter';
 import { deliver, poll } from './event-source';
-import { VisibilityHeartbeat } from './visibility-heartbeat';
+import { VisibilityHeartbeat, type AskedVisibility } from './visibility-heartbeat';
 
 /**
  * Pollers of the start lane by default. With 4 (the earlier default) at most 40 steps ran at
@@ -82,6 +82,8 @@ export class StepPollers {
   /** One poller: keeps up to `maxInFlight` steps going, receiving more as any ends. */
   private async poll(consumer: StepConsumer, maxInFlight: number): Promise<void> {
     const inFlight = new Set<Promise<void>>();
+    // The visibility the last receive asked for, and when: its messages' heartbeats count from it.
+    let received: AskedVisibility = { at: Date.now(), seconds: this.heartbeat.extension() };
     await poll({
       stopped: () => this.options.stopped(),
       ready: async () => {
@@ -95,12 +97,15 @@ export class StepPollers {
         await new Promise((resolve) => setImmediate(resolve));
         this.heartbeat.lag.observe(Date.now() - turn);
       },
-      receive: () => consumer.receive({ max: Math.min(10, maxInFlight - inFlight.size), waitSeconds: 1, visibilityTimeout: this.heartbeat.extension() }),
+      receive: () => {
+        received = { at: Date.now(), seconds: this.heartbeat.extension() };
+        return consumer.receive({ max: Math.min(10, maxInFlight - inFlight.size), waitSeconds: 1, visibilityTimeout: received.seconds });
+      },
       // Reported once (see LocalRuntime.report), retried later and later.
       onReceiveError: (error) => this.options.report(error),
       handle: (records) => {
         for (const record of records) {
-          const handled: Promise<void> = this.handle(consumer, record).finally(() => {
+          const handled: Promise<void> = this.handle(consumer, record, received).finally(() => {
             inFlight.delete(handled);
             this.handling.delete(handled);
           });
@@ -113,12 +118,12 @@ export class StepPollers {
     await Promise.all(inFlight);
   }
 
-  private async handle(consumer: StepConsumer, record: SQSRecord): Promise<void> {
+  private async handle(consumer: StepConsumer, record: SQSRecord, received: AskedVisibility): Promise<void> {
     // While the worker runs, the message stays ours: a step may outlast the visibility timeout
     // (a slow agent, a starved machine), and it must not come back to a second worker while the
     // first still runs (nor reach the DLQ for being slow). Lambda gets this from its function
     // timeout; here the heartbeat extends the visibility, until the message is deleted.
-    const held = this.heartbeat.hold((seconds) => consumer.changeVisibility(record.receiptHandle, seconds));
+    const held = this.heartbeat.hold((seconds) => consumer.changeVisibility(record.receiptHandle, seconds), received);
     const message = parseStepMessage(record.body);
     const { report, invocations, worker } = this.options;
     const [failed] = await deliver({

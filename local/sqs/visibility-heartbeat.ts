@@ -8,8 +8,10 @@
  * received again and again, and end as a "poison message". So each extension is the queue's
  * visibility timeout plus three times the worst lateness seen lately (timers firing late, the
  * extension calls' own round trips, the pollers' turns of the event loop), and the next beat
- * comes at half of what the last one asked for. On a quiet machine that is the queue's timeout,
- * beaten at half of it, as before; a dead process stops beating and its messages come back.
+ * comes at a third of what the last one asked for, counted from when it was asked (the queue
+ * started that visibility then, not when the reply reached the step): two thirds of each
+ * extension are left for a late timer. On a quiet machine that is the queue's timeout, beaten at
+ * a third of it; a dead process stops beating and its messages come back.
  */
 export const MAX_VISIBILITY_SECONDS = 43_200;
 
@@ -39,6 +41,12 @@ export class ProcessLag {
   }
 }
 
+/** A visibility asked of the queue: when (before the request went out) and for how many seconds. */
+export interface AskedVisibility {
+  at: number;
+  seconds: number;
+}
+
 export class VisibilityHeartbeat {
   constructor(
     private readonly visibilitySeconds: number,
@@ -53,26 +61,27 @@ export class VisibilityHeartbeat {
   }
 
   /**
-   * Beats `extend` until `release()`: first at once when the process has been late lately (the
-   * message may have waited since its receive), else at half the visibility timeout.
+   * Beats `extend` until `release()`. `received` is when the message's visibility was asked for
+   * (before its receive) and for how long: the first beat is due a third of that after it, at
+   * once when the message reached its step later than that.
    */
-  hold(extend: (seconds: number) => Promise<void>): { release(): void } {
+  hold(extend: (seconds: number) => Promise<void>, received: AskedVisibility = { at: Date.now(), seconds: this.visibilitySeconds }): { release(): void } {
     let released = false;
     let timer: NodeJS.Timeout | undefined;
-    const schedule = (delayMs: number) => {
-      const due = Date.now() + delayMs;
-      timer = setTimeout(() => void beat(due), delayMs);
+    const schedule = (asked: AskedVisibility) => {
+      const due = asked.at + (asked.seconds * 1000) / 3;
+      timer = setTimeout(() => void beat(due), Math.max(0, due - Date.now()));
     };
     const beat = async (due: number) => {
       if (released) return;
-      const started = Date.now();
-      this.lag.observe(started - due);
+      const at = Date.now();
+      this.lag.observe(at - due);
       const seconds = this.extension();
       await extend(seconds).catch(() => undefined);
-      this.lag.observe(Date.now() - started);
-      if (!released) schedule((seconds * 1000) / 2);
+      this.lag.observe(Date.now() - at);
+      if (!released) schedule({ at, seconds });
     };
-    schedule(this.lag.ms > (this.visibilitySeconds * 1000) / 10 ? 0 : (this.visibilitySeconds * 1000) / 2);
+    schedule(received);
     return {
       release: () => {
         released = true;
