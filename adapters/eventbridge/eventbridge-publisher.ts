@@ -97,6 +97,17 @@ export class EventBridgePublisher implements EventPublisher {
 }
 
 /**
+ * The lifecycle event an entry of this publisher carries, read back off the bus (the rehearsal's
+ * rules): toEntry's envelope fields are the event's, the rest its detail (a summarized entry's
+ * detail is the summary).
+ */
+export function eventFromBus(detailType: string, detail: unknown): LifecycleEvent {
+  const { eventId, runId, team, branchId, time, ...rest } = detail as Record<string, unknown>;
+  // Put by toEntry from a LifecycleEvent: its type and detail go together as they were.
+  return { eventId, type: detailType, runId, team, branchId, time, detail: rest } as LifecycleEvent;
+}
+
+/**
  * Bytes PutEvents counts for an entry: 14 for Time, plus the UTF-8 bytes of Source, DetailType,
  * Detail and each Resource (EventBusName is not counted).
  */

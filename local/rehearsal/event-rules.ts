@@ -5,6 +5,7 @@
  * a client calls it; and the lifecycle events the functions put, as the product's events.
  */
 import type { SQSClient } from '@aws-sdk/client-sqs';
+import { eventFromBus } from '../../adapters/eventbridge/eventbridge-publisher';
 import type { LifecycleEvent } from '../../core/events';
 import type { RehearsalAccess } from './access';
 import { invokeAsynchronously } from './async-invocation';
@@ -73,8 +74,7 @@ export class RehearsalEvents {
   onLifecycleEvent(listener: (event: LifecycleEvent) => void): () => void {
     const wrapped = (e: BusEvent) => {
       if (e.source !== 'branch-spawner') return;
-      const { eventId, runId, team, branchId, time, ...detail } = e.detail as Record<string, any>;
-      listener({ eventId, type: e['detail-type'], runId, team, branchId, time, detail } as LifecycleEvent);
+      listener(eventFromBus(e['detail-type'], e.detail));
     };
     this.listeners.add(wrapped);
     return () => this.listeners.delete(wrapped);

@@ -9,6 +9,7 @@ import {
   EventBridgePublisher,
   MAX_REQUEST_BYTES,
   entrySize,
+  eventFromBus,
 } from '../../../adapters/eventbridge/eventbridge-publisher';
 
 const eventBridge = mockClient(EventBridgeClient);
@@ -64,6 +65,14 @@ describe('EventBridgePublisher', () => {
       status: 'PENDING',
     });
     expect(entries[1].DetailType).toBe('BranchCreated');
+  });
+
+  it('an event read back off the bus (eventFromBus) is the event put', () => {
+    const events = [event(0), anEvent('SyncPointReached', { branchId: 'root' }), anEvent('RunCompleted')];
+    for (const e of events) {
+      const entry = publisher().toEntry(e);
+      expect(eventFromBus(entry.DetailType!, JSON.parse(entry.Detail!))).toEqual(e);
+    }
   });
 
   it('the envelope wins over detail keys of the same name', async () => {
