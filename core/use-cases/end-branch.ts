@@ -143,7 +143,8 @@ export async function tellEnd(deps: SpawnerDeps, branch: BranchRecord, by: WorkM
   if (branch.status !== 'COMPLETED' && branch.spawn && options.mayHaveChildren !== false) {
     // Children found ended under the parent's mark by other work (a spawn that saw its parent
     // ended) are that work's to tell, unless this may be a retry of the cascade that ended them.
-    await cancelChildren(deps, branch, mayRepeatTelling(branch, by, options));
+    // Told quietly, the end is another worker's, alive, to tell: the ends of its cascade too.
+    await cancelChildren(deps, branch, !options.quiet && mayRepeatTelling(branch, by, options));
   }
   if (branch.parentId === null || branch.parentSeq === null) {
     await finishRun(deps, branch, by);

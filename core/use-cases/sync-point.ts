@@ -234,6 +234,7 @@ async function resumeParentWith(deps: SpawnerDeps, ends: BranchEnds, run: RunRec
         advancedBy: mark,
       });
       if (updated) await openSyncPoint(deps, ends, run, updated);
+      else await finishLostResume(deps, ends, run, parent, seq);
       return;
     }
     // `next_actions`: a list, one aggregate per group, whether there was one group or several.
@@ -243,7 +244,7 @@ async function resumeParentWith(deps: SpawnerDeps, ends: BranchEnds, run: RunRec
       input,
       advancedBy: mark,
     });
-    if (!updated) return;
+    if (!updated) return finishLostResume(deps, ends, run, parent, seq);
     hit(deps, 'before-enqueue', scope, `${parent.id}#${seq}>resume`);
     await deps.queue.send([{ ...scope, branchId: parent.id, step: updated.stepCount }]);
   } else if (parent.status === 'RUNNING' && parent.advancedBy === mark) {
@@ -253,6 +254,16 @@ async function resumeParentWith(deps: SpawnerDeps, ends: BranchEnds, run: RunRec
     // A retry after a crash while opening the next sync point: open it again (idempotent).
     await openSyncPoint(deps, ends, run, parent);
   }
+}
+
+/**
+ * A resume whose write was lost: if another settlement of this sync point resumed the parent,
+ * its last part is done here too (idempotent). That settlement may be a task of the sync point's
+ * own fan-out, stopped by this one's early settlement: dying after its write, it has no retry.
+ */
+async function finishLostResume(deps: SpawnerDeps, ends: BranchEnds, run: RunRecord, parent: BranchRecord, seq: number): Promise<void> {
+  const current = await deps.store.getBranch(scopeOf(parent), parent.id);
+  if (current && current.advancedBy === WorkMark.sync(seq)) await resumeParentWith(deps, ends, run, current, seq, undefined);
 }
 
 interface NextSpawn {

@@ -38,9 +38,15 @@ const from = Number(process.env.SIM_FROM ?? 1);
  * 2169, 8026 (per-child) and 8534 (batched) — a child's failed iteration (RecordChildFailure,
  * RecordBatchFailure), on its first attempt, found the child ended by other work and the sync
  * point settled early by a sibling's step: taking itself for a retry, it settled again and told
- * the BranchCancelled of the children that settlement had cancelled a second time.
+ * the BranchCancelled of the children that settlement had cancelled a second time; 13496
+ * (per-child) — two settlements of one sync point at once: a child's failed iteration resumed the
+ * parent into its next group and died opening it, while the other (a step) stopped that fan-out,
+ * so the iteration's retry was dropped, and lost its own write to the parent: the next group's
+ * children were never created (the run RUNNING at quiescence); 18530 (batched) — a settlement
+ * that was new work found a child its concurrent twin had cancelled: told quietly, its end still
+ * cascaded loudly, telling the BranchCancelled of that child's children a second time.
  */
-const PINNED = [12874, 13802, 43534, 55360, 10940, 669, 2698, 199, 328, 873, 1475, 2169, 8026, 8534];
+const PINNED = [12874, 13802, 43534, 55360, 10940, 669, 2698, 199, 328, 873, 1475, 2169, 8026, 8534, 13496, 18530];
 const range = Array.from({ length: count }, (_, i) => from + i);
 const seeds = one ? [Number(one)] : process.env.SIM_SEEDS ? range : [...range, ...PINNED.filter((p) => !range.includes(p))];
 
