@@ -337,6 +337,11 @@ export interface FanOutRequest extends Scope {
   dispatch?: FanOutDispatch;
 }
 
+/** Aggregate's input: the sync point, and the task's retry count (see ChildFailureInput.retryCount). */
+export interface AggregateInput extends SyncPointTaskInput {
+  retryCount?: number;
+}
+
 /** DispatchBatch's input: send the batch's first children; the token waits for all of them. */
 export interface BatchDispatchInput extends SyncPointTaskInput, FanOutBatch {
   taskToken: string;
@@ -397,7 +402,7 @@ export interface FanOutTasks {
   /** A child's iteration failed: end the child and count it. */
   recordChildFailure(input: ChildFailureInput): Promise<void>;
   /** The Map is done: settle the sync point. */
-  aggregate(input: SyncPointTaskInput): Promise<void>;
+  aggregate(input: AggregateInput): Promise<void>;
   /** The Map or Aggregate failed for good (their Catch): the parent fails instead of waiting forever. */
   recordFanOutFailure(input: FanOutFailureInput): Promise<void>;
   /** A batch's iteration starts: keep its token, send its first children. */

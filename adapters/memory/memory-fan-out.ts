@@ -7,7 +7,7 @@
  * It reads what the ASL reads: the execution input (fanOutInput: BATCHED ranges or INLINE
  * children), MaxConcurrency (0 = no limit), the Retry fields of RecordChildFailure and
  * Aggregate (loaded from the same ASL file; each attempt gets its retry count, as the ASL passes
- * `$$.State.RetryCount` to the failed-iteration tasks), and DispatchChild's Catch: a child that times out
+ * `$$.State.RetryCount` to the failed-iteration tasks and Aggregate), and DispatchChild's Catch: a child that times out
  * (`States.Timeout`) or cannot be sent is recorded with its error name and message. A
  * batch's iteration calls DispatchBatch with a token and waits for it (the batch's timeout);
  * its Catch is RecordBatchFailure, which failing for good fails the Map. A
@@ -48,8 +48,8 @@ export class MemoryFanOut extends LocalExecutions {
       } else {
         await mapItems(execution, input.children ?? [], input.maxConcurrency ?? 0, (index) => this.child(request, execution, index));
       }
-      await retrying(this.retries.aggregate, execution, 'Aggregate', async () => {
-        if (!execution.stopped) await this.tasks.aggregate({ team, runId, parentId, seq });
+      await retrying(this.retries.aggregate, execution, 'Aggregate', async (retryCount) => {
+        if (!execution.stopped) await this.tasks.aggregate({ team, runId, parentId, seq, retryCount });
       });
     } catch (error) {
       // The Catch of the Map and of Aggregate: the parent fails instead of waiting forever.

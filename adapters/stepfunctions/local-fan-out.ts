@@ -27,7 +27,7 @@ import type {
   FanOutRequest,
   FanOutTasks,
   StepQueue,
-  SyncPointTaskInput,
+  AggregateInput,
 } from '../../core/ports';
 import {
   FAN_OUT_STATES,
@@ -112,10 +112,11 @@ export class LocalFanOutOrchestrator extends LocalExecutions {
           [FAN_OUT_STATES.recordChildFailure]: recordChildFailure,
           [FAN_OUT_STATES.dispatchBatch]: dispatchBatch,
           [FAN_OUT_STATES.recordBatchFailure]: recordBatchFailure,
-          [FAN_OUT_STATES.aggregate]: async (input) => {
-            if (!execution.stopped) await this.tasks.aggregate(payloadOf<SyncPointTaskInput>(input));
-            return {};
-          },
+          [FAN_OUT_STATES.aggregate]: (input) =>
+            retryCounts.attempt(FAN_OUT_STATES.aggregate, input, async (filled) => {
+              if (!execution.stopped) await this.tasks.aggregate(payloadOf<AggregateInput>(filled));
+              return {};
+            }),
           [FAN_OUT_STATES.recordFanOutFailure]: async (input) => {
             if (!execution.stopped) await this.tasks.recordFanOutFailure(payloadOf<FanOutFailureInput>(input));
             return {};

@@ -1,5 +1,5 @@
 /** The tasks of the fan-out state machine: RecordChildFailure, Aggregate, RecordFanOutFailure, DispatchBatch and RecordBatchFailure. */
-import type { BatchFailureInput, ChildFailureInput, FanOutFailureInput, FanOutTasks, SyncPointTaskInput } from '../ports';
+import type { AggregateInput, BatchFailureInput, ChildFailureInput, FanOutFailureInput, FanOutTasks } from '../ports';
 import { type SpawnerDeps } from './deps';
 import { childId, isTerminal, type BranchRecord, type Scope } from '../model';
 import { mapLimit } from '../map-limit';
@@ -64,8 +64,9 @@ async function endFailedChild(deps: SpawnerDeps, scope: Scope, child: BranchReco
 }
 
 /** The fan-out's Map finished: settle the sync point (a no-op if an early exit did already). */
-export async function aggregateSyncPoint(deps: SpawnerDeps, input: SyncPointTaskInput): Promise<void> {
-  await settleSyncPoint(deps, branchEnds, { team: input.team, runId: input.runId }, input.parentId, input.seq, { fanOutEnded: true });
+export async function aggregateSyncPoint(deps: SpawnerDeps, input: AggregateInput): Promise<void> {
+  // On its first attempt nothing it finds done is its own to tell again (only its retries are).
+  await settleSyncPoint(deps, branchEnds, { team: input.team, runId: input.runId }, input.parentId, input.seq, { fanOutEnded: true, mayRepeat: input.retryCount !== 0 });
 }
 
 /**

@@ -433,8 +433,9 @@ export async function settleSyncPoint(
   if (!onIt && isTerminal(parent.status) && parent.status !== 'COMPLETED') {
     // The parent ended (a cancel) while this settlement opened its next sync point, whose last
     // part — cancelling the children created under an ended parent — may have died with it. A
-    // retry finds the parent moved on and ended: it does that part again (idempotent).
-    await ends.cancelChildren(deps, parent);
+    // retry finds the parent moved on and ended: it does that part again (idempotent), telling
+    // again the ends found written only if it may be that settlement's retry.
+    await ends.cancelChildren(deps, parent, retell);
   }
   if (!onIt && retell && sp.aggregatedAt !== undefined) {
     // A retry of a settlement that died after cancelling children, found the parent moved on

@@ -14,9 +14,10 @@ const failure = {
   error: z.string().nullish().transform((e) => e ?? 'States.TaskFailed'),
   cause: z.string().nullish().transform((c) => c ?? undefined),
 };
-/** `$$.State.RetryCount` of a failed iteration's task (0 on its first attempt; absent from an older definition's execution). */
+/** `$$.State.RetryCount` of a failed iteration's task or of Aggregate (0 on its first attempt; absent from an older definition's execution). */
 const retryCount = { retryCount: z.number().int().min(0).max(1000).optional() };
 const childFailureInput = syncPointInput.extend({ branchId: z.string().min(1), ...failure, ...retryCount });
+const aggregateInput = syncPointInput.extend(retryCount);
 const fanOutFailureInput = syncPointInput.extend(failure).strict();
 const batchRange = { first: z.number().int().min(0), count: z.number().int().min(1) };
 const batchDispatchInput = syncPointInput.extend({ ...batchRange, window: z.number().int().min(1), taskToken: z.string().min(1) }).strict();
@@ -39,7 +40,7 @@ export function createFanOutTaskHandlers(deps: SpawnerDeps, logger: Logger = cre
       await recordChildFailure(deps, input);
     },
     aggregate: async (event: unknown): Promise<void> => {
-      const input = parse(syncPointInput, event);
+      const input = parse(aggregateInput, event);
       logger.debug('aggregate', { runId: input.runId, branchId: input.parentId, seq: input.seq });
       await aggregateSyncPoint(deps, input);
     },

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../core/errors';
 import type { BatchDispatchInput, BatchFailureInput, FanOutOrchestrator, FanOutRequest, FanOutTasks, StepMessage, StepQueue } from '../../core/ports';
 import { MemoryQueue } from '../../adapters/memory/memory-queue';
-import type { ChildFailureInput as RecordChildFailureInput, FanOutFailureInput, SyncPointTaskInput as AggregateInput } from '../../core/ports';
+import type { ChildFailureInput as RecordChildFailureInput, FanOutFailureInput, AggregateInput } from '../../core/ports';
 import { LOCAL_TOKEN_PREFIX } from '../../adapters/stepfunctions/fan-out-definition';
 
 export interface LocalOrchestrator extends FanOutOrchestrator {
@@ -118,7 +118,7 @@ export function describeFanOutConformance(name: string, create: FanOutFactory): 
         expect(message.taskToken?.startsWith(LOCAL_TOKEN_PREFIX)).toBe(true);
       }
       expect(new Set(received.map((m) => m.taskToken)).size).toBe(12);
-      expect(calls).toEqual([{ task: 'aggregate', input: { team: 'blue', runId: 'run1', parentId: 'root', seq: 1 } }]);
+      expect(calls).toEqual([{ task: 'aggregate', input: { team: 'blue', runId: 'run1', parentId: 'root', seq: 1, retryCount: 0 } }]);
       expect(errors).toEqual([]);
       expect(fanOut.activeExecutions()).toBe(0);
     });
@@ -148,7 +148,7 @@ export function describeFanOutConformance(name: string, create: FanOutFactory): 
           retryCount: 0,
         },
       });
-      expect(calls[1]).toEqual({ task: 'aggregate', input: { team: 'blue', runId: 'run1', parentId: 'root', seq: 1 } });
+      expect(calls[1]).toEqual({ task: 'aggregate', input: { team: 'blue', runId: 'run1', parentId: 'root', seq: 1, retryCount: 0 } });
       expect(errors).toEqual([]);
       // The late child's report finds its token closed: not an error.
       await expect(fanOut.childFinished(late.taskToken as string, done(late.branchId))).resolves.toBeUndefined();

@@ -125,7 +125,7 @@ describe('the synthesized fan-out definition', () => {
     const failures: any[] = [];
     const machine = new StateMachine(forLocalEngine(definition) as StateMachineDefinition);
     const execution = machine.run(input(3), {
-      context: { Task: { Token: 'token-from-the-local-test' } },
+      context: { Task: { Token: 'token-from-the-local-test' }, State: { RetryCount: 0 } },
       overrides: {
         taskResourceLocalHandlers: {
           [FAN_OUT_STATES.dispatchChild]: async (task) => {
@@ -196,7 +196,7 @@ describe('the synthesized fan-out definition', () => {
     const aggregated: any[] = [];
     const machine = new StateMachine(forLocalEngine(substituted()) as StateMachineDefinition);
     await machine.run(input(3, 'batched'), {
-      context: { Task: { Token: 'batch-token' } },
+      context: { Task: { Token: 'batch-token' }, State: { RetryCount: 0 } },
       overrides: {
         taskResourceLocalHandlers: {
           [FAN_OUT_STATES.dispatchBatch]: async (task) => {

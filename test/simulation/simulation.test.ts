@@ -44,9 +44,12 @@ const from = Number(process.env.SIM_FROM ?? 1);
  * so the iteration's retry was dropped, and lost its own write to the parent: the next group's
  * children were never created (the run RUNNING at quiescence); 18530 (batched) — a settlement
  * that was new work found a child its concurrent twin had cancelled: told quietly, its end still
- * cascaded loudly, telling the BranchCancelled of that child's children a second time.
+ * cascaded loudly, telling the BranchCancelled of that child's children a second time; 19489
+ * (per-child) — a fan-out's Aggregate, on its first attempt, found its parent moved on to its next
+ * group and cancelled: taking itself for the retry of the settlement that opened that group, it
+ * told the BranchCancelled of a child the parent's end had cancelled a second time.
  */
-const PINNED = [12874, 13802, 43534, 55360, 10940, 669, 2698, 199, 328, 873, 1475, 2169, 8026, 8534, 13496, 18530];
+const PINNED = [12874, 13802, 43534, 55360, 10940, 669, 2698, 199, 328, 873, 1475, 2169, 8026, 8534, 13496, 18530, 19489];
 const range = Array.from({ length: count }, (_, i) => from + i);
 const seeds = one ? [Number(one)] : process.env.SIM_SEEDS ? range : [...range, ...PINNED.filter((p) => !range.includes(p))];
 

@@ -672,7 +672,7 @@ export class World {
       weight: 2,
       start: () => {
         e.aggregating = true;
-        void this.retried(`Aggregate ${parentId}#${seq}`, () => aggregateSyncPoint(this.deps, { team, runId, parentId, seq }), e).then(
+        void this.retried(`Aggregate ${parentId}#${seq}`, (retryCount) => aggregateSyncPoint(this.deps, { team, runId, parentId, seq, retryCount }), e).then(
           () => (e.finished = true),
         );
       },

@@ -145,23 +145,26 @@ export function createMemoryHarness(options: HarnessOptions = {}) {
 /** Thrown by a test's fault injection: the harness delivers the message again. */
 export class HarnessCrash extends Error {}
 
-/** The fan-out's tasks as its state machine runs them: a task that crashed is retried (its retrier). */
+/**
+ * The fan-out's tasks as its state machine runs them: a task that crashed is retried (its
+ * retrier), its retry count counting these retries too.
+ */
 function retriedOnCrash(tasks: FanOutTasks): FanOutTasks {
-  const retried = async (task: () => Promise<void>): Promise<void> => {
+  const retried = async (task: (retries: number) => Promise<void>): Promise<void> => {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await task();
+        return await task(attempt);
       } catch (error) {
         if (!(error instanceof HarnessCrash) || attempt >= 10) throw error;
       }
     }
   };
   return {
-    recordChildFailure: (input) => retried(() => tasks.recordChildFailure(input)),
-    aggregate: (input) => retried(() => tasks.aggregate(input)),
+    recordChildFailure: (input) => retried((n) => tasks.recordChildFailure({ ...input, retryCount: (input.retryCount ?? 0) + n })),
+    aggregate: (input) => retried((n) => tasks.aggregate({ ...input, retryCount: (input.retryCount ?? 0) + n })),
     recordFanOutFailure: (input) => retried(() => tasks.recordFanOutFailure(input)),
     dispatchBatch: (input) => retried(() => tasks.dispatchBatch(input)),
-    recordBatchFailure: (input) => retried(() => tasks.recordBatchFailure(input)),
+    recordBatchFailure: (input) => retried((n) => tasks.recordBatchFailure({ ...input, retryCount: (input.retryCount ?? 0) + n })),
   };
 }
 

@@ -4,7 +4,7 @@ import type { StepMessage } from '../../../core/ports';
 import { SqsStepQueue } from '../../../adapters/sqs/sqs-step-queue';
 import { createQueues } from '../../../local/sqs/create-queues';
 import { SqsQueueConsumer } from '../../../local/sqs/queue-consumer';
-import type { SyncPointTaskInput as AggregateInput } from '../../../core/ports';
+import type { AggregateInput } from '../../../core/ports';
 import { LocalFanOutOrchestrator } from '../../../adapters/stepfunctions/local-fan-out';
 import { startFauxqs, type FauxqsEngine } from '../../../local/engines/fauxqs-engine';
 
@@ -75,7 +75,7 @@ describe('LocalFanOutOrchestrator over SqsStepQueue', () => {
     await fanOut.idle();
 
     expect(seen.sort()).toEqual(['root.2.0', 'root.2.1', 'root.2.2']);
-    expect(aggregates).toEqual([{ team: 'green', runId: 'run9', parentId: 'root.2', seq: 3 }]);
+    expect(aggregates).toEqual([{ team: 'green', runId: 'run9', parentId: 'root.2', seq: 3, retryCount: 0 }]);
     expect(errors).toEqual([]);
   });
 });
