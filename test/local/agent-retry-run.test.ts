@@ -6,8 +6,11 @@
  * is retried the same way, its failures named transport failures. An openai agent whose
  * chat-completions server answers 503 twice, and a lambda agent whose function raises twice (on the
  * rehearsal's AWS endpoint, which speaks the Lambda Invoke API: no Lambda engine exists to run
- * locally), are retried the same way; a failure whose kind the policy's `on` leaves out fails the
- * run at its first attempt.
+ * locally), are retried the same way; so is a bedrock agent whose Converse endpoint (a loopback
+ * server speaking the Bedrock Runtime wire format, reached by the real AWS SDK client through
+ * AWS_ENDPOINT_URL_BEDROCK_RUNTIME, in a `run --engines` child process) throttles and is
+ * unavailable before it answers. A failure whose kind the policy's `on` leaves out fails the run
+ * at its first attempt.
  */
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,6 +24,8 @@ import type { LifecycleEvent } from '../../core/events';
 import { main } from '../../local/cli';
 import { LocalRuntime } from '../../local/runtime';
 import { captureIo } from '../support/io';
+import { runCli } from '../support/killed-run';
+import { startConverseStub, type Decision } from '../support/model-stubs';
 import { startS3Endpoint } from '../support/s3-endpoint';
 
 const dir = mkdtempSync(join(tmpdir(), 'bs-agent-retry-'));
@@ -254,6 +259,62 @@ describe('retry: { attempts: 3 } on an agent whose first two attempts fail (run 
         expect(view.metrics).toMatchObject({ steps: 1, retries: 0 });
       });
       expect(invocations).toBe(1);
+    });
+  });
+
+  describe('bedrock agent against a local Converse endpoint (the AWS SDK client, AWS_ENDPOINT_URL_BEDROCK_RUNTIME)', () => {
+    const final = JSON.stringify({ next_action: 'final_response', content: { served: 'by the model' } });
+    /** `run --engines` in a child process whose Bedrock endpoint is the stub: the SDK's own setting, as in a deployment. */
+    async function runBedrock(name: string, retry: string, answers: Decision[]) {
+      const stub = await startConverseStub(() => answers.shift() ?? { text: final });
+      try {
+        const file = join(dir, `${name}.yaml`);
+        writeFileSync(file, `name: ${name}\nrequest: "go"\nentry: Flaky\nagents:\n  Flaky:\n    kind: bedrock\n    modelId: stub.model-v1:0\n    region: us-east-1\n${retry}`);
+        const trace = join(dir, `${name}.jsonl`);
+        const out = await runCli(['run', file, '--engines', '--json', '--trace', trace], {
+          AWS_ENDPOINT_URL_BEDROCK_RUNTIME: stub.url,
+          AWS_ACCESS_KEY_ID: 'stub',
+          AWS_SECRET_ACCESS_KEY: 'stub',
+          AWS_SESSION_TOKEN: '',
+          AWS_PROFILE: '',
+        });
+        const events = readFileSync(trace, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as LifecycleEvent);
+        return { ...out, doc: JSON.parse(out.stdout), events, requests: stub.requests.length };
+      } finally {
+        await stub.close();
+      }
+    }
+
+    it('throttled (429 ThrottlingException), then unavailable (503 ServiceUnavailableException): retried as transport failures, one request per attempt; the run completes', async () => {
+      const { code, stderr, doc, events, requests } = await runBedrock('bedrock-retry', '    retry: { attempts: 3, backoff: { initialMs: 20 } }\n', [
+        { status: 429, errorType: 'ThrottlingException', error: 'Too many requests, please wait before trying again.' },
+        { status: 503, errorType: 'ServiceUnavailableException', error: 'Bedrock is unable to process your request.' },
+      ]);
+      expect(code, stderr).toBe(0);
+      expect(doc.status).toBe('COMPLETED');
+      expect(doc.result).toEqual({ served: 'by the model' });
+      const retried = events.filter((e) => e.type === 'AgentRetryScheduled');
+      expect(retried.map((e) => [e.detail.agent, e.detail.attempt, e.detail.attempts, e.detail.kind])).toEqual([
+        ['Flaky', 1, 3, 'transport'],
+        ['Flaky', 2, 3, 'transport'],
+      ]);
+      expect(String(retried[0].detail.error)).toContain('ThrottlingException');
+      expect(String(retried[1].detail.error)).toContain('ServiceUnavailableException');
+      expect(doc.metrics).toMatchObject({ steps: 1, retries: 2 });
+      // The policy retries transport failures itself: the invoker's and the SDK's own retries are off.
+      expect(requests).toBe(3);
+    });
+
+    it('a 400 ValidationException under on: [transport] is an agent error the policy leaves alone: the run fails at the first attempt, one request', async () => {
+      const { code, doc, events, requests } = await runBedrock('bedrock-filtered', '    retry: { attempts: 3, backoff: { initialMs: 20 }, on: [transport] }\n', [
+        { status: 400, errorType: 'ValidationException', error: 'Malformed input request, please reformat your input and try again.' },
+      ]);
+      expect(code).toBe(1);
+      expect(doc.status).toBe('FAILED');
+      expect(doc.error).toContain('ValidationException');
+      expect(events.filter((e) => e.type === 'AgentRetryScheduled')).toEqual([]);
+      expect(doc.metrics).toMatchObject({ steps: 1, retries: 0 });
+      expect(requests).toBe(1);
     });
   });
 });

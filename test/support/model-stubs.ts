@@ -27,7 +27,8 @@ export interface ConversationView {
 export type Decision =
   | { calls: { name: string; args: unknown; rawArgs?: string }[] }
   | { text: string }
-  | { status: number; error: string };
+  /** An error answer; `errorType`: Bedrock's error name (default ValidationException), as `x-amzn-ErrorType` tells it. */
+  | { status: number; error: string; errorType?: string };
 
 export type Brain = (view: ConversationView) => Decision | Promise<Decision>;
 
@@ -127,7 +128,10 @@ export function startConverseStub(brain: Brain): Promise<ModelStub> {
     stub.requests.push(view);
     const decision = await stub.brain(view);
     if ('status' in decision) {
-      return { status: decision.status, body: { message: decision.error }, headers: { 'x-amzn-errortype': 'ValidationException' } };
+      // As the service answers: the error's name in x-amzn-ErrorType (with its namespace after a
+      // colon), the message in the body.
+      const errorType = `${decision.errorType ?? 'ValidationException'}:http://internal.amazon.com/coral/com.amazon.bedrock/`;
+      return { status: decision.status, body: { message: decision.error }, headers: { 'x-amzn-errortype': errorType, 'x-amzn-requestid': `stub-${++n}` } };
     }
     const content =
       'text' in decision
