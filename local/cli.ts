@@ -154,7 +154,7 @@ export async function main(
 
   const sourceOptions = (command: Command) =>
     command
-      .option('--api <url>', "a team's deployed API (the stack's ApiUrl; env BRANCH_SPAWNER_API)")
+      .option('--api <url>', "a team's deployed API (the stack's ApiUrl; env BRANCH_SPAWNER_API), or a dev server's address")
       .option('--stack <team>', STACK_HELP)
       .option('--data <dir>', 'a local data folder (run --data <dir>)')
       .option('--token <jwt>', `with --api: a Cognito ID token instead of SigV4 (env ${TOKEN_ENV})`)

@@ -1,8 +1,9 @@
 /**
  * The CLI's client of a team's deployed API (`--api <url>`): every request signed with SigV4 from
  * the standard AWS credential chain (environment, profiles, SSO, container and instance roles),
- * or carrying a Cognito token (`--token`, BRANCH_SPAWNER_TOKEN). A refusal names the credentials
- * that were used (the access key id, never the secret) and what was refused.
+ * or carrying a Cognito token (`--token`, BRANCH_SPAWNER_TOKEN); a loopback address with no
+ * signing region (a `branch-spawner dev` server) is called unsigned. A refusal names the
+ * credentials that were used (the access key id, never the secret) and what was refused.
  */
 import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
 import { RemoteApiError, ValidationError } from '../../core/errors';
@@ -23,11 +24,21 @@ export const TOKEN_ENV = 'BRANCH_SPAWNER_TOKEN';
 
 type Auth =
   | { kind: 'token'; token: string; expiresAt?: number }
+  | { kind: 'none' }
   | { kind: 'sigv4'; region: string; signer: ReturnType<typeof signerFor>; credentials: ReturnType<typeof fromNodeProviderChain>; source: string };
 
 /** The region of an execute-api URL (https://<id>.execute-api.<region>.amazonaws.com/...), if it is one. */
 export function regionOfUrl(url: URL): string | undefined {
   return /\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$/.exec(url.hostname)?.[1];
+}
+
+/**
+ * Whether the URL names this machine (127.0.0.0/8, ::1, localhost): a `branch-spawner dev` server,
+ * which has no auth, or `rehearse up`, whose credentials and region its export lines set.
+ */
+export function isLoopback(url: URL): boolean {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
 }
 
 /** A JWT's `exp` in ms, when it has one (the token is only read, never checked: the API checks it). */
@@ -57,6 +68,8 @@ export class ApiClient {
     const token = target.token ?? env[TOKEN_ENV];
     if (token) return new ApiClient(base, { kind: 'token', token: token.replace(/^Bearer\s+/i, ''), expiresAt: expiryOf(token.replace(/^Bearer\s+/i, '')) });
     const region = target.region ?? regionOfUrl(base) ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
+    // Nothing to sign with on this machine: a dev server, called as its page calls it.
+    if (!region && !target.profile && isLoopback(base)) return new ApiClient(base, { kind: 'none' });
     if (!region) {
       throw new ValidationError(`--region: ${base.host} is not an execute-api URL, so the signing region must be given (--region or AWS_REGION)`, '--region');
     }
@@ -74,6 +87,7 @@ export class ApiClient {
 
   /** Who the requests are made as, for messages: the access key id and where it came from, or the token's expiry. */
   async identity(): Promise<string> {
+    if (this.auth.kind === 'none') return 'no signature (a loopback address without a signing region: --region or AWS_REGION signs)';
     if (this.auth.kind === 'token') {
       return `a token${this.auth.expiresAt ? ` valid until ${new Date(this.auth.expiresAt).toISOString()}` : ''}`;
     }
@@ -116,11 +130,12 @@ export class ApiClient {
         throw new RemoteApiError(`${what}: the token expired at ${new Date(this.auth.expiresAt).toISOString()}; sign in again for a new ID token (--token or ${TOKEN_ENV})`, 401, 'ExpiredToken');
       }
       headers.authorization = this.auth.token;
-    } else {
+    } else if (this.auth.kind === 'sigv4') {
       try {
         headers = await signRequest(this.auth.signer, { method, url, headers, body });
       } catch (error) {
-        throw new RemoteApiError(`${what}: no AWS credentials to sign with (${this.auth.source}): ${(error as Error).message}`, 401, 'CredentialsProviderError', { cause: error });
+        const dev = isLoopback(url) ? '; a branch-spawner dev server needs no signature: leave --region and AWS_REGION unset' : '';
+        throw new RemoteApiError(`${what}: no AWS credentials to sign with (${this.auth.source}): ${(error as Error).message}${dev}`, 401, 'CredentialsProviderError', { cause: error });
       }
       // fetch sets Host itself (the same value that was signed).
       delete headers.host;

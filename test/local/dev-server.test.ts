@@ -182,6 +182,39 @@ describe('dev server: the HTTP API through runtime.api, live events, dev-only vi
     expect((await get('/runs')).body.runs.map((r: any) => r.runId)).not.toContain(started.body.runId);
   });
 
+  it('the CLI on the dev server (--api <its address>, no signing region): callback answers once (exit 0), again is refused (exit 1); show reads the run', async () => {
+    const key = 'dev-test-callback-cli';
+    const runId = runIdFor('local', key);
+    const asked = eventStream(`/runs/${runId}/events`, (e) => e.type === 'BranchWaitingForCallback');
+    await asked.ready;
+    const approver = { kind: 'script', responses: [{ next_action: 'wait_for_callback', timeout_seconds: 600, message: 'ship it?' }, { next_action: 'final_response', content: '$input' }] };
+    expect((await post('/runs', JSON.stringify({ name: 'approve', request: 'r', entry: 'Approver', agents: { Approver: approver } }), { 'idempotency-key': key })).status).toBe(202);
+    const waiting = (await asked.done).find((e) => e.type === 'BranchWaitingForCallback')!;
+    const token = String(waiting.detail.token);
+
+    // The dev server has no auth: a loopback address without a region is called unsigned.
+    const saved = { ...process.env };
+    for (const name of ['AWS_REGION', 'AWS_DEFAULT_REGION', 'BRANCH_SPAWNER_TOKEN', 'BRANCH_SPAWNER_API']) delete process.env[name];
+    try {
+      const first = captureIo();
+      expect(await main(['callback', runId, token, '--api', server.url, '--answer', '{"approved": true}'], first), first.errText()).toBe(0);
+      expect(first.errText()).toBe(`run ${runId}: callback answered, branch root goes on\n`);
+      const again = captureIo();
+      expect(await main(['callback', runId, token, '--api', server.url, '--answer', '{"approved": false}'], again)).toBe(1);
+      expect(again.errText()).toMatch(/409 ConflictError: callback of branch root was answered already/);
+      expect((await server.runtime.waitForRun(runId)).result).toEqual({ approved: true });
+      const shown = captureIo();
+      expect(await main(['show', runId, '--api', server.url, '--json'], shown), shown.errText()).toBe(0);
+      expect(JSON.parse(shown.outText())).toMatchObject({ runId, status: 'COMPLETED', result: { approved: true } });
+      // Anywhere else a request without a region cannot be signed: refused before it is sent.
+      const remote = captureIo();
+      expect(await main(['callback', runId, token, '--api', 'https://api.example.com/v1/', '--answer', 'true'], remote)).toBe(2);
+      expect(remote.errText()).toMatch(/^error: --region: api\.example\.com is not an execute-api URL/);
+    } finally {
+      process.env = saved;
+    }
+  });
+
   it('refuses a body over API Gateway\'s own cap itself, with the handler\'s error shape', async () => {
     const answer = await new Promise<{ status: number; body: any }>((resolve, reject) => {
       const req = httpRequest(`${server.url}/runs`, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
