@@ -3,8 +3,9 @@
  * Lifecycle events exactly once when nothing fails, and each with a stable `eventId`, on the
  * embedded engines (dynalite, fauxqs, aws-local-stepfunctions): every branch is created and ends
  * in exactly one event each, the run starts and ends once, every sync point is reached once, and
- * no two events share an id. When a crash makes the work tell a change again, the repeat carries
- * the first one's id, and the hooks of the process run once for it.
+ * no two events share an id. The fan-outs settled early by `complete_when` (any, k) hold the same
+ * on the default (in-memory) tier too. When a crash makes the work tell a change again, the repeat
+ * carries the first one's id, and the hooks of the process run once for it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isRunEnd, type LifecycleEvent } from '../../core/events';
@@ -14,6 +15,7 @@ import { attachHooks } from '../../local/hooks';
 import { LocalRuntime } from '../../local/runtime';
 import { loadScenarioFile } from '../../local/scenario-file';
 import { parseScenario, type Scenario } from '../../core/scenario';
+import { behaviours, type Outcome } from '../support/behaviours';
 import { RUNTIME_START_TIMEOUT_MS } from '../support/tiers';
 import { EXAMPLES_DIR, recordEvents, runToEnd, WATCHED_TEST_TIMEOUT_MS, watchRun, type RunOutcome } from '../reliability/support';
 
@@ -41,12 +43,18 @@ const EXAMPLES: [string, RunRecord['status'] | undefined][] = [
   ['module-agents.yaml', 'COMPLETED'],
   ['wide-fan-out.yaml', 'COMPLETED'],
 ];
+/** The behaviours of fan-outs settled early by `complete_when: any` and `complete_when: <k>`, with their checks (winners, losers, counts). */
+const COMPLETE_WHEN: [string, Scenario, RunRecord['status'], (o: Outcome) => void][] = behaviours
+  .filter((b) => /^complete_when (any|\d)/.test(b.name))
+  .map((b) => [b.name, parseScenario(b.run, 'test'), 'COMPLETED', b.check]);
+
 const loaded = await Promise.all(EXAMPLES.map(([file]) => loadScenarioFile(`${EXAMPLES_DIR}${file}`)));
 const aggregators = Object.assign({}, ...loaded.map((l) => l.aggregators));
 
 /** The scenarios: the examples (plain, hierarchical and wide fan-outs, failures, quorums, recursion), early-settled any and k-of-n fan-outs, a failing run. */
-async function scenarios(): Promise<[string, Scenario, RunRecord['status'] | undefined][]> {
+async function scenarios(): Promise<[string, Scenario, RunRecord['status'] | undefined, ((o: Outcome) => void)?][]> {
   return [
+    ...COMPLETE_WHEN,
     ...EXAMPLES.map(([file, status], i): [string, Scenario, RunRecord['status'] | undefined] => [file, loaded[i].scenario, status]),
     [
       'wait_for 3 of 10, 3 at a time (settled early)',
@@ -152,9 +160,10 @@ describe('lifecycle events on the embedded engines, without a fault', () => {
   // (watchRun) instead of timed.
   it.concurrent.each(SCENARIOS)(
     '%s: every branch created and ended once, the run started and ended once, each sync point once, reporting its children as they ended; ids unique',
-    async (name, scenario, status) => {
+    async (name, scenario, status, check) => {
       const outcome = await runToEnd(runtime, scenario, events);
       if (status) expect(outcome.run.status, name).toBe(status);
+      check?.(outcome);
       expectEachOnce(outcome);
       expect(runtime.errors).toEqual([]);
     },
@@ -186,6 +195,24 @@ describe('lifecycle events on the embedded engines, without a fault', () => {
     await runtime.cancel(runId);
     const outcome = await watchRun(runtime, runId, events);
     expect(outcome.run.status).toBe('CANCELLED');
+    expectEachOnce(outcome);
+    expect(runtime.errors).toEqual([]);
+  }, WATCHED_TEST_TIMEOUT_MS);
+});
+
+describe('fan-outs settled early by complete_when on the default tier, without a fault', () => {
+  let runtime: LocalRuntime;
+  let events: LifecycleEvent[];
+  beforeAll(async () => {
+    runtime = await LocalRuntime.start({ tier: 'memory' });
+    events = recordEvents(runtime);
+  }, RUNTIME_START_TIMEOUT_MS);
+  afterAll(() => runtime?.close());
+
+  it.each(COMPLETE_WHEN)('%s: every branch ended once; the sync point reported once, as the aggregate counts', async (_name, scenario, status, check) => {
+    const outcome = await runToEnd(runtime, scenario, events);
+    expect(outcome.run.status).toBe(status);
+    check(outcome);
     expectEachOnce(outcome);
     expect(runtime.errors).toEqual([]);
   }, WATCHED_TEST_TIMEOUT_MS);

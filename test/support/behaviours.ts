@@ -48,6 +48,39 @@ const countedByEnd = (o: Outcome) => {
     .map((b) => (b.id in results ? `${b.id} result ${String(results[b.id])}` : `${b.id} failure ${/TIMED_OUT/.test(failures[b.id] ?? '') ? 'TIMED_OUT' : failures[b.id]}`));
 };
 
+/**
+ * A fan-out settled early by `complete_when` (any or k): the aggregate names the winners, the
+ * others end as `statuses` says (the losers CANCELLED), each branch ends in one event (a repeat
+ * after a redelivery carries the first one's id), and each SyncPointReached counts what the
+ * aggregate counts, with the completion reason the parent was given.
+ */
+function expectSettledEarly(o: Outcome, winners: Record<string, unknown>, statuses: Record<string, string>): void {
+  expect(o.run.status).toBe('COMPLETED');
+  const r = o.run.result as { child_count: number; results: Record<string, unknown>; failures: Record<string, string>; metadata: Record<string, unknown> };
+  expect(r.results).toEqual(winners);
+  expect(r.child_count).toBe(Object.keys(winners).length + Object.keys(r.failures).length);
+  const children = o.branches.filter((b) => b.parentId === 'root');
+  expect(Object.fromEntries(children.map((b) => [b.id, b.status]))).toEqual({ ...Object.fromEntries(Object.keys(winners).map((id) => [id, 'COMPLETED'])), ...statuses });
+  const endIds = new Map<string, Set<string>>();
+  for (const e of o.events.filter((e) => ['BranchCompleted', 'BranchFailed', 'BranchCancelled'].includes(e.type))) {
+    endIds.set(`${e.branchId} ${e.type}`, (endIds.get(`${e.branchId} ${e.type}`) ?? new Set()).add(e.eventId));
+  }
+  const endOf = (status: string) => ({ COMPLETED: 'BranchCompleted', FAILED: 'BranchFailed', CANCELLED: 'BranchCancelled' })[status];
+  expect([...endIds].map(([key, ids]) => `${key} ×${ids.size}`).sort(), 'one end event per branch').toEqual(o.branches.map((b) => `${b.id} ${endOf(b.status)} ×1`).sort());
+  const reached = o.events.filter((e) => e.type === 'SyncPointReached').filter((e) => e.branchId === 'root');
+  expect(reached.length).toBeGreaterThan(0);
+  for (const e of reached) {
+    const d = e.detail;
+    expect(d.completion_reason).toBe('MIN_SUCCESSFUL_REACHED');
+    expect({ succeeded: d.succeeded, failed: d.failed, cancelled: d.cancelled }, 'SyncPointReached counts as the aggregate').toEqual({
+      succeeded: r.metadata.succeeded,
+      failed: r.metadata.failed,
+      cancelled: r.metadata.cancelled,
+    });
+    expect(Object.fromEntries(d.results.map((c) => [c.branchId, c.status]))).toEqual(Object.fromEntries(children.map((b) => [b.id, b.status])));
+  }
+}
+
 /** Invariants every finished run must hold, whatever the scenario. */
 export function checkInvariants(o: Outcome): void {
   expect(o.run.status).not.toBe('RUNNING');
@@ -325,6 +358,65 @@ export const behaviours: Behaviour[] = [
       expect(o.run.status).toBe('COMPLETED');
       expect((o.run.result as any).results).toEqual({ 'root.0': 'yes', 'root.1': 'yes' });
       expect(o.branches.find((b) => b.id === 'root.2')!.status).toBe('CANCELLED');
+    },
+  },
+  {
+    name: 'complete_when any: the first success ends the fan-out; the slow, the failing-late and the hung children are cancelled',
+    run: {
+      name: 'complete-when-any',
+      request: 'race',
+      entry: 'Boss',
+      agents: {
+        Boss: script([{ next_action: 'parallel_invoke', agents: ['Slow', 'Fast', 'SlowFail', 'Hung'], complete_when: 'any' }, final('$input')], {
+          allowed: ['Slow', 'Fast', 'SlowFail', 'Hung'],
+        }),
+        Slow: script([{ $delayMs: 60_000, next_action: 'final_response', content: 'slow' }]),
+        Fast: script([final('fast')]),
+        SlowFail: script([{ $delayMs: 60_000, $fail: 'late failure' }]),
+        Hung: script([{ $hang: true, next_action: 'final_response', content: 'never' }]),
+      },
+    },
+    check(o) {
+      expectSettledEarly(o, { 'root.1': 'fast' }, { 'root.0': 'CANCELLED', 'root.2': 'CANCELLED', 'root.3': 'CANCELLED' });
+      expect((o.run.result as any).metadata).toMatchObject({ succeeded: 1, failed: 0, cancelled: 3, wait_for: 'any' });
+    },
+  },
+  {
+    name: 'complete_when 2 of 4, one at a time: a tolerated failure, two successes, the last child cancelled unstarted; the parent told why',
+    run: {
+      name: 'complete-when-k',
+      request: 'vote',
+      entry: 'Chair',
+      // Failures tolerated by none but this fan-out; one child at a time, so which child ends how does not depend on timing.
+      failurePolicy: { maxFailedFraction: 0 },
+      agents: {
+        Chair: script(
+          [
+            { next_action: 'parallel_invoke', agents: ['Bad', 'Fast', 'Medium', 'Slow'], complete_when: 2, max_concurrency: 1, tolerated_failures: 1, on_failure: 'continue' },
+            final('$input'),
+          ],
+          { allowed: ['Bad', 'Fast', 'Medium', 'Slow'] },
+        ),
+        Bad: script([{ $fail: 'nope' }]),
+        Fast: script([final('yes')]),
+        Medium: script([{ $delayMs: 50, next_action: 'final_response', content: 'also yes' }]),
+        Slow: script([{ $delayMs: 60_000, next_action: 'final_response', content: 'late' }]),
+      },
+    },
+    check(o) {
+      expectSettledEarly(o, { 'root.1': 'yes', 'root.2': 'also yes' }, { 'root.0': 'FAILED', 'root.3': 'CANCELLED' });
+      const r = o.run.result as any;
+      expect(r.metadata).toMatchObject({ succeeded: 2, failed: 1, cancelled: 1, wait_for: 2 });
+      expect(Object.keys(r.failures)).toEqual(['root.0']);
+      // on_failure continue: the aggregate says why the fan-out ended and how each child did.
+      expect(r.completion_reason).toBe('MIN_SUCCESSFUL_REACHED');
+      expect(r.children).toEqual({
+        'root.0': { agent: 'Bad', status: 'FAILED', error: expect.stringMatching(/nope/) },
+        'root.1': { agent: 'Fast', status: 'COMPLETED' },
+        'root.2': { agent: 'Medium', status: 'COMPLETED' },
+        'root.3': { agent: 'Slow', status: 'CANCELLED', error: expect.any(String) },
+      });
+      expect(o.branches.find((b) => b.id === 'root.3')).toMatchObject({ status: 'CANCELLED', stepCount: 0 });
     },
   },
   {
