@@ -4,8 +4,9 @@
  * what they mean lives in the script invoker and the protocol; the rules a scenario must follow
  * live here, so a bad value is refused when the scenario is read, naming the field.
  */
+import { InvalidAgentResponseError } from './errors';
 import { LIMIT_TABLE } from './limit-table';
-import { FAN_OUT_OPTION_SCHEMAS } from './protocol';
+import { FAN_OUT_OPTION_SCHEMAS, parseAgentResponse } from './protocol';
 
 /** setTimeout's largest delay; a longer one fires at once (Node's TimeoutOverflowWarning). */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -24,9 +25,10 @@ export interface DirectiveRefusal {
 
 /**
  * Checks every `$delayMs` of a script agent against the branch timeout, the agent call bound and
- * the timer's range; and every durable wait it answers (`next_action: wait` with `seconds`,
- * `wait_for_callback` with `timeout_seconds`) against the run's `maxWaitSeconds`, so that a
- * scenario whose wait could never happen is refused when it is read, not re-asked at run time.
+ * the timer's range; and every durable wait it answers (`next_action: wait`, `wait_for_callback`):
+ * its form as the protocol reads it, and `seconds` / `timeout_seconds` against the run's
+ * `maxWaitSeconds`, so that a scenario whose wait could never happen is refused when it is read,
+ * not re-asked at run time (`until` is a time: how far off it is is checked when the step runs).
  */
 export function checkScriptDelays(
   agent: ScriptAgent,
@@ -115,7 +117,19 @@ export function checkScriptFanOutOptions(agent: ScriptAgent, bounds: { maxConcur
 
 function checkWait(response: Record<string, unknown>, maxWaitSeconds: number): DirectiveRefusal | undefined {
   const field = response.next_action === 'wait' ? 'seconds' : response.next_action === 'wait_for_callback' ? 'timeout_seconds' : undefined;
-  if (!field || !(field in response)) return undefined;
+  if (!field) return undefined;
+  // The form as the protocol reads it (both seconds and until, a time without its zone...): a
+  // script's refused answer would otherwise be re-asked at run time and its next response taken.
+  // A field that is the step's input ("$input") is known only then.
+  try {
+    if (!['seconds', 'until', 'timeout_seconds'].some((name) => response[name] === '$input')) parseAgentResponse(response, { currentAgent: 'script', currentInput: null });
+  } catch (error) {
+    if (!(error instanceof InvalidAgentResponseError)) throw error;
+    const path = error.field ?? 'next_action';
+    // The protocol's schema errors start with the field, which the refusal's path already names.
+    return { path, message: error.message.startsWith(`${path}: `) ? error.message.slice(path.length + 2) : error.message };
+  }
+  if (!(field in response)) return undefined;
   const value = response[field];
   if (typeof value !== 'number' || !(value > 0)) return { path: field, message: `must be a positive number of seconds, got ${JSON.stringify(value)}` };
   if (value > maxWaitSeconds) return { path: field, message: `${value} s is longer than limits.maxWaitSeconds (${maxWaitSeconds} s)` };

@@ -36,6 +36,22 @@ describe('script directives', () => {
     expect(() => parseScenario(scenario({ responses: [{ next_action: 'wait', seconds: 10 }] }, { maxWaitSeconds: 10 }), 's.yaml')).not.toThrow();
   });
 
+  it('a wait or a callback the protocol would refuse is refused when the scenario is read, naming the field (not skipped as an invalid answer at run time)', () => {
+    const refused: [Record<string, unknown>, RegExp][] = [
+      [{ next_action: 'wait', seconds: 5, until: '2030-01-01T00:00:00Z' }, /agents\.A\.responses\.0\.seconds: wait needs either "seconds" or "until" \(not both\)/],
+      [{ next_action: 'wait' }, /agents\.A\.responses\.0\.seconds: wait needs either "seconds" or "until"/],
+      [{ next_action: 'wait', until: '2030-01-01T09:00:00' }, /agents\.A\.responses\.0\.until: until must be an ISO 8601 date-time with its zone/],
+      [{ next_action: 'wait_for_callback', timeout_seconds: 1.5 }, /agents\.A\.responses\.0\.timeout_seconds: must be a whole number of seconds/],
+    ];
+    for (const [response, message] of refused) {
+      expect(() => parseScenario(scenario({ responses: [response, { next_action: 'final_response', content: 'x' }] }), 's.yaml'), JSON.stringify(response)).toThrow(message);
+    }
+    // `until` is a time: how far off it is is known when the step runs (held to maxWaitSeconds then).
+    expect(() => parseScenario(scenario({ responses: [{ $delayMs: 1, next_action: 'wait', until: '2030-01-01T09:00:00+02:00', input: 'go' }] }), 's.yaml')).not.toThrow();
+    // A time given by the step's input is known only then.
+    expect(() => parseScenario(scenario({ responses: [{ next_action: 'wait', until: '$input' }] }), 's.yaml')).not.toThrow();
+  });
+
   it('$fail with an object fails with its JSON, not "[object Object]"', async () => {
     const call = {
       team: 't', runId: 'r', agentName: 'A', branchId: 'root', step: 0, input: null, memory: [], allowed: [],

@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_LATENCY_ALARM_MS, BRANCH_FAILURE_RATE_ALARM_PERCENT, FAN_IN_LATENCY_ALARM_MS } from '../../infra/spawner-monitoring';
 import type { SpawnerFunctionName } from '../../infra/spawner-function';
 import { METRIC_NAMESPACE, METRIC_SERVICE, METRICS, eventsWithMetrics, invokerWithMetrics, timedFanIn, type MetricSink } from '../../functions/handlers/observability';
-import { branchEvent } from '../../core/events';
+import { agentRetryEvent, branchEvent } from '../../core/events';
 import { functionOf, resourcesOf, synthTeam, type Synthesized } from './support';
 
 const FUNCTIONS: SpawnerFunctionName[] = ['api', 'trigger', 'step-worker', 'record-child-failure', 'aggregate', 'dlq-handler'];
@@ -98,10 +98,11 @@ describe('the metering decorators', () => {
     return { seen, sink };
   };
 
-  it('count lifecycle events, time agent calls with their tokens and errors, and time a fan-in', async () => {
+  it('count lifecycle events (an agent\'s retried attempt as AgentRetries), time agent calls with their tokens and errors, and time a fan-in', async () => {
     const { seen, sink } = recorder();
     const branch = { team: 't', runId: 'r', id: 'root', parentId: null, agent: 'A', type: 'SIMPLE' as const, depth: 0, status: 'COMPLETED' as const };
-    await eventsWithMetrics({ publish: async () => undefined }, sink).publish([branchEvent('BranchCreated', branch, 1), branchEvent('BranchCompleted', branch, 2)]);
+    const retried = agentRetryEvent(branch, 0, 2, { attempt: 1, attempts: 3, delayMs: 100, kind: 'error', error: 'boom' });
+    await eventsWithMetrics({ publish: async () => undefined }, sink).publish([branchEvent('BranchCreated', branch, 1), retried, branchEvent('BranchCompleted', branch, 2)]);
     let clock = 0;
     const now = () => (clock += 25);
     const ok = invokerWithMetrics({ invoke: async () => ({ response: 'x', usage: { inputTokens: 10, outputTokens: 5 } }) }, sink, now);
@@ -111,6 +112,7 @@ describe('the metering decorators', () => {
     expect(await timedFanIn(sink, async () => 'done', now)).toBe('done');
     expect(seen).toEqual([
       [METRICS.branchesCreated, 'Count', 1],
+      [METRICS.agentRetries, 'Count', 1],
       [METRICS.branchesCompleted, 'Count', 1],
       [METRICS.inputTokens, 'Count', 10],
       [METRICS.outputTokens, 'Count', 5],
