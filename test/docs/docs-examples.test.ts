@@ -154,4 +154,10 @@ describe('docs/concepts.md', () => {
     const text = readFileSync(join(DOCS, 'concepts.md'), 'utf8');
     for (const type of EVENT_TYPES) expect(text).toContain(`\`${type}\``);
   });
+
+  it("deploy.md's list of the events on the team bus names every type (a callback's token is in BranchWaitingForCallback)", () => {
+    const deploy = readFileSync(join(DOCS, 'deploy.md'), 'utf8');
+    const section = deploy.slice(deploy.indexOf('### Lifecycle events'), deploy.indexOf('### With the CLI'));
+    for (const type of EVENT_TYPES) expect(section, type).toContain(`\`${type}\``);
+  });
 });
