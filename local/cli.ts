@@ -281,8 +281,8 @@ export async function main(
     }
     if (error instanceof RemoteApiError) {
       io.err.write(`error: ${error.message}\n`);
-      // A run the API does not have is a bad argument, like a bad scenario.
-      return error.status === 404 || error.status === 400 ? 2 : 1;
+      // A run the API does not have, or input it refuses as bad or too large, is a bad argument, as locally.
+      return error.status === 404 || error.status === 400 || error.status === 413 ? 2 : 1;
     }
     io.err.write(`error: ${(error as Error)?.stack ?? error}\n`);
     return 1;

@@ -196,6 +196,10 @@ describe('dev server: the HTTP API through runtime.api, live events, dev-only vi
     const saved = { ...process.env };
     for (const name of ['AWS_REGION', 'AWS_DEFAULT_REGION', 'BRANCH_SPAWNER_TOKEN', 'BRANCH_SPAWNER_API']) delete process.env[name];
     try {
+      // An answer past 64 KiB is bad input (exit 2), as on a data folder; the callback stays open.
+      const large = captureIo();
+      expect(await main(['callback', runId, token, '--api', server.url, '--answer', JSON.stringify('x'.repeat(70_000))], large)).toBe(2);
+      expect(large.errText()).toMatch(/413 PayloadTooLargeError/);
       const first = captureIo();
       expect(await main(['callback', runId, token, '--api', server.url, '--answer', '{"approved": true}'], first), first.errText()).toBe(0);
       expect(first.errText()).toBe(`run ${runId}: callback answered, branch root goes on\n`);
