@@ -173,8 +173,8 @@ export class LocalRuntime {
     return this.failures.errors;
   }
 
-  /** Step messages handed to the worker, and how many of those it reported as failed. */
-  get deliveries(): { handled: number; failed: number } {
+  /** Step messages handed to the worker, how many of those it reported as failed, and late deliveries of succeeded steps deleted (StepPollers). */
+  get deliveries(): { handled: number; failed: number; repeated: number } {
     return this.steps.deliveries;
   }
 

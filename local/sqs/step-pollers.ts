@@ -3,8 +3,9 @@
  * the worker as Lambda's event source mapping does (local/sqs/event-source.ts), with differences
  * that suit one process: each received message is its own invocation, and a poller keeps several
  * in flight, receiving more as any ends (a slow step holds back neither the acknowledgement or
- * retry of the messages received with it, nor the next receive); and a message is kept invisible
- * while its step runs (see handle).
+ * retry of the messages received with it, nor the next receive); a message is kept invisible
+ * while its step runs (see handle); and a message is never run twice at once, nor again once its
+ * step succeeded (see repeat).
  */
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { isNotInFlight } from '../../adapters/sqs/sqs-step-queue';
@@ -47,15 +48,28 @@ export interface StepPollersOptions {
   retryFailedAfterSeconds?: number;
 }
 
+/**
+ * Ids of messages whose step succeeded here that are remembered, to delete rather than run a
+ * late delivery of one (see repeat): the newest, far more than are ever in flight at once.
+ */
+const SUCCEEDED_REMEMBERED = 50_000;
+
 export class StepPollers {
-  /** Step messages handed to the worker, and how many of those it reported as failed. */
-  readonly deliveries = { handled: 0, failed: 0 };
+  /**
+   * Step messages handed to the worker, how many of those it reported as failed, and deliveries
+   * of a message back while (or after) this process ran its step, deleted without running again.
+   */
+  readonly deliveries = { handled: 0, failed: 0, repeated: 0 };
   /** Step messages being handled now (received, not yet acknowledged or released). */
   readonly handling = new Set<Promise<void>>();
   private started = 0;
   private readonly pollers: Promise<void>[] = [];
   /** Keeps messages in progress invisible (see handle). */
   private readonly heartbeat: VisibilityHeartbeat;
+  /** Messages whose step runs here now, by id: whether it succeeded, once it ended. */
+  private readonly running = new Map<string, Promise<boolean>>();
+  /** Ids of messages whose step succeeded here, the newest (SUCCEEDED_REMEMBERED), oldest first. */
+  private readonly succeeded = new Set<string>();
 
   constructor(private readonly options: StepPollersOptions) {
     this.heartbeat = new VisibilityHeartbeat(options.visibilityTimeoutSeconds);
@@ -119,6 +133,52 @@ export class StepPollers {
   }
 
   private async handle(consumer: StepConsumer, record: SQSRecord, received: AskedVisibility): Promise<void> {
+    const id = record.messageId;
+    for (let earlier = this.running.get(id); earlier; earlier = this.running.get(id)) {
+      if (await this.repeat(consumer, record, received, earlier)) return;
+    }
+    // (Checked and marked with no await between: of two deliveries waiting on a failed run, one runs.)
+    if (this.succeeded.has(id)) return void (await this.repeat(consumer, record, received));
+    const outcome = this.run(consumer, record, received).then((ok) => {
+      if (ok) this.remember(id);
+      return ok;
+    });
+    this.running.set(id, outcome);
+    try {
+      await outcome;
+    } finally {
+      this.running.delete(id);
+    }
+  }
+
+  /**
+   * A message back while this process runs its step (`earlier`), or after its step succeeded
+   * here: its visibility lapsed — the process was starved past its heartbeat (fauxqs, in this
+   * process, expires the message before a late heartbeat renews it), or the step's delete came
+   * too late. Lambda never runs one message twice at once (its timeout is below the visibility
+   * timeout), and a second run would tell the step's lifecycle events again, as the retry of a
+   * run that died. So the delivery waits, kept invisible, for the run in progress; once the step
+   * succeeded it is deleted (true). After a failure it is the step's retry (false: run it).
+   */
+  private async repeat(consumer: StepConsumer, record: SQSRecord, received: AskedVisibility, earlier?: Promise<boolean>): Promise<boolean> {
+    if (earlier) {
+      const held = this.heartbeat.hold((seconds) => consumer.changeVisibility(record.receiptHandle, seconds), received);
+      const ok = await earlier;
+      held.release();
+      if (!ok) return false;
+    }
+    this.deliveries.repeated++;
+    await consumer.delete([record.receiptHandle]).catch((error) => this.options.report(error));
+    return true;
+  }
+
+  private remember(id: string): void {
+    this.succeeded.add(id);
+    if (this.succeeded.size > SUCCEEDED_REMEMBERED) this.succeeded.delete(this.succeeded.values().next().value!);
+  }
+
+  /** Runs the message's step; answers whether it succeeded. */
+  private async run(consumer: StepConsumer, record: SQSRecord, received: AskedVisibility): Promise<boolean> {
     // While the worker runs, the message stays ours: a step may outlast the visibility timeout
     // (a slow agent, a starved machine), and it must not come back to a second worker while the
     // first still runs (nor reach the DLQ for being slow). Lambda gets this from its function
@@ -135,13 +195,14 @@ export class StepPollers {
       onDeleteError: report,
     });
     this.deliveries.handled++;
-    if (!failed) return;
+    if (!failed) return true;
     this.deliveries.failed++;
     const retry = this.options.retryFailedAfterSeconds;
-    if (retry === undefined) return; // back after the step worker's backoff (or the visibility timeout)
+    if (retry === undefined) return false; // back after the step worker's backoff (or the visibility timeout)
     await consumer.changeVisibility(record.receiptHandle, retry).catch((error) => {
       // Already visible again (its timeout ran out meanwhile): what the retry wanted anyway.
       if (!isNotInFlight(error)) report(error);
     });
+    return false;
   }
 }

@@ -174,7 +174,7 @@ describe.each(ENGINE_TIERS)('a slow step on the %s tier', (tier) => {
     expect(calls).toBe(1);
     // The run may end before the worker's invocation returns: wait for its acknowledgement.
     await runtime.settle();
-    expect(runtime.deliveries).toEqual({ handled: 1, failed: 0 });
+    expect(runtime.deliveries).toEqual({ handled: 1, failed: 0, repeated: 0 });
     expect(runtime.deadLetters).toEqual({ failed: 0, told: 0, dropped: 0, malformed: 0 });
   });
 });
