@@ -378,7 +378,7 @@ function renderBranches(run, branches) {
       el('td', {}, el('span', { class: 'guide' }, guides.join('')), el('span', { class: 'branch-id' }, b.id)),
       el('td', { 'data-col': 'agent', title: chain.join(' → ') }, chainText(chain)),
       el('td', { 'data-col': 'type' }, b.type.toLowerCase()),
-      el('td', { 'data-col': 'status' }, badge(b.status)),
+      el('td', { 'data-col': 'status' }, badge(b.status), waitingNote(b)),
       el('td', { class: 'num', 'data-col': 'depth' }, b.depth),
       el('td', { class: 'num', 'data-col': 'started', title: clock(b.startedAt) }, offset(b.startedAt, run.createdAt)),
       el('td', { class: 'num', 'data-col': 'ended', title: clock(b.endedAt) }, offset(b.endedAt, run.createdAt)),
@@ -386,6 +386,13 @@ function renderBranches(run, branches) {
     );
   });
   $('branch-table').tBodies[0].replaceChildren(...rows);
+}
+
+/** What a paused branch waits for (its view's `waiting`), as `tree` says it; nothing for the others. */
+function waitingNote(b) {
+  if (!b.waiting || !['RUNNING', 'WAITING'].includes(b.status)) return null;
+  const what = b.waiting.kind === 'wait' ? 'waiting until' : 'awaiting a callback until';
+  return el('div', { class: 'small', 'data-testid': 'branch-waiting', title: new Date(b.waiting.until).toISOString() }, `${what} ${clock(b.waiting.until)}`);
 }
 
 /** The callbacks the run awaits, each with a box for its answer (POST /runs/{id}/callbacks/{token}). */

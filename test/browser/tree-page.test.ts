@@ -257,4 +257,47 @@ describe.skipIf(!hasChromium)('tree page in chromium', () => {
     expect(await page.isHidden('[data-testid="callbacks"]')).toBe(true);
     expect(pageErrors).toEqual([]);
   });
+
+  it('says in the branch table what a paused branch waits for: a durable wait until its time, a callback until its timeout', async () => {
+    await page.goto(server.url);
+    await page.waitForSelector('[data-testid="live-status"][data-live="live"]');
+    await page.waitForSelector('[data-testid="example-select"] option[value="approval.yaml"]', { state: 'attached' });
+    await page.selectOption('[data-testid="example-select"]', '');
+    await page.fill(
+      '[data-testid="scenario-input"]',
+      [
+        'name: page-pauses',
+        'entry: Lead',
+        'agents:',
+        '  Lead:',
+        '    kind: script',
+        '    allowed: [Sleeper, Asker]',
+        '    responses:',
+        '      - { next_action: parallel_invoke, agents: [Sleeper, Asker], wait_for: any }',
+        '      - { next_action: final_response, content: "$input" }',
+        '  Sleeper:',
+        '    kind: script',
+        '    responses: [ { next_action: wait, seconds: 600 }, { next_action: final_response, content: rested } ]',
+        '  Asker:',
+        '    kind: script',
+        '    responses: [ { next_action: wait_for_callback, timeout_seconds: 600 }, { next_action: final_response, content: "$input" } ]',
+        '',
+      ].join('\n'),
+    );
+    await page.click('[data-testid="start-run"]');
+    const label = (id: string) => `[data-testid="branch-row"][data-branch-id="${id}"] [data-testid="branch-waiting"]`;
+    await page.waitForSelector(`${label('root.0')}, ${label('root.1')}`).catch(async (error) => {
+      throw new Error(`${error.message}\npage: ${await pageState(page)}\nserver: ${await serverState(server, page)}`);
+    });
+    await page.waitForSelector(label('root.0'));
+    await page.waitForSelector(label('root.1'));
+    expect(await page.textContent(label('root.0'))).toMatch(/^waiting until \S/);
+    expect(await page.textContent(label('root.1'))).toMatch(/^awaiting a callback until \S/);
+    await page.fill('[data-testid="callback-answer"]', '"done"');
+    await page.click('[data-testid="callback-send"]');
+    await page.waitForSelector('[data-testid="run"][data-run-status="COMPLETED"]');
+    // Ended branches wait for nothing: the labels are gone.
+    expect(await page.$$('[data-testid="branch-waiting"]')).toEqual([]);
+    expect(pageErrors).toEqual([]);
+  });
 });
