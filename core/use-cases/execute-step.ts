@@ -49,7 +49,11 @@ export async function executeStep(deps: SpawnerDeps, message: StepMessage, deliv
     return 'skipped';
   }
   if (branch.status === 'WAITING') {
-    if (branch.spawn?.step === message.step) {
+    // This very message spawned, and its first attempt died before it finished opening the sync
+    // point. Another message of the step (two settlements both resumed the parent) leaves the
+    // opening to the delivery that spawned, alive or retried: opening it too would announce the
+    // children again while that one announces them.
+    if (branch.spawn?.step === message.step && branch.advancedBy === WorkMark.step(delivery.messageId)) {
       await openSyncPoint(deps, branchEnds, run, branch);
       return 'recovered';
     }

@@ -5,14 +5,15 @@
  * early exit whose fan-out was never stopped because the crash came just before the stop, and a
  * child cancelled under a parent that a cancel ended while a settlement opened its next group, and
  * two settlements at once where the one that cancelled a child died before counting it. (The last
- * two were found by the simulation; their seeds are also pinned in simulation.test.ts.)
+ * two were found by the simulation; their seeds are also pinned in simulation.test.ts.) And, with no
+ * fault at all, another message of a step that spawned arriving while the spawn is announced.
  */
 import { describe, expect, it } from 'vitest';
 import { MemoryBranchStore } from '../../adapters/memory/memory-branch-store';
 import { isTerminal, type Scope } from '../../core/model';
 import { WorkMark } from '../../core/work-mark';
 import type { AgentInvoker } from '../../core/ports';
-import { cancelRun, recordChildFailure, startRun, type Faults } from '../../core/use-cases';
+import { cancelRun, executeStep, recordChildFailure, startRun, type Faults } from '../../core/use-cases';
 import { KindRouter } from '../../adapters/agents/agent-invoker';
 import { ScriptInvoker } from '../../adapters/agents/script-invoker';
 import { createMemoryHarness, HarnessCrash, scriptAgents } from '../support/memory-harness';
@@ -401,6 +402,38 @@ describe('a start retried after it ended its root under a cancel and crashed', (
       expect(types).toContain('BranchCreated');
       expect(types).toContain('BranchCancelled');
       expect(types).toContain('RunCancelled');
+    } finally {
+      h.stop();
+    }
+  });
+});
+
+describe('another message of a step that spawned, arriving while the spawn announces its children', () => {
+  it('leaves the opening to the delivery that spawned: each child is created in one BranchCreated', async () => {
+    // Two messages of one step, no fault: two settlements of a sync point that both resumed the
+    // parent each send its next step. The second is delivered (its first delivery) while the first
+    // has spawned (the parent WAITING) and is publishing BranchCreated, before it records that it did.
+    const h = createMemoryHarness();
+    const publish = h.deps.events.publish.bind(h.deps.events);
+    let other: Promise<unknown> | undefined;
+    h.deps.events.publish = async (events) => {
+      const created = events.find((e) => e.type === 'BranchCreated' && e.branchId === 'root.0');
+      if (created && !other) {
+        other = executeStep(h.deps, { team: created.team, runId: created.runId, branchId: 'root', step: 0 }, { messageId: 'another', receiveCount: 1 });
+        await other;
+      }
+      return publish(events);
+    };
+    const agents = scriptAgents({
+      Lead: { allowed: ['W'], responses: [{ next_action: 'parallel_invoke', agents: ['W', 'W'] }, { next_action: 'final_response', content: '$input' }] },
+      W: { responses: [{ next_action: 'final_response', content: 'w' }] },
+    });
+    try {
+      const outcome = await h.run({ name: 'two-messages', request: 'x', entry: 'Lead', agents });
+      expect(outcome.run.status).toBe('COMPLETED');
+      const created = outcome.events.filter((e) => e.type === 'BranchCreated').map((e) => e.branchId);
+      expect(created.sort()).toEqual(['root', 'root.0', 'root.1']);
+      expect(await other).toBe('skipped');
     } finally {
       h.stop();
     }
