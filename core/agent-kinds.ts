@@ -79,6 +79,9 @@ const llm = {
   tools: toolsSchema.optional(),
   // several user tool calls in one turn: run together in the step (default) or each in a copy of the agent
   parallel_tool_calls: z.enum(['together', 'branch']).optional(),
+  // taught wait and wait_for_callback (and offered them as tools): off by default, since a model
+  // that pauses unasked holds its run until the wait or the callback's timeout ends
+  pauses: z.boolean().optional(),
 };
 
 const bedrockAgent = z

@@ -63,6 +63,8 @@ export function buildSystemPrompt(input: SystemPromptInput): string {
   const a = others[0] ?? self;
   const b = others[1] ?? (copies ? self : a);
   const canSpawn = others.length > 0 || copies;
+  // Taught only to an agent that may pause (`pauses: true`): a pause nobody expects holds the run.
+  const pauses = 'pauses' in definition && definition.pauses === true;
 
   const sections: string[] = [];
   sections.push(
@@ -85,7 +87,7 @@ export function buildSystemPrompt(input: SystemPromptInput): string {
   sections.push(team.join('\n'));
 
   if (input.mode === 'tools') {
-    sections.push(toolForms({ others, copies, canSpawn, userTools: input.userTools ?? [], maxToolCalls: input.maxToolCalls, branchCalls: input.branchCalls }));
+    sections.push(toolForms({ others, copies, canSpawn, pauses, userTools: input.userTools ?? [], maxToolCalls: input.maxToolCalls, branchCalls: input.branchCalls }));
     if (userSystem) sections.push(`Instructions for this agent:\n${userSystem}`);
     return sections.join('\n\n');
   }
@@ -139,6 +141,14 @@ export function buildSystemPrompt(input: SystemPromptInput): string {
       `${json({ next_actions: [], content: { answer: '...' } })} finishes with that content.`,
     );
   }
+  if (pauses) {
+    forms.push(
+      '',
+      'Pause this branch without holding anything, then go on (you are called again in this branch):',
+      `${json({ next_action: 'wait', seconds: 60, input: 'check again' })} (wait that long, or "until" an ISO 8601 date-time with its zone instead of "seconds"; you then get "input", else {"wait_over": {...}})`,
+      `${json({ next_action: 'wait_for_callback', timeout_seconds: 3600, message: { question: '...' } })} (wait until someone outside answers; they are shown "message", their answer is your next input; past the timeout the branch fails)`,
+    );
+  }
   sections.push(forms.join('\n'));
 
   sections.push(
@@ -155,7 +165,7 @@ export function buildSystemPrompt(input: SystemPromptInput): string {
 }
 
 /** How an agent that calls tools acts: the protocol tools, then its own tools. */
-function toolForms(input: { others: string[]; copies: boolean; canSpawn: boolean; userTools: readonly string[]; maxToolCalls?: number; branchCalls?: boolean }): string {
+function toolForms(input: { others: string[]; copies: boolean; canSpawn: boolean; pauses: boolean; userTools: readonly string[]; maxToolCalls?: number; branchCalls?: boolean }): string {
   const lines = [
     'How to act: call tools. Each reply calls exactly one of these protocol tools, which ends your turn:',
     '- final_response: finish and give your result as "content".',
@@ -167,6 +177,12 @@ function toolForms(input: { others: string[]; copies: boolean; canSpawn: boolean
     );
   }
   if (input.copies) lines.push('- next_actions: split the work into copies of yourself, one per action.');
+  if (input.pauses) {
+    lines.push(
+      '- wait: pause this branch for a while ("seconds", or "until" a time), then you are called again.',
+      '- wait_for_callback: pause this branch until someone outside answers ("message" is shown to them); their answer is your next input.',
+    );
+  }
   if (input.userTools.length) {
     const cap = input.maxToolCalls !== undefined ? ` (at most ${input.maxToolCalls} calls in this turn)` : '';
     lines.push(

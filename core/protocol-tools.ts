@@ -1,14 +1,15 @@
 /**
  * The agent response protocol offered as tools to LLM agents that call tools natively: each
- * action (final_response, invoke_agent, parallel_invoke, next_actions) is a tool whose JSON
+ * action (final_response, invoke_agent, parallel_invoke, next_actions; wait and wait_for_callback
+ * for an agent with `pauses: true`) is a tool whose JSON
  * schema is generated from the protocol's own schemas (core/protocol.ts) with the agents the
  * topology allows as an enum; a call of one of them is read back as the protocol response it
  * stands for, which the runtime then parses and checks like any other.
  */
 import { z } from 'zod';
-import { protocolSchemas } from './protocol';
+import { protocolSchemas, suspendSchemas } from './protocol';
 
-export const PROTOCOL_TOOL_NAMES = ['final_response', 'invoke_agent', 'parallel_invoke', 'next_actions'] as const;
+export const PROTOCOL_TOOL_NAMES = ['final_response', 'invoke_agent', 'parallel_invoke', 'next_actions', 'wait', 'wait_for_callback'] as const;
 export type ProtocolToolName = (typeof PROTOCOL_TOOL_NAMES)[number];
 
 /** A tool as the model sees it: name, what it does, and the JSON schema of its arguments. */
@@ -24,6 +25,8 @@ export interface ProtocolToolsInput {
   allowed: readonly string[];
   /** Copies of itself are always allowed; false leaves the copy forms out. */
   isCopyAllowed?: boolean;
+  /** The agent may pause its branch (its `pauses: true`): wait and wait_for_callback are offered too. */
+  pauses?: boolean;
 }
 
 const DESCRIPTIONS: Record<ProtocolToolName, string> = {
@@ -40,6 +43,12 @@ const DESCRIPTIONS: Record<ProtocolToolName, string> = {
   next_actions:
     'Branched recursion: "next_actions" is a list of groups of actions; each action runs in a copy of yourself, groups one after another, ' +
     'and you are called again with the list of the groups\' results. One group of one action makes it your own next input; an empty list finishes with "content".',
+  wait:
+    'Pause this branch for "seconds", or "until" an ISO 8601 date-time with its zone (one of the two), without holding anything; ' +
+    'you are then called again with "input" if you gave one, else {"wait_over": {"since", "until"}}.',
+  wait_for_callback:
+    'Pause this branch until someone outside answers (a person approving, another system): "message" (any JSON) is shown to them, ' +
+    '"timeout_seconds" bounds the wait (past it the branch fails). You are called again with their answer as your input.',
 };
 
 /** The protocol tools this agent may call, with schemas generated from the protocol's. */
@@ -53,6 +62,9 @@ export function protocolTools(input: ProtocolToolsInput): ToolSpec[] {
   if (others.length) tools.push(spec('invoke_agent', schemas.invoke_agent.omit({ next_action: true })));
   if (names.length) tools.push(spec('parallel_invoke', schemas.parallel_invoke.omit({ next_action: true })));
   if (copies) tools.push(spec('next_actions', schemas.next_actions));
+  if (input.pauses) {
+    tools.push(spec('wait', suspendSchemas.wait.omit({ next_action: true })), spec('wait_for_callback', suspendSchemas.wait_for_callback.omit({ next_action: true })));
+  }
   return tools;
 }
 

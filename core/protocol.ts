@@ -186,7 +186,8 @@ export type SuspendDecision =
   | { kind: 'wait'; seconds?: number; until?: number; input?: unknown }
   | { kind: 'callback'; timeoutSeconds?: number; message?: unknown };
 
-const suspendSchemas = {
+/** The pausing forms' schemas (parsed here; offered as tools to LLM agents with `pauses: true`, core/protocol-tools.ts). */
+export const suspendSchemas = {
   wait: z.object({
     next_action: z.literal('wait'),
     seconds: z.number().positive('must be a positive number of seconds').finite().optional(),

@@ -226,7 +226,7 @@ export async function invokeLlm<M>(step: LlmStep<M>): Promise<AgentReply> {
   const { call } = step;
   const agent = call.agentName;
   const mode = toolCallingOf(call.definition);
-  const base = { agentName: agent, definition: call.definition, allowed: call.allowed, isCopyAllowed: true };
+  const base = { agentName: agent, definition: call.definition, allowed: call.allowed, isCopyAllowed: true, pauses: call.definition.pauses === true };
   // The messages' token budget (core/prompt.ts): the agent's `promptTokens`, validated with the scenario.
   const { promptTokens } = call.definition;
   const messagesOf = (mode: 'text' | 'tools') => buildMessages(call.memory, call.input, { agentName: agent, mode, promptTokens, runId: call.runId });

@@ -61,6 +61,20 @@ describe('buildSystemPrompt', () => {
     }
   });
 
+  it('teaches wait and wait_for_callback only to an agent that may pause (pauses: true), with examples the parser accepts', () => {
+    expect(prompt).not.toContain('"next_action":"wait');
+    const pausing = buildSystemPrompt({ ...planner, definition: { ...planner.definition, pauses: true } });
+    expect(pausing).toContain('"next_action":"wait_for_callback"');
+    expect(pausing).toContain('"next_action":"wait"');
+    const examples = examplesIn(pausing);
+    expect(examples).toHaveLength(9);
+    for (const example of examples) expect(() => parseAgentResponse(example, { currentAgent: 'Planner', currentInput: 'x' })).not.toThrow();
+    const tools = buildSystemPrompt({ ...planner, definition: { ...planner.definition, pauses: true }, mode: 'tools' });
+    expect(tools).toContain('- wait: ');
+    expect(tools).toContain('- wait_for_callback: ');
+    expect(buildSystemPrompt({ ...planner, mode: 'tools' })).not.toContain('- wait');
+  });
+
   it("appends the user's own system prompt last", () => {
     expect(prompt.endsWith('Instructions for this agent:\nBe terse. Cite sources.')).toBe(true);
   });

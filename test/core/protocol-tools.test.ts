@@ -19,6 +19,19 @@ describe('protocolTools', () => {
     expect(byName.parallel_invoke.properties.wait_for).toBeDefined();
   });
 
+  it('offers wait and wait_for_callback only to an agent that may pause (pauses: true), read back as those answers', () => {
+    expect(protocolTools({ agentName: 'A', allowed: [], isCopyAllowed: false, pauses: true }).map((t) => t.name)).toEqual(['final_response', 'wait', 'wait_for_callback']);
+    const [, wait, callback] = protocolTools({ agentName: 'A', allowed: [], isCopyAllowed: false, pauses: true });
+    expect(Object.keys((wait.parameters as { properties: object }).properties).sort()).toEqual(['input', 'seconds', 'until']);
+    expect(Object.keys((callback.parameters as { properties: object }).properties).sort()).toEqual(['message', 'timeout_seconds']);
+    const read = responseOfToolCall('wait_for_callback', { timeout_seconds: 60, message: 'ok?' });
+    if (!read.ok) throw new Error('unreachable');
+    expect(parseAgentResponse(read.response, { currentAgent: 'A', currentInput: 'x' })).toEqual({ kind: 'callback', timeoutSeconds: 60, message: 'ok?' });
+    const slept = responseOfToolCall('wait', { seconds: 30 });
+    if (!slept.ok) throw new Error('unreachable');
+    expect(parseAgentResponse(slept.response, { currentAgent: 'A', currentInput: 'x' })).toEqual({ kind: 'wait', seconds: 30 });
+  });
+
   it('offers only final_response when the agent may neither call others nor copy itself', () => {
     expect(protocolTools({ agentName: 'A', allowed: [], isCopyAllowed: false }).map((t) => t.name)).toEqual(['final_response']);
   });

@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { OpenAiInvoker } from '../../adapters/agents/openai-invoker';
 import { ToolBox } from '../../adapters/tools/tool-box';
 import type { LifecycleEvent } from '../../core/events';
+import { answerCallback } from '../../core/use-cases/suspend';
 import { LocalRuntime } from '../../local/runtime';
 import { startOpenAiStub, STUB_USAGE, type Brain } from '../support/model-stubs';
 import type { AgentRegistry, OpenAiAgentDefinition } from '../../core/agent-kinds';
@@ -229,5 +230,30 @@ describe('the tool loop of an openai agent', () => {
     const run = await rt.waitForRun(await rt.startRun({ name: 'on', request: 'go', entry: 'A', agents: { A: llm } }));
     expect(run.status).toBe('FAILED');
     expect(run.error).toMatch(/HTTP 400 from .*: this model does not support tools/);
+  });
+
+  it('pauses: true offers wait and wait_for_callback as tools (toolCalling on): the branch awaits the answer, which the model is then given', async () => {
+    const { stub, rt, events, llm } = await setup((view) => {
+      const last = view.users.at(-1) ?? '';
+      if (last === 'deploy v2') return { calls: [{ name: 'wait_for_callback', args: { timeout_seconds: 600, message: 'deploy v2?' } }] };
+      return final({ told: last });
+    });
+    const asked = new Promise<LifecycleEvent<'BranchWaitingForCallback'>>((resolve) => {
+      const stop = rt.bus.subscribe((event) => {
+        if (event.type !== 'BranchWaitingForCallback') return;
+        stop();
+        resolve(event);
+      });
+    });
+    const runId = await rt.startRun({ name: 'llm-approval', request: 'deploy v2', entry: 'Approver', agents: { Approver: { ...llm, pauses: true } } });
+    const waiting = await asked;
+    expect(waiting.detail).toMatchObject({ agent: 'Approver', message: 'deploy v2?' });
+    await answerCallback(rt.deps, { team: rt.team, runId }, String(waiting.detail.token), { approved: true });
+    const run = await rt.waitForRun(runId);
+    expect(run.error).toBeUndefined();
+    expect(run.result).toEqual({ told: '{"approved":true}' });
+    expect(stub.requests[0].offered).toEqual(['final_response', 'parallel_invoke', 'next_actions', 'wait', 'wait_for_callback']);
+    expect(stub.requests[0].system).toContain('- wait_for_callback:');
+    expect(events.filter((e) => e.type === 'BranchResumed').map((e) => e.detail.reason)).toEqual(['callback-answered']);
   });
 });
