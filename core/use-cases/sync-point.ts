@@ -508,7 +508,7 @@ export async function settleSyncPoint(
   // A task of this very fan-out (a child's failed iteration) stops it last: once its execution is
   // stopped, its own retries are too, and with them the rest of this settlement. Its retry that
   // finds the parent moved on stops it again (a stop is idempotent).
-  const early = !options.fanOutEnded && (settledEarly(children, by) || (options.ownFanOut === true && !onIt));
+  const early = !options.fanOutEnded && (settledEarly(children, by, parentId) || (options.ownFanOut === true && !onIt));
   const stop = () => deps.fanOut.stop(sp.executionName, `sync point ${parentId}#${seq} settled early`);
   if (early && !options.ownFanOut) await stop();
   await decideParent(deps, ends, { scope, parent, seq, sp, onIt, outcome, decision, children, by, retell });
@@ -585,12 +585,13 @@ async function earlierChildIds(deps: SpawnerDeps, scope: Scope, parent: BranchRe
  * Whether a sync point was settled before its fan-out ended, read from its children once the
  * settlement cancelled those left out: one cancelled under the settlement's mark (now, or by a
  * try cut short by a crash) never reports to its fan-out iteration, so the execution must be
- * stopped. Not the counts' decision: children that ended on their own meanwhile report, their
+ * stopped; so is one the parent's end cancelled (its cascade leaves the stop of a sync point
+ * already claimed to the settlement: cancelChildren). Not the counts' decision: children that ended on their own meanwhile report, their
  * fan-out ends and runs its Aggregate — a stop then would cut short that Aggregate's retries,
  * and with them the end it wrote (the chaos contract's hang: a root FAILED, its run RUNNING).
  */
-function settledEarly(children: readonly BranchOutcome[], by: WorkMark): boolean {
-  return children.some((c) => c.status === 'CANCELLED' && c.advancedBy === by);
+function settledEarly(children: readonly BranchOutcome[], by: WorkMark, parentId: string): boolean {
+  return children.some((c) => c.status === 'CANCELLED' && (c.advancedBy === by || c.advancedBy === WorkMark.parent(parentId)));
 }
 
 /**

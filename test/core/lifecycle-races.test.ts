@@ -4,9 +4,11 @@
  * its children, an end event lost to a crash while a duplicate delivery finished the work, an
  * early exit whose fan-out was never stopped because the crash came just before the stop, and a
  * child cancelled under a parent that a cancel ended while a settlement opened its next group, and
- * two settlements at once where the one that cancelled a child died before counting it. (The last
- * two were found by the simulation; their seeds are also pinned in simulation.test.ts.) And, with no
- * fault at all, another message of a step that spawned arriving while the spawn is announced.
+ * two settlements at once where the one that cancelled a child died before counting it; a failed
+ * iteration's task that settled its sync point early (or ended its child) and died, then a cancel
+ * that stopped its fan-out. (The last four were found by the simulation; their seeds are also
+ * pinned in simulation.test.ts.) And, with no fault at all, another message of a step that
+ * spawned arriving while the spawn is announced.
  */
 import { describe, expect, it } from 'vitest';
 import { MemoryBranchStore } from '../../adapters/memory/memory-branch-store';
@@ -434,6 +436,84 @@ describe('another message of a step that spawned, arriving while the spawn annou
       const created = outcome.events.filter((e) => e.type === 'BranchCreated').map((e) => e.branchId);
       expect(created.sort()).toEqual(['root', 'root.0', 'root.1']);
       expect(await other).toBe('skipped');
+    } finally {
+      h.stop();
+    }
+  });
+});
+
+/**
+ * A Boss fans out to two Workers; only the root's first step runs (the children's steps stay
+ * queued). root.0's iteration then fails (RecordChildFailure) and its task dies (the store's
+ * fault, set by the caller); a cancel ends the run; and the task is retried as Step Functions
+ * does: only if its execution was not stopped. Returns the run's scope once all that is done.
+ */
+async function failedIterationThenCancel(h: ReturnType<typeof createMemoryHarness>, name: string, maxFailedFraction: number): Promise<Scope> {
+  const agents = scriptAgents({
+    Boss: { allowed: ['Worker'], responses: [{ next_action: 'parallel_invoke', agents: ['Worker', 'Worker'] }] },
+    Worker: { responses: [{ next_action: 'final_response', content: 'done' }] },
+  });
+  const { runId } = await startRun(h.deps, { team: TEAM, name, request: 'x', entry: 'Boss', agents, failurePolicy: { maxFailedFraction } });
+  const scope: Scope = { team: TEAM, runId };
+  const first = await h.queue.receive();
+  await executeStep(h.deps, first.body, { messageId: first.messageId, receiveCount: 1 });
+  const failure = { team: TEAM, runId, parentId: 'root', seq: 1, branchId: 'root.0', error: 'States.Timeout' };
+  await expect(recordChildFailure(h.deps, { ...failure, retryCount: 0 })).rejects.toThrow(HarnessCrash);
+  await cancelRun(h.deps, scope);
+  const execution = h.fanOut.describeRunning().find((e) => e.request.parentId === 'root');
+  if (execution && !execution.stopped) await recordChildFailure(h.deps, { ...failure, retryCount: 1 });
+  return scope;
+}
+
+describe('a failed iteration that settled its sync point early and died, then a cancel', () => {
+  it('leaves the claimed fan-out running, so the task\'s retry tells the sibling it cancelled', async () => {
+    // One failure of two settles the sync point at once: the task cancels root.1 and dies before
+    // telling or counting that end.
+    const store = new MemoryBranchStore();
+    const h = createMemoryHarness({ store });
+    let crashed = false;
+    const transitionBranch = store.transitionBranch.bind(store);
+    store.transitionBranch = async (scope, branchId, from, to, patch) => {
+      const ended = await transitionBranch(scope, branchId, from, to, patch);
+      if (ended && branchId === 'root.1' && patch?.advancedBy === WorkMark.settle('root', 1) && !crashed) {
+        crashed = true;
+        throw new HarnessCrash('crash after cancelling root.1');
+      }
+      return ended;
+    };
+    try {
+      const scope = await failedIterationThenCancel(h, 'settled-then-cancelled', 0);
+      expect(crashed).toBe(true);
+      expect(h.events.filter((e) => e.type === 'BranchCancelled' && e.branchId === 'root.1')).toHaveLength(1);
+      expect((await store.getSyncPoint(scope, 'root', 1))?.counters).toEqual({ total: 2, succeeded: 0, failed: 1, cancelled: 1 });
+      // The settlement stopped its fan-out last.
+      expect(h.fanOut.describeRunning().filter((e) => e.request.parentId === 'root' && !e.stopped)).toEqual([]);
+    } finally {
+      h.stop();
+    }
+  });
+});
+
+describe('a failed iteration that died before counting its child\'s end, then a cancel', () => {
+  it('the cancel\'s cascade counts that end (the stop drops the task\'s retry)', async () => {
+    // The task ends root.0 TIMED_OUT, tells it, and dies before counting it on the sync point
+    // (one failure is tolerated: nothing settles); the cancel stops the fan-out.
+    const store = new MemoryBranchStore();
+    const h = createMemoryHarness({ store });
+    let crashed = false;
+    const recordChildEnd = store.recordChildEnd.bind(store);
+    store.recordChildEnd = async (scope, parentId, seq, childId, outcome) => {
+      if (childId === 'root.0' && !crashed) {
+        crashed = true;
+        throw new HarnessCrash('crash before counting root.0');
+      }
+      return recordChildEnd(scope, parentId, seq, childId, outcome);
+    };
+    try {
+      const scope = await failedIterationThenCancel(h, 'failed-then-cancelled', 1);
+      expect(crashed).toBe(true);
+      expect((await store.getBranch(scope, 'root.0'))?.status).toBe('TIMED_OUT');
+      expect((await store.getSyncPoint(scope, 'root', 1))?.counters).toEqual({ total: 2, succeeded: 0, failed: 1, cancelled: 1 });
     } finally {
       h.stop();
     }

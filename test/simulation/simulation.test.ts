@@ -47,9 +47,14 @@ const from = Number(process.env.SIM_FROM ?? 1);
  * cascaded loudly, telling the BranchCancelled of that child's children a second time; 19489
  * (per-child) — a fan-out's Aggregate, on its first attempt, found its parent moved on to its next
  * group and cancelled: taking itself for the retry of the settlement that opened that group, it
- * told the BranchCancelled of a child the parent's end had cancelled a second time.
+ * told the BranchCancelled of a child the parent's end had cancelled a second time; 13584
+ * (per-child) — a child's failed iteration settled its sync point early, cancelled two siblings,
+ * told one and died; a cancel's cascade then stopped the fan-out, so the task's retry was dropped
+ * and the other sibling's end was never told or counted (no BranchCancelled, counters one short);
+ * 305 (per-child) — a failed iteration's task ended its child and died before counting it, while
+ * the parent's end stopped the fan-out: the task's retry dropped, the end was never counted.
  */
-const PINNED = [12874, 13802, 43534, 55360, 10940, 669, 2698, 199, 328, 873, 1475, 2169, 8026, 8534, 13496, 18530, 19489];
+const PINNED = [12874, 13802, 43534, 55360, 10940, 669, 2698, 199, 328, 873, 1475, 2169, 8026, 8534, 13496, 18530, 19489, 13584, 305];
 const range = Array.from({ length: count }, (_, i) => from + i);
 const seeds = one ? [Number(one)] : process.env.SIM_SEEDS ? range : [...range, ...PINNED.filter((p) => !range.includes(p))];
 
