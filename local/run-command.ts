@@ -5,6 +5,7 @@ import type { computeMetrics } from '../core/metrics';
 import { branchView, runView, viewRun, type BranchView, type RunView } from '../core/use-cases/queries';
 import type { SpawnerDeps } from '../core/use-cases/deps';
 import type { BranchRecord, RunRecord } from '../core/model';
+import type { LifecycleEvent } from '../core/events';
 import { renderAscii } from '../core/tree';
 import { counted } from '../core/wording';
 import { DataFolderError, errorMessage, PayloadTooLargeError, ScenarioError, ValidationError } from '../core/errors';
@@ -241,11 +242,16 @@ export function summary(m: ReturnType<typeof computeMetrics>): string {
 export function tellCallbacks(runtime: LocalRuntime, err: NodeJS.WritableStream, dataDir: string | undefined): void {
   runtime.bus.subscribe((event) => {
     if (event.type !== 'BranchWaitingForCallback') return;
-    const until = new Date(event.detail.timeoutAt).toISOString();
     const how = dataDir
       ? `answer it with: npx branch-spawner callback ${event.runId} ${String(event.detail.token)} --data ${dataDir} --answer '<json>'`
       : 'nothing outside this process can answer it: run the scenario with --data <dir> (then answer with branch-spawner callback ... --data <dir>) or start it on branch-spawner dev';
-    const message = event.detail.message === undefined ? '' : ` (${JSON.stringify(event.detail.message).slice(0, 200)})`;
-    err.write(`branch ${event.branchId} awaits a callback until ${until}${message}; ${how}\n`);
+    err.write(callbackNotice(event, how));
   });
+}
+
+/** The line that says a branch awaits a callback: until when, the agent's message, and `how` to answer it. */
+export function callbackNotice(event: LifecycleEvent<'BranchWaitingForCallback'>, how: string): string {
+  const until = new Date(event.detail.timeoutAt).toISOString();
+  const message = event.detail.message === undefined ? '' : ` (${JSON.stringify(event.detail.message).slice(0, 200)})`;
+  return `branch ${event.branchId} awaits a callback until ${until}${message}; ${how}\n`;
 }

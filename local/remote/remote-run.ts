@@ -10,7 +10,7 @@ import type { RunEventsPage } from '../../core/use-cases/run-events';
 import type { BranchView, RunView } from '../../core/use-cases/queries';
 import { agentPolicyOf, loadTeamConfig, TeamConfigError } from '../../functions/team-config';
 import { LiveProgress } from '../progress';
-import { documentOf, invalidDocument, onInterrupt, reportDocument, type RunCommandOptions } from '../run-command';
+import { callbackNotice, documentOf, invalidDocument, onInterrupt, reportDocument, type RunCommandOptions } from '../run-command';
 import { loadStackScenarioFile } from '../scenario-file';
 import { allBranches, ApiClient, type RemoteTarget } from './api-client';
 
@@ -68,9 +68,17 @@ export async function remoteRun(path: string, options: RemoteRunOptions): Promis
   try {
     // The events route tells when the run has ended (its last event given), and feeds --trace.
     let cursor: string | undefined;
+    const told = new Set<string>();
     for (;;) {
       const page: RunEventsPage = await client.call<RunEventsPage>('GET', `runs/${runId}/events`, { query: { after: cursor } });
-      for (const event of page.events) await sink?.write(event);
+      for (const event of page.events) {
+        await sink?.write(event);
+        // A run that awaits an answer says how to give it, as a local run does (once per event: eventId).
+        if (event.type === 'BranchWaitingForCallback' && !told.has(event.eventId)) {
+          told.add(event.eventId);
+          options.err.write(callbackNotice(event, `answer it with: npx branch-spawner callback ${runId} ${String(event.detail.token)} --api ${options.target.api} --answer '<json>'`));
+        }
+      }
       cursor = page.cursor ?? undefined;
       if (page.done) break;
       if (page.events.length === 0) await delay(pollMs);

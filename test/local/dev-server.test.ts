@@ -4,11 +4,12 @@
  * assets (offline), the dev-only routes, the live event stream, and the command itself.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { isRunEnd, type LifecycleEvent } from '../../core/events';
 import { runIdFor } from '../../functions/messages';
@@ -214,6 +215,32 @@ describe('dev server: the HTTP API through runtime.api, live events, dev-only vi
       const remote = captureIo();
       expect(await main(['callback', runId, token, '--api', 'https://api.example.com/v1/', '--answer', 'true'], remote)).toBe(2);
       expect(remote.errText()).toMatch(/^error: --region: api\.example\.com is not an execute-api URL/);
+    } finally {
+      process.env = saved;
+    }
+  });
+
+  it('run --api <dev address> says how to answer a callback its run awaits, with the token, and completes once it is answered', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bs-dev-callback-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'approve.yaml');
+    writeFileSync(file, 'name: approve-remote\nentry: A\nagents:\n  A:\n    kind: script\n    responses:\n      - { next_action: wait_for_callback, timeout_seconds: 600, message: "ship it?" }\n      - { next_action: final_response, content: "$input" }\n');
+    const asked = eventStream('/events', (e) => e.type === 'BranchWaitingForCallback' && e.detail.message === 'ship it?');
+    await asked.ready;
+    const saved = { ...process.env };
+    for (const name of ['AWS_REGION', 'AWS_DEFAULT_REGION', 'BRANCH_SPAWNER_TOKEN', 'BRANCH_SPAWNER_API']) delete process.env[name];
+    try {
+      const io = captureIo();
+      const run = main(['run', file, '--api', server.url, '--json'], io);
+      const waiting = (await asked.done).filter((e) => e.type === 'BranchWaitingForCallback').at(-1)!;
+      const token = String(waiting.detail.token);
+      const answered = captureIo();
+      expect(await main(['callback', waiting.runId, token, '--api', server.url, '--answer', '"shipped"'], answered), answered.errText()).toBe(0);
+      expect(await run, io.errText()).toBe(0);
+      expect(JSON.parse(io.outText())).toMatchObject({ runId: waiting.runId, status: 'COMPLETED', result: 'shipped' });
+      expect(io.errText()).toContain(
+        `branch root awaits a callback until ${new Date(Number(waiting.detail.timeoutAt)).toISOString()} ("ship it?"); answer it with: npx branch-spawner callback ${waiting.runId} ${token} --api ${server.url}`,
+      );
     } finally {
       process.env = saved;
     }
