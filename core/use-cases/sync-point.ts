@@ -111,8 +111,12 @@ export async function openSyncPoint(
   // read then. Checked after the children exist and their fan-out started, so that either that
   // end saw them or this read sees the end: the children it missed are cancelled here (those it
   // cancelled are its to tell; a retry of the parent's end, or of this work, tells them again).
+  // Their BranchCreated this opening has told (or found told): not again, though the end that
+  // beat its `announced` write left the mark unset.
   const current = await deps.store.getBranch(scope, parent.id);
-  if (current && isTerminal(current.status) && current.spawn?.seq === spawn.seq) await ends.cancelChildren(deps, current, false);
+  if (current?.spawn && isTerminal(current.status) && current.spawn.seq === spawn.seq) {
+    await ends.cancelChildren(deps, { ...current, spawn: { ...current.spawn, announced: true } }, false);
+  }
 }
 
 /** The children of a spawn not written yet: their statuses read (no values), 100 a request. */

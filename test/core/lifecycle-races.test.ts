@@ -8,14 +8,15 @@
  * iteration's task that settled its sync point early (or ended its child) and died, then a cancel
  * that stopped its fan-out. (The last four were found by the simulation; their seeds are also
  * pinned in simulation.test.ts.) And, with no fault at all, another message of a step that
- * spawned arriving while the spawn is announced.
+ * spawned arriving while the spawn is announced, and a cancel between a spawn's BranchCreated
+ * and its record that it told them.
  */
 import { describe, expect, it } from 'vitest';
 import { MemoryBranchStore } from '../../adapters/memory/memory-branch-store';
 import { isTerminal, type Scope } from '../../core/model';
 import { WorkMark } from '../../core/work-mark';
 import type { AgentInvoker } from '../../core/ports';
-import { cancelRun, executeStep, recordChildFailure, startRun, type Faults } from '../../core/use-cases';
+import { cancelRun, executeStep, recordChildFailure, startRun, type Faults, type SpawnerDeps } from '../../core/use-cases';
 import { KindRouter } from '../../adapters/agents/agent-invoker';
 import { ScriptInvoker } from '../../adapters/agents/script-invoker';
 import { createMemoryHarness, HarnessCrash, scriptAgents } from '../support/memory-harness';
@@ -410,38 +411,6 @@ describe('a start retried after it ended its root under a cancel and crashed', (
   });
 });
 
-describe('another message of a step that spawned, arriving while the spawn announces its children', () => {
-  it('leaves the opening to the delivery that spawned: each child is created in one BranchCreated', async () => {
-    // Two messages of one step, no fault: two settlements of a sync point that both resumed the
-    // parent each send its next step. The second is delivered (its first delivery) while the first
-    // has spawned (the parent WAITING) and is publishing BranchCreated, before it records that it did.
-    const h = createMemoryHarness();
-    const publish = h.deps.events.publish.bind(h.deps.events);
-    let other: Promise<unknown> | undefined;
-    h.deps.events.publish = async (events) => {
-      const created = events.find((e) => e.type === 'BranchCreated' && e.branchId === 'root.0');
-      if (created && !other) {
-        other = executeStep(h.deps, { team: created.team, runId: created.runId, branchId: 'root', step: 0 }, { messageId: 'another', receiveCount: 1 });
-        await other;
-      }
-      return publish(events);
-    };
-    const agents = scriptAgents({
-      Lead: { allowed: ['W'], responses: [{ next_action: 'parallel_invoke', agents: ['W', 'W'] }, { next_action: 'final_response', content: '$input' }] },
-      W: { responses: [{ next_action: 'final_response', content: 'w' }] },
-    });
-    try {
-      const outcome = await h.run({ name: 'two-messages', request: 'x', entry: 'Lead', agents });
-      expect(outcome.run.status).toBe('COMPLETED');
-      const created = outcome.events.filter((e) => e.type === 'BranchCreated').map((e) => e.branchId);
-      expect(created.sort()).toEqual(['root', 'root.0', 'root.1']);
-      expect(await other).toBe('skipped');
-    } finally {
-      h.stop();
-    }
-  });
-});
-
 /**
  * A Boss fans out to two Workers; only the root's first step runs (the children's steps stay
  * queued). root.0's iteration then fails (RecordChildFailure) and its task dies (the store's
@@ -517,5 +486,61 @@ describe('a failed iteration that died before counting its child\'s end, then a 
     } finally {
       h.stop();
     }
+  });
+});
+
+/**
+ * A Lead that fans out to two Ws, run to its end; at root.0's first BranchCreated (`when`: before
+ * or after it is published) the spawn is interrupted by `meanwhile`, run to its end first.
+ */
+async function spawnInterrupted(name: string, when: 'before' | 'after', meanwhile: (deps: SpawnerDeps, scope: Scope) => Promise<unknown>) {
+  const h = createMemoryHarness();
+  const publish = h.deps.events.publish.bind(h.deps.events);
+  let interrupted = false;
+  h.deps.events.publish = async (events) => {
+    const created = events.find((e) => e.type === 'BranchCreated' && e.branchId === 'root.0');
+    const now = created !== undefined && !interrupted;
+    if (now) interrupted = true;
+    if (now && when === 'before') await meanwhile(h.deps, { team: created.team, runId: created.runId });
+    await publish(events);
+    if (now && when === 'after') await meanwhile(h.deps, { team: created.team, runId: created.runId });
+  };
+  const agents = scriptAgents({
+    Lead: { allowed: ['W'], responses: [{ next_action: 'parallel_invoke', agents: ['W', 'W'] }, { next_action: 'final_response', content: '$input' }] },
+    W: { responses: [{ next_action: 'final_response', content: 'w' }] },
+  });
+  try {
+    const outcome = await h.run({ name, request: 'x', entry: 'Lead', agents });
+    const told = (id: string) => outcome.events.filter((e) => e.type === 'BranchCreated' && e.branchId === id).length;
+    return { outcome, told };
+  } finally {
+    h.stop();
+  }
+}
+
+describe('another message of a step that spawned, arriving while the spawn announces its children', () => {
+  it('leaves the opening to the delivery that spawned: each child is created in one BranchCreated', async () => {
+    // Two messages of one step, no fault: two settlements of a sync point that both resumed the
+    // parent each send its next step. The second is delivered (its first delivery) while the first
+    // has spawned (the parent WAITING) and is publishing BranchCreated, before it records that it did.
+    let other: unknown;
+    const { outcome, told } = await spawnInterrupted('two-messages', 'before', async (deps, scope) => {
+      other = await executeStep(deps, { ...scope, branchId: 'root', step: 0 }, { messageId: 'another', receiveCount: 1 });
+    });
+    expect(outcome.run.status).toBe('COMPLETED');
+    expect([told('root'), told('root.0'), told('root.1')]).toEqual([1, 1, 1]);
+    expect(other).toBe('skipped');
+  });
+});
+
+describe('a cancel between a spawn telling its children\'s BranchCreated and recording that it did', () => {
+  it('the spawn does not tell them again when it finds its parent ended: the cancel, which found them untold, tells them once more at most', async () => {
+    // No fault: the cancel ends the parent after the spawn published BranchCreated and before it
+    // recorded `announced` (its write then loses to the cancel's). The cancel cannot know the
+    // spawn is alive, and tells them too; the spawn, which has just told them, must not again.
+    const { outcome, told } = await spawnInterrupted('cancel-announcing', 'after', (deps, scope) => cancelRun(deps, scope));
+    expect(outcome.run.status).toBe('CANCELLED');
+    expect([told('root.0'), told('root.1')]).toEqual([2, 2]);
+    expect(outcome.events.filter((e) => e.type === 'BranchCancelled').map((e) => e.branchId).sort()).toEqual(['root', 'root.0', 'root.1']);
   });
 });
