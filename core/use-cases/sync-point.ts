@@ -604,11 +604,13 @@ function settledEarly(children: readonly BranchOutcome[], by: WorkMark, parentId
  * failed under the settlement's mark leaves the telling to the settlement that wrote it.
  */
 async function failParent(deps: SpawnerDeps, ends: BranchEnds, parent: BranchRecord, seq: number, by: WorkMark, error: string, retell: boolean) {
-  // Its children were settled by the caller: nothing to cancel below it. A write lost is the
-  // winner's to tell (another settlement of this sync point, alive, may have won it).
+  // Its children were settled by the caller: nothing to cancel below it. New work that loses the
+  // write leaves the end to its winner (another settlement, alive). A retry reads it back: the
+  // winner under this mark may be the earlier try it retries, still running on after the part
+  // that failed it and dying before it told the end (its retry is this work, already past it).
   await ends.endOrRetell(deps, parent, { status: 'FAILED', by, error, from: ['WAITING'] }, { mayHaveChildren: false }, {
     mayEnd: (p) => p.spawn?.seq === seq,
     mine: retell ? [by] : [],
-    readBack: 'never',
+    readBack: retell ? 'after-loss' : 'never',
   });
 }

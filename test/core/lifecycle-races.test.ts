@@ -6,8 +6,9 @@
  * child cancelled under a parent that a cancel ended while a settlement opened its next group, and
  * two settlements at once where the one that cancelled a child died before counting it; a failed
  * iteration's task that settled its sync point early (or ended its child) and died, then a cancel
- * that stopped its fan-out. (The last four were found by the simulation; their seeds are also
- * pinned in simulation.test.ts.) And, with no fault at all, another message of a step that
+ * that stopped its fan-out; a failed iteration's task retried while its first attempt ran on and
+ * won the write failing the parent. (The last five were found by the simulation; their seeds are
+ * also pinned in simulation.test.ts.) And, with no fault at all, another message of a step that
  * spawned arriving while the spawn is announced, and a cancel between a spawn's BranchCreated
  * and its record that it told them.
  */
@@ -542,5 +543,73 @@ describe('a cancel between a spawn telling its children\'s BranchCreated and rec
     expect(outcome.run.status).toBe('CANCELLED');
     expect([told('root.0'), told('root.1')]).toEqual([2, 2]);
     expect(outcome.events.filter((e) => e.type === 'BranchCancelled').map((e) => e.branchId).sort()).toEqual(['root', 'root.0', 'root.1']);
+  });
+});
+
+describe("a failed iteration's task retried while its first attempt runs on", () => {
+  it("the retry that loses the parent's failure to that attempt, which then dies, tells the parent's end", async () => {
+    // Boss -> Mid -> [Worker, Worker], no failure tolerated. root.0.0's iteration fails: the
+    // task's first attempt (A) ends it, settles Mid's sync point and is about to fail Mid when the
+    // retry (B) starts (A died in a parallel call: the rest of it runs on, as the rest of a Lambda
+    // invocation does when its environment is reused). A wins the write failing Mid and dies
+    // before counting Mid's end on the root's sync point; B loses that write. Found by seed 81848.
+    const store = new MemoryBranchStore();
+    const h = createMemoryHarness({ store });
+    let aPaused!: () => void;
+    const aPausedGate = new Promise<void>((resolve) => (aPaused = resolve));
+    let releaseA!: () => void;
+    const releaseAGate = new Promise<void>((resolve) => (releaseA = resolve));
+    let a: Promise<unknown> | undefined;
+    let writes = 0;
+    const transitionBranch = store.transitionBranch.bind(store);
+    store.transitionBranch = async (scope, branchId, from, to, patch) => {
+      if (branchId === 'root.0' && to === 'FAILED') {
+        if (++writes === 1) {
+          aPaused();
+          await releaseAGate;
+        } else {
+          releaseA();
+          await a;
+        }
+      }
+      return transitionBranch(scope, branchId, from, to, patch);
+    };
+    let crashed = false;
+    const recordChildEnd = store.recordChildEnd.bind(store);
+    store.recordChildEnd = async (scope, parentId, seq, childId, outcome) => {
+      if (parentId === 'root' && childId === 'root.0' && !crashed) {
+        crashed = true;
+        throw new HarnessCrash("crash before counting root.0's end");
+      }
+      return recordChildEnd(scope, parentId, seq, childId, outcome);
+    };
+    const agents = scriptAgents({
+      Boss: { allowed: ['Mid'], responses: [{ next_action: 'parallel_invoke', agents: ['Mid'] }] },
+      Mid: { allowed: ['Worker'], responses: [{ next_action: 'parallel_invoke', agents: ['Worker', 'Worker'] }] },
+      Worker: { responses: [{ next_action: 'final_response', content: 'done' }] },
+    });
+    try {
+      const { runId } = await startRun(h.deps, { team: TEAM, name: 'retry-beside-its-first-attempt', request: 'x', entry: 'Boss', agents, failurePolicy: { maxFailedFraction: 0 } });
+      const scope: Scope = { team: TEAM, runId };
+      // Boss spawns Mid, Mid spawns its Workers (whose steps stay queued).
+      for (const id of ['root', 'root.0']) {
+        const message = await h.queue.receive();
+        expect(message.body.branchId).toBe(id);
+        await executeStep(h.deps, message.body, { messageId: message.messageId, receiveCount: 1 });
+      }
+      const failure = { team: TEAM, runId, parentId: 'root.0', seq: 1, branchId: 'root.0.0', error: 'States.Timeout' };
+      a = recordChildFailure(h.deps, { ...failure, retryCount: 0 }).catch((error: unknown) => error);
+      await aPausedGate;
+      await recordChildFailure(h.deps, { ...failure, retryCount: 1 });
+      expect(await a).toBeInstanceOf(HarnessCrash);
+      expect(crashed).toBe(true);
+      expect((await store.getBranch(scope, 'root.0'))?.status).toBe('FAILED');
+      // Mid's end is counted on the root's sync point (its Aggregate fails the root and the run).
+      expect((await store.getSyncPoint(scope, 'root', 1))?.counters).toEqual({ total: 1, succeeded: 0, failed: 1, cancelled: 0 });
+      expect(h.events.some((e) => e.type === 'BranchFailed' && e.branchId === 'root.0')).toBe(true);
+    } finally {
+      releaseA();
+      h.stop();
+    }
   });
 });

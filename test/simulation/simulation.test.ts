@@ -52,9 +52,13 @@ const from = Number(process.env.SIM_FROM ?? 1);
  * told one and died; a cancel's cascade then stopped the fan-out, so the task's retry was dropped
  * and the other sibling's end was never told or counted (no BranchCancelled, counters one short);
  * 305 (per-child) — a failed iteration's task ended its child and died before counting it, while
- * the parent's end stopped the fan-out: the task's retry dropped, the end was never counted.
+ * the parent's end stopped the fan-out: the task's retry dropped, the end was never counted;
+ * 81848 (batched) — a failed batch's task died in one of its parallel calls and was retried while
+ * the rest of its first attempt ran on: that first attempt failed the parent of the sync point
+ * they both settled, then died before counting the parent's end; the retry lost that write and
+ * left the telling to its winner, so the grandparent's counters were one failed child short.
  */
-const PINNED = [12874, 13802, 43534, 55360, 10940, 669, 2698, 199, 328, 873, 1475, 2169, 8026, 8534, 13496, 18530, 19489, 13584, 305];
+const PINNED = [12874, 13802, 43534, 55360, 10940, 669, 2698, 199, 328, 873, 1475, 2169, 8026, 8534, 13496, 18530, 19489, 13584, 305, 81848];
 const range = Array.from({ length: count }, (_, i) => from + i);
 const seeds = one ? [Number(one)] : process.env.SIM_SEEDS ? range : [...range, ...PINNED.filter((p) => !range.includes(p))];
 

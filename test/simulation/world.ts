@@ -462,6 +462,7 @@ export class World {
     if (this.crashes < this.faults.maxCrashes && this.rng.chance(this.faults.crash)) {
       this.crashes++;
       this.count('crash before a port call');
+      if (TRACE) console.log(`[${this.steps}] epoch ${this.epoch} ${this.current?.kind} #${this.current?.id}: CRASH before ${where}`);
       throw new SimCrash(`before ${where}`);
     }
     const result = await effect();
@@ -469,6 +470,7 @@ export class World {
     if (this.crashes < this.faults.maxCrashes && this.rng.chance(this.faults.crashAfter)) {
       this.crashes++;
       this.count('crash after a port call');
+      if (TRACE) console.log(`[${this.steps}] epoch ${this.epoch} ${this.current?.kind} #${this.current?.id}: CRASH after ${where}`);
       throw new SimCrash(`after ${where}`);
     }
     return result;
@@ -739,6 +741,7 @@ export class World {
         this.startWork(kind, () => task(count), {
           done: resolve,
           failed: () => {
+            if (TRACE) console.log(`  task ${kind} failed${execution?.stopped ? ' (retry dropped by a stop)' : ''}`);
             if (execution?.stopped) return void this.count('task retry dropped by a stop');
             this.pendingWork.push({ label: `retry ${kind}`, weight: 1, start: attempt });
           },
