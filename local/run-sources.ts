@@ -13,7 +13,7 @@ import { listDataRuns } from './data-runs';
 import { requireDataFolder } from './data-folder';
 import { startLocalEngines } from './embedded-engines';
 import { LOCAL_TEAM, LocalRuntime } from './runtime';
-import { allBranches, type ApiClient } from './remote/api-client';
+import { runAndBranches, type ApiClient } from './remote/api-client';
 
 export interface RunSummary {
   runId: string;
@@ -51,8 +51,7 @@ export function remoteSource(client: ApiClient): RunSource {
   const label = client.baseUrl.href;
   const path = (runId: string, tail = '') => `runs/${encodeURIComponent(runId)}${tail}`;
   const describe = async (runId: string) => {
-    const [view, branches] = await Promise.all([client.call<RunView>('GET', path(runId)), allBranches<BranchView>(client, runId)]);
-    return { view, branches };
+    return runAndBranches<RunView, BranchView>(client, runId);
   };
   return {
     label,

@@ -160,3 +160,14 @@ export async function allBranches<B = unknown>(client: Pick<ApiClient, 'call'>, 
   } while (cursor);
   return branches;
 }
+
+/**
+ * A run's view and every branch of it, read at once. When both reads fail, the run's own error
+ * is the one reported (not whichever answer came first), so the same refusal always reads the same.
+ */
+export async function runAndBranches<V, B>(client: Pick<ApiClient, 'call'>, runId: string): Promise<{ view: V; branches: B[] }> {
+  const [view, branches] = await Promise.allSettled([client.call<V>('GET', `runs/${encodeURIComponent(runId)}`), allBranches<B>(client, runId)]);
+  if (view.status === 'rejected') throw view.reason;
+  if (branches.status === 'rejected') throw branches.reason;
+  return { view: view.value, branches: branches.value };
+}

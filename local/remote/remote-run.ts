@@ -12,7 +12,7 @@ import { agentPolicyOf, loadTeamConfig, TeamConfigError } from '../../functions/
 import { LiveProgress } from '../progress';
 import { callbackNotice, documentOf, invalidDocument, onInterrupt, reportDocument, type RunCommandOptions } from '../run-command';
 import { loadStackScenarioFile } from '../scenario-file';
-import { allBranches, ApiClient, type RemoteTarget } from './api-client';
+import { allBranches, ApiClient, runAndBranches, type RemoteTarget } from './api-client';
 
 export interface RemoteRunOptions extends Pick<RunCommandOptions, 'json' | 'trace' | 'tty' | 'out' | 'err' | 'handleSignals'> {
   target: RemoteTarget;
@@ -83,7 +83,7 @@ export async function remoteRun(path: string, options: RemoteRunOptions): Promis
       if (page.done) break;
       if (page.events.length === 0) await delay(pollMs);
     }
-    const [view, branches] = await Promise.all([client.call<RunView>('GET', `runs/${runId}`), branchesOf()]);
+    const { view, branches } = await runAndBranches<RunView, BranchView>(client, runId);
     await progress?.stop(branches);
     reportDocument(documentOf(view, branches), options, started);
     if (interrupted) return 130;
