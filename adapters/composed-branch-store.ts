@@ -61,6 +61,7 @@ export class ComposedBranchStore implements BranchStore {
   countEndedInRange(...a: Args<SyncPointStore, 'countEndedInRange'>) { return this.parts.syncPoints.countEndedInRange(...a); }
   putBatchToken(...a: Args<SyncPointStore, 'putBatchToken'>) { return this.parts.syncPoints.putBatchToken(...a); }
   getBatchToken(...a: Args<SyncPointStore, 'getBatchToken'>) { return this.parts.syncPoints.getBatchToken(...a); }
+  claimBatchChild(...a: Args<SyncPointStore, 'claimBatchChild'>) { return this.parts.syncPoints.claimBatchChild(...a); }
   claimAggregation(...a: Args<SyncPointStore, 'claimAggregation'>) { return this.parts.syncPoints.claimAggregation(...a); }
   listOpenSyncPoints(...a: Args<SyncPointStore, 'listOpenSyncPoints'>) { return this.parts.syncPoints.listOpenSyncPoints(...a); }
 

@@ -172,6 +172,18 @@ export interface ChildSpecStore {
   getChildSpecs(scope: Scope, key: string, offset: number, count: number): Promise<ChildSpec[]>;
 }
 
+/** What a batch's child asks of its batch's pool when its end is counted (SyncPointStore.claimBatchChild). */
+export interface BatchClaim {
+  /** The index of the child that ended. */
+  ender: number;
+  /** The batch's first child that its DispatchBatch did not send. */
+  start: number;
+  /** Past the batch's last child. */
+  end: number;
+  /** The ender's end was counted before (a retry, a duplicate): it may have claimed already. */
+  mayRepeat: boolean;
+}
+
 /** Sync points: the fan-in of a spawn's children (counted once each), its batches' task tokens, and the claim of its aggregation. */
 export interface SyncPointStore {
   /** Creates the sync point if absent; false if it existed. */
@@ -200,6 +212,15 @@ export interface SyncPointStore {
   /** Keeps the task token of a fan-out batch's iteration (the latest try's wins). */
   putBatchToken(scope: Scope, parentId: string, seq: number, first: number, taskToken: string): Promise<void>;
   getBatchToken(scope: Scope, parentId: string, seq: number, first: number): Promise<string | undefined>;
+  /**
+   * A batch's pool of places (core/use-cases/fan-out-batch.ts): for the batch's child `ender`,
+   * whose end was just counted, claims the batch's next child not yet sent, in one atomic write
+   * (the children from `start` on, `start` itself when none was claimed, up to `end` exclusive);
+   * each ender claims at most one. A repeated claim by the same ender answers its first claim
+   * (`repeat: true`) when `mayRepeat`, and undefined otherwise (no read); undefined too when
+   * every child of the batch was claimed by others.
+   */
+  claimBatchChild(scope: Scope, parentId: string, seq: number, first: number, claim: BatchClaim): Promise<{ index: number; repeat: boolean } | undefined>;
   /** Claims the sync point's aggregation; exactly one caller ever gets true. */
   claimAggregation(scope: Scope, parentId: string, seq: number, outcome: 'resume' | 'fail', at: number): Promise<boolean>;
   /** Sync points whose aggregation has not been claimed (used to stop fan-outs on cancel). */

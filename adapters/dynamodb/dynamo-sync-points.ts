@@ -1,8 +1,8 @@
 /** The store's sync points on the table (see docs/dynamodb-schema.md): the item, its fan-in (dynamo-fan-in.ts), batch tokens, the aggregation claim. */
 import { PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { compareIds, type ChildOutcome, type Scope, type SyncPointRecord } from '../../core/model';
-import type { RecordChildEndResult, SyncPointStore } from '../../core/ports';
-import { assertFits, batchTokenKey, decodeSyncPoint, runPk, SYNC_PREFIX, syncKey, syncPointItem } from './item-codec';
+import type { BatchClaim, RecordChildEndResult, SyncPointStore } from '../../core/ports';
+import { assertFits, batchClaimAttribute, batchPoolKey, batchTokenKey, decodeSyncPoint, runPk, SYNC_PREFIX, syncKey, syncPointItem } from './item-codec';
 import { Expr } from './expression';
 import { DynamoFanIn } from './dynamo-fan-in';
 import type { DynamoTable } from './dynamo-table';
@@ -45,6 +45,41 @@ export class DynamoSyncPoints implements SyncPointStore {
   async getBatchToken(scope: Scope, parentId: string, seq: number, first: number): Promise<string | undefined> {
     const item = await this.table.get(scope, batchTokenKey(scope, parentId, seq, first), `getBatchToken ${parentId}#${seq}`);
     return typeof item?.taskToken === 'string' ? item.taskToken : undefined;
+  }
+
+  /**
+   * One UpdateItem on the batch's pool: `SET next = if_not_exists(next, :start) + 1, c<ender> =
+   * if_not_exists(next, :start)` (both read the item as it was) IF `attribute_not_exists(c<ender>)
+   * AND (attribute_not_exists(next) OR next < :end)`. Refused and `mayRepeat`: one GetItem of the
+   * ender's claim.
+   */
+  async claimBatchChild(scope: Scope, parentId: string, seq: number, first: number, claim: BatchClaim): Promise<{ index: number; repeat: boolean } | undefined> {
+    if (claim.start >= claim.end) return undefined; // nothing past the window: no pool
+    const key = batchPoolKey(scope, parentId, seq, first);
+    const context = `claimBatchChild ${parentId}#${seq}#${first} by ${claim.ender}`;
+    const x = new Expr();
+    const next = x.name('next');
+    const mine = x.name(batchClaimAttribute(claim.ender - first));
+    const start = x.value(claim.start - first);
+    const ttl = this.table.ttlClause(x).replace(/^ SET /, ', ');
+    const claimed = await this.table.conditional(context, () =>
+      this.table.send(scope,
+        new UpdateCommand({
+          TableName: this.table.name,
+          Key: key,
+          UpdateExpression: `SET ${next} = if_not_exists(${next}, ${start}) + ${x.value(1)}, ${mine} = if_not_exists(${next}, ${start})${ttl}`,
+          ConditionExpression: `attribute_not_exists(${mine}) AND (attribute_not_exists(${next}) OR ${next} < ${x.value(claim.end - first)})`,
+          ReturnValues: 'UPDATED_NEW',
+          ...x.params,
+        }),
+      ),
+    );
+    const ours = claimed?.Attributes?.[batchClaimAttribute(claim.ender - first)];
+    if (typeof ours === 'number') return { index: first + ours, repeat: false };
+    if (!claim.mayRepeat) return undefined;
+    const item = await this.table.get(scope, key, context, [batchClaimAttribute(claim.ender - first)]);
+    const earlier = item?.[batchClaimAttribute(claim.ender - first)];
+    return typeof earlier === 'number' ? { index: first + earlier, repeat: true } : undefined;
   }
 
   async claimAggregation(

@@ -150,6 +150,18 @@ export const batchTokenKey = (scope: Scope, parentId: string, seq: number, first
   SK: checkSk(`${BATCH_TOKEN_PREFIX}${keyPart(parentId)}#${String(seq).padStart(6, '0')}#${first}`),
 });
 
+/**
+ * A fan-out batch's pool (SyncPointStore.claimBatchChild): `K#<parent>#<seq>#<first index>#pool`,
+ * holding `next` and one `c<ender>` per claim, both as offsets from the batch's first index. At
+ * most BATCH_MAX_CHILDREN claims of a few bytes each: under 2 KB.
+ */
+export const batchPoolKey = (scope: Scope, parentId: string, seq: number, first: number): Key => ({
+  PK: runPk(scope),
+  SK: checkSk(`${batchTokenKey(scope, parentId, seq, first).SK}#pool`),
+});
+/** The pool's attribute of the claim made by the batch's child at `offset`. */
+export const batchClaimAttribute = (offset: number): string => `c${offset}`;
+
 // --- records → items ----------------------------------------------------------------------
 
 export function runItem(run: RunRecord): Item {

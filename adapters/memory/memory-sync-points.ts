@@ -1,9 +1,11 @@
 /** The in-memory store's sync points: the item, its fan-in (the same shards and roll-up as the DynamoDB store), batch tokens, the aggregation claim. */
 import { BranchSpawnerError, NotFoundError } from '../../core/errors';
 import { compareIds, type ChildOutcome, type Scope, type SyncPointRecord } from '../../core/model';
-import type { RecordChildEndResult, SyncPointStore } from '../../core/ports';
+import type { BatchClaim, RecordChildEndResult, SyncPointStore } from '../../core/ports';
 import {
   assertFits,
+  batchClaimAttribute,
+  batchPoolKey,
   batchTokenKey,
   decodeCounters,
   decodeSyncPoint,
@@ -115,6 +117,23 @@ export class MemorySyncPoints implements SyncPointStore {
     const item = this.table.read(batchTokenKey(scope, parentId, seq, first));
     this.table.charge(scope, { readUnits: item ? readUnits(size(item)) : 1 });
     return typeof item?.taskToken === 'string' ? item.taskToken : undefined;
+  }
+
+  async claimBatchChild(scope: Scope, parentId: string, seq: number, first: number, claim: BatchClaim): Promise<{ index: number; repeat: boolean } | undefined> {
+    if (claim.start >= claim.end) return undefined; // nothing past the window: no pool
+    const key = batchPoolKey(scope, parentId, seq, first);
+    const mine = batchClaimAttribute(claim.ender - first);
+    const item = this.table.read(key);
+    const next = typeof item?.next === 'number' ? item.next : claim.start - first;
+    if (item?.[mine] === undefined && next < claim.end - first) {
+      const claimed: Item = { ...(item ?? key), next: next + 1, [mine]: next };
+      this.table.write(claimed);
+      this.table.charge(scope, { writeUnits: writeUnits(item, claimed) });
+      return { index: first + next, repeat: false };
+    }
+    if (!claim.mayRepeat) return this.table.refused(scope, undefined);
+    const earlier = item?.[mine];
+    return this.table.refused(scope, typeof earlier === 'number' ? { index: first + earlier, repeat: true } : undefined, 1);
   }
 
   async claimAggregation(

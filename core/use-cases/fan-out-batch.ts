@@ -1,16 +1,18 @@
 /**
  * Batched fan-outs (core/fan-out-plan.ts, BATCHED): the fan-out's iteration for a batch
  * (DispatchBatch) keeps its task token in the store and sends the batch's first `window`
- * children; from then on the children drive the batch themselves. Each child's end sends the
- * batch's next child (index + window), so at most `window` of a batch run at once; the end that
- * finds every child of the batch counted on the fan-in shards releases the batch's token.
+ * children; from then on the children drive the batch themselves. The window is a pool, as a
+ * Map's MaxConcurrency is: each child's end claims the batch's next child not yet sent (one
+ * atomic write on the batch's pool, SyncPointStore.claimBatchChild) and sends it, so at most
+ * `window` of a batch run at once and a slow child holds only its own place; the end that finds
+ * every child of the batch counted on the fan-in shards releases the batch's token.
  *
- * Both steps are safe to repeat: a retried end sends the next child again only while that child
- * has not started (a duplicate step message is dropped by the step like any redelivery), and a
- * token released twice is refused by the orchestrator the second time (a closed token is not
- * an error: FanOutOrchestrator.childFinished). Several ends that find the batch done at once
- * release the same token: one wins. Per-child timeouts are enforced where the child runs
- * (execute-step.ts); the batch's own timeout is the safety net (RecordBatchFailure).
+ * Both steps are safe to repeat: a retried end gets its first claim back and sends that child
+ * again only while it has not started (a duplicate step message is dropped by the step like any
+ * redelivery), and a token released twice is refused by the orchestrator the second time (a
+ * closed token is not an error: FanOutOrchestrator.childFinished). Several ends that find the
+ * batch done at once release the same token: one wins. Per-child timeouts are enforced where the
+ * child runs (execute-step.ts); the batch's own timeout is the safety net (RecordBatchFailure).
  */
 import { childId, type BranchRecord, type FanOutBatch, type Scope } from '../model';
 import type { BatchDispatchInput, StepMessage } from '../ports';
@@ -45,14 +47,18 @@ export async function batchedChildEnded(deps: SpawnerDeps, branch: BranchRecord,
   const scope = scopeOf(branch);
   const parentId = branch.parentId!;
   const seq = branch.parentSeq!;
-  const next = indexOf(branch) + batch.window;
-  if (next < batch.first + batch.count) {
-    // A repeat (a retry after a crash) sends it only if it has not started: the first try may
-    // have died before sending it.
-    const successor = applied ? undefined : await deps.store.getBranch(scope, childId(parentId, next));
-    if (applied || successor?.status === 'PENDING') {
-      hit(deps, 'before-enqueue', scope, `${branch.id}>${next}`);
-      await deps.queue.send(firstSteps(scope, parentId, batch, next, next + 1));
+  const start = batch.first + Math.min(batch.window, batch.count);
+  const end = batch.first + batch.count;
+  // A batch that DispatchBatch sent whole has nothing to claim (no write).
+  if (start < end) {
+    // An end counted before (a retry after a crash, a duplicate) may have claimed already: it gets
+    // that claim back, and sends it only if it has not started (the first try may have died
+    // before sending it). A first count's refused claim is a duplicate's, which sends it.
+    const claim = await deps.store.claimBatchChild(scope, parentId, seq, batch.first, { ender: indexOf(branch), start, end, mayRepeat: !applied });
+    const claimed = claim && (!claim.repeat || (await deps.store.getBranch(scope, childId(parentId, claim.index)))?.status === 'PENDING') ? claim.index : undefined;
+    if (claimed !== undefined) {
+      hit(deps, 'before-enqueue', scope, `${branch.id}>${claimed}`);
+      await deps.queue.send(firstSteps(scope, parentId, batch, claimed, claimed + 1));
     }
   }
   const ended = await deps.store.countEndedInRange(scope, parentId, seq, batch.first, batch.count);

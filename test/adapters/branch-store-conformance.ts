@@ -662,6 +662,46 @@ export function describeBranchStoreConformance(name: string, factory: BranchStor
         expect(await store.getSyncPoint(scope, 'root', 7)).toBeUndefined();
       });
 
+      it("a batch's pool: every child past the window is claimed once, by one end each, concurrently and with duplicates; a repeat gets its claim back", async () => {
+        const scope = newScope();
+        // A batch of 250 children from 250 (the fan-out's second), window 10: DispatchBatch sent 250..259.
+        const [first, count, window] = [250, 250, 10];
+        const end = first + count;
+        const claim = (ender: number, mayRepeat: boolean) => store.claimBatchChild(scope, 'root.1', 2, first, { ender, start: first + window, end, mayRepeat });
+        // Every child's end claims, and every end is told twice at once (a duplicate, a retry).
+        const enders = Array.from({ length: count }, (_, i) => first + i);
+        const results = await Promise.all(enders.flatMap((ender) => [claim(ender, false).then((r) => ({ ender, r })), claim(ender, true).then((r) => ({ ender, r }))]));
+        const fresh = results.filter((x) => x.r && !x.r.repeat);
+        // Each child past the window claimed exactly once, by distinct enders, none past the batch.
+        expect(fresh.map((x) => x.r!.index).sort((a, b) => a - b)).toEqual(Array.from({ length: count - window }, (_, i) => first + window + i));
+        expect(new Set(fresh.map((x) => x.ender)).size).toBe(count - window);
+        // A repeat that may repeat gets the same index its ender claimed; one that may not gets nothing.
+        const claimedBy = new Map(fresh.map((x) => [x.ender, x.r!.index]));
+        for (const x of results.filter((x) => x.r?.repeat)) expect(x.r!.index).toBe(claimedBy.get(x.ender));
+        for (const ender of enders) {
+          expect(await claim(ender, true)).toEqual(claimedBy.has(ender) ? { index: claimedBy.get(ender), repeat: true } : undefined);
+          expect(await claim(ender, false)).toBeUndefined();
+        }
+        // Another batch (and another sync point) has its own pool; a batch sent whole by DispatchBatch has none to claim.
+        expect(await store.claimBatchChild(scope, 'root.1', 2, 0, { ender: 3, start: 10, end: 250, mayRepeat: false })).toEqual({ index: 10, repeat: false });
+        expect(await store.claimBatchChild(scope, 'root.1', 3, first, { ender: first, start: first + 1, end, mayRepeat: false })).toEqual({ index: first + 1, repeat: false });
+        expect(await store.claimBatchChild(scope, 'root.1', 2, 500, { ender: 500, start: 502, end: 502, mayRepeat: true })).toBeUndefined();
+      });
+
+      it("a batch's pool costs one write a claim, under 2 write units with all 250 claims in it", async () => {
+        let units = { writeUnits: 0, readUnits: 0 };
+        const metered = await factory({ add: (_scope, u) => { units = { writeUnits: units.writeUnits + (u.writeUnits ?? 0), readUnits: units.readUnits + (u.readUnits ?? 0) }; } });
+        const scope = newScope();
+        for (let ender = 0; ender < 249; ender++) await metered.claimBatchChild(scope, 'root.9999', 1, 9750, { ender: 9750 + ender, start: 9751, end: 10_000, mayRepeat: false });
+        const before = units;
+        expect(await metered.claimBatchChild(scope, 'root.9999', 1, 9750, { ender: 9999, start: 9751, end: 10_000, mayRepeat: false })).toBeUndefined();
+        // The full pool: every claim billed by the item's size, at most 2 units; the refused one 1 unit, no read.
+        expect(units.writeUnits - before.writeUnits).toBe(1);
+        expect(units.readUnits).toBe(0);
+        expect(before.writeUnits).toBeGreaterThanOrEqual(249);
+        expect(before.writeUnits).toBeLessThanOrEqual(2 * 249);
+      });
+
       it('lists the sync points whose aggregation is not claimed', async () => {
         const scope = newScope();
         for (const [parent, seq] of [['root', 1], ['root', 2], ['root.0', 1], ['root.10', 1], ['root.2', 3]] as const) {

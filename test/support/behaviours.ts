@@ -420,6 +420,33 @@ export const behaviours: Behaviour[] = [
     },
   },
   {
+    name: 'max_concurrency 2 is a pool: a slow child holds one place, the others run through the other; complete_when 2 is won by the two fast children',
+    run: {
+      name: 'concurrency-pool',
+      request: 'vote',
+      entry: 'Chair',
+      failurePolicy: { maxFailedFraction: 0 },
+      agents: {
+        Chair: script(
+          [
+            { next_action: 'parallel_invoke', agents: ['Bad', 'Slow', 'Fast', 'Fast'], complete_when: 2, max_concurrency: 2, tolerated_failures: 1, on_failure: 'continue' },
+            final('$input'),
+          ],
+          { allowed: ['Bad', 'Slow', 'Fast'] },
+        ),
+        Bad: script([{ $fail: 'nope' }]),
+        Slow: script([{ $delayMs: 60_000, next_action: 'final_response', content: 'late' }]),
+        Fast: script([final('yes')]),
+      },
+    },
+    check(o) {
+      // Bad's end starts the first Fast, that one's end the second, while Slow still runs (in
+      // lanes the second Fast would wait behind Slow, and Slow would be the second winner).
+      expectSettledEarly(o, { 'root.2': 'yes', 'root.3': 'yes' }, { 'root.0': 'FAILED', 'root.1': 'CANCELLED' });
+      expect((o.run.result as any).metadata).toMatchObject({ succeeded: 2, failed: 1, cancelled: 1, wait_for: 2 });
+    },
+  },
+  {
     name: 'weighted_average aggregator',
     run: {
       name: 'weighted',
