@@ -8,8 +8,9 @@
  *   execution's history ends at 25,000 events (an iteration writes about 10).
  * - BATCHED (the default from two children on): one Map iteration per batch of up to
  *   BATCH_MAX_CHILDREN children, and one task token per batch. Its DispatchBatch task sends the
- *   batch's first `window` children; each child's end sends the batch's next child (so at most
- *   `window` of a batch run at once, and `batchConcurrency × window` in all), and the end that
+ *   batch's first `window` children; each child's end claims and sends the batch's next child not
+ *   yet sent (a pool, as a Map's MaxConcurrency: at most `window` of a batch run at once, and
+ *   `batchConcurrency × window` in all, and a slow child holds only its own place), and the end that
  *   finds every child of the batch counted releases the batch's token. One transition per batch
  *   instead of one per child: 150 children cost 4 transitions, not 153. A batch's timeout is the
  *   child timeout once per wave of the window and once more (the safety net: each child's own timeout is
@@ -64,7 +65,9 @@ export function planFanOut(children: number, maxConcurrency: number, dispatch: F
 /**
  * BATCHED: the batch timeout, the safety net above each child's own: one child timeout per wave
  * of the window, and one more (a child's clock starts with its first step, the batch's when it
- * is dispatched: queue time is the batch's).
+ * is dispatched: queue time is the batch's). It bounds the pool too: a place is never idle while
+ * a child waits, so (list scheduling) the batch ends within n/w child timeouts of work shared by
+ * w places, plus the one child that may start last and run a whole timeout: ≤ n/w·T + T.
  */
 export function batchTimeoutSeconds(plan: FanOutPlan, childTimeoutSeconds: number): number {
   return childTimeoutSeconds * (Math.ceil(plan.batchSize / plan.window) + 1);
