@@ -420,7 +420,7 @@ export const behaviours: Behaviour[] = [
     },
   },
   {
-    name: 'max_concurrency 2 is a pool: a slow child holds one place, the others run through the other; complete_when 2 is won by the two fast children',
+    name: 'complete_when 2 of 4, two at a time: max_concurrency is a pool, a slow child holds only its place, the two fast children win and the slow one is cancelled',
     run: {
       name: 'concurrency-pool',
       request: 'vote',
