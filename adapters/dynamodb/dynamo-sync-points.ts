@@ -48,10 +48,10 @@ export class DynamoSyncPoints implements SyncPointStore {
   }
 
   /**
-   * One UpdateItem on the batch's pool: `SET next = if_not_exists(next, :start) + 1, c<ender> =
-   * if_not_exists(next, :start)` (both read the item as it was) IF `attribute_not_exists(c<ender>)
-   * AND (attribute_not_exists(next) OR next < :end)`. Refused and `mayRepeat`: one GetItem of the
-   * ender's claim.
+   * One UpdateItem on the batch's pool: `SET next = if_not_exists(next, :start) + 1, <ender> =
+   * if_not_exists(next, :start) - :ender` (both read the item as it was) IF
+   * `attribute_not_exists(<ender>) AND (attribute_not_exists(next) OR next < :end)`. Refused and
+   * `mayRepeat`: one GetItem of the ender's claim.
    */
   async claimBatchChild(scope: Scope, parentId: string, seq: number, first: number, claim: BatchClaim): Promise<{ index: number; repeat: boolean } | undefined> {
     if (claim.start >= claim.end) return undefined; // nothing past the window: no pool
@@ -59,7 +59,8 @@ export class DynamoSyncPoints implements SyncPointStore {
     const context = `claimBatchChild ${parentId}#${seq}#${first} by ${claim.ender}`;
     const x = new Expr();
     const next = x.name('next');
-    const mine = x.name(batchClaimAttribute(claim.ender - first));
+    const offset = claim.ender - first;
+    const mine = x.name(batchClaimAttribute(offset));
     const start = x.value(claim.start - first);
     const ttl = this.table.ttlClause(x).replace(/^ SET /, ', ');
     const claimed = await this.table.conditional(context, () =>
@@ -67,19 +68,19 @@ export class DynamoSyncPoints implements SyncPointStore {
         new UpdateCommand({
           TableName: this.table.name,
           Key: key,
-          UpdateExpression: `SET ${next} = if_not_exists(${next}, ${start}) + ${x.value(1)}, ${mine} = if_not_exists(${next}, ${start})${ttl}`,
+          UpdateExpression: `SET ${next} = if_not_exists(${next}, ${start}) + ${x.value(1)}, ${mine} = if_not_exists(${next}, ${start}) - ${x.value(offset)}${ttl}`,
           ConditionExpression: `attribute_not_exists(${mine}) AND (attribute_not_exists(${next}) OR ${next} < ${x.value(claim.end - first)})`,
           ReturnValues: 'UPDATED_NEW',
           ...x.params,
         }),
       ),
     );
-    const ours = claimed?.Attributes?.[batchClaimAttribute(claim.ender - first)];
-    if (typeof ours === 'number') return { index: first + ours, repeat: false };
+    const ours = claimed?.Attributes?.[batchClaimAttribute(offset)];
+    if (typeof ours === 'number') return { index: claim.ender + ours, repeat: false };
     if (!claim.mayRepeat) return undefined;
-    const item = await this.table.get(scope, key, context, [batchClaimAttribute(claim.ender - first)]);
-    const earlier = item?.[batchClaimAttribute(claim.ender - first)];
-    return typeof earlier === 'number' ? { index: first + earlier, repeat: true } : undefined;
+    const item = await this.table.get(scope, key, context, [batchClaimAttribute(offset)]);
+    const earlier = item?.[batchClaimAttribute(offset)];
+    return typeof earlier === 'number' ? { index: claim.ender + earlier, repeat: true } : undefined;
   }
 
   async claimAggregation(

@@ -152,15 +152,17 @@ export const batchTokenKey = (scope: Scope, parentId: string, seq: number, first
 
 /**
  * A fan-out batch's pool (SyncPointStore.claimBatchChild): `K#<parent>#<seq>#<first index>#pool`,
- * holding `next` and one `c<ender>` per claim, both as offsets from the batch's first index. At
- * most BATCH_MAX_CHILDREN claims of a few bytes each: under 2 KB.
+ * holding `next` (an offset from the batch's first index) and one attribute per claim, named by
+ * the ender's offset, whose value is how far past the ender the claimed child is (always
+ * positive: a child claims only children after it). At most BATCH_MAX_CHILDREN claims of 3 to 6
+ * bytes each: under 2 KB, one or two write units a claim.
  */
 export const batchPoolKey = (scope: Scope, parentId: string, seq: number, first: number): Key => ({
   PK: runPk(scope),
   SK: checkSk(`${batchTokenKey(scope, parentId, seq, first).SK}#pool`),
 });
-/** The pool's attribute of the claim made by the batch's child at `offset`. */
-export const batchClaimAttribute = (offset: number): string => `c${offset}`;
+/** The pool's attribute of the claim made by the batch's child at `offset` (digits only: no other attribute's name). */
+export const batchClaimAttribute = (offset: number): string => String(offset);
 
 // --- records → items ----------------------------------------------------------------------
 

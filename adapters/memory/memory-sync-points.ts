@@ -126,14 +126,14 @@ export class MemorySyncPoints implements SyncPointStore {
     const item = this.table.read(key);
     const next = typeof item?.next === 'number' ? item.next : claim.start - first;
     if (item?.[mine] === undefined && next < claim.end - first) {
-      const claimed: Item = { ...(item ?? key), next: next + 1, [mine]: next };
+      const claimed: Item = { ...(item ?? key), next: next + 1, [mine]: first + next - claim.ender };
       this.table.write(claimed);
       this.table.charge(scope, { writeUnits: writeUnits(item, claimed) });
       return { index: first + next, repeat: false };
     }
     if (!claim.mayRepeat) return this.table.refused(scope, undefined);
     const earlier = item?.[mine];
-    return this.table.refused(scope, typeof earlier === 'number' ? { index: first + earlier, repeat: true } : undefined, 1);
+    return this.table.refused(scope, typeof earlier === 'number' ? { index: claim.ender + earlier, repeat: true } : undefined, 1);
   }
 
   async claimAggregation(
