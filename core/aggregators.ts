@@ -17,6 +17,8 @@ export interface ChildResult {
 
 export interface AggregationContext {
   waitFor: WaitFor;
+  /** `fn:<name>` when the spawn's `complete_when` named a completion function (then `waitFor` is `all`, unused). */
+  completeWhen?: string;
   metadata?: Record<string, unknown>;
   /** For a completion function: the children's counts so far. */
   counters?: SyncCounters;
@@ -70,7 +72,8 @@ export function defaultAggregate(children: ChildResult[], context: AggregationCo
       succeeded: Object.keys(results).length,
       failed: Object.keys(failures).length,
       cancelled: children.length - counted.length,
-      wait_for: context.waitFor,
+      // What decided when the spawn was done: its wait_for, or its completion function.
+      wait_for: context.completeWhen ?? context.waitFor,
       ...(context.metadata ?? {}),
     },
   };

@@ -283,6 +283,8 @@ export interface SyncPointRecord extends Scope, FanInRule {
   executionName: string;
   aggregatedAt?: number;
   outcome?: 'resume' | 'fail';
+  /** The work that claimed the aggregation: it tells SyncPointReached, and its retries tell it again. */
+  aggregatedBy?: WorkMark;
 }
 
 export type ChildOutcome = 'succeeded' | 'failed' | 'cancelled';

@@ -24,6 +24,7 @@ import { ValidationError } from './errors';
 import type { FanOutDispatch } from './fan-out-plan';
 import type { CostCounters } from './cost';
 import type { ToolCallRecord, ToolLoopCheckpoint } from './tools';
+import type { WorkMark } from './work-mark';
 
 export type BranchPatch = Partial<
   Omit<BranchRecord, 'team' | 'runId' | 'id' | 'version' | 'parentId' | 'depth' | 'createdAt'>
@@ -221,8 +222,8 @@ export interface SyncPointStore {
    * every child of the batch was claimed by others.
    */
   claimBatchChild(scope: Scope, parentId: string, seq: number, first: number, claim: BatchClaim): Promise<{ index: number; repeat: boolean } | undefined>;
-  /** Claims the sync point's aggregation; exactly one caller ever gets true. */
-  claimAggregation(scope: Scope, parentId: string, seq: number, outcome: 'resume' | 'fail', at: number): Promise<boolean>;
+  /** Claims the sync point's aggregation under the claiming work's mark; exactly one caller ever gets true. */
+  claimAggregation(scope: Scope, parentId: string, seq: number, outcome: 'resume' | 'fail', at: number, by: WorkMark): Promise<boolean>;
   /** Sync points whose aggregation has not been claimed (used to stop fan-outs on cancel). */
   listOpenSyncPoints(scope: Scope): Promise<SyncPointRecord[]>;
 }

@@ -2,6 +2,7 @@
 import { PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { compareIds, type ChildOutcome, type Scope, type SyncPointRecord } from '../../core/model';
 import type { BatchClaim, RecordChildEndResult, SyncPointStore } from '../../core/ports';
+import type { WorkMark } from '../../core/work-mark';
 import { assertFits, batchClaimAttribute, batchPoolKey, batchTokenKey, decodeSyncPoint, runPk, SYNC_PREFIX, syncKey, syncPointItem } from './item-codec';
 import { Expr } from './expression';
 import { DynamoFanIn } from './dynamo-fan-in';
@@ -89,6 +90,7 @@ export class DynamoSyncPoints implements SyncPointStore {
     seq: number,
     outcome: 'resume' | 'fail',
     at: number,
+    by: WorkMark,
   ): Promise<boolean> {
     const x = new Expr();
     const aggregatedAt = x.name('aggregatedAt');
@@ -97,7 +99,7 @@ export class DynamoSyncPoints implements SyncPointStore {
         new UpdateCommand({
           TableName: this.table.name,
           Key: syncKey(scope, parentId, seq),
-          UpdateExpression: `SET ${aggregatedAt} = ${x.value(at)}, ${x.name('outcome')} = ${x.value(outcome)}`,
+          UpdateExpression: `SET ${aggregatedAt} = ${x.value(at)}, ${x.name('outcome')} = ${x.value(outcome)}, ${x.name('aggregatedBy')} = ${x.value(by)}`,
           ConditionExpression: `attribute_exists(${x.name('PK')}) AND attribute_not_exists(${aggregatedAt})`,
           ...x.params,
         }),

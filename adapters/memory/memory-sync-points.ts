@@ -2,6 +2,7 @@
 import { BranchSpawnerError, NotFoundError } from '../../core/errors';
 import { compareIds, type ChildOutcome, type Scope, type SyncPointRecord } from '../../core/model';
 import type { BatchClaim, RecordChildEndResult, SyncPointStore } from '../../core/ports';
+import type { WorkMark } from '../../core/work-mark';
 import {
   assertFits,
   batchClaimAttribute,
@@ -142,10 +143,11 @@ export class MemorySyncPoints implements SyncPointStore {
     seq: number,
     outcome: 'resume' | 'fail',
     at: number,
+    by: WorkMark,
   ): Promise<boolean> {
     const item = this.table.read(syncKey(scope, parentId, seq));
     if (!item || item.aggregatedAt !== undefined) return this.table.refused(scope, false);
-    const next = { ...item, aggregatedAt: at, outcome };
+    const next = { ...item, aggregatedAt: at, outcome, aggregatedBy: by };
     this.table.write(next);
     this.table.charge(scope, { writeUnits: writeUnits(item, next) });
     return true;

@@ -10,7 +10,7 @@ import type { StepMessage } from '../ports';
 import { cancelRun } from './cancel-run';
 import { loadRun, publish, scopeOf, type SpawnerDeps } from './deps';
 import { branchEnds, endOrRetell, tellEnd } from './end-branch';
-import { currentChildIds, fanOutRequest, openSyncPoint, settleSyncPoint, verdictOn } from './sync-point';
+import { currentChildIds, fanOutRequest, openSyncPoint, retellSyncPoint, settleSyncPoint, verdictOn } from './sync-point';
 import { isInProcessWork, isResumeMark, markKind, WorkMark } from '../work-mark';
 import { counted } from '../wording';
 
@@ -99,6 +99,17 @@ export async function resumeRun(deps: SpawnerDeps, scope: Scope): Promise<Resume
     const told = branch.parentId === null && current.status !== 'RUNNING' && branch.advancedBy === current.endedBy;
     if (isTerminal(branch.status) && branch.advancedBy && isInProcessWork(branch.advancedBy) && !told) {
       await tellEnd(deps, branch, branch.advancedBy);
+    }
+  }
+  for (const branch of branches) {
+    // So are the sync points such work claimed (their SyncPointReached). The current one of a
+    // waiting parent is settled again first (idempotent), so that it is told once its children are
+    // final; work this resume started again (a fan-out's Aggregate) may settle it meanwhile, as new work.
+    for (let seq = 1; seq <= (branch.spawn?.seq ?? 0); seq++) {
+      if (current.status === 'RUNNING' && branch.status === 'WAITING' && seq === branch.spawn?.seq) {
+        const sp = await deps.store.getSyncPoint(scope, branch.id, seq);
+        if (sp?.aggregatedAt !== undefined) await settleSyncPoint(deps, branchEnds, scope, branch.id, seq, { resumed: true });
+      } else await retellSyncPoint(deps, branch, seq);
     }
   }
   if (current.status !== 'RUNNING' && current.endedBy) {

@@ -33,9 +33,9 @@ import {
   type SyncCounters,
   type SyncPointRecord,
 } from '../model';
-import type { ChildSpec } from '../protocol';
+import { COMPLETION_FN_PREFIX, type ChildSpec } from '../protocol';
 import type { FanOutRequest } from '../ports';
-import { WorkMark } from '../work-mark';
+import { isInProcessWork, WorkMark } from '../work-mark';
 import { defined, hit, loadRun, publish, scopeOf, type SpawnerDeps } from './deps';
 import type { BranchEnds, TellOptions } from './branch-ends';
 import { readableResponse } from './readable-json';
@@ -191,7 +191,8 @@ export function aggregateFor(deps: SpawnerDeps, parent: BranchRecord, seq: numbe
     return children[0]?.result ?? null;
   }
   const results = childResults(children);
-  let value = aggregate(spawn.aggregator, results, { waitFor: spawn.waitFor, metadata: spawn.metadata }, deps.aggregators);
+  const completeWhen = rule.completeFn === undefined ? undefined : `${COMPLETION_FN_PREFIX}${rule.completeFn}`;
+  let value = aggregate(spawn.aggregator, results, defined({ waitFor: spawn.waitFor, completeWhen, metadata: spawn.metadata }), deps.aggregators);
   if (rule.onFailure === 'continue') {
     // The parent decides what to do next: it gets why the fan-out ended and how each child did.
     value = continueAggregate(value, completionReason(countOutcomes(children), rule, verdictOn(deps, rule, children)), results);
@@ -406,6 +407,8 @@ export interface SettleOptions {
    * publish their events twice. Default true (the Aggregate task, resume, a repeated count).
    */
   mayRepeat?: boolean;
+  /** `resume` settles: the claim of any work a dead process held is its to tell again. */
+  resumed?: boolean;
 }
 
 /**
@@ -441,12 +444,12 @@ export async function settleSyncPoint(
     // again the ends found written only if it may be that settlement's retry.
     await ends.cancelChildren(deps, parent, retell);
   }
+  let earlier: BranchRecord[] = [];
   if (!onIt && retell && sp.aggregatedAt !== undefined) {
     // A retry of a settlement that died after cancelling children, found the parent moved on
     // (another settlement resumed it): the ends it wrote are told here, or never.
-    for (const child of await deps.store.getBranches(scope, await earlierChildIds(deps, scope, parent, seq))) {
-      await ends.retellIfMine(deps, child, [by], { parentDeciding: true });
-    }
+    earlier = await deps.store.getBranches(scope, await earlierChildIds(deps, scope, parent, seq));
+    for (const child of earlier) await ends.retellIfMine(deps, child, [by], { parentDeciding: true });
   }
   const spawn = parent.spawn!;
   const ids = onIt ? Array.from({ length: spawnWidth(spawn) }, (_, i) => childId(parentId, spawn.firstIndex + i)) : [];
@@ -482,7 +485,7 @@ export async function settleSyncPoint(
       decision = decideFanIn(counters, sp, verdictOn(deps, sp, children));
       if (decision.action === 'wait') return;
     }
-    if (await deps.store.claimAggregation(scope, parentId, seq, decision.action, deps.clock.now())) {
+    if (await deps.store.claimAggregation(scope, parentId, seq, decision.action, deps.clock.now(), by)) {
       outcome = decision.action;
       claimed = decision;
     } else {
@@ -500,14 +503,12 @@ export async function settleSyncPoint(
       return whole ? ends.endForParent(deps, whole, { status: 'CANCELLED', by, error: 'the sync point was settled without it' }, retell) : child;
     }),
   );
-  if (claimed && claimed.action !== 'wait') {
-    // Published once the children are final, so it reports what the aggregate will: the children
-    // that ended while it was decided, and those it cancelled, as they ended; with the completion
-    // reason a `continue` parent is given (the same rule, on the same children).
-    const counters = countOutcomes(children);
-    const completion_reason = completionReason(counters, sp, verdictOn(deps, sp, children));
-    await publish(deps, syncPointEvent(scope, parentId, seq, deps.clock.now(), { outcome: claimed.action, reason: claimed.reason, completion_reason, ...counters, ...syncPointResults(children) }));
-  }
+  // Told by the work whose claim settled it, and again by that work's retry (it may have died
+  // before telling): the claim is written with its mark, as an end is. `resume` tells again what
+  // any work a dead process held claimed.
+  const again = retell && (sp.aggregatedBy === by || (options.resumed === true && isInProcessWork(sp.aggregatedBy)));
+  const told = claimed ?? (again ? retoldDecision(deps, sp, decision, onIt ? children : earlier) : undefined);
+  if (told) await tellSyncPoint(deps, sp, told, onIt ? children : earlier);
   // Stopped before the parent moves on, so a retry that finds the parent moved on knows it was.
   // A task of this very fan-out (a child's failed iteration) stops it last: once its execution is
   // stopped, its own retries are too, and with them the rest of this settlement. Its retry that
@@ -517,6 +518,45 @@ export async function settleSyncPoint(
   if (early && !options.ownFanOut) await stop();
   await decideParent(deps, ends, { scope, parent, seq, sp, onIt, outcome, decision, children, by, retell });
   if (early && options.ownFanOut) await stop();
+}
+
+/**
+ * SyncPointReached, published once the children are final, so it reports what the aggregate
+ * will: the children that ended while it was decided, and those it cancelled, as they ended; with
+ * the completion reason a `continue` parent is given (the same rule, on the same children).
+ */
+async function tellSyncPoint(deps: SpawnerDeps, sp: SyncPointRecord, decision: FanInDecision, children: readonly BranchOutcome[]): Promise<void> {
+  if (decision.action === 'wait') return;
+  const counters = countOutcomes(children);
+  const completion_reason = completionReason(counters, sp, verdictOn(deps, sp, children));
+  const detail = { outcome: decision.action, reason: decision.reason, completion_reason, ...counters, ...syncPointResults(children) };
+  await publish(deps, syncPointEvent(scopeOf(sp), sp.parentId, sp.seq, deps.clock.now(), detail));
+}
+
+/**
+ * `resume`: a settled sync point whose claim was made by work a process held in memory (a
+ * settlement, the fan-out's Aggregate) has its SyncPointReached told again — that work may have
+ * died before telling it — from its children as they are.
+ */
+export async function retellSyncPoint(deps: SpawnerDeps, parent: BranchRecord, seq: number): Promise<void> {
+  const scope = scopeOf(parent);
+  const sp = await deps.store.getSyncPoint(scope, parent.id, seq);
+  if (sp?.aggregatedAt === undefined || !isInProcessWork(sp.aggregatedBy)) return;
+  const ids = parent.spawn?.seq === seq ? currentChildIds(parent) : await earlierChildIds(deps, scope, parent, seq);
+  const children = await deps.store.getOutcomes(scope, ids);
+  const decision = retoldDecision(deps, sp, undefined, children);
+  if (decision) await tellSyncPoint(deps, sp, decision, children);
+}
+
+/**
+ * The decision a settlement's retry tells again: the stored outcome, with the reason the counts
+ * give now (the caller's, else decided again; the children it cancelled count as cancelled, not failed).
+ */
+function retoldDecision(deps: SpawnerDeps, sp: SyncPointRecord, decision: FanInDecision | undefined, children: readonly BranchOutcome[]): FanInDecision | undefined {
+  const action = sp.outcome;
+  if (action === undefined) return undefined;
+  const again = decision ?? decideFanIn(sp.counters, sp, verdictOn(deps, sp, children));
+  return again.action === action ? again : { action, cancelRest: false, reason: action === 'fail' ? 'too many children failed' : 'the sync point was settled' };
 }
 
 /** The end of a settlement: the parent fails, or resumes (aggregate, next group, its agent). */

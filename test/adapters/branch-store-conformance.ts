@@ -538,7 +538,7 @@ export function describeBranchStoreConformance(name: string, factory: BranchStor
         expect(await store.transitionBranch(b, 'root', ACTIVE_STATUSES, 'FAILED')).toBeUndefined();
         expect(await store.finishRun(b, 'FAILED', {})).toBe(false);
         expect((await store.reserveBranches(b, 'k', 1, 100)).ok).toBe(false);
-        expect(await store.claimAggregation(b, 'root', 1, 'resume', 1)).toBe(false);
+        expect(await store.claimAggregation(b, 'root', 1, 'resume', 1, WorkMark.settle('root', 1))).toBe(false);
         await expect(store.recordChildEnd(b, 'root', 1, 'root.0', 'succeeded')).rejects.toBeInstanceOf(NotFoundError);
         expect(await store.getRun(b)).toBeUndefined();
         expect(await store.listBranches(b)).toEqual([]);
@@ -651,14 +651,14 @@ export function describeBranchStoreConformance(name: string, factory: BranchStor
         const scope = newScope();
         await store.createSyncPoint(syncPointRecord(scope, 'root', 1, 2));
         const claims = await Promise.all(
-          Array.from({ length: 50 }, (_, i) => store.claimAggregation(scope, 'root', 1, i % 2 ? 'fail' : 'resume', 1000 + i)),
+          Array.from({ length: 50 }, (_, i) => store.claimAggregation(scope, 'root', 1, i % 2 ? 'fail' : 'resume', 1000 + i, WorkMark.settle('root', i))),
         );
         expect(claims.filter(Boolean)).toHaveLength(1);
         const winner = claims.indexOf(true);
         const sp = (await store.getSyncPoint(scope, 'root', 1))!;
-        expect(sp).toMatchObject({ aggregatedAt: 1000 + winner, outcome: winner % 2 ? 'fail' : 'resume' });
-        expect(await store.claimAggregation(scope, 'root', 1, 'resume', 1)).toBe(false);
-        expect(await store.claimAggregation(scope, 'root', 7, 'resume', 1)).toBe(false);
+        expect(sp).toMatchObject({ aggregatedAt: 1000 + winner, outcome: winner % 2 ? 'fail' : 'resume', aggregatedBy: WorkMark.settle('root', winner) });
+        expect(await store.claimAggregation(scope, 'root', 1, 'resume', 1, WorkMark.settle('root', 1))).toBe(false);
+        expect(await store.claimAggregation(scope, 'root', 7, 'resume', 1, WorkMark.settle('root', 7))).toBe(false);
         expect(await store.getSyncPoint(scope, 'root', 7)).toBeUndefined();
       });
 
@@ -708,7 +708,7 @@ export function describeBranchStoreConformance(name: string, factory: BranchStor
           await store.createSyncPoint(syncPointRecord(scope, parent, seq, 1));
         }
         await store.createBranches([branchRecord(scope, 'root')]);
-        expect(await store.claimAggregation(scope, 'root', 1, 'resume', 5)).toBe(true);
+        expect(await store.claimAggregation(scope, 'root', 1, 'resume', 5, WorkMark.settle('root', 1))).toBe(true);
         const open = await store.listOpenSyncPoints(scope);
         expect(open.map((s) => `${s.parentId}#${s.seq}`)).toEqual(['root#2', 'root.0#1', 'root.2#3', 'root.10#1']);
         expect(open[0]).toEqual(syncPointRecord(scope, 'root', 2, 1));

@@ -24,6 +24,28 @@ import { createMemoryHarness, HarnessCrash, scriptAgents } from '../support/memo
 
 const TEAM = 'team-a';
 
+/** wait_for any over Fast and Slow: Slow's agent call waits until `releaseSlow` (Fast settles the sync point). */
+function fastOrSlow() {
+  let releaseSlow!: () => void;
+  const slowGate = new Promise<void>((resolve) => (releaseSlow = resolve));
+  const script = new KindRouter({ script: new ScriptInvoker() });
+  const invoker: AgentInvoker = {
+    invoke: async (call) => {
+      if (call.agentName === 'Slow') await slowGate;
+      return script.invoke(call);
+    },
+  };
+  const agents = scriptAgents({
+    Boss: {
+      allowed: ['Fast', 'Slow'],
+      responses: [{ next_action: 'parallel_invoke', agents: ['Fast', 'Slow'], wait_for: 'any' }, { next_action: 'final_response', content: '$input' }],
+    },
+    Fast: { responses: [{ next_action: 'final_response', content: 'fast' }] },
+    Slow: { responses: [{ next_action: 'final_response', content: 'slow' }] },
+  });
+  return { invoker, agents, releaseSlow: () => releaseSlow() };
+}
+
 describe('a cancel racing a spawn', () => {
   it('cancels the children the spawn creates after the cancel read the tree, and stops their fan-out', async () => {
     const store = new MemoryBranchStore();
@@ -151,15 +173,7 @@ describe('an early exit cut short by a crash just before its fan-out was stopped
     // sync point early (claims it, cancels Slow) and crashes just before stopping the fan-out.
     // Its message comes back: the repeat must stop the fan-out, whose iteration for Slow would
     // otherwise wait forever (Slow's own step finds it cancelled and reports nothing).
-    let releaseSlow!: () => void;
-    const slowGate = new Promise<void>((resolve) => (releaseSlow = resolve));
-    const script = new KindRouter({ script: new ScriptInvoker() });
-    const invoker: AgentInvoker = {
-      invoke: async (call) => {
-        if (call.agentName === 'Slow') await slowGate;
-        return script.invoke(call);
-      },
-    };
+    const { invoker, agents, releaseSlow } = fastOrSlow();
     const h = createMemoryHarness({ invoker });
     const fanOut = h.deps.fanOut;
     const stops: string[] = [];
@@ -175,14 +189,6 @@ describe('an early exit cut short by a crash just before its fan-out was stopped
         return fanOut.stop(name, reason);
       },
     };
-    const agents = scriptAgents({
-      Boss: {
-        allowed: ['Fast', 'Slow'],
-        responses: [{ next_action: 'parallel_invoke', agents: ['Fast', 'Slow'], wait_for: 'any' }, { next_action: 'final_response', content: '$input' }],
-      },
-      Fast: { responses: [{ next_action: 'final_response', content: 'fast' }] },
-      Slow: { responses: [{ next_action: 'final_response', content: 'slow' }] },
-    });
     try {
       const outcome = await h.run({ name: 'early', request: 'x', entry: 'Boss', agents });
       expect(outcome.run.status).toBe('COMPLETED');
@@ -611,5 +617,52 @@ describe("a failed iteration's task retried while its first attempt runs on", ()
       releaseA();
       h.stop();
     }
+  });
+});
+
+describe('an early exit whose settlement crashed after cancelling a child', () => {
+  // wait_for any: Fast completes while Slow is still in its agent call; Fast's step settles the
+  // sync point (claims it) and cancels Slow. With `crash`, it dies right after writing Slow's end:
+  // its message comes back, and the retry of the settlement must tell SyncPointReached again.
+  async function earlyExit(crash: boolean) {
+    const { invoker, agents, releaseSlow } = fastOrSlow();
+    let crashed = false;
+    const faults: Faults = {
+      hit(point, key) {
+        if (point === 'after-mark-complete' && key.endsWith('/root.1')) {
+          releaseSlow();
+          if (crash && !crashed) {
+            crashed = true;
+            throw new HarnessCrash(`crash at ${point} ${key}`);
+          }
+        }
+      },
+    };
+    const h = createMemoryHarness({ invoker, faults });
+    try {
+      const outcome = await h.run({ name: 'early', request: 'x', entry: 'Boss', agents });
+      expect(crashed).toBe(crash);
+      expect(outcome.run.status).toBe('COMPLETED');
+      expect(outcome.branches.map((b) => [b.id, b.status])).toEqual([
+        ['root', 'COMPLETED'],
+        ['root.0', 'COMPLETED'],
+        ['root.1', 'CANCELLED'],
+      ]);
+      return outcome.events.filter((e) => e.type === 'SyncPointReached');
+    } finally {
+      releaseSlow();
+      h.stop();
+    }
+  }
+
+  it('the retry tells SyncPointReached again, with the same eventId and the final counts', async () => {
+    const told = await earlyExit(true);
+    expect(told.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(told.map((e) => e.eventId)).size).toBe(1);
+    for (const e of told) expect(e.detail).toMatchObject({ outcome: 'resume', succeeded: 1, cancelled: 1, failed: 0 });
+  });
+
+  it('without the crash, tells it exactly once', async () => {
+    expect(await earlyExit(false)).toHaveLength(1);
   });
 });

@@ -126,3 +126,23 @@ describe('next_actions groups after an agent:<Name> aggregator', () => {
     h.stop();
   });
 });
+
+describe("the default aggregate's metadata.wait_for", () => {
+  it('names the completion function when complete_when named one (not the unused "all")', async () => {
+    const h = createMemoryHarness({ aggregators: { anyDone: (children: { status: string }[]) => children.some((c) => c.status === 'COMPLETED') } });
+    const agents = scriptAgents({
+      Lead: {
+        allowed: ['A'],
+        responses: [{ next_action: 'parallel_invoke', agents: ['A', 'A'], complete_when: 'fn:anyDone' }, { next_action: 'final_response', content: '$input' }],
+      },
+      A: { responses: [{ next_action: 'final_response', content: 'a' }] },
+    });
+    try {
+      const outcome = await h.run({ name: 'm', request: 'x', entry: 'Lead', agents });
+      expect(outcome.run.status).toBe('COMPLETED');
+      expect((outcome.run.result as { metadata: Record<string, unknown> }).metadata.wait_for).toBe('fn:anyDone');
+    } finally {
+      h.stop();
+    }
+  });
+});

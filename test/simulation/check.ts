@@ -45,6 +45,7 @@ export async function simulateSeed(seed: number, faults: FaultPlan = generateFau
     for (const m of await checkCounters(world, branches)) v(m);
     for (const m of await checkFanOutRules(world, branches, run.limits.maxConcurrentBranches, covered)) v(m);
     checkEvents(world, branches, run.status, v);
+    for (const m of await checkSyncPointEvents(world, branches)) v(m);
     checkPauses(world, branches, v, covered);
     // User code that misbehaves changes the outcome on purpose: only the invariants are checked then.
     const misbehaved = Object.keys(world.injected).some((k) => k.startsWith('user code') && k !== 'user code: mutation');
@@ -163,7 +164,7 @@ function checkEvents(world: World, branches: BranchRecord[], runStatus: RunStatu
   // transient error, a redelivery of the same message): without those, every end is told once,
   // whatever else raced (duplicate messages, several settlements, late steps, timeouts, a cancel
   // racing the start, a spawn or a settlement), on both dispatch paths.
-  if (!Object.keys(world.injected).some((k) => RETELLING.some((r) => k.startsWith(r)))) {
+  if (!retelling(world)) {
     const told = new Map<string, number>();
     for (const e of world.events) {
       if (!(isRunEnd(e) || Object.values(END_EVENT).includes(e.type))) continue;
@@ -173,6 +174,31 @@ function checkEvents(world: World, branches: BranchRecord[], runStatus: RunStatu
     for (const [key, n] of told) if (n > 1) v(`${key} told ${n} times without a retry`);
   }
 }
+
+/**
+ * Every sync point that settled (its aggregation claimed) has its SyncPointReached told at least
+ * once, under one eventId; without a fault that retells, exactly once. Nothing told for one unsettled.
+ */
+async function checkSyncPointEvents(world: World, branches: BranchRecord[]): Promise<string[]> {
+  const out: string[] = [];
+  const retold = retelling(world);
+  for (const parent of branches) {
+    for (let seq = 1; seq <= (parent.spawn?.seq ?? 0); seq++) {
+      const sp = await world.store.getSyncPoint(world.scope, parent.id, seq);
+      const told = world.events.filter((e) => e.type === 'SyncPointReached' && e.branchId === parent.id && e.detail.seq === seq);
+      const key = `${parent.id}#${seq}`;
+      if (sp?.aggregatedAt === undefined) {
+        if (told.length) out.push(`SyncPointReached told for ${key}, which never settled`);
+      } else if (!told.length) out.push(`no SyncPointReached for ${key} (settled: ${sp.outcome})`);
+      else if (told.length > 1 && !retold) out.push(`SyncPointReached ${key} told ${told.length} times without a retry`);
+      if (new Set(told.map((e) => e.eventId)).size > 1) out.push(`SyncPointReached ${key} told under ${told.length} eventIds`);
+    }
+  }
+  return out;
+}
+
+/** Whether a fault whose retry tells a change again was injected. */
+const retelling = (world: World): boolean => Object.keys(world.injected).some((k) => RETELLING.some((r) => k.startsWith(r)));
 
 /** Faults whose retry tells a change again (at least once): the rest must not. */
 const RETELLING = ['crash', 'process restart', 'redelivery while running', 'duplicate delivery (redelivered)', 'transient'];

@@ -56,9 +56,13 @@ const from = Number(process.env.SIM_FROM ?? 1);
  * 81848 (batched) — a failed batch's task died in one of its parallel calls and was retried while
  * the rest of its first attempt ran on: that first attempt failed the parent of the sync point
  * they both settled, then died before counting the parent's end; the retry lost that write and
- * left the telling to its winner, so the grandparent's counters were one failed child short.
+ * left the telling to its winner, so the grandparent's counters were one failed child short;
+ * with SyncPointReached checked: 533 — the fan-out's Aggregate claimed the sync point and its
+ * process died before telling it; `resume` settled it again under another mark and never told it;
+ * 2155 (per-child) — `resume` started a fan-out again whose Aggregate, new work, resumed the parent
+ * from a sync point the dead process had claimed, before `resume` reached it: never told.
  */
-const PINNED = [12874, 13802, 43534, 55360, 10940, 669, 2698, 199, 328, 873, 1475, 2169, 8026, 8534, 13496, 18530, 19489, 13584, 305, 81848];
+const PINNED = [12874, 13802, 43534, 55360, 10940, 669, 2698, 199, 328, 873, 1475, 2169, 8026, 8534, 13496, 18530, 19489, 13584, 305, 81848, 533, 2155];
 const range = Array.from({ length: count }, (_, i) => from + i);
 const seeds = one ? [Number(one)] : process.env.SIM_SEEDS ? range : [...range, ...PINNED.filter((p) => !range.includes(p))];
 

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTableIfMissing, DynamoBranchStore, tableSchema } from '../../../adapters/dynamodb';
 import { localDynamoClients, type DynamoEngine } from '../../../local/engines/dynalite-engine';
 import { branchRecord, newScope, runRecord, syncPointRecord } from '../branch-store-conformance';
+import { WorkMark } from '../../../core/work-mark';
 
 export interface EngineTraits {
   /** BatchGetItem requests getBranches needs for 100 items of 20 KB (engines cap responses differently). */
@@ -206,7 +207,7 @@ export function describeDynamoStoreSpecifics(
       // The shard, then the roll-up; a repeat: the refused shard write, then one read of the shard and the sync point.
       expect((await count(() => store.recordChildEnd(scope, 'root', 1, 'root.0', 'succeeded'))).requests).toEqual(['UpdateItem', 'UpdateItem']);
       expect((await count(() => store.recordChildEnd(scope, 'root', 1, 'root.0', 'succeeded'))).requests).toEqual(['UpdateItem', 'BatchGetItem']);
-      expect((await count(() => store.claimAggregation(scope, 'root', 1, 'resume', 1))).requests).toEqual(['UpdateItem']);
+      expect((await count(() => store.claimAggregation(scope, 'root', 1, 'resume', 1, WorkMark.settle('root', 1)))).requests).toEqual(['UpdateItem']);
       expect((await count(() => store.listOpenSyncPoints(scope))).requests).toEqual(['Query']);
       expect((await count(() => store.getSyncPoint(scope, 'root', 1))).requests).toEqual(['GetItem']);
       expect((await count(() => store.finishRun(scope, 'COMPLETED', { endedAt: 1 }))).requests).toEqual(['UpdateItem']);

@@ -27,6 +27,7 @@ import {
   TransientError,
 } from '../../../core/errors';
 import { runRecord } from '../branch-store-conformance';
+import { WorkMark } from '../../../core/work-mark';
 
 const meta = { $metadata: {} };
 const conditionFailed = () => new ConditionalCheckFailedException({ message: 'The conditional request failed', ...meta });
@@ -97,7 +98,7 @@ describe('DynamoBranchStore error handling (mocked SDK)', () => {
     expect(await store.updateBranch(scope, 'root', 0, { stepCount: 1 })).toBeUndefined();
     expect(await store.transitionBranch(scope, 'root', ['RUNNING'], 'FAILED')).toBeUndefined();
     expect(await store.finishRun(scope, 'FAILED', {})).toBe(false);
-    expect(await store.claimAggregation(scope, 'root', 1, 'fail', 1)).toBe(false);
+    expect(await store.claimAggregation(scope, 'root', 1, 'fail', 1, WorkMark.settle('root', 1))).toBe(false);
     // A repeated end: its shard already counted it and the sync point already rolled that shard up (k0).
     mock.on(BatchGetCommand).resolves({
       Responses: {
