@@ -36,10 +36,10 @@ import {
   spawnWidth,
 } from '../model';
 import type { BranchPatch } from '../ports';
-import { isInProcessWork, WorkMark } from '../work-mark';
+import { WorkMark } from '../work-mark';
 import { defined, hit, publish, scopeOf, type SpawnerDeps } from './deps';
 import type { BranchEnd, BranchEnds, RetellRule, TellOptions } from './branch-ends';
-import { countChildEnd, mayRepeatTelling, outcomeOf } from './sync-point';
+import { countChildEnd, countEndsOfInProcessWork, mayRepeatTelling } from './sync-point';
 
 /** Step 1: ends the branch if it is still where the caller saw it; returns the ended record. */
 export async function endBranch(
@@ -210,11 +210,8 @@ export async function cancelChildren(deps: SpawnerDeps, parent: BranchRecord, re
   }
   const reason = endedWithParent(parent);
   const ended = await Promise.all(children.map((child) => endForParent(deps, child, { status: 'CANCELLED', by, error: reason }, retell)));
-  // Ends other in-process work wrote (a failed iteration's task, a settlement) are counted here
-  // too: the stop below drops the retries of this fan-out's tasks, and with them a count they
-  // may not have made yet. Counting is idempotent (each end counts once) and tells nothing.
-  const others = ended.filter((c) => isTerminal(c.status) && c.advancedBy !== by && isInProcessWork(c.advancedBy));
-  await Promise.all(others.map((c) => deps.store.recordChildEnd(scope, parent.id, spawn.seq, c.id, outcomeOf(c))));
+  // Ends other in-process work wrote are counted here too (the stop below may drop a count).
+  await countEndsOfInProcessWork(deps, scope, parent.id, spawn.seq, ended, by);
   // A sync point already settled (claimed) is its settlement's to stop: that settlement may be a
   // task of this very fan-out (a failed iteration's, its Aggregate) still telling the ends it
   // wrote, and a stop would drop its retries with them. It sees the children ended here (read

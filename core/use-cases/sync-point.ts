@@ -336,16 +336,20 @@ export async function countChildEnd(deps: SpawnerDeps, ends: BranchEnds, branch:
   }
   const decision = decideFanIn(counters, fanIn, verdict);
   if (decision.action !== 'wait') {
-    // An early exit is settled here (its fan-out stopped, so its Aggregate never runs). A
-    // repeated end (a retry after a crash) settles again if the sync point was claimed: the
-    // crash may have cut the settlement short (before the stop, too: the settlement sees from
-    // the children that it was early). Otherwise the fan-out's Aggregate settles. Work on its
-    // first try that finds the child ended by other work (a batched child's first step sent as
-    // the settlement cancelled it; a failed iteration's task finding the child ended on its own)
-    // is no retry: settling again would tell its ends twice; nor is the work that has just
-    // written the end and finds it counted by a duplicate.
+    // An early exit is settled here (its fan-out stopped, so its Aggregate never runs) by the
+    // work whose count decided it, or whose count came after. A repeated end (a retry after a
+    // crash) settles again if the sync point was decided or claimed: the crash may have cut the
+    // settlement short (before the stop, too: the settlement sees from the children that it was
+    // early). Otherwise the fan-out's Aggregate settles. Work on its first try that finds the end
+    // counted by other work (a batched child's first step sent as the settlement cancelled it; a
+    // failed iteration's task finding the child ended on its own; a child's step finding it ended
+    // by its failed iteration's task) is no retry and does not settle: the work that counted it
+    // settles, and is retried until it has (a step message by its redelivery, a fan-out task by
+    // its Retry). Settling too, it would write ends a crash could leave untold, and stop the
+    // fan-out whose task's retry was to tell them (seeds 2802, 70308); nor is the work that has
+    // just written the end and finds it counted by a duplicate a retry.
     const retry = !applied && mayRepeatTelling(branch, by, options);
-    if (decision.cancelRest || (retry && (await deps.store.getSyncPoint(scope, parentId, seq))?.aggregatedAt !== undefined)) {
+    if ((decision.cancelRest && (applied || retry)) || (retry && (await deps.store.getSyncPoint(scope, parentId, seq))?.aggregatedAt !== undefined)) {
       // A first count is new work; a retry's may be the retry of a settlement that died.
       await settleSyncPoint(deps, ends, scope, parentId, seq, { decision, mayRepeat: retry, ...(options.iterationOver ? { ownFanOut: true } : {}) });
     }
@@ -374,6 +378,24 @@ export async function countChildEnd(deps: SpawnerDeps, ends: BranchEnds, branch:
 export function mayRepeatTelling(branch: Pick<BranchRecord, 'advancedBy'>, by: WorkMark, options: TellOptions): boolean {
   if (options.endedNow) return false;
   return branch.advancedBy === by || !options.firstTry;
+}
+
+/**
+ * Before a fan-out is stopped by other work: the ends its children were given by other in-process
+ * work (a failed iteration's task, a settlement) are counted, since the stop drops the retries of
+ * the fan-out's tasks, and with them a count they may not have made yet. Counting is idempotent
+ * (each end counts once) and tells nothing.
+ */
+export async function countEndsOfInProcessWork(
+  deps: SpawnerDeps,
+  scope: Scope,
+  parentId: string,
+  seq: number,
+  children: readonly BranchOutcome[],
+  by: WorkMark,
+): Promise<void> {
+  const others = children.filter((c) => isTerminal(c.status) && c.advancedBy !== by && isInProcessWork(c.advancedBy));
+  await Promise.all(others.map((c) => deps.store.recordChildEnd(scope, parentId, seq, c.id, outcomeOf(c))));
 }
 
 /** A sync point's counts as its children ended. */
@@ -515,7 +537,10 @@ export async function settleSyncPoint(
   // finds the parent moved on stops it again (a stop is idempotent).
   const early = !options.fanOutEnded && (settledEarly(children, by, parentId) || (options.ownFanOut === true && !onIt));
   const stop = () => deps.fanOut.stop(sp.executionName, `sync point ${parentId}#${seq} settled early`);
-  if (early && !options.ownFanOut) await stop();
+  if (early && !options.ownFanOut) {
+    await countEndsOfInProcessWork(deps, scope, parentId, seq, children, by);
+    await stop();
+  }
   await decideParent(deps, ends, { scope, parent, seq, sp, onIt, outcome, decision, children, by, retell });
   if (early && options.ownFanOut) await stop();
 }

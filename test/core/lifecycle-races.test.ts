@@ -7,7 +7,8 @@
  * two settlements at once where the one that cancelled a child died before counting it; a failed
  * iteration's task that settled its sync point early (or ended its child) and died, then a cancel
  * that stopped its fan-out; a failed iteration's task retried while its first attempt ran on and
- * won the write failing the parent. (The last five were found by the simulation; their seeds are
+ * won the write failing the parent; a failed iteration's task that failed the run and died while
+ * its child's step settled the same sync point. (The last six were found by the simulation; their seeds are
  * also pinned in simulation.test.ts.) And, with no fault at all, another message of a step that
  * spawned arriving while the spawn is announced, and a cancel between a spawn's BranchCreated
  * and its record that it told them.
@@ -664,5 +665,83 @@ describe('an early exit whose settlement crashed after cancelling a child', () =
 
   it('without the crash, tells it exactly once', async () => {
     expect(await earlyExit(false)).toHaveLength(1);
+  });
+});
+
+describe("a failed iteration that fails the run and dies, while its child's step finds the end it counted", () => {
+  it("the step leaves the settlement to the task, so nothing stops the fan-out before the task's retry tells the run's end", async () => {
+    // One failure of two fails the root at once. root.0's iteration fails: the task (A) ends
+    // root.0 and counts it. root.0's step message then finds root.0 ended by the task. It used to
+    // settle the sync point too (claim it, cancel root.1, stop the fan-out) and, about to fail the
+    // root, let A go on: A failed the root and the run and died before telling RunFailed, and the
+    // stop had dropped A's retry: RunFailed never told. Found by seed 70308. Now the step, which
+    // did not make the count, leaves the settlement to A, whose retry is kept.
+    const store = new MemoryBranchStore();
+    const h = createMemoryHarness({ store });
+    let aCounted!: () => void;
+    const aCountedGate = new Promise<void>((resolve) => (aCounted = resolve));
+    let releaseA!: () => void;
+    const releaseAGate = new Promise<void>((resolve) => (releaseA = resolve));
+    let a: Promise<unknown> | undefined;
+    let counts = 0;
+    const recordChildEnd = store.recordChildEnd.bind(store);
+    store.recordChildEnd = async (scope, parentId, seq, childId, outcome) => {
+      const counted = await recordChildEnd(scope, parentId, seq, childId, outcome);
+      if (childId === 'root.0' && ++counts === 1) {
+        aCounted();
+        await releaseAGate;
+      }
+      return counted;
+    };
+    let stepRuns = false;
+    const transitionBranch = store.transitionBranch.bind(store);
+    store.transitionBranch = async (scope, branchId, from, to, patch) => {
+      if (branchId === 'root' && to === 'FAILED' && stepRuns) {
+        stepRuns = false;
+        releaseA();
+        await a;
+      }
+      return transitionBranch(scope, branchId, from, to, patch);
+    };
+    let crashed = false;
+    const finishRun = store.finishRun.bind(store);
+    store.finishRun = async (scope, status, patch) => {
+      const finished = await finishRun(scope, status, patch);
+      if (finished && status === 'FAILED' && !crashed) {
+        crashed = true;
+        throw new HarnessCrash('crash after failing the run');
+      }
+      return finished;
+    };
+    const agents = scriptAgents({
+      Boss: { allowed: ['Worker'], responses: [{ next_action: 'parallel_invoke', agents: ['Worker', 'Worker'] }] },
+      Worker: { responses: [{ next_action: 'final_response', content: 'done' }] },
+    });
+    try {
+      const { runId } = await startRun(h.deps, { team: TEAM, name: 'step-covers-a-task', request: 'x', entry: 'Boss', agents, failurePolicy: { maxFailedFraction: 0 } });
+      const scope: Scope = { team: TEAM, runId };
+      const first = await h.queue.receive();
+      await executeStep(h.deps, first.body, { messageId: first.messageId, receiveCount: 1 });
+      const failure = { team: TEAM, runId, parentId: 'root', seq: 1, branchId: 'root.0', error: 'States.Timeout' };
+      a = recordChildFailure(h.deps, { ...failure, retryCount: 0 }).catch((error: unknown) => error);
+      await aCountedGate;
+      const step = await h.queue.receive();
+      expect(step.body.branchId).toBe('root.0');
+      stepRuns = true;
+      await executeStep(h.deps, step.body, { messageId: step.messageId, receiveCount: 1 });
+      stepRuns = false;
+      releaseA();
+      expect(await a).toBeInstanceOf(HarnessCrash);
+      // Step Functions retries the task only if its execution was not stopped.
+      const execution = h.fanOut.describeRunning().find((e) => e.request.parentId === 'root');
+      if (execution && !execution.stopped) await recordChildFailure(h.deps, { ...failure, retryCount: 1 });
+      expect((await store.getRun(scope))?.status).toBe('FAILED');
+      expect(h.events.filter((e) => e.type === 'RunFailed')).toHaveLength(1);
+      // The task's retry stopped its fan-out last.
+      expect(h.fanOut.describeRunning().filter((e) => e.request.parentId === 'root' && !e.stopped)).toEqual([]);
+    } finally {
+      releaseA();
+      h.stop();
+    }
   });
 });

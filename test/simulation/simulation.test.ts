@@ -60,9 +60,18 @@ const from = Number(process.env.SIM_FROM ?? 1);
  * with SyncPointReached checked: 533 — the fan-out's Aggregate claimed the sync point and its
  * process died before telling it; `resume` settled it again under another mark and never told it;
  * 2155 (per-child) — `resume` started a fan-out again whose Aggregate, new work, resumed the parent
- * from a sync point the dead process had claimed, before `resume` reached it: never told.
+ * from a sync point the dead process had claimed, before `resume` reached it: never told;
+ * 70308 (per-child) — a failed iteration's task counted its child's end, which failed the parent
+ * early; the child's step message, finding that end, settled the sync point too and stopped the
+ * fan-out, while the task failed the root and the run and died before telling RunFailed: its
+ * retry dropped by that stop (no RunFailed); 2802 (per-child) — a failed iteration's task found
+ * its child ended by its step, whose settlement it covered: it cancelled a sibling and died
+ * before telling it, and the step's settlement stopped the fan-out, dropping the task's retry (no
+ * BranchCancelled); 124324 (per-child) — a failed iteration's task ended its child and died
+ * before counting it, while a sibling's step settled the sync point early and stopped the fan-out
+ * (counters one failed child short).
  */
-const PINNED = [12874, 13802, 43534, 55360, 10940, 669, 2698, 199, 328, 873, 1475, 2169, 8026, 8534, 13496, 18530, 19489, 13584, 305, 81848, 533, 2155];
+const PINNED = [12874, 13802, 43534, 55360, 10940, 669, 2698, 199, 328, 873, 1475, 2169, 8026, 8534, 13496, 18530, 19489, 13584, 305, 81848, 533, 2155, 70308, 2802, 124324];
 const range = Array.from({ length: count }, (_, i) => from + i);
 const seeds = one ? [Number(one)] : process.env.SIM_SEEDS ? range : [...range, ...PINNED.filter((p) => !range.includes(p))];
 
