@@ -168,6 +168,12 @@ export interface SpawnState {
   groupSettings?: Pick<SpawnState, 'waitFor' | 'inheritMemory' | 'metadata' | 'options'>;
   /** Set once BranchCreated went out for this sync point's children (claimed, so it goes out once). */
   announced?: boolean;
+  /**
+   * The work that tells the children's BranchCreated: the spawn's own (its step message), claimed
+   * with the spawn's write. A parent's end that finds them untold leaves them to it, alive or
+   * retried, instead of telling them while it does. Unset on older spawns: their ends tell them.
+   */
+  announcer?: WorkMark;
 }
 
 /**

@@ -93,5 +93,5 @@ export interface BranchEnds {
     end: { status: 'CANCELLED' | 'FAILED'; by: WorkMark; error: string },
     retell?: boolean,
   ): Promise<BranchRecord>;
-  cancelChildren(deps: SpawnerDeps, parent: BranchRecord, retell?: boolean): Promise<void>;
+  cancelChildren(deps: SpawnerDeps, parent: BranchRecord, retell?: boolean, announcer?: WorkMark): Promise<void>;
 }

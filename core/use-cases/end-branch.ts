@@ -194,18 +194,20 @@ export function endEvent(branch: BranchRecord, now: number): LifecycleEvent {
  * fan-out (its name is derived from the sync point). Children the branch's spawn creates after
  * this read are cancelled by the spawn itself (it checks its parent after creating them).
  * `retell` false: the caller is not the parent's end (a spawn that found its parent ended):
- * children that end already cancelled are that end's to tell.
+ * children that end already cancelled are that end's to tell. `announcer`: the caller is the
+ * work that spawned them (`SpawnState.announcer`), whose BranchCreated they still lack.
  */
-export async function cancelChildren(deps: SpawnerDeps, parent: BranchRecord, retell = true): Promise<void> {
+export async function cancelChildren(deps: SpawnerDeps, parent: BranchRecord, retell = true, announcer?: WorkMark): Promise<void> {
   const spawn = parent.spawn;
   if (!spawn) return;
   const scope = scopeOf(parent);
   const by = WorkMark.parent(parent.id);
   const ids = Array.from({ length: spawnWidth(spawn) }, (_, i) => childId(parent.id, spawn.firstIndex + i));
   const children = await deps.store.getBranches(scope, ids);
-  // The spawn may have died between writing these children and announcing them, and it will not
-  // run again now that their parent ended: announce them here (this work is retried until done).
-  if (!spawn.announced && children.length) {
+  // Children written and not told yet are told by the work that spawned them (`announcer`), alive
+  // or retried: the parent's end cannot know whether it still runs, and telling them here too
+  // would tell them twice. A spawn that names none (written before spawns did) is told here.
+  if (!spawn.announced && spawn.announcer === announcer && children.length) {
     await publish(deps, ...children.map((c) => branchEvent('BranchCreated', c, c.createdAt, { seq: spawn.seq })));
   }
   const reason = endedWithParent(parent);

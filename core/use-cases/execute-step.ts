@@ -46,6 +46,12 @@ export async function executeStep(deps: SpawnerDeps, message: StepMessage, deliv
     // very delivery ended the branch, its first attempt died before it finished: the end event
     // goes out again (see end-branch.ts).
     await tellEnd(deps, branch, WorkMark.step(delivery.messageId), { taskToken: message.taskToken, batch: message.batch, firstTry: delivery.receiveCount === 1 });
+    // This very delivery spawned and died before telling its children, and the parent ended
+    // meanwhile (its end left that telling to this delivery): tell them, and cancel those it missed.
+    const spawn = branch.spawn;
+    if (spawn && !spawn.announced && spawn.step === message.step && spawn.announcer === WorkMark.step(delivery.messageId)) {
+      await branchEnds.cancelChildren(deps, branch, false, spawn.announcer);
+    }
     return 'skipped';
   }
   if (branch.status === 'WAITING') {
@@ -286,7 +292,8 @@ async function runAgentStep(
         return advance(deps, branch, delivery, { ...base, input: refusalInput(refusal), refusalCount });
       }
       const groups = await spawnGroups(deps, branch, decision, step, delivery.messageId);
-      const spawn = spawnStateFromDecision(branch, decision, step, groups);
+      // The children's BranchCreated is this delivery's to tell (its retry's, should it die first).
+      const spawn = { ...spawnStateFromDecision(branch, decision, step, groups), announcer: WorkMark.step(delivery.messageId) };
       const waiting = await write(deps, branch, {
         ...base,
         // A wide spawn's answer lives on in its children's records, not in the parent's memory.

@@ -119,8 +119,10 @@ export async function resumeRun(deps: SpawnerDeps, scope: Scope): Promise<Resume
   }
   if (current.status === 'CANCELLED' && markKind(current.endedBy) === 'cancel') {
     await cancelRun(deps, scope, current.error);
+    await tellUntoldChildren(deps, scope);
     return report;
   }
+  await tellUntoldChildren(deps, scope);
   if (current.status !== 'RUNNING') return report;
   for (const listed of branches) {
     const branch = (await deps.store.getBranch(scope, listed.id)) ?? listed;
@@ -172,4 +174,16 @@ export async function resumeRun(deps: SpawnerDeps, scope: Scope): Promise<Resume
     report.restarted++;
   }
   return report;
+}
+
+/**
+ * Spawns whose parent ended before they recorded telling their children's BranchCreated: the
+ * parent's end left that to the spawn's work (`announcer`), which may have died with the process.
+ * Told here for it, from the records as they are now (a repeat is what a crash allows).
+ */
+async function tellUntoldChildren(deps: SpawnerDeps, scope: Scope): Promise<void> {
+  for (const branch of await deps.store.listBranches(scope)) {
+    const spawn = branch.spawn;
+    if (isTerminal(branch.status) && spawn?.announcer && !spawn.announced) await branchEnds.cancelChildren(deps, branch, false, spawn.announcer);
+  }
 }

@@ -233,8 +233,9 @@ async function resumeParentWith(deps: SpawnerDeps, ends: BranchEnds, run: RunRec
   if (parent.status === 'WAITING' && spawn.seq === seq) {
     const next = nextSpawnAfter(parent, spawn, value);
     if (next) {
+      // The new children's BranchCreated is this settlement's to tell (its retry's, should it die first).
       const updated = await deps.store.updateBranch(scope, parent.id, parent.version, {
-        spawn: next.spawn,
+        spawn: { ...next.spawn, announcer: mark },
         childCount: parent.childCount + spawnWidth(next.spawn),
         advancedBy: mark,
       });
@@ -463,8 +464,9 @@ export async function settleSyncPoint(
     // The parent ended (a cancel) while this settlement opened its next sync point, whose last
     // part — cancelling the children created under an ended parent — may have died with it. A
     // retry finds the parent moved on and ended: it does that part again (idempotent), telling
-    // again the ends found written only if it may be that settlement's retry.
-    await ends.cancelChildren(deps, parent, retell);
+    // again the ends found written only if it may be that settlement's retry (and the children's
+    // BranchCreated, which the cancel left to the settlement that spawned them).
+    await ends.cancelChildren(deps, parent, retell, retell ? WorkMark.sync(seq) : undefined);
   }
   let earlier: BranchRecord[] = [];
   if (!onIt && retell && sp.aggregatedAt !== undefined) {

@@ -11,7 +11,7 @@
  * its child's step settled the same sync point. (The last six were found by the simulation; their seeds are
  * also pinned in simulation.test.ts.) And, with no fault at all, another message of a step that
  * spawned arriving while the spawn is announced, and a cancel between a spawn's BranchCreated
- * and its record that it told them.
+ * and its record that it told them (and the same cancel with the spawn dying there).
  */
 import { describe, expect, it } from 'vitest';
 import { MemoryBranchStore } from '../../adapters/memory/memory-branch-store';
@@ -542,14 +542,50 @@ describe('another message of a step that spawned, arriving while the spawn annou
 });
 
 describe('a cancel between a spawn telling its children\'s BranchCreated and recording that it did', () => {
-  it('the spawn does not tell them again when it finds its parent ended: the cancel, which found them untold, tells them once more at most', async () => {
+  it('each child is created in one BranchCreated: the cancel, finding them untold, leaves them to the spawn', async () => {
     // No fault: the cancel ends the parent after the spawn published BranchCreated and before it
-    // recorded `announced` (its write then loses to the cancel's). The cancel cannot know the
-    // spawn is alive, and tells them too; the spawn, which has just told them, must not again.
+    // recorded `announced` (its write then loses to the cancel's). The cancel cannot know whether
+    // the spawn is alive; the spawn's write named it the one to tell them, so the cancel does not.
     const { outcome, told } = await spawnInterrupted('cancel-announcing', 'after', (deps, scope) => cancelRun(deps, scope));
     expect(outcome.run.status).toBe('CANCELLED');
-    expect([told('root.0'), told('root.1')]).toEqual([2, 2]);
+    expect([told('root.0'), told('root.1')]).toEqual([1, 1]);
     expect(outcome.events.filter((e) => e.type === 'BranchCancelled').map((e) => e.branchId).sort()).toEqual(['root', 'root.0', 'root.1']);
+  });
+
+  it('a spawn that died after writing its children, under a parent a cancel then ended, has them told by its redelivery', async () => {
+    // The cancel leaves the telling to the spawn; the spawn died before it: its message comes
+    // back, finds the parent ended, and tells them (and cancels those the cancel missed).
+    const store = new MemoryBranchStore();
+    const h = createMemoryHarness({ store });
+    let crashed = false;
+    const createBranches = store.createBranches.bind(store);
+    store.createBranches = async (branches) => {
+      const written = await createBranches(branches);
+      if (branches[0]?.parentId === 'root' && !crashed) {
+        crashed = true;
+        await cancelRun(h.deps, { team: TEAM, runId: branches[0].runId });
+        throw new HarnessCrash('crash after writing the children');
+      }
+      return written;
+    };
+    const agents = scriptAgents({
+      Lead: { allowed: ['W'], responses: [{ next_action: 'parallel_invoke', agents: ['W', 'W'] }] },
+      W: { responses: [{ next_action: 'final_response', content: 'w' }] },
+    });
+    try {
+      const outcome = await h.run({ name: 'spawn-died', request: 'x', entry: 'Lead', agents });
+      expect(crashed).toBe(true);
+      expect(outcome.run.status).toBe('CANCELLED');
+      const told = (id: string) => outcome.events.filter((e) => e.type === 'BranchCreated' && e.branchId === id).length;
+      expect([told('root.0'), told('root.1')]).toEqual([1, 1]);
+      expect(outcome.branches.map((b) => [b.id, b.status])).toEqual([
+        ['root', 'CANCELLED'],
+        ['root.0', 'CANCELLED'],
+        ['root.1', 'CANCELLED'],
+      ]);
+    } finally {
+      h.stop();
+    }
   });
 });
 
