@@ -161,13 +161,16 @@ function checkEvents(world: World, branches: BranchRecord[], runStatus: RunStatu
   if (wrongEnds.length) v(`run end events ${wrongEnds.map((e) => e.type).join(',')} for a ${runStatus} run`);
   if (!world.events.some((e) => e.type === 'RunStarted')) v('no RunStarted');
   // Told again only by the retry of the work that made the change (a crash, a restart, a
-  // transient error, a redelivery of the same message): without those, every end and every
-  // BranchCreated is told once, whatever else raced (duplicate messages, several settlements,
-  // late steps, timeouts, a cancel racing the start, a spawn or a settlement), on both dispatch paths.
+  // transient error, a redelivery of the same message): without those, every end is told once,
+  // whatever else raced (duplicate messages, several settlements, late steps, timeouts, a cancel
+  // racing the start, a spawn or a settlement), on both dispatch paths. So is every BranchCreated
+  // (a cancel or a settlement ending a parent while its spawn tells them), unless duplicate
+  // messages made two settlements both open a parent's next group (docs/reliability.md).
   if (!retelling(world)) {
+    const duplicated = Object.keys(world.injected).some((k) => k.startsWith('duplicate delivery'));
     const told = new Map<string, number>();
     for (const e of world.events) {
-      if (!(isRunEnd(e) || e.type === 'BranchCreated' || Object.values(END_EVENT).includes(e.type))) continue;
+      if (!(isRunEnd(e) || (e.type === 'BranchCreated' && !duplicated) || Object.values(END_EVENT).includes(e.type))) continue;
       const key = `${e.type} ${e.branchId ?? ''}`;
       told.set(key, (told.get(key) ?? 0) + 1);
     }

@@ -69,7 +69,9 @@ const from = Number(process.env.SIM_FROM ?? 1);
  * before telling it, and the step's settlement stopped the fan-out, dropping the task's retry (no
  * BranchCancelled); 124324 (per-child) — a failed iteration's task ended its child and died
  * before counting it, while a sibling's step settled the sync point early and stopped the fan-out
- * (counters one failed child short).
+ * (counters one failed child short). With BranchCreated checked once without a retelling fault:
+ * 328 — a cancel ended the parent between its spawn's BranchCreated and its record that it told
+ * them, and told them too.
  */
 const PINNED = [12874, 13802, 43534, 55360, 10940, 669, 2698, 199, 328, 873, 1475, 2169, 8026, 8534, 13496, 18530, 19489, 13584, 305, 81848, 533, 2155, 70308, 2802, 124324];
 const range = Array.from({ length: count }, (_, i) => from + i);
