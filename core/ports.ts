@@ -185,6 +185,12 @@ export interface BatchClaim {
   mayRepeat: boolean;
 }
 
+/** A pool claim's answer: the child claimed, and whether it was claimed before by the same ender. */
+export interface BatchClaimed {
+  index: number;
+  repeat: boolean;
+}
+
 /** Sync points: the fan-in of a spawn's children (counted once each), its batches' task tokens, and the claim of its aggregation. */
 export interface SyncPointStore {
   /** Creates the sync point if absent; false if it existed. */
@@ -221,7 +227,7 @@ export interface SyncPointStore {
    * (`repeat: true`) when `mayRepeat`, and undefined otherwise (no read); undefined too when
    * every child of the batch was claimed by others.
    */
-  claimBatchChild(scope: Scope, parentId: string, seq: number, first: number, claim: BatchClaim): Promise<{ index: number; repeat: boolean } | undefined>;
+  claimBatchChild(scope: Scope, parentId: string, seq: number, first: number, claim: BatchClaim): Promise<BatchClaimed | undefined>;
   /** Claims the sync point's aggregation under the claiming work's mark; exactly one caller ever gets true. */
   claimAggregation(scope: Scope, parentId: string, seq: number, outcome: 'resume' | 'fail', at: number, by: WorkMark): Promise<boolean>;
   /** Sync points whose aggregation has not been claimed (used to stop fan-outs on cancel). */

@@ -1,7 +1,7 @@
 /** The store's sync points on the table (see docs/dynamodb-schema.md): the item, its fan-in (dynamo-fan-in.ts), batch tokens, the aggregation claim. */
 import { PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { compareIds, type ChildOutcome, type Scope, type SyncPointRecord } from '../../core/model';
-import type { BatchClaim, RecordChildEndResult, SyncPointStore } from '../../core/ports';
+import type { BatchClaim, BatchClaimed, RecordChildEndResult, SyncPointStore } from '../../core/ports';
 import type { WorkMark } from '../../core/work-mark';
 import { assertFits, batchClaimAttribute, batchPoolKey, batchTokenKey, decodeSyncPoint, runPk, SYNC_PREFIX, syncKey, syncPointItem } from './item-codec';
 import { Expr } from './expression';
@@ -54,7 +54,7 @@ export class DynamoSyncPoints implements SyncPointStore {
    * `attribute_not_exists(<ender>) AND (attribute_not_exists(next) OR next < :end)`. Refused and
    * `mayRepeat`: one GetItem of the ender's claim.
    */
-  async claimBatchChild(scope: Scope, parentId: string, seq: number, first: number, claim: BatchClaim): Promise<{ index: number; repeat: boolean } | undefined> {
+  async claimBatchChild(scope: Scope, parentId: string, seq: number, first: number, claim: BatchClaim): Promise<BatchClaimed | undefined> {
     if (claim.start >= claim.end) return undefined; // nothing past the window: no pool
     const key = batchPoolKey(scope, parentId, seq, first);
     const context = `claimBatchChild ${parentId}#${seq}#${first} by ${claim.ender}`;
@@ -63,13 +63,13 @@ export class DynamoSyncPoints implements SyncPointStore {
     const offset = claim.ender - first;
     const mine = x.name(batchClaimAttribute(offset));
     const start = x.value(claim.start - first);
-    const ttl = this.table.ttlClause(x).replace(/^ SET /, ', ');
+    const ttl = this.table.ttlAssignment(x);
     const claimed = await this.table.conditional(context, () =>
       this.table.send(scope,
         new UpdateCommand({
           TableName: this.table.name,
           Key: key,
-          UpdateExpression: `SET ${next} = if_not_exists(${next}, ${start}) + ${x.value(1)}, ${mine} = if_not_exists(${next}, ${start}) - ${x.value(offset)}${ttl}`,
+          UpdateExpression: `SET ${next} = if_not_exists(${next}, ${start}) + ${x.value(1)}, ${mine} = if_not_exists(${next}, ${start}) - ${x.value(offset)}${ttl === undefined ? '' : `, ${ttl}`}`,
           ConditionExpression: `attribute_not_exists(${mine}) AND (attribute_not_exists(${next}) OR ${next} < ${x.value(claim.end - first)})`,
           ReturnValues: 'UPDATED_NEW',
           ...x.params,

@@ -88,8 +88,14 @@ export class DynamoTable {
 
   /** The ` SET expiresAt = if_not_exists(…)` clause of an update that may create its item ('' without a TTL). */
   ttlClause(x: Expr): string {
-    if (this.ttlSeconds === undefined) return '';
-    return ` SET ${x.name(TTL_ATTRIBUTE)} = if_not_exists(${x.name(TTL_ATTRIBUTE)}, ${x.value(Math.floor(this.now() / 1000) + this.ttlSeconds)})`;
+    const assignment = this.ttlAssignment(x);
+    return assignment === undefined ? '' : ` SET ${assignment}`;
+  }
+
+  /** `expiresAt = if_not_exists(…)`, for an update that already has a SET clause (undefined without a TTL). */
+  ttlAssignment(x: Expr): string | undefined {
+    if (this.ttlSeconds === undefined) return undefined;
+    return `${x.name(TTL_ATTRIBUTE)} = if_not_exists(${x.name(TTL_ATTRIBUTE)}, ${x.value(Math.floor(this.now() / 1000) + this.ttlSeconds)})`;
   }
 
   async putIfAbsent(scope: Scope, item: Item, context: string): Promise<boolean> {

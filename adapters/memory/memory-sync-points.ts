@@ -1,7 +1,7 @@
 /** The in-memory store's sync points: the item, its fan-in (the same shards and roll-up as the DynamoDB store), batch tokens, the aggregation claim. */
 import { BranchSpawnerError, NotFoundError } from '../../core/errors';
 import { compareIds, type ChildOutcome, type Scope, type SyncPointRecord } from '../../core/model';
-import type { BatchClaim, RecordChildEndResult, SyncPointStore } from '../../core/ports';
+import type { BatchClaim, BatchClaimed, RecordChildEndResult, SyncPointStore } from '../../core/ports';
 import type { WorkMark } from '../../core/work-mark';
 import {
   assertFits,
@@ -120,7 +120,7 @@ export class MemorySyncPoints implements SyncPointStore {
     return typeof item?.taskToken === 'string' ? item.taskToken : undefined;
   }
 
-  async claimBatchChild(scope: Scope, parentId: string, seq: number, first: number, claim: BatchClaim): Promise<{ index: number; repeat: boolean } | undefined> {
+  async claimBatchChild(scope: Scope, parentId: string, seq: number, first: number, claim: BatchClaim): Promise<BatchClaimed | undefined> {
     if (claim.start >= claim.end) return undefined; // nothing past the window: no pool
     const key = batchPoolKey(scope, parentId, seq, first);
     const mine = batchClaimAttribute(claim.ender - first);

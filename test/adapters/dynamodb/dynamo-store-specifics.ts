@@ -107,6 +107,13 @@ export function describeDynamoStoreSpecifics(
       expect(await raw('F#root#000001#0')).toMatchObject({ done: { SS: ['0'] }, succeeded: { N: '1' }, expiresAt });
     });
 
+    it('a batch pool created by its first claim carries the TTL beside the claim', async () => {
+      const scope = newScope();
+      expect(await store.claimBatchChild(scope, 'root', 1, 0, { ender: 0, start: 2, end: 5, mayRepeat: false })).toEqual({ index: 2, repeat: false });
+      const { Item } = await engine().client.send(new GetItemCommand({ TableName: tableName(), Key: { PK: { S: `T#${scope.team}#R#${scope.runId}` }, SK: { S: 'K#root#000001#0#pool' } } }));
+      expect(Item).toMatchObject({ next: { N: '3' }, expiresAt: { N: String(1_700_000_000 + 3600) } });
+    });
+
     it('meters a new child\'s GSI1 entry (one write unit) whether or not the engine reports index units', async () => {
       const scope = newScope();
       let writeUnits = 0;
